@@ -1,0 +1,1 @@
+"""afflux.shared: event contracts, settings, Kafka helpers and the pure domain core."""

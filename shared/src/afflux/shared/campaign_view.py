@@ -1,0 +1,123 @@
+"""A process-local view of every campaign's terms, kept current from the ``campaigns`` topic.
+
+Reads all partitions from the beginning without a consumer group (every
+process needs every campaign). Readiness is judged from the high watermark
+that fetch responses carry, not from ListOffsets: the embedded broker answers
+ListOffsets "latest" wrongly when batches hold several records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from afflux.shared.core.terms import NoTermsInForce, TermsVersion, terms_at
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.topics import CAMPAIGNS
+from afflux.shared.wire import UndecodableRecord, decode_record
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[CampaignTermsPublished], None]
+BadRecord = Callable[[ConsumerRecord[bytes, bytes], str], Awaitable[None]]
+
+
+class UnknownCampaign(LookupError):
+    pass
+
+
+class CampaignDirectory:
+    """campaign_id -> versions; ``apply`` is pure bookkeeping, ``run`` feeds it from Kafka."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, tuple[TermsVersion, ...]] = {}
+        self._listeners: list[Listener] = []
+        self.ready = asyncio.Event()
+
+    def apply(self, published: CampaignTermsPublished) -> None:
+        current = self._versions.get(published.campaign_id, ())
+        # Records carry the full history; never let an older record shrink it.
+        if len(published.versions) >= len(current):
+            self._versions[published.campaign_id] = published.versions
+            for listener in self._listeners:
+                listener(published)
+
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def campaign_ids(self) -> list[str]:
+        return sorted(self._versions)
+
+    def versions(self, campaign_id: str) -> tuple[TermsVersion, ...]:
+        try:
+            return self._versions[campaign_id]
+        except KeyError:
+            raise UnknownCampaign(campaign_id) from None
+
+    def latest(self, campaign_id: str) -> TermsVersion:
+        return max(self.versions(campaign_id), key=lambda v: v.version)
+
+    def at(self, campaign_id: str, at_ms: int) -> TermsVersion:
+        """Terms in force at event time; before the first version, the first version applies."""
+        versions = self.versions(campaign_id)
+        try:
+            return terms_at(versions, at_ms)
+        except NoTermsInForce:
+            return min(versions, key=lambda v: v.effective_from)
+
+    def __contains__(self, campaign_id: object) -> bool:
+        return campaign_id in self._versions
+
+
+async def follow_campaigns(
+    directory: CampaignDirectory, bootstrap: str, *, on_bad_record: BadRecord | None = None
+) -> None:
+    """Feed ``directory`` from the campaigns topic until cancelled.
+
+    A bad record is skipped; ``on_bad_record`` (given by the one service that
+    dead-letters campaign records, so they are not reported four times) hears of it.
+    """
+    consumer = AIOKafkaConsumer(
+        CAMPAIGNS.name,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    consumed: dict[TopicPartition, int] = {}
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    consumed[tp] = record.offset + 1
+                    try:
+                        for event in decode_record(record.value):
+                            if isinstance(event, CampaignTermsPublished):
+                                directory.apply(event)
+                    except UndecodableRecord as exc:
+                        log.warning("skipping bad campaigns record at %s: %s", record.offset, exc)
+                        if on_bad_record is not None:
+                            await on_bad_record(record, str(exc))
+            if not directory.ready.is_set() and _caught_up(consumer, consumed):
+                directory.ready.set()
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+
+
+def _caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -> bool:
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    for tp in assigned:
+        high = consumer.highwater(tp)
+        if high is None or consumed.get(tp, 0) < high:
+            return False
+    return True

@@ -1,0 +1,1 @@
+"""The pure domain core: plain functions over frozen values, no I/O."""

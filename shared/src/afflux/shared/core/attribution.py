@@ -1,0 +1,225 @@
+"""The attribution choice: which creator earned an order (DESIGN §3), as pure functions.
+
+Inputs are frozen values: the visitor's click touches, the order, and the
+campaign terms in force at the order's event time. Nothing here knows Kafka,
+Faust or time of day; the worker and the batch oracle feed it events.
+
+Rules, in order:
+
+* A click is *eligible* for an order when it is in the order's campaign, is not
+  flagged bot or duplicate, and ``order.at - window <= click.at <= order.at``
+  where ``window`` is the clicking creator's window (their override, else the
+  campaign's).
+* The campaign's precedence steps are tried in turn (default click_id, coupon,
+  cookie). ``click_id``: the order names a click and that click is eligible; a
+  named click that is unknown or not eligible does not win, the next step is
+  tried. ``coupon``: the coupon code belongs to a creator. ``cookie``: the
+  visitor's eligible clicks by the campaign's model.
+* Models and ties: eligible clicks are ordered by (time, click id);
+  ``last_click`` takes the last, ``first_click`` the first.
+* Assists: for every other creator with an eligible click, that creator's pick
+  under the same model, ordered by (time, click id).
+* No winner: the reason says why (see ``unattributed_reason``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.terms import (
+    AttributionModel,
+    CampaignTerms,
+    NoTermsInForce,
+    TermsVersion,
+    terms_at,
+)
+
+WinReason = Literal["click_id", "coupon", "cookie"]
+NoWinReason = Literal["no_click", "outside_window", "bot_only", "unknown_click", "other_campaign"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClickTouch:
+    """What the join keeps of a click."""
+
+    click_id: str
+    affiliate_id: str
+    campaign_id: str
+    at: int
+    is_bot: bool = False
+    is_duplicate: bool = False
+
+    @property
+    def flagged(self) -> bool:
+        return self.is_bot or self.is_duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTouch:
+    """What the choice needs of an order."""
+
+    order_id: str
+    campaign_id: str
+    at: int
+    click_id: str | None = None
+    coupon_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attributed:
+    affiliate_id: str
+    reason: WinReason
+    window_ms: int
+    click: ClickTouch | None
+    assists: tuple[ClickTouch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unattributed:
+    reason: NoWinReason
+
+
+Decision = Attributed | Unattributed
+
+
+def in_window(click: ClickTouch, order: OrderTouch, terms: CampaignTerms) -> bool:
+    """``order.at - window <= click.at <= order.at`` with the creator's window."""
+    return order.at - terms.window_ms(click.affiliate_id) <= click.at <= order.at
+
+
+def is_eligible(click: ClickTouch, order: OrderTouch, terms: CampaignTerms) -> bool:
+    return (
+        click.campaign_id == order.campaign_id
+        and not click.flagged
+        and in_window(click, order, terms)
+    )
+
+
+def pick(clicks: Sequence[ClickTouch], model: AttributionModel) -> ClickTouch:
+    """The model's click among ``clicks`` (non-empty), ties broken by click id."""
+    key = _order_key
+    return max(clicks, key=key) if model == "last_click" else min(clicks, key=key)
+
+
+def _order_key(click: ClickTouch) -> tuple[int, str]:
+    return (click.at, click.click_id)
+
+
+def assists_for(
+    eligible: Sequence[ClickTouch], winner: str, model: AttributionModel
+) -> tuple[ClickTouch, ...]:
+    """One click per other creator (their pick under the model), by (time, click id)."""
+    by_creator: dict[str, list[ClickTouch]] = {}
+    for click in eligible:
+        if click.affiliate_id != winner:
+            by_creator.setdefault(click.affiliate_id, []).append(click)
+    picks = [pick(clicks, model) for clicks in by_creator.values()]
+    return tuple(sorted(picks, key=_order_key))
+
+
+def choose(order: OrderTouch, clicks: Iterable[ClickTouch], terms: CampaignTerms) -> Decision:
+    """The creator who earned ``order`` under ``terms``, or why nobody did."""
+    touches = list(clicks)
+    eligible = [c for c in touches if is_eligible(c, order, terms)]
+    for step in terms.precedence:
+        winner = _try_step(step, order, touches, eligible, terms)
+        if winner is not None:
+            return winner
+    return Unattributed(unattributed_reason(order, touches, terms))
+
+
+def _try_step(
+    step: WinReason,
+    order: OrderTouch,
+    touches: Sequence[ClickTouch],
+    eligible: Sequence[ClickTouch],
+    terms: CampaignTerms,
+) -> Attributed | None:
+    if step == "click_id":
+        named = [c for c in eligible if c.click_id == order.click_id] if order.click_id else []
+        if not named:
+            return None
+        click = named[0]
+    elif step == "coupon":
+        owner = terms.coupon_owner(order.coupon_code)
+        if owner is None:
+            return None
+        return Attributed(
+            affiliate_id=owner,
+            reason="coupon",
+            window_ms=terms.window_ms(owner),
+            click=None,
+            assists=assists_for(eligible, owner, terms.model),
+        )
+    else:
+        if not eligible:
+            return None
+        click = pick(eligible, terms.model)
+    return Attributed(
+        affiliate_id=click.affiliate_id,
+        reason=step,
+        window_ms=terms.window_ms(click.affiliate_id),
+        click=click,
+        assists=assists_for(eligible, click.affiliate_id, terms.model),
+    )
+
+
+def unattributed_reason(
+    order: OrderTouch, touches: Sequence[ClickTouch], terms: CampaignTerms
+) -> NoWinReason:
+    """Why no creator earned the order, most specific first.
+
+    ``unknown_click``: the order names a click the visitor never made (visible
+    to the join); ``no_click``: the visitor has no clicks at all;
+    ``other_campaign``: only clicks in other campaigns; ``bot_only``: the only
+    clicks inside the window are flagged bot or duplicate; ``outside_window``:
+    clicks in the campaign, none inside the window (too old, or after the order).
+    """
+    if order.click_id and all(c.click_id != order.click_id for c in touches):
+        return "unknown_click"
+    if not touches:
+        return "no_click"
+    in_campaign = [c for c in touches if c.campaign_id == order.campaign_id]
+    if not in_campaign:
+        return "other_campaign"
+    if any(in_window(c, order, terms) for c in in_campaign):
+        return "bot_only"
+    return "outside_window"
+
+
+def version_at(versions: Sequence[TermsVersion], at_ms: int) -> TermsVersion:
+    """The terms version in force at ``at_ms``; before the first version, the first applies."""
+    try:
+        return terms_at(list(versions), at_ms)
+    except NoTermsInForce:
+        return min(versions, key=lambda v: (v.effective_from, v.version))
+
+
+def capped_refund(order_amount_minor: int, refunded_minor: int, requested_minor: int) -> int:
+    """What a refund may take off: never more than is left of the order amount."""
+    return max(0, min(requested_minor, order_amount_minor - refunded_minor))
+
+
+def largest_window_ms(versions: Iterable[TermsVersion]) -> int:
+    """The longest window any version grants any creator (for pruning clicks)."""
+    return max((v.terms.max_window_ms() for v in versions), default=0)
+
+
+def conversion_id(campaign_id: str, order_id: str) -> str:
+    """The id of an order's conversion (also of its OrderUnattributed): one per order."""
+    return derived_id("conv", campaign_id, order_id)
+
+
+def unattributed_id(campaign_id: str, order_id: str) -> str:
+    return derived_id("unatt", campaign_id, order_id)
+
+
+def reversal_id(campaign_id: str, order_id: str, refund_id: str) -> str:
+    return derived_id("rev", campaign_id, order_id, refund_id)
+
+
+def refund_unmatched_id(campaign_id: str, order_id: str, refund_id: str) -> str:
+    return derived_id("refund-unmatched", campaign_id, order_id, refund_id)

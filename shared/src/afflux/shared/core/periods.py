@@ -1,0 +1,48 @@
+"""Commission periods: calendar months ("2026-11") and ISO weeks ("2026-W47"), in UTC."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from afflux.shared.core.clock import from_ms, to_ms
+from afflux.shared.core.terms import Period
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+class BadPeriod(ValueError):
+    pass
+
+
+def period_of(at_ms: int, period: Period) -> str:
+    moment = from_ms(at_ms)
+    if period == "month":
+        return f"{moment.year:04d}-{moment.month:02d}"
+    year, week, _ = moment.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def period_bounds(name: str) -> tuple[int, int]:
+    """[start, end) of a period name in UTC milliseconds; BadPeriod when malformed."""
+    if match := _MONTH.match(name):
+        year, month = int(match[1]), int(match[2])
+        if not 1 <= month <= 12 or year < 1970:
+            raise BadPeriod(f"{name!r}: no such month")
+        start = datetime(year, month, 1, tzinfo=UTC)
+        end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+        return to_ms(start), to_ms(end)
+    if match := _WEEK.match(name):
+        year, week = int(match[1]), int(match[2])
+        try:
+            monday = date.fromisocalendar(year, week, 1)
+        except ValueError:
+            raise BadPeriod(f"{name!r}: no such ISO week") from None
+        start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+        return to_ms(start), to_ms(start + timedelta(days=7))
+    raise BadPeriod(f"{name!r}: use YYYY-MM for a month or YYYY-Www for an ISO week")
+
+
+def period_end(name: str) -> int:
+    return period_bounds(name)[1]

@@ -1,0 +1,204 @@
+"""Campaign terms: a program's rules, effective-dated and versioned.
+
+Frozen pydantic models so that the same definition validates YAML files, the
+admin API and the ``campaigns`` topic, and exports a JSON Schema.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
+from afflux.shared.core.money import check_currency
+
+AttributionModel = Literal["last_click", "first_click"]
+PrecedenceStep = Literal["click_id", "coupon", "cookie"]
+Period = Literal["month", "week"]
+NonNegativeMinor = Annotated[int, Field(ge=0)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=9, decimal_places=4)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Rate(_Frozen):
+    """Either a percentage of the order amount or a fixed amount in minor units."""
+
+    percent: Percent | None = None
+    fixed_minor: NonNegativeMinor | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.percent is None) == (self.fixed_minor is None):
+            raise ValueError("give exactly one of percent or fixed_minor")
+        return self
+
+
+class SaleCommission(_Frozen):
+    """Pay per sale; ``new_customer`` replaces ``rate`` for first-time customers."""
+
+    rate: Rate
+    new_customer: Rate | None = None
+
+
+class ClickCommission(_Frozen):
+    """Pay per valid unique click, up to ``paid_click_cap`` clicks per creator per period."""
+
+    per_click_minor: NonNegativeMinor
+    paid_click_cap: Annotated[int, Field(ge=0)] | None = None
+
+
+class VolumeTier(_Frozen):
+    """From the ``from_sales``-th net sale of the period on, sales are paid at ``rate``."""
+
+    from_sales: Annotated[int, Field(ge=1)]
+    rate: Rate
+
+
+class Milestone(_Frozen):
+    """A bonus paid once per period when net sales reach ``at_sales``."""
+
+    at_sales: Annotated[int, Field(ge=1)]
+    bonus_minor: NonNegativeMinor
+
+
+class CommissionPlan(_Frozen):
+    """Any combination of the plan elements of DESIGN §4."""
+
+    period: Period = "month"
+    sale: SaleCommission | None = None
+    lead_minor: NonNegativeMinor | None = None
+    actions_minor: dict[str, NonNegativeMinor] = Field(default_factory=dict)
+    click: ClickCommission | None = None
+    base_fee_minor: NonNegativeMinor | None = None
+    tiers: tuple[VolumeTier, ...] = ()
+    milestones: tuple[Milestone, ...] = ()
+    creator_cap_minor: NonNegativeMinor | None = None
+    campaign_budget_minor: NonNegativeMinor | None = None
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ascending(cls, tiers: tuple[VolumeTier, ...]) -> tuple[VolumeTier, ...]:
+        starts = [tier.from_sales for tier in tiers]
+        if starts != sorted(set(starts)):
+            raise ValueError("tiers must have strictly ascending from_sales")
+        return tiers
+
+    @field_validator("milestones")
+    @classmethod
+    def _milestones_ascending(cls, ms: tuple[Milestone, ...]) -> tuple[Milestone, ...]:
+        at = [m.at_sales for m in ms]
+        if at != sorted(set(at)):
+            raise ValueError("milestones must have strictly ascending at_sales")
+        return ms
+
+
+class CampaignTerms(_Frozen):
+    """The rules of one program, as in force from a version's ``effective_from``."""
+
+    campaign_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: str = ""
+    merchant_id: Annotated[str, Field(min_length=1, max_length=64)]
+    currency: str
+    allowed_domains: tuple[str, ...] = ()
+    cookie_window_days: Annotated[int, Field(ge=0, le=365)] = 30
+    window_overrides_days: dict[str, Annotated[int, Field(ge=0, le=365)]] = Field(
+        default_factory=dict, description="affiliate_id -> cookie window in days"
+    )
+    model: AttributionModel = "last_click"
+    precedence: tuple[PrecedenceStep, ...] = ("click_id", "coupon", "cookie")
+    coupons: dict[str, str] = Field(
+        default_factory=dict, description="coupon code (case-insensitive) -> affiliate_id"
+    )
+    grace_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
+    lead_confirmation_required: bool = False
+    lock_days: Annotated[int, Field(ge=0, le=365)] = 30
+    min_payout_minor: NonNegativeMinor = 0
+    plan: CommissionPlan = Field(default_factory=CommissionPlan)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, code: str) -> str:
+        return check_currency(code)
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.strip().lower().rstrip(".") for d in domains)
+
+    @field_validator("coupons")
+    @classmethod
+    def _coupons(cls, coupons: dict[str, str]) -> dict[str, str]:
+        return {code.strip().upper(): affiliate for code, affiliate in coupons.items()}
+
+    @field_validator("precedence")
+    @classmethod
+    def _precedence(cls, steps: tuple[PrecedenceStep, ...]) -> tuple[PrecedenceStep, ...]:
+        if len(set(steps)) != len(steps) or not steps:
+            raise ValueError("precedence must list click_id, coupon, cookie at most once each")
+        return steps
+
+    def window_ms(self, affiliate_id: str) -> int:
+        """The cookie window for a creator: their override, else the campaign's."""
+        days = self.window_overrides_days.get(affiliate_id, self.cookie_window_days)
+        return days * MS_PER_DAY
+
+    def max_window_ms(self) -> int:
+        return max([self.cookie_window_days, *self.window_overrides_days.values()]) * MS_PER_DAY
+
+    @property
+    def grace_ms(self) -> int:
+        return self.grace_seconds * MS_PER_SECOND
+
+    @property
+    def lock_ms(self) -> int:
+        return self.lock_days * MS_PER_DAY
+
+    def coupon_owner(self, code: str | None) -> str | None:
+        return self.coupons.get(code.strip().upper()) if code else None
+
+
+class TermsVersion(_Frozen):
+    """One version of a campaign's terms and the event time from which it applies."""
+
+    version: Annotated[int, Field(ge=1)]
+    effective_from: Annotated[int, Field(ge=0, description="UTC milliseconds")]
+    published_at: Annotated[int, Field(ge=0, description="UTC milliseconds")]
+    terms: CampaignTerms
+
+
+class NoTermsInForce(LookupError):
+    """No version of the campaign's terms applies at the given time."""
+
+
+def terms_at(versions: tuple[TermsVersion, ...] | list[TermsVersion], at_ms: int) -> TermsVersion:
+    """The version in force at event time ``at_ms``: the latest effective_from <= at_ms.
+
+    Ties on ``effective_from`` go to the higher version number, so a correction
+    published later for the same instant wins, and a replay gives the same answer.
+    """
+    in_force = [v for v in versions if v.effective_from <= at_ms]
+    if not in_force:
+        raise NoTermsInForce(f"no terms in force at {at_ms}")
+    return max(in_force, key=lambda v: (v.effective_from, v.version))
+
+
+def append_version(
+    versions: tuple[TermsVersion, ...], terms: CampaignTerms, effective_from: int, published_at: int
+) -> tuple[TermsVersion, ...]:
+    """Add ``terms`` as the next version; an identical latest version is not repeated."""
+    if versions:
+        latest = max(versions, key=lambda v: v.version)
+        if latest.terms == terms and latest.effective_from == effective_from:
+            return versions
+        number = latest.version + 1
+    else:
+        number = 1
+    new = TermsVersion(
+        version=number, effective_from=effective_from, published_at=published_at, terms=terms
+    )
+    return (*versions, new)

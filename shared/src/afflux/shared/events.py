@@ -1,0 +1,264 @@
+"""The wire contract: every event afflux produces or consumes.
+
+JSON, UTF-8, one flat object per event: the envelope fields (``event_id``,
+``type``, ``schema_version``, ``occurred_at``) beside the payload fields. Fields
+are only ever added; old payloads are upgraded by ``afflux.shared.core.upcasters``
+before validation. ``occurred_at`` is event time in UTC milliseconds; producers
+may send RFC 3339 with a zone instead and it is normalised.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from afflux.shared.core.clock import parse_event_time
+from afflux.shared.core.terms import AttributionModel, TermsVersion
+
+EVENT_TIME_DESCRIPTION = "UTC milliseconds since the epoch (RFC 3339 with zone accepted)"
+EventTime = Annotated[
+    int,
+    BeforeValidator(parse_event_time),
+    Field(ge=0, description=EVENT_TIME_DESCRIPTION),
+    # What other languages may send: the validator above accepts both shapes.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "format": "date-time"},
+            ],
+            "description": EVENT_TIME_DESCRIPTION,
+        }
+    ),
+]
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+OrderKind = Literal["sale", "lead", "install", "action"]
+
+
+class Envelope(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: Id
+    schema_version: int = 1
+    occurred_at: EventTime
+
+
+class ClickRecorded(Envelope):
+    """A click on a tracking link. Key: visitor_id."""
+
+    type: Literal["ClickRecorded"] = "ClickRecorded"
+    click_id: Id
+    link_code: Id
+    affiliate_id: Id
+    campaign_id: Id
+    visitor_id: Id
+    ip_hash: str = Field("", description="keyed HMAC-SHA256 of the client IP, never the IP")
+    user_agent: str = ""
+    referrer: str | None = None
+    sub_ids: dict[str, str] = Field(default_factory=dict, description="sub1..sub5")
+    utm: dict[str, str] = Field(default_factory=dict, description="utm_* parameters")
+    is_bot: bool = False
+    is_duplicate: bool = False
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: Annotated[str, Field(min_length=1, max_length=200)]
+    quantity: Annotated[int, Field(ge=1)] = 1
+    price_minor: Annotated[int, Field(ge=0)] = 0
+
+
+class OrderPlaced(Envelope):
+    """A sale, lead, install or other action.
+
+    Key: visitor_id, else the click's visitor, else order_id.
+    """
+
+    type: Literal["OrderPlaced"] = "OrderPlaced"
+    order_id: Id
+    campaign_id: Id
+    merchant_id: Id
+    kind: OrderKind = "sale"
+    action: str | None = Field(None, description="the action kind when kind is 'action'")
+    amount_minor: Annotated[int, Field(ge=0)] = 0
+    currency: Currency
+    visitor_id: Id | None = None
+    click_id: Id | None = None
+    coupon_code: str | None = None
+    customer_id: str | None = None
+    new_customer: bool = False
+    items: tuple[OrderItem, ...] = ()
+
+
+class LeadConfirmed(Envelope):
+    """The merchant confirmed a lead; it becomes payable. Key: as its order."""
+
+    type: Literal["LeadConfirmed"] = "LeadConfirmed"
+    order_id: Id
+    campaign_id: Id
+
+
+class OrderRefunded(Envelope):
+    """A full or partial refund of an order. Key: order_id."""
+
+    type: Literal["OrderRefunded"] = "OrderRefunded"
+    refund_id: Id
+    order_id: Id
+    campaign_id: Id
+    amount_minor: Annotated[int, Field(gt=0)]
+    currency: Currency
+
+
+class Assist(BaseModel):
+    """Another creator's eligible click, kept on the conversion for reporting."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    affiliate_id: Id
+    click_id: Id
+    clicked_at: EventTime
+
+
+class ConversionAttributed(Envelope):
+    """An order attributed to a creator. Key: order_id. ``occurred_at`` is the order's time."""
+
+    type: Literal["ConversionAttributed"] = "ConversionAttributed"
+    conversion_id: Id
+    order_id: Id
+    campaign_id: Id
+    affiliate_id: Id
+    reason: Literal["click_id", "coupon", "cookie"]
+    model: AttributionModel
+    window_ms: int
+    click_id: Id | None = None
+    clicked_at: int | None = None
+    lag_ms: int | None = Field(None, description="order time minus click time")
+    assists: tuple[Assist, ...] = ()
+    terms_version: int
+    kind: OrderKind = "sale"
+    action: str | None = None
+    amount_minor: int = 0
+    currency: Currency
+    visitor_id: Id | None = None
+    customer_id: str | None = None
+    new_customer: bool = False
+    order_event_id: Id
+
+
+class ConversionReversed(Envelope):
+    """A refund matched to its conversion. Key: order_id."""
+
+    type: Literal["ConversionReversed"] = "ConversionReversed"
+    reversal_id: Id
+    refund_id: Id
+    conversion_id: Id
+    order_id: Id
+    campaign_id: Id
+    affiliate_id: Id
+    amount_minor: Annotated[int, Field(ge=0)] = Field(
+        description="refund applied, capped so cumulative refunds never exceed the order amount"
+    )
+    requested_minor: int
+    refunded_total_minor: int
+    order_amount_minor: int
+    currency: Currency
+    order_occurred_at: int
+
+
+UnattributedReason = Literal[
+    "no_click", "outside_window", "bot_only", "unknown_click", "other_campaign", "duplicate_order"
+]
+
+
+class OrderUnattributed(Envelope):
+    """An order no creator earned. Key: order_id."""
+
+    type: Literal["OrderUnattributed"] = "OrderUnattributed"
+    order_id: Id
+    campaign_id: Id
+    reason: UnattributedReason
+    kind: OrderKind = "sale"
+    amount_minor: int = 0
+    currency: Currency
+    order_event_id: Id
+
+
+class RefundUnmatched(Envelope):
+    """A refund whose order was never attributed. Key: order_id."""
+
+    type: Literal["RefundUnmatched"] = "RefundUnmatched"
+    refund_id: Id
+    order_id: Id
+    campaign_id: Id
+    reason: Literal["order_unattributed", "order_unknown"]
+    amount_minor: int
+    currency: Currency
+
+
+class CampaignTermsPublished(Envelope):
+    """Every version of one campaign's terms (compacted topic: the latest record holds all)."""
+
+    type: Literal["CampaignTermsPublished"] = "CampaignTermsPublished"
+    campaign_id: Id
+    versions: tuple[TermsVersion, ...]
+
+
+class PayoutIssued(Envelope):
+    """A payout batch line for finance systems. Key: affiliate_id."""
+
+    type: Literal["PayoutIssued"] = "PayoutIssued"
+    payout_id: Id
+    affiliate_id: Id
+    campaign_id: Id
+    period: str
+    amount_minor: int
+    currency: Currency
+    line_ids: tuple[str, ...] = ()
+
+
+class DeadLetter(Envelope):
+    """A message a consumer could not decode or validate. Key: the source key."""
+
+    type: Literal["DeadLetter"] = "DeadLetter"
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    consumer: str
+    reason: str
+    key: str | None = None
+    value: str = Field(description="the raw value, UTF-8 with invalid bytes replaced")
+
+
+AnyEvent = Annotated[
+    ClickRecorded
+    | OrderPlaced
+    | LeadConfirmed
+    | OrderRefunded
+    | ConversionAttributed
+    | ConversionReversed
+    | OrderUnattributed
+    | RefundUnmatched
+    | CampaignTermsPublished
+    | PayoutIssued
+    | DeadLetter,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: tuple[type[Envelope], ...] = (
+    ClickRecorded,
+    OrderPlaced,
+    LeadConfirmed,
+    OrderRefunded,
+    ConversionAttributed,
+    ConversionReversed,
+    OrderUnattributed,
+    RefundUnmatched,
+    CampaignTermsPublished,
+    PayoutIssued,
+    DeadLetter,
+)

@@ -1,0 +1,106 @@
+"""Thin Kafka adapters shared by the services: topic set-up, producing, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from afflux.shared.core.clock import system_clock
+from afflux.shared.core.ids import derived_id
+from afflux.shared.events import DeadLetter, Envelope
+from afflux.shared.topics import ALL_TOPICS, DLQ
+from afflux.shared.wire import encode
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnreachable(RuntimeError):
+    """The Kafka bootstrap servers did not answer."""
+
+
+async def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
+    """Raise BrokerUnreachable naming the address when no broker answers in time."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BrokerUnreachable(f"cannot reach the Kafka broker at {bootstrap}: {exc!r}") from exc
+    finally:
+        await admin.close()
+
+
+async def create_topics(bootstrap: str, partitions: int) -> list[str]:
+    """Create every afflux topic that is missing; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                topic.name,
+                1 if topic.single_partition else partitions,
+                1,
+                topic_configs={"cleanup.policy": "compact"} if topic.compacted else {},
+            )
+            for topic in ALL_TOPICS
+            if topic.name not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()
+
+
+def new_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
+    """A producer with afflux's defaults: acks=all, small linger for batching."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "linger_ms": 5,
+        "enable_idempotence": False,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+async def send_event(producer: AIOKafkaProducer, topic: str, key: str, event: Envelope) -> None:
+    """Produce one event and wait for the broker's acknowledgement."""
+    await producer.send_and_wait(topic, encode(event), key=key.encode())
+
+
+def dead_letter(
+    *,
+    consumer: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+) -> DeadLetter:
+    """The dead-letter event for a record; its id is derived so a redelivery is recognisable."""
+    return DeadLetter(
+        event_id=derived_id("dlq", consumer, topic, str(partition), str(offset)),
+        occurred_at=system_clock(),
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        consumer=consumer,
+        reason=reason[:2000],
+        key=key.decode("utf-8", "replace") if key is not None else None,
+        value=(value or b"").decode("utf-8", "replace")[:100_000],
+    )
+
+
+async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter) -> None:
+    await producer.send_and_wait(DLQ.name, encode(letter), key=(letter.key or "").encode() or None)

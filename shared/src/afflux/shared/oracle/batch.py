@@ -1,0 +1,253 @@
+"""The batch attribution oracle: DESIGN §3 over a finished list of events, in a few lines.
+
+Written apart from ``afflux.shared.core.attribution.choose`` on purpose: the
+differential tests compare the streaming worker with this, so the two must not
+share the choice. Events are taken in arrival order (the order of the list);
+that order only matters where the stream's does too: the first copy of an
+order or refund wins, and refunds of one order are capped in arrival order.
+Every click counts, however late, unless ``arrivals`` is given: then, as in the
+worker, an order counts only the clicks that reached the broker no later than
+its own arrival plus the campaign's grace (DESIGN §3: a click arriving after
+finalisation is late, not attributed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from afflux.shared.core import attribution as ids
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import (
+    Assist,
+    ClickRecorded,
+    ConversionAttributed,
+    ConversionReversed,
+    Envelope,
+    LeadConfirmed,
+    OrderPlaced,
+    OrderRefunded,
+    OrderUnattributed,
+    RefundUnmatched,
+)
+
+
+@dataclass
+class OracleResult:
+    conversions: list[Envelope] = field(default_factory=list)  # ConversionAttributed, LeadConfirmed
+    reversals: list[ConversionReversed] = field(default_factory=list)
+    unmatched: list[Envelope] = field(default_factory=list)  # OrderUnattributed, RefundUnmatched
+
+
+def terms_version(versions: Sequence[TermsVersion], at: int) -> TermsVersion:
+    started = [v for v in versions if v.effective_from <= at]
+    if not started:
+        return sorted(versions, key=lambda v: (v.effective_from, v.version))[0]
+    return sorted(started, key=lambda v: (v.effective_from, v.version))[-1]
+
+
+def attribute(
+    events: Iterable[Envelope],
+    campaigns: Mapping[str, Sequence[TermsVersion]],
+    arrivals: Mapping[str, int] | None = None,
+) -> OracleResult:
+    """Conversions, reversals and unmatched events for ``events``; orders of unknown
+    campaigns are left out (the worker dead-letters them). ``arrivals``: each
+    event id's first broker timestamp in ms."""
+    events = list(events)
+    clicks: dict[str, dict[str, ClickRecorded]] = {}  # visitor -> click id -> click
+    for e in events:
+        if isinstance(e, ClickRecorded):
+            clicks.setdefault(e.visitor_id, {}).setdefault(e.click_id, e)
+    out = OracleResult()
+    converted: dict[tuple[str, str], ConversionAttributed] = {}
+    decided: set[tuple[str, str]] = set()
+    for e in events:
+        if isinstance(e, OrderPlaced) and e.campaign_id in campaigns:
+            if (e.campaign_id, e.order_id) in decided:
+                continue
+            decided.add((e.campaign_id, e.order_id))
+            key = order_partition_key(e.order_id, e.visitor_id, e.click_id)
+            visible = list(clicks.get(key, {}).values())
+            if arrivals is not None:
+                grace = terms_version(campaigns[e.campaign_id], e.occurred_at).terms.grace_ms
+                cutoff = arrivals[e.event_id] + grace
+                visible = [c for c in visible if arrivals[c.event_id] <= cutoff]
+            result = _one_order(e, visible, campaigns[e.campaign_id])
+            if isinstance(result, ConversionAttributed):
+                converted[(e.campaign_id, e.order_id)] = result
+                out.conversions.append(result)
+            else:
+                out.unmatched.append(result)
+    confirmed: set[tuple[str, str]] = set()
+    refunded: dict[tuple[str, str], int] = {}
+    refunds_seen: set[tuple[str, str, str]] = set()
+    for e in events:
+        if isinstance(e, LeadConfirmed):
+            order = (e.campaign_id, e.order_id)
+            if order in converted and order not in confirmed:
+                confirmed.add(order)
+                out.conversions.append(e)
+        elif isinstance(e, OrderRefunded):
+            if (e.campaign_id, e.order_id, e.refund_id) in refunds_seen:
+                continue
+            refunds_seen.add((e.campaign_id, e.order_id, e.refund_id))
+            order = (e.campaign_id, e.order_id)
+            conversion = converted.get(order)
+            if conversion is None:
+                why = "order_unattributed" if order in decided else "order_unknown"
+                out.unmatched.append(_refund_unmatched(e, why))
+                continue
+            before = refunded.get(order, 0)
+            applied = max(0, min(e.amount_minor, conversion.amount_minor - before))
+            refunded[order] = before + applied
+            out.reversals.append(_reversal(e, conversion, applied, before + applied))
+    return out
+
+
+def _one_order(
+    o: OrderPlaced, visible: list[ClickRecorded], versions: Sequence[TermsVersion]
+) -> ConversionAttributed | OrderUnattributed:
+    v = terms_version(versions, o.occurred_at)
+    t = v.terms
+
+    def window(affiliate: str) -> int:
+        return t.window_overrides_days.get(affiliate, t.cookie_window_days) * MS_PER_DAY
+
+    def inside(c: ClickRecorded) -> bool:
+        return o.occurred_at - window(c.affiliate_id) <= c.occurred_at <= o.occurred_at
+
+    ours = [c for c in visible if c.campaign_id == o.campaign_id]
+    good = sorted(
+        (c for c in ours if not c.is_bot and not c.is_duplicate and inside(c)),
+        key=lambda c: (c.occurred_at, c.click_id),
+    )
+
+    def model_pick(cs: list[ClickRecorded]) -> ClickRecorded:
+        return cs[-1] if t.model == "last_click" else cs[0]
+
+    for step in t.precedence:
+        winner, click = None, None
+        if step == "click_id" and o.click_id:
+            named = [c for c in good if c.click_id == o.click_id]
+            if named:
+                winner, click = named[0].affiliate_id, named[0]
+        elif step == "coupon" and o.coupon_code:
+            winner = t.coupons.get(o.coupon_code.strip().upper())
+        elif step == "cookie" and good:
+            click = model_pick(good)
+            winner = click.affiliate_id
+        if winner is not None:
+            others = sorted({c.affiliate_id for c in good} - {winner})
+            assists = sorted(
+                (model_pick([c for c in good if c.affiliate_id == a]) for a in others),
+                key=lambda c: (c.occurred_at, c.click_id),
+            )
+            return _conversion(o, v, winner, step, window(winner), click, assists)
+    if o.click_id and o.click_id not in {c.click_id for c in visible}:
+        reason = "unknown_click"
+    elif not visible:
+        reason = "no_click"
+    elif not ours:
+        reason = "other_campaign"
+    elif any(inside(c) for c in ours):
+        reason = "bot_only"
+    else:
+        reason = "outside_window"
+    return OrderUnattributed(
+        event_id=ids.unattributed_id(o.campaign_id, o.order_id),
+        occurred_at=o.occurred_at,
+        order_id=o.order_id,
+        campaign_id=o.campaign_id,
+        reason=reason,
+        kind=o.kind,
+        amount_minor=o.amount_minor,
+        currency=o.currency,
+        order_event_id=o.event_id,
+    )
+
+
+def _conversion(
+    o: OrderPlaced,
+    v: TermsVersion,
+    winner: str,
+    reason: str,
+    window_ms: int,
+    click: ClickRecorded | None,
+    assists: list[ClickRecorded],
+) -> ConversionAttributed:
+    cid = ids.conversion_id(o.campaign_id, o.order_id)
+    return ConversionAttributed.model_validate(
+        {
+            "event_id": cid,
+            "occurred_at": o.occurred_at,
+            "conversion_id": cid,
+            "order_id": o.order_id,
+            "campaign_id": o.campaign_id,
+            "affiliate_id": winner,
+            "reason": reason,
+            "model": v.terms.model,
+            "window_ms": window_ms,
+            "click_id": click.click_id if click else None,
+            "clicked_at": click.occurred_at if click else None,
+            "lag_ms": o.occurred_at - click.occurred_at if click else None,
+            "assists": [
+                Assist(affiliate_id=a.affiliate_id, click_id=a.click_id, clicked_at=a.occurred_at)
+                for a in assists
+            ],
+            "terms_version": v.version,
+            "kind": o.kind,
+            "action": o.action,
+            "amount_minor": o.amount_minor,
+            "currency": o.currency,
+            "visitor_id": o.visitor_id,
+            "customer_id": o.customer_id,
+            "new_customer": o.new_customer,
+            "order_event_id": o.event_id,
+        }
+    )
+
+
+def _reversal(
+    r: OrderRefunded, c: ConversionAttributed, applied: int, total: int
+) -> ConversionReversed:
+    rid = ids.reversal_id(r.campaign_id, r.order_id, r.refund_id)
+    return ConversionReversed(
+        event_id=rid,
+        occurred_at=r.occurred_at,
+        reversal_id=rid,
+        refund_id=r.refund_id,
+        conversion_id=c.conversion_id,
+        order_id=r.order_id,
+        campaign_id=r.campaign_id,
+        affiliate_id=c.affiliate_id,
+        amount_minor=applied,
+        requested_minor=r.amount_minor,
+        refunded_total_minor=total,
+        order_amount_minor=c.amount_minor,
+        currency=c.currency,
+        order_occurred_at=c.occurred_at,
+    )
+
+
+def _refund_unmatched(r: OrderRefunded, reason: str) -> RefundUnmatched:
+    return RefundUnmatched.model_validate(
+        {
+            "event_id": ids.refund_unmatched_id(r.campaign_id, r.order_id, r.refund_id),
+            "occurred_at": r.occurred_at,
+            "refund_id": r.refund_id,
+            "order_id": r.order_id,
+            "campaign_id": r.campaign_id,
+            "reason": reason,
+            "amount_minor": r.amount_minor,
+            "currency": r.currency,
+        }
+    )
+
+
+def canonical(events: Iterable[Envelope]) -> set[str]:
+    """Events as a set of canonical JSON strings, for event-for-event comparison."""
+    return {json.dumps(e.model_dump(mode="json"), sort_keys=True) for e in events}

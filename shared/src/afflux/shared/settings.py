@@ -1,0 +1,39 @@
+"""Typed settings from ``AFFLUX_*`` environment variables, built once at start-up.
+
+Each service extends ``CommonSettings`` with its own fields; nothing here is
+read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Settings every afflux process reads."""
+
+    model_config = SettingsConfigDict(env_prefix="AFFLUX_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL")
+    admin_token: SecretStr | None = Field(None, description="bearer token for admin endpoints")
+    topic_partitions: int = Field(4, ge=1, le=1024, description="partitions of data topics")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    host: str = Field("127.0.0.1", description="address the HTTP server binds")
+    data_dir: Path = Field(Path(".afflux"), description="local state (spools, worker data)")
+
+    @model_validator(mode="after")
+    def _production_needs_admin_token(self) -> Self:
+        if self.env == "production" and not (
+            self.admin_token and self.admin_token.get_secret_value()
+        ):
+            raise ValueError("AFFLUX_ADMIN_TOKEN is required when AFFLUX_ENV=production")
+        return self
+
+    def admin_token_value(self) -> str | None:
+        return self.admin_token.get_secret_value() if self.admin_token else None
