@@ -1,0 +1,1 @@
+"""afflux clicks service."""

@@ -1,0 +1,51 @@
+"""Prometheus metrics of the clicks service, on a registry of its own per app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+OUTCOMES = ("redirected", "bot", "duplicate", "not_found")
+NO_CAMPAIGN = "none"
+
+
+class ClicksMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.clicks = Counter(
+            "afflux_clicks",
+            "Tracking-link requests by outcome (redirected, bot, duplicate, not_found)",
+            ["campaign", "outcome"],
+            registry=self.registry,
+        )
+        self.redirect = Histogram(
+            "afflux_redirect_seconds",
+            "Time spent answering GET/HEAD /c/{code} inside the service",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=self.registry,
+        )
+        self.spool_depth = Gauge(
+            "afflux_click_spool_depth",
+            "Click events waiting in the on-disk spool for the broker",
+            registry=self.registry,
+        )
+        self.sent = Counter(
+            "afflux_click_events_sent",
+            "Click events acknowledged by the broker",
+            registry=self.registry,
+        )
+        self._children: dict[tuple[str, str], Any] = {}
+        self.observe = self.redirect.observe
+
+    def click(self, campaign: str, outcome: str) -> None:
+        # labels() costs a lock and a tuple build per call; the label sets are bounded
+        # (campaigns are few and outcomes fixed).
+        child = self._children.get((campaign, outcome))
+        if child is None:
+            child = self._children[(campaign, outcome)] = self.clicks.labels(campaign, outcome)
+        child.inc()
+
+    def track_spool(self, depth: Callable[[], int]) -> None:
+        self.spool_depth.set_function(depth)

@@ -1,0 +1,246 @@
+"""The redirect hot path, ``GET``/``HEAD /c/{code}``, as a raw ASGI layer in front of the app.
+
+It answers from the in-process link cache (Redis only on a miss), builds the
+``ClickRecorded`` event as a plain dict (the wire contract, checked by the unit
+tests against ``afflux.shared.events.ClickRecorded``) and hands it to the
+shipper, which never makes the redirect wait on the broker. Everything else
+goes on to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkCache, Target
+from afflux.clicks.metrics import NO_CAMPAIGN, ClicksMetrics
+from afflux.clicks.privacy import IpHasher, ProxyTrust
+from afflux.clicks.quality import BotDetector, DuplicateWindow
+from afflux.clicks.shipper import ClickShipper
+from afflux.shared.core.clock import Clock
+from afflux.shared.core.ids import derived_id, new_click_id, new_visitor_id
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+COOKIE = "afx_vid"
+COOKIE_MAX_AGE_S = 365 * 24 * 3600
+PREFIX = "/c/"
+_CODE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CODE_LENGTH}}}")
+_VISITOR = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_UA = 512
+_MAX_REFERRER = 1024
+_MAX_PARAM = 256
+_MAX_UTM = 10
+_SUB_IDS = frozenset(f"sub{n}" for n in range(1, 6))
+
+_NO_STORE = (b"cache-control", b"no-store")
+_LENGTH_0 = (b"content-length", b"0")
+_HTML = (b"content-type", b"text/html; charset=utf-8")
+
+
+@dataclass
+class ClickContext:
+    """Everything the redirect needs, built once by the app."""
+
+    cache: LinkCache
+    shipper: ClickShipper
+    metrics: ClicksMetrics
+    bots: BotDetector
+    duplicates: DuplicateWindow
+    ip_hasher: IpHasher
+    proxies: ProxyTrust
+    clock: Clock
+
+
+class RedirectLayer:
+    """ASGI: ``/c/{code}`` (GET, HEAD) here, everything else to ``app``."""
+
+    def __init__(self, app: ASGIApp, context: Callable[[], ClickContext | None]) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(PREFIX)
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            context = self.context()
+            if context is not None:
+                await redirect(context, scope, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
+    started = time.perf_counter()
+    code: str = scope["path"][len(PREFIX) :]
+    head = scope["method"] == "HEAD"
+    target: Target | None = None
+    if _CODE.fullmatch(code):
+        hit, target = ctx.cache.cached(code)
+        if not hit:
+            try:
+                target = await ctx.cache.load(code)
+            except Exception as exc:
+                log.warning("cannot load link %r: %r", code, exc)
+                await _unavailable(send)
+                return
+    if target is None:
+        ctx.metrics.click(NO_CAMPAIGN, "not_found")
+        await _not_found(send, code, head)
+        ctx.metrics.observe(time.perf_counter() - started)
+        return
+
+    user_agent = referrer = cookie = forwarded_for = forwarded_proto = None
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")[:_MAX_UA]
+        elif name == b"cookie":
+            cookie = value.decode("latin-1")
+        elif name == b"referer":
+            referrer = value.decode("latin-1")[:_MAX_REFERRER]
+        elif name == b"x-forwarded-for":
+            forwarded_for = value.decode("latin-1")
+        elif name == b"x-forwarded-proto":
+            forwarded_proto = value.decode("latin-1")
+    client = scope.get("client")
+    peer = client[0] if client else ""
+    visitor = visitor_from(cookie) if cookie else None
+    new_visitor = visitor is None
+    if visitor is None:
+        visitor = new_visitor_id()
+    link = target.link
+    now = ctx.clock()
+    is_bot = head or ctx.bots.is_bot(user_agent or "")
+    # Bots never open a duplicate window: a link preview must not flag the human's click.
+    is_duplicate = not is_bot and ctx.duplicates.seen(visitor, link.code, now)
+    click_id = new_click_id(visitor)
+    ip_hash = ctx.ip_hasher.hash(ctx.proxies.client_ip(peer, forwarded_for))
+    event = click_event(click_id, link, visitor, now, ip_hash, user_agent or "", referrer)
+    if scope["query_string"]:
+        event["sub_ids"], event["utm"] = tracking_params(scope["query_string"])
+    event["is_bot"], event["is_duplicate"] = is_bot, is_duplicate
+    ctx.shipper.submit(visitor, event)
+    headers = [
+        (b"location", f"{target.head}{click_id}{target.tail}".encode("latin-1")),
+        _NO_STORE,
+        _LENGTH_0,
+    ]
+    if new_visitor:
+        secure = scope.get("scheme") == "https" or (
+            forwarded_proto is not None
+            and forwarded_proto.strip().lower() == "https"
+            and ctx.proxies.trusted(peer)
+        )
+        headers.append((b"set-cookie", _cookie(visitor, secure)))
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+    outcome = "bot" if is_bot else "duplicate" if is_duplicate else "redirected"
+    ctx.metrics.click(link.campaign_id, outcome)
+    ctx.metrics.observe(time.perf_counter() - started)
+
+
+def click_event(
+    click_id: str,
+    link: Link,
+    visitor: str,
+    now: int,
+    ip_hash: str,
+    user_agent: str,
+    referrer: str | None,
+) -> dict[str, Any]:
+    """A ``ClickRecorded`` as the dict the wire carries (no model validation per click).
+
+    The event id is derived from the click id, so a re-sent click is recognisable.
+    """
+    return {
+        "event_id": derived_id("click", click_id),
+        "type": "ClickRecorded",
+        "schema_version": 1,
+        "occurred_at": now,
+        "click_id": click_id,
+        "link_code": link.code,
+        "affiliate_id": link.affiliate_id,
+        "campaign_id": link.campaign_id,
+        "visitor_id": visitor,
+        "ip_hash": ip_hash,
+        "user_agent": user_agent,
+        "referrer": referrer,
+        "sub_ids": {},
+        "utm": {},
+        "is_bot": False,
+        "is_duplicate": False,
+    }
+
+
+def _cookie(visitor: str, secure: bool) -> bytes:
+    flags = "; Secure" if secure else ""
+    return (
+        f"{COOKIE}={visitor}; Max-Age={COOKIE_MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax{flags}"
+    ).encode()
+
+
+def visitor_from(cookie: str) -> str | None:
+    """The afx_vid cookie's value when present and well-formed."""
+    start = cookie.find(f"{COOKIE}=")
+    while start > 0 and cookie[start - 1] not in " ;":
+        start = cookie.find(f"{COOKIE}=", start + 1)
+    if start < 0:
+        return None
+    value = cookie[start + len(COOKIE) + 1 :].split(";", 1)[0].strip().strip('"')
+    return value if _VISITOR.fullmatch(value) else None
+
+
+def tracking_params(query: bytes) -> tuple[dict[str, str], dict[str, str]]:
+    """sub1..sub5 and utm_* from the request's query (other parameters are ignored)."""
+    sub_ids: dict[str, str] = {}
+    utm: dict[str, str] = {}
+    if not query:
+        return sub_ids, utm
+    try:
+        pairs = parse_qsl(query.decode("utf-8", "replace"), max_num_fields=100)
+    except ValueError:
+        return sub_ids, utm
+    for name, value in pairs:
+        if name in _SUB_IDS:
+            sub_ids[name] = value[:_MAX_PARAM]
+        elif name.startswith("utm_") and len(name) <= 40 and len(utm) < _MAX_UTM:
+            utm[name] = value[:_MAX_PARAM]
+    return sub_ids, utm
+
+
+def not_found_page(code: str) -> bytes:
+    shown = html.escape(code[: MAX_CODE_LENGTH * 2], quote=True)
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Link not found</title>'
+        "</head><body><h1>Link not found</h1>"
+        f"<p>The tracking link <code>{shown}</code> does not exist or is no longer active.</p>"
+        "</body></html>"
+    ).encode()
+
+
+async def _not_found(send: Send, code: str, head: bool) -> None:
+    body = not_found_page(code)
+    headers = [_HTML, _NO_STORE, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _unavailable(send: Send) -> None:
+    body = b"<!doctype html><title>Unavailable</title><p>Please try again in a moment.</p>"
+    headers = [_HTML, _NO_STORE, (b"retry-after", b"1"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

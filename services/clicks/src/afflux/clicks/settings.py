@@ -1,0 +1,78 @@
+"""Settings of the clicks service (`AFFLUX_*` environment variables)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from afflux.shared.settings import CommonSettings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClicksSettings(CommonSettings):
+    """Built once in the entrypoint, never at import."""
+
+    clicks_port: int = Field(8001, ge=1, le=65535, description="HTTP port of the clicks service")
+    clicks_public_url: str = Field(
+        "http://127.0.0.1:8001", description="public base URL of tracking links (url + /c/{code})"
+    )
+    clicks_duplicate_window_s: int = Field(
+        30, ge=0, description="same visitor on the same link within this many seconds: duplicate"
+    )
+    clicks_ip_hash_secret: SecretStr | None = Field(
+        None, description="HMAC key for client IPs; generated per process in development"
+    )
+    clicks_trusted_proxies: str = Field(
+        "", description="comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto is trusted"
+    )
+    clicks_queue_max: int = Field(
+        100_000, ge=1, description="events held in memory for the broker before spooling to disk"
+    )
+    clicks_spool_fsync_ms: int = Field(
+        50, ge=1, le=10_000, description="spooled events are written and fsynced at this interval"
+    )
+    clicks_send_timeout_ms: int = Field(
+        5_000, ge=100, description="how long the producer tries a batch before it is spooled"
+    )
+    clicks_linger_ms: int = Field(
+        10, ge=0, le=1_000, description="how long the shipper gathers events into one batch"
+    )
+    clicks_retry_ms: int = Field(
+        1_000, ge=10, description="pause between attempts to re-send the spool to the broker"
+    )
+    clicks_link_cache_max: int = Field(
+        200_000, ge=100, description="links (and unknown codes) cached in the process"
+    )
+    clicks_redis_prefix: str = Field("afx:clicks", description="Redis key prefix")
+    instance_id: str = Field("", description="distinguishes replicas sharing AFFLUX_DATA_DIR")
+
+    @field_validator("clicks_public_url")
+    @classmethod
+    def _no_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
+
+    @field_validator("instance_id")
+    @classmethod
+    def _safe_instance(cls, value: str) -> str:
+        if value and not all(c.isalnum() or c in "-_" for c in value):
+            raise ValueError("instance_id may hold letters, digits, '-' and '_' only")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_ip_secret(self) -> Self:
+        if self.env == "production" and not (
+            self.clicks_ip_hash_secret and self.clicks_ip_hash_secret.get_secret_value()
+        ):
+            raise ValueError("AFFLUX_CLICKS_IP_HASH_SECRET is required when AFFLUX_ENV=production")
+        self.trusted_networks()  # fail at start, not on the first request
+        return self
+
+    def trusted_networks(self) -> tuple[Network, ...]:
+        parts = [p.strip() for p in self.clicks_trusted_proxies.split(",") if p.strip()]
+        try:
+            return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
+        except ValueError as exc:
+            raise ValueError(f"AFFLUX_CLICKS_TRUSTED_PROXIES: {exc}") from exc
