@@ -1,0 +1,1 @@
+"""afflux orders service."""

@@ -1,0 +1,239 @@
+"""Idempotency claims in Redis: orders, refunds and lead confirmations.
+
+An id is first *claimed* (pending, with a short expiry), the event is produced,
+and only after the broker acknowledged it is the claim marked *done*. If
+producing fails the claim is released, so a retry is accepted again. A caller
+that finds a live pending claim waits for it to settle instead of answering
+"duplicate" for an order that might still fail. If the process dies between
+the acknowledgement and marking done, the pending claim expires and a retry
+produces the same event (same deterministic event id) once more; attribution
+dedupes by campaign + order id, so this costs nothing.
+
+Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
+(``done`` or the pending claim's expiry in ms), ``pkey`` (its partition key),
+``amount``, ``kind``, ``confirmed`` (a lead's confirmation claim) and one field
+``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
+checked atomically. Each refund id also has its own key for idempotency when
+its order is unknown. The scripts touch several keys (the batch scripts name
+them in a JSON argument), so the store needs one Redis, not a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+OrderClaim = Literal["reserved", "duplicate", "pending"]
+_CLAIMS: dict[str, OrderClaim] = {"r": "reserved", "d": "duplicate", "p": "pending"}
+
+# The batch scripts take their keys inside one JSON argument: packing hundreds of
+# separate arguments cost more client CPU than the rest of a request's handling.
+_RESERVE_ORDERS = """
+local batch = cjson.decode(ARGV[1])
+local now, until_ms, ttl = batch[1], tostring(batch[2]), batch[3]
+local out = {}
+for i, item in ipairs(batch[4]) do
+  local key = item[1]
+  local state = redis.call('HGET', key, 'state')
+  if state == 'done' then
+    out[i] = 'd'
+  elseif state and tonumber(state) > now then
+    out[i] = 'p'
+  else
+    redis.call('HSET', key, 'state', until_ms, 'pkey', item[2], 'amount', item[3], 'kind', item[4])
+    redis.call('EXPIRE', key, ttl)
+    out[i] = 'r'
+  end
+end
+return table.concat(out)
+"""
+
+_SETTLE_ORDERS = """
+local done = ARGV[1] == 'done'
+for _, key in ipairs(cjson.decode(ARGV[2])) do
+  local state = redis.call('HGET', key, 'state')
+  if state and state ~= 'done' then
+    if done then
+      redis.call('HSET', key, 'state', 'done')
+    else
+      redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind')
+    end
+  end
+end
+return 1
+"""
+
+_RESERVE_REFUND = """
+local rkey, okey = KEYS[1], KEYS[2]
+local now = tonumber(ARGV[1])
+local until_ms = tostring(now + tonumber(ARGV[2]))
+local ttl = tonumber(ARGV[3])
+local rid, amount = ARGV[4], tonumber(ARGV[5])
+local claim = redis.call('GET', rkey)
+if claim == 'done' then return {'duplicate'} end
+if claim and tonumber(claim) > now then return {'pending'} end
+local state = redis.call('HGET', okey, 'state')
+if state == 'done' or (state and tonumber(state) > now) then
+  local total = tonumber(redis.call('HGET', okey, 'amount'))
+  local fields = redis.call('HGETALL', okey)
+  local refunded = 0
+  for j = 1, #fields, 2 do
+    local name = fields[j]
+    if string.sub(name, 1, 2) == 'r:' and name ~= 'r:' .. rid then
+      local value = fields[j + 1]
+      local sep = string.find(value, ':', 1, true)
+      local st = string.sub(value, sep + 1)
+      if st == 'done' or tonumber(st) > now then
+        refunded = refunded + tonumber(string.sub(value, 1, sep - 1))
+      end
+    end
+  end
+  if refunded + amount > total then return {'exceeds', tostring(total - refunded)} end
+  redis.call('HSET', okey, 'r:' .. rid, ARGV[5] .. ':' .. until_ms)
+  redis.call('SET', rkey, until_ms, 'EX', ttl)
+  return {'reserved', 'known'}
+end
+redis.call('SET', rkey, until_ms, 'EX', ttl)
+return {'reserved', 'unknown'}
+"""
+
+_SETTLE_REFUND = """
+local rkey, okey, rid, ttl = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
+local field = 'r:' .. rid
+if ARGV[3] == 'done' then
+  redis.call('SET', rkey, 'done', 'EX', ttl)
+  local value = redis.call('HGET', okey, field)
+  if value then
+    local sep = string.find(value, ':', 1, true)
+    redis.call('HSET', okey, field, string.sub(value, 1, sep) .. 'done')
+  end
+else
+  redis.call('DEL', rkey)
+  redis.call('HDEL', okey, field)
+end
+return 1
+"""
+
+_RESERVE_CONFIRM = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local state = redis.call('HGET', key, 'state')
+if not state then return {'unknown'} end
+if state ~= 'done' then
+  if tonumber(state) > now then return {'pending'} end
+  return {'unknown'}
+end
+if redis.call('HGET', key, 'kind') ~= 'lead' then return {'not_lead'} end
+local confirmed = redis.call('HGET', key, 'confirmed')
+if confirmed == 'done' then return {'duplicate'} end
+if confirmed and tonumber(confirmed) > now then return {'pending'} end
+redis.call('HSET', key, 'confirmed', tostring(now + tonumber(ARGV[2])))
+return {'reserved', redis.call('HGET', key, 'pkey')}
+"""
+
+_SETTLE_CONFIRM = """
+if ARGV[1] == 'done' then
+  redis.call('HSET', KEYS[1], 'confirmed', 'done')
+else
+  redis.call('HDEL', KEYS[1], 'confirmed')
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    campaign_id: str
+    order_id: str
+    partition_key: str
+    amount_minor: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundClaim:
+    status: Literal["reserved", "duplicate", "pending", "exceeds"]
+    remaining_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmClaim:
+    status: Literal["reserved", "duplicate", "pending", "unknown", "not_lead"]
+    partition_key: str | None = None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ClaimStore:
+    """The Redis side of idempotency; every operation is one atomic script call."""
+
+    def __init__(self, redis: Redis[bytes], prefix: str, *, pending_ms: int, ttl_s: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.pending_ms = pending_ms
+        self.ttl_s = ttl_s
+        self._reserve_orders = redis.register_script(_RESERVE_ORDERS)
+        self._settle_orders = redis.register_script(_SETTLE_ORDERS)
+        self._reserve_refund = redis.register_script(_RESERVE_REFUND)
+        self._settle_refund = redis.register_script(_SETTLE_REFUND)
+        self._reserve_confirm = redis.register_script(_RESERVE_CONFIRM)
+        self._settle_confirm = redis.register_script(_SETTLE_CONFIRM)
+
+    def order_key(self, campaign_id: str, order_id: str) -> str:
+        return f"{self.prefix}:o:{campaign_id}:{order_id}"
+
+    def refund_key(self, campaign_id: str, refund_id: str) -> str:
+        return f"{self.prefix}:r:{campaign_id}:{refund_id}"
+
+    async def reserve_orders(self, orders: Sequence[NewOrder], now_ms: int) -> list[OrderClaim]:
+        items = [
+            [self.order_key(o.campaign_id, o.order_id), o.partition_key, o.amount_minor, o.kind]
+            for o in orders
+        ]
+        batch = json.dumps([now_ms, now_ms + self.pending_ms, self.ttl_s, items])
+        result = _text(await self._reserve_orders(keys=[], args=[batch]))
+        return [_CLAIMS[letter] for letter in result]
+
+    async def settle_orders(self, keys: Sequence[tuple[str, str]], *, done: bool) -> None:
+        """Mark claims done after the broker's ack, or release them after a failure."""
+        names = json.dumps([self.order_key(campaign, order) for campaign, order in keys])
+        await self._settle_orders(keys=[], args=["done" if done else "release", names])
+
+    async def reserve_refund(
+        self, campaign_id: str, order_id: str, refund_id: str, amount_minor: int, now_ms: int
+    ) -> RefundClaim:
+        keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
+        args: list[str | int] = [now_ms, self.pending_ms, self.ttl_s, refund_id, amount_minor]
+        result = [_text(r) for r in await self._reserve_refund(keys=keys, args=args)]
+        if result[0] == "exceeds":
+            return RefundClaim("exceeds", int(result[1]))
+        return RefundClaim(result[0])  # type: ignore[arg-type]
+
+    async def settle_refund(
+        self, campaign_id: str, order_id: str, refund_id: str, *, done: bool
+    ) -> None:
+        keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
+        await self._settle_refund(
+            keys=keys, args=[refund_id, self.ttl_s, "done" if done else "release"]
+        )
+
+    async def reserve_confirm(self, campaign_id: str, order_id: str, now_ms: int) -> ConfirmClaim:
+        key = self.order_key(campaign_id, order_id)
+        result = [
+            _text(r)
+            for r in await self._reserve_confirm(keys=[key], args=[now_ms, self.pending_ms])
+        ]
+        if result[0] == "reserved":
+            return ConfirmClaim("reserved", result[1])
+        return ConfirmClaim(result[0])  # type: ignore[arg-type]
+
+    async def settle_confirm(self, campaign_id: str, order_id: str, *, done: bool) -> None:
+        await self._settle_confirm(
+            keys=[self.order_key(campaign_id, order_id)], args=["done" if done else "release"]
+        )

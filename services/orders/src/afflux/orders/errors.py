@@ -1,0 +1,47 @@
+"""The one error shape of the orders API: ``{"detail": [{"field": ..., "reason": ...}]}``,
+the same as every afflux HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class Rejected(Exception):
+    """A request refused with an HTTP status, naming the offending field and why."""
+
+    def __init__(self, status: int, field: str | None, reason: str) -> None:
+        super().__init__(f"{status} {field}: {reason}")
+        self.status = status
+        self.field = field
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": [self.problem()]}
+
+    def problem(self) -> dict[str, Any]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class Unavailable(Rejected):
+    """The broker or Redis could not take the request now; nothing was accepted: retry."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(503, None, reason)
+
+
+def from_validation(exc: ValidationError, prefix: str = "") -> Rejected:
+    """The first problem of a pydantic error as a Rejected (400 for bad JSON, else 422)."""
+    first = exc.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        detail = first.get("ctx", {}).get("error", first["msg"])
+        return Rejected(400, "body", f"malformed JSON: {detail}")
+    location = ".".join(str(part) for part in first["loc"])
+    field = ".".join(p for p in (prefix, location) if p) or "body"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "model_type":
+        message = "expected a JSON object"
+    return Rejected(422, field, message)

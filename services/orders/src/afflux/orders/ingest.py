@@ -1,0 +1,361 @@
+"""The ingestion pipeline, independent of HTTP: authenticate, check, claim, produce.
+
+Routes hand raw bytes and headers in; this module calls the pure rules, the
+Redis claims and the Kafka producer, and answers with an Outcome or raises
+Rejected / Unavailable. An id is answered 202 only after the broker
+acknowledged its event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from afflux.orders import rules, signing
+from afflux.orders.claims import ClaimStore, NewOrder
+from afflux.orders.coalesce import Coalescer
+from afflux.orders.errors import Rejected, Unavailable, from_validation
+from afflux.orders.merchant_secrets import MerchantSecrets
+from afflux.orders.metrics import UNKNOWN, OrdersMetrics
+from afflux.orders.publisher import Publisher
+from afflux.shared.campaign_view import CampaignDirectory
+from afflux.shared.core.clock import Clock
+from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.events import Envelope, OrderPlaced
+from afflux.shared.topics import ORDERS, REFUNDS
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+_POLL_S = (0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_future_ms: int
+    tolerance_s: int
+    produce_timeout_s: float
+    pending_wait_s: float
+
+
+def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = "") -> M:
+    try:
+        if isinstance(raw, bytes):
+            return model.model_validate_json(raw)
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise from_validation(exc, prefix) from None
+
+
+def _settled_done(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not mark order claims done: %r", task.exception())
+
+
+class Ingestor:
+    """Composition of the service's parts; one per app."""
+
+    def __init__(
+        self,
+        *,
+        directory: CampaignDirectory,
+        secrets: MerchantSecrets,
+        claims: ClaimStore,
+        publisher: Publisher,
+        metrics: OrdersMetrics,
+        clock: Clock,
+        limits: Limits,
+    ) -> None:
+        self.directory = directory
+        self.secrets = secrets
+        self.claims = claims
+        self.publisher = publisher
+        self.metrics = metrics
+        self.clock = clock
+        self.limits = limits
+        self._orders: Coalescer[tuple[NewOrder, OrderPlaced], str] = Coalescer(self._order_batch)
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- authentication and terms -------------------------------------------------
+
+    def merchant_secrets(
+        self, merchant_id: str | None, field: str = signing.MERCHANT_HEADER
+    ) -> tuple[str, ...]:
+        if not merchant_id:
+            raise Rejected(401, field, "missing merchant id")
+        found = self.secrets.for_merchant(merchant_id)
+        if not found:
+            raise Rejected(401, field, "unknown merchant")
+        return found
+
+    def authenticate(self, merchant_id: str | None, signature: str | None, body: bytes) -> str:
+        """The merchant whose secret signed ``body``, or Rejected (401)."""
+        found = self.merchant_secrets(merchant_id)
+        try:
+            signing.verify(signature, body, found, self.clock() // 1000, self.limits.tolerance_s)
+        except signing.SignatureRejected as exc:
+            raise Rejected(401, exc.field, exc.reason) from None
+        assert merchant_id is not None
+        return merchant_id
+
+    def authenticate_query(self, raw_query: str, merchant_id: str | None, t: str | None) -> str:
+        found = self.merchant_secrets(merchant_id, "merchant")
+        if not t or not t.isdigit():
+            raise Rejected(401, "t", "missing or not unix seconds")
+        try:
+            signing.verify_query(
+                raw_query, int(t), found, self.clock() // 1000, self.limits.tolerance_s
+            )
+        except signing.SignatureRejected as exc:
+            raise Rejected(401, exc.field, exc.reason) from None
+        assert merchant_id is not None
+        return merchant_id
+
+    def terms(self, campaign_id: str, at_ms: int) -> CampaignTerms:
+        if campaign_id not in self.directory:
+            raise Rejected(422, "campaign_id", "unknown campaign")
+        return self.directory.at(campaign_id, at_ms).terms
+
+    def label(self, campaign_id: str | None) -> str:
+        """A bounded metric label: configured campaigns by id, anything else 'unknown'."""
+        return campaign_id if campaign_id and campaign_id in self.directory else UNKNOWN
+
+    # -- orders ---------------------------------------------------------------------
+
+    def check_order(self, merchant_id: str, request: rules.OrderRequest) -> OrderPlaced:
+        terms = self.terms(request.campaign_id, request.occurred_at)
+        return rules.order_event(
+            request, terms, merchant_id, self.clock(), self.limits.max_future_ms
+        )
+
+    async def order(self, merchant_id: str, raw: bytes | dict[str, Any]) -> Outcome:
+        """One order: 202 accepted, 200 duplicate, or Rejected / Unavailable."""
+        campaign, kind = UNKNOWN, UNKNOWN
+        try:
+            request = parse(rules.OrderRequest, raw)
+            campaign, kind = self.label(request.campaign_id), request.kind
+            event = self.check_order(merchant_id, request)
+            status = await self.ingest_order(event)
+        except Unavailable:
+            self.metrics.order(campaign, kind, "unavailable")
+            raise
+        except Rejected:
+            self.metrics.order(campaign, kind, "rejected")
+            raise
+        self.metrics.order(campaign, kind, status)
+        return Outcome(
+            202 if status == "accepted" else 200,
+            {"status": status, "order_id": event.order_id, "event_id": event.event_id},
+        )
+
+    async def batch(self, merchant_id: str, items: Sequence[object]) -> list[dict[str, Any]]:
+        """Each order of a batch on its own: accepted, duplicate, rejected or unavailable."""
+        return list(
+            await asyncio.gather(
+                *(self._batch_item(merchant_id, i, item) for i, item in enumerate(items))
+            )
+        )
+
+    async def _batch_item(self, merchant_id: str, index: int, item: object) -> dict[str, Any]:
+        order_id = item.get("order_id") if isinstance(item, dict) else None
+        result: dict[str, Any] = {"index": index, "order_id": order_id}
+        try:
+            if not isinstance(item, dict):
+                raise Rejected(422, f"orders.{index}", "expected a JSON object")
+            try:
+                outcome = await self.order(merchant_id, item)
+            except Rejected as exc:
+                if exc.field and exc.status != 503:
+                    exc.field = f"orders.{index}.{exc.field}"
+                raise
+        except Unavailable as exc:
+            return result | {"status": "unavailable", "error": exc.problem()}
+        except Rejected as exc:
+            return result | {"status": "rejected", "error": exc.problem()}
+        return result | outcome.body
+
+    async def ingest_order(self, event: OrderPlaced) -> Literal["accepted", "duplicate"]:
+        key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+        claim = NewOrder(event.campaign_id, event.order_id, key, event.amount_minor, event.kind)
+        try:
+            status = await self._orders.submit((claim, event))
+        except Exception as exc:
+            raise Unavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
+        if status == "pending":  # the same id in flight in another request: wait for it
+            status = await self._settled(lambda: self._guard(self._orders.submit((claim, event))))
+        if status == "unavailable":
+            raise Unavailable("the broker did not acknowledge the event; retry")
+        return "accepted" if status == "accepted" else "duplicate"
+
+    async def _order_batch(self, items: Sequence[tuple[NewOrder, OrderPlaced]]) -> list[str]:
+        """Claim every order of the batch, produce the claimed ones, settle the claims.
+
+        One Redis call and one packed record per partition for all the requests
+        that arrived in the same event-loop turn; each caller is woken once.
+        """
+        statuses: list[str] = list(
+            await self.claims.reserve_orders([claim for claim, _ in items], self.clock())
+        )
+        claimed = [i for i, status in enumerate(statuses) if status == "reserved"]
+        if not claimed:
+            return statuses
+        errors = await self.publisher.publish_many(
+            ORDERS.name, [(items[i][0].partition_key, items[i][1]) for i in claimed]
+        )
+        done: list[tuple[str, str]] = []
+        failed: list[tuple[str, str]] = []
+        for index, error in zip(claimed, errors, strict=True):
+            claim = items[index][0]
+            (failed if error else done).append((claim.campaign_id, claim.order_id))
+            statuses[index] = "unavailable" if error else "accepted"
+        if failed:  # released, so the merchant's retry is accepted again
+            with contextlib.suppress(Exception):
+                await self.claims.settle_orders(failed, done=False)
+        if done:
+            # Not awaited: the events are acknowledged; a duplicate arriving before the
+            # mark lands waits for it; if Redis fails here the pending claims expire.
+            task = asyncio.get_running_loop().create_task(
+                self.claims.settle_orders(done, done=True)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(_settled_done)
+        return statuses
+
+    # -- shared steps -------------------------------------------------------------
+
+    async def _guard(self, pending: Awaitable[Any]) -> Any:
+        try:
+            return await pending
+        except Exception as exc:
+            raise Unavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
+
+    async def _settled(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a claim attempt until it is not 'pending' (another request's claim in flight)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.pending_wait_s
+        for round_ in range(10_000):
+            result = await attempt()
+            status = result if isinstance(result, str) else result.status
+            if status != "pending":
+                return result
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(_POLL_S[min(round_, len(_POLL_S) - 1)])
+        raise Unavailable("the same id is being processed by another request; retry")
+
+    async def produce(self, topic: str, key: str, event: Envelope) -> None:
+        """Send and wait for the broker's acknowledgement, or raise Unavailable."""
+        try:
+            await self.publisher.publish(topic, key, event)
+        except Exception as exc:
+            raise Unavailable(f"broker did not acknowledge: {type(exc).__name__}") from None
+
+    # -- refunds and lead confirmations ----------------------------------------------
+
+    async def refund(self, merchant_id: str, raw: bytes) -> Outcome:
+        campaign = UNKNOWN
+        try:
+            request = parse(rules.RefundRequest, raw)
+            campaign = self.label(request.campaign_id)
+            terms = self.terms(request.campaign_id, request.occurred_at)
+            event = rules.refund_event(
+                request, terms, merchant_id, self.clock(), self.limits.max_future_ms
+            )
+            status = await self._ingest_refund(event)
+        except Unavailable:
+            self.metrics.refund(campaign, "unavailable")
+            raise
+        except Rejected:
+            self.metrics.refund(campaign, "rejected")
+            raise
+        self.metrics.refund(campaign, status)
+        return Outcome(
+            202 if status == "accepted" else 200,
+            {"status": status, "refund_id": event.refund_id, "event_id": event.event_id},
+        )
+
+    async def _ingest_refund(self, event: Any) -> Literal["accepted", "duplicate"]:
+        ids = (event.campaign_id, event.order_id, event.refund_id)
+        claim = await self._settled(
+            lambda: self._guard(self.claims.reserve_refund(*ids, event.amount_minor, self.clock()))
+        )
+        if claim.status == "duplicate":
+            return "duplicate"
+        if claim.status == "exceeds":
+            raise Rejected(
+                422,
+                "amount_minor",
+                f"cumulative refunds would exceed the order amount: "
+                f"{claim.remaining_minor} left to refund",
+            )
+        try:
+            await self.produce(REFUNDS.name, event.order_id, event)
+        except Unavailable:
+            with contextlib.suppress(Exception):
+                await self.claims.settle_refund(*ids, done=False)
+            raise
+        with contextlib.suppress(Exception):
+            await self.claims.settle_refund(*ids, done=True)
+        return "accepted"
+
+    async def confirm_lead(self, merchant_id: str, order_id: str, raw: bytes) -> Outcome:
+        campaign = UNKNOWN
+        try:
+            request = parse(rules.LeadConfirmRequest, raw)
+            campaign = self.label(request.campaign_id)
+            now = self.clock()
+            terms = self.terms(request.campaign_id, request.occurred_at or now)
+            event = rules.lead_confirmed_event(
+                order_id, request, terms, merchant_id, now, self.limits.max_future_ms
+            )
+            if not terms.lead_confirmation_required:
+                raise Rejected(409, "campaign_id", "campaign does not require lead confirmation")
+            status = await self._ingest_confirm(event.campaign_id, order_id, event)
+        except Unavailable:
+            self.metrics.order(campaign, "lead", "unavailable")
+            raise
+        except Rejected:
+            self.metrics.order(campaign, "lead", "rejected")
+            raise
+        outcome = "confirmed" if status == "accepted" else "duplicate"
+        self.metrics.order(campaign, "lead", outcome)
+        return Outcome(
+            202 if status == "accepted" else 200,
+            {"status": status, "order_id": order_id, "event_id": event.event_id},
+        )
+
+    async def _ingest_confirm(
+        self, campaign_id: str, order_id: str, event: Envelope
+    ) -> Literal["accepted", "duplicate"]:
+        claim = await self._settled(
+            lambda: self._guard(self.claims.reserve_confirm(campaign_id, order_id, self.clock()))
+        )
+        if claim.status == "duplicate":
+            return "duplicate"
+        if claim.status == "unknown":
+            raise Rejected(404, "order_id", "no such order in this campaign")
+        if claim.status == "not_lead":
+            raise Rejected(409, "order_id", "order is not a lead")
+        try:
+            await self.produce(ORDERS.name, claim.partition_key, event)
+        except Unavailable:
+            with contextlib.suppress(Exception):
+                await self.claims.settle_confirm(campaign_id, order_id, done=False)
+            raise
+        with contextlib.suppress(Exception):
+            await self.claims.settle_confirm(campaign_id, order_id, done=True)
+        return "accepted"

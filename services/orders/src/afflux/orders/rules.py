@@ -1,0 +1,179 @@
+"""What merchants may send, and the checks that turn a request into an event.
+
+Pure: request models, and functions of (request, campaign terms, merchant, now)
+that return the event to produce or raise Rejected naming the field and why.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from afflux.orders.errors import Rejected
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.events import (
+    EventTime,
+    Id,
+    LeadConfirmed,
+    OrderItem,
+    OrderKind,
+    OrderPlaced,
+    OrderRefunded,
+)
+
+MAX_BATCH = 1000
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderRequest(_Request):
+    """``POST /v1/orders``: a sale, lead, install or other action."""
+
+    order_id: Id
+    campaign_id: Id
+    occurred_at: EventTime
+    kind: OrderKind = "sale"
+    action: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    visitor_id: Id | None = None
+    click_id: Id | None = None
+    coupon_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    customer_id: Annotated[str, Field(max_length=200)] | None = None
+    new_customer: bool = False
+    items: Annotated[tuple[OrderItem, ...], Field(max_length=500)] = ()
+
+
+class BatchRequest(_Request):
+    """``POST /v1/orders:batch``: up to 1,000 orders, each judged on its own."""
+
+    orders: Annotated[list[object], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class RefundRequest(_Request):
+    """``POST /v1/refunds``: a full or partial refund, idempotent by refund id."""
+
+    refund_id: Id
+    order_id: Id
+    campaign_id: Id
+    occurred_at: EventTime
+    amount_minor: int
+    currency: str
+
+
+class LeadConfirmRequest(_Request):
+    """``POST /v1/leads/{order_id}/confirm``; ``occurred_at`` defaults to now."""
+
+    campaign_id: Id
+    occurred_at: EventTime | None = None
+
+
+def check_merchant(terms: CampaignTerms, merchant_id: str) -> None:
+    if terms.merchant_id != merchant_id:
+        raise Rejected(403, "campaign_id", "campaign belongs to another merchant")
+
+
+def check_event_time(occurred_at: int, now_ms: int, max_future_ms: int) -> None:
+    if occurred_at > now_ms + max_future_ms:
+        raise Rejected(422, "occurred_at", f"more than {max_future_ms // 1000} s in the future")
+
+
+def check_currency(currency: str | None, terms: CampaignTerms, *, required: bool) -> str:
+    if currency is None:
+        if required:
+            raise Rejected(422, "currency", "required")
+        return terms.currency
+    if currency != terms.currency:
+        raise Rejected(422, "currency", f"campaign {terms.campaign_id} is paid in {terms.currency}")
+    return currency
+
+
+def order_event(
+    request: OrderRequest,
+    terms: CampaignTerms,
+    merchant_id: str,
+    now_ms: int,
+    max_future_ms: int,
+) -> OrderPlaced:
+    """The OrderPlaced event for an accepted order, or Rejected."""
+    check_merchant(terms, merchant_id)
+    is_sale = request.kind == "sale"
+    currency = check_currency(request.currency, terms, required=is_sale)
+    amount = request.amount_minor
+    if is_sale and amount is None:
+        raise Rejected(422, "amount_minor", "required for a sale")
+    if amount is not None and (amount <= 0 if is_sale else amount < 0):
+        raise Rejected(
+            422, "amount_minor", "must be positive" if is_sale else "must not be negative"
+        )
+    if request.kind == "action" and request.action is None:
+        raise Rejected(422, "action", "required when kind is 'action' (e.g. install, signup)")
+    if not (request.visitor_id or request.click_id or request.coupon_code):
+        raise Rejected(
+            422, "visitor_id", "give at least one of visitor_id, click_id or coupon_code"
+        )
+    check_event_time(request.occurred_at, now_ms, max_future_ms)
+    return OrderPlaced(
+        event_id=derived_id("order", request.campaign_id, request.order_id),
+        occurred_at=request.occurred_at,
+        order_id=request.order_id,
+        campaign_id=request.campaign_id,
+        merchant_id=merchant_id,
+        kind=request.kind,
+        action=request.action,
+        amount_minor=amount or 0,
+        currency=currency,
+        visitor_id=request.visitor_id,
+        click_id=request.click_id,
+        coupon_code=request.coupon_code,
+        customer_id=request.customer_id,
+        new_customer=request.new_customer,
+        items=request.items,
+    )
+
+
+def refund_event(
+    request: RefundRequest,
+    terms: CampaignTerms,
+    merchant_id: str,
+    now_ms: int,
+    max_future_ms: int,
+) -> OrderRefunded:
+    """The OrderRefunded event for a refund that passes the stateless checks, or Rejected."""
+    check_merchant(terms, merchant_id)
+    check_currency(request.currency, terms, required=True)
+    if request.amount_minor <= 0:
+        raise Rejected(422, "amount_minor", "must be positive")
+    check_event_time(request.occurred_at, now_ms, max_future_ms)
+    return OrderRefunded(
+        event_id=derived_id("refund", request.campaign_id, request.refund_id),
+        occurred_at=request.occurred_at,
+        refund_id=request.refund_id,
+        order_id=request.order_id,
+        campaign_id=request.campaign_id,
+        amount_minor=request.amount_minor,
+        currency=request.currency,
+    )
+
+
+def lead_confirmed_event(
+    order_id: str,
+    request: LeadConfirmRequest,
+    terms: CampaignTerms,
+    merchant_id: str,
+    now_ms: int,
+    max_future_ms: int,
+) -> LeadConfirmed:
+    check_merchant(terms, merchant_id)
+    occurred_at = request.occurred_at if request.occurred_at is not None else now_ms
+    check_event_time(occurred_at, now_ms, max_future_ms)
+    return LeadConfirmed(
+        event_id=derived_id("lead", request.campaign_id, order_id),
+        occurred_at=occurred_at,
+        order_id=order_id,
+        campaign_id=request.campaign_id,
+    )

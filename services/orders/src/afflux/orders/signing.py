@@ -1,0 +1,137 @@
+"""Merchant request signatures: HMAC-SHA256 over ``"<t>.<raw body>"``.
+
+Pure functions, no I/O. The header is ``X-Afflux-Signature: t=<unix seconds>,v1=<hex>``;
+several ``v1=`` entries may be given (one per active secret during a rotation).
+For URL postbacks the signed message is ``"<t>.<query>"`` where ``<query>`` is
+the raw query string up to, not including, the final ``&sig=`` parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+SIGNATURE_HEADER = "X-Afflux-Signature"
+MERCHANT_HEADER = "X-Afflux-Merchant"
+TOLERANCE_S = 300
+SIG_PARAM = "sig"
+
+
+class SignatureRejected(Exception):
+    """The request's signature is missing, malformed, stale or wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _mac(secret: str, timestamp: int, payload: bytes) -> str:
+    message = str(timestamp).encode() + b"." + payload
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign(body: bytes, secret: str, now: int) -> str:
+    """The ``X-Afflux-Signature`` header value for ``body`` at unix second ``now``."""
+    return f"t={now},v1={_mac(secret, now, body)}"
+
+
+def sign_query(params: Sequence[tuple[str, str]], secret: str, now: int) -> str:
+    """A signed postback query string: ``params``, then ``t``, then ``sig`` last."""
+    query = urlencode([*params, ("t", str(now))])
+    return f"{query}&{SIG_PARAM}={_mac(secret, now, query.encode())}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSignature:
+    timestamp: int
+    candidates: tuple[str, ...]
+
+
+def parse_header(value: str | None) -> ParsedSignature:
+    """Split ``t=...,v1=...[,v1=...]``; raise SignatureRejected when malformed."""
+    if not value:
+        raise SignatureRejected(SIGNATURE_HEADER, "missing signature header")
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in value.split(","):
+        name, sep, item = part.strip().partition("=")
+        if not sep:
+            raise SignatureRejected(SIGNATURE_HEADER, "malformed: expected t=<unix s>,v1=<hex>")
+        if name == "t":
+            if not item.isdigit() or len(item) > 12:
+                raise SignatureRejected(SIGNATURE_HEADER, "timestamp t must be unix seconds")
+            timestamp = int(item)
+        elif name == "v1":
+            candidates.append(item.lower())
+    if timestamp is None:
+        raise SignatureRejected(SIGNATURE_HEADER, "missing timestamp t=")
+    if not candidates:
+        raise SignatureRejected(SIGNATURE_HEADER, "missing v1= signature")
+    return ParsedSignature(timestamp, tuple(candidates))
+
+
+def check_timestamp(timestamp: int, now: int, tolerance_s: int = TOLERANCE_S) -> None:
+    if timestamp < now - tolerance_s:
+        raise SignatureRejected(
+            SIGNATURE_HEADER, f"timestamp is stale: more than {tolerance_s} s in the past"
+        )
+    if timestamp > now + tolerance_s:
+        raise SignatureRejected(
+            SIGNATURE_HEADER, f"timestamp is more than {tolerance_s} s in the future"
+        )
+
+
+def matches(
+    secrets: Sequence[str], timestamp: int, payload: bytes, candidates: Sequence[str]
+) -> bool:
+    """Whether any candidate equals the MAC under any secret (constant-time compares)."""
+    found = False
+    for secret in secrets:
+        expected = _mac(secret, timestamp, payload)
+        for candidate in candidates:
+            # Keep comparing after a match so timing does not reveal which one matched.
+            found |= hmac.compare_digest(expected, candidate)
+    return found
+
+
+def verify(
+    header: str | None,
+    body: bytes,
+    secrets: Sequence[str],
+    now: int,
+    tolerance_s: int = TOLERANCE_S,
+) -> None:
+    """Raise SignatureRejected unless ``header`` signs ``body`` with one of ``secrets``."""
+    parsed = parse_header(header)
+    check_timestamp(parsed.timestamp, now, tolerance_s)
+    if not matches(secrets, parsed.timestamp, body, parsed.candidates):
+        raise SignatureRejected(SIGNATURE_HEADER, "signature does not match the body")
+
+
+def split_signed_query(raw_query: str) -> tuple[str, str]:
+    """(signed part, signature) of a postback query whose last parameter is ``sig``."""
+    signed, sep, signature = raw_query.rpartition(f"&{SIG_PARAM}=")
+    if not sep or not signature or "&" in signature:
+        raise SignatureRejected(SIG_PARAM, "missing: the last query parameter must be sig=<hex>")
+    return signed, signature
+
+
+def verify_query(
+    raw_query: str,
+    timestamp: int,
+    secrets: Sequence[str],
+    now: int,
+    tolerance_s: int = TOLERANCE_S,
+) -> None:
+    """Raise SignatureRejected unless the query's ``sig`` signs the rest of it."""
+    signed, signature = split_signed_query(raw_query)
+    try:
+        check_timestamp(timestamp, now, tolerance_s)
+    except SignatureRejected as exc:
+        raise SignatureRejected("t", exc.reason) from None
+    if not matches(secrets, timestamp, signed.encode(), [signature.lower()]):
+        raise SignatureRejected(SIG_PARAM, "signature does not match the query")
