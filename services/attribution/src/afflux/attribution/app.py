@@ -1,0 +1,161 @@
+"""The Faust application: two agents, a grace timer, /healthz and /metrics.
+
+Faust delivers records, runs the consumer group (static membership, commits
+after processing) and the timer; the state lives in ``Runtime``'s stages with
+their own changelogs (see ``stage.py`` for why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from aiokafka import TopicPartition
+from faust.types import TP
+from prometheus_client import generate_latest
+
+from afflux.attribution.metrics import AttributionMetrics
+from afflux.attribution.runtime import Runtime, run_forever
+from afflux.attribution.settings import AttributionSettings
+from afflux.shared.campaign_view import CampaignDirectory, follow_campaigns
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
+
+log = logging.getLogger(__name__)
+
+# aiohttp refuses a charset inside content_type; Prometheus reads text format 0.0.4 as UTF-8.
+METRICS_TYPE = "text/plain; version=0.0.4"
+
+
+def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
+    """The worker's Faust app and its runtime, wired; nothing starts until the app runs."""
+    bootstrap = settings.kafka_bootstrap
+    directory = CampaignDirectory()
+    metrics = AttributionMetrics()
+    runtime = Runtime(
+        bootstrap=bootstrap,
+        group=settings.attribution_group,
+        directory=directory,
+        metrics=metrics,
+        refund_wait_ms=int(settings.refund_wait_seconds * 1000),
+        order_retention_ms=settings.order_retention_days * MS_PER_DAY,
+    )
+    instance = settings.instance_id or None
+    app = faust.App(
+        settings.attribution_group,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        web_enabled=True,
+        web_bind=settings.host,
+        web_host=settings.host,
+        web_port=settings.attribution_port,
+        datadir=str(settings.data_dir / f"attribution{settings.instance_id}"),
+        consumer_group_instance_id=instance,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(1.0, settings.session_timeout_seconds / 3),
+        broker_rebalance_timeout=max(10.0, settings.session_timeout_seconds * 2),
+        broker_commit_interval=1.0,
+        broker_max_poll_records=2000,
+        producer_linger_ms=2,
+        producer_max_batch_size=1024 * 1024,
+        producer_max_request_size=8 * 1024 * 1024,
+        stream_buffer_maxsize=8192,
+        consumer_auto_offset_reset="earliest",
+    )
+    started = asyncio.Event()
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "internal": False}
+    join_topic = app.topic(CLICKS.name, ORDERS.name, **raw)
+    refund_topic = app.topic(REFUNDS.name, CONVERSIONS.name, UNMATCHED.name, **raw)
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Any:
+        return await app.producer.send(topic, key, value, partition, None, None)
+
+    background: set[asyncio.Future[None]] = set()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start() -> None:
+        runtime.send = send
+        runtime.highwater = lambda t, p: _highwater(app, t, p)
+        runtime.start_offset = lambda t, p: _committed(app, t, p)
+        background.add(
+            asyncio.ensure_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
+        )
+        started.set()
+
+    @app.agent(join_topic, name="join")
+    async def join(stream: Any) -> None:
+        await _wait_started(started, directory)
+        async for event in stream.events():
+            m = event.message
+            await runtime.join_record(
+                m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)
+            )
+
+    @app.agent(refund_topic, name="refunds")
+    async def refunds(stream: Any) -> None:
+        await _wait_started(started, directory)
+        async for event in stream.events():
+            m = event.message
+            await runtime.refund_record(
+                m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)
+            )
+
+    @app.timer(interval=settings.timer_interval_seconds)  # type: ignore[untyped-decorator]
+    async def grace_timer() -> None:
+        if directory.ready.is_set():
+            await runtime.tick()
+
+    async def on_assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        log.info("assigned %d partitions", len(assigned or ()))
+        runtime.assigned({(tp.topic, tp.partition) for tp in (assigned or ())})
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+    @app.page("/healthz")
+    async def healthz(self: Any, request: Any) -> Any:
+        ok = runtime.ready() and not app.rebalancing
+        body = {
+            "status": "ok" if ok else "starting",
+            "campaigns": directory.ready.is_set(),
+            "join_partitions": sorted(runtime.join.owned),
+            "refund_partitions": sorted(runtime.refunds.owned),
+        }
+        return self.json(body, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def metrics_page(self: Any, request: Any) -> Any:
+        return self.bytes(generate_latest(metrics.registry), content_type=METRICS_TYPE)
+
+    return app, runtime
+
+
+async def _wait_started(started: asyncio.Event, directory: CampaignDirectory) -> None:
+    await started.wait()
+    await directory.ready.wait()
+
+
+def _highwater(app: faust.App, topic: str, partition: int) -> tuple[int, int] | None:
+    """The fetch high watermark and when the fetch that reported it was answered."""
+    try:
+        consumer = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        tp = TopicPartition(topic, partition)
+        high, polled = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+    except Exception:
+        return None
+    if high is None or polled is None:
+        return None
+    return int(high), int(polled)
+
+
+def _committed(app: faust.App, topic: str, partition: int) -> int:
+    # Faust keeps the offsets it sought to at assignment; nothing committed: the log start.
+    committed = getattr(app.consumer, "_committed_offset", {}).get(TP(topic, partition))
+    return int(committed) if committed else 0

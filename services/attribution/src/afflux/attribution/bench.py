@@ -1,0 +1,255 @@
+"""``afflux bench attribution [--json]``: input events/s through one worker process,
+beside a raw aiokafka consume-and-produce relay of the same records, same run.
+
+A seeded realistic mix (200k visitors, about 20 clicks per order, refunds,
+lead confirmations) is produced packed per partition to a fresh embedded
+broker. The relay reads every input record and writes it to a scratch topic;
+then one worker starts and the clock runs from its /healthz turning ready
+until its outputs equal the batch oracle's (so the figure includes the last
+grace period). Both figures count input events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from afflux.attribution.feed import produce, publish_campaigns
+from afflux.shared.events import Envelope, OrderRefunded
+from afflux.shared.kafka import create_topics, new_producer
+from afflux.shared.oracle import OracleResult, attribute, canonical, generate
+from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.wire import UndecodableRecord, decode_record
+
+PARTITIONS = 4
+INPUTS = (CLICKS.name, ORDERS.name, REFUNDS.name)
+OUTPUTS = (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name)
+RELAY_TOPIC = "bench.relay"
+
+
+async def relay(bootstrap: str, records: int) -> float:
+    """Seconds a raw aiokafka consumer+producer takes to copy every input record."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(RELAY_TOPIC, PARTITIONS, 1)])
+    await admin.close()
+    consumer = AIOKafkaConsumer(
+        *INPUTS,
+        bootstrap_servers=bootstrap,
+        group_id="bench-relay",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    producer = new_producer(bootstrap, linger_ms=2, max_batch_size=1024 * 1024)
+    await consumer.start()
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        copied = 0
+        while copied < records:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            futures = []
+            for tp, batch in batches.items():
+                for r in batch:
+                    futures.append(
+                        await producer.send(RELAY_TOPIC, r.value, key=r.key, partition=tp.partition)
+                    )
+                copied += len(batch)
+            await asyncio.gather(*futures)
+            if batches:
+                await consumer.commit()
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def count_records(bootstrap: str, topics: Sequence[str]) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        n, read = 0, dict.fromkeys(tps, 0)
+        while True:
+            for tp, batch in (await consumer.getmany(timeout_ms=200, max_records=20_000)).items():
+                n += len(batch)
+                read[tp] = batch[-1].offset + 1
+            if all((consumer.highwater(tp) or -1) <= read[tp] for tp in tps):
+                return n
+    finally:
+        await consumer.stop()
+
+
+class OutputReader:
+    """Reads the output topics incrementally."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
+        self.events: list[str] = []
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        tps = [TopicPartition(t, p) for t in OUTPUTS for p in range(PARTITIONS)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+
+    async def poll(self) -> set[str]:
+        for batch in (await self.consumer.getmany(timeout_ms=100, max_records=50_000)).values():
+            for r in batch:
+                try:
+                    self.events.extend(canonical(decode_record(r.value)))
+                except UndecodableRecord:
+                    continue
+        return set(self.events)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="afflux bench attribution")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--visitors", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args(argv)
+    from afflux.cli.embedded import start_broker
+    from afflux.cli.processes import Child, free_port
+
+    work = Path(tempfile.mkdtemp(prefix="afflux-bench-attribution-"))
+    port = free_port()
+    broker = start_broker(port, work / "logs")
+    bootstrap = f"127.0.0.1:{port}"
+    worker: Child | None = None
+    try:
+        asyncio.run(create_topics(bootstrap, PARTITIONS))
+        print(f"generating {args.visitors} visitors ...", flush=True)
+        scenario = generate(
+            args.seed,
+            visitors=args.visitors,
+            clicks_per_visitor=2.0,
+            order_share=0.1,
+            grace_seconds=1,
+            prefix="b",
+        )
+        events = scenario.events
+        result = attribute(events, scenario.campaigns)
+        expected = canonical(_all(result))
+        decided = {line for line in expected if _decisions(line)}
+        # As live: refunds come after their orders were decided (a backlog of old
+        # refunds would outrun the join; docs/attribution.md, refunds).
+        joined = [e for e in events if not isinstance(e, OrderRefunded)]
+        refunds = [e for e in events if isinstance(e, OrderRefunded)]
+        asyncio.run(publish_campaigns(bootstrap, scenario.campaigns))
+        asyncio.run(produce(bootstrap, joined, PARTITIONS, pack=200))
+        records = asyncio.run(count_records(bootstrap, INPUTS))
+        print(f"{len(events)} input events in {records} packed records", flush=True)
+        relay_s = asyncio.run(relay(bootstrap, records))
+        baseline = len(events) / relay_s
+        print(f"raw aiokafka relay: {baseline:,.0f} events/s ({relay_s:.1f}s)", flush=True)
+
+        wport = free_port()
+        env = {
+            "AFFLUX_KAFKA_BOOTSTRAP": bootstrap,
+            "AFFLUX_ATTRIBUTION_PORT": str(wport),
+            "AFFLUX_TOPIC_PARTITIONS": str(PARTITIONS),
+            "AFFLUX_DATA_DIR": str(work / "data"),
+            "AFFLUX_REFUND_WAIT_SECONDS": "1",
+            "AFFLUX_LOG_LEVEL": os.environ.get("AFFLUX_LOG_LEVEL", "WARNING"),
+        }
+        worker = Child(
+            "attribution",
+            [sys.executable, "-m", "afflux.attribution"],
+            work / "logs" / "attribution.log",
+            env=env,
+        ).start()
+        worker.wait_until(lambda: healthy(wport), timeout_s=60)
+        started = time.perf_counter()
+        asyncio.run(_wait_outputs(bootstrap, decided, limit_s=300, only=_decisions))
+        asyncio.run(produce(bootstrap, refunds, PARTITIONS, pack=200))
+        got = asyncio.run(_wait_outputs(bootstrap, expected, limit_s=300))
+        took = time.perf_counter() - started
+        value = len(events) / took
+        match = got == expected
+        print(f"attribution worker: {value:,.0f} events/s ({took:.1f}s, one process)")
+        print(f"ratio to the relay: {value / baseline:.2f}")
+        print(
+            f"oracle check: {'equal' if match else 'DIFFERENT'} "
+            f"({len(expected)} expected, {len(got)} emitted)"
+        )
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "bench": "attribution",
+                        "value": round(value),
+                        "unit": "events/s",
+                        "baseline": round(baseline),
+                        "ratio": round(value / baseline, 3),
+                        "oracle_match": match,
+                        "events": len(events),
+                        "records": records,
+                    }
+                )
+            )
+        return 0 if match else 1
+    finally:
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+
+
+def _all(result: OracleResult) -> list[Envelope]:
+    return [*result.conversions, *result.reversals, *result.unmatched]
+
+
+def _decisions(line: str) -> bool:
+    return '"type": "ConversionAttributed"' in line or '"type": "OrderUnattributed"' in line
+
+
+async def _wait_outputs(
+    bootstrap: str,
+    expected: set[str],
+    limit_s: float,
+    only: Callable[[str], bool] = lambda line: True,
+) -> set[str]:
+    reader = OutputReader(bootstrap)
+    await reader.start()
+    try:
+        deadline = time.monotonic() + limit_s
+        got: set[str] = set()
+        while time.monotonic() < deadline:
+            got = {line for line in await reader.poll() if only(line)}
+            if len(got) >= len(expected):
+                return got
+            await asyncio.sleep(0.05)
+        return got
+    finally:
+        await reader.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,87 @@
+"""The worker's state changelogs: compacted topics, one per stage, co-partitioned
+with the stage's input, written one record per changed key per batch.
+
+Recovery reads a partition from the beginning up to the high watermark that
+fetch responses carry. It never asks ListOffsets for the end: some brokers
+(the embedded one) answer the base offset of the newest batch + 1 there, which
+would drop the last batch of every partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+
+async def ensure_changelogs(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, partitions, 1, topic_configs={"cleanup.policy": "compact"})
+            for name in names
+            if name not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+
+
+async def read_partitions(
+    bootstrap: str, topic: str, partitions: Iterable[int], *, idle_rounds: int = 3
+) -> dict[int, dict[str, bytes | None]]:
+    """The latest value of every key in each partition (None: deleted)."""
+    tps = [TopicPartition(topic, p) for p in partitions]
+    result: dict[int, dict[str, bytes | None]] = {tp.partition: {} for tp in tps}
+    if not tps:
+        return result
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        read: dict[TopicPartition, int] = dict.fromkeys(tps, 0)
+        quiet = 0
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=50_000)
+            for tp, records in batches.items():
+                table = result[tp.partition]
+                for record in records:
+                    if record.key is not None:
+                        table[record.key.decode()] = record.value
+                    read[tp] = record.offset + 1
+            if _done(consumer, tps, read):
+                break
+            quiet = 0 if batches else quiet + 1
+            if quiet > idle_rounds * 50:  # no answer at all for ~15 s: give up loudly
+                raise TimeoutError(f"changelog {topic} did not answer")
+            if not batches:
+                await asyncio.sleep(0)
+    finally:
+        await consumer.stop()
+    return result
+
+
+def _done(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], read: dict[TopicPartition, int]
+) -> bool:
+    for tp in tps:
+        high = consumer.highwater(tp)
+        if high is None or read[tp] < high:
+            return False
+    return True

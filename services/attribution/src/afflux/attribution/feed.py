@@ -1,0 +1,101 @@
+"""Feeding scenarios to the worker's input topics as afflux producers would:
+routed by each event's key, packed per (topic, partition) in list order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ClickRecorded,
+    Envelope,
+    LeadConfirmed,
+    OrderPlaced,
+    OrderRefunded,
+)
+from afflux.shared.kafka import new_producer
+from afflux.shared.topics import CAMPAIGNS, CLICKS, ORDERS, REFUNDS
+from afflux.shared.wire import encode, encode_packed
+
+
+def route(event: Envelope, order_keys: dict[tuple[str, str], str]) -> tuple[str, str]:
+    """The topic and key a producer of afflux would use."""
+    if isinstance(event, ClickRecorded):
+        return CLICKS.name, event.visitor_id
+    if isinstance(event, OrderPlaced):
+        key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+        order_keys[(event.campaign_id, event.order_id)] = key
+        return ORDERS.name, key
+    if isinstance(event, LeadConfirmed):
+        return ORDERS.name, order_keys.get((event.campaign_id, event.order_id), event.order_id)
+    if isinstance(event, OrderRefunded):
+        return REFUNDS.name, event.order_id
+    raise TypeError(event)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+async def produce(
+    bootstrap: str,
+    events: Sequence[Envelope],
+    partitions: int,
+    *,
+    pack: int = 100,
+    orders_from: Sequence[Envelope] = (),
+) -> None:
+    """Events packed per (topic, partition) in list order, as afflux producers do;
+    ``orders_from``: earlier events whose orders a confirmation may follow."""
+    producer = new_producer(bootstrap, linger_ms=5, max_batch_size=1024 * 1024)
+    await producer.start()
+    try:
+        order_keys: dict[tuple[str, str], str] = {}
+        for earlier in orders_from:
+            if isinstance(earlier, OrderPlaced):
+                route(earlier, order_keys)
+        slots: dict[tuple[str, int], list[tuple[str, Envelope]]] = defaultdict(list)
+        futures = []
+        for event in events:
+            topic, key = route(event, order_keys)
+            slot = (topic, partition_of(key, partitions))
+            slots[slot].append((key, event))
+            if len(slots[slot]) >= pack:
+                futures.append(await _send(producer, slot, slots.pop(slot)))
+        for slot, items in slots.items():
+            futures.append(await _send(producer, slot, items))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _send(
+    producer: AIOKafkaProducer, slot: tuple[str, int], items: list[tuple[str, Envelope]]
+) -> Any:
+    topic, partition = slot
+    value = encode(items[0][1]) if len(items) == 1 else encode_packed([e for _, e in items])
+    return await producer.send(topic, value, key=items[0][0].encode(), partition=partition)
+
+
+async def publish_campaigns(bootstrap: str, campaigns: dict[str, tuple[TermsVersion, ...]]) -> None:
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        for cid, versions in campaigns.items():
+            record = CampaignTermsPublished(
+                event_id=f"terms-{cid}-{len(versions)}",
+                occurred_at=versions[-1].published_at,
+                campaign_id=cid,
+                versions=versions,
+            )
+            await producer.send_and_wait(CAMPAIGNS.name, encode(record), key=cid.encode())
+    finally:
+        await producer.stop()

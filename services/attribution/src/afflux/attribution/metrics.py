@@ -1,0 +1,75 @@
+"""Prometheus metrics of the attribution worker, on a registry of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SERVICE = "attribution"
+
+
+class AttributionMetrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.conversions = Counter(
+            "afflux_conversions_total",
+            "Orders attributed to a creator, by campaign and reason (click_id, coupon, cookie)",
+            ["campaign", "reason"],
+            registry=r,
+        )
+        self.unattributed = Counter(
+            "afflux_unattributed_orders_total",
+            "Orders no creator earned, by campaign and reason",
+            ["campaign", "reason"],
+            registry=r,
+        )
+        self.lag = Histogram(
+            "afflux_attribution_lag_seconds",
+            "Order event time to its outcome being emitted",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86_400, 604_800, 2_592_000),
+            registry=r,
+        )
+        self.late_clicks = Counter(
+            "afflux_late_clicks_total",
+            "Clicks that arrived after an order they could have won was decided",
+            registry=r,
+        )
+        self.dlq = Counter(
+            "afflux_dlq_total",
+            "Records sent to the dead-letter topic, by source topic and reason",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.state_keys = Gauge(
+            "afflux_attribution_state_keys",
+            "Keys held in the worker's state, by stage",
+            ["stage"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "afflux_consumer_lag_messages",
+            "Records not yet processed (fetch high watermark minus processed offset)",
+            ["service", "topic"],
+            registry=r,
+        )
+        self.reversals = Counter(
+            "afflux_reversals_total", "Refunds turned into reversals", ["campaign"], registry=r
+        )
+        self.refunds_unmatched = Counter(
+            "afflux_refunds_unmatched_total",
+            "Refunds with no conversion to reverse, by reason",
+            ["campaign", "reason"],
+            registry=r,
+        )
+        self.events = Counter(
+            "afflux_attribution_events_total", "Input events processed", ["topic"], registry=r
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found

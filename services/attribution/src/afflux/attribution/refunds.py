@@ -1,0 +1,149 @@
+"""Stage 2: refunds against order outcomes, for one partition (keyed by order id).
+
+Consumes the join's own outputs (conversions, unmatched orders) beside the
+refunds. A refund of a converted order becomes a reversal, capped so the
+order's cumulative refunds never exceed its amount (applied in arrival
+order); a refund of an unattributed order, or of an order whose outcome does
+not arrive within the wait, becomes a RefundUnmatched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from afflux.attribution.outputs import Converted, refund_unmatched, reversal
+from afflux.shared.core.attribution import capped_refund
+from afflux.shared.events import ConversionAttributed, OrderRefunded, OrderUnattributed
+from afflux.shared.topics import REVERSALS, UNMATCHED
+
+from .join import Output
+
+
+@dataclass(slots=True)
+class OrderLedger:
+    converted: dict[str, Converted] = field(default_factory=dict)  # campaign -> conversion
+    unattributed: set[str] = field(default_factory=set)  # campaigns
+    refunded: dict[str, int] = field(default_factory=dict)  # campaign -> applied so far
+    done: set[tuple[str, str]] = field(default_factory=set)  # (campaign, refund id)
+    waiting: list[tuple[OrderRefunded, int]] = field(default_factory=list)
+
+
+class RefundPartition:
+    def __init__(self) -> None:
+        self.keys: dict[str, OrderLedger] = {}
+        self.dirty: set[str] = set()
+        self.waiting: set[str] = set()
+
+    def _ledger(self, key: str) -> OrderLedger:
+        ledger = self.keys.get(key)
+        if ledger is None:
+            ledger = self.keys[key] = OrderLedger()
+        self.dirty.add(key)
+        return ledger
+
+    def conversion(self, key: str, c: ConversionAttributed) -> list[Output]:
+        ledger = self._ledger(key)
+        if c.campaign_id in ledger.converted:
+            return []
+        ledger.converted[c.campaign_id] = Converted.of(c)
+        return self._release(key, ledger, c.campaign_id)
+
+    def unattributed(self, key: str, u: OrderUnattributed) -> list[Output]:
+        ledger = self._ledger(key)
+        if u.campaign_id in ledger.unattributed:
+            return []
+        ledger.unattributed.add(u.campaign_id)
+        return self._release(key, ledger, u.campaign_id)
+
+    def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
+        ledger = self._ledger(key)
+        ident = (r.campaign_id, r.refund_id)
+        if ident in ledger.done or any(
+            (w.campaign_id, w.refund_id) == ident for w, _ in ledger.waiting
+        ):
+            return []
+        if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
+            return [self._settle(ledger, r)]
+        ledger.waiting.append((r, arrived))
+        self.waiting.add(key)
+        return []
+
+    def _settle(self, ledger: OrderLedger, r: OrderRefunded) -> Output:
+        ledger.done.add((r.campaign_id, r.refund_id))
+        conv = ledger.converted.get(r.campaign_id)
+        if conv is None:
+            return (UNMATCHED.name, r.order_id, refund_unmatched(r, order_known=True))
+        before = ledger.refunded.get(r.campaign_id, 0)
+        applied = capped_refund(conv.amount_minor, before, r.amount_minor)
+        ledger.refunded[r.campaign_id] = before + applied
+        return (REVERSALS.name, r.order_id, reversal(r, conv, applied, before + applied))
+
+    def _release(self, key: str, ledger: OrderLedger, campaign: str) -> list[Output]:
+        ready = [w for w in ledger.waiting if w[0].campaign_id == campaign]
+        if not ready:
+            return []
+        ledger.waiting = [w for w in ledger.waiting if w[0].campaign_id != campaign]
+        if not ledger.waiting:
+            self.waiting.discard(key)
+        return [self._settle(ledger, r) for r, _ in ready]
+
+    def due(self, safe_time: int, wait_ms: int) -> list[Output]:
+        """Refunds that waited ``wait_ms`` without their order's outcome: unmatched."""
+        out: list[Output] = []
+        for key in list(self.waiting):
+            ledger = self.keys[key]
+            expired = [w for w in ledger.waiting if w[1] + wait_ms <= safe_time]
+            if expired:
+                ledger.waiting = [w for w in ledger.waiting if w[1] + wait_ms > safe_time]
+                for r, _ in expired:
+                    ledger.done.add((r.campaign_id, r.refund_id))
+                    out.append((UNMATCHED.name, r.order_id, refund_unmatched(r, order_known=False)))
+                self.dirty.add(key)
+            if not ledger.waiting:
+                self.waiting.discard(key)
+        return out
+
+    def take_dirty(self) -> list[tuple[str, bytes | None]]:
+        items: list[tuple[str, bytes | None]] = [
+            (key, _encode(self.keys[key])) for key in self.dirty if key in self.keys
+        ]
+        self.dirty.clear()
+        return items
+
+    def restore(self, key: str, value: bytes) -> None:
+        ledger = _decode(value)
+        self.keys[key] = ledger
+        if ledger.waiting:
+            self.waiting.add(key)
+
+    def forget(self, key: str) -> None:
+        self.keys.pop(key, None)
+        self.waiting.discard(key)
+
+
+def _encode(ledger: OrderLedger) -> bytes:
+    doc: dict[str, Any] = {
+        "c": [[k, *vars_of(v)] for k, v in ledger.converted.items()],
+        "u": sorted(ledger.unattributed),
+        "r": ledger.refunded,
+        "d": sorted(ledger.done),
+        "w": [[r.model_dump(mode="json"), arrived] for r, arrived in ledger.waiting],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def vars_of(c: Converted) -> list[Any]:
+    return [c.conversion_id, c.affiliate_id, c.amount_minor, c.currency, c.occurred_at]
+
+
+def _decode(raw: bytes) -> OrderLedger:
+    doc = json.loads(raw)
+    return OrderLedger(
+        converted={k: Converted(*rest) for k, *rest in doc["c"]},
+        unattributed=set(doc["u"]),
+        refunded=dict(doc["r"]),
+        done={(c, r) for c, r in doc["d"]},
+        waiting=[(OrderRefunded.model_validate(p), a) for p, a in doc["w"]],
+    )

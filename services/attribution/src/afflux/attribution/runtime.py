@@ -1,0 +1,326 @@
+"""The worker's behaviour per record and per timer tick; Faust only delivers records.
+
+``Runtime`` owns both stages and the campaign view. Agents call
+``join_record``/``refund_record`` with each record; the timer calls ``tick``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from afflux.attribution.decode import decode_items
+from afflux.attribution.join import JoinPartition, Output, VisitorState
+from afflux.attribution.metrics import SERVICE, AttributionMetrics
+from afflux.attribution.refunds import RefundPartition
+from afflux.attribution.stage import HighWater, Send, Stage
+from afflux.shared.campaign_view import CampaignDirectory
+from afflux.shared.core.attribution import largest_window_ms, version_at
+from afflux.shared.core.clock import MS_PER_DAY, system_clock
+from afflux.shared.core.ids import derived_id, order_partition_key
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import (
+    ClickRecorded,
+    ConversionAttributed,
+    ConversionReversed,
+    DeadLetter,
+    Envelope,
+    LeadConfirmed,
+    OrderPlaced,
+    OrderRefunded,
+    OrderUnattributed,
+    RefundUnmatched,
+)
+from afflux.shared.topics import CLICKS, CONVERSIONS, DLQ, ORDERS, REFUNDS, UNMATCHED
+from afflux.shared.wire import encode
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "afflux-attribution"
+PRUNE_EVERY_S = 10.0
+LEAD_PREFIX = "\x00lead\x1f"
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        group: str,
+        directory: CampaignDirectory,
+        metrics: AttributionMetrics,
+        refund_wait_ms: int,
+        order_retention_ms: int,
+        clock: Callable[[], int] = system_clock,
+    ) -> None:
+        self.directory = directory
+        self.metrics = metrics
+        self.refund_wait_ms = refund_wait_ms
+        self.order_retention_ms = order_retention_ms
+        self.clock = clock
+        self.join: Stage[JoinPartition] = Stage(
+            "join", (CLICKS.name, ORDERS.name), f"{group}-join-state", JoinPartition, bootstrap
+        )
+        self.refunds: Stage[RefundPartition] = Stage(
+            "refunds",
+            (REFUNDS.name, CONVERSIONS.name, UNMATCHED.name),
+            f"{group}-refund-state",
+            RefundPartition,
+            bootstrap,
+        )
+        self.send: Send | None = None
+        self.highwater: HighWater = lambda t, p: None
+        self.start_offset: Callable[[str, int], int] = lambda t, p: 0
+        self.assigned_once = False
+        self._last_prune = 0.0
+
+    @property
+    def changelogs(self) -> tuple[str, str]:
+        return (self.join.changelog, self.refunds.changelog)
+
+    def ready(self) -> bool:
+        return (
+            self.send is not None
+            and self.directory.ready.is_set()
+            and self.assigned_once
+            and self.join.ready()
+            and self.refunds.ready()
+        )
+
+    def assigned(self, tps: set[tuple[str, int]]) -> None:
+        self.assigned_once = True
+        for stage in (self.join, self.refunds):
+            stage.assigned({p for t, p in tps if t in stage.inputs})
+
+    def terms(self, campaign_id: str, at_ms: int) -> TermsVersion | None:
+        if campaign_id not in self.directory:
+            return None
+        return version_at(self.directory.versions(campaign_id), at_ms)
+
+    # -- stage 1 -------------------------------------------------------------
+
+    async def join_record(
+        self, topic: str, p: int, offset: int, key: bytes | None, value: bytes | None, ts: int
+    ) -> None:
+        owned = await self.join.partition(p)
+        if owned is None:
+            return
+        state = owned.state
+        out: list[Output] = []
+        letters: list[DeadLetter] = []
+        late = 0
+        async with self.join.lock:
+            for index, event, reason, raw in decode_items(value):
+                if event is None:
+                    letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
+                elif isinstance(event, ClickRecorded):
+                    late += state.click(event.visitor_id, event, ts, self.terms)
+                elif isinstance(event, OrderPlaced):
+                    if event.campaign_id not in self.directory:
+                        letters.append(
+                            self._letter(topic, p, offset, index, key, raw, "unknown campaign")
+                        )
+                        continue
+                    okey = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+                    if state.order(okey, event, ts):
+                        self._adopt_confirmation(state, okey, event)
+                elif isinstance(event, LeadConfirmed):
+                    out += self._lead(state, event)
+                else:
+                    letters.append(
+                        self._letter(topic, p, offset, index, key, raw, "unexpected event type")
+                    )
+            self.metrics.child(self.metrics.events, topic).inc()
+            if late:
+                self.metrics.late_clicks.inc(late)
+            await self._emit(p, self.join, state, out, letters)
+            owned.consumed[topic] = offset + 1
+
+    def _lead(self, state: JoinPartition, confirm: LeadConfirmed) -> list[Output]:
+        okey = (confirm.campaign_id, confirm.order_id)
+        key = state.index.get(okey)
+        if key is None:
+            key = f"{LEAD_PREFIX}{confirm.campaign_id}\x1f{confirm.order_id}"
+        return state.lead(key, confirm)
+
+    def _adopt_confirmation(self, state: JoinPartition, key: str, order: OrderPlaced) -> None:
+        parked_key = f"{LEAD_PREFIX}{order.campaign_id}\x1f{order.order_id}"
+        parked = state.keys.get(parked_key)
+        if parked is not None:
+            target: VisitorState = state.keys[key]
+            target.confirms.update(parked.confirms)
+            parked.confirms.clear()
+            state.dirty.add(parked_key)
+
+    # -- stage 2 -------------------------------------------------------------
+
+    async def refund_record(
+        self, topic: str, p: int, offset: int, key: bytes | None, value: bytes | None, ts: int
+    ) -> None:
+        owned = await self.refunds.partition(p)
+        if owned is None:
+            return
+        state = owned.state
+        out: list[Output] = []
+        letters: list[DeadLetter] = []
+        async with self.refunds.lock:
+            for index, event, reason, raw in decode_items(value):
+                if event is None:
+                    letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
+                elif isinstance(event, OrderRefunded):
+                    out += state.refund(event.order_id, event, ts)
+                elif isinstance(event, ConversionAttributed):
+                    out += state.conversion(event.order_id, event)
+                elif isinstance(event, OrderUnattributed):
+                    out += state.unattributed(event.order_id, event)
+                elif not isinstance(event, LeadConfirmed | RefundUnmatched):
+                    letters.append(
+                        self._letter(topic, p, offset, index, key, raw, "unexpected event type")
+                    )
+            self.metrics.child(self.metrics.events, topic).inc()
+            await self._emit(p, self.refunds, state, out, letters)
+            owned.consumed[topic] = offset + 1
+
+    # -- timers --------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Decide orders whose grace has passed and refunds that waited long enough."""
+        if self.send is None:
+            return
+        for stage in (self.join, self.refunds):
+            stage.note(self.highwater, self.start_offset)
+        wait = self.refund_wait_ms + self._max_grace_ms()
+        for p, owned in list(self.join.owned.items()):
+            async with self.join.lock:
+                if self.join.owned.get(p) is not owned:
+                    continue
+                out = owned.state.due(owned.safe_ms, self.terms)
+                if out or owned.state.dirty:
+                    await self._emit(p, self.join, owned.state, out, [])
+        for p, held in list(self.refunds.owned.items()):
+            async with self.refunds.lock:
+                if self.refunds.owned.get(p) is not held:
+                    continue
+                out = held.state.due(held.safe_ms, wait)
+                if out or held.state.dirty:
+                    await self._emit(p, self.refunds, held.state, out, [])
+        if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
+            self._last_prune = time.monotonic()
+            await self.prune()
+        self._gauges()
+
+    def _max_grace_ms(self) -> int:
+        return max(
+            (self.directory.latest(c).terms.grace_ms for c in self.directory.campaign_ids()),
+            default=0,
+        )
+
+    async def prune(self) -> None:
+        """Drop clicks older than the largest window plus grace behind the partition's
+        event-time watermark, and decided orders past the retention."""
+        versions = [v for c in self.directory.campaign_ids() for v in self.directory.versions(c)]
+        keep_ms = largest_window_ms(versions) + self._max_grace_ms() + MS_PER_DAY
+        for p, owned in list(self.join.owned.items()):
+            async with self.join.lock:
+                state = owned.state
+                if state.watermark:
+                    state.prune(
+                        state.watermark - keep_ms, state.watermark - self.order_retention_ms
+                    )
+                    if state.dirty:
+                        await self._emit(p, self.join, state, [], [])
+
+    def _gauges(self) -> None:
+        m = self.metrics
+        m.child(m.state_keys, "join").set(sum(len(o.state.keys) for o in self.join.owned.values()))
+        m.child(m.state_keys, "refunds").set(
+            sum(len(o.state.keys) for o in self.refunds.owned.values())
+        )
+        for stage in (self.join, self.refunds):
+            for topic in stage.inputs:
+                lag = 0
+                for p, owned in stage.owned.items():
+                    known = self.highwater(topic, p)
+                    if known is not None:
+                        done = owned.consumed.get(topic, self.start_offset(topic, p))
+                        lag += max(0, known[0] - done)
+                m.child(m.consumer_lag, SERVICE, topic).set(lag)
+
+    # -- output --------------------------------------------------------------
+
+    async def _emit(
+        self,
+        p: int,
+        stage: Stage[Any],
+        state: Any,
+        out: list[Output],
+        letters: list[DeadLetter],
+    ) -> None:
+        assert self.send is not None
+        for letter in letters:
+            self.metrics.child(self.metrics.dlq, letter.source_topic, _reason(letter.reason)).inc()
+        everything: list[Output] = [*out, *((DLQ.name, lt.key or "", lt) for lt in letters)]
+        await stage.flush(p, state, everything, self.send, encode)
+        now = self.clock()
+        for _, _, event in out:
+            self._count(event, now)
+
+    def _count(self, event: Envelope, now: int) -> None:
+        m = self.metrics
+        if isinstance(event, ConversionAttributed):
+            m.child(m.conversions, event.campaign_id, event.reason).inc()
+            m.lag.observe(max(0, now - event.occurred_at) / 1000)
+        elif isinstance(event, OrderUnattributed):
+            m.child(m.unattributed, event.campaign_id, event.reason).inc()
+            m.lag.observe(max(0, now - event.occurred_at) / 1000)
+        elif isinstance(event, ConversionReversed):
+            m.child(m.reversals, event.campaign_id).inc()
+        elif isinstance(event, RefundUnmatched):
+            m.child(m.refunds_unmatched, event.campaign_id, event.reason).inc()
+
+    def _letter(
+        self,
+        topic: str,
+        p: int,
+        offset: int,
+        index: int,
+        key: bytes | None,
+        raw: Any,
+        reason: str,
+        whole: bytes | None = None,
+    ) -> DeadLetter:
+        value = (whole or b"").decode("utf-8", "replace") if raw is None else json.dumps(raw)
+        return DeadLetter(
+            event_id=derived_id("dlq", CONSUMER, topic, str(p), str(offset), str(index)),
+            occurred_at=self.clock(),
+            source_topic=topic,
+            source_partition=p,
+            source_offset=offset,
+            consumer=CONSUMER,
+            reason=reason[:2000],
+            key=key.decode("utf-8", "replace") if key is not None else None,
+            value=value[:100_000],
+        )
+
+
+def _reason(reason: str) -> str:
+    """A bounded label for a dead-letter reason."""
+    for known in ("not JSON", "invalid event", "unknown campaign", "unexpected event type"):
+        if reason.startswith(known):
+            return known.replace(" ", "_").lower()
+    return "undecodable"
+
+
+async def run_forever(coro_factory: Callable[[], Any]) -> None:
+    while True:
+        try:
+            await coro_factory()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("campaign follower failed; restarting")
+            await asyncio.sleep(1)
