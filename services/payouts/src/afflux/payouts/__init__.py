@@ -1,0 +1,1 @@
+"""afflux payouts service."""

@@ -1,0 +1,516 @@
+"""``afflux bench ledger [--json]``: ledger events/s applied through the payouts
+consumer's batch path, beside a raw pipelined Redis client in the same run.
+
+A seeded, realistic mix of clicks, conversions (sales, leads, installs,
+signups) and reversals (partial and full refunds) for four campaigns shaped
+like ``examples/campaigns.yaml`` and many creators is encoded into records as
+afflux producers write them (packed per partition) and grouped into polls the
+way the ledger consumer receives them (at most ``--poll-records`` records per
+poll). Two sides, each on its own database of one private ``redis-server``:
+
+- ledger: every poll goes through ``LedgerConsumer._apply``, the consumer's own
+  code path: decode, place each event in its campaign-period, and
+  ``LedgerStore.apply`` (WATCH, read the affected periods, recompute their
+  lines, MULTI/EXEC with the partitions' next offsets);
+- baseline: the same polls as plain pipelines of one write per event of
+  comparable size (HSET of the stored fact for a conversion or reversal,
+  HINCRBY of a tally for a click) plus the offsets, with no logic.
+
+Both figures count input events per second. At the end the ledger is checked:
+every fact stored once, every partition's offset at its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from redis.asyncio import Redis
+
+from afflux.payouts.consumer import LedgerConsumer
+from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.store import Applied, Batch, LedgerStore, Versions
+from afflux.shared.campaign_view import CampaignDirectory
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.periods import period_of
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ClickRecorded,
+    ConversionAttributed,
+    ConversionReversed,
+    Envelope,
+)
+from afflux.shared.kafka import new_producer
+from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
+from afflux.shared.wire import encode, encode_packed
+
+START_MS = 1_772_323_200_000  # 2026-03-01T00:00:00Z
+PARTITIONS = 4
+Poll = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+def bench_campaigns() -> list[CampaignTerms]:
+    """Four programs whose plans use every commission element (as the examples do)."""
+    raw: list[dict[str, Any]] = [
+        {
+            "campaign_id": "bench-fashion",
+            "merchant_id": "merchant-acme",
+            "currency": "EUR",
+            "lock_days": 14,
+            "plan": {
+                "sale": {"rate": {"percent": "8"}, "new_customer": {"percent": "12"}},
+                "tiers": [
+                    {"from_sales": 20, "rate": {"percent": "10"}},
+                    {"from_sales": 50, "rate": {"percent": "12.5"}},
+                ],
+                "milestones": [
+                    {"at_sales": 50, "bonus_minor": 10000},
+                    {"at_sales": 100, "bonus_minor": 30000},
+                ],
+                "creator_cap_minor": 500000,
+            },
+        },
+        {
+            "campaign_id": "bench-apps",
+            "merchant_id": "merchant-globex",
+            "currency": "USD",
+            "lock_days": 7,
+            "plan": {
+                "period": "week",
+                "sale": {"rate": {"fixed_minor": 500}},
+                "actions_minor": {"install": 150, "signup": 300},
+                "click": {"per_click_minor": 5, "paid_click_cap": 200},
+            },
+        },
+        {
+            "campaign_id": "bench-leads",
+            "merchant_id": "merchant-initech",
+            "currency": "EUR",
+            "lock_days": 30,
+            "plan": {"lead_minor": 2500, "base_fee_minor": 10000, "campaign_budget_minor": 2000000},
+        },
+        {
+            "campaign_id": "bench-news",
+            "merchant_id": "merchant-acme",
+            "currency": "USD",
+            "lock_days": 0,
+            "plan": {
+                "lead_minor": 200,
+                "sale": {"rate": {"percent": "5"}},
+                "creator_cap_minor": 20000,
+                "campaign_budget_minor": 500000,
+            },
+        },
+    ]
+    return [CampaignTerms.model_validate(r) for r in raw]
+
+
+@dataclass
+class Workload:
+    events: list[Envelope]
+    records: list[tuple[str, int, bytes, bytes]]  # topic, partition, key, value
+    polls: list[Poll] = field(default_factory=list)
+
+    def counts(self) -> Counter[str]:
+        return Counter(type(e).__name__ for e in self.events)
+
+
+def generate(events: int, creators: int, days: int, seed: int) -> list[Envelope]:
+    """Clicks (about 70 %), conversions (25 %) and reversals (5 %) in event-time order."""
+    rng = random.Random(seed)
+    campaigns = bench_campaigns()
+    weights = [4, 3, 1, 2]
+    names = [f"creator-{n:05d}" for n in range(1, creators + 1)]
+    # A few creators bring most of the traffic, as in real programs.
+    popularity = list(accumulate(1 / (rank**0.8) for rank in range(1, creators + 1)))
+    span = days * MS_PER_DAY
+    out: list[Envelope] = []
+    sales: list[ConversionAttributed] = []
+    refunded: set[str] = set()
+    for n in range(events):
+        at = START_MS + span * n // events + rng.randrange(0, 60_000)
+        terms = rng.choices(campaigns, weights)[0]
+        cid = terms.campaign_id
+        affiliate = rng.choices(names, cum_weights=popularity)[0]
+        roll = rng.random()
+        sale = rng.choice(sales[-2000:]) if roll < 0.05 and sales else None
+        if sale is not None and sale.conversion_id not in refunded:
+            refunded.add(sale.conversion_id)
+            amount = sale.amount_minor if rng.random() < 0.5 else sale.amount_minor // 3
+            out.append(
+                ConversionReversed(
+                    event_id=derived_id("rev", str(n)),
+                    occurred_at=max(at, sale.occurred_at + 1),
+                    reversal_id=derived_id("reversal", str(n)),
+                    refund_id=f"rf-{seed}-{n}",
+                    conversion_id=sale.conversion_id,
+                    order_id=sale.order_id,
+                    campaign_id=sale.campaign_id,
+                    affiliate_id=sale.affiliate_id,
+                    amount_minor=amount,
+                    requested_minor=amount,
+                    refunded_total_minor=amount,
+                    order_amount_minor=sale.amount_minor,
+                    currency=sale.currency,
+                    order_occurred_at=sale.occurred_at,
+                )
+            )
+        elif 0.05 <= roll < 0.30:
+            kind, action = _kind(rng, cid)
+            amount = int(rng.lognormvariate(8.3, 0.7)) + 100 if kind == "sale" else 0
+            order = f"o-{seed}-{n}"
+            conversion = ConversionAttributed(
+                event_id=derived_id("conv", order),
+                occurred_at=at,
+                conversion_id=derived_id("conversion", cid, order),
+                order_id=order,
+                campaign_id=cid,
+                affiliate_id=affiliate,
+                reason="cookie",
+                model="last_click",
+                window_ms=30 * MS_PER_DAY,
+                click_id=f"v{n}.{rng.getrandbits(32):08x}",
+                clicked_at=at - rng.randrange(0, 3 * MS_PER_DAY),
+                terms_version=1,
+                kind=kind,
+                action=action,
+                amount_minor=amount,
+                currency=terms.currency,
+                visitor_id=f"v{n}",
+                new_customer=rng.random() < 0.3,
+                order_event_id=derived_id("order", cid, order),
+            )
+            out.append(conversion)
+            if kind == "sale":
+                sales.append(conversion)
+        else:
+            flags = rng.random()
+            visitor = f"v{rng.randrange(0, events)}"
+            out.append(
+                ClickRecorded(
+                    event_id=f"ce-{seed}-{n}",
+                    occurred_at=at,
+                    click_id=f"{visitor}.{rng.getrandbits(40):010x}",
+                    link_code=f"L{affiliate[-5:]}{cid[6:9]}",
+                    affiliate_id=affiliate,
+                    campaign_id=cid,
+                    visitor_id=visitor,
+                    ip_hash=f"{rng.getrandbits(128):032x}",
+                    user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36",
+                    is_bot=flags < 0.03,
+                    is_duplicate=0.03 <= flags < 0.07,
+                )
+            )
+    return out
+
+
+def _kind(rng: random.Random, campaign_id: str) -> tuple[str, str | None]:
+    if campaign_id == "bench-apps":
+        return rng.choices([("sale", None), ("install", None), ("action", "signup")], [4, 4, 2])[0]
+    if campaign_id == "bench-leads":
+        return "lead", None
+    if campaign_id == "bench-news":
+        return ("lead", None) if rng.random() < 0.6 else ("sale", None)
+    return "sale", None
+
+
+def _route(event: Envelope) -> tuple[str, str]:
+    if isinstance(event, ClickRecorded):
+        return CLICKS.name, event.visitor_id
+    if isinstance(event, ConversionAttributed):
+        return CONVERSIONS.name, event.order_id
+    assert isinstance(event, ConversionReversed)
+    return REVERSALS.name, event.order_id
+
+
+def to_records(events: Sequence[Envelope], pack: int) -> list[tuple[str, int, bytes, bytes]]:
+    """Packed per (topic, partition) in arrival order, at most ``pack`` events a record."""
+    open_slots: dict[tuple[str, int], list[tuple[str, Envelope]]] = defaultdict(list)
+    records: list[tuple[str, int, bytes, bytes]] = []
+
+    def emit(slot: tuple[str, int], items: list[tuple[str, Envelope]]) -> None:
+        value = encode(items[0][1]) if len(items) == 1 else encode_packed([e for _, e in items])
+        records.append((slot[0], slot[1], items[0][0].encode(), value))
+
+    for event in events:
+        topic, key = _route(event)
+        slot = (topic, zlib.crc32(key.encode()) % PARTITIONS)
+        open_slots[slot].append((key, event))
+        if len(open_slots[slot]) >= pack:
+            emit(slot, open_slots.pop(slot))
+    for slot, items in open_slots.items():
+        emit(slot, items)
+    return records
+
+
+def to_polls(records: Sequence[tuple[str, int, bytes, bytes]], poll_records: int) -> list[Poll]:
+    offsets: dict[TopicPartition, int] = defaultdict(int)
+    polls: list[Poll] = []
+    for start in range(0, len(records), poll_records):
+        poll: Poll = defaultdict(list)
+        for topic, partition, key, value in records[start : start + poll_records]:
+            tp = TopicPartition(topic, partition)
+            poll[tp].append(
+                ConsumerRecord(
+                    topic=topic,
+                    partition=partition,
+                    offset=offsets[tp],
+                    timestamp=0,
+                    timestamp_type=0,
+                    key=key,
+                    value=value,
+                    checksum=None,
+                    serialized_key_size=len(key),
+                    serialized_value_size=len(value),
+                    headers=(),
+                )
+            )
+            offsets[tp] += 1
+        polls.append(dict(poll))
+    return polls
+
+
+class _TimedStore(LedgerStore):
+    """The real store; only adds up the time spent in ``apply``."""
+
+    spent = 0.0
+
+    async def apply(self, batch: Batch, versions: Versions, currency: Any) -> Applied:
+        started = time.perf_counter()
+        try:
+            return await super().apply(batch, versions, currency)
+        finally:
+            self.spent += time.perf_counter() - started
+
+
+async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> dict[str, Any]:
+    redis: Redis[bytes] = Redis.from_url(redis_url)
+    await redis.flushdb()
+    store = _TimedStore(redis)
+    directory = CampaignDirectory()
+    for terms in bench_campaigns():
+        version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+        directory.apply(
+            CampaignTermsPublished(
+                event_id=f"terms-{terms.campaign_id}",
+                occurred_at=0,
+                campaign_id=terms.campaign_id,
+                versions=(version,),
+            )
+        )
+    # Never started: dead letters would need it, and the workload has none.
+    producer = new_producer("127.0.0.1:9")
+    consumer = LedgerConsumer(
+        bootstrap="127.0.0.1:9",
+        group_id="bench-ledger",
+        instance_id=None,
+        store=store,
+        directory=directory,
+        producer=producer,
+        metrics=PayoutsMetrics(),
+    )
+    try:
+        sizes = [_events_in(poll) for poll in polls]
+        spent: list[float] = []
+        started = time.perf_counter()
+        for poll in polls:
+            at = time.perf_counter()
+            await consumer._apply(poll)
+            spent.append(time.perf_counter() - at)
+        took = time.perf_counter() - started
+        per_poll = list(zip(sizes, spent, strict=True))
+        stored_facts = 0
+        lines = 0
+        for cid, period in await store.campaign_periods():
+            facts, _ = await store.period_state(cid, period)
+            stored_facts += len(facts)
+            lines += len(await store.lines(cid, period))
+        offsets = await store.offsets()
+        periods = len(await store.campaign_periods())
+    finally:
+        await consumer.consumer.stop()
+        await producer.stop()
+        await redis.aclose()  # type: ignore[attr-defined]
+    quarter = max(1, len(per_poll) // 4)
+    return {
+        "seconds": took,
+        "first_quarter": _rate(per_poll[:quarter]),
+        "last_quarter": _rate(per_poll[-quarter:]),
+        "store_seconds": store.spent,
+        "facts": stored_facts,
+        "lines": lines,
+        "periods": periods,
+        "offsets": offsets,
+    }
+
+
+def _events_in(poll: Poll) -> int:
+    count = 0
+    for records in poll.values():
+        for record in records:
+            count += record.value.count(b'"event_id"') if record.value else 0
+    return count
+
+
+def _rate(polls: Sequence[tuple[int, float]]) -> float:
+    seconds = sum(s for _, s in polls)
+    return sum(n for n, _ in polls) / seconds if seconds else 0.0
+
+
+def baseline_writes(polls: Sequence[Poll], events: Sequence[Envelope]) -> list[list[Any]]:
+    """Per poll: one write per event of the size the ledger stores, then the offsets."""
+    by_id = {e.event_id: e for e in events}
+    plans: list[list[Any]] = []
+    for poll in polls:
+        writes: list[Any] = []
+        offsets: dict[str, str] = {}
+        for tp, records in poll.items():
+            for record in records:
+                parsed = json.loads(record.value or b"null")
+                for item in parsed if isinstance(parsed, list) else [parsed]:
+                    event = by_id[item["event_id"]]
+                    cid = getattr(event, "campaign_id", "")
+                    period = period_of(event.occurred_at, "month")
+                    if isinstance(event, ClickRecorded):
+                        writes.append(("hincrby", f"raw:clicks:{cid}:{period}", event.affiliate_id))
+                    else:
+                        fact = json.dumps(item, separators=(",", ":"))
+                        writes.append(("hset", f"raw:facts:{cid}:{period}", event.event_id, fact))
+            offsets[f"{tp.topic}|{tp.partition}"] = str(records[-1].offset + 1)
+        writes.append(("offsets", "raw:offsets", offsets))
+        plans.append(writes)
+    return plans
+
+
+async def run_baseline(redis_url: str, plans: Sequence[list[Any]]) -> float:
+    redis: Redis[bytes] = Redis.from_url(redis_url)
+    await redis.flushdb()
+    try:
+        started = time.perf_counter()
+        for writes in plans:
+            async with redis.pipeline(transaction=False) as pipe:
+                for write in writes:
+                    if write[0] == "hset":
+                        pipe.hset(write[1], write[2], write[3])
+                    elif write[0] == "hincrby":
+                        pipe.hincrby(write[1], write[2], 1)
+                    else:
+                        pipe.hset(write[1], mapping=write[2])
+                await pipe.execute()
+        return time.perf_counter() - started
+    finally:
+        await redis.aclose()  # type: ignore[attr-defined]
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from afflux.cli.embedded import start_redis
+    from afflux.cli.processes import free_port
+
+    events = generate(args.events, args.creators, args.days, args.seed)
+    records = to_records(events, args.pack)
+    polls = to_polls(records, args.poll_records)
+    kinds = Counter(type(e).__name__ for e in events)
+    facts_expected = kinds["ConversionAttributed"] + kinds["ConversionReversed"]
+    ends = {f"{t}|{p}": 0 for t, p, _, _ in records}
+    for t, p, _, _ in records:
+        ends[f"{t}|{p}"] += 1
+    plans = baseline_writes(polls, events)
+    port = free_port()
+    redis = start_redis(port, work / "redis", work / "logs")
+    try:
+        url = f"redis://127.0.0.1:{port}"
+        # A short warm-up of both sides (connections, code paths), then the runs.
+        asyncio.run(run_baseline(f"{url}/1", plans[:2]))
+        asyncio.run(run_ledger(f"{url}/0", polls[:2]))
+        base_s = asyncio.run(run_baseline(f"{url}/1", plans))
+        ledger = asyncio.run(run_ledger(f"{url}/0", polls))
+    finally:
+        redis.stop()
+    value = len(events) / ledger["seconds"]
+    baseline = len(events) / base_s
+    checked = ledger["facts"] == facts_expected and ledger["offsets"] == ends
+    return {
+        "bench": "ledger",
+        "value": round(value),
+        "unit": "events/s",
+        "baseline": round(baseline),
+        "ratio": round(value / baseline, 4) if baseline else 0.0,
+        "baseline_name": "raw pipelined Redis writes (HSET/HINCRBY), no logic",
+        "events": len(events),
+        "clicks": kinds["ClickRecorded"],
+        "conversions": kinds["ConversionAttributed"],
+        "reversals": kinds["ConversionReversed"],
+        "creators": args.creators,
+        "campaigns": len(bench_campaigns()),
+        "records": len(records),
+        "polls": len(polls),
+        "ledger_seconds": round(ledger["seconds"], 3),
+        "ledger_first_quarter_events_per_s": round(ledger["first_quarter"]),
+        "ledger_last_quarter_events_per_s": round(ledger["last_quarter"]),
+        "store_apply_seconds": round(ledger["store_seconds"], 3),
+        "baseline_seconds": round(base_s, 3),
+        "campaign_periods": ledger["periods"],
+        "lines": ledger["lines"],
+        "facts_stored": ledger["facts"],
+        "facts_expected": facts_expected,
+        "check": "ok" if checked else "MISMATCH",
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="afflux bench ledger", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--events", type=int, default=40_000, help="input events")
+    parser.add_argument("--creators", type=int, default=2_000)
+    parser.add_argument("--days", type=int, default=28, help="event-time span of the workload")
+    parser.add_argument("--pack", type=int, default=2, help="events per packed record, at most")
+    parser.add_argument("--poll-records", type=int, default=2_000, help="records per poll")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args(list(argv))
+    with tempfile.TemporaryDirectory(prefix="afflux-bench-ledger-") as tmp:
+        result = run(args, Path(tmp))
+    rows = [
+        ("ledger: decode, place, LedgerStore.apply", result["value"], result["ledger_seconds"]),
+        ("  of which in LedgerStore.apply", None, result["store_apply_seconds"]),
+        ("raw pipelined Redis (HSET/HINCRBY)", result["baseline"], result["baseline_seconds"]),
+    ]
+    print(
+        f"ledger bench: {result['events']:,} events ({result['clicks']:,} clicks, "
+        f"{result['conversions']:,} conversions, {result['reversals']:,} reversals) for "
+        f"{result['campaigns']} campaigns and {result['creators']:,} creators; "
+        f"{result['records']:,} records in {result['polls']} polls"
+    )
+    print(f"{'':44}{'events/s':>12}{'seconds':>10}")
+    for name, rate, seconds in rows:
+        shown = f"{rate:,.0f}" if rate is not None else ""
+        print(f"{name:44}{shown:>12}{seconds:>10.2f}")
+    print(f"{'ratio ledger / raw':44}{result['ratio']:>12.4f}")
+    print(
+        f"ledger over the first quarter of polls: "
+        f"{result['ledger_first_quarter_events_per_s']:,} events/s, over the last: "
+        f"{result['ledger_last_quarter_events_per_s']:,} events/s (each poll recomputes the "
+        f"whole campaign-periods it touches)"
+    )
+    print(
+        f"check: {result['facts_stored']:,} of {result['facts_expected']:,} facts stored, "
+        f"{result['lines']:,} lines in {result['campaign_periods']} campaign-periods, "
+        f"offsets at the end of every partition: {result['check']}"
+    )
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result["check"] == "ok" else 1

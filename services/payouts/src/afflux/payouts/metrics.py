@@ -1,0 +1,84 @@
+"""Prometheus metrics of the payouts service (labels bounded: campaigns, kinds, scopes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from afflux.payouts.store import Applied
+from afflux.shared.core.commission import Line
+
+
+class PayoutsMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.commission = Counter(
+            "afflux_commission_minor_total",
+            "Commission accrued, in minor units (increases only; reductions show in the ledger)",
+            ["campaign", "currency", "kind"],
+            registry=self.registry,
+        )
+        self.cap_cuts = Counter(
+            "afflux_cap_cuts_total",
+            "Accruals cut by a creator cap or a campaign budget",
+            ["campaign", "scope"],
+            registry=self.registry,
+        )
+        self.ledger_lag = Histogram(
+            "afflux_ledger_lag_seconds",
+            "Event time of a ledger input to its application in Redis",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=self.registry,
+        )
+        self.dlq = Counter(
+            "afflux_dlq_total",
+            "Records sent to the dead-letter topic",
+            ["topic", "reason"],
+            registry=self.registry,
+        )
+        self.applied_batches = Counter(
+            "afflux_ledger_batches_total", "Batches applied to the ledger", registry=self.registry
+        )
+        self.payouts = Counter(
+            "afflux_payouts_total",
+            "Payout run results",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "afflux_ledger_ready", "1 once the ledger consumer runs", registry=self.registry
+        )
+
+    def applied(self, applied: Applied, event_times: Sequence[int], now_ms: int) -> None:
+        self.applied_batches.inc()
+        for at in event_times:
+            self.ledger_lag.observe(max(0.0, (now_ms - at) / 1000))
+        for (campaign, _), (before, after) in applied.changed.items():
+            was = {x.line_id: x for x in before}
+            earlier = _sums(before)
+            for (currency, kind), amount in _sums(after).items():
+                grown = amount - earlier.get((currency, kind), 0)
+                if grown > 0:
+                    self.commission.labels(campaign, currency, kind).inc(grown)
+            for line in after:
+                previous = was.get(line.line_id)
+                for cut in line.cap_cuts:
+                    if previous is None or cut.scope not in {c.scope for c in previous.cap_cuts}:
+                        self.cap_cuts.labels(campaign, cut.scope).inc()
+
+    def dead_letter(self, topic: str, reason: str) -> None:
+        kind = (
+            "undecodable"
+            if reason.startswith(("not JSON", "invalid event", "record"))
+            else "rejected"
+        )
+        self.dlq.labels(topic, kind).inc()
+
+
+def _sums(lines: Sequence[Line]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for line in lines:
+        key = (line.currency, line.kind)
+        out[key] = out.get(key, 0) + line.amount_minor
+    return out

@@ -1,0 +1,139 @@
+"""Response models of the payouts API (they make the OpenAPI schema exact)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class Balance(BaseModel):
+    currency: str
+    pending_minor: int
+    approved_minor: int
+    paid_minor: int
+    reversed_minor: int
+
+
+class BalanceAnswer(BaseModel):
+    affiliate_id: str
+    as_of: int
+    balances: list[Balance]
+
+
+class CapCutView(BaseModel):
+    scope: str
+    cut_minor: int
+
+
+class Explain(BaseModel):
+    rule: str
+    terms_version: int
+    gross_minor: int
+    refunded_minor: int
+    cap_cuts: list[CapCutView]
+    source_event_ids: list[str]
+
+
+class LineView(BaseModel):
+    line_id: str
+    affiliate_id: str
+    campaign_id: str
+    currency: str
+    period: str
+    kind: str
+    amount_minor: int
+    status: str
+    order_id: str | None
+    occurred_at: int
+    approve_at: int
+    explain: Explain
+
+
+class LedgerAnswer(BaseModel):
+    affiliate_id: str
+    as_of: int
+    lines: list[LineView]
+
+
+class Total(BaseModel):
+    currency: str
+    amount_minor: int
+
+
+class StatementAnswer(BaseModel):
+    affiliate_id: str
+    period: str
+    as_of: int
+    lines: list[LineView]
+    totals: list[Total]
+    payouts: list[dict[str, Any]]
+
+
+class KpiFields(BaseModel):
+    currency: str
+    clicks: int
+    unique_clicks: int
+    conversions: int
+    conversion_rate: float
+    revenue_minor: int
+    refunds_minor: int
+    net_revenue_minor: int
+    commission_minor: int
+    epc_minor: int
+    cpa_minor: int
+    aov_minor: int
+    roi: float | None
+    new_customer_share: float
+
+
+class KpiRow(KpiFields):
+    campaign_id: str
+    period: str | None
+
+
+class CreatorRow(KpiFields):
+    affiliate_id: str
+    campaign_id: str | None
+
+
+class CreatorKpisList(BaseModel):
+    campaign_id: str | None
+    period: str | None
+    creators: list[CreatorRow]
+
+
+class CreatorKpis(CreatorRow):
+    period: str | None
+    creators: list[CreatorRow]
+
+
+class Bucket(BaseModel):
+    day: str
+    start: int
+    clicks: int
+    conversions: int
+    commission_minor: int
+
+
+class SeriesAnswer(BaseModel):
+    currency: str
+    buckets: list[Bucket]
+    campaign_id: str | None = None
+    affiliate_id: str | None = None
+
+
+class PayoutResult(BaseModel):
+    affiliate_id: str
+    campaign_id: str
+    currency: str
+    period: str
+    status: str
+    amount_minor: int
+    payout_id: str | None
+
+
+class PayoutRunAnswer(BaseModel):
+    as_of: int
+    period: str | None
+    results: list[PayoutResult]

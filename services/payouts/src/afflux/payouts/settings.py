@@ -1,0 +1,15 @@
+"""Settings of the payouts service (`AFFLUX_*` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from afflux.shared.settings import CommonSettings
+
+
+class PayoutsSettings(CommonSettings):
+    """Built once in the entrypoint, never at import."""
+
+    payouts_port: int = Field(8003, ge=1, le=65535, description="HTTP port of the payouts service")
+    payouts_group_id: str = Field("afflux-payouts", description="consumer group of the ledger")
+    instance_id: str = Field("", description="static group membership id of this replica")

@@ -1,0 +1,191 @@
+"""Read models over ledger lines and facts: balances, KPIs, series (pure functions)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from afflux.payouts import facts as ledger_facts
+from afflux.shared.core.commission import Line
+from afflux.shared.core.money import round_half_up
+
+
+def status(line: Line, as_of: int) -> str:
+    return "approved" if line.approve_at <= as_of else "pending"
+
+
+def balances(
+    lines: Iterable[Line], payouts: Iterable[Mapping[str, Any]], as_of: int
+) -> list[dict[str, Any]]:
+    """Per currency: pending, approved (not yet paid; negative carries into the next
+    payout), paid, reversed (refunds before approval plus clawbacks)."""
+    out: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"pending_minor": 0, "approved_minor": 0, "paid_minor": 0, "reversed_minor": 0}
+    )
+    for line in lines:
+        row = out[line.currency]
+        row[f"{status(line, as_of)}_minor"] += line.amount_minor
+        row["reversed_minor"] += line.refunded_minor + (
+            -line.amount_minor if line.kind == "clawback" else 0
+        )
+    for payout in payouts:
+        row = out[payout["currency"]]
+        row["paid_minor"] += int(payout["amount_minor"])
+        row["approved_minor"] -= int(payout["amount_minor"])
+    return [{"currency": c, **v} for c, v in sorted(out.items())]
+
+
+def line_view(line: Line, as_of: int) -> dict[str, Any]:
+    return {
+        "line_id": line.line_id,
+        "affiliate_id": line.affiliate_id,
+        "campaign_id": line.campaign_id,
+        "currency": line.currency,
+        "period": line.period,
+        "kind": line.kind,
+        "amount_minor": line.amount_minor,
+        "status": status(line, as_of),
+        "order_id": line.order_id,
+        "occurred_at": line.occurred_at,
+        "approve_at": line.approve_at,
+        "explain": {
+            "rule": line.rule,
+            "terms_version": line.terms_version,
+            "gross_minor": line.gross_minor,
+            "refunded_minor": line.refunded_minor,
+            "cap_cuts": [{"scope": c.scope, "cut_minor": c.cut_minor} for c in line.cap_cuts],
+            "source_event_ids": list(line.source_event_ids),
+        },
+    }
+
+
+@dataclass
+class _Counts:
+    clicks: int = 0
+    unique_clicks: int = 0
+    conversions: int = 0
+    sales: int = 0
+    new_customers: int = 0
+    revenue: int = 0
+    refunds: int = 0
+    commission: int = 0
+    currency: str = ""
+    days: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+
+
+def _day(at_ms: int) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def tally(
+    stored_facts: Mapping[str, str],
+    clicks: Mapping[str, str],
+    lines: Sequence[Line],
+    currency: str,
+    counts: dict[str, _Counts],
+) -> None:
+    """Add one campaign-period's facts, clicks and lines into ``counts`` per affiliate."""
+    for name, value in clicks.items():
+        kind, _, rest = name.partition("|")
+        affiliate, _, day = rest.partition("|")
+        c = counts.setdefault(affiliate, _Counts(currency=currency))
+        if kind == "r":
+            c.clicks += int(value)
+        elif kind == "u":
+            c.unique_clicks += int(value)
+        elif kind == "d":
+            c.days[day]["clicks"] += int(value)
+    for name, raw in stored_facts.items():
+        data = json.loads(raw)
+        if name.startswith(ledger_facts.CONVERSION):
+            c = counts.setdefault(data["affiliate_id"], _Counts(currency=currency))
+            c.conversions += 1
+            c.days[_day(data["occurred_at"])]["conversions"] += 1
+            if data["kind"] == "sale":
+                c.sales += 1
+                c.revenue += data["amount_minor"]
+            c.new_customers += bool(data["new_customer"])
+    refunds_by_order: dict[str, int] = defaultdict(int)
+    affiliate_of: dict[str, str] = {}
+    for name, raw in stored_facts.items():
+        data = json.loads(raw)
+        if name.startswith(ledger_facts.REFUND):
+            refunds_by_order[data["order_id"]] += data["amount_minor"]
+        elif name.startswith(ledger_facts.CONVERSION):
+            affiliate_of[data["order_id"]] = data["affiliate_id"]
+    for order, amount in refunds_by_order.items():
+        if order in affiliate_of:
+            counts[affiliate_of[order]].refunds += amount
+    for line in lines:
+        c = counts.setdefault(line.affiliate_id, _Counts(currency=currency))
+        c.commission += line.amount_minor
+        c.days[_day(line.occurred_at)]["commission_minor"] += line.amount_minor
+
+
+def _ratio(a: int, b: int) -> int:
+    return round_half_up(Decimal(a) / Decimal(b)) if b else 0
+
+
+def kpi_row(c: _Counts) -> dict[str, Any]:
+    net = c.revenue - c.refunds
+    return {
+        "currency": c.currency,
+        "clicks": c.clicks,
+        "unique_clicks": c.unique_clicks,
+        "conversions": c.conversions,
+        "conversion_rate": round(c.conversions / c.unique_clicks, 6) if c.unique_clicks else 0.0,
+        "revenue_minor": c.revenue,
+        "refunds_minor": c.refunds,
+        "net_revenue_minor": net,
+        "commission_minor": c.commission,
+        "epc_minor": _ratio(c.commission, c.clicks),
+        "cpa_minor": _ratio(c.commission, c.conversions),
+        "aov_minor": _ratio(c.revenue, c.sales),
+        "roi": round((net - c.commission) / c.commission, 6) if c.commission else None,
+        "new_customer_share": round(c.new_customers / c.conversions, 6) if c.conversions else 0.0,
+    }
+
+
+def combine(rows: Iterable[_Counts]) -> _Counts:
+    total = _Counts()
+    for c in rows:
+        total.currency = total.currency or c.currency
+        for name in (
+            "clicks",
+            "unique_clicks",
+            "conversions",
+            "sales",
+            "new_customers",
+            "revenue",
+            "refunds",
+            "commission",
+        ):
+            setattr(total, name, getattr(total, name) + getattr(c, name))
+        for day, values in c.days.items():
+            for key, value in values.items():
+                total.days[day][key] += value
+    return total
+
+
+def series(c: _Counts) -> list[dict[str, Any]]:
+    out = []
+    for day in sorted(c.days):
+        values = c.days[day]
+        start = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
+        out.append(
+            {
+                "day": day,
+                "start": start,
+                "clicks": values.get("clicks", 0),
+                "conversions": values.get("conversions", 0),
+                "commission_minor": values.get("commission_minor", 0),
+            }
+        )
+    return out
