@@ -1,0 +1,1 @@
+"""The afflux command."""

@@ -1,0 +1,5 @@
+import sys
+
+from afflux.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,222 @@
+"""HTTP client the demo (and end-to-end checks) use to talk to a running stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from afflux.shared.core.clock import system_clock
+from afflux.shared.core.money import Money
+from afflux.shared.core.terms import CampaignTerms
+
+BOT_USER_AGENT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+BROWSER_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Safari/537.36"
+)
+
+
+def dev_merchant_secret(merchant_id: str) -> str:
+    """The development secret the orders service accepts when none is configured."""
+    return f"dev-secret-{merchant_id}"
+
+
+@dataclass(frozen=True)
+class CreatorRow:
+    affiliate_id: str
+    currency: str
+    clicks: int
+    conversions: int
+    revenue_minor: int
+    commission_minor: int
+    epc_minor: int
+
+
+class DemoClient:
+    def __init__(
+        self,
+        clicks_url: str,
+        orders_url: str,
+        payouts_url: str,
+        admin_token: str,
+        *,
+        retry_for_s: float = 8.0,
+    ) -> None:
+        self.clicks_url = clicks_url
+        self.orders_url = orders_url
+        self.payouts_url = payouts_url
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+        self.retry_for_s = retry_for_s
+        self.http = httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=100))
+
+    async def __aenter__(self) -> DemoClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.http.aclose()
+
+    async def create_link(self, terms: CampaignTerms, affiliate_id: str) -> str:
+        domain = terms.allowed_domains[0] if terms.allowed_domains else "example.com"
+        response = await self.http.post(
+            f"{self.clicks_url}/v1/links",
+            headers=self.admin,
+            json={
+                "affiliate_id": affiliate_id,
+                "campaign_id": terms.campaign_id,
+                "destination_url": f"https://{domain}/landing?ref=afflux",
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["code"])
+
+    async def click(
+        self, code: str, visitor_id: str | None, *, bot: bool = False
+    ) -> tuple[str, str]:
+        """Follow a tracking link once; return (visitor_id, click_id) from the redirect."""
+        # Always send a Cookie header, empty for a new visitor: otherwise the client's
+        # cookie jar would hand the last visitor's afx_vid to the next one.
+        headers = {
+            "User-Agent": BOT_USER_AGENT if bot else BROWSER_USER_AGENT,
+            "Cookie": f"afx_vid={visitor_id}" if visitor_id else "",
+        }
+        response = await self.http.get(f"{self.clicks_url}/c/{code}", headers=headers)
+        if response.status_code != 302:
+            raise RuntimeError(f"redirect for {code} answered {response.status_code}")
+        query = parse_qs(urlsplit(response.headers["location"]).query)
+        click_id = query["afx_click"][0]
+        visitor = response.cookies.get("afx_vid") or visitor_id or ""
+        return visitor, click_id
+
+    async def _signed(
+        self, method: str, path: str, merchant_id: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        from afflux.orders.signing import sign
+
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        signature = sign(raw, dev_merchant_secret(merchant_id), int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Afflux-Merchant": merchant_id,
+            "X-Afflux-Signature": signature,
+        }
+        # 503 means "not now" (broker unreachable, terms still loading): retry with
+        # the same signed bytes for up to ``retry_for_s``, inside the signature tolerance.
+        deadline = time.monotonic() + self.retry_for_s
+        pause = 0.25
+        while True:
+            try:
+                response = await self.http.request(
+                    method, f"{self.orders_url}{path}", content=raw, headers=headers
+                )
+                if response.status_code != 503 or time.monotonic() >= deadline:
+                    return response
+            except httpx.TransportError:
+                if time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(2.0, pause * 2)
+
+    async def place_order(
+        self,
+        terms: CampaignTerms,
+        *,
+        order_id: str,
+        kind: str,
+        amount: Money,
+        action: str | None = None,
+        visitor_id: str | None = None,
+        click_id: str | None = None,
+        coupon: str | None = None,
+        new_customer: bool = False,
+        occurred_at: int | None = None,
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "order_id": order_id,
+            "campaign_id": terms.campaign_id,
+            "occurred_at": occurred_at if occurred_at is not None else system_clock(),
+            "kind": kind,
+            "amount_minor": amount.amount_minor,
+            "currency": amount.currency,
+            "new_customer": new_customer,
+        }
+        for name, value in (
+            ("action", action),
+            ("visitor_id", visitor_id),
+            ("click_id", click_id),
+            ("coupon_code", coupon),
+        ):
+            if value:
+                body[name] = value
+        response = await self._signed("POST", "/v1/orders", terms.merchant_id, body)
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"order {order_id} answered {response.status_code}: {response.text}")
+        return response
+
+    async def confirm_lead(self, terms: CampaignTerms, order_id: str) -> None:
+        body = {"campaign_id": terms.campaign_id, "occurred_at": system_clock()}
+        response = await self._signed(
+            "POST", f"/v1/leads/{order_id}/confirm", terms.merchant_id, body
+        )
+        if response.status_code not in (200, 202):
+            raise RuntimeError(
+                f"confirm {order_id} answered {response.status_code}: {response.text}"
+            )
+
+    async def refund(
+        self, terms: CampaignTerms, *, order_id: str, refund_id: str, amount: int
+    ) -> None:
+        body = {
+            "refund_id": refund_id,
+            "order_id": order_id,
+            "campaign_id": terms.campaign_id,
+            "occurred_at": system_clock(),
+            "amount_minor": amount,
+            "currency": terms.currency,
+        }
+        response = await self._signed("POST", "/v1/refunds", terms.merchant_id, body)
+        if response.status_code not in (200, 202):
+            raise RuntimeError(
+                f"refund {refund_id} answered {response.status_code}: {response.text}"
+            )
+
+    async def creator_rows(self) -> list[CreatorRow]:
+        response = await self.http.get(f"{self.payouts_url}/v1/kpis/creators")
+        response.raise_for_status()
+        return [
+            CreatorRow(
+                affiliate_id=item["affiliate_id"],
+                currency=item["currency"],
+                clicks=int(item["clicks"]),
+                conversions=int(item["conversions"]),
+                revenue_minor=int(item["revenue_minor"]),
+                commission_minor=int(item["commission_minor"]),
+                epc_minor=int(item["epc_minor"]),
+            )
+            for item in response.json()["creators"]
+        ]
+
+    async def settled_rows(
+        self, min_wait_s: float, quiet_s: float = 3.0, limit_s: float = 60.0
+    ) -> list[CreatorRow]:
+        """Poll until the totals stop changing for ``quiet_s`` (after ``min_wait_s``)."""
+        await asyncio.sleep(min_wait_s)
+        deadline = time.monotonic() + limit_s
+        rows = await self.creator_rows()
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            fresh = await self.creator_rows()
+            if fresh != rows:
+                rows, stable_since = fresh, time.monotonic()
+            elif time.monotonic() - stable_since >= quiet_s:
+                break
+        return rows

@@ -1,0 +1,138 @@
+"""Invariants over what the stack answered and what it put on its topics.
+
+Each check returns human-readable differences; an empty list means it holds.
+Used by ``afflux verify`` and the fault tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer
+
+from afflux.shared.events import (
+    AnyEvent,
+    ClickRecorded,
+    ConversionAttributed,
+    DeadLetter,
+    OrderPlaced,
+)
+from afflux.shared.wire import UndecodableRecord, decode_record
+
+
+async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[AnyEvent]:
+    """Every decodable event on ``topic``, read until nothing new arrives for ``idle_s``."""
+    return [event for event, _ in await read_topic_timed(bootstrap, topic, idle_s=idle_s)]
+
+
+async def read_topic_timed(
+    bootstrap: str, topic: str, *, idle_s: float = 2.0
+) -> list[tuple[AnyEvent, int]]:
+    """Every decodable event on ``topic`` with its record's timestamp (ms), read until
+    nothing new arrives for ``idle_s``.
+
+    The end is found by reading, never from ListOffsets (the embedded broker
+    answers those wrongly when batches hold several records).
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    events: list[tuple[AnyEvent, int]] = []
+    last_record_at = time.monotonic()
+    try:
+        while time.monotonic() - last_record_at < idle_s:
+            batches = await consumer.getmany(timeout_ms=250, max_records=10_000)
+            for records in batches.values():
+                last_record_at = time.monotonic()
+                for record in records:
+                    try:
+                        decoded = decode_record(record.value)
+                    except UndecodableRecord:
+                        continue
+                    events += [(event, record.timestamp) for event in decoded]
+    finally:
+        await consumer.stop()
+    return events
+
+
+def read_topic_sync(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[AnyEvent]:
+    return asyncio.run(read_topic(bootstrap, topic, idle_s=idle_s))
+
+
+def _limited(lines: list[str], limit: int = 20) -> list[str]:
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"... and {len(lines) - limit} more"]
+
+
+def every_redirect_is_one_click_event(
+    sent_click_ids: Sequence[str], events: Iterable[AnyEvent]
+) -> list[str]:
+    """Each 302 answered is exactly one click event (redeliveries of the same event
+    id are allowed: transport is at least once, consumers dedupe by event id)."""
+    ids_per_click: dict[str, set[str]] = {}
+    for event in events:
+        if isinstance(event, ClickRecorded):
+            ids_per_click.setdefault(event.click_id, set()).add(event.event_id)
+    differences = [f"click {c}: answered 302 but no click event" for c in sent_click_ids]
+    differences = [
+        d for d, c in zip(differences, sent_click_ids, strict=True) if c not in ids_per_click
+    ]
+    sent = Counter(sent_click_ids)
+    differences += [
+        f"click {c}: {n} redirects share one click id" for c, n in sent.items() if n > 1
+    ]
+    differences += [
+        f"click {c}: {len(ids)} different click events"
+        for c, ids in ids_per_click.items()
+        if len(ids) > 1
+    ]
+    return _limited(differences)
+
+
+def every_accepted_order_is_on_the_topic(
+    accepted: Sequence[tuple[str, str]], events: Iterable[AnyEvent]
+) -> list[str]:
+    """``accepted`` holds (campaign_id, order_id) of every order answered 202 or 200."""
+    placed = {(e.campaign_id, e.order_id) for e in events if isinstance(e, OrderPlaced)}
+    return _limited(
+        [
+            f"order {c}/{o}: accepted but not on the orders topic"
+            for c, o in accepted
+            if (c, o) not in placed
+        ]
+    )
+
+
+def no_conversion_twice(events: Iterable[AnyEvent]) -> list[str]:
+    """One conversion per campaign and order; a redelivered record has the same id and content."""
+    seen: dict[tuple[str, str], ConversionAttributed] = {}
+    differences = []
+    for event in events:
+        if not isinstance(event, ConversionAttributed):
+            continue
+        key = (event.campaign_id, event.order_id)
+        first = seen.setdefault(key, event)
+        if first.conversion_id != event.conversion_id or first.affiliate_id != event.affiliate_id:
+            differences.append(
+                f"order {key[0]}/{key[1]}: attributed twice"
+                f" ({first.affiliate_id}, {event.affiliate_id})"
+            )
+    return _limited(differences)
+
+
+def dead_letters_by_reason(events: Iterable[AnyEvent]) -> dict[str, list[DeadLetter]]:
+    grouped: dict[str, list[DeadLetter]] = {}
+    for event in events:
+        if isinstance(event, DeadLetter):
+            grouped.setdefault(event.source_topic, []).append(event)
+    return grouped

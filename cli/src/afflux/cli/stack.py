@@ -1,0 +1,163 @@
+"""The embedded stack: broker, Redis and the four services as child processes.
+
+Used by ``afflux up``, ``afflux demo``, the benchmarks and the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from afflux.cli.embedded import start_broker, start_redis
+from afflux.cli.gate import BrokerGate
+from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
+from afflux.shared.campaign_file import load_campaign_file
+from afflux.shared.campaign_publish import publish_terms
+from afflux.shared.kafka import create_topics
+
+SERVICES = ("clicks", "orders", "attribution", "payouts")
+DEFAULT_PORTS = {"clicks": 8001, "orders": 8002, "payouts": 8003, "attribution": 8004}
+
+
+@dataclass
+class StackOptions:
+    work_dir: Path
+    kafka_bootstrap: str | None = None
+    redis_url: str | None = None
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    partitions: int = 4
+    env: dict[str, str] = field(default_factory=dict)
+    redis_aof: bool = False
+    gate_broker: bool = False  # clients reach the broker through a BrokerGate (fault tests)
+
+
+class Stack:
+    """Starts what is not given, stops only what it started."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.infra: list[Child] = []
+        self.services: dict[str, Child] = {}
+        self.kafka_bootstrap = options.kafka_bootstrap or ""
+        self.redis_url = options.redis_url or ""
+        self.redis_port: int | None = None
+        self.gate: BrokerGate | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.options.work_dir / "logs"
+
+    def start_infra(self) -> None:
+        if not self.kafka_bootstrap:
+            port = free_port()
+            if self.options.gate_broker:
+                gate_port = free_port()
+                self.infra.append(start_broker(port, self.log_dir, advertised_port=gate_port))
+                self.gate = BrokerGate(gate_port, port).start()
+                port = gate_port
+            else:
+                self.infra.append(start_broker(port, self.log_dir))
+            self.kafka_bootstrap = f"127.0.0.1:{port}"
+        if not self.redis_url:
+            self.redis_port = free_port()
+            self.infra.append(self._start_redis())
+            self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        asyncio.run(create_topics(self.kafka_bootstrap, self.options.partitions))
+
+    def _start_redis(self) -> Child:
+        assert self.redis_port is not None
+        return start_redis(
+            self.redis_port,
+            self.options.work_dir / "redis",
+            self.log_dir,
+            aof=self.options.redis_aof,
+        )
+
+    def restart_redis(self) -> None:
+        """Stop the Redis this stack started (SIGTERM, so AOF is flushed) and start it again."""
+        old = next(c for c in self.infra if c.name == "redis")
+        old.stop()
+        self.infra[self.infra.index(old)] = self._start_redis()
+
+    def kill_service(self, label: str) -> None:
+        """kill -9, as a crash would."""
+        self.services.pop(label).kill()
+
+    def apply_campaigns(self, path: Path) -> int:
+        entries = [(e.terms, e.effective_from) for e in load_campaign_file(path).campaigns]
+        return len(asyncio.run(publish_terms(self.kafka_bootstrap, entries)))
+
+    def service_env(self) -> dict[str, str]:
+        ports = self.options.ports
+        return {
+            "AFFLUX_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "AFFLUX_REDIS_URL": self.redis_url,
+            "AFFLUX_TOPIC_PARTITIONS": str(self.options.partitions),
+            "AFFLUX_DATA_DIR": str(self.options.work_dir / "data"),
+            "AFFLUX_CLICKS_PORT": str(ports["clicks"]),
+            "AFFLUX_ORDERS_PORT": str(ports["orders"]),
+            "AFFLUX_PAYOUTS_PORT": str(ports["payouts"]),
+            "AFFLUX_ATTRIBUTION_PORT": str(ports["attribution"]),
+            "AFFLUX_CLICKS_PUBLIC_URL": f"http://127.0.0.1:{ports['clicks']}",
+            **self.options.env,
+        }
+
+    def check_ports(self) -> None:
+        taken = [
+            f"{name} port {port}" for name, port in self.options.ports.items() if port_in_use(port)
+        ]
+        if taken:
+            raise StartFailed(
+                "already in use: "
+                + ", ".join(taken)
+                + " (set AFFLUX_CLICKS_PORT / AFFLUX_ORDERS_PORT / AFFLUX_PAYOUTS_PORT /"
+                " AFFLUX_ATTRIBUTION_PORT, or stop what holds them)"
+            )
+
+    def start_service(
+        self, name: str, *, instance: str = "", port: int | None = None, timeout_s: float = 60
+    ) -> Child:
+        """Start ``python -m afflux.<name>`` and wait for its /healthz; a second
+        instance (``instance="-2"``) needs its own ``port``."""
+        label = f"{name}{instance}"
+        env = self.service_env()
+        if instance:
+            env["AFFLUX_INSTANCE_ID"] = instance
+        if port is not None:
+            env[f"AFFLUX_{name.upper()}_PORT"] = str(port)
+        child = Child(
+            label, [sys.executable, "-m", f"afflux.{name}"], self.log_dir / f"{label}.log", env=env
+        ).start()
+        self.services[label] = child
+        port = port or self.options.ports[name]
+        child.wait_until(lambda: self.healthy(name, port), timeout_s=timeout_s)
+        return child
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.options.ports[name]}"
+
+    def healthy(self, name: str, port: int | None = None) -> bool:
+        base = f"http://127.0.0.1:{port}" if port else self.url(name)
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_all(self) -> None:
+        for name in SERVICES:
+            self.start_service(name)
+
+    def stop(self) -> None:
+        for child in reversed(list(self.services.values())):
+            child.stop()
+        self.services.clear()
+        if self.gate is not None:
+            self.gate.stop()
+            self.gate = None
+        for child in reversed(self.infra):
+            child.stop()
+        self.infra.clear()

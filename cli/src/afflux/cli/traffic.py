@@ -1,0 +1,159 @@
+"""Seeded, realistic affiliate traffic over HTTP: used by the demo, soak and verify.
+
+Creators share tracking links with skewed (Zipf-like) popularity; a visitor
+clicks one to three links, sometimes as a bot; some buy after a short delay,
+by cookie or with the click id only; some buy with a creator's promo code; a
+few sales are refunded in part or in full; some leads are confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+from afflux.cli.demo_client import DemoClient
+from afflux.shared.core.money import Money
+from afflux.shared.core.terms import CampaignTerms
+
+
+@dataclass
+class Program:
+    """What the simulation knows of one campaign."""
+
+    terms: CampaignTerms
+    links: dict[str, str] = field(default_factory=dict)  # affiliate_id -> code
+
+    @property
+    def kinds(self) -> list[tuple[str, str | None]]:
+        plan = self.terms.plan
+        kinds: list[tuple[str, str | None]] = []
+        if plan.sale or plan.tiers:
+            kinds += [("sale", None)] * 4
+        if plan.lead_minor is not None:
+            kinds += [("lead", None)] * 2
+        kinds += [("action", name) for name in plan.actions_minor]
+        return kinds or [("sale", None)]
+
+
+@dataclass(frozen=True)
+class TrafficMix:
+    buy_rate: float = 0.3
+    coupon_rate: float = 0.06
+    bot_rate: float = 0.03
+    refund_rate: float = 0.08
+    click_id_only_rate: float = 0.2
+    think_time_s: tuple[float, float] = (0.2, 2.5)
+
+
+def creator_ids(count: int) -> list[str]:
+    return [f"creator-{i:02d}" for i in range(1, count + 1)]
+
+
+def popularity(count: int) -> list[float]:
+    return [1.0 / (rank**1.1) for rank in range(1, count + 1)]
+
+
+@dataclass
+class Tally:
+    clicks: int = 0
+    orders: int = 0
+    refunds: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    click_ids: list[str] = field(default_factory=list)  # from every 302 answered
+    accepted: list[tuple[str, str]] = field(default_factory=list)  # (campaign, order) answered 2xx
+
+
+class Traffic:
+    def __init__(
+        self,
+        client: DemoClient,
+        programs: list[Program],
+        creators: list[str],
+        *,
+        mix: TrafficMix = TrafficMix(),
+        run_id: str = "o",
+    ) -> None:
+        self.client = client
+        self.programs = programs
+        self.creators = creators
+        self.weights = popularity(len(creators))
+        self.mix = mix
+        self.run_id = run_id
+        self.tally = Tally()
+
+    async def create_links(self) -> None:
+        for program in self.programs:
+            for affiliate in self.creators:
+                program.links[affiliate] = await self.client.create_link(program.terms, affiliate)
+
+    async def visit(self, visitor_no: int, rng: random.Random) -> bool:
+        """One visitor's journey; True when it placed an order."""
+        program = rng.choice(self.programs)
+        order_id = f"{self.run_id}-{visitor_no}"
+        if program.terms.coupons and rng.random() < self.mix.coupon_rate:
+            code = rng.choice(sorted(program.terms.coupons))
+            await self._order(program, rng, order_id, coupon=code)
+            return True
+        touches = 1 + (rng.random() < 0.25) + (rng.random() < 0.08)
+        visitor_id: str | None = None
+        click_id = ""
+        for _ in range(touches):
+            affiliate = rng.choices(self.creators, self.weights)[0]
+            bot = rng.random() < self.mix.bot_rate
+            visitor_id, click_id = await self.client.click(
+                program.links[affiliate], visitor_id, bot=bot
+            )
+            self.tally.clicks += 1
+            self.tally.click_ids.append(click_id)
+            await asyncio.sleep(rng.uniform(0.02, 0.3))
+        if rng.random() >= self.mix.buy_rate:
+            return False
+        await asyncio.sleep(rng.uniform(*self.mix.think_time_s))
+        # A visitor whose clicks never set a cookie (bots) can only be joined by click id.
+        by_click_id = not visitor_id or rng.random() < self.mix.click_id_only_rate
+        await self._order(
+            program,
+            rng,
+            order_id,
+            visitor_id=None if by_click_id else visitor_id,
+            click_id=click_id if by_click_id else None,
+        )
+        return True
+
+    async def _order(
+        self,
+        program: Program,
+        rng: random.Random,
+        order_id: str,
+        *,
+        visitor_id: str | None = None,
+        click_id: str | None = None,
+        coupon: str | None = None,
+    ) -> None:
+        terms = program.terms
+        kind, action = rng.choice(program.kinds)
+        amount = max(100, int(rng.lognormvariate(8.3, 0.6))) if kind == "sale" else 0
+        await self.client.place_order(
+            terms,
+            order_id=order_id,
+            kind=kind,
+            action=action,
+            amount=Money(amount, terms.currency),
+            visitor_id=visitor_id,
+            click_id=click_id,
+            coupon=coupon,
+            new_customer=rng.random() < 0.35,
+        )
+        self.tally.orders += 1
+        self.tally.accepted.append((terms.campaign_id, order_id))
+        if kind == "lead" and terms.lead_confirmation_required and rng.random() < 0.7:
+            await self.client.confirm_lead(terms, order_id)
+        if kind == "sale" and rng.random() < self.mix.refund_rate:
+            await asyncio.sleep(rng.uniform(0.1, 0.5))
+            part = amount if rng.random() < 0.5 else max(1, amount // 3)
+            await self.client.refund(
+                terms, order_id=order_id, refund_id=f"r-{order_id}", amount=part
+            )
+            self.tally.refunds += 1

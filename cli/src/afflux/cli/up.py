@@ -1,0 +1,111 @@
+"""``afflux up``: the whole stack on one machine until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from pydantic import ValidationError
+
+from afflux.cli.processes import StartFailed
+from afflux.cli.settings import CliSettings
+from afflux.cli.stack import Stack, StackOptions
+
+DEFAULT_CAMPAIGNS = Path("examples/campaigns.yaml")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def build_stack(settings: CliSettings, work_dir: Path, env: dict[str, str]) -> Stack:
+    return Stack(
+        StackOptions(
+            work_dir=work_dir,
+            kafka_bootstrap=settings.kafka_bootstrap or None,
+            redis_url=settings.redis_url or None,
+            ports=settings.ports(),
+            partitions=settings.topic_partitions,
+            env=env,
+        )
+    )
+
+
+def admin_token(settings: CliSettings) -> tuple[str, bool]:
+    """The configured admin token, or a fresh development token (and whether it was generated)."""
+    configured = settings.admin_token_value()
+    if configured:
+        return configured, False
+    return secrets.token_urlsafe(24), True
+
+
+def campaigns_path(explicit: str | None, settings: CliSettings) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if settings.campaigns_file:
+        return settings.campaigns_file
+    return DEFAULT_CAMPAIGNS if DEFAULT_CAMPAIGNS.exists() else None
+
+
+def run_up(campaigns: str | None, partitions: int | None) -> int:
+    try:
+        settings = CliSettings()
+    except ValidationError as exc:
+        print(f"afflux up: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if partitions:
+        settings = settings.model_copy(update={"topic_partitions": partitions})
+    token, generated = admin_token(settings)
+    stack = build_stack(settings, settings.data_dir / "up", {"AFFLUX_ADMIN_TOKEN": token})
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        stack.check_ports()
+        print("afflux: starting broker and Redis ...", flush=True)
+        stack.start_infra()
+        terms = campaigns_path(campaigns, settings)
+        if terms is not None:
+            count = stack.apply_campaigns(terms)
+            print(f"afflux: applied {terms} ({count} new terms versions)", flush=True)
+        for name in ("clicks", "orders", "attribution", "payouts"):
+            print(f"afflux: starting {name} ...", flush=True)
+            stack.start_service(name)
+        _print_ready(stack, token, generated)
+        _watch(stack)
+    except StartFailed as exc:
+        print(f"afflux up: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Stop):
+        print("\nafflux: stopping ...", flush=True)
+    finally:
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous)
+    print("afflux: stopped", flush=True)
+    return 0
+
+
+def _print_ready(stack: Stack, token: str, generated: bool) -> None:
+    print("afflux is up:")
+    print(f"  broker    {stack.kafka_bootstrap}")
+    print(f"  redis     {stack.redis_url}")
+    for name in ("clicks", "orders", "payouts", "attribution"):
+        print(f"  {name:<11}{stack.url(name)}   (health {stack.url(name)}/healthz)")
+    note = " (generated for development; set AFFLUX_ADMIN_TOKEN to choose)" if generated else ""
+    print(f"  admin token {token}{note}")
+    print(f"  logs      {stack.log_dir}")
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def _watch(stack: Stack) -> None:
+    while True:
+        for child in [*stack.infra, *stack.services.values()]:
+            if not child.alive():
+                raise StartFailed(f"{child.name} exited unexpectedly:\n{child.log_tail()}")
+        time.sleep(0.5)

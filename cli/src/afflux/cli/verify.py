@@ -1,0 +1,173 @@
+"""``afflux verify``: a seeded workload through a fresh stack, then every check to the cent.
+
+The expected answer is computed from the input topics alone (clicks, orders,
+refunds, campaign terms) by the batch attribution oracle and the pure
+commission engine; the actual answer is what the payouts API serves. Exit 0
+only when there is no difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from afflux.cli.ledger_compare import ledger_differences
+from afflux.cli.load import Endpoints, drive
+from afflux.cli.processes import StartFailed, free_port
+from afflux.cli.scenario_checks import (
+    every_accepted_order_is_on_the_topic,
+    every_redirect_is_one_click_event,
+    no_conversion_twice,
+    read_topic_timed,
+)
+from afflux.cli.settings import CliSettings
+from afflux.cli.stack import SERVICES, Stack, StackOptions
+from afflux.cli.traffic import Program, Tally, Traffic, TrafficMix, creator_ids
+from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
+from afflux.shared.campaign_file import load_campaign_file
+from afflux.shared.events import AnyEvent
+from afflux.shared.topics import CAMPAIGNS, CLICKS, CONVERSIONS, ORDERS, REFUNDS
+
+
+@dataclass
+class StackCheck:
+    differences: list[str] = field(default_factory=list)
+    creators_compared: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+async def settle(
+    payouts_url: str, *, min_wait_s: float, quiet_s: float = 4.0, limit_s: float = 120.0
+) -> None:
+    """Wait ``min_wait_s`` (grace timers), then until the payouts totals stop changing."""
+    await asyncio.sleep(min_wait_s)
+    deadline = time.monotonic() + limit_s
+    async with httpx.AsyncClient(timeout=10) as http:
+        last: object = None
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            try:
+                now = (await http.get(f"{payouts_url}/v1/kpis/creators")).json()
+            except (httpx.HTTPError, ValueError):
+                now = None
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since >= quiet_s:
+                return
+            await asyncio.sleep(0.5)
+
+
+async def _check(
+    bootstrap: str,
+    payouts_url: str,
+    sent_click_ids: Sequence[str],
+    accepted_orders: Sequence[tuple[str, str]],
+    grace_s: float,
+) -> StackCheck:
+    await settle(payouts_url, min_wait_s=grace_s + 1)
+    topics: dict[str, list[AnyEvent]] = {}
+    arrivals: dict[str, int] = {}
+    for topic in (CLICKS, ORDERS, REFUNDS, CAMPAIGNS, CONVERSIONS):
+        timed = await read_topic_timed(bootstrap, topic.name)
+        topics[topic.name] = [event for event, _ in timed]
+        for event, at in timed:
+            arrivals[event.event_id] = min(at, arrivals.get(event.event_id, at))
+    result = StackCheck(counts={name: len(events) for name, events in topics.items()})
+    result.differences += every_redirect_is_one_click_event(sent_click_ids, topics[CLICKS.name])
+    result.differences += every_accepted_order_is_on_the_topic(accepted_orders, topics[ORDERS.name])
+    result.differences += no_conversion_twice(topics[CONVERSIONS.name])
+    inputs = (
+        topics[CAMPAIGNS.name] + topics[CLICKS.name] + topics[ORDERS.name] + topics[REFUNDS.name]
+    )
+    ledger, compared = await ledger_differences(inputs, payouts_url, arrivals)
+    result.differences += ledger
+    result.creators_compared = compared
+    return result
+
+
+def check_stack(
+    bootstrap: str,
+    payouts_url: str,
+    *,
+    sent_click_ids: Sequence[str] = (),
+    accepted_orders: Sequence[tuple[str, str]] = (),
+    grace_s: float = 6.0,
+) -> StackCheck:
+    return asyncio.run(_check(bootstrap, payouts_url, sent_click_ids, accepted_orders, grace_s))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="afflux verify", description=__doc__)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--visitors", type=int, default=600)
+    parser.add_argument("--creators", type=int, default=20)
+    parser.add_argument("--campaigns", type=Path, default=None, help="terms YAML")
+    args = parser.parse_args(argv)
+    settings = CliSettings()
+    terms_file: Path = args.campaigns or DEFAULT_CAMPAIGNS
+    programs = [Program(e.terms) for e in load_campaign_file(terms_file).campaigns]
+    token, _ = admin_token(settings)
+    work_dir = settings.data_dir / "verify"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    ports = {name: free_port() for name in SERVICES}
+    stack = Stack(StackOptions(work_dir=work_dir, ports=ports, env={"AFFLUX_ADMIN_TOKEN": token}))
+    try:
+        print("afflux verify: starting a fresh stack ...", flush=True)
+        stack.start_infra()
+        stack.apply_campaigns(terms_file)
+        stack.start_all()
+        endpoints = Endpoints(stack.url("clicks"), stack.url("orders"), stack.url("payouts"), token)
+        print(
+            f"afflux verify: driving {args.visitors} seeded visitors (seed {args.seed}) ...",
+            flush=True,
+        )
+        tally = asyncio.run(
+            _drive(endpoints, programs, creator_ids(args.creators), args.visitors, args.seed)
+        )
+        print(
+            f"afflux verify: sent {tally.clicks} clicks, {tally.orders} orders,"
+            f" {tally.refunds} refunds ({tally.errors} errors); comparing with the oracle ...",
+            flush=True,
+        )
+        grace = max(p.terms.grace_seconds for p in programs)
+        result = check_stack(
+            stack.kafka_bootstrap,
+            stack.url("payouts"),
+            sent_click_ids=tally.click_ids,
+            accepted_orders=tally.accepted,
+            grace_s=grace,
+        )
+    except StartFailed as exc:
+        print(f"afflux verify: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        stack.stop()
+    for sample in tally.error_samples:
+        print(f"  ERROR {sample}")
+    for line in result.differences:
+        print(f"  DIFF {line}")
+    errors = tally.errors
+    print(
+        f"afflux verify: {len(result.differences)} differences over {result.creators_compared} "
+        f"creator ledgers; {errors} request errors; topics {result.counts}"
+    )
+    return 0 if not result.differences and errors == 0 else 1
+
+
+async def _drive(
+    endpoints: Endpoints, programs: list[Program], creators: list[str], visitors: int, seed: int
+) -> Tally:
+    async with endpoints.client() as client:
+        traffic = Traffic(
+            client, programs, creators, mix=TrafficMix(think_time_s=(0.05, 0.6)), run_id=f"v{seed}"
+        )
+        await traffic.create_links()
+        return await drive(traffic, range(visitors), seed)
