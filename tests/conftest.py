@@ -1,0 +1,46 @@
+"""Session fixtures: a private broker and a private redis-server on free loopback ports.
+
+Nothing here depends on a server that was already running: each test session
+starts its own and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from afflux.cli.embedded import start_broker, start_redis
+from afflux.cli.processes import Child, free_port
+from afflux.shared.kafka import create_topics
+
+PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap: str
+    redis_url: str
+    partitions: int
+    broker: Child
+    redis: Child
+    work_dir: Path
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """One broker and one Redis for the whole session, topics created."""
+    work = tmp_path_factory.mktemp("infra")
+    broker_port, redis_port = free_port(), free_port()
+    broker = start_broker(broker_port, work / "logs")
+    redis = start_redis(redis_port, work / "redis", work / "logs")
+    try:
+        bootstrap = f"127.0.0.1:{broker_port}"
+        asyncio.run(create_topics(bootstrap, PARTITIONS))
+        yield Infra(bootstrap, f"redis://127.0.0.1:{redis_port}/0", PARTITIONS, broker, redis, work)
+    finally:
+        redis.stop()
+        broker.stop()

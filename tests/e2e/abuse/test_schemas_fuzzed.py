@@ -1,0 +1,48 @@
+"""Schemathesis against each HTTP service's own OpenAPI schema: no 5xx, answers match it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from afflux.cli.stack import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
+
+
+@pytest.mark.parametrize("service", ["clicks", "orders", "payouts"])
+def test_fuzzed_requests_never_get_a_server_error_and_match_the_schema(
+    stack: Stack, admin_token: str, service: str, tmp_path: Path
+) -> None:
+    base = stack.url(service)
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{base}/openapi.json",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--generation-deterministic",
+            "--header",
+            f"Authorization: Bearer {admin_token}",
+            "--exclude-path-regex",
+            "^/metrics$",
+            "--no-color",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -1,0 +1,121 @@
+"""kill -9 mid-stream, and a second worker joining and leaving mid-stream: the
+outputs still equal the oracle's, event for event."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import harness as h
+import pytest
+
+from afflux.cli.embedded import start_broker
+from afflux.cli.processes import free_port
+from afflux.shared.kafka import create_topics
+from afflux.shared.oracle import Scenario, attribute, generate
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# Refunds wait long enough for their order's outcome even across a restart.
+SLOW_REFUNDS = {"AFFLUX_REFUND_WAIT_SECONDS": "20"}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    child = start_broker(port, tmp_path / "logs")
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        asyncio.run(create_topics(bootstrap, 4))
+        yield bootstrap
+    finally:
+        child.stop()
+
+
+def chunks(scenario: Scenario, n: int) -> list[list[object]]:
+    """``n`` slices in order, never cutting through one visitor's block of events.
+
+    The oracle counts every click of a visitor; the worker rightly ignores clicks
+    that reach the broker after an order's grace, so a pause between slices must
+    not fall between an order and its own clicks.
+    """
+    events = scenario.events
+    size = -(-len(events) // n)
+    cuts = [0]
+    for nominal in range(size, len(events), size):
+        cut = max(nominal, cuts[-1])
+        while (
+            cut < len(events)
+            and _visitor(events[cut]) is not None
+            and _visitor(events[cut]) == _visitor(events[cut - 1])
+        ):
+            cut += 1
+        cuts.append(cut)
+    cuts.append(len(events))
+    return [list(events[a:b]) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def _visitor(event: object) -> str | None:
+    return getattr(event, "visitor_id", None)
+
+
+def output_count(bootstrap: str) -> int:
+    topics = asyncio.run(h.read_topics(bootstrap, h.OUTPUTS))
+    return sum(len(v) for v in topics.values())
+
+
+def test_kill_9_mid_stream_and_restart(broker: str, tmp_path: Path) -> None:
+    scenario = generate(4242, visitors=2500, grace_seconds=2, prefix="k")
+    asyncio.run(h.publish_campaigns(broker, scenario.campaigns))
+    worker, _ = h.start_worker(broker, tmp_path, instance="k1", extra=SLOW_REFUNDS)
+    parts = chunks(scenario, 4)
+    asyncio.run(h.produce(broker, parts[0], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+    asyncio.run(h.produce(broker, parts[1], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+    time.sleep(2.5)
+    worker.kill()
+    asyncio.run(h.produce(broker, parts[2], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+    before = output_count(broker)
+    restarted_at = time.monotonic()
+    worker, _ = h.start_worker(broker, tmp_path, instance="k1", extra=SLOW_REFUNDS)
+    try:
+        resumed = None
+        while time.monotonic() - restarted_at < 60:
+            if output_count(broker) > before:
+                resumed = time.monotonic() - restarted_at
+                break
+            time.sleep(0.2)
+        asyncio.run(h.produce(broker, parts[3], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+        expected = h.expected_sets(attribute(scenario.events, scenario.campaigns))
+        got = asyncio.run(h.wait_for(broker, expected, timeout_s=120))
+        print(h.describe(expected, got))
+        assert got == expected, h.describe(expected, got)
+        # Liveness, not speed: the restarted worker picks up where the killed one left.
+        assert resumed is not None, "no new output within 60 s of the restart"
+        print(f"new output {resumed:.1f}s after the restart")
+    finally:
+        worker.stop()
+
+
+def test_a_second_worker_joins_and_leaves_mid_stream(broker: str, tmp_path: Path) -> None:
+    scenario = generate(777, visitors=2500, grace_seconds=2, prefix="r")
+    asyncio.run(h.publish_campaigns(broker, scenario.campaigns))
+    parts = chunks(scenario, 3)
+    first, _ = h.start_worker(broker, tmp_path, instance="a", extra=SLOW_REFUNDS)
+    second = None
+    try:
+        asyncio.run(h.produce(broker, parts[0], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+        second, _ = h.start_worker(broker, tmp_path, instance="b", extra=SLOW_REFUNDS)
+        asyncio.run(h.produce(broker, parts[1], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+        time.sleep(1)
+        second.stop()
+        asyncio.run(h.produce(broker, parts[2], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+        expected = h.expected_sets(attribute(scenario.events, scenario.campaigns))
+        got = asyncio.run(h.wait_for(broker, expected, timeout_s=120))
+        assert got == expected, h.describe(expected, got)
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()

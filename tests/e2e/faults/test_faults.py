@@ -1,0 +1,178 @@
+"""Faults under a steady load; after each, nothing is lost and nothing counted twice.
+
+After every fault: every creator's ledger equals the batch oracle's to the cent,
+no conversion appears twice, every 302 answered is exactly one click event, and
+every order answered 2xx is on the orders topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+
+from afflux.cli.fault_stack import FaultStack
+from afflux.cli.processes import free_port
+from afflux.cli.scenario_checks import read_topic_sync
+from afflux.orders.signing import sign
+from afflux.shared.core.clock import system_clock
+from afflux.shared.events import DeadLetter
+from afflux.shared.kafka import new_producer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _assert_exact(faults: FaultStack) -> None:
+    result = faults.check()
+    assert result.differences == [], "\n".join(result.differences)
+    assert result.creators_compared > 0
+
+
+def test_killing_the_attribution_worker_five_times_loses_and_doubles_nothing(
+    faults: FaultStack,
+) -> None:
+    def crash_five_times() -> None:
+        for _ in range(5):
+            faults.stack.kill_service("attribution")
+            faults.stack.start_service("attribution")
+            time.sleep(1)
+
+    faults.under_load(crash_five_times)
+    _assert_exact(faults)
+
+
+def test_killing_the_ledger_consumer_five_times_keeps_the_ledger_exact(faults: FaultStack) -> None:
+    def crash_five_times() -> None:
+        for _ in range(5):
+            faults.stack.kill_service("payouts")
+            faults.stack.start_service("payouts")
+            time.sleep(1)
+
+    faults.under_load(crash_five_times)
+    _assert_exact(faults)
+
+
+def test_restarting_redis_mid_run_keeps_the_ledger_exact(faults: FaultStack) -> None:
+    faults.under_load(faults.stack.restart_redis)
+    _assert_exact(faults)
+
+
+def test_thirty_seconds_without_the_broker_clicks_spool_and_orders_ask_to_retry(
+    faults: FaultStack,
+) -> None:
+    stack = faults.stack
+    gate = stack.gate
+    assert gate is not None
+    program = faults.programs[0].terms
+    observed: dict[str, object] = {}
+
+    def cut_for_thirty_seconds() -> None:
+        gate.cut()
+        try:
+            time.sleep(3)  # let producers notice the broker is gone
+            observed.update(asyncio.run(_probe_while_cut(faults, program.campaign_id)))
+            time.sleep(27)
+        finally:
+            gate.restore()
+
+    faults.under_load(cut_for_thirty_seconds)
+    assert observed["click_statuses"] == {302}
+    assert observed["order_status"] == 503
+    assert observed["retry_after"] is not None
+    _assert_exact(faults)
+
+
+async def _probe_while_cut(faults: FaultStack, campaign_id: str) -> dict[str, object]:
+    stack = faults.stack
+    terms = next(p.terms for p in faults.programs if p.terms.campaign_id == campaign_id)
+    async with faults.endpoints.client(retry_for_s=0) as client:
+        code = await client.create_link(terms, faults.creators[0])
+        statuses = set()
+        for _ in range(50):
+            response = await client.http.get(f"{stack.url('clicks')}/c/{code}")
+            statuses.add(response.status_code)
+            if response.status_code == 302:
+                location = response.headers["location"]
+                faults.click_ids.append(location.split("afx_click=")[1].split("&")[0])
+        body = json.dumps(
+            {
+                "order_id": "cut-probe",
+                "campaign_id": campaign_id,
+                "occurred_at": system_clock(),
+                "kind": "sale",
+                "amount_minor": 1000,
+                "currency": terms.currency,
+                "visitor_id": "v_cutprobe",
+            }
+        ).encode()
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(
+                f"{stack.url('orders')}/v1/orders",
+                content=body,
+                headers={
+                    "X-Afflux-Merchant": terms.merchant_id,
+                    "X-Afflux-Signature": sign(
+                        body, f"dev-secret-{terms.merchant_id}", int(time.time())
+                    ),
+                },
+            )
+    return {
+        "click_statuses": statuses,
+        "order_status": answer.status_code,
+        "retry_after": answer.headers.get("retry-after"),
+    }
+
+
+def test_adding_and_removing_a_worker_mid_run_gives_the_oracles_answer(
+    faults: FaultStack,
+) -> None:
+    def rebalance_twice() -> None:
+        second = faults.stack.start_service("attribution", instance="-2", port=free_port())
+        time.sleep(6)
+        second.stop()
+        faults.stack.services.pop("attribution-2", None)
+
+    faults.under_load(rebalance_twice)
+    _assert_exact(faults)
+
+
+POISON = (
+    b"\xff\xfe this is not JSON",
+    b'{"type": "ClickRecorded", "event_id": "poison", "schema_version": 1}',
+    b'{"type": "NoSuchEvent", "event_id": "poison", "occurred_at": 0}',
+)
+INPUT_TOPICS = ("clicks", "orders", "refunds", "conversions", "reversals", "campaigns")
+
+
+def test_bad_records_on_every_input_topic_are_dead_lettered_with_their_reason(
+    faults: FaultStack,
+) -> None:
+    bootstrap = faults.stack.kafka_bootstrap
+    sent = [(topic, f"poison-{topic}-{n}") for topic in INPUT_TOPICS for n in range(len(POISON))]
+
+    def inject() -> None:
+        asyncio.run(_produce_poison(bootstrap, sent))
+
+    faults.under_load(inject)
+    _assert_exact(faults)
+    letters = [
+        e
+        for e in read_topic_sync(bootstrap, "afflux.dlq")
+        if isinstance(e, DeadLetter) and e.key and e.key.startswith("poison-")
+    ]
+    found = {(letter.source_topic, letter.key) for letter in letters if letter.reason}
+    assert sorted(set(sent) - found) == []
+
+
+async def _produce_poison(bootstrap: str, sent: list[tuple[str, str]]) -> None:
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        for topic, key in sent:
+            value = POISON[int(key.rsplit("-", 1)[1])]
+            await producer.send_and_wait(topic, value, key=key.encode())
+    finally:
+        await producer.stop()

@@ -1,0 +1,171 @@
+"""No click is lost: the broker goes away, clicks keep getting 302s, and every click event
+arrives exactly once when the broker is back.
+
+The embedded broker keeps its log in memory, so this test uses a private broker and, after
+restarting it on the same port, creates the topics again (as an operator would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from afflux.cli.embedded import start_broker
+from afflux.cli.processes import Child, free_port
+from afflux.clicks.app import create_app, spool_dir
+from afflux.clicks.links import Link
+from afflux.clicks.redirect import click_event
+from afflux.clicks.shipper import encode_event
+from afflux.clicks.spool import Spool
+from afflux.shared.campaign_publish import publish_terms
+from afflux.shared.core.ids import new_click_id, visitor_of_click
+from afflux.shared.kafka import create_topics
+
+from .conftest import (
+    ClickWatch,
+    click_id_of,
+    clicks_settings,
+    client_for,
+    create_link,
+    shop_terms,
+    unique,
+    wait_for_campaign,
+    watch_clicks,
+)
+
+pytestmark = pytest.mark.integration
+
+CLICKS_WHILE_DOWN = 1_000
+
+
+class PrivateBroker:
+    def __init__(self, logs: Path) -> None:
+        self.port = free_port()
+        self.logs = logs
+        self.child: Child | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.child = start_broker(self.port, self.logs)
+        await create_topics(self.bootstrap, 4)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[PrivateBroker]:
+    private = PrivateBroker(tmp_path / "logs")
+    await private.start()
+    try:
+        yield private
+    finally:
+        private.stop()
+
+
+@pytest.mark.slow
+async def test_clicks_while_the_broker_is_down_all_arrive_once_it_is_back(
+    infra: Any, broker: PrivateBroker, tmp_path: Path
+) -> None:
+    terms = shop_terms(unique("clicks-outage"))
+    await publish_terms(broker.bootstrap, [(terms, 0)])
+    settings = clicks_settings(
+        infra,
+        tmp_path / "data",
+        kafka_bootstrap=broker.bootstrap,
+        clicks_send_timeout_ms=1_500,
+        clicks_retry_ms=300,
+        clicks_spool_fsync_ms=20,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), client_for(app) as http:
+        await wait_for_campaign(app, terms.campaign_id)
+        link = await create_link(http, terms.campaign_id, "https://shop.example.com/")
+        warm = await http.get(f"/c/{link['code']}")
+        before = await watch_clicks(broker.bootstrap)
+        await before.click(click_id_of(warm.headers["location"]))
+        await before.consumer.stop()
+
+        broker.stop()
+        fired: list[str] = []
+        statuses: Counter[int] = Counter()
+        for start in range(0, CLICKS_WHILE_DOWN, 50):
+            answers = await asyncio.gather(
+                *(http.get(f"/c/{link['code']}?sub1={n}") for n in range(start, start + 50))
+            )
+            for answer in answers:
+                statuses[answer.status_code] += 1
+                if answer.status_code == 302:
+                    fired.append(click_id_of(answer.headers["location"]))
+        assert statuses == {302: CLICKS_WHILE_DOWN}
+
+        shipper = app.state.shipper
+        for _ in range(200):  # the first failed send moves everything to the disk spool
+            if shipper.spool.depth >= CLICKS_WHILE_DOWN:
+                break
+            await asyncio.sleep(0.1)
+        assert shipper.spool.depth >= CLICKS_WHILE_DOWN
+        assert (await http.get("/healthz")).json()["checks"]["kafka"] == "spooling"
+
+        await broker.start()
+        after = await watch_clicks(broker.bootstrap)
+        try:
+            wanted = set(fired)
+            for _ in range(600):
+                await after.settle(quiet_rounds=1)
+                if wanted <= {e.get("click_id") for e in after.events}:
+                    break
+                await asyncio.sleep(0.1)
+            await after.settle()
+            arrived = Counter(e["click_id"] for e in after.events if e["click_id"] in wanted)
+        finally:
+            await after.consumer.stop()
+        assert set(arrived) == wanted
+        assert max(arrived.values()) == 1  # none sent twice
+        for _ in range(100):
+            if not shipper.spooling:
+                break
+            await asyncio.sleep(0.1)
+        assert shipper.spool_depth == 0
+        assert not shipper.spooling
+
+
+async def test_events_left_in_the_spool_by_a_previous_run_are_sent_at_start(
+    infra: Any, clicks_topic: ClickWatch, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    settings = clicks_settings(infra, data_dir)
+    link = Link("spooled", "creator-spool", "clicks-spool", "https://shop.example.com/", True, 0)
+    click_ids = [new_click_id(f"v_spool{n}") for n in range(3)]
+    spool = Spool(spool_dir(settings))
+    for click_id in click_ids:
+        event = click_event(
+            click_id, link, visitor_of(click_id), 1_700_000_000_000, "h", "UA", None
+        )
+        spool.append([(visitor_of(click_id).encode(), encode_event(event))])
+    spool.close()
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        arrived = [await clicks_topic.click(click_id) for click_id in click_ids]
+        assert [e["click_id"] for e in arrived] == click_ids  # in the order spooled
+        for _ in range(100):
+            if app.state.shipper.spool_depth == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert app.state.shipper.spool_depth == 0
+
+
+def visitor_of(click_id: str) -> str:
+    visitor = visitor_of_click(click_id)
+    assert visitor is not None
+    return visitor

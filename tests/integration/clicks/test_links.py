@@ -1,0 +1,118 @@
+"""Creating, reading and deactivating tracking links (admin API)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from afflux.shared.core.terms import CampaignTerms
+
+from .conftest import ADMIN, PUBLIC_URL, create_link, unique
+
+pytestmark = pytest.mark.integration
+
+
+async def test_created_link_has_a_code_and_its_public_url(
+    client: httpx.AsyncClient, campaign: CampaignTerms
+) -> None:
+    link = await create_link(client, campaign.campaign_id, "https://shop.example.com/p?x=1")
+    assert link["url"] == f"{PUBLIC_URL}/c/{link['code']}"
+    assert link["active"] is True
+
+    fetched = await client.get(f"/v1/links/{link['code']}", headers=ADMIN)
+    assert fetched.status_code == 200
+    assert fetched.json()["destination_url"] == "https://shop.example.com/p?x=1"
+
+
+async def test_a_custom_code_is_kept_and_cannot_be_taken_twice(
+    client: httpx.AsyncClient, campaign: CampaignTerms
+) -> None:
+    code = unique("spring")
+    link = await create_link(client, campaign.campaign_id, "https://shop.example.com/", code=code)
+    assert link["code"] == code
+    again = await client.post(
+        "/v1/links",
+        json={
+            "affiliate_id": "other",
+            "campaign_id": campaign.campaign_id,
+            "destination_url": "https://shop.example.com/",
+            "code": code,
+        },
+        headers=ADMIN,
+    )
+    assert again.status_code == 409
+    assert again.json()["detail"][0]["field"] == "code"
+
+
+async def test_deactivated_link_answers_404_instead_of_redirecting(
+    client: httpx.AsyncClient, campaign: CampaignTerms
+) -> None:
+    link = await create_link(client, campaign.campaign_id, "https://shop.example.com/")
+    assert (await client.get(f"/c/{link['code']}")).status_code == 302
+
+    deleted = await client.delete(f"/v1/links/{link['code']}", headers=ADMIN)
+    assert deleted.status_code == 200
+    assert deleted.json()["active"] is False
+    assert (await client.get(f"/c/{link['code']}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("destination", "reason"),
+    [
+        ("javascript:alert(document.cookie)", "http"),
+        ("data:text/html;base64,PHNjcmlwdD4=", "http"),
+        ("//evil.example.org/", "http"),
+        ("https://shop.example.com@evil.example.org/", "user information"),
+        ("https://xn--shp-sna.example.com/", "internationalised"),
+        ("https://shöp.example.com/", "ASCII"),
+        ("https://evil.example.org/", "allowed domains"),
+    ],
+)
+async def test_unsafe_destination_is_refused_with_field_and_reason(
+    client: httpx.AsyncClient, campaign: CampaignTerms, destination: str, reason: str
+) -> None:
+    response = await client.post(
+        "/v1/links",
+        json={
+            "affiliate_id": "creator",
+            "campaign_id": campaign.campaign_id,
+            "destination_url": destination,
+        },
+        headers=ADMIN,
+    )
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "destination_url"
+    assert reason in problem["reason"]
+
+
+async def test_unknown_campaign_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/links",
+        json={
+            "affiliate_id": "creator",
+            "campaign_id": unique("no-such-campaign"),
+            "destination_url": "https://shop.example.com/",
+        },
+        headers=ADMIN,
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "campaign_id"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic Y2xpY2tzOmFkbWlu"}],
+    ids=["missing", "wrong", "not-bearer"],
+)
+async def test_admin_endpoints_need_the_admin_token(
+    client: httpx.AsyncClient, campaign: CampaignTerms, headers: dict[str, str]
+) -> None:
+    body = {
+        "affiliate_id": "creator",
+        "campaign_id": campaign.campaign_id,
+        "destination_url": "https://shop.example.com/",
+    }
+    assert (await client.post("/v1/links", json=body, headers=headers)).status_code == 401
+    assert (await client.get("/v1/links/whatever", headers=headers)).status_code == 401
+    assert (await client.delete("/v1/links/whatever", headers=headers)).status_code == 401

@@ -1,0 +1,23 @@
+"""The /metrics output passes ``promtool check metrics``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+async def test_promtool_accepts_the_metrics(client: httpx.AsyncClient) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (scripts/system-deps installs it)")
+    await client.get("/c/no-such-code")
+    text = (await client.get("/metrics")).text
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

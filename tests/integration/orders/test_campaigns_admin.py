@@ -1,0 +1,124 @@
+"""Publishing campaign terms over the admin API and with ``afflux campaigns apply``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from afflux.orders import campaigns_cli
+from afflux.shared.campaign_publish import read_all_versions
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"Authorization": "Bearer orders-admin-token"}
+
+
+def entry(campaign_id: str, percent: str = "10") -> dict[str, Any]:
+    return {
+        "effective_from": "2026-01-01T00:00:00Z",
+        "terms": {
+            "campaign_id": campaign_id,
+            "merchant_id": "merchant-a",
+            "currency": "EUR",
+            "plan": {"sale": {"rate": {"percent": percent}}},
+        },
+    }
+
+
+async def test_put_publishes_a_new_version_that_orders_can_use_at_once(api: Any) -> None:
+    campaign_id = f"admin-{uuid.uuid4().hex[:8]}"
+
+    first = await api.http.put(
+        f"/v1/campaigns/{campaign_id}", json=entry(campaign_id), headers=ADMIN
+    )
+    same = await api.http.put(
+        f"/v1/campaigns/{campaign_id}", json=entry(campaign_id), headers=ADMIN
+    )
+    changed = await api.http.put(
+        f"/v1/campaigns/{campaign_id}", json=entry(campaign_id, "12"), headers=ADMIN
+    )
+    listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
+
+    assert (first.status_code, first.json()["version"]) == (201, 1), first.text
+    assert (same.status_code, same.json()["published"]) == (200, False)
+    assert (changed.status_code, changed.json()["version"]) == (201, 2)
+    versions = listed.json()["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[1]["terms"]["plan"]["sale"]["rate"]["percent"] == "12"
+    order = {
+        "order_id": "o-1",
+        "campaign_id": campaign_id,
+        "occurred_at": int(time.time() * 1000),
+        "amount_minor": 100,
+        "currency": "EUR",
+        "coupon_code": "ANY",
+    }
+    assert (await api.post("/v1/orders", order)).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "field"),
+    [
+        pytest.param({}, 401, "Authorization", id="no token"),
+        pytest.param({"Authorization": "Bearer wrong"}, 401, "Authorization", id="wrong token"),
+        pytest.param(ADMIN, 422, "terms.campaign_id", id="path and body disagree"),
+    ],
+)
+async def test_put_refuses_without_the_admin_token_or_with_a_mismatched_id(
+    headers: dict[str, str], status: int, field: str, api: Any, topics: Any
+) -> None:
+    before = await topics.settle()
+
+    response = await api.http.put("/v1/campaigns/some-id", json=entry("other-id"), headers=headers)
+
+    assert response.status_code == status
+    assert response.json()["detail"][0]["field"] == field
+    assert await topics.settle() == before
+
+
+async def test_get_of_an_unknown_campaign_is_404(api: Any) -> None:
+    response = await api.http.get("/v1/campaigns/never-published", headers=ADMIN)
+    assert (response.status_code, response.json()["detail"][0]["field"]) == (404, "campaign_id")
+
+
+def test_campaigns_apply_publishes_each_campaign_once(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    campaign_id = f"cli-{uuid.uuid4().hex[:8]}"
+    terms = tmp_path / "campaigns.yaml"
+    terms.write_text(
+        "campaigns:\n"
+        "  - effective_from: 0\n"
+        "    terms:\n"
+        f"      campaign_id: {campaign_id}\n"
+        "      merchant_id: merchant-a\n"
+        "      currency: EUR\n"
+    )
+    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+
+    assert campaigns_cli.main(["apply", str(terms)]) == 0
+    assert campaigns_cli.main(["apply", str(terms)]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        f"{campaign_id}: published version 1",
+        f"{campaign_id}: unchanged",
+    ]
+    history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
+    assert len(history[campaign_id]) == 1
+
+
+def test_campaigns_apply_names_the_bad_field_of_an_invalid_file(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terms = tmp_path / "campaigns.yaml"
+    terms.write_text("campaigns:\n  - terms: {campaign_id: x, merchant_id: m, currency: EURO}\n")
+    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+
+    assert campaigns_cli.main(["apply", str(terms)]) == 2
+
+    assert "campaigns.0.terms.currency" in capsys.readouterr().err

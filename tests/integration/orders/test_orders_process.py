@@ -1,0 +1,155 @@
+"""``python -m afflux.orders`` as a process, and what happens when the broker goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from afflux.cli.embedded import start_broker
+from afflux.cli.processes import free_port
+from afflux.orders.app import create_app
+from afflux.orders.settings import OrdersSettings
+from afflux.orders.signing import sign
+from afflux.shared.campaign_publish import publish_terms
+from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.kafka import create_topics
+
+pytestmark = pytest.mark.integration
+
+SECRETS = json.dumps({"merchant-p": ["p-secret"]})
+
+
+def service_env(infra: Any, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AFFLUX_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "AFFLUX_REDIS_URL": infra.redis_url.rsplit("/", 1)[0] + "/2",
+        "AFFLUX_MERCHANT_SECRETS": SECRETS,
+        **extra,
+    }
+
+
+def test_service_serves_until_sigterm_then_exits_zero(infra: Any) -> None:
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "afflux.orders"],
+        env=service_env(infra, AFFLUX_ORDERS_PORT=str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        healthy = False
+        while time.monotonic() < deadline and not healthy:
+            try:
+                healthy = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert healthy
+        assert "afflux_orders_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        pytest.param(
+            {"AFFLUX_REDIS_URL": "redis://127.0.0.1:1/2"},
+            "cannot reach Redis at redis://127.0.0.1:1/2",
+            id="redis",
+        ),
+        pytest.param(
+            {"AFFLUX_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "Kafka broker at 127.0.0.1:1", id="broker"
+        ),
+        pytest.param(
+            {"AFFLUX_ENV": "production", "AFFLUX_ADMIN_TOKEN": "t", "AFFLUX_MERCHANT_SECRETS": ""},
+            "no merchant secrets configured",
+            id="production without secrets",
+        ),
+    ],
+)
+def test_service_that_cannot_start_says_why_and_exits_2(
+    infra: Any, override: dict[str, str], says: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "afflux.orders"],
+        env=service_env(infra, AFFLUX_ORDERS_PORT=str(free_port()), **override),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "p-secret" not in done.stderr
+
+
+@pytest.mark.slow
+async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
+    infra: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    broker = start_broker(port, tmp_path / "logs")
+    bootstrap = f"127.0.0.1:{port}"
+    terms = CampaignTerms(campaign_id="outage-shop", merchant_id="merchant-p", currency="EUR")
+    settings = OrdersSettings.model_validate(
+        {
+            "kafka_bootstrap": bootstrap,
+            "redis_url": infra.redis_url.rsplit("/", 1)[0] + "/2",
+            "merchant_secrets": SECRETS,
+            "orders_produce_timeout_s": 2.0,
+            "orders_redis_prefix": f"afx:orders-outage-{uuid.uuid4().hex[:6]}",
+        }
+    )
+    try:
+        await create_topics(bootstrap, 4)
+        await publish_terms(bootstrap, [(terms, 0)])
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app.state.directory.ready.wait(), 30)
+            broker.stop()
+            body = json.dumps(
+                {
+                    "order_id": "o-1",
+                    "campaign_id": "outage-shop",
+                    "occurred_at": 1,
+                    "amount_minor": 100,
+                    "currency": "EUR",
+                    "visitor_id": "v-1",
+                }
+            ).encode()
+            headers = {
+                "X-Afflux-Merchant": "merchant-p",
+                "X-Afflux-Signature": sign(body, "p-secret", int(time.time())),
+            }
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
+                response = await http.post("/v1/orders", content=body, headers=headers)
+
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["detail"][0]["field"] is None
+            redis = Redis.from_url(settings.redis_url)
+            try:
+                claim = f"{settings.orders_redis_prefix}:o:outage-shop:o-1"
+                assert await redis.hget(claim, "state") is None  # released: a retry is accepted
+            finally:
+                await redis.aclose()  # type: ignore[attr-defined]
+    finally:
+        broker.stop()

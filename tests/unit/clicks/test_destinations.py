@@ -1,0 +1,63 @@
+"""Which destinations a link may have: only http(s) on the campaign's allowed domains."""
+
+from __future__ import annotations
+
+import pytest
+
+from afflux.clicks.destinations import BadDestination, check_destination
+
+pytestmark = pytest.mark.unit
+
+ALLOWED = ("shop.example.com", "xn--bcher-kva.example")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example.com/",
+        "http://shop.example.com/landing?ref=afflux#top",
+        "https://www.shop.example.com/p/1",  # a subdomain of an allowed domain
+        "HTTPS://SHOP.EXAMPLE.COM/Path",  # scheme and host are case-insensitive
+        "https://shop.example.com./x",  # the fully qualified form (trailing dot)
+        "https://shop.example.com:8443/x",
+        "https://xn--bcher-kva.example/",  # punycode host exactly as allowed
+    ],
+)
+def test_destination_on_an_allowed_domain_is_accepted(url: str) -> None:
+    check_destination(url, ALLOWED)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("javascript:alert(1)", "http"),
+        ("data:text/html,<script>alert(1)</script>", "http"),
+        ("//shop.example.com/x", "http"),  # scheme-relative
+        ("/local/path", "http"),
+        ("ftp://shop.example.com/", "http"),
+        ("https:shop.example.com", "http"),  # no authority
+        ("https://shop.example.com@evil.com/", "user information"),  # userinfo trick
+        ("https://user:pw@shop.example.com/", "user information"),
+        ("https://evil.com/", "allowed domains"),
+        ("https://shop.example.com.evil.com/", "allowed domains"),  # allowed name as a prefix
+        ("https://evilshop.example.com/", "allowed domains"),  # suffix without a dot boundary
+        ("https://example.com/", "allowed domains"),  # the parent of an allowed domain
+        ("https://shöp.example.com/", "ASCII"),  # IDN look-alike, unencoded
+        ("https://xn--shp-sna.example.com/", "internationalised"),  # IDN look-alike, punycode
+        ("https://a.xn--bcher-kva.example/", "internationalised"),  # punycode, not exact
+        ("https://shop.example.com\\@evil.com", "backslash"),
+        ("https://shop.example.com/\r\nSet-Cookie: x=1", "control"),
+        (" https://shop.example.com/", "control"),
+        ("https://shop.example.com:99999/", "valid URL"),
+        ("https:///path", "no host"),
+        ("https://" + "a" * 2100 + ".shop.example.com/", "longer"),
+    ],
+)
+def test_unsafe_or_foreign_destination_is_refused_with_the_reason(url: str, reason: str) -> None:
+    with pytest.raises(BadDestination, match=reason):
+        check_destination(url, ALLOWED)
+
+
+def test_a_campaign_without_allowed_domains_allows_no_destination() -> None:
+    with pytest.raises(BadDestination, match="no allowed_domains"):
+        check_destination("https://shop.example.com/", ())

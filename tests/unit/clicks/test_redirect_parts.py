@@ -1,0 +1,79 @@
+"""The pieces of the redirect: the event on the wire, the Location, cookies, parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from afflux.clicks.links import Link, prepare
+from afflux.clicks.redirect import click_event, not_found_page, tracking_params, visitor_from
+from afflux.clicks.shipper import encode_event
+from afflux.shared.core.ids import derived_id, new_click_id, visitor_of_click
+from afflux.shared.events import ClickRecorded
+from afflux.shared.wire import decode_record
+
+pytestmark = pytest.mark.unit
+
+LINK = Link("abc123", "creator-1", "shop", "https://shop.example.com/p?x=1", True, 0)
+
+
+def test_the_event_dict_is_a_valid_click_recorded_with_a_derived_id() -> None:
+    click_id = new_click_id("v_visitor")
+    event = click_event(click_id, LINK, "v_visitor", 1_700_000_000_000, "h", "UA", None)
+    event["sub_ids"], event["utm"] = {"sub1": "a"}, {"utm_source": "ig"}
+    (decoded,) = decode_record(encode_event(event))
+    assert isinstance(decoded, ClickRecorded)
+    assert decoded.event_id == derived_id("click", click_id)
+    assert decoded.click_id == click_id
+    assert visitor_of_click(click_id) == "v_visitor"
+    assert (decoded.link_code, decoded.affiliate_id, decoded.campaign_id) == (
+        "abc123",
+        "creator-1",
+        "shop",
+    )
+    assert decoded.sub_ids == {"sub1": "a"}
+    assert decoded.utm == {"utm_source": "ig"}
+
+
+@pytest.mark.parametrize(
+    ("destination", "location"),
+    [
+        ("https://s.example.com/p", "https://s.example.com/p?afx_click=CID"),
+        ("https://s.example.com/p?x=1", "https://s.example.com/p?x=1&afx_click=CID"),
+        ("https://s.example.com/p?", "https://s.example.com/p?afx_click=CID"),
+        ("https://s.example.com/p?x=1#top", "https://s.example.com/p?x=1&afx_click=CID#top"),
+        ("https://s.example.com/#/spa?y=2", "https://s.example.com/?afx_click=CID#/spa?y=2"),
+    ],
+)
+def test_location_keeps_the_destination_query_and_fragment(destination: str, location: str) -> None:
+    target = prepare(Link("c", "a", "k", destination, True, 0))
+    assert f"{target.head}CID{target.tail}" == location
+
+
+@pytest.mark.parametrize(
+    ("cookie", "visitor"),
+    [
+        ("afx_vid=v_abc", "v_abc"),
+        ("other=1; afx_vid=v_abc; more=2", "v_abc"),
+        ('afx_vid="v_abc"', "v_abc"),
+        ("xafx_vid=v_evil", None),  # another cookie whose name ends the same
+        ("afx_vid=v_<script>", None),  # malformed ids are replaced
+        ("afx_vid=", None),
+        ("afx_vid=" + "a" * 65, None),
+    ],
+)
+def test_visitor_cookie_is_read_only_when_well_formed(cookie: str, visitor: str | None) -> None:
+    assert visitor_from(cookie) == visitor
+
+
+def test_sub_ids_and_utm_are_taken_other_parameters_ignored() -> None:
+    sub_ids, utm = tracking_params(
+        b"sub1=a&sub5=e&sub6=no&utm_source=ig&utm_campaign=spring%20sale&ref=x"
+    )
+    assert sub_ids == {"sub1": "a", "sub5": "e"}
+    assert utm == {"utm_source": "ig", "utm_campaign": "spring sale"}
+
+
+def test_not_found_page_escapes_the_code() -> None:
+    page = not_found_page('<script>alert("x")</script>').decode()
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
