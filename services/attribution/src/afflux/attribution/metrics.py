@@ -65,6 +65,11 @@ class AttributionMetrics:
         self.events = Counter(
             "afflux_attribution_events_total", "Input events processed", ["topic"], registry=r
         )
+        self.refetched = Counter(
+            "afflux_attribution_refetched_records_total",
+            "Input records the consumer skipped and the worker read back itself",
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def child(self, metric: Any, *labels: str) -> Any:

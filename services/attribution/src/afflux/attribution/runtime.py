@@ -13,11 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka.structs import ConsumerRecord
+
 from afflux.attribution.decode import decode_items
+from afflux.attribution.gaps import read_range
 from afflux.attribution.join import JoinPartition, Output, VisitorState
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
-from afflux.attribution.stage import HighWater, Send, Stage
+from afflux.attribution.stage import HighWater, Owned, Send, Stage
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.attribution import largest_window_ms, version_at
 from afflux.shared.core.clock import MS_PER_DAY, system_clock
@@ -109,36 +112,52 @@ class Runtime:
         owned = await self.join.partition(p)
         if owned is None:
             return
+        async with self.join.lock:
+            for missed in await self._skipped(self.join, owned, topic, p, offset):
+                await self._join_locked(
+                    owned, topic, p, missed.offset, missed.key, missed.value, missed.timestamp
+                )
+            await self._join_locked(owned, topic, p, offset, key, value, ts)
+
+    async def _join_locked(
+        self,
+        owned: Owned[JoinPartition],
+        topic: str,
+        p: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        ts: int,
+    ) -> None:
         state = owned.state
         out: list[Output] = []
         letters: list[DeadLetter] = []
         late = 0
-        async with self.join.lock:
-            for index, event, reason, raw in decode_items(value):
-                if event is None:
-                    letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
-                elif isinstance(event, ClickRecorded):
-                    late += state.click(event.visitor_id, event, ts, self.terms)
-                elif isinstance(event, OrderPlaced):
-                    if event.campaign_id not in self.directory:
-                        letters.append(
-                            self._letter(topic, p, offset, index, key, raw, "unknown campaign")
-                        )
-                        continue
-                    okey = order_partition_key(event.order_id, event.visitor_id, event.click_id)
-                    if state.order(okey, event, ts):
-                        self._adopt_confirmation(state, okey, event)
-                elif isinstance(event, LeadConfirmed):
-                    out += self._lead(state, event)
-                else:
+        for index, event, reason, raw in decode_items(value):
+            if event is None:
+                letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
+            elif isinstance(event, ClickRecorded):
+                late += state.click(event.visitor_id, event, ts, self.terms)
+            elif isinstance(event, OrderPlaced):
+                if event.campaign_id not in self.directory:
                     letters.append(
-                        self._letter(topic, p, offset, index, key, raw, "unexpected event type")
+                        self._letter(topic, p, offset, index, key, raw, "unknown campaign")
                     )
-            self.metrics.child(self.metrics.events, topic).inc()
-            if late:
-                self.metrics.late_clicks.inc(late)
-            await self._emit(p, self.join, state, out, letters)
-            owned.consumed[topic] = offset + 1
+                    continue
+                okey = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+                if state.order(okey, event, ts):
+                    self._adopt_confirmation(state, okey, event)
+            elif isinstance(event, LeadConfirmed):
+                out += self._lead(state, event)
+            else:
+                letters.append(
+                    self._letter(topic, p, offset, index, key, raw, "unexpected event type")
+                )
+        self.metrics.child(self.metrics.events, topic).inc()
+        if late:
+            self.metrics.late_clicks.inc(late)
+        await self._emit(p, self.join, state, out, letters)
+        owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
 
     def _lead(self, state: JoinPartition, confirm: LeadConfirmed) -> list[Output]:
         okey = (confirm.campaign_id, confirm.order_id)
@@ -164,26 +183,60 @@ class Runtime:
         owned = await self.refunds.partition(p)
         if owned is None:
             return
+        async with self.refunds.lock:
+            for missed in await self._skipped(self.refunds, owned, topic, p, offset):
+                await self._refund_locked(
+                    owned, topic, p, missed.offset, missed.key, missed.value, missed.timestamp
+                )
+            await self._refund_locked(owned, topic, p, offset, key, value, ts)
+
+    async def _refund_locked(
+        self,
+        owned: Owned[RefundPartition],
+        topic: str,
+        p: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        ts: int,
+    ) -> None:
         state = owned.state
         out: list[Output] = []
         letters: list[DeadLetter] = []
-        async with self.refunds.lock:
-            for index, event, reason, raw in decode_items(value):
-                if event is None:
-                    letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
-                elif isinstance(event, OrderRefunded):
-                    out += state.refund(event.order_id, event, ts)
-                elif isinstance(event, ConversionAttributed):
-                    out += state.conversion(event.order_id, event)
-                elif isinstance(event, OrderUnattributed):
-                    out += state.unattributed(event.order_id, event)
-                elif not isinstance(event, LeadConfirmed | RefundUnmatched):
-                    letters.append(
-                        self._letter(topic, p, offset, index, key, raw, "unexpected event type")
-                    )
-            self.metrics.child(self.metrics.events, topic).inc()
-            await self._emit(p, self.refunds, state, out, letters)
-            owned.consumed[topic] = offset + 1
+        for index, event, reason, raw in decode_items(value):
+            if event is None:
+                letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
+            elif isinstance(event, OrderRefunded):
+                out += state.refund(event.order_id, event, ts)
+            elif isinstance(event, ConversionAttributed):
+                out += state.conversion(event.order_id, event)
+            elif isinstance(event, OrderUnattributed):
+                out += state.unattributed(event.order_id, event)
+            elif not isinstance(event, LeadConfirmed | RefundUnmatched):
+                letters.append(
+                    self._letter(topic, p, offset, index, key, raw, "unexpected event type")
+                )
+        self.metrics.child(self.metrics.events, topic).inc()
+        await self._emit(p, self.refunds, state, out, letters)
+        owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
+
+    async def _skipped(
+        self, stage: Stage[Any], owned: Owned[Any], topic: str, p: int, offset: int
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """Records before ``offset`` that the consumer skipped (see gaps.py), read back."""
+        expected = owned.consumed.get(topic)
+        if expected is None or offset <= expected:
+            return []
+        log.warning(
+            "%s[%d]: offsets %d..%d were skipped by the consumer; reading them back",
+            topic,
+            p,
+            expected,
+            offset - 1,
+        )
+        missed = await read_range(stage.bootstrap, topic, p, expected, offset)
+        self.metrics.refetched.inc(len(missed))
+        return missed
 
     # -- timers --------------------------------------------------------------
 
