@@ -1,11 +1,10 @@
 """Reading back input records that the delivery layer skipped.
 
-Faust can skip records of a partition a worker keeps through a rebalance: the
-records of a fetch made before the rebalance are still being handed out after
-the seek back to the committed offset; the first of them lands past the seek
-point, Faust books the offsets in between as a gap (as it does for compacted
-logs) and then drops the re-fetched records below its read offset as already
-seen. Those records are never processed and their offsets get committed.
+Faust's consumer books offsets it did not see as a gap (as for compacted logs)
+and drops records below its read offset as already seen. If records of a fetch
+made before a rebalance are handed out after the seek back to the committed
+offset, the first of them lands past the seek point and the re-fetched records
+before it would be dropped, never processed, and their offsets committed.
 
 Input offsets of afflux topics are dense (no compaction, no transactions), so
 the stages treat any forward jump as missing records and read them here,

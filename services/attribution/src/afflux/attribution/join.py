@@ -11,6 +11,7 @@ same answer.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 from collections.abc import Callable
@@ -60,7 +61,9 @@ class JoinPartition:
     def __init__(self) -> None:
         self.keys: dict[str, VisitorState] = {}
         self.dirty: set[str] = set()
-        self.waiting: set[str] = set()  # keys with pending orders
+        # Pending orders by arrival: an order cannot be due before it arrived, so a tick
+        # looks only at the head instead of at every pending order.
+        self.queue: list[tuple[int, str, OrderKey]] = []
         self.index: dict[OrderKey, str] = {}  # order -> the key holding it
         self.watermark = 0  # largest event time seen
 
@@ -105,7 +108,7 @@ class JoinPartition:
         state = self._state(key)
         state.pending[okey] = (order, arrived)
         self.index[okey] = key
-        self.waiting.add(key)
+        heapq.heappush(self.queue, (arrived, key, okey))
         if order.occurred_at > self.watermark:
             self.watermark = order.occurred_at
         return True
@@ -126,19 +129,24 @@ class JoinPartition:
     def due(self, safe_time: int, terms: TermsLookup) -> list[Output]:
         """Decide every order whose grace has passed by ``safe_time``."""
         out: list[Output] = []
-        for key in list(self.waiting):
-            state = self.keys[key]
-            for okey, (order, arrived) in list(state.pending.items()):
-                version = terms(order.campaign_id, order.occurred_at)
-                if version is None:
-                    continue
-                cutoff = arrived + version.terms.grace_ms
-                if cutoff > safe_time:
-                    continue
-                out.extend(self._decide(state, okey, order, cutoff, version))
-                self.dirty.add(key)
-            if not state.pending:
-                self.waiting.discard(key)
+        held: list[tuple[int, str, OrderKey]] = []
+        while self.queue and self.queue[0][0] <= safe_time:
+            entry = heapq.heappop(self.queue)
+            arrived, key, okey = entry
+            state = self.keys.get(key)
+            pending = state.pending.get(okey) if state is not None else None
+            if state is None or pending is None or pending[1] != arrived:
+                continue  # decided, forgotten, or queued again under another arrival
+            order = pending[0]
+            version = terms(order.campaign_id, order.occurred_at)
+            cutoff = arrived + version.terms.grace_ms if version is not None else None
+            if version is None or cutoff is None or cutoff > safe_time:
+                held.append(entry)
+                continue
+            out.extend(self._decide(state, okey, order, cutoff, version))
+            self.dirty.add(key)
+        for entry in held:
+            heapq.heappush(self.queue, entry)
         return out
 
     def _decide(
@@ -161,10 +169,23 @@ class JoinPartition:
             out.append((CONVERSIONS.name, order.order_id, confirm))
         return out
 
-    def prune(self, click_horizon: int, order_horizon: int) -> None:
-        """Forget clicks before ``click_horizon`` and decided orders before ``order_horizon``."""
+    def prune(self, click_horizon: int, order_horizon: int, arrival_horizon: int) -> None:
+        """Forget clicks before ``click_horizon`` (event time) that arrived before
+        ``arrival_horizon``, and decided orders before ``order_horizon``.
+
+        Event times are not ordered across visitors (a backfill, a late batch), so the
+        event-time horizon alone could drop clicks an order arriving with them still
+        needs: clicks of a key with a waiting order, and clicks that arrived recently,
+        are kept whatever their event time.
+        """
         for key, state in list(self.keys.items()):
-            old = [cid for cid, (touch, _) in state.clicks.items() if touch.at < click_horizon]
+            old = []
+            if not state.pending:
+                old = [
+                    cid
+                    for cid, (touch, arrived) in state.clicks.items()
+                    if touch.at < click_horizon and arrived < arrival_horizon
+                ]
             gone = [k for k, d in state.decided.items() if d.at < order_horizon]
             if not old and not gone:
                 continue
@@ -199,12 +220,11 @@ class JoinPartition:
         self.keys[key] = state
         for okey in (*state.pending, *state.decided):
             self.index[okey] = key
-        if state.pending:
-            self.waiting.add(key)
+        for okey, (_, arrived) in state.pending.items():
+            heapq.heappush(self.queue, (arrived, key, okey))
 
     def forget(self, key: str) -> None:
         self.keys.pop(key, None)
-        self.waiting.discard(key)
 
 
 WATERMARK_KEY = "\x00watermark"

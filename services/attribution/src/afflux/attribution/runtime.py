@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "afflux-attribution"
 PRUNE_EVERY_S = 10.0
+# Clicks that arrived this recently (behind the partition's safe time) are never pruned:
+# their order may still be on its way through the other input topic.
+RECENT_ARRIVAL_MS = 60_000
 LEAD_PREFIX = "\x00lead\x1f"
 
 
@@ -274,7 +277,8 @@ class Runtime:
 
     async def prune(self) -> None:
         """Drop clicks older than the largest window plus grace behind the partition's
-        event-time watermark, and decided orders past the retention."""
+        event-time watermark (unless recent or wanted by a waiting order), and decided
+        orders past the retention."""
         versions = [v for c in self.directory.campaign_ids() for v in self.directory.versions(c)]
         keep_ms = largest_window_ms(versions) + self._max_grace_ms() + MS_PER_DAY
         for p, owned in list(self.join.owned.items()):
@@ -282,7 +286,9 @@ class Runtime:
                 state = owned.state
                 if state.watermark:
                     state.prune(
-                        state.watermark - keep_ms, state.watermark - self.order_retention_ms
+                        state.watermark - keep_ms,
+                        state.watermark - self.order_retention_ms,
+                        owned.safe_ms - self._max_grace_ms() - RECENT_ARRIVAL_MS,
                     )
                     if state.dirty:
                         await self._emit(p, self.join, state, [], [])
