@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from afflux.clicks.app import create_app, spool_dir
 from afflux.clicks.server import serve
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.spool import Spool, SpoolBusy
-from afflux.shared.kafka import BrokerUnreachable, check_broker
+from afflux.shared.serving import unreachable
 
 NAME = "afflux clicks"
 
 
-async def _check_redis(url: str) -> None:
-    client = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()  # type: ignore[attr-defined]
-
-
 def reachable(settings: ClicksSettings) -> str | None:
     """None when the broker and Redis answer, else one line saying which and where."""
-    try:
-        asyncio.run(check_broker(settings.kafka_bootstrap))
-    except BrokerUnreachable as exc:
-        return f"{NAME}: {exc}"
-    try:
-        asyncio.run(_check_redis(settings.redis_url))
-    except Exception as exc:
-        return f"{NAME}: cannot reach Redis at {settings.redis_url}: {exc}"
+    problem = unreachable(NAME, settings.kafka_bootstrap, settings.redis_url)
+    if problem:
+        return problem
     try:
         Spool(spool_dir(settings)).close()
     except (SpoolBusy, OSError) as exc:

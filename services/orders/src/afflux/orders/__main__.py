@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from afflux.orders.app import create_app
 from afflux.orders.merchant_secrets import InvalidSecrets
-from afflux.orders.server import serve
 from afflux.orders.settings import OrdersSettings
-from afflux.shared.kafka import BrokerUnreachable, check_broker
+from afflux.shared.serving import serve, unreachable
 
 NAME = "afflux orders"
 
 
-async def _check_redis(url: str) -> None:
-    client = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()  # type: ignore[attr-defined]
-
-
 def reachable(settings: OrdersSettings) -> str | None:
     """None when the broker and Redis answer, else one line saying which and where."""
-    try:
-        asyncio.run(check_broker(settings.kafka_bootstrap))
-    except BrokerUnreachable as exc:
-        return f"{NAME}: {exc}"
-    try:
-        asyncio.run(_check_redis(settings.redis_url))
-    except Exception as exc:
-        return f"{NAME}: cannot reach Redis at {settings.redis_url}: {exc}"
-    return None
+    return unreachable(NAME, settings.kafka_bootstrap, settings.redis_url)
 
 
 def main() -> int:

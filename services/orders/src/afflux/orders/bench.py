@@ -2,7 +2,7 @@
 FastAPI POST endpoint measured in the same run.
 
 Both servers are ``python -m`` children under the same uvicorn set-up
-(afflux.orders.server); the load comes from a separate process on loopback
+(afflux.shared.serving); the load comes from a separate process on loopback
 (afflux.orders.bench_load) with the same connections and duration. The orders
 figure counts 202 answers, each of which the broker acknowledged, and is
 checked against the records that reached the ``orders`` topic (read up to
