@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from afflux.shared.core.clock import system_clock
 from afflux.shared.core.ids import derived_id
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 
 class BrokerUnreachable(RuntimeError):
     """The Kafka bootstrap servers did not answer."""
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The default (murmur2) partitioner's choice, as the Java and aiokafka clients make it."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 async def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:

@@ -4,7 +4,6 @@ then serve with the one uvicorn set-up (which the benchmarks' baselines share)."
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from types import FrameType
 from typing import Any
@@ -12,9 +11,8 @@ from typing import Any
 import uvicorn
 from redis.asyncio import Redis
 
+from afflux.shared.gc_policy import tune_gc
 from afflux.shared.kafka import BrokerUnreachable, check_broker
-
-GC_THRESHOLD = (50_000, 20, 100)
 
 
 async def check_redis(url: str) -> None:
@@ -36,20 +34,6 @@ def unreachable(name: str, bootstrap: str, redis_url: str) -> str | None:
     except Exception as exc:
         return f"{name}: cannot reach Redis at {redis_url}: {exc}"
     return None
-
-
-def tune_gc() -> None:
-    """Fewer, cheaper collections for a request-serving process.
-
-    Request handling creates no reference cycles, yet with the default gen-0
-    threshold (700) the collector runs every few requests and walks every live
-    coroutine and future; profiling showed it costing more than the handler.
-    ``gc.freeze`` moves what start-up built (modules, schemas, clients) out of
-    the collector's view.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:

@@ -9,7 +9,7 @@ must accept both shapes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,6 +18,9 @@ from afflux.shared.core.upcasters import FutureSchemaVersion, upcast
 from afflux.shared.events import AnyEvent, Envelope
 
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+# A packed record stays far below the broker's request limit and a consumer's fetch size.
+MAX_PACKED_EVENTS = 200
+MAX_PACKED_BYTES = 512 * 1024
 
 
 class UndecodableRecord(ValueError):
@@ -30,7 +33,41 @@ def encode(event: Envelope) -> bytes:
 
 def encode_packed(events: Sequence[Envelope]) -> bytes:
     """One record value holding several events (same partition), as a JSON array."""
-    return b"[" + b",".join(e.model_dump_json().encode() for e in events) + b"]"
+    return pack_values([e.model_dump_json().encode() for e in events])
+
+
+def pack_values(values: Sequence[bytes]) -> bytes:
+    """One encoded event as is; several as a packed record (a JSON array)."""
+    return values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
+
+
+def pack_by_partition(
+    items: Iterable[tuple[bytes, bytes]], partition_of: Callable[[bytes], int]
+) -> list[tuple[int, bytes, bytes]]:
+    """``(key, encoded event)`` items as ``(partition, key, value)`` records.
+
+    Events are packed per partition in their given order, at most
+    ``MAX_PACKED_EVENTS`` events or ``MAX_PACKED_BYTES`` per record; a record's key
+    is its first event's key (all of them map to the record's partition).
+    """
+    chunks: dict[int, list[tuple[bytes, list[bytes], int]]] = {}
+    for key, value in items:
+        partition = partition_of(key)
+        slots = chunks.setdefault(partition, [])
+        if (
+            not slots
+            or len(slots[-1][1]) >= MAX_PACKED_EVENTS
+            or slots[-1][2] + len(value) > MAX_PACKED_BYTES
+        ):
+            slots.append((key, [], 0))
+        first, values, size = slots[-1]
+        values.append(value)
+        slots[-1] = (first, values, size + len(value) + 1)
+    return [
+        (partition, first, pack_values(values))
+        for partition, slots in chunks.items()
+        for first, values, _ in slots
+    ]
 
 
 def event_from_dict(payload: dict[str, Any]) -> AnyEvent:

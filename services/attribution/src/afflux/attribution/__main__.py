@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from afflux.attribution.app import create_app
 from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.settings import AttributionSettings
+from afflux.shared.gc_policy import tune_gc
 from afflux.shared.kafka import BrokerUnreachable, check_broker
 
 NAME = "afflux attribution"
@@ -40,6 +41,7 @@ def main() -> int:
     )
     import faust
 
+    tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     try:
         worker.execute_from_commandline()

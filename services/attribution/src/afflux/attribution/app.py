@@ -85,6 +85,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         runtime.send = send
         runtime.highwater = lambda t, p: _highwater(app, t, p)
         runtime.start_offset = lambda t, p: _committed(app, t, p)
+        runtime.partition_count = lambda topic: _partition_count(app, topic)
         background.add(
             asyncio.ensure_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         )
@@ -153,6 +154,16 @@ def _highwater(app: faust.App, topic: str, partition: int) -> tuple[int, int] | 
     if high is None or polled is None:
         return None
     return int(high), int(polled)
+
+
+def _partition_count(app: faust.App, topic: str) -> int | None:
+    """The topic's partition count from the producer's metadata; None while unknown."""
+    try:
+        cluster = app.producer._ensure_producer().client.cluster  # type: ignore[attr-defined]
+        partitions = cluster.partitions_for_topic(topic)
+    except Exception:
+        return None
+    return len(partitions) if partitions else None
 
 
 def _committed(app: faust.App, topic: str, partition: int) -> int:

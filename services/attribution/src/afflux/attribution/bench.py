@@ -189,12 +189,16 @@ def main(argv: list[str]) -> int:
         worker.wait_until(lambda: healthy(wport), timeout_s=60)
         started = time.perf_counter()
         asyncio.run(_wait_outputs(bootstrap, decided, limit_s=300, only=_decisions))
+        joined_s = time.perf_counter() - started
         asyncio.run(produce(bootstrap, refunds, PARTITIONS, pack=200))
         got = asyncio.run(_wait_outputs(bootstrap, expected, limit_s=300))
         took = time.perf_counter() - started
         value = len(events) / took
         match = got == expected
-        print(f"attribution worker: {value:,.0f} events/s ({took:.1f}s, one process)")
+        print(
+            f"attribution worker: {value:,.0f} events/s ({took:.1f}s, one process; "
+            f"every order decided after {joined_s:.1f}s)"
+        )
         print(f"ratio to the relay: {value / baseline:.2f}")
         print(
             f"oracle check: {'equal' if match else 'DIFFERENT'} "

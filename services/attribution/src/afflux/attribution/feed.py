@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import TermsVersion
@@ -21,7 +20,7 @@ from afflux.shared.events import (
     OrderPlaced,
     OrderRefunded,
 )
-from afflux.shared.kafka import new_producer
+from afflux.shared.kafka import new_producer, partition_for
 from afflux.shared.topics import CAMPAIGNS, CLICKS, ORDERS, REFUNDS
 from afflux.shared.wire import encode, encode_packed
 
@@ -42,7 +41,7 @@ def route(event: Envelope, order_keys: dict[tuple[str, str], str]) -> tuple[str,
 
 
 def partition_of(key: str, partitions: int) -> int:
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return partition_for(key.encode(), partitions)
 
 
 async def produce(

@@ -36,6 +36,7 @@ class PartitionState(Protocol):
 S = TypeVar("S", bound=PartitionState)
 HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, seen at ms)
 SKEW_MS = 1_000
+OutRecord = tuple[str, bytes, bytes, int | None]  # topic, key, value, partition
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
 
 
@@ -148,13 +149,9 @@ class Stage(Generic[S]):
 
     # -- writing ---------------------------------------------------------------
 
-    async def flush(
-        self, p: int, state: S, outputs: Iterable[tuple[str, str, Any]], send: Send, encode: Any
-    ) -> int:
-        """Emit ``outputs`` and wait for them, then write the changed keys; return the count."""
-        pending = [
-            await send(topic, key.encode(), encode(event), None) for topic, key, event in outputs
-        ]
+    async def flush(self, p: int, state: S, records: Iterable[OutRecord], send: Send) -> int:
+        """Send ``records`` and wait for them, then write the changed keys; return the count."""
+        pending = [await send(topic, key, value, part) for topic, key, value, part in records]
         if pending:
             await asyncio.gather(*pending)
         if state.dirty:

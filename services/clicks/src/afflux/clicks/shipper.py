@@ -28,17 +28,16 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from afflux.clicks.spool import Item, Spool
+from afflux.shared.kafka import partition_for
+from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, pack_values
 
 log = logging.getLogger(__name__)
 
 # Encoding a batch holds the event loop: keep it to a few milliseconds so redirects that
 # arrive meanwhile are not delayed.
 MAX_BATCH = 500
-MAX_PACKED_EVENTS = 200
-MAX_PACKED_BYTES = 512 * 1024
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -46,12 +45,6 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 def encode_event(event: dict[str, Any]) -> bytes:
     """The record value of one event: compact JSON (ASCII, so any byte-level split is safe)."""
     return _dumps(event).encode()
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The default (murmur2) partitioner's choice, as the Java and aiokafka clients make it."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 class ClickShipper:
@@ -242,9 +235,7 @@ class ClickShipper:
         futures: list[tuple[asyncio.Future[Any] | None, list[Item]]] = []
         for partition, groups in chunks.items():
             for group in groups:
-                value = (
-                    group[0][1] if len(group) == 1 else b"[" + b",".join(v for _, v in group) + b"]"
-                )
+                value = pack_values([v for _, v in group])
                 try:
                     future = await asyncio.wait_for(
                         self.producer.send(self.topic, value, key=group[0][0], partition=partition),

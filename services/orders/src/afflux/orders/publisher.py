@@ -16,19 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from afflux.shared.events import Envelope
-from afflux.shared.wire import encode
-
-MAX_PACKED_EVENTS = 200
-MAX_PACKED_BYTES = 512 * 1024
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The default (murmur2) partitioner's choice, as the Java and aiokafka clients make it."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
+from afflux.shared.kafka import partition_for
+from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, encode, pack_values
 
 
 @dataclass
@@ -108,7 +99,7 @@ class Publisher:
         for partition, chunks in groups.items():
             for chunk, members in zip(chunks, indices[partition], strict=True):
                 values = chunk.values
-                value = values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
+                value = pack_values(values)
                 try:
                     future = await self.producer.send(
                         topic, value, key=chunk.key, partition=partition if partition >= 0 else None
@@ -140,7 +131,7 @@ class Publisher:
     async def _send(self, slot: tuple[str, int], group: _Pending) -> None:
         topic, partition = slot
         values = group.values
-        value = values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
+        value = pack_values(values)
         try:
             sent = await self.producer.send(topic, value, key=group.key, partition=partition)
             await sent
