@@ -55,21 +55,35 @@ def dump(value: ConversionFact | RefundFact | dict[str, str]) -> str:
     )
 
 
+Parsed = ConversionFact | RefundFact | tuple[str, str] | None  # a confirmation: order, event id
+
+
+def parse_fact(field: str, raw: str) -> Parsed:
+    """One stored fact as the engine's value (None for a field of no known kind)."""
+    data: dict[str, Any] = json.loads(raw)
+    if field.startswith(CONVERSION):
+        return ConversionFact(**data)
+    if field.startswith(REFUND):
+        return RefundFact(**data)
+    if field.startswith(CONFIRMATION):
+        return (data["order_id"], data["event_id"])
+    return None
+
+
 def period_facts(
-    campaign_id: str, period: str, stored: Mapping[str, str], clicks: Mapping[str, str]
+    campaign_id: str, period: str, parsed: Mapping[str, Parsed], clicks: Mapping[str, str]
 ) -> PeriodFacts:
-    """Rebuild the engine's input from the stored facts and click tallies of a period."""
+    """The engine's input from a period's parsed facts and click tallies."""
     conversions: list[ConversionFact] = []
     refunds: list[RefundFact] = []
     confirmations: dict[str, str] = {}
-    for field, raw in stored.items():
-        data: dict[str, Any] = json.loads(raw)
-        if field.startswith(CONVERSION):
-            conversions.append(ConversionFact(**data))
-        elif field.startswith(REFUND):
-            refunds.append(RefundFact(**data))
-        elif field.startswith(CONFIRMATION):
-            confirmations[data["order_id"]] = data["event_id"]
+    for fact in parsed.values():
+        if isinstance(fact, ConversionFact):
+            conversions.append(fact)
+        elif isinstance(fact, RefundFact):
+            refunds.append(fact)
+        elif fact is not None:
+            confirmations[fact[0]] = fact[1]
     return PeriodFacts(
         campaign_id=campaign_id,
         period=period,

@@ -8,19 +8,28 @@ after it leaves the offsets past the batch. Facts are keyed by their ids, so
 applying a fact twice changes nothing either. Several consumers may apply at
 once: WATCH makes the loser retry on fresh state, so caps never overshoot.
 
+The store keeps the campaign-periods it last read or wrote in memory (facts
+already parsed, lines already encoded), so a batch costs what it adds rather
+than a re-read of the whole period. Every write sets the period's
+``ver:<campaign>:<period>`` to a token no other write uses; the cached copy is
+used only while that key (read under WATCH) still holds the token it was
+written or read with. Any failure drops the cache.
+
 Keys (prefix ``afx:pay:``): ``facts:<campaign>:<period>`` (hash fact id -> JSON),
 ``clicks:<campaign>:<period>`` (hash of click tallies), ``seen:<campaign>:<period>``
 (set of click ids), ``lines:<campaign>:<period>`` (JSON array of lines),
 ``orders:<campaign>`` (order -> period), ``pending:<campaign>`` (lead
 confirmations that came before their conversion), ``cps`` (every
 "campaign|period"), ``creator:<affiliate>`` (its "campaign|period"s),
-``offsets`` ("topic|partition" -> next offset), ``payouts`` (payout records).
+``offsets`` ("topic|partition" -> next offset), ``payouts`` (payout records),
+``ver:<campaign>:<period>`` (the token of the period's last write).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import uuid
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,12 +85,30 @@ class Applied:
 
 
 Versions = Callable[[str], Sequence[TermsVersion]]
+Period = tuple[str, str]  # campaign, period
+CACHED_PERIODS = 256
+
+
+@dataclass(slots=True)
+class PeriodState:
+    """One campaign-period as stored, with the token its ``ver`` key held then."""
+
+    token: bytes | None
+    facts: dict[str, str]
+    parsed: dict[str, ledger_facts.Parsed]
+    clicks: dict[str, str]
+    lines: tuple[Line, ...]
+    encoded: dict[Line, str]  # each line's stored JSON, so unchanged lines are not re-encoded
+    creators: set[str] = field(default_factory=set)  # already in their creator:<id> sets
 
 
 class LedgerStore:
     def __init__(self, redis: Redis[bytes], prefix: str = "afx:pay:") -> None:
         self.redis = redis
         self.p = prefix
+        self._periods: OrderedDict[Period, PeriodState] = OrderedDict()
+        self._writer = uuid.uuid4().hex
+        self._writes = 0
 
     def key(self, *parts: str) -> str:
         return self.p + ":".join(parts)
@@ -97,7 +124,11 @@ class LedgerStore:
             try:
                 return await self._apply_once(batch, versions, currency)
             except WatchError:
+                self._periods.clear()  # the cached periods may hold what was not written
                 continue
+            except BaseException:
+                self._periods.clear()
+                raise
 
     async def _apply_once(
         self, batch: Batch, versions: Versions, currency: Callable[[str], str]
@@ -135,12 +166,14 @@ class LedgerStore:
                 else:
                     new_facts.append((cid, period, ledger_facts.CONFIRMATION + order, raw))
             # Confirmations that arrived before their conversion, now placeable.
-            for cid, order, period in batch.orders:
-                early = await pipe.hget(self.key("pending", cid), order)
-                if early is not None:
-                    new_facts.append(
-                        (cid, period, ledger_facts.CONFIRMATION + order, early.decode())
-                    )
+            for cid in sorted({c for c, _, _ in batch.orders}):
+                placed = [(o, p) for c, o, p in batch.orders if c == cid]
+                found = await pipe.hmget(self.key("pending", cid), [o for o, _ in placed])
+                for (order, period), early in zip(placed, found, strict=True):
+                    if early is not None:
+                        new_facts.append(
+                            (cid, period, ledger_facts.CONFIRMATION + order, early.decode())
+                        )
             affected = sorted(
                 {(c, p) for c, p, _, _ in new_facts}
                 | {(k.campaign_id, k.period) for k in batch.clicks}
@@ -150,44 +183,36 @@ class LedgerStore:
                 for c, p in affected
                 for kind in ("facts", "clicks", "seen", "lines")
             ]
+            ver_keys = [self.key("ver", c, p) for c, p in affected]
             if period_keys:  # a batch of dead letters only moves the offsets
-                await pipe.watch(*period_keys)
-            state: dict[tuple[str, str], dict[str, Any]] = {}
-            for cid, period in affected:
-                state[(cid, period)] = {
-                    "facts": {
-                        k.decode(): v.decode()
-                        for k, v in (await pipe.hgetall(self.key("facts", cid, period))).items()
-                    },
-                    "clicks": {
-                        k.decode(): v.decode()
-                        for k, v in (await pipe.hgetall(self.key("clicks", cid, period))).items()
-                    },
-                    "lines": await pipe.get(self.key("lines", cid, period)),
-                }
-            fact_writes: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+                await pipe.watch(*period_keys, *ver_keys)
+            tokens = await pipe.mget(ver_keys) if ver_keys else []
+            state: dict[Period, PeriodState] = {}
+            for cp, token in zip(affected, tokens, strict=True):
+                cached = self._periods.get(cp)
+                if cached is None or token is None or cached.token != token:
+                    cached = await self._load(pipe, cp, token)
+                state[cp] = cached
+            fact_writes: dict[Period, dict[str, str]] = defaultdict(dict)
             for cid, period, fid, raw in new_facts:
-                current = state[(cid, period)]["facts"]
-                if current.get(fid) != raw:
-                    current[fid] = raw
+                entry = state[(cid, period)]
+                if entry.facts.get(fid) != raw:
+                    entry.facts[fid] = raw
+                    entry.parsed[fid] = ledger_facts.parse_fact(fid, raw)
                     fact_writes[(cid, period)][fid] = raw
             click_writes, seen_adds = await self._tally_clicks(pipe, batch.clicks, state)
             recompute = set(fact_writes) | set(click_writes)
-            changed: dict[tuple[str, str], tuple[tuple[Line, ...], tuple[Line, ...]]] = {}
-            lines_json: dict[tuple[str, str], str] = {}
+            changed: dict[Period, tuple[tuple[Line, ...], tuple[Line, ...]]] = {}
+            new_lines: dict[Period, tuple[tuple[Line, ...], dict[Line, str]]] = {}
             for cid, period in sorted(recompute):
-                versions_of = versions(cid)
                 entry = state[(cid, period)]
-                facts = ledger_facts.period_facts(cid, period, entry["facts"], entry["clicks"])
-                after = ledger_lines(facts, versions_of, currency(cid))
-                before = tuple(
-                    ledger_facts.line_from_json(d) for d in json.loads(entry["lines"] or b"[]")
-                )
-                if after != before:
-                    changed[(cid, period)] = (before, after)
-                    lines_json[(cid, period)] = json.dumps(
-                        [ledger_facts.line_to_json(x) for x in after], separators=(",", ":")
-                    )
+                facts = ledger_facts.period_facts(cid, period, entry.parsed, entry.clicks)
+                after = ledger_lines(facts, versions(cid), currency(cid))
+                if after != entry.lines:
+                    changed[(cid, period)] = (entry.lines, after)
+                    encoded = {x: entry.encoded.get(x) or _line_json(x) for x in after}
+                    new_lines[(cid, period)] = (after, encoded)
+            tokens_written = {cp: self._next_token() for cp in recompute}
             pipe.multi()
             for (cid, period), fields in fact_writes.items():
                 pipe.hset(self.key("facts", cid, period), mapping=_fields(fields))
@@ -195,44 +220,108 @@ class LedgerStore:
                 pipe.hset(self.key("clicks", cid, period), mapping=_fields(fields))
             for (cid, period), ids in seen_adds.items():
                 pipe.sadd(self.key("seen", cid, period), *ids)
-            for (cid, period), blob in lines_json.items():
+            for (cid, period), (after, encoded) in new_lines.items():
+                blob = "[" + ",".join(encoded[x] for x in after) + "]"
                 pipe.set(self.key("lines", cid, period), blob)
+            for (cid, period), written in tokens_written.items():
+                pipe.set(self.key("ver", cid, period), written)
+            orders_by_campaign: dict[str, dict[str, str]] = defaultdict(dict)
             for cid, order, period in batch.orders:
-                pipe.hset(self.key("orders", cid), order, period)
-                pipe.hdel(self.key("pending", cid), order)
+                orders_by_campaign[cid][order] = period
+            for cid, period_of in orders_by_campaign.items():
+                pipe.hset(self.key("orders", cid), mapping=_fields(period_of))
+                pipe.hdel(self.key("pending", cid), *period_of)
             for cid, order, raw in pending:
                 pipe.hset(self.key("pending", cid), order, raw)
-            for cid, period in affected:
-                pipe.sadd(self.key("cps"), f"{cid}|{period}")
-            for (cid, period), (_, after) in changed.items():
-                for affiliate in {x.affiliate_id for x in after}:
-                    pipe.sadd(self.key("creator", affiliate), f"{cid}|{period}")
-            for cid, period, _, raw in new_facts:
-                affiliate = json.loads(raw).get("affiliate_id")
-                if affiliate:
-                    pipe.sadd(self.key("creator", affiliate), f"{cid}|{period}")
-            for item in batch.clicks:
-                pipe.sadd(
-                    self.key("creator", item.affiliate_id), f"{item.campaign_id}|{item.period}"
-                )
+            if affected:
+                pipe.sadd(self.key("cps"), *(f"{cid}|{period}" for cid, period in affected))
+            creators = self._new_creators(state, changed, fact_writes, batch.clicks)
+            by_creator: dict[str, list[str]] = defaultdict(list)
+            for (cid, period), affiliates in creators.items():
+                for affiliate in affiliates:
+                    by_creator[affiliate].append(f"{cid}|{period}")
+            for affiliate, periods in by_creator.items():
+                pipe.sadd(self.key("creator", affiliate), *periods)
             if offsets:
                 pipe.hset(self.key("offsets"), mapping={k: str(v) for k, v in offsets.items()})
             await pipe.execute()
+            for cp, affiliates in creators.items():
+                state[cp].creators |= affiliates
+            for cp, written in tokens_written.items():
+                entry = state[cp]
+                entry.token = written
+                if cp in new_lines:
+                    entry.lines, entry.encoded = new_lines[cp]
             return Applied(changed)
 
+    @staticmethod
+    def _new_creators(
+        state: dict[Period, PeriodState],
+        changed: dict[Period, tuple[tuple[Line, ...], tuple[Line, ...]]],
+        fact_writes: dict[Period, dict[str, str]],
+        clicks: Sequence[ClickItem],
+    ) -> dict[Period, set[str]]:
+        """Per period, the creators not yet in its ``creator:<affiliate>`` sets (as far as
+        this store knows: a reloaded period registers its creators once more)."""
+        found: dict[Period, set[str]] = defaultdict(set)
+        for cp, (_, after) in changed.items():
+            found[cp].update(x.affiliate_id for x in after)
+        for cp, fields in fact_writes.items():
+            for raw in fields.values():
+                affiliate = json.loads(raw).get("affiliate_id")
+                if affiliate:
+                    found[cp].add(affiliate)
+        for item in clicks:
+            found[(item.campaign_id, item.period)].add(item.affiliate_id)
+        fresh = {cp: affiliates - state[cp].creators for cp, affiliates in found.items()}
+        return {cp: affiliates for cp, affiliates in fresh.items() if affiliates}
+
+    def _next_token(self) -> bytes:
+        self._writes += 1
+        return f"{self._writer}:{self._writes}".encode()
+
+    async def _load(self, pipe: Any, cp: Period, token: bytes | None) -> PeriodState:
+        """A period as stored (under the caller's WATCH), remembered for the next batches."""
+        cid, period = cp
+        facts = {
+            k.decode(): v.decode()
+            for k, v in (await pipe.hgetall(self.key("facts", cid, period))).items()
+        }
+        clicks = {
+            k.decode(): v.decode()
+            for k, v in (await pipe.hgetall(self.key("clicks", cid, period))).items()
+        }
+        raw_lines = await pipe.get(self.key("lines", cid, period))
+        lines = tuple(ledger_facts.line_from_json(d) for d in json.loads(raw_lines or b"[]"))
+        loaded = PeriodState(
+            token,
+            facts,
+            {f: ledger_facts.parse_fact(f, raw) for f, raw in facts.items()},
+            clicks,
+            lines,
+            {},
+        )
+        self._periods[cp] = loaded
+        self._periods.move_to_end(cp)
+        while len(self._periods) > CACHED_PERIODS:
+            self._periods.popitem(last=False)
+        return loaded
+
     async def _tally_clicks(
-        self, pipe: Any, clicks: Sequence[ClickItem], state: dict[tuple[str, str], dict[str, Any]]
-    ) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], list[str]]]:
-        by_cp: dict[tuple[str, str], list[ClickItem]] = defaultdict(list)
+        self, pipe: Any, clicks: Sequence[ClickItem], state: dict[Period, PeriodState]
+    ) -> tuple[dict[Period, dict[str, str]], dict[Period, list[str]]]:
+        """Count the clicks not seen before; the changed tally fields and new ids per period."""
+        by_cp: dict[Period, list[ClickItem]] = defaultdict(list)
         for item in clicks:
             by_cp[(item.campaign_id, item.period)].append(item)
-        writes: dict[tuple[str, str], dict[str, str]] = {}
-        adds: dict[tuple[str, str], list[str]] = {}
+        writes: dict[Period, dict[str, str]] = {}
+        adds: dict[Period, list[str]] = {}
         for (cid, period), items in by_cp.items():
             ids = list(dict.fromkeys(i.click_id for i in items))
             known = await pipe.smismember(self.key("seen", cid, period), ids)
             fresh = {i for i, k in zip(ids, known, strict=True) if not k}
-            tally = state[(cid, period)]["clicks"]
+            tally = state[(cid, period)].clicks
+            touched: set[str] = set()
             counted: set[str] = set()
             for item in items:
                 if item.click_id not in fresh or item.click_id in counted:
@@ -240,17 +329,18 @@ class LedgerStore:
                 counted.add(item.click_id)
                 a = item.affiliate_id
                 if item.is_bot:
-                    _inc(tally, f"b|{a}")
+                    touched.add(_inc(tally, f"b|{a}"))
                     continue
-                _inc(tally, f"r|{a}")
+                touched.add(_inc(tally, f"r|{a}"))
                 day = datetime.fromtimestamp(item.occurred_at / 1000, UTC).strftime("%Y-%m-%d")
-                _inc(tally, f"d|{a}|{day}")
+                touched.add(_inc(tally, f"d|{a}|{day}"))
                 if not item.is_duplicate:
-                    _inc(tally, f"u|{a}")
+                    touched.add(_inc(tally, f"u|{a}"))
                     first = int(tally.get(f"f|{a}", str(item.occurred_at)))
                     tally[f"f|{a}"] = str(min(first, item.occurred_at))
+                    touched.add(f"f|{a}")
             if counted:
-                writes[(cid, period)] = dict(tally)
+                writes[(cid, period)] = {name: tally[name] for name in touched}
                 adds[(cid, period)] = sorted(counted)
         return writes, adds
 
@@ -290,8 +380,13 @@ class LedgerStore:
         await self.redis.hset(self.key("payouts"), slot, json.dumps({**record, "emitted": True}))
 
 
-def _inc(tally: dict[str, str], name: str) -> None:
+def _inc(tally: dict[str, str], name: str) -> str:
     tally[name] = str(int(tally.get(name, "0")) + 1)
+    return name
+
+
+def _line_json(line: Line) -> str:
+    return json.dumps(ledger_facts.line_to_json(line), separators=(",", ":"))
 
 
 def _fields(values: dict[str, str]) -> FieldMap:
