@@ -112,5 +112,16 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(
         text = resp.read().decode()
     assert 'afflux_dlq_total{reason="not_json",topic="clicks"} 1.0' in text
     assert "afflux_conversions_total{" in text
+    clicks_read = float(
+        next(
+            line.rsplit(" ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith('afflux_attribution_events_total{topic="clicks"}')
+        )
+    )
+    clicks_sent = sum(
+        e.type == "ClickRecorded" for sc in (*scenarios.values(), good) for e in sc.events
+    )
+    assert clicks_read >= clicks_sent  # events, not the packed records that carried them
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
         assert json.loads(resp.read())["status"] == "ok"

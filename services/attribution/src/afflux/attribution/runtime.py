@@ -141,7 +141,8 @@ class Runtime:
         out: list[Output] = []
         letters: list[DeadLetter] = []
         late = 0
-        for index, event, reason, raw in decode_items(value):
+        items = decode_items(value)
+        for index, event, reason, raw in items:
             if event is None:
                 letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
             elif isinstance(event, ClickRecorded):
@@ -161,7 +162,7 @@ class Runtime:
                 letters.append(
                     self._letter(topic, p, offset, index, key, raw, "unexpected event type")
                 )
-        self.metrics.child(self.metrics.events, topic).inc()
+        self.metrics.child(self.metrics.events, topic).inc(len(items))
         if late:
             self.metrics.late_clicks.inc(late)
         await self._emit(p, self.join, state, out, letters)
@@ -211,7 +212,8 @@ class Runtime:
         state = owned.state
         out: list[Output] = []
         letters: list[DeadLetter] = []
-        for index, event, reason, raw in decode_items(value):
+        items = decode_items(value)
+        for index, event, reason, raw in items:
             if event is None:
                 letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
             elif isinstance(event, OrderRefunded):
@@ -224,7 +226,7 @@ class Runtime:
                 letters.append(
                     self._letter(topic, p, offset, index, key, raw, "unexpected event type")
                 )
-        self.metrics.child(self.metrics.events, topic).inc()
+        self.metrics.child(self.metrics.events, topic).inc(len(items))
         await self._emit(p, self.refunds, state, out, letters)
         owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
 
