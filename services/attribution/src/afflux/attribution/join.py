@@ -90,8 +90,8 @@ class JoinPartition:
         state.clicks[click.click_id] = (touch, arrived)
         if click.occurred_at > self.watermark:
             self.watermark = click.occurred_at
-        if not state.decided:
-            return False
+        if not state.decided or touch.is_bot or touch.is_duplicate:
+            return False  # a flagged click could never have won
         for (campaign, _), decided in state.decided.items():
             if campaign == touch.campaign_id and decided.at >= touch.at:
                 version = terms(campaign, decided.at)

@@ -5,6 +5,10 @@ refunds. A refund of a converted order becomes a reversal, capped so the
 order's cumulative refunds never exceed its amount (applied in arrival
 order); a refund of an unattributed order, or of an order whose outcome does
 not arrive within the wait, becomes a RefundUnmatched.
+
+An order's record is kept until its latest event is older than the retention
+behind the partition's event-time watermark (the same retention as decided
+orders in the join); a refund for a forgotten order is then unknown.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from afflux.shared.core.attribution import capped_refund
 from afflux.shared.events import ConversionAttributed, OrderRefunded, OrderUnattributed
 from afflux.shared.topics import REVERSALS, UNMATCHED
 
-from .join import Output
+from .join import WATERMARK_KEY, Output
 
 
 @dataclass(slots=True)
@@ -28,6 +32,7 @@ class OrderLedger:
     refunded: dict[str, int] = field(default_factory=dict)  # campaign -> applied so far
     done: set[tuple[str, str]] = field(default_factory=set)  # (campaign, refund id)
     waiting: list[tuple[OrderRefunded, int]] = field(default_factory=list)
+    last_at: int = 0  # latest event time of the order's outcome or refunds
 
 
 class RefundPartition:
@@ -35,30 +40,33 @@ class RefundPartition:
         self.keys: dict[str, OrderLedger] = {}
         self.dirty: set[str] = set()
         self.waiting: set[str] = set()
+        self.watermark = 0  # largest event time seen
 
-    def _ledger(self, key: str) -> OrderLedger:
+    def _ledger(self, key: str, at: int) -> OrderLedger:
         ledger = self.keys.get(key)
         if ledger is None:
             ledger = self.keys[key] = OrderLedger()
+        ledger.last_at = max(ledger.last_at, at)
+        self.watermark = max(self.watermark, at)
         self.dirty.add(key)
         return ledger
 
     def conversion(self, key: str, c: ConversionAttributed) -> list[Output]:
-        ledger = self._ledger(key)
+        ledger = self._ledger(key, c.occurred_at)
         if c.campaign_id in ledger.converted:
             return []
         ledger.converted[c.campaign_id] = Converted.of(c)
         return self._release(key, ledger, c.campaign_id)
 
     def unattributed(self, key: str, u: OrderUnattributed) -> list[Output]:
-        ledger = self._ledger(key)
+        ledger = self._ledger(key, u.occurred_at)
         if u.campaign_id in ledger.unattributed:
             return []
         ledger.unattributed.add(u.campaign_id)
         return self._release(key, ledger, u.campaign_id)
 
     def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
-        ledger = self._ledger(key)
+        ledger = self._ledger(key, r.occurred_at)
         ident = (r.campaign_id, r.refund_id)
         if ident in ledger.done or any(
             (w.campaign_id, w.refund_id) == ident for w, _ in ledger.waiting
@@ -105,14 +113,27 @@ class RefundPartition:
                 self.waiting.discard(key)
         return out
 
+    def prune(self, horizon: int) -> None:
+        """Forget orders whose latest event is before ``horizon`` and that wait for nothing."""
+        for key, ledger in list(self.keys.items()):
+            if ledger.last_at < horizon and not ledger.waiting:
+                del self.keys[key]
+                self.waiting.discard(key)
+                self.dirty.add(key)
+
     def take_dirty(self) -> list[tuple[str, bytes | None]]:
+        """The changed keys' snapshots (None: forgotten), clearing the dirty set."""
         items: list[tuple[str, bytes | None]] = [
-            (key, _encode(self.keys[key])) for key in self.dirty if key in self.keys
+            (key, _encode(self.keys[key]) if key in self.keys else None) for key in self.dirty
         ]
         self.dirty.clear()
+        items.append((WATERMARK_KEY, str(self.watermark).encode()))
         return items
 
     def restore(self, key: str, value: bytes) -> None:
+        if key == WATERMARK_KEY:
+            self.watermark = max(self.watermark, int(value))
+            return
         ledger = _decode(value)
         self.keys[key] = ledger
         if ledger.waiting:
@@ -130,6 +151,7 @@ def _encode(ledger: OrderLedger) -> bytes:
         "r": ledger.refunded,
         "d": sorted(ledger.done),
         "w": [[r.model_dump(mode="json"), arrived] for r, arrived in ledger.waiting],
+        "t": ledger.last_at,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -146,4 +168,5 @@ def _decode(raw: bytes) -> OrderLedger:
         refunded=dict(doc["r"]),
         done={(c, r) for c, r in doc["d"]},
         waiting=[(OrderRefunded.model_validate(p), a) for p, a in doc["w"]],
+        last_at=doc.get("t", 0),
     )

@@ -286,7 +286,7 @@ class Runtime:
     async def prune(self) -> None:
         """Drop clicks older than the largest window plus grace behind the partition's
         event-time watermark (unless recent or wanted by a waiting order), and decided
-        orders past the retention."""
+        orders and refund records past the retention."""
         versions = [v for c in self.directory.campaign_ids() for v in self.directory.versions(c)]
         keep_ms = largest_window_ms(versions) + self._max_grace_ms() + MS_PER_DAY
         for p, owned in list(self.join.owned.items()):
@@ -300,6 +300,12 @@ class Runtime:
                     )
                     if state.dirty:
                         await self._emit(p, self.join, state, [], [])
+        for p, held in list(self.refunds.owned.items()):
+            async with self.refunds.lock:
+                if self.refunds.owned.get(p) is held and held.state.watermark:
+                    held.state.prune(held.state.watermark - self.order_retention_ms)
+                    if held.state.dirty:
+                        await self._emit(p, self.refunds, held.state, [], [])
 
     def _gauges(self) -> None:
         m = self.metrics
