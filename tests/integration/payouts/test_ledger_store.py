@@ -89,12 +89,14 @@ def _sale(n: int) -> Batch:
 
 
 async def _two_stores_and_one(
-    url: str, share: Callable[[LedgerStore, LedgerStore, list[Batch]], Awaitable[None]]
+    url: str,
+    share: Callable[[LedgerStore, LedgerStore, list[Batch]], Awaitable[None]],
+    cache_facts: int,
 ) -> tuple[list[Line], list[Line]]:
     """Lines after two stores shared the sales (as ``share`` does), and after one store alone."""
     prefix = f"afx:test:{uuid.uuid4().hex[:8]}:"
     clients: list[Redis[bytes]] = [Redis.from_url(url, db=3) for _ in range(3)]
-    first, second = LedgerStore(clients[0], prefix=prefix), LedgerStore(clients[1], prefix=prefix)
+    first, second = (LedgerStore(c, prefix=prefix, cache_facts=cache_facts) for c in clients[:2])
     alone = LedgerStore(clients[2], prefix=prefix + "alone:")
     try:
         sales = [_sale(n) for n in range(40)]
@@ -122,12 +124,17 @@ async def _at_once(first: LedgerStore, second: LedgerStore, sales: list[Batch]) 
 
 
 @pytest.mark.parametrize("share", [_take_turns, _at_once], ids=["taking turns", "at once"])
+@pytest.mark.parametrize("cache_facts", [100_000, 7, 0], ids=["cached", "evicted", "uncached"])
 def test_two_stores_on_one_period_hold_the_cap_and_agree_with_one_store(
-    infra: Any, share: Callable[[LedgerStore, LedgerStore, list[Batch]], Awaitable[None]]
+    infra: Any,
+    share: Callable[[LedgerStore, LedgerStore, list[Batch]], Awaitable[None]],
+    cache_facts: int,
 ) -> None:
     """Each store keeps the periods it wrote in memory; a write by the other store must
     make it read the period again, or it would compute lines on facts it never saw."""
-    shared_lines, alone_lines = asyncio.run(_two_stores_and_one(infra.redis_url, share))
+    shared_lines, alone_lines = asyncio.run(
+        _two_stores_and_one(infra.redis_url, share, cache_facts)
+    )
 
     assert shared_lines == alone_lines
     assert len(shared_lines) == 40

@@ -14,6 +14,7 @@ BENCHES = {
     "attribution": "afflux.attribution.bench",
     "ledger": "afflux.payouts.bench",
     "soak": "afflux.cli.soak",
+    "state": "afflux.attribution.bench_state",
 }
 
 

@@ -138,7 +138,7 @@ def create_app(settings: PayoutsSettings, *, clock: Callable[[], int] = system_c
         redis = Redis.from_url(settings.redis_url)
         producer = new_producer(settings.kafka_bootstrap)
         await producer.start()
-        store = LedgerStore(redis)
+        store = LedgerStore(redis, cache_facts=settings.ledger_cache_facts)
         consumer = LedgerConsumer(
             bootstrap=settings.kafka_bootstrap,
             group_id=settings.payouts_group_id,

@@ -13,3 +13,9 @@ class PayoutsSettings(CommonSettings):
     payouts_port: int = Field(8003, ge=1, le=65535, description="HTTP port of the payouts service")
     payouts_group_id: str = Field("afflux-payouts", description="consumer group of the ledger")
     instance_id: str = Field("", description="static group membership id of this replica")
+    ledger_cache_facts: int = Field(
+        100_000,
+        ge=0,
+        description="facts of recently written campaign-periods the ledger keeps in memory "
+        "(about 1 KB each); 0 reads every period from Redis on every batch",
+    )

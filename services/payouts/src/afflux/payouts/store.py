@@ -9,8 +9,9 @@ applying a fact twice changes nothing either. Several consumers may apply at
 once: WATCH makes the loser retry on fresh state, so caps never overshoot.
 
 The store keeps the campaign-periods it last read or wrote in memory (facts
-already parsed, lines already encoded), so a batch costs what it adds rather
-than a re-read of the whole period. Every write sets the period's
+already parsed, lines already encoded; the most recently used ones, up to a
+number of facts), so a batch costs what it adds rather than a re-read of the
+whole period. Every write sets the period's
 ``ver:<campaign>:<period>`` to a token no other write uses; the cached copy is
 used only while that key (read under WATCH) still holds the token it was
 written or read with. Any failure drops the cache.
@@ -87,6 +88,7 @@ class Applied:
 Versions = Callable[[str], Sequence[TermsVersion]]
 Period = tuple[str, str]  # campaign, period
 CACHED_PERIODS = 256
+CACHED_FACTS = 100_000
 
 
 @dataclass(slots=True)
@@ -103,9 +105,12 @@ class PeriodState:
 
 
 class LedgerStore:
-    def __init__(self, redis: Redis[bytes], prefix: str = "afx:pay:") -> None:
+    def __init__(
+        self, redis: Redis[bytes], prefix: str = "afx:pay:", cache_facts: int = CACHED_FACTS
+    ) -> None:
         self.redis = redis
         self.p = prefix
+        self.cache_facts = cache_facts
         self._periods: OrderedDict[Period, PeriodState] = OrderedDict()
         self._writer = uuid.uuid4().hex
         self._writes = 0
@@ -192,7 +197,8 @@ class LedgerStore:
                 cached = self._periods.get(cp)
                 if cached is None or token is None or cached.token != token:
                     cached = await self._load(pipe, cp, token)
-                state[cp] = cached
+                self._periods[cp] = state[cp] = cached
+                self._periods.move_to_end(cp)
             fact_writes: dict[Period, dict[str, str]] = defaultdict(dict)
             for cid, period, fid, raw in new_facts:
                 entry = state[(cid, period)]
@@ -252,6 +258,7 @@ class LedgerStore:
                 entry.token = written
                 if cp in new_lines:
                     entry.lines, entry.encoded = new_lines[cp]
+            self._trim()
             return Applied(changed)
 
     @staticmethod
@@ -281,7 +288,7 @@ class LedgerStore:
         return f"{self._writer}:{self._writes}".encode()
 
     async def _load(self, pipe: Any, cp: Period, token: bytes | None) -> PeriodState:
-        """A period as stored (under the caller's WATCH), remembered for the next batches."""
+        """A period as stored (under the caller's WATCH)."""
         cid, period = cp
         facts = {
             k.decode(): v.decode()
@@ -293,7 +300,7 @@ class LedgerStore:
         }
         raw_lines = await pipe.get(self.key("lines", cid, period))
         lines = tuple(ledger_facts.line_from_json(d) for d in json.loads(raw_lines or b"[]"))
-        loaded = PeriodState(
+        return PeriodState(
             token,
             facts,
             {f: ledger_facts.parse_fact(f, raw) for f, raw in facts.items()},
@@ -301,11 +308,13 @@ class LedgerStore:
             lines,
             {},
         )
-        self._periods[cp] = loaded
-        self._periods.move_to_end(cp)
-        while len(self._periods) > CACHED_PERIODS:
-            self._periods.popitem(last=False)
-        return loaded
+
+    def _trim(self) -> None:
+        """Forget the least recently used periods beyond the cache's bounds."""
+        total = sum(len(p.facts) for p in self._periods.values())
+        while self._periods and (len(self._periods) > CACHED_PERIODS or total > self.cache_facts):
+            _, dropped = self._periods.popitem(last=False)
+            total -= len(dropped.facts)
 
     async def _tally_clicks(
         self, pipe: Any, clicks: Sequence[ClickItem], state: dict[Period, PeriodState]
