@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from afflux.attribution.feed import produce, publish_campaigns
 from afflux.shared.events import Envelope, OrderRefunded
 from afflux.shared.kafka import create_topics, new_producer
-from afflux.shared.oracle import OracleResult, attribute, canonical, generate
+from afflux.shared.oracle import OracleResult, Scenario, attribute, canonical, generate
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, decode_record
 
@@ -122,6 +122,18 @@ class OutputReader:
         await self.consumer.stop()
 
 
+def realistic_mix(seed: int, visitors: int, prefix: str) -> Scenario:
+    """The benchmarks' workload: about two clicks per visitor, one order per ten."""
+    return generate(
+        seed,
+        visitors=visitors,
+        clicks_per_visitor=2.0,
+        order_share=0.1,
+        grace_seconds=1,
+        prefix=prefix,
+    )
+
+
 def healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
@@ -147,14 +159,7 @@ def main(argv: list[str]) -> int:
     try:
         asyncio.run(create_topics(bootstrap, PARTITIONS))
         print(f"generating {args.visitors} visitors ...", flush=True)
-        scenario = generate(
-            args.seed,
-            visitors=args.visitors,
-            clicks_per_visitor=2.0,
-            order_share=0.1,
-            grace_seconds=1,
-            prefix="b",
-        )
+        scenario = realistic_mix(args.seed, args.visitors, prefix="b")
         events = scenario.events
         result = attribute(events, scenario.campaigns)
         expected = canonical(_all(result))

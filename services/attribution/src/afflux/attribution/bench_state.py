@@ -18,6 +18,7 @@ import json
 import sys
 import tracemalloc
 
+from afflux.attribution.bench import realistic_mix
 from afflux.attribution.decode import decode_items
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.refunds import RefundPartition
@@ -31,7 +32,7 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
 )
-from afflux.shared.oracle import attribute, generate
+from afflux.shared.oracle import attribute
 from afflux.shared.wire import encode
 
 
@@ -41,14 +42,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--visitors", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
-    scenario = generate(
-        args.seed,
-        visitors=args.visitors,
-        clicks_per_visitor=2.0,
-        order_share=0.1,
-        grace_seconds=1,
-        prefix="m",
-    )
+    scenario = realistic_mix(args.seed, args.visitors, prefix="m")
 
     def terms(campaign_id: str, at_ms: int) -> TermsVersion | None:
         versions = scenario.campaigns.get(campaign_id)
