@@ -18,6 +18,9 @@ from afflux.shared.core.upcasters import FutureSchemaVersion, upcast
 from afflux.shared.events import AnyEvent, Envelope
 
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+# json.dumps with separators builds a new encoder on every call; state and ledger
+# encoding is on the hot path.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 # A packed record stays far below the broker's request limit and a consumer's fetch size.
 MAX_PACKED_EVENTS = 200
 MAX_PACKED_BYTES = 512 * 1024

@@ -29,6 +29,7 @@ from afflux.shared.events import (
     OrderPlaced,
 )
 from afflux.shared.topics import CONVERSIONS, UNMATCHED
+from afflux.shared.wire import compact_json
 
 OrderKey = tuple[str, str]  # campaign_id, order_id
 Output = tuple[str, str, Envelope]  # topic, key, event
@@ -243,7 +244,7 @@ def encode_state(s: VisitorState) -> bytes:
         doc["d"] = [[c, o, d.at, d.converted, d.confirmed] for (c, o), d in s.decided.items()]
     if s.confirms:
         doc["w"] = [c.model_dump(mode="json") for c in s.confirms.values()]
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return compact_json(doc).encode()
 
 
 def decode_state(raw: bytes) -> VisitorState:

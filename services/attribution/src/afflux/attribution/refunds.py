@@ -21,6 +21,7 @@ from afflux.attribution.outputs import Converted, refund_unmatched, reversal
 from afflux.shared.core.attribution import capped_refund
 from afflux.shared.events import ConversionAttributed, OrderRefunded, OrderUnattributed
 from afflux.shared.topics import REVERSALS, UNMATCHED
+from afflux.shared.wire import compact_json
 
 from .join import WATERMARK_KEY, Output
 
@@ -153,7 +154,7 @@ def _encode(ledger: OrderLedger) -> bytes:
         "w": [[r.model_dump(mode="json"), arrived] for r, arrived in ledger.waiting],
         "t": ledger.last_at,
     }
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return compact_json(doc).encode()
 
 
 def vars_of(c: Converted) -> list[Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -31,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.clicks.spool import Item, Spool
 from afflux.shared.kafka import partition_for
-from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, pack_values
+from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, compact_json, pack_values
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +38,10 @@ log = logging.getLogger(__name__)
 # arrive meanwhile are not delayed.
 MAX_BATCH = 500
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-
 
 def encode_event(event: dict[str, Any]) -> bytes:
     """The record value of one event: compact JSON (ASCII, so any byte-level split is safe)."""
-    return _dumps(event).encode()
+    return compact_json(event).encode()
 
 
 class ClickShipper:

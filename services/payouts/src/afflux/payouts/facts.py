@@ -15,6 +15,7 @@ from afflux.shared.core.commission import (
     RefundFact,
 )
 from afflux.shared.events import ConversionAttributed, ConversionReversed
+from afflux.shared.wire import compact_json
 
 CONVERSION = "c:"
 CONFIRMATION = "l:"
@@ -49,10 +50,8 @@ def refund_fact(event: ConversionReversed) -> RefundFact:
 
 def dump(value: ConversionFact | RefundFact | dict[str, str]) -> str:
     if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"))
-    return json.dumps(
-        {name: getattr(value, name) for name in type(value).__slots__}, separators=(",", ":")
-    )
+        return compact_json(value)
+    return compact_json({name: getattr(value, name) for name in type(value).__slots__})
 
 
 Parsed = ConversionFact | RefundFact | tuple[str, str] | None  # a confirmation: order, event id

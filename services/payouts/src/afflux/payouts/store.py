@@ -42,6 +42,7 @@ from redis.exceptions import WatchError
 from afflux.payouts import facts as ledger_facts
 from afflux.shared.core.commission import Line, ledger_lines
 from afflux.shared.core.terms import TermsVersion
+from afflux.shared.wire import compact_json
 
 if TYPE_CHECKING:
     FieldMap = Mapping[str | bytes, bytes | float | int | str]
@@ -395,7 +396,7 @@ def _inc(tally: dict[str, str], name: str) -> str:
 
 
 def _line_json(line: Line) -> str:
-    return json.dumps(ledger_facts.line_to_json(line), separators=(",", ":"))
+    return compact_json(ledger_facts.line_to_json(line))
 
 
 def _fields(values: dict[str, str]) -> FieldMap:
