@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from afflux.payouts import facts as ledger_facts
-from afflux.shared.core.commission import Line, ledger_lines
+from afflux.shared.core.commission import ConversionFact, Line, ledger_lines
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.wire import compact_json
 
@@ -275,10 +275,11 @@ class LedgerStore:
         for cp, (_, after) in changed.items():
             found[cp].update(x.affiliate_id for x in after)
         for cp, fields in fact_writes.items():
-            for raw in fields.values():
-                affiliate = json.loads(raw).get("affiliate_id")
-                if affiliate:
-                    found[cp].add(affiliate)
+            parsed = state[cp].parsed
+            for fid in fields:
+                fact = parsed.get(fid)
+                if isinstance(fact, ConversionFact):  # the only fact that names a creator
+                    found[cp].add(fact.affiliate_id)
         for item in clicks:
             found[(item.campaign_id, item.period)].add(item.affiliate_id)
         fresh = {cp: affiliates - state[cp].creators for cp, affiliates in found.items()}
