@@ -7,6 +7,7 @@ starts its own and stops it at the end.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,32 @@ from afflux.cli.processes import Child, free_port
 from afflux.shared.kafka import create_topics
 
 PARTITIONS = 4
+
+
+def required_tool(*names: str, package: str) -> str:
+    """The path of the first of ``names`` on PATH; a missing tool fails the test, never skips it.
+
+    ``scripts/system-deps`` (run by ``scripts/test``) installs these Debian packages.
+    """
+    for name in names:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    pytest.fail(
+        f"{names[0]} is not installed: install the Debian package {package!r} "
+        "(scripts/system-deps does it when run as root)",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return required_tool("promtool", package="prometheus")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return required_tool("chromium", "chromium-browser", package="chromium")
 
 
 @dataclass(frozen=True)

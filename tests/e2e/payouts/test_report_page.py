@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -29,11 +28,9 @@ from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/system-deps)"),
 ]
 
 ADMIN_TOKEN = "report-admin-token"
@@ -116,10 +113,9 @@ class _Dom(HTMLParser):
             self.elements.append(found)
 
 
-def render(url: str) -> _Dom:
-    assert CHROMIUM is not None
+def render(chromium: str, url: str) -> _Dom:
     with tempfile.TemporaryDirectory() as profile:
-        args = [CHROMIUM, "--headless", "--disable-gpu", f"--user-data-dir={profile}"]
+        args = [chromium, "--headless", "--disable-gpu", f"--user-data-dir={profile}"]
         if os.geteuid() == 0:
             args.append("--no-sandbox")
         args += ["--virtual-time-budget=15000", "--dump-dom", url]
@@ -202,7 +198,9 @@ async def wait_for_total(url: str, field: str, expected: int, timeout_s: float =
         await asyncio.sleep(0.5)
 
 
-async def test_report_pages_show_the_api_numbers(stack: Stack, terms: CampaignTerms) -> None:
+async def test_report_pages_show_the_api_numbers(
+    stack: Stack, terms: CampaignTerms, chromium: str
+) -> None:
     creators = [f"creator-{uuid.uuid4().hex[:8]}" for _ in range(2)]
     payouts = stack.url("payouts")
     campaign_api = f"{payouts}/v1/kpis/campaigns/{CAMPAIGN}"
@@ -229,7 +227,7 @@ async def test_report_pages_show_the_api_numbers(stack: Stack, terms: CampaignTe
             )
     campaign_kpis = await wait_for_total(campaign_api, "conversions", 3)
     campaign_series = await get_json(f"{campaign_api}/series")
-    campaign_page = render(f"{payouts}/reports/campaigns/{CAMPAIGN}")
+    campaign_page = render(chromium, f"{payouts}/reports/campaigns/{CAMPAIGN}")
     check_page(campaign_page, campaign_kpis, campaign_series)
     # The campaign page also lists its creators.
     listed = {e["data-creator"] for e in campaign_page.elements if "data-creator" in e}
@@ -239,5 +237,5 @@ async def test_report_pages_show_the_api_numbers(stack: Stack, terms: CampaignTe
     creator_api = f"{payouts}/v1/kpis/creators/{creator}"
     creator_kpis = await wait_for_total(f"{creator_api}?campaign_id={CAMPAIGN}", "conversions", 2)
     creator_series = await get_json(f"{creator_api}/series?campaign_id={CAMPAIGN}")
-    page = render(f"{payouts}/reports/creators/{creator}?campaign_id={CAMPAIGN}")
+    page = render(chromium, f"{payouts}/reports/creators/{creator}?campaign_id={CAMPAIGN}")
     check_page(page, creator_kpis, creator_series)

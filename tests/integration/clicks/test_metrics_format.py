@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import httpx
@@ -11,10 +10,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-async def test_promtool_accepts_the_metrics(client: httpx.AsyncClient) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (scripts/system-deps installs it)")
+async def test_promtool_accepts_the_metrics(client: httpx.AsyncClient, promtool: str) -> None:
     await client.get("/c/no-such-code")
     text = (await client.get("/metrics")).text
     checked = subprocess.run(

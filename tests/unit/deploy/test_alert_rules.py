@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,29 +10,21 @@ import pytest
 pytestmark = pytest.mark.unit
 
 PROMETHEUS = Path(__file__).resolve().parents[3] / "deploy/prometheus"
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None,
-    reason="promtool not installed (Debian package prometheus, scripts/system-deps)",
-)
 
 
-def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL is not None
+def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PROMTOOL, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120, check=False
+        [promtool, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120, check=False
     )
 
 
-@needs_promtool
-def test_prometheus_config_and_rules_are_valid() -> None:
-    result = _promtool("check", "config", "prometheus.yml")
+def test_prometheus_config_and_rules_are_valid(promtool: str) -> None:
+    result = _promtool(promtool, "check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
-def test_alert_rule_unit_tests_pass() -> None:
-    result = _promtool("test", "rules", "rules_test.yml")
+def test_alert_rule_unit_tests_pass(promtool: str) -> None:
+    result = _promtool(promtool, "test", "rules", "rules_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
