@@ -79,7 +79,11 @@ def test_service_serves_until_sigterm_then_exits_zero(infra: Any) -> None:
             {"AFFLUX_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "Kafka broker at 127.0.0.1:1", id="broker"
         ),
         pytest.param(
-            {"AFFLUX_ENV": "production", "AFFLUX_ADMIN_TOKEN": "t", "AFFLUX_MERCHANT_SECRETS": ""},
+            {
+                "AFFLUX_ENV": "production",
+                "AFFLUX_ADMIN_TOKEN": "t" * 32,
+                "AFFLUX_MERCHANT_SECRETS": "",
+            },
             "no merchant secrets configured",
             id="production without secrets",
         ),

@@ -21,8 +21,9 @@ def test_production_without_admin_token_is_refused(monkeypatch: pytest.MonkeyPat
 
 def test_production_with_admin_token_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AFFLUX_ENV", "production")
-    monkeypatch.setenv("AFFLUX_ADMIN_TOKEN", "s3cret-token")
-    assert CommonSettings().admin_token_value() == "s3cret-token"
+    token = "s3cret-token-of-at-least-32-bytes"
+    monkeypatch.setenv("AFFLUX_ADMIN_TOKEN", token)
+    assert CommonSettings().admin_token_value() == token
 
 
 def test_development_generates_a_token_when_none_is_set(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,8 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from afflux.shared.secret_policy import require_strong
+
 
 class CommonSettings(BaseSettings):
     """Settings every afflux process reads."""
@@ -28,11 +30,9 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Field(Path(".afflux"), description="local state (spools, worker data)")
 
     @model_validator(mode="after")
-    def _production_needs_admin_token(self) -> Self:
-        if self.env == "production" and not (
-            self.admin_token and self.admin_token.get_secret_value()
-        ):
-            raise ValueError("AFFLUX_ADMIN_TOKEN is required when AFFLUX_ENV=production")
+    def _production_needs_strong_admin_token(self) -> Self:
+        if self.env == "production":
+            require_strong("AFFLUX_ADMIN_TOKEN", self.admin_token_value())
         return self
 
     def admin_token_value(self) -> str | None:

@@ -13,6 +13,7 @@ from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.settings import AttributionSettings
 from afflux.shared.gc_policy import tune_gc
 from afflux.shared.kafka import BrokerUnreachable, check_broker
+from afflux.shared.secret_policy import settings_error
 
 NAME = "afflux attribution"
 
@@ -21,7 +22,7 @@ def main() -> int:
     try:
         settings = AttributionSettings()
     except ValidationError as exc:
-        print(f"{NAME}: invalid settings: {exc}", file=sys.stderr)
+        print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

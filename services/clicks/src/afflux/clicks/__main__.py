@@ -11,6 +11,7 @@ from afflux.clicks.app import create_app, spool_dir
 from afflux.clicks.server import serve
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.spool import Spool, SpoolBusy
+from afflux.shared.secret_policy import settings_error
 from afflux.shared.serving import unreachable
 
 NAME = "afflux clicks"
@@ -32,7 +33,7 @@ def main() -> int:
     try:
         settings = ClicksSettings()
     except ValidationError as exc:
-        print(f"{NAME}: invalid settings: {exc}", file=sys.stderr)
+        print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

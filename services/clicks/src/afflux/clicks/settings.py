@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from afflux.shared.secret_policy import require_strong
 from afflux.shared.settings import CommonSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -63,10 +64,10 @@ class ClicksSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _production_needs_ip_secret(self) -> Self:
-        if self.env == "production" and not (
-            self.clicks_ip_hash_secret and self.clicks_ip_hash_secret.get_secret_value()
-        ):
-            raise ValueError("AFFLUX_CLICKS_IP_HASH_SECRET is required when AFFLUX_ENV=production")
+        if self.env == "production":
+            secret = self.clicks_ip_hash_secret
+            value = secret.get_secret_value() if secret else None
+            require_strong("AFFLUX_CLICKS_IP_HASH_SECRET", value)
         self.trusted_networks()  # fail at start, not on the first request
         return self
 

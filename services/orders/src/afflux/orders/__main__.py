@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from afflux.orders.app import create_app
 from afflux.orders.merchant_secrets import InvalidSecrets
 from afflux.orders.settings import OrdersSettings
+from afflux.shared.secret_policy import settings_error
 from afflux.shared.serving import serve, unreachable
 
 NAME = "afflux orders"
@@ -24,7 +25,7 @@ def main() -> int:
     try:
         settings = OrdersSettings()
     except ValidationError as exc:
-        print(f"{NAME}: invalid settings: {exc}", file=sys.stderr)
+        print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

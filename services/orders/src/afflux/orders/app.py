@@ -58,7 +58,7 @@ def build_secrets(settings: OrdersSettings, directory: CampaignDirectory) -> Mer
 
     directory.on_change(on_change)
     return MerchantSecrets(
-        load_secrets(settings.merchant_secrets_file, raw),
+        load_secrets(settings.merchant_secrets_file, raw, production=settings.env == "production"),
         development=settings.env == "development",
         campaign_merchants=campaign_merchants,
     )

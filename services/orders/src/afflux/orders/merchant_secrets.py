@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from afflux.shared.secret_policy import ADVICE, secret_weakness
+
 log = logging.getLogger(__name__)
 
 MAX_ACTIVE_SECRETS = 2
@@ -31,8 +33,9 @@ def dev_secret(merchant_id: str) -> str:
     return f"dev-secret-{merchant_id}"
 
 
-def parse_secrets(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
-    """Validate ``{merchant_id: [secret, ...]}`` (a single string is one secret)."""
+def parse_secrets(raw: Any, source: str, *, production: bool = False) -> dict[str, tuple[str, ...]]:
+    """Validate ``{merchant_id: [secret, ...]}`` (a single string is one secret); production
+    also refuses development and short secrets."""
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -48,11 +51,25 @@ def parse_secrets(raw: Any, source: str) -> dict[str, tuple[str, ...]]:
             raise InvalidSecrets(
                 f"{source}: {merchant} has {len(values)} secrets; give 1 or 2 (rotation)"
             )
+        if production:
+            _refuse_weak(values, merchant, source)
         parsed[merchant] = tuple(values)
     return parsed
 
 
-def load_secrets(file: Path | None, env_json: str | None) -> dict[str, tuple[str, ...]]:
+def _refuse_weak(values: list[str], merchant: str, source: str) -> None:
+    for position, value in enumerate(values, start=1):
+        reason = secret_weakness(value)
+        if reason is not None:
+            raise InvalidSecrets(
+                f"{source}: secret {position} of {merchant} {reason} "
+                f"(AFFLUX_ENV=production); {ADVICE}"
+            )
+
+
+def load_secrets(
+    file: Path | None, env_json: str | None, *, production: bool = False
+) -> dict[str, tuple[str, ...]]:
     """Secrets from the file and the variable; the variable wins for a merchant in both."""
     merged: dict[str, tuple[str, ...]] = {}
     if file is not None:
@@ -60,13 +77,15 @@ def load_secrets(file: Path | None, env_json: str | None) -> dict[str, tuple[str
             raw = yaml.safe_load(file.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise InvalidSecrets(f"{file}: cannot read: {type(exc).__name__}") from None
-        merged.update(parse_secrets(raw, str(file)))
+        merged.update(
+            parse_secrets(raw, f"AFFLUX_MERCHANT_SECRETS_FILE {file}", production=production)
+        )
     if env_json:
         try:
             raw = yaml.safe_load(env_json)  # JSON is YAML
         except yaml.YAMLError:
             raise InvalidSecrets("AFFLUX_MERCHANT_SECRETS: not valid JSON") from None
-        merged.update(parse_secrets(raw, "AFFLUX_MERCHANT_SECRETS"))
+        merged.update(parse_secrets(raw, "AFFLUX_MERCHANT_SECRETS", production=production))
     return merged
 
 

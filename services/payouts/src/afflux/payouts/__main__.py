@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from afflux.payouts.app import create_app
 from afflux.payouts.settings import PayoutsSettings
+from afflux.shared.secret_policy import settings_error
 from afflux.shared.serving import serve, unreachable
 
 NAME = "afflux payouts"
@@ -23,7 +24,7 @@ def main() -> int:
     try:
         settings = PayoutsSettings()
     except ValidationError as exc:
-        print(f"{NAME}: invalid settings: {exc}", file=sys.stderr)
+        print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
