@@ -8,6 +8,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from afflux.cli import secrets_cmd
+
 BENCHES = {
     "clicks": "afflux.clicks.bench",
     "orders": "afflux.orders.bench",
@@ -49,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="drive a seeded workload and compare with the oracle")
     verify.add_argument("rest", nargs=argparse.REMAINDER)
+
+    secrets_cmd.add_parser(sub)
     return parser
 
 
@@ -71,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(
             seed=args.seed, creators=args.creators, visitors=args.visitors, campaigns=args.campaigns
         )
+    if args.command == "secrets":
+        return secrets_cmd.run(args.merchant)
     if args.command == "topics":
         return _create_topics()
     if args.command == "campaigns":
