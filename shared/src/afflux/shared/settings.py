@@ -28,6 +28,25 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = Field("127.0.0.1", description="address the HTTP server binds")
     data_dir: Path = Field(Path(".afflux"), description="local state (spools, worker data)")
+    # HTTP limits (docs/reliability.md, "HTTP limits"); afflux.shared.http_limits reads them.
+    http_max_header_bytes: int = Field(
+        16_384, ge=1_024, description="request line plus headers; more is answered 431"
+    )
+    http_max_body_bytes: int = Field(
+        1_048_576, ge=1_024, description="request body; more is answered 413"
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="time to send the request line and headers; then 408"
+    )
+    http_body_timeout_seconds: float = Field(
+        30.0, gt=0, description="time to send the body after the headers; then 408"
+    )
+    http_keep_alive_seconds: int = Field(
+        5, ge=1, description="an idle connection between requests is closed after this"
+    )
+    http_max_connections: int = Field(
+        1_000, ge=1, description="open connections per process; one more is answered 503"
+    )
 
     @model_validator(mode="after")
     def _production_needs_strong_admin_token(self) -> Self:
