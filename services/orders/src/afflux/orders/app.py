@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from afflux.orders import rules, signing
+from afflux.orders.backfill_api import backfill_router
 from afflux.orders.campaigns_api import campaigns_router
 from afflux.orders.claims import ClaimStore
 from afflux.orders.errors import Rejected
@@ -105,7 +106,8 @@ def create_app(
     secrets = build_secrets(settings, view)
     metrics = OrdersMetrics()
     limits = Limits(
-        max_future_ms=settings.orders_max_future_s * 1000,
+        skew_ms=settings.orders_clock_skew_s * 1000,
+        backfill_limit_days=settings.orders_backfill_limit_days,
         tolerance_s=settings.orders_signature_tolerance_s,
         produce_timeout_s=settings.orders_produce_timeout_s,
         pending_wait_s=settings.orders_produce_timeout_s + 2.0,
@@ -161,6 +163,7 @@ def create_app(
     app.state.directory = view
     app.state.metrics = metrics
     app.include_router(campaigns_router())
+    app.include_router(backfill_router(read_body))
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, exc: Rejected) -> JSONResponse:
@@ -228,10 +231,12 @@ def create_app(
             raw_query = request.scope["query_string"].decode("latin-1")
             if len(raw_query) > settings.orders_max_body_bytes:
                 raise Rejected(413, "query", "longer than the body size limit")
-            params = _query_params(raw_query)
+            params, repeated = _query_params(raw_query)
             merchant = ingestor.authenticate_query(
                 raw_query, params.pop("merchant", None), params.pop("t", None)
             )
+            if repeated is not None:
+                raise Rejected(422, repeated, "given more than once")
             order = _postback_order(params, clock())
             outcome = await ingestor.order(merchant, order)
         finally:
@@ -275,7 +280,7 @@ def create_app(
 def _dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
     """Orders owns the campaigns topic's dead letters (every service skips bad records)."""
 
-    async def send(record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def send(record: ConsumerRecord[bytes, bytes], reason: str, error_class: str) -> None:
         letter = dead_letter(
             consumer="orders.campaigns",
             topic=record.topic,
@@ -284,6 +289,7 @@ def _dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
             key=record.key,
             value=record.value,
             reason=reason,
+            error_class=error_class,
         )
         with contextlib.suppress(Exception):  # the view must keep following either way
             await send_dead_letter(producer, letter)
@@ -315,14 +321,30 @@ async def _authenticated(
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def _query_params(raw_query: str) -> dict[str, str]:
-    signed, _ = signing.split_signed_query(raw_query) if "&sig=" in raw_query else (raw_query, "")
+# Parameters that decide who signed: any doubt about them is a 401, before anything else.
+_SIGNING_PARAMS = frozenset({"merchant", "t", signing.SIG_PARAM})
+
+
+def _query_params(raw_query: str) -> tuple[dict[str, str], str | None]:
+    """The signed parameters, and the first other parameter given twice (refused with 422
+    once the signature is known to be good). Every malformed signature is a 401."""
+    try:
+        signed, _ = signing.split_signed_query(raw_query)
+    except signing.SignatureRejected as exc:
+        raise Rejected(401, exc.field, exc.reason) from None
     params: dict[str, str] = {}
+    repeated: str | None = None
     for name, value in parse_qsl(signed, keep_blank_values=True):
+        if name == signing.SIG_PARAM or (name in params and name in _SIGNING_PARAMS):
+            raise Rejected(401, name, "given more than once")
         if name in params:
-            raise Rejected(422, name, "given more than once")
+            repeated = repeated or name
+            continue
         params[name] = value
-    return params
+    t = params.get("t")
+    if t is not None and not signing.is_unix_seconds(t):
+        raise Rejected(401, "t", "missing or not unix seconds")
+    return params, repeated
 
 
 def _postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
@@ -331,7 +353,7 @@ def _postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
     when = order.get("occurred_at")
     if when is None or when == "":
         order["occurred_at"] = now_ms
-    elif when.isdigit():
+    elif when.isascii() and when.isdigit():
         order["occurred_at"] = int(when)
     if "new_customer" in order:
         flag = _BOOL.get(order["new_customer"].lower())

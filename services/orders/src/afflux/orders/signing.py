@@ -18,6 +18,8 @@ SIGNATURE_HEADER = "X-Afflux-Signature"
 MERCHANT_HEADER = "X-Afflux-Merchant"
 TOLERANCE_S = 300
 SIG_PARAM = "sig"
+MAC_HEX_LENGTH = 64  # HMAC-SHA256 as lowercase or uppercase hex
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class SignatureRejected(Exception):
@@ -62,7 +64,7 @@ def parse_header(value: str | None) -> ParsedSignature:
         if not sep:
             raise SignatureRejected(SIGNATURE_HEADER, "malformed: expected t=<unix s>,v1=<hex>")
         if name == "t":
-            if not item.isdigit() or len(item) > 12:
+            if not is_unix_seconds(item):
                 raise SignatureRejected(SIGNATURE_HEADER, "timestamp t must be unix seconds")
             timestamp = int(item)
         elif name == "v1":
@@ -71,7 +73,20 @@ def parse_header(value: str | None) -> ParsedSignature:
         raise SignatureRejected(SIGNATURE_HEADER, "missing timestamp t=")
     if not candidates:
         raise SignatureRejected(SIGNATURE_HEADER, "missing v1= signature")
+    if not all(is_mac_hex(c) for c in candidates):
+        raise SignatureRejected(SIGNATURE_HEADER, f"v1 must be {MAC_HEX_LENGTH} hex characters")
     return ParsedSignature(timestamp, tuple(candidates))
+
+
+def is_unix_seconds(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts digits ``int`` cannot read ("²")."""
+    return 0 < len(text) <= 12 and text.isascii() and text.isdigit()
+
+
+def is_mac_hex(text: str) -> bool:
+    """Exactly the shape of a MAC; anything else is refused before a compare
+    (``hmac.compare_digest`` raises on non-ASCII text)."""
+    return len(text) == MAC_HEX_LENGTH and all(c in _HEX for c in text)
 
 
 def check_timestamp(timestamp: int, now: int, tolerance_s: int = TOLERANCE_S) -> None:
@@ -113,10 +128,20 @@ def verify(
 
 
 def split_signed_query(raw_query: str) -> tuple[str, str]:
-    """(signed part, signature) of a postback query whose last parameter is ``sig``."""
+    """(signed part, signature) of a postback query whose last parameter is ``sig``.
+
+    Raises SignatureRejected for every other shape: no ``sig``, ``sig`` not last or
+    given twice, or a value that is not a hex MAC.
+    """
     signed, sep, signature = raw_query.rpartition(f"&{SIG_PARAM}=")
-    if not sep or not signature or "&" in signature:
+    if not sep:
         raise SignatureRejected(SIG_PARAM, "missing: the last query parameter must be sig=<hex>")
+    if "&" in signature:
+        raise SignatureRejected(SIG_PARAM, "must be the last query parameter")
+    if signed.startswith(f"{SIG_PARAM}=") or f"&{SIG_PARAM}=" in signed:
+        raise SignatureRejected(SIG_PARAM, "given more than once")
+    if not is_mac_hex(signature):
+        raise SignatureRejected(SIG_PARAM, f"must be {MAC_HEX_LENGTH} hex characters")
     return signed, signature
 
 
