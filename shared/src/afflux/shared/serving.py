@@ -12,7 +12,9 @@ import uvicorn
 from redis.asyncio import Redis
 
 from afflux.shared.gc_policy import tune_gc
+from afflux.shared.http_limits import HttpLimits
 from afflux.shared.kafka import BrokerUnreachable, check_broker
+from afflux.shared.limited_http import uvicorn_limits
 
 
 async def check_redis(url: str) -> None:
@@ -40,18 +42,20 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     return None
 
 
-def serve(app: Any, host: str, port: int, **options: Any) -> bool:
+def serve(app: Any, host: str, port: int, limits: HttpLimits | None = None, **options: Any) -> bool:
     """Serve until SIGTERM/SIGINT; True when the server started (and then stopped cleanly).
 
     ``options`` go to ``uvicorn.Config`` on top of: warnings only, no access log,
-    lifespan on (uvicorn's defaults pick uvloop and httptools when installed).
+    lifespan on, httptools bounded by ``limits`` (default ``HttpLimits()``), and
+    uvloop when installed.
     """
     tune_gc()
+    defaults = {"log_level": "warning", "access_log": False, "lifespan": "on"}
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        **{"log_level": "warning", "access_log": False, "lifespan": "on", **options},
+        **{**defaults, **uvicorn_limits(limits or HttpLimits()), **options},
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the stop signal once it has shut down cleanly; a no-op

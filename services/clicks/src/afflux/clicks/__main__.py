@@ -11,6 +11,7 @@ from afflux.clicks.app import create_app, spool_dir
 from afflux.clicks.server import serve
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.spool import Spool, SpoolBusy
+from afflux.shared.http_limits import HttpLimits
 from afflux.shared.secret_policy import settings_error
 from afflux.shared.serving import unreachable
 
@@ -45,7 +46,8 @@ def main() -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    return 0 if serve(create_app(settings), settings.host, settings.clicks_port) else 1
+    limits = HttpLimits.from_settings(settings)
+    return 0 if serve(create_app(settings), settings.host, settings.clicks_port, limits) else 1
 
 
 if __name__ == "__main__":

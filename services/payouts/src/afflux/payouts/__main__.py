@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from afflux.payouts.app import create_app
 from afflux.payouts.settings import PayoutsSettings
+from afflux.shared.http_limits import HttpLimits
 from afflux.shared.secret_policy import settings_error
 from afflux.shared.serving import serve, unreachable
 
@@ -35,7 +36,8 @@ def main() -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    return 0 if serve(app, settings.host, settings.payouts_port) else 1
+    limits = HttpLimits.from_settings(settings)
+    return 0 if serve(app, settings.host, settings.payouts_port, limits) else 1
 
 
 if __name__ == "__main__":
