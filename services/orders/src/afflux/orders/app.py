@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from afflux.orders import rules, signing
-from afflux.orders.backfill_api import backfill_router
 from afflux.orders.campaigns_api import campaigns_router
 from afflux.orders.claims import ClaimStore
 from afflux.orders.errors import Rejected
@@ -106,8 +105,7 @@ def create_app(
     secrets = build_secrets(settings, view)
     metrics = OrdersMetrics()
     limits = Limits(
-        skew_ms=settings.orders_clock_skew_s * 1000,
-        backfill_limit_days=settings.orders_backfill_limit_days,
+        max_future_ms=settings.orders_max_future_s * 1000,
         tolerance_s=settings.orders_signature_tolerance_s,
         produce_timeout_s=settings.orders_produce_timeout_s,
         pending_wait_s=settings.orders_produce_timeout_s + 2.0,
@@ -163,7 +161,6 @@ def create_app(
     app.state.directory = view
     app.state.metrics = metrics
     app.include_router(campaigns_router())
-    app.include_router(backfill_router(read_body))
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, exc: Rejected) -> JSONResponse:
@@ -280,7 +277,7 @@ def create_app(
 def _dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
     """Orders owns the campaigns topic's dead letters (every service skips bad records)."""
 
-    async def send(record: ConsumerRecord[bytes, bytes], reason: str, error_class: str) -> None:
+    async def send(record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         letter = dead_letter(
             consumer="orders.campaigns",
             topic=record.topic,
@@ -289,7 +286,6 @@ def _dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
             key=record.key,
             value=record.value,
             reason=reason,
-            error_class=error_class,
         )
         with contextlib.suppress(Exception):  # the view must keep following either way
             await send_dead_letter(producer, letter)
