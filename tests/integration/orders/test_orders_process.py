@@ -132,7 +132,7 @@ async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
                 {
                     "order_id": "o-1",
                     "campaign_id": "outage-shop",
-                    "occurred_at": 1,
+                    "occurred_at": int(time.time() * 1000),
                     "amount_minor": 100,
                     "currency": "EUR",
                     "visitor_id": "v-1",

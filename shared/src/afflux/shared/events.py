@@ -32,6 +32,10 @@ EventTime = Annotated[
         }
     ),
 ]
+REPORTED_TIME_DESCRIPTION = (
+    "the merchant's own time for the {what} (UTC ms) when the orders service placed it at its "
+    "receive time instead (merchant time within the clock-skew allowance); null otherwise"
+)
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 OrderKind = Literal["sale", "lead", "install", "action"]
@@ -93,6 +97,9 @@ class OrderPlaced(Envelope):
     customer_id: str | None = None
     new_customer: bool = False
     items: tuple[OrderItem, ...] = ()
+    reported_occurred_at: EventTime | None = Field(
+        None, description=REPORTED_TIME_DESCRIPTION.format(what="order")
+    )
 
 
 class LeadConfirmed(Envelope):
@@ -112,6 +119,9 @@ class OrderRefunded(Envelope):
     campaign_id: Id
     amount_minor: Annotated[int, Field(gt=0)]
     currency: Currency
+    reported_occurred_at: EventTime | None = Field(
+        None, description=REPORTED_TIME_DESCRIPTION.format(what="refund")
+    )
 
 
 class Assist(BaseModel):

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from afflux.orders import rules, signing
+from afflux.orders.backfill_api import backfill_router
 from afflux.orders.campaigns_api import campaigns_router
 from afflux.orders.claims import ClaimStore
 from afflux.orders.errors import Rejected
@@ -105,7 +106,8 @@ def create_app(
     secrets = build_secrets(settings, view)
     metrics = OrdersMetrics()
     limits = Limits(
-        max_future_ms=settings.orders_max_future_s * 1000,
+        skew_ms=settings.orders_clock_skew_s * 1000,
+        backfill_limit_days=settings.orders_backfill_limit_days,
         tolerance_s=settings.orders_signature_tolerance_s,
         produce_timeout_s=settings.orders_produce_timeout_s,
         pending_wait_s=settings.orders_produce_timeout_s + 2.0,
@@ -161,6 +163,7 @@ def create_app(
     app.state.directory = view
     app.state.metrics = metrics
     app.include_router(campaigns_router())
+    app.include_router(backfill_router(read_body))
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, exc: Rejected) -> JSONResponse:

@@ -23,6 +23,7 @@ from afflux.orders.coalesce import Coalescer
 from afflux.orders.errors import Rejected, Unavailable, from_validation
 from afflux.orders.merchant_secrets import MerchantSecrets
 from afflux.orders.metrics import UNKNOWN, OrdersMetrics
+from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
 from afflux.orders.publisher import Publisher
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
@@ -45,7 +46,8 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_future_ms: int
+    skew_ms: int
+    backfill_limit_days: int | None  # None: per campaign, longest window + longest lock
     tolerance_s: int
     produce_timeout_s: float
     pending_wait_s: float
@@ -135,19 +137,35 @@ class Ingestor:
 
     # -- orders ---------------------------------------------------------------------
 
-    def check_order(self, merchant_id: str, request: rules.OrderRequest) -> OrderPlaced:
-        terms = self.terms(request.campaign_id, request.occurred_at)
-        return rules.order_event(
-            request, terms, merchant_id, self.clock(), self.limits.max_future_ms
+    def place(self, campaign_id: str, reported: int, *, backfill: bool, what: str) -> Placement:
+        """The event time to produce for a merchant's time (docs/orders.md, Event time)."""
+        if campaign_id not in self.directory:
+            raise Rejected(422, "campaign_id", "unknown campaign")
+        limit = backfill_limit_ms(
+            self.directory.versions(campaign_id), self.limits.backfill_limit_days
         )
+        limits = TimeLimits(self.limits.skew_ms, limit)
+        return place(reported, self.clock(), limits, backfill=backfill, what=what)
 
-    async def order(self, merchant_id: str, raw: bytes | dict[str, Any]) -> Outcome:
+    def check_order(
+        self, merchant_id: str | None, request: rules.OrderRequest, *, backfill: bool = False
+    ) -> OrderPlaced:
+        """``merchant_id`` None: an admin backfill, sent for the campaign's own merchant."""
+        placed = self.place(
+            request.campaign_id, request.occurred_at, backfill=backfill, what="orders"
+        )
+        terms = self.terms(request.campaign_id, placed.occurred_at)
+        return rules.order_event(request, terms, merchant_id or terms.merchant_id, placed)
+
+    async def order(
+        self, merchant_id: str | None, raw: bytes | dict[str, Any], *, backfill: bool = False
+    ) -> Outcome:
         """One order: 202 accepted, 200 duplicate, or Rejected / Unavailable."""
         campaign, kind = UNKNOWN, UNKNOWN
         try:
             request = parse(rules.OrderRequest, raw)
             campaign, kind = self.label(request.campaign_id), request.kind
-            event = self.check_order(merchant_id, request)
+            event = self.check_order(merchant_id, request, backfill=backfill)
             status = await self.ingest_order(event)
         except Unavailable:
             self.metrics.order(campaign, kind, "unavailable")
@@ -161,25 +179,50 @@ class Ingestor:
             {"status": status, "order_id": event.order_id, "event_id": event.event_id},
         )
 
-    async def batch(self, merchant_id: str, items: Sequence[object]) -> list[dict[str, Any]]:
+    async def batch(
+        self, merchant_id: str | None, items: Sequence[object], *, backfill: bool = False
+    ) -> list[dict[str, Any]]:
         """Each order of a batch on its own: accepted, duplicate, rejected or unavailable."""
+
+        def one(item: dict[str, Any]) -> Awaitable[Outcome]:
+            return self.order(merchant_id, item, backfill=backfill)
+
         return list(
             await asyncio.gather(
-                *(self._batch_item(merchant_id, i, item) for i, item in enumerate(items))
+                *(self._batch_item("orders", i, item, one) for i, item in enumerate(items))
             )
         )
 
-    async def _batch_item(self, merchant_id: str, index: int, item: object) -> dict[str, Any]:
-        order_id = item.get("order_id") if isinstance(item, dict) else None
-        result: dict[str, Any] = {"index": index, "order_id": order_id}
+    async def backfill_refunds(self, items: Sequence[object]) -> list[dict[str, Any]]:
+        """An admin backfill of refunds, each judged on its own like a batch of orders."""
+
+        def one(item: dict[str, Any]) -> Awaitable[Outcome]:
+            return self.refund(None, item, backfill=True)
+
+        return list(
+            await asyncio.gather(
+                *(self._batch_item("refunds", i, item, one) for i, item in enumerate(items))
+            )
+        )
+
+    async def _batch_item(
+        self,
+        name: str,
+        index: int,
+        item: object,
+        run: Callable[[dict[str, Any]], Awaitable[Outcome]],
+    ) -> dict[str, Any]:
+        id_field = "order_id" if name == "orders" else "refund_id"
+        item_id = item.get(id_field) if isinstance(item, dict) else None
+        result: dict[str, Any] = {"index": index, id_field: item_id}
         try:
             if not isinstance(item, dict):
-                raise Rejected(422, f"orders.{index}", "expected a JSON object")
+                raise Rejected(422, f"{name}.{index}", "expected a JSON object")
             try:
-                outcome = await self.order(merchant_id, item)
+                outcome = await run(item)
             except Rejected as exc:
                 if exc.field and exc.status != 503:
-                    exc.field = f"orders.{index}.{exc.field}"
+                    exc.field = f"{name}.{index}.{exc.field}"
                 raise
         except Unavailable as exc:
             return result | {"status": "unavailable", "error": exc.problem()}
@@ -266,15 +309,19 @@ class Ingestor:
 
     # -- refunds and lead confirmations ----------------------------------------------
 
-    async def refund(self, merchant_id: str, raw: bytes) -> Outcome:
+    async def refund(
+        self, merchant_id: str | None, raw: bytes | dict[str, Any], *, backfill: bool = False
+    ) -> Outcome:
+        """One refund; ``merchant_id`` None: an admin backfill for the campaign's merchant."""
         campaign = UNKNOWN
         try:
             request = parse(rules.RefundRequest, raw)
             campaign = self.label(request.campaign_id)
-            terms = self.terms(request.campaign_id, request.occurred_at)
-            event = rules.refund_event(
-                request, terms, merchant_id, self.clock(), self.limits.max_future_ms
+            placed = self.place(
+                request.campaign_id, request.occurred_at, backfill=backfill, what="refunds"
             )
+            terms = self.terms(request.campaign_id, placed.occurred_at)
+            event = rules.refund_event(request, terms, merchant_id or terms.merchant_id, placed)
             status = await self._ingest_refund(event)
         except Unavailable:
             self.metrics.refund(campaign, "unavailable")
@@ -320,7 +367,7 @@ class Ingestor:
             now = self.clock()
             terms = self.terms(request.campaign_id, request.occurred_at or now)
             event = rules.lead_confirmed_event(
-                order_id, request, terms, merchant_id, now, self.limits.max_future_ms
+                order_id, request, terms, merchant_id, now, self.limits.skew_ms
             )
             if not terms.lead_confirmation_required:
                 raise Rejected(409, "campaign_id", "campaign does not require lead confirmation")

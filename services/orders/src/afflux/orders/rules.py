@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from afflux.orders.errors import Rejected
+from afflux.orders.placement import Placement
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (
@@ -96,10 +97,9 @@ def order_event(
     request: OrderRequest,
     terms: CampaignTerms,
     merchant_id: str,
-    now_ms: int,
-    max_future_ms: int,
+    placed: Placement,
 ) -> OrderPlaced:
-    """The OrderPlaced event for an accepted order, or Rejected."""
+    """The OrderPlaced event for an accepted order, at its ``placed`` time, or Rejected."""
     check_merchant(terms, merchant_id)
     is_sale = request.kind == "sale"
     currency = check_currency(request.currency, terms, required=is_sale)
@@ -116,10 +116,10 @@ def order_event(
         raise Rejected(
             422, "visitor_id", "give at least one of visitor_id, click_id or coupon_code"
         )
-    check_event_time(request.occurred_at, now_ms, max_future_ms)
     return OrderPlaced(
         event_id=derived_id("order", request.campaign_id, request.order_id),
-        occurred_at=request.occurred_at,
+        occurred_at=placed.occurred_at,
+        reported_occurred_at=placed.reported_occurred_at,
         order_id=request.order_id,
         campaign_id=request.campaign_id,
         merchant_id=merchant_id,
@@ -140,18 +140,18 @@ def refund_event(
     request: RefundRequest,
     terms: CampaignTerms,
     merchant_id: str,
-    now_ms: int,
-    max_future_ms: int,
+    placed: Placement,
 ) -> OrderRefunded:
-    """The OrderRefunded event for a refund that passes the stateless checks, or Rejected."""
+    """The OrderRefunded event, at its ``placed`` time, for a refund that passes the
+    stateless checks, or Rejected."""
     check_merchant(terms, merchant_id)
     check_currency(request.currency, terms, required=True)
     if request.amount_minor <= 0:
         raise Rejected(422, "amount_minor", "must be positive")
-    check_event_time(request.occurred_at, now_ms, max_future_ms)
     return OrderRefunded(
         event_id=derived_id("refund", request.campaign_id, request.refund_id),
-        occurred_at=request.occurred_at,
+        occurred_at=placed.occurred_at,
+        reported_occurred_at=placed.reported_occurred_at,
         refund_id=request.refund_id,
         order_id=request.order_id,
         campaign_id=request.campaign_id,

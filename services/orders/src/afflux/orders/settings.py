@@ -25,8 +25,17 @@ class OrdersSettings(CommonSettings):
     orders_max_batch_body_bytes: int = Field(
         4_194_304, ge=1_024, description="largest body of POST /v1/orders:batch"
     )
-    orders_max_future_s: int = Field(
-        300, ge=0, description="how far in the future an event time may be (clock skew)"
+    orders_clock_skew_s: int = Field(
+        300,
+        ge=0,
+        description="how far a merchant's clock may be off ours, either way: event times "
+        "within it are placed at the receive time; later ones are refused",
+    )
+    orders_backfill_limit_days: int | None = Field(
+        None,
+        ge=1,
+        description="oldest event time accepted without an admin backfill; unset: the "
+        "campaign's longest cookie window plus its longest lock",
     )
     orders_signature_tolerance_s: int = Field(
         300, ge=1, description="accepted age (either way) of a signature timestamp"

@@ -1,0 +1,95 @@
+"""Where on the event-time axis an incoming order or refund is placed.
+
+Pure: functions of (the merchant's time, the server's receive time, limits).
+Clicks are stamped by afflux's own clock, so an order received in real time is
+placed at afflux's receive time too: a merchant clock a few minutes slow can
+then never put an order before the click that led to it. The merchant's time
+is kept beside it as ``reported_occurred_at``. An older time is a late report
+and is taken as sent, down to the backfill limit; anything older than that
+needs an explicit backfill by an operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from afflux.orders.errors import Rejected
+from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
+from afflux.shared.core.terms import TermsVersion
+
+BACKFILL_PATH = "POST /v1/admin/backfill/{what}"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The event time to produce and, when it replaced the merchant's, the merchant's."""
+
+    occurred_at: int
+    reported_occurred_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeLimits:
+    """``skew_ms``: how far the merchant's clock may be off ours, either way.
+    ``backfill_limit_ms``: the oldest age accepted without an explicit backfill."""
+
+    skew_ms: int
+    backfill_limit_ms: int
+
+
+def backfill_limit_ms(versions: Iterable[TermsVersion], configured_days: int | None) -> int:
+    """The configured limit, else the campaign's longest cookie window plus its longest lock.
+
+    Past that age every commission the order could earn would already be approved
+    (and may be paid), so accepting it is a correction of closed money, not a report.
+    """
+    if configured_days is not None:
+        return configured_days * MS_PER_DAY
+    terms = [v.terms for v in versions]
+    if not terms:
+        return 0
+    return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)
+
+
+def place(
+    reported: int,
+    now_ms: int,
+    limits: TimeLimits,
+    *,
+    backfill: bool = False,
+    what: str = "orders",
+) -> Placement:
+    """The placement of an event the merchant dated ``reported``, received at ``now_ms``.
+
+    - more than the skew in the future: refused;
+    - within the skew of now (either way, edges included): placed at ``now_ms``,
+      the merchant's time kept as reported (a backfill keeps its own time);
+    - older, down to the backfill limit (edge included): its own time;
+    - older than that: refused, unless it is an explicit backfill.
+    """
+    skew = limits.skew_ms
+    if reported > now_ms + skew:
+        raise Rejected(
+            422,
+            "occurred_at",
+            f"more than {skew // MS_PER_SECOND} s in the future (the clock-skew allowance)",
+        )
+    if backfill:
+        return Placement(reported)
+    if reported >= now_ms - skew:
+        return Placement(now_ms, reported)
+    if reported < now_ms - limits.backfill_limit_ms:
+        raise Rejected(
+            422,
+            "occurred_at",
+            f"older than the backfill limit of {_duration(limits.backfill_limit_ms)}; "
+            f"send old {what} through {BACKFILL_PATH.format(what=what)} (admin)",
+        )
+    return Placement(reported)
+
+
+def _duration(ms: int) -> str:
+    if ms % MS_PER_DAY == 0:
+        return f"{ms // MS_PER_DAY} days"
+    return f"{ms // MS_PER_SECOND} s"

@@ -1,0 +1,241 @@
+"""Event time through the real orders service: real-time reports are placed at the receive
+time, late ones keep theirs, and orders past the backfill limit need an admin backfill."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from afflux.orders.app import create_app
+from afflux.orders.signing import sign_query
+from afflux.shared.core.clock import MS_PER_DAY
+
+from .conftest import ADMIN_TOKEN, Api, orders_settings
+
+pytestmark = pytest.mark.integration
+
+SLOW, FAST = -240_000, 240_000  # a merchant clock 4 minutes off
+
+
+class FrozenClock:
+    """The service's clock, held still so that 'the receive time' is one known number."""
+
+    def __init__(self) -> None:
+        self.now = int(time.time() * 1000)
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture(scope="module")
+async def frozen_app(infra: Any, campaigns: Any, clock: FrozenClock) -> AsyncIterator[FastAPI]:
+    app = create_app(orders_settings(infra), clock=clock)
+    async with app.router.lifespan_context(app):
+        directory = app.state.directory
+        await asyncio.wait_for(directory.ready.wait(), 30)
+        for _ in range(200):
+            if campaigns.shop.campaign_id in directory:
+                break
+            await asyncio.sleep(0.05)
+        yield app
+
+
+@pytest.fixture
+async def merchant(frozen_app: FastAPI, clock: FrozenClock) -> AsyncIterator[Api]:
+    clock.now = int(time.time() * 1000)
+    transport = httpx.ASGITransport(app=frozen_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://orders") as http:
+        yield Api(http)
+
+
+def order(campaigns: Any, occurred_at: int) -> dict[str, Any]:
+    return {
+        "order_id": Api.new_id("o"),
+        "campaign_id": campaigns.shop.campaign_id,
+        "occurred_at": occurred_at,
+        "amount_minor": 2500,
+        "currency": "EUR",
+        "visitor_id": Api.new_id("v"),
+    }
+
+
+def refund(campaigns: Any, occurred_at: int) -> dict[str, Any]:
+    return {
+        "refund_id": Api.new_id("r"),
+        "order_id": Api.new_id("o"),
+        "campaign_id": campaigns.shop.campaign_id,
+        "occurred_at": occurred_at,
+        "amount_minor": 100,
+        "currency": "EUR",
+    }
+
+
+def admin(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("offset", [SLOW, FAST], ids=["4 minutes slow", "4 minutes fast"])
+async def test_a_skewed_merchant_clock_places_the_order_at_the_receive_time(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any, offset: int
+) -> None:
+    before = await topics.settle()
+    merchant_now = clock.now + offset
+    body = order(campaigns, merchant_now)
+
+    response = await merchant.post("/v1/orders", body, t=merchant_now // 1000)
+
+    assert response.status_code == 202, response.text
+    await topics.settle()
+    [event] = [e for e in topics.since(before, "orders") if e["order_id"] == body["order_id"]]
+    assert (event["occurred_at"], event["reported_occurred_at"]) == (clock.now, merchant_now)
+
+
+async def test_a_refund_from_a_slow_clock_is_placed_at_the_receive_time(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any
+) -> None:
+    before = await topics.settle()
+    merchant_now = clock.now + SLOW
+    body = refund(campaigns, merchant_now)
+
+    response = await merchant.post("/v1/refunds", body, t=merchant_now // 1000)
+
+    assert response.status_code == 202, response.text
+    await topics.settle()
+    [event] = [e for e in topics.since(before, "refunds") if e["refund_id"] == body["refund_id"]]
+    assert (event["occurred_at"], event["reported_occurred_at"]) == (clock.now, merchant_now)
+
+
+async def test_an_order_an_hour_old_keeps_its_own_time(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any
+) -> None:
+    before = await topics.settle()
+    body = order(campaigns, clock.now - 3_600_000)
+
+    assert (await merchant.post("/v1/orders", body)).status_code == 202
+
+    await topics.settle()
+    [event] = [e for e in topics.since(before, "orders") if e["order_id"] == body["order_id"]]
+    assert (event["occurred_at"], event["reported_occurred_at"]) == (body["occurred_at"], None)
+
+
+async def test_orders_and_refunds_400_days_old_are_refused_on_every_endpoint(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any
+) -> None:
+    old = clock.now - 400 * MS_PER_DAY
+    before = await topics.settle()
+
+    single = await merchant.post("/v1/orders", order(campaigns, old))
+    batch = await merchant.post(
+        "/v1/orders:batch", {"orders": [order(campaigns, old), order(campaigns, clock.now)]}
+    )
+    params = [("merchant", "merchant-a"), *((k, str(v)) for k, v in order(campaigns, old).items())]
+    query = sign_query(params, "a-secret-new", clock.now // 1000)
+    postback = await merchant.http.get(f"/v1/postback?{query}")
+    refunded = await merchant.post("/v1/refunds", refund(campaigns, old))
+
+    # The shop's terms: a 30-day cookie window and a 30-day lock.
+    for response in (single, postback, refunded):
+        assert response.status_code == 422, response.text
+        [problem] = response.json()["detail"]
+        assert problem["field"] == "occurred_at"
+        assert "backfill limit of 60 days" in problem["reason"]
+    assert batch.status_code == 200
+    first, second = batch.json()["results"]
+    assert first["status"] == "rejected"
+    assert first["error"]["field"] == "orders.0.occurred_at"
+    assert "/v1/admin/backfill/orders" in first["error"]["reason"]
+    assert second["status"] == "accepted"
+    after = await topics.settle()
+    assert after.get("orders", 0) - before.get("orders", 0) == 1  # only the batch's fresh order
+    assert after.get("refunds", 0) == before.get("refunds", 0)
+
+
+async def test_an_admin_backfill_takes_old_orders_and_refunds_at_their_own_time(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any
+) -> None:
+    old = clock.now - 400 * MS_PER_DAY
+    before = await topics.settle()
+    body = order(campaigns, old)
+    late_refund = refund(campaigns, old + 1000) | {"order_id": body["order_id"]}
+
+    orders = await merchant.http.post(
+        "/v1/admin/backfill/orders", json={"orders": [body]}, headers=admin()
+    )
+    again = await merchant.http.post(
+        "/v1/admin/backfill/orders", json={"orders": [body]}, headers=admin()
+    )
+    refunds = await merchant.http.post(
+        "/v1/admin/backfill/refunds", json={"refunds": [late_refund]}, headers=admin()
+    )
+
+    assert orders.status_code == 200, orders.text
+    assert orders.json()["results"][0]["status"] == "accepted"
+    assert again.json()["results"][0]["status"] == "duplicate"
+    assert refunds.json()["results"][0]["status"] == "accepted", refunds.text
+    await topics.settle()
+    [placed] = [e for e in topics.since(before, "orders") if e["order_id"] == body["order_id"]]
+    assert (placed["occurred_at"], placed["reported_occurred_at"]) == (old, None)
+    assert placed["merchant_id"] == "merchant-a"  # the campaign's own merchant
+    [refunded] = [e for e in topics.since(before, "refunds") if e["order_id"] == body["order_id"]]
+    assert (refunded["occurred_at"], refunded["amount_minor"]) == (old + 1000, 100)
+
+
+async def test_a_backfill_still_refuses_a_time_in_the_future(
+    merchant: Api, clock: FrozenClock, campaigns: Any
+) -> None:
+    response = await merchant.http.post(
+        "/v1/admin/backfill/orders",
+        json={"orders": [order(campaigns, clock.now + 301_000)]},
+        headers=admin(),
+    )
+
+    assert response.json()["results"][0]["error"]["field"] == "orders.0.occurred_at"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, admin("not-the-token"), {"Authorization": "Basic b3BzOm9wcw=="}],
+    ids=["no token", "wrong token", "not a bearer token"],
+)
+async def test_a_backfill_without_the_admin_token_is_401_and_produces_nothing(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any, headers: dict[str, str]
+) -> None:
+    before = await topics.settle()
+    old = clock.now - 400 * MS_PER_DAY
+
+    orders = await merchant.http.post(
+        "/v1/admin/backfill/orders", json={"orders": [order(campaigns, old)]}, headers=headers
+    )
+    refunds = await merchant.http.post(
+        "/v1/admin/backfill/refunds", json={"refunds": [refund(campaigns, old)]}, headers=headers
+    )
+
+    for response in (orders, refunds):
+        assert response.status_code == 401, response.text
+        assert response.json()["detail"][0]["field"] == "Authorization"
+    after = await topics.settle()
+    assert (after.get("orders"), after.get("refunds")) == (
+        before.get("orders"),
+        before.get("refunds"),
+    )
+
+
+async def test_a_merchant_signature_does_not_open_the_backfill(
+    merchant: Api, clock: FrozenClock, campaigns: Any
+) -> None:
+    response = await merchant.post(
+        "/v1/admin/backfill/orders", {"orders": [order(campaigns, clock.now - 400 * MS_PER_DAY)]}
+    )
+
+    assert response.status_code == 401

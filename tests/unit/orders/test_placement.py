@@ -1,0 +1,162 @@
+"""Where an order or refund lands in event time: the receive time for real-time reports,
+its own time for late ones, refused when too far ahead or too old."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from afflux.orders.errors import Rejected
+from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
+from afflux.orders.rules import OrderRequest, RefundRequest, order_event, refund_event
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+
+pytestmark = pytest.mark.unit
+
+NOW = 1_790_000_000_000
+SKEW = 300_000
+LIMIT = 60 * MS_PER_DAY
+LIMITS = TimeLimits(skew_ms=SKEW, backfill_limit_ms=LIMIT)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    reported: int  # the merchant's occurred_at
+    expected: Placement | None  # None: refused, naming occurred_at
+    backfill: bool = False
+
+
+CASES = [
+    # The merchant's clock agrees with ours.
+    Case("at the receive time", NOW, Placement(NOW, NOW)),
+    # A slow merchant clock within the allowance: placed at receive time, its time kept.
+    Case("4 minutes slow", NOW - 240_000, Placement(NOW, NOW - 240_000)),
+    # The slow edge is inclusive.
+    Case("exactly the skew behind", NOW - SKEW, Placement(NOW, NOW - SKEW)),
+    # 1 ms further back is a late report: it keeps its own time, nothing reported aside.
+    Case("1 ms past the skew behind", NOW - SKEW - 1, Placement(NOW - SKEW - 1)),
+    # A fast merchant clock within the allowance: placed at receive time too.
+    Case("4 minutes fast", NOW + 240_000, Placement(NOW, NOW + 240_000)),
+    # The future edge is inclusive.
+    Case("exactly the skew ahead", NOW + SKEW, Placement(NOW, NOW + SKEW)),
+    # Beyond it the clock is wrong, not skewed: refused.
+    Case("1 ms past the skew ahead", NOW + SKEW + 1, None),
+    # An order an hour old keeps its time.
+    Case("an hour old", NOW - 3_600_000, Placement(NOW - 3_600_000)),
+    # The backfill limit is inclusive.
+    Case("exactly at the backfill limit", NOW - LIMIT, Placement(NOW - LIMIT)),
+    # 1 ms older needs an explicit backfill.
+    Case("1 ms past the backfill limit", NOW - LIMIT - 1, None),
+    # Far in the past, e.g. 400 days.
+    Case("400 days old", NOW - 400 * MS_PER_DAY, None),
+    # An admin backfill lifts the age limit ...
+    Case("backfill 400 days old", NOW - 400 * MS_PER_DAY, Placement(NOW - 400 * MS_PER_DAY), True),
+    # ... and keeps even a recent time exactly as sent (the operator vouches for it).
+    Case("backfill 4 minutes slow", NOW - 240_000, Placement(NOW - 240_000), True),
+    # ... but not the future limit.
+    Case("backfill 1 ms past the skew ahead", NOW + SKEW + 1, None, True),
+    Case("backfill exactly the skew ahead", NOW + SKEW, Placement(NOW + SKEW), True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_event_time_placement(case: Case) -> None:
+    if case.expected is not None:
+        assert place(case.reported, NOW, LIMITS, backfill=case.backfill) == case.expected
+    else:
+        with pytest.raises(Rejected) as raised:
+            place(case.reported, NOW, LIMITS, backfill=case.backfill)
+        assert (raised.value.status, raised.value.field) == (422, "occurred_at")
+
+
+def test_too_old_names_the_limit_and_the_backfill_endpoint() -> None:
+    with pytest.raises(Rejected) as raised:
+        place(NOW - LIMIT - 1, NOW, LIMITS, what="refunds")
+    assert "60 days" in raised.value.reason
+    assert "/v1/admin/backfill/refunds" in raised.value.reason
+
+
+def test_too_far_ahead_names_the_allowance() -> None:
+    with pytest.raises(Rejected) as raised:
+        place(NOW + SKEW + 1, NOW, LIMITS)
+    assert "300 s in the future" in raised.value.reason
+
+
+def version(number: int, **terms: object) -> TermsVersion:
+    return TermsVersion(
+        version=number,
+        effective_from=0,
+        published_at=0,
+        terms=CampaignTerms.model_validate(
+            {"campaign_id": "shop", "merchant_id": "m", "currency": "EUR", **terms}
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class LimitCase:
+    name: str
+    versions: tuple[TermsVersion, ...]
+    configured_days: int | None
+    days: int
+
+
+LIMIT_CASES = [
+    # Defaults: a 30-day window and a 30-day lock.
+    LimitCase("defaults", (version(1),), None, 60),
+    # A creator's longer window counts.
+    LimitCase(
+        "a longer override",
+        (version(1, window_overrides_days={"ana": 90}, lock_days=14),),
+        None,
+        104,
+    ),
+    # The longest window and the longest lock may come from different versions.
+    LimitCase(
+        "across versions",
+        (version(1, cookie_window_days=7, lock_days=45), version(2, cookie_window_days=90)),
+        None,
+        135,
+    ),
+    # A configured limit replaces the campaign's.
+    LimitCase("configured", (version(1),), 10, 10),
+]
+
+
+@pytest.mark.parametrize("case", LIMIT_CASES, ids=[c.name for c in LIMIT_CASES])
+def test_backfill_limit_is_longest_window_plus_longest_lock(case: LimitCase) -> None:
+    assert backfill_limit_ms(case.versions, case.configured_days) == case.days * MS_PER_DAY
+
+
+TERMS = CampaignTerms(campaign_id="shop", merchant_id="merchant-a", currency="EUR")
+
+
+def test_the_order_event_carries_the_placed_and_the_reported_time() -> None:
+    request = OrderRequest(
+        order_id="o-1",
+        campaign_id="shop",
+        occurred_at=NOW - 240_000,
+        amount_minor=100,
+        currency="EUR",
+        visitor_id="v-1",
+    )
+    event = order_event(request, TERMS, "merchant-a", place(NOW - 240_000, NOW, LIMITS))
+    assert (event.occurred_at, event.reported_occurred_at) == (NOW, NOW - 240_000)
+
+
+def test_the_refund_event_carries_the_placed_and_the_reported_time() -> None:
+    request = RefundRequest(
+        refund_id="r-1",
+        order_id="o-1",
+        campaign_id="shop",
+        occurred_at=NOW + 1,
+        amount_minor=100,
+        currency="EUR",
+    )
+    event = refund_event(request, TERMS, "merchant-a", place(NOW + 1, NOW, LIMITS))
+    assert (event.occurred_at, event.reported_occurred_at) == (NOW, NOW + 1)
+    late = refund_event(request, TERMS, "merchant-a", Placement(NOW - 3_600_000))
+    assert (late.occurred_at, late.reported_occurred_at) == (NOW - 3_600_000, None)
