@@ -215,7 +215,11 @@ async def test_metrics_count_clicks_by_campaign_and_outcome(
     assert 'afflux_clicks_total{campaign="none",outcome="not_found"}' in text
     for name in (
         "afflux_redirect_seconds_bucket",
-        "afflux_click_spool_depth",
+        "afflux_clicks_wal_bytes",
+        "afflux_clicks_wal_max_bytes",
+        "afflux_clicks_wal_segments",
+        "afflux_clicks_wal_unsent_records",
+        "afflux_clicks_wal_fsync_seconds_bucket",
         "afflux_click_events_sent_total",
     ):
         assert name in text
@@ -224,4 +228,5 @@ async def test_metrics_count_clicks_by_campaign_and_outcome(
 async def test_healthz_is_ready_with_broker_redis_and_campaigns(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"campaigns": True, "redis": True, "kafka": "ok"}
+    checks = response.json()["checks"]
+    assert checks == {"campaigns": True, "redis": True, "links": True, "kafka": "ok"}

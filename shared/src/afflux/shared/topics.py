@@ -26,6 +26,7 @@ CONVERSIONS = Topic("conversions", "order_id", "attribution")
 REVERSALS = Topic("reversals", "order_id", "attribution")
 UNMATCHED = Topic("attribution.unmatched", "order_id", "attribution")
 CAMPAIGNS = Topic("campaigns", "campaign_id", "admin tools", compacted=True)
+LINKS = Topic("links", "code", "clicks", compacted=True)
 PAYOUTS = Topic("payouts", "affiliate_id", "payouts")
 DLQ = Topic("afflux.dlq", "source key", "any consumer")
 
@@ -37,6 +38,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     REVERSALS,
     UNMATCHED,
     CAMPAIGNS,
+    LINKS,
     PAYOUTS,
     DLQ,
 )

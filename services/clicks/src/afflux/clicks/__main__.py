@@ -7,10 +7,10 @@ import sys
 
 from pydantic import ValidationError
 
-from afflux.clicks.app import create_app, spool_dir
+from afflux.clicks.app import create_app, open_wal
 from afflux.clicks.server import serve
 from afflux.clicks.settings import ClicksSettings
-from afflux.clicks.spool import Spool, SpoolBusy
+from afflux.clicks.wal import WalBusy
 from afflux.shared.http_limits import HttpLimits
 from afflux.shared.secret_policy import settings_error
 from afflux.shared.serving import unreachable
@@ -24,9 +24,9 @@ def reachable(settings: ClicksSettings) -> str | None:
     if problem:
         return problem
     try:
-        Spool(spool_dir(settings)).close()
-    except (SpoolBusy, OSError) as exc:
-        return f"{NAME}: cannot use the click spool: {exc}"
+        open_wal(settings).close()
+    except (WalBusy, OSError) as exc:
+        return f"{NAME}: cannot use the click log: {exc}"
     return None
 
 
@@ -39,8 +39,8 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # The shipper reports the broker's state itself (one warning when it starts spooling,
-    # one line when the spool is drained); aiokafka would log every reconnect attempt.
+    # The shipper reports the broker's state itself (one warning when the broker stops taking
+    # clicks, one line when it takes them again); aiokafka would log every reconnect attempt.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     problem = reachable(settings)
     if problem:

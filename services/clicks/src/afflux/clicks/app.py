@@ -9,6 +9,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 
 from afflux.clicks.destinations import is_allowed
+from afflux.clicks.link_log import LinkRestorer, publish_link
 from afflux.clicks.links import Link, LinkCache, LinkStore
 from afflux.clicks.links_api import Problem, allowed_domains, links_router
 from afflux.clicks.metrics import ClicksMetrics
@@ -27,7 +29,7 @@ from afflux.clicks.quality import BotDetector, DuplicateWindow
 from afflux.clicks.redirect import ClickContext, RedirectLayer
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.shipper import ClickShipper
-from afflux.clicks.spool import Spool
+from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.core.clock import Clock, system_clock
 from afflux.shared.kafka import new_producer
@@ -47,9 +49,19 @@ def ip_hash_key(settings: ClicksSettings) -> bytes:
     return secrets.token_bytes(32)
 
 
-def spool_dir(settings: ClicksSettings) -> Any:
+def wal_dir(settings: ClicksSettings) -> Path:
     suffix = f"-{settings.instance_id}" if settings.instance_id else ""
-    return settings.data_dir / f"clicks-spool{suffix}"
+    return settings.data_dir / f"clicks-wal{suffix}"
+
+
+def open_wal(settings: ClicksSettings) -> WriteAheadLog:
+    """The click log; segments an earlier version left in its disk spool are taken over."""
+    suffix = f"-{settings.instance_id}" if settings.instance_id else ""
+    return WriteAheadLog(
+        wal_dir(settings),
+        segment_bytes=settings.clicks_wal_segment_bytes,
+        legacy=settings.data_dir / f"clicks-spool{suffix}",
+    )
 
 
 def create_app(
@@ -74,6 +86,8 @@ def create_app(
     redis = Redis.from_url(settings.redis_url)
     store = LinkStore(redis, settings.clicks_redis_prefix)
     cache = LinkCache(store, settings.clicks_link_cache_max, still_allowed)
+    restorer = LinkRestorer(store, settings.kafka_bootstrap, cache.clear)
+    cache.restore = restorer
     view.on_change(lambda _: cache.clear())  # allowed domains may have changed
 
     @asynccontextmanager
@@ -88,22 +102,30 @@ def create_app(
             partitions = len(await producer.partitions_for(CLICKS.name))
         except Exception:
             partitions = settings.topic_partitions
-        spool = Spool(spool_dir(settings))
+        send_timeout_s = settings.clicks_send_timeout_ms / 1000
+        store.publish = lambda link: publish_link(producer, link, send_timeout_s)
+        wal = open_wal(settings)
         shipper = ClickShipper(
             producer,
             CLICKS.name,
             partitions,
-            spool,
-            queue_max=settings.clicks_queue_max,
-            flush_interval_s=settings.clicks_spool_fsync_ms / 1000,
+            wal,
+            max_bytes=settings.clicks_wal_max_bytes,
+            window_s=settings.clicks_wal_window_ms / 1000,
             retry_interval_s=settings.clicks_retry_ms / 1000,
-            send_timeout_s=settings.clicks_send_timeout_ms / 1000,
+            send_timeout_s=send_timeout_s,
             linger_s=settings.clicks_linger_ms / 1000,
             on_sent=metrics.sent.inc,
+            on_fsync=metrics.wal_fsync.observe,
         )
-        metrics.track_spool(lambda: shipper.spool_depth)
+        metrics.wal_max_bytes.set(settings.clicks_wal_max_bytes)
+        metrics.track_wal(lambda: wal.size_bytes, lambda: wal.segments, lambda: shipper.unsent)
+        shipping = [
+            asyncio.create_task(shipper.flush_forever(), name="click-wal-flusher"),
+            asyncio.create_task(shipper.ship_forever(), name="click-shipper"),
+        ]
         tasks = [
-            asyncio.create_task(shipper.run(), name="click-shipper"),
+            asyncio.create_task(restorer.start(), name="links-restore"),
             asyncio.create_task(cache.follow_changes(), name="link-changes"),
         ]
         if directory is None:
@@ -125,14 +147,14 @@ def create_app(
             yield
         finally:
             app.state.clicks = None
-            await shipper.close(tasks[0])
-            for task in tasks[1:]:
+            await shipper.close(shipping)
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), settings.clicks_send_timeout_ms / 1000 + 5)
-            spool.close()
+            wal.close()
             await redis.aclose()  # type: ignore[attr-defined]
 
     app = FastAPI(title="afflux clicks", lifespan=lifespan)
@@ -168,20 +190,21 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
-        """200 once Redis and the campaign view are ready and the producer started.
+        """200 once Redis, every link and the campaign view are ready and the producer started.
 
-        A broker lost later does not make the service unready: clicks are spooled.
+        A broker lost later does not make the service unready: clicks wait in the click log.
         """
         shipper: ClickShipper | None = getattr(request.app.state, "shipper", None)
         ready = request.app.state.clicks is not None
         checks: dict[str, Any] = {
             "campaigns": view.ready.is_set(),
             "redis": False,
-            "kafka": ("spooling" if shipper.spooling else "ok") if ready and shipper else False,
+            "links": restorer.ready.is_set(),
+            "kafka": ("ok" if shipper.broker_ok else "retrying") if ready and shipper else False,
         }
         with contextlib.suppress(Exception):
             checks["redis"] = bool(await asyncio.wait_for(redis.ping(), 1))
-        ok = checks["campaigns"] and checks["redis"] and bool(checks["kafka"])
+        ok = checks["campaigns"] and checks["redis"] and checks["links"] and bool(checks["kafka"])
         return JSONResponse(
             {"status": "ok" if ok else "starting", "checks": checks},
             status_code=200 if ok else 503,

@@ -1,12 +1,20 @@
 """Tracking links: stored in Redis, cached in the process, invalidated through a Redis stream.
 
 Each link is one JSON string under ``<prefix>:link:<code>``. Every change
-(create, deactivate) is also appended to the stream ``<prefix>:links:changes``;
-each process follows that stream (a blocking XREAD in a background task) and
-drops the changed codes from its cache, so the redirect reads Redis only on a
-cache miss, and sees a deactivation within about a second. If the follower
-loses Redis, it clears the whole cache when it reconnects, since changes may
-have been missed.
+(create, deactivate) is first published to the compacted ``links`` topic
+(afflux.clicks.link_log), the durable copy, then written to Redis and
+appended to the stream ``<prefix>:links:changes``; each process follows that
+stream (a blocking XREAD in a background task) and drops the changed codes
+from its cache, so the redirect reads Redis only on a cache miss, and sees a
+deactivation within about a second. If the follower loses Redis, it clears
+the whole cache when it reconnects, since changes may have been missed.
+
+Redis is a rebuildable view of the topic. The key ``<prefix>:links:complete``
+is set once Redis holds every link on the topic; a Redis that lost its data
+(restarted empty, flushed) lacks it. A lookup reads the key and the link in one
+transaction, so "no such link" is only believed while the key is there;
+otherwise the process restores the links from the topic first (and the
+follower checks the key every second, so an idle process notices too).
 """
 
 from __future__ import annotations
@@ -16,8 +24,8 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -27,6 +35,8 @@ log = logging.getLogger(__name__)
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CODE_LENGTH = 64
 _STREAM_MAXLEN = 100_000
+# A redirect that misses the cache while links are being restored waits this long, then 503.
+RESTORE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +79,26 @@ def prepare(link: Link) -> Target:
     return Target(link, f"{url}{separator}afx_click=", f"{hash_mark}{fragment}")
 
 
-class LinkStore:
-    """Links in Redis."""
+class LinkNotPublished(RuntimeError):
+    """The broker did not acknowledge a link change: nothing was changed."""
 
-    def __init__(self, redis: Redis[bytes], prefix: str) -> None:
+
+Publish = Callable[[Link], Awaitable[None]]
+
+
+async def _unpublished(link: Link) -> None:
+    raise LinkNotPublished("links are not published until the service has started")
+
+
+class LinkStore:
+    """Links in Redis, every change first published through ``publish`` (the links topic)."""
+
+    def __init__(self, redis: Redis[bytes], prefix: str, publish: Publish = _unpublished) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.publish = publish
         self.changes = f"{prefix}:links:changes"
+        self.complete_key = f"{prefix}:links:complete"
 
     def _key(self, code: str) -> str:
         return f"{self.prefix}:link:{code}"
@@ -86,22 +109,63 @@ class LinkStore:
             return None
         return Link(**json.loads(raw))
 
+    async def lookup(self, code: str) -> tuple[bool, Link | None]:
+        """(Redis holds every link, the link) read atomically."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(self.complete_key)
+            pipe.get(self._key(code))
+            complete, raw = await pipe.execute()
+        return bool(complete), Link(**json.loads(raw)) if raw is not None else None
+
+    async def is_complete(self) -> bool:
+        return bool(await self.redis.exists(self.complete_key))
+
     async def create(self, link: Link) -> bool:
-        """False when the code is taken."""
-        created = await self.redis.set(self._key(link.code), json.dumps(asdict(link)), nx=True)
-        if created:
-            await self._announce(link.code)
-        return bool(created)
+        """False when the code is taken; LinkNotPublished (and nothing kept) without the broker."""
+        value = json.dumps(asdict(link))
+        if not await self.redis.set(self._key(link.code), value, nx=True):
+            return False
+        try:
+            await self.publish(link)
+        except Exception as exc:
+            await self.redis.delete(self._key(link.code))
+            raise LinkNotPublished(f"the links topic did not take {link.code!r}: {exc!r}") from exc
+        # Written again in case Redis lost the claim while the record was on its way.
+        await self.redis.set(self._key(link.code), value)
+        await self._announce(link.code)
+        return True
 
     async def deactivate(self, code: str) -> Link | None:
         link = await self.get(code)
         if link is None:
             return None
         if link.active:
-            link = Link(**{**asdict(link), "active": False})
+            link = replace(link, active=False)
+            try:
+                await self.publish(link)
+            except Exception as exc:
+                raise LinkNotPublished(f"the links topic did not take {code!r}: {exc!r}") from exc
             await self.redis.set(self._key(code), json.dumps(asdict(link)))
             await self._announce(code)
         return link
+
+    async def restore(self, links: Iterable[Link]) -> int:
+        """Write the topic's links back (see afflux.clicks.link_log), then mark Redis complete."""
+        restored = 0
+        batch: list[Link] = []
+        for link in [*links, None]:
+            if link is not None:
+                batch.append(link)
+            if batch and (link is None or len(batch) >= 1_000):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for item in batch:
+                        value = json.dumps(asdict(item))
+                        # Deactivation is final; an active link never overwrites what is there.
+                        pipe.set(self._key(item.code), value, nx=item.active)
+                    restored += sum(1 for done in await pipe.execute() if done)
+                batch = []
+        await self.redis.set(self.complete_key, "1")
+        return restored
 
     async def _announce(self, code: str) -> None:
         await self.redis.xadd(self.changes, {"code": code}, maxlen=_STREAM_MAXLEN, approximate=True)
@@ -116,11 +180,18 @@ class LinkCache:
     """
 
     def __init__(
-        self, store: LinkStore, max_entries: int, check: Callable[[Link], bool] | None = None
+        self,
+        store: LinkStore,
+        max_entries: int,
+        check: Callable[[Link], bool] | None = None,
+        restore: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.max_entries = max_entries
         self.check = check or (lambda _: True)
+        self.restore = restore
+        """Rebuilds Redis's links from the topic (and clears this cache); awaited on a miss
+        while Redis is not complete."""
         self._entries: dict[str, Target | None] = {}
 
     def cached(self, code: str) -> tuple[bool, Target | None]:
@@ -130,7 +201,10 @@ class LinkCache:
         return False, None
 
     async def load(self, code: str) -> Target | None:
-        link = await self.store.get(code)
+        complete, link = await self.store.lookup(code)
+        if not complete and self.restore is not None:
+            await asyncio.wait_for(self.restore(), RESTORE_WAIT_S)
+            complete, link = await self.store.lookup(code)
         target = prepare(link) if link is not None and link.active and self.check(link) else None
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
@@ -154,6 +228,8 @@ class LinkCache:
                     newest = await redis.xrevrange(stream, count=1)
                     last = newest[0][0].decode() if newest else "0-0"
                     self.clear()  # anything may have changed before we started following
+                if self.restore is not None and not await self.store.is_complete():
+                    await self.restore()
                 replies = await redis.xread({stream: last}, block=block_ms, count=1000)
                 if not healthy:
                     healthy = True

@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from afflux.clicks.destinations import BadDestination, check_destination
-from afflux.clicks.links import Link, LinkCache, LinkStore, new_code
+from afflux.clicks.links import Link, LinkCache, LinkNotPublished, LinkStore, new_code
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
+
+_NOT_PUBLISHED = "the broker did not take the change; nothing was changed, try again"
 
 Ident = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
@@ -58,7 +60,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "no such link"),
         (409, "the custom code is taken"),
         (422, "invalid request, unknown campaign or destination not allowed"),
-        (503, "starting: campaign terms not loaded yet"),
+        (503, "starting (campaign terms not loaded yet), or the broker did not take the change"),
     )
 }
 
@@ -129,7 +131,11 @@ def links_router(
                 active=True,
                 created_at=now,
             )
-            if await store.create(link):
+            try:
+                created = await store.create(link)
+            except LinkNotPublished:
+                raise Problem(503, None, _NOT_PUBLISHED) from None
+            if created:
                 cache.forget(link.code)
                 return JSONResponse(link.public(public_url), status_code=201)
             if body.code:
@@ -146,7 +152,10 @@ def links_router(
     @router.delete("/{code}", response_model=LinkOut)
     async def deactivate_link(code: str, _: Admin) -> JSONResponse:
         """Deactivate: the code answers 404 from now on (within about a second everywhere)."""
-        link = await store.deactivate(code) if len(code) <= 64 else None
+        try:
+            link = await store.deactivate(code) if len(code) <= 64 else None
+        except LinkNotPublished:
+            raise Problem(503, None, _NOT_PUBLISHED) from None
         if link is None:
             raise Problem(404, "code", "no such link")
         cache.forget(code)

@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-OUTCOMES = ("redirected", "bot", "duplicate", "not_found")
+OUTCOMES = ("redirected", "bot", "duplicate", "not_found", "unrecorded")
 NO_CAMPAIGN = "none"
 
 
@@ -26,9 +26,30 @@ class ClicksMetrics:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
             registry=self.registry,
         )
-        self.spool_depth = Gauge(
-            "afflux_click_spool_depth",
-            "Click events waiting in the on-disk spool for the broker",
+        self.wal_bytes = Gauge(
+            "afflux_clicks_wal_bytes",
+            "Bytes of the click write-ahead log on disk",
+            registry=self.registry,
+        )
+        self.wal_max_bytes = Gauge(
+            "afflux_clicks_wal_max_bytes",
+            "Size limit of the click write-ahead log; at the limit clicks are not recorded",
+            registry=self.registry,
+        )
+        self.wal_segments = Gauge(
+            "afflux_clicks_wal_segments",
+            "Segment files of the click write-ahead log",
+            registry=self.registry,
+        )
+        self.wal_unsent = Gauge(
+            "afflux_clicks_wal_unsent_records",
+            "Click events on disk that the broker has not acknowledged yet",
+            registry=self.registry,
+        )
+        self.wal_fsync = Histogram(
+            "afflux_clicks_wal_fsync_seconds",
+            "Time to write and fsync one group of clicks to the write-ahead log",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
             registry=self.registry,
         )
         self.sent = Counter(
@@ -47,5 +68,9 @@ class ClicksMetrics:
             child = self._children[(campaign, outcome)] = self.clicks.labels(campaign, outcome)
         child.inc()
 
-    def track_spool(self, depth: Callable[[], int]) -> None:
-        self.spool_depth.set_function(depth)
+    def track_wal(
+        self, size: Callable[[], int], segments: Callable[[], int], unsent: Callable[[], int]
+    ) -> None:
+        self.wal_bytes.set_function(size)
+        self.wal_segments.set_function(segments)
+        self.wal_unsent.set_function(unsent)

@@ -3,7 +3,8 @@
 It answers from the in-process link cache (Redis only on a miss), builds the
 ``ClickRecorded`` event as a plain dict (the wire contract, checked by the unit
 tests against ``afflux.shared.events.ClickRecorded``) and hands it to the
-shipper, which never makes the redirect wait on the broker. Everything else
+shipper, which never makes the redirect wait on the broker (only on the click log's
+group fsync). Everything else
 goes on to the FastAPI app.
 """
 
@@ -133,9 +134,12 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
     if scope["query_string"]:
         event["sub_ids"], event["utm"] = tracking_params(scope["query_string"])
     event["is_bot"], event["is_duplicate"] = is_bot, is_duplicate
-    ctx.shipper.submit(visitor, event)
+    # The 302 is the click's acknowledgement: answer only once the click is on disk. When
+    # the click log is full the visitor still reaches the destination, without a click id.
+    recorded = await ctx.shipper.submit(visitor, event)
+    location = f"{target.head}{click_id}{target.tail}" if recorded else link.destination_url
     headers = [
-        (b"location", f"{target.head}{click_id}{target.tail}".encode("latin-1")),
+        (b"location", location.encode("latin-1")),
         _NO_STORE,
         _LENGTH_0,
     ]
@@ -149,6 +153,8 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
     await send({"type": "http.response.start", "status": 302, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
     outcome = "bot" if is_bot else "duplicate" if is_duplicate else "redirected"
+    if not recorded:
+        outcome = "unrecorded"
     ctx.metrics.click(link.campaign_id, outcome)
     ctx.metrics.observe(time.perf_counter() - started)
 

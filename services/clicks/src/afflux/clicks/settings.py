@@ -29,26 +29,38 @@ class ClicksSettings(CommonSettings):
     clicks_trusted_proxies: str = Field(
         "", description="comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto is trusted"
     )
-    clicks_queue_max: int = Field(
-        100_000, ge=1, description="events held in memory for the broker before spooling to disk"
+    clicks_wal_window_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="clicks arriving within this window share one write-ahead-log fsync",
     )
-    clicks_spool_fsync_ms: int = Field(
-        50, ge=1, le=10_000, description="spooled events are written and fsynced at this interval"
+    clicks_wal_max_bytes: int = Field(
+        1024**3,
+        ge=1024 * 1024,
+        description="size limit of the click write-ahead log; beyond it clicks are not recorded",
+    )
+    clicks_wal_segment_bytes: int = Field(
+        16 * 1024 * 1024, ge=4096, description="size of one write-ahead-log segment file"
     )
     clicks_send_timeout_ms: int = Field(
-        5_000, ge=100, description="how long the producer tries a batch before it is spooled"
+        5_000, ge=100, description="how long the producer tries a batch before it is retried"
     )
     clicks_linger_ms: int = Field(
         10, ge=0, le=1_000, description="how long the shipper gathers events into one batch"
     )
     clicks_retry_ms: int = Field(
-        1_000, ge=10, description="pause between attempts to re-send the spool to the broker"
+        1_000,
+        ge=10,
+        description="pause between attempts to re-send a batch the broker did not take",
     )
     clicks_link_cache_max: int = Field(
         200_000, ge=100, description="links (and unknown codes) cached in the process"
     )
     clicks_redis_prefix: str = Field("afx:clicks", description="Redis key prefix")
-    instance_id: str = Field("", description="distinguishes replicas sharing AFFLUX_DATA_DIR")
+    instance_id: str = Field(
+        "", description="separates the click logs of replicas sharing AFFLUX_DATA_DIR"
+    )
 
     @field_validator("clicks_public_url")
     @classmethod

@@ -1,19 +1,29 @@
-"""Getting click events to the broker without ever making a redirect wait.
+"""Getting click events durably to disk before the redirect, and from there to the broker.
 
-``submit`` is synchronous and O(1): it appends the event to an in-memory
-queue. One background task (``run``) drains the queue in batches, encodes the
-events, packs them per partition (one JSON-array record per partition and
-batch, the murmur2 partitioner as every afflux producer uses) and awaits the
-broker's acknowledgement.
+``submit`` is synchronous and O(1): it encodes the event as one write-ahead-log
+line, adds it to the current *group* and returns the group's future. The
+redirect awaits that future before answering: a 302 means the click is on disk.
 
-When a send fails (broker unreachable for ``send_timeout``) or the queue
-reaches ``queue_max``, the shipper switches to *spooling*: the failed batch,
-the queue and every new event go to the on-disk spool (afflux.clicks.spool),
-written and fsynced every ``flush_interval``. It retries the oldest spool
-segment every ``retry_interval`` and, once the spool is empty, goes back to
-the in-memory path. Events therefore reach the broker in the order they were
-submitted. Event ids are derived from click ids, so a batch re-sent after an
-ambiguous failure is deduplicated downstream.
+Two background tasks:
+
+- the flusher writes each group with one ``write`` and one ``fsync`` (in a
+  thread of its own) and resolves the group's future. A group is what arrived
+  during ``window_s`` after its first click plus whatever arrived while the
+  previous fsync ran, so the disk sees one fsync per few milliseconds however
+  many clicks come in;
+- the shipper reads the log in order, packs the events per partition (one
+  JSON-array record per partition and batch, the murmur2 partitioner every
+  afflux producer uses), awaits the broker's acknowledgement and then moves
+  the log's acknowledged cursor, which deletes finished segments. A batch the
+  broker does not take is retried (only its unacknowledged events) every
+  ``retry_interval_s`` until it does; clicks meanwhile keep going to disk.
+
+The log is bounded (``max_bytes``): a click that would exceed it is refused
+(``submit`` resolves to False) and the redirect goes to the destination
+without a click id. At start-up whatever the log holds after the acknowledged
+cursor is sent first. Event ids are derived from click ids, so the few events
+that may be sent twice (a batch in flight at a crash, or stored by the broker
+after its answer was lost) are recognised downstream.
 """
 
 from __future__ import annotations
@@ -22,21 +32,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from afflux.clicks.spool import Item, Spool
+from afflux.clicks.wal import Cursor, Item, WriteAheadLog, line
 from afflux.shared.kafka import partition_for
 from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, compact_json, pack_values
 
 log = logging.getLogger(__name__)
 
-# Encoding a batch holds the event loop: keep it to a few milliseconds so redirects that
-# arrive meanwhile are not delayed.
-MAX_BATCH = 500
+# One read of the log; about 500 events, which encode and pack in a few milliseconds.
+READ_BYTES = 256 * 1024
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
@@ -50,168 +59,166 @@ class ClickShipper:
         producer: AIOKafkaProducer,
         topic: str,
         partitions: int,
-        spool: Spool,
+        wal: WriteAheadLog,
         *,
-        queue_max: int,
-        flush_interval_s: float,
+        max_bytes: int,
+        window_s: float,
         retry_interval_s: float,
         send_timeout_s: float,
         linger_s: float = 0.0,
         on_sent: Callable[[int], None] = lambda _: None,
+        on_fsync: Callable[[float], None] = lambda _: None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.partitions = partitions
-        self.spool = spool
-        self.queue_max = queue_max
-        self.flush_interval_s = flush_interval_s
+        self.wal = wal
+        self.max_bytes = max_bytes
+        self.window_s = window_s
         self.retry_interval_s = retry_interval_s
         self.send_timeout_s = send_timeout_s
         self.linger_s = linger_s
         self.on_sent = on_sent
-        self.spooling = spool.depth > 0
-        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
-        self._buffer: list[Item] = []
-        self._wake = asyncio.Event()
+        self.on_fsync = on_fsync
+        self.unsent = wal.recovered
+        """Events on disk the broker has not acknowledged yet."""
+        self.broker_ok = True
+        self._cursor = wal.cursor
+        self._lines: list[bytes] = []
+        self._lines_bytes = 0
+        self._group: asyncio.Future[bool] | None = None
+        self._refused: asyncio.Future[bool] | None = None
+        self._flush_wake = asyncio.Event()
+        self._ship_wake = asyncio.Event()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="click-wal")
         self._partition_cache: dict[bytes, int] = {}
 
     # -- the hot path -------------------------------------------------------------------
 
-    def submit(self, key: str, event: dict[str, Any]) -> None:
-        """Hand over one event; never blocks, never fails."""
-        if self.spooling:
-            self._buffer.append((key.encode(), encode_event(event)))
-        elif len(self._queue) >= self.queue_max:
-            self._start_spooling()
-            self._buffer.append((key.encode(), encode_event(event)))
-        else:
-            self._queue.append((key, event))
-        if not self._wake.is_set():
-            self._wake.set()
+    def submit(self, key: str, event: dict[str, Any]) -> asyncio.Future[bool]:
+        """Add one event to the current group; the future is True once it is fsynced.
+
+        False: the log is full (or the disk failed) and the event was not recorded.
+        """
+        data = line(key.encode(), encode_event(event))
+        if self.wal.size_bytes + self._lines_bytes + len(data) > self.max_bytes:
+            if self._refused is None:
+                self._refused = asyncio.get_running_loop().create_future()
+                self._refused.set_result(False)
+            return self._refused
+        self._lines.append(data)
+        self._lines_bytes += len(data)
+        if self._group is None:
+            self._group = asyncio.get_running_loop().create_future()
+            self._flush_wake.set()
+        return self._group
 
     @property
-    def pending(self) -> int:
-        """Events not yet acknowledged: queued, buffered for the spool, or on disk."""
-        return len(self._queue) + len(self._buffer) + self.spool.depth
+    def full(self) -> bool:
+        return self.wal.size_bytes + self._lines_bytes >= self.max_bytes
 
-    @property
-    def spool_depth(self) -> int:
-        return len(self._buffer) + self.spool.depth
+    # -- the flusher ----------------------------------------------------------------------
 
-    # -- the background task ------------------------------------------------------------
+    async def flush_forever(self) -> None:
+        """Write and fsync one group at a time until cancelled."""
+        while True:
+            await self._flush_wake.wait()
+            if self.window_s:
+                await asyncio.sleep(self.window_s)
+            self._flush_wake.clear()
+            await self._flush()
 
-    async def run(self) -> None:
-        """Ship until cancelled; an unexpected error (a full disk, say) is logged and retried."""
+    async def _flush(self) -> None:
+        group, self._group = self._group, None
+        lines, self._lines, self._lines_bytes = self._lines, [], 0
+        if group is None:
+            return
+        started = time.perf_counter()
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, self.wal.append, b"".join(lines)
+            )
+        except Exception:
+            log.exception("cannot write %d clicks to the click log", len(lines))
+            group.set_result(False)
+            return
+        self.on_fsync(time.perf_counter() - started)
+        self.unsent += len(lines)
+        group.set_result(True)
+        self._ship_wake.set()
+
+    # -- the shipper ----------------------------------------------------------------------
+
+    async def ship_forever(self) -> None:
+        """Send the log to the broker in order until cancelled."""
         while True:
             try:
-                await self._step()
+                await self._ship_next()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("click shipper failed; retrying in %.1f s", self.retry_interval_s)
                 await asyncio.sleep(self.retry_interval_s)
 
-    async def _step(self) -> None:
-        if self.spooling:
-            await self._replay()
+    async def _ship_next(self) -> None:
+        self._ship_wake.clear()
+        items, end = await asyncio.to_thread(self.wal.read, self._cursor, READ_BYTES)
+        if not items:
+            if end != self._cursor:  # past a finished segment
+                await self._acknowledge(end, 0)
+                return
+            await self._ship_wake.wait()
+            if self.linger_s:
+                # Fewer, larger packed records cost the broker and this process less CPU.
+                await asyncio.sleep(self.linger_s)
             return
-        if not self._queue:
-            self._wake.clear()
-            await self._wake.wait()
-            return
-        if self.linger_s and len(self._queue) < MAX_BATCH:
-            # Fewer, larger packed records cost the broker and this process less CPU.
-            await asyncio.sleep(self.linger_s)
-        batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
-        items = [(key.encode(), encode_event(event)) for key, event in batch]
-        reserved = self.spool.reserve()
-        failed = await self._send(items)
-        if failed:
-            log.warning(
-                "broker did not take %d click events; spooling to %s until it is back",
-                len(failed),
-                self.spool.directory,
-            )
-            self._start_spooling()
-            try:
-                await asyncio.to_thread(self.spool.append, failed, reserved)
-            except Exception:
-                self._buffer[:0] = failed  # keep them; written with the buffer later
-                raise
-            await self._flush()
+        pending = items
+        while pending:
+            pending = await self._send_packed(pending)
+            if pending:
+                if self.broker_ok:
+                    log.warning(
+                        "broker did not take %d click events; they stay in the click log %s "
+                        "and are retried every %.1f s",
+                        len(pending),
+                        self.wal.directory,
+                        self.retry_interval_s,
+                    )
+                self.broker_ok = False
+                await asyncio.sleep(self.retry_interval_s)
+        if not self.broker_ok:
+            log.info("broker takes click events again")
+            self.broker_ok = True
+        await self._acknowledge(end, len(items))
+
+    async def _acknowledge(self, end: Cursor, count: int) -> None:
+        await asyncio.to_thread(self.wal.acknowledge, end)
+        self._cursor = end
+        self.unsent -= count
 
     async def drain(self, timeout_s: float) -> bool:
-        """Wait until everything submitted was acknowledged (True) or ``timeout_s`` passed."""
+        """Wait until everything written was acknowledged (True) or ``timeout_s`` passed."""
         deadline = time.monotonic() + timeout_s
-        while self.pending and time.monotonic() < deadline:  # noqa: ASYNC110 - polls counters
+        while (self.unsent or self._lines) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        return not self.pending
+        return not (self.unsent or self._lines)
 
-    async def close(self, task: asyncio.Task[None] | None, timeout_s: float = 5.0) -> None:
-        """Stop: try to deliver what is pending, then keep the rest on disk."""
-        if task is not None and not self.spooling:
+    async def close(self, tasks: list[asyncio.Task[None]], timeout_s: float = 5.0) -> None:
+        """Stop: write what was submitted, give the broker ``timeout_s`` to take the log."""
+        if self.broker_ok:
             await self.drain(timeout_s)
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        leftover = [(k.encode(), encode_event(e)) for k, e in self._queue]
-        self._queue.clear()
-        self._buffer[:0] = leftover
-        await self._flush()
+        with contextlib.suppress(Exception):
+            await self._flush()  # anything submitted after the flusher stopped
+        self._writer.shutdown(wait=True)
 
-    # -- internals ----------------------------------------------------------------------
-
-    def _start_spooling(self) -> None:
-        self.spooling = True
-        self._buffer[:0] = [(k.encode(), encode_event(e)) for k, e in self._queue]
-        self._queue.clear()
-
-    async def _flush(self) -> None:
-        if self._buffer:
-            pending, self._buffer = self._buffer, []
-            try:
-                await asyncio.to_thread(self.spool.append, pending)
-            except Exception:
-                self._buffer[:0] = pending
-                raise
-
-    async def _replay(self) -> None:
-        """Send the spool oldest segment first; return when empty or after a failed attempt."""
-        await self._flush()
-        while True:
-            oldest = await asyncio.to_thread(self.spool.oldest)
-            if oldest is None:
-                if self._buffer:
-                    await self._flush()
-                    continue
-                self.spooling = False
-                log.info("click spool drained; back to direct sending")
-                return
-            number, items = oldest
-            failed = await self._send(items)
-            await asyncio.to_thread(self.spool.done, number, failed)
-            if failed:
-                await self._pause(self.retry_interval_s)
-                return
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, still writing the spool buffer out every flush interval."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, self.flush_interval_s))
-            await self._flush()
-
-    async def _send(self, items: list[Item]) -> list[Item]:
-        """Send packed; return the items the broker did not acknowledge (in order)."""
-        task = asyncio.create_task(self._send_packed(items))
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=self.flush_interval_s)
-            await self._flush()
-            if done:
-                return task.result()
+    # -- sending ------------------------------------------------------------------------
 
     async def _send_packed(self, items: list[Item]) -> list[Item]:
+        """Send packed; return the items the broker did not acknowledge (in order)."""
         chunks: dict[int, list[list[Item]]] = {}
         sizes: dict[int, int] = {}
         cache = self._partition_cache
