@@ -89,37 +89,3 @@ def test_scenarios_cover_every_outcome() -> None:
 
 def test_same_seed_same_scenario() -> None:
     assert generate(7).events == generate(7).events
-
-
-@pytest.mark.parametrize(
-    ("click_arrives_after_order_ms", "attributed"),
-    [(-1, True), (0, True), ("grace", True), ("grace+1", False)],
-)
-def test_with_arrivals_a_click_later_than_the_orders_grace_is_late(
-    click_arrives_after_order_ms: int | str, attributed: bool
-) -> None:
-    scenario = generate(5, visitors=40)
-    orders = [e for e in scenario.events if isinstance(e, OrderPlaced) and e.visitor_id]
-    baseline = attribute(scenario.events, scenario.campaigns)
-    by_click = {
-        (e.campaign_id, e.order_id)
-        for e in baseline.conversions
-        if isinstance(e, ConversionAttributed) and e.reason == "cookie"
-    }
-    order = next(o for o in orders if (o.campaign_id, o.order_id) in by_click)
-    grace = version_at(scenario.campaigns[order.campaign_id], order.occurred_at).terms.grace_ms
-    offsets = {"grace": grace, "grace+1": grace + 1}
-    late = offsets.get(str(click_arrives_after_order_ms), click_arrives_after_order_ms)
-    assert isinstance(late, int)
-    arrivals = {e.event_id: 0 for e in scenario.events}
-    arrivals[order.event_id] = 1_000_000
-    for e in scenario.events:
-        if isinstance(e, ClickRecorded) and e.visitor_id == order.visitor_id:
-            arrivals[e.event_id] = 1_000_000 + late
-    result = attribute(scenario.events, scenario.campaigns, arrivals)
-    converted = {
-        (e.campaign_id, e.order_id)
-        for e in result.conversions
-        if isinstance(e, ConversionAttributed) and e.reason == "cookie"
-    }
-    assert ((order.campaign_id, order.order_id) in converted) is attributed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -792,3 +792,108 @@ def test_lines_come_in_event_time_order_and_respect_the_caps() -> None:
     assert sum(a.amount_minor for a in accruals) <= 4_500
     for who in {a.affiliate_id for a in accruals}:
         assert sum(a.amount_minor for a in accruals if a.affiliate_id == who) <= 3_000
+
+
+# --- a conversion replaced by a correction (a late click won the order) -------------------
+# Its reversal of reason "reattributed" takes back the whole remaining amount: a reduction
+# while the line is pending, a clawback once approved, the reason on the line. The new
+# conversion is paid as if it had been the order's from the start.
+
+LEAD_20: dict[str, object] = {"lead_minor": 2_000}
+
+
+def superseded(c: ConversionFact, at: int, remaining: int) -> RefundFact:
+    """The reversal a correction makes of ``c`` at ``at``: everything still left of it."""
+    return RefundFact(
+        reversal_id=f"rev-reattributed-{c.conversion_id}",
+        event_id=f"ev-reattributed-{c.conversion_id}",
+        order_id=c.order_id,
+        amount_minor=remaining,
+        occurred_at=at,
+        conversion_id=c.conversion_id,
+        reason="reattributed",
+    )
+
+
+def taken_over(c: ConversionFact, who: str) -> ConversionFact:
+    """The correction's conversion of the same order, for ``who``."""
+    return replace(
+        c, conversion_id=f"{c.conversion_id}-{who}", event_id=f"ev-{who}", affiliate_id=who
+    )
+
+
+def net(lines: tuple[Line, ...], who: str) -> int:
+    return sum(line.amount_minor for line in lines if line.affiliate_id == who)
+
+
+@dataclass(frozen=True)
+class ReattributionCase:
+    name: str
+    corrected_at: int  # event time of the reattributed reversal
+    anna_sale_line: int  # what anna's sale line still pays
+    anna_clawbacks: tuple[int, ...]
+    rule_has: str
+
+
+REATTRIBUTION_CASES = [
+    # pending: the line is reduced to nothing, the reason is on it
+    ReattributionCase(
+        "pending", APPROVE - 1, 0, (), "reattributed to another click before approval"
+    ),
+    # approved: the line stays, a clawback takes it all back
+    ReattributionCase("approved", APPROVE, 1_000, (-1_000,), "sale:"),
+]
+
+
+@pytest.mark.parametrize("case", REATTRIBUTION_CASES, ids=lambda c: c.name)
+def test_a_reattributed_sale_goes_to_the_new_creator_in_every_lifecycle_state(
+    case: ReattributionCase,
+) -> None:
+    anna = conv(1, SALE_AT)
+    ben = taken_over(anna, "ben")
+    lines = run(PERCENT_10, [anna, ben], [superseded(anna, case.corrected_at, 10_000)])
+    (anna_line,) = [x for x in of_kind(lines, "sale") if x.affiliate_id == "anna"]
+    assert anna_line.amount_minor == case.anna_sale_line
+    assert case.rule_has in anna_line.rule
+    clawbacks = of_kind(lines, "clawback")
+    assert tuple(x.amount_minor for x in clawbacks) == case.anna_clawbacks
+    assert all("reattributed" in x.rule and x.affiliate_id == "anna" for x in clawbacks)
+    assert (net(lines, "anna"), net(lines, "ben")) == (0, 1_000)
+    assert net(lines, "ben") == net(run(PERCENT_10, [replace(anna, affiliate_id="ben")]), "ben")
+
+
+def test_a_reattribution_after_a_partial_refund_moves_only_what_is_left() -> None:
+    anna = conv(1, SALE_AT)
+    ben = taken_over(anna, "ben")
+    first_refund = replace(refund(1, 2_500, SALE_AT + DAY), conversion_id=anna.conversion_id)
+    reapplied = replace(
+        first_refund,
+        reversal_id="rev-1-ben",
+        event_id="ev-rev-ben",
+        conversion_id=ben.conversion_id,
+    )
+    lines = run(
+        PERCENT_10,
+        [anna, ben],
+        [first_refund, superseded(anna, SALE_AT + 2 * DAY, 7_500), reapplied],
+    )
+    assert (net(lines, "anna"), net(lines, "ben")) == (0, 750)
+
+
+def test_a_superseded_sale_is_not_a_net_sale_for_tiers_or_base_fees() -> None:
+    plan = {**PERCENT_10, "base_fee_minor": 500}
+    anna = conv(1, SALE_AT)
+    ben = taken_over(anna, "ben")
+    lines = run(plan, [anna, ben], [superseded(anna, APPROVE - 1, 10_000)])
+    assert [x.affiliate_id for x in of_kind(lines, "base_fee")] == ["ben"]
+
+
+@pytest.mark.parametrize(("offset", "clawback"), [(-1, ()), (0, (-2_000,))])
+def test_a_reattributed_lead_fee_is_taken_back_even_with_no_amount(
+    offset: int, clawback: tuple[int, ...]
+) -> None:
+    anna = conv(1, SALE_AT, amount=0, kind="lead")
+    ben = taken_over(anna, "ben")
+    lines = run(LEAD_20, [anna, ben], [superseded(anna, APPROVE + offset, 0)])
+    assert tuple(x.amount_minor for x in of_kind(lines, "clawback")) == clawback
+    assert (net(lines, "anna"), net(lines, "ben")) == (0, 2_000)

@@ -3,13 +3,16 @@
 Expected: the batch attribution oracle over clicks, orders and refunds, then
 the pure commission engine over each campaign-period's facts. Actual: the
 ledger lines the payouts API serves. Line ids are derived from their sources,
-so the comparison is line by line, to the cent.
+so the comparison is line by line, to the cent, except for the lines of an
+order: a correction (a late click that won the order) gives the order a new
+conversion id and leaves the replaced conversion's lines taken back beside it,
+so an order's lines are compared as one net amount per creator.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import httpx
 
@@ -30,9 +33,10 @@ from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
     ConversionReversed,
+    Envelope,
     LeadConfirmed,
 )
-from afflux.shared.oracle import attribute
+from afflux.shared.oracle import attribute, net_outcomes
 
 Key = tuple[str, str]  # campaign, period
 
@@ -47,14 +51,28 @@ def campaign_versions(events: Sequence[AnyEvent]) -> dict[str, tuple[TermsVersio
     return versions
 
 
-def expected_lines(
-    events: Sequence[AnyEvent], arrivals: Mapping[str, int] | None = None
-) -> dict[str, list[Line]]:
-    """affiliate -> its expected lines; ``arrivals`` (event id -> broker timestamp) makes
-    clicks that reached the broker after their order's grace late, as in the worker."""
+def attribution_differences(events: Sequence[AnyEvent], outputs: Iterable[Envelope]) -> list[str]:
+    """Per order, the stack's conversion once its corrections are netted (the one no later
+    conversion superseded) against the oracle's, which decides on event times alone."""
     versions = campaign_versions(events)
     inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
-    result = attribute(inputs, versions, arrivals)
+    want = net_outcomes(attribute(inputs, versions).conversions)
+    have = net_outcomes(outputs)
+    differences = []
+    for key in sorted(want.keys() | have.keys()):
+        w, h = want.get(key), have.get(key)
+        wanted = (w.affiliate_id, w.reason, w.click_id) if w else "unattributed"
+        had = (h.affiliate_id, h.reason, h.click_id) if h else "unattributed"
+        if wanted != had:
+            differences.append(f"order {key[0]}/{key[1]}: {had}, the oracle says {wanted}")
+    return differences
+
+
+def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
+    """affiliate -> its expected lines."""
+    versions = campaign_versions(events)
+    inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
+    result = attribute(inputs, versions)
 
     def period(cid: str, at: int) -> str:
         return period_of(at, version_at(versions[cid], at).terms.plan.period)
@@ -121,8 +139,22 @@ def expected_lines(
     return out
 
 
+def net_key(line_id: str, campaign_id: str, period: str, order_id: str | None) -> str:
+    """What a line is compared under: an order's lines net together, others by line id."""
+    return f"order {campaign_id} {period} {order_id}" if order_id else line_id
+
+
+def netted(lines: Iterable[Line]) -> dict[str, dict[str, int]]:
+    """affiliate -> comparison key -> amount."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for x in lines:
+        key = net_key(x.line_id, x.campaign_id, x.period, x.order_id)
+        out[x.affiliate_id][key] = out[x.affiliate_id].get(key, 0) + x.amount_minor
+    return out
+
+
 async def actual_lines(payouts_url: str, affiliates: Sequence[str]) -> dict[str, dict[str, int]]:
-    """affiliate -> line id -> amount, as the payouts API serves them."""
+    """affiliate -> comparison key -> amount, as the payouts API serves the lines."""
     out: dict[str, dict[str, int]] = {}
     async with httpx.AsyncClient(timeout=30) as http:
         listed = await http.get(f"{payouts_url}/v1/kpis/creators")
@@ -134,37 +166,52 @@ async def actual_lines(payouts_url: str, affiliates: Sequence[str]) -> dict[str,
                 out[affiliate] = {}
                 continue
             answer.raise_for_status()
-            out[affiliate] = {x["line_id"]: x["amount_minor"] for x in answer.json()["lines"]}
+            mine = out[affiliate] = {}
+            for x in answer.json()["lines"]:
+                key = net_key(x["line_id"], x["campaign_id"], x["period"], x["order_id"])
+                mine[key] = mine.get(key, 0) + x["amount_minor"]
     return out
 
 
-async def ledger_differences(
-    events: Sequence[AnyEvent], payouts_url: str, arrivals: Mapping[str, int] | None = None
-) -> tuple[list[str], int]:
+async def ledger_differences(events: Sequence[AnyEvent], payouts_url: str) -> tuple[list[str], int]:
     """The differences, line by line, and how many creator ledgers were compared."""
-    expected = expected_lines(events, arrivals)
+    expected = expected_lines(events)
     actual = await actual_lines(payouts_url, sorted(expected))
+    return line_differences(expected, actual), len(set(expected) | set(actual))
+
+
+def line_differences(
+    expected: dict[str, list[Line]], actual: dict[str, dict[str, int]]
+) -> list[str]:
+    """Expected lines against actual amounts by comparison key (see ``net_key``); an
+    order whose lines net to nothing on one side and are absent on the other agrees."""
     differences = []
     for affiliate in sorted(set(expected) | set(actual)):
-        want = {x.line_id: x for x in expected.get(affiliate, [])}
+        want = netted(expected.get(affiliate, [])).get(affiliate, {})
         have = actual.get(affiliate, {})
-        for line_id in sorted(set(want) | set(have)):
-            w = want.get(line_id)
-            h = have.get(line_id)
-            if w is None:
-                differences.append(f"{affiliate}: unexpected line {line_id} of {h}")
-            elif h is None:
+        about = {
+            net_key(x.line_id, x.campaign_id, x.period, x.order_id): x
+            for x in expected.get(affiliate, [])
+        }
+        for key in sorted(set(want) | set(have)):
+            w, h = want.get(key, 0), have.get(key, 0)
+            if w == h:
+                continue
+            line = about.get(key)
+            if line is None:
+                differences.append(f"{affiliate}: unexpected {key} of {h}")
+            elif key not in have:
                 differences.append(
-                    f"{affiliate}: missing {w.kind} line {line_id} of {w.amount_minor}"
-                    f" {w.currency} ({w.campaign_id} {w.period}, order {w.order_id})"
+                    f"{affiliate}: missing {line.kind} {key} of {w} {line.currency}"
+                    f" ({line.campaign_id} {line.period})"
                 )
-            elif h != w.amount_minor:
+            else:
                 differences.append(
-                    f"{affiliate}: {w.kind} line {line_id} is {h}, the oracle says"
-                    f" {w.amount_minor} {w.currency} ({w.rule})"
+                    f"{affiliate}: {line.kind} {key} is {h}, the oracle says"
+                    f" {w} {line.currency} ({line.rule})"
                 )
-        want_total = sum(x.amount_minor for x in want.values())
+        want_total = sum(want.values())
         have_total = sum(have.values())
         if want_total != have_total:
             differences.append(f"{affiliate}: total {have_total}, the oracle says {want_total}")
-    return differences, len(set(expected) | set(actual))
+    return differences

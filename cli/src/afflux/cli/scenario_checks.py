@@ -113,20 +113,32 @@ def every_accepted_order_is_on_the_topic(
     )
 
 
-def no_conversion_twice(events: Iterable[AnyEvent]) -> list[str]:
-    """One conversion per campaign and order; a redelivered record has the same id and content."""
-    seen: dict[tuple[str, str], ConversionAttributed] = {}
+def one_live_conversion_per_order(events: Iterable[AnyEvent]) -> list[str]:
+    """Per campaign and order, one conversion that no correction superseded; a redelivered
+    record has the same id and content."""
+    by_id: dict[str, ConversionAttributed] = {}
+    superseded: set[str] = set()
     differences = []
     for event in events:
         if not isinstance(event, ConversionAttributed):
             continue
-        key = (event.campaign_id, event.order_id)
-        first = seen.setdefault(key, event)
-        if first.conversion_id != event.conversion_id or first.affiliate_id != event.affiliate_id:
+        first = by_id.setdefault(event.conversion_id, event)
+        if first.affiliate_id != event.affiliate_id:
             differences.append(
-                f"order {key[0]}/{key[1]}: attributed twice"
+                f"conversion {event.conversion_id}: two creators"
                 f" ({first.affiliate_id}, {event.affiliate_id})"
             )
+        if event.supersedes is not None:
+            superseded.add(event.supersedes)
+    live: dict[tuple[str, str], list[str]] = {}
+    for cid, event in by_id.items():
+        if cid not in superseded:
+            live.setdefault((event.campaign_id, event.order_id), []).append(event.affiliate_id)
+    differences += [
+        f"order {c}/{o}: attributed twice ({', '.join(who)})"
+        for (c, o), who in live.items()
+        if len(who) > 1
+    ]
     return _limited(differences)
 
 

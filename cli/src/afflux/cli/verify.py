@@ -1,8 +1,10 @@
 """``afflux verify``: a seeded workload through a fresh stack, then every check to the cent.
 
 The expected answer is computed from the input topics alone (clicks, orders,
-refunds, campaign terms) by the batch attribution oracle and the pure
-commission engine; the actual answer is what the payouts API serves. Exit 0
+refunds, campaign terms) by the batch attribution oracle, which decides on
+event times only, and the pure commission engine; the actual answer is what
+the attribution worker put on its topics (corrections netted: per order the
+conversion no later one superseded) and what the payouts API serves. Exit 0
 only when there is no difference.
 """
 
@@ -19,14 +21,14 @@ from pathlib import Path
 
 import httpx
 
-from afflux.cli.ledger_compare import ledger_differences
+from afflux.cli.ledger_compare import attribution_differences, ledger_differences
 from afflux.cli.load import Endpoints, drive
 from afflux.cli.processes import StartFailed, free_port
 from afflux.cli.scenario_checks import (
     every_accepted_order_is_on_the_topic,
     every_redirect_is_one_click_event,
-    no_conversion_twice,
-    read_topic_timed,
+    one_live_conversion_per_order,
+    read_topic,
 )
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import SERVICES, Stack, StackOptions
@@ -34,7 +36,7 @@ from afflux.cli.traffic import Program, Tally, Traffic, TrafficMix, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.events import AnyEvent
-from afflux.shared.topics import CAMPAIGNS, CLICKS, CONVERSIONS, ORDERS, REFUNDS
+from afflux.shared.topics import CAMPAIGNS, CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS
 
 
 @dataclass
@@ -74,20 +76,18 @@ async def _check(
 ) -> StackCheck:
     await settle(payouts_url, min_wait_s=grace_s + 1)
     topics: dict[str, list[AnyEvent]] = {}
-    arrivals: dict[str, int] = {}
-    for topic in (CLICKS, ORDERS, REFUNDS, CAMPAIGNS, CONVERSIONS):
-        timed = await read_topic_timed(bootstrap, topic.name)
-        topics[topic.name] = [event for event, _ in timed]
-        for event, at in timed:
-            arrivals[event.event_id] = min(at, arrivals.get(event.event_id, at))
+    for topic in (CLICKS, ORDERS, REFUNDS, CAMPAIGNS, CONVERSIONS, REVERSALS):
+        topics[topic.name] = await read_topic(bootstrap, topic.name)
     result = StackCheck(counts={name: len(events) for name, events in topics.items()})
     result.differences += every_redirect_is_one_click_event(sent_click_ids, topics[CLICKS.name])
     result.differences += every_accepted_order_is_on_the_topic(accepted_orders, topics[ORDERS.name])
-    result.differences += no_conversion_twice(topics[CONVERSIONS.name])
+    result.differences += one_live_conversion_per_order(topics[CONVERSIONS.name])
     inputs = (
         topics[CAMPAIGNS.name] + topics[CLICKS.name] + topics[ORDERS.name] + topics[REFUNDS.name]
     )
-    ledger, compared = await ledger_differences(inputs, payouts_url, arrivals)
+    outputs = topics[CONVERSIONS.name] + topics[REVERSALS.name]
+    result.differences += attribution_differences(inputs, outputs)[:20]
+    ledger, compared = await ledger_differences(inputs, payouts_url)
     result.differences += ledger
     result.creators_compared = compared
     return result

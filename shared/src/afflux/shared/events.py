@@ -158,10 +158,28 @@ class ConversionAttributed(Envelope):
     customer_id: str | None = None
     new_customer: bool = False
     order_event_id: Id
+    supersedes: Id | None = Field(
+        None,
+        description="a correction: the conversion id this one replaces (reversed in full with"
+        " reason 'reattributed'); null for a first decision or an order that was unattributed",
+    )
+    correction_reason: Literal["late_click"] | None = Field(
+        None,
+        description="set on a correction: a click that arrived after the order was decided"
+        " changes its winner by event time",
+    )
+    corrected_at: int | None = Field(
+        None,
+        description="a correction: the broker time (UTC ms) of the click that caused it; the"
+        " replaced conversion's reversal takes this time",
+    )
 
 
 class ConversionReversed(Envelope):
-    """A refund matched to its conversion. Key: order_id."""
+    """A refund matched to its conversion, or a conversion replaced by a correction.
+
+    Key: order_id.
+    """
 
     type: Literal["ConversionReversed"] = "ConversionReversed"
     reversal_id: Id
@@ -178,6 +196,11 @@ class ConversionReversed(Envelope):
     order_amount_minor: int
     currency: Currency
     order_occurred_at: int
+    reason: Literal["refund", "reattributed"] = Field(
+        "refund",
+        description="'reattributed': the whole remaining amount, because a correction gave the"
+        " order to another click (refund_id then holds the superseding conversion id)",
+    )
 
 
 UnattributedReason = Literal[

@@ -41,6 +41,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         metrics=metrics,
         refund_wait_ms=int(settings.refund_wait_seconds * 1000),
         order_retention_ms=settings.order_retention_days * MS_PER_DAY,
+        redecide=settings.attribution_redecide,
     )
     instance = settings.instance_id or None
     app = faust.App(

@@ -7,6 +7,12 @@ their order was decided. ``arrived`` is the record's broker timestamp: an order
 counts the clicks that arrived no later than its own arrival plus the campaign's
 grace, whenever the timer gets to it, so a restart or a slow timer gives the
 same answer.
+
+A decided order keeps what re-deciding needs (``OrderFacts`` and its winner): a
+click that arrives after the decision, and is eligible for the order, re-runs
+the choice over every click the key holds. When the winner changes, a
+correction goes out (a new conversion that names the one it supersedes), so the
+final decision is the one event time alone gives, whatever the arrival order.
 """
 
 from __future__ import annotations
@@ -16,16 +22,24 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from afflux.attribution.outputs import order_outcome
-from afflux.shared.core.attribution import ClickTouch, OrderTouch, choose
+from afflux.attribution.outputs import OrderFacts, order_outcome
+from afflux.shared.core.attribution import (
+    Attributed,
+    ClickTouch,
+    OrderTouch,
+    choose,
+    conversion_id,
+    correction_id,
+)
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
     Envelope,
     LeadConfirmed,
+    OrderKind,
     OrderPlaced,
 )
 from afflux.shared.topics import CONVERSIONS, UNMATCHED
@@ -38,11 +52,41 @@ TermsLookup = Callable[[str, int], TermsVersion | None]
 _intern = sys.intern
 
 
+@dataclass(frozen=True, slots=True)
+class Winner:
+    """The current winner of a converted order; ``corrected``: set by a correction."""
+
+    affiliate_id: str
+    reason: str
+    click: ClickTouch | None
+    corrected: bool = False
+
+    def conversion_id(self, campaign_id: str, order_id: str) -> str:
+        if not self.corrected:
+            return conversion_id(campaign_id, order_id)
+        return correction_id(campaign_id, order_id, self.click_id or self.affiliate_id)
+
+    @property
+    def click_id(self) -> str | None:
+        return self.click.click_id if self.click else None
+
+
 @dataclass(slots=True)
 class Decided:
     at: int
     converted: bool
     confirmed: bool = False
+    order: OrderFacts | None = None  # None only in state written before re-deciding existed
+    winner: Winner | None = None
+
+
+@dataclass(slots=True)
+class LateClick:
+    """A click that arrived after orders it was eligible for were decided: per such order
+    ``unchanged``, ``reattributed`` or ``attributed``; and the corrections to send."""
+
+    outcomes: list[str] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -59,7 +103,9 @@ class VisitorState:
 class JoinPartition:
     """The join's state for one partition and what happens to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, redecide: bool = True) -> None:
+        # redecide=False only to prove that checks catch the arrival-dependent answer.
+        self.redecide = redecide
         self.keys: dict[str, VisitorState] = {}
         self.dirty: set[str] = set()
         # Pending orders by arrival: an order cannot be due before it arrived, so a tick
@@ -75,11 +121,12 @@ class JoinPartition:
         self.dirty.add(key)
         return state
 
-    def click(self, key: str, click: ClickRecorded, arrived: int, terms: TermsLookup) -> bool:
-        """Keep the click; True when it came after an order it could have won was decided."""
+    def click(self, key: str, click: ClickRecorded, arrived: int, terms: TermsLookup) -> LateClick:
+        """Keep the click; re-decide the decided orders it is eligible for."""
+        late = LateClick()
         state = self._state(key)
         if click.click_id in state.clicks:
-            return False
+            return late
         touch = ClickTouch(
             click.click_id,
             _intern(click.affiliate_id),
@@ -91,14 +138,66 @@ class JoinPartition:
         state.clicks[click.click_id] = (touch, arrived)
         if click.occurred_at > self.watermark:
             self.watermark = click.occurred_at
-        if not state.decided or touch.is_bot or touch.is_duplicate:
-            return False  # a flagged click could never have won
-        for (campaign, _), decided in state.decided.items():
-            if campaign == touch.campaign_id and decided.at >= touch.at:
-                version = terms(campaign, decided.at)
+        if not state.decided or touch.flagged:
+            return late  # a flagged click can never win
+        for okey, decided in state.decided.items():
+            if okey[0] == touch.campaign_id and decided.at >= touch.at:
+                version = terms(okey[0], decided.at)
                 if version and decided.at - version.terms.window_ms(touch.affiliate_id) <= touch.at:
-                    return True
-        return False
+                    late.outcomes.append(
+                        self._redecide(state, key, decided, version, arrived, late.outputs)
+                    )
+        return late
+
+    def _redecide(
+        self,
+        state: VisitorState,
+        key: str,
+        decided: Decided,
+        v: TermsVersion,
+        arrived: int,
+        out: list[Output],
+    ) -> str:
+        """Re-run the choice over every click the key holds (the current winner's too, in
+        case it was pruned); on a new winner, send a correction. Returns the outcome label."""
+        order, current = decided.order, decided.winner
+        if not self.redecide or order is None or (decided.converted and current is None):
+            return "unchanged"
+        clicks = [touch for touch, _ in state.clicks.values()]
+        if current and current.click and current.click.click_id not in state.clicks:
+            clicks.append(current.click)
+        decision = choose(order.touch(), clicks, v.terms)
+        if not isinstance(decision, Attributed):
+            return "unchanged"  # more clicks never take a winner away
+        winner = Winner(
+            _intern(decision.affiliate_id), decision.reason, decision.click, corrected=True
+        )
+        if current and (current.affiliate_id, current.reason, current.click_id) == (
+            winner.affiliate_id,
+            winner.reason,
+            winner.click_id,
+        ):
+            return "unchanged"
+        okey = (order.campaign_id, order.order_id)
+        event = order_outcome(
+            order,
+            decision,
+            v,
+            correction=(
+                winner.conversion_id(*okey),
+                current.conversion_id(*okey) if current else None,
+                arrived,
+            ),
+        )
+        out.append((CONVERSIONS.name, order.order_id, event))
+        outcome = "reattributed" if decided.converted else "attributed"
+        decided.converted, decided.winner = True, winner
+        confirm = state.confirms.pop(okey, None)
+        if confirm is not None and not decided.confirmed:
+            decided.confirmed = True
+            out.append((CONVERSIONS.name, order.order_id, confirm))
+        self.dirty.add(key)
+        return outcome
 
     def order(self, key: str, order: OrderPlaced, arrived: int) -> bool:
         """Hold a new order for its grace period; False for a copy of a known order."""
@@ -122,7 +221,11 @@ class JoinPartition:
         if decided is None:
             state.confirms.setdefault(okey, confirm)
             return []
-        if not decided.converted or decided.confirmed:
+        if not decided.converted:
+            # Held: a late click may still attribute the order.
+            state.confirms.setdefault(okey, confirm)
+            return []
+        if decided.confirmed:
             return []
         decided.confirmed = True
         return [(CONVERSIONS.name, confirm.order_id, confirm)]
@@ -158,14 +261,20 @@ class JoinPartition:
         touch = OrderTouch(
             order.order_id, order.campaign_id, order.occurred_at, order.click_id, order.coupon_code
         )
-        event = order_outcome(order, choose(touch, clicks, v.terms), v)
+        decision = choose(touch, clicks, v.terms)
+        event = order_outcome(OrderFacts.of(order), decision, v)
         converted = isinstance(event, ConversionAttributed)
-        decided = state.decided[okey] = Decided(order.occurred_at, converted)
+        winner = None
+        if isinstance(decision, Attributed):
+            winner = Winner(_intern(decision.affiliate_id), decision.reason, decision.click)
+        decided = state.decided[okey] = Decided(
+            order.occurred_at, converted, order=OrderFacts.of(order), winner=winner
+        )
         out: list[Output] = [
             (CONVERSIONS.name if converted else UNMATCHED.name, order.order_id, event)
         ]
-        confirm = state.confirms.pop(okey, None)
-        if confirm is not None and converted:
+        confirm = state.confirms.pop(okey, None) if converted else None
+        if confirm is not None:
             decided.confirmed = True
             out.append((CONVERSIONS.name, order.order_id, confirm))
         return out
@@ -194,6 +303,7 @@ class JoinPartition:
                 del state.clicks[cid]
             for k in gone:
                 del state.decided[k]
+                state.confirms.pop(k, None)
                 self.index.pop(k, None)
             self.dirty.add(key)
 
@@ -241,7 +351,7 @@ def encode_state(s: VisitorState) -> bytes:
     if s.pending:
         doc["p"] = [[o.model_dump(mode="json"), arrived] for o, arrived in s.pending.values()]
     if s.decided:
-        doc["d"] = [[c, o, d.at, d.converted, d.confirmed] for (c, o), d in s.decided.items()]
+        doc["d"] = [_decided_row(c, o, d) for (c, o), d in s.decided.items()]
     if s.confirms:
         doc["w"] = [c.model_dump(mode="json") for c in s.confirms.values()]
     return compact_json(doc).encode()
@@ -255,9 +365,58 @@ def decode_state(raw: bytes) -> VisitorState:
     for payload, arrived in doc.get("p", ()):
         order = OrderPlaced.model_validate(payload)
         s.pending[(order.campaign_id, order.order_id)] = (order, arrived)
-    for c, o, at, converted, confirmed in doc.get("d", ()):
-        s.decided[(c, o)] = Decided(at, converted, confirmed)
+    for c, o, at, converted, confirmed, *rest in doc.get("d", ()):
+        s.decided[(c, o)] = _decided_from(c, o, at, converted, confirmed, rest)
     for payload in doc.get("w", ()):
         confirm = LeadConfirmed.model_validate(payload)
         s.confirms[(confirm.campaign_id, confirm.order_id)] = confirm
     return s
+
+
+def _decided_row(campaign: str, order_id: str, d: Decided) -> list[Any]:
+    row: list[Any] = [campaign, order_id, d.at, d.converted, d.confirmed]
+    if d.order is not None:
+        w = d.winner
+        click = w.click if w else None
+        row.append(d.order.row())
+        row.append(
+            [
+                w.affiliate_id,
+                w.reason,
+                click.click_id if click else None,
+                click.at if click else None,
+                w.corrected,
+            ]
+            if w
+            else None
+        )
+    return row
+
+
+def _decided_from(
+    campaign: str, order_id: str, at: int, converted: bool, confirmed: bool, rest: list[Any]
+) -> Decided:
+    if not rest:
+        return Decided(at, converted, confirmed)
+    (event_id, kind, action, amount, currency, visitor, customer, new, click_id, coupon), w = rest
+    facts = OrderFacts(
+        order_id,
+        campaign,
+        at,
+        event_id,
+        cast(OrderKind, _intern(kind)),
+        action,
+        amount,
+        _intern(currency),
+        visitor,
+        customer,
+        new,
+        click_id,
+        coupon,
+    )
+    winner = None
+    if w is not None:
+        affiliate, reason, cid, clicked_at, corrected = w
+        touch = ClickTouch(cid, _intern(affiliate), campaign, clicked_at) if cid else None
+        winner = Winner(_intern(affiliate), reason, touch, corrected)
+    return Decided(at, converted, confirmed, facts, winner)

@@ -32,7 +32,9 @@ class AttributionMetrics:
         )
         self.late_clicks = Counter(
             "afflux_late_clicks_total",
-            "Clicks that arrived after an order they could have won was decided",
+            "Clicks that arrived after an order they were eligible for was decided, per such"
+            " order, by what re-deciding it did (unchanged, reattributed, attributed)",
+            ["outcome"],
             registry=r,
         )
         self.dlq = Counter(

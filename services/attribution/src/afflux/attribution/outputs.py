@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
 
 from afflux.shared.core import attribution as core
 from afflux.shared.core.terms import TermsVersion
@@ -10,11 +12,14 @@ from afflux.shared.events import (
     Assist,
     ConversionAttributed,
     ConversionReversed,
+    OrderKind,
     OrderPlaced,
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
 )
+
+Correction = tuple[str, str | None, int]  # conversion id, the id it supersedes, corrected at
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +37,67 @@ class Converted:
         return cls(c.conversion_id, c.affiliate_id, c.amount_minor, c.currency, c.occurred_at)
 
 
+@dataclass(frozen=True, slots=True)
+class OrderFacts:
+    """What re-deciding a decided order needs of it (its outcome event's fields)."""
+
+    order_id: str
+    campaign_id: str
+    occurred_at: int
+    event_id: str
+    kind: OrderKind
+    action: str | None
+    amount_minor: int
+    currency: str
+    visitor_id: str | None
+    customer_id: str | None
+    new_customer: bool
+    click_id: str | None
+    coupon_code: str | None
+
+    @classmethod
+    def of(cls, o: OrderPlaced) -> OrderFacts:
+        return cls(
+            o.order_id,
+            o.campaign_id,
+            o.occurred_at,
+            o.event_id,
+            cast(OrderKind, sys.intern(o.kind)),
+            o.action,
+            o.amount_minor,
+            sys.intern(o.currency),
+            o.visitor_id,
+            o.customer_id,
+            o.new_customer,
+            o.click_id,
+            o.coupon_code,
+        )
+
+    def touch(self) -> core.OrderTouch:
+        return core.OrderTouch(
+            self.order_id, self.campaign_id, self.occurred_at, self.click_id, self.coupon_code
+        )
+
+    def row(self) -> list[Any]:
+        return [
+            self.event_id,
+            self.kind,
+            self.action,
+            self.amount_minor,
+            self.currency,
+            self.visitor_id,
+            self.customer_id,
+            self.new_customer,
+            self.click_id,
+            self.coupon_code,
+        ]
+
+
 def order_outcome(
-    order: OrderPlaced, decision: core.Decision, version: TermsVersion
+    order: OrderFacts,
+    decision: core.Decision,
+    version: TermsVersion,
+    correction: Correction | None = None,
 ) -> ConversionAttributed | OrderUnattributed:
     if isinstance(decision, core.Unattributed):
         return OrderUnattributed(
@@ -49,6 +113,9 @@ def order_outcome(
         )
     click = decision.click
     cid = core.conversion_id(order.campaign_id, order.order_id)
+    supersedes, corrected_at = None, None
+    if correction is not None:
+        cid, supersedes, corrected_at = correction
     return ConversionAttributed(
         event_id=cid,
         occurred_at=order.occurred_at,
@@ -75,28 +142,70 @@ def order_outcome(
         customer_id=order.customer_id,
         new_customer=order.new_customer,
         order_event_id=order.event_id,
+        supersedes=supersedes,
+        correction_reason="late_click" if correction else None,
+        corrected_at=corrected_at,
     )
 
 
+class SettledRefund(NamedTuple):
+    """What the refund stage keeps of a settled refund, to apply it again to a correction."""
+
+    campaign_id: str
+    refund_id: str
+    requested_minor: int
+    occurred_at: int
+
+
 def reversal(
-    refund: OrderRefunded, conv: Converted, applied: int, total: int
+    order_id: str, refund: SettledRefund, conv: Converted, applied: int, total: int
 ) -> ConversionReversed:
-    rid = core.reversal_id(refund.campaign_id, refund.order_id, refund.refund_id)
+    rid = core.reversal_id(refund.campaign_id, order_id, refund.refund_id, conv.conversion_id)
     return ConversionReversed(
         event_id=rid,
         occurred_at=refund.occurred_at,
         reversal_id=rid,
         refund_id=refund.refund_id,
         conversion_id=conv.conversion_id,
-        order_id=refund.order_id,
+        order_id=order_id,
         campaign_id=refund.campaign_id,
         affiliate_id=conv.affiliate_id,
         amount_minor=applied,
-        requested_minor=refund.amount_minor,
+        requested_minor=refund.requested_minor,
         refunded_total_minor=total,
         order_amount_minor=conv.amount_minor,
         currency=conv.currency,
         order_occurred_at=conv.occurred_at,
+    )
+
+
+def reattributed(
+    order_id: str,
+    campaign_id: str,
+    old: Converted,
+    new: ConversionAttributed,
+    refunded_minor: int,
+) -> ConversionReversed:
+    """The reversal of everything ``new`` takes over from ``old`` (what ``refunded_minor``
+    left of it), at the correction's time."""
+    remaining = old.amount_minor - refunded_minor
+    rid = core.reattribution_reversal_id(campaign_id, order_id, old.conversion_id)
+    return ConversionReversed(
+        event_id=rid,
+        occurred_at=new.corrected_at if new.corrected_at is not None else new.occurred_at,
+        reversal_id=rid,
+        refund_id=new.conversion_id,
+        conversion_id=old.conversion_id,
+        order_id=order_id,
+        campaign_id=campaign_id,
+        affiliate_id=old.affiliate_id,
+        amount_minor=remaining,
+        requested_minor=remaining,
+        refunded_total_minor=old.amount_minor,
+        order_amount_minor=old.amount_minor,
+        currency=old.currency,
+        order_occurred_at=old.occurred_at,
+        reason="reattributed",
     )
 
 

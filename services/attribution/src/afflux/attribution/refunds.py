@@ -6,6 +6,13 @@ order's cumulative refunds never exceed its amount (applied in arrival
 order); a refund of an unattributed order, or of an order whose outcome does
 not arrive within the wait, becomes a RefundUnmatched.
 
+A correction from the join (a conversion that ``supersedes`` the order's
+current one, or that attributes an order that was unattributed) reverses the
+whole remaining amount of the superseded conversion (reason ``reattributed``)
+and applies every refund settled so far, in the order it was settled, to the
+new conversion, including refunds that went unmatched while the order was
+unattributed.
+
 An order's record is kept until its latest event is older than the retention
 behind the partition's event-time watermark (the same retention as decided
 orders in the join); a refund for a forgotten order is then unknown.
@@ -17,7 +24,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from afflux.attribution.outputs import Converted, refund_unmatched, reversal
+from afflux.attribution.outputs import (
+    Converted,
+    SettledRefund,
+    reattributed,
+    refund_unmatched,
+    reversal,
+)
 from afflux.shared.core.attribution import capped_refund
 from afflux.shared.events import ConversionAttributed, OrderRefunded, OrderUnattributed
 from afflux.shared.topics import REVERSALS, UNMATCHED
@@ -33,6 +46,7 @@ class OrderLedger:
     refunded: dict[str, int] = field(default_factory=dict)  # campaign -> applied so far
     done: set[tuple[str, str]] = field(default_factory=set)  # (campaign, refund id)
     waiting: list[tuple[OrderRefunded, int]] = field(default_factory=list)
+    settled: list[SettledRefund] = field(default_factory=list)  # matched or unattributed
     last_at: int = 0  # latest event time of the order's outcome or refunds
 
 
@@ -53,15 +67,37 @@ class RefundPartition:
         return ledger
 
     def conversion(self, key: str, c: ConversionAttributed) -> list[Output]:
-        ledger = self._ledger(key, c.occurred_at)
-        if c.campaign_id in ledger.converted:
-            return []
-        ledger.converted[c.campaign_id] = Converted.of(c)
-        return self._release(key, ledger, c.campaign_id)
+        ledger = self._ledger(key, max(c.occurred_at, c.corrected_at or 0))
+        campaign = c.campaign_id
+        current = ledger.converted.get(campaign)
+        if current is not None:
+            if c.supersedes is None or c.supersedes != current.conversion_id:
+                return []  # a copy, or a correction already superseded itself
+            before = ledger.refunded.get(campaign, 0)
+            out = [(REVERSALS.name, key, reattributed(key, campaign, current, c, before))]
+            return out + self._reapply(key, ledger, c)
+        if c.correction_reason is not None and campaign in ledger.unattributed:
+            ledger.unattributed.discard(campaign)
+            return self._reapply(key, ledger, c)
+        ledger.converted[campaign] = Converted.of(c)
+        return self._release(key, ledger, campaign)
+
+    def _reapply(self, key: str, ledger: OrderLedger, c: ConversionAttributed) -> list[Output]:
+        """Make ``c`` the order's conversion and apply the refunds settled so far to it."""
+        conv = ledger.converted[c.campaign_id] = Converted.of(c)
+        total = 0
+        out: list[Output] = []
+        for r in ledger.settled:
+            if r.campaign_id == c.campaign_id:
+                applied = capped_refund(conv.amount_minor, total, r.requested_minor)
+                total += applied
+                out.append((REVERSALS.name, key, reversal(key, r, conv, applied, total)))
+        ledger.refunded[c.campaign_id] = total
+        return out + self._release(key, ledger, c.campaign_id)
 
     def unattributed(self, key: str, u: OrderUnattributed) -> list[Output]:
         ledger = self._ledger(key, u.occurred_at)
-        if u.campaign_id in ledger.unattributed:
+        if u.campaign_id in ledger.unattributed or u.campaign_id in ledger.converted:
             return []
         ledger.unattributed.add(u.campaign_id)
         return self._release(key, ledger, u.campaign_id)
@@ -81,13 +117,19 @@ class RefundPartition:
 
     def _settle(self, ledger: OrderLedger, r: OrderRefunded) -> Output:
         ledger.done.add((r.campaign_id, r.refund_id))
+        settled = SettledRefund(r.campaign_id, r.refund_id, r.amount_minor, r.occurred_at)
+        ledger.settled.append(settled)
         conv = ledger.converted.get(r.campaign_id)
         if conv is None:
             return (UNMATCHED.name, r.order_id, refund_unmatched(r, order_known=True))
         before = ledger.refunded.get(r.campaign_id, 0)
         applied = capped_refund(conv.amount_minor, before, r.amount_minor)
         ledger.refunded[r.campaign_id] = before + applied
-        return (REVERSALS.name, r.order_id, reversal(r, conv, applied, before + applied))
+        return (
+            REVERSALS.name,
+            r.order_id,
+            reversal(r.order_id, settled, conv, applied, before + applied),
+        )
 
     def _release(self, key: str, ledger: OrderLedger, campaign: str) -> list[Output]:
         ready = [w for w in ledger.waiting if w[0].campaign_id == campaign]
@@ -154,6 +196,8 @@ def _encode(ledger: OrderLedger) -> bytes:
         "w": [[r.model_dump(mode="json"), arrived] for r, arrived in ledger.waiting],
         "t": ledger.last_at,
     }
+    if ledger.settled:
+        doc["h"] = [list(r) for r in ledger.settled]
     return compact_json(doc).encode()
 
 
@@ -169,5 +213,6 @@ def _decode(raw: bytes) -> OrderLedger:
         refunded=dict(doc["r"]),
         done={(c, r) for c, r in doc["d"]},
         waiting=[(OrderRefunded.model_validate(p), a) for p, a in doc["w"]],
+        settled=[SettledRefund(*r) for r in doc.get("h", ())],
         last_at=doc.get("t", 0),
     )

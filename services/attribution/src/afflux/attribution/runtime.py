@@ -142,31 +142,64 @@ class Runtime:
         letters: list[DeadLetter] = []
         late = 0
         items = decode_items(value)
-        for index, event, reason, raw in items:
+        for index, event, reason, raw, error_class in items:
             if event is None:
-                letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
-            elif isinstance(event, ClickRecorded):
-                late += state.click(event.visitor_id, event, ts, self.terms)
-            elif isinstance(event, OrderPlaced):
-                if event.campaign_id not in self.directory:
-                    letters.append(
-                        self._letter(topic, p, offset, index, key, raw, "unknown campaign")
-                    )
-                    continue
-                okey = order_partition_key(event.order_id, event.visitor_id, event.click_id)
-                if state.order(okey, event, ts):
-                    self._adopt_confirmation(state, okey, event)
-            elif isinstance(event, LeadConfirmed):
-                out += self._lead(state, event)
-            else:
                 letters.append(
-                    self._letter(topic, p, offset, index, key, raw, "unexpected event type")
+                    self._letter(topic, p, offset, index, key, raw, reason, value, error_class)
                 )
+                continue
+            try:  # whatever one item raises, it alone is dead-lettered
+                refused = self._refused_order(event)
+                if refused:
+                    letters.append(
+                        self._letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
+                    )
+                elif isinstance(event, ClickRecorded):
+                    clicked = state.click(event.visitor_id, event, ts, self.terms)
+                    late += clicked.outcomes
+                    out += clicked.outputs
+                elif isinstance(event, OrderPlaced):
+                    okey = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+                    if state.order(okey, event, ts):
+                        self._adopt_confirmation(state, okey, event)
+                elif isinstance(event, LeadConfirmed):
+                    out += self._lead(state, event)
+                else:
+                    letters.append(
+                        self._letter(
+                            topic,
+                            p,
+                            offset,
+                            index,
+                            key,
+                            raw,
+                            "unexpected event type",
+                            None,
+                            "Rejected",
+                        )
+                    )
+            except Exception as exc:
+                letters.append(self._failed(topic, p, offset, index, key, raw, exc))
         self.metrics.child(self.metrics.events, topic).inc(len(items))
-        if late:
-            self.metrics.late_clicks.inc(late)
+        for outcome in late:
+            self.metrics.child(self.metrics.late_clicks, outcome).inc()
         await self._emit(p, self.join, state, out, letters)
         owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
+
+    def _refused_order(self, event: Any) -> str:
+        """Why an order is refused before it joins: an unknown campaign, or an amount above
+        the campaign's ``max_order_minor`` (the terms in force at the order's time)."""
+        if not isinstance(event, OrderPlaced):
+            return ""
+        if event.campaign_id not in self.directory:
+            return "unknown campaign"
+        version = self.terms(event.campaign_id, event.occurred_at)
+        if version is not None and event.amount_minor > version.terms.max_order_minor:
+            return (
+                f"amount_minor {event.amount_minor} above the campaign's max_order_minor "
+                f"{version.terms.max_order_minor}"
+            )
+        return ""
 
     def _lead(self, state: JoinPartition, confirm: LeadConfirmed) -> list[Output]:
         okey = (confirm.campaign_id, confirm.order_id)
@@ -213,19 +246,35 @@ class Runtime:
         out: list[Output] = []
         letters: list[DeadLetter] = []
         items = decode_items(value)
-        for index, event, reason, raw in items:
+        for index, event, reason, raw, error_class in items:
             if event is None:
-                letters.append(self._letter(topic, p, offset, index, key, raw, reason, value))
-            elif isinstance(event, OrderRefunded):
-                out += state.refund(event.order_id, event, ts)
-            elif isinstance(event, ConversionAttributed):
-                out += state.conversion(event.order_id, event)
-            elif isinstance(event, OrderUnattributed):
-                out += state.unattributed(event.order_id, event)
-            elif not isinstance(event, LeadConfirmed | RefundUnmatched):
                 letters.append(
-                    self._letter(topic, p, offset, index, key, raw, "unexpected event type")
+                    self._letter(topic, p, offset, index, key, raw, reason, value, error_class)
                 )
+                continue
+            try:  # whatever one item raises, it alone is dead-lettered
+                if isinstance(event, OrderRefunded):
+                    out += state.refund(event.order_id, event, ts)
+                elif isinstance(event, ConversionAttributed):
+                    out += state.conversion(event.order_id, event)
+                elif isinstance(event, OrderUnattributed):
+                    out += state.unattributed(event.order_id, event)
+                elif not isinstance(event, LeadConfirmed | RefundUnmatched):
+                    letters.append(
+                        self._letter(
+                            topic,
+                            p,
+                            offset,
+                            index,
+                            key,
+                            raw,
+                            "unexpected event type",
+                            None,
+                            "Rejected",
+                        )
+                    )
+            except Exception as exc:
+                letters.append(self._failed(topic, p, offset, index, key, raw, exc))
         self.metrics.child(self.metrics.events, topic).inc(len(items))
         await self._emit(p, self.refunds, state, out, letters)
         owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
@@ -261,14 +310,22 @@ class Runtime:
             async with self.join.lock:
                 if self.join.owned.get(p) is not owned:
                     continue
-                out = owned.state.due(owned.safe_ms, self.terms)
+                try:
+                    out = owned.state.due(owned.safe_ms, self.terms)
+                except Exception:  # one partition's failure never stops the timer
+                    log.exception("join[%d]: deciding due orders failed", p)
+                    continue
                 if out or owned.state.dirty:
                     await self._emit(p, self.join, owned.state, out, [])
         for p, held in list(self.refunds.owned.items()):
             async with self.refunds.lock:
                 if self.refunds.owned.get(p) is not held:
                     continue
-                out = held.state.due(held.safe_ms, wait)
+                try:
+                    out = held.state.due(held.safe_ms, wait)
+                except Exception:  # one partition's failure never stops the timer
+                    log.exception("refunds[%d]: deciding due refunds failed", p)
+                    continue
                 if out or held.state.dirty:
                     await self._emit(p, self.refunds, held.state, out, [])
         if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
@@ -382,6 +439,7 @@ class Runtime:
         raw: Any,
         reason: str,
         whole: bytes | None = None,
+        error_class: str = "",
     ) -> DeadLetter:
         value = (whole or b"").decode("utf-8", "replace") if raw is None else json.dumps(raw)
         return DeadLetter(
@@ -392,9 +450,25 @@ class Runtime:
             source_offset=offset,
             consumer=CONSUMER,
             reason=reason[:2000],
+            error_class=error_class or None,
             key=key.decode("utf-8", "replace") if key is not None else None,
             value=value[:100_000],
         )
+
+    def _failed(
+        self,
+        topic: str,
+        p: int,
+        offset: int,
+        index: int,
+        key: bytes | None,
+        raw: Any,
+        exc: Exception,
+    ) -> DeadLetter:
+        """The dead letter of an item whose processing raised."""
+        log.exception("%s[%d]@%d item %d refused", topic, p, offset, index)
+        reason = f"failed: {type(exc).__name__}: {exc}"
+        return self._letter(topic, p, offset, index, key, raw, reason, None, type(exc).__name__)
 
 
 def _partition_of(count: int, key: bytes) -> int:
@@ -403,7 +477,14 @@ def _partition_of(count: int, key: bytes) -> int:
 
 def _reason(reason: str) -> str:
     """A bounded label for a dead-letter reason."""
-    for known in ("not JSON", "invalid event", "unknown campaign", "unexpected event type"):
+    for known in (
+        "not JSON",
+        "invalid event",
+        "unknown campaign",
+        "unexpected event type",
+        "amount_minor",
+        "failed",
+    ):
         if reason.startswith(known):
             return known.replace(" ", "_").lower()
     return "undecodable"

@@ -27,3 +27,8 @@ class AttributionSettings(CommonSettings):
     order_retention_days: int = Field(
         400, ge=1, description="how long decided order ids are kept for de-duplication"
     )
+    attribution_redecide: bool = Field(
+        True,
+        description="test only: false keeps the first decision when a late click would change"
+        " it, to prove that `afflux verify` notices an arrival-dependent answer",
+    )

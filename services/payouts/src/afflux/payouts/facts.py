@@ -45,6 +45,8 @@ def refund_fact(event: ConversionReversed) -> RefundFact:
         order_id=event.order_id,
         amount_minor=event.amount_minor,
         occurred_at=event.occurred_at,
+        conversion_id=event.conversion_id,
+        reason=event.reason,
     )
 
 

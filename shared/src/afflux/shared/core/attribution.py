@@ -213,12 +213,28 @@ def conversion_id(campaign_id: str, order_id: str) -> str:
     return derived_id("conv", campaign_id, order_id)
 
 
+def correction_id(campaign_id: str, order_id: str, click_id: str) -> str:
+    """The id of a conversion that replaces an order's earlier decision (a late click won)."""
+    return derived_id("conv", campaign_id, order_id, click_id)
+
+
 def unattributed_id(campaign_id: str, order_id: str) -> str:
     return derived_id("unatt", campaign_id, order_id)
 
 
-def reversal_id(campaign_id: str, order_id: str, refund_id: str) -> str:
-    return derived_id("rev", campaign_id, order_id, refund_id)
+def reversal_id(
+    campaign_id: str, order_id: str, refund_id: str, conversion_id: str | None = None
+) -> str:
+    """A refund's reversal of the order's first conversion, or (``conversion_id`` given)
+    of a conversion that replaced it."""
+    if conversion_id is None or conversion_id == derived_id("conv", campaign_id, order_id):
+        return derived_id("rev", campaign_id, order_id, refund_id)
+    return derived_id("rev", campaign_id, order_id, refund_id, conversion_id)
+
+
+def reattribution_reversal_id(campaign_id: str, order_id: str, superseded: str) -> str:
+    """The reversal of a conversion replaced by a correction."""
+    return derived_id("rev", campaign_id, order_id, "reattributed", superseded)
 
 
 def refund_unmatched_id(campaign_id: str, order_id: str, refund_id: str) -> str:

@@ -58,6 +58,8 @@ class RefundFact:
     order_id: str
     amount_minor: int  # as applied by attribution (already capped at the order amount)
     occurred_at: int
+    conversion_id: str = ""  # the conversion reversed ("" in facts stored before corrections)
+    reason: str = "refund"  # or "reattributed": a correction gave the order to another click
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ class _Accrual:
     terms_version: int
     order_id: str | None
     sources: tuple[str, ...]
+    conversion_id: str | None = None
 
 
 def version_by_number(versions: Sequence[TermsVersion], number: int) -> TermsVersion:
@@ -168,15 +171,16 @@ def ledger_lines(
     if not versions:
         return ()
     start, end = period_bounds(facts.period)
-    refunds: dict[str, list[RefundFact]] = defaultdict(list)
-    for refund in sorted(facts.refunds, key=lambda r: (r.occurred_at, r.reversal_id)):
-        refunds[refund.order_id].append(refund)
     conversions = sorted(facts.conversions, key=lambda c: (c.occurred_at, c.conversion_id))
+    refunds = _refunds_by_conversion(facts.refunds, conversions)
+    # A conversion a correction replaced was never the order's: no net sale, no base fee.
+    superseded = {r.conversion_id for r in facts.refunds if r.reason == "reattributed"}
+    current = [c for c in conversions if c.conversion_id not in superseded]
     last_fact = max(
         [c.occurred_at for c in conversions] + [t.first_at for t in facts.clicks] + [start]
     )
     period_terms = version_at(versions, min(last_fact, end - 1)).terms
-    net_sales = _net_sales(conversions, refunds, end)
+    net_sales = _net_sales(current, refunds, end)
     ranks = {
         c.conversion_id: rank
         for sales in net_sales.values()
@@ -188,9 +192,23 @@ def ledger_lines(
         if (a := _conversion_accrual(c, facts, versions, refunds, ranks.get(c.conversion_id)))
     ]
     accruals += _click_accruals(facts, period_terms)
-    accruals += _base_fees(facts, conversions, period_terms)
+    accruals += _base_fees(facts, current, period_terms)
     accruals += _milestones(facts, net_sales, period_terms)
     return _capped(facts, accruals, refunds, period_terms, currency)
+
+
+def _refunds_by_conversion(
+    facts: Sequence[RefundFact], conversions: Sequence[ConversionFact]
+) -> dict[str, list[RefundFact]]:
+    """conversion id -> its reversals by time; a fact without a conversion id (stored
+    before corrections existed) belongs to its order's first conversion."""
+    first: dict[str, str] = {}
+    for c in conversions:
+        first.setdefault(c.order_id, c.conversion_id)
+    refunds: dict[str, list[RefundFact]] = defaultdict(list)
+    for refund in sorted(facts, key=lambda r: (r.occurred_at, r.reversal_id)):
+        refunds[refund.conversion_id or first.get(refund.order_id, "")].append(refund)
+    return refunds
 
 
 def _net_sales(
@@ -200,7 +218,9 @@ def _net_sales(
     for c in conversions:
         if c.kind != "sale":
             continue
-        refunded = sum(r.amount_minor for r in refunds.get(c.order_id, ()) if r.occurred_at < end)
+        refunded = sum(
+            r.amount_minor for r in refunds.get(c.conversion_id, ()) if r.occurred_at < end
+        )
         if c.amount_minor > 0 and refunded >= c.amount_minor:
             continue
         net[c.affiliate_id].append(c)
@@ -240,13 +260,17 @@ def _conversion_accrual(
         rule = f"action {action}: fixed {gross}"
     approve_at = c.occurred_at + terms.lock_days * MS_PER_DAY
     refunded = 0
-    for refund in refunds.get(c.order_id, ()):
+    for refund in refunds.get(c.conversion_id, ()):
         if refund.occurred_at < approve_at:
             refunded += refund.amount_minor
             sources += (refund.event_id,)
+            if refund.reason == "reattributed":
+                rule += "; reduced: reattributed to another click before approval"
     reduction = 0
     if refunded and c.amount_minor > 0:
         reduction = pro_rata(gross, min(refunded, c.amount_minor), c.amount_minor)
+    if "reattributed" in rule:
+        reduction = gross  # whatever the kind: the order is another click's now
     return _Accrual(
         line_id=derived_id("line", c.conversion_id),
         affiliate_id=c.affiliate_id,
@@ -259,6 +283,7 @@ def _conversion_accrual(
         terms_version=c.terms_version,
         order_id=c.order_id,
         sources=sources,
+        conversion_id=c.conversion_id,
     )
 
 
@@ -421,13 +446,16 @@ def _clawbacks(
     currency: str,
 ) -> list[Line]:
     """Refunds on or after approval: negative lines, pro rata of what the line pays."""
-    if a.order_id is None or a.kind != "sale" or owed <= 0:
+    if a.conversion_id is None or owed <= 0:
         return []
-    order_refunds = refunds.get(a.order_id, ())
-    if not order_refunds:  # most sales: skip the search for the conversion
+    order_refunds = refunds.get(a.conversion_id, ())
+    if not order_refunds:  # most conversions: skip the search
         return []
+    if a.kind != "sale":  # only a correction takes back a lead or action fee
+        taken = [r for r in order_refunds if r.reason == "reattributed"]
+        return [_clawback(a, taken[0], owed, facts, currency)] if taken else []
     out = []
-    conversion = next(c for c in facts.conversions if c.order_id == a.order_id)
+    conversion = next(c for c in facts.conversions if c.conversion_id == a.conversion_id)
     before = sum(r.amount_minor for r in order_refunds if r.occurred_at < a.approve_at)
     remaining = conversion.amount_minor - before
     # Scale the cumulative refund and take the difference, so rounding never claws
@@ -442,23 +470,31 @@ def _clawbacks(
         if back <= 0:
             continue
         clawed += back
-        out.append(
-            Line(
-                line_id=derived_id("line", "clawback", refund.reversal_id),
-                affiliate_id=a.affiliate_id,
-                campaign_id=facts.campaign_id,
-                currency=currency,
-                period=facts.period,
-                kind="clawback",
-                amount_minor=-back,
-                gross_minor=-back,
-                refunded_minor=0,
-                occurred_at=refund.occurred_at,
-                approve_at=refund.occurred_at,
-                rule=f"clawback: refund of {refund.amount_minor} after approval",
-                terms_version=a.terms_version,
-                order_id=a.order_id,
-                source_event_ids=(refund.event_id,),
-            )
-        )
+        out.append(_clawback(a, refund, back, facts, currency))
     return out
+
+
+def _clawback(
+    a: _Accrual, refund: RefundFact, back: int, facts: PeriodFacts, currency: str
+) -> Line:
+    return Line(
+        line_id=derived_id("line", "clawback", refund.reversal_id),
+        affiliate_id=a.affiliate_id,
+        campaign_id=facts.campaign_id,
+        currency=currency,
+        period=facts.period,
+        kind="clawback",
+        amount_minor=-back,
+        gross_minor=-back,
+        refunded_minor=0,
+        occurred_at=refund.occurred_at,
+        approve_at=refund.occurred_at,
+        rule=(
+            f"clawback: refund of {refund.amount_minor} after approval"
+            if refund.reason != "reattributed"
+            else "clawback: reattributed to another click after approval"
+        ),
+        terms_version=a.terms_version,
+        order_id=a.order_id,
+        source_event_ids=(refund.event_id,),
+    )

@@ -1,6 +1,20 @@
 """The batch attribution oracle and the seeded scenarios it is checked on."""
 
-from afflux.shared.oracle.batch import OracleResult, attribute, canonical
+from afflux.shared.oracle.batch import (
+    NetOutcome,
+    OracleResult,
+    attribute,
+    canonical,
+    net_outcomes,
+)
 from afflux.shared.oracle.scenarios import Scenario, generate
 
-__all__ = ["OracleResult", "Scenario", "attribute", "canonical", "generate"]
+__all__ = [
+    "NetOutcome",
+    "OracleResult",
+    "Scenario",
+    "attribute",
+    "canonical",
+    "generate",
+    "net_outcomes",
+]

@@ -5,10 +5,9 @@ differential tests compare the streaming worker with this, so the two must not
 share the choice. Events are taken in arrival order (the order of the list);
 that order only matters where the stream's does too: the first copy of an
 order or refund wins, and refunds of one order are capped in arrival order.
-Every click counts, however late, unless ``arrivals`` is given: then, as in the
-worker, an order counts only the clicks that reached the broker no later than
-its own arrival plus the campaign's grace (DESIGN §3: a click arriving after
-finalisation is late, not attributed).
+Every click counts, however late it arrived: the decision depends on event
+times alone (the worker reaches the same one by correcting a decision when a
+late click changes it; ``net_outcomes`` nets those corrections).
 """
 
 from __future__ import annotations
@@ -52,11 +51,9 @@ def terms_version(versions: Sequence[TermsVersion], at: int) -> TermsVersion:
 def attribute(
     events: Iterable[Envelope],
     campaigns: Mapping[str, Sequence[TermsVersion]],
-    arrivals: Mapping[str, int] | None = None,
 ) -> OracleResult:
     """Conversions, reversals and unmatched events for ``events``; orders of unknown
-    campaigns are left out (the worker dead-letters them). ``arrivals``: each
-    event id's first broker timestamp in ms."""
+    campaigns are left out (the worker dead-letters them)."""
     events = list(events)
     clicks: dict[str, dict[str, ClickRecorded]] = {}  # visitor -> click id -> click
     for e in events:
@@ -72,10 +69,6 @@ def attribute(
             decided.add((e.campaign_id, e.order_id))
             key = order_partition_key(e.order_id, e.visitor_id, e.click_id)
             visible = list(clicks.get(key, {}).values())
-            if arrivals is not None:
-                grace = terms_version(campaigns[e.campaign_id], e.occurred_at).terms.grace_ms
-                cutoff = arrivals[e.event_id] + grace
-                visible = [c for c in visible if arrivals[c.event_id] <= cutoff]
             result = _one_order(e, visible, campaigns[e.campaign_id])
             if isinstance(result, ConversionAttributed):
                 converted[(e.campaign_id, e.order_id)] = result
@@ -251,3 +244,38 @@ def _refund_unmatched(r: OrderRefunded, reason: str) -> RefundUnmatched:
 def canonical(events: Iterable[Envelope]) -> set[str]:
     """Events as a set of canonical JSON strings, for event-for-event comparison."""
     return {json.dumps(e.model_dump(mode="json"), sort_keys=True) for e in events}
+
+
+@dataclass(frozen=True)
+class NetOutcome:
+    """An order's conversion once corrections are netted, and what was reversed of it."""
+
+    affiliate_id: str
+    reason: str
+    click_id: str | None
+    amount_minor: int
+    reversed_minor: int
+
+
+def net_outcomes(events: Iterable[Envelope]) -> dict[tuple[str, str], NetOutcome]:
+    """(campaign, order) -> its conversion that no later conversion superseded, with the
+    sum of that conversion's reversals. Orders without a conversion are absent."""
+    events = list(events)
+    superseded = {e.supersedes for e in events if isinstance(e, ConversionAttributed)}
+    reversed_minor: dict[str, int] = {}
+    for e in events:
+        if isinstance(e, ConversionReversed):
+            reversed_minor[e.conversion_id] = reversed_minor.get(e.conversion_id, 0) + (
+                e.amount_minor
+            )
+    net: dict[tuple[str, str], NetOutcome] = {}
+    for e in events:
+        if isinstance(e, ConversionAttributed) and e.conversion_id not in superseded:
+            net[(e.campaign_id, e.order_id)] = NetOutcome(
+                e.affiliate_id,
+                e.reason,
+                e.click_id,
+                e.amount_minor,
+                reversed_minor.get(e.conversion_id, 0),
+            )
+    return net
