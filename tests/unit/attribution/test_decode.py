@@ -28,7 +28,7 @@ def click(n: int) -> ClickRecorded:
 def test_a_valid_packed_record_gives_every_event_in_order() -> None:
     items = decode_items(encode_packed([click(1), click(2), click(3)]))
 
-    assert [(index, event, reason) for index, event, reason, _ in items] == [
+    assert [(index, event, reason) for index, event, reason, _, _ in items] == [
         (0, click(1), ""),
         (1, click(2), ""),
         (2, click(3), ""),
@@ -36,7 +36,7 @@ def test_a_valid_packed_record_gives_every_event_in_order() -> None:
 
 
 def test_a_single_event_record_gives_that_event() -> None:
-    assert [event for _, event, _, _ in decode_items(encode(click(7)))] == [click(7)]
+    assert [event for _, event, _, _, _ in decode_items(encode(click(7)))] == [click(7)]
 
 
 def test_one_bad_item_does_not_take_its_neighbours_with_it() -> None:
@@ -47,8 +47,8 @@ def test_one_bad_item_does_not_take_its_neighbours_with_it() -> None:
 
     items = decode_items(value)
 
-    assert [event for _, event, _, _ in items] == [click(1), None, click(2)]
-    _, _, reason, raw = items[1]
+    assert [event for _, event, _, _, _ in items] == [click(1), None, click(2)]
+    _, _, reason, raw, _ = items[1]
     assert reason.startswith("invalid event")
     assert raw == bad
 
@@ -73,7 +73,7 @@ def test_an_event_newer_than_this_build_is_refused_with_its_reason() -> None:
     ],
 )
 def test_undecodable_values_give_their_reason(value: bytes | None, reason: str) -> None:
-    ((_, event, why, _),) = decode_items(value)
+    ((_, event, why, _, _),) = decode_items(value)
 
     assert event is None
     assert why.startswith(reason)

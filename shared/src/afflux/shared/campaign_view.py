@@ -19,12 +19,13 @@ from aiokafka.structs import ConsumerRecord
 from afflux.shared.core.terms import NoTermsInForce, TermsVersion, terms_at
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.topics import CAMPAIGNS
-from afflux.shared.wire import UndecodableRecord, decode_record
+from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[CampaignTermsPublished], None]
-BadRecord = Callable[[ConsumerRecord[bytes, bytes], str], Awaitable[None]]
+# The record, the reason and the class of the exception that refused it.
+BadRecord = Callable[[ConsumerRecord[bytes, bytes], str, str], Awaitable[None]]
 
 
 class UnknownCampaign(LookupError):
@@ -79,8 +80,9 @@ async def follow_campaigns(
 ) -> None:
     """Feed ``directory`` from the campaigns topic until cancelled.
 
-    A bad record is skipped; ``on_bad_record`` (given by the one service that
-    dead-letters campaign records, so they are not reported four times) hears of it.
+    A bad record, or a bad item of a packed record, is skipped whatever fails on it
+    (decoding, validation, a listener); ``on_bad_record`` (given by the one service
+    that dead-letters campaign records, so they are not reported four times) hears of it.
     """
     consumer = AIOKafkaConsumer(
         CAMPAIGNS.name,
@@ -97,19 +99,40 @@ async def follow_campaigns(
             for tp, records in batches.items():
                 for record in records:
                     consumed[tp] = record.offset + 1
-                    try:
-                        for event in decode_record(record.value):
-                            if isinstance(event, CampaignTermsPublished):
-                                directory.apply(event)
-                    except UndecodableRecord as exc:
-                        log.warning("skipping bad campaigns record at %s: %s", record.offset, exc)
+                    for reason, error_class in _apply_record(directory, record.value):
+                        log.warning("bad campaigns record at %s: %s", record.offset, reason)
                         if on_bad_record is not None:
-                            await on_bad_record(record, str(exc))
+                            await on_bad_record(record, reason, error_class)
             if not directory.ready.is_set() and _caught_up(consumer, consumed):
                 directory.ready.set()
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
+
+
+def _apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tuple[str, str]]:
+    """Apply every good item of one record; the reason and exception class of each bad one."""
+    try:
+        parsed = parse_value(value)
+    except UndecodableRecord as exc:
+        return [(str(exc), exc.error_class)]
+    bad: list[tuple[str, str]] = []
+    for index, item in enumerate(parsed if isinstance(parsed, list) else [parsed]):
+        where = f"item {index}: " if isinstance(parsed, list) else ""
+        try:
+            if not isinstance(item, dict):
+                raise UndecodableRecord("record must be a JSON object or an array of objects")
+            event = event_from_dict(item)
+            if not isinstance(event, CampaignTermsPublished):
+                raise UndecodableRecord(f"unexpected event type {event.type}")
+            if not event.versions:
+                raise UndecodableRecord("campaign terms without any version")
+            directory.apply(event)
+        except UndecodableRecord as exc:
+            bad.append((where + str(exc), exc.error_class))
+        except Exception as exc:  # one bad campaign never stops the view
+            bad.append((f"{where}{exc!r}"[:2000], type(exc).__name__))
+    return bad
 
 
 def _caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -> bool:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from afflux.shared.core.click_flags import CLICK_FLAGS, legacy_flags
 from afflux.shared.core.clock import parse_event_time
 from afflux.shared.core.terms import AttributionModel, TermsVersion
 
@@ -39,6 +40,7 @@ REPORTED_TIME_DESCRIPTION = (
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 OrderKind = Literal["sale", "lead", "install", "action"]
+ClickFlag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 
 
 class Envelope(BaseModel):
@@ -61,12 +63,35 @@ class ClickRecorded(Envelope):
     campaign_id: Id
     visitor_id: Id
     ip_hash: str = Field("", description="keyed HMAC-SHA256 of the client IP, never the IP")
-    user_agent: str = ""
+    user_agent: str = Field(
+        "", description="empty: the raw user agent is not kept (older events may carry it)"
+    )
+    ua_family: str = Field("", description="browser family parsed from the user agent")
+    ua_version: str = Field("", description="major version of that browser")
     referrer: str | None = None
     sub_ids: dict[str, str] = Field(default_factory=dict, description="sub1..sub5")
     utm: dict[str, str] = Field(default_factory=dict, description="utm_* parameters")
     is_bot: bool = False
-    is_duplicate: bool = False
+    is_duplicate: bool = Field(
+        False,
+        description="flagged for any reason other than bot (see flags); "
+        "a reader of is_bot/is_duplicate alone never counts a flagged click",
+    )
+    flags: tuple[ClickFlag, ...] = Field(
+        (),
+        max_length=8,
+        description="why the click is not counted: " + ", ".join(CLICK_FLAGS) + "; empty: valid",
+    )
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The flags; for an event from before ``flags``, what is_bot/is_duplicate stand for."""
+        return self.flags or legacy_flags(self.is_bot, self.is_duplicate)
+
+    @property
+    def flagged(self) -> bool:
+        """Never paid per click, never wins attribution."""
+        return self.is_bot or self.is_duplicate or bool(self.flags)
 
 
 class OrderItem(BaseModel):

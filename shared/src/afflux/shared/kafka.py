@@ -94,6 +94,7 @@ def dead_letter(
     key: bytes | None,
     value: bytes | None,
     reason: str,
+    error_class: str | None = None,
 ) -> DeadLetter:
     """The dead-letter event for a record; its id is derived so a redelivery is recognisable."""
     return DeadLetter(
@@ -104,6 +105,7 @@ def dead_letter(
         source_offset=offset,
         consumer=consumer,
         reason=reason[:2000],
+        error_class=error_class,
         key=key.decode("utf-8", "replace") if key is not None else None,
         value=(value or b"").decode("utf-8", "replace")[:100_000],
     )

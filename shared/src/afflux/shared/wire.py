@@ -4,11 +4,21 @@ A record value is either one event (a JSON object) or a packed record: a JSON
 array of events that all belong to the record's partition. Producers pack to
 cut the per-record cost on the consumers (see docs/events/README.md); consumers
 must accept both shapes.
+
+Decoding is bounded before the parser sees a byte (``check_bounds``): a record
+value is at most ``MAX_RECORD_BYTES``, nests at most ``MAX_DEPTH`` brackets
+deep and holds no run of more than ``MAX_DIGIT_RUN`` digits (Python refuses to
+parse integers past 4,300 digits, and parsing them costs quadratic time below
+that). ``NaN`` and ``Infinity`` parse as floats, which no event field accepts
+(amounts are strict integers). Any failure at all while decoding
+one record becomes ``UndecodableRecord`` naming the reason and the exception's
+class, so a consumer dead-letters the record and goes on.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -26,8 +36,105 @@ MAX_PACKED_EVENTS = 200
 MAX_PACKED_BYTES = 512 * 1024
 
 
+# Bounds checked before parsing (docs/reliability.md, "Poison records").
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_DIGIT_RUN = 256
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (MAX_DIGIT_RUN + 1))
+# Every 32nd byte: a run of more than MAX_DIGIT_RUN digits covers 8 of them in a row.
+_STRIDE = 32
+_SAMPLED_RUN = b"0" * (MAX_DIGIT_RUN // _STRIDE)
+_DIGIT_MASK = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")  # for depth, an object nests like an array
+
+
 class UndecodableRecord(ValueError):
     """A record value that is not valid JSON, not an event, or fails validation."""
+
+    def __init__(self, reason: str, error_class: str = "UndecodableRecord") -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+
+
+def check_bounds(value: bytes) -> None:
+    """Raise UndecodableRecord when ``value`` is too large, too deep or holds too long a
+    number, without parsing it: the limits no valid event comes near."""
+    if len(value) > MAX_RECORD_BYTES:
+        raise UndecodableRecord(
+            f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}", "RecordTooLarge"
+        )
+    if _long_digit_run(value):
+        raise UndecodableRecord(
+            f"a number or digit run longer than {MAX_DIGIT_RUN} digits", "NumberTooLong"
+        )
+    # Brackets inside strings count too here, which can only overstate the depth (or
+    # leave brackets unmatched); then measure again with the strings taken out.
+    if _too_deep(value.translate(None, _NOT_BRACKETS)) and _too_deep(
+        _outside_strings(value).translate(None, _NOT_BRACKETS)
+    ):
+        raise UndecodableRecord(f"nested deeper than {MAX_DEPTH} levels", "NestedTooDeep")
+
+
+def _long_digit_run(value: bytes) -> bool:
+    """Whether ``value`` holds more than ``MAX_DIGIT_RUN`` digits in a row.
+
+    Only every ``_STRIDE``-th byte is looked at first; where 8 sampled bytes in a row
+    are digits, the bytes around them are searched exactly. Past a few such places
+    (a record made of digits), the whole value is.
+    """
+    sampled = value[::_STRIDE].translate(_DIGIT_MASK)
+    hit = sampled.find(_SAMPLED_RUN)
+    for _ in range(4):
+        if hit < 0:
+            return False
+        around = (
+            hit * _STRIDE - MAX_DIGIT_RUN,
+            (hit + len(_SAMPLED_RUN)) * _STRIDE + MAX_DIGIT_RUN,
+        )
+        if _DIGIT_RUN.search(value, max(0, around[0]), around[1]) is not None:
+            return True
+        hit = sampled.find(_SAMPLED_RUN, hit + 1)
+    return hit >= 0 and _DIGIT_RUN.search(value) is not None
+
+
+def _outside_strings(value: bytes) -> bytes:
+    """``value`` without its JSON strings' contents, in linear time: escapes dropped,
+    every other quote-delimited stretch left out."""
+    return b"".join(_ESCAPE.sub(b"", value).split(b'"')[::2])
+
+
+def _too_deep(brackets: bytes) -> bool:
+    """Whether a string of brackets only nests deeper than ``MAX_DEPTH``.
+
+    Each round removes the innermost pairs, one level of nesting. What cannot be
+    reduced further is unbalanced, which the parser reports unless its unclosed
+    openers alone are too deep.
+    """
+    if len(brackets) <= MAX_DEPTH:  # a single event: fewer brackets than levels allowed
+        return False
+    for _ in range(MAX_DEPTH + 1):
+        inner = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if len(inner) == len(brackets):
+            return b"[" * (MAX_DEPTH + 1) in brackets.translate(_AS_SQUARE)
+        brackets = inner
+    return True
+
+
+def parse_value(value: bytes | None) -> Any:
+    """The parsed JSON of a record value within the bounds above, or UndecodableRecord."""
+    if value is None:
+        raise UndecodableRecord("empty record value (tombstone)")
+    check_bounds(value)
+    try:
+        return json.loads(value)
+    except UndecodableRecord:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UndecodableRecord(f"not JSON: {exc}", type(exc).__name__) from exc
+    except Exception as exc:  # whatever the parser raises, the record is bad
+        raise UndecodableRecord(f"not JSON: {exc!r}"[:500], type(exc).__name__) from exc
 
 
 def encode(event: Envelope) -> bytes:
@@ -77,17 +184,14 @@ def event_from_dict(payload: dict[str, Any]) -> AnyEvent:
     try:
         return _ADAPTER.validate_python(upcast(payload))
     except (ValidationError, FutureSchemaVersion) as exc:
-        raise UndecodableRecord(_describe(exc)) from exc
+        raise UndecodableRecord(_describe(exc), type(exc).__name__) from exc
+    except Exception as exc:  # an upcaster or validator failing on odd input
+        raise UndecodableRecord(f"invalid event: {exc!r}"[:500], type(exc).__name__) from exc
 
 
 def decode_record(value: bytes | None) -> list[AnyEvent]:
     """All events in one record value, or UndecodableRecord naming the reason."""
-    if value is None:
-        raise UndecodableRecord("empty record value (tombstone)")
-    try:
-        parsed = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UndecodableRecord(f"not JSON: {exc}") from exc
+    parsed = parse_value(value)
     items: Iterable[Any] = parsed if isinstance(parsed, list) else [parsed]
     events = []
     for item in items:

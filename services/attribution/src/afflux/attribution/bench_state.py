@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
     join = JoinPartition()
     last = 0
     for value in joined:
-        for _, event, _, _ in decode_items(value):
+        for _, event, _, _, _ in decode_items(value):
             last = max(last, event.occurred_at if event else 0)
             if isinstance(event, ClickRecorded):
                 join.click(event.visitor_id, event, event.occurred_at, terms)
@@ -77,13 +77,13 @@ def main(argv: list[str]) -> int:
     start = tracemalloc.get_traced_memory()[0]
     stage = RefundPartition()
     for key, value in outcomes:
-        for _, outcome, _, _ in decode_items(value):
+        for _, outcome, _, _, _ in decode_items(value):
             if isinstance(outcome, ConversionAttributed):
                 stage.conversion(key, outcome)
             elif isinstance(outcome, OrderUnattributed):
                 stage.unattributed(key, outcome)
     for value in refunds:
-        for _, event, _, _ in decode_items(value):
+        for _, event, _, _, _ in decode_items(value):
             if isinstance(event, OrderRefunded):
                 stage.refund(event.order_id, event, last)
     refund_bytes = tracemalloc.get_traced_memory()[0] - start

@@ -65,6 +65,7 @@ class Runtime:
         refund_wait_ms: int,
         order_retention_ms: int,
         clock: Callable[[], int] = system_clock,
+        redecide: bool = True,
     ) -> None:
         self.directory = directory
         self.metrics = metrics
@@ -72,7 +73,11 @@ class Runtime:
         self.order_retention_ms = order_retention_ms
         self.clock = clock
         self.join: Stage[JoinPartition] = Stage(
-            "join", (CLICKS.name, ORDERS.name), f"{group}-join-state", JoinPartition, bootstrap
+            "join",
+            (CLICKS.name, ORDERS.name),
+            f"{group}-join-state",
+            functools.partial(JoinPartition, redecide),
+            bootstrap,
         )
         self.refunds: Stage[RefundPartition] = Stage(
             "refunds",
@@ -140,7 +145,7 @@ class Runtime:
         state = owned.state
         out: list[Output] = []
         letters: list[DeadLetter] = []
-        late = 0
+        late: list[str] = []
         items = decode_items(value)
         for index, event, reason, raw, error_class in items:
             if event is None:

@@ -280,7 +280,7 @@ def create_app(
 def _dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
     """Orders owns the campaigns topic's dead letters (every service skips bad records)."""
 
-    async def send(record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def send(record: ConsumerRecord[bytes, bytes], reason: str, error_class: str) -> None:
         letter = dead_letter(
             consumer="orders.campaigns",
             topic=record.topic,
@@ -289,6 +289,7 @@ def _dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
             key=record.key,
             value=record.value,
             reason=reason,
+            error_class=error_class,
         )
         with contextlib.suppress(Exception):  # the view must keep following either way
             await send_dead_letter(producer, letter)

@@ -25,6 +25,8 @@ from afflux.shared.events import (
 )
 
 MAX_BATCH = 1000
+# A JSON integer only: "4999", 4999.0 and true are refused, never coerced.
+StrictMinor = Annotated[int, Field(strict=True)]
 
 
 class _Request(BaseModel):
@@ -39,7 +41,7 @@ class OrderRequest(_Request):
     occurred_at: EventTime
     kind: OrderKind = "sale"
     action: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    amount_minor: int | None = None
+    amount_minor: StrictMinor | None = None
     currency: str | None = None
     visitor_id: Id | None = None
     click_id: Id | None = None
@@ -62,7 +64,7 @@ class RefundRequest(_Request):
     order_id: Id
     campaign_id: Id
     occurred_at: EventTime
-    amount_minor: int
+    amount_minor: StrictMinor
     currency: str
 
 
@@ -93,6 +95,17 @@ def check_currency(currency: str | None, terms: CampaignTerms, *, required: bool
     return currency
 
 
+def check_amount_limit(amount_minor: int, terms: CampaignTerms) -> None:
+    """At most the campaign's ``max_order_minor`` (by default 10^12 minor units)."""
+    if amount_minor > terms.max_order_minor:
+        raise Rejected(
+            422,
+            "amount_minor",
+            f"must be at most {terms.max_order_minor} (campaign {terms.campaign_id}'s "
+            "max_order_minor)",
+        )
+
+
 def order_event(
     request: OrderRequest,
     terms: CampaignTerms,
@@ -110,6 +123,8 @@ def order_event(
         raise Rejected(
             422, "amount_minor", "must be positive" if is_sale else "must not be negative"
         )
+    if amount is not None:
+        check_amount_limit(amount, terms)
     if request.kind == "action" and request.action is None:
         raise Rejected(422, "action", "required when kind is 'action' (e.g. install, signup)")
     if not (request.visitor_id or request.click_id or request.coupon_code):
@@ -148,6 +163,7 @@ def refund_event(
     check_currency(request.currency, terms, required=True)
     if request.amount_minor <= 0:
         raise Rejected(422, "amount_minor", "must be positive")
+    check_amount_limit(request.amount_minor, terms)
     return OrderRefunded(
         event_id=derived_id("refund", request.campaign_id, request.refund_id),
         occurred_at=placed.occurred_at,

@@ -1,9 +1,16 @@
-"""Money in integer minor units with an ISO 4217 currency; Decimal only for rates."""
+"""Money in integer minor units with an ISO 4217 currency; Decimal only for rates.
+
+Every amount that enters afflux is an integer within ``MAX_AMOUNT_MINOR`` (a
+campaign may allow less per order, see ``terms.max_order_minor``). Rates and
+ratios are computed in exact integer arithmetic, never in a Decimal context of
+limited precision, so no amount can make a computation overflow, round early
+or raise.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 # Minor-unit exponents for the currencies we accept. A campaign has one currency,
 # so an unknown code is a configuration error caught when the terms are loaded.
@@ -36,6 +43,14 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "KWD": 3,
     "BHD": 3,
 }
+
+
+# The largest amount any event or plan element may carry: 10^15 minor units stays
+# below 2^53, so every amount is exact in a JavaScript number or a double too.
+MAX_AMOUNT_MINOR = 10**15
+# A campaign's default largest order (``max_order_minor``): 10 billion in a
+# two-decimal currency.
+DEFAULT_MAX_ORDER_MINOR = 10**12
 
 
 class CurrencyMismatch(ValueError):
@@ -79,16 +94,29 @@ class Money:
 
 def round_half_up(value: Decimal) -> int:
     """Round a Decimal amount of minor units to an integer, halves away from zero."""
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    numerator, denominator = value.as_integer_ratio()
+    return divide_half_up(numerator, denominator)
+
+
+def divide_half_up(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded to an integer, halves away from zero; exact
+    for integers of any size."""
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if 2 * remainder >= denominator:
+        quotient += 1
+    return quotient if numerator >= 0 else -quotient
 
 
 def percent_of(amount_minor: int, percent: Decimal) -> int:
     """``percent`` % of ``amount_minor``, rounded once, half up."""
-    return round_half_up(Decimal(amount_minor) * percent / Decimal(100))
+    numerator, denominator = percent.as_integer_ratio()
+    return divide_half_up(amount_minor * numerator, denominator * 100)
 
 
 def pro_rata(amount_minor: int, part_minor: int, whole_minor: int) -> int:
     """``amount_minor`` scaled by part/whole, rounded once, half up (partial refunds)."""
     if whole_minor <= 0:
         raise ValueError("whole must be positive")
-    return round_half_up(Decimal(amount_minor) * Decimal(part_minor) / Decimal(whole_minor))
+    return divide_half_up(amount_minor * part_minor, whole_minor)

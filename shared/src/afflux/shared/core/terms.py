@@ -115,6 +115,12 @@ class CampaignTerms(_Frozen):
         default_factory=dict, description="coupon code (case-insensitive) -> affiliate_id"
     )
     grace_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
+    ip_duplicate_window_s: Annotated[int, Field(ge=0, le=604_800)] | None = Field(
+        None,
+        description="a click from the same IP hash and user agent on the same link within "
+        "this many seconds of a counted one is flagged ip_duplicate; unset: the clicks "
+        "service's AFFLUX_CLICKS_IP_DUPLICATE_WINDOW_S; 0: never",
+    )
     lead_confirmation_required: bool = False
     lock_days: Annotated[int, Field(ge=0, le=365)] = 30
     min_payout_minor: NonNegativeMinor = 0
