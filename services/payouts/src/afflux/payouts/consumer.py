@@ -3,9 +3,12 @@
 Each poll becomes one ``Batch`` applied atomically with the partitions' next
 offsets (see ``store``). On every assignment the consumer seeks to the offsets
 stored in Redis, never to the group's committed ones, so what Redis holds is
-exactly what was consumed. Records that cannot be decoded, belong to a
-campaign without terms, or carry another currency go to the dead-letter topic
-with the reason; the consumer goes on.
+exactly what was consumed. Records (or items of packed records) that cannot be
+decoded, belong to a campaign without terms, carry another currency or an amount
+above the campaign's ``max_order_minor``, or raise anything at all while placed,
+go to the dead-letter topic with the reason; the consumer goes on. When applying
+a batch raises anything but a Redis outage, the batch is applied again one item
+at a time (a failed apply writes nothing) and the item that fails is dead-lettered.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -26,7 +30,7 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign
 from afflux.shared.core.clock import system_clock
-from afflux.shared.core.commission import version_at
+from afflux.shared.core.commission import version_at, version_by_number
 from afflux.shared.core.periods import period_of
 from afflux.shared.events import (
     ClickRecorded,
@@ -37,7 +41,7 @@ from afflux.shared.events import (
 from afflux.shared.kafka import dead_letter, send_dead_letter
 from afflux.shared.lag import ConsumerLag
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
-from afflux.shared.wire import UndecodableRecord, decode_record
+from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +56,16 @@ RETRY_MAX_S = 2.0
 
 class Rejected(ValueError):
     pass
+
+
+@dataclass
+class Placed:
+    """One item of a consumed record, placed in its own batch."""
+
+    record: ConsumerRecord[bytes, bytes]
+    index: int | None  # None: the record is one event
+    batch: Batch
+    occurred_at: int
 
 
 async def until_redis_answers(attempt: Callable[[], Awaitable[T]], what: str) -> T:
@@ -144,30 +158,81 @@ class LedgerConsumer:
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         batch = Batch()
-        event_times: list[int] = []
+        items: list[Placed] = []
         for tp, records in polled.items():
             for record in records:
-                placed = Batch()  # a record is placed whole or dead-lettered whole
-                try:
-                    events = decode_record(record.value)
-                    for event in events:
-                        self._place(event, placed)
-                except (UndecodableRecord, Rejected) as exc:
-                    await self._dead_letter(record, str(exc))
-                    continue
-                batch.merge(placed)
-                event_times += [e.occurred_at for e in events]
+                for item in await self._placed(record):
+                    batch.merge(item.batch)
+                    items.append(item)
             batch.offsets[f"{tp.topic}|{tp.partition}"] = records[-1].offset + 1
         try:
             applied = await self.store.apply(batch, self.directory.versions, self._currency)
         except REDIS_DOWN as exc:
-            # Redis may come back without its last writes (AOF fsync policy), so after
-            # any failure the ledger's own offsets, not our position, say where to resume.
-            log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
-            await until_redis_answers(self.store.redis.ping, "waiting for Redis")
-            await seek_to_stored(self.consumer, self.store, self.consumer.assignment())
+            await self._resume_from_stored(exc)
             return
-        self.metrics.applied(applied, event_times, self.clock())
+        except Exception:
+            log.exception("applying a batch failed; applying its %d items one by one", len(items))
+            try:
+                await self._apply_one_by_one(items, batch.offsets)
+            except REDIS_DOWN as exc:
+                await self._resume_from_stored(exc)
+            return
+        self.metrics.applied(applied, [i.occurred_at for i in items], self.clock())
+
+    async def _resume_from_stored(self, exc: Exception) -> None:
+        # Redis may come back without its last writes (AOF fsync policy), so after
+        # any failure the ledger's own offsets, not our position, say where to resume.
+        log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
+        await until_redis_answers(self.store.redis.ping, "waiting for Redis")
+        await seek_to_stored(self.consumer, self.store, self.consumer.assignment())
+
+    async def _apply_one_by_one(self, items: list[Placed], offsets: dict[str, int]) -> None:
+        """Each item on its own, stored with its record's offset (so a crash re-reads the
+        record: facts are keyed by id, applying one twice changes nothing); the item that
+        raises is dead-lettered. Then the batch's offsets, past everything."""
+        for item in items:
+            record = item.record
+            item.batch.offsets = {f"{record.topic}|{record.partition}": record.offset}
+            try:
+                applied = await self.store.apply(
+                    item.batch, self.directory.versions, self._currency
+                )
+            except REDIS_DOWN:
+                raise
+            except Exception as exc:
+                log.exception("ledger item at %s[%d]@%d refused", *_where(record))
+                await self._dead_letter(
+                    record, f"{_at(item.index)}failed: {exc!r}", type(exc).__name__
+                )
+                continue
+            self.metrics.applied(applied, [item.occurred_at], self.clock())
+        await self.store.apply(Batch(offsets=offsets), self.directory.versions, self._currency)
+
+    async def _placed(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
+        """Every good item of one record placed in its own batch; each bad one dead-lettered."""
+        try:
+            parsed = parse_value(record.value)
+        except UndecodableRecord as exc:
+            await self._dead_letter(record, str(exc), exc.error_class)
+            return []
+        packed = isinstance(parsed, list)
+        out: list[Placed] = []
+        for index, item in enumerate(parsed if packed else [parsed]):
+            at = index if packed else None
+            placed = Batch()
+            try:
+                if not isinstance(item, dict):
+                    raise UndecodableRecord("record must be a JSON object or an array of objects")
+                event = event_from_dict(item)
+                self._place(event, placed)
+            except UndecodableRecord as exc:
+                await self._dead_letter(record, _at(at) + str(exc), exc.error_class)
+                continue
+            except Exception as exc:  # whatever one item raises, it alone is dead-lettered
+                await self._dead_letter(record, f"{_at(at)}{exc}", type(exc).__name__)
+                continue
+            out.append(Placed(record, at, placed, event.occurred_at))
+        return out
 
     def _currency(self, campaign_id: str) -> str:
         return self.directory.latest(campaign_id).terms.currency
@@ -182,6 +247,14 @@ class LedgerConsumer:
     def _place(self, event: object, batch: Batch) -> None:
         if isinstance(event, ConversionAttributed):
             period = self._period(event.campaign_id, event.occurred_at)
+            limit = version_by_number(
+                self.directory.versions(event.campaign_id), event.terms_version
+            ).terms.max_order_minor
+            if event.amount_minor > limit:
+                raise Rejected(
+                    f"amount_minor {event.amount_minor} above the campaign's "
+                    f"max_order_minor {limit}"
+                )
             if event.currency != self._currency(event.campaign_id):
                 raise Rejected(
                     f"conversion in {event.currency} for campaign {event.campaign_id!r} "
@@ -215,10 +288,25 @@ class LedgerConsumer:
         elif isinstance(event, ClickRecorded):
             if event.campaign_id not in self.directory:
                 raise Rejected(f"campaign {event.campaign_id!r} has no terms")
-            period = self._period(event.campaign_id, event.occurred_at)
-            batch.clicks.append(ClickItem.of(event, period))
+            batch.clicks.append(
+                ClickItem(
+                    campaign_id=event.campaign_id,
+                    period=self._period(event.campaign_id, event.occurred_at),
+                    click_id=event.click_id,
+                    affiliate_id=event.affiliate_id,
+                    occurred_at=event.occurred_at,
+                    is_bot=event.is_bot,
+                    is_duplicate=event.is_duplicate,
+                )
+        else:
+            raise Rejected(f"unexpected event type {type(event).__name__}")
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        reason: str,
+        error_class: str = "Rejected",
+    ) -> None:
         self.metrics.dead_letter(record.topic, reason)
         letter = dead_letter(
             consumer=CONSUMER,
@@ -228,6 +316,7 @@ class LedgerConsumer:
             key=record.key,
             value=record.value,
             reason=reason,
+            error_class=error_class,
         )
         while True:
             try:
@@ -236,3 +325,11 @@ class LedgerConsumer:
             except Exception as exc:  # the broker is away: the batch waits, nothing is skipped
                 log.warning("dead letter not sent yet (%s); retrying", exc)
                 await asyncio.sleep(1)
+
+
+def _at(index: int | None) -> str:
+    return "" if index is None else f"item {index}: "
+
+
+def _where(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
