@@ -20,6 +20,7 @@ from afflux.cli.processes import StartFailed, free_port
 from afflux.cli.progress import ProgressBar
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
 from afflux.cli.traffic import Program, Traffic, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.shared.campaign_file import load_campaign_file
@@ -28,7 +29,14 @@ from afflux.shared.core.money import Money
 CONCURRENCY = 40
 
 
-def run_demo(*, seed: int, creators: int, visitors: int, campaigns: str | None) -> int:
+def run_demo(
+    *,
+    seed: int,
+    creators: int,
+    visitors: int,
+    campaigns: str | None,
+    storage: BrokerStorage = DEFAULT_STORAGE,
+) -> int:
     settings = CliSettings()
     terms_file = Path(campaigns) if campaigns else DEFAULT_CAMPAIGNS
     if not terms_file.exists():
@@ -39,10 +47,18 @@ def run_demo(*, seed: int, creators: int, visitors: int, campaigns: str | None) 
     work_dir = settings.data_dir / "demo"
     shutil.rmtree(work_dir, ignore_errors=True)
     ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
-    stack = Stack(StackOptions(work_dir=work_dir, ports=ports, env={"AFFLUX_ADMIN_TOKEN": token}))
+    stack = Stack(
+        StackOptions(
+            work_dir=work_dir,
+            ports=ports,
+            env={"AFFLUX_ADMIN_TOKEN": token},
+            redis_aof=storage == "durable",
+            storage=storage,
+        )
+    )
     started = time.monotonic()
     try:
-        print("afflux demo: starting the embedded stack ...", flush=True)
+        print(f"afflux demo: starting the embedded stack ({storage} storage) ...", flush=True)
         stack.start_infra()
         stack.apply_campaigns(terms_file)
         for name in ("clicks", "orders", "attribution", "payouts"):

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from afflux.cli import secrets_cmd
+from afflux.cli.storage import add_storage_option, storage_of
 
 BENCHES = {
     "clicks": "afflux.clicks.bench",
@@ -27,12 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start broker, Redis and the four services; Ctrl-C stops all")
     up.add_argument("--campaigns", default=None, help="campaign terms YAML to apply at start")
     up.add_argument("--partitions", type=int, default=None, help="partitions of data topics")
+    add_storage_option(up)
 
     demo = sub.add_parser("demo", help="run the stack and a simulated affiliate program")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--creators", type=int, default=50)
     demo.add_argument("--visitors", type=int, default=1500)
     demo.add_argument("--campaigns", default=None, help="campaign terms YAML (default: examples)")
+    add_storage_option(demo)
 
     topics = sub.add_parser("topics", help="topic administration")
     topics.add_argument("action", choices=["create"])
@@ -68,12 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         from afflux.cli.up import run_up
 
-        return run_up(args.campaigns, args.partitions)
+        return run_up(args.campaigns, args.partitions, storage_of(args))
     if args.command == "demo":
         from afflux.cli.demo import run_demo
 
         return run_demo(
-            seed=args.seed, creators=args.creators, visitors=args.visitors, campaigns=args.campaigns
+            seed=args.seed,
+            creators=args.creators,
+            visitors=args.visitors,
+            campaigns=args.campaigns,
+            storage=storage_of(args),
         )
     if args.command == "secrets":
         return secrets_cmd.run(args.merchant)

@@ -49,6 +49,7 @@ class Child:
     argv: Sequence[str]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    stop_timeout_s: float = 10.0
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Child:
@@ -97,10 +98,12 @@ class Child:
             self.process.kill()
             self.process.wait()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout_s``; only this child and its own group."""
+    def stop(self, timeout_s: float | None = None) -> None:
+        """SIGTERM, then SIGKILL after ``timeout_s`` (default ``stop_timeout_s``); only
+        this child and its own group."""
         if self.process is None or self.process.poll() is not None:
             return
+        timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:

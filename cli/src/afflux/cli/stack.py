@@ -14,7 +14,9 @@ import httpx
 
 from afflux.cli.embedded import start_broker, start_redis
 from afflux.cli.gate import BrokerGate
+from afflux.cli.object_store import ObjectStore, start_object_store
 from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
+from afflux.cli.storage import BrokerStorage, object_store_dir
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.kafka import create_topics
@@ -33,6 +35,11 @@ class StackOptions:
     env: dict[str, str] = field(default_factory=dict)
     redis_aof: bool = False
     gate_broker: bool = False  # clients reach the broker through a BrokerGate (fault tests)
+    # Where the embedded broker keeps its log: "durable" in a local S3 store
+    # (SeaweedFS) under work_dir, "memory" for as long as the broker process lives.
+    # The commands choose "durable" unless told otherwise (``--storage``); a bare
+    # Stack, as most end-to-end tests build it, runs the faster memory storage.
+    storage: BrokerStorage = "memory"
 
 
 class Stack:
@@ -45,6 +52,8 @@ class Stack:
         self.kafka_bootstrap = options.kafka_bootstrap or ""
         self.redis_url = options.redis_url or ""
         self.redis_port: int | None = None
+        self.broker_port: int | None = None
+        self.object_store: ObjectStore | None = None
         self.gate: BrokerGate | None = None
 
     @property
@@ -52,21 +61,45 @@ class Stack:
         return self.options.work_dir / "logs"
 
     def start_infra(self) -> None:
+        """Object store first (durable storage), then broker and Redis; ``stop`` goes in
+        reverse, so the store stops last."""
         if not self.kafka_bootstrap:
-            port = free_port()
+            if self.options.storage == "durable":
+                self.object_store = start_object_store(
+                    object_store_dir(self.options.work_dir), self.log_dir
+                )
+                self.infra.append(self.object_store.child)
+            self.broker_port = port = free_port()
             if self.options.gate_broker:
                 gate_port = free_port()
-                self.infra.append(start_broker(port, self.log_dir, advertised_port=gate_port))
+                self.infra.append(self._start_broker(advertised_port=gate_port))
                 self.gate = BrokerGate(gate_port, port).start()
                 port = gate_port
             else:
-                self.infra.append(start_broker(port, self.log_dir))
+                self.infra.append(self._start_broker())
             self.kafka_bootstrap = f"127.0.0.1:{port}"
         if not self.redis_url:
             self.redis_port = free_port()
             self.infra.append(self._start_redis())
             self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         asyncio.run(create_topics(self.kafka_bootstrap, self.options.partitions))
+
+    def _start_broker(self, advertised_port: int | None = None) -> Child:
+        assert self.broker_port is not None
+        return start_broker(
+            self.broker_port,
+            self.log_dir,
+            advertised_port=advertised_port,
+            store=self.object_store,
+        )
+
+    def crash_broker(self) -> None:
+        """kill -9 the broker this stack started and start it again on the same port and
+        storage (the gate, if any, keeps its port)."""
+        old = next(c for c in self.infra if c.name == "broker")
+        old.kill()
+        advertised = self.gate.listen_port if self.gate is not None else None
+        self.infra[self.infra.index(old)] = self._start_broker(advertised_port=advertised)
 
     def _start_redis(self) -> Child:
         assert self.redis_port is not None
@@ -81,6 +114,13 @@ class Stack:
         """Stop the Redis this stack started (SIGTERM, so AOF is flushed) and start it again."""
         old = next(c for c in self.infra if c.name == "redis")
         old.stop()
+        self.infra[self.infra.index(old)] = self._start_redis()
+
+    def crash_redis(self) -> None:
+        """kill -9 the Redis this stack started and start it again on the same port and
+        data directory: what survives is what its configuration made durable."""
+        old = next(c for c in self.infra if c.name == "redis")
+        old.kill()
         self.infra[self.infra.index(old)] = self._start_redis()
 
     def kill_service(self, label: str) -> None:
@@ -103,6 +143,8 @@ class Stack:
             "AFFLUX_PAYOUTS_PORT": str(ports["payouts"]),
             "AFFLUX_ATTRIBUTION_PORT": str(ports["attribution"]),
             "AFFLUX_CLICKS_PUBLIC_URL": f"http://127.0.0.1:{ports['clicks']}",
+            # The demo client plays the proxy in front of many visitors (X-Forwarded-For).
+            "AFFLUX_CLICKS_TRUSTED_PROXIES": "127.0.0.1",
             **self.options.env,
         }
 
@@ -161,3 +203,4 @@ class Stack:
         for child in reversed(self.infra):
             child.stop()
         self.infra.clear()
+        self.object_store = None

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from afflux.cli.processes import StartFailed
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
 
 DEFAULT_CAMPAIGNS = Path("examples/campaigns.yaml")
 
@@ -26,7 +27,15 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def build_stack(settings: CliSettings, work_dir: Path, env: dict[str, str]) -> Stack:
+def build_stack(
+    settings: CliSettings,
+    work_dir: Path,
+    env: dict[str, str],
+    storage: BrokerStorage = DEFAULT_STORAGE,
+) -> Stack:
+    """The stack ``afflux up`` runs: Redis appends every write to its AOF (fsync every
+    second) and, unless ``storage`` is memory, the broker's log is on disk; both under
+    ``work_dir``, so the next run on the same data directory finds them again."""
     return Stack(
         StackOptions(
             work_dir=work_dir,
@@ -35,6 +44,8 @@ def build_stack(settings: CliSettings, work_dir: Path, env: dict[str, str]) -> S
             ports=settings.ports(),
             partitions=settings.topic_partitions,
             env=env,
+            redis_aof=True,
+            storage=storage,
         )
     )
 
@@ -55,7 +66,9 @@ def campaigns_path(explicit: str | None, settings: CliSettings) -> Path | None:
     return DEFAULT_CAMPAIGNS if DEFAULT_CAMPAIGNS.exists() else None
 
 
-def run_up(campaigns: str | None, partitions: int | None) -> int:
+def run_up(
+    campaigns: str | None, partitions: int | None, storage: BrokerStorage = DEFAULT_STORAGE
+) -> int:
     try:
         settings = CliSettings()
     except ValidationError as exc:
@@ -64,11 +77,11 @@ def run_up(campaigns: str | None, partitions: int | None) -> int:
     if partitions:
         settings = settings.model_copy(update={"topic_partitions": partitions})
     token, generated = admin_token(settings)
-    stack = build_stack(settings, settings.data_dir / "up", {"AFFLUX_ADMIN_TOKEN": token})
+    stack = build_stack(settings, settings.data_dir / "up", {"AFFLUX_ADMIN_TOKEN": token}, storage)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         stack.check_ports()
-        print("afflux: starting broker and Redis ...", flush=True)
+        print(f"afflux: starting broker ({storage} storage) and Redis ...", flush=True)
         stack.start_infra()
         terms = campaigns_path(campaigns, settings)
         if terms is not None:
@@ -93,7 +106,10 @@ def run_up(campaigns: str | None, partitions: int | None) -> int:
 
 def _print_ready(stack: Stack, token: str, generated: bool) -> None:
     print("afflux is up:")
-    print(f"  broker    {stack.kafka_bootstrap}")
+    store = stack.object_store
+    where = f", log in {store.endpoint}/tansu" if store else ""
+    storage = "external" if stack.options.kafka_bootstrap else stack.options.storage
+    print(f"  broker    {stack.kafka_bootstrap}   ({storage} storage{where})")
     print(f"  redis     {stack.redis_url}")
     for name in ("clicks", "orders", "payouts", "attribution"):
         print(f"  {name:<11}{stack.url(name)}   (health {stack.url(name)}/healthz)")

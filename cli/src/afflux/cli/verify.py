@@ -32,6 +32,7 @@ from afflux.cli.scenario_checks import (
 )
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import SERVICES, Stack, StackOptions
+from afflux.cli.storage import add_storage_option, storage_of
 from afflux.cli.traffic import Program, Tally, Traffic, TrafficMix, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.shared.campaign_file import load_campaign_file
@@ -110,7 +111,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--visitors", type=int, default=600)
     parser.add_argument("--creators", type=int, default=20)
     parser.add_argument("--campaigns", type=Path, default=None, help="terms YAML")
+    add_storage_option(parser)
     args = parser.parse_args(argv)
+    storage = storage_of(args)
     settings = CliSettings()
     terms_file: Path = args.campaigns or DEFAULT_CAMPAIGNS
     programs = [Program(e.terms) for e in load_campaign_file(terms_file).campaigns]
@@ -118,9 +121,17 @@ def main(argv: list[str]) -> int:
     work_dir = settings.data_dir / "verify"
     shutil.rmtree(work_dir, ignore_errors=True)
     ports = {name: free_port() for name in SERVICES}
-    stack = Stack(StackOptions(work_dir=work_dir, ports=ports, env={"AFFLUX_ADMIN_TOKEN": token}))
+    stack = Stack(
+        StackOptions(
+            work_dir=work_dir,
+            ports=ports,
+            env={"AFFLUX_ADMIN_TOKEN": token},
+            redis_aof=storage == "durable",
+            storage=storage,
+        )
+    )
     try:
-        print("afflux verify: starting a fresh stack ...", flush=True)
+        print(f"afflux verify: starting a fresh stack ({storage} storage) ...", flush=True)
         stack.start_infra()
         stack.apply_campaigns(terms_file)
         stack.start_all()

@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -33,6 +33,9 @@ from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.kafka import create_topics
 from afflux.shared.topics import CLICKS
+
+if TYPE_CHECKING:
+    from afflux.cli.storage import BrokerStorage
 
 CAMPAIGN, TOKEN = "bench-shop", "bench-admin-token"
 
@@ -145,16 +148,24 @@ def _create_link(url: str) -> str:
     return str(response.json()["code"])
 
 
-def run(seconds: float, connections: int, work: Path, rounds: int = 2) -> dict[str, Any]:
-    from afflux.cli.embedded import start_broker, start_redis
+def run(
+    seconds: float,
+    connections: int,
+    work: Path,
+    rounds: int = 2,
+    storage: BrokerStorage = "durable",
+) -> dict[str, Any]:
+    from afflux.cli.embedded import start_embedded_broker, start_redis
     from afflux.cli.processes import Child, free_port
 
     children: list[Any] = []
     try:
         broker_port, redis_port, clicks_port, bare_port = (free_port() for _ in range(4))
-        broker = start_broker(broker_port, work / "logs")
-        children.append(broker)
-        children.append(start_redis(redis_port, work / "redis", work / "logs"))
+        durable = storage == "durable"
+        started = start_embedded_broker(broker_port, work, storage)
+        children += started
+        broker = started[-1]
+        children.append(start_redis(redis_port, work / "redis", work / "logs", aof=durable))
         bootstrap = f"127.0.0.1:{broker_port}"
         asyncio.run(create_topics(bootstrap, 4))
         terms = CampaignTerms(
@@ -237,6 +248,7 @@ def run(seconds: float, connections: int, work: Path, rounds: int = 2) -> dict[s
         "seconds": seconds,
         "rounds": rounds,
         "connections": connections,
+        "storage": storage,
     }
 
 
@@ -245,9 +257,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per side")
     parser.add_argument("--connections", type=int, default=32)
+    from afflux.cli.storage import add_storage_option, storage_of
+
+    add_storage_option(parser)
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix="afflux-bench-clicks-") as tmp:
-        result = run(args.seconds, args.connections, Path(tmp))
+        result = run(args.seconds, args.connections, Path(tmp), storage=storage_of(args))
+    print(f"broker storage: {args.storage}")
     print(
         f"clicks: {result['value']:.0f} redirects/s (p50 {result['p50_ms']:.2f} ms, "
         f"p99 {result['p99_ms']:.2f} ms), every click produced "

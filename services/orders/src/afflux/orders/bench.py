@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,6 +29,9 @@ from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.kafka import create_topics
 from afflux.shared.topics import ORDERS
+
+if TYPE_CHECKING:
+    from afflux.cli.storage import BrokerStorage
 
 MERCHANT, SECRET, CAMPAIGN = "merchant-bench", "bench-secret", "bench-shop"
 
@@ -102,15 +105,22 @@ class _Tally:
         return self.status.get(status, 0) / self.seconds if self.seconds else 0.0
 
 
-def run(seconds: float, connections: int, work: Path, rounds: int = 2) -> dict[str, Any]:
-    from afflux.cli.embedded import start_broker, start_redis
+def run(
+    seconds: float,
+    connections: int,
+    work: Path,
+    rounds: int = 2,
+    storage: BrokerStorage = "durable",
+) -> dict[str, Any]:
+    from afflux.cli.embedded import start_embedded_broker, start_redis
     from afflux.cli.processes import Child, free_port
 
     children: list[Any] = []
     try:
         broker_port, redis_port, orders_port, bare_port = (free_port() for _ in range(4))
-        children.append(start_broker(broker_port, work / "logs"))
-        children.append(start_redis(redis_port, work / "redis", work / "logs"))
+        durable = storage == "durable"
+        children += start_embedded_broker(broker_port, work, storage)
+        children.append(start_redis(redis_port, work / "redis", work / "logs", aof=durable))
         bootstrap = f"127.0.0.1:{broker_port}"
         asyncio.run(create_topics(bootstrap, 4))
         terms = CampaignTerms(campaign_id=CAMPAIGN, merchant_id=MERCHANT, currency="EUR")
@@ -157,6 +167,7 @@ def run(seconds: float, connections: int, work: Path, rounds: int = 2) -> dict[s
         "seconds": seconds,
         "rounds": rounds,
         "connections": connections,
+        "storage": storage,
     }
 
 
@@ -165,9 +176,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--seconds", type=float, default=16.0, help="measured seconds per side")
     parser.add_argument("--connections", type=int, default=64)
+    from afflux.cli.storage import add_storage_option, storage_of
+
+    add_storage_option(parser)
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix="afflux-bench-orders-") as tmp:
-        result = run(args.seconds, args.connections, Path(tmp))
+        result = run(args.seconds, args.connections, Path(tmp), storage=storage_of(args))
+    print(f"broker storage: {args.storage}")
     print(
         f"orders: {result['value']:.0f} signed orders/s accepted and produced "
         f"({result['produced']} events on the orders topic for {result['accepted']} accepted); "

