@@ -19,6 +19,7 @@ from afflux.cli.embedded import start_broker
 from afflux.cli.processes import Child, free_port
 from afflux.clicks.app import create_app, open_wal
 from afflux.clicks.links import Link
+from afflux.clicks.quality import UserAgentInfo
 from afflux.clicks.redirect import click_event
 from afflux.clicks.shipper import encode_event
 from afflux.clicks.wal import line
@@ -39,6 +40,7 @@ from .conftest import (
 )
 
 pytestmark = pytest.mark.integration
+BROWSER = UserAgentInfo("Chrome", "131", is_bot=False)
 
 CLICKS_WHILE_DOWN = 1_000
 
@@ -148,7 +150,7 @@ async def test_events_left_in_the_click_log_by_a_previous_run_are_sent_at_start(
     wal = open_wal(settings)
     for click_id in click_ids:
         event = click_event(
-            click_id, link, visitor_of(click_id), 1_700_000_000_000, "h", "UA", None
+            click_id, link, visitor_of(click_id), 1_700_000_000_000, "h", BROWSER, None
         )
         wal.append(line(visitor_of(click_id).encode(), encode_event(event)))
     wal.close()

@@ -40,8 +40,10 @@ def terms(**changes: object) -> CampaignTerms:
 DEFAULT_TERMS = terms()
 
 
-def click(cid: str, at: int, who: str = "a", campaign: str = "camp", **flags: bool) -> ClickTouch:
-    return ClickTouch(cid, who, campaign, at, **flags)
+def click(
+    cid: str, at: int, who: str = "a", campaign: str = "camp", *, flagged: bool = False
+) -> ClickTouch:
+    return ClickTouch(cid, who, campaign, at, flagged)
 
 
 def order(click_id: str | None = None, coupon: str | None = None) -> OrderTouch:
@@ -114,14 +116,28 @@ CASES = [
         "b/cookie/c2",
         terms(precedence=("cookie", "coupon")),
     ),
-    # flagged clicks never win
-    Case("bot_only", (click("c1", T - 5, is_bot=True),), order(), "-/bot_only"),
-    Case("dup_only", (click("c1", T - 5, is_duplicate=True),), order(), "-/bot_only"),
+    # flagged clicks (bot, duplicate, ip_duplicate, rate, embedded) never win
+    Case("flagged_only", (click("c1", T - 5, flagged=True),), order(), "-/bot_only"),
     Case(
-        "bot_skipped",
-        (click("c1", T - 9), click("c2", T - 5, "b", is_bot=True)),
+        "flagged_newer_than_valid",
+        (click("c1", T - 9), click("c2", T - 5, "b", flagged=True)),
         order(),
         "a/cookie/c1",
+    ),
+    # an order naming a flagged click falls through to the older valid cookie click
+    Case(
+        "flagged_named",
+        (click("c1", T - 9), click("c2", T - 5, "b", flagged=True)),
+        order(click_id="c2"),
+        "a/cookie/c1",
+    ),
+    # first click: an older flagged click is skipped, not picked
+    Case(
+        "flagged_first_click",
+        (click("c1", T - 9, "b", flagged=True), click("c2", T - 5)),
+        order(),
+        "a/cookie/c2",
+        terms(model="first_click"),
     ),
     # clicks of another campaign do not count
     Case("other_campaign", (click("c1", T - 5, campaign="x"),), order(), "-/other_campaign"),

@@ -1,10 +1,21 @@
-"""Click quality: bots and link previews, duplicates within the window."""
+"""Click quality: bots, embedded requests, per-visitor and per-IP duplicates, IP rate."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from afflux.clicks.quality import BotDetector, DuplicateWindow
+from afflux.clicks.quality import (
+    BotDetector,
+    CampaignIpWindows,
+    ClickQuality,
+    ExpiringKeys,
+    RateCounter,
+    parse_user_agent,
+    top_level_navigation,
+)
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
 
@@ -12,6 +23,8 @@ BROWSER = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
 )
+OTHER_BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+HOUR = 3_600_000
 
 
 @pytest.mark.parametrize(
@@ -35,38 +48,300 @@ def test_bot_and_link_preview_user_agents_are_recognised(user_agent: str, bot: b
     assert BotDetector().is_bot(user_agent) is bot
 
 
+@pytest.mark.parametrize(
+    ("user_agent", "family", "version"),
+    [
+        (BROWSER, "Chrome", "126"),
+        (OTHER_BROWSER, "Firefox", "128"),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86",
+            "Edge",
+            "131",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            "Safari",
+            "17",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Mobile/15E148 Instagram 339.0.3.12.91",
+            "Instagram",  # an in-app browser, before the WebKit it runs on
+            "339",
+        ),
+        ("curl/8.5.0", "curl", "8"),  # not a browser: its first product token
+        (
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Googlebot",
+            "2",
+        ),
+        ("", "", ""),
+        ("something", "Other", ""),
+    ],
+)
+def test_the_user_agent_is_reduced_to_family_and_major_version(
+    user_agent: str, family: str, version: str
+) -> None:
+    info = parse_user_agent(user_agent)
+    assert (info.family, info.version) == (family, version)
+
+
+@dataclass(frozen=True)
+class FetchCase:
+    mode: str | None
+    dest: str | None
+    counts: bool
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        FetchCase("navigate", "document", True),  # a person following the link
+        FetchCase(None, None, True),  # an older client without Fetch Metadata
+        FetchCase("no-cors", "image", False),  # <img src=...>: cookie stuffing
+        FetchCase("navigate", "iframe", False),  # a (hidden) iframe
+        FetchCase("navigate", "frame", False),
+        FetchCase("no-cors", "script", False),
+        FetchCase("cors", "empty", False),  # fetch() from a page
+        FetchCase("no-cors", "empty", False),
+        FetchCase("navigate", None, False),  # half the metadata: not a document navigation
+        FetchCase(None, "document", False),
+        FetchCase("navigate", "embed", False),
+        FetchCase("navigate", "object", False),
+    ],
+    ids=lambda c: f"{c.mode}-{c.dest}",
+)
+def test_only_a_top_level_navigation_counts(case: FetchCase) -> None:
+    assert top_level_navigation(case.mode, case.dest) is case.counts
+
+
+def quality(
+    *,
+    visitor_window_ms: int = 30_000,
+    ip_window_ms: int = HOUR,
+    rate_per_minute: int = 0,
+    max_entries: int = 1_000,
+) -> ClickQuality:
+    return ClickQuality(
+        visitor_window_ms=visitor_window_ms,
+        ip_window=lambda campaign, now: ip_window_ms,
+        rate_per_minute=rate_per_minute,
+        max_entries=max_entries,
+    )
+
+
+def flags(
+    q: ClickQuality,
+    now: int,
+    *,
+    visitor: str = "v1",
+    code: str = "code",
+    ip: str = "ip1",
+    ua: str = BROWSER,
+    bot: bool = False,
+    navigation: bool = True,
+) -> tuple[str, ...]:
+    return q.flags(
+        bot=bot,
+        navigation=navigation,
+        visitor=visitor,
+        code=code,
+        campaign_id="shop",
+        ip_hash=ip,
+        user_agent=ua,
+        now_ms=now,
+    )
+
+
 def test_same_visitor_same_link_within_the_window_is_a_duplicate() -> None:
-    window = DuplicateWindow(window_ms=30_000)
-    assert window.seen("v1", "code", 1_000) is False
-    assert window.seen("v1", "code", 30_999) is True  # 1 ms before the window closes
-    assert window.seen("v1", "code", 31_000) is False  # the window has closed: counted again
-    assert window.seen("v1", "code", 31_001) is True
+    q = quality(ip_window_ms=0)
+    assert flags(q, 1_000) == ()
+    assert flags(q, 30_999) == ("duplicate",)  # 1 ms before the window closes
+    assert flags(q, 31_000) == ()  # the window has closed: counted again
+    assert flags(q, 31_001) == ("duplicate",)
 
 
-def test_other_visitors_and_other_links_are_not_duplicates() -> None:
-    window = DuplicateWindow(window_ms=30_000)
-    assert window.seen("v1", "a", 0) is False
-    assert window.seen("v2", "a", 1) is False
-    assert window.seen("v1", "b", 2) is False
+def test_other_visitors_and_other_links_are_not_visitor_duplicates() -> None:
+    q = quality(ip_window_ms=0)
+    assert flags(q, 0, visitor="v1", code="a") == ()
+    assert flags(q, 1, visitor="v2", code="a") == ()
+    assert flags(q, 2, visitor="v1", code="b") == ()
 
 
 def test_duplicates_do_not_extend_the_window() -> None:
-    window = DuplicateWindow(window_ms=10)
-    assert window.seen("v", "c", 0) is False
-    assert window.seen("v", "c", 9) is True
-    assert window.seen("v", "c", 10) is False
+    q = quality(visitor_window_ms=10, ip_window_ms=0)
+    assert flags(q, 0) == ()
+    assert flags(q, 9) == ("duplicate",)
+    assert flags(q, 10) == ()
 
 
-def test_a_zero_window_never_flags_duplicates() -> None:
-    window = DuplicateWindow(window_ms=0)
-    assert window.seen("v", "c", 0) is False
-    assert window.seen("v", "c", 0) is False
+def test_a_zero_visitor_window_never_flags_duplicates() -> None:
+    q = quality(visitor_window_ms=0, ip_window_ms=0)
+    assert flags(q, 0) == ()
+    assert flags(q, 0) == ()
 
 
-def test_expired_entries_are_pruned_and_the_size_is_bounded() -> None:
-    window = DuplicateWindow(window_ms=10, max_entries=3)
+@dataclass(frozen=True)
+class IpCase:
+    name: str
+    second: dict[str, object]  # the second click's differences from the first (at 0)
+    expect: tuple[str, ...]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # No cookie: every click a new visitor; the IP + user agent still ties them.
+        IpCase("new visitor, same IP and UA", {"visitor": "v2", "at": 1}, ("ip_duplicate",)),
+        IpCase("1 ms before the hour ends", {"visitor": "v2", "at": HOUR - 1}, ("ip_duplicate",)),
+        IpCase("the hour has ended", {"visitor": "v2", "at": HOUR}, ()),
+        IpCase("same visitor too", {"at": 1}, ("duplicate", "ip_duplicate")),
+        IpCase("other user agent", {"visitor": "v2", "ua": OTHER_BROWSER, "at": 1}, ()),
+        IpCase("other IP", {"visitor": "v2", "ip": "ip2", "at": 1}, ()),
+        IpCase("other link", {"visitor": "v2", "code": "other", "at": 1}, ()),
+    ],
+    ids=lambda c: c.name,
+)
+def test_the_ip_and_user_agent_window(case: IpCase) -> None:
+    q = quality()
+    assert flags(q, 0) == ()
+    second = dict(case.second)
+    at = second.pop("at")
+    assert isinstance(at, int)
+    assert flags(q, at, **second) == case.expect  # type: ignore[arg-type]
+
+
+def test_the_ip_window_comes_from_the_campaign_and_zero_switches_it_off() -> None:
+    q = quality(ip_window_ms=0)
+    assert flags(q, 0, visitor="v1") == ()
+    assert flags(q, 1, visitor="v2") == ()
+
+
+def test_forty_cookieless_clicks_from_one_ip_and_browser_count_once() -> None:
+    q = quality()
+    results = [flags(q, n * 1_000, visitor=f"v{n}") for n in range(40)]
+    assert results.count(()) == 1
+    assert all("ip_duplicate" in r for r in results[1:])
+
+
+@dataclass(frozen=True)
+class RateCase:
+    name: str
+    times: tuple[int, ...]
+    over: tuple[bool, ...]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        RateCase("at the limit", (0, 1, 2), (False, False, False)),
+        RateCase("one over the limit", (0, 1, 2, 3), (False, False, False, True)),
+        # The minute runs from the key's first request: 60 s later it starts again.
+        RateCase("next minute", (0, 1, 2, 60_000), (False, False, False, False)),
+        RateCase("1 ms before the minute ends", (0, 1, 2, 59_999), (False, False, False, True)),
+    ],
+    ids=lambda c: c.name,
+)
+def test_rate_counts_requests_per_ip_per_minute(case: RateCase) -> None:
+    counter = RateCounter(max_per_minute=3, max_entries=100)
+    assert tuple(counter.over(1, at) for at in case.times) == case.over
+
+
+def test_rate_is_across_links_and_flags_counted_and_bot_requests_alike() -> None:
+    q = quality(rate_per_minute=2, ip_window_ms=0, visitor_window_ms=0)
+    assert flags(q, 0, code="a") == ()
+    assert flags(q, 1, code="b") == ()
+    assert flags(q, 2, code="c") == ("rate",)
+    assert flags(q, 3, code="d", bot=True) == ("bot", "rate")
+    assert flags(q, 4, code="e", ip="ip2") == ()  # another address has its own minute
+
+
+def test_a_zero_rate_limit_never_flags() -> None:
+    assert not any(RateCounter(0, 100).over(1, n) for n in range(100))
+
+
+def test_bot_and_embedded_requests_never_open_a_window() -> None:
+    q = quality()
+    assert flags(q, 0, bot=True) == ("bot",)
+    assert flags(q, 1, navigation=False) == ("embedded",)
+    assert flags(q, 2, bot=True, navigation=False) == ("bot", "embedded")
+    assert flags(q, 3) == ()  # the person's own click still counts
+    assert flags(q, 4, navigation=False) == ("embedded",)  # not checked against windows
+
+
+def test_a_flagged_click_does_not_open_the_other_window() -> None:
+    q = quality(rate_per_minute=1, visitor_window_ms=0)
+    assert flags(q, 0, ip="busy", code="a") == ()
+    assert flags(q, 1, ip="busy", code="b") == ("rate",)  # b's IP window was not opened
+    assert flags(q, 60_001, ip="busy", code="b") == ()
+
+
+def test_tables_are_bounded_and_expired_entries_pruned() -> None:
+    keys = ExpiringKeys(max_entries=3)
     for n in range(5):
-        window.seen(f"v{n}", "c", n)
-    assert len(window) <= 3
-    window.seen("late", "c", 1_000)
-    assert len(window) == 1
+        keys.is_open(n, n)
+        keys.open(n, n + 10)
+    assert len(keys) <= 3
+    keys.is_open(99, 1_000)
+    assert len(keys) == 0
+    counter = RateCounter(max_per_minute=5, max_entries=3)
+    for n in range(5):
+        counter.over(n, n)
+    assert len(counter) <= 3
+    counter.over(99, 120_000)
+    assert len(counter) == 1
+
+
+def test_every_table_of_the_classifier_stays_within_max_entries() -> None:
+    q = quality(rate_per_minute=1_000, max_entries=50)
+    for n in range(500):
+        flags(q, n, visitor=f"v{n}", ip=f"ip{n}")
+    assert max(len(q.visitors), len(q.addresses), len(q.rates)) <= 50
+
+
+def version(number: int, effective_from: int, window_s: int | None) -> TermsVersion:
+    terms = CampaignTerms(
+        campaign_id="shop", merchant_id="m", currency="EUR", ip_duplicate_window_s=window_s
+    )
+    return TermsVersion(version=number, effective_from=effective_from, published_at=0, terms=terms)
+
+
+@dataclass(frozen=True)
+class WindowCase:
+    name: str
+    versions: tuple[TermsVersion, ...]
+    at: int
+    window_ms: int
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        WindowCase("unset: the service default", (version(1, 0, None),), 5, 7_000),
+        WindowCase("set in the terms", (version(1, 0, 60),), 5, 60_000),
+        WindowCase("zero: off", (version(1, 0, 0),), 5, 0),
+        WindowCase("before the first version", (version(1, 10, 60),), 5, 60_000),
+        WindowCase("the version in force", (version(1, 0, 60), version(2, 10, 120)), 9, 60_000),
+        WindowCase("the next version", (version(1, 0, 60), version(2, 10, 120)), 10, 120_000),
+    ],
+    ids=lambda c: c.name,
+)
+def test_the_campaign_ip_window_follows_the_terms_in_force(case: WindowCase) -> None:
+    windows = CampaignIpWindows(7_000, lambda campaign: case.versions)
+    assert windows("shop", case.at) == case.window_ms
+    assert windows("shop", case.at) == case.window_ms  # from the cache
+
+
+def test_the_cached_window_changes_when_a_later_version_takes_effect() -> None:
+    windows = CampaignIpWindows(7_000, lambda c: (version(1, 0, 60), version(2, 10, 120)))
+    assert windows("shop", 5) == 60_000
+    assert windows("shop", 10) == 120_000
+
+
+def test_an_unknown_campaign_gets_the_default_window() -> None:
+    def unknown(campaign: str) -> tuple[TermsVersion, ...]:
+        raise LookupError(campaign)
+
+    assert CampaignIpWindows(7_000, unknown)("nope", 0) == 7_000

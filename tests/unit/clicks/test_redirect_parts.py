@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from afflux.clicks.links import Link, prepare
-from afflux.clicks.redirect import click_event, not_found_page, tracking_params, visitor_from
+from afflux.clicks.quality import UserAgentInfo
+from afflux.clicks.redirect import (
+    click_event,
+    not_found_page,
+    set_flags,
+    tracking_params,
+    visitor_from,
+)
 from afflux.clicks.shipper import encode_event
 from afflux.shared.core.ids import derived_id, new_click_id, visitor_of_click
 from afflux.shared.events import ClickRecorded
@@ -18,7 +25,8 @@ LINK = Link("abc123", "creator-1", "shop", "https://shop.example.com/p?x=1", Tru
 
 def test_the_event_dict_is_a_valid_click_recorded_with_a_derived_id() -> None:
     click_id = new_click_id("v_visitor")
-    event = click_event(click_id, LINK, "v_visitor", 1_700_000_000_000, "h", "UA", None)
+    agent = UserAgentInfo("Chrome", "131", is_bot=False)
+    event = click_event(click_id, LINK, "v_visitor", 1_700_000_000_000, "h", agent, None)
     event["sub_ids"], event["utm"] = {"sub1": "a"}, {"utm_source": "ig"}
     (decoded,) = decode_record(encode_event(event))
     assert isinstance(decoded, ClickRecorded)
@@ -32,6 +40,49 @@ def test_the_event_dict_is_a_valid_click_recorded_with_a_derived_id() -> None:
     )
     assert decoded.sub_ids == {"sub1": "a"}
     assert decoded.utm == {"utm_source": "ig"}
+    assert (decoded.user_agent, decoded.ua_family, decoded.ua_version) == ("", "Chrome", "131")
+    assert (decoded.flags, decoded.flagged) == ((), False)
+
+
+@pytest.mark.parametrize(
+    ("flags", "is_bot", "is_duplicate"),
+    [
+        (("bot",), True, False),
+        (("duplicate",), False, True),
+        (("ip_duplicate", "rate"), False, True),  # any reason but bot reads as is_duplicate
+        (("embedded",), False, True),
+        (("bot", "rate", "embedded"), True, True),
+    ],
+)
+def test_flagged_event_dicts_decode_with_compatible_booleans(
+    flags: tuple[str, ...], is_bot: bool, is_duplicate: bool
+) -> None:
+    agent = UserAgentInfo("curl", "8", is_bot=True)
+    event = click_event(new_click_id("v_v"), LINK, "v_v", 1_700_000_000_000, "h", agent, None)
+    set_flags(event, flags)
+    (decoded,) = decode_record(encode_event(event))
+    assert isinstance(decoded, ClickRecorded)
+    assert (decoded.flags, decoded.is_bot, decoded.is_duplicate) == (flags, is_bot, is_duplicate)
+    assert decoded.flagged
+    assert decoded.reasons == flags
+
+
+def test_an_old_click_event_with_a_raw_user_agent_and_no_flags_still_decodes() -> None:
+    old = {
+        "event_id": "e1",
+        "type": "ClickRecorded",
+        "occurred_at": 1_700_000_000_000,
+        "click_id": "v_a.1",
+        "link_code": "abc",
+        "affiliate_id": "creator-1",
+        "campaign_id": "shop",
+        "visitor_id": "v_a",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36",
+        "is_duplicate": True,
+    }
+    decoded = ClickRecorded.model_validate(old)
+    assert decoded.user_agent.startswith("Mozilla/5.0")
+    assert (decoded.flags, decoded.reasons, decoded.flagged) == ((), ("duplicate",), True)
 
 
 @pytest.mark.parametrize(

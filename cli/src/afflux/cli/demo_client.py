@@ -55,6 +55,19 @@ class DemoClient:
         self.admin = {"Authorization": f"Bearer {admin_token}"}
         self.retry_for_s = retry_for_s
         self.http = httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=100))
+        # Every simulated visitor comes from an address of its own (X-Forwarded-For, which
+        # the stack trusts from loopback): the clicks service flags many clicks from one
+        # address and browser as no person's (ip_duplicate, rate).
+        self._addresses: dict[str, str] = {}
+        self._next_address = 0
+
+    def _address(self, visitor_id: str | None) -> str:
+        known = self._addresses.get(visitor_id) if visitor_id else None
+        if known is not None:
+            return known
+        n = self._next_address
+        self._next_address += 1
+        return f"2001:db8::{(n >> 16) & 0xFFFF:x}:{n & 0xFFFF:x}"  # documentation range
 
     async def __aenter__(self) -> DemoClient:
         return self
@@ -84,9 +97,11 @@ class DemoClient:
         """Follow a tracking link once; return (visitor_id, click_id) from the redirect."""
         # Always send a Cookie header, empty for a new visitor: otherwise the client's
         # cookie jar would hand the last visitor's afx_vid to the next one.
+        address = self._address(visitor_id)
         headers = {
             "User-Agent": BOT_USER_AGENT if bot else BROWSER_USER_AGENT,
             "Cookie": f"afx_vid={visitor_id}" if visitor_id else "",
+            "X-Forwarded-For": address,
         }
         response = await self.http.get(f"{self.clicks_url}/c/{code}", headers=headers)
         if response.status_code != 302:
@@ -94,6 +109,7 @@ class DemoClient:
         query = parse_qs(urlsplit(response.headers["location"]).query)
         click_id = query["afx_click"][0]
         visitor = response.cookies.get("afx_vid") or visitor_id or ""
+        self._addresses.setdefault(visitor, address)
         return visitor, click_id
 
     async def _signed(

@@ -115,7 +115,7 @@ def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
     for e in inputs:
         if isinstance(e, ClickRecorded) and e.campaign_id in versions and e.click_id not in seen:
             seen.add(e.click_id)
-            if e.is_bot or e.is_duplicate:
+            if e.flagged:
                 continue
             tally = clicks[(e.campaign_id, period(e.campaign_id, e.occurred_at))].setdefault(
                 e.affiliate_id, [0, e.occurred_at]

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from afflux.shared.core.click_flags import CLICK_FLAGS, legacy_flags
 from afflux.shared.core.clock import parse_event_time
-from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.terms import AttributionModel, TermsVersion
 
 EVENT_TIME_DESCRIPTION = "UTC milliseconds since the epoch (RFC 3339 with zone accepted)"
@@ -40,8 +40,7 @@ REPORTED_TIME_DESCRIPTION = (
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 OrderKind = Literal["sale", "lead", "install", "action"]
-# Money on the wire: a JSON integer (never a string, float or boolean) of minor units.
-AmountMinor = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT_MINOR)]
+ClickFlag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 
 
 class Envelope(BaseModel):
@@ -64,12 +63,35 @@ class ClickRecorded(Envelope):
     campaign_id: Id
     visitor_id: Id
     ip_hash: str = Field("", description="keyed HMAC-SHA256 of the client IP, never the IP")
-    user_agent: str = ""
+    user_agent: str = Field(
+        "", description="empty: the raw user agent is not kept (older events may carry it)"
+    )
+    ua_family: str = Field("", description="browser family parsed from the user agent")
+    ua_version: str = Field("", description="major version of that browser")
     referrer: str | None = None
     sub_ids: dict[str, str] = Field(default_factory=dict, description="sub1..sub5")
     utm: dict[str, str] = Field(default_factory=dict, description="utm_* parameters")
     is_bot: bool = False
-    is_duplicate: bool = False
+    is_duplicate: bool = Field(
+        False,
+        description="flagged for any reason other than bot (see flags); "
+        "a reader of is_bot/is_duplicate alone never counts a flagged click",
+    )
+    flags: tuple[ClickFlag, ...] = Field(
+        (),
+        max_length=8,
+        description="why the click is not counted: " + ", ".join(CLICK_FLAGS) + "; empty: valid",
+    )
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The flags; for an event from before ``flags``, what is_bot/is_duplicate stand for."""
+        return self.flags or legacy_flags(self.is_bot, self.is_duplicate)
+
+    @property
+    def flagged(self) -> bool:
+        """Never paid per click, never wins attribution."""
+        return self.is_bot or self.is_duplicate or bool(self.flags)
 
 
 class OrderItem(BaseModel):
@@ -77,7 +99,7 @@ class OrderItem(BaseModel):
 
     sku: Annotated[str, Field(min_length=1, max_length=200)]
     quantity: Annotated[int, Field(ge=1)] = 1
-    price_minor: AmountMinor = 0
+    price_minor: Annotated[int, Field(ge=0)] = 0
 
 
 class OrderPlaced(Envelope):
@@ -92,7 +114,7 @@ class OrderPlaced(Envelope):
     merchant_id: Id
     kind: OrderKind = "sale"
     action: str | None = Field(None, description="the action kind when kind is 'action'")
-    amount_minor: AmountMinor = 0
+    amount_minor: Annotated[int, Field(ge=0)] = 0
     currency: Currency
     visitor_id: Id | None = None
     click_id: Id | None = None
@@ -120,7 +142,7 @@ class OrderRefunded(Envelope):
     refund_id: Id
     order_id: Id
     campaign_id: Id
-    amount_minor: Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT_MINOR)]
+    amount_minor: Annotated[int, Field(gt=0)]
     currency: Currency
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="refund")
@@ -155,7 +177,7 @@ class ConversionAttributed(Envelope):
     terms_version: int
     kind: OrderKind = "sale"
     action: str | None = None
-    amount_minor: AmountMinor = 0
+    amount_minor: int = 0
     currency: Currency
     visitor_id: Id | None = None
     customer_id: str | None = None
@@ -191,12 +213,12 @@ class ConversionReversed(Envelope):
     order_id: Id
     campaign_id: Id
     affiliate_id: Id
-    amount_minor: AmountMinor = Field(
+    amount_minor: Annotated[int, Field(ge=0)] = Field(
         description="refund applied, capped so cumulative refunds never exceed the order amount"
     )
-    requested_minor: AmountMinor
-    refunded_total_minor: AmountMinor
-    order_amount_minor: AmountMinor
+    requested_minor: int
+    refunded_total_minor: int
+    order_amount_minor: int
     currency: Currency
     order_occurred_at: int
     reason: Literal["refund", "reattributed"] = Field(
@@ -219,7 +241,7 @@ class OrderUnattributed(Envelope):
     campaign_id: Id
     reason: UnattributedReason
     kind: OrderKind = "sale"
-    amount_minor: AmountMinor = 0
+    amount_minor: int = 0
     currency: Currency
     order_event_id: Id
 
@@ -232,7 +254,7 @@ class RefundUnmatched(Envelope):
     order_id: Id
     campaign_id: Id
     reason: Literal["order_unattributed", "order_unknown"]
-    amount_minor: AmountMinor
+    amount_minor: int
     currency: Currency
 
 
@@ -266,9 +288,6 @@ class DeadLetter(Envelope):
     source_offset: int
     consumer: str
     reason: str
-    error_class: str | None = Field(
-        None, description="the exception that refused the record, e.g. ValidationError"
-    )
     key: str | None = None
     value: str = Field(description="the raw value, UTF-8 with invalid bytes replaced")
 

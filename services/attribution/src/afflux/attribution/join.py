@@ -132,8 +132,7 @@ class JoinPartition:
             _intern(click.affiliate_id),
             _intern(click.campaign_id),
             click.occurred_at,
-            click.is_bot,
-            click.is_duplicate,
+            click.flagged,
         )
         state.clicks[click.click_id] = (touch, arrived)
         if click.occurred_at > self.watermark:
@@ -344,7 +343,7 @@ WATERMARK_KEY = "\x00watermark"
 def encode_state(s: VisitorState) -> bytes:
     doc: dict[str, Any] = {
         "c": [
-            [t.click_id, t.affiliate_id, t.campaign_id, t.at, t.is_bot, t.is_duplicate, arrived]
+            [t.click_id, t.affiliate_id, t.campaign_id, t.at, t.flagged, arrived]
             for t, arrived in s.clicks.values()
         ]
     }
@@ -360,8 +359,10 @@ def encode_state(s: VisitorState) -> bytes:
 def decode_state(raw: bytes) -> VisitorState:
     doc = json.loads(raw)
     s = VisitorState()
-    for cid, aff, camp, at, bot, dup, arrived in doc.get("c", ()):
-        s.clicks[cid] = (ClickTouch(cid, _intern(aff), _intern(camp), at, bot, dup), arrived)
+    for cid, aff, camp, at, *flags, arrived in doc.get("c", ()):
+        # Rows written before "flagged" hold is_bot and is_duplicate instead.
+        touch = ClickTouch(cid, _intern(aff), _intern(camp), at, any(flags))
+        s.clicks[cid] = (touch, arrived)
     for payload, arrived in doc.get("p", ()):
         order = OrderPlaced.model_validate(payload)
         s.pending[(order.campaign_id, order.order_id)] = (order, arrived)

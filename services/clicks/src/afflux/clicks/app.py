@@ -25,7 +25,7 @@ from afflux.clicks.links import Link, LinkCache, LinkStore
 from afflux.clicks.links_api import Problem, allowed_domains, links_router
 from afflux.clicks.metrics import ClicksMetrics
 from afflux.clicks.privacy import IpHasher, ProxyTrust
-from afflux.clicks.quality import BotDetector, DuplicateWindow
+from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality
 from afflux.clicks.redirect import ClickContext, RedirectLayer
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.shipper import ClickShipper
@@ -89,6 +89,8 @@ def create_app(
     restorer = LinkRestorer(store, settings.kafka_bootstrap, cache.clear)
     cache.restore = restorer
     view.on_change(lambda _: cache.clear())  # allowed domains may have changed
+    ip_windows = CampaignIpWindows(settings.clicks_ip_duplicate_window_s * 1000, view.versions)
+    view.on_change(lambda _: ip_windows.clear())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +119,7 @@ def create_app(
             linger_s=settings.clicks_linger_ms / 1000,
             on_sent=metrics.sent.inc,
             on_fsync=metrics.wal_fsync.observe,
+            bootstrap=settings.kafka_bootstrap,
         )
         metrics.wal_max_bytes.set(settings.clicks_wal_max_bytes)
         metrics.track_wal(lambda: wal.size_bytes, lambda: wal.segments, lambda: shipper.unsent)
@@ -136,7 +139,12 @@ def create_app(
             shipper=shipper,
             metrics=metrics,
             bots=BotDetector(),
-            duplicates=DuplicateWindow(settings.clicks_duplicate_window_s * 1000),
+            quality=ClickQuality(
+                visitor_window_ms=settings.clicks_duplicate_window_s * 1000,
+                ip_window=ip_windows,
+                rate_per_minute=settings.clicks_ip_rate_per_minute,
+                max_entries=settings.clicks_quality_max_entries,
+            ),
             ip_hasher=hasher,
             proxies=proxies,
             clock=clock,

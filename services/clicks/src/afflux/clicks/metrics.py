@@ -7,6 +7,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from afflux.shared.core.click_flags import CLICK_FLAGS
+
 OUTCOMES = ("redirected", "bot", "duplicate", "not_found", "unrecorded")
 NO_CAMPAIGN = "none"
 
@@ -16,7 +18,7 @@ class ClicksMetrics:
         self.registry = CollectorRegistry()
         self.clicks = Counter(
             "afflux_clicks",
-            "Tracking-link requests by outcome (redirected, bot, duplicate, not_found)",
+            "Tracking-link requests by outcome (redirected, not_found, or the first quality flag)",
             ["campaign", "outcome"],
             registry=self.registry,
         )
@@ -57,8 +59,19 @@ class ClicksMetrics:
             "Click events acknowledged by the broker",
             registry=self.registry,
         )
+        self.flags = Counter(
+            "afflux_clicks_flagged",
+            "Flagged clicks by reason (a click may carry several reasons)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._flag_children = {reason: self.flags.labels(reason) for reason in CLICK_FLAGS}
         self._children: dict[tuple[str, str], Any] = {}
         self.observe = self.redirect.observe
+
+    def flagged(self, reasons: tuple[str, ...]) -> None:
+        for reason in reasons:
+            self._flag_children[reason].inc()
 
     def click(self, campaign: str, outcome: str) -> None:
         # labels() costs a lock and a tuple build per call; the label sets are bounded

@@ -1,13 +1,22 @@
-"""Click quality: bot / link-preview user agents and duplicate clicks.
+"""Click quality: which clicks no person made on purpose, decided once per click.
 
-Flagged clicks are still redirected and recorded, but attribution and
-payouts ignore them; raw and unique clicks stay countable downstream.
+Flagged clicks are still redirected and recorded (with their reasons, see
+``afflux.shared.core.click_flags``), but attribution and payouts ignore them;
+raw and valid clicks stay countable downstream. Every table here lives in the
+process's memory, is bounded (oldest entries dropped first) and is keyed by a
+64-bit hash of its key, so an entry costs a few dozen bytes whatever the user
+agent's length (a hash collision can only flag a click, never pay one).
 """
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from afflux.shared.core.click_flags import BOT, DUPLICATE, EMBEDDED, IP_DUPLICATE, RATE
+from afflux.shared.core.terms import TermsVersion
 
 # Crawlers, link-preview fetchers (chat apps, social networks) and HTTP
 # libraries. Matched case-insensitively anywhere in the User-Agent.
@@ -20,57 +29,264 @@ BOT_PATTERN = re.compile(
     r"|libwww|httpclient|node-fetch|axios/|postman",
     re.IGNORECASE,
 )
+# Browser families, most specific first: in-app browsers and Chromium forks also
+# carry "Chrome/" and "Safari/", Chrome carries "Safari/".
+_FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (family, re.compile(pattern))
+    for family, pattern in (
+        ("Instagram", r"Instagram (\d+)"),
+        ("Facebook", r"FBAV/(\d+)"),
+        ("TikTok", r"(?:musical_ly|BytedanceWebview|TikTok)[_/ ]?(\d+)?"),
+        ("HeadlessChrome", r"HeadlessChrome/(\d+)"),
+        ("Edge", r"Edg(?:e|A|iOS)?/(\d+)"),
+        ("Opera", r"(?:OPR|Opera)/(\d+)"),
+        ("Samsung Internet", r"SamsungBrowser/(\d+)"),
+        ("Firefox", r"(?:Firefox|FxiOS)/(\d+)"),
+        ("Chrome", r"(?:Chrome|CriOS)/(\d+)"),
+        ("Safari", r"Version/(\d+)[^ ]* (?:Mobile/\w+ )?Safari/"),
+        ("Safari", r"AppleWebKit/.*Mobile/"),
+    )
+)
+# Anything else: its first product token that is not "Mozilla" (curl/8.5, Googlebot/2.1).
+_PRODUCT = re.compile(r"(?:^|[\s;(])((?!Mozilla/)[A-Za-z][\w.-]{0,39})/(\d+)")
+_MAX_FAMILY = 40
 _UA_CACHE_MAX = 4096
+MS_PER_MINUTE = 60_000
+
+
+class UserAgentInfo(NamedTuple):
+    """What the event keeps of a user agent: its family, major version and bot verdict."""
+
+    family: str
+    version: str
+    is_bot: bool
+
+
+def parse_user_agent(user_agent: str) -> UserAgentInfo:
+    is_bot = not user_agent.strip() or BOT_PATTERN.search(user_agent) is not None
+    for family, pattern in _FAMILIES:
+        found = pattern.search(user_agent)
+        if found:
+            return UserAgentInfo(family, found.group(1) or "", is_bot)
+    product = _PRODUCT.search(user_agent)
+    if product:
+        return UserAgentInfo(product.group(1)[:_MAX_FAMILY], product.group(2)[:8], is_bot)
+    return UserAgentInfo("Other" if user_agent.strip() else "", "", is_bot)
 
 
 class BotDetector:
-    """``is_bot(user_agent)``; answers are cached because user agents repeat a lot."""
+    """User agents parsed once; answers are cached because user agents repeat a lot."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, bool] = {}
+        self._cache: dict[str, UserAgentInfo] = {}
 
-    def is_bot(self, user_agent: str) -> bool:
+    def classify(self, user_agent: str) -> UserAgentInfo:
         known = self._cache.get(user_agent)
         if known is not None:
             return known
-        verdict = not user_agent.strip() or BOT_PATTERN.search(user_agent) is not None
+        info = parse_user_agent(user_agent)
         if len(self._cache) >= _UA_CACHE_MAX:
             self._cache.clear()
-        self._cache[user_agent] = verdict
-        return verdict
+        self._cache[user_agent] = info
+        return info
+
+    def is_bot(self, user_agent: str) -> bool:
+        return self.classify(user_agent).is_bot
 
 
-class DuplicateWindow:
-    """Remembers (visitor, link) for ``window_ms`` after a counted click, in this process.
+def top_level_navigation(mode: str | None, dest: str | None) -> bool:
+    """Fetch Metadata of a click a person made: a top-level navigation to a document.
 
-    A click is a duplicate when the same visitor clicked the same link less than
-    ``window_ms`` before and that earlier click was not itself a duplicate (the
-    window runs from the first counted click, so a burst does not extend it).
-    Entries expire in insertion order, so pruning is amortised O(1); at most
-    ``max_entries`` are kept (the oldest are dropped first).
+    A request without ``Sec-Fetch-Mode`` and ``Sec-Fetch-Dest`` (an older client)
+    counts; with either, both must say so (``navigate``, ``document``). Anything
+    else (an image, an iframe, a ``no-cors`` fetch) is the page loading the link
+    by itself, which is how cookie stuffing works.
+    """
+    if mode is None and dest is None:
+        return True
+    return mode == "navigate" and dest == "document"
+
+
+class ExpiringKeys:
+    """Keys that stay ``open`` until a time; bounded, oldest inserted dropped first.
+
+    Expired entries are pruned in insertion order (amortised O(1)). With one
+    window for all keys that is expiry order; with windows that differ per key a
+    long window at the front may keep shorter expired ones behind it until the
+    bound pushes them out, which is harmless: ``is_open`` compares the times.
     """
 
-    def __init__(self, window_ms: int, max_entries: int = 1_000_000) -> None:
-        self.window_ms = window_ms
+    def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._until: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._until: OrderedDict[int, int] = OrderedDict()
 
-    def seen(self, visitor_id: str, code: str, now_ms: int) -> bool:
-        """True when this click is a duplicate; otherwise it opens a new window."""
-        if self.window_ms <= 0:
-            return False
+    def is_open(self, key: int, now_ms: int) -> bool:
         entries = self._until
         while entries:
             first = next(iter(entries.values()))
             if first > now_ms and len(entries) < self.max_entries:
                 break
             entries.popitem(last=False)
-        key = (visitor_id, code)
         until = entries.get(key)
-        if until is not None and until > now_ms:
-            return True
-        entries[key] = now_ms + self.window_ms
-        return False
+        return until is not None and until > now_ms
+
+    def open(self, key: int, until_ms: int) -> None:
+        self._until[key] = until_ms
+        self._until.move_to_end(key)
 
     def __len__(self) -> int:
         return len(self._until)
+
+
+class RateCounter:
+    """Requests per key in fixed one-minute windows (each starting at its key's first request)."""
+
+    def __init__(self, max_per_minute: int, max_entries: int) -> None:
+        self.max_per_minute = max_per_minute
+        self.max_entries = max_entries
+        self._counts: OrderedDict[int, tuple[int, int]] = OrderedDict()  # key -> (start, n)
+
+    def over(self, key: int, now_ms: int) -> bool:
+        """Count this request; True when it is beyond the allowed number in its minute."""
+        if self.max_per_minute <= 0:
+            return False
+        counts = self._counts
+        while counts:
+            start, _ = next(iter(counts.values()))
+            if start + MS_PER_MINUTE > now_ms and len(counts) < self.max_entries:
+                break
+            counts.popitem(last=False)
+        known = counts.get(key)
+        if known is None or known[0] + MS_PER_MINUTE <= now_ms:
+            counts[key] = (now_ms, 1)
+            counts.move_to_end(key)
+            return False
+        count = known[1] + 1
+        counts[key] = (known[0], count)
+        return count > self.max_per_minute
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
+WindowFor = Callable[[str, int], int]  # (campaign_id, now_ms) -> IP duplicate window in ms
+
+
+class CampaignIpWindows:
+    """The IP duplicate window of a campaign's terms in force, else the default.
+
+    Cached per campaign for as long as the version in force stays in force;
+    ``clear`` when terms are published.
+    """
+
+    def __init__(self, default_ms: int, versions: Callable[[str], Sequence[TermsVersion]]) -> None:
+        self.default_ms = default_ms
+        self._versions = versions
+        self._cache: dict[str, tuple[int, int, int]] = {}  # campaign -> (window, from, until)
+
+    def __call__(self, campaign_id: str, now_ms: int) -> int:
+        cached = self._cache.get(campaign_id)
+        if cached is not None and cached[1] <= now_ms < cached[2]:
+            return cached[0]
+        try:
+            versions = self._versions(campaign_id)
+        except LookupError:
+            return self.default_ms  # not loaded yet: never cached
+        window, start, until = ip_window_in_force(versions, now_ms, self.default_ms)
+        self._cache[campaign_id] = (window, start, until)
+        return window
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+def ip_window_in_force(
+    versions: Sequence[TermsVersion], now_ms: int, default_ms: int
+) -> tuple[int, int, int]:
+    """(window ms, from, until): the window of the version in force at ``now_ms``.
+
+    Before the first version the first applies (as everywhere else in afflux).
+    """
+    if not versions:
+        return default_ms, -(2**62), 2**62
+    key = lambda v: (v.effective_from, v.version)  # noqa: E731
+    in_force = [v for v in versions if v.effective_from <= now_ms]
+    version = max(in_force, key=key) if in_force else min(versions, key=key)
+    later = [v.effective_from for v in versions if v.effective_from > now_ms]
+    start = version.effective_from if in_force else -(2**62)
+    until = min(later, default=2**62)
+    seconds = version.terms.ip_duplicate_window_s
+    return (default_ms if seconds is None else seconds * 1000), start, until
+
+
+_VALID: tuple[str, ...] = ()
+
+
+class ClickQuality:
+    """The flags of one click; the windows open only for a click that is counted.
+
+    * ``bot``: HEAD, or the user agent of a crawler, link preview or library.
+    * ``embedded``: not a top-level navigation (Fetch Metadata).
+    * ``rate``: more than ``rate_per_minute`` requests from its IP hash in a minute,
+      across links (every request counts, flagged or not).
+    * ``duplicate``: the visitor clicked the link within ``visitor_window_ms``.
+    * ``ip_duplicate``: its IP hash and user agent clicked the link within the
+      campaign's IP window.
+
+    Bot and embedded requests are not checked against the windows and never open
+    one, so a chat preview or a stuffed image never makes the person's own click a
+    duplicate; the windows run from the first counted click (a burst does not
+    extend them).
+    """
+
+    def __init__(
+        self,
+        *,
+        visitor_window_ms: int,
+        ip_window: WindowFor,
+        rate_per_minute: int,
+        max_entries: int,
+    ) -> None:
+        self.visitor_window_ms = visitor_window_ms
+        self.ip_window = ip_window
+        self.visitors = ExpiringKeys(max_entries)
+        self.addresses = ExpiringKeys(max_entries)
+        self.rates = RateCounter(rate_per_minute, max_entries)
+
+    def flags(
+        self,
+        *,
+        bot: bool,
+        navigation: bool,
+        visitor: str,
+        code: str,
+        campaign_id: str,
+        ip_hash: str,
+        user_agent: str,
+        now_ms: int,
+    ) -> tuple[str, ...]:
+        rate = self.rates.over(hash(ip_hash), now_ms)
+        if bot or not navigation:
+            found = [BOT] if bot else []
+            if rate:
+                found.append(RATE)
+            if not navigation:
+                found.append(EMBEDDED)
+            return tuple(found)
+        visitor_key = hash((visitor, code))
+        address_key = hash((ip_hash, code, user_agent))
+        duplicate = self.visitor_window_ms > 0 and self.visitors.is_open(visitor_key, now_ms)
+        ip_duplicate = self.addresses.is_open(address_key, now_ms)
+        if not (duplicate or ip_duplicate or rate):
+            if self.visitor_window_ms > 0:
+                self.visitors.open(visitor_key, now_ms + self.visitor_window_ms)
+            ip_window_ms = self.ip_window(campaign_id, now_ms)
+            if ip_window_ms > 0:
+                self.addresses.open(address_key, now_ms + ip_window_ms)
+            return _VALID
+        found = [DUPLICATE] if duplicate else []
+        if ip_duplicate:
+            found.append(IP_DUPLICATE)
+        if rate:
+            found.append(RATE)
+        return tuple(found)

@@ -22,8 +22,9 @@ from urllib.parse import parse_qsl
 from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkCache, Target
 from afflux.clicks.metrics import NO_CAMPAIGN, ClicksMetrics
 from afflux.clicks.privacy import IpHasher, ProxyTrust
-from afflux.clicks.quality import BotDetector, DuplicateWindow
+from afflux.clicks.quality import BotDetector, ClickQuality, UserAgentInfo, top_level_navigation
 from afflux.clicks.shipper import ClickShipper
+from afflux.shared.core.click_flags import BOT
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import derived_id, new_click_id, new_visitor_id
 
@@ -59,7 +60,7 @@ class ClickContext:
     shipper: ClickShipper
     metrics: ClicksMetrics
     bots: BotDetector
-    duplicates: DuplicateWindow
+    quality: ClickQuality
     ip_hasher: IpHasher
     proxies: ProxyTrust
     clock: Clock
@@ -106,6 +107,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         return
 
     user_agent = referrer = cookie = forwarded_for = forwarded_proto = None
+    fetch_mode = fetch_dest = None
     for name, value in scope["headers"]:
         if name == b"user-agent":
             user_agent = value.decode("latin-1")[:_MAX_UA]
@@ -117,6 +119,10 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
             forwarded_for = value.decode("latin-1")
         elif name == b"x-forwarded-proto":
             forwarded_proto = value.decode("latin-1")
+        elif name == b"sec-fetch-mode":
+            fetch_mode = value.decode("latin-1")
+        elif name == b"sec-fetch-dest":
+            fetch_dest = value.decode("latin-1")
     client = scope.get("client")
     peer = client[0] if client else ""
     visitor = visitor_from(cookie) if cookie else None
@@ -125,15 +131,25 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         visitor = new_visitor_id()
     link = target.link
     now = ctx.clock()
-    is_bot = head or ctx.bots.is_bot(user_agent or "")
-    # Bots never open a duplicate window: a link preview must not flag the human's click.
-    is_duplicate = not is_bot and ctx.duplicates.seen(visitor, link.code, now)
+    agent = ctx.bots.classify(user_agent or "")
+    navigation = top_level_navigation(fetch_mode, fetch_dest)
     click_id = new_click_id(visitor)
     ip_hash = ctx.ip_hasher.hash(ctx.proxies.client_ip(peer, forwarded_for))
-    event = click_event(click_id, link, visitor, now, ip_hash, user_agent or "", referrer)
+    flags = ctx.quality.flags(
+        bot=head or agent.is_bot,
+        navigation=navigation,
+        visitor=visitor,
+        code=link.code,
+        campaign_id=link.campaign_id,
+        ip_hash=ip_hash,
+        user_agent=user_agent or "",
+        now_ms=now,
+    )
+    event = click_event(click_id, link, visitor, now, ip_hash, agent, referrer)
     if scope["query_string"]:
         event["sub_ids"], event["utm"] = tracking_params(scope["query_string"])
-    event["is_bot"], event["is_duplicate"] = is_bot, is_duplicate
+    if flags:
+        set_flags(event, flags)
     # The 302 is the click's acknowledgement: answer only once the click is on disk. When
     # the click log is full the visitor still reaches the destination, without a click id.
     recorded = await ctx.shipper.submit(visitor, event)
@@ -143,7 +159,8 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         _NO_STORE,
         _LENGTH_0,
     ]
-    if new_visitor:
+    # An embedded request (an image, an iframe) is not the visitor's choice: no cookie.
+    if new_visitor and navigation:
         secure = scope.get("scheme") == "https" or (
             forwarded_proto is not None
             and forwarded_proto.strip().lower() == "https"
@@ -152,7 +169,9 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         headers.append((b"set-cookie", _cookie(visitor, secure)))
     await send({"type": "http.response.start", "status": 302, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
-    outcome = "bot" if is_bot else "duplicate" if is_duplicate else "redirected"
+    outcome = flags[0] if flags else "redirected"
+    if flags:
+        ctx.metrics.flagged(flags)
     if not recorded:
         outcome = "unrecorded"
     ctx.metrics.click(link.campaign_id, outcome)
@@ -165,12 +184,13 @@ def click_event(
     visitor: str,
     now: int,
     ip_hash: str,
-    user_agent: str,
+    agent: UserAgentInfo,
     referrer: str | None,
 ) -> dict[str, Any]:
     """A ``ClickRecorded`` as the dict the wire carries (no model validation per click).
 
     The event id is derived from the click id, so a re-sent click is recognisable.
+    The raw user agent is not kept: only its family, major version and bot verdict.
     """
     return {
         "event_id": derived_id("click", click_id),
@@ -183,13 +203,23 @@ def click_event(
         "campaign_id": link.campaign_id,
         "visitor_id": visitor,
         "ip_hash": ip_hash,
-        "user_agent": user_agent,
+        "user_agent": "",
+        "ua_family": agent.family,
+        "ua_version": agent.version,
         "referrer": referrer,
         "sub_ids": {},
         "utm": {},
         "is_bot": False,
         "is_duplicate": False,
+        "flags": [],
     }
+
+
+def set_flags(event: dict[str, Any], flags: tuple[str, ...]) -> None:
+    """Mark a click flagged; ``is_duplicate`` stands for every reason but bot (compatibility)."""
+    event["flags"] = list(flags)
+    event["is_bot"] = flags[0] == BOT
+    event["is_duplicate"] = len(flags) > 1 or flags[0] != BOT
 
 
 def _cookie(visitor: str, secure: bool) -> bytes:

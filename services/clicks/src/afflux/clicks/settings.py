@@ -23,6 +23,18 @@ class ClicksSettings(CommonSettings):
     clicks_duplicate_window_s: int = Field(
         30, ge=0, description="same visitor on the same link within this many seconds: duplicate"
     )
+    clicks_ip_duplicate_window_s: int = Field(
+        3600,
+        ge=0,
+        description="same IP hash and user agent on the same link within this many seconds: "
+        "ip_duplicate (campaign terms' ip_duplicate_window_s overrides it)",
+    )
+    clicks_ip_rate_per_minute: int = Field(
+        30, ge=0, description="more clicks than this from one IP hash in a minute: rate (0: off)"
+    )
+    clicks_quality_max_entries: int = Field(
+        500_000, ge=100, description="entries kept per click-quality table (oldest dropped)"
+    )
     clicks_ip_hash_secret: SecretStr | None = Field(
         None, description="HMAC key for client IPs; generated per process in development"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Balance(BaseModel):
@@ -72,8 +72,14 @@ class StatementAnswer(BaseModel):
 
 class KpiFields(BaseModel):
     currency: str
-    clicks: int
-    unique_clicks: int
+    clicks: int = Field(description="clicks that are not bots (flagged or not)")
+    unique_clicks: int = Field(description="valid clicks: no quality flag (what is paid)")
+    valid_clicks: int = Field(description="the same as unique_clicks")
+    flagged_clicks: int = Field(description="clicks with at least one quality flag, bots included")
+    flagged_by_reason: dict[str, int] = Field(
+        description="flagged clicks per reason: bot, duplicate, ip_duplicate, rate, embedded "
+        "(a click may carry several reasons)"
+    )
     conversions: int
     conversion_rate: float
     revenue_minor: int

@@ -40,8 +40,10 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from afflux.payouts import facts as ledger_facts
+from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.commission import ConversionFact, Line, ledger_lines
 from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import ClickRecorded
 from afflux.shared.wire import compact_json
 
 if TYPE_CHECKING:
@@ -55,8 +57,19 @@ class ClickItem:
     click_id: str
     affiliate_id: str
     occurred_at: int
-    is_bot: bool
-    is_duplicate: bool
+    reasons: tuple[str, ...] = ()  # quality flags (``ClickRecorded.reasons``); empty: valid
+
+    @classmethod
+    def of(cls, event: ClickRecorded, period: str) -> ClickItem:
+        """What the ledger keeps of a click: flagged ones are counted, never paid."""
+        return cls(
+            campaign_id=event.campaign_id,
+            period=period,
+            click_id=event.click_id,
+            affiliate_id=event.affiliate_id,
+            occurred_at=event.occurred_at,
+            reasons=event.reasons,
+        )
 
 
 @dataclass
@@ -339,13 +352,17 @@ class LedgerStore:
                     continue
                 counted.add(item.click_id)
                 a = item.affiliate_id
-                if item.is_bot:
+                if BOT in item.reasons:
                     touched.add(_inc(tally, f"b|{a}"))
                     continue
                 touched.add(_inc(tally, f"r|{a}"))
                 day = datetime.fromtimestamp(item.occurred_at / 1000, UTC).strftime("%Y-%m-%d")
                 touched.add(_inc(tally, f"d|{a}|{day}"))
-                if not item.is_duplicate:
+                for reason in item.reasons:
+                    # Reasons other than the known ones (a newer producer) count as "other".
+                    known = reason if reason in CLICK_FLAGS else "other"
+                    touched.add(_inc(tally, f"x|{a}|{known}"))
+                if not item.reasons:
                     touched.add(_inc(tally, f"u|{a}"))
                     first = int(tally.get(f"f|{a}", str(item.occurred_at)))
                     tally[f"f|{a}"] = str(min(first, item.occurred_at))

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from afflux.payouts import facts as ledger_facts
+from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.commission import Line
 from afflux.shared.core.money import round_half_up
 
@@ -68,6 +69,8 @@ def line_view(line: Line, as_of: int) -> dict[str, Any]:
 class _Counts:
     clicks: int = 0
     unique_clicks: int = 0
+    bot_clicks: int = 0
+    flagged: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason -> n
     conversions: int = 0
     sales: int = 0
     new_customers: int = 0
@@ -100,6 +103,10 @@ def tally(
             c.clicks += int(value)
         elif kind == "u":
             c.unique_clicks += int(value)
+        elif kind == "b":
+            c.bot_clicks += int(value)
+        elif kind == "x":
+            c.flagged[day] += int(value)  # x|<affiliate>|<reason>
         elif kind == "d":
             c.days[day]["clicks"] += int(value)
     for name, raw in stored_facts.items():
@@ -139,6 +146,9 @@ def kpi_row(c: _Counts) -> dict[str, Any]:
         "currency": c.currency,
         "clicks": c.clicks,
         "unique_clicks": c.unique_clicks,
+        "valid_clicks": c.unique_clicks,
+        "flagged_clicks": c.bot_clicks + c.clicks - c.unique_clicks,
+        "flagged_by_reason": flagged_by_reason(c),
         "conversions": c.conversions,
         "conversion_rate": round(c.conversions / c.unique_clicks, 6) if c.unique_clicks else 0.0,
         "revenue_minor": c.revenue,
@@ -153,13 +163,25 @@ def kpi_row(c: _Counts) -> dict[str, Any]:
     }
 
 
+def flagged_by_reason(c: _Counts) -> dict[str, int]:
+    """Flagged clicks per reason (a click may have several); every known reason is listed."""
+    reasons = {reason: c.flagged.get(reason, 0) for reason in CLICK_FLAGS}
+    reasons[BOT] = c.bot_clicks
+    if c.flagged.get("other"):
+        reasons["other"] = c.flagged["other"]
+    return reasons
+
+
 def combine(rows: Iterable[_Counts]) -> _Counts:
     total = _Counts()
     for c in rows:
         total.currency = total.currency or c.currency
+        for reason, n in c.flagged.items():
+            total.flagged[reason] += n
         for name in (
             "clicks",
             "unique_clicks",
+            "bot_clicks",
             "conversions",
             "sales",
             "new_customers",

@@ -7,7 +7,8 @@ Faust or time of day; the worker and the batch oracle feed it events.
 Rules, in order:
 
 * A click is *eligible* for an order when it is in the order's campaign, is not
-  flagged bot or duplicate, and ``order.at - window <= click.at <= order.at``
+  flagged (bot, duplicate, ip_duplicate, rate, embedded: any reason), and
+  ``order.at - window <= click.at <= order.at``
   where ``window`` is the clicking creator's window (their override, else the
   campaign's).
 * The campaign's precedence steps are tried in turn (default click_id, coupon,
@@ -49,12 +50,7 @@ class ClickTouch:
     affiliate_id: str
     campaign_id: str
     at: int
-    is_bot: bool = False
-    is_duplicate: bool = False
-
-    @property
-    def flagged(self) -> bool:
-        return self.is_bot or self.is_duplicate
+    flagged: bool = False  # flagged for any reason (``ClickRecorded.flagged``): never wins
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +171,7 @@ def unattributed_reason(
     ``unknown_click``: the order names a click the visitor never made (visible
     to the join); ``no_click``: the visitor has no clicks at all;
     ``other_campaign``: only clicks in other campaigns; ``bot_only``: the only
-    clicks inside the window are flagged bot or duplicate; ``outside_window``:
+    clicks inside the window are flagged (for any reason); ``outside_window``:
     clicks in the campaign, none inside the window (too old, or after the order).
     """
     if order.click_id and all(c.click_id != order.click_id for c in touches):

@@ -64,7 +64,7 @@ class RefundFact:
 
 @dataclass(frozen=True, slots=True)
 class ClickTally:
-    """Valid unique clicks (not bot, not duplicate) of one creator in the period."""
+    """Valid clicks (no quality flag, see ``click_flags``) of one creator in the period."""
 
     affiliate_id: str
     unique_clicks: int

@@ -12,12 +12,12 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
-from afflux.shared.core.money import DEFAULT_MAX_ORDER_MINOR, MAX_AMOUNT_MINOR, check_currency
+from afflux.shared.core.money import check_currency
 
 AttributionModel = Literal["last_click", "first_click"]
 PrecedenceStep = Literal["click_id", "coupon", "cookie"]
 Period = Literal["month", "week"]
-NonNegativeMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR)]
+NonNegativeMinor = Annotated[int, Field(ge=0)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=9, decimal_places=4)]
 
 
@@ -115,14 +115,15 @@ class CampaignTerms(_Frozen):
         default_factory=dict, description="coupon code (case-insensitive) -> affiliate_id"
     )
     grace_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
+    ip_duplicate_window_s: Annotated[int, Field(ge=0, le=604_800)] | None = Field(
+        None,
+        description="a click from the same IP hash and user agent on the same link within "
+        "this many seconds of a counted one is flagged ip_duplicate; unset: the clicks "
+        "service's AFFLUX_CLICKS_IP_DUPLICATE_WINDOW_S; 0: never",
+    )
     lead_confirmation_required: bool = False
     lock_days: Annotated[int, Field(ge=0, le=365)] = 30
     min_payout_minor: NonNegativeMinor = 0
-    max_order_minor: Annotated[int, Field(ge=1, le=MAX_AMOUNT_MINOR)] = Field(
-        DEFAULT_MAX_ORDER_MINOR,
-        description="the largest order or refund amount accepted, in minor units; "
-        "larger ones are refused (HTTP 422) or dead-lettered",
-    )
     plan: CommissionPlan = Field(default_factory=CommissionPlan)
 
     @field_validator("currency")

@@ -115,7 +115,7 @@ def _one_order(
 
     ours = [c for c in visible if c.campaign_id == o.campaign_id]
     good = sorted(
-        (c for c in ours if not c.is_bot and not c.is_duplicate and inside(c)),
+        (c for c in ours if not c.flagged and inside(c)),
         key=lambda c: (c.occurred_at, c.click_id),
     )
 

@@ -1,0 +1,195 @@
+"""Clicks no person made, replayed through the real clicks service: flagged, kept, not paid.
+
+The findings: forty cookie-less clicks from one address and one browser on a
+pay-per-click campaign were all valid and all paid; a redirect loaded as an
+image or an iframe (cookie stuffing) counted and set the attribution cookie.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from afflux.clicks.app import create_app
+from afflux.payouts.store import Batch, ClickItem, LedgerStore
+from afflux.payouts.views import _Counts, kpi_row, tally
+from afflux.shared.campaign_publish import publish_terms
+from afflux.shared.core.periods import period_of
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import ClickRecorded
+
+from .conftest import (
+    ClickWatch,
+    click_id_of,
+    clicks_settings,
+    client_for,
+    create_link,
+    shop_terms,
+    unique,
+    wait_for_campaign,
+)
+
+pytestmark = pytest.mark.integration
+
+PER_CLICK_MINOR = 7
+
+
+@pytest.fixture(scope="module")
+async def pay_per_click(infra: Any) -> CampaignTerms:
+    base = shop_terms(unique("clicks-ppc")).model_dump()
+    terms = CampaignTerms.model_validate(
+        {**base, "plan": {"click": {"per_click_minor": PER_CLICK_MINOR}}}
+    )
+    await publish_terms(infra.kafka_bootstrap, [(terms, 0)])
+    return terms
+
+
+async def cookieless_clicks(http: httpx.AsyncClient, code: str, n: int) -> list[str]:
+    click_ids = []
+    for _ in range(n):
+        http.cookies.clear()  # a new visitor every time: no afx_vid
+        response = await http.get(f"/c/{code}")
+        assert response.status_code == 302
+        click_ids.append(click_id_of(response.headers["location"]))
+    return click_ids
+
+
+async def paid_clicks(
+    redis_url: str, terms: CampaignTerms, clicks: list[ClickRecorded]
+) -> tuple[int, dict[str, Any]]:
+    """What the payouts ledger pays for ``clicks``, and the creator's KPIs."""
+    version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+    redis: Redis[bytes] = Redis.from_url(redis_url, db=3)
+    store = LedgerStore(redis, prefix=f"afx:test:{uuid.uuid4().hex[:8]}:")
+    try:
+        period = terms.plan.period
+        periods = {period_of(c.occurred_at, period) for c in clicks}
+        batch = Batch(clicks=[ClickItem.of(c, period_of(c.occurred_at, period)) for c in clicks])
+        await store.apply(batch, lambda cid: (version,), lambda cid: terms.currency)
+        paid, counts = 0, {}
+        for period in periods:
+            lines = await store.lines(terms.campaign_id, period)
+            paid += sum(line.amount_minor for line in lines if line.kind == "click")
+            facts, click_tally = await store.period_state(terms.campaign_id, period)
+            tally(facts, click_tally, lines, terms.currency, counts)
+        (creator,) = counts.values()
+        assert isinstance(creator, _Counts)
+        return paid, kpi_row(creator)
+    finally:
+        await redis.aclose()  # type: ignore[attr-defined]
+
+
+async def test_forty_cookieless_clicks_from_one_address_and_browser_count_and_pay_once(
+    infra: Any, clicks_app: FastAPI, pay_per_click: CampaignTerms, clicks_topic: ClickWatch
+) -> None:
+    await wait_for_campaign(clicks_app, pay_per_click.campaign_id)
+    async with client_for(clicks_app, "192.0.2.40") as http:
+        link = await create_link(http, pay_per_click.campaign_id, "https://shop.example.com/")
+        click_ids = await cookieless_clicks(http, link["code"], 40)
+        metrics = (await http.get("/metrics")).text
+
+    events = [ClickRecorded.model_validate(await clicks_topic.click(c)) for c in click_ids]
+    assert [e.flags for e in events] == [()] + [("ip_duplicate",)] * 39
+    assert all(e.is_duplicate and not e.is_bot for e in events[1:])  # for older readers
+    # The raw user agent is not kept once classified.
+    assert {(e.user_agent, e.ua_family, e.ua_version) for e in events} == {("", "Chrome", "126")}
+    assert 'afflux_clicks_flagged_total{reason="ip_duplicate"}' in metrics
+    assert (
+        f'afflux_clicks_total{{campaign="{pay_per_click.campaign_id}",outcome="ip_duplicate"}} 39.0'
+        in metrics
+    )
+
+    paid, kpis = await paid_clicks(infra.redis_url, pay_per_click, events)
+    assert paid == PER_CLICK_MINOR  # the one valid click, not forty
+    assert (kpis["valid_clicks"], kpis["flagged_clicks"]) == (1, 39)
+    assert kpis["flagged_by_reason"] == {
+        "bot": 0,
+        "duplicate": 0,
+        "ip_duplicate": 39,
+        "rate": 0,
+        "embedded": 0,
+    }
+
+
+STUFFING = [
+    pytest.param(
+        {"Sec-Fetch-Dest": "image", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "cross-site"},
+        id="img",
+    ),
+    pytest.param(
+        {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site"},
+        id="iframe",
+    ),
+    pytest.param({"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "no-cors"}, id="no-cors-fetch"),
+    pytest.param({"Sec-Fetch-Dest": "script", "Sec-Fetch-Mode": "no-cors"}, id="script"),
+]
+
+
+@pytest.mark.parametrize("fetch", STUFFING)
+async def test_an_embedded_request_is_redirected_flagged_and_sets_no_cookie(
+    clicks_app: FastAPI, campaign: CampaignTerms, clicks_topic: ClickWatch, fetch: dict[str, str]
+) -> None:
+    async with client_for(clicks_app, "192.0.2.41") as http:
+        link = await create_link(http, campaign.campaign_id, "https://shop.example.com/")
+        http.cookies.clear()
+        headers = {**fetch, "Referer": "https://stuffer.example.net/blog"}
+        response = await http.get(f"/c/{link['code']}", headers=headers)
+    assert response.status_code == 302
+    assert "afx_click=" in response.headers["location"]
+    assert "set-cookie" not in response.headers
+    event = ClickRecorded.model_validate(
+        await clicks_topic.click(click_id_of(response.headers["location"]))
+    )
+    assert event.flags == ("embedded",)
+    assert event.flagged
+
+
+@pytest.mark.parametrize(
+    "fetch",
+    [
+        pytest.param(
+            {
+                "Sec-Fetch-Dest": "document",
+                "Sec-Fetch-Mode": "navigate",
+                "Sec-Fetch-Site": "cross-site",
+            },
+            id="navigation-from-another-site",
+        ),
+        pytest.param({}, id="no-fetch-metadata"),
+    ],
+)
+async def test_a_top_level_navigation_counts_and_sets_the_cookie(
+    clicks_app: FastAPI, campaign: CampaignTerms, clicks_topic: ClickWatch, fetch: dict[str, str]
+) -> None:
+    async with client_for(clicks_app, "192.0.2.42") as http:
+        link = await create_link(http, campaign.campaign_id, "https://shop.example.com/")
+        http.cookies.clear()
+        response = await http.get(f"/c/{link['code']}", headers=fetch)
+    assert response.status_code == 302
+    assert response.headers["set-cookie"].startswith("afx_vid=")
+    event = await clicks_topic.click(click_id_of(response.headers["location"]))
+    assert (event["flags"], event["is_bot"], event["is_duplicate"]) == ([], False, False)
+
+
+async def test_an_address_clicking_more_than_the_rate_across_links_is_flagged_rate(
+    infra: Any, campaign: CampaignTerms, clicks_topic: ClickWatch, tmp_path: Any
+) -> None:
+    app = create_app(clicks_settings(infra, tmp_path, clicks_ip_rate_per_minute=3))
+    async with app.router.lifespan_context(app), client_for(app, "192.0.2.43") as http:
+        await wait_for_campaign(app, campaign.campaign_id)
+        links = [
+            await create_link(http, campaign.campaign_id, "https://shop.example.com/")
+            for _ in range(5)
+        ]
+        click_ids = []
+        for link in links:  # other links each time: no duplicate window applies
+            click_ids += await cookieless_clicks(http, link["code"], 1)
+        metrics = (await http.get("/metrics")).text
+    events = [await clicks_topic.click(c) for c in click_ids]
+    assert [e["flags"] for e in events] == [[], [], [], ["rate"], ["rate"]]
+    assert 'afflux_clicks_flagged_total{reason="rate"} 2.0' in metrics
