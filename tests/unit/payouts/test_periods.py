@@ -75,6 +75,9 @@ def test_a_moment_lies_in_the_bounds_of_its_period(at: int, kind: Period) -> Non
         "2026-13",  # no 13th month
         "2026-00",  # no month 0
         "1969-12",  # before 1970
+        "1969-W01",  # a week before 1970
+        "9999-12",  # would end in year 10000, beyond what a datetime holds
+        "9999-W52",  # likewise
         "2026-1",  # the month needs two digits
         "26-11",  # the year needs four
         "2026/11",  # wrong separator

@@ -75,13 +75,21 @@ class Problem(Exception):
         self.status, self.field, self.reason = status, field, reason
 
 
+# 9998-12-31T23:59:59.999Z: the period of any earlier time still ends within what a
+# datetime holds (year 9999); later cut-offs mean nothing.
+_LATEST_MS = 253_370_764_799_999
+
+
 def _as_of(value: str | None, now: int) -> int:
     if value is None or value == "":
         return now
     try:
-        return parse_event_time(int(value) if value.isdigit() else value)
-    except (ValueError, TypeError) as exc:
+        at = parse_event_time(int(value) if value.isascii() and value.isdigit() else value)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise Problem(422, "as_of", f"not a time: {exc}") from None
+    if at > _LATEST_MS:
+        raise Problem(422, "as_of", "after 9998-12-31T23:59:59.999Z")
+    return at
 
 
 def _period(value: str | None) -> str | None:

@@ -10,6 +10,9 @@ from afflux.shared.core.terms import Period
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+# Times are unix milliseconds, so periods start in 1970; a period must also end within
+# what a datetime holds (the end of 9999-12 is in year 10000: refused).
+_FIRST_YEAR = 1970
 
 
 class BadPeriod(ValueError):
@@ -28,19 +31,28 @@ def period_bounds(name: str) -> tuple[int, int]:
     """[start, end) of a period name in UTC milliseconds; BadPeriod when malformed."""
     if match := _MONTH.match(name):
         year, month = int(match[1]), int(match[2])
-        if not 1 <= month <= 12 or year < 1970:
+        if not 1 <= month <= 12 or year < _FIRST_YEAR:
             raise BadPeriod(f"{name!r}: no such month")
-        start = datetime(year, month, 1, tzinfo=UTC)
-        end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+        try:
+            start = datetime(year, month, 1, tzinfo=UTC)
+            end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+        except ValueError:
+            raise BadPeriod(f"{name!r}: ends after year 9999") from None
         return to_ms(start), to_ms(end)
     if match := _WEEK.match(name):
         year, week = int(match[1]), int(match[2])
+        if year < _FIRST_YEAR:
+            raise BadPeriod(f"{name!r}: no such ISO week")
         try:
             monday = date.fromisocalendar(year, week, 1)
         except ValueError:
             raise BadPeriod(f"{name!r}: no such ISO week") from None
         start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
-        return to_ms(start), to_ms(start + timedelta(days=7))
+        try:
+            end = start + timedelta(days=7)
+        except OverflowError:
+            raise BadPeriod(f"{name!r}: ends after year 9999") from None
+        return to_ms(start), to_ms(end)
     raise BadPeriod(f"{name!r}: use YYYY-MM for a month or YYYY-Www for an ISO week")
 
 
