@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from afflux.shared.core.click_flags import CLICK_FLAGS, legacy_flags
 from afflux.shared.core.clock import parse_event_time
+from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.terms import AttributionModel, TermsVersion
 
 EVENT_TIME_DESCRIPTION = "UTC milliseconds since the epoch (RFC 3339 with zone accepted)"
@@ -41,6 +42,8 @@ Id = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 OrderKind = Literal["sale", "lead", "install", "action"]
 ClickFlag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+# Money on the wire: a JSON integer (never a string, float or boolean) of minor units.
+AmountMinor = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT_MINOR)]
 
 
 class Envelope(BaseModel):
@@ -99,7 +102,7 @@ class OrderItem(BaseModel):
 
     sku: Annotated[str, Field(min_length=1, max_length=200)]
     quantity: Annotated[int, Field(ge=1)] = 1
-    price_minor: Annotated[int, Field(ge=0)] = 0
+    price_minor: AmountMinor = 0
 
 
 class OrderPlaced(Envelope):
@@ -114,7 +117,7 @@ class OrderPlaced(Envelope):
     merchant_id: Id
     kind: OrderKind = "sale"
     action: str | None = Field(None, description="the action kind when kind is 'action'")
-    amount_minor: Annotated[int, Field(ge=0)] = 0
+    amount_minor: AmountMinor = 0
     currency: Currency
     visitor_id: Id | None = None
     click_id: Id | None = None
@@ -142,7 +145,7 @@ class OrderRefunded(Envelope):
     refund_id: Id
     order_id: Id
     campaign_id: Id
-    amount_minor: Annotated[int, Field(gt=0)]
+    amount_minor: Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT_MINOR)]
     currency: Currency
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="refund")
@@ -177,7 +180,7 @@ class ConversionAttributed(Envelope):
     terms_version: int
     kind: OrderKind = "sale"
     action: str | None = None
-    amount_minor: int = 0
+    amount_minor: AmountMinor = 0
     currency: Currency
     visitor_id: Id | None = None
     customer_id: str | None = None
@@ -213,12 +216,12 @@ class ConversionReversed(Envelope):
     order_id: Id
     campaign_id: Id
     affiliate_id: Id
-    amount_minor: Annotated[int, Field(ge=0)] = Field(
+    amount_minor: AmountMinor = Field(
         description="refund applied, capped so cumulative refunds never exceed the order amount"
     )
-    requested_minor: int
-    refunded_total_minor: int
-    order_amount_minor: int
+    requested_minor: AmountMinor
+    refunded_total_minor: AmountMinor
+    order_amount_minor: AmountMinor
     currency: Currency
     order_occurred_at: int
     reason: Literal["refund", "reattributed"] = Field(
@@ -241,7 +244,7 @@ class OrderUnattributed(Envelope):
     campaign_id: Id
     reason: UnattributedReason
     kind: OrderKind = "sale"
-    amount_minor: int = 0
+    amount_minor: AmountMinor = 0
     currency: Currency
     order_event_id: Id
 
@@ -254,7 +257,7 @@ class RefundUnmatched(Envelope):
     order_id: Id
     campaign_id: Id
     reason: Literal["order_unattributed", "order_unknown"]
-    amount_minor: int
+    amount_minor: AmountMinor
     currency: Currency
 
 
@@ -288,6 +291,9 @@ class DeadLetter(Envelope):
     source_offset: int
     consumer: str
     reason: str
+    error_class: str | None = Field(
+        None, description="the exception that refused the record, e.g. ValidationError"
+    )
     key: str | None = None
     value: str = Field(description="the raw value, UTF-8 with invalid bytes replaced")
 

@@ -288,16 +288,8 @@ class LedgerConsumer:
         elif isinstance(event, ClickRecorded):
             if event.campaign_id not in self.directory:
                 raise Rejected(f"campaign {event.campaign_id!r} has no terms")
-            batch.clicks.append(
-                ClickItem(
-                    campaign_id=event.campaign_id,
-                    period=self._period(event.campaign_id, event.occurred_at),
-                    click_id=event.click_id,
-                    affiliate_id=event.affiliate_id,
-                    occurred_at=event.occurred_at,
-                    is_bot=event.is_bot,
-                    is_duplicate=event.is_duplicate,
-                )
+            period = self._period(event.campaign_id, event.occurred_at)
+            batch.clicks.append(ClickItem.of(event, period))
         else:
             raise Rejected(f"unexpected event type {type(event).__name__}")
 

@@ -12,12 +12,12 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
-from afflux.shared.core.money import check_currency
+from afflux.shared.core.money import DEFAULT_MAX_ORDER_MINOR, MAX_AMOUNT_MINOR, check_currency
 
 AttributionModel = Literal["last_click", "first_click"]
 PrecedenceStep = Literal["click_id", "coupon", "cookie"]
 Period = Literal["month", "week"]
-NonNegativeMinor = Annotated[int, Field(ge=0)]
+NonNegativeMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=9, decimal_places=4)]
 
 
@@ -124,6 +124,11 @@ class CampaignTerms(_Frozen):
     lead_confirmation_required: bool = False
     lock_days: Annotated[int, Field(ge=0, le=365)] = 30
     min_payout_minor: NonNegativeMinor = 0
+    max_order_minor: Annotated[int, Field(ge=1, le=MAX_AMOUNT_MINOR)] = Field(
+        DEFAULT_MAX_ORDER_MINOR,
+        description="the largest order or refund amount accepted, in minor units; "
+        "larger ones are refused (HTTP 422) or dead-lettered",
+    )
     plan: CommissionPlan = Field(default_factory=CommissionPlan)
 
     @field_validator("currency")
