@@ -42,10 +42,11 @@ class ClicksSettings(CommonSettings):
         "", description="comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto is trusted"
     )
     clicks_wal_window_ms: float = Field(
-        2.0,
+        0.0,
         ge=0,
         le=100,
-        description="clicks arriving within this window share one write-ahead-log fsync",
+        description="extra wait before a write-ahead-log fsync so more clicks share it "
+        "(clicks arriving during an fsync always share the next one)",
     )
     clicks_wal_max_bytes: int = Field(
         1024**3,

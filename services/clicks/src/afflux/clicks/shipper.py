@@ -21,15 +21,21 @@ Two background tasks:
 The log is bounded (``max_bytes``): a click that would exceed it is refused
 (``submit`` resolves to False) and the redirect goes to the destination
 without a click id. At start-up whatever the log holds after the acknowledged
-cursor is sent first. Event ids are derived from click ids, so the few events
-that may be sent twice (a batch in flight at a crash, or stored by the broker
-after its answer was lost) are recognised downstream.
+cursor is sent first.
+
+Only one batch is in flight at a time, so after a crash or a send without an
+answer only that batch may already be on the topic: before sending it again
+the shipper looks for its events on the topic after the offsets recorded with
+the last acknowledged batch (afflux.clicks.reconcile) and leaves out what it
+finds. Event ids are derived from click ids, so anything still sent twice (the
+broker storing a batch after that look) is recognised downstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +44,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from afflux.clicks.reconcile import already_on_topic, end_offsets
 from afflux.clicks.wal import Cursor, Item, WriteAheadLog, line
 from afflux.shared.kafka import partition_for
 from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, compact_json, pack_values
@@ -68,6 +75,7 @@ class ClickShipper:
         linger_s: float = 0.0,
         on_sent: Callable[[int], None] = lambda _: None,
         on_fsync: Callable[[float], None] = lambda _: None,
+        bootstrap: str | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
@@ -83,7 +91,12 @@ class ClickShipper:
         self.unsent = wal.recovered
         """Events on disk the broker has not acknowledged yet."""
         self.broker_ok = True
+        self.bootstrap = bootstrap
+        """Where to look for a batch that may already be on the topic (None: never look)."""
         self._cursor = wal.cursor
+        self._progress = dict(wal.acked_offsets)  # partition -> offset after our last record
+        self._suspect = wal.recovered > 0  # the first batch may have been in flight at a crash
+        self._acked_offsets = dict(wal.acked_offsets)  # as recorded with the cursor
         self._lines: list[bytes] = []
         self._lines_bytes = 0
         self._group: asyncio.Future[bool] | None = None
@@ -151,6 +164,12 @@ class ClickShipper:
 
     async def ship_forever(self) -> None:
         """Send the log to the broker in order until cancelled."""
+        if self.bootstrap is not None and len(self._progress) < self.partitions:
+            # Partitions we never sent to: where a look for our records would start.
+            with contextlib.suppress(Exception):
+                known = await end_offsets(self.bootstrap, self.topic, self.partitions, 10.0)
+                self._progress = {**known, **self._progress}
+                self._acked_offsets = {**known, **self._acked_offsets}
         while True:
             try:
                 await self._ship_next()
@@ -174,6 +193,16 @@ class ClickShipper:
             return
         pending = items
         while pending:
+            if self._suspect:
+                left = await self._not_on_topic(pending)
+                if left is None:  # cannot tell yet: the broker does not answer
+                    self.broker_ok = False
+                    await asyncio.sleep(self.retry_interval_s)
+                    continue
+                pending = left
+                if not pending:
+                    break
+            self._suspect = True  # until the broker answers for every event of the batch
             pending = await self._send_packed(pending)
             if pending:
                 if self.broker_ok:
@@ -190,9 +219,32 @@ class ClickShipper:
             log.info("broker takes click events again")
             self.broker_ok = True
         await self._acknowledge(end, len(items))
+        self._suspect = False
+
+    async def _not_on_topic(self, items: list[Item]) -> list[Item] | None:
+        """``items`` without those already on the topic; None when the broker cannot tell."""
+        if self.bootstrap is None:
+            return items
+        ids = [json.loads(value).get("event_id") for _, value in items]
+        try:
+            found = await already_on_topic(
+                self.bootstrap,
+                self.topic,
+                self._acked_offsets,
+                {i for i in ids if i},
+                self.send_timeout_s,
+            )
+        except Exception as exc:
+            log.debug("cannot read the topic back: %r", exc)
+            return None
+        if found:
+            log.info("%d click events were already on the topic: not sent again", len(found))
+        return [item for item, event_id in zip(items, ids, strict=True) if event_id not in found]
 
     async def _acknowledge(self, end: Cursor, count: int) -> None:
-        await asyncio.to_thread(self.wal.acknowledge, end)
+        offsets = dict(self._progress)
+        await asyncio.to_thread(self.wal.acknowledge, end, offsets)
+        self._acked_offsets = offsets
         self._cursor = end
         self.unsent -= count
 
@@ -236,7 +288,7 @@ class ClickShipper:
                 sizes[partition] = 0
             groups[-1].append(item)
             sizes[partition] = sizes.get(partition, 0) + len(item[1]) + 1
-        futures: list[tuple[asyncio.Future[Any] | None, list[Item]]] = []
+        futures: list[tuple[asyncio.Future[Any] | None, int, list[Item]]] = []
         for partition, groups in chunks.items():
             for group in groups:
                 value = pack_values([v for _, v in group])
@@ -247,21 +299,24 @@ class ClickShipper:
                     )
                 except Exception as exc:
                     log.debug("send to partition %d failed: %r", partition, exc)
-                    futures.append((None, group))
+                    futures.append((None, partition, group))
                     continue
-                futures.append((future, group))
+                futures.append((future, partition, group))
         failed: list[Item] = []
         sent = 0
-        for future, group in futures:
+        for future, partition, group in futures:
             if future is None:
                 failed.extend(group)
                 continue
             try:
-                await asyncio.wait_for(asyncio.shield(future), self.send_timeout_s * 2)
+                metadata = await asyncio.wait_for(asyncio.shield(future), self.send_timeout_s * 2)
             except Exception:
                 failed.extend(group)
             else:
                 sent += len(group)
+                after = metadata.offset + 1
+                if after > self._progress.get(partition, 0):
+                    self._progress[partition] = after
         if sent:
             self.on_sent(sent)
         if failed:

@@ -7,14 +7,15 @@ of a few milliseconds into one call); a segment is closed and a new one opened
 once it holds ``segment_bytes``. The shipper reads the log in order from a
 *cursor* (segment number, byte offset) and, once the broker acknowledged
 everything before a position, calls ``acknowledge``: the cursor is written to
-the ``ACKED`` file (no fsync: it only saves re-sends, see below) and every
+the ``ACKED`` file (no fsync: it only saves re-sends, see below) with, per
+partition, the offset after the last record the broker acknowledged, and every
 segment wholly before it is deleted.
 
 After a crash the log is read from the recorded cursor: everything after it is
-sent again. Lines the broker had already taken are sent twice (event ids are
-derived from click ids, so downstream recognises them); a torn last line (a
-crash in the middle of a write, never answered to a visitor) is ignored.
-Losing ``ACKED`` (a power cut) only means more re-sends.
+sent again, except what the shipper finds on the topic after the recorded
+offsets (afflux.clicks.reconcile); a torn last line (a crash in the middle of a
+write, never answered to a visitor) is ignored. Losing ``ACKED`` (a power cut)
+only means re-sends, which downstream recognises by their event ids.
 
 Blocking file I/O: call ``append``, ``read`` and ``acknowledge`` from worker
 threads; at most one ``append`` and one reader at a time (one lock guards the
@@ -36,6 +37,7 @@ SUFFIX = ".wal"
 LEGACY_SUFFIX = ".spool"  # the disk spool of earlier versions had the same line format
 SEGMENT_BYTES = 16 * 1024 * 1024
 _ACKED = "ACKED"
+_ACKED_BYTES = 4096  # one page: a single pwrite at offset 0
 
 
 class WalBusy(RuntimeError):
@@ -86,11 +88,11 @@ class WriteAheadLog:
         for path in directory.glob(f"*{SUFFIX}"):
             self._sizes[int(path.stem)] = parse(path.read_bytes())[1]
         self._bytes = sum(self._sizes.values())
-        self.cursor = self._recorded_cursor()
+        self.cursor, self.acked_offsets = self._recorded()
         for number in [n for n in self._sizes if n < self.cursor.segment]:
             self._delete(number)
         # Appends always go to a fresh segment: an old one may end in a torn line.
-        self._open_number = max(self._sizes, default=0) + 1
+        self._open_number = max(max(self._sizes, default=0), self.cursor.segment) + 1
         self._open: int | None = None
         self._acked_fd = os.open(directory / _ACKED, os.O_RDWR | os.O_CREAT, 0o644)
         self.recovered = self.count_from(self.cursor)
@@ -178,9 +180,13 @@ class WriteAheadLog:
             cursor = Cursor(number, sizes[number])  # a closed segment read to its end
         return [], cursor
 
-    def acknowledge(self, cursor: Cursor) -> None:
-        """Everything before ``cursor`` reached the broker: remember it, drop whole segments."""
-        os.pwrite(self._acked_fd, f"{cursor.segment} {cursor.offset}\n".ljust(64).encode(), 0)
+    def acknowledge(self, cursor: Cursor, offsets: dict[int, int]) -> None:
+        """Everything before ``cursor`` reached the broker, the last of it before ``offsets``
+        (partition -> next offset): remember both, drop whole segments."""
+        parts = " ".join(f"{p}:{o}" for p, o in sorted(offsets.items()))
+        record = f"{cursor.segment} {cursor.offset} {parts}".strip() + "\n"
+        if len(record) < _ACKED_BYTES:
+            os.pwrite(self._acked_fd, record.ljust(_ACKED_BYTES).encode(), 0)
         with self._guard:
             done = [n for n in self._sizes if n < cursor.segment]
             self.cursor = cursor
@@ -196,14 +202,17 @@ class WriteAheadLog:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _recorded_cursor(self) -> Cursor:
-        first = Cursor(min(self._sizes, default=1), 0)
+    def _recorded(self) -> tuple[Cursor, dict[int, int]]:
+        first = Cursor(min(self._sizes, default=0), 0)
         try:
-            segment, offset = (self.directory / _ACKED).read_text().split()[:2]
-            recorded = Cursor(int(segment), int(offset))
-        except (FileNotFoundError, ValueError):
-            return first
-        return max(recorded, first)
+            words = (self.directory / _ACKED).read_text().split()
+            recorded = Cursor(int(words[0]), int(words[1]))
+            offsets = {int(p): int(o) for p, _, o in (w.partition(":") for w in words[2:])}
+        except (FileNotFoundError, ValueError, IndexError):
+            return first, {}
+        if recorded < first:  # the segments it names are gone: the offsets say nothing
+            return first, {}
+        return recorded, offsets
 
     def _adopt_legacy(self, legacy: Path) -> None:
         """Take over the segments of the earlier disk spool (same line format, same order)."""
