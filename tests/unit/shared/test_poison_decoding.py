@@ -1,0 +1,90 @@
+"""Decoding is bounded before parsing, and whatever a record holds, decoding it only ever
+raises UndecodableRecord, naming the reason and the exception's class."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from afflux.shared.events import ClickRecorded
+from afflux.shared.wire import (
+    MAX_DEPTH,
+    MAX_DIGIT_RUN,
+    MAX_RECORD_BYTES,
+    UndecodableRecord,
+    decode_record,
+    encode_packed,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def click(n: int, referrer: str | None = None) -> ClickRecorded:
+    return ClickRecorded(
+        event_id=f"ev-{n}",
+        occurred_at=1_764_547_200_000 + n,
+        click_id=f"c-{n}",
+        link_code="lnk",
+        affiliate_id="anna",
+        campaign_id="camp",
+        visitor_id=f"v-{n}",
+        referrer=referrer,
+    )
+
+
+@dataclass(frozen=True)
+class Poison:
+    value: bytes | None
+    reason: str
+    error_class: str
+
+
+POISON = [
+    # the probe's record: 100,000 brackets deep
+    Poison(b"[" * 100_000 + b"]" * 100_000, "nested deeper", "NestedTooDeep"),
+    # one level past the bound
+    Poison(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), "nested deeper", "NestedTooDeep"),
+    # deep and never closed
+    Poison(b'{"a":' * 10_000, "nested deeper", "NestedTooDeep"),
+    # more digits than Python parses (4,300)
+    Poison(b'{"amount_minor":' + b"9" * 5_000 + b"}", "digit run", "NumberTooLong"),
+    # one digit past the bound
+    Poison(b"[" + b"1" * (MAX_DIGIT_RUN + 1) + b"]", "digit run", "NumberTooLong"),
+    # one byte past the size bound
+    Poison(b" " * (MAX_RECORD_BYTES + 1), "exceeds", "RecordTooLarge"),
+    Poison(b'{"a": "\xff"}', "not JSON", "UnicodeDecodeError"),
+    Poison(b"{not json", "not JSON", "JSONDecodeError"),
+    Poison(None, "tombstone", "UndecodableRecord"),
+    Poison(b"[NaN]", "record must be", "UndecodableRecord"),
+    Poison(b'{"type":"ClickRecorded","occurred_at":Infinity}', "invalid event", "ValidationError"),
+    Poison(b'{"type":"NoSuchEvent","event_id":"x","occurred_at":0}', "invalid", "ValidationError"),
+]
+
+
+@pytest.mark.parametrize("poison", POISON, ids=lambda p: p.error_class + ":" + p.reason)
+def test_poison_is_refused_with_its_reason_and_class(poison: Poison) -> None:
+    with pytest.raises(UndecodableRecord) as refused:
+        decode_record(poison.value)
+
+    assert poison.reason in str(refused.value)
+    assert refused.value.error_class == poison.error_class
+
+
+def test_brackets_and_digits_inside_strings_do_not_count_against_the_bounds() -> None:
+    deep_text = "[" * 100 + "]" * 40
+    value = encode_packed([click(1, referrer=deep_text), click(2, referrer="x" * 300)])
+
+    assert [e.event_id for e in decode_record(value)] == ["ev-1", "ev-2"]
+
+
+def test_nesting_at_the_bound_and_the_largest_packed_record_decode() -> None:
+    nested: object = "x"
+    for _ in range(MAX_DEPTH - 2):  # the record's object and the field add two levels
+        nested = [nested]
+    value = json.dumps({**click(1).model_dump(mode="json"), "extra": nested}).encode()
+
+    assert decode_record(value) == [click(1)]
+    packed = encode_packed([click(n) for n in range(200)])
+    assert len(decode_record(packed)) == 200
