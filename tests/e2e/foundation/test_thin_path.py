@@ -108,8 +108,10 @@ async def test_order_one_ms_after_window_is_unattributed_and_at_the_edge_is_attr
             until=lambda events: any(getattr(e, "click_id", None) == click_id for e in events),
         )
         click = next(e for e in clicks if isinstance(e, ClickRecorded) and e.click_id == click_id)
+        # Sent as a backfill: a merchant's order this recent would be placed at the
+        # receive time (docs/orders.md, Event time); a backfill keeps the exact times.
         for order_id, at in ((outside, click.occurred_at + 1), (edge, click.occurred_at)):
-            await client.place_order(
+            await client.backfill_order(
                 instant,
                 order_id=order_id,
                 kind="sale",

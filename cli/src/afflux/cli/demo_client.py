@@ -48,12 +48,16 @@ class DemoClient:
         admin_token: str,
         *,
         retry_for_s: float = 8.0,
+        merchant_clock_offset_ms: int = 0,
     ) -> None:
+        """``merchant_clock_offset_ms``: how far the merchant's clock is off ours (negative:
+        slow); it moves the signature timestamps and the event times the merchant sends."""
         self.clicks_url = clicks_url
         self.orders_url = orders_url
         self.payouts_url = payouts_url
         self.admin = {"Authorization": f"Bearer {admin_token}"}
         self.retry_for_s = retry_for_s
+        self.merchant_clock_offset_ms = merchant_clock_offset_ms
         self.http = httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=100))
         # Every simulated visitor comes from an address of its own (X-Forwarded-For, which
         # the stack trusts from loopback): the clicks service flags many clicks from one
@@ -68,6 +72,10 @@ class DemoClient:
         n = self._next_address
         self._next_address += 1
         return f"2001:db8::{(n >> 16) & 0xFFFF:x}:{n & 0xFFFF:x}"  # documentation range
+
+    def merchant_now(self) -> int:
+        """The time by the merchant's clock, in UTC milliseconds."""
+        return system_clock() + self.merchant_clock_offset_ms
 
     async def __aenter__(self) -> DemoClient:
         return self
@@ -118,7 +126,7 @@ class DemoClient:
         from afflux.orders.signing import sign
 
         raw = json.dumps(body, separators=(",", ":")).encode()
-        signature = sign(raw, dev_merchant_secret(merchant_id), int(time.time()))
+        signature = sign(raw, dev_merchant_secret(merchant_id), self.merchant_now() // 1000)
         headers = {
             "Content-Type": "application/json",
             "X-Afflux-Merchant": merchant_id,
@@ -155,10 +163,57 @@ class DemoClient:
         new_customer: bool = False,
         occurred_at: int | None = None,
     ) -> httpx.Response:
+        body = self._order_body(
+            terms, order_id, kind, amount, action, visitor_id, click_id, coupon, new_customer
+        )
+        body["occurred_at"] = occurred_at if occurred_at is not None else self.merchant_now()
+        response = await self._signed("POST", "/v1/orders", terms.merchant_id, body)
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"order {order_id} answered {response.status_code}: {response.text}")
+        return response
+
+    async def backfill_order(
+        self,
+        terms: CampaignTerms,
+        *,
+        order_id: str,
+        occurred_at: int,
+        kind: str,
+        amount: Money,
+        visitor_id: str | None = None,
+        click_id: str | None = None,
+        coupon: str | None = None,
+    ) -> None:
+        """An order sent by an operator through the admin backfill: kept at ``occurred_at``."""
+        body = self._order_body(
+            terms, order_id, kind, amount, None, visitor_id, click_id, coupon, False
+        )
+        body["occurred_at"] = occurred_at
+        response = await self.http.post(
+            f"{self.orders_url}/v1/admin/backfill/orders",
+            headers=self.admin,
+            json={"orders": [body]},
+        )
+        response.raise_for_status()
+        [result] = response.json()["results"]
+        if result["status"] not in ("accepted", "duplicate"):
+            raise RuntimeError(f"backfill of {order_id}: {result}")
+
+    @staticmethod
+    def _order_body(
+        terms: CampaignTerms,
+        order_id: str,
+        kind: str,
+        amount: Money,
+        action: str | None,
+        visitor_id: str | None,
+        click_id: str | None,
+        coupon: str | None,
+        new_customer: bool,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "order_id": order_id,
             "campaign_id": terms.campaign_id,
-            "occurred_at": occurred_at if occurred_at is not None else system_clock(),
             "kind": kind,
             "amount_minor": amount.amount_minor,
             "currency": amount.currency,
@@ -172,13 +227,10 @@ class DemoClient:
         ):
             if value:
                 body[name] = value
-        response = await self._signed("POST", "/v1/orders", terms.merchant_id, body)
-        if response.status_code not in (200, 202):
-            raise RuntimeError(f"order {order_id} answered {response.status_code}: {response.text}")
-        return response
+        return body
 
     async def confirm_lead(self, terms: CampaignTerms, order_id: str) -> None:
-        body = {"campaign_id": terms.campaign_id, "occurred_at": system_clock()}
+        body = {"campaign_id": terms.campaign_id, "occurred_at": self.merchant_now()}
         response = await self._signed(
             "POST", f"/v1/leads/{order_id}/confirm", terms.merchant_id, body
         )
@@ -194,7 +246,7 @@ class DemoClient:
             "refund_id": refund_id,
             "order_id": order_id,
             "campaign_id": terms.campaign_id,
-            "occurred_at": system_clock(),
+            "occurred_at": self.merchant_now(),
             "amount_minor": amount,
             "currency": terms.currency,
         }
