@@ -23,13 +23,14 @@ class Endpoints:
     payouts_url: str
     admin_token: str
 
-    def client(self, retry_for_s: float = 8.0) -> DemoClient:
+    def client(self, retry_for_s: float = 8.0, merchant_clock_offset_ms: int = 0) -> DemoClient:
         return DemoClient(
             self.clicks_url,
             self.orders_url,
             self.payouts_url,
             self.admin_token,
             retry_for_s=retry_for_s,
+            merchant_clock_offset_ms=merchant_clock_offset_ms,
         )
 
 

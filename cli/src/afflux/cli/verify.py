@@ -111,6 +111,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--visitors", type=int, default=600)
     parser.add_argument("--creators", type=int, default=20)
     parser.add_argument("--campaigns", type=Path, default=None, help="terms YAML")
+    parser.add_argument(
+        "--merchant-clock-offset-s",
+        type=int,
+        default=0,
+        help="play merchants whose clock is this far off (negative: slow)",
+    )
     add_storage_option(parser)
     args = parser.parse_args(argv)
     storage = storage_of(args)
@@ -141,7 +147,14 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
         tally = asyncio.run(
-            _drive(endpoints, programs, creator_ids(args.creators), args.visitors, args.seed)
+            _drive(
+                endpoints,
+                programs,
+                creator_ids(args.creators),
+                args.visitors,
+                args.seed,
+                args.merchant_clock_offset_s * 1000,
+            )
         )
         print(
             f"afflux verify: sent {tally.clicks} clicks, {tally.orders} orders,"
@@ -174,9 +187,14 @@ def main(argv: list[str]) -> int:
 
 
 async def _drive(
-    endpoints: Endpoints, programs: list[Program], creators: list[str], visitors: int, seed: int
+    endpoints: Endpoints,
+    programs: list[Program],
+    creators: list[str],
+    visitors: int,
+    seed: int,
+    merchant_clock_offset_ms: int = 0,
 ) -> Tally:
-    async with endpoints.client() as client:
+    async with endpoints.client(merchant_clock_offset_ms=merchant_clock_offset_ms) as client:
         traffic = Traffic(
             client, programs, creators, mix=TrafficMix(think_time_s=(0.05, 0.6)), run_id=f"v{seed}"
         )
