@@ -1,4 +1,4 @@
-"""The Faust application: two agents, a grace timer, /healthz and /metrics.
+"""The Faust application: two agents, a grace timer, /healthz and /metrics (web.py).
 
 Faust delivers records, runs the consumer group (static membership, commits
 after processing) and the timer; the state lives in ``Runtime``'s stages with
@@ -13,20 +13,21 @@ from typing import Any
 
 import faust
 from aiokafka import TopicPartition
+from faust.contrib.asgi import serve_asgi
 from faust.types import TP
 from prometheus_client import generate_latest
 
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime, run_forever
 from afflux.attribution.settings import AttributionSettings
+from afflux.attribution.web import WorkerWeb
 from afflux.shared.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.http_limits import HttpLimits
+from afflux.shared.limited_http import uvicorn_limits
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 
 log = logging.getLogger(__name__)
-
-# aiohttp refuses a charset inside content_type; Prometheus reads text format 0.0.4 as UTF-8.
-METRICS_TYPE = "text/plain; version=0.0.4"
 
 
 def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
@@ -121,20 +122,25 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
-    @app.page("/healthz")
-    async def healthz(self: Any, request: Any) -> Any:
+    def health() -> tuple[bool, dict[str, Any]]:
         ok = runtime.ready() and not app.rebalancing
-        body = {
+        return ok, {
             "status": "ok" if ok else "starting",
             "campaigns": directory.ready.is_set(),
             "join_partitions": sorted(runtime.join.owned),
             "refund_partitions": sorted(runtime.refunds.owned),
         }
-        return self.json(body, status=200 if ok else 503)
 
-    @app.page("/metrics")
-    async def metrics_page(self: Any, request: Any) -> Any:
-        return self.bytes(generate_latest(metrics.registry), content_type=METRICS_TYPE)
+    serve_asgi(
+        app,
+        WorkerWeb(health, lambda: generate_latest(metrics.registry)),
+        host=settings.host,
+        port=settings.attribution_port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        **uvicorn_limits(HttpLimits.from_settings(settings)),
+    )
 
     return app, runtime
 
