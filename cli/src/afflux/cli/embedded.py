@@ -79,7 +79,7 @@ def start_embedded_broker(port: int, work_dir: Path, storage: BrokerStorage) -> 
     store = start_object_store(object_store_dir(work_dir), log_dir)
     try:
         return [store.child, start_broker(port, log_dir, store=store)]
-    except StartFailed:
+    except BaseException:
         store.stop()
         raise
 
@@ -121,6 +121,6 @@ def start_redis(
 def _await_port(child: Child, host: str, port: int) -> None:
     try:
         child.wait_until(lambda: tcp_open(host, port), timeout_s=20)
-    except StartFailed:
+    except BaseException:  # also Ctrl-C while waiting: leave no process behind
         child.stop()
         raise

@@ -11,6 +11,7 @@ one directory that survives restarts.
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from afflux.cli.processes import Child, StartFailed, free_port
+from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
 
 BUCKET = "tansu"
 # SeaweedFS runs without IAM identities here, so any key pair is accepted; the
@@ -27,13 +28,14 @@ BUCKET = "tansu"
 ACCESS_KEY = "afflux"
 SECRET_KEY = "afflux-local"  # noqa: S105 - a local store on loopback, not a secret
 START_TIMEOUT_S = 60.0
+START_ATTEMPTS = 3
 # The filer's gRPC server waits about 15 s for its own metadata subscription to
 # end before it exits. By the time the store is stopped the broker is gone, and
 # every write the store acknowledged is already in its files (volume and
 # metadata journal are written with write(2)), so a SIGKILL after this grace
 # loses nothing; see docs/reliability.md.
 STOP_GRACE_S = 3.0
-_PORT_FLAGS = (
+PORT_FLAGS = (
     "master.port",
     "master.port.grpc",
     "volume.port",
@@ -83,7 +85,7 @@ def weed_argv(binary: str, data_dir: Path, ports: dict[str, int]) -> list[str]:
         "-s3",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        *(f"-{flag}={ports[flag]}" for flag in _PORT_FLAGS),
+        *(f"-{flag}={ports[flag]}" for flag in PORT_FLAGS),
     ]
 
 
@@ -113,12 +115,29 @@ class ObjectStore:
         self.child.stop()
 
 
-def start_object_store(data_dir: Path, log_dir: Path) -> ObjectStore:
-    """Start ``weed server`` on free loopback ports and return once the bucket exists."""
+def start_object_store(
+    data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None = None
+) -> ObjectStore:
+    """Start ``weed server`` on free loopback ports (or the ``ports`` given, by flag
+    name) and return once S3 answers and the broker's bucket exists.
+
+    A port it chose itself can still be taken before ``weed`` binds it (by another
+    process); that start is retried on new ports, a port given is not."""
     binary = weed_binary()
     (data_dir / "volumes").mkdir(parents=True, exist_ok=True)
     (data_dir / "meta").mkdir(parents=True, exist_ok=True)
-    ports = {flag: free_port() for flag in _PORT_FLAGS}
+    attempts = 1 if ports else START_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        chosen = {flag: listen_port() for flag in PORT_FLAGS} | (ports or {})
+        try:
+            return _start(binary, data_dir, log_dir, chosen)
+        except StartFailed as exc:
+            if attempt == attempts or "address already in use" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(binary: str, data_dir: Path, log_dir: Path, ports: dict[str, int]) -> ObjectStore:
     child = Child(
         "object store",
         weed_argv(binary, data_dir, ports),
@@ -132,7 +151,34 @@ def start_object_store(data_dir: Path, log_dir: Path) -> ObjectStore:
         child.kill()
         fatal = fatal_line(child)
         raise StartFailed(f"object store (SeaweedFS): {fatal}" if fatal else str(exc)) from exc
+    except BaseException:  # Ctrl-C while waiting: leave no process behind
+        child.stop()
+        raise
     return store
+
+
+def listen_port(host: str = "127.0.0.1") -> int:
+    """A free port below the kernel's ephemeral range.
+
+    ``weed`` starts its servers one after another over a few seconds while its
+    parts already connect to each other; a port from the ephemeral range (what
+    binding port 0 returns) can meanwhile be the local end of one of those
+    connections, and the server meant for it then fails to bind.
+    """
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12_000), low)
+        if not port_in_use(port, host):
+            return port
+    return free_port(host)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _bucket_ready(store: ObjectStore) -> bool:

@@ -98,8 +98,14 @@ def run_up(
     except (KeyboardInterrupt, _Stop):
         print("\nafflux: stopping ...", flush=True)
     finally:
-        stack.stop()
-        signal.signal(signal.SIGTERM, previous)
+        # A second Ctrl-C must not cut the shutdown short and orphan a child.
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            stack.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
     print("afflux: stopped", flush=True)
     return 0
 

