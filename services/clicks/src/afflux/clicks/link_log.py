@@ -108,12 +108,21 @@ class LinkRestorer:
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """At start-up: ready at once when Redis is complete, else after a restore."""
-        if await self.store.is_complete():
-            self.ready.set()
-        else:
-            await self()
+    async def start(self, retry_s: float = 1.0) -> None:
+        """At start-up: ready at once when Redis is complete, else after a restore (retried
+        until it succeeds: the broker or Redis may still be coming up)."""
+        while True:
+            try:
+                if await self.store.is_complete():
+                    self.ready.set()
+                else:
+                    await self()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cannot restore links yet (%r); retrying", exc)
+                await asyncio.sleep(retry_s)
 
     async def __call__(self) -> None:
         if self._task is None or self._task.done():

@@ -126,10 +126,6 @@ class ClickShipper:
             self._flush_wake.set()
         return self._group
 
-    @property
-    def full(self) -> bool:
-        return self.wal.size_bytes + self._lines_bytes >= self.max_bytes
-
     # -- the flusher ----------------------------------------------------------------------
 
     async def flush_forever(self) -> None:
