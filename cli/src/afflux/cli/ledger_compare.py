@@ -73,6 +73,16 @@ def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
     versions = campaign_versions(events)
     inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
     result = attribute(inputs, versions)
+    return lines_of(events, [*result.conversions, *result.reversals])
+
+
+def lines_of(events: Sequence[AnyEvent], outputs: Sequence[Envelope]) -> dict[str, list[Line]]:
+    """affiliate -> the lines the commission engine makes of attribution ``outputs``
+    (conversions, forwarded confirmations, reversals; copies by id counted once) and the
+    clicks among ``events``, as the payouts ledger does."""
+    versions = campaign_versions(events)
+    inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
+    unique = list({e.event_id: e for e in outputs}.values())
 
     def period(cid: str, at: int) -> str:
         return period_of(at, version_at(versions[cid], at).terms.plan.period)
@@ -81,7 +91,7 @@ def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
     order_period: dict[tuple[str, str], str] = {}
     confirmations: dict[Key, dict[str, str]] = defaultdict(dict)
     refunds: dict[Key, list[RefundFact]] = defaultdict(list)
-    for e in result.conversions:
+    for e in unique:
         if isinstance(e, ConversionAttributed):
             key = (e.campaign_id, period(e.campaign_id, e.occurred_at))
             order_period[(e.campaign_id, e.order_id)] = key[1]
@@ -100,15 +110,23 @@ def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
                     e.terms_version,
                 )
             )
-    for e in result.conversions:
+    for e in unique:
         if isinstance(e, LeadConfirmed) and (e.campaign_id, e.order_id) in order_period:
             key = (e.campaign_id, order_period[(e.campaign_id, e.order_id)])
             confirmations[key][e.order_id] = e.event_id
-    for r in result.reversals:
+    for r in unique:
         if isinstance(r, ConversionReversed):
             key = (r.campaign_id, period(r.campaign_id, r.order_occurred_at))
             refunds[key].append(
-                RefundFact(r.reversal_id, r.event_id, r.order_id, r.amount_minor, r.occurred_at)
+                RefundFact(
+                    r.reversal_id,
+                    r.event_id,
+                    r.order_id,
+                    r.amount_minor,
+                    r.occurred_at,
+                    r.conversion_id,
+                    r.reason,
+                )
             )
     clicks: dict[Key, dict[str, list[int]]] = defaultdict(dict)  # affiliate -> [unique, first]
     seen: set[str] = set()

@@ -109,9 +109,20 @@ def tally(
             c.flagged[day] += int(value)  # x|<affiliate>|<reason>
         elif kind == "d":
             c.days[day]["clicks"] += int(value)
-    for name, raw in stored_facts.items():
-        data = json.loads(raw)
-        if name.startswith(ledger_facts.CONVERSION):
+    parsed = [(name, json.loads(raw)) for name, raw in stored_facts.items()]
+    # A conversion a correction replaced (reversed with reason "reattributed") was never
+    # the order's: it counts in no KPI, and its reattributed reversal is no refund.
+    superseded = {
+        data.get("conversion_id")
+        for name, data in parsed
+        if name.startswith(ledger_facts.REFUND) and data.get("reason") == "reattributed"
+    }
+    affiliate_of: dict[str, str] = {}
+    for name, data in parsed:
+        if name.startswith(ledger_facts.CONVERSION) and data["conversion_id"] not in superseded:
+            affiliate_of[data["conversion_id"]] = affiliate_of[data["order_id"]] = data[
+                "affiliate_id"
+            ]
             c = counts.setdefault(data["affiliate_id"], _Counts(currency=currency))
             c.conversions += 1
             c.days[_day(data["occurred_at"])]["conversions"] += 1
@@ -119,17 +130,11 @@ def tally(
                 c.sales += 1
                 c.revenue += data["amount_minor"]
             c.new_customers += bool(data["new_customer"])
-    refunds_by_order: dict[str, int] = defaultdict(int)
-    affiliate_of: dict[str, str] = {}
-    for name, raw in stored_facts.items():
-        data = json.loads(raw)
-        if name.startswith(ledger_facts.REFUND):
-            refunds_by_order[data["order_id"]] += data["amount_minor"]
-        elif name.startswith(ledger_facts.CONVERSION):
-            affiliate_of[data["order_id"]] = data["affiliate_id"]
-    for order, amount in refunds_by_order.items():
-        if order in affiliate_of:
-            counts[affiliate_of[order]].refunds += amount
+    for name, data in parsed:
+        if name.startswith(ledger_facts.REFUND) and data.get("reason") != "reattributed":
+            owner = affiliate_of.get(data.get("conversion_id") or data["order_id"])
+            if owner is not None:
+                counts[owner].refunds += data["amount_minor"]
     for line in lines:
         c = counts.setdefault(line.affiliate_id, _Counts(currency=currency))
         c.commission += line.amount_minor
