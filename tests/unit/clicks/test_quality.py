@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from afflux.clicks.quality import (
+    PRUNE_EVERY,
     BotDetector,
     CampaignIpWindows,
     ClickQuality,
@@ -281,17 +282,21 @@ def test_a_flagged_click_does_not_open_the_other_window() -> None:
 def test_tables_are_bounded_and_expired_entries_pruned() -> None:
     keys = ExpiringKeys(max_entries=3)
     for n in range(5):
-        keys.is_open(n, n)
-        keys.open(n, n + 10)
-    assert len(keys) <= 3
-    keys.is_open(99, 1_000)
-    assert len(keys) == 0
+        keys.open(n, n + 10, n)
+    assert len(keys) == 3  # the oldest dropped as the bound is passed
+    assert not keys.is_open(0, 5)
+    assert keys.is_open(4, 5)
+    late = ExpiringKeys(max_entries=1_000)
+    for n in range(10):
+        late.open(n, 10, 0)
+    for n in range(PRUNE_EVERY):
+        late.open(100 + n, 2_000, 1_000)
+    # The 64th write pruned the ten expired keys; ten more were written after it.
+    assert len(late) == PRUNE_EVERY
     counter = RateCounter(max_per_minute=5, max_entries=3)
     for n in range(5):
         counter.over(n, n)
-    assert len(counter) <= 3
-    counter.over(99, 120_000)
-    assert len(counter) == 1
+    assert len(counter) == 3
 
 
 def test_every_table_of_the_classifier_stays_within_max_entries() -> None:

@@ -52,6 +52,7 @@ _PRODUCT = re.compile(r"(?:^|[\s;(])((?!Mozilla/)[A-Za-z][\w.-]{0,39})/(\d+)")
 _MAX_FAMILY = 40
 _UA_CACHE_MAX = 4096
 MS_PER_MINUTE = 60_000
+PRUNE_EVERY = 64  # writes between two prunings of a table
 
 
 class UserAgentInfo(NamedTuple):
@@ -108,31 +109,36 @@ def top_level_navigation(mode: str | None, dest: str | None) -> bool:
 
 
 class ExpiringKeys:
-    """Keys that stay ``open`` until a time; bounded, oldest inserted dropped first.
+    """Keys that stay open until a time; bounded, oldest inserted dropped first.
 
-    Expired entries are pruned in insertion order (amortised O(1)). With one
-    window for all keys that is expiry order; with windows that differ per key a
-    long window at the front may keep shorter expired ones behind it until the
-    bound pushes them out, which is harmless: ``is_open`` compares the times.
+    Lookups never prune; every ``PRUNE_EVERY`` writes (and whenever the bound is
+    reached) expired entries are dropped from the front, in insertion order
+    (amortised O(1)). With windows that differ per key a long window at the front
+    may keep shorter expired ones behind it until the bound pushes them out, which
+    is harmless: ``is_open`` compares the times.
     """
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._until: OrderedDict[int, int] = OrderedDict()
+        self._writes = 0
 
     def is_open(self, key: int, now_ms: int) -> bool:
-        entries = self._until
-        while entries:
-            first = next(iter(entries.values()))
-            if first > now_ms and len(entries) < self.max_entries:
-                break
-            entries.popitem(last=False)
-        until = entries.get(key)
+        until = self._until.get(key)
         return until is not None and until > now_ms
 
-    def open(self, key: int, until_ms: int) -> None:
-        self._until[key] = until_ms
-        self._until.move_to_end(key)
+    def open(self, key: int, until_ms: int, now_ms: int) -> None:
+        entries = self._until
+        entries[key] = until_ms
+        entries.move_to_end(key)
+        self._writes += 1
+        if self._writes >= PRUNE_EVERY or len(entries) > self.max_entries:
+            self._writes = 0
+            while entries:
+                first = next(iter(entries.values()))
+                if first > now_ms and len(entries) <= self.max_entries:
+                    break
+                entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._until)
@@ -144,26 +150,29 @@ class RateCounter:
     def __init__(self, max_per_minute: int, max_entries: int) -> None:
         self.max_per_minute = max_per_minute
         self.max_entries = max_entries
-        self._counts: OrderedDict[int, tuple[int, int]] = OrderedDict()  # key -> (start, n)
+        self._counts: OrderedDict[int, list[int]] = OrderedDict()  # key -> [minute ends, n]
+        self._writes = 0
 
     def over(self, key: int, now_ms: int) -> bool:
         """Count this request; True when it is beyond the allowed number in its minute."""
         if self.max_per_minute <= 0:
             return False
         counts = self._counts
-        while counts:
-            start, _ = next(iter(counts.values()))
-            if start + MS_PER_MINUTE > now_ms and len(counts) < self.max_entries:
-                break
-            counts.popitem(last=False)
         known = counts.get(key)
-        if known is None or known[0] + MS_PER_MINUTE <= now_ms:
-            counts[key] = (now_ms, 1)
-            counts.move_to_end(key)
-            return False
-        count = known[1] + 1
-        counts[key] = (known[0], count)
-        return count > self.max_per_minute
+        if known is not None and known[0] > now_ms:
+            known[1] += 1
+            return known[1] > self.max_per_minute
+        counts[key] = [now_ms + MS_PER_MINUTE, 1]
+        counts.move_to_end(key)
+        self._writes += 1
+        if self._writes >= PRUNE_EVERY or len(counts) > self.max_entries:
+            self._writes = 0
+            while counts:
+                ends, _ = next(iter(counts.values()))
+                if ends > now_ms and len(counts) <= self.max_entries:
+                    break
+                counts.popitem(last=False)
+        return False
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -279,10 +288,10 @@ class ClickQuality:
         ip_duplicate = self.addresses.is_open(address_key, now_ms)
         if not (duplicate or ip_duplicate or rate):
             if self.visitor_window_ms > 0:
-                self.visitors.open(visitor_key, now_ms + self.visitor_window_ms)
+                self.visitors.open(visitor_key, now_ms + self.visitor_window_ms, now_ms)
             ip_window_ms = self.ip_window(campaign_id, now_ms)
             if ip_window_ms > 0:
-                self.addresses.open(address_key, now_ms + ip_window_ms)
+                self.addresses.open(address_key, now_ms + ip_window_ms, now_ms)
             return _VALID
         found = [DUPLICATE] if duplicate else []
         if ip_duplicate:
