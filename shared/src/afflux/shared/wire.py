@@ -7,7 +7,7 @@ must accept both shapes.
 
 Decoding is bounded before the parser sees a byte (``check_bounds``): a record
 value is at most ``MAX_RECORD_BYTES``, nests at most ``MAX_DEPTH`` brackets
-deep and holds no run of more than ``MAX_DIGIT_RUN`` digits (Python refuses to
+deep and holds no number of more than ``MAX_DIGIT_RUN`` digits (Python refuses to
 parse integers past 4,300 digits, and parsing them costs quadratic time below
 that). ``NaN`` and ``Infinity`` parse as floats, which no event field accepts
 (amounts are strict integers). Any failure at all while decoding
@@ -78,25 +78,16 @@ def check_bounds(value: bytes) -> None:
 
 
 def _long_digit_run(value: bytes) -> bool:
-    """Whether ``value`` holds more than ``MAX_DIGIT_RUN`` digits in a row.
+    """Whether ``value`` holds a number (digits outside strings) of more than
+    ``MAX_DIGIT_RUN`` digits.
 
-    Only every ``_STRIDE``-th byte is looked at first; where 8 sampled bytes in a row
-    are digits, the bytes around them are searched exactly. Past a few such places
-    (a record made of digits), the whole value is.
+    Only every ``_STRIDE``-th byte is looked at first: such a run covers 8 of them in a
+    row. Only where that is so (a long number, or a long digit run inside a string) is
+    the value searched exactly.
     """
-    sampled = value[::_STRIDE].translate(_DIGIT_MASK)
-    hit = sampled.find(_SAMPLED_RUN)
-    for _ in range(4):
-        if hit < 0:
-            return False
-        around = (
-            hit * _STRIDE - MAX_DIGIT_RUN,
-            (hit + len(_SAMPLED_RUN)) * _STRIDE + MAX_DIGIT_RUN,
-        )
-        if _DIGIT_RUN.search(value, max(0, around[0]), around[1]) is not None:
-            return True
-        hit = sampled.find(_SAMPLED_RUN, hit + 1)
-    return hit >= 0 and _DIGIT_RUN.search(value) is not None
+    if _SAMPLED_RUN not in value[::_STRIDE].translate(_DIGIT_MASK):
+        return False
+    return _DIGIT_RUN.search(_outside_strings(value)) is not None
 
 
 def _outside_strings(value: bytes) -> bytes:

@@ -192,12 +192,13 @@ class Runtime:
         owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
 
     def _refused_order(self, event: Any) -> str:
-        """Why an order is refused before it joins: an unknown campaign, or an amount above
-        the campaign's ``max_order_minor`` (the terms in force at the order's time)."""
-        if not isinstance(event, OrderPlaced):
+        """Why an order (or a conversion) is refused before it is used: an order of an
+        unknown campaign, or an amount above the campaign's ``max_order_minor`` (the terms
+        in force at the order's time)."""
+        if not isinstance(event, OrderPlaced | ConversionAttributed):
             return ""
         if event.campaign_id not in self.directory:
-            return "unknown campaign"
+            return "unknown campaign" if isinstance(event, OrderPlaced) else ""
         version = self.terms(event.campaign_id, event.occurred_at)
         if version is not None and event.amount_minor > version.terms.max_order_minor:
             return (
@@ -258,7 +259,12 @@ class Runtime:
                 )
                 continue
             try:  # whatever one item raises, it alone is dead-lettered
-                if isinstance(event, OrderRefunded):
+                refused = self._refused_order(event)
+                if refused:
+                    letters.append(
+                        self._letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
+                    )
+                elif isinstance(event, OrderRefunded):
                     out += state.refund(event.order_id, event, ts)
                 elif isinstance(event, ConversionAttributed):
                     out += state.conversion(event.order_id, event)

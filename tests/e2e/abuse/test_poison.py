@@ -1,0 +1,291 @@
+"""Poison on every input topic never stops a consumer.
+
+Each kind of poison (deep nesting, integers past 4,300 digits, records over
+1 MiB, NaN and Infinity, wrong types, valid events of the wrong kind, packed
+records mixing good and bad items, and valid but uncomputable amounts) goes
+onto every topic a consumer reads. Afterwards every service process is alive,
+the good records that follow are processed within 10 s (an order accepted by
+the orders service is attributed and reaches the ledger; its refund is
+reversed), and every bad record is in ``afflux.dlq`` with its reason and the
+class of the exception that refused it, once per consumer that reads its topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+import redis
+
+from afflux.cli.scenario_checks import read_topic_sync
+from afflux.cli.stack import SERVICES, Stack
+from afflux.orders.signing import sign
+from afflux.shared.campaign_publish import publish_terms
+from afflux.shared.core.clock import system_clock
+from afflux.shared.core.periods import period_of
+from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.events import (
+    ClickRecorded,
+    ConversionAttributed,
+    ConversionReversed,
+    DeadLetter,
+    OrderRefunded,
+    PayoutIssued,
+)
+from afflux.shared.kafka import new_producer
+from afflux.shared.wire import encode
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+RUN = uuid.uuid4().hex[:8]
+CAMPAIGN = f"poison-{RUN}"  # published before the poison, which refers to it
+LATER = f"poison-{RUN}-later"  # published after the poison: the good records use it
+MERCHANT = "merchant-acme"  # a merchant the orders service already holds a secret for
+GOOD_WITHIN_S = 10.0
+
+# The consumers that read each input topic, as they name themselves in dead letters
+# (the campaigns topic is followed by every service and dead-lettered by orders alone).
+READERS = {
+    "clicks": {"afflux-attribution", "payouts.ledger"},
+    "orders": {"afflux-attribution"},
+    "refunds": {"afflux-attribution"},
+    "conversions": {"afflux-attribution", "payouts.ledger"},
+    "reversals": {"payouts.ledger"},
+    "attribution.unmatched": {"afflux-attribution"},
+    "campaigns": {"orders.campaigns"},
+}
+
+
+def _envelope(kind: str) -> dict[str, object]:
+    return {"type": kind, "event_id": f"poison-{RUN}-{uuid.uuid4().hex[:6]}", "occurred_at": 0}
+
+
+def _order(amount: object) -> bytes:
+    body = {
+        **_envelope("OrderPlaced"),
+        "order_id": f"poison-{RUN}-order",
+        "campaign_id": CAMPAIGN,
+        "merchant_id": MERCHANT,
+        "amount_minor": amount,
+        "currency": "EUR",
+        "visitor_id": f"poison-{RUN}-nobody",
+    }
+    return json.dumps(body).encode()
+
+
+def _conversion(amount: int) -> bytes:
+    body = {
+        **_envelope("ConversionAttributed"),
+        "occurred_at": system_clock(),
+        "conversion_id": f"poison-{RUN}-conv-{amount}",
+        "order_id": f"poison-{RUN}-conv-order-{amount}",
+        "campaign_id": CAMPAIGN,
+        "affiliate_id": "creator-01",
+        "reason": "cookie",
+        "model": "last_click",
+        "window_ms": 1,
+        "terms_version": 1,
+        "amount_minor": amount,
+        "currency": "EUR",
+        "order_event_id": f"poison-{RUN}-x",
+    }
+    return json.dumps(body).encode()
+
+
+def _wrong_kind() -> bytes:
+    """A valid event no consumer of any input topic takes."""
+    return encode(
+        PayoutIssued(
+            event_id=f"poison-{RUN}-payout",
+            occurred_at=0,
+            payout_id="p",
+            affiliate_id="a",
+            campaign_id=CAMPAIGN,
+            period="2026-12",
+            amount_minor=1,
+            currency="EUR",
+        )
+    )
+
+
+POISON: dict[str, Callable[[], bytes]] = {
+    "deep-nesting": lambda: b"[" * 100_000 + b"]" * 100_000,
+    "huge-integer": lambda: b'{"type":"OrderPlaced","amount_minor":' + b"9" * 5_000 + b"}",
+    "over-1mib": lambda: b'{"type":"ClickRecorded","pad":"' + b"x" * (1024 * 1024) + b'"}',
+    "nan": lambda: _order(1000).replace(b'"amount_minor": 1000', b'"amount_minor": NaN'),
+    "infinity": lambda: _order(1000).replace(b'"occurred_at": 0', b'"occurred_at": Infinity'),
+    "string-amount": lambda: _order("4999"),
+    "not-an-object": lambda: b'"just a string"',
+    "wrong-kind": _wrong_kind,
+    "amount-1e30-order": lambda: _order(10**30),
+    "amount-above-campaign-max": lambda: _order(10**12 + 1),
+    "amount-1e30-conversion": lambda: _conversion(10**30),
+    "conversion-above-campaign-max": lambda: _conversion(10**12 + 1),
+}
+
+
+def _poison_records() -> list[tuple[str, str, bytes]]:
+    return [
+        (topic, f"poison-{RUN}-{topic}-{kind}", make())
+        for topic in READERS
+        for kind, make in POISON.items()
+    ]
+
+
+async def _produce(stack: Stack, records: list[tuple[str, str, bytes]]) -> None:
+    producer = new_producer(stack.kafka_bootstrap, max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def _terms(campaign_id: str) -> CampaignTerms:
+    return CampaignTerms.model_validate(
+        {
+            "campaign_id": campaign_id,
+            "merchant_id": MERCHANT,
+            "currency": "EUR",
+            "grace_seconds": 0,
+            "lock_days": 0,
+            "plan": {"sale": {"rate": {"percent": "8"}}},
+        }
+    )
+
+
+def _post_order(stack: Stack, body: dict[str, object]) -> httpx.Response:
+    content = json.dumps(body).encode()
+    signature = sign(content, f"dev-secret-{MERCHANT}", int(time.time()))
+    return httpx.post(
+        f"{stack.url('orders')}/v1/orders",
+        content=content,
+        headers={"X-Afflux-Merchant": MERCHANT, "X-Afflux-Signature": signature},
+        timeout=10,
+    )
+
+
+def _until(what: str, check: Callable[[], object], timeout_s: float) -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} not within {timeout_s} s"
+        time.sleep(0.25)
+
+
+def _on_topic(stack: Stack, topic: str, match: Callable[[object], bool]) -> Callable[[], object]:
+    def look() -> object:
+        return [e for e in read_topic_sync(stack.kafka_bootstrap, topic, idle_s=0.5) if match(e)]
+
+    return look
+
+
+def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer(
+    stack: Stack,
+) -> None:
+    asyncio.run(publish_terms(stack.kafka_bootstrap, [(_terms(CAMPAIGN), 0)]))
+    poison = _poison_records()
+    asyncio.run(_produce(stack, poison))
+    # Good records after the poison: a campaign, a packed click record with one bad
+    # item, an order through the orders service, its refund.
+    asyncio.run(publish_terms(stack.kafka_bootstrap, [(_terms(LATER), 0)]))
+    visitor = f"poison-{RUN}-visitor"
+    now = system_clock()
+    good_click = ClickRecorded(
+        event_id=f"poison-{RUN}-good-click",
+        occurred_at=now - 1_000,
+        click_id=f"poison-{RUN}-click",
+        link_code="lnk",
+        affiliate_id="creator-01",
+        campaign_id=LATER,
+        visitor_id=visitor,
+    )
+    bad_item = {**_envelope("ClickRecorded"), "visitor_id": visitor}  # misses required fields
+    mixed = b"[" + encode(good_click) + b"," + json.dumps(bad_item).encode() + b"]"
+
+    asyncio.run(_produce(stack, [("clicks", visitor, mixed)]))
+    order_id = f"poison-{RUN}-good-order"
+    order = {
+        "order_id": order_id,
+        "campaign_id": LATER,
+        "occurred_at": now,
+        "amount_minor": 10_000,
+        "currency": "EUR",
+        "visitor_id": visitor,
+    }
+    accepted = _until(
+        "the orders service following the campaign",
+        lambda: _post_order(stack, order).status_code in (200, 202),
+        GOOD_WITHIN_S,
+    )
+    assert accepted
+    converted = _until(
+        "the good order's conversion",
+        _on_topic(
+            stack,
+            "conversions",
+            lambda e: isinstance(e, ConversionAttributed) and e.order_id == order_id,
+        ),
+        GOOD_WITHIN_S,
+    )
+    conversion = converted[0]  # type: ignore[index]
+    assert conversion.affiliate_id == "creator-01"  # the good item of the mixed record counted
+
+    ledger = redis.Redis.from_url(stack.redis_url)
+    lines_key = f"afx:pay:lines:{LATER}:{period_of(now, 'month')}"
+    _until(
+        "the good order's ledger line",
+        lambda: order_id.encode() in (ledger.get(lines_key) or b""),
+        GOOD_WITHIN_S,
+    )
+    refund = OrderRefunded(
+        event_id=f"poison-{RUN}-refund",
+        occurred_at=now + 1,
+        refund_id=f"poison-{RUN}-refund",
+        order_id=order_id,
+        campaign_id=LATER,
+        amount_minor=2_500,
+        currency="EUR",
+    )
+    asyncio.run(_produce(stack, [("refunds", order_id, encode(refund))]))
+    _until(
+        "the good refund's reversal",
+        _on_topic(
+            stack,
+            "reversals",
+            lambda e: isinstance(e, ConversionReversed) and e.order_id == order_id,
+        ),
+        GOOD_WITHIN_S,
+    )
+
+    for name in SERVICES:
+        assert stack.services[name].alive(), f"{name} exited:\n{stack.services[name].log_tail()}"
+        assert stack.healthy(name), f"{name} is not healthy"
+
+    letters = [
+        e
+        for e in read_topic_sync(stack.kafka_bootstrap, "afflux.dlq")
+        if isinstance(e, DeadLetter) and (e.key or "").startswith(f"poison-{RUN}-")
+    ]
+    found = {(x.source_topic, x.key, x.consumer) for x in letters}
+    missing = [
+        (topic, key, reader)
+        for topic, key, _ in poison
+        for reader in READERS[topic]
+        if (topic, key, reader) not in found
+    ]
+    assert missing == [], f"not dead-lettered: {missing}"
+    assert all(x.reason and x.error_class for x in letters), [
+        (x.key, x.reason, x.error_class) for x in letters if not (x.reason and x.error_class)
+    ]
+    mixed_letters = [x for x in letters if x.key == visitor and x.source_topic == "clicks"]
+    assert {x.consumer for x in mixed_letters} == READERS["clicks"]
+    assert not [x for x in letters if x.key == order_id], "a good record was dead-lettered"
