@@ -38,6 +38,16 @@ from afflux.shared.topics import CLICKS
 log = logging.getLogger(__name__)
 
 
+def _problem(err: Any) -> dict[str, Any]:
+    """One validation error as {field, reason}; a JSON syntax error's location is a
+    character offset, so it names the body instead."""
+    if err.get("type") == "json_invalid":
+        return {"field": "body", "reason": f"malformed JSON: {err['msg']}"}
+    field = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    reason = "unknown field" if err.get("type") == "extra_forbidden" else err["msg"]
+    return {"field": field, "reason": reason}
+
+
 def ip_hash_key(settings: ClicksSettings) -> bytes:
     """The configured HMAC key; in development a random one per process, with a warning."""
     if settings.clicks_ip_hash_secret and settings.clicks_ip_hash_secret.get_secret_value():
@@ -182,13 +192,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [
-            {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
-                "reason": "unknown field" if err.get("type") == "extra_forbidden" else err["msg"],
-            }
-            for err in exc.errors()
-        ]
+        detail = [_problem(err) for err in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(HTTPException)

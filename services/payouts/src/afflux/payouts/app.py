@@ -80,6 +80,17 @@ class Problem(Exception):
 _LATEST_MS = 253_370_764_799_999
 
 
+def _problem(error: Any) -> dict[str, Any]:
+    """One validation error as {field, reason}; a JSON syntax error's location is a
+    character offset, so it names the body instead."""
+    if error.get("type") == "json_invalid":
+        return {"field": "body", "reason": f"malformed JSON: {error.get('msg')}"}
+    return {
+        "field": ".".join(str(p) for p in error.get("loc", ())) or None,
+        "reason": error.get("msg"),
+    }
+
+
 def _as_of(value: str | None, now: int) -> int:
     if value is None or value == "":
         return now
@@ -186,10 +197,7 @@ def create_app(settings: PayoutsSettings, *, clock: Callable[[], int] = system_c
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())) or None, "reason": e.get("msg")}
-            for e in exc.errors()
-        ]
+        detail = [_problem(e) for e in exc.errors()]
         return JSONResponse({"detail": detail or [{"field": None, "reason": "invalid"}]}, 422)
 
     @app.exception_handler(HTTPException)
