@@ -97,8 +97,12 @@ class Stage(Generic[S]):
                 continue  # revoked meanwhile
             state = self.new_state()
             for key, value in table.items():
-                if value is not None:
+                if value is None:
+                    continue
+                try:
                     state.restore(key, value)
+                except Exception:  # a bad changelog record loses its key, never the partition
+                    log.exception("%s[%d]: changelog key %r not restored", self.name, p, key)
             state.dirty.clear()
             self.owned[p] = Owned(state)
             del self.loading[p]
