@@ -15,6 +15,7 @@ from afflux.cli.processes import StartFailed
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import Stack, StackOptions
 from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
+from afflux.shared.secret_policy import settings_error
 
 DEFAULT_CAMPAIGNS = Path("examples/campaigns.yaml")
 
@@ -72,7 +73,7 @@ def run_up(
     try:
         settings = CliSettings()
     except ValidationError as exc:
-        print(f"afflux up: invalid settings: {exc}", file=sys.stderr)
+        print(f"afflux up: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     if partitions:
         settings = settings.model_copy(update={"topic_partitions": partitions})

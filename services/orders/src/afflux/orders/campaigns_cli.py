@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from afflux.shared.campaign_file import CampaignFile, InvalidCampaignFile, load_campaign_file
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.kafka import BrokerUnreachable, check_broker, create_topics
+from afflux.shared.secret_policy import settings_error
 from afflux.shared.settings import CommonSettings
 
 NAME = "afflux campaigns"
@@ -61,7 +62,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         settings = CommonSettings()
     except ValidationError as exc:
-        print(f"{NAME}: invalid settings: {exc}", file=sys.stderr)
+        print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     try:
         lines = asyncio.run(apply(args.file, settings))
