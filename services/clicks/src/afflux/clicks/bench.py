@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from afflux.cli.storage import BrokerStorage
 
 CAMPAIGN, TOKEN = "bench-shop", "bench-admin-token"
+FSYNC = "afflux_clicks_wal_fsync_seconds"
 
 
 def _wait_healthy(url: str, child: Any, timeout_s: float = 60) -> None:
@@ -114,11 +115,11 @@ class _Tally:
         return self.status.get("302", 0) / self.seconds if self.seconds else 0.0
 
 
-def _redirect_buckets(url: str) -> dict[float, float]:
-    """Cumulative counts of the service's own afflux_redirect_seconds histogram."""
+def _redirect_buckets(url: str, name: str = "afflux_redirect_seconds") -> dict[float, float]:
+    """Cumulative counts of one of the service's own histograms (the redirect's by default)."""
     buckets: dict[float, float] = {}
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("afflux_redirect_seconds_bucket{"):
+        if line.startswith(f"{name}_bucket{{"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
     return buckets
@@ -209,8 +210,12 @@ def run(
         rate70 = 0.7 * measured.rate()
         latency_seconds = max(3.0, seconds / 3)
         scraped = _redirect_buckets(clicks_url)
+        fsyncs_before = _redirect_buckets(clicks_url, FSYNC)
         at70 = _load(clicks_target, latency_seconds, connections, rate70)
         in_service_p99 = _in_service_p99_ms(scraped, _redirect_buckets(clicks_url))
+        fsyncs_after = _redirect_buckets(clicks_url, FSYNC)
+        fsync_p99 = _in_service_p99_ms(fsyncs_before, fsyncs_after)
+        fsync_count = fsyncs_after.get(float("inf"), 0.0) - fsyncs_before.get(float("inf"), 0.0)
         answered += at70["status"].get("302", 0)
         bare70 = _load(bare_target, latency_seconds, connections, rate70)
         produced = 0
@@ -240,6 +245,10 @@ def run(
         "p50_ms_at_70pct": at70["p50_ms"],
         "baseline_p99_ms_at_70pct": bare70["p99_ms"],
         "in_service_p99_ms_at_70pct_le": in_service_p99,
+        "wal_fsync_p99_ms_at_70pct_le": fsync_p99,
+        "clicks_per_fsync_at_70pct": round(at70["status"].get("302", 0) / fsync_count, 1)
+        if fsync_count
+        else 0.0,
         "answered_302": answered,
         "events_produced": produced,
         "broker_down_requests": sum(outage["status"].values()),
@@ -274,7 +283,9 @@ def main(argv: Sequence[str]) -> int:
         f"at 70 % of peak ({result['rate_at_70pct']:.0f} req/s): "
         f"p99 {result['p99_ms_at_70pct']:.2f} ms "
         f"(bare {result['baseline_p99_ms_at_70pct']:.2f} ms; target <= 10 ms; inside the "
-        f"service p99 <= {result['in_service_p99_ms_at_70pct_le']:g} ms)\n"
+        f"service p99 <= {result['in_service_p99_ms_at_70pct_le']:g} ms, of which the "
+        f"write-ahead log's group fsync p99 <= {result['wal_fsync_p99_ms_at_70pct_le']:g} ms, "
+        f"{result['clicks_per_fsync_at_70pct']:g} clicks per fsync)\n"
         f"broker stopped: {result['broker_down_requests']} requests, "
         f"{result['broker_down_non_302']} not answered 302 (target 0)"
     )
