@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from afflux.shared.core.click_flags import CLICK_FLAGS
 
@@ -59,19 +61,15 @@ class ClicksMetrics:
             "Click events acknowledged by the broker",
             registry=self.registry,
         )
-        self.flags = Counter(
-            "afflux_clicks_flagged",
-            "Flagged clicks by reason (a click may carry several reasons)",
-            ["reason"],
-            registry=self.registry,
-        )
-        self._flag_children = {reason: self.flags.labels(reason) for reason in CLICK_FLAGS}
+        self._flag_counts: dict[tuple[str, ...], int] = {}
+        self.registry.register(FlaggedClicks(self._flag_counts))
         self._children: dict[tuple[str, str], Any] = {}
         self.observe = self.redirect.observe
 
     def flagged(self, reasons: tuple[str, ...]) -> None:
-        for reason in reasons:
-            self._flag_children[reason].inc()
+        # One dict increment per flagged click; the counter is summed when scraped.
+        counts = self._flag_counts
+        counts[reasons] = counts.get(reasons, 0) + 1
 
     def click(self, campaign: str, outcome: str) -> None:
         # labels() costs a lock and a tuple build per call; the label sets are bounded
@@ -87,3 +85,24 @@ class ClicksMetrics:
         self.wal_bytes.set_function(size)
         self.wal_segments.set_function(segments)
         self.wal_unsent.set_function(unsent)
+
+
+class FlaggedClicks(Collector):
+    """``afflux_clicks_flagged_total{reason}`` from the per-combination counts."""
+
+    def __init__(self, counts: dict[tuple[str, ...], int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "afflux_clicks_flagged",
+            "Flagged clicks by reason (a click may carry several reasons)",
+            labels=["reason"],
+        )
+        totals = dict.fromkeys(CLICK_FLAGS, 0)
+        for reasons, n in list(self.counts.items()):
+            for reason in reasons:
+                totals[reason] = totals.get(reason, 0) + n
+        for reason, n in totals.items():
+            family.add_metric([reason], n)
+        yield family
