@@ -95,10 +95,13 @@ def dead_letter(
     value: bytes | None,
     reason: str,
     error_class: str | None = None,
+    item: int | None = None,
 ) -> DeadLetter:
-    """The dead-letter event for a record; its id is derived so a redelivery is recognisable."""
+    """The dead-letter event for a record (``item``: for one item of a packed record); its
+    id is derived so a redelivery is recognisable."""
+    where = (str(partition), str(offset)) + (() if item is None else (str(item),))
     return DeadLetter(
-        event_id=derived_id("dlq", consumer, topic, str(partition), str(offset)),
+        event_id=derived_id("dlq", consumer, topic, *where),
         occurred_at=system_clock(),
         source_topic=topic,
         source_partition=partition,

@@ -202,7 +202,7 @@ class LedgerConsumer:
             except Exception as exc:
                 log.exception("ledger item at %s[%d]@%d refused", *_where(record))
                 await self._dead_letter(
-                    record, f"{_at(item.index)}failed: {exc!r}", type(exc).__name__
+                    record, f"{_at(item.index)}failed: {exc!r}", type(exc).__name__, item.index
                 )
                 continue
             self.metrics.applied(applied, [item.occurred_at], self.clock())
@@ -226,10 +226,10 @@ class LedgerConsumer:
                 event = event_from_dict(item)
                 self._place(event, placed)
             except UndecodableRecord as exc:
-                await self._dead_letter(record, _at(at) + str(exc), exc.error_class)
+                await self._dead_letter(record, _at(at) + str(exc), exc.error_class, at)
                 continue
             except Exception as exc:  # whatever one item raises, it alone is dead-lettered
-                await self._dead_letter(record, f"{_at(at)}{exc}", type(exc).__name__)
+                await self._dead_letter(record, f"{_at(at)}{exc}", type(exc).__name__, at)
                 continue
             out.append(Placed(record, at, placed, event.occurred_at))
         return out
@@ -298,6 +298,7 @@ class LedgerConsumer:
         record: ConsumerRecord[bytes, bytes],
         reason: str,
         error_class: str = "Rejected",
+        item: int | None = None,
     ) -> None:
         self.metrics.dead_letter(record.topic, reason)
         letter = dead_letter(
@@ -309,6 +310,7 @@ class LedgerConsumer:
             value=record.value,
             reason=reason,
             error_class=error_class,
+            item=item,
         )
         while True:
             try:
