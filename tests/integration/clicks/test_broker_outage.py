@@ -28,6 +28,7 @@ from afflux.shared.core.ids import new_click_id, visitor_of_click
 from afflux.shared.kafka import create_topics
 
 from .conftest import (
+    ADMIN,
     ClickWatch,
     click_id_of,
     clicks_settings,
@@ -170,3 +171,32 @@ def visitor_of(click_id: str) -> str:
     visitor = visitor_of_click(click_id)
     assert visitor is not None
     return visitor
+
+
+async def test_a_link_change_the_broker_does_not_take_is_refused_and_not_applied(
+    infra: Any, broker: PrivateBroker, tmp_path: Path
+) -> None:
+    terms = shop_terms(unique("links-outage"))
+    await publish_terms(broker.bootstrap, [(terms, 0)])
+    settings = clicks_settings(
+        infra, tmp_path / "data", kafka_bootstrap=broker.bootstrap, clicks_send_timeout_ms=1_000
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), client_for(app) as http:
+        await wait_for_campaign(app, terms.campaign_id)
+        kept = await create_link(http, terms.campaign_id, "https://shop.example.com/")
+        broker.stop()
+        code = unique("refused")
+        body = {
+            "affiliate_id": "creator-outage",
+            "campaign_id": terms.campaign_id,
+            "destination_url": "https://shop.example.com/",
+            "code": code,
+        }
+        created = await http.post("/v1/links", json=body, headers=ADMIN)
+        assert created.status_code == 503
+        assert created.json()["detail"][0]["reason"].startswith("the broker did not take")
+        assert (await http.get(f"/v1/links/{code}", headers=ADMIN)).status_code == 404
+        deleted = await http.delete(f"/v1/links/{kept['code']}", headers=ADMIN)
+        assert deleted.status_code == 503
+        assert (await http.get(f"/c/{kept['code']}")).status_code == 302  # still active
