@@ -246,6 +246,47 @@ def test_oversized_headers_are_answered_431_without_memory_growth(running: Runni
     assert all(o.sent < 48 * MiB for o in large[1:]), "a 48 MB header was read to the end"
 
 
+@dataclass(frozen=True)
+class Case:
+    name: str
+    size: int  # bytes of the head, or the declared body length
+    status: int
+
+
+HEAD_CASES = [
+    Case("at_the_limit", 16_384, 200),  # exactly AFFLUX_HTTP_MAX_HEADER_BYTES is accepted
+    Case("one_byte_over", 16_385, 431),  # one more byte is refused
+]
+BODY_CASES = [
+    Case("at_the_limit", MiB, 200),  # a declared length of exactly the limit reaches the app
+    Case("one_byte_over", MiB + 1, 413),  # one more is refused before the app runs
+]
+
+
+@pytest.mark.parametrize("running", SERVICES[:1], indirect=True, ids=["clicks"])
+@pytest.mark.parametrize("case", HEAD_CASES, ids=[c.name for c in HEAD_CASES])
+def test_the_header_limit_counts_the_request_line_and_every_header_line(
+    running: Running, case: Case
+) -> None:
+    start = b"GET /healthz HTTP/1.1\r\nHost: afflux\r\nX-Padding: "
+    end = b"\r\n\r\n"
+    head = start + b"p" * (case.size - len(start) - len(end)) + end
+    assert len(head) == case.size
+    with connect(running.port) as sock:
+        sock.sendall(head)
+        assert status_of(sock) == case.status
+
+
+@pytest.mark.parametrize("running", SERVICES[:1], indirect=True, ids=["clicks"])
+@pytest.mark.parametrize("case", BODY_CASES, ids=[c.name for c in BODY_CASES])
+def test_the_body_limit_applies_to_the_declared_length(running: Running, case: Case) -> None:
+    with connect(running.port) as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: afflux\r\nContent-Length: %d\r\n\r\n" % case.size
+        )
+        assert status_of(sock) == case.status
+
+
 @every_service
 def test_a_declared_body_over_the_limit_is_answered_413_before_it_is_sent(
     running: Running,

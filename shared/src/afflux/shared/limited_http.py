@@ -4,9 +4,9 @@ uvicorn puts no limit on header size with httptools, and none on how slowly a
 client may send: an 8 MB header was read (and copied, line by line) in full,
 and a client sending one byte a second held its connection for ever. Here:
 
-* the request line and headers are counted as they arrive (whole chunks while
-  the head is incomplete, and each parsed line); crossing the limit answers
-  431 and closes, so at most one read (256 KiB) more than the limit is held;
+* the request line and headers are counted as they arrive (every read while the
+  head is incomplete, and the whole head once parsed); crossing the limit
+  answers 431 and closes, so at most one read (256 KiB) past the limit is held;
 * a declared Content-Length above the body limit is answered 413 before the
   app runs; a chunked body is answered 413 when it crosses the limit;
 * the head must arrive within ``header_timeout_seconds`` of the connection (or
@@ -21,7 +21,6 @@ common small request costs no timer at all.
 from __future__ import annotations
 
 import asyncio
-import enum
 from typing import Any, ClassVar
 
 import httptools
@@ -37,10 +36,10 @@ REASONS = {
 }
 
 
-class _Phase(enum.Enum):
-    IDLE = 0  # between requests (or none yet)
-    HEAD = 1  # request line and headers arriving
-    BODY = 2  # headers done, body arriving
+# Where the connection is in its current request (plain ints: compared on every read).
+IDLE = 0  # between requests (or none yet)
+HEAD = 1  # request line and headers arriving
+BODY = 2  # headers done, body arriving
 
 
 class _Refused(Exception):
@@ -52,11 +51,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._phase = _Phase.IDLE
+        self._phase = IDLE
         self._begun = 0  # requests begun on this connection
-        self._head_chunks = 0  # bytes of reads that held only this request's head
-        self._head_lines = 0  # bytes of its URL and parsed header lines
+        self._head_bytes = 0  # bytes of reads that held only this request's head
+        self._head_shared = 0  # bytes of reads that held its start after another request
         self._body_bytes = 0
+        self._read_size = 0  # bytes of the read being parsed
         self._refusal = 0
         self._deadline: asyncio.TimerHandle | None = None
 
@@ -76,6 +76,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._unset_keepalive_if_required()
         phase, begun = self._phase, self._begun
+        self._read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
@@ -93,19 +94,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._phase is _Phase.HEAD:
+        if self._phase == HEAD:
             # The whole read was this request's head when the head was already under
             # way, or when the read began between requests and began just this one.
-            if (phase is _Phase.HEAD and begun == self._begun) or (
-                phase is _Phase.IDLE and begun + 1 == self._begun
+            if (phase == HEAD and begun == self._begun) or (
+                phase == IDLE and begun + 1 == self._begun
             ):
-                self._head_chunks += len(data)
-                if self._head_chunks > self.limits.max_header_bytes:
+                self._head_bytes += len(data)
+                if self._head_bytes > self.limits.max_header_bytes:
                     self._refuse(431)
                     return
+            else:
+                self._head_shared += len(data)
             if self._deadline is None:
                 self._arm(self.limits.header_timeout_seconds)
-        elif self._phase is _Phase.BODY:
+        elif self._phase == BODY:
             if self._deadline is None:
                 self._arm(self.limits.body_timeout_seconds)
         elif (
@@ -117,6 +120,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._arm(self.limits.header_timeout_seconds)
 
     def _bad_request(self) -> None:
+        self._refusal = 400  # the parser cannot go on; later reads are dropped
+        self._disarm()
         msg = "Invalid HTTP request received."
         self.logger.warning(msg)
         self.send_400_response(msg)
@@ -125,23 +130,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._phase = _Phase.HEAD
+        self._phase = HEAD
         self._begun += 1
-        self._head_chunks = self._head_lines = self._body_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._count_head(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._count_head(len(name) + len(value) + 4)
+        self._head_bytes = self._head_shared = self._body_bytes = 0
 
     def on_headers_complete(self) -> None:
-        self._disarm()
-        if self._declared_length() > self.limits.max_body_bytes:
-            self._stop(413)
-        self._phase = _Phase.BODY
+        # A head completed in this read is measured here, once, rather than line by
+        # line (the read is in memory already), and only when the reads it came in
+        # could hold more than the limit: small requests stay cheap.
+        if self._deadline is not None:
+            self._disarm()
+        limits = self.limits
+        if self._head_bytes + self._head_shared + self._read_size > limits.max_header_bytes:
+            size = _head_size(self.parser.get_method(), self.url, self.headers)
+            if size > limits.max_header_bytes:
+                self._stop(431)
+        for name, value in self.headers:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > limits.max_body_bytes:
+                    self._stop(413)
+                break
+        self._phase = BODY
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -151,20 +160,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._disarm()
-        self._phase = _Phase.IDLE
+        if self._deadline is not None:
+            self._disarm()
+        self._phase = IDLE
         super().on_message_complete()
-
-    def _count_head(self, size: int) -> None:
-        self._head_lines += size
-        if self._head_lines > self.limits.max_header_bytes:
-            self._stop(431)
-
-    def _declared_length(self) -> int:
-        for name, value in self.headers:
-            if name == b"content-length":
-                return int(value) if value.isdigit() else 0
-        return 0
 
     def _stop(self, status: int) -> None:
         self._refusal = status
@@ -182,7 +181,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _timed_out(self) -> None:
         self._deadline = None
-        if self._phase is _Phase.IDLE:
+        if self._phase == IDLE:
             # Nothing of a request arrived: an idle connection, closed without an answer.
             if not self.transport.is_closing():
                 self.transport.close()
@@ -217,7 +216,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.pipeline:
             return False
         cycle = self.cycle
-        if self._phase is _Phase.BODY:
+        if self._phase == BODY:
             # ``cycle`` is this request's: answered already (the app did not wait for
             # the body), or the app is reading the body; it then gets a disconnect and
             # its own answer, if any, is dropped.
@@ -228,6 +227,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return True
         # ``cycle`` is the previous request's, which may still be answering.
         return cycle is None or cycle.response_complete
+
+
+def _head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """Bytes of the head as written canonically: ``GET /x HTTP/1.1``, ``Name: value``, CRLFs."""
+    return len(method) + len(url) + 14 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def limited_protocol(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:
