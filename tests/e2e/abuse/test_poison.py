@@ -289,3 +289,67 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
     mixed_letters = [x for x in letters if x.key == visitor and x.source_topic == "clicks"]
     assert {x.consumer for x in mixed_letters} == READERS["clicks"]
     assert not [x for x in letters if x.key == order_id], "a good record was dead-lettered"
+
+
+CHANGELOG_POISON: dict[str, bytes] = {
+    "deep-nesting": b"[" * 100_000 + b"]" * 100_000,
+    "huge-integer": b'{"c":[["c","a","camp",' + b"9" * 5_000 + b",false,false,0]]}",
+    "not-json": b"\xff\xfe not json",
+    "wrong-shape": b'{"c":"not a list","p":[[{"order_id":1},"x"]]}',
+    "nan": b'{"c":[["c","a","camp",NaN,false,false,0]]}',
+}
+
+
+def test_poison_in_the_worker_changelogs_loses_only_its_keys_on_recovery(stack: Stack) -> None:
+    """The worker reads its changelogs only when it recovers a partition: poison there
+    costs the poisoned keys, never the partition or the process."""
+    asyncio.run(publish_terms(stack.kafka_bootstrap, [(_terms(LATER), 0)]))
+    records = [
+        (changelog, f"poison-{RUN}-state-{kind}-{n}", value)
+        for changelog in ("afflux-attribution-join-state", "afflux-attribution-refund-state")
+        for kind, value in CHANGELOG_POISON.items()
+        for n in range(8)  # spread over the partitions
+    ]
+    records += [
+        ("afflux-attribution-join-state", "\x00watermark", b"not a number"),
+        ("afflux-attribution-refund-state", "\x00watermark", b"[" * 50_000),
+    ]
+    asyncio.run(_produce(stack, records))
+
+    stack.kill_service("attribution")
+    stack.start_service("attribution")
+
+    visitor = f"poison-{RUN}-after-restart"
+    now = system_clock()
+    click = ClickRecorded(
+        event_id=f"poison-{RUN}-restart-click",
+        occurred_at=now - 1_000,
+        click_id=f"poison-{RUN}-restart-click",
+        link_code="lnk",
+        affiliate_id="creator-02",
+        campaign_id=LATER,
+        visitor_id=visitor,
+    )
+    asyncio.run(_produce(stack, [("clicks", visitor, encode(click))]))
+    order_id = f"poison-{RUN}-restart-order"
+    order = {
+        "order_id": order_id,
+        "campaign_id": LATER,
+        "occurred_at": now,
+        "amount_minor": 5_000,
+        "currency": "EUR",
+        "visitor_id": visitor,
+    }
+    assert _post_order(stack, order).status_code in (200, 202)
+    converted = _until(
+        "the order after the restart's conversion",
+        _on_topic(
+            stack,
+            "conversions",
+            lambda e: isinstance(e, ConversionAttributed) and e.order_id == order_id,
+        ),
+        GOOD_WITHIN_S,
+    )
+    assert converted[0].affiliate_id == "creator-02"  # type: ignore[index]
+    assert stack.services["attribution"].alive()
+    assert stack.healthy("attribution")
