@@ -67,18 +67,17 @@ async def paid_clicks(
     redis: Redis[bytes] = Redis.from_url(redis_url, db=3)
     store = LedgerStore(redis, prefix=f"afx:test:{uuid.uuid4().hex[:8]}:")
     try:
-        period = terms.plan.period
-        periods = {period_of(c.occurred_at, period) for c in clicks}
-        batch = Batch(clicks=[ClickItem.of(c, period_of(c.occurred_at, period)) for c in clicks])
+        kind = terms.plan.period
+        periods = {period_of(c.occurred_at, kind) for c in clicks}
+        batch = Batch(clicks=[ClickItem.of(c, period_of(c.occurred_at, kind)) for c in clicks])
         await store.apply(batch, lambda cid: (version,), lambda cid: terms.currency)
-        paid, counts = 0, {}
+        paid, counts = 0, dict[str, _Counts]()
         for period in periods:
             lines = await store.lines(terms.campaign_id, period)
             paid += sum(line.amount_minor for line in lines if line.kind == "click")
             facts, click_tally = await store.period_state(terms.campaign_id, period)
             tally(facts, click_tally, lines, terms.currency, counts)
         (creator,) = counts.values()
-        assert isinstance(creator, _Counts)
         return paid, kpi_row(creator)
     finally:
         await redis.aclose()  # type: ignore[attr-defined]
