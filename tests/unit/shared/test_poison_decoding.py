@@ -49,9 +49,9 @@ POISON = [
     # deep and never closed
     Poison(b'{"a":' * 10_000, "nested deeper", "NestedTooDeep"),
     # more digits than Python parses (4,300)
-    Poison(b'{"amount_minor":' + b"9" * 5_000 + b"}", "digit run", "NumberTooLong"),
+    Poison(b'{"amount_minor":' + b"9" * 5_000 + b"}", "digits", "NumberTooLong"),
     # one digit past the bound
-    Poison(b"[" + b"1" * (MAX_DIGIT_RUN + 1) + b"]", "digit run", "NumberTooLong"),
+    Poison(b"[" + b"1" * (MAX_DIGIT_RUN + 1) + b"]", "digits", "NumberTooLong"),
     # one byte past the size bound
     Poison(b" " * (MAX_RECORD_BYTES + 1), "exceeds", "RecordTooLarge"),
     Poison(b'{"a": "\xff"}', "not JSON", "UnicodeDecodeError"),

@@ -65,28 +65,25 @@ def check_bounds(value: bytes) -> None:
         raise UndecodableRecord(
             f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}", "RecordTooLarge"
         )
-    if _long_digit_run(value):
-        raise UndecodableRecord(
-            f"a number or digit run longer than {MAX_DIGIT_RUN} digits", "NumberTooLong"
-        )
+    # The common case costs two C passes: the digit sample and the brackets.
+    if _SAMPLED_RUN in value[::_STRIDE].translate(_DIGIT_MASK) and _long_digit_run(value):
+        raise UndecodableRecord(f"a number longer than {MAX_DIGIT_RUN} digits", "NumberTooLong")
     # Brackets inside strings count too here, which can only overstate the depth (or
     # leave brackets unmatched); then measure again with the strings taken out.
-    if _too_deep(value.translate(None, _NOT_BRACKETS)) and _too_deep(
-        _outside_strings(value).translate(None, _NOT_BRACKETS)
+    brackets = value.translate(None, _NOT_BRACKETS)
+    if (
+        len(brackets) > MAX_DEPTH
+        and _too_deep(brackets)
+        and _too_deep(_outside_strings(value).translate(None, _NOT_BRACKETS))
     ):
         raise UndecodableRecord(f"nested deeper than {MAX_DEPTH} levels", "NestedTooDeep")
 
 
 def _long_digit_run(value: bytes) -> bool:
     """Whether ``value`` holds a number (digits outside strings) of more than
-    ``MAX_DIGIT_RUN`` digits.
-
-    Only every ``_STRIDE``-th byte is looked at first: such a run covers 8 of them in a
-    row. Only where that is so (a long number, or a long digit run inside a string) is
-    the value searched exactly.
-    """
-    if _SAMPLED_RUN not in value[::_STRIDE].translate(_DIGIT_MASK):
-        return False
+    ``MAX_DIGIT_RUN`` digits. Asked only where the sample of every ``_STRIDE``-th byte
+    has 8 digits in a row, which such a number always gives (a long number, or a long
+    digit run inside a string, which this exact search leaves out)."""
     return _DIGIT_RUN.search(_outside_strings(value)) is not None
 
 
@@ -103,8 +100,6 @@ def _too_deep(brackets: bytes) -> bool:
     reduced further is unbalanced, which the parser reports unless its unclosed
     openers alone are too deep.
     """
-    if len(brackets) <= MAX_DEPTH:  # a single event: fewer brackets than levels allowed
-        return False
     for _ in range(MAX_DEPTH + 1):
         inner = brackets.replace(b"[]", b"").replace(b"{}", b"")
         if len(inner) == len(brackets):
