@@ -101,6 +101,23 @@ def _cases() -> list[Case]:
         _postback(
             "postback repeated currency", _query(now, "probe-pb-3", currency="EUR"), "currency", 422
         ),
+        # a good signature over an amount too long for int()
+        _postback(
+            "postback amount of 5000 digits",
+            sign_query(
+                [
+                    ("merchant", MERCHANT),
+                    ("campaign_id", "acme-fashion"),
+                    ("order_id", "probe-pb-4"),
+                    ("amount_minor", "9" * 5000),
+                    ("currency", "EUR"),
+                ],
+                SECRET,
+                now,
+            ),
+            "amount_minor",
+            422,
+        ),
         # -- the signature header
         _order(
             "order v1 of latin-1 bytes",

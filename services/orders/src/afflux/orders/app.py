@@ -353,6 +353,11 @@ def _query_params(raw_query: str) -> tuple[dict[str, str], str | None]:
     return params, repeated
 
 
+def _is_integer_text(text: str) -> bool:
+    digits = text.removeprefix("-")
+    return 0 < len(digits) <= 20 and digits.isascii() and digits.isdigit()
+
+
 def _postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
     """Query parameters as an order: numbers and booleans from text, time defaults to now."""
     order: dict[str, Any] = dict(params)
@@ -361,6 +366,11 @@ def _postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
         order["occurred_at"] = now_ms
     elif when.isascii() and when.isdigit():
         order["occurred_at"] = int(when)
+    # Query values are text; the order model takes amounts only as integers. Longer
+    # digit runs stay text and are refused by the model (int() would raise past 4300).
+    amount = order.get("amount_minor")
+    if amount is not None and _is_integer_text(amount):
+        order["amount_minor"] = int(amount)
     if "new_customer" in order:
         flag = _BOOL.get(order["new_customer"].lower())
         if flag is None:
