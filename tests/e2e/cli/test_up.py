@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +18,9 @@ import httpx
 import pytest
 
 from afflux.cli.processes import free_port
+from afflux.cli.topic_reader import read_events
+from afflux.shared.events import AnyEvent, ClickRecorded
+from afflux.shared.topics import CLICKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,9 +57,9 @@ def up_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_up(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "afflux.cli", "up"],
+        [sys.executable, "-m", "afflux.cli", "up", *args],
         cwd=REPO,
         env=env,
         stdout=log.open("wb"),
@@ -134,3 +139,99 @@ def test_up_reports_the_child_that_failed_and_stops_the_rest(
     assert "clicks exited during start-up" in output
     assert f"127.0.0.1:{closed_port}" in output
     assert processes_mentioning(str(data_dir)) == []
+
+
+def create_link(clicks: str) -> str:
+    created = httpx.post(
+        f"{clicks}/v1/links",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={
+            "affiliate_id": "creator-02",
+            "campaign_id": "acme-fashion",
+            "destination_url": "https://shop.example.com/boots",
+        },
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["code"])
+
+
+def follow(clicks: str, code: str) -> str:
+    """The click id of one redirect through ``code``."""
+    redirect = httpx.get(f"{clicks}/c/{code}")
+    assert redirect.status_code == 302, redirect.text
+    return parse_qs(urlsplit(redirect.headers["location"]).query)["afx_click"][0]
+
+
+def broker_of(log: Path) -> str:
+    found = re.search(r"broker\s+(127\.0\.0\.1:\d+)\s+\(durable storage", log.read_text())
+    assert found, log.read_text()
+    return found.group(1)
+
+
+def stop_like_ctrl_c(process: subprocess.Popen[bytes], data_dir: Path) -> None:
+    """SIGINT, as Ctrl-C in a terminal sends it; every child goes with it."""
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=90) == 0
+    assert processes_mentioning(str(data_dir)) == []
+
+
+def test_ctrl_c_on_the_durable_default_leaves_no_process_behind(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "up.log"
+    process = start_up(up_env(data_dir), log)
+    wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
+    assert "(durable storage" in log.read_text()
+    assert any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
+
+    stop_like_ctrl_c(process, data_dir)
+
+
+def test_a_second_up_on_the_same_data_dir_finds_the_first_runs_links_and_clicks(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    env = up_env(data_dir)
+    clicks = f"http://127.0.0.1:{env['AFFLUX_CLICKS_PORT']}"
+    first_log = tmp_path / "up-1.log"
+    first = start_up(env, first_log)
+    wait_for_text(first_log, "Press Ctrl-C to stop.", first, timeout_s=120)
+    code = create_link(clicks)
+    click_id = follow(clicks, code)
+    stop_like_ctrl_c(first, data_dir)
+
+    second_log = tmp_path / "up-2.log"
+    second = start_up(env, second_log)
+    try:
+        wait_for_text(second_log, "Press Ctrl-C to stop.", second, timeout_s=120)
+        follow(clicks, code)  # the link (Redis, AOF) is still there
+
+        def has_first_click(events: list[AnyEvent]) -> bool:
+            return any(isinstance(e, ClickRecorded) and e.click_id == click_id for e in events)
+
+        events = asyncio.run(
+            read_events(broker_of(second_log), CLICKS.name, until=has_first_click, timeout_s=30)
+        )
+        assert has_first_click(events), "the first run's click is not in the broker's log"
+    finally:
+        stop_like_ctrl_c(second, data_dir)
+
+
+def test_up_storage_memory_is_an_explicit_choice(data_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    process = start_up(up_env(data_dir), log, "--storage", "memory")
+    wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
+    assert "(memory storage)" in log.read_text()
+    assert not any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
+    stop_like_ctrl_c(process, data_dir)
+
+
+def _command_lines(pids: list[int]) -> list[str]:
+    lines = []
+    for pid in pids:
+        try:
+            lines.append(
+                (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+            )
+        except OSError:
+            continue
+    return lines
