@@ -272,3 +272,28 @@ def test_re_deciding_survives_a_restart_from_the_changelog() -> None:
         "ev-order",
     )
     assert correction.supersedes is not None
+
+
+def test_clicks_held_past_the_cutoff_when_the_timer_decides_give_the_same_corrections() -> None:
+    # A stall: the click reaches the worker after the order's grace but before the timer
+    # decides it. The outputs must be those of the click coming after the decision.
+    def run(click_first: bool) -> tuple[list[Envelope], list[str]]:
+        join = JoinPartition()
+        join.click("v", click("anna", 2 * DAY), 0, terms)
+        join.order("v", order("sale"), 0)
+        late = click("ben", HOUR)
+        outputs, outcomes = [], []
+        if click_first:
+            outcomes += join.click("v", late, LATE_ARRIVAL, terms).outcomes
+        outputs += [e for _, _, e in join.due(LATE_ARRIVAL, terms)]
+        outcomes += join.take_late()
+        if not click_first:
+            result = join.click("v", late, LATE_ARRIVAL, terms)
+            outputs += [e for _, _, e in result.outputs]
+            outcomes += result.outcomes
+        return outputs, outcomes
+
+    held, held_outcomes = run(click_first=True)
+    assert run(click_first=False) == (held, held_outcomes)
+    assert held_outcomes == ["reattributed"]
+    assert [getattr(e, "affiliate_id", None) for e in held] == ["anna", "ben"]

@@ -106,6 +106,7 @@ class JoinPartition:
     def __init__(self, redecide: bool = True) -> None:
         # redecide=False only to prove that checks catch the arrival-dependent answer.
         self.redecide = redecide
+        self.late: list[str] = []  # outcomes of late clicks met while deciding
         self.keys: dict[str, VisitorState] = {}
         self.dirty: set[str] = set()
         # Pending orders by arrival: an order cannot be due before it arrived, so a tick
@@ -142,11 +143,16 @@ class JoinPartition:
         for okey, decided in state.decided.items():
             if okey[0] == touch.campaign_id and decided.at >= touch.at:
                 version = terms(okey[0], decided.at)
-                if version and decided.at - version.terms.window_ms(touch.affiliate_id) <= touch.at:
+                if version and _eligible(touch, decided.at, version):
                     late.outcomes.append(
                         self._redecide(state, key, decided, version, arrived, late.outputs)
                     )
         return late
+
+    def take_late(self) -> list[str]:
+        """Outcomes of clicks found late when their order was decided (see ``_decide``)."""
+        outcomes, self.late = self.late, []
+        return outcomes
 
     def _redecide(
         self,
@@ -156,13 +162,15 @@ class JoinPartition:
         v: TermsVersion,
         arrived: int,
         out: list[Output],
+        seen: list[ClickTouch] | None = None,
     ) -> str:
-        """Re-run the choice over every click the key holds (the current winner's too, in
-        case it was pruned); on a new winner, send a correction. Returns the outcome label."""
+        """Re-run the choice over ``seen`` (default: every click the key holds), the
+        current winner's click included in case it was pruned; on a new winner, send a
+        correction. Returns the outcome label."""
         order, current = decided.order, decided.winner
         if not self.redecide or order is None or (decided.converted and current is None):
             return "unchanged"
-        clicks = [touch for touch, _ in state.clicks.values()]
+        clicks = [touch for touch, _ in state.clicks.values()] if seen is None else list(seen)
         if current and current.click and current.click.click_id not in state.clicks:
             clicks.append(current.click)
         decision = choose(order.touch(), clicks, v.terms)
@@ -246,14 +254,20 @@ class JoinPartition:
             if version is None or cutoff is None or cutoff > safe_time:
                 held.append(entry)
                 continue
-            out.extend(self._decide(state, okey, order, cutoff, version))
+            out.extend(self._decide(state, key, okey, order, cutoff, version))
             self.dirty.add(key)
         for entry in held:
             heapq.heappush(self.queue, entry)
         return out
 
     def _decide(
-        self, state: VisitorState, okey: OrderKey, order: OrderPlaced, cutoff: int, v: TermsVersion
+        self,
+        state: VisitorState,
+        key: str,
+        okey: OrderKey,
+        order: OrderPlaced,
+        cutoff: int,
+        v: TermsVersion,
     ) -> list[Output]:
         del state.pending[okey]
         clicks = [touch for touch, arrived in state.clicks.values() if arrived <= cutoff]
@@ -276,6 +290,20 @@ class JoinPartition:
         if confirm is not None:
             decided.confirmed = True
             out.append((CONVERSIONS.name, order.order_id, confirm))
+        # Clicks already held that arrived after the cutoff (a stall, a slow timer) are late
+        # for this order: taken one by one in the order they came in, exactly as if each
+        # had come after the decision, so the corrections do not depend on the timer.
+        seen = clicks
+        for late, arrived in list(state.clicks.values()):
+            if arrived <= cutoff:
+                continue
+            seen = [*seen, late]
+            if (
+                not late.flagged
+                and late.campaign_id == okey[0]
+                and _eligible(late, order.occurred_at, v)
+            ):
+                self.late.append(self._redecide(state, key, decided, v, arrived, out, seen))
         return out
 
     def prune(self, click_horizon: int, order_horizon: int, arrival_horizon: int) -> None:
@@ -338,6 +366,11 @@ class JoinPartition:
 
 
 WATERMARK_KEY = "\x00watermark"
+
+
+def _eligible(click: ClickTouch, order_at: int, v: TermsVersion) -> bool:
+    """In the window of an order at ``order_at`` (campaign and flags checked apart)."""
+    return order_at - v.terms.window_ms(click.affiliate_id) <= click.at <= order_at
 
 
 def encode_state(s: VisitorState) -> bytes:

@@ -323,6 +323,8 @@ class Runtime:
                     continue
                 try:
                     out = owned.state.due(owned.safe_ms, self.terms)
+                    for outcome in owned.state.take_late():
+                        self.metrics.child(self.metrics.late_clicks, outcome).inc()
                 except Exception:  # one partition's failure never stops the timer
                     log.exception("join[%d]: deciding due orders failed", p)
                     continue
