@@ -1,0 +1,74 @@
+"""A campaign follower applies the good items of a record and reports each bad one with
+its reason and exception class, whatever fails on it, a listener included."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from afflux.shared.campaign_view import CampaignDirectory, _apply_record
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.wire import encode
+
+pytestmark = pytest.mark.unit
+
+
+def published(campaign_id: str, versions: int = 1) -> CampaignTermsPublished:
+    terms = CampaignTerms(campaign_id=campaign_id, merchant_id="m", currency="EUR")
+    return CampaignTermsPublished(
+        event_id=f"ev-{campaign_id}",
+        occurred_at=0,
+        campaign_id=campaign_id,
+        versions=tuple(
+            TermsVersion(version=n, effective_from=0, published_at=0, terms=terms)
+            for n in range(1, versions + 1)
+        ),
+    )
+
+
+def test_a_packed_record_keeps_its_good_campaigns_and_reports_each_bad_item() -> None:
+    directory = CampaignDirectory()
+    no_versions = {**published("empty").model_dump(mode="json"), "versions": []}
+    wrong_kind = {"type": "LeadConfirmed", "event_id": "l", "occurred_at": 0}
+    wrong_kind |= {"order_id": "o", "campaign_id": "c"}
+    items = [published("good").model_dump(mode="json"), no_versions, wrong_kind, 7]
+    value = json.dumps(items).encode()
+
+    bad = _apply_record(directory, value)
+
+    assert directory.campaign_ids() == ["good"]
+    assert [reason.split(":")[0] for reason, _ in bad] == ["item 1", "item 2", "item 3"]
+    assert "without any version" in bad[0][0]
+    assert "unexpected event type LeadConfirmed" in bad[1][0]
+    assert [error_class for _, error_class in bad] == ["UndecodableRecord"] * 3
+
+
+def test_a_listener_that_raises_costs_only_that_record() -> None:
+    directory = CampaignDirectory()
+
+    def fussy(event: CampaignTermsPublished) -> None:
+        if event.campaign_id == "boom":
+            raise ZeroDivisionError("listener failed")
+
+    directory.on_change(fussy)
+
+    ((reason, error_class),) = _apply_record(directory, encode(published("boom")))
+    assert error_class == "ZeroDivisionError"
+    assert "listener failed" in reason
+    assert _apply_record(directory, encode(published("fine"))) == []
+    assert "fine" in directory
+
+
+@pytest.mark.parametrize(
+    ("value", "error_class"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "NestedTooDeep"),
+        (b'{"versions":' + b"1" * 5_000 + b"}", "NumberTooLong"),
+        (None, "UndecodableRecord"),
+    ],
+)
+def test_an_undecodable_record_is_reported_whole(value: bytes | None, error_class: str) -> None:
+    ((_, got),) = _apply_record(CampaignDirectory(), value)
+    assert got == error_class
