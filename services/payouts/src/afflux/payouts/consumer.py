@@ -201,9 +201,7 @@ class LedgerConsumer:
                 raise
             except Exception as exc:
                 log.exception("ledger item at %s[%d]@%d refused", *_where(record))
-                await self._dead_letter(
-                    record, f"{_at(item.index)}failed: {exc!r}", type(exc).__name__, item.index
-                )
+                await self._dead_letter(record, f"failed: {exc!r}", type(exc).__name__, item.index)
                 continue
             self.metrics.applied(applied, [item.occurred_at], self.clock())
         await self.store.apply(Batch(offsets=offsets), self.directory.versions, self._currency)
@@ -226,10 +224,15 @@ class LedgerConsumer:
                 event = event_from_dict(item)
                 self._place(event, placed)
             except UndecodableRecord as exc:
-                await self._dead_letter(record, _at(at) + str(exc), exc.error_class, at)
+                await self._dead_letter(record, str(exc), exc.error_class, at)
+                continue
+            except Rejected as exc:
+                await self._dead_letter(record, str(exc), "Rejected", at)
                 continue
             except Exception as exc:  # whatever one item raises, it alone is dead-lettered
-                await self._dead_letter(record, f"{_at(at)}{exc}", type(exc).__name__, at)
+                await self._dead_letter(
+                    record, f"{type(exc).__name__}: {exc}", type(exc).__name__, at
+                )
                 continue
             out.append(Placed(record, at, placed, event.occurred_at))
         return out
@@ -308,7 +311,7 @@ class LedgerConsumer:
             offset=record.offset,
             key=record.key,
             value=record.value,
-            reason=reason,
+            reason=_at(item) + reason,
             error_class=error_class,
             item=item,
         )
