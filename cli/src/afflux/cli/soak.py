@@ -23,6 +23,7 @@ import httpx
 from afflux.cli.demo_client import DemoClient
 from afflux.cli.processes import free_port
 from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.storage import add_storage_option, storage_of
 from afflux.cli.traffic import Program, Traffic, TrafficMix, creator_ids
 from afflux.shared.campaign_file import load_campaign_file
 
@@ -46,13 +47,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--campaigns", default="examples/campaigns.yaml")
     parser.add_argument("--json", action="store_true")
+    add_storage_option(parser)
     args = parser.parse_args(argv)
+    storage = storage_of(args)
     programs = [Program(e.terms) for e in load_campaign_file(Path(args.campaigns)).campaigns]
     work = Path(".afflux") / "soak"
     shutil.rmtree(work, ignore_errors=True)
     ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
     token = secrets.token_urlsafe(16)
-    stack = Stack(StackOptions(work_dir=work, ports=ports, env={"AFFLUX_ADMIN_TOKEN": token}))
+    stack = Stack(
+        StackOptions(
+            work_dir=work,
+            ports=ports,
+            env={"AFFLUX_ADMIN_TOKEN": token},
+            redis_aof=storage == "durable",
+            storage=storage,
+        )
+    )
+    print(f"afflux bench soak: {storage} storage", flush=True)
     try:
         stack.start_infra()
         stack.apply_campaigns(Path(args.campaigns))

@@ -147,13 +147,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--visitors", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=2026)
-    args = parser.parse_args(argv)
-    from afflux.cli.embedded import start_broker
+    from afflux.cli.embedded import start_embedded_broker
     from afflux.cli.processes import Child, free_port
+    from afflux.cli.storage import add_storage_option, storage_of
 
+    add_storage_option(parser)
+    args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="afflux-bench-attribution-"))
     port = free_port()
-    broker = start_broker(port, work / "logs")
+    print(f"broker storage: {args.storage}", flush=True)
+    infra = start_embedded_broker(port, work, storage_of(args))
     bootstrap = f"127.0.0.1:{port}"
     worker: Child | None = None
     try:
@@ -221,6 +224,7 @@ def main(argv: list[str]) -> int:
                         "oracle_match": match,
                         "events": len(events),
                         "records": records,
+                        "storage": args.storage,
                     }
                 )
             )
@@ -228,7 +232,8 @@ def main(argv: list[str]) -> int:
     finally:
         if worker is not None:
             worker.stop()
-        broker.stop()
+        for child in reversed(infra):
+            child.stop()
 
 
 def _all(result: OracleResult) -> list[Envelope]:
