@@ -1,14 +1,17 @@
 """Faults under a steady load; after each, nothing is lost and nothing counted twice.
 
 After every fault: every creator's ledger equals the batch oracle's to the cent,
-no conversion appears twice, every 302 answered is exactly one click event, and
-every order answered 2xx is on the orders topic.
+every order's attribution (corrections netted) equals the oracle's, no order has
+two live conversions, every 302 answered is exactly one click event, and every
+order answered 2xx is on the orders topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 
 import httpx
@@ -124,6 +127,25 @@ async def _probe_while_cut(faults: FaultStack, campaign_id: str) -> dict[str, ob
         "order_status": answer.status_code,
         "retry_after": answer.headers.get("retry-after"),
     }
+
+
+def test_stalling_the_broker_longer_than_the_grace_changes_no_attribution(
+    faults: FaultStack,
+) -> None:
+    # Clicks acknowledged during the stall reach the worker after their orders were
+    # decided; each order must still end with the oracle's (event-time) winner.
+    broker = next(c for c in faults.stack.infra if c.name == "broker")
+    grace_s = max(p.terms.grace_seconds for p in faults.programs)
+
+    def stall() -> None:
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            time.sleep(grace_s + 3)  # the fault is a duration: longer than every grace
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+
+    faults.under_load(stall)
+    _assert_exact(faults)
 
 
 def test_adding_and_removing_a_worker_mid_run_gives_the_oracles_answer(
