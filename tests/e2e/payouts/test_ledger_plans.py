@@ -393,7 +393,8 @@ async def test_campaign_kpis_count_clicks_conversions_and_money(
             ),
         ],
     )
-    # Three non-bot clicks, one of them a duplicate; two sales of 12345 and 9999.
+    # Three non-bot clicks, one of them a duplicate (the same visitor from the same address
+    # and browser: both duplicate and ip_duplicate); two sales of 12345 and 9999.
     revenue, commission = 12345 + 9999, 1235 + 1500
     expected = {
         "campaign_id": "plans-shop",
@@ -401,6 +402,15 @@ async def test_campaign_kpis_count_clicks_conversions_and_money(
         "currency": "EUR",
         "clicks": 3,
         "unique_clicks": 2,
+        "valid_clicks": 2,
+        "flagged_clicks": 1,
+        "flagged_by_reason": {
+            "bot": 0,
+            "duplicate": 1,
+            "ip_duplicate": 1,
+            "rate": 0,
+            "embedded": 0,
+        },
         "conversions": 2,
         "conversion_rate": 1.0,
         "revenue_minor": revenue,
@@ -493,6 +503,7 @@ async def test_paid_clicks_stop_at_the_cap(client: DemoClient, driven: Driven) -
     # Six non-bot clicks (the duplicate included), five valid unique, no conversion;
     # EPC 15 / 6 = 2.5 -> 3, half up.
     assert (kpis["unique_clicks"], kpis["conversions"], kpis["commission_minor"]) == (5, 0, 15)
+    assert (kpis["flagged_clicks"], kpis["flagged_by_reason"]["bot"]) == (2, 1)  # never paid
     assert kpis["epc_minor"] == 3
     assert kpis["conversion_rate"] == 0.0
     assert await balance(client, "apps-cleo") == balance_is("USD", 15, 0, 0, 0)
