@@ -8,7 +8,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from afflux.cli import secrets_cmd
+from afflux.cli import ledger_cmd, secrets_cmd
+from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.storage import add_storage_option, storage_of
 
 BENCHES = {
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--campaigns", default=None, help="campaign terms YAML to apply at start")
     up.add_argument("--partitions", type=int, default=None, help="partitions of data topics")
     add_storage_option(up)
+    add_broker_option(up)
 
     demo = sub.add_parser("demo", help="run the stack and a simulated affiliate program")
     demo.add_argument("--seed", type=int, default=7)
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("rest", nargs=argparse.REMAINDER)
 
     secrets_cmd.add_parser(sub)
+    ledger_cmd.add_parser(sub)
     return parser
 
 
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         from afflux.cli.up import run_up
 
-        return run_up(args.campaigns, args.partitions, storage_of(args))
+        return run_up(args.campaigns, args.partitions, storage_of(args), broker_of(args))
     if args.command == "demo":
         from afflux.cli.demo import run_demo
 
@@ -84,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "secrets":
         return secrets_cmd.run(args.merchant)
+    if args.command == "ledger":
+        return ledger_cmd.run(args)
     if args.command == "topics":
         return _create_topics()
     if args.command == "campaigns":

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from afflux.payouts import views
 from afflux.payouts.consumer import LedgerConsumer
+from afflux.payouts.divergence import RECOVERY
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.models import (
     BalanceAnswer,
@@ -167,6 +168,8 @@ def create_app(settings: PayoutsSettings, *, clock: Callable[[], int] = system_c
             producer=producer,
             metrics=metrics,
             clock=clock,
+            max_records=settings.ledger_max_poll_records,
+            verify_interval_s=settings.ledger_verify_interval_s,
         )
         tasks = [
             asyncio.create_task(_follow_forever(directory, settings.kafka_bootstrap)),
@@ -218,10 +221,20 @@ def create_app(settings: PayoutsSettings, *, clock: Callable[[], int] = system_c
         if store is not None:
             with contextlib.suppress(Exception):
                 checks["redis"] = bool(await asyncio.wait_for(store.redis.ping(), 1))
+        problems = consumer.health() if consumer is not None else []
+        checks["ledger"] = not problems
         ok = all(checks.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "starting", "checks": checks}, 200 if ok else 503
-        )
+        status = "ok" if ok else "starting"
+        if consumer is not None and consumer.diverged:
+            status = "diverged"
+        elif consumer is not None and consumer.halted:
+            status = "rebuilding"
+        body: dict[str, Any] = {"status": status, "checks": checks}
+        if problems:
+            body["problems"] = problems
+            body["diverged"] = [d.as_json() for d in consumer.diverged.values()] if consumer else []
+            body["recovery"] = f"see docs/payouts.md: `{RECOVERY}`"
+        return JSONResponse(body, 200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

@@ -9,6 +9,14 @@ above the campaign's ``max_order_minor``, or raise anything at all while placed,
 go to the dead-letter topic with the reason; the consumer goes on. When applying
 a batch raises anything but a Redis outage, the batch is applied again one item
 at a time (a failed apply writes nothing) and the item that fails is dead-lettered.
+
+The consumer never trusts its stored offsets blindly (see ``divergence``): at every
+assignment, and every ``verify_interval_s``, each partition's stored offset and
+last applied record are checked against the log; a partition whose log no longer
+holds them is paused, never skipped, and ``afflux_ledger_ready`` drops to 0 until
+``afflux ledger rebuild``. After each write to Redis the offsets are also committed
+to the consumer group, for lag exporters and ``kafka-consumer-groups`` only: the
+consumer itself always resumes from Redis.
 """
 
 from __future__ import annotations
@@ -21,13 +29,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from afflux.payouts import facts as ledger_facts
+from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.store import Batch, ClickItem, LedgerStore
+from afflux.payouts.store import Batch, ClickItem, LedgerReset, LedgerStore
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign
 from afflux.shared.core.clock import system_clock
 from afflux.shared.core.commission import version_at, version_by_number
@@ -80,29 +90,37 @@ async def until_redis_answers(attempt: Callable[[], Awaitable[T]], what: str) ->
             delay = min(RETRY_MAX_S, delay * 2)
 
 
-class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, consumer: AIOKafkaConsumer, store: LedgerStore) -> None:
-        self.consumer = consumer
-        self.store = store
+class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, ledger: LedgerConsumer) -> None:
+        self.ledger = ledger
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
+        self.ledger.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await seek_to_stored(self.consumer, self.store, assigned)
+        await self.ledger.take(assigned)
+
+
+def slot(tp: TopicPartition) -> str:
+    """A partition's field in the ``offsets`` and ``last`` hashes."""
+    return f"{tp.topic}|{tp.partition}"
 
 
 async def seek_to_stored(
     consumer: AIOKafkaConsumer, store: LedgerStore, partitions: Iterable[TopicPartition]
-) -> None:
-    """Position each partition at the offset Redis holds for it: what the ledger contains."""
+) -> dict[TopicPartition, int]:
+    """Position each partition at the offset Redis holds for it: what the ledger contains.
+    Returns the stored offsets of those that have one (the others start at the beginning)."""
     stored = await until_redis_answers(store.offsets, "reading stored offsets")
+    found: dict[TopicPartition, int] = {}
     for tp in partitions:
-        offset = stored.get(f"{tp.topic}|{tp.partition}")
+        offset = stored.get(slot(tp))
         if offset is None:
             await consumer.seek_to_beginning(tp)
         else:
             consumer.seek(tp, offset)
+            found[tp] = offset
+    return found
 
 
 class LedgerConsumer:
@@ -117,6 +135,8 @@ class LedgerConsumer:
         producer: AIOKafkaProducer,
         metrics: PayoutsMetrics,
         clock: Callable[[], int] = system_clock,
+        max_records: int = 500,
+        verify_interval_s: float = 30.0,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -128,31 +148,205 @@ class LedgerConsumer:
             group_id=group_id,
             group_instance_id=instance_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Every position is set from Redis; an offset out of range is a divergence to
+            # report, never a reason to jump to another offset.
+            auto_offset_reset="none",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self.lag = ConsumerLag("payouts", metrics.registry)
         self.ready = asyncio.Event()
+        self.probe = LogProbe(bootstrap)
+        self.max_records = max_records
+        self.verify_interval_s = verify_interval_s
+        self.diverged: dict[TopicPartition, Divergence] = {}
+        self.unverified: set[TopicPartition] = set()  # paused until their log is checked
+        self.stored: dict[TopicPartition, int] = {}  # next offset in Redis, as last known
+        self.halted: str | None = None  # why nothing is consumed (a rebuild under way)
 
     async def run(self) -> None:
         await self.directory.ready.wait()
         await self.consumer.start()
-        self.consumer.subscribe(list(TOPICS), listener=_SeekToStored(self.consumer, self.store))
+        await self.probe.start()
+        if await until_redis_answers(self.store.rebuilding, "reading the ledger's state"):
+            self._halt("the ledger is being rebuilt")
+        else:
+            await until_redis_answers(self.store.join_generation, "joining the ledger")
+        self.consumer.subscribe(list(TOPICS), listener=_Assignments(self))
         self.ready.set()
-        self.metrics.ready.set(1)
-        lag_at = 0.0
+        self._publish_health()
+        tick_at = verify_at = 0.0
         try:
             while True:
-                polled = await self.consumer.getmany(timeout_ms=200, max_records=2000)
-                if polled:
-                    await self._apply(polled)
-                if time.monotonic() - lag_at > 2:
-                    lag_at = time.monotonic()
-                    await self.lag.update(self.consumer)
+                try:
+                    polled = await self.consumer.getmany(
+                        timeout_ms=200, max_records=self.max_records
+                    )
+                except OffsetOutOfRangeError as exc:
+                    await self._out_of_range(exc.args[0] if exc.args else {})
+                    continue
+                live = {
+                    tp: records
+                    for tp, records in polled.items()
+                    if records and not self.halted and tp not in self.diverged
+                }
+                if live:
+                    await self._apply(live)
+                await asyncio.sleep(0)  # let the HTTP side answer between batches
+                now = time.monotonic()
+                if self.unverified and not self.halted:
+                    await self._verify(self.unverified)
+                if now >= tick_at:
+                    tick_at = now + 1.0
+                    await self._tick(verify=now >= verify_at)
+                    if now >= verify_at:
+                        verify_at = now + self.verify_interval_s
         finally:
+            await self.probe.stop()
             await self.consumer.stop()
+
+    # -- knowing the log still holds what the ledger applied -------------------
+
+    def health(self) -> list[str]:
+        """Why the ledger is not complete and current; empty when it is."""
+        problems = [f"{self.halted}: nothing is consumed"] if self.halted else []
+        problems += [d.message() for d in self.diverged.values()]
+        return problems
+
+    def forget(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            self.diverged.pop(tp, None)
+            self.unverified.discard(tp)
+            self.stored.pop(tp, None)
+        self._publish_health()
+
+    async def take(self, assigned: Iterable[TopicPartition]) -> None:
+        """A new assignment: seek to what Redis holds, and consume no partition with a
+        stored offset before its log is checked (the next turn of the loop)."""
+        partitions = list(assigned)
+        found = await seek_to_stored(self.consumer, self.store, partitions)
+        for tp in partitions:
+            self.diverged.pop(tp, None)
+            self.stored.pop(tp, None)
+        self.stored.update(found)
+        self.unverified |= set(found)
+        self._sync_pause()
+        self._publish_health()
+
+    async def _tick(self, *, verify: bool) -> None:
+        """Once a second: a rebuild started or finished, the log end fell below what was
+        applied (cheap: the high watermark of the ledger's own fetches), lag; every
+        ``verify_interval_s`` the full check of every partition."""
+        try:
+            changed = await self.store.generation_changed()
+            rebuilding = await self.store.rebuilding()
+            if self.halted and not rebuilding:
+                await self._start_over()
+            elif changed and not self.halted:
+                self._halt("the ledger was cleared or is being rebuilt")
+            if not self.halted:
+                assigned = self.consumer.assignment()
+                below = {
+                    tp
+                    for tp, offset in self.stored.items()
+                    if tp in assigned
+                    and tp not in self.diverged
+                    and (end := self.consumer.highwater(tp)) is not None
+                    and offset > end
+                }
+                if verify:
+                    below |= {tp for tp in assigned if tp not in self.diverged}
+                if below:
+                    await self._verify(below)
+        except REDIS_DOWN as exc:
+            log.warning("ledger check skipped: Redis unavailable (%s)", exc)
+        await self.lag.update(self.consumer)
+        self._publish_health()
+
+    async def _verify(self, partitions: Iterable[TopicPartition]) -> None:
+        """Check each partition's stored offset and last applied record against the log;
+        pause the ones that diverged, resume the ones that check out."""
+        assigned = self.consumer.assignment()
+        todo = [tp for tp in partitions if tp in assigned]
+        offsets, last = await until_redis_answers(self.store.positions, "reading positions")
+        fingerprints = {tp: Fingerprint.parse(last[slot(tp)]) for tp in todo if slot(tp) in last}
+        wanted = {tp: fp.offset if (fp := fingerprints.get(tp)) else None for tp in todo}
+        looks = await self.probe.look({tp: at for tp, at in wanted.items() if slot(tp) in offsets})
+        for tp in todo:
+            stored = offsets.get(slot(tp))
+            if stored is None:
+                self.unverified.discard(tp)  # nothing applied from it: read it all
+                continue
+            self.stored[tp] = stored
+            look = looks.get(tp)
+            if look is None:
+                log.warning("%s[%d]: the broker did not answer the log check; retrying", *tp)
+                self.unverified.add(tp)
+                continue
+            self.unverified.discard(tp)
+            reason = judge(stored, fingerprints.get(tp), look)
+            if reason is not None:
+                self._diverge(Divergence(tp.topic, tp.partition, stored, look.log_end, reason))
+        self._sync_pause()
+        self._publish_health()
+
+    def _diverge(self, divergence: Divergence) -> None:
+        tp = TopicPartition(divergence.topic, divergence.partition)
+        if tp not in self.diverged:
+            log.error(divergence.message())
+        self.diverged[tp] = divergence
+        self.consumer.pause(tp)
+
+    async def _out_of_range(self, offsets: dict[TopicPartition, int]) -> None:
+        """A fetch position the broker no longer has (a real Kafka's answer): check it."""
+        log.warning("fetch offsets out of range: %s; checking the log", offsets)
+        self.unverified |= set(offsets)
+        self._sync_pause()
+        await self._verify(offsets)
+
+    def _halt(self, reason: str) -> None:
+        if self.halted is None:
+            log.error("%s; consuming stops until it is done", reason)
+        self.halted = reason
+        self._sync_pause()
+        self._publish_health()
+
+    async def _start_over(self) -> None:
+        """The rebuild is done (or the ledger was found empty): replay from the start."""
+        await self.store.join_generation()
+        self.halted = None
+        self.diverged.clear()
+        self.unverified.clear()
+        self.stored.clear()
+        assigned = list(self.consumer.assignment())
+        self.stored.update(await seek_to_stored(self.consumer, self.store, assigned))
+        self.unverified |= set(self.stored)
+        log.warning(
+            "ledger cleared; replaying %d partitions from what Redis holds (%d stored offsets)",
+            len(assigned),
+            len(self.stored),
+        )
+        self._sync_pause()
+        self._publish_health()
+
+    def _sync_pause(self) -> None:
+        """Pause what must not be read (everything while halted; diverged and unchecked
+        partitions), resume the rest."""
+        assigned = self.consumer.assignment()
+        stopped = set(assigned) if self.halted else (set(self.diverged) | self.unverified)
+        stopped &= assigned
+        if stopped:
+            self.consumer.pause(*stopped)
+        if assigned - stopped:
+            self.consumer.resume(*(assigned - stopped))
+
+    def _publish_health(self) -> None:
+        ok = self.ready.is_set() and not self.halted and not self.diverged
+        self.metrics.ready.set(1 if ok else 0)
+        self.metrics.diverged.set(len(self.diverged))
+
+    # -- applying ---------------------------------------------------------------
 
     async def _apply(
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -160,36 +354,64 @@ class LedgerConsumer:
         batch = Batch()
         items: list[Placed] = []
         for tp, records in polled.items():
-            for record in records:
+            for n, record in enumerate(records, 1):
                 for item in await self._placed(record):
                     batch.merge(item.batch)
                     items.append(item)
-            batch.offsets[f"{tp.topic}|{tp.partition}"] = records[-1].offset + 1
+                if n % 100 == 0:
+                    await asyncio.sleep(0)  # decoding is CPU: let the HTTP side answer
+            batch.offsets[slot(tp)] = records[-1].offset + 1
+            batch.last[slot(tp)] = Fingerprint.of_record(records[-1]).encode()
         try:
             applied = await self.store.apply(batch, self.directory.versions, self._currency)
         except REDIS_DOWN as exc:
             await self._resume_from_stored(exc)
             return
+        except LedgerReset as exc:
+            self._halt(str(exc))
+            return
         except Exception:
             log.exception("applying a batch failed; applying its %d items one by one", len(items))
             try:
-                await self._apply_one_by_one(items, batch.offsets)
+                await self._apply_one_by_one(items, batch)
             except REDIS_DOWN as exc:
                 await self._resume_from_stored(exc)
+            except LedgerReset as exc:
+                self._halt(str(exc))
             return
         self.metrics.applied(applied, [i.occurred_at for i in items], self.clock())
+        await self._stored_and_committed(batch.offsets)
+
+    async def _stored_and_committed(self, offsets: dict[str, int]) -> None:
+        """Remember what Redis now holds and commit it to the group: for lag exporters and
+        ``kafka-consumer-groups`` only (the consumer resumes from Redis, never from here)."""
+        assigned = self.consumer.assignment()
+        commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp in assigned:
+            offset = offsets.get(slot(tp))
+            if offset is not None:
+                self.stored[tp] = max(offset, self.stored.get(tp, 0))
+                commit[tp] = OffsetAndMetadata(offset, "")
+        if not commit:
+            return
+        try:
+            await self.consumer.commit(commit)
+        except KafkaError as exc:  # a rebalance or an absent broker: the next batch commits
+            log.warning("committing ledger offsets to the group failed: %r", exc)
 
     async def _resume_from_stored(self, exc: Exception) -> None:
         # Redis may come back without its last writes (AOF fsync policy), so after
         # any failure the ledger's own offsets, not our position, say where to resume.
         log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
         await until_redis_answers(self.store.redis.ping, "waiting for Redis")
-        await seek_to_stored(self.consumer, self.store, self.consumer.assignment())
+        found = await seek_to_stored(self.consumer, self.store, self.consumer.assignment())
+        self.stored.update(found)
 
-    async def _apply_one_by_one(self, items: list[Placed], offsets: dict[str, int]) -> None:
+    async def _apply_one_by_one(self, items: list[Placed], whole: Batch) -> None:
         """Each item on its own, stored with its record's offset (so a crash re-reads the
         record: facts are keyed by id, applying one twice changes nothing); the item that
-        raises is dead-lettered. Then the batch's offsets, past everything."""
+        raises is dead-lettered. Then the batch's offsets, past everything, with the
+        fingerprints of its last records."""
         for item in items:
             record = item.record
             item.batch.offsets = {f"{record.topic}|{record.partition}": record.offset}
@@ -197,14 +419,16 @@ class LedgerConsumer:
                 applied = await self.store.apply(
                     item.batch, self.directory.versions, self._currency
                 )
-            except REDIS_DOWN:
+            except (*REDIS_DOWN, LedgerReset):
                 raise
             except Exception as exc:
                 log.exception("ledger item at %s[%d]@%d refused", *_where(record))
                 await self._dead_letter(record, f"failed: {exc!r}", type(exc).__name__, item.index)
                 continue
             self.metrics.applied(applied, [item.occurred_at], self.clock())
-        await self.store.apply(Batch(offsets=offsets), self.directory.versions, self._currency)
+        past = Batch(offsets=whole.offsets, last=whole.last)
+        await self.store.apply(past, self.directory.versions, self._currency)
+        await self._stored_and_committed(whole.offsets)
 
     async def _placed(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
         """Every good item of one record placed in its own batch; each bad one dead-lettered."""

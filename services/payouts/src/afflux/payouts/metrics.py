@@ -47,7 +47,16 @@ class PayoutsMetrics:
             registry=self.registry,
         )
         self.ready = Gauge(
-            "afflux_ledger_ready", "1 once the ledger consumer runs", registry=self.registry
+            "afflux_ledger_ready",
+            "1 while the ledger consumer runs and holds exactly what the log holds; 0 while "
+            "starting, while the ledger is rebuilt, or when a partition diverged",
+            registry=self.registry,
+        )
+        self.diverged = Gauge(
+            "afflux_ledger_diverged_partitions",
+            "Partitions not consumed because the log no longer holds what the ledger applied "
+            "(stored offset beyond the log end, or another record at the last applied offset)",
+            registry=self.registry,
         )
 
     def applied(self, applied: Applied, event_times: Sequence[int], now_ms: int) -> None:

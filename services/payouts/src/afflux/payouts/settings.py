@@ -19,3 +19,15 @@ class PayoutsSettings(CommonSettings):
         description="facts of recently written campaign-periods the ledger keeps in memory "
         "(about 1 KB each); 0 reads every period from Redis on every batch",
     )
+    ledger_max_poll_records: int = Field(
+        500,
+        ge=1,
+        description="records the ledger applies per batch; smaller batches keep the HTTP "
+        "answers of the same process prompt while a backlog is worked through",
+    )
+    ledger_verify_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="how often every partition's stored offset and last applied record are "
+        "checked against the log (also at every assignment)",
+    )

@@ -22,12 +22,16 @@ Keys (prefix ``afx:pay:``): ``facts:<campaign>:<period>`` (hash fact id -> JSON)
 ``orders:<campaign>`` (order -> period), ``pending:<campaign>`` (lead
 confirmations that came before their conversion), ``cps`` (every
 "campaign|period"), ``creator:<affiliate>`` (its "campaign|period"s),
-``offsets`` ("topic|partition" -> next offset), ``payouts`` (payout records),
-``ver:<campaign>:<period>`` (the token of the period's last write).
+``offsets`` ("topic|partition" -> next offset), ``last`` ("topic|partition" ->
+fingerprint of the last record applied, written with the offset: see ``divergence``),
+``payouts`` (payout records), ``ver:<campaign>:<period>`` (the token of the period's
+last write), ``generation`` (the ledger's identity: a rebuild deletes it, so every
+consumer notices), ``rebuilding`` (set while ``afflux ledger rebuild`` clears the keys).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import OrderedDict, defaultdict
@@ -81,6 +85,7 @@ class Batch:
     confirmations: list[tuple[str, str, str]] = field(default_factory=list)  # cid, order, json
     clicks: list[ClickItem] = field(default_factory=list)
     offsets: dict[str, int] = field(default_factory=dict)  # "topic|partition" -> next offset
+    last: dict[str, str] = field(default_factory=dict)  # "topic|partition" -> fingerprint
 
     def merge(self, other: Batch) -> None:
         self.facts += other.facts
@@ -90,6 +95,10 @@ class Batch:
 
     def empty(self) -> bool:
         return not (self.facts or self.confirmations or self.clicks or self.offsets)
+
+
+class LedgerReset(Exception):
+    """The ledger was cleared (or is being cleared) under the consumer: start over."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,8 @@ class LedgerStore:
         self._periods: OrderedDict[Period, PeriodState] = OrderedDict()
         self._writer = uuid.uuid4().hex
         self._writes = 0
+        # The ledger's generation this store writes to; None: not checked (tools, tests).
+        self.generation: bytes | None = None
 
     def key(self, *parts: str) -> str:
         return self.p + ":".join(parts)
@@ -135,6 +146,36 @@ class LedgerStore:
     async def offsets(self) -> dict[str, int]:
         raw = await self.redis.hgetall(self.key("offsets"))
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def positions(self) -> tuple[dict[str, int], dict[str, str]]:
+        """The stored offsets and the fingerprints of the last applied records, together."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.key("offsets"))
+            pipe.hgetall(self.key("last"))
+            offsets, last = await pipe.execute()
+        return (
+            {k.decode(): int(v) for k, v in offsets.items()},
+            {k.decode(): v.decode() for k, v in last.items()},
+        )
+
+    async def rebuilding(self) -> bool:
+        return bool(await self.redis.exists(self.key("rebuilding")))
+
+    async def join_generation(self) -> bytes:
+        """Adopt the ledger's generation, starting one when there is none (a new or
+        rebuilt ledger); ``apply`` refuses to write once it has changed."""
+        await self.redis.set(self.key("generation"), uuid.uuid4().hex, nx=True)
+        current = await self.redis.get(self.key("generation"))
+        self.generation = current
+        self._periods.clear()
+        return current or b""
+
+    async def generation_changed(self) -> bool:
+        if self.generation is None:
+            return False
+        keys = (self.key("generation"), self.key("rebuilding"))
+        current, rebuilding = await self.redis.mget(keys)
+        return rebuilding is not None or current != self.generation
 
     async def apply(
         self, batch: Batch, versions: Versions, currency: Callable[[str], str]
@@ -156,9 +197,17 @@ class LedgerStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(
                 self.key("offsets"),
+                self.key("generation"),
+                self.key("rebuilding"),
                 *(self.key("orders", c) for c in confirm_campaigns),
                 *(self.key("pending", c) for c in sorted({f[0] for f in batch.facts})),
             )
+            if self.generation is not None:
+                current, rebuilding = await pipe.mget(
+                    [self.key("generation"), self.key("rebuilding")]
+                )
+                if rebuilding is not None or current != self.generation:
+                    raise LedgerReset("the ledger was cleared or is being rebuilt")
             stored = {
                 k.decode(): int(v) for k, v in (await pipe.hgetall(self.key("offsets"))).items()
             }
@@ -225,6 +274,7 @@ class LedgerStore:
             changed: dict[Period, tuple[tuple[Line, ...], tuple[Line, ...]]] = {}
             new_lines: dict[Period, tuple[tuple[Line, ...], dict[Line, str]]] = {}
             for cid, period in sorted(recompute):
+                await asyncio.sleep(0)  # a big period takes a while: let HTTP answers through
                 entry = state[(cid, period)]
                 facts = ledger_facts.period_facts(cid, period, entry.parsed, entry.clicks)
                 after = ledger_lines(facts, versions(cid), currency(cid))
@@ -264,6 +314,9 @@ class LedgerStore:
                 pipe.sadd(self.key("creator", affiliate), *periods)
             if offsets:
                 pipe.hset(self.key("offsets"), mapping={k: str(v) for k, v in offsets.items()})
+                last = {tp: batch.last[tp] for tp in offsets if tp in batch.last}
+                if last:
+                    pipe.hset(self.key("last"), mapping=_fields(last))
             await pipe.execute()
             for cp, affiliates in creators.items():
                 state[cp].creators |= affiliates
