@@ -9,7 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from afflux.cli.object_store import BUCKET, PORT_FLAGS, listen_port, start_object_store
+from afflux.cli.object_store import (
+    BUCKET,
+    PORT_FLAGS,
+    SOCKET_DIR,
+    listen_port,
+    start_object_store,
+)
 from afflux.cli.processes import StartFailed
 
 pytestmark = pytest.mark.integration
@@ -48,6 +54,8 @@ def test_the_store_listens_only_on_the_loopback_ports_it_was_given(tmp_path: Pat
     finally:
         store.stop()
     assert not store.child.alive()
+    left = [p for port in ports.values() for p in SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock")]
+    assert left == [], "Unix sockets left behind"
 
 
 def test_a_taken_port_is_named_in_the_error_and_leaves_no_process(tmp_path: Path) -> None:

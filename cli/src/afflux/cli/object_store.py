@@ -15,6 +15,7 @@ import random
 import re
 import shutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ ACCESS_KEY = "afflux"
 SECRET_KEY = "afflux-local"  # noqa: S105 - a local store on loopback, not a secret
 START_TIMEOUT_S = 60.0
 START_ATTEMPTS = 3
+SOCKET_DIR = Path("/tmp")  # noqa: S108 - where weed puts them, whatever TMPDIR says
 # The filer's gRPC server waits about 15 s for its own metadata subscription to
 # end before it exits. By the time the store is stopped the broker is gone, and
 # every write the store acknowledged is already in its files (volume and
@@ -143,6 +145,7 @@ def _start(binary: str, data_dir: Path, log_dir: Path, ports: dict[str, int]) ->
         weed_argv(binary, data_dir, ports),
         log_dir / "seaweedfs.log",
         stop_timeout_s=STOP_GRACE_S,
+        after_exit=lambda: remove_local_sockets(ports.values()),
     ).start()
     store = ObjectStore(child, ports["s3.port"])
     try:
@@ -155,6 +158,15 @@ def _start(binary: str, data_dir: Path, log_dir: Path, ports: dict[str, int]) ->
         child.stop()
         raise
     return store
+
+
+def remove_local_sockets(ports: Iterable[int]) -> None:
+    """Remove the Unix sockets ``weed`` makes beside its ports
+    (``/tmp/seaweedfs-<part>-<port>.sock``); it leaves them behind when killed."""
+    for port in ports:
+        for path in SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock"):
+            if path.is_socket():
+                path.unlink(missing_ok=True)
 
 
 def listen_port(host: str = "127.0.0.1") -> int:

@@ -50,6 +50,7 @@ class Child:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     stop_timeout_s: float = 10.0
+    after_exit: Callable[[], None] | None = None  # tidies what the process leaves behind
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Child:
@@ -93,10 +94,12 @@ class Child:
 
     def kill(self) -> None:
         """SIGKILL, for fault tests."""
+        if self.process is None:
+            return
         if self.alive():
-            assert self.process is not None
             self.process.kill()
             self.process.wait()
+        self._exited()
 
     def stop(self, timeout_s: float | None = None) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s`` (default ``stop_timeout_s``); only
@@ -112,3 +115,8 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self._exited()
+
+    def _exited(self) -> None:
+        if self.after_exit is not None:
+            self.after_exit()
