@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from afflux.cli.brokers import BrokerKind, broker_from_env, start_chosen_broker
-from afflux.cli.embedded import start_redis
+from afflux.cli.embedded import start_broker, start_redis
 from afflux.cli.gate import BrokerGate
 from afflux.cli.object_store import ObjectStore, start_object_store
 from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
@@ -41,10 +40,6 @@ class StackOptions:
     # The commands choose "durable" unless told otherwise (``--storage``); a bare
     # Stack, as most end-to-end tests build it, runs the faster memory storage.
     storage: BrokerStorage = "memory"
-    # Which broker: the embedded Tansu or Apache Kafka (always on disk, under work_dir;
-    # ``storage`` does not apply). ``afflux up --broker`` chooses; a bare Stack takes
-    # the test run's choice (AFFLUX_TEST_BROKER, tansu when unset).
-    broker: BrokerKind = field(default_factory=broker_from_env)
 
 
 class Stack:
@@ -69,7 +64,7 @@ class Stack:
         """Object store first (durable storage), then broker and Redis; ``stop`` goes in
         reverse, so the store stops last."""
         if not self.kafka_bootstrap:
-            if self.options.storage == "durable" and self.options.broker == "tansu":
+            if self.options.storage == "durable":
                 self.object_store = start_object_store(
                     object_store_dir(self.options.work_dir), self.log_dir
                 )
@@ -91,10 +86,9 @@ class Stack:
 
     def _start_broker(self, advertised_port: int | None = None) -> Child:
         assert self.broker_port is not None
-        return start_chosen_broker(
-            self.options.broker,
+        return start_broker(
             self.broker_port,
-            self.options.work_dir,
+            self.log_dir,
             advertised_port=advertised_port,
             store=self.object_store,
         )
