@@ -1,7 +1,8 @@
 """Session fixtures: a private broker and a private redis-server on free loopback ports.
 
 Nothing here depends on a server that was already running: each test session
-starts its own and stops it at the end.
+starts its own and stops it at the end. The broker is the embedded Tansu unless
+``AFFLUX_TEST_BROKER=kafka`` (``scripts/test --broker kafka``) asks for Apache Kafka.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from afflux.cli.embedded import start_broker, start_redis
+from afflux.cli.brokers import BrokerKind, broker_from_env, start_chosen_broker
+from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
 from afflux.shared.kafka import create_topics
 
@@ -58,11 +60,17 @@ class Infra:
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+def broker_kind() -> BrokerKind:
+    """The broker this run tests against (``AFFLUX_TEST_BROKER``, tansu when unset)."""
+    return broker_from_env()
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind) -> Iterator[Infra]:
     """One broker and one Redis for the whole session, topics created."""
     work = tmp_path_factory.mktemp("infra")
     broker_port, redis_port = free_port(), free_port()
-    broker = start_broker(broker_port, work / "logs")
+    broker = start_chosen_broker(broker_kind, broker_port, work)
     redis = start_redis(redis_port, work / "redis", work / "logs")
     try:
         bootstrap = f"127.0.0.1:{broker_port}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import harness as h
 import pytest
 
-from afflux.cli.embedded import start_broker
+from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
 from afflux.shared.kafka import create_topics
 from afflux.shared.oracle import Scenario, attribute, generate
@@ -24,9 +24,9 @@ SLOW_REFUNDS = {"AFFLUX_REFUND_WAIT_SECONDS": "20"}
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
+def broker(tmp_path: Path, broker_kind: BrokerKind) -> Iterator[str]:
     port = free_port()
-    child = start_broker(port, tmp_path / "logs")
+    child = start_chosen_broker(broker_kind, port, tmp_path)
     try:
         bootstrap = f"127.0.0.1:{port}"
         asyncio.run(create_topics(bootstrap, 4))

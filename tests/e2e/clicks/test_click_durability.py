@@ -28,7 +28,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from afflux.cli.embedded import start_broker, start_redis
+from afflux.cli.brokers import BrokerKind, start_chosen_broker
+from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
@@ -94,9 +95,9 @@ class ClickStack:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[ClickStack]:
+async def stack(tmp_path: Path, broker_kind: BrokerKind) -> AsyncIterator[ClickStack]:
     broker_port, redis_port = free_port(), free_port()
-    broker = start_broker(broker_port, tmp_path / "logs")
+    broker = start_chosen_broker(broker_kind, broker_port, tmp_path)
     redis = start_redis(redis_port, tmp_path / "redis", tmp_path / "logs")
     bootstrap = f"127.0.0.1:{broker_port}"
     built = ClickStack(tmp_path, broker, redis, redis_port, bootstrap)

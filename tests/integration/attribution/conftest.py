@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from afflux.cli.embedded import start_broker
+from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
 from afflux.shared.kafka import create_topics
 
@@ -17,10 +17,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="module")
-def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def private_broker(
+    tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind
+) -> Iterator[tuple[str, Path]]:
     work = tmp_path_factory.mktemp("attribution")
     port = free_port()
-    broker = start_broker(port, work / "logs")
+    broker = start_chosen_broker(broker_kind, port, work)
     try:
         bootstrap = f"127.0.0.1:{port}"
         asyncio.run(create_topics(bootstrap, 4))

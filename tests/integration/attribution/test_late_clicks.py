@@ -21,7 +21,7 @@ from typing import cast
 import harness as h
 import pytest
 
-from afflux.cli.embedded import start_broker
+from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.ledger_compare import (
     attribution_differences,
     expected_lines,
@@ -61,12 +61,14 @@ class StalledRun:
 
 @pytest.fixture(scope="module", params=[True, False], ids=["redecide", "redecide-off"])
 def stalled(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    broker_kind: BrokerKind,
 ) -> Iterator[StalledRun]:
     redecide: bool = request.param
     work = tmp_path_factory.mktemp(f"late-clicks-{redecide}")
     port = free_port()
-    broker = start_broker(port, work / "logs")
+    broker = start_chosen_broker(broker_kind, port, work)
     try:
         bootstrap = f"127.0.0.1:{port}"
         asyncio.run(create_topics(bootstrap, PARTITIONS))

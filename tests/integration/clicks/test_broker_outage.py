@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from afflux.cli.embedded import start_broker
+from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import Child, free_port
 from afflux.clicks.app import create_app, open_wal
 from afflux.clicks.links import Link
@@ -47,9 +47,10 @@ CLICKS_WHILE_DOWN = 1_000
 
 
 class PrivateBroker:
-    def __init__(self, logs: Path) -> None:
+    def __init__(self, work: Path, kind: BrokerKind) -> None:
         self.port = free_port()
-        self.logs = logs
+        self.work = work
+        self.kind = kind
         self.child: Child | None = None
 
     @property
@@ -57,7 +58,7 @@ class PrivateBroker:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.child = start_broker(self.port, self.logs)
+        self.child = start_chosen_broker(self.kind, self.port, self.work)
         await create_topics(self.bootstrap, 4)
 
     def stop(self) -> None:
@@ -66,8 +67,8 @@ class PrivateBroker:
 
 
 @pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[PrivateBroker]:
-    private = PrivateBroker(tmp_path / "logs")
+async def broker(tmp_path: Path, broker_kind: BrokerKind) -> AsyncIterator[PrivateBroker]:
+    private = PrivateBroker(tmp_path, broker_kind)
     await private.start()
     try:
         yield private

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from afflux.cli.embedded import start_broker
+from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
 from afflux.orders.app import create_app
 from afflux.orders.settings import OrdersSettings
@@ -106,10 +106,10 @@ def test_service_that_cannot_start_says_why_and_exits_2(
 
 @pytest.mark.slow
 async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
-    infra: Any, tmp_path: Path
+    infra: Any, tmp_path: Path, broker_kind: BrokerKind
 ) -> None:
     port = free_port()
-    broker = start_broker(port, tmp_path / "logs")
+    broker = start_chosen_broker(broker_kind, port, tmp_path)
     bootstrap = f"127.0.0.1:{port}"
     terms = CampaignTerms(campaign_id="outage-shop", merchant_id="merchant-p", currency="EUR")
     settings = OrdersSettings.model_validate(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from afflux.cli.embedded import start_broker, start_redis
+from afflux.cli.brokers import BrokerKind, broker_from_env, start_chosen_broker
+from afflux.cli.embedded import start_redis
 from afflux.cli.gate import BrokerGate
 from afflux.cli.object_store import ObjectStore, start_object_store
 from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
@@ -40,6 +41,10 @@ class StackOptions:
     # The commands choose "durable" unless told otherwise (``--storage``); a bare
     # Stack, as most end-to-end tests build it, runs the faster memory storage.
     storage: BrokerStorage = "memory"
+    # Which broker: the embedded Tansu or Apache Kafka (always on disk, under work_dir;
+    # ``storage`` does not apply). ``afflux up --broker`` chooses; a bare Stack takes
+    # the test run's choice (AFFLUX_TEST_BROKER, tansu when unset).
+    broker: BrokerKind = field(default_factory=broker_from_env)
 
 
 class Stack:
@@ -64,7 +69,7 @@ class Stack:
         """Object store first (durable storage), then broker and Redis; ``stop`` goes in
         reverse, so the store stops last."""
         if not self.kafka_bootstrap:
-            if self.options.storage == "durable":
+            if self.options.storage == "durable" and self.options.broker == "tansu":
                 self.object_store = start_object_store(
                     object_store_dir(self.options.work_dir), self.log_dir
                 )
@@ -86,9 +91,10 @@ class Stack:
 
     def _start_broker(self, advertised_port: int | None = None) -> Child:
         assert self.broker_port is not None
-        return start_broker(
+        return start_chosen_broker(
+            self.options.broker,
             self.broker_port,
-            self.log_dir,
+            self.options.work_dir,
             advertised_port=advertised_port,
             store=self.object_store,
         )

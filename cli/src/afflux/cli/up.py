@@ -11,6 +11,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from afflux.cli.brokers import DEFAULT_BROKER, BrokerKind, kafka_data_dir
 from afflux.cli.processes import StartFailed
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import Stack, StackOptions
@@ -33,6 +34,7 @@ def build_stack(
     work_dir: Path,
     env: dict[str, str],
     storage: BrokerStorage = DEFAULT_STORAGE,
+    broker: BrokerKind = DEFAULT_BROKER,
 ) -> Stack:
     """The stack ``afflux up`` runs: Redis appends every write to its AOF (fsync every
     second) and, unless ``storage`` is memory, the broker's log is on disk; both under
@@ -47,6 +49,7 @@ def build_stack(
             env=env,
             redis_aof=True,
             storage=storage,
+            broker=broker,
         )
     )
 
@@ -68,7 +71,10 @@ def campaigns_path(explicit: str | None, settings: CliSettings) -> Path | None:
 
 
 def run_up(
-    campaigns: str | None, partitions: int | None, storage: BrokerStorage = DEFAULT_STORAGE
+    campaigns: str | None,
+    partitions: int | None,
+    storage: BrokerStorage = DEFAULT_STORAGE,
+    broker: BrokerKind = DEFAULT_BROKER,
 ) -> int:
     try:
         settings = CliSettings()
@@ -78,11 +84,14 @@ def run_up(
     if partitions:
         settings = settings.model_copy(update={"topic_partitions": partitions})
     token, generated = admin_token(settings)
-    stack = build_stack(settings, settings.data_dir / "up", {"AFFLUX_ADMIN_TOKEN": token}, storage)
+    stack = build_stack(
+        settings, settings.data_dir / "up", {"AFFLUX_ADMIN_TOKEN": token}, storage, broker
+    )
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         stack.check_ports()
-        print(f"afflux: starting broker ({storage} storage) and Redis ...", flush=True)
+        what = "Apache Kafka" if broker == "kafka" else f"broker ({storage} storage)"
+        print(f"afflux: starting {what} and Redis ...", flush=True)
         stack.start_infra()
         terms = campaigns_path(campaigns, settings)
         if terms is not None:
@@ -115,7 +124,9 @@ def _print_ready(stack: Stack, token: str, generated: bool) -> None:
     print("afflux is up:")
     store = stack.object_store
     where = f", log in {store.endpoint}/tansu" if store else ""
-    storage = "external" if stack.options.kafka_bootstrap else stack.options.storage
+    storage: str = "external" if stack.options.kafka_bootstrap else stack.options.storage
+    if not stack.options.kafka_bootstrap and stack.options.broker == "kafka":
+        storage, where = "Apache Kafka, disk", f", log in {kafka_data_dir(stack.options.work_dir)}"
     print(f"  broker    {stack.kafka_bootstrap}   ({storage} storage{where})")
     aof = "   (AOF, fsync every second)" if not stack.options.redis_url else ""
     print(f"  redis     {stack.redis_url}{aof}")
