@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -42,6 +43,28 @@ async def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
         raise BrokerUnreachable(f"cannot reach the Kafka broker at {bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 5.0
+) -> list[TopicPartition]:
+    """The partitions of ``topic`` from a fresh metadata request; empty when the topic
+    is still unknown after ``timeout_s`` (a topic just created may take a moment).
+
+    ``consumer.partitions_for_topic`` knows only what the consumer's own metadata
+    holds: on Apache Kafka that is nothing until it subscribes to or is assigned the
+    topic (its answer to the bootstrap request lists no topics; the embedded broker's
+    lists all), and ``consumer.topics()`` does not fill it in.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        cluster = await consumer._client.fetch_all_metadata()
+        numbers = cluster.partitions_for_topic(topic)
+        if numbers:
+            return [TopicPartition(topic, n) for n in sorted(numbers)]
+        if time.monotonic() >= deadline:
+            return []
+        await asyncio.sleep(0.1)
 
 
 async def create_topics(bootstrap: str, partitions: int) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from afflux.clicks.links import Link, LinkStore
+from afflux.shared.kafka import topic_partitions
 from afflux.shared.topics import LINKS
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,9 @@ async def read_links(bootstrap: str, timeout_s: float = 120.0) -> dict[str, Link
 
 
 async def _partitions(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-    for _ in range(50):
-        await consumer.topics()
-        numbers = consumer.partitions_for_topic(LINKS.name)
-        if numbers:
-            return [TopicPartition(LINKS.name, n) for n in sorted(numbers)]
-        await asyncio.sleep(0.1)
+    partitions = await topic_partitions(consumer, LINKS.name)
+    if partitions:
+        return partitions
     raise RuntimeError(f"topic {LINKS.name!r} does not exist: create the topics (afflux topics)")
 
 

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import create_topics
+from afflux.shared.kafka import create_topics, topic_partitions
 from afflux.shared.topics import ORDERS
 
 if TYPE_CHECKING:
@@ -65,8 +65,7 @@ async def _records_on(bootstrap: str, topic: str) -> int:
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        parts = await topic_partitions(consumer, topic)
         consumer.assign(parts)
         for tp in parts:
             consumer.seek(tp, 0)
