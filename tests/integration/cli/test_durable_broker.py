@@ -34,6 +34,7 @@ RECORDS = 6_000
 @dataclass
 class DurableBroker:
     store: ObjectStore
+    store_dir: Path
     port: int
     log_dir: Path
     broker: Child
@@ -50,18 +51,26 @@ class DurableBroker:
         self.broker = start_broker(self.port, self.log_dir, store=self.store)
         return killed
 
+    def crash_everything_and_restart(self) -> None:
+        """kill -9 the broker and the object store, start the store again on the same
+        directory (new ports, as a new ``afflux up`` would) and the broker on it."""
+        self.broker.kill()
+        self.store.child.kill()
+        self.store = start_object_store(self.store_dir, self.log_dir)
+        self.broker = start_broker(self.port, self.log_dir, store=self.store)
+
 
 @pytest.fixture
 def durable(tmp_path: Path) -> Iterator[DurableBroker]:
-    logs = tmp_path / "logs"
-    store = start_object_store(tmp_path / "seaweedfs", logs)
+    logs, store_dir = tmp_path / "logs", tmp_path / "seaweedfs"
+    store = start_object_store(store_dir, logs)
     port = free_port()
-    running = DurableBroker(store, port, logs, start_broker(port, logs, store=store))
+    running = DurableBroker(store, store_dir, port, logs, start_broker(port, logs, store=store))
     try:
         yield running
     finally:
         running.broker.stop()
-        store.stop()
+        running.store.stop()
 
 
 async def _create_topic(bootstrap: str) -> None:
@@ -154,3 +163,16 @@ def test_the_restarted_broker_appends_after_what_it_had_and_survives_a_second_cr
         # No offset handed out twice: the second run's records follow the first run's.
         assert len(expected) == len(before.get(partition, {})) + len(after.get(partition, {}))
         assert read[partition] == expected
+
+
+def test_every_acknowledged_record_survives_a_kill_9_of_the_object_store_and_the_broker(
+    durable: DurableBroker,
+) -> None:
+    asyncio.run(_create_topic(durable.bootstrap))
+    acknowledged = asyncio.run(_produce(durable.bootstrap, 0, RECORDS))
+
+    durable.crash_everything_and_restart()
+
+    read, _ = asyncio.run(_read_to_high_watermark(durable.bootstrap))
+    for partition, offsets in acknowledged.items():
+        assert read[partition] == offsets, f"partition {partition} lost acknowledged records"

@@ -24,6 +24,7 @@ import httpx
 from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
 
 BUCKET = "tansu"
+PROBE_BUCKET = "afflux-ready"  # start-up's write-and-read check, apart from the broker's data
 # SeaweedFS runs without IAM identities here, so any key pair is accepted; the
 # broker's S3 client still needs one to sign its requests.
 ACCESS_KEY = "afflux"
@@ -121,7 +122,8 @@ def start_object_store(
     data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None = None
 ) -> ObjectStore:
     """Start ``weed server`` on free loopback ports (or the ``ports`` given, by flag
-    name) and return once S3 answers and the broker's bucket exists.
+    name) and return once S3 answers, the broker's bucket exists and objects can be
+    written and read.
 
     A port it chose itself can still be taken before ``weed`` binds it (by another
     process); that start is retried on new ports, a port given is not."""
@@ -149,7 +151,7 @@ def _start(binary: str, data_dir: Path, log_dir: Path, ports: dict[str, int]) ->
     ).start()
     store = ObjectStore(child, ports["s3.port"])
     try:
-        child.wait_until(lambda: _bucket_ready(store), timeout_s=START_TIMEOUT_S)
+        child.wait_until(lambda: _ready(store), timeout_s=START_TIMEOUT_S)
     except StartFailed as exc:
         child.kill()
         fatal = fatal_line(child)
@@ -193,14 +195,28 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def _bucket_ready(store: ObjectStore) -> bool:
-    """Create the bucket once S3 answers; true when it exists (200 new, 409 already ours)."""
-    url = f"{store.endpoint}/{BUCKET}"
+def _ready(store: ObjectStore) -> bool:
+    """True once S3 answers, the broker's bucket exists (created here: 200 new, 409
+    already ours) and an object can be written and read back.
+
+    The read-back matters on a restart: S3 answers and lists the bucket before the
+    volume server has reported its volumes to the master, and until then reading
+    an existing object fails (500, "volume not found"); a write needs the volume
+    server registered, which reports every volume it holds at once.
+    """
+    bucket = f"{store.endpoint}/{BUCKET}"
+    probe = f"{store.endpoint}/{PROBE_BUCKET}/ready"
     try:
-        created = httpx.put(url, timeout=2.0)
-        if created.status_code not in (200, 409):
+        if httpx.put(bucket, timeout=2.0).status_code not in (200, 409):
             return False
-        return httpx.head(url, timeout=2.0).status_code == 200
+        if httpx.head(bucket, timeout=2.0).status_code != 200:
+            return False
+        if httpx.put(f"{store.endpoint}/{PROBE_BUCKET}", timeout=2.0).status_code not in (200, 409):
+            return False
+        if httpx.put(probe, content=b"ready", timeout=2.0).status_code != 200:
+            return False
+        read = httpx.get(probe, timeout=2.0)
+        return read.status_code == 200 and read.content == b"ready"
     except httpx.HTTPError:
         return False
 
