@@ -54,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=sorted(BENCHES))
     bench.add_argument("rest", nargs=argparse.REMAINDER)
 
-    verify = sub.add_parser("verify", help="drive a seeded workload and compare with the oracle")
+    verify = sub.add_parser(
+        "verify",
+        help="drive a seeded workload and compare with the oracle; --chaos: kill -9 random "
+        "processes and compare with a clean run",
+    )
     verify.add_argument("rest", nargs=argparse.REMAINDER)
 
     secrets_cmd.add_parser(sub)
@@ -68,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if len(given) >= 2 and given[0] == "bench" and given[1] in BENCHES:
         return int(importlib.import_module(BENCHES[given[1]]).main(given[2:]))
+    if given[:1] == ["verify"] and "--chaos" in given:  # random kills, against a clean run
+        chaos = importlib.import_module("afflux.cli.chaos")
+        return int(chaos.main([a for a in given[1:] if a != "--chaos"]))
     if given[:1] == ["verify"]:
         return int(importlib.import_module("afflux.cli.verify").main(given[1:]))
     args = _parser().parse_args(given)

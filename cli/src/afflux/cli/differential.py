@@ -1,0 +1,348 @@
+"""Differential fault runs: one seeded workload on a clean stack and on a stack under a
+fault, compared per creator to the cent.
+
+The batch oracle computes its answer from what the topics hold, so a fault that
+changes what reaches the topics, or when, can fool it and the stack alike (a stall
+that changes attribution agrees with itself). A differential run compares with the
+clean run of the same workload instead: each creator's balances by state and net
+amount per order from the payouts API must be equal, and every request the stack
+acknowledged (click, order, refund, lead confirmation) must be on its topic exactly
+once, the topics read to the high watermark of a Fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from afflux.cli.processes import free_port
+from afflux.cli.stack import SERVICES, Stack, StackOptions
+from afflux.cli.storage import BrokerStorage
+from afflux.cli.topic_to_end import read_to_end
+from afflux.cli.traffic import creator_ids
+from afflux.cli.workload import (
+    WORKLOAD_CAMPAIGNS,
+    Acknowledged,
+    Endpoints,
+    Progress,
+    RequestError,
+    plan,
+    run_workload,
+)
+from afflux.shared.events import AnyEvent, ClickRecorded, LeadConfirmed, OrderPlaced, OrderRefunded
+from afflux.shared.topics import CLICKS, ORDERS, REFUNDS
+
+ADMIN_TOKEN = "differential-admin-token"  # noqa: S105 (a throwaway local stack)
+
+
+@dataclass(frozen=True)
+class CreatorLedger:
+    balances: dict[str, dict[str, int]]  # currency -> state -> amount
+    orders: dict[str, int]  # "campaign/order" -> net amount of the order's lines
+    other: dict[str, int]  # "campaign kind period" -> sum of lines not tied to an order
+
+
+Snapshot = dict[str, CreatorLedger]
+
+
+async def ledger_snapshot(payouts_url: str, creators: list[str]) -> Snapshot:
+    """Every creator's balances and per-order nets as the payouts API serves them."""
+    out: Snapshot = {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for creator in creators:
+            balance = await http.get(f"{payouts_url}/v1/creators/{creator}/balance")
+            if balance.status_code == 404:
+                out[creator] = CreatorLedger({}, {}, {})
+                continue
+            balance.raise_for_status()
+            ledger = await http.get(f"{payouts_url}/v1/creators/{creator}/ledger")
+            ledger.raise_for_status()
+            orders: dict[str, int] = {}
+            other: dict[str, int] = {}
+            for line in ledger.json()["lines"]:
+                if line["order_id"]:
+                    key = f"{line['campaign_id']}/{line['order_id']}"
+                    orders[key] = orders.get(key, 0) + line["amount_minor"]
+                else:
+                    key = f"{line['campaign_id']} {line['kind']} {line['period']}"
+                    other[key] = other.get(key, 0) + line["amount_minor"]
+            states = {
+                row["currency"]: {k: v for k, v in row.items() if k.endswith("_minor")}
+                for row in balance.json()["balances"]
+            }
+            out[creator] = CreatorLedger(
+                states,
+                {k: v for k, v in orders.items() if v},
+                {k: v for k, v in other.items() if v},
+            )
+    return out
+
+
+def snapshot_differences(clean: Snapshot, faulty: Snapshot) -> list[str]:
+    """Per creator, every balance state, order net and other line sum that differs."""
+    differences = []
+    for creator in sorted(set(clean) | set(faulty)):
+        want = clean.get(creator, CreatorLedger({}, {}, {}))
+        have = faulty.get(creator, CreatorLedger({}, {}, {}))
+        for currency in sorted(set(want.balances) | set(have.balances)):
+            w, h = want.balances.get(currency, {}), have.balances.get(currency, {})
+            for state in sorted(set(w) | set(h)):
+                if w.get(state, 0) != h.get(state, 0):
+                    differences.append(
+                        f"{creator}: {state} {h.get(state, 0)} {currency},"
+                        f" the clean run has {w.get(state, 0)}"
+                    )
+        for part, w_items, h_items in (
+            ("order", want.orders, have.orders),
+            ("line", want.other, have.other),
+        ):
+            for key in sorted(set(w_items) | set(h_items)):
+                if w_items.get(key, 0) != h_items.get(key, 0):
+                    differences.append(
+                        f"{creator}: {part} {key} nets {h_items.get(key, 0)},"
+                        f" the clean run has {w_items.get(key, 0)}"
+                    )
+    return differences
+
+
+def exactly_once_differences(acked: Acknowledged, topics: dict[str, list[AnyEvent]]) -> list[str]:
+    """Each acknowledged request is one event on its topic: one click event per 302
+    answered, one order, refund and confirmation event per id acknowledged. A record
+    stored twice (the same event id) is at-least-once transport and counts once."""
+    clicks: dict[str, set[str]] = {}
+    orders: dict[tuple[str, str], set[str]] = {}
+    refunds: dict[str, set[str]] = {}
+    confirmations: dict[tuple[str, str], set[str]] = {}
+    for e in topics[CLICKS.name]:
+        if isinstance(e, ClickRecorded):
+            clicks.setdefault(e.click_id, set()).add(e.event_id)
+    for e in topics[ORDERS.name]:
+        if isinstance(e, OrderPlaced):
+            orders.setdefault((e.campaign_id, e.order_id), set()).add(e.event_id)
+        elif isinstance(e, LeadConfirmed):
+            confirmations.setdefault((e.campaign_id, e.order_id), set()).add(e.event_id)
+    for e in topics[REFUNDS.name]:
+        if isinstance(e, OrderRefunded):
+            refunds.setdefault(e.refund_id, set()).add(e.event_id)
+    differences: list[str] = []
+    for what, wanted, found in (
+        ("click", acked.clicks, clicks),
+        ("order", acked.orders, orders),
+        ("refund", acked.refunds, refunds),
+        ("confirmation", acked.confirmations, confirmations),
+    ):
+        for key, times in Counter[object](wanted).items():
+            events = len(found.get(key, set()))  # type: ignore[call-overload]
+            if times > 1 and what == "click":
+                differences.append(f"click {key}: {times} redirects answered the same id")
+            if events != 1:
+                differences.append(f"{what} {key}: acknowledged, {events} events on its topic")
+    return differences
+
+
+@dataclass(frozen=True)
+class FaultFigure:
+    """One fault as it happened: when it began and when what it broke was back."""
+
+    name: str
+    started: float  # monotonic
+    back: float  # process healthy again, or the stall over
+
+    @property
+    def down_s(self) -> float:
+        return self.back - self.started
+
+
+@dataclass
+class RunResult:
+    snapshot: Snapshot
+    acked: Acknowledged
+    errors: list[RequestError]
+    faults: list[FaultFigure]
+    topic_differences: list[str]
+    requests: int
+    workload_s: float
+    settle_s: float  # from the last acknowledged request until the ledger stopped changing
+    topic_counts: dict[str, int] = field(default_factory=dict)
+
+    def errors_after(self, started: float) -> list[RequestError]:
+        return [e for e in self.errors if e.at >= started]
+
+    def requests_failing_s(self, fault: FaultFigure, ack_times: list[float]) -> float:
+        """From the fault's start until the first acknowledgement after its last error."""
+        errors = self.errors_after(fault.started)
+        if not errors:
+            return 0.0
+        last = max(e.at for e in errors)
+        after = [t for t in ack_times if t > last]
+        return (min(after) if after else last) - fault.started
+
+
+@dataclass
+class Workload:
+    seed: int = 11
+    visitors: int = 40
+    creators: int = 12
+    merchant_clock_offset_ms: int = 0
+
+    @property
+    def creator_names(self) -> list[str]:
+        return creator_ids(self.creators)
+
+
+class DifferentialStack:
+    """A fresh stack (Redis with AOF as ``afflux up`` runs it) for one run of the workload."""
+
+    def __init__(self, work_dir: Path, storage: BrokerStorage = "memory") -> None:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        self.stack = Stack(
+            StackOptions(
+                work_dir=work_dir,
+                ports={name: free_port() for name in SERVICES},
+                env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN},
+                redis_aof=True,
+                storage=storage,
+            )
+        )
+        self.faults: list[FaultFigure] = []
+        self.ack_times: list[float] = []
+
+    def start(self) -> DifferentialStack:
+        try:
+            self.stack.start_infra()
+            self.stack.apply_campaigns(WORKLOAD_CAMPAIGNS)
+            self.stack.start_all()
+        except BaseException:
+            self.stack.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    @property
+    def endpoints(self) -> Endpoints:
+        s = self.stack
+        return Endpoints(
+            s.url("clicks"), s.url("orders"), s.url("payouts"), ADMIN_TOKEN, s.kafka_bootstrap
+        )
+
+    @contextlib.contextmanager
+    def fault(self, name: str) -> Iterator[None]:
+        """Times what runs inside as one fault, from its start until it returns."""
+        started = time.monotonic()
+        yield
+        self.faults.append(FaultFigure(name, started, time.monotonic()))
+
+    def run(
+        self, workload: Workload, arrange: Callable[[Progress], None] | None = None
+    ) -> RunResult:
+        """The workload, with the faults ``arrange`` sets at progress points; then settle,
+        snapshot and read the topics."""
+        progress = Progress()
+        if arrange is not None:
+            arrange(progress)
+        visits = plan(workload.seed, workload.visitors, workload.creators)
+        started = time.monotonic()
+        acked = asyncio.run(
+            run_workload(
+                self.endpoints,
+                visits,
+                progress,
+                creators=workload.creator_names,
+                merchant_clock_offset_ms=workload.merchant_clock_offset_ms,
+            )
+        )
+        workload_s = time.monotonic() - started
+        progress.join()
+        if progress.pending_points():
+            raise RuntimeError("the workload ended before every fault's progress point")
+        self.ack_times = progress.ack_times
+        settle_s = asyncio.run(settled(self.stack.url("payouts"), min_wait_s=3.0))
+        snapshot = asyncio.run(ledger_snapshot(self.stack.url("payouts"), workload.creator_names))
+        topics = asyncio.run(read_inputs(self.stack.kafka_bootstrap))
+        return RunResult(
+            snapshot=snapshot,
+            acked=acked,
+            errors=progress.errors,
+            faults=list(self.faults),
+            topic_differences=exactly_once_differences(acked, topics),
+            requests=progress.acks,
+            workload_s=workload_s,
+            settle_s=settle_s,
+            topic_counts={name: len(events) for name, events in topics.items()},
+        )
+
+
+async def read_inputs(bootstrap: str) -> dict[str, list[AnyEvent]]:
+    return {t.name: await read_to_end(bootstrap, t.name) for t in (CLICKS, ORDERS, REFUNDS)}
+
+
+async def settled(
+    payouts_url: str, *, min_wait_s: float, quiet_s: float = 4.0, limit_s: float = 180.0
+) -> float:
+    """Wait until the payouts totals have not changed for ``quiet_s`` (and at least
+    ``min_wait_s``, the grace timers); return how long after the call they last changed."""
+    began = time.monotonic()
+    last: object = None
+    changed_at = began
+    async with httpx.AsyncClient(timeout=10) as http:
+        while time.monotonic() - began < limit_s:
+            try:
+                answer = await http.get(f"{payouts_url}/v1/kpis/creators")
+                now: object = answer.json() if answer.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                now = None
+            if now != last:
+                last, changed_at = now, time.monotonic()
+            elif (
+                time.monotonic() - began >= min_wait_s and time.monotonic() - changed_at >= quiet_s
+            ):
+                return changed_at - began
+            await asyncio.sleep(0.25)
+    raise RuntimeError(f"the ledger did not settle within {limit_s:.0f}s")
+
+
+@dataclass
+class Comparison:
+    differences: list[str]
+    retried_errors: int
+    creators: int
+
+    @property
+    def exact(self) -> bool:
+        return not self.differences
+
+
+def compare(clean: RunResult, faulty: RunResult) -> Comparison:
+    """Per creator to the cent against the clean run, plus every acknowledged request on
+    its topic exactly once; every request error was retried (the workload only ends
+    when each request was acknowledged)."""
+    differences = snapshot_differences(clean.snapshot, faulty.snapshot)
+    differences += faulty.topic_differences
+    if not any(ledger.orders for ledger in clean.snapshot.values()):
+        differences.append("the clean run booked no order: nothing was compared")
+    return Comparison(differences, len(faulty.errors), len(clean.snapshot))
+
+
+def report(name: str, result: RunResult, ack_times: list[float]) -> str:
+    """One line per fault with its measured figures, for test output and the docs."""
+    lines = [
+        f"{name}: {result.requests} requests acknowledged in {result.workload_s:.1f}s,"
+        f" {len(result.errors)} request errors retried; ledger final"
+        f" {result.settle_s:.1f}s after the workload"
+    ]
+    for fault in result.faults:
+        lines.append(
+            f"  {fault.name}: back after {fault.down_s:.1f}s; requests failing for"
+            f" {result.requests_failing_s(fault, ack_times):.1f}s"
+        )
+    return "\n".join(lines)

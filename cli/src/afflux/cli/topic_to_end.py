@@ -1,0 +1,64 @@
+"""Read a topic to its end, where the end is the high watermark a Fetch answers.
+
+Never ListOffsets: the embedded broker answers it wrongly when batches hold
+several records (FAUST_NOTES), which would hide the last batch's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from afflux.shared.events import AnyEvent
+from afflux.shared.wire import UndecodableRecord, decode_record
+
+
+class TopicUnreadable(RuntimeError):
+    """The topic's end was not reached in time."""
+
+
+async def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) -> list[AnyEvent]:
+    """Every decodable event on ``topic`` (a record stored twice gives its events twice),
+    read until every partition's position reaches the high watermark a Fetch answered."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    events: list[AnyEvent] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions:
+            if time.monotonic() >= deadline:
+                raise TopicUnreadable(f"{topic}: no such topic")
+            await asyncio.sleep(0.2)
+            await consumer.topics()  # refreshes metadata
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            batches = await consumer.getmany(*tps, timeout_ms=250, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        events += decode_record(record.value)
+                    except UndecodableRecord:
+                        continue
+            if all([await _at_end(consumer, tp) for tp in tps]):
+                return events
+            if time.monotonic() >= deadline:
+                raise TopicUnreadable(f"{topic}: the high watermark was not reached in time")
+    finally:
+        await consumer.stop()
+
+
+async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    high = consumer.highwater(tp)  # from the last Fetch answer; None before the first
+    return high is not None and await consumer.position(tp) >= high
