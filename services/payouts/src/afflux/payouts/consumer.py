@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -106,23 +106,6 @@ def slot(tp: TopicPartition) -> str:
     return f"{tp.topic}|{tp.partition}"
 
 
-async def seek_to_stored(
-    consumer: AIOKafkaConsumer, store: LedgerStore, partitions: Iterable[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """Position each partition at the offset Redis holds for it: what the ledger contains.
-    Returns the stored offsets of those that have one (the others start at the beginning)."""
-    stored = await until_redis_answers(store.offsets, "reading stored offsets")
-    found: dict[TopicPartition, int] = {}
-    for tp in partitions:
-        offset = stored.get(slot(tp))
-        if offset is None:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, offset)
-            found[tp] = offset
-    return found
-
-
 class LedgerConsumer:
     def __init__(
         self,
@@ -148,9 +131,9 @@ class LedgerConsumer:
             group_id=group_id,
             group_instance_id=instance_id,
             enable_auto_commit=False,
-            # Every position is set from Redis; an offset out of range is a divergence to
-            # report, never a reason to jump to another offset.
-            auto_offset_reset="none",
+            # Positions come from Redis. A position the broker no longer has is reset here to
+            # the log's start; ``_same_log`` sees the jump and checks the log before reading.
+            auto_offset_reset="earliest",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -161,8 +144,12 @@ class LedgerConsumer:
         self.max_records = max_records
         self.verify_interval_s = verify_interval_s
         self.diverged: dict[TopicPartition, Divergence] = {}
+        # Assigned partitions positioned from Redis; the others may hold a position the
+        # consumer chose itself (committed offsets, reset) and are never read.
+        self.owned: set[TopicPartition] = set()
         self.unverified: set[TopicPartition] = set()  # paused until their log is checked
         self.stored: dict[TopicPartition, int] = {}  # next offset in Redis, as last known
+        self.last: dict[TopicPartition, Fingerprint] = {}  # last applied record, as stored
         self.halted: str | None = None  # why nothing is consumed (a rebuild under way)
 
     async def run(self) -> None:
@@ -179,17 +166,15 @@ class LedgerConsumer:
         tick_at = verify_at = 0.0
         try:
             while True:
-                try:
-                    polled = await self.consumer.getmany(
-                        timeout_ms=200, max_records=self.max_records
-                    )
-                except OffsetOutOfRangeError as exc:
-                    await self._out_of_range(exc.args[0] if exc.args else {})
-                    continue
+                polled = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 live = {
                     tp: records
                     for tp, records in polled.items()
-                    if records and not self.halted and tp not in self.diverged
+                    if records
+                    and not self.halted
+                    and tp in self.owned
+                    and tp not in self.unverified
+                    and tp not in self.diverged
                 }
                 if live:
                     await self._apply(live)
@@ -216,23 +201,45 @@ class LedgerConsumer:
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
+            self.owned.discard(tp)
             self.diverged.pop(tp, None)
             self.unverified.discard(tp)
             self.stored.pop(tp, None)
+            self.last.pop(tp, None)
         self._publish_health()
 
     async def take(self, assigned: Iterable[TopicPartition]) -> None:
         """A new assignment: seek to what Redis holds, and consume no partition with a
         stored offset before its log is checked (the next turn of the loop)."""
         partitions = list(assigned)
-        found = await seek_to_stored(self.consumer, self.store, partitions)
+        # Before anything awaits: the fetcher may already be reading from a position of
+        # its own choosing (a committed offset, the log's start).
+        self.owned -= set(partitions)
+        if partitions:
+            self.consumer.pause(*partitions)
         for tp in partitions:
             self.diverged.pop(tp, None)
-            self.stored.pop(tp, None)
-        self.stored.update(found)
-        self.unverified |= set(found)
+        await self._seek_to_stored(partitions)
+        self.owned |= set(partitions)
+        self.unverified |= {tp for tp in partitions if tp in self.stored}
         self._sync_pause()
         self._publish_health()
+
+    async def _seek_to_stored(self, partitions: Iterable[TopicPartition]) -> None:
+        """Position each partition at the offset Redis holds for it (what the ledger
+        contains), else at its beginning, and remember the last applied records."""
+        offsets, last = await until_redis_answers(self.store.positions, "reading positions")
+        for tp in partitions:
+            self.stored.pop(tp, None)
+            self.last.pop(tp, None)
+            offset = offsets.get(slot(tp))
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+                continue
+            self.consumer.seek(tp, offset)
+            self.stored[tp] = offset
+            if slot(tp) in last:
+                self.last[tp] = Fingerprint.parse(last[slot(tp)])
 
     async def _tick(self, *, verify: bool) -> None:
         """Once a second: a rebuild started or finished, the log end fell below what was
@@ -279,6 +286,8 @@ class LedgerConsumer:
                 self.unverified.discard(tp)  # nothing applied from it: read it all
                 continue
             self.stored[tp] = stored
+            if tp in fingerprints:
+                self.last[tp] = fingerprints[tp]
             look = looks.get(tp)
             if look is None:
                 log.warning("%s[%d]: the broker did not answer the log check; retrying", *tp)
@@ -298,13 +307,6 @@ class LedgerConsumer:
         self.diverged[tp] = divergence
         self.consumer.pause(tp)
 
-    async def _out_of_range(self, offsets: dict[TopicPartition, int]) -> None:
-        """A fetch position the broker no longer has (a real Kafka's answer): check it."""
-        log.warning("fetch offsets out of range: %s; checking the log", offsets)
-        self.unverified |= set(offsets)
-        self._sync_pause()
-        await self._verify(offsets)
-
     def _halt(self, reason: str) -> None:
         if self.halted is None:
             log.error("%s; consuming stops until it is done", reason)
@@ -315,12 +317,13 @@ class LedgerConsumer:
     async def _start_over(self) -> None:
         """The rebuild is done (or the ledger was found empty): replay from the start."""
         await self.store.join_generation()
-        self.halted = None
         self.diverged.clear()
         self.unverified.clear()
         self.stored.clear()
+        self.last.clear()
         assigned = list(self.consumer.assignment())
-        self.stored.update(await seek_to_stored(self.consumer, self.store, assigned))
+        await self._seek_to_stored(assigned)
+        self.halted = None
         self.unverified |= set(self.stored)
         log.warning(
             "ledger cleared; replaying %d partitions from what Redis holds (%d stored offsets)",
@@ -335,7 +338,7 @@ class LedgerConsumer:
         partitions), resume the rest."""
         assigned = self.consumer.assignment()
         stopped = set(assigned) if self.halted else (set(self.diverged) | self.unverified)
-        stopped &= assigned
+        stopped = (stopped | (assigned - self.owned)) & assigned
         if stopped:
             self.consumer.pause(*stopped)
         if assigned - stopped:
@@ -348,9 +351,51 @@ class LedgerConsumer:
 
     # -- applying ---------------------------------------------------------------
 
+    async def _same_log(
+        self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """The partitions of a poll whose log still holds, right before the polled records,
+        the record the ledger applied last: one fetch for all of them. A log recreated and
+        grown past the stored offset while the consumer was away is caught here, before a
+        record of it is applied (afterwards the new log would look continuous)."""
+        kept: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp, records in polled.items():
+            stored = self.stored.get(tp)
+            if stored is not None and records[0].offset != stored:
+                # The consumer's position jumped (reset to the log's start because the
+                # broker no longer has the stored offset): read nothing before the check.
+                log.warning("%s[%d]: read from %d, stored %d", *tp, records[0].offset, stored)
+                self.unverified.add(tp)
+                self.consumer.seek(tp, stored)
+            else:
+                kept[tp] = records
+        wanted = {tp: fp.offset for tp in kept if (fp := self.last.get(tp)) is not None}
+        looks = await self.probe.look(wanted) if wanted else {}
+        for tp in wanted:
+            if tp not in self.owned:  # revoked while the log was read
+                del kept[tp]
+                continue
+            look, stored = looks.get(tp), self.stored.get(tp)
+            if look is None or stored is None:  # unanswered: read again once checked
+                self.unverified.add(tp)
+                self.consumer.seek(tp, stored if stored is not None else kept[tp][0].offset)
+                del kept[tp]
+                continue
+            reason = judge(stored, self.last[tp], look)
+            if reason is not None:
+                self._diverge(Divergence(tp.topic, tp.partition, stored, look.log_end, reason))
+                del kept[tp]
+        if len(kept) < len(polled):
+            self._sync_pause()
+            self._publish_health()
+        return kept
+
     async def _apply(
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
+        polled = await self._same_log(polled)
+        if not polled:
+            return
         batch = Batch()
         items: list[Placed] = []
         for tp, records in polled.items():
@@ -380,17 +425,19 @@ class LedgerConsumer:
                 self._halt(str(exc))
             return
         self.metrics.applied(applied, [i.occurred_at for i in items], self.clock())
-        await self._stored_and_committed(batch.offsets)
+        await self._stored_and_committed(batch)
 
-    async def _stored_and_committed(self, offsets: dict[str, int]) -> None:
+    async def _stored_and_committed(self, batch: Batch) -> None:
         """Remember what Redis now holds and commit it to the group: for lag exporters and
         ``kafka-consumer-groups`` only (the consumer resumes from Redis, never from here)."""
         assigned = self.consumer.assignment()
         commit: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp in assigned:
-            offset = offsets.get(slot(tp))
-            if offset is not None:
-                self.stored[tp] = max(offset, self.stored.get(tp, 0))
+            offset = batch.offsets.get(slot(tp))
+            if offset is not None and offset > self.stored.get(tp, -1):
+                self.stored[tp] = offset
+                if slot(tp) in batch.last:
+                    self.last[tp] = Fingerprint.parse(batch.last[slot(tp)])
                 commit[tp] = OffsetAndMetadata(offset, "")
         if not commit:
             return
@@ -404,8 +451,7 @@ class LedgerConsumer:
         # any failure the ledger's own offsets, not our position, say where to resume.
         log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
         await until_redis_answers(self.store.redis.ping, "waiting for Redis")
-        found = await seek_to_stored(self.consumer, self.store, self.consumer.assignment())
-        self.stored.update(found)
+        await self._seek_to_stored(self.consumer.assignment())
 
     async def _apply_one_by_one(self, items: list[Placed], whole: Batch) -> None:
         """Each item on its own, stored with its record's offset (so a crash re-reads the
@@ -428,7 +474,7 @@ class LedgerConsumer:
             self.metrics.applied(applied, [item.occurred_at], self.clock())
         past = Batch(offsets=whole.offsets, last=whole.last)
         await self.store.apply(past, self.directory.versions, self._currency)
-        await self._stored_and_committed(whole.offsets)
+        await self._stored_and_committed(whole)
 
     async def _placed(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
         """Every good item of one record placed in its own batch; each bad one dead-lettered."""

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+log = logging.getLogger(__name__)
 RECOVERY = "afflux ledger rebuild"
 
 
@@ -141,7 +145,7 @@ class LogProbe:
     async def stop(self) -> None:
         await self.consumer.stop()
 
-    async def look(self, wanted: dict[TopicPartition, int | None]) -> dict[TopicPartition, Look]:
+    async def look(self, wanted: Mapping[TopicPartition, int | None]) -> dict[TopicPartition, Look]:
         """Per partition, the log end and (when an offset is given) the first record at or
         after it. Partitions the broker did not answer for within the timeout are left out."""
         if not wanted:
@@ -158,7 +162,11 @@ class LogProbe:
         deadline = time.monotonic() + self.timeout_s
         while len(looks) < len(wanted) and time.monotonic() < deadline:
             pending = [tp for tp in wanted if tp not in looks]
-            polled = await probe.getmany(*pending, timeout_ms=100, max_records=len(pending))
+            try:
+                polled = await probe.getmany(*pending, timeout_ms=100, max_records=len(pending))
+            except KafkaError as exc:  # the broker is away: what is unanswered is checked later
+                log.warning("log check: %r", exc)
+                break
             for tp, records in polled.items():
                 if records and tp not in found:
                     found[tp] = Fingerprint.of_record(records[0])
