@@ -43,6 +43,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         refund_wait_ms=int(settings.refund_wait_seconds * 1000),
         order_retention_ms=settings.order_retention_days * MS_PER_DAY,
         redecide=settings.attribution_redecide,
+        clock_skew_ms=settings.attribution_clock_skew_s * 1000,
     )
     instance = settings.instance_id or None
     app = faust.App(

@@ -80,6 +80,21 @@ class Decided:
     winner: Winner | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """An order (or refund) whose deciding raised: it alone is dead-lettered, with what
+    it was (``facts``), the step that failed and the exception; its neighbours go on."""
+
+    key: str
+    facts: dict[str, Any]
+    step: str
+    error: Exception
+
+    @property
+    def reason(self) -> str:
+        return f"failed: {self.step}: {type(self.error).__name__}: {self.error}"
+
+
 @dataclass(slots=True)
 class LateClick:
     """A click that arrived after orders it was eligible for were decided: per such order
@@ -107,6 +122,7 @@ class JoinPartition:
         # redecide=False only to prove that checks catch the arrival-dependent answer.
         self.redecide = redecide
         self.late: list[str] = []  # outcomes of late clicks met while deciding
+        self.failed: list[Failed] = []  # orders whose deciding raised, to dead-letter
         self.keys: dict[str, VisitorState] = {}
         self.dirty: set[str] = set()
         # Pending orders by arrival: an order cannot be due before it arrived, so a tick
@@ -140,14 +156,24 @@ class JoinPartition:
             self.watermark = click.occurred_at
         if not state.decided or touch.flagged:
             return late  # a flagged click can never win
-        for okey, decided in state.decided.items():
+        for okey, decided in list(state.decided.items()):
             if okey[0] == touch.campaign_id and decided.at >= touch.at:
-                version = terms(okey[0], decided.at)
-                if version and _eligible(touch, decided.at, version):
-                    late.outcomes.append(
-                        self._redecide(state, key, decided, version, arrived, late.outputs)
-                    )
+                try:  # one order's failure never takes the click or other orders with it
+                    version = terms(okey[0], decided.at)
+                    if version and _eligible(touch, decided.at, version):
+                        late.outcomes.append(
+                            self._redecide(state, key, decided, version, arrived, late.outputs)
+                        )
+                except Exception as exc:
+                    facts = {"campaign_id": okey[0], "order_id": okey[1]}
+                    facts["late_click_id"] = touch.click_id
+                    self.failed.append(Failed(key, facts, "re-deciding on a late click", exc))
         return late
+
+    def take_failed(self) -> list[Failed]:
+        """Orders whose deciding raised since the last call (see ``Failed``)."""
+        failed, self.failed = self.failed, []
+        return failed
 
     def take_late(self) -> list[str]:
         """Outcomes of clicks found late when their order was decided (see ``_decide``)."""
@@ -196,6 +222,7 @@ class JoinPartition:
                 arrived,
             ),
         )
+        # Nothing above changed the state: an exception there leaves the decision as it was.
         out.append((CONVERSIONS.name, order.order_id, event))
         outcome = "reattributed" if decided.converted else "attributed"
         decided.converted, decided.winner = True, winner
@@ -249,12 +276,25 @@ class JoinPartition:
             if state is None or pending is None or pending[1] != arrived:
                 continue  # decided, forgotten, or queued again under another arrival
             order = pending[0]
-            version = terms(order.campaign_id, order.occurred_at)
-            cutoff = arrived + version.terms.grace_ms if version is not None else None
-            if version is None or cutoff is None or cutoff > safe_time:
-                held.append(entry)
-                continue
-            out.extend(self._decide(state, key, okey, order, cutoff, version))
+            confirm, late = state.confirms.get(okey), len(self.late)
+            try:  # one order's failure never takes the others popped in this tick with it
+                version = terms(order.campaign_id, order.occurred_at)
+                cutoff = arrived + version.terms.grace_ms if version is not None else None
+                if version is None or cutoff is None or cutoff > safe_time:
+                    held.append(entry)
+                    continue
+                out.extend(self._decide(state, key, okey, order, cutoff, version))
+            except Exception as exc:
+                # As if the order had never come: no half-made decision stays behind, and a
+                # copy of it sent again is decided afresh.
+                state.pending.pop(okey, None)
+                state.decided.pop(okey, None)
+                if confirm is not None:
+                    state.confirms[okey] = confirm
+                del self.late[late:]
+                self.index.pop(okey, None)
+                facts = order.model_dump(mode="json")
+                self.failed.append(Failed(key, facts, "deciding the order", exc))
             self.dirty.add(key)
         for entry in held:
             heapq.heappush(self.queue, entry)

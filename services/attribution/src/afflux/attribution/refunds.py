@@ -36,7 +36,7 @@ from afflux.shared.events import ConversionAttributed, OrderRefunded, OrderUnatt
 from afflux.shared.topics import REVERSALS, UNMATCHED
 from afflux.shared.wire import compact_json
 
-from .join import WATERMARK_KEY, Output
+from .join import WATERMARK_KEY, Failed, Output
 
 
 @dataclass(slots=True)
@@ -56,6 +56,7 @@ class RefundPartition:
         self.dirty: set[str] = set()
         self.waiting: set[str] = set()
         self.watermark = 0  # largest event time seen
+        self.failed: list[Failed] = []  # refunds whose settling raised, to dead-letter
 
     def _ledger(self, key: str, at: int) -> OrderLedger:
         ledger = self.keys.get(key)
@@ -150,11 +151,22 @@ class RefundPartition:
                 ledger.waiting = [w for w in ledger.waiting if w[1] + wait_ms > safe_time]
                 for r, _ in expired:
                     ledger.done.add((r.campaign_id, r.refund_id))
-                    out.append((UNMATCHED.name, r.order_id, refund_unmatched(r, order_known=False)))
+                    try:  # one refund's failure never takes the others with it
+                        unmatched = refund_unmatched(r, order_known=False)
+                    except Exception as exc:
+                        facts = r.model_dump(mode="json")
+                        self.failed.append(Failed(key, facts, "settling a waiting refund", exc))
+                        continue
+                    out.append((UNMATCHED.name, r.order_id, unmatched))
                 self.dirty.add(key)
             if not ledger.waiting:
                 self.waiting.discard(key)
         return out
+
+    def take_failed(self) -> list[Failed]:
+        """Refunds whose settling raised since the last call (see ``Failed``)."""
+        failed, self.failed = self.failed, []
+        return failed
 
     def prune(self, horizon: int) -> None:
         """Forget orders whose latest event is before ``horizon`` and that wait for nothing."""

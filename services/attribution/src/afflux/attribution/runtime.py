@@ -18,13 +18,18 @@ from aiokafka.structs import ConsumerRecord
 
 from afflux.attribution.decode import decode_items
 from afflux.attribution.gaps import read_range
-from afflux.attribution.join import JoinPartition, Output, VisitorState
+from afflux.attribution.join import Failed, JoinPartition, Output, VisitorState
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.stage import HighWater, OutRecord, Owned, Send, Stage
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.attribution import largest_window_ms, version_at
 from afflux.shared.core.clock import MS_PER_DAY, system_clock
+from afflux.shared.core.event_time import (
+    DEFAULT_CLOCK_SKEW_MS,
+    EVENT_TIME_IN_FUTURE,
+    event_time_in_future,
+)
 from afflux.shared.core.ids import derived_id, order_partition_key
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
@@ -52,6 +57,8 @@ PRUNE_EVERY_S = 10.0
 # their order may still be on its way through the other input topic.
 RECENT_ARRIVAL_MS = 60_000
 LEAD_PREFIX = "\x00lead\x1f"
+# Inputs produced outside the worker; conversions and unmatched orders are its own.
+OUTSIDE_INPUTS = frozenset((CLICKS.name, ORDERS.name, REFUNDS.name))
 
 
 class Runtime:
@@ -66,12 +73,14 @@ class Runtime:
         order_retention_ms: int,
         clock: Callable[[], int] = system_clock,
         redecide: bool = True,
+        clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
     ) -> None:
         self.directory = directory
         self.metrics = metrics
         self.refund_wait_ms = refund_wait_ms
         self.order_retention_ms = order_retention_ms
         self.clock = clock
+        self.clock_skew_ms = clock_skew_ms
         self.join: Stage[JoinPartition] = Stage(
             "join",
             (CLICKS.name, ORDERS.name),
@@ -154,7 +163,7 @@ class Runtime:
                 )
                 continue
             try:  # whatever one item raises, it alone is dead-lettered
-                refused = self._refused_order(event)
+                refused = self._refused_order(event) or self._in_future(topic, event, ts)
                 if refused:
                     letters.append(
                         self._letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
@@ -185,6 +194,7 @@ class Runtime:
                     )
             except Exception as exc:
                 letters.append(self._failed(topic, p, offset, index, key, raw, exc))
+        letters += self._undecided(ORDERS.name, p, state.take_failed())
         self.metrics.child(self.metrics.events, topic).inc(len(items))
         for outcome in late:
             self.metrics.child(self.metrics.late_clicks, outcome).inc()
@@ -206,6 +216,20 @@ class Runtime:
                 f"{version.terms.max_order_minor}"
             )
         return ""
+
+    def _in_future(self, topic: str, event: Any, ts: int) -> str:
+        """Why an outside input's event time is refused: more than the clock skew after its
+        record's timestamp. Such a time would move the event-time watermark, and pruning
+        behind it would drop clicks that other orders still need."""
+        if topic not in OUTSIDE_INPUTS or not event_time_in_future(
+            event.occurred_at, ts, self.clock_skew_ms
+        ):
+            return ""
+        return (
+            f"{EVENT_TIME_IN_FUTURE}: occurred_at {event.occurred_at} is "
+            f"{event.occurred_at - ts} ms after the record's timestamp {ts}"
+            f" (allowed: {self.clock_skew_ms} ms)"
+        )
 
     def _lead(self, state: JoinPartition, confirm: LeadConfirmed) -> list[Output]:
         okey = (confirm.campaign_id, confirm.order_id)
@@ -259,7 +283,7 @@ class Runtime:
                 )
                 continue
             try:  # whatever one item raises, it alone is dead-lettered
-                refused = self._refused_order(event)
+                refused = self._refused_order(event) or self._in_future(topic, event, ts)
                 if refused:
                     letters.append(
                         self._letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
@@ -328,8 +352,9 @@ class Runtime:
                 except Exception:  # one partition's failure never stops the timer
                     log.exception("join[%d]: deciding due orders failed", p)
                     continue
-                if out or owned.state.dirty:
-                    await self._emit(p, self.join, owned.state, out, [])
+                letters = self._undecided(ORDERS.name, p, owned.state.take_failed())
+                if out or letters or owned.state.dirty:
+                    await self._emit(p, self.join, owned.state, out, letters)
         for p, held in list(self.refunds.owned.items()):
             async with self.refunds.lock:
                 if self.refunds.owned.get(p) is not held:
@@ -339,8 +364,9 @@ class Runtime:
                 except Exception:  # one partition's failure never stops the timer
                     log.exception("refunds[%d]: deciding due refunds failed", p)
                     continue
-                if out or held.state.dirty:
-                    await self._emit(p, self.refunds, held.state, out, [])
+                letters = self._undecided(REFUNDS.name, p, held.state.take_failed())
+                if out or letters or held.state.dirty:
+                    await self._emit(p, self.refunds, held.state, out, letters)
         if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
             self._last_prune = time.monotonic()
             await self.prune()
@@ -483,6 +509,30 @@ class Runtime:
         reason = f"failed: {type(exc).__name__}: {exc}"
         return self._letter(topic, p, offset, index, key, raw, reason, None, type(exc).__name__)
 
+    def _undecided(self, topic: str, p: int, failed: list[Failed]) -> list[DeadLetter]:
+        """Dead letters of orders (refunds) whose deciding raised. They are decided in a
+        timer tick, not while a record is read: the source offset is -1 and the value
+        holds the order's (refund's) fields."""
+        letters = []
+        for f in failed:
+            log.error("%s[%d]: %s (%s)", topic, p, f.reason, f.facts, exc_info=f.error)
+            ident = [str(f.facts.get(k, "")) for k in ("campaign_id", "order_id", "refund_id")]
+            letters.append(
+                DeadLetter(
+                    event_id=derived_id("dlq", CONSUMER, "decide", f.step, *ident),
+                    occurred_at=self.clock(),
+                    source_topic=topic,
+                    source_partition=p,
+                    source_offset=-1,
+                    consumer=CONSUMER,
+                    reason=f.reason[:2000],
+                    error_class=type(f.error).__name__,
+                    key=f.key,
+                    value=json.dumps(f.facts, sort_keys=True)[:100_000],
+                )
+            )
+        return letters
+
 
 def _partition_of(count: int, key: bytes) -> int:
     return partition_for(key, count)
@@ -494,6 +544,7 @@ def _reason(reason: str) -> str:
         "not JSON",
         "invalid event",
         "unknown campaign",
+        EVENT_TIME_IN_FUTURE,
         "unexpected event type",
         "amount_minor",
         "failed",

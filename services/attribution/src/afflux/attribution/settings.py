@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.settings import CommonSettings
 
 
@@ -26,6 +27,12 @@ class AttributionSettings(CommonSettings):
     timer_interval_seconds: float = Field(0.25, gt=0, description="grace timer period")
     order_retention_days: int = Field(
         400, ge=1, description="how long decided order ids are kept for de-duplication"
+    )
+    attribution_clock_skew_s: int = Field(
+        DEFAULT_CLOCK_SKEW_MS // 1000,
+        ge=0,
+        description="how far an input event's occurred_at may be after its record's timestamp;"
+        " later ones are dead-lettered (event_time_in_future)",
     )
     attribution_redecide: bool = Field(
         True,

@@ -3,6 +3,7 @@
 from afflux.shared.oracle.batch import (
     NetOutcome,
     OracleResult,
+    admitted,
     attribute,
     canonical,
     net_outcomes,
@@ -13,6 +14,7 @@ __all__ = [
     "NetOutcome",
     "OracleResult",
     "Scenario",
+    "admitted",
     "attribute",
     "canonical",
     "generate",

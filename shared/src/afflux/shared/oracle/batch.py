@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
@@ -33,12 +34,21 @@ from afflux.shared.events import (
     RefundUnmatched,
 )
 
+E = TypeVar("E", bound=Envelope)
+
 
 @dataclass
 class OracleResult:
     conversions: list[Envelope] = field(default_factory=list)  # ConversionAttributed, LeadConfirmed
     reversals: list[ConversionReversed] = field(default_factory=list)
     unmatched: list[Envelope] = field(default_factory=list)  # OrderUnattributed, RefundUnmatched
+
+
+def admitted(records: Iterable[tuple[E, int]], skew_ms: int) -> list[E]:
+    """The input events (each with its record's timestamp, ms) that the worker takes:
+    one whose event time is more than ``skew_ms`` after its record's timestamp is
+    dead-lettered (``event_time_in_future``) and counts for nothing."""
+    return [event for event, ts in records if event.occurred_at <= ts + skew_ms]
 
 
 def terms_version(versions: Sequence[TermsVersion], at: int) -> TermsVersion:
