@@ -91,6 +91,7 @@ class ClickShipper:
         self.unsent = wal.recovered
         """Events on disk the broker has not acknowledged yet."""
         self.broker_ok = True
+        self._disk_ok = True
         self.bootstrap = bootstrap
         """Where to look for a batch that may already be on the topic (None: never look)."""
         self._cursor = wal.cursor
@@ -148,9 +149,14 @@ class ClickShipper:
                 self._writer, self.wal.append, b"".join(lines)
             )
         except Exception:
-            log.exception("cannot write %d clicks to the click log", len(lines))
+            if self._disk_ok:  # once per failure spell, not once per group
+                log.exception("cannot write clicks to the click log; they are not recorded")
+            self._disk_ok = False
             group.set_result(False)
             return
+        if not self._disk_ok:
+            log.warning("the click log takes writes again")
+            self._disk_ok = True
         self.on_fsync(time.perf_counter() - started)
         self.unsent += len(lines)
         group.set_result(True)
