@@ -33,7 +33,7 @@ from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import create_topics
+from afflux.shared.kafka import create_topics, topic_partitions
 from afflux.shared.topics import CLICKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -188,11 +188,7 @@ async def click_ids_on_topic(
     await consumer.start()
     seen: Counter[str] = Counter()
     try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(CLICKS.name, p)
-            for p in sorted(consumer.partitions_for_topic(CLICKS.name) or ())
-        ]
+        partitions = await topic_partitions(consumer, CLICKS.name)
         consumer.assign(partitions)
         for tp in partitions:
             consumer.seek(tp, 0)

@@ -10,13 +10,14 @@ import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from afflux.attribution.feed import produce, publish_campaigns, route  # noqa: F401
 from afflux.cli.processes import Child, free_port
 from afflux.shared.events import (
     Envelope,
 )
+from afflux.shared.kafka import topic_partitions
 from afflux.shared.oracle import OracleResult
 from afflux.shared.topics import (
     CONVERSIONS,
@@ -36,16 +37,7 @@ async def read_topics(bootstrap: str, topics: Iterable[str]) -> dict[str, list[E
     await consumer.start()
     out: dict[str, list[Envelope]] = {t: [] for t in topics}
     try:
-        tps = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
-        ]
-        if not tps:
-            await consumer.topics()
-            tps = [
-                TopicPartition(t, p)
-                for t in topics
-                for p in (consumer.partitions_for_topic(t) or ())
-            ]
+        tps = [tp for t in topics for tp in await topic_partitions(consumer, t)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         read = dict.fromkeys(tps, 0)

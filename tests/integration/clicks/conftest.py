@@ -19,6 +19,7 @@ from afflux.clicks.app import create_app
 from afflux.clicks.settings import ClicksSettings
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.kafka import topic_partitions
 from afflux.shared.topics import CLICKS
 
 ADMIN_TOKEN = "clicks-admin-token"
@@ -162,11 +163,7 @@ async def watch_clicks(bootstrap: str) -> ClickWatch:
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, fetch_max_wait_ms=10
     )
     await consumer.start()
-    await consumer.topics()
-    partitions = [
-        TopicPartition(CLICKS.name, p)
-        for p in sorted(consumer.partitions_for_topic(CLICKS.name) or ())
-    ]
+    partitions = await topic_partitions(consumer, CLICKS.name)
     consumer.assign(partitions)
     for tp in partitions:
         consumer.seek(tp, 0)

@@ -20,6 +20,7 @@ from afflux.orders.settings import OrdersSettings
 from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER, sign
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.kafka import topic_partitions
 from afflux.shared.topics import ALL_TOPICS
 
 ADMIN_TOKEN = "orders-admin-token"
@@ -186,11 +187,7 @@ async def topics(infra: Any) -> AsyncIterator[TopicWatch]:
         fetch_max_wait_ms=10,  # short polls: high watermarks stay fresh
     )
     await consumer.start()
-    await consumer.topics()  # fetch metadata for every topic
-    partitions = []
-    for topic in ALL_TOPICS:
-        for number in sorted(consumer.partitions_for_topic(topic.name) or ()):
-            partitions.append(TopicPartition(topic.name, number))
+    partitions = [tp for topic in ALL_TOPICS for tp in await topic_partitions(consumer, topic.name)]
     if not partitions:
         await consumer.stop()
         pytest.fail("no topic metadata on the session broker")

@@ -33,7 +33,6 @@ from afflux.cli.processes import Child, StartFailed, free_port, tcp_open
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 KAFKA_PROJECT = REPO_ROOT / "deploy" / "kafka"
-LIB_DIR = KAFKA_PROJECT / "target" / "lib"
 COMPLETE_MARK = ".complete"  # holds the hash of the pom the folder was copied for
 NODE_ID = 1
 START_TIMEOUT_S = 90.0
@@ -78,16 +77,21 @@ def java_binary() -> str:
     return found
 
 
-def broker_classpath(log: Path, out: TextIO = sys.stderr) -> str:
-    """``LIB_DIR/*``, after copying the jars with Maven unless the folder is complete."""
-    pom = KAFKA_PROJECT / "pom.xml"
+def lib_dir(project: Path = KAFKA_PROJECT) -> Path:
+    return project / "target" / "lib"
+
+
+def broker_classpath(log: Path, project: Path = KAFKA_PROJECT, out: TextIO = sys.stderr) -> str:
+    """``target/lib/*`` of ``project``, after copying the jars with Maven unless that
+    folder is complete (copied for this very pom)."""
+    pom = project / "pom.xml"
     wanted = hashlib.sha256(_read_pom(pom).encode()).hexdigest()
-    mark = LIB_DIR / COMPLETE_MARK
+    mark = lib_dir(project) / COMPLETE_MARK
     if not _complete(mark, wanted):
-        with _lock(KAFKA_PROJECT / "target" / ".copy.lock"):
+        with _lock(project / "target" / ".copy.lock"):
             if not _complete(mark, wanted):  # another process may have copied meanwhile
                 _copy_jars(pom, log, wanted, out)
-    return f"{LIB_DIR}/*"
+    return f"{lib_dir(project)}/*"
 
 
 def _read_pom(pom: Path) -> str:
@@ -126,10 +130,11 @@ def _copy_jars(pom: Path, log: Path, wanted: str, out: TextIO) -> None:
             f"the first start of Apache Kafka {version} copies its jars from Maven Central"
             " with Maven: no `mvn` on PATH (install the Debian package maven), " + ALTERNATIVE
         )
-    shutil.rmtree(LIB_DIR, ignore_errors=True)  # no jars of an older version stay behind
+    target = lib_dir(pom.parent)
+    shutil.rmtree(target, ignore_errors=True)  # no jars of an older version stay behind
     print(
         f"afflux: first use of Apache Kafka {version}: copying its jars from Maven Central"
-        f" into {LIB_DIR} (about 60 MB; later starts are offline) ...",
+        f" into {target} (about 60 MB; later starts are offline) ...",
         file=out,
         flush=True,
     )
@@ -150,7 +155,7 @@ def _copy_jars(pom: Path, log: Path, wanted: str, out: TextIO) -> None:
             f" start needs network access to repo.maven.apache.org), {ALTERNATIVE}."
             f" Maven's log is {log}:\n{tail}"
         )
-    (LIB_DIR / COMPLETE_MARK).write_text(wanted + "\n")
+    (target / COMPLETE_MARK).write_text(wanted + "\n")
     print(
         f"afflux: Apache Kafka {version} jars ready in {time.monotonic() - started:.1f}s",
         file=out,
