@@ -112,6 +112,7 @@ Versions = Callable[[str], Sequence[TermsVersion]]
 Period = tuple[str, str]  # campaign, period
 CACHED_PERIODS = 256
 CACHED_FACTS = 100_000
+THREADED_FACTS = 1_000  # periods bigger than this are recomputed off the event loop
 
 
 @dataclass(slots=True)
@@ -274,10 +275,23 @@ class LedgerStore:
             changed: dict[Period, tuple[tuple[Line, ...], tuple[Line, ...]]] = {}
             new_lines: dict[Period, tuple[tuple[Line, ...], dict[Line, str]]] = {}
             for cid, period in sorted(recompute):
-                await asyncio.sleep(0)  # a big period takes a while: let HTTP answers through
                 entry = state[(cid, period)]
-                facts = ledger_facts.period_facts(cid, period, entry.parsed, entry.clicks)
-                after = ledger_lines(facts, versions(cid), currency(cid))
+                terms, paid_in = versions(cid), currency(cid)
+                if len(entry.parsed) > THREADED_FACTS:
+                    # Pure and CPU-bound: in a thread the event loop (and the HTTP answers
+                    # of this process) get their turn every few milliseconds.
+                    after = await asyncio.to_thread(
+                        _recompute,
+                        cid,
+                        period,
+                        dict(entry.parsed),
+                        dict(entry.clicks),
+                        terms,
+                        paid_in,
+                    )
+                else:
+                    await asyncio.sleep(0)
+                    after = _recompute(cid, period, entry.parsed, entry.clicks, terms, paid_in)
                 if after != entry.lines:
                     changed[(cid, period)] = (entry.lines, after)
                     encoded = {x: entry.encoded.get(x) or _line_json(x) for x in after}
@@ -459,6 +473,17 @@ class LedgerStore:
 
     async def mark_emitted(self, slot: str, record: dict[str, Any]) -> None:
         await self.redis.hset(self.key("payouts"), slot, json.dumps({**record, "emitted": True}))
+
+
+def _recompute(
+    cid: str,
+    period: str,
+    parsed: Mapping[str, ledger_facts.Parsed],
+    clicks: Mapping[str, str],
+    terms: Sequence[TermsVersion],
+    currency: str,
+) -> tuple[Line, ...]:
+    return ledger_lines(ledger_facts.period_facts(cid, period, parsed, clicks), terms, currency)
 
 
 def _inc(tally: dict[str, str], name: str) -> str:
