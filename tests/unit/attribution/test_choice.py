@@ -13,10 +13,9 @@ from afflux.shared.core.attribution import (
     Unattributed,
     capped_refund,
     choose,
-    version_at,
 )
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms import CampaignTerms
 
 pytestmark = pytest.mark.unit
 
@@ -178,29 +177,6 @@ def test_window_on_a_conversion_is_the_winners() -> None:
 
 def test_unattributed_is_a_value() -> None:
     assert choose(order(), (), terms()) == Unattributed("no_click")
-
-
-def version(n: int, start: int, window_days: int) -> TermsVersion:
-    return TermsVersion(
-        version=n,
-        effective_from=start,
-        published_at=start,
-        terms=terms(cookie_window_days=window_days),
-    )
-
-
-@pytest.mark.parametrize(
-    ("at", "expected"),
-    [
-        (99, 1),  # before the first version: the first applies
-        (100, 1),
-        (199, 1),  # 1 ms before the change
-        (200, 2),  # at the change
-    ],
-)
-def test_terms_in_force_at_order_time(at: int, expected: int) -> None:
-    versions = (version(1, 100, 7), version(2, 200, 30))
-    assert version_at(versions, at).version == expected
 
 
 @pytest.mark.parametrize(

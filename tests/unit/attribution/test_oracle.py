@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from afflux.shared.core.attribution import Attributed, ClickTouch, OrderTouch, choose, version_at
+from afflux.shared.core.attribution import Attributed, ClickTouch, OrderTouch, choose
 from afflux.shared.core.ids import order_partition_key
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms import CampaignTerms, TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -45,7 +45,7 @@ def test_oracle_and_core_choose_the_same_creator(seed: int) -> None:
             continue
         seen.add((e.campaign_id, e.order_id))
         key = order_partition_key(e.order_id, e.visitor_id, e.click_id)
-        terms = version_at(scenario.campaigns[e.campaign_id], e.occurred_at).terms
+        terms = terms_in_force(scenario.campaigns[e.campaign_id], e.occurred_at).terms
         touch = OrderTouch(e.order_id, e.campaign_id, e.occurred_at, e.click_id, e.coupon_code)
         d = choose(touch, clicks.get(key, {}).values(), terms)
         got = (

@@ -23,10 +23,9 @@ from afflux.shared.core.commission import (
     PeriodFacts,
     RefundFact,
     ledger_lines,
-    version_at,
 )
 from afflux.shared.core.periods import period_of
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     AnyEvent,
     CampaignTermsPublished,
@@ -85,7 +84,7 @@ def lines_of(events: Sequence[AnyEvent], outputs: Sequence[Envelope]) -> dict[st
     unique = list({e.event_id: e for e in outputs}.values())
 
     def period(cid: str, at: int) -> str:
-        return period_of(at, version_at(versions[cid], at).terms.plan.period)
+        return period_of(at, terms_in_force(versions[cid], at).terms.plan.period)
 
     conversions: dict[Key, list[ConversionFact]] = defaultdict(list)
     order_period: dict[tuple[str, str], str] = {}

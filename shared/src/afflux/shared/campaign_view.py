@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from afflux.shared.core.terms import NoTermsInForce, TermsVersion, terms_at
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.topics import CAMPAIGNS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
@@ -64,12 +64,8 @@ class CampaignDirectory:
         return max(self.versions(campaign_id), key=lambda v: v.version)
 
     def at(self, campaign_id: str, at_ms: int) -> TermsVersion:
-        """Terms in force at event time; before the first version, the first version applies."""
-        versions = self.versions(campaign_id)
-        try:
-            return terms_at(versions, at_ms)
-        except NoTermsInForce:
-            return min(versions, key=lambda v: v.effective_from)
+        """The campaign's terms in force at event time ``at_ms`` (``terms_in_force``)."""
+        return terms_in_force(self.versions(campaign_id), at_ms)
 
     def __contains__(self, campaign_id: object) -> bool:
         return campaign_id in self._versions

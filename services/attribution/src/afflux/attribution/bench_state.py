@@ -22,9 +22,8 @@ from afflux.attribution.bench import realistic_mix
 from afflux.attribution.decode import decode_items
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.refunds import RefundPartition
-from afflux.shared.core.attribution import version_at
 from afflux.shared.core.ids import order_partition_key
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -46,7 +45,7 @@ def main(argv: list[str]) -> int:
 
     def terms(campaign_id: str, at_ms: int) -> TermsVersion | None:
         versions = scenario.campaigns.get(campaign_id)
-        return version_at(versions, at_ms) if versions else None
+        return terms_in_force(versions, at_ms) if versions else None
 
     joined = [encode(e) for e in scenario.events if isinstance(e, ClickRecorded | OrderPlaced)]
     refunds = [encode(e) for e in scenario.events if isinstance(e, OrderRefunded)]

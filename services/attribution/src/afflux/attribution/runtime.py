@@ -23,7 +23,7 @@ from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.stage import HighWater, OutRecord, Owned, Send, Stage
 from afflux.shared.campaign_view import CampaignDirectory
-from afflux.shared.core.attribution import largest_window_ms, version_at
+from afflux.shared.core.attribution import largest_window_ms
 from afflux.shared.core.clock import MS_PER_DAY, system_clock
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
@@ -31,7 +31,7 @@ from afflux.shared.core.event_time import (
     event_time_in_future,
 )
 from afflux.shared.core.ids import derived_id, order_partition_key
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -124,7 +124,7 @@ class Runtime:
     def terms(self, campaign_id: str, at_ms: int) -> TermsVersion | None:
         if campaign_id not in self.directory:
             return None
-        return version_at(self.directory.versions(campaign_id), at_ms)
+        return terms_in_force(self.directory.versions(campaign_id), at_ms)
 
     # -- stage 1 -------------------------------------------------------------
 

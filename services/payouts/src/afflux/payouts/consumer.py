@@ -40,8 +40,9 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, ClickItem, LedgerReset, LedgerStore
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign
 from afflux.shared.core.clock import system_clock
-from afflux.shared.core.commission import version_at, version_by_number
+from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.periods import period_of
+from afflux.shared.core.terms import terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -515,7 +516,7 @@ class LedgerConsumer:
             versions = self.directory.versions(campaign_id)
         except UnknownCampaign:
             raise Rejected(f"campaign {campaign_id!r} has no terms") from None
-        return period_of(at_ms, version_at(versions, at_ms).terms.plan.period)
+        return period_of(at_ms, terms_in_force(versions, at_ms).terms.plan.period)
 
     def _place(self, event: object, batch: Batch) -> None:
         if isinstance(event, ConversionAttributed):

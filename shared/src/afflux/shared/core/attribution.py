@@ -1,8 +1,9 @@
 """The attribution choice: which creator earned an order (DESIGN §3), as pure functions.
 
 Inputs are frozen values: the visitor's click touches, the order, and the
-campaign terms in force at the order's event time. Nothing here knows Kafka,
-Faust or time of day; the worker and the batch oracle feed it events.
+campaign terms in force at the order's event time (``terms.terms_in_force``).
+Nothing here knows Kafka, Faust or time of day; the worker and the batch oracle
+feed it events.
 
 Rules, in order:
 
@@ -30,13 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.terms import (
-    AttributionModel,
-    CampaignTerms,
-    NoTermsInForce,
-    TermsVersion,
-    terms_at,
-)
+from afflux.shared.core.terms import AttributionModel, CampaignTerms, TermsVersion
 
 WinReason = Literal["click_id", "coupon", "cookie"]
 NoWinReason = Literal["no_click", "outside_window", "bot_only", "unknown_click", "other_campaign"]
@@ -184,14 +179,6 @@ def unattributed_reason(
     if any(in_window(c, order, terms) for c in in_campaign):
         return "bot_only"
     return "outside_window"
-
-
-def version_at(versions: Sequence[TermsVersion], at_ms: int) -> TermsVersion:
-    """The terms version in force at ``at_ms``; before the first version, the first applies."""
-    try:
-        return terms_at(list(versions), at_ms)
-    except NoTermsInForce:
-        return min(versions, key=lambda v: (v.effective_from, v.version))
 
 
 def capped_refund(order_amount_minor: int, refunded_minor: int, requested_minor: int) -> int:

@@ -33,7 +33,13 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import percent_of, pro_rata
 from afflux.shared.core.periods import period_bounds
-from afflux.shared.core.terms import CampaignTerms, CommissionPlan, Rate, TermsVersion
+from afflux.shared.core.terms import (
+    CampaignTerms,
+    CommissionPlan,
+    Rate,
+    TermsVersion,
+    terms_in_force,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +139,6 @@ def version_by_number(versions: Sequence[TermsVersion], number: int) -> TermsVer
     return max(versions, key=lambda v: v.version)
 
 
-def version_at(versions: Sequence[TermsVersion], at_ms: int) -> TermsVersion:
-    started = [v for v in versions if v.effective_from <= at_ms]
-    pool = started or [min(versions, key=lambda v: (v.effective_from, v.version))]
-    return max(pool, key=lambda v: (v.effective_from, v.version))
-
-
 def apply_rate(rate: Rate, amount_minor: int) -> int:
     if rate.percent is not None:
         return percent_of(amount_minor, rate.percent)
@@ -179,7 +179,7 @@ def ledger_lines(
     last_fact = max(
         [c.occurred_at for c in conversions] + [t.first_at for t in facts.clicks] + [start]
     )
-    period_terms = version_at(versions, min(last_fact, end - 1)).terms
+    period_terms = terms_in_force(versions, min(last_fact, end - 1)).terms
     net_sales = _net_sales(current, refunds, end)
     ranks = {
         c.conversion_id: rank

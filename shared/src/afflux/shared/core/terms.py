@@ -6,6 +6,7 @@ admin API and the ``campaigns`` topic, and exports a JSON Schema.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
@@ -183,19 +184,32 @@ class TermsVersion(_Frozen):
 
 
 class NoTermsInForce(LookupError):
-    """No version of the campaign's terms applies at the given time."""
+    """A campaign without any version of its terms."""
 
 
-def terms_at(versions: tuple[TermsVersion, ...] | list[TermsVersion], at_ms: int) -> TermsVersion:
-    """The version in force at event time ``at_ms``: the latest effective_from <= at_ms.
+def terms_in_force(versions: Iterable[TermsVersion], at_ms: int) -> TermsVersion:
+    """The version of a campaign's terms in force at event time ``at_ms`` (UTC ms).
 
-    Ties on ``effective_from`` go to the higher version number, so a correction
-    published later for the same instant wins, and a replay gives the same answer.
+    The one rule every service, the payouts ledger and the batch oracle follow:
+
+    * a version is in force from its ``effective_from`` on, inclusive, until the
+      next version's ``effective_from``: the latest ``effective_from <= at_ms`` wins;
+    * versions with the same ``effective_from``: the higher version number wins, so
+      a correction published later for the same instant replaces the earlier one
+      (which then never applies at all), and a replay gives the same answer;
+    * before the first ``effective_from`` the earliest version applies (by the same
+      tie-break), as if it had always been in force: an order older than its
+      campaign's terms is judged by the first terms, not refused.
+
+    Raises NoTermsInForce only when ``versions`` is empty.
     """
-    in_force = [v for v in versions if v.effective_from <= at_ms]
-    if not in_force:
-        raise NoTermsInForce(f"no terms in force at {at_ms}")
-    return max(in_force, key=lambda v: (v.effective_from, v.version))
+    candidates = tuple(versions)
+    if not candidates:
+        raise NoTermsInForce(f"no terms in force at {at_ms}: the campaign has no versions")
+    # Before the first effective_from, judge as at the first one.
+    moment = max(at_ms, min(v.effective_from for v in candidates))
+    started = (v for v in candidates if v.effective_from <= moment)
+    return max(started, key=lambda v: (v.effective_from, v.version))
 
 
 def append_version(

@@ -8,6 +8,13 @@ order or refund wins, and refunds of one order are capped in arrival order.
 Every click counts, however late it arrived: the decision depends on event
 times alone (the worker reaches the same one by correcting a decision when a
 late click changes it; ``net_outcomes`` nets those corrections).
+
+Which terms version applies is not the choice and is shared: the oracle takes
+``afflux.shared.core.terms.terms_in_force`` like the worker. It is a few
+obviously correct lines with a table test at every boundary of its own, and
+the differential runs judge the choice, not the lookup; two lookups that could
+differ on ties or before the first version would only make them disagree about
+terms rather than about attribution.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import TypeVar
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import order_partition_key
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     Assist,
     ClickRecorded,
@@ -49,13 +56,6 @@ def admitted(records: Iterable[tuple[E, int]], skew_ms: int) -> list[E]:
     one whose event time is more than ``skew_ms`` after its record's timestamp is
     dead-lettered (``event_time_in_future``) and counts for nothing."""
     return [event for event, ts in records if event.occurred_at <= ts + skew_ms]
-
-
-def terms_version(versions: Sequence[TermsVersion], at: int) -> TermsVersion:
-    started = [v for v in versions if v.effective_from <= at]
-    if not started:
-        return sorted(versions, key=lambda v: (v.effective_from, v.version))[0]
-    return sorted(started, key=lambda v: (v.effective_from, v.version))[-1]
 
 
 def attribute(
@@ -114,7 +114,7 @@ def attribute(
 def _one_order(
     o: OrderPlaced, visible: list[ClickRecorded], versions: Sequence[TermsVersion]
 ) -> ConversionAttributed | OrderUnattributed:
-    v = terms_version(versions, o.occurred_at)
+    v = terms_in_force(versions, o.occurred_at)
     t = v.terms
 
     def window(affiliate: str) -> int:
