@@ -179,6 +179,7 @@ class LedgerConsumer:
                 }
                 if live:
                     await self._apply(live)
+                    await self.lag.update(self.consumer)  # no request: fetch high watermarks
                 await asyncio.sleep(0)  # let the HTTP side answer between batches
                 now = time.monotonic()
                 if self.unverified and not self.halted:
