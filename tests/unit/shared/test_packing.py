@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, pack_by_partition
+from afflux.shared.wire import (
+    MAX_PACKED_BYTES,
+    MAX_PACKED_EVENTS,
+    chunk_by_partition,
+    pack_by_partition,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -68,3 +73,22 @@ def test_a_record_never_exceeds_the_byte_limit() -> None:
 def _events(value: bytes) -> list[dict[str, int]]:
     parsed = json.loads(value)
     return parsed if isinstance(parsed, list) else [parsed]
+
+
+def test_each_chunk_gives_back_what_its_caller_gave_per_event() -> None:
+    items = [(i % 2, bytes([i]), _event(i), f"member-{i}") for i in range(5)]
+
+    chunks = chunk_by_partition(items)
+
+    assert [(c.partition, c.key, c.members) for c in chunks] == [
+        (0, bytes([0]), ["member-0", "member-2", "member-4"]),
+        (1, bytes([1]), ["member-1", "member-3"]),
+    ]
+
+
+def test_an_event_larger_than_the_byte_limit_gets_a_record_of_its_own() -> None:
+    items = [(0, b"k", _event(i, MAX_PACKED_BYTES if i == 1 else 0), i) for i in range(3)]
+
+    chunks = chunk_by_partition(items)
+
+    assert [c.members for c in chunks] == [[0], [1], [2]]

@@ -1,4 +1,5 @@
-"""Thin Kafka adapters shared by the services: topic set-up, producing, dead letters."""
+"""Thin Kafka adapters shared by the services: topic set-up, producing (packed records
+too: ``wire.chunk_by_partition`` then ``send_chunks``), dead letters."""
 
 from __future__ import annotations
 
@@ -6,18 +7,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
+from aiokafka.structs import RecordMetadata
 
 from afflux.shared.core.clock import system_clock
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import DeadLetter, Envelope
 from afflux.shared.topics import ALL_TOPICS, DLQ
-from afflux.shared.wire import encode
+from afflux.shared.wire import Chunk, encode
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,44 @@ def new_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
 async def send_event(producer: AIOKafkaProducer, topic: str, key: str, event: Envelope) -> None:
     """Produce one event and wait for the broker's acknowledgement."""
     await producer.send_and_wait(topic, encode(event), key=key.encode())
+
+
+async def send_chunks(
+    producer: AIOKafkaProducer,
+    topic: str,
+    chunks: Sequence[Chunk[Any]],
+    *,
+    timeout_s: float | None = None,
+) -> list[RecordMetadata | Exception]:
+    """Send each chunk as one record, then wait for the broker; per chunk, in order,
+    its record's metadata or the exception that the send or the wait raised.
+
+    Every record is handed to the producer before any acknowledgement is awaited,
+    so they share requests as far as the producer's batching allows. With
+    ``timeout_s``, handing a record over (which waits while the producer's buffer
+    is full) may take that long and its acknowledgement twice that; a wait that
+    times out leaves the record's send running (the broker may still store it).
+    """
+    handed: list[asyncio.Future[RecordMetadata] | Exception] = []
+    for chunk in chunks:
+        send = producer.send(topic, chunk.record_value(), key=chunk.key, partition=chunk.partition)
+        try:
+            handed.append(await asyncio.wait_for(send, timeout_s))
+        except Exception as exc:
+            handed.append(exc)
+    outcomes: list[RecordMetadata | Exception] = []
+    for sent in handed:
+        if isinstance(sent, Exception):
+            outcomes.append(sent)
+            continue
+        try:
+            if timeout_s is None:
+                outcomes.append(await sent)
+            else:
+                outcomes.append(await asyncio.wait_for(asyncio.shield(sent), timeout_s * 2))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def dead_letter(

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -34,6 +35,7 @@ compact_json = json.JSONEncoder(separators=(",", ":")).encode
 # A packed record stays far below the broker's request limit and a consumer's fetch size.
 MAX_PACKED_EVENTS = 200
 MAX_PACKED_BYTES = 512 * 1024
+M = TypeVar("M")
 
 
 # Bounds checked before parsing (docs/reliability.md, "Poison records").
@@ -137,33 +139,62 @@ def pack_values(values: Sequence[bytes]) -> bytes:
     return values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
 
 
+@dataclass(slots=True)
+class Chunk(Generic[M]):
+    """Encoded events bound for one record: at most ``MAX_PACKED_EVENTS`` events and
+    ``MAX_PACKED_BYTES``, all of one partition (None: the producer's partitioner
+    chooses). The record's key is its first event's key; ``members`` holds what
+    the caller needs back per event (an index, a waiter, a log item)."""
+
+    partition: int | None
+    key: bytes
+    values: list[bytes] = field(default_factory=list)
+    members: list[M] = field(default_factory=list)
+    size: int = 0  # the values' bytes plus a separator each
+
+    def fits(self, value: bytes) -> bool:
+        """Whether ``value`` may join; the first event always may, however large."""
+        return not self.values or (
+            len(self.values) < MAX_PACKED_EVENTS and self.size + len(value) <= MAX_PACKED_BYTES
+        )
+
+    def add(self, value: bytes, member: M) -> None:
+        self.values.append(value)
+        self.members.append(member)
+        self.size += len(value) + 1
+
+    def record_value(self) -> bytes:
+        return pack_values(self.values)
+
+
+def chunk_by_partition(items: Iterable[tuple[int, bytes, bytes, M]]) -> list[Chunk[M]]:
+    """``(partition, key, encoded event, member)`` items as chunks, one record each.
+
+    Events are packed per partition in their given order, a new chunk starting
+    where the next event does not fit; partitions come in the order they first
+    appear.
+    """
+    chunks: dict[int, list[Chunk[M]]] = {}
+    for partition, key, value, member in items:
+        slots = chunks.setdefault(partition, [])
+        if not slots or not slots[-1].fits(value):
+            slots.append(Chunk(partition, key))
+        slots[-1].add(value, member)
+    return [chunk for slots in chunks.values() for chunk in slots]
+
+
 def pack_by_partition(
     items: Iterable[tuple[bytes, bytes]], partition_of: Callable[[bytes], int]
 ) -> list[tuple[int, bytes, bytes]]:
-    """``(key, encoded event)`` items as ``(partition, key, value)`` records.
+    """``(key, encoded event)`` items as ``(partition, key, value)`` records, packed as
+    ``chunk_by_partition`` packs them."""
+    chunks = chunk_by_partition((partition_of(key), key, value, None) for key, value in items)
+    return [(_partition(chunk), chunk.key, chunk.record_value()) for chunk in chunks]
 
-    Events are packed per partition in their given order, at most
-    ``MAX_PACKED_EVENTS`` events or ``MAX_PACKED_BYTES`` per record; a record's key
-    is its first event's key (all of them map to the record's partition).
-    """
-    chunks: dict[int, list[tuple[bytes, list[bytes], int]]] = {}
-    for key, value in items:
-        partition = partition_of(key)
-        slots = chunks.setdefault(partition, [])
-        if (
-            not slots
-            or len(slots[-1][1]) >= MAX_PACKED_EVENTS
-            or slots[-1][2] + len(value) > MAX_PACKED_BYTES
-        ):
-            slots.append((key, [], 0))
-        first, values, size = slots[-1]
-        values.append(value)
-        slots[-1] = (first, values, size + len(value) + 1)
-    return [
-        (partition, first, pack_values(values))
-        for partition, slots in chunks.items()
-        for first, values, _ in slots
-    ]
+
+def _partition(chunk: Chunk[M]) -> int:
+    assert chunk.partition is not None  # chunk_by_partition sets every chunk's partition
+    return chunk.partition
 
 
 def event_from_dict(payload: dict[str, Any]) -> AnyEvent:

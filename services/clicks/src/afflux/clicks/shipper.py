@@ -46,8 +46,8 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.clicks.reconcile import already_on_topic, end_offsets
 from afflux.clicks.wal import Cursor, Item, WriteAheadLog, line
-from afflux.shared.kafka import partition_for
-from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, compact_json, pack_values
+from afflux.shared.kafka import partition_for, send_chunks
+from afflux.shared.wire import chunk_by_partition, compact_json
 
 log = logging.getLogger(__name__)
 
@@ -273,55 +273,32 @@ class ClickShipper:
 
     async def _send_packed(self, items: list[Item]) -> list[Item]:
         """Send packed; return the items the broker did not acknowledge (in order)."""
-        chunks: dict[int, list[list[Item]]] = {}
-        sizes: dict[int, int] = {}
-        cache = self._partition_cache
-        for item in items:
-            partition = cache.get(item[0])
-            if partition is None:
-                if len(cache) >= 100_000:
-                    cache.clear()
-                partition = cache[item[0]] = partition_for(item[0], self.partitions)
-            groups = chunks.setdefault(partition, [[]])
-            if len(groups[-1]) >= MAX_PACKED_EVENTS or (
-                sizes.get(partition, 0) + len(item[1]) > MAX_PACKED_BYTES
-            ):
-                groups.append([])
-                sizes[partition] = 0
-            groups[-1].append(item)
-            sizes[partition] = sizes.get(partition, 0) + len(item[1]) + 1
-        futures: list[tuple[asyncio.Future[Any] | None, int, list[Item]]] = []
-        for partition, groups in chunks.items():
-            for group in groups:
-                value = pack_values([v for _, v in group])
-                try:
-                    future = await asyncio.wait_for(
-                        self.producer.send(self.topic, value, key=group[0][0], partition=partition),
-                        self.send_timeout_s,
-                    )
-                except Exception as exc:
-                    log.debug("send to partition %d failed: %r", partition, exc)
-                    futures.append((None, partition, group))
-                    continue
-                futures.append((future, partition, group))
-        failed: list[Item] = []
+        chunks = chunk_by_partition(
+            (self._partition_of(key), key, value, index) for index, (key, value) in enumerate(items)
+        )
+        outcomes = await send_chunks(
+            self.producer, self.topic, chunks, timeout_s=self.send_timeout_s
+        )
+        failed: list[int] = []
         sent = 0
-        for future, partition, group in futures:
-            if future is None:
-                failed.extend(group)
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.debug("send to partition %s failed: %r", chunk.partition, outcome)
+                failed += chunk.members
                 continue
-            try:
-                metadata = await asyncio.wait_for(asyncio.shield(future), self.send_timeout_s * 2)
-            except Exception:
-                failed.extend(group)
-            else:
-                sent += len(group)
-                after = metadata.offset + 1
-                if after > self._progress.get(partition, 0):
-                    self._progress[partition] = after
+            sent += len(chunk.members)
+            partition = outcome.partition
+            if outcome.offset + 1 > self._progress.get(partition, 0):
+                self._progress[partition] = outcome.offset + 1
         if sent:
             self.on_sent(sent)
-        if failed:
-            position = {id(item): index for index, item in enumerate(items)}
-            failed.sort(key=lambda item: position[id(item)])
-        return failed
+        return [items[index] for index in sorted(failed)]
+
+    def _partition_of(self, key: bytes) -> int:
+        cache = self._partition_cache
+        partition = cache.get(key)
+        if partition is None:
+            if len(cache) >= 100_000:
+                cache.clear()
+            partition = cache[key] = partition_for(key, self.partitions)
+        return partition

@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from afflux.shared.events import Envelope
-from afflux.shared.kafka import partition_for
-from afflux.shared.wire import MAX_PACKED_BYTES, MAX_PACKED_EVENTS, encode, pack_values
+from afflux.shared.kafka import partition_for, send_chunks
+from afflux.shared.wire import Chunk, chunk_by_partition, encode
 
-
-@dataclass
-class _Pending:
-    key: bytes
-    values: list[bytes] = field(default_factory=list)
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    size: int = 0
+Waiter = asyncio.Future[None]
 
 
 class Publisher:
@@ -37,7 +29,7 @@ class Publisher:
         self.producer = producer
         self.pack = pack
         self._partitions: dict[str, int] = {}
-        self._pending: dict[tuple[str, int], _Pending] = {}
+        self._pending: dict[tuple[str, int], Chunk[Waiter]] = {}
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -56,19 +48,15 @@ class Publisher:
         count = self._partitions.get(topic) or await self._partition_count(topic)
         partition = partition_for(raw_key, count)
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: Waiter = loop.create_future()
         slot = (topic, partition)
         pending = self._pending.get(slot)
-        if pending is not None and (
-            len(pending.values) >= MAX_PACKED_EVENTS or pending.size + len(value) > MAX_PACKED_BYTES
-        ):
-            self._start(slot, self._pending.pop(slot))
+        if pending is not None and not pending.fits(value):
+            self._start(topic, self._pending.pop(slot))
             pending = None
         if pending is None:
-            pending = self._pending[slot] = _Pending(raw_key)
-        pending.values.append(value)
-        pending.waiters.append(waiter)
-        pending.size += len(value) + 1
+            pending = self._pending[slot] = Chunk(partition, raw_key)
+        pending.add(value, waiter)
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -78,72 +66,44 @@ class Publisher:
         self, topic: str, items: Sequence[tuple[str, Envelope]]
     ) -> list[Exception | None]:
         """Publish a batch; per item None once acknowledged, else the send's error."""
+        encoded = [(key.encode(), encode(event), index) for index, (key, event) in enumerate(items)]
+        chunks: list[Chunk[int]]
+        if self.pack:
+            count = self._partitions.get(topic) or await self._partition_count(topic)
+            chunks = chunk_by_partition((partition_for(k, count), k, v, i) for k, v, i in encoded)
+        else:
+            chunks = [Chunk(None, k, [v], [i]) for k, v, i in encoded]
         results: list[Exception | None] = [None] * len(items)
-        count = self._partitions.get(topic) or await self._partition_count(topic)
-        groups: dict[int, list[_Pending]] = {}
-        indices: dict[int, list[list[int]]] = {}
-        for index, (key, event) in enumerate(items):
-            value, raw_key = encode(event), key.encode()
-            partition = partition_for(raw_key, count) if self.pack else -1 - index
-            chunks = groups.setdefault(partition, [])
-            if not chunks or (
-                len(chunks[-1].values) >= MAX_PACKED_EVENTS
-                or chunks[-1].size + len(value) > MAX_PACKED_BYTES
-            ):
-                chunks.append(_Pending(raw_key))
-                indices.setdefault(partition, []).append([])
-            chunks[-1].values.append(value)
-            chunks[-1].size += len(value) + 1
-            indices[partition][-1].append(index)
-        sent: list[tuple[asyncio.Future[Any], list[int]]] = []
-        for partition, chunks in groups.items():
-            for chunk, members in zip(chunks, indices[partition], strict=True):
-                values = chunk.values
-                value = pack_values(values)
-                try:
-                    future = await self.producer.send(
-                        topic, value, key=chunk.key, partition=partition if partition >= 0 else None
-                    )
-                except Exception as exc:
-                    for member in members:
-                        results[member] = exc
-                    continue
-                sent.append((future, members))
-        for future, members in sent:
-            try:
-                await future
-            except Exception as exc:
-                for member in members:
-                    results[member] = exc
+        for chunk, outcome in zip(
+            chunks, await send_chunks(self.producer, topic, chunks), strict=True
+        ):
+            if isinstance(outcome, Exception):
+                for index in chunk.members:
+                    results[index] = outcome
         return results
 
     def _flush(self) -> None:
         self._scheduled = False
         pending, self._pending = self._pending, {}
-        for slot, group in pending.items():
-            self._start(slot, group)
+        for (topic, _), chunk in pending.items():
+            self._start(topic, chunk)
 
-    def _start(self, slot: tuple[str, int], group: _Pending) -> None:
-        task = asyncio.get_running_loop().create_task(self._send(slot, group))
+    def _start(self, topic: str, chunk: Chunk[Waiter]) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(topic, chunk))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, slot: tuple[str, int], group: _Pending) -> None:
-        topic, partition = slot
-        values = group.values
-        value = pack_values(values)
+    async def _send(self, topic: str, chunk: Chunk[Waiter]) -> None:
         try:
-            sent = await self.producer.send(topic, value, key=group.key, partition=partition)
-            await sent
+            [outcome] = await send_chunks(self.producer, topic, [chunk])
         except asyncio.CancelledError:
-            for waiter in group.waiters:
+            for waiter in chunk.members:
                 waiter.cancel()
             raise
-        except Exception as exc:
-            for waiter in group.waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-            return
-        for waiter in group.waiters:
-            if not waiter.done():
+        for waiter in chunk.members:
+            if waiter.done():
+                continue
+            if isinstance(outcome, Exception):
+                waiter.set_exception(outcome)
+            else:
                 waiter.set_result(None)
