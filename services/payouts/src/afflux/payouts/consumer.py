@@ -294,6 +294,7 @@ class LedgerConsumer:
             if look is None:
                 log.warning("%s[%d]: the broker did not answer the log check; retrying", *tp)
                 self.unverified.add(tp)
+                self.consumer.seek(tp, stored)  # what is read meanwhile is read again
                 continue
             self.unverified.discard(tp)
             reason = judge(stored, fingerprints.get(tp), look)
