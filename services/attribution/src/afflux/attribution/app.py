@@ -89,28 +89,35 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         runtime.highwater = lambda t, p: _highwater(app, t, p)
         runtime.start_offset = lambda t, p: _committed(app, t, p)
         runtime.partition_count = lambda topic: _partition_count(app, topic)
+        runtime.pause = lambda tps: app.consumer.pause_partitions({TP(t, p) for t, p in tps})
         background.add(
             asyncio.ensure_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         )
         started.set()
 
+    # Acks are manual: a record of a partition that diverged is never acked, so its
+    # offset is never committed (see divergence.py).
     @app.agent(join_topic, name="join")
     async def join(stream: Any) -> None:
         await _wait_started(started, directory)
-        async for event in stream.events():
+        manual = stream.noack()
+        async for event in manual.events():
             m = event.message
-            await runtime.join_record(
+            if await runtime.join_record(
                 m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)
-            )
+            ):
+                await manual.ack(event)
 
     @app.agent(refund_topic, name="refunds")
     async def refunds(stream: Any) -> None:
         await _wait_started(started, directory)
-        async for event in stream.events():
+        manual = stream.noack()
+        async for event in manual.events():
             m = event.message
-            await runtime.refund_record(
+            if await runtime.refund_record(
                 m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)
-            )
+            ):
+                await manual.ack(event)
 
     @app.timer(interval=settings.timer_interval_seconds)  # type: ignore[untyped-decorator]
     async def grace_timer() -> None:
@@ -125,8 +132,10 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
 
     def health() -> tuple[bool, dict[str, Any]]:
         ok = runtime.ready() and not app.rebalancing
+        diverged = runtime.diverged()
         return ok, {
-            "status": "ok" if ok else "starting",
+            "status": "ok" if ok else "diverged" if diverged else "starting",
+            "diverged": diverged,
             "campaigns": directory.ready.is_set(),
             "join_partitions": sorted(runtime.join.owned),
             "refund_partitions": sorted(runtime.refunds.owned),

@@ -72,6 +72,19 @@ class AttributionMetrics:
             "Input records the consumer skipped and the worker read back itself",
             registry=r,
         )
+        self.ready = Gauge(
+            "afflux_attribution_ready",
+            "1 while the worker processes every partition it was given, else 0 (starting,"
+            " recovering, or a partition stopped because its state no longer matches its input)",
+            registry=r,
+        )
+        self.diverged = Gauge(
+            "afflux_attribution_diverged_partitions",
+            "Partitions stopped because their state no longer matches their input log"
+            " (a recreated topic, an offset beyond the log end), by stage",
+            ["stage"],
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def child(self, metric: Any, *labels: str) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from afflux.attribution.decode import decode_items
+from afflux.attribution.divergence import fingerprint
 from afflux.attribution.gaps import read_range
 from afflux.attribution.join import Failed, JoinPartition, Output, VisitorState
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
@@ -87,6 +88,7 @@ class Runtime:
             f"{group}-join-state",
             functools.partial(JoinPartition, redecide),
             bootstrap,
+            group,
         )
         self.refunds: Stage[RefundPartition] = Stage(
             "refunds",
@@ -94,11 +96,14 @@ class Runtime:
             f"{group}-refund-state",
             RefundPartition,
             bootstrap,
+            group,
         )
         self.send: Send | None = None
         self.highwater: HighWater = lambda t, p: None
         self.start_offset: Callable[[str, int], int] = lambda t, p: 0
         self.partition_count: Callable[[str], int | None] = lambda topic: None
+        # Stops fetching input partitions (topic, partition) whose stage diverged.
+        self.pause: Callable[[set[tuple[str, int]]], None] = lambda tps: None
         self.assigned_once = False
         self._last_prune = 0.0
         self.refreezer = Refreezer()
@@ -116,6 +121,22 @@ class Runtime:
             and self.refunds.ready()
         )
 
+    def diverged(self) -> list[str]:
+        """Why partitions were stopped (see Stage.diverged); empty while all is well."""
+        return [
+            f"{stage.name}[{p}]: {why}"
+            for stage in (self.join, self.refunds)
+            for p, why in sorted(stage.diverged.items())
+        ]
+
+    async def _held(self, stage: Stage[Any], topic: str, p: int) -> bool:
+        """True for a record of a diverged partition: it is neither processed nor acked,
+        so its offset is never committed; fetching the partition stops."""
+        if p not in stage.diverged:
+            return False
+        self.pause({(t, p) for t in stage.inputs})
+        return True
+
     def assigned(self, tps: set[tuple[str, int]]) -> None:
         self.assigned_once = True
         for stage in (self.join, self.refunds):
@@ -130,16 +151,18 @@ class Runtime:
 
     async def join_record(
         self, topic: str, p: int, offset: int, key: bytes | None, value: bytes | None, ts: int
-    ) -> None:
+    ) -> bool:
+        """Process one record; False: hold it unacknowledged (its partition diverged)."""
         owned = await self.join.partition(p)
         if owned is None:
-            return
+            return not await self._held(self.join, topic, p)
         async with self.join.lock:
             for missed in await self._skipped(self.join, owned, topic, p, offset):
                 await self._join_locked(
                     owned, topic, p, missed.offset, missed.key, missed.value, missed.timestamp
                 )
             await self._join_locked(owned, topic, p, offset, key, value, ts)
+        return True
 
     async def _join_locked(
         self,
@@ -198,6 +221,7 @@ class Runtime:
         self.metrics.child(self.metrics.events, topic).inc(len(items))
         for outcome in late:
             self.metrics.child(self.metrics.late_clicks, outcome).inc()
+        owned.last[topic] = (offset, fingerprint(key, value, ts))
         await self._emit(p, self.join, state, out, letters)
         owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
 
@@ -251,16 +275,18 @@ class Runtime:
 
     async def refund_record(
         self, topic: str, p: int, offset: int, key: bytes | None, value: bytes | None, ts: int
-    ) -> None:
+    ) -> bool:
+        """Process one record; False: hold it unacknowledged (its partition diverged)."""
         owned = await self.refunds.partition(p)
         if owned is None:
-            return
+            return not await self._held(self.refunds, topic, p)
         async with self.refunds.lock:
             for missed in await self._skipped(self.refunds, owned, topic, p, offset):
                 await self._refund_locked(
                     owned, topic, p, missed.offset, missed.key, missed.value, missed.timestamp
                 )
             await self._refund_locked(owned, topic, p, offset, key, value, ts)
+        return True
 
     async def _refund_locked(
         self,
@@ -311,6 +337,7 @@ class Runtime:
             except Exception as exc:
                 letters.append(self._failed(topic, p, offset, index, key, raw, exc))
         self.metrics.child(self.metrics.events, topic).inc(len(items))
+        owned.last[topic] = (offset, fingerprint(key, value, ts))
         await self._emit(p, self.refunds, state, out, letters)
         owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
 
@@ -405,6 +432,9 @@ class Runtime:
 
     def _gauges(self) -> None:
         m = self.metrics
+        m.ready.set(1 if self.ready() else 0)
+        for stage in (self.join, self.refunds):
+            m.child(m.diverged, stage.name).set(len(stage.diverged))
         m.child(m.state_keys, "join").set(sum(len(o.state.keys) for o in self.join.owned.values()))
         m.child(m.state_keys, "refunds").set(
             sum(len(o.state.keys) for o in self.refunds.owned.values())

@@ -15,13 +15,17 @@ note's wall-clock time is safe.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from aiokafka import TopicPartition
+
 from afflux.attribution.changelog import read_partitions
+from afflux.attribution.divergence import Position, check_inputs, committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,9 @@ HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, see
 SKEW_MS = 1_000
 OutRecord = tuple[str, bytes, bytes, int | None]  # topic, key, value, partition
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
+# The changelog key of a partition's input position: per input topic, the offset and
+# fingerprint of the last record consumed (see divergence.py).
+POSITION_KEY = "\x00position"
 
 
 @dataclass
@@ -52,6 +59,8 @@ class Owned(Generic[S]):
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> next offset to process
     notes: deque[Note] = field(default_factory=deque)
     safe_ms: int = 0
+    last: dict[str, Position] = field(default_factory=dict)  # topic -> last record consumed
+    written: dict[str, Position] = field(default_factory=dict)  # ``last`` as in the changelog
 
 
 class Stage(Generic[S]):
@@ -64,14 +73,19 @@ class Stage(Generic[S]):
         changelog: str,
         new_state: Callable[[], S],
         bootstrap: str,
+        group: str | None = None,
     ) -> None:
         self.name = name
+        self.group = group  # the consumer group whose committed offsets are checked
         self.inputs = inputs
         self.changelog = changelog
         self.new_state = new_state
         self.bootstrap = bootstrap
         self.owned: dict[int, Owned[S]] = {}
         self.loading: dict[int, asyncio.Future[None]] = {}
+        # Partitions whose state no longer matches their input log, with why: never
+        # processed again by this process (see divergence.py and docs/reliability.md).
+        self.diverged: dict[int, str] = {}
         self.lock = asyncio.Lock()
 
     # -- ownership -------------------------------------------------------------
@@ -84,18 +98,27 @@ class Stage(Generic[S]):
         for p in list(self.loading):
             if p not in partitions:
                 self.loading.pop(p).cancel()
-        todo = [p for p in partitions if p not in self.owned and p not in self.loading]
+        todo = [
+            p
+            for p in partitions
+            if p not in self.owned and p not in self.loading and p not in self.diverged
+        ]
+        kept = [p for p in partitions if p in self.owned and p not in self.loading]
         if todo:
             task = asyncio.ensure_future(self._load(todo))
             for p in todo:
                 self.loading[p] = task
+        if kept:  # the log may have changed under a partition we kept (a broker lost it)
+            task = asyncio.ensure_future(self._recheck(kept))
+            for p in kept:
+                self.loading[p] = task
 
     async def _load(self, partitions: list[int]) -> None:
         tables = await read_partitions(self.bootstrap, self.changelog, partitions)
+        loaded: dict[int, Owned[S]] = {}
         for p, table in tables.items():
-            if self.loading.get(p) is None:
-                continue  # revoked meanwhile
             state = self.new_state()
+            position = table.pop(POSITION_KEY, None)
             for key, value in table.items():
                 if value is None:
                     continue
@@ -104,23 +127,63 @@ class Stage(Generic[S]):
                 except Exception:  # a bad changelog record loses its key, never the partition
                     log.exception("%s[%d]: changelog key %r not restored", self.name, p, key)
             state.dirty.clear()
-            self.owned[p] = Owned(state)
-            del self.loading[p]
+            owned = loaded[p] = Owned(state)
+            if position is not None:
+                owned.last = {t: (int(o), str(f)) for t, (o, f) in json.loads(position).items()}
+                owned.written = dict(owned.last)
+        await self._adopt(loaded)
         log.info("%s: recovered partitions %s", self.name, partitions)
 
+    async def _recheck(self, partitions: list[int]) -> None:
+        await self._adopt({p: self.owned[p] for p in partitions if p in self.owned})
+
+    async def _adopt(self, candidates: dict[int, Owned[S]]) -> None:
+        """Own the partitions whose state matches their input logs; stop the others."""
+        problems = await self._diverged(candidates)
+        for p, owned in candidates.items():
+            if self.loading.get(p) is None:
+                continue  # revoked meanwhile
+            del self.loading[p]
+            if p in problems:
+                self.owned.pop(p, None)
+                self.diverged[p] = problems[p]
+                log.error(
+                    "%s[%d] stopped, its state no longer matches its input: %s. Nothing of"
+                    " this partition is processed or committed until the state is rebuilt"
+                    " (docs/reliability.md, 'A recreated input topic')",
+                    self.name,
+                    p,
+                    problems[p],
+                )
+            else:
+                self.owned[p] = owned
+
+    async def _diverged(self, candidates: dict[int, Owned[S]]) -> dict[int, str]:
+        tps = [TopicPartition(t, p) for p in candidates for t in self.inputs]
+        committed = {}
+        if self.group is not None and tps:
+            committed = await committed_offsets(self.bootstrap, self.group, tps)
+        recorded = {
+            TopicPartition(t, p): position
+            for p, owned in candidates.items()
+            for t, position in owned.last.items()
+            if t in self.inputs
+        }
+        problems: dict[int, str] = {}
+        for tp, problem in (await check_inputs(self.bootstrap, committed, recorded, tps)).items():
+            problems[tp.partition] = "; ".join(filter(None, (problems.get(tp.partition), problem)))
+        return problems
+
     async def partition(self, p: int) -> Owned[S] | None:
-        """The partition's state, waiting for its recovery; None when not ours."""
-        owned = self.owned.get(p)
-        if owned is not None:
-            return owned
+        """The partition's state, waiting for its recovery or check; None when not ours
+        (or diverged: see ``diverged``)."""
         loading = self.loading.get(p)
-        if loading is None:
-            return None
-        await asyncio.shield(loading)
+        if loading is not None:
+            await asyncio.shield(loading)
         return self.owned.get(p)
 
     def ready(self) -> bool:
-        return not self.loading
+        return not self.loading and not self.diverged
 
     # -- safe time -------------------------------------------------------------
 
@@ -161,4 +224,9 @@ class Stage(Generic[S]):
         if state.dirty:
             for key, value in state.take_dirty():
                 await send(self.changelog, key.encode(), value, p)
+        owned = self.owned.get(p)
+        if owned is not None and owned.last != owned.written:
+            position = json.dumps(owned.last, sort_keys=True).encode()
+            await send(self.changelog, POSITION_KEY.encode(), position, p)
+            owned.written = dict(owned.last)
         return len(pending)
