@@ -39,7 +39,7 @@ from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, ClickItem, LedgerReset, LedgerStore
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign
-from afflux.shared.core.clock import system_clock
+from afflux.shared.clock_source import system_clock
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import terms_in_force
@@ -63,6 +63,7 @@ TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name)
 # Redis unreachable, restarting or still loading its AOF: wait for it, never skip a batch.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 RETRY_MAX_S = 2.0
+LAG_INTERVAL_S = 0.5
 
 
 class Rejected(ValueError):
@@ -164,6 +165,9 @@ class LedgerConsumer:
         self.consumer.subscribe(list(TOPICS), listener=_Assignments(self))
         self.ready.set()
         self._publish_health()
+        # Lag of what Redis holds, not of what was fetched, in a task of its own: it stays
+        # current while a batch waits for Redis, and /metrics only reads the gauge.
+        lag = asyncio.create_task(self.lag.run(self.consumer, LAG_INTERVAL_S, self._applied))
         tick_at = verify_at = 0.0
         try:
             while True:
@@ -179,7 +183,6 @@ class LedgerConsumer:
                 }
                 if live:
                     await self._apply(live)
-                    await self.lag.update(self.consumer)  # no request: fetch high watermarks
                 await asyncio.sleep(0)  # let the HTTP side answer between batches
                 now = time.monotonic()
                 if self.unverified and not self.halted:
@@ -190,10 +193,15 @@ class LedgerConsumer:
                     if now >= verify_at:
                         verify_at = now + self.verify_interval_s
         finally:
+            lag.cancel()
             await self.probe.stop()
             await self.consumer.stop()
 
     # -- knowing the log still holds what the ledger applied -------------------
+
+    def _applied(self) -> dict[TopicPartition, int]:
+        """The next offset Redis holds per partition with one (lag counts from there)."""
+        return dict(self.stored)
 
     def health(self) -> list[str]:
         """Why the ledger is not complete and current; empty when it is."""
@@ -270,7 +278,6 @@ class LedgerConsumer:
                     await self._verify(below)
         except REDIS_DOWN as exc:
             log.warning("ledger check skipped: Redis unavailable (%s)", exc)
-        await self.lag.update(self.consumer)
         self._publish_health()
 
     async def _verify(self, partitions: Iterable[TopicPartition]) -> None:
