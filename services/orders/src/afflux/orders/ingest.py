@@ -255,9 +255,14 @@ class Ingestor:
         claimed = [i for i, status in enumerate(statuses) if status == "reserved"]
         if not claimed:
             return statuses
-        errors = await self.publisher.publish_many(
-            ORDERS.name, [(items[i][0].partition_key, items[i][1]) for i in claimed]
-        )
+        try:
+            errors: list[Exception | None] = list(
+                await self.publisher.publish_many(
+                    ORDERS.name, [(items[i][0].partition_key, items[i][1]) for i in claimed]
+                )
+            )
+        except Exception as exc:  # e.g. no partition count: the broker went before we knew it
+            errors = [exc] * len(claimed)
         done: list[tuple[str, str]] = []
         failed: list[tuple[str, str]] = []
         for index, error in zip(claimed, errors, strict=True):
