@@ -69,7 +69,9 @@ cut the per-record cost on the consumers; every afflux consumer accepts both
 shapes (`afflux.shared.wire.decode_record`). Pack only events whose keys map to
 the same partition (the clicks and orders services pack by partition number
 and use the first event's key as the record key). Producing one event per
-record is always correct.
+record is always correct. In afflux one packer serves every producer:
+`afflux.shared.wire.chunk_by_partition` (at most 200 events or 512 KiB per
+record, events in their given order) and `afflux.shared.kafka.send_chunks`.
 
 ## Schema evolution
 
