@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from afflux.cli import ledger_cmd, secrets_cmd
+from afflux.cli import attribution_cmd, ledger_cmd, secrets_cmd
 from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.storage import add_storage_option, storage_of
 
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     secrets_cmd.add_parser(sub)
     ledger_cmd.add_parser(sub)
+    attribution_cmd.add_parser(sub)
     return parser
 
 
@@ -96,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return secrets_cmd.run(args.merchant)
     if args.command == "ledger":
         return ledger_cmd.run(args)
+    if args.command == "attribution":
+        return attribution_cmd.run(args)
     if args.command == "topics":
         return _create_topics()
     if args.command == "campaigns":
