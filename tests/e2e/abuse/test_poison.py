@@ -26,7 +26,7 @@ from afflux.cli.scenario_checks import read_topic_sync
 from afflux.cli.stack import SERVICES, Stack
 from afflux.orders.signing import sign
 from afflux.shared.campaign_publish import publish_terms
-from afflux.shared.core.clock import system_clock
+from afflux.shared.clock_source import system_clock
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (

@@ -21,7 +21,7 @@ from afflux.cli.fault_stack import FaultStack
 from afflux.cli.processes import free_port
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.orders.signing import sign
-from afflux.shared.core.clock import system_clock
+from afflux.shared.clock_source import system_clock
 from afflux.shared.events import DeadLetter
 from afflux.shared.kafka import new_producer
 

@@ -30,7 +30,8 @@ from afflux.cli.processes import free_port
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.cli.stack import Stack, StackOptions
 from afflux.shared.campaign_file import load_campaign_file
-from afflux.shared.core.clock import MS_PER_DAY, system_clock
+from afflux.shared.clock_source import system_clock
+from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import ConversionAttributed, DeadLetter

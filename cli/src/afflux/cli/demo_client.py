@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from afflux.shared.core.clock import system_clock
+from afflux.shared.clock_source import system_clock
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 

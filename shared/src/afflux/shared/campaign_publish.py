@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer
 
-from afflux.shared.core.clock import Clock, system_clock
+from afflux.shared.clock_source import system_clock
+from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.terms import CampaignTerms, TermsVersion, append_version
 from afflux.shared.events import CampaignTermsPublished

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
-from afflux.shared.core.clock import system_clock
+from afflux.shared.clock_source import system_clock
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import DeadLetter, Envelope
 from afflux.shared.topics import ALL_TOPICS, DLQ

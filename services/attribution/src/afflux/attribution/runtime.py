@@ -24,8 +24,9 @@ from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.stage import HighWater, OutRecord, Owned, Send, Stage
 from afflux.shared.campaign_view import CampaignDirectory
+from afflux.shared.clock_source import system_clock
 from afflux.shared.core.attribution import largest_window_ms
-from afflux.shared.core.clock import MS_PER_DAY, system_clock
+from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,

@@ -31,7 +31,8 @@ from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.shipper import ClickShipper
 from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
-from afflux.shared.core.clock import Clock, system_clock
+from afflux.shared.clock_source import system_clock
+from afflux.shared.core.clock import Clock
 from afflux.shared.kafka import new_producer
 from afflux.shared.topics import CLICKS
 

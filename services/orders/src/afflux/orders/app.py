@@ -34,7 +34,8 @@ from afflux.orders.metrics import UNKNOWN, OrdersMetrics
 from afflux.orders.publisher import Publisher
 from afflux.orders.settings import OrdersSettings
 from afflux.shared.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
-from afflux.shared.core.clock import Clock, system_clock
+from afflux.shared.clock_source import system_clock
+from afflux.shared.core.clock import Clock
 from afflux.shared.kafka import dead_letter, new_producer, send_dead_letter
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,8 @@ from afflux.payouts.run import run_payouts
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
 from afflux.shared.campaign_view import CampaignDirectory, follow_campaigns
-from afflux.shared.core.clock import parse_event_time, system_clock
+from afflux.shared.clock_source import system_clock
+from afflux.shared.core.clock import parse_event_time
 from afflux.shared.core.commission import Line
 from afflux.shared.core.periods import BadPeriod, period_bounds, period_of
 from afflux.shared.core.terms import Period as PlanPeriod

@@ -1,20 +1,19 @@
-"""Event time as integer UTC milliseconds, and an injectable clock."""
+"""Event time as integer UTC milliseconds, and the type of an injectable clock.
+
+Nothing here reads the time: the wall clock is ``afflux.shared.clock_source``.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 Clock = Callable[[], int]
-"""A function returning the current time in UTC milliseconds."""
+"""A function returning the current time in UTC milliseconds (``clock_source.system_clock``
+in production)."""
 
 MS_PER_SECOND = 1_000
 MS_PER_DAY = 86_400_000
-
-
-def system_clock() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def to_ms(moment: datetime) -> int:
