@@ -15,6 +15,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +190,38 @@ def test_rebuild_makes_the_ledger_equal_the_oracle_of_the_log_again(
     assert metric(metrics, "afflux_ledger_ready") == 1
     with redis_of(ledger) as redis:
         assert redis.hget("afx:pay:payouts", "creator-1|x|2026-11") == paid.encode()
+
+
+def test_an_interrupted_rebuild_stops_consuming_until_it_is_run_again(
+    ledger: LedgerStack, diverged: Diverged
+) -> None:
+    until(ledger.healthy, 60, "/healthz 200 before the interruption")
+    with redis_of(ledger) as redis:
+        # What a rebuild leaves when it dies after its first step.
+        redis.set("afx:pay:rebuilding", "1")
+        redis.delete("afx:pay:generation", "afx:pay:offsets", "afx:pay:last")
+
+    def rebuilding() -> bool:
+        answer = httpx.get(f"{ledger.url}/healthz", timeout=2)
+        return answer.status_code == 503 and answer.json()["status"] == "rebuilding"
+
+    until(rebuilding, 30, "/healthz 503 rebuilding")
+    asyncio.run(produce(ledger.bootstrap, CAMPAIGN, [("f-0", 3)]))
+    metrics = httpx.get(f"{ledger.url}/metrics", timeout=2).text
+    assert metric(metrics, "afflux_ledger_ready") == 0
+    # A running consumer applies a record within a poll (200 ms); watch ten times that.
+    watch_until = time.monotonic() + 2
+    while time.monotonic() < watch_until:
+        assert "f-0" not in applied_orders(ledger)
+        time.sleep(0.1)
+    rebuild = subprocess.run(
+        [sys.executable, "-m", "afflux.cli", "ledger", "rebuild", "--redis-url", ledger.redis_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
+    until(lambda: "f-0" in applied_orders(ledger), 60, "the record sent meanwhile applied")
+    until(ledger.healthy, 30, "/healthz 200 after the rebuild")
+    assert applied_orders(ledger) == {order for order, _ in SECOND_LIFE} | {"f-0"}
