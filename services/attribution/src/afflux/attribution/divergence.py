@@ -82,26 +82,35 @@ async def check_inputs(
     problems: dict[TopicPartition, str] = {}
     for tp in tps:
         high, record = found[tp]
-        name = f"{tp.topic}[{tp.partition}]"
-        done = committed.get(tp)
-        if done is not None and done > high:
-            problems[tp] = (
-                f"{name}: the committed offset {done} is beyond the log end {high}"
-                " (the topic was recreated or lost records)"
-            )
-        elif tp in recorded:
-            offset, print_ = recorded[tp]
-            if offset >= high:
-                problems[tp] = (
-                    f"{name}: the state was built up to offset {offset}, beyond the log end"
-                    f" {high} (the topic was recreated or lost records)"
-                )
-            elif record != print_:
-                problems[tp] = (
-                    f"{name}: the record at offset {offset} is not the one the state was"
-                    f" built from (the topic was recreated; log end {high})"
-                )
+        problem = judge(high, committed.get(tp), recorded.get(tp), record)
+        if problem:
+            problems[tp] = f"{tp.topic}[{tp.partition}]: {problem}"
     return problems
+
+
+def judge(high: int, committed: int | None, recorded: Position | None, record: str | None) -> str:
+    """Why an input partition no longer matches the state ('' when it does): ``high`` is
+    the log end, ``record`` the fingerprint of the record at the recorded offset (None:
+    not in the log)."""
+    if committed is not None and committed > high:
+        return (
+            f"the committed offset {committed} is beyond the log end {high}"
+            " (the topic was recreated or lost records)"
+        )
+    if recorded is None:
+        return ""
+    offset, expected = recorded
+    if offset >= high:
+        return (
+            f"the state was built up to offset {offset}, beyond the log end {high}"
+            " (the topic was recreated or lost records)"
+        )
+    if record != expected:
+        return (
+            f"the record at offset {offset} is not the one the state was built from"
+            f" (the topic was recreated; log end {high})"
+        )
+    return ""
 
 
 async def _highs_and_records(
