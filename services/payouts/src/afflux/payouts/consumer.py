@@ -153,6 +153,7 @@ class LedgerConsumer:
         self.stored: dict[TopicPartition, int] = {}  # next offset in Redis, as last known
         self.last: dict[TopicPartition, Fingerprint] = {}  # last applied record, as stored
         self.halted: str | None = None  # why nothing is consumed (a rebuild under way)
+        self.check_at = 0.0  # when to check the unverified partitions (again)
 
     async def run(self) -> None:
         await self.directory.ready.wait()
@@ -185,8 +186,11 @@ class LedgerConsumer:
                     await self._apply(live)
                 await asyncio.sleep(0)  # let the HTTP side answer between batches
                 now = time.monotonic()
-                if self.unverified and not self.halted:
+                if self.unverified and not self.halted and now >= self.check_at:
                     await self._verify(self.unverified)
+                    # Unanswered (the broker away, a topic missing): once a second, so the
+                    # other partitions are still read meanwhile.
+                    self.check_at = time.monotonic() + 1.0 if self.unverified else 0.0
                 if now >= tick_at:
                     tick_at = now + 1.0
                     await self._tick(verify=now >= verify_at)
@@ -232,6 +236,7 @@ class LedgerConsumer:
         await self._seek_to_stored(partitions)
         self.owned |= set(partitions)
         self.unverified |= {tp for tp in partitions if tp in self.stored}
+        self.check_at = 0.0
         self._sync_pause()
         self._publish_health()
 
@@ -335,6 +340,7 @@ class LedgerConsumer:
         await self._seek_to_stored(assigned)
         self.halted = None
         self.unverified |= set(self.stored)
+        self.check_at = 0.0
         log.warning(
             "ledger cleared; replaying %d partitions from what Redis holds (%d stored offsets)",
             len(assigned),
@@ -377,6 +383,7 @@ class LedgerConsumer:
                 log.warning("%s[%d]: read from %d, stored %d", *tp, records[0].offset, stored)
                 self.unverified.add(tp)
                 self.consumer.seek(tp, stored)
+                self.check_at = 0.0
             else:
                 kept[tp] = records
         wanted = {tp: fp.offset for tp in kept if (fp := self.last.get(tp)) is not None}

@@ -129,7 +129,7 @@ def judge(stored_offset: int | None, last: Fingerprint | None, look: Look) -> st
 class LogProbe:
     """Reads a partition's log end and one record, on a consumer of its own."""
 
-    def __init__(self, bootstrap: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, *, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
