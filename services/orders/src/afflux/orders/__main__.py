@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
-
-from pydantic import ValidationError
 
 from afflux.orders.app import create_app
 from afflux.orders.merchant_secrets import InvalidSecrets
 from afflux.orders.settings import OrdersSettings
+from afflux.shared.http.run import run_service
 from afflux.shared.http_limits import HttpLimits
-from afflux.shared.secret_policy import settings_error
-from afflux.shared.serving import serve, unreachable
-
-NAME = "afflux orders"
-
-
-def reachable(settings: OrdersSettings) -> str | None:
-    """None when the broker and Redis answer, else one line saying which and where."""
-    return unreachable(NAME, settings.kafka_bootstrap, settings.redis_url)
 
 
 def http_limits(settings: OrdersSettings) -> HttpLimits:
@@ -31,25 +20,14 @@ def http_limits(settings: OrdersSettings) -> HttpLimits:
 
 
 def main() -> int:
-    try:
-        settings = OrdersSettings()
-    except ValidationError as exc:
-        print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    return run_service(
+        "afflux orders",
+        OrdersSettings,
+        create_app,
+        port=lambda settings: settings.orders_port,
+        limits=http_limits,
+        refused=(InvalidSecrets,),
     )
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.root.level))
-    try:
-        app = create_app(settings)
-    except InvalidSecrets as exc:
-        print(f"{NAME}: {exc}", file=sys.stderr)
-        return 2
-    problem = reachable(settings)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    return 0 if serve(app, settings.host, settings.orders_port, http_limits(settings)) else 1
 
 
 if __name__ == "__main__":

@@ -3,25 +3,14 @@ the same as every afflux HTTP API."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import ValidationError
 
+from afflux.shared.http.problems import Problem
 
-class Rejected(Exception):
-    """A request refused with an HTTP status, naming the offending field and why."""
 
-    def __init__(self, status: int, field: str | None, reason: str) -> None:
-        super().__init__(f"{status} {field}: {reason}")
-        self.status = status
-        self.field = field
-        self.reason = reason
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": [self.problem()]}
-
-    def problem(self) -> dict[str, Any]:
-        return {"field": self.field, "reason": self.reason}
+class Rejected(Problem):
+    """A request refused with an HTTP status, naming the offending field and why
+    (answered by the shared problem handlers; a 503 says ``Retry-After: 1``)."""
 
 
 class Unavailable(Rejected):

@@ -1,0 +1,71 @@
+"""Admin routes for campaign terms: publish a version, read the versions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from afflux.orders.deps import AdminDep, DirectoryDep, TermsPublisherDep
+from afflux.orders.errors import Rejected
+from afflux.orders.ingest import parse
+from afflux.shared.campaign_file import CampaignEntry
+from afflux.shared.campaign_view import CampaignDirectory
+
+VISIBLE_WAIT_S = 10.0
+
+router = APIRouter()
+
+
+def versions_json(directory: CampaignDirectory, campaign_id: str) -> list[dict[str, Any]]:
+    return [v.model_dump(mode="json") for v in directory.versions(campaign_id)]
+
+
+async def visible(directory: CampaignDirectory, campaign_id: str, version: int) -> bool:
+    """Wait until this process's view holds ``version`` (read-your-writes for the caller)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + VISIBLE_WAIT_S
+    while loop.time() < deadline:
+        if campaign_id in directory and directory.latest(campaign_id).version >= version:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@router.put("/v1/campaigns/{campaign_id}")
+async def put_campaign(
+    _: AdminDep,
+    campaign_id: str,
+    request: Request,
+    directory: DirectoryDep,
+    publisher: TermsPublisherDep,
+) -> JSONResponse:
+    """Publish ``{"effective_from"?: time, "terms": {...}}`` as the campaign's next version."""
+    entry = parse(CampaignEntry, await request.body())
+    if entry.terms.campaign_id != campaign_id:
+        raise Rejected(422, "terms.campaign_id", f"must equal the path id {campaign_id!r}")
+    published = await publisher.publish(entry)
+    if published:
+        version = published[0].versions[-1].version
+        await visible(directory, campaign_id, version)
+        body: dict[str, Any] = {"published": True, "version": version}
+        versions = [v.model_dump(mode="json") for v in published[0].versions]
+    else:
+        latest = directory.latest(campaign_id) if campaign_id in directory else None
+        body = {"published": False, "version": latest.version if latest else None}
+        versions = versions_json(directory, campaign_id) if latest else []
+    return JSONResponse(
+        {"campaign_id": campaign_id, **body, "versions": versions},
+        status_code=201 if published else 200,
+    )
+
+
+@router.get("/v1/campaigns/{campaign_id}")
+async def get_campaign(_: AdminDep, campaign_id: str, directory: DirectoryDep) -> JSONResponse:
+    if campaign_id not in directory:
+        raise Rejected(404, "campaign_id", "unknown campaign")
+    return JSONResponse(
+        {"campaign_id": campaign_id, "versions": versions_json(directory, campaign_id)}
+    )

@@ -1,0 +1,99 @@
+"""Merchant route for postbacks: ``GET /v1/postback?...&sig=...``, an order as signed
+query parameters (a direct route: the signature is checked over the raw query)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from afflux.orders import signing
+from afflux.orders.deps import ClockDep, IngestDep, MetricsDep, SettingsDep
+from afflux.orders.errors import Rejected
+from afflux.shared.http.direct import direct_route
+
+_BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+# Parameters that decide who signed: any doubt about them is a 401, before anything else.
+_SIGNING_PARAMS = frozenset({"merchant", "t", signing.SIG_PARAM})
+
+
+async def postback(
+    request: Request,
+    ingestor: IngestDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    metrics: MetricsDep,
+) -> Response:
+    started = time.perf_counter()
+    try:
+        raw_query = request.scope["query_string"].decode("latin-1")
+        if len(raw_query) > settings.orders_max_body_bytes:
+            raise Rejected(413, "query", "longer than the body size limit")
+        params, repeated = query_params(raw_query)
+        merchant = ingestor.authenticate_query(
+            raw_query, params.pop("merchant", None), params.pop("t", None)
+        )
+        if repeated is not None:
+            raise Rejected(422, repeated, "given more than once")
+        order = postback_order(params, clock())
+        outcome = await ingestor.order(merchant, order)
+    finally:
+        metrics.took("postback", time.perf_counter() - started)
+    return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+def query_params(raw_query: str) -> tuple[dict[str, str], str | None]:
+    """The signed parameters, and the first other parameter given twice (refused with 422
+    once the signature is known to be good). Every malformed signature is a 401."""
+    try:
+        signed, _ = signing.split_signed_query(raw_query)
+    except signing.SignatureRejected as exc:
+        raise Rejected(401, exc.field, exc.reason) from None
+    params: dict[str, str] = {}
+    repeated: str | None = None
+    for name, value in parse_qsl(signed, keep_blank_values=True):
+        if name == signing.SIG_PARAM or (name in params and name in _SIGNING_PARAMS):
+            raise Rejected(401, name, "given more than once")
+        if name in params:
+            repeated = repeated or name
+            continue
+        params[name] = value
+    t = params.get("t")
+    if t is not None and not signing.is_unix_seconds(t):
+        raise Rejected(401, "t", "missing or not unix seconds")
+    return params, repeated
+
+
+def _is_integer_text(text: str) -> bool:
+    digits = text.removeprefix("-")
+    return 0 < len(digits) <= 20 and digits.isascii() and digits.isdigit()
+
+
+def postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
+    """Query parameters as an order: numbers and booleans from text, time defaults to now."""
+    order: dict[str, Any] = dict(params)
+    when = order.get("occurred_at")
+    if when is None or when == "":
+        order["occurred_at"] = now_ms
+    elif when.isascii() and when.isdigit():
+        order["occurred_at"] = int(when)
+    # Query values are text; the order model takes amounts only as integers. Longer
+    # digit runs stay text and are refused by the model (int() would raise past 4300).
+    amount = order.get("amount_minor")
+    if amount is not None and _is_integer_text(amount):
+        order["amount_minor"] = int(amount)
+    if "new_customer" in order:
+        flag = _BOOL.get(order["new_customer"].lower())
+        if flag is None:
+            raise Rejected(422, "new_customer", "use true or false")
+        order["new_customer"] = flag
+    if "items" in order:
+        raise Rejected(422, "items", "not supported in a postback; use POST /v1/orders")
+    return order
+
+
+routes = [direct_route("/v1/postback", postback, ["GET"])]

@@ -1,0 +1,31 @@
+"""Publishing campaign terms from the admin API, one publication at a time."""
+
+from __future__ import annotations
+
+import asyncio
+
+from afflux.orders.errors import Rejected
+from afflux.shared.campaign_file import CampaignEntry
+from afflux.shared.campaign_publish import publish_terms
+from afflux.shared.events import CampaignTermsPublished
+
+
+class TermsPublisher:
+    """Publishes an entry as its campaign's next version when it differs from the latest.
+
+    One publication at a time in this process: each reads every version before it
+    writes, so two at once could both take the same version number.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.lock = asyncio.Lock()
+
+    async def publish(self, entry: CampaignEntry) -> list[CampaignTermsPublished]:
+        """What was published (empty when the terms equal the latest); 503 when the
+        broker cannot be reached."""
+        async with self.lock:
+            try:
+                return await publish_terms(self.bootstrap, [(entry.terms, entry.effective_from)])
+            except Exception as exc:
+                raise Rejected(503, None, f"broker unavailable: {type(exc).__name__}") from None

@@ -1,0 +1,86 @@
+"""The one error shape of every afflux HTTP API: ``{"detail": [{"field", "reason"}]}``.
+
+A route refuses a request by raising ``Problem``; ``install_problem_handlers`` answers
+it, FastAPI's validation errors and Starlette's HTTP errors in that same shape, so a
+client reads every 4xx and 5xx the same way whichever service or layer refused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+# A 503 says "nothing was accepted, retry": one second keeps retries from hammering.
+RETRY_AFTER_S = "1"
+
+
+class Problem(Exception):
+    """A request refused with an HTTP status, naming the offending field and why.
+
+    ``headers`` go out with the answer; a 503 without its own headers says
+    ``Retry-After: 1``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        field: str | None,
+        reason: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {field}: {reason}")
+        self.status = status
+        self.field = field
+        self.reason = reason
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": [self.problem()]}
+
+    def problem(self) -> dict[str, Any]:
+        return {"field": self.field, "reason": self.reason}
+
+    def response_headers(self) -> dict[str, str] | None:
+        if self.headers is not None:
+            return dict(self.headers)
+        return {"Retry-After": RETRY_AFTER_S} if self.status == 503 else None
+
+
+def validation_problem(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One FastAPI validation error as {field, reason}. A JSON syntax error's location is
+    a character offset, so it names the body instead; ``body`` itself is left out of a
+    field's path (the field is the client's, the body is where every field lives)."""
+    if error.get("type") == "json_invalid":
+        return {"field": "body", "reason": f"malformed JSON: {error.get('msg')}"}
+    field = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+    reason = "unknown field" if error.get("type") == "extra_forbidden" else error.get("msg")
+    return {"field": field, "reason": reason}
+
+
+async def _problem_answer(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.response_headers())
+
+
+async def _invalid_answer(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [validation_problem(error) for error in exc.errors()]
+    return JSONResponse({"detail": detail or [{"field": None, "reason": "invalid request"}]}, 422)
+
+
+async def _http_error_answer(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    body = {"detail": [{"field": None, "reason": str(exc.detail)}]}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer ``Problem``, request validation errors and HTTP errors in the one shape."""
+    app.add_exception_handler(Problem, _problem_answer)
+    app.add_exception_handler(RequestValidationError, _invalid_answer)
+    app.add_exception_handler(HTTPException, _http_error_answer)

@@ -1,0 +1,76 @@
+"""``run_service``: what every HTTP service's ``__main__`` does.
+
+Build the settings once (an invalid setting exits 2 with one line that never echoes
+a value), configure logging, build the app (a ``StartupRefused`` exits 2 with its
+message), check that the broker, Redis and anything else the service needs answer
+(exit 2 naming which), then serve with the shared limits until SIGTERM (exit 0; 1
+when the server never started).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from afflux.shared.http_limits import HttpLimits
+from afflux.shared.secret_policy import settings_error
+from afflux.shared.serving import serve, unreachable
+from afflux.shared.settings import CommonSettings
+
+S = TypeVar("S", bound=CommonSettings)
+Serve = Callable[[Any, str, int, HttpLimits], bool]
+
+
+class StartupRefused(Exception):
+    """A configuration the service cannot start with; the message is the one line shown."""
+
+
+def _log_setup(level: str, quiet: Mapping[str, int | None]) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name, floor in quiet.items():
+        # None: warnings and worse, or quieter when the service's own level is.
+        logging.getLogger(name).setLevel(floor or max(logging.WARNING, logging.root.level))
+
+
+def run_service(
+    name: str,
+    settings_cls: type[S],
+    create_app: Callable[[S], Any],
+    *,
+    port: Callable[[S], int],
+    limits: Callable[[S], HttpLimits] = HttpLimits.from_settings,
+    check: Callable[[S], str | None] | None = None,
+    refused: tuple[type[Exception], ...] = (),
+    quiet: Mapping[str, int | None] | None = None,
+    serve_with: Serve = serve,
+) -> int:
+    """Start the service ``name``; the process's exit code.
+
+    ``port`` picks the service's port from its settings; ``check`` is a start-up check
+    beyond the broker and Redis (None, or one line saying what is wrong); ``refused``
+    are exceptions of ``create_app`` that mean a bad configuration (exit 2, their
+    message shown); ``quiet`` maps logger names to their level (None: warnings).
+    """
+    try:
+        settings = settings_cls()
+    except ValidationError as exc:
+        print(f"{name}: invalid settings: {settings_error(exc)}", file=sys.stderr)
+        return 2
+    _log_setup(settings.log_level, {"aiokafka": None} if quiet is None else quiet)
+    refusals: tuple[type[Exception], ...] = (StartupRefused, *refused)
+    try:
+        app = create_app(settings)
+    except refusals as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    problem = unreachable(name, settings.kafka_bootstrap, settings.redis_url)
+    if problem is None and check is not None:
+        problem = check(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    return 0 if serve_with(app, settings.host, port(settings), limits(settings)) else 1
