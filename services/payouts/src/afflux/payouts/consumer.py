@@ -11,10 +11,12 @@ a batch raises anything but a Redis outage, the batch is applied again one item
 at a time (a failed apply writes nothing) and the item that fails is dead-lettered.
 
 The consumer never trusts its stored offsets blindly (see ``divergence``): at every
-assignment, and every ``verify_interval_s``, each partition's stored offset and
-last applied record are checked against the log; a partition whose log no longer
-holds them is paused, never skipped, and ``afflux_ledger_ready`` drops to 0 until
-``afflux ledger rebuild``. After each write to Redis the offsets are also committed
+assignment, before every batch (the record just before it) and every
+``verify_interval_s``, each partition's stored offset and last applied record are
+checked against the log; a partition whose log no longer holds them is paused,
+never skipped, and ``afflux_ledger_ready`` drops to 0 until ``afflux ledger
+rebuild``, which the consumer notices (the ledger's generation changes) and
+answers by replaying from the start. After each write to Redis the offsets are also committed
 to the consumer group, for lag exporters and ``kafka-consumer-groups`` only: the
 consumer itself always resumes from Redis.
 """
