@@ -1,0 +1,289 @@
+"""The shared HTTP toolkit: one error shape, /healthz from named checks, the admin
+token, direct routes and the service start-up, each against an in-process app."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel, ConfigDict
+from starlette.responses import JSONResponse, Response
+
+from afflux.shared.http.admin import AdminDep
+from afflux.shared.http.direct import direct_route
+from afflux.shared.http.health import HealthCheck, health_router
+from afflux.shared.http.problems import Problem, install_problem_handlers
+from afflux.shared.http.run import StartupRefused, run_service
+from afflux.shared.settings import CommonSettings
+
+pytestmark = pytest.mark.unit
+
+TOKEN = "t" * 43
+
+
+def client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://afflux")
+
+
+async def ready(request: Request) -> str | None:
+    return None
+
+
+async def not_loaded(request: Request) -> str | None:
+    return "campaign terms not loaded yet"
+
+
+async def broken(request: Request) -> str | None:
+    raise ConnectionError("refused")
+
+
+async def hangs(request: Request) -> str | None:
+    await asyncio.sleep(60)
+    return None
+
+
+async def test_healthz_is_200_when_every_check_passes() -> None:
+    app = FastAPI()
+    app.include_router(health_router([("campaigns", ready), ("redis", ready)]))
+    async with client(app) as http:
+        answer = await http.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "checks": {"campaigns": True, "redis": True}}
+
+
+async def test_healthz_is_503_naming_each_failing_check_and_why() -> None:
+    checks: list[tuple[str, HealthCheck]] = [
+        ("campaigns", not_loaded),
+        ("redis", broken),
+        ("kafka", hangs),
+        ("disk", ready),
+    ]
+    app = FastAPI()
+    app.include_router(health_router(checks, timeout_s=0.05))
+    async with client(app) as http:
+        answer = await http.get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "status": "starting",
+        "checks": {"campaigns": False, "redis": False, "kafka": False, "disk": True},
+        "reasons": {
+            "campaigns": "campaign terms not loaded yet",
+            "redis": "failed: ConnectionError",
+            "kafka": "no answer within 0.05 s",
+        },
+    }
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount_minor: int
+
+
+def problem_app() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.state.settings = CommonSettings(admin_token=TOKEN)
+
+    @app.get("/refused/{status}")
+    async def refused(status: int) -> None:
+        raise Problem(status, "thing", "why")
+
+    @app.post("/body")
+    async def body(item: Body) -> dict[str, int]:
+        return {"amount_minor": item.amount_minor}
+
+    @app.get("/admin")
+    async def admin(_: AdminDep) -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+@dataclass(frozen=True)
+class ProblemCase:
+    status: int
+    retry_after: str | None
+
+
+PROBLEM_CASES = [
+    # not now: the client is told when to retry
+    ProblemCase(503, "1"),
+    # a refusal of the request itself: retrying changes nothing
+    ProblemCase(422, None),
+]
+
+
+@pytest.mark.parametrize("case", PROBLEM_CASES, ids=lambda c: str(c.status))
+async def test_a_problem_is_answered_in_the_one_shape(case: ProblemCase) -> None:
+    async with client(problem_app()) as http:
+        answer = await http.get(f"/refused/{case.status}")
+    assert answer.status_code == case.status
+    assert answer.json() == {"detail": [{"field": "thing", "reason": "why"}]}
+    assert answer.headers.get("retry-after") == case.retry_after
+
+
+@dataclass(frozen=True)
+class InvalidCase:
+    body: bytes
+    field: str
+    reason_starts: str
+
+
+INVALID_CASES = [
+    # a JSON syntax error's location is an offset: the body is named
+    InvalidCase(b"{", "body", "malformed JSON"),
+    # an unknown field is named as such, without the "body." prefix
+    InvalidCase(b'{"amount_minor": 1, "extra": 2}', "extra", "unknown field"),
+    # a wrong type names the field the client sent
+    InvalidCase(b'{"amount_minor": "x"}', "amount_minor", "Input should be a valid integer"),
+]
+
+
+@pytest.mark.parametrize("case", INVALID_CASES, ids=lambda c: c.field + ":" + c.reason_starts)
+async def test_an_invalid_body_is_422_naming_the_field(case: InvalidCase) -> None:
+    async with client(problem_app()) as http:
+        answer = await http.post(
+            "/body", content=case.body, headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 422
+    (problem,) = answer.json()["detail"]
+    assert problem["field"] == case.field
+    assert problem["reason"].startswith(case.reason_starts)
+
+
+async def test_an_unknown_path_is_404_in_the_one_shape() -> None:
+    async with client(problem_app()) as http:
+        answer = await http.get("/nowhere")
+    assert answer.status_code == 404
+    assert answer.json() == {"detail": [{"field": None, "reason": "Not Found"}]}
+
+
+@dataclass(frozen=True)
+class AdminCase:
+    authorization: str | None
+    status: int
+    reason: str | None
+
+
+ADMIN_CASES = [
+    # no header at all: say how to authenticate
+    AdminCase(None, 401, "missing: use Authorization: Bearer <admin token>"),
+    # the right token under another scheme is still refused
+    AdminCase(f"Basic {TOKEN}", 401, "wrong admin token"),
+    # one character short
+    AdminCase(f"Bearer {TOKEN[:-1]}", 401, "wrong admin token"),
+    # the scheme is case-insensitive
+    AdminCase(f"bearer {TOKEN}", 200, None),
+]
+
+
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=lambda c: str(c.authorization)[:12])
+async def test_admin_routes_need_the_bearer_admin_token(case: AdminCase) -> None:
+    headers = {"authorization": case.authorization} if case.authorization else {}
+    async with client(problem_app()) as http:
+        answer = await http.get("/admin", headers=headers)
+    assert answer.status_code == case.status
+    if case.reason is not None:
+        assert answer.json() == {"detail": [{"field": "Authorization", "reason": case.reason}]}
+        assert answer.headers["www-authenticate"] == "Bearer"
+
+
+async def first_of(request: Request) -> str:
+    return "first"
+
+
+async def refuses(request: Request) -> str:
+    raise Problem(503, None, "starting")
+
+
+FirstDep = Annotated[str, Depends(first_of)]
+RefusesDep = Annotated[str, Depends(refuses)]
+
+
+async def echo(request: Request, first: FirstDep) -> Response:
+    return JSONResponse({"path": request.url.path, "first": first})
+
+
+async def never_runs(refused: RefusesDep, first: FirstDep) -> Response:
+    raise AssertionError("the endpoint ran after its dependency refused")
+
+
+async def test_a_direct_route_resolves_its_dependencies_and_their_refusals() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.router.routes[:0] = [
+        direct_route("/echo", echo, ["POST"]),
+        direct_route("/refused", never_runs, ["GET"]),
+    ]
+    async with client(app) as http:
+        echoed = await http.post("/echo")
+        refused = await http.get("/refused")
+    assert echoed.json() == {"path": "/echo", "first": "first"}
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+
+
+def sync_dependency(request: Request) -> str:
+    return "thread pool"
+
+
+async def takes_sync(value: Annotated[str, Depends(sync_dependency)]) -> Response:
+    return Response()
+
+
+async def takes_plain(value: str) -> Response:
+    return Response()
+
+
+@pytest.mark.parametrize("endpoint", [takes_sync, takes_plain], ids=lambda e: e.__name__)
+def test_a_direct_route_refuses_what_it_cannot_resolve_when_built(endpoint: object) -> None:
+    with pytest.raises(TypeError):
+        direct_route("/x", endpoint, ["GET"])  # type: ignore[arg-type]
+
+
+class StrictSettings(CommonSettings):
+    must_be_positive: int = 1
+
+
+def never_built(settings: StrictSettings) -> FastAPI:
+    raise AssertionError("the app was built from invalid settings")
+
+
+def refuses_to_start(settings: StrictSettings) -> FastAPI:
+    raise StartupRefused("AFFLUX_SOMETHING names no file")
+
+
+@pytest.mark.parametrize(
+    ("variable", "create_app", "says"),
+    [
+        # settings pydantic refuses: one line, the variable named, no value echoed
+        ("AFFLUX_MUST_BE_POSITIVE", never_built, "invalid settings: AFFLUX_MUST_BE_POSITIVE"),
+        # settings the app refuses while it is built
+        (None, refuses_to_start, "AFFLUX_SOMETHING names no file"),
+    ],
+)
+def test_run_service_exits_2_with_one_line_saying_why(
+    variable: str | None,
+    create_app: object,
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if variable:
+        monkeypatch.setenv(variable, "not-a-number-secret-ish")
+    code = run_service(
+        "afflux test",
+        StrictSettings,
+        create_app,  # type: ignore[arg-type]
+        port=lambda settings: 1,
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert err.startswith("afflux test: ")
+    assert says in err
+    assert "not-a-number-secret-ish" not in err
