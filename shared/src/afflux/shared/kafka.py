@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -23,6 +23,8 @@ from afflux.shared.topics import ALL_TOPICS, DLQ
 from afflux.shared.wire import Chunk, encode
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class BrokerUnreachable(RuntimeError):
@@ -46,6 +48,25 @@ async def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:
         raise BrokerUnreachable(f"cannot reach the Kafka broker at {bootstrap}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+async def retrying(call: Callable[[], Awaitable[T]], timeout_s: float = 30.0) -> T:
+    """``call()``, again while it raises a retriable Kafka error, for up to ``timeout_s``.
+
+    A group's coordinator may not be there yet: Apache Kafka answers
+    COORDINATOR_NOT_AVAILABLE until its offsets topic exists (the first group
+    request on a new cluster creates it) and while a coordinator moves.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 async def topic_partitions(

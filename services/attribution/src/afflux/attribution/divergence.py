@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from afflux.shared.kafka import retrying
+
 Position = tuple[int, str]  # offset of the last consumed record, its fingerprint
 IDLE_POLLS = 150  # ~15 s without an answer: give up loudly
 
@@ -48,7 +50,8 @@ async def committed_offsets(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        found = await admin.list_consumer_group_offsets(group, partitions=list(tps))
+        wanted = list(tps)
+        found = await retrying(lambda: admin.list_consumer_group_offsets(group, partitions=wanted))
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}

@@ -15,6 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
+from afflux.shared.kafka import retrying
+
 GROUP_ID_NOT_FOUND = 69
 NON_EMPTY_GROUP = 68
 
@@ -39,7 +41,7 @@ async def clear_state(bootstrap: str, group: str) -> Rebuilt:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        coordinator = await admin.find_coordinator(group)
+        coordinator = await retrying(lambda: admin.find_coordinator(group))
         response = await admin._send_request(DeleteGroupsRequest([group]), coordinator)
         [(_, code)] = [(name, code) for name, code in response.results if name == group]
         if code == NON_EMPTY_GROUP:
