@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from afflux.shared.campaign_view import CampaignDirectory, _apply_record
+from afflux.shared.campaign_view import CampaignDirectory, apply_record
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.wire import encode
@@ -36,7 +36,7 @@ def test_a_packed_record_keeps_its_good_campaigns_and_reports_each_bad_item() ->
     items = [published("good").model_dump(mode="json"), no_versions, wrong_kind, 7]
     value = json.dumps(items).encode()
 
-    bad = _apply_record(directory, value)
+    bad = apply_record(directory, value)
 
     assert directory.campaign_ids() == ["good"]
     assert [reason.split(":")[0] for reason, _ in bad] == ["item 1", "item 2", "item 3"]
@@ -54,10 +54,10 @@ def test_a_listener_that_raises_costs_only_that_record() -> None:
 
     directory.on_change(fussy)
 
-    ((reason, error_class),) = _apply_record(directory, encode(published("boom")))
+    ((reason, error_class),) = apply_record(directory, encode(published("boom")))
     assert error_class == "ZeroDivisionError"
     assert "listener failed" in reason
-    assert _apply_record(directory, encode(published("fine"))) == []
+    assert apply_record(directory, encode(published("fine"))) == []
     assert "fine" in directory
 
 
@@ -70,5 +70,5 @@ def test_a_listener_that_raises_costs_only_that_record() -> None:
     ],
 )
 def test_an_undecodable_record_is_reported_whole(value: bytes | None, error_class: str) -> None:
-    ((_, got),) = _apply_record(CampaignDirectory(), value)
+    ((_, got),) = apply_record(CampaignDirectory(), value)
     assert got == error_class

@@ -95,7 +95,7 @@ async def follow_campaigns(
             for tp, records in batches.items():
                 for record in records:
                     consumed[tp] = record.offset + 1
-                    for reason, error_class in _apply_record(directory, record.value):
+                    for reason, error_class in apply_record(directory, record.value):
                         log.warning("bad campaigns record at %s: %s", record.offset, reason)
                         if on_bad_record is not None:
                             await on_bad_record(record, reason, error_class)
@@ -106,7 +106,7 @@ async def follow_campaigns(
             await consumer.stop()
 
 
-def _apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tuple[str, str]]:
+def apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tuple[str, str]]:
     """Apply every good item of one record; the reason and exception class of each bad one."""
     try:
         parsed = parse_value(value)
