@@ -137,6 +137,8 @@ def main(argv: list[str]) -> int:
     for point, name in result.kills:
         print(f"  kill -9 {name} after {point} acknowledged requests")
     print(report("chaos", result.chaotic, result.ack_times))
+    for line in result.comparison.corrections:
+        print(f"  correction (not a difference): {line}")
     for line in result.comparison.differences[:50]:
         print(f"  DIFF {line}")
     print(

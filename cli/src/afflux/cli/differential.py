@@ -5,9 +5,10 @@ The batch oracle computes its answer from what the topics hold, so a fault that
 changes what reaches the topics, or when, can fool it and the stack alike (a stall
 that changes attribution agrees with itself). A differential run compares with the
 clean run of the same workload instead: each creator's balances by state and net
-amount per order from the payouts API must be equal, and every request the stack
-acknowledged (click, order, refund, lead confirmation) must be on its topic exactly
-once, the topics read to the high watermark of a Fetch.
+amount per order from the payouts API must be equal (an amount taken back because a
+late click re-decided the order is a correction, reported apart from refunds), and
+every request the stack acknowledged (click, order, refund, lead confirmation) must be
+on its topic exactly once, the topics read to the high watermark of a Fetch.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class CreatorLedger:
     balances: dict[str, dict[str, int]]  # currency -> state -> amount
     orders: dict[str, int]  # "campaign/order" -> net amount of the order's lines
     other: dict[str, int]  # "campaign kind period" -> sum of lines not tied to an order
+    # "campaign/order" -> amount taken back because a late click gave the order to another
+    # click (a correction): a posting the clean run need not have, left out of reversed
+    corrections: dict[str, int] = field(default_factory=dict)
 
 
 Snapshot = dict[str, CreatorLedger]
@@ -67,7 +71,15 @@ async def ledger_snapshot(payouts_url: str, creators: list[str]) -> Snapshot:
             ledger.raise_for_status()
             orders: dict[str, int] = {}
             other: dict[str, int] = {}
+            corrections: dict[str, int] = {}
+            taken_back: dict[str, int] = {}  # currency -> amount
             for line in ledger.json()["lines"]:
+                explain = line.get("explain") or {}
+                if "reattributed" in explain.get("rule", "") and explain.get("refunded_minor"):
+                    key = f"{line['campaign_id']}/{line['order_id']}"
+                    corrections[key] = corrections.get(key, 0) + explain["refunded_minor"]
+                    currency = line["currency"]
+                    taken_back[currency] = taken_back.get(currency, 0) + explain["refunded_minor"]
                 if line["order_id"]:
                     key = f"{line['campaign_id']}/{line['order_id']}"
                     orders[key] = orders.get(key, 0) + line["amount_minor"]
@@ -78,10 +90,13 @@ async def ledger_snapshot(payouts_url: str, creators: list[str]) -> Snapshot:
                 row["currency"]: {k: v for k, v in row.items() if k.endswith("_minor")}
                 for row in balance.json()["balances"]
             }
+            for currency, amount in taken_back.items():
+                states[currency]["reversed_minor"] -= amount
             out[creator] = CreatorLedger(
                 states,
                 {k: v for k, v in orders.items() if v},
                 {k: v for k, v in other.items() if v},
+                corrections,
             )
     return out
 
@@ -316,6 +331,7 @@ class Comparison:
     differences: list[str]
     retried_errors: int
     creators: int
+    corrections: list[str] = field(default_factory=list)  # not differences: see CreatorLedger
 
     @property
     def exact(self) -> bool:
@@ -330,7 +346,13 @@ def compare(clean: RunResult, faulty: RunResult) -> Comparison:
     differences += faulty.topic_differences
     if not any(ledger.orders for ledger in clean.snapshot.values()):
         differences.append("the clean run booked no order: nothing was compared")
-    return Comparison(differences, len(faulty.errors), len(clean.snapshot))
+    corrections = [
+        f"{creator}: {key} taken back {amount} (reattributed)"
+        for creator, ledger in sorted(faulty.snapshot.items())
+        for key, amount in sorted(ledger.corrections.items())
+        if clean.snapshot.get(creator, CreatorLedger({}, {}, {})).corrections.get(key) != amount
+    ]
+    return Comparison(differences, len(faulty.errors), len(clean.snapshot), corrections)
 
 
 def report(name: str, result: RunResult, ack_times: list[float]) -> str:
