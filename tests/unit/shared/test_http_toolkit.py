@@ -4,6 +4,7 @@ token, direct routes and the service start-up, each against an in-process app.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from afflux.shared.http.admin import AdminDep
 from afflux.shared.http.direct import direct_route
 from afflux.shared.http.health import HealthCheck, health_router
 from afflux.shared.http.problems import Problem, install_problem_handlers
-from afflux.shared.http.run import StartupRefused, run_service
+from afflux.shared.http.run import run_service
 from afflux.shared.settings import CommonSettings
 
 pytestmark = pytest.mark.unit
@@ -250,25 +251,25 @@ class StrictSettings(CommonSettings):
 
 
 def never_built(settings: StrictSettings) -> FastAPI:
-    raise AssertionError("the app was built from invalid settings")
+    raise AssertionError("the app was built from a refused configuration")
 
 
-def refuses_to_start(settings: StrictSettings) -> FastAPI:
-    raise StartupRefused("AFFLUX_SOMETHING names no file")
+def file_missing(settings: StrictSettings) -> str | None:
+    return "afflux test: AFFLUX_SOMETHING names no file"
 
 
 @pytest.mark.parametrize(
-    ("variable", "create_app", "says"),
+    ("variable", "check", "says"),
     [
         # settings pydantic refuses: one line, the variable named, no value echoed
-        ("AFFLUX_MUST_BE_POSITIVE", never_built, "invalid settings: AFFLUX_MUST_BE_POSITIVE"),
-        # settings the app refuses while it is built
-        (None, refuses_to_start, "AFFLUX_SOMETHING names no file"),
+        ("AFFLUX_MUST_BE_POSITIVE", None, "invalid settings: AFFLUX_MUST_BE_POSITIVE"),
+        # the service's own check refuses before the broker and Redis are tried
+        (None, file_missing, "AFFLUX_SOMETHING names no file"),
     ],
 )
 def test_run_service_exits_2_with_one_line_saying_why(
     variable: str | None,
-    create_app: object,
+    check: Callable[[StrictSettings], str | None] | None,
     says: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -276,10 +277,7 @@ def test_run_service_exits_2_with_one_line_saying_why(
     if variable:
         monkeypatch.setenv(variable, "not-a-number-secret-ish")
     code = run_service(
-        "afflux test",
-        StrictSettings,
-        create_app,  # type: ignore[arg-type]
-        port=lambda settings: 1,
+        "afflux test", StrictSettings, never_built, port=lambda settings: 1, check=check
     )
     err = capsys.readouterr().err
     assert code == 2

@@ -5,11 +5,22 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from afflux.orders.app import create_app
+from afflux.orders.app import configured_secrets, create_app
 from afflux.orders.merchant_secrets import InvalidSecrets
 from afflux.orders.settings import OrdersSettings
 from afflux.shared.http.run import run_service
 from afflux.shared.http_limits import HttpLimits
+
+NAME = "afflux orders"
+
+
+def secrets_refused(settings: OrdersSettings) -> str | None:
+    """None when the merchant secrets load, else the one line saying why not."""
+    try:
+        configured_secrets(settings)
+    except InvalidSecrets as exc:
+        return f"{NAME}: {exc}"
+    return None
 
 
 def http_limits(settings: OrdersSettings) -> HttpLimits:
@@ -21,11 +32,12 @@ def http_limits(settings: OrdersSettings) -> HttpLimits:
 
 def main() -> int:
     return run_service(
-        "afflux orders",
+        NAME,
         OrdersSettings,
         create_app,
         port=lambda settings: settings.orders_port,
         limits=http_limits,
+        check=secrets_refused,
         refused=(InvalidSecrets,),
     )
 

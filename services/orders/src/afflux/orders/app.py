@@ -35,9 +35,15 @@ from afflux.shared.http.problems import install_problem_handlers
 from afflux.shared.kafka import dead_letter, new_producer, send_dead_letter
 
 
+def configured_secrets(settings: OrdersSettings) -> dict[str, tuple[str, ...]]:
+    """Each merchant's secrets from the settings; raises InvalidSecrets (never echoing one)."""
+    raw = settings.merchant_secrets.get_secret_value() if settings.merchant_secrets else None
+    production = settings.env == "production"
+    return load_secrets(settings.merchant_secrets_file, raw, production=production)
+
+
 def build_secrets(settings: OrdersSettings, directory: CampaignDirectory) -> MerchantSecrets:
     """Merchant secrets from settings; raises InvalidSecrets (never echoing a secret)."""
-    raw = settings.merchant_secrets.get_secret_value() if settings.merchant_secrets else None
     merchants: set[str] = set()
     stale = [True]
 
@@ -55,7 +61,7 @@ def build_secrets(settings: OrdersSettings, directory: CampaignDirectory) -> Mer
 
     directory.on_change(on_change)
     return MerchantSecrets(
-        load_secrets(settings.merchant_secrets_file, raw, production=settings.env == "production"),
+        configured_secrets(settings),
         development=settings.env == "development",
         campaign_merchants=campaign_merchants,
     )

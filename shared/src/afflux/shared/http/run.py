@@ -1,10 +1,12 @@
 """``run_service``: what every HTTP service's ``__main__`` does.
 
 Build the settings once (an invalid setting exits 2 with one line that never echoes
-a value), configure logging, build the app (a ``StartupRefused`` exits 2 with its
-message), check that the broker, Redis and anything else the service needs answer
-(exit 2 naming which), then serve with the shared limits until SIGTERM (exit 0; 1
-when the server never started).
+a value), configure logging, run the service's own start-up check (its configuration
+beyond the settings: one line saying what is wrong, exit 2), check that the broker and
+Redis answer (exit 2 naming which), build the app (a ``StartupRefused`` exits 2 with
+its message), then serve with the shared limits until SIGTERM (exit 0; 1 when the
+server never started). The app is built last, so nothing it logs while being built
+comes before the one line a refused start-up prints.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ def run_service(
 ) -> int:
     """Start the service ``name``; the process's exit code.
 
-    ``port`` picks the service's port from its settings; ``check`` is a start-up check
-    beyond the broker and Redis (None, or one line saying what is wrong); ``refused``
+    ``port`` picks the service's port from its settings; ``check`` is the service's own
+    start-up check, run before the broker and Redis are (None, or the one line saying
+    what is wrong, starting with ``name``); ``refused``
     are exceptions of ``create_app`` that mean a bad configuration (exit 2, their
     message shown); ``quiet`` maps logger names to their level (None: warnings).
     """
@@ -61,16 +64,16 @@ def run_service(
         print(f"{name}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     _log_setup(settings.log_level, {"aiokafka": None} if quiet is None else quiet)
+    problem = check(settings) if check is not None else None
+    if problem is None:
+        problem = unreachable(name, settings.kafka_bootstrap, settings.redis_url)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     refusals: tuple[type[Exception], ...] = (StartupRefused, *refused)
     try:
         app = create_app(settings)
     except refusals as exc:
         print(f"{name}: {exc}", file=sys.stderr)
-        return 2
-    problem = unreachable(name, settings.kafka_bootstrap, settings.redis_url)
-    if problem is None and check is not None:
-        problem = check(settings)
-    if problem:
-        print(problem, file=sys.stderr)
         return 2
     return 0 if serve_with(app, settings.host, port(settings), limits(settings)) else 1
