@@ -28,6 +28,10 @@ from afflux.shared.limited_http import uvicorn_limits
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 
 log = logging.getLogger(__name__)
+RECOVERY = (
+    "stop every attribution worker, run `afflux attribution rebuild`, start them again"
+    " (docs/reliability.md, 'A recreated input topic')"
+)
 
 
 def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
@@ -136,6 +140,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         return ok, {
             "status": "ok" if ok else "diverged" if diverged else "starting",
             "diverged": diverged,
+            "recovery": RECOVERY if diverged else None,
             "campaigns": directory.ready.is_set(),
             "join_partitions": sorted(runtime.join.owned),
             "refund_partitions": sorted(runtime.refunds.owned),
