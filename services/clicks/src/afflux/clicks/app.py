@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
-from starlette.exceptions import HTTPException
 
 from afflux.clicks.destinations import is_allowed
 from afflux.clicks.link_log import LinkRestorer, publish_link
 from afflux.clicks.links import Link, LinkCache, LinkStore
-from afflux.clicks.links_api import Problem, allowed_domains, links_router
+from afflux.clicks.links_api import allowed_domains, links_router
 from afflux.clicks.metrics import ClicksMetrics
 from afflux.clicks.privacy import IpHasher, ProxyTrust
 from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality
@@ -33,20 +31,11 @@ from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import Clock
+from afflux.shared.http.problems import install_problem_handlers
 from afflux.shared.kafka import new_producer
 from afflux.shared.topics import CLICKS
 
 log = logging.getLogger(__name__)
-
-
-def _problem(err: Any) -> dict[str, Any]:
-    """One validation error as {field, reason}; a JSON syntax error's location is a
-    character offset, so it names the body instead."""
-    if err.get("type") == "json_invalid":
-        return {"field": "body", "reason": f"malformed JSON: {err['msg']}"}
-    field = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-    reason = "unknown field" if err.get("type") == "extra_forbidden" else err["msg"]
-    return {"field": field, "reason": reason}
 
 
 def ip_hash_key(settings: ClicksSettings) -> bytes:
@@ -184,22 +173,7 @@ def create_app(
     app.include_router(links_router(store, cache, view, settings.clicks_public_url, clock))
     app.add_middleware(RedirectLayer, context=lambda: app.state.clicks)
 
-    @app.exception_handler(Problem)
-    async def problem(request: Request, exc: Problem) -> JSONResponse:
-        headers = {"Retry-After": "1"} if exc.status == 503 else None
-        if exc.status == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [_problem(err) for err in exc.errors()]
-        return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        body = {"detail": [{"field": None, "reason": str(exc.detail)}]}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    install_problem_handlers(app)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:

@@ -13,23 +13,21 @@ from afflux.clicks.destinations import BadDestination, check_destination
 from afflux.clicks.links import Link, LinkCache, LinkNotPublished, LinkStore, new_code
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
+from afflux.shared.http.problems import Problem as SharedProblem
 
 _NOT_PUBLISHED = "the broker did not take the change; nothing was changed, try again"
 
 Ident = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
 
-class Problem(Exception):
-    """A refused request: HTTP status plus ``{"detail": [{"field", "reason"}]}``."""
+class Problem(SharedProblem):
+    """A refused request: HTTP status plus ``{"detail": [{"field", "reason"}]}``; a 401
+    names the Bearer scheme, a 503 says ``Retry-After: 1``."""
 
-    def __init__(self, status: int, field: str | None, reason: str) -> None:
-        super().__init__(f"{status} {field}: {reason}")
-        self.status = status
-        self.field = field
-        self.reason = reason
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": [{"field": self.field, "reason": self.reason}]}
+    def response_headers(self) -> dict[str, str] | None:
+        if self.status == 401:
+            return {"WWW-Authenticate": "Bearer"}
+        return super().response_headers()
 
 
 class ProblemItem(BaseModel):
