@@ -191,9 +191,12 @@ class RunResult:
     def errors_after(self, started: float) -> list[RequestError]:
         return [e for e in self.errors if e.at >= started]
 
-    def requests_failing_s(self, fault: FaultFigure, ack_times: list[float]) -> float:
-        """From the fault's start until the first acknowledgement after its last error."""
-        errors = self.errors_after(fault.started)
+    def requests_failing_s(
+        self, fault: FaultFigure, ack_times: list[float], until: float = float("inf")
+    ) -> float:
+        """From the fault's start until the first acknowledgement after its last error
+        (errors from ``until`` on, the next fault's, are not its)."""
+        errors = [e for e in self.errors_after(fault.started) if e.at < until]
         if not errors:
             return 0.0
         last = max(e.at for e in errors)
@@ -362,9 +365,10 @@ def report(name: str, result: RunResult, ack_times: list[float]) -> str:
         f" {len(result.errors)} request errors retried; ledger final"
         f" {result.settle_s:.1f}s after the workload"
     ]
-    for fault in result.faults:
+    starts = [f.started for f in result.faults[1:]] + [float("inf")]
+    for fault, next_start in zip(result.faults, starts, strict=True):
         lines.append(
             f"  {fault.name}: back after {fault.down_s:.1f}s; requests failing for"
-            f" {result.requests_failing_s(fault, ack_times):.1f}s"
+            f" {result.requests_failing_s(fault, ack_times, next_start):.1f}s"
         )
     return "\n".join(lines)
