@@ -12,13 +12,13 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from afflux.attribution.feed import produce, publish_campaigns, route  # noqa: F401
+from afflux.bench.feed import produce, publish_campaigns, route  # noqa: F401
 from afflux.cli.processes import Child, free_port
+from afflux.oracle import OracleResult
 from afflux.shared.events import (
     Envelope,
 )
 from afflux.shared.kafka import topic_partitions
-from afflux.shared.oracle import OracleResult
 from afflux.shared.topics import (
     CONVERSIONS,
     REVERSALS,
@@ -58,13 +58,13 @@ async def read_topics(bootstrap: str, topics: Iterable[str]) -> dict[str, list[E
 
 
 def expected_sets(result: OracleResult) -> set[str]:
-    from afflux.shared.oracle import canonical
+    from afflux.oracle import canonical
 
     return canonical([*result.conversions, *result.reversals, *result.unmatched])
 
 
 async def actual_sets(bootstrap: str, belongs: str | None = None) -> set[str]:
-    from afflux.shared.oracle import canonical
+    from afflux.oracle import canonical
 
     topics = await read_topics(bootstrap, OUTPUTS)
     events = [e for t in OUTPUTS for e in topics[t]]

@@ -18,7 +18,7 @@ from pathlib import Path
 import harness as h
 import pytest
 
-from afflux.shared.oracle import Scenario, attribute, generate
+from afflux.oracle import Scenario, attribute, generate
 from afflux.shared.topics import CLICKS, DLQ, ORDERS
 from afflux.shared.wire import encode
 

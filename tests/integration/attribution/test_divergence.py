@@ -27,9 +27,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import Child, free_port
+from afflux.oracle import generate
 from afflux.shared.events import ClickRecorded
 from afflux.shared.kafka import create_topics
-from afflux.shared.oracle import generate
 from afflux.shared.topics import CLICKS
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.attribution.changelog import ensure_changelogs
-from afflux.attribution.feed import partition_of
 from afflux.attribution.gaps import read_range
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
+from afflux.bench.feed import partition_of
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion

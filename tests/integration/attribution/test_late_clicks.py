@@ -30,6 +30,7 @@ from afflux.cli.ledger_compare import (
     netted,
 )
 from afflux.cli.processes import free_port
+from afflux.oracle import attribute, generate, net_outcomes
 from afflux.shared.core.terms import CommissionPlan, TermsVersion
 from afflux.shared.events import (
     AnyEvent,
@@ -41,7 +42,6 @@ from afflux.shared.events import (
     OrderUnattributed,
 )
 from afflux.shared.kafka import create_topics
-from afflux.shared.oracle import attribute, generate, net_outcomes
 from afflux.shared.topics import CONVERSIONS, REVERSALS, UNMATCHED
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from afflux.attribution.changelog import ensure_changelogs
-from afflux.attribution.feed import partition_of
 from afflux.attribution.gaps import read_range
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
+from afflux.bench.feed import partition_of
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.events import ClickRecorded
 from afflux.shared.kafka import new_producer

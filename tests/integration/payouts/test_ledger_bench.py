@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from afflux.payouts.bench import main
+from afflux.bench.ledger import main
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from afflux.attribution.bench_state import main
+from afflux.bench.state import main
 
 pytestmark = pytest.mark.unit
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from afflux.oracle import attribute, generate
 from afflux.shared.core.attribution import Attributed, ClickTouch, OrderTouch, choose
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms, TermsVersion, terms_in_force
@@ -18,7 +19,6 @@ from afflux.shared.events import (
     OrderUnattributed,
     RefundUnmatched,
 )
-from afflux.shared.oracle import attribute, generate
 
 pytestmark = pytest.mark.unit
 

@@ -11,6 +11,7 @@ import pytest
 
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.refunds import RefundPartition
+from afflux.oracle import attribute, net_outcomes
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
@@ -24,7 +25,6 @@ from afflux.shared.events import (
     OrderUnattributed,
     RefundUnmatched,
 )
-from afflux.shared.oracle import attribute, net_outcomes
 
 pytestmark = pytest.mark.unit
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import httpx
 
+from afflux.oracle import attribute, net_outcomes
 from afflux.shared.core.commission import (
     ClickTally,
     ConversionFact,
@@ -35,7 +36,6 @@ from afflux.shared.events import (
     Envelope,
     LeadConfirmed,
 )
-from afflux.shared.oracle import attribute, net_outcomes
 
 Key = tuple[str, str]  # campaign, period
 

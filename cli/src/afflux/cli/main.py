@@ -8,18 +8,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from afflux.cli import attribution_cmd, ledger_cmd, secrets_cmd
+from afflux.cli import attribution_cmd, benches, ledger_cmd, secrets_cmd
 from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.storage import add_storage_option, storage_of
-
-BENCHES = {
-    "clicks": "afflux.clicks.bench",
-    "orders": "afflux.orders.bench",
-    "attribution": "afflux.attribution.bench",
-    "ledger": "afflux.payouts.bench",
-    "soak": "afflux.cli.soak",
-    "state": "afflux.attribution.bench_state",
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     schemas.add_argument("--dir", default="docs/events", help="target folder")
 
     bench = sub.add_parser("bench", help="benchmarks that print a figure beside a baseline")
-    bench.add_argument("name", choices=sorted(BENCHES))
+    bench.add_argument("name", choices=sorted(benches.installed()))
     bench.add_argument("rest", nargs=argparse.REMAINDER)
 
     verify = sub.add_parser(
@@ -71,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # argparse's REMAINDER drops a leading "--option" inside a sub-command, so
     # the pass-through commands get everything after their name themselves.
     given = list(sys.argv[1:] if argv is None else argv)
-    if len(given) >= 2 and given[0] == "bench" and given[1] in BENCHES:
-        return int(importlib.import_module(BENCHES[given[1]]).main(given[2:]))
+    if len(given) >= 2 and given[0] == "bench" and given[1] in benches.installed():
+        return benches.run(given[1], given[2:])
     if given[:1] == ["verify"] and "--chaos" in given:  # random kills, against a clean run
         chaos = importlib.import_module("afflux.cli.chaos")
         return int(chaos.main([a for a in given[1:] if a != "--chaos"]))
@@ -107,8 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schemas":
         return _schemas(args.action, args.dir)
     if args.command == "bench":
-        module = importlib.import_module(BENCHES[args.name])
-        return int(module.main(list(args.rest)))
+        return benches.run(args.name, args.rest)
     if args.command == "verify":
         module = importlib.import_module("afflux.cli.verify")
         return int(module.main(list(args.rest)))

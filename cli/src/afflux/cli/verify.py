@@ -35,10 +35,10 @@ from afflux.cli.stack import SERVICES, Stack, StackOptions
 from afflux.cli.storage import add_storage_option, storage_of
 from afflux.cli.traffic import Program, Tally, Traffic, TrafficMix, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
+from afflux.oracle import admitted
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.events import AnyEvent
-from afflux.shared.oracle import admitted
 from afflux.shared.topics import CAMPAIGNS, CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS
 
 

@@ -526,6 +526,19 @@ class LedgerConsumer:
             out.append(Placed(record, at, placed, event.occurred_at))
         return out
 
+    def place(self, events: Iterable[object]) -> Batch:
+        """The ledger changes of decoded events, in one batch without offsets, as a poll
+        places them before ``LedgerStore.apply``; raises ``Rejected`` for an event the
+        ledger refuses (the consumer dead-letters it)."""
+        batch = Batch()
+        for event in events:
+            self._place(event, batch)
+        return batch
+
+    def currency(self, campaign_id: str) -> str:
+        """The campaign's currency, as ``LedgerStore.apply`` asks for it."""
+        return self._currency(campaign_id)
+
     def _currency(self, campaign_id: str) -> str:
         return self.directory.latest(campaign_id).terms.currency
 

@@ -3,7 +3,7 @@ endpoint returning the same 302, measured in the same run.
 
 Both servers are ``python -m`` children under the same uvicorn set-up
 (afflux.clicks.server: one worker, uvloop, httptools); the load comes from a
-separate process on loopback (afflux.clicks.bench_load). The clicks service
+separate process on loopback (afflux.bench.clicks_load). The clicks service
 really produces every click event to its own embedded broker: the run checks
 that the ``clicks`` topic holds one event per 302 answered. Phases:
 
@@ -56,7 +56,7 @@ def _wait_healthy(url: str, child: Any, timeout_s: float = 60) -> None:
 
 
 def _load(url: str, seconds: float, connections: int, rate: float | None = None) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "afflux.clicks.bench_load", url, str(seconds), str(connections)]
+    argv = [sys.executable, "-m", "afflux.bench.clicks_load", url, str(seconds), str(connections)]
     if rate:
         argv.append(f"{rate:.1f}")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True)
@@ -188,7 +188,7 @@ def run(
         clicks = Child("clicks", [sys.executable, "-m", "afflux.clicks"], work / "logs/clicks.log",
                        env=env).start()  # fmt: skip
         children.append(clicks)
-        bare = Child("bare", [sys.executable, "-m", "afflux.clicks.bench_bare", str(bare_port)],
+        bare = Child("bare", [sys.executable, "-m", "afflux.bench.clicks_bare", str(bare_port)],
                      work / "logs/bare.log").start()  # fmt: skip
         children.append(bare)
         clicks_url, bare_url = f"http://127.0.0.1:{clicks_port}", f"http://127.0.0.1:{bare_port}"

@@ -3,7 +3,7 @@
 A minimal HTTP/1.1 keep-alive client on raw asyncio streams (uvloop), so the
 client's own cost stays small next to the server's.
 
-    python -m afflux.clicks.bench_load URL SECONDS CONNECTIONS [RATE]
+    python -m afflux.bench.clicks_load URL SECONDS CONNECTIONS [RATE]
 
 Without RATE each connection sends its next request as soon as the previous
 answer arrived (peak throughput). With RATE (requests/s over all connections)

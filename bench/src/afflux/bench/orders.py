@@ -3,7 +3,7 @@ FastAPI POST endpoint measured in the same run.
 
 Both servers are ``python -m`` children under the same uvicorn set-up
 (afflux.shared.serving); the load comes from a separate process on loopback
-(afflux.orders.bench_load) with the same connections and duration. The orders
+(afflux.bench.orders_load) with the same connections and duration. The orders
 figure counts 202 answers, each of which the broker acknowledged, and is
 checked against the records that reached the ``orders`` topic (read up to
 the fetch high watermarks). Starts its own broker and Redis on free ports.
@@ -51,7 +51,7 @@ def _wait_healthy(url: str, child: Any, timeout_s: float = 60) -> None:
 
 
 def _load(url: str, seconds: float, connections: int) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "afflux.orders.bench_load", url, str(seconds),
+    argv = [sys.executable, "-m", "afflux.bench.orders_load", url, str(seconds),
             str(connections), MERCHANT, SECRET, CAMPAIGN]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -134,7 +134,7 @@ def run(
         orders = Child("orders", [sys.executable, "-m", "afflux.orders"], work / "logs/orders.log",
                        env=env).start()  # fmt: skip
         children.append(orders)
-        bare = Child("bare", [sys.executable, "-m", "afflux.orders.bench_bare", str(bare_port)],
+        bare = Child("bare", [sys.executable, "-m", "afflux.bench.orders_bare", str(bare_port)],
                      work / "logs/bare.log").start()  # fmt: skip
         children.append(bare)
         orders_url, bare_url = f"http://127.0.0.1:{orders_port}", f"http://127.0.0.1:{bare_port}"

@@ -4,7 +4,7 @@ A minimal HTTP/1.1 keep-alive client on raw asyncio streams, so the client's
 own cost stays small next to the server's. Each request carries a fresh order
 id, signed with the merchant's secret at send time.
 
-    python -m afflux.orders.bench_load URL SECONDS CONNECTIONS MERCHANT SECRET CAMPAIGN
+    python -m afflux.bench.orders_load URL SECONDS CONNECTIONS MERCHANT SECRET CAMPAIGN
 """
 
 from __future__ import annotations

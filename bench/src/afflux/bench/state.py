@@ -18,10 +18,11 @@ import json
 import sys
 import tracemalloc
 
-from afflux.attribution.bench import realistic_mix
 from afflux.attribution.decode import decode_items
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.refunds import RefundPartition
+from afflux.bench.attribution import realistic_mix
+from afflux.oracle import attribute
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
@@ -31,7 +32,6 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
 )
-from afflux.shared.oracle import attribute
 from afflux.shared.wire import encode
 
 

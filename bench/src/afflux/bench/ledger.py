@@ -8,10 +8,10 @@ afflux producers write them (packed per partition) and grouped into polls the
 way the ledger consumer receives them (at most ``--poll-records`` records per
 poll). Two sides, each on its own database of one private ``redis-server``:
 
-- ledger: every poll goes through ``LedgerConsumer._apply``, the consumer's own
-  code path: decode, place each event in its campaign-period, and
-  ``LedgerStore.apply`` (WATCH, read the affected periods, recompute their
-  lines, MULTI/EXEC with the partitions' next offsets);
+- ledger: every poll goes through the consumer's own steps, by their public seams:
+  decode (``afflux.shared.wire``), place each event in its campaign-period
+  (``LedgerConsumer.place``), and ``LedgerStore.apply`` (WATCH, read the affected
+  periods, recompute their lines, MULTI/EXEC with the partitions' next offsets);
 - baseline: the same polls as plain pipelines of one write per event of
   comparable size (HSET of the stored fact for a conversion or reversal,
   HINCRBY of a tally for a click) plus the offsets, with no logic.
@@ -40,9 +40,10 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
-from afflux.payouts.consumer import LedgerConsumer
+from afflux.payouts.consumer import LedgerConsumer, slot
+from afflux.payouts.divergence import Fingerprint
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.store import Applied, Batch, LedgerStore, Versions
+from afflux.payouts.store import LedgerStore
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import derived_id
@@ -57,7 +58,7 @@ from afflux.shared.events import (
 )
 from afflux.shared.kafka import new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
-from afflux.shared.wire import encode, encode_packed
+from afflux.shared.wire import encode, encode_packed, event_from_dict, parse_value
 
 START_MS = 1_772_323_200_000  # 2026-03-01T00:00:00Z
 PARTITIONS = 4
@@ -285,23 +286,10 @@ def to_polls(records: Sequence[tuple[str, int, bytes, bytes]], poll_records: int
     return polls
 
 
-class _TimedStore(LedgerStore):
-    """The real store; only adds up the time spent in ``apply``."""
-
-    spent = 0.0
-
-    async def apply(self, batch: Batch, versions: Versions, currency: Any) -> Applied:
-        started = time.perf_counter()
-        try:
-            return await super().apply(batch, versions, currency)
-        finally:
-            self.spent += time.perf_counter() - started
-
-
 async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> dict[str, Any]:
     redis: Redis[bytes] = Redis.from_url(redis_url)
     await redis.flushdb()
-    store = _TimedStore(redis)
+    store = LedgerStore(redis)
     directory = CampaignDirectory()
     for terms in bench_campaigns():
         version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
@@ -327,10 +315,17 @@ async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> dict[str, Any]:
     try:
         sizes = [_events_in(poll) for poll in polls]
         spent: list[float] = []
+        in_store = 0.0
         started = time.perf_counter()
         for poll in polls:
             at = time.perf_counter()
-            await consumer._apply(poll)
+            batch = consumer.place(_decoded(poll))
+            for tp, records in poll.items():
+                batch.offsets[slot(tp)] = records[-1].offset + 1
+                batch.last[slot(tp)] = Fingerprint.of_record(records[-1]).encode()
+            stored_at = time.perf_counter()
+            await store.apply(batch, directory.versions, consumer.currency)
+            in_store += time.perf_counter() - stored_at
             spent.append(time.perf_counter() - at)
         took = time.perf_counter() - started
         per_poll = list(zip(sizes, spent, strict=True))
@@ -351,12 +346,23 @@ async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> dict[str, Any]:
         "seconds": took,
         "first_quarter": _rate(per_poll[:quarter]),
         "last_quarter": _rate(per_poll[-quarter:]),
-        "store_seconds": store.spent,
+        "store_seconds": in_store,
         "facts": stored_facts,
         "lines": lines,
         "periods": periods,
         "offsets": offsets,
     }
+
+
+def _decoded(poll: Poll) -> list[Envelope]:
+    """Every event of a poll's records, decoded as the consumer decodes them."""
+    events: list[Envelope] = []
+    for records in poll.values():
+        for record in records:
+            parsed = parse_value(record.value)
+            for item in parsed if isinstance(parsed, list) else [parsed]:
+                events.append(event_from_dict(item))
+    return events
 
 
 def _events_in(poll: Poll) -> int:

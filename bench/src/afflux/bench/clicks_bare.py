@@ -1,6 +1,6 @@
 """The benchmark's baseline: a bare FastAPI endpoint returning the same 302, same server set-up.
 
-python -m afflux.clicks.bench_bare PORT
+python -m afflux.bench.clicks_bare PORT
 """
 
 from __future__ import annotations

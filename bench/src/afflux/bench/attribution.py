@@ -25,10 +25,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from afflux.attribution.feed import produce, publish_campaigns
+from afflux.bench.feed import produce, publish_campaigns
+from afflux.oracle import OracleResult, Scenario, attribute, canonical, generate
 from afflux.shared.events import Envelope, OrderRefunded
 from afflux.shared.kafka import create_topics, new_producer
-from afflux.shared.oracle import OracleResult, Scenario, attribute, canonical, generate
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, decode_record
 

@@ -1,6 +1,6 @@
 """The batch attribution oracle and the seeded scenarios it is checked on."""
 
-from afflux.shared.oracle.batch import (
+from afflux.oracle.batch import (
     NetOutcome,
     OracleResult,
     admitted,
@@ -8,7 +8,7 @@ from afflux.shared.oracle.batch import (
     canonical,
     net_outcomes,
 )
-from afflux.shared.oracle.scenarios import Scenario, generate
+from afflux.oracle.scenarios import Scenario, generate
 
 __all__ = [
     "NetOutcome",

@@ -1,6 +1,6 @@
 """The benchmark's baseline: a bare FastAPI POST endpoint under the service's server set-up.
 
-python -m afflux.orders.bench_bare PORT
+python -m afflux.bench.orders_bare PORT
 """
 
 from __future__ import annotations
