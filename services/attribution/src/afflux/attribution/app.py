@@ -62,6 +62,10 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         web_bind=settings.host,
         web_host=settings.host,
         web_port=settings.attribution_port,
+        # The worker's identity in its group metadata: the instance, not the port. On
+        # Apache Kafka a static member that restarts gets its previous assignment back
+        # without a rebalance, carrying the URL it had; Faust refuses one that differs.
+        canonical_url=f"http://{settings.host}/attribution/{settings.instance_id}",
         datadir=str(settings.data_dir / f"attribution{settings.instance_id}"),
         consumer_group_instance_id=instance,
         broker_session_timeout=settings.session_timeout_seconds,
