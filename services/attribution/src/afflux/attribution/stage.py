@@ -97,7 +97,9 @@ class Stage(Generic[S]):
                 del self.owned[p]
         for p in list(self.loading):
             if p not in partitions:
-                self.loading.pop(p).cancel()
+                # Not cancelled: one task loads or checks several partitions; it drops
+                # the ones no longer its own when it ends (see ``_adopt``).
+                del self.loading[p]
         todo = [
             p
             for p in partitions
@@ -141,8 +143,8 @@ class Stage(Generic[S]):
         """Own the partitions whose state matches their input logs; stop the others."""
         problems = await self._diverged(candidates)
         for p, owned in candidates.items():
-            if self.loading.get(p) is None:
-                continue  # revoked meanwhile
+            if self.loading.get(p) is not asyncio.current_task():
+                continue  # revoked meanwhile (perhaps assigned again, to a newer task)
             del self.loading[p]
             if p in problems:
                 self.owned.pop(p, None)
