@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from aiokafka.errors import KafkaError
 
 from afflux.cli.processes import free_port
 from afflux.cli.stack import SERVICES, Stack, StackOptions
 from afflux.cli.storage import BrokerStorage
-from afflux.cli.topic_to_end import read_to_end
+from afflux.cli.topic_to_end import TopicUnreadable, read_to_end
 from afflux.cli.traffic import creator_ids
 from afflux.cli.workload import (
     WORKLOAD_CAMPAIGNS,
@@ -38,8 +39,18 @@ from afflux.cli.workload import (
     plan,
     run_workload,
 )
-from afflux.shared.events import AnyEvent, ClickRecorded, LeadConfirmed, OrderPlaced, OrderRefunded
-from afflux.shared.topics import CLICKS, ORDERS, REFUNDS
+from afflux.shared.events import (
+    AnyEvent,
+    ClickRecorded,
+    ConversionAttributed,
+    ConversionReversed,
+    LeadConfirmed,
+    OrderPlaced,
+    OrderRefunded,
+    OrderUnattributed,
+    RefundUnmatched,
+)
+from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 
 ADMIN_TOKEN = "differential-admin-token"  # noqa: S105 (a throwaway local stack)
 
@@ -284,6 +295,7 @@ class DifferentialStack:
         if progress.pending_points():
             raise RuntimeError("the workload ended before every fault's progress point")
         self.ack_times = progress.ack_times
+        unanswered = asyncio.run(outputs_complete(self.stack.kafka_bootstrap, acked))
         settle_s = asyncio.run(settled(self.stack.url("payouts"), min_wait_s=3.0))
         snapshot = asyncio.run(ledger_snapshot(self.stack.url("payouts"), workload.creator_names))
         topics = asyncio.run(read_inputs(self.stack.kafka_bootstrap))
@@ -292,7 +304,11 @@ class DifferentialStack:
             acked=acked,
             errors=progress.errors,
             faults=list(self.faults),
-            topic_differences=exactly_once_differences(acked, topics),
+            topic_differences=exactly_once_differences(acked, topics)
+            + [
+                f"{what}: acknowledged, no answer from the attribution worker"
+                for what in unanswered
+            ],
             requests=progress.acks,
             workload_s=workload_s,
             settle_s=settle_s,
@@ -302,6 +318,47 @@ class DifferentialStack:
 
 async def read_inputs(bootstrap: str) -> dict[str, list[AnyEvent]]:
     return {t.name: await read_to_end(bootstrap, t.name) for t in (CLICKS, ORDERS, REFUNDS)}
+
+
+def missing_outputs(acked: Acknowledged, outputs: list[AnyEvent]) -> list[str]:
+    """Acknowledged inputs the attribution worker has not answered yet: an order with no
+    conversion nor unattributed record, a refund with no reversal nor unmatched record,
+    a confirmation not forwarded."""
+    decided = {
+        (e.campaign_id, e.order_id)
+        for e in outputs
+        if isinstance(e, ConversionAttributed | OrderUnattributed)
+    }
+    refunded = {e.refund_id for e in outputs if isinstance(e, ConversionReversed | RefundUnmatched)}
+    confirmed = {(e.campaign_id, e.order_id) for e in outputs if isinstance(e, LeadConfirmed)}
+    return (
+        [f"order {c}/{o}" for c, o in acked.orders if (c, o) not in decided]
+        + [f"refund {r}" for r in acked.refunds if r not in refunded]
+        + [f"confirmation {c}/{o}" for c, o in acked.confirmations if (c, o) not in confirmed]
+    )
+
+
+async def outputs_complete(
+    bootstrap: str, acked: Acknowledged, limit_s: float = 120.0
+) -> list[str]:
+    """Wait until the worker answered every acknowledged input (a restarted worker may
+    still be recovering when the ledger looks quiet); after ``limit_s`` go on, and the
+    comparison shows what is missing (returned)."""
+    deadline = time.monotonic() + limit_s
+    missing = ["nothing read"]
+    while time.monotonic() < deadline:
+        outputs: list[AnyEvent] = []
+        try:
+            for topic in (CONVERSIONS, REVERSALS, UNMATCHED):
+                outputs += await read_to_end(bootstrap, topic.name)
+        except (TopicUnreadable, KafkaError):
+            await asyncio.sleep(1)
+            continue
+        missing = missing_outputs(acked, outputs)
+        if not missing:
+            return []
+        await asyncio.sleep(1)
+    return missing
 
 
 async def settled(
