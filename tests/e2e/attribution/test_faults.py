@@ -17,7 +17,7 @@ from afflux.cli.processes import free_port
 from afflux.oracle import Scenario, attribute, generate
 from afflux.shared.kafka import create_topics
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kafka_conformance]
 
 # Refunds wait long enough for their order's outcome even across a restart.
 SLOW_REFUNDS = {"AFFLUX_REFUND_WAIT_SECONDS": "20"}

@@ -22,7 +22,7 @@ from afflux.oracle import Scenario, attribute, generate
 from afflux.shared.topics import CLICKS, DLQ, ORDERS
 from afflux.shared.wire import encode
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 
 SEEDS = range(100, 124)
 

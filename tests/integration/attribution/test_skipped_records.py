@@ -20,7 +20,7 @@ from afflux.shared.kafka import new_producer
 from afflux.shared.topics import CLICKS
 from afflux.shared.wire import encode
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 
 VISITOR = "v-skipped"
 PARTITIONS = 4

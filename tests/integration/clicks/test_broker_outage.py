@@ -40,7 +40,7 @@ from .conftest import (
     watch_clicks,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 BROWSER = UserAgentInfo("Chrome", "131", is_bot=False)
 
 CLICKS_WHILE_DOWN = 1_000

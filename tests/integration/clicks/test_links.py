@@ -9,7 +9,7 @@ from afflux.shared.core.terms import CampaignTerms
 
 from .conftest import ADMIN, PUBLIC_URL, create_link, unique
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 
 
 async def test_created_link_has_a_code_and_its_public_url(

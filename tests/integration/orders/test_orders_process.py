@@ -26,7 +26,7 @@ from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.kafka import create_topics
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 
 SECRETS = json.dumps({"merchant-p": ["p-secret"]})
 

@@ -29,7 +29,7 @@ from redis import Redis
 from afflux.cli.ledger_compare import actual_lines, line_differences, lines_of
 from afflux.cli.scenario_checks import read_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 
 CAMPAIGN = "diverge-shop"
 FIRST_LIFE = [(f"a-{n}", 0) for n in range(30)] + [(f"b-{n}", 1) for n in range(30)]

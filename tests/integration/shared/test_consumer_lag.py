@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from afflux.shared.lag import ConsumerLag
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 
 
 async def _produce(bootstrap: str, topic: str, counts: dict[int, int]) -> None:
