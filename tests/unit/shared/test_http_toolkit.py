@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from afflux.shared.http.admin import AdminDep
 from afflux.shared.http.direct import direct_route
-from afflux.shared.http.health import HealthCheck, health_router
+from afflux.shared.http.health import HealthCheck, Passing, health_router
 from afflux.shared.http.problems import Problem, install_problem_handlers
 from afflux.shared.http.run import run_service
 from afflux.shared.settings import CommonSettings
@@ -76,6 +76,39 @@ async def test_healthz_is_503_naming_each_failing_check_and_why() -> None:
             "redis": "failed: ConnectionError",
             "kafka": "no answer within 0.05 s",
         },
+    }
+
+
+async def retrying(request: Request) -> Passing:
+    return Passing("retrying")
+
+
+async def how_to_recover(request: Request) -> dict[str, object]:
+    return {"status": "diverged", "recovery": "run the rebuild"}
+
+
+async def test_a_passing_check_may_say_how_it_passes() -> None:
+    app = FastAPI()
+    app.include_router(health_router([("kafka", retrying)], detail=how_to_recover))
+    async with client(app) as http:
+        answer = await http.get("/healthz")
+    # detail is for a 503 only: a healthy answer stays the plain one
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "checks": {"kafka": "retrying"}}
+
+
+async def test_a_503_carries_the_detail_and_its_status() -> None:
+    app = FastAPI()
+    checks: list[tuple[str, HealthCheck]] = [("ledger", not_loaded), ("kafka", retrying)]
+    app.include_router(health_router(checks, detail=how_to_recover))
+    async with client(app) as http:
+        answer = await http.get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "status": "diverged",
+        "checks": {"ledger": False, "kafka": "retrying"},
+        "reasons": {"ledger": "campaign terms not loaded yet"},
+        "recovery": "run the rebuild",
     }
 
 

@@ -5,22 +5,37 @@ ready, else the reason it is not. /healthz runs every check (each bounded by a
 timeout, an exception being its reason) and answers 200 ``{"status": "ok", "checks":
 {name: true}}`` or 503 ``{"status": "starting", "checks": {name: bool}, "reasons":
 {name: reason}}`` naming every failing check.
+
+A check that passes may say how, with ``Passing("retrying")``: shown instead of
+``true`` (ready, but working around something an operator wants to see). A 503 may
+carry more than a check can say (how to recover, or a ``status`` other than
+``starting``): the router's ``detail`` adds those fields.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-HealthCheck = Callable[[Request], Awaitable[str | None]]
+
+@dataclass(frozen=True)
+class Passing:
+    """A check that passes, shown as ``shown`` instead of ``true``."""
+
+    shown: str
+
+
+HealthCheck = Callable[[Request], Awaitable[str | Passing | None]]
+HealthDetail = Callable[[Request], Awaitable[Mapping[str, object]]]
 CHECK_TIMEOUT_S = 1.0
 
 
-async def _reason(check: HealthCheck, request: Request, timeout_s: float) -> str | None:
+async def _reason(check: HealthCheck, request: Request, timeout_s: float) -> str | Passing | None:
     try:
         return await asyncio.wait_for(check(request), timeout_s)
     except TimeoutError:
@@ -34,20 +49,29 @@ def health_router(
     *,
     timeout_s: float = CHECK_TIMEOUT_S,
     include_in_schema: bool = True,
+    detail: HealthDetail | None = None,
 ) -> APIRouter:
-    """``GET /healthz`` answering from ``checks``, in their order."""
+    """``GET /healthz`` answering from ``checks``, in their order; ``detail`` (run only
+    when a check fails) adds its fields to the 503's body, its ``status`` replacing
+    ``starting``."""
     router = APIRouter()
 
     @router.get("/healthz", include_in_schema=include_in_schema)
     async def healthz(request: Request) -> JSONResponse:
-        reasons = await asyncio.gather(*(_reason(c, request, timeout_s) for _, c in checks))
-        failing = {name: why for (name, _), why in zip(checks, reasons, strict=True) if why}
+        answers = await asyncio.gather(*(_reason(c, request, timeout_s) for _, c in checks))
+        named = list(zip((name for name, _ in checks), answers, strict=True))
+        failing = {name: why for name, why in named if isinstance(why, str) and why}
         body: dict[str, object] = {
             "status": "starting" if failing else "ok",
-            "checks": {name: name not in failing for name, _ in checks},
+            "checks": {
+                name: why.shown if isinstance(why, Passing) else name not in failing
+                for name, why in named
+            },
         }
         if failing:
             body["reasons"] = failing
+            if detail is not None:
+                body.update(await detail(request))
         return JSONResponse(body, status_code=503 if failing else 200)
 
     return router
