@@ -1,4 +1,10 @@
-"""The clicks app: the redirect layer in front of a FastAPI app (links API, health, metrics)."""
+"""The clicks app: the redirect layer in front of a FastAPI app (links API, health, metrics).
+
+``create_app`` builds the dependencies and includes the routers (routes/*.py): every
+value a route touches is on ``app.state`` and reaches the route through an alias of
+afflux.clicks.deps; the lifespan connects to Kafka, restores links, follows campaigns
+and puts the redirect's ``ClickContext`` there.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +16,27 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from afflux.clicks.destinations import is_allowed
+from afflux.clicks.health import CHECKS
 from afflux.clicks.link_log import LinkRestorer, publish_link
 from afflux.clicks.links import Link, LinkCache, LinkStore
-from afflux.clicks.links_api import allowed_domains, links_router
 from afflux.clicks.metrics import ClicksMetrics
 from afflux.clicks.privacy import IpHasher, ProxyTrust
 from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality
 from afflux.clicks.redirect import ClickContext, RedirectLayer
+from afflux.clicks.routes import links
+from afflux.clicks.routes.links import allowed_domains
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.shipper import ClickShipper
 from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import Clock
+from afflux.shared.http.health import health_router, metrics_router
 from afflux.shared.http.problems import install_problem_handlers
 from afflux.shared.kafka import new_producer
 from afflux.shared.topics import CLICKS
@@ -167,38 +173,18 @@ def create_app(
 
     app = FastAPI(title="afflux clicks", lifespan=lifespan)
     app.state.settings = settings
+    app.state.clock = clock
     app.state.directory = view
     app.state.metrics = metrics
+    app.state.redis = redis
+    app.state.store = store
+    app.state.cache = cache
+    app.state.restorer = restorer
     app.state.clicks = None
-    app.include_router(links_router(store, cache, view, settings.clicks_public_url, clock))
-    app.add_middleware(RedirectLayer, context=lambda: app.state.clicks)
-
+    app.state.shipper = None
     install_problem_handlers(app)
-
-    @app.get("/healthz")
-    async def healthz(request: Request) -> JSONResponse:
-        """200 once Redis, every link and the campaign view are ready and the producer started.
-
-        A broker lost later does not make the service unready: clicks wait in the click log.
-        """
-        shipper: ClickShipper | None = getattr(request.app.state, "shipper", None)
-        ready = request.app.state.clicks is not None
-        checks: dict[str, Any] = {
-            "campaigns": view.ready.is_set(),
-            "redis": False,
-            "links": restorer.ready.is_set(),
-            "kafka": ("ok" if shipper.broker_ok else "retrying") if ready and shipper else False,
-        }
-        with contextlib.suppress(Exception):
-            checks["redis"] = bool(await asyncio.wait_for(redis.ping(), 1))
-        ok = checks["campaigns"] and checks["redis"] and checks["links"] and bool(checks["kafka"])
-        return JSONResponse(
-            {"status": "ok" if ok else "starting", "checks": checks},
-            status_code=200 if ok else 503,
-        )
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+    app.include_router(links.router)
+    app.include_router(health_router(CHECKS))
+    app.include_router(metrics_router(metrics.registry))
+    app.add_middleware(RedirectLayer, context=lambda: app.state.clicks)
     return app
