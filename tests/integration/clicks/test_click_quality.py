@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from afflux.clicks.app import create_app
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
-from afflux.payouts.views import _Counts, kpi_row, tally
+from afflux.payouts.views import Counts, kpi_row, tally
 from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
@@ -71,7 +71,7 @@ async def paid_clicks(
         periods = {period_of(c.occurred_at, kind) for c in clicks}
         batch = Batch(clicks=[ClickItem.of(c, period_of(c.occurred_at, kind)) for c in clicks])
         await store.apply(batch, lambda cid: (version,), lambda cid: terms.currency)
-        paid, counts = 0, dict[str, _Counts]()
+        paid, counts = 0, dict[str, Counts]()
         for period in periods:
             lines = await store.lines(terms.campaign_id, period)
             paid += sum(line.amount_minor for line in lines if line.kind == "click")

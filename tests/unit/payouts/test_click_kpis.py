@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from afflux.payouts.views import _Counts, combine, kpi_row, tally
+from afflux.payouts.views import Counts, combine, kpi_row, tally
 
 pytestmark = pytest.mark.unit
 
@@ -23,8 +23,8 @@ CLICKS = {
 }
 
 
-def counts(clicks: dict[str, str]) -> _Counts:
-    out: dict[str, _Counts] = {}
+def counts(clicks: dict[str, str]) -> Counts:
+    out: dict[str, Counts] = {}
     tally({}, clicks, [], "EUR", out)
     return out["anna"]
 

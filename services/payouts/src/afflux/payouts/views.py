@@ -66,7 +66,9 @@ def line_view(line: Line, as_of: int) -> dict[str, Any]:
 
 
 @dataclass
-class _Counts:
+class Counts:
+    """One affiliate's clicks, conversions, money and per-day figures, as tallied."""
+
     clicks: int = 0
     unique_clicks: int = 0
     bot_clicks: int = 0
@@ -92,13 +94,13 @@ def tally(
     clicks: Mapping[str, str],
     lines: Sequence[Line],
     currency: str,
-    counts: dict[str, _Counts],
+    counts: dict[str, Counts],
 ) -> None:
     """Add one campaign-period's facts, clicks and lines into ``counts`` per affiliate."""
     for name, value in clicks.items():
         kind, _, rest = name.partition("|")
         affiliate, _, day = rest.partition("|")
-        c = counts.setdefault(affiliate, _Counts(currency=currency))
+        c = counts.setdefault(affiliate, Counts(currency=currency))
         if kind == "r":
             c.clicks += int(value)
         elif kind == "u":
@@ -123,7 +125,7 @@ def tally(
             affiliate_of[data["conversion_id"]] = affiliate_of[data["order_id"]] = data[
                 "affiliate_id"
             ]
-            c = counts.setdefault(data["affiliate_id"], _Counts(currency=currency))
+            c = counts.setdefault(data["affiliate_id"], Counts(currency=currency))
             c.conversions += 1
             c.days[_day(data["occurred_at"])]["conversions"] += 1
             if data["kind"] == "sale":
@@ -136,7 +138,7 @@ def tally(
             if owner is not None:
                 counts[owner].refunds += data["amount_minor"]
     for line in lines:
-        c = counts.setdefault(line.affiliate_id, _Counts(currency=currency))
+        c = counts.setdefault(line.affiliate_id, Counts(currency=currency))
         c.commission += line.amount_minor
         c.days[_day(line.occurred_at)]["commission_minor"] += line.amount_minor
 
@@ -145,7 +147,7 @@ def _ratio(a: int, b: int) -> int:
     return round_half_up(Decimal(a) / Decimal(b)) if b else 0
 
 
-def kpi_row(c: _Counts) -> dict[str, Any]:
+def kpi_row(c: Counts) -> dict[str, Any]:
     net = c.revenue - c.refunds
     return {
         "currency": c.currency,
@@ -168,7 +170,7 @@ def kpi_row(c: _Counts) -> dict[str, Any]:
     }
 
 
-def flagged_by_reason(c: _Counts) -> dict[str, int]:
+def flagged_by_reason(c: Counts) -> dict[str, int]:
     """Flagged clicks per reason (a click may have several); every known reason is listed."""
     reasons = {reason: c.flagged.get(reason, 0) for reason in CLICK_FLAGS}
     reasons[BOT] = c.bot_clicks
@@ -177,8 +179,8 @@ def flagged_by_reason(c: _Counts) -> dict[str, int]:
     return reasons
 
 
-def combine(rows: Iterable[_Counts]) -> _Counts:
-    total = _Counts()
+def combine(rows: Iterable[Counts]) -> Counts:
+    total = Counts()
     for c in rows:
         total.currency = total.currency or c.currency
         for reason, n in c.flagged.items():
@@ -201,7 +203,7 @@ def combine(rows: Iterable[_Counts]) -> _Counts:
     return total
 
 
-def series(c: _Counts) -> list[dict[str, Any]]:
+def series(c: Counts) -> list[dict[str, Any]]:
     out = []
     for day in sorted(c.days):
         values = c.days[day]

@@ -56,24 +56,22 @@ def _respond() -> HTMLResponse:
     return HTMLResponse(html, headers=headers)
 
 
-def report_router() -> APIRouter:
-    """Routes of the report pages; the payouts app includes this router."""
-    router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"])
 
-    @router.get(
-        "/reports/campaigns/{campaign_id}",
-        response_class=HTMLResponse,
-        summary="HTML report of a campaign: KPI table and chart (period=YYYY-MM or YYYY-Www)",
-    )
-    async def campaign_report(campaign_id: ReportId) -> HTMLResponse:
-        return _respond()
 
-    @router.get(
-        "/reports/creators/{affiliate_id}",
-        response_class=HTMLResponse,
-        summary="HTML report of a creator: KPI table and chart (campaign_id, period optional)",
-    )
-    async def creator_report(affiliate_id: ReportId) -> HTMLResponse:
-        return _respond()
+@router.get(
+    "/reports/campaigns/{campaign_id}",
+    response_class=HTMLResponse,
+    summary="HTML report of a campaign: KPI table and chart (period=YYYY-MM or YYYY-Www)",
+)
+async def campaign_report(campaign_id: ReportId) -> HTMLResponse:
+    return _respond()
 
-    return router
+
+@router.get(
+    "/reports/creators/{affiliate_id}",
+    response_class=HTMLResponse,
+    summary="HTML report of a creator: KPI table and chart (campaign_id, period optional)",
+)
+async def creator_report(affiliate_id: ReportId) -> HTMLResponse:
+    return _respond()

@@ -1,0 +1,38 @@
+"""The query and body values the payouts API reads: ``as_of`` times and periods.
+
+Each answers the value, or raises a 422 ``Problem`` naming the field and why.
+"""
+
+from __future__ import annotations
+
+from afflux.shared.core.clock import parse_event_time
+from afflux.shared.core.periods import BadPeriod, period_bounds
+from afflux.shared.http.problems import Problem
+
+# 9998-12-31T23:59:59.999Z: the period of any earlier time still ends within what a
+# datetime holds (year 9999); later cut-offs mean nothing.
+LATEST_MS = 253_370_764_799_999
+
+
+def as_of(value: str | None, now: int) -> int:
+    """``value`` (epoch ms or an ISO time with a zone) as epoch ms; ``now`` when absent."""
+    if value is None or value == "":
+        return now
+    try:
+        at = parse_event_time(int(value) if value.isascii() and value.isdigit() else value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise Problem(422, "as_of", f"not a time: {exc}") from None
+    if at > LATEST_MS:
+        raise Problem(422, "as_of", "after 9998-12-31T23:59:59.999Z")
+    return at
+
+
+def period(value: str | None) -> str | None:
+    """``value`` when it names a period (``YYYY-MM`` or ``YYYY-Www``); None when absent."""
+    if value is None or value == "":
+        return None
+    try:
+        period_bounds(value)
+    except BadPeriod as exc:
+        raise Problem(422, "period", str(exc)) from None
+    return value

@@ -1,0 +1,107 @@
+"""KPIs of campaigns and creators: ``GET /v1/kpis/...`` (rows and per-day series)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from afflux.payouts import params, views
+from afflux.payouts.deps import DirectoryDep, StoreDep
+from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.models import CreatorKpis, CreatorKpisList, KpiRow, SeriesAnswer
+from afflux.payouts.queries import counts_for, known_campaign
+from afflux.shared.http.problems import Problem
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+@router.get("/kpis/campaigns/{campaign_id}", response_model=KpiRow)
+async def campaign_kpis(
+    store: StoreDep, directory: DirectoryDep, campaign_id: str, period: str | None = None
+) -> dict[str, Any]:
+    known_campaign(directory, campaign_id)
+    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    total = views.combine(counts.values())
+    total.currency = total.currency or directory.latest(campaign_id).terms.currency
+    return {"campaign_id": campaign_id, "period": period, **views.kpi_row(total)}
+
+
+@router.get("/kpis/campaigns/{campaign_id}/series", response_model=SeriesAnswer)
+async def campaign_series(
+    store: StoreDep, directory: DirectoryDep, campaign_id: str, period: str | None = None
+) -> dict[str, Any]:
+    known_campaign(directory, campaign_id)
+    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    total = views.combine(counts.values())
+    currency = directory.latest(campaign_id).terms.currency
+    return {"campaign_id": campaign_id, "currency": currency, "buckets": views.series(total)}
+
+
+@router.get("/kpis/creators", response_model=CreatorKpisList)
+async def creators_kpis(
+    store: StoreDep,
+    directory: DirectoryDep,
+    campaign_id: str | None = None,
+    period: str | None = None,
+) -> dict[str, Any]:
+    known_campaign(directory, campaign_id)
+    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    by_creator: dict[tuple[str, str], list[views.Counts]] = {}
+    for (cid, affiliate), c in counts.items():
+        # Without a campaign the rows are per creator and currency (money never mixes).
+        key = (affiliate, cid if campaign_id else c.currency)
+        by_creator.setdefault(key, []).append(c)
+    rows = []
+    for (affiliate, _scope), parts in sorted(by_creator.items()):
+        row = views.kpi_row(views.combine(parts))
+        rows.append({"affiliate_id": affiliate, "campaign_id": campaign_id, **row})
+    return {"campaign_id": campaign_id, "period": period, "creators": rows}
+
+
+@router.get("/kpis/creators/{affiliate_id}", response_model=CreatorKpis)
+async def creator_kpis(
+    store: StoreDep,
+    directory: DirectoryDep,
+    affiliate_id: str,
+    campaign_id: str | None = None,
+    period: str | None = None,
+) -> dict[str, Any]:
+    known_campaign(directory, campaign_id)
+    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    mine = {k: v for k, v in counts.items() if k[1] == affiliate_id}
+    if not mine:
+        raise Problem(404, "affiliate_id", f"no activity for creator {affiliate_id!r}")
+    per_currency: dict[str, list[views.Counts]] = {}
+    for c in mine.values():
+        per_currency.setdefault(c.currency, []).append(c)
+    rows = [
+        {
+            "affiliate_id": affiliate_id,
+            "campaign_id": campaign_id,
+            **views.kpi_row(views.combine(p)),
+        }
+        for _, p in sorted(per_currency.items())
+    ]
+    return {"affiliate_id": affiliate_id, "period": period, "creators": rows, **rows[0]}
+
+
+@router.get("/kpis/creators/{affiliate_id}/series", response_model=SeriesAnswer)
+async def creator_series(
+    store: StoreDep,
+    directory: DirectoryDep,
+    affiliate_id: str,
+    campaign_id: str | None = None,
+    period: str | None = None,
+) -> dict[str, Any]:
+    known_campaign(directory, campaign_id)
+    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    mine = [v for k, v in counts.items() if k[1] == affiliate_id]
+    if not mine:
+        raise Problem(404, "affiliate_id", f"no activity for creator {affiliate_id!r}")
+    total = views.combine(mine)
+    return {
+        "affiliate_id": affiliate_id,
+        "currency": total.currency,
+        "buckets": views.series(total),
+    }
