@@ -422,8 +422,9 @@ def report(name: str, result: RunResult, ack_times: list[float]) -> str:
         f" {len(result.errors)} request errors retried; ledger final"
         f" {result.settle_s:.1f}s after the workload"
     ]
-    starts = [f.started for f in result.faults[1:]] + [float("inf")]
-    for fault, next_start in zip(result.faults, starts, strict=True):
+    for i, fault in enumerate(result.faults):
+        later = result.faults[i + 1 :]
+        next_start = later[0].started if later else float("inf")
         lines.append(
             f"  {fault.name}: back after {fault.down_s:.1f}s; requests failing for"
             f" {result.requests_failing_s(fault, ack_times, next_start):.1f}s"
