@@ -429,4 +429,8 @@ def report(name: str, result: RunResult, ack_times: list[float]) -> str:
             f"  {fault.name}: back after {fault.down_s:.1f}s; requests failing for"
             f" {result.requests_failing_s(fault, ack_times, next_start):.1f}s"
         )
+    first = result.faults[0].started if result.faults else float("inf")
+    for error in result.errors[:3]:
+        when = "before the first fault" if error.at < first else "during the faults"
+        lines.append(f"  retried ({when}): {error.what}: {error.error}")
     return "\n".join(lines)
