@@ -15,6 +15,7 @@ from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.gaps import read_range
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
+from afflux.attribution.stage import Transport
 from afflux.bench.feed import partition_of
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
@@ -55,7 +56,7 @@ async def fill(bootstrap: str, clicks: list[ClickRecorded], p: int) -> None:
 
 async def consume(runtime: Runtime, bootstrap: str, p: int, count: int) -> None:
     for r in await read_range(bootstrap, CLICKS.name, p, 0, count):
-        assert await runtime.join_record(CLICKS.name, p, r.offset, r.key, r.value, r.timestamp)
+        assert await runtime.join.handle(r)
 
 
 async def scenario(bootstrap: str, p: int, restart: Callable[[], None]) -> tuple[bool, Runtime]:
@@ -69,6 +70,7 @@ async def scenario(bootstrap: str, p: int, restart: Callable[[], None]) -> tuple
         return await producer.send(topic, value, key=key, partition=q)
 
     runtime = Runtime(
+        transport=Transport(send),
         bootstrap=bootstrap,
         group="restart-test",
         directory=CampaignDirectory(),
@@ -76,7 +78,6 @@ async def scenario(bootstrap: str, p: int, restart: Callable[[], None]) -> tuple
         refund_wait_ms=0,
         order_retention_ms=1,
     )
-    runtime.send = send
     try:
         await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
         runtime.assigned(tps)
@@ -88,7 +89,7 @@ async def scenario(bootstrap: str, p: int, restart: Callable[[], None]) -> tuple
         runtime.assigned(tps)  # the group's next assignment
         assert await runtime.join.partition(p) is None
         [r] = await read_range(bootstrap, CLICKS.name, p, 0, 1)
-        held = not await runtime.join_record(CLICKS.name, p, r.offset, r.key, r.value, r.timestamp)
+        held = not await runtime.join.handle(r)
     finally:
         await producer.stop()
     return held, runtime

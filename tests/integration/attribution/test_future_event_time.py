@@ -21,6 +21,7 @@ from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.gaps import read_range
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
+from afflux.attribution.stage import Transport
 from afflux.bench.feed import partition_of
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
@@ -124,6 +125,7 @@ async def scenario(bootstrap: str, case: Case) -> tuple[bool, Envelope, list[Env
             return await producer.send(topic, value, key=key, partition=q)
 
         runtime = Runtime(
+            transport=Transport(send),
             bootstrap=bootstrap,
             group=f"future-{case.name}",
             directory=directory_with(campaign),
@@ -132,20 +134,19 @@ async def scenario(bootstrap: str, case: Case) -> tuple[bool, Envelope, list[Env
             order_retention_ms=400 * DAY,
             clock_skew_ms=case.skew_ms,
         )
-        runtime.send = send
         await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
         runtime.assigned({(CLICKS.name, p), (ORDERS.name, p)})
         owned = await runtime.join.partition(p)
         assert owned is not None
         clicks = await _ours(bootstrap, CLICKS.name, p, visitor)
         for r in clicks:
-            await runtime.join_record(CLICKS.name, p, r.offset, r.key, r.value, r.timestamp)
+            await runtime.join.handle(r)
         # Everything up to now has been read: the timer's notes would make now safe.
         owned.safe_ms = now
         await runtime.prune()
         kept = needed.click_id in owned.state.keys[visitor].clicks
         for r in await _ours(bootstrap, ORDERS.name, p, visitor):
-            await runtime.join_record(ORDERS.name, p, r.offset, r.key, r.value, r.timestamp)
+            await runtime.join.handle(r)
         owned.safe_ms = now + 2_000  # past the order's grace
         await runtime.tick()
     finally:

@@ -13,6 +13,7 @@ from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.gaps import read_range
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
+from afflux.attribution.stage import Transport
 from afflux.bench.feed import partition_of
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.events import ClickRecorded
@@ -52,6 +53,7 @@ async def scenario(bootstrap: str) -> tuple[Runtime, set[str]]:
             return await producer.send(topic, value, key=key, partition=p)
 
         runtime = Runtime(
+            transport=Transport(send),
             bootstrap=bootstrap,
             group="skip-test",
             directory=CampaignDirectory(),
@@ -59,7 +61,6 @@ async def scenario(bootstrap: str) -> tuple[Runtime, set[str]]:
             refund_wait_ms=0,
             order_retention_ms=1,
         )
-        runtime.send = send
         await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
         runtime.assigned({(CLICKS.name, partition)})
         records = await read_range(bootstrap, CLICKS.name, partition, 0, 6)
@@ -67,9 +68,7 @@ async def scenario(bootstrap: str) -> tuple[Runtime, set[str]]:
         first, last = ours[0], ours[-1]
         # Delivered: the first record, then the last one; the four between were skipped.
         for record in (first, last):
-            await runtime.join_record(
-                CLICKS.name, partition, record.offset, record.key, record.value, record.timestamp
-            )
+            await runtime.join.handle(record)
         owned = runtime.join.owned[partition]
         return runtime, set(owned.state.keys[VISITOR].clicks)
     finally:

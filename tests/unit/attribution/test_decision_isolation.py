@@ -14,7 +14,7 @@ from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.runtime import Runtime
-from afflux.attribution.stage import Owned
+from afflux.attribution.stage import Owned, Transport
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
@@ -189,6 +189,7 @@ def test_the_timer_dead_letters_the_failing_order_with_its_reason_and_class() ->
 
     async def run() -> None:
         runtime = Runtime(
+            transport=Transport(send),
             bootstrap="127.0.0.1:1",
             group="isolation",
             directory=CampaignDirectory(),
@@ -196,8 +197,7 @@ def test_the_timer_dead_letters_the_failing_order_with_its_reason_and_class() ->
             refund_wait_ms=0,
             order_retention_ms=DAY,
         )
-        runtime.send = send
-        runtime.terms = terms_failing_for({"bad"})  # type: ignore[method-assign]
+        runtime.campaigns.terms = terms_failing_for({"bad"})  # type: ignore[method-assign]
         state = JoinPartition()
         state.order("v0", order("bad", 0, visitor="v0"), arrived=0)
         state.order("v1", order("good", 1, visitor="v1"), arrived=0)

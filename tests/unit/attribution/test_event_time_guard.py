@@ -12,7 +12,7 @@ import pytest
 
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
-from afflux.attribution.stage import Owned
+from afflux.attribution.stage import Owned, Record, Transport
 from afflux.oracle import admitted
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
@@ -121,7 +121,8 @@ def runtime(sent: list[tuple[str, bytes | None]]) -> Runtime:
             event_id="terms", occurred_at=0, campaign_id="camp", versions=(version,)
         )
     )
-    rt = Runtime(
+    return Runtime(
+        transport=Transport(send),
         bootstrap="127.0.0.1:1",
         group="guard",
         directory=directory,
@@ -129,8 +130,6 @@ def runtime(sent: list[tuple[str, bytes | None]]) -> Runtime:
         refund_wait_ms=0,
         order_retention_ms=86_400_000,
     )
-    rt.send = send
-    return rt
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -146,8 +145,8 @@ def test_an_input_stamped_past_the_skew_is_dead_lettered_and_moves_no_watermark(
     async def run() -> None:
         rt.join.owned[0] = Owned(rt.join.new_state())
         rt.refunds.owned[0] = Owned(rt.refunds.new_state())
-        record = rt.join_record if topic != REFUNDS.name else rt.refund_record
-        await record(topic, 0, 0, b"v", encode(event(TS + case.ahead_ms)), TS)
+        stage = rt.refunds if topic == REFUNDS.name else rt.join
+        await stage.handle(Record(topic, 0, 0, b"v", encode(event(TS + case.ahead_ms)), TS))
 
     asyncio.run(run())
     letters = [e for t, v in sent if t == DLQ.name for e in decode_record(v)]

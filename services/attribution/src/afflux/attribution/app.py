@@ -12,14 +12,14 @@ import logging
 from typing import Any
 
 import faust
-from aiokafka import TopicPartition
 from faust.contrib.asgi import serve_asgi
-from faust.types import TP
 from prometheus_client import generate_latest
 
+from afflux.attribution import faust_bridge
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime, run_forever
 from afflux.attribution.settings import AttributionSettings
+from afflux.attribution.stage import Record
 from afflux.attribution.web import WorkerWeb
 from afflux.shared.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.core.clock import MS_PER_DAY
@@ -39,16 +39,6 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     bootstrap = settings.kafka_bootstrap
     directory = CampaignDirectory()
     metrics = AttributionMetrics()
-    runtime = Runtime(
-        bootstrap=bootstrap,
-        group=settings.attribution_group,
-        directory=directory,
-        metrics=metrics,
-        refund_wait_ms=int(settings.refund_wait_seconds * 1000),
-        order_retention_ms=settings.order_retention_days * MS_PER_DAY,
-        redecide=settings.attribution_redecide,
-        clock_skew_ms=settings.attribution_clock_skew_s * 1000,
-    )
     instance = settings.instance_id or None
     app = faust.App(
         settings.attribution_group,
@@ -79,25 +69,27 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         stream_buffer_maxsize=8192,
         consumer_auto_offset_reset="earliest",
     )
+    runtime = Runtime(
+        bootstrap=bootstrap,
+        group=settings.attribution_group,
+        directory=directory,
+        metrics=metrics,
+        transport=faust_bridge.transport(app),
+        refund_wait_ms=int(settings.refund_wait_seconds * 1000),
+        order_retention_ms=settings.order_retention_days * MS_PER_DAY,
+        redecide=settings.attribution_redecide,
+        clock_skew_ms=settings.attribution_clock_skew_s * 1000,
+    )
     started = asyncio.Event()
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "internal": False}
     join_topic = app.topic(CLICKS.name, ORDERS.name, **raw)
     refund_topic = app.topic(REFUNDS.name, CONVERSIONS.name, UNMATCHED.name, **raw)
 
-    async def send(
-        topic: str, key: bytes | None, value: bytes | None, partition: int | None
-    ) -> Any:
-        return await app.producer.send(topic, key, value, partition, None, None)
-
     background: set[asyncio.Future[None]] = set()
 
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
-        runtime.send = send
-        runtime.highwater = lambda t, p: _highwater(app, t, p)
-        runtime.start_offset = lambda t, p: _committed(app, t, p)
-        runtime.partition_count = lambda topic: _partition_count(app, topic)
-        runtime.pause = lambda tps: app.consumer.pause_partitions({TP(t, p) for t, p in tps})
+        faust_bridge.require_private_paths(app)
         background.add(
             asyncio.ensure_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         )
@@ -110,10 +102,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         await _wait_started(started, directory)
         manual = stream.noack()
         async for event in manual.events():
-            m = event.message
-            if await runtime.join_record(
-                m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)
-            ):
+            if await runtime.join.handle(_record(event.message)):
                 await manual.ack(event)
 
     @app.agent(refund_topic, name="refunds")
@@ -121,10 +110,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         await _wait_started(started, directory)
         manual = stream.noack()
         async for event in manual.events():
-            m = event.message
-            if await runtime.refund_record(
-                m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000)
-            ):
+            if await runtime.refunds.handle(_record(event.message)):
                 await manual.ack(event)
 
     @app.timer(interval=settings.timer_interval_seconds)  # type: ignore[untyped-decorator]
@@ -169,30 +155,7 @@ async def _wait_started(started: asyncio.Event, directory: CampaignDirectory) ->
     await directory.ready.wait()
 
 
-def _highwater(app: faust.App, topic: str, partition: int) -> tuple[int, int] | None:
-    """The fetch high watermark and when the fetch that reported it was answered."""
-    try:
-        consumer = app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
-        tp = TopicPartition(topic, partition)
-        high, polled = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
-    except Exception:
-        return None
-    if high is None or polled is None:
-        return None
-    return int(high), int(polled)
-
-
-def _partition_count(app: faust.App, topic: str) -> int | None:
-    """The topic's partition count from the producer's metadata; None while unknown."""
-    try:
-        cluster = app.producer._ensure_producer().client.cluster  # type: ignore[attr-defined]
-        partitions = cluster.partitions_for_topic(topic)
-    except Exception:
-        return None
-    return len(partitions) if partitions else None
-
-
-def _committed(app: faust.App, topic: str, partition: int) -> int:
-    # Faust keeps the offsets it sought to at assignment; nothing committed: the log start.
-    committed = getattr(app.consumer, "_committed_offset", {}).get(TP(topic, partition))
-    return int(committed) if committed else 0
+def _record(message: Any) -> Record:
+    """A Faust message as a stage's input record (timestamp in ms)."""
+    m = message
+    return Record(m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000))

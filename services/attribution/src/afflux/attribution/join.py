@@ -245,7 +245,21 @@ class JoinPartition:
         heapq.heappush(self.queue, (arrived, key, okey))
         if order.occurred_at > self.watermark:
             self.watermark = order.occurred_at
+        parked_key = _parked_key(okey)
+        parked = self.keys.get(parked_key)
+        if parked is not None:  # confirmations that came before their order
+            state.confirms.update(parked.confirms)
+            parked.confirms.clear()
+            self.dirty.add(parked_key)
         return True
+
+    def confirm(self, confirm: LeadConfirmed) -> list[Output]:
+        """A lead confirmation: forwarded once its order converted (see ``lead``). One
+        whose order is not known here yet is parked under its own key until the order
+        comes (``order`` adopts it), as confirmations are not keyed like their orders."""
+        okey = (confirm.campaign_id, confirm.order_id)
+        key = self.index.get(okey)
+        return self.lead(_parked_key(okey) if key is None else key, confirm)
 
     def lead(self, key: str, confirm: LeadConfirmed) -> list[Output]:
         """Forward a confirmation once its order has converted (at most once)."""
@@ -406,6 +420,12 @@ class JoinPartition:
 
 
 WATERMARK_KEY = "\x00watermark"
+# Confirmations of an order not known yet wait under this prefix + campaign + order id.
+LEAD_PREFIX = "\x00lead\x1f"
+
+
+def _parked_key(okey: OrderKey) -> str:
+    return f"{LEAD_PREFIX}{okey[0]}\x1f{okey[1]}"
 
 
 def _eligible(click: ClickTouch, order_at: int, v: TermsVersion) -> bool:

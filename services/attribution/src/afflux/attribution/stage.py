@@ -1,10 +1,39 @@
-"""What both stages share: owned partitions, recovery, safe time, and the write order.
+"""One driver for both stages: records and timer ticks in, outputs then state out.
 
-Write order, for every batch (a record in an agent, a timer tick): the events
-to emit are sent and acknowledged first, the state changes after. A crash in
-between leaves the old state, the input is read again from the committed
-offset, and the same events are emitted again with the same ids; state is never
-ahead of what was emitted.
+Each stage (the click-order join, the refunds) is a ``StageHandler``: what one
+event does to a partition's state, what a tick finds due, what pruning drops.
+``Stage`` does the rest the same way for both: it owns partitions, recovers
+them, checks them against their input logs, reads back records the consumer
+skipped, dead-letters what cannot be used and writes.
+
+Why the stages keep their own changelogs instead of Faust tables:
+
+- Faust's table recovery reads a changelog up to the end offset that
+  ListOffsets reports, and the embedded broker answers that with the base
+  offset of the newest batch + 1: the last batch of updates of every changelog
+  partition would be lost on every restart (docs/attribution.md, "State and
+  restarts"). A stage reads its changelog up to the fetch high watermark.
+- A table write goes out whenever Faust flushes, independently of the outputs
+  it belongs to. A stage decides the order: an output may be sent twice, never
+  forgotten, so state is never ahead of what was emitted.
+- With the state a stage writes its input position (per input topic, the
+  offset and a fingerprint of the last record consumed), which tells at the
+  next assignment whether the state still belongs to the input log
+  (divergence.py); a table knows nothing of the inputs it was built from.
+
+Write order, for every batch (a record, a timer tick, a pruning pass):
+
+1. send the outputs and dead letters, and wait until the broker acknowledged
+   every one of them;
+2. write the changed state keys to the stage's changelog;
+3. write the partition's input position (``POSITION_KEY``) to the changelog;
+4. acknowledge the input record to Faust, which commits its offset later,
+   after flushing the producer (so after steps 2 and 3 reached the broker).
+
+A crash between two steps leaves the old state (and position): the input is
+read again from the committed offset and the same events are emitted again
+with the same ids. So state is never ahead of what was emitted, and the
+position never ahead of the state.
 
 Safe time: an order waits until everything that reached the broker before its
 deadline has been read. Each timer tick notes the high watermarks of the
@@ -18,14 +47,24 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import TopicPartition
 
 from afflux.attribution.changelog import read_partitions
-from afflux.attribution.divergence import Position, check_inputs, committed_offsets
+from afflux.attribution.decode import decode_items
+from afflux.attribution.divergence import (
+    Position,
+    check_inputs,
+    committed_offsets,
+    fingerprint,
+)
+from afflux.attribution.gaps import read_range
+from afflux.attribution.join import Failed, Output
+from afflux.attribution.outbox import Outbox, OutRecord
+from afflux.shared.events import AnyEvent
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +74,84 @@ class PartitionState(Protocol):
 
     def take_dirty(self) -> list[tuple[str, bytes | None]]: ...
     def restore(self, key: str, value: bytes) -> None: ...
+    def take_failed(self) -> list[Failed]: ...
 
 
 S = TypeVar("S", bound=PartitionState)
 HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, seen at ms)
 SKEW_MS = 1_000
-OutRecord = tuple[str, bytes, bytes, int | None]  # topic, key, value, partition
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
 # The changelog key of a partition's input position: per input topic, the offset and
 # fingerprint of the last record consumed (see divergence.py).
 POSITION_KEY = "\x00position"
+
+
+class InputRecord(Protocol):
+    """A consumed record (an aiokafka ``ConsumerRecord`` is one); ``timestamp`` in ms."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An ``InputRecord`` built from what the delivery layer hands over."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Transport:
+    """What the stages need of Kafka, given at construction (see faust_bridge.py)."""
+
+    send: Send
+    # The fetch high watermark of an input partition and when it was seen; None: unknown.
+    highwater: HighWater = lambda topic, p: None
+    # Where an input partition starts when no record of it was processed yet.
+    start_offset: Callable[[str, int], int] = lambda topic, p: 0
+    # A topic's partition count (outputs are packed per partition); None: unknown.
+    partition_count: Callable[[str], int | None] = lambda topic: None
+    # Stop fetching input partitions (topic, partition): their stage diverged.
+    pause: Callable[[set[tuple[str, int]]], None] = lambda tps: None
+
+
+class StageHandler(Protocol[S]):
+    """What one stage does to one partition's state; no Kafka, no clock reads."""
+
+    # The topic named on the dead letters of decisions that raised in ``due``.
+    failed_topic: str
+
+    def new_state(self) -> S: ...
+
+    def on_event(
+        self, state: S, topic: str, event: AnyEvent, ts: int
+    ) -> tuple[Sequence[Output], str]:
+        """Apply one event of a record stamped ``ts``: its outputs, and why it was
+        refused ('' when it was used; a refused event changes nothing)."""
+        ...
+
+    def due(self, state: S, safe_ms: int) -> list[Output]:
+        """What is decided once everything before ``safe_ms`` has been read."""
+        ...
+
+    def prune(self, state: S, safe_ms: int) -> None:
+        """Forget what no future event can need (marking the keys dirty)."""
+        ...
 
 
 @dataclass
@@ -64,14 +171,16 @@ class Owned(Generic[S]):
 
 
 class Stage(Generic[S]):
-    """One stage's partitions on this worker."""
+    """One stage's partitions on this worker, driven by its handler."""
 
     def __init__(
         self,
         name: str,
         inputs: tuple[str, ...],
         changelog: str,
-        new_state: Callable[[], S],
+        handler: StageHandler[S],
+        transport: Transport,
+        outbox: Outbox,
         bootstrap: str,
         group: str | None = None,
     ) -> None:
@@ -79,7 +188,10 @@ class Stage(Generic[S]):
         self.group = group  # the consumer group whose committed offsets are checked
         self.inputs = inputs
         self.changelog = changelog
-        self.new_state = new_state
+        self.handler = handler
+        self.new_state = handler.new_state
+        self.transport = transport
+        self.outbox = outbox
         self.bootstrap = bootstrap
         self.owned: dict[int, Owned[S]] = {}
         self.loading: dict[int, asyncio.Future[None]] = {}
@@ -87,6 +199,107 @@ class Stage(Generic[S]):
         # processed again by this process (see divergence.py and docs/reliability.md).
         self.diverged: dict[int, str] = {}
         self.lock = asyncio.Lock()
+
+    # -- records and ticks -------------------------------------------------------
+
+    async def handle(self, record: InputRecord) -> bool:
+        """Process one record; False: hold it unacknowledged (its partition diverged:
+        its offset is never committed, and fetching the partition stops)."""
+        p = record.partition
+        owned = await self.partition(p)
+        if owned is None:
+            if p not in self.diverged:
+                return True  # not ours (revoked meanwhile)
+            self.transport.pause({(t, p) for t in self.inputs})
+            return False
+        async with self.lock:
+            for missed in await self._skipped(owned, record):
+                await self._process(owned, missed)
+            await self._process(owned, record)
+        return True
+
+    async def _process(self, owned: Owned[S], record: InputRecord) -> None:
+        state, handler, outbox = owned.state, self.handler, self.outbox
+        topic, p, offset, key = record.topic, record.partition, record.offset, record.key
+        value, ts = record.value, record.timestamp
+        out: list[Output] = []
+        letters = []
+        items = decode_items(value)
+        for index, event, reason, raw, error_class in items:
+            if event is None:
+                letters.append(
+                    outbox.letter(topic, p, offset, index, key, raw, reason, value, error_class)
+                )
+                continue
+            try:  # whatever one item raises, it alone is dead-lettered
+                outputs, refused = handler.on_event(state, topic, event, ts)
+                if refused:
+                    letters.append(
+                        outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
+                    )
+                else:
+                    out += outputs
+            except Exception as exc:
+                letters.append(outbox.failed(topic, p, offset, index, key, raw, exc))
+        letters += outbox.undecided(handler.failed_topic, p, state.take_failed())
+        metrics = outbox.metrics
+        metrics.child(metrics.events, topic).inc(len(items))
+        owned.last[topic] = (offset, fingerprint(key, value, ts))
+        await self._emit(p, state, out, letters)
+        owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
+
+    async def _skipped(self, owned: Owned[S], record: InputRecord) -> list[InputRecord]:
+        """Records before ``record`` that the consumer skipped (see gaps.py), read back."""
+        topic, p, offset = record.topic, record.partition, record.offset
+        expected = owned.consumed.get(topic)
+        if expected is None or offset <= expected:
+            return []
+        log.warning(
+            "%s[%d]: offsets %d..%d were skipped by the consumer; reading them back",
+            topic,
+            p,
+            expected,
+            offset - 1,
+        )
+        missed = await read_range(self.bootstrap, topic, p, expected, offset)
+        self.outbox.metrics.refetched.inc(len(missed))
+        return list(missed)
+
+    async def tick(self) -> None:
+        """Emit what is due in every partition (call ``note`` first)."""
+        for p, owned in list(self.owned.items()):
+            async with self.lock:
+                if self.owned.get(p) is not owned:
+                    continue
+                state = owned.state
+                try:
+                    out = self.handler.due(state, owned.safe_ms)
+                except Exception:  # one partition's failure never stops the timer
+                    log.exception("%s[%d]: deciding what is due failed", self.name, p)
+                    continue
+                letters = self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
+                if out or letters or state.dirty:
+                    await self._emit(p, state, out, letters)
+
+    async def prune(self) -> None:
+        """Let the handler forget what is no longer needed; write what it dropped."""
+        for p, owned in list(self.owned.items()):
+            async with self.lock:
+                if self.owned.get(p) is not owned:
+                    continue
+                self.handler.prune(owned.state, owned.safe_ms)
+                if owned.state.dirty:
+                    await self._emit(p, owned.state, [], [])
+
+    def lag(self, topic: str) -> int:
+        """Records of ``topic`` in the owned partitions not processed yet."""
+        lag = 0
+        for p, owned in self.owned.items():
+            known = self.transport.highwater(topic, p)
+            if known is not None:
+                done = owned.consumed.get(topic, self.transport.start_offset(topic, p))
+                lag += max(0, known[0] - done)
+        return lag
 
     # -- ownership -------------------------------------------------------------
 
@@ -189,12 +402,13 @@ class Stage(Generic[S]):
 
     # -- safe time -------------------------------------------------------------
 
-    def note(self, highwater: HighWater, start: Callable[[str, int], int]) -> None:
+    def note(self) -> None:
         """Advance each partition's safe time; note the current high watermarks.
 
         A note holds as of the oldest fetch answer it uses, less ``SKEW_MS`` for
         records stamped by their producer a little before the broker took them.
         """
+        highwater, start = self.transport.highwater, self.transport.start_offset
         for p, owned in self.owned.items():
             highs = {}
             seen_at = []
@@ -218,8 +432,15 @@ class Stage(Generic[S]):
 
     # -- writing ---------------------------------------------------------------
 
-    async def flush(self, p: int, state: S, records: Iterable[OutRecord], send: Send) -> int:
-        """Send ``records`` and wait for them, then write the changed keys; return the count."""
+    async def _emit(self, p: int, state: S, out: list[Output], letters: list[Any]) -> None:
+        records = self.outbox.records(out, letters, self.transport.partition_count)
+        await self.flush(p, state, records)
+        self.outbox.sent(out)
+
+    async def flush(self, p: int, state: S, records: Sequence[OutRecord]) -> int:
+        """Write in the order of the module docstring (steps 1 to 3): send ``records`` and
+        wait for them, then the changed keys, then the input position; return the count."""
+        send = self.transport.send
         pending = [await send(topic, key, value, part) for topic, key, value, part in records]
         if pending:
             await asyncio.gather(*pending)

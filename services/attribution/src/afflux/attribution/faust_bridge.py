@@ -1,0 +1,132 @@
+"""Every use of Faust's (and its aiokafka consumer's) private attributes, in one place.
+
+The worker needs three things Faust keeps to itself:
+
+- the fetch high watermark of an input partition and when the fetch answered
+  (the stages' safe time and consumer lag), from the aiokafka consumer inside
+  Faust's consumer thread: ``app.consumer._thread._ensure_consumer()``;
+- a topic's partition count, to pack outputs per partition, from the producer's
+  cluster metadata: ``app.producer._ensure_producer().client.cluster``;
+- the offsets the consumer sought to at assignment (where a partition with no
+  record processed yet starts): ``app.consumer._committed_offset``.
+
+A faust-streaming upgrade may rename any of them. Each accessor below answers
+"unknown" while the app is starting, as before; ``PRIVATE_PATHS`` names every
+path and ``missing_private_paths`` checks them: the worker at start-up (it
+refuses to go on, naming the path), and
+``tests/integration/attribution/test_faust_bridge.py`` on a running app of the
+installed faust-streaming.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
+
+from afflux.attribution.stage import Transport
+
+# (what the worker uses it for, the path from the app) for every private attribute.
+PRIVATE_PATHS: tuple[tuple[str, str], ...] = (
+    ("fetch high watermarks", "consumer._thread._ensure_consumer"),
+    ("partition counts", "producer._ensure_producer"),
+    ("offsets sought at assignment", "consumer._committed_offset"),
+)
+
+
+class FaustChanged(RuntimeError):
+    """The installed faust-streaming no longer has a private attribute the worker uses."""
+
+
+def missing_private_paths(app: faust.App, *, running: bool = False) -> list[str]:
+    """The private paths (see ``PRIVATE_PATHS``) ``app`` lacks; empty when all are there.
+
+    ``running``: the app's consumer and producer have started, so also check what the
+    objects behind the paths must offer (an aiokafka consumer, a producer's cluster
+    metadata); before that, Faust refuses to hand them out.
+    """
+    missing = []
+    for purpose, path in PRIVATE_PATHS:
+        target: Any = app
+        for name in path.split("."):
+            target = getattr(target, name, _MISSING)
+            if target is _MISSING:
+                missing.append(f"app.{path} ({purpose})")
+                break
+    if missing or not running:
+        return missing
+    if not isinstance(_aiokafka_consumer(app), AIOKafkaConsumer):
+        missing.append("app.consumer._thread._ensure_consumer() is no AIOKafkaConsumer")
+    cluster = getattr(getattr(_producer(app), "client", None), "cluster", None)
+    if not callable(getattr(cluster, "partitions_for_topic", None)):
+        missing.append("app.producer._ensure_producer().client.cluster.partitions_for_topic")
+    return missing
+
+
+def require_private_paths(app: faust.App) -> None:
+    """Raise ``FaustChanged`` naming each missing path: without them the safe time never
+    advances and no order is ever decided, so the worker must not start."""
+    missing = missing_private_paths(app)
+    if missing:
+        raise FaustChanged(
+            "faust-streaming changed; the attribution worker needs: " + "; ".join(missing)
+        )
+
+
+def transport(app: faust.App) -> Transport:
+    """The stages' transport over a Faust app (usable once the app has started)."""
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Any:
+        return await app.producer.send(topic, key, value, partition, None, None)
+
+    return Transport(
+        send=send,
+        highwater=lambda t, p: highwater(app, t, p),
+        start_offset=lambda t, p: committed_offset(app, t, p),
+        partition_count=lambda topic: partition_count(app, topic),
+        pause=lambda tps: app.consumer.pause_partitions({TP(t, p) for t, p in tps}),
+    )
+
+
+def highwater(app: faust.App, topic: str, partition: int) -> tuple[int, int] | None:
+    """The fetch high watermark and when the fetch that reported it was answered."""
+    try:
+        consumer = _aiokafka_consumer(app)
+        tp = TopicPartition(topic, partition)
+        high, polled = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+    except Exception:
+        return None
+    if high is None or polled is None:
+        return None
+    return int(high), int(polled)
+
+
+def partition_count(app: faust.App, topic: str) -> int | None:
+    """The topic's partition count from the producer's metadata; None while unknown."""
+    try:
+        partitions = _producer(app).client.cluster.partitions_for_topic(topic)
+    except Exception:
+        return None
+    return len(partitions) if partitions else None
+
+
+def committed_offset(app: faust.App, topic: str, partition: int) -> int:
+    """Where the partition starts: the offset Faust sought to at assignment; nothing
+    committed: the log start."""
+    committed = getattr(app.consumer, "_committed_offset", {}).get(TP(topic, partition))
+    return int(committed) if committed else 0
+
+
+def _aiokafka_consumer(app: faust.App) -> Any:
+    return app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+
+
+def _producer(app: faust.App) -> Any:
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+_MISSING = object()

@@ -1,0 +1,195 @@
+"""The two stages' handlers (see ``stage.StageHandler``): what an event, a tick and a
+pruning pass do to one partition's state, with the campaign terms they need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from afflux.attribution.join import JoinPartition, Output
+from afflux.attribution.metrics import AttributionMetrics
+from afflux.attribution.refunds import RefundPartition
+from afflux.shared.campaign_view import CampaignDirectory
+from afflux.shared.core.attribution import largest_window_ms
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.event_time import (
+    DEFAULT_CLOCK_SKEW_MS,
+    EVENT_TIME_IN_FUTURE,
+    event_time_in_future,
+)
+from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.terms import TermsVersion, terms_in_force
+from afflux.shared.events import (
+    AnyEvent,
+    ClickRecorded,
+    ConversionAttributed,
+    LeadConfirmed,
+    OrderPlaced,
+    OrderRefunded,
+    OrderUnattributed,
+    RefundUnmatched,
+)
+from afflux.shared.topics import CLICKS, ORDERS, REFUNDS
+
+# Clicks that arrived this recently (behind the partition's safe time) are never pruned:
+# their order may still be on its way through the other input topic.
+RECENT_ARRIVAL_MS = 60_000
+# Inputs produced outside the worker; conversions and unmatched orders are its own.
+OUTSIDE_INPUTS = frozenset((CLICKS.name, ORDERS.name, REFUNDS.name))
+UNEXPECTED = "unexpected event type"
+Handled = tuple[Sequence[Output], str]
+USED: Handled = ((), "")
+
+
+class Campaigns:
+    """The campaign terms both stages read, and the checks every input event passes."""
+
+    def __init__(
+        self, directory: CampaignDirectory, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS
+    ) -> None:
+        self.directory = directory
+        self.clock_skew_ms = clock_skew_ms
+
+    def terms(self, campaign_id: str, at_ms: int) -> TermsVersion | None:
+        if campaign_id not in self.directory:
+            return None
+        return terms_in_force(self.directory.versions(campaign_id), at_ms)
+
+    def max_grace_ms(self) -> int:
+        d = self.directory
+        return max((d.latest(c).terms.grace_ms for c in d.campaign_ids()), default=0)
+
+    def largest_window_ms(self) -> int:
+        d = self.directory
+        return largest_window_ms([v for c in d.campaign_ids() for v in d.versions(c)])
+
+    def refused(self, topic: str, event: AnyEvent, ts: int) -> str:
+        """Why an event is refused before it is used ('' when it is not)."""
+        return self._refused_order(event) or self._in_future(topic, event, ts)
+
+    def _refused_order(self, event: AnyEvent) -> str:
+        """Why an order (or a conversion) is refused before it is used: an order of an
+        unknown campaign, or an amount above the campaign's ``max_order_minor`` (the terms
+        in force at the order's time)."""
+        if not isinstance(event, OrderPlaced | ConversionAttributed):
+            return ""
+        if event.campaign_id not in self.directory:
+            return "unknown campaign" if isinstance(event, OrderPlaced) else ""
+        version = self.terms(event.campaign_id, event.occurred_at)
+        if version is not None and event.amount_minor > version.terms.max_order_minor:
+            return (
+                f"amount_minor {event.amount_minor} above the campaign's max_order_minor "
+                f"{version.terms.max_order_minor}"
+            )
+        return ""
+
+    def _in_future(self, topic: str, event: AnyEvent, ts: int) -> str:
+        """Why an outside input's event time is refused: more than the clock skew after its
+        record's timestamp. Such a time would move the event-time watermark, and pruning
+        behind it would drop clicks that other orders still need."""
+        if topic not in OUTSIDE_INPUTS or not event_time_in_future(
+            event.occurred_at, ts, self.clock_skew_ms
+        ):
+            return ""
+        return (
+            f"{EVENT_TIME_IN_FUTURE}: occurred_at {event.occurred_at} is "
+            f"{event.occurred_at - ts} ms after the record's timestamp {ts}"
+            f" (allowed: {self.clock_skew_ms} ms)"
+        )
+
+
+class JoinHandler:
+    """Stage 1: clicks and orders (and lead confirmations), keyed by visitor."""
+
+    failed_topic = ORDERS.name
+
+    def __init__(
+        self,
+        campaigns: Campaigns,
+        metrics: AttributionMetrics,
+        order_retention_ms: int,
+        redecide: bool = True,
+    ) -> None:
+        self.campaigns = campaigns
+        self.metrics = metrics
+        self.order_retention_ms = order_retention_ms
+        self.redecide = redecide
+
+    def new_state(self) -> JoinPartition:
+        return JoinPartition(self.redecide)
+
+    def on_event(self, state: JoinPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
+        refused = self.campaigns.refused(topic, event, ts)
+        if refused:
+            return (), refused
+        if isinstance(event, ClickRecorded):
+            clicked = state.click(event.visitor_id, event, ts, self.campaigns.terms)
+            self._late(clicked.outcomes)
+            return clicked.outputs, ""
+        if isinstance(event, OrderPlaced):
+            key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+            state.order(key, event, ts)
+            return USED
+        if isinstance(event, LeadConfirmed):
+            return state.confirm(event), ""
+        return (), UNEXPECTED
+
+    def due(self, state: JoinPartition, safe_ms: int) -> list[Output]:
+        out = state.due(safe_ms, self.campaigns.terms)
+        self._late(state.take_late())
+        return out
+
+    def prune(self, state: JoinPartition, safe_ms: int) -> None:
+        """Clicks older than the largest window plus grace behind the partition's
+        event-time watermark (unless recent or wanted by a waiting order), and decided
+        orders past the retention."""
+        if not state.watermark:
+            return
+        grace = self.campaigns.max_grace_ms()
+        keep_ms = self.campaigns.largest_window_ms() + grace + MS_PER_DAY
+        state.prune(
+            state.watermark - keep_ms,
+            state.watermark - self.order_retention_ms,
+            safe_ms - grace - RECENT_ARRIVAL_MS,
+        )
+
+    def _late(self, outcomes: list[str]) -> None:
+        for outcome in outcomes:
+            self.metrics.child(self.metrics.late_clicks, outcome).inc()
+
+
+class RefundHandler:
+    """Stage 2: refunds against the join's outcomes, keyed by order id."""
+
+    failed_topic = REFUNDS.name
+
+    def __init__(self, campaigns: Campaigns, refund_wait_ms: int, order_retention_ms: int) -> None:
+        self.campaigns = campaigns
+        self.refund_wait_ms = refund_wait_ms
+        self.order_retention_ms = order_retention_ms
+
+    def new_state(self) -> RefundPartition:
+        return RefundPartition()
+
+    def on_event(self, state: RefundPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
+        refused = self.campaigns.refused(topic, event, ts)
+        if refused:
+            return (), refused
+        if isinstance(event, OrderRefunded):
+            return state.refund(event.order_id, event, ts), ""
+        if isinstance(event, ConversionAttributed):
+            return state.conversion(event.order_id, event), ""
+        if isinstance(event, OrderUnattributed):
+            return state.unattributed(event.order_id, event), ""
+        if isinstance(event, LeadConfirmed | RefundUnmatched):
+            return USED  # the join's other outputs: nothing to do here
+        return (), UNEXPECTED
+
+    def due(self, state: RefundPartition, safe_ms: int) -> list[Output]:
+        """Refunds that waited for their order's outcome longer than the refund wait
+        plus the longest grace."""
+        return state.due(safe_ms, self.refund_wait_ms + self.campaigns.max_grace_ms())
+
+    def prune(self, state: RefundPartition, safe_ms: int) -> None:
+        """Orders whose latest event is past the retention behind the watermark."""
+        if state.watermark:
+            state.prune(state.watermark - self.order_retention_ms)

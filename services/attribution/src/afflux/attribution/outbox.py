@@ -1,0 +1,172 @@
+"""What a stage sends: its outputs packed per partition, its dead letters, and the
+metrics that count them once the broker has acknowledged them."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from afflux.attribution.join import Failed, Output
+from afflux.attribution.metrics import AttributionMetrics
+from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE
+from afflux.shared.core.ids import derived_id
+from afflux.shared.events import (
+    ConversionAttributed,
+    ConversionReversed,
+    DeadLetter,
+    Envelope,
+    OrderUnattributed,
+    RefundUnmatched,
+)
+from afflux.shared.kafka import partition_for
+from afflux.shared.topics import DLQ
+from afflux.shared.wire import encode, pack_by_partition
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "afflux-attribution"
+OutRecord = tuple[str, bytes, bytes, int | None]  # topic, key, value, partition
+PartitionCount = Callable[[str], int | None]
+
+
+class Outbox:
+    """Builds the records a stage sends and counts what was sent."""
+
+    def __init__(self, metrics: AttributionMetrics, clock: Callable[[], int]) -> None:
+        self.metrics = metrics
+        self.clock = clock
+
+    def records(
+        self, out: list[Output], letters: list[DeadLetter], partition_count: PartitionCount
+    ) -> list[OutRecord]:
+        """The outputs packed per partition, then the dead letters (counted here)."""
+        for letter in letters:
+            self.metrics.child(self.metrics.dlq, letter.source_topic, _reason(letter.reason)).inc()
+        records = _packed(out, partition_count)
+        records += [(DLQ.name, (lt.key or "").encode(), encode(lt), None) for lt in letters]
+        return records
+
+    def sent(self, out: list[Output]) -> None:
+        """Count outputs the broker acknowledged."""
+        now = self.clock()
+        for _, _, event in out:
+            self._count(event, now)
+
+    def _count(self, event: Envelope, now: int) -> None:
+        m = self.metrics
+        if isinstance(event, ConversionAttributed):
+            m.child(m.conversions, event.campaign_id, event.reason).inc()
+            m.lag.observe(max(0, now - event.occurred_at) / 1000)
+        elif isinstance(event, OrderUnattributed):
+            m.child(m.unattributed, event.campaign_id, event.reason).inc()
+            m.lag.observe(max(0, now - event.occurred_at) / 1000)
+        elif isinstance(event, ConversionReversed):
+            m.child(m.reversals, event.campaign_id).inc()
+        elif isinstance(event, RefundUnmatched):
+            m.child(m.refunds_unmatched, event.campaign_id, event.reason).inc()
+
+    def letter(
+        self,
+        topic: str,
+        p: int,
+        offset: int,
+        index: int,
+        key: bytes | None,
+        raw: Any,
+        reason: str,
+        whole: bytes | None = None,
+        error_class: str = "",
+    ) -> DeadLetter:
+        """The dead letter of one item of an input record (``raw`` None: the whole value)."""
+        value = (whole or b"").decode("utf-8", "replace") if raw is None else json.dumps(raw)
+        return DeadLetter(
+            event_id=derived_id("dlq", CONSUMER, topic, str(p), str(offset), str(index)),
+            occurred_at=self.clock(),
+            source_topic=topic,
+            source_partition=p,
+            source_offset=offset,
+            consumer=CONSUMER,
+            reason=reason[:2000],
+            error_class=error_class or None,
+            key=key.decode("utf-8", "replace") if key is not None else None,
+            value=value[:100_000],
+        )
+
+    def failed(
+        self,
+        topic: str,
+        p: int,
+        offset: int,
+        index: int,
+        key: bytes | None,
+        raw: Any,
+        exc: Exception,
+    ) -> DeadLetter:
+        """The dead letter of an item whose processing raised."""
+        log.exception("%s[%d]@%d item %d refused", topic, p, offset, index)
+        reason = f"failed: {type(exc).__name__}: {exc}"
+        return self.letter(topic, p, offset, index, key, raw, reason, None, type(exc).__name__)
+
+    def undecided(self, topic: str, p: int, failed: list[Failed]) -> list[DeadLetter]:
+        """Dead letters of orders (refunds) whose deciding raised. They are decided in a
+        timer tick, not while a record is read: the source offset is -1 and the value
+        holds the order's (refund's) fields."""
+        letters = []
+        for f in failed:
+            log.error("%s[%d]: %s (%s)", topic, p, f.reason, f.facts, exc_info=f.error)
+            ident = [str(f.facts.get(k, "")) for k in ("campaign_id", "order_id", "refund_id")]
+            letters.append(
+                DeadLetter(
+                    event_id=derived_id("dlq", CONSUMER, "decide", f.step, *ident),
+                    occurred_at=self.clock(),
+                    source_topic=topic,
+                    source_partition=p,
+                    source_offset=-1,
+                    consumer=CONSUMER,
+                    reason=f.reason[:2000],
+                    error_class=type(f.error).__name__,
+                    key=f.key,
+                    value=json.dumps(f.facts, sort_keys=True)[:100_000],
+                )
+            )
+        return letters
+
+
+def _packed(out: list[Output], partition_count: PartitionCount) -> list[OutRecord]:
+    """Outputs packed per partition (in order), which cuts the per-record cost of
+    everything downstream; one event per record while a topic's size is unknown."""
+    by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+    for topic, key, event in out:
+        by_topic.setdefault(topic, []).append((key.encode(), encode(event)))
+    records: list[OutRecord] = []
+    for topic, items in by_topic.items():
+        count = partition_count(topic)
+        if count is None:
+            records += [(topic, key, value, None) for key, value in items]
+            continue
+        packed = pack_by_partition(items, functools.partial(_partition_of, count))
+        records += [(topic, key, value, part) for part, key, value in packed]
+    return records
+
+
+def _partition_of(count: int, key: bytes) -> int:
+    return partition_for(key, count)
+
+
+def _reason(reason: str) -> str:
+    """A bounded label for a dead-letter reason."""
+    for known in (
+        "not JSON",
+        "invalid event",
+        "unknown campaign",
+        EVENT_TIME_IN_FUTURE,
+        "unexpected event type",
+        "amount_minor",
+        "failed",
+    ):
+        if reason.startswith(known):
+            return known.replace(" ", "_").lower()
+    return "undecodable"
