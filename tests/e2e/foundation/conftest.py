@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import yaml
 
 from afflux.cli.demo_client import DemoClient
-from afflux.cli.processes import free_port
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import Stack
 from afflux.shared.core.terms import CampaignTerms
 
 ADMIN_TOKEN = "e2e-admin-token"
@@ -42,21 +38,13 @@ campaigns:
 
 
 @pytest.fixture(scope="package")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work: Path = tmp_path_factory.mktemp("e2e-stack")
-    ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
-    running = Stack(
-        StackOptions(work_dir=work, ports=ports, env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN})
-    )
-    try:
-        running.start_infra()
-        terms = work / "campaigns.yaml"
-        terms.write_text(TERMS_YAML)
-        running.apply_campaigns(terms)
-        running.start_all()
-        yield running
-    finally:
-        running.stop()
+def stack_campaigns() -> str:
+    return TERMS_YAML
+
+
+@pytest.fixture(scope="package")
+def admin_token() -> str:
+    return ADMIN_TOKEN
 
 
 @pytest.fixture(scope="package")

@@ -4,15 +4,12 @@ attributed: the whole stack, driven by seeded visitors over HTTP."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from afflux.cli.demo_client import DemoClient
 from afflux.cli.load import drive
-from afflux.cli.processes import free_port
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import Stack
 from afflux.cli.topic_reader import read_events
 from afflux.cli.traffic import Program, Traffic, TrafficMix, creator_ids
 from afflux.shared.campaign_file import load_campaign_file
@@ -43,21 +40,13 @@ VISITORS = 24
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work: Path = tmp_path_factory.mktemp("e2e-clock-skew")
-    ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
-    running = Stack(
-        StackOptions(work_dir=work, ports=ports, env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN})
-    )
-    try:
-        running.start_infra()
-        terms = work / "campaigns.yaml"
-        terms.write_text(TERMS_YAML)
-        running.apply_campaigns(terms)
-        running.start_all()
-        yield running
-    finally:
-        running.stop()
+def stack_campaigns() -> str:
+    return TERMS_YAML
+
+
+@pytest.fixture(scope="module")
+def admin_token() -> str:
+    return ADMIN_TOKEN
 
 
 @pytest.fixture(scope="module")

@@ -16,19 +16,17 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from afflux.cli.demo_client import DemoClient
-from afflux.cli.processes import free_port
 from afflux.cli.scenario_checks import read_topic_sync
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import MS_PER_DAY
@@ -66,25 +64,18 @@ def coupon_of(creator: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work: Path = tmp_path_factory.mktemp("ledger-kill")
-    ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
-    running = Stack(
-        StackOptions(
-            work_dir=work,
-            ports=ports,
-            env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN, "AFFLUX_INSTANCE_ID": "1"},
-        )
-    )
-    try:
-        running.start_infra()
-        path = work / "campaigns.yaml"
-        path.write_text(TERMS_YAML)
-        running.apply_campaigns(path)
-        running.start_all()
-        yield running
-    finally:
-        running.stop()
+def stack_campaigns() -> str:
+    return TERMS_YAML
+
+
+@pytest.fixture(scope="module")
+def admin_token() -> str:
+    return ADMIN_TOKEN
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    return {"AFFLUX_INSTANCE_ID": "1"}
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from afflux.cli.demo_client import DemoClient
-from afflux.cli.processes import free_port
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import MS_PER_DAY
@@ -116,21 +114,13 @@ campaigns:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work: Path = tmp_path_factory.mktemp("ledger-plans")
-    ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
-    running = Stack(
-        StackOptions(work_dir=work, ports=ports, env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN})
-    )
-    try:
-        running.start_infra()
-        path = work / "campaigns.yaml"
-        path.write_text(TERMS_YAML)
-        running.apply_campaigns(path)
-        running.start_all()
-        yield running
-    finally:
-        running.stop()
+def stack_campaigns() -> str:
+    return TERMS_YAML
+
+
+@pytest.fixture(scope="module")
+def admin_token() -> str:
+    return ADMIN_TOKEN
 
 
 @pytest.fixture(scope="module")

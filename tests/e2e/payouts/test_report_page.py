@@ -13,17 +13,14 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from afflux.cli.demo_client import DemoClient
-from afflux.cli.processes import free_port
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
@@ -72,21 +69,13 @@ SERIES_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work: Path = tmp_path_factory.mktemp("report-stack")
-    ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
-    running = Stack(
-        StackOptions(work_dir=work, ports=ports, env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN})
-    )
-    try:
-        running.start_infra()
-        terms = work / "campaigns.yaml"
-        terms.write_text(TERMS_YAML)
-        running.apply_campaigns(terms)
-        running.start_all()
-        yield running
-    finally:
-        running.stop()
+def stack_campaigns() -> str:
+    return TERMS_YAML
+
+
+@pytest.fixture(scope="module")
+def admin_token() -> str:
+    return ADMIN_TOKEN
 
 
 @pytest.fixture(scope="module")
