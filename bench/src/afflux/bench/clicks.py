@@ -15,23 +15,24 @@ that the ``clicks`` topic holds one event per 302 answered. Phases:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from afflux.shared.campaign_publish import publish_terms
+from afflux.bench.side_by_side import (
+    Result,
+    Tally,
+    bench_main,
+    events_on,
+    run_load,
+    start_backbone,
+    start_beside_bare,
+)
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import create_topics, topic_partitions
 from afflux.shared.topics import CLICKS
 
 if TYPE_CHECKING:
@@ -41,77 +42,9 @@ CAMPAIGN, TOKEN = "bench-shop", "bench-admin-token"
 FSYNC = "afflux_clicks_wal_fsync_seconds"
 
 
-def _wait_healthy(url: str, child: Any, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not child.alive():
-            raise RuntimeError(f"{child.name} exited:\n{child.log_tail()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{child.name} not healthy within {timeout_s} s")
-
-
-def _load(url: str, seconds: float, connections: int, rate: float | None = None) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "afflux.bench.clicks_load", url, str(seconds), str(connections)]
-    if rate:
-        argv.append(f"{rate:.1f}")
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True)
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-async def _events_on(bootstrap: str, topic: str) -> int:
-    """Events on ``topic`` (packed records count each event), read to the fetch high watermarks."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
-    )
-    await consumer.start()
-    try:
-        parts = await topic_partitions(consumer, topic)
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, 0)
-        counted = 0
-        next_offset: dict[TopicPartition, int] = {}
-        quiet = 0
-        while quiet < 3:
-            batches = await consumer.getmany(timeout_ms=200, max_records=50_000)
-            for tp, records in batches.items():
-                counted += sum(
-                    len(json.loads(r.value)) if (r.value or b"")[:1] == b"[" else 1 for r in records
-                )
-                next_offset[tp] = records[-1].offset + 1
-            caught_up = all(
-                consumer.highwater(tp) is not None
-                and next_offset.get(tp, 0) >= (consumer.highwater(tp) or 0)
-                for tp in parts
-            )
-            quiet = quiet + 1 if caught_up and not batches else 0
-        return counted
-    finally:
-        await consumer.stop()
-
-
-class _Tally:
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.status: dict[str, int] = {}
-        self.p50: list[float] = []
-        self.p99: list[float] = []
-
-    def add(self, result: dict[str, Any]) -> None:
-        self.seconds += float(result["seconds"])
-        for code, count in result["status"].items():
-            self.status[code] = self.status.get(code, 0) + int(count)
-        self.p50.append(float(result["p50_ms"]))
-        self.p99.append(float(result["p99_ms"]))
-
-    def rate(self) -> float:
-        return self.status.get("302", 0) / self.seconds if self.seconds else 0.0
+def _load(url: str, seconds: float, connections: int, rate: float | None = None) -> Result:
+    args = [url, str(seconds), str(connections)] + ([f"{rate:.1f}"] if rate else [])
+    return run_load("afflux.bench.clicks_load", seconds, *args)
 
 
 def _redirect_buckets(url: str, name: str = "afflux_redirect_seconds") -> dict[float, float]:
@@ -155,58 +88,38 @@ def run(
     rounds: int = 2,
     storage: BrokerStorage = "durable",
 ) -> dict[str, Any]:
-    from afflux.cli.embedded import start_embedded_broker, start_redis
-    from afflux.cli.processes import Child, free_port
-
     children: list[Any] = []
     try:
-        broker_port, redis_port, clicks_port, bare_port = (free_port() for _ in range(4))
-        durable = storage == "durable"
-        started = start_embedded_broker(broker_port, work, storage)
-        children += started
-        broker = started[-1]
-        children.append(start_redis(redis_port, work / "redis", work / "logs", aof=durable))
-        bootstrap = f"127.0.0.1:{broker_port}"
-        asyncio.run(create_topics(bootstrap, 4))
         terms = CampaignTerms(
             campaign_id=CAMPAIGN,
             merchant_id="merchant-bench",
             currency="EUR",
             allowed_domains=("shop.example.com",),
         )
-        asyncio.run(publish_terms(bootstrap, [(terms, 0)]))
+        backbone = start_backbone(work, storage, terms, children)
         env = {
-            "AFFLUX_KAFKA_BOOTSTRAP": bootstrap,
-            "AFFLUX_REDIS_URL": f"redis://127.0.0.1:{redis_port}/1",
-            "AFFLUX_CLICKS_PORT": str(clicks_port),
+            "AFFLUX_KAFKA_BOOTSTRAP": backbone.bootstrap,
+            "AFFLUX_REDIS_URL": f"redis://127.0.0.1:{backbone.redis_port}/1",
             "AFFLUX_ADMIN_TOKEN": TOKEN,
             "AFFLUX_CLICKS_IP_HASH_SECRET": "bench-secret",
             "AFFLUX_CLICKS_SEND_TIMEOUT_MS": "2000",
             "AFFLUX_DATA_DIR": str(work / "data"),
             "AFFLUX_LOG_LEVEL": "WARNING",
         }
-        clicks = Child("clicks", [sys.executable, "-m", "afflux.clicks"], work / "logs/clicks.log",
-                       env=env).start()  # fmt: skip
-        children.append(clicks)
-        bare = Child("bare", [sys.executable, "-m", "afflux.bench.clicks_bare", str(bare_port)],
-                     work / "logs/bare.log").start()  # fmt: skip
-        children.append(bare)
-        clicks_url, bare_url = f"http://127.0.0.1:{clicks_port}", f"http://127.0.0.1:{bare_port}"
-        _wait_healthy(clicks_url, clicks)
-        _wait_healthy(bare_url, bare)
+        clicks_url, bare_url = start_beside_bare("clicks", env, work, children)
         code = _create_link(clicks_url)
         clicks_target, bare_target = f"{clicks_url}/c/{code}", f"{bare_url}/c/{code}"
         answered = 0
         _load(bare_target, 1.5, connections)  # warm-up
         answered += _load(clicks_target, 1.5, connections)["status"].get("302", 0)
         # Alternate the two sides so that a noisy neighbour hits both alike.
-        baseline, measured = _Tally(), _Tally()
+        baseline, measured = Tally(), Tally()
         for _ in range(rounds):
             baseline.add(_load(bare_target, seconds / rounds, connections))
             result = _load(clicks_target, seconds / rounds, connections)
             measured.add(result)
             answered += result["status"].get("302", 0)
-        rate70 = 0.7 * measured.rate()
+        rate70 = 0.7 * measured.rate("302")
         latency_seconds = max(3.0, seconds / 3)
         scraped = _redirect_buckets(clicks_url)
         fsyncs_before = _redirect_buckets(clicks_url, FSYNC)
@@ -220,13 +133,13 @@ def run(
         produced = 0
         deadline = time.monotonic() + 30
         while produced < answered and time.monotonic() < deadline:
-            produced = asyncio.run(_events_on(bootstrap, CLICKS.name))
-        broker.stop()
+            produced = asyncio.run(events_on(backbone.bootstrap, CLICKS.name))
+        backbone.broker.stop()
         outage = _load(clicks_target, max(3.0, seconds / 4), connections)
     finally:
         for child in reversed(children):
             child.stop()
-    value, base = measured.rate(), baseline.rate()
+    value, base = measured.rate("302"), baseline.rate("302")
     non_302 = {k: v for k, v in outage["status"].items() if k != "302"}
     return {
         "bench": "clicks",
@@ -261,18 +174,11 @@ def run(
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="afflux bench clicks", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="end with one JSON line")
-    parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per side")
-    parser.add_argument("--connections", type=int, default=32)
-    from afflux.cli.storage import add_storage_option, storage_of
+    return bench_main(argv, "clicks", __doc__, (12.0, 32), run, _summary, _passed)
 
-    add_storage_option(parser)
-    args = parser.parse_args(list(argv))
-    with tempfile.TemporaryDirectory(prefix="afflux-bench-clicks-") as tmp:
-        result = run(args.seconds, args.connections, Path(tmp), storage=storage_of(args))
-    print(f"broker storage: {args.storage}")
-    print(
+
+def _summary(result: Result) -> str:
+    return (
         f"clicks: {result['value']:.0f} redirects/s (p50 {result['p50_ms']:.2f} ms, "
         f"p99 {result['p99_ms']:.2f} ms), every click produced "
         f"({result['events_produced']} events for {result['answered_302']} redirects)\n"
@@ -288,7 +194,7 @@ def main(argv: Sequence[str]) -> int:
         f"broker stopped: {result['broker_down_requests']} requests, "
         f"{result['broker_down_non_302']} not answered 302 (target 0)"
     )
-    if args.json:
-        print(json.dumps(result))
-    ok = result["events_produced"] >= result["answered_302"] and not result["broker_down_non_302"]
-    return 0 if ok else 1
+
+
+def _passed(result: Result) -> bool:
+    return result["events_produced"] >= result["answered_302"] and not result["broker_down_non_302"]
