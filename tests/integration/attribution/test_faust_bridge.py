@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from afflux.attribution.faust_bridge import (
     PRIVATE_PATHS,
@@ -104,3 +105,8 @@ def test_a_missing_private_path_is_named_and_stops_the_start() -> None:
     assert missing == [f"app.{path} ({purpose})" for purpose, path in PRIVATE_PATHS]
     with pytest.raises(FaustChanged, match=r"consumer\._thread\._ensure_consumer"):
         require_private_paths(Renamed())  # type: ignore[arg-type]
+
+
+def test_the_admin_request_rebuild_sends_still_exists_on_aiokafka() -> None:
+    # afflux attribution rebuild deletes the group through it (test_divergence.py runs it).
+    assert callable(getattr(AIOKafkaAdminClient, "_send_request", None))

@@ -1,4 +1,4 @@
-"""Every use of Faust's (and its aiokafka consumer's) private attributes, in one place.
+"""Every use of Faust's (and aiokafka's) private attributes, in one place.
 
 The worker needs three things Faust keeps to itself:
 
@@ -10,7 +10,10 @@ The worker needs three things Faust keeps to itself:
 - the offsets the consumer sought to at assignment (where a partition with no
   record processed yet starts): ``app.consumer._committed_offset``.
 
-A faust-streaming upgrade may rename any of them. Each accessor below answers
+``afflux attribution rebuild`` deletes the consumer group with a request
+aiokafka's admin client has no public method for (``send_admin_request``).
+
+A faust-streaming (or aiokafka) upgrade may rename any of them. Each accessor below answers
 "unknown" while the app is starting, as before; ``PRIVATE_PATHS`` names every
 path and ``missing_private_paths`` checks them: the worker at start-up (it
 refuses to go on, naming the path), and
@@ -24,6 +27,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 
 from afflux.attribution.stage import Transport
@@ -119,6 +123,11 @@ def committed_offset(app: faust.App, topic: str, partition: int) -> int:
     committed: the log start."""
     committed = getattr(app.consumer, "_committed_offset", {}).get(TP(topic, partition))
     return int(committed) if committed else 0
+
+
+async def send_admin_request(admin: AIOKafkaAdminClient, request: Any, node_id: int) -> Any:
+    """Send a request the admin client has no public method for (DeleteGroups)."""
+    return await admin._send_request(request, node_id)
 
 
 def _aiokafka_consumer(app: faust.App) -> Any:

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
+from afflux.attribution.faust_bridge import send_admin_request
 from afflux.shared.kafka import retrying
 
 GROUP_ID_NOT_FOUND = 69
@@ -42,7 +43,7 @@ async def clear_state(bootstrap: str, group: str) -> Rebuilt:
     await admin.start()
     try:
         coordinator = await retrying(lambda: admin.find_coordinator(group))
-        response = await admin._send_request(DeleteGroupsRequest([group]), coordinator)
+        response = await send_admin_request(admin, DeleteGroupsRequest([group]), coordinator)
         [(_, code)] = [(name, code) for name, code in response.results if name == group]
         if code == NON_EMPTY_GROUP:
             raise GroupStillActive(f"consumer group {group} still has members: stop every worker")

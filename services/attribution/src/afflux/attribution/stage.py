@@ -3,8 +3,9 @@
 Each stage (the click-order join, the refunds) is a ``StageHandler``: what one
 event does to a partition's state, what a tick finds due, what pruning drops.
 ``Stage`` does the rest the same way for both: it owns partitions, recovers
-them, checks them against their input logs, reads back records the consumer
-skipped, dead-letters what cannot be used and writes.
+them and checks them against their input logs (partitions.py), reads back
+records the consumer skipped (gaps.py), dead-letters what cannot be used
+(outbox.py) and writes.
 
 Why the stages keep their own changelogs instead of Faust tables:
 
@@ -46,44 +47,41 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from aiokafka import TopicPartition
-
-from afflux.attribution.changelog import read_partitions
 from afflux.attribution.decode import decode_items
-from afflux.attribution.divergence import (
-    Position,
-    check_inputs,
-    committed_offsets,
-    fingerprint,
-)
+from afflux.attribution.divergence import fingerprint
 from afflux.attribution.gaps import read_range
-from afflux.attribution.join import Failed, Output
+from afflux.attribution.join import Output
 from afflux.attribution.outbox import Outbox, OutRecord
-from afflux.shared.events import AnyEvent
+from afflux.attribution.partitions import (
+    POSITION_KEY,
+    Note,
+    Owned,
+    Partitions,
+    PartitionState,
+    S,
+)
+from afflux.shared.events import AnyEvent, DeadLetter
+
+__all__ = [
+    "POSITION_KEY",
+    "InputRecord",
+    "Owned",
+    "PartitionState",
+    "Record",
+    "Stage",
+    "StageHandler",
+    "Transport",
+]
 
 log = logging.getLogger(__name__)
 
-
-class PartitionState(Protocol):
-    dirty: set[str]
-
-    def take_dirty(self) -> list[tuple[str, bytes | None]]: ...
-    def restore(self, key: str, value: bytes) -> None: ...
-    def take_failed(self) -> list[Failed]: ...
-
-
-S = TypeVar("S", bound=PartitionState)
 HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, seen at ms)
 SKEW_MS = 1_000
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
-# The changelog key of a partition's input position: per input topic, the offset and
-# fingerprint of the last record consumed (see divergence.py).
-POSITION_KEY = "\x00position"
 
 
 class InputRecord(Protocol):
@@ -154,24 +152,8 @@ class StageHandler(Protocol[S]):
         ...
 
 
-@dataclass
-class Note:
-    at_ms: int
-    highs: dict[str, int]
-
-
-@dataclass
-class Owned(Generic[S]):
-    state: S
-    consumed: dict[str, int] = field(default_factory=dict)  # topic -> next offset to process
-    notes: deque[Note] = field(default_factory=deque)
-    safe_ms: int = 0
-    last: dict[str, Position] = field(default_factory=dict)  # topic -> last record consumed
-    written: dict[str, Position] = field(default_factory=dict)  # ``last`` as in the changelog
-
-
-class Stage(Generic[S]):
-    """One stage's partitions on this worker, driven by its handler."""
+class Stage(Partitions[S]):
+    """One stage's partitions on this worker (see partitions.py), driven by its handler."""
 
     def __init__(
         self,
@@ -184,21 +166,10 @@ class Stage(Generic[S]):
         bootstrap: str,
         group: str | None = None,
     ) -> None:
-        self.name = name
-        self.group = group  # the consumer group whose committed offsets are checked
-        self.inputs = inputs
-        self.changelog = changelog
+        super().__init__(name, inputs, changelog, handler.new_state, bootstrap, group)
         self.handler = handler
-        self.new_state = handler.new_state
         self.transport = transport
         self.outbox = outbox
-        self.bootstrap = bootstrap
-        self.owned: dict[int, Owned[S]] = {}
-        self.loading: dict[int, asyncio.Future[None]] = {}
-        # Partitions whose state no longer matches their input log, with why: never
-        # processed again by this process (see divergence.py and docs/reliability.md).
-        self.diverged: dict[int, str] = {}
-        self.lock = asyncio.Lock()
 
     # -- records and ticks -------------------------------------------------------
 
@@ -223,7 +194,7 @@ class Stage(Generic[S]):
         topic, p, offset, key = record.topic, record.partition, record.offset, record.key
         value, ts = record.value, record.timestamp
         out: list[Output] = []
-        letters = []
+        letters: list[DeadLetter] = []
         items = decode_items(value)
         for index, event, reason, raw, error_class in items:
             if event is None:
@@ -301,105 +272,6 @@ class Stage(Generic[S]):
                 lag += max(0, known[0] - done)
         return lag
 
-    # -- ownership -------------------------------------------------------------
-
-    def assigned(self, partitions: set[int]) -> None:
-        """The partitions of this stage the group gave us (a full assignment)."""
-        for p in list(self.owned):
-            if p not in partitions:
-                del self.owned[p]
-        for p in list(self.loading):
-            if p not in partitions:
-                # Not cancelled: one task loads or checks several partitions; it drops
-                # the ones no longer its own when it ends (see ``_adopt``).
-                del self.loading[p]
-        todo = [
-            p
-            for p in partitions
-            if p not in self.owned and p not in self.loading and p not in self.diverged
-        ]
-        kept = [p for p in partitions if p in self.owned and p not in self.loading]
-        if todo:
-            task = asyncio.ensure_future(self._load(todo))
-            for p in todo:
-                self.loading[p] = task
-        if kept:  # the log may have changed under a partition we kept (a broker lost it)
-            task = asyncio.ensure_future(self._recheck(kept))
-            for p in kept:
-                self.loading[p] = task
-
-    async def _load(self, partitions: list[int]) -> None:
-        tables = await read_partitions(self.bootstrap, self.changelog, partitions)
-        loaded: dict[int, Owned[S]] = {}
-        for p, table in tables.items():
-            state = self.new_state()
-            position = table.pop(POSITION_KEY, None)
-            for key, value in table.items():
-                if value is None:
-                    continue
-                try:
-                    state.restore(key, value)
-                except Exception:  # a bad changelog record loses its key, never the partition
-                    log.exception("%s[%d]: changelog key %r not restored", self.name, p, key)
-            state.dirty.clear()
-            owned = loaded[p] = Owned(state)
-            if position is not None:
-                owned.last = {t: (int(o), str(f)) for t, (o, f) in json.loads(position).items()}
-                owned.written = dict(owned.last)
-        await self._adopt(loaded)
-        log.info("%s: recovered partitions %s", self.name, partitions)
-
-    async def _recheck(self, partitions: list[int]) -> None:
-        await self._adopt({p: self.owned[p] for p in partitions if p in self.owned})
-
-    async def _adopt(self, candidates: dict[int, Owned[S]]) -> None:
-        """Own the partitions whose state matches their input logs; stop the others."""
-        problems = await self._diverged(candidates)
-        for p, owned in candidates.items():
-            if self.loading.get(p) is not asyncio.current_task():
-                continue  # revoked meanwhile (perhaps assigned again, to a newer task)
-            del self.loading[p]
-            if p in problems:
-                self.owned.pop(p, None)
-                self.diverged[p] = problems[p]
-                log.error(
-                    "%s[%d] stopped, its state no longer matches its input: %s. Nothing of"
-                    " this partition is processed or committed until the state is rebuilt"
-                    " (docs/reliability.md, 'A recreated input topic')",
-                    self.name,
-                    p,
-                    problems[p],
-                )
-            else:
-                self.owned[p] = owned
-
-    async def _diverged(self, candidates: dict[int, Owned[S]]) -> dict[int, str]:
-        tps = [TopicPartition(t, p) for p in candidates for t in self.inputs]
-        committed = {}
-        if self.group is not None and tps:
-            committed = await committed_offsets(self.bootstrap, self.group, tps)
-        recorded = {
-            TopicPartition(t, p): position
-            for p, owned in candidates.items()
-            for t, position in owned.last.items()
-            if t in self.inputs
-        }
-        problems: dict[int, str] = {}
-        for tp, problem in (await check_inputs(self.bootstrap, committed, recorded, tps)).items():
-            problems[tp.partition] = "; ".join(filter(None, (problems.get(tp.partition), problem)))
-        return problems
-
-    async def partition(self, p: int) -> Owned[S] | None:
-        """The partition's state, waiting for its recovery or check; None when not ours
-        (or diverged: see ``diverged``)."""
-        loading = self.loading.get(p)
-        if loading is not None:
-            await asyncio.shield(loading)
-        return self.owned.get(p)
-
-    def ready(self) -> bool:
-        return not self.loading and not self.diverged
-
     # -- safe time -------------------------------------------------------------
 
     def note(self) -> None:
@@ -432,7 +304,7 @@ class Stage(Generic[S]):
 
     # -- writing ---------------------------------------------------------------
 
-    async def _emit(self, p: int, state: S, out: list[Output], letters: list[Any]) -> None:
+    async def _emit(self, p: int, state: S, out: list[Output], letters: list[DeadLetter]) -> None:
         records = self.outbox.records(out, letters, self.transport.partition_count)
         await self.flush(p, state, records)
         self.outbox.sent(out)
