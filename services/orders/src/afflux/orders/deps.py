@@ -20,6 +20,7 @@ from afflux.orders.terms_publisher import TermsPublisher
 from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
 from afflux.shared.http.admin import AdminDep
+from afflux.shared.http.state import state_dep
 
 __all__ = [
     "AdminDep",
@@ -40,34 +41,9 @@ async def ready_ingestor(request: Request) -> Ingestor:
     return ingestor
 
 
-async def settings_of(request: Request) -> OrdersSettings:
-    settings: OrdersSettings = request.app.state.settings
-    return settings
-
-
-async def clock_of(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-async def metrics_of(request: Request) -> OrdersMetrics:
-    metrics: OrdersMetrics = request.app.state.metrics
-    return metrics
-
-
-async def directory_of(request: Request) -> CampaignDirectory:
-    directory: CampaignDirectory = request.app.state.directory
-    return directory
-
-
-async def terms_publisher_of(request: Request) -> TermsPublisher:
-    publisher: TermsPublisher = request.app.state.terms_publisher
-    return publisher
-
-
 IngestDep = Annotated[Ingestor, Depends(ready_ingestor)]
-SettingsDep = Annotated[OrdersSettings, Depends(settings_of)]
-ClockDep = Annotated[Clock, Depends(clock_of)]
-MetricsDep = Annotated[OrdersMetrics, Depends(metrics_of)]
-DirectoryDep = Annotated[CampaignDirectory, Depends(directory_of)]
-TermsPublisherDep = Annotated[TermsPublisher, Depends(terms_publisher_of)]
+SettingsDep = Annotated[OrdersSettings, Depends(state_dep("settings"))]
+ClockDep = Annotated[Clock, Depends(state_dep("clock"))]
+MetricsDep = Annotated[OrdersMetrics, Depends(state_dep("metrics"))]
+DirectoryDep = Annotated[CampaignDirectory, Depends(state_dep("directory"))]
+TermsPublisherDep = Annotated[TermsPublisher, Depends(state_dep("terms_publisher"))]
