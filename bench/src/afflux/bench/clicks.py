@@ -27,6 +27,7 @@ from afflux.bench.side_by_side import (
     Result,
     Tally,
     bench_main,
+    compared,
     events_on,
     run_load,
     start_backbone,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 CAMPAIGN, TOKEN = "bench-shop", "bench-admin-token"
 FSYNC = "afflux_clicks_wal_fsync_seconds"
+BASELINE = "bare FastAPI endpoint returning the same 302"
 
 
 def _load(url: str, seconds: float, connections: int, rate: float | None = None) -> Result:
@@ -141,13 +143,7 @@ def run(
             child.stop()
     value, base = measured.rate("302"), baseline.rate("302")
     non_302 = {k: v for k, v in outage["status"].items() if k != "302"}
-    return {
-        "bench": "clicks",
-        "value": round(value, 1),
-        "unit": "req/s",
-        "baseline": round(base, 1),
-        "ratio": round(value / base, 3) if base else 0.0,
-        "baseline_name": "bare FastAPI endpoint returning the same 302",
+    facts = {
         "p50_ms": max(measured.p50),
         "p99_ms": max(measured.p99),
         "baseline_p50_ms": max(baseline.p50),
@@ -166,11 +162,9 @@ def run(
         "broker_down_requests": sum(outage["status"].values()),
         "broker_down_non_302": sum(non_302.values()),
         "broker_down_req_s": round(outage["status"].get("302", 0) / outage["seconds"], 1),
-        "seconds": seconds,
-        "rounds": rounds,
-        "connections": connections,
-        "storage": storage,
     }
+    ran = (seconds, rounds, connections, storage)
+    return compared("clicks", "req/s", (value, base), BASELINE, facts, ran)
 
 
 def main(argv: Sequence[str]) -> int:

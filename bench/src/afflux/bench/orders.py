@@ -21,6 +21,7 @@ from afflux.bench.side_by_side import (
     Result,
     Tally,
     bench_main,
+    compared,
     events_on,
     run_load,
     start_backbone,
@@ -71,21 +72,13 @@ def run(
         for child in reversed(children):
             child.stop()
     value, base = measured.rate("202"), baseline.rate("202")
-    return {
-        "bench": "orders",
-        "value": round(value, 1),
-        "unit": "orders/s",
-        "baseline": round(base, 1),
-        "ratio": round(value / base, 3) if base else 0.0,
-        "baseline_name": "bare FastAPI POST endpoint",
+    facts = {
         "accepted": measured.status.get("202", 0),
         "produced": produced,
         "non_202": {k: v for k, v in measured.status.items() if k != "202"},
-        "seconds": seconds,
-        "rounds": rounds,
-        "connections": connections,
-        "storage": storage,
     }
+    ran = (seconds, rounds, connections, storage)
+    return compared("orders", "orders/s", (value, base), "bare FastAPI POST endpoint", facts, ran)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -158,6 +158,33 @@ class Tally:
         return self.status.get(status, 0) / self.seconds if self.seconds else 0.0
 
 
+def compared(
+    bench: str,
+    unit: str,
+    rates: tuple[float, float],
+    baseline_name: str,
+    facts: Result,
+    ran: tuple[float, int, int, str],
+) -> Result:
+    """The JSON line of a bench: its rate and the baseline's (``rates``) and their ratio,
+    its own ``facts``, then how it ran (seconds, rounds, connections, storage)."""
+    value, base = rates
+    seconds, rounds, connections, storage = ran
+    return {
+        "bench": bench,
+        "value": round(value, 1),
+        "unit": unit,
+        "baseline": round(base, 1),
+        "ratio": round(value / base, 3) if base else 0.0,
+        "baseline_name": baseline_name,
+        **facts,
+        "seconds": seconds,
+        "rounds": rounds,
+        "connections": connections,
+        "storage": storage,
+    }
+
+
 def bench_main(
     argv: Sequence[str],
     service: str,
