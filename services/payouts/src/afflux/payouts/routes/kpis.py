@@ -10,18 +10,36 @@ from afflux.payouts import params, views
 from afflux.payouts.deps import DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import CreatorKpis, CreatorKpisList, KpiRow, SeriesAnswer
-from afflux.payouts.queries import counts_for, known_campaign
+from afflux.payouts.queries import CountsByCreator, counts_for, known_campaign
+from afflux.payouts.store import LedgerStore
+from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.http.problems import Problem
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+async def _counts(
+    store: LedgerStore, directory: CampaignDirectory, campaign_id: str | None, period: str | None
+) -> CountsByCreator:
+    """The counts of ``campaign_id`` (404 unless known; every campaign when None) in
+    ``period`` (422 unless a valid period; every period when absent)."""
+    known_campaign(directory, campaign_id)
+    return await counts_for(store, directory, campaign_id, params.period(period))
+
+
+def _of_creator(counts: CountsByCreator, affiliate_id: str) -> list[views.Counts]:
+    """The counts of one creator, per campaign; 404 without any."""
+    mine = [c for (_, affiliate), c in counts.items() if affiliate == affiliate_id]
+    if not mine:
+        raise Problem(404, "affiliate_id", f"no activity for creator {affiliate_id!r}")
+    return mine
 
 
 @router.get("/kpis/campaigns/{campaign_id}", response_model=KpiRow)
 async def campaign_kpis(
     store: StoreDep, directory: DirectoryDep, campaign_id: str, period: str | None = None
 ) -> dict[str, Any]:
-    known_campaign(directory, campaign_id)
-    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    counts = await _counts(store, directory, campaign_id, period)
     total = views.combine(counts.values())
     total.currency = total.currency or directory.latest(campaign_id).terms.currency
     return {"campaign_id": campaign_id, "period": period, **views.kpi_row(total)}
@@ -31,8 +49,7 @@ async def campaign_kpis(
 async def campaign_series(
     store: StoreDep, directory: DirectoryDep, campaign_id: str, period: str | None = None
 ) -> dict[str, Any]:
-    known_campaign(directory, campaign_id)
-    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    counts = await _counts(store, directory, campaign_id, period)
     total = views.combine(counts.values())
     currency = directory.latest(campaign_id).terms.currency
     return {"campaign_id": campaign_id, "currency": currency, "buckets": views.series(total)}
@@ -45,8 +62,7 @@ async def creators_kpis(
     campaign_id: str | None = None,
     period: str | None = None,
 ) -> dict[str, Any]:
-    known_campaign(directory, campaign_id)
-    counts = await counts_for(store, directory, campaign_id, params.period(period))
+    counts = await _counts(store, directory, campaign_id, period)
     by_creator: dict[tuple[str, str], list[views.Counts]] = {}
     for (cid, affiliate), c in counts.items():
         # Without a campaign the rows are per creator and currency (money never mixes).
@@ -67,13 +83,9 @@ async def creator_kpis(
     campaign_id: str | None = None,
     period: str | None = None,
 ) -> dict[str, Any]:
-    known_campaign(directory, campaign_id)
-    counts = await counts_for(store, directory, campaign_id, params.period(period))
-    mine = {k: v for k, v in counts.items() if k[1] == affiliate_id}
-    if not mine:
-        raise Problem(404, "affiliate_id", f"no activity for creator {affiliate_id!r}")
+    counts = await _counts(store, directory, campaign_id, period)
     per_currency: dict[str, list[views.Counts]] = {}
-    for c in mine.values():
+    for c in _of_creator(counts, affiliate_id):
         per_currency.setdefault(c.currency, []).append(c)
     rows = [
         {
@@ -94,12 +106,8 @@ async def creator_series(
     campaign_id: str | None = None,
     period: str | None = None,
 ) -> dict[str, Any]:
-    known_campaign(directory, campaign_id)
-    counts = await counts_for(store, directory, campaign_id, params.period(period))
-    mine = [v for k, v in counts.items() if k[1] == affiliate_id]
-    if not mine:
-        raise Problem(404, "affiliate_id", f"no activity for creator {affiliate_id!r}")
-    total = views.combine(mine)
+    counts = await _counts(store, directory, campaign_id, period)
+    total = views.combine(_of_creator(counts, affiliate_id))
     return {
         "affiliate_id": affiliate_id,
         "currency": total.currency,
