@@ -14,15 +14,13 @@ import asyncio
 import json
 import random
 import secrets
-import shutil
 import time
 from pathlib import Path
 
 import httpx
 
 from afflux.cli.demo_client import DemoClient
-from afflux.cli.processes import free_port
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import Stack, fresh_stack
 from afflux.cli.storage import add_storage_option, storage_of
 from afflux.cli.traffic import Program, Traffic, TrafficMix, creator_ids
 from afflux.shared.campaign_file import load_campaign_file
@@ -52,18 +50,8 @@ def main(argv: list[str]) -> int:
     storage = storage_of(args)
     programs = [Program(e.terms) for e in load_campaign_file(Path(args.campaigns)).campaigns]
     work = Path(".afflux") / "soak"
-    shutil.rmtree(work, ignore_errors=True)
-    ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
     token = secrets.token_urlsafe(16)
-    stack = Stack(
-        StackOptions(
-            work_dir=work,
-            ports=ports,
-            env={"AFFLUX_ADMIN_TOKEN": token},
-            redis_aof=storage == "durable",
-            storage=storage,
-        )
-    )
+    stack = fresh_stack(work, token, storage)
     print(f"afflux bench soak: {storage} storage", flush=True)
     try:
         stack.start_infra()

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from afflux.cli.demo_client import CreatorRow, DemoClient
-from afflux.cli.processes import StartFailed, free_port
+from afflux.cli.processes import StartFailed
 from afflux.cli.progress import ProgressBar
 from afflux.cli.settings import CliSettings
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import fresh_stack
 from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
 from afflux.cli.traffic import Program, Traffic, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
@@ -45,17 +44,7 @@ def run_demo(
     programs = [Program(entry.terms) for entry in load_campaign_file(terms_file).campaigns]
     token, _ = admin_token(settings)
     work_dir = settings.data_dir / "demo"
-    shutil.rmtree(work_dir, ignore_errors=True)
-    ports = {name: free_port() for name in ("clicks", "orders", "payouts", "attribution")}
-    stack = Stack(
-        StackOptions(
-            work_dir=work_dir,
-            ports=ports,
-            env={"AFFLUX_ADMIN_TOKEN": token},
-            redis_aof=storage == "durable",
-            storage=storage,
-        )
-    )
+    stack = fresh_stack(work_dir, token, storage)
     started = time.monotonic()
     try:
         print(f"afflux demo: starting the embedded stack ({storage} storage) ...", flush=True)

@@ -6,6 +6,7 @@ Used by ``afflux up``, ``afflux demo``, the benchmarks and the end-to-end tests.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,3 +203,18 @@ class Stack:
             child.stop()
         self.infra.clear()
         self.object_store = None
+
+
+def fresh_stack(work_dir: Path, admin_token: str, storage: BrokerStorage) -> Stack:
+    """A stack not started yet, on free ports, in ``work_dir`` emptied first, as the commands
+    run it: Redis with its append-only file when the broker's storage is durable too."""
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return Stack(
+        StackOptions(
+            work_dir=work_dir,
+            ports={name: free_port() for name in SERVICES},
+            env={"AFFLUX_ADMIN_TOKEN": admin_token},
+            redis_aof=storage == "durable",
+            storage=storage,
+        )
+    )

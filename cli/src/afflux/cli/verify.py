@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ import httpx
 
 from afflux.cli.ledger_compare import attribution_differences, ledger_differences
 from afflux.cli.load import Endpoints, drive
-from afflux.cli.processes import StartFailed, free_port
+from afflux.cli.processes import StartFailed
 from afflux.cli.scenario_checks import (
     every_accepted_order_is_on_the_topic,
     every_redirect_is_one_click_event,
@@ -31,7 +30,7 @@ from afflux.cli.scenario_checks import (
     read_topic_timed,
 )
 from afflux.cli.settings import CliSettings
-from afflux.cli.stack import SERVICES, Stack, StackOptions
+from afflux.cli.stack import fresh_stack
 from afflux.cli.storage import add_storage_option, storage_of
 from afflux.cli.traffic import Program, Tally, Traffic, TrafficMix, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
@@ -132,17 +131,7 @@ def main(argv: list[str]) -> int:
     programs = [Program(e.terms) for e in load_campaign_file(terms_file).campaigns]
     token, _ = admin_token(settings)
     work_dir = settings.data_dir / "verify"
-    shutil.rmtree(work_dir, ignore_errors=True)
-    ports = {name: free_port() for name in SERVICES}
-    stack = Stack(
-        StackOptions(
-            work_dir=work_dir,
-            ports=ports,
-            env={"AFFLUX_ADMIN_TOKEN": token},
-            redis_aof=storage == "durable",
-            storage=storage,
-        )
-    )
+    stack = fresh_stack(work_dir, token, storage)
     try:
         print(f"afflux verify: starting a fresh stack ({storage} storage) ...", flush=True)
         stack.start_infra()
