@@ -1,9 +1,10 @@
 """A whole stack (fresh broker, Redis and the four services as processes) per test module.
 
-A module (or a package's conftest) that asks for ``stack`` says what it runs with:
-``stack_campaigns``, the campaigns file as YAML, and ``admin_token``; ``stack_env`` adds
-environment to the services (none by default). A package that needs another kind of
-stack (a gated broker, a proxy it trusts) defines its own ``stack``.
+A module that asks for ``stack`` says what it runs with in ``TERMS_YAML`` (its
+campaigns file) and ``ADMIN_TOKEN``; a package whose conftest holds them overrides
+the fixtures ``stack_campaigns`` and ``admin_token`` instead. ``stack_env`` adds
+environment to the services (none by default). A package that needs another kind
+of stack (a gated broker, a proxy it trusts) defines its own ``stack``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,18 @@ import pytest
 
 from afflux.cli.processes import free_port
 from afflux.cli.stack import SERVICES, Stack, StackOptions
+
+
+@pytest.fixture(scope="module")
+def stack_campaigns(request: pytest.FixtureRequest) -> str:
+    campaigns: str = request.module.TERMS_YAML
+    return campaigns
+
+
+@pytest.fixture(scope="module")
+def admin_token(request: pytest.FixtureRequest) -> str:
+    token: str = request.module.ADMIN_TOKEN
+    return token
 
 
 @pytest.fixture(scope="module")

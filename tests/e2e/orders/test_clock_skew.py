@@ -40,16 +40,6 @@ VISITORS = 24
 
 
 @pytest.fixture(scope="module")
-def stack_campaigns() -> str:
-    return TERMS_YAML
-
-
-@pytest.fixture(scope="module")
-def admin_token() -> str:
-    return ADMIN_TOKEN
-
-
-@pytest.fixture(scope="module")
 def programs(tmp_path_factory: pytest.TempPathFactory) -> list[Program]:
     path = tmp_path_factory.mktemp("skew-terms") / "campaigns.yaml"
     path.write_text(TERMS_YAML)

@@ -64,16 +64,6 @@ def coupon_of(creator: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack_campaigns() -> str:
-    return TERMS_YAML
-
-
-@pytest.fixture(scope="module")
-def admin_token() -> str:
-    return ADMIN_TOKEN
-
-
-@pytest.fixture(scope="module")
 def stack_env() -> dict[str, str]:
     return {"AFFLUX_INSTANCE_ID": "1"}
 

@@ -114,16 +114,6 @@ campaigns:
 
 
 @pytest.fixture(scope="module")
-def stack_campaigns() -> str:
-    return TERMS_YAML
-
-
-@pytest.fixture(scope="module")
-def admin_token() -> str:
-    return ADMIN_TOKEN
-
-
-@pytest.fixture(scope="module")
 def terms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CampaignTerms]:
     path = tmp_path_factory.mktemp("ledger-plans-terms") / "campaigns.yaml"
     path.write_text(TERMS_YAML)

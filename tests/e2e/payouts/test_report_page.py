@@ -69,16 +69,6 @@ SERIES_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def stack_campaigns() -> str:
-    return TERMS_YAML
-
-
-@pytest.fixture(scope="module")
-def admin_token() -> str:
-    return ADMIN_TOKEN
-
-
-@pytest.fixture(scope="module")
 def terms(tmp_path_factory: pytest.TempPathFactory) -> CampaignTerms:
     path = tmp_path_factory.mktemp("report-terms") / "campaigns.yaml"
     path.write_text(TERMS_YAML)
