@@ -6,12 +6,12 @@ several records (FAUST_NOTES), which would hide the last batch's records.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.shared.events import AnyEvent
+from afflux.shared.kafka import topic_partitions
 from afflux.shared.wire import UndecodableRecord, decode_record
 
 
@@ -33,14 +33,11 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) ->
     events: list[AnyEvent] = []
     try:
         deadline = time.monotonic() + timeout_s
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            if time.monotonic() >= deadline:
-                raise TopicUnreadable(f"{topic}: no such topic")
-            await asyncio.sleep(0.2)
-            await consumer.topics()  # refreshes metadata
-            partitions = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        # From a fresh metadata request: on Apache Kafka the consumer's own metadata
+        # lists no topic before it is assigned one.
+        tps = await topic_partitions(consumer, topic, timeout_s)
+        if not tps:
+            raise TopicUnreadable(f"{topic}: no such topic")
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while True:
