@@ -18,7 +18,7 @@ import pytest
 from afflux.cli.brokers import BrokerKind, broker_from_env, start_chosen_broker
 from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.kafka import create_topics
 
 PARTITIONS = 4
 

@@ -25,8 +25,6 @@ import redis
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.cli.stack import SERVICES, Stack
 from afflux.orders.signing import sign
-from afflux.shared.campaign_publish import publish_terms
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (
@@ -37,7 +35,9 @@ from afflux.shared.events import (
     OrderRefunded,
     PayoutIssued,
 )
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.wire import encode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -15,7 +15,7 @@ import pytest
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
 from afflux.oracle import Scenario, attribute, generate
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.kafka import create_topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kafka_conformance]
 

@@ -31,9 +31,9 @@ from redis.asyncio import Redis
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import create_topics, topic_partitions
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import create_topics, topic_partitions
 from afflux.shared.topics import CLICKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

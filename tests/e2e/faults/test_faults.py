@@ -21,9 +21,9 @@ from afflux.cli.fault_stack import FaultStack
 from afflux.cli.processes import free_port
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.orders.signing import sign
-from afflux.shared.clock_source import system_clock
 from afflux.shared.events import DeadLetter
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.kafka import new_producer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

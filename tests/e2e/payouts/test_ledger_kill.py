@@ -28,12 +28,12 @@ from afflux.cli.demo_client import DemoClient
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import ConversionAttributed, DeadLetter
-from afflux.shared.kafka import new_producer, send_event
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.kafka import new_producer, send_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

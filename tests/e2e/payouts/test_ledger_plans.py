@@ -24,10 +24,10 @@ import pytest
 from afflux.cli.demo_client import DemoClient
 from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.io.clock_source import system_clock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pytest
 
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.kafka import create_topics
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -18,7 +18,7 @@ from afflux.oracle import OracleResult
 from afflux.shared.events import (
     Envelope,
 )
-from afflux.shared.kafka import topic_partitions
+from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.topics import (
     CONVERSIONS,
     REVERSALS,

@@ -84,7 +84,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(
     worker_run: tuple[str, int], scenarios: dict[int, Scenario]
 ) -> None:
     bootstrap, port = worker_run
-    from afflux.shared.kafka import new_producer
+    from afflux.shared.io.kafka import new_producer
 
     good = generate(999, grace_seconds=2, prefix="dlq", visitors=10)
     order = next(e for e in good.events if e.type == "OrderPlaced")

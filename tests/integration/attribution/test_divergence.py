@@ -29,7 +29,7 @@ from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import Child, free_port
 from afflux.oracle import generate
 from afflux.shared.events import ClickRecorded
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.kafka import create_topics
 from afflux.shared.topics import CLICKS
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ from afflux.attribution.stage import Transport
 from afflux.bench.feed import partition_of
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.events import ClickRecorded
-from afflux.shared.kafka import create_topics, new_producer
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import create_topics, new_producer
 from afflux.shared.topics import CLICKS, ORDERS
 from afflux.shared.wire import encode
 

@@ -22,7 +22,7 @@ from afflux.attribution.faust_bridge import (
     require_private_paths,
 )
 from afflux.bench.feed import partition_of
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS
 
 pytestmark = pytest.mark.integration

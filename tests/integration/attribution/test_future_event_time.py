@@ -23,7 +23,6 @@ from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Transport
 from afflux.bench.feed import partition_of
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
@@ -34,7 +33,8 @@ from afflux.shared.events import (
     Envelope,
     OrderPlaced,
 )
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, DLQ, ORDERS, UNMATCHED
 from afflux.shared.wire import encode
 

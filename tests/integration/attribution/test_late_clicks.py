@@ -41,7 +41,7 @@ from afflux.shared.events import (
     OrderPlaced,
     OrderUnattributed,
 )
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.kafka import create_topics
 from afflux.shared.topics import CONVERSIONS, REVERSALS, UNMATCHED
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Transport
 from afflux.bench.feed import partition_of
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.events import ClickRecorded
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS
 from afflux.shared.wire import encode
 

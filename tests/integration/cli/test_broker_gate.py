@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 from afflux.cli.embedded import start_broker
 from afflux.cli.gate import BrokerGate
 from afflux.cli.processes import free_port
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.kafka import create_topics
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from fastapi import FastAPI
 
 from afflux.clicks.app import create_app
 from afflux.clicks.settings import ClicksSettings
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import topic_partitions
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.topics import CLICKS
 
 ADMIN_TOKEN = "clicks-admin-token"

@@ -23,9 +23,9 @@ from afflux.clicks.quality import UserAgentInfo
 from afflux.clicks.redirect import click_event
 from afflux.clicks.shipper import encode_event
 from afflux.clicks.wal import line
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.ids import new_click_id, visitor_of_click
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import create_topics
 
 from .conftest import (
     ADMIN,

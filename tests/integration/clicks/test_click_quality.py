@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from afflux.clicks.app import create_app
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
 from afflux.payouts.views import Counts, kpi_row, tally
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import ClickRecorded
+from afflux.shared.io.campaign_publish import publish_terms
 
 from .conftest import (
     ClickWatch,

@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from afflux.orders.app import create_app
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER, sign
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import topic_partitions
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.topics import ALL_TOPICS
 
 ADMIN_TOKEN = "orders-admin-token"

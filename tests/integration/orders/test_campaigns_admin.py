@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from afflux.orders import campaigns_cli
-from afflux.shared.campaign_publish import read_all_versions
+from afflux.shared.io.campaign_publish import read_all_versions
 
 pytestmark = pytest.mark.integration
 

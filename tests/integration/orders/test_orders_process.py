@@ -22,9 +22,9 @@ from afflux.cli.processes import free_port
 from afflux.orders.app import create_app
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.signing import sign
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 

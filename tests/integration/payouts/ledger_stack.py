@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.cli.embedded import start_broker, start_redis
 from afflux.cli.processes import Child, free_port
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import ConversionAttributed
-from afflux.shared.kafka import create_topics, new_producer
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import create_topics, new_producer
 from afflux.shared.wire import encode
 
 NOV_15 = 1_794_700_800_000  # 2026-11-15T00:00:00Z

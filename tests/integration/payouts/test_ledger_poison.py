@@ -18,10 +18,10 @@ from afflux.cli.scenario_checks import read_topic
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.wire import encode, encode_packed
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
-from afflux.shared.lag import ConsumerLag
+from afflux.shared.io.lag import ConsumerLag
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 

@@ -15,7 +15,6 @@ from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Owned, Transport
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
@@ -26,6 +25,7 @@ from afflux.shared.events import (
     OrderUnattributed,
     RefundUnmatched,
 )
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import DLQ, ORDERS
 from afflux.shared.wire import decode_record
 

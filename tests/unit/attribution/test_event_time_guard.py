@@ -14,7 +14,6 @@ from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Owned, Record, Transport
 from afflux.oracle import admitted
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
@@ -25,6 +24,7 @@ from afflux.shared.events import (
     OrderPlaced,
     OrderRefunded,
 )
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CLICKS, DLQ, ORDERS, REFUNDS
 from afflux.shared.wire import decode_record, encode
 

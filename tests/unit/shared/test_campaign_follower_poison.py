@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from afflux.shared.campaign_view import CampaignDirectory, apply_record
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.campaign_view import CampaignDirectory, apply_record
 from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.unit

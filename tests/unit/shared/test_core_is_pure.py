@@ -146,3 +146,51 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.source.splitlines()[-1] for c in CASES])
 def test_the_check_tells_impure_from_pure(case: Case) -> None:
     assert bool(impurities(case.source)) is case.impure
+
+
+# The contracts every producer and consumer share: they may use the core, never the I/O edge.
+CONTRACT_MODULES = (
+    "events",
+    "topics",
+    "wire",
+    "schemas",
+    "event_docs",
+    "campaign_file",
+    "settings",
+    "secret_policy",
+)
+SHARED = Path(afflux.shared.core.__file__).parents[1]
+
+
+def io_imports(source: str) -> list[str]:
+    """Imports of ``afflux.shared.io`` or of an I/O client package in ``source``."""
+    found = [f for f in impurities(source) if "imports" in f]
+    for node in ast.walk(ast.parse(source)):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        found += [
+            f"line {node.lineno}: imports {m}"
+            for m in modules
+            if m == "afflux.shared.io" or m.startswith("afflux.shared.io.")
+        ]
+    return found
+
+
+@pytest.mark.parametrize("module", CONTRACT_MODULES)
+def test_contracts_import_nothing_from_the_io_edge(module: str) -> None:
+    assert io_imports((SHARED / f"{module}.py").read_text()) == []
+
+
+def test_every_top_level_shared_module_is_a_contract_or_lives_in_io() -> None:
+    top_level = {p.stem for p in SHARED.glob("*.py")} - {"__init__"}
+    assert top_level == set(CONTRACT_MODULES)
+    assert (SHARED / "io" / "kafka.py").exists()
+
+
+def test_the_io_check_sees_the_edge() -> None:
+    assert io_imports("from afflux.shared.io.kafka import new_producer")
+    assert io_imports("from afflux.shared.io import serving")
+    assert not io_imports("from afflux.shared.core.terms import terms_in_force")

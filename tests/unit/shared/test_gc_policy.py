@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from afflux.shared.gc_policy import REFREEZE_EVERY_S, THAW_EVERY_S, Refreezer
+from afflux.shared.io.gc_policy import REFREEZE_EVERY_S, THAW_EVERY_S, Refreezer
 
 pytestmark = pytest.mark.unit
 

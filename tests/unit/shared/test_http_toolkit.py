@@ -14,11 +14,11 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse, Response
 
-from afflux.shared.http.admin import AdminDep
-from afflux.shared.http.direct import direct_route
-from afflux.shared.http.health import HealthCheck, Passing, health_router
-from afflux.shared.http.problems import Problem, install_problem_handlers
-from afflux.shared.http.run import run_service
+from afflux.shared.io.http.admin import AdminDep
+from afflux.shared.io.http.direct import direct_route
+from afflux.shared.io.http.health import HealthCheck, Passing, health_router
+from afflux.shared.io.http.problems import Problem, install_problem_handlers
+from afflux.shared.io.http.run import run_service
 from afflux.shared.settings import CommonSettings
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CollectorRegistry
 
-from afflux.shared.lag import ConsumerLag, lag_per_topic
+from afflux.shared.io.lag import ConsumerLag, lag_per_topic
 
 pytestmark = pytest.mark.unit
 

@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from afflux.bench.feed import produce, publish_campaigns
 from afflux.oracle import OracleResult, Scenario, attribute, canonical, generate
 from afflux.shared.events import Envelope, OrderRefunded
-from afflux.shared.kafka import create_topics, new_producer
+from afflux.shared.io.kafka import create_topics, new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, decode_record
 

@@ -20,7 +20,7 @@ from afflux.shared.events import (
     OrderPlaced,
     OrderRefunded,
 )
-from afflux.shared.kafka import new_producer, partition_for
+from afflux.shared.io.kafka import new_producer, partition_for
 from afflux.shared.topics import CAMPAIGNS, CLICKS, ORDERS, REFUNDS
 from afflux.shared.wire import encode, encode_packed
 

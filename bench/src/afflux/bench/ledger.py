@@ -44,7 +44,6 @@ from afflux.payouts.consumer import LedgerConsumer, slot
 from afflux.payouts.divergence import Fingerprint
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.periods import period_of
@@ -56,7 +55,8 @@ from afflux.shared.events import (
     ConversionReversed,
     Envelope,
 )
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
 from afflux.shared.wire import encode, encode_packed, event_from_dict, parse_value
 

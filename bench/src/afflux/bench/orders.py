@@ -2,7 +2,7 @@
 FastAPI POST endpoint measured in the same run.
 
 Both servers are ``python -m`` children under the same uvicorn set-up
-(afflux.shared.serving); the load comes from a separate process on loopback
+(afflux.shared.io.serving); the load comes from a separate process on loopback
 (afflux.bench.orders_load) with the same connections and duration. The orders
 figure counts 202 answers, each of which the broker acknowledged, and is
 checked against the records that reached the ``orders`` topic (read up to

@@ -10,7 +10,7 @@ import sys
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from afflux.shared.serving import serve
+from afflux.shared.io.serving import serve
 
 
 def bare_app() -> FastAPI:

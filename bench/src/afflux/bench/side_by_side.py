@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.kafka import create_topics, topic_partitions
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import create_topics, topic_partitions
 
 if TYPE_CHECKING:
     from afflux.cli.storage import BrokerStorage

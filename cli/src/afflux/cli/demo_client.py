@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.io.clock_source import system_clock
 
 BOT_USER_AGENT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BROWSER_USER_AGENT = (

@@ -17,7 +17,7 @@ import time
 from afflux.cli.differential import DifferentialStack
 from afflux.cli.processes import Child
 from afflux.cli.workload import WORKLOAD_CAMPAIGNS, Progress
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.kafka import create_topics
 
 PROCESSES = ("clicks", "orders", "attribution", "payouts", "redis", "broker")
 

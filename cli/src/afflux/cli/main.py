@@ -121,7 +121,7 @@ def _schemas(action: str, directory: str) -> int:
 
 
 def _create_topics() -> int:
-    from afflux.shared.kafka import create_topics
+    from afflux.shared.io.kafka import create_topics
     from afflux.shared.settings import CommonSettings
 
     settings = CommonSettings()

@@ -20,8 +20,8 @@ from afflux.cli.object_store import ObjectStore, start_object_store
 from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
 from afflux.cli.storage import BrokerStorage, object_store_dir
 from afflux.shared.campaign_file import load_campaign_file
-from afflux.shared.campaign_publish import publish_terms
-from afflux.shared.kafka import create_topics
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import create_topics
 
 SERVICES = ("clicks", "orders", "attribution", "payouts")
 DEFAULT_PORTS = {"clicks": 8001, "orders": 8002, "payouts": 8003, "attribution": 8004}

@@ -11,7 +11,7 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.shared.events import AnyEvent
-from afflux.shared.kafka import topic_partitions
+from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.wire import UndecodableRecord, decode_record
 
 

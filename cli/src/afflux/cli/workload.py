@@ -31,8 +31,8 @@ from afflux.cli.demo_client import BROWSER_USER_AGENT, dev_merchant_secret
 from afflux.cli.topic_to_end import TopicUnreadable, read_to_end
 from afflux.cli.traffic import creator_ids
 from afflux.orders.signing import sign
-from afflux.shared.clock_source import system_clock
 from afflux.shared.events import ConversionAttributed
+from afflux.shared.io.clock_source import system_clock
 from afflux.shared.topics import CONVERSIONS
 
 WORKLOAD_CAMPAIGNS = Path(__file__).with_name("differential_campaigns.yaml")

@@ -71,7 +71,7 @@ the same partition (the clicks and orders services pack by partition number
 and use the first event's key as the record key). Producing one event per
 record is always correct. In afflux one packer serves every producer:
 `afflux.shared.wire.chunk_by_partition` (at most 200 events or 512 KiB per
-record, events in their given order) and `afflux.shared.kafka.send_chunks`.
+record, events in their given order) and `afflux.shared.io.kafka.send_chunks`.
 
 ## Schema evolution
 

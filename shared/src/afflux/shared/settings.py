@@ -28,7 +28,7 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = Field("127.0.0.1", description="address the HTTP server binds")
     data_dir: Path = Field(Path(".afflux"), description="local state (spools, worker data)")
-    # HTTP limits (docs/reliability.md, "HTTP limits"); afflux.shared.http_limits reads them.
+    # HTTP limits (docs/reliability.md, "HTTP limits"); afflux.shared.io.http_limits reads them.
     http_max_header_bytes: int = Field(
         16_384, ge=1_024, description="request line plus headers; more is answered 431"
     )

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from afflux.attribution.app import create_app
 from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.settings import AttributionSettings
-from afflux.shared.gc_policy import tune_gc
-from afflux.shared.kafka import BrokerUnreachable, check_broker
+from afflux.shared.io.gc_policy import tune_gc
+from afflux.shared.io.kafka import BrokerUnreachable, check_broker
 from afflux.shared.secret_policy import settings_error
 
 NAME = "afflux attribution"

@@ -21,10 +21,10 @@ from afflux.attribution.runtime import Runtime, run_forever
 from afflux.attribution.settings import AttributionSettings
 from afflux.attribution.stage import Record
 from afflux.attribution.web import WorkerWeb
-from afflux.shared.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.http_limits import HttpLimits
-from afflux.shared.limited_http import uvicorn_limits
+from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
+from afflux.shared.io.http_limits import HttpLimits
+from afflux.shared.io.limited_http import uvicorn_limits
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from afflux.shared.kafka import retrying
+from afflux.shared.io.kafka import retrying
 
 Position = tuple[int, str]  # offset of the last consumed record, its fingerprint
 IDLE_POLLS = 150  # ~15 s without an answer: give up loudly

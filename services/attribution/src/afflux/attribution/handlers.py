@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from afflux.attribution.join import JoinPartition, Output
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.attribution import largest_window_ms
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.event_time import (
@@ -28,6 +27,7 @@ from afflux.shared.events import (
     OrderUnattributed,
     RefundUnmatched,
 )
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CLICKS, ORDERS, REFUNDS
 
 # Clicks that arrived this recently (behind the partition's safe time) are never pruned:

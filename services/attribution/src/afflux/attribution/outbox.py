@@ -21,7 +21,7 @@ from afflux.shared.events import (
     OrderUnattributed,
     RefundUnmatched,
 )
-from afflux.shared.kafka import partition_for
+from afflux.shared.io.kafka import partition_for
 from afflux.shared.topics import DLQ
 from afflux.shared.wire import encode, pack_by_partition
 

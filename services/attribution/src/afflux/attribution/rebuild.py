@@ -16,7 +16,7 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from afflux.attribution.faust_bridge import send_admin_request
-from afflux.shared.kafka import retrying
+from afflux.shared.io.kafka import retrying
 
 GROUP_ID_NOT_FOUND = 69
 NON_EMPTY_GROUP = 68

@@ -18,10 +18,10 @@ from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.outbox import Outbox
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.stage import Stage, Transport
-from afflux.shared.campaign_view import CampaignDirectory
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
-from afflux.shared.gc_policy import Refreezer
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The worker's HTTP port: /healthz and /metrics as a bare ASGI app.
 
 It is served by uvicorn on the worker's own loop (``faust.contrib.asgi``) with
-the same bounded protocol as the other services (afflux.shared.limited_http),
+the same bounded protocol as the other services (afflux.shared.io.limited_http),
 instead of Faust's aiohttp server, so every afflux port has the same limits.
 """
 

@@ -9,7 +9,7 @@ from afflux.clicks.app import create_app, open_wal
 from afflux.clicks.server import serve
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.wal import WalBusy
-from afflux.shared.http.run import run_service
+from afflux.shared.io.http.run import run_service
 
 NAME = "afflux clicks"
 

@@ -33,12 +33,12 @@ from afflux.clicks.routes.links import allowed_domains
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.shipper import ClickShipper
 from afflux.clicks.wal import WriteAheadLog
-from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import Clock
-from afflux.shared.http.health import health_router, metrics_router
-from afflux.shared.http.problems import install_problem_handlers
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http.health import health_router, metrics_router
+from afflux.shared.io.http.problems import install_problem_handlers
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS
 
 log = logging.getLogger(__name__)

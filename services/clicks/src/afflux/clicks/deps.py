@@ -1,7 +1,7 @@
 """What the clicks routes depend on, as ``Annotated`` aliases read from the app's state.
 
 ``create_app`` puts each value on ``app.state``; a route names the ones it touches
-in its signature (afflux.shared.http.state). The redirect hot path is a raw ASGI layer
+in its signature (afflux.shared.io.http.state). The redirect hot path is a raw ASGI layer
 (afflux.clicks.redirect) and takes its ``ClickContext`` from the app instead.
 """
 
@@ -13,10 +13,10 @@ from fastapi import Depends
 
 from afflux.clicks.links import LinkCache, LinkStore
 from afflux.clicks.settings import ClicksSettings
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
-from afflux.shared.http.admin import AdminDep
-from afflux.shared.http.state import state_dep
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.admin import AdminDep
+from afflux.shared.io.http.state import state_dep
 
 __all__ = [
     "AdminDep",

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from afflux.clicks.link_log import LinkRestorer
 from afflux.clicks.shipper import ClickShipper
-from afflux.shared.campaign_view import CampaignDirectory
-from afflux.shared.http.health import HealthCheck, Passing
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.health import HealthCheck, Passing
 
 
 async def campaigns_loaded(request: Request) -> str | None:

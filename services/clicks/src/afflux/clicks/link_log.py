@@ -21,7 +21,7 @@ from dataclasses import asdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from afflux.clicks.links import Link, LinkStore
-from afflux.shared.kafka import topic_partitions
+from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.topics import LINKS
 
 log = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.clicks.reconcile import already_on_topic, end_offsets
 from afflux.clicks.wal import Cursor, Item, WriteAheadLog, line
-from afflux.shared.kafka import partition_for, send_chunks
+from afflux.shared.io.kafka import partition_for, send_chunks
 from afflux.shared.wire import chunk_by_partition, compact_json
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ import sys
 from afflux.orders.app import configured_secrets, create_app
 from afflux.orders.merchant_secrets import InvalidSecrets
 from afflux.orders.settings import OrdersSettings
-from afflux.shared.http.run import run_service
-from afflux.shared.http_limits import HttpLimits
+from afflux.shared.io.http.run import run_service
+from afflux.shared.io.http_limits import HttpLimits
 
 NAME = "afflux orders"
 

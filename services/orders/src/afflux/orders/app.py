@@ -27,12 +27,12 @@ from afflux.orders.publisher import Publisher
 from afflux.orders.routes import backfill, campaigns, orders, postback, refunds
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.terms_publisher import TermsPublisher
-from afflux.shared.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import Clock
-from afflux.shared.http.health import health_router, metrics_router
-from afflux.shared.http.problems import install_problem_handlers
-from afflux.shared.kafka import dead_letter, new_producer, send_dead_letter
+from afflux.shared.io.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http.health import health_router, metrics_router
+from afflux.shared.io.http.problems import install_problem_handlers
+from afflux.shared.io.kafka import dead_letter, new_producer, send_dead_letter
 
 
 def configured_secrets(settings: OrdersSettings) -> dict[str, tuple[str, ...]]:

@@ -18,8 +18,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from afflux.shared.campaign_file import CampaignFile, InvalidCampaignFile, load_campaign_file
-from afflux.shared.campaign_publish import publish_terms
-from afflux.shared.kafka import BrokerUnreachable, check_broker, create_topics
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.kafka import BrokerUnreachable, check_broker, create_topics
 from afflux.shared.secret_policy import settings_error
 from afflux.shared.settings import CommonSettings
 

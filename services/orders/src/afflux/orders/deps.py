@@ -3,7 +3,7 @@
 ``create_app`` puts each value on ``app.state`` (the ingestor once its lifespan has
 connected); a route names the ones it touches in its signature. Every dependency is
 ``async def fn(request)`` so it runs on the event loop (no thread-pool hop) and
-serves the direct merchant routes too (afflux.shared.http.direct).
+serves the direct merchant routes too (afflux.shared.io.http.direct).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from afflux.orders.ingest import Ingestor
 from afflux.orders.metrics import OrdersMetrics
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.terms_publisher import TermsPublisher
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
-from afflux.shared.http.admin import AdminDep
-from afflux.shared.http.state import state_dep
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.admin import AdminDep
+from afflux.shared.io.http.state import state_dep
 
 __all__ = [
     "AdminDep",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from afflux.shared.http.problems import Problem
+from afflux.shared.io.http.problems import Problem
 
 
 class Rejected(Problem):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from afflux.shared.campaign_view import CampaignDirectory
-from afflux.shared.http.health import HealthCheck
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.health import HealthCheck
 
 
 async def campaigns_loaded(request: Request) -> str | None:

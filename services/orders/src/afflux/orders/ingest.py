@@ -25,11 +25,11 @@ from afflux.orders.merchant_secrets import MerchantSecrets
 from afflux.orders.metrics import UNKNOWN, OrdersMetrics
 from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
 from afflux.orders.publisher import Publisher
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import Envelope, OrderPlaced
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import ORDERS, REFUNDS
 
 log = logging.getLogger(__name__)

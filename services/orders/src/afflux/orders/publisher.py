@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 
 from afflux.shared.events import Envelope
-from afflux.shared.kafka import partition_for, send_chunks
+from afflux.shared.io.kafka import partition_for, send_chunks
 from afflux.shared.wire import Chunk, chunk_by_partition, encode
 
 Waiter = asyncio.Future[None]

@@ -6,8 +6,8 @@ import asyncio
 
 from afflux.orders.errors import Rejected
 from afflux.shared.campaign_file import CampaignEntry
-from afflux.shared.campaign_publish import publish_terms
 from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.campaign_publish import publish_terms
 
 
 class TermsPublisher:

@@ -6,7 +6,7 @@ import sys
 
 from afflux.payouts.app import create_app
 from afflux.payouts.settings import PayoutsSettings
-from afflux.shared.http.run import run_service
+from afflux.shared.io.http.run import run_service
 
 
 def main() -> int:

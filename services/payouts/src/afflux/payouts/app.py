@@ -24,12 +24,12 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.routes import creators, kpis, reports, runs
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory, follow_campaigns
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import Clock
-from afflux.shared.http.health import health_router, metrics_router
-from afflux.shared.http.problems import install_problem_handlers
-from afflux.shared.kafka import new_producer
+from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http.health import health_router, metrics_router
+from afflux.shared.io.http.problems import install_problem_handlers
+from afflux.shared.io.kafka import new_producer
 
 log = logging.getLogger(__name__)
 

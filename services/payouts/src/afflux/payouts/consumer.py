@@ -40,8 +40,6 @@ from afflux.payouts import facts as ledger_facts
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, ClickItem, LedgerReset, LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory, UnknownCampaign
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import terms_in_force
@@ -51,8 +49,10 @@ from afflux.shared.events import (
     ConversionReversed,
     LeadConfirmed,
 )
-from afflux.shared.kafka import dead_letter, send_dead_letter
-from afflux.shared.lag import ConsumerLag
+from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.kafka import dead_letter, send_dead_letter
+from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 

@@ -2,7 +2,7 @@
 
 ``create_app`` puts each value on ``app.state`` (the store and the producer once its
 lifespan has connected: until then a route needing them answers 503); a route names
-the ones it touches in its signature (afflux.shared.http.state).
+the ones it touches in its signature (afflux.shared.io.http.state).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from fastapi import Depends
 
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.clock import Clock
-from afflux.shared.http.admin import AdminDep
-from afflux.shared.http.state import started_dep, state_dep
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.admin import AdminDep
+from afflux.shared.io.http.state import started_dep, state_dep
 
 __all__ = [
     "AdminDep",

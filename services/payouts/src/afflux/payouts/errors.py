@@ -1,6 +1,6 @@
 """The payouts API's error answers as the OpenAPI schema documents them.
 
-Every 4xx/5xx has the shared shape (afflux.shared.http.problems); these models only
+Every 4xx/5xx has the shared shape (afflux.shared.io.http.problems); these models only
 describe it, per status, for the routers that include them.
 """
 

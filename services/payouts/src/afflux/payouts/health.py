@@ -15,8 +15,8 @@ from fastapi import Request
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.divergence import RECOVERY
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory
-from afflux.shared.http.health import HealthCheck
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.health import HealthCheck
 
 
 def _consumer(request: Request) -> LedgerConsumer | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from afflux.shared.core.clock import parse_event_time
 from afflux.shared.core.periods import BadPeriod, period_bounds
-from afflux.shared.http.problems import Problem
+from afflux.shared.io.http.problems import Problem
 
 # 9998-12-31T23:59:59.999Z: the period of any earlier time still ends within what a
 # datetime holds (year 9999); later cut-offs mean nothing.

@@ -11,11 +11,11 @@ from typing import Any
 
 from afflux.payouts import views
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.commission import Line
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import Period as PlanPeriod
-from afflux.shared.http.problems import Problem
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.problems import Problem
 
 CountsByCreator = dict[tuple[str, str], views.Counts]
 

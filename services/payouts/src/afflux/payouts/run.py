@@ -16,12 +16,12 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory
 from afflux.shared.core.commission import Line
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.periods import period_of
 from afflux.shared.events import PayoutIssued
-from afflux.shared.kafka import send_event
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import PAYOUTS
 
 

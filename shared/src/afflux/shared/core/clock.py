@@ -1,6 +1,6 @@
 """Event time as integer UTC milliseconds, and the type of an injectable clock.
 
-Nothing here reads the time: the wall clock is ``afflux.shared.clock_source``.
+Nothing here reads the time: the wall clock is ``afflux.shared.io.clock_source``.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from afflux.clicks.deps import AdminDep, CacheDep, ClockDep, DirectoryDep, SettingsDep, StoreDep
 from afflux.clicks.destinations import BadDestination, check_destination
 from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkNotPublished, new_code
-from afflux.shared.campaign_view import CampaignDirectory
-from afflux.shared.http.problems import Problem
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.problems import Problem
 
 _NOT_PUBLISHED = "the broker did not take the change; nothing was changed, try again"
 

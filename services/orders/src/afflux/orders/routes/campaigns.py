@@ -12,7 +12,7 @@ from afflux.orders.deps import AdminDep, DirectoryDep, TermsPublisherDep
 from afflux.orders.errors import Rejected
 from afflux.orders.ingest import parse
 from afflux.shared.campaign_file import CampaignEntry
-from afflux.shared.campaign_view import CampaignDirectory
+from afflux.shared.io.campaign_view import CampaignDirectory
 
 VISIBLE_WAIT_S = 10.0
 

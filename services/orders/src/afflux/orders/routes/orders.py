@@ -1,7 +1,7 @@
 """Merchant routes for orders: ``POST /v1/orders``, ``/v1/orders:batch`` and lead
 confirmations.
 
-Direct routes (afflux.shared.http.direct): each verifies the signature over the raw
+Direct routes (afflux.shared.io.http.direct): each verifies the signature over the raw
 body before parsing it, so FastAPI's parameter and body handling would only add
 cost (docs/orders.md).
 """
@@ -17,7 +17,7 @@ from afflux.orders import rules
 from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
 from afflux.orders.ingest import parse
 from afflux.orders.routes.signed import signed_body
-from afflux.shared.http.direct import direct_route
+from afflux.shared.io.http.direct import direct_route
 
 
 async def post_order(

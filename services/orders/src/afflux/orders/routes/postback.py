@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from afflux.orders import signing
 from afflux.orders.deps import ClockDep, IngestDep, MetricsDep, SettingsDep
 from afflux.orders.errors import Rejected
-from afflux.shared.http.direct import direct_route
+from afflux.shared.io.http.direct import direct_route
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
 from afflux.orders.routes.signed import signed_body
-from afflux.shared.http.direct import direct_route
+from afflux.shared.io.http.direct import direct_route
 
 
 async def post_refund(

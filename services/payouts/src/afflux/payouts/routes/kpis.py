@@ -12,8 +12,8 @@ from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import CreatorKpis, CreatorKpisList, KpiRow, SeriesAnswer
 from afflux.payouts.queries import CountsByCreator, counts_for, known_campaign
 from afflux.payouts.store import LedgerStore
-from afflux.shared.campaign_view import CampaignDirectory
-from afflux.shared.http.problems import Problem
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.problems import Problem
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 

@@ -16,9 +16,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import DeadLetter, Envelope
+from afflux.shared.io.clock_source import system_clock
 from afflux.shared.topics import ALL_TOPICS, DLQ
 from afflux.shared.wire import Chunk, encode
 

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from afflux.shared.http_limits import HttpLimits
+from afflux.shared.io.http_limits import HttpLimits
+from afflux.shared.io.serving import serve, unreachable
 from afflux.shared.secret_policy import settings_error
-from afflux.shared.serving import serve, unreachable
 from afflux.shared.settings import CommonSettings
 
 S = TypeVar("S", bound=CommonSettings)

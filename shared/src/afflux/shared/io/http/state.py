@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import Request
 
-from afflux.shared.http.problems import Problem
+from afflux.shared.io.http.problems import Problem
 
 
 def state_dep(name: str) -> Callable[[Request], Awaitable[Any]]:

@@ -11,10 +11,10 @@ from typing import Any
 import uvicorn
 from redis.asyncio import Redis
 
-from afflux.shared.gc_policy import tune_gc
-from afflux.shared.http_limits import HttpLimits
-from afflux.shared.kafka import BrokerUnreachable, check_broker
-from afflux.shared.limited_http import uvicorn_limits
+from afflux.shared.io.gc_policy import tune_gc
+from afflux.shared.io.http_limits import HttpLimits
+from afflux.shared.io.kafka import BrokerUnreachable, check_broker
+from afflux.shared.io.limited_http import uvicorn_limits
 
 
 async def check_redis(url: str) -> None:

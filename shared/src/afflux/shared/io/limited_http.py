@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from afflux.shared.http_limits import HttpLimits
+from afflux.shared.io.http_limits import HttpLimits
 
 REASONS = {
     408: b"request not received in time",

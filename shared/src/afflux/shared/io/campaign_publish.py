@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer
 
-from afflux.shared.clock_source import system_clock
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.terms import CampaignTerms, TermsVersion, append_version
 from afflux.shared.events import CampaignTermsPublished
-from afflux.shared.kafka import new_producer, send_event
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.kafka import new_producer, send_event
 from afflux.shared.topics import CAMPAIGNS
 from afflux.shared.wire import UndecodableRecord, decode_record
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from afflux.shared.http.problems import Problem
+from afflux.shared.io.http.problems import Problem
 from afflux.shared.settings import CommonSettings
 
 # RFC 9110: a 401 names the scheme that would be accepted.
