@@ -73,10 +73,13 @@ def test_thirty_seconds_without_the_broker_clicks_spool_and_orders_ask_to_retry(
     observed: dict[str, object] = {}
 
     def cut_for_thirty_seconds() -> None:
+        # A link is acknowledged only once its record is on the links topic, so it is
+        # created while the broker is there; its clicks are the ones made during the cut.
+        code = asyncio.run(_create_probe_link(faults, program.campaign_id))
         gate.cut()
         try:
             time.sleep(3)  # let producers notice the broker is gone
-            observed.update(asyncio.run(_probe_while_cut(faults, program.campaign_id)))
+            observed.update(asyncio.run(_probe_while_cut(faults, program.campaign_id, code)))
             time.sleep(27)
         finally:
             gate.restore()
@@ -88,11 +91,16 @@ def test_thirty_seconds_without_the_broker_clicks_spool_and_orders_ask_to_retry(
     _assert_exact(faults)
 
 
-async def _probe_while_cut(faults: FaultStack, campaign_id: str) -> dict[str, object]:
+async def _create_probe_link(faults: FaultStack, campaign_id: str) -> str:
+    terms = next(p.terms for p in faults.programs if p.terms.campaign_id == campaign_id)
+    async with faults.endpoints.client(retry_for_s=0) as client:
+        return await client.create_link(terms, faults.creators[0])
+
+
+async def _probe_while_cut(faults: FaultStack, campaign_id: str, code: str) -> dict[str, object]:
     stack = faults.stack
     terms = next(p.terms for p in faults.programs if p.terms.campaign_id == campaign_id)
     async with faults.endpoints.client(retry_for_s=0) as client:
-        code = await client.create_link(terms, faults.creators[0])
         statuses = set()
         for _ in range(50):
             response = await client.http.get(f"{stack.url('clicks')}/c/{code}")
