@@ -2,15 +2,23 @@
 
 The broker keeps its log in an ``ObjectStore`` (durable) or in memory; Redis
 appends every write to a file when ``aof`` is set (what ``afflux up`` runs).
+``start_redis_cluster`` starts three Redis masters as one Redis Cluster.
 """
 
 from __future__ import annotations
 
+import functools
+import random
 import shutil
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from afflux.cli.object_store import BUCKET, ObjectStore, start_object_store
-from afflux.cli.processes import Child, StartFailed, tcp_open
+from afflux.cli.processes import Child, StartFailed, port_in_use, tcp_open
 from afflux.cli.storage import BrokerStorage, object_store_dir
 
 
@@ -124,3 +132,157 @@ def _await_port(child: Child, host: str, port: int) -> None:
     except BaseException:  # also Ctrl-C while waiting: leave no process behind
         child.stop()
         raise
+
+
+CLUSTER_SLOTS = 16384
+# A node's cluster bus listens on its port + 10000 (Redis 6 cannot move it). Both
+# ports are drawn below Linux's ephemeral range (32768 and up), where ``free_port``
+# and outgoing connections never land.
+_CLUSTER_PORTS = range(10_000, 22_768)
+
+
+@dataclass(frozen=True)
+class RedisClusterNodes:
+    """The masters of a Redis Cluster started here, in slot order: the first holds
+    the lowest slots. ``stop`` stops only these processes."""
+
+    host: str
+    nodes: tuple[Child, ...]
+    ports: tuple[int, ...]
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(f"{self.host}:{port}" for port in self.ports)
+
+    @property
+    def url(self) -> str:
+        """``redis-cluster://host:port,...`` (``afflux.shared.io.redis_client.connect``)."""
+        return "redis-cluster://" + ",".join(self.addresses)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(node.pid for node in self.nodes)
+
+    def node_at(self, port: int) -> Child:
+        return self.nodes[self.ports.index(port)]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def cluster_port(host: str = "127.0.0.1") -> int:
+    """A port whose cluster bus port (+10000) is free as well."""
+    for _ in range(200):
+        port = random.choice(_CLUSTER_PORTS)
+        if not port_in_use(port, host) and not port_in_use(port + 10_000, host):
+            return port
+    raise StartFailed(f"no free pair of ports (P, P+10000) for a Redis Cluster node on {host}")
+
+
+def slot_ranges(masters: int) -> list[range]:
+    """All 16384 slots split into ``masters`` contiguous ranges."""
+    bounds = [CLUSTER_SLOTS * i // masters for i in range(masters + 1)]
+    return [range(bounds[i], bounds[i + 1]) for i in range(masters)]
+
+
+def start_redis_cluster(
+    data_dir: Path,
+    log_dir: Path,
+    *,
+    masters: int = 3,
+    host: str = "127.0.0.1",
+    aof: bool = False,
+    node_timeout_ms: int = 2000,
+    use_redis_cli: bool | None = None,
+    timeout_s: float = 30.0,
+) -> RedisClusterNodes:
+    """Start ``masters`` redis-server processes in cluster mode and join them into one
+    cluster holding all slots, without replicas.
+
+    A master that stops takes only its own slots away: the others keep serving
+    theirs (``cluster-require-full-coverage no``), once the survivors have marked it
+    failed after ``node_timeout_ms`` as well as before. The cluster is formed with
+    the ``redis-cli`` beside the server binary when there is one (``use_redis_cli``
+    None), else with CLUSTER ADDSLOTS and CLUSTER MEET sent from here."""
+    binary = redis_binary()
+    ports: list[int] = []
+    nodes: list[Child] = []
+    try:
+        for _ in range(masters):
+            port = cluster_port(host)
+            while port in ports:
+                port = cluster_port(host)
+            ports.append(port)
+            node_dir = data_dir / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            argv = [
+                *redis_argv(port, node_dir, aof=aof, host=host),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(node_dir / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(node_timeout_ms),
+                "--cluster-require-full-coverage",
+                "no",
+            ]
+            nodes.append(Child(f"redis-{port}", argv, log_dir / f"redis-{port}.log").start())
+        for node, port in zip(nodes, ports, strict=True):
+            node.wait_until(functools.partial(tcp_open, host, port), timeout_s=20)
+        cli = Path(binary).with_name("redis-cli")
+        if use_redis_cli or (use_redis_cli is None and cli.exists()):
+            _form_with_redis_cli(str(cli), host, ports, timeout_s)
+        else:
+            _form_with_commands(host, ports)
+        _await_cluster_ok(host, ports, masters, timeout_s)
+    except BaseException:  # also Ctrl-C while starting: leave no process behind
+        for node in nodes:
+            node.stop()
+        raise
+    return RedisClusterNodes(host, tuple(nodes), tuple(ports))
+
+
+def _form_with_redis_cli(cli: str, host: str, ports: list[int], timeout_s: float) -> None:
+    argv = [cli, "--cluster", "create", *(f"{host}:{port}" for port in ports)]
+    argv += ["--cluster-replicas", "0", "--cluster-yes"]
+    done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).decode(errors="replace")
+        raise StartFailed(f"redis-cli --cluster create failed:\n{output}")
+
+
+def _form_with_commands(host: str, ports: list[int]) -> None:
+    """What ``redis-cli --cluster create`` does: slots to each master, distinct
+    config epochs (so no epoch collision has to be resolved), then all meet."""
+    for epoch, (port, slots) in enumerate(zip(ports, slot_ranges(len(ports)), strict=True), 1):
+        with redis.Redis(host=host, port=port) as node:
+            node.execute_command("CLUSTER", "ADDSLOTS", *slots)
+            node.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+    with redis.Redis(host=host, port=ports[0]) as first:
+        for port in ports[1:]:
+            first.execute_command("CLUSTER", "MEET", host, port)
+
+
+def _await_cluster_ok(host: str, ports: list[int], masters: int, timeout_s: float) -> None:
+    """Every node answers cluster_state:ok, knows every master and sees all slots."""
+    want = {"cluster_state": "ok", "cluster_slots_ok": str(CLUSTER_SLOTS)}
+    want["cluster_known_nodes"] = str(masters)
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        for port in ports:
+            with redis.Redis(host=host, port=port) as node:
+                last = _cluster_info(node)
+            if any(last.get(field) != value for field, value in want.items()):
+                break
+        else:
+            return
+        time.sleep(0.05)
+    raise StartFailed(f"the Redis Cluster on ports {ports} did not form: {last}")
+
+
+def _cluster_info(node: redis.Redis[bytes]) -> dict[str, str]:
+    text: bytes = node.execute_command("CLUSTER", "INFO")
+    lines = text.decode().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
