@@ -1,0 +1,1 @@
+"""The commission journal: postings decided batch by batch (DESIGN §4)."""

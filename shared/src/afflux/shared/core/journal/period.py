@@ -1,0 +1,539 @@
+"""One campaign-period of the journal, kept up to date batch by batch.
+
+``PeriodState.step(batch)`` is the ledger's decision: given what is loaded of a
+campaign-period (its line records and the aggregates derived from them: each
+creator's net sales in event-time order, their activity, click figures, the cap
+scopes), it applies a batch of new facts and returns the postings to append and
+the records to write. It touches only what the batch changes: the batch's lines,
+the sales whose rank crosses a tier or milestone threshold, the creator's period
+lines, and the lines whose cap pay moves. Nothing is recomputed for the whole
+period and nothing posted is ever changed: a changed target gets a correction
+posting that names the one it corrects.
+
+The state is mutated in place (the store keeps it between batches and drops it
+when a write fails); no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal import rules
+from afflux.shared.core.journal.fill import CapScope, Key
+from afflux.shared.core.journal.kpis import Contribution, add_contribution, kpi_contribution
+from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
+from afflux.shared.core.periods import period_bounds
+from afflux.shared.core.terms import TermsVersion, terms_in_force
+
+
+@dataclass(frozen=True, slots=True)
+class ClickFigures:
+    """A creator's valid unique clicks in the period (no quality flag, each id once)."""
+
+    affiliate_id: str
+    unique_clicks: int
+    first_at: int
+    last_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepInput:
+    conversions: tuple[ConversionFact, ...] = ()
+    refunds: tuple[RefundFact, ...] = ()
+    confirmations: tuple[tuple[str, str], ...] = ()  # (order id, confirmation event id)
+    clicks: tuple[ClickFigures, ...] = ()  # the new figures of creators with new clicks
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    postings: tuple[Posting, ...]
+    changed: tuple[LineRecord, ...]
+    kpis: Mapping[str, int]  # counter -> increment (see ``kpis``)
+
+
+@dataclass(slots=True)
+class CreatorState:
+    net_sales: list[Key] = field(default_factory=list)  # (time, conversion line id)
+    activity: list[Key] = field(default_factory=list)  # current conversions
+    clicks: ClickFigures | None = None
+    scope: CapScope | None = None
+
+
+class PeriodState:
+    def __init__(
+        self, campaign_id: str, period: str, currency: str, versions: Sequence[TermsVersion]
+    ) -> None:
+        self.campaign_id = campaign_id
+        self.period = period
+        self.currency = currency
+        self.versions = tuple(versions)
+        self.start, self.end = period_bounds(period)
+        opened = terms_in_force(self.versions, self.start)
+        self.terms = opened.terms  # the period terms: caps and period lines
+        self.terms_version = opened.version
+        self.lock = self.terms.lock_days * MS_PER_DAY
+        self.thresholds = sorted(
+            {t.from_sales for v in self.versions for t in v.terms.plan.tiers}
+            | {m.at_sales for m in self.terms.plan.milestones}
+        )
+        self.lines: dict[str, LineRecord] = {}
+        self.by_order: dict[str, list[str]] = defaultdict(list)
+        self.confirmations: dict[str, str] = {}
+        self.creators: dict[str, CreatorState] = defaultdict(self._new_creator)
+        budget = self.terms.plan.campaign_budget_minor
+        self.budget = None if budget is None else CapScope(budget)
+        self.seq = 0  # postings written so far
+
+    def _new_creator(self) -> CreatorState:
+        cap = self.terms.plan.creator_cap_minor
+        return CreatorState(scope=None if cap is None else CapScope(cap))
+
+    # -- loading ---------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        campaign_id: str,
+        period: str,
+        currency: str,
+        versions: Sequence[TermsVersion],
+        records: Iterable[LineRecord],
+        clicks: Iterable[ClickFigures],
+        confirmations: Mapping[str, str],
+        seq: int,
+    ) -> PeriodState:
+        """The state of a stored period, its aggregates derived from its records."""
+        state = cls(campaign_id, period, currency, versions)
+        state.seq = seq
+        state.confirmations = dict(confirmations)
+        for figures in clicks:
+            state.creators[figures.affiliate_id].clicks = figures
+        by_creator: dict[str, list[tuple[Key, int]]] = defaultdict(list)
+        in_budget: list[tuple[Key, int]] = []
+        for record in records:
+            state.lines[record.line_id] = record
+            creator = state.creators[record.affiliate_id]
+            key = (record.time, record.line_id)
+            if record.order_id is not None and record.kind in ("sale", "lead", "action", ""):
+                state.by_order[record.order_id].append(record.line_id)
+            if record.in_net_sales:
+                creator.net_sales.append(key)
+            if record.in_activity:
+                creator.activity.append(key)
+            if record.scope_key is not None:
+                by_creator[record.affiliate_id].append((record.scope_key, record.net))
+                in_budget.append((record.scope_key, record.creator_paid))
+        for creator_id, creator in state.creators.items():
+            creator.net_sales.sort()
+            creator.activity.sort()
+            if creator.scope is not None:
+                creator.scope = CapScope.build(creator.scope.cap, by_creator[creator_id])
+        if state.budget is not None:
+            state.budget = CapScope.build(state.budget.cap, in_budget)
+        return state
+
+    # -- the step --------------------------------------------------------------
+
+    def step(self, batch: StepInput) -> StepResult:
+        before: dict[str, Contribution] = {}  # line id -> KPI contribution before the batch
+        dirty: set[str] = set()
+        creators: dict[str, int] = defaultdict(int)  # creator -> net-sale moves
+
+        def touch(record: LineRecord) -> None:
+            if record.line_id not in before:
+                before[record.line_id] = kpi_contribution(record, self.end)
+            dirty.add(record.line_id)
+
+        for c in batch.conversions:
+            record = self._conversion_record(c.conversion_id, c.affiliate_id)
+            touch(record)
+            record.conversion = c
+            record.affiliate_id = c.affiliate_id
+            record.order_id = c.order_id
+            record.kind = c.kind if c.kind in ("sale", "lead") else "action"
+            record.time = c.occurred_at
+            record.terms_version = c.terms_version
+            record.approve_at = c.occurred_at + rules.lock_ms(self.versions, c.terms_version)
+            record.confirmation = self.confirmations.get(c.order_id)
+            if record.line_id not in self.by_order[c.order_id]:
+                self.by_order[c.order_id].append(record.line_id)
+        for r in batch.refunds:
+            record = self._conversion_record(r.conversion_id, "")
+            touch(record)
+            entry = RefundEntry(r.reversal_id, r.event_id, r.amount_minor, r.occurred_at, r.reason)
+            if entry not in record.refunds:
+                record.refunds = tuple(
+                    sorted((*record.refunds, entry), key=lambda e: (e.occurred_at, e.reversal_id))
+                )
+        for order, event_id in batch.confirmations:
+            self.confirmations[order] = event_id
+            for line_id in self.by_order.get(order, ()):
+                record = self.lines[line_id]
+                touch(record)
+                record.confirmation = event_id
+        for figures in batch.clicks:
+            self.creators[figures.affiliate_id].clicks = figures
+            creators[figures.affiliate_id] += 0  # its click and base-fee lines
+
+        # Membership in each creator's net sales and activity; every creator with a
+        # changed conversion gets its period lines looked at again.
+        for line_id in list(dirty):
+            record = self.lines[line_id]
+            if record.conversion is None:
+                continue
+            creator = self.creators[record.affiliate_id]
+            key = (record.time, record.line_id)
+            net = rules.is_net_sale(record, self.end)
+            if net != record.in_net_sales:
+                _toggle(creator.net_sales, key, net)
+                record.in_net_sales = net
+                creators[record.affiliate_id] += 1
+            active = not rules.is_superseded(record)
+            if active != record.in_activity:
+                _toggle(creator.activity, key, active)
+                record.in_activity = active
+            creators[record.affiliate_id] += 0
+
+        # Sales whose rank may have crossed a threshold (tiers, milestones).
+        for creator_id, moves in creators.items():
+            if not moves:
+                continue
+            sales = self.creators[creator_id].net_sales
+            for threshold in self.thresholds:
+                for index in range(max(0, threshold - moves - 1), threshold + moves - 1):
+                    if index < len(sales):
+                        other = self.lines[sales[index][1]]
+                        touch(other)
+
+        changed_keys: set[str] = set()
+        for line_id in sorted(dirty):
+            record = self.lines[line_id]
+            if record.conversion is not None:
+                self._price_conversion(record)
+            changed_keys.add(line_id)
+        for creator_id in sorted(creators):
+            for record in self._period_lines(creator_id):
+                touch(record)
+                changed_keys.add(record.line_id)
+
+        moved = self._fill(changed_keys)
+        return self._post(dirty | moved, before)
+
+    def _conversion_record(self, conversion_id: str, affiliate_id: str) -> LineRecord:
+        line_id = derived_id("line", conversion_id)
+        record = self.lines.get(line_id)
+        if record is None:
+            record = self.lines[line_id] = LineRecord(line_id, affiliate_id, "")
+        return record
+
+    def _price_conversion(self, record: LineRecord) -> None:
+        c = record.conversion
+        assert c is not None
+        rank = None
+        if record.in_net_sales:
+            sales = self.creators[record.affiliate_id].net_sales
+            rank = bisect_left(sales, (record.time, record.line_id)) + 1
+        priced = rules.conversion_gross(record, self.versions, rank)
+        record.gross, record.rule = priced if priced is not None else (0, "earns nothing")
+        record.sources = (
+            (c.event_id,)
+            + ((record.confirmation,) if record.confirmation else ())
+            + tuple(r.event_id for r in record.refunds)
+        )
+        cuts = rules.reductions(record)
+        record.net = record.gross - cuts.total()
+        if cuts.notes:
+            record.rule += "; " + "; ".join(cuts.notes)
+
+    def _period_lines(self, creator_id: str) -> list[LineRecord]:
+        """The creator's click, base-fee and bonus lines as they should be now (a line
+        no longer earned stays, at zero, so its postings are reversed)."""
+        creator = self.creators[creator_id]
+        plan = self.terms.plan
+        out: list[LineRecord] = []
+        figures = creator.clicks
+        if plan.click is not None and figures is not None and figures.unique_clicks > 0:
+            paid = figures.unique_clicks
+            if plan.click.paid_click_cap is not None:
+                paid = min(paid, plan.click.paid_click_cap)
+            rule = f"clicks: {paid} of {figures.unique_clicks} valid unique clicks"
+            rule += f" at {plan.click.per_click_minor}"
+            if plan.click.paid_click_cap is not None:
+                rule += f" (paid-click cap {plan.click.paid_click_cap})"
+            rule += f", clicked from {figures.first_at} to {figures.last_at}"
+            out.append(
+                self._period_line(
+                    ("click", self.campaign_id, self.period, creator_id),
+                    creator_id,
+                    "click",
+                    paid * plan.click.per_click_minor,
+                    figures.first_at,
+                    rule,
+                    (),
+                )
+            )
+        fee = plan.base_fee_minor or 0
+        base_id = derived_id("line", "base_fee", self.campaign_id, self.period, creator_id)
+        if fee or base_id in self.lines:
+            first = [creator.activity[0][0]] if creator.activity else []
+            if figures is not None and figures.unique_clicks > 0:
+                first.append(figures.first_at)
+            at = min(first) if first and fee else None
+            out.append(
+                self._period_line(
+                    ("base_fee", self.campaign_id, self.period, creator_id),
+                    creator_id,
+                    "base_fee",
+                    fee if at is not None else 0,
+                    at if at is not None else self.lines.get(base_id, _NO_LINE).time,
+                    f"base fee {fee} for the period, from the first activity",
+                    (),
+                )
+            )
+        sales = creator.net_sales
+        for milestone in plan.milestones:
+            bonus_id = derived_id(
+                "line", "bonus", self.campaign_id, self.period, creator_id, str(milestone.at_sales)
+            )
+            reached = len(sales) >= milestone.at_sales
+            if not reached and bonus_id not in self.lines:
+                continue
+            if reached:
+                at, sale_line = sales[milestone.at_sales - 1]
+                sale = self.lines[sale_line].conversion
+                sources: tuple[str, ...] = (sale.event_id,) if sale is not None else ()
+            else:
+                at, sources = self.lines[bonus_id].time, ()
+            out.append(
+                self._period_line(
+                    (
+                        "bonus",
+                        self.campaign_id,
+                        self.period,
+                        creator_id,
+                        str(milestone.at_sales),
+                    ),
+                    creator_id,
+                    "bonus",
+                    milestone.bonus_minor if reached else 0,
+                    at,
+                    f"milestone bonus at {milestone.at_sales} net sales"
+                    + ("" if reached else " (net sales fell below it before the period ended)"),
+                    sources,
+                )
+            )
+        return out
+
+    def _period_line(
+        self,
+        parts: tuple[str, ...],
+        creator_id: str,
+        kind: str,
+        gross: int,
+        at: int,
+        rule: str,
+        sources: tuple[str, ...],
+    ) -> LineRecord:
+        line_id = derived_id("line", *parts)
+        record = self.lines.get(line_id)
+        if record is None:
+            record = self.lines[line_id] = LineRecord(line_id, creator_id, kind)
+        record.gross = record.net = gross
+        record.time = at
+        record.approve_at = at + self.lock
+        record.rule = rule
+        record.terms_version = self.terms_version
+        record.sources = sources
+        return record
+
+    # -- caps ------------------------------------------------------------------
+
+    def _fill(self, changed: set[str]) -> set[str]:
+        """Put the changed lines in their scopes; set what every line whose pay moved
+        is paid now (creator cap first, then the campaign budget over what it left)."""
+        by_creator: dict[str, set[str]] = defaultdict(set)
+        for line_id in changed:
+            by_creator[self.lines[line_id].affiliate_id].add(line_id)
+        budget_changed: set[str] = set()
+        for creator_id, line_ids in by_creator.items():
+            scope = self.creators[creator_id].scope
+            if scope is None:
+                for line_id in line_ids:
+                    record = self.lines[line_id]
+                    budget_changed.add(line_id)
+                    record.creator_paid = record.net
+                continue
+            scope.touched.clear()
+            for line_id in sorted(line_ids):
+                record = self.lines[line_id]
+                scope.set(line_id, (record.time, line_id), record.net)
+            for line_id in scope.touched | line_ids:
+                record = self.lines[line_id]
+                paid = scope.paid(line_id)
+                if paid != record.creator_paid or line_id in line_ids:
+                    record.creator_paid = paid
+                    budget_changed.add(line_id)
+        for line_id in budget_changed:
+            record = self.lines[line_id]
+            record.scope_key = (record.time, line_id) if record.net > 0 else None
+        if self.budget is None:
+            for line_id in budget_changed:
+                self.lines[line_id].paid = self.lines[line_id].creator_paid
+            return budget_changed
+        self.budget.touched.clear()
+        for line_id in sorted(budget_changed):
+            record = self.lines[line_id]
+            self.budget.set(line_id, (record.time, line_id), record.creator_paid)
+        moved = set(budget_changed)
+        for line_id in self.budget.touched | budget_changed:
+            record = self.lines[line_id]
+            paid = self.budget.paid(line_id)
+            if paid != record.paid or line_id in budget_changed:
+                record.paid = paid
+                moved.add(line_id)
+        return moved
+
+    # -- postings --------------------------------------------------------------
+
+    def _post(self, lines: set[str], before: dict[str, Contribution]) -> StepResult:
+        postings: list[Posting] = []
+        changed: list[LineRecord] = []
+        kpis: dict[str, int] = defaultdict(int)
+        for line_id in sorted(lines):
+            record = self.lines[line_id]
+            made = self._post_line(record)
+            postings += made
+            changed.append(record)
+            new = kpi_contribution(record, self.end)
+            old = before.get(line_id, new)  # a line only re-capped keeps its facts
+            _add_kpis(kpis, record, old, new, made)
+        return StepResult(tuple(postings), tuple(changed), dict(kpis))
+
+    def _post_line(self, record: LineRecord) -> list[Posting]:
+        targets = rules.components(record)
+        out: list[Posting] = []
+        for component in sorted(set(targets) | set(record.posted)):
+            target = targets.get(component, 0)
+            posted, last = record.posted.get(component, (0, ""))
+            if target == posted:
+                continue
+            name, approve_at = component
+            amount = target - posted
+            record.postings += 1
+            self.seq += 1
+            posting = Posting(
+                posting_id=derived_id(
+                    "posting", record.line_id, name, str(approve_at), str(record.postings)
+                ),
+                seq=self.seq,
+                line_id=record.line_id,
+                affiliate_id=record.affiliate_id,
+                campaign_id=self.campaign_id,
+                period=self.period,
+                currency=self.currency,
+                kind=_kind(record, name, posted, target, targets),
+                component=name,
+                amount_minor=amount,
+                approve_at=approve_at,
+                # The line's time for its own component (the lock after it is fixed, so a
+                # moved line's old component keeps its old date); the refund's for a clawback.
+                occurred_at=(
+                    approve_at
+                    if name.startswith("clawback")
+                    else approve_at - (record.approve_at - record.time)
+                ),
+                rule=_why(record, name, posted, target),
+                terms_version=record.terms_version,
+                order_id=record.order_id,
+                source_event_ids=record.sources,
+                corrects=last or None,
+            )
+            out.append(posting)
+            if target:
+                record.posted[component] = (target, posting.posting_id)
+            else:
+                record.posted[component] = (0, posting.posting_id)
+        return out
+
+
+_NO_LINE = LineRecord("", "", "")
+
+
+def _toggle(keys: list[Key], key: Key, present: bool) -> None:
+    if present:
+        insort(keys, key)
+    else:
+        index = bisect_left(keys, key)
+        if index < len(keys) and keys[index] == key:
+            del keys[index]
+
+
+_FIRST = {"click": "click_pay", "base_fee": "base_fee", "bonus": "bonus"}
+_GONE = {"base_fee": "base_fee_reversal", "bonus": "bonus_reversal"}
+
+
+def _kind(
+    record: LineRecord,
+    name: str,
+    posted: int,
+    target: int,
+    targets: Mapping[tuple[str, int], int],
+) -> str:
+    if name == "accrual":
+        if posted == 0:
+            return _FIRST.get(record.kind, "accrual")
+        if target == 0:
+            if any(n == "accrual" for n, _ in targets):
+                return "moved"
+            return _GONE.get(record.kind, "reversal")
+        if record.kind == "sale":
+            return "tier_adjustment"
+        return "click_pay" if record.kind == "click" else "adjustment"
+    if name == "refund":
+        return "refund_reduction"
+    if name.startswith("clawback"):
+        return "clawback"
+    return "cap_cut" if target < posted else "cap_release"
+
+
+def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
+    if name == "accrual":
+        return record.rule if target else f"no longer earned: {record.rule}"
+    if name == "refund":
+        return "reduced before approval: " + record.rule
+    if name.startswith("clawback"):
+        reversal = name.partition(":")[2]
+        refund = next((r for r in record.refunds if r.reversal_id == reversal), None)
+        if refund is not None and refund.reason == rules.REATTRIBUTED:
+            return "clawback: reattributed to another click after approval"
+        amount = refund.amount_minor if refund is not None else 0
+        return f"clawback: refund of {amount} after approval"
+    scope = name.partition(":")[2]
+    if target < posted:
+        return f"cut: the {scope} cap is used up by earlier lines of the period"
+    return f"released: {scope} cap room freed by a refund, a reversal or a re-rank"
+
+
+def _add_kpis(
+    kpis: dict[str, int],
+    record: LineRecord,
+    old: Contribution,
+    new: Contribution,
+    postings: Sequence[Posting],
+) -> None:
+    add_contribution(kpis, record, old, new)
+    for posting in postings:
+        kpis[f"commission|{record.affiliate_id}"] += posting.amount_minor
+        day = _day(posting.occurred_at)
+        kpis[f"commission|{record.affiliate_id}|{day}"] += posting.amount_minor
+
+
+def _day(at_ms: int) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d")

@@ -1,0 +1,136 @@
+"""What one line owes under the rules, from its own facts (DESIGN §4).
+
+Pure functions of a line's record and the terms: its gross, its reduction before
+approval, its clawbacks, and the components those make. What depends on the
+rest of the period (a sale's rank, the caps) comes in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.commission import apply_rate, describe_rate, sale_rate, version_by_number
+from afflux.shared.core.journal.records import LineRecord, RefundEntry
+from afflux.shared.core.money import pro_rata
+from afflux.shared.core.terms import TermsVersion
+
+REATTRIBUTED = "reattributed"
+
+
+@dataclass(frozen=True, slots=True)
+class Reductions:
+    before_approval: int  # the "refund" component (positive: what it takes)
+    clawbacks: tuple[tuple[RefundEntry, int], ...]  # each on/after approval, what it takes
+    notes: tuple[str, ...]
+
+    def total(self) -> int:
+        return self.before_approval + sum(back for _, back in self.clawbacks)
+
+
+def conversion_gross(
+    record: LineRecord, versions: Sequence[TermsVersion], rank: int | None
+) -> tuple[int, str] | None:
+    """The line's gross and its rule, or None when the conversion earns no line."""
+    c = record.conversion
+    assert c is not None
+    terms = version_by_number(versions, c.terms_version).terms
+    plan = terms.plan
+    if c.kind == "sale":
+        if plan.sale is None:
+            return None
+        rate, why = sale_rate(plan, c.new_customer, rank)
+        return apply_rate(rate, c.amount_minor), (
+            f"sale: {describe_rate(rate)} of {c.amount_minor} ({why})"
+        )
+    if c.kind == "lead":
+        if plan.lead_minor is None:
+            return None
+        if terms.lead_confirmation_required:
+            if record.confirmation is None:
+                return None
+            return plan.lead_minor, f"lead: fixed {plan.lead_minor} (confirmed)"
+        return plan.lead_minor, f"lead: fixed {plan.lead_minor}"
+    action = c.action or c.kind
+    if action not in plan.actions_minor:
+        return None
+    return plan.actions_minor[action], f"action {action}: fixed {plan.actions_minor[action]}"
+
+
+def lock_ms(versions: Sequence[TermsVersion], terms_version: int) -> int:
+    return version_by_number(versions, terms_version).terms.lock_days * MS_PER_DAY
+
+
+def reductions(record: LineRecord) -> Reductions:
+    """Refunds before approval reduce the line pro rata; on or after approval a sale
+    (or any reattributed conversion) is clawed back, on the cumulative refund so
+    rounding never takes more than the line has."""
+    c = record.conversion
+    gross, approve_at = record.gross, record.approve_at
+    if c is None or gross <= 0:
+        return Reductions(0, (), ())
+    whole = c.amount_minor
+    before = 0
+    notes: list[str] = []
+    for refund in record.refunds:
+        if refund.occurred_at >= approve_at:
+            continue
+        if refund.reason == REATTRIBUTED:
+            return Reductions(gross, (), ("reattributed to another click before approval",))
+        before += refund.amount_minor
+    taken = pro_rata(gross, min(whole, before), whole) if before and whole > 0 else 0
+    if taken:
+        notes.append(f"refunded {min(whole, before)} of {whole} before approval")
+    remaining = whole - min(whole, before)
+    base = gross - taken
+    clawed: list[tuple[RefundEntry, int]] = []
+    so_far = 0
+    refunded_after = 0
+    for refund in record.refunds:
+        if refund.occurred_at < approve_at:
+            continue
+        if refund.reason == REATTRIBUTED:
+            if base - so_far > 0:
+                clawed.append((refund, base - so_far))
+                so_far = base
+            break
+        if record.kind != "sale" or remaining <= 0:
+            continue
+        refunded_after = min(remaining, refunded_after + refund.amount_minor)
+        back = pro_rata(base, refunded_after, remaining) - so_far
+        if back > 0:
+            clawed.append((refund, back))
+            so_far += back
+    return Reductions(taken, tuple(clawed), tuple(notes))
+
+
+def is_superseded(record: LineRecord) -> bool:
+    return any(r.reason == REATTRIBUTED for r in record.refunds)
+
+
+def is_net_sale(record: LineRecord, period_end: int) -> bool:
+    """A current sale not refunded in full before the period's end."""
+    c = record.conversion
+    if c is None or c.kind != "sale" or is_superseded(record):
+        return False
+    refunded = sum(r.amount_minor for r in record.refunds if r.occurred_at < period_end)
+    return not (c.amount_minor > 0 and refunded >= c.amount_minor)
+
+
+def components(record: LineRecord) -> dict[tuple[str, int], int]:
+    """(component, approve_at) -> what it must sum to, zeros left out."""
+    out: dict[tuple[str, int], int] = {}
+    at = record.approve_at
+    if record.gross:
+        out[("accrual", at)] = record.gross
+    cuts = reductions(record) if record.conversion is not None else Reductions(0, (), ())
+    if cuts.before_approval:
+        out[("refund", at)] = -cuts.before_approval
+    for refund, back in cuts.clawbacks:
+        out[(f"clawback:{refund.reversal_id}", refund.occurred_at)] = -back
+    if record.net - record.creator_paid:
+        out[("cap:creator", at)] = -(record.net - record.creator_paid)
+    if record.creator_paid - record.paid:
+        out[("cap:campaign", at)] = -(record.creator_paid - record.paid)
+    return out
