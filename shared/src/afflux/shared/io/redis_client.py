@@ -76,6 +76,22 @@ def connect(url: str) -> AnyRedis:
     )
 
 
+async def connect_ready(url: str) -> AnyRedis:
+    """``connect``, and for a cluster its slot map read before the first command.
+
+    Commands issued at once on a cluster client that has not read its slot map yet
+    race its first topology refresh in redis-py 8.1: some fail with an
+    AttributeError (a connection closed while it connects), not a connection error."""
+    client = connect(url)
+    if isinstance(client, RedisCluster):
+        try:
+            await client.initialize()
+        except BaseException:
+            await client.aclose()  # type: ignore[attr-defined]
+            raise
+    return client
+
+
 def _cluster_node(url: str, address: str) -> ClusterNode:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
