@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -39,10 +39,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from afflux.payouts import facts as ledger_facts
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.store import Batch, ClickItem, LedgerReset, LedgerStore
+from afflux.payouts.store import Batch, LedgerReset, LedgerStore
+from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.periods import period_of
-from afflux.shared.core.terms import terms_in_force
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -542,11 +543,14 @@ class LedgerConsumer:
     def _currency(self, campaign_id: str) -> str:
         return self.directory.latest(campaign_id).terms.currency
 
-    def _period(self, campaign_id: str, at_ms: int) -> str:
+    def _versions(self, campaign_id: str) -> Sequence[TermsVersion]:
         try:
-            versions = self.directory.versions(campaign_id)
+            return self.directory.versions(campaign_id)
         except UnknownCampaign:
             raise Rejected(f"campaign {campaign_id!r} has no terms") from None
+
+    def _period(self, campaign_id: str, at_ms: int) -> str:
+        versions = self._versions(campaign_id)
         return period_of(at_ms, terms_in_force(versions, at_ms).terms.plan.period)
 
     def _place(self, event: object, batch: Batch) -> None:
@@ -565,31 +569,17 @@ class LedgerConsumer:
                     f"conversion in {event.currency} for campaign {event.campaign_id!r} "
                     f"paid in {self._currency(event.campaign_id)}"
                 )
-            fact = ledger_facts.conversion_fact(event)
-            batch.facts.append(
-                (
-                    event.campaign_id,
-                    period,
-                    ledger_facts.CONVERSION + event.conversion_id,
-                    ledger_facts.dump(fact),
-                )
+            batch.conversions.append(
+                (event.campaign_id, period, ledger_facts.conversion_fact(event))
             )
-            batch.orders.append((event.campaign_id, event.order_id, period))
+            if any(v.terms.lead_confirmation_required for v in self._versions(event.campaign_id)):
+                batch.confirm_required.add(event.campaign_id)
         elif isinstance(event, ConversionReversed):
             period = self._period(event.campaign_id, event.order_occurred_at)
-            fact_r = ledger_facts.refund_fact(event)
-            batch.facts.append(
-                (
-                    event.campaign_id,
-                    period,
-                    ledger_facts.REFUND + event.reversal_id,
-                    ledger_facts.dump(fact_r),
-                )
-            )
+            batch.refunds.append((event.campaign_id, period, ledger_facts.refund_fact(event)))
         elif isinstance(event, LeadConfirmed):
             self._period(event.campaign_id, event.occurred_at)  # rejects unknown campaigns
-            raw = ledger_facts.dump({"order_id": event.order_id, "event_id": event.event_id})
-            batch.confirmations.append((event.campaign_id, event.order_id, raw))
+            batch.confirmations.append((event.campaign_id, event.order_id, event.event_id))
         elif isinstance(event, ClickRecorded):
             if event.campaign_id not in self.directory:
                 raise Rejected(f"campaign {event.campaign_id!r} has no terms")

@@ -1,32 +1,26 @@
-"""The ledger in Redis: facts per campaign-period, their lines, and consumed offsets.
+"""The journal in Redis: one atomic step per campaign-period, so it runs on Redis Cluster.
 
-One atomic step per consumed batch: under WATCH on every key the batch reads,
-the new facts, the recomputed lines of each affected campaign-period and each
-partition's next offset are written in one MULTI/EXEC. A crash before EXEC
-changes nothing (the batch is consumed again from the stored offsets); a crash
-after it leaves the offsets past the batch. Facts are keyed by their ids, so
-applying a fact twice changes nothing either. Several consumers may apply at
-once: WATCH makes the loser retry on fresh state, so caps never overshoot.
+A consumed batch is split by campaign-period. For each, the store keeps the
+period's ``PeriodState`` in memory (loaded once from its line records, then kept
+current), calls its pure ``step`` with the batch's new facts, and writes the
+postings, the changed line records, the KPI counters and the balance sums in one
+``compare_and_set`` on the period's slot: the write happens only if the period's
+``ver`` still holds the token this store last wrote or read. Another consumer
+that wrote the period in between makes it fail; the store then reloads the
+period and decides again. A batch's cost is what it adds: the period is read
+only on the first batch that touches it (or after another writer's).
 
-The store keeps the campaign-periods it last read or wrote in memory (facts
-already parsed, lines already encoded; the most recently used ones, up to a
-number of facts), so a batch costs what it adds rather than a re-read of the
-whole period. Every write sets the period's
-``ver:<campaign>:<period>`` to a token no other write uses; the cached copy is
-used only while that key (read under WATCH) still holds the token it was
-written or read with. Any failure drops the cache.
+Exactly once, without a transaction across slots: each fact's id joins the
+period's ``events`` set (a click's id its ``clickids`` set) in the same step that
+posts its effects, and a fact already there is skipped. The partitions' next
+offsets (and the fingerprint of the last record, see ``divergence``) are written
+after every period of the batch is: a crash in between replays the batch, and the
+periods already written skip what they hold.
 
-Keys (prefix ``afx:pay:``): ``facts:<campaign>:<period>`` (hash fact id -> JSON),
-``clicks:<campaign>:<period>`` (hash of click tallies), ``seen:<campaign>:<period>``
-(set of click ids), ``lines:<campaign>:<period>`` (JSON array of lines),
-``orders:<campaign>`` (order -> period), ``pending:<campaign>`` (lead
-confirmations that came before their conversion), ``cps`` (every
-"campaign|period"), ``creator:<affiliate>`` (its "campaign|period"s),
-``offsets`` ("topic|partition" -> next offset), ``last`` ("topic|partition" ->
-fingerprint of the last record applied, written with the offset: see ``divergence``),
-``payouts`` (payout records), ``ver:<campaign>:<period>`` (the token of the period's
-last write), ``generation`` (the ledger's identity: a rebuild deletes it, so every
-consumer notices), ``rebuilding`` (set while ``afflux ledger rebuild`` clears the keys).
+Lead confirmations need their conversion's period, which only the conversion
+knows: a small script in the campaign's slot hands each over atomically (the
+conversion records ``order -> period`` and collects an early confirmation; a
+confirmation finds the period or waits in ``early``).
 """
 
 from __future__ import annotations
@@ -35,66 +29,62 @@ import asyncio
 import json
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
-from afflux.payouts import facts as ledger_facts
-from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
-from afflux.shared.core.commission import ConversionFact, Line, ledger_lines
+from afflux.payouts import tallies
+from afflux.payouts.keys import Keys
+from afflux.payouts.tallies import ClickItem
+from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
+from afflux.shared.core.journal.records import (
+    LineRecord,
+    Posting,
+    posting_to_json,
+    record_from_json,
+    record_to_json,
+)
+from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion
-from afflux.shared.events import ClickRecorded
+from afflux.shared.io.redis_client import WriteCommand, compare_and_set
 from afflux.shared.wire import compact_json
 
-if TYPE_CHECKING:
-    FieldMap = Mapping[str | bytes, bytes | float | int | str]
+Versions = Callable[[str], Sequence[TermsVersion]]
+Period = tuple[str, str]  # campaign, period
+CACHED_PERIODS = 256
+CACHED_LINES = 400_000
+RETENTION_DAYS = 400
+_CHUNK = 2_000  # field/value pairs per write command
 
-
-@dataclass(frozen=True, slots=True)
-class ClickItem:
-    campaign_id: str
-    period: str
-    click_id: str
-    affiliate_id: str
-    occurred_at: int
-    reasons: tuple[str, ...] = ()  # quality flags (``ClickRecorded.reasons``); empty: valid
-
-    @classmethod
-    def of(cls, event: ClickRecorded, period: str) -> ClickItem:
-        """What the ledger keeps of a click: flagged ones are counted, never paid."""
-        return cls(
-            campaign_id=event.campaign_id,
-            period=period,
-            click_id=event.click_id,
-            affiliate_id=event.affiliate_id,
-            occurred_at=event.occurred_at,
-            reasons=event.reasons,
-        )
+__all__ = ["Applied", "Batch", "ClickItem", "LedgerReset", "LedgerStore"]
 
 
 @dataclass
 class Batch:
-    """What one poll of the consumer brings, already decoded and placed in periods."""
+    """What one poll of the consumer brings, decoded and placed in campaign-periods."""
 
-    facts: list[tuple[str, str, str, str]] = field(default_factory=list)  # cid, period, id, json
-    orders: list[tuple[str, str, str]] = field(default_factory=list)  # cid, order, period
-    confirmations: list[tuple[str, str, str]] = field(default_factory=list)  # cid, order, json
+    conversions: list[tuple[str, str, ConversionFact]] = field(default_factory=list)  # cid, period
+    refunds: list[tuple[str, str, RefundFact]] = field(default_factory=list)  # cid, period, fact
+    confirmations: list[tuple[str, str, str]] = field(default_factory=list)  # cid, order, event
     clicks: list[ClickItem] = field(default_factory=list)
+    confirm_required: set[str] = field(default_factory=set)  # campaigns that confirm leads
     offsets: dict[str, int] = field(default_factory=dict)  # "topic|partition" -> next offset
     last: dict[str, str] = field(default_factory=dict)  # "topic|partition" -> fingerprint
 
     def merge(self, other: Batch) -> None:
-        self.facts += other.facts
-        self.orders += other.orders
+        self.conversions += other.conversions
+        self.refunds += other.refunds
         self.confirmations += other.confirmations
         self.clicks += other.clicks
+        self.confirm_required |= other.confirm_required
 
     def empty(self) -> bool:
-        return not (self.facts or self.confirmations or self.clicks or self.offsets)
+        return not (
+            self.conversions or self.refunds or self.confirmations or self.clicks or self.offsets
+        )
 
 
 class LedgerReset(Exception):
@@ -103,70 +93,104 @@ class LedgerReset(Exception):
 
 @dataclass(frozen=True)
 class Applied:
-    """What changed, for metrics: per campaign-period, the lines before and after."""
+    """What a batch posted, per campaign-period (for metrics)."""
 
-    changed: dict[tuple[str, str], tuple[tuple[Line, ...], tuple[Line, ...]]]
-
-
-Versions = Callable[[str], Sequence[TermsVersion]]
-Period = tuple[str, str]  # campaign, period
-CACHED_PERIODS = 256
-CACHED_FACTS = 100_000
-THREADED_FACTS = 1_000  # periods bigger than this are recomputed off the event loop
+    postings: dict[Period, tuple[Posting, ...]]
 
 
-@dataclass(slots=True)
-class PeriodState:
-    """One campaign-period as stored, with the token its ``ver`` key held then."""
+@dataclass
+class _Items:
+    conversions: list[ConversionFact] = field(default_factory=list)
+    refunds: list[RefundFact] = field(default_factory=list)
+    confirmations: list[tuple[str, str]] = field(default_factory=list)
+    clicks: list[ClickItem] = field(default_factory=list)
 
+
+@dataclass
+class _Cached:
     token: bytes | None
-    facts: dict[str, str]
-    parsed: dict[str, ledger_facts.Parsed]
-    clicks: dict[str, str]
-    lines: tuple[Line, ...]
-    encoded: dict[Line, str]  # each line's stored JSON, so unchanged lines are not re-encoded
-    creators: set[str] = field(default_factory=set)  # already in their creator:<id> sets
+    state: PeriodState
+    tally: dict[str, str]
+
+
+# Conversion: record its period, answer an early confirmation (or nil).
+_ORDER_PLACED = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[2], ARGV[1])
+"""
+# Confirmation: answer the order's period, or keep the confirmation until it comes.
+_ORDER_CONFIRMED = """
+local period = redis.call('HGET', KEYS[1], ARGV[1])
+if not period then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+return period
+"""
+
+
+# Per partition (slot, next offset, fingerprint): store both, never moving an offset back
+# (a consumer that lost its partitions may still finish a batch behind the new owner).
+_POSITIONS = """
+for i = 1, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[1], 'o:' .. ARGV[i])
+  if not current or tonumber(current) < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], 'o:' .. ARGV[i], ARGV[i + 1])
+    if ARGV[i + 2] ~= '' then
+      redis.call('HSET', KEYS[1], 'f:' .. ARGV[i], ARGV[i + 2])
+    else
+      redis.call('HDEL', KEYS[1], 'f:' .. ARGV[i])
+    end
+  end
+end
+return 1
+"""
 
 
 class LedgerStore:
     def __init__(
-        self, redis: Redis[bytes], prefix: str = "afx:pay:", cache_facts: int = CACHED_FACTS
+        self,
+        # A RedisCluster (``redis_client.connect``) speaks the same commands; its type
+        # stubs do not say so.
+        redis: Redis[bytes],
+        keys: Keys | None = None,
+        *,
+        cache_lines: int = CACHED_LINES,
+        retention_days: int = RETENTION_DAYS,
     ) -> None:
         self.redis = redis
-        self.p = prefix
-        self.cache_facts = cache_facts
-        self._periods: OrderedDict[Period, PeriodState] = OrderedDict()
-        self._writer = uuid.uuid4().hex
+        self.keys = keys or Keys()
+        self.cache_lines = cache_lines
+        self.retention_ms = retention_days * 86_400_000
+        self._periods: OrderedDict[Period, _Cached] = OrderedDict()
+        self._writer = uuid.uuid4().hex[:12]
         self._writes = 0
         # The ledger's generation this store writes to; None: not checked (tools, tests).
         self.generation: bytes | None = None
 
-    def key(self, *parts: str) -> str:
-        return self.p + ":".join(parts)
-
-    async def offsets(self) -> dict[str, int]:
-        raw = await self.redis.hgetall(self.key("offsets"))
-        return {k.decode(): int(v) for k, v in raw.items()}
+    # -- positions and generation ------------------------------------------------
 
     async def positions(self) -> tuple[dict[str, int], dict[str, str]]:
-        """The stored offsets and the fingerprints of the last applied records, together."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self.key("offsets"))
-            pipe.hgetall(self.key("last"))
-            offsets, last = await pipe.execute()
-        return (
-            {k.decode(): int(v) for k, v in offsets.items()},
-            {k.decode(): v.decode() for k, v in last.items()},
-        )
+        """The stored next offsets, and the fingerprints of the last applied records."""
+        raw = await self.redis.hgetall(self.keys.ledger("positions"))
+        offsets: dict[str, int] = {}
+        last: dict[str, str] = {}
+        for name, value in raw.items():
+            kind, _, slot = name.decode().partition(":")
+            if kind == "o":
+                offsets[slot] = int(value)
+            elif kind == "f":
+                last[slot] = value.decode()
+        return offsets, last
+
+    async def offsets(self) -> dict[str, int]:
+        return (await self.positions())[0]
 
     async def rebuilding(self) -> bool:
-        return bool(await self.redis.exists(self.key("rebuilding")))
+        return bool(await self.redis.exists(self.keys.ledger("rebuilding")))
 
     async def join_generation(self) -> bytes:
         """Adopt the ledger's generation, starting one when there is none (a new or
         rebuilt ledger); ``apply`` refuses to write once it has changed."""
-        await self.redis.set(self.key("generation"), uuid.uuid4().hex, nx=True)
-        current = await self.redis.get(self.key("generation"))
+        await self.redis.set(self.keys.ledger("generation"), uuid.uuid4().hex, nx=True)
+        current: bytes | None = await self.redis.get(self.keys.ledger("generation"))
         self.generation = current
         self._periods.clear()
         return current or b""
@@ -174,326 +198,269 @@ class LedgerStore:
     async def generation_changed(self) -> bool:
         if self.generation is None:
             return False
-        keys = (self.key("generation"), self.key("rebuilding"))
-        current, rebuilding = await self.redis.mget(keys)
+        current, rebuilding = await self.redis.mget(
+            [self.keys.ledger("generation"), self.keys.ledger("rebuilding")]
+        )
         return rebuilding is not None or current != self.generation
+
+    # -- applying ----------------------------------------------------------------
 
     async def apply(
         self, batch: Batch, versions: Versions, currency: Callable[[str], str]
     ) -> Applied:
-        while True:
-            try:
-                return await self._apply_once(batch, versions, currency)
-            except WatchError:
-                self._periods.clear()  # the cached periods may hold what was not written
-                continue
-            except BaseException:
-                self._periods.clear()
-                raise
+        if await self.generation_changed():
+            raise LedgerReset("the ledger was cleared or is being rebuilt")
+        try:
+            return await self._apply(batch, versions, currency)
+        except BaseException:
+            self._periods.clear()  # a period may hold what was not written
+            raise
 
-    async def _apply_once(
+    async def _apply(
         self, batch: Batch, versions: Versions, currency: Callable[[str], str]
     ) -> Applied:
-        confirm_campaigns = sorted({cid for cid, _, _ in batch.confirmations})
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(
-                self.key("offsets"),
-                self.key("generation"),
-                self.key("rebuilding"),
-                *(self.key("orders", c) for c in confirm_campaigns),
-                *(self.key("pending", c) for c in sorted({f[0] for f in batch.facts})),
+        items: dict[Period, _Items] = defaultdict(_Items)
+        creators: dict[Period, set[str]] = defaultdict(set)
+        early_seen: list[tuple[str, str]] = []
+        for cid, period, c in batch.conversions:
+            items[(cid, period)].conversions.append(c)
+            creators[(cid, period)].add(c.affiliate_id)
+        for cid, period, r in batch.refunds:
+            items[(cid, period)].refunds.append(r)
+        for click in batch.clicks:
+            items[(click.campaign_id, click.period)].clicks.append(click)
+            creators[(click.campaign_id, click.period)].add(click.affiliate_id)
+        await self._hand_over(batch, items, early_seen)
+        await self._register(creators, items)
+        results = await asyncio.gather(
+            *(self._step(cp, items[cp], versions(cp[0]), currency(cp[0])) for cp in sorted(items))
+        )
+        if early_seen:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid, order in early_seen:
+                    pipe.hdel(self.keys.campaign(cid, "early"), order)
+                await pipe.execute()
+        if batch.offsets:
+            args: list[str | int] = []
+            for slot, offset in batch.offsets.items():
+                args += [slot, offset, batch.last.get(slot, "")]
+            await self.redis.eval(  # type: ignore[no-untyped-call]
+                _POSITIONS, 1, self.keys.ledger("positions"), *args
             )
-            if self.generation is not None:
-                current, rebuilding = await pipe.mget(
-                    [self.key("generation"), self.key("rebuilding")]
-                )
-                if rebuilding is not None or current != self.generation:
-                    raise LedgerReset("the ledger was cleared or is being rebuilt")
-            stored = {
-                k.decode(): int(v) for k, v in (await pipe.hgetall(self.key("offsets"))).items()
-            }
-            offsets = {tp: o for tp, o in batch.offsets.items() if o > stored.get(tp, 0)}
-            # Where each confirmed order's conversion lives: this batch, else Redis.
-            period_of_order = {(c, o): p for c, o, p in batch.orders}
-            for cid in confirm_campaigns:
-                wanted = [
-                    o
-                    for c, o, _ in batch.confirmations
-                    if c == cid and (c, o) not in period_of_order
-                ]
-                if wanted:
-                    found = await pipe.hmget(self.key("orders", cid), wanted)
-                    for order, period in zip(wanted, found, strict=True):
-                        if period is not None:
-                            period_of_order[(cid, order)] = period.decode()
-            new_facts = list(batch.facts)
-            pending: list[tuple[str, str, str]] = []
-            for cid, order, raw in batch.confirmations:
-                period = period_of_order.get((cid, order))
-                if period is None:
-                    pending.append((cid, order, raw))
-                else:
-                    new_facts.append((cid, period, ledger_facts.CONFIRMATION + order, raw))
-            # Confirmations that arrived before their conversion, now placeable.
-            for cid in sorted({c for c, _, _ in batch.orders}):
-                placed = [(o, p) for c, o, p in batch.orders if c == cid]
-                found = await pipe.hmget(self.key("pending", cid), [o for o, _ in placed])
-                for (order, period), early in zip(placed, found, strict=True):
-                    if early is not None:
-                        new_facts.append(
-                            (cid, period, ledger_facts.CONFIRMATION + order, early.decode())
-                        )
-            affected = sorted(
-                {(c, p) for c, p, _, _ in new_facts}
-                | {(k.campaign_id, k.period) for k in batch.clicks}
+        self._trim()
+        return Applied({cp: r.postings for cp, r in zip(sorted(items), results, strict=True)})
+
+    async def _hand_over(
+        self, batch: Batch, items: dict[Period, _Items], early_seen: list[tuple[str, str]]
+    ) -> None:
+        """Lead confirmations to their conversion's period, whichever came first."""
+        for cid, period, c in batch.conversions:
+            if c.kind != "lead" or cid not in batch.confirm_required:
+                continue
+            early = await self.redis.eval(  # type: ignore[no-untyped-call]
+                _ORDER_PLACED,
+                2,
+                self.keys.campaign(cid, "orders"),
+                self.keys.campaign(cid, "early"),
+                c.order_id,
+                period,
             )
-            period_keys = [
-                self.key(kind, c, p)
-                for c, p in affected
-                for kind in ("facts", "clicks", "seen", "lines")
-            ]
-            ver_keys = [self.key("ver", c, p) for c, p in affected]
-            if period_keys:  # a batch of dead letters only moves the offsets
-                await pipe.watch(*period_keys, *ver_keys)
-            tokens = await pipe.mget(ver_keys) if ver_keys else []
-            state: dict[Period, PeriodState] = {}
-            for cp, token in zip(affected, tokens, strict=True):
-                cached = self._periods.get(cp)
-                if cached is None or token is None or cached.token != token:
-                    cached = await self._load(pipe, cp, token)
-                self._periods[cp] = state[cp] = cached
-                self._periods.move_to_end(cp)
-            fact_writes: dict[Period, dict[str, str]] = defaultdict(dict)
-            for cid, period, fid, raw in new_facts:
-                entry = state[(cid, period)]
-                if entry.facts.get(fid) != raw:
-                    entry.facts[fid] = raw
-                    entry.parsed[fid] = ledger_facts.parse_fact(fid, raw)
-                    fact_writes[(cid, period)][fid] = raw
-            click_writes, seen_adds = await self._tally_clicks(pipe, batch.clicks, state)
-            recompute = set(fact_writes) | set(click_writes)
-            changed: dict[Period, tuple[tuple[Line, ...], tuple[Line, ...]]] = {}
-            new_lines: dict[Period, tuple[tuple[Line, ...], dict[Line, str]]] = {}
-            for cid, period in sorted(recompute):
-                entry = state[(cid, period)]
-                terms, paid_in = versions(cid), currency(cid)
-                if len(entry.parsed) > THREADED_FACTS:
-                    # Pure and CPU-bound: in a thread the event loop (and the HTTP answers
-                    # of this process) get their turn every few milliseconds.
-                    after = await asyncio.to_thread(
-                        _recompute,
-                        cid,
-                        period,
-                        dict(entry.parsed),
-                        dict(entry.clicks),
-                        terms,
-                        paid_in,
-                    )
-                else:
-                    await asyncio.sleep(0)
-                    after = _recompute(cid, period, entry.parsed, entry.clicks, terms, paid_in)
-                if after != entry.lines:
-                    changed[(cid, period)] = (entry.lines, after)
-                    encoded = {x: entry.encoded.get(x) or _line_json(x) for x in after}
-                    new_lines[(cid, period)] = (after, encoded)
-            tokens_written = {cp: self._next_token() for cp in recompute}
-            pipe.multi()
-            for (cid, period), fields in fact_writes.items():
-                pipe.hset(self.key("facts", cid, period), mapping=_fields(fields))
-            for (cid, period), fields in click_writes.items():
-                pipe.hset(self.key("clicks", cid, period), mapping=_fields(fields))
-            for (cid, period), ids in seen_adds.items():
-                pipe.sadd(self.key("seen", cid, period), *ids)
-            for (cid, period), (after, encoded) in new_lines.items():
-                blob = "[" + ",".join(encoded[x] for x in after) + "]"
-                pipe.set(self.key("lines", cid, period), blob)
-            for (cid, period), written in tokens_written.items():
-                pipe.set(self.key("ver", cid, period), written)
-            orders_by_campaign: dict[str, dict[str, str]] = defaultdict(dict)
-            for cid, order, period in batch.orders:
-                orders_by_campaign[cid][order] = period
-            for cid, period_of in orders_by_campaign.items():
-                pipe.hset(self.key("orders", cid), mapping=_fields(period_of))
-                pipe.hdel(self.key("pending", cid), *period_of)
-            for cid, order, raw in pending:
-                pipe.hset(self.key("pending", cid), order, raw)
-            if affected:
-                pipe.sadd(self.key("cps"), *(f"{cid}|{period}" for cid, period in affected))
-            creators = self._new_creators(state, changed, fact_writes, batch.clicks)
+            if early is not None:
+                items[(cid, period)].confirmations.append((c.order_id, early.decode()))
+                early_seen.append((cid, c.order_id))
+        for cid, order, event_id in batch.confirmations:
+            found = await self.redis.eval(  # type: ignore[no-untyped-call]
+                _ORDER_CONFIRMED,
+                2,
+                self.keys.campaign(cid, "orders"),
+                self.keys.campaign(cid, "early"),
+                order,
+                event_id,
+            )
+            if found is not None:
+                items[(cid, found.decode())].confirmations.append((order, event_id))
+
+    async def _register(
+        self, creators: dict[Period, set[str]], items: dict[Period, _Items]
+    ) -> None:
+        """The indexes reads start from (idempotent, so before the periods' writes)."""
+        if not items:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(self.keys.ledger("cps"), *(f"{c}|{p}" for c, p in items))
+            for cid, period in items:
+                pipe.sadd(self.keys.campaign(cid, "periods"), period)
             by_creator: dict[str, list[str]] = defaultdict(list)
             for (cid, period), affiliates in creators.items():
                 for affiliate in affiliates:
                     by_creator[affiliate].append(f"{cid}|{period}")
-            for affiliate, periods in by_creator.items():
-                pipe.sadd(self.key("creator", affiliate), *periods)
-            if offsets:
-                pipe.hset(self.key("offsets"), mapping={k: str(v) for k, v in offsets.items()})
-                last = {tp: batch.last[tp] for tp in offsets if tp in batch.last}
-                if last:
-                    pipe.hset(self.key("last"), mapping=_fields(last))
+            for affiliate, cps in by_creator.items():
+                pipe.sadd(self.keys.creator(affiliate, "cps"), *cps)
             await pipe.execute()
-            for cp, affiliates in creators.items():
-                state[cp].creators |= affiliates
-            for cp, written in tokens_written.items():
-                entry = state[cp]
-                entry.token = written
-                if cp in new_lines:
-                    entry.lines, entry.encoded = new_lines[cp]
-            self._trim()
-            return Applied(changed)
 
-    @staticmethod
-    def _new_creators(
-        state: dict[Period, PeriodState],
-        changed: dict[Period, tuple[tuple[Line, ...], tuple[Line, ...]]],
-        fact_writes: dict[Period, dict[str, str]],
-        clicks: Sequence[ClickItem],
-    ) -> dict[Period, set[str]]:
-        """Per period, the creators not yet in its ``creator:<affiliate>`` sets (as far as
-        this store knows: a reloaded period registers its creators once more)."""
-        found: dict[Period, set[str]] = defaultdict(set)
-        for cp, (_, after) in changed.items():
-            found[cp].update(x.affiliate_id for x in after)
-        for cp, fields in fact_writes.items():
-            parsed = state[cp].parsed
-            for fid in fields:
-                fact = parsed.get(fid)
-                if isinstance(fact, ConversionFact):  # the only fact that names a creator
-                    found[cp].add(fact.affiliate_id)
-        for item in clicks:
-            found[(item.campaign_id, item.period)].add(item.affiliate_id)
-        fresh = {cp: affiliates - state[cp].creators for cp, affiliates in found.items()}
-        return {cp: affiliates for cp, affiliates in fresh.items() if affiliates}
+    async def _step(
+        self, cp: Period, items: _Items, versions: Sequence[TermsVersion], currency: str
+    ) -> StepResult:
+        while True:
+            cached = self._periods.get(cp)
+            if cached is None:
+                cached = await self._load(cp, versions, currency)
+            cached.state.use_versions(versions)
+            result, commands, tally = await self._decide(cp, cached, items)
+            token = self._next_token(cached.state.seq)
+            written = await compare_and_set(
+                self.redis, self.keys.period(*cp, "ver"), cached.token, token, commands
+            )
+            if written:
+                cached.token = token
+                cached.tally = tally
+                self._periods[cp] = cached
+                self._periods.move_to_end(cp)
+                return result
+            self._periods.pop(cp, None)  # another writer was first: decide again on its state
 
-    def _next_token(self) -> bytes:
-        self._writes += 1
-        return f"{self._writer}:{self._writes}".encode()
-
-    async def _load(self, pipe: Any, cp: Period, token: bytes | None) -> PeriodState:
-        """A period as stored (under the caller's WATCH)."""
+    async def _decide(
+        self, cp: Period, cached: _Cached, items: _Items
+    ) -> tuple[StepResult, list[WriteCommand], dict[str, str]]:
+        k = self.keys
         cid, period = cp
-        facts = {
-            k.decode(): v.decode()
-            for k, v in (await pipe.hgetall(self.key("facts", cid, period))).items()
-        }
-        clicks = {
-            k.decode(): v.decode()
-            for k, v in (await pipe.hgetall(self.key("clicks", cid, period))).items()
-        }
-        raw_lines = await pipe.get(self.key("lines", cid, period))
-        lines = tuple(ledger_facts.line_from_json(d) for d in json.loads(raw_lines or b"[]"))
-        return PeriodState(
-            token,
-            facts,
-            {f: ledger_facts.parse_fact(f, raw) for f, raw in facts.items()},
-            clicks,
-            lines,
-            {},
+        fact_ids = [c.event_id for c in items.conversions]
+        fact_ids += [r.event_id for r in items.refunds]
+        fact_ids += [event for _, event in items.confirmations]
+        click_ids = list(dict.fromkeys(c.click_id for c in items.clicks))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if fact_ids:
+                pipe.smismember(k.period(cid, period, "events"), fact_ids)
+            if click_ids:
+                pipe.smismember(k.period(cid, period, "clickids"), click_ids)
+            answers = await pipe.execute() if (fact_ids or click_ids) else []
+        known_facts = set()
+        known_clicks = set()
+        if fact_ids:
+            known_facts = {f for f, seen in zip(fact_ids, answers.pop(0), strict=True) if seen}
+        if click_ids:
+            known_clicks = {c for c, seen in zip(click_ids, answers.pop(0), strict=True) if seen}
+        new_ids: list[str] = []
+
+        def fresh(event_id: str) -> bool:
+            if event_id in known_facts:
+                return False
+            known_facts.add(event_id)  # a copy within the batch counts once too
+            new_ids.append(event_id)
+            return True
+
+        conversions = tuple(c for c in items.conversions if fresh(c.event_id))
+        refunds = tuple(r for r in items.refunds if fresh(r.event_id))
+        confirmations = tuple(x for x in items.confirmations if fresh(x[1]))
+        clicks: list[ClickItem] = []
+        for click in items.clicks:
+            if click.click_id not in known_clicks:
+                known_clicks.add(click.click_id)
+                clicks.append(click)
+        tally = dict(cached.tally)
+        touched, valid = tallies.count_clicks(tally, clicks)
+        figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
+        result = cached.state.step(StepInput(conversions, refunds, confirmations, figures))
+        commands = self._writes_of(cp, cached.state, result, tally, touched, new_ids, clicks)
+        commands += [("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations]
+        return result, commands, tally
+
+    def _writes_of(
+        self,
+        cp: Period,
+        state: PeriodState,
+        result: StepResult,
+        tally: dict[str, str],
+        touched: set[str],
+        new_ids: list[str],
+        clicks: list[ClickItem],
+    ) -> list[WriteCommand]:
+        k = self.keys
+        cid, period = cp
+
+        def at(name: str) -> str:
+            return k.period(cid, period, name)
+
+        commands: list[WriteCommand] = []
+        records = [(r.line_id, compact_json(record_to_json(r))) for r in result.changed]
+        for chunk in _chunks(records):
+            commands.append(("HSET", at("lines"), *(x for pair in chunk for x in pair)))
+        if touched:
+            fields = [(name, tally[name]) for name in sorted(touched)]
+            for chunk in _chunks(fields):
+                commands.append(("HSET", at("clicks"), *(x for pair in chunk for x in pair)))
+        for chunk in _chunks([(i, "") for i in new_ids]):
+            commands.append(("SADD", at("events"), *(i for i, _ in chunk)))
+        for chunk in _chunks([(c.click_id, "") for c in clicks]):
+            commands.append(("SADD", at("clickids"), *(i for i, _ in chunk)))
+        by_creator: dict[str, list[Posting]] = defaultdict(list)
+        for posting in result.postings:
+            by_creator[posting.affiliate_id].append(posting)
+        for affiliate, postings in sorted(by_creator.items()):
+            entries = [(p.seq, compact_json(posting_to_json(p))) for p in postings]
+            for chunk in _chunks(entries):
+                commands.append(
+                    ("ZADD", at(f"journal:{affiliate}"), *(x for pair in chunk for x in pair))
+                )
+            due: dict[int, int] = defaultdict(int)
+            total = reversed_ = 0
+            for p in postings:
+                due[p.approve_at] += p.amount_minor
+                total += p.amount_minor
+                if p.component == "refund" or p.component.startswith("clawback"):
+                    reversed_ -= p.amount_minor
+            commands.append(
+                ("ZADD", at(f"due:{affiliate}"), *(x for a in sorted(due) for x in (a, a)))
+            )
+            for approve_at, amount in sorted(due.items()):
+                if amount:
+                    commands.append(("HINCRBY", at(f"dueamt:{affiliate}"), approve_at, amount))
+            if total:
+                commands.append(("HINCRBY", at("sums"), f"total|{affiliate}", total))
+            if reversed_:
+                commands.append(("HINCRBY", at("sums"), f"reversed|{affiliate}", reversed_))
+        for name, delta in sorted(result.kpis.items()):
+            if delta:
+                commands.append(("HINCRBY", at("kpis"), name, delta))
+        # Per-event facts expire after the retention (postings, sums and KPIs stay).
+        expire_at = period_bounds(period)[1] + self.retention_ms
+        for name in ("lines", "events", "clickids", "confirmed"):
+            commands.append(("PEXPIREAT", at(name), expire_at))
+        del state
+        return commands
+
+    async def _load(self, cp: Period, versions: Sequence[TermsVersion], currency: str) -> _Cached:
+        cid, period = cp
+
+        def at(name: str) -> str:
+            return self.keys.period(cid, period, name)
+
+        token: bytes | None = await self.redis.get(at("ver"))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(at("lines"))
+            pipe.hgetall(at("clicks"))
+            pipe.hgetall(at("confirmed"))
+            raw_lines, raw_clicks, raw_confirmed = await pipe.execute()
+        records: list[LineRecord] = [record_from_json(json.loads(v)) for v in raw_lines.values()]
+        tally = {name.decode(): value.decode() for name, value in raw_clicks.items()}
+        confirmed = {o.decode(): e.decode() for o, e in raw_confirmed.items()}
+        seq = int(token.decode().rpartition("/")[2]) if token else 0
+        state = PeriodState.load(
+            cid, period, currency, versions, records, tallies.all_figures(tally), confirmed, seq
         )
+        return _Cached(token, state, tally)
+
+    def _next_token(self, seq: int) -> bytes:
+        self._writes += 1
+        return f"{self._writer}/{self._writes}/{seq}".encode()
 
     def _trim(self) -> None:
         """Forget the least recently used periods beyond the cache's bounds."""
-        total = sum(len(p.facts) for p in self._periods.values())
-        while self._periods and (len(self._periods) > CACHED_PERIODS or total > self.cache_facts):
+        total = sum(len(p.state.lines) for p in self._periods.values())
+        while self._periods and (len(self._periods) > CACHED_PERIODS or total > self.cache_lines):
             _, dropped = self._periods.popitem(last=False)
-            total -= len(dropped.facts)
-
-    async def _tally_clicks(
-        self, pipe: Any, clicks: Sequence[ClickItem], state: dict[Period, PeriodState]
-    ) -> tuple[dict[Period, dict[str, str]], dict[Period, list[str]]]:
-        """Count the clicks not seen before; the changed tally fields and new ids per period."""
-        by_cp: dict[Period, list[ClickItem]] = defaultdict(list)
-        for item in clicks:
-            by_cp[(item.campaign_id, item.period)].append(item)
-        writes: dict[Period, dict[str, str]] = {}
-        adds: dict[Period, list[str]] = {}
-        for (cid, period), items in by_cp.items():
-            ids = list(dict.fromkeys(i.click_id for i in items))
-            known = await pipe.smismember(self.key("seen", cid, period), ids)
-            fresh = {i for i, k in zip(ids, known, strict=True) if not k}
-            tally = state[(cid, period)].clicks
-            touched: set[str] = set()
-            counted: set[str] = set()
-            for item in items:
-                if item.click_id not in fresh or item.click_id in counted:
-                    continue
-                counted.add(item.click_id)
-                a = item.affiliate_id
-                if BOT in item.reasons:
-                    touched.add(_inc(tally, f"b|{a}"))
-                    continue
-                touched.add(_inc(tally, f"r|{a}"))
-                day = datetime.fromtimestamp(item.occurred_at / 1000, UTC).strftime("%Y-%m-%d")
-                touched.add(_inc(tally, f"d|{a}|{day}"))
-                for reason in item.reasons:
-                    # Reasons other than the known ones (a newer producer) count as "other".
-                    known = reason if reason in CLICK_FLAGS else "other"
-                    touched.add(_inc(tally, f"x|{a}|{known}"))
-                if not item.reasons:
-                    touched.add(_inc(tally, f"u|{a}"))
-                    first = int(tally.get(f"f|{a}", str(item.occurred_at)))
-                    tally[f"f|{a}"] = str(min(first, item.occurred_at))
-                    touched.add(f"f|{a}")
-            if counted:
-                writes[(cid, period)] = {name: tally[name] for name in touched}
-                adds[(cid, period)] = sorted(counted)
-        return writes, adds
-
-    # -- reads -----------------------------------------------------------------
-
-    async def campaign_periods(self, affiliate: str | None = None) -> list[tuple[str, str]]:
-        key = self.key("creator", affiliate) if affiliate else self.key("cps")
-        members = await self.redis.smembers(key)
-        pairs = (m.decode().partition("|") for m in members)
-        return sorted((cid, period) for cid, _, period in pairs)
-
-    async def lines(self, cid: str, period: str) -> list[Line]:
-        raw = await self.redis.get(self.key("lines", cid, period))
-        return [ledger_facts.line_from_json(d) for d in json.loads(raw or b"[]")]
-
-    async def period_state(self, cid: str, period: str) -> tuple[dict[str, str], dict[str, str]]:
-        facts = await self.redis.hgetall(self.key("facts", cid, period))
-        clicks = await self.redis.hgetall(self.key("clicks", cid, period))
-        return (
-            {k.decode(): v.decode() for k, v in facts.items()},
-            {k.decode(): v.decode() for k, v in clicks.items()},
-        )
-
-    async def payouts(self) -> list[dict[str, Any]]:
-        raw = await self.redis.hgetall(self.key("payouts"))
-        return [json.loads(v) for v in raw.values()]
-
-    async def record_payout(self, slot: str, record: dict[str, Any]) -> bool:
-        """Record a payout once per creator, campaign and period; False when it exists."""
-        return bool(await self.redis.hsetnx(self.key("payouts"), slot, json.dumps(record)))
-
-    async def payout(self, slot: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.key("payouts"), slot)
-        return json.loads(raw) if raw else None
-
-    async def mark_emitted(self, slot: str, record: dict[str, Any]) -> None:
-        await self.redis.hset(self.key("payouts"), slot, json.dumps({**record, "emitted": True}))
+            total -= len(dropped.state.lines)
 
 
-def _recompute(
-    cid: str,
-    period: str,
-    parsed: Mapping[str, ledger_facts.Parsed],
-    clicks: Mapping[str, str],
-    terms: Sequence[TermsVersion],
-    currency: str,
-) -> tuple[Line, ...]:
-    return ledger_lines(ledger_facts.period_facts(cid, period, parsed, clicks), terms, currency)
-
-
-def _inc(tally: dict[str, str], name: str) -> str:
-    tally[name] = str(int(tally.get(name, "0")) + 1)
-    return name
-
-
-def _line_json(line: Line) -> str:
-    return compact_json(ledger_facts.line_to_json(line))
-
-
-def _fields(values: dict[str, str]) -> FieldMap:
-    return dict(values.items())
+def _chunks(pairs: list[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:
+    return [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]

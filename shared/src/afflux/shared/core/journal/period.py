@@ -79,10 +79,7 @@ class PeriodState:
         self.terms = opened.terms  # the period terms: caps and period lines
         self.terms_version = opened.version
         self.lock = self.terms.lock_days * MS_PER_DAY
-        self.thresholds = sorted(
-            {t.from_sales for v in self.versions for t in v.terms.plan.tiers}
-            | {m.at_sales for m in self.terms.plan.milestones}
-        )
+        self.thresholds = self._thresholds()
         self.lines: dict[str, LineRecord] = {}
         self.by_order: dict[str, list[str]] = defaultdict(list)
         self.confirmations: dict[str, str] = {}
@@ -90,6 +87,20 @@ class PeriodState:
         budget = self.terms.plan.campaign_budget_minor
         self.budget = None if budget is None else CapScope(budget)
         self.seq = 0  # postings written so far
+
+    def use_versions(self, versions: Sequence[TermsVersion]) -> None:
+        """Terms published since the state was loaded: a conversion names the version it
+        was decided under. The period terms (in force when it opened) stay."""
+        if len(versions) != len(self.versions) or tuple(versions) != self.versions:
+            self.versions = tuple(versions)
+            self.thresholds = self._thresholds()
+
+    def _thresholds(self) -> list[int]:
+        """The net-sale ranks where a sale's pay can change: tier starts, milestones."""
+        return sorted(
+            {t.from_sales for v in self.versions for t in v.terms.plan.tiers}
+            | {m.at_sales for m in self.terms.plan.milestones}
+        )
 
     def _new_creator(self) -> CreatorState:
         cap = self.terms.plan.creator_cap_minor
@@ -439,6 +450,7 @@ class PeriodState:
                 period=self.period,
                 currency=self.currency,
                 kind=_kind(record, name, posted, target, targets),
+                line_kind=record.kind,
                 component=name,
                 amount_minor=amount,
                 approve_at=approve_at,

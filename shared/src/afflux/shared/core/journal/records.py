@@ -42,6 +42,7 @@ class Posting:
     period: str
     currency: str
     kind: str  # accrual, tier_adjustment, refund_reduction, clawback, cap_cut, ...
+    line_kind: str  # the line's: sale, lead, action, click, base_fee, bonus
     component: str
     amount_minor: int
     approve_at: int  # pending until then, approved from then on

@@ -1,0 +1,86 @@
+"""Click tallies of one campaign-period (pure): what a newly counted click adds.
+
+Fields of the ``clicks`` hash, per creator ``<a>``: ``r|<a>`` non-bot clicks,
+``b|<a>`` bot clicks, ``u|<a>`` valid unique clicks (no quality flag),
+``d|<a>|<day>`` non-bot clicks per day, ``x|<a>|<reason>`` flagged clicks per
+reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
+from afflux.shared.core.journal.period import ClickFigures
+from afflux.shared.events import ClickRecorded
+
+
+@dataclass(frozen=True, slots=True)
+class ClickItem:
+    campaign_id: str
+    period: str
+    click_id: str
+    affiliate_id: str
+    occurred_at: int
+    reasons: tuple[str, ...] = ()  # quality flags (``ClickRecorded.reasons``); empty: valid
+
+    @classmethod
+    def of(cls, event: ClickRecorded, period: str) -> ClickItem:
+        """What the ledger keeps of a click: flagged ones are counted, never paid."""
+        return cls(
+            campaign_id=event.campaign_id,
+            period=period,
+            click_id=event.click_id,
+            affiliate_id=event.affiliate_id,
+            occurred_at=event.occurred_at,
+            reasons=event.reasons,
+        )
+
+
+def count_clicks(tally: dict[str, str], clicks: Iterable[ClickItem]) -> tuple[set[str], set[str]]:
+    """Add clicks never counted before to ``tally``; the changed fields, and the
+    creators whose valid clicks changed."""
+    touched: set[str] = set()
+    valid: set[str] = set()
+    for item in clicks:
+        a = item.affiliate_id
+        if BOT in item.reasons:
+            touched.add(_inc(tally, f"b|{a}"))
+            continue
+        touched.add(_inc(tally, f"r|{a}"))
+        day = datetime.fromtimestamp(item.occurred_at / 1000, UTC).strftime("%Y-%m-%d")
+        touched.add(_inc(tally, f"d|{a}|{day}"))
+        for reason in item.reasons:
+            # Reasons other than the known ones (a newer producer) count as "other".
+            known = reason if reason in CLICK_FLAGS else "other"
+            touched.add(_inc(tally, f"x|{a}|{known}"))
+        if not item.reasons:
+            touched.add(_inc(tally, f"u|{a}"))
+            first = int(tally.get(f"f|{a}", str(item.occurred_at)))
+            last = int(tally.get(f"l|{a}", str(item.occurred_at)))
+            tally[f"f|{a}"] = str(min(first, item.occurred_at))
+            tally[f"l|{a}"] = str(max(last, item.occurred_at))
+            touched |= {f"f|{a}", f"l|{a}"}
+            valid.add(a)
+    return touched, valid
+
+
+def figures(tally: Mapping[str, str], affiliate_id: str) -> ClickFigures:
+    first = int(tally.get(f"f|{affiliate_id}", "0"))
+    return ClickFigures(
+        affiliate_id,
+        int(tally.get(f"u|{affiliate_id}", "0")),
+        first,
+        int(tally.get(f"l|{affiliate_id}", str(first))),
+    )
+
+
+def all_figures(tally: Mapping[str, str]) -> list[ClickFigures]:
+    return [figures(tally, name[2:]) for name in tally if name.startswith("u|")]
+
+
+def _inc(tally: dict[str, str], name: str) -> str:
+    tally[name] = str(int(tally.get(name, "0")) + 1)
+    return name
