@@ -1,11 +1,11 @@
 """``afflux bench attribution [--json]``: input events/s through one worker process,
 beside a raw aiokafka consume-and-produce relay of the same records, same run.
 
-A seeded realistic mix (200k visitors, about 20 clicks per order, refunds,
-lead confirmations) is produced packed per partition to a fresh embedded
-broker. The relay reads every input record and writes it to a scratch topic;
-then one worker starts and the clock runs from its /healthz turning ready
-until its outputs equal the batch oracle's (so the figure includes the last
+A seeded realistic mix (200k visitors, about 20 clicks per order, refunds, lead
+confirmations) is produced packed per partition to a fresh broker (``--broker``: the
+embedded Tansu or Apache Kafka). The relay reads every input record and writes it to
+a scratch topic; then one worker starts and the clock runs from its /healthz turning
+ready until its outputs equal the batch oracle's (so the figure includes the last
 grace period). Both figures count input events.
 """
 
@@ -147,16 +147,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--visitors", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=2026)
-    from afflux.cli.embedded import start_embedded_broker
+    from afflux.bench.side_by_side import broker_line
+    from afflux.cli.brokers import add_broker_option, broker_of, start_broker_on_storage
     from afflux.cli.processes import Child, free_port
     from afflux.cli.storage import add_storage_option, storage_of
 
     add_storage_option(parser)
+    add_broker_option(parser)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="afflux-bench-attribution-"))
     port = free_port()
-    print(f"broker storage: {args.storage}", flush=True)
-    infra = start_embedded_broker(port, work, storage_of(args))
+    print(broker_line(broker_of(args), storage_of(args)), flush=True)
+    infra = start_broker_on_storage(broker_of(args), port, work, storage_of(args))
     bootstrap = f"127.0.0.1:{port}"
     worker: Child | None = None
     try:
@@ -225,6 +227,7 @@ def main(argv: list[str]) -> int:
                         "events": len(events),
                         "records": records,
                         "storage": args.storage,
+                        "broker": args.broker,
                     }
                 )
             )

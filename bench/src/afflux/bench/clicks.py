@@ -4,7 +4,7 @@ endpoint returning the same 302, measured in the same run.
 Both servers are ``python -m`` children under the same uvicorn set-up
 (afflux.clicks.server: one worker, uvloop, httptools); the load comes from a
 separate process on loopback (afflux.bench.clicks_load). The clicks service
-really produces every click event to its own embedded broker: the run checks
+really produces every click event to its own broker (``--broker``): the run checks
 that the ``clicks`` topic holds one event per 302 answered. Phases:
 
 1. peak: closed-loop load, the two sides alternated in rounds;
@@ -37,6 +37,7 @@ from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.topics import CLICKS
 
 if TYPE_CHECKING:
+    from afflux.cli.brokers import BrokerKind
     from afflux.cli.storage import BrokerStorage
 
 CAMPAIGN, TOKEN = "bench-shop", "bench-admin-token"
@@ -89,6 +90,7 @@ def run(
     work: Path,
     rounds: int = 2,
     storage: BrokerStorage = "durable",
+    broker: BrokerKind = "tansu",
 ) -> dict[str, Any]:
     children: list[Any] = []
     try:
@@ -98,7 +100,7 @@ def run(
             currency="EUR",
             allowed_domains=("shop.example.com",),
         )
-        backbone = start_backbone(work, storage, terms, children)
+        backbone = start_backbone(work, storage, terms, children, broker)
         env = {
             "AFFLUX_KAFKA_BOOTSTRAP": backbone.bootstrap,
             "AFFLUX_REDIS_URL": f"redis://127.0.0.1:{backbone.redis_port}/1",
@@ -163,7 +165,7 @@ def run(
         "broker_down_non_302": sum(non_302.values()),
         "broker_down_req_s": round(outage["status"].get("302", 0) / outage["seconds"], 1),
     }
-    ran = (seconds, rounds, connections, storage)
+    ran = (seconds, rounds, connections, storage, broker)
     return compared("clicks", "req/s", (value, base), BASELINE, facts, ran)
 
 

@@ -31,6 +31,7 @@ from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.topics import ORDERS
 
 if TYPE_CHECKING:
+    from afflux.cli.brokers import BrokerKind
     from afflux.cli.storage import BrokerStorage
 
 MERCHANT, SECRET, CAMPAIGN = "merchant-bench", "bench-secret", "bench-shop"
@@ -47,11 +48,12 @@ def run(
     work: Path,
     rounds: int = 2,
     storage: BrokerStorage = "durable",
+    broker: BrokerKind = "tansu",
 ) -> dict[str, Any]:
     children: list[Any] = []
     try:
         terms = CampaignTerms(campaign_id=CAMPAIGN, merchant_id=MERCHANT, currency="EUR")
-        backbone = start_backbone(work, storage, terms, children)
+        backbone = start_backbone(work, storage, terms, children, broker)
         env = {
             "AFFLUX_KAFKA_BOOTSTRAP": backbone.bootstrap,
             "AFFLUX_REDIS_URL": f"redis://127.0.0.1:{backbone.redis_port}/2",
@@ -77,7 +79,7 @@ def run(
         "produced": produced,
         "non_202": {k: v for k, v in measured.status.items() if k != "202"},
     }
-    ran = (seconds, rounds, connections, storage)
+    ran = (seconds, rounds, connections, storage, broker)
     return compared("orders", "orders/s", (value, base), "bare FastAPI POST endpoint", facts, ran)
 
 

@@ -1,11 +1,12 @@
 """What ``afflux bench clicks`` and ``afflux bench orders`` share: a service measured
 beside a bare FastAPI endpoint under the same server set-up, in the same run.
 
-Each starts its own broker and Redis on free ports with one campaign's terms
-published, the service and its bare baseline as ``python -m`` children, and runs
-its load generator as a separate process whose last stdout line is its JSON
-result. Events produced are counted on the topic up to the fetch high watermarks
-(not ListOffsets); a packed record counts each event it holds.
+Each starts its own broker (``--broker``: the embedded Tansu or Apache Kafka) and
+Redis on free ports with one campaign's terms published, the service and its bare
+baseline as ``python -m`` children, and runs its load generator as a separate
+process whose last stdout line is its JSON result. Events produced are counted on
+the topic up to the fetch high watermarks (not ListOffsets); a packed record counts
+each event it holds.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.kafka import create_topics, topic_partitions
 
 if TYPE_CHECKING:
+    from afflux.cli.brokers import BrokerKind
     from afflux.cli.storage import BrokerStorage
 
 Result = dict[str, Any]
@@ -43,15 +45,20 @@ class Backbone:
 
 
 def start_backbone(
-    work: Path, storage: BrokerStorage, terms: CampaignTerms, children: list[Any]
+    work: Path,
+    storage: BrokerStorage,
+    terms: CampaignTerms,
+    children: list[Any],
+    broker: BrokerKind = "tansu",
 ) -> Backbone:
-    """Broker and Redis on free ports (appended to ``children``), topics created, ``terms``
-    published."""
-    from afflux.cli.embedded import start_embedded_broker, start_redis
+    """``broker`` and Redis on free ports (appended to ``children``), topics created,
+    ``terms`` published."""
+    from afflux.cli.brokers import start_broker_on_storage
+    from afflux.cli.embedded import start_redis
     from afflux.cli.processes import free_port
 
     broker_port, redis_port = free_port(), free_port()
-    started = start_embedded_broker(broker_port, work, storage)
+    started = start_broker_on_storage(broker, broker_port, work, storage)
     children += started
     aof = storage == "durable"
     children.append(start_redis(redis_port, work / "redis", work / "logs", aof=aof))
@@ -164,12 +171,12 @@ def compared(
     rates: tuple[float, float],
     baseline_name: str,
     facts: Result,
-    ran: tuple[float, int, int, str],
+    ran: tuple[float, int, int, str, str],
 ) -> Result:
     """The JSON line of a bench: its rate and the baseline's (``rates``) and their ratio,
-    its own ``facts``, then how it ran (seconds, rounds, connections, storage)."""
+    its own ``facts``, then how it ran (seconds, rounds, connections, storage, broker)."""
     value, base = rates
-    seconds, rounds, connections, storage = ran
+    seconds, rounds, connections, storage, broker = ran
     return {
         "bench": bench,
         "value": round(value, 1),
@@ -182,6 +189,7 @@ def compared(
         "rounds": rounds,
         "connections": connections,
         "storage": storage,
+        "broker": broker,
     }
 
 
@@ -194,7 +202,8 @@ def bench_main(
     summary: Callable[[Result], str],
     passed: Callable[[Result], bool],
 ) -> int:
-    """``afflux bench <service> [--json] [--seconds S] [--connections C] [--storage ...]``:
+    """``afflux bench <service> [--json] [--seconds S] [--connections C] [--storage ...]
+    [--broker tansu|kafka]``:
     ``run`` in a temporary directory, its ``summary`` printed, with --json one JSON line
     last; exit 0 when the result ``passed``."""
     seconds, connections = defaults
@@ -202,14 +211,26 @@ def bench_main(
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--seconds", type=float, default=seconds, help="measured seconds per side")
     parser.add_argument("--connections", type=int, default=connections)
+    from afflux.cli.brokers import add_broker_option, broker_of
     from afflux.cli.storage import add_storage_option, storage_of
 
     add_storage_option(parser)
+    add_broker_option(parser)
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix=f"afflux-bench-{service}-") as tmp:
-        result = run(args.seconds, args.connections, Path(tmp), storage=storage_of(args))
-    print(f"broker storage: {args.storage}")
+        result = run(
+            args.seconds, args.connections, Path(tmp), storage=storage_of(args),
+            broker=broker_of(args),
+        )  # fmt: skip
+    print(broker_line(broker_of(args), storage_of(args)))
     print(summary(result))
     if args.json:
         print(json.dumps(result))
     return 0 if passed(result) else 1
+
+
+def broker_line(broker: BrokerKind, storage: BrokerStorage) -> str:
+    """What a bench ran on: Tansu's storage choice, or Kafka's own disk log."""
+    if broker == "kafka":
+        return "broker: Apache Kafka (its log on disk; --storage applies to Redis only)"
+    return f"broker: Tansu, {storage} storage"

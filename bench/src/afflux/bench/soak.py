@@ -1,6 +1,7 @@
 """``afflux bench soak --minutes N``: the stack at half its measured capacity.
 
-First a short probe measures the stack's capacity (visitor journeys per second
+The stack runs on ``--broker`` (the embedded Tansu or Apache Kafka). First a short
+probe (``--probe-seconds``, 20) measures the stack's capacity (visitor journeys per second
 with no think time, all through HTTP); then traffic runs at half that rate for
 N minutes, and every minute prints throughput, errors and each process's
 resident memory. The last line (with --json) compares the sustained rate with
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from afflux.bench.side_by_side import broker_line
+from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.demo_client import DemoClient
 from afflux.cli.stack import Stack, fresh_stack
 from afflux.cli.storage import add_storage_option, storage_of
@@ -45,34 +48,37 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--campaigns", default="examples/campaigns.yaml")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--probe-seconds", type=float, default=PROBE_SECONDS)
     add_storage_option(parser)
+    add_broker_option(parser)
     args = parser.parse_args(argv)
-    storage = storage_of(args)
+    storage, broker = storage_of(args), broker_of(args)
     programs = [Program(e.terms) for e in load_campaign_file(Path(args.campaigns)).campaigns]
     work = Path(".afflux") / "soak"
     token = secrets.token_urlsafe(16)
-    stack = fresh_stack(work, token, storage)
-    print(f"afflux bench soak: {storage} storage", flush=True)
+    stack = fresh_stack(work, token, storage, broker)
+    print(f"afflux bench soak: {broker_line(broker, storage)}", flush=True)
     try:
         stack.start_infra()
         stack.apply_campaigns(Path(args.campaigns))
         stack.start_all()
-        result = asyncio.run(_soak(stack, token, programs, args.minutes))
+        result = asyncio.run(_soak(stack, token, programs, args.minutes, args.probe_seconds))
     finally:
         stack.stop()
+    result["broker"] = broker
     if args.json:
         print(json.dumps(result))
     return 0 if result["errors"] == 0 else 1
 
 
 async def _soak(
-    stack: Stack, token: str, programs: list[Program], minutes: float
+    stack: Stack, token: str, programs: list[Program], minutes: float, probe_seconds: float
 ) -> dict[str, object]:
     client = DemoClient(stack.url("clicks"), stack.url("orders"), stack.url("payouts"), token)
     async with client:
         probe = Traffic(client, programs, creator_ids(50), mix=FAST_MIX, run_id="probe")
         await probe.create_links()
-        capacity, capacity_requests = await _probe(probe)
+        capacity, capacity_requests = await _probe(probe, probe_seconds)
         print(
             f"probe: capacity {capacity:.1f} visits/s = {capacity_requests:.1f} requests/s "
             f"({PROBE_CONCURRENCY} concurrent)"
@@ -86,9 +92,9 @@ async def _soak(
         return result
 
 
-async def _probe(traffic: Traffic) -> tuple[float, float]:
+async def _probe(traffic: Traffic, seconds: float) -> tuple[float, float]:
     """Visits/s and requests/s with no think time and many visitors at once."""
-    deadline = time.monotonic() + PROBE_SECONDS
+    deadline = time.monotonic() + seconds
     done = 0
 
     async def worker(worker_no: int) -> None:
@@ -103,7 +109,7 @@ async def _probe(traffic: Traffic) -> tuple[float, float]:
 
     await asyncio.gather(*(worker(n) for n in range(PROBE_CONCURRENCY)))
     requests = traffic.tally.clicks + traffic.tally.orders + traffic.tally.refunds
-    return done / PROBE_SECONDS, requests / PROBE_SECONDS
+    return done / seconds, requests / seconds
 
 
 async def _steady(stack: Stack, traffic: Traffic, rate: float, minutes: float) -> dict[str, object]:
@@ -148,7 +154,10 @@ async def _steady(stack: Stack, traffic: Traffic, rate: float, minutes: float) -
     growth = (
         {name: round(memory[-1][name] - memory[0][name], 1) for name in memory[0]} if memory else {}
     )
-    sustained = sum(per_minute) / len(per_minute) if per_minute else 0.0
+    requests = traffic.tally.clicks + traffic.tally.orders + traffic.tally.refunds
+    # A soak shorter than a minute (a smoke run) reports its whole run instead.
+    whole_run = requests / (minutes * 60) if minutes > 0 else 0.0
+    sustained = sum(per_minute) / len(per_minute) if per_minute else whole_run
     print(f"soak: errors {traffic.tally.errors}; RSS growth first->last minute (MB): {growth}")
     return {
         "bench": "soak",

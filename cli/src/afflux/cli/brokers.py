@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import Literal, cast
 
-from afflux.cli.embedded import start_broker
+from afflux.cli.embedded import start_broker, start_embedded_broker
 from afflux.cli.object_store import ObjectStore
 from afflux.cli.processes import Child
+from afflux.cli.storage import BrokerStorage
 
 BrokerKind = Literal["tansu", "kafka"]
 BROKERS: tuple[BrokerKind, ...] = ("tansu", "kafka")
@@ -64,3 +65,14 @@ def start_chosen_broker(
 
         return start_kafka(port, kafka_data_dir(work_dir), log_dir, advertised_port=advertised_port)
     return start_broker(port, log_dir, advertised_port=advertised_port, store=store)
+
+
+def start_broker_on_storage(
+    kind: BrokerKind, port: int, work_dir: Path, storage: BrokerStorage
+) -> list[Child]:
+    """``kind`` on ``port`` as a command runs it: Tansu on ``storage`` (durable: its object
+    store under ``work_dir`` too), Kafka on its own disk log (``storage`` does not apply).
+    Stop the returned children in reverse order; the broker is the last one."""
+    if kind == "kafka":
+        return [start_chosen_broker(kind, port, work_dir)]
+    return start_embedded_broker(port, work_dir, storage)

@@ -205,9 +205,12 @@ class Stack:
         self.object_store = None
 
 
-def fresh_stack(work_dir: Path, admin_token: str, storage: BrokerStorage) -> Stack:
+def fresh_stack(
+    work_dir: Path, admin_token: str, storage: BrokerStorage, broker: BrokerKind | None = None
+) -> Stack:
     """A stack not started yet, on free ports, in ``work_dir`` emptied first, as the commands
-    run it: Redis with its append-only file when the broker's storage is durable too."""
+    run it: Redis with its append-only file when the broker's storage is durable too; on
+    ``broker`` when given, else on the test run's choice (``AFFLUX_TEST_BROKER``)."""
     shutil.rmtree(work_dir, ignore_errors=True)
     return Stack(
         StackOptions(
@@ -216,5 +219,6 @@ def fresh_stack(work_dir: Path, admin_token: str, storage: BrokerStorage) -> Sta
             env={"AFFLUX_ADMIN_TOKEN": admin_token},
             redis_aof=storage == "durable",
             storage=storage,
+            broker=broker or broker_from_env(),
         )
     )

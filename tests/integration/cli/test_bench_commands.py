@@ -1,0 +1,113 @@
+"""Every ``afflux bench`` runs small on the run's broker and passes its own checks.
+
+The benchmarks are commands, not tests (docs/testing.md): no figure is asserted here.
+What is held is that each one starts on the broker the run chose (``--broker``, from
+``AFFLUX_TEST_BROKER``), ends with its JSON line, and exits 0, which each bench does only
+when its own correctness check passed (every click and order on its topic, the worker's
+outputs equal to the oracle's, a soak without errors). CI runs this a second time on
+Apache Kafka (``kafka_conformance``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from afflux.cli.brokers import BrokerKind
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.kafka_conformance]
+
+REPO = Path(__file__).resolve().parents[3]
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    bench: str
+    args: tuple[str, ...]
+    starts_a_broker: bool
+    holds: Callable[[Result], bool]
+
+
+CASES = [
+    # every 302 answered is an event on the clicks topic; none refused while the broker is down
+    Case(
+        "clicks",
+        ("--seconds", "2", "--connections", "8", "--storage", "memory"),
+        True,
+        lambda r: r["events_produced"] >= r["answered_302"] > 0 and r["broker_down_non_302"] == 0,
+    ),
+    # every 202 answered is an event on the orders topic
+    Case(
+        "orders",
+        ("--seconds", "2", "--connections", "8", "--storage", "memory"),
+        True,
+        lambda r: r["produced"] >= r["accepted"] > 0,
+    ),
+    # the worker's outputs equal the batch oracle's
+    Case(
+        "attribution",
+        ("--visitors", "2000", "--storage", "memory"),
+        True,
+        lambda r: r["oracle_match"] is True and r["events"] > 0,
+    ),
+    # the whole stack through HTTP, probed then run at half its capacity, without an error
+    Case(
+        "soak",
+        (
+            "--minutes",
+            "0.1",
+            "--probe-seconds",
+            "3",
+            "--storage",
+            "memory",
+            "--campaigns",
+            str(REPO / "examples" / "campaigns.yaml"),
+        ),
+        True,
+        lambda r: r["errors"] == 0 and r["baseline"] > 0 and r["value"] > 0,
+    ),
+    # Redis only: every fact stored once, every partition's offset at its end
+    Case("ledger", ("--events", "2000", "--creators", "50"), False, lambda r: r["value"] > 0),
+    # the stages' code in memory
+    Case(
+        "state",
+        (
+            "--visitors",
+            "2000",
+        ),
+        False,
+        lambda r: r["join_keys"] > 0,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.bench)
+def test_each_bench_runs_on_the_chosen_broker_and_passes_its_own_checks(
+    case: Case, broker_kind: BrokerKind, tmp_path: Path
+) -> None:
+    argv = [sys.executable, "-m", "afflux.cli", "bench", case.bench, "--broker", broker_kind]
+    done = subprocess.run(
+        [*argv, *case.args, "--json"],
+        cwd=tmp_path,  # the soak keeps its stack under ./.afflux
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, output
+    result: Result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["bench"] == case.bench
+    assert case.holds(result), output
+    if case.starts_a_broker:
+        assert result["broker"] == broker_kind, output
+    elif broker_kind != "tansu":
+        assert f"--broker {broker_kind} changes nothing" in done.stderr
