@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from afflux.cli.embedded import CLUSTER_SLOTS, RedisClusterNodes, start_redis_cluster
 from afflux.shared.io.redis_client import (
+    MAX_COMMAND_ARGS,
     AnyRedis,
     CrossSlotError,
     compare_and_set,
@@ -211,6 +212,29 @@ async def test_a_read_command_is_refused_as_a_step(client: AnyRedis) -> None:
     with pytest.raises(ValueError, match="cannot run 'GET'"):
         await compare_and_set(client, VERSION, None, b"1", [("GET", f"afx:pay:L:{TAG}:x")])
     assert await client.execute_command("EXISTS", VERSION) == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "accepted"),
+    [
+        (MAX_COMMAND_ARGS, True),  # the most one command may carry (Lua unpacks 8000 at most)
+        (MAX_COMMAND_ARGS + 1, False),
+    ],
+)
+async def test_a_command_carries_at_most_max_command_args_arguments(
+    client: AnyRedis, arguments: int, accepted: bool
+) -> None:
+    members = [f"conv-{n}" for n in range(arguments)]
+    step = compare_and_set(client, VERSION, None, b"1", [("SADD", f"afx:pay:L:{TAG}:s", *members)])
+    if accepted:
+        assert await step
+        assert await client.execute_command("SCARD", f"afx:pay:L:{TAG}:s") == arguments
+    else:
+        with pytest.raises(
+            ValueError, match=f"has {arguments} arguments, at most {MAX_COMMAND_ARGS}"
+        ):
+            await step
+        assert await client.execute_command("EXISTS", VERSION) == 0
 
 
 def _tag_in(slots: range) -> str:

@@ -132,7 +132,10 @@ async def compare_and_set(
     and set it to ``new``, all at once, and answer True; else write nothing, False.
 
     Raises ``CrossSlotError`` (on a plain Redis too) when the keys span cluster slots,
-    and ``ValueError`` for a command outside ``WRITE_COMMANDS``, before sending."""
+    and ``ValueError`` for a command outside ``WRITE_COMMANDS`` or with more than
+    ``MAX_COMMAND_ARGS`` arguments, before sending. A command the server refuses (a
+    key holding another type) raises ``ResponseError`` and leaves the commands before
+    it written: Redis does not roll a script back, so keep each key to one type."""
     keys: list[str | bytes] = [version_key]
     args: list[Arg] = [b"0", b""] if expected is None else [b"1", expected]
     args.append(new)
