@@ -1,0 +1,515 @@
+"""The commission reference: what every line of a campaign-period must finally net to.
+
+The payouts journal posts money as facts arrive, one posting at a time; this
+computes the same money from all of a period's facts at once, in a few plain
+steps, so a test can feed the same events to both and compare the sums per line
+and approval time (``target_amounts``). It follows the ledger v2 semantics
+(docs/payouts.md, "The ledger v2 reference") and, like the attribution oracle,
+shares only lookups with the engine: the rate helpers of
+``afflux.shared.core.commission``, rounding (``money``), period bounds,
+``terms_in_force`` and ``derived_id``.
+
+The rules that differ from the whole-period engine ``ledger_lines``:
+
+- the period's own terms (click pay, base fee, milestones, caps, their lock) are
+  the version in force when the period opened; a conversion's line still uses the
+  version it names;
+- a refund on or after a line's approval is a ``clawback`` component of that line
+  (never a separate line), and caps count what lines net to after every refund, so a
+  clawback frees cap room for the lines after it;
+- every line is a list of dated components (accrual, refund, clawbacks, cap cuts)
+  that sum to what it pays.
+
+Components dated at or before a moment are approved then, the rest pending.
+Mappings returned here leave zeros out, so a side that never posted and a side
+that posted and reversed compare equal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.commission import (
+    ClickTally,
+    ConversionFact,
+    RefundFact,
+    apply_rate,
+    sale_rate,
+    version_by_number,
+)
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.money import pro_rata
+from afflux.shared.core.periods import period_bounds, period_of
+from afflux.shared.core.terms import CampaignTerms, CommissionPlan, TermsVersion, terms_in_force
+from afflux.shared.events import (
+    ClickRecorded,
+    ConversionAttributed,
+    ConversionReversed,
+    LeadConfirmed,
+)
+
+REATTRIBUTED = "reattributed"
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One dated part of a line: accrual, refund, clawback:<reversal_id>, cap:creator or
+    cap:campaign; approved from ``approve_at`` on."""
+
+    approve_at: int
+    name: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetLine:
+    """A line as it must finally stand; ``pays_minor`` is the sum of its components."""
+
+    line_id: str
+    affiliate_id: str
+    kind: str  # sale, lead, action, click, base_fee, bonus
+    order_id: str | None
+    time: int  # the fact that dates it: conversion, first valid click, first activity, n-th sale
+    approve_at: int  # time plus the lock
+    components: tuple[Component, ...]
+    pays_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Uncapped:
+    """A line before caps: ``gross - refund - clawbacks`` is what it nets to."""
+
+    line_id: str
+    affiliate_id: str
+    kind: str
+    order_id: str | None
+    time: int
+    approve_at: int
+    gross: int
+    refund: int = 0  # taken back before approval
+    clawbacks: tuple[tuple[RefundFact, int], ...] = ()  # taken back on or after approval
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.refund - sum(back for _, back in self.clawbacks)
+
+
+# -- one campaign-period ------------------------------------------------------------
+
+
+def reference_lines(
+    campaign_id: str,
+    period: str,
+    conversions: Sequence[ConversionFact],
+    refunds: Sequence[RefundFact],
+    confirmations: Mapping[str, str],
+    clicks: Sequence[ClickTally],
+    versions: Sequence[TermsVersion],
+) -> tuple[TargetLine, ...]:
+    """Every line of one campaign-period with its final components, in cap order
+    (time, then line id). ``confirmations`` maps confirmed orders to their event id;
+    ``clicks`` holds one tally per creator."""
+    if not versions:
+        return ()
+    start, end = period_bounds(period)
+    terms = terms_in_force(versions, start).terms
+    by_time = sorted(conversions, key=lambda c: (c.occurred_at, c.conversion_id))
+    refunds_of = _refunds_by_conversion(refunds, by_time)
+    superseded = {
+        cid for cid, taken in refunds_of.items() if any(r.reason == REATTRIBUTED for r in taken)
+    }
+    current = [c for c in by_time if c.conversion_id not in superseded]
+    net_sales = _net_sales(current, refunds_of, end)
+    rank = {c.conversion_id: n for sales in net_sales.values() for n, c in enumerate(sales, 1)}
+    valid = {t.affiliate_id: t for t in clicks if t.unique_clicks > 0}
+    lines = [
+        line
+        for c in by_time
+        if (
+            line := _conversion_line(
+                c,
+                versions,
+                refunds_of.get(c.conversion_id, []),
+                rank.get(c.conversion_id),
+                confirmations,
+            )
+        )
+    ]
+    lines += _click_lines(campaign_id, period, terms, valid)
+    lines += _base_fees(campaign_id, period, terms, current, valid)
+    lines += _milestones(campaign_id, period, terms, net_sales)
+    return _capped(lines, terms.plan)
+
+
+def _refunds_by_conversion(
+    refunds: Sequence[RefundFact], by_time: Sequence[ConversionFact]
+) -> dict[str, list[RefundFact]]:
+    """conversion id -> its refunds by (time, id); one without a conversion id belongs to
+    its order's first conversion."""
+    first: dict[str, str] = {}
+    for c in by_time:
+        first.setdefault(c.order_id, c.conversion_id)
+    out: dict[str, list[RefundFact]] = defaultdict(list)
+    for r in sorted(refunds, key=lambda r: (r.occurred_at, r.reversal_id)):
+        owner = r.conversion_id or first.get(r.order_id)
+        if owner:
+            out[owner].append(r)
+    return out
+
+
+def _net_sales(
+    current: Sequence[ConversionFact], refunds_of: Mapping[str, list[RefundFact]], end: int
+) -> dict[str, list[ConversionFact]]:
+    """creator -> their net sales by (time, id): a sale refunded in full before the
+    period's end is none."""
+    out: dict[str, list[ConversionFact]] = defaultdict(list)
+    for c in current:
+        refunded = sum(
+            r.amount_minor for r in refunds_of.get(c.conversion_id, ()) if r.occurred_at < end
+        )
+        if c.kind == "sale" and not (c.amount_minor > 0 and refunded >= c.amount_minor):
+            out[c.affiliate_id].append(c)
+    return out
+
+
+def _conversion_line(
+    c: ConversionFact,
+    versions: Sequence[TermsVersion],
+    refunds: Sequence[RefundFact],
+    rank: int | None,
+    confirmations: Mapping[str, str],
+) -> _Uncapped | None:
+    terms = version_by_number(versions, c.terms_version).terms
+    gross = _gross(c, terms, rank, confirmations)
+    if gross is None:
+        return None
+    kind = c.kind if c.kind in ("sale", "lead") else "action"
+    approve_at = c.occurred_at + terms.lock_days * MS_PER_DAY
+    before = [r for r in refunds if r.occurred_at < approve_at]
+    after = [r for r in refunds if r.occurred_at >= approve_at]
+    line = _Uncapped(
+        derived_id("line", c.conversion_id),
+        c.affiliate_id,
+        kind,
+        c.order_id,
+        c.occurred_at,
+        approve_at,
+        gross,
+    )
+    if any(r.reason == REATTRIBUTED for r in before):  # another click's order all along
+        return replace(line, refund=gross)
+    whole = c.amount_minor
+    refunded = min(whole, sum(r.amount_minor for r in before))
+    refund = pro_rata(gross, refunded, whole) if whole > 0 else 0
+    # After approval: the cumulative refund scaled, minus what was already taken, so
+    # rounding never takes more than the line (and a full refund takes all of it).
+    base, rest = gross - refund, whole - refunded
+    clawbacks: list[tuple[RefundFact, int]] = []
+    taken = cumulative = 0
+    for r in after:
+        if r.reason == REATTRIBUTED:
+            clawbacks.append((r, base - taken))
+            break
+        if kind != "sale":  # a refund of a lead or an action takes nothing back once approved
+            continue
+        cumulative += r.amount_minor
+        back = pro_rata(base, min(rest, cumulative), rest) - taken if rest > 0 else 0
+        taken += back
+        clawbacks.append((r, back))
+    return replace(line, refund=refund, clawbacks=tuple(clawbacks))
+
+
+def _gross(
+    c: ConversionFact, terms: CampaignTerms, rank: int | None, confirmations: Mapping[str, str]
+) -> int | None:
+    """What the conversion earns under its own terms; None: the terms pay nothing for it."""
+    plan = terms.plan
+    if c.kind == "sale":
+        if plan.sale is None:
+            return None
+        rate, _ = sale_rate(plan, c.new_customer, rank)
+        return apply_rate(rate, c.amount_minor)
+    if c.kind == "lead":
+        if plan.lead_minor is None:
+            return None
+        if terms.lead_confirmation_required and c.order_id not in confirmations:
+            return None
+        return plan.lead_minor
+    return plan.actions_minor.get(c.action or c.kind)
+
+
+def _period_line(
+    campaign_id: str,
+    period: str,
+    terms: CampaignTerms,
+    affiliate: str,
+    kind: str,
+    gross: int,
+    time: int,
+    *suffix: str,
+) -> _Uncapped:
+    return _Uncapped(
+        derived_id("line", kind, campaign_id, period, affiliate, *suffix),
+        affiliate,
+        kind,
+        None,
+        time,
+        time + terms.lock_days * MS_PER_DAY,
+        gross,
+    )
+
+
+def _click_lines(
+    campaign_id: str, period: str, terms: CampaignTerms, valid: Mapping[str, ClickTally]
+) -> list[_Uncapped]:
+    click = terms.plan.click
+    if click is None:
+        return []
+    out = []
+    for affiliate, tally in sorted(valid.items()):
+        cap = click.paid_click_cap
+        paid = tally.unique_clicks if cap is None else min(tally.unique_clicks, cap)
+        gross = paid * click.per_click_minor
+        out.append(
+            _period_line(campaign_id, period, terms, affiliate, "click", gross, tally.first_at)
+        )
+    return out
+
+
+def _base_fees(
+    campaign_id: str,
+    period: str,
+    terms: CampaignTerms,
+    current: Sequence[ConversionFact],
+    valid: Mapping[str, ClickTally],
+) -> list[_Uncapped]:
+    fee = terms.plan.base_fee_minor
+    if not fee:
+        return []
+    first: dict[str, int] = {a: t.first_at for a, t in valid.items()}
+    for c in current:  # any kind, paid or not
+        first[c.affiliate_id] = min(first.get(c.affiliate_id, c.occurred_at), c.occurred_at)
+    return [
+        _period_line(campaign_id, period, terms, affiliate, "base_fee", fee, at)
+        for affiliate, at in sorted(first.items())
+    ]
+
+
+def _milestones(
+    campaign_id: str,
+    period: str,
+    terms: CampaignTerms,
+    net_sales: Mapping[str, Sequence[ConversionFact]],
+) -> list[_Uncapped]:
+    return [
+        _period_line(
+            campaign_id,
+            period,
+            terms,
+            affiliate,
+            "bonus",
+            m.bonus_minor,
+            sales[m.at_sales - 1].occurred_at,
+            str(m.at_sales),
+        )
+        for affiliate, sales in sorted(net_sales.items())
+        for m in terms.plan.milestones
+        if len(sales) >= m.at_sales
+    ]
+
+
+def _within(limit: int | None, before: int, after: int) -> int:
+    """What a line adding ``after - before`` to a running total keeps under ``limit``."""
+    if limit is None:
+        return after - before
+    return min(limit, after) - min(limit, before)
+
+
+def _capped(lines: Sequence[_Uncapped], plan: CommissionPlan) -> tuple[TargetLine, ...]:
+    """Cut, in (time, line id) order, what each line nets to to the creator's cap, then
+    what is left of that to the campaign's budget."""
+    per_creator: dict[str, int] = defaultdict(int)
+    campaign = 0
+    out = []
+    for line in sorted(lines, key=lambda x: (x.time, x.line_id)):
+        net, before = line.net, per_creator[line.affiliate_id]
+        per_creator[line.affiliate_id] += net
+        kept = _within(plan.creator_cap_minor, before, before + net)
+        paid = _within(plan.campaign_budget_minor, campaign, campaign + kept)
+        campaign += kept
+        at = line.approve_at
+        parts = [
+            Component(at, "accrual", line.gross),
+            Component(at, "refund", -line.refund),
+            *(Component(r.occurred_at, f"clawback:{r.reversal_id}", -b) for r, b in line.clawbacks),
+            Component(at, "cap:creator", -(net - kept)),
+            Component(at, "cap:campaign", -(kept - paid)),
+        ]
+        out.append(
+            TargetLine(
+                line.line_id,
+                line.affiliate_id,
+                line.kind,
+                line.order_id,
+                line.time,
+                at,
+                tuple(p for p in parts if p.amount_minor != 0),
+                paid,
+            )
+        )
+    return tuple(out)
+
+
+# -- comparing --------------------------------------------------------------------------
+
+
+def target_amounts(lines: Iterable[TargetLine]) -> dict[tuple[str, int], int]:
+    """(line id, approval time) -> what the line's postings approved then must add up to."""
+    out: dict[tuple[str, int], int] = defaultdict(int)
+    for line in lines:
+        for part in line.components:
+            out[(line.line_id, part.approve_at)] += part.amount_minor
+    return {key: amount for key, amount in out.items() if amount != 0}
+
+
+def net_per_order(lines: Iterable[TargetLine]) -> dict[str, int]:
+    """order id -> what its lines pay in all (every creator it was attributed to)."""
+    out: dict[str, int] = defaultdict(int)
+    for line in lines:
+        if line.order_id is not None:
+            out[line.order_id] += line.pays_minor
+    return {order: amount for order, amount in out.items() if amount != 0}
+
+
+def balances(lines: Iterable[TargetLine], as_of: int) -> dict[str, tuple[int, int]]:
+    """creator -> (pending, approved) at ``as_of``: a component is approved from its
+    ``approve_at`` on."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for line in lines:
+        for part in line.components:
+            out[line.affiliate_id][part.approve_at <= as_of] += part.amount_minor
+    return {a: (pending, approved) for a, (pending, approved) in out.items() if pending or approved}
+
+
+# -- from events, placed as the ledger consumer places them --------------------------------
+
+
+@dataclass
+class _Placed:
+    """What one campaign-period received."""
+
+    conversions: dict[str, ConversionFact] = field(default_factory=dict)
+    refunds: dict[str, RefundFact] = field(default_factory=dict)
+    confirmations: dict[str, str] = field(default_factory=dict)
+    seen_clicks: set[str] = field(default_factory=set)
+    unique: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    first: dict[str, int] = field(default_factory=dict)
+
+    def tallies(self) -> tuple[ClickTally, ...]:
+        return tuple(ClickTally(a, n, self.first[a]) for a, n in sorted(self.unique.items()))
+
+
+def reference_from_events(
+    events: Iterable[object], versions_by_campaign: Mapping[str, Sequence[TermsVersion]]
+) -> dict[tuple[str, str], tuple[TargetLine, ...]]:
+    """(campaign, period) -> its reference lines, for events in arrival order.
+
+    Each event lands where the ledger consumer puts it, and one it refuses counts for
+    nothing: a campaign without terms, a conversion above its terms' ``max_order_minor``
+    or in another currency than the campaign's latest terms. A conversion lands in its
+    order time's period, a reversal in its order time's (``order_occurred_at``), a click
+    in its own; a lead confirmation in the period of its order's conversion (the last
+    one placed). The same id placed twice in one period keeps the last copy; a click
+    counts once per click id, first copy wins, and is valid without any quality flag.
+    Every period that received anything is in the result, lines or not.
+    """
+    placed: dict[tuple[str, str], _Placed] = defaultdict(_Placed)
+    period_of_order: dict[tuple[str, str], str] = {}
+    confirmed: dict[tuple[str, str], str] = {}
+
+    def where(campaign: str, at: int) -> str | None:
+        versions = versions_by_campaign.get(campaign)
+        if not versions:
+            return None
+        return period_of(at, terms_in_force(versions, at).terms.plan.period)
+
+    for event in events:
+        if isinstance(event, ConversionAttributed):
+            period = where(event.campaign_id, event.occurred_at)
+            if period is None or not _accepted(event, versions_by_campaign[event.campaign_id]):
+                continue
+            placed[(event.campaign_id, period)].conversions[event.conversion_id] = _conversion(
+                event
+            )
+            period_of_order[(event.campaign_id, event.order_id)] = period
+        elif isinstance(event, ConversionReversed):
+            period = where(event.campaign_id, event.order_occurred_at)
+            if period is not None:
+                placed[(event.campaign_id, period)].refunds[event.reversal_id] = _refund(event)
+        elif isinstance(event, LeadConfirmed):
+            if where(event.campaign_id, event.occurred_at) is not None:
+                confirmed[(event.campaign_id, event.order_id)] = event.event_id
+        elif isinstance(event, ClickRecorded):
+            period = where(event.campaign_id, event.occurred_at)
+            if period is None:
+                continue
+            facts = placed[(event.campaign_id, period)]
+            if event.click_id in facts.seen_clicks:
+                continue
+            facts.seen_clicks.add(event.click_id)
+            if not event.reasons:
+                a = event.affiliate_id
+                facts.unique[a] += 1
+                facts.first[a] = min(facts.first.get(a, event.occurred_at), event.occurred_at)
+    for (campaign, order), event_id in confirmed.items():
+        if (period := period_of_order.get((campaign, order))) is not None:
+            placed[(campaign, period)].confirmations[order] = event_id
+    return {
+        (campaign, period): reference_lines(
+            campaign,
+            period,
+            tuple(facts.conversions.values()),
+            tuple(facts.refunds.values()),
+            facts.confirmations,
+            facts.tallies(),
+            versions_by_campaign[campaign],
+        )
+        for (campaign, period), facts in sorted(placed.items())
+    }
+
+
+def _accepted(event: ConversionAttributed, versions: Sequence[TermsVersion]) -> bool:
+    limit = version_by_number(versions, event.terms_version).terms.max_order_minor
+    latest = max(versions, key=lambda v: v.version).terms
+    return event.amount_minor <= limit and event.currency == latest.currency
+
+
+def _conversion(event: ConversionAttributed) -> ConversionFact:
+    return ConversionFact(
+        conversion_id=event.conversion_id,
+        event_id=event.event_id,
+        order_id=event.order_id,
+        affiliate_id=event.affiliate_id,
+        kind=event.kind,
+        action=event.action,
+        amount_minor=event.amount_minor,
+        currency=event.currency,
+        new_customer=event.new_customer,
+        occurred_at=event.occurred_at,
+        terms_version=event.terms_version,
+    )
+
+
+def _refund(event: ConversionReversed) -> RefundFact:
+    return RefundFact(
+        reversal_id=event.reversal_id,
+        event_id=event.event_id,
+        order_id=event.order_id,
+        amount_minor=event.amount_minor,
+        occurred_at=event.occurred_at,
+        conversion_id=event.conversion_id,
+        reason=event.reason,
+    )
