@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
-
-from redis.asyncio import Redis
+from typing import Any, cast
 
 
 def add_parser(sub: Any) -> None:
@@ -40,9 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _clear(url: str) -> int:
-    from afflux.payouts.rebuild import clear_ledger
+    from redis.asyncio import Redis
 
-    redis: Redis[bytes] = Redis.from_url(url)
+    from afflux.payouts.rebuild import clear_ledger
+    from afflux.shared.io.redis_client import connect_ready
+
+    # A cluster client (redis-cluster://) speaks the same commands.
+    redis = cast("Redis[bytes]", await connect_ready(url))
     try:
         return await clear_ledger(redis)
     finally:

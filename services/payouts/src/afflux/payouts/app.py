@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -30,6 +31,7 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.redis_client import connect_ready
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,15 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url)
+        # redis:// or redis-cluster://; a cluster client speaks the same commands.
+        redis = cast("Redis[bytes]", await connect_ready(settings.redis_url))
         producer = new_producer(settings.kafka_bootstrap)
         await producer.start()
-        store = LedgerStore(redis, cache_facts=settings.ledger_cache_facts)
+        store = LedgerStore(
+            redis,
+            cache_lines=settings.ledger_cache_lines,
+            retention_days=settings.ledger_retention_days,
+        )
         consumer = LedgerConsumer(
             bootstrap=settings.kafka_bootstrap,
             group_id=settings.payouts_group_id,

@@ -1,16 +1,17 @@
 """Clearing the ledger so that its consumers replay the topics from the start.
 
 Everything under the ledger's prefix is derived from the ``conversions``,
-``reversals`` and ``clicks`` topics and can be rebuilt from them, except the
-payout records (``payouts``): they record money that was paid, which the topics
-do not hold, and the next payout run pays only the difference to them.
+``reversals`` and ``clicks`` topics and can be rebuilt from them, except each
+creator's payout records (``{a:<affiliate>}:payouts`` and ``:paid``): they record
+money that was paid, which the topics do not hold, and the next payout run pays
+only the difference to them.
 
-The steps, safe with the payouts service running:
+The steps, safe with the payouts service running, on one Redis or a cluster:
 
-1. One ``MULTI/EXEC`` sets ``rebuilding`` and deletes ``generation``, ``offsets``
-   and ``last``. A batch being applied watches those keys, so it fails and its
-   consumer finds the flag; from then on every consumer consumes nothing.
-2. Every other derived key is deleted (``SCAN``, ``UNLINK`` in chunks).
+1. ``rebuilding`` is set, then ``generation`` and ``positions`` deleted. Every
+   consumer checks the generation before each batch, halts, and from then on
+   consumes nothing.
+2. Every other derived key is deleted (``SCAN`` on every master, ``UNLINK``).
 3. ``rebuilding`` is deleted: each consumer starts a new generation and, with no
    stored offsets left, reads every partition from its beginning.
 
@@ -24,33 +25,45 @@ import time
 
 from redis.asyncio import Redis
 
-PREFIX = "afx:pay:"
-KEPT = ("payouts",)  # money paid: not derived from the topics
+from afflux.payouts.keys import PREFIX, Keys
+
+KEPT = ("{a:*}:payouts", "{a:*}:paid")  # money paid: not derived from the topics
 _CHUNK = 500
+
+
+def _kept(key: bytes, prefix: bytes) -> bool:
+    rest = key[len(prefix) :]
+    return rest.startswith(b"{a:") and rest.endswith((b"}:payouts", b"}:paid"))
 
 
 async def clear_ledger(redis: Redis[bytes], prefix: str = PREFIX) -> int:
     """Clear the derived ledger under ``prefix``; returns how many keys were deleted."""
-    flag = prefix + "rebuilding"
-    kept = {(prefix + name).encode() for name in KEPT} | {flag.encode()}
-    first = (prefix + "generation", prefix + "offsets", prefix + "last")
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(flag, str(int(time.time() * 1000)))
-        pipe.delete(*first)
-        _, deleted = await pipe.execute()
-    count = int(deleted)
+    keys = Keys(prefix)
+    flag = keys.ledger("rebuilding")
+    await redis.set(flag, str(int(time.time() * 1000)))
+    count = int(await redis.delete(keys.ledger("generation")))
+    count += int(await redis.delete(keys.ledger("positions")))
+    raw_prefix = prefix.encode()
     chunk: list[bytes] = []
     async for key in redis.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
-        if key in kept:
+        if key == flag.encode() or _kept(key, raw_prefix):
             continue
         chunk.append(key)
         if len(chunk) >= _CHUNK:
-            count += int(await redis.unlink(*chunk))
+            count += await _unlink(redis, chunk)
             chunk = []
     if chunk:
-        count += int(await redis.unlink(*chunk))
+        count += await _unlink(redis, chunk)
     await redis.delete(flag)
     return count
+
+
+async def _unlink(redis: Redis[bytes], keys: list[bytes]) -> int:
+    # One key per command: on a cluster the keys live in many slots.
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.unlink(key)
+        return sum(int(n) for n in await pipe.execute())
 
 
 def _glob_escape(text: str) -> str:

@@ -13,11 +13,17 @@ class PayoutsSettings(CommonSettings):
     payouts_port: int = Field(8003, ge=1, le=65535, description="HTTP port of the payouts service")
     payouts_group_id: str = Field("afflux-payouts", description="consumer group of the ledger")
     instance_id: str = Field("", description="static group membership id of this replica")
-    ledger_cache_facts: int = Field(
-        100_000,
+    ledger_cache_lines: int = Field(
+        400_000,
         ge=0,
-        description="facts of recently written campaign-periods the ledger keeps in memory "
-        "(about 1 KB each); 0 reads every period from Redis on every batch",
+        description="ledger lines of recently written campaign-periods kept in memory (about "
+        "1.5 KB each), so a batch reads nothing it already has; 0 reloads a period per batch",
+    )
+    ledger_retention_days: int = Field(
+        400,
+        ge=1,
+        description="days after a period ends that its per-event facts (line records, "
+        "applied event ids, click ids) are kept; postings, balances and KPIs stay",
     )
     ledger_max_poll_records: int = Field(
         500,
