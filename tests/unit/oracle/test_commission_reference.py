@@ -81,13 +81,17 @@ def terms(plan: Plan, lock_days: int = LOCK_DAYS, confirm: bool = False) -> Camp
 
 
 def version(
-    plan: Plan, number: int = 1, effective_from: int = 0, lock_days: int = LOCK_DAYS
+    plan: Plan,
+    number: int = 1,
+    effective_from: int = 0,
+    lock_days: int = LOCK_DAYS,
+    confirm: bool = False,
 ) -> TermsVersion:
     return TermsVersion(
         version=number,
         effective_from=effective_from,
         published_at=0,
-        terms=terms(plan, lock_days),
+        terms=terms(plan, lock_days, confirm),
     )
 
 
@@ -168,14 +172,7 @@ class Case:
     versions: tuple[TermsVersion, ...] = ()  # instead of ``plan`` alone as version 1
 
     def lines(self) -> tuple[TargetLine, ...]:
-        versions = self.versions or (
-            TermsVersion(
-                version=1,
-                effective_from=0,
-                published_at=0,
-                terms=terms(self.plan, LOCK_DAYS, self.confirm),
-            ),
-        )
+        versions = self.versions or (version(self.plan, confirm=self.confirm),)
         return reference_lines(
             "camp",
             PERIOD,
@@ -594,11 +591,7 @@ def test_a_click_counts_once_per_id_and_only_without_flags() -> None:
 
 
 def test_a_lead_confirmed_before_its_conversion_arrives_is_paid() -> None:
-    versions = {"camp": (version({"lead_minor": 300}),)}
-    confirm_terms = versions["camp"][0].terms.model_copy(
-        update={"lead_confirmation_required": True}
-    )
-    versions = {"camp": (versions["camp"][0].model_copy(update={"terms": confirm_terms}),)}
+    versions = {"camp": (version({"lead_minor": 300}, confirm=True),)}
     confirmed = LeadConfirmed(
         event_id="ev-confirm", occurred_at=day(2), order_id="o-1", campaign_id="camp"
     )
