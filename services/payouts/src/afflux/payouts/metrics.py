@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from afflux.payouts.store import Applied
-from afflux.shared.core.commission import Line
 
 
 class PayoutsMetrics:
@@ -15,13 +14,15 @@ class PayoutsMetrics:
         self.registry = CollectorRegistry()
         self.commission = Counter(
             "afflux_commission_minor_total",
-            "Commission accrued, in minor units (increases only; reductions show in the ledger)",
+            "Commission posted, in minor units: the postings that add, by posting kind "
+            "(accrual, click_pay, tier_adjustment, cap_release, ...); reductions show in "
+            "the ledger",
             ["campaign", "currency", "kind"],
             registry=self.registry,
         )
         self.cap_cuts = Counter(
             "afflux_cap_cuts_total",
-            "Accruals cut by a creator cap or a campaign budget",
+            "Cap cut postings: an accrual cut by a creator cap or a campaign budget",
             ["campaign", "scope"],
             registry=self.registry,
         )
@@ -63,18 +64,15 @@ class PayoutsMetrics:
         self.applied_batches.inc()
         for at in event_times:
             self.ledger_lag.observe(max(0.0, (now_ms - at) / 1000))
-        for (campaign, _), (before, after) in applied.changed.items():
-            was = {x.line_id: x for x in before}
-            earlier = _sums(before)
-            for (currency, kind), amount in _sums(after).items():
-                grown = amount - earlier.get((currency, kind), 0)
-                if grown > 0:
-                    self.commission.labels(campaign, currency, kind).inc(grown)
-            for line in after:
-                previous = was.get(line.line_id)
-                for cut in line.cap_cuts:
-                    if previous is None or cut.scope not in {c.scope for c in previous.cap_cuts}:
-                        self.cap_cuts.labels(campaign, cut.scope).inc()
+        for (campaign, _), postings in applied.postings.items():
+            for posting in postings:
+                if posting.amount_minor > 0:
+                    self.commission.labels(campaign, posting.currency, posting.kind).inc(
+                        posting.amount_minor
+                    )
+                if posting.kind == "cap_cut":
+                    scope = posting.component.partition(":")[2]
+                    self.cap_cuts.labels(campaign, scope).inc()
 
     def dead_letter(self, topic: str, reason: str) -> None:
         kind = (
@@ -83,11 +81,3 @@ class PayoutsMetrics:
             else "rejected"
         )
         self.dlq.labels(topic, kind).inc()
-
-
-def _sums(lines: Sequence[Line]) -> dict[tuple[str, str], int]:
-    out: dict[tuple[str, str], int] = {}
-    for line in lines:
-        key = (line.currency, line.kind)
-        out[key] = out.get(key, 0) + line.amount_minor
-    return out

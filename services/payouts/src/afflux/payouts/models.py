@@ -36,35 +36,83 @@ class Explain(BaseModel):
 
 
 class LineView(BaseModel):
+    """A line's postings summed: what it amounts to and why (the latest accrual's rule)."""
+
     line_id: str
     affiliate_id: str
     campaign_id: str
     currency: str
     period: str
-    kind: str
-    amount_minor: int
-    status: str
+    kind: str = Field(description="the line's kind (the same as line_kind)")
+    line_kind: str = Field(description="sale, lead, action, click, base_fee or bonus")
+    amount_minor: int = Field(description="the sum of the line's postings")
+    pending_minor: int
+    approved_minor: int
+    status: str = Field(description="approved once the line's accrual is approved at as_of")
     order_id: str | None
     occurred_at: int
     approve_at: int
+    rule: str
+    posting_ids: list[str]
     explain: Explain
+
+
+class PostingView(BaseModel):
+    """One immutable journal entry, with its status at as_of."""
+
+    posting_id: str
+    seq: int = Field(description="order within the campaign-period's journal")
+    line_id: str
+    affiliate_id: str
+    campaign_id: str
+    period: str
+    currency: str
+    kind: str = Field(
+        description="accrual, click_pay, base_fee, bonus, tier_adjustment, adjustment, "
+        "moved, reversal, base_fee_reversal, bonus_reversal, refund_reduction, clawback, "
+        "cap_cut or cap_release"
+    )
+    line_kind: str
+    component: str = Field(
+        description="accrual, refund, clawback:<reversal>, cap:creator or cap:campaign"
+    )
+    amount_minor: int
+    approve_at: int
+    occurred_at: int
+    rule: str
+    terms_version: int
+    order_id: str | None
+    source_event_ids: list[str]
+    corrects: str | None = Field(description="the earlier posting of the same component")
+    status: str
 
 
 class LedgerAnswer(BaseModel):
     affiliate_id: str
     as_of: int
-    lines: list[LineView]
+    campaign_id: str | None
+    period: str | None
+    postings: list[PostingView]
+    lines: list[LineView] = Field(
+        description="this page's postings grouped by line (a line whose postings span "
+        "pages appears on each with that page's share)"
+    )
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null: last")
 
 
 class Total(BaseModel):
     currency: str
     amount_minor: int
+    pending_minor: int
+    approved_minor: int
 
 
 class StatementAnswer(BaseModel):
     affiliate_id: str
+    campaign_id: str | None
     period: str
     as_of: int
+    postings: list[PostingView]
     lines: list[LineView]
     totals: list[Total]
     payouts: list[dict[str, Any]]
@@ -141,5 +189,6 @@ class PayoutResult(BaseModel):
 
 class PayoutRunAnswer(BaseModel):
     as_of: int
-    period: str | None
+    period: str = Field(description="the payout period paid (results name their own)")
+    campaign_id: str | None
     results: list[PayoutResult]

@@ -1,23 +1,27 @@
-"""What the payouts API reads, as plain functions of the store and the campaign view.
+"""What the payouts API answers, as plain functions of the store and the campaign view.
 
 Each takes what it touches; a missing creator or campaign is a 404 ``Problem``
-naming the field. The figures themselves come from the pure read models in
-afflux.payouts.views.
+naming the field. The Redis reads are in afflux.payouts.reads, the figures come
+from the pure read models in afflux.payouts.views.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import json
 
-from afflux.payouts import views
+from afflux.payouts import reads, views
+from afflux.payouts.reads import CampaignPeriod, Position
 from afflux.payouts.store import LedgerStore
-from afflux.shared.core.commission import Line
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import Period as PlanPeriod
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.problems import Problem
 
 CountsByCreator = dict[tuple[str, str], views.Counts]
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 
 
 def known_campaign(directory: CampaignDirectory, campaign: str | None) -> None:
@@ -26,44 +30,67 @@ def known_campaign(directory: CampaignDirectory, campaign: str | None) -> None:
         raise Problem(404, "campaign_id", f"unknown campaign {campaign!r}")
 
 
-async def creator_lines(store: LedgerStore, affiliate: str, campaign: str | None) -> list[Line]:
-    """Every ledger line of ``affiliate`` (in ``campaign`` only, when given); 404 without
-    a ledger for the creator."""
-    cps = await store.campaign_periods(affiliate)
+async def creator_periods(
+    store: LedgerStore, affiliate: str, campaign: str | None = None, period: str | None = None
+) -> list[CampaignPeriod]:
+    """The creator's campaign-periods (only ``campaign``'s, ``period``, when given);
+    404 on ``affiliate_id`` without a ledger for the creator."""
+    cps = await reads.creator_periods(store, affiliate)
     if not cps:
         raise Problem(404, "affiliate_id", f"no ledger for creator {affiliate!r}")
-    lines: list[Line] = []
-    for cid, period in cps:
-        if campaign is None or cid == campaign:
-            lines += [x for x in await store.lines(cid, period) if x.affiliate_id == affiliate]
-    return lines
-
-
-async def creator_payouts(
-    store: LedgerStore, affiliate: str, campaign: str | None
-) -> list[dict[str, Any]]:
-    """The payouts recorded for ``affiliate`` (in ``campaign`` only, when given)."""
     return [
-        p
-        for p in await store.payouts()
-        if p["affiliate_id"] == affiliate and (campaign is None or p["campaign_id"] == campaign)
+        (cid, p)
+        for cid, p in cps
+        if (campaign is None or cid == campaign) and (period is None or p == period)
     ]
+
+
+def limit(value: str | None) -> int:
+    """A page size from 1 to 1000 (default 100); 422 on ``limit`` otherwise."""
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+        raise Problem(422, "limit", f"not a whole number from 1 to {MAX_LIMIT}: {value!r}")
+    return int(value)
+
+
+def encode_cursor(position: Position | None) -> str | None:
+    if position is None:
+        return None
+    data = json.dumps([position.campaign_id, position.period, position.seq]).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def decode_cursor(value: str | None) -> Position | None:
+    """The position a ``next_cursor`` names; 422 on ``cursor`` for anything else."""
+    if value is None or value == "":
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        cid, period, seq = data
+        if not (isinstance(cid, str) and isinstance(period, str) and type(seq) is int):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise Problem(422, "cursor", "not a cursor this API answered") from None
+    return Position(cid, period, seq)
 
 
 async def counts_for(
     store: LedgerStore, directory: CampaignDirectory, campaign: str | None, period: str | None
 ) -> CountsByCreator:
-    """(campaign, affiliate) -> counts over the matching campaign-periods of known campaigns."""
+    """(campaign, affiliate) -> counts over the matching campaign-periods of known
+    campaigns, from their KPI counters and click tallies."""
+    if campaign is not None:
+        cps = [(campaign, p) for p in await reads.campaign_periods(store, campaign)]
+    else:
+        cps = await reads.all_periods(store)
     out: CountsByCreator = {}
-    for cid, p in await store.campaign_periods():
-        if (campaign is not None and cid != campaign) or (period is not None and p != period):
+    for cid, p in cps:
+        if (period is not None and p != period) or cid not in directory:
             continue
-        if cid not in directory:
-            continue
-        stored, clicks = await store.period_state(cid, p)
+        kpis, clicks = await reads.period_counters(store, cid, p)
         per_affiliate: dict[str, views.Counts] = {}
-        currency = directory.latest(cid).terms.currency
-        views.tally(stored, clicks, await store.lines(cid, p), currency, per_affiliate)
+        views.tally(kpis, clicks, directory.latest(cid).terms.currency, per_affiliate)
         for affiliate, counts in per_affiliate.items():
             key = (cid, affiliate)
             out[key] = views.combine([out[key], counts]) if key in out else counts

@@ -1,8 +1,7 @@
-"""Read models over ledger lines and facts: balances, KPIs, series (pure functions)."""
+"""Read models over journal postings and counters: balances, lines, KPIs, series (pure)."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,64 +9,123 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from afflux.payouts import facts as ledger_facts
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
-from afflux.shared.core.commission import Line
+from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import round_half_up
 
 
-def status(line: Line, as_of: int) -> str:
-    return "approved" if line.approve_at <= as_of else "pending"
+def status(approve_at: int, as_of: int) -> str:
+    return "approved" if approve_at <= as_of else "pending"
 
 
-def balances(
-    lines: Iterable[Line], payouts: Iterable[Mapping[str, Any]], as_of: int
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class PeriodSums:
+    """One creator's running sums in one campaign-period, split at ``as_of``."""
+
+    currency: str
+    total: int  # every posting
+    reversed: int  # reductions before approval and clawbacks, as a positive amount
+    pending: int  # postings approved only after as_of
+
+
+def balances(sums: Iterable[PeriodSums], paid: Mapping[str, int]) -> list[dict[str, Any]]:
     """Per currency: pending, approved (not yet paid; negative carries into the next
     payout), paid, reversed (refunds before approval plus clawbacks)."""
     out: dict[str, dict[str, int]] = defaultdict(
         lambda: {"pending_minor": 0, "approved_minor": 0, "paid_minor": 0, "reversed_minor": 0}
     )
-    for line in lines:
-        row = out[line.currency]
-        row[f"{status(line, as_of)}_minor"] += line.amount_minor
-        row["reversed_minor"] += line.refunded_minor + (
-            -line.amount_minor if line.kind == "clawback" else 0
-        )
-    for payout in payouts:
-        row = out[payout["currency"]]
-        row["paid_minor"] += int(payout["amount_minor"])
-        row["approved_minor"] -= int(payout["amount_minor"])
+    for s in sums:
+        row = out[s.currency]
+        row["pending_minor"] += s.pending
+        row["approved_minor"] += s.total - s.pending
+        row["reversed_minor"] += s.reversed
+    for currency, amount in paid.items():
+        row = out[currency]
+        row["paid_minor"] += amount
+        row["approved_minor"] -= amount
     return [{"currency": c, **v} for c, v in sorted(out.items())]
 
 
-def line_view(line: Line, as_of: int) -> dict[str, Any]:
+def posting_view(posting: Posting, as_of: int) -> dict[str, Any]:
+    """Every field of the posting, and its status at ``as_of``."""
+    data = {name: getattr(posting, name) for name in Posting.__slots__}
+    data["source_event_ids"] = list(posting.source_event_ids)
+    data["status"] = status(posting.approve_at, as_of)
+    return data
+
+
+def line_views(postings: Sequence[Posting], as_of: int) -> list[dict[str, Any]]:
+    """The postings grouped by line (first appearance order): what each line amounts to,
+    split pending/approved at ``as_of``, and why (the latest accrual's rule)."""
+    by_line: dict[str, list[Posting]] = {}
+    for p in postings:
+        by_line.setdefault(p.line_id, []).append(p)
+    return [_line_view(ps, as_of) for ps in by_line.values()]
+
+
+def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
+    first, last = postings[0], postings[-1]
+    accruals = [p for p in postings if p.component == "accrual"]
+    # The line's own date: its accrual's (a clawback is dated at its refund).
+    own = [p for p in postings if not p.component.startswith("clawback")] or postings
+    approve_at = (accruals[-1] if accruals else own[-1]).approve_at
+    amount = sum(p.amount_minor for p in postings)
+    approved = sum(p.amount_minor for p in postings if p.approve_at <= as_of)
+    cuts: dict[str, int] = defaultdict(int)
+    for p in postings:
+        if p.component.startswith("cap:"):
+            cuts[p.component.partition(":")[2]] -= p.amount_minor
+    sources = list(dict.fromkeys(s for p in postings for s in p.source_event_ids))
+    rule = (accruals[-1] if accruals else last).rule
     return {
-        "line_id": line.line_id,
-        "affiliate_id": line.affiliate_id,
-        "campaign_id": line.campaign_id,
-        "currency": line.currency,
-        "period": line.period,
-        "kind": line.kind,
-        "amount_minor": line.amount_minor,
-        "status": status(line, as_of),
-        "order_id": line.order_id,
-        "occurred_at": line.occurred_at,
-        "approve_at": line.approve_at,
+        "line_id": first.line_id,
+        "affiliate_id": first.affiliate_id,
+        "campaign_id": first.campaign_id,
+        "currency": first.currency,
+        "period": first.period,
+        "kind": first.line_kind,
+        "line_kind": first.line_kind,
+        "amount_minor": amount,
+        "pending_minor": amount - approved,
+        "approved_minor": approved,
+        "status": status(approve_at, as_of),
+        "order_id": first.order_id,
+        "occurred_at": min(p.occurred_at for p in own),
+        "approve_at": approve_at,
+        "rule": rule,
+        "posting_ids": [p.posting_id for p in postings],
         "explain": {
-            "rule": line.rule,
-            "terms_version": line.terms_version,
-            "gross_minor": line.gross_minor,
-            "refunded_minor": line.refunded_minor,
-            "cap_cuts": [{"scope": c.scope, "cut_minor": c.cut_minor} for c in line.cap_cuts],
-            "source_event_ids": list(line.source_event_ids),
+            "rule": rule,
+            "terms_version": last.terms_version,
+            "gross_minor": sum(p.amount_minor for p in accruals),
+            "refunded_minor": -sum(
+                p.amount_minor
+                for p in postings
+                if p.component == "refund" or p.component.startswith("clawback")
+            ),
+            "cap_cuts": [
+                {"scope": scope, "cut_minor": cut} for scope, cut in sorted(cuts.items()) if cut
+            ],
+            "source_event_ids": sources,
         },
     }
 
 
+def totals(postings: Iterable[Posting], as_of: int) -> list[dict[str, Any]]:
+    """Per currency: the sum of the postings, and its pending/approved split at ``as_of``."""
+    out: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"amount_minor": 0, "pending_minor": 0, "approved_minor": 0}
+    )
+    for p in postings:
+        row = out[p.currency]
+        row["amount_minor"] += p.amount_minor
+        row[f"{status(p.approve_at, as_of)}_minor"] += p.amount_minor
+    return [{"currency": c, **v} for c, v in sorted(out.items())]
+
+
 @dataclass
 class Counts:
-    """One affiliate's clicks, conversions, money and per-day figures, as tallied."""
+    """One affiliate's clicks, conversions, money and per-day figures, as counted."""
 
     clicks: int = 0
     unique_clicks: int = 0
@@ -85,21 +143,29 @@ class Counts:
     )
 
 
-def _day(at_ms: int) -> str:
-    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d")
+# KPI counter (afflux.shared.core.journal.kpis) -> Counts attribute; per day -> bucket field.
+_COUNTERS = {
+    "conversions": "conversions",
+    "sales": "sales",
+    "revenue": "revenue",
+    "refunds": "refunds",
+    "new_customers": "new_customers",
+    "commission": "commission",
+}
+_PER_DAY = {"conversions": "conversions", "commission": "commission_minor"}
 
 
 def tally(
-    stored_facts: Mapping[str, str],
+    kpis: Mapping[str, str],
     clicks: Mapping[str, str],
-    lines: Sequence[Line],
     currency: str,
     counts: dict[str, Counts],
 ) -> None:
-    """Add one campaign-period's facts, clicks and lines into ``counts`` per affiliate."""
+    """Add one campaign-period's KPI counters and click tallies into ``counts`` per
+    affiliate (fields as ``kpis`` and ``tallies`` document them)."""
     for name, value in clicks.items():
         kind, _, rest = name.partition("|")
-        affiliate, _, day = rest.partition("|")
+        affiliate, _, detail = rest.partition("|")
         c = counts.setdefault(affiliate, Counts(currency=currency))
         if kind == "r":
             c.clicks += int(value)
@@ -108,39 +174,21 @@ def tally(
         elif kind == "b":
             c.bot_clicks += int(value)
         elif kind == "x":
-            c.flagged[day] += int(value)  # x|<affiliate>|<reason>
+            c.flagged[detail] += int(value)  # x|<affiliate>|<reason>
         elif kind == "d":
-            c.days[day]["clicks"] += int(value)
-    parsed = [(name, json.loads(raw)) for name, raw in stored_facts.items()]
-    # A conversion a correction replaced (reversed with reason "reattributed") was never
-    # the order's: it counts in no KPI, and its reattributed reversal is no refund.
-    superseded = {
-        data.get("conversion_id")
-        for name, data in parsed
-        if name.startswith(ledger_facts.REFUND) and data.get("reason") == "reattributed"
-    }
-    affiliate_of: dict[str, str] = {}
-    for name, data in parsed:
-        if name.startswith(ledger_facts.CONVERSION) and data["conversion_id"] not in superseded:
-            affiliate_of[data["conversion_id"]] = affiliate_of[data["order_id"]] = data[
-                "affiliate_id"
-            ]
-            c = counts.setdefault(data["affiliate_id"], Counts(currency=currency))
-            c.conversions += 1
-            c.days[_day(data["occurred_at"])]["conversions"] += 1
-            if data["kind"] == "sale":
-                c.sales += 1
-                c.revenue += data["amount_minor"]
-            c.new_customers += bool(data["new_customer"])
-    for name, data in parsed:
-        if name.startswith(ledger_facts.REFUND) and data.get("reason") != "reattributed":
-            owner = affiliate_of.get(data.get("conversion_id") or data["order_id"])
-            if owner is not None:
-                counts[owner].refunds += data["amount_minor"]
-    for line in lines:
-        c = counts.setdefault(line.affiliate_id, Counts(currency=currency))
-        c.commission += line.amount_minor
-        c.days[_day(line.occurred_at)]["commission_minor"] += line.amount_minor
+            c.days[detail]["clicks"] += int(value)
+    for name, value in kpis.items():
+        counter, _, rest = name.partition("|")
+        affiliate, _, day = rest.partition("|")
+        if counter not in _COUNTERS:
+            continue
+        c = counts.setdefault(affiliate, Counts(currency=currency))
+        if day:
+            if counter in _PER_DAY:
+                c.days[day][_PER_DAY[counter]] += int(value)
+        else:
+            attribute = _COUNTERS[counter]
+            setattr(c, attribute, getattr(c, attribute) + int(value))
 
 
 def _ratio(a: int, b: int) -> int:

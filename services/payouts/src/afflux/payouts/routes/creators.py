@@ -1,16 +1,27 @@
-"""A creator's money: ``GET /v1/creators/{id}/balance``, ``/ledger`` and ``/statement``."""
+"""A creator's money: ``GET /v1/creators/{id}/balance``, ``/ledger`` and ``/statement``.
+
+Read costs (c = the creator's campaign-periods): balance O(c + pending approval
+times); ledger page O(c + log n + page); statement O(c + the period's postings).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from afflux.payouts import params, views
+from afflux.payouts import params, payout_records, reads, views
 from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import BalanceAnswer, LedgerAnswer, StatementAnswer
-from afflux.payouts.queries import creator_lines, creator_payouts, current_period, known_campaign
+from afflux.payouts.queries import (
+    creator_periods,
+    current_period,
+    decode_cursor,
+    encode_cursor,
+    known_campaign,
+    limit,
+)
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -20,9 +31,10 @@ async def balance(
     store: StoreDep, clock: ClockDep, affiliate_id: str, as_of: str | None = None
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
-    lines = await creator_lines(store, affiliate_id, None)
-    paid = await creator_payouts(store, affiliate_id, None)
-    return {"affiliate_id": affiliate_id, "as_of": at, "balances": views.balances(lines, paid, at)}
+    cps = await creator_periods(store, affiliate_id)
+    sums = await reads.creator_sums(store, affiliate_id, cps, at)
+    paid = await payout_records.paid_of(store, affiliate_id)
+    return {"affiliate_id": affiliate_id, "as_of": at, "balances": views.balances(sums, paid)}
 
 
 @router.get("/creators/{affiliate_id}/ledger", response_model=LedgerAnswer)
@@ -32,16 +44,26 @@ async def ledger(
     clock: ClockDep,
     affiliate_id: str,
     campaign_id: str | None = None,
+    period: str | None = None,
     as_of: str | None = None,
+    cursor: str | None = None,
+    limit_: Annotated[str | None, Query(alias="limit")] = None,
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
     known_campaign(directory, campaign_id)
-    lines = await creator_lines(store, affiliate_id, campaign_id)
-    ordered = sorted(lines, key=lambda x: (x.occurred_at, x.line_id))
+    wanted = params.period(period)
+    after = decode_cursor(cursor)
+    size = limit(limit_)
+    cps = await creator_periods(store, affiliate_id, campaign_id, wanted)
+    postings, following = await reads.postings_page(store, affiliate_id, cps, after, size)
     return {
         "affiliate_id": affiliate_id,
         "as_of": at,
-        "lines": [views.line_view(x, at) for x in ordered],
+        "campaign_id": campaign_id,
+        "period": wanted,
+        "postings": [views.posting_view(p, at) for p in postings],
+        "lines": views.line_views(postings, at),
+        "next_cursor": encode_cursor(following),
     }
 
 
@@ -58,20 +80,17 @@ async def statement(
     at = params.as_of(as_of, clock())
     known_campaign(directory, campaign_id)
     wanted = params.period(period) or current_period(directory, campaign_id, at)
-    lines = [x for x in await creator_lines(store, affiliate_id, campaign_id) if x.period == wanted]
-    paid = [
-        p for p in await creator_payouts(store, affiliate_id, campaign_id) if p["period"] == wanted
-    ]
-    totals: dict[str, int] = {}
-    for line in lines:
-        totals[line.currency] = totals.get(line.currency, 0) + line.amount_minor
+    everywhere = await creator_periods(store, affiliate_id, campaign_id)
+    cps = [(cid, p) for cid, p in everywhere if p == wanted]
+    postings = await reads.period_postings(store, affiliate_id, cps)
+    campaigns = sorted({cid for cid, _ in everywhere})
     return {
         "affiliate_id": affiliate_id,
+        "campaign_id": campaign_id,
         "period": wanted,
         "as_of": at,
-        "lines": [
-            views.line_view(x, at) for x in sorted(lines, key=lambda x: (x.occurred_at, x.line_id))
-        ],
-        "totals": [{"currency": c, "amount_minor": a} for c, a in sorted(totals.items())],
-        "payouts": paid,
+        "postings": [views.posting_view(p, at) for p in postings],
+        "lines": views.line_views(postings, at),
+        "totals": views.totals(postings, at),
+        "payouts": await payout_records.records_named(store, affiliate_id, campaigns, wanted),
     }

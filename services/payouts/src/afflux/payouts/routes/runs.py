@@ -1,4 +1,4 @@
-"""Payout runs: ``POST /v1/payouts/run`` (admin)."""
+"""Payout runs: ``POST /v1/payouts/run`` (admin), of every campaign or one (``campaign_id``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from afflux.payouts.deps import (
 )
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import PayoutRunAnswer
+from afflux.payouts.queries import current_period, known_campaign
 from afflux.payouts.run import run_payouts
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 class RunRequest(BaseModel):
     period: str | None = Field(None, description="YYYY-MM or YYYY-Www; default: the current one")
     as_of: str | int | None = Field(None, description="approval cut-off; default: now")
+    campaign_id: str | None = Field(None, description="pay only this campaign; default: all")
 
 
 @router.post("/payouts/run", response_model=PayoutRunAnswer)
@@ -41,7 +43,17 @@ async def payouts_run(
     wanted = body or RunRequest()
     at = params.as_of(None if wanted.as_of is None else str(wanted.as_of), clock())
     period = params.period(wanted.period)
+    known_campaign(directory, wanted.campaign_id)
     results = await run_payouts(
-        store, directory, producer, as_of=at, period=period, metrics=metrics
+        store,
+        directory,
+        producer,
+        as_of=at,
+        period=period,
+        campaign=wanted.campaign_id,
+        metrics=metrics,
     )
-    return {"as_of": at, "period": period, "results": results}
+    # The period paid: the one asked for, else the campaign's current one at as_of (the
+    # month without a campaign; each result names its own, a weekly campaign its week).
+    paid = period or current_period(directory, wanted.campaign_id, at)
+    return {"as_of": at, "period": paid, "campaign_id": wanted.campaign_id, "results": results}

@@ -1,0 +1,192 @@
+"""What the payouts API reads from the journal (key layout in ``keys``), each read indexed.
+
+Every function takes the ``LedgerStore`` and reads its Redis; none scans facts
+or line records. Costs, with c = the creator's campaign-periods:
+
+- ``creator_sums``: per campaign-period one ``HMGET`` of the ``sums`` hash, the
+  first posting (for its currency) and the approval times after ``as_of``
+  (``ZRANGEBYSCORE`` on ``due:<a>``, then ``HMGET`` of their amounts):
+  O(c + pending approval times), in two pipelined round trips.
+- ``postings_page``: ``ZRANGEBYSCORE`` on ``journal:<a>`` from the cursor's seq,
+  one campaign-period after the other until the page is full: O(c + log n + page).
+- ``period_postings``: every posting of the creator in one period's
+  campaign-periods: O(c + that period's postings).
+- ``period_counters``: the ``kpis`` and ``clicks`` hashes of one campaign-period:
+  O(counters), independent of how many facts the period holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from afflux.payouts.store import LedgerStore
+from afflux.payouts.views import PeriodSums
+from afflux.shared.core.journal.records import Posting, posting_from_json
+
+CampaignPeriod = tuple[str, str]
+
+
+def _pairs(raw: set[bytes] | list[bytes]) -> list[CampaignPeriod]:
+    out = []
+    for member in raw:
+        cid, _, period = member.decode().partition("|")
+        out.append((cid, period))
+    return sorted(out)
+
+
+async def creator_periods(store: LedgerStore, affiliate: str) -> list[CampaignPeriod]:
+    """The creator's campaign-periods, sorted (empty: no ledger for the creator)."""
+    raw: set[bytes] = await store.redis.smembers(store.keys.creator(affiliate, "cps"))
+    return _pairs(raw)
+
+
+async def all_periods(store: LedgerStore) -> list[CampaignPeriod]:
+    raw: set[bytes] = await store.redis.smembers(store.keys.ledger("cps"))
+    return _pairs(raw)
+
+
+async def campaign_periods(store: LedgerStore, campaign: str) -> list[str]:
+    raw: set[bytes] = await store.redis.smembers(store.keys.campaign(campaign, "periods"))
+    return sorted(p.decode() for p in raw)
+
+
+async def pending_amounts(
+    store: LedgerStore, wanted: Sequence[tuple[str, str, str]], as_of: int
+) -> list[int]:
+    """Per (campaign, period, creator): the sum of the creator's postings approved only
+    after ``as_of`` (approval times from ``due:<a>``, their sums from ``dueamt:<a>``)."""
+    if not wanted:
+        return []
+    k = store.keys
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period, a in wanted:
+            pipe.zrangebyscore(k.period(cid, period, f"due:{a}"), f"({as_of}", "+inf")
+        times: list[list[bytes]] = await pipe.execute()
+    asked = [(i, ts) for i, ts in enumerate(times) if ts]
+    out = [0] * len(wanted)
+    if not asked:
+        return out
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for i, ts in asked:
+            cid, period, a = wanted[i]
+            pipe.hmget(k.period(cid, period, f"dueamt:{a}"), ts)
+        amounts: list[list[bytes | None]] = await pipe.execute()
+    for (i, _), values in zip(asked, amounts, strict=True):
+        out[i] = sum(int(v) for v in values if v is not None)
+    return out
+
+
+async def creator_sums(
+    store: LedgerStore, affiliate: str, cps: Sequence[CampaignPeriod], as_of: int
+) -> list[PeriodSums]:
+    """The creator's running sums per campaign-period that holds a posting of theirs."""
+    k = store.keys
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period in cps:
+            pipe.hmget(
+                k.period(cid, period, "sums"), [f"total|{affiliate}", f"reversed|{affiliate}"]
+            )
+            pipe.zrange(k.period(cid, period, f"journal:{affiliate}"), 0, 0)
+        answers = await pipe.execute()
+    found: list[tuple[CampaignPeriod, str, int, int]] = []
+    for n, cp in enumerate(cps):
+        (total, reversed_), first = answers[2 * n], answers[2 * n + 1]
+        if first:  # the currency is the period's, on every posting
+            currency = json.loads(first[0])["currency"]
+            found.append((cp, currency, int(total or 0), int(reversed_ or 0)))
+    pending = await pending_amounts(
+        store, [(cid, period, affiliate) for (cid, period), *_ in found], as_of
+    )
+    return [
+        PeriodSums(currency, total, reversed_, waiting)
+        for (_, currency, total, reversed_), waiting in zip(found, pending, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of the creator's journal ends: after ``seq`` in ``(campaign, period)``."""
+
+    campaign_id: str
+    period: str
+    seq: int
+
+
+async def postings_page(
+    store: LedgerStore,
+    affiliate: str,
+    cps: Sequence[CampaignPeriod],
+    after: Position | None,
+    limit: int,
+) -> tuple[list[Posting], Position | None]:
+    """Up to ``limit`` postings of the creator in (campaign, period, seq) order after
+    ``after``; and where the next page starts (None when nothing follows)."""
+    out: list[Posting] = []
+    for cid, period in cps:
+        seq = 0
+        if after is not None:
+            if (cid, period) < (after.campaign_id, after.period):
+                continue
+            if (cid, period) == (after.campaign_id, after.period):
+                seq = after.seq
+        want = limit + 1 - len(out)  # one more than the page, to know whether any follows
+        raw: list[bytes] = await store.redis.zrangebyscore(
+            store.keys.period(cid, period, f"journal:{affiliate}"),
+            f"({seq}",
+            "+inf",
+            start=0,
+            num=want,
+        )
+        out += [posting_from_json(json.loads(x)) for x in raw]
+        if len(out) > limit:
+            last = out[limit - 1]
+            return out[:limit], Position(last.campaign_id, last.period, last.seq)
+    return out, None
+
+
+async def period_postings(
+    store: LedgerStore, affiliate: str, cps: Sequence[CampaignPeriod]
+) -> list[Posting]:
+    """Every posting of the creator in ``cps``, in (campaign, period, seq) order."""
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period in cps:
+            pipe.zrange(store.keys.period(cid, period, f"journal:{affiliate}"), 0, -1)
+        answers: list[list[bytes]] = await pipe.execute()
+    return [posting_from_json(json.loads(x)) for raw in answers for x in raw]
+
+
+async def period_counters(
+    store: LedgerStore, campaign: str, period: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A campaign-period's KPI counters and click tallies."""
+    k = store.keys
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(k.period(campaign, period, "kpis"))
+        pipe.hgetall(k.period(campaign, period, "clicks"))
+        kpis, clicks = await pipe.execute()
+    return _text(kpis), _text(clicks)
+
+
+async def period_creator_sums(
+    store: LedgerStore, cps: Sequence[CampaignPeriod]
+) -> list[dict[str, int]]:
+    """Per campaign-period: creator -> the sum of their postings (the ``sums`` hash)."""
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period in cps:
+            pipe.hgetall(store.keys.period(cid, period, "sums"))
+        answers: list[dict[bytes, bytes]] = await pipe.execute()
+    out = []
+    for raw in answers:
+        totals = {}
+        for name, value in raw.items():
+            kind, _, affiliate = name.decode().partition("|")
+            if kind == "total":
+                totals[affiliate] = int(value)
+        out.append(totals)
+    return out
+
+
+def _text(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in raw.items()}
