@@ -1,0 +1,481 @@
+"""The payouts API reads the journal: balances from running sums, a cursor-paged ledger,
+period statements, KPIs from counters and payout runs, on a plain Redis and a Redis
+Cluster, each figure checked to the cent against what the plans say by hand.
+
+The ledger, applied in two batches so that corrections show as postings:
+
+- campaign ``acme`` (EUR, 1000 per sale, 5 per valid click, creator cap 2500, 10 lock
+  days). November: anna sells at 01:00, 02:00 and 03:00 (the third is cut by 500 at the
+  cap); bob sells at 04:00 and has 3 valid clicks, 1 duplicate and 1 bot. The second
+  batch refunds anna's first sale in full on Nov 13, after its approval (Nov 11 01:00):
+  a clawback of 1000, which frees the cap, so the third sale's cut is released (+500).
+  December: anna sells once more at Dec 1 01:00 (a new period, a new cap).
+- campaign ``beta`` (EUR, 700 per sale, no lock): anna sells on Nov 20.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from afflux.cli.scenario_checks import read_topic
+from afflux.payouts.app import create_app
+from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.store import Applied, Batch, ClickItem, LedgerStore
+from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import CampaignTermsPublished, PayoutIssued
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.redis_client import connect_ready
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+DEC_1 = NOV_1 + 30 * DAY
+TOKEN = "reads-admin-token"
+
+
+def _terms(campaign: str, plan: dict[str, Any], lock_days: int) -> TermsVersion:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": campaign,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "lock_days": lock_days,
+            "plan": plan,
+        }
+    )
+    return TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+
+
+ACME = _terms(
+    "acme",
+    {
+        "sale": {"rate": {"fixed_minor": 1000}},
+        "click": {"per_click_minor": 5},
+        "creator_cap_minor": 2500,
+    },
+    lock_days=10,
+)
+BETA = _terms("beta", {"sale": {"rate": {"fixed_minor": 700}}}, lock_days=0)
+TERMS = {"acme": ACME, "beta": BETA}
+
+
+def _sale(name: str, affiliate: str, at: int) -> ConversionFact:
+    return ConversionFact(
+        conversion_id=f"conv-{name}",
+        event_id=f"ev-{name}",
+        order_id=f"order-{name}",
+        affiliate_id=affiliate,
+        kind="sale",
+        action=None,
+        amount_minor=10_000,
+        currency="EUR",
+        new_customer=False,
+        occurred_at=at,
+        terms_version=1,
+    )
+
+
+def _click(n: int, affiliate: str, at: int, *reasons: str) -> ClickItem:
+    return ClickItem("acme", "2026-11", f"click-{n}", affiliate, at, reasons)
+
+
+FIRST = Batch(
+    conversions=[
+        ("acme", "2026-11", _sale("a1", "anna", NOV_1 + 1 * HOUR)),
+        ("acme", "2026-11", _sale("a2", "anna", NOV_1 + 2 * HOUR)),
+        ("acme", "2026-11", _sale("a3", "anna", NOV_1 + 3 * HOUR)),
+        ("acme", "2026-11", _sale("b1", "bob", NOV_1 + 4 * HOUR)),
+        ("acme", "2026-12", _sale("a4", "anna", DEC_1 + 1 * HOUR)),
+        ("beta", "2026-11", _sale("a5", "anna", NOV_1 + 19 * DAY)),
+    ],
+    clicks=[
+        _click(1, "bob", NOV_1 + 5 * HOUR),
+        _click(2, "bob", NOV_1 + 6 * HOUR),
+        _click(3, "bob", NOV_1 + 7 * HOUR),
+        _click(4, "bob", NOV_1 + 8 * HOUR, "duplicate"),
+        _click(5, "bob", NOV_1 + 9 * HOUR, "bot"),
+    ],
+)
+REFUND_AT = NOV_1 + 12 * DAY  # after a1's approval (Nov 11 01:00): a clawback
+SECOND = Batch(
+    refunds=[
+        (
+            "acme",
+            "2026-11",
+            RefundFact("rev-a1", "ev-rev-a1", "order-a1", 10_000, REFUND_AT, "conv-a1"),
+        )
+    ]
+)
+
+
+@dataclass
+class Ledger:
+    http: httpx.AsyncClient
+    applied: list[Applied]
+    bootstrap: str
+
+    async def get(self, path: str, **params: Any) -> Any:
+        response = await self.http.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def problem(self, path: str, status: int, **params: Any) -> dict[str, Any]:
+        response = await self.http.get(path, params=params)
+        assert response.status_code == status, response.text
+        detail: dict[str, Any] = response.json()["detail"][0]
+        return detail
+
+    async def run(self, **body: Any) -> httpx.Response:
+        return await self.http.post(
+            "/v1/payouts/run", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+
+
+@pytest.fixture
+async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
+    redis = await connect_ready(ledger_redis_url)
+    store = LedgerStore(redis)  # type: ignore[arg-type]
+    applied = [
+        await store.apply(batch, lambda cid: (TERMS[cid],), lambda cid: "EUR")
+        for batch in (FIRST, SECOND)
+    ]
+    directory = CampaignDirectory()
+    for cid, version in TERMS.items():
+        directory.apply(
+            CampaignTermsPublished(
+                event_id=cid, occurred_at=0, campaign_id=cid, versions=(version,)
+            )
+        )
+    app = create_app(
+        PayoutsSettings(
+            _env_file=None,
+            admin_token=SecretStr(TOKEN),
+            kafka_bootstrap=infra.kafka_bootstrap,
+            redis_url="redis://unused",
+        ),
+        clock=lambda: DEC_1 + 20 * DAY,
+    )
+    producer = new_producer(infra.kafka_bootstrap)
+    await producer.start()
+    app.state.store, app.state.producer, app.state.directory = store, producer, directory
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://payouts") as http:
+            yield Ledger(http, applied, infra.kafka_bootstrap)
+    finally:
+        await producer.stop()
+        await redis.aclose()  # type: ignore[union-attr]
+
+
+def _balance(pending: int, approved: int, paid: int, reversed_: int) -> dict[str, Any]:
+    return {
+        "currency": "EUR",
+        "pending_minor": pending,
+        "approved_minor": approved,
+        "paid_minor": paid,
+        "reversed_minor": reversed_,
+    }
+
+
+@dataclass(frozen=True)
+class BalanceCase:
+    as_of: int
+    expected: dict[str, Any]
+
+
+BALANCE_CASES = [
+    # Before anything is approved: all of anna's 3700 (acme Nov 2000, Dec 1000, beta 700)
+    # is pending except beta (no lock, approved at its sale on Nov 20): nothing yet.
+    BalanceCase(NOV_1, _balance(3700, 0, 0, 1000)),
+    # 1 ms before a1's approval (Nov 11 01:00): still all pending.
+    BalanceCase(NOV_1 + 10 * DAY + HOUR - 1, _balance(3700, 0, 0, 1000)),
+    # At a1's approval: its 1000 is approved; the clawback (Nov 13) is still pending.
+    BalanceCase(NOV_1 + 10 * DAY + HOUR, _balance(2700, 1000, 0, 1000)),
+    # At the clawback, a2 and a3 approved (Nov 11 02:00, 03:00): acme Nov nets 2000.
+    BalanceCase(REFUND_AT, _balance(1700, 2000, 0, 1000)),
+    # Beta's sale approved at once on Nov 20; December's sale pending until Dec 11 01:00.
+    BalanceCase(NOV_1 + 19 * DAY, _balance(1000, 2700, 0, 1000)),
+    BalanceCase(DEC_1 + 10 * DAY + HOUR, _balance(0, 3700, 0, 1000)),
+]
+
+
+@pytest.mark.parametrize("case", BALANCE_CASES, ids=lambda c: str(c.as_of))
+async def test_balance_splits_the_running_sums_at_as_of(ledger: Ledger, case: BalanceCase) -> None:
+    answer = await ledger.get("/v1/creators/anna/balance", as_of=str(case.as_of))
+    assert answer == {"affiliate_id": "anna", "as_of": case.as_of, "balances": [case.expected]}
+
+
+async def test_bob_is_owed_his_sale_and_his_three_valid_clicks(ledger: Ledger) -> None:
+    answer = await ledger.get("/v1/creators/bob/balance", as_of=str(DEC_1))
+    assert answer["balances"] == [_balance(0, 1015, 0, 0)]
+
+
+async def test_a_creator_without_a_ledger_is_404_on_affiliate_id(ledger: Ledger) -> None:
+    for path in ("balance", "ledger", "statement"):
+        problem = await ledger.problem(f"/v1/creators/nobody/{path}", 404)
+        assert problem["field"] == "affiliate_id"
+
+
+def _moves(postings: list[dict[str, Any]]) -> Counter[tuple[str, str, int]]:
+    return Counter((p["order_id"], p["kind"], p["amount_minor"]) for p in postings)
+
+
+ANNA_ACME_NOV = Counter(
+    {
+        ("order-a1", "accrual", 1000): 1,
+        ("order-a1", "clawback", -1000): 1,
+        ("order-a2", "accrual", 1000): 1,
+        ("order-a3", "accrual", 1000): 1,
+        ("order-a3", "cap_cut", -500): 1,
+        ("order-a3", "cap_release", 500): 1,
+    }
+)
+
+
+async def test_the_ledger_pages_postings_in_campaign_period_seq_order(ledger: Ledger) -> None:
+    pages, cursor = [], None
+    while True:
+        params = {"limit": "3", "as_of": str(REFUND_AT)} | ({"cursor": cursor} if cursor else {})
+        answer = await ledger.get("/v1/creators/anna/ledger", **params)
+        pages.append(answer["postings"])
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            break
+    # 6 in acme November, 1 in acme December, 1 in beta November: pages of 3, 3 and 2.
+    assert [len(page) for page in pages] == [3, 3, 2]
+    postings = [p for page in pages for p in page]
+    order = [(p["campaign_id"], p["period"], p["seq"]) for p in postings]
+    assert order == sorted(order)
+    assert len(set(order)) == 8
+    whole = await ledger.get("/v1/creators/anna/ledger", as_of=str(REFUND_AT))
+    assert whole["postings"] == postings
+    assert whole["next_cursor"] is None
+    assert _moves(postings[:6]) == ANNA_ACME_NOV
+    assert _moves(postings[6:]) == Counter(
+        {("order-a4", "accrual", 1000): 1, ("order-a5", "accrual", 700): 1}
+    )
+    clawback = next(p for p in postings if p["kind"] == "clawback")
+    assert (clawback["approve_at"], clawback["status"]) == (REFUND_AT, "approved")
+    assert clawback["component"] == "clawback:rev-a1"
+    # December's sale is approved only on Dec 11 01:00.
+    december = next(p for p in postings if p["period"] == "2026-12")
+    assert (december["approve_at"], december["status"]) == (DEC_1 + 10 * DAY + HOUR, "pending")
+
+
+async def test_the_ledger_filters_by_campaign_and_period_and_groups_lines(ledger: Ledger) -> None:
+    answer = await ledger.get(
+        "/v1/creators/anna/ledger", campaign_id="acme", period="2026-11", as_of=str(REFUND_AT)
+    )
+    assert _moves(answer["postings"]) == ANNA_ACME_NOV
+    lines = {x["order_id"]: x for x in answer["lines"]}
+    assert {o: x["amount_minor"] for o, x in lines.items()} == {
+        "order-a1": 0,
+        "order-a2": 1000,
+        "order-a3": 1000,
+    }
+    assert lines["order-a1"]["explain"]["refunded_minor"] == 1000
+    assert lines["order-a3"]["explain"]["cap_cuts"] == []  # cut, then released in full
+    assert lines["order-a3"]["explain"]["gross_minor"] == 1000
+    assert len(lines["order-a3"]["posting_ids"]) == 3
+
+
+@dataclass(frozen=True)
+class BadQuery:
+    params: dict[str, str]
+    field: str
+
+
+BAD_QUERIES = [
+    BadQuery({"limit": "0"}, "limit"),  # below the smallest page
+    BadQuery({"limit": "1001"}, "limit"),  # above the largest page
+    BadQuery({"limit": "ten"}, "limit"),
+    BadQuery({"cursor": "not-a-cursor"}, "cursor"),
+    BadQuery({"cursor": "WzEsMiwzXQ"}, "cursor"),  # base64 of [1,2,3]: not ours
+    BadQuery({"period": "2026-13"}, "period"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_QUERIES, ids=lambda b: f"{b.field}={list(b.params.values())}")
+async def test_a_bad_page_query_is_422_naming_the_field(ledger: Ledger, bad: BadQuery) -> None:
+    problem = await ledger.problem("/v1/creators/anna/ledger", 422, **bad.params)
+    assert problem["field"] == bad.field
+
+
+async def test_the_largest_page_is_allowed(ledger: Ledger) -> None:
+    answer = await ledger.get("/v1/creators/anna/ledger", limit="1000")
+    assert len(answer["postings"]) == 8
+
+
+async def test_a_statement_sums_one_period_of_every_campaign(ledger: Ledger) -> None:
+    at = NOV_1 + 11 * DAY  # a1 and a2, a3 approved; the clawback not yet; beta not yet
+    answer = await ledger.get("/v1/creators/anna/statement", period="2026-11", as_of=str(at))
+    assert answer["period"] == "2026-11"
+    assert _moves(answer["postings"]) == ANNA_ACME_NOV + Counter({("order-a5", "accrual", 700): 1})
+    # acme 2000 (approved 3000, the clawback -1000 pending) + beta 700 (pending).
+    assert answer["totals"] == [
+        {"currency": "EUR", "amount_minor": 2700, "pending_minor": -300, "approved_minor": 3000}
+    ]
+    lines = {x["order_id"]: x for x in answer["lines"]}
+    assert (lines["order-a1"]["pending_minor"], lines["order-a1"]["approved_minor"]) == (
+        -1000,
+        1000,
+    )
+    assert lines["order-a1"]["rule"].startswith("sale: fixed 1000")
+    assert lines["order-a5"]["status"] == "pending"
+    posted = {p["posting_id"] for p in answer["postings"]}
+    assert {i for x in answer["lines"] for i in x["posting_ids"]} == posted
+    assert answer["payouts"] == []
+
+
+async def test_a_statement_of_one_campaign_and_an_unknown_campaign(ledger: Ledger) -> None:
+    answer = await ledger.get(
+        "/v1/creators/anna/statement", campaign_id="beta", period="2026-11", as_of=str(DEC_1)
+    )
+    assert answer["totals"] == [
+        {"currency": "EUR", "amount_minor": 700, "pending_minor": 0, "approved_minor": 700}
+    ]
+    problem = await ledger.problem("/v1/creators/anna/statement", 404, campaign_id="nope")
+    assert problem["field"] == "campaign_id"
+
+
+async def test_campaign_kpis_come_from_the_counters(ledger: Ledger) -> None:
+    row = await ledger.get("/v1/kpis/campaigns/acme", period="2026-11")
+    assert row == {
+        "campaign_id": "acme",
+        "period": "2026-11",
+        "currency": "EUR",
+        "clicks": 4,  # non-bot: 3 valid and 1 duplicate
+        "unique_clicks": 3,
+        "valid_clicks": 3,
+        "flagged_clicks": 2,  # the duplicate and the bot
+        "flagged_by_reason": {
+            "bot": 1,
+            "duplicate": 1,
+            "ip_duplicate": 0,
+            "rate": 0,
+            "embedded": 0,
+        },
+        "conversions": 4,
+        "conversion_rate": 1.333333,
+        "revenue_minor": 40_000,
+        "refunds_minor": 10_000,
+        "net_revenue_minor": 30_000,
+        "commission_minor": 3015,  # anna 2000, bob 1000 + 3 clicks at 5
+        "epc_minor": 754,  # 3015 / 4 clicks, half up
+        "cpa_minor": 754,
+        "aov_minor": 10_000,
+        "roi": 8.950249,  # (30000 - 3015) / 3015
+        "new_customer_share": 0.0,
+    }
+    every_period = await ledger.get("/v1/kpis/campaigns/acme")
+    assert (every_period["conversions"], every_period["commission_minor"]) == (5, 4015)
+
+
+async def test_series_and_creator_kpis_come_from_the_counters(ledger: Ledger) -> None:
+    series = await ledger.get("/v1/kpis/campaigns/acme/series", period="2026-11")
+    by_day = {
+        b["day"]: (b["clicks"], b["conversions"], b["commission_minor"]) for b in series["buckets"]
+    }
+    # The clawback counts on the refund's day.
+    assert by_day == {"2026-11-01": (4, 4, 4015), "2026-11-13": (0, 0, -1000)}
+    anna = await ledger.get("/v1/kpis/creators/anna", campaign_id="acme")
+    assert (anna["conversions"], anna["revenue_minor"], anna["refunds_minor"]) == (
+        4,
+        40_000,
+        10_000,
+    )
+    assert anna["commission_minor"] == 3000
+    rows = await ledger.get("/v1/kpis/creators", campaign_id="acme", period="2026-11")
+    assert {r["affiliate_id"]: r["commission_minor"] for r in rows["creators"]} == {
+        "anna": 2000,
+        "bob": 1015,
+    }
+
+
+async def test_a_payout_run_of_one_campaign_pays_approved_minus_paid_once(ledger: Ledger) -> None:
+    at = DEC_1 + 12 * DAY
+    first = await ledger.run(campaign_id="acme", as_of=at)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["period"], body["campaign_id"]) == ("2026-12", "acme")
+    paid = {
+        (r["affiliate_id"], r["campaign_id"]): (r["status"], r["amount_minor"])
+        for r in body["results"]
+    }
+    assert paid == {("anna", "acme"): ("paid", 3000), ("bob", "acme"): ("paid", 1015)}
+    again = (await ledger.run(campaign_id="acme", as_of=at)).json()
+    assert {r["status"] for r in again["results"]} == {"already_paid"}
+    assert [r["payout_id"] for r in again["results"]] == [r["payout_id"] for r in body["results"]]
+    balance = await ledger.get("/v1/creators/anna/balance", as_of=str(at))
+    assert balance["balances"] == [_balance(0, 700, 3000, 1000)]  # beta not paid yet
+    beta = (await ledger.run(campaign_id="beta", as_of=at)).json()
+    assert [(r["affiliate_id"], r["status"], r["amount_minor"]) for r in beta["results"]] == [
+        ("anna", "paid", 700)
+    ]
+    everything = (await ledger.run(as_of=at)).json()
+    assert everything["period"] == "2026-12"
+    assert {r["status"] for r in everything["results"]} == {"already_paid"}
+    balance = await ledger.get("/v1/creators/anna/balance", as_of=str(at))
+    assert balance["balances"] == [_balance(0, 0, 3700, 1000)]
+    statement = await ledger.get("/v1/creators/anna/statement", period="2026-12")
+    assert sorted((p["campaign_id"], p["amount_minor"]) for p in statement["payouts"]) == [
+        ("acme", 3000),
+        ("beta", 700),
+    ]
+    issued = [
+        e
+        for e in await read_topic(ledger.bootstrap, "payouts", idle_s=1.0)
+        if isinstance(e, PayoutIssued) and e.payout_id in {r["payout_id"] for r in body["results"]}
+    ]
+    anna_issued = next(e for e in issued if e.affiliate_id == "anna")
+    assert anna_issued.amount_minor == 3000
+    acme = await ledger.get("/v1/creators/anna/ledger", campaign_id="acme")
+    assert set(anna_issued.line_ids) == {p["line_id"] for p in acme["postings"]}  # a1 to a4
+
+
+async def test_a_later_run_nets_what_was_paid(ledger: Ledger) -> None:
+    # Paid at Nov 12 (a1, a2, a3 approved: 3000), the clawback on Nov 13 leaves -1000.
+    first = (await ledger.run(campaign_id="acme", period="2026-11", as_of=NOV_1 + 11 * DAY)).json()
+    anna = next(r for r in first["results"] if r["affiliate_id"] == "anna")
+    assert (anna["status"], anna["amount_minor"], first["period"]) == ("paid", 3000, "2026-11")
+    later = (await ledger.run(campaign_id="acme", period="2026-12", as_of=REFUND_AT)).json()
+    anna = next(r for r in later["results"] if r["affiliate_id"] == "anna")
+    assert (anna["status"], anna["amount_minor"]) == ("nothing_due", -1000)
+    balance = await ledger.get("/v1/creators/anna/balance", as_of=str(REFUND_AT))
+    assert balance["balances"] == [_balance(1700, -1000, 3000, 1000)]
+
+
+async def test_a_payout_run_of_an_unknown_campaign_is_404(ledger: Ledger) -> None:
+    response = await ledger.run(campaign_id="nope")
+    assert response.status_code == 404
+    assert response.json()["detail"][0]["field"] == "campaign_id"
+
+
+async def test_metrics_count_what_the_postings_add_and_each_cap_cut(ledger: Ledger) -> None:
+    metrics = PayoutsMetrics()
+    for applied in ledger.applied:
+        metrics.applied(applied, [], 0)
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    commission = "afflux_commission_minor_total"
+    # Increases only, by posting kind: the clawback (-1000) and the cut (-500) add nothing.
+    assert value(commission, campaign="acme", currency="EUR", kind="accrual") == 5000
+    assert value(commission, campaign="acme", currency="EUR", kind="click_pay") == 15
+    assert value(commission, campaign="acme", currency="EUR", kind="cap_release") == 500
+    assert value(commission, campaign="beta", currency="EUR", kind="accrual") == 700
+    assert value(commission, campaign="acme", currency="EUR", kind="clawback") is None
+    assert value("afflux_cap_cuts_total", campaign="acme", scope="creator") == 1
