@@ -25,7 +25,7 @@ CLICKS = {
 
 def counts(clicks: dict[str, str]) -> Counts:
     out: dict[str, Counts] = {}
-    tally({}, clicks, [], "EUR", out)
+    tally({}, clicks, "EUR", out)
     return out["anna"]
 
 

@@ -1,0 +1,205 @@
+"""The read models over postings and counters: balances, lines, KPIs, page parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from afflux.payouts.queries import decode_cursor, encode_cursor, limit
+from afflux.payouts.reads import Position
+from afflux.payouts.views import Counts, PeriodSums, balances, line_views, tally, totals
+from afflux.shared.core.journal.records import Posting
+from afflux.shared.io.http.problems import Problem
+
+pytestmark = pytest.mark.unit
+
+L = 1_000  # the line's approval time
+REFUND = 5_000  # a refund after approval
+
+ACCRUAL = Posting(
+    posting_id="p1",
+    seq=1,
+    line_id="line-1",
+    affiliate_id="anna",
+    campaign_id="acme",
+    period="2026-11",
+    currency="EUR",
+    kind="accrual",
+    line_kind="sale",
+    component="accrual",
+    amount_minor=1000,
+    approve_at=L,
+    occurred_at=100,
+    rule="sale: fixed 1000 of 10000 (base rate)",
+    terms_version=1,
+    order_id="o-1",
+    source_event_ids=("ev-1",),
+)
+CUT = replace(
+    ACCRUAL, posting_id="p2", seq=2, kind="cap_cut", component="cap:creator", amount_minor=-400
+)
+RELEASE = replace(CUT, posting_id="p3", seq=5, kind="cap_release", amount_minor=400)
+CLAWBACK = replace(
+    ACCRUAL,
+    posting_id="p4",
+    seq=6,
+    kind="clawback",
+    component="clawback:rev-1",
+    amount_minor=-1000,
+    approve_at=REFUND,
+    occurred_at=REFUND,
+    rule="clawback: refund of 10000 after approval",
+    source_event_ids=("ev-1", "ev-rev-1"),
+)
+OTHER = replace(ACCRUAL, posting_id="p5", seq=3, line_id="line-2", order_id="o-2")
+
+
+def test_a_balance_adds_periods_and_takes_payouts_off_approved() -> None:
+    sums = [
+        PeriodSums("EUR", total=2000, reversed=1000, pending=500),
+        PeriodSums("EUR", total=700, reversed=0, pending=0),
+        PeriodSums("USD", total=300, reversed=0, pending=300),
+    ]
+    assert balances(sums, {"EUR": 2500}) == [
+        # approved 1500 + 700 - 2500 paid: negative, netted in the next payout
+        {
+            "currency": "EUR",
+            "pending_minor": 500,
+            "approved_minor": -300,
+            "paid_minor": 2500,
+            "reversed_minor": 1000,
+        },
+        {
+            "currency": "USD",
+            "pending_minor": 300,
+            "approved_minor": 0,
+            "paid_minor": 0,
+            "reversed_minor": 0,
+        },
+    ]
+
+
+@dataclass(frozen=True)
+class LineCase:
+    as_of: int
+    status: str
+    pending: int
+    approved: int
+
+
+LINE_CASES = [
+    LineCase(L - 1, "pending", 0, 0),  # 1 ms before approval: all pending (nets to 0)
+    LineCase(L, "approved", -1000, 1000),  # at approval: the clawback is still pending
+    LineCase(REFUND, "approved", 0, 0),  # at the refund: clawed back
+]
+
+
+@pytest.mark.parametrize("case", LINE_CASES, ids=lambda c: str(c.as_of))
+def test_a_line_sums_its_postings_and_splits_them_at_as_of(case: LineCase) -> None:
+    [line, other] = line_views([ACCRUAL, CUT, OTHER, RELEASE, CLAWBACK], case.as_of)
+    assert (line["line_id"], other["line_id"]) == ("line-1", "line-2")
+    assert line["amount_minor"] == 0
+    assert (line["status"], line["pending_minor"], line["approved_minor"]) == (
+        case.status,
+        case.pending,
+        case.approved,
+    )
+    assert line["posting_ids"] == ["p1", "p2", "p3", "p4"]
+    assert line["rule"] == ACCRUAL.rule  # the accrual's, not the clawback's
+    assert line["occurred_at"] == 100  # the line's time, not the refund's
+    assert line["explain"]["gross_minor"] == 1000
+    assert line["explain"]["refunded_minor"] == 1000
+    assert line["explain"]["cap_cuts"] == []  # cut, then released in full
+    assert line["explain"]["source_event_ids"] == ["ev-1", "ev-rev-1"]
+
+
+def test_a_cut_not_released_shows_as_a_cap_cut() -> None:
+    [line] = line_views([ACCRUAL, CUT], L)
+    assert line["amount_minor"] == 600
+    assert line["explain"]["cap_cuts"] == [{"scope": "creator", "cut_minor": 400}]
+
+
+def test_totals_split_pending_and_approved_per_currency() -> None:
+    assert totals([ACCRUAL, CUT, CLAWBACK, OTHER], L) == [
+        {"currency": "EUR", "amount_minor": 600, "pending_minor": -1000, "approved_minor": 1600}
+    ]
+
+
+def test_kpis_come_from_the_counters_per_creator_and_day() -> None:
+    kpis = {
+        "conversions|anna": "3",
+        "conversions|anna|2026-11-01": "2",
+        "conversions|anna|2026-11-02": "1",
+        "sales|anna": "2",
+        "revenue|anna": "20000",
+        "refunds|anna": "5000",
+        "new_customers|anna": "1",
+        "commission|anna": "1500",
+        "commission|anna|2026-11-01": "2000",
+        "commission|anna|2026-11-13": "-500",
+        "later_counter|anna": "9",  # a counter this reader does not know: ignored
+    }
+    out: dict[str, Counts] = {}
+    tally(kpis, {"d|anna|2026-11-01": "4", "r|anna": "4", "u|anna": "4"}, "EUR", out)
+    anna = out["anna"]
+    assert (anna.conversions, anna.sales, anna.revenue, anna.refunds) == (3, 2, 20000, 5000)
+    assert (anna.new_customers, anna.commission, anna.clicks) == (1, 1500, 4)
+    assert anna.days == {
+        "2026-11-01": {"clicks": 4, "conversions": 2, "commission_minor": 2000},
+        "2026-11-02": {"conversions": 1},
+        "2026-11-13": {"commission_minor": -500},
+    }
+
+
+def test_a_cursor_names_the_position_it_was_made_from() -> None:
+    position = Position("acme", "2026-W47", 12)
+    cursor = encode_cursor(position)
+    assert cursor is not None
+    assert decode_cursor(cursor) == position
+    assert encode_cursor(None) is None
+    assert decode_cursor(None) is None
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "%%%",  # not base64
+        "bm90IGpzb24",  # base64 of "not json"
+        "WyJhIiwiYiJd",  # ["a","b"]: no seq
+        "WyJhIiwiYiIsIjEiXQ",  # ["a","b","1"]: seq not a number
+        "WyJhIiwiYiIsdHJ1ZV0",  # ["a","b",true]: a boolean is no seq
+    ],
+)
+def test_a_cursor_this_api_never_answered_is_422_on_cursor(cursor: str) -> None:
+    with pytest.raises(Problem) as refused:
+        decode_cursor(cursor)
+    assert (refused.value.status, refused.value.field) == (422, "cursor")
+
+
+@dataclass(frozen=True)
+class LimitCase:
+    value: str | None
+    expected: int | None  # None: refused
+
+
+LIMIT_CASES = [
+    LimitCase(None, 100),  # absent: the default page
+    LimitCase("", 100),
+    LimitCase("0", None),  # below the smallest page
+    LimitCase("1", 1),  # the smallest page
+    LimitCase("1000", 1000),  # the largest page
+    LimitCase("1001", None),  # above it
+    LimitCase("-5", None),
+    LimitCase("٣", None),  # a digit, but not an ASCII one
+]
+
+
+@pytest.mark.parametrize("case", LIMIT_CASES, ids=lambda c: repr(c.value))
+def test_a_page_size_is_from_1_to_1000(case: LimitCase) -> None:
+    if case.expected is None:
+        with pytest.raises(Problem) as refused:
+            limit(case.value)
+        assert (refused.value.status, refused.value.field) == (422, "limit")
+    else:
+        assert limit(case.value) == case.expected
