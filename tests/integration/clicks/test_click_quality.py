@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from afflux.clicks.app import create_app
+from afflux.payouts import reads
+from afflux.payouts.keys import Keys
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
 from afflux.payouts.views import Counts, kpi_row, tally
 from afflux.shared.core.periods import period_of
@@ -65,18 +67,20 @@ async def paid_clicks(
     """What the payouts ledger pays for ``clicks``, and the creator's KPIs."""
     version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
     redis: Redis[bytes] = Redis.from_url(redis_url, db=3)
-    store = LedgerStore(redis, prefix=f"afx:test:{uuid.uuid4().hex[:8]}:")
+    store = LedgerStore(redis, Keys(f"afx:test:{uuid.uuid4().hex[:8]}:"))
     try:
         kind = terms.plan.period
         periods = {period_of(c.occurred_at, kind) for c in clicks}
         batch = Batch(clicks=[ClickItem.of(c, period_of(c.occurred_at, kind)) for c in clicks])
         await store.apply(batch, lambda cid: (version,), lambda cid: terms.currency)
         paid, counts = 0, dict[str, Counts]()
-        for period in periods:
-            lines = await store.lines(terms.campaign_id, period)
-            paid += sum(line.amount_minor for line in lines if line.kind == "click")
-            facts, click_tally = await store.period_state(terms.campaign_id, period)
-            tally(facts, click_tally, lines, terms.currency, counts)
+        cps = [(terms.campaign_id, period) for period in periods]
+        for affiliate in {c.affiliate_id for c in clicks}:
+            postings = await reads.period_postings(store, affiliate, cps)
+            paid += sum(p.amount_minor for p in postings if p.line_kind == "click")
+        for cid, period in cps:
+            kpis, click_tally = await reads.period_counters(store, cid, period)
+            tally(kpis, click_tally, terms.currency, counts)
         (creator,) = counts.values()
         return paid, kpi_row(creator)
     finally:
