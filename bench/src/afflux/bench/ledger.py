@@ -331,12 +331,13 @@ async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> dict[str, Any]:
         per_poll = list(zip(sizes, spent, strict=True))
         stored_facts = 0
         lines = 0
-        for cid, period in await store.campaign_periods():
-            facts, _ = await store.period_state(cid, period)
-            stored_facts += len(facts)
-            lines += len(await store.lines(cid, period))
+        cps = [m.decode().partition("|") for m in await redis.smembers("afx:pay:{ledger}:cps")]
+        for cid, _, period in cps:
+            stored_facts += int(await redis.scard(f"afx:pay:{{p:{cid}|{period}}}:events"))
+            stored_facts += int(await redis.scard(f"afx:pay:{{p:{cid}|{period}}}:clickids"))
+            lines += int(await redis.hlen(f"afx:pay:{{p:{cid}|{period}}}:lines"))
         offsets = await store.offsets()
-        periods = len(await store.campaign_periods())
+        periods = len(cps)
     finally:
         await consumer.consumer.stop()
         await producer.stop()
@@ -431,7 +432,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     records = to_records(events, args.pack)
     polls = to_polls(records, args.poll_records)
     kinds = Counter(type(e).__name__ for e in events)
-    facts_expected = kinds["ConversionAttributed"] + kinds["ConversionReversed"]
+    facts_expected = (
+        kinds["ConversionAttributed"] + kinds["ConversionReversed"] + kinds["ClickRecorded"]
+    )
     ends = {f"{t}|{p}": 0 for t, p, _, _ in records}
     for t, p, _, _ in records:
         ends[f"{t}|{p}"] += 1

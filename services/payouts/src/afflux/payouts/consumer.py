@@ -41,6 +41,7 @@ from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerReset, LedgerStore
 from afflux.payouts.tallies import ClickItem
+from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
@@ -156,6 +157,8 @@ class LedgerConsumer:
         self.stored: dict[TopicPartition, int] = {}  # next offset in Redis, as last known
         self.last: dict[TopicPartition, Fingerprint] = {}  # last applied record, as stored
         self.halted: str | None = None  # why nothing is consumed (a rebuild under way)
+        # campaign -> (the terms it was computed under, UTC day -> period name)
+        self._periods: dict[str, tuple[Sequence[TermsVersion], dict[int, str]]] = {}
         self.check_at = 0.0  # when to check the unverified partitions (again)
 
     async def run(self) -> None:
@@ -550,7 +553,28 @@ class LedgerConsumer:
             raise Rejected(f"campaign {campaign_id!r} has no terms") from None
 
     def _period(self, campaign_id: str, at_ms: int) -> str:
+        """The campaign-period of an event time; remembered per campaign and UTC day (a
+        period is whole days) while the campaign's terms stay the same."""
         versions = self._versions(campaign_id)
+        day = at_ms // MS_PER_DAY
+        known = self._periods.get(campaign_id)
+        if known is None or known[0] is not versions:
+            # A day a version starts in may hold two plans' periods: never remembered.
+            changes = {v.effective_from // MS_PER_DAY for v in versions}
+            known = self._periods[campaign_id] = (versions, {d: "" for d in changes})
+        by_day = known[1]
+        if by_day.get(day):
+            return by_day[day]
+        if day in by_day:
+            return self._period_uncached(versions, at_ms)
+        if len(by_day) > 10_000:  # bounded: start over (the markers come back with it)
+            del self._periods[campaign_id]
+            return self._period_uncached(versions, at_ms)
+        by_day[day] = name = self._period_uncached(versions, at_ms)
+        return name
+
+    @staticmethod
+    def _period_uncached(versions: Sequence[TermsVersion], at_ms: int) -> str:
         return period_of(at_ms, terms_in_force(versions, at_ms).terms.plan.period)
 
     def _place(self, event: object, batch: Batch) -> None:

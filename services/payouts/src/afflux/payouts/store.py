@@ -29,7 +29,7 @@ import asyncio
 import json
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,9 @@ Period = tuple[str, str]  # campaign, period
 CACHED_PERIODS = 256
 CACHED_LINES = 400_000
 RETENTION_DAYS = 400
+REGISTERED_MAX = 1_000_000  # index entries this store remembers having written
 _CHUNK = 2_000  # field/value pairs per write command
+_EXACT = 2**53
 
 __all__ = ["Applied", "Batch", "ClickItem", "LedgerReset", "LedgerStore"]
 
@@ -160,6 +162,7 @@ class LedgerStore:
         self.cache_lines = cache_lines
         self.retention_ms = retention_days * 86_400_000
         self._periods: OrderedDict[Period, _Cached] = OrderedDict()
+        self._registered: set[Period | tuple[str, Period]] = set()
         self._writer = uuid.uuid4().hex[:12]
         self._writes = 0
         # The ledger's generation this store writes to; None: not checked (tools, tests).
@@ -193,6 +196,7 @@ class LedgerStore:
         current: bytes | None = await self.redis.get(self.keys.ledger("generation"))
         self.generation = current
         self._periods.clear()
+        self._registered.clear()
         return current or b""
 
     async def generation_changed(self) -> bool:
@@ -283,20 +287,32 @@ class LedgerStore:
     async def _register(
         self, creators: dict[Period, set[str]], items: dict[Period, _Items]
     ) -> None:
-        """The indexes reads start from (idempotent, so before the periods' writes)."""
-        if not items:
+        """The indexes reads start from (idempotent, so before the periods' writes; what
+        this store registered already is not sent again)."""
+        new_cps = [cp for cp in items if cp not in self._registered]
+        new_creators = [
+            (affiliate, cp)
+            for cp, affiliates in creators.items()
+            for affiliate in affiliates
+            if (affiliate, cp) not in self._registered
+        ]
+        if not (new_cps or new_creators):
             return
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(self.keys.ledger("cps"), *(f"{c}|{p}" for c, p in items))
-            for cid, period in items:
+            if new_cps:
+                pipe.sadd(self.keys.ledger("cps"), *(f"{c}|{p}" for c, p in new_cps))
+            for cid, period in new_cps:
                 pipe.sadd(self.keys.campaign(cid, "periods"), period)
             by_creator: dict[str, list[str]] = defaultdict(list)
-            for (cid, period), affiliates in creators.items():
-                for affiliate in affiliates:
-                    by_creator[affiliate].append(f"{cid}|{period}")
+            for affiliate, (cid, period) in new_creators:
+                by_creator[affiliate].append(f"{cid}|{period}")
             for affiliate, cps in by_creator.items():
                 pipe.sadd(self.keys.creator(affiliate, "cps"), *cps)
             await pipe.execute()
+        if len(self._registered) > REGISTERED_MAX:
+            self._registered.clear()
+        self._registered.update(new_cps)
+        self._registered.update(new_creators)
 
     async def _step(
         self, cp: Period, items: _Items, versions: Sequence[TermsVersion], currency: str
@@ -383,45 +399,29 @@ class LedgerStore:
 
         commands: list[WriteCommand] = []
         records = [(r.line_id, compact_json(record_to_json(r))) for r in result.changed]
-        for chunk in _chunks(records):
-            commands.append(("HSET", at("lines"), *(x for pair in chunk for x in pair)))
-        if touched:
-            fields = [(name, tally[name]) for name in sorted(touched)]
-            for chunk in _chunks(fields):
-                commands.append(("HSET", at("clicks"), *(x for pair in chunk for x in pair)))
+        commands += _pairs("HSET", at("lines"), records)
+        commands += _pairs("HSET", at("clicks"), [(name, tally[name]) for name in touched])
         for chunk in _chunks([(i, "") for i in new_ids]):
-            commands.append(("SADD", at("events"), *(i for i, _ in chunk)))
+            commands.append(("SADD", at("events"), *[i for i, _ in chunk]))
         for chunk in _chunks([(c.click_id, "") for c in clicks]):
-            commands.append(("SADD", at("clickids"), *(i for i, _ in chunk)))
+            commands.append(("SADD", at("clickids"), *[i for i, _ in chunk]))
         by_creator: dict[str, list[Posting]] = defaultdict(list)
         for posting in result.postings:
             by_creator[posting.affiliate_id].append(posting)
+        sums: dict[str, int] = defaultdict(int)
         for affiliate, postings in sorted(by_creator.items()):
             entries = [(p.seq, compact_json(posting_to_json(p))) for p in postings]
-            for chunk in _chunks(entries):
-                commands.append(
-                    ("ZADD", at(f"journal:{affiliate}"), *(x for pair in chunk for x in pair))
-                )
+            commands += _pairs("ZADD", at(f"journal:{affiliate}"), entries)
             due: dict[int, int] = defaultdict(int)
-            total = reversed_ = 0
             for p in postings:
                 due[p.approve_at] += p.amount_minor
-                total += p.amount_minor
+                sums[f"total|{affiliate}"] += p.amount_minor
                 if p.component == "refund" or p.component.startswith("clawback"):
-                    reversed_ -= p.amount_minor
-            commands.append(
-                ("ZADD", at(f"due:{affiliate}"), *(x for a in sorted(due) for x in (a, a)))
-            )
-            for approve_at, amount in sorted(due.items()):
-                if amount:
-                    commands.append(("HINCRBY", at(f"dueamt:{affiliate}"), approve_at, amount))
-            if total:
-                commands.append(("HINCRBY", at("sums"), f"total|{affiliate}", total))
-            if reversed_:
-                commands.append(("HINCRBY", at("sums"), f"reversed|{affiliate}", reversed_))
-        for name, delta in sorted(result.kpis.items()):
-            if delta:
-                commands.append(("HINCRBY", at("kpis"), name, delta))
+                    sums[f"reversed|{affiliate}"] -= p.amount_minor
+            commands += _pairs("ZADD", at(f"due:{affiliate}"), [(a, a) for a in due])
+            commands += _increments(at(f"dueamt:{affiliate}"), due)
+        commands += _increments(at("sums"), sums)
+        commands += _increments(at("kpis"), result.kpis)
         # Per-event facts expire after the retention (postings, sums and KPIs stay).
         expire_at = period_bounds(period)[1] + self.retention_ms
         for name in ("lines", "events", "clickids", "confirmed"):
@@ -460,6 +460,21 @@ class LedgerStore:
         while self._periods and (len(self._periods) > CACHED_PERIODS or total > self.cache_lines):
             _, dropped = self._periods.popitem(last=False)
             total -= len(dropped.state.lines)
+
+
+def _increments(key: str, deltas: Mapping[Any, int]) -> list[WriteCommand]:
+    """HINCRBY of every non-zero delta, many fields per command."""
+    # Beyond 2**53 a JSON number loses digits in Lua: such a delta goes as text.
+    return _pairs(
+        "HINCRBY",
+        key,
+        [(name, d if -_EXACT < d < _EXACT else str(d)) for name, d in deltas.items() if d],
+    )
+
+
+def _pairs(command: str, key: str, pairs: list[tuple[Any, Any]]) -> list[WriteCommand]:
+    """``command key a1 b1 a2 b2 ...``, in commands of at most ``_CHUNK`` pairs."""
+    return [(command, key, *[x for pair in chunk for x in pair]) for chunk in _chunks(pairs)]
 
 
 def _chunks(pairs: list[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:

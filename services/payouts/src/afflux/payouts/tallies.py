@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.journal.period import ClickFigures
+from afflux.shared.core.periods import day_of
 from afflux.shared.events import ClickRecorded
 
 
@@ -50,7 +50,7 @@ def count_clicks(tally: dict[str, str], clicks: Iterable[ClickItem]) -> tuple[se
             touched.add(_inc(tally, f"b|{a}"))
             continue
         touched.add(_inc(tally, f"r|{a}"))
-        day = datetime.fromtimestamp(item.occurred_at / 1000, UTC).strftime("%Y-%m-%d")
+        day = day_of(item.occurred_at)
         touched.add(_inc(tally, f"d|{a}|{day}"))
         for reason in item.reasons:
             # Reasons other than the known ones (a newer producer) count as "other".

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from afflux.shared.core.clock import from_ms, to_ms
 from afflux.shared.core.terms import Period
@@ -58,3 +59,13 @@ def period_bounds(name: str) -> tuple[int, int]:
 
 def period_end(name: str) -> int:
     return period_bounds(name)[1]
+
+
+def day_of(at_ms: int) -> str:
+    """The UTC day of an event time, ``YYYY-MM-DD``."""
+    return _day_name(at_ms // 86_400_000)
+
+
+@lru_cache(maxsize=4096)
+def _day_name(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86_400, UTC).strftime("%Y-%m-%d")

@@ -13,6 +13,7 @@ touches must hash to one slot (give them all one hash tag, ``afx:pay:L:{camp|202
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import TypeAlias
 from urllib.parse import unquote, urlsplit
@@ -99,9 +100,12 @@ def _cluster_node(url: str, address: str) -> ClusterNode:
     return ClusterNode(host, int(port))
 
 
-# KEYS[1] the version key, KEYS[2..] the key of each write in order.
+# KEYS[1] the version key, KEYS[2..] every key written (each once).
 # ARGV: "1" and the expected version, or "0" and "" for "missing"; the new version;
-# then per write its command name, its argument count and its arguments.
+# then one JSON array of writes, each [command, index of its key in KEYS, [args...]].
+# One JSON argument instead of one argument per value: the client encodes a batch's
+# thousands of values in one C call, not one Python call each. HINCRBY takes any
+# number of field/increment pairs.
 _COMPARE_AND_SET = b"""
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
@@ -109,11 +113,13 @@ if ARGV[1] == '1' then
 elseif current then
   return 0
 end
-local at = 4
-for k = 2, #KEYS do
-  local count = tonumber(ARGV[at + 1])
-  redis.call(ARGV[at], KEYS[k], unpack(ARGV, at + 2, at + 1 + count))
-  at = at + 2 + count
+for _, write in ipairs(cjson.decode(ARGV[4])) do
+  local name, key, args = write[1], KEYS[write[2]], write[3]
+  if name == 'HINCRBY' then
+    for i = 1, #args, 2 do redis.call('HINCRBY', key, args[i], args[i + 1]) end
+  else
+    redis.call(name, key, unpack(args))
+  end
 end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
@@ -131,14 +137,15 @@ async def compare_and_set(
     """If ``version_key`` holds ``expected`` (None: it does not exist), run ``commands``
     and set it to ``new``, all at once, and answer True; else write nothing, False.
 
-    Raises ``CrossSlotError`` (on a plain Redis too) when the keys span cluster slots,
-    and ``ValueError`` for a command outside ``WRITE_COMMANDS`` or with more than
-    ``MAX_COMMAND_ARGS`` arguments, before sending. A command the server refuses (a
-    key holding another type) raises ``ResponseError`` and leaves the commands before
-    it written: Redis does not roll a script back, so keep each key to one type."""
+    Values are sent as text (bytes must be UTF-8). Raises ``CrossSlotError`` (on a
+    plain Redis too) when the keys span cluster slots, and ``ValueError`` for a command
+    outside ``WRITE_COMMANDS`` or with more than ``MAX_COMMAND_ARGS`` arguments, before
+    sending. A command the server refuses (a key holding another type) raises
+    ``ResponseError`` and leaves the commands before it written: Redis does not roll a
+    script back, so keep each key to one type."""
     keys: list[str | bytes] = [version_key]
-    args: list[Arg] = [b"0", b""] if expected is None else [b"1", expected]
-    args.append(new)
+    index: dict[str | bytes, int] = {}
+    writes: list[tuple[str, int, tuple[Arg, ...]]] = []
     for name, key, *rest in commands:
         command = name.upper()
         if command not in WRITE_COMMANDS:
@@ -147,9 +154,15 @@ async def compare_and_set(
             raise ValueError(
                 f"{command} {key!r} has {len(rest)} arguments, at most {MAX_COMMAND_ARGS}"
             )
-        keys.append(key)
-        args += (command, len(rest), *rest)
+        if key not in index:
+            keys.append(key)
+            index[key] = len(keys)  # Lua counts from 1
+        writes.append((command, index[key], tuple(rest)))
     _require_one_slot(keys)
+    args: list[Arg] = [b"0", b""] if expected is None else [b"1", expected]
+    # Numbers go as JSON numbers (Redis turns a Lua number into its integer text); bytes
+    # as text, converted only when met.
+    args += [new, json.dumps(writes, separators=(",", ":"), ensure_ascii=False, default=_text)]
     try:
         done = await client.execute_command(
             "EVALSHA", _COMPARE_AND_SET_SHA, len(keys), *keys, *args
@@ -157,6 +170,12 @@ async def compare_and_set(
     except NoScriptError:  # first use on this node, or after a restart: EVAL caches it there
         done = await client.execute_command("EVAL", _COMPARE_AND_SET, len(keys), *keys, *args)
     return bool(done)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    raise TypeError(f"compare_and_set takes str, bytes, int and float, not {value!r}")
 
 
 def _require_one_slot(keys: Sequence[str | bytes]) -> None:

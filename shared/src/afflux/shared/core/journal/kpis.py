@@ -11,10 +11,9 @@ the line's time). Field names: ``<counter>|<affiliate>`` and
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from afflux.shared.core.journal import rules
 from afflux.shared.core.journal.records import LineRecord
+from afflux.shared.core.periods import day_of
 
 Contribution = tuple[tuple[str, int], ...]
 
@@ -25,7 +24,7 @@ def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False
     if empty or c is None or rules.is_superseded(record):
         return ()
     a = record.affiliate_id
-    day = datetime.fromtimestamp(c.occurred_at / 1000, UTC).strftime("%Y-%m-%d")
+    day = day_of(c.occurred_at)
     sale = c.kind == "sale"
     refunded = sum(r.amount_minor for r in record.refunds)
     return (

@@ -20,7 +20,6 @@ from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -29,7 +28,7 @@ from afflux.shared.core.journal import rules
 from afflux.shared.core.journal.fill import CapScope, Key
 from afflux.shared.core.journal.kpis import Contribution, add_contribution, kpi_contribution
 from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
-from afflux.shared.core.periods import period_bounds
+from afflux.shared.core.periods import day_of, period_bounds
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 
 
@@ -87,6 +86,7 @@ class PeriodState:
         budget = self.terms.plan.campaign_budget_minor
         self.budget = None if budget is None else CapScope(budget)
         self.seq = 0  # postings written so far
+        self._ids: dict[tuple[str, ...], str] = {}  # period lines' derived ids
 
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
         """Terms published since the state was loaded: a conversion names the version it
@@ -154,12 +154,14 @@ class PeriodState:
 
     def step(self, batch: StepInput) -> StepResult:
         before: dict[str, Contribution] = {}  # line id -> KPI contribution before the batch
+        was: dict[str, tuple[object, ...]] = {}  # line id -> its record before the batch
         dirty: set[str] = set()
         creators: dict[str, int] = defaultdict(int)  # creator -> net-sale moves
 
         def touch(record: LineRecord) -> None:
             if record.line_id not in before:
                 before[record.line_id] = kpi_contribution(record, self.end)
+                was[record.line_id] = _snapshot(record)
             dirty.add(record.line_id)
 
         for c in batch.conversions:
@@ -235,7 +237,7 @@ class PeriodState:
                 changed_keys.add(record.line_id)
 
         moved = self._fill(changed_keys)
-        return self._post(dirty | moved, before)
+        return self._post(dirty | moved, before, was)
 
     def _conversion_record(self, conversion_id: str, affiliate_id: str) -> LineRecord:
         line_id = derived_id("line", conversion_id)
@@ -291,7 +293,7 @@ class PeriodState:
                 )
             )
         fee = plan.base_fee_minor or 0
-        base_id = derived_id("line", "base_fee", self.campaign_id, self.period, creator_id)
+        base_id = self._line_id("base_fee", self.campaign_id, self.period, creator_id)
         if fee or base_id in self.lines:
             first = [creator.activity[0][0]] if creator.activity else []
             if figures is not None and figures.unique_clicks > 0:
@@ -310,8 +312,8 @@ class PeriodState:
             )
         sales = creator.net_sales
         for milestone in plan.milestones:
-            bonus_id = derived_id(
-                "line", "bonus", self.campaign_id, self.period, creator_id, str(milestone.at_sales)
+            bonus_id = self._line_id(
+                "bonus", self.campaign_id, self.period, creator_id, str(milestone.at_sales)
             )
             reached = len(sales) >= milestone.at_sales
             if not reached and bonus_id not in self.lines:
@@ -342,6 +344,12 @@ class PeriodState:
             )
         return out
 
+    def _line_id(self, *parts: str) -> str:
+        line_id = self._ids.get(parts)
+        if line_id is None:
+            line_id = self._ids[parts] = derived_id("line", *parts)
+        return line_id
+
     def _period_line(
         self,
         parts: tuple[str, ...],
@@ -352,7 +360,7 @@ class PeriodState:
         rule: str,
         sources: tuple[str, ...],
     ) -> LineRecord:
-        line_id = derived_id("line", *parts)
+        line_id = self._line_id(*parts)
         record = self.lines.get(line_id)
         if record is None:
             record = self.lines[line_id] = LineRecord(line_id, creator_id, kind)
@@ -413,7 +421,12 @@ class PeriodState:
 
     # -- postings --------------------------------------------------------------
 
-    def _post(self, lines: set[str], before: dict[str, Contribution]) -> StepResult:
+    def _post(
+        self,
+        lines: set[str],
+        before: dict[str, Contribution],
+        was: dict[str, tuple[object, ...]],
+    ) -> StepResult:
         postings: list[Posting] = []
         changed: list[LineRecord] = []
         kpis: dict[str, int] = defaultdict(int)
@@ -421,7 +434,8 @@ class PeriodState:
             record = self.lines[line_id]
             made = self._post_line(record)
             postings += made
-            changed.append(record)
+            if made or was.get(line_id) != _snapshot(record):  # unchanged: nothing to write
+                changed.append(record)
             new = kpi_contribution(record, self.end)
             old = before.get(line_id, new)  # a line only re-capped keeps its facts
             _add_kpis(kpis, record, old, new, made)
@@ -440,9 +454,9 @@ class PeriodState:
             record.postings += 1
             self.seq += 1
             posting = Posting(
-                posting_id=derived_id(
-                    "posting", record.line_id, name, str(approve_at), str(record.postings)
-                ),
+                # The line's id is already a digest of its sources: its n-th posting is
+                # named by the number, the same on every replay of the same arrival.
+                posting_id=f"{record.line_id}.{record.postings}",
                 seq=self.seq,
                 line_id=record.line_id,
                 affiliate_id=record.affiliate_id,
@@ -476,6 +490,28 @@ class PeriodState:
 
 
 _NO_LINE = LineRecord("", "", "")
+
+
+def _snapshot(record: LineRecord) -> tuple[object, ...]:
+    """What a record holds beyond its postings (which change it whenever they are made)."""
+    return (
+        record.affiliate_id,
+        record.kind,
+        record.time,
+        record.approve_at,
+        record.conversion,
+        record.refunds,
+        record.confirmation,
+        record.gross,
+        record.net,
+        record.creator_paid,
+        record.paid,
+        record.rule,
+        record.sources,
+        record.in_net_sales,
+        record.in_activity,
+        record.scope_key,
+    )
 
 
 def _toggle(keys: list[Key], key: Key, present: bool) -> None:
@@ -543,9 +579,5 @@ def _add_kpis(
     add_contribution(kpis, record, old, new)
     for posting in postings:
         kpis[f"commission|{record.affiliate_id}"] += posting.amount_minor
-        day = _day(posting.occurred_at)
+        day = day_of(posting.occurred_at)
         kpis[f"commission|{record.affiliate_id}|{day}"] += posting.amount_minor
-
-
-def _day(at_ms: int) -> str:
-    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d")
