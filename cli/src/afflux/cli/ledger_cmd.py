@@ -23,7 +23,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from afflux.payouts.rebuild import KEPT, PREFIX
+    from afflux.payouts.keys import PREFIX
+    from afflux.payouts.rebuild import KEPT
     from afflux.shared.settings import CommonSettings
 
     url = args.redis_url or CommonSettings().redis_url

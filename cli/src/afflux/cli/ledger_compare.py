@@ -1,40 +1,31 @@
 """Every creator's expected ledger, from the input topics alone, beside the payouts API's.
 
 Expected: the batch attribution oracle over clicks, orders and refunds, then
-the pure commission engine over each campaign-period's facts. Actual: the
-ledger lines the payouts API serves. Line ids are derived from their sources,
-so the comparison is line by line, to the cent, except for the lines of an
-order: a correction (a late click that won the order) gives the order a new
-conversion id and leaves the replaced conversion's lines taken back beside it,
-so an order's lines are compared as one net amount per creator.
+the batch commission reference (``afflux.oracle.commission``) over each
+campaign-period's facts: what every line must net to. Actual: the creator's
+postings as the payouts API serves them, summed per line. Line ids are derived
+from their sources, so the comparison is line by line, to the cent, except for
+the lines of an order: a correction (a late click that won the order) gives the
+order a new conversion id and leaves the replaced conversion's lines taken back
+beside it, so an order's lines are compared as one net amount per creator.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import httpx
 
 from afflux.oracle import attribute, net_outcomes
-from afflux.shared.core.commission import (
-    ClickTally,
-    ConversionFact,
-    Line,
-    PeriodFacts,
-    RefundFact,
-    ledger_lines,
-)
-from afflux.shared.core.periods import period_of
-from afflux.shared.core.terms import TermsVersion, terms_in_force
+from afflux.oracle.commission import TargetLine, reference_from_events
+from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
     AnyEvent,
     CampaignTermsPublished,
     ClickRecorded,
-    ConversionAttributed,
-    ConversionReversed,
     Envelope,
-    LeadConfirmed,
 )
 
 Key = tuple[str, str]  # campaign, period
@@ -67,6 +58,33 @@ def attribution_differences(events: Sequence[AnyEvent], outputs: Iterable[Envelo
     return differences
 
 
+@dataclass(frozen=True)
+class Line:
+    """A reference line where it lives: what the creator's postings for it must net to."""
+
+    line_id: str
+    affiliate_id: str
+    campaign_id: str
+    period: str
+    currency: str
+    kind: str
+    order_id: str | None
+    amount_minor: int
+
+    @classmethod
+    def of(cls, campaign_id: str, period: str, currency: str, line: TargetLine) -> Line:
+        return cls(
+            line.line_id,
+            line.affiliate_id,
+            campaign_id,
+            period,
+            currency,
+            line.kind,
+            line.order_id,
+            line.pays_minor,
+        )
+
+
 def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
     """affiliate -> its expected lines."""
     versions = campaign_versions(events)
@@ -76,83 +94,18 @@ def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
 
 
 def lines_of(events: Sequence[AnyEvent], outputs: Sequence[Envelope]) -> dict[str, list[Line]]:
-    """affiliate -> the lines the commission engine makes of attribution ``outputs``
+    """affiliate -> the lines the commission reference makes of attribution ``outputs``
     (conversions, forwarded confirmations, reversals; copies by id counted once) and the
-    clicks among ``events``, as the payouts ledger does."""
+    clicks among ``events``, placed as the payouts ledger places them."""
     versions = campaign_versions(events)
-    inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
     unique = list({e.event_id: e for e in outputs}.values())
-
-    def period(cid: str, at: int) -> str:
-        return period_of(at, terms_in_force(versions[cid], at).terms.plan.period)
-
-    conversions: dict[Key, list[ConversionFact]] = defaultdict(list)
-    order_period: dict[tuple[str, str], str] = {}
-    confirmations: dict[Key, dict[str, str]] = defaultdict(dict)
-    refunds: dict[Key, list[RefundFact]] = defaultdict(list)
-    for e in unique:
-        if isinstance(e, ConversionAttributed):
-            key = (e.campaign_id, period(e.campaign_id, e.occurred_at))
-            order_period[(e.campaign_id, e.order_id)] = key[1]
-            conversions[key].append(
-                ConversionFact(
-                    e.conversion_id,
-                    e.event_id,
-                    e.order_id,
-                    e.affiliate_id,
-                    e.kind,
-                    e.action,
-                    e.amount_minor,
-                    e.currency,
-                    e.new_customer,
-                    e.occurred_at,
-                    e.terms_version,
-                )
-            )
-    for e in unique:
-        if isinstance(e, LeadConfirmed) and (e.campaign_id, e.order_id) in order_period:
-            key = (e.campaign_id, order_period[(e.campaign_id, e.order_id)])
-            confirmations[key][e.order_id] = e.event_id
-    for r in unique:
-        if isinstance(r, ConversionReversed):
-            key = (r.campaign_id, period(r.campaign_id, r.order_occurred_at))
-            refunds[key].append(
-                RefundFact(
-                    r.reversal_id,
-                    r.event_id,
-                    r.order_id,
-                    r.amount_minor,
-                    r.occurred_at,
-                    r.conversion_id,
-                    r.reason,
-                )
-            )
-    clicks: dict[Key, dict[str, list[int]]] = defaultdict(dict)  # affiliate -> [unique, first]
-    seen: set[str] = set()
-    for e in inputs:
-        if isinstance(e, ClickRecorded) and e.campaign_id in versions and e.click_id not in seen:
-            seen.add(e.click_id)
-            if e.flagged:
-                continue
-            tally = clicks[(e.campaign_id, period(e.campaign_id, e.occurred_at))].setdefault(
-                e.affiliate_id, [0, e.occurred_at]
-            )
-            tally[0] += 1
-            tally[1] = min(tally[1], e.occurred_at)
+    clicks = [e for e in events if isinstance(e, ClickRecorded)]
     out: dict[str, list[Line]] = defaultdict(list)
-    for cid, p in set(conversions) | set(refunds) | set(clicks):
-        facts = PeriodFacts(
-            campaign_id=cid,
-            period=p,
-            conversions=tuple(conversions[(cid, p)]),
-            confirmed_orders=frozenset(confirmations[(cid, p)]),
-            confirmation_ids=confirmations[(cid, p)],
-            refunds=tuple(refunds[(cid, p)]),
-            clicks=tuple(ClickTally(a, n, first) for a, (n, first) in clicks[(cid, p)].items()),
-        )
+    for (cid, period), lines in reference_from_events([*unique, *clicks], versions).items():
         currency = max(versions[cid], key=lambda v: v.version).terms.currency
-        for line in ledger_lines(facts, versions[cid], currency):
-            out[line.affiliate_id].append(line)
+        for line in lines:
+            if line.pays_minor:
+                out[line.affiliate_id].append(Line.of(cid, period, currency, line))
     return out
 
 
@@ -171,22 +124,32 @@ def netted(lines: Iterable[Line]) -> dict[str, dict[str, int]]:
 
 
 async def actual_lines(payouts_url: str, affiliates: Sequence[str]) -> dict[str, dict[str, int]]:
-    """affiliate -> comparison key -> amount, as the payouts API serves the lines."""
+    """affiliate -> comparison key -> amount: the creator's postings as the payouts API
+    serves them (every page), summed per line."""
     out: dict[str, dict[str, int]] = {}
     async with httpx.AsyncClient(timeout=30) as http:
         listed = await http.get(f"{payouts_url}/v1/kpis/creators")
         listed.raise_for_status()
         everyone = set(affiliates) | {row["affiliate_id"] for row in listed.json()["creators"]}
         for affiliate in sorted(everyone):
-            answer = await http.get(f"{payouts_url}/v1/creators/{affiliate}/ledger")
-            if answer.status_code == 404:
-                out[affiliate] = {}
-                continue
-            answer.raise_for_status()
             mine = out[affiliate] = {}
-            for x in answer.json()["lines"]:
-                key = net_key(x["line_id"], x["campaign_id"], x["period"], x["order_id"])
-                mine[key] = mine.get(key, 0) + x["amount_minor"]
+            cursor: str | None = None
+            while True:
+                params = {"limit": "1000"} | ({"cursor": cursor} if cursor else {})
+                answer = await http.get(
+                    f"{payouts_url}/v1/creators/{affiliate}/ledger", params=params
+                )
+                if answer.status_code == 404:
+                    break
+                answer.raise_for_status()
+                page = answer.json()
+                for x in page["postings"]:
+                    key = net_key(x["line_id"], x["campaign_id"], x["period"], x["order_id"])
+                    mine[key] = mine.get(key, 0) + x["amount_minor"]
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+            out[affiliate] = {k: v for k, v in mine.items() if v}
     return out
 
 
@@ -204,8 +167,10 @@ def line_differences(
     order whose lines net to nothing on one side and are absent on the other agrees."""
     differences = []
     for affiliate in sorted(set(expected) | set(actual)):
-        want = netted(expected.get(affiliate, [])).get(affiliate, {})
-        have = actual.get(affiliate, {})
+        want = {
+            k: v for k, v in netted(expected.get(affiliate, [])).get(affiliate, {}).items() if v
+        }
+        have = {k: v for k, v in actual.get(affiliate, {}).items() if v}
         about = {
             net_key(x.line_id, x.campaign_id, x.period, x.order_id): x
             for x in expected.get(affiliate, [])
@@ -225,7 +190,7 @@ def line_differences(
             else:
                 differences.append(
                     f"{affiliate}: {line.kind} {key} is {h}, the oracle says"
-                    f" {w} {line.currency} ({line.rule})"
+                    f" {w} {line.currency} ({line.campaign_id} {line.period})"
                 )
         want_total = sum(want.values())
         have_total = sum(have.values())

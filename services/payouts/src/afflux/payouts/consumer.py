@@ -561,7 +561,7 @@ class LedgerConsumer:
         if known is None or known[0] is not versions:
             # A day a version starts in may hold two plans' periods: never remembered.
             changes = {v.effective_from // MS_PER_DAY for v in versions}
-            known = self._periods[campaign_id] = (versions, {d: "" for d in changes})
+            known = self._periods[campaign_id] = (versions, dict.fromkeys(changes, ""))
         by_day = known[1]
         if by_day.get(day):
             return by_day[day]
