@@ -1,5 +1,5 @@
-"""``afflux bench ledger [--json]``: ledger events/s applied through the payouts
-consumer's batch path, beside a raw pipelined Redis client in the same run.
+"""``afflux bench ledger [--json] [--redis cluster]``: ledger events/s applied through
+the payouts consumer's batch path, beside a raw pipelined Redis client in the same run.
 
 A seeded, realistic mix of clicks, conversions (sales, leads, installs,
 signups) and reversals (partial and full refunds) for four campaigns shaped
@@ -10,14 +10,23 @@ poll). Two sides, each on its own database of one private ``redis-server``:
 
 - ledger: every poll goes through the consumer's own steps, by their public seams:
   decode (``afflux.shared.wire``), place each event in its campaign-period
-  (``LedgerConsumer.place``), and ``LedgerStore.apply`` (WATCH, read the affected
-  periods, recompute their lines, MULTI/EXEC with the partitions' next offsets);
+  (``LedgerConsumer.place``), and ``LedgerStore.apply`` (per campaign-period the
+  pure step over what the poll adds, its postings and aggregates written in one
+  compare-and-set on the period's slot, then the partitions' next offsets);
 - baseline: the same polls as plain pipelines of one write per event of
   comparable size (HSET of the stored fact for a conversion or reversal,
   HINCRBY of a tally for a click) plus the offsets, with no logic.
 
-Both figures count input events per second. At the end the ledger is checked:
-every fact stored once, every partition's offset at its end.
+Both figures count input events per second; the first and last quarter of polls
+show whether a poll's cost grows with the period. At the end the ledger is checked
+(``ledger_checks``): every fact stored once, every partition's offset at its end,
+and the journal netted per line and approval time equal to the commission oracle
+over all the events. ``MEMORY USAGE`` of every ledger key gives bytes per posting
+and per creator with postings.
+
+``--redis cluster`` also applies the same records with ``--consumers`` processes on
+a local three-master Redis Cluster (``ledger_cluster``), beside the one consumer on
+one Redis above, and checks that ledger the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +49,14 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
+from afflux.bench.ledger_checks import (
+    ReadBack,
+    Targets,
+    differences,
+    inspect_ledger,
+    only_versions,
+    oracle_targets,
+)
 from afflux.payouts.consumer import LedgerConsumer, slot
 from afflux.payouts.divergence import Fingerprint
 from afflux.payouts.metrics import PayoutsMetrics
@@ -47,7 +64,7 @@ from afflux.payouts.store import LedgerStore
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.periods import period_of
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (
     CampaignTermsPublished,
     ClickRecorded,
@@ -62,6 +79,7 @@ from afflux.shared.wire import encode, encode_packed, event_from_dict, parse_val
 
 START_MS = 1_772_323_200_000  # 2026-03-01T00:00:00Z
 PARTITIONS = 4
+CLUSTER_MASTERS = 3
 Poll = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
@@ -286,73 +304,81 @@ def to_polls(records: Sequence[tuple[str, int, bytes, bytes]], poll_records: int
     return polls
 
 
-async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> dict[str, Any]:
-    redis: Redis[bytes] = Redis.from_url(redis_url)
-    await redis.flushdb()
-    store = LedgerStore(redis)
+def new_consumer(store: LedgerStore) -> LedgerConsumer:
+    """The payouts consumer over ``store``, knowing the bench's campaigns; never started
+    (the bench calls its steps), and its producer neither: dead letters would need it,
+    and the workload has none."""
     directory = CampaignDirectory()
-    for terms in bench_campaigns():
-        version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+    for cid, versions in only_versions(bench_campaigns()).items():
         directory.apply(
             CampaignTermsPublished(
-                event_id=f"terms-{terms.campaign_id}",
-                occurred_at=0,
-                campaign_id=terms.campaign_id,
-                versions=(version,),
+                event_id=f"terms-{cid}", occurred_at=0, campaign_id=cid, versions=versions
             )
         )
-    # Never started: dead letters would need it, and the workload has none.
-    producer = new_producer("127.0.0.1:9")
-    consumer = LedgerConsumer(
+    return LedgerConsumer(
         bootstrap="127.0.0.1:9",
         group_id="bench-ledger",
         instance_id=None,
         store=store,
         directory=directory,
-        producer=producer,
+        producer=new_producer("127.0.0.1:9"),
         metrics=PayoutsMetrics(),
     )
+
+
+@dataclass(frozen=True)
+class Timing:
+    started: float  # perf_counter (CLOCK_MONOTONIC: comparable across processes)
+    ended: float
+    in_store: float
+    per_poll: list[tuple[int, float]]  # events, seconds
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+    @property
+    def events(self) -> int:
+        return sum(n for n, _ in self.per_poll)
+
+
+async def apply_polls(consumer: LedgerConsumer, polls: Sequence[Poll]) -> Timing:
+    """Every poll through the consumer's steps: decode, place, ``LedgerStore.apply``."""
+    store = consumer.store
+    sizes = [_events_in(poll) for poll in polls]
+    spent: list[float] = []
+    in_store = 0.0
+    started = time.perf_counter()
+    for poll in polls:
+        at = time.perf_counter()
+        batch = consumer.place(_decoded(poll))
+        for tp, records in poll.items():
+            batch.offsets[slot(tp)] = records[-1].offset + 1
+            batch.last[slot(tp)] = Fingerprint.of_record(records[-1]).encode()
+        stored_at = time.perf_counter()
+        await store.apply(batch, consumer.directory.versions, consumer.currency)
+        in_store += time.perf_counter() - stored_at
+        spent.append(time.perf_counter() - at)
+    return Timing(started, time.perf_counter(), in_store, list(zip(sizes, spent, strict=True)))
+
+
+async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> Timing:
+    """One consumer on an emptied Redis database."""
+    redis: Redis[bytes] = Redis.from_url(redis_url)
+    await redis.flushdb()
+    consumer = new_consumer(LedgerStore(redis))
     try:
-        sizes = [_events_in(poll) for poll in polls]
-        spent: list[float] = []
-        in_store = 0.0
-        started = time.perf_counter()
-        for poll in polls:
-            at = time.perf_counter()
-            batch = consumer.place(_decoded(poll))
-            for tp, records in poll.items():
-                batch.offsets[slot(tp)] = records[-1].offset + 1
-                batch.last[slot(tp)] = Fingerprint.of_record(records[-1]).encode()
-            stored_at = time.perf_counter()
-            await store.apply(batch, directory.versions, consumer.currency)
-            in_store += time.perf_counter() - stored_at
-            spent.append(time.perf_counter() - at)
-        took = time.perf_counter() - started
-        per_poll = list(zip(sizes, spent, strict=True))
-        stored_facts = 0
-        lines = 0
-        cps = [m.decode().partition("|") for m in await redis.smembers("afx:pay:{ledger}:cps")]
-        for cid, _, period in cps:
-            stored_facts += int(await redis.scard(f"afx:pay:{{p:{cid}|{period}}}:events"))
-            stored_facts += int(await redis.scard(f"afx:pay:{{p:{cid}|{period}}}:clickids"))
-            lines += int(await redis.hlen(f"afx:pay:{{p:{cid}|{period}}}:lines"))
-        offsets = await store.offsets()
-        periods = len(cps)
+        return await apply_polls(consumer, polls)
     finally:
         await consumer.consumer.stop()
-        await producer.stop()
+        await consumer.producer.stop()
         await redis.aclose()  # type: ignore[attr-defined]
-    quarter = max(1, len(per_poll) // 4)
-    return {
-        "seconds": took,
-        "first_quarter": _rate(per_poll[:quarter]),
-        "last_quarter": _rate(per_poll[-quarter:]),
-        "store_seconds": in_store,
-        "facts": stored_facts,
-        "lines": lines,
-        "periods": periods,
-        "offsets": offsets,
-    }
+
+
+def quarters(timing: Timing) -> tuple[float, float]:
+    """Events/s over the first and the last quarter of polls."""
+    quarter = max(1, len(timing.per_poll) // 4)
+    return _rate(timing.per_poll[:quarter]), _rate(timing.per_poll[-quarter:])
 
 
 def _decoded(poll: Poll) -> list[Envelope]:
@@ -432,12 +458,12 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     records = to_records(events, args.pack)
     polls = to_polls(records, args.poll_records)
     kinds = Counter(type(e).__name__ for e in events)
-    facts_expected = (
-        kinds["ConversionAttributed"] + kinds["ConversionReversed"] + kinds["ClickRecorded"]
+    expected = Expected(
+        facts=kinds["ConversionAttributed"] + kinds["ConversionReversed"] + kinds["ClickRecorded"],
+        offsets=dict(Counter(f"{t}|{p}" for t, p, _, _ in records)),
+        oracle=oracle_targets(events, bench_campaigns()),
     )
-    ends = {f"{t}|{p}": 0 for t, p, _, _ in records}
-    for t, p, _, _ in records:
-        ends[f"{t}|{p}"] += 1
+    affiliates = sorted({e.affiliate_id for e in events if hasattr(e, "affiliate_id")})
     plans = baseline_writes(polls, events)
     port = free_port()
     redis = start_redis(port, work / "redis", work / "logs")
@@ -447,19 +473,23 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         asyncio.run(run_baseline(f"{url}/1", plans[:2]))
         asyncio.run(run_ledger(f"{url}/0", polls[:2]))
         base_s = asyncio.run(run_baseline(f"{url}/1", plans))
-        ledger = asyncio.run(run_ledger(f"{url}/0", polls))
+        timing = asyncio.run(run_ledger(f"{url}/0", polls))
+        found, sizes = asyncio.run(inspect_ledger(f"{url}/0", affiliates, memory=True))
     finally:
         redis.stop()
-    value = len(events) / ledger["seconds"]
+    value = len(events) / timing.seconds
     baseline = len(events) / base_s
-    checked = ledger["facts"] == facts_expected and ledger["offsets"] == ends
-    return {
+    first, last = quarters(timing)
+    journal = found.journal
+    stored = sum(sizes.values())
+    result: dict[str, Any] = {
         "bench": "ledger",
         "value": round(value),
         "unit": "events/s",
         "baseline": round(baseline),
         "ratio": round(value / baseline, 4) if baseline else 0.0,
         "baseline_name": "raw pipelined Redis writes (HSET/HINCRBY), no logic",
+        "redis": args.redis,
         "events": len(events),
         "clicks": kinds["ClickRecorded"],
         "conversions": kinds["ConversionAttributed"],
@@ -468,16 +498,86 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "campaigns": len(bench_campaigns()),
         "records": len(records),
         "polls": len(polls),
-        "ledger_seconds": round(ledger["seconds"], 3),
-        "ledger_first_quarter_events_per_s": round(ledger["first_quarter"]),
-        "ledger_last_quarter_events_per_s": round(ledger["last_quarter"]),
-        "store_apply_seconds": round(ledger["store_seconds"], 3),
+        "ledger_seconds": round(timing.seconds, 3),
+        "ledger_first_quarter_events_per_s": round(first),
+        "ledger_last_quarter_events_per_s": round(last),
+        "last_to_first_quarter": round(last / first, 4) if first else 0.0,
+        "store_apply_seconds": round(timing.in_store, 3),
         "baseline_seconds": round(base_s, 3),
-        "campaign_periods": ledger["periods"],
-        "lines": ledger["lines"],
-        "facts_stored": ledger["facts"],
-        "facts_expected": facts_expected,
-        "check": "ok" if checked else "MISMATCH",
+        "campaign_periods": found.periods,
+        "lines": found.lines,
+        "facts_stored": found.facts,
+        "facts_expected": expected.facts,
+        "postings": journal.postings,
+        "active_creators": journal.active_creators,
+        "oracle_amounts": len(expected.oracle),
+        "oracle_differences": len(differences(journal.nets, expected.oracle)),
+        "ledger_bytes": stored,
+        "journal_bytes": sizes.get("journal", 0),
+        "per_event_bytes": sizes.get("per_event", 0),
+        "other_bytes": sizes.get("other", 0),
+        "bytes_per_posting": round(stored / journal.postings) if journal.postings else 0,
+        "journal_bytes_per_posting": (
+            round(sizes.get("journal", 0) / journal.postings) if journal.postings else 0
+        ),
+        "bytes_per_active_creator": (
+            round(stored / journal.active_creators) if journal.active_creators else 0
+        ),
+    }
+    checked = expected.holds(found)
+    if args.redis == "cluster":
+        result |= run_on_cluster(args, work, records, affiliates, expected, value)
+        checked = checked and result["cluster_check"] == "ok"
+    result["check"] = "ok" if checked else "MISMATCH"
+    return result
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a ledger holds after the whole workload, however it was applied."""
+
+    facts: int
+    offsets: dict[str, int]
+    oracle: Targets
+
+    def holds(self, found: ReadBack) -> bool:
+        return (
+            found.facts == self.facts
+            and found.offsets == self.offsets
+            and not differences(found.journal.nets, self.oracle)
+        )
+
+
+def run_on_cluster(
+    args: argparse.Namespace,
+    work: Path,
+    records: Sequence[tuple[str, int, bytes, bytes]],
+    affiliates: Sequence[str],
+    expected: Expected,
+    one_consumer: float,
+) -> dict[str, Any]:
+    """The same records applied by ``--consumers`` processes on a fresh three-master
+    Redis Cluster, then checked as the plain run is."""
+    from afflux.bench.ledger_cluster import run_consumers
+    from afflux.cli.embedded import start_redis_cluster
+
+    cluster = start_redis_cluster(work / "cluster", work / "logs", masters=CLUSTER_MASTERS)
+    try:
+        ran = run_consumers(cluster.url, records, args.poll_records, args.consumers)
+        found, _ = asyncio.run(inspect_ledger(cluster.url, affiliates, memory=False))
+    finally:
+        cluster.stop()
+    return {
+        "cluster_masters": CLUSTER_MASTERS,
+        "cluster_consumers": args.consumers,
+        "cluster_value": round(ran["value"]),
+        "cluster_seconds": round(ran["seconds"], 3),
+        "cluster_per_consumer": ran["per_consumer"],
+        "cluster_ratio_to_one_consumer": round(ran["value"] / one_consumer, 4),
+        "cluster_facts_stored": found.facts,
+        "cluster_postings": found.journal.postings,
+        "cluster_oracle_differences": len(differences(found.journal.nets, expected.oracle)),
+        "cluster_check": "ok" if expected.holds(found) else "MISMATCH",
     }
 
 
@@ -490,14 +590,39 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--pack", type=int, default=2, help="events per packed record, at most")
     parser.add_argument("--poll-records", type=int, default=2_000, help="records per poll")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--redis",
+        choices=("plain", "cluster"),
+        default="plain",
+        help="cluster: also run the workload on a local three-master Redis Cluster",
+    )
+    parser.add_argument(
+        "--consumers", type=int, default=2, help="with --redis cluster: consumer processes"
+    )
     args = parser.parse_args(list(argv))
+    if args.consumers < 1:
+        parser.error("--consumers: at least 1")
     with tempfile.TemporaryDirectory(prefix="afflux-bench-ledger-") as tmp:
         result = run(args, Path(tmp))
+    report(result)
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result["check"] == "ok" else 1
+
+
+def report(result: dict[str, Any]) -> None:
+    """The human table."""
     rows = [
         ("ledger: decode, place, LedgerStore.apply", result["value"], result["ledger_seconds"]),
         ("  of which in LedgerStore.apply", None, result["store_apply_seconds"]),
         ("raw pipelined Redis (HSET/HINCRBY)", result["baseline"], result["baseline_seconds"]),
     ]
+    if result["redis"] == "cluster":
+        name = (
+            f"ledger: {result['cluster_consumers']} consumers, "
+            f"{result['cluster_masters']}-master cluster"
+        )
+        rows.append((name, result["cluster_value"], result["cluster_seconds"]))
     print(
         f"ledger bench: {result['events']:,} events ({result['clicks']:,} clicks, "
         f"{result['conversions']:,} conversions, {result['reversals']:,} reversals) for "
@@ -509,17 +634,34 @@ def main(argv: Sequence[str]) -> int:
         shown = f"{rate:,.0f}" if rate is not None else ""
         print(f"{name:44}{shown:>12}{seconds:>10.2f}")
     print(f"{'ratio ledger / raw':44}{result['ratio']:>12.4f}")
+    if result["redis"] == "cluster":
+        print(f"{'ratio cluster / one consumer on one Redis':44}", end="")
+        print(f"{result['cluster_ratio_to_one_consumer']:>12.4f}")
     print(
         f"ledger over the first quarter of polls: "
         f"{result['ledger_first_quarter_events_per_s']:,} events/s, over the last: "
-        f"{result['ledger_last_quarter_events_per_s']:,} events/s (each poll recomputes the "
-        f"whole campaign-periods it touches)"
+        f"{result['ledger_last_quarter_events_per_s']:,} events/s "
+        f"({result['last_to_first_quarter']:.2f}x; each poll applies only what it adds)"
+    )
+    print(
+        f"memory (MEMORY USAGE of every ledger key): {result['ledger_bytes']:,} bytes; "
+        f"bytes per posting {result['bytes_per_posting']:,} "
+        f"(the journal's sorted sets alone {result['journal_bytes_per_posting']:,}), "
+        f"bytes per active creator {result['bytes_per_active_creator']:,} "
+        f"({result['postings']:,} postings, {result['active_creators']:,} creators with "
+        f"postings; per-event facts that expire {result['per_event_bytes']:,} bytes)"
     )
     print(
         f"check: {result['facts_stored']:,} of {result['facts_expected']:,} facts stored, "
         f"{result['lines']:,} lines in {result['campaign_periods']} campaign-periods, "
-        f"offsets at the end of every partition: {result['check']}"
+        f"offsets at the end of every partition, the journal netted per line and approval "
+        f"time against the oracle's {result['oracle_amounts']:,} amounts "
+        f"({result['oracle_differences']} differ): {result['check']}"
     )
-    if args.json:
-        print(json.dumps(result))
-    return 0 if result["check"] == "ok" else 1
+    if result["redis"] == "cluster":
+        print(
+            f"cluster check: {result['cluster_facts_stored']:,} facts, "
+            f"{result['cluster_postings']:,} postings, "
+            f"{result['cluster_oracle_differences']} amounts differ from the oracle: "
+            f"{result['cluster_check']}"
+        )
