@@ -211,9 +211,11 @@ async def put_poison(bootstrap: str, terms: CampaignTerms) -> dict[str, str]:
 
 async def ledger_of(client: DemoClient, creator: str) -> list[dict[str, Any]]:
     response = await client.http.get(
-        f"{client.payouts_url}/v1/creators/{creator}/ledger", params={"campaign_id": CAMPAIGN}
+        f"{client.payouts_url}/v1/creators/{creator}/ledger",
+        params={"campaign_id": CAMPAIGN, "limit": 1000},
     )
     response.raise_for_status()
+    assert response.json()["next_cursor"] is None  # one page holds every posting
     lines: list[dict[str, Any]] = response.json()["lines"]
     return lines
 

@@ -291,7 +291,9 @@ async def ledger_becomes(
     client: DemoClient, creator: str, campaign: str, expected: list[Row], **params: Any
 ) -> list[dict[str, Any]]:
     answer = await eventually(
-        lambda: get(client, f"/v1/creators/{creator}/ledger", campaign_id=campaign, **params),
+        lambda: get(
+            client, f"/v1/creators/{creator}/ledger", campaign_id=campaign, limit=1000, **params
+        ),
         same_rows(expected),
         f"ledger of {creator}",
     )
@@ -571,10 +573,13 @@ async def test_a_refund_below_the_milestone_takes_the_bonus_back(
     )
     assert await balance(client, "tier-finn") == balance_is("EUR", 2700, 0, 0, 0)
     # The first sale is refunded in full before approval: its line drops to 0, the
-    # others are net sales 1 and 2 (base rate again) and the bonus is gone.
+    # others are net sales 1 and 2 (base rate again: the third gets a tier adjustment of
+    # -500) and the bonus is reversed. Nothing posted is changed: each correction is a
+    # posting of its own.
     await client.refund(
         terms["plans-tiers"], order_id=finn[0], refund_id=f"rf-{finn[0]}", amount=10_000
     )
+    gone = "milestone bonus at 3 net sales (net sales fell below it before the period ended)"
     lines = await ledger_becomes(
         client,
         "tier-finn",
@@ -583,10 +588,30 @@ async def test_a_refund_below_the_milestone_takes_the_bonus_back(
             ("sale", finn[0], 0, 500, 500, (), base),
             ("sale", finn[1], 500, 500, 0, (), base),
             ("sale", finn[2], 500, 500, 0, (), base),
+            ("bonus", None, 0, 0, 0, (), gone),
         ],
     )
     refunded = next(x for x in lines if x["order_id"] == finn[0])
     assert len(refunded["explain"]["source_event_ids"]) == 2  # the conversion and the reversal
+    postings = (await get(client, "/v1/creators/tier-finn/ledger", campaign_id="plans-tiers"))[
+        "postings"
+    ]
+    kinds = sorted((p["kind"], p["amount_minor"]) for p in postings)
+    assert kinds == sorted(
+        [
+            ("accrual", 500),
+            ("accrual", 500),
+            ("accrual", 1000),
+            ("bonus", 700),
+            ("refund_reduction", -500),
+            ("tier_adjustment", -500),
+            ("bonus_reversal", -700),
+        ]
+    ), postings
+    adjustment = next(p for p in postings if p["kind"] == "tier_adjustment")
+    assert adjustment["corrects"] == next(
+        p["posting_id"] for p in postings if p["line_id"] == adjustment["line_id"]
+    )
     assert await balance(client, "tier-finn") == balance_is("EUR", 1000, 0, 0, 500)
     kpis = await eventually(
         lambda: get(client, "/v1/kpis/creators/tier-finn", campaign_id="plans-tiers"),
@@ -674,14 +699,21 @@ async def test_a_refund_after_payout_is_clawed_back_from_the_next_run(
     assert again["payout_id"] == paid["payout_id"]
     assert await balance(client, "pay-hana") == balance_is("EUR", 0, 0, 2000, 0)
 
-    # A quarter of the order is refunded after approval and payment: a clawback of
-    # 2000 * 5000 / 20000 = 500, approved at once, so the approved balance is negative.
+    # A quarter of the order is refunded after approval and payment: a clawback posting
+    # of 2000 * 5000 / 20000 = 500 on the sale's line, dated and approved at the refund,
+    # so the approved balance is negative; the paid accrual stays as it was.
     await client.refund(pay, order_id=first, refund_id=f"rf-{first}", amount=5_000)
-    clawback = ("clawback", first, -500, -500, 0, (), "clawback: refund of 5000 after approval")
-    lines = await ledger_becomes(client, "pay-hana", "plans-pay", [sale, clawback])
-    back = next(x for x in lines if x["kind"] == "clawback")
-    assert back["status"] == "approved"
+    clawed = ("sale", first, 1500, 2000, 500, (), "sale: 10% of 20000 (base rate)")
+    await ledger_becomes(client, "pay-hana", "plans-pay", [clawed])
+    postings = (await get(client, "/v1/creators/pay-hana/ledger", campaign_id="plans-pay"))[
+        "postings"
+    ]
+    back = next(p for p in postings if p["kind"] == "clawback")
+    assert (back["amount_minor"], back["status"]) == (-500, "approved")
     assert back["approve_at"] == back["occurred_at"]
+    assert back["rule"] == "clawback: refund of 5000 after approval"
+    accrual = next(p for p in postings if p["kind"] == "accrual")
+    assert (accrual["amount_minor"], accrual["line_id"]) == (2000, back["line_id"])
     assert await balance(client, "pay-hana") == balance_is("EUR", 0, -500, 2000, 500)
 
     # Another approved sale (800); the next run, in a later period, pays 800 - 500.
@@ -694,7 +726,7 @@ async def test_a_refund_after_payout_is_clawed_back_from_the_next_run(
         occurred_at=two_days_ago + 1000,
     )
     later = ("sale", second, 800, 800, 0, (), "sale: 10% of 8000 (base rate)")
-    await ledger_becomes(client, "pay-hana", "plans-pay", [sale, clawback, later])
+    await ledger_becomes(client, "pay-hana", "plans-pay", [clawed, later])
     assert await balance(client, "pay-hana") == balance_is("EUR", 0, 300, 2000, 500)
     carried = await run(now + 40 * MS_PER_DAY)
     assert (carried["status"], carried["amount_minor"]) == ("paid", 300)

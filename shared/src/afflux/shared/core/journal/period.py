@@ -280,7 +280,6 @@ class PeriodState:
             rule += f" at {plan.click.per_click_minor}"
             if plan.click.paid_click_cap is not None:
                 rule += f" (paid-click cap {plan.click.paid_click_cap})"
-            rule += f", clicked from {figures.first_at} to {figures.last_at}"
             out.append(
                 self._period_line(
                     ("click", self.campaign_id, self.period, creator_id),
@@ -289,7 +288,8 @@ class PeriodState:
                     paid * plan.click.per_click_minor,
                     figures.first_at,
                     rule,
-                    (),
+                    # The tally window the line pays for (clicks have no event to name).
+                    (f"clicks:{figures.first_at}..{figures.last_at}",),
                 )
             )
         fee = plan.base_fee_minor or 0
@@ -306,7 +306,7 @@ class PeriodState:
                     "base_fee",
                     fee if at is not None else 0,
                     at if at is not None else self.lines.get(base_id, _NO_LINE).time,
-                    f"base fee {fee} for the period, from the first activity",
+                    f"base fee {fee} for the period",
                     (),
                 )
             )
@@ -553,7 +553,9 @@ def _kind(
 
 def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
     if name == "accrual":
-        return record.rule if target else f"no longer earned: {record.rule}"
+        if target or not record.gross:  # a period line that lapsed says why in its rule
+            return record.rule
+        return f"moved: {record.rule}"
     if name == "refund":
         return "reduced before approval: " + record.rule
     if name.startswith("clawback"):
