@@ -8,6 +8,7 @@ fill it without touching the session broker's topics.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import time
@@ -170,3 +171,26 @@ def until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, f"not within {timeout_s:.0f}s: {what}"
         time.sleep(0.2)
+
+
+def stored_offsets(redis_url: str) -> dict[str, int]:
+    """The next offset per "topic|partition" that the ledger stored."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        raw = client.hgetall("afx:pay:{ledger}:positions")
+    return {k.decode()[2:]: int(v) for k, v in raw.items() if k.startswith(b"o:")}
+
+
+def applied_orders(redis_url: str, campaign: str) -> set[str]:
+    """The orders of ``campaign`` whose postings are in the journal."""
+    import redis
+
+    orders: set[str] = set()
+    with redis.Redis.from_url(redis_url) as client:
+        for key in client.scan_iter(match=f"afx:pay:{{p:{campaign}|*}}:journal:*"):
+            for raw in client.zrange(key, 0, -1):
+                order = json.loads(raw)["order_id"]
+                if order:
+                    orders.add(order)
+    return orders

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import ledger_stack
 import pytest
 from ledger_stack import PARTITIONS, LedgerStack, committed_offsets, metric, produce, until
-from redis import Redis
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +35,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerStack]:
 
 
 def stored_offsets(ledger: LedgerStack) -> dict[str, int]:
-    with Redis.from_url(ledger.redis_url) as redis:
-        raw = redis.hgetall("afx:pay:offsets")
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return ledger_stack.stored_offsets(ledger.redis_url)
 
 
 def test_metrics_answer_within_a_second_while_the_ledger_works_through_a_backlog(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import ledger_stack
 import pytest
 from ledger_stack import GROUP, LedgerStack, committed_offsets, metric, produce, until
 from redis import Redis
@@ -57,15 +58,11 @@ def redis_of(ledger: LedgerStack) -> Redis[bytes]:
 
 
 def stored_offsets(ledger: LedgerStack) -> dict[str, int]:
-    with redis_of(ledger) as redis:
-        raw = redis.hgetall("afx:pay:offsets")
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return ledger_stack.stored_offsets(ledger.redis_url)
 
 
 def applied_orders(ledger: LedgerStack) -> set[str]:
-    with redis_of(ledger) as redis:
-        orders = redis.hgetall(f"afx:pay:orders:{CAMPAIGN}")
-    return {k.decode() for k in orders}
+    return ledger_stack.applied_orders(ledger.redis_url, CAMPAIGN)
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +161,7 @@ def test_rebuild_makes_the_ledger_equal_the_oracle_of_the_log_again(
 ) -> None:
     paid = json.dumps({"affiliate_id": "creator-1", "amount_minor": 1})
     with redis_of(ledger) as redis:
-        redis.hset("afx:pay:payouts", "creator-1|x|2026-11", paid)
+        redis.hset("afx:pay:{a:creator-1}:payouts", "x|2026-11", paid)
     rebuild = subprocess.run(
         [sys.executable, "-m", "afflux.cli", "ledger", "rebuild"],
         env={"AFFLUX_REDIS_URL": ledger.redis_url, "PATH": ""},
@@ -189,7 +186,7 @@ def test_rebuild_makes_the_ledger_equal_the_oracle_of_the_log_again(
     metrics = httpx.get(f"{ledger.url}/metrics", timeout=2).text
     assert metric(metrics, "afflux_ledger_ready") == 1
     with redis_of(ledger) as redis:
-        assert redis.hget("afx:pay:payouts", "creator-1|x|2026-11") == paid.encode()
+        assert redis.hget("afx:pay:{a:creator-1}:payouts", "x|2026-11") == paid.encode()
 
 
 def test_an_interrupted_rebuild_stops_consuming_until_it_is_run_again(
@@ -198,8 +195,8 @@ def test_an_interrupted_rebuild_stops_consuming_until_it_is_run_again(
     until(ledger.healthy, 60, "/healthz 200 before the interruption")
     with redis_of(ledger) as redis:
         # What a rebuild leaves when it dies after its first step.
-        redis.set("afx:pay:rebuilding", "1")
-        redis.delete("afx:pay:generation", "afx:pay:offsets", "afx:pay:last")
+        redis.set("afx:pay:{ledger}:rebuilding", "1")
+        redis.delete("afx:pay:{ledger}:generation", "afx:pay:{ledger}:positions")
 
     def rebuilding() -> bool:
         answer = httpx.get(f"{ledger.url}/healthz", timeout=2)

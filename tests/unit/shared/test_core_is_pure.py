@@ -111,7 +111,7 @@ def test_core_module_imports_no_io_and_reads_no_clock(name: str, path: Path) -> 
 def test_every_core_module_is_checked() -> None:
     names = {name for name, _ in core_modules()}
     assert {"afflux.shared.core.terms", "afflux.shared.core.clock"} <= names
-    assert len(names) == len(list(Path(afflux.shared.core.__file__).parent.glob("*.py")))
+    assert len(names) == len(list(Path(afflux.shared.core.__file__).parent.rglob("*.py")))
 
 
 @dataclass(frozen=True)
