@@ -240,10 +240,10 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
     assert conversion.affiliate_id == "creator-01"  # the good item of the mixed record counted
 
     ledger = redis.Redis.from_url(stack.redis_url)
-    lines_key = f"afx:pay:lines:{LATER}:{period_of(now, 'month')}"
+    journal = f"afx:pay:{{p:{LATER}|{period_of(now, 'month')}}}:journal:creator-01"
     _until(
-        "the good order's ledger line",
-        lambda: order_id.encode() in (ledger.get(lines_key) or b""),
+        "the good order's postings",
+        lambda: any(order_id.encode() in p for p in ledger.zrange(journal, 0, -1)),
         GOOD_WITHIN_S,
     )
     refund = OrderRefunded(

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from afflux.cli.scenario_checks import read_topic
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.keys import Keys
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
@@ -82,11 +83,11 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
     campaign = f"camp-{run}"
     prefix = f"afx:test:{run}:"
 
-    async def scenario() -> tuple[dict[str, int], bytes | None, bytes | None, list[DeadLetter]]:
+    async def scenario() -> tuple[dict[str, int], list[bytes], list[bytes], list[DeadLetter]]:
         redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
-        store = LedgerStore(redis, prefix=prefix)
+        store = LedgerStore(redis, Keys(prefix))
         consumer = LedgerConsumer(
             bootstrap=infra.kafka_bootstrap,
             group_id=f"g-{run}",
@@ -97,8 +98,8 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
             metrics=PayoutsMetrics(),
         )
         try:
-            # A stored fact of October that cannot be read: any batch touching October fails.
-            await redis.hset(f"{prefix}facts:{campaign}:2026-10", "c:corrupt", "{not json")
+            # A stored line of October that cannot be read: any batch touching October fails.
+            await redis.hset(f"{prefix}{{p:{campaign}|2026-10}}:lines", "corrupt", "{not json")
             october = encode(_conversion(campaign, 1, OCT_15))
             packed = encode_packed(
                 [_conversion(campaign, 2, NOV_15), _conversion(campaign, 3, NOV_15 + 1)]
@@ -108,8 +109,8 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
                 {tp: [_record(100, f"poison-{run}-oct", october), _record(101, run, packed)]}
             )
             offsets = await store.offsets()
-            nov = await redis.get(f"{prefix}lines:{campaign}:2026-11")
-            octo = await redis.get(f"{prefix}lines:{campaign}:2026-10")
+            nov = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
+            octo = await redis.zrange(f"{prefix}{{p:{campaign}|2026-10}}:journal:anna", 0, -1)
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
@@ -123,8 +124,8 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
     offsets, november, october, letters = asyncio.run(scenario())
 
     assert offsets == {"conversions|0": 102}  # past every record, the failed one too
-    assert {line["order_id"] for line in json.loads(november or b"[]")} == {"order-2", "order-3"}
-    assert october is None  # the failed apply wrote nothing
+    assert {json.loads(posting)["order_id"] for posting in november} == {"order-2", "order-3"}
+    assert october == []  # the failed apply wrote nothing
     (letter,) = letters
     assert letter.source_offset == 100
     assert letter.error_class == "JSONDecodeError"
