@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 from aiokafka.errors import KafkaError
 
+from afflux.cli.ledger_compare import creator_postings
 from afflux.cli.processes import free_port
 from afflux.cli.stack import SERVICES, Stack, StackOptions
 from afflux.cli.storage import BrokerStorage
@@ -78,25 +79,25 @@ async def ledger_snapshot(payouts_url: str, creators: list[str]) -> Snapshot:
                 out[creator] = CreatorLedger({}, {}, {})
                 continue
             balance.raise_for_status()
-            ledger = await http.get(f"{payouts_url}/v1/creators/{creator}/ledger")
-            ledger.raise_for_status()
             orders: dict[str, int] = {}
             other: dict[str, int] = {}
             corrections: dict[str, int] = {}
             taken_back: dict[str, int] = {}  # currency -> amount
-            for line in ledger.json()["lines"]:
-                explain = line.get("explain") or {}
-                if "reattributed" in explain.get("rule", "") and explain.get("refunded_minor"):
-                    key = f"{line['campaign_id']}/{line['order_id']}"
-                    corrections[key] = corrections.get(key, 0) + explain["refunded_minor"]
-                    currency = line["currency"]
-                    taken_back[currency] = taken_back.get(currency, 0) + explain["refunded_minor"]
-                if line["order_id"]:
-                    key = f"{line['campaign_id']}/{line['order_id']}"
-                    orders[key] = orders.get(key, 0) + line["amount_minor"]
+            for posting in await creator_postings(http, payouts_url, creator):
+                amount = posting["amount_minor"]
+                if posting["order_id"]:
+                    key = f"{posting['campaign_id']}/{posting['order_id']}"
+                    orders[key] = orders.get(key, 0) + amount
                 else:
-                    key = f"{line['campaign_id']} {line['kind']} {line['period']}"
-                    other[key] = other.get(key, 0) + line["amount_minor"]
+                    key = f"{posting['campaign_id']} {posting['line_kind']} {posting['period']}"
+                    other[key] = other.get(key, 0) + amount
+                taken = posting["component"] == "refund" or posting["component"].startswith(
+                    "clawback"
+                )
+                if taken and "reattributed" in posting["rule"]:
+                    corrections[key] = corrections.get(key, 0) - amount
+                    currency = posting["currency"]
+                    taken_back[currency] = taken_back.get(currency, 0) - amount
             states = {
                 row["currency"]: {k: v for k, v in row.items() if k.endswith("_minor")}
                 for row in balance.json()["balances"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -123,6 +124,23 @@ def netted(lines: Iterable[Line]) -> dict[str, dict[str, int]]:
     return out
 
 
+async def creator_postings(
+    http: httpx.AsyncClient, payouts_url: str, creator: str
+) -> list[dict[str, Any]]:
+    """Every posting of ``creator``, page after page."""
+    postings: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "1000"} | ({"cursor": cursor} if cursor else {})
+        answer = await http.get(f"{payouts_url}/v1/creators/{creator}/ledger", params=params)
+        answer.raise_for_status()
+        page = answer.json()
+        postings += page["postings"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return postings
+
+
 async def actual_lines(payouts_url: str, affiliates: Sequence[str]) -> dict[str, dict[str, int]]:
     """affiliate -> comparison key -> amount: the creator's postings as the payouts API
     serves them (every page), summed per line."""
@@ -132,23 +150,12 @@ async def actual_lines(payouts_url: str, affiliates: Sequence[str]) -> dict[str,
         listed.raise_for_status()
         everyone = set(affiliates) | {row["affiliate_id"] for row in listed.json()["creators"]}
         for affiliate in sorted(everyone):
-            mine = out[affiliate] = {}
-            cursor: str | None = None
-            while True:
-                params = {"limit": "1000"} | ({"cursor": cursor} if cursor else {})
-                answer = await http.get(
-                    f"{payouts_url}/v1/creators/{affiliate}/ledger", params=params
-                )
-                if answer.status_code == 404:
-                    break
-                answer.raise_for_status()
-                page = answer.json()
-                for x in page["postings"]:
+            mine: dict[str, int] = {}
+            known = await http.get(f"{payouts_url}/v1/creators/{affiliate}/balance")
+            if known.status_code != 404:
+                for x in await creator_postings(http, payouts_url, affiliate):
                     key = net_key(x["line_id"], x["campaign_id"], x["period"], x["order_id"])
                     mine[key] = mine.get(key, 0) + x["amount_minor"]
-                cursor = page.get("next_cursor")
-                if not cursor:
-                    break
             out[affiliate] = {k: v for k, v in mine.items() if v}
     return out
 
