@@ -587,7 +587,7 @@ async def test_a_refund_below_the_milestone_takes_the_bonus_back(
         [
             ("sale", finn[0], 0, 500, 500, (), base),
             ("sale", finn[1], 500, 500, 0, (), base),
-            ("sale", finn[2], 500, 500, 0, (), base),
+            ("sale", finn[2], 500, 500, 0, (), f"{base}, re-ranked (was 1000)"),
             ("bonus", None, 0, 0, 0, (), gone),
         ],
     )

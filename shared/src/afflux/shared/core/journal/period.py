@@ -553,6 +553,8 @@ def _kind(
 
 def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
     if name == "accrual":
+        if posted and target and record.kind == "sale":
+            return f"{record.rule}, re-ranked (was {posted})"
         if target or not record.gross:  # a period line that lapsed says why in its rule
             return record.rule
         return f"moved: {record.rule}"
