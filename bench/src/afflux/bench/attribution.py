@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -147,6 +148,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--visitors", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--transactional-relay",
+        action="store_true",
+        help="also time the relay with Kafka transactions (outputs and input offsets in one "
+        "transaction, per poll and per record); Apache Kafka only",
+    )
     from afflux.bench.side_by_side import broker_line
     from afflux.cli.brokers import add_broker_option, broker_of, start_broker_on_storage
     from afflux.cli.processes import Child, free_port
@@ -155,12 +162,15 @@ def main(argv: list[str]) -> int:
     add_storage_option(parser)
     add_broker_option(parser)
     args = parser.parse_args(argv)
+    if args.transactional_relay and args.broker != "kafka":
+        parser.error("--transactional-relay needs --broker kafka: Tansu has no transactions")
     work = Path(tempfile.mkdtemp(prefix="afflux-bench-attribution-"))
     port = free_port()
     print(broker_line(broker_of(args), storage_of(args)), flush=True)
     infra = start_broker_on_storage(broker_of(args), port, work, storage_of(args))
     bootstrap = f"127.0.0.1:{port}"
     worker: Child | None = None
+    match = False
     try:
         asyncio.run(create_topics(bootstrap, PARTITIONS))
         print(f"generating {args.visitors} visitors ...", flush=True)
@@ -180,6 +190,17 @@ def main(argv: list[str]) -> int:
         relay_s = asyncio.run(relay(bootstrap, records))
         baseline = len(events) / relay_s
         print(f"raw aiokafka relay: {baseline:,.0f} events/s ({relay_s:.1f}s)", flush=True)
+        transactional: dict[str, int] = {}
+        if args.transactional_relay:
+            from afflux.bench.transactional_relay import run_all
+
+            for per, took_s in run_all(bootstrap, INPUTS, PARTITIONS, records).items():
+                transactional[f"transactional_relay_per_{per}"] = round(len(events) / took_s)
+                print(
+                    f"transactional relay, one transaction per {per}: "
+                    f"{len(events) / took_s:,.0f} events/s ({took_s:.1f}s)",
+                    flush=True,
+                )
 
         wport = free_port()
         env = {
@@ -228,6 +249,7 @@ def main(argv: list[str]) -> int:
                         "records": records,
                         "storage": args.storage,
                         "broker": args.broker,
+                        **transactional,
                     }
                 )
             )
@@ -237,6 +259,12 @@ def main(argv: list[str]) -> int:
             worker.stop()
         for child in reversed(infra):
             child.stop()
+        # A durable broker's log of the default run takes about 400 MB: kept only to
+        # read the logs of a run that failed.
+        if match:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs kept in {work / 'logs'}", file=sys.stderr)
 
 
 def _all(result: OracleResult) -> list[Envelope]:
