@@ -30,9 +30,7 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import (
     ClickTally,
     ConversionFact,
-    PeriodFacts,
     RefundFact,
-    ledger_lines,
 )
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.periods import period_bounds
@@ -765,26 +763,3 @@ def test_no_line_pays_below_zero_or_past_a_cap(facts: Facts) -> None:
         held = balances(lines, as_of)
         for who in CREATORS:
             assert sum(held.get(who, (0, 0))) == per_creator[who]
-
-
-@settings(max_examples=200, deadline=None)
-@given(period_facts(caps=False, versions=1, lock_days=365, named_corrections=True))
-def test_where_the_semantics_agree_the_reference_pays_what_the_engine_does(facts: Facts) -> None:
-    # One version, no caps and every refund before approval: ledger v2 changes none of
-    # these, so the reference must pay, line by line, what ``ledger_lines`` does.
-    engine = ledger_lines(
-        PeriodFacts(
-            campaign_id="camp",
-            period=PERIOD,
-            conversions=facts.conversions,
-            confirmed_orders=frozenset(facts.confirmations),
-            confirmation_ids=facts.confirmations,
-            refunds=facts.refunds,
-            clicks=facts.clicks,
-        ),
-        facts.versions,
-        "EUR",
-    )
-    assert {x.line_id: x.amount_minor for x in engine if x.amount_minor} == {
-        x.line_id: x.pays_minor for x in facts.lines() if x.pays_minor
-    }

@@ -21,13 +21,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.commission import (
-    ClickTally,
-    ConversionFact,
-    PeriodFacts,
-    RefundFact,
-    ledger_lines,
-)
+from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
 from afflux.shared.core.money import (
     DEFAULT_MAX_ORDER_MINOR,
     MAX_AMOUNT_MINOR,
@@ -168,7 +163,7 @@ CAPS = [
     other=amounts,
     refunded=amounts,
 )
-def test_every_plan_element_at_its_extremes_computes_without_raising(
+def test_every_plan_element_at_its_extremes_posts_exact_bounded_money(
     caps: dict[str, int], big: int, other: int, refunded: int
 ) -> None:
     conversions = (
@@ -180,26 +175,25 @@ def test_every_plan_element_at_its_extremes_computes_without_raising(
         sale(6, MAX, START + DAY + 5, kind="install"),
     )
     refunds = refunds_of(1, refunded, big) + refunds_of(3, refunded, MAX)
-    facts = PeriodFacts(
-        campaign_id="camp",
-        period=PERIOD,
-        conversions=conversions,
-        refunds=tuple(refunds),
-        clicks=(ClickTally("anna", 10**9, START), ClickTally("ben", 1, START + 1)),
+    clicks = (
+        ClickFigures("anna", 10**9, START, START + DAY),
+        ClickFigures("ben", 1, START + 1, START + 1),
     )
-    lines = ledger_lines(facts, terms_with(EXTREME_PLAN, caps), "EUR")
+    state = PeriodState("camp", PERIOD, "EUR", terms_with(EXTREME_PLAN, caps))
+    postings = [
+        *state.step(StepInput(conversions=conversions[:3], clicks=clicks)).postings,
+        *state.step(StepInput(conversions=conversions[3:], refunds=tuple(refunds))).postings,
+    ]
 
-    assert lines
-    for line in lines:
-        assert isinstance(line.amount_minor, int)
-        if line.kind == "clawback":
-            assert line.amount_minor <= 0
-        else:
-            assert 0 <= line.amount_minor <= line.gross_minor
-            assert line.refunded_minor <= line.gross_minor
-    clawed = -sum(x.amount_minor for x in lines if x.kind == "clawback")
-    paid_sales = sum(x.amount_minor for x in lines if x.kind == "sale")
-    assert clawed <= paid_sales
+    assert postings
+    assert all(isinstance(p.amount_minor, int) for p in postings)
+    for record in state.lines.values():
+        assert 0 <= record.paid <= record.creator_paid <= record.net <= record.gross
+        assert sum(amount for amount, _ in record.posted.values()) == record.paid
+    paid = sum(p.amount_minor for p in postings)
+    assert paid == sum(record.paid for record in state.lines.values())
+    cap = caps.get("campaign_budget_minor")
+    assert cap is None or paid <= cap
 
 
 # --- where amounts enter ---------------------------------------------------------------

@@ -4,12 +4,12 @@ The payouts journal posts money as facts arrive, one posting at a time; this
 computes the same money from all of a period's facts at once, in a few plain
 steps, so a test can feed the same events to both and compare the sums per line
 and approval time (``target_amounts``). It follows the ledger v2 semantics
-(docs/payouts.md, "The ledger v2 reference") and, like the attribution oracle,
+(docs/payouts.md, "The batch reference") and, like the attribution oracle,
 shares only lookups with the engine: the rate helpers of
 ``afflux.shared.core.commission``, rounding (``money``), period bounds,
 ``terms_in_force`` and ``derived_id``.
 
-The rules that differ from the whole-period engine ``ledger_lines``:
+The rules that differ from the line-array engine it replaced:
 
 - the period's own terms (click pay, base fee, milestones, caps, their lock) are
   the version in force when the period opened; a conversion's line still uses the
