@@ -7,6 +7,7 @@ import asyncio
 import signal
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from redis.asyncio import Redis
@@ -15,9 +16,19 @@ from afflux.shared.io.gc_policy import tune_gc
 from afflux.shared.io.http_limits import HttpLimits
 from afflux.shared.io.kafka import BrokerUnreachable, check_broker
 from afflux.shared.io.limited_http import uvicorn_limits
+from afflux.shared.io.redis_client import CLUSTER_SCHEME, connect_ready
 
 
 async def check_redis(url: str) -> None:
+    """PING the Redis of ``url``: ``redis://`` or a cluster's ``redis-cluster://``."""
+    if urlsplit(url).scheme == CLUSTER_SCHEME:
+        # Reading the slot map asks the startup nodes; bounded like a plain connect.
+        cluster = await asyncio.wait_for(connect_ready(url), timeout=10)
+        try:
+            await asyncio.wait_for(cluster.execute_command("PING"), timeout=5)
+        finally:
+            await cluster.aclose()  # type: ignore[union-attr]
+        return
     client = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
     try:
         await client.ping()
