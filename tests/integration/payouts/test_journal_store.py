@@ -312,6 +312,29 @@ async def test_a_batch_never_moves_a_stored_offset_back(
     }
 
 
+async def test_a_batch_that_fails_to_apply_stores_no_offset(
+    clients: tuple[Redis[bytes], Redis[bytes]],
+) -> None:
+    """Offsets are written after every period of the batch: a batch that raises leaves
+    them where they were, so the consumer reads its records again."""
+    store = LedgerStore(clients[0])
+
+    def unknown(campaign_id: str) -> Sequence[TermsVersion]:
+        raise LookupError(f"no terms for {campaign_id}")
+
+    failing = Batch(
+        conversions=[(LEADS, NOVEMBER, _lead("o-failing", NOV_1 + DAY))],
+        offsets={"conversions|0": 12},
+        last={"conversions|0": "fp-12"},
+    )
+    with pytest.raises(LookupError):
+        await store.apply(failing, unknown, _euro)
+
+    assert await store.positions() == ({}, {})
+    await store.apply(failing, _lead_versions, _euro)
+    assert await store.positions() == ({"conversions|0": 12}, {"conversions|0": "fp-12"})
+
+
 # -- (d) retention -------------------------------------------------------------------------
 
 RETENTION_DAYS = 400
