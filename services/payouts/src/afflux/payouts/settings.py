@@ -22,8 +22,9 @@ class PayoutsSettings(CommonSettings):
     ledger_retention_days: int = Field(
         400,
         ge=1,
-        description="days after a period ends that its per-event facts (line records, "
-        "applied event ids, click ids) are kept; postings, balances and KPIs stay",
+        description="days after a period ends (or after a write to a period already over) "
+        "that its per-event facts (line records, applied event ids, click ids) are kept; "
+        "postings, balances and KPIs stay",
     )
     ledger_max_poll_records: int = Field(
         500,

@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from afflux.payouts import tallies
 from afflux.payouts.keys import Keys
 from afflux.payouts.tallies import ClickItem
+from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
 from afflux.shared.core.journal.records import (
@@ -49,6 +50,7 @@ from afflux.shared.core.journal.records import (
 )
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion
+from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.redis_client import WriteCommand, compare_and_set
 from afflux.shared.wire import compact_json
 
@@ -156,11 +158,13 @@ class LedgerStore:
         *,
         cache_lines: int = CACHED_LINES,
         retention_days: int = RETENTION_DAYS,
+        clock: Clock = system_clock,
     ) -> None:
         self.redis = redis
         self.keys = keys or Keys()
         self.cache_lines = cache_lines
         self.retention_ms = retention_days * 86_400_000
+        self.clock = clock
         self._periods: OrderedDict[Period, _Cached] = OrderedDict()
         self._registered: set[Period | tuple[str, Period]] = set()
         self._writer = uuid.uuid4().hex[:12]
@@ -377,8 +381,11 @@ class LedgerStore:
         touched, valid = tallies.count_clicks(tally, clicks)
         figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
         result = cached.state.step(StepInput(conversions, refunds, confirmations, figures))
-        commands = self._writes_of(cp, cached.state, result, tally, touched, new_ids, clicks)
-        commands += [("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations]
+        # Before the writes' PEXPIREATs, which a key created after them would miss.
+        commands: list[WriteCommand] = [
+            ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations
+        ]
+        commands += self._writes_of(cp, cached.state, result, tally, touched, new_ids, clicks)
         return result, commands, tally
 
     def _writes_of(
@@ -422,8 +429,11 @@ class LedgerStore:
             commands += _increments(at(f"dueamt:{affiliate}"), due)
         commands += _increments(at("sums"), sums)
         commands += _increments(at("kpis"), result.kpis)
-        # Per-event facts expire after the retention (postings, sums and KPIs stay).
-        expire_at = period_bounds(period)[1] + self.retention_ms
+        # Per-event facts expire after the retention (postings, sums and KPIs stay),
+        # counted from the period's end, or from now for a period already over (a
+        # rebuild, a late fact): an expiry in the past would delete at once the ids
+        # that make a replay of this very step change nothing.
+        expire_at = max(period_bounds(period)[1], self.clock()) + self.retention_ms
         for name in ("lines", "events", "clickids", "confirmed"):
             commands.append(("PEXPIREAT", at(name), expire_at))
         del state
