@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,13 +252,15 @@ class Payouts:
         except httpx.HTTPError:
             return False
 
-    def batches_applied(self) -> float:
+    def metric(self, name: str) -> float | None:
+        """The sum of a metric's samples (None: no sample, e.g. no partition assigned)."""
         text = httpx.get(f"{self.url}/metrics", timeout=2.0).text
-        return sum(
+        values = [
             float(line.rpartition(" ")[2])
             for line in text.splitlines()
-            if line.startswith("afflux_ledger_batches_total")
-        )
+            if line.startswith((f"{name} ", f"{name}{{"))
+        ]
+        return sum(values) if values else None
 
 
 def start_payouts(work: Path, bootstrap: str, redis_url: str, instance: str) -> Payouts:
@@ -348,8 +350,6 @@ async def test_killing_one_of_two_ledger_consumers_on_a_redis_cluster_keeps_the_
     records = stream(random.Random(SEED), orders=1_400, clicks=900)
     first, rest = records[: len(records) * 6 // 10], records[len(records) * 6 // 10 :]
     ends = LogEnds()
-    # A backlog before the consumers start, so both are busy when one is killed.
-    await produce(cluster.bootstrap, first, ends)
     processes = [
         start_payouts(cluster.work, cluster.bootstrap, cluster.redis.url, instance)
         for instance in ("1", "2")
@@ -358,14 +358,23 @@ async def test_killing_one_of_two_ledger_consumers_on_a_redis_cluster_keeps_the_
         for p in processes:
             await asyncio.to_thread(p.child.wait_until, p.healthy, 60)
 
+        async def both(name: str, holds: Callable[[float | None], bool]) -> bool:
+            values = await asyncio.gather(*(asyncio.to_thread(p.metric, name) for p in processes))
+            return all(holds(v) for v in values)
+
+        async def both_assigned() -> bool:
+            # The lag gauge has a sample once the process fetched from a partition it owns.
+            return await both("afflux_consumer_lag_messages", lambda v: v is not None)
+
+        await until(both_assigned, 60, "partitions assigned to both consumers")
+        # A backlog both consumers work through when one of them is killed.
+        await produce(cluster.bootstrap, first, ends)
+
         async def half_applied_by_both() -> bool:
             applied = sum((await stored_offsets(ledger)).values())
             if applied < len(first) // 2:
                 return False
-            batches = await asyncio.gather(
-                *(asyncio.to_thread(p.batches_applied) for p in processes)
-            )
-            return all(n > 0 for n in batches)
+            return await both("afflux_ledger_batches_total", lambda v: (v or 0) > 0)
 
         await until(half_applied_by_both, 60, "half of the first part applied, by both")
         victim, survivor = processes
