@@ -11,7 +11,9 @@ The steps, safe with the payouts service running, on one Redis or a cluster:
 1. ``rebuilding`` is set, then ``generation`` and ``positions`` deleted. Every
    consumer checks the generation before each batch, halts, and from then on
    consumes nothing.
-2. Every other derived key is deleted (``SCAN`` on every master, ``UNLINK``).
+2. After ``grace_s`` (a batch that passed its check just before step 1 has
+   finished writing by then: a batch takes well under a second), every other
+   derived key is deleted (``SCAN`` on every master, ``UNLINK``).
 3. ``rebuilding`` is deleted: each consumer starts a new generation and, with no
    stored offsets left, reads every partition from its beginning.
 
@@ -21,6 +23,7 @@ An interrupted rebuild leaves ``rebuilding`` set (the service reports it on
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from redis.asyncio import Redis
@@ -36,13 +39,19 @@ def _kept(key: bytes, prefix: bytes) -> bool:
     return rest.startswith(b"{a:") and rest.endswith((b"}:payouts", b"}:paid"))
 
 
-async def clear_ledger(redis: Redis[bytes], prefix: str = PREFIX) -> int:
+GRACE_S = 5.0
+
+
+async def clear_ledger(
+    redis: Redis[bytes], prefix: str = PREFIX, *, grace_s: float = GRACE_S
+) -> int:
     """Clear the derived ledger under ``prefix``; returns how many keys were deleted."""
     keys = Keys(prefix)
     flag = keys.ledger("rebuilding")
     await redis.set(flag, str(int(time.time() * 1000)))
     count = int(await redis.delete(keys.ledger("generation")))
     count += int(await redis.delete(keys.ledger("positions")))
+    await asyncio.sleep(grace_s)
     raw_prefix = prefix.encode()
     chunk: list[bytes] = []
     async for key in redis.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
