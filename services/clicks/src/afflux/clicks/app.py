@@ -25,6 +25,7 @@ from afflux.clicks.health import CHECKS
 from afflux.clicks.link_log import LinkRestorer, publish_link
 from afflux.clicks.links import Link, LinkCache, LinkStore
 from afflux.clicks.metrics import ClicksMetrics
+from afflux.clicks.openapi import redirect_paths
 from afflux.clicks.privacy import IpHasher, ProxyTrust
 from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality
 from afflux.clicks.redirect import ClickContext, RedirectLayer
@@ -36,6 +37,7 @@ from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer
@@ -186,5 +188,6 @@ def create_app(
     app.include_router(links.router)
     app.include_router(health_router(CHECKS))
     app.include_router(metrics_router(metrics.registry))
+    install_api_docs(app, paths=redirect_paths())
     app.add_middleware(RedirectLayer, context=lambda: app.state.clicks)
     return app

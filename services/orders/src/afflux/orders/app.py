@@ -23,6 +23,7 @@ from afflux.orders.health import CHECKS
 from afflux.orders.ingest import Ingestor, Limits
 from afflux.orders.merchant_secrets import MerchantSecrets, load_secrets
 from afflux.orders.metrics import OrdersMetrics
+from afflux.orders.openapi import merchant_paths, merchant_schemas
 from afflux.orders.publisher import Publisher
 from afflux.orders.routes import backfill, campaigns, orders, postback, refunds
 from afflux.orders.settings import OrdersSettings
@@ -30,6 +31,7 @@ from afflux.orders.terms_publisher import TermsPublisher
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import dead_letter, new_producer, send_dead_letter
@@ -148,6 +150,7 @@ def create_app(
     app.include_router(metrics_router(metrics.registry))
     app.include_router(campaigns.router)
     app.include_router(backfill.router)
+    install_api_docs(app, paths=merchant_paths(), schemas=merchant_schemas())
     return app
 
 

@@ -28,6 +28,7 @@ from afflux.payouts.store import LedgerStore
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer
@@ -113,10 +114,11 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.state.metrics = metrics
     app.state.store = app.state.producer = app.state.consumer = None
     install_problem_handlers(app)
-    app.include_router(health_router(CHECKS, detail=ledger_detail, include_in_schema=False))
-    app.include_router(metrics_router(metrics.registry, include_in_schema=False))
+    app.include_router(health_router(CHECKS, detail=ledger_detail))
+    app.include_router(metrics_router(metrics.registry))
     app.include_router(creators.router)
     app.include_router(kpis.router)
     app.include_router(runs.router)
     app.include_router(reports.router, responses=JSON_ERRORS)
+    install_api_docs(app)
     return app

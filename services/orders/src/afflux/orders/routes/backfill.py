@@ -20,6 +20,7 @@ from afflux.orders.body import read_body
 from afflux.orders.deps import AdminDep, IngestDep, MetricsDep, SettingsDep
 from afflux.orders.ingest import parse
 from afflux.orders.rules import MAX_BATCH, BatchRequest
+from afflux.shared.io.http.apidocs import problem
 
 router = APIRouter()
 
@@ -39,8 +40,24 @@ def results_answer(results: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"results": results, "counts": counts})
 
 
+def _documented(request: str) -> dict[str, Any]:
+    body = {"$ref": f"#/components/schemas/{request}"}
+    return {
+        "responses": {
+            200: {"description": "one result per item, in order, and counts"},
+            400: problem("malformed JSON, or the body ended early"),
+            413: problem("body larger than the batch size limit"),
+            422: problem("invalid request: the field and the reason"),
+            503: problem("starting: campaign terms not loaded yet, retry", retry=True),
+        },
+        "openapi_extra": {
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}}
+        },
+    }
+
+
 # The admin token is checked (AdminDep, first) before the body is read.
-@router.post("/v1/admin/backfill/orders")
+@router.post("/v1/admin/backfill/orders", **_documented("BatchRequest"))
 async def backfill_orders(
     _: AdminDep,
     request: Request,
@@ -59,7 +76,7 @@ async def backfill_orders(
     return results_answer(results)
 
 
-@router.post("/v1/admin/backfill/refunds")
+@router.post("/v1/admin/backfill/refunds", **_documented("RefundsBackfill"))
 async def backfill_refunds(
     _: AdminDep,
     request: Request,

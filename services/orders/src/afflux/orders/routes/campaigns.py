@@ -13,6 +13,7 @@ from afflux.orders.errors import Rejected
 from afflux.orders.ingest import parse
 from afflux.shared.campaign_file import CampaignEntry
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.apidocs import problem
 
 VISIBLE_WAIT_S = 10.0
 
@@ -34,7 +35,21 @@ async def visible(directory: CampaignDirectory, campaign_id: str, version: int) 
     return False
 
 
-@router.put("/v1/campaigns/{campaign_id}")
+_BODY = {"$ref": "#/components/schemas/CampaignEntry"}
+
+
+@router.put(
+    "/v1/campaigns/{campaign_id}",
+    responses={
+        201: {"description": "published as the campaign's next version"},
+        400: problem("malformed JSON"),
+        422: problem("invalid terms: the field and the reason"),
+        503: problem("the broker did not take it: nothing was published, retry", retry=True),
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY}}}
+    },
+)
 async def put_campaign(
     _: AdminDep,
     campaign_id: str,
@@ -62,7 +77,7 @@ async def put_campaign(
     )
 
 
-@router.get("/v1/campaigns/{campaign_id}")
+@router.get("/v1/campaigns/{campaign_id}", responses={404: problem("unknown campaign")})
 async def get_campaign(_: AdminDep, campaign_id: str, directory: DirectoryDep) -> JSONResponse:
     if campaign_id not in directory:
         raise Rejected(404, "campaign_id", "unknown campaign")

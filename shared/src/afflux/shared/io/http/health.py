@@ -22,6 +22,32 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+_HEALTH_BODY = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string"},
+        "checks": {"type": "object", "additionalProperties": {"type": ["boolean", "string"]}},
+        "reasons": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+HEALTH_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "every dependency is ready",
+        "content": {"application/json": {"schema": _HEALTH_BODY}},
+    },
+    503: {
+        "description": "not ready: every failing check and its reason",
+        "content": {"application/json": {"schema": _HEALTH_BODY}},
+    },
+}
+METRICS_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "Prometheus text format 0.0.4",
+        "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+    }
+}
+
 
 @dataclass(frozen=True)
 class Passing:
@@ -56,7 +82,7 @@ def health_router(
     ``starting``."""
     router = APIRouter()
 
-    @router.get("/healthz", include_in_schema=include_in_schema)
+    @router.get("/healthz", include_in_schema=include_in_schema, responses=HEALTH_RESPONSES)
     async def healthz(request: Request) -> JSONResponse:
         answers = await asyncio.gather(*(_reason(c, request, timeout_s) for _, c in checks))
         named = list(zip((name for name, _ in checks), answers, strict=True))
@@ -81,7 +107,7 @@ def metrics_router(registry: CollectorRegistry, *, include_in_schema: bool = Tru
     """``GET /metrics``: ``registry`` in the Prometheus text format."""
     router = APIRouter()
 
-    @router.get("/metrics", include_in_schema=include_in_schema)
+    @router.get("/metrics", include_in_schema=include_in_schema, responses=METRICS_RESPONSES)
     async def prometheus() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

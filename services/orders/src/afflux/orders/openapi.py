@@ -1,0 +1,252 @@
+"""OpenAPI path items for the merchant endpoints.
+
+They are direct routes (afflux.shared.io.http.direct), outside FastAPI's schema, so
+their reference is written here and merged into ``/openapi.json``
+(afflux.shared.io.http.apidocs). Request schemas are the models the routes parse
+with (afflux.orders.rules); every status a route can answer is listed, and
+tests/e2e/orders/test_merchant_openapi.py holds the main ones to the real service.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from afflux.orders import rules, signing
+from afflux.orders.routes.backfill import RefundsBackfill
+from afflux.shared.campaign_file import CampaignEntry
+from afflux.shared.io.http.apidocs import component_schemas, problem
+
+
+class ProblemItem(BaseModel):
+    field: str | None
+    reason: str
+
+
+class OrderAnswer(BaseModel):
+    """202 when accepted, 200 when this order id was already accepted (nothing new)."""
+
+    status: Literal["accepted", "duplicate"]
+    order_id: str
+    event_id: str
+
+
+class RefundAnswer(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    refund_id: str
+    event_id: str
+
+
+class BatchItemAnswer(BaseModel):
+    """One order of a batch, judged on its own; ``error`` when rejected or unavailable."""
+
+    index: int
+    order_id: str | None = None
+    status: Literal["accepted", "duplicate", "rejected", "unavailable"]
+    event_id: str | None = None
+    error: ProblemItem | None = None
+
+
+class BatchAnswer(BaseModel):
+    results: list[BatchItemAnswer]
+    counts: dict[str, int]
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    rules.OrderRequest,
+    rules.BatchRequest,
+    rules.RefundRequest,
+    rules.LeadConfirmRequest,
+    OrderAnswer,
+    RefundAnswer,
+    BatchAnswer,
+    RefundsBackfill,
+    CampaignEntry,
+)
+
+SIGNATURE_DOC = (
+    "Each request is signed with one of the merchant's secrets (in development, "
+    "`dev-secret-<merchant>`): `v1` is the hex HMAC-SHA256 of `<t>.<raw body>` and `t` "
+    "the unix second of signing (docs/orders.md, Signing)."
+)
+_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": signing.MERCHANT_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "the merchant id the request is signed for",
+        "schema": {"type": "string", "minLength": 1},
+    },
+    {
+        "name": signing.SIGNATURE_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>`",
+        "schema": {"type": "string", "pattern": r"^t=\d+,v1=[0-9a-f]{64}$"},
+        "example": "t=1767225600,v1=" + "0" * 64,
+    },
+]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _errors(*extra: tuple[int, str]) -> dict[str, Any]:
+    """The refusals every merchant endpoint shares, and ``extra`` ones."""
+    answers: dict[int, dict[str, Any]] = {
+        401: problem("missing, malformed, stale or wrong signature, or unknown merchant"),
+        413: problem("body larger than the size limit"),
+        422: problem("invalid request: the field and the reason"),
+        503: problem(
+            "starting, or the broker or Redis could not take it: nothing was accepted, retry",
+            retry=True,
+        ),
+    }
+    for status, description in extra:
+        answers[status] = problem(description)
+    return {str(status): answers[status] for status in sorted(answers)}
+
+
+_BAD_JSON = (400, "malformed JSON, or the body ended early")
+_OTHER_MERCHANT = (403, "the campaign belongs to another merchant")
+
+
+def _signed_post(
+    summary: str, request: str, answers: dict[str, Any], description: str = ""
+) -> dict[str, Any]:
+    return {
+        "post": {
+            "tags": ["merchant"],
+            "summary": summary,
+            "description": f"{description}\n\n{SIGNATURE_DOC}".strip(),
+            "parameters": list(_HEADERS),
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(request)}},
+            },
+            "responses": answers,
+        }
+    }
+
+
+def _order_fields() -> list[dict[str, Any]]:
+    """The order's fields as postback query parameters (items are not supported there)."""
+    schema = rules.OrderRequest.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required and name != "occurred_at",
+            "schema": {"type": "string"},
+            "description": field.get("description", f"the order's {name}"),
+        }
+        for name, field in schema["properties"].items()
+        if name != "items"
+    ]
+
+
+def _postback() -> dict[str, Any]:
+    signing_params = [
+        {"name": "merchant", "in": "query", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "t",
+            "in": "query",
+            "required": True,
+            "description": "unix seconds of signing",
+            "schema": {"type": "string", "pattern": r"^\d+$"},
+        },
+        {
+            "name": signing.SIG_PARAM,
+            "in": "query",
+            "required": True,
+            "description": "last parameter: hex HMAC-SHA256 of '<t>.<query before &sig>'",
+            "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
+    ]
+    return {
+        "get": {
+            "tags": ["merchant"],
+            "summary": "An order as signed query parameters (a server-to-server postback)",
+            "description": "`occurred_at` defaults to now; numbers and booleans are read "
+            "from text. The signature covers the raw query up to `&sig=`.",
+            "parameters": _order_fields() + signing_params,
+            "responses": {
+                "200": _json("OrderAnswer", "already accepted (a duplicate order id)"),
+                "202": _json("OrderAnswer", "accepted"),
+                **_errors(_OTHER_MERCHANT),
+            },
+        }
+    }
+
+
+def merchant_paths() -> dict[str, Any]:
+    """The path items of the merchant endpoints."""
+    return {
+        "/v1/orders": _signed_post(
+            "Report an order (a sale, lead, install or other action)",
+            "OrderRequest",
+            {
+                "200": _json("OrderAnswer", "already accepted (a duplicate order id)"),
+                "202": _json("OrderAnswer", "accepted"),
+                **_errors(_BAD_JSON, _OTHER_MERCHANT),
+            },
+            "Idempotent by `order_id` within the campaign.",
+        ),
+        "/v1/orders:batch": _signed_post(
+            f"Report up to {rules.MAX_BATCH} orders, each judged on its own",
+            "BatchRequest",
+            {
+                "200": _json("BatchAnswer", "one result per order, in order, and counts"),
+                **_errors(_BAD_JSON),
+            },
+        ),
+        "/v1/refunds": _signed_post(
+            "Report a full or partial refund",
+            "RefundRequest",
+            {
+                "200": _json("RefundAnswer", "already accepted (a duplicate refund id)"),
+                "202": _json("RefundAnswer", "accepted"),
+                **_errors(_BAD_JSON, _OTHER_MERCHANT),
+            },
+            "Idempotent by `refund_id`; refunds of an order never exceed its amount (422).",
+        ),
+        "/v1/leads/{order_id}/confirm": {
+            "post": {
+                **_signed_post(
+                    "Confirm a lead (campaigns that require lead confirmation)",
+                    "LeadConfirmRequest",
+                    {
+                        "200": _json("OrderAnswer", "already confirmed"),
+                        "202": _json("OrderAnswer", "confirmed"),
+                        **_errors(
+                            _BAD_JSON,
+                            _OTHER_MERCHANT,
+                            (404, "no such order in this campaign"),
+                            (409, "the order is not a lead, or the campaign confirms none"),
+                        ),
+                    },
+                )["post"],
+                "parameters": [
+                    {
+                        "name": "order_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    },
+                    *_HEADERS,
+                ],
+            }
+        },
+        "/v1/postback": _postback(),
+    }
+
+
+def merchant_schemas() -> dict[str, Any]:
+    return component_schemas(MODELS)
