@@ -603,7 +603,10 @@ class LedgerConsumer:
             batch.refunds.append((event.campaign_id, period, ledger_facts.refund_fact(event)))
         elif isinstance(event, LeadConfirmed):
             self._period(event.campaign_id, event.occurred_at)  # rejects unknown campaigns
-            batch.confirmations.append((event.campaign_id, event.order_id, event.event_id))
+            # Only a campaign that confirms leads pays on a confirmation: elsewhere it changes
+            # nothing, and kept waiting for a conversion it would never leave.
+            if any(v.terms.lead_confirmation_required for v in self._versions(event.campaign_id)):
+                batch.confirmations.append((event.campaign_id, event.order_id, event.event_id))
         elif isinstance(event, ClickRecorded):
             if event.campaign_id not in self.directory:
                 raise Rejected(f"campaign {event.campaign_id!r} has no terms")
