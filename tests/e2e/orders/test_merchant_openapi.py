@@ -1,0 +1,357 @@
+"""The merchant endpoints' hand-written OpenAPI items say what the running service does.
+
+A whole stack runs with examples/campaigns.yaml and development secrets
+(``dev-secret-<merchant>``). Each case sends one real request; its answer's status must
+be one the document lists for that operation, and its body must have the documented
+shape. The signing snippets of docs/orders.md and README.md run with bash against the
+same service and get their order accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from afflux.cli.stack import Stack
+from afflux.clicks.quality import parse_user_agent
+from afflux.orders.openapi import BatchAnswer, OrderAnswer, RefundAnswer
+from afflux.orders.signing import sign, sign_query
+from afflux.shared.io.http.problems import Problem
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).parents[3]
+ADMIN_TOKEN = "merchant-openapi-admin-token"
+TERMS_YAML = (ROOT / "examples" / "campaigns.yaml").read_text()
+MERCHANT = "merchant-acme"
+CAMPAIGN = "acme-fashion"
+SECRET = f"dev-secret-{MERCHANT}"
+
+
+class ProblemItemShape(BaseModel):
+    field: str | None
+    reason: str
+
+
+class ProblemShape(BaseModel):
+    detail: list[ProblemItemShape]
+
+
+@dataclass(frozen=True)
+class Sent:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    operation: tuple[str, str]  # (path in the document, method)
+    request: Callable[[], Sent]
+    status: int
+    shape: type[BaseModel]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def order(**changes: Any) -> dict[str, Any]:
+    return {
+        "order_id": f"o-{uuid.uuid4().hex[:12]}",
+        "campaign_id": CAMPAIGN,
+        "occurred_at": now_ms(),
+        "amount_minor": 4999,
+        "currency": "EUR",
+        "visitor_id": f"v_{uuid.uuid4().hex[:12]}",
+    } | changes
+
+
+def signed(path: str, payload: object, *, secret: str = SECRET, raw: bytes | None = None) -> Sent:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    headers = {
+        "X-Afflux-Merchant": MERCHANT,
+        "X-Afflux-Signature": sign(body, secret, int(time.time())),
+        "Content-Type": "application/json",
+    }
+    return Sent("POST", path, headers, body)
+
+
+def postback(secret: str = SECRET) -> Sent:
+    params = [("merchant", MERCHANT), *((k, str(v)) for k, v in order().items())]
+    query = sign_query(params, secret, int(time.time()))
+    return Sent("GET", f"/v1/postback?{query}", {})
+
+
+DUPLICATE = order()
+REFUNDED = order()
+
+CASES = [
+    # A well-signed order of the merchant's own campaign is accepted.
+    Case(
+        "order accepted",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", order()),
+        202,
+        OrderAnswer,
+    ),
+    # The same order id again: nothing new.
+    Case(
+        "order duplicate",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", DUPLICATE),
+        200,
+        OrderAnswer,
+    ),
+    # Signed with a secret the merchant does not have.
+    Case(
+        "order wrong secret",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", order(), secret="not-the-secret"),
+        401,
+        ProblemShape,
+    ),
+    # One byte over the single-order body limit (64 KiB by default).
+    Case(
+        "order too large",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", None, raw=b" " * 65_537),
+        413,
+        ProblemShape,
+    ),
+    # Missing a required field.
+    Case(
+        "order without order_id",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", {k: v for k, v in order().items() if k != "order_id"}),
+        422,
+        ProblemShape,
+    ),
+    # Not JSON at all.
+    Case(
+        "order malformed",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", None, raw=b"{not json"),
+        400,
+        ProblemShape,
+    ),
+    # Another merchant's campaign.
+    Case(
+        "order of another merchant's campaign",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", order(campaign_id="globex-apps")),
+        403,
+        ProblemShape,
+    ),
+    Case(
+        "batch answered per order",
+        ("/v1/orders:batch", "post"),
+        lambda: signed("/v1/orders:batch", {"orders": [order(), {"order_id": "x"}]}),
+        200,
+        BatchAnswer,
+    ),
+    Case(
+        "empty batch",
+        ("/v1/orders:batch", "post"),
+        lambda: signed("/v1/orders:batch", {"orders": []}),
+        422,
+        ProblemShape,
+    ),
+    Case(
+        "batch unsigned",
+        ("/v1/orders:batch", "post"),
+        lambda: Sent("POST", "/v1/orders:batch", {}, b'{"orders": []}'),
+        401,
+        ProblemShape,
+    ),
+    Case(
+        "refund accepted",
+        ("/v1/refunds", "post"),
+        lambda: signed(
+            "/v1/refunds",
+            {
+                "refund_id": f"r-{uuid.uuid4().hex[:8]}",
+                "order_id": REFUNDED["order_id"],
+                "campaign_id": CAMPAIGN,
+                "occurred_at": now_ms(),
+                "amount_minor": 100,
+                "currency": "EUR",
+            },
+        ),
+        202,
+        RefundAnswer,
+    ),
+    Case(
+        "refund in the wrong currency",
+        ("/v1/refunds", "post"),
+        lambda: signed(
+            "/v1/refunds",
+            {
+                "refund_id": "r-usd",
+                "order_id": "o-x",
+                "campaign_id": CAMPAIGN,
+                "occurred_at": now_ms(),
+                "amount_minor": 100,
+                "currency": "USD",
+            },
+        ),
+        422,
+        ProblemShape,
+    ),
+    Case(
+        "refund too large",
+        ("/v1/refunds", "post"),
+        lambda: signed("/v1/refunds", None, raw=b" " * 65_537),
+        413,
+        ProblemShape,
+    ),
+    # acme-fashion does not require lead confirmation.
+    Case(
+        "lead of a campaign that confirms none",
+        ("/v1/leads/{order_id}/confirm", "post"),
+        lambda: signed("/v1/leads/o-1/confirm", {"campaign_id": CAMPAIGN}),
+        409,
+        ProblemShape,
+    ),
+    Case(
+        "lead unsigned",
+        ("/v1/leads/{order_id}/confirm", "post"),
+        lambda: Sent("POST", "/v1/leads/o-1/confirm", {}, b"{}"),
+        401,
+        ProblemShape,
+    ),
+    Case("postback accepted", ("/v1/postback", "get"), postback, 202, OrderAnswer),
+    Case(
+        "postback wrong secret",
+        ("/v1/postback", "get"),
+        lambda: postback("nope"),
+        401,
+        ProblemShape,
+    ),
+    Case(
+        "postback unsigned",
+        ("/v1/postback", "get"),
+        lambda: Sent("GET", "/v1/postback?merchant=merchant-acme", {}),
+        401,
+        ProblemShape,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def document(stack: Stack) -> dict[str, Any]:
+    answer = httpx.get(f"{stack.url('orders')}/openapi.json", timeout=10)
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+@pytest.fixture(scope="module")
+def seeded(stack: Stack) -> None:
+    """The orders a duplicate and a refund refer to, accepted first."""
+    for payload in (DUPLICATE, REFUNDED):
+        sent = signed("/v1/orders", payload)
+        answer = httpx.post(
+            stack.url("orders") + sent.path, content=sent.body, headers=sent.headers, timeout=10
+        )
+        assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_each_answer_is_a_documented_status_with_the_documented_shape(
+    stack: Stack, document: dict[str, Any], seeded: None, case: Case
+) -> None:
+    path, method = case.operation
+    documented = document["paths"][path][method]["responses"]
+    sent = case.request()
+    answer = httpx.request(
+        sent.method,
+        stack.url("orders") + sent.path,
+        content=sent.body,
+        headers=sent.headers,
+        timeout=10,
+    )
+    assert answer.status_code == case.status, answer.text
+    assert str(answer.status_code) in documented
+    case.shape.model_validate(answer.json())
+    if case.shape is ProblemShape:
+        assert documented[str(case.status)]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ProblemBody"
+        }
+
+
+def test_every_merchant_operation_names_the_signature_headers_and_its_refusals(
+    document: dict[str, Any],
+) -> None:
+    for path in ("/v1/orders", "/v1/orders:batch", "/v1/refunds", "/v1/leads/{order_id}/confirm"):
+        operation = document["paths"][path]["post"]
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {"X-Afflux-Merchant", "X-Afflux-Signature"}, path
+        assert {"401", "413", "422", "503"} <= set(operation["responses"]), path
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].rpartition("/")[2] in document["components"]["schemas"]
+    query = {p["name"] for p in document["paths"]["/v1/postback"]["get"]["parameters"]}
+    assert {"merchant", "t", "sig", "order_id", "campaign_id"} <= query
+
+
+def fenced_blocks(markdown: str, language: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(rf"```{language}\n(.*?)```", markdown, re.S)]
+
+
+def snippet(document: Path, containing: str) -> str:
+    found = [b for b in fenced_blocks(document.read_text(), "bash") if containing in b]
+    assert len(found) == 1, f"{document.name}: one bash block with {containing!r}"
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("document", "replace"),
+    [
+        (ROOT / "docs" / "orders.md", {}),
+        (ROOT / "README.md", {"http://127.0.0.1:8002": "$ORDERS_URL"}),
+    ],
+    ids=["docs/orders.md", "README.md"],
+)
+def test_the_documented_openssl_signing_gets_the_order_accepted(
+    stack: Stack, document: Path, replace: dict[str, str]
+) -> None:
+    assert shutil.which("openssl"), "openssl is needed to run the documented snippet"
+    script = snippet(document, "openssl dgst")
+    for old, new in replace.items():
+        script = script.replace(old, new)
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "ORDERS_URL": stack.url("orders")},
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert answer["status"] in ("accepted", "duplicate"), answer
+
+
+def test_the_readme_click_example_sends_a_user_agent_that_counts() -> None:
+    block = snippet(ROOT / "README.md", "/c/<code>")
+    agents = re.findall(r"-A '([^']+)'", block)
+    assert agents, "the click example sends a browser user agent"
+    assert not parse_user_agent(agents[0]).is_bot
+
+
+def test_problem_shape_is_the_shared_one() -> None:
+    ProblemShape.model_validate(Problem(401, "X-Afflux-Signature", "wrong").body())
