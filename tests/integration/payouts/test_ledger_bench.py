@@ -49,6 +49,7 @@ def test_a_small_ledger_bench_prints_its_figure_beside_the_baseline(plain: Run) 
     assert result["baseline"] > 0
     assert result["ratio"] == pytest.approx(result["value"] / result["baseline"], rel=0.01)
     assert result["events"] == 2000
+    assert result["load_average_1m"] >= 0
     assert result["check"] == "ok"
     assert any(line.startswith("raw pipelined Redis") for line in table)
 

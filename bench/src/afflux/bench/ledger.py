@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import random
 import tempfile
 import time
@@ -472,6 +473,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     # baseline almost half its time). The cluster's consumer processes inherit it frozen.
     gc.collect()
     gc.freeze()
+    load = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     port = free_port()
     redis = start_redis(port, work / "redis", work / "logs")
     try:
@@ -497,6 +499,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "ratio": round(value / baseline, 4) if baseline else 0.0,
         "baseline_name": "raw pipelined Redis writes (HSET/HINCRBY), no logic",
         "redis": args.redis,
+        "load_average_1m": round(load, 2),
         "events": len(events),
         "clicks": kinds["ClickRecorded"],
         "conversions": kinds["ConversionAttributed"],
@@ -637,7 +640,8 @@ def report(result: dict[str, Any]) -> None:
         f"ledger bench: {result['events']:,} events ({result['clicks']:,} clicks, "
         f"{result['conversions']:,} conversions, {result['reversals']:,} reversals) for "
         f"{result['campaigns']} campaigns and {result['creators']:,} creators; "
-        f"{result['records']:,} records in {result['polls']} polls"
+        f"{result['records']:,} records in {result['polls']} polls; "
+        f"1-minute load average {result['load_average_1m']} at the start"
     )
     print(f"{'':44}{'events/s':>12}{'seconds':>10}")
     for name, rate, seconds in rows:
