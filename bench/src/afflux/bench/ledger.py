@@ -75,6 +75,7 @@ from afflux.shared.events import (
     Envelope,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.gc_policy import GC_THRESHOLD
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
 from afflux.shared.wire import encode, encode_packed, event_from_dict, parse_value
@@ -350,9 +351,13 @@ async def apply_polls(consumer: LedgerConsumer, polls: Sequence[Poll]) -> Timing
     sizes = [_events_in(poll) for poll in polls]
     spent: list[float] = []
     in_store = 0.0
+    # The service's collector policy: raised thresholds from its start-up, and what the
+    # ledger keeps (its period cache) frozen now and then, as the consumer's tick does.
+    gc.set_threshold(*GC_THRESHOLD)
     started = time.perf_counter()
     for poll in polls:
         at = time.perf_counter()
+        consumer.refreezer.maybe_refreeze()
         batch = consumer.place(_decoded(poll))
         for tp, records in poll.items():
             batch.offsets[slot(tp)] = records[-1].offset + 1

@@ -53,6 +53,7 @@ from afflux.shared.events import (
 )
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
 from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.io.kafka import dead_letter, send_dead_letter
 from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
@@ -160,6 +161,7 @@ class LedgerConsumer:
         # campaign -> (the terms it was computed under, UTC day -> period name)
         self._periods: dict[str, tuple[Sequence[TermsVersion], dict[int, str]]] = {}
         self.check_at = 0.0  # when to check the unverified partitions (again)
+        self.refreezer = Refreezer()
 
     async def run(self) -> None:
         await self.directory.ready.wait()
@@ -199,6 +201,8 @@ class LedgerConsumer:
                     self.check_at = time.monotonic() + 1.0 if self.unverified else 0.0
                 if now >= tick_at:
                     tick_at = now + 1.0
+                    # The period cache is long-lived and cycle-free: keep collections off it.
+                    self.refreezer.maybe_refreeze()
                     await self._tick(verify=now >= verify_at)
                     if now >= verify_at:
                         verify_at = now + self.verify_interval_s
