@@ -10,8 +10,9 @@ each of them, in the signature's order, before the endpoint.
 
 Only dependencies of the form ``async def fn(request: Request) -> T`` are accepted
 (anything else raises TypeError at build time); the endpoint may also take the
-``Request`` itself and must return a Response. Direct routes are not in the
-OpenAPI schema.
+``Request`` itself and must return a Response. Direct routes are not in FastAPI's
+generated schema: a service describes them with hand-written path items
+(afflux.shared.io.http.apidocs.install_api_docs).
 """
 
 from __future__ import annotations
