@@ -25,9 +25,11 @@ import pytest
 from pydantic import BaseModel
 
 from afflux.cli.stack import Stack
+from afflux.cli.topic_reader import read_events
 from afflux.clicks.quality import parse_user_agent
 from afflux.orders.openapi import BatchAnswer, OrderAnswer, RefundAnswer
 from afflux.orders.signing import sign, sign_query
+from afflux.shared.events import ClickRecorded
 from afflux.shared.io.http.problems import Problem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -355,3 +357,37 @@ def test_the_readme_click_example_sends_a_user_agent_that_counts() -> None:
 
 def test_problem_shape_is_the_shared_one() -> None:
     ProblemShape.model_validate(Problem(401, "X-Afflux-Signature", "wrong").body())
+
+
+async def test_the_readme_click_example_records_a_click_that_counts(stack: Stack) -> None:
+    block = snippet(ROOT / "README.md", "/c/<code>").replace("http://127.0.0.1:8001", "$CLICKS")
+    create, _, click = block.partition("curl -si")
+    env = {"PATH": "/usr/bin:/bin", "CLICKS": stack.url("clicks")}
+    created = subprocess.run(
+        ["bash", "-eu", "-c", create.replace("TOKEN=...", f"TOKEN={ADMIN_TOKEN}")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    code = json.loads(created.stdout)["code"]
+    clicked = subprocess.run(
+        ["bash", "-eu", "-c", "curl -si" + click.replace("<code>", code)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+    assert clicked.returncode == 0, clicked.stderr
+    assert clicked.stdout.startswith("HTTP/1.1 302"), clicked.stdout
+
+    def recorded(events: list[Any]) -> list[ClickRecorded]:
+        return [e for e in events if isinstance(e, ClickRecorded) and e.link_code == code]
+
+    events = await read_events(stack.kafka_bootstrap, "clicks", until=lambda e: bool(recorded(e)))
+    [click_event] = recorded(events)
+    assert not click_event.is_bot
+    assert not click_event.flags
