@@ -44,7 +44,12 @@ def _documented(request: str) -> dict[str, Any]:
     body = {"$ref": f"#/components/schemas/{request}"}
     return {
         "responses": {
-            200: {"description": "one result per item, in order, and counts"},
+            200: {
+                "description": "one result per item, in order, and counts",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/BatchAnswer"}}
+                },
+            },
             400: problem("malformed JSON, or the body ended early"),
             413: problem("body larger than the batch size limit"),
             422: problem("invalid request: the field and the reason"),

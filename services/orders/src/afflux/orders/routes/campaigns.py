@@ -36,12 +36,24 @@ async def visible(directory: CampaignDirectory, campaign_id: str, version: int) 
 
 
 _BODY = {"$ref": "#/components/schemas/CampaignEntry"}
+_VERSIONS = {
+    "type": "object",
+    "required": ["campaign_id", "versions"],
+    "properties": {
+        "campaign_id": {"type": "string"},
+        "published": {"type": "boolean"},
+        "version": {"type": ["integer", "null"]},
+        "versions": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_ANSWER = {"content": {"application/json": {"schema": _VERSIONS}}}
 
 
 @router.put(
     "/v1/campaigns/{campaign_id}",
     responses={
-        201: {"description": "published as the campaign's next version"},
+        200: {"description": "the same terms as the latest version: nothing published", **_ANSWER},
+        201: {"description": "published as the campaign's next version", **_ANSWER},
         400: problem("malformed JSON"),
         422: problem("invalid terms: the field and the reason"),
         503: problem("the broker did not take it: nothing was published, retry", retry=True),
@@ -77,7 +89,10 @@ async def put_campaign(
     )
 
 
-@router.get("/v1/campaigns/{campaign_id}", responses={404: problem("unknown campaign")})
+@router.get(
+    "/v1/campaigns/{campaign_id}",
+    responses={200: {"description": "every version", **_ANSWER}, 404: problem("unknown campaign")},
+)
 async def get_campaign(_: AdminDep, campaign_id: str, directory: DirectoryDep) -> JSONResponse:
     if campaign_id not in directory:
         raise Rejected(404, "campaign_id", "unknown campaign")
