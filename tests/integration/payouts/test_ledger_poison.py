@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 
 from afflux.cli.scenario_checks import read_topic
 from afflux.payouts.consumer import LedgerConsumer
-from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.keys import Keys
+from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
