@@ -5,7 +5,8 @@ What is held is that each one starts on the broker the run chose (``--broker``, 
 ``AFFLUX_TEST_BROKER``), ends with its JSON line, and exits 0, which each bench does only
 when its own correctness check passed (every click and order on its topic, the worker's
 outputs equal to the oracle's, a soak without errors). CI runs this a second time on
-Apache Kafka (``kafka_conformance``).
+Apache Kafka (``kafka_conformance``), where the attribution bench also times its relay
+with Kafka transactions; Tansu, which has none, refuses that option.
 """
 
 from __future__ import annotations
@@ -111,3 +112,23 @@ def test_each_bench_runs_on_the_chosen_broker_and_passes_its_own_checks(
         assert result["broker"] == broker_kind, output
     elif broker_kind != "tansu":
         assert f"--broker {broker_kind} changes nothing" in done.stderr
+
+
+def test_the_transactional_relay_runs_on_kafka_and_is_refused_on_tansu(
+    broker_kind: BrokerKind, tmp_path: Path
+) -> None:
+    argv = [sys.executable, "-m", "afflux.cli", "bench", "attribution", "--broker", broker_kind]
+    small = ("--visitors", "500", "--storage", "memory", "--transactional-relay", "--json")
+    done = subprocess.run(
+        [*argv, *small], cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
+    )
+    output = f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    if broker_kind == "tansu":
+        assert done.returncode == 2, output
+        assert "--transactional-relay needs --broker kafka" in done.stderr
+        return
+    assert done.returncode == 0, output
+    result: Result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["oracle_match"] is True
+    assert result["transactional_relay_per_poll"] > 0
+    assert result["transactional_relay_per_record"] > 0
