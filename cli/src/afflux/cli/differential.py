@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 from aiokafka.errors import KafkaError
 
+from afflux.cli.brokers import BrokerKind, broker_from_env
 from afflux.cli.ledger_compare import creator_postings
 from afflux.cli.processes import free_port
 from afflux.cli.stack import SERVICES, Stack, StackOptions
@@ -229,9 +230,12 @@ class Workload:
 
 
 class DifferentialStack:
-    """A fresh stack (Redis with AOF as ``afflux up`` runs it) for one run of the workload."""
+    """A fresh stack (Redis with AOF as ``afflux up`` runs it) for one run of the workload,
+    on ``broker`` (the test run's choice when not given)."""
 
-    def __init__(self, work_dir: Path, storage: BrokerStorage = "memory") -> None:
+    def __init__(
+        self, work_dir: Path, storage: BrokerStorage = "memory", broker: BrokerKind | None = None
+    ) -> None:
         shutil.rmtree(work_dir, ignore_errors=True)
         self.stack = Stack(
             StackOptions(
@@ -240,6 +244,7 @@ class DifferentialStack:
                 env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN},
                 redis_aof=True,
                 storage=storage,
+                broker=broker or broker_from_env(),
             )
         )
         self.faults: list[FaultFigure] = []

@@ -38,17 +38,19 @@ def crash_redis(ds: DifferentialStack) -> None:
 
 
 def crash_broker(ds: DifferentialStack) -> None:
-    """kill -9 the broker and start it on the same port and storage; on memory storage
-    the log is gone, so the topics and campaign terms are created again, as an operator
-    would, and what depends on the old log has to notice."""
-    storage = ds.stack.options.storage
-    with ds.fault(f"broker kill -9 ({storage})"):
+    """kill -9 the broker and start it on the same port and storage; Tansu on memory
+    storage has lost its log, so the topics and campaign terms are created again, as an
+    operator would, and what depends on the old log has to notice. Kafka always restarts
+    on its log on disk."""
+    storage, kind = ds.stack.options.storage, ds.stack.options.broker
+    log_lost = kind == "tansu" and storage == "memory"
+    with ds.fault(f"broker kill -9 ({storage if kind == 'tansu' else kind})"):
         stack = ds.stack
         broker = _infra(ds, "broker")
         broker.kill()
         # the same port and storage (the object store, if any, keeps running)
         stack.infra[stack.infra.index(broker)] = stack._start_broker()
-        if storage == "memory":
+        if log_lost:
             asyncio.run(create_topics(ds.stack.kafka_bootstrap, ds.stack.options.partitions))
             ds.stack.apply_campaigns(WORKLOAD_CAMPAIGNS)
 
