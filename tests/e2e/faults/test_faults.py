@@ -34,27 +34,29 @@ def _assert_exact(faults: FaultStack) -> None:
     assert result.creators_compared > 0
 
 
-def test_killing_the_attribution_worker_five_times_loses_and_doubles_nothing(
+def test_killing_the_attribution_worker_three_times_loses_and_doubles_nothing(
     faults: FaultStack,
 ) -> None:
-    def crash_five_times() -> None:
-        for _ in range(5):
+    def crash_three_times() -> None:
+        for _ in range(3):
             faults.stack.kill_service("attribution")
             faults.stack.start_service("attribution")
             time.sleep(1)
 
-    faults.under_load(crash_five_times)
+    faults.under_load(crash_three_times)
     _assert_exact(faults)
 
 
-def test_killing_the_ledger_consumer_five_times_keeps_the_ledger_exact(faults: FaultStack) -> None:
-    def crash_five_times() -> None:
-        for _ in range(5):
+def test_killing_the_ledger_consumer_three_times_keeps_the_ledger_exact(
+    faults: FaultStack,
+) -> None:
+    def crash_three_times() -> None:
+        for _ in range(3):
             faults.stack.kill_service("payouts")
             faults.stack.start_service("payouts")
             time.sleep(1)
 
-    faults.under_load(crash_five_times)
+    faults.under_load(crash_three_times)
     _assert_exact(faults)
 
 
