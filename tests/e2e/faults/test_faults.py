@@ -39,9 +39,7 @@ def test_killing_the_attribution_worker_three_times_loses_and_doubles_nothing(
 ) -> None:
     def crash_three_times() -> None:
         for _ in range(3):
-            faults.stack.kill_service("attribution")
-            faults.stack.start_service("attribution")
-            time.sleep(1)
+            faults.restart_and_wait_for_work("attribution")
 
     faults.under_load(crash_three_times)
     _assert_exact(faults)
@@ -52,9 +50,7 @@ def test_killing_the_ledger_consumer_three_times_keeps_the_ledger_exact(
 ) -> None:
     def crash_three_times() -> None:
         for _ in range(3):
-            faults.stack.kill_service("payouts")
-            faults.stack.start_service("payouts")
-            time.sleep(1)
+            faults.restart_and_wait_for_work("payouts")
 
     faults.under_load(crash_three_times)
     _assert_exact(faults)

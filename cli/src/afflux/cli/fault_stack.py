@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import httpx
 
 from afflux.cli.load import Endpoints, SteadyLoad
 from afflux.cli.stack import Stack
 from afflux.cli.traffic import Program, Tally, creator_ids
 from afflux.cli.verify import StackCheck, check_stack
+
+LOAD_BEFORE_AND_AFTER = 12  # requests answered around each fault
+# What a fresh process counts once it has done real work on its input.
+WORK_COUNTERS = {
+    "attribution": "afflux_attribution_events_total",
+    "payouts": "afflux_ledger_batches_total",
+}
+
+
+def _sent(tally: Tally) -> int:
+    return tally.clicks + tally.orders + tally.refunds
+
+
+def _sample_sum(text: str, name: str) -> float:
+    pattern = rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$"
+    return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.MULTILINE))
 
 
 @dataclass
@@ -39,15 +58,46 @@ class FaultStack:
             run_id=f"f{self.runs}",
         ).start()
         try:
-            time.sleep(2)
+            # By progress, not by the clock: the fault starts once the load is flowing,
+            # and the load goes on after it until more requests have been answered.
+            self._answered(load, at_least=LOAD_BEFORE_AND_AFTER)
             fault()
-            time.sleep(2)
+            self._answered(load, at_least=_sent(load.tally) + LOAD_BEFORE_AND_AFTER)
         finally:
             tally = load.stop()
         assert load.failure is None, f"load failed: {load.failure!r}"
         self.click_ids += tally.click_ids
         self.accepted_orders += tally.accepted
         return tally
+
+    def _answered(self, load: SteadyLoad, *, at_least: int, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while _sent(load.tally) < at_least:
+            if load.failure is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the load answered {_sent(load.tally)} of {at_least} requests"
+                    f" within {timeout_s:.0f}s (failure: {load.failure!r})"
+                )
+            time.sleep(0.05)
+
+    def restart_and_wait_for_work(self, service: str, timeout_s: float = 60) -> None:
+        """kill -9 ``service``, start it again, and return once the new process has
+        processed input (its work counter moved from zero): the next fault then hits a
+        service that is really running, not one still starting."""
+        self.stack.kill_service(service)
+        self.stack.start_service(service)
+        counter = WORK_COUNTERS[service]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                text = httpx.get(f"{self.stack.url(service)}/metrics", timeout=2).text
+                if _sample_sum(text, counter) > 0:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{service} did no work within {timeout_s:.0f}s of starting")
+            time.sleep(0.1)
 
     def check(self) -> StackCheck:
         return check_stack(
