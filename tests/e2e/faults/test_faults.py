@@ -158,8 +158,10 @@ def test_adding_and_removing_a_worker_mid_run_gives_the_oracles_answer(
     faults: FaultStack,
 ) -> None:
     def rebalance_twice() -> None:
-        second = faults.stack.start_service("attribution", instance="-2", port=free_port())
-        time.sleep(6)
+        port = free_port()
+        second = faults.stack.start_service("attribution", instance="-2", port=port)
+        # Removed only once it has taken partitions and processed events of its own.
+        faults.wait_for_work("attribution", f"http://127.0.0.1:{port}")
         second.stop()
         faults.stack.services.pop("attribution-2", None)
 

@@ -86,11 +86,16 @@ class FaultStack:
         service that is really running, not one still starting."""
         self.stack.kill_service(service)
         self.stack.start_service(service)
+        self.wait_for_work(service, self.stack.url(service), timeout_s)
+
+    def wait_for_work(self, service: str, base_url: str, timeout_s: float = 60) -> None:
+        """Until the process serving ``base_url`` has processed input (its work counter
+        moved from zero)."""
         counter = WORK_COUNTERS[service]
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                text = httpx.get(f"{self.stack.url(service)}/metrics", timeout=2).text
+                text = httpx.get(f"{base_url}/metrics", timeout=2).text
                 if _sample_sum(text, counter) > 0:
                     return
             except httpx.HTTPError:
