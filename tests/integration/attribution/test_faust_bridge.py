@@ -17,6 +17,7 @@ from afflux.attribution.faust_bridge import (
     FaustChanged,
     committed_offset,
     highwater,
+    learn_partition_counts,
     missing_private_paths,
     partition_count,
     require_private_paths,
@@ -70,6 +71,9 @@ async def scenario(bootstrap: str, datadir: Path) -> dict[str, Any]:
     await app.start()
     try:
         await asyncio.wait_for(seen.wait(), timeout=60)
+        # As the worker does at start: Apache Kafka names in metadata only the topics
+        # asked for, so the producer learns a topic's size only when asked (or sent to).
+        await learn_partition_counts(app, (CLICKS.name,))
         return {
             "before_start": before_start,
             "running": missing_private_paths(app, running=True),

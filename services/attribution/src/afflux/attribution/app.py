@@ -25,7 +25,7 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.http_limits import HttpLimits
 from afflux.shared.io.limited_http import uvicorn_limits
-from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
+from afflux.shared.topics import CLICKS, CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 
 log = logging.getLogger(__name__)
 RECOVERY = (
@@ -90,6 +90,9 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
         faust_bridge.require_private_paths(app)
+        await faust_bridge.learn_partition_counts(
+            app, (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name, DLQ.name)
+        )
         background.add(
             asyncio.ensure_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         )

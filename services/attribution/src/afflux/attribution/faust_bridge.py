@@ -23,6 +23,9 @@ installed faust-streaming.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -31,6 +34,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 
 from afflux.attribution.stage import Transport
+
+log = logging.getLogger(__name__)
 
 # (what the worker uses it for, the path from the app) for every private attribute.
 PRIVATE_PATHS: tuple[tuple[str, str], ...] = (
@@ -107,6 +112,19 @@ def highwater(app: faust.App, topic: str, partition: int) -> tuple[int, int] | N
     if high is None or polled is None:
         return None
     return int(high), int(polled)
+
+
+async def learn_partition_counts(app: faust.App, topics: Iterable[str]) -> None:
+    """Ask the broker for the output topics' partitions before the first send: the
+    producer's metadata knows a topic only once it has sent to it (Apache Kafka answers
+    a metadata request for the topics asked, not for every topic), and until then
+    outputs go out one event per record. A topic that does not answer is learnt later."""
+    producer = _producer(app)
+    for topic in topics:
+        try:
+            await asyncio.wait_for(producer.partitions_for(topic), timeout=10)
+        except Exception as exc:  # the broker away, the topic not created yet
+            log.warning("partitions of %s not known yet (%r); packing starts later", topic, exc)
 
 
 def partition_count(app: faust.App, topic: str) -> int | None:
