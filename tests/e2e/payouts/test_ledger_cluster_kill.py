@@ -20,7 +20,6 @@ import json
 import random
 import sys
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from redis.asyncio import Redis
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.embedded import RedisClusterNodes, start_redis_cluster
 from afflux.cli.processes import Child, free_port
-from afflux.oracle.commission import reference_from_events, target_amounts
+from afflux.oracle.commission import posted_amounts, reference_from_events, target_amounts
 from afflux.payouts.keys import Keys
 from afflux.shared.core.journal.records import Posting, posting_from_json
 from afflux.shared.core.terms import CampaignTerms
@@ -334,13 +333,6 @@ async def postings_of(ledger: Redis[bytes], cp: tuple[str, str], creator: str) -
     return [posting_from_json(json.loads(m)) for m in members]
 
 
-def netted(postings: Sequence[Posting]) -> dict[tuple[str, int], int]:
-    sums: dict[tuple[str, int], int] = defaultdict(int)
-    for p in postings:
-        sums[(p.line_id, p.approve_at)] += p.amount_minor
-    return {key: amount for key, amount in sums.items() if amount}
-
-
 # -- the test --------------------------------------------------------------------------------
 
 
@@ -407,5 +399,5 @@ async def test_killing_one_of_two_ledger_consumers_on_a_redis_cluster_keeps_the_
         for cp in sorted(cps):
             lines = reference.get((cp[0], cp[1]), ())
             want = target_amounts(line for line in lines if line.affiliate_id == creator)
-            got = netted(await postings_of(ledger, (cp[0], cp[1]), creator))
+            got = posted_amounts(await postings_of(ledger, (cp[0], cp[1]), creator))
             assert got == want, (cp, creator)

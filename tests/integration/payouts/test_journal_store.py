@@ -18,7 +18,6 @@ import asyncio
 import json
 import random
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from afflux.oracle.commission import reference_lines, target_amounts
+from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, Facts, plan_versions, random_facts
 from afflux.payouts.keys import Keys
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
@@ -73,13 +72,6 @@ async def postings_of(
         members = await redis.zrange(KEYS.period(campaign, period, f"journal:{creator}"), 0, -1)
         out += [posting_from_json(json.loads(m)) for m in members]
     return out
-
-
-def netted(postings: Iterable[Posting]) -> dict[tuple[str, int], int]:
-    sums: dict[tuple[str, int], int] = defaultdict(int)
-    for p in postings:
-        sums[(p.line_id, p.approve_at)] += p.amount_minor
-    return {key: amount for key, amount in sums.items() if amount}
 
 
 # -- (a) any arrival order, two stores, replays -------------------------------------------
@@ -174,7 +166,7 @@ async def test_two_stores_in_any_arrival_order_with_replays_net_to_the_reference
 
     creators = {c.affiliate_id for c in facts.conversions} | {k[1] for k in facts.clicks}
     postings = await postings_of(clients[0], CAMPAIGN, PERIOD, creators)
-    assert netted(postings) == reference(facts)
+    assert posted_amounts(postings) == reference(facts)
     # Every decision was made on the period's latest state: one journal sequence, no
     # posting twice, however the two stores took turns.
     assert sorted(p.seq for p in postings) == list(range(1, len(postings) + 1))
@@ -253,7 +245,7 @@ async def test_a_lead_waits_unpaid_until_its_confirmation_comes(
     lead.confirm_required.add(LEADS)
 
     await store.apply(lead, _lead_versions, _euro)
-    assert netted(await postings_of(clients[0], LEADS, NOVEMBER, ["lena"])) == {}
+    assert posted_amounts(await postings_of(clients[0], LEADS, NOVEMBER, ["lena"])) == {}
     await store.apply(
         Batch(confirmations=[(LEADS, "o-late", "confirm-late")]), _lead_versions, _euro
     )

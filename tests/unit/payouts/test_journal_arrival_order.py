@@ -6,11 +6,10 @@ and per approval date, to the cent. Only the history of corrections differs."""
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 
 import pytest
 
-from afflux.oracle.commission import reference_lines, target_amounts
+from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
 from afflux.oracle.ledger_scenarios import (
     CAMPAIGN,
     PERIOD,
@@ -47,13 +46,6 @@ def journal(facts: Facts, rng: random.Random, reload_chance: float) -> list[Post
     return postings
 
 
-def netted(postings: list[Posting]) -> dict[tuple[str, int], int]:
-    sums: dict[tuple[str, int], int] = defaultdict(int)
-    for p in postings:
-        sums[(p.line_id, p.approve_at)] += p.amount_minor
-    return {k: v for k, v in sums.items() if v}
-
-
 def reference(facts: Facts) -> dict[tuple[str, int], int]:
     lines = reference_lines(
         CAMPAIGN,
@@ -73,7 +65,7 @@ def test_journal_nets_to_the_reference_whatever_the_arrival_order(seed: int) -> 
     want = reference(facts)
     for order in range(ORDERS_PER_SEED):
         rng = random.Random(seed * 1000 + order)
-        assert netted(journal(facts, rng, reload_chance=0.25)) == want, f"arrival {order}"
+        assert posted_amounts(journal(facts, rng, reload_chance=0.25)) == want, f"arrival {order}"
 
 
 def test_the_workload_exercises_every_correction() -> None:

@@ -41,6 +41,7 @@ from afflux.shared.core.commission import (
     version_by_number,
 )
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import pro_rata
 from afflux.shared.core.periods import period_bounds, period_of
 from afflux.shared.core.terms import CampaignTerms, CommissionPlan, TermsVersion, terms_in_force
@@ -372,6 +373,15 @@ def target_amounts(lines: Iterable[TargetLine]) -> dict[tuple[str, int], int]:
     for line in lines:
         for part in line.components:
             out[(line.line_id, part.approve_at)] += part.amount_minor
+    return {key: amount for key, amount in out.items() if amount != 0}
+
+
+def posted_amounts(postings: Iterable[Posting]) -> dict[tuple[str, int], int]:
+    """The journal's side of ``target_amounts``: its postings summed per line and
+    approval time, zeros left out."""
+    out: dict[tuple[str, int], int] = defaultdict(int)
+    for posting in postings:
+        out[(posting.line_id, posting.approve_at)] += posting.amount_minor
     return {key: amount for key, amount in out.items() if amount != 0}
 
 
