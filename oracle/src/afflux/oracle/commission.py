@@ -51,6 +51,7 @@ from afflux.shared.events import (
     ConversionReversed,
     LeadConfirmed,
 )
+from afflux.shared.ledger_facts import conversion_fact, refund_fact
 
 REATTRIBUTED = "reattributed"
 
@@ -451,14 +452,14 @@ def reference_from_events(
             period = where(event.campaign_id, event.occurred_at)
             if period is None or not _accepted(event, versions_by_campaign[event.campaign_id]):
                 continue
-            placed[(event.campaign_id, period)].conversions[event.conversion_id] = _conversion(
+            placed[(event.campaign_id, period)].conversions[event.conversion_id] = conversion_fact(
                 event
             )
             period_of_order[(event.campaign_id, event.order_id)] = period
         elif isinstance(event, ConversionReversed):
             period = where(event.campaign_id, event.order_occurred_at)
             if period is not None:
-                placed[(event.campaign_id, period)].refunds[event.reversal_id] = _refund(event)
+                placed[(event.campaign_id, period)].refunds[event.reversal_id] = refund_fact(event)
         elif isinstance(event, LeadConfirmed):
             if where(event.campaign_id, event.occurred_at) is not None:
                 confirmed[(event.campaign_id, event.order_id)] = event.event_id
@@ -495,31 +496,3 @@ def _accepted(event: ConversionAttributed, versions: Sequence[TermsVersion]) -> 
     limit = version_by_number(versions, event.terms_version).terms.max_order_minor
     latest = max(versions, key=lambda v: v.version).terms
     return event.amount_minor <= limit and event.currency == latest.currency
-
-
-def _conversion(event: ConversionAttributed) -> ConversionFact:
-    return ConversionFact(
-        conversion_id=event.conversion_id,
-        event_id=event.event_id,
-        order_id=event.order_id,
-        affiliate_id=event.affiliate_id,
-        kind=event.kind,
-        action=event.action,
-        amount_minor=event.amount_minor,
-        currency=event.currency,
-        new_customer=event.new_customer,
-        occurred_at=event.occurred_at,
-        terms_version=event.terms_version,
-    )
-
-
-def _refund(event: ConversionReversed) -> RefundFact:
-    return RefundFact(
-        reversal_id=event.reversal_id,
-        event_id=event.event_id,
-        order_id=event.order_id,
-        amount_minor=event.amount_minor,
-        occurred_at=event.occurred_at,
-        conversion_id=event.conversion_id,
-        reason=event.reason,
-    )

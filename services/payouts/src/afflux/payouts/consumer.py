@@ -36,11 +36,11 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from afflux.payouts import facts as ledger_facts
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerReset, LedgerStore
 from afflux.payouts.tallies import ClickItem
+from afflux.shared import ledger_facts
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.periods import period_of

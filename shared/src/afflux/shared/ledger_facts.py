@@ -1,4 +1,5 @@
-"""Ledger inputs as the journal's facts: conversions and reversals from their events."""
+"""Ledger inputs as the journal's facts: conversions and reversals from their events (the payouts
+consumer and the batch reference place events through the same mapping)."""
 
 from __future__ import annotations
 
