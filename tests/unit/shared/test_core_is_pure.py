@@ -158,6 +158,7 @@ CONTRACT_MODULES = (
     "campaign_file",
     "settings",
     "secret_policy",
+    "ledger_facts",
 )
 SHARED = Path(afflux.shared.core.__file__).parents[1]
 
