@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,14 +68,36 @@ def output_count(bootstrap: str) -> int:
     return sum(len(v) for v in topics.values())
 
 
+def wait_for_outputs(bootstrap: str, at_least: int, timeout_s: float = 60) -> int:
+    """Until the worker has written ``at_least`` outputs: a fault lands mid-stream by
+    progress, not after a guessed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while (count := output_count(bootstrap)) < at_least:
+        assert time.monotonic() < deadline, f"{count} outputs within {timeout_s:.0f}s"
+        time.sleep(0.2)
+    return count
+
+
+def events_processed(port: int) -> float:
+    """The worker's ``afflux_attribution_events_total``, summed over its labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("afflux_attribution_events_total")
+    )
+
+
 def test_kill_9_mid_stream_and_restart(broker: str, tmp_path: Path) -> None:
     scenario = generate(4242, visitors=2500, grace_seconds=2, prefix="k")
     asyncio.run(h.publish_campaigns(broker, scenario.campaigns))
     worker, _ = h.start_worker(broker, tmp_path, instance="k1", extra=SLOW_REFUNDS)
     parts = chunks(scenario, 4)
     asyncio.run(h.produce(broker, parts[0], 4, orders_from=scenario.events))  # type: ignore[arg-type]
+    first = wait_for_outputs(broker, 1)
     asyncio.run(h.produce(broker, parts[1], 4, orders_from=scenario.events))  # type: ignore[arg-type]
-    time.sleep(2.5)
+    wait_for_outputs(broker, first + 1)  # killed while the second slice is under way
     worker.kill()
     asyncio.run(h.produce(broker, parts[2], 4, orders_from=scenario.events))  # type: ignore[arg-type]
     before = output_count(broker)
@@ -107,9 +130,13 @@ def test_a_second_worker_joins_and_leaves_mid_stream(broker: str, tmp_path: Path
     second = None
     try:
         asyncio.run(h.produce(broker, parts[0], 4, orders_from=scenario.events))  # type: ignore[arg-type]
-        second, _ = h.start_worker(broker, tmp_path, instance="b", extra=SLOW_REFUNDS)
+        second, port = h.start_worker(broker, tmp_path, instance="b", extra=SLOW_REFUNDS)
         asyncio.run(h.produce(broker, parts[1], 4, orders_from=scenario.events))  # type: ignore[arg-type]
-        time.sleep(1)
+        # Leaves once it has taken partitions and processed events of its own.
+        deadline = time.monotonic() + 60
+        while events_processed(port) == 0:
+            assert time.monotonic() < deadline, "the second worker processed nothing in 60 s"
+            time.sleep(0.2)
         second.stop()
         asyncio.run(h.produce(broker, parts[2], 4, orders_from=scenario.events))  # type: ignore[arg-type]
         expected = h.expected_sets(attribute(scenario.events, scenario.campaigns))
