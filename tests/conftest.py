@@ -45,6 +45,11 @@ def promtool() -> str:
 
 
 @pytest.fixture(scope="session")
+def amtool() -> str:
+    return required_tool("amtool", package="prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
 def chromium() -> str:
     return required_tool("chromium", "chromium-browser", package="chromium")
 

@@ -89,6 +89,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
         tasks = [
             asyncio.create_task(_follow_forever(directory, settings.kafka_bootstrap)),
             asyncio.create_task(consumer.run()),
+            asyncio.create_task(metrics.redis_memory.run(redis)),
         ]
         tasks[1].add_done_callback(_exit_if_failed)
         app.state.store, app.state.producer, app.state.consumer = store, producer, consumer

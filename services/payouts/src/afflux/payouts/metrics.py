@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from afflux.payouts.redis_memory import RedisMemoryCollector
 from afflux.payouts.store import Applied
 
 
@@ -59,6 +60,7 @@ class PayoutsMetrics:
             "(stored offset beyond the log end, or another record at the last applied offset)",
             registry=self.registry,
         )
+        self.redis_memory = RedisMemoryCollector(self.registry)
 
     def applied(self, applied: Applied, event_times: Sequence[int], now_ms: int) -> None:
         self.applied_batches.inc()
