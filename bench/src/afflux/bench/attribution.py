@@ -11,7 +11,6 @@ grace period). Both figures count input events.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -27,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from afflux.bench.feed import produce, publish_campaigns
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.oracle import OracleResult, Scenario, attribute, canonical, generate
 from afflux.shared.events import Envelope, OrderRefunded
 from afflux.shared.io.kafka import create_topics, new_producer
@@ -144,7 +144,7 @@ def healthy(port: int) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="afflux bench attribution")
+    parser = PlainArgumentParser(prog="afflux bench attribution", description=__doc__)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--visitors", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=2026)

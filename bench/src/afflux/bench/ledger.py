@@ -59,6 +59,7 @@ from afflux.bench.ledger_checks import (
     only_versions,
     oracle_targets,
 )
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.payouts.consumer import LedgerConsumer, slot
 from afflux.payouts.divergence import Fingerprint
 from afflux.payouts.metrics import PayoutsMetrics
@@ -597,7 +598,7 @@ def run_on_cluster(
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="afflux bench ledger", description=__doc__)
+    parser = PlainArgumentParser(prog="afflux bench ledger", description=__doc__)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--events", type=int, default=40_000, help="input events")
     parser.add_argument("--creators", type=int, default=2_000)

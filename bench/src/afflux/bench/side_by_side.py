@@ -11,7 +11,6 @@ each event it holds.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import subprocess
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.kafka import create_topics, topic_partitions
@@ -207,7 +207,7 @@ def bench_main(
     ``run`` in a temporary directory, its ``summary`` printed, with --json one JSON line
     last; exit 0 when the result ``passed``."""
     seconds, connections = defaults
-    parser = argparse.ArgumentParser(prog=f"afflux bench {service}", description=description)
+    parser = PlainArgumentParser(prog=f"afflux bench {service}", description=description)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--seconds", type=float, default=seconds, help="measured seconds per side")
     parser.add_argument("--connections", type=int, default=connections)

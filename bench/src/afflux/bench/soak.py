@@ -10,7 +10,6 @@ the probed capacity and reports memory growth from the first to the last minute.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -23,6 +22,7 @@ import httpx
 from afflux.bench.side_by_side import broker_line
 from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.demo_client import DemoClient
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.cli.stack import Stack, fresh_stack
 from afflux.cli.storage import add_storage_option, storage_of
 from afflux.cli.traffic import Program, Traffic, TrafficMix, creator_ids
@@ -44,7 +44,7 @@ def rss_mb(pid: int) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="afflux bench soak")
+    parser = PlainArgumentParser(prog="afflux bench soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--campaigns", default="examples/campaigns.yaml")
     parser.add_argument("--json", action="store_true")

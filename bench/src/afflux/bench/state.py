@@ -13,7 +13,6 @@ show what the retention keeps.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tracemalloc
@@ -22,6 +21,7 @@ from afflux.attribution.decode import decode_items
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.refunds import RefundPartition
 from afflux.bench.attribution import realistic_mix
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.oracle import attribute
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import TermsVersion, terms_in_force
@@ -36,7 +36,7 @@ from afflux.shared.wire import encode
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="afflux bench state")
+    parser = PlainArgumentParser(prog="afflux bench state", description=__doc__)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--visitors", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2026)

@@ -14,7 +14,9 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    attribution = sub.add_parser("attribution", help="attribution worker administration")
+    attribution = sub.add_parser(
+        "attribution", help="attribution worker administration", description=__doc__
+    )
     attribution.add_argument(
         "action", choices=["rebuild"], help="delete its state and offsets; it replays the topics"
     )

@@ -9,7 +9,6 @@ the outcome must equal the clean run's to the cent.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import time
@@ -25,6 +24,7 @@ from afflux.cli.differential import (
     report,
 )
 from afflux.cli.differential_faults import PROCESSES, kill
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.cli.processes import StartFailed
 from afflux.cli.settings import CliSettings
 from afflux.cli.storage import BrokerStorage, add_storage_option, storage_of
@@ -105,7 +105,7 @@ def run_chaos(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="afflux verify --chaos", description=__doc__)
+    parser = PlainArgumentParser(prog="afflux verify --chaos", description=__doc__)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--visitors", type=int, default=80)

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 
 def add_parser(sub: Any) -> None:
-    ledger = sub.add_parser("ledger", help="payouts ledger administration")
+    ledger = sub.add_parser("ledger", help="payouts ledger administration", description=__doc__)
     ledger.add_argument("action", choices=["rebuild"], help="clear and replay from the topics")
     ledger.add_argument(
         "--redis-url", default=None, help="the ledger's Redis (default: AFFLUX_REDIS_URL)"

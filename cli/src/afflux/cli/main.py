@@ -7,55 +7,100 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from afflux.cli import attribution_cmd, benches, ledger_cmd, secrets_cmd
 from afflux.cli.brokers import add_broker_option, broker_of
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.cli.storage import add_storage_option, storage_of
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="afflux", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = PlainArgumentParser(
+        prog="afflux",
+        description="Run the afflux stack, its demo, benchmarks and admin tasks.",
+        epilog="New here? Start with: afflux demo (about a minute). Then afflux up keeps the "
+        "stack running. afflux COMMAND --help explains each command; README.md and docs/ "
+        "the rest.",
+    )
+    parser.add_argument("--version", action="version", version=f"afflux {_version()}")
+    sub = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="start broker, Redis and the four services; Ctrl-C stops all")
+    up = sub.add_parser(
+        "up",
+        help="start broker, Redis and the four services; Ctrl-C stops all",
+        description="Start the broker, Redis and the four services on this machine, apply the "
+        "campaign terms and print where each service answers. Runs until Ctrl-C or SIGTERM, "
+        "then stops everything it started. Data lives under AFFLUX_DATA_DIR (.afflux/up).",
+    )
     up.add_argument("--campaigns", default=None, help="campaign terms YAML to apply at start")
     up.add_argument("--partitions", type=int, default=None, help="partitions of data topics")
     add_storage_option(up)
     add_broker_option(up)
 
-    demo = sub.add_parser("demo", help="run the stack and a simulated affiliate program")
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--creators", type=int, default=50)
-    demo.add_argument("--visitors", type=int, default=1500)
+    demo = sub.add_parser(
+        "demo",
+        help="run the stack and a simulated affiliate program",
+        description="Start a fresh stack, drive a simulated affiliate program through the real "
+        "HTTP endpoints (creators' links, visitors who click and buy, promo codes, refunds), "
+        "print each currency's creator ranking read back from the payouts API, and stop.",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="seed of the simulation (default 7)")
+    demo.add_argument("--creators", type=int, default=50, help="creators (default 50)")
+    demo.add_argument("--visitors", type=int, default=1500, help="visitors (default 1500)")
     demo.add_argument("--campaigns", default=None, help="campaign terms YAML (default: examples)")
     add_storage_option(demo)
 
-    topics = sub.add_parser("topics", help="topic administration")
-    topics.add_argument("action", choices=["create"])
+    topics = sub.add_parser(
+        "topics",
+        help="topic administration",
+        description="Create every afflux topic on AFFLUX_KAFKA_BOOTSTRAP (those missing).",
+    )
+    topics.add_argument("action", choices=["create"], help="create the missing topics")
 
-    campaigns = sub.add_parser("campaigns", help="campaign terms administration")
-    campaigns.add_argument("action", choices=["apply"])
-    campaigns.add_argument("file")
+    campaigns = sub.add_parser(
+        "campaigns",
+        help="campaign terms administration",
+        description="Publish the campaign terms of a YAML file as new terms versions.",
+    )
+    campaigns.add_argument("action", choices=["apply"], help="publish the file's terms")
+    campaigns.add_argument("file", help="campaign terms YAML, e.g. examples/campaigns.yaml")
 
-    schemas = sub.add_parser("schemas", help="JSON Schemas of the events (docs/events/)")
-    schemas.add_argument("action", choices=["export", "check"])
+    schemas = sub.add_parser(
+        "schemas",
+        help="JSON Schemas of the events (docs/events/)",
+        description="Write the events' JSON Schemas (export) or list the stale ones (check).",
+    )
+    schemas.add_argument("action", choices=["export", "check"], help="write, or compare")
     schemas.add_argument("--dir", default="docs/events", help="target folder")
 
-    bench = sub.add_parser("bench", help="benchmarks that print a figure beside a baseline")
-    bench.add_argument("name", choices=sorted(benches.installed()))
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks that print a figure beside a baseline",
+        description="Run one benchmark; `afflux bench NAME --help` lists its options.",
+    )
+    bench.add_argument("name", choices=sorted(benches.installed()), help="the benchmark")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options")
 
     verify = sub.add_parser(
         "verify",
         help="drive a seeded workload and compare with the oracle; --chaos: kill -9 random "
         "processes and compare with a clean run",
+        description="See `afflux verify --help` and `afflux verify --chaos --help`.",
     )
-    verify.add_argument("rest", nargs=argparse.REMAINDER)
+    verify.add_argument("rest", nargs=argparse.REMAINDER, help="the options of verify")
 
     secrets_cmd.add_parser(sub)
     ledger_cmd.add_parser(sub)
     attribution_cmd.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("afflux-cli")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import argparse
 import json
 import secrets
 from collections.abc import Callable, Sequence
+from typing import Any
 
 ENTROPY_BYTES = 32
 PLACEHOLDER_MERCHANT = "MERCHANT_ID"
@@ -31,9 +32,11 @@ def new_secret_lines(
     ]
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("secrets", help="print fresh production secrets as AFFLUX_...= lines")
-    parser.add_argument("action", choices=["new"])
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser(
+        "secrets", help="print fresh production secrets as AFFLUX_...= lines", description=__doc__
+    )
+    parser.add_argument("action", choices=["new"], help="print a fresh set")
     parser.add_argument(
         "--merchant",
         action="append",

@@ -10,7 +10,6 @@ only when there is no difference.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from afflux.cli.help_format import PlainArgumentParser
 from afflux.cli.ledger_compare import attribution_differences, ledger_differences
 from afflux.cli.load import Endpoints, drive
 from afflux.cli.processes import StartFailed
@@ -112,7 +112,7 @@ def check_stack(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="afflux verify", description=__doc__)
+    parser = PlainArgumentParser(prog="afflux verify", description=__doc__)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--visitors", type=int, default=600)
     parser.add_argument("--creators", type=int, default=20)
