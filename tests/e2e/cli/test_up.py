@@ -57,13 +57,21 @@ def up_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_up(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+def ignore_sigint() -> None:
+    """What a shell without job control does before it runs ``afflux up &``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_up(
+    env: dict[str, str], log: Path, *args: str, sigint_ignored: bool = False
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "afflux.cli", "up", *args],
         cwd=REPO,
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     )
 
 
@@ -163,7 +171,7 @@ def follow(clicks: str, code: str) -> str:
 
 
 def broker_of(log: Path) -> str:
-    found = re.search(r"broker\s+(127\.0\.0\.1:\d+)\s+\(durable storage", log.read_text())
+    found = re.search(r"broker\s+(127\.0\.0\.1:\d+)\s+durable storage", log.read_text())
     assert found, log.read_text()
     return found.group(1)
 
@@ -181,7 +189,7 @@ def test_ctrl_c_on_the_durable_default_leaves_no_process_behind(
     log = tmp_path / "up.log"
     process = start_up(up_env(data_dir), log)
     wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
-    assert "(durable storage" in log.read_text()
+    assert re.search(r"broker\s+127\.0\.0\.1:\d+\s+durable storage", log.read_text())
     assert any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
 
     stop_like_ctrl_c(process, data_dir)
@@ -220,9 +228,29 @@ def test_up_storage_memory_is_an_explicit_choice(data_dir: Path, tmp_path: Path)
     log = tmp_path / "up.log"
     process = start_up(up_env(data_dir), log, "--storage", "memory")
     wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
-    assert "(memory storage)" in log.read_text()
+    assert re.search(r"broker\s+127\.0\.0\.1:\d+\s+memory storage", log.read_text())
     assert not any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
     stop_like_ctrl_c(process, data_dir)
+
+
+def test_up_started_in_the_background_with_sigint_ignored_stops_on_sigint(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"],
+        preexec_fn=ignore_sigint,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "Handlers.SIG_IGN"  # the inherited disposition under test
+
+    log = tmp_path / "up.log"
+    process = start_up(up_env(data_dir), log, "--storage", "memory", sigint_ignored=True)
+    wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
+
+    stop_like_ctrl_c(process, data_dir)
+    assert "afflux: stopped" in log.read_text()
 
 
 def _command_lines(pids: list[int]) -> list[str]:

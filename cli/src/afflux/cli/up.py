@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import secrets
-import signal
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from pydantic import ValidationError
+from rich import box
+from rich.table import Table
 
 from afflux.cli.brokers import DEFAULT_BROKER, BrokerKind, kafka_data_dir
+from afflux.cli.console import console_for
 from afflux.cli.processes import StartFailed
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stop_signals import Stopped, signals_held, stop_on_signals
 from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
 from afflux.shared.secret_policy import settings_error
 
 DEFAULT_CAMPAIGNS = Path("examples/campaigns.yaml")
-
-
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
+SERVICE_ORDER = ("clicks", "orders", "payouts", "attribution")
 
 
 def build_stack(
@@ -87,56 +84,82 @@ def run_up(
     stack = build_stack(
         settings, settings.data_dir / "up", {"AFFLUX_ADMIN_TOKEN": token}, storage, broker
     )
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
-    try:
-        stack.check_ports()
-        what = "Apache Kafka" if broker == "kafka" else f"broker ({storage} storage)"
-        print(f"afflux: starting {what} and Redis ...", flush=True)
-        stack.start_infra()
-        terms = campaigns_path(campaigns, settings)
-        if terms is not None:
-            count = stack.apply_campaigns(terms)
-            print(f"afflux: applied {terms} ({count} new terms versions)", flush=True)
-        for name in ("clicks", "orders", "attribution", "payouts"):
-            print(f"afflux: starting {name} ...", flush=True)
-            stack.start_service(name)
-        _print_ready(stack, token, generated)
-        _watch(stack)
-    except StartFailed as exc:
-        print(f"afflux up: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, _Stop):
-        print("\nafflux: stopping ...", flush=True)
-    finally:
-        # A second Ctrl-C must not cut the shutdown short and orphan a child.
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with stop_on_signals():
         try:
-            stack.stop()
+            stack.check_ports()
+            what = "Apache Kafka" if broker == "kafka" else f"broker ({storage} storage)"
+            print(f"afflux: starting {what} and Redis ...", flush=True)
+            stack.start_infra()
+            terms = campaigns_path(campaigns, settings)
+            if terms is not None:
+                count = stack.apply_campaigns(terms)
+                print(f"afflux: applied {terms} ({count} new terms versions)", flush=True)
+            for name in ("clicks", "orders", "attribution", "payouts"):
+                print(f"afflux: starting {name} ...", flush=True)
+                stack.start_service(name)
+            _print_ready(stack, token, generated)
+            _watch(stack)
+        except StartFailed as exc:
+            print(f"afflux up: {exc}", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, Stopped):
+            print("\nafflux: stopping ...", flush=True)
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, previous_int)
+            with signals_held():  # a second Ctrl-C must not orphan a child
+                stack.stop()
     print("afflux: stopped", flush=True)
     return 0
 
 
-def _print_ready(stack: Stack, token: str, generated: bool) -> None:
-    print("afflux is up:")
+@dataclass(frozen=True)
+class ServiceLine:
+    """One row of the table ``afflux up`` prints once everything is healthy."""
+
+    name: str
+    address: str
+    detail: str
+
+
+def service_lines(stack: Stack) -> list[ServiceLine]:
+    """Broker, Redis and each service: where it answers and what to know about it."""
+    options = stack.options
     store = stack.object_store
+    storage: str = "external" if options.kafka_bootstrap else options.storage
     where = f", log in {store.endpoint}/tansu" if store else ""
-    storage: str = "external" if stack.options.kafka_bootstrap else stack.options.storage
-    if not stack.options.kafka_bootstrap and stack.options.broker == "kafka":
-        storage, where = "Apache Kafka, disk", f", log in {kafka_data_dir(stack.options.work_dir)}"
-    print(f"  broker    {stack.kafka_bootstrap}   ({storage} storage{where})")
-    aof = "   (AOF, fsync every second)" if not stack.options.redis_url else ""
-    print(f"  redis     {stack.redis_url}{aof}")
-    for name in ("clicks", "orders", "payouts", "attribution"):
-        print(f"  {name:<12}{stack.url(name)}   (health {stack.url(name)}/healthz)")
+    if not options.kafka_bootstrap and options.broker == "kafka":
+        storage, where = "Apache Kafka, disk", f", log in {kafka_data_dir(options.work_dir)}"
+    lines = [
+        ServiceLine("broker", stack.kafka_bootstrap, f"{storage} storage{where}"),
+        ServiceLine(
+            "redis", stack.redis_url, "" if options.redis_url else "AOF, fsync every second"
+        ),
+    ]
+    for name in SERVICE_ORDER:
+        url = stack.url(name)
+        lines.append(ServiceLine(name, url, "health /healthz, API reference /docs"))
+    return lines
+
+
+def service_table(lines: Sequence[ServiceLine]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title="afflux is up:", title_justify="left")
+    table.add_column("component", style="bold")
+    table.add_column("address", no_wrap=True)
+    table.add_column("details")
+    for line in lines:
+        table.add_row(line.name, line.address, line.detail)
+    return table
+
+
+def _print_ready(stack: Stack, token: str, generated: bool) -> None:
+    console = console_for(sys.stdout)
+    console.print(service_table(service_lines(stack)))
     note = " (generated for development; set AFFLUX_ADMIN_TOKEN to choose)" if generated else ""
-    print(f"  admin token {token}{note}")
-    print(f"  data      {stack.options.work_dir}")
-    print(f"  logs      {stack.log_dir}")
-    print("Press Ctrl-C to stop.", flush=True)
+    console.print(f"  admin token {token}{note}")
+    console.print(f"  data        {stack.options.work_dir}")
+    console.print(f"  logs        {stack.log_dir}")
+    console.print(f"  reports     {stack.url('payouts')}/reports/campaigns/{{campaign_id}}")
+    console.print("Press Ctrl-C to stop.")
+    sys.stdout.flush()
 
 
 def _watch(stack: Stack) -> None:
