@@ -14,16 +14,18 @@ import sys
 import time
 from pathlib import Path
 
+from afflux.cli.console import console_for
 from afflux.cli.demo_client import CreatorRow, DemoClient
+from afflux.cli.demo_report import NextSteps, print_next_steps, print_rankings, rankings
 from afflux.cli.processes import StartFailed
-from afflux.cli.progress import ProgressBar
+from afflux.cli.progress import ProgressDisplay
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import fresh_stack
+from afflux.cli.stop_signals import Stopped, signals_held, stop_on_signals
 from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
 from afflux.cli.traffic import Program, Traffic, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.shared.campaign_file import load_campaign_file
-from afflux.shared.core.money import Money
 
 CONCURRENCY = 40
 
@@ -46,26 +48,43 @@ def run_demo(
     work_dir = settings.data_dir / "demo"
     stack = fresh_stack(work_dir, token, storage)
     started = time.monotonic()
-    try:
-        print(f"afflux demo: starting the embedded stack ({storage} storage) ...", flush=True)
-        stack.start_infra()
-        stack.apply_campaigns(terms_file)
-        for name in ("clicks", "orders", "attribution", "payouts"):
-            stack.start_service(name)
-        print(f"afflux demo: stack up in {time.monotonic() - started:.1f}s", flush=True)
-        client = DemoClient(stack.url("clicks"), stack.url("orders"), stack.url("payouts"), token)
-        rows = asyncio.run(_simulate(client, programs, creator_ids(creators), visitors, seed))
-        _print_table(rows)
-    except StartFailed as exc:
-        print(f"afflux demo: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nafflux demo: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        stack.stop()
-    print(f"afflux demo: done in {time.monotonic() - started:.1f}s; stack stopped.")
+    with stop_on_signals():
+        try:
+            print(f"afflux demo: starting the embedded stack ({storage} storage) ...", flush=True)
+            stack.start_infra()
+            stack.apply_campaigns(terms_file)
+            for name in ("clicks", "orders", "attribution", "payouts"):
+                stack.start_service(name)
+            print(f"afflux demo: stack up in {time.monotonic() - started:.1f}s", flush=True)
+            client = DemoClient(
+                stack.url("clicks"), stack.url("orders"), stack.url("payouts"), token
+            )
+            rows = asyncio.run(_simulate(client, programs, creator_ids(creators), visitors, seed))
+            print_rankings(console_for(sys.stdout), rows)
+            print("\nafflux demo: stopping the stack ...", flush=True)
+        except StartFailed as exc:
+            print(f"afflux demo: {exc}", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, Stopped):
+            print("\nafflux demo: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            with signals_held():
+                stack.stop()
+    steps = NextSteps(
+        payouts_url=f"http://127.0.0.1:{settings.payouts_port}",
+        campaign_ids=tuple(p.terms.campaign_id for p in programs),
+        affiliate_id=_best_paid(rows),
+    )
+    print_next_steps(console_for(sys.stdout), steps)
+    print(f"\nafflux demo: done in {time.monotonic() - started:.1f}s; stack stopped.")
     return 0
+
+
+def _best_paid(rows: list[CreatorRow]) -> str | None:
+    """The best-paid creator of the first currency, whose pages are worth a look."""
+    ranked = rankings(rows)
+    return ranked[0].rows[0].affiliate_id if ranked and ranked[0].rows else None
 
 
 async def _simulate(
@@ -74,7 +93,7 @@ async def _simulate(
     async with client:
         traffic = Traffic(client, programs, creators)
         await traffic.create_links()
-        bar = ProgressBar(visitors, "simulating visitors")
+        bar = ProgressDisplay(visitors, "simulating visitors", unit="visitors")
         gate = asyncio.Semaphore(CONCURRENCY)
         last_order_at = time.monotonic()
 
@@ -100,22 +119,3 @@ async def _simulate(
         )
         waited = time.monotonic() - last_order_at
         return await client.settled_rows(min_wait_s=max(0.0, grace + 2 - waited))
-
-
-def _print_table(rows: list[CreatorRow]) -> None:
-    header = (
-        f"{'creator':<12}{'currency':>9}{'clicks':>8}{'conv.':>7}"
-        f"{'revenue':>14}{'commission':>13}{'EPC':>9}"
-    )
-    print()
-    print(header)
-    print("-" * len(header))
-    for row in sorted(rows, key=lambda r: (-r.commission_minor, r.affiliate_id, r.currency)):
-        revenue = Money(row.revenue_minor, row.currency).format().split()[0]
-        commission = Money(row.commission_minor, row.currency).format().split()[0]
-        epc = Money(row.epc_minor, row.currency).format().split()[0]
-        print(
-            f"{row.affiliate_id:<12}{row.currency:>9}{row.clicks:>8}{row.conversions:>7}"
-            f"{revenue:>14}{commission:>13}{epc:>9}"
-        )
-    print()

@@ -1,0 +1,182 @@
+"""What ``afflux demo`` prints at the end: one creator ranking per currency with its
+totals, a legend for rows paid without revenue, and where to look next.
+
+Amounts of different currencies are never added up or ranked against each other, so
+each currency gets a table of its own. Revenue counts sales only, while leads, app
+actions, paid clicks and base fees earn commission without a sale: such rows are marked
+and explained under their table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from afflux.cli.demo_client import CreatorRow
+from afflux.shared.core.money import Money, divide_half_up
+
+NO_REVENUE_MARK = "*"
+NO_REVENUE_LEGEND = (
+    f"{NO_REVENUE_MARK} commission without revenue: revenue counts sales only, while leads, "
+    "app installs and sign-ups, paid clicks and base fees earn commission without a sale."
+)
+EPC_NOTE = "EPC: earnings per click, commission / clicks."
+
+
+@dataclass(frozen=True)
+class Totals:
+    clicks: int
+    conversions: int
+    revenue_minor: int
+    commission_minor: int
+
+    @property
+    def epc_minor(self) -> int:
+        """Commission per click over the whole table, rounded half up as each row's is."""
+        return divide_half_up(self.commission_minor, self.clicks) if self.clicks else 0
+
+
+@dataclass(frozen=True)
+class CurrencyRanking:
+    """The creators paid in one currency, best paid first, and their totals."""
+
+    currency: str
+    rows: tuple[CreatorRow, ...]
+    totals: Totals
+
+    @property
+    def has_rows_without_revenue(self) -> bool:
+        return any(paid_without_revenue(row) for row in self.rows)
+
+
+def paid_without_revenue(row: CreatorRow) -> bool:
+    return row.commission_minor != 0 and row.revenue_minor == 0
+
+
+def rankings(rows: Iterable[CreatorRow]) -> list[CurrencyRanking]:
+    """One ranking per currency (by currency code); rows by commission, highest first,
+    then by creator id."""
+    by_currency: dict[str, list[CreatorRow]] = {}
+    for row in rows:
+        by_currency.setdefault(row.currency, []).append(row)
+    return [
+        CurrencyRanking(
+            currency=currency,
+            rows=tuple(sorted(found, key=lambda r: (-r.commission_minor, r.affiliate_id))),
+            totals=Totals(
+                clicks=sum(r.clicks for r in found),
+                conversions=sum(r.conversions for r in found),
+                revenue_minor=sum(r.revenue_minor for r in found),
+                commission_minor=sum(r.commission_minor for r in found),
+            ),
+        )
+        for currency, found in sorted(by_currency.items())
+    ]
+
+
+def amount_text(amount_minor: int, currency: str) -> str:
+    """``1234.50`` for 123450 EUR: the currency is in the table's title."""
+    return Money(amount_minor, currency).format().rsplit(" ", 1)[0]
+
+
+def ranking_table(ranking: CurrencyRanking) -> Table:
+    currency, totals = ranking.currency, ranking.totals
+    table = Table(
+        title=f"{currency}: {len(ranking.rows)} creators",
+        title_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+        show_footer=True,
+    )
+    table.add_column("#", justify="right", footer="")
+    table.add_column("creator", footer="total")
+    table.add_column("clicks", justify="right", footer=str(totals.clicks))
+    table.add_column("conv.", justify="right", footer=str(totals.conversions))
+    table.add_column(
+        f"revenue {currency}", justify="right", footer=amount_text(totals.revenue_minor, currency)
+    )
+    table.add_column(
+        f"commission {currency}",
+        justify="right",
+        footer=amount_text(totals.commission_minor, currency) + " ",
+    )
+    table.add_column(
+        f"EPC {currency}", justify="right", footer=amount_text(totals.epc_minor, currency)
+    )
+    for place, row in enumerate(ranking.rows, start=1):
+        mark = NO_REVENUE_MARK if paid_without_revenue(row) else " "
+        table.add_row(
+            str(place),
+            row.affiliate_id,
+            str(row.clicks),
+            str(row.conversions),
+            amount_text(row.revenue_minor, currency),
+            amount_text(row.commission_minor, currency) + mark,
+            amount_text(row.epc_minor, currency),
+        )
+    return table
+
+
+def ranking_block(ranking: CurrencyRanking) -> Group:
+    """The table, then its notes: the legend only when a row carries its mark."""
+    notes = [NO_REVENUE_LEGEND] if ranking.has_rows_without_revenue else []
+    notes.append(EPC_NOTE)
+    return Group(ranking_table(ranking), *(Text(note, style="dim") for note in notes))
+
+
+@dataclass(frozen=True)
+class NextSteps:
+    """Where a user of the demo looks next: ``afflux up``'s payouts service."""
+
+    payouts_url: str
+    campaign_ids: tuple[str, ...]
+    affiliate_id: str | None
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(what, where) pairs, most useful first."""
+        base = self.payouts_url
+        campaign = self.campaign_ids[0] if self.campaign_ids else "{campaign_id}"
+        creator = self.affiliate_id or "{affiliate_id}"
+        return [
+            ("keep a stack", "./afflux up  (stays up until Ctrl-C; data under .afflux/up)"),
+            ("send it traffic", 'README.md, "Running it": a link, a click, a signed order'),
+            ("report pages", f"{base}/reports/campaigns/{campaign}"),
+            ("", f"{base}/reports/creators/{creator}"),
+            ("KPIs", f"{base}/v1/kpis/creators"),
+            ("", f"{base}/v1/kpis/campaigns/{campaign}"),
+            ("a creator", f"{base}/v1/creators/{creator}/balance  (also /ledger, /statement)"),
+            ("API reference", f"{base}/docs  (every service serves its own /docs)"),
+            ("documentation", "docs/payouts.md (ledger, KPIs, payout runs, report pages)"),
+        ]
+
+
+def next_steps_block(steps: NextSteps) -> Group:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(no_wrap=True)
+    for what, where in steps.lines():
+        grid.add_row(what, where)
+    return Group(
+        Text("Where to look next (the demo's stack has stopped with its data):"),
+        Padding(grid, (0, 0, 0, 2)),
+    )
+
+
+def print_rankings(console: Console, rows: Sequence[CreatorRow]) -> None:
+    blocks: list[RenderableType] = [ranking_block(r) for r in rankings(rows)]
+    if not blocks:
+        blocks.append(Text("No creator has clicks or commission yet."))
+    for block in blocks:
+        console.print()
+        console.print(block)
+
+
+def print_next_steps(console: Console, steps: NextSteps) -> None:
+    console.print()
+    console.print(next_steps_block(steps))
