@@ -169,7 +169,9 @@ def test_grafana_provisions_the_datasource_and_dashboard() -> None:
     assert source["datasources"][0]["url"] == "http://prometheus:9090"
     uid = source["datasources"][0]["uid"]
     dashboard = json.loads((grafana / "dashboards/afflux.json").read_text("utf-8"))
-    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {uid}
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {"${datasource}"}
+    [source] = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
+    assert source["current"]["value"] == uid
     mounts = SERVICES["grafana"]["volumes"]
     assert any(m.startswith("./deploy/grafana/provisioning:") for m in mounts)
     assert any(m.startswith("./deploy/grafana/dashboards:") for m in mounts)
