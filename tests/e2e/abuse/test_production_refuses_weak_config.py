@@ -7,7 +7,8 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,7 @@ class Case:
     says: str
     secret: str = ""
     refused: bool = True  # False: the control, stopped later by the broker check
+    files: dict[str, str] = field(default_factory=dict)  # name -> content; env's {dir}
 
 
 CASES = [
@@ -81,6 +83,52 @@ CASES = [
         "AFFLUX_ADMIN_TOKEN is too short: 31 bytes",
         secret="p" * 31,
     ),
+    # production tracking links must point somewhere public: unset is refused
+    Case(
+        "clicks without a public URL",
+        "afflux.clicks",
+        {"AFFLUX_ADMIN_TOKEN": STRONG, "AFFLUX_CLICKS_IP_HASH_SECRET": OTHER},
+        "AFFLUX_CLICKS_PUBLIC_URL is required when AFFLUX_ENV=production",
+    ),
+    # and so is the loopback address, which opens for no one else
+    Case(
+        "clicks with a loopback public URL",
+        "afflux.clicks",
+        {
+            "AFFLUX_ADMIN_TOKEN": STRONG,
+            "AFFLUX_CLICKS_IP_HASH_SECRET": OTHER,
+            "AFFLUX_CLICKS_PUBLIC_URL": "http://127.0.0.1:8001",
+        },
+        "AFFLUX_CLICKS_PUBLIC_URL points at 127.0.0.1",
+    ),
+    # a secret file that is not there names the variable and the path
+    Case(
+        "orders with a missing admin token file",
+        "afflux.orders",
+        {"AFFLUX_ADMIN_TOKEN_FILE": "{dir}/absent", "AFFLUX_MERCHANT_SECRETS": "{}"},
+        "AFFLUX_ADMIN_TOKEN_FILE: cannot read",
+    ),
+    # a weak secret in a file is refused like one in the environment
+    Case(
+        "payouts with a short admin token in a file",
+        "afflux.payouts",
+        {"AFFLUX_ADMIN_TOKEN_FILE": "{dir}/admin_token"},
+        "AFFLUX_ADMIN_TOKEN is too short: 7 bytes",
+        secret="hunter2",
+        files={"admin_token": "hunter2\n"},
+    ),
+    # control: secrets as files, as compose gives them, pass and stop at the broker instead
+    Case(
+        "orders with strong secrets in files",
+        "afflux.orders",
+        {
+            "AFFLUX_ADMIN_TOKEN_FILE": "{dir}/admin_token",
+            "AFFLUX_MERCHANT_SECRETS_FILE": "{dir}/merchant_secrets.json",
+        },
+        f"Kafka broker at {UNREACHABLE}",
+        refused=False,
+        files={"admin_token": STRONG + "\n", "merchant_secrets.json": json.dumps({"m": [OTHER]})},
+    ),
     # control: strong secrets pass the checks and stop at the unreachable broker instead
     Case(
         "orders with strong secrets",
@@ -93,7 +141,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_production_process_with_weak_config_exits_2_saying_why(case: Case) -> None:
+def test_production_process_with_weak_config_exits_2_saying_why(case: Case, tmp_path: Path) -> None:
+    for name, content in case.files.items():
+        (tmp_path / name).write_text(content)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AFFLUX_")}
     env.update(
         AFFLUX_ENV="production",
@@ -102,7 +152,7 @@ def test_production_process_with_weak_config_exits_2_saying_why(case: Case) -> N
         AFFLUX_ORDERS_PORT=str(free_port()),
         AFFLUX_CLICKS_PORT=str(free_port()),
         AFFLUX_PAYOUTS_PORT=str(free_port()),
-        **case.env,
+        **{k: v.replace("{dir}", str(tmp_path)) for k, v in case.env.items()},
     )
     done = subprocess.run(
         [sys.executable, "-m", case.module],

@@ -91,6 +91,7 @@ def test_afflux_variables_are_settings_fields(name: str) -> None:
     settings = SETTINGS[_afflux_services()[name]]
     env = SERVICES[name]["environment"]
     fields = {f"AFFLUX_{field.upper()}" for field in settings.model_fields}
+    fields |= {f"{name}_FILE" for name in fields}  # afflux.shared.setting_files
     unknown = sorted(k for k in env if k.startswith("AFFLUX_") and k not in fields)
     assert unknown == [], f"{name} sets variables its settings ignore"
 
@@ -99,7 +100,8 @@ def test_afflux_variables_are_settings_fields(name: str) -> None:
 def test_production_mode_requires_the_admin_token(name: str) -> None:
     env = SERVICES[name]["environment"]
     assert env["AFFLUX_ENV"] == "production"
-    assert env["AFFLUX_ADMIN_TOKEN"].startswith("${AFFLUX_ADMIN_TOKEN:?")
+    assert env["AFFLUX_ADMIN_TOKEN_FILE"] == "/run/secrets/admin_token"
+    assert "admin_token" in SERVICES[name]["secrets"]
 
 
 @pytest.mark.parametrize("name", ["clicks", "orders", "payouts", "attribution"])
@@ -119,7 +121,7 @@ def test_healthcheck_probes_the_service_port(name: str) -> None:
 
 
 def test_redis_keeps_an_append_only_file() -> None:
-    assert "--appendonly" in SERVICES["redis"]["command"]
+    assert "--appendonly yes" in " ".join(SERVICES["redis"]["command"])
     assert SERVICES["redis"]["image"].startswith("redis:7")
 
 

@@ -157,6 +157,8 @@ CONTRACT_MODULES = (
     "event_docs",
     "campaign_file",
     "settings",
+    "setting_files",
+    "redis_url",
     "secret_policy",
     "ledger_facts",
 )

@@ -40,7 +40,8 @@ class Case:
 
 
 PROD = {"AFFLUX_ENV": "production"}
-CLICKS_OK = {"AFFLUX_CLICKS_IP_HASH_SECRET": OTHER_STRONG}
+PUBLIC_URL = "https://go.example.com"
+CLICKS_OK = {"AFFLUX_CLICKS_IP_HASH_SECRET": OTHER_STRONG, "AFFLUX_CLICKS_PUBLIC_URL": PUBLIC_URL}
 
 SETTINGS_CASES = [
     # the admin token is required at all
@@ -104,7 +105,7 @@ SETTINGS_CASES = [
     Case(
         "ip hash key one character",
         ClicksSettings,
-        {**PROD, "AFFLUX_ADMIN_TOKEN": STRONG, "AFFLUX_CLICKS_IP_HASH_SECRET": "%"},
+        {**PROD, **CLICKS_OK, "AFFLUX_ADMIN_TOKEN": STRONG, "AFFLUX_CLICKS_IP_HASH_SECRET": "%"},
         "AFFLUX_CLICKS_IP_HASH_SECRET is too short: 1 bytes",
         secret="%",
     ),
@@ -152,6 +153,67 @@ def test_settings_refuse_weak_production_secrets(
     assert "afflux secrets new" in line
     if case.secret:
         assert case.secret not in line
+
+
+@dataclass(frozen=True)
+class UrlCase:
+    name: str
+    url: str | None  # None: unset
+    refusal: str | None  # None: accepted
+
+
+URL_CASES = [
+    # unset: the development default would make every link point at the server itself
+    UrlCase("unset", None, "AFFLUX_CLICKS_PUBLIC_URL is required when AFFLUX_ENV=production"),
+    # set but empty is unset
+    UrlCase("empty", "", "AFFLUX_CLICKS_PUBLIC_URL is required"),
+    # the development default, set explicitly
+    UrlCase("127.0.0.1", "http://127.0.0.1:8001", "AFFLUX_CLICKS_PUBLIC_URL points at 127.0.0.1"),
+    # anywhere in 127.0.0.0/8 is loopback
+    UrlCase("127.1.2.3", "https://127.1.2.3", "points at 127.1.2.3, which only this machine"),
+    # the name of loopback, in any case and with a trailing dot
+    UrlCase("localhost", "http://LocalHost.:8001/", "points at localhost"),
+    # RFC 6761 names under .localhost are loopback too
+    UrlCase("sub.localhost", "https://go.localhost", "points at go.localhost"),
+    # IPv6 loopback
+    UrlCase("::1", "http://[::1]:8001", "points at ::1"),
+    # the bind-everything address is no address others can use
+    UrlCase("0.0.0.0", "http://0.0.0.0:8001", "points at 0.0.0.0"),
+    # not a web URL
+    UrlCase("no scheme", "go.example.com", "must be an http(s) URL with a host"),
+    UrlCase("ftp", "ftp://go.example.com", "must be an http(s) URL with a host"),
+    # a public name passes (whether it resolves is the operator's to know)
+    UrlCase("public name", PUBLIC_URL, None),
+    # a private address is reachable by others on that network: allowed
+    UrlCase("private address", "http://10.0.0.5:8001", None),
+    # a name that merely starts with localhost is a real name
+    UrlCase("localhost-like name", "https://localhost.example.com", None),
+]
+
+
+@pytest.mark.parametrize("case", URL_CASES, ids=lambda c: c.name)
+def test_production_refuses_a_missing_or_loopback_public_url(
+    case: UrlCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**PROD, "AFFLUX_ADMIN_TOKEN": STRONG, "AFFLUX_CLICKS_IP_HASH_SECRET": OTHER_STRONG}
+    if case.url is not None:
+        env["AFFLUX_CLICKS_PUBLIC_URL"] = case.url
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if case.refusal is None:
+        ClicksSettings()
+        return
+    with pytest.raises(ValidationError) as raised:
+        ClicksSettings()
+    line = settings_error(raised.value)
+    assert case.refusal in line
+    assert "\n" not in line
+
+
+def test_development_keeps_the_loopback_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ClicksSettings().clicks_public_url == "http://127.0.0.1:8001"
+    monkeypatch.setenv("AFFLUX_CLICKS_PUBLIC_URL", "http://localhost:9000/")
+    assert ClicksSettings().clicks_public_url == "http://localhost:9000"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,12 @@
 Topics that join are co-partitioned: the same key and the same partition count.
 All data topics share ``partitions`` so that clicks, orders, refunds,
 conversions and reversals for one key land on the same partition number.
+
+The input topics hold what the outside world told afflux (clicks, orders, refunds,
+campaign terms); every other topic and all state derive from them. Replaying them
+rebuilds everything, so they are created to be kept forever by default
+(``retention.ms=-1``): a broker's default (seven days on Apache Kafka) would leave a
+replay with only the last week.
 """
 
 from __future__ import annotations
@@ -17,15 +23,20 @@ class Topic:
     producer: str
     compacted: bool = False
     single_partition: bool = False
+    input: bool = False  # from outside afflux: kept for replay (retention.ms)
 
 
-CLICKS = Topic("clicks", "visitor_id", "clicks")
-ORDERS = Topic("orders", "visitor_id, else the click's visitor, else order_id", "orders")
-REFUNDS = Topic("refunds", "order_id", "orders")
+INFINITE_RETENTION_MS = -1
+
+CLICKS = Topic("clicks", "visitor_id", "clicks", input=True)
+ORDERS = Topic(
+    "orders", "visitor_id, else the click's visitor, else order_id", "orders", input=True
+)
+REFUNDS = Topic("refunds", "order_id", "orders", input=True)
 CONVERSIONS = Topic("conversions", "order_id", "attribution")
 REVERSALS = Topic("reversals", "order_id", "attribution")
 UNMATCHED = Topic("attribution.unmatched", "order_id", "attribution")
-CAMPAIGNS = Topic("campaigns", "campaign_id", "admin tools", compacted=True)
+CAMPAIGNS = Topic("campaigns", "campaign_id", "admin tools", compacted=True, input=True)
 LINKS = Topic("links", "code", "clicks", compacted=True)
 PAYOUTS = Topic("payouts", "affiliate_id", "payouts")
 DLQ = Topic("afflux.dlq", "source key", "any consumer")
@@ -49,3 +60,13 @@ def by_name(name: str) -> Topic:
         if topic.name == name:
             return topic
     raise KeyError(name)
+
+
+def topic_configs(topic: Topic, input_retention_ms: int = INFINITE_RETENTION_MS) -> dict[str, str]:
+    """The configs ``topic`` is created with; what is not named is the broker's default."""
+    configs: dict[str, str] = {}
+    if topic.compacted:
+        configs["cleanup.policy"] = "compact"
+    if topic.input:
+        configs["retention.ms"] = str(input_retention_ms)
+    return configs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -93,6 +94,9 @@ class ClicksSettings(CommonSettings):
             secret = self.clicks_ip_hash_secret
             value = secret.get_secret_value() if secret else None
             require_strong("AFFLUX_CLICKS_IP_HASH_SECRET", value)
+            require_public_url(
+                self.clicks_public_url, given="clicks_public_url" in self.model_fields_set
+            )
         self.trusted_networks()  # fail at start, not on the first request
         return self
 
@@ -102,3 +106,40 @@ class ClicksSettings(CommonSettings):
             return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
         except ValueError as exc:
             raise ValueError(f"AFFLUX_CLICKS_TRUSTED_PROXIES: {exc}") from exc
+
+
+PUBLIC_URL = "AFFLUX_CLICKS_PUBLIC_URL"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def loopback_host(url: str) -> str | None:
+    """The host of ``url`` when only this machine reaches it (loopback), else None."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: whether it resolves publicly is the operator's to know
+    return host if address.is_loopback or address.is_unspecified else None
+
+
+def require_public_url(url: str, *, given: bool) -> None:
+    """Production tracking links must open for everyone: refuse a missing or loopback URL."""
+    if not given or not url:
+        raise ValueError(
+            f"{PUBLIC_URL} is required when AFFLUX_ENV=production: the public base URL of "
+            "tracking links, e.g. https://go.example.com"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{PUBLIC_URL} must be an http(s) URL with a host, e.g. https://go.example.com"
+        )
+    host = loopback_host(url)
+    if host is not None:
+        raise ValueError(
+            f"{PUBLIC_URL} points at {host}, which only this machine reaches "
+            "(AFFLUX_ENV=production): tracking links would open for no one; set the public "
+            "base URL, e.g. https://go.example.com"
+        )

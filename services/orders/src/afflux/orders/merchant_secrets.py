@@ -76,7 +76,9 @@ def load_secrets(
         try:
             raw = yaml.safe_load(file.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
-            raise InvalidSecrets(f"{file}: cannot read: {type(exc).__name__}") from None
+            raise InvalidSecrets(
+                f"AFFLUX_MERCHANT_SECRETS_FILE: cannot read {file}: {type(exc).__name__}"
+            ) from None
         merged.update(
             parse_secrets(raw, f"AFFLUX_MERCHANT_SECRETS_FILE {file}", production=production)
         )

@@ -19,7 +19,7 @@ from aiokafka.structs import RecordMetadata
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import DeadLetter, Envelope
 from afflux.shared.io.clock_source import system_clock
-from afflux.shared.topics import ALL_TOPICS, DLQ
+from afflux.shared.topics import ALL_TOPICS, DLQ, INFINITE_RETENTION_MS, topic_configs
 from afflux.shared.wire import Chunk, encode
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,14 @@ async def topic_partitions(
         await asyncio.sleep(0.1)
 
 
-async def create_topics(bootstrap: str, partitions: int) -> list[str]:
-    """Create every afflux topic that is missing; return the names created."""
+async def create_topics(
+    bootstrap: str, partitions: int, input_retention_ms: int = INFINITE_RETENTION_MS
+) -> list[str]:
+    """Create every afflux topic that is missing; return the names created.
+
+    Input topics get ``retention.ms=input_retention_ms`` (afflux.shared.topics); a topic
+    that exists already keeps its configuration.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -102,7 +108,7 @@ async def create_topics(bootstrap: str, partitions: int) -> list[str]:
                 topic.name,
                 1 if topic.single_partition else partitions,
                 1,
-                topic_configs={"cleanup.policy": "compact"} if topic.compacted else {},
+                topic_configs=topic_configs(topic, input_retention_ms),
             )
             for topic in ALL_TOPICS
             if topic.name not in existing

@@ -17,6 +17,7 @@ from afflux.shared.io.http_limits import HttpLimits
 from afflux.shared.io.kafka import BrokerUnreachable, check_broker
 from afflux.shared.io.limited_http import uvicorn_limits
 from afflux.shared.io.redis_client import CLUSTER_SCHEME, connect_ready
+from afflux.shared.redis_url import redacted
 
 
 async def check_redis(url: str) -> None:
@@ -45,7 +46,7 @@ def unreachable(name: str, bootstrap: str, redis_url: str) -> str | None:
     try:
         asyncio.run(check_redis(redis_url))
     except Exception as exc:
-        return f"{name}: cannot reach Redis at {redis_url}: {exc}"
+        return f"{name}: cannot reach Redis at {redacted(redis_url)}: {exc}"
     return None
 
 
