@@ -170,7 +170,11 @@ def _create_topics() -> int:
     from afflux.shared.settings import CommonSettings
 
     settings = CommonSettings()
-    created = asyncio.run(create_topics(settings.kafka_bootstrap, settings.topic_partitions))
+    created = asyncio.run(
+        create_topics(
+            settings.kafka_bootstrap, settings.topic_partitions, settings.input_retention_ms
+        )
+    )
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0
 
