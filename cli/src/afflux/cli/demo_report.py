@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -92,6 +91,7 @@ def ranking_table(ranking: CurrencyRanking) -> Table:
         title_justify="left",
         box=box.SIMPLE,
         show_edge=False,
+        pad_edge=False,
         show_footer=True,
     )
     table.add_column("#", justify="right", footer="")
@@ -157,14 +157,11 @@ class NextSteps:
 
 
 def next_steps_block(steps: NextSteps) -> Group:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(no_wrap=True)
-    for what, where in steps.lines():
-        grid.add_row(what, where)
+    lines = steps.lines()
+    width = max(len(what) for what, _ in lines) + 2
     return Group(
         Text("Where to look next (the demo's stack has stopped with its data):"),
-        Padding(grid, (0, 0, 0, 2)),
+        *(Text.assemble("  ", (what.ljust(width), "bold"), where) for what, where in lines),
     )
 
 

@@ -24,6 +24,8 @@ from afflux.shared.secret_policy import settings_error
 
 DEFAULT_CAMPAIGNS = Path("examples/campaigns.yaml")
 SERVICE_ORDER = ("clicks", "orders", "payouts", "attribution")
+# The lines under the table start their values where its address column starts.
+LABEL_WIDTH = len("attribution") + 3
 
 
 def build_stack(
@@ -141,7 +143,13 @@ def service_lines(stack: Stack) -> list[ServiceLine]:
 
 
 def service_table(lines: Sequence[ServiceLine]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title="afflux is up:", title_justify="left")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title="afflux is up:",
+        title_justify="left",
+    )
     table.add_column("component", style="bold")
     table.add_column("address", no_wrap=True)
     table.add_column("details")
@@ -154,10 +162,14 @@ def _print_ready(stack: Stack, token: str, generated: bool) -> None:
     console = console_for(sys.stdout)
     console.print(service_table(service_lines(stack)))
     note = " (generated for development; set AFFLUX_ADMIN_TOKEN to choose)" if generated else ""
-    console.print(f"  admin token {token}{note}")
-    console.print(f"  data        {stack.options.work_dir}")
-    console.print(f"  logs        {stack.log_dir}")
-    console.print(f"  reports     {stack.url('payouts')}/reports/campaigns/{{campaign_id}}")
+    payouts = stack.url("payouts")
+    for what, value in (
+        ("admin token", f"{token}{note}"),
+        ("data", str(stack.options.work_dir)),
+        ("logs", str(stack.log_dir)),
+        ("reports", f"{payouts}/reports/campaigns/{{campaign_id}}, .../creators/{{affiliate_id}}"),
+    ):
+        console.print(f"{what:<{LABEL_WIDTH}}{value}")
     console.print("Press Ctrl-C to stop.")
     sys.stdout.flush()
 
