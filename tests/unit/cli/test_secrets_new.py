@@ -33,6 +33,8 @@ def test_printed_secrets_start_a_production_service(
     monkeypatch.setenv("AFFLUX_ENV", "production")
     monkeypatch.setenv("AFFLUX_ADMIN_TOKEN", printed["AFFLUX_ADMIN_TOKEN"])
     monkeypatch.setenv("AFFLUX_CLICKS_IP_HASH_SECRET", printed["AFFLUX_CLICKS_IP_HASH_SECRET"])
+    # not a secret, but production needs it too
+    monkeypatch.setenv("AFFLUX_CLICKS_PUBLIC_URL", "https://go.example.com")
     settings = ClicksSettings()
     assert settings.admin_token_value() == printed["AFFLUX_ADMIN_TOKEN"]
     merchants = load_secrets(None, printed["AFFLUX_MERCHANT_SECRETS"].strip("'"), production=True)
