@@ -30,7 +30,9 @@ async def apply(path: Path, settings: CommonSettings) -> list[str]:
     """Publish the file's terms; one line per campaign saying what happened."""
     entries = [(e.terms, e.effective_from) for e in load_campaign_file(path).campaigns]
     await check_broker(settings.kafka_bootstrap)
-    await create_topics(settings.kafka_bootstrap, settings.topic_partitions)
+    await create_topics(
+        settings.kafka_bootstrap, settings.topic_partitions, settings.input_retention_ms
+    )
     published = {p.campaign_id: p for p in await publish_terms(settings.kafka_bootstrap, entries)}
     lines = []
     for terms, _ in entries:
