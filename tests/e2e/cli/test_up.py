@@ -237,13 +237,13 @@ def test_up_started_in_the_background_with_sigint_ignored_stops_on_sigint(
     data_dir: Path, tmp_path: Path
 ) -> None:
     probe = subprocess.run(
-        [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"],
+        [sys.executable, "-c", "import signal as s; print(s.getsignal(s.SIGINT) == s.SIG_IGN)"],
         preexec_fn=ignore_sigint,
         capture_output=True,
         text=True,
         check=True,
     )
-    assert probe.stdout.strip() == "Handlers.SIG_IGN"  # the inherited disposition under test
+    assert probe.stdout.strip() == "True"  # the inherited disposition under test
 
     log = tmp_path / "up.log"
     process = start_up(up_env(data_dir), log, "--storage", "memory", sigint_ignored=True)
