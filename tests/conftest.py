@@ -45,6 +45,11 @@ def promtool() -> str:
 
 
 @pytest.fixture(scope="session")
+def prometheus_server() -> str:
+    return required_tool("prometheus", package="prometheus")
+
+
+@pytest.fixture(scope="session")
 def amtool() -> str:
     return required_tool("amtool", package="prometheus-alertmanager")
 
