@@ -24,6 +24,7 @@ import redis
 
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.cli.stack import SERVICES, Stack
+from afflux.orders.outcome_index import GROUP as OUTCOME_GROUP
 from afflux.orders.signing import sign
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms
@@ -50,6 +51,7 @@ GOOD_WITHIN_S = 10.0
 
 # The consumers that read each input topic, as they name themselves in dead letters
 # (the campaigns topic is followed by every service and dead-lettered by orders alone).
+OUTCOME_TOPICS = ("orders", "refunds", "conversions", "reversals", "attribution.unmatched")
 READERS = {
     "clicks": {"afflux-attribution", "payouts.ledger"},
     "orders": {"afflux-attribution"},
@@ -283,6 +285,21 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
         if (topic, key, reader) not in found
     ]
     assert missing == [], f"not dead-lettered: {missing}"
+    # The order-outcome index reads the order topics too: it dead-letters every poison
+    # record but an event its topic carries whose amount only the campaign's terms refuse
+    # (the index keeps what the topic carries; the attribution refuses it).
+    kept = {
+        ("orders", "amount-above-campaign-max"),
+        ("conversions", "conversion-above-campaign-max"),
+    }
+    not_indexed = [
+        (topic, key)
+        for topic, key, _ in poison
+        if topic in OUTCOME_TOPICS
+        and (topic, key.removeprefix(f"poison-{RUN}-{topic}-")) not in kept
+        and (topic, key, OUTCOME_GROUP) not in found
+    ]
+    assert not_indexed == [], f"not dead-lettered by the outcome index: {not_indexed}"
     assert all(x.reason and x.error_class for x in letters), [
         (x.key, x.reason, x.error_class) for x in letters if not (x.reason and x.error_class)
     ]

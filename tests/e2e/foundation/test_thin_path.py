@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from afflux.cli.demo_client import DemoClient
+from afflux.cli.demo_client import DemoClient, dev_merchant_secret
 from afflux.cli.stack import Stack
 from afflux.cli.topic_reader import read_events
+from afflux.orders.signing import sign_request
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import ClickRecorded, ConversionAttributed, OrderUnattributed
@@ -139,3 +140,65 @@ async def test_order_one_ms_after_window_is_unattributed_and_at_the_edge_is_attr
         if isinstance(e, ConversionAttributed) and e.order_id == edge
     ] == [creator]
     assert not [e for e in conversions if getattr(e, "order_id", None) == outside]
+
+
+async def order_outcome(stack: Stack, merchant_id: str, order_id: str) -> dict[str, Any] | None:
+    """``GET /v1/orders/{order_id}`` signed as the merchant; None while it answers 404."""
+    target = f"/v1/orders/{order_id}"
+    signature = sign_request("GET", target, dev_merchant_secret(merchant_id), int(time.time()))
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"{stack.url('orders')}{target}",
+            headers={"X-Afflux-Merchant": merchant_id, "X-Afflux-Signature": signature},
+        )
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    outcome: dict[str, Any] = answer.json()["outcomes"][0]
+    return outcome
+
+
+async def test_a_merchant_reads_who_earned_its_order_and_the_creators_postings(
+    stack: Stack, client: DemoClient, campaign_terms: dict[str, CampaignTerms]
+) -> None:
+    shop = campaign_terms["e2e-shop"]
+    creator, order_id = unique("creator"), unique("order")
+    async with client:
+        code = await client.create_link(shop, creator)
+        visitor, _ = await client.click(code, None)
+        await client.place_order(
+            shop, order_id=order_id, kind="sale", amount=Money(12_345, "EUR"), visitor_id=visitor
+        )
+
+    async def with_postings() -> bool:
+        found = await order_outcome(stack, shop.merchant_id, order_id)
+        return bool(found and found["postings"])
+
+    assert await eventually(with_postings, True) is True
+    outcome = await order_outcome(stack, shop.merchant_id, order_id)
+    assert outcome is not None
+    assert outcome["status"] == "attributed"
+    assert outcome["decision"]["affiliate_id"] == creator
+    assert outcome["decision"]["reason"] == "cookie"
+    assert outcome["order"]["amount_minor"] == 12_345
+    # The ledger's own postings for the order: 10 % of 123.45 EUR, with its rule in words.
+    accruals = [p for p in outcome["postings"] if p["kind"] == "accrual"]
+    assert [(p["affiliate_id"], p["amount_minor"]) for p in accruals] == [(creator, 1_235)]
+    assert accruals[0]["rule"]
+
+
+async def test_a_merchant_reads_why_its_order_was_not_attributed(
+    stack: Stack, client: DemoClient, campaign_terms: dict[str, CampaignTerms]
+) -> None:
+    shop = campaign_terms["e2e-shop"]
+    order_id = unique("order")
+    async with client:
+        await client.place_order(
+            shop, order_id=order_id, kind="sale", amount=Money(5_000, "EUR"), visitor_id=unique("v")
+        )
+
+    async def reason() -> str | None:
+        found = await order_outcome(stack, shop.merchant_id, order_id)
+        return found["unattributed_reason"] if found else None
+
+    assert await eventually(reason, "no_click") == "no_click"

@@ -332,7 +332,7 @@ def test_the_documented_openssl_signing_gets_the_order_accepted(
     stack: Stack, document: Path, replace: dict[str, str]
 ) -> None:
     assert shutil.which("openssl"), "openssl is needed to run the documented snippet"
-    script = snippet(document, "openssl dgst")
+    script = snippet(document, '"$body" | openssl dgst')
     for old, new in replace.items():
         script = script.replace(old, new)
     run = subprocess.run(
@@ -346,6 +346,36 @@ def test_the_documented_openssl_signing_gets_the_order_accepted(
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
     assert answer["status"] in ("accepted", "duplicate"), answer
+
+
+def test_the_documented_order_outcome_request_answers_for_the_signed_order(stack: Stack) -> None:
+    document = ROOT / "docs" / "orders.md"
+    env = {"PATH": "/usr/bin:/bin", "ORDERS_URL": stack.url("orders")}
+
+    def bash(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=env,
+        )
+
+    posted = bash(snippet(document, '"$body" | openssl dgst'))
+    assert posted.returncode == 0, posted.stderr
+    deadline = time.monotonic() + 60
+    while True:  # the outcome index follows the topics: 404 until the order is on it
+        asked = bash(snippet(document, "GET /v1/orders/"))
+        assert asked.returncode == 0, asked.stderr
+        answer = json.loads(asked.stdout)
+        if "outcomes" in answer or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert answer["order_id"] == "o-1001", answer
+    outcome = answer["outcomes"][0]
+    assert outcome["campaign_id"] == "acme-fashion"
+    assert outcome["status"] in ("pending", "attributed", "unattributed")
 
 
 def test_the_readme_click_example_sends_a_user_agent_that_counts() -> None:

@@ -24,8 +24,9 @@ from afflux.orders.ingest import Ingestor, Limits
 from afflux.orders.merchant_secrets import MerchantSecrets, load_secrets
 from afflux.orders.metrics import OrdersMetrics
 from afflux.orders.openapi import merchant_paths, merchant_schemas
+from afflux.orders.outcome_index import OutcomeConsumer, OutcomeIndex, OutcomeMetrics
 from afflux.orders.publisher import Publisher
-from afflux.orders.routes import backfill, campaigns, orders, postback, refunds
+from afflux.orders.routes import backfill, campaigns, orders, outcomes, postback, refunds
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.terms_publisher import TermsPublisher
 from afflux.shared.core.clock import Clock
@@ -90,6 +91,7 @@ def create_app(
     view = directory or CampaignDirectory()
     secrets = build_secrets(settings, view)
     metrics = OrdersMetrics()
+    outcome_metrics = OutcomeMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -123,12 +125,28 @@ def create_app(
             limits=ingest_limits(settings),
         )
         app.state.redis = redis
+        app.state.outcome_index = index = OutcomeIndex(
+            redis, settings.orders_redis_prefix, settings.orders_outcome_retention_days
+        )
+        outcome_task = None
+        if settings.orders_outcome_index:
+            keeper = OutcomeConsumer(
+                bootstrap=settings.kafka_bootstrap,
+                index=index,
+                producer=producer,
+                metrics=outcome_metrics,
+            )
+            outcome_task = asyncio.create_task(keeper.run())
         gc.collect()
         gc.freeze()  # what start-up built stays out of every later collection
         try:
             yield
         finally:
             app.state.ingestor = None
+            if outcome_task is not None:
+                outcome_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await outcome_task
             if follower is not None:
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -150,6 +168,7 @@ def create_app(
     app.include_router(metrics_router(metrics.registry))
     app.include_router(campaigns.router)
     app.include_router(backfill.router)
+    app.include_router(outcomes.router)
     install_api_docs(app, paths=merchant_paths(), schemas=merchant_schemas())
     return app
 

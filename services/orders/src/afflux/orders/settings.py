@@ -59,3 +59,15 @@ class OrdersSettings(CommonSettings):
         description="producer linger; 0 because events are already packed per event-loop turn",
     )
     orders_redis_prefix: str = Field("afx:orders", description="Redis key prefix")
+    orders_outcome_index: bool = Field(
+        True,
+        description="keep the order-outcome index (GET /v1/orders/{order_id}) from the topics",
+    )
+    orders_outcome_retention_days: int = Field(
+        400, ge=1, description="how long an order's outcome is kept after its last event"
+    )
+    payouts_url: str | None = Field(
+        None,
+        description="the payouts service's base URL: GET /v1/orders/{order_id} asks it for "
+        "the order's postings (unset: the answer says the ledger was not asked)",
+    )

@@ -2,8 +2,10 @@
 
 Pure functions, no I/O. The header is ``X-Afflux-Signature: t=<unix seconds>,v1=<hex>``;
 several ``v1=`` entries may be given (one per active secret during a rotation).
-For URL postbacks the signed message is ``"<t>.<query>"`` where ``<query>`` is
-the raw query string up to, not including, the final ``&sig=`` parameter.
+A body-less request (``GET /v1/orders/{order_id}``) signs ``"<t>.GET <path>[?<query>]"``,
+the path and query exactly as sent. For URL postbacks the signed message is
+``"<t>.<query>"`` where ``<query>`` is the raw query string up to, not including, the
+final ``&sig=`` parameter.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ def _mac(secret: str, timestamp: int, payload: bytes) -> str:
 def sign(body: bytes, secret: str, now: int) -> str:
     """The ``X-Afflux-Signature`` header value for ``body`` at unix second ``now``."""
     return f"t={now},v1={_mac(secret, now, body)}"
+
+
+def request_line(method: str, target: str) -> bytes:
+    """What a body-less request signs: ``"<METHOD> <path>[?<query>]"``, exactly as sent."""
+    return f"{method.upper()} {target}".encode()
+
+
+def sign_request(method: str, target: str, secret: str, now: int) -> str:
+    """The ``X-Afflux-Signature`` header value for a GET of ``target`` (path and query)."""
+    return sign(request_line(method, target), secret, now)
 
 
 def sign_query(params: Sequence[tuple[str, str]], secret: str, now: int) -> str:

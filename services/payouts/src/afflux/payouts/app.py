@@ -22,7 +22,7 @@ from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.errors import JSON_ERRORS
 from afflux.payouts.health import CHECKS, ledger_detail
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.routes import creators, kpis, reports, runs
+from afflux.payouts.routes import creators, kpis, orders, reports, runs
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.clock import Clock
@@ -120,6 +120,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(creators.router)
     app.include_router(kpis.router)
     app.include_router(runs.router)
+    app.include_router(orders.router)
     app.include_router(reports.router, responses=JSON_ERRORS)
     install_api_docs(app)
     return app

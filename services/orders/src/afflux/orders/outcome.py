@@ -1,0 +1,119 @@
+"""What became of one order in one campaign, from the events the topics carry (pure).
+
+``order_outcome(events)`` reads the events stored for a (campaign, order): the
+order as received (``OrderPlaced``), each attribution answer (``ConversionAttributed``,
+``OrderUnattributed``), refunds (``OrderRefunded``, ``RefundUnmatched``), reversals
+(``ConversionReversed``) and a lead's confirmation (``LeadConfirmed``), in any order
+and with duplicates, and answers the order's status and decision. A conversion
+reversed with reason ``reattributed`` was replaced by a later answer (a late click):
+it stays in the history, and the live conversion is the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from afflux.shared.events import (
+    ConversionAttributed,
+    ConversionReversed,
+    Envelope,
+    LeadConfirmed,
+    OrderPlaced,
+    OrderRefunded,
+    OrderUnattributed,
+    RefundUnmatched,
+)
+
+Status = Literal["pending", "attributed", "unattributed", "not_received"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    campaign_id: str
+    order_id: str
+    status: Status
+    order: OrderPlaced | None
+    decision: ConversionAttributed | None  # the live conversion
+    unattributed: OrderUnattributed | None
+    replaced: tuple[ConversionAttributed, ...]  # earlier answers a correction replaced
+    refunds: tuple[OrderRefunded, ...]
+    unmatched_refunds: tuple[RefundUnmatched, ...]
+    reversals: tuple[ConversionReversed, ...]
+    lead_confirmation: LeadConfirmed | None
+
+    @property
+    def affiliates(self) -> tuple[str, ...]:
+        """Every creator a conversion of this order named (the live one first)."""
+        named = [c.affiliate_id for c in ((self.decision,) if self.decision else ())]
+        named += [c.affiliate_id for c in self.replaced]
+        return tuple(dict.fromkeys(named))
+
+
+def _in_order(events: Iterable[Envelope]) -> list[Envelope]:
+    """Each event once (by id), in event-time order."""
+    unique = {e.event_id: e for e in events}
+    return sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
+
+
+def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -> OrderOutcome:
+    ordered = [
+        e
+        for e in _in_order(events)
+        if getattr(e, "order_id", None) == order_id
+        and getattr(e, "campaign_id", None) == campaign_id
+    ]
+    placed = [e for e in ordered if isinstance(e, OrderPlaced)]
+    conversions = [e for e in ordered if isinstance(e, ConversionAttributed)]
+    reversals = tuple(e for e in ordered if isinstance(e, ConversionReversed))
+    reattributed = {r.conversion_id for r in reversals if r.reason == "reattributed"}
+    live = [c for c in conversions if c.conversion_id not in reattributed]
+    decision = live[-1] if live else None
+    unattributed = [e for e in ordered if isinstance(e, OrderUnattributed)]
+    confirmations = [e for e in ordered if isinstance(e, LeadConfirmed)]
+    status: Status
+    if decision is not None:
+        status = "attributed"
+    elif unattributed:
+        status = "unattributed"
+    elif placed:
+        status = "pending"  # received; the attribution's answer is not on its topic yet
+    else:
+        status = "not_received"  # only refunds or confirmations name this order
+    return OrderOutcome(
+        campaign_id=campaign_id,
+        order_id=order_id,
+        status=status,
+        order=placed[0] if placed else None,
+        decision=decision,
+        unattributed=unattributed[-1] if decision is None and unattributed else None,
+        replaced=tuple(c for c in conversions if c is not decision),
+        refunds=tuple(e for e in ordered if isinstance(e, OrderRefunded)),
+        unmatched_refunds=tuple(e for e in ordered if isinstance(e, RefundUnmatched)),
+        reversals=reversals,
+        lead_confirmation=confirmations[0] if confirmations else None,
+    )
+
+
+def outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
+    """The answer's JSON (events as their topics carry them)."""
+
+    def dump(event: Envelope | None) -> dict[str, Any] | None:
+        return None if event is None else event.model_dump(mode="json")
+
+    refunded = sum(r.amount_minor for r in outcome.refunds)
+    return {
+        "campaign_id": outcome.campaign_id,
+        "order_id": outcome.order_id,
+        "status": outcome.status,
+        "order": dump(outcome.order),
+        "decision": dump(outcome.decision),
+        "unattributed_reason": outcome.unattributed.reason if outcome.unattributed else None,
+        "replaced": [dump(c) for c in outcome.replaced],
+        "refunds": [dump(r) for r in outcome.refunds],
+        "refunded_minor": refunded,
+        "unmatched_refunds": [dump(r) for r in outcome.unmatched_refunds],
+        "reversals": [dump(r) for r in outcome.reversals],
+        "lead_confirmation": dump(outcome.lead_confirmation),
+    }

@@ -1,0 +1,263 @@
+"""The order-outcome index: every event the topics carry about an order, by (campaign, order).
+
+A consumer of its own group (``afflux-order-outcomes``) reads ``orders``, ``refunds``,
+``conversions``, ``reversals`` and ``attribution.unmatched`` and stores each event
+about an order in the order's Redis hash, one field per event id (so a redelivery
+writes the same field again and changes nothing); the group's offsets are committed
+after the writes. ``GET /v1/orders/{order_id}`` reads the hash back and answers from
+it (``outcome.order_outcome``).
+
+Bounds: an order keeps at most ``MAX_EVENTS_PER_ORDER`` refund events (refunds,
+unmatched refunds, reversals) and as many of its other events (the order, answers,
+confirmation), each class counted apart: a hostile stream of refunds for one order
+cannot grow one key without end nor push out the decision (the answer then says it was
+truncated), and every hash expires ``retention_days`` after its last write. A record
+that cannot be decoded, or an item the index cannot place, is dead-lettered with its
+reason and the consumer goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio import Redis
+
+from afflux.shared.events import (
+    ConversionAttributed,
+    ConversionReversed,
+    Envelope,
+    LeadConfirmed,
+    OrderPlaced,
+    OrderRefunded,
+    OrderUnattributed,
+    RefundUnmatched,
+)
+from afflux.shared.io.kafka import dead_letter, send_dead_letter
+from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
+
+GROUP = "afflux-order-outcomes"
+# What each topic carries about orders; anything else on them is dead-lettered.
+CARRIED: dict[str, tuple[type[Envelope], ...]] = {
+    ORDERS.name: (OrderPlaced, LeadConfirmed),
+    REFUNDS.name: (OrderRefunded,),
+    CONVERSIONS.name: (ConversionAttributed,),
+    REVERSALS.name: (ConversionReversed,),
+    UNMATCHED.name: (OrderUnattributed, RefundUnmatched),
+}
+TOPICS = tuple(CARRIED)
+# Refunds come as often as a merchant sends them; the order and its answers are few. Each
+# class has its own bound, so a flood of refunds never pushes out the decision.
+MAX_EVENTS_PER_ORDER = 100
+REFUND_EVENTS = (OrderRefunded, RefundUnmatched, ConversionReversed)
+TRUNCATED = "!truncated"
+log = logging.getLogger(__name__)
+
+# Store one event unless its class is full for the order (the full class is marked
+# instead); expiry is renewed on every write. A field per event id: a redelivery is a no-op.
+_STORE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  local counter = '!n:' .. ARGV[5]
+  if tonumber(redis.call('HGET', KEYS[1], counter) or '0') < tonumber(ARGV[3]) then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('HINCRBY', KEYS[1], counter, 1)
+  else
+    redis.call('HSET', KEYS[1], '!truncated', '1')
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+def outcome_key(prefix: str, campaign_id: str, order_id: str) -> str:
+    """The order's hash; the campaign's length first, so no two pairs share a key."""
+    return f"{prefix}:outcome:{len(campaign_id)}:{campaign_id}:{order_id}"
+
+
+class OutcomeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "afflux_order_outcome_events_total",
+            "Events stored in the order-outcome index, by topic",
+            ["topic"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "afflux_order_outcome_dead_letters_total",
+            "Records or items the order-outcome index dead-lettered, by topic",
+            ["topic"],
+            registry=registry,
+        )
+
+
+class OutcomeIndex:
+    """Reads and writes the index's hashes."""
+
+    def __init__(self, redis: Redis[bytes], prefix: str, retention_days: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.retention_ms = retention_days * 86_400_000
+        self._store = redis.register_script(_STORE)
+
+    async def store(self, events: Sequence[Envelope]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                key = outcome_key(self.prefix, event.campaign_id, event.order_id)  # type: ignore[attr-defined]
+                await self._store(
+                    keys=[key],
+                    args=[
+                        event.event_id,
+                        event.model_dump_json(),
+                        MAX_EVENTS_PER_ORDER,
+                        self.retention_ms,
+                        "refund" if isinstance(event, REFUND_EVENTS) else "answer",
+                    ],
+                    client=pipe,
+                )
+            await pipe.execute()
+
+    async def events(self, campaign_ids: Sequence[str], order_id: str) -> dict[str, Stored]:
+        """Per campaign with anything stored for ``order_id``: its events (undecodable
+        ones left out) and whether the order was truncated."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in campaign_ids:
+                pipe.hgetall(outcome_key(self.prefix, cid, order_id))
+            answers: list[dict[bytes, bytes]] = await pipe.execute()
+        found: dict[str, Stored] = {}
+        for cid, raw in zip(campaign_ids, answers, strict=True):
+            if not raw:
+                continue
+            events: list[Envelope] = []
+            for name, value in raw.items():
+                if name.startswith(b"!"):  # the marks and counters
+                    continue
+                with contextlib.suppress(UndecodableRecord):
+                    events.append(event_from_dict(parse_value(value)))
+            found[cid] = Stored(events, TRUNCATED.encode() in raw)
+        return found
+
+
+class Stored:
+    __slots__ = ("events", "truncated")
+
+    def __init__(self, events: list[Envelope], truncated: bool) -> None:
+        self.events = events
+        self.truncated = truncated
+
+
+class OutcomeConsumer:
+    """Keeps the index from the topics; ``run`` until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        index: OutcomeIndex,
+        producer: AIOKafkaProducer,
+        metrics: OutcomeMetrics,
+        max_records: int = 1000,
+    ) -> None:
+        self.index = index
+        self.producer = producer
+        self.metrics = metrics
+        self.max_records = max_records
+        self.consumer = AIOKafkaConsumer(
+            *TOPICS,
+            bootstrap_servers=bootstrap,
+            group_id=GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.consumer.start()
+                    break
+                except Exception as exc:  # the broker not up yet: the API still answers
+                    log.warning("order outcomes: cannot reach the broker yet (%s); retrying", exc)
+                    await asyncio.sleep(1.0)
+            self.ready.set()
+            while True:
+                polled = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
+                records = [r for batch in polled.values() for r in batch]
+                if not records:
+                    continue
+                await self._until_stored(records)
+                await self.consumer.commit()
+        finally:
+            await self.consumer.stop()
+
+    async def _until_stored(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        events: list[Envelope] = []
+        for record in records:
+            events += await self._events_of(record)
+        while True:
+            try:
+                await self.index.store(events)
+                break
+            except Exception as exc:  # Redis away: nothing is committed until it is back
+                log.warning("order outcomes: Redis refused the writes (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _events_of(self, record: ConsumerRecord[bytes, bytes]) -> list[Envelope]:
+        try:
+            parsed = parse_value(record.value)
+        except UndecodableRecord as exc:
+            await self._dead_letter(record, str(exc), exc.error_class, None)
+            return []
+        packed = isinstance(parsed, list)
+        out: list[Envelope] = []
+        for index, item in enumerate(parsed if packed else [parsed]):
+            try:
+                if not isinstance(item, dict):
+                    raise UndecodableRecord("record must be a JSON object or an array of objects")
+                event = event_from_dict(item)
+            except UndecodableRecord as exc:
+                await self._dead_letter(
+                    record, str(exc), exc.error_class, index if packed else None
+                )
+                continue
+            at = index if packed else None
+            if not isinstance(event, CARRIED.get(record.topic, ())):
+                reason = f"unexpected event type {type(event).__name__} on {record.topic}"
+                await self._dead_letter(record, reason, "Rejected", at)
+                continue
+            out.append(event)
+            self.metrics.events.labels(record.topic).inc()
+        return out
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        reason: str,
+        error_class: str | None,
+        item: int | None,
+    ) -> None:
+        self.metrics.dead_letters.labels(record.topic).inc()
+        letter = dead_letter(
+            consumer=GROUP,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+            error_class=error_class,
+            item=item,
+        )
+        try:
+            await send_dead_letter(self.producer, letter)
+        except Exception as exc:  # the letter is lost, the index goes on
+            log.warning("order outcomes: dead letter not sent (%s): %s", exc, reason)

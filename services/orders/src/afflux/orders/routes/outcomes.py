@@ -1,0 +1,157 @@
+"""``GET /v1/orders/{order_id}``: what became of an order, for its merchant or an admin.
+
+A merchant signs the request line instead of a body: ``X-Afflux-Signature`` over
+``"<t>.GET <path>[?<query>]"`` (the path and query exactly as sent), with
+``X-Afflux-Merchant``; an admin sends ``Authorization: Bearer <admin token>``. A
+merchant sees only its own campaigns: an order of another merchant's campaign and an
+order that does not exist answer the same 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, Field
+
+from afflux.orders import signing
+from afflux.orders.deps import DirectoryDep, IngestDep, SettingsDep
+from afflux.orders.errors import Rejected
+from afflux.orders.ingest import Ingestor
+from afflux.orders.outcome import order_outcome, outcome_json
+from afflux.orders.outcome_index import OutcomeIndex
+from afflux.orders.settings import OrdersSettings
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.admin import check_admin_token
+from afflux.shared.io.http.apidocs import problem
+
+router = APIRouter()
+LEDGER_TIMEOUT_S = 3.0
+
+
+class CampaignOutcome(BaseModel):
+    campaign_id: str
+    order_id: str
+    status: str = Field(
+        description="attributed, unattributed (see unattributed_reason), pending (received, "
+        "no answer yet) or not_received (only refunds or a confirmation name it)"
+    )
+    order: dict[str, Any] | None = Field(description="the order as received (OrderPlaced)")
+    decision: dict[str, Any] | None = Field(
+        description="the live conversion: winner (affiliate_id), rule (reason, model), "
+        "window_ms, click_id, clicked_at, lag_ms, assists, terms_version"
+    )
+    unattributed_reason: str | None = Field(
+        description="no_click, outside_window, bot_only, unknown_click, other_campaign, "
+        "duplicate_order"
+    )
+    replaced: list[dict[str, Any]] = Field(description="answers a later correction replaced")
+    refunds: list[dict[str, Any]]
+    refunded_minor: int
+    unmatched_refunds: list[dict[str, Any]]
+    reversals: list[dict[str, Any]]
+    lead_confirmation: dict[str, Any] | None
+    truncated: bool = Field(description="more events named this order than the index keeps")
+    postings: list[dict[str, Any]] | None = Field(
+        description="the creators' journal postings for this order; null when the ledger "
+        "was not asked or did not answer (postings_error says why)"
+    )
+    postings_error: str | None = None
+
+
+class OrderOutcomeAnswer(BaseModel):
+    order_id: str
+    outcomes: list[CampaignOutcome]
+
+
+def _request_line(request: Request) -> bytes:
+    """What a merchant signs for a GET: the method, the raw path and the raw query."""
+    path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    query: bytes = request.scope.get("query_string", b"")
+    return b"GET " + path + (b"?" + query if query else b"")
+
+
+def _visible_campaigns(
+    request: Request, ingestor: Ingestor, directory: CampaignDirectory, settings: OrdersSettings
+) -> list[str]:
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        check_admin_token(settings.admin_token_value(), authorization)
+        return sorted(directory.campaign_ids())
+    merchant = ingestor.authenticate(
+        request.headers.get(signing.MERCHANT_HEADER),
+        request.headers.get(signing.SIGNATURE_HEADER),
+        _request_line(request),
+    )
+    return sorted(
+        c for c in directory.campaign_ids() if directory.latest(c).terms.merchant_id == merchant
+    )
+
+
+async def _postings(
+    settings: OrdersSettings, campaign_id: str, order_id: str, affiliates: tuple[str, ...]
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    if not affiliates:
+        return [], None
+    if not settings.payouts_url:
+        return None, "the ledger was not asked: AFFLUX_PAYOUTS_URL is not set"
+    token = settings.admin_token_value() or ""
+    # Ids are the merchant's: any character, so each is one encoded path segment.
+    path = f"/v1/campaigns/{quote(campaign_id, safe='')}/orders/{quote(order_id, safe='')}"
+    url = f"{settings.payouts_url.rstrip('/')}{path}/postings"
+    try:
+        async with httpx.AsyncClient(timeout=LEDGER_TIMEOUT_S) as client:
+            answer = await client.get(
+                url,
+                params=[("affiliate_id", a) for a in affiliates],
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        answer.raise_for_status()
+        postings: list[dict[str, Any]] = answer.json()["postings"]
+        return postings, None
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return None, f"the ledger did not answer: {type(exc).__name__}"
+
+
+@router.get(
+    "/v1/orders/{order_id:path}",
+    response_model=OrderOutcomeAnswer,
+    responses={
+        401: problem("missing, stale or wrong signature, or wrong admin token"),
+        404: problem("no such order in the caller's campaigns"),
+        503: problem("starting: campaign terms not loaded yet", retry=True),
+    },
+    summary="What became of an order (merchant-signed or admin)",
+)
+async def order_outcome_route(
+    request: Request,
+    ingestor: IngestDep,
+    directory: DirectoryDep,
+    settings: SettingsDep,
+    order_id: str,
+    campaign_id: Annotated[str | None, Query(description="only this campaign")] = None,
+    x_afflux_merchant: Annotated[str | None, Header(description="the merchant id")] = None,
+    x_afflux_signature: Annotated[
+        str | None,
+        Header(description='t=<unix s>,v1=<HMAC-SHA256 hex of "<t>.GET <path>[?<query>]">'),
+    ] = None,
+) -> dict[str, Any]:
+    del x_afflux_merchant, x_afflux_signature  # read raw from the request by the check
+    campaigns = _visible_campaigns(request, ingestor, directory, settings)
+    if campaign_id is not None:
+        campaigns = [c for c in campaigns if c == campaign_id]
+    index: OutcomeIndex = request.app.state.outcome_index
+    stored = await index.events(campaigns, order_id) if campaigns else {}
+    if not stored:
+        raise Rejected(404, "order_id", "no order with this id in your campaigns")
+    outcomes = []
+    for cid, found in stored.items():
+        outcome = order_outcome(cid, order_id, found.events)
+        postings, error = await _postings(settings, cid, order_id, outcome.affiliates)
+        outcomes.append(
+            outcome_json(outcome)
+            | {"truncated": found.truncated, "postings": postings, "postings_error": error}
+        )
+    return {"order_id": order_id, "outcomes": outcomes}

@@ -1,0 +1,84 @@
+"""An order's postings: ``GET /v1/campaigns/{campaign_id}/orders/{order_id}/postings``
+(admin; the orders service asks it for ``GET /v1/orders/{order_id}``).
+
+The order names its creators (``affiliate_id``, repeated: the live conversion's and
+any a correction replaced). Per creator and campaign-period of the campaign, one
+``ZSCAN`` of the creator's journal with a pattern on the posting's order id, so only
+matching postings leave Redis: O(c + the creator's postings in the campaign), each
+checked again after decoding.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from afflux.payouts import params, reads, views
+from afflux.payouts.deps import AdminDep, ClockDep, StoreDep
+from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.models import PostingView
+from afflux.payouts.store import LedgerStore
+from afflux.shared.core.journal.records import Posting, posting_from_json
+from afflux.shared.wire import compact_json
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+MAX_AFFILIATES = 20
+_GLOB_SPECIAL = "\\*?[]"
+
+
+class OrderPostingsAnswer(BaseModel):
+    campaign_id: str
+    order_id: str
+    as_of: int
+    postings: list[PostingView]
+
+
+def order_pattern(order_id: str) -> str:
+    """A ZSCAN MATCH pattern for postings of ``order_id`` as the journal stores them."""
+    encoded = compact_json({"order_id": order_id})[1:-1]  # "order_id":"<JSON-escaped>"
+    return "*" + "".join("\\" + c if c in _GLOB_SPECIAL else c for c in encoded) + "*"
+
+
+async def order_postings(
+    store: LedgerStore, campaign_id: str, order_id: str, affiliates: list[str]
+) -> list[Posting]:
+    found: list[Posting] = []
+    pattern = order_pattern(order_id)
+    for affiliate in dict.fromkeys(affiliates):
+        # A creator the ledger has not seen yet (the conversion still on its way) has none.
+        for cid, period in await reads.creator_periods(store, affiliate):
+            if cid != campaign_id:
+                continue
+            key = store.keys.period(cid, period, f"journal:{affiliate}")
+            async for member, _ in store.redis.zscan_iter(key, match=pattern, count=500):
+                posting = posting_from_json(json.loads(member))
+                if posting.order_id == order_id:
+                    found.append(posting)
+    return sorted(found, key=lambda p: (p.affiliate_id, p.period, p.seq))
+
+
+@router.get(
+    "/campaigns/{campaign_id}/orders/{order_id:path}/postings", response_model=OrderPostingsAnswer
+)
+async def postings_of_order(
+    _: AdminDep,
+    store: StoreDep,
+    clock: ClockDep,
+    campaign_id: str,
+    order_id: str,
+    affiliate_id: Annotated[list[str], Query(max_length=MAX_AFFILIATES)],
+    as_of: str | None = None,
+) -> dict[str, Any]:
+    """Every posting of the named creators for this order (accruals, corrections,
+    clawbacks, cap cuts and releases), in journal order per creator and period."""
+    at = params.as_of(as_of, clock())
+    postings = await order_postings(store, campaign_id, order_id, affiliate_id)
+    return {
+        "campaign_id": campaign_id,
+        "order_id": order_id,
+        "as_of": at,
+        "postings": [views.posting_view(p, at) for p in postings],
+    }
