@@ -19,6 +19,8 @@ from afflux.shared.topics import ALL_TOPICS
 pytestmark = pytest.mark.integration
 
 INPUTS = {"clicks", "orders", "refunds", "campaigns"}
+# The attribution's answers the ledger rebuild replays: kept as long as the inputs.
+KEPT = {"conversions", "reversals", "attribution.unmatched"}
 NINETY_DAYS_MS = 90 * 86_400_000
 
 
@@ -62,7 +64,9 @@ async def test_the_configured_input_retention_reaches_the_broker(private_broker:
     configs = await _configs(private_broker)
     for name in INPUTS:
         assert configs[name]["retention.ms"] == str(NINETY_DAYS_MS), name
-    for name in {t.name for t in ALL_TOPICS} - INPUTS:
+    for name in KEPT:
+        assert configs[name]["retention.ms"] == str(NINETY_DAYS_MS), name
+    for name in {t.name for t in ALL_TOPICS} - INPUTS - KEPT:
         assert configs[name].get("retention.ms") != str(NINETY_DAYS_MS), name
     assert configs["campaigns"]["cleanup.policy"] == "compact"
     assert configs["links"]["cleanup.policy"] == "compact"

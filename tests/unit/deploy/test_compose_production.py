@@ -193,3 +193,9 @@ def test_every_service_rotates_its_logs(name: str) -> None:
 def test_the_public_url_of_tracking_links_is_required() -> None:
     url = SERVICES["clicks"]["environment"]["AFFLUX_CLICKS_PUBLIC_URL"]
     assert url.startswith("${AFFLUX_CLICKS_PUBLIC_URL:?")
+
+
+def test_the_orders_service_asks_the_payouts_service_for_an_orders_postings() -> None:
+    env = SERVICES["orders"]["environment"]
+    port = SERVICES["payouts"]["environment"]["AFFLUX_PAYOUTS_PORT"]
+    assert env["AFFLUX_PAYOUTS_URL"] == f"http://payouts:{port}"

@@ -14,6 +14,8 @@ from afflux.shared.topics import ALL_TOPICS, INFINITE_RETENTION_MS, Topic, by_na
 pytestmark = pytest.mark.unit
 
 INPUTS = ("clicks", "orders", "refunds", "campaigns")
+# The attribution's answers, replayed by the ledger rebuild and the order-outcome index.
+REPLAYED = ("conversions", "reversals", "attribution.unmatched")
 
 
 @pytest.fixture(autouse=True)
@@ -27,17 +29,23 @@ def test_the_input_topics_are_the_outside_worlds_events() -> None:
     assert sorted(t.name for t in ALL_TOPICS if t.input) == sorted(INPUTS)
 
 
-@pytest.mark.parametrize("name", INPUTS)
-def test_an_input_topic_is_kept_forever_by_default(name: str) -> None:
+def test_the_replayed_topics_are_the_attributions_answers() -> None:
+    assert sorted(t.name for t in ALL_TOPICS if t.replayed) == sorted(REPLAYED)
+
+
+@pytest.mark.parametrize("name", INPUTS + REPLAYED)
+def test_an_input_or_replayed_topic_is_kept_forever_by_default(name: str) -> None:
     assert topic_configs(by_name(name))["retention.ms"] == "-1"
 
 
-@pytest.mark.parametrize("name", INPUTS)
+@pytest.mark.parametrize("name", INPUTS + REPLAYED)
 def test_an_input_topics_retention_is_the_configured_one(name: str) -> None:
     assert topic_configs(by_name(name), 90 * 86_400_000)["retention.ms"] == "7776000000"
 
 
-@pytest.mark.parametrize("topic", [t for t in ALL_TOPICS if not t.input], ids=lambda t: t.name)
+@pytest.mark.parametrize(
+    "topic", [t for t in ALL_TOPICS if not t.kept_for_replay], ids=lambda t: t.name
+)
 def test_other_topics_keep_the_brokers_retention(topic: Topic) -> None:
     assert "retention.ms" not in topic_configs(topic)
 

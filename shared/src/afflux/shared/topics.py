@@ -8,7 +8,10 @@ The input topics hold what the outside world told afflux (clicks, orders, refund
 campaign terms); every other topic and all state derive from them. Replaying them
 rebuilds everything, so they are created to be kept forever by default
 (``retention.ms=-1``): a broker's default (seven days on Apache Kafka) would leave a
-replay with only the last week.
+replay with only the last week. The attribution's answers (``conversions``,
+``reversals``, ``attribution.unmatched``) are kept as long: ``afflux ledger rebuild``
+and the order-outcome index replay them, and a rebuild of the ledger alone must not
+first need the attribution rebuilt from the inputs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ class Topic:
     compacted: bool = False
     single_partition: bool = False
     input: bool = False  # from outside afflux: kept for replay (retention.ms)
+    replayed: bool = False  # derived, but replayed to rebuild the ledger: kept as long
+
+    @property
+    def kept_for_replay(self) -> bool:
+        return self.input or self.replayed
 
 
 INFINITE_RETENTION_MS = -1
@@ -33,9 +41,9 @@ ORDERS = Topic(
     "orders", "visitor_id, else the click's visitor, else order_id", "orders", input=True
 )
 REFUNDS = Topic("refunds", "order_id", "orders", input=True)
-CONVERSIONS = Topic("conversions", "order_id", "attribution")
-REVERSALS = Topic("reversals", "order_id", "attribution")
-UNMATCHED = Topic("attribution.unmatched", "order_id", "attribution")
+CONVERSIONS = Topic("conversions", "order_id", "attribution", replayed=True)
+REVERSALS = Topic("reversals", "order_id", "attribution", replayed=True)
+UNMATCHED = Topic("attribution.unmatched", "order_id", "attribution", replayed=True)
 CAMPAIGNS = Topic("campaigns", "campaign_id", "admin tools", compacted=True, input=True)
 LINKS = Topic("links", "code", "clicks", compacted=True)
 PAYOUTS = Topic("payouts", "affiliate_id", "payouts")
@@ -67,6 +75,6 @@ def topic_configs(topic: Topic, input_retention_ms: int = INFINITE_RETENTION_MS)
     configs: dict[str, str] = {}
     if topic.compacted:
         configs["cleanup.policy"] = "compact"
-    if topic.input:
+    if topic.kept_for_replay:
         configs["retention.ms"] = str(input_retention_ms)
     return configs
