@@ -15,6 +15,7 @@ The ledger, applied in two batches so that corrections show as postings:
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -455,6 +456,26 @@ async def test_a_later_run_nets_what_was_paid(ledger: Ledger) -> None:
     assert (anna["status"], anna["amount_minor"]) == ("nothing_due", -1000)
     balance = await ledger.get("/v1/creators/anna/balance", as_of=str(REFUND_AT))
     assert balance["balances"] == [_balance(1700, -1000, 3000, 1000)]
+
+
+async def test_runs_at_once_under_different_period_names_pay_a_balance_once(
+    ledger: Ledger,
+) -> None:
+    at = DEC_1 + 12 * DAY
+    names = ["2026-09", "2026-10", "2026-11", "2026-12"]
+    answers = await asyncio.gather(
+        *(ledger.run(campaign_id="acme", period=name, as_of=at) for name in names)
+    )
+    assert [a.status_code for a in answers] == [200] * len(names), [a.text for a in answers]
+    paid: Counter[str] = Counter()
+    for answer in answers:
+        for r in answer.json()["results"]:
+            if r["status"] == "paid":
+                paid[r["affiliate_id"]] += r["amount_minor"]
+    # Approved at Dec 13 in acme: anna 3000, bob 1015; each paid once, whichever run won.
+    assert paid == {"anna": 3000, "bob": 1015}
+    balance = await ledger.get("/v1/creators/anna/balance", as_of=str(at))
+    assert balance["balances"] == [_balance(0, 700, 3000, 1000)]  # beta not paid yet
 
 
 async def test_a_payout_run_of_an_unknown_campaign_is_404(ledger: Ledger) -> None:

@@ -5,6 +5,12 @@ A payout is recorded once per creator, campaign and payout period (``HSETNX``), 
 the same script adds it to the creator's paid total, so the record and the total
 never disagree: both keys share the creator's hash slot, and one script is atomic
 on a Redis Cluster as on a plain Redis.
+
+The script also checks that what the creator was paid in the campaign is still what
+the run read when it computed the amount due: two runs at once under different
+payout period names would otherwise each pay the same approved balance (each its own
+``HSETNX`` field). A run that finds the paid total moved reads again and decides
+again.
 """
 
 from __future__ import annotations
@@ -15,21 +21,32 @@ from typing import Any
 
 from afflux.payouts.store import LedgerStore
 
+# 1 recorded; 0 this creator, campaign and period has a record; -1 the campaign's paid
+# total is no longer ARGV[6] (another run paid since the caller read it).
 _RECORD_ONCE = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[4])
-  return 1
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local paid = 0
+local all = redis.call('HVALS', KEYS[1])
+for i = 1, #all do
+  local r = cjson.decode(all[i])
+  if r['campaign_id'] == ARGV[5] then paid = paid + tonumber(r['amount_minor']) end
 end
-return 0
+if paid ~= tonumber(ARGV[6]) then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[4])
+return 1
 """
+RECORDED, EXISTS, STALE = 1, 0, -1
 
 
 def slot(campaign: str, period: str) -> str:
     return f"{campaign}|{period}"
 
 
-async def record(store: LedgerStore, payout: dict[str, Any]) -> bool:
-    """Record ``payout`` unless its creator, campaign and period has one; False then."""
+async def record(store: LedgerStore, payout: dict[str, Any], paid_before: int) -> int:
+    """Record ``payout`` if its creator, campaign and period has none and the creator's
+    paid total in the campaign is still ``paid_before``: ``RECORDED``, else ``EXISTS``
+    or ``STALE``."""
     a = payout["affiliate_id"]
     done = await store.redis.eval(  # type: ignore[no-untyped-call]
         _RECORD_ONCE,
@@ -40,8 +57,10 @@ async def record(store: LedgerStore, payout: dict[str, Any]) -> bool:
         json.dumps(payout),
         payout["currency"],
         int(payout["amount_minor"]),
+        payout["campaign_id"],
+        paid_before,
     )
-    return bool(done)
+    return int(done)
 
 
 async def mark_emitted(store: LedgerStore, payout: dict[str, Any]) -> None:

@@ -7,7 +7,9 @@ those approved only after ``as_of``; what was paid, the sum of their payout
 records in the campaign.
 
 Idempotent per creator, campaign and payout period: the payout is recorded once
-(HSETNX, with the paid total, in the creator's slot, see ``payout_records``);
+(with the paid total, in the creator's slot, see ``payout_records``), and only if
+what the creator was paid in the campaign is still what the run read: two runs at
+once, even under different payout period names, pay an approved balance once;
 ``PayoutIssued`` carries an id derived from the slot, so a run that is repeated,
 or retried after the broker failed, re-sends the same event and finance systems
 dedupe it. Its ``line_ids`` are the lines of the creator in the campaign with a
@@ -19,6 +21,7 @@ netted in the next payout.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -34,6 +37,7 @@ from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import PAYOUTS
 
 Owner = tuple[str, str]  # affiliate, campaign
+MAX_ATTEMPTS = 5
 
 
 async def approved_by_creator(
@@ -73,10 +77,40 @@ async def run_payouts(
     for affiliate, cid in sorted(approved):
         if affiliate not in records:
             records[affiliate] = await payout_records.records_of(store, affiliate)
+        owner = CreatorDue(affiliate, cid, approved[(affiliate, cid)], periods[(affiliate, cid)])
+        result = await _pay(store, directory, producer, owner, records, as_of=as_of, period=period)
+        metrics.payouts.labels(result["status"]).inc()
+        results.append(result)
+    return results
+
+
+@dataclass(frozen=True)
+class CreatorDue:
+    affiliate: str
+    campaign: str
+    approved: int
+    periods: list[reads.CampaignPeriod]
+
+
+async def _pay(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    producer: AIOKafkaProducer,
+    owner: CreatorDue,
+    records: dict[str, dict[str, dict[str, Any]]],
+    *,
+    as_of: int,
+    period: str | None,
+) -> dict[str, Any]:
+    """One creator's payout in one campaign: approved minus paid, recorded only if the
+    paid total is still what it was read as (else read again and decide again)."""
+    affiliate, cid = owner.affiliate, owner.campaign
+    terms = directory.at(cid, as_of).terms
+    name = period or period_of(as_of, terms.plan.period)
+    for _ in range(MAX_ATTEMPTS):
         mine = records[affiliate]
-        terms = directory.at(cid, as_of).terms
-        name = period or period_of(as_of, terms.plan.period)
-        due = approved[(affiliate, cid)] - payout_records.paid_by_campaign(mine).get(cid, 0)
+        paid_before = payout_records.paid_by_campaign(mine).get(cid, 0)
+        due = owner.approved - paid_before
         result: dict[str, Any] = {
             "affiliate_id": affiliate,
             "campaign_id": cid,
@@ -91,32 +125,39 @@ async def run_payouts(
             result["payout_id"] = existing["payout_id"]
             if not existing.get("emitted"):
                 await _emit(store, producer, existing)
-        elif due <= 0:
-            result["status"] = "nothing_due"
-        elif due < max(1, terms.min_payout_minor):
-            result["status"] = "below_minimum"
-        else:
-            postings = await reads.period_postings(store, affiliate, periods[(affiliate, cid)])
-            ids = dict.fromkeys(p.line_id for p in postings if p.approve_at <= as_of)
-            record = {
-                "payout_id": derived_id("payout", affiliate, cid, name),
-                "affiliate_id": affiliate,
-                "campaign_id": cid,
-                "currency": terms.currency,
-                "period": name,
-                "amount_minor": due,
-                "as_of": as_of,
-                "line_ids": list(ids),
-            }
-            if await payout_records.record(store, record):
-                mine[payout_records.slot(cid, name)] = record
-                await _emit(store, producer, record)
-                result |= {"status": "paid", "payout_id": record["payout_id"]}
-            else:  # a concurrent run recorded it first
-                result["status"] = "already_paid"
-        metrics.payouts.labels(result["status"]).inc()
-        results.append(result)
-    return results
+            return result
+        if due <= 0:
+            return result | {"status": "nothing_due"}
+        if due < max(1, terms.min_payout_minor):
+            return result | {"status": "below_minimum"}
+        postings = await reads.period_postings(store, affiliate, owner.periods)
+        ids = dict.fromkeys(p.line_id for p in postings if p.approve_at <= as_of)
+        record = {
+            "payout_id": derived_id("payout", affiliate, cid, name),
+            "affiliate_id": affiliate,
+            "campaign_id": cid,
+            "currency": terms.currency,
+            "period": name,
+            "amount_minor": due,
+            "as_of": as_of,
+            "line_ids": list(ids),
+        }
+        outcome = await payout_records.record(store, record, paid_before)
+        if outcome == payout_records.RECORDED:
+            mine[payout_records.slot(cid, name)] = record
+            await _emit(store, producer, record)
+            return result | {"status": "paid", "payout_id": record["payout_id"]}
+        # Another run paid this creator meanwhile (this period, or another period's
+        # name): read what it recorded, then decide again.
+        records[affiliate] = await payout_records.records_of(store, affiliate)
+    raise PayoutConflict(affiliate, cid)
+
+
+class PayoutConflict(Exception):
+    """Other runs kept paying the same creator while this one decided: run again."""
+
+    def __init__(self, affiliate: str, campaign: str) -> None:
+        super().__init__(f"payout of {affiliate!r} in {campaign!r} kept changing; run again")
 
 
 async def _emit(store: LedgerStore, producer: AIOKafkaProducer, record: dict[str, Any]) -> None:

@@ -16,10 +16,11 @@ from afflux.payouts.deps import (
     ProducerDep,
     StoreDep,
 )
-from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.errors import ERROR_RESPONSES, ProblemBody
 from afflux.payouts.models import PayoutRunAnswer
 from afflux.payouts.queries import current_period, known_campaign
-from afflux.payouts.run import run_payouts
+from afflux.payouts.run import PayoutConflict, run_payouts
+from afflux.shared.io.http.problems import Problem
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -30,7 +31,16 @@ class RunRequest(BaseModel):
     campaign_id: str | None = Field(None, description="pay only this campaign; default: all")
 
 
-@router.post("/payouts/run", response_model=PayoutRunAnswer)
+@router.post(
+    "/payouts/run",
+    response_model=PayoutRunAnswer,
+    responses={
+        409: {
+            "model": ProblemBody,
+            "description": "other runs kept paying the same creator meanwhile: run again",
+        }
+    },
+)
 async def payouts_run(
     _: AdminDep,
     store: StoreDep,
@@ -44,15 +54,18 @@ async def payouts_run(
     at = params.as_of(None if wanted.as_of is None else str(wanted.as_of), clock())
     period = params.period(wanted.period)
     known_campaign(directory, wanted.campaign_id)
-    results = await run_payouts(
-        store,
-        directory,
-        producer,
-        as_of=at,
-        period=period,
-        campaign=wanted.campaign_id,
-        metrics=metrics,
-    )
+    try:
+        results = await run_payouts(
+            store,
+            directory,
+            producer,
+            as_of=at,
+            period=period,
+            campaign=wanted.campaign_id,
+            metrics=metrics,
+        )
+    except PayoutConflict as exc:  # what was recorded stays; a new run finishes the rest
+        raise Problem(409, None, str(exc)) from None
     # The period paid: the one asked for, else the campaign's current one at as_of (the
     # month without a campaign; each result names its own, a weekly campaign its week).
     paid = period or current_period(directory, wanted.campaign_id, at)
