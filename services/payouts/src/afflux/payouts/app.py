@@ -25,6 +25,9 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.routes import creators, kpis, orders, reports, runs
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
+from afflux.payouts.webhooks import routes as webhook_routes
+from afflux.payouts.webhooks.metrics import WebhookMetrics
+from afflux.payouts.webhooks.sender import start_sender, webhook_store
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
@@ -61,6 +64,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     """The payouts app; its lifespan connects to Redis and Kafka, follows campaigns and
     runs the ledger consumer."""
     metrics = PayoutsMetrics()
+    webhook_metrics = WebhookMetrics(metrics.registry)
     directory = CampaignDirectory()
 
     @asynccontextmanager
@@ -92,7 +96,14 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
             asyncio.create_task(metrics.redis_memory.run(redis)),
         ]
         tasks[1].add_done_callback(_exit_if_failed)
+        webhooks = webhook_store(redis, settings)
+        if settings.webhooks_enabled:  # its own consumer group: docs/webhooks.md
+            senders = start_sender(settings, webhooks, directory, webhook_metrics, clock)
+            for sender in senders:
+                sender.add_done_callback(_exit_if_failed)
+            tasks += senders
         app.state.store, app.state.producer, app.state.consumer = store, producer, consumer
+        app.state.webhooks = webhooks
         try:
             yield
         finally:
@@ -113,7 +124,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.state.clock = clock
     app.state.directory = directory
     app.state.metrics = metrics
-    app.state.store = app.state.producer = app.state.consumer = None
+    app.state.store = app.state.producer = app.state.consumer = app.state.webhooks = None
     install_problem_handlers(app)
     app.include_router(health_router(CHECKS, detail=ledger_detail))
     app.include_router(metrics_router(metrics.registry))
@@ -122,5 +133,6 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(runs.router)
     app.include_router(orders.router)
     app.include_router(reports.router, responses=JSON_ERRORS)
+    app.include_router(webhook_routes.router)
     install_api_docs(app)
     return app

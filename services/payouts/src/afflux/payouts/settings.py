@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from afflux.payouts.webhooks.settings import WebhookSettings
 from afflux.shared.settings import CommonSettings
 
 
-class PayoutsSettings(CommonSettings):
+class PayoutsSettings(WebhookSettings, CommonSettings):
     """Built once in the entrypoint, never at import."""
 
     payouts_port: int = Field(8003, ge=1, le=65535, description="HTTP port of the payouts service")

@@ -1,0 +1,188 @@
+"""The sender's delivery loop: claim due deliveries, sign, POST, then mark each
+delivered, scheduled again (exponential backoff, full jitter) or dead-lettered.
+
+A claim moves the delivery's due time a lease ahead (longer than a request may take),
+so a sender killed mid-request leaves it to be claimed again: at least once, with the
+same ``webhook-id``. Redirects are not followed; the answer is read up to
+``max_response_bytes``; the whole request has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import httpx
+
+from afflux.payouts.webhooks import policy, signing
+from afflux.payouts.webhooks.intake import REDIS_DOWN
+from afflux.payouts.webhooks.metrics import WebhookMetrics
+from afflux.payouts.webhooks.redis_store import Job, WebhookStore
+
+log = logging.getLogger(__name__)
+IDLE_POLL_S = 0.5  # how often due retries are looked for when nothing wakes the loop
+LEASE_MARGIN_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLimits:
+    max_attempts: int = 8
+    retry_base_s: float = 30.0
+    retry_cap_s: float = 3600.0
+    timeout_s: float = 10.0
+    max_body_bytes: int = 65_536
+    max_response_bytes: int = 4_096
+    concurrency: int = 16
+    allow_private: bool = False
+
+
+class Refused(Exception):
+    """Not sent, and never will be: a refused address, a body too large."""
+
+
+async def check_destination(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL whose host resolves to an address ``policy.address_refused`` names.
+
+    Checked when an endpoint is registered and again before every request (the name
+    may resolve elsewhere by then); see docs/webhooks.md for what this does not cover.
+    """
+    try:
+        host, port = policy.check_url(url)
+    except policy.RefusedUrl as exc:
+        raise Refused(str(exc)) from exc
+    if allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise Refused(f"{host} does not resolve: {exc}") from exc
+    for info in infos:
+        reason = policy.address_refused(str(info[4][0]), allow_private=False)
+        if reason is not None:
+            raise Refused(f"{host}: {reason}")
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        store: WebhookStore,
+        metrics: WebhookMetrics,
+        limits: DeliveryLimits,
+        clock: Callable[[], int],
+        wake: asyncio.Event,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.limits = limits
+        self.clock = clock
+        self.wake = wake
+        self.draw = draw
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.slots = asyncio.Semaphore(limits.concurrency)
+
+    async def run(self) -> None:
+        lease_ms = int((self.limits.timeout_s + LEASE_MARGIN_S) * 1000)
+        async with httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.limits.timeout_s),
+            limits=httpx.Limits(max_connections=self.limits.concurrency),
+            trust_env=False,  # no proxy from the environment unless configured so
+        ) as client:
+            try:
+                while True:
+                    free = self.limits.concurrency - len(self.in_flight)
+                    jobs: list[Job] = []
+                    if free > 0:
+                        try:
+                            jobs = await self._claim(free, lease_ms)
+                        except REDIS_DOWN as exc:
+                            log.warning("webhooks: Redis unavailable (%s)", exc)
+                    for job in jobs:
+                        task = asyncio.create_task(self._deliver(client, job))
+                        self.in_flight.add(task)
+                        task.add_done_callback(self._finished)
+                    if not jobs:
+                        self.wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.wake.wait(), IDLE_POLL_S)
+            finally:
+                for task in list(self.in_flight):
+                    task.cancel()
+
+    async def _claim(self, free: int, lease_ms: int) -> list[Job]:
+        now = self.clock()
+        jobs = await self.store.claim(now=now, lease_until=now + lease_ms, limit=free)
+        self.metrics.queue_depth.set(await self.store.pending())
+        return jobs
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.wake.set()  # a slot is free
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook delivery failed unexpectedly", exc_info=task.exception())
+
+    async def _deliver(self, client: httpx.AsyncClient, job: Job) -> None:
+        endpoint = await self.store.get(job.endpoint_id)
+        if endpoint is None:  # removed since: its deliveries go with it
+            await self.store.done(job)
+            return
+        attempt = replace(job, attempts=job.attempts + 1)
+        try:
+            if len(job.body.encode()) > self.limits.max_body_bytes:
+                raise Refused(f"body larger than {self.limits.max_body_bytes} bytes")
+            await check_destination(endpoint.url, allow_private=self.limits.allow_private)
+            status, answer = await self._post(client, endpoint.url, endpoint.secret, job)
+        except Refused as exc:
+            self.metrics.deliveries.labels("refused").inc()
+            await self.store.bury(attempt, f"refused: {exc}", self.clock())
+            return
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        else:
+            if policy.delivered(status):
+                self.metrics.deliveries.labels("delivered").inc()
+                await self.store.done(job)
+                return
+            error = f"HTTP {status}: {answer}"[:500]
+        attempt = replace(attempt, last_error=error)
+        if attempt.attempts >= self.limits.max_attempts:
+            self.metrics.deliveries.labels("dead_lettered").inc()
+            await self.store.bury(attempt, f"{attempt.attempts} attempts failed", self.clock())
+            return
+        delay = policy.retry_delay_s(
+            attempt.attempts,
+            base_s=self.limits.retry_base_s,
+            cap_s=self.limits.retry_cap_s,
+            draw=self.draw(),
+        )
+        self.metrics.deliveries.labels("retry_scheduled").inc()
+        await self.store.retry(attempt, self.clock() + int(delay * 1000))
+
+    async def _post(
+        self, client: httpx.AsyncClient, url: str, secret: str, job: Job
+    ) -> tuple[int, str]:
+        body = job.body.encode()
+        headers = signing.signed_headers(secret, job.webhook_id, self.clock() // 1000, body)
+        headers["user-agent"] = "afflux-webhooks/1"
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.limits.timeout_s):
+                async with client.stream("POST", url, content=body, headers=headers) as answer:
+                    read = bytearray()
+                    async for chunk in answer.aiter_bytes():
+                        read += chunk[: self.limits.max_response_bytes - len(read)]
+                        if len(read) >= self.limits.max_response_bytes:
+                            break
+                    return answer.status_code, read.decode(errors="replace")
+        except TimeoutError as exc:
+            raise httpx.TimeoutException(f"no answer within {self.limits.timeout_s}s") from exc
+        finally:
+            self.metrics.seconds.observe(time.perf_counter() - started)

@@ -1,0 +1,159 @@
+"""What goes where, when to try again, and which addresses may be called: pure rules.
+
+Nothing here reads the clock, the network or Redis: times, random draws and resolved
+addresses are inputs, so each rule is a table in a unit test.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from afflux.shared.core.ids import derived_id
+from afflux.shared.events import ConversionAttributed, ConversionReversed, Envelope, PayoutIssued
+
+OwnerKind = Literal["merchant", "affiliate"]
+
+# The event types an endpoint may subscribe to, and the topic that carries each.
+EVENT_TYPES: dict[str, str] = {
+    "conversion.attributed": "conversions",
+    "conversion.reversed": "reversals",
+    "payout.issued": "payouts",
+}
+TOPICS = tuple(dict.fromkeys(EVENT_TYPES.values()))
+MAX_URL_LENGTH = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    endpoint_id: str
+    owner_kind: OwnerKind
+    owner_id: str
+    url: str
+    event_types: tuple[str, ...]
+    secret: str
+    created_at: int  # ms
+    description: str = ""
+
+    @property
+    def owner(self) -> tuple[OwnerKind, str]:
+        return (self.owner_kind, self.owner_id)
+
+    def public(self) -> dict[str, Any]:
+        """What the admin API shows: everything but the secret."""
+        return {
+            "endpoint_id": self.endpoint_id,
+            "owner_kind": self.owner_kind,
+            "owner_id": self.owner_id,
+            "url": self.url,
+            "event_types": list(self.event_types),
+            "created_at": self.created_at,
+            "description": self.description,
+        }
+
+
+def event_type_of(event: Envelope) -> str | None:
+    """The webhook event type of an event on one of the topics, None for the others."""
+    if isinstance(event, ConversionAttributed):
+        return "conversion.attributed"
+    if isinstance(event, ConversionReversed):
+        return "conversion.reversed"
+    if isinstance(event, PayoutIssued):
+        return "payout.issued"
+    return None
+
+
+def owners_of(event: Envelope, merchant_id: str | None) -> list[tuple[OwnerKind, str]]:
+    """Who hears of ``event``: its creator, and the merchant running its campaign
+    (``merchant_id`` from the campaign terms; None when the campaign is unknown)."""
+    affiliate = getattr(event, "affiliate_id", None)
+    owners: list[tuple[OwnerKind, str]] = []
+    if isinstance(affiliate, str):
+        owners.append(("affiliate", affiliate))
+    if merchant_id:
+        owners.append(("merchant", merchant_id))
+    return owners
+
+
+def subscribed(endpoints: Iterable[Endpoint], event_type: str) -> list[Endpoint]:
+    """The endpoints, among an owner's, that asked for ``event_type``."""
+    return [e for e in endpoints if event_type in e.event_types]
+
+
+def webhook_id(endpoint_id: str, event_id: str) -> str:
+    """The ``webhook-id`` of one event at one endpoint: derived, so every attempt, a
+    redelivery after a crash and a replay carry the same id (receivers dedupe on it)."""
+    return derived_id("msg", endpoint_id, event_id)
+
+
+def payload(event_type: str, event: Mapping[str, Any]) -> bytes:
+    """The body: ``{"type", "timestamp", "data"}`` (Standard Webhooks' shape), the same
+    bytes for the same event, whenever built."""
+    occurred = int(event["occurred_at"])
+    stamp = datetime.fromtimestamp(occurred / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    body = {"type": event_type, "timestamp": stamp.replace("+00:00", "Z"), "data": event}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def retry_delay_s(attempt: int, *, base_s: float, cap_s: float, draw: float) -> float:
+    """Exponential backoff with full jitter: a uniform delay in [0, min(cap, base * 2^(n-1)))
+    after failed attempt ``n`` (``draw`` is a uniform number in [0, 1))."""
+    if attempt < 1:
+        raise ValueError("attempts count from 1")
+    ceiling: float = min(cap_s, base_s * 2.0 ** min(attempt - 1, 62))
+    return draw * ceiling
+
+
+def delivered(status: int) -> bool:
+    """Any 2xx answer means the endpoint took the event; everything else is tried again."""
+    return 200 <= status < 300
+
+
+class RefusedUrl(ValueError):
+    pass
+
+
+def check_url(url: str) -> tuple[str, int]:
+    """The host and port of an acceptable endpoint URL, or RefusedUrl naming the reason:
+    http or https only, a host, no credentials in the URL, at most 2048 characters."""
+    if len(url) > MAX_URL_LENGTH:
+        raise RefusedUrl(f"longer than {MAX_URL_LENGTH} characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise RefusedUrl(f"scheme {parts.scheme or '(none)'!r}: only http and https are called")
+    if parts.username is not None or parts.password is not None:
+        raise RefusedUrl("credentials in the URL are refused; authenticate with the signature")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise RefusedUrl(f"bad port: {exc}") from exc
+    if not parts.hostname:
+        raise RefusedUrl("no host")
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def address_refused(address: str, *, allow_private: bool) -> str | None:
+    """Why ``address`` (a resolved IP) may not be called, or None. Unless private addresses
+    are allowed (development, or a setting), loopback, private, link-local (cloud metadata
+    at 169.254.169.254), multicast, reserved and unspecified addresses are refused."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if allow_private:
+        return None
+    for name, hit in (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+    ):
+        if hit:
+            return f"{address} is a {name} address"
+    return None

@@ -1,0 +1,156 @@
+"""The webhooks admin API (admin token): endpoints, their dead letters, replays.
+
+``POST /v1/webhooks/endpoints`` answers the endpoint's signing secret once; it is kept
+in Redis (signing needs it) and never shown again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from afflux.payouts import params
+from afflux.payouts.deps import AdminDep, ClockDep, DirectoryDep
+from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.webhooks import signing
+from afflux.payouts.webhooks.delivery import Refused, check_destination
+from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
+from afflux.payouts.webhooks.redis_store import TooManyEndpoints, WebhookStore
+from afflux.payouts.webhooks.replay import replay
+from afflux.shared.core.ids import new_id
+from afflux.shared.io.http.problems import Problem
+from afflux.shared.io.http.state import started_dep, state_dep
+
+router = APIRouter(prefix="/v1/webhooks", responses=ERROR_RESPONSES, tags=["webhooks"])
+WebhookStoreDep = Annotated[WebhookStore, Depends(started_dep("webhooks"))]
+SettingsDep = Annotated[PayoutsSettings, Depends(state_dep("settings"))]
+EventType = Literal["conversion.attributed", "conversion.reversed", "payout.issued"]
+
+
+class NewEndpoint(BaseModel):
+    owner_kind: Literal["merchant", "affiliate"] = Field(
+        description="whose events: a merchant's campaigns, or a creator's"
+    )
+    owner_id: str = Field(min_length=1, max_length=64, description="merchant_id or affiliate_id")
+    url: str = Field(min_length=1, max_length=2048, description="http(s) URL that is POSTed to")
+    event_types: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
+    description: str = Field("", max_length=200)
+
+
+class ReplayRequest(BaseModel):
+    since: str | int = Field(description="re-send events published at or after (ms or ISO)")
+
+
+async def _endpoint(store: WebhookStore, endpoint_id: str) -> Endpoint:
+    endpoint = await store.get(endpoint_id)
+    if endpoint is None:
+        raise Problem(404, "endpoint_id", f"no webhook endpoint {endpoint_id}")
+    return endpoint
+
+
+@router.post("/endpoints", status_code=201)
+async def add_endpoint(
+    _: AdminDep,
+    store: WebhookStoreDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    body: NewEndpoint,
+) -> dict[str, Any]:
+    try:
+        await check_destination(
+            body.url, allow_private=settings.private_addresses_allowed(settings.env)
+        )
+    except Refused as exc:
+        raise Problem(422, "url", str(exc)) from None
+    endpoint = Endpoint(
+        endpoint_id=new_id("ep"),
+        owner_kind=body.owner_kind,
+        owner_id=body.owner_id,
+        url=body.url,
+        event_types=tuple(dict.fromkeys(body.event_types)),
+        secret=signing.secret_from_bytes(secrets.token_bytes(signing.SECRET_BYTES)),
+        created_at=clock(),
+        description=body.description,
+    )
+    try:
+        await store.add(endpoint)
+    except TooManyEndpoints as exc:
+        raise Problem(409, "owner_id", str(exc)) from None
+    return endpoint.public() | {"secret": endpoint.secret}
+
+
+@router.get("/endpoints")
+async def list_endpoints(
+    _: AdminDep,
+    store: WebhookStoreDep,
+    owner_kind: Literal["merchant", "affiliate"] | None = None,
+    owner_id: str | None = None,
+) -> dict[str, Any]:
+    endpoints = [
+        e.public()
+        for e in await store.all()
+        if (owner_kind is None or e.owner_kind == owner_kind)
+        and (owner_id is None or e.owner_id == owner_id)
+    ]
+    return {"endpoints": endpoints}
+
+
+@router.get("/endpoints/{endpoint_id}")
+async def get_endpoint(_: AdminDep, store: WebhookStoreDep, endpoint_id: str) -> dict[str, Any]:
+    endpoint = await _endpoint(store, endpoint_id)
+    return endpoint.public() | {"pending": await store.pending(endpoint_id)}
+
+
+@router.delete("/endpoints/{endpoint_id}", status_code=204)
+async def remove_endpoint(_: AdminDep, store: WebhookStoreDep, endpoint_id: str) -> Response:
+    if not await store.remove(endpoint_id):
+        raise Problem(404, "endpoint_id", f"no webhook endpoint {endpoint_id}")
+    return Response(status_code=204)
+
+
+@router.get("/endpoints/{endpoint_id}/dead-letters")
+async def dead_letters(
+    _: AdminDep,
+    store: WebhookStoreDep,
+    endpoint_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    await _endpoint(store, endpoint_id)
+    return {"dead_letters": await store.dead_letters(endpoint_id, limit)}
+
+
+@router.post("/endpoints/{endpoint_id}/replay")
+async def replay_endpoint(
+    _: AdminDep,
+    store: WebhookStoreDep,
+    settings: SettingsDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+    endpoint_id: str,
+    body: ReplayRequest,
+) -> dict[str, Any]:
+    endpoint = await _endpoint(store, endpoint_id)
+    try:
+        since = params.as_of(str(body.since), clock())
+    except Problem as exc:
+        raise Problem(422, "since", exc.reason) from None
+    result = await replay(
+        store,
+        directory,
+        settings.kafka_bootstrap,
+        endpoint,
+        since_ms=since,
+        now=clock(),
+        max_events=settings.webhooks_replay_max_events,
+    )
+    return {
+        "events": result.events,
+        "scheduled": result.scheduled,
+        "already_scheduled": result.already_scheduled,
+        "queue_full": result.queue_full,
+        "truncated": result.truncated,
+    }
