@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,10 +18,38 @@ class StartFailed(RuntimeError):
     """A child process exited or never became healthy."""
 
 
+# Ports handed out by this process: never handed out twice.
+_HANDED_OUT: set[int] = set()
+_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST = 10_000
+
+
+def _below_ephemeral() -> range:
+    """Ports under the kernel's ephemeral range: the kernel never gives one of them to
+    an outgoing connection, which could otherwise take a chosen port in the moment
+    before its server binds it (many clients connect while a stack starts)."""
+    try:
+        first = int(_PORT_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32_768  # Linux's default
+    return range(_LOWEST, first) if first - _LOWEST >= 1_000 else range(0)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now, chosen at random under the ephemeral range (so two
+    test workers rarely pick the same one, and no outgoing connection takes it)."""
+    candidates = _below_ephemeral()
+    rng = random.SystemRandom()
+    for _ in range(200 if candidates else 0):
+        port = rng.choice(candidates)
+        if port not in _HANDED_OUT and not port_in_use(port, host):
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _HANDED_OUT.add(port)
+    return port
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,0 +1,41 @@
+"""Free ports for the servers a stack starts: below the ephemeral range, never twice."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from afflux.cli import processes
+from afflux.cli.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    below = processes._below_ephemeral()
+    assert all(p in below for p in ports), ports
+    for port in ports[:5]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_a_server_holds_is_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = free_port()
+    monkeypatch.setattr(processes, "_HANDED_OUT", set())  # forget having handed it out
+    # The held port is the only candidate: another one (from the kernel) comes instead.
+    monkeypatch.setattr(processes, "_below_ephemeral", lambda: range(taken, taken + 1))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", taken))
+        held.listen()
+        assert processes.port_in_use(taken)
+        assert free_port() != taken
+
+
+def test_without_a_readable_range_the_linux_default_applies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processes, "_PORT_RANGE_FILE", processes.Path("/nonexistent/range"))
+    assert processes._below_ephemeral() == range(10_000, 32_768)
