@@ -27,7 +27,9 @@ from afflux.payouts.webhooks.redis_store import Job, WebhookStore
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.5  # how often due retries are looked for when nothing wakes the loop
-LEASE_MARGIN_S = 30.0
+# A claimed delivery is claimed again after twice the request timeout and this margin: a
+# request cannot outlast its timeout, so only a sender that died mid-request leaves it.
+LEASE_MARGIN_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class Deliverer:
         self.slots = asyncio.Semaphore(limits.concurrency)
 
     async def run(self) -> None:
-        lease_ms = int((self.limits.timeout_s + LEASE_MARGIN_S) * 1000)
+        lease_ms = int((2 * self.limits.timeout_s + LEASE_MARGIN_S) * 1000)
         async with httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(self.limits.timeout_s),

@@ -1,0 +1,376 @@
+"""The webhook sender against the session's broker and a real Redis: registered through
+the admin API, every event reaches its merchant's and creator's endpoints signed in the
+Standard Webhooks format (checked with the reference package); a failing receiver gets
+each event again with the same webhook id until it answers 2xx; one that never does
+ends up in the endpoint's dead letters; a replay sends an endpoint's events again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from webhook_receiver import Receiver
+
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.webhooks import routes
+from afflux.payouts.webhooks.metrics import WebhookMetrics
+from afflux.payouts.webhooks.policy import webhook_id
+from afflux.payouts.webhooks.redis_store import WebhookStore
+from afflux.payouts.webhooks.sender import start_sender, webhook_store
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ConversionAttributed,
+    ConversionReversed,
+    Envelope,
+    PayoutIssued,
+)
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http.problems import install_problem_handlers
+from afflux.shared.io.kafka import new_producer
+from afflux.shared.wire import encode
+
+pytestmark = pytest.mark.integration
+
+NOV_15 = 1_794_700_800_000  # 2026-11-15T00:00:00Z
+TOKEN = "webhooks-test-admin-token"
+REDIS_DB = 12  # this module's own database on the session Redis
+ALL_TYPES = ["conversion.attributed", "conversion.reversed", "payout.issued"]
+
+
+@dataclass
+class Program:
+    campaign: str
+    merchant: str
+    creators: list[str]
+
+
+def new_program(creators: int = 3) -> Program:
+    tag = uuid.uuid4().hex[:8]
+    return Program(f"wh-{tag}", f"merchant-{tag}", [f"creator-{tag}-{n}" for n in range(creators)])
+
+
+def directory_of(program: Program) -> CampaignDirectory:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": program.campaign,
+            "merchant_id": program.merchant,
+            "currency": "EUR",
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+        }
+    )
+    directory = CampaignDirectory()
+    version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+    directory.apply(
+        CampaignTermsPublished(
+            event_id=f"terms-{program.campaign}",
+            occurred_at=0,
+            campaign_id=program.campaign,
+            versions=(version,),
+        )
+    )
+    directory.ready.set()
+    return directory
+
+
+def conversion(program: Program, n: int) -> ConversionAttributed:
+    return ConversionAttributed(
+        event_id=f"ev-{program.campaign}-{n}",
+        occurred_at=NOV_15 + n,
+        conversion_id=f"conv-{program.campaign}-{n}",
+        order_id=f"o-{program.campaign}-{n}",
+        campaign_id=program.campaign,
+        affiliate_id=program.creators[n % len(program.creators)],
+        reason="cookie",
+        model="last_click",
+        window_ms=1,
+        terms_version=1,
+        amount_minor=10_000 + n,
+        currency="EUR",
+        order_event_id=f"oev-{program.campaign}-{n}",
+    )
+
+
+def reversal(program: Program, n: int) -> ConversionReversed:
+    return ConversionReversed(
+        event_id=f"rev-{program.campaign}-{n}",
+        occurred_at=NOV_15 + 1_000 + n,
+        reversal_id=f"rev-{program.campaign}-{n}",
+        refund_id=f"ref-{program.campaign}-{n}",
+        conversion_id=f"conv-{program.campaign}-{n}",
+        order_id=f"o-{program.campaign}-{n}",
+        campaign_id=program.campaign,
+        affiliate_id=program.creators[n % len(program.creators)],
+        amount_minor=500,
+        requested_minor=500,
+        refunded_total_minor=500,
+        order_amount_minor=10_000 + n,
+        currency="EUR",
+        order_occurred_at=NOV_15 + n,
+    )
+
+
+def payout(program: Program, n: int) -> PayoutIssued:
+    return PayoutIssued(
+        event_id=f"pay-{program.campaign}-{n}",
+        occurred_at=NOV_15 + 2_000 + n,
+        payout_id=f"pay-{program.campaign}-{n}",
+        affiliate_id=program.creators[n % len(program.creators)],
+        campaign_id=program.campaign,
+        period="2026-11",
+        amount_minor=1_000,
+        currency="EUR",
+    )
+
+
+async def produce(bootstrap: str, events: Sequence[Envelope]) -> None:
+    topics = {
+        ConversionAttributed: "conversions",
+        ConversionReversed: "reversals",
+        PayoutIssued: "payouts",
+    }
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            key = getattr(event, "order_id", None) or event.affiliate_id
+            await producer.send(topics[type(event)], encode(event), key=key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Wait for progress (polled), failing with ``what`` after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        assert loop.time() < deadline, f"not within {timeout_s:.0f}s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def until_settled(store: WebhookStore, timeout_s: float = 30) -> None:
+    """Until no delivery is scheduled: the sender has marked each one it sent."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (pending := await store.pending()) != 0:
+        assert loop.time() < deadline, f"{pending} deliveries still scheduled"
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Harness:
+    settings: PayoutsSettings
+    store: WebhookStore
+    api: httpx.AsyncClient
+    receiver: Receiver
+
+    async def register(self, kind: str, owner: str, path: str, types: list[str]) -> str:
+        answer = await self.api.post(
+            "/v1/webhooks/endpoints",
+            json={
+                "owner_kind": kind,
+                "owner_id": owner,
+                "url": self.receiver.base_url + path,
+                "event_types": types,
+            },
+        )
+        assert answer.status_code == 201, answer.text
+        created = answer.json()
+        self.receiver.secrets[path] = created["secret"]
+        return str(created["endpoint_id"])
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    infra: Any, program: Program, receiver: Receiver, **webhook_settings: Any
+) -> AsyncIterator[Harness]:
+    """The sender running in this process (its own consumer group), its admin API,
+    and ``receiver`` started."""
+    base = infra.redis_url.rsplit("/", 1)[0]
+    settings = PayoutsSettings(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        redis_url=f"{base}/{REDIS_DB}",
+        admin_token=TOKEN,
+        webhooks_group_id=f"webhooks-{uuid.uuid4().hex[:8]}",
+        webhooks_retry_base_s=0.05,
+        webhooks_retry_cap_s=0.2,
+        **webhook_settings,
+    )
+    redis: Redis[bytes] = Redis.from_url(settings.redis_url)
+    store = webhook_store(redis, settings)
+    directory = directory_of(program)
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(routes.router)
+    app.state.settings, app.state.clock = settings, system_clock
+    app.state.directory, app.state.webhooks = directory, store
+    metrics = WebhookMetrics(CollectorRegistry())
+    tasks = start_sender(settings, store, directory, metrics, system_clock)
+    receiver.start()
+    transport = httpx.ASGITransport(app=app)
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://admin", headers=headers
+        ) as api:
+            yield Harness(settings, store, api, receiver)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        receiver.stop()
+        await redis.aclose()
+
+
+async def test_every_event_reaches_its_merchants_and_creators_endpoints_signed(
+    infra: Any,
+) -> None:
+    program = new_program()
+    receiver = Receiver()
+    async with harness(infra, program, receiver) as h:
+        merchant = await h.register("merchant", program.merchant, "/merchant", ALL_TYPES)
+        creator = program.creators[0]
+        await h.register("affiliate", creator, "/creator", ["conversion.attributed"])
+        conversions = [conversion(program, n) for n in range(12)]
+        reversals = [reversal(program, n) for n in range(3)]
+        payouts = [payout(program, n) for n in range(2)]
+        await produce(infra.kafka_bootstrap, [*conversions, *reversals, *payouts])
+
+        expected = {
+            "conversion.attributed": {e.event_id for e in conversions},
+            "conversion.reversed": {e.event_id for e in reversals},
+            "payout.issued": {e.event_id for e in payouts},
+        }
+        mine = {e.event_id for e in conversions if e.affiliate_id == creator}
+        await until(
+            lambda: (
+                receiver.events("/merchant") == expected
+                and receiver.events("/creator") == {"conversion.attributed": mine}
+            ),
+            60,
+            "every event at the merchant's endpoint, the creator's conversions at theirs",
+        )
+        assert receiver.unverified == []
+        assert receiver.ids("/merchant") == {
+            webhook_id(merchant, e.event_id) for e in [*conversions, *reversals, *payouts]
+        }
+        listed = (await h.api.get("/v1/webhooks/endpoints")).json()["endpoints"]
+        assert {e["owner_id"] for e in listed} >= {program.merchant, creator}
+        assert all("secret" not in e for e in listed)
+
+
+async def test_an_endpoint_failing_three_times_gets_each_event_on_the_fourth_attempt(
+    infra: Any,
+) -> None:
+    program = new_program()
+    receiver = Receiver(fail_first=3)
+    async with harness(infra, program, receiver) as h:
+        await h.register("merchant", program.merchant, "/flaky", ["conversion.attributed"])
+        conversions = [conversion(program, n) for n in range(5)]
+        await produce(infra.kafka_bootstrap, conversions)
+        await until(lambda: len(receiver.received("/flaky")) == len(conversions), 60, "every event")
+        assert receiver.unverified == []
+        # Every attempt carried the same webhook id; the fourth was the one accepted.
+        assert set(receiver.attempts.values()) == {4}
+        await until_settled(h.store)
+
+
+async def test_an_endpoint_that_always_fails_gets_a_dead_letter_per_event(infra: Any) -> None:
+    program = new_program()
+    receiver = Receiver(fail_always=True)
+    async with harness(infra, program, receiver, webhooks_max_attempts=3) as h:
+        endpoint = await h.register("merchant", program.merchant, "/down", ALL_TYPES)
+        conversions = [conversion(program, n) for n in range(4)]
+        await produce(infra.kafka_bootstrap, conversions)
+
+        async def dead() -> list[dict[str, Any]]:
+            path = f"/v1/webhooks/endpoints/{endpoint}/dead-letters"
+            answer = await h.api.get(path)
+            assert answer.status_code == 200
+            return list(answer.json()["dead_letters"])
+
+        letters: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while len(letters) < len(conversions):
+            assert loop.time() < deadline, f"dead letters: {letters}"
+            letters = await dead()
+            await asyncio.sleep(0.05)
+        assert {d["event_id"] for d in letters} == {e.event_id for e in conversions}
+        assert all(d["attempts"] == 3 and "HTTP 500" in d["last_error"] for d in letters)
+        assert set(receiver.attempts.values()) == {3}
+        await until_settled(h.store)
+
+        # The receiver is fixed: a replay from before the events sends them again.
+        receiver.fail_always = False
+        answer = await h.api.post(
+            f"/v1/webhooks/endpoints/{endpoint}/replay", json={"since": NOV_15 - 10**12}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["scheduled"] == len(conversions)
+        await until(
+            lambda: (
+                receiver.ids("/down") == {webhook_id(endpoint, e.event_id) for e in conversions}
+            ),
+            60,
+            "the replayed events, under their first webhook ids",
+        )
+
+
+async def test_the_admin_api_refuses_other_schemes_and_too_many_endpoints(infra: Any) -> None:
+    program = new_program()
+    async with harness(infra, program, Receiver(), webhooks_max_endpoints_per_owner=2) as h:
+        bad = await h.api.post(
+            "/v1/webhooks/endpoints",
+            json={
+                "owner_kind": "merchant",
+                "owner_id": program.merchant,
+                "url": "ftp://example.com/h",
+                "event_types": ALL_TYPES,
+            },
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["field"] == "url"
+        await h.register("merchant", program.merchant, "/a", ALL_TYPES)
+        await h.register("merchant", program.merchant, "/b", ALL_TYPES)
+        third = await h.api.post(
+            "/v1/webhooks/endpoints",
+            json={
+                "owner_kind": "merchant",
+                "owner_id": program.merchant,
+                "url": h.receiver.base_url + "/c",
+                "event_types": ALL_TYPES,
+            },
+        )
+        assert third.status_code == 409
+        unauthorised = await h.api.get("/v1/webhooks/endpoints", headers={"authorization": ""})
+        assert unauthorised.status_code == 401
+
+
+async def test_production_refuses_a_loopback_endpoint(infra: Any) -> None:
+    program = new_program()
+    async with harness(infra, program, Receiver(), webhooks_allow_private=False) as h:
+        answer = await h.api.post(
+            "/v1/webhooks/endpoints",
+            json={
+                "owner_kind": "merchant",
+                "owner_id": program.merchant,
+                "url": h.receiver.base_url + "/x",
+                "event_types": ALL_TYPES,
+            },
+        )
+        assert answer.status_code == 422
+        assert "loopback" in answer.json()["detail"][0]["reason"]
