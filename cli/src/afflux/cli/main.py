@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from afflux.cli import attribution_cmd, benches, ledger_cmd, secrets_cmd
+from afflux.cli import attribution_cmd, benches, ledger_cmd, secrets_cmd, webhooks_cmd
 from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.help_format import PlainArgumentParser
 from afflux.cli.storage import add_storage_option, storage_of
@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     secrets_cmd.add_parser(sub)
     ledger_cmd.add_parser(sub)
     attribution_cmd.add_parser(sub)
+    webhooks_cmd.add_parser(sub)
     return parser
 
 
@@ -135,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ledger_cmd.run(args)
     if args.command == "attribution":
         return attribution_cmd.run(args)
+    if args.command == "webhooks":
+        return webhooks_cmd.run(args)
     if args.command == "topics":
         return _create_topics()
     if args.command == "campaigns":
