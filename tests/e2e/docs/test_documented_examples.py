@@ -38,6 +38,7 @@ LANGUAGES = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python", 
 LANGUAGES |= {"js": "js", "javascript": "js", "mjs": "js"}
 NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<info>[^`\s]*)\s*$")
+ES_MODULE = re.compile(r"^\s*(import\s|export\s)", re.M)
 RETRY_FOR_S = 60.0
 BLOCK_TIMEOUT_S = 90.0
 
@@ -171,7 +172,9 @@ def command(block: Block, work: Path) -> list[str]:
         return [sys.executable, *isolated, "-c", block.code]
     node = shutil.which("node")
     assert node, "node (18 or later) is needed to run the JavaScript examples"
-    script = work / f"line-{block.line}.mjs"
+    # An example with import statements is an ES module, one with require() CommonJS.
+    module = ".mjs" if ES_MODULE.search(block.code) else ".cjs"
+    script = work / f"line-{block.line}{module}"
     script.write_text(block.code)
     return [node, str(script)]
 
