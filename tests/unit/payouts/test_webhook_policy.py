@@ -179,6 +179,8 @@ class Url:
         Url("https:///h", "host"),  # a host is needed
         Url("https://example.com:99999/h", "port"),  # a port that cannot be
         Url("https://example.com/" + "a" * 2048, "2048"),  # too long
+        Url("http://[::1/h", "not a URL"),  # an unclosed IPv6 bracket
+        Url("https://example.com/a b", "whitespace"),  # never sent as it stands
     ],
 )
 def test_endpoint_urls(case: Url) -> None:

@@ -56,13 +56,14 @@ async def check_destination(url: str, *, allow_private: bool) -> None:
     """
     try:
         host, port = policy.check_url(url)
-    except policy.RefusedUrl as exc:
+        httpx.URL(url)  # what the client will be asked to call
+    except (policy.RefusedUrl, httpx.InvalidURL) as exc:
         raise Refused(str(exc)) from exc
     if allow_private:
         return
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode
         raise Refused(f"{host} does not resolve: {exc}") from exc
     for info in infos:
         reason = policy.address_refused(str(info[4][0]), allow_private=False)
@@ -146,7 +147,7 @@ class Deliverer:
             self.metrics.deliveries.labels("refused").inc()
             await self.store.bury(attempt, f"refused: {exc}", self.clock())
             return
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any failure to get an answer is one failed attempt
             error = f"{type(exc).__name__}: {exc}"[:500]
         else:
             if policy.delivered(status):

@@ -123,7 +123,10 @@ def check_url(url: str) -> tuple[str, int]:
     http or https only, a host, no credentials in the URL, at most 2048 characters."""
     if len(url) > MAX_URL_LENGTH:
         raise RefusedUrl(f"longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise RefusedUrl(f"not a URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise RefusedUrl(f"scheme {parts.scheme or '(none)'!r}: only http and https are called")
     if parts.username is not None or parts.password is not None:
@@ -134,6 +137,8 @@ def check_url(url: str) -> tuple[str, int]:
         raise RefusedUrl(f"bad port: {exc}") from exc
     if not parts.hostname:
         raise RefusedUrl("no host")
+    if any(c.isspace() or ord(c) < 0x20 for c in url):
+        raise RefusedUrl("whitespace or control characters in the URL")
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
