@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from afflux.payouts.webhooks.policy import Endpoint, OwnerKind
 
-PREFIX = "afflux:{wh}:"
+PREFIX = "afx:{wh}:"  # beside the ledger's afx:pay:, which a ledger rebuild clears
 ENDPOINTS = PREFIX + "endpoints"
 JOBS = PREFIX + "jobs"
 DUE = PREFIX + "due"

@@ -1,0 +1,110 @@
+"""The webhook store's steps on a plain Redis and on a Redis Cluster: scheduling is
+idempotent per webhook id, a claim hides a delivery for its lease, a full queue and the
+last failure go to the endpoint's dead letters (bounded), removing an endpoint takes
+its deliveries along, and an owner's endpoints are bounded."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import cast
+
+import pytest
+from redis.asyncio import Redis
+
+from afflux.payouts.webhooks.policy import Endpoint
+from afflux.payouts.webhooks.redis_store import Job, TooManyEndpoints, WebhookStore
+from afflux.shared.io.redis_client import connect_ready
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def store(ledger_redis_url: str) -> AsyncIterator[WebhookStore]:
+    redis = cast("Redis[bytes]", await connect_ready(ledger_redis_url))
+    try:
+        yield WebhookStore(
+            redis, max_endpoints_per_owner=2, max_queue_per_endpoint=3, max_dead_per_endpoint=2
+        )
+    finally:
+        await redis.aclose()  # type: ignore[attr-defined]
+
+
+def endpoint(endpoint_id: str, owner: str = "m-1") -> Endpoint:
+    return Endpoint(
+        endpoint_id, "merchant", owner, "https://x.example/h", ("payout.issued",), "whsec_x", 0
+    )
+
+
+def job(endpoint_id: str, n: int) -> Job:
+    return Job(f"msg-{endpoint_id}-{n}", endpoint_id, "payout.issued", f"ev-{n}", "{}", 0)
+
+
+async def test_scheduling_the_same_webhook_id_twice_schedules_it_once(
+    store: WebhookStore,
+) -> None:
+    await store.add(endpoint("ep-1"))
+    first = await store.enqueue([(job("ep-1", 1), 100)], now=100)
+    again = await store.enqueue([(job("ep-1", 1), 100)], now=100)
+    assert first["scheduled"] == 1
+    assert again == {"scheduled": 0, "already_scheduled": 1, "queue_full": 0}
+    assert await store.pending("ep-1") == 1
+
+
+async def test_a_claim_hides_a_delivery_until_its_lease_ends(store: WebhookStore) -> None:
+    await store.enqueue([(job("ep-1", 1), 100)], now=100)
+    assert await store.claim(now=99, lease_until=1_000, limit=10) == []  # not due yet
+    claimed = await store.claim(now=100, lease_until=1_000, limit=10)
+    assert [j.webhook_id for j in claimed] == ["msg-ep-1-1"]
+    assert await store.claim(now=999, lease_until=2_000, limit=10) == []  # leased
+    assert len(await store.claim(now=1_000, lease_until=2_000, limit=10)) == 1  # lease over
+    await store.done(claimed[0])
+    assert await store.pending() == 0
+
+
+async def test_a_retry_keeps_the_attempts_and_moves_the_due_time(store: WebhookStore) -> None:
+    await store.enqueue([(job("ep-1", 1), 100)], now=100)
+    [claimed] = await store.claim(now=100, lease_until=10_000, limit=1)
+    failed = dataclasses.replace(claimed, attempts=1, last_error="HTTP 500")
+    await store.retry(failed, 200)
+    [again] = await store.claim(now=200, lease_until=10_000, limit=1)
+    assert (again.attempts, again.last_error) == (1, "HTTP 500")
+
+
+async def test_a_full_queue_and_a_last_failure_go_to_the_bounded_dead_letters(
+    store: WebhookStore,
+) -> None:
+    counts = await store.enqueue([(job("ep-1", n), 100) for n in range(5)], now=100)
+    assert counts == {"scheduled": 3, "already_scheduled": 0, "queue_full": 2}
+    [claimed] = await store.claim(now=100, lease_until=10_000, limit=1)
+    await store.bury(claimed, "8 attempts failed", 500)
+    letters = await store.dead_letters("ep-1")
+    assert len(letters) == 2  # the newest two of three
+    assert letters[0]["reason"] == "8 attempts failed"
+    assert letters[1]["reason"] == "retry queue full"
+    assert await store.pending("ep-1") == 2
+
+
+async def test_removing_an_endpoint_takes_its_deliveries_and_dead_letters(
+    store: WebhookStore,
+) -> None:
+    await store.add(endpoint("ep-1"))
+    await store.add(endpoint("ep-2"))
+    await store.enqueue([(job("ep-1", 1), 100), (job("ep-2", 1), 100)], now=100)
+    assert await store.remove("ep-1")
+    assert await store.get("ep-1") is None
+    assert await store.pending() == 1
+    assert await store.dead_letters("ep-1") == []
+    assert not await store.remove("ep-1")
+    assert [
+        e.endpoint_id
+        for e in (await store.endpoints_of([("merchant", "m-1")]))[("merchant", "m-1")]
+    ] == ["ep-2"]
+
+
+async def test_an_owner_has_a_bounded_number_of_endpoints(store: WebhookStore) -> None:
+    await store.add(endpoint("ep-1"))
+    await store.add(endpoint("ep-2"))
+    with pytest.raises(TooManyEndpoints):
+        await store.add(endpoint("ep-3"))
+    await store.add(endpoint("ep-4", owner="m-2"))  # another owner's count is its own
