@@ -18,7 +18,8 @@ Every afflux topic carries JSON, UTF-8. This folder holds the JSON Schema
 `afflux.shared.events`; a unit test fails when a file here is stale.
 Regenerate with:
 
-```
+<!-- not run: rewrites docs/events/ (test_event_schemas_are_current.py compares them) -->
+```bash
 ./afflux schemas export
 ```
 
@@ -102,29 +103,82 @@ each schema) is dead-lettered rather than guessed at.
 5. Produce with `acks=all`. Delivery is at least once; effects are exactly
    once because every consumer is idempotent on event and business ids.
 
-A minimal example with `kafka-python`:
+### A worked example with confluent-kafka
+
+Python with `confluent-kafka` (librdkafka; `pip install confluent-kafka`, no
+afflux package needed): produce one order for `acme-fashion` of
+`examples/campaigns.yaml` with creator-01's coupon `ANNA10` (a coupon wins
+without a click), then read the attribution's answer back from `conversions`.
+`AFFLUX_KAFKA_BOOTSTRAP` is the broker `afflux up` printed (its `broker` line).
+It runs on the embedded broker (Tansu) and on Apache Kafka alike.
 
 ```python
-import json, time
-from kafka import KafkaProducer
+import hashlib
+import json
+import os
+import time
+import uuid
 
-producer = KafkaProducer(bootstrap_servers="127.0.0.1:9092", acks="all")
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+bootstrap = os.environ.get("AFFLUX_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+order_id = f"o-{uuid.uuid4().hex[:12]}"
 order = {
-    "event_id": "ord-1001",
     "type": "OrderPlaced",
     "schema_version": 1,
+    # derived from the order, so sending the same order twice gives the same id
+    "event_id": hashlib.sha256(f"acme-fashion/{order_id}".encode()).hexdigest()[:32],
     "occurred_at": int(time.time() * 1000),
-    "order_id": "1001",
-    "campaign_id": "spring-sale",
-    "merchant_id": "acme",
+    "order_id": order_id,
+    "campaign_id": "acme-fashion",
+    "merchant_id": "merchant-acme",
     "kind": "sale",
-    "amount_minor": 4990,
+    "amount_minor": 4999,
     "currency": "EUR",
-    "visitor_id": "v_42",
+    "coupon_code": "ANNA10",
 }
-producer.send("orders", key=b"v_42", value=json.dumps(order).encode())
-producer.flush()
+producer = Producer(
+    {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "partitioner": "murmur2_random",  # the Java client's partitioner (step 4)
+    }
+)
+# no visitor_id and no click_id: keyed by order_id (step 3)
+producer.produce("orders", key=order_id.encode(), value=json.dumps(order).encode())
+if producer.flush(10) != 0:
+    raise SystemExit("the broker did not acknowledge the order")
+
+# Read every partition from the start, without joining a consumer group: a
+# one-off reader needs no committed offsets and no rebalance.
+consumer = Consumer(
+    {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+)
+partitions = consumer.list_topics("conversions", timeout=10).topics["conversions"].partitions
+consumer.assign([TopicPartition("conversions", p, OFFSET_BEGINNING) for p in partitions])
+conversion = None
+deadline = time.monotonic() + 60  # the worker waits the campaign's grace (5 s) first
+while conversion is None and time.monotonic() < deadline:
+    record = consumer.poll(1.0)
+    if record is None or record.error():
+        continue
+    value = json.loads(record.value())
+    for event in value if isinstance(value, list) else [value]:  # one event or a packed record
+        if event["type"] == "ConversionAttributed" and event["order_id"] == order_id:
+            conversion = event
+consumer.close()
+if conversion is None:
+    raise SystemExit(f"no conversion of {order_id} on conversions within 60 s")
+print(conversion["affiliate_id"], conversion["reason"], conversion["conversion_id"])
 ```
+
+It prints `creator-01 coupon conv_...`. An order no creator earned is answered
+on `attribution.unmatched` instead (`OrderUnattributed`, with its `reason`).
+A long-lived consumer subscribes with its own `group.id` instead, and commits;
+on the embedded broker its first group join is slow (about 20 s until the first
+record in one run on the development machine, against 6 s by assignment), since
+Tansu rebalances on every join
+([testing.md](../testing.md#what-kafka-found-and-the-embedded-broker-work-arounds)).
 
 Merchants that prefer HTTP use the signed orders API instead
 ([orders.md](../orders.md)), which validates and keys events the same way.
