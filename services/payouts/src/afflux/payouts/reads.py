@@ -17,9 +17,10 @@ or line records. Costs, with c = the creator's campaign-periods:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import orjson
 
 from afflux.payouts.store import LedgerStore
 from afflux.payouts.views import PeriodSums
@@ -94,7 +95,7 @@ async def creator_sums(
     for n, cp in enumerate(cps):
         (total, reversed_), first = answers[2 * n], answers[2 * n + 1]
         if first:  # the currency is the period's, on every posting
-            currency = json.loads(first[0])["currency"]
+            currency = orjson.loads(first[0])["currency"]
             found.append((cp, currency, int(total or 0), int(reversed_ or 0)))
     pending = await pending_amounts(
         store, [(cid, period, affiliate) for (cid, period), *_ in found], as_of
@@ -139,7 +140,7 @@ async def postings_page(
             start=0,
             num=want,
         )
-        out += [posting_from_json(json.loads(x)) for x in raw]
+        out += [posting_from_json(orjson.loads(x)) for x in raw]
         if len(out) > limit:
             last = out[limit - 1]
             return out[:limit], Position(last.campaign_id, last.period, last.seq)
@@ -154,7 +155,7 @@ async def period_postings(
         for cid, period in cps:
             pipe.zrange(store.keys.period(cid, period, f"journal:{affiliate}"), 0, -1)
         answers: list[list[bytes]] = await pipe.execute()
-    return [posting_from_json(json.loads(x)) for raw in answers for x in raw]
+    return [posting_from_json(orjson.loads(x)) for raw in answers for x in raw]
 
 
 async def period_counters(

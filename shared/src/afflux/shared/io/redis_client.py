@@ -13,11 +13,11 @@ touches must hash to one slot (give them all one hash tag, ``afx:pay:L:{camp|202
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import TypeAlias
 from urllib.parse import unquote, urlsplit
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
@@ -162,7 +162,7 @@ async def compare_and_set(
     args: list[Arg] = [b"0", b""] if expected is None else [b"1", expected]
     # Numbers go as JSON numbers (Redis turns a Lua number into its integer text); bytes
     # as text, converted only when met.
-    args += [new, json.dumps(writes, separators=(",", ":"), ensure_ascii=False, default=_text)]
+    args += [new, orjson.dumps(writes, default=_text)]
     try:
         done = await client.execute_command(
             "EVALSHA", _COMPARE_AND_SET_SHA, len(keys), *keys, *args

@@ -10,9 +10,9 @@ checked again after decoding.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
@@ -36,28 +36,37 @@ class OrderPostingsAnswer(BaseModel):
     postings: list[PostingView]
 
 
-def order_pattern(order_id: str) -> str:
-    """A ZSCAN MATCH pattern for postings of ``order_id`` as the journal stores them."""
-    encoded = compact_json({"order_id": order_id})[1:-1]  # "order_id":"<JSON-escaped>"
-    return "*" + "".join("\\" + c if c in _GLOB_SPECIAL else c for c in encoded) + "*"
+def order_patterns(order_id: str) -> list[str]:
+    """ZSCAN MATCH patterns for postings of ``order_id`` as the journal stores them: its
+    id JSON-escaped with non-ASCII as UTF-8, and (as older postings were written) as
+    ``\\uXXXX`` escapes."""
+    encodings = [
+        orjson.dumps({"order_id": order_id}).decode()[1:-1],
+        compact_json({"order_id": order_id})[1:-1],
+    ]
+    return [
+        "*" + "".join("\\" + c if c in _GLOB_SPECIAL else c for c in encoded) + "*"
+        for encoded in dict.fromkeys(encodings)
+    ]
 
 
 async def order_postings(
     store: LedgerStore, campaign_id: str, order_id: str, affiliates: list[str]
 ) -> list[Posting]:
-    found: list[Posting] = []
-    pattern = order_pattern(order_id)
+    found: dict[str, Posting] = {}
+    patterns = order_patterns(order_id)
     for affiliate in dict.fromkeys(affiliates):
         # A creator the ledger has not seen yet (the conversion still on its way) has none.
         for cid, period in await reads.creator_periods(store, affiliate):
             if cid != campaign_id:
                 continue
             key = store.keys.period(cid, period, f"journal:{affiliate}")
-            async for member, _ in store.redis.zscan_iter(key, match=pattern, count=500):
-                posting = posting_from_json(json.loads(member))
-                if posting.order_id == order_id:
-                    found.append(posting)
-    return sorted(found, key=lambda p: (p.affiliate_id, p.period, p.seq))
+            for pattern in patterns:
+                async for member, _ in store.redis.zscan_iter(key, match=pattern, count=500):
+                    posting = posting_from_json(orjson.loads(member))
+                    if posting.order_id == order_id:
+                        found[posting.posting_id] = posting
+    return sorted(found.values(), key=lambda p: (p.affiliate_id, p.period, p.seq))
 
 
 @router.get(
