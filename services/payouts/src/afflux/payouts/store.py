@@ -325,14 +325,13 @@ class LedgerStore:
             if cached is None:
                 cached = await self._load(cp, versions, currency)
             cached.state.use_versions(versions)
-            result, commands, tally = await self._decide(cp, cached, items)
+            result, commands = await self._decide(cp, cached, items)
             token = self._next_token(cached.state.seq)
             written = await compare_and_set(
                 self.redis, self.keys.period(*cp, "ver"), cached.token, token, commands
             )
             if written:
                 cached.token = token
-                cached.tally = tally
                 self._periods[cp] = cached
                 self._periods.move_to_end(cp)
                 return result
@@ -340,7 +339,7 @@ class LedgerStore:
 
     async def _decide(
         self, cp: Period, cached: _Cached, items: _Items
-    ) -> tuple[StepResult, list[WriteCommand], dict[str, str]]:
+    ) -> tuple[StepResult, list[WriteCommand]]:
         k = self.keys
         cid, period = cp
         fact_ids = [c.event_id for c in items.conversions]
@@ -376,7 +375,10 @@ class LedgerStore:
             if click.click_id not in known_clicks:
                 known_clicks.add(click.click_id)
                 clicks.append(click)
-        tally = dict(cached.tally)
+        # Counted into the cached tally in place, as the step changes the cached state:
+        # a copy per batch would cost what the period holds (every creator's clicks per
+        # day), not what the batch adds. A write that fails drops the whole cached period.
+        tally = cached.tally
         touched, valid = tallies.count_clicks(tally, clicks)
         figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
         result = cached.state.step(StepInput(conversions, refunds, confirmations, figures))
@@ -385,14 +387,14 @@ class LedgerStore:
             ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations
         ]
         commands += self._writes_of(cp, cached.state, result, tally, touched, new_ids, clicks)
-        return result, commands, tally
+        return result, commands
 
     def _writes_of(
         self,
         cp: Period,
         state: PeriodState,
         result: StepResult,
-        tally: dict[str, str],
+        tally: Mapping[str, str],
         touched: set[str],
         new_ids: list[str],
         clicks: list[ClickItem],

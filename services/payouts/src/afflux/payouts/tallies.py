@@ -8,7 +8,7 @@ reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
@@ -39,7 +39,9 @@ class ClickItem:
         )
 
 
-def count_clicks(tally: dict[str, str], clicks: Iterable[ClickItem]) -> tuple[set[str], set[str]]:
+def count_clicks(
+    tally: MutableMapping[str, str], clicks: Iterable[ClickItem]
+) -> tuple[set[str], set[str]]:
     """Add clicks never counted before to ``tally``; the changed fields, and the
     creators whose valid clicks changed."""
     touched: set[str] = set()
@@ -81,6 +83,6 @@ def all_figures(tally: Mapping[str, str]) -> list[ClickFigures]:
     return [figures(tally, name[2:]) for name in tally if name.startswith("u|")]
 
 
-def _inc(tally: dict[str, str], name: str) -> str:
+def _inc(tally: MutableMapping[str, str], name: str) -> str:
     tally[name] = str(int(tally.get(name, "0")) + 1)
     return name
