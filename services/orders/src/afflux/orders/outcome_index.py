@@ -89,6 +89,11 @@ class OutcomeMetrics:
             ["topic"],
             registry=registry,
         )
+        self.poll_errors = Counter(
+            "afflux_order_outcome_poll_errors_total",
+            "Polls of the order-outcome index that failed (then retried)",
+            registry=registry,
+        )
         self.dead_letters = Counter(
             "afflux_order_outcome_dead_letters_total",
             "Records or items the order-outcome index dead-lettered, by topic",
@@ -190,14 +195,24 @@ class OutcomeConsumer:
                     await asyncio.sleep(1.0)
             self.ready.set()
             while True:
-                polled = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
-                records = [r for batch in polled.values() for r in batch]
-                if not records:
-                    continue
-                await self._until_stored(records)
-                await self.consumer.commit()
+                try:
+                    await self._one_poll()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a failed commit (a rebalance), a broker error:
+                    # what was stored is stored, and a redelivery writes the same fields.
+                    self.metrics.poll_errors.inc()
+                    log.warning("order outcomes: poll failed (%r); going on", exc)
+                    await asyncio.sleep(1.0)
         finally:
             await self.consumer.stop()
+
+    async def _one_poll(self) -> None:
+        polled = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
+        records = [r for batch in polled.values() for r in batch]
+        if records:
+            await self._until_stored(records)
+            await self.consumer.commit()
 
     async def _until_stored(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         events: list[Envelope] = []
