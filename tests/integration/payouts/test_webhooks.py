@@ -174,6 +174,10 @@ class Harness:
     store: WebhookStore
     api: httpx.AsyncClient
     receiver: Receiver
+    metrics: WebhookMetrics
+
+    def count(self, outcome: str) -> float:
+        return float(self.metrics.deliveries.labels(outcome)._value.get())
 
     async def register(self, kind: str, owner: str, path: str, types: list[str]) -> str:
         answer = await self.api.post(
@@ -208,6 +212,7 @@ async def harness(
         **webhook_settings,
     )
     redis: Redis[bytes] = Redis.from_url(settings.redis_url)
+    await redis.flushdb()  # no endpoint of an earlier test hears of this one's events
     store = webhook_store(redis, settings)
     directory = directory_of(program)
     app = FastAPI()
@@ -224,7 +229,7 @@ async def harness(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://admin", headers=headers
         ) as api:
-            yield Harness(settings, store, api, receiver)
+            yield Harness(settings, store, api, receiver, metrics)
     finally:
         for task in tasks:
             task.cancel()
@@ -286,6 +291,9 @@ async def test_an_endpoint_failing_three_times_gets_each_event_on_the_fourth_att
         # Every attempt carried the same webhook id; the fourth was the one accepted.
         assert set(receiver.attempts.values()) == {4}
         await until_settled(h.store)
+        assert h.count("retry_scheduled") == 3 * len(conversions)
+        assert h.count("delivered") == len(conversions)
+        assert h.metrics.seconds._sum.get() > 0
 
 
 async def test_an_endpoint_that_always_fails_gets_a_dead_letter_per_event(infra: Any) -> None:
@@ -313,6 +321,7 @@ async def test_an_endpoint_that_always_fails_gets_a_dead_letter_per_event(infra:
         assert all(d["attempts"] == 3 and "HTTP 500" in d["last_error"] for d in letters)
         assert set(receiver.attempts.values()) == {3}
         await until_settled(h.store)
+        assert h.count("dead_lettered") == len(conversions)
 
         # The receiver is fixed: a replay from before the events sends them again.
         receiver.fail_always = False

@@ -10,7 +10,15 @@ import pytest
 
 from afflux.payouts.webhooks import policy
 from afflux.payouts.webhooks.policy import Endpoint
-from afflux.shared.events import ConversionAttributed, ConversionReversed, PayoutIssued
+from afflux.payouts.webhooks.routing import merchant_of
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ConversionAttributed,
+    ConversionReversed,
+    PayoutIssued,
+)
+from afflux.shared.io.campaign_view import CampaignDirectory
 
 pytestmark = pytest.mark.unit
 
@@ -215,3 +223,33 @@ def test_private_addresses_are_refused_unless_allowed(address: str, refused: str
         assert reason is not None
         assert refused in reason
     assert policy.address_refused(address, allow_private=True) is None
+
+
+def test_the_merchant_is_the_one_of_the_terms_in_force_at_the_events_time() -> None:
+    def version(number: int, effective_from: int, merchant: str) -> TermsVersion:
+        terms = CampaignTerms.model_validate(
+            {
+                "campaign_id": "shop",
+                "merchant_id": merchant,
+                "currency": "EUR",
+                "plan": {"sale": {"rate": {"percent": "10"}}},
+            }
+        )
+        return TermsVersion(
+            version=number, effective_from=effective_from, published_at=0, terms=terms
+        )
+
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="t",
+            occurred_at=0,
+            campaign_id="shop",
+            versions=(version(1, 0, "m-old"), version(2, AT + 1, "m-new")),
+        )
+    )
+    assert merchant_of(directory, conversion()) == "m-old"  # at AT: the first terms
+    later = conversion().model_copy(update={"occurred_at": AT + 1})
+    assert merchant_of(directory, later) == "m-new"  # from the second's effective_from
+    unknown = conversion().model_copy(update={"campaign_id": "other"})
+    assert merchant_of(directory, unknown) is None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import httpx
 
 from afflux.payouts.webhooks import policy, signing
-from afflux.payouts.webhooks.intake import REDIS_DOWN
+from afflux.payouts.webhooks.intake import REDIS_DOWN, stop_if_cancelled
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.redis_store import Job, WebhookStore
 
@@ -101,12 +101,14 @@ class Deliverer:
         ) as client:
             try:
                 while True:
+                    stop_if_cancelled()
                     free = self.limits.concurrency - len(self.in_flight)
                     jobs: list[Job] = []
                     if free > 0:
                         try:
                             jobs = await self._claim(free, lease_ms)
                         except REDIS_DOWN as exc:
+                            stop_if_cancelled()
                             log.warning("webhooks: Redis unavailable (%s)", exc)
                     for job in jobs:
                         task = asyncio.create_task(self._deliver(client, job))
@@ -114,8 +116,11 @@ class Deliverer:
                         task.add_done_callback(self._finished)
                     if not jobs:
                         self.wake.clear()
+                        # asyncio.timeout, not wait_for: wait_for on 3.11 can swallow a
+                        # cancellation that lands as its timeout fires, and never stop.
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self.wake.wait(), IDLE_POLL_S)
+                            async with asyncio.timeout(IDLE_POLL_S):
+                                await self.wake.wait()
             finally:
                 for task in list(self.in_flight):
                     task.cancel()

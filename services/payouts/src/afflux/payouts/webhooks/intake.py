@@ -34,6 +34,15 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when the task was asked to stop but the request did not
+    surface: a client library (redis-py, aiokafka) that catches a cancellation landing
+    inside one of its calls would otherwise leave a loop running for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def decoded_events(batches: Records) -> list[Envelope]:
     """Every event of the batch; a record that does not decode is skipped here (the
     ledger consumer dead-letters it with the reason)."""
@@ -80,9 +89,10 @@ class Intake:
 
     async def run(self) -> None:
         await self.directory.ready.wait()
-        await self.consumer.start()
         try:
+            await self.consumer.start()
             while True:
+                stop_if_cancelled()
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
                 batches = {tp: records for tp, records in batches.items() if records}
                 if batches:
@@ -101,6 +111,7 @@ class Intake:
                 counts = await self.store.enqueue([(job, now) for job in jobs], now=now)
                 break
             except REDIS_DOWN as exc:
+                stop_if_cancelled()
                 log.warning("webhooks: Redis unavailable (%s); retrying in %.2fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(REDIS_RETRY_MAX_S, delay * 2)
