@@ -35,7 +35,7 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
-from afflux.shared.io.kafka import dead_letter, new_producer, send_dead_letter
+from afflux.shared.io.kafka import dead_letter_of, new_producer, send_dead_letter
 
 
 def configured_secrets(settings: OrdersSettings) -> dict[str, tuple[str, ...]]:
@@ -177,15 +177,8 @@ def dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
     """Orders owns the campaigns topic's dead letters (every service skips bad records)."""
 
     async def send(record: ConsumerRecord[bytes, bytes], reason: str, error_class: str) -> None:
-        letter = dead_letter(
-            consumer="orders.campaigns",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-            error_class=error_class,
+        letter = dead_letter_of(
+            record, consumer="orders.campaigns", reason=reason, error_class=error_class
         )
         with contextlib.suppress(Exception):  # the view must keep following either way
             await send_dead_letter(producer, letter)

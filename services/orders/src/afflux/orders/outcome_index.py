@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
@@ -38,7 +38,7 @@ from afflux.shared.events import (
     OrderUnattributed,
     RefundUnmatched,
 )
-from afflux.shared.io.kafka import dead_letter, send_dead_letter
+from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
 from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
@@ -173,15 +173,7 @@ class OutcomeConsumer:
         self.producer = producer
         self.metrics = metrics
         self.max_records = max_records
-        self.consumer = AIOKafkaConsumer(
-            *TOPICS,
-            bootstrap_servers=bootstrap,
-            group_id=GROUP,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
-        )
+        self.consumer = new_group_consumer(bootstrap, GROUP, *TOPICS)
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -261,16 +253,8 @@ class OutcomeConsumer:
         item: int | None,
     ) -> None:
         self.metrics.dead_letters.labels(record.topic).inc()
-        letter = dead_letter(
-            consumer=GROUP,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-            error_class=error_class,
-            item=item,
+        letter = dead_letter_of(
+            record, consumer=GROUP, reason=reason, error_class=error_class, item=item
         )
         try:
             await send_dead_letter(self.producer, letter)

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -54,7 +54,7 @@ from afflux.shared.events import (
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
-from afflux.shared.io.kafka import dead_letter, send_dead_letter
+from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
 from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
@@ -133,16 +133,12 @@ class LedgerConsumer:
         self.producer = producer
         self.metrics = metrics
         self.clock = clock
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
+        # Positions come from Redis. A position the broker no longer has is reset to the
+        # log's start; ``_same_log`` sees the jump and checks the log before reading.
+        self.consumer = new_group_consumer(
+            bootstrap,
+            group_id,
             group_instance_id=instance_id,
-            enable_auto_commit=False,
-            # Positions come from Redis. A position the broker no longer has is reset here to
-            # the log's start; ``_same_log`` sees the jump and checks the log before reading.
-            auto_offset_reset="earliest",
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self.lag = ConsumerLag("payouts", metrics.registry)
@@ -627,16 +623,8 @@ class LedgerConsumer:
         item: int | None = None,
     ) -> None:
         self.metrics.dead_letter(record.topic, reason)
-        letter = dead_letter(
-            consumer=CONSUMER,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=_at(item) + reason,
-            error_class=error_class,
-            item=item,
+        letter = dead_letter_of(
+            record, consumer=CONSUMER, reason=_at(item) + reason, error_class=error_class, item=item
         )
         while True:
             try:

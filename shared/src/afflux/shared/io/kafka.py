@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
-from aiokafka.structs import RecordMetadata
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import DeadLetter, Envelope
@@ -119,6 +119,47 @@ async def create_topics(
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+def new_group_consumer(
+    bootstrap: str, group_id: str, *topics: str, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A consumer in ``group_id`` as afflux's own consumers run: offsets committed (or
+    stored) by the caller after its writes, a new group starting from the beginning (an
+    event published before the group first joined still counts), and a dead member
+    noticed within ten seconds."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 1_000,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+def dead_letter_of(
+    record: ConsumerRecord[bytes, bytes],
+    *,
+    consumer: str,
+    reason: str,
+    error_class: str | None = None,
+    item: int | None = None,
+) -> DeadLetter:
+    """``dead_letter`` for a consumed record (``item``: one item of a packed record)."""
+    return dead_letter(
+        consumer=consumer,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        reason=reason,
+        error_class=error_class,
+        item=item,
+    )
 
 
 def new_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:

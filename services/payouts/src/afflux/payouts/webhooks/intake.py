@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +25,7 @@ from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.events import Envelope
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_group_consumer
 from afflux.shared.wire import UndecodableRecord, decode_record
 
 log = logging.getLogger(__name__)
@@ -75,17 +76,9 @@ class Intake:
         self.clock = clock
         self.wake = wake
         self.max_records = max_records
-        self.consumer = AIOKafkaConsumer(
-            *TOPICS,
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            enable_auto_commit=False,
-            # A new group starts at the beginning: an event published before the group
-            # first joined is still delivered to the endpoints registered by then.
-            auto_offset_reset="earliest",
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
-        )
+        # A new group starts at the beginning: an event published before the group first
+        # joined is still delivered to the endpoints registered by then.
+        self.consumer = new_group_consumer(bootstrap, group_id, *TOPICS)
 
     async def run(self) -> None:
         await self.directory.ready.wait()
