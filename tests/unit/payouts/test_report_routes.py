@@ -11,15 +11,22 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from afflux.payouts.routes.reports import router
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.principals import AccessConfig
 
 pytestmark = pytest.mark.unit
+ADMIN_TOKEN = "report-pages-admin-token"
 
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     app = FastAPI()
     app.include_router(router)
-    return TestClient(app)
+    # The pages answer only to a reader of their creator or campaign: admin here (who
+    # sees what is tests/integration/payouts/test_access_matrix.py).
+    app.state.access_config = AccessConfig(admin_token=ADMIN_TOKEN)
+    app.state.directory = CampaignDirectory()
+    return TestClient(app, headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
 
 
 def _hash(text: str) -> str:

@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -22,7 +23,7 @@ from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.errors import JSON_ERRORS
 from afflux.payouts.health import CHECKS, ledger_detail
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.routes import creators, kpis, orders, reports, runs
+from afflux.payouts.routes import creators, keys, kpis, orders, reports, runs, session
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
 from afflux.payouts.webhooks import routes as webhook_routes
@@ -33,6 +34,7 @@ from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
+from afflux.shared.io.http.principals import AccessConfig, AccessStore
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.io.redis_client import connect_ready
@@ -58,6 +60,17 @@ def _exit_if_failed(task: asyncio.Task[None]) -> None:
         return
     log.critical("background task failed; exiting", exc_info=task.exception())
     os._exit(70)
+
+
+def access_config(settings: PayoutsSettings) -> AccessConfig:
+    """Sessions as the settings say (docs/portal.md, "Access")."""
+    public = urlsplit(settings.payouts_public_url) if settings.payouts_public_url else None
+    return AccessConfig(
+        admin_token=settings.admin_token_value(),
+        session_ttl_s=settings.session_ttl_seconds,
+        secure_cookie=public is not None and public.scheme == "https",
+        public_origins=frozenset({f"{public.scheme}://{public.netloc}"} if public else ()),
+    )
 
 
 def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> FastAPI:
@@ -104,6 +117,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
             tasks += senders
         app.state.store, app.state.producer, app.state.consumer = store, producer, consumer
         app.state.webhooks = webhooks
+        app.state.access = AccessStore(redis)
         try:
             yield
         finally:
@@ -125,6 +139,8 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.state.directory = directory
     app.state.metrics = metrics
     app.state.store = app.state.producer = app.state.consumer = app.state.webhooks = None
+    app.state.access = None
+    app.state.access_config = access_config(settings)
     install_problem_handlers(app)
     app.include_router(health_router(CHECKS, detail=ledger_detail))
     app.include_router(metrics_router(metrics.registry))
@@ -134,5 +150,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(orders.router)
     app.include_router(reports.router, responses=JSON_ERRORS)
     app.include_router(webhook_routes.router)
+    app.include_router(keys.router)
+    app.include_router(session.router)
     install_api_docs(app)
     return app

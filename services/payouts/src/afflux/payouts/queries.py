@@ -24,10 +24,21 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
+def unknown_campaign(campaign: str) -> Problem:
+    """The one 404 of a campaign that is unknown or not the asker's (same body, same
+    headers: which of the two it is must not show)."""
+    return Problem(404, "campaign_id", f"unknown campaign {campaign!r}")
+
+
+def unknown_creator(affiliate: str) -> Problem:
+    """The one 404 of a creator without a ledger or not the asker's (see above)."""
+    return Problem(404, "affiliate_id", f"no ledger for creator {affiliate!r}")
+
+
 def known_campaign(directory: CampaignDirectory, campaign: str | None) -> None:
     """404 on ``campaign_id`` unless ``campaign`` is None or in the campaign view."""
     if campaign is not None and campaign not in directory:
-        raise Problem(404, "campaign_id", f"unknown campaign {campaign!r}")
+        raise unknown_campaign(campaign)
 
 
 async def creator_periods(
@@ -37,7 +48,7 @@ async def creator_periods(
     404 on ``affiliate_id`` without a ledger for the creator."""
     cps = await reads.creator_periods(store, affiliate)
     if not cps:
-        raise Problem(404, "affiliate_id", f"no ledger for creator {affiliate!r}")
+        raise unknown_creator(affiliate)
     return [
         (cid, p)
         for cid, p in cps

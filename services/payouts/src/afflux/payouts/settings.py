@@ -12,6 +12,14 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
     """Built once in the entrypoint, never at import."""
 
     payouts_port: int = Field(8003, ge=1, le=65535, description="HTTP port of the payouts service")
+    payouts_public_url: str = Field(
+        "",
+        description="the URL browsers reach the payouts pages at (https://portal.example.com): "
+        "its origin is accepted on forms, and https makes the session cookie Secure",
+    )
+    session_ttl_seconds: int = Field(
+        8 * 3600, ge=60, description="a portal login session ends this long after it began"
+    )
     payouts_group_id: str = Field("afflux-payouts", description="consumer group of the ledger")
     instance_id: str = Field("", description="static group membership id of this replica")
     ledger_cache_lines: int = Field(

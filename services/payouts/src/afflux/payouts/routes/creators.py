@@ -1,4 +1,5 @@
-"""A creator's money: ``GET /v1/creators/{id}/balance``, ``/ledger`` and ``/statement``.
+"""A creator's money: ``GET /v1/creators/{id}/balance``, ``/ledger`` and ``/statement``
+(admin or that creator's key: ``CreatorReader``).
 
 Read costs (c = the creator's campaign-periods): balance O(c + pending approval
 times); ledger page O(c + log n + page); statement O(c + the period's postings).
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from afflux.payouts import params, payout_records, reads, views
-from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
+from afflux.payouts.deps import ClockDep, CreatorReader, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import BalanceAnswer, LedgerAnswer, StatementAnswer
 from afflux.payouts.queries import (
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 @router.get("/creators/{affiliate_id}/balance", response_model=BalanceAnswer)
 async def balance(
-    store: StoreDep, clock: ClockDep, affiliate_id: str, as_of: str | None = None
+    _: CreatorReader, store: StoreDep, clock: ClockDep, affiliate_id: str, as_of: str | None = None
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
     cps = await creator_periods(store, affiliate_id)
@@ -39,6 +40,7 @@ async def balance(
 
 @router.get("/creators/{affiliate_id}/ledger", response_model=LedgerAnswer)
 async def ledger(
+    _: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     clock: ClockDep,
@@ -69,6 +71,7 @@ async def ledger(
 
 @router.get("/creators/{affiliate_id}/statement", response_model=StatementAnswer)
 async def statement(
+    _: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     clock: ClockDep,

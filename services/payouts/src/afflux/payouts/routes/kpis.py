@@ -1,4 +1,9 @@
-"""KPIs of campaigns and creators: ``GET /v1/kpis/...`` (rows and per-day series)."""
+"""KPIs of campaigns and creators: ``GET /v1/kpis/...`` (rows and per-day series).
+
+A campaign's answer only to admin or its merchant (``CampaignReader``), a creator's only
+to admin or that creator (``CreatorReader``); the list of creators to admin, or to a
+merchant for one of its campaigns (``CampaignListReader``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ from typing import Any
 from fastapi import APIRouter
 
 from afflux.payouts import params, views
-from afflux.payouts.deps import DirectoryDep, StoreDep
+from afflux.payouts.deps import (
+    CampaignListReader,
+    CampaignReader,
+    CreatorReader,
+    DirectoryDep,
+    StoreDep,
+)
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import CreatorKpis, CreatorKpisList, KpiRow, SeriesAnswer
-from afflux.payouts.queries import CountsByCreator, counts_for, known_campaign
+from afflux.payouts.queries import CountsByCreator, counts_for, known_campaign, unknown_creator
 from afflux.payouts.store import LedgerStore
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.http.problems import Problem
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -31,13 +41,17 @@ def _of_creator(counts: CountsByCreator, affiliate_id: str) -> list[views.Counts
     """The counts of one creator, per campaign; 404 without any."""
     mine = [c for (_, affiliate), c in counts.items() if affiliate == affiliate_id]
     if not mine:
-        raise Problem(404, "affiliate_id", f"no activity for creator {affiliate_id!r}")
+        raise unknown_creator(affiliate_id)
     return mine
 
 
 @router.get("/kpis/campaigns/{campaign_id}", response_model=KpiRow)
 async def campaign_kpis(
-    store: StoreDep, directory: DirectoryDep, campaign_id: str, period: str | None = None
+    _: CampaignReader,
+    store: StoreDep,
+    directory: DirectoryDep,
+    campaign_id: str,
+    period: str | None = None,
 ) -> dict[str, Any]:
     counts = await _counts(store, directory, campaign_id, period)
     total = views.combine(counts.values())
@@ -47,7 +61,11 @@ async def campaign_kpis(
 
 @router.get("/kpis/campaigns/{campaign_id}/series", response_model=SeriesAnswer)
 async def campaign_series(
-    store: StoreDep, directory: DirectoryDep, campaign_id: str, period: str | None = None
+    _: CampaignReader,
+    store: StoreDep,
+    directory: DirectoryDep,
+    campaign_id: str,
+    period: str | None = None,
 ) -> dict[str, Any]:
     counts = await _counts(store, directory, campaign_id, period)
     total = views.combine(counts.values())
@@ -57,6 +75,7 @@ async def campaign_series(
 
 @router.get("/kpis/creators", response_model=CreatorKpisList)
 async def creators_kpis(
+    _: CampaignListReader,
     store: StoreDep,
     directory: DirectoryDep,
     campaign_id: str | None = None,
@@ -77,6 +96,7 @@ async def creators_kpis(
 
 @router.get("/kpis/creators/{affiliate_id}", response_model=CreatorKpis)
 async def creator_kpis(
+    _: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     affiliate_id: str,
@@ -100,6 +120,7 @@ async def creator_kpis(
 
 @router.get("/kpis/creators/{affiliate_id}/series", response_model=SeriesAnswer)
 async def creator_series(
+    _: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     affiliate_id: str,

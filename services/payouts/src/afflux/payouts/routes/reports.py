@@ -5,8 +5,9 @@ fetched from elsewhere): the script reads the payouts JSON API of the same
 origin (``/v1/kpis/...`` and ``/v1/kpis/.../series``) and draws the KPI table
 and an SVG chart of clicks, conversions and commission over time. Query
 parameters of the page (``period``, ``campaign_id``) are passed on to the API.
-The Content-Security-Policy allows only this page's own inline script and
-style (by hash) and requests to its own origin.
+A campaign's page answers only to admin or its merchant, a creator's only to admin or
+that creator (a key, or the session of /login). The Content-Security-Policy allows only
+this page's own inline script and style (by hash) and requests to its own origin.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse
+
+from afflux.payouts.deps import CampaignReader, CreatorReader
 
 Kind = Literal["campaign", "creator"]
 ReportId = Annotated[str, Path(min_length=1, max_length=200)]
@@ -64,7 +67,7 @@ router = APIRouter(tags=["reports"])
     response_class=HTMLResponse,
     summary="HTML report of a campaign: KPI table and chart (period=YYYY-MM or YYYY-Www)",
 )
-async def campaign_report(campaign_id: ReportId) -> HTMLResponse:
+async def campaign_report(_: CampaignReader, campaign_id: ReportId) -> HTMLResponse:
     return _respond()
 
 
@@ -73,5 +76,5 @@ async def campaign_report(campaign_id: ReportId) -> HTMLResponse:
     response_class=HTMLResponse,
     summary="HTML report of a creator: KPI table and chart (campaign_id, period optional)",
 )
-async def creator_report(affiliate_id: ReportId) -> HTMLResponse:
+async def creator_report(_: CreatorReader, affiliate_id: ReportId) -> HTMLResponse:
     return _respond()

@@ -1,0 +1,92 @@
+"""The payouts app in process on a real Redis, with two merchants, two campaigns and two
+creators of known figures and one key each: what the access tests ask as each role.
+
+The app's lifespan (Kafka: the ledger consumer, the campaign follower) is not run; the
+values it would put on ``app.state`` are put there from the same classes, and the
+ledger is written by ``LedgerStore.apply``, as the consumer writes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, START, plan_versions
+from afflux.payouts.app import create_app
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.store import Batch, LedgerStore
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.http.principals import AccessStore
+
+ADMIN_TOKEN = "admin-token-for-the-access-tests-0123456789"
+OTHER_CAMPAIGN = "camp-other"
+MERCHANT, OTHER_MERCHANT = "m", "m-other"  # plan_versions() names merchant "m"
+CREATOR, OTHER_CREATOR = "ana", "ben"
+
+
+def _versions_of(campaign: str, merchant: str) -> tuple[TermsVersion, ...]:
+    return tuple(
+        v.model_copy(
+            update={
+                "terms": v.terms.model_copy(
+                    update={"campaign_id": campaign, "merchant_id": merchant}
+                )
+            }
+        )
+        for v in plan_versions()
+    )
+
+
+def _sale(n: int, affiliate: str) -> ConversionFact:
+    return ConversionFact(
+        f"conv-{affiliate}-{n}", f"ev-{affiliate}-{n}", f"o-{affiliate}-{n}", affiliate, "sale",
+        None, 10_000, "EUR", False, START + n * 60_000, 1,
+    )  # fmt: skip
+
+
+@dataclass
+class AccessWorld:
+    app: FastAPI
+    creator_key: str
+    other_creator_key: str
+    merchant_key: str
+    other_merchant_key: str
+    revoked_key: str
+
+
+async def build_world(redis: Redis[bytes], redis_url: str) -> AccessWorld:
+    settings = PayoutsSettings(
+        admin_token=ADMIN_TOKEN, redis_url=redis_url, payouts_public_url="https://portal.test"
+    )
+    app = create_app(settings)
+    versions = {CAMPAIGN: _versions_of(CAMPAIGN, MERCHANT)}
+    versions[OTHER_CAMPAIGN] = _versions_of(OTHER_CAMPAIGN, OTHER_MERCHANT)
+    for campaign, vs in versions.items():
+        app.state.directory.apply(
+            CampaignTermsPublished(
+                event_id=f"terms-{campaign}", occurred_at=0, campaign_id=campaign, versions=vs
+            )
+        )
+    store = LedgerStore(redis)
+    batch = Batch(
+        conversions=[
+            (CAMPAIGN, PERIOD, _sale(1, CREATOR)),
+            (OTHER_CAMPAIGN, PERIOD, _sale(1, OTHER_CREATOR)),
+        ]
+    )
+    await store.apply(batch, lambda cid: versions[cid], lambda _: "EUR")
+    access = AccessStore(redis)
+    app.state.store, app.state.access = store, access
+    _, creator_key = await access.issue("creator", CREATOR, START)
+    _, other_creator_key = await access.issue("creator", OTHER_CREATOR, START)
+    _, merchant_key = await access.issue("merchant", MERCHANT, START)
+    _, other_merchant_key = await access.issue("merchant", OTHER_MERCHANT, START)
+    revoked, revoked_key = await access.issue("creator", CREATOR, START)
+    await access.revoke(revoked.key_id, START + 1)
+    return AccessWorld(
+        app, creator_key, other_creator_key, merchant_key, other_merchant_key, revoked_key
+    )
