@@ -59,6 +59,12 @@ def chromium() -> str:
     return required_tool("chromium", "chromium-browser", package="chromium")
 
 
+@pytest.fixture(scope="session")
+def chromedriver() -> str:
+    """The WebDriver of Debian's chromium (Selenium drives the browser through it)."""
+    return required_tool("chromedriver", package="chromium-driver")
+
+
 @dataclass(frozen=True)
 class Infra:
     kafka_bootstrap: str

@@ -144,6 +144,8 @@ class Stack:
             "AFFLUX_CLICKS_PUBLIC_URL": f"http://127.0.0.1:{ports['clicks']}",
             # GET /v1/orders/{id} on the orders service asks the ledger for the postings.
             "AFFLUX_PAYOUTS_URL": f"http://127.0.0.1:{ports['payouts']}",
+            # The portal makes a creator's tracking links through the clicks links API.
+            "AFFLUX_CLICKS_URL": f"http://127.0.0.1:{ports['clicks']}",
             # The demo client plays the proxy in front of many visitors (X-Forwarded-For).
             "AFFLUX_CLICKS_TRUSTED_PROXIES": "127.0.0.1",
             **self.options.env,

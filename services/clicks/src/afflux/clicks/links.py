@@ -103,6 +103,19 @@ class LinkStore:
     def _key(self, code: str) -> str:
         return f"{self.prefix}:link:{code}"
 
+    def _of(self, affiliate_id: str) -> str:
+        """The codes of one creator's links (an index, rebuilt with the links)."""
+        return f"{self.prefix}:links:of:{affiliate_id}"
+
+    async def of_creator(self, affiliate_id: str) -> list[Link]:
+        """Every link of ``affiliate_id`` (deactivated ones too), by code."""
+        codes = sorted(c.decode() for c in await self.redis.smembers(self._of(affiliate_id)))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.get(self._key(code))
+            raws: list[bytes | None] = await pipe.execute()
+        return [Link(**json.loads(raw)) for raw in raws if raw is not None]
+
     async def get(self, code: str) -> Link | None:
         raw = await self.redis.get(self._key(code))
         if raw is None:
@@ -132,6 +145,7 @@ class LinkStore:
             raise LinkNotPublished(f"the links topic did not take {link.code!r}: {exc!r}") from exc
         # Written again in case Redis lost the claim while the record was on its way.
         await self.redis.set(self._key(link.code), value)
+        await self.redis.sadd(self._of(link.affiliate_id), link.code)
         await self._announce(link.code)
         return True
 
@@ -163,6 +177,10 @@ class LinkStore:
                         # Deactivation is final; an active link never overwrites what is there.
                         pipe.set(self._key(item.code), value, nx=item.active)
                     restored += sum(1 for done in await pipe.execute() if done)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for item in batch:
+                        pipe.sadd(self._of(item.affiliate_id), item.code)
+                    await pipe.execute()
                 batch = []
         await self.redis.set(self.complete_key, "1")
         return restored

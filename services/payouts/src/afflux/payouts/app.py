@@ -23,6 +23,7 @@ from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.errors import JSON_ERRORS
 from afflux.payouts.health import CHECKS, ledger_detail
 from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.portal.routes import install_portal
 from afflux.payouts.routes import creators, keys, kpis, orders, reports, runs, session
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
@@ -152,5 +153,6 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(webhook_routes.router)
     app.include_router(keys.router)
     app.include_router(session.router)
+    install_portal(app)
     install_api_docs(app)
     return app

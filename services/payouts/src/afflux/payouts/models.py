@@ -54,6 +54,10 @@ class LineView(BaseModel):
     approve_at: int
     rule: str
     posting_ids: list[str]
+    explanation: str = Field(
+        description="the line in plain words: what earned it, its order and terms version, "
+        "each refund, clawback or cap cut, and what it pays when (docs/portal.md)"
+    )
     explain: Explain
 
 

@@ -20,6 +20,11 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
     session_ttl_seconds: int = Field(
         8 * 3600, ge=60, description="a portal login session ends this long after it began"
     )
+    clicks_url: str = Field(
+        "",
+        description="the clicks service's base URL (http://clicks:8001): the portal creates "
+        "and lists a creator's tracking links through its links API",
+    )
     payouts_group_id: str = Field("afflux-payouts", description="consumer group of the ledger")
     instance_id: str = Field("", description="static group membership id of this replica")
     ledger_cache_lines: int = Field(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from afflux.payouts.explain import explain_line
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import round_half_up
@@ -94,6 +95,7 @@ def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
         "approve_at": approve_at,
         "rule": rule,
         "posting_ids": [p.posting_id for p in postings],
+        "explanation": explain_line(postings, as_of),
         "explain": {
             "rule": rule,
             "terms_version": last.terms_version,

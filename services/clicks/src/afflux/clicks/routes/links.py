@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,6 +112,26 @@ async def create_link(
         if body.code:
             raise Problem(409, "code", f"code {body.code!r} is taken")
     raise Problem(503, "code", "could not find a free code; try again")
+
+
+class LinkList(BaseModel):
+    affiliate_id: str
+    links: list[LinkOut]
+
+
+@router.get("", response_model=LinkList)
+async def list_links(
+    affiliate_id: Annotated[str, Query(min_length=1, max_length=200)],
+    _: AdminDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Every link of one creator, deactivated ones included, by code."""
+    links = await store.of_creator(affiliate_id)
+    return {
+        "affiliate_id": affiliate_id,
+        "links": [link.public(settings.clicks_public_url) for link in links],
+    }
 
 
 @router.get("/{code}", response_model=LinkOut)

@@ -1,0 +1,152 @@
+"""A journal line in plain words, from its postings (pure).
+
+The journal's rules name amounts in minor units ("sale: 10% of 4999 (base rate)");
+a creator reads "10 % of 49.99 EUR (base rate), order o_123, terms v3; reduced by
+25.00 EUR before approval (refund)". ``explain_line`` says what a line's postings
+amount to, in the order they change it; ``explain_posting`` says one posting's part.
+Dates are UTC days.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from afflux.shared.core.journal.records import Posting
+from afflux.shared.core.money import CURRENCY_EXPONENTS, Money
+
+
+def money(amount_minor: int, currency: str) -> str:
+    """``4999, EUR`` -> ``49.99 EUR`` (a code without a known exponent keeps minor units)."""
+    if currency not in CURRENCY_EXPONENTS:
+        return f"{amount_minor} {currency} (minor units)"
+    return Money(amount_minor, currency).format()
+
+
+def day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+Rewrite = Callable[[re.Match[str], str], str]
+
+
+def _rate(rate: str, currency: str) -> str:
+    if rate.startswith("fixed "):
+        return f"a fixed {money(int(rate[6:]), currency)}"
+    return rate.replace("%", " %")
+
+
+# The rules' wording (afflux.shared.core.journal.rules and .period), read back.
+_RULES: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
+    (
+        re.compile(r"^sale: (\d+(?:\.\d+)?%|fixed -?\d+) of (-?\d+) \((.+)\)$"),
+        lambda m, c: f"{_rate(m[1], c)} of {money(int(m[2]), c)} ({m[3]})",
+    ),
+    (
+        re.compile(r"^lead: fixed (-?\d+)( \(confirmed\))?$"),
+        lambda m, c: f"{money(int(m[1]), c)} per lead" + (", confirmed" if m[2] else ""),
+    ),
+    (
+        re.compile(r"^action (.+): fixed (-?\d+)$"),
+        lambda m, c: f"{money(int(m[2]), c)} for the action {m[1]!r}",
+    ),
+    (
+        re.compile(
+            r"^clicks: (\d+) of (\d+) valid unique clicks at (-?\d+)( \(paid-click cap (\d+)\))?$"
+        ),
+        lambda m, c: (
+            f"{m[1]} of {m[2]} valid unique clicks at {money(int(m[3]), c)} each"
+            + (f" (at most {m[5]} clicks paid)" if m[4] else "")
+        ),
+    ),
+    (
+        re.compile(r"^base fee (-?\d+) for the period$"),
+        lambda m, c: f"base fee of {money(int(m[1]), c)} for the period",
+    ),
+)
+
+
+def rule_in_words(rule: str, currency: str) -> str:
+    """A rule as the journal wrote it, its amounts in the currency's units."""
+    suffix = ""
+    reranked = re.search(r", re-ranked \(was (-?\d+)\)$", rule)
+    if reranked:
+        rule = rule[: reranked.start()]
+        suffix = f", re-ranked among the period's sales (was {money(int(reranked[1]), currency)})"
+    if rule.startswith("moved: "):
+        return "moved to another approval date: " + rule_in_words(rule[7:], currency) + suffix
+    for pattern, rewrite in _RULES:
+        match = pattern.match(rule)
+        if match:
+            return rewrite(match, currency) + suffix
+    return rule + suffix
+
+
+def explain_posting(posting: Posting) -> str:
+    """One posting's part of its line, in plain words."""
+    c = posting.currency
+    amount = money(abs(posting.amount_minor), c)
+    component = posting.component
+    if component == "accrual":
+        base = rule_in_words(posting.rule, c)
+        if posting.corrects:
+            return f"{_signed(posting.amount_minor, c)} correction: {base}"
+        return base
+    if component == "refund":
+        verb = "reduced by" if posting.amount_minor <= 0 else "restored"
+        return f"{verb} {amount} before approval (refund)"
+    if component.startswith("clawback"):
+        if "reattributed" in posting.rule:
+            return (
+                f"taken back {amount} on {day(posting.occurred_at)}: reattributed to another click"
+            )
+        return f"taken back {amount}: refund on {day(posting.occurred_at)}, after approval"
+    if component.startswith("cap:"):
+        scope = "the creator's cap" if component == "cap:creator" else "the campaign's budget"
+        if posting.amount_minor < 0:
+            return f"cut by {amount}: {scope} was used up by earlier lines"
+        return f"{amount} given back: room freed in {scope}"
+    return posting.rule
+
+
+def _signed(amount_minor: int, currency: str) -> str:
+    sign = "+" if amount_minor >= 0 else "-"
+    return sign + money(abs(amount_minor), currency)
+
+
+def explain_line(postings: Sequence[Posting], as_of: int) -> str:
+    """What a line's postings amount to: what earned it, where from, then each change
+    (refunds, clawbacks, caps) once, then the total and when it is approved."""
+    if not postings:
+        return ""
+    first = postings[0]
+    c = first.currency
+    accruals = [p for p in postings if p.component == "accrual"]
+    head = rule_in_words((accruals[-1] if accruals else first).rule, c)
+    facts = [head]
+    if first.order_id:
+        facts.append(f"order {first.order_id}")
+    facts.append(f"terms v{postings[-1].terms_version}")
+    parts = [", ".join(facts)]
+    refund = sum(p.amount_minor for p in postings if p.component == "refund")
+    if refund < 0:
+        parts.append(f"reduced by {money(-refund, c)} before approval (refund)")
+    for p in postings:
+        if p.component.startswith("clawback") and p.amount_minor:
+            parts.append(explain_posting(p))
+    for scope in ("cap:creator", "cap:campaign"):
+        cut = sum(p.amount_minor for p in postings if p.component == scope)
+        if cut < 0:
+            who = "the creator's cap" if scope == "cap:creator" else "the campaign's budget"
+            parts.append(f"cut by {money(-cut, c)} ({who})")
+    total = sum(p.amount_minor for p in postings)
+    own = [p for p in postings if not p.component.startswith("clawback")] or list(postings)
+    approve_at = (accruals[-1] if accruals else own[-1]).approve_at
+    when = (
+        f"approved on {day(approve_at)}"
+        if approve_at <= as_of
+        else f"pending until {day(approve_at)}"
+    )
+    parts.append(f"pays {money(total, c)}, {when}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""The portal: HTML pages for creators and brands over the payouts API's read models."""

@@ -1,0 +1,450 @@
+"""A creator's pages: ``/portal/creators/{id}`` (balance), ``/ledger`` (postings,
+explained), ``/statement`` (printable) and ``/statement.csv``, ``/kpis`` (per campaign,
+charted) and ``/links`` (docs/portal.md).
+
+Each reads what the JSON API of the same name reads, through the same functions, so
+a page and its API always agree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from afflux.payouts import params, payout_records, reads, views
+from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
+from afflux.payouts.explain import explain_posting
+from afflux.payouts.portal import html as h
+from afflux.payouts.portal.guard import creator_viewer
+from afflux.payouts.portal.timeline import daily
+from afflux.payouts.queries import (
+    counts_for,
+    current_period,
+    decode_cursor,
+    encode_cursor,
+    known_campaign,
+)
+from afflux.payouts.statement_csv import statement_csv
+from afflux.payouts.store import LedgerStore
+from afflux.shared.core.journal.records import Posting
+from afflux.shared.core.periods import period_bounds
+from afflux.shared.io.campaign_view import CampaignDirectory
+
+router = APIRouter(prefix="/portal/creators/{affiliate_id}", include_in_schema=False)
+PAGE_SIZE = 25
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+def nav(affiliate_id: str) -> str:
+    base = f"/portal/creators/{affiliate_id}"
+    return "".join(
+        f'<a href="{h.esc(base + path)}">{label}</a>'
+        for path, label in (
+            ("", "Balance"),
+            ("/ledger", "Postings"),
+            ("/statement", "Statement"),
+            ("/kpis", "KPIs"),
+            ("/links", "Links"),
+        )
+    )
+
+
+def respond(title: str, body: str, affiliate_id: str, csrf: str) -> HTMLResponse:
+    return HTMLResponse(h.page(title, body, nav=nav(affiliate_id), csrf=csrf), headers=h.HEADERS)
+
+
+async def _periods(store: LedgerStore, affiliate_id: str) -> list[tuple[str, str]]:
+    return await reads.creator_periods(store, affiliate_id)
+
+
+async def pending_schedule(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    affiliate_id: str,
+    cps: list[tuple[str, str]],
+    as_of: int,
+) -> dict[tuple[str, int], int]:
+    """(currency, approval time) -> what becomes approved then: the ledger's ``due`` index
+    (read only)."""
+    k = store.keys
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period in cps:
+            pipe.zrangebyscore(k.period(cid, period, f"due:{affiliate_id}"), f"({as_of}", "+inf")
+        times: list[list[bytes]] = await pipe.execute()
+    out: dict[tuple[str, int], int] = defaultdict(int)
+    for (cid, period), ts in zip(cps, times, strict=True):
+        if not ts:
+            continue
+        amounts = await store.redis.hmget(k.period(cid, period, f"dueamt:{affiliate_id}"), ts)
+        currency = directory.latest(cid).terms.currency if cid in directory else "?"
+        for t, a in zip(ts, amounts, strict=True):
+            if a is not None and int(a):
+                out[(currency, int(t))] += int(a)
+    return out
+
+
+def next_payout(
+    directory: CampaignDirectory, campaigns: list[str], now: int
+) -> tuple[int, str] | None:
+    """The first day after the current period of any of ``campaigns`` ends (a payout run
+    pays a period once it is over), and that period."""
+    ends = []
+    for cid in campaigns:
+        if cid in directory:
+            period = current_period(directory, cid, now)
+            ends.append((period_bounds(period)[1], period))
+    return min(ends) if ends else None
+
+
+@router.get("", response_class=HTMLResponse)
+async def balance_page(
+    request: Request, store: StoreDep, directory: DirectoryDep, clock: ClockDep, affiliate_id: str
+) -> Response:
+    _, csrf = await creator_viewer(request, affiliate_id)
+    now = clock()
+    cps = await _periods(store, affiliate_id)
+    sums = await reads.creator_sums(store, affiliate_id, cps, now)
+    paid = await payout_records.paid_of(store, affiliate_id)
+    rows = views.balances(sums, paid)
+    body = f'<p class="note">As of {h.esc(h.day(now))} (UTC).</p>'
+    if not rows:
+        body += '<p id="no-balance">No postings yet.</p>'
+    else:
+        body += h.table(
+            ("Currency", "Pending", "Approved, not yet paid", "Paid", "Reversed"),
+            [
+                [
+                    h.esc(r["currency"]),
+                    h.amount(r["pending_minor"], r["currency"]),
+                    h.amount(r["approved_minor"], r["currency"]),
+                    h.amount(r["paid_minor"], r["currency"]),
+                    h.amount(r["reversed_minor"], r["currency"]),
+                ]
+                for r in rows
+            ],
+            numeric=frozenset({1, 2, 3, 4}),
+            cls="balance",
+        )
+    schedule = await pending_schedule(store, directory, affiliate_id, cps, now)
+    body += "<h2>When pending amounts are approved</h2>"
+    if schedule:
+        body += h.table(
+            ("Approved on", "Amount"),
+            [
+                [h.esc(h.day(at)), h.amount(amount, currency)]
+                for (currency, at), amount in sorted(schedule.items(), key=lambda x: x[0][1])
+            ],
+            numeric=frozenset({1}),
+            cls="schedule",
+        )
+    else:
+        body += "<p>Nothing is pending.</p>"
+    upcoming = next_payout(directory, sorted({cid for cid, _ in cps}), now)
+    body += "<h2>Next payout</h2>"
+    if upcoming:
+        body += (
+            f'<p id="next-payout">On or after {h.esc(h.day(upcoming[0]))}: the payout run '
+            f"after period {h.esc(upcoming[1])} ends pays what is approved by then.</p>"
+        )
+    else:
+        body += '<p id="next-payout">No campaign yet.</p>'
+    return respond(f"Balance of {affiliate_id}", body, affiliate_id, csrf)
+
+
+def _filters(
+    action: str, cps: list[tuple[str, str]], period: str | None, campaign: str | None
+) -> str:
+    periods = sorted({p for _, p in cps}, reverse=True)
+    campaigns = sorted({c for c, _ in cps})
+
+    def options(values: list[str], chosen: str | None, every: str) -> str:
+        first = f'<option value="">{h.esc(every)}</option>'
+        return first + "".join(
+            f'<option value="{h.esc(v)}"{" selected" if v == chosen else ""}>{h.esc(v)}</option>'
+            for v in values
+        )
+
+    return (
+        f'<form method="get" action="{h.esc(action)}" id="filters">'
+        '<label>Period <select name="period" id="period">'
+        f"{options(periods, period, 'every period')}"
+        "</select></label> "
+        f'<label>Campaign <select name="campaign_id" id="campaign">'
+        f"{options(campaigns, campaign, 'every campaign')}</select></label> "
+        '<button type="submit">Show</button></form>'
+    )
+
+
+@router.get("/ledger", response_class=HTMLResponse)
+async def ledger_page(
+    request: Request,
+    store: StoreDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+    affiliate_id: str,
+    period: Text = None,
+    campaign_id: Text = None,
+    cursor: Text = None,
+) -> Response:
+    _, csrf = await creator_viewer(request, affiliate_id)
+    now = clock()
+    wanted = params.period(period)
+    campaign = campaign_id or None
+    known_campaign(directory, campaign)
+    after = decode_cursor(cursor)
+    every = await _periods(store, affiliate_id)
+    cps = [
+        (c, p)
+        for c, p in every
+        if (campaign is None or c == campaign) and (wanted is None or p == wanted)
+    ]
+    postings, following = await reads.postings_page(store, affiliate_id, cps, after, PAGE_SIZE)
+    lines = {line["line_id"]: line for line in views.line_views(postings, now)}
+    base = f"/portal/creators/{affiliate_id}/ledger"
+    body = _filters(base, every, wanted, campaign)
+    if not postings:
+        body += '<p id="no-postings">No postings match.</p>'
+    rows = []
+    for p in postings:
+        line = lines[p.line_id]
+        explanation = (
+            f'<details class="explain" data-posting="{h.esc(p.posting_id)}">'
+            f'<summary>Why?</summary><p class="posting-why">{h.esc(explain_posting(p))}</p>'
+            f'<p class="line-why">Line: {h.esc(line["explanation"])}</p></details>'
+        )
+        rows.append(
+            [
+                h.esc(h.day(p.occurred_at)),
+                h.esc(p.campaign_id),
+                h.esc(p.order_id or ""),
+                h.esc(p.kind.replace("_", " ")),
+                h.amount(p.amount_minor, p.currency),
+                h.esc(views.status(p.approve_at, now)),
+                h.esc(h.day(p.approve_at)),
+                explanation,
+            ]
+        )
+    if rows:
+        body += h.table(
+            ("Date", "Campaign", "Order", "Kind", "Amount", "Status", "Approved on", "Explanation"),
+            rows,
+            numeric=frozenset({4}),
+            cls="postings",
+        )
+    pager = []
+    if after is not None:
+        pager.append(
+            f'<a href="{h.esc(h.url(base, period=wanted, campaign_id=campaign))}">First page</a>'
+        )
+    nxt = encode_cursor(following)
+    if nxt:
+        pager.append(
+            '<a id="next-page" href="'
+            f'{h.esc(h.url(base, period=wanted, campaign_id=campaign, cursor=nxt))}">'
+            "Next page</a>"
+        )
+    body += f'<p class="pager">{"".join(pager)}</p>'
+    return respond(f"Postings of {affiliate_id}", body, affiliate_id, csrf)
+
+
+async def statement_postings(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    affiliate_id: str,
+    campaign: str | None,
+    period: str | None,
+    now: int,
+) -> tuple[str, list[str], list[Posting]]:
+    """The statement's period, the creator's campaigns and the period's postings: what
+    ``GET /v1/creators/{id}/statement`` reads."""
+    known_campaign(directory, campaign)
+    wanted = params.period(period) or current_period(directory, campaign, now)
+    everywhere = await _periods(store, affiliate_id)
+    if campaign is not None:
+        everywhere = [(c, p) for c, p in everywhere if c == campaign]
+    cps = [(c, p) for c, p in everywhere if p == wanted]
+    postings = await reads.period_postings(store, affiliate_id, cps)
+    return wanted, sorted({c for c, _ in everywhere}), postings
+
+
+@router.get("/statement", response_class=HTMLResponse)
+async def statement_page(
+    request: Request,
+    store: StoreDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+    affiliate_id: str,
+    period: Text = None,
+    campaign_id: Text = None,
+) -> Response:
+    _, csrf = await creator_viewer(request, affiliate_id)
+    now = clock()
+    campaign = campaign_id or None
+    wanted, campaigns, postings = await statement_postings(
+        store, directory, affiliate_id, campaign, period, now
+    )
+    base = f"/portal/creators/{affiliate_id}/statement"
+    every = await _periods(store, affiliate_id)
+    body = _filters(base, every, wanted, campaign)
+    csv_url = h.url(f"{base}.csv", period=wanted, campaign_id=campaign)
+    body += (
+        f'<p class="no-print"><a id="download-csv" href="{h.esc(csv_url)}" download>'
+        "Download CSV</a> · "
+        '<button type="button" data-print>Print</button></p>'
+        f'<p id="statement-for">Statement of {h.esc(affiliate_id)} for {h.esc(wanted)}'
+        f"{' in campaign ' + h.esc(campaign) if campaign else ''}, as of {h.esc(h.day(now))}.</p>"
+    )
+    body += "<h2>Totals</h2>" + h.table(
+        ("Currency", "Total", "Pending", "Approved"),
+        [
+            [
+                h.esc(t["currency"]),
+                h.amount(t["amount_minor"], t["currency"]),
+                h.amount(t["pending_minor"], t["currency"]),
+                h.amount(t["approved_minor"], t["currency"]),
+            ]
+            for t in views.totals(postings, now)
+        ],
+        numeric=frozenset({1, 2, 3}),
+        cls="totals",
+    )
+    body += "<h2>Lines</h2>" + h.table(
+        ("Date", "Campaign", "Amount", "Status", "What it is"),
+        [
+            [
+                h.esc(h.day(line["occurred_at"])),
+                h.esc(line["campaign_id"]),
+                h.amount(line["amount_minor"], line["currency"]),
+                h.esc(line["status"]),
+                h.esc(line["explanation"]),
+            ]
+            for line in views.line_views(postings, now)
+        ],
+        numeric=frozenset({2}),
+        cls="lines",
+    )
+    payouts = await payout_records.records_named(store, affiliate_id, campaigns, wanted)
+    body += "<h2>Payouts</h2>"
+    body += (
+        h.table(
+            ("Campaign", "Amount", "Payout id"),
+            [
+                [
+                    h.esc(r.get("campaign_id", "")),
+                    h.amount(int(r.get("amount_minor", 0)), str(r.get("currency", ""))),
+                    h.esc(r.get("payout_id", "")),
+                ]
+                for r in payouts
+            ],
+            numeric=frozenset({1}),
+        )
+        if payouts
+        else "<p>None for this period.</p>"
+    )
+    return respond(f"Statement {wanted}", body, affiliate_id, csrf)
+
+
+@router.get("/statement.csv")
+async def statement_download(
+    request: Request,
+    store: StoreDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+    affiliate_id: str,
+    period: Text = None,
+    campaign_id: Text = None,
+) -> Response:
+    await creator_viewer(request, affiliate_id)
+    now = clock()
+    wanted, _, postings = await statement_postings(
+        store, directory, affiliate_id, campaign_id or None, period, now
+    )
+    name = f"statement-{affiliate_id}-{wanted}.csv"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return Response(
+        statement_csv(postings, now),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{safe}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/kpis", response_class=HTMLResponse)
+async def kpis_page(
+    request: Request,
+    store: StoreDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+    affiliate_id: str,
+    period: Text = None,
+) -> Response:
+    _, csrf = await creator_viewer(request, affiliate_id)
+    now = clock()
+    wanted = params.period(period) or current_period(directory, None, now)
+    counts = await counts_for(store, directory, None, wanted)
+    mine = {cid: c for (cid, a), c in sorted(counts.items()) if a == affiliate_id}
+    every = await _periods(store, affiliate_id)
+    current = current_period(directory, None, now)
+    base = f"/portal/creators/{affiliate_id}/kpis"
+    body = h.period_picker(base, [p for _, p in every], wanted, current)
+    body += h.period_label(wanted, current)
+    body += f'<p class="note">{h.esc(h.CONVERSION_RATE_DEFINITION)}</p>'
+    if not mine:
+        body += '<p id="no-kpis">No activity in this period.</p>'
+    start, end = period_bounds(wanted)
+    for cid, c in mine.items():
+        row = views.kpi_row(c)
+        body += f"<h2>Campaign {h.esc(cid)}</h2>" + kpi_table(row)
+        series = daily(views.series(c), start=start, end=end, until=now)
+        body += h.chart(
+            f"chart-{cid}",
+            f"{cid}: per day",
+            series,
+            (
+                ("clicks", "Clicks"),
+                ("conversions", "Conversions"),
+                ("commission_minor", "Commission"),
+            ),
+            row["currency"],
+        )
+    return respond(f"KPIs of {affiliate_id}", body, affiliate_id, csrf)
+
+
+def kpi_table(row: dict[str, object]) -> str:
+    currency = str(row["currency"])
+
+    def m(name: str) -> str:
+        value = row[name]
+        return h.amount(int(value), currency) if isinstance(value, int) else ""
+
+    rate = float(row["conversion_rate"])  # type: ignore[arg-type]
+    return h.table(
+        (
+            "Clicks",
+            "Valid clicks",
+            "Conversions",
+            "Conversion rate",
+            "Revenue",
+            "Commission",
+            "EPC",
+        ),
+        [
+            [
+                h.esc(row["clicks"]),
+                h.esc(row["valid_clicks"]),
+                h.esc(row["conversions"]),
+                h.esc(f"{rate * 100:.2f} %"),
+                m("revenue_minor"),
+                m("commission_minor"),
+                m("epc_minor"),
+            ]
+        ],
+        numeric=frozenset(range(7)),
+        cls="kpis",
+    )

@@ -1,0 +1,45 @@
+"""Per-day series on a real time axis (pure).
+
+The ledger counts per day only where something happened, so ``buckets`` is sparse.
+A chart drawn from it alone would join two distant days with a straight line, as if
+a trend ran between them. ``daily`` lays the buckets on every day from the first to
+the last (the chosen period's bounds when given, never past ``until``), a day
+without a bucket counting zero: that is what happened on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MS_PER_DAY = 86_400_000
+FIELDS = ("clicks", "conversions", "commission_minor")
+
+
+@dataclass(frozen=True, slots=True)
+class Daily:
+    starts: tuple[int, ...]  # each day's start, epoch ms (UTC)
+    values: Mapping[str, tuple[int, ...]]  # field -> one value per day
+
+
+def daily(
+    buckets: Sequence[Mapping[str, Any]],
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    until: int | None = None,
+) -> Daily:
+    """Every day from ``start`` (else the first bucket's) to before ``end`` (else the
+    last bucket's day included), capped at ``until``'s day; zero where no bucket."""
+    by_day = {int(b["start"]): b for b in buckets}
+    if start is None and end is None and not by_day:
+        return Daily((), dict.fromkeys(FIELDS, ()))
+    first = start if start is not None else min(by_day, default=0)
+    last = end - MS_PER_DAY if end is not None else max(by_day, default=first)
+    if until is not None:
+        last = min(last, until - until % MS_PER_DAY)
+    first -= first % MS_PER_DAY
+    days = tuple(range(first, last + 1, MS_PER_DAY)) if last >= first else ()
+    values = {f: tuple(int(by_day[d][f]) if d in by_day else 0 for d in days) for f in FIELDS}
+    return Daily(days, values)

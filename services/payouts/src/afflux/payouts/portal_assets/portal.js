@@ -1,0 +1,41 @@
+// Draws every chart of a portal page with uPlot from the JSON data block beside it.
+// A block holds {title, unit, x: [epoch seconds of each day], series: [{label, values}]};
+// days without activity are zeros in the data, so the time axis is real: the line
+// never joins two distant days as if nothing lay between them.
+(function () {
+  "use strict";
+  var colours = ["#1d5fa8", "#c2410c", "#15803d", "#7c3aed"];
+  window.afxCharts = [];
+  document.querySelectorAll("script.chart-data").forEach(function (block) {
+    var spec = JSON.parse(block.textContent);
+    var target = document.getElementById(block.dataset.target);
+    var series = [{}];
+    var data = [spec.x];
+    spec.series.forEach(function (s, i) {
+      series.push({
+        label: s.label,
+        stroke: colours[i % colours.length],
+        width: 2,
+        points: { show: true, size: 6 },
+        scale: s.scale || "y",
+        value: function (u, v) { return v == null ? "" : s.money ? v.toFixed(s.decimals) : String(v); }
+      });
+      data.push(s.values);
+    });
+    var options = {
+      title: spec.title,
+      width: Math.min(960, (target.parentElement || document.body).clientWidth || 800),
+      height: 280,
+      series: series,
+      scales: { x: { time: true } },
+      axes: [{}, { label: spec.unit || "" }]
+    };
+    var chart = new uPlot(options, data, target);
+    target.dataset.points = String(spec.x.length);
+    window.afxCharts.push({ id: block.dataset.target, spec: spec, chart: chart });
+  });
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.addEventListener("click", function () { window.print(); });
+  });
+  document.body.dataset.state = "ready";
+})();

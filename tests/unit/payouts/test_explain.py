@@ -1,0 +1,183 @@
+"""A journal line reads in plain words: amounts in the currency's units, the order, the
+terms version, then each change (refund, clawback, cap) and what it pays, when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from afflux.payouts.explain import explain_line, explain_posting, rule_in_words
+from afflux.shared.core.journal.records import Posting
+
+pytestmark = pytest.mark.unit
+
+DAY = 86_400_000
+T0 = 1_795_564_800_000  # 2026-11-25T00:00:00Z
+BASE = Posting(
+    posting_id="l1.1",
+    seq=1,
+    line_id="l1",
+    affiliate_id="c1",
+    campaign_id="camp",
+    period="2026-11",
+    currency="EUR",
+    kind="accrual",
+    line_kind="sale",
+    component="accrual",
+    amount_minor=500,
+    approve_at=T0 + 30 * DAY,
+    occurred_at=T0,
+    rule="sale: 10% of 4999 (base rate)",
+    terms_version=3,
+    order_id="o_123",
+)
+
+
+@dataclass(frozen=True)
+class RuleCase:
+    rule: str
+    currency: str
+    words: str
+
+
+RULES = [
+    # a percentage sale: the order amount in major units
+    RuleCase("sale: 10% of 4999 (base rate)", "EUR", "10 % of 49.99 EUR (base rate)"),
+    # a fixed sale commission
+    RuleCase(
+        "sale: fixed 700 of 4999 (base rate)", "EUR", "a fixed 7.00 EUR of 49.99 EUR (base rate)"
+    ),
+    # a currency without minor units
+    RuleCase(
+        "sale: 12.5% of 5000 (new-customer rate)", "JPY", "12.5 % of 5000 JPY (new-customer rate)"
+    ),
+    # a confirmed lead
+    RuleCase("lead: fixed 250 (confirmed)", "USD", "2.50 USD per lead, confirmed"),
+    # an action
+    RuleCase("action signup: fixed 100", "EUR", "1.00 EUR for the action 'signup'"),
+    # click pay under a paid-click cap
+    RuleCase(
+        "clicks: 120 of 130 valid unique clicks at 5 (paid-click cap 120)",
+        "EUR",
+        "120 of 130 valid unique clicks at 0.05 EUR each (at most 120 clicks paid)",
+    ),
+    # a base fee
+    RuleCase("base fee 10000 for the period", "EUR", "base fee of 100.00 EUR for the period"),
+    # a re-ranked sale keeps its rate's words and says what it was
+    RuleCase(
+        "sale: 12% of 1000 (tier from net sale 3 (this is net sale 3)), re-ranked (was 100)",
+        "EUR",
+        "12 % of 10.00 EUR (tier from net sale 3 (this is net sale 3)), re-ranked among the "
+        "period's sales (was 1.00 EUR)",
+    ),
+    # a rule the reader does not know stays as written
+    RuleCase("milestone bonus at 10 net sales", "EUR", "milestone bonus at 10 net sales"),
+]
+
+
+@pytest.mark.parametrize("case", RULES, ids=[c.rule[:30] for c in RULES])
+def test_rule_reads_in_the_currency_units(case: RuleCase) -> None:
+    assert rule_in_words(case.rule, case.currency) == case.words
+
+
+@dataclass(frozen=True)
+class LineCase:
+    name: str
+    postings: tuple[Posting, ...]
+    as_of: int
+    words: str
+
+
+REFUND = replace(
+    BASE,
+    posting_id="l1.2",
+    seq=2,
+    kind="refund_reduction",
+    component="refund",
+    amount_minor=-250,
+    rule="reduced before approval: sale: 10% of 4999 (base rate)",
+)
+CLAWBACK = replace(
+    BASE,
+    posting_id="l1.3",
+    seq=3,
+    kind="clawback",
+    component="clawback:r1",
+    amount_minor=-100,
+    approve_at=T0 + 40 * DAY,
+    occurred_at=T0 + 40 * DAY,
+    rule="clawback: refund of 1000 after approval",
+)
+CAP = replace(
+    BASE,
+    posting_id="l1.4",
+    seq=4,
+    kind="cap_cut",
+    component="cap:creator",
+    amount_minor=-50,
+    rule="cut: the creator cap is used up by earlier lines of the period",
+)
+
+LINES = [
+    # just earned: pending until its approval day
+    LineCase(
+        "pending sale",
+        (BASE,),
+        T0,
+        "10 % of 49.99 EUR (base rate), order o_123, terms v3; pays 5.00 EUR, pending until "
+        "2026-12-25",
+    ),
+    # the approval day itself counts as approved
+    LineCase(
+        "approved on its day",
+        (BASE,),
+        T0 + 30 * DAY,
+        "10 % of 49.99 EUR (base rate), order o_123, terms v3; pays 5.00 EUR, approved on "
+        "2026-12-25",
+    ),
+    # a refund before approval, then a clawback after it, then a cap cut
+    LineCase(
+        "refund, clawback and cap",
+        (BASE, REFUND, CLAWBACK, CAP),
+        T0 + 41 * DAY,
+        "10 % of 49.99 EUR (base rate), order o_123, terms v3; reduced by 2.50 EUR before "
+        "approval (refund); taken back 1.00 EUR: refund on 2027-01-04, after approval; cut by "
+        "0.50 EUR (the creator's cap); pays 1.00 EUR, approved on 2026-12-25",
+    ),
+    # a period line has no order
+    LineCase(
+        "click pay",
+        (
+            replace(
+                BASE,
+                line_kind="click",
+                kind="click_pay",
+                order_id=None,
+                rule="clicks: 3 of 3 valid unique clicks at 5",
+                amount_minor=15,
+            ),
+        ),
+        T0,
+        "3 of 3 valid unique clicks at 0.05 EUR each, terms v3; pays 0.15 EUR, pending until "
+        "2026-12-25",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LINES, ids=[c.name for c in LINES])
+def test_line_reads_in_plain_words(case: LineCase) -> None:
+    assert explain_line(case.postings, case.as_of) == case.words
+
+
+def test_each_posting_says_its_part() -> None:
+    assert explain_posting(BASE) == "10 % of 49.99 EUR (base rate)"
+    assert explain_posting(REFUND) == "reduced by 2.50 EUR before approval (refund)"
+    assert explain_posting(CLAWBACK) == "taken back 1.00 EUR: refund on 2027-01-04, after approval"
+    assert explain_posting(CAP) == "cut by 0.50 EUR: the creator's cap was used up by earlier lines"
+    correction = replace(BASE, amount_minor=-100, corrects="l1.1", posting_id="l1.5")
+    assert explain_posting(correction) == "-1.00 EUR correction: 10 % of 49.99 EUR (base rate)"
+
+
+def test_a_line_without_postings_says_nothing() -> None:
+    assert explain_line((), T0) == ""
