@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.e2e]
 MERCHANT = "merchant-acme"
 SECRET = f"dev-secret-{MERCHANT}"  # the stack runs in development: documented secrets
 HEX = "a" * 64
+# A creator's and a campaign's figures answer only to admin or their owner (docs/portal.md).
+ADMIN = ((b"Authorization", f"Bearer {ADMIN_TOKEN}".encode()),)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def _cases() -> list[Case]:
             b"/v1/kpis/campaigns/acme-fashion?period=9999-12",
             422,
             "period",
+            ADMIN,
         ),
         Case(
             "payouts ISO week ending in year 10000",
@@ -148,6 +151,7 @@ def _cases() -> list[Case]:
             b"/v1/kpis/creators?period=9999-W52",
             422,
             "period",
+            ADMIN,
         ),
         Case(
             "payouts huge as_of",
@@ -156,6 +160,7 @@ def _cases() -> list[Case]:
             b"/v1/creators/creator-01/statement?as_of=99999999999999999999999",
             422,
             "as_of",
+            ADMIN,
         ),
         Case(
             "payouts superscript as_of",
@@ -164,6 +169,7 @@ def _cases() -> list[Case]:
             b"/v1/creators/creator-01/balance?as_of=%C2%B2",
             422,
             "as_of",
+            ADMIN,
         ),
         Case(
             "payouts unknown campaign",
@@ -172,6 +178,7 @@ def _cases() -> list[Case]:
             b"/v1/kpis/campaigns/no-such-campaign",
             404,
             "campaign_id",
+            ADMIN,
         ),
         Case(
             "payouts run with malformed JSON",

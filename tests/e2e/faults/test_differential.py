@@ -24,6 +24,7 @@ import pytest
 from afflux.cli.brokers import BrokerKind
 from afflux.cli.chaos import run_chaos
 from afflux.cli.differential import (
+    ADMIN_TOKEN,
     DifferentialStack,
     RunResult,
     Workload,
@@ -238,7 +239,7 @@ def _ledger_against_oracle(ds: DifferentialStack) -> list[str]:
         bootstrap = ds.stack.kafka_bootstrap
         inputs = [e for events in (await read_inputs(bootstrap)).values() for e in events]
         inputs += await read_to_end(bootstrap, CAMPAIGNS.name)
-        found, _ = await ledger_differences(inputs, ds.stack.url("payouts"))
+        found, _ = await ledger_differences(inputs, ds.stack.url("payouts"), ADMIN_TOKEN)
         return found
 
     return asyncio.run(differences())

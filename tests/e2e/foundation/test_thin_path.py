@@ -18,11 +18,13 @@ from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import ClickRecorded, ConversionAttributed, OrderUnattributed
 
+from .conftest import ADMIN_TOKEN
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 async def pending_commission(stack: Stack, affiliate_id: str, currency: str) -> int:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
         response = await http.get(f"{stack.url('payouts')}/v1/creators/{affiliate_id}/balance")
     if response.status_code == 404:
         return 0

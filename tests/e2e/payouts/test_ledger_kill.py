@@ -152,7 +152,9 @@ async def send_clicks(
 async def conversions_applied(client: DemoClient) -> int:
     """The campaign's conversions as the ledger holds them; -1 while payouts is away."""
     try:
-        response = await client.http.get(f"{client.payouts_url}/v1/kpis/campaigns/{CAMPAIGN}")
+        response = await client.http.get(
+            f"{client.payouts_url}/v1/kpis/campaigns/{CAMPAIGN}", headers=client.admin
+        )
     except httpx.HTTPError:
         return -1
     if response.status_code != 200:
@@ -213,6 +215,7 @@ async def ledger_of(client: DemoClient, creator: str) -> list[dict[str, Any]]:
     response = await client.http.get(
         f"{client.payouts_url}/v1/creators/{creator}/ledger",
         params={"campaign_id": CAMPAIGN, "limit": 1000},
+        headers=client.admin,
     )
     response.raise_for_status()
     assert response.json()["next_cursor"] is None  # one page holds every posting
@@ -278,7 +281,9 @@ async def test_killing_payouts_mid_stream_loses_and_doubles_no_line(
                 click_line[0]["explain"]["rule"] == f"clicks: {n} of {n} valid unique clicks at 1"
             )
         balance = (
-            await client.http.get(f"{client.payouts_url}/v1/creators/{creator}/balance")
+            await client.http.get(
+                f"{client.payouts_url}/v1/creators/{creator}/balance", headers=client.admin
+            )
         ).json()["balances"]
         assert balance == [
             {
@@ -289,7 +294,11 @@ async def test_killing_payouts_mid_stream_loses_and_doubles_no_line(
                 "reversed_minor": sum(r[3] for r in expected),
             }
         ]
-    kpis = (await client.http.get(f"{client.payouts_url}/v1/kpis/campaigns/{CAMPAIGN}")).json()
+    kpis = (
+        await client.http.get(
+            f"{client.payouts_url}/v1/kpis/campaigns/{CAMPAIGN}", headers=client.admin
+        )
+    ).json()
     assert kpis["conversions"] == total
     assert kpis["unique_clicks"] == kpis["clicks"] == sum(sent.clicks.values())
 
@@ -305,7 +314,9 @@ async def test_killing_payouts_mid_stream_loses_and_doubles_no_line(
         assert (letter.consumer, letter.source_topic) == ("payouts.ledger", "conversions")
     # A record read again after a kill is dead-lettered again under the same id.
     assert len({(e.key, e.event_id) for e in letters}) == len(reasons)
-    ghost = await client.http.get(f"{client.payouts_url}/v1/creators/kill-ghost-creator/ledger")
+    ghost = await client.http.get(
+        f"{client.payouts_url}/v1/creators/kill-ghost-creator/ledger", headers=client.admin
+    )
     assert ghost.status_code == 404
     assert "dollar-order" not in {x["order_id"] for x in await ledger_of(client, CREATORS[0])}
     health = await client.http.get(f"{client.payouts_url}/healthz")

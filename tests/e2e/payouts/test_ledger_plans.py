@@ -261,7 +261,9 @@ async def eventually(
 
 
 async def get(client: DemoClient, path: str, **params: Any) -> Any:
-    response = await client.http.get(f"{client.payouts_url}{path}", params=params)
+    response = await client.http.get(
+        f"{client.payouts_url}{path}", params=params, headers=client.admin
+    )
     response.raise_for_status()
     return response.json()
 

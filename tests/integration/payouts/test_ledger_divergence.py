@@ -41,11 +41,13 @@ SECOND_LIFE = (
     + [(f"e-{n}", 2) for n in range(3)]
 )
 
+ADMIN_TOKEN = "ledger-divergence-admin-token"
+
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerStack]:
     work: Path = tmp_path_factory.mktemp("ledger-divergence")
-    stack = LedgerStack(work, CAMPAIGN).start()
+    stack = LedgerStack(work, CAMPAIGN, env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN}).start()
     try:
         stack.start_payouts()
         yield stack
@@ -179,7 +181,9 @@ def test_rebuild_makes_the_ledger_equal_the_oracle_of_the_log_again(
         events = await read_topic(ledger.bootstrap, "campaigns")
         outputs = await read_topic(ledger.bootstrap, "conversions")
         expected = lines_of(events, outputs)
-        return line_differences(expected, await actual_lines(ledger.url, sorted(expected)))
+        return line_differences(
+            expected, await actual_lines(ledger.url, sorted(expected), ADMIN_TOKEN)
+        )
 
     assert asyncio.run(differences()) == []
     assert applied_orders(ledger) == {order for order, _ in SECOND_LIFE}

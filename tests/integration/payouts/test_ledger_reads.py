@@ -173,7 +173,11 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
     app.state.store, app.state.producer, app.state.directory = store, producer, directory
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://payouts") as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://payouts",
+            headers={"authorization": f"Bearer {TOKEN}"},  # who may read what: test_access_*
+        ) as http:
             yield Ledger(http, applied, infra.kafka_bootstrap)
     finally:
         await producer.stop()

@@ -257,7 +257,7 @@ class DemoClient:
             )
 
     async def creator_rows(self) -> list[CreatorRow]:
-        response = await self.http.get(f"{self.payouts_url}/v1/kpis/creators")
+        response = await self.http.get(f"{self.payouts_url}/v1/kpis/creators", headers=self.admin)
         response.raise_for_status()
         return [
             CreatorRow(

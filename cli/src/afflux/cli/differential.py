@@ -26,7 +26,7 @@ import httpx
 from aiokafka.errors import KafkaError
 
 from afflux.cli.brokers import BrokerKind, broker_from_env
-from afflux.cli.ledger_compare import creator_postings
+from afflux.cli.ledger_compare import admin_headers, creator_postings
 from afflux.cli.processes import free_port
 from afflux.cli.stack import SERVICES, Stack, StackOptions
 from afflux.cli.storage import BrokerStorage
@@ -70,10 +70,12 @@ class CreatorLedger:
 Snapshot = dict[str, CreatorLedger]
 
 
-async def ledger_snapshot(payouts_url: str, creators: list[str]) -> Snapshot:
+async def ledger_snapshot(
+    payouts_url: str, creators: list[str], admin_token: str = ADMIN_TOKEN
+) -> Snapshot:
     """Every creator's balances and per-order nets as the payouts API serves them."""
     out: Snapshot = {}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=admin_headers(admin_token)) as http:
         for creator in creators:
             balance = await http.get(f"{payouts_url}/v1/creators/{creator}/balance")
             if balance.status_code == 404:
@@ -368,14 +370,19 @@ async def outputs_complete(
 
 
 async def settled(
-    payouts_url: str, *, min_wait_s: float, quiet_s: float = 4.0, limit_s: float = 180.0
+    payouts_url: str,
+    *,
+    min_wait_s: float,
+    quiet_s: float = 4.0,
+    limit_s: float = 180.0,
+    admin_token: str = ADMIN_TOKEN,
 ) -> float:
     """Wait until the payouts totals have not changed for ``quiet_s`` (and at least
     ``min_wait_s``, the grace timers); return how long after the call they last changed."""
     began = time.monotonic()
     last: object = None
     changed_at = began
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=admin_headers(admin_token)) as http:
         while time.monotonic() - began < limit_s:
             try:
                 answer = await http.get(f"{payouts_url}/v1/kpis/creators")

@@ -108,6 +108,7 @@ class FaultStack:
         return check_stack(
             self.stack.kafka_bootstrap,
             self.stack.url("payouts"),
+            admin_token=self.admin_token,
             sent_click_ids=self.click_ids,
             accepted_orders=self.accepted_orders,
         )

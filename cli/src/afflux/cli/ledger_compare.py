@@ -141,11 +141,18 @@ async def creator_postings(
             return postings
 
 
-async def actual_lines(payouts_url: str, affiliates: Sequence[str]) -> dict[str, dict[str, int]]:
+def admin_headers(admin_token: str) -> dict[str, str]:
+    """The payouts API answers a creator's figures to admin (docs/portal.md, "Access")."""
+    return {"Authorization": f"Bearer {admin_token}"}
+
+
+async def actual_lines(
+    payouts_url: str, affiliates: Sequence[str], admin_token: str
+) -> dict[str, dict[str, int]]:
     """affiliate -> comparison key -> amount: the creator's postings as the payouts API
     serves them (every page), summed per line."""
     out: dict[str, dict[str, int]] = {}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=admin_headers(admin_token)) as http:
         listed = await http.get(f"{payouts_url}/v1/kpis/creators")
         listed.raise_for_status()
         everyone = set(affiliates) | {row["affiliate_id"] for row in listed.json()["creators"]}
@@ -160,10 +167,12 @@ async def actual_lines(payouts_url: str, affiliates: Sequence[str]) -> dict[str,
     return out
 
 
-async def ledger_differences(events: Sequence[AnyEvent], payouts_url: str) -> tuple[list[str], int]:
+async def ledger_differences(
+    events: Sequence[AnyEvent], payouts_url: str, admin_token: str
+) -> tuple[list[str], int]:
     """The differences, line by line, and how many creator ledgers were compared."""
     expected = expected_lines(events)
-    actual = await actual_lines(payouts_url, sorted(expected))
+    actual = await actual_lines(payouts_url, sorted(expected), admin_token)
     return line_differences(expected, actual), len(set(expected) | set(actual))
 
 

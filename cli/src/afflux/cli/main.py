@@ -9,7 +9,14 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from afflux.cli import attribution_cmd, benches, ledger_cmd, secrets_cmd, webhooks_cmd
+from afflux.cli import (
+    attribution_cmd,
+    benches,
+    keys_cmd,
+    ledger_cmd,
+    secrets_cmd,
+    webhooks_cmd,
+)
 from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.help_format import PlainArgumentParser
 from afflux.cli.storage import add_storage_option, storage_of
@@ -94,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     ledger_cmd.add_parser(sub)
     attribution_cmd.add_parser(sub)
     webhooks_cmd.add_parser(sub)
+    keys_cmd.add_parser(sub)
     return parser
 
 
@@ -138,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return attribution_cmd.run(args)
     if args.command == "webhooks":
         return webhooks_cmd.run(args)
+    if args.command == "keys":
+        return keys_cmd.run(args)
     if args.command == "topics":
         return _create_topics()
     if args.command == "campaigns":

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from afflux.cli.help_format import PlainArgumentParser
-from afflux.cli.ledger_compare import attribution_differences, ledger_differences
+from afflux.cli.ledger_compare import admin_headers, attribution_differences, ledger_differences
 from afflux.cli.load import Endpoints, drive
 from afflux.cli.processes import StartFailed
 from afflux.cli.scenario_checks import (
@@ -49,12 +49,17 @@ class StackCheck:
 
 
 async def settle(
-    payouts_url: str, *, min_wait_s: float, quiet_s: float = 4.0, limit_s: float = 120.0
+    payouts_url: str,
+    *,
+    admin_token: str,
+    min_wait_s: float,
+    quiet_s: float = 4.0,
+    limit_s: float = 120.0,
 ) -> None:
     """Wait ``min_wait_s`` (grace timers), then until the payouts totals stop changing."""
     await asyncio.sleep(min_wait_s)
     deadline = time.monotonic() + limit_s
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=admin_headers(admin_token)) as http:
         last: object = None
         stable_since = time.monotonic()
         while time.monotonic() < deadline:
@@ -75,8 +80,9 @@ async def _check(
     sent_click_ids: Sequence[str],
     accepted_orders: Sequence[tuple[str, str]],
     grace_s: float,
+    admin_token: str,
 ) -> StackCheck:
-    await settle(payouts_url, min_wait_s=grace_s + 1)
+    await settle(payouts_url, admin_token=admin_token, min_wait_s=grace_s + 1)
     topics: dict[str, list[AnyEvent]] = {}
     timed: dict[str, list[tuple[AnyEvent, int]]] = {}
     for topic in (CLICKS, ORDERS, REFUNDS, CAMPAIGNS, CONVERSIONS, REVERSALS):
@@ -94,7 +100,7 @@ async def _check(
     ]
     outputs = topics[CONVERSIONS.name] + topics[REVERSALS.name]
     result.differences += attribution_differences(inputs, outputs)[:20]
-    ledger, compared = await ledger_differences(inputs, payouts_url)
+    ledger, compared = await ledger_differences(inputs, payouts_url, admin_token)
     result.differences += ledger
     result.creators_compared = compared
     return result
@@ -104,11 +110,14 @@ def check_stack(
     bootstrap: str,
     payouts_url: str,
     *,
+    admin_token: str,
     sent_click_ids: Sequence[str] = (),
     accepted_orders: Sequence[tuple[str, str]] = (),
     grace_s: float = 6.0,
 ) -> StackCheck:
-    return asyncio.run(_check(bootstrap, payouts_url, sent_click_ids, accepted_orders, grace_s))
+    return asyncio.run(
+        _check(bootstrap, payouts_url, sent_click_ids, accepted_orders, grace_s, admin_token)
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -161,6 +170,7 @@ def main(argv: list[str]) -> int:
         result = check_stack(
             stack.kafka_bootstrap,
             stack.url("payouts"),
+            admin_token=token,
             sent_click_ids=tally.click_ids,
             accepted_orders=tally.accepted,
             grace_s=grace,
