@@ -7,8 +7,14 @@ Four kinds of slot, by hash tag (prefix ``afx:pay:``):
   (every "campaign|period");
 - ``{c:<campaign>}``: ``orders`` (order -> its period, for lead confirmations),
   ``early`` (confirmations that came before their conversion), ``periods``;
-- ``{a:<affiliate>}``: ``cps`` (the creator's "campaign|period"s), ``payouts``
-  ("campaign|period" -> payout record), ``paid`` (currency -> paid in all);
+- ``{a:<affiliate>}``: ``payouts`` ("campaign|period" -> payout record), ``paid``
+  (currency -> paid in all), and in ledgers written before the creator index,
+  ``cps`` (the creator's "campaign|period"s);
+- ``{ci:<NN>}``, one of ``CREATOR_INDEX_SHARDS`` shards of the creator index (a
+  creator's shard: CRC-32 of its id): ``cps``, a sorted set of
+  ``["<affiliate>","<campaign>","<period>"]`` members (JSON, all scores 0), so a
+  creator's campaign-periods are one lexicographic range. A batch that brings
+  thousands of creators writes one command per shard, not one per creator;
 - ``{p:<campaign>|<period>}``, one campaign-period: ``ver`` (the token of its last
   write), ``lines`` (line id -> line record), ``events`` (ids of applied conversions,
   reversals and confirmations), ``clickids`` (ids of counted clicks), ``clicks``
@@ -20,9 +26,13 @@ Four kinds of slot, by hash tag (prefix ``afx:pay:``):
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
+import orjson
+
 PREFIX = "afx:pay:"
+CREATOR_INDEX_SHARDS = 64
 
 
 @dataclass(frozen=True)
@@ -40,3 +50,23 @@ class Keys:
 
     def period(self, campaign_id: str, period: str, name: str) -> str:
         return f"{self.prefix}{{p:{campaign_id}|{period}}}:{name}"
+
+    def creator_index(self, affiliate_id: str) -> str:
+        shard = zlib.crc32(affiliate_id.encode()) % CREATOR_INDEX_SHARDS
+        return f"{self.prefix}{{ci:{shard:02d}}}:cps"
+
+
+def creator_index_member(affiliate_id: str, campaign_id: str, period: str) -> bytes:
+    return orjson.dumps([affiliate_id, campaign_id, period])
+
+
+def creator_index_range(affiliate_id: str) -> tuple[bytes, bytes]:
+    """ZRANGE BYLEX bounds of one creator's members: the JSON text up to the comma after
+    its id is a prefix no other id shares (the string's closing quote ends it)."""
+    prefix = orjson.dumps([affiliate_id])[:-1] + b","
+    return b"[" + prefix, b"(" + prefix[:-1] + b"-"  # "," + 1
+
+
+def creator_index_pair(member: bytes) -> tuple[str, str]:
+    _, campaign_id, period = orjson.loads(member)
+    return str(campaign_id), str(period)

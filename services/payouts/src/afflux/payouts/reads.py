@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from afflux.payouts.keys import creator_index_pair, creator_index_range
 from afflux.payouts.store import LedgerStore
 from afflux.payouts.views import PeriodSums
 from afflux.shared.core.journal.records import Posting, posting_from_json
@@ -39,8 +40,14 @@ def _pairs(raw: set[bytes] | list[bytes]) -> list[CampaignPeriod]:
 
 async def creator_periods(store: LedgerStore, affiliate: str) -> list[CampaignPeriod]:
     """The creator's campaign-periods, sorted (empty: no ledger for the creator)."""
-    raw: set[bytes] = await store.redis.smembers(store.keys.creator(affiliate, "cps"))
-    return _pairs(raw)
+    low, high = creator_index_range(affiliate)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.zrangebylex(store.keys.creator_index(affiliate), low, high)
+        # A ledger written before the creator index kept a set per creator.
+        pipe.smembers(store.keys.creator(affiliate, "cps"))
+        indexed, legacy = await pipe.execute()
+    pairs = {creator_index_pair(member) for member in indexed}
+    return sorted(pairs | set(_pairs(legacy)))
 
 
 async def all_periods(store: LedgerStore) -> list[CampaignPeriod]:

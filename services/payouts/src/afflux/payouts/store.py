@@ -36,7 +36,7 @@ import orjson
 from redis.asyncio import Redis
 
 from afflux.payouts import tallies
-from afflux.payouts.keys import Keys
+from afflux.payouts.keys import Keys, creator_index_member
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -51,7 +51,7 @@ from afflux.shared.core.journal.records import (
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.io.clock_source import system_clock
-from afflux.shared.io.redis_client import WriteCommand, compare_and_set
+from afflux.shared.io.redis_client import WriteCommand, compare_and_set, members_of
 
 Versions = Callable[[str], Sequence[TermsVersion]]
 Period = tuple[str, str]  # campaign, period
@@ -114,6 +114,17 @@ class _Cached:
     token: bytes | None
     state: PeriodState
     tally: dict[str, str]
+    # The period's KPI counters and balance sums as stored: a step writes their new
+    # values (one HSET of many fields) instead of one HINCRBY per field, which cost the
+    # server a script call each. Exact because every write is a compare-and-set on the
+    # period's version: what this store last wrote or read is what the hash holds.
+    kpis: dict[str, int] = field(default_factory=dict)
+    sums: dict[str, int] = field(default_factory=dict)
+
+    def weight(self) -> int:
+        """Lines, and the counters as the tenth of a line each takes in memory."""
+        counters = len(self.tally) + len(self.kpis) + len(self.sums)
+        return len(self.state.lines) + counters // 10
 
 
 # Conversion: record its period, answer an early confirmation (or nil).
@@ -306,11 +317,12 @@ class LedgerStore:
                 pipe.sadd(self.keys.ledger("cps"), *(f"{c}|{p}" for c, p in new_cps))
             for cid, period in new_cps:
                 pipe.sadd(self.keys.campaign(cid, "periods"), period)
-            by_creator: dict[str, list[str]] = defaultdict(list)
+            by_shard: dict[str, dict[str | bytes, int]] = defaultdict(dict)
             for affiliate, (cid, period) in new_creators:
-                by_creator[affiliate].append(f"{cid}|{period}")
-            for affiliate, cps in by_creator.items():
-                pipe.sadd(self.keys.creator(affiliate, "cps"), *cps)
+                member = creator_index_member(affiliate, cid, period)
+                by_shard[self.keys.creator_index(affiliate)][member] = 0
+            for shard, members in by_shard.items():
+                pipe.zadd(shard, members)
             await pipe.execute()
         if len(self._registered) > REGISTERED_MAX:
             self._registered.clear()
@@ -346,18 +358,13 @@ class LedgerStore:
         fact_ids += [r.event_id for r in items.refunds]
         fact_ids += [event for _, event in items.confirmations]
         click_ids = list(dict.fromkeys(c.click_id for c in items.clicks))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            if fact_ids:
-                pipe.smismember(k.period(cid, period, "events"), fact_ids)
-            if click_ids:
-                pipe.smismember(k.period(cid, period, "clickids"), click_ids)
-            answers = await pipe.execute() if (fact_ids or click_ids) else []
-        known_facts = set()
-        known_clicks = set()
-        if fact_ids:
-            known_facts = {f for f, seen in zip(fact_ids, answers.pop(0), strict=True) if seen}
-        if click_ids:
-            known_clicks = {c for c, seen in zip(click_ids, answers.pop(0), strict=True) if seen}
+        known_facts, known_clicks = await members_of(
+            self.redis,
+            [
+                (k.period(cid, period, "events"), fact_ids),
+                (k.period(cid, period, "clickids"), click_ids),
+            ],
+        )
         new_ids: list[str] = []
 
         def fresh(event_id: str) -> bool:
@@ -386,15 +393,14 @@ class LedgerStore:
         commands: list[WriteCommand] = [
             ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations
         ]
-        commands += self._writes_of(cp, cached.state, result, tally, touched, new_ids, clicks)
+        commands += self._writes_of(cp, cached, result, touched, new_ids, clicks)
         return result, commands
 
     def _writes_of(
         self,
         cp: Period,
-        state: PeriodState,
+        cached: _Cached,
         result: StepResult,
-        tally: Mapping[str, str],
         touched: set[str],
         new_ids: list[str],
         clicks: list[ClickItem],
@@ -405,6 +411,7 @@ class LedgerStore:
         def at(name: str) -> str:
             return k.period(cid, period, name)
 
+        tally = cached.tally
         commands: list[WriteCommand] = []
         records = [(r.line_id, _json(record_to_json(r))) for r in result.changed]
         commands += _pairs("HSET", at("lines"), records)
@@ -428,8 +435,8 @@ class LedgerStore:
                     sums[f"reversed|{affiliate}"] -= p.amount_minor
             commands += _pairs("ZADD", at(f"due:{affiliate}"), [(a, a) for a in due])
             commands += _increments(at(f"dueamt:{affiliate}"), due)
-        commands += _increments(at("sums"), sums)
-        commands += _increments(at("kpis"), result.kpis)
+        commands += _updated(at("sums"), cached.sums, sums)
+        commands += _updated(at("kpis"), cached.kpis, result.kpis)
         # Per-event facts expire after the retention (postings, sums and KPIs stay),
         # counted from the period's end, or from now for a period already over (a
         # rebuild, a late fact): an expiry in the past would delete at once the ids
@@ -437,7 +444,6 @@ class LedgerStore:
         expire_at = max(period_bounds(period)[1], self.clock()) + self.retention_ms
         for name in ("lines", "events", "clickids", "confirmed"):
             commands.append(("PEXPIREAT", at(name), expire_at))
-        del state
         return commands
 
     async def _load(self, cp: Period, versions: Sequence[TermsVersion], currency: str) -> _Cached:
@@ -451,7 +457,9 @@ class LedgerStore:
             pipe.hgetall(at("lines"))
             pipe.hgetall(at("clicks"))
             pipe.hgetall(at("confirmed"))
-            raw_lines, raw_clicks, raw_confirmed = await pipe.execute()
+            pipe.hgetall(at("kpis"))
+            pipe.hgetall(at("sums"))
+            raw_lines, raw_clicks, raw_confirmed, raw_kpis, raw_sums = await pipe.execute()
         records: list[LineRecord] = [record_from_json(orjson.loads(v)) for v in raw_lines.values()]
         tally = {name.decode(): value.decode() for name, value in raw_clicks.items()}
         confirmed = {o.decode(): e.decode() for o, e in raw_confirmed.items()}
@@ -459,7 +467,7 @@ class LedgerStore:
         state = PeriodState.load(
             cid, period, currency, versions, records, tallies.all_figures(tally), confirmed, seq
         )
-        return _Cached(token, state, tally)
+        return _Cached(token, state, tally, _counters(raw_kpis), _counters(raw_sums))
 
     def _next_token(self, seq: int) -> bytes:
         self._writes += 1
@@ -467,16 +475,31 @@ class LedgerStore:
 
     def _trim(self) -> None:
         """Forget the least recently used periods beyond the cache's bounds."""
-        total = sum(len(p.state.lines) for p in self._periods.values())
+        total = sum(p.weight() for p in self._periods.values())
         while self._periods and (len(self._periods) > CACHED_PERIODS or total > self.cache_lines):
             _, dropped = self._periods.popitem(last=False)
-            total -= len(dropped.state.lines)
+            total -= dropped.weight()
 
 
 def _json(value: object) -> str:
     """Compact JSON text (non-ASCII as UTF-8): what the journal stores per posting and line.
     orjson: the encoding is a large share of a batch's cost."""
     return orjson.dumps(value).decode()
+
+
+def _updated(key: str, stored: dict[str, int], deltas: Mapping[str, int]) -> list[WriteCommand]:
+    """Add ``deltas`` to the cached ``stored`` counters and HSET the fields that changed."""
+    changed: list[tuple[str, int | str]] = []
+    for name, delta in deltas.items():
+        if delta:
+            stored[name] = value = stored.get(name, 0) + delta
+            # Beyond 2**53 a JSON number loses digits in Lua: such a value goes as text.
+            changed.append((name, value if -_EXACT < value < _EXACT else str(value)))
+    return _pairs("HSET", key, changed)
+
+
+def _counters(raw: Mapping[bytes, bytes]) -> dict[str, int]:
+    return {name.decode(): int(value) for name, value in raw.items()}
 
 
 def _increments(key: str, deltas: Mapping[Any, int]) -> list[WriteCommand]:

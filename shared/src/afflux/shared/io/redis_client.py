@@ -172,6 +172,56 @@ async def compare_and_set(
     return bool(done)
 
 
+# KEYS: sets of one slot; ARGV[i]: a JSON array of members to look up in KEYS[i].
+# Answers one string per set, "1" or "0" per member: one bulk reply instead of an
+# array of integers the client parses one by one, and one JSON argument instead of
+# one argument per member it packs one by one.
+_MEMBERS_OF = b"""
+local answers = {}
+for k = 1, #KEYS do
+  local members = cjson.decode(ARGV[k])
+  local found = {}
+  for start = 1, #members, 4000 do
+    local chunk = {}
+    for i = start, math.min(start + 3999, #members) do chunk[#chunk + 1] = members[i] end
+    for _, seen in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(chunk))) do
+      found[#found + 1] = seen == 1 and '1' or '0'
+    end
+  end
+  answers[k] = table.concat(found)
+end
+return answers
+"""
+_MEMBERS_OF_SHA = hashlib.sha1(_MEMBERS_OF).hexdigest()  # noqa: S324 (Redis's script id)
+
+
+async def members_of(
+    client: AnyRedis, lookups: Sequence[tuple[str, Sequence[str]]]
+) -> list[set[str]]:
+    """For each ``(set key, members)``, the members the set holds, in one round trip.
+
+    The keys must hash to one cluster slot (``CrossSlotError`` otherwise)."""
+    wanted = [(key, members) for key, members in lookups if members]
+    if not wanted:
+        return [set() for _ in lookups]
+    keys = [key for key, _ in wanted]
+    _require_one_slot(keys)
+    args = [orjson.dumps(list(members)) for _, members in wanted]
+    try:
+        found = await client.execute_command("EVALSHA", _MEMBERS_OF_SHA, len(keys), *keys, *args)
+    except NoScriptError:
+        found = await client.execute_command("EVAL", _MEMBERS_OF, len(keys), *keys, *args)
+    answers = iter(found)
+    out: list[set[str]] = []
+    for _, members in lookups:
+        if not members:
+            out.append(set())
+            continue
+        flags = next(answers)
+        out.append({m for m, flag in zip(members, flags, strict=True) if flag == 49})  # b"1"
+    return out
+
+
 def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode()
