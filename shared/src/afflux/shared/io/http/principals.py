@@ -259,9 +259,10 @@ class AccessStore:
         return (int(raw) if raw else 0), max(int(ttl), 1)
 
     async def count_failure(self, address: str, window_s: int) -> None:
+        # The window starts at the first failure (SET NX EX); INCR keeps the expiry.
         async with self.redis.pipeline(transaction=True) as tx:
+            tx.set(self._failures(address), 0, ex=window_s, nx=True)
             tx.incr(self._failures(address))
-            tx.expire(self._failures(address), window_s, nx=True)
             await tx.execute()
 
 

@@ -1,0 +1,134 @@
+"""API keys, sessions and failed logins in Redis (plain and Cluster): a key works until it
+is rotated or revoked, and so do the sessions it began; only hashes are stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from afflux.shared.core import access
+from afflux.shared.core.access import ADMIN, Principal
+from afflux.shared.io.http.principals import AccessStore
+from afflux.shared.io.redis_client import connect_ready
+
+pytestmark = pytest.mark.integration
+NOW = 1_794_700_800_000
+TTL_S = 3600
+
+
+@pytest.fixture
+async def store(ledger_redis_url: str) -> AsyncIterator[AccessStore]:
+    client = await connect_ready(ledger_redis_url)
+    try:
+        yield AccessStore(client)  # type: ignore[arg-type]  # a RedisCluster speaks the same
+    finally:
+        await client.aclose()  # type: ignore[union-attr]
+
+
+async def _every_value(redis: Redis[bytes]) -> bytes:
+    """Every key name and value Redis holds, as one blob."""
+    blob = b""
+    async for name in redis.scan_iter(match="afx:*"):
+        blob += name
+        kind = await redis.type(name)
+        if kind == b"hash":
+            for k, v in (await redis.hgetall(name)).items():  # type: ignore[misc]
+                blob += k + v
+        elif kind == b"string":
+            blob += await redis.get(name) or b""
+    return blob
+
+
+async def test_an_issued_key_names_its_subject_and_only_its_hash_is_stored(
+    store: AccessStore,
+) -> None:
+    record, key = await store.issue("creator", "ana", NOW)
+    assert key.startswith("afx_ck_")
+    assert access.role_of_key(key) == "creator"
+    assert await store.principal_of_key(key) == Principal("creator", "ana", record.key_id)
+    stored = await _every_value(store.redis)
+    assert key.encode() not in stored
+    assert access.key_hash(key).encode() in stored
+    assert (await store.listed(subject="ana"))[0].public() == {
+        "key_id": record.key_id,
+        "role": "creator",
+        "subject": "ana",
+        "created_at": NOW,
+        "rotated_at": None,
+        "revoked_at": None,
+    }
+
+
+async def test_a_key_of_another_role_with_the_same_random_part_is_not_accepted(
+    store: AccessStore,
+) -> None:
+    _, key = await store.issue("merchant", "shop", NOW)
+    as_creator = "afx_ck_" + key.removeprefix("afx_mk_")
+    assert await store.principal_of_key(as_creator) is None
+    assert await store.principal_of_key(key) == Principal(
+        "merchant", "shop", (await store.listed())[0].key_id
+    )
+
+
+async def test_rotation_ends_the_old_key_and_its_sessions_at_once(store: AccessStore) -> None:
+    record, old = await store.issue("merchant", "shop", NOW)
+    session_id, _ = await store.begin_session(
+        Principal("merchant", "shop", record.key_id), old, TTL_S
+    )
+    rotated = await store.rotate(record.key_id, NOW + 1)
+    assert rotated is not None
+    new_record, new = rotated
+    assert await store.principal_of_key(old) is None
+    assert await store.session(session_id, None) is None
+    assert await store.principal_of_key(new) == Principal("merchant", "shop", record.key_id)
+    assert (new_record.key_id, new_record.rotated_at, new_record.created_at) == (
+        record.key_id,
+        NOW + 1,
+        NOW,
+    )
+
+
+async def test_revocation_ends_the_key_and_its_sessions_and_keeps_the_record(
+    store: AccessStore,
+) -> None:
+    record, key = await store.issue("creator", "ana", NOW)
+    session_id, _ = await store.begin_session(
+        Principal("creator", "ana", record.key_id), key, TTL_S
+    )
+    assert (await store.session(session_id, None)) is not None
+    revoked = await store.revoke(record.key_id, NOW + 5)
+    assert revoked is not None
+    assert revoked.revoked_at == NOW + 5
+    assert await store.principal_of_key(key) is None
+    assert await store.session(session_id, None) is None
+    assert await store.rotate(record.key_id, NOW + 6) is None  # a revoked key stays revoked
+    [listed] = await store.listed()
+    assert listed.revoked_at == NOW + 5
+    assert await store.revoke("key_unknown", NOW) is None
+
+
+async def test_a_session_expires_with_its_ttl_and_ends_at_logout(store: AccessStore) -> None:
+    session_id, csrf = await store.begin_session(ADMIN, "the-admin-token", TTL_S)
+    session = await store.session(session_id, "the-admin-token")
+    assert session is not None
+    assert session.principal == ADMIN
+    assert session.csrf == csrf
+    ttl = await store.redis.ttl(f"afx:{{access}}:session:{access.key_hash(session_id)}")
+    assert 0 < ttl <= TTL_S
+    # An admin session ends when the admin token changes.
+    assert await store.session(session_id, "a-new-admin-token") is None
+    await store.end_session(session_id)
+    assert await store.session(session_id, "the-admin-token") is None
+
+
+async def test_failed_logins_are_counted_per_address_within_the_window(
+    store: AccessStore,
+) -> None:
+    for _ in range(3):
+        await store.count_failure("192.0.2.1", 60)
+    failures, left_s = await store.failures("192.0.2.1")
+    assert failures == 3
+    assert 0 < left_s <= 60
+    assert (await store.failures("192.0.2.2"))[0] == 0
