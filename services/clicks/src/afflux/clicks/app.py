@@ -28,7 +28,7 @@ from afflux.clicks.metrics import ClicksMetrics
 from afflux.clicks.openapi import redirect_paths
 from afflux.clicks.privacy import IpHasher, ProxyTrust
 from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality
-from afflux.clicks.redirect import ClickContext, RedirectLayer
+from afflux.clicks.redirect import ClickContext, Receive, Scope, Send, is_redirect, redirect
 from afflux.clicks.routes import links
 from afflux.clicks.routes.links import allowed_domains
 from afflux.clicks.settings import ClicksSettings
@@ -72,6 +72,22 @@ def open_wal(settings: ClicksSettings) -> WriteAheadLog:
     )
 
 
+class ClicksApp(FastAPI):
+    """FastAPI with the redirect in front: ``GET``/``HEAD /c/...`` is answered by
+    afflux.clicks.redirect before FastAPI's middleware and routing (which cost more than
+    the redirect itself); everything else, and a redirect before start-up ends, is FastAPI's.
+    """
+
+    redirect_context: ClickContext | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context = self.redirect_context
+        if context is not None and is_redirect(scope):
+            await redirect(context, scope, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: ClicksSettings,
     *,
@@ -101,7 +117,7 @@ def create_app(
     view.on_change(lambda _: ip_windows.clear())
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: ClicksApp) -> AsyncIterator[None]:
         producer = new_producer(
             settings.kafka_bootstrap,
             linger_ms=0,  # the shipper packs already
@@ -142,7 +158,7 @@ def create_app(
         if directory is None:
             tasks.append(asyncio.create_task(follow_campaigns(view, settings.kafka_bootstrap)))
         app.state.shipper = shipper
-        app.state.clicks = ClickContext(
+        app.state.clicks = app.redirect_context = ClickContext(
             cache=cache,
             shipper=shipper,
             metrics=metrics,
@@ -162,7 +178,7 @@ def create_app(
         try:
             yield
         finally:
-            app.state.clicks = None
+            app.state.clicks = app.redirect_context = None
             await shipper.close(shipping)
             for task in tasks:
                 task.cancel()
@@ -173,7 +189,7 @@ def create_app(
             wal.close()
             await redis.aclose()  # type: ignore[attr-defined]
 
-    app = FastAPI(title="afflux clicks", lifespan=lifespan)
+    app = ClicksApp(title="afflux clicks", lifespan=lifespan)
     app.state.settings = settings
     app.state.clock = clock
     app.state.directory = view
@@ -189,5 +205,4 @@ def create_app(
     app.include_router(health_router(CHECKS))
     app.include_router(metrics_router(metrics.registry))
     install_api_docs(app, paths=redirect_paths())
-    app.add_middleware(RedirectLayer, context=lambda: app.state.clicks)
     return app

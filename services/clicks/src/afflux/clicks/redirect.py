@@ -1,11 +1,11 @@
-"""The redirect hot path, ``GET``/``HEAD /c/{code}``, as a raw ASGI layer in front of the app.
+"""The redirect hot path, ``GET``/``HEAD /c/{code}``, answered as raw ASGI before the app.
 
 It answers from the in-process link cache (Redis only on a miss), builds the
 ``ClickRecorded`` event as a plain dict (the wire contract, checked by the unit
 tests against ``afflux.shared.events.ClickRecorded``) and hands it to the
 shipper, which never makes the redirect wait on the broker (only on the click log's
-group fsync). Everything else
-goes on to the FastAPI app.
+group fsync). The clicks app (afflux.clicks.app.ClicksApp) sends these requests here
+before FastAPI's middleware and routing; everything else goes on to FastAPI.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "afx_vid"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
@@ -66,24 +65,13 @@ class ClickContext:
     clock: Clock
 
 
-class RedirectLayer:
-    """ASGI: ``/c/{code}`` (GET, HEAD) here, everything else to ``app``."""
-
-    def __init__(self, app: ASGIApp, context: Callable[[], ClickContext | None]) -> None:
-        self.app = app
-        self.context = context
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"].startswith(PREFIX)
-            and scope["method"] in ("GET", "HEAD")
-        ):
-            context = self.context()
-            if context is not None:
-                await redirect(context, scope, send)
-                return
-        await self.app(scope, receive, send)
+def is_redirect(scope: Scope) -> bool:
+    """Whether a request is the redirect's: ``GET``/``HEAD /c/...``."""
+    return (
+        scope["type"] == "http"
+        and scope["path"].startswith(PREFIX)
+        and scope["method"] in ("GET", "HEAD")
+    )
 
 
 async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:

@@ -18,6 +18,13 @@ class ClicksSettings(CommonSettings):
     """Built once in the entrypoint, never at import."""
 
     clicks_port: int = Field(8001, ge=1, le=65535, description="HTTP port of the clicks service")
+    clicks_operator_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="a second, internal port of the clicks service: /metrics, /openapi.json "
+        "and /docs answer only there, not on the public redirect port (0: on the one port)",
+    )
     clicks_public_url: str = Field(
         "http://127.0.0.1:8001", description="public base URL of tracking links (url + /c/{code})"
     )
@@ -61,7 +68,10 @@ class ClicksSettings(CommonSettings):
         5_000, ge=100, description="how long the producer tries a batch before it is retried"
     )
     clicks_linger_ms: int = Field(
-        10, ge=0, le=1_000, description="how long the shipper gathers events into one batch"
+        100,
+        ge=0,
+        le=1_000,
+        description="how long the shipper gathers events into one batch when it is caught up",
     )
     clicks_retry_ms: int = Field(
         1_000,
