@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,12 +55,20 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     return None
 
 
-def serve(app: Any, host: str, port: int, limits: HttpLimits | None = None, **options: Any) -> bool:
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    limits: HttpLimits | None = None,
+    *,
+    also_port: int | None = None,
+    **options: Any,
+) -> bool:
     """Serve until SIGTERM/SIGINT; True when the server started (and then stopped cleanly).
 
     ``options`` go to ``uvicorn.Config`` on top of: warnings only, no access log,
     lifespan on, httptools bounded by ``limits`` (default ``HttpLimits()``), and
-    uvloop when installed.
+    uvloop when installed. ``also_port``: one server listens on it too (same host).
     """
     tune_gc()
     defaults = {"log_level": "warning", "access_log": False, "lifespan": "on"}
@@ -74,5 +83,18 @@ def serve(app: Any, host: str, port: int, limits: HttpLimits | None = None, **op
     # handler turns that into a normal return, so SIGTERM exits 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _stopped)
-    server.run()
+    if also_port is None:
+        server.run()
+    else:
+        server.run(sockets=[_bound(host, port), _bound(host, also_port)])
     return bool(server.started)
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port``, as uvicorn binds its own."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
