@@ -173,13 +173,14 @@ async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWo
         {"period": "afx_ck_" + "A" * 43},  # a key in any parameter
     ],
 )
-async def test_a_key_in_the_query_string_is_refused(
+async def test_a_key_in_the_query_string_is_refused_on_every_route(
     world: AccessWorld, query: dict[str, str]
 ) -> None:
     async with _http(world) as http:
-        answer = await http.get(f"/v1/creators/{CREATOR}/balance", params=query, headers=ADMIN)
-        assert answer.status_code == 400
-        assert answer.json()["detail"][0]["field"] == next(iter(query))
+        for path in (f"/v1/creators/{CREATOR}/balance", "/v1/keys", "/login", "/healthz"):
+            answer = await http.get(path, params=query, headers=ADMIN)
+            assert answer.status_code == 400, path
+            assert answer.json()["detail"][0]["field"] == next(iter(query))
 
 
 async def test_keys_are_shown_once_rotated_and_revoked_through_the_admin_api(

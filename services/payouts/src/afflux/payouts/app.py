@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import cast
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from afflux.payouts.consumer import LedgerConsumer
@@ -35,7 +35,11 @@ from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
-from afflux.shared.io.http.principals import AccessConfig, AccessStore
+from afflux.shared.io.http.principals import (
+    AccessConfig,
+    AccessStore,
+    refuse_credentials_in_query,
+)
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.io.redis_client import connect_ready
@@ -134,6 +138,9 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
         title="afflux payouts",
         description="Commission ledger: balances, explained lines, statements, KPIs, payout runs.",
         lifespan=lifespan,
+        # No route reads a credential from the URL; one sent there is refused (400) on
+        # every route, so it is noticed and rotated (docs/portal.md, "Access").
+        dependencies=[Depends(refuse_credentials_in_query)],
     )
     app.state.settings = settings
     app.state.clock = clock

@@ -279,7 +279,7 @@ def _store(request: Request) -> AccessStore | None:
     return store
 
 
-def refuse_credentials_in_query(request: Request) -> None:
+async def refuse_credentials_in_query(request: Request) -> None:
     """A key in a URL ends up in logs, history and Referer headers: refused (400)."""
     for name, value in request.query_params.multi_items():
         if name.lower() in access.CREDENTIAL_PARAMS or access.looks_like_credential(value):
@@ -315,7 +315,7 @@ async def _from_bearer(request: Request, authorization: str) -> Principal:
 async def current_principal(request: Request) -> Principal:
     """The principal of ``Authorization: Bearer <admin token | key>``, else of the
     session cookie; 401 (with a problem body) without either or with a bad one."""
-    refuse_credentials_in_query(request)
+    await refuse_credentials_in_query(request)
     authorization = request.headers.get("authorization", "")
     if authorization:
         return await _from_bearer(request, authorization)
