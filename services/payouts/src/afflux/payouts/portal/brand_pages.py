@@ -72,6 +72,7 @@ async def campaign_page(
         "Clicks and conversions per day",
         series,
         (("clicks", "Clicks"), ("conversions", "Conversions")),
+        span=(start, end),
     )
     body += h.chart(
         "chart-commission",
@@ -79,6 +80,7 @@ async def campaign_page(
         series,
         (("commission_minor", "Commission"),),
         currency,
+        span=(start, end),
     )
     ranked = sorted(
         ((a, views.kpi_row(c)) for (_, a), c in counts.items()),

@@ -403,15 +403,19 @@ async def kpis_page(
         body += f"<h2>Campaign {h.esc(cid)}</h2>" + kpi_table(row)
         series = daily(views.series(c), start=start, end=end, until=now)
         body += h.chart(
-            f"chart-{cid}",
-            f"{cid}: per day",
+            f"chart-{cid}-activity",
+            "Clicks and conversions per day",
             series,
-            (
-                ("clicks", "Clicks"),
-                ("conversions", "Conversions"),
-                ("commission_minor", "Commission"),
-            ),
-            row["currency"],
+            (("clicks", "Clicks"), ("conversions", "Conversions")),
+            span=(start, end),
+        )
+        body += h.chart(
+            f"chart-{cid}-commission",
+            "Commission per day",
+            series,
+            (("commission_minor", "Commission"),),
+            str(row["currency"]),
+            span=(start, end),
         )
     return respond(f"KPIs of {affiliate_id}", body, affiliate_id, csrf)
 

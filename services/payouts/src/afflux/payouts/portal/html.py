@@ -27,7 +27,9 @@ CSP = (
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it a browser posts a form with "Origin: null", which the
+    # CSRF check must refuse; same-origin keeps the referrer off every other site.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 CONVERSION_RATE_DEFINITION = (
@@ -129,8 +131,10 @@ def chart(
     series: Daily,
     fields: Sequence[tuple[str, str]],
     currency: str = "",
+    span: tuple[int, int] | None = None,
 ) -> str:
-    """A chart of ``series``' ``fields`` (field, label); money fields in major units."""
+    """A chart of ``series``' ``fields`` (field, label); money fields in major units. The
+    time axis runs over ``span`` ([start, end) in ms: the period shown) when given."""
     exponent = CURRENCY_EXPONENTS.get(currency, 0)
     lines: list[dict[str, Any]] = []
     for field, label in fields:
@@ -138,12 +142,13 @@ def chart(
         entry: dict[str, Any] = {"label": label, "field": field}
         if field.endswith("_minor"):
             values = [v / 10**exponent for v in values]
-            entry.update(money=True, decimals=exponent, scale=currency or "money")
+            entry.update(money=True, decimals=exponent)
         entry["values"] = values
         lines.append(entry)
     spec = {
         "title": title,
-        "unit": "",
+        "unit": currency if any(f.endswith("_minor") for f, _ in fields) else "",
+        "range": [span[0] // 1000, span[1] // 1000] if span else None,
         "x": [start // 1000 for start in series.starts],
         "series": lines,
     }

@@ -17,7 +17,6 @@
         stroke: colours[i % colours.length],
         width: 2,
         points: { show: true, size: 6 },
-        scale: s.scale || "y",
         value: function (u, v) { return v == null ? "" : s.money ? v.toFixed(s.decimals) : String(v); }
       });
       data.push(s.values);
@@ -27,7 +26,8 @@
       width: Math.min(960, (target.parentElement || document.body).clientWidth || 800),
       height: 280,
       series: series,
-      scales: { x: { time: true } },
+      // The period's whole span, so one busy day is not stretched over years.
+      scales: { x: spec.range ? { time: true, range: spec.range } : { time: true } },
       axes: [{}, { label: spec.unit || "" }]
     };
     var chart = new uPlot(options, data, target);

@@ -45,7 +45,7 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer makes a form post say Origin: null
     "Cache-Control": "no-store",
 }
 

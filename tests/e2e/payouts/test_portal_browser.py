@@ -1,0 +1,374 @@
+"""The portal in a real browser: Selenium drives Debian's headless Chromium through
+chromedriver against a whole stack.
+
+A creator logs in with its key, reads its balance, opens a posting's explanation,
+downloads its statement CSV (rows checked against the statement API), makes a tracking
+link, is refused another creator's page (404) and logs out. A merchant logs in, changes
+the period and sees the chart's points equal the series API's. A form posted from a
+page of another origin is refused. Each page's screenshot is saved under
+``test-artifacts/portal/`` (``AFFLUX_TEST_ARTIFACTS`` moves it; docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.ui import WebDriverWait
+
+from afflux.cli.demo_client import DemoClient
+from afflux.cli.processes import free_port
+from afflux.cli.stack import Stack
+from afflux.shared.campaign_file import load_campaign_file
+from afflux.shared.core.money import Money
+from afflux.shared.core.terms import CampaignTerms
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ADMIN_TOKEN = "portal-browser-admin-token"
+RUN = uuid.uuid4().hex[:6]
+CAMPAIGN = f"portal-{RUN}"
+MERCHANT = f"merchant-{RUN}"
+CREATOR, OTHER = f"ana-{RUN}", f"ben-{RUN}"
+TERMS_YAML = f"""
+campaigns:
+  - effective_from: 0
+    terms:
+      campaign_id: {CAMPAIGN}
+      merchant_id: {MERCHANT}
+      currency: EUR
+      allowed_domains: [shop.example.com]
+      cookie_window_days: 30
+      grace_seconds: 1
+      lock_days: 30
+      plan:
+        sale: {{rate: {{percent: "10"}}}}
+"""
+ARTIFACTS = Path(os.environ.get("AFFLUX_TEST_ARTIFACTS", "test-artifacts")) / "portal"
+
+
+@pytest.fixture(scope="module")
+def terms(tmp_path_factory: pytest.TempPathFactory) -> CampaignTerms:
+    path = tmp_path_factory.mktemp("portal-terms") / "campaigns.yaml"
+    path.write_text(TERMS_YAML)
+    return load_campaign_file(path).campaigns[0].terms
+
+
+@pytest.fixture
+def browser(
+    chromium: str, chromedriver: str, tmp_path: Path
+) -> Iterator[tuple[webdriver.Chrome, Path]]:
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--disable-gpu", "--window-size=1280,1600"):
+        options.add_argument(argument)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    if os.geteuid() == 0:
+        options.add_argument("--no-sandbox")
+    # As on a machine without internet: nothing but loopback resolves.
+    options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver, downloads
+    finally:
+        driver.quit()
+
+
+def shot(driver: webdriver.Chrome, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def ready(driver: webdriver.Chrome) -> None:
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return document.body.dataset.state") == "ready"
+    )
+
+
+def text(driver: webdriver.Chrome, css: str) -> str:
+    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+
+
+def euros(minor: int) -> str:
+    return f"{Decimal(minor).scaleb(-2):.2f} EUR"
+
+
+def log_in(driver: webdriver.Chrome, base: str, key: str, page: str) -> None:
+    """Open ``page``: the portal sends a browser without a session to the login form and,
+    once logged in, back to the page."""
+    driver.get(base + page)
+    WebDriverWait(driver, 20).until(lambda d: "/login" in d.current_url)
+    driver.find_element(By.NAME, "key").send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, "form button, form [type=submit]").click()
+    try:
+        WebDriverWait(driver, 20).until(lambda d: d.current_url.split("?")[0] == base + page)
+    except TimeoutException:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        raise AssertionError(f"after login at {driver.current_url}: {body[:500]}") from None
+    ready(driver)
+
+
+async def issue_key(payouts: str, role: str, subject: str) -> str:
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        answer = await http.post(
+            f"{payouts}/v1/keys",
+            json={"role": role, "subject": subject},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["key"])
+
+
+async def api(url: str, key: str, **query: str) -> Any:
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        answer = await http.get(url, params=query, headers={"Authorization": f"Bearer {key}"})
+    answer.raise_for_status()
+    return answer.json()
+
+
+async def wait_for(url: str, key: str, check: Any, timeout_s: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            body = await api(url, key)
+            if check(body):
+                return body
+        except httpx.HTTPStatusError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} never got there")
+        await asyncio.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def activity(stack: Stack, terms: CampaignTerms) -> dict[str, str]:
+    """Two creators' clicks and orders (one partly refunded), and the keys to log in with."""
+
+    async def run() -> dict[str, str]:
+        payouts = stack.url("payouts")
+        client = DemoClient(stack.url("clicks"), stack.url("orders"), payouts, ADMIN_TOKEN)
+        async with client:
+            visitors = []
+            for creator, visits in ((CREATOR, 2), (OTHER, 1)):
+                code = await client.create_link(terms, creator)
+                for _ in range(visits):
+                    visitor, _ = await client.click(code, None)
+                    visitors.append((creator, visitor))
+            campaign_api = f"{payouts}/v1/kpis/campaigns/{CAMPAIGN}"
+            await wait_for(campaign_api, ADMIN_TOKEN, lambda b: b["clicks"] >= 3)
+            for n, (_, visitor) in enumerate(visitors):
+                await client.place_order(
+                    terms,
+                    order_id=f"o-{RUN}-{n}",
+                    kind="sale",
+                    amount=Money(4_999 + 1_000 * n, "EUR"),
+                    visitor_id=visitor,
+                    new_customer=False,
+                )
+            await wait_for(campaign_api, ADMIN_TOKEN, lambda b: b["conversions"] >= 3)
+            await client.refund(terms, order_id=f"o-{RUN}-0", refund_id=f"r-{RUN}", amount=2_500)
+            await wait_for(campaign_api, ADMIN_TOKEN, lambda b: b["refunds_minor"] >= 2_500)
+        return {
+            "creator": await issue_key(payouts, "creator", CREATOR),
+            "merchant": await issue_key(payouts, "merchant", MERCHANT),
+        }
+
+    return asyncio.run(run())
+
+
+def test_creator_reads_explains_downloads_links_and_logs_out(
+    stack: Stack, activity: dict[str, str], browser: tuple[webdriver.Chrome, Path]
+) -> None:
+    driver, downloads = browser
+    base = stack.url("payouts")
+    key = activity["creator"]
+    log_in(driver, base, key, f"/portal/creators/{CREATOR}")
+
+    balance = asyncio.run(api(f"{base}/v1/creators/{CREATOR}/balance", key))["balances"][0]
+    cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.balance tbody td")]
+    assert cells[:3] == ["EUR", euros(balance["pending_minor"]), euros(balance["approved_minor"])]
+    assert balance["pending_minor"] > 0
+    assert "Approved on" in text(driver, "table.schedule")
+    assert text(driver, "#next-payout").startswith("On or after ")
+    shot(driver, "creator-balance")
+
+    driver.get(f"{base}/portal/creators/{CREATOR}/ledger")
+    ready(driver)
+    ledger = asyncio.run(api(f"{base}/v1/creators/{CREATOR}/ledger", key))
+    explained = {line["line_id"]: line["explanation"] for line in ledger["lines"]}
+    refunded = next(p for p in ledger["postings"] if p["component"] == "refund")
+    details = driver.find_element(
+        By.CSS_SELECTOR, f'details[data-posting="{refunded["posting_id"]}"]'
+    )
+    assert not details.find_element(By.CSS_SELECTOR, ".line-why").is_displayed()
+    details.find_element(By.TAG_NAME, "summary").click()
+    why = details.find_element(By.CSS_SELECTOR, ".line-why")
+    assert why.is_displayed()
+    assert why.text == f"Line: {explained[refunded['line_id']]}"
+    assert "reduced by 2.50 EUR before approval (refund)" in why.text  # 10 % of 25.00
+    assert f"order o-{RUN}-0" in why.text
+    shot(driver, "creator-postings")
+
+    driver.get(f"{base}/portal/creators/{CREATOR}/statement")
+    ready(driver)
+    shot(driver, "creator-statement")
+    driver.find_element(By.ID, "download-csv").click()
+    WebDriverWait(driver, 30).until(lambda _: any(p.suffix == ".csv" for p in downloads.iterdir()))
+    csv_file = next(p for p in downloads.iterdir() if p.suffix == ".csv")
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text("utf-8"))))
+    statement = asyncio.run(api(f"{base}/v1/creators/{CREATOR}/statement", key))
+    assert [(r["posting_id"], int(r["amount_minor"])) for r in rows] == [
+        (p["posting_id"], p["amount_minor"]) for p in statement["postings"]
+    ]
+    assert {r["order_id"] for r in rows} == {f"o-{RUN}-0", f"o-{RUN}-1"}
+
+    driver.get(f"{base}/portal/creators/{CREATOR}/kpis")
+    ready(driver)
+    assert "Conversion rate = conversions ÷ valid clicks" in driver.page_source
+    shot(driver, "creator-kpis")
+
+    driver.get(f"{base}/portal/creators/{CREATOR}/links")
+    ready(driver)
+    form = driver.find_element(By.ID, "new-link")
+    form.find_element(By.NAME, "destination_url").send_keys("https://elsewhere.example.org/x")
+    form.find_element(By.TAG_NAME, "button").click()
+    ready(driver)
+    assert "destination_url" in text(driver, "#link-refused")
+    form = driver.find_element(By.ID, "new-link")
+    field = form.find_element(By.NAME, "destination_url")
+    field.clear()
+    field.send_keys("https://shop.example.com/spring")
+    form.find_element(By.TAG_NAME, "button").click()
+    ready(driver)
+    listed = text(driver, "table.links")
+    assert "https://shop.example.com/spring" in listed
+    shot(driver, "creator-links")
+
+    driver.get(f"{base}/portal/creators/{OTHER}")
+    ready(driver)
+    assert text(driver, "#not-found") == f"Not found: creator {OTHER}."
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    answer = httpx.get(f"{base}/portal/creators/{OTHER}", cookies=cookies, timeout=30)
+    assert answer.status_code == 404
+    shot(driver, "creator-other-404")
+
+    driver.find_element(By.ID, "logout").click()
+    driver.get(f"{base}/portal/creators/{CREATOR}")
+    WebDriverWait(driver, 20).until(lambda d: "/login" in d.current_url)
+
+
+def test_merchant_changes_period_and_the_chart_shows_the_series(
+    stack: Stack, activity: dict[str, str], browser: tuple[webdriver.Chrome, Path]
+) -> None:
+    driver, _ = browser
+    base = stack.url("payouts")
+    key = activity["merchant"]
+    page = f"/portal/campaigns/{CAMPAIGN}"
+    log_in(driver, base, key, page)
+    current = Select(driver.find_element(By.ID, "period")).first_selected_option
+    assert current.text.endswith("(current)")
+    period = current.get_attribute("value")
+    assert text(driver, "#period-label") == f"Showing {period} (current period)"
+    check_chart(driver, base, key, period)
+    assert "conversions ÷ valid clicks" in text(driver, "#conversion-rate")
+    assert CREATOR in text(driver, "table.top-creators")
+    shot(driver, "brand-campaign")
+
+    year, month = (int(x) for x in str(period).split("-"))
+    earlier = f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}"
+    driver.get(f"{base}{page}?period={earlier}")
+    ready(driver)
+    assert text(driver, "#period-label") == f"Showing {earlier} (past period)"
+    check_chart(driver, base, key, earlier)
+    Select(driver.find_element(By.ID, "period")).select_by_value(str(period))
+    driver.find_element(By.CSS_SELECTOR, "#period-picker button").click()
+    ready(driver)
+    assert text(driver, "#period-label") == f"Showing {period} (current period)"
+    check_chart(driver, base, key, str(period))
+    shot(driver, "brand-campaign-period")
+
+
+def check_chart(driver: webdriver.Chrome, base: str, key: str, period: str) -> None:
+    """The drawn chart's points are the series API's, a day without a bucket drawn as 0."""
+    series = asyncio.run(api(f"{base}/v1/kpis/campaigns/{CAMPAIGN}/series", key, period=period))
+    drawn = driver.execute_script(
+        "var c = window.afxCharts.find(function (x) { return x.id === 'chart-activity'; });"
+        "return {x: c.chart.data[0], clicks: c.chart.data[1], conversions: c.chart.data[2]};"
+    )
+    by_day = {b["start"] // 1000: b for b in series["buckets"]}
+    assert set(by_day) <= set(drawn["x"])
+    for n, x in enumerate(drawn["x"]):
+        bucket = by_day.get(x, {"clicks": 0, "conversions": 0})
+        assert drawn["clicks"][n] == bucket["clicks"]
+        assert drawn["conversions"][n] == bucket["conversions"]
+    assert all(b - a == 86_400 for a, b in zip(drawn["x"], drawn["x"][1:], strict=False))
+
+
+class _Attacker(BaseHTTPRequestHandler):
+    """A page of another origin whose form posts to the portal."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        page = (
+            f'<form method="post" action="{self.target}">'
+            '<input name="campaign_id" value="x"><input name="destination_url" '
+            'value="https://shop.example.com/evil"><input name="csrf_token" value="guess">'
+            '<button id="go" type="submit">go</button></form>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_form_from_another_origin_is_refused(
+    stack: Stack, activity: dict[str, str], browser: tuple[webdriver.Chrome, Path]
+) -> None:
+    driver, _ = browser
+    base = stack.url("payouts")
+    key = activity["creator"]
+    log_in(driver, base, key, f"/portal/creators/{CREATOR}/links")
+    before = asyncio.run(api(f"{stack.url('clicks')}/v1/links", ADMIN_TOKEN, affiliate_id=CREATOR))
+    _Attacker.target = f"{base}/portal/creators/{CREATOR}/links"
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Attacker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        driver.find_element(By.ID, "go").click()
+        WebDriverWait(driver, 20).until(lambda d: d.current_url.startswith(base))
+        shot(driver, "csrf-refused")
+        refusal = driver.find_element(By.TAG_NAME, "body").text
+        assert "the form was not sent from a page of this service" in refusal
+    finally:
+        server.shutdown()
+    after = asyncio.run(api(f"{stack.url('clicks')}/v1/links", ADMIN_TOKEN, affiliate_id=CREATOR))
+    assert after["links"] == before["links"]
