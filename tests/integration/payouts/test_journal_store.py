@@ -27,8 +27,10 @@ from redis.asyncio import Redis
 
 from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, Facts, plan_versions, random_facts
+from afflux.payouts.creator_balance import is_reversal
 from afflux.payouts.keys import Keys
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
+from afflux.payouts.views import Balance
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.records import Posting, posting_from_json
 from afflux.shared.core.periods import period_bounds, period_of
@@ -171,6 +173,43 @@ async def test_two_stores_in_any_arrival_order_with_replays_net_to_the_reference
     # posting twice, however the two stores took turns.
     assert sorted(p.seq for p in postings) == list(range(1, len(postings) + 1))
     assert len({p.posting_id for p in postings}) == len(postings)
+    # Each creator's running sums (what a balance reads) hold every posting once.
+    for creator in creators:
+        assert await running_sums(stores[0], creator, postings) == sums_of(creator, postings)
+
+
+AS_OF_PROBES = (0, 1_700_000_000_000, 1_800_000_000_000, 2**52)
+
+
+async def running_sums(
+    store: LedgerStore, creator: str, postings: Sequence[Posting]
+) -> list[Balance]:
+    """The creator's running sums split at approval times around its postings'."""
+    probes = sorted(
+        {*AS_OF_PROBES, *(p.approve_at for p in postings), *(p.approve_at - 1 for p in postings)}
+    )
+    return [await store.creator_sums.balance(creator, at) for at in probes]
+
+
+def sums_of(creator: str, postings: Sequence[Posting]) -> list[Balance]:
+    """The same from the journal's postings."""
+    mine = [p for p in postings if p.affiliate_id == creator]
+    probes = sorted(
+        {*AS_OF_PROBES, *(p.approve_at for p in postings), *(p.approve_at - 1 for p in postings)}
+    )
+    out = []
+    for at in probes:
+        total: dict[str, int] = {}
+        reversed_: dict[str, int] = {}
+        pending: dict[str, int] = {}
+        for p in mine:
+            total[p.currency] = total.get(p.currency, 0) + p.amount_minor
+            if is_reversal(p.component):
+                reversed_[p.currency] = reversed_.get(p.currency, 0) - p.amount_minor
+            if p.approve_at > at:
+                pending[p.currency] = pending.get(p.currency, 0) + p.amount_minor
+        out.append(Balance(total, {c: v for c, v in reversed_.items() if v}, pending))
+    return out
 
 
 def test_the_arrivals_replay_and_overlap_batches() -> None:

@@ -36,6 +36,7 @@ import orjson
 from redis.asyncio import Redis
 
 from afflux.payouts import tallies
+from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
@@ -177,6 +178,7 @@ class LedgerStore:
         self.clock = clock
         self._periods: OrderedDict[Period, _Cached] = OrderedDict()
         self._registered: set[Period | tuple[str, Period]] = set()
+        self.creator_sums = CreatorSums(redis, self.keys)
         self._writer = uuid.uuid4().hex[:12]
         self._writes = 0
         # The ledger's generation this store writes to; None: not checked (tools, tests).
@@ -211,7 +213,15 @@ class LedgerStore:
         self.generation = current
         self._periods.clear()
         self._registered.clear()
+        await self.drain_outboxes()
         return current or b""
+
+    async def drain_outboxes(self) -> None:
+        """Bring every creator's sums up to the postings written (``creator_balance``)."""
+        raw: set[bytes] = await self.redis.smembers(self.keys.ledger("cps"))
+        cps = [tuple(m.decode().split("|", 1)) for m in raw]
+        for start in range(0, len(cps), 500):
+            await self.creator_sums.drain((c, p) for c, p in cps[start : start + 500])
 
     async def generation_changed(self) -> bool:
         if self.generation is None:
@@ -252,6 +262,10 @@ class LedgerStore:
         await self._register(creators, items)
         results = await asyncio.gather(
             *(self._step(cp, items[cp], versions(cp[0]), currency(cp[0])) for cp in sorted(items))
+        )
+        # Before the offsets: a crash in between leaves the outboxes to ``drain``.
+        await self.creator_sums.sync(
+            cp for cp, r in zip(sorted(items), results, strict=True) if r.postings
         )
         if early_seen:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -436,6 +450,9 @@ class LedgerStore:
             commands += _pairs("ZADD", at(f"due:{affiliate}"), [(a, a) for a in due])
             commands += _increments(at(f"dueamt:{affiliate}"), due)
         commands += _updated(at("sums"), cached.sums, sums)
+        if result.postings:
+            first = str(min(p.seq for p in result.postings))
+            commands.append(("HSET", at("outbox"), first, outbox_value(result.postings)))
         commands += _updated(at("kpis"), cached.kpis, result.kpis)
         # Per-event facts expire after the retention (postings, sums and KPIs stay),
         # counted from the period's end, or from now for a period already over (a

@@ -29,6 +29,27 @@ class PeriodSums:
     pending: int  # postings approved only after as_of
 
 
+@dataclass(frozen=True)
+class Balance:
+    """One creator's running sums per currency over all campaign-periods, the pending
+    part split at ``as_of``."""
+
+    total: dict[str, int]
+    reversed: dict[str, int]
+    pending: dict[str, int]
+
+
+def currency_sums(balance: Balance) -> list[PeriodSums]:
+    """A creator's running sums as one ``PeriodSums`` per currency."""
+    currencies = sorted(set(balance.total) | set(balance.reversed) | set(balance.pending))
+    return [
+        PeriodSums(
+            c, balance.total.get(c, 0), balance.reversed.get(c, 0), balance.pending.get(c, 0)
+        )
+        for c in currencies
+    ]
+
+
 def balances(sums: Iterable[PeriodSums], paid: Mapping[str, int]) -> list[dict[str, Any]]:
     """Per currency: pending, approved (not yet paid; negative carries into the next
     payout), paid, reversed (refunds before approval plus clawbacks)."""

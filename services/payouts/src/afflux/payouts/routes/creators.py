@@ -1,8 +1,9 @@
 """A creator's money: ``GET /v1/creators/{id}/balance``, ``/ledger`` and ``/statement``
 (admin or that creator's key: ``CreatorReader``).
 
-Read costs (c = the creator's campaign-periods): balance O(c + pending approval
-times); ledger page O(c + log n + page); statement O(c + the period's postings).
+Read costs (c = the creator's campaign-periods): balance O(currencies + approval
+times after ``as_of``), from the creator's running sums (``creator_balance``);
+ledger page O(c + log n + page); statement O(c + the period's postings).
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ async def balance(
     _: CreatorReader, store: StoreDep, clock: ClockDep, affiliate_id: str, as_of: str | None = None
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
-    cps = await creator_periods(store, affiliate_id)
-    sums = await reads.creator_sums(store, affiliate_id, cps, at)
+    if await store.creator_sums.known(affiliate_id):
+        sums = views.currency_sums(await store.creator_sums.balance(affiliate_id, at))
+    else:  # no posting yet, or a ledger written before the creator's running sums
+        cps = await creator_periods(store, affiliate_id)
+        sums = await reads.creator_sums(store, affiliate_id, cps, at)
     paid = await payout_records.paid_of(store, affiliate_id)
     return {"affiliate_id": affiliate_id, "as_of": at, "balances": views.balances(sums, paid)}
 

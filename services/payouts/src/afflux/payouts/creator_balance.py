@@ -1,0 +1,174 @@
+"""Each creator's running sums over all campaign-periods, so a balance reads one
+creator's keys whatever the number of its campaign-periods.
+
+A period's postings are written in the period's slot; the creator's sums live in the
+creator's shard of the creator index (``{ci:<NN>}``). No atomic step spans both
+slots, so a posting reaches the creator's sums through an outbox:
+
+1. the period's compare-and-set also writes, in ``{p:…}:outbox`` (field: the write's
+   first sequence number), what each new posting adds: ``[creator, currency, seq,
+   approve_at, amount, reversed]``;
+2. after the write, ``sync`` reads the outboxes of the periods it wrote, and per
+   shard one script adds every posting whose ``seq`` is above the creator's
+   high-water mark for that period (``{ci:<NN>}:marks:<a>`` field
+   ``<campaign>|<period>``) to ``{ci:<NN>}:bal:<a>`` fields ``t|<currency>`` (every
+   posting) and ``r|<currency>`` (reversals), and its
+   amount to the creator's approval schedule (``due:<a>`` scored by approval time,
+   ``dueamt:<a>`` the sum per ``<currency>|<time>``); then deletes the outbox fields.
+
+Exactly once: a period's sequence numbers only grow, and a sync applies the outbox
+in sequence order, all fields present at once: a later write's sync sees (and applies
+first) any earlier write's fields not yet synced, so no high-water mark ever passes
+a posting not applied, and a posting already applied is below it. A crash between the
+write and the sync leaves the outbox in the period; ``drain`` (when a consumer joins
+the ledger) syncs every outbox left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from afflux.payouts.keys import Keys
+from afflux.payouts.views import Balance
+from afflux.shared.core.journal.records import Posting
+
+# (creator, currency, seq, approve_at, amount, reversed)
+Entry = tuple[str, str, int, int, int, int]
+_CHUNK = 1_000  # outbox fields deleted per command
+
+# KEYS[1]: the shard's prefix, e.g. afx:pay:{ci:07}: (every key is in its slot).
+# ARGV[1]: JSON [[creator, campaign, period, [[seq, currency, approve_at, amount,
+# reversed], ...]], ...], each list in sequence order.
+_SYNC = b"""
+local prefix = KEYS[1]
+for _, item in ipairs(cjson.decode(ARGV[1])) do
+  local creator, mark = item[1], item[2] .. '|' .. item[3]
+  local bal, marks = prefix .. 'bal:' .. creator, prefix .. 'marks:' .. creator
+  local high = tonumber(redis.call('HGET', marks, mark) or '0')
+  for _, p in ipairs(item[4]) do
+    local seq, currency, at, amount, rev = p[1], p[2], p[3], p[4], p[5]
+    if seq > high then
+      redis.call('HINCRBY', bal, 't|' .. currency, amount)
+      if rev ~= 0 then redis.call('HINCRBY', bal, 'r|' .. currency, rev) end
+      local slot = currency .. '|' .. string.format('%d', at)
+      redis.call('ZADD', prefix .. 'due:' .. creator, at, slot)
+      redis.call('HINCRBY', prefix .. 'dueamt:' .. creator, slot, amount)
+      high = seq
+    end
+  end
+  redis.call('HSET', marks, mark, string.format('%d', high))
+end
+return 1
+"""
+_SYNC_SHA = hashlib.sha1(_SYNC).hexdigest()  # noqa: S324 (Redis's script id)
+
+
+def entries(postings: Iterable[Posting]) -> list[Entry]:
+    """What each posting adds to its creator's sums (a reversal's amount is negative:
+    ``reversed`` counts it as a positive amount)."""
+    return [
+        (
+            p.affiliate_id,
+            p.currency,
+            p.seq,
+            p.approve_at,
+            p.amount_minor,
+            -p.amount_minor if is_reversal(p.component) else 0,
+        )
+        for p in postings
+    ]
+
+
+def is_reversal(component: str) -> bool:
+    return component == "refund" or component.startswith("clawback")
+
+
+def outbox_value(postings: Sequence[Posting]) -> str:
+    return orjson.dumps(entries(postings)).decode()
+
+
+class CreatorSums:
+    def __init__(self, redis: Redis[bytes], keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    def shard(self, affiliate: str) -> str:
+        """The prefix of the creator's keys in its shard (``…{ci:NN}:``)."""
+        return self.keys.creator_index(affiliate).removesuffix("cps")
+
+    async def sync(self, periods: Iterable[tuple[str, str]]) -> None:
+        """Apply the outboxes of ``periods`` to their creators' sums, then clear them."""
+        wanted = list(dict.fromkeys(periods))
+        if not wanted:
+            return
+        redis = self.redis
+        async with redis.pipeline(transaction=False) as pipe:
+            for cid, period in wanted:
+                pipe.hgetall(self.keys.period(cid, period, "outbox"))
+            boxes: list[dict[bytes, bytes]] = await pipe.execute()
+        by_shard: dict[str, list[list[object]]] = defaultdict(list)
+        for (cid, period), box in zip(wanted, boxes, strict=True):
+            if not box:
+                continue
+            by_creator: dict[str, list[list[object]]] = defaultdict(list)
+            for field in sorted(box, key=int):
+                for a, currency, seq, at, amount, rev in orjson.loads(box[field]):
+                    by_creator[a].append([seq, currency, at, amount, rev])
+            for a, items in by_creator.items():
+                by_shard[self.shard(a)].append([a, cid, period, items])
+        for prefix, items in by_shard.items():
+            payload = orjson.dumps(items)
+            try:
+                await redis.execute_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", _SYNC_SHA, 1, prefix, payload
+                )
+            except NoScriptError:
+                await redis.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", _SYNC, 1, prefix, payload
+                )
+        async with redis.pipeline(transaction=False) as pipe:
+            for (cid, period), box in zip(wanted, boxes, strict=True):
+                fields = list(box)
+                for start in range(0, len(fields), _CHUNK):
+                    pipe.hdel(
+                        self.keys.period(cid, period, "outbox"), *fields[start : start + _CHUNK]
+                    )
+            await pipe.execute()
+
+    async def drain(self, periods: Iterable[tuple[str, str]]) -> None:
+        """Sync whatever outbox a crash left (every period with one)."""
+        await self.sync(periods)
+
+    async def balance(self, affiliate: str, as_of: int) -> Balance:
+        """The creator's sums: O(currencies + approval times after ``as_of``)."""
+        prefix = self.shard(affiliate)
+        redis = self.redis
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(f"{prefix}bal:{affiliate}")
+            pipe.zrangebyscore(f"{prefix}due:{affiliate}", f"({as_of}", "+inf")
+            raw, later = await pipe.execute()
+        total: dict[str, int] = {}
+        reversed_: dict[str, int] = {}
+        for name, value in raw.items():
+            kind, _, currency = name.decode().partition("|")
+            if kind == "t":
+                total[currency] = int(value)
+            elif kind == "r":
+                reversed_[currency] = int(value)
+        pending: dict[str, int] = defaultdict(int)
+        if later:
+            amounts = await redis.hmget(f"{prefix}dueamt:{affiliate}", later)
+            for slot, amount in zip(later, amounts, strict=True):
+                currency = slot.decode().partition("|")[0]
+                pending[currency] += int(amount or 0)
+        return Balance(total, reversed_, dict(pending))
+
+    async def known(self, affiliate: str) -> bool:
+        """Whether any posting of the creator reached its sums."""
+        return bool(await self.redis.exists(f"{self.shard(affiliate)}bal:{affiliate}"))

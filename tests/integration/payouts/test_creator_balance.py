@@ -1,0 +1,84 @@
+"""A creator's running sums (what a balance reads) survive a crash between a period's
+write and their sync: the postings wait in the period's outbox, and the next consumer
+to join the ledger brings the sums up to them, once."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterable
+
+import pytest
+from redis.asyncio import Redis
+from tests.integration.payouts.test_journal_store import (
+    _euro,
+    _versions,
+    postings_of,
+    running_sums,
+    sums_of,
+)
+
+from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, random_facts
+from afflux.payouts.creator_balance import CreatorSums
+from afflux.payouts.keys import Keys
+from afflux.payouts.store import Batch, ClickItem, LedgerStore
+from afflux.shared.io.redis_client import connect_ready
+
+pytestmark = pytest.mark.integration
+
+
+class CrashBeforeSync(Exception):
+    """Where a consumer killed right after a period's write would stop."""
+
+
+class SumsThatCrash(CreatorSums):
+    async def sync(self, periods: Iterable[tuple[str, str]]) -> None:
+        raise CrashBeforeSync
+
+
+@pytest.fixture
+async def redis(ledger_redis_url: str) -> AsyncIterator[Redis[bytes]]:
+    client = await connect_ready(ledger_redis_url)
+    try:
+        yield client  # type: ignore[misc]  # a RedisCluster speaks the same commands
+    finally:
+        await client.aclose()  # type: ignore[union-attr]
+
+
+def _batches(seed: int) -> tuple[list[Batch], set[str]]:
+    facts = random_facts(random.Random(seed))
+    first, second = Batch(), Batch()
+    for n, c in enumerate(facts.conversions):
+        (first if n % 2 else second).conversions.append((CAMPAIGN, PERIOD, c))
+    for r in facts.refunds:
+        second.refunds.append((CAMPAIGN, PERIOD, r))
+    for click_id, creator, when in facts.clicks:
+        first.clicks.append(ClickItem(CAMPAIGN, PERIOD, click_id, creator, when))
+    creators = {c.affiliate_id for c in facts.conversions} | {k[1] for k in facts.clicks}
+    return [first, second], creators
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_sums_left_behind_by_a_crash_are_synced_once_by_the_next_consumer(
+    redis: Redis[bytes], seed: int
+) -> None:
+    (first, second), creators = _batches(seed)
+    crashed = LedgerStore(redis)
+    await crashed.join_generation()
+    await crashed.apply(first, _versions, _euro)
+    crashed.creator_sums = SumsThatCrash(redis, Keys())
+    with pytest.raises(CrashBeforeSync):
+        await crashed.apply(second, _versions, _euro)
+    postings = await postings_of(redis, CAMPAIGN, PERIOD, creators)
+    assert await redis.hlen(Keys().period(CAMPAIGN, PERIOD, "outbox")) > 0
+    behind = [
+        c for c in creators if await running_sums(crashed, c, postings) != sums_of(c, postings)
+    ]
+    assert behind, "the crash left every creator's sums complete: nothing was tested"
+
+    following = LedgerStore(redis)
+    await following.join_generation()  # drains the outbox
+    await following.join_generation()  # twice: a drained outbox adds nothing again
+
+    assert await redis.hlen(Keys().period(CAMPAIGN, PERIOD, "outbox")) == 0
+    for creator in creators:
+        assert await running_sums(following, creator, postings) == sums_of(creator, postings)
