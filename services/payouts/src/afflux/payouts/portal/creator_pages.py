@@ -66,15 +66,15 @@ async def pending_schedule(
     affiliate_id: str,
     cps: list[tuple[str, str]],
     as_of: int,
-) -> dict[tuple[str, int], int]:
-    """(currency, approval time) -> what becomes approved then: the ledger's ``due`` index
-    (read only)."""
+) -> dict[tuple[str, str], int]:
+    """(approval day, currency) -> what becomes approved that day (UTC): the ledger's
+    ``due`` index (read only)."""
     k = store.keys
     async with store.redis.pipeline(transaction=False) as pipe:
         for cid, period in cps:
             pipe.zrangebyscore(k.period(cid, period, f"due:{affiliate_id}"), f"({as_of}", "+inf")
         times: list[list[bytes]] = await pipe.execute()
-    out: dict[tuple[str, int], int] = defaultdict(int)
+    out: dict[tuple[str, str], int] = defaultdict(int)
     for (cid, period), ts in zip(cps, times, strict=True):
         if not ts:
             continue
@@ -82,7 +82,7 @@ async def pending_schedule(
         currency = directory.latest(cid).terms.currency if cid in directory else "?"
         for t, a in zip(ts, amounts, strict=True):
             if a is not None and int(a):
-                out[(currency, int(t))] += int(a)
+                out[(h.day(int(t)), currency)] += int(a)
     return out
 
 
@@ -134,8 +134,8 @@ async def balance_page(
         body += h.table(
             ("Approved on", "Amount"),
             [
-                [h.esc(h.day(at)), h.amount(amount, currency)]
-                for (currency, at), amount in sorted(schedule.items(), key=lambda x: x[0][1])
+                [h.esc(day), h.amount(amount, currency)]
+                for (day, currency), amount in sorted(schedule.items())
             ],
             numeric=frozenset({1}),
             cls="schedule",
