@@ -9,7 +9,7 @@ a page and its API always agree.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,8 +27,10 @@ from afflux.payouts.queries import (
     encode_cursor,
     known_campaign,
 )
+from afflux.payouts.routes import creators
 from afflux.payouts.statement_csv import statement_csv
 from afflux.payouts.store import LedgerStore
+from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -67,23 +69,21 @@ async def pending_schedule(
     cps: list[tuple[str, str]],
     as_of: int,
 ) -> dict[tuple[str, str], int]:
-    """(approval day, currency) -> what becomes approved that day (UTC): the ledger's
-    ``due`` index (read only)."""
-    k = store.keys
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for cid, period in cps:
-            pipe.zrangebyscore(k.period(cid, period, f"due:{affiliate_id}"), f"({as_of}", "+inf")
-        times: list[list[bytes]] = await pipe.execute()
+    """(approval day, currency) -> what becomes approved that day (UTC), from the
+    postings approved only after ``as_of``. Only campaign-periods that can still hold
+    one are read: a line is approved at most its terms' lock after its time, which
+    is before its period's end."""
+    open_cps = []
+    for cid, period in cps:
+        versions = directory.versions(cid) if cid in directory else ()
+        lock_ms = max((v.terms.lock_days for v in versions), default=0) * MS_PER_DAY
+        if not versions or period_bounds(period)[1] + lock_ms > as_of:
+            open_cps.append((cid, period))
     out: dict[tuple[str, str], int] = defaultdict(int)
-    for (cid, period), ts in zip(cps, times, strict=True):
-        if not ts:
-            continue
-        amounts = await store.redis.hmget(k.period(cid, period, f"dueamt:{affiliate_id}"), ts)
-        currency = directory.latest(cid).terms.currency if cid in directory else "?"
-        for t, a in zip(ts, amounts, strict=True):
-            if a is not None and int(a):
-                out[(h.day(int(t)), currency)] += int(a)
-    return out
+    for p in await reads.period_postings(store, affiliate_id, open_cps):
+        if p.approve_at > as_of and p.amount_minor:
+            out[(h.day(p.approve_at), p.currency)] += p.amount_minor
+    return {k: v for k, v in out.items() if v}
 
 
 def next_payout(
@@ -103,12 +103,13 @@ def next_payout(
 async def balance_page(
     request: Request, store: StoreDep, directory: DirectoryDep, clock: ClockDep, affiliate_id: str
 ) -> Response:
-    _, csrf = await creator_viewer(request, affiliate_id)
+    principal, csrf = await creator_viewer(request, affiliate_id)
     now = clock()
     cps = await _periods(store, affiliate_id)
-    sums = await reads.creator_sums(store, affiliate_id, cps, now)
-    paid = await payout_records.paid_of(store, affiliate_id)
-    rows = views.balances(sums, paid)
+    rows: list[dict[str, Any]] = []
+    if cps:  # the balance API's answer, as the API computes it
+        answer = await creators.balance(principal, store, clock, affiliate_id, str(now))
+        rows = answer["balances"]
     body = f'<p class="note">As of {h.esc(h.day(now))} (UTC).</p>'
     if not rows:
         body += '<p id="no-balance">No postings yet.</p>'
