@@ -1,11 +1,13 @@
-"""Every operation of every service's OpenAPI document, asked by every role about its own
-object and another's: generated from the documents, so a new endpoint without access
-control fails here.
+"""Every operation of every service's OpenAPI document (and every route left out of it,
+such as the portal's pages), asked by every role about its own object and another's:
+generated from the documents and routes, so a new endpoint without access control
+fails here.
 
 Payouts (in process on a real Redis, afflux.payouts seeded by ``access_app``):
 
 - without a credential, or with a wrong or revoked key: 401 with a problem body naming
-  ``Authorization`` and ``WWW-Authenticate: Bearer`` (except the public operations);
+  ``Authorization`` and ``WWW-Authenticate: Bearer`` (a portal page: a 303 to the login
+  form instead), except the public operations;
 - admin: never 401 or 403;
 - a creator or merchant key, about another's object: never a 2xx, and a 404 is the very
   answer (status, body, headers) an id that does not exist gets;
@@ -38,6 +40,7 @@ from access_app import (
     build_world,
 )
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from redis.asyncio import Redis
 
 from afflux.cli.processes import Child
@@ -59,9 +62,10 @@ PUBLIC = {
     ("POST", "/login"),
     ("GET", "/c/{code}"),
     ("HEAD", "/c/{code}"),
+    ("GET", "/portal/assets/{name}"),  # the portal's script, style and chart library
 }
-# About the caller itself, whoever it is.
-SELF = {("GET", "/v1/me"), ("POST", "/logout")}
+# About the caller itself, whoever it is (the portal's landing page lists its own).
+SELF = {("GET", "/v1/me"), ("POST", "/logout"), ("GET", "/portal")}
 # The same length as the real ids, so a 404's headers (Content-Length) may be compared.
 UNKNOWN = {"affiliate_id": "zzz", "campaign_id": "camp-zzzzz"}
 OWNED = {"creator": "affiliate_id", "merchant": "campaign_id"}
@@ -90,7 +94,9 @@ class Operation:
 
 
 def operations(app: FastAPI) -> list[Operation]:
-    found = []
+    """Every operation of the app's OpenAPI document, and every route left out of it
+    (pages): hiding a route from the reference does not hide it from this test."""
+    found = [*hidden_operations(app)]
     for path, methods in app.openapi()["paths"].items():
         for method, spec in methods.items():
             params = spec.get("parameters", [])
@@ -106,6 +112,27 @@ def operations(app: FastAPI) -> list[Operation]:
                     "requestBody" in spec,
                 )
             )
+    return found
+
+
+def hidden_operations(app: FastAPI) -> list[Operation]:
+    found = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute) or context.include_in_schema:
+            continue
+        path = context.path_format or route.path_format
+        queries, bodies, dependants = [], [], [route.dependant]
+        while dependants:  # the route's own parameters and its dependencies'
+            dependant = dependants.pop()
+            queries += dependant.query_params
+            bodies += dependant.body_params
+            dependants += dependant.dependencies
+        path_params = tuple(dict.fromkeys(re.findall(r"{(\w+)(?::\w+)?}", path)))
+        required = tuple(q.alias for q in queries if q.field_info.is_required())
+        optional = tuple(q.alias for q in queries if not q.field_info.is_required())
+        for method in sorted(context.methods or ()):
+            found.append(Operation(method, path, path_params, required, optional, bool(bodies)))
     return found
 
 
@@ -175,6 +202,10 @@ def _with_id(content: bytes, old: str, new: str) -> bytes:
 
 
 def _assert_unauthorized(answer: httpx.Response, who: str, op: Operation) -> None:
+    if op.path.startswith("/portal") and answer.status_code == 303:
+        # A page sends a browser without a session to the login form instead.
+        assert answer.headers["location"].startswith("/login"), f"{who} {op.name}"
+        return
     assert answer.status_code == 401, f"{who} {op.name}: {answer.status_code} {answer.text}"
     assert answer.headers["www-authenticate"] == "Bearer"
     assert answer.json()["detail"][0]["field"] == "Authorization"
@@ -244,7 +275,7 @@ async def test_payouts_operation_answers_a_key_only_about_its_own_objects(
             f"{op.name}: another's object and an unknown one answer differently:\n"
             f"{other.headers} {other.text}\n{unknown.headers} {unknown.text}"
         )
-    if 200 <= own.status_code < 400:
+    if own.status_code not in (401, 403, 404):  # past access control
         assert OWNED[role] in objects, f"{role} reads {op.name}, which is not about its own"
     else:  # the role may not use this operation at all: refused as for another's object
         assert _same_answer(own, other, OWN_IDS[kind], OTHER_IDS[kind]), (
