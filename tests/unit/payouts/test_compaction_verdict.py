@@ -31,7 +31,7 @@ def version(number: int, window_days: int, lock_days: int, **extra: object) -> T
         currency="EUR",
         cookie_window_days=window_days,
         lock_days=lock_days,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
     return TermsVersion(version=number, effective_from=0, published_at=0, terms=terms)
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
+from afflux.payouts import compaction
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.errors import JSON_ERRORS
 from afflux.payouts.health import CHECKS, ledger_detail
@@ -114,6 +115,20 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
             asyncio.create_task(metrics.redis_memory.run(redis)),
         ]
         tasks[1].add_done_callback(_exit_if_failed)
+        if settings.ledger_compact_interval_s > 0:  # docs/payouts.md, "Compaction"
+            grace_ms = settings.ledger_compact_grace_days * 86_400_000
+            tasks.append(
+                asyncio.create_task(
+                    compaction.run_every(
+                        store,
+                        directory.versions,
+                        directory.ready,
+                        settings.ledger_compact_interval_s,
+                        grace_ms,
+                        clock,
+                    )
+                )
+            )
         webhooks = webhook_store(redis, settings)
         if settings.webhooks_enabled:  # its own consumer group: docs/webhooks.md
             senders = start_sender(settings, webhooks, directory, webhook_metrics, clock)

@@ -13,6 +13,10 @@ or line records. Costs, with c = the creator's campaign-periods:
   campaign-periods: O(c + that period's postings).
 - ``period_counters``: the ``kpis`` and ``clicks`` hashes of one campaign-period:
   O(counters), independent of how many facts the period holds.
+
+A compacted campaign-period (``snapshots``) has no journal: the posting reads take
+the creator's postings from its snapshot (read in the same round trip), the sums
+its currency and, for an ``as_of`` before its latest approval, its pending part.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from afflux.payouts import snapshots
 from afflux.payouts.keys import creator_index_pair, creator_index_range
 from afflux.payouts.store import LedgerStore
 from afflux.payouts.views import PeriodSums
-from afflux.shared.core.journal.records import Posting, posting_from_json
+from afflux.shared.core.journal.records import Posting
 
 CampaignPeriod = tuple[str, str]
 
@@ -107,10 +112,19 @@ async def creator_sums(
     pending = await pending_amounts(
         store, [(cid, period, affiliate) for (cid, period), *_ in found], as_of
     )
-    return [
-        PeriodSums(currency, total, reversed_, waiting)
-        for (_, currency, total, reversed_), waiting in zip(found, pending, strict=True)
-    ]
+    out = {
+        cp: PeriodSums(currency, total, reversed_, waiting)
+        for (cp, currency, total, reversed_), waiting in zip(found, pending, strict=True)
+    }
+    # A compacted period has no journal: its currency and pending part from the snapshot.
+    bare = [(n, cp) for n, cp in enumerate(cps) if not answers[2 * n + 1]]
+    compacted = await snapshots.compacted_sums(store, affiliate, [cp for _, cp in bare], as_of)
+    for n, cp in bare:
+        if cp in compacted:
+            total, reversed_ = answers[2 * n]
+            currency, waiting = compacted[cp]
+            out[cp] = PeriodSums(currency, int(total or 0), int(reversed_ or 0), waiting)
+    return [out[cp] for cp in cps if cp in out]
 
 
 @dataclass(frozen=True)
@@ -140,14 +154,7 @@ async def postings_page(
             if (cid, period) == (after.campaign_id, after.period):
                 seq = after.seq
         want = limit + 1 - len(out)  # one more than the page, to know whether any follows
-        raw: list[bytes] = await store.redis.zrangebyscore(
-            store.keys.period(cid, period, f"journal:{affiliate}"),
-            f"({seq}",
-            "+inf",
-            start=0,
-            num=want,
-        )
-        out += [posting_from_json(orjson.loads(x)) for x in raw]
+        out += await snapshots.postings_after(store, cid, period, affiliate, seq, want)
         if len(out) > limit:
             last = out[limit - 1]
             return out[:limit], Position(last.campaign_id, last.period, last.seq)
@@ -157,12 +164,9 @@ async def postings_page(
 async def period_postings(
     store: LedgerStore, affiliate: str, cps: Sequence[CampaignPeriod]
 ) -> list[Posting]:
-    """Every posting of the creator in ``cps``, in (campaign, period, seq) order."""
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for cid, period in cps:
-            pipe.zrange(store.keys.period(cid, period, f"journal:{affiliate}"), 0, -1)
-        answers: list[list[bytes]] = await pipe.execute()
-    return [posting_from_json(orjson.loads(x)) for raw in answers for x in raw]
+    """Every posting of the creator in ``cps``, in (campaign, period, seq) order (of a
+    compacted period, from its snapshot)."""
+    return await snapshots.postings_in(store, affiliate, cps)
 
 
 async def period_counters(

@@ -68,10 +68,12 @@ async def clear_ledger(
 
 
 async def _unlink(redis: Redis[bytes], keys: list[bytes]) -> int:
-    # One key per command: on a cluster the keys live in many slots.
+    # One key per command: on a cluster the keys live in many slots. Through
+    # execute_command: a cluster pipeline's ``unlink`` is a coroutine of the client (it
+    # splits keys by slot), never queued, so nothing would be deleted.
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
-            pipe.unlink(key)
+            pipe.execute_command("UNLINK", key)
         return sum(int(n) for n in await pipe.execute())
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from afflux.payouts import payout_records, reads
+from afflux.payouts import payout_records, reads, snapshots
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.ids import derived_id
@@ -48,6 +48,9 @@ async def approved_by_creator(
     totals = await reads.period_creator_sums(store, cps)
     wanted = [(cid, p, a) for (cid, p), sums in zip(cps, totals, strict=True) for a in sorted(sums)]
     pending = await reads.pending_amounts(store, wanted, as_of)
+    # A compacted period keeps no approval schedule: its pending part from the snapshot.
+    closed = await snapshots.pending_amounts(store, wanted, as_of)
+    pending = [a + b for a, b in zip(pending, closed, strict=True)]
     approved: dict[Owner, int] = defaultdict(int)
     periods: dict[Owner, list[reads.CampaignPeriod]] = defaultdict(list)
     by_cp = dict(zip(cps, totals, strict=True))

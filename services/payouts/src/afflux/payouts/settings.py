@@ -40,6 +40,18 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
         "that its per-event facts (line records, applied event ids, click ids) are kept; "
         "postings, balances and KPIs stay",
     )
+    ledger_compact_grace_days: int = Field(
+        30,
+        ge=0,
+        description="days after a period's end + its campaign's longest window + longest lock "
+        "before it is closed and, once fully paid, compacted into a statement snapshot",
+    )
+    ledger_compact_interval_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="how often the service compacts closed, fully paid periods (the first "
+        "pass one interval after start); 0: never (afflux ledger compact still does)",
+    )
     ledger_max_poll_records: int = Field(
         500,
         ge=1,

@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from afflux.payouts import tallies
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
+from afflux.payouts.snapshots import refuse_compacted
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -469,6 +470,7 @@ class LedgerStore:
         def at(name: str) -> str:
             return self.keys.period(cid, period, name)
 
+        await refuse_compacted(self.redis, self.keys, cid, period)  # its statement is final
         token: bytes | None = await self.redis.get(at("ver"))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(at("lines"))

@@ -5,7 +5,7 @@ The order names its creators (``affiliate_id``, repeated: the live conversion's 
 any a correction replaced). Per creator and campaign-period of the campaign, one
 ``ZSCAN`` of the creator's journal with a pattern on the posting's order id, so only
 matching postings leave Redis: O(c + the creator's postings in the campaign), each
-checked again after decoding.
+checked again after decoding. A compacted period's postings come from its snapshot.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from afflux.payouts import params, reads, views
+from afflux.payouts import params, reads, snapshots, views
 from afflux.payouts.deps import AdminDep, ClockDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import PostingView
@@ -66,6 +66,9 @@ async def order_postings(
                     posting = posting_from_json(orjson.loads(member))
                     if posting.order_id == order_id:
                         found[posting.posting_id] = posting
+            for posting in await snapshots.snapshot_of(store, cid, period, affiliate):
+                if posting.order_id == order_id:
+                    found[posting.posting_id] = posting
     return sorted(found.values(), key=lambda p: (p.affiliate_id, p.period, p.seq))
 
 

@@ -1,0 +1,394 @@
+"""Compacting a closed, fully paid campaign-period, on a plain Redis and a Redis Cluster:
+every read answers the same figures before and after, to the cent; the ledger takes
+no more facts for the period (the consumer dead-letters them, naming why); a rebuild
+clears the snapshot with the rest and replays the same postings.
+
+The ledger: campaign ``cmpt`` (EUR, 1000 per sale, 5 per valid click, creator cap
+2500, 10 lock days, 30-day window). January: anna sells four times (the third is cut
+at the cap, the fourth cut whole) and her first sale is refunded after its approval
+(a clawback that releases the cuts); bob sells once and is refunded before approval
+(a reduction), and has valid and bot clicks; carl has only a bot click (no postings).
+April: anna sells once (pending until April 30). A payout run on March 1 pays
+January. January closes at Feb 1 + 30 (window) + 10 (lock) + 30 (grace) days.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from afflux.cli.scenario_checks import read_topic
+from afflux.payouts import reads, run
+from afflux.payouts.app import create_app
+from afflux.payouts.compaction import compact_pass
+from afflux.payouts.consumer import LedgerConsumer
+from afflux.payouts.keys import Keys
+from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.rebuild import clear_ledger
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.snapshots import PeriodCompacted
+from afflux.payouts.store import Batch, ClickItem, LedgerStore
+from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.journal.compaction import closes_at
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.redis_client import connect_ready
+from afflux.shared.wire import encode
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+JAN_1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+MAR_1 = JAN_1 + 59 * DAY
+APR_1 = JAN_1 + 90 * DAY
+GRACE = 30 * DAY
+TOKEN = "compaction-admin-token"
+CAMPAIGN = "cmpt"
+KEYS = Keys()
+
+TERMS = TermsVersion(
+    version=1,
+    effective_from=0,
+    published_at=0,
+    terms=CampaignTerms.model_validate(
+        {
+            "campaign_id": CAMPAIGN,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "lock_days": 10,
+            "cookie_window_days": 30,
+            "plan": {
+                "sale": {"rate": {"fixed_minor": 1000}},
+                "click": {"per_click_minor": 5},
+                "creator_cap_minor": 2500,
+            },
+        }
+    ),
+)
+CLOSES = closes_at("2026-01", (TERMS,), GRACE)  # 2026-04-12T00:00:00Z
+CREATORS = ("anna", "bob", "carl")
+ORDERS = ("a1", "a2", "a3", "a4", "b1", "a5")
+
+
+def _sale(name: str, affiliate: str, at: int) -> ConversionFact:
+    return ConversionFact(
+        conversion_id=f"conv-{name}",
+        event_id=f"ev-{name}",
+        order_id=f"order-{name}",
+        affiliate_id=affiliate,
+        kind="sale",
+        action=None,
+        amount_minor=10_000,
+        currency="EUR",
+        new_customer=False,
+        occurred_at=at,
+        terms_version=1,
+    )
+
+
+def _click(n: int, affiliate: str, at: int, *reasons: str) -> ClickItem:
+    return ClickItem(CAMPAIGN, "2026-01", f"click-{n}", affiliate, at, reasons)
+
+
+def _refund(name: str, at: int) -> tuple[str, str, RefundFact]:
+    fact = RefundFact(f"rev-{name}", f"ev-rev-{name}", f"order-{name}", 10_000, at, f"conv-{name}")
+    return CAMPAIGN, "2026-01", fact
+
+
+BATCHES = [
+    Batch(
+        conversions=[
+            (CAMPAIGN, "2026-01", _sale("a1", "anna", JAN_1 + 1 * HOUR)),
+            (CAMPAIGN, "2026-01", _sale("a2", "anna", JAN_1 + 2 * HOUR)),
+            (CAMPAIGN, "2026-01", _sale("a3", "anna", JAN_1 + 3 * HOUR)),
+            (CAMPAIGN, "2026-01", _sale("b1", "bob", JAN_1 + 4 * HOUR)),
+        ],
+        clicks=[
+            _click(1, "bob", JAN_1 + 5 * HOUR),
+            _click(2, "bob", JAN_1 + 6 * HOUR),
+            _click(3, "bob", JAN_1 + 7 * HOUR, "bot"),
+            _click(4, "carl", JAN_1 + 8 * HOUR, "bot"),
+        ],
+    ),
+    Batch(
+        conversions=[
+            (CAMPAIGN, "2026-01", _sale("a4", "anna", JAN_1 + 2 * DAY)),
+            (CAMPAIGN, "2026-04", _sale("a5", "anna", APR_1 + 19 * DAY)),
+        ],
+        refunds=[_refund("b1", JAN_1 + 3 * DAY)],  # before b1's approval: a reduction
+    ),
+    Batch(refunds=[_refund("a1", JAN_1 + 20 * DAY)]),  # after a1's approval: a clawback
+]
+# As-of times that split the figures: January's approvals ahead, behind; April's ahead.
+AS_OF = (JAN_1 + 5 * DAY, JAN_1 + 12 * DAY, MAR_1, CLOSES, APR_1 + 40 * DAY)
+
+
+def _directory() -> CampaignDirectory:
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(event_id="t", occurred_at=0, campaign_id=CAMPAIGN, versions=(TERMS,))
+    )
+    return directory
+
+
+def _versions(campaign: str) -> tuple[TermsVersion, ...]:
+    assert campaign == CAMPAIGN
+    return (TERMS,)
+
+
+@dataclass
+class Ledger:
+    redis: Redis[bytes]
+    store: LedgerStore
+    http: httpx.AsyncClient
+
+    async def get(self, path: str, **params: Any) -> Any:
+        response = await self.http.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def pay(self, as_of: int, period: str) -> list[dict[str, Any]]:
+        body = {"as_of": as_of, "period": period, "campaign_id": CAMPAIGN}
+        response = await self.http.post("/v1/payouts/run", json=body)
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
+
+@pytest.fixture
+async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
+    redis: Redis[bytes] = await connect_ready(ledger_redis_url)  # type: ignore[assignment]
+    store = LedgerStore(redis)
+    for batch in BATCHES:
+        await store.apply(batch, _versions, lambda cid: "EUR")
+    app = create_app(
+        PayoutsSettings(
+            _env_file=None,
+            admin_token=SecretStr(TOKEN),
+            kafka_bootstrap=infra.kafka_bootstrap,
+            redis_url="redis://unused",
+        ),
+        clock=lambda: CLOSES,
+    )
+    producer = new_producer(infra.kafka_bootstrap)
+    await producer.start()
+    app.state.store, app.state.producer, app.state.directory = store, producer, _directory()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://payouts",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as http:
+            yield Ledger(redis, store, http)
+    finally:
+        await producer.stop()
+        await redis.aclose()  # type: ignore[attr-defined]
+
+
+async def _walk(ledger: Ledger, affiliate: str, limit: int, **narrow: Any) -> list[Any]:
+    """Every page of the creator's ledger, following the cursors."""
+    pages: list[Any] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": limit, "as_of": MAR_1, **narrow}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = await ledger.get(f"/v1/creators/{affiliate}/ledger", **params)
+        pages.append(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+async def every_read(ledger: Ledger) -> dict[str, Any]:
+    """Every figure the API and the payout run read, keyed by what was asked."""
+    out: dict[str, Any] = {}
+    store = ledger.store
+    for a in CREATORS:
+        cps = await reads.creator_periods(store, a)
+        for at in AS_OF:
+            out[f"balance {a} {at}"] = await ledger.get(f"/v1/creators/{a}/balance", as_of=at)
+            out[f"sums {a} {at}"] = await reads.creator_sums(store, a, cps, at)
+            for period in ("2026-01", "2026-04"):
+                out[f"statement {a} {period} {at}"] = await ledger.get(
+                    f"/v1/creators/{a}/statement", period=period, as_of=at
+                )
+        for limit in (1, 2, 3, 100):
+            out[f"ledger {a} {limit}"] = await _walk(ledger, a, limit)
+        out[f"ledger {a} january"] = await _walk(
+            ledger, a, 2, campaign_id=CAMPAIGN, period="2026-01"
+        )
+    for order in ORDERS:
+        out[f"order {order}"] = await ledger.get(
+            f"/v1/campaigns/{CAMPAIGN}/orders/order-{order}/postings",
+            affiliate_id=["anna", "bob"],
+            as_of=MAR_1,
+        )
+    for period in ("2026-01", "2026-04"):
+        out[f"kpis {period}"] = await ledger.get(f"/v1/kpis/campaigns/{CAMPAIGN}", period=period)
+    cps = [(CAMPAIGN, p) for p in await reads.campaign_periods(store, CAMPAIGN)]
+    for at in AS_OF:
+        out[f"approved {at}"] = await run.approved_by_creator(store, cps, at)
+    return out
+
+
+async def _period_keys(redis: Redis[bytes], period: str) -> set[str]:
+    names = [
+        "ver", "lines", "events", "clickids", "confirmed", "kpis", "sums", "clicks",
+        "snapshot", "compacted",
+        *(f"{kind}:{a}" for a in CREATORS for kind in ("journal", "due", "dueamt")),
+    ]  # fmt: skip
+    found = set()
+    for name in names:
+        if await redis.exists(KEYS.period(CAMPAIGN, period, name)):
+            found.add(name)
+    return found
+
+
+async def test_compaction_keeps_every_figure_and_closes_the_period(ledger: Ledger) -> None:
+    store = ledger.store
+    # Not paid yet: closed, but kept.
+    outcomes = {
+        o.period: o
+        for o in await compact_pass(store, _versions, CLOSES, grace_ms=GRACE, campaign=CAMPAIGN)
+    }
+    assert not outcomes["2026-01"].compacted
+    assert "not paid yet" in outcomes["2026-01"].reason
+    paid = await ledger.pay(MAR_1, "2026-03")
+    assert {r["affiliate_id"]: r["status"] for r in paid} == {"anna": "paid", "bob": "paid"}
+
+    before = await every_read(ledger)
+    postings = 0
+    for a in CREATORS:
+        postings += await ledger.redis.zcard(KEYS.period(CAMPAIGN, "2026-01", f"journal:{a}"))
+    # 1 ms before the close: still open.
+    early = {o.period: o for o in await compact_pass(store, _versions, CLOSES - 1, grace_ms=GRACE)}
+    assert not early["2026-01"].compacted
+    assert early["2026-01"].reason.startswith("open until")
+    # A dry run writes nothing.
+    dry = {o.period: o for o in await compact_pass(store, _versions, CLOSES, dry_run=True)}
+    assert dry["2026-01"].reason == "would compact (dry run)"
+    assert "snapshot" not in await _period_keys(ledger.redis, "2026-01")
+
+    done = {o.period: o for o in await compact_pass(store, _versions, CLOSES, grace_ms=GRACE)}
+    january = done["2026-01"]
+    assert january.compacted, january
+    assert (january.creators, january.postings) == (2, postings)  # carl has none
+    assert not done["2026-04"].compacted  # open, and April's sale is pending
+    assert january.bytes_after < january.bytes_before
+    print(
+        f"\ncompaction of {january.postings} postings, {january.creators} creators: "
+        f"{january.bytes_before} -> {january.bytes_after} bytes"
+    )
+    assert await _period_keys(ledger.redis, "2026-01") == {
+        "ver", "kpis", "sums", "clicks", "snapshot", "compacted"
+    }  # fmt: skip
+    again = {o.period: o for o in await compact_pass(store, _versions, CLOSES, grace_ms=GRACE)}
+    assert again["2026-01"].reason == "already compacted"
+
+    after = await every_read(ledger)
+    assert after.keys() == before.keys()
+    for name in before:
+        assert after[name] == before[name], name
+
+    # The payout run pays April's sale once approved, nothing more for January.
+    results = await ledger.pay(APR_1 + 40 * DAY, "2026-05")
+    assert {r["affiliate_id"]: (r["status"], r["amount_minor"]) for r in results} == {
+        "anna": ("paid", 1000),
+        "bob": ("nothing_due", 0),
+    }
+
+
+async def test_a_compacted_period_takes_no_more_facts(ledger: Ledger, infra: Any) -> None:
+    await ledger.pay(MAR_1, "2026-03")
+    await compact_pass(ledger.store, _versions, CLOSES, grace_ms=GRACE)
+    late = Batch(conversions=[(CAMPAIGN, "2026-01", _sale("late", "anna", JAN_1 + 9 * DAY))])
+    # The store that wrote the period (its state cached) and a new one both refuse.
+    for store in (ledger.store, LedgerStore(ledger.redis)):
+        with pytest.raises(PeriodCompacted, match="'2026-01' was compacted at 2026-04-12"):
+            await store.apply(late, _versions, lambda cid: "EUR")
+    january = await _period_keys(ledger.redis, "2026-01")
+    assert "journal:anna" not in january
+
+    # Through the consumer: the record is dead-lettered with the reason, the rest applied.
+    producer = new_producer(infra.kafka_bootstrap)
+    await producer.start()
+    consumer = LedgerConsumer(
+        bootstrap=infra.kafka_bootstrap,
+        group_id="compaction-test",
+        instance_id=None,
+        store=LedgerStore(ledger.redis),
+        directory=_directory(),
+        producer=producer,
+        metrics=PayoutsMetrics(),
+    )
+    key = f"late-{uuid.uuid4().hex[:8]}"
+    try:
+        records = [
+            _record(7, key, encode(_attributed("late", JAN_1 + 9 * DAY))),
+            _record(8, "fine", encode(_attributed("may", APR_1 + 35 * DAY))),
+        ]
+        await consumer._apply({TopicPartition("conversions", 0): records})
+    finally:
+        await producer.stop()
+    letters = [
+        e
+        for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+        if isinstance(e, DeadLetter) and e.key == key
+    ]
+    (letter,) = letters
+    assert letter.error_class == "PeriodCompacted"
+    assert "'2026-01' was compacted at" in letter.reason
+    may = await ledger.redis.zrange(KEYS.period(CAMPAIGN, "2026-05", "journal:anna"), 0, -1)
+    assert [json.loads(p)["order_id"] for p in may] == ["order-may"]
+
+
+async def test_a_rebuild_clears_the_snapshot_and_replays_the_same_postings(ledger: Ledger) -> None:
+    cps = await reads.creator_periods(ledger.store, "anna")
+    before = await reads.period_postings(ledger.store, "anna", cps)
+    await ledger.pay(MAR_1, "2026-03")
+    await compact_pass(ledger.store, _versions, CLOSES, grace_ms=GRACE)
+    await clear_ledger(ledger.redis, grace_s=0)
+    assert await _period_keys(ledger.redis, "2026-01") == set()
+    replay = LedgerStore(ledger.redis)
+    for batch in BATCHES:
+        await replay.apply(batch, _versions, lambda cid: "EUR")
+    assert await _period_keys(ledger.redis, "2026-01") >= {"journal:anna", "lines"}
+    assert await reads.period_postings(replay, "anna", cps) == before
+
+
+def _attributed(name: str, at: int) -> ConversionAttributed:
+    return ConversionAttributed(
+        event_id=f"ev-{name}",
+        occurred_at=at,
+        conversion_id=f"conv-{name}",
+        order_id=f"order-{name}",
+        campaign_id=CAMPAIGN,
+        affiliate_id="anna",
+        reason="cookie",
+        model="last_click",
+        window_ms=1,
+        terms_version=1,
+        amount_minor=10_000,
+        currency="EUR",
+        order_event_id=f"oev-{name}",
+    )
+
+
+def _record(offset: int, key: str, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        "conversions", 0, offset, 0, 0, key.encode(), value, None, len(key), len(value), []
+    )
