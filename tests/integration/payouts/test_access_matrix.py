@@ -14,7 +14,9 @@ Payouts (in process on a real Redis, afflux.payouts seeded by ``access_app``):
 - about its own object: a 2xx, unless the role may not use the operation at all (then
   the same refusal as for another's object);
 - an operation without an object answers a creator or merchant only when it is about
-  the caller itself (``SELF``); otherwise it refuses them.
+  the caller itself (``SELF``); otherwise it refuses them;
+- every state-changing request made with a session cookie but without its CSRF token,
+  from our origin or another, is refused (401 or 403).
 
 Clicks and orders know no creator or merchant keys: each non-public operation refuses a
 request without credentials and one with such a key, and the admin token is accepted
@@ -51,6 +53,7 @@ from afflux.orders.app import create_app as orders_app
 from afflux.orders.settings import OrdersSettings
 from afflux.payouts.app import create_app as payouts_app
 from afflux.payouts.settings import PayoutsSettings
+from afflux.shared.core.access import ADMIN
 
 pytestmark = pytest.mark.integration
 
@@ -338,3 +341,45 @@ async def test_clicks_and_orders_refuse_anonymous_and_portal_keys(
             if answer.status_code == 401:
                 [problem, *_] = answer.json()["detail"]
                 assert problem["field"] in SIGNED_FIELDS, answer.text
+
+
+STATE_CHANGING = [op for op in PAYOUTS_OPS if op.method not in ("GET", "HEAD", "OPTIONS")]
+
+
+@pytest.mark.parametrize("role", ["admin", "creator", "merchant"])
+@pytest.mark.parametrize("op", STATE_CHANGING, ids=lambda op: op.name)
+async def test_every_state_changing_request_with_a_session_needs_its_csrf_token(
+    world: AccessWorld, op: Operation, role: str
+) -> None:
+    if (op.method, op.path) in PUBLIC:
+        return  # the login form has its own double-submit token (test_access_sessions)
+    store = world.app.state.access
+    credential = {
+        "admin": ADMIN_TOKEN,
+        "creator": world.creator_key,
+        "merchant": world.merchant_key,
+    }[role]
+    principal = ADMIN if role == "admin" else await store.principal_of_key(credential)
+    session_id, _ = await store.begin_session(principal, credential, 600)
+    url, query, _ = _request(op, OWN_IDS)
+    transport = httpx.ASGITransport(world.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://portal.test", cookies={"afx_session": session_id}
+    ) as http:
+        for origin in ("https://portal.test", "https://evil.example"):
+            answer = await http.request(
+                op.method,
+                url,
+                params=query,
+                content=b"csrf_token=wrong" if not op.has_body else b"{}",
+                headers={
+                    "origin": origin,
+                    "content-type": "application/x-www-form-urlencoded"
+                    if not op.has_body
+                    else "application/json",
+                },
+            )
+            assert answer.status_code in (401, 403), (
+                f"{role} session {op.name} from {origin} without its CSRF token: "
+                f"{answer.status_code} {answer.text[:300]}"
+            )
