@@ -45,7 +45,7 @@ MAX_RECORD_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_DIGIT_RUN = 256
 _DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (MAX_DIGIT_RUN + 1))
-_LONG_INTEGER = re.compile(rb"[0-9]{20}")  # 2**64 has 20 digits
+_LONG_INTEGER = b"0" * 20  # 2**64 has 20 digits; searched in the digit mask below
 # Every 32nd byte: a run of more than MAX_DIGIT_RUN digits covers 8 of them in a row.
 _STRIDE = 32
 _SAMPLED_RUN = b"0" * (MAX_DIGIT_RUN // _STRIDE)
@@ -122,7 +122,7 @@ def parse_value(value: bytes | None) -> Any:
         # orjson is several times faster, but reads an integer beyond 64 bits as a
         # float: a value with such a digit run (rare: no field needs one) takes the
         # exact parser.
-        if _LONG_INTEGER.search(value) is None:
+        if _LONG_INTEGER not in value.translate(_DIGIT_MASK):
             return orjson.loads(value)
         return json.loads(value)
     except UndecodableRecord:
