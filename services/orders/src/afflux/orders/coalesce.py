@@ -1,4 +1,5 @@
-"""Coalesce concurrent single calls into one batch call per event-loop turn."""
+"""Coalesce concurrent single calls into batch calls: per event-loop turn, and behind the
+batches already running."""
 
 from __future__ import annotations
 
@@ -13,15 +14,25 @@ R = TypeVar("R")
 class Coalescer(Generic[T, R]):
     """``await submit(item)`` runs ``batch(items)`` once for everything submitted in one turn.
 
-    Requests handled in the same loop iteration share one Redis round trip; a
-    lone request pays nothing extra (the flush is scheduled with call_soon).
+    Requests handled in the same loop iteration share one batch; a lone request
+    pays nothing extra (the flush is scheduled with call_soon). With
+    ``max_in_flight``, while that many batches run, what is submitted waits and
+    goes as one batch when one of them ends (group commit): under load each batch
+    then holds what arrived during the previous one, so the number of batches per
+    second stays near ``max_in_flight`` over a batch's latency however many
+    requests come in.
     """
 
     def __init__(
-        self, batch: Callable[[Sequence[T]], Awaitable[Sequence[R]]], max_size: int = 1000
+        self,
+        batch: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        max_size: int = 1000,
+        max_in_flight: int | None = None,
     ) -> None:
         self._batch = batch
         self._max = max_size
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
         self._items: list[T] = []
         self._waiters: list[asyncio.Future[R]] = []
         self._scheduled = False
@@ -41,15 +52,25 @@ class Coalescer(Generic[T, R]):
 
     def _flush(self) -> None:
         self._scheduled = False
-        if not self._items:
-            return
-        items, waiters = self._items, self._waiters
-        self._items, self._waiters = [], []
-        task = asyncio.get_running_loop().create_task(self._run(items, waiters))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        limit = self._max_in_flight
+        # Beyond the limit the items wait: the next batch to end starts them.
+        while self._items and (limit is None or self._in_flight < limit):
+            items, waiters = self._items[: self._max], self._waiters[: self._max]
+            self._items, self._waiters = self._items[self._max :], self._waiters[self._max :]
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._run(items, waiters))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _run(self, items: list[T], waiters: list[asyncio.Future[R]]) -> None:
+        try:
+            await self._settle(items, waiters)
+        finally:
+            self._in_flight -= 1
+            if self._items:
+                self._flush()
+
+    async def _settle(self, items: list[T], waiters: list[asyncio.Future[R]]) -> None:
         try:
             results = await self._batch(items)
         except Exception as exc:  # handed to every caller of this batch

@@ -51,6 +51,7 @@ class Limits:
     tolerance_s: int
     produce_timeout_s: float
     pending_wait_s: float
+    batches_in_flight: int | None = None  # None: a batch per event-loop turn, unbounded
 
 
 def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = "") -> M:
@@ -88,7 +89,9 @@ class Ingestor:
         self.metrics = metrics
         self.clock = clock
         self.limits = limits
-        self._orders: Coalescer[tuple[NewOrder, OrderPlaced], str] = Coalescer(self._order_batch)
+        self._orders: Coalescer[tuple[NewOrder, OrderPlaced], str] = Coalescer(
+            self._order_batch, max_in_flight=limits.batches_in_flight
+        )
         self._background: set[asyncio.Task[None]] = set()
 
     # -- authentication and terms -------------------------------------------------
@@ -247,7 +250,8 @@ class Ingestor:
         """Claim every order of the batch, produce the claimed ones, settle the claims.
 
         One Redis call and one packed record per partition for all the requests
-        that arrived in the same event-loop turn; each caller is woken once.
+        that arrived in the same event-loop turn, or while the batches in flight ran;
+        each caller is woken once its event is acknowledged.
         """
         statuses: list[str] = list(
             await self.claims.reserve_orders([claim for claim, _ in items], self.clock())

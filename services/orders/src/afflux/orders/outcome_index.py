@@ -168,8 +168,10 @@ class OutcomeConsumer:
         producer: AIOKafkaProducer,
         metrics: OutcomeMetrics,
         max_records: int = 1000,
+        linger_s: float = 0.1,
     ) -> None:
         self.index = index
+        self.linger_s = linger_s
         self.producer = producer
         self.metrics = metrics
         self.max_records = max_records
@@ -205,6 +207,10 @@ class OutcomeConsumer:
         if records:
             await self._until_stored(records)
             await self.consumer.commit()
+        if 0 < len(records) < self.max_records // 10:
+            # Caught up: let the next poll gather more. Polling again at once stores and
+            # commits a few records at a time, which cost the process more than the orders.
+            await asyncio.sleep(self.linger_s)
 
     async def _until_stored(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         events: list[Envelope] = []

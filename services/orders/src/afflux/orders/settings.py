@@ -58,6 +58,13 @@ class OrdersSettings(CommonSettings):
         ge=0,
         description="producer linger; 0 because events are already packed per event-loop turn",
     )
+    orders_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="order batches (claim, produce, await the broker) running at once; "
+        "orders arriving meanwhile gather into the next batch",
+    )
     orders_redis_prefix: str = Field("afx:orders", description="Redis key prefix")
     orders_outcome_index: bool = Field(
         True,
