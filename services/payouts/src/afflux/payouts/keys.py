@@ -21,7 +21,9 @@ Four kinds of slot, by hash tag (prefix ``afx:pay:``):
   (click tallies), ``confirmed`` (order -> confirmation event id), ``kpis`` (KPI
   counters), ``sums`` (per creator: ``total|<a>``, ``reversed|<a>``), ``journal:<a>``
   (the creator's postings, scored by their sequence number), ``due:<a>`` and
-  ``dueamt:<a>`` (the creator's postings summed per approval time, for balances).
+  ``dueamt:<a>`` (the creator's postings summed per approval time, for balances);
+  once compacted (``compaction``), ``snapshot`` and ``compacted`` instead of the
+  journals, approval schedules and per-event keys (``snapshots``).
 """
 
 from __future__ import annotations
