@@ -12,6 +12,13 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
     """Built once in the entrypoint, never at import."""
 
     payouts_port: int = Field(8003, ge=1, le=65535, description="HTTP port of the payouts service")
+    payouts_operator_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="a second, internal port: /metrics, /openapi.json and /docs answer only "
+        "there, not on the port browsers reach the portal at (0: on the one port)",
+    )
     payouts_public_url: str = Field(
         "",
         description="the URL browsers reach the payouts pages at (https://portal.example.com): "

@@ -12,7 +12,9 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from afflux.shared.io import serving
 from afflux.shared.io.http.apidocs import DOCS_PATH, OPENAPI_PATH
+from afflux.shared.io.http_limits import HttpLimits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,3 +54,18 @@ class OperatorPort:
                 await send({"type": "http.response.body", "body": _NOT_FOUND})
                 return
         await self.app(scope, receive, send)
+
+
+def serve_with_operator_port(
+    app: Any,
+    host: str,
+    port: int,
+    limits: HttpLimits | None,
+    operator_port: int,
+    **options: Any,
+) -> bool:
+    """``serving.serve``, and with ``operator_port`` (not 0) the operator paths moved there."""
+    if not operator_port:
+        return serving.serve(app, host, port, limits, **options)
+    wrapped = OperatorPort(app, operator_port)
+    return serving.serve(wrapped, host, port, limits, also_port=operator_port, **options)
