@@ -1,14 +1,19 @@
-"""``afflux bench clicks [--json]``: redirects/s of ``GET /c/{code}`` beside a bare FastAPI
-endpoint returning the same 302, measured in the same run.
+"""``afflux bench clicks [--json] [--server uvicorn|granian]``: redirects/s of
+``GET /c/{code}`` beside two baselines returning the same 302 (same headers), measured
+in the same run: a bare FastAPI endpoint, and a raw ASGI callable (what the server
+itself can answer: the ceiling of any app on it).
 
-Both servers are ``python -m`` children under the same uvicorn set-up
-(afflux.clicks.server: one worker, uvloop, httptools); the load comes from a
-separate process on loopback (afflux.bench.clicks_load). The clicks service
-really produces every click event to its own broker (``--broker``): the run checks
-that the ``clicks`` topic holds one event per 302 answered. Phases:
+The three servers are children under the same server set-up: by default the
+service's own (afflux.clicks.server: uvicorn, one worker, uvloop, httptools),
+with ``--server granian`` all three under granian (one worker, uvloop), to
+compare the two servers. The load comes from a separate process on loopback
+(afflux.bench.clicks_load). The clicks service really produces every click event
+to its own broker (``--broker``): the run checks that the ``clicks`` topic holds
+one event per 302 answered. Phases:
 
-1. peak: closed-loop load, the two sides alternated in rounds;
-2. latency: open-loop load at 70 % of the clicks service's peak, p99 of both;
+1. peak: closed-loop load, the three sides alternated in rounds;
+2. latency: open-loop load at 70 % of the clicks service's peak, p99 of the
+   service and of the bare endpoint;
 3. outage: the broker is stopped and the clicks service keeps answering; every
    answer that is not a 302 is counted (the target is zero).
 """
@@ -16,6 +21,7 @@ that the ``clicks`` topic holds one event per 302 answered. Phases:
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +37,7 @@ from afflux.bench.side_by_side import (
     events_on,
     run_load,
     start_backbone,
-    start_beside_bare,
+    start_server,
 )
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.topics import CLICKS
@@ -43,6 +49,44 @@ if TYPE_CHECKING:
 CAMPAIGN, TOKEN = "bench-shop", "bench-admin-token"
 FSYNC = "afflux_clicks_wal_fsync_seconds"
 BASELINE = "bare FastAPI endpoint returning the same 302"
+RAW_BASELINE = "raw ASGI callable returning the same 302"
+SERVERS = ("uvicorn", "granian")
+# What each side is under granian: (target, whether it is a factory).
+GRANIAN_TARGETS = {
+    "clicks": ("afflux.bench.clicks_granian:clicks_app", True),
+    "bare": ("afflux.bench.clicks_bare:bare_app", True),
+    "raw": ("afflux.bench.clicks_raw:raw_app", False),
+}
+UVICORN_MODULES = {"bare": "afflux.bench.clicks_bare", "raw": "afflux.bench.clicks_raw"}
+
+
+def _server_argv(server: str, side: str, port: int) -> list[str]:
+    """How ``side`` (clicks, bare, raw) is started on ``port`` under ``server``."""
+    if server == "granian":
+        target, factory = GRANIAN_TARGETS[side]
+        options = ["--interface", "asgi", "--loop", "uvloop", "--workers", "1", "--no-ws"]
+        address = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        factory_flag = ["--factory"] if factory else []
+        return [sys.executable, "-m", "granian", *options, *address, *factory_flag, target]
+    if side == "clicks":
+        return [sys.executable, "-m", "afflux.clicks"]  # its port from the environment
+    return [sys.executable, "-m", UVICORN_MODULES[side], str(port)]
+
+
+def _start_sides(
+    server: str, env: dict[str, str], work: Path, children: list[Any]
+) -> tuple[str, str, str]:
+    """The clicks service, the bare endpoint and the raw callable, started and healthy."""
+    from afflux.cli.processes import free_port
+
+    urls = []
+    for side in ("clicks", "bare", "raw"):
+        port = free_port()
+        side_env = {**env, "AFFLUX_CLICKS_PORT": str(port)} if side == "clicks" else {}
+        argv = _server_argv(server, side, port)
+        urls.append(start_server(side, argv, port, work, children, side_env))
+    clicks_url, bare_url, raw_url = urls
+    return clicks_url, bare_url, raw_url
 
 
 def _load(url: str, seconds: float, connections: int, rate: float | None = None) -> Result:
@@ -91,6 +135,7 @@ def run(
     rounds: int = 2,
     storage: BrokerStorage = "durable",
     broker: BrokerKind = "tansu",
+    server: str = "uvicorn",
 ) -> dict[str, Any]:
     children: list[Any] = []
     try:
@@ -110,16 +155,19 @@ def run(
             "AFFLUX_DATA_DIR": str(work / "data"),
             "AFFLUX_LOG_LEVEL": "WARNING",
         }
-        clicks_url, bare_url = start_beside_bare("clicks", env, work, children)
+        clicks_url, bare_url, raw_url = _start_sides(server, env, work, children)
         code = _create_link(clicks_url)
         clicks_target, bare_target = f"{clicks_url}/c/{code}", f"{bare_url}/c/{code}"
+        raw_target = f"{raw_url}/c/{code}"
         answered = 0
         _load(bare_target, 1.5, connections)  # warm-up
+        _load(raw_target, 1.5, connections)
         answered += _load(clicks_target, 1.5, connections)["status"].get("302", 0)
-        # Alternate the two sides so that a noisy neighbour hits both alike.
-        baseline, measured = Tally(), Tally()
+        # Alternate the three sides so that a noisy neighbour hits them alike.
+        baseline, raw, measured = Tally(), Tally(), Tally()
         for _ in range(rounds):
             baseline.add(_load(bare_target, seconds / rounds, connections))
+            raw.add(_load(raw_target, seconds / rounds, connections))
             result = _load(clicks_target, seconds / rounds, connections)
             measured.add(result)
             answered += result["status"].get("302", 0)
@@ -143,9 +191,13 @@ def run(
     finally:
         for child in reversed(children):
             child.stop()
-    value, base = measured.rate("302"), baseline.rate("302")
+    value, base, raw_base = measured.rate("302"), baseline.rate("302"), raw.rate("302")
     non_302 = {k: v for k, v in outage["status"].items() if k != "302"}
     facts = {
+        "raw_baseline": round(raw_base, 1),
+        "raw_ratio": round(value / raw_base, 3) if raw_base else 0.0,
+        "raw_baseline_name": RAW_BASELINE,
+        "server": server,
         "p50_ms": max(measured.p50),
         "p99_ms": max(measured.p99),
         "baseline_p50_ms": max(baseline.p50),
@@ -170,7 +222,15 @@ def run(
 
 
 def main(argv: Sequence[str]) -> int:
-    return bench_main(argv, "clicks", __doc__, (12.0, 32), run, _summary, _passed)
+    server = {
+        "choices": SERVERS,
+        "default": "uvicorn",
+        "dest": "server",
+        "help": "the server of all three sides (default: the service's own, uvicorn)",
+    }
+    return bench_main(
+        argv, "clicks", __doc__, (12.0, 32), run, _summary, _passed, {"--server": server}
+    )
 
 
 def _summary(result: Result) -> str:
@@ -180,7 +240,9 @@ def _summary(result: Result) -> str:
         f"({result['events_produced']} events for {result['answered_302']} redirects)\n"
         f"bare FastAPI 302: {result['baseline']:.0f} req/s "
         f"(p50 {result['baseline_p50_ms']:.2f} ms, p99 {result['baseline_p99_ms']:.2f} ms); "
-        f"ratio {result['ratio']:.2f} (target >= 0.80)\n"
+        f"ratio {result['ratio']:.2f}\n"
+        f"raw ASGI 302: {result['raw_baseline']:.0f} req/s; "
+        f"ratio {result['raw_ratio']:.2f} (target >= 0.50); all three on {result['server']}\n"
         f"at 70 % of peak ({result['rate_at_70pct']:.0f} req/s): "
         f"p99 {result['p99_ms_at_70pct']:.2f} ms "
         f"(bare {result['baseline_p99_ms_at_70pct']:.2f} ms; target <= 10 ms; inside the "

@@ -89,6 +89,20 @@ def start_beside_bare(
     return url, bare_url
 
 
+def start_server(
+    name: str, argv: list[str], port: int, work: Path, children: list[Any], env: dict[str, str]
+) -> str:
+    """``argv`` started as ``name`` (appended to ``children``) and healthy on ``port``:
+    its base URL."""
+    from afflux.cli.processes import Child
+
+    child = Child(name, argv, work / f"logs/{name}.log", env=env).start()
+    children.append(child)
+    url = f"http://127.0.0.1:{port}"
+    _wait_healthy(url, child)
+    return url
+
+
 def _wait_healthy(url: str, child: Any, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -201,16 +215,21 @@ def bench_main(
     run: Callable[..., Result],
     summary: Callable[[Result], str],
     passed: Callable[[Result], bool],
+    extra_options: dict[str, dict[str, Any]] | None = None,
 ) -> int:
     """``afflux bench <service> [--json] [--seconds S] [--connections C] [--storage ...]
-    [--broker tansu|kafka]``:
+    [--broker tansu|kafka]`` and the bench's own ``extra_options`` (flag: add_argument
+    keywords; each reaches ``run`` as a keyword of its ``dest``):
     ``run`` in a temporary directory, its ``summary`` printed, with --json one JSON line
     last; exit 0 when the result ``passed``."""
     seconds, connections = defaults
+    extra_options = extra_options or {}
     parser = PlainArgumentParser(prog=f"afflux bench {service}", description=description)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--seconds", type=float, default=seconds, help="measured seconds per side")
     parser.add_argument("--connections", type=int, default=connections)
+    for flag, options in extra_options.items():
+        parser.add_argument(flag, **options)
     from afflux.cli.brokers import add_broker_option, broker_of
     from afflux.cli.storage import add_storage_option, storage_of
 
@@ -218,9 +237,10 @@ def bench_main(
     add_broker_option(parser)
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix=f"afflux-bench-{service}-") as tmp:
+        extra = {o["dest"]: getattr(args, o["dest"]) for o in extra_options.values()}
         result = run(
             args.seconds, args.connections, Path(tmp), storage=storage_of(args),
-            broker=broker_of(args),
+            broker=broker_of(args), **extra,
         )  # fmt: skip
     print(broker_line(broker_of(args), storage_of(args)))
     print(summary(result))
