@@ -14,6 +14,7 @@ January. January closes at Feb 1 + 30 (window) + 10 (lock) + 30 (grace) days.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -27,10 +28,11 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from afflux.cli.main import main as afflux
 from afflux.cli.scenario_checks import read_topic
 from afflux.payouts import reads, run
 from afflux.payouts.app import create_app
-from afflux.payouts.compaction import compact_pass
+from afflux.payouts.compaction import compact_pass, run_every
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
@@ -42,6 +44,7 @@ from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
+from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.io.redis_client import connect_ready
@@ -151,6 +154,7 @@ def _versions(campaign: str) -> tuple[TermsVersion, ...]:
 
 @dataclass
 class Ledger:
+    url: str
     redis: Redis[bytes]
     store: LedgerStore
     http: httpx.AsyncClient
@@ -192,7 +196,7 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
             base_url="http://payouts",
             headers={"authorization": f"Bearer {TOKEN}"},
         ) as http:
-            yield Ledger(redis, store, http)
+            yield Ledger(ledger_redis_url, redis, store, http)
     finally:
         await producer.stop()
         await redis.aclose()  # type: ignore[attr-defined]
@@ -392,3 +396,46 @@ def _record(offset: int, key: str, value: bytes) -> ConsumerRecord[bytes, bytes]
     return ConsumerRecord(
         "conversions", 0, offset, 0, 0, key.encode(), value, None, len(key), len(value), []
     )
+
+
+async def test_the_scheduled_pass_compacts_once_the_campaigns_are_known(ledger: Ledger) -> None:
+    await ledger.pay(MAR_1, "2026-03")
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_every(ledger.store, _versions, ready, 0.01, GRACE, lambda: CLOSES)
+    )
+    try:
+        await asyncio.sleep(0.1)
+        assert "compacted" not in await _period_keys(ledger.redis, "2026-01")  # not ready yet
+        ready.set()
+        for _ in range(500):
+            if "compacted" in await _period_keys(ledger.redis, "2026-01"):
+                break
+            await asyncio.sleep(0.01)
+        assert "journal:anna" not in await _period_keys(ledger.redis, "2026-01")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_afflux_ledger_compact_reports_what_it_compacted(
+    ledger: Ledger, infra: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await publish_terms(infra.kafka_bootstrap, [(TERMS.terms, 0)])
+    command = ["ledger", "compact", "--redis-url", ledger.url]
+    command += ["--kafka-bootstrap", infra.kafka_bootstrap, "--campaign", CAMPAIGN]
+    assert await asyncio.to_thread(afflux, command) == 0  # today, January is closed
+    kept = capsys.readouterr().out
+    assert f"{CAMPAIGN} 2026-01: kept ('anna' has" in kept
+    await ledger.pay(MAR_1, "2026-03")
+    assert await asyncio.to_thread(afflux, [*command, "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert f"{CAMPAIGN} 2026-01: would compact (dry run), 2 creators" in dry
+    assert "would compact 1 of 2 campaign-periods" in dry
+    assert "snapshot" not in await _period_keys(ledger.redis, "2026-01")
+    assert await asyncio.to_thread(afflux, command) == 0
+    done = capsys.readouterr().out
+    assert f"{CAMPAIGN} 2026-01: closed and fully paid, 2 creators" in done
+    assert "compacted 1 of 2 campaign-periods" in done
+    assert "snapshot" in await _period_keys(ledger.redis, "2026-01")
