@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.fixtures import SubRequest
 
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
@@ -27,5 +28,31 @@ def private_broker(
         bootstrap = f"127.0.0.1:{port}"
         asyncio.run(create_topics(bootstrap, 4))
         yield bootstrap, work
+    finally:
+        broker.stop()
+
+
+# The stages' state stores (AFFLUX_STATE_STORE): the oracle and fault tests run with each.
+STATE_STORES = ("memory", "disk")
+
+
+@pytest.fixture(scope="module", params=STATE_STORES)
+def state_store(request: SubRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def store_broker(
+    tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind, state_store: str
+) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """A private broker per state store (outputs of one store's run never count for the
+    other's), and the worker environment that selects the store."""
+    work = tmp_path_factory.mktemp(f"attribution-{state_store}")
+    port = free_port()
+    broker = start_chosen_broker(broker_kind, port, work)
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        asyncio.run(create_topics(bootstrap, 4))
+        yield bootstrap, work, {"AFFLUX_STATE_STORE": state_store}
     finally:
         broker.stop()

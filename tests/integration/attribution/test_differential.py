@@ -4,7 +4,7 @@ Twenty-four seeded scenarios (window edges at +-1 ms, orders before their
 clicks, coupon against cookie, explicit and unknown click ids, several
 creators, redeliveries, lead confirmations, partial and over-refunds, refunds
 of unknown orders, a terms change) go through one worker together; each
-scenario's outputs must equal the oracle's for it.
+scenario's outputs must equal the oracle's for it. Once per state store.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ def scenarios() -> dict[int, Scenario]:
 
 @pytest.fixture(scope="module")
 def worker_run(
-    private_broker: tuple[str, Path], scenarios: dict[int, Scenario]
+    store_broker: tuple[str, Path, dict[str, str]], scenarios: dict[int, Scenario]
 ) -> Iterator[tuple[str, int]]:
-    bootstrap, work = private_broker
+    bootstrap, work, store = store_broker
     merged = next(iter(scenarios.values())).campaigns
     asyncio.run(h.publish_campaigns(bootstrap, merged))
-    worker, port = h.start_worker(bootstrap, work)
+    worker, port = h.start_worker(bootstrap, work, extra=store)
     try:
         events = [e for s in scenarios.values() for e in s.events]
         asyncio.run(h.produce(bootstrap, events, 4))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -20,6 +21,7 @@ from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime, run_forever
 from afflux.attribution.settings import AttributionSettings
 from afflux.attribution.stage import Record
+from afflux.attribution.store import DiskStores
 from afflux.attribution.web import WorkerWeb
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
@@ -79,6 +81,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         order_retention_ms=settings.order_retention_days * MS_PER_DAY,
         redecide=settings.attribution_redecide,
         clock_skew_ms=settings.attribution_clock_skew_s * 1000,
+        disk=_disk_stores(settings),
     )
     started = asyncio.Event()
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "internal": False}
@@ -151,6 +154,24 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     )
 
     return app, runtime
+
+
+def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] | None:
+    """Per stage, its partitions' local stores (``AFFLUX_STATE_STORE=disk``); None: memory."""
+    if settings.state_store != "disk":
+        return None
+    # Per instance: two workers sharing a data dir never open the same database.
+    root = settings.state_dir or settings.data_dir / f"attribution{settings.instance_id}-state"
+    group = settings.attribution_group
+
+    def stores(stage: str) -> DiskStores:
+        return DiskStores(
+            root / f"{group}-{stage}",
+            settings.state_cache_keys,
+            checkpoint_s=settings.state_checkpoint_seconds,
+        )
+
+    return stores
 
 
 async def _wait_started(started: asyncio.Event, directory: CampaignDirectory) -> None:

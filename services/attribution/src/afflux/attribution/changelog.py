@@ -39,23 +39,40 @@ async def read_partitions(
     bootstrap: str, topic: str, partitions: Iterable[int], *, idle_rounds: int = 3
 ) -> dict[int, dict[str, bytes | None]]:
     """The latest value of every key in each partition (None: deleted)."""
-    tps = [TopicPartition(topic, p) for p in partitions]
+    tails = await read_tails(bootstrap, topic, dict.fromkeys(partitions), idle_rounds=idle_rounds)
+    return {p: table for p, (table, _) in tails.items()}
+
+
+async def read_tails(
+    bootstrap: str, topic: str, starts: dict[int, int | None], *, idle_rounds: int = 3
+) -> dict[int, tuple[dict[str, bytes | None], int]]:
+    """Per partition, the latest value of every key written from its start offset (None:
+    from the beginning) to the fetch high watermark, and that watermark. A start offset
+    the partition no longer holds raises ``OffsetOutOfRangeError``."""
+    tps = [TopicPartition(topic, p) for p in starts]
     result: dict[int, dict[str, bytes | None]] = {tp.partition: {} for tp in tps}
     if not tps:
-        return result
+        return {}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="none",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
     try:
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        read: dict[TopicPartition, int] = dict.fromkeys(tps, 0)
+        read: dict[TopicPartition, int] = {}
+        for tp in tps:
+            start = starts[tp.partition]
+            if start is None:
+                await consumer.seek_to_beginning(tp)
+                read[tp] = 0
+            else:
+                consumer.seek(tp, start)
+                read[tp] = start
         quiet = 0
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=50_000)
@@ -74,7 +91,7 @@ async def read_partitions(
                 await asyncio.sleep(0)
     finally:
         await consumer.stop()
-    return result
+    return {tp.partition: (result[tp.partition], read[tp]) for tp in tps}
 
 
 def _done(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from afflux.attribution.join import JoinPartition, Output
+from afflux.attribution.join import JoinPartition, Output, decode_state
 from afflux.attribution.metrics import AttributionMetrics
-from afflux.attribution.refunds import RefundPartition
+from afflux.attribution.refunds import RefundPartition, decode_ledger
+from afflux.attribution.store import LocalStore
 from afflux.shared.core.attribution import largest_window_ms
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.event_time import (
@@ -114,8 +115,8 @@ class JoinHandler:
         self.order_retention_ms = order_retention_ms
         self.redecide = redecide
 
-    def new_state(self) -> JoinPartition:
-        return JoinPartition(self.redecide)
+    def new_state(self, local: LocalStore | None = None) -> JoinPartition:
+        return JoinPartition(self.redecide, local.bind(decode_state) if local else None)
 
     def on_event(self, state: JoinPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
         refused = self.campaigns.refused(topic, event, ts)
@@ -167,8 +168,8 @@ class RefundHandler:
         self.refund_wait_ms = refund_wait_ms
         self.order_retention_ms = order_retention_ms
 
-    def new_state(self) -> RefundPartition:
-        return RefundPartition()
+    def new_state(self, local: LocalStore | None = None) -> RefundPartition:
+        return RefundPartition(local.bind(decode_ledger) if local else None)
 
     def on_event(self, state: RefundPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
         refused = self.campaigns.refused(topic, event, ts)

@@ -20,11 +20,12 @@ from __future__ import annotations
 import heapq
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from afflux.attribution.outputs import OrderFacts, order_outcome
+from afflux.attribution.store import sweep
 from afflux.shared.core.attribution import (
     Attributed,
     ClickTouch,
@@ -118,12 +119,15 @@ class VisitorState:
 class JoinPartition:
     """The join's state for one partition and what happens to it."""
 
-    def __init__(self, redecide: bool = True) -> None:
+    def __init__(
+        self, redecide: bool = True, keys: MutableMapping[str, VisitorState] | None = None
+    ) -> None:
         # redecide=False only to prove that checks catch the arrival-dependent answer.
         self.redecide = redecide
         self.late: list[str] = []  # outcomes of late clicks met while deciding
         self.failed: list[Failed] = []  # orders whose deciding raised, to dead-letter
-        self.keys: dict[str, VisitorState] = {}
+        # Per-key state: a dict, or the disk store's keys (store.py).
+        self.keys: MutableMapping[str, VisitorState] = {} if keys is None else keys
         self.dirty: set[str] = set()
         # Pending orders by arrival: an order cannot be due before it arrived, so a tick
         # looks only at the head instead of at every pending order.
@@ -367,9 +371,10 @@ class JoinPartition:
         Event times are not ordered across visitors (a backfill, a late batch), so the
         event-time horizon alone could drop clicks an order arriving with them still
         needs: clicks of a key with a waiting order, and clicks that arrived recently,
-        are kept whatever their event time.
+        are kept whatever their event time. On the disk store a pass visits the next
+        slice of the keys (``store.sweep``).
         """
-        for key, state in list(self.keys.items()):
+        for key, state in sweep(self.keys):
             old = []
             if not state.pending:
                 old = [

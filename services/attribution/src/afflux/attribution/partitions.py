@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from aiokafka import TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 
-from afflux.attribution.changelog import read_partitions
+from afflux.attribution.changelog import read_partitions, read_tails
 from afflux.attribution.divergence import Position, check_inputs, committed_offsets
-from afflux.attribution.join import Failed
+from afflux.attribution.join import WATERMARK_KEY, Failed
+from afflux.attribution.store import INDEXES_KEY, DiskKeys, DiskStores, LocalStore
+from afflux.attribution.timer_indexes import dump_indexes, load_indexes
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class PartitionState(Protocol):
     def take_dirty(self) -> list[tuple[str, bytes | None]]: ...
     def restore(self, key: str, value: bytes) -> None: ...
     def take_failed(self) -> list[Failed]: ...
+    def forget(self, key: str) -> None: ...
 
 
 S = TypeVar("S", bound=PartitionState)
@@ -54,6 +58,7 @@ class Owned(Generic[S]):
     safe_ms: int = 0
     last: dict[str, Position] = field(default_factory=dict)  # topic -> last record consumed
     written: dict[str, Position] = field(default_factory=dict)  # ``last`` as in the changelog
+    local: LocalStore | None = None  # the disk store's database (None: state in memory)
 
 
 class Partitions(Generic[S]):
@@ -64,9 +69,10 @@ class Partitions(Generic[S]):
         name: str,
         inputs: tuple[str, ...],
         changelog: str,
-        new_state: Callable[[], S],
+        new_state: Callable[[LocalStore | None], S],
         bootstrap: str,
         group: str | None = None,
+        disk: DiskStores | None = None,
     ) -> None:
         self.name = name
         self.group = group  # the consumer group whose committed offsets are checked
@@ -74,6 +80,7 @@ class Partitions(Generic[S]):
         self.changelog = changelog
         self.new_state = new_state
         self.bootstrap = bootstrap
+        self.disk = disk  # None: state in memory, recovered from the whole changelog
         self.owned: dict[int, Owned[S]] = {}
         self.loading: dict[int, asyncio.Future[None]] = {}
         # Partitions whose state no longer matches their input log, with why: never
@@ -107,10 +114,14 @@ class Partitions(Generic[S]):
                 self.loading[p] = task
 
     async def _load(self, partitions: list[int]) -> None:
+        if self.disk is not None:
+            await self._adopt(await self._load_local(self.disk, partitions))
+            log.info("%s: recovered partitions %s from the local store", self.name, partitions)
+            return
         tables = await read_partitions(self.bootstrap, self.changelog, partitions)
         loaded: dict[int, Owned[S]] = {}
         for p, table in tables.items():
-            state = self.new_state()
+            state = self.new_state(None)
             position = table.pop(POSITION_KEY, None)
             for key, value in table.items():
                 if value is None:
@@ -126,6 +137,60 @@ class Partitions(Generic[S]):
                 owned.written = dict(owned.last)
         await self._adopt(loaded)
         log.info("%s: recovered partitions %s", self.name, partitions)
+
+    async def _load_local(self, disk: DiskStores, partitions: list[int]) -> dict[int, Owned[S]]:
+        """Each partition from its local store and the changelog after the store's marker;
+        from the whole changelog into an emptied store when the marker is not on it."""
+        stores = {p: disk.open(p) for p in partitions}
+        starts = {p: local.marker() for p, local in stores.items()}
+        try:
+            tails = await read_tails(self.bootstrap, self.changelog, starts)
+        except OffsetOutOfRangeError:
+            log.warning(
+                "%s: a local store's changelog offset is not on the changelog %s; reading"
+                " the whole changelog of partitions %s",
+                self.name,
+                self.changelog,
+                partitions,
+            )
+            for local in stores.values():
+                local.wipe()
+            tails = await read_tails(self.bootstrap, self.changelog, dict.fromkeys(partitions))
+        loaded: dict[int, Owned[S]] = {}
+        for p, (table, end) in tails.items():
+            local = stores[p]
+            state = self.new_state(local)
+            keys = local.keys
+            assert isinstance(keys, DiskKeys)
+            watermark = local.get(WATERMARK_KEY)
+            if watermark is not None:
+                state.restore(WATERMARK_KEY, watermark)
+            indexes = local.get(INDEXES_KEY)
+            if indexes is not None:
+                load_indexes(state, indexes)
+            position = local.get(POSITION_KEY)
+            for n, (key, value) in enumerate(table.items(), 1):
+                keys.absorb(key, value)
+                if key == POSITION_KEY:
+                    position = value
+                elif value is None:
+                    state.forget(key)
+                else:
+                    try:
+                        state.restore(key, value)
+                    except Exception:  # a bad changelog record loses its key, never the partition
+                        log.exception("%s[%d]: changelog key %r not restored", self.name, p, key)
+                if n % 20_000 == 0:  # a long tail: bound what RAM holds
+                    local.spill()
+                    keys.trim()
+            state.dirty.clear()
+            local.checkpoint(end, dump_indexes(state))
+            keys.trim()
+            owned = loaded[p] = Owned(state, local=local)
+            if position is not None:
+                owned.last = {t: (int(o), str(f)) for t, (o, f) in json.loads(position).items()}
+                owned.written = dict(owned.last)
+        return loaded
 
     async def _recheck(self, partitions: list[int]) -> None:
         await self._adopt({p: self.owned[p] for p in partitions if p in self.owned})

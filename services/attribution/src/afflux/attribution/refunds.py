@@ -21,6 +21,7 @@ orders in the join); a refund for a forgotten order is then unknown.
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from afflux.attribution.outputs import (
     refund_unmatched,
     reversal,
 )
+from afflux.attribution.store import sweep
 from afflux.shared.core.attribution import capped_refund
 from afflux.shared.events import ConversionAttributed, OrderRefunded, OrderUnattributed
 from afflux.shared.topics import REVERSALS, UNMATCHED
@@ -51,8 +53,9 @@ class OrderLedger:
 
 
 class RefundPartition:
-    def __init__(self) -> None:
-        self.keys: dict[str, OrderLedger] = {}
+    def __init__(self, keys: MutableMapping[str, OrderLedger] | None = None) -> None:
+        # Per-key state: a dict, or the disk store's keys (store.py).
+        self.keys: MutableMapping[str, OrderLedger] = {} if keys is None else keys
         self.dirty: set[str] = set()
         self.waiting: set[str] = set()
         self.watermark = 0  # largest event time seen
@@ -169,8 +172,9 @@ class RefundPartition:
         return failed
 
     def prune(self, horizon: int) -> None:
-        """Forget orders whose latest event is before ``horizon`` and that wait for nothing."""
-        for key, ledger in list(self.keys.items()):
+        """Forget orders whose latest event is before ``horizon`` and that wait for nothing
+        (on the disk store, among the next slice of the keys: ``store.sweep``)."""
+        for key, ledger in sweep(self.keys):
             if ledger.last_at < horizon and not ledger.waiting:
                 del self.keys[key]
                 self.waiting.discard(key)
@@ -189,7 +193,7 @@ class RefundPartition:
         if key == WATERMARK_KEY:
             self.watermark = max(self.watermark, int(value))
             return
-        ledger = _decode(value)
+        ledger = decode_ledger(value)
         self.keys[key] = ledger
         if ledger.waiting:
             self.waiting.add(key)
@@ -217,7 +221,7 @@ def vars_of(c: Converted) -> list[Any]:
     return [c.conversion_id, c.affiliate_id, c.amount_minor, c.currency, c.occurred_at]
 
 
-def _decode(raw: bytes) -> OrderLedger:
+def decode_ledger(raw: bytes) -> OrderLedger:
     doc = json.loads(raw)
     return OrderLedger(
         converted={k: Converted(*rest) for k, *rest in doc["c"]},

@@ -18,6 +18,7 @@ from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.outbox import Outbox
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.stage import Stage, Transport
+from afflux.attribution.store import DiskStores
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.clock_source import system_clock
@@ -43,6 +44,7 @@ class Runtime:
         clock: Callable[[], int] = system_clock,
         redecide: bool = True,
         clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
+        disk: Callable[[str], DiskStores] | None = None,
     ) -> None:
         self.directory = directory
         self.metrics = metrics
@@ -57,6 +59,7 @@ class Runtime:
             outbox,
             bootstrap,
             group,
+            disk("join") if disk else None,
         )
         self.refunds: Stage[RefundPartition] = Stage(
             "refunds",
@@ -67,6 +70,7 @@ class Runtime:
             outbox,
             bootstrap,
             group,
+            disk("refunds") if disk else None,
         )
         self.stages: tuple[Stage[Any], ...] = (self.join, self.refunds)
         self.assigned_once = False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
@@ -33,6 +36,25 @@ class AttributionSettings(CommonSettings):
         ge=0,
         description="how far an input event's occurred_at may be after its record's timestamp;"
         " later ones are dead-lettered (event_time_in_future)",
+    )
+    state_store: Literal["memory", "disk"] = Field(
+        "memory",
+        description="where the join and refund stages keep their per-key state: memory (all"
+        " of it in RAM; recovery reads the whole changelog) or disk (RocksDB per stage"
+        " partition under state_dir; RAM holds a cache and the timer indexes; recovery reads"
+        " the local store and the changelog written after its last checkpoint)",
+    )
+    state_dir: Path | None = Field(
+        None, description="the disk store's directory (default: data_dir/attribution-state)"
+    )
+    state_cache_keys: int = Field(
+        4096, ge=16, description="decoded states the disk store keeps in RAM per partition"
+    )
+    state_checkpoint_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="how often the disk store writes what changed (the changelog tail a"
+        " recovery reads is about this long)",
     )
     attribution_redecide: bool = Field(
         True,

@@ -64,6 +64,8 @@ from afflux.attribution.partitions import (
     PartitionState,
     S,
 )
+from afflux.attribution.store import DiskStores, LocalStore
+from afflux.attribution.timer_indexes import dump_indexes
 from afflux.shared.events import AnyEvent, DeadLetter
 
 __all__ = [
@@ -134,7 +136,9 @@ class StageHandler(Protocol[S]):
     # The topic named on the dead letters of decisions that raised in ``due``.
     failed_topic: str
 
-    def new_state(self) -> S: ...
+    def new_state(self, local: LocalStore | None = None) -> S:
+        """A partition's empty state: in memory, or over ``local`` (the disk store)."""
+        ...
 
     def on_event(
         self, state: S, topic: str, event: AnyEvent, ts: int
@@ -165,8 +169,9 @@ class Stage(Partitions[S]):
         outbox: Outbox,
         bootstrap: str,
         group: str | None = None,
+        disk: DiskStores | None = None,
     ) -> None:
-        super().__init__(name, inputs, changelog, handler.new_state, bootstrap, group)
+        super().__init__(name, inputs, changelog, handler.new_state, bootstrap, group, disk)
         self.handler = handler
         self.transport = transport
         self.outbox = outbox
@@ -251,6 +256,9 @@ class Stage(Partitions[S]):
                 letters = self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
                 if out or letters or state.dirty:
                     await self._emit(p, state, out, letters)
+                local = owned.local
+                if local is not None and local.due():  # changes stopped: checkpoint anyway
+                    await local.checkpoint_acked(dump_indexes(state))
 
     async def prune(self) -> None:
         """Let the handler forget what is no longer needed; write what it dropped."""
@@ -316,12 +324,21 @@ class Stage(Partitions[S]):
         pending = [await send(topic, key, value, part) for topic, key, value, part in records]
         if pending:
             await asyncio.gather(*pending)
-        if state.dirty:
-            for key, value in state.take_dirty():
-                await send(self.changelog, key.encode(), value, p)
         owned = self.owned.get(p)
+        local = owned.local if owned is not None and owned.state is state else None
+        if state.dirty:
+            items = state.take_dirty()
+            acks = [await send(self.changelog, key.encode(), value, p) for key, value in items]
+            if local is not None and local.keys is not None:
+                local.acks += acks
+                local.keys.written(items)
         if owned is not None and owned.last != owned.written:
             position = json.dumps(owned.last, sort_keys=True).encode()
-            await send(self.changelog, POSITION_KEY.encode(), position, p)
+            ack = await send(self.changelog, POSITION_KEY.encode(), position, p)
             owned.written = dict(owned.last)
+            if local is not None and local.keys is not None:
+                local.acks.append(ack)
+                local.keys.written([(POSITION_KEY, position)])
+        if local is not None and local.due():
+            await local.checkpoint_acked(dump_indexes(state))
         return len(pending)
