@@ -1,5 +1,5 @@
 """kill -9 mid-stream, and a second worker joining and leaving mid-stream: the
-outputs still equal the oracle's, event for event."""
+outputs still equal the oracle's, event for event, with either state store."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kafka_conformance]
 
 # Refunds wait long enough for their order's outcome even across a restart.
 SLOW_REFUNDS = {"AFFLUX_REFUND_WAIT_SECONDS": "20"}
+STATE_STORES = ("memory", "disk")
+
+
+def worker_env(store: str) -> dict[str, str]:
+    return {**SLOW_REFUNDS, "AFFLUX_STATE_STORE": store}
 
 
 @pytest.fixture
@@ -89,10 +94,11 @@ def events_processed(port: int) -> float:
     )
 
 
-def test_kill_9_mid_stream_and_restart(broker: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", STATE_STORES)
+def test_kill_9_mid_stream_and_restart(broker: str, tmp_path: Path, store: str) -> None:
     scenario = generate(4242, visitors=2500, grace_seconds=2, prefix="k")
     asyncio.run(h.publish_campaigns(broker, scenario.campaigns))
-    worker, _ = h.start_worker(broker, tmp_path, instance="k1", extra=SLOW_REFUNDS)
+    worker, _ = h.start_worker(broker, tmp_path, instance="k1", extra=worker_env(store))
     parts = chunks(scenario, 4)
     asyncio.run(h.produce(broker, parts[0], 4, orders_from=scenario.events))  # type: ignore[arg-type]
     first = wait_for_outputs(broker, 1)
@@ -102,7 +108,7 @@ def test_kill_9_mid_stream_and_restart(broker: str, tmp_path: Path) -> None:
     asyncio.run(h.produce(broker, parts[2], 4, orders_from=scenario.events))  # type: ignore[arg-type]
     before = output_count(broker)
     restarted_at = time.monotonic()
-    worker, _ = h.start_worker(broker, tmp_path, instance="k1", extra=SLOW_REFUNDS)
+    worker, _ = h.start_worker(broker, tmp_path, instance="k1", extra=worker_env(store))
     try:
         resumed = None
         while time.monotonic() - restarted_at < 60:
@@ -122,15 +128,18 @@ def test_kill_9_mid_stream_and_restart(broker: str, tmp_path: Path) -> None:
         worker.stop()
 
 
-def test_a_second_worker_joins_and_leaves_mid_stream(broker: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", STATE_STORES)
+def test_a_second_worker_joins_and_leaves_mid_stream(
+    broker: str, tmp_path: Path, store: str
+) -> None:
     scenario = generate(777, visitors=2500, grace_seconds=2, prefix="r")
     asyncio.run(h.publish_campaigns(broker, scenario.campaigns))
     parts = chunks(scenario, 3)
-    first, _ = h.start_worker(broker, tmp_path, instance="a", extra=SLOW_REFUNDS)
+    first, _ = h.start_worker(broker, tmp_path, instance="a", extra=worker_env(store))
     second = None
     try:
         asyncio.run(h.produce(broker, parts[0], 4, orders_from=scenario.events))  # type: ignore[arg-type]
-        second, port = h.start_worker(broker, tmp_path, instance="b", extra=SLOW_REFUNDS)
+        second, port = h.start_worker(broker, tmp_path, instance="b", extra=worker_env(store))
         asyncio.run(h.produce(broker, parts[1], 4, orders_from=scenario.events))  # type: ignore[arg-type]
         # Leaves once it has taken partitions and processed events of its own.
         deadline = time.monotonic() + 60

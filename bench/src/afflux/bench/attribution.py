@@ -1,5 +1,6 @@
-"""``afflux bench attribution [--json]``: input events/s through one worker process,
-beside a raw aiokafka consume-and-produce relay of the same records, same run.
+"""``afflux bench attribution [--json] [--state-store memory|disk] [--recovery]``: input
+events/s through one worker process, beside a raw aiokafka consume-and-produce relay of
+the same records, same run.
 
 A seeded realistic mix (200k visitors, about 20 clicks per order, refunds, lead
 confirmations) is produced packed per partition to a fresh broker (``--broker``: the
@@ -7,6 +8,13 @@ embedded Tansu or Apache Kafka). The relay reads every input record and writes i
 a scratch topic; then one worker starts and the clock runs from its /healthz turning
 ready until its outputs equal the batch oracle's (so the figure includes the last
 grace period). Both figures count input events.
+
+``--recovery``: then the worker, holding every visitor's state, is killed (SIGKILL to
+its PID), a few new visitors are produced, and a worker with the same instance id
+starts; the figure is the time from its start to its first output (the new visitors'
+decisions: process start, group join, state recovery, their grace period). The
+baseline is the same after a second kill with the in-memory store, which reads the
+whole changelog.
 """
 
 from __future__ import annotations
@@ -159,6 +167,17 @@ def main(argv: list[str]) -> int:
     from afflux.cli.processes import Child, free_port
     from afflux.cli.storage import add_storage_option, storage_of
 
+    parser.add_argument(
+        "--state-store",
+        choices=("memory", "disk"),
+        default="memory",
+        help="the worker's state store (AFFLUX_STATE_STORE)",
+    )
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help="also time the first output after kill -9 and a restart (see above)",
+    )
     add_storage_option(parser)
     add_broker_option(parser)
     args = parser.parse_args(argv)
@@ -210,6 +229,9 @@ def main(argv: list[str]) -> int:
             "AFFLUX_DATA_DIR": str(work / "data"),
             "AFFLUX_REFUND_WAIT_SECONDS": "1",
             "AFFLUX_LOG_LEVEL": os.environ.get("AFFLUX_LOG_LEVEL", "WARNING"),
+            "AFFLUX_STATE_STORE": args.state_store,
+            # Static membership: a restarted worker takes its partitions back at once.
+            "AFFLUX_INSTANCE_ID": "bench",
         }
         worker = Child(
             "attribution",
@@ -235,6 +257,20 @@ def main(argv: list[str]) -> int:
             f"oracle check: {'equal' if match else 'DIFFERENT'} "
             f"({len(expected)} expected, {len(got)} emitted)"
         )
+        recovery: dict[str, float] = {}
+        if args.recovery and match:
+            from afflux.bench.recovery import first_output_after_kill
+
+            for n, store in enumerate((args.state_store, "memory")):
+                took_s, worker = first_output_after_kill(
+                    bootstrap, worker, {**env, "AFFLUX_STATE_STORE": store}, work, n
+                )
+                recovery[f"recovery_{store}_s" if n == 0 else "recovery_baseline_s"] = took_s
+                print(
+                    f"first output {took_s:.1f}s after kill -9 and restart "
+                    f"({store} store{', the baseline' if n else ''})",
+                    flush=True,
+                )
         if args.json:
             print(
                 json.dumps(
@@ -249,7 +285,9 @@ def main(argv: list[str]) -> int:
                         "records": records,
                         "storage": args.storage,
                         "broker": args.broker,
+                        "state_store": args.state_store,
                         **transactional,
+                        **recovery,
                     }
                 )
             )

@@ -37,6 +37,7 @@ INDEXES_KEY = b"\x00\x00indexes"
 # Keys starting with this byte are a stage's own bookkeeping (watermark, input position),
 # not per-key state, except the parked lead confirmations of the join.
 RESERVED = "\x00"
+WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 STATE_PREFIXES = ("\x00lead",)
 
 
@@ -301,6 +302,10 @@ def _open(path: Path) -> Rdict:
     path.parent.mkdir(parents=True, exist_ok=True)
     options = Options(raw_mode=True)
     options.create_if_missing(True)
+    # Memtables bounded per database (a worker opens one per stage partition): RocksDB's
+    # RAM stays a fixed cost, not one that grows with the visitors.
+    options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+    options.set_max_write_buffer_number(2)
     return Rdict(str(path), options)
 
 
