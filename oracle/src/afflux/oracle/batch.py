@@ -7,7 +7,9 @@ that order only matters where the stream's does too: the first copy of an
 order or refund wins, and refunds of one order are capped in arrival order.
 Every click counts, however late it arrived: the decision depends on event
 times alone (the worker reaches the same one by correcting a decision when a
-late click changes it; ``net_outcomes`` nets those corrections).
+late click changes it; ``net_outcomes`` nets those corrections). A winner no further
+click could change (a known named click or a code ahead of every click-dependent
+step) lists no assists, as the worker may decide it before the others' clicks come.
 
 Which terms version applies is not the choice and is shared: the oracle takes
 ``afflux.shared.core.terms.terms_in_force`` like the worker. It is a few
@@ -149,6 +151,8 @@ def _one_order(
                 (model_pick([c for c in good if c.affiliate_id == a]) for a in others),
                 key=lambda c: (c.occurred_at, c.click_id),
             )
+            if _settled(o, visible, t.precedence[: t.precedence.index(step) + 1]):
+                assists = []  # a settled winner lists none (docs/attribution.md)
             return _conversion(o, v, winner, step, window(winner), click, assists)
     if o.click_id and o.click_id not in {c.click_id for c in visible}:
         reason = "unknown_click"
@@ -170,6 +174,16 @@ def _one_order(
         amount_minor=o.amount_minor,
         currency=o.currency,
         order_event_id=o.event_id,
+    )
+
+
+def _settled(o: OrderPlaced, visible: list[ClickRecorded], steps: Sequence[str]) -> bool:
+    """No further click can change the answer of these steps: a coupon never depends on
+    clicks, a click id only until the click it names is known, a cookie always may."""
+    known = {c.click_id for c in visible}
+    return all(
+        s == "coupon" or (s == "click_id" and (not o.click_id or o.click_id in known))
+        for s in steps
     )
 
 

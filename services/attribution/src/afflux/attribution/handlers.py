@@ -128,8 +128,9 @@ class JoinHandler:
             return clicked.outputs, ""
         if isinstance(event, OrderPlaced):
             key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
-            state.order(key, event, ts)
-            return USED
+            decided = state.place(key, event, ts, self.campaigns.terms)
+            self._count(state)
+            return decided, ""
         if isinstance(event, LeadConfirmed):
             return state.confirm(event), ""
         return (), UNEXPECTED
@@ -137,6 +138,7 @@ class JoinHandler:
     def due(self, state: JoinPartition, safe_ms: int) -> list[Output]:
         out = state.due(safe_ms, self.campaigns.terms)
         self._late(state.take_late())
+        self._count(state)
         return out
 
     def prune(self, state: JoinPartition, safe_ms: int) -> None:
@@ -152,6 +154,11 @@ class JoinHandler:
             state.watermark - self.order_retention_ms,
             safe_ms - grace - RECENT_ARRIVAL_MS,
         )
+
+    def _count(self, state: JoinPartition) -> None:
+        for when, count in state.take_decisions().items():
+            if count:
+                self.metrics.child(self.metrics.decisions, when).inc(count)
 
     def _late(self, outcomes: list[str]) -> None:
         for outcome in outcomes:

@@ -33,6 +33,7 @@ from afflux.shared.core.attribution import (
     choose,
     conversion_id,
     correction_id,
+    settled_winner,
 )
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
@@ -134,6 +135,7 @@ class JoinPartition:
         self.queue: list[tuple[int, str, OrderKey]] = []
         self.index: dict[OrderKey, str] = {}  # order -> the key holding it
         self.watermark = 0  # largest event time seen
+        self.decisions = {"at_once": 0, "after_grace": 0}  # orders decided, for the metric
 
     def _state(self, key: str) -> VisitorState:
         state = self.keys.get(key)
@@ -237,6 +239,30 @@ class JoinPartition:
         self.dirty.add(key)
         return outcome
 
+    def place(self, key: str, order: OrderPlaced, arrived: int, terms: TermsLookup) -> list[Output]:
+        """A new order: decided at once when its winner is settled (no click yet to come
+        can change it, ``settled_winner``), else held for its grace period (``order``)."""
+        if not self.order(key, order, arrived):
+            return []
+        okey = (order.campaign_id, order.order_id)
+        state = self.keys[key]
+        confirm, late = state.confirms.get(okey), len(self.late)
+        try:
+            version = terms(order.campaign_id, order.occurred_at)
+            if version is None:
+                return []
+            clicks = [touch for touch, _ in state.clicks.values()]
+            if settled_winner(_touch(order), clicks, version.terms) is None:
+                return []
+            # The usual cutoff: the clicks a decision after the grace would have seen.
+            cutoff = arrived + version.terms.grace_ms
+            out = self._decide(state, key, okey, order, cutoff, version)
+        except Exception as exc:
+            self._undo(state, key, okey, order, confirm, late, exc)
+            return []
+        self.decisions["at_once"] += 1
+        return out
+
     def order(self, key: str, order: OrderPlaced, arrived: int) -> bool:
         """Hold a new order for its grace period; False for a copy of a known order."""
         okey = (order.campaign_id, order.order_id)
@@ -302,21 +328,39 @@ class JoinPartition:
                     held.append(entry)
                     continue
                 out.extend(self._decide(state, key, okey, order, cutoff, version))
+                self.decisions["after_grace"] += 1
             except Exception as exc:
-                # As if the order had never come: no half-made decision stays behind, and a
-                # copy of it sent again is decided afresh.
-                state.pending.pop(okey, None)
-                state.decided.pop(okey, None)
-                if confirm is not None:
-                    state.confirms[okey] = confirm
-                del self.late[late:]
-                self.index.pop(okey, None)
-                facts = order.model_dump(mode="json")
-                self.failed.append(Failed(key, facts, "deciding the order", exc))
+                self._undo(state, key, okey, order, confirm, late, exc)
             self.dirty.add(key)
         for entry in held:
             heapq.heappush(self.queue, entry)
         return out
+
+    def _undo(
+        self,
+        state: VisitorState,
+        key: str,
+        okey: OrderKey,
+        order: OrderPlaced,
+        confirm: LeadConfirmed | None,
+        late: int,
+        exc: Exception,
+    ) -> None:
+        """Deciding ``order`` raised: as if it had never come, so no half-made decision
+        stays behind and a copy of it sent again is decided afresh; it is dead-lettered."""
+        state.pending.pop(okey, None)
+        state.decided.pop(okey, None)
+        if confirm is not None:
+            state.confirms[okey] = confirm
+        del self.late[late:]
+        self.index.pop(okey, None)
+        facts = order.model_dump(mode="json")
+        self.failed.append(Failed(key, facts, "deciding the order", exc))
+
+    def take_decisions(self) -> dict[str, int]:
+        """Orders decided since the last call, ``at_once`` and ``after_grace``."""
+        counts, self.decisions = self.decisions, {"at_once": 0, "after_grace": 0}
+        return counts
 
     def _decide(
         self,
@@ -329,10 +373,7 @@ class JoinPartition:
     ) -> list[Output]:
         del state.pending[okey]
         clicks = [touch for touch, arrived in state.clicks.values() if arrived <= cutoff]
-        touch = OrderTouch(
-            order.order_id, order.campaign_id, order.occurred_at, order.click_id, order.coupon_code
-        )
-        decision = choose(touch, clicks, v.terms)
+        decision = choose(_touch(order), clicks, v.terms)
         event = order_outcome(OrderFacts.of(order), decision, v)
         converted = isinstance(event, ConversionAttributed)
         winner = None
@@ -431,6 +472,12 @@ LEAD_PREFIX = "\x00lead\x1f"
 
 def _parked_key(okey: OrderKey) -> str:
     return f"{LEAD_PREFIX}{okey[0]}\x1f{okey[1]}"
+
+
+def _touch(order: OrderPlaced) -> OrderTouch:
+    return OrderTouch(
+        order.order_id, order.campaign_id, order.occurred_at, order.click_id, order.coupon_code
+    )
 
 
 def _eligible(click: ClickTouch, order_at: int, v: TermsVersion) -> bool:

@@ -37,6 +37,13 @@ class AttributionMetrics:
             ["outcome"],
             registry=r,
         )
+        self.decisions = Counter(
+            "afflux_attribution_decisions_total",
+            "Orders decided, by when: at_once (their winner was settled on arrival) or"
+            " after_grace (after waiting the campaign's grace for late clicks)",
+            ["when"],
+            registry=r,
+        )
         self.dlq = Counter(
             "afflux_dlq_total",
             "Records sent to the dead-letter topic, by source topic and reason",

@@ -22,6 +22,8 @@ Rules, in order:
 * Assists: for every other creator with an eligible click, that creator's pick
   under the same model, ordered by (time, click id).
 * No winner: the reason says why (see ``unattributed_reason``).
+* Settled: a winner that no further click can change (``settled_winner``) is decided
+  without waiting for late clicks, and lists no assists (see there).
 """
 
 from __future__ import annotations
@@ -111,9 +113,54 @@ def assists_for(
     return tuple(sorted(picks, key=_order_key))
 
 
+def settled_winner(
+    order: OrderTouch, clicks: Iterable[ClickTouch], terms: CampaignTerms
+) -> Attributed | None:
+    """The winner of ``order`` if no click yet to come can change it, else None.
+
+    More clicks never take a winner away (each step picks from a larger set), but a
+    step can gain one. So a winner is settled when its step and every step before it
+    in ``terms.precedence`` are answered whatever clicks still come:
+
+    * ``click_id``: the order names no click (never wins), or names one of ``clicks``
+      (known: click ids are unique, so a later copy changes nothing). A known eligible
+      click wins; a known ineligible one never will. A named click not known yet may
+      still arrive: not settled.
+    * ``coupon``: the code's owner is in the terms, not in the clicks: settled either way.
+    * ``cookie``: any later click may become the model's pick: never settled.
+
+    A settled winner lists no assists: the other creators' clicks may still be on
+    their way, and the decision must be the same whenever it is made (at once, after
+    the grace, or again after a restart), so it cannot depend on which had come.
+    ``choose`` returns this winner whenever there is one.
+    """
+    for step in terms.precedence:
+        if step == "cookie":
+            return None
+        if step == "coupon":
+            owner = terms.coupon_owner(order.coupon_code)
+            if owner is not None:
+                return Attributed(owner, "coupon", terms.window_ms(owner), None, ())
+            continue
+        if not order.click_id:
+            continue
+        named = [c for c in clicks if c.click_id == order.click_id]
+        if not named:
+            return None
+        eligible = [c for c in named if is_eligible(c, order, terms)]
+        if eligible:
+            click = eligible[0]
+            window = terms.window_ms(click.affiliate_id)
+            return Attributed(click.affiliate_id, "click_id", window, click, ())
+    return None
+
+
 def choose(order: OrderTouch, clicks: Iterable[ClickTouch], terms: CampaignTerms) -> Decision:
     """The creator who earned ``order`` under ``terms``, or why nobody did."""
     touches = list(clicks)
+    settled = settled_winner(order, touches, terms)
+    if settled is not None:
+        return settled
     eligible = [c for c in touches if is_eligible(c, order, terms)]
     for step in terms.precedence:
         winner = _try_step(step, order, touches, eligible, terms)
