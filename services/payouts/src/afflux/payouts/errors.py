@@ -25,8 +25,8 @@ class ProblemBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemBody, "description": what}
     for status, what in (
-        (401, "missing or wrong admin token"),
-        (404, "unknown creator or campaign"),
+        (401, "missing, wrong, rotated or revoked credential (admin token, key or session)"),
+        (404, "unknown creator or campaign, or one the credential may not read"),
         (422, "malformed period, as_of or body: the field and the reason"),
         (503, "starting: campaign terms or the ledger not ready yet"),
     )

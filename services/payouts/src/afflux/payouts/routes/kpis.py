@@ -73,7 +73,11 @@ async def campaign_series(
     return {"campaign_id": campaign_id, "currency": currency, "buckets": views.series(total)}
 
 
-@router.get("/kpis/creators", response_model=CreatorKpisList)
+@router.get(
+    "/kpis/creators",
+    response_model=CreatorKpisList,
+    responses={403: ERROR_RESPONSES[401] | {"description": "a creator's key: not a lister"}},
+)
 async def creators_kpis(
     _: CampaignListReader,
     store: StoreDep,

@@ -106,6 +106,7 @@ async def _principal_of(store: AccessStore, config: AccessConfig, key: str) -> P
 @router.post(
     "/login",
     status_code=303,
+    response_class=RedirectResponse,
     summary="begin a session with a key (form: key, csrf_token, next)",
     responses={
         **ERROR_RESPONSES,
@@ -141,7 +142,16 @@ async def login(request: Request, store: AccessStoreDep, config: AccessConfigDep
     return response
 
 
-@router.post("/logout", status_code=303, summary="end the session (form: csrf_token)")
+@router.post(
+    "/logout",
+    status_code=303,
+    response_class=RedirectResponse,
+    summary="end the session (form: csrf_token)",
+    responses={
+        **ERROR_RESPONSES,
+        403: ERROR_RESPONSES[401] | {"description": "a session without its CSRF token"},
+    },
+)
 async def logout(
     request: Request, _: CsrfDep, store: AccessStoreDep, config: AccessConfigDep
 ) -> Response:
