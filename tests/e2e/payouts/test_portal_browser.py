@@ -79,7 +79,7 @@ def browser(
     downloads.mkdir()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--disable-gpu", "--window-size=1280,1600"):
+    for argument in ("--headless=new", "--disable-gpu", "--window-size=1280,2200"):
         options.add_argument(argument)
     options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
     if os.geteuid() == 0:
@@ -145,23 +145,31 @@ async def issue_key(payouts: str, role: str, subject: str) -> str:
 
 async def api(url: str, key: str, **query: str) -> Any:
     async with httpx.AsyncClient(timeout=30.0) as http:
-        answer = await http.get(url, params=query, headers={"Authorization": f"Bearer {key}"})
+        answer = await http.get(
+            url, params=query or None, headers={"Authorization": f"Bearer {key}"}
+        )
     answer.raise_for_status()
     return answer.json()
 
 
 async def wait_for(url: str, key: str, check: Any, timeout_s: float = 90.0) -> Any:
     deadline = time.monotonic() + timeout_s
+    last = ""
     while True:
         try:
             body = await api(url, key)
             if check(body):
                 return body
-        except httpx.HTTPStatusError:
-            pass
+            last = str(body)[:500]
+        except httpx.HTTPStatusError as exc:
+            last = f"{exc.response.status_code} {exc.response.text[:500]}"
         if time.monotonic() > deadline:
-            raise AssertionError(f"{url} never got there")
+            raise AssertionError(f"{url} never got there; last: {last}")
         await asyncio.sleep(0.5)
+
+
+def insights_url(stack: Stack, period: str) -> str:
+    return f"{stack.url('orders')}/v1/campaigns/{CAMPAIGN}/insights?period={period}"
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +180,16 @@ def activity(stack: Stack, terms: CampaignTerms) -> dict[str, str]:
         payouts = stack.url("payouts")
         client = DemoClient(stack.url("clicks"), stack.url("orders"), payouts, ADMIN_TOKEN)
         async with client:
-            visitors = []
-            for creator, visits in ((CREATOR, 2), (OTHER, 1)):
-                code = await client.create_link(terms, creator)
-                for _ in range(visits):
-                    visitor, _ = await client.click(code, None)
-                    visitors.append((creator, visitor))
+            codes = {c: await client.create_link(terms, c) for c in (CREATOR, OTHER)}
+            first, _ = await client.click(codes[CREATOR], None)
+            third, _ = await client.click(codes[OTHER], None)
+            # One visitor clicks the other creator's link, then this creator's: the order
+            # goes to the last click, the first is an assist that would have won.
+            second, _ = await client.click(codes[OTHER], None)
+            await client.click(codes[CREATOR], second)
             campaign_api = f"{payouts}/v1/kpis/campaigns/{CAMPAIGN}"
-            await wait_for(campaign_api, ADMIN_TOKEN, lambda b: b["clicks"] >= 3)
-            for n, (_, visitor) in enumerate(visitors):
+            await wait_for(campaign_api, ADMIN_TOKEN, lambda b: b["clicks"] >= 4)
+            for n, visitor in enumerate((first, second, third, f"nobody-{RUN}")):
                 await client.place_order(
                     terms,
                     order_id=f"o-{RUN}-{n}",
@@ -192,6 +201,11 @@ def activity(stack: Stack, terms: CampaignTerms) -> dict[str, str]:
             await wait_for(campaign_api, ADMIN_TOKEN, lambda b: b["conversions"] >= 3)
             await client.refund(terms, order_id=f"o-{RUN}-0", refund_id=f"r-{RUN}", amount=2_500)
             await wait_for(campaign_api, ADMIN_TOKEN, lambda b: b["refunds_minor"] >= 2_500)
+            await wait_for(
+                insights_url(stack, "2026-01"),  # any period: the route answers
+                ADMIN_TOKEN,
+                lambda b: True,
+            )
         return {
             "creator": await issue_key(payouts, "creator", CREATOR),
             "merchant": await issue_key(payouts, "merchant", MERCHANT),
@@ -299,6 +313,30 @@ def test_merchant_changes_period_and_the_chart_shows_the_series(
     check_chart(driver, base, key, period)
     assert "conversions ÷ valid clicks" in text(driver, "#conversion-rate")
     assert CREATOR in text(driver, "table.top-creators")
+    insights = asyncio.run(
+        wait_for(
+            insights_url(stack, str(period)),
+            ADMIN_TOKEN,
+            lambda b: b["unattributed_by_reason"]["no_click"] >= 1 and b["assists"],
+        )
+    )
+    driver.refresh()
+    ready(driver)
+    unattributed = {
+        row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[1].text
+        for row in driver.find_elements(By.CSS_SELECTOR, "table.unattributed tbody tr")
+    }
+    assert unattributed["no click or coupon of a creator"] == "1"
+    assert unattributed["all"] == str(sum(insights["unattributed_by_reason"].values()))
+    assists = [
+        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in driver.find_elements(By.CSS_SELECTOR, "table.assists tbody tr")
+    ]
+    assert assists == [
+        [a["affiliate_id"], str(a["assists"]), str(a["would_have_won"])]
+        for a in insights["assists"]
+    ]
+    assert [OTHER, "1", "1"] in assists
     shot(driver, "brand-campaign")
 
     year, month = (int(x) for x in str(period).split("-"))

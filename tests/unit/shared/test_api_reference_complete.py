@@ -28,6 +28,9 @@ pytestmark = pytest.mark.unit
 
 # The reference itself is not part of it.
 REFERENCE = {OPENAPI_PATH, "/docs"}
+# Nor are the portal's HTML pages and their assets (docs/portal.md): pages for people,
+# which send a browser without a session to /login rather than answer an API client.
+PAGES = "/portal"
 ADMIN_ONLY_PREFIXES = ("/v1/links", "/v1/campaigns", "/v1/admin", "/v1/creators", "/v1/kpis")
 
 
@@ -48,7 +51,7 @@ def served(app: FastAPI) -> set[tuple[str, str]]:
             continue
         path = getattr(context, "path_format", route.path)
         for method in context.methods or ():
-            if path not in REFERENCE and method != "HEAD":
+            if path not in REFERENCE and not path.startswith(PAGES) and method != "HEAD":
                 pairs.add((path, method.lower()))
     return pairs
 

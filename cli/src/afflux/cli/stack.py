@@ -146,6 +146,8 @@ class Stack:
             "AFFLUX_PAYOUTS_URL": f"http://127.0.0.1:{ports['payouts']}",
             # The portal makes a creator's tracking links through the clicks links API.
             "AFFLUX_CLICKS_URL": f"http://127.0.0.1:{ports['clicks']}",
+            # ... and a campaign's unattributed orders, late clicks and assists from orders.
+            "AFFLUX_ORDERS_URL": f"http://127.0.0.1:{ports['orders']}",
             # The demo client plays the proxy in front of many visitors (X-Forwarded-For).
             "AFFLUX_CLICKS_TRUSTED_PROXIES": "127.0.0.1",
             **self.options.env,

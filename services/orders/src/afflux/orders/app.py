@@ -31,7 +31,15 @@ from afflux.orders.metrics import OrdersMetrics
 from afflux.orders.openapi import merchant_paths, merchant_schemas
 from afflux.orders.outcome_index import OutcomeConsumer, OutcomeIndex, OutcomeMetrics
 from afflux.orders.publisher import Publisher
-from afflux.orders.routes import backfill, campaigns, orders, outcomes, postback, refunds
+from afflux.orders.routes import (
+    backfill,
+    campaigns,
+    insights,
+    orders,
+    outcomes,
+    postback,
+    refunds,
+)
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.terms_publisher import TermsPublisher
 from afflux.shared.core.clock import Clock
@@ -219,6 +227,7 @@ def create_app(
     app.include_router(campaigns.router)
     app.include_router(backfill.router)
     app.include_router(outcomes.router)
+    app.include_router(insights.router)
     install_api_docs(app, paths=merchant_paths(), schemas=merchant_schemas())
     return app
 

@@ -28,6 +28,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
+from afflux.orders.insights import InsightStore
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
@@ -110,6 +111,7 @@ class OutcomeIndex:
         self.prefix = prefix
         self.retention_ms = retention_days * 86_400_000
         self._store = redis.register_script(_STORE)
+        self.insights = InsightStore(redis, prefix, self.retention_ms)
 
     async def store(self, events: Sequence[Envelope]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -127,6 +129,8 @@ class OutcomeIndex:
                     client=pipe,
                 )
             await pipe.execute()
+        # The brand's counts (afflux.orders.insights): sets, so a redelivery adds nothing.
+        await self.insights.add(events)
 
     async def events(self, campaign_ids: Sequence[str], order_id: str) -> dict[str, Stored]:
         """Per campaign with anything stored for ``order_id``: its events (undecodable

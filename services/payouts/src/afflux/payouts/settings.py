@@ -32,6 +32,11 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
         description="the clicks service's base URL (http://clicks:8001): the portal creates "
         "and lists a creator's tracking links through its links API",
     )
+    orders_url: str = Field(
+        "",
+        description="the orders service's base URL (http://orders:8002): a campaign's portal "
+        "page reads its unattributed orders, late clicks and assists there",
+    )
     payouts_group_id: str = Field("afflux-payouts", description="consumer group of the ledger")
     instance_id: str = Field("", description="static group membership id of this replica")
     ledger_cache_lines: int = Field(

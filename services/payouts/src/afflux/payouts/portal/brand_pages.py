@@ -1,11 +1,14 @@
 """A brand's pages: ``/portal`` (where each role starts) and ``/portal/campaigns/{id}``:
-a campaign's KPIs for a chosen period, charted per day, its top creators and the
-payouts made (docs/portal.md)."""
+a campaign's KPIs for a chosen period, charted per day, its top creators, its
+unattributed orders by reason, late clicks and assists (from the orders service,
+server-to-server: ``AFFLUX_ORDERS_URL``) and the payouts made (docs/portal.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
+import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -16,10 +19,82 @@ from afflux.payouts.portal.creator_pages import kpi_table
 from afflux.payouts.portal.guard import campaign_viewer, viewer
 from afflux.payouts.portal.timeline import daily
 from afflux.payouts.queries import counts_for, current_period
+from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.periods import period_bounds
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 TOP_CREATORS = 10
+TIMEOUT_S = 5.0
+REASON_WORDS = {
+    "no_click": "no click or coupon of a creator",
+    "outside_window": "the click was older than the cookie window",
+    "bot_only": "only bot clicks",
+    "unknown_click": "an unknown click id",
+    "other_campaign": "the click was for another campaign",
+    "duplicate_order": "a duplicate of an order already decided",
+}
+
+
+async def _insights(request: Request, campaign_id: str, period: str) -> dict[str, Any]:
+    """The orders service's ``GET /v1/campaigns/{id}/insights`` (server-to-server)."""
+    settings: PayoutsSettings = request.app.state.settings
+    base = settings.orders_url.rstrip("/")
+    if not base:
+        raise LookupError("AFFLUX_ORDERS_URL is not set")
+    async with httpx.AsyncClient(timeout=TIMEOUT_S) as http:
+        answer = await http.get(
+            f"{base}/v1/campaigns/{quote(campaign_id, safe='')}/insights",
+            params={"period": period},
+            headers={"Authorization": f"Bearer {settings.admin_token_value() or ''}"},
+        )
+    if answer.status_code != 200:
+        raise LookupError(f"the orders service answered {answer.status_code}")
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+async def insights_section(request: Request, campaign_id: str, period: str) -> str:
+    """Unattributed orders by reason, late clicks, assists (afflux.orders.insights)."""
+    try:
+        found = await _insights(request, campaign_id, period)
+    except (LookupError, httpx.HTTPError) as exc:
+        return f'<p class="error" id="insights-error">Not available now: {h.esc(exc)}.</p>'
+    reasons = found["unattributed_by_reason"]
+    body = "<h2>Unattributed orders</h2>"
+    body += h.table(
+        ("Why no creator earned it", "Orders"),
+        [[h.esc(REASON_WORDS.get(r, r)), h.esc(n)] for r, n in reasons.items()]
+        + [["<strong>all</strong>", f"<strong>{sum(reasons.values())}</strong>"]],
+        numeric=frozenset({1}),
+        cls="unattributed",
+    )
+    late = found["late_clicks"]
+    body += "<h2>Late clicks</h2>"
+    body += (
+        f'<p id="late-clicks">Orders a click re-decided after it arrived late: '
+        f"{h.esc(late.get('reattributed', 0))} taken from another creator, "
+        f"{h.esc(late.get('attributed', 0))} attributed after being unattributed.</p>"
+    )
+    body += "<h2>Assists</h2>"
+    body += (
+        '<p class="note">An assist: another creator had an eligible click on an order that '
+        "went to someone else. It would have won under first-click attribution when it "
+        "was the order's first click.</p>"
+    )
+    body += (
+        h.table(
+            ("Creator", "Assisted orders", "Clicks that would have won"),
+            [
+                [h.esc(a["affiliate_id"]), h.esc(a["assists"]), h.esc(a["would_have_won"])]
+                for a in found["assists"]
+            ],
+            numeric=frozenset({1, 2}),
+            cls="assists",
+        )
+        if found["assists"]
+        else '<p id="no-assists">No assists in this period.</p>'
+    )
+    return body
 
 
 @router.get("", response_class=HTMLResponse)
@@ -107,6 +182,7 @@ async def campaign_page(
         if ranked
         else "<p>No creator activity in this period.</p>"
     )
+    body += await insights_section(request, campaign_id, wanted)
     paid = []
     for affiliate in sorted({a for _, a in counts}):
         records = await payout_records.records_named(store, affiliate, [campaign_id], wanted)

@@ -27,7 +27,11 @@
       height: 280,
       series: series,
       // The period's whole span, so one busy day is not stretched over years.
-      scales: { x: spec.range ? { time: true, range: spec.range } : { time: true } },
+      scales: {
+        x: spec.range ? { time: true, range: spec.range } : { time: true },
+        // Counts and money start at zero, so a flat day does not look like a drop.
+        y: { range: function (u, min, max) { return [Math.min(0, min), max > 0 ? max * 1.1 : 1]; } }
+      },
       axes: [{}, { label: spec.unit || "" }]
     };
     var chart = new uPlot(options, data, target);
