@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from afflux.clicks.links import Link, LinkStore
 from afflux.shared.core.terms import CampaignTerms
 
 from .conftest import ADMIN, PUBLIC_URL, create_link, unique
@@ -116,3 +120,49 @@ async def test_admin_endpoints_need_the_admin_token(
     assert (await client.post("/v1/links", json=body, headers=headers)).status_code == 401
     assert (await client.get("/v1/links/whatever", headers=headers)).status_code == 401
     assert (await client.delete("/v1/links/whatever", headers=headers)).status_code == 401
+
+
+async def test_a_creators_links_are_listed_deactivated_ones_too_and_no_one_elses(
+    client: httpx.AsyncClient, campaign: CampaignTerms
+) -> None:
+    creator, other = unique("lister"), unique("other")
+    first = await create_link(
+        client, campaign.campaign_id, "https://shop.example.com/a", affiliate_id=creator
+    )
+    second = await create_link(
+        client, campaign.campaign_id, "https://shop.example.com/b", affiliate_id=creator
+    )
+    await create_link(
+        client, campaign.campaign_id, "https://shop.example.com/c", affiliate_id=other
+    )
+    assert (await client.delete(f"/v1/links/{second['code']}", headers=ADMIN)).status_code == 200
+
+    listed = await client.get("/v1/links", params={"affiliate_id": creator}, headers=ADMIN)
+    assert listed.status_code == 200
+    found = {link["code"]: link for link in listed.json()["links"]}
+    assert set(found) == {first["code"], second["code"]}
+    assert found[first["code"]]["active"] is True
+    assert found[second["code"]]["active"] is False
+    assert found[first["code"]]["url"] == f"{PUBLIC_URL}/c/{first['code']}"
+
+    nobody = await client.get("/v1/links", params={"affiliate_id": unique("nobody")}, headers=ADMIN)
+    assert nobody.json()["links"] == []
+    assert (await client.get("/v1/links", params={"affiliate_id": creator})).status_code == 401
+
+
+async def test_a_restored_store_lists_each_creators_links(infra: Any) -> None:
+    """Links written back from the topic (a fresh Redis) are listed per creator again."""
+    redis: Redis[bytes] = Redis.from_url(infra.redis_url)
+    try:
+        store = LinkStore(redis, unique("restored"))
+        creator = unique("restored-creator")
+        links = [
+            Link(unique("r"), creator, "camp", "https://shop.example.com/", True, 1),
+            Link(unique("r"), creator, "camp", "https://shop.example.com/", False, 2),
+            Link(unique("r"), unique("someone"), "camp", "https://shop.example.com/", True, 3),
+        ]
+        await store.restore(links)
+        listed = await store.of_creator(creator)
+        assert sorted(link.code for link in listed) == sorted(link.code for link in links[:2])
+    finally:
+        await redis.aclose()
