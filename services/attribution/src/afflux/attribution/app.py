@@ -93,6 +93,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
         faust_bridge.require_private_paths(app)
+        background.add(asyncio.ensure_future(faust_bridge.shorten_fetch_wait(app)))
         await faust_bridge.learn_partition_counts(
             app, (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name, DLQ.name)
         )
