@@ -101,6 +101,36 @@ CASES = [
         True,
         lambda r: r["errors"] == 0 and r["baseline"] > 0 and r["value"] > 0,
     ),
+    # the whole stack through HTTP at half its order capacity: every order won by the
+    # creator and rule it should, every sampled posting readable, every order that names a
+    # known click or carries a code decided at once (the worker's own count)
+    Case(
+        "latency",
+        (
+            "--seconds",
+            "4",
+            "--probe-seconds",
+            "2",
+            "--visitors",
+            "40",
+            "--storage",
+            "memory",
+            "--campaigns",
+            str(REPO / "examples" / "campaigns.yaml"),
+        ),
+        True,
+        lambda r: (
+            r["unit"] == "ms"
+            and r["baseline"] == 5000
+            and r["value"] > 0
+            and r["unconverted"] == 0
+            and not r["wrong_winner"]
+            and r["polled"] > 0
+            and r["at_once_counted"] >= r["at_once_sent"] > 0
+            and r["at_once"]["to_conversion_ms"]["p50"]
+            < r["after_grace"]["to_conversion_ms"]["p50"]
+        ),
+    ),
     # Redis only: every fact stored once, every partition's offset at its end
     Case("ledger", ("--events", "2000", "--creators", "50"), False, lambda r: r["value"] > 0),
     # the stages' code in memory
