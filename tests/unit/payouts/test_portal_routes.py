@@ -7,12 +7,14 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
+from afflux.payouts.portal.brand_pages import insights_section
 from afflux.payouts.portal.guard import not_found
 from afflux.payouts.portal.html import CSP, page
 from afflux.payouts.portal.routes import ASSETS, install_portal
+from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.principals import AccessConfig
 
@@ -80,3 +82,14 @@ def test_not_found_escapes_the_id() -> None:
     answer = not_found("creator <script>alert(1)</script>")
     assert answer.status_code == 404
     assert b"<script>alert(1)" not in answer.body
+
+
+@pytest.mark.parametrize("orders_url", ["", "http://127.0.0.1:9"])
+async def test_a_campaigns_insights_say_so_when_the_orders_service_does_not_answer(
+    orders_url: str,
+) -> None:
+    app = FastAPI()
+    app.state.settings = PayoutsSettings(admin_token="t", orders_url=orders_url)
+    request = Request({"type": "http", "app": app, "headers": []})
+    section = await insights_section(request, "shop", "2026-11")
+    assert section.startswith('<p class="error" id="insights-error">Not available now: ')
