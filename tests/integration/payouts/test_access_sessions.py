@@ -213,6 +213,10 @@ async def test_keys_are_shown_once_rotated_and_revoked_through_the_admin_api(
         assert revoked.json()["revoked_at"] is not None
         assert (await http.get("/v1/me", headers=new)).status_code == 401
         assert (await http.delete("/v1/keys/key_nope", headers=ADMIN)).status_code == 404
+        assert (await http.post("/v1/keys/key_nope/rotate", headers=ADMIN)).status_code == 404
+        again = await http.post(f"/v1/keys/{key_id}/rotate", headers=ADMIN)
+        assert again.status_code == 409  # a revoked key stays revoked
+        assert again.json()["detail"][0]["field"] == "key_id"
         # Only admin manages keys.
         assert (await http.get("/v1/keys", headers=new)).status_code == 401
         refused = await http.post(

@@ -74,13 +74,20 @@ async def list_keys(
     return {"keys": [r.public() for r in await store.listed(role, subject)]}
 
 
-@router.post("/{key_id}/rotate", response_model=IssuedKey)
+@router.post(
+    "/{key_id}/rotate",
+    response_model=IssuedKey,
+    responses={409: ERROR_RESPONSES[404] | {"description": "the key was revoked"}},
+)
 async def rotate_key(
     _: AdminDep, store: AccessStoreDep, clock: ClockDep, key_id: str
 ) -> dict[str, Any]:
-    rotated = await store.rotate(key_id, clock())
-    if rotated is None:
+    record = await store.get(key_id)
+    if record is None:
         raise _no_key(key_id)
+    rotated = await store.rotate(key_id, clock())
+    if rotated is None:  # revoked: a revoked key stays revoked
+        raise Problem(409, "key_id", f"key {key_id} was revoked: issue a new one")
     return _issued(*rotated)
 
 
