@@ -3,6 +3,7 @@ one, whatever its cache size, and a reopened store holds what its last checkpoin
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from afflux.attribution.join import JoinPartition, Output, decode_state, encode_state
 from afflux.attribution.refunds import RefundPartition, decode_ledger
-from afflux.attribution.store import DiskKeys, DiskStores
+from afflux.attribution.store import MAX_STORE_AGE_S, WRITTEN_AT_KEY, DiskKeys, DiskStores
 from afflux.attribution.timer_indexes import dump_indexes, load_indexes
 from afflux.oracle import generate
 from afflux.shared.core.ids import order_partition_key
@@ -120,3 +121,28 @@ def test_pruning_on_disk_visits_every_key_over_several_passes(tmp_path: Path) ->
         passes += 1
         assert passes <= total  # each pass forgets some
     assert passes >= total // 7
+
+
+@dataclass(frozen=True)
+class AgeCase:
+    age_s: float
+    kept: bool
+
+
+AGES = [
+    AgeCase(60, True),  # a restart: the store is read
+    AgeCase(MAX_STORE_AGE_S - 60, True),  # just within the age
+    AgeCase(MAX_STORE_AGE_S + 60, False),  # older: tombstones it missed may be compacted away
+]
+
+
+@pytest.mark.parametrize("case", AGES)
+def test_a_store_older_than_its_age_limit_is_emptied(tmp_path: Path, case: AgeCase) -> None:
+    local = DiskStores(tmp_path, 16).open(0)
+    keys = local.bind(decode_state)
+    join = JoinPartition(keys=keys)
+    _feed(join, keys, 10)
+    local.checkpoint(77, dump_indexes(join))
+    local.db.put(WRITTEN_AT_KEY, str(time.time() - case.age_s).encode())
+    assert local.marker() == (77 if case.kept else None)
+    assert bool(list(local.bind(decode_state))) is case.kept

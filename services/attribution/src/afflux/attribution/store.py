@@ -34,6 +34,11 @@ V = TypeVar("V")
 # and the timer indexes as of that offset.
 MARKER_KEY = b"\x00\x00changelog"
 INDEXES_KEY = b"\x00\x00indexes"
+WRITTEN_AT_KEY = b"\x00\x00written_at"  # wall-clock seconds of the last checkpoint
+# A store whose last checkpoint is older than this is emptied before recovery: a compacted
+# changelog drops tombstones after its delete retention (a day by default), and a store that
+# missed a tombstone would keep the deleted key.
+MAX_STORE_AGE_S = 12 * 3600
 # Keys starting with this byte are a stage's own bookkeeping (watermark, input position),
 # not per-key state, except the parked lead confirmations of the join.
 RESERVED = "\x00"
@@ -55,7 +60,7 @@ class DiskKeys(MutableMapping[str, V], Generic[V]):
         db: Rdict,
         decode: Callable[[bytes], V],
         cache_size: int,
-        sweep_size: int = 10_000,
+        sweep_size: int = 2_000,
     ) -> None:
         self.db = db
         self.decode = decode
@@ -206,8 +211,16 @@ class LocalStore:
         return keys
 
     def marker(self) -> int | None:
+        """The changelog offset the store reflects; None: no store, or one too old to trust
+        (``MAX_STORE_AGE_S``), which is then emptied."""
         raw = self.db.get(MARKER_KEY)
-        return None if raw is None else int(raw)
+        if raw is None:
+            return None
+        written = self.db.get(WRITTEN_AT_KEY)
+        if written is None or time.time() - float(written) > MAX_STORE_AGE_S:
+            self.wipe()
+            return None
+        return int(raw)
 
     def get(self, key: str | bytes) -> bytes | None:
         value = self.db.get(key.encode() if isinstance(key, str) else key)
@@ -225,6 +238,7 @@ class LocalStore:
                     batch.put(key.encode(), value)
         batch.put(INDEXES_KEY, indexes)
         batch.put(MARKER_KEY, str(marker).encode())
+        batch.put(WRITTEN_AT_KEY, str(time.time()).encode())
         self.db.write(batch)
         if keys is not None:
             keys.overlay.clear()
