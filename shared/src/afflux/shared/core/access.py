@@ -105,10 +105,10 @@ def safe_next_path(wanted: str | None) -> str | None:
 
 
 def landing_path(principal: Principal) -> str:
-    """Where a browser goes after logging in without asking for a page."""
-    if principal.role == "creator" and principal.subject:
-        return f"/reports/creators/{principal.subject}"
-    return "/v1/me"
+    """Where a browser goes after logging in without asking for a page: the portal, which
+    sends a creator to its balance and shows a merchant (or admin) its campaigns."""
+    del principal  # every role starts there
+    return "/portal"
 
 
 def origin_matches(origin: str | None, referer: str | None, own_origins: set[str]) -> bool:
