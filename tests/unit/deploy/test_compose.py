@@ -131,7 +131,9 @@ def test_kafka_runs_in_kraft_mode() -> None:
     assert "controller" in env["KAFKA_PROCESS_ROLES"]
 
 
-def test_prometheus_scrapes_every_service() -> None:
+def test_prometheus_scrapes_every_service_where_its_metrics_are_served() -> None:
+    """On the operator port when the service has one (its /metrics answers only there),
+    else on its port."""
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text("utf-8"))
     targets = {
         target
@@ -140,8 +142,20 @@ def test_prometheus_scrapes_every_service() -> None:
         for target in static["targets"]
     }
     for name, module in _afflux_services().items():
-        if module in PORTS:
-            assert f"{name}:{PORTS[module]}" in targets
+        if module not in PORTS:
+            continue
+        env = SERVICES[name]["environment"]
+        operator = [v for k, v in env.items() if k.endswith("_OPERATOR_PORT") and int(v)]
+        assert f"{name}:{operator[0] if operator else PORTS[module]}" in targets
+
+
+@pytest.mark.parametrize("name", ["clicks", "payouts"])
+def test_public_services_keep_metrics_off_their_published_port(name: str) -> None:
+    env = SERVICES[name]["environment"]
+    operator = env[f"AFFLUX_{name.upper()}_OPERATOR_PORT"]
+    published = {str(p).rsplit(":", 1)[-1] for p in SERVICES[name].get("ports", [])}
+    assert int(operator) > 0
+    assert str(operator) not in published
 
 
 def _dashboard_exprs() -> list[str]:
