@@ -61,6 +61,8 @@ campaigns:
       plan:
         sale: {{rate: {{percent: "10"}}}}
 """
+# The campaign is monthly: its current period is this month (UTC).
+PERIOD_NOW = time.strftime("%Y-%m", time.gmtime())
 ARTIFACTS = Path(os.environ.get("AFFLUX_TEST_ARTIFACTS", "test-artifacts")) / "portal"
 
 
@@ -266,6 +268,14 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     driver.get(f"{base}/portal/creators/{CREATOR}/kpis")
     ready(driver)
     assert "Conversion rate = conversions ÷ valid clicks" in driver.page_source
+    assert text(driver, "#period-label") == "Showing each campaign's current period"
+    kpis = asyncio.run(
+        api(f"{base}/v1/kpis/creators/{CREATOR}", key, campaign_id=CAMPAIGN, period=PERIOD_NOW)
+    )
+    shown = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.kpis tbody td")]
+    assert shown[:3] == [str(kpis["clicks"]), str(kpis["valid_clicks"]), str(kpis["conversions"])]
+    assert shown[3] == f"{kpis['conversion_rate'] * 100:.2f} %"
+    assert shown[5] == euros(kpis["commission_minor"])
     shot(driver, "creator-kpis")
 
     driver.get(f"{base}/portal/creators/{CREATOR}/links")

@@ -387,21 +387,37 @@ async def kpis_page(
 ) -> Response:
     _, csrf = await creator_viewer(request, affiliate_id)
     now = clock()
-    wanted = params.period(period) or current_period(directory, None, now)
-    counts = await counts_for(store, directory, None, wanted)
-    mine = {cid: c for (cid, a), c in sorted(counts.items()) if a == affiliate_id}
+    chosen = params.period(period)
     every = await _periods(store, affiliate_id)
-    current = current_period(directory, None, now)
+    held = set(every)
     base = f"/portal/creators/{affiliate_id}/kpis"
-    body = h.period_picker(base, [p for _, p in every], wanted, current)
-    body += h.period_label(wanted, current)
+    options = '<option value="">each campaign\'s current period</option>' + "".join(
+        f'<option value="{h.esc(p)}"{" selected" if p == chosen else ""}>{h.esc(p)}</option>'
+        for p in sorted({p for _, p in every}, reverse=True)
+    )
+    body = (
+        f'<form method="get" action="{h.esc(base)}" id="period-picker"><label>Period '
+        f'<select name="period" id="period">{options}</select></label> '
+        '<button type="submit">Show</button></form>'
+    )
+    label = f"Showing {chosen}" if chosen else "Showing each campaign's current period"
+    body += f'<p id="period-label">{h.esc(label)}</p>'
     body += f'<p class="note">{h.esc(h.CONVERSION_RATE_DEFINITION)}</p>'
-    if not mine:
-        body += '<p id="no-kpis">No activity in this period.</p>'
-    start, end = period_bounds(wanted)
-    for cid, c in mine.items():
+    shown = 0
+    for cid in sorted({cid for cid, _ in every}):
+        if cid not in directory:
+            continue
+        # A weekly campaign's period is a week, a monthly one's a month.
+        wanted = chosen or current_period(directory, cid, now)
+        if (cid, wanted) not in held:
+            continue
+        c = (await counts_for(store, directory, cid, wanted)).get((cid, affiliate_id))
+        if c is None:
+            continue
+        shown += 1
         row = views.kpi_row(c)
-        body += f"<h2>Campaign {h.esc(cid)}</h2>" + kpi_table(row)
+        body += f"<h2>Campaign {h.esc(cid)}, {h.esc(wanted)}</h2>" + kpi_table(row)
+        start, end = period_bounds(wanted)
         series = daily(views.series(c), start=start, end=end, until=now)
         body += h.chart(
             f"chart-{cid}-activity",
@@ -418,6 +434,8 @@ async def kpis_page(
             str(row["currency"]),
             span=(start, end),
         )
+    if not shown:
+        body += '<p id="no-kpis">No activity in this period.</p>'
     return respond(f"KPIs of {affiliate_id}", body, affiliate_id, csrf)
 
 
