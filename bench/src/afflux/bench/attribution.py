@@ -97,7 +97,9 @@ async def count_records(bootstrap: str, topics: Sequence[str]) -> int:
             for tp, batch in (await consumer.getmany(timeout_ms=200, max_records=20_000)).items():
                 n += len(batch)
                 read[tp] = batch[-1].offset + 1
-            if all((consumer.highwater(tp) or -1) <= read[tp] for tp in tps):
+            highs = [consumer.highwater(tp) for tp in tps]
+            # None until a partition's first fetch answered (slow on a busy durable broker).
+            if all(h is not None and h <= read[tp] for tp, h in zip(tps, highs, strict=True)):
                 return n
     finally:
         await consumer.stop()

@@ -22,7 +22,7 @@ def first_output_after_kill(
 ) -> tuple[float, Child]:
     """Kill ``worker`` (SIGKILL to its PID), produce new visitors, start a worker with
     ``env``: seconds from its start to its first decision for them, and the new worker."""
-    from afflux.bench.attribution import PARTITIONS, OutputReader, _decisions
+    from afflux.bench.attribution import PARTITIONS, OutputReader, _decisions, healthy
 
     worker.kill()
     probe = generate(
@@ -48,7 +48,12 @@ def first_output_after_kill(
                 work / "logs" / f"attribution-restart{n}.log",
                 env=env,
             ).start()
+            port = int(env["AFFLUX_ATTRIBUTION_PORT"])
+            ready_s = None
             while not wanted & await reader.poll():
+                if ready_s is None and healthy(port):
+                    ready_s = time.perf_counter() - started
+                    print(f"restarted worker ready (state recovered) after {ready_s:.1f}s")
                 if not restarted.alive():
                     raise RuntimeError(f"the restarted worker exited: {restarted.log_tail()}")
                 if time.perf_counter() - started > 600:

@@ -51,7 +51,7 @@ class AttributionSettings(CommonSettings):
         4096, ge=16, description="decoded states the disk store keeps in RAM per partition"
     )
     state_checkpoint_seconds: float = Field(
-        2.0,
+        5.0,
         gt=0,
         description="how often the disk store writes what changed (the changelog tail a"
         " recovery reads is about this long)",

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
 
 V = TypeVar("V")
 
@@ -320,6 +320,11 @@ def _open(path: Path) -> Rdict:
     # RAM stays a fixed cost, not one that grows with the visitors.
     options.set_write_buffer_size(WRITE_BUFFER_BYTES)
     options.set_max_write_buffer_number(2)
+    # Most lookups are of visitors never seen: a Bloom filter answers those without
+    # reading a block.
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
     return Rdict(str(path), options)
 
 
