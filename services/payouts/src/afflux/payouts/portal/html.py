@@ -38,6 +38,9 @@ CONVERSION_RATE_DEFINITION = (
 )
 
 
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -152,8 +155,10 @@ def chart(
         "x": [start // 1000 for start in series.starts],
         "series": lines,
     }
-    # "</" cannot end the block early: JSON allows the escape.
-    data = json.dumps(spec).replace("</", "<\\/")
+    # No "<", ">" or "&" at all inside the script element (JSON escapes read back the
+    # same): "</script>" would end it, and "<!--" with "<script" would make the parser
+    # take the rest of the page as script data.
+    data = json.dumps(spec).translate(_SCRIPT_SAFE)
     return (
         f'<div class="chart" id="{esc(element_id)}"></div>'
         f'<script type="application/json" class="chart-data" data-target="{esc(element_id)}">'
