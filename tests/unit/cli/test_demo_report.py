@@ -162,15 +162,16 @@ def test_amounts_follow_the_currency_exponent() -> None:
     assert re.search(r"creator-01\s+10\s+1\s+5000\s+400", text)
 
 
-def test_next_steps_name_the_payouts_report_pages_and_api_of_afflux_up() -> None:
+def test_next_steps_name_the_portal_and_api_of_afflux_up() -> None:
     steps = NextSteps("http://127.0.0.1:8003", ("acme-fashion", "globex-apps"), "creator-07")
     out = io.StringIO()
     print_next_steps(console_for(out), steps)
     text = out.getvalue()
     assert "./afflux up" in text
     for url in (
-        "http://127.0.0.1:8003/reports/campaigns/acme-fashion",
-        "http://127.0.0.1:8003/reports/creators/creator-07",
+        "http://127.0.0.1:8003/login",
+        "./afflux keys issue --creator creator-07",
+        "http://127.0.0.1:8003/portal/campaigns/acme-fashion",
         "http://127.0.0.1:8003/v1/kpis/creators",
         "http://127.0.0.1:8003/v1/kpis/campaigns/acme-fashion",
         "http://127.0.0.1:8003/v1/creators/creator-07/balance",
@@ -181,17 +182,19 @@ def test_next_steps_name_the_payouts_report_pages_and_api_of_afflux_up() -> None
 
 def test_next_steps_without_data_show_the_path_templates() -> None:
     lines = dict(NextSteps("http://127.0.0.1:9003", (), None).lines())
-    assert lines["report pages"] == "http://127.0.0.1:9003/reports/campaigns/{campaign_id}"
+    assert lines[""].startswith("http://127.0.0.1:9003/v1/kpis/campaigns/{campaign_id}")
+    assert "--creator {affiliate_id}" in lines["portal"]
 
 
 def test_every_next_step_url_is_a_route_the_payouts_service_serves() -> None:
     from fastapi.routing import APIRoute
 
-    from afflux.payouts.routes import creators, kpis, reports
+    from afflux.payouts.portal import brand_pages
+    from afflux.payouts.routes import creators, kpis, reports, session
 
     templates = [
         route.path
-        for module in (creators, kpis, reports)
+        for module in (creators, kpis, reports, session, brand_pages)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

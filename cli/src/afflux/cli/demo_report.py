@@ -146,13 +146,13 @@ class NextSteps:
         return [
             ("keep a stack", "./afflux up  (stays up until Ctrl-C; data under .afflux/up)"),
             ("send it traffic", 'README.md, "Running it": a link, a click, a signed order'),
-            ("report pages", f"{base}/reports/campaigns/{campaign}"),
-            ("", f"{base}/reports/creators/{creator}"),
-            ("KPIs", f"{base}/v1/kpis/creators"),
+            ("portal", f"{base}/login  (key: ./afflux keys issue --creator {creator})"),
+            ("", f"{base}/portal/campaigns/{campaign}  (key: --merchant <its merchant>)"),
+            ("KPIs", f"{base}/v1/kpis/creators  (admin token or key: Authorization: Bearer)"),
             ("", f"{base}/v1/kpis/campaigns/{campaign}"),
             ("a creator", f"{base}/v1/creators/{creator}/balance  (also /ledger, /statement)"),
             ("API reference", f"{base}/docs  (every service serves its own /docs)"),
-            ("documentation", "docs/payouts.md (ledger, KPIs, payout runs, report pages)"),
+            ("documentation", "docs/portal.md (who sees what), docs/payouts.md (the ledger)"),
         ]
 
 

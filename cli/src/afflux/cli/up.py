@@ -167,7 +167,7 @@ def _print_ready(stack: Stack, token: str, generated: bool) -> None:
         ("admin token", f"{token}{note}"),
         ("data", str(stack.options.work_dir)),
         ("logs", str(stack.log_dir)),
-        ("reports", f"{payouts}/reports/campaigns/{{campaign_id}}, .../creators/{{affiliate_id}}"),
+        ("portal", f"{payouts}/login (a key from: afflux keys issue --creator ID | --merchant ID)"),
     ):
         console.print(f"{what:<{LABEL_WIDTH}}{value}")
     console.print("Press Ctrl-C to stop.")
