@@ -128,9 +128,10 @@ async def compact_period(
     if now < closing:
         return Outcome(cid, period, False, f"open until {closing} (ms)")
     k = store.keys
-    if await store.redis.exists(k.period(cid, period, "compacted")):
-        return Outcome(cid, period, False, "already compacted")
     for _ in range(ATTEMPTS):
+        # Checked on every attempt: another pass (another replica) may have just done it.
+        if await store.redis.exists(k.period(cid, period, "compacted")):
+            return Outcome(cid, period, False, "already compacted")
         read = await _read_period(store, cid, period)
         held = sum(len(p) for p in read.journals.values())
         if held != read.seq:
@@ -284,19 +285,25 @@ async def run_every(
     interval_s: float,
     grace_ms: int,
     clock: Clock,
+    *,
+    passes: int | None = None,
 ) -> None:
     """The payouts service's scheduled pass: one pass every ``interval_s``, the first
-    one interval after start (and after the campaign view caught up)."""
+    one interval after start (and after the campaign view caught up); ``passes``
+    bounds how many (None: until cancelled)."""
     await ready.wait()
-    while True:
+    me = asyncio.current_task()
+    done_passes = 0
+    while passes is None or done_passes < passes:
         await asyncio.sleep(interval_s)
+        done_passes += 1
         try:
             outcomes = await compact_pass(
                 store, versions, clock(), grace_ms=grace_ms, measure=False
             )
-        except asyncio.CancelledError:
-            raise
         except Exception:
+            if me is not None and me.cancelling():  # a cancel the client turned into an error
+                raise asyncio.CancelledError from None
             log.exception("ledger compaction pass failed; the next one tries again")
             continue
         done = [o for o in outcomes if o.compacted]
