@@ -92,7 +92,7 @@ def _summary(result: Result) -> str:
         f"orders: {result['value']:.0f} signed orders/s accepted and produced "
         f"({result['produced']} events on the orders topic for {result['accepted']} accepted); "
         f"bare FastAPI POST: {result['baseline']:.0f} req/s; ratio {result['ratio']:.2f} "
-        f"(target >= 0.70)"
+        f"(target >= 0.80)"
     )
 
 
