@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> None:
         type=int,
         default=None,
         help="compact: days after end + window + lock before a period is closed "
-        "(default: AFFLUX_LEDGER_COMPACT_GRACE_DAYS, 30)",
+        "(default: AFFLUX_LEDGER_COMPACT_GRACE_DAYS, 400)",
     )
     ledger.add_argument(
         "--kafka-bootstrap",

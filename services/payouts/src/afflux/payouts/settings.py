@@ -53,7 +53,7 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
         "postings, balances and KPIs stay",
     )
     ledger_compact_grace_days: int = Field(
-        30,
+        400,
         ge=0,
         description="days after a period's end + its campaign's longest window + longest lock "
         "before it is closed and, once fully paid, compacted into a statement snapshot",

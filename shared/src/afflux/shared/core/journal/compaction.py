@@ -29,7 +29,11 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion
 
-DEFAULT_GRACE_DAYS = 30
+# As long as the refund stage keeps orders (AFFLUX_ORDER_RETENTION_DAYS) and the ledger
+# keeps a period's line records: a refund reported later finds no line to claw back
+# from anyway, and one reported earlier must find its period still open, or its
+# clawback would be dead-lettered and the creator keep what the merchant refunded.
+DEFAULT_GRACE_DAYS = 400
 DEFAULT_GRACE_MS = DEFAULT_GRACE_DAYS * MS_PER_DAY
 
 
