@@ -82,3 +82,27 @@ async def test_sums_left_behind_by_a_crash_are_synced_once_by_the_next_consumer(
     assert await redis.hlen(Keys().period(CAMPAIGN, PERIOD, "outbox")) == 0
     for creator in creators:
         assert await running_sums(following, creator, postings) == sums_of(creator, postings)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_replay_that_posts_nothing_new_still_syncs_an_outbox_left_behind(
+    redis: Redis[bytes], seed: int
+) -> None:
+    """Redis back from a kill without its last second (AOF everysec) may hold a period's
+    write but not the sync after it: the consumer replays from the stored offsets, every
+    fact is already applied, and the sums must come up to the outbox all the same."""
+    (first, second), creators = _batches(seed)
+    crashed = LedgerStore(redis)
+    await crashed.apply(first, _versions, _euro)
+    crashed.creator_sums = SumsThatCrash(redis, Keys())
+    with pytest.raises(CrashBeforeSync):
+        await crashed.apply(second, _versions, _euro)
+
+    replaying = LedgerStore(redis)  # never joins: no drain at start
+    applied = await replaying.apply(second, _versions, _euro)
+
+    assert not any(applied.postings.values()), "the replay posted again"
+    postings = await postings_of(redis, CAMPAIGN, PERIOD, creators)
+    assert await redis.hlen(Keys().period(CAMPAIGN, PERIOD, "outbox")) == 0
+    for creator in creators:
+        assert await running_sums(replaying, creator, postings) == sums_of(creator, postings)

@@ -474,6 +474,9 @@ class LedgerConsumer:
         # any failure the ledger's own offsets, not our position, say where to resume.
         log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
         await until_redis_answers(self.store.redis.ping, "waiting for Redis")
+        # A sync of creators' running sums may be what Redis lost: bring them up to
+        # every outbox left, whichever periods the replay touches.
+        await until_redis_answers(self.store.drain_outboxes, "draining running-sum outboxes")
         await self._seek_to_stored(self.consumer.assignment())
 
     async def _apply_one_by_one(self, items: list[Placed], whole: Batch) -> None:

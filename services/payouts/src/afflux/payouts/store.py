@@ -264,10 +264,11 @@ class LedgerStore:
         results = await asyncio.gather(
             *(self._step(cp, items[cp], versions(cp[0]), currency(cp[0])) for cp in sorted(items))
         )
-        # Before the offsets: a crash in between leaves the outboxes to ``drain``.
-        await self.creator_sums.sync(
-            cp for cp, r in zip(sorted(items), results, strict=True) if r.postings
-        )
+        # Before the offsets: a crash in between leaves the outboxes to ``drain``. Every
+        # period the batch touched, not only those it posted in: a replay after Redis
+        # came back without its last second (AOF everysec) posts nothing new, and must
+        # still bring the sums up to an outbox whose sync was lost.
+        await self.creator_sums.sync(sorted(items))
         if early_seen:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cid, order in early_seen:
