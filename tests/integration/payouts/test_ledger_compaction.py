@@ -283,7 +283,10 @@ async def test_compaction_keeps_every_figure_and_closes_the_period(ledger: Ledge
     assert not early["2026-01"].compacted
     assert early["2026-01"].reason.startswith("open until")
     # A dry run writes nothing.
-    dry = {o.period: o for o in await compact_pass(store, _versions, CLOSES, dry_run=True)}
+    dry = {
+        o.period: o
+        for o in await compact_pass(store, _versions, CLOSES, grace_ms=GRACE, dry_run=True)
+    }
     assert dry["2026-01"].reason == "would compact (dry run)"
     assert "snapshot" not in await _period_keys(ledger.redis, "2026-01")
 
@@ -419,6 +422,7 @@ async def test_afflux_ledger_compact_reports_what_it_compacted(
     await publish_terms(infra.kafka_bootstrap, [(TERMS.terms, 0)])
     command = ["ledger", "compact", "--redis-url", ledger.url]
     command += ["--kafka-bootstrap", infra.kafka_bootstrap, "--campaign", CAMPAIGN]
+    command += ["--grace-days", str(GRACE // DAY)]
     assert await asyncio.to_thread(afflux, command) == 0  # today, January is closed
     kept = capsys.readouterr().out
     assert f"{CAMPAIGN} 2026-01: kept ('anna' has" in kept
