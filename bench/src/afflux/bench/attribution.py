@@ -261,6 +261,8 @@ def main(argv: list[str]) -> int:
             f"oracle check: {'equal' if match else 'DIFFERENT'} "
             f"({len(expected)} expected, {len(got)} emitted)"
         )
+        if not match:
+            _print_difference(expected, got)
         recovery: dict[str, float] = {}
         if args.recovery and match:
             from afflux.bench.recovery import first_output_after_kill
@@ -307,6 +309,18 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs kept in {work / 'logs'}", file=sys.stderr)
+
+
+def _print_difference(expected: set[str], got: set[str], limit: int = 5) -> None:
+    """What differs from the oracle, by event type, and a few whole events."""
+    for name, lines in (("missing", expected - got), ("extra", got - expected)):
+        types: dict[str, int] = {}
+        for line in lines:
+            kind = json.loads(line).get("type", "?")
+            types[kind] = types.get(kind, 0) + 1
+        print(f"{name}: {len(lines)} {types}")
+        for line in sorted(lines)[:limit]:
+            print(f"  {line[:400]}")
 
 
 def _all(result: OracleResult) -> list[Envelope]:
