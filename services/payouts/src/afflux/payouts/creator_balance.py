@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -43,23 +44,30 @@ Entry = tuple[str, str, int, int, int, int]
 _CHUNK = 1_000  # outbox fields deleted per command
 
 # KEYS[1]: the shard's prefix, e.g. afx:pay:{ci:07}: (every key is in its slot).
-# ARGV[1]: JSON [[creator, campaign, period, [[seq, currency, approve_at, amount,
-# reversed], ...]], ...], each list in sequence order.
+# ARGV[1]: JSON [[creator, campaign, period, [write, ...]], ...], the writes in sequence
+# order, each what one write posted for the creator: [first seq, last seq, currency,
+# total, reversed, [[approve_at, amount], ...]]. A write is added whole or not at all
+# (its sequence numbers are all above the mark, or none is), so it goes as sums: a few
+# commands per creator and write instead of a few per posting.
 _SYNC = b"""
 local prefix = KEYS[1]
 for _, item in ipairs(cjson.decode(ARGV[1])) do
   local creator, mark = item[1], item[2] .. '|' .. item[3]
   local bal, marks = prefix .. 'bal:' .. creator, prefix .. 'marks:' .. creator
+  local due, dueamt = prefix .. 'due:' .. creator, prefix .. 'dueamt:' .. creator
   local high = tonumber(redis.call('HGET', marks, mark) or '0')
-  for _, p in ipairs(item[4]) do
-    local seq, currency, at, amount, rev = p[1], p[2], p[3], p[4], p[5]
-    if seq > high then
-      redis.call('HINCRBY', bal, 't|' .. currency, amount)
-      if rev ~= 0 then redis.call('HINCRBY', bal, 'r|' .. currency, rev) end
-      local slot = currency .. '|' .. string.format('%d', at)
-      redis.call('ZADD', prefix .. 'due:' .. creator, at, slot)
-      redis.call('HINCRBY', prefix .. 'dueamt:' .. creator, slot, amount)
-      high = seq
+  for _, w in ipairs(item[4]) do
+    if w[1] > high then
+      local currency = w[3]
+      if w[4] ~= 0 then redis.call('HINCRBY', bal, 't|' .. currency, w[4]) end
+      if w[5] ~= 0 then redis.call('HINCRBY', bal, 'r|' .. currency, w[5]) end
+      redis.call('HSETNX', bal, 't|' .. currency, 0)
+      for _, d in ipairs(w[6]) do
+        local slot = currency .. '|' .. string.format('%d', d[1])
+        redis.call('ZADD', due, d[1], slot)
+        redis.call('HINCRBY', dueamt, slot, d[2])
+      end
+      high = w[2]
     end
   end
   redis.call('HSET', marks, mark, string.format('%d', high))
@@ -83,6 +91,23 @@ def entries(postings: Iterable[Posting]) -> list[Entry]:
         )
         for p in postings
     ]
+
+
+def _write_sums(entries: Sequence[Sequence[Any]]) -> dict[str, list[object]]:
+    """Per creator, what one write's postings add: [first seq, last seq, currency, total,
+    reversed, [[approve_at, amount], ...]]."""
+    out: dict[str, list[Any]] = {}
+    for a, currency, seq, at, amount, rev in entries:
+        write = out.get(a)
+        if write is None:
+            write = out[a] = [seq, seq, currency, 0, 0, {}]
+        write[0], write[1] = min(write[0], seq), max(write[1], seq)
+        write[3] += amount
+        write[4] += rev
+        write[5][at] = write[5].get(at, 0) + amount
+    for write in out.values():
+        write[5] = sorted(write[5].items())
+    return out
 
 
 def is_reversal(component: str) -> bool:
@@ -118,10 +143,10 @@ class CreatorSums:
                 continue
             by_creator: dict[str, list[list[object]]] = defaultdict(list)
             for field in sorted(box, key=int):
-                for a, currency, seq, at, amount, rev in orjson.loads(box[field]):
-                    by_creator[a].append([seq, currency, at, amount, rev])
-            for a, items in by_creator.items():
-                by_shard[self.shard(a)].append([a, cid, period, items])
+                for a, write in _write_sums(orjson.loads(box[field])).items():
+                    by_creator[a].append(write)
+            for a, writes in by_creator.items():
+                by_shard[self.shard(a)].append([a, cid, period, writes])
         for prefix, items in by_shard.items():
             payload = orjson.dumps(items)
             try:
