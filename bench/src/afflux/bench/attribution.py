@@ -264,7 +264,7 @@ def main(argv: list[str]) -> int:
         if not match:
             _print_difference(expected, got)
         recovery: dict[str, float] = {}
-        if args.recovery and match:
+        if args.recovery:  # the worker holds every visitor's state, matched or not
             from afflux.bench.recovery import first_output_after_kill
 
             for n, store in enumerate((args.state_store, "memory")):
