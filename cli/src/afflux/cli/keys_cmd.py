@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-import httpx
-
-from afflux.cli.webhooks_cmd import _base_url
+from afflux.cli.payouts_admin import call
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
@@ -56,28 +53,11 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
 
 
 def run(args: argparse.Namespace) -> int:
-    token = os.environ.get("AFFLUX_ADMIN_TOKEN", "")
-    if not token:
-        print("afflux keys: set AFFLUX_ADMIN_TOKEN (afflux up prints it)", file=sys.stderr)
-        return 2
     for name in ("creator", "merchant"):
         setattr(args, name, getattr(args, name, None))
-    method, path, body, query = request(args)
-    try:
-        answer = httpx.request(
-            method,
-            _base_url(args.url) + path,
-            json=body,
-            params=query,
-            headers={"authorization": f"Bearer {token}"},
-            timeout=30.0,
-        )
-    except httpx.HTTPError as exc:
-        print(f"afflux keys: {exc}", file=sys.stderr)
-        return 1
-    if answer.status_code >= 400:
-        print(f"afflux keys: HTTP {answer.status_code}: {answer.text}", file=sys.stderr)
-        return 1
+    answer = call("keys", args.url, request(args))
+    if isinstance(answer, int):
+        return answer
     print(json.dumps(answer.json(), indent=2))
     if args.action in ("issue", "rotate"):
         print("Keep the key: it is shown only now (the service keeps its hash).", file=sys.stderr)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from typing import Any
 
-import httpx
+from afflux.cli.payouts_admin import call
 
 EVENT_TYPES = ("conversion.attributed", "conversion.reversed", "payout.issued")
 
@@ -52,14 +50,6 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     replay.add_argument("--since", required=True, help="epoch ms or an ISO time with a zone")
 
 
-def _base_url(given: str | None) -> str:
-    if given:
-        return given.rstrip("/")
-    if os.environ.get("AFFLUX_PAYOUTS_URL"):
-        return os.environ["AFFLUX_PAYOUTS_URL"].rstrip("/")
-    return f"http://127.0.0.1:{os.environ.get('AFFLUX_PAYOUTS_PORT', '8003')}"
-
-
 def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, dict[str, Any]]:
     """Method, path, JSON body and query of the admin API call an action makes."""
     base = "/v1/webhooks/endpoints"
@@ -89,26 +79,9 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
 
 
 def run(args: argparse.Namespace) -> int:
-    token = os.environ.get("AFFLUX_ADMIN_TOKEN", "")
-    if not token:
-        print("afflux webhooks: set AFFLUX_ADMIN_TOKEN (afflux up prints it)", file=sys.stderr)
-        return 2
-    method, path, body, query = request(args)
-    try:
-        answer = httpx.request(
-            method,
-            _base_url(args.url) + path,
-            json=body,
-            params=query,
-            headers={"authorization": f"Bearer {token}"},
-            timeout=60.0,  # a replay reads the topics
-        )
-    except httpx.HTTPError as exc:
-        print(f"afflux webhooks: {exc}", file=sys.stderr)
-        return 1
-    if answer.status_code >= 400:
-        print(f"afflux webhooks: HTTP {answer.status_code}: {answer.text}", file=sys.stderr)
-        return 1
+    answer = call("webhooks", args.url, request(args), timeout=60.0)  # a replay reads the topics
+    if isinstance(answer, int):
+        return answer
     if answer.status_code == 204:
         print(f"removed {args.endpoint_id}")
         return 0
