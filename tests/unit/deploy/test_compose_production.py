@@ -121,7 +121,13 @@ def test_grafana_reads_its_admin_password_from_a_file() -> None:
 def test_the_topic_job_keeps_input_topics_forever_by_default() -> None:
     env = SERVICES["topics"]["environment"]
     assert env["AFFLUX_INPUT_RETENTION_MS"] == "${AFFLUX_INPUT_RETENTION_MS:--1}"
-    assert {t.name for t in ALL_TOPICS if t.input} == {"clicks", "orders", "refunds", "campaigns"}
+    assert {t.name for t in ALL_TOPICS if t.input} == {
+        "clicks",
+        "orders",
+        "refunds",
+        "campaigns",
+        "content",
+    }
 
 
 def test_kafka_does_not_create_topics_behind_the_topic_job() -> None:

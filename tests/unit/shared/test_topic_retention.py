@@ -13,7 +13,7 @@ from afflux.shared.topics import ALL_TOPICS, INFINITE_RETENTION_MS, Topic, by_na
 
 pytestmark = pytest.mark.unit
 
-INPUTS = ("clicks", "orders", "refunds", "campaigns")
+INPUTS = ("clicks", "orders", "refunds", "campaigns", "content")
 # The attribution's answers, replayed by the ledger rebuild and the order-outcome index.
 REPLAYED = ("conversions", "reversals", "attribution.unmatched")
 

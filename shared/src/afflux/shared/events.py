@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from afflux.shared.core.click_flags import CLICK_FLAGS, legacy_flags
 from afflux.shared.core.clock import parse_event_time
+from afflux.shared.core.content import MAX_COUNT, PLATFORM_PATTERN
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.terms import AttributionModel, TermsVersion
 
@@ -282,6 +290,88 @@ class PayoutIssued(Envelope):
     line_ids: tuple[str, ...] = ()
 
 
+ContentKind = Literal["post", "story", "video", "live"]
+Platform = Annotated[
+    str,
+    Field(pattern=PLATFORM_PATTERN, description="lower case, e.g. instagram, tiktok, youtube"),
+]
+# A cumulative count from a platform: a JSON integer (never a string, float or boolean).
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
+
+
+class ContentPublished(Envelope):
+    """A creator's post, story, video or live stream for a campaign.
+
+    Key: ``<platform>:<content_id>``. A content's identity is (platform, content_id); a later
+    ContentPublished for the same content replaces the earlier (latest on the topic wins),
+    which is how a live stream's end arrives.
+    """
+
+    type: Literal["ContentPublished"] = "ContentPublished"
+    content_id: Id
+    platform: Platform
+    affiliate_id: Id
+    campaign_id: Id
+    kind: ContentKind
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")]
+    published_at: EventTime
+    live_started_at: EventTime | None = Field(
+        None, description="required when kind is 'live': when the stream started"
+    )
+    live_ended_at: EventTime | None = Field(
+        None,
+        description="when the stream ended, not before live_started_at; absent while still"
+        " live (a later ContentPublished for the same content carries it)",
+    )
+    handle: str | None = Field(
+        None, max_length=200, description="the creator's handle on that platform"
+    )
+
+    @model_validator(mode="after")
+    def _live_times(self) -> ContentPublished:
+        if self.kind == "live" and self.live_started_at is None:
+            raise ValueError("live_started_at: required when kind is 'live'")
+        if self.live_ended_at is not None:
+            if self.live_started_at is None:
+                raise ValueError("live_ended_at: given without live_started_at")
+            if self.live_ended_at < self.live_started_at:
+                raise ValueError("live_ended_at: before live_started_at")
+        return self
+
+
+class ContentStats(Envelope):
+    """A platform's cumulative snapshot of one content's counts at ``as_of``.
+
+    Key: ``<platform>:<content_id>``. ``occurred_at`` is ``as_of`` (filled in when absent).
+    The latest snapshot by ``as_of`` wins; an older one is stale.
+    """
+
+    type: Literal["ContentStats"] = "ContentStats"
+    content_id: Id
+    platform: Platform
+    as_of: EventTime = Field(description="the platform's snapshot time (UTC ms)")
+    views: Count
+    impressions: Count
+    likes: Count
+    comments: Count
+    shares: Count
+    saves: Count
+    followers: Count = Field(description="the creator's followers at as_of")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _occurred_at_is_as_of(cls, data: object) -> object:
+        if isinstance(data, dict) and "occurred_at" not in data and "as_of" in data:
+            return {**data, "occurred_at": data["as_of"]}
+        return data
+
+    @model_validator(mode="after")
+    def _same_time(self) -> ContentStats:
+        if self.occurred_at != self.as_of:
+            raise ValueError("occurred_at: must equal as_of")
+        return self
+
+
 class DeadLetter(Envelope):
     """A message a consumer could not decode or validate. Key: the source key."""
 
@@ -309,6 +399,8 @@ AnyEvent = Annotated[
     | RefundUnmatched
     | CampaignTermsPublished
     | PayoutIssued
+    | ContentPublished
+    | ContentStats
     | DeadLetter,
     Field(discriminator="type"),
 ]
@@ -324,5 +416,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     RefundUnmatched,
     CampaignTermsPublished,
     PayoutIssued,
+    ContentPublished,
+    ContentStats,
     DeadLetter,
 )

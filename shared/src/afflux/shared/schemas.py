@@ -38,6 +38,8 @@ EVENT_TOPICS: dict[str, tuple[topics.Topic, ...]] = {
     "RefundUnmatched": (topics.UNMATCHED,),
     "CampaignTermsPublished": (topics.CAMPAIGNS,),
     "PayoutIssued": (topics.PAYOUTS,),
+    "ContentPublished": (topics.CONTENT,),
+    "ContentStats": (topics.CONTENT,),
     "DeadLetter": (topics.DLQ,),
 }
 """Where each event travels (LeadConfirmed is re-emitted on conversions for payouts)."""

@@ -5,10 +5,10 @@ All data topics share ``partitions`` so that clicks, orders, refunds,
 conversions and reversals for one key land on the same partition number.
 
 The input topics hold what the outside world told afflux (clicks, orders, refunds,
-campaign terms); every other topic and all state derive from them. Replaying them
-rebuilds everything, so they are created to be kept forever by default
-(``retention.ms=-1``): a broker's default (seven days on Apache Kafka) would leave a
-replay with only the last week. The attribution's answers (``conversions``,
+campaign terms, creators' content and its stats); every other topic and all state
+derive from them. Replaying them rebuilds everything, so they are created to be kept
+forever by default (``retention.ms=-1``): a broker's default (seven days on Apache
+Kafka) would leave a replay with only the last week. The attribution's answers (``conversions``,
 ``reversals``, ``attribution.unmatched``) are kept as long: ``afflux ledger rebuild``
 and the order-outcome index replay them, and a rebuild of the ledger alone must not
 first need the attribution rebuilt from the inputs.
@@ -47,6 +47,8 @@ UNMATCHED = Topic("attribution.unmatched", "order_id", "attribution", replayed=T
 CAMPAIGNS = Topic("campaigns", "campaign_id", "admin tools", compacted=True, input=True)
 LINKS = Topic("links", "code", "clicks", compacted=True)
 PAYOUTS = Topic("payouts", "affiliate_id", "payouts")
+# A content's publication and all its stats share one key, so they stay in order.
+CONTENT = Topic("content", "platform:content_id", "payouts, platform connectors", input=True)
 DLQ = Topic("afflux.dlq", "source key", "any consumer")
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -59,6 +61,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CAMPAIGNS,
     LINKS,
     PAYOUTS,
+    CONTENT,
     DLQ,
 )
 

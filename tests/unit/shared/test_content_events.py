@@ -1,0 +1,116 @@
+"""The content contract: a publication and its cumulative stats, refused at the edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from afflux.shared.core.content import MAX_COUNT, content_key
+from afflux.shared.events import AnyEvent, ContentPublished, ContentStats
+
+EVENTS: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_780_000_000_000
+
+
+def published(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "ContentPublished",
+        "event_id": "e1",
+        "occurred_at": T0,
+        "content_id": "C1",
+        "platform": "instagram",
+        "affiliate_id": "creator-01",
+        "campaign_id": "acme",
+        "kind": "post",
+        "url": "https://instagram.com/p/C1",
+        "published_at": T0,
+    }
+    return {**base, **changes}
+
+
+def stats(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "ContentStats",
+        "event_id": "s1",
+        "content_id": "C1",
+        "platform": "instagram",
+        "as_of": T0 + 1,
+        "views": 10,
+        "impressions": 20,
+        "likes": 3,
+        "comments": 2,
+        "shares": 1,
+        "saves": 0,
+        "followers": 1_000,
+    }
+    return {**base, **changes}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    payload: dict[str, Any]
+    field: str | None  # None: accepted; else the field the refusal names
+
+
+CASES = [
+    Case("a post", published(), None),
+    # a live stream needs its start; its end may come later
+    Case("live without start", published(kind="live"), "live_started_at"),
+    Case("live, still running", published(kind="live", live_started_at=T0), None),
+    Case(
+        "live ends at its start", published(kind="live", live_started_at=T0, live_ended_at=T0), None
+    ),
+    Case(
+        "live ends 1 ms before its start",
+        published(kind="live", live_started_at=T0, live_ended_at=T0 - 1),
+        "live_ended_at",
+    ),
+    Case("platform upper case", published(platform="Instagram"), "platform"),
+    Case("platform 32 characters", published(platform="a" * 32), None),
+    Case("platform 33 characters", published(platform="a" * 33), "platform"),
+    Case("url not http", published(url="ftp://x"), "url"),
+    Case("url 2049 characters", published(url="https://" + "x" * 2041), "url"),
+    Case("unknown kind", published(kind="reel"), "kind"),
+    Case("stats", stats(), None),
+    Case("count at the bound", stats(likes=MAX_COUNT), None),
+    Case("count one beyond", stats(likes=MAX_COUNT + 1), "likes"),
+    Case("negative count", stats(views=-1), "views"),
+    Case("count as a string", stats(saves="3"), "saves"),
+    Case("count as a float", stats(shares=1.5), "shares"),
+    Case("followers missing", {k: v for k, v in stats().items() if k != "followers"}, "followers"),
+    Case("occurred_at other than as_of", stats(occurred_at=T0), "occurred_at"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_content_events_are_refused_naming_the_field(case: Case) -> None:
+    if case.field is None:
+        EVENTS.validate_python(case.payload)
+        return
+    with pytest.raises(ValidationError) as refused:
+        EVENTS.validate_python(case.payload)
+    assert case.field in str(refused.value)
+
+
+def test_stats_take_as_of_as_their_event_time() -> None:
+    event = EVENTS.validate_python(stats())
+    assert isinstance(event, ContentStats)
+    assert event.occurred_at == event.as_of == T0 + 1
+
+
+def test_a_live_streams_times_are_kept() -> None:
+    event = ContentPublished.model_validate(
+        published(kind="live", live_started_at=T0, live_ended_at=T0 + 60_000)
+    )
+    assert (event.live_started_at, event.live_ended_at) == (T0, T0 + 60_000)
+
+
+def test_a_contents_key_is_platform_and_id() -> None:
+    assert content_key("tiktok", "7312") == "tiktok:7312"
