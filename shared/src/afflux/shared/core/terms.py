@@ -98,6 +98,21 @@ class CommissionPlan(_Frozen):
         return ms
 
 
+class EmvValues(_Frozen):
+    """Earned media value: what a content's reach would have cost as ads, per unit.
+
+    Values in minor units of the campaign's currency; impressions and views per 1,000
+    (a CPM), each interaction kind per interaction. A KPI only: nothing is paid on it
+    (afflux.shared.core.content_kpis.emv_minor; docs/payouts.md, KPIs)."""
+
+    per_impression_minor_per_1000: NonNegativeMinor = 0
+    per_view_minor_per_1000: NonNegativeMinor = 0
+    per_like_minor: NonNegativeMinor = 0
+    per_comment_minor: NonNegativeMinor = 0
+    per_share_minor: NonNegativeMinor = 0
+    per_save_minor: NonNegativeMinor = 0
+
+
 class CampaignTerms(_Frozen):
     """The rules of one program, as in force from a version's ``effective_from``."""
 
@@ -131,6 +146,9 @@ class CampaignTerms(_Frozen):
         "larger ones are refused (HTTP 422) or dead-lettered",
     )
     plan: CommissionPlan = Field(default_factory=CommissionPlan)
+    emv: EmvValues | None = Field(
+        None, description="earned media value per impression and interaction; unset: no EMV"
+    )
 
     @field_validator("currency")
     @classmethod
