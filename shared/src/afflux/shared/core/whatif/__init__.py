@@ -1,0 +1,1 @@
+"""What-if replay: a campaign's recorded inputs re-run under other terms (docs/campaigns.md)."""

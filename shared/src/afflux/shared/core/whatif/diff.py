@@ -1,0 +1,248 @@
+"""What a draft of a campaign's terms would have paid: the same recorded inputs replayed
+twice, under the recorded terms history ("current") and under the draft ("draft"), and
+the difference per creator and per line, each with its reason.
+
+Both sides come from ``replay.replay``, so the difference is the terms change alone:
+nothing about timing, outages or the order events arrived in can differ between them.
+The draft stands in for every version over the range (as if it had always been the
+campaign's terms); its campaign, merchant and currency must be the campaign's own
+(``draft_problem``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange
+from afflux.shared.core.whatif.replay import OrderDecision, Replay, ReplayedLine, replay
+
+MAX_CHANGES = 500  # lines listed in a diff; ``changes_total`` counts them all
+_SALE_RULE = re.compile(r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>[^)]*)\)")
+_NOBODY = {
+    "no_click": "no click of the visitor",
+    "outside_window": "no click inside the window",
+    "bot_only": "only flagged clicks",
+    "unknown_click": "an unknown click id",
+    "other_campaign": "no click in the campaign",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorDiff:
+    affiliate_id: str
+    currency: str
+    current_minor: int
+    draft_minor: int
+    current_conversions: int
+    draft_conversions: int
+    gained: tuple[str, ...]  # order ids the draft gives this creator
+    lost: tuple[str, ...]  # order ids the draft takes away
+
+    @property
+    def delta_minor(self) -> int:
+        return self.draft_minor - self.current_minor
+
+
+@dataclass(frozen=True, slots=True)
+class LineChange:
+    affiliate_id: str
+    line_id: str
+    kind: str
+    order_id: str | None
+    current_minor: int
+    draft_minor: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class WhatIfDiff:
+    campaign_id: str
+    currency: str
+    window: DateRange
+    orders: int  # orders of the campaign in the range
+    creators: tuple[CreatorDiff, ...]  # only those whose pay or conversions change
+    changes: tuple[LineChange, ...]  # the largest changes first, at most MAX_CHANGES
+    changes_total: int
+    current_total_minor: int
+    draft_total_minor: int
+
+    @property
+    def empty(self) -> bool:
+        return not self.creators and not self.changes_total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "currency": self.currency,
+            "from": self.window.start,
+            "to": self.window.end,
+            "orders": self.orders,
+            "empty": self.empty,
+            "current_total_minor": self.current_total_minor,
+            "draft_total_minor": self.draft_total_minor,
+            "creators": [
+                {
+                    "affiliate_id": c.affiliate_id,
+                    "currency": c.currency,
+                    "current_minor": c.current_minor,
+                    "draft_minor": c.draft_minor,
+                    "delta_minor": c.delta_minor,
+                    "current_conversions": c.current_conversions,
+                    "draft_conversions": c.draft_conversions,
+                    "gained": list(c.gained),
+                    "lost": list(c.lost),
+                }
+                for c in self.creators
+            ],
+            "changes": [
+                {
+                    "affiliate_id": c.affiliate_id,
+                    "line_id": c.line_id,
+                    "kind": c.kind,
+                    "order_id": c.order_id,
+                    "current_minor": c.current_minor,
+                    "draft_minor": c.draft_minor,
+                    "reason": c.reason,
+                }
+                for c in self.changes
+            ],
+            "changes_total": self.changes_total,
+        }
+
+
+def draft_problem(draft: CampaignTerms, current: CampaignTerms) -> tuple[str, str] | None:
+    """(field, reason) when ``draft`` may not stand in for the campaign's terms."""
+    if draft.campaign_id != current.campaign_id:
+        return "campaign_id", f"the draft is for {draft.campaign_id!r}, not {current.campaign_id!r}"
+    if draft.merchant_id != current.merchant_id:
+        return "merchant_id", f"a draft keeps the campaign's merchant {current.merchant_id!r}"
+    if draft.currency != current.currency:
+        return "currency", f"a draft keeps the campaign's currency {current.currency}"
+    return None
+
+
+def draft_history(current: Sequence[TermsVersion], draft: CampaignTerms) -> tuple[TermsVersion]:
+    """The draft as the campaign's only version, numbered after the current ones."""
+    number = max((v.version for v in current), default=0) + 1
+    return (TermsVersion(version=number, effective_from=0, published_at=0, terms=draft),)
+
+
+def whatif(
+    log: CampaignLog,
+    current: Sequence[TermsVersion],
+    draft: CampaignTerms,
+    window: DateRange = EVER,
+) -> WhatIfDiff:
+    """The log replayed under ``current`` and under ``draft``, and what differs."""
+    return compare(
+        replay(log, current, window), replay(log, draft_history(current, draft), window), window
+    )
+
+
+def compare(now: Replay, then: Replay, window: DateRange) -> WhatIfDiff:
+    """What differs between two replays of the same log, per creator and per line."""
+    pay_now, pay_then = now.commission_by_creator(), then.commission_by_creator()
+    conv_now, conv_then = now.conversions_by_creator(), then.conversions_by_creator()
+    gained: dict[str, list[str]] = {}
+    lost: dict[str, list[str]] = {}
+    for order_id, was in now.decisions.items():
+        becomes = then.decisions[order_id]
+        before = was.affiliate_id if was.placed else None
+        after = becomes.affiliate_id if becomes.placed else None
+        if before != after:
+            if before is not None:
+                lost.setdefault(before, []).append(order_id)
+            if after is not None:
+                gained.setdefault(after, []).append(order_id)
+    creators = []
+    for affiliate in sorted({*pay_now, *pay_then, *conv_now, *conv_then, *gained, *lost}):
+        row = CreatorDiff(
+            affiliate,
+            now.currency,
+            pay_now.get(affiliate, 0),
+            pay_then.get(affiliate, 0),
+            conv_now.get(affiliate, 0),
+            conv_then.get(affiliate, 0),
+            tuple(sorted(gained.get(affiliate, ()))),
+            tuple(sorted(lost.get(affiliate, ()))),
+        )
+        if row.delta_minor or row.gained or row.lost:
+            creators.append(row)
+    changes = _line_changes(now, then)
+    changes.sort(key=lambda c: (-abs(c.draft_minor - c.current_minor), c.line_id, c.affiliate_id))
+    return WhatIfDiff(
+        campaign_id=now.campaign_id,
+        currency=now.currency,
+        window=window,
+        orders=len(now.decisions),
+        creators=tuple(sorted(creators, key=lambda c: (-abs(c.delta_minor), c.affiliate_id))),
+        changes=tuple(changes[:MAX_CHANGES]),
+        changes_total=len(changes),
+        current_total_minor=sum(pay_now.values()),
+        draft_total_minor=sum(pay_then.values()),
+    )
+
+
+def _line_changes(now: Replay, then: Replay) -> list[LineChange]:
+    out: list[LineChange] = []
+    empty = ReplayedLine("", "", "", None, "", 0, "")
+    for line_id in sorted({*now.lines, *then.lines}):
+        was, becomes = now.lines.get(line_id, empty), then.lines.get(line_id, empty)
+        moved = was.line_id and becomes.line_id and was.affiliate_id != becomes.affiliate_id
+        if was.paid_minor == becomes.paid_minor and not moved:
+            continue
+        reason = _why(was, becomes, now.decisions, then.decisions)
+        if moved:  # one line, two creators: each sees its own side
+            out.append(_change(was, was.paid_minor, 0, reason))
+            out.append(_change(becomes, 0, becomes.paid_minor, reason))
+        else:
+            line = becomes if becomes.line_id else was
+            out.append(_change(line, was.paid_minor, becomes.paid_minor, reason))
+    return out
+
+
+def _change(line: ReplayedLine, current: int, draft: int, reason: str) -> LineChange:
+    return LineChange(
+        line.affiliate_id, line.line_id, line.kind, line.order_id, current, draft, reason
+    )
+
+
+def _why(
+    was: ReplayedLine,
+    becomes: ReplayedLine,
+    before: dict[str, OrderDecision],
+    after: dict[str, OrderDecision],
+) -> str:
+    order = was.order_id or becomes.order_id
+    if order is not None and order in before and order in after:
+        a, b = before[order], after[order]
+        if (a.affiliate_id, a.placed) != (b.affiliate_id, b.placed):
+            return f"order {order}: was {_who(a)} now {_who(b)}"
+    if not was.line_id:
+        return f"new line: {becomes.rule}"
+    if not becomes.line_id:
+        return f"line gone: {was.rule}"
+    subject = f"order {order}: " if order is not None else f"{was.kind} line: "
+    old, new = _SALE_RULE.match(was.rule), _SALE_RULE.match(becomes.rule)
+    if old and new and old["rate"] != new["rate"]:
+        if old["why"].split(" (")[0] == new["why"].split(" (")[0]:
+            return f"{subject}{new['why'].split(' (')[0]} rate {old['rate']} -> {new['rate']}"
+        return f"{subject}{old['why']} at {old['rate']} -> {new['why']} at {new['rate']}"
+    if was.rule != becomes.rule:
+        return f"{subject}{was.rule} -> {becomes.rule}"
+    return f"{subject}paid {was.paid_minor} -> {becomes.paid_minor}"
+
+
+def _who(decision: OrderDecision) -> str:
+    if decision.affiliate_id is None:
+        return f"nobody ({_NOBODY.get(decision.reason, decision.reason)})"
+    if not decision.placed:
+        return f"{decision.affiliate_id} (refused by the ledger: amount or currency)"
+    how = {"click_id": "its named click", "coupon": "coupon"}.get(
+        decision.reason, decision.model.replace("_", " ")
+    )
+    return f"{decision.affiliate_id} ({how})"

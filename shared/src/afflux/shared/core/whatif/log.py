@@ -1,0 +1,104 @@
+"""A campaign's recorded inputs, as the replay needs them: clicks, orders, refunds and
+lead confirmations, each the first copy of its id, in the order they were read.
+
+Plain frozen values built by the decoder (``afflux.shared.whatif_decode``) from the input
+topics, or by a test. Nothing here reads a topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from afflux.shared.core.attribution import ClickTouch
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOrder:
+    order_id: str
+    event_id: str
+    key: str  # the visitor whose clicks it meets (``ids.order_partition_key``)
+    at: int
+    amount_minor: int
+    currency: str
+    kind: str = "sale"
+    action: str | None = None
+    click_id: str | None = None
+    coupon_code: str | None = None
+    new_customer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRefund:
+    refund_id: str
+    event_id: str
+    order_id: str
+    at: int
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedConfirmation:
+    order_id: str
+    event_id: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """Event times ``start <= at < end`` (UTC ms); None: unbounded on that side."""
+
+    start: int | None = None
+    end: int | None = None
+
+    def holds(self, at: int) -> bool:
+        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
+
+
+@dataclass(slots=True)
+class CampaignLog:
+    """One campaign's inputs. ``clicks`` maps a visitor to its clicks in the campaign
+    (an order meets those of its key); ``valid`` marks the clicks without a quality flag
+    (paid per click). Built with ``add_*``: the first copy of an id wins, as in the
+    attribution worker and the ledger."""
+
+    campaign_id: str
+    clicks: dict[str, list[ClickTouch]] = field(default_factory=dict)
+    click_ids: set[str] = field(default_factory=set)
+    orders: list[LoggedOrder] = field(default_factory=list)
+    order_ids: set[str] = field(default_factory=set)
+    refunds: list[LoggedRefund] = field(default_factory=list)
+    refund_ids: set[tuple[str, str]] = field(default_factory=set)  # (order, refund)
+    confirmations: dict[str, LoggedConfirmation] = field(default_factory=dict)
+    events: int = 0  # events of the campaign taken (copies left out)
+
+    def add_click(self, visitor: str, click: ClickTouch) -> None:
+        if click.click_id in self.click_ids:
+            return
+        self.click_ids.add(click.click_id)
+        found = self.clicks.get(visitor)
+        if found is None:
+            self.clicks[visitor] = [click]
+        else:
+            found.append(click)
+        self.events += 1
+
+    def add_order(self, order: LoggedOrder) -> None:
+        if order.order_id not in self.order_ids:
+            self.order_ids.add(order.order_id)
+            self.orders.append(order)
+            self.events += 1
+
+    def add_refund(self, refund: LoggedRefund) -> None:
+        key = (refund.order_id, refund.refund_id)
+        if key not in self.refund_ids:
+            self.refund_ids.add(key)
+            self.refunds.append(refund)
+            self.events += 1
+
+    def add_confirmation(self, confirmation: LoggedConfirmation) -> None:
+        if confirmation.order_id not in self.confirmations:
+            self.confirmations[confirmation.order_id] = confirmation
+            self.events += 1
+
+
+EVER = DateRange()  # every event time

@@ -1,0 +1,226 @@
+"""One replay: a campaign's recorded inputs through attribution and commission under
+one terms history, the ledger untouched.
+
+The same pure core the services run: ``attribution.choose`` decides each order under
+the version in force at its event time (``terms_in_force``), as the attribution worker
+does once every click is in (a late click's correction included: the decision depends
+on event times alone), and ``journal.period.PeriodState.step`` prices each
+campaign-period's conversions, refunds, confirmations and click figures as the ledger
+does (tiers, milestones, caps, budget, refunds before and after approval). What the
+ledger would refuse is left out the same way: a conversion above its terms'
+``max_order_minor`` or in another currency than the campaign's.
+
+The range picks orders (and the clicks paid per click) by event time; an order's
+refunds and confirmation follow it whenever they came, and every recorded click of its
+visitor may win it, however long before the range began.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from afflux.shared.core import attribution as ids
+from afflux.shared.core.attribution import Attributed, OrderTouch, choose
+from afflux.shared.core.attribution import capped_refund as capped
+from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
+from afflux.shared.core.periods import period_of
+from afflux.shared.core.terms import TermsVersion, terms_in_force
+from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange, LoggedOrder
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDecision:
+    """Who won an order under one history, and why (a win reason, or why nobody did)."""
+
+    order_id: str
+    affiliate_id: str | None
+    reason: str
+    model: str
+    at: int
+    amount_minor: int
+    placed: bool  # a conversion the ledger takes (not refused, not unattributed)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedLine:
+    """A ledger line as the replay left it: what it pays and the rule that priced it."""
+
+    line_id: str
+    affiliate_id: str
+    kind: str
+    order_id: str | None
+    period: str
+    paid_minor: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class Replay:
+    campaign_id: str
+    currency: str
+    decisions: dict[str, OrderDecision]
+    lines: dict[str, ReplayedLine]
+
+    def commission_by_creator(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for line in self.lines.values():
+            out[line.affiliate_id] += line.paid_minor
+        return dict(out)
+
+    def conversions_by_creator(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for decision in self.decisions.values():
+            if decision.placed and decision.affiliate_id is not None:
+                out[decision.affiliate_id] += 1
+        return dict(out)
+
+
+@dataclass(slots=True)
+class _Period:
+    conversions: list[ConversionFact]
+    refunds: list[RefundFact]
+    confirmations: list[tuple[str, str]]
+    clicks: dict[str, list[int]]  # creator -> [unique clicks, first at, last at]
+
+
+def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange = EVER) -> Replay:
+    """The log's orders in ``window`` (and their refunds, confirmations, and the valid
+    clicks in ``window``) decided and priced under ``versions``."""
+    versions = tuple(versions)
+    latest = max(versions, key=lambda v: v.version).terms
+    currency = latest.currency
+    confirming = any(v.terms.lead_confirmation_required for v in versions)
+    periods: dict[str, _Period] = {}
+    period_cache: dict[int, str] = {}
+
+    def period(at: int) -> _Period:
+        day = at // 86_400_000
+        name = period_cache.get(day)
+        if name is None:
+            name = period_of(at, terms_in_force(versions, at).terms.plan.period)
+            # A day a version starts on may hold two plans' periods: never remembered.
+            if not any(v.effective_from // 86_400_000 == day for v in versions):
+                period_cache[day] = name
+        found = periods.get(name)
+        if found is None:
+            found = periods[name] = _Period([], [], [], {})
+        return found
+
+    decisions: dict[str, OrderDecision] = {}
+    converted: dict[str, tuple[LoggedOrder, ConversionFact, _Period]] = {}
+    for order in log.orders:
+        if not window.holds(order.at):
+            continue
+        version = terms_in_force(versions, order.at)
+        terms = version.terms
+        touch = OrderTouch(
+            order.order_id, log.campaign_id, order.at, order.click_id, order.coupon_code
+        )
+        decision = choose(touch, log.clicks.get(order.key, ()), terms)
+        if not isinstance(decision, Attributed):
+            decisions[order.order_id] = OrderDecision(
+                order.order_id,
+                None,
+                decision.reason,
+                terms.model,
+                order.at,
+                order.amount_minor,
+                False,
+            )
+            continue
+        placed = order.amount_minor <= terms.max_order_minor and order.currency == currency
+        decisions[order.order_id] = OrderDecision(
+            order.order_id,
+            decision.affiliate_id,
+            decision.reason,
+            terms.model,
+            order.at,
+            order.amount_minor,
+            placed,
+        )
+        if not placed:
+            continue
+        cid = ids.conversion_id(log.campaign_id, order.order_id)
+        fact = ConversionFact(
+            conversion_id=cid,
+            event_id=cid,
+            order_id=order.order_id,
+            affiliate_id=decision.affiliate_id,
+            kind=order.kind,
+            action=order.action,
+            amount_minor=order.amount_minor,
+            currency=order.currency,
+            new_customer=order.new_customer,
+            occurred_at=order.at,
+            terms_version=version.version,
+        )
+        home = period(order.at)
+        home.conversions.append(fact)
+        converted[order.order_id] = (order, fact, home)
+
+    refunded: dict[str, int] = defaultdict(int)
+    for refund in log.refunds:
+        found = converted.get(refund.order_id)
+        if found is None:
+            continue
+        order, fact, home = found
+        applied = capped(order.amount_minor, refunded[order.order_id], refund.amount_minor)
+        refunded[order.order_id] += applied
+        rid = ids.reversal_id(log.campaign_id, order.order_id, refund.refund_id)
+        home.refunds.append(
+            RefundFact(rid, rid, order.order_id, applied, refund.at, fact.conversion_id)
+        )
+    if confirming:
+        for order_id, confirmation in log.confirmations.items():
+            if order_id in converted:
+                converted[order_id][2].confirmations.append((order_id, confirmation.event_id))
+
+    for clicks in log.clicks.values():
+        for click in clicks:
+            if click.flagged or not window.holds(click.at):
+                continue
+            tally = period(click.at).clicks.get(click.affiliate_id)
+            if tally is None:
+                period(click.at).clicks[click.affiliate_id] = [1, click.at, click.at]
+            else:
+                tally[0] += 1
+                tally[1] = min(tally[1], click.at)
+                tally[2] = max(tally[2], click.at)
+
+    lines: dict[str, ReplayedLine] = {}
+    for name, facts in sorted(periods.items()):
+        state = PeriodState(log.campaign_id, name, currency, versions)
+        state.step(
+            StepInput(
+                conversions=tuple(facts.conversions),
+                refunds=tuple(facts.refunds),
+                confirmations=tuple(facts.confirmations),
+                clicks=tuple(
+                    ClickFigures(a, n, first, last)
+                    for a, (n, first, last) in sorted(facts.clicks.items())
+                ),
+            )
+        )
+        for record in state.lines.values():
+            lines[record.line_id] = ReplayedLine(
+                record.line_id,
+                record.affiliate_id,
+                record.kind,
+                record.order_id,
+                name,
+                record.paid,
+                _rule(record.rule, record.net, record.creator_paid, record.paid),
+            )
+    return Replay(log.campaign_id, currency, decisions, lines)
+
+
+def _rule(rule: str, net: int, creator_paid: int, paid: int) -> str:
+    """The line's rule, and what a cap cut of it."""
+    if creator_paid < net:
+        rule += f"; creator cap cut {net - creator_paid}"
+    if paid < creator_paid:
+        rule += f"; campaign budget cut {creator_paid - paid}"
+    return rule

@@ -1,0 +1,128 @@
+"""A what-if replay's inputs from the topics: a campaign's recorded clicks, orders,
+refunds and lead confirmations, and every campaign's terms history.
+
+Read without a consumer group (nothing is committed, no topic is written) from the
+beginning of every partition to the high watermark a Fetch answered at the time of
+reading (never ListOffsets, which the embedded broker answers wrongly for packed
+batches). Bounded at entry: at most ``max_events`` events read and a deadline, past
+either the read stops with ``ReplayRefused`` (docs/reliability.md, "What-if").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from afflux.shared.core.whatif.log import CampaignLog
+from afflux.shared.io.campaign_view import CampaignDirectory, apply_record
+from afflux.shared.io.kafka import topic_partitions
+from afflux.shared.topics import CAMPAIGNS, CLICKS, ORDERS, REFUNDS
+from afflux.shared.whatif_decode import LogReader
+
+INPUT_TOPICS = (CLICKS.name, ORDERS.name, REFUNDS.name)
+MAX_EVENTS = 20_000_000
+TIME_LIMIT_S = 60.0
+_FETCH_BYTES = 16 * 1024 * 1024
+
+
+class ReplayRefused(RuntimeError):
+    """The replay's inputs are past a bound (events or time): narrow the range or ask
+    an operator to raise the bound."""
+
+
+@dataclass(frozen=True)
+class ReplayBounds:
+    max_events: int = MAX_EVENTS
+    time_limit_s: float = TIME_LIMIT_S
+
+
+async def read_to_end(
+    bootstrap: str,
+    topics: Sequence[str],
+    on_value: Callable[[bytes | None], None],
+    *,
+    deadline: float,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Give every record value of ``topics`` to ``on_value``, up to each partition's high
+    watermark; the records read. ``ReplayRefused`` past ``deadline`` (monotonic) or once
+    ``stop()`` holds."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=_FETCH_BYTES,
+        max_partition_fetch_bytes=_FETCH_BYTES,
+    )
+    await consumer.start()
+    records = 0
+    try:
+        tps: list[TopicPartition] = []
+        for topic in topics:
+            tps += await topic_partitions(consumer, topic, max(0.1, deadline - time.monotonic()))
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            batches = await consumer.getmany(*tps, timeout_ms=200, max_records=50_000)
+            for found in batches.values():
+                records += len(found)
+                for record in found:
+                    on_value(record.value)
+            if stop():
+                raise ReplayRefused("stopped")
+            if await _all_at_end(consumer, tps):
+                return records
+            if time.monotonic() >= deadline:
+                raise ReplayRefused("the topics were not read within the time limit")
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+
+
+async def _all_at_end(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> bool:
+    for tp in tps:
+        high = consumer.highwater(tp)  # from the last Fetch answer; None before the first
+        if high is None or await consumer.position(tp) < high:
+            return False
+    return True
+
+
+async def read_campaign_log(
+    bootstrap: str, campaign_id: str, bounds: ReplayBounds, deadline: float | None = None
+) -> LogReader:
+    """The campaign's recorded inputs; ``ReplayRefused`` past a bound."""
+    reader = LogReader(CampaignLog(campaign_id))
+    end = deadline if deadline is not None else time.monotonic() + bounds.time_limit_s
+
+    def too_many() -> bool:
+        return reader.events > bounds.max_events
+
+    try:
+        await read_to_end(bootstrap, INPUT_TOPICS, reader.record, deadline=end, stop=too_many)
+    except ReplayRefused as exc:
+        if too_many():
+            raise ReplayRefused(
+                f"the topics hold more than {bounds.max_events} events: the replay's bound"
+            ) from None
+        raise ReplayRefused(
+            f"reading the topics took longer than {bounds.time_limit_s:g} s: the replay's bound"
+        ) from exc
+    return reader
+
+
+async def read_terms(bootstrap: str, timeout_s: float = 30.0) -> CampaignDirectory:
+    """Every campaign's terms history, from the campaigns topic."""
+    directory = CampaignDirectory()
+
+    def take(value: bytes | None) -> None:
+        apply_record(directory, value)
+
+    await read_to_end(bootstrap, (CAMPAIGNS.name,), take, deadline=time.monotonic() + timeout_s)
+    return directory

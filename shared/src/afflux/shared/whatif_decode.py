@@ -1,0 +1,189 @@
+"""The input topics' events as a what-if replay's log (``core.whatif.log.CampaignLog``).
+
+Fast: a replay reads every click, order and refund ever recorded, so an event is taken
+from its parsed JSON without building the pydantic model, checking only the fields the
+replay reads, each for its type. Every event on these topics was validated by the
+service that produced it; an item that is not of the current schema version goes
+through ``wire.event_from_dict`` (upcasters, full validation), and one that still fails
+is counted in ``skipped``, as the consumers dead-letter it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from afflux.shared.core.attribution import ClickTouch
+from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.whatif.log import (
+    CampaignLog,
+    LoggedConfirmation,
+    LoggedOrder,
+    LoggedRefund,
+)
+from afflux.shared.events import (
+    ClickRecorded,
+    LeadConfirmed,
+    OrderKind,
+    OrderPlaced,
+    OrderRefunded,
+)
+from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
+
+_ORDER_KINDS = frozenset(get_args(OrderKind))
+_TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed")
+
+
+@dataclass(slots=True)
+class LogReader:
+    """Feeds one campaign's log from record values; counts what it read."""
+
+    log: CampaignLog
+    events: int = 0  # every event read, of any campaign
+    skipped: int = 0  # items that are not a valid event
+
+    def record(self, value: bytes | None) -> None:
+        try:
+            parsed = parse_value(value)
+        except UndecodableRecord:
+            self.skipped += 1
+            return
+        if isinstance(parsed, list):
+            for item in parsed:
+                self.item(item)
+        else:
+            self.item(parsed)
+
+    def item(self, item: Any) -> None:
+        self.events += 1
+        if not isinstance(item, dict):
+            self.skipped += 1
+            return
+        if item.get("campaign_id") != self.log.campaign_id:
+            return
+        try:
+            if item.get("schema_version", 1) == 1 and _fast(self.log, item):
+                return
+            _slow(self.log, item)
+        except (UndecodableRecord, KeyError, TypeError, ValueError):
+            self.skipped += 1
+
+
+def _str(item: dict[str, Any], name: str) -> str:
+    value = item[name]
+    if type(value) is not str or not value:
+        raise TypeError(name)
+    return value
+
+
+def _opt(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    if value is not None and type(value) is not str:
+        raise TypeError(name)
+    return value or None
+
+
+def _int(item: dict[str, Any], name: str, default: int | None = None) -> int:
+    value = item.get(name, default)
+    if type(value) is not int:
+        raise TypeError(name)
+    return value
+
+
+def _kind(item: dict[str, Any]) -> str:
+    value = item.get("kind", "sale")
+    if value not in _ORDER_KINDS:
+        raise TypeError("kind")
+    return str(value)
+
+
+def _fast(log: CampaignLog, item: dict[str, Any]) -> bool:
+    """Take the item without its model; False: it needs the full validation."""
+    kind = item.get("type")
+    if kind == "ClickRecorded":
+        flags = item.get("flags", ())
+        flagged = bool(item.get("is_bot")) or bool(item.get("is_duplicate")) or bool(flags)
+        click = ClickTouch(
+            _str(item, "click_id"),
+            _str(item, "affiliate_id"),
+            log.campaign_id,
+            _int(item, "occurred_at"),
+            flagged,
+        )
+        log.add_click(_str(item, "visitor_id"), click)
+        return True
+    if kind == "OrderPlaced":
+        order_id = _str(item, "order_id")
+        visitor, click_id = _opt(item, "visitor_id"), _opt(item, "click_id")
+        log.add_order(
+            LoggedOrder(
+                order_id=order_id,
+                event_id=_str(item, "event_id"),
+                key=order_partition_key(order_id, visitor, click_id),
+                at=_int(item, "occurred_at"),
+                amount_minor=_int(item, "amount_minor", 0),
+                currency=_str(item, "currency"),
+                kind=_kind(item),
+                action=_opt(item, "action"),
+                click_id=click_id,
+                coupon_code=_opt(item, "coupon_code"),
+                new_customer=item.get("new_customer", False) is True,
+            )
+        )
+        return True
+    if kind == "OrderRefunded":
+        log.add_refund(
+            LoggedRefund(
+                refund_id=_str(item, "refund_id"),
+                event_id=_str(item, "event_id"),
+                order_id=_str(item, "order_id"),
+                at=_int(item, "occurred_at"),
+                amount_minor=_int(item, "amount_minor"),
+            )
+        )
+        return True
+    if kind == "LeadConfirmed":
+        log.add_confirmation(
+            LoggedConfirmation(
+                _str(item, "order_id"), _str(item, "event_id"), _int(item, "occurred_at")
+            )
+        )
+        return True
+    return kind not in _TYPES  # another event type: nothing for the replay
+
+
+def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
+    event = event_from_dict(item)
+    if isinstance(event, ClickRecorded):
+        touch = ClickTouch(
+            event.click_id, event.affiliate_id, log.campaign_id, event.occurred_at, event.flagged
+        )
+        log.add_click(event.visitor_id, touch)
+    elif isinstance(event, OrderPlaced):
+        log.add_order(
+            LoggedOrder(
+                order_id=event.order_id,
+                event_id=event.event_id,
+                key=order_partition_key(event.order_id, event.visitor_id, event.click_id),
+                at=event.occurred_at,
+                amount_minor=event.amount_minor,
+                currency=event.currency,
+                kind=event.kind,
+                action=event.action,
+                click_id=event.click_id,
+                coupon_code=event.coupon_code,
+                new_customer=event.new_customer,
+            )
+        )
+    elif isinstance(event, OrderRefunded):
+        log.add_refund(
+            LoggedRefund(
+                event.refund_id,
+                event.event_id,
+                event.order_id,
+                event.occurred_at,
+                event.amount_minor,
+            )
+        )
+    elif isinstance(event, LeadConfirmed):
+        log.add_confirmation(LoggedConfirmation(event.order_id, event.event_id, event.occurred_at))
