@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
+from afflux.shared.core.engagement_terms import EngagementCommission
 from afflux.shared.core.money import DEFAULT_MAX_ORDER_MINOR, MAX_AMOUNT_MINOR, check_currency
 
 AttributionModel = Literal["last_click", "first_click"]
@@ -80,6 +81,9 @@ class CommissionPlan(_Frozen):
     milestones: tuple[Milestone, ...] = ()
     creator_cap_minor: NonNegativeMinor | None = None
     campaign_budget_minor: NonNegativeMinor | None = None
+    engagement: EngagementCommission | None = Field(
+        None, description="pay per engagement on creators' content (docs/payouts.md)"
+    )
 
     @field_validator("tiers")
     @classmethod

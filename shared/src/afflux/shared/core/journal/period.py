@@ -19,12 +19,13 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.engagement import ContentEvent, ContentState
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.journal import rules
+from afflux.shared.core.journal import engagement_lines, rules
 from afflux.shared.core.journal.fill import CapScope, Key
 from afflux.shared.core.journal.kpis import Contribution, add_contribution, kpi_contribution
 from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
@@ -48,6 +49,7 @@ class StepInput:
     refunds: tuple[RefundFact, ...] = ()
     confirmations: tuple[tuple[str, str], ...] = ()  # (order id, confirmation event id)
     clicks: tuple[ClickFigures, ...] = ()  # the new figures of creators with new clicks
+    content: tuple[ContentEvent, ...] = ()  # publications, snapshots, releases in topic order
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class StepResult:
     postings: tuple[Posting, ...]
     changed: tuple[LineRecord, ...]
     kpis: Mapping[str, int]  # counter -> increment (see ``kpis``)
+    contents: tuple[ContentState, ...] = ()  # content states the batch changed
 
 
 @dataclass(slots=True)
@@ -86,6 +89,7 @@ class PeriodState:
         budget = self.terms.plan.campaign_budget_minor
         self.budget = None if budget is None else CapScope(budget)
         self.seq = 0  # postings written so far
+        self.contents: dict[str, ContentState] = {}  # <platform>:<content_id> -> its state
         self._ids: dict[tuple[str, ...], str] = {}  # period lines' derived ids
 
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
@@ -119,10 +123,12 @@ class PeriodState:
         clicks: Iterable[ClickFigures],
         confirmations: Mapping[str, str],
         seq: int,
+        contents: Iterable[ContentState] = (),
     ) -> PeriodState:
         """The state of a stored period, its aggregates derived from its records."""
         state = cls(campaign_id, period, currency, versions)
         state.seq = seq
+        state.contents = {c.key: c for c in contents}
         state.confirmations = dict(confirmations)
         for figures in clicks:
             state.creators[figures.affiliate_id].clicks = figures
@@ -236,8 +242,55 @@ class PeriodState:
                 touch(record)
                 changed_keys.add(record.line_id)
 
+        changed_contents = engagement_lines.fold_events(self.contents, batch.content, self.versions)
+        for record in self._engagement_lines(changed_contents):
+            touch(record)
+            changed_keys.add(record.line_id)
+
         moved = self._fill(changed_keys)
-        return self._post(dirty | moved, before, was)
+        result = self._post(dirty | moved, before, was)
+        if not changed_contents:
+            return result
+        return replace(result, contents=tuple(self.contents[k] for k in sorted(changed_contents)))
+
+    def _engagement_lines(self, changed: set[str]) -> list[LineRecord]:
+        """The engagement lines of the changed contents (of all the creator's contents of
+        the period, when its minimum is per creator and period), as they should be now."""
+        creators = {
+            p.affiliate_id for k in changed if (p := self.contents[k].publication) is not None
+        }
+        out: list[LineRecord] = []
+        for creator_id, states in engagement_lines.by_creator(self.contents).items():
+            if creator_id not in creators:
+                continue
+            total = engagement_lines.creator_interactions(states)
+            for state in states:
+                plan = engagement_lines.plan_of(self.versions, state)
+                per_creator = plan is not None and plan.minimum_scope == "creator_period"
+                if state.key not in changed and not per_creator:
+                    continue
+                line_id = engagement_lines.engagement_line_id(self.campaign_id, state.key)
+                found = engagement_lines.priced(self.versions, state, total)
+                if found is None or (plan is None and line_id not in self.lines):
+                    continue
+                pay, approve_at, version = found
+                assert state.publication is not None
+                record = self.lines.get(line_id)
+                if record is None:
+                    record = self.lines[line_id] = LineRecord(line_id, creator_id, "engagement")
+                record.gross = record.net = pay.amount_minor
+                record.time = state.publication.published_at
+                record.approve_at = approve_at
+                record.rule = pay.rule
+                record.terms_version = version
+                latest = state.latest
+                record.sources = (
+                    (state.publication.event_id,)
+                    + ((latest.event_id,) if latest is not None else ())
+                    + ((state.released,) if state.released else ())
+                )
+                out.append(record)
+        return out
 
     def _conversion_record(self, conversion_id: str, affiliate_id: str) -> LineRecord:
         line_id = derived_id("line", conversion_id)
@@ -523,8 +576,17 @@ def _toggle(keys: list[Key], key: Key, present: bool) -> None:
             del keys[index]
 
 
-_FIRST = {"click": "click_pay", "base_fee": "base_fee", "bonus": "bonus"}
-_GONE = {"base_fee": "base_fee_reversal", "bonus": "bonus_reversal"}
+_FIRST = {
+    "click": "click_pay",
+    "base_fee": "base_fee",
+    "bonus": "bonus",
+    "engagement": "engagement_pay",
+}
+_GONE = {
+    "base_fee": "base_fee_reversal",
+    "bonus": "bonus_reversal",
+    "engagement": "engagement_reversal",
+}
 
 
 def _kind(
@@ -543,6 +605,8 @@ def _kind(
             return _GONE.get(record.kind, "reversal")
         if record.kind == "sale":
             return "tier_adjustment"
+        if record.kind == "engagement":
+            return "engagement_correction"
         return "click_pay" if record.kind == "click" else "adjustment"
     if name == "refund":
         return "refund_reduction"
@@ -555,6 +619,8 @@ def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
     if name == "accrual":
         if posted and target and record.kind == "sale":
             return f"{record.rule}, re-ranked (was {posted})"
+        if posted and record.kind == "engagement":
+            return f"{record.rule} (was {posted})"
         if target or not record.gross:  # a period line that lapsed says why in its rule
             return record.rule
         return f"moved: {record.rule}"

@@ -42,7 +42,7 @@ class Posting:
     period: str
     currency: str
     kind: str  # accrual, tier_adjustment, refund_reduction, clawback, cap_cut, ...
-    line_kind: str  # the line's: sale, lead, action, click, base_fee, bonus
+    line_kind: str  # the line's: sale, lead, action, click, base_fee, bonus, engagement
     component: str
     amount_minor: int
     approve_at: int  # pending until then, approved from then on
@@ -58,7 +58,7 @@ class Posting:
 class LineRecord:
     line_id: str
     affiliate_id: str
-    kind: str  # sale, lead, action, click, base_fee, bonus; "" until its conversion arrives
+    kind: str  # sale, lead, action, click, base_fee, bonus, engagement; "" before a conversion
     time: int = 0
     approve_at: int = 0
     order_id: str | None = None

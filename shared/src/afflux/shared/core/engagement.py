@@ -1,0 +1,218 @@
+"""Pay per engagement: a content's state from its events, and what it is owed.
+
+A content (identity ``<platform>:<content_id>``) is published once, or again with
+changed details (the latest publication on the topic wins: a live stream's end comes
+that way), and then observed by cumulative snapshots that arrive late, repeat and
+sometimes go down. ``fold`` takes one event into a ``ContentState``:
+
+* a snapshot newer (by ``as_of``) than the latest becomes the latest; one at or before
+  it is counted as ``stale`` and changes nothing else, so the first snapshot seen for
+  an ``as_of`` stays and a replay gives the same answer;
+* with a ``review`` in the terms, the snapshot that shows interactions / followers
+  above ``max_rate``, or a jump above ``max_jump`` times the previous snapshot's
+  interactions, holds the content; the hold stays (a later, calmer snapshot does not
+  lift it) until a release, which is for good.
+
+``price`` turns the latest snapshot into the amount owed under the plan, with the
+reason in words. Nothing here reads a clock or does I/O; the ledger (``journal.period``)
+and the batch reference (``afflux.oracle.commission``) call the same functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from afflux.shared.core.engagement_terms import (
+    EngagementCommission,
+    EngagementReview,
+    EngagementValues,
+)
+from afflux.shared.core.money import MAX_AMOUNT_MINOR
+
+INTERACTION_KINDS = ("likes", "comments", "shares", "saves")
+TIMES = "\u00d7"  # the multiplication sign in explanations
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    key: str  # <platform>:<content_id>
+    affiliate_id: str
+    campaign_id: str
+    kind: str
+    published_at: int
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    key: str
+    as_of: int
+    views: int
+    impressions: int
+    likes: int
+    comments: int
+    shares: int
+    saves: int
+    followers: int
+    event_id: str
+
+    @property
+    def interactions(self) -> int:
+        return self.likes + self.comments + self.shares + self.saves
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A reviewer (an admin or the campaign's merchant) released a held content."""
+
+    key: str
+    event_id: str
+    released_by: str
+
+
+ContentEvent = Publication | Snapshot | Release
+
+
+@dataclass(frozen=True, slots=True)
+class ContentState:
+    key: str
+    publication: Publication | None = None
+    latest: Snapshot | None = None
+    snapshots: int = 0  # snapshots that became the latest, in arrival order
+    stale: int = 0  # snapshots at or before the latest's as_of: ignored
+    held: str | None = None  # why the content is held for review
+    released: str | None = None  # the release's event id
+
+    @property
+    def interactions(self) -> int:
+        return 0 if self.latest is None else self.latest.interactions
+
+    @property
+    def on_hold(self) -> bool:
+        return self.held is not None and self.released is None
+
+
+def fold(state: ContentState, event: ContentEvent, review: EngagementReview | None) -> ContentState:
+    """``state`` after ``event`` (events of one content, in topic order)."""
+    if isinstance(event, Publication):
+        return replace(state, publication=event)
+    if isinstance(event, Release):
+        return state if state.released else replace(state, released=event.event_id)
+    latest = state.latest
+    if latest is not None and event.as_of <= latest.as_of:
+        return replace(state, stale=state.stale + 1)
+    number = state.snapshots + 1
+    held = state.held
+    if held is None and state.released is None and review is not None:
+        held = review_hold(review, latest, event, number)
+    return replace(state, latest=event, snapshots=number, held=held)
+
+
+def review_hold(
+    review: EngagementReview, previous: Snapshot | None, snapshot: Snapshot, number: int
+) -> str | None:
+    """Why ``snapshot`` (the ``number``-th accepted) holds its content, or None."""
+    interactions = snapshot.interactions
+    if review.max_rate is not None and interactions > 0:
+        if snapshot.followers == 0:
+            return f"snapshot {number}: {interactions:,} interactions and 0 followers"
+        rate = Decimal(interactions) / Decimal(snapshot.followers)
+        if rate > review.max_rate:
+            return (
+                f"snapshot {number}: engagement rate {interactions:,} / "
+                f"{snapshot.followers:,} followers = {_num(rate.quantize(Decimal('0.0001')))}"
+                f" above {_num(review.max_rate)}"
+            )
+    if (
+        review.max_jump is not None
+        and previous is not None
+        and previous.interactions >= max(1, review.jump_min_interactions)
+        and Decimal(interactions) > review.max_jump * previous.interactions
+    ):
+        return (
+            f"snapshot {number}: {interactions:,} interactions after {previous.interactions:,},"
+            f" a jump above {_num(review.max_jump)}{TIMES}"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    amount_minor: int
+    rule: str
+
+
+def price(plan: EngagementCommission, state: ContentState, creator_interactions: int) -> Priced:
+    """What the content is owed at its latest snapshot, and why.
+
+    ``creator_interactions``: the interactions of all the creator's content of the
+    period that is not held (used when the minimum is per creator and period).
+    """
+    snap = state.latest
+    if snap is None:
+        return Priced(0, "engagement: no stats yet")
+    at = f"snapshot {state.snapshots} (as of {_iso(snap.as_of)})"
+    if state.on_hold:
+        return Priced(
+            0,
+            f"engagement: held for review since {state.held}; nothing paid until released"
+            f" (POST /v1/content/{snap.key.replace(':', '/', 1)}/release)",
+        )
+    released = f"; released after review ({state.held})" if state.held else ""
+    interactions = snap.interactions
+    minimum = plan.minimum_interactions
+    if plan.minimum_scope == "content" and interactions < minimum:
+        return Priced(
+            0,
+            f"engagement: {interactions:,} interactions at {at}: minimum {minimum:,} per"
+            f" content not reached, nothing paid{released}",
+        )
+    if plan.minimum_scope == "creator_period" and creator_interactions < minimum:
+        return Priced(
+            0,
+            f"engagement: the creator's content of the period has {creator_interactions:,}"
+            f" interactions at {at}: minimum {minimum:,} per creator and period not"
+            f" reached, nothing paid{released}",
+        )
+    values, tier = plan.values, ""
+    for candidate in plan.tiers:
+        if candidate.from_interactions <= interactions:
+            values, tier = candidate.values, f" (tier from {candidate.from_interactions:,})"
+    total, terms = valued(snap, values)
+    amount = min(MAX_AMOUNT_MINOR, int(total.to_integral_value(rounding=ROUND_FLOOR)))
+    rule = f"engagement at {at}: {' + '.join(terms) or 'nothing valued'} = {amount}{tier}"
+    cap = plan.content_cap_minor
+    if cap is not None and amount > cap:
+        amount = cap
+        rule += f", capped at {cap} per content"
+    return Priced(amount, rule + released)
+
+
+def valued(snap: Snapshot, values: EngagementValues) -> tuple[Decimal, list[str]]:
+    """The snapshot's value before rounding, and its terms in words."""
+    parts = (
+        (snap.likes, values.like_minor, "likes"),
+        (snap.comments, values.comment_minor, "comments"),
+        (snap.shares, values.share_minor, "shares"),
+        (snap.saves, values.save_minor, "saves"),
+    )
+    total = Decimal(0)
+    words: list[str] = []
+    for count, value, name in parts:
+        if value and count:
+            total += count * value
+            words.append(f"{count:,} {name} {TIMES} {_num(value)}")
+    if values.per_1000_views_minor and snap.views:
+        total += snap.views * values.per_1000_views_minor / 1000
+        words.append(f"{snap.views:,} views {TIMES} {_num(values.per_1000_views_minor)} per 1,000")
+    return total, words
+
+
+def _num(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,232 @@
+"""Pay per engagement, priced from a content's latest snapshot and posted as the journal
+posts everything: a change is a correction that names what it corrects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.engagement import (
+    ContentEvent,
+    ContentState,
+    Publication,
+    Release,
+    Snapshot,
+    fold,
+    price,
+)
+from afflux.shared.core.engagement_terms import EngagementCommission, EngagementReview
+from afflux.shared.core.journal.period import PeriodState, StepInput
+from afflux.shared.core.journal.records import Posting
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+
+pytestmark = pytest.mark.unit
+
+NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+KEY = "instagram:C1"
+PLAN = EngagementCommission.model_validate(
+    {
+        "values": {"like_minor": "0.05", "comment_minor": "1", "per_1000_views_minor": "2"},
+        "minimum_interactions": 500,
+        "tiers": [{"from_interactions": 10_000, "values": {"like_minor": "0.1"}}],
+        "content_cap_minor": 5_000,
+    }
+)
+
+
+def snap(
+    n: int, likes: int, *, comments: int = 0, views: int = 0, followers: int = 10**6
+) -> Snapshot:
+    return Snapshot(KEY, NOV_1 + n * 3_600_000, views, 0, likes, comments, 0, 0, followers, f"s{n}")
+
+
+def state_at(*snapshots: Snapshot, review: EngagementReview | None = None) -> ContentState:
+    state = ContentState(KEY)
+    for s in snapshots:
+        state = fold(state, s, review)
+    return state
+
+
+@dataclass(frozen=True)
+class PriceCase:
+    name: str
+    snapshot: Snapshot
+    owed: int
+
+
+PRICE_CASES = [
+    # the minimum counts interactions (views are no interaction)
+    PriceCase("one interaction below the minimum", snap(1, 499, views=10**6), 0),
+    PriceCase("at the minimum", snap(1, 500), 25),
+    PriceCase("likes and comments", snap(1, 512, comments=20), 45),  # 25.6 + 20, rounded down
+    PriceCase("views per 1,000 beside", snap(1, 500, views=1_500), 28),  # 25 + 3
+    # the tier from 10,000 interactions values all of them at its values
+    PriceCase("one below the tier", snap(1, 9_999), 499),
+    PriceCase("at the tier", snap(1, 10_000), 1_000),
+    # the content cap
+    PriceCase("at the cap", snap(1, 50_000), 5_000),
+    PriceCase("above the cap", snap(1, 60_000), 5_000),
+]
+
+
+@pytest.mark.parametrize("case", PRICE_CASES, ids=lambda c: c.name)
+def test_a_contents_pay_at_the_boundaries(case: PriceCase) -> None:
+    assert price(PLAN, state_at(case.snapshot), 0).amount_minor == case.owed
+
+
+def test_the_pay_explains_itself() -> None:
+    priced = price(PLAN, state_at(snap(1, 100), snap(2, 300), snap(3, 512, comments=20)), 0)
+    assert priced.rule == (
+        "engagement at snapshot 3 (as of 2026-11-01T03:00:00Z): 512 likes \u00d7 0.05"
+        " + 20 comments \u00d7 1 = 45"
+    )
+    below = price(PLAN, state_at(snap(1, 100), snap(2, 300)), 0)
+    assert below.rule == (
+        "engagement: 300 interactions at snapshot 2 (as of 2026-11-01T02:00:00Z): minimum 500"
+        " per content not reached, nothing paid"
+    )
+
+
+def test_the_minimum_per_creator_and_period_counts_all_their_content() -> None:
+    plan = PLAN.model_copy(update={"minimum_scope": "creator_period"})
+    state = state_at(snap(1, 300))
+    assert price(plan, state, 499).amount_minor == 0
+    assert price(plan, state, 500).amount_minor == 15
+
+
+@dataclass(frozen=True)
+class FoldCase:
+    name: str
+    snapshots: tuple[Snapshot, ...]
+    latest: str  # the event id of the snapshot that stays the latest
+    stale: int
+
+
+FOLD_CASES = [
+    FoldCase("in order", (snap(1, 10), snap(2, 20)), "s2", 0),
+    # a late snapshot older than the latest is ignored, only counted
+    FoldCase("late and older", (snap(2, 20), snap(1, 10)), "s2", 1),
+    # the same as_of again: the first seen stays
+    FoldCase(
+        "same as_of repeated",
+        (snap(1, 10), Snapshot(KEY, NOV_1 + 3_600_000, 0, 0, 99, 0, 0, 0, 1, "s1-again")),
+        "s1",
+        1,
+    ),
+    # a newer snapshot with fewer likes (fake ones removed) wins
+    FoldCase("newer and lower", (snap(1, 900), snap(2, 400)), "s2", 0),
+]
+
+
+@pytest.mark.parametrize("case", FOLD_CASES, ids=lambda c: c.name)
+def test_the_latest_snapshot_by_as_of_wins(case: FoldCase) -> None:
+    state = state_at(*case.snapshots)
+    assert state.latest is not None
+    assert (state.latest.event_id, state.stale) == (case.latest, case.stale)
+
+
+@dataclass(frozen=True)
+class ReviewCase:
+    name: str
+    review: dict[str, Any]
+    snapshots: tuple[Snapshot, ...]
+    held: bool
+
+
+REVIEW_CASES = [
+    # engagement rate = interactions / followers
+    ReviewCase("rate at the ceiling", {"max_rate": "0.5"}, (snap(1, 500, followers=1_000),), False),
+    ReviewCase("rate above it", {"max_rate": "0.5"}, (snap(1, 501, followers=1_000),), True),
+    ReviewCase("no followers", {"max_rate": "0.5"}, (snap(1, 1, followers=0),), True),
+    # a jump between consecutive snapshots
+    ReviewCase("jump at the factor", {"max_jump": "3"}, (snap(1, 100), snap(2, 300)), False),
+    ReviewCase("jump above it", {"max_jump": "3"}, (snap(1, 100), snap(2, 301)), True),
+    ReviewCase(
+        "jump from too few to judge", {"max_jump": "3"}, (snap(1, 99), snap(2, 10_000)), False
+    ),
+    # a hold stays when a later snapshot is calm again
+    ReviewCase(
+        "held stays", {"max_jump": "3"}, (snap(1, 100), snap(2, 1_000), snap(3, 1_100)), True
+    ),
+]
+
+
+@pytest.mark.parametrize("case", REVIEW_CASES, ids=lambda c: c.name)
+def test_the_review_ceiling_holds_content(case: ReviewCase) -> None:
+    review = EngagementReview.model_validate(case.review)
+    state = state_at(*case.snapshots, review=review)
+    assert state.on_hold is case.held
+    if case.held:
+        assert price(PLAN, state, 0).amount_minor == 0
+
+
+# -- through the journal -----------------------------------------------------------------
+
+TERMS = CampaignTerms.model_validate(
+    {
+        "campaign_id": "shoes",
+        "merchant_id": "m",
+        "currency": "EUR",
+        "lock_days": 30,
+        "plan": {
+            "engagement": {
+                "values": {"like_minor": "1"},
+                "minimum_interactions": 100,
+                "review": {"max_rate": "0.5"},
+            }
+        },
+    }
+)
+VERSIONS = (TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS),)
+PUBLISHED = Publication(KEY, "ana", "shoes", "post", NOV_1 + MS_PER_DAY, "pub-1")
+APPROVE_AT = NOV_1 + 31 * MS_PER_DAY
+
+
+def journal(*batches: tuple[ContentEvent, ...]) -> list[list[Posting]]:
+    state = PeriodState("shoes", "2026-11", "EUR", VERSIONS)
+    return [list(state.step(StepInput(content=batch)).postings) for batch in batches]
+
+
+def row(p: Posting) -> tuple[str, int, int, str | None]:
+    return (p.kind, p.amount_minor, p.approve_at, p.corrects)
+
+
+def test_a_drop_after_payment_is_a_correction_naming_the_posting_it_corrects() -> None:
+    first, grown, dropped = journal((PUBLISHED, snap(1, 300)), (snap(2, 400),), (snap(3, 250),))
+    assert [row(p) for p in first] == [("engagement_pay", 300, APPROVE_AT, None)]
+    line = first[0].line_id
+    assert [row(p) for p in grown] == [
+        ("engagement_correction", 100, APPROVE_AT, f"{line}.1"),
+    ]
+    assert [row(p) for p in dropped] == [
+        ("engagement_correction", -150, APPROVE_AT, f"{line}.2"),
+    ]
+    assert dropped[0].rule.endswith("= 250 (was 400)")
+
+
+def test_a_drop_below_the_minimum_reverses_the_line() -> None:
+    _, dropped = journal((PUBLISHED, snap(1, 300)), (snap(2, 99),))
+    assert [(p.kind, p.amount_minor) for p in dropped] == [("engagement_reversal", -300)]
+
+
+def test_a_stale_snapshot_posts_nothing() -> None:
+    _, stale = journal((PUBLISHED, snap(2, 300)), (snap(1, 900),))
+    assert stale == []
+
+
+def test_held_content_is_paid_once_released() -> None:
+    held, released = journal(
+        (PUBLISHED, snap(1, 600, followers=1_000)), (Release(KEY, "rel-1", "merchant:m"),)
+    )
+    assert held == []
+    assert [(p.kind, p.amount_minor) for p in released] == [("engagement_pay", 600)]
+    assert "released after review" in released[0].rule
+    assert released[0].source_event_ids == ("pub-1", "s1", "rel-1")
+
+
+def test_values_in_minor_units_may_be_fractions() -> None:
+    assert PLAN.values.like_minor == Decimal("0.05")
