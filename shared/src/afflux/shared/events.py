@@ -113,6 +113,25 @@ class OrderItem(BaseModel):
     price_minor: AmountMinor = 0
 
 
+HandleText = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class SurveyAnswer(BaseModel):
+    """A post-purchase survey answer ("how did you hear about us?") naming a creator:
+    by affiliate id, or by a handle matched against creators' handles."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    affiliate_id: Id | None = None
+    handle: HandleText | None = None
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> SurveyAnswer:
+        if self.affiliate_id is None and self.handle is None:
+            raise ValueError("affiliate_id: give affiliate_id or handle")
+        return self
+
+
 class OrderPlaced(Envelope):
     """A sale, lead, install or other action.
 
@@ -136,6 +155,9 @@ class OrderPlaced(Envelope):
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="order")
     )
+    survey: SurveyAnswer | None = Field(
+        None, description="the buyer's post-purchase survey answer, when given with the order"
+    )
 
 
 class LeadConfirmed(Envelope):
@@ -144,6 +166,16 @@ class LeadConfirmed(Envelope):
     type: Literal["LeadConfirmed"] = "LeadConfirmed"
     order_id: Id
     campaign_id: Id
+
+
+class SurveyAnswered(Envelope):
+    """A survey answer that came after its order. Key: as its order (it must reach the
+    partition holding the order's state). The first answer of an order stands."""
+
+    type: Literal["SurveyAnswered"] = "SurveyAnswered"
+    order_id: Id
+    campaign_id: Id
+    answer: SurveyAnswer
 
 
 class OrderRefunded(Envelope):
@@ -178,7 +210,7 @@ class ConversionAttributed(Envelope):
     order_id: Id
     campaign_id: Id
     affiliate_id: Id
-    reason: Literal["click_id", "coupon", "cookie"]
+    reason: Literal["click_id", "coupon", "cookie", "livestream", "survey"]
     model: AttributionModel
     window_ms: int
     click_id: Id | None = None
@@ -199,15 +231,24 @@ class ConversionAttributed(Envelope):
         description="a correction: the conversion id this one replaces (reversed in full with"
         " reason 'reattributed'); null for a first decision or an order that was unattributed",
     )
-    correction_reason: Literal["late_click"] | None = Field(
+    correction_reason: Literal["late_click", "late_content", "late_survey"] | None = Field(
         None,
-        description="set on a correction: a click that arrived after the order was decided"
-        " changes its winner by event time",
+        description="set on a correction: a click, a creator's content (a live stream, its"
+        " end, a handle) or a survey answer that arrived after the order was decided changes"
+        " its winner by event time",
     )
     corrected_at: int | None = Field(
         None,
-        description="a correction: the broker time (UTC ms) of the click that caused it; the"
+        description="a correction: the broker time (UTC ms) of the record that caused it; the"
         " replaced conversion's reversal takes this time",
+    )
+    live_stream_id: Id | None = Field(
+        None, description="rule livestream: the stream that won, '<platform>:<content_id>'"
+    )
+    survey_affiliate_id: Id | None = Field(
+        None,
+        description="the creator the order's survey answer names (resolved), whatever the rule;"
+        " null without an answer or when it names nobody known",
     )
 
 
@@ -255,6 +296,11 @@ class OrderUnattributed(Envelope):
     amount_minor: AmountMinor = 0
     currency: Currency
     order_event_id: Id
+    survey_affiliate_id: Id | None = Field(
+        None,
+        description="the creator the order's survey answer names (resolved), reported though"
+        " it did not attribute the order; null without an answer or when it names nobody known",
+    )
 
 
 class RefundUnmatched(Envelope):
@@ -392,6 +438,7 @@ AnyEvent = Annotated[
     ClickRecorded
     | OrderPlaced
     | LeadConfirmed
+    | SurveyAnswered
     | OrderRefunded
     | ConversionAttributed
     | ConversionReversed
@@ -409,6 +456,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ClickRecorded,
     OrderPlaced,
     LeadConfirmed,
+    SurveyAnswered,
     OrderRefunded,
     ConversionAttributed,
     ConversionReversed,

@@ -31,6 +31,7 @@ EVENT_TOPICS: dict[str, tuple[topics.Topic, ...]] = {
     "ClickRecorded": (topics.CLICKS,),
     "OrderPlaced": (topics.ORDERS,),
     "LeadConfirmed": (topics.ORDERS, topics.CONVERSIONS),
+    "SurveyAnswered": (topics.ORDERS,),
     "OrderRefunded": (topics.REFUNDS,),
     "ConversionAttributed": (topics.CONVERSIONS,),
     "ConversionReversed": (topics.REVERSALS,),

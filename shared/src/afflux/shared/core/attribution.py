@@ -21,6 +21,12 @@ Rules, in order:
   ``last_click`` takes the last, ``first_click`` the first.
 * Assists: for every other creator with an eligible click, that creator's pick
   under the same model, ordered by (time, click id).
+* ``livestream`` (only when the precedence lists it): a live stream of the order's
+  campaign with ``started_at <= order.at <= ended_at + tail`` claims it; of several,
+  the terms' ``overlap`` picks (latest or earliest started, ties by stream id).
+* Survey: an order no step claims, carrying a survey answer that names a creator
+  (directly, or by a handle of the terms or of the creator's content), is the
+  named creator's with rule ``survey`` when the terms' survey mode attributes.
 * No winner: the reason says why (see ``unattributed_reason``).
 * Settled: a winner that no further click can change (``settled_winner``) is decided
   without waiting for late clicks, and lists no assists (see there).
@@ -28,14 +34,19 @@ Rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.terms import AttributionModel, CampaignTerms, TermsVersion
+from afflux.shared.core.terms import (
+    AttributionModel,
+    CampaignTerms,
+    TermsVersion,
+    normalize_handle,
+)
 
-WinReason = Literal["click_id", "coupon", "cookie"]
+WinReason = Literal["click_id", "coupon", "cookie", "livestream", "survey"]
 NoWinReason = Literal["no_click", "outside_window", "bot_only", "unknown_click", "other_campaign"]
 
 
@@ -51,14 +62,39 @@ class ClickTouch:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveTouch:
+    """A creator's live stream: ``stream_id`` is ``<platform>:<content_id>``."""
+
+    stream_id: str
+    affiliate_id: str
+    campaign_id: str
+    started_at: int
+    ended_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class OrderTouch:
-    """What the choice needs of an order."""
+    """What the choice needs of an order; ``survey_*``: its survey answer, if any."""
 
     order_id: str
     campaign_id: str
     at: int
     click_id: str | None = None
     coupon_code: str | None = None
+    survey_affiliate_id: str | None = None
+    survey_handle: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What creators' content tells the choice: live streams, and handles (normalised
+    handle -> affiliate id, see ``content_handles``)."""
+
+    streams: tuple[LiveTouch, ...] = ()
+    handles: Mapping[str, str] | None = None
+
+
+NO_CONTENT = Content()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +104,7 @@ class Attributed:
     window_ms: int
     click: ClickTouch | None
     assists: tuple[ClickTouch, ...]
+    stream: LiveTouch | None = None  # the winning live stream (rule livestream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +165,7 @@ def settled_winner(
       still arrive: not settled.
     * ``coupon``: the code's owner is in the terms, not in the clicks: settled either way.
     * ``cookie``: any later click may become the model's pick: never settled.
+    * ``livestream``: a stream (or a stream's end) may still come: never settled.
 
     A settled winner lists no assists: the other creators' clicks may still be on
     their way, and the decision must be the same whenever it is made (at once, after
@@ -135,7 +173,7 @@ def settled_winner(
     ``choose`` returns this winner whenever there is one.
     """
     for step in terms.precedence:
-        if step == "cookie":
+        if step in ("cookie", "livestream"):
             return None
         if step == "coupon":
             owner = terms.coupon_owner(order.coupon_code)
@@ -155,7 +193,12 @@ def settled_winner(
     return None
 
 
-def choose(order: OrderTouch, clicks: Iterable[ClickTouch], terms: CampaignTerms) -> Decision:
+def choose(
+    order: OrderTouch,
+    clicks: Iterable[ClickTouch],
+    terms: CampaignTerms,
+    content: Content = NO_CONTENT,
+) -> Decision:
     """The creator who earned ``order`` under ``terms``, or why nobody did."""
     touches = list(clicks)
     settled = settled_winner(order, touches, terms)
@@ -163,16 +206,87 @@ def choose(order: OrderTouch, clicks: Iterable[ClickTouch], terms: CampaignTerms
         return settled
     eligible = [c for c in touches if is_eligible(c, order, terms)]
     for step in terms.precedence:
-        winner = _try_step(step, order, touches, eligible, terms)
+        if step == "livestream":
+            winner = _live_step(order, content.streams, eligible, terms)
+        else:
+            winner = _try_step(step, order, eligible, terms)
         if winner is not None:
             return winner
+    owner = survey_owner(order, terms, content.handles)
+    if owner is not None and terms.survey is not None and terms.survey.attributes:
+        return Attributed(
+            owner, "survey", terms.window_ms(owner), None, assists_for(eligible, owner, terms.model)
+        )
     return Unattributed(unattributed_reason(order, touches, terms))
+
+
+def live_claims(stream: LiveTouch, order: OrderTouch, terms: CampaignTerms) -> bool:
+    """``started_at <= order.at <= ended_at + tail``, in the order's campaign; a stream
+    ending before it started claims nothing."""
+    return (
+        stream.campaign_id == order.campaign_id
+        and stream.started_at <= stream.ended_at
+        and stream.started_at <= order.at <= stream.ended_at + terms.livestream.tail_ms
+    )
+
+
+def live_pick(
+    order: OrderTouch, streams: Iterable[LiveTouch], terms: CampaignTerms
+) -> LiveTouch | None:
+    """The stream that claims ``order``: of those live at its time (plus the tail), the
+    latest (or earliest) started, as the terms' ``overlap`` says; ties by stream id."""
+    claiming = [s for s in streams if live_claims(s, order, terms)]
+    if not claiming:
+        return None
+    if terms.livestream.overlap == "latest_started":
+        return max(claiming, key=lambda s: (s.started_at, s.stream_id))
+    return min(claiming, key=lambda s: (s.started_at, s.stream_id))
+
+
+def _live_step(
+    order: OrderTouch,
+    streams: Iterable[LiveTouch],
+    eligible: Sequence[ClickTouch],
+    terms: CampaignTerms,
+) -> Attributed | None:
+    stream = live_pick(order, streams, terms)
+    if stream is None:
+        return None
+    owner = stream.affiliate_id
+    assists = assists_for(eligible, owner, terms.model)
+    return Attributed(owner, "livestream", terms.window_ms(owner), None, assists, stream)
+
+
+def survey_owner(
+    order: OrderTouch, terms: CampaignTerms, content_handles: Mapping[str, str] | None = None
+) -> str | None:
+    """The creator an order's survey answer names: its affiliate id as given, else its
+    handle in the terms' survey handles, else a handle of the creator's content."""
+    if order.survey_affiliate_id:
+        return order.survey_affiliate_id
+    if not order.survey_handle:
+        return None
+    owner = terms.survey.handle_owner(order.survey_handle) if terms.survey else None
+    if owner is None and content_handles:
+        owner = content_handles.get(normalize_handle(order.survey_handle))
+    return owner
+
+
+def content_handles(claims: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """(handle, affiliate id) pairs from content as a lookup: a handle two creators
+    claim goes to the smallest affiliate id, so the answer never depends on the order
+    the content came in."""
+    out: dict[str, str] = {}
+    for handle, affiliate in claims:
+        key = normalize_handle(handle)
+        if key and (key not in out or affiliate < out[key]):
+            out[key] = affiliate
+    return out
 
 
 def _try_step(
     step: WinReason,
     order: OrderTouch,
-    touches: Sequence[ClickTouch],
     eligible: Sequence[ClickTouch],
     terms: CampaignTerms,
 ) -> Attributed | None:

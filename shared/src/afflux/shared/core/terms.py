@@ -17,7 +17,7 @@ from afflux.shared.core.engagement_terms import EngagementCommission
 from afflux.shared.core.money import DEFAULT_MAX_ORDER_MINOR, MAX_AMOUNT_MINOR, check_currency
 
 AttributionModel = Literal["last_click", "first_click"]
-PrecedenceStep = Literal["click_id", "coupon", "cookie"]
+PrecedenceStep = Literal["click_id", "coupon", "cookie", "livestream"]
 Period = Literal["month", "week"]
 NonNegativeMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=9, decimal_places=4)]
@@ -117,6 +117,63 @@ class EmvValues(_Frozen):
     per_save_minor: NonNegativeMinor = 0
 
 
+LiveOverlap = Literal["latest_started", "earliest_started"]
+SurveyMode = Literal["attribute", "report", "reduced_rate"]
+
+
+class LivestreamTerms(_Frozen):
+    """How live streams claim orders (the ``livestream`` precedence step)."""
+
+    tail_minutes: Annotated[int, Field(ge=0, le=1440)] = Field(
+        30, description="an order up to this long after a stream's end still counts"
+    )
+    overlap: LiveOverlap = Field(
+        "latest_started",
+        description="two streams of the campaign both claim an order: the one started "
+        "latest (or earliest) wins; ties by platform:content_id",
+    )
+
+    @property
+    def tail_ms(self) -> int:
+        return self.tail_minutes * 60 * MS_PER_SECOND
+
+
+class SurveyTerms(_Frozen):
+    """What a post-purchase survey answer naming a creator does to an order no
+    precedence step claims: ``attribute`` it (rule ``survey``), only ``report`` the
+    answer, or attribute it paid at ``reduced_rate_percent`` of the usual gross."""
+
+    mode: SurveyMode = "report"
+    reduced_rate_percent: Percent | None = None
+    handles: dict[str, str] = Field(
+        default_factory=dict,
+        description="creator handle (case-insensitive, leading @ ignored) -> affiliate_id",
+    )
+
+    @field_validator("handles")
+    @classmethod
+    def _handles(cls, handles: dict[str, str]) -> dict[str, str]:
+        return {normalize_handle(h): affiliate for h, affiliate in handles.items()}
+
+    @model_validator(mode="after")
+    def _rate_with_mode(self) -> Self:
+        if (self.mode == "reduced_rate") != (self.reduced_rate_percent is not None):
+            raise ValueError("reduced_rate_percent: required with mode reduced_rate, only then")
+        return self
+
+    @property
+    def attributes(self) -> bool:
+        return self.mode != "report"
+
+    def handle_owner(self, handle: str | None) -> str | None:
+        return self.handles.get(normalize_handle(handle)) if handle else None
+
+
+def normalize_handle(handle: str) -> str:
+    """How handles are compared: trimmed, without a leading @, case-insensitive."""
+    return handle.strip().lstrip("@").casefold()
+
+
 class CampaignTerms(_Frozen):
     """The rules of one program, as in force from a version's ``effective_from``."""
 
@@ -150,6 +207,13 @@ class CampaignTerms(_Frozen):
         "larger ones are refused (HTTP 422) or dead-lettered",
     )
     plan: CommissionPlan = Field(default_factory=CommissionPlan)
+    livestream: LivestreamTerms = Field(
+        default_factory=LivestreamTerms,
+        description="used when precedence lists livestream",
+    )
+    survey: SurveyTerms | None = Field(
+        None, description="post-purchase survey answers; unset: only recorded and reported"
+    )
     emv: EmvValues | None = Field(
         None, description="earned media value per impression and interaction; unset: no EMV"
     )
@@ -173,7 +237,9 @@ class CampaignTerms(_Frozen):
     @classmethod
     def _precedence(cls, steps: tuple[PrecedenceStep, ...]) -> tuple[PrecedenceStep, ...]:
         if len(set(steps)) != len(steps) or not steps:
-            raise ValueError("precedence must list click_id, coupon, cookie at most once each")
+            raise ValueError(
+                "precedence must list click_id, coupon, cookie, livestream at most once each"
+            )
         return steps
 
     def window_ms(self, affiliate_id: str) -> int:
