@@ -418,6 +418,17 @@ class ContentStats(Envelope):
         return self
 
 
+class ContentReleased(Envelope):
+    """A content held for review released by an admin or the campaign's merchant: its
+    engagement is paid from then on (and not held again). Key: ``<platform>:<content_id>``."""
+
+    type: Literal["ContentReleased"] = "ContentReleased"
+    content_id: Id
+    platform: Platform
+    released_by: Id = Field(description="who released it: 'admin' or 'merchant:<id>'")
+    note: str | None = Field(None, max_length=500, description="why, for the audit trail")
+
+
 class DeadLetter(Envelope):
     """A message a consumer could not decode or validate. Key: the source key."""
 
@@ -448,6 +459,7 @@ AnyEvent = Annotated[
     | PayoutIssued
     | ContentPublished
     | ContentStats
+    | ContentReleased
     | DeadLetter,
     Field(discriminator="type"),
 ]
@@ -466,5 +478,6 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     PayoutIssued,
     ContentPublished,
     ContentStats,
+    ContentReleased,
     DeadLetter,
 )

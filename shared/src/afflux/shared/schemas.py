@@ -41,6 +41,7 @@ EVENT_TOPICS: dict[str, tuple[topics.Topic, ...]] = {
     "PayoutIssued": (topics.PAYOUTS,),
     "ContentPublished": (topics.CONTENT,),
     "ContentStats": (topics.CONTENT,),
+    "ContentReleased": (topics.CONTENT,),
     "DeadLetter": (topics.DLQ,),
 }
 """Where each event travels (LeadConfirmed is re-emitted on conversions for payouts)."""
