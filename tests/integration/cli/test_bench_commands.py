@@ -133,6 +133,21 @@ CASES = [
     ),
     # Redis only: every fact stored once, every partition's offset at its end
     Case("ledger", ("--events", "2000", "--creators", "50"), False, lambda r: r["value"] > 0),
+    # one and two attribution workers, one and two ledger consumers: the same outputs, each
+    # equal to its oracle
+    Case(
+        "scale",
+        ("--visitors", "1500", "--events", "3000", "--creators", "50", "--storage", "memory"),
+        True,
+        lambda r: (
+            r["check"] == "ok"
+            and r["attribution_oracle_equal"] is True
+            and r["attribution_outputs_equal"] is True
+            and r["ledger_outputs_equal"] is True
+            and r["value"] > 0
+            and r["baseline"] > 0
+        ),
+    ),
     # the stages' code in memory
     Case(
         "state",
