@@ -8,6 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from afflux.cli import (
     attribution_cmd,
@@ -16,6 +17,7 @@ from afflux.cli import (
     ledger_cmd,
     secrets_cmd,
     webhooks_cmd,
+    whatif_cmd,
 )
 from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.help_format import PlainArgumentParser
@@ -68,10 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     campaigns = sub.add_parser(
         "campaigns",
         help="campaign terms administration",
-        description="Publish the campaign terms of a YAML file as new terms versions.",
+        description="apply: publish the campaign terms of a YAML file as new terms versions. "
+        "whatif: replay the recorded events under the file's terms as a draft and show what "
+        "each creator would have been paid beside what the current terms pay; nothing is "
+        "published or written (docs/campaigns.md, What-if).",
     )
-    campaigns.add_argument("action", choices=["apply"], help="publish the file's terms")
+    campaigns.add_argument(
+        "action", choices=["apply", "whatif"], help="publish the file's terms, or try them"
+    )
     campaigns.add_argument("file", help="campaign terms YAML, e.g. examples/campaigns.yaml")
+    whatif_cmd.add_options(campaigns)
 
     schemas = sub.add_parser(
         "schemas",
@@ -150,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys_cmd.run(args)
     if args.command == "topics":
         return _create_topics()
+    if args.command == "campaigns" and args.action == "whatif":
+        return whatif_cmd.run(Path(args.file), args.first, args.last, args.json)
     if args.command == "campaigns":
         module = importlib.import_module("afflux.orders.campaigns_cli")
         return int(module.main([args.action, args.file]))

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from afflux.shared.core.whatif.log import CampaignLog
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.diff import WhatIfDiff, whatif
+from afflux.shared.core.whatif.log import CampaignLog, DateRange
 from afflux.shared.io.campaign_view import CampaignDirectory, apply_record
 from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.topics import CAMPAIGNS, CLICKS, ORDERS, REFUNDS
@@ -126,3 +128,17 @@ async def read_terms(bootstrap: str, timeout_s: float = 30.0) -> CampaignDirecto
 
     await read_to_end(bootstrap, (CAMPAIGNS.name,), take, deadline=time.monotonic() + timeout_s)
     return directory
+
+
+async def run_whatif(
+    bootstrap: str,
+    versions: Sequence[TermsVersion],
+    draft: CampaignTerms,
+    window: DateRange,
+    bounds: ReplayBounds,
+) -> tuple[WhatIfDiff, LogReader]:
+    """Read the campaign's inputs and compare ``draft`` with ``versions`` over ``window``;
+    nothing is written anywhere. ``ReplayRefused`` past a bound."""
+    deadline = time.monotonic() + bounds.time_limit_s
+    reader = await read_campaign_log(bootstrap, draft.campaign_id, bounds, deadline)
+    return whatif(reader.log, versions, draft, window), reader

@@ -8,6 +8,7 @@ topics, or by a test. Nothing here reads a topic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from afflux.shared.core.attribution import ClickTouch
 
@@ -102,3 +103,32 @@ class CampaignLog:
 
 
 EVER = DateRange()  # every event time
+
+
+MAX_RANGE_DAYS = 400  # the longest range a what-if takes (docs/reliability.md)
+_MS_PER_DAY = 86_400_000
+
+
+class RangeProblem(ValueError):
+    """A range a what-if refuses, naming the field (``from`` or ``to``) and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def day_range(first: date | None, last: date | None, max_days: int = MAX_RANGE_DAYS) -> DateRange:
+    """Whole UTC days ``first`` to ``last``, both included; either may be open."""
+    start = _day_ms(first) if first is not None else None
+    end = _day_ms(last) + _MS_PER_DAY if last is not None else None
+    if start is not None and end is not None:
+        if end <= start:
+            raise RangeProblem("to", f"{last} is before from {first}")
+        if (end - start) // _MS_PER_DAY > max_days:
+            raise RangeProblem("to", f"a range spans at most {max_days} days")
+    return DateRange(start, end)
+
+
+def _day_ms(day: date) -> int:
+    return (day - date(1970, 1, 1)).days * _MS_PER_DAY
