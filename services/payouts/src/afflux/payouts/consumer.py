@@ -1,4 +1,5 @@
-"""The ledger consumer: conversions, lead confirmations, reversals and clicks into Redis.
+"""The ledger consumer: conversions, lead confirmations, reversals, clicks and content into
+Redis.
 
 Each poll becomes one ``Batch`` applied atomically with the partitions' next
 offsets (see ``store``). On every assignment the consumer seeks to the offsets
@@ -6,7 +7,11 @@ stored in Redis, never to the group's committed ones, so what Redis holds is
 exactly what was consumed. Records (or items of packed records) that cannot be
 decoded, belong to a campaign without terms, carry another currency or an amount
 above the campaign's ``max_order_minor``, or raise anything at all while placed,
-go to the dead-letter topic with the reason; the consumer goes on. When applying
+go to the dead-letter topic with the reason; the consumer goes on. So do content stats
+or releases of a content never published (reason ``unknown_content``), content events
+whose time is more than the clock skew after their record's timestamp
+(``event_time_in_future``), and a publication that names another campaign or creator
+than the content's first one (``content_identity_changed``). When applying
 a batch raises anything but a Redis outage, the batch is applied again one item
 at a time (a failed apply writes nothing) and the item that fails is dead-lettered.
 
@@ -41,12 +46,21 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerReset, LedgerStore
 from afflux.payouts.tallies import ClickItem
 from afflux.shared import ledger_facts
+from afflux.shared.content_facts import content_fact, key_of
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import version_by_number
+from afflux.shared.core.event_time import (
+    DEFAULT_CLOCK_SKEW_MS,
+    EVENT_TIME_IN_FUTURE,
+    event_time_in_future,
+)
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
+    ContentPublished,
+    ContentReleased,
+    ContentStats,
     ConversionAttributed,
     ConversionReversed,
     LeadConfirmed,
@@ -56,13 +70,16 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
 from afflux.shared.io.lag import ConsumerLag
-from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
+from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONSUMER = "payouts.ledger"
-TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name)
+TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name, CONTENT.name)
+UNKNOWN_CONTENT = "unknown_content"
+CONTENT_IDENTITY_CHANGED = "content_identity_changed"
+CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
 
 
 # Redis unreachable, restarting or still loading its AOF: wait for it, never skip a batch.
@@ -158,6 +175,9 @@ class LedgerConsumer:
         self._periods: dict[str, tuple[Sequence[TermsVersion], dict[int, str]]] = {}
         self.check_at = 0.0  # when to check the unverified partitions (again)
         self.refreezer = Refreezer()
+        # content -> (campaign, period, creator) of its publication, as read or placed
+        self._routes: dict[str, tuple[str, str, str | None]] = {}
+        self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
 
     async def run(self) -> None:
         await self.directory.ready.wait()
@@ -518,6 +538,8 @@ class LedgerConsumer:
                 if not isinstance(item, dict):
                     raise UndecodableRecord("record must be a JSON object or an array of objects")
                 event = event_from_dict(item)
+                if isinstance(event, ContentPublished | ContentStats | ContentReleased):
+                    await self._content_checked(event, record.timestamp)
                 self._place(event, placed)
             except UndecodableRecord as exc:
                 await self._dead_letter(record, str(exc), exc.error_class, at)
@@ -532,6 +554,33 @@ class LedgerConsumer:
                 continue
             out.append(Placed(record, at, placed, event.occurred_at))
         return out
+
+    async def _content_checked(
+        self, event: ContentPublished | ContentStats | ContentReleased, record_ts: int
+    ) -> None:
+        """Refuse a content event dated beyond the clock skew, and know where its content
+        was published (Redis, unless placed or read before)."""
+        if isinstance(event, ContentStats | ContentPublished) and event_time_in_future(
+            event.occurred_at, record_ts, self.clock_skew_ms
+        ):
+            raise Rejected(
+                f"{EVENT_TIME_IN_FUTURE}: occurred_at {event.occurred_at} is"
+                f" {event.occurred_at - record_ts} ms after the record's timestamp {record_ts}"
+                f" (allowed: {self.clock_skew_ms} ms)"
+            )
+        key = key_of(event)
+        if key in self._routes:
+            return
+        stored = await until_redis_answers(
+            lambda: self.store.content_route(key), "reading a content's period"
+        )
+        if stored is not None:
+            self._remember_route(key, (*stored, None))
+
+    def _remember_route(self, key: str, route: tuple[str, str, str | None]) -> None:
+        if len(self._routes) >= CONTENT_ROUTES_MAX:
+            self._routes.clear()  # bounded: read again from Redis when needed
+        self._routes[key] = route
 
     def place(self, events: Iterable[object]) -> Batch:
         """The ledger changes of decoded events, in one batch without offsets, as a poll
@@ -615,8 +664,35 @@ class LedgerConsumer:
                 raise Rejected(f"campaign {event.campaign_id!r} has no terms")
             period = self._period(event.campaign_id, event.occurred_at)
             batch.clicks.append(ClickItem.of(event, period))
+        elif isinstance(event, ContentPublished):
+            self._place_publication(event, batch)
+        elif isinstance(event, ContentStats | ContentReleased):
+            key = key_of(event)
+            route = self._routes.get(key)
+            if route is None:
+                raise Rejected(f"{UNKNOWN_CONTENT}: no ContentPublished for {key}")
+            batch.content.append((route[0], route[1], content_fact(event)))
         else:
             raise Rejected(f"unexpected event type {type(event).__name__}")
+
+    def _place_publication(self, event: ContentPublished, batch: Batch) -> None:
+        """A content lives in the period of its first publication; a later publication
+        (a live stream's end) updates it there, but may not move it to another campaign
+        or creator."""
+        key = key_of(event)
+        period = self._period(event.campaign_id, event.published_at)  # unknown campaigns
+        route = self._routes.get(key)
+        if route is None:
+            route = (event.campaign_id, period, event.affiliate_id)
+            self._remember_route(key, route)
+            batch.content_routes[key] = f"{event.campaign_id}|{period}"
+        elif route[0] != event.campaign_id or route[2] not in (None, event.affiliate_id):
+            raise Rejected(
+                f"{CONTENT_IDENTITY_CHANGED}: {key} was published for campaign {route[0]!r}"
+                + (f" by {route[2]!r}" if route[2] else "")
+                + f", not campaign {event.campaign_id!r} by {event.affiliate_id!r}"
+            )
+        batch.content.append((route[0], route[1], content_fact(event)))
 
     async def _dead_letter(
         self,

@@ -4,7 +4,8 @@ Four kinds of slot, by hash tag (prefix ``afx:pay:``):
 
 - ``{ledger}``: ``offsets`` and ``last`` (per "topic|partition": the next offset and
   the fingerprint of the last record applied), ``generation``, ``rebuilding``, ``cps``
-  (every "campaign|period");
+  (every "campaign|period"), ``content`` (``<platform>:<content_id>`` -> the
+  "campaign|period" of its publication);
 - ``{c:<campaign>}``: ``orders`` (order -> its period, for lead confirmations),
   ``early`` (confirmations that came before their conversion), ``periods``;
 - ``{a:<affiliate>}``: ``payouts`` ("campaign|period" -> payout record), ``paid``
@@ -18,7 +19,9 @@ Four kinds of slot, by hash tag (prefix ``afx:pay:``):
 - ``{p:<campaign>|<period>}``, one campaign-period: ``ver`` (the token of its last
   write), ``lines`` (line id -> line record), ``events`` (ids of applied conversions,
   reversals and confirmations), ``clickids`` (ids of counted clicks), ``clicks``
-  (click tallies), ``confirmed`` (order -> confirmation event id), ``kpis`` (KPI
+  (click tallies), ``confirmed`` (order -> confirmation event id), ``content``
+  (``<platform>:<content_id>`` -> the content's state: publication, latest snapshot,
+  review hold), ``kpis`` (KPI
   counters), ``sums`` (per creator: ``total|<a>``, ``reversed|<a>``), ``journal:<a>``
   (the creator's postings, scored by their sequence number), ``due:<a>`` and
   ``dueamt:<a>`` (the creator's postings summed per approval time, for balances);

@@ -17,6 +17,13 @@ offsets (and the fingerprint of the last record, see ``divergence``) are written
 after every period of the batch is: a crash in between replays the batch, and the
 periods already written skip what they hold.
 
+A content's stats and its release need the period of its publication, which only
+the publication knows: the publication records ``<platform>:<content_id> ->
+"<campaign>|<period>"`` in the ``{ledger}:content`` hash (first one wins) before its
+period is written, and the consumer reads it there (``content_route``). The content's
+state (publication, latest snapshot, hold) is kept in its period's ``content`` hash,
+written with the period's lines in the same step.
+
 Lead confirmations need their conversion's period, which only the conversion
 knows: a small script in the campaign's slot hands each over atomically (the
 conversion records ``order -> period`` and collects an early confirmation; a
@@ -42,6 +49,8 @@ from afflux.payouts.snapshots import refuse_compacted
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.engagement import ContentEvent, ContentState, Publication
+from afflux.shared.core.journal.content_records import content_from_json, content_to_json
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
 from afflux.shared.core.journal.records import (
     LineRecord,
@@ -75,6 +84,8 @@ class Batch:
     refunds: list[tuple[str, str, RefundFact]] = field(default_factory=list)  # cid, period, fact
     confirmations: list[tuple[str, str, str]] = field(default_factory=list)  # cid, order, event
     clicks: list[ClickItem] = field(default_factory=list)
+    content: list[tuple[str, str, ContentEvent]] = field(default_factory=list)  # cid, period
+    content_routes: dict[str, str] = field(default_factory=dict)  # content -> "cid|period"
     confirm_required: set[str] = field(default_factory=set)  # campaigns that confirm leads
     offsets: dict[str, int] = field(default_factory=dict)  # "topic|partition" -> next offset
     last: dict[str, str] = field(default_factory=dict)  # "topic|partition" -> fingerprint
@@ -84,11 +95,18 @@ class Batch:
         self.refunds += other.refunds
         self.confirmations += other.confirmations
         self.clicks += other.clicks
+        self.content += other.content
+        self.content_routes.update(other.content_routes)
         self.confirm_required |= other.confirm_required
 
     def empty(self) -> bool:
         return not (
-            self.conversions or self.refunds or self.confirmations or self.clicks or self.offsets
+            self.conversions
+            or self.refunds
+            or self.confirmations
+            or self.clicks
+            or self.content
+            or self.offsets
         )
 
 
@@ -109,6 +127,7 @@ class _Items:
     refunds: list[RefundFact] = field(default_factory=list)
     confirmations: list[tuple[str, str]] = field(default_factory=list)
     clicks: list[ClickItem] = field(default_factory=list)
+    content: list[ContentEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -232,6 +251,30 @@ class LedgerStore:
         )
         return rebuilding is not None or current != self.generation
 
+    # -- content routes ------------------------------------------------------------
+
+    async def content_route(self, key: str) -> tuple[str, str] | None:
+        """(campaign, period) of a published content (``<platform>:<content_id>``)."""
+        raw: bytes | None = await self.redis.hget(self.keys.ledger("content"), key)
+        if raw is None:
+            return None
+        campaign_id, _, period = raw.decode().rpartition("|")
+        return campaign_id, period
+
+    async def content_state(self, key: str) -> ContentState | None:
+        """A content's publication, latest snapshot and review state, as the ledger holds
+        them (None: never published, or its period's facts expired)."""
+        route = await self.content_route(key)
+        if route is None:
+            return None
+        raw: bytes | None = await self.redis.hget(self.keys.period(*route, "content"), key)
+        return None if raw is None else content_from_json(orjson.loads(raw))
+
+    async def content_states(self, campaign_id: str, period: str) -> list[ContentState]:
+        """Every content published in a campaign-period, by key."""
+        raw = await self.redis.hgetall(self.keys.period(campaign_id, period, "content"))
+        return [content_from_json(orjson.loads(raw[k])) for k in sorted(raw)]
+
     # -- applying ----------------------------------------------------------------
 
     async def apply(
@@ -259,6 +302,15 @@ class LedgerStore:
         for click in batch.clicks:
             items[(click.campaign_id, click.period)].clicks.append(click)
             creators[(click.campaign_id, click.period)].add(click.affiliate_id)
+        for cid, period, event in batch.content:
+            items[(cid, period)].content.append(event)
+            if isinstance(event, Publication):
+                creators[(cid, period)].add(event.affiliate_id)
+        if batch.content_routes:  # idempotent, so before the periods' writes
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, route in batch.content_routes.items():
+                    pipe.hsetnx(self.keys.ledger("content"), key, route)
+                await pipe.execute()
         await self._hand_over(batch, items, early_seen)
         await self._register(creators, items)
         results = await asyncio.gather(
@@ -373,6 +425,7 @@ class LedgerStore:
         fact_ids = [c.event_id for c in items.conversions]
         fact_ids += [r.event_id for r in items.refunds]
         fact_ids += [event for _, event in items.confirmations]
+        fact_ids += [e.event_id for e in items.content]
         click_ids = list(dict.fromkeys(c.click_id for c in items.clicks))
         known_facts, known_clicks = await members_of(
             self.redis,
@@ -393,6 +446,7 @@ class LedgerStore:
         conversions = tuple(c for c in items.conversions if fresh(c.event_id))
         refunds = tuple(r for r in items.refunds if fresh(r.event_id))
         confirmations = tuple(x for x in items.confirmations if fresh(x[1]))
+        content = tuple(e for e in items.content if fresh(e.event_id))
         clicks: list[ClickItem] = []
         for click in items.clicks:
             if click.click_id not in known_clicks:
@@ -404,7 +458,7 @@ class LedgerStore:
         tally = cached.tally
         touched, valid = tallies.count_clicks(tally, clicks)
         figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
-        result = cached.state.step(StepInput(conversions, refunds, confirmations, figures))
+        result = cached.state.step(StepInput(conversions, refunds, confirmations, figures, content))
         # Before the writes' PEXPIREATs, which a key created after them would miss.
         commands: list[WriteCommand] = [
             ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations
@@ -432,6 +486,8 @@ class LedgerStore:
         records = [(r.line_id, _json(record_to_json(r))) for r in result.changed]
         commands += _pairs("HSET", at("lines"), records)
         commands += _pairs("HSET", at("clicks"), [(name, tally[name]) for name in touched])
+        contents = [(c.key, _json(content_to_json(c))) for c in result.contents]
+        commands += _pairs("HSET", at("content"), contents)
         for chunk in _chunks([(i, "") for i in new_ids]):
             commands.append(("SADD", at("events"), *[i for i, _ in chunk]))
         for chunk in _chunks([(c.click_id, "") for c in clicks]):
@@ -461,7 +517,7 @@ class LedgerStore:
         # rebuild, a late fact): an expiry in the past would delete at once the ids
         # that make a replay of this very step change nothing.
         expire_at = max(period_bounds(period)[1], self.clock()) + self.retention_ms
-        for name in ("lines", "events", "clickids", "confirmed"):
+        for name in ("lines", "events", "clickids", "confirmed", "content"):
             commands.append(("PEXPIREAT", at(name), expire_at))
         return commands
 
@@ -479,13 +535,24 @@ class LedgerStore:
             pipe.hgetall(at("confirmed"))
             pipe.hgetall(at("kpis"))
             pipe.hgetall(at("sums"))
-            raw_lines, raw_clicks, raw_confirmed, raw_kpis, raw_sums = await pipe.execute()
+            pipe.hgetall(at("content"))
+            raw = await pipe.execute()
+        raw_lines, raw_clicks, raw_confirmed, raw_kpis, raw_sums, raw_content = raw
         records: list[LineRecord] = [record_from_json(orjson.loads(v)) for v in raw_lines.values()]
         tally = {name.decode(): value.decode() for name, value in raw_clicks.items()}
         confirmed = {o.decode(): e.decode() for o, e in raw_confirmed.items()}
         seq = int(token.decode().rpartition("/")[2]) if token else 0
+        contents = [content_from_json(orjson.loads(v)) for v in raw_content.values()]
         state = PeriodState.load(
-            cid, period, currency, versions, records, tallies.all_figures(tally), confirmed, seq
+            cid,
+            period,
+            currency,
+            versions,
+            records,
+            tallies.all_figures(tally),
+            confirmed,
+            seq,
+            contents,
         )
         return _Cached(token, state, tally, _counters(raw_kpis), _counters(raw_sums))
 

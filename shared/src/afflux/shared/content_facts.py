@@ -1,0 +1,41 @@
+"""Content events as the journal's facts (the payouts consumer and the batch reference
+place them through the same mapping)."""
+
+from __future__ import annotations
+
+from afflux.shared.core.content import content_key
+from afflux.shared.core.engagement import ContentEvent, Publication, Release, Snapshot
+from afflux.shared.events import ContentPublished, ContentReleased, ContentStats
+
+ContentInput = ContentPublished | ContentStats | ContentReleased
+
+
+def key_of(event: ContentInput) -> str:
+    return content_key(event.platform, event.content_id)
+
+
+def content_fact(event: ContentInput) -> ContentEvent:
+    key = key_of(event)
+    if isinstance(event, ContentPublished):
+        return Publication(
+            key,
+            event.affiliate_id,
+            event.campaign_id,
+            event.kind,
+            event.published_at,
+            event.event_id,
+        )
+    if isinstance(event, ContentStats):
+        return Snapshot(
+            key,
+            event.as_of,
+            event.views,
+            event.impressions,
+            event.likes,
+            event.comments,
+            event.shares,
+            event.saves,
+            event.followers,
+            event.event_id,
+        )
+    return Release(key, event.event_id, event.released_by)

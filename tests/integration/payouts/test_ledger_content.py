@@ -1,0 +1,182 @@
+"""Content and its stats through the ledger consumer, from a real broker into a real
+Redis: engagement pay follows the latest snapshot (a drop is a correction naming what it
+corrects, a stale snapshot changes nothing), and stats of an unknown content or dated in
+the future are dead-lettered with the reason while the rest is applied."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from redis.asyncio import Redis
+
+from afflux.cli.scenario_checks import read_topic
+from afflux.payouts.consumer import LedgerConsumer
+from afflux.payouts.keys import Keys
+from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.store import LedgerStore
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.engagement import ContentState
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ContentPublished,
+    ContentStats,
+    DeadLetter,
+    Envelope,
+)
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
+from afflux.shared.wire import encode
+
+pytestmark = pytest.mark.integration
+
+NOV_15 = 1_794_700_800_000  # 2026-11-15T00:00:00Z
+HOUR = 3_600_000
+
+
+def _directory(campaign: str) -> CampaignDirectory:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": campaign,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "lock_days": 30,
+            "plan": {"engagement": {"values": {"like_minor": "1"}, "minimum_interactions": 100}},
+        }
+    )
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="t",
+            occurred_at=0,
+            campaign_id=campaign,
+            versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
+        )
+    )
+    return directory
+
+
+def _stats(content: str, n: int, as_of: int, likes: int) -> ContentStats:
+    return ContentStats(
+        event_id=f"{content}-s{n}",
+        content_id=content,
+        platform="tiktok",
+        as_of=as_of,
+        views=0,
+        impressions=0,
+        likes=likes,
+        comments=0,
+        shares=0,
+        saves=0,
+        followers=100_000,
+    )
+
+
+async def _produced(bootstrap: str, events: list[tuple[str, Envelope]]) -> list[Any]:
+    """Send ``events`` (key, event) to partition 0 of ``content``; the records as consumed."""
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send_and_wait("content", encode(e), key=k.encode(), partition=0)
+            for k, e in events
+        ]
+    finally:
+        await producer.stop()
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await reader.start()
+    tp = TopicPartition("content", 0)
+    try:
+        reader.assign([tp])
+        reader.seek(tp, sent[0].offset)
+        wanted = {m.offset for m in sent}
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + 30
+        while wanted - {r.offset for r in records} and time.monotonic() < deadline:
+            for batch in (await reader.getmany(tp, timeout_ms=250)).values():
+                records += [r for r in batch if r.offset in wanted]
+    finally:
+        await reader.stop()
+    return sorted(records, key=lambda r: r.offset)
+
+
+def test_engagement_pay_follows_the_latest_snapshot_through_the_consumer(infra: Any) -> None:
+    run = uuid.uuid4().hex[:8]
+    campaign, content, prefix = f"camp-{run}", f"c-{run}", f"afx:test:{run}:"
+    key = f"tiktok:{content}"
+    published = ContentPublished(
+        event_id=f"{content}-pub",
+        occurred_at=NOV_15,
+        content_id=content,
+        platform="tiktok",
+        affiliate_id="anna",
+        campaign_id=campaign,
+        kind="video",
+        url=f"https://tiktok.com/@anna/video/{content}",
+        published_at=NOV_15,
+    )
+    future = int(time.time() * 1000) + 10 * 60_000  # beyond the 5-minute clock skew
+    first = [
+        (key, published),
+        (key, _stats(content, 1, NOV_15 + HOUR, 300)),
+        (f"tiktok:unknown-{run}", _stats(f"unknown-{run}", 1, NOV_15 + HOUR, 10)),
+    ]
+    second = [
+        (key, _stats(content, 3, NOV_15 + 3 * HOUR, 250)),  # fake likes removed
+        (key, _stats(content, 2, NOV_15 + 2 * HOUR, 999)),  # late: older than the latest
+        (key, _stats(content, 4, future, 5_000)),
+    ]
+
+    async def scenario() -> tuple[list[dict[str, Any]], ContentState | None, list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        try:
+            for batch in (first, second):
+                records = await _produced(infra.kafka_bootstrap, batch)
+                # A new consumer and store per batch: the second finds the content's
+                # period in Redis, not in the first one's memory.
+                consumer = LedgerConsumer(
+                    bootstrap=infra.kafka_bootstrap,
+                    group_id=f"g-{run}",
+                    instance_id=None,
+                    store=LedgerStore(redis, Keys(prefix)),
+                    directory=_directory(campaign),
+                    producer=producer,
+                    metrics=PayoutsMetrics(),
+                )
+                await consumer._apply({TopicPartition("content", 0): records})
+            store = LedgerStore(redis, Keys(prefix))
+            journal = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
+            state = await store.content_state(key)
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            if isinstance(e, DeadLetter) and e.source_topic == "content" and run in (e.key or "")
+        ]
+        return [json.loads(p) for p in journal], state, letters
+
+    postings, state, letters = asyncio.run(scenario())
+
+    approve_at = NOV_15 + 30 * MS_PER_DAY
+    assert [(p["kind"], p["amount_minor"], p["approve_at"]) for p in postings] == [
+        ("engagement_pay", 300, approve_at),
+        ("engagement_correction", -50, approve_at),
+    ]
+    assert postings[1]["corrects"] == postings[0]["posting_id"]
+    assert postings[1]["rule"].endswith("= 250 (was 300)")
+    assert state is not None
+    assert state.latest is not None
+    assert (state.latest.event_id, state.snapshots, state.stale) == (f"{content}-s3", 2, 1)
+    reasons = sorted(letter.reason.split(":")[0] for letter in letters)
+    assert reasons == ["event_time_in_future", "unknown_content"]
