@@ -141,8 +141,37 @@ class KpiFields(BaseModel):
     epc_minor: int
     cpa_minor: int
     aov_minor: int
-    roi: float | None
+    roi: float | None = Field(
+        description="(net revenue - commission) / commission; commission counts every posting,"
+        " engagement pay included; null without commission"
+    )
     new_customer_share: float
+    contents: int = Field(description="contents with at least one stats snapshot")
+    views: int = Field(description="views at each content's latest snapshot, summed")
+    impressions: int = Field(description="impressions at each content's latest snapshot, summed")
+    engagement: int = Field(description="likes + comments + shares + saves, latest snapshots")
+    engagement_by_kind: dict[str, int] = Field(description="likes, comments, shares, saves")
+    followers: int = Field(description="followers at each content's latest snapshot, summed")
+    engagement_rate: float | None = Field(
+        description="engagement / followers (each content's latest snapshot); null without"
+        " followers"
+    )
+    ctr: float | None = Field(description="valid clicks / impressions; null without impressions")
+    rpm_minor: int | None = Field(
+        description="net revenue per 1,000 views, rounded half up; null without views"
+    )
+    emv_minor: int | None = Field(
+        description="earned media value from the campaign's terms.emv, rounded half up once"
+        " per campaign; null when no campaign of the row sets EMV values"
+    )
+    engagement_pay_minor: int = Field(description="postings of engagement lines")
+    cost_per_engagement_minor: int | None = Field(
+        description="engagement pay / engagement, rounded half up; null without engagement"
+    )
+    conversions_by_rule: dict[str, int] = Field(
+        description="conversions per attribution rule: click_id and cookie (link), coupon"
+        " (code), livestream, survey"
+    )
 
 
 class KpiRow(KpiFields):

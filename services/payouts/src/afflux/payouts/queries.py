@@ -101,7 +101,8 @@ async def counts_for(
             continue
         kpis, clicks = await reads.period_counters(store, cid, p)
         per_affiliate: dict[str, views.Counts] = {}
-        views.tally(kpis, clicks, directory.latest(cid).terms.currency, per_affiliate)
+        terms = directory.latest(cid).terms
+        views.tally(kpis, clicks, terms.currency, per_affiliate, campaign_id=cid, emv=terms.emv)
         for affiliate, counts in per_affiliate.items():
             key = (cid, affiliate)
             out[key] = views.combine([out[key], counts]) if key in out else counts

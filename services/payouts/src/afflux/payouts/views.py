@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from afflux.payouts.explain import explain_line
+from afflux.shared.core import content_kpis as ck
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import round_half_up
+from afflux.shared.core.terms import EmvValues
 
 
 def status(approve_at: int, as_of: int) -> str:
@@ -164,6 +166,25 @@ class Counts:
     days: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
+    engagement_pay: int = 0  # postings of engagement lines (in commission too)
+    attributed_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # rule -> n
+    # Per campaign: its contents' latest snapshots summed, and its terms' EMV values
+    # (EMV is worked out per campaign, then added up: each campaign has its own values).
+    reach: dict[str, ck.Reach] = field(default_factory=dict)
+    emv_values: dict[str, EmvValues | None] = field(default_factory=dict)
+
+    @property
+    def total_reach(self) -> ck.Reach:
+        return ck.total(self.reach.values())
+
+    @property
+    def emv_minor(self) -> int | None:
+        parts = [
+            ck.emv_minor(reach, self.emv_values.get(campaign))
+            for campaign, reach in sorted(self.reach.items())
+        ]
+        known = [p for p in parts if p is not None]
+        return sum(known) if known else None
 
 
 # KPI counter (afflux.shared.core.journal.kpis) -> Counts attribute; per day -> bucket field.
@@ -176,6 +197,11 @@ _COUNTERS = {
     "commission": "commission",
 }
 _PER_DAY = {"conversions": "conversions", "commission": "commission_minor"}
+# Reach counters (afflux.shared.core.journal.kpis.reach_contribution) -> Reach field.
+REACH_COUNTERS = frozenset(f.name for f in fields(ck.Reach))
+# How orders are attributed, every rule listed in the KPIs (link: click_id and cookie;
+# code: coupon).
+ATTRIBUTION_RULES = ("click_id", "cookie", "coupon", "livestream", "survey")
 
 
 def tally(
@@ -183,9 +209,13 @@ def tally(
     clicks: Mapping[str, str],
     currency: str,
     counts: dict[str, Counts],
+    *,
+    campaign_id: str = "",
+    emv: EmvValues | None = None,
 ) -> None:
     """Add one campaign-period's KPI counters and click tallies into ``counts`` per
-    affiliate (fields as ``kpis`` and ``tallies`` document them)."""
+    affiliate (fields as ``kpis`` and ``tallies`` document them); ``emv``: the
+    campaign's EMV values."""
     for name, value in clicks.items():
         kind, _, rest = name.partition("|")
         affiliate, _, detail = rest.partition("|")
@@ -203,6 +233,20 @@ def tally(
     for name, value in kpis.items():
         counter, _, rest = name.partition("|")
         affiliate, _, day = rest.partition("|")
+        if counter in REACH_COUNTERS:
+            c = counts.setdefault(affiliate, Counts(currency=currency))
+            before = c.reach.get(campaign_id, ck.Reach())
+            c.reach[campaign_id] = replace(
+                before, **{counter: getattr(before, counter) + int(value)}
+            )
+            c.emv_values[campaign_id] = emv
+            continue
+        if counter == "engagement_pay" and not day:
+            counts.setdefault(affiliate, Counts(currency=currency)).engagement_pay += int(value)
+            continue
+        if counter == "attributed":  # attributed|<affiliate>|<rule>
+            counts.setdefault(affiliate, Counts(currency=currency)).attributed_by[day] += int(value)
+            continue
         if counter not in _COUNTERS:
             continue
         c = counts.setdefault(affiliate, Counts(currency=currency))
@@ -216,6 +260,35 @@ def tally(
 
 def _ratio(a: int, b: int) -> int:
     return round_half_up(Decimal(a) / Decimal(b)) if b else 0
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def content_fields(c: Counts) -> dict[str, Any]:
+    """The creator-economy KPIs of a row (afflux.shared.core.content_kpis)."""
+    reach = c.total_reach
+    return {
+        "contents": reach.contents,
+        "views": reach.views,
+        "impressions": reach.impressions,
+        "engagement": reach.engagement,
+        "engagement_by_kind": {
+            "likes": reach.likes,
+            "comments": reach.comments,
+            "shares": reach.shares,
+            "saves": reach.saves,
+        },
+        "followers": reach.followers,
+        "engagement_rate": _number(ck.engagement_rate(reach)),
+        "ctr": _number(ck.ctr(c.unique_clicks, reach)),
+        "rpm_minor": ck.rpm_minor(c.revenue - c.refunds, reach),
+        "emv_minor": c.emv_minor,
+        "engagement_pay_minor": c.engagement_pay,
+        "cost_per_engagement_minor": ck.cost_per_engagement_minor(c.engagement_pay, reach),
+        "conversions_by_rule": {rule: c.attributed_by.get(rule, 0) for rule in ATTRIBUTION_RULES},
+    }
 
 
 def kpi_row(c: Counts) -> dict[str, Any]:
@@ -238,6 +311,7 @@ def kpi_row(c: Counts) -> dict[str, Any]:
         "aov_minor": _ratio(c.revenue, c.sales),
         "roi": round((net - c.commission) / c.commission, 6) if c.commission else None,
         "new_customer_share": round(c.new_customers / c.conversions, 6) if c.conversions else 0.0,
+        **content_fields(c),
     }
 
 
@@ -271,6 +345,12 @@ def combine(rows: Iterable[Counts]) -> Counts:
         for day, values in c.days.items():
             for key, value in values.items():
                 total.days[day][key] += value
+        total.engagement_pay += c.engagement_pay
+        for rule, n in c.attributed_by.items():
+            total.attributed_by[rule] += n
+        for campaign, reach in c.reach.items():
+            total.reach[campaign] = total.reach.get(campaign, ck.Reach()) + reach
+            total.emv_values[campaign] = c.emv_values.get(campaign)
     return total
 
 

@@ -1,0 +1,90 @@
+"""The KPI rows carry reach, engagement, CTR, RPM, EMV and engagement pay from the
+ledger's counters, beside the sales KPIs; EMV per campaign at that campaign's values."""
+
+from __future__ import annotations
+
+import pytest
+
+from afflux.payouts.views import Counts, combine, kpi_row, tally
+from afflux.shared.core.terms import EmvValues
+
+pytestmark = pytest.mark.unit
+
+EMV = EmvValues(per_impression_minor_per_1000=500, per_like_minor=5, per_comment_minor=10)
+# One creator's counters in one campaign-period: two contents, 50 valid clicks,
+# 200.00 of sales less 20.00 refunded, 30.00 commission of which 12.00 engagement pay.
+KPIS = {
+    "contents|anna": "2",
+    "views|anna": "4000",
+    "impressions|anna": "10000",
+    "likes|anna": "500",
+    "comments|anna": "40",
+    "shares|anna": "10",
+    "saves|anna": "50",
+    "followers|anna": "30000",
+    "engagement_pay|anna": "1200",
+    "commission|anna": "3000",
+    "revenue|anna": "20000",
+    "refunds|anna": "2000",
+    "conversions|anna": "3",
+    "sales|anna": "3",
+    "attributed|anna|click_id": "1",
+    "attributed|anna|livestream": "2",
+}
+CLICKS = {"r|anna": "60", "u|anna": "50"}
+
+
+def counts(kpis: dict[str, str], campaign: str = "shop", emv: EmvValues | None = EMV) -> Counts:
+    out: dict[str, Counts] = {}
+    tally(kpis, CLICKS, "EUR", out, campaign_id=campaign, emv=emv)
+    return out["anna"]
+
+
+def test_a_creators_row_has_reach_and_what_it_is_worth() -> None:
+    row = kpi_row(counts(KPIS))
+    assert (row["contents"], row["views"], row["impressions"]) == (2, 4_000, 10_000)
+    assert row["engagement"] == 600
+    assert row["engagement_by_kind"] == {"likes": 500, "comments": 40, "shares": 10, "saves": 50}
+    assert row["engagement_rate"] == 0.02  # 600 / 30,000 followers
+    assert row["ctr"] == 0.005  # 50 valid clicks / 10,000 impressions
+    assert row["rpm_minor"] == 4_500  # 180.00 net over 4,000 views, per 1,000
+    assert row["emv_minor"] == 5_000 + 2_500 + 400  # impressions, likes, comments
+    assert row["engagement_pay_minor"] == 1_200
+    assert row["cost_per_engagement_minor"] == 2  # 12.00 / 600
+    assert row["roi"] == 5.0  # (180.00 - 30.00) / 30.00, engagement pay included
+    assert row["conversions_by_rule"] == {
+        "click_id": 1,
+        "cookie": 0,
+        "coupon": 0,
+        "livestream": 2,
+        "survey": 0,
+    }
+
+
+def test_a_sales_only_creator_shows_none_where_there_is_no_denominator() -> None:
+    row = kpi_row(counts({"revenue|anna": "5000", "commission|anna": "500"}, emv=None))
+    assert (row["views"], row["engagement"], row["engagement_pay_minor"]) == (0, 0, 0)
+    for name in ("engagement_rate", "ctr", "rpm_minor", "emv_minor", "cost_per_engagement_minor"):
+        assert row[name] is None, name
+
+
+def test_emv_adds_up_per_campaign_at_each_campaigns_values() -> None:
+    cheap = EmvValues(per_like_minor=1)
+    row = kpi_row(
+        combine(
+            [counts({"likes|anna": "100"}, "a", EMV), counts({"likes|anna": "100"}, "b", cheap)]
+        )
+    )
+    assert row["emv_minor"] == 500 + 100
+    # A campaign without EMV values adds nothing, and alone answers none.
+    row = kpi_row(combine([counts({"likes|anna": "100"}, "a", EMV), counts(KPIS, "b", None)]))
+    assert row["emv_minor"] == 500
+    assert row["engagement"] == 100 + 600
+
+
+def test_a_drop_in_a_snapshot_lowers_the_sums() -> None:
+    # The ledger writes the counters' new values; a later, smaller snapshot writes less.
+    before = kpi_row(counts(KPIS))
+    after = kpi_row(counts({**KPIS, "likes|anna": "400"}))
+    assert after["engagement"] == before["engagement"] - 100
+    assert after["emv_minor"] == before["emv_minor"] - 500
