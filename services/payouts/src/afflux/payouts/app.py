@@ -25,7 +25,16 @@ from afflux.payouts.errors import JSON_ERRORS
 from afflux.payouts.health import CHECKS, ledger_detail
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.portal.routes import install_portal
-from afflux.payouts.routes import creators, keys, kpis, orders, reports, runs, session
+from afflux.payouts.routes import (
+    creators,
+    keys,
+    kpis,
+    orders,
+    reports,
+    runs,
+    session,
+    whatif,
+)
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
 from afflux.payouts.webhooks import routes as webhook_routes
@@ -175,6 +184,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(webhook_routes.router)
     app.include_router(keys.router)
     app.include_router(session.router)
+    app.include_router(whatif.router)
     install_portal(app)
     install_api_docs(app)
     return app

@@ -76,3 +76,16 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
         description="how often every partition's stored offset and last applied record are "
         "checked against the log (also at every assignment)",
     )
+    whatif_max_events: int = Field(
+        20_000_000,
+        ge=1,
+        description="a what-if replay reads at most this many events from the input topics; "
+        "past it the request is refused (413)",
+    )
+    whatif_time_limit_s: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        description="a what-if replay that has not finished after this long is refused (503); "
+        "one runs at a time per process",
+    )

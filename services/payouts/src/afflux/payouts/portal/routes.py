@@ -9,7 +9,7 @@ from importlib import resources
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from afflux.payouts.portal import brand_pages, creator_pages, link_pages
+from afflux.payouts.portal import brand_pages, creator_pages, link_pages, whatif_page
 from afflux.payouts.portal.guard import Refused
 
 ASSETS = {
@@ -48,4 +48,5 @@ def install_portal(app: FastAPI) -> None:
     app.include_router(brand_pages.router)
     app.include_router(creator_pages.router)
     app.include_router(link_pages.router)
+    app.include_router(whatif_page.router)
     app.add_exception_handler(Refused, _refused)

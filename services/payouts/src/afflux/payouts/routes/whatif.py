@@ -1,0 +1,100 @@
+"""``POST /v1/campaigns/{campaign_id}/whatif``: what draft terms would have paid each
+creator over the recorded events, beside what the current terms pay (admin or the
+campaign's merchant; anyone else gets the 404 of an unknown campaign). Nothing is
+published or written (docs/campaigns.md, "What-if")."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from afflux.payouts.deps import CampaignReader, DirectoryDep
+from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.whatif import check_draft, replay_draft
+from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.core.whatif.log import RangeProblem, day_range
+from afflux.shared.io.http.problems import Problem
+from afflux.shared.io.http.state import state_dep
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+SettingsDep = Annotated[PayoutsSettings, Depends(state_dep("settings"))]
+
+
+class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    terms: CampaignTerms = Field(description="the draft: a whole campaign's terms, as in a "
+                                 "campaigns file (examples/campaigns.yaml)")  # fmt: skip
+    from_: date | None = Field(None, alias="from", description="first day (UTC) replayed")
+    to: date | None = Field(None, description="last day (UTC, included) replayed")
+
+
+class CreatorChange(BaseModel):
+    affiliate_id: str
+    currency: str
+    current_minor: int
+    draft_minor: int
+    delta_minor: int
+    current_conversions: int
+    draft_conversions: int
+    gained: list[str] = Field(description="order ids the draft gives this creator")
+    lost: list[str] = Field(description="order ids the draft takes away")
+
+
+class LineChangeView(BaseModel):
+    affiliate_id: str
+    line_id: str
+    kind: str
+    order_id: str | None
+    current_minor: int
+    draft_minor: int
+    reason: str
+
+
+class WhatIfAnswer(BaseModel):
+    campaign_id: str
+    currency: str
+    from_: int | None = Field(alias="from", description="UTC ms, included")
+    to: int | None = Field(description="UTC ms, excluded")
+    orders: int = Field(description="orders of the campaign in the range")
+    empty: bool = Field(description="the draft pays every creator what the current terms do")
+    current_total_minor: int
+    draft_total_minor: int
+    creators: list[CreatorChange] = Field(description="creators whose pay or orders change")
+    changes: list[LineChangeView] = Field(
+        description="the largest line changes first (500 at most)"
+    )
+    changes_total: int
+
+
+@router.post(
+    "/campaigns/{campaign_id}/whatif",
+    response_model=WhatIfAnswer,
+    response_model_by_alias=True,
+    responses={
+        413: ERROR_RESPONSES[401] | {"description": "more events than AFFLUX_WHATIF_MAX_EVENTS"},
+        429: ERROR_RESPONSES[401] | {"description": "another what-if is running"},
+        503: ERROR_RESPONSES[401] | {"description": "past AFFLUX_WHATIF_TIME_LIMIT_S"},
+    },
+)
+async def campaign_whatif(
+    _: CampaignReader,
+    directory: DirectoryDep,
+    campaign_id: str,
+    body: WhatIfRequest,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    if body.terms.campaign_id != campaign_id:
+        raise Problem(422, "terms.campaign_id", f"the draft must be for {campaign_id!r}")
+    versions = directory.versions(campaign_id)
+    check_draft(body.terms, versions, "terms")
+    try:
+        window = day_range(body.from_, body.to)
+    except RangeProblem as exc:
+        raise Problem(422, exc.field, exc.reason) from None
+    diff = await replay_draft(settings, versions, body.terms, window)
+    return diff.as_dict()

@@ -1,0 +1,64 @@
+"""What-if replays in the payouts process: one at a time, in a thread of its own (the
+replay is CPU work; the event loop keeps serving the ledger and the API), bounded by
+``AFFLUX_WHATIF_MAX_EVENTS`` and ``AFFLUX_WHATIF_TIME_LIMIT_S`` (docs/reliability.md).
+
+The draft is checked before anything is read: a draft that is not the campaign's own
+(campaign, merchant, currency) is a 422 naming the field, as invalid terms are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+from afflux.payouts.settings import PayoutsSettings
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.diff import WhatIfDiff, draft_problem
+from afflux.shared.core.whatif.log import DateRange
+from afflux.shared.io.http.problems import Problem
+from afflux.shared.io.whatif_source import ReplayBounds, ReplayRefused, run_whatif
+
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def check_draft(draft: CampaignTerms, versions: Sequence[TermsVersion], field: str) -> None:
+    latest = max(versions, key=lambda v: v.version).terms
+    problem = draft_problem(draft, latest)
+    if problem is not None:
+        raise Problem(422, f"{field}.{problem[0]}", problem[1])
+
+
+async def replay_draft(
+    settings: PayoutsSettings,
+    versions: Sequence[TermsVersion],
+    draft: CampaignTerms,
+    window: DateRange,
+) -> WhatIfDiff:
+    """The diff, or a Problem: 429 while another replay runs, 413 past the events bound,
+    503 past the time limit or with the broker away."""
+    if not _ONE_AT_A_TIME.acquire(blocking=False):
+        raise Problem(429, None, "another what-if is running: try again when it is done")
+    bounds = ReplayBounds(settings.whatif_max_events, settings.whatif_time_limit_s)
+    try:
+        diff, _ = await asyncio.to_thread(
+            _in_thread, settings.kafka_bootstrap, versions, draft, window, bounds
+        )
+    except ReplayRefused as exc:
+        status = 413 if "events" in str(exc) else 503
+        raise Problem(status, None, str(exc)) from None
+    except OSError as exc:  # the broker away
+        raise Problem(503, None, f"the topics cannot be read now: {exc}") from None
+    finally:
+        _ONE_AT_A_TIME.release()
+    return diff
+
+
+def _in_thread(
+    bootstrap: str,
+    versions: Sequence[TermsVersion],
+    draft: CampaignTerms,
+    window: DateRange,
+    bounds: ReplayBounds,
+) -> tuple[WhatIfDiff, object]:
+    return asyncio.run(run_whatif(bootstrap, versions, draft, window, bounds))
