@@ -27,9 +27,12 @@ that posted and reversed compare equal.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from fractions import Fraction
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import (
@@ -42,9 +45,15 @@ from afflux.shared.core.commission import (
 )
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.records import Posting
-from afflux.shared.core.money import pro_rata
+from afflux.shared.core.money import percent_of
 from afflux.shared.core.periods import period_bounds, period_of
-from afflux.shared.core.terms import CampaignTerms, CommissionPlan, TermsVersion, terms_in_force
+from afflux.shared.core.terms import (
+    CampaignTerms,
+    CommissionPlan,
+    ProductRates,
+    TermsVersion,
+    terms_in_force,
+)
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -54,6 +63,7 @@ from afflux.shared.events import (
 from afflux.shared.ledger_facts import conversion_fact, refund_fact
 
 REATTRIBUTED = "reattributed"
+EXCLUDED = "excluded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +198,7 @@ def _conversion_line(
     gross = _gross(c, terms, rank, confirmations)
     if gross is None:
         return None
-    kind = c.kind if c.kind in ("sale", "lead") else "action"
+    kind = c.kind if c.kind in ("sale", "lead", "renewal") else "action"
     approve_at = c.occurred_at + terms.lock_days * MS_PER_DAY
     before = [r for r in refunds if r.occurred_at < approve_at]
     after = [r for r in refunds if r.occurred_at >= approve_at]
@@ -203,25 +213,118 @@ def _conversion_line(
     )
     if any(r.reason == REATTRIBUTED for r in before):  # another click's order all along
         return replace(line, refund=gross)
-    whole = c.amount_minor
-    refunded = min(whole, sum(r.amount_minor for r in before))
-    refund = pro_rata(gross, refunded, whole) if whole > 0 else 0
+    # Every refund as the fraction of the line it takes (of the order's amount, or of
+    # the commission of the items it names), in event-time order.
+    fraction = _refund_fractions(c, terms, rank, refunds)
+    refunded = min(Fraction(1), sum((fraction[r.reversal_id] for r in before), Fraction(0)))
+    refund = _half_up(gross * refunded)
     # After approval: the cumulative refund scaled, minus what was already taken, so
     # rounding never takes more than the line (and a full refund takes all of it).
-    base, rest = gross - refund, whole - refunded
+    base, rest = gross - refund, 1 - refunded
     clawbacks: list[tuple[RefundFact, int]] = []
-    taken = cumulative = 0
+    taken = 0
+    cumulative = Fraction(0)
     for r in after:
         if r.reason == REATTRIBUTED:
             clawbacks.append((r, base - taken))
             break
-        if kind != "sale":  # a refund of a lead or an action takes nothing back once approved
+        if kind not in ("sale", "renewal"):  # leads and actions keep what was approved
             continue
-        cumulative += r.amount_minor
-        back = pro_rata(base, min(rest, cumulative), rest) - taken if rest > 0 else 0
+        cumulative += fraction[r.reversal_id]
+        back = _half_up(base * min(rest, cumulative) / rest) - taken if rest > 0 else 0
         taken += back
         clawbacks.append((r, back))
     return replace(line, refund=refund, clawbacks=tuple(clawbacks))
+
+
+def _half_up(value: Fraction) -> int:
+    return math.floor(value + Fraction(1, 2))
+
+
+def _item_percent(products: ProductRates | None, sku: str, category: str | None) -> object:
+    """An item's own percent, EXCLUDED, or None (the sale's rate)."""
+    if products is None:
+        return None
+    if sku in products.excluded_skus or category in products.excluded_categories:
+        return EXCLUDED
+    if sku in products.skus:
+        return ("sku", sku, products.skus[sku])
+    if category is not None and category in products.categories:
+        return ("category", category, products.categories[category])
+    return None
+
+
+def _priced_items(
+    c: ConversionFact, terms: CampaignTerms, rank: int | None
+) -> tuple[int, dict[str, Fraction], dict[str, int]]:
+    """A sale with items: its gross, each sku's exact commission and each sku's amount."""
+    plan = terms.plan
+    assert plan.sale is not None
+    rate, _ = sale_rate(plan, c.new_customer, rank)
+    groups: dict[object, int] = defaultdict(int)
+    exact: dict[str, Fraction] = defaultdict(Fraction)
+    amounts: dict[str, int] = defaultdict(int)
+    default_base = sum(
+        q * u
+        for sku, category, q, u in c.items
+        if _item_percent(plan.sale.products, sku, category) is None
+    )
+    for sku, category, quantity, unit in c.items:
+        amount = quantity * unit
+        amounts[sku] += amount
+        own = _item_percent(plan.sale.products, sku, category)
+        if own == EXCLUDED:
+            continue
+        if isinstance(own, tuple):
+            groups[own] += amount
+            exact[sku] += Fraction(own[2]) * amount / 100
+        elif rate.percent is not None:
+            groups["default"] += amount
+            exact[sku] += Fraction(rate.percent) * amount / 100
+        else:
+            exact[sku] += Fraction((rate.fixed_minor or 0) * amount, default_base)
+    gross = sum(
+        percent_of(base, key[2] if isinstance(key, tuple) else rate.percent or Decimal(0))
+        for key, base in groups.items()
+    )
+    if rate.percent is None and default_base > 0:
+        gross += rate.fixed_minor or 0
+    return gross, exact, amounts
+
+
+def _refund_fractions(
+    c: ConversionFact, terms: CampaignTerms, rank: int | None, refunds: Sequence[RefundFact]
+) -> dict[str, Fraction]:
+    whole = c.amount_minor
+    exact: dict[str, Fraction] = {}
+    amounts: dict[str, int] = {}
+    quantities: dict[str, int] = defaultdict(int)
+    if c.kind == "sale" and c.items:
+        _, exact, amounts = _priced_items(c, terms, rank)
+        for sku, _, quantity, _ in c.items:
+            quantities[sku] += quantity
+    total = sum(exact.values(), Fraction(0))
+    done: dict[str, Fraction] = defaultdict(Fraction)
+    out: dict[str, Fraction] = {}
+    for r in refunds:
+        by_item = r.items and total > 0 and all(sku in amounts for sku, _, _ in r.items)
+        if r.amount_minor <= 0:
+            out[r.reversal_id] = Fraction(0)
+        elif by_item:
+            share = Fraction(0)
+            for sku, units, amount in r.items:
+                asked = (
+                    Fraction(amounts[sku] * units, quantities[sku])
+                    if units is not None
+                    else Fraction(amount or 0)
+                )
+                now = min(Fraction(amounts[sku]), done[sku] + asked)
+                share += exact[sku] * (now - done[sku]) / amounts[sku]
+                done[sku] = now
+            out[r.reversal_id] = share / total
+        else:
+            out[r.reversal_id] = Fraction(r.amount_minor, whole) if whole > 0 else Fraction(0)
+    return out
 
 
 def _gross(
@@ -232,8 +335,14 @@ def _gross(
     if c.kind == "sale":
         if plan.sale is None:
             return None
+        if c.items:
+            return _priced_items(c, terms, rank)[0]
         rate, _ = sale_rate(plan, c.new_customer, rank)
+        if c.non_commissionable_minor and rate.percent is not None:
+            return percent_of(max(0, c.amount_minor - c.non_commissionable_minor), rate.percent)
         return apply_rate(rate, c.amount_minor)
+    if c.kind == "renewal":
+        return None if plan.recurring is None else apply_rate(plan.recurring.rate, c.amount_minor)
     if c.kind == "lead":
         if plan.lead_minor is None:
             return None

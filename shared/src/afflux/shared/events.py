@@ -49,6 +49,8 @@ REPORTED_TIME_DESCRIPTION = (
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 OrderKind = Literal["sale", "lead", "install", "action"]
+# A conversion is an order's kind, or a subscription's renewal (SubscriptionRenewed).
+ConversionKind = Literal["sale", "lead", "install", "action", "renewal"]
 ClickFlag = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 # Money on the wire: a JSON integer (never a string, float or boolean) of minor units.
 AmountMinor = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT_MINOR)]
@@ -106,11 +108,40 @@ class ClickRecorded(Envelope):
 
 
 class OrderItem(BaseModel):
+    """One line of an order: ``quantity`` units of ``sku`` at ``price_minor`` each."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     sku: Annotated[str, Field(min_length=1, max_length=200)]
     quantity: Annotated[int, Field(ge=1)] = 1
-    price_minor: AmountMinor = 0
+    price_minor: AmountMinor = Field(0, description="the price of one unit, in minor units")
+    category: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="the merchant's product category (per-category rates, exclusions)"
+    )
+
+    @property
+    def amount_minor(self) -> int:
+        return self.quantity * self.price_minor
+
+
+MAX_ORDER_ITEMS = 500
+NonCommissionableReason = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+
+
+class RefundItem(BaseModel):
+    """An item a refund names: its sku and either the quantity or the amount refunded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: Annotated[str, Field(min_length=1, max_length=200)]
+    quantity: Annotated[int, Field(strict=True, ge=1)] | None = None
+    amount_minor: Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT_MINOR)] | None = None
+
+    @model_validator(mode="after")
+    def _quantity_or_amount(self) -> RefundItem:
+        if (self.quantity is None) == (self.amount_minor is None):
+            raise ValueError("give exactly one of quantity or amount_minor")
+        return self
 
 
 HandleText = Annotated[str, Field(min_length=1, max_length=100)]
@@ -155,6 +186,14 @@ class OrderPlaced(Envelope):
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="order")
     )
+    non_commissionable_minor: AmountMinor = Field(
+        0,
+        description="the part of amount_minor no commission is paid on (shipping, taxes):"
+        " with items, amount_minor is the items' sum plus this",
+    )
+    non_commissionable_reason: NonCommissionableReason | None = Field(
+        None, description="what the non-commissionable part is, e.g. shipping, tax"
+    )
     survey: SurveyAnswer | None = Field(
         None, description="the buyer's post-purchase survey answer, when given with the order"
     )
@@ -190,6 +229,32 @@ class OrderRefunded(Envelope):
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="refund")
     )
+    items: tuple[RefundItem, ...] = Field(
+        (),
+        description="the items refunded: the commission is reversed pro rata per item;"
+        " empty: pro rata over the whole order",
+    )
+
+
+class SubscriptionRenewed(Envelope):
+    """A renewal of the subscription first bought in ``order_id``.
+
+    Key: order_id (the first order's), on the refunds topic, so the renewal meets the first
+    order's outcome where its refunds do. The renewal is an order of its own,
+    ``renewal_order_id``, which its refunds name.
+    """
+
+    type: Literal["SubscriptionRenewed"] = "SubscriptionRenewed"
+    order_id: Id = Field(description="the subscription's first order")
+    renewal_order_id: Id
+    renewal_number: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    campaign_id: Id
+    merchant_id: Id
+    amount_minor: AmountMinor
+    currency: Currency
+    reported_occurred_at: EventTime | None = Field(
+        None, description=REPORTED_TIME_DESCRIPTION.format(what="renewal")
+    )
 
 
 class Assist(BaseModel):
@@ -218,7 +283,7 @@ class ConversionAttributed(Envelope):
     lag_ms: int | None = Field(None, description="order time minus click time")
     assists: tuple[Assist, ...] = ()
     terms_version: int
-    kind: OrderKind = "sale"
+    kind: ConversionKind = "sale"
     action: str | None = None
     amount_minor: AmountMinor = 0
     currency: Currency
@@ -226,6 +291,14 @@ class ConversionAttributed(Envelope):
     customer_id: str | None = None
     new_customer: bool = False
     order_event_id: Id
+    items: tuple[OrderItem, ...] = Field((), description="the order's items (per-product rates)")
+    non_commissionable_minor: AmountMinor = 0
+    renewal_number: int | None = Field(
+        None, description="kind 'renewal': which renewal of the first order this is"
+    )
+    first_order_id: Id | None = Field(
+        None, description="kind 'renewal': the subscription's first order, whose winner it pays"
+    )
     supersedes: Id | None = Field(
         None,
         description="a correction: the conversion id this one replaces (reversed in full with"
@@ -278,10 +351,23 @@ class ConversionReversed(Envelope):
         description="'reattributed': the whole remaining amount, because a correction gave the"
         " order to another click (refund_id then holds the superseding conversion id)",
     )
+    items: tuple[RefundItem, ...] = Field(
+        (), description="the refund's items, as the merchant named them"
+    )
 
 
 UnattributedReason = Literal[
-    "no_click", "outside_window", "bot_only", "unknown_click", "other_campaign", "duplicate_order"
+    "no_click",
+    "outside_window",
+    "bot_only",
+    "unknown_click",
+    "other_campaign",
+    "duplicate_order",
+    # A renewal whose first order earned no creator, is unknown, or is past the limit.
+    "first_order_unattributed",
+    "first_order_unknown",
+    "renewal_beyond_limit",
+    "no_recurring_terms",
 ]
 
 
@@ -451,6 +537,7 @@ AnyEvent = Annotated[
     | LeadConfirmed
     | SurveyAnswered
     | OrderRefunded
+    | SubscriptionRenewed
     | ConversionAttributed
     | ConversionReversed
     | OrderUnattributed
@@ -470,6 +557,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     LeadConfirmed,
     SurveyAnswered,
     OrderRefunded,
+    SubscriptionRenewed,
     ConversionAttributed,
     ConversionReversed,
     OrderUnattributed,

@@ -20,6 +20,9 @@ def conversion_fact(event: ConversionAttributed) -> ConversionFact:
         new_customer=event.new_customer,
         occurred_at=event.occurred_at,
         terms_version=event.terms_version,
+        items=tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items),
+        non_commissionable_minor=event.non_commissionable_minor,
+        renewal_number=event.renewal_number,
     )
 
 
@@ -32,4 +35,5 @@ def refund_fact(event: ConversionReversed) -> RefundFact:
         occurred_at=event.occurred_at,
         conversion_id=event.conversion_id,
         reason=event.reason,
+        items=tuple((i.sku, i.quantity, i.amount_minor) for i in event.items),
     )

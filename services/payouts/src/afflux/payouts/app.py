@@ -26,6 +26,7 @@ from afflux.payouts.health import CHECKS, ledger_detail
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.portal.routes import install_portal
 from afflux.payouts.routes import (
+    content,
     creators,
     keys,
     kpis,
@@ -185,6 +186,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(keys.router)
     app.include_router(session.router)
     app.include_router(whatif.router)
+    app.include_router(content.router)
     install_portal(app)
     install_api_docs(app)
     return app

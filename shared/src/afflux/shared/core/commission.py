@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from afflux.shared.core.money import percent_of
+from afflux.shared.core.products import ItemRow, RefundItemRow
 from afflux.shared.core.terms import (
     CommissionPlan,
     Rate,
@@ -32,6 +33,11 @@ class ConversionFact:
     new_customer: bool
     occurred_at: int
     terms_version: int
+    # Per-product rates: the order's items (sku, category, quantity, unit price) and the
+    # part of its amount that earns nothing; the renewal number of a renewal.
+    items: tuple[ItemRow, ...] = ()
+    non_commissionable_minor: int = 0
+    renewal_number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class RefundFact:
     occurred_at: int
     conversion_id: str = ""  # the conversion reversed ("" in facts stored before corrections)
     reason: str = "refund"  # or "reattributed": a correction gave the order to another click
+    items: tuple[RefundItemRow, ...] = ()  # the items it names (sku, quantity, amount)
 
 
 @dataclass(frozen=True, slots=True)

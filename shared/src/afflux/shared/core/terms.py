@@ -40,11 +40,28 @@ class Rate(_Frozen):
         return self
 
 
+class ProductRates(_Frozen):
+    """Per-product rates of a sale's items: a sku's rate beats its category's, which beats
+    the sale's own rate (base, tier or new-customer); excluded items earn nothing."""
+
+    skus: dict[str, Percent] = Field(default_factory=dict, description="sku -> percent")
+    categories: dict[str, Percent] = Field(
+        default_factory=dict, description="category -> percent"
+    )
+    excluded_skus: tuple[str, ...] = ()
+    excluded_categories: tuple[str, ...] = Field(
+        (), description="e.g. gift_card, shipping, tax: items of these categories earn nothing"
+    )
+
+
 class SaleCommission(_Frozen):
     """Pay per sale; ``new_customer`` replaces ``rate`` for first-time customers."""
 
     rate: Rate
     new_customer: Rate | None = None
+    products: ProductRates | None = Field(
+        None, description="per-product rates and exclusions over the order's items"
+    )
 
 
 class ClickCommission(_Frozen):
@@ -68,6 +85,21 @@ class Milestone(_Frozen):
     bonus_minor: NonNegativeMinor
 
 
+class RecurringCommission(_Frozen):
+    """Pay on a subscription's renewals to the creator who won its first order: for the
+    first ``max_renewals`` renewals, or those within ``max_months`` of the first order."""
+
+    rate: Rate
+    max_renewals: Annotated[int, Field(ge=1, le=1200)] | None = None
+    max_months: Annotated[int, Field(ge=1, le=1200)] | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Self:
+        if (self.max_renewals is None) == (self.max_months is None):
+            raise ValueError("give exactly one of max_renewals or max_months")
+        return self
+
+
 class CommissionPlan(_Frozen):
     """Any combination of the plan elements of DESIGN §4."""
 
@@ -81,6 +113,9 @@ class CommissionPlan(_Frozen):
     milestones: tuple[Milestone, ...] = ()
     creator_cap_minor: NonNegativeMinor | None = None
     campaign_budget_minor: NonNegativeMinor | None = None
+    recurring: RecurringCommission | None = Field(
+        None, description="pay on subscription renewals (docs/payouts.md, Recurring commissions)"
+    )
     engagement: EngagementCommission | None = Field(
         None, description="pay per engagement on creators' content (docs/payouts.md)"
     )

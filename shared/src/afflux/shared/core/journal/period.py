@@ -138,7 +138,7 @@ class PeriodState:
             state.lines[record.line_id] = record
             creator = state.creators[record.affiliate_id]
             key = (record.time, record.line_id)
-            if record.order_id is not None and record.kind in ("sale", "lead", "action", ""):
+            if record.order_id is not None and record.kind in CONVERSION_LINE_KINDS:
                 state.by_order[record.order_id].append(record.line_id)
             if record.in_net_sales:
                 creator.net_sales.append(key)
@@ -176,7 +176,7 @@ class PeriodState:
             record.conversion = c
             record.affiliate_id = c.affiliate_id
             record.order_id = c.order_id
-            record.kind = c.kind if c.kind in ("sale", "lead") else "action"
+            record.kind = c.kind if c.kind in ("sale", "lead", "renewal") else "action"
             record.time = c.occurred_at
             record.terms_version = c.terms_version
             record.approve_at = c.occurred_at + rules.lock_ms(self.versions, c.terms_version)
@@ -186,7 +186,9 @@ class PeriodState:
         for r in batch.refunds:
             record = self._conversion_record(r.conversion_id, "")
             touch(record)
-            entry = RefundEntry(r.reversal_id, r.event_id, r.amount_minor, r.occurred_at, r.reason)
+            entry = RefundEntry(
+                r.reversal_id, r.event_id, r.amount_minor, r.occurred_at, r.reason, r.items
+            )
             if entry not in record.refunds:
                 record.refunds = tuple(
                     sorted((*record.refunds, entry), key=lambda e: (e.occurred_at, e.reversal_id))
@@ -543,6 +545,7 @@ class PeriodState:
 
 
 _NO_LINE = LineRecord("", "", "")
+CONVERSION_LINE_KINDS = ("sale", "lead", "action", "renewal", "")  # "": conversion still due
 
 
 def _snapshot(record: LineRecord) -> tuple[object, ...]:

@@ -12,10 +12,12 @@ a line's postings sum to what it pays and never need rewriting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any
 
 from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.products import RefundItemRow
 
 CONVERSION_KINDS = ("sale", "lead", "action")
 PERIOD_KINDS = ("click", "base_fee", "bonus")
@@ -28,6 +30,7 @@ class RefundEntry:
     amount_minor: int
     occurred_at: int
     reason: str  # "refund" or "reattributed"
+    items: tuple[RefundItemRow, ...] = ()  # the items the refund names
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class LineRecord:
     scope_key: tuple[int, str] | None = None  # where the cap scopes hold it
     posted: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
     postings: int = 0  # how many postings the line has (for their ids)
+    # A sale with items: sku -> its exact commission per minor unit (refunds by item).
+    item_rates: tuple[tuple[str, Fraction], ...] = ()
 
 
 def record_to_json(record: LineRecord) -> dict[str, Any]:
@@ -91,6 +96,7 @@ def record_to_json(record: LineRecord) -> dict[str, Any]:
         "c": None if c is None else [getattr(c, name) for name in ConversionFact.__slots__],
         "r": [
             [r.reversal_id, r.event_id, r.amount_minor, r.occurred_at, r.reason]
+            + ([[list(i) for i in r.items]] if r.items else [])
             for r in record.refunds
         ],
         "cf": record.confirmation,
@@ -106,12 +112,17 @@ def record_to_json(record: LineRecord) -> dict[str, Any]:
         "sk": None if record.scope_key is None else list(record.scope_key),
         "ps": [[name, at, amount, last] for (name, at), (amount, last) in record.posted.items()],
         "np": record.postings,
+        **(
+            {"ir": [[sku, str(rate)] for sku, rate in record.item_rates]}
+            if record.item_rates
+            else {}
+        ),
     }
 
 
 def record_from_json(data: dict[str, Any]) -> LineRecord:
     c = data["c"]
-    conversion = None if c is None else ConversionFact(*c)
+    conversion = None if c is None else _conversion_from_row(c)
     return LineRecord(
         line_id=data["id"],
         affiliate_id=data["a"],
@@ -120,7 +131,7 @@ def record_from_json(data: dict[str, Any]) -> LineRecord:
         approve_at=data["L"],
         order_id=data["o"],
         conversion=conversion,
-        refunds=tuple(RefundEntry(*r) for r in data["r"]),
+        refunds=tuple(_refund_from_row(r) for r in data["r"]),
         confirmation=data["cf"],
         gross=data["g"],
         net=data["n"],
@@ -134,7 +145,20 @@ def record_from_json(data: dict[str, Any]) -> LineRecord:
         scope_key=None if data["sk"] is None else (data["sk"][0], data["sk"][1]),
         posted={(name, at): (amount, last) for name, at, amount, last in data["ps"]},
         postings=data["np"],
+        item_rates=tuple((sku, Fraction(rate)) for sku, rate in data.get("ir", ())),
     )
+
+
+def _conversion_from_row(row: list[Any]) -> ConversionFact:
+    fact = ConversionFact(*row)
+    if fact.items:  # JSON gave lists: the fact holds tuples
+        return replace(fact, items=tuple((s, c, q, u) for s, c, q, u in fact.items))
+    return fact
+
+
+def _refund_from_row(row: list[Any]) -> RefundEntry:
+    items = tuple((sku, q, a) for sku, q, a in row[5]) if len(row) > 5 else ()
+    return RefundEntry(row[0], row[1], row[2], row[3], row[4], items)
 
 
 def posting_to_json(posting: Posting) -> dict[str, Any]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import apply_rate, describe_rate, sale_rate, version_by_number
 from afflux.shared.core.journal.records import LineRecord, RefundEntry
-from afflux.shared.core.money import pro_rata
+from afflux.shared.core.products import price_sale, refund_shares, round_half_up
 from afflux.shared.core.terms import TermsVersion
 
 REATTRIBUTED = "reattributed"
+CLAWED_BACK = ("sale", "renewal")  # the kinds a refund after approval takes back from
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,22 @@ def conversion_gross(
         if plan.sale is None:
             return None
         rate, why = sale_rate(plan, c.new_customer, rank)
+        if c.items or c.non_commissionable_minor:
+            pricing = price_sale(
+                plan.sale.products, rate, why, c.amount_minor, c.items, c.non_commissionable_minor
+            )
+            record.item_rates = pricing.per_unit  # what a refund by item takes back
+            return pricing.gross, pricing.rule()
         return apply_rate(rate, c.amount_minor), (
             f"sale: {describe_rate(rate)} of {c.amount_minor} ({why})"
+        )
+    if c.kind == "renewal":
+        if plan.recurring is None:
+            return None
+        rate = plan.recurring.rate
+        return apply_rate(rate, c.amount_minor), (
+            f"renewal {c.renewal_number}: {describe_rate(rate)} of {c.amount_minor}"
+            " (recurring rate)"
         )
     if c.kind == "lead":
         if plan.lead_minor is None:
@@ -71,23 +87,34 @@ def reductions(record: LineRecord) -> Reductions:
     if c is None or gross <= 0:
         return Reductions(0, (), ())
     whole = c.amount_minor
-    before = 0
+    # Each refund's share of the line: its amount over the order's, or, naming items, its
+    # items' share of the commission (afflux.shared.core.products).
+    shares = refund_shares(
+        whole, c.items, record.item_rates, [(r.amount_minor, r.items) for r in record.refunds]
+    )
+    before, before_minor, by_item = Fraction(0), 0, False
     notes: list[str] = []
-    for refund in record.refunds:
+    for refund, share in zip(record.refunds, shares, strict=True):
         if refund.occurred_at >= approve_at:
             continue
         if refund.reason == REATTRIBUTED:
             return Reductions(gross, (), ("reattributed to another click before approval",))
-        before += refund.amount_minor
-    taken = pro_rata(gross, min(whole, before), whole) if before and whole > 0 else 0
+        before += share
+        before_minor += refund.amount_minor
+        by_item = by_item or bool(refund.items)
+    before = min(Fraction(1), before)
+    taken = round_half_up(gross * before)
     if taken:
-        notes.append(f"refunded {min(whole, before)} of {whole} before approval")
-    remaining = whole - min(whole, before)
+        notes.append(
+            f"refunded {min(whole, before_minor)} of {whole} before approval"
+            + (" (pro rata per item)" if by_item else "")
+        )
+    remaining = 1 - before
     base = gross - taken
     clawed: list[tuple[RefundEntry, int]] = []
     so_far = 0
-    refunded_after = 0
-    for refund in record.refunds:
+    refunded_after = Fraction(0)
+    for refund, share in zip(record.refunds, shares, strict=True):
         if refund.occurred_at < approve_at:
             continue
         if refund.reason == REATTRIBUTED:
@@ -95,10 +122,10 @@ def reductions(record: LineRecord) -> Reductions:
                 clawed.append((refund, base - so_far))
                 so_far = base
             break
-        if record.kind != "sale" or remaining <= 0:
+        if record.kind not in CLAWED_BACK or remaining <= 0:
             continue
-        refunded_after = min(remaining, refunded_after + refund.amount_minor)
-        back = pro_rata(base, refunded_after, remaining) - so_far
+        refunded_after = min(remaining, refunded_after + share)
+        back = round_half_up(base * refunded_after / remaining) - so_far
         if back > 0:
             clawed.append((refund, back))
             so_far += back

@@ -1,0 +1,189 @@
+"""Per-product rates: what a sale's items earn, and what share of it a refund takes back.
+
+A sale with items is priced per item: a sku's rate beats its category's, which beats the
+sale's own rate (the base rate, a volume tier or the new-customer rate, whichever the
+plan gives the sale); items of an excluded sku or category earn nothing, and so does the
+order's non-commissionable part (shipping, taxes). Items sharing a rate are summed and
+their commission is rounded once, half up; a fixed sale rate is paid once when any item
+falls to it. A sale without items is paid on its amount less its non-commissionable part.
+
+A refund that names items takes back, per item, the item's share of the line's exact
+(unrounded) commission in proportion to what it refunds of that item (capped at the item);
+a refund that names none, or names a sku the order does not have, takes back its share of
+the order amount, as before items existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from afflux.shared.core.money import divide_half_up, percent_of
+from afflux.shared.core.terms import ProductRates, Rate
+
+# (sku, category or None, quantity, unit price in minor units): an order item as a fact.
+ItemRow = tuple[str, str | None, int, int]
+# (sku, quantity or None, amount_minor or None): an item a refund names.
+RefundItemRow = tuple[str, int | None, int | None]
+EXCLUDED = "excluded"
+
+
+@dataclass(frozen=True, slots=True)
+class RatedPart:
+    """Items paid at one rate: why that rate, their summed amount, what they earn."""
+
+    why: str
+    rate: Rate
+    base_minor: int
+    commission_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class SalePricing:
+    gross: int
+    parts: tuple[RatedPart, ...]
+    excluded_minor: int
+    non_commissionable_minor: int
+    # sku -> the item's exact commission per minor unit of its amount (refunds by item).
+    per_unit: tuple[tuple[str, Fraction], ...]
+
+    def rule(self) -> str:
+        paid = ", ".join(f"{describe(p.rate)} of {p.base_minor} ({p.why})" for p in self.parts)
+        notes = []
+        if self.excluded_minor:
+            notes.append(f"excluded {self.excluded_minor}")
+        if self.non_commissionable_minor:
+            notes.append(f"{self.non_commissionable_minor} non-commissionable")
+        return "sale: " + (paid or "no commissionable amount") + "".join(f"; {n}" for n in notes)
+
+
+def describe(rate: Rate) -> str:
+    return f"{rate.percent}%" if rate.percent is not None else f"fixed {rate.fixed_minor}"
+
+
+def item_rate(products: ProductRates | None, sku: str, category: str | None) -> tuple[str, str]:
+    """(why, percent) for an item with its own rate; (EXCLUDED, "") for an excluded one;
+    ("", "") for one paid at the sale's rate."""
+    if products is None:
+        return "", ""
+    if sku in products.excluded_skus or (category and category in products.excluded_categories):
+        return EXCLUDED, ""
+    if sku in products.skus:
+        return f"sku {sku}", str(products.skus[sku])
+    if category and category in products.categories:
+        return f"category {category}", str(products.categories[category])
+    return "", ""
+
+
+def price_sale(
+    products: ProductRates | None,
+    sale_rate: Rate,
+    sale_why: str,
+    amount_minor: int,
+    items: Sequence[ItemRow],
+    non_commissionable_minor: int = 0,
+) -> SalePricing:
+    """What a sale earns: per item when it has items, else on its commissionable amount."""
+    if not items:
+        base = max(0, amount_minor - non_commissionable_minor)
+        # A fixed rate is paid per sale whatever its amount, as before items existed.
+        gross = percent_of(base, sale_rate.percent) if sale_rate.percent is not None else 0
+        gross = gross or (sale_rate.fixed_minor or 0)
+        part = RatedPart(sale_why, sale_rate, base, gross)
+        return SalePricing(gross, (part,), 0, non_commissionable_minor, ())
+    own: dict[tuple[str, str], int] = {}  # (why, percent) -> summed amount
+    default_base = excluded = 0
+    for sku, category, quantity, unit in items:
+        why, percent = item_rate(products, sku, category)
+        amount = quantity * unit
+        if why == EXCLUDED:
+            excluded += amount
+        elif why:
+            own[(why, percent)] = own.get((why, percent), 0) + amount
+        else:
+            default_base += amount
+    parts = [
+        RatedPart(why, Rate(percent=Decimal(percent)), base, percent_of(base, Decimal(percent)))
+        for (why, percent), base in sorted(own.items())
+    ]
+    if default_base:
+        parts.append(RatedPart(sale_why, sale_rate, default_base, _apply(sale_rate, default_base)))
+    per_unit = _per_unit(products, sale_rate, default_base, items)
+    gross = sum(p.commission_minor for p in parts)
+    return SalePricing(gross, tuple(parts), excluded, non_commissionable_minor, per_unit)
+
+
+def _apply(rate: Rate, base: int) -> int:
+    if rate.percent is not None:
+        return percent_of(base, rate.percent)
+    return (rate.fixed_minor or 0) if base > 0 else 0
+
+
+def _per_unit(
+    products: ProductRates | None, sale_rate: Rate, default_base: int, items: Sequence[ItemRow]
+) -> tuple[tuple[str, Fraction], ...]:
+    """sku -> exact commission per minor unit of that sku's amount (0 for excluded)."""
+    earned: dict[str, Fraction] = {}
+    amounts: dict[str, int] = {}
+    for sku, category, quantity, unit in items:
+        why, percent = item_rate(products, sku, category)
+        amount = quantity * unit
+        if why == EXCLUDED:
+            share = Fraction(0)
+        elif why:
+            share = Fraction(Decimal(percent)) * amount / 100
+        elif sale_rate.percent is not None:
+            share = Fraction(sale_rate.percent) * amount / 100
+        else:  # a fixed sale rate, spread over the items it is paid on
+            share = Fraction((sale_rate.fixed_minor or 0) * amount, default_base)
+        earned[sku] = earned.get(sku, Fraction(0)) + share
+        amounts[sku] = amounts.get(sku, 0) + amount
+    return tuple(
+        (sku, earned[sku] / amounts[sku] if amounts[sku] else Fraction(0)) for sku in earned
+    )
+
+
+def refund_shares(
+    whole_minor: int,
+    items: Sequence[ItemRow],
+    per_unit: Sequence[tuple[str, Fraction]],
+    refunds: Sequence[tuple[int, Sequence[RefundItemRow]]],
+) -> list[Fraction]:
+    """Each refund's share of the line's commission, for refunds (amount applied, items
+    named) in event-time order: a refund naming only skus of the order takes each item's
+    commission in proportion to what it refunds of it (an item's refunds capped at the
+    item); any other takes ``amount / whole``. Shares are not capped here."""
+    amount_of: dict[str, int] = {}
+    quantity_of: dict[str, int] = {}
+    for sku, _, quantity, unit in items:
+        amount_of[sku] = amount_of.get(sku, 0) + quantity * unit
+        quantity_of[sku] = quantity_of.get(sku, 0) + quantity
+    rate_of = dict(per_unit)
+    exact = sum((rate_of.get(sku, Fraction(0)) * a for sku, a in amount_of.items()), Fraction(0))
+    refunded: dict[str, Fraction] = {}
+    out: list[Fraction] = []
+    for amount, named in refunds:
+        if amount <= 0:
+            out.append(Fraction(0))
+        elif named and exact > 0 and all(row[0] in amount_of for row in named):
+            taken = Fraction(0)
+            for sku, units, refund_amount in named:
+                whole_item = amount_of[sku]
+                if units is not None:
+                    part = Fraction(whole_item * units, quantity_of[sku])
+                else:
+                    part = Fraction(refund_amount or 0)
+                before = refunded.get(sku, Fraction(0))
+                now = min(Fraction(whole_item), before + part)
+                refunded[sku] = now
+                taken += rate_of[sku] * (now - before)
+            out.append(taken / exact)
+        else:
+            out.append(Fraction(amount, whole_minor) if whole_minor > 0 else Fraction(0))
+    return out
+
+
+def round_half_up(value: Fraction) -> int:
+    return divide_half_up(value.numerator, value.denominator)

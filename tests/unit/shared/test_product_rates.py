@@ -1,0 +1,198 @@
+"""Per-product rates: which rate an item gets, what a sale with items earns and what a
+refund naming items takes back (afflux.shared.core.products)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from pydantic import ValidationError
+
+from afflux.shared.core.products import ItemRow, RefundItemRow, price_sale, refund_shares
+from afflux.shared.core.terms import CampaignTerms, ProductRates, Rate
+
+pytestmark = pytest.mark.unit
+
+PRODUCTS = ProductRates(
+    skus={"shoe-1": Decimal("12.5")},
+    categories={"shoes": Decimal("6"), "bags": Decimal("4")},
+    excluded_skus=("sock-9",),
+    excluded_categories=("gift_card", "shipping"),
+)
+EIGHT = Rate(percent=Decimal("8"))
+
+
+@dataclass(frozen=True)
+class Sale:
+    name: str
+    items: tuple[ItemRow, ...]
+    amount: int
+    gross: int
+    rule: str
+    non_commissionable: int = 0
+    rate: Rate = EIGHT
+
+
+SALES = [
+    # No items: the sale's rate on its amount, the rule as before items existed.
+    Sale("no items", (), 4999, 400, "sale: 8% of 4999 (base rate)"),
+    # No items, shipping named: the rate on the rest.
+    Sale(
+        "no items, 499 shipping",
+        (),
+        4999,
+        360,
+        "sale: 8% of 4500 (base rate); 499 non-commissionable",
+        non_commissionable=499,
+    ),
+    # A sku rate beats its category's.
+    Sale(
+        "sku beats category",
+        (("shoe-1", "shoes", 1, 1000),),
+        1000,
+        125,
+        "sale: 12.5% of 1000 (sku shoe-1)",
+    ),
+    # A category rate beats the sale's rate.
+    Sale(
+        "category beats default",
+        (("shoe-2", "shoes", 2, 500),),
+        1000,
+        60,
+        "sale: 6% of 1000 (category shoes)",
+    ),
+    # An item with no rate of its own is paid the sale's rate.
+    Sale("default", (("hat", None, 1, 1000),), 1000, 80, "sale: 8% of 1000 (base rate)"),
+    # Excluded by category and by sku: nothing.
+    Sale(
+        "excluded",
+        (("card", "gift_card", 1, 5000), ("sock-9", "socks", 2, 250)),
+        5500,
+        0,
+        "sale: no commissionable amount; excluded 5500",
+    ),
+    # Items sharing a rate are summed and rounded once: 6% of 2 x 4999 = 599.88 -> 600.
+    Sale(
+        "one rounding per rate",
+        (("a", "shoes", 1, 4999), ("b", "shoes", 1, 4999)),
+        9998,
+        600,
+        "sale: 6% of 9998 (category shoes)",
+    ),
+    # Shipping as a non-commissionable category line beside a shoe.
+    Sale(
+        "mixed with a shipping line",
+        (
+            ("shoe-1", "shoes", 1, 2000),
+            ("bag-1", "bags", 1, 3000),
+            ("hat", None, 1, 1000),
+            ("ship", "shipping", 1, 495),
+        ),
+        6495,
+        250 + 120 + 80,
+        "sale: 4% of 3000 (category bags), 12.5% of 2000 (sku shoe-1), 8% of 1000"
+        " (base rate); excluded 495",
+    ),
+    # A fixed sale rate is paid once, when any item falls to it.
+    Sale(
+        "fixed default once",
+        (("hat", None, 3, 1000), ("cap", None, 1, 10), ("shoe-1", "shoes", 1, 1000)),
+        4010,
+        300 + 125,
+        "sale: 12.5% of 1000 (sku shoe-1), fixed 300 of 3010 (base rate)",
+        rate=Rate(fixed_minor=300),
+    ),
+    # ... and not when every item has its own rate.
+    Sale(
+        "fixed default unused",
+        (("shoe-1", "shoes", 1, 1000),),
+        1000,
+        125,
+        "sale: 12.5% of 1000 (sku shoe-1)",
+        rate=Rate(fixed_minor=300),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SALES, ids=lambda c: c.name)
+def test_a_sale_with_items_earns_per_item_rate(case: Sale) -> None:
+    priced = price_sale(
+        PRODUCTS, case.rate, "base rate", case.amount, case.items, case.non_commissionable
+    )
+    assert priced.gross == case.gross
+    assert priced.rule() == case.rule
+
+
+def test_a_tier_replaces_only_the_default_rate() -> None:
+    items: tuple[ItemRow, ...] = (("shoe-1", "shoes", 1, 1000), ("hat", None, 1, 1000))
+    tier = Rate(percent=Decimal("10"))
+    priced = price_sale(PRODUCTS, tier, "tier from net sale 3 (this is net sale 3)", 2000, items)
+    assert priced.gross == 125 + 100
+
+
+ITEMS: tuple[ItemRow, ...] = (
+    ("shoe-1", "shoes", 2, 1000),
+    ("hat", None, 1, 2000),
+    ("card", "gift_card", 1, 1000),
+)
+# Exact commission: shoe-1 2000 x 12.5% = 250, hat 2000 x 8% = 160, card 0; total 410.
+PER_UNIT = price_sale(PRODUCTS, EIGHT, "base rate", 5000, ITEMS).per_unit
+
+
+@dataclass(frozen=True)
+class Refunds:
+    name: str
+    refunds: tuple[tuple[int, tuple[RefundItemRow, ...]], ...]
+    shares: tuple[Fraction, ...]
+
+
+REFUNDS = [
+    # No items named: the refund's share of the order amount.
+    Refunds("whole order", ((1000, ()),), (Fraction(1000, 5000),)),
+    # One of two shoes: half the shoes' commission.
+    Refunds("by quantity", ((1000, (("shoe-1", 1, None),)),), (Fraction(125, 410),)),
+    # The gift card earned nothing, so refunding it takes nothing.
+    Refunds("an excluded item", ((1000, (("card", 1, None),)),), (Fraction(0),)),
+    # By amount: 500 of the hat's 2000.
+    Refunds("by amount", ((500, (("hat", None, 500),)),), (Fraction(40, 410),)),
+    # An item's refunds are capped at the item: the third shoe takes nothing.
+    Refunds(
+        "capped per item",
+        ((2000, (("shoe-1", 2, None),)), (1000, (("shoe-1", 1, None),))),
+        (Fraction(250, 410), Fraction(0)),
+    ),
+    # A sku the order does not have: pro rata over the whole order instead.
+    Refunds("unknown sku", ((1000, (("nope", 1, None),)),), (Fraction(1000, 5000),)),
+    # Nothing applied (attribution capped it to 0): nothing taken.
+    Refunds("nothing applied", ((0, (("hat", 1, None),)),), (Fraction(0),)),
+]
+
+
+@pytest.mark.parametrize("case", REFUNDS, ids=lambda c: c.name)
+def test_a_refund_naming_items_takes_their_share(case: Refunds) -> None:
+    assert tuple(refund_shares(5000, ITEMS, PER_UNIT, case.refunds)) == case.shares
+
+
+@pytest.mark.parametrize(
+    ("products", "field"),
+    [
+        ({"skus": {"x": "100.5"}}, "skus"),  # a percent above 100
+        ({"categories": {"x": "-1"}}, "categories"),  # a negative percent
+        ({"rates": {}}, "rates"),  # an unknown field
+    ],
+)
+def test_bad_product_rates_are_refused_naming_the_field(
+    products: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        CampaignTerms.model_validate(
+            {
+                "campaign_id": "c",
+                "merchant_id": "m",
+                "currency": "EUR",
+                "plan": {"sale": {"rate": {"percent": "5"}, "products": products}},
+            }
+        )
+    assert field in str(info.value)
