@@ -21,7 +21,8 @@ from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange
 from afflux.shared.core.whatif.replay import OrderDecision, Replay, ReplayedLine, replay
 
 MAX_CHANGES = 500  # lines listed in a diff; ``changes_total`` counts them all
-_SALE_RULE = re.compile(r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>[^)]*)\)")
+_SALE_RULE = re.compile(r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>.*?)\)(?:;|$)")
+_CAP_NOTE = re.compile(r"; (?:creator cap|campaign budget) cut \d+")
 _NOBODY = {
     "no_click": "no click of the visitor",
     "outside_window": "no click inside the window",
@@ -232,6 +233,10 @@ def _why(
         if old["why"].split(" (")[0] == new["why"].split(" (")[0]:
             return f"{subject}{new['why'].split(' (')[0]} rate {old['rate']} -> {new['rate']}"
         return f"{subject}{old['why']} at {old['rate']} -> {new['why']} at {new['rate']}"
+    old_cuts, new_cuts = _CAP_NOTE.findall(was.rule), _CAP_NOTE.findall(becomes.rule)
+    if old_cuts != new_cuts and _CAP_NOTE.sub("", was.rule) == _CAP_NOTE.sub("", becomes.rule):
+        now = "; ".join(c[2:] for c in new_cuts) or "no cap cut"
+        return f"{subject}{now} (was: {'; '.join(c[2:] for c in old_cuts) or 'no cap cut'})"
     if was.rule != becomes.rule:
         return f"{subject}{was.rule} -> {becomes.rule}"
     return f"{subject}paid {was.paid_minor} -> {becomes.paid_minor}"

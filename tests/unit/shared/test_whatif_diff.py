@@ -1,0 +1,240 @@
+"""The what-if diff at its boundaries: one recorded log of a campaign, replayed under its
+current terms and under a draft; each case changes one element of the terms and names
+what the diff must show (per creator, and the reason of the line that changes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from afflux.shared.core.attribution import ClickTouch
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.diff import draft_problem, whatif
+from afflux.shared.core.whatif.log import (
+    EVER,
+    CampaignLog,
+    DateRange,
+    LoggedOrder,
+    LoggedRefund,
+    RangeProblem,
+    day_range,
+)
+
+pytestmark = pytest.mark.unit
+
+DAY0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+BASE: dict[str, Any] = {
+    "campaign_id": "camp",
+    "merchant_id": "m-1",
+    "currency": "EUR",
+    "cookie_window_days": 10,
+    "model": "last_click",
+    "lock_days": 5,
+    "plan": {
+        "sale": {"rate": {"percent": "10"}},
+        "tiers": [{"from_sales": 2, "rate": {"percent": "10"}}],
+    },
+}
+
+
+def terms(**changes: Any) -> CampaignTerms:
+    raw = {**BASE, **changes}
+    if "plan" in changes:
+        raw["plan"] = {**BASE["plan"], **changes["plan"]}
+    return CampaignTerms.model_validate(raw)
+
+
+CURRENT = (TermsVersion(version=1, effective_from=0, published_at=0, terms=terms()),)
+
+
+def at(day: float) -> int:
+    return DAY0 + int(day * MS_PER_DAY)
+
+
+@dataclass(frozen=True)
+class Click:
+    creator: str
+    day: float
+    visitor: str = "v-1"
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    day: float
+    visitor: str = "v-1"
+    amount_minor: int = 10_000
+
+
+def build(clicks: tuple[Click, ...], orders: tuple[Order, ...]) -> CampaignLog:
+    log = CampaignLog("camp")
+    for n, c in enumerate(clicks):
+        log.add_click(c.visitor, ClickTouch(f"{c.visitor}.k{n}", c.creator, "camp", at(c.day)))
+    for o in orders:
+        log.add_order(
+            LoggedOrder(o.order_id, f"e-{o.order_id}", o.visitor, at(o.day), o.amount_minor, "EUR")
+        )
+    return log
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    draft: CampaignTerms
+    clicks: tuple[Click, ...]
+    orders: tuple[Order, ...]
+    pays: dict[str, tuple[int, int]]  # creator -> (current, draft), only those that change
+    reason: str = ""  # in the reason of the largest line change
+    window: DateRange = EVER
+    gained: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lost: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+THREE_SALES = tuple(Order(f"o-{n}", 1 + n, visitor=f"v-{n}") for n in range(1, 4))
+THREE_CLICKS = tuple(Click("creator-a", n, visitor=f"v-{n}") for n in range(1, 4))
+
+CASES = [
+    # a 10-day window shortened to 3: the click 5 days before the order no longer counts
+    Case(
+        "window_shortened_loses_a_conversion",
+        terms(cookie_window_days=3),
+        (Click("creator-a", 0),),
+        (Order("o-1", 5),),
+        {"creator-a": (1_000, 0)},
+        "order o-1: was creator-a (last click) now nobody (no click inside the window)",
+        lost={"creator-a": ("o-1",)},
+    ),
+    # exactly at the shortened window's edge the click still counts: nothing changes
+    Case(
+        "click_exactly_at_the_shortened_window_edge_still_wins",
+        terms(cookie_window_days=5),
+        (Click("creator-a", 0),),
+        (Order("o-1", 5),),
+        {},
+    ),
+    # last click to first click: the earlier creator takes the order
+    Case(
+        "model_change_moves_a_conversion",
+        terms(model="first_click"),
+        (Click("creator-a", 1), Click("creator-b", 2)),
+        (Order("o-1", 3),),
+        {"creator-a": (0, 1_000), "creator-b": (1_000, 0)},
+        "order o-1: was creator-b (last click) now creator-a (first click)",
+        gained={"creator-a": ("o-1",)},
+        lost={"creator-b": ("o-1",)},
+    ),
+    # the tier from the 2nd net sale doubled: sales 2 and 3 pay 20 %, the first stays
+    Case(
+        "tier_rate_doubled",
+        terms(plan={"tiers": [{"from_sales": 2, "rate": {"percent": "20"}}]}),
+        THREE_CLICKS,
+        THREE_SALES,
+        {"creator-a": (3_000, 5_000)},
+        "tier from net sale 2 rate 10% -> 20%",
+    ),
+    # a creator cap of 25.00 cuts the third sale's 10.00 to 5.00
+    Case(
+        "cap_added",
+        terms(plan={"creator_cap_minor": 2_500}),
+        THREE_CLICKS,
+        THREE_SALES,
+        {"creator-a": (3_000, 2_500)},
+        "creator cap cut 500",
+    ),
+    # a range holding no order: nothing to compare, an empty diff
+    Case(
+        "empty_range",
+        terms(plan={"tiers": [{"from_sales": 2, "rate": {"percent": "20"}}]}),
+        THREE_CLICKS,
+        THREE_SALES,
+        {},
+        window=DateRange(at(30), at(40)),
+    ),
+    # the same terms as a draft: an empty diff
+    Case("unchanged_terms", terms(), THREE_CLICKS, THREE_SALES, {}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_whatif_diff(case: Case) -> None:
+    diff = whatif(build(case.clicks, case.orders), CURRENT, case.draft, case.window)
+    got = {c.affiliate_id: (c.current_minor, c.draft_minor) for c in diff.creators}
+    assert got == case.pays
+    assert diff.empty == (not case.pays)
+    assert {c.affiliate_id: c.gained for c in diff.creators if c.gained} == case.gained
+    assert {c.affiliate_id: c.lost for c in diff.creators if c.lost} == case.lost
+    if case.reason:
+        assert case.reason in diff.changes[0].reason
+    assert diff.draft_total_minor - diff.current_total_minor == sum(
+        d - c for c, d in case.pays.values()
+    )
+
+
+def test_an_empty_range_replays_no_order() -> None:
+    diff = whatif(build(THREE_CLICKS, THREE_SALES), CURRENT, terms(), DateRange(at(30), at(40)))
+    assert diff.orders == 0
+    assert diff.empty
+    assert diff.as_dict()["creators"] == []
+
+
+def test_a_refund_follows_its_order_into_the_draft() -> None:
+    log = build((Click("creator-a", 0),), (Order("o-1", 1),))
+    log.add_refund(LoggedRefund("r-1", "e-r-1", "o-1", at(2), 5_000))
+    diff = whatif(log, CURRENT, terms(plan={"sale": {"rate": {"percent": "20"}}}))
+    assert [(c.current_minor, c.draft_minor) for c in diff.creators] == [(500, 1_000)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_name"),
+    [
+        ({"campaign_id": "other"}, "campaign_id"),
+        ({"merchant_id": "m-2"}, "merchant_id"),
+        ({"currency": "USD"}, "currency"),
+    ],
+)
+def test_a_draft_keeps_the_campaign_merchant_and_currency(
+    changes: dict[str, str], field_name: str
+) -> None:
+    problem = draft_problem(terms(**changes), terms())
+    assert problem is not None
+    assert problem[0] == field_name
+
+
+@dataclass(frozen=True)
+class RangeCase:
+    first: str | None
+    last: str | None
+    start: int | None
+    end: int | None
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # both days included: the range ends at the next midnight
+        RangeCase("2026-11-01", "2026-11-01", DAY0, DAY0 + MS_PER_DAY),
+        RangeCase(None, "2026-11-01", None, DAY0 + MS_PER_DAY),
+        RangeCase("2026-11-01", None, DAY0, None),
+    ],
+)
+def test_day_range(case: RangeCase) -> None:
+    from datetime import date
+
+    window = day_range(
+        date.fromisoformat(case.first) if case.first else None,
+        date.fromisoformat(case.last) if case.last else None,
+    )
+    assert (window.start, window.end) == (case.start, case.end)
+
+
+def test_a_range_ending_before_it_starts_or_too_long_is_refused() -> None:
+    from datetime import date
+
+    with pytest.raises(RangeProblem) as backwards:
+        day_range(date(2026, 11, 2), date(2026, 11, 1))
+    assert backwards.value.field == "to"
+    with pytest.raises(RangeProblem, match="at most 400 days"):
+        day_range(date(2025, 1, 1), date(2026, 11, 1))
