@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
 from afflux.shared.core.engagement_terms import EngagementCommission
 from afflux.shared.core.money import DEFAULT_MAX_ORDER_MINOR, MAX_AMOUNT_MINOR, check_currency
+from afflux.shared.core.overrides import AgencyOverrides
+from afflux.shared.core.review import ReviewTerms
 
 AttributionModel = Literal["last_click", "first_click"]
 PrecedenceStep = Literal["click_id", "coupon", "cookie", "livestream"]
@@ -248,6 +250,12 @@ class CampaignTerms(_Frozen):
     )
     survey: SurveyTerms | None = Field(
         None, description="post-purchase survey answers; unset: only recorded and reported"
+    )
+    overrides: AgencyOverrides | None = Field(
+        None, description="agency overrides on creators' pay (docs/payouts.md, Agency overrides)"
+    )
+    review: ReviewTerms | None = Field(
+        None, description="risk signals and which hold a conversion (docs/payouts.md, Review queue)"
     )
     emv: EmvValues | None = Field(
         None, description="earned media value per impression and interaction; unset: no EMV"
