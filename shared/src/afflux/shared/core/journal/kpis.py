@@ -7,20 +7,58 @@ The step adds the difference of a line's contribution before and after a batch,
 and every posting's amount to the creator's commission (in all and per day of
 the line's time). Field names: ``<counter>|<affiliate>`` and
 ``<counter>|<affiliate>|<YYYY-MM-DD>``.
+
+An engagement line contributes what it pays (``engagement_pay``, in commission too); a
+content contributes its latest snapshot's counts to its creator's reach counters
+(``contents``, ``views``, ``impressions``, ``likes``, ``comments``, ``shares``,
+``saves``, ``followers``: afflux.shared.core.content_kpis.Reach), so a later snapshot,
+smaller or larger, changes them by the difference. ``attributed|<affiliate>|<rule>``
+counts current conversions by how their order was attributed (click_id, coupon,
+cookie, livestream, survey).
 """
 
 from __future__ import annotations
 
+from afflux.shared.core.engagement import ContentState
 from afflux.shared.core.journal import rules
 from afflux.shared.core.journal.records import LineRecord
 from afflux.shared.core.periods import day_of
 
 Contribution = tuple[tuple[str, int], ...]
+ENGAGEMENT_LINE = "engagement"
+
+
+def reach_contribution(state: ContentState | None) -> Contribution:
+    """A content's share of its creator's reach counters: its latest snapshot's counts
+    (none before its publication and first snapshot are both known)."""
+    if state is None or state.publication is None or state.latest is None:
+        return ()
+    a, s = state.publication.affiliate_id, state.latest
+    return (
+        (f"contents|{a}", 1),
+        (f"views|{a}", s.views),
+        (f"impressions|{a}", s.impressions),
+        (f"likes|{a}", s.likes),
+        (f"comments|{a}", s.comments),
+        (f"shares|{a}", s.shares),
+        (f"saves|{a}", s.saves),
+        (f"followers|{a}", s.followers),
+    )
+
+
+def add_reach(kpis: dict[str, int], old: Contribution, new: Contribution) -> None:
+    """Add the difference of a content's reach contribution before and after a batch."""
+    for name, value in old:
+        kpis[name] = kpis.get(name, 0) - value
+    for name, value in new:
+        kpis[name] = kpis.get(name, 0) + value
 
 
 def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False) -> Contribution:
     del period_end  # the counters count refunds whenever they happen
     c = record.conversion
+    if record.kind == ENGAGEMENT_LINE and not empty:
+        return ((f"engagement_pay|{record.affiliate_id}", record.paid),)
     if empty or c is None or rules.is_superseded(record):
         return ()
     a = record.affiliate_id
@@ -34,6 +72,7 @@ def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False
         (f"revenue|{a}", c.amount_minor if sale else 0),
         (f"refunds|{a}", refunded),
         (f"new_customers|{a}", 1 if c.new_customer else 0),
+        *(((f"attributed|{a}|{c.attributed_by}", 1),) if c.attributed_by else ()),
     )
 
 

@@ -27,7 +27,13 @@ from afflux.shared.core.engagement import ContentEvent, ContentState
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import engagement_lines, rules
 from afflux.shared.core.journal.fill import CapScope, Key
-from afflux.shared.core.journal.kpis import Contribution, add_contribution, kpi_contribution
+from afflux.shared.core.journal.kpis import (
+    Contribution,
+    add_contribution,
+    add_reach,
+    kpi_contribution,
+    reach_contribution,
+)
 from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
 from afflux.shared.core.periods import day_of, period_bounds
 from afflux.shared.core.terms import TermsVersion, terms_in_force
@@ -244,6 +250,8 @@ class PeriodState:
                 touch(record)
                 changed_keys.add(record.line_id)
 
+        # Each content's reach before the batch: its creator's counters move by the difference.
+        reach_before = {e.key: reach_contribution(self.contents.get(e.key)) for e in batch.content}
         changed_contents = engagement_lines.fold_events(self.contents, batch.content, self.versions)
         for record in self._engagement_lines(changed_contents):
             touch(record)
@@ -253,7 +261,16 @@ class PeriodState:
         result = self._post(dirty | moved, before, was)
         if not changed_contents:
             return result
-        return replace(result, contents=tuple(self.contents[k] for k in sorted(changed_contents)))
+        kpis = dict(result.kpis)
+        for content in sorted(changed_contents):
+            add_reach(
+                kpis, reach_before.get(content, ()), reach_contribution(self.contents[content])
+            )
+        return replace(
+            result,
+            kpis=kpis,
+            contents=tuple(self.contents[k] for k in sorted(changed_contents)),
+        )
 
     def _engagement_lines(self, changed: set[str]) -> list[LineRecord]:
         """The engagement lines of the changed contents (of all the creator's contents of
