@@ -41,11 +41,13 @@ async def test_sale_is_accepted_and_produced_once_keyed_by_visitor(
         "order_id": order_id,
         "campaign_id": campaigns.shop.campaign_id,
         "occurred_at": datetime.fromtimestamp(occurred_at / 1000, UTC).isoformat(),
-        "amount_minor": 4999,
+        "amount_minor": 5499,
         "currency": "EUR",
         "visitor_id": visitor,
         "new_customer": True,
-        "items": [{"sku": "shirt", "quantity": 2, "price_minor": 2500}],
+        "items": [{"sku": "shirt", "quantity": 2, "price_minor": 2500, "category": "tops"}],
+        "non_commissionable_minor": 499,
+        "non_commissionable_reason": "shipping",
     }
 
     first = await api.post("/v1/orders", body)
@@ -63,7 +65,9 @@ async def test_sale_is_accepted_and_produced_once_keyed_by_visitor(
     assert event["type"] == "OrderPlaced"
     assert event["order_id"] == order_id
     assert event["merchant_id"] == "merchant-a"
-    assert event["amount_minor"] == 4999
+    assert event["amount_minor"] == 5499
+    assert event["items"][0]["category"] == "tops"
+    assert event["non_commissionable_minor"] == 499
     assert event["occurred_at"] == occurred_at
     assert event["reported_occurred_at"] is None
     assert event["new_customer"] is True

@@ -39,6 +39,7 @@ from afflux.orders.routes import (
     outcomes,
     postback,
     refunds,
+    renewals,
 )
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.terms_publisher import TermsPublisher
@@ -220,7 +221,12 @@ def create_app(
     app.state.ingestor = None
     install_problem_handlers(app)
     # The merchant routes are direct routes, matched before anything else: the hot paths.
-    app.router.routes[:0] = [*orders.routes, *postback.routes, *refunds.routes]
+    app.router.routes[:0] = [
+        *orders.routes,
+        *postback.routes,
+        *refunds.routes,
+        *renewals.routes,
+    ]
     app.hot_handler = _hot_handler(orders.routes)
     app.include_router(health_router(CHECKS))
     app.include_router(metrics_router(metrics.registry))

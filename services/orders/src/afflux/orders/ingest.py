@@ -28,7 +28,7 @@ from afflux.orders.publisher import Publisher
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.events import Envelope, OrderPlaced
+from afflux.shared.events import Envelope, OrderPlaced, SubscriptionRenewed
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import ORDERS, REFUNDS
 
@@ -366,6 +366,60 @@ class Ingestor:
             raise
         with contextlib.suppress(Exception):
             await self.claims.settle_refund(*ids, done=True)
+        return "accepted"
+
+    # -- subscription renewals ------------------------------------------------------
+
+    async def renewal(self, merchant_id: str, raw: bytes) -> Outcome:
+        """One renewal: claimed as an order of its own (its renewal order id, so refunds
+        find it), produced on the refunds topic keyed by the first order's id."""
+        campaign = UNKNOWN
+        try:
+            request = parse(rules.RenewalRequest, raw)
+            campaign = self.label(request.campaign_id)
+            placed = self.place(
+                request.campaign_id, request.occurred_at, backfill=False, what="renewals"
+            )
+            terms = self.terms(request.campaign_id, placed.occurred_at)
+            event = rules.renewal_event(request, terms, merchant_id, placed)
+            status = await self._ingest_renewal(event)
+        except Unavailable:
+            self.metrics.order(campaign, "renewal", "unavailable")
+            raise
+        except Rejected:
+            self.metrics.order(campaign, "renewal", "rejected")
+            raise
+        self.metrics.order(campaign, "renewal", status)
+        return Outcome(
+            202 if status == "accepted" else 200,
+            {
+                "status": status,
+                "order_id": event.order_id,
+                "renewal_order_id": event.renewal_order_id,
+                "event_id": event.event_id,
+            },
+        )
+
+    async def _ingest_renewal(self, event: SubscriptionRenewed) -> Literal["accepted", "duplicate"]:
+        claim = NewOrder(
+            event.campaign_id, event.renewal_order_id, event.order_id, event.amount_minor, "renewal"
+        )
+        ids = [(event.campaign_id, event.renewal_order_id)]
+
+        async def reserve() -> str:
+            claimed = await self._guard(self.claims.reserve_orders([claim], self.clock()))
+            return str(claimed[0])
+
+        if await self._settled(reserve) == "duplicate":
+            return "duplicate"
+        try:
+            await self.produce(REFUNDS.name, event.order_id, event)
+        except Unavailable:
+            with contextlib.suppress(Exception):
+                await self.claims.settle_orders(ids, done=False)
+            raise
+        with contextlib.suppress(Exception):
+            await self.claims.settle_orders(ids, done=True)
         return "accepted"
 
     async def confirm_lead(self, merchant_id: str, order_id: str, raw: bytes) -> Outcome:

@@ -38,6 +38,15 @@ class RefundAnswer(BaseModel):
     event_id: str
 
 
+class RenewalAnswer(BaseModel):
+    """202 when accepted, 200 when this renewal order id was already accepted."""
+
+    status: Literal["accepted", "duplicate"]
+    order_id: str
+    renewal_order_id: str
+    event_id: str
+
+
 class BatchItemAnswer(BaseModel):
     """One order of a batch, judged on its own; ``error`` when rejected or unavailable."""
 
@@ -58,8 +67,10 @@ MODELS: tuple[type[BaseModel], ...] = (
     rules.BatchRequest,
     rules.RefundRequest,
     rules.LeadConfirmRequest,
+    rules.RenewalRequest,
     OrderAnswer,
     RefundAnswer,
+    RenewalAnswer,
     BatchAnswer,
     RefundsBackfill,
     CampaignEntry,
@@ -216,6 +227,17 @@ def merchant_paths() -> dict[str, Any]:
                 **_errors(_BAD_JSON, _OTHER_MERCHANT),
             },
             "Idempotent by `refund_id`; refunds of an order never exceed its amount (422).",
+        ),
+        "/v1/renewals": _signed_post(
+            "Report a subscription's renewal (recurring commissions)",
+            "RenewalRequest",
+            {
+                "200": _json("RenewalAnswer", "already accepted (a duplicate renewal order id)"),
+                "202": _json("RenewalAnswer", "accepted"),
+                **_errors(_BAD_JSON, _OTHER_MERCHANT),
+            },
+            "Idempotent by `renewal_order_id` within the campaign (default"
+            " `<order_id>:renewal-<renewal_number>`); its refunds name the renewal order id.",
         ),
         "/v1/leads/{order_id}/confirm": {
             "post": {

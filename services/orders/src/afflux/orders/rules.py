@@ -15,13 +15,17 @@ from afflux.orders.placement import Placement
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (
+    MAX_ORDER_ITEMS,
     EventTime,
     Id,
     LeadConfirmed,
+    NonCommissionableReason,
     OrderItem,
     OrderKind,
     OrderPlaced,
     OrderRefunded,
+    RefundItem,
+    SubscriptionRenewed,
 )
 
 MAX_BATCH = 1000
@@ -48,7 +52,9 @@ class OrderRequest(_Request):
     coupon_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     customer_id: Annotated[str, Field(max_length=200)] | None = None
     new_customer: bool = False
-    items: Annotated[tuple[OrderItem, ...], Field(max_length=500)] = ()
+    items: Annotated[tuple[OrderItem, ...], Field(max_length=MAX_ORDER_ITEMS)] = ()
+    non_commissionable_minor: StrictMinor | None = None
+    non_commissionable_reason: NonCommissionableReason | None = None
 
 
 class BatchRequest(_Request):
@@ -62,6 +68,23 @@ class RefundRequest(_Request):
 
     refund_id: Id
     order_id: Id
+    campaign_id: Id
+    occurred_at: EventTime
+    amount_minor: StrictMinor
+    currency: str
+    items: Annotated[tuple[RefundItem, ...], Field(max_length=MAX_ORDER_ITEMS)] = ()
+
+
+class RenewalRequest(_Request):
+    """``POST /v1/renewals``: a subscription's renewal, idempotent by its renewal order id."""
+
+    order_id: Id = Field(description="the subscription's first order")
+    renewal_number: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    renewal_order_id: Id | None = Field(
+        None,
+        description="the renewal's own order id, which its refunds name; default"
+        " '<order_id>:renewal-<renewal_number>'",
+    )
     campaign_id: Id
     occurred_at: EventTime
     amount_minor: StrictMinor
@@ -125,6 +148,7 @@ def order_event(
         )
     if amount is not None:
         check_amount_limit(amount, terms)
+    non_commissionable = check_items(request, amount or 0)
     if request.kind == "action" and request.action is None:
         raise Rejected(422, "action", "required when kind is 'action' (e.g. install, signup)")
     if not (request.visitor_id or request.click_id or request.coupon_code):
@@ -148,7 +172,43 @@ def order_event(
         customer_id=request.customer_id,
         new_customer=request.new_customer,
         items=request.items,
+        non_commissionable_minor=non_commissionable,
+        non_commissionable_reason=request.non_commissionable_reason,
     )
+
+
+def check_items(request: OrderRequest, amount: int) -> int:
+    """The order's non-commissionable part, once its items (if any) and that part make up
+    its amount exactly; otherwise Rejected naming the field."""
+    rest = request.non_commissionable_minor or 0
+    if rest < 0 or rest > amount:
+        raise Rejected(422, "non_commissionable_minor", f"must be from 0 to amount_minor {amount}")
+    if not request.items:
+        return rest
+    items = sum(item.amount_minor for item in request.items)
+    if items + rest != amount:
+        raise Rejected(
+            422,
+            "items",
+            f"the items sum to {items} and non_commissionable_minor is {rest}, but amount_minor"
+            f" is {amount}: name the difference (shipping, taxes) as non_commissionable_minor",
+        )
+    return rest
+
+
+def check_refund_items(request: RefundRequest) -> None:
+    """A refund names each sku once, and the amounts it names fit in the refund."""
+    seen: set[str] = set()
+    named = 0
+    for index, item in enumerate(request.items):
+        if item.sku in seen:
+            raise Rejected(422, f"items.{index}.sku", "named twice in this refund")
+        seen.add(item.sku)
+        named += item.amount_minor or 0
+    if named > request.amount_minor:
+        raise Rejected(
+            422, "items", f"the items name {named}, more than amount_minor {request.amount_minor}"
+        )
 
 
 def refund_event(
@@ -164,6 +224,7 @@ def refund_event(
     if request.amount_minor <= 0:
         raise Rejected(422, "amount_minor", "must be positive")
     check_amount_limit(request.amount_minor, terms)
+    check_refund_items(request)
     return OrderRefunded(
         event_id=derived_id("refund", request.campaign_id, request.refund_id),
         occurred_at=placed.occurred_at,
@@ -173,7 +234,45 @@ def refund_event(
         campaign_id=request.campaign_id,
         amount_minor=request.amount_minor,
         currency=request.currency,
+        items=request.items,
     )
+
+
+def renewal_event(
+    request: RenewalRequest,
+    terms: CampaignTerms,
+    merchant_id: str,
+    placed: Placement,
+) -> SubscriptionRenewed:
+    """The SubscriptionRenewed event, at its ``placed`` time, or Rejected."""
+    check_merchant(terms, merchant_id)
+    check_currency(request.currency, terms, required=True)
+    if request.amount_minor < 0:
+        raise Rejected(422, "amount_minor", "must not be negative")
+    check_amount_limit(request.amount_minor, terms)
+    renewal_order = request.renewal_order_id or renewal_order_id(
+        request.order_id, request.renewal_number
+    )
+    if renewal_order == request.order_id or len(renewal_order) > 200:
+        raise Rejected(
+            422, "renewal_order_id", "must differ from the first order's id (at most 200 chars)"
+        )
+    return SubscriptionRenewed(
+        event_id=derived_id("renewal", request.campaign_id, renewal_order),
+        occurred_at=placed.occurred_at,
+        reported_occurred_at=placed.reported_occurred_at,
+        order_id=request.order_id,
+        renewal_order_id=renewal_order,
+        renewal_number=request.renewal_number,
+        campaign_id=request.campaign_id,
+        merchant_id=merchant_id,
+        amount_minor=request.amount_minor,
+        currency=request.currency,
+    )
+
+
+def renewal_order_id(first_order_id: str, number: int) -> str:
+    return f"{first_order_id}:renewal-{number}"
 
 
 def lead_confirmed_event(

@@ -1,0 +1,27 @@
+"""Merchant route for subscription renewals: ``POST /v1/renewals`` (a direct route)."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
+from afflux.orders.routes.signed import signed_body
+from afflux.shared.io.http.direct import direct_route
+
+
+async def post_renewal(
+    request: Request, ingestor: IngestDep, settings: SettingsDep, metrics: MetricsDep
+) -> Response:
+    started = time.perf_counter()
+    try:
+        raw, merchant = await signed_body(request, ingestor, settings.orders_max_body_bytes)
+        outcome = await ingestor.renewal(merchant, raw)
+    finally:
+        metrics.took("renewals", time.perf_counter() - started)
+    return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+routes = [direct_route("/v1/renewals", post_renewal, ["POST"])]
