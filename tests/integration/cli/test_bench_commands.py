@@ -158,6 +158,19 @@ CASES = [
         False,
         lambda r: r["join_keys"] > 0,
     ),
+    # what-if from the topics beside a plain read: unchanged terms give an empty diff equal
+    # to the oracle's commission, doubled tier rates change it
+    Case(
+        "whatif",
+        ("--visitors", "2000", "--runs", "1", "--storage", "memory"),
+        True,
+        lambda r: (
+            r["passed"] is True
+            and all(r["checks"].values())
+            and r["whatif_events_per_s"] > 0
+            and r["plain_read_events_per_s"] > 0
+        ),
+    ),
 ]
 
 
