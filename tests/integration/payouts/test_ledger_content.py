@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -66,6 +67,7 @@ def _directory(campaign: str) -> CampaignDirectory:
 def _stats(content: str, n: int, as_of: int, likes: int) -> ContentStats:
     return ContentStats(
         event_id=f"{content}-s{n}",
+        occurred_at=as_of,
         content_id=content,
         platform="tiktok",
         as_of=as_of,
@@ -79,7 +81,7 @@ def _stats(content: str, n: int, as_of: int, likes: int) -> ContentStats:
     )
 
 
-async def _produced(bootstrap: str, events: list[tuple[str, Envelope]]) -> list[Any]:
+async def _produced(bootstrap: str, events: Sequence[tuple[str, Envelope]]) -> list[Any]:
     """Send ``events`` (key, event) to partition 0 of ``content``; the records as consumed."""
     producer = new_producer(bootstrap)
     await producer.start()
@@ -123,12 +125,12 @@ def test_engagement_pay_follows_the_latest_snapshot_through_the_consumer(infra: 
         published_at=NOV_15,
     )
     future = int(time.time() * 1000) + 10 * 60_000  # beyond the 5-minute clock skew
-    first = [
+    first: list[tuple[str, Envelope]] = [
         (key, published),
         (key, _stats(content, 1, NOV_15 + HOUR, 300)),
         (f"tiktok:unknown-{run}", _stats(f"unknown-{run}", 1, NOV_15 + HOUR, 10)),
     ]
-    second = [
+    second: list[tuple[str, Envelope]] = [
         (key, _stats(content, 3, NOV_15 + 3 * HOUR, 250)),  # fake likes removed
         (key, _stats(content, 2, NOV_15 + 2 * HOUR, 999)),  # late: older than the latest
         (key, _stats(content, 4, future, 5_000)),

@@ -1,0 +1,277 @@
+"""Creators' content and its platform stats over HTTP, onto the ``content`` topic.
+
+- ``POST /v1/content``: a publication (``ContentPublished``); again with the same
+  content to add a live stream's end (the latest publication wins);
+- ``POST /v1/content/{platform}/{content_id}/stats``: a cumulative snapshot
+  (``ContentStats``);
+- ``POST /v1/content/{platform}/{content_id}/release``: release a content held for
+  engagement review (``ContentReleased``).
+
+Who may post: the admin token anything; a creator key its own content only (and no
+release); a merchant key the content of its campaigns only. Someone else's content
+answers the 404 of an unknown one. A content's campaign and creator are fixed by its
+first publication (``{ledger}:content_owner``, then the ledger's own record of it).
+
+Bad input is a 422 naming the field and why: counts below 0 or above 10^12, a live
+stream's end before its start, an ``as_of`` (or publication time) more than the clock
+skew allowance ahead of the service's clock. Event ids derive from the content and the
+body, so a retried request is the same event (the ledger applies it once). The answer,
+202, comes once the broker has the event; the ledger applies it moments later.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from afflux.payouts.deps import ClockDep, DirectoryDep, PrincipalDep, ProducerDep, StoreDep
+from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.store import LedgerStore
+from afflux.shared.core.access import Principal
+from afflux.shared.core.content import content_key
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
+from afflux.shared.core.ids import derived_id
+from afflux.shared.events import (
+    ContentKind,
+    ContentPublished,
+    ContentReleased,
+    ContentStats,
+    Count,
+    Envelope,
+    EventTime,
+    Id,
+    Platform,
+)
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.problems import Problem
+from afflux.shared.io.kafka import send_event
+from afflux.shared.topics import CONTENT
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["content"])
+PlatformPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
+ContentIdPath = Annotated[str, Path(min_length=1, max_length=200)]
+E = TypeVar("E", bound=Envelope)
+
+
+class ContentBody(BaseModel):
+    """A ``ContentPublished`` without its envelope (docs/events/ContentPublished.schema.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content_id: Id
+    platform: Platform
+    affiliate_id: Id
+    campaign_id: Id
+    kind: ContentKind
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")]
+    published_at: EventTime
+    live_started_at: EventTime | None = None
+    live_ended_at: EventTime | None = None
+    handle: Annotated[str, Field(max_length=200)] | None = None
+
+
+class StatsBody(BaseModel):
+    """A ``ContentStats`` without its envelope and identity (both from the path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: EventTime
+    views: Count
+    impressions: Count
+    likes: Count
+    comments: Count
+    shares: Count
+    saves: Count
+    followers: Count
+
+
+class ReleaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class Accepted(BaseModel):
+    event_id: str
+    key: str = Field(description="<platform>:<content_id>, the record key on the content topic")
+    topic: str = CONTENT.name
+
+
+@router.post("/content", status_code=202, response_model=Accepted)
+async def publish_content(
+    body: ContentBody,
+    principal: PrincipalDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+) -> Accepted:
+    """A creator's post, story, video or live stream for a campaign."""
+    merchant = _merchant(directory, body.campaign_id)
+    if not (
+        principal.is_admin
+        or (principal.role == "creator" and principal.subject == body.affiliate_id)
+        or (principal.role == "merchant" and merchant is not None and principal.subject == merchant)
+    ):
+        if principal.role == "creator":
+            raise Problem(403, "affiliate_id", "a creator key may publish only its own content")
+        raise Problem(404, "campaign_id", f"unknown campaign {body.campaign_id!r}")
+    if merchant is None:
+        raise Problem(422, "campaign_id", f"unknown campaign {body.campaign_id!r}")
+    now = clock()
+    for name in ("published_at", "live_started_at", "live_ended_at"):
+        _not_ahead(name, getattr(body, name), now)
+    key = content_key(body.platform, body.content_id)
+    owner = await _owner(store, key)
+    if owner is not None and owner != (body.campaign_id, body.affiliate_id):
+        raise Problem(
+            422,
+            "content_id",
+            f"{key} was published for campaign {owner[0]!r} by {owner[1]!r}: a content's"
+            " campaign and creator never change",
+        )
+    fields = body.model_dump()
+    event = _validated(
+        ContentPublished,
+        {**fields, "event_id": _event_id("content", key, fields), "occurred_at": body.published_at},
+    )
+    await store.redis.hsetnx(
+        store.keys.ledger("content_owner"), key, orjson.dumps([body.campaign_id, body.affiliate_id])
+    )
+    return await _sent(producer, key, event)
+
+
+@router.post("/content/{platform}/{content_id}/stats", status_code=202, response_model=Accepted)
+async def post_stats(
+    platform: PlatformPath,
+    content_id: ContentIdPath,
+    body: StatsBody,
+    principal: PrincipalDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+) -> Accepted:
+    """A platform's cumulative snapshot of the content at ``as_of``."""
+    key = content_key(platform, content_id)
+    await _may_post(principal, store, directory, key)
+    _not_ahead("as_of", body.as_of, clock())
+    fields = body.model_dump()
+    event = _validated(
+        ContentStats,
+        {
+            **fields,
+            "content_id": content_id,
+            "platform": platform,
+            "event_id": _event_id("stats", key, fields),
+            "occurred_at": body.as_of,
+        },
+    )
+    return await _sent(producer, key, event)
+
+
+@router.post("/content/{platform}/{content_id}/release", status_code=202, response_model=Accepted)
+async def release_content(
+    platform: PlatformPath,
+    content_id: ContentIdPath,
+    principal: PrincipalDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    directory: DirectoryDep,
+    clock: ClockDep,
+    body: ReleaseBody | None = None,
+) -> Accepted:
+    """Release a content held for engagement review: paid from then on (admin or the
+    campaign's merchant)."""
+    if principal.role == "creator":
+        raise Problem(403, "Authorization", "a creator key may not release content")
+    key = content_key(platform, content_id)
+    await _may_post(principal, store, directory, key)
+    released_by = "admin" if principal.is_admin else f"merchant:{principal.subject}"
+    event = ContentReleased(
+        event_id=derived_id("release", key),  # one release per content: a retry is the same
+        occurred_at=clock(),
+        content_id=content_id,
+        platform=platform,
+        released_by=released_by,
+        note=body.note if body is not None else None,
+    )
+    return await _sent(producer, key, event)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _merchant(directory: CampaignDirectory, campaign_id: str) -> str | None:
+    return directory.latest(campaign_id).terms.merchant_id if campaign_id in directory else None
+
+
+async def _owner(store: LedgerStore, key: str) -> tuple[str, str] | None:
+    """(campaign, creator) of a published content: as posted here, else as the ledger
+    holds it (a publication that came over the topic)."""
+    raw: bytes | None = await store.redis.hget(store.keys.ledger("content_owner"), key)
+    if raw is not None:
+        campaign, affiliate = orjson.loads(raw)
+        return str(campaign), str(affiliate)
+    state = await store.content_state(key)
+    if state is None or state.publication is None:
+        return None
+    return state.publication.campaign_id, state.publication.affiliate_id
+
+
+async def _may_post(
+    principal: Principal, store: LedgerStore, directory: CampaignDirectory, key: str
+) -> None:
+    """Admin, the content's creator or its campaign's merchant; anyone else (and a content
+    never published) gets the same 404."""
+    owner = await _owner(store, key)
+    allowed = owner is not None and (
+        principal.is_admin
+        or (principal.role == "creator" and principal.subject == owner[1])
+        or (principal.role == "merchant" and principal.subject == _merchant(directory, owner[0]))
+    )
+    if not allowed:
+        raise Problem(
+            404, "content_id", f"unknown_content: {key} (publish it first: POST /v1/content)"
+        )
+
+
+def _not_ahead(name: str, at: int | None, now: int) -> None:
+    if at is not None and at - now > DEFAULT_CLOCK_SKEW_MS:
+        raise Problem(
+            422,
+            name,
+            f"{at - now} ms in the future: more than the clock skew allowance"
+            f" ({DEFAULT_CLOCK_SKEW_MS} ms)",
+        )
+
+
+def _event_id(kind: str, key: str, fields: dict[str, Any]) -> str:
+    """The same request again is the same event."""
+    return derived_id(kind, key, orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def _validated(model: type[E], payload: dict[str, Any]) -> E:
+    """The event, or the contract's refusal as a 422 naming the field (a rule across
+    fields names it first in its message: ``live_ended_at: before live_started_at``)."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        field, sep, reason = message.partition(": ")
+        if not loc and sep:
+            raise Problem(422, field, reason) from None
+        raise Problem(422, loc or None, message) from None
+
+
+async def _sent(producer: Any, key: str, event: Envelope) -> Accepted:
+    try:
+        await send_event(producer, CONTENT.name, key, event)
+    except Exception as exc:  # nothing was accepted: the client retries, same event id
+        raise Problem(503, None, f"the broker did not take the event: {exc}") from None
+    return Accepted(event_id=event.event_id, key=key)
