@@ -11,6 +11,12 @@ late click changes it; ``net_outcomes`` nets those corrections). A winner no fur
 click could change (a known named click or a code ahead of every click-dependent
 step) lists no assists, as the worker may decide it before the others' clicks come.
 
+Creators' content and survey answers count the same way: every live stream (the
+latest publication of a content that carries an end) and every handle in the list
+counts, whenever it came, and an order's first survey answer counts (its own, else
+the first ``SurveyAnswered`` after it; one before its order is dead-lettered by the
+worker and counts for nothing here).
+
 Which terms version applies is not the choice and is shared: the oracle takes
 ``afflux.shared.core.terms.terms_in_force`` like the worker. It is a few
 obviously correct lines with a table test at every boundary of its own, and
@@ -33,6 +39,7 @@ from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     Assist,
     ClickRecorded,
+    ContentPublished,
     ConversionAttributed,
     ConversionReversed,
     Envelope,
@@ -41,9 +48,63 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SurveyAnswer,
+    SurveyAnswered,
 )
 
 E = TypeVar("E", bound=Envelope)
+
+
+@dataclass(frozen=True)
+class _Stream:
+    stream_id: str
+    affiliate_id: str
+    started_at: int
+    ended_at: int
+
+
+@dataclass
+class _Content:
+    """Per campaign: its live streams by id, and handle -> creators claiming it."""
+
+    streams: dict[str, _Stream] = field(default_factory=dict)
+    handles: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _handle(text: str) -> str:
+    return text.strip().lstrip("@").casefold()
+
+
+def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
+    out: dict[str, _Content] = {}
+    for e in events:
+        if not isinstance(e, ContentPublished):
+            continue
+        c = out.setdefault(e.campaign_id, _Content())
+        start, end = e.live_started_at, e.live_ended_at
+        if e.kind == "live" and start is not None and end is not None and start <= end:
+            sid = f"{e.platform}:{e.content_id}"
+            c.streams[sid] = _Stream(sid, e.affiliate_id, start, end)
+        if e.handle and _handle(e.handle):
+            c.handles.setdefault(_handle(e.handle), set()).add(e.affiliate_id)
+    return out
+
+
+def _surveys(events: Sequence[Envelope]) -> dict[tuple[str, str], SurveyAnswer]:
+    """(campaign, order) -> its first survey answer: the order's own, else the first
+    answer that came after the order."""
+    out: dict[tuple[str, str], SurveyAnswer] = {}
+    placed: set[tuple[str, str]] = set()
+    for e in events:
+        if isinstance(e, OrderPlaced):
+            order = (e.campaign_id, e.order_id)
+            if order not in placed:
+                placed.add(order)
+                if e.survey is not None:
+                    out.setdefault(order, e.survey)
+        elif isinstance(e, SurveyAnswered) and (e.campaign_id, e.order_id) in placed:
+            out.setdefault((e.campaign_id, e.order_id), e.answer)
+    return out
 
 
 @dataclass
@@ -71,6 +132,8 @@ def attribute(
     for e in events:
         if isinstance(e, ClickRecorded):
             clicks.setdefault(e.visitor_id, {}).setdefault(e.click_id, e)
+    content = _content(events)
+    surveys = _surveys(events)
     out = OracleResult()
     converted: dict[tuple[str, str], ConversionAttributed] = {}
     decided: set[tuple[str, str]] = set()
@@ -81,7 +144,13 @@ def attribute(
             decided.add((e.campaign_id, e.order_id))
             key = order_partition_key(e.order_id, e.visitor_id, e.click_id)
             visible = list(clicks.get(key, {}).values())
-            result = _one_order(e, visible, campaigns[e.campaign_id])
+            result = _one_order(
+                e,
+                visible,
+                campaigns[e.campaign_id],
+                content.get(e.campaign_id, _Content()),
+                surveys.get((e.campaign_id, e.order_id)),
+            )
             if isinstance(result, ConversionAttributed):
                 converted[(e.campaign_id, e.order_id)] = result
                 out.conversions.append(result)
@@ -114,10 +183,22 @@ def attribute(
 
 
 def _one_order(
-    o: OrderPlaced, visible: list[ClickRecorded], versions: Sequence[TermsVersion]
+    o: OrderPlaced,
+    visible: list[ClickRecorded],
+    versions: Sequence[TermsVersion],
+    content: _Content,
+    answer: SurveyAnswer | None,
 ) -> ConversionAttributed | OrderUnattributed:
     v = terms_in_force(versions, o.occurred_at)
     t = v.terms
+    surveyed = None  # the creator the survey answer names
+    if answer is not None and answer.affiliate_id:
+        surveyed = answer.affiliate_id
+    elif answer is not None and answer.handle:
+        h = _handle(answer.handle)
+        in_terms = {_handle(k): a for k, a in (t.survey.handles if t.survey else {}).items()}
+        claims = content.handles.get(h)
+        surveyed = in_terms.get(h) or (min(claims) if claims else None)
 
     def window(affiliate: str) -> int:
         return t.window_overrides_days.get(affiliate, t.cookie_window_days) * MS_PER_DAY
@@ -134,9 +215,25 @@ def _one_order(
     def model_pick(cs: list[ClickRecorded]) -> ClickRecorded:
         return cs[-1] if t.model == "last_click" else cs[0]
 
-    for step in t.precedence:
-        winner, click = None, None
-        if step == "click_id" and o.click_id:
+    steps: list[str] = list(t.precedence)
+    if t.survey is not None and t.survey.mode != "report":
+        steps.append("survey")  # after every precedence step: only unclaimed orders
+    for step in steps:
+        winner, click, stream = None, None, None
+        if step == "livestream":
+            tail = t.livestream.tail_minutes * 60_000
+            live = [
+                s
+                for s in content.streams.values()
+                if s.started_at <= o.occurred_at <= s.ended_at + tail
+            ]
+            if live:
+                ranked = sorted(live, key=lambda s: (s.started_at, s.stream_id))
+                stream = ranked[-1] if t.livestream.overlap == "latest_started" else ranked[0]
+                winner = stream.affiliate_id
+        elif step == "survey":
+            winner = surveyed
+        elif step == "click_id" and o.click_id:
             named = [c for c in good if c.click_id == o.click_id]
             if named:
                 winner, click = named[0].affiliate_id, named[0]
@@ -151,9 +248,15 @@ def _one_order(
                 (model_pick([c for c in good if c.affiliate_id == a]) for a in others),
                 key=lambda c: (c.occurred_at, c.click_id),
             )
-            if _settled(o, visible, t.precedence[: t.precedence.index(step) + 1]):
+            if _settled(o, visible, steps[: steps.index(step) + 1]):
                 assists = []  # a settled winner lists none (docs/attribution.md)
-            return _conversion(o, v, winner, step, window(winner), click, assists)
+            conversion = _conversion(o, v, winner, step, window(winner), click, assists)
+            return conversion.model_copy(
+                update={
+                    "live_stream_id": stream.stream_id if stream else None,
+                    "survey_affiliate_id": surveyed,
+                }
+            )
     if o.click_id and o.click_id not in {c.click_id for c in visible}:
         reason = "unknown_click"
     elif not visible:
@@ -174,6 +277,7 @@ def _one_order(
         amount_minor=o.amount_minor,
         currency=o.currency,
         order_event_id=o.event_id,
+        survey_affiliate_id=surveyed,
     )
 
 

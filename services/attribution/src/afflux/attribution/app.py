@@ -17,6 +17,7 @@ from faust.contrib.asgi import serve_asgi
 from prometheus_client import generate_latest
 
 from afflux.attribution import faust_bridge
+from afflux.attribution.content_view import ContentBook, follow_content
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime, run_forever
 from afflux.attribution.settings import AttributionSettings
@@ -40,6 +41,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app and its runtime, wired; nothing starts until the app runs."""
     bootstrap = settings.kafka_bootstrap
     directory = CampaignDirectory()
+    content = ContentBook()
     metrics = AttributionMetrics()
     instance = settings.instance_id or None
     app = faust.App(
@@ -82,6 +84,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         redecide=settings.attribution_redecide,
         clock_skew_ms=settings.attribution_clock_skew_s * 1000,
         disk=_disk_stores(settings),
+        content=content,
     )
     started = asyncio.Event()
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "internal": False}
@@ -99,6 +102,9 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         )
         background.add(
             asyncio.ensure_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
+        )
+        background.add(
+            asyncio.ensure_future(run_forever(lambda: follow_content(content, bootstrap)))
         )
         started.set()
 
@@ -139,6 +145,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
             "diverged": diverged,
             "recovery": RECOVERY if diverged else None,
             "campaigns": directory.ready.is_set(),
+            "content": content.ready.is_set(),
             "join_partitions": sorted(runtime.join.owned),
             "refund_partitions": sorted(runtime.refunds.owned),
         }

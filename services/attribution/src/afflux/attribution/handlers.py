@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from afflux.attribution.join import JoinPartition, Output, decode_state
+from afflux.attribution.content_view import ContentBook
+from afflux.attribution.join import (
+    JoinPartition,
+    Output,
+    decode_state,
+    handle_touches,
+    live_touches,
+)
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.refunds import RefundPartition, decode_ledger
 from afflux.attribution.store import LocalStore
@@ -27,6 +34,8 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SubscriptionRenewed,
+    SurveyAnswered,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CLICKS, ORDERS, REFUNDS
@@ -37,6 +46,7 @@ RECENT_ARRIVAL_MS = 60_000
 # Inputs produced outside the worker; conversions and unmatched orders are its own.
 OUTSIDE_INPUTS = frozenset((CLICKS.name, ORDERS.name, REFUNDS.name))
 UNEXPECTED = "unexpected event type"
+UNKNOWN_ORDER = "unknown order: a survey answer for an order this worker does not hold"
 Handled = tuple[Sequence[Output], str]
 USED: Handled = ((), "")
 
@@ -109,14 +119,17 @@ class JoinHandler:
         metrics: AttributionMetrics,
         order_retention_ms: int,
         redecide: bool = True,
+        content: ContentBook | None = None,
     ) -> None:
         self.campaigns = campaigns
         self.metrics = metrics
         self.order_retention_ms = order_retention_ms
         self.redecide = redecide
+        self.book = content if content is not None else ContentBook.without_content()
 
     def new_state(self, local: LocalStore | None = None) -> JoinPartition:
-        return JoinPartition(self.redecide, local.bind(decode_state) if local else None)
+        keys = local.bind(decode_state) if local else None
+        return JoinPartition(self.redecide, keys, self.book.content)
 
     def on_event(self, state: JoinPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
         refused = self.campaigns.refused(topic, event, ts)
@@ -133,10 +146,21 @@ class JoinHandler:
             return decided, ""
         if isinstance(event, LeadConfirmed):
             return state.confirm(event), ""
+        if isinstance(event, SurveyAnswered):
+            answered = state.survey(event, ts, self.campaigns.terms)
+            if answered.outcomes == ["unknown_order"]:
+                return (), UNKNOWN_ORDER
+            self._late(answered.outcomes, "survey")
+            return answered.outputs, ""
         return (), UNEXPECTED
 
     def due(self, state: JoinPartition, safe_ms: int) -> list[Output]:
-        out = state.due(safe_ms, self.campaigns.terms)
+        """Apply creators' content read since the last tick, then decide every order whose
+        grace has passed; nothing is decided before the content view caught up once."""
+        if not self.book.ready.is_set():
+            return []
+        out = self._content(state)
+        out += state.due(safe_ms, self.campaigns.terms)
         self._late(state.take_late())
         self._count(state)
         return out
@@ -160,9 +184,30 @@ class JoinHandler:
             if count:
                 self.metrics.child(self.metrics.decisions, when).inc(count)
 
-    def _late(self, outcomes: list[str]) -> None:
+    def _content(self, state: JoinPartition) -> list[Output]:
+        """Re-decide the orders each content change since the last tick concerns."""
+        out: list[Output] = []
+        changes = self.book.changes
+        while state.content_seen < len(changes):
+            change = changes[state.content_seen]
+            state.content_seen += 1
+            touches = (
+                live_touches(change.stream)
+                if change.stream is not None
+                else handle_touches(change.handle or "")
+            )
+            terms = self.campaigns.terms
+            late = state.content_changed(change.campaign_id, touches, change.at, terms)
+            self._late(late.outcomes, "content")
+            out.extend(late.outputs)
+        return out
+
+    def _late(self, outcomes: list[str], cause: str = "click") -> None:
         for outcome in outcomes:
-            self.metrics.child(self.metrics.late_clicks, outcome).inc()
+            if cause == "click":
+                self.metrics.child(self.metrics.late_clicks, outcome).inc()
+            else:
+                self.metrics.child(self.metrics.late_signals, cause, outcome).inc()
 
 
 class RefundHandler:
@@ -176,7 +221,7 @@ class RefundHandler:
         self.order_retention_ms = order_retention_ms
 
     def new_state(self, local: LocalStore | None = None) -> RefundPartition:
-        return RefundPartition(local.bind(decode_ledger) if local else None)
+        return RefundPartition(local.bind(decode_ledger) if local else None, self.campaigns.terms)
 
     def on_event(self, state: RefundPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
         refused = self.campaigns.refused(topic, event, ts)
@@ -184,6 +229,8 @@ class RefundHandler:
             return (), refused
         if isinstance(event, OrderRefunded):
             return state.refund(event.order_id, event, ts), ""
+        if isinstance(event, SubscriptionRenewed):
+            return state.renewal(event.order_id, event, ts), ""
         if isinstance(event, ConversionAttributed):
             return state.conversion(event.order_id, event), ""
         if isinstance(event, OrderUnattributed):

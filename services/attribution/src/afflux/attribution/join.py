@@ -13,6 +13,11 @@ click that arrives after the decision, and is eligible for the order, re-runs
 the choice over every click the key holds. When the winner changes, a
 correction goes out (a new conversion that names the one it supersedes), so the
 final decision is the one event time alone gives, whatever the arrival order.
+
+Creators' content (live streams, handles) is every campaign's, read by every worker
+(``content_view``); a survey answer that comes after its order is an event on the
+order's key. Either may change a decided order's winner exactly as a late click does:
+``content_changed`` and ``survey`` re-decide the orders concerned and send corrections.
 """
 
 from __future__ import annotations
@@ -21,21 +26,25 @@ import heapq
 import json
 import sys
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from afflux.attribution.outputs import OrderFacts, order_outcome
+from afflux.attribution.outputs import CorrectionCause, OrderFacts, order_outcome
 from afflux.attribution.store import sweep
 from afflux.shared.core.attribution import (
+    NO_CONTENT,
     Attributed,
     ClickTouch,
+    Content,
+    LiveTouch,
     OrderTouch,
     choose,
     conversion_id,
     correction_id,
+    live_claims,
     settled_winner,
 )
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import TermsVersion, normalize_handle
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -43,6 +52,7 @@ from afflux.shared.events import (
     LeadConfirmed,
     OrderKind,
     OrderPlaced,
+    SurveyAnswered,
 )
 from afflux.shared.topics import CONVERSIONS, UNMATCHED
 from afflux.shared.wire import compact_json
@@ -50,27 +60,54 @@ from afflux.shared.wire import compact_json
 OrderKey = tuple[str, str]  # campaign_id, order_id
 Output = tuple[str, str, Envelope]  # topic, key, event
 TermsLookup = Callable[[str, int], TermsVersion | None]
+ContentLookup = Callable[[str], Content]  # campaign -> its streams and handles
 
 _intern = sys.intern
 
 
 @dataclass(frozen=True, slots=True)
 class Winner:
-    """The current winner of a converted order; ``corrected``: set by a correction."""
+    """The current winner of a converted order; ``corrected``: set by a correction;
+    ``stream_id``: the winning live stream (rule livestream)."""
 
     affiliate_id: str
     reason: str
     click: ClickTouch | None
     corrected: bool = False
+    stream_id: str | None = None
+
+    @classmethod
+    def of(cls, decision: Attributed, corrected: bool = False) -> Winner:
+        stream = decision.stream.stream_id if decision.stream else None
+        affiliate = _intern(decision.affiliate_id)
+        return cls(affiliate, decision.reason, decision.click, corrected, stream)
 
     def conversion_id(self, campaign_id: str, order_id: str) -> str:
         if not self.corrected:
             return conversion_id(campaign_id, order_id)
-        return correction_id(campaign_id, order_id, self.click_id or self.affiliate_id)
+        return correction_id(campaign_id, order_id, self.token)
+
+    @property
+    def token(self) -> str:
+        """What tells this winner apart in a correction's id: its click, its stream, or
+        its creator (by survey: marked so, as a coupon of the same creator is another)."""
+        if self.click_id:
+            return self.click_id
+        if self.stream_id:
+            return self.stream_id
+        return f"survey:{self.affiliate_id}" if self.reason == "survey" else self.affiliate_id
 
     @property
     def click_id(self) -> str | None:
         return self.click.click_id if self.click else None
+
+    def same(self, other: Winner) -> bool:
+        return (self.affiliate_id, self.reason, self.click_id, self.stream_id) == (
+            other.affiliate_id,
+            other.reason,
+            other.click_id,
+            other.stream_id,
+        )
 
 
 @dataclass(slots=True)
@@ -121,10 +158,15 @@ class JoinPartition:
     """The join's state for one partition and what happens to it."""
 
     def __init__(
-        self, redecide: bool = True, keys: MutableMapping[str, VisitorState] | None = None
+        self,
+        redecide: bool = True,
+        keys: MutableMapping[str, VisitorState] | None = None,
+        content: ContentLookup | None = None,
     ) -> None:
         # redecide=False only to prove that checks catch the arrival-dependent answer.
         self.redecide = redecide
+        self.content: ContentLookup = content or (lambda campaign_id: NO_CONTENT)
+        self.content_seen = 0  # content changes applied (not kept: applying again is a no-op)
         self.late: list[str] = []  # outcomes of late clicks met while deciding
         self.failed: list[Failed] = []  # orders whose deciding raised, to dead-letter
         # Per-key state: a dict, or the disk store's keys (store.py).
@@ -181,6 +223,74 @@ class JoinPartition:
         failed, self.failed = self.failed, []
         return failed
 
+    def content_changed(
+        self,
+        campaign_id: str,
+        touches: Callable[[OrderTouch, TermsVersion], bool],
+        at: int,
+        terms: TermsLookup,
+    ) -> LateClick:
+        """Creators' content changed in ``campaign_id`` (a stream claims orders, a handle
+        became known) at broker time ``at``: re-decide every decided order of the campaign
+        held here that ``touches`` says it concerns, as a late click would."""
+        late = LateClick()
+        for okey, key in [(o, k) for o, k in self.index.items() if o[0] == campaign_id]:
+            state = self.keys.get(key)
+            decided = state.decided.get(okey) if state is not None else None
+            if state is None or decided is None or decided.order is None:
+                continue
+            try:
+                version = terms(campaign_id, decided.at)
+                if version is not None and touches(decided.order.touch(), version):
+                    outcome = self._redecide(
+                        state, key, decided, version, at, late.outputs, cause="late_content"
+                    )
+                    late.outcomes.append(outcome)
+            except Exception as exc:
+                facts = {"campaign_id": okey[0], "order_id": okey[1], "content_at": at}
+                self.failed.append(Failed(key, facts, "re-deciding on late content", exc))
+        return late
+
+    def survey(self, answer: SurveyAnswered, arrived: int, terms: TermsLookup) -> LateClick:
+        """A survey answer that came after its order. The first answer of an order stands;
+        a decided order is re-decided with it (it may now be the survey's). Returns what
+        happened; ``outcomes`` is ``["unknown_order"]`` when no order here has that id."""
+        late = LateClick()
+        okey = (answer.campaign_id, answer.order_id)
+        key = self.index.get(okey)
+        state = self.keys.get(key) if key is not None else None
+        if key is None or state is None:
+            late.outcomes.append("unknown_order")
+            return late
+        pending = state.pending.get(okey)
+        if pending is not None:
+            order, at = pending
+            if order.survey is None:
+                state.pending[okey] = (order.model_copy(update={"survey": answer.answer}), at)
+                self.dirty.add(key)
+            return late
+        decided = state.decided.get(okey)
+        if decided is None or decided.order is None or decided.order.has_survey:
+            return late
+        decided.order = replace(
+            decided.order,
+            survey_affiliate_id=answer.answer.affiliate_id,
+            survey_handle=answer.answer.handle,
+        )
+        self.dirty.add(key)
+        try:
+            version = terms(answer.campaign_id, decided.at)
+            if version is not None:
+                late.outcomes.append(
+                    self._redecide(
+                        state, key, decided, version, arrived, late.outputs, cause="late_survey"
+                    )
+                )
+        except Exception as exc:
+            facts = {"campaign_id": okey[0], "order_id": okey[1]}
+            self.failed.append(Failed(key, facts, "re-deciding on a survey answer", exc))
+        return late
+
     def take_late(self) -> list[str]:
         """Outcomes of clicks found late when their order was decided (see ``_decide``)."""
         outcomes, self.late = self.late, []
@@ -195,6 +305,7 @@ class JoinPartition:
         arrived: int,
         out: list[Output],
         seen: list[ClickTouch] | None = None,
+        cause: CorrectionCause = "late_click",
     ) -> str:
         """Re-run the choice over ``seen`` (default: every click the key holds), the
         current winner's click included in case it was pruned; on a new winner, send a
@@ -205,17 +316,11 @@ class JoinPartition:
         clicks = [touch for touch, _ in state.clicks.values()] if seen is None else list(seen)
         if current and current.click and current.click.click_id not in state.clicks:
             clicks.append(current.click)
-        decision = choose(order.touch(), clicks, v.terms)
+        decision = choose(order.touch(), clicks, v.terms, self.content(order.campaign_id))
         if not isinstance(decision, Attributed):
-            return "unchanged"  # more clicks never take a winner away
-        winner = Winner(
-            _intern(decision.affiliate_id), decision.reason, decision.click, corrected=True
-        )
-        if current and (current.affiliate_id, current.reason, current.click_id) == (
-            winner.affiliate_id,
-            winner.reason,
-            winner.click_id,
-        ):
+            return "unchanged"  # more clicks (streams, answers) never take a winner away
+        winner = Winner.of(decision, corrected=True)
+        if current and current.same(winner):
             return "unchanged"
         okey = (order.campaign_id, order.order_id)
         event = order_outcome(
@@ -226,7 +331,9 @@ class JoinPartition:
                 winner.conversion_id(*okey),
                 current.conversion_id(*okey) if current else None,
                 arrived,
+                cause,
             ),
+            content=self.content(order.campaign_id),
         )
         # Nothing above changed the state: an exception there leaves the decision as it was.
         out.append((CONVERSIONS.name, order.order_id, event))
@@ -373,12 +480,13 @@ class JoinPartition:
     ) -> list[Output]:
         del state.pending[okey]
         clicks = [touch for touch, arrived in state.clicks.values() if arrived <= cutoff]
-        decision = choose(_touch(order), clicks, v.terms)
-        event = order_outcome(OrderFacts.of(order), decision, v)
+        content = self.content(order.campaign_id)
+        decision = choose(_touch(order), clicks, v.terms, content)
+        event = order_outcome(OrderFacts.of(order), decision, v, content=content)
         converted = isinstance(event, ConversionAttributed)
         winner = None
         if isinstance(decision, Attributed):
-            winner = Winner(_intern(decision.affiliate_id), decision.reason, decision.click)
+            winner = Winner.of(decision)
         decided = state.decided[okey] = Decided(
             order.occurred_at, converted, order=OrderFacts.of(order), winner=winner
         )
@@ -475,8 +583,29 @@ def _parked_key(okey: OrderKey) -> str:
 
 
 def _touch(order: OrderPlaced) -> OrderTouch:
+    survey = order.survey
     return OrderTouch(
-        order.order_id, order.campaign_id, order.occurred_at, order.click_id, order.coupon_code
+        order.order_id,
+        order.campaign_id,
+        order.occurred_at,
+        order.click_id,
+        order.coupon_code,
+        survey.affiliate_id if survey else None,
+        survey.handle if survey else None,
+    )
+
+
+def live_touches(stream: LiveTouch) -> Callable[[OrderTouch, TermsVersion], bool]:
+    """Which orders a stream's change concerns: those it now claims."""
+    return lambda order, v: live_claims(stream, order, v.terms)
+
+
+def handle_touches(handle: str) -> Callable[[OrderTouch, TermsVersion], bool]:
+    """Which orders a new handle claim concerns: those whose survey names that handle."""
+    return lambda order, v: (
+        order.survey_affiliate_id is None
+        and order.survey_handle is not None
+        and normalize_handle(order.survey_handle) == handle
     )
 
 
@@ -532,6 +661,7 @@ def _decided_row(campaign: str, order_id: str, d: Decided) -> list[Any]:
                 click.click_id if click else None,
                 click.at if click else None,
                 w.corrected,
+                *([w.stream_id] if w.stream_id else []),
             ]
             if w
             else None
@@ -544,7 +674,9 @@ def _decided_from(
 ) -> Decided:
     if not rest:
         return Decided(at, converted, confirmed)
-    (event_id, kind, action, amount, currency, visitor, customer, new, click_id, coupon), w = rest
+    row, w = rest
+    (event_id, kind, action, amount, currency, visitor, customer, new, click_id, coupon) = row[:10]
+    survey_affiliate, survey_handle = (row[10], row[11]) if len(row) > 10 else (None, None)
     facts = OrderFacts(
         order_id,
         campaign,
@@ -559,10 +691,12 @@ def _decided_from(
         new,
         click_id,
         coupon,
+        survey_affiliate,
+        survey_handle,
     )
     winner = None
     if w is not None:
-        affiliate, reason, cid, clicked_at, corrected = w
+        affiliate, reason, cid, clicked_at, corrected, *stream = w
         touch = ClickTouch(cid, _intern(affiliate), campaign, clicked_at) if cid else None
-        winner = Winner(_intern(affiliate), reason, touch, corrected)
+        winner = Winner(_intern(affiliate), reason, touch, corrected, stream[0] if stream else None)
     return Decided(at, converted, confirmed, facts, winner)

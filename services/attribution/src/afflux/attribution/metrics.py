@@ -37,6 +37,14 @@ class AttributionMetrics:
             ["outcome"],
             registry=r,
         )
+        self.late_signals = Counter(
+            "afflux_late_signals_total",
+            "Creators' content (a live stream, its end, a handle) or survey answers that came"
+            " after an order they concern was decided, per such order, by what re-deciding it"
+            " did (unchanged, reattributed, attributed)",
+            ["signal", "outcome"],
+            registry=r,
+        )
         self.decisions = Counter(
             "afflux_attribution_decisions_total",
             "Orders decided, by when: at_once (their winner was settled on arrival) or"

@@ -162,6 +162,7 @@ def _reason(reason: str) -> str:
         "not JSON",
         "invalid event",
         "unknown campaign",
+        "unknown order",
         EVENT_TIME_IN_FUTURE,
         "unexpected event type",
         "amount_minor",

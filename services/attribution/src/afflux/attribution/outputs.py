@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from afflux.shared.core import attribution as core
 from afflux.shared.core.terms import TermsVersion
@@ -16,10 +16,13 @@ from afflux.shared.events import (
     OrderPlaced,
     OrderRefunded,
     OrderUnattributed,
+    RefundItem,
     RefundUnmatched,
 )
 
-Correction = tuple[str, str | None, int]  # conversion id, the id it supersedes, corrected at
+CorrectionCause = Literal["late_click", "late_content", "late_survey"]
+# conversion id, the id it supersedes, corrected at (the causing record's broker time), why
+Correction = tuple[str, str | None, int, CorrectionCause]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,12 @@ class OrderFacts:
     new_customer: bool
     click_id: str | None
     coupon_code: str | None
+    survey_affiliate_id: str | None = None
+    survey_handle: str | None = None
+
+    @property
+    def has_survey(self) -> bool:
+        return self.survey_affiliate_id is not None or self.survey_handle is not None
 
     @classmethod
     def of(cls, o: OrderPlaced) -> OrderFacts:
@@ -71,14 +80,23 @@ class OrderFacts:
             o.new_customer,
             o.click_id,
             o.coupon_code,
+            o.survey.affiliate_id if o.survey else None,
+            o.survey.handle if o.survey else None,
         )
 
     def touch(self) -> core.OrderTouch:
         return core.OrderTouch(
-            self.order_id, self.campaign_id, self.occurred_at, self.click_id, self.coupon_code
+            self.order_id,
+            self.campaign_id,
+            self.occurred_at,
+            self.click_id,
+            self.coupon_code,
+            self.survey_affiliate_id,
+            self.survey_handle,
         )
 
     def row(self) -> list[Any]:
+        survey = [self.survey_affiliate_id, self.survey_handle] if self.has_survey else []
         return [
             self.event_id,
             self.kind,
@@ -90,6 +108,7 @@ class OrderFacts:
             self.new_customer,
             self.click_id,
             self.coupon_code,
+            *survey,
         ]
 
 
@@ -98,7 +117,9 @@ def order_outcome(
     decision: core.Decision,
     version: TermsVersion,
     correction: Correction | None = None,
+    content: core.Content = core.NO_CONTENT,
 ) -> ConversionAttributed | OrderUnattributed:
+    surveyed = core.survey_owner(order.touch(), version.terms, content.handles)
     if isinstance(decision, core.Unattributed):
         return OrderUnattributed(
             event_id=core.unattributed_id(order.campaign_id, order.order_id),
@@ -110,12 +131,13 @@ def order_outcome(
             amount_minor=order.amount_minor,
             currency=order.currency,
             order_event_id=order.event_id,
+            survey_affiliate_id=surveyed,
         )
     click = decision.click
     cid = core.conversion_id(order.campaign_id, order.order_id)
-    supersedes, corrected_at = None, None
+    supersedes, corrected_at, cause = None, None, None
     if correction is not None:
-        cid, supersedes, corrected_at = correction
+        cid, supersedes, corrected_at, cause = correction
     return ConversionAttributed(
         event_id=cid,
         occurred_at=order.occurred_at,
@@ -143,8 +165,10 @@ def order_outcome(
         new_customer=order.new_customer,
         order_event_id=order.event_id,
         supersedes=supersedes,
-        correction_reason="late_click" if correction else None,
+        correction_reason=cause,
         corrected_at=corrected_at,
+        live_stream_id=decision.stream.stream_id if decision.stream else None,
+        survey_affiliate_id=surveyed,
     )
 
 
@@ -155,6 +179,7 @@ class SettledRefund(NamedTuple):
     refund_id: str
     requested_minor: int
     occurred_at: int
+    items: tuple[tuple[str, int | None, int | None], ...] = ()  # sku, quantity, amount
 
 
 def reversal(
@@ -176,6 +201,10 @@ def reversal(
         order_amount_minor=conv.amount_minor,
         currency=conv.currency,
         order_occurred_at=conv.occurred_at,
+        items=tuple(
+            RefundItem(sku=sku, quantity=quantity, amount_minor=amount)
+            for sku, quantity, amount in refund.items
+        ),
     )
 
 

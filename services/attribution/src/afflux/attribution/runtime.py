@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from afflux.attribution.content_view import ContentBook
 from afflux.attribution.handlers import Campaigns, JoinHandler, RefundHandler
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
@@ -45,8 +46,10 @@ class Runtime:
         redecide: bool = True,
         clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
         disk: Callable[[str], DiskStores] | None = None,
+        content: ContentBook | None = None,
     ) -> None:
         self.directory = directory
+        self.content = content if content is not None else ContentBook.without_content()
         self.metrics = metrics
         self.campaigns = Campaigns(directory, clock_skew_ms)
         outbox = Outbox(metrics, clock)
@@ -54,7 +57,7 @@ class Runtime:
             "join",
             (CLICKS.name, ORDERS.name),
             f"{group}-join-state",
-            JoinHandler(self.campaigns, metrics, order_retention_ms, redecide),
+            JoinHandler(self.campaigns, metrics, order_retention_ms, redecide, self.content),
             transport,
             outbox,
             bootstrap,
@@ -84,6 +87,7 @@ class Runtime:
     def ready(self) -> bool:
         return (
             self.directory.ready.is_set()
+            and self.content.ready.is_set()
             and self.assigned_once
             and all(stage.ready() for stage in self.stages)
         )

@@ -1,0 +1,168 @@
+"""Every campaign's live streams and creators' handles, kept current from ``content``.
+
+Like the campaign terms, every worker needs every campaign's streams (an order's
+partition is its visitor's, a stream's is its own), so the topic is read from the
+beginning on all partitions without a consumer group. ``ContentBook.apply`` is plain
+bookkeeping; ``follow_content`` feeds it from Kafka.
+
+What counts of a content: a live stream claims orders once its end is known, over the
+window of the latest ``ContentPublished`` of that content that carries an end (a
+publication still live, without an end, claims nothing yet); a handle is a claim of
+its creator in the content's campaign. Each change that can give an order a winner is
+appended to ``changes`` with its record's broker time: the join re-decides the orders
+it concerns (``JoinPartition.content_changed``), so an answer given before a stream's
+end arrived is corrected, and the correction carries the same time on every replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from afflux.shared.core.attribution import Content, LiveTouch, content_handles
+from afflux.shared.core.terms import normalize_handle
+from afflux.shared.events import ContentPublished
+from afflux.shared.topics import CONTENT
+from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentChange:
+    """A stream that now claims orders (or claims others), or a new handle claim, in
+    ``campaign_id``; ``at``: the broker time of the record that made it."""
+
+    campaign_id: str
+    at: int
+    stream: LiveTouch | None = None
+    handle: str | None = None  # normalised
+
+
+@dataclass(slots=True)
+class _Campaign:
+    streams: dict[str, LiveTouch] = field(default_factory=dict)
+    handle_claims: set[tuple[str, str]] = field(default_factory=set)
+    content: Content | None = None  # cached view, rebuilt after a change
+
+
+class ContentBook:
+    """campaign -> its streams and handle claims, and the list of changes in the order
+    they were read."""
+
+    def __init__(self) -> None:
+        self._campaigns: dict[str, _Campaign] = {}
+        self.changes: list[ContentChange] = []
+        self.ready = asyncio.Event()
+
+    @classmethod
+    def without_content(cls) -> ContentBook:
+        """A book no topic feeds, ready at once (for a worker driven without content)."""
+        book = cls()
+        book.ready.set()
+        return book
+
+    def apply(self, event: ContentPublished, at: int) -> list[ContentChange]:
+        """Take one publication (read at broker time ``at``); the changes it makes."""
+        campaign = self._campaigns.setdefault(event.campaign_id, _Campaign())
+        made: list[ContentChange] = []
+        stream = live_touch(event)
+        stream_id = stream_key(event)
+        if stream is not None and campaign.streams.get(stream_id) != stream:
+            campaign.streams[stream_id] = stream
+            made.append(ContentChange(event.campaign_id, at, stream=stream))
+        if event.handle and normalize_handle(event.handle):
+            claim = (normalize_handle(event.handle), event.affiliate_id)
+            if claim not in campaign.handle_claims:
+                campaign.handle_claims.add(claim)
+                made.append(ContentChange(event.campaign_id, at, handle=claim[0]))
+        if made:
+            campaign.content = None
+            self.changes.extend(made)
+        return made
+
+    def content(self, campaign_id: str) -> Content:
+        """What the choice needs of the campaign's content (streams, handles)."""
+        campaign = self._campaigns.get(campaign_id)
+        if campaign is None:
+            return Content()
+        if campaign.content is None:
+            campaign.content = Content(
+                tuple(campaign.streams.values()), content_handles(campaign.handle_claims)
+            )
+        return campaign.content
+
+
+def stream_key(event: ContentPublished) -> str:
+    return f"{event.platform}:{event.content_id}"
+
+
+def live_touch(event: ContentPublished) -> LiveTouch | None:
+    """The stream a live publication claims with, once its end is known; None for other
+    kinds, a stream still live, or (never accepted upstream) an end before the start."""
+    start, end = event.live_started_at, event.live_ended_at
+    if event.kind != "live" or start is None or end is None or end < start:
+        return None
+    return LiveTouch(stream_key(event), event.affiliate_id, event.campaign_id, start, end)
+
+
+def apply_record(book: ContentBook, value: bytes | None, at: int) -> list[str]:
+    """Apply every live publication or handle in one record; reasons for bad items. Stats
+    and other kinds without a handle are not this reader's business and pass silently."""
+    try:
+        parsed = parse_value(value)
+    except UndecodableRecord as exc:
+        return [str(exc)]
+    bad: list[str] = []
+    for item in parsed if isinstance(parsed, list) else [parsed]:
+        if not isinstance(item, dict) or item.get("type") != "ContentPublished":
+            continue
+        try:
+            event = event_from_dict(item)
+            if isinstance(event, ContentPublished):
+                book.apply(event, at)
+        except Exception as exc:  # one bad item never stops the view (the content
+            bad.append(f"{exc!r}"[:500])  # consumer dead-letters it)
+    return bad
+
+
+async def follow_content(book: ContentBook, bootstrap: str) -> None:
+    """Feed ``book`` from the content topic until cancelled; ``book.ready`` once it has
+    read every partition up to the high watermark its first fetches reported."""
+    consumer = AIOKafkaConsumer(
+        CONTENT.name,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    consumed: dict[TopicPartition, int] = {}
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    consumed[tp] = record.offset + 1
+                    for reason in apply_record(book, record.value, record.timestamp):
+                        log.warning("content record %s@%d: %s", tp, record.offset, reason)
+            if not book.ready.is_set() and _caught_up(consumer, consumed):
+                book.ready.set()
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+
+
+def _caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -> bool:
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    for tp in assigned:
+        high = consumer.highwater(tp)
+        if high is None or consumed.get(tp, 0) < high:
+            return False
+    return True
