@@ -153,7 +153,8 @@ def reference_lines(
     lines += _click_lines(campaign_id, period, terms, valid)
     lines += _base_fees(campaign_id, period, terms, current, valid)
     lines += _milestones(campaign_id, period, terms, net_sales)
-    return _capped(lines, terms.plan)
+    capped = _capped(lines, terms.plan)
+    return capped + _overrides(capped, terms)
 
 
 def _refunds_by_conversion(
@@ -467,6 +468,58 @@ def _capped(lines: Sequence[_Uncapped], plan: CommissionPlan) -> tuple[TargetLin
                 line.order_id,
                 line.time,
                 at,
+                tuple(p for p in parts if p.amount_minor != 0),
+                paid,
+            )
+        )
+    return tuple(out)
+
+
+def _overrides(lines: Sequence[TargetLine], terms: CampaignTerms) -> tuple[TargetLine, ...]:
+    """Agency overrides, paid by the brand on top: for each line and each agency up the
+    creator's chain (at most ``levels``), the agency's share of each component of the
+    line, as the share of the running sum over the components by (date, the accrual
+    first, name) less what the earlier ones took; then each agency's overrides cut to
+    ``cap_minor`` in (time, line id) order."""
+    settings = terms.overrides
+    if settings is None:
+        return ()
+    uncapped: list[tuple[str, TargetLine, str, list[Component]]] = []
+    for line in lines:
+        member = line.affiliate_id
+        for level in range(1, settings.levels + 1):
+            membership = settings.agencies.get(member)
+            if membership is None:
+                break
+            share = Fraction(membership.share_percent) / 100
+            parts: list[Component] = []
+            running = taken = 0
+            for part in sorted(
+                line.components,
+                key=lambda p: (p.approve_at, p.name != "accrual", p.name),
+            ):
+                running += part.amount_minor
+                now = _half_up(share * running)
+                parts.append(Component(part.approve_at, part.name, now - taken))
+                taken = now
+            override_id = derived_id("line", "override", line.line_id, str(level))
+            uncapped.append((override_id, line, membership.agency_id, parts))
+            member = membership.agency_id
+    used: dict[str, int] = defaultdict(int)
+    out = []
+    for override_id, line, agency, parts in sorted(uncapped, key=lambda u: (u[1].time, u[0])):
+        net = sum(p.amount_minor for p in parts)
+        paid = _within(settings.cap_minor, used[agency], used[agency] + net)
+        used[agency] += net
+        parts.append(Component(line.approve_at, "cap:override", paid - net))
+        out.append(
+            TargetLine(
+                override_id,
+                agency,
+                "override",
+                line.order_id,
+                line.time,
+                line.approve_at,
                 tuple(p for p in parts if p.amount_minor != 0),
                 paid,
             )

@@ -34,6 +34,12 @@ from afflux.shared.core.journal.kpis import (
     kpi_contribution,
     reach_contribution,
 )
+from afflux.shared.core.journal.override_lines import (
+    OverrideBook,
+    override_components,
+    posting_kind,
+    posting_rule,
+)
 from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
 from afflux.shared.core.periods import day_of, period_bounds
 from afflux.shared.core.terms import TermsVersion, terms_in_force
@@ -97,6 +103,7 @@ class PeriodState:
         self.seq = 0  # postings written so far
         self.contents: dict[str, ContentState] = {}  # <platform>:<content_id> -> its state
         self._ids: dict[tuple[str, ...], str] = {}  # period lines' derived ids
+        self.override_book = OverrideBook(self.terms.overrides)  # agency override caps
 
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
         """Terms published since the state was loaded: a conversion names the version it
@@ -150,7 +157,7 @@ class PeriodState:
                 creator.net_sales.append(key)
             if record.in_activity:
                 creator.activity.append(key)
-            if record.scope_key is not None:
+            if record.scope_key is not None and record.override is None:
                 by_creator[record.affiliate_id].append((record.scope_key, record.net))
                 in_budget.append((record.scope_key, record.creator_paid))
         for creator_id, creator in state.creators.items():
@@ -160,6 +167,7 @@ class PeriodState:
                 creator.scope = CapScope.build(creator.scope.cap, by_creator[creator_id])
         if state.budget is not None:
             state.budget = CapScope.build(state.budget.cap, in_budget)
+        state.override_book.load(state.lines.values())
         return state
 
     # -- the step --------------------------------------------------------------
@@ -258,6 +266,8 @@ class PeriodState:
             changed_keys.add(record.line_id)
 
         moved = self._fill(changed_keys)
+        # Agency overrides follow every line whose pay may have moved.
+        moved |= self.override_book.follow(self.lines, dirty | moved, rules.components, touch)
         result = self._post(dirty | moved, before, was)
         if not changed_contents:
             return result
@@ -514,7 +524,7 @@ class PeriodState:
         return StepResult(tuple(postings), tuple(changed), dict(kpis))
 
     def _post_line(self, record: LineRecord) -> list[Posting]:
-        targets = rules.components(record)
+        targets = override_components(record) if record.override else rules.components(record)
         out: list[Posting] = []
         for component in sorted(set(targets) | set(record.posted)):
             target = targets.get(component, 0)
@@ -584,6 +594,8 @@ def _snapshot(record: LineRecord) -> tuple[object, ...]:
         record.in_net_sales,
         record.in_activity,
         record.scope_key,
+        record.mirrored,
+        record.review,
     )
 
 
@@ -616,6 +628,8 @@ def _kind(
     target: int,
     targets: Mapping[tuple[str, int], int],
 ) -> str:
+    if record.override:
+        return posting_kind(name, posted, target)
     if name == "accrual":
         if posted == 0:
             return _FIRST.get(record.kind, "accrual")
@@ -636,6 +650,8 @@ def _kind(
 
 
 def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
+    if record.override:
+        return posting_rule(record, name, posted, target)
     if name == "accrual":
         if posted and target and record.kind == "sale":
             return f"{record.rule}, re-ranked (was {posted})"
@@ -671,3 +687,5 @@ def _add_kpis(
         kpis[f"commission|{record.affiliate_id}"] += posting.amount_minor
         day = day_of(posting.occurred_at)
         kpis[f"commission|{record.affiliate_id}|{day}"] += posting.amount_minor
+        if record.override:  # what the brand pays the agency on this creator's pay
+            kpis[f"override_on|{record.override[1]}|{record.affiliate_id}"] += posting.amount_minor

@@ -82,6 +82,12 @@ class LineRecord:
     postings: int = 0  # how many postings the line has (for their ids)
     # A sale with items: sku -> its exact commission per minor unit (refunds by item).
     item_rates: tuple[tuple[str, Fraction], ...] = ()
+    # An agency override line: (creator line id, creator, level, share percent) and the
+    # creator line's components it mirrors, (name, approve_at, amount).
+    override: tuple[str, str, int, str] | None = None
+    mirrored: tuple[tuple[str, int, int], ...] = ()
+    # A review decision on a held conversion: (decision, event id, reason, by, at).
+    review: tuple[str, str, str, str, int] | None = None
 
 
 def record_to_json(record: LineRecord) -> dict[str, Any]:
@@ -117,6 +123,9 @@ def record_to_json(record: LineRecord) -> dict[str, Any]:
             if record.item_rates
             else {}
         ),
+        **({"ov": list(record.override)} if record.override else {}),
+        **({"mo": [list(m) for m in record.mirrored]} if record.mirrored else {}),
+        **({"rv": list(record.review)} if record.review else {}),
     }
 
 
@@ -146,11 +155,24 @@ def record_from_json(data: dict[str, Any]) -> LineRecord:
         posted={(name, at): (amount, last) for name, at, amount, last in data["ps"]},
         postings=data["np"],
         item_rates=tuple((sku, Fraction(rate)) for sku, rate in data.get("ir", ())),
+        override=_override_from_row(data.get("ov")),
+        mirrored=tuple((n, at, amount) for n, at, amount in data.get("mo", ())),
+        review=_review_from_row(data.get("rv")),
     )
+
+
+def _override_from_row(row: list[Any] | None) -> tuple[str, str, int, str] | None:
+    return None if not row else (row[0], row[1], row[2], row[3])
+
+
+def _review_from_row(row: list[Any] | None) -> tuple[str, str, str, str, int] | None:
+    return None if not row else (row[0], row[1], row[2], row[3], row[4])
 
 
 def _conversion_from_row(row: list[Any]) -> ConversionFact:
     fact = ConversionFact(*row)
+    if fact.risk_signals:  # a JSON list: the fact holds a tuple
+        fact = replace(fact, risk_signals=tuple(fact.risk_signals))
     if fact.items:  # JSON gave lists: the fact holds tuples
         return replace(fact, items=tuple((s, c, q, u) for s, c, q, u in fact.items))
     return fact
