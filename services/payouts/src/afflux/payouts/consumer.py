@@ -176,7 +176,7 @@ class LedgerConsumer:
         self.check_at = 0.0  # when to check the unverified partitions (again)
         self.refreezer = Refreezer()
         # content -> (campaign, period, creator) of its publication, as read or placed
-        self._routes: dict[str, tuple[str, str, str | None]] = {}
+        self._routes: dict[str, tuple[str, str, str]] = {}
         self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
 
     async def run(self) -> None:
@@ -575,9 +575,9 @@ class LedgerConsumer:
             lambda: self.store.content_route(key), "reading a content's period"
         )
         if stored is not None:
-            self._remember_route(key, (*stored, None))
+            self._remember_route(key, stored)
 
-    def _remember_route(self, key: str, route: tuple[str, str, str | None]) -> None:
+    def _remember_route(self, key: str, route: tuple[str, str, str]) -> None:
         if len(self._routes) >= CONTENT_ROUTES_MAX:
             self._routes.clear()  # bounded: read again from Redis when needed
         self._routes[key] = route
@@ -685,12 +685,11 @@ class LedgerConsumer:
         if route is None:
             route = (event.campaign_id, period, event.affiliate_id)
             self._remember_route(key, route)
-            batch.content_routes[key] = f"{event.campaign_id}|{period}"
-        elif route[0] != event.campaign_id or route[2] not in (None, event.affiliate_id):
+            batch.content_routes[key] = route
+        elif (route[0], route[2]) != (event.campaign_id, event.affiliate_id):
             raise Rejected(
                 f"{CONTENT_IDENTITY_CHANGED}: {key} was published for campaign {route[0]!r}"
-                + (f" by {route[2]!r}" if route[2] else "")
-                + f", not campaign {event.campaign_id!r} by {event.affiliate_id!r}"
+                f" by {route[2]!r}, not campaign {event.campaign_id!r} by {event.affiliate_id!r}"
             )
         batch.content.append((route[0], route[1], content_fact(event)))
 

@@ -19,7 +19,8 @@ periods already written skip what they hold.
 
 A content's stats and its release need the period of its publication, which only
 the publication knows: the publication records ``<platform>:<content_id> ->
-"<campaign>|<period>"`` in the ``{ledger}:content`` hash (first one wins) before its
+["<campaign>", "<period>", "<creator>"]`` in the ``{ledger}:content`` hash (first one
+wins) before its
 period is written, and the consumer reads it there (``content_route``). The content's
 state (publication, latest snapshot, hold) is kept in its period's ``content`` hash,
 written with the period's lines in the same step.
@@ -85,7 +86,7 @@ class Batch:
     confirmations: list[tuple[str, str, str]] = field(default_factory=list)  # cid, order, event
     clicks: list[ClickItem] = field(default_factory=list)
     content: list[tuple[str, str, ContentEvent]] = field(default_factory=list)  # cid, period
-    content_routes: dict[str, str] = field(default_factory=dict)  # content -> "cid|period"
+    content_routes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key -> route
     confirm_required: set[str] = field(default_factory=set)  # campaigns that confirm leads
     offsets: dict[str, int] = field(default_factory=dict)  # "topic|partition" -> next offset
     last: dict[str, str] = field(default_factory=dict)  # "topic|partition" -> fingerprint
@@ -253,13 +254,13 @@ class LedgerStore:
 
     # -- content routes ------------------------------------------------------------
 
-    async def content_route(self, key: str) -> tuple[str, str] | None:
-        """(campaign, period) of a published content (``<platform>:<content_id>``)."""
+    async def content_route(self, key: str) -> tuple[str, str, str] | None:
+        """(campaign, period, creator) of a published content (``<platform>:<content_id>``)."""
         raw: bytes | None = await self.redis.hget(self.keys.ledger("content"), key)
         if raw is None:
             return None
-        campaign_id, _, period = raw.decode().rpartition("|")
-        return campaign_id, period
+        campaign_id, period, affiliate_id = orjson.loads(raw)
+        return str(campaign_id), str(period), str(affiliate_id)
 
     async def content_state(self, key: str) -> ContentState | None:
         """A content's publication, latest snapshot and review state, as the ledger holds
@@ -267,7 +268,7 @@ class LedgerStore:
         route = await self.content_route(key)
         if route is None:
             return None
-        raw: bytes | None = await self.redis.hget(self.keys.period(*route, "content"), key)
+        raw: bytes | None = await self.redis.hget(self.keys.period(*route[:2], "content"), key)
         return None if raw is None else content_from_json(orjson.loads(raw))
 
     async def content_states(self, campaign_id: str, period: str) -> list[ContentState]:
@@ -309,7 +310,7 @@ class LedgerStore:
         if batch.content_routes:  # idempotent, so before the periods' writes
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, route in batch.content_routes.items():
-                    pipe.hsetnx(self.keys.ledger("content"), key, route)
+                    pipe.hsetnx(self.keys.ledger("content"), key, orjson.dumps(route))
                 await pipe.execute()
         await self._hand_over(batch, items, early_seen)
         await self._register(creators, items)
