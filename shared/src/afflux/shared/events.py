@@ -378,7 +378,7 @@ class OrderUnattributed(Envelope):
     order_id: Id
     campaign_id: Id
     reason: UnattributedReason
-    kind: OrderKind = "sale"
+    kind: ConversionKind = "sale"
     amount_minor: AmountMinor = 0
     currency: Currency
     order_event_id: Id

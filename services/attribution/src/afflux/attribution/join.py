@@ -50,6 +50,7 @@ from afflux.shared.events import (
     ConversionAttributed,
     Envelope,
     LeadConfirmed,
+    OrderItem,
     OrderKind,
     OrderPlaced,
     SurveyAnswered,
@@ -677,6 +678,7 @@ def _decided_from(
     row, w = rest
     (event_id, kind, action, amount, currency, visitor, customer, new, click_id, coupon) = row[:10]
     survey_affiliate, survey_handle = (row[10], row[11]) if len(row) > 10 else (None, None)
+    items, non_commissionable = (row[12], row[13]) if len(row) > 12 else ((), 0)
     facts = OrderFacts(
         order_id,
         campaign,
@@ -693,6 +695,11 @@ def _decided_from(
         coupon,
         survey_affiliate,
         survey_handle,
+        tuple(
+            OrderItem(sku=sku, category=category, quantity=quantity, price_minor=price)
+            for sku, category, quantity, price in items
+        ),
+        non_commissionable,
     )
     winner = None
     if w is not None:

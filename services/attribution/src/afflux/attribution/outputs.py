@@ -12,6 +12,7 @@ from afflux.shared.events import (
     Assist,
     ConversionAttributed,
     ConversionReversed,
+    OrderItem,
     OrderKind,
     OrderPlaced,
     OrderRefunded,
@@ -59,6 +60,8 @@ class OrderFacts:
     coupon_code: str | None
     survey_affiliate_id: str | None = None
     survey_handle: str | None = None
+    items: tuple[OrderItem, ...] = ()  # per-product rates: the ledger prices them
+    non_commissionable_minor: int = 0
 
     @property
     def has_survey(self) -> bool:
@@ -82,6 +85,8 @@ class OrderFacts:
             o.coupon_code,
             o.survey.affiliate_id if o.survey else None,
             o.survey.handle if o.survey else None,
+            o.items,
+            o.non_commissionable_minor,
         )
 
     def touch(self) -> core.OrderTouch:
@@ -96,7 +101,13 @@ class OrderFacts:
         )
 
     def row(self) -> list[Any]:
-        survey = [self.survey_affiliate_id, self.survey_handle] if self.has_survey else []
+        products = self.items or self.non_commissionable_minor
+        survey: list[Any] = []
+        if self.has_survey or products:
+            survey = [self.survey_affiliate_id, self.survey_handle]
+        if products:  # after the survey's two places, so older rows read as before
+            items = [[i.sku, i.category, i.quantity, i.price_minor] for i in self.items]
+            survey += [items, self.non_commissionable_minor]
         return [
             self.event_id,
             self.kind,
@@ -164,6 +175,8 @@ def order_outcome(
         customer_id=order.customer_id,
         new_customer=order.new_customer,
         order_event_id=order.event_id,
+        items=order.items,
+        non_commissionable_minor=order.non_commissionable_minor,
         supersedes=supersedes,
         correction_reason=cause,
         corrected_at=corrected_at,

@@ -13,6 +13,11 @@ and applies every refund settled so far, in the order it was settled, to the
 new conversion, including refunds that went unmatched while the order was
 unattributed.
 
+A subscription's renewal (keyed by its first order's id) is settled here the same way
+as a refund: once the first order's outcome is known it becomes the renewal's conversion
+or an unattributed renewal (``renewals``); one whose first order's outcome does not
+arrive within the wait is unattributed with reason ``first_order_unknown``.
+
 An order's record is kept until its latest event is older than the retention
 behind the partition's event-time watermark (the same retention as decided
 orders in the join); a refund for a forgotten order is then unknown.
@@ -21,7 +26,7 @@ orders in the join); a refund for a forgotten order is then unknown.
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +37,23 @@ from afflux.attribution.outputs import (
     refund_unmatched,
     reversal,
 )
+from afflux.attribution.renewals import FIRST_ORDER_UNKNOWN, decide, renewal_ident, unattributed
 from afflux.attribution.store import sweep
 from afflux.shared.core.attribution import capped_refund
-from afflux.shared.events import ConversionAttributed, OrderRefunded, OrderUnattributed
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import (
+    ConversionAttributed,
+    OrderRefunded,
+    OrderUnattributed,
+    SubscriptionRenewed,
+)
 from afflux.shared.topics import REVERSALS, UNMATCHED
 from afflux.shared.wire import compact_json
 
 from .join import WATERMARK_KEY, Failed, Output
+
+Waiting = OrderRefunded | SubscriptionRenewed
+TermsAt = Callable[[str, int], TermsVersion | None]  # campaign, event time -> terms in force
 
 
 @dataclass(slots=True)
@@ -47,15 +62,19 @@ class OrderLedger:
     unattributed: set[str] = field(default_factory=set)  # campaigns
     refunded: dict[str, int] = field(default_factory=dict)  # campaign -> applied so far
     done: set[tuple[str, str]] = field(default_factory=set)  # (campaign, refund id)
-    waiting: list[tuple[OrderRefunded, int]] = field(default_factory=list)
+    waiting: list[tuple[Waiting, int]] = field(default_factory=list)
     settled: list[SettledRefund] = field(default_factory=list)  # matched or unattributed
     last_at: int = 0  # latest event time of the order's outcome or refunds
+    won_by: dict[str, str] = field(default_factory=dict)  # campaign -> the conversion's reason
 
 
 class RefundPartition:
-    def __init__(self, keys: MutableMapping[str, OrderLedger] | None = None) -> None:
+    def __init__(
+        self, keys: MutableMapping[str, OrderLedger] | None = None, terms: TermsAt | None = None
+    ) -> None:
         # Per-key state: a dict, or the disk store's keys (store.py).
         self.keys: MutableMapping[str, OrderLedger] = {} if keys is None else keys
+        self.terms: TermsAt = terms if terms is not None else (lambda campaign, at: None)
         self.dirty: set[str] = set()
         self.waiting: set[str] = set()
         self.watermark = 0  # largest event time seen
@@ -84,11 +103,13 @@ class RefundPartition:
             ledger.unattributed.discard(campaign)
             return self._reapply(key, ledger, c)
         ledger.converted[campaign] = Converted.of(c)
+        ledger.won_by[campaign] = c.reason
         return self._release(key, ledger, campaign)
 
     def _reapply(self, key: str, ledger: OrderLedger, c: ConversionAttributed) -> list[Output]:
         """Make ``c`` the order's conversion and apply the refunds settled so far to it."""
         conv = ledger.converted[c.campaign_id] = Converted.of(c)
+        ledger.won_by[c.campaign_id] = c.reason
         total = 0
         out: list[Output] = []
         for r in ledger.settled:
@@ -109,9 +130,7 @@ class RefundPartition:
     def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
         ledger = self._ledger(key, r.occurred_at)
         ident = (r.campaign_id, r.refund_id)
-        if ident in ledger.done or any(
-            (w.campaign_id, w.refund_id) == ident for w, _ in ledger.waiting
-        ):
+        if ident in ledger.done or any(_ident(w) == ident for w, _ in ledger.waiting):
             return []
         if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
             return [self._settle(ledger, r)]
@@ -119,9 +138,32 @@ class RefundPartition:
         self.waiting.add(key)
         return []
 
-    def _settle(self, ledger: OrderLedger, r: OrderRefunded) -> Output:
+    def renewal(self, key: str, r: SubscriptionRenewed, arrived: int) -> list[Output]:
+        """A renewal of the order ``key``: decided now if its outcome is known, else it
+        waits for it like a refund."""
+        ledger = self._ledger(key, r.occurred_at)
+        ident = renewal_ident(r)
+        if ident in ledger.done or any(_ident(w) == ident for w, _ in ledger.waiting):
+            return []
+        if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
+            return [self._settle(ledger, r)]
+        ledger.waiting.append((r, arrived))
+        self.waiting.add(key)
+        return []
+
+    def _settle(self, ledger: OrderLedger, r: Waiting) -> Output:
+        if isinstance(r, SubscriptionRenewed):
+            ledger.done.add(renewal_ident(r))
+            first = ledger.converted.get(r.campaign_id)
+            won_by = ledger.won_by.get(r.campaign_id, "cookie")
+            return decide(r, first, won_by, self.terms(r.campaign_id, r.occurred_at))
+        return self._settle_refund(ledger, r)
+
+    def _settle_refund(self, ledger: OrderLedger, r: OrderRefunded) -> Output:
         ledger.done.add((r.campaign_id, r.refund_id))
-        settled = SettledRefund(r.campaign_id, r.refund_id, r.amount_minor, r.occurred_at)
+        settled = SettledRefund(
+            r.campaign_id, r.refund_id, r.amount_minor, r.occurred_at, _items(r)
+        )
         ledger.settled.append(settled)
         conv = ledger.converted.get(r.campaign_id)
         if conv is None:
@@ -153,7 +195,10 @@ class RefundPartition:
             if expired:
                 ledger.waiting = [w for w in ledger.waiting if w[1] + wait_ms > safe_time]
                 for r, _ in expired:
-                    ledger.done.add((r.campaign_id, r.refund_id))
+                    ledger.done.add(_ident(r))
+                    if isinstance(r, SubscriptionRenewed):
+                        out.append(unattributed(r, FIRST_ORDER_UNKNOWN))
+                        continue
                     try:  # one refund's failure never takes the others with it
                         unmatched = refund_unmatched(r, order_known=False)
                     except Exception as exc:
@@ -214,7 +259,28 @@ def _encode(ledger: OrderLedger) -> bytes:
     }
     if ledger.settled:
         doc["h"] = [list(r) for r in ledger.settled]
+    if ledger.won_by:
+        doc["wb"] = ledger.won_by
     return compact_json(doc).encode()
+
+
+def _ident(w: Waiting) -> tuple[str, str]:
+    return renewal_ident(w) if isinstance(w, SubscriptionRenewed) else (w.campaign_id, w.refund_id)
+
+
+def _items(r: OrderRefunded) -> tuple[tuple[str, int | None, int | None], ...]:
+    return tuple((i.sku, i.quantity, i.amount_minor) for i in r.items)
+
+
+def _waiting_from(payload: dict[str, Any]) -> Waiting:
+    if payload.get("type") == "SubscriptionRenewed":
+        return SubscriptionRenewed.model_validate(payload)
+    return OrderRefunded.model_validate(payload)
+
+
+def _settled_from(row: list[Any]) -> SettledRefund:
+    items = tuple((s, q, a) for s, q, a in row[4]) if len(row) > 4 else ()
+    return SettledRefund(row[0], row[1], row[2], row[3], items)
 
 
 def vars_of(c: Converted) -> list[Any]:
@@ -228,7 +294,8 @@ def decode_ledger(raw: bytes) -> OrderLedger:
         unattributed=set(doc["u"]),
         refunded=dict(doc["r"]),
         done={(c, r) for c, r in doc["d"]},
-        waiting=[(OrderRefunded.model_validate(p), a) for p, a in doc["w"]],
-        settled=[SettledRefund(*r) for r in doc.get("h", ())],
+        waiting=[(_waiting_from(p), a) for p, a in doc["w"]],
+        settled=[_settled_from(r) for r in doc.get("h", ())],
         last_at=doc.get("t", 0),
+        won_by=dict(doc.get("wb", {})),
     )

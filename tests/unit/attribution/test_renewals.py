@@ -1,0 +1,214 @@
+"""Subscription renewals in the refund stage: a renewal finds its first order's outcome
+where that order's refunds do, pays the order's winner as a ``renewal`` conversion of its
+own order id within the terms' limit, and otherwise is unattributed with the reason;
+its own refunds then reverse it through the usual path, and the stage's state survives
+its changelog encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from afflux.attribution.join import Output
+from afflux.attribution.refunds import RefundPartition, decode_ledger
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    ConversionAttributed,
+    ConversionReversed,
+    OrderRefunded,
+    OrderUnattributed,
+    RefundItem,
+    SubscriptionRenewed,
+)
+from afflux.shared.topics import CONVERSIONS, REVERSALS, UNMATCHED
+
+pytestmark = pytest.mark.unit
+
+DAY = 86_400_000
+T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+WAIT = 30_000
+
+
+def terms(recurring: dict[str, object] | None) -> TermsVersion:
+    plan: dict[str, object] = {"sale": {"rate": {"percent": "10"}}}
+    if recurring is not None:
+        plan["recurring"] = recurring
+    t = CampaignTerms.model_validate(
+        {"campaign_id": "subs", "merchant_id": "m", "currency": "EUR", "plan": plan}
+    )
+    return TermsVersion(version=3, effective_from=0, published_at=0, terms=t)
+
+
+BY_COUNT = terms({"rate": {"percent": "20"}, "max_renewals": 2})
+BY_MONTHS = terms({"rate": {"percent": "20"}, "max_months": 1})
+NONE = terms(None)
+
+
+def first_conversion(at: int = T0) -> ConversionAttributed:
+    return ConversionAttributed(
+        event_id="conv-first",
+        occurred_at=at,
+        conversion_id="conv-first",
+        order_id="first",
+        campaign_id="subs",
+        affiliate_id="ana",
+        reason="coupon",
+        model="last_click",
+        window_ms=30 * DAY,
+        terms_version=1,
+        amount_minor=10_000,
+        currency="EUR",
+        order_event_id="order-first",
+    )
+
+
+def unattributed_first() -> OrderUnattributed:
+    return OrderUnattributed(
+        event_id="u-first",
+        occurred_at=T0,
+        order_id="first",
+        campaign_id="subs",
+        reason="no_click",
+        amount_minor=10_000,
+        currency="EUR",
+        order_event_id="order-first",
+    )
+
+
+def renewal(number: int, at: int) -> SubscriptionRenewed:
+    return SubscriptionRenewed(
+        event_id=f"renewal-ev-{number}",
+        occurred_at=at,
+        order_id="first",
+        renewal_order_id=f"first:renewal-{number}",
+        renewal_number=number,
+        campaign_id="subs",
+        merchant_id="m",
+        amount_minor=1_999,
+        currency="EUR",
+    )
+
+
+def stage(version: TermsVersion) -> RefundPartition:
+    return RefundPartition(terms=lambda campaign, at: version)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    version: TermsVersion
+    number: int
+    at: int
+    reason: str | None  # None: a renewal conversion
+
+
+CASES = [
+    # The last renewal the count allows.
+    Case("renewal 2 of 2", BY_COUNT, 2, T0 + 60 * DAY, None),
+    # One past it.
+    Case("renewal 3 of 2", BY_COUNT, 3, T0 + 90 * DAY, "renewal_beyond_limit"),
+    # One month after 1 November is 1 December: one ms before it pays...
+    Case("1 ms inside a month", BY_MONTHS, 1, T0 + 30 * DAY - 1, None),
+    # ... at it, not.
+    Case("at a month", BY_MONTHS, 1, T0 + 30 * DAY, "renewal_beyond_limit"),
+    # Terms without recurring commissions.
+    Case("no recurring terms", NONE, 1, T0 + DAY, "no_recurring_terms"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_renewal_pays_the_first_orders_winner_within_the_limit(case: Case) -> None:
+    s = stage(case.version)
+    s.conversion("first", first_conversion())
+
+    [(topic, key, event)] = s.renewal("first", renewal(case.number, case.at), arrived=case.at)
+
+    assert key == f"first:renewal-{case.number}"
+    if case.reason is None:
+        assert topic == CONVERSIONS.name
+        assert isinstance(event, ConversionAttributed)
+        assert (event.kind, event.affiliate_id, event.reason) == ("renewal", "ana", "coupon")
+        assert (event.order_id, event.first_order_id) == (key, "first")
+        assert (event.renewal_number, event.amount_minor, event.terms_version) == (
+            case.number,
+            1_999,
+            3,
+        )
+    else:
+        assert topic == UNMATCHED.name
+        assert isinstance(event, OrderUnattributed)
+        assert (event.reason, event.kind, event.order_id) == (case.reason, "renewal", key)
+
+
+def test_a_renewal_of_an_unattributed_first_order_earns_nothing() -> None:
+    s = stage(BY_COUNT)
+    s.unattributed("first", unattributed_first())
+
+    [(topic, _, event)] = s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+
+    assert topic == UNMATCHED.name
+    assert isinstance(event, OrderUnattributed)
+    assert event.reason == "first_order_unattributed"
+
+
+def test_a_renewal_waits_for_its_first_order_then_is_decided() -> None:
+    s = stage(BY_COUNT)
+    assert s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY) == []
+    restored = RefundPartition(terms=lambda campaign, at: BY_COUNT)
+    for key, value in s.take_dirty():
+        if value is not None:
+            restored.restore(key, value)  # as after a restart, from the changelog
+
+    [(topic, _, event)] = restored.conversion("first", first_conversion())
+
+    assert topic == CONVERSIONS.name
+    assert isinstance(event, ConversionAttributed)
+    assert event.kind == "renewal"
+
+
+def test_a_renewal_whose_first_order_never_comes_is_unattributed_after_the_wait() -> None:
+    s = stage(BY_COUNT)
+    s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+
+    assert s.due(T0 + DAY + WAIT - 1, WAIT) == []
+    [(topic, _, event)] = s.due(T0 + DAY + WAIT, WAIT)
+
+    assert topic == UNMATCHED.name
+    assert isinstance(event, OrderUnattributed)
+    assert event.reason == "first_order_unknown"
+
+
+def test_the_same_renewal_twice_is_decided_once() -> None:
+    s = stage(BY_COUNT)
+    s.conversion("first", first_conversion())
+    assert len(s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)) == 1
+    assert s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY + 5) == []
+
+
+def test_a_refund_of_the_renewal_reverses_it_and_keeps_the_items_it_names() -> None:
+    s = stage(BY_COUNT)
+    s.conversion("first", first_conversion())
+    [(_, key, paid)] = s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+    assert isinstance(paid, ConversionAttributed)
+    s.conversion(key, paid)  # the stage reads its own conversions topic
+    refund = OrderRefunded(
+        event_id="rf",
+        occurred_at=T0 + 2 * DAY,
+        refund_id="rf-1",
+        order_id=key,
+        campaign_id="subs",
+        amount_minor=5_000,
+        currency="EUR",
+        items=(RefundItem(sku="plan", quantity=1),),
+    )
+
+    out: list[Output] = s.refund(key, refund, T0 + 2 * DAY)
+
+    [(topic, _, reversal)] = out
+    assert topic == REVERSALS.name
+    assert isinstance(reversal, ConversionReversed)
+    assert (reversal.conversion_id, reversal.amount_minor) == (paid.conversion_id, 1_999)
+    assert reversal.items == (RefundItem(sku="plan", quantity=1),)
+    restored = decode_ledger(dict(s.take_dirty())[key] or b"")
+    assert restored.settled[0].items == (("plan", 1, None),)
