@@ -24,6 +24,7 @@ def conversion_fact(event: ConversionAttributed) -> ConversionFact:
         non_commissionable_minor=event.non_commissionable_minor,
         renewal_number=event.renewal_number,
         attributed_by=event.reason,
+        live_stream_id=event.live_stream_id,
     )
 
 

@@ -111,6 +111,12 @@ class Total(BaseModel):
     approved_minor: int
 
 
+class OverrideOnCommission(BaseModel):
+    campaign_id: str
+    agency_id: str
+    amount_minor: int = Field(description="the override's postings summed: taken and reversed")
+
+
 class StatementAnswer(BaseModel):
     affiliate_id: str
     campaign_id: str | None
@@ -120,6 +126,11 @@ class StatementAnswer(BaseModel):
     lines: list[LineView]
     totals: list[Total]
     payouts: list[dict[str, Any]]
+    overrides_on_commission: list[OverrideOnCommission] = Field(
+        default_factory=list,
+        description="what the brand pays agencies on this creator's commission in the"
+        " period (agency overrides, on top: the creator's own lines are not reduced)",
+    )
 
 
 class KpiFields(BaseModel):
@@ -193,6 +204,44 @@ class CreatorKpisList(BaseModel):
 class CreatorKpis(CreatorRow):
     period: str | None
     creators: list[CreatorRow]
+
+
+class ContentRow(BaseModel):
+    platform: str
+    content_id: str
+    kind: str = Field(description="post, story, video or live")
+    affiliate_id: str
+    campaign_id: str
+    period: str = Field(description="the period of its publication, where its figures count")
+    currency: str
+    published_at: int
+    as_of: int | None = Field(description="the latest snapshot's time; null before the first")
+    snapshots: int = Field(description="snapshots that became the latest")
+    stale_snapshots: int = Field(description="snapshots at or before the latest's as_of: ignored")
+    held_for_review: bool
+    views: int
+    impressions: int
+    engagement: int = Field(description="likes + comments + shares + saves")
+    followers: int
+    engagement_rate: float | None = Field(description="engagement / followers; null without")
+    ctr: float | None = Field(
+        description="always null per content: clicks are counted per link, not per content"
+    )
+    revenue_minor: int | None = Field(
+        description="a live stream: net revenue of the sales it won (rule livestream) in the"
+        " period; null for other kinds"
+    )
+    rpm_minor: int | None = Field(
+        description="a live stream: revenue_minor per 1,000 views; null otherwise or without views"
+    )
+    emv_minor: int | None = Field(description="earned media value; null without terms.emv")
+
+
+class ContentsAnswer(BaseModel):
+    campaign_id: str | None = None
+    affiliate_id: str | None = None
+    period: str | None
+    contents: list[ContentRow]
 
 
 class Bucket(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Any
 
 from afflux.payouts import reads, views
 from afflux.payouts.reads import CampaignPeriod, Position
@@ -107,6 +108,32 @@ async def counts_for(
             key = (cid, affiliate)
             out[key] = views.combine([out[key], counts]) if key in out else counts
     return out
+
+
+async def contents_for(
+    store: LedgerStore,
+    cps: list[CampaignPeriod],
+    directory: CampaignDirectory,
+    affiliate: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per content published in the campaign-periods ``cps`` of known campaigns
+    (only ``affiliate``'s, when given), with its period: views.content_rows."""
+    rows: list[dict[str, Any]] = []
+    for cid, p in cps:
+        if cid not in directory:
+            continue
+        states = await store.content_states(cid, p)
+        if affiliate is not None:
+            states = [
+                s for s in states if s.publication and s.publication.affiliate_id == affiliate
+            ]
+        if not states:
+            continue
+        kpis, _ = await reads.period_counters(store, cid, p)
+        terms = directory.latest(cid).terms
+        for row in views.content_rows(states, views.stream_revenue(kpis), terms.emv):
+            rows.append({**row, "period": p, "currency": terms.currency})
+    return rows
 
 
 def current_period(directory: CampaignDirectory, campaign: str | None, at: int) -> str:

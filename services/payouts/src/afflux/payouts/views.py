@@ -12,6 +12,7 @@ from typing import Any
 from afflux.payouts.explain import explain_line
 from afflux.shared.core import content_kpis as ck
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
+from afflux.shared.core.engagement import ContentState
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import round_half_up
 from afflux.shared.core.terms import EmvValues
@@ -260,6 +261,65 @@ def tally(
 
 def _ratio(a: int, b: int) -> int:
     return round_half_up(Decimal(a) / Decimal(b)) if b else 0
+
+
+def reach_of(state: ContentState) -> ck.Reach:
+    """A content's counts at its latest snapshot (nothing before its first)."""
+    s = state.latest
+    if s is None:
+        return ck.Reach()
+    return ck.Reach(1, s.views, s.impressions, s.likes, s.comments, s.shares, s.saves, s.followers)
+
+
+def stream_revenue(kpis: Mapping[str, str]) -> dict[str, int]:
+    """``<platform>:<content_id>`` -> net revenue of the sales its live stream won, from a
+    period's ``stream_revenue|<affiliate>|<content>`` counters."""
+    out: dict[str, int] = defaultdict(int)
+    for name, value in kpis.items():
+        counter, _, rest = name.partition("|")
+        if counter == "stream_revenue":
+            out[rest.partition("|")[2]] += int(value)
+    return out
+
+
+def content_rows(
+    states: Iterable[ContentState], revenue: Mapping[str, int], emv: EmvValues | None
+) -> list[dict[str, Any]]:
+    """One row per published content: its latest snapshot's figures and what they are
+    worth. CTR is None per content (clicks are counted per link, not per content); RPM
+    only for a live stream, from the sales it won (rule livestream)."""
+    rows = []
+    for state in states:
+        p = state.publication
+        if p is None:
+            continue
+        reach = reach_of(state)
+        live = p.kind == "live"
+        platform, _, content_id = state.key.partition(":")
+        rows.append(
+            {
+                "platform": platform,
+                "content_id": content_id,
+                "kind": p.kind,
+                "affiliate_id": p.affiliate_id,
+                "campaign_id": p.campaign_id,
+                "published_at": p.published_at,
+                "as_of": state.latest.as_of if state.latest is not None else None,
+                "snapshots": state.snapshots,
+                "stale_snapshots": state.stale,
+                "held_for_review": state.on_hold,
+                "views": reach.views,
+                "impressions": reach.impressions,
+                "engagement": reach.engagement,
+                "followers": reach.followers,
+                "engagement_rate": _number(ck.engagement_rate(reach)),
+                "ctr": None,
+                "revenue_minor": revenue.get(state.key, 0) if live else None,
+                "rpm_minor": ck.rpm_minor(revenue.get(state.key, 0), reach) if live else None,
+                "emv_minor": ck.emv_minor(reach, emv),
+            }
+        )
+    return rows
 
 
 def _number(value: Decimal | None) -> float | None:

@@ -43,6 +43,7 @@ class ConversionFact:
     # How the order was attributed (ConversionAttributed.reason: click_id, coupon, cookie,
     # livestream, survey); "" in facts stored before it was kept. Counted in the KPIs only.
     attributed_by: str = ""
+    live_stream_id: str | None = None  # rule livestream: the stream, <platform>:<content_id>
 
 
 @dataclass(frozen=True, slots=True)

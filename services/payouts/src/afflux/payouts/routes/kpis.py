@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from afflux.payouts import params, views
+from afflux.payouts import params, reads, views
 from afflux.payouts.deps import (
     CampaignListReader,
     CampaignReader,
@@ -20,8 +20,21 @@ from afflux.payouts.deps import (
     StoreDep,
 )
 from afflux.payouts.errors import ERROR_RESPONSES
-from afflux.payouts.models import CreatorKpis, CreatorKpisList, KpiRow, SeriesAnswer
-from afflux.payouts.queries import CountsByCreator, counts_for, known_campaign, unknown_creator
+from afflux.payouts.models import (
+    ContentsAnswer,
+    CreatorKpis,
+    CreatorKpisList,
+    KpiRow,
+    SeriesAnswer,
+)
+from afflux.payouts.queries import (
+    CountsByCreator,
+    contents_for,
+    counts_for,
+    creator_periods,
+    known_campaign,
+    unknown_creator,
+)
 from afflux.payouts.store import LedgerStore
 from afflux.shared.io.campaign_view import CampaignDirectory
 
@@ -138,3 +151,40 @@ async def creator_series(
         "currency": total.currency,
         "buckets": views.series(total),
     }
+
+
+@router.get("/kpis/campaigns/{campaign_id}/contents", response_model=ContentsAnswer)
+async def campaign_contents(
+    _: CampaignReader,
+    store: StoreDep,
+    directory: DirectoryDep,
+    campaign_id: str,
+    period: str | None = None,
+) -> dict[str, Any]:
+    """Every content published in the campaign (in ``period``): views, engagement,
+    engagement rate, CTR, RPM, EMV per content."""
+    known_campaign(directory, campaign_id)
+    wanted = params.period(period)
+    cps = [
+        (campaign_id, p)
+        for p in await reads.campaign_periods(store, campaign_id)
+        if wanted is None or p == wanted
+    ]
+    rows = await contents_for(store, cps, directory)
+    return {"campaign_id": campaign_id, "period": period, "contents": rows}
+
+
+@router.get("/kpis/creators/{affiliate_id}/contents", response_model=ContentsAnswer)
+async def creator_contents(
+    _: CreatorReader,
+    store: StoreDep,
+    directory: DirectoryDep,
+    affiliate_id: str,
+    campaign_id: str | None = None,
+    period: str | None = None,
+) -> dict[str, Any]:
+    """The creator's contents (of ``campaign_id``, in ``period``), as above."""
+    known_campaign(directory, campaign_id)
+    cps = await creator_periods(store, affiliate_id, campaign_id, params.period(period))
+    rows = await contents_for(store, cps, directory, affiliate_id)
+    return {"affiliate_id": affiliate_id, "period": period, "contents": rows}

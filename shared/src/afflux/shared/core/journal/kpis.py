@@ -14,7 +14,8 @@ content contributes its latest snapshot's counts to its creator's reach counters
 ``saves``, ``followers``: afflux.shared.core.content_kpis.Reach), so a later snapshot,
 smaller or larger, changes them by the difference. ``attributed|<affiliate>|<rule>``
 counts current conversions by how their order was attributed (click_id, coupon,
-cookie, livestream, survey).
+cookie, livestream, survey); ``stream_revenue|<affiliate>|<platform>:<content_id>`` the
+net revenue of sales a live stream won (rule livestream), for its RPM.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False
         (f"refunds|{a}", refunded),
         (f"new_customers|{a}", 1 if c.new_customer else 0),
         *(((f"attributed|{a}|{c.attributed_by}", 1),) if c.attributed_by else ()),
+        *(
+            ((f"stream_revenue|{a}|{c.live_stream_id}", c.amount_minor - refunded),)
+            if c.live_stream_id and sale
+            else ()
+        ),
     )
 
 
