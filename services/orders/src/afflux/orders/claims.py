@@ -11,7 +11,8 @@ dedupes by campaign + order id, so this costs nothing.
 
 Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
 (``done`` or the pending claim's expiry in ms), ``pkey`` (its partition key),
-``amount``, ``kind``, ``confirmed`` (a lead's confirmation claim) and one field
+``amount``, ``kind``, ``confirmed`` (a lead's confirmation claim), ``survey`` and
+``survey_answer`` (a later survey answer's claim and the answer) and one field
 ``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
 checked atomically. Each refund id also has its own key for idempotency when
 its order is unknown. The scripts touch several keys (the batch scripts name
@@ -145,6 +146,35 @@ return 1
 """
 
 
+_RESERVE_SURVEY = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local state = redis.call('HGET', key, 'state')
+if not state then return {'unknown'} end
+if state ~= 'done' then
+  if tonumber(state) > now then return {'pending'} end
+  return {'unknown'}
+end
+local survey = redis.call('HGET', key, 'survey')
+if survey == 'done' then
+  if redis.call('HGET', key, 'survey_answer') == ARGV[3] then return {'duplicate'} end
+  return {'conflict'}
+end
+if survey and tonumber(survey) > now then return {'pending'} end
+redis.call('HSET', key, 'survey', tostring(now + tonumber(ARGV[2])), 'survey_answer', ARGV[3])
+return {'reserved', redis.call('HGET', key, 'pkey')}
+"""
+
+_SETTLE_SURVEY = """
+if ARGV[1] == 'done' then
+  redis.call('HSET', KEYS[1], 'survey', 'done')
+else
+  redis.call('HDEL', KEYS[1], 'survey', 'survey_answer')
+end
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class NewOrder:
     campaign_id: str
@@ -158,6 +188,14 @@ class NewOrder:
 class RefundClaim:
     status: Literal["reserved", "duplicate", "pending", "exceeds"]
     remaining_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyClaim:
+    """``conflict``: the order already has another answer."""
+
+    status: Literal["reserved", "duplicate", "pending", "unknown", "conflict"]
+    partition_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +222,8 @@ class ClaimStore:
         self._settle_refund = redis.register_script(_SETTLE_REFUND)
         self._reserve_confirm = redis.register_script(_RESERVE_CONFIRM)
         self._settle_confirm = redis.register_script(_SETTLE_CONFIRM)
+        self._reserve_survey = redis.register_script(_RESERVE_SURVEY)
+        self._settle_survey = redis.register_script(_SETTLE_SURVEY)
 
     def order_key(self, campaign_id: str, order_id: str) -> str:
         return f"{self.prefix}:o:{campaign_id}:{order_id}"
@@ -235,5 +275,22 @@ class ClaimStore:
 
     async def settle_confirm(self, campaign_id: str, order_id: str, *, done: bool) -> None:
         await self._settle_confirm(
+            keys=[self.order_key(campaign_id, order_id)], args=["done" if done else "release"]
+        )
+
+    async def reserve_survey(
+        self, campaign_id: str, order_id: str, answer: str, now_ms: int
+    ) -> SurveyClaim:
+        """Claim an order's one later survey answer (``answer``: its canonical text, so a
+        retry of the same answer is a duplicate and another answer a conflict)."""
+        key = self.order_key(campaign_id, order_id)
+        args: list[str | int] = [now_ms, self.pending_ms, answer]
+        result = [_text(r) for r in await self._reserve_survey(keys=[key], args=args)]
+        if result[0] == "reserved":
+            return SurveyClaim("reserved", result[1])
+        return SurveyClaim(result[0])  # type: ignore[arg-type]
+
+    async def settle_survey(self, campaign_id: str, order_id: str, *, done: bool) -> None:
+        await self._settle_survey(
             keys=[self.order_key(campaign_id, order_id)], args=["done" if done else "release"]
         )

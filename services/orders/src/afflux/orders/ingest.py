@@ -28,7 +28,7 @@ from afflux.orders.publisher import Publisher
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.events import Envelope, OrderPlaced, SubscriptionRenewed
+from afflux.shared.events import Envelope, OrderPlaced, SubscriptionRenewed, SurveyAnswered
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import ORDERS, REFUNDS
 
@@ -447,6 +447,55 @@ class Ingestor:
             202 if status == "accepted" else 200,
             {"status": status, "order_id": order_id, "event_id": event.event_id},
         )
+
+    async def survey(self, merchant_id: str, order_id: str, raw: bytes) -> Outcome:
+        """A survey answer for a known order (``POST /v1/orders/{order_id}/survey``): 202
+        accepted, 200 the same answer again; 404 unknown order, 409 another answer."""
+        campaign = UNKNOWN
+        try:
+            request = parse(rules.SurveyRequest, raw)
+            campaign = self.label(request.campaign_id)
+            now = self.clock()
+            terms = self.terms(request.campaign_id, now)
+            event = rules.survey_event(order_id, request, terms, merchant_id, now)
+            status = await self._ingest_survey(order_id, event)
+        except Unavailable:
+            self.metrics.order(campaign, "survey", "unavailable")
+            raise
+        except Rejected:
+            self.metrics.order(campaign, "survey", "rejected")
+            raise
+        self.metrics.order(campaign, "survey", "answered" if status == "accepted" else status)
+        return Outcome(
+            202 if status == "accepted" else 200,
+            {"status": status, "order_id": order_id, "event_id": event.event_id},
+        )
+
+    async def _ingest_survey(
+        self, order_id: str, event: SurveyAnswered
+    ) -> Literal["accepted", "duplicate"]:
+        campaign_id = event.campaign_id
+        answer = event.answer.model_dump_json()
+        claim = await self._settled(
+            lambda: self._guard(
+                self.claims.reserve_survey(campaign_id, order_id, answer, self.clock())
+            )
+        )
+        if claim.status == "duplicate":
+            return "duplicate"
+        if claim.status == "unknown":
+            raise Rejected(404, "order_id", "no such order in this campaign")
+        if claim.status == "conflict":
+            raise Rejected(409, "order_id", "the order already has another survey answer")
+        try:  # keyed as its order: it must reach the partition holding the order's state
+            await self.produce(ORDERS.name, claim.partition_key or order_id, event)
+        except Unavailable:
+            with contextlib.suppress(Exception):
+                await self.claims.settle_survey(campaign_id, order_id, done=False)
+            raise
+        with contextlib.suppress(Exception):
+            await self.claims.settle_survey(campaign_id, order_id, done=True)
+        return "accepted"
 
     async def _ingest_confirm(
         self, campaign_id: str, order_id: str, event: Envelope

@@ -67,6 +67,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     rules.BatchRequest,
     rules.RefundRequest,
     rules.LeadConfirmRequest,
+    rules.SurveyRequest,
     rules.RenewalRequest,
     OrderAnswer,
     RefundAnswer,
@@ -159,7 +160,7 @@ def _order_fields() -> list[dict[str, Any]]:
             "description": field.get("description", f"the order's {name}"),
         }
         for name, field in schema["properties"].items()
-        if name != "items"
+        if name not in ("items", "survey")
     ]
 
 
@@ -254,6 +255,34 @@ def merchant_paths() -> dict[str, Any]:
                             (409, "the order is not a lead, or the campaign confirms none"),
                         ),
                     },
+                )["post"],
+                "parameters": [
+                    {
+                        "name": "order_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    },
+                    *_HEADERS,
+                ],
+            }
+        },
+        "/v1/orders/{order_id}/survey": {
+            "post": {
+                **_signed_post(
+                    "Give an order's post-purchase survey answer naming a creator",
+                    "SurveyRequest",
+                    {
+                        "200": _json("OrderAnswer", "the same answer again"),
+                        "202": _json("OrderAnswer", "accepted"),
+                        **_errors(
+                            _BAD_JSON,
+                            _OTHER_MERCHANT,
+                            (404, "no such order in this campaign"),
+                            (409, "the order already has another survey answer"),
+                        ),
+                    },
+                    "One answer per order; what it does is the campaign's `survey` terms.",
                 )["post"],
                 "parameters": [
                     {

@@ -3,10 +3,12 @@
 ``order_outcome(events)`` reads the events stored for a (campaign, order): the
 order as received (``OrderPlaced``), each attribution answer (``ConversionAttributed``,
 ``OrderUnattributed``), refunds (``OrderRefunded``, ``RefundUnmatched``), reversals
-(``ConversionReversed``) and a lead's confirmation (``LeadConfirmed``), in any order
-and with duplicates, and answers the order's status and decision. A conversion
-reversed with reason ``reattributed`` was replaced by a later answer (a late click):
-it stays in the history, and the live conversion is the decision.
+(``ConversionReversed``), a lead's confirmation (``LeadConfirmed``) and a survey
+answer given later (``SurveyAnswered``), in any order and with duplicates, and answers
+the order's status and decision. A conversion reversed with reason ``reattributed`` was
+replaced by a later answer (a late click, stream or survey answer): it stays in the
+history, and the live conversion is the decision. The survey answer shown is the one
+attribution uses: the order's own, else the first given later.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SurveyAnswer,
+    SurveyAnswered,
 )
 
 Status = Literal["pending", "attributed", "unattributed", "not_received"]
@@ -42,6 +46,8 @@ class OrderOutcome:
     unmatched_refunds: tuple[RefundUnmatched, ...]
     reversals: tuple[ConversionReversed, ...]
     lead_confirmation: LeadConfirmed | None
+    survey: SurveyAnswer | None = None
+    survey_given: Literal["with_order", "later"] | None = None
 
     @property
     def affiliates(self) -> tuple[str, ...]:
@@ -72,6 +78,8 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
     decision = live[-1] if live else None
     unattributed = [e for e in ordered if isinstance(e, OrderUnattributed)]
     confirmations = [e for e in ordered if isinstance(e, LeadConfirmed)]
+    answers = [e.answer for e in ordered if isinstance(e, SurveyAnswered)]
+    own = placed[0].survey if placed else None
     status: Status
     if decision is not None:
         status = "attributed"
@@ -93,6 +101,8 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
         unmatched_refunds=tuple(e for e in ordered if isinstance(e, RefundUnmatched)),
         reversals=reversals,
         lead_confirmation=confirmations[0] if confirmations else None,
+        survey=own or (answers[0] if answers else None),
+        survey_given="with_order" if own else "later" if answers else None,
     )
 
 
@@ -109,7 +119,13 @@ def outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
         "status": outcome.status,
         "order": dump(outcome.order),
         "decision": dump(outcome.decision),
+        "rule": outcome.decision.reason if outcome.decision else None,
         "unattributed_reason": outcome.unattributed.reason if outcome.unattributed else None,
+        "survey": (
+            {**outcome.survey.model_dump(mode="json"), "given": outcome.survey_given}
+            if outcome.survey
+            else None
+        ),
         "replaced": [dump(c) for c in outcome.replaced],
         "refunds": [dump(r) for r in outcome.refunds],
         "refunded_minor": refunded,

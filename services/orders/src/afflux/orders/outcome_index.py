@@ -38,6 +38,7 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SurveyAnswered,
 )
 from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
 from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
@@ -46,7 +47,7 @@ from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 GROUP = "afflux-order-outcomes"
 # What each topic carries about orders; anything else on them is dead-lettered.
 CARRIED: dict[str, tuple[type[Envelope], ...]] = {
-    ORDERS.name: (OrderPlaced, LeadConfirmed),
+    ORDERS.name: (OrderPlaced, LeadConfirmed, SurveyAnswered),
     REFUNDS.name: (OrderRefunded,),
     CONVERSIONS.name: (ConversionAttributed,),
     REVERSALS.name: (ConversionReversed,),

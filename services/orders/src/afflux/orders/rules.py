@@ -17,6 +17,7 @@ from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (
     MAX_ORDER_ITEMS,
     EventTime,
+    HandleText,
     Id,
     LeadConfirmed,
     NonCommissionableReason,
@@ -26,6 +27,8 @@ from afflux.shared.events import (
     OrderRefunded,
     RefundItem,
     SubscriptionRenewed,
+    SurveyAnswer,
+    SurveyAnswered,
 )
 
 MAX_BATCH = 1000
@@ -55,6 +58,16 @@ class OrderRequest(_Request):
     items: Annotated[tuple[OrderItem, ...], Field(max_length=MAX_ORDER_ITEMS)] = ()
     non_commissionable_minor: StrictMinor | None = None
     non_commissionable_reason: NonCommissionableReason | None = None
+    survey: SurveyAnswer | None = None
+
+
+class SurveyRequest(_Request):
+    """``POST /v1/orders/{order_id}/survey``: the buyer's post-purchase survey answer
+    naming a creator, by affiliate id or by handle."""
+
+    campaign_id: Id
+    affiliate_id: Id | None = None
+    handle: HandleText | None = None
 
 
 class BatchRequest(_Request):
@@ -96,6 +109,23 @@ class LeadConfirmRequest(_Request):
 
     campaign_id: Id
     occurred_at: EventTime | None = None
+
+
+def survey_event(
+    order_id: str, request: SurveyRequest, terms: CampaignTerms, merchant_id: str, now_ms: int
+) -> SurveyAnswered:
+    """The SurveyAnswered event for an answer to a known order, or Rejected. Its time is
+    the service's (an answer's own time decides nothing); one answer per order."""
+    check_merchant(terms, merchant_id)
+    if request.affiliate_id is None and request.handle is None:
+        raise Rejected(422, "affiliate_id", "give affiliate_id or handle")
+    return SurveyAnswered(
+        event_id=derived_id("survey", request.campaign_id, order_id),
+        occurred_at=now_ms,
+        order_id=order_id,
+        campaign_id=request.campaign_id,
+        answer=SurveyAnswer(affiliate_id=request.affiliate_id, handle=request.handle),
+    )
 
 
 def check_merchant(terms: CampaignTerms, merchant_id: str) -> None:
@@ -174,6 +204,7 @@ def order_event(
         items=request.items,
         non_commissionable_minor=non_commissionable,
         non_commissionable_reason=request.non_commissionable_reason,
+        survey=request.survey,
     )
 
 

@@ -61,8 +61,22 @@ async def confirm_lead(
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 
+async def post_survey(
+    request: Request, ingestor: IngestDep, settings: SettingsDep, metrics: MetricsDep
+) -> Response:
+    started = time.perf_counter()
+    order_id = str(request.path_params["order_id"])
+    try:
+        raw, merchant = await signed_body(request, ingestor, settings.orders_max_body_bytes)
+        outcome = await ingestor.survey(merchant, order_id, raw)
+    finally:
+        metrics.took("surveys", time.perf_counter() - started)
+    return JSONResponse(outcome.body, status_code=outcome.status)
+
+
 routes = [
     direct_route("/v1/orders", post_order, ["POST"]),
     direct_route("/v1/orders:batch", post_batch, ["POST"]),
     direct_route("/v1/leads/{order_id}/confirm", confirm_lead, ["POST"]),
+    direct_route("/v1/orders/{order_id}/survey", post_survey, ["POST"]),
 ]

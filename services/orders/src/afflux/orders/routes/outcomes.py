@@ -41,7 +41,12 @@ class CampaignOutcome(BaseModel):
     order: dict[str, Any] | None = Field(description="the order as received (OrderPlaced)")
     decision: dict[str, Any] | None = Field(
         description="the live conversion: winner (affiliate_id), rule (reason, model), "
-        "window_ms, click_id, clicked_at, lag_ms, assists, terms_version"
+        "window_ms, click_id, clicked_at, lag_ms, assists, terms_version; live_stream_id "
+        "for rule livestream, survey_affiliate_id when a survey answer named a creator"
+    )
+    rule: str | None = Field(
+        None,
+        description="the live conversion's rule: click_id, coupon, cookie, livestream or survey",
     )
     unattributed_reason: str | None = Field(
         description="no_click, outside_window, bot_only, unknown_click, other_campaign, "
@@ -53,6 +58,11 @@ class CampaignOutcome(BaseModel):
     unmatched_refunds: list[dict[str, Any]]
     reversals: list[dict[str, Any]]
     lead_confirmation: dict[str, Any] | None
+    survey: dict[str, Any] | None = Field(
+        None,
+        description="the survey answer attribution uses (affiliate_id, handle) and whether it "
+        "was given with_order or later; null without one",
+    )
     truncated: bool = Field(description="more events named this order than the index keeps")
     postings: list[dict[str, Any]] | None = Field(
         description="the creators' journal postings for this order; null when the ledger "
