@@ -30,12 +30,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import order_partition_key
-from afflux.shared.core.terms import TermsVersion, terms_in_force
+from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
 from afflux.shared.events import (
     Assist,
     ClickRecorded,
@@ -48,6 +49,7 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SubscriptionRenewed,
     SurveyAnswer,
     SurveyAnswered,
 )
@@ -156,6 +158,7 @@ def attribute(
                 out.conversions.append(result)
             else:
                 out.unmatched.append(result)
+    _renewals(events, campaigns, converted, decided, out)
     confirmed: set[tuple[str, str]] = set()
     refunded: dict[tuple[str, str], int] = {}
     refunds_seen: set[tuple[str, str, str]] = set()
@@ -328,8 +331,98 @@ def _conversion(
             "customer_id": o.customer_id,
             "new_customer": o.new_customer,
             "order_event_id": o.event_id,
+            "items": o.items,
+            "non_commissionable_minor": o.non_commissionable_minor,
         }
     )
+
+
+def _renewals(
+    events: Sequence[Envelope],
+    campaigns: Mapping[str, Sequence[TermsVersion]],
+    converted: dict[tuple[str, str], ConversionAttributed],
+    decided: set[tuple[str, str]],
+    out: OracleResult,
+) -> None:
+    """Each renewal (first copy wins) pays its first order's winner within the terms'
+    limit, as a conversion of the renewal's own order id that its refunds then find."""
+    seen: set[tuple[str, str]] = set()
+    for e in events:
+        if not isinstance(e, SubscriptionRenewed) or e.campaign_id not in campaigns:
+            continue
+        if (e.campaign_id, e.renewal_order_id) in seen:
+            continue
+        seen.add((e.campaign_id, e.renewal_order_id))
+        first = converted.get((e.campaign_id, e.order_id))
+        v = terms_in_force(campaigns[e.campaign_id], e.occurred_at)
+        recurring = v.terms.plan.recurring
+        if first is None:
+            known = (e.campaign_id, e.order_id) in decided
+            why = "first_order_unattributed" if known else "first_order_unknown"
+        elif recurring is None:
+            why = "no_recurring_terms"
+        elif _beyond(recurring, first.occurred_at, e):
+            why = "renewal_beyond_limit"
+        else:
+            cid = ids.conversion_id(e.campaign_id, e.renewal_order_id)
+            conversion = ConversionAttributed(
+                event_id=cid,
+                occurred_at=e.occurred_at,
+                conversion_id=cid,
+                order_id=e.renewal_order_id,
+                campaign_id=e.campaign_id,
+                affiliate_id=first.affiliate_id,
+                reason=first.reason,
+                model=v.terms.model,
+                window_ms=0,
+                terms_version=v.version,
+                kind="renewal",
+                amount_minor=e.amount_minor,
+                currency=e.currency,
+                order_event_id=e.event_id,
+                renewal_number=e.renewal_number,
+                first_order_id=e.order_id,
+            )
+            converted[(e.campaign_id, e.renewal_order_id)] = conversion
+            out.conversions.append(conversion)
+            continue
+        decided.add((e.campaign_id, e.renewal_order_id))
+        out.unmatched.append(
+            OrderUnattributed.model_validate(
+                {
+                    "event_id": ids.unattributed_id(e.campaign_id, e.renewal_order_id),
+                    "occurred_at": e.occurred_at,
+                    "order_id": e.renewal_order_id,
+                    "campaign_id": e.campaign_id,
+                    "reason": why,
+                    "kind": "renewal",
+                    "amount_minor": e.amount_minor,
+                    "currency": e.currency,
+                    "order_event_id": e.event_id,
+                }
+            )
+        )
+
+
+def _beyond(recurring: RecurringCommission, first_at: int, e: SubscriptionRenewed) -> bool:
+    if recurring.max_renewals is not None:
+        return e.renewal_number > recurring.max_renewals
+    assert recurring.max_months is not None
+    return e.occurred_at >= _months_after(first_at, recurring.max_months)
+
+
+def _months_after(at_ms: int, months: int) -> int:
+    """The same day and time ``months`` calendar months later (UTC), or the month's last day."""
+    start = datetime.fromtimestamp(at_ms // 1000, UTC)
+    year, month = divmod(start.year * 12 + start.month - 1 + months, 12)
+    day = start.day
+    while True:  # 31 January + 1 month: 31, 30, 29 February do not exist; 28 does
+        try:
+            moved = start.replace(year=year, month=month + 1, day=day)
+        except ValueError:
+            day -= 1
+            continue
+        return int(moved.timestamp()) * 1000 + at_ms % 1000
 
 
 def _reversal(
@@ -351,6 +444,7 @@ def _reversal(
         order_amount_minor=c.amount_minor,
         currency=c.currency,
         order_occurred_at=c.occurred_at,
+        items=r.items,
     )
 
 
