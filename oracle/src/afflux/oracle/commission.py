@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 
+from afflux.oracle.engagement import engagement_lines
+from afflux.shared.content_facts import content_fact, key_of
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import (
     ClickTally,
@@ -43,6 +45,7 @@ from afflux.shared.core.commission import (
     sale_rate,
     version_by_number,
 )
+from afflux.shared.core.engagement import ContentEvent
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import percent_of
@@ -56,6 +59,9 @@ from afflux.shared.core.terms import (
 )
 from afflux.shared.events import (
     ClickRecorded,
+    ContentPublished,
+    ContentReleased,
+    ContentStats,
     ConversionAttributed,
     ConversionReversed,
     LeadConfirmed,
@@ -120,10 +126,12 @@ def reference_lines(
     confirmations: Mapping[str, str],
     clicks: Sequence[ClickTally],
     versions: Sequence[TermsVersion],
+    contents: Sequence[tuple[str, Sequence[ContentEvent]]] = (),
 ) -> tuple[TargetLine, ...]:
     """Every line of one campaign-period with its final components, in cap order
     (time, then line id). ``confirmations`` maps confirmed orders to their event id;
-    ``clicks`` holds one tally per creator."""
+    ``clicks`` holds one tally per creator; ``contents`` each content published in the
+    period with its events in topic order."""
     if not versions:
         return ()
     start, end = period_bounds(period)
@@ -153,6 +161,10 @@ def reference_lines(
     lines += _click_lines(campaign_id, period, terms, valid)
     lines += _base_fees(campaign_id, period, terms, current, valid)
     lines += _milestones(campaign_id, period, terms, net_sales)
+    lines += [
+        _Uncapped(e.line_id, e.affiliate_id, "engagement", None, e.time, e.approve_at, e.gross)
+        for e in engagement_lines(campaign_id, contents, versions)
+    ]
     capped = _capped(lines, terms.plan)
     return capped + _overrides(capped, terms)
 
@@ -580,6 +592,8 @@ class _Placed:
     seen_clicks: set[str] = field(default_factory=set)
     unique: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     first: dict[str, int] = field(default_factory=dict)
+    content: dict[str, list[ContentEvent]] = field(default_factory=dict)  # key -> events
+    content_ids: set[str] = field(default_factory=set)  # first copy of an event id wins
 
     def tallies(self) -> tuple[ClickTally, ...]:
         return tuple(ClickTally(a, n, self.first[a]) for a, n in sorted(self.unique.items()))
@@ -597,9 +611,13 @@ def reference_from_events(
     in its own; a lead confirmation in the period of its order's conversion (the last
     one placed). The same id placed twice in one period keeps the last copy; a click
     counts once per click id, first copy wins, and is valid without any quality flag.
-    Every period that received anything is in the result, lines or not.
+    Every period that received anything is in the result, lines or not. A content
+    lives in the period of its first publication; its stats and releases follow it
+    there (none before it: dead-lettered), a publication by another campaign or
+    creator counts for nothing.
     """
     placed: dict[tuple[str, str], _Placed] = defaultdict(_Placed)
+    routes: dict[str, tuple[str, str, str]] = {}  # content -> campaign, period, creator
     period_of_order: dict[tuple[str, str], str] = {}
     confirmed: dict[tuple[str, str], str] = {}
 
@@ -637,6 +655,23 @@ def reference_from_events(
                 a = event.affiliate_id
                 facts.unique[a] += 1
                 facts.first[a] = min(facts.first.get(a, event.occurred_at), event.occurred_at)
+        elif isinstance(event, ContentPublished | ContentStats | ContentReleased):
+            key = key_of(event)
+            route = routes.get(key)
+            if isinstance(event, ContentPublished):
+                period = where(event.campaign_id, event.published_at)
+                if period is None:
+                    continue
+                if route is None:
+                    route = routes[key] = (event.campaign_id, period, event.affiliate_id)
+                if route != (event.campaign_id, route[1], event.affiliate_id):
+                    continue
+            if route is None:
+                continue
+            facts = placed[route[:2]]
+            if event.event_id not in facts.content_ids:
+                facts.content_ids.add(event.event_id)
+                facts.content.setdefault(key, []).append(content_fact(event))
     for (campaign, order), event_id in confirmed.items():
         if (period := period_of_order.get((campaign, order))) is not None:
             placed[(campaign, period)].confirmations[order] = event_id
@@ -649,6 +684,7 @@ def reference_from_events(
             facts.confirmations,
             facts.tallies(),
             versions_by_campaign[campaign],
+            tuple(facts.content.items()),
         )
         for (campaign, period), facts in sorted(placed.items())
     }
