@@ -71,6 +71,26 @@ RULES = [
         "12 % of 10.00 EUR (tier from net sale 3 (this is net sale 3)), re-ranked among the "
         "period's sales (was 1.00 EUR)",
     ),
+    # a sale priced per item: each rate with its share, what was excluded or not commissionable
+    RuleCase(
+        "sale: 12.5% of 2000 (sku shoe-1), 8% of 1000 (base rate); excluded 495;"
+        " 500 non-commissionable",
+        "EUR",
+        "12.5 % of 20.00 EUR (sku shoe-1), 8 % of 10.00 EUR (base rate); 4.95 EUR excluded;"
+        " 5.00 EUR not commissionable",
+    ),
+    # a sale without items but with shipping named
+    RuleCase(
+        "sale: 8% of 4500 (base rate); 499 non-commissionable",
+        "EUR",
+        "8 % of 45.00 EUR (base rate); 4.99 EUR not commissionable",
+    ),
+    # a renewal at the recurring rate
+    RuleCase(
+        "renewal 3: 20% of 1999 (recurring rate)",
+        "EUR",
+        "20 % of 19.99 EUR (recurring rate, renewal 3)",
+    ),
     # a rule the reader does not know stays as written
     RuleCase("milestone bonus at 10 net sales", "EUR", "milestone bonus at 10 net sales"),
 ]

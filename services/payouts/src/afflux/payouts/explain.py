@@ -39,9 +39,17 @@ def _rate(rate: str, currency: str) -> str:
 
 # The rules' wording (afflux.shared.core.journal.rules and .period), read back.
 _RULES: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
+    (  # a sale priced per item: several rates, or a part left out
+        re.compile(r"^sale: (.*(?:\), \d|; excluded |\d non-commissionable|no commissionable).*)$"),
+        lambda m, c: _items_in_words(m[1], c),
+    ),
     (
         re.compile(r"^sale: (\d+(?:\.\d+)?%|fixed -?\d+) of (-?\d+) \((.+)\)$"),
         lambda m, c: f"{_rate(m[1], c)} of {money(int(m[2]), c)} ({m[3]})",
+    ),
+    (
+        re.compile(r"^renewal (\d+): (\d+(?:\.\d+)?%|fixed -?\d+) of (-?\d+) \(recurring rate\)$"),
+        lambda m, c: f"{_rate(m[2], c)} of {money(int(m[3]), c)} (recurring rate, renewal {m[1]})",
     ),
     (
         re.compile(r"^lead: fixed (-?\d+)( \(confirmed\))?$"),
@@ -65,6 +73,20 @@ _RULES: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
         lambda m, c: f"base fee of {money(int(m[1]), c)} for the period",
     ),
 )
+
+
+_PART = re.compile(r"(\d+(?:\.\d+)?%|fixed -?\d+) of (-?\d+) \(")
+_EXCLUDED = re.compile(r"excluded (\d+)")
+_NON_COMMISSIONABLE = re.compile(r"(\d+) non-commissionable")
+
+
+def _items_in_words(rule: str, currency: str) -> str:
+    """A sale priced per item: each rate's share and what was left out, in money."""
+    rule = _PART.sub(lambda m: f"{_rate(m[1], currency)} of {money(int(m[2]), currency)} (", rule)
+    rule = _EXCLUDED.sub(lambda m: f"{money(int(m[1]), currency)} excluded", rule)
+    return _NON_COMMISSIONABLE.sub(
+        lambda m: f"{money(int(m[1]), currency)} not commissionable", rule
+    )
 
 
 def rule_in_words(rule: str, currency: str) -> str:
