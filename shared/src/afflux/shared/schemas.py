@@ -33,6 +33,7 @@ EVENT_TOPICS: dict[str, tuple[topics.Topic, ...]] = {
     "LeadConfirmed": (topics.ORDERS, topics.CONVERSIONS),
     "SurveyAnswered": (topics.ORDERS,),
     "OrderRefunded": (topics.REFUNDS,),
+    "SubscriptionRenewed": (topics.REFUNDS,),  # keyed by the first order, beside its refunds
     "ConversionAttributed": (topics.CONVERSIONS,),
     "ConversionReversed": (topics.REVERSALS,),
     "OrderUnattributed": (topics.UNMATCHED,),
