@@ -211,6 +211,9 @@ def _conversion_line(
     gross = _gross(c, terms, rank, confirmations)
     if gross is None:
         return None
+    survey = terms.survey
+    if c.attributed_by == "survey" and survey is not None and survey.mode == "reduced_rate":
+        gross = percent_of(gross, survey.reduced_rate_percent or Decimal(0))
     kind = c.kind if c.kind in ("sale", "lead", "renewal") else "action"
     approve_at = c.occurred_at + terms.lock_days * MS_PER_DAY
     before = [r for r in refunds if r.occurred_at < approve_at]

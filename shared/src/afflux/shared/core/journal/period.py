@@ -335,7 +335,8 @@ class PeriodState:
         if record.in_net_sales:
             sales = self.creators[record.affiliate_id].net_sales
             rank = bisect_left(sales, (record.time, record.line_id)) + 1
-        priced = rules.conversion_gross(record, self.versions, rank)
+        gross = rules.conversion_gross(record, self.versions, rank)
+        priced = rules.survey_reduced(gross, record, self.versions)
         record.gross, record.rule = priced if priced is not None else (0, "earns nothing")
         record.sources = (
             (c.event_id,)

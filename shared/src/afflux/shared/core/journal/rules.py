@@ -14,6 +14,7 @@ from fractions import Fraction
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import apply_rate, describe_rate, sale_rate, version_by_number
 from afflux.shared.core.journal.records import LineRecord, RefundEntry
+from afflux.shared.core.money import percent_of
 from afflux.shared.core.products import price_sale, refund_shares, round_half_up
 from afflux.shared.core.terms import TermsVersion
 
@@ -72,6 +73,23 @@ def conversion_gross(
     if action not in plan.actions_minor:
         return None
     return plan.actions_minor[action], f"action {action}: fixed {plan.actions_minor[action]}"
+
+
+def survey_reduced(
+    priced: tuple[int, str] | None, record: LineRecord, versions: Sequence[TermsVersion]
+) -> tuple[int, str] | None:
+    """A conversion the survey attributed, under terms that pay survey-attributed orders a
+    reduced rate (``survey.mode: reduced_rate``): that percent of the gross it would
+    earn otherwise. Any other conversion is priced as it was."""
+    c = record.conversion
+    if priced is None or c is None or c.attributed_by != "survey":
+        return priced
+    survey = version_by_number(versions, c.terms_version).terms.survey
+    if survey is None or survey.mode != "reduced_rate" or survey.reduced_rate_percent is None:
+        return priced
+    gross, rule = priced
+    percent = survey.reduced_rate_percent
+    return percent_of(gross, percent), f"{rule}; survey-attributed: {percent}% of {gross}"
 
 
 def lock_ms(versions: Sequence[TermsVersion], terms_version: int) -> int:
