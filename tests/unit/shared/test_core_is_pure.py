@@ -161,6 +161,7 @@ CONTRACT_MODULES = (
     "redis_url",
     "secret_policy",
     "ledger_facts",
+    "content_facts",
     "whatif_decode",
 )
 SHARED = Path(afflux.shared.core.__file__).parents[1]
