@@ -4,8 +4,9 @@ chromedriver against a whole stack.
 A creator logs in with its key, reads its balance, opens a posting's explanation,
 downloads its statement CSV (rows checked against the statement API), makes a tracking
 link, is refused another creator's page (404) and logs out. A merchant logs in, changes
-the period and sees the chart's points equal the series API's. A form posted from a
-page of another origin is refused. Each page's screenshot is saved under
+the period and sees the chart's points equal the series API's. Both read the creator's
+content (a post whose second snapshot shrank) per content, as the contents API answers.
+A form posted from a page of another origin is refused. Each page's screenshot is saved under
 ``test-artifacts/portal/`` (``AFFLUX_TEST_ARTIFACTS`` moves it; docs/testing.md).
 """
 
@@ -58,9 +59,11 @@ campaigns:
       cookie_window_days: 30
       grace_seconds: 1
       lock_days: 30
+      emv: {{per_impression_minor_per_1000: 500, per_like_minor: 5, per_comment_minor: 10}}
       plan:
         sale: {{rate: {{percent: "10"}}}}
 """
+POST = f"post-{RUN}"
 # The campaign is monthly: its current period is this month (UTC).
 PERIOD_NOW = time.strftime("%Y-%m", time.gmtime())
 ARTIFACTS = Path(os.environ.get("AFFLUX_TEST_ARTIFACTS", "test-artifacts")) / "portal"
@@ -208,6 +211,28 @@ def activity(stack: Stack, terms: CampaignTerms) -> dict[str, str]:
                 ADMIN_TOKEN,
                 lambda b: True,
             )
+            # A post and two snapshots of it, the second with fewer likes (fake ones gone).
+            now = int(time.time() * 1000)
+            await client.publish_content(
+                {
+                    "content_id": POST,
+                    "platform": "instagram",
+                    "affiliate_id": CREATOR,
+                    "campaign_id": CAMPAIGN,
+                    "kind": "post",
+                    "url": f"https://instagram.com/p/{POST}",
+                    "published_at": now - 60_000,
+                }
+            )
+            counts = {"views": 4_000, "impressions": 10_000, "comments": 40, "shares": 8}
+            for as_of, likes in ((now - 50_000, 600), (now - 40_000, 512)):
+                stats = {**counts, "as_of": as_of, "likes": likes, "saves": 20, "followers": 20_000}
+                await client.post_stats("instagram", POST, stats)
+            await wait_for(
+                f"{payouts}/v1/kpis/campaigns/{CAMPAIGN}/contents",
+                ADMIN_TOKEN,
+                lambda b: [c["engagement"] for c in b["contents"]] == [512 + 40 + 8 + 20],
+            )
         return {
             "creator": await issue_key(payouts, "creator", CREATOR),
             "merchant": await issue_key(payouts, "merchant", MERCHANT),
@@ -276,6 +301,20 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     assert shown[:3] == [str(kpis["clicks"]), str(kpis["valid_clicks"]), str(kpis["conversions"])]
     assert shown[3] == f"{kpis['conversion_rate'] * 100:.2f} %"
     assert shown[5] == euros(kpis["commission_minor"])
+    reach = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.reach tbody td")]
+    assert reach[:4] == ["1", "4,000", "10,000", "580"]  # the second snapshot's likes
+    assert reach[4] == f"{kpis['engagement_rate'] * 100:.2f} %" == "2.90 %"
+    assert reach[7] == euros(kpis["emv_minor"])
+    contents = asyncio.run(api(f"{base}/v1/kpis/creators/{CREATOR}/contents", key))["contents"]
+    assert [
+        row_text(r) for r in driver.find_elements(By.CSS_SELECTOR, "table.contents tbody tr")
+    ] == [
+        ["instagram", "post", POST, "4,000", "580", "2.90 %", "none", "none", euros(c["emv_minor"])]
+        for c in contents
+    ]
+    assert (
+        euros(contents[0]["emv_minor"]) == "79.60 EUR"
+    )  # 10,000 x 5.00/1,000 + 512 x 0.05 + 40 x 0.10
     shot(driver, "creator-kpis")
 
     driver.get(f"{base}/portal/creators/{CREATOR}/links")
@@ -323,6 +362,17 @@ def test_merchant_changes_period_and_the_chart_shows_the_series(
     check_chart(driver, base, key, period)
     assert "conversions ÷ valid clicks" in text(driver, "#conversion-rate")
     assert CREATOR in text(driver, "table.top-creators")
+    campaign = asyncio.run(api(f"{base}/v1/kpis/campaigns/{CAMPAIGN}", key, period=str(period)))
+    reach = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.reach tbody td")]
+    assert reach[5] == f"{campaign['ctr'] * 100:.2f} %"  # valid clicks / 10,000 impressions
+    assert reach[6] == euros(campaign["rpm_minor"])  # net revenue per 1,000 of 4,000 views
+    assert campaign["rpm_minor"] == (campaign["net_revenue_minor"] * 1_000 + 2_000) // 4_000
+    assert [
+        row_text(r) for r in driver.find_elements(By.CSS_SELECTOR, "table.contents tbody tr")
+    ] == [
+        ["instagram", "post", POST, CREATOR, "4,000", "580", "2.90 %", "none", "none", "79.60 EUR"]
+    ]
+    assert "survey-attributed" in text(driver, "#conversions-by-rule")
     insights = asyncio.run(
         wait_for(
             insights_url(stack, str(period)),
@@ -361,6 +411,10 @@ def test_merchant_changes_period_and_the_chart_shows_the_series(
     assert text(driver, "#period-label") == f"Showing {period} (current period)"
     check_chart(driver, base, key, str(period))
     shot(driver, "brand-campaign-period")
+
+
+def row_text(row: Any) -> list[str]:
+    return [str(cell.text) for cell in row.find_elements(By.TAG_NAME, "td")]
 
 
 def check_chart(driver: webdriver.Chrome, base: str, key: str, period: str) -> None:

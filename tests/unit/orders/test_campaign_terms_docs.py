@@ -44,6 +44,9 @@ def test_examples_exercise_every_plan_element_model_and_window() -> None:
         "creator cap": any(p.creator_cap_minor for p in plans),
         "campaign budget": any(p.campaign_budget_minor for p in plans),
         "coupons": any(t.coupons for t in terms),
+        "pay per engagement": any(p.engagement for p in plans),
+        "livestream attribution": any("livestream" in t.precedence for t in terms),
+        "EMV values": any(t.emv for t in terms),
     }
     assert [name for name, present in used.items() if not present] == []
     assert {t.model for t in terms} == {"last_click", "first_click"}

@@ -256,6 +256,53 @@ class DemoClient:
                 f"refund {refund_id} answered {response.status_code}: {response.text}"
             )
 
+    async def _admin_post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """POST to the payouts service as admin; 503 ("not now") is retried for up to
+        ``retry_for_s``."""
+        deadline = time.monotonic() + self.retry_for_s
+        pause = 0.25
+        while True:
+            response = await self.http.post(
+                f"{self.payouts_url}{path}", json=body, headers=self.admin
+            )
+            if response.status_code != 503 or time.monotonic() >= deadline:
+                return response
+            await asyncio.sleep(pause)
+            pause = min(2.0, pause * 2)
+
+    async def publish_content(self, content: dict[str, Any]) -> None:
+        """``POST /v1/content``: a creator's publication (a live stream's end: again)."""
+        response = await self._admin_post("/v1/content", content)
+        if response.status_code != 202:
+            raise RuntimeError(
+                f"content {content.get('content_id')} answered {response.status_code}:"
+                f" {response.text}"
+            )
+
+    async def post_stats(self, platform: str, content_id: str, stats: dict[str, int]) -> None:
+        """``POST /v1/content/{platform}/{content_id}/stats``: a cumulative snapshot."""
+        response = await self._admin_post(f"/v1/content/{platform}/{content_id}/stats", stats)
+        if response.status_code != 202:
+            raise RuntimeError(
+                f"stats of {platform}:{content_id} answered {response.status_code}: {response.text}"
+            )
+
+    async def campaign_kpis(self, campaign_id: str) -> dict[str, Any]:
+        response = await self.http.get(
+            f"{self.payouts_url}/v1/kpis/campaigns/{campaign_id}", headers=self.admin
+        )
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def campaign_contents(self, campaign_id: str) -> list[dict[str, Any]]:
+        response = await self.http.get(
+            f"{self.payouts_url}/v1/kpis/campaigns/{campaign_id}/contents", headers=self.admin
+        )
+        response.raise_for_status()
+        rows: list[dict[str, Any]] = response.json()["contents"]
+        return rows
+
     async def creator_rows(self) -> list[CreatorRow]:
         response = await self.http.get(f"{self.payouts_url}/v1/kpis/creators", headers=self.admin)
         response.raise_for_status()

@@ -14,11 +14,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from afflux.payouts import params, payout_records, reads, views
 from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
+from afflux.payouts.portal import content_tables
 from afflux.payouts.portal import html as h
 from afflux.payouts.portal.creator_pages import kpi_table
 from afflux.payouts.portal.guard import campaign_viewer, viewer
 from afflux.payouts.portal.timeline import daily
-from afflux.payouts.queries import counts_for, current_period
+from afflux.payouts.queries import contents_for, counts_for, current_period
 from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.periods import period_bounds
 
@@ -139,6 +140,8 @@ async def campaign_page(
     body += h.period_label(wanted, current)
     body += f'<p class="note" id="conversion-rate">{h.esc(h.CONVERSION_RATE_DEFINITION)}</p>'
     body += "<h2>KPIs</h2>" + kpi_table(row)
+    contents = await contents_for(store, [(campaign_id, wanted)], directory)
+    body += content_tables.section(row, contents, brand=True)
     start, end = period_bounds(wanted)
     series = daily(views.series(total), start=start, end=end, until=now)
     body += "<h2>Per day</h2>"

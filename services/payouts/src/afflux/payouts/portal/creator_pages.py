@@ -17,10 +17,12 @@ from fastapi.responses import HTMLResponse, Response
 from afflux.payouts import params, payout_records, reads, views
 from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.explain import explain_posting
+from afflux.payouts.portal import content_tables
 from afflux.payouts.portal import html as h
 from afflux.payouts.portal.guard import creator_viewer
 from afflux.payouts.portal.timeline import daily
 from afflux.payouts.queries import (
+    contents_for,
     counts_for,
     current_period,
     decode_cursor,
@@ -417,6 +419,8 @@ async def kpis_page(
         shown += 1
         row = views.kpi_row(c)
         body += f"<h2>Campaign {h.esc(cid)}, {h.esc(wanted)}</h2>" + kpi_table(row)
+        contents = await contents_for(store, [(cid, wanted)], directory, affiliate_id)
+        body += content_tables.section(row, contents, brand=False)
         start, end = period_bounds(wanted)
         series = daily(views.series(c), start=start, end=end, until=now)
         body += h.chart(
