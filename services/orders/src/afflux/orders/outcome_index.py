@@ -38,6 +38,7 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SubscriptionRenewed,
     SurveyAnswered,
 )
 from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
@@ -48,7 +49,7 @@ GROUP = "afflux-order-outcomes"
 # What each topic carries about orders; anything else on them is dead-lettered.
 CARRIED: dict[str, tuple[type[Envelope], ...]] = {
     ORDERS.name: (OrderPlaced, LeadConfirmed, SurveyAnswered),
-    REFUNDS.name: (OrderRefunded,),
+    REFUNDS.name: (OrderRefunded, SubscriptionRenewed),  # renewals: under the first order
     CONVERSIONS.name: (ConversionAttributed,),
     REVERSALS.name: (ConversionReversed,),
     UNMATCHED.name: (OrderUnattributed, RefundUnmatched),
@@ -57,7 +58,7 @@ TOPICS = tuple(CARRIED)
 # Refunds come as often as a merchant sends them; the order and its answers are few. Each
 # class has its own bound, so a flood of refunds never pushes out the decision.
 MAX_EVENTS_PER_ORDER = 100
-REFUND_EVENTS = (OrderRefunded, RefundUnmatched, ConversionReversed)
+REFUND_EVENTS = (OrderRefunded, RefundUnmatched, ConversionReversed, SubscriptionRenewed)
 TRUNCATED = "!truncated"
 log = logging.getLogger(__name__)
 
