@@ -86,7 +86,7 @@ def nonzero(pay: Mapping[str, int]) -> dict[str, int]:
 
 
 DOUBLED_TIERS = tuple(
-    t.model_copy(update={"rate": t.rate.model_copy(update={"percent": t.rate.percent * 2})})
+    t.model_copy(update={"rate": t.rate.model_copy(update={"percent": 2 * (t.rate.percent or 0)})})
     for t in PLAN.tiers
 )
 
