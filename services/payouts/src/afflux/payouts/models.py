@@ -74,7 +74,7 @@ class PostingView(BaseModel):
     kind: str = Field(
         description="accrual, click_pay, base_fee, bonus, tier_adjustment, adjustment, "
         "moved, reversal, base_fee_reversal, bonus_reversal, refund_reduction, clawback, "
-        "cap_cut or cap_release"
+        "engagement_pay, engagement_correction, engagement_reversal, cap_cut or cap_release"
     )
     line_kind: str
     component: str = Field(

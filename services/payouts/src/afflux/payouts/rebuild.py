@@ -1,7 +1,7 @@
 """Clearing the ledger so that its consumers replay the topics from the start.
 
 Everything under the ledger's prefix is derived from the ``conversions``,
-``reversals`` and ``clicks`` topics and can be rebuilt from them, except each
+``reversals``, ``clicks`` and ``content`` topics and can be rebuilt from them, except each
 creator's payout records (``{a:<affiliate>}:payouts`` and ``:paid``): they record
 money that was paid, which the topics do not hold, and the next payout run pays
 only the difference to them.
