@@ -26,6 +26,9 @@ from afflux.shared.events import (
     AnyEvent,
     CampaignTermsPublished,
     ClickRecorded,
+    ContentPublished,
+    ContentReleased,
+    ContentStats,
     Envelope,
 )
 
@@ -97,10 +100,14 @@ def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
 def lines_of(events: Sequence[AnyEvent], outputs: Sequence[Envelope]) -> dict[str, list[Line]]:
     """affiliate -> the lines the commission reference makes of attribution ``outputs``
     (conversions, forwarded confirmations, reversals; copies by id counted once) and the
-    clicks among ``events``, placed as the payouts ledger places them."""
+    clicks and content among ``events``, placed as the payouts ledger places them."""
     versions = campaign_versions(events)
     unique = list({e.event_id: e for e in outputs}.values())
-    clicks = [e for e in events if isinstance(e, ClickRecorded)]
+    clicks = [
+        e
+        for e in events
+        if isinstance(e, ClickRecorded | ContentPublished | ContentStats | ContentReleased)
+    ]
     out: dict[str, list[Line]] = defaultdict(list)
     for (cid, period), lines in reference_from_events([*unique, *clicks], versions).items():
         currency = max(versions[cid], key=lambda v: v.version).terms.currency

@@ -1,7 +1,7 @@
 """``afflux verify``: a seeded workload through a fresh stack, then every check to the cent.
 
 The expected answer is computed from the input topics alone (clicks, orders,
-refunds, campaign terms) by the batch attribution oracle, which decides on
+refunds, campaign terms, content) by the batch attribution oracle, which decides on
 event times only, and the pure commission engine; the actual answer is what
 the attribution worker put on its topics (corrections netted: per order the
 conversion no later one superseded) and what the payouts API serves. Exit 0
@@ -38,7 +38,15 @@ from afflux.oracle import admitted
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.events import AnyEvent
-from afflux.shared.topics import CAMPAIGNS, CLICKS, CONVERSIONS, ORDERS, REFUNDS, REVERSALS
+from afflux.shared.topics import (
+    CAMPAIGNS,
+    CLICKS,
+    CONTENT,
+    CONVERSIONS,
+    ORDERS,
+    REFUNDS,
+    REVERSALS,
+)
 
 
 @dataclass
@@ -85,7 +93,7 @@ async def _check(
     await settle(payouts_url, admin_token=admin_token, min_wait_s=grace_s + 1)
     topics: dict[str, list[AnyEvent]] = {}
     timed: dict[str, list[tuple[AnyEvent, int]]] = {}
-    for topic in (CLICKS, ORDERS, REFUNDS, CAMPAIGNS, CONVERSIONS, REVERSALS):
+    for topic in (CLICKS, ORDERS, REFUNDS, CONTENT, CAMPAIGNS, CONVERSIONS, REVERSALS):
         timed[topic.name] = await read_topic_timed(bootstrap, topic.name)
         topics[topic.name] = [event for event, _ in timed[topic.name]]
     result = StackCheck(counts={name: len(events) for name, events in topics.items()})
@@ -95,7 +103,7 @@ async def _check(
     # The worker dead-letters events stamped too far after their record (see the oracle).
     inputs = topics[CAMPAIGNS.name] + [
         event
-        for topic in (CLICKS, ORDERS, REFUNDS)
+        for topic in (CLICKS, ORDERS, REFUNDS, CONTENT)
         for event in admitted(timed[topic.name], DEFAULT_CLOCK_SKEW_MS)
     ]
     outputs = topics[CONVERSIONS.name] + topics[REVERSALS.name]
