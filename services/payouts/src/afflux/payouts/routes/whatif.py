@@ -17,6 +17,7 @@ from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.whatif import check_draft, replay_draft
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.core.whatif.log import RangeProblem, day_range
+from afflux.shared.io.http.principals import CsrfDep
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.http.state import state_dep
 
@@ -82,6 +83,7 @@ class WhatIfAnswer(BaseModel):
     },
 )
 async def campaign_whatif(
+    __: CsrfDep,  # a POST: with a session cookie, only from our pages (docs/portal.md)
     _: CampaignReader,
     directory: DirectoryDep,
     campaign_id: str,
