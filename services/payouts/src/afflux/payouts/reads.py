@@ -21,8 +21,9 @@ its currency and, for an ``as_of`` before its latest approval, its pending part.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -31,6 +32,7 @@ from afflux.payouts.keys import creator_index_pair, creator_index_range
 from afflux.payouts.store import LedgerStore
 from afflux.payouts.views import PeriodSums
 from afflux.shared.core.journal.records import Posting
+from afflux.shared.core.terms import TermsVersion
 
 CampaignPeriod = tuple[str, str]
 
@@ -198,6 +200,43 @@ async def period_creator_sums(
                 totals[affiliate] = int(value)
         out.append(totals)
     return out
+
+
+async def overrides_on(
+    store: LedgerStore,
+    affiliate: str,
+    cps: Sequence[CampaignPeriod],
+    versions: Callable[[str], Sequence[TermsVersion]],
+) -> list[dict[str, Any]]:
+    """What agencies earn on the creator's lines in ``cps``: the period's
+    ``override_on|<creator>|<agency>`` counters (afflux.shared.core.journal.period), for
+    every agency the campaign's terms ever named."""
+    asked: list[tuple[str, list[str]]] = []
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period in cps:
+            agencies = sorted(
+                {
+                    m.agency_id
+                    for v in versions(cid)
+                    if v.terms.overrides is not None
+                    for m in v.terms.overrides.agencies.values()
+                }
+            )
+            if agencies:
+                asked.append((cid, agencies))
+                fields = [f"override_on|{affiliate}|{a}" for a in agencies]
+                pipe.hmget(store.keys.period(cid, period, "kpis"), fields)
+        answers = await pipe.execute() if asked else []
+    totals: dict[tuple[str, str], int] = {}
+    for (cid, agencies), values in zip(asked, answers, strict=True):
+        for agency, value in zip(agencies, values, strict=True):
+            if value is not None:
+                totals[(cid, agency)] = totals.get((cid, agency), 0) + int(value)
+    return [
+        {"campaign_id": cid, "agency_id": agency, "amount_minor": amount}
+        for (cid, agency), amount in sorted(totals.items())
+        if amount
+    ]
 
 
 def _text(raw: dict[bytes, bytes]) -> dict[str, str]:

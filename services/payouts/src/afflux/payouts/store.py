@@ -52,6 +52,7 @@ from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState, Publication
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
+from afflux.shared.core.journal.override_lines import override_agencies
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
 from afflux.shared.core.journal.records import (
     LineRecord,
@@ -313,6 +314,8 @@ class LedgerStore:
                     pipe.hsetnx(self.keys.ledger("content"), key, orjson.dumps(route))
                 await pipe.execute()
         await self._hand_over(batch, items, early_seen)
+        for (cid, period), names in creators.items():  # agencies earn on these creators' lines
+            names |= override_agencies(versions(cid), period, names)
         await self._register(creators, items)
         results = await asyncio.gather(
             *(self._step(cp, items[cp], versions(cp[0]), currency(cp[0])) for cp in sorted(items))

@@ -100,4 +100,7 @@ async def statement(
         "lines": views.line_views(postings, at),
         "totals": views.totals(postings, at),
         "payouts": await payout_records.records_named(store, affiliate_id, campaigns, wanted),
+        "overrides_on_commission": await reads.overrides_on(
+            store, affiliate_id, cps, lambda c: directory.versions(c) if c in directory else ()
+        ),
     }

@@ -10,7 +10,7 @@ in a creator's cap or the campaign budget: the brand pays them on top.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from afflux.shared.core.ids import derived_id
@@ -23,6 +23,8 @@ from afflux.shared.core.overrides import (
     MirroredPart,
     mirror,
 )
+from afflux.shared.core.periods import period_bounds
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 
 
 def override_line_id(source_line_id: str, level: int) -> str:
@@ -156,3 +158,16 @@ def posting_rule(record: LineRecord, name: str, posted: int, target: int) -> str
         return record.rule if posted == 0 else f"{record.rule} (was {posted})"
     what = "clawback" if name.startswith("clawback") else name
     return f"override mirrors {creator}'s {what}: {record.rule}"
+
+
+def override_agencies(
+    versions: Sequence[TermsVersion], period: str, creators: Iterable[str]
+) -> set[str]:
+    """The agencies that earn overrides on ``creators``' lines of the period (its terms
+    are those in force when it opened, as for the period's caps)."""
+    if not versions:
+        return set()
+    overrides = terms_in_force(versions, period_bounds(period)[0]).terms.overrides
+    if overrides is None:
+        return set()
+    return {agency for c in creators for _, agency, _ in overrides.chain(c)}
