@@ -91,6 +91,15 @@ RULES = [
         "EUR",
         "20 % of 19.99 EUR (recurring rate, renewal 3)",
     ),
+    # engagement: values per interaction and amounts in the currency's units
+    RuleCase(
+        "engagement at snapshot 3 (as of 2026-11-01T03:00:00Z): 512 likes \u00d7 0.5"
+        " + 1,200 views \u00d7 4 per 1,000 = 260, capped at 200 per content (was 250)",
+        "EUR",
+        "engagement at snapshot 3 (as of 2026-11-01T03:00:00Z): 512 likes \u00d7 0.005 EUR"
+        " + 1,200 views \u00d7 0.04 EUR per 1,000 = 2.60 EUR, capped at 2.00 EUR per content"
+        " (was 2.50 EUR)",
+    ),
     # a rule the reader does not know stays as written
     RuleCase("milestone bonus at 10 net sales", "EUR", "milestone bonus at 10 net sales"),
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import CURRENCY_EXPONENTS, Money
@@ -89,8 +90,30 @@ def _items_in_words(rule: str, currency: str) -> str:
     )
 
 
+_ENGAGEMENT_VALUE = re.compile(r"\u00d7 (\d+(?:\.\d+)?)( per 1,000)?")
+_ENGAGEMENT_AMOUNT = re.compile(r"(= |\(was |capped at )(-?\d+)")
+
+
+def _engagement_in_words(rule: str, currency: str) -> str:
+    """An engagement line's rule: each value per interaction (minor units, fractions
+    allowed) and the amounts in the currency's units."""
+    exponent = CURRENCY_EXPONENTS.get(currency)
+    if exponent is None:
+        return rule
+    scale = Decimal(10) ** exponent
+
+    def value(m: re.Match[str]) -> str:
+        per = Decimal(m[1]) / scale
+        return f"\u00d7 {format(per.normalize(), 'f')} {currency}{m[2] or ''}"
+
+    rule = _ENGAGEMENT_VALUE.sub(value, rule)
+    return _ENGAGEMENT_AMOUNT.sub(lambda m: m[1] + money(int(m[2]), currency), rule)
+
+
 def rule_in_words(rule: str, currency: str) -> str:
     """A rule as the journal wrote it, its amounts in the currency's units."""
+    if rule.startswith("engagement"):
+        return _engagement_in_words(rule, currency)
     suffix = ""
     reranked = re.search(r", re-ranked \(was (-?\d+)\)$", rule)
     if reranked:
