@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from afflux.attribution.content_view import ContentBook
+from afflux.attribution.content_view import ContentBook, apply_record
 from afflux.attribution.handlers import Campaigns, JoinHandler
 from afflux.attribution.join import JoinPartition, decode_state, encode_state
 from afflux.attribution.metrics import AttributionMetrics
@@ -29,6 +29,7 @@ from afflux.shared.events import (
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CLICKS, ORDERS
+from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.unit
 
@@ -302,3 +303,12 @@ def test_the_worker_ends_where_the_oracle_is_whatever_came_late() -> None:
     assert net_outcomes(w.out) == net_outcomes(oracle.conversions)
     rules = {n.reason for n in net_outcomes(w.out).values()}
     assert rules == {"livestream", "survey"}
+
+
+def test_a_publication_stamped_past_the_clock_skew_is_left_out_as_the_oracle_does() -> None:
+    book = ContentBook(clock_skew_ms=300_000)
+    stream = live(END)
+    assert apply_record(book, encode(stream), stream.occurred_at - 300_001)
+    assert book.changes == []
+    assert apply_record(book, encode(stream), stream.occurred_at - 300_000) == []
+    assert [c.stream for c in book.changes if c.stream] != []

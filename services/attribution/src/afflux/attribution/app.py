@@ -41,7 +41,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app and its runtime, wired; nothing starts until the app runs."""
     bootstrap = settings.kafka_bootstrap
     directory = CampaignDirectory()
-    content = ContentBook()
+    content = ContentBook(settings.attribution_clock_skew_s * 1000)
     metrics = AttributionMetrics()
     instance = settings.instance_id or None
     app = faust.App(

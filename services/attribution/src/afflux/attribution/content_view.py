@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.shared.core.attribution import Content, LiveTouch, content_handles
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import normalize_handle
 from afflux.shared.events import ContentPublished
 from afflux.shared.topics import CONTENT
@@ -54,7 +55,10 @@ class ContentBook:
     """campaign -> its streams and handle claims, and the list of changes in the order
     they were read."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS) -> None:
+        # A publication stamped further after its record than this is left out, as the
+        # worker dead-letters such inputs and the oracle (``admitted``) leaves them out.
+        self.clock_skew_ms = clock_skew_ms
         self._campaigns: dict[str, _Campaign] = {}
         self.changes: list[ContentChange] = []
         self.ready = asyncio.Event()
@@ -123,8 +127,12 @@ def apply_record(book: ContentBook, value: bytes | None, at: int) -> list[str]:
             continue
         try:
             event = event_from_dict(item)
-            if isinstance(event, ContentPublished):
-                book.apply(event, at)
+            if not isinstance(event, ContentPublished):
+                continue
+            if event_time_in_future(event.occurred_at, at, book.clock_skew_ms):
+                bad.append(f"event_time_in_future: occurred_at {event.occurred_at}, record {at}")
+                continue
+            book.apply(event, at)
         except Exception as exc:  # one bad item never stops the view (the content
             bad.append(f"{exc!r}"[:500])  # consumer dead-letters it)
     return bad
