@@ -30,6 +30,11 @@ def test_examples_exercise_every_plan_element_model_and_window() -> None:
         "percent sale": any(p.sale and p.sale.rate.percent is not None for p in plans),
         "fixed sale": any(p.sale and p.sale.rate.fixed_minor is not None for p in plans),
         "new-customer rate": any(p.sale and p.sale.new_customer for p in plans),
+        "per-product rates": any(
+            p.sale and p.sale.products and p.sale.products.skus and p.sale.products.categories
+            for p in plans
+        ),
+        "recurring commissions": any(p.recurring for p in plans),
         "lead with confirmation": any(
             t.plan.lead_minor is not None and t.lead_confirmation_required for t in terms
         ),
