@@ -4,7 +4,8 @@ data, and evaluates every alert rule without an error.
 Prometheus (the Debian ``prometheus`` binary) scrapes the four services every second on
 a free loopback port. A short workload makes each series the dashboard reads exist:
 clicks and orders, an attributed and an unattributed order, a refund, a capped
-creator, and a record no consumer can decode (a dead letter).
+creator, a creator's post whose stats grow and shrink, and a record no consumer can
+decode (a dead letter).
 """
 
 from __future__ import annotations
@@ -142,6 +143,27 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+POST = _unique("post")
+
+
+async def _snapshot(client: DemoClient, likes: int, as_of: int) -> None:
+    """A stats snapshot of the post: reach added, or taken back when smaller."""
+    await client.post_stats(
+        "instagram",
+        POST,
+        {
+            "as_of": as_of,
+            "views": 10 * likes,
+            "impressions": 20 * likes,
+            "likes": likes,
+            "comments": likes // 10,
+            "shares": likes // 20,
+            "saves": likes // 10,
+            "followers": 50 * likes,
+        },
+    )
+
+
 def _client(stack: Stack) -> DemoClient:
     return DemoClient(stack.url("clicks"), stack.url("orders"), stack.url("payouts"), ADMIN_TOKEN)
 
@@ -160,6 +182,9 @@ async def _more_orders(stack: Stack) -> None:
                 amount=Money(7_000, "EUR"),
                 visitor_id=visitor_id,
             )
+        now = client.merchant_now()
+        await _snapshot(client, 400, now - 1_000)
+        await _snapshot(client, 350, now)
 
 
 async def _workload(stack: Stack) -> None:
@@ -196,6 +221,20 @@ async def _workload(stack: Stack) -> None:
             )
         # A refund waits for its order's outcome (AFFLUX_REFUND_WAIT_SECONDS): a reversal.
         await client.refund(shop, order_id=refunded, refund_id=_unique("refund"), amount=10_000)
+        now = client.merchant_now()
+        await client.publish_content(
+            {
+                "content_id": POST,
+                "platform": "instagram",
+                "affiliate_id": _unique("creator"),
+                "campaign_id": shop.campaign_id,
+                "kind": "post",
+                "url": f"https://instagram.com/p/{POST}",
+                "published_at": now - 60_000,
+            }
+        )
+        await _snapshot(client, 300, now - 30_000)
+        await _snapshot(client, 250, now - 20_000)  # smaller: fake likes removed
     producer = new_producer(stack.kafka_bootstrap)
     await producer.start()
     try:

@@ -9,6 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from afflux.payouts.redis_memory import RedisMemoryCollector
 from afflux.payouts.store import Applied
 
+# KPI counters of a content's reach (afflux.shared.core.journal.kpis.reach_contribution).
+REACH_MEASURES = frozenset(
+    ("views", "impressions", "likes", "comments", "shares", "saves", "followers")
+)
+
 
 class PayoutsMetrics:
     def __init__(self) -> None:
@@ -60,6 +65,21 @@ class PayoutsMetrics:
             "(stored offset beyond the log end, or another record at the last applied offset)",
             registry=self.registry,
         )
+        self.reach_added = Counter(
+            "afflux_content_reach_added_total",
+            "What newer content snapshots added to creators' reach, by measure (views, "
+            "impressions, likes, comments, shares, saves, followers): each content counts "
+            "at its latest snapshot",
+            ["campaign", "measure"],
+            registry=self.registry,
+        )
+        self.reach_removed = Counter(
+            "afflux_content_reach_removed_total",
+            "What newer but smaller content snapshots took back (likes a platform removed): "
+            "the net reach over a range is added minus removed",
+            ["campaign", "measure"],
+            registry=self.registry,
+        )
         self.redis_memory = RedisMemoryCollector(self.registry)
 
     def applied(self, applied: Applied, event_times: Sequence[int], now_ms: int) -> None:
@@ -75,6 +95,12 @@ class PayoutsMetrics:
                 if posting.kind == "cap_cut":
                     scope = posting.component.partition(":")[2]
                     self.cap_cuts.labels(campaign, scope).inc()
+        for (campaign, _), deltas in applied.kpis.items():
+            for name, delta in deltas.items():
+                measure = name.partition("|")[0]
+                if delta and measure in REACH_MEASURES:
+                    counter = self.reach_added if delta > 0 else self.reach_removed
+                    counter.labels(campaign, measure).inc(abs(delta))
 
     def dead_letter(self, topic: str, reason: str) -> None:
         kind = (

@@ -118,9 +118,11 @@ class LedgerReset(Exception):
 
 @dataclass(frozen=True)
 class Applied:
-    """What a batch posted, per campaign-period (for metrics)."""
+    """What a batch posted, per campaign-period, and how it moved the KPI counters
+    (afflux.shared.core.journal.kpis), for metrics."""
 
     postings: dict[Period, tuple[Posting, ...]]
+    kpis: dict[Period, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -338,7 +340,8 @@ class LedgerStore:
                 _POSITIONS, 1, self.keys.ledger("positions"), *args
             )
         self._trim()
-        return Applied({cp: r.postings for cp, r in zip(sorted(items), results, strict=True)})
+        done = list(zip(sorted(items), results, strict=True))
+        return Applied({cp: r.postings for cp, r in done}, {cp: r.kpis for cp, r in done})
 
     async def _hand_over(
         self, batch: Batch, items: dict[Period, _Items], early_seen: list[tuple[str, str]]
