@@ -17,6 +17,7 @@ from pathlib import Path
 from afflux.cli.console import console_for
 from afflux.cli.demo_client import CreatorRow, DemoClient
 from afflux.cli.demo_report import NextSteps, print_next_steps, print_rankings, rankings
+from afflux.cli.demo_whatif import show_whatif
 from afflux.cli.processes import StartFailed
 from afflux.cli.progress import ProgressDisplay
 from afflux.cli.settings import CliSettings
@@ -61,6 +62,7 @@ def run_demo(
             )
             rows = asyncio.run(_simulate(client, programs, creator_ids(creators), visitors, seed))
             print_rankings(console_for(sys.stdout), rows)
+            show_whatif(console_for(sys.stdout), stack.kafka_bootstrap, [p.terms for p in programs])
             print("\nafflux demo: stopping the stack ...", flush=True)
         except StartFailed as exc:
             print(f"afflux demo: {exc}", file=sys.stderr)
