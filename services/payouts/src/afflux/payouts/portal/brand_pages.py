@@ -139,6 +139,10 @@ async def campaign_page(
     body = h.period_picker(base, known, wanted, current)
     body += h.period_label(wanted, current)
     body += f'<p class="note" id="conversion-rate">{h.esc(h.CONVERSION_RATE_DEFINITION)}</p>'
+    body += (
+        f'<p id="whatif-link"><a href="{h.esc(base)}/whatif">What-if: try draft terms on the '
+        "recorded events</a></p>"
+    )
     body += "<h2>KPIs</h2>" + kpi_table(row)
     contents = await contents_for(store, [(campaign_id, wanted)], directory)
     body += content_tables.section(row, contents, brand=True)
