@@ -13,7 +13,8 @@ from afflux.shared.topics import ALL_TOPICS, INFINITE_RETENTION_MS, Topic, by_na
 
 pytestmark = pytest.mark.unit
 
-INPUTS = ("clicks", "orders", "refunds", "campaigns", "content")
+# What the outside world said, people's review decisions included.
+INPUTS = ("clicks", "orders", "refunds", "campaigns", "content", "reviews")
 # The attribution's answers, replayed by the ledger rebuild and the order-outcome index.
 REPLAYED = ("conversions", "reversals", "attribution.unmatched")
 

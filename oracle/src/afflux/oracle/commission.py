@@ -70,6 +70,7 @@ from afflux.shared.ledger_facts import conversion_fact, refund_fact
 
 REATTRIBUTED = "reattributed"
 EXCLUDED = "excluded"
+HELD_UNTIL = 2**53 - 1  # a held conversion's approval while it waits for a decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +128,13 @@ def reference_lines(
     clicks: Sequence[ClickTally],
     versions: Sequence[TermsVersion],
     contents: Sequence[tuple[str, Sequence[ContentEvent]]] = (),
+    reviews: Mapping[str, tuple[str, int]] | None = None,
 ) -> tuple[TargetLine, ...]:
     """Every line of one campaign-period with its final components, in cap order
     (time, then line id). ``confirmations`` maps confirmed orders to their event id;
     ``clicks`` holds one tally per creator; ``contents`` each content published in the
-    period with its events in topic order."""
+    period with its events in topic order; ``reviews`` maps a conversion id to the first
+    review decision on it (approve or decline, and its time)."""
     if not versions:
         return ()
     start, end = period_bounds(period)
@@ -142,7 +145,10 @@ def reference_lines(
         cid for cid, taken in refunds_of.items() if any(r.reason == REATTRIBUTED for r in taken)
     }
     current = [c for c in by_time if c.conversion_id not in superseded]
-    net_sales = _net_sales(current, refunds_of, end)
+    decisions = reviews or {}
+    held = _held(current, versions)
+    declined = {cid for cid in held if decisions.get(cid, ("", 0))[0] == "decline"}
+    net_sales = _net_sales([c for c in current if c.conversion_id not in declined], refunds_of, end)
     rank = {c.conversion_id: n for sales in net_sales.values() for n, c in enumerate(sales, 1)}
     valid = {t.affiliate_id: t for t in clicks if t.unique_clicks > 0}
     lines = [
@@ -155,8 +161,10 @@ def reference_lines(
                 refunds_of.get(c.conversion_id, []),
                 rank.get(c.conversion_id),
                 confirmations,
+                _approval(c, versions, held, decisions),
             )
         )
+        and c.conversion_id not in declined
     ]
     lines += _click_lines(campaign_id, period, terms, valid)
     lines += _base_fees(campaign_id, period, terms, current, valid)
@@ -167,6 +175,44 @@ def reference_lines(
     ]
     capped = _capped(lines, terms.plan)
     return capped + _overrides(capped, terms)
+
+
+def _held(current: Sequence[ConversionFact], versions: Sequence[TermsVersion]) -> set[str]:
+    """The conversions their terms hold for review: a signal they carry, or burst (more
+    than ``burst_per_hour`` of the creator's current conversions within the hour up to
+    it, by (time, line id)), is in ``hold_on``."""
+    keys: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for c in current:
+        keys[c.affiliate_id].append((c.occurred_at, derived_id("line", c.conversion_id)))
+    out: set[str] = set()
+    for c in current:
+        review = version_by_number(versions, c.terms_version).terms.review
+        if review is None:
+            continue
+        raised = set(c.risk_signals)
+        own = (c.occurred_at, derived_id("line", c.conversion_id))
+        within = [k for k in keys[c.affiliate_id] if c.occurred_at - 3_600_000 < k[0] and k <= own]
+        if len(within) > review.thresholds.burst_per_hour:
+            raised.add("burst")
+        if raised & set(review.hold_on):
+            out.add(c.conversion_id)
+    return out
+
+
+def _approval(
+    c: ConversionFact,
+    versions: Sequence[TermsVersion],
+    held: set[str],
+    decisions: Mapping[str, tuple[str, int]],
+) -> int | None:
+    """A held conversion's approval: never before a decision, then the later of its lock's
+    end and the decision; None: the usual lock."""
+    if c.conversion_id not in held:
+        return None
+    if c.conversion_id not in decisions:
+        return HELD_UNTIL
+    lock = version_by_number(versions, c.terms_version).terms.lock_days * MS_PER_DAY
+    return max(c.occurred_at + lock, decisions[c.conversion_id][1])
 
 
 def _refunds_by_conversion(
@@ -206,6 +252,7 @@ def _conversion_line(
     refunds: Sequence[RefundFact],
     rank: int | None,
     confirmations: Mapping[str, str],
+    approve_at: int | None = None,
 ) -> _Uncapped | None:
     terms = version_by_number(versions, c.terms_version).terms
     gross = _gross(c, terms, rank, confirmations)
@@ -215,7 +262,8 @@ def _conversion_line(
     if c.attributed_by == "survey" and survey is not None and survey.mode == "reduced_rate":
         gross = percent_of(gross, survey.reduced_rate_percent or Decimal(0))
     kind = c.kind if c.kind in ("sale", "lead", "renewal") else "action"
-    approve_at = c.occurred_at + terms.lock_days * MS_PER_DAY
+    if approve_at is None:
+        approve_at = c.occurred_at + terms.lock_days * MS_PER_DAY
     before = [r for r in refunds if r.occurred_at < approve_at]
     after = [r for r in refunds if r.occurred_at >= approve_at]
     line = _Uncapped(

@@ -24,6 +24,7 @@ from afflux.shared.core.click_flags import CLICK_FLAGS, legacy_flags
 from afflux.shared.core.clock import parse_event_time
 from afflux.shared.core.content import MAX_COUNT, PLATFORM_PATTERN
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
+from afflux.shared.core.review import RiskSignal
 from afflux.shared.core.terms import AttributionModel, TermsVersion
 
 EVENT_TIME_DESCRIPTION = "UTC milliseconds since the epoch (RFC 3339 with zone accepted)"
@@ -197,6 +198,17 @@ class OrderPlaced(Envelope):
     survey: SurveyAnswer | None = Field(
         None, description="the buyer's post-purchase survey answer, when given with the order"
     )
+    customer_ip_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None,
+        description="the buyer's IP, hashed as the clicks service hashes click IPs (risk"
+        " signal same_ip); never the IP itself",
+    )
+    customer_email_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="the buyer's hashed email (risk signal self_referral)"
+    )
+    referrer: Annotated[str, Field(max_length=2048)] | None = Field(
+        None, description="the referrer of the visit that ordered (risk signal coupon_site)"
+    )
 
 
 class LeadConfirmed(Envelope):
@@ -322,6 +334,12 @@ class ConversionAttributed(Envelope):
         None,
         description="the creator the order's survey answer names (resolved), whatever the rule;"
         " null without an answer or when it names nobody known",
+    )
+    risk_signals: tuple[RiskSignal, ...] = Field(
+        (),
+        description="risk signals raised when the order was decided: fast_conversion, same_ip,"
+        " self_referral, coupon_site (the ledger adds burst); the terms' review.hold_on"
+        " chooses which hold it",
     )
 
 
@@ -515,6 +533,22 @@ class ContentReleased(Envelope):
     note: str | None = Field(None, max_length=500, description="why, for the audit trail")
 
 
+class ConversionReviewed(Envelope):
+    """An admin's or the merchant's decision on a conversion held for review: approved
+    (approved from then on, or at its lock's end if later) or declined (its commission
+    reversed, with the reason). Key: order_id, on the ``reviews`` topic."""
+
+    type: Literal["ConversionReviewed"] = "ConversionReviewed"
+    conversion_id: Id
+    order_id: Id
+    campaign_id: Id
+    affiliate_id: Id
+    order_occurred_at: int = Field(ge=0, description="the order's time: its ledger period")
+    decision: Literal["approve", "decline"]
+    reason: str = Field("", max_length=500, description="why; shown on the decline's posting")
+    decided_by: Id = Field(description="'admin' or 'merchant:<id>'")
+
+
 class DeadLetter(Envelope):
     """A message a consumer could not decode or validate. Key: the source key."""
 
@@ -547,6 +581,7 @@ AnyEvent = Annotated[
     | ContentPublished
     | ContentStats
     | ContentReleased
+    | ConversionReviewed
     | DeadLetter,
     Field(discriminator="type"),
 ]
@@ -567,5 +602,6 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ContentPublished,
     ContentStats,
     ContentReleased,
+    ConversionReviewed,
     DeadLetter,
 )

@@ -23,6 +23,7 @@ def conversion_fact(event: ConversionAttributed) -> ConversionFact:
         items=tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items),
         non_commissionable_minor=event.non_commissionable_minor,
         renewal_number=event.renewal_number,
+        risk_signals=event.risk_signals,
         attributed_by=event.reason,
         live_stream_id=event.live_stream_id,
     )

@@ -43,6 +43,7 @@ EVENT_TOPICS: dict[str, tuple[topics.Topic, ...]] = {
     "ContentPublished": (topics.CONTENT,),
     "ContentStats": (topics.CONTENT,),
     "ContentReleased": (topics.CONTENT,),
+    "ConversionReviewed": (topics.REVIEWS,),
     "DeadLetter": (topics.DLQ,),
 }
 """Where each event travels (LeadConfirmed is re-emitted on conversions for payouts)."""

@@ -49,6 +49,8 @@ LINKS = Topic("links", "code", "clicks", compacted=True)
 PAYOUTS = Topic("payouts", "affiliate_id", "payouts")
 # A content's publication and all its stats share one key, so they stay in order.
 CONTENT = Topic("content", "platform:content_id", "payouts, platform connectors", input=True)
+# Review decisions on held conversions: what people decided is input, kept for replay.
+REVIEWS = Topic("reviews", "order_id", "payouts", input=True)
 DLQ = Topic("afflux.dlq", "source key", "any consumer")
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -62,6 +64,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     LINKS,
     PAYOUTS,
     CONTENT,
+    REVIEWS,
     DLQ,
 )
 

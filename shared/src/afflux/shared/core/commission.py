@@ -38,12 +38,12 @@ class ConversionFact:
     items: tuple[ItemRow, ...] = ()
     non_commissionable_minor: int = 0
     renewal_number: int | None = None
-    # The risk signals the attribution worker raised on the conversion (core.review).
-    risk_signals: tuple[str, ...] = ()
     # How the order was attributed (ConversionAttributed.reason: click_id, coupon, cookie,
     # livestream, survey); "" in facts stored before it was kept. Counted in the KPIs only.
     attributed_by: str = ""
     live_stream_id: str | None = None  # rule livestream: the stream, <platform>:<content_id>
+    # The risk signals the attribution worker raised on the conversion (core.review).
+    risk_signals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from afflux.shared.core.engagement import ContentState
 from afflux.shared.core.journal import rules
 from afflux.shared.core.journal.records import LineRecord
+from afflux.shared.core.journal.review_lines import review_contribution
 from afflux.shared.core.periods import day_of
 
 Contribution = tuple[tuple[str, int], ...]
@@ -79,6 +80,7 @@ def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False
             if c.live_stream_id and sale
             else ()
         ),
+        *review_contribution(record),
     )
 
 

@@ -25,7 +25,7 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.journal import engagement_lines, rules
+from afflux.shared.core.journal import engagement_lines, review_lines, rules
 from afflux.shared.core.journal.fill import CapScope, Key
 from afflux.shared.core.journal.kpis import (
     Contribution,
@@ -41,6 +41,7 @@ from afflux.shared.core.journal.override_lines import (
     posting_rule,
 )
 from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
+from afflux.shared.core.journal.review_lines import ReviewBook, ReviewFact
 from afflux.shared.core.periods import day_of, period_bounds
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 
@@ -62,6 +63,7 @@ class StepInput:
     confirmations: tuple[tuple[str, str], ...] = ()  # (order id, confirmation event id)
     clicks: tuple[ClickFigures, ...] = ()  # the new figures of creators with new clicks
     content: tuple[ContentEvent, ...] = ()  # publications, snapshots, releases in topic order
+    reviews: tuple[ReviewFact, ...] = ()  # decisions on conversions held for review
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ class PeriodState:
         self.contents: dict[str, ContentState] = {}  # <platform>:<content_id> -> its state
         self._ids: dict[tuple[str, ...], str] = {}  # period lines' derived ids
         self.override_book = OverrideBook(self.terms.overrides)  # agency override caps
+        self.review_book = ReviewBook(self.versions)  # what burst counts
 
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
         """Terms published since the state was loaded: a conversion names the version it
@@ -168,6 +171,7 @@ class PeriodState:
         if state.budget is not None:
             state.budget = CapScope.build(state.budget.cap, in_budget)
         state.override_book.load(state.lines.values())
+        state.review_book.load(state.lines.values())
         return state
 
     # -- the step --------------------------------------------------------------
@@ -217,6 +221,12 @@ class PeriodState:
             self.creators[figures.affiliate_id].clicks = figures
             creators[figures.affiliate_id] += 0  # its click and base-fee lines
 
+        for f in batch.reviews:
+            record = self._conversion_record(f.conversion_id, "")
+            touch(record)
+            review_lines.take(record, f)
+        self.review_book.judge(self.versions, self.lines, dirty, touch)
+
         # Membership in each creator's net sales and activity; every creator with a
         # changed conversion gets its period lines looked at again.
         for line_id in list(dirty):
@@ -225,7 +235,7 @@ class PeriodState:
                 continue
             creator = self.creators[record.affiliate_id]
             key = (record.time, record.line_id)
-            net = rules.is_net_sale(record, self.end)
+            net = rules.is_net_sale(record, self.end) and not review_lines.is_declined(record)
             if net != record.in_net_sales:
                 _toggle(creator.net_sales, key, net)
                 record.in_net_sales = net
@@ -338,6 +348,7 @@ class PeriodState:
         gross = rules.conversion_gross(record, self.versions, rank)
         priced = rules.survey_reduced(gross, record, self.versions)
         record.gross, record.rule = priced if priced is not None else (0, "earns nothing")
+        review_lines.priced(record)
         record.sources = (
             (c.event_id,)
             + ((record.confirmation,) if record.confirmation else ())
@@ -556,7 +567,7 @@ class PeriodState:
                 occurred_at=(
                     approve_at
                     if name.startswith("clawback")
-                    else approve_at - (record.approve_at - record.time)
+                    else review_lines.line_time(record, approve_at)
                 ),
                 rule=_why(record, name, posted, target),
                 terms_version=record.terms_version,
@@ -597,6 +608,7 @@ def _snapshot(record: LineRecord) -> tuple[object, ...]:
         record.scope_key,
         record.mirrored,
         record.review,
+        record.held,
     )
 
 
@@ -637,6 +649,8 @@ def _kind(
         if target == 0:
             if any(n == "accrual" for n, _ in targets):
                 return "moved"
+            if review_lines.is_declined(record):
+                return "review_decline"
             return _GONE.get(record.kind, "reversal")
         if record.kind == "sale":
             return "tier_adjustment"

@@ -88,6 +88,7 @@ class LineRecord:
     mirrored: tuple[tuple[str, int, int], ...] = ()
     # A review decision on a held conversion: (decision, event id, reason, by, at).
     review: tuple[str, str, str, str, int] | None = None
+    held: tuple[str, ...] = ()  # the risk signals that hold the conversion for review
 
 
 def record_to_json(record: LineRecord) -> dict[str, Any]:
@@ -126,6 +127,7 @@ def record_to_json(record: LineRecord) -> dict[str, Any]:
         **({"ov": list(record.override)} if record.override else {}),
         **({"mo": [list(m) for m in record.mirrored]} if record.mirrored else {}),
         **({"rv": list(record.review)} if record.review else {}),
+        **({"hd": list(record.held)} if record.held else {}),
     }
 
 
@@ -158,6 +160,7 @@ def record_from_json(data: dict[str, Any]) -> LineRecord:
         override=_override_from_row(data.get("ov")),
         mirrored=tuple((n, at, amount) for n, at, amount in data.get("mo", ())),
         review=_review_from_row(data.get("rv")),
+        held=tuple(data.get("hd", ())),
     )
 
 

@@ -1,0 +1,188 @@
+"""Conversions held for review in the journal (afflux.shared.core.review).
+
+A conversion line is held when the signals its conversion carries, plus ``burst``
+(more than ``burst_per_hour`` of the creator's current conversions of the period within
+the hour up to it, by event time), meet the ``hold_on`` of its terms version. A held
+line accrues as usual but is dated ``HELD_UNTIL`` (pending, never approved) until a
+decision (``ConversionReviewed``) reaches the ledger: approved, it is moved to
+``max(its lock's end, the decision's time)``; declined, its whole commission is
+reversed (``review_decline``, the reason in the rule) and it is no net sale. A
+decision on a line that is not held changes nothing (the first decision stands).
+
+The same facts give the same holds in any arrival order: ``burst`` is a function of the
+period's conversions by event time, so a conversion that arrives late re-judges the
+conversions of the hour after it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from afflux.shared.core.commission import version_by_number
+from afflux.shared.core.journal import rules
+from afflux.shared.core.journal.records import LineRecord
+from afflux.shared.core.review import BURST_WINDOW_MS, HELD_UNTIL, ReviewTerms, holding
+from afflux.shared.core.terms import TermsVersion
+
+APPROVE, DECLINE = "approve", "decline"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFact:
+    """A decision on a held conversion, as the ledger takes it."""
+
+    conversion_id: str
+    event_id: str
+    decision: str  # approve or decline
+    reason: str
+    decided_by: str
+    occurred_at: int
+
+
+def review_terms(versions: Sequence[TermsVersion], record: LineRecord) -> ReviewTerms | None:
+    c = record.conversion
+    if c is None:
+        return None
+    return version_by_number(versions, c.terms_version).terms.review
+
+
+def is_held(record: LineRecord) -> bool:
+    """Held and still waiting for a decision."""
+    return bool(record.held) and record.review is None
+
+
+def is_declined(record: LineRecord) -> bool:
+    return bool(record.held) and record.review is not None and record.review[0] == DECLINE
+
+
+class ReviewBook:
+    """Each creator's current conversions by (time, line id): what ``burst`` counts."""
+
+    def __init__(self, versions: Sequence[TermsVersion]) -> None:
+        self.active = any(v.terms.review is not None for v in versions)
+        self.times: dict[str, list[tuple[int, str]]] = {}
+
+    def load(self, records: Iterable[LineRecord]) -> None:
+        if not self.active:
+            return
+        for record in records:
+            if record.conversion is not None and not rules.is_superseded(record):
+                self.times.setdefault(record.affiliate_id, []).append((record.time, record.line_id))
+        for keys in self.times.values():
+            keys.sort()
+
+    def judge(
+        self,
+        versions: Sequence[TermsVersion],
+        lines: dict[str, LineRecord],
+        dirty: set[str],
+        touch: Callable[[LineRecord], None],
+    ) -> None:
+        """Bring the holds and approval dates of the changed conversion lines (and of the
+        conversions in the hour after each, whose ``burst`` they may change) up to date."""
+        if not self.active:
+            if not any(v.terms.review is not None for v in versions):
+                return
+            self.active = True  # terms with a review published since the period was loaded
+            self.load(lines.values())
+        burst = any(
+            v.terms.review is not None and "burst" in v.terms.review.hold_on for v in versions
+        )
+        again: set[str] = set()
+        for line_id in sorted(dirty):
+            record = lines[line_id]
+            if record.conversion is None:
+                continue
+            keys = self.times.setdefault(record.affiliate_id, [])
+            key = (record.time, line_id)
+            index = bisect_left(keys, key)
+            present = index < len(keys) and keys[index] == key
+            current = not rules.is_superseded(record)
+            if current and not present:
+                insort(keys, key)
+            elif present and not current:
+                del keys[index]
+            again.add(line_id)
+            if burst:  # the conversions of the hour after it count it
+                end = bisect_left(keys, (record.time + BURST_WINDOW_MS, ""))
+                again.update(later for _, later in keys[bisect_right(keys, key) : end])
+        for line_id in sorted(again):
+            record = lines[line_id]
+            before = (record.held, record.approve_at)
+            self._judge_one(versions, record)
+            if (record.held, record.approve_at) != before:
+                touch(record)
+
+    def _judge_one(self, versions: Sequence[TermsVersion], record: LineRecord) -> None:
+        c = record.conversion
+        assert c is not None
+        review = review_terms(versions, record)
+        raised = tuple(c.risk_signals)
+        if review is not None and self._burst(record, review.thresholds.burst_per_hour):
+            raised += ("burst",)
+        record.held = () if rules.is_superseded(record) else holding(review, raised)
+        base = c.occurred_at + rules.lock_ms(versions, c.terms_version)
+        if not record.held:
+            record.approve_at = base
+        elif record.review is None:
+            record.approve_at = HELD_UNTIL
+        else:
+            record.approve_at = max(base, record.review[4])
+
+    def _burst(self, record: LineRecord, per_hour: int) -> bool:
+        keys = self.times.get(record.affiliate_id, [])
+        start = bisect_left(keys, (record.time - BURST_WINDOW_MS + 1, ""))
+        end = bisect_right(keys, (record.time, record.line_id))
+        return end - start > per_hour
+
+
+def line_time(record: LineRecord, approve_at: int) -> int:
+    """The event time of a posting of the line's own component dated ``approve_at``: the
+    line's time less the lock after it (fixed, so a moved line's old component keeps its
+    old date); a hold's date is no lock, so a component dated by or since a hold is at the
+    line's time."""
+    if HELD_UNTIL in (approve_at, record.approve_at):
+        return record.time
+    return approve_at - (record.approve_at - record.time)
+
+
+def take(record: LineRecord, fact: ReviewFact) -> None:
+    """A decision joins its line (the first one stands)."""
+    if record.review is None:
+        record.review = (
+            fact.decision,
+            fact.event_id,
+            fact.reason,
+            fact.decided_by,
+            fact.occurred_at,
+        )
+
+
+def priced(record: LineRecord) -> None:
+    """The review's part of the line's rule (and of its gross: a decline earns nothing)."""
+    if not record.held:
+        return
+    signals = ", ".join(record.held)
+    if record.review is None:
+        record.rule += f"; held for review ({signals}): pending until approved"
+        return
+    decision, _, reason, by, _ = record.review
+    if decision == DECLINE:
+        record.gross = 0
+        record.rule = f"declined in review by {by} ({signals}): {reason or 'no reason given'}"
+    else:
+        record.rule += f"; approved in review by {by} ({signals})"
+
+
+def review_contribution(record: LineRecord) -> tuple[tuple[str, int], ...]:
+    """The line's share of its creator's review counters (KPIs)."""
+    if not record.held:
+        return ()
+    a = record.affiliate_id
+    if record.review is None:
+        return ((f"review_held|{a}", 1),)
+    if record.review[0] == DECLINE:
+        return ((f"review_declined|{a}", 1),)
+    return ((f"review_approved|{a}", 1),)

@@ -1,0 +1,269 @@
+"""Conversions held for review in the journal: a held conversion stays pending, an
+approval dates it at the later of its lock's end and the decision, a decline reverses it
+with the reason and takes it out of the net sales; fed in random orders and batch sizes
+with reloads (random signals, bursts, decisions), the journal nets to the batch
+reference (afflux.oracle.commission) line by line and per approval date."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+import pytest
+
+from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
+from afflux.oracle.ledger_scenarios import (
+    CAMPAIGN,
+    PERIOD,
+    START,
+    Facts,
+    arrival,
+    plan_versions,
+    random_facts,
+)
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.journal.period import PeriodState, StepInput
+from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
+from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.core.review import HELD_UNTIL
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+
+pytestmark = pytest.mark.unit
+SEEDS = range(30)
+REVIEW = {
+    "hold_on": ["self_referral", "burst"],
+    "thresholds": {"burst_per_hour": 2},
+}
+
+
+def with_review(versions: tuple[TermsVersion, ...]) -> tuple[TermsVersion, ...]:
+    return tuple(
+        v.model_copy(
+            update={"terms": v.terms.model_validate({**v.terms.model_dump(), "review": REVIEW})}
+        )
+        for v in versions
+    )
+
+
+def reviewed_facts(rng: random.Random) -> tuple[Facts, list[ReviewFact]]:
+    """Random facts whose conversions carry signals (some holding), some close enough in
+    time for bursts, and decisions on some of them (a few twice: the first stands)."""
+    facts = random_facts(rng)
+    for i, c in enumerate(facts.conversions):
+        signals = rng.choice([(), (), ("fast_conversion",), ("self_referral",)])
+        at = c.occurred_at
+        if rng.random() < 0.3 and i:  # close to another conversion: bursts
+            at = facts.conversions[rng.randrange(i)].occurred_at + rng.randint(0, 1_800_000)
+        facts.conversions[i] = replace(c, risk_signals=signals, occurred_at=at)
+    decisions = []
+    for c in facts.conversions:
+        for n in range(rng.choice([0, 1, 1, 2])):
+            decisions.append(
+                ReviewFact(
+                    c.conversion_id,
+                    f"rev-{c.conversion_id}-{n}",
+                    rng.choice(["approve", "decline"]),
+                    "looked at it",
+                    "admin",
+                    c.occurred_at + rng.randint(0, 40 * MS_PER_DAY),
+                )
+            )
+    return facts, decisions
+
+
+def journal(
+    facts: Facts,
+    decisions: list[ReviewFact],
+    versions: tuple[TermsVersion, ...],
+    rng: random.Random,
+) -> list[Posting]:
+    batches = arrival(facts, rng)
+    # Decisions of one conversion keep their order (one partition of the reviews topic).
+    for d in decisions:
+        at = rng.randrange(len(batches) + 1)
+        later = [
+            i
+            for i, b in enumerate(batches)
+            for r in b.reviews
+            if r.conversion_id == d.conversion_id
+        ]
+        at = max([at, *(i + 1 for i in later)])
+        if at == len(batches):
+            batches.append(StepInput(reviews=(d,)))
+        else:
+            batches[at] = replace(batches[at], reviews=(*batches[at].reviews, d))
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions)
+    postings: list[Posting] = []
+    for batch in batches:
+        postings += state.step(batch).postings
+        if rng.random() < 0.25:
+            state = PeriodState.load(
+                CAMPAIGN,
+                PERIOD,
+                "EUR",
+                versions,
+                [record_from_json(record_to_json(r)) for r in state.lines.values()],
+                [c.clicks for c in state.creators.values() if c.clicks is not None],
+                state.confirmations,
+                state.seq,
+            )
+    return postings
+
+
+def reference(
+    facts: Facts, decisions: list[ReviewFact], versions: tuple[TermsVersion, ...]
+) -> dict[tuple[str, int], int]:
+    first: dict[str, tuple[str, int]] = {}
+    for d in decisions:
+        first.setdefault(d.conversion_id, (d.decision, d.occurred_at))
+    lines = reference_lines(
+        CAMPAIGN,
+        PERIOD,
+        facts.conversions,
+        facts.refunds,
+        dict(facts.confirmations),
+        facts.tallies(),
+        versions,
+        reviews=first,
+    )
+    return target_amounts(lines)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_holds_and_decisions_net_to_the_reference_whatever_the_arrival_order(seed: int) -> None:
+    versions = with_review(plan_versions())
+    facts, decisions = reviewed_facts(random.Random(seed))
+    want = reference(facts, decisions, versions)
+    for order in range(2):
+        rng = random.Random(seed * 1000 + order)
+        assert posted_amounts(journal(facts, decisions, versions, rng)) == want, f"arrival {order}"
+
+
+def test_the_workload_holds_approves_and_declines() -> None:
+    kinds: set[str] = set()
+    held = False
+    for seed in SEEDS:
+        facts, decisions = reviewed_facts(random.Random(seed))
+        for p in journal(facts, decisions, with_review(plan_versions()), random.Random(seed)):
+            kinds.add(p.kind)
+            held |= p.approve_at == HELD_UNTIL
+    assert held
+    assert {"moved", "review_decline"} <= kinds
+
+
+def simple_versions() -> tuple[TermsVersion, ...]:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": CAMPAIGN,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "lock_days": 5,
+            "plan": {
+                "sale": {"rate": {"percent": "5"}},
+                "tiers": [{"from_sales": 2, "rate": {"percent": "10"}}],
+            },
+            "review": REVIEW,
+        }
+    )
+    return (TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),)
+
+
+def sale(conversion: str, at: int, signals: tuple[str, ...] = ()) -> ConversionFact:
+    return ConversionFact(
+        conversion, f"ev-{conversion}", f"o-{conversion}", "ana", "sale", None, 10_000, "EUR",
+        False, at, 1, risk_signals=signals,
+    )  # fmt: skip
+
+
+LOCK_END = START + 5 * MS_PER_DAY
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    decision: str | None
+    decided_at: int
+    approve_at: int  # where the held sale's pay ends up dated
+    kinds: list[str]
+
+
+CASES = [
+    # No decision: pending for good (never approved at its lock).
+    Case("pending", None, 0, HELD_UNTIL, ["accrual"]),
+    # Approved before its lock ends: approved at the lock's end, as usual.
+    Case(
+        "approved early", "approve", START + MS_PER_DAY, LOCK_END, ["accrual", "accrual", "moved"]
+    ),
+    # Approved after: approved from the decision on.
+    Case(
+        "approved late",
+        "approve",
+        LOCK_END + 7,
+        LOCK_END + 7,
+        ["accrual", "accrual", "moved"],
+    ),
+    # Declined: the accrual reversed, nothing left to approve.
+    Case("declined", "decline", START + MS_PER_DAY, 0, ["accrual", "review_decline"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_held_sale_waits_for_its_decision(case: Case) -> None:
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+    result = state.step(StepInput(conversions=(sale("c1", START, ("self_referral",)),)))
+    postings = list(result.postings)
+    assert [(p.amount_minor, p.approve_at) for p in postings] == [(500, HELD_UNTIL)]
+    assert "held for review (self_referral)" in postings[0].rule
+    if case.decision is not None:
+        fact = ReviewFact("c1", "d1", case.decision, "own order", "merchant:m", case.decided_at)
+        postings += state.step(StepInput(reviews=(fact,))).postings
+    assert [p.kind for p in postings] == case.kinds
+    dated: dict[int, int] = {}
+    for p in postings:
+        dated[p.approve_at] = dated.get(p.approve_at, 0) + p.amount_minor
+    assert {at: v for at, v in dated.items() if v} == (
+        {case.approve_at: 500} if case.approve_at else {}
+    )
+
+
+def test_a_decline_says_why_and_re_ranks_the_sales_after_it() -> None:
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+    state.step(
+        StepInput(conversions=(sale("c1", START, ("self_referral",)), sale("c2", START + 10)))
+    )
+    fact = ReviewFact("c1", "d1", "decline", "the creator's own order", "merchant:m", START + 99)
+    result = state.step(StepInput(reviews=(fact,)))
+    by_kind = {p.kind: p for p in result.postings}
+    assert by_kind["review_decline"].amount_minor == -500
+    assert by_kind["review_decline"].rule == (
+        "declined in review by merchant:m (self_referral): the creator's own order"
+    )
+    # c2 was net sale 2 (10 %); without c1 it is net sale 1 (5 %).
+    assert by_kind["tier_adjustment"].amount_minor == -500
+    assert result.kpis["review_declined|ana"] == 1
+    assert result.kpis["review_held|ana"] == -1
+
+
+def test_a_decision_on_a_conversion_not_held_changes_nothing() -> None:
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+    state.step(StepInput(conversions=(sale("c1", START),)))
+    fact = ReviewFact("c1", "d1", "decline", "", "admin", START + 1)
+    assert state.step(StepInput(reviews=(fact,))).postings == ()
+
+
+def test_a_third_sale_within_the_hour_is_held_as_a_burst_in_any_arrival_order() -> None:
+    for order in ([0, 1, 2], [2, 1, 0]):
+        state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+        sales = [sale(f"c{n}", START + n * 60_000) for n in range(3)]
+        postings: list[Posting] = []
+        for n in order:
+            postings += state.step(StepInput(conversions=(sales[n],))).postings
+        held = {p.line_id for p in postings if p.approve_at == HELD_UNTIL and p.amount_minor > 0}
+        net = {}
+        for p in postings:
+            net[(p.line_id, p.approve_at)] = net.get((p.line_id, p.approve_at), 0) + p.amount_minor
+        assert [k for k, v in net.items() if v and k[1] == HELD_UNTIL] == [
+            (state.lines[next(iter(held))].line_id, HELD_UNTIL)
+        ]
+        assert "burst" in state.lines[next(iter(held))].held
