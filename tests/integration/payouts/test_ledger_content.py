@@ -81,13 +81,19 @@ def _stats(content: str, n: int, as_of: int, likes: int) -> ContentStats:
     )
 
 
-async def _produced(bootstrap: str, events: Sequence[tuple[str, Envelope]]) -> list[Any]:
-    """Send ``events`` (key, event) to partition 0 of ``content``; the records as consumed."""
+async def _produced(bootstrap: str, events: Sequence[tuple[str, Envelope | bytes]]) -> list[Any]:
+    """Send ``events`` (key, event or raw value) to partition 0 of ``content``; the records
+    as consumed."""
     producer = new_producer(bootstrap)
     await producer.start()
     try:
         sent = [
-            await producer.send_and_wait("content", encode(e), key=k.encode(), partition=0)
+            await producer.send_and_wait(
+                "content",
+                e if isinstance(e, bytes) else encode(e),
+                key=k.encode(),
+                partition=0,
+            )
             for k, e in events
         ]
     finally:
@@ -125,12 +131,15 @@ def test_engagement_pay_follows_the_latest_snapshot_through_the_consumer(infra: 
         published_at=NOV_15,
     )
     future = int(time.time() * 1000) + 10 * 60_000  # beyond the 5-minute clock skew
-    first: list[tuple[str, Envelope]] = [
+    negative = encode(_stats(content, 9, NOV_15 + HOUR, 1)).replace(b'"likes":1', b'"likes":-1')
+    first: list[tuple[str, Envelope | bytes]] = [
         (key, published),
+        (f"{key}-{run}-poison", b"not json"),
         (key, _stats(content, 1, NOV_15 + HOUR, 300)),
         (f"tiktok:unknown-{run}", _stats(f"unknown-{run}", 1, NOV_15 + HOUR, 10)),
+        (f"{key}-{run}-negative", negative),
     ]
-    second: list[tuple[str, Envelope]] = [
+    second: list[tuple[str, Envelope | bytes]] = [
         (key, _stats(content, 3, NOV_15 + 3 * HOUR, 250)),  # fake likes removed
         (key, _stats(content, 2, NOV_15 + 2 * HOUR, 999)),  # late: older than the latest
         (key, _stats(content, 4, future, 5_000)),
@@ -181,4 +190,4 @@ def test_engagement_pay_follows_the_latest_snapshot_through_the_consumer(infra: 
     assert state.latest is not None
     assert (state.latest.event_id, state.snapshots, state.stale) == (f"{content}-s3", 2, 1)
     reasons = sorted(letter.reason.split(":")[0] for letter in letters)
-    assert reasons == ["event_time_in_future", "unknown_content"]
+    assert reasons == ["event_time_in_future", "invalid event", "not JSON", "unknown_content"]
