@@ -12,7 +12,7 @@ import pytest
 
 from afflux.attribution.content_view import ContentBook, apply_record
 from afflux.attribution.handlers import Campaigns, JoinHandler
-from afflux.attribution.join import JoinPartition, decode_state, encode_state
+from afflux.attribution.join import CONTENT_KEY, JoinPartition, decode_state, encode_state
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.oracle import attribute, net_outcomes
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
@@ -71,6 +71,7 @@ class Worker:
         self.state: JoinPartition = self.handler.new_state()
         self.out: list[Envelope] = []
         self.refused: list[str] = []
+        self.read = 0  # content records read
 
     def send(self, topic: str, event: Any, ts: int) -> None:
         outputs, refused = self.handler.on_event(self.state, topic, event, ts)
@@ -79,10 +80,21 @@ class Worker:
             self.refused.append(refused)
 
     def content(self, event: ContentPublished, ts: int) -> None:
-        self.book.apply(event, ts)
+        """The next publication on the content topic (one partition here)."""
+        self.book.apply(event, ts, (0, self.read, 0))  # one item per record
+        self.read += 1
 
     def tick(self, safe_ms: int) -> None:
         self.out += [e for _, _, e in self.handler.due(self.state, safe_ms)]
+
+    def signals(self, signal: str) -> dict[str, int]:
+        """afflux_late_signals_total for ``signal``, by outcome."""
+        out: dict[str, int] = {}
+        for metric in self.handler.metrics.registry.collect():
+            for sample in metric.samples:
+                if sample.name == "afflux_late_signals_total" and sample.labels["signal"] == signal:
+                    out[sample.labels["outcome"]] = int(sample.value)
+        return out
 
 
 def live(
@@ -207,6 +219,25 @@ def test_a_restarted_partition_applies_content_again_without_repeating_a_correct
     w.state, w.out = restored, []
     w.tick(LATE + 1)
     assert w.out == []
+    # It skipped what it had applied: nothing was even re-decided.
+    assert w.signals("content") == {"attributed": 1}
+
+
+def test_a_partition_restored_without_its_content_mark_re_decides_to_the_same_answer() -> None:
+    w = Worker()
+    w.content(live(None), START)
+    w.send(ORDERS.name, order("o1", START + MINUTE), ARRIVED)
+    w.tick(ARRIVED + GRACE_MS)
+    w.content(live(END), LATE)
+    w.tick(LATE)
+    restored = w.handler.new_state()
+    for key, value in w.state.take_dirty():
+        if value is not None and key != CONTENT_KEY:
+            restored.restore(key, value)
+    w.state, w.out = restored, []
+    w.tick(LATE + 1)
+    assert w.out == []  # applying a change again is a no-op
+    assert w.signals("content") == {"attributed": 1, "unchanged": 1}
 
 
 def test_a_late_survey_answer_attributes_an_unclaimed_order() -> None:

@@ -33,15 +33,23 @@ from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 log = logging.getLogger(__name__)
 
 
+# Content partition, offset, and which change of the record: twice the item's index in a
+# packed record, + 1 for the item's handle (one item may make a stream and a handle change).
+Position = tuple[int, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class ContentChange:
     """A stream that now claims orders (or claims others), or a new handle claim, in
-    ``campaign_id``; ``at``: the broker time of the record that made it."""
+    ``campaign_id``; ``at``: the broker time of the record that made it; ``position``:
+    where that record is on the topic (so a partition restored from its changelog skips
+    what it had applied)."""
 
     campaign_id: str
     at: int
     stream: LiveTouch | None = None
     handle: str | None = None  # normalised
+    position: Position = (0, 0, 0)
 
 
 @dataclass(slots=True)
@@ -70,20 +78,26 @@ class ContentBook:
         book.ready.set()
         return book
 
-    def apply(self, event: ContentPublished, at: int) -> list[ContentChange]:
-        """Take one publication (read at broker time ``at``); the changes it makes."""
+    def apply(
+        self, event: ContentPublished, at: int, position: Position = (0, 0, 0)
+    ) -> list[ContentChange]:
+        """Take one publication (read at broker time ``at`` from ``position``); the
+        changes it makes."""
         campaign = self._campaigns.setdefault(event.campaign_id, _Campaign())
         made: list[ContentChange] = []
         stream = live_touch(event)
         stream_id = stream_key(event)
         if stream is not None and campaign.streams.get(stream_id) != stream:
             campaign.streams[stream_id] = stream
-            made.append(ContentChange(event.campaign_id, at, stream=stream))
+            made.append(ContentChange(event.campaign_id, at, stream=stream, position=position))
+        handle_position = (position[0], position[1], position[2] + 1)
         if event.handle and normalize_handle(event.handle):
             claim = (normalize_handle(event.handle), event.affiliate_id)
             if claim not in campaign.handle_claims:
                 campaign.handle_claims.add(claim)
-                made.append(ContentChange(event.campaign_id, at, handle=claim[0]))
+                made.append(
+                    ContentChange(event.campaign_id, at, handle=claim[0], position=handle_position)
+                )
         if made:
             campaign.content = None
             self.changes.extend(made)
@@ -114,7 +128,9 @@ def live_touch(event: ContentPublished) -> LiveTouch | None:
     return LiveTouch(stream_key(event), event.affiliate_id, event.campaign_id, start, end)
 
 
-def apply_record(book: ContentBook, value: bytes | None, at: int) -> list[str]:
+def apply_record(
+    book: ContentBook, value: bytes | None, at: int, partition: int = 0, offset: int = 0
+) -> list[str]:
     """Apply every live publication or handle in one record; reasons for bad items. Stats
     and other kinds without a handle are not this reader's business and pass silently."""
     try:
@@ -122,7 +138,7 @@ def apply_record(book: ContentBook, value: bytes | None, at: int) -> list[str]:
     except UndecodableRecord as exc:
         return [str(exc)]
     bad: list[str] = []
-    for item in parsed if isinstance(parsed, list) else [parsed]:
+    for index, item in enumerate(parsed if isinstance(parsed, list) else [parsed]):
         if not isinstance(item, dict) or item.get("type") != "ContentPublished":
             continue
         try:
@@ -132,7 +148,7 @@ def apply_record(book: ContentBook, value: bytes | None, at: int) -> list[str]:
             if event_time_in_future(event.occurred_at, at, book.clock_skew_ms):
                 bad.append(f"event_time_in_future: occurred_at {event.occurred_at}, record {at}")
                 continue
-            book.apply(event, at)
+            book.apply(event, at, (partition, offset, 2 * index))
         except Exception as exc:  # one bad item never stops the view (the content
             bad.append(f"{exc!r}"[:500])  # consumer dead-letters it)
     return bad
@@ -156,7 +172,10 @@ async def follow_content(book: ContentBook, bootstrap: str) -> None:
             for tp, records in batches.items():
                 for record in records:
                     consumed[tp] = record.offset + 1
-                    for reason in apply_record(book, record.value, record.timestamp):
+                    applied = apply_record(
+                        book, record.value, record.timestamp, tp.partition, record.offset
+                    )
+                    for reason in applied:
                         log.warning("content record %s@%d: %s", tp, record.offset, reason)
             if not book.ready.is_set() and _caught_up(consumer, consumed):
                 book.ready.set()

@@ -191,6 +191,9 @@ class JoinHandler:
         while state.content_seen < len(changes):
             change = changes[state.content_seen]
             state.content_seen += 1
+            if state.content_applied(*change.position):
+                continue  # applied before this partition was restored from its changelog
+            state.mark_content(*change.position)
             touches = (
                 live_touches(change.stream)
                 if change.stream is not None

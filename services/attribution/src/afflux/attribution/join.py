@@ -167,7 +167,11 @@ class JoinPartition:
         # redecide=False only to prove that checks catch the arrival-dependent answer.
         self.redecide = redecide
         self.content: ContentLookup = content or (lambda campaign_id: NO_CONTENT)
-        self.content_seen = 0  # content changes applied (not kept: applying again is a no-op)
+        self.content_seen = 0  # entries of the content book looked at (in memory only)
+        # Per content partition, the (offset, item) of the last change applied: kept on the
+        # changelog, so a partition restored from it skips what it had applied.
+        self.content_done: dict[int, tuple[int, int]] = {}
+        self.content_dirty = False
         self.late: list[str] = []  # outcomes of late clicks met while deciding
         self.failed: list[Failed] = []  # orders whose deciding raised, to dead-letter
         # Per-key state: a dict, or the disk store's keys (store.py).
@@ -557,11 +561,31 @@ class JoinPartition:
                 items.append((key, encode_state(state)))
         self.dirty.clear()
         items.append((WATERMARK_KEY, str(self.watermark).encode()))
+        if self.content_dirty:
+            done = {str(p): list(at) for p, at in sorted(self.content_done.items())}
+            items.append((CONTENT_KEY, compact_json(done).encode()))
+            self.content_dirty = False
         return items
+
+    def content_applied(self, partition: int, offset: int, item: int) -> bool:
+        """Whether the content change at this position was applied here already."""
+        done = self.content_done.get(partition)
+        return done is not None and (offset, item) <= done
+
+    def mark_content(self, partition: int, offset: int, item: int) -> None:
+        done = self.content_done.get(partition)
+        if done is None or (offset, item) > done:
+            self.content_done[partition] = (offset, item)
+            self.content_dirty = True
 
     def restore(self, key: str, value: bytes) -> None:
         if key == WATERMARK_KEY:
             self.watermark = max(self.watermark, int(value))
+            return
+        if key == CONTENT_KEY:
+            for p, (offset, item) in json.loads(value).items():
+                self.mark_content(int(p), offset, item)
+            self.content_dirty = False
             return
         state = decode_state(value)
         self.keys[key] = state
@@ -575,6 +599,7 @@ class JoinPartition:
 
 
 WATERMARK_KEY = "\x00watermark"
+CONTENT_KEY = "\x00content"  # the content changes applied (``content_done``)
 # Confirmations of an order not known yet wait under this prefix + campaign + order id.
 LEAD_PREFIX = "\x00lead\x1f"
 

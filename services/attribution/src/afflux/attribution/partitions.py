@@ -21,7 +21,7 @@ from aiokafka.errors import OffsetOutOfRangeError
 
 from afflux.attribution.changelog import read_partitions, read_tails
 from afflux.attribution.divergence import Position, check_inputs, committed_offsets
-from afflux.attribution.join import WATERMARK_KEY, Failed
+from afflux.attribution.join import CONTENT_KEY, WATERMARK_KEY, Failed
 from afflux.attribution.store import INDEXES_KEY, DiskKeys, DiskStores, LocalStore
 from afflux.attribution.timer_indexes import dump_indexes, load_indexes
 
@@ -162,9 +162,10 @@ class Partitions(Generic[S]):
             state = self.new_state(local)
             keys = local.keys
             assert isinstance(keys, DiskKeys)
-            watermark = local.get(WATERMARK_KEY)
-            if watermark is not None:
-                state.restore(WATERMARK_KEY, watermark)
+            for reserved in (WATERMARK_KEY, CONTENT_KEY):
+                value = local.get(reserved)
+                if value is not None:
+                    state.restore(reserved, value)
             indexes = local.get(INDEXES_KEY)
             if indexes is not None:
                 load_indexes(state, indexes)
