@@ -32,6 +32,7 @@ from afflux.payouts.routes import (
     kpis,
     orders,
     reports,
+    reviews,
     runs,
     session,
     whatif,
@@ -187,6 +188,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(session.router)
     app.include_router(whatif.router)
     app.include_router(content.router)
+    app.include_router(reviews.router)
     install_portal(app)
     install_api_docs(app)
     return app

@@ -54,6 +54,7 @@ from afflux.shared.core.event_time import (
     EVENT_TIME_IN_FUTURE,
     event_time_in_future,
 )
+from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
@@ -63,6 +64,7 @@ from afflux.shared.events import (
     ContentStats,
     ConversionAttributed,
     ConversionReversed,
+    ConversionReviewed,
     LeadConfirmed,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
@@ -70,13 +72,13 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
 from afflux.shared.io.lag import ConsumerLag
-from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS
+from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS, REVIEWS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONSUMER = "payouts.ledger"
-TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name, CONTENT.name)
+TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name, CONTENT.name, REVIEWS.name)
 UNKNOWN_CONTENT = "unknown_content"
 CONTENT_IDENTITY_CHANGED = "content_identity_changed"
 CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
@@ -650,6 +652,17 @@ class LedgerConsumer:
             )
             if any(v.terms.lead_confirmation_required for v in self._versions(event.campaign_id)):
                 batch.confirm_required.add(event.campaign_id)
+            if any(v.terms.review is not None for v in self._versions(event.campaign_id)):
+                batch.review_index[event.conversion_id] = [
+                    event.campaign_id,
+                    period,
+                    event.order_id,
+                    event.affiliate_id,
+                    event.occurred_at,
+                ]
+        elif isinstance(event, ConversionReviewed):
+            period = self._period(event.campaign_id, event.order_occurred_at)
+            batch.reviews.append((event.campaign_id, period, review_fact(event)))
         elif isinstance(event, ConversionReversed):
             period = self._period(event.campaign_id, event.order_occurred_at)
             batch.refunds.append((event.campaign_id, period, ledger_facts.refund_fact(event)))
@@ -719,3 +732,14 @@ def _at(index: int | None) -> str:
 
 def _where(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:
     return record.topic, record.partition, record.offset
+
+
+def review_fact(event: ConversionReviewed) -> ReviewFact:
+    return ReviewFact(
+        conversion_id=event.conversion_id,
+        event_id=event.event_id,
+        decision=event.decision,
+        reason=event.reason,
+        decided_by=event.decided_by,
+        occurred_at=event.occurred_at,
+    )

@@ -157,6 +157,9 @@ class KpiFields(BaseModel):
         " engagement pay included; null without commission"
     )
     new_customer_share: float
+    reviews_held: int = Field(0, description="conversions held for review, not yet decided")
+    reviews_approved: int = Field(0, description="held conversions approved in review")
+    reviews_declined: int = Field(0, description="held conversions declined in review")
     contents: int = Field(description="contents with at least one stats snapshot")
     views: int = Field(description="views at each content's latest snapshot, summed")
     impressions: int = Field(description="impressions at each content's latest snapshot, summed")

@@ -61,6 +61,7 @@ from afflux.shared.core.journal.records import (
     record_from_json,
     record_to_json,
 )
+from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.io.clock_source import system_clock
@@ -71,6 +72,8 @@ Period = tuple[str, str]  # campaign, period
 CACHED_PERIODS = 256
 CACHED_LINES = 400_000
 RETENTION_DAYS = 400
+# {ledger}:reviews: conversion id -> where a conversion of a campaign with review terms is
+REVIEW_INDEX = "reviews"
 REGISTERED_MAX = 1_000_000  # index entries this store remembers having written
 _CHUNK = 2_000  # field/value pairs per write command
 _EXACT = 2**53
@@ -89,6 +92,9 @@ class Batch:
     content: list[tuple[str, str, ContentEvent]] = field(default_factory=list)  # cid, period
     content_routes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key -> route
     confirm_required: set[str] = field(default_factory=set)  # campaigns that confirm leads
+    reviews: list[tuple[str, str, ReviewFact]] = field(default_factory=list)  # cid, period
+    # conversion id -> [campaign, period, order, creator, order time]: the review index
+    review_index: dict[str, list[object]] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)  # "topic|partition" -> next offset
     last: dict[str, str] = field(default_factory=dict)  # "topic|partition" -> fingerprint
 
@@ -100,6 +106,8 @@ class Batch:
         self.content += other.content
         self.content_routes.update(other.content_routes)
         self.confirm_required |= other.confirm_required
+        self.reviews += other.reviews
+        self.review_index.update(other.review_index)
 
     def empty(self) -> bool:
         return not (
@@ -108,6 +116,7 @@ class Batch:
             or self.confirmations
             or self.clicks
             or self.content
+            or self.reviews
             or self.offsets
         )
 
@@ -132,6 +141,7 @@ class _Items:
     confirmations: list[tuple[str, str]] = field(default_factory=list)
     clicks: list[ClickItem] = field(default_factory=list)
     content: list[ContentEvent] = field(default_factory=list)
+    reviews: list[ReviewFact] = field(default_factory=list)
 
 
 @dataclass
@@ -310,6 +320,13 @@ class LedgerStore:
             items[(cid, period)].content.append(event)
             if isinstance(event, Publication):
                 creators[(cid, period)].add(event.affiliate_id)
+        for cid, period, review in batch.reviews:
+            items[(cid, period)].reviews.append(review)
+        if batch.review_index:  # idempotent, so before the periods' writes
+            await self.redis.hset(
+                self.keys.ledger(REVIEW_INDEX),
+                mapping={c: orjson.dumps(v) for c, v in batch.review_index.items()},
+            )
         if batch.content_routes:  # idempotent, so before the periods' writes
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, route in batch.content_routes.items():
@@ -433,6 +450,7 @@ class LedgerStore:
         fact_ids += [r.event_id for r in items.refunds]
         fact_ids += [event for _, event in items.confirmations]
         fact_ids += [e.event_id for e in items.content]
+        fact_ids += [r.event_id for r in items.reviews]
         click_ids = list(dict.fromkeys(c.click_id for c in items.clicks))
         known_facts, known_clicks = await members_of(
             self.redis,
@@ -454,6 +472,7 @@ class LedgerStore:
         refunds = tuple(r for r in items.refunds if fresh(r.event_id))
         confirmations = tuple(x for x in items.confirmations if fresh(x[1]))
         content = tuple(e for e in items.content if fresh(e.event_id))
+        reviews = tuple(r for r in items.reviews if fresh(r.event_id))
         clicks: list[ClickItem] = []
         for click in items.clicks:
             if click.click_id not in known_clicks:
@@ -465,7 +484,9 @@ class LedgerStore:
         tally = cached.tally
         touched, valid = tallies.count_clicks(tally, clicks)
         figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
-        result = cached.state.step(StepInput(conversions, refunds, confirmations, figures, content))
+        result = cached.state.step(
+            StepInput(conversions, refunds, confirmations, figures, content, reviews=reviews)
+        )
         # Before the writes' PEXPIREATs, which a key created after them would miss.
         commands: list[WriteCommand] = [
             ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations

@@ -168,6 +168,10 @@ class Counts:
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
     engagement_pay: int = 0  # postings of engagement lines (in commission too)
+    # Conversions held for review, approved and declined in review (review_lines).
+    review_held: int = 0
+    review_approved: int = 0
+    review_declined: int = 0
     attributed_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # rule -> n
     # Per campaign: its contents' latest snapshots summed, and its terms' EMV values
     # (EMV is worked out per campaign, then added up: each campaign has its own values).
@@ -196,6 +200,9 @@ _COUNTERS = {
     "refunds": "refunds",
     "new_customers": "new_customers",
     "commission": "commission",
+    "review_held": "review_held",
+    "review_approved": "review_approved",
+    "review_declined": "review_declined",
 }
 _PER_DAY = {"conversions": "conversions", "commission": "commission_minor"}
 # Reach counters (afflux.shared.core.journal.kpis.reach_contribution) -> Reach field.
@@ -371,6 +378,9 @@ def kpi_row(c: Counts) -> dict[str, Any]:
         "aov_minor": _ratio(c.revenue, c.sales),
         "roi": round((net - c.commission) / c.commission, 6) if c.commission else None,
         "new_customer_share": round(c.new_customers / c.conversions, 6) if c.conversions else 0.0,
+        "reviews_held": c.review_held,
+        "reviews_approved": c.review_approved,
+        "reviews_declined": c.review_declined,
         **content_fields(c),
     }
 
@@ -400,6 +410,9 @@ def combine(rows: Iterable[Counts]) -> Counts:
             "revenue",
             "refunds",
             "commission",
+            "review_held",
+            "review_approved",
+            "review_declined",
         ):
             setattr(total, name, getattr(total, name) + getattr(c, name))
         for day, values in c.days.items():
