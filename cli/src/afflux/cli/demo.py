@@ -2,8 +2,12 @@
 
 Creators share tracking links with skewed popularity (Zipf-like); visitors click
 one or more links and some buy after a short delay; some buy with a creator's
-promo code; a few orders are refunded. Everything goes through the real HTTP
-endpoints; the closing table is read back from the payouts API.
+promo code; a few orders are refunded. In a creator-economy campaign (one that pays
+per engagement or attributes live streams) creators publish a post, a video and a live
+stream with stats snapshots (one shrinking), and shoppers order during the stream
+(afflux.cli.demo_content). Everything goes through the real HTTP endpoints; the closing
+tables are read back from the payouts API: the creators' sales KPIs, and beside them the
+content KPIs (views, engagement, ER, CTR, RPM, EMV) of each creator-economy campaign.
 """
 
 from __future__ import annotations
@@ -14,9 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+from afflux.cli import demo_content
 from afflux.cli.console import console_for
 from afflux.cli.demo_client import CreatorRow, DemoClient
-from afflux.cli.demo_report import NextSteps, print_next_steps, print_rankings, rankings
+from afflux.cli.demo_report import (
+    ContentReport,
+    NextSteps,
+    print_content,
+    print_next_steps,
+    print_rankings,
+    rankings,
+)
 from afflux.cli.demo_whatif import show_whatif
 from afflux.cli.processes import StartFailed
 from afflux.cli.progress import ProgressDisplay
@@ -60,8 +72,11 @@ def run_demo(
             client = DemoClient(
                 stack.url("clicks"), stack.url("orders"), stack.url("payouts"), token
             )
-            rows = asyncio.run(_simulate(client, programs, creator_ids(creators), visitors, seed))
+            rows, reports = asyncio.run(
+                _simulate(client, programs, creator_ids(creators), visitors, seed)
+            )
             print_rankings(console_for(sys.stdout), rows)
+            print_content(console_for(sys.stdout), reports)
             show_whatif(console_for(sys.stdout), stack.kafka_bootstrap, [p.terms for p in programs])
             print("\nafflux demo: stopping the stack ...", flush=True)
         except StartFailed as exc:
@@ -91,10 +106,23 @@ def _best_paid(rows: list[CreatorRow]) -> str | None:
 
 async def _simulate(
     client: DemoClient, programs: list[Program], creators: list[str], visitors: int, seed: int
-) -> list[CreatorRow]:
+) -> tuple[list[CreatorRow], list[ContentReport]]:
     async with client:
         traffic = Traffic(client, programs, creators)
         await traffic.create_links()
+        content = demo_content.ContentTally()
+        lives = []
+        expected: dict[str, int] = {}  # campaign -> snapshots its contents will hold
+        for program in programs:
+            if not demo_content.wants_content(program.terms):
+                continue
+            planned, live = demo_content.plan_content(
+                program.terms, creators, client.merchant_now(), seed
+            )
+            await demo_content.publish_all(client, planned, content)
+            await demo_content.start_live(client, live, content)
+            lives.append((program, live))
+            expected[program.terms.campaign_id] = demo_content.expected_snapshots(planned)
         bar = ProgressDisplay(visitors, "simulating visitors", unit="visitors")
         gate = asyncio.Semaphore(CONCURRENCY)
         last_order_at = time.monotonic()
@@ -109,6 +137,10 @@ async def _simulate(
 
         await asyncio.gather(*(one(n) for n in range(visitors)))
         bar.close()
+        for program, live in lives:
+            await demo_content.live_orders(client, program.terms, seed, content)
+            await demo_content.end_live(client, live, client.merchant_now(), seed, content)
+            last_order_at = time.monotonic()
         tally = traffic.tally
         print(
             f"afflux demo: sent {tally.clicks} clicks, {tally.orders} orders, "
@@ -119,5 +151,22 @@ async def _simulate(
         print(
             f"afflux demo: waiting for attribution (grace {grace}s) and the ledger ...", flush=True
         )
+        if lives:
+            print(
+                f"afflux demo: published {content.contents} contents with "
+                f"{content.snapshots} stats snapshots; {content.live_orders} orders during "
+                "live streams",
+                flush=True,
+            )
+        await demo_content.wait_until_applied(client, expected)
         waited = time.monotonic() - last_order_at
-        return await client.settled_rows(min_wait_s=max(0.0, grace + 2 - waited))
+        rows = await client.settled_rows(min_wait_s=max(0.0, grace + 2 - waited))
+        reports = [
+            ContentReport(
+                program.terms.campaign_id,
+                await client.campaign_kpis(program.terms.campaign_id),
+                tuple(await client.campaign_contents(program.terms.campaign_id)),
+            )
+            for program, _ in lives
+        ]
+        return rows, reports

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -177,3 +178,105 @@ def print_rankings(console: Console, rows: Sequence[CreatorRow]) -> None:
 def print_next_steps(console: Console, steps: NextSteps) -> None:
     console.print()
     console.print(next_steps_block(steps))
+
+
+@dataclass(frozen=True)
+class ContentReport:
+    """A creator-economy campaign as the KPI API answers it: the campaign's row and one
+    row per content (``/v1/kpis/campaigns/{id}`` and ``.../contents``)."""
+
+    campaign_id: str
+    kpis: dict[str, Any]
+    contents: tuple[dict[str, Any], ...]
+
+
+CONTENT_NOTE = (
+    "ER: engagement (likes+comments+shares+saves) / followers. CTR: valid clicks / "
+    "impressions. RPM: net revenue per 1,000 views (per content: a live stream's sales). "
+    "EMV: the reach priced as ads at the campaign's values. none: no denominator."
+)
+
+
+def ratio_text(value: object) -> str:
+    return "none" if value is None else f"{float(value) * 100:.2f}%"  # type: ignore[arg-type]
+
+
+def money_text(value: object, currency: str) -> str:
+    return "none" if value is None else amount_text(int(value), currency)  # type: ignore[call-overload]
+
+
+def campaign_table(report: ContentReport) -> Table:
+    """Sales KPIs and content KPIs of the campaign, side by side."""
+    k = report.kpis
+    currency = str(k["currency"])
+    by_rule = k["conversions_by_rule"]
+    table = Table(
+        title=f"{report.campaign_id} ({currency}): sales and content KPIs",
+        title_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+        pad_edge=False,
+    )
+    columns = [
+        ("clicks", str(k["clicks"])),
+        (
+            "conv. link/code/live",
+            f"{by_rule['click_id'] + by_rule['cookie']}/"
+            f"{by_rule['coupon']}/{by_rule['livestream']}",
+        ),
+        ("revenue", amount_text(int(k["net_revenue_minor"]), currency)),
+        ("commission", amount_text(int(k["commission_minor"]), currency)),
+        ("eng. pay", amount_text(int(k["engagement_pay_minor"]), currency)),
+        ("views", f"{k['views']:,}"),
+        ("engagement", f"{k['engagement']:,}"),
+        ("ER", ratio_text(k["engagement_rate"])),
+        ("CTR", ratio_text(k["ctr"])),
+        ("RPM", money_text(k["rpm_minor"], currency)),
+        ("EMV", money_text(k["emv_minor"], currency)),
+    ]
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+    table.add_row(*(value for _, value in columns))
+    return table
+
+
+def contents_table(report: ContentReport) -> Table:
+    currency = str(report.kpis["currency"])
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    for name, justify in (
+        ("content", "left"),
+        ("kind", "left"),
+        ("creator", "left"),
+        ("views", "right"),
+        ("engagement", "right"),
+        ("ER", "right"),
+        ("RPM", "right"),
+        ("EMV", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for c in sorted(report.contents, key=lambda c: (-int(c["views"]), str(c["content_id"]))):
+        table.add_row(
+            f"{c['platform']}:{c['content_id']}",
+            str(c["kind"]),
+            str(c["affiliate_id"]),
+            f"{c['views']:,}",
+            f"{c['engagement']:,}",
+            ratio_text(c["engagement_rate"]),
+            money_text(c["rpm_minor"], currency),
+            money_text(c["emv_minor"], currency),
+        )
+    return table
+
+
+def content_block(report: ContentReport) -> Group:
+    return Group(
+        campaign_table(report),
+        contents_table(report),
+        Text(CONTENT_NOTE, style="dim"),
+    )
+
+
+def print_content(console: Console, reports: Sequence[ContentReport]) -> None:
+    for report in reports:
+        console.print()
+        console.print(content_block(report))
