@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, get_args
 
+import orjson
+
 from afflux.shared.core.attribution import ClickTouch
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.whatif.log import (
@@ -28,7 +30,7 @@ from afflux.shared.events import (
     OrderPlaced,
     OrderRefunded,
 )
-from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
+from afflux.shared.wire import UndecodableRecord, check_bounds, event_from_dict, parse_value
 
 _ORDER_KINDS = frozenset(get_args(OrderKind))
 _TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed")
@@ -41,21 +43,54 @@ class LogReader:
     log: CampaignLog
     events: int = 0  # every event read, of any campaign
     skipped: int = 0  # items that are not a valid event
+    _needle: bytes = b""
+
+    def __post_init__(self) -> None:
+        self._needle = b'"' + self.log.campaign_id.encode() + b'"'
 
     def record(self, value: bytes | None) -> None:
+        """Every event of one record value; only those that may be the campaign's are
+        parsed (see ``_parts``)."""
+        if value is None:
+            self.skipped += 1
+            return
+        try:
+            check_bounds(value)
+        except UndecodableRecord:
+            self.skipped += 1
+            return
+        parts = _parts(value)
+        if parts is None:
+            self._whole(value)
+            return
+        needle, last = self._needle, len(parts) - 1
+        try:
+            parsed = [
+                orjson.loads(_rebuilt(part, index, last))
+                for index, part in enumerate(parts)
+                if needle in part
+            ]
+        except orjson.JSONDecodeError:  # not the shape it looked like: parse it whole
+            self._whole(value)
+            return
+        self.events += len(parts)
+        for item in parsed:
+            self._take(item)
+
+    def _whole(self, value: bytes) -> None:
         try:
             parsed = parse_value(value)
         except UndecodableRecord:
             self.skipped += 1
             return
-        if isinstance(parsed, list):
-            for item in parsed:
-                self.item(item)
-        else:
-            self.item(parsed)
+        for item in parsed if isinstance(parsed, list) else [parsed]:
+            self.item(item)
 
     def item(self, item: Any) -> None:
         self.events += 1
+        self._take(item)
+
+    def _take(self, item: Any) -> None:
         if not isinstance(item, dict):
             self.skipped += 1
             return
@@ -67,6 +102,34 @@ class LogReader:
             _slow(self.log, item)
         except (UndecodableRecord, KeyError, TypeError, ValueError):
             self.skipped += 1
+
+
+_START = b'{"event_id":'
+_BOUNDARY = b"}," + _START
+
+
+def _parts(value: bytes) -> list[bytes] | None:
+    """The events of a record as byte slices, without parsing; None: not the compact shape
+    afflux producers write (``model_dump_json``, every event starting with its
+    ``event_id``), so the record is parsed whole.
+
+    A packed record is split at ``},{"event_id":``. That sequence never occurs inside a
+    JSON string (a quote in a string is always escaped, so ``{"`` there is ``{\\"``), and no
+    input event holds a nested object that starts with ``event_id``: each split is an
+    item boundary. A part may be the campaign's only if it holds the campaign id as a JSON
+    string (an id is ``[A-Za-z0-9_.-]+``, which no encoder escapes); the others are
+    counted, never parsed. A part that then fails to parse sends the record to the whole
+    parse, so a record of another shape is never half taken."""
+    if value.startswith(_START) and value.endswith(b"}"):
+        return [value]
+    if value.startswith(b"[" + _START) and value.endswith(b"}]"):
+        return value[1:-1].split(_BOUNDARY)
+    return None
+
+
+def _rebuilt(part: bytes, index: int, last: int) -> bytes:
+    """Part ``index`` of ``last + 1`` as the whole event it was before the split."""
+    return (_START if index else b"") + part + (b"}" if index < last else b"")
 
 
 def _str(item: dict[str, Any], name: str) -> str:
