@@ -1,6 +1,8 @@
-"""Agency overrides end to end over HTTP: orders and a refund through the signed merchant
-API, the ledger's override postings read back from the agencies' ledgers and the
-creator's statement; terms with an agency cycle refused with 422 naming the field."""
+"""Agency overrides and the review queue end to end over HTTP: orders and a refund through
+the signed merchant API; the ledger's override postings read back from the agencies'
+ledgers and the creator's statement; terms with an agency cycle refused with 422 naming
+the field; a burst of orders held for review, listed, approved and declined by the
+merchant's key, and the decisions in the ledger and the KPIs."""
 
 from __future__ import annotations
 
@@ -39,6 +41,19 @@ campaigns:
         agencies:
           ana: {agency_id: north, share_percent: "10"}
           north: {agency_id: group, share_percent: "5"}
+  - effective_from: 0
+    terms:
+      campaign_id: review-shop
+      merchant_id: merchant-review
+      currency: EUR
+      coupons: {REX: rex}
+      grace_seconds: 1
+      lock_days: 30
+      plan:
+        sale: {rate: {percent: "10"}}
+      review:
+        hold_on: [burst, self_referral]
+        thresholds: {burst_per_hour: 1}
 """
 AFFILIATES = ("ana", "north", "group")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -129,3 +144,96 @@ async def test_an_agency_cycle_is_refused_naming_the_field(
     assert answer.status_code == 422, answer.text
     assert "overrides" in answer.text
     assert "ana -> north -> group -> ana" in answer.text
+
+
+async def key_of(client: DemoClient, payouts: str, role: str, subject: str) -> dict[str, str]:
+    answer = await client.http.post(
+        f"{payouts}/v1/keys", json={"role": role, "subject": subject}, headers=ADMIN
+    )
+    assert answer.status_code == 201, answer.text
+    return {"Authorization": f"Bearer {answer.json()['key']}"}
+
+
+async def test_a_burst_is_held_until_the_merchant_approves_or_declines_it(
+    stack: Stack, client: DemoClient, terms: dict[str, CampaignTerms]
+) -> None:
+    shop = terms["review-shop"]
+    payouts = stack.url("payouts")
+    merchant = await key_of(client, payouts, "merchant", "merchant-review")
+    stranger = await key_of(client, payouts, "merchant", "merchant-agency")
+    rex = await key_of(client, payouts, "creator", "rex")
+    base = client.merchant_now() - 60_000
+    orders = [f"rev-{n}-{time.time_ns()}" for n in range(3)]
+    for n, order_id in enumerate(orders):  # three within a minute: the 2nd and 3rd burst
+        await client.place_order(
+            shop,
+            order_id=order_id,
+            kind="sale",
+            amount=Money(10_000, "EUR"),
+            coupon="REX",
+            occurred_at=base + n * 1_000,
+        )
+
+    async def queue() -> list[str]:
+        answer = await client.http.get(f"{payouts}/v1/reviews", headers=merchant)
+        assert answer.status_code == 200, answer.text
+        return [r["order_id"] for r in answer.json()["reviews"]]
+
+    await until(queue, orders[1:])
+    listed = (await client.http.get(f"{payouts}/v1/reviews", headers=merchant)).json()
+    assert [r["signals"] for r in listed["reviews"]] == [["burst"], ["burst"]]
+    assert listed["counts"] == {"held": 2, "approved": 0, "declined": 0}
+    held_first, held_second = (r["conversion_id"] for r in listed["reviews"])
+    # Another merchant sees nothing; a creator may not list.
+    other = await client.http.get(f"{payouts}/v1/reviews", headers=stranger)
+    assert other.json()["reviews"] == []
+    assert (await client.http.get(f"{payouts}/v1/reviews", headers=rex)).status_code == 403
+
+    # Held: pending, never approved at the lock.
+    rex_ledger = await postings_of(client.http, payouts, "rex")
+    assert sorted(p["approve_at"] > 2**52 for p in rex_ledger) == [False, True, True]
+
+    # Refusals: a creator's key, an unknown conversion, another merchant, one not held.
+    decline = f"{payouts}/v1/reviews/{held_first}/decline"
+    assert (await client.http.post(decline, headers=rex)).status_code == 403
+    unknown = await client.http.post(f"{payouts}/v1/reviews/nope/approve", headers=merchant)
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"][0]["field"] == "conversion_id"
+    assert (await client.http.post(decline, headers=stranger)).status_code == 404
+    every = await client.http.get(f"{payouts}/v1/reviews?status=all", headers=merchant)
+    [not_held] = [r for r in every.json()["reviews"] if r["order_id"] == orders[0]]
+    assert not_held["status"] == "not_held"
+    refused = await client.http.post(
+        f"{payouts}/v1/reviews/{not_held['conversion_id']}/approve", headers=merchant
+    )
+    assert refused.status_code == 409
+    assert "not_held" in refused.text
+
+    # The merchant declines one (its reason on the reversal) and approves the other.
+    answer = await client.http.post(
+        decline, json={"reason": "self-purchase pattern"}, headers=merchant
+    )
+    assert answer.status_code == 202, answer.text
+    approve = f"{payouts}/v1/reviews/{held_second}/approve"
+    assert (await client.http.post(approve, headers=merchant)).status_code == 202
+
+    async def kinds() -> list[str]:
+        return sorted(p["kind"] for p in await postings_of(client.http, payouts, "rex"))
+
+    await until(kinds, ["accrual", "accrual", "accrual", "accrual", "moved", "review_decline"])
+    postings = await postings_of(client.http, payouts, "rex")
+    declined = next(p for p in postings if p["kind"] == "review_decline")
+    assert declined["amount_minor"] == -1000
+    assert declined["rule"] == (
+        "declined in review by merchant:merchant-review (burst): self-purchase pattern"
+    )
+    # Approved from the lock's end (the decision came before it): 1000 + 1000 pending.
+    assert net([p for p in postings if p["approve_at"] < 2**52]) == 2000
+    again = await client.http.post(decline, headers=merchant)
+    assert again.status_code == 409
+    assert "already_decided" in again.text
+
+    kpis = await client.http.get(f"{payouts}/v1/kpis/campaigns/review-shop", headers=merchant)
+    assert kpis.status_code == 200
+    row = kpis.json()
+    assert (row["reviews_held"], row["reviews_approved"], row["reviews_declined"]) == (0, 1, 1)

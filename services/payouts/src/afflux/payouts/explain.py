@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import CURRENCY_EXPONENTS, Money
+from afflux.shared.core.review import HELD_UNTIL
 
 
 def money(amount_minor: int, currency: str) -> str:
@@ -26,6 +27,8 @@ def money(amount_minor: int, currency: str) -> str:
 
 
 def day(ms: int) -> str:
+    if ms >= HELD_UNTIL:  # a conversion held for review: no date until a decision
+        return "a review decision"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 

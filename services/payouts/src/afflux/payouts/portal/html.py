@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from afflux.payouts.explain import money
 from afflux.payouts.portal.timeline import Daily
 from afflux.shared.core.money import CURRENCY_EXPONENTS
+from afflux.shared.core.review import HELD_UNTIL
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -46,6 +47,8 @@ def esc(value: object) -> str:
 
 
 def day(ms: int) -> str:
+    if ms >= HELD_UNTIL:  # a conversion held for review: no date until a decision
+        return "a review decision"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 

@@ -1,7 +1,8 @@
 """The review queue over HTTP: conversions held for review, and decisions on them.
 
 - ``GET /v1/reviews?campaign_id=&status=``: the queue (``status`` ``held``, the
-  default, or ``approved``, ``declined``, ``all``), with each conversion's signals;
+  default, or ``approved``, ``declined``, or ``all``: every conversion of the campaigns
+  with review terms, ``not_held`` ones too), with each conversion's signals;
 - ``POST /v1/reviews/{conversion_id}/approve`` and ``.../decline`` (body
   ``{"reason": "..."}``): a ``ConversionReviewed`` on the ``reviews`` topic, which the
   ledger applies (an approval dates the commission at the later of its lock's end and
@@ -99,7 +100,7 @@ async def review_queue(
         if allowed is not None and campaign_id not in allowed:
             raise Problem(404, "campaign_id", f"unknown_campaign: {campaign_id}")
         allowed = [campaign_id]
-    found = [e for e in await reviews.entries(store, allowed) if e.status != reviews.NOT_HELD]
+    found = await reviews.entries(store, allowed)
     shown = [e for e in found if status == "all" or e.status == status]
     return {"reviews": [e.view() for e in shown], "counts": reviews.counts(found)}
 
