@@ -238,3 +238,19 @@ def test_a_range_ending_before_it_starts_or_too_long_is_refused() -> None:
     assert backwards.value.field == "to"
     with pytest.raises(RangeProblem, match="at most 400 days"):
         day_range(date(2025, 1, 1), date(2026, 11, 1))
+
+
+def test_an_orders_items_meet_the_drafts_per_product_rates() -> None:
+    """The replay hands the order's items to the ledger's step: a draft excluding the
+    shipping category pays on the shoes alone."""
+    log = CampaignLog("camp")
+    log.add_click("v-1", ClickTouch("v-1.k", "creator-a", "camp", at(0)))
+    items = (("SHOE-1", "shoes", 1, 8_000), ("SHIP", "shipping", 1, 2_000))
+    log.add_order(LoggedOrder("o-1", "e-o-1", "v-1", at(1), 10_000, "EUR", items=items))
+    draft = terms(
+        plan={
+            "sale": {"rate": {"percent": "10"}, "products": {"excluded_categories": ["shipping"]}}
+        }
+    )
+    diff = whatif(log, CURRENT, draft)
+    assert [(c.current_minor, c.draft_minor) for c in diff.creators] == [(1_000, 800)]

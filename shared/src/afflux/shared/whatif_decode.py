@@ -176,6 +176,8 @@ def _fast(log: CampaignLog, item: dict[str, Any]) -> bool:
         log.add_click(_str(item, "visitor_id"), click)
         return True
     if kind == "OrderPlaced":
+        if item.get("items") or item.get("non_commissionable_minor") or item.get("survey"):
+            return False  # rarer: the model reads them
         order_id = _str(item, "order_id")
         visitor, click_id = _opt(item, "visitor_id"), _opt(item, "click_id")
         log.add_order(
@@ -195,6 +197,8 @@ def _fast(log: CampaignLog, item: dict[str, Any]) -> bool:
         )
         return True
     if kind == "OrderRefunded":
+        if item.get("items"):
+            return False
         log.add_refund(
             LoggedRefund(
                 refund_id=_str(item, "refund_id"),
@@ -236,6 +240,10 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
                 click_id=event.click_id,
                 coupon_code=event.coupon_code,
                 new_customer=event.new_customer,
+                survey_affiliate_id=event.survey.affiliate_id if event.survey else None,
+                survey_handle=event.survey.handle if event.survey else None,
+                items=tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items),
+                non_commissionable_minor=event.non_commissionable_minor,
             )
         )
     elif isinstance(event, OrderRefunded):
@@ -246,6 +254,7 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
                 event.order_id,
                 event.occurred_at,
                 event.amount_minor,
+                tuple((i.sku, i.quantity, i.amount_minor) for i in event.items),
             )
         )
     elif isinstance(event, LeadConfirmed):

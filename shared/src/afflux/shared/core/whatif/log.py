@@ -26,6 +26,11 @@ class LoggedOrder:
     click_id: str | None = None
     coupon_code: str | None = None
     new_customer: bool = False
+    survey_affiliate_id: str | None = None
+    survey_handle: str | None = None
+    # Per-product rates: (sku, category, quantity, unit price) and what earns nothing.
+    items: tuple[tuple[str, str | None, int, int], ...] = ()
+    non_commissionable_minor: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,7 @@ class LoggedRefund:
     order_id: str
     at: int
     amount_minor: int
+    items: tuple[tuple[str, int | None, int | None], ...] = ()  # sku, quantity, amount
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,7 +117,13 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
         version = terms_in_force(versions, order.at)
         terms = version.terms
         touch = OrderTouch(
-            order.order_id, log.campaign_id, order.at, order.click_id, order.coupon_code
+            order.order_id,
+            log.campaign_id,
+            order.at,
+            order.click_id,
+            order.coupon_code,
+            order.survey_affiliate_id,
+            order.survey_handle,
         )
         decision = choose(touch, log.clicks.get(order.key, ()), terms)
         if not isinstance(decision, Attributed):
@@ -156,6 +162,9 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
             new_customer=order.new_customer,
             occurred_at=order.at,
             terms_version=version.version,
+            items=order.items,
+            non_commissionable_minor=order.non_commissionable_minor,
+            attributed_by=decision.reason,
         )
         home = period(order.at)
         home.conversions.append(fact)
@@ -171,7 +180,15 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
         refunded[order.order_id] += applied
         rid = ids.reversal_id(log.campaign_id, order.order_id, refund.refund_id)
         home.refunds.append(
-            RefundFact(rid, rid, order.order_id, applied, refund.at, fact.conversion_id)
+            RefundFact(
+                reversal_id=rid,
+                event_id=rid,
+                order_id=order.order_id,
+                amount_minor=applied,
+                occurred_at=refund.at,
+                conversion_id=fact.conversion_id,
+                items=refund.items,
+            )
         )
     if confirming:
         for order_id, confirmation in log.confirmations.items():
