@@ -343,3 +343,10 @@ def test_a_publication_stamped_past_the_clock_skew_is_left_out_as_the_oracle_doe
     assert book.changes == []
     assert apply_record(book, encode(stream), stream.occurred_at - 300_000) == []
     assert [c.stream for c in book.changes if c.stream] != []
+
+
+def test_stats_records_are_passed_over_without_a_change() -> None:
+    book = ContentBook()
+    assert apply_record(book, b'{"type": "ContentStats", "content_id": "x"}', START) == []
+    assert apply_record(book, None, START) == []
+    assert book.changes == []

@@ -133,6 +133,8 @@ def apply_record(
 ) -> list[str]:
     """Apply every live publication or handle in one record; reasons for bad items. Stats
     and other kinds without a handle are not this reader's business and pass silently."""
+    if value is None or b"ContentPublished" not in value:
+        return []  # stats, most of the topic: not even parsed (a worker reads it all at start)
     try:
         parsed = parse_value(value)
     except UndecodableRecord as exc:
