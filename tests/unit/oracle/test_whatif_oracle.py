@@ -136,11 +136,17 @@ def test_draft_side_equals_the_oracle_run_with_the_draft(campaign: str, draft: D
     assert diff.draft_total_minor == sum(expected.values())
 
 
-def test_a_range_replays_its_orders_as_the_oracle_given_only_those_orders() -> None:
+@pytest.mark.parametrize(
+    "aligned",
+    [False, True],  # a range cutting through days (clicks counted one by one), whole days
+)
+def test_a_range_replays_its_orders_as_the_oracle_given_only_those_orders(aligned: bool) -> None:
     """Orders (and so their refunds and confirmations) in the range; every click may win
     them, but only the range's clicks are paid per click."""
     campaign = "acme-fashion"
     start = min(e.occurred_at for e in SCENARIO.events) + 2 * 86_400_000
+    if aligned:
+        start -= start % 86_400_000
     window = DateRange(start, start + 3 * 86_400_000)
     log = replay_log(SCENARIO.events, campaign)
     got = nonzero(replay(log, CAMPAIGNS[campaign], window).commission_by_creator())

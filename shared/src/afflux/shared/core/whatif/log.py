@@ -12,6 +12,8 @@ from datetime import date
 
 from afflux.shared.core.attribution import ClickTouch
 
+_MS_PER_DAY = 86_400_000
+
 
 @dataclass(frozen=True, slots=True)
 class LoggedOrder:
@@ -77,6 +79,9 @@ class CampaignLog:
     refund_ids: set[tuple[str, str]] = field(default_factory=set)  # (order, refund)
     confirmations: dict[str, LoggedConfirmation] = field(default_factory=dict)
     events: int = 0  # events of the campaign taken (copies left out)
+    # UTC day number -> creator -> [valid clicks, first at, last at]: what click pay needs,
+    # summed once here rather than once per replay.
+    valid_days: dict[int, dict[str, list[int]]] = field(default_factory=dict)
 
     def add_click(self, visitor: str, click: ClickTouch) -> None:
         if click.click_id in self.click_ids:
@@ -88,6 +93,15 @@ class CampaignLog:
         else:
             found.append(click)
         self.events += 1
+        if not click.flagged:
+            day = self.valid_days.setdefault(click.at // _MS_PER_DAY, {})
+            tally = day.get(click.affiliate_id)
+            if tally is None:
+                day[click.affiliate_id] = [1, click.at, click.at]
+            else:
+                tally[0] += 1
+                tally[1] = min(tally[1], click.at)
+                tally[2] = max(tally[2], click.at)
 
     def add_order(self, order: LoggedOrder) -> None:
         if order.order_id not in self.order_ids:
@@ -112,7 +126,6 @@ EVER = DateRange()  # every event time
 
 
 MAX_RANGE_DAYS = 400  # the longest range a what-if takes (docs/reliability.md)
-_MS_PER_DAY = 86_400_000
 
 
 class RangeProblem(ValueError):

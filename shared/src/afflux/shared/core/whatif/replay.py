@@ -18,7 +18,7 @@ visitor may win it, however long before the range began.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from afflux.shared.core import attribution as ids
@@ -29,6 +29,8 @@ from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInp
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange, LoggedOrder
+
+_DAY = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,17 +197,7 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
             if order_id in converted:
                 converted[order_id][2].confirmations.append((order_id, confirmation.event_id))
 
-    for clicks in log.clicks.values():
-        for click in clicks:
-            if click.flagged or not window.holds(click.at):
-                continue
-            tally = period(click.at).clicks.get(click.affiliate_id)
-            if tally is None:
-                period(click.at).clicks[click.affiliate_id] = [1, click.at, click.at]
-            else:
-                tally[0] += 1
-                tally[1] = min(tally[1], click.at)
-                tally[2] = max(tally[2], click.at)
+    _tally_clicks(log, versions, window, period)
 
     lines: dict[str, ReplayedLine] = {}
     for name, facts in sorted(periods.items()):
@@ -241,3 +233,45 @@ def _rule(rule: str, net: int, creator_paid: int, paid: int) -> str:
     if paid < creator_paid:
         rule += f"; campaign budget cut {creator_paid - paid}"
     return rule
+
+
+def _tally_clicks(
+    log: CampaignLog,
+    versions: Sequence[TermsVersion],
+    window: DateRange,
+    period: Callable[[int], _Period],
+) -> None:
+    """Each period's valid clicks per creator, from the log's daily sums: a day wholly in
+    the range and in one plan's period is added whole; a day the range or a new version
+    cuts through is counted click by click."""
+    starts = {v.effective_from // _DAY for v in versions}
+    cut: set[int] = set()
+    for day, tallies in log.valid_days.items():
+        low, high = day * _DAY, (day + 1) * _DAY
+        start, end = window.start, window.end
+        if (start is not None and start >= high) or (end is not None and end <= low):
+            continue  # the day is outside the range
+        inside = (start is None or start <= low) and (end is None or end >= high)
+        whole = inside and day not in starts
+        if not whole:
+            cut.add(day)
+            continue
+        figures = period(low).clicks
+        for creator, (count, first, last) in tallies.items():
+            _add(figures, creator, count, first, last)
+    if not cut:
+        return
+    for clicks in log.clicks.values():
+        for click in clicks:
+            if not click.flagged and click.at // _DAY in cut and window.holds(click.at):
+                _add(period(click.at).clicks, click.affiliate_id, 1, click.at, click.at)
+
+
+def _add(figures: dict[str, list[int]], creator: str, count: int, first: int, last: int) -> None:
+    tally = figures.get(creator)
+    if tally is None:
+        figures[creator] = [count, first, last]
+    else:
+        tally[0] += count
+        tally[1] = min(tally[1], first)
+        tally[2] = max(tally[2], last)
