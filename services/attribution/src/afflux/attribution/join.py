@@ -704,6 +704,7 @@ def _decided_from(
     (event_id, kind, action, amount, currency, visitor, customer, new, click_id, coupon) = row[:10]
     survey_affiliate, survey_handle = (row[10], row[11]) if len(row) > 10 else (None, None)
     items, non_commissionable = (row[12], row[13]) if len(row) > 12 else ((), 0)
+    ip_hash, email_hash, referrer = (row[14], row[15], row[16]) if len(row) > 14 else (None,) * 3
     facts = OrderFacts(
         order_id,
         campaign,
@@ -725,6 +726,9 @@ def _decided_from(
             for sku, category, quantity, price in items
         ),
         non_commissionable,
+        ip_hash,
+        email_hash,
+        referrer,
     )
     winner = None
     if w is not None:

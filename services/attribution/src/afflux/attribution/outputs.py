@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, cast
 
 from afflux.shared.core import attribution as core
+from afflux.shared.core.review import RiskSignal, SignalFacts, signals
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
     Assist,
@@ -62,6 +63,10 @@ class OrderFacts:
     survey_handle: str | None = None
     items: tuple[OrderItem, ...] = ()  # per-product rates: the ledger prices them
     non_commissionable_minor: int = 0
+    # Risk facts (core.review): the buyer's hashed IP and email, the referrer.
+    customer_ip_hash: str | None = None
+    customer_email_hash: str | None = None
+    referrer: str | None = None
 
     @property
     def has_survey(self) -> bool:
@@ -87,6 +92,9 @@ class OrderFacts:
             o.survey.handle if o.survey else None,
             o.items,
             o.non_commissionable_minor,
+            o.customer_ip_hash,
+            o.customer_email_hash,
+            o.referrer,
         )
 
     def touch(self) -> core.OrderTouch:
@@ -105,9 +113,14 @@ class OrderFacts:
         survey: list[Any] = []
         if self.has_survey or products:
             survey = [self.survey_affiliate_id, self.survey_handle]
-        if products:  # after the survey's two places, so older rows read as before
+        risk = [self.customer_ip_hash, self.customer_email_hash, self.referrer]
+        if any(risk) and not products:
+            survey = [self.survey_affiliate_id, self.survey_handle]
+        if products or any(risk):  # after the survey's two places, so older rows read as before
             items = [[i.sku, i.category, i.quantity, i.price_minor] for i in self.items]
             survey += [items, self.non_commissionable_minor]
+        if any(risk):  # after the products' two places
+            survey += risk
         return [
             self.event_id,
             self.kind,
@@ -182,7 +195,33 @@ def order_outcome(
         corrected_at=corrected_at,
         live_stream_id=decision.stream.stream_id if decision.stream else None,
         survey_affiliate_id=surveyed,
+        risk_signals=risk_signals(order, decision, version),
     )
+
+
+def risk_signals(
+    order: OrderFacts, decision: core.Attributed, version: TermsVersion
+) -> tuple[RiskSignal, ...]:
+    """The signals the order and its decision raise (core.review.signals). The worker's
+    click state keeps no IP hash, so ``same_ip`` is not raised here."""
+    review = version.terms.review
+    if review is None:
+        return ()
+    click = decision.click
+    clicked = any(
+        t.affiliate_id == decision.affiliate_id
+        for t in (*decision.assists, *([click] if click else []))
+    )
+    facts = SignalFacts(
+        affiliate_id=decision.affiliate_id,
+        reason=decision.reason,
+        lag_ms=order.occurred_at - click.at if click else None,
+        customer_ip_hash=order.customer_ip_hash,
+        customer_email_hash=order.customer_email_hash,
+        creator_clicked=clicked,
+        referrers=(order.referrer,) if order.referrer else (),
+    )
+    return cast(tuple[RiskSignal, ...], signals(review, facts))
 
 
 class SettledRefund(NamedTuple):

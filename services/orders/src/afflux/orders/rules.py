@@ -59,6 +59,9 @@ class OrderRequest(_Request):
     non_commissionable_minor: StrictMinor | None = None
     non_commissionable_reason: NonCommissionableReason | None = None
     survey: SurveyAnswer | None = None
+    customer_ip_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    customer_email_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    referrer: Annotated[str, Field(max_length=2048)] | None = None
 
 
 class SurveyRequest(_Request):
@@ -205,6 +208,9 @@ def order_event(
         non_commissionable_minor=non_commissionable,
         non_commissionable_reason=request.non_commissionable_reason,
         survey=request.survey,
+        customer_ip_hash=request.customer_ip_hash,
+        customer_email_hash=request.customer_email_hash,
+        referrer=request.referrer,
     )
 
 

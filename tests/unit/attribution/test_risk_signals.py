@@ -1,0 +1,93 @@
+"""The attribution worker's risk signals on a conversion (outputs.risk_signals over
+core.review.signals), and the order facts that carry them kept across a restart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from afflux.attribution.join import Decided, _decided_from, _decided_row
+from afflux.attribution.outputs import OrderFacts, risk_signals
+from afflux.shared.core import attribution as core
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+
+pytestmark = pytest.mark.unit
+
+TERMS = CampaignTerms.model_validate(
+    {
+        "campaign_id": "shop",
+        "merchant_id": "m",
+        "currency": "EUR",
+        "coupons": {"ANA": "ana"},
+        "review": {
+            "hold_on": ["self_referral"],
+            "thresholds": {"min_click_to_conversion_s": 10},
+            "coupon_sites": ["coupons.example"],
+            "creator_email_hashes": {"ana": "h-ana"},
+        },
+    }
+)
+VERSION = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
+ORDER = OrderFacts(
+    "o1", "shop", 100_000, "ev-o1", "sale", None, 5000, "EUR", "v1", None, False, None, None
+)
+CLICK = core.ClickTouch("k1", "ana", "shop", 100_000 - 60_000)
+BY_CLICK = core.Attributed("ana", "cookie", 30, CLICK, ())
+BY_COUPON = core.Attributed("ana", "coupon", 30, None, ())
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    order: OrderFacts
+    decision: core.Attributed
+    raised: tuple[str, ...]
+
+
+CASES = [
+    # A click a minute before the order: nothing.
+    Case("plain", ORDER, BY_CLICK, ()),
+    # A click 9 s before: fast.
+    Case(
+        "fast",
+        ORDER,
+        replace(BY_CLICK, click=replace(CLICK, at=100_000 - 9_999)),
+        ("fast_conversion",),
+    ),
+    # The creator's own email hash.
+    Case("self", replace(ORDER, customer_email_hash="h-ana"), BY_CLICK, ("self_referral",)),
+    # A coupon order from a coupon site, no click of the coupon's creator.
+    Case(
+        "coupon site",
+        replace(ORDER, coupon_code="ANA", referrer="https://coupons.example/x"),
+        BY_COUPON,
+        ("coupon_site",),
+    ),
+    # The same with a click of the creator among the visitor's clicks: none.
+    Case(
+        "coupon with the creator's click",
+        replace(ORDER, coupon_code="ANA", referrer="https://coupons.example/x"),
+        replace(BY_COUPON, assists=(CLICK,)),
+        (),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_worker_raises_the_signals_its_facts_show(case: Case) -> None:
+    assert risk_signals(case.order, case.decision, VERSION) == case.raised
+
+
+def test_terms_without_review_raise_nothing() -> None:
+    plain = VERSION.model_copy(update={"terms": TERMS.model_copy(update={"review": None})})
+    assert risk_signals(replace(ORDER, customer_email_hash="h-ana"), BY_CLICK, plain) == ()
+
+
+def test_the_risk_facts_survive_the_decided_orders_row() -> None:
+    facts = replace(
+        ORDER, customer_ip_hash="ip", customer_email_hash="h-ana", referrer="https://r.example"
+    )
+    row = _decided_row("shop", "o1", Decided(100_000, True, False, facts, None))
+    back = _decided_from("shop", "o1", row[2], row[3], row[4], row[5:])
+    assert back.order == facts
