@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from afflux.cli import reviews_cmd
 from afflux.cli.demo_client import DemoClient
+from afflux.cli.main import _parser
 from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.money import Money
@@ -155,7 +157,11 @@ async def key_of(client: DemoClient, payouts: str, role: str, subject: str) -> d
 
 
 async def test_a_burst_is_held_until_the_merchant_approves_or_declines_it(
-    stack: Stack, client: DemoClient, terms: dict[str, CampaignTerms]
+    stack: Stack,
+    client: DemoClient,
+    terms: dict[str, CampaignTerms],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     shop = terms["review-shop"]
     payouts = stack.url("payouts")
@@ -237,3 +243,13 @@ async def test_a_burst_is_held_until_the_merchant_approves_or_declines_it(
     assert kpis.status_code == 200
     row = kpis.json()
     assert (row["reviews_held"], row["reviews_approved"], row["reviews_declined"]) == (0, 1, 1)
+
+    # The same queue from the command line (the admin token).
+    monkeypatch.setenv("AFFLUX_ADMIN_TOKEN", ADMIN_TOKEN)
+    argv = ["reviews", "--url", payouts, "list", "--campaign", "review-shop", "--status", "all"]
+    assert await asyncio.to_thread(reviews_cmd.run, _parser().parse_args(argv)) == 0
+    printed = capsys.readouterr().out
+    assert "held 0, approved 1, declined 1" in printed
+    assert f"order {orders[1]}  declined  burst" in printed
+    refused = ["reviews", "--url", payouts, "approve", held_first]
+    assert await asyncio.to_thread(reviews_cmd.run, _parser().parse_args(refused)) == 1

@@ -15,6 +15,7 @@ from afflux.cli import (
     benches,
     keys_cmd,
     ledger_cmd,
+    reviews_cmd,
     secrets_cmd,
     webhooks_cmd,
     whatif_cmd,
@@ -110,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     attribution_cmd.add_parser(sub)
     webhooks_cmd.add_parser(sub)
     keys_cmd.add_parser(sub)
+    reviews_cmd.add_parser(sub)
     return parser
 
 
@@ -156,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return webhooks_cmd.run(args)
     if args.command == "keys":
         return keys_cmd.run(args)
+    if args.command == "reviews":
+        return reviews_cmd.run(args)
     if args.command == "topics":
         return _create_topics()
     if args.command == "campaigns" and args.action == "whatif":
