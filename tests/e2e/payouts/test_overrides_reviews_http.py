@@ -7,6 +7,7 @@ merchant's key, and the decisions in the ledger and the KPIs."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -253,3 +254,65 @@ async def test_a_burst_is_held_until_the_merchant_approves_or_declines_it(
     assert f"order {orders[1]}  declined  burst" in printed
     refused = ["reviews", "--url", payouts, "approve", held_first]
     assert await asyncio.to_thread(reviews_cmd.run, _parser().parse_args(refused)) == 1
+
+
+async def test_the_merchant_declines_from_the_portals_review_page(
+    stack: Stack, client: DemoClient, terms: dict[str, CampaignTerms]
+) -> None:
+    payouts = stack.url("payouts")
+    order_id = f"rev-portal-{time.time_ns()}"
+    await client.place_order(
+        terms["review-shop"],
+        order_id=order_id,
+        kind="sale",
+        amount=Money(20_000, "EUR"),
+        coupon="REX",
+        occurred_at=client.merchant_now() - 30_000,
+    )
+    merchant = await key_of(client, payouts, "merchant", "merchant-review")
+
+    async def held() -> list[str]:
+        answer = await client.http.get(f"{payouts}/v1/reviews", headers=merchant)
+        return [r["order_id"] for r in answer.json()["reviews"]]
+
+    await until(held, [order_id])
+    key = merchant["Authorization"].removeprefix("Bearer ")
+    async with httpx.AsyncClient(base_url=payouts) as browser:
+        form = await browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token
+        login = await browser.post(
+            "/login",
+            data={"key": key, "csrf_token": token.group(1), "next": "/portal"},
+            headers={"origin": payouts},
+        )
+        assert login.status_code == 303, login.text
+        page = await browser.get("/portal/campaigns/review-shop/reviews")
+        assert page.status_code == 200
+        assert "1 held, 1 approved, 1 declined." in page.text
+        assert order_id in page.text
+        action = re.search(r'action="([^"]+/decline)"', page.text)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert action
+        assert csrf
+        origin = {"origin": payouts}
+        forged = await browser.post(action.group(1), data={"reason": "x"}, headers=origin)
+        assert forged.status_code == 403
+        sent = await browser.post(
+            action.group(1),
+            data={"reason": "coupon leak", "csrf_token": csrf.group(1)},
+            headers=origin,
+        )
+        assert sent.status_code == 303, sent.text
+
+        async def counts() -> str:
+            text = (await browser.get("/portal/campaigns/review-shop/reviews")).text
+            found = re.search(r'id="review-counts">([^<]+)<', text)
+            return found.group(1) if found else ""
+
+        await until(counts, "0 held, 1 approved, 2 declined.")
+        again = await browser.post(
+            action.group(1), data={"csrf_token": csrf.group(1)}, headers=origin
+        )
+        assert again.status_code == 409
+        assert "already_decided" in again.text

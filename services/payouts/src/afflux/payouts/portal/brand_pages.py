@@ -142,6 +142,8 @@ async def campaign_page(
     body += (
         f'<p id="whatif-link"><a href="{h.esc(base)}/whatif">What-if: try draft terms on the '
         "recorded events</a></p>"
+        f'<p id="reviews-link"><a href="{h.esc(base)}/reviews">Review queue: conversions held'
+        " for review</a></p>"
     )
     body += "<h2>KPIs</h2>" + kpi_table(row)
     contents = await contents_for(store, [(campaign_id, wanted)], directory)

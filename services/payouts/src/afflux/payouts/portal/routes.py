@@ -9,7 +9,13 @@ from importlib import resources
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from afflux.payouts.portal import brand_pages, creator_pages, link_pages, whatif_page
+from afflux.payouts.portal import (
+    brand_pages,
+    creator_pages,
+    link_pages,
+    review_page,
+    whatif_page,
+)
 from afflux.payouts.portal.guard import Refused
 
 ASSETS = {
@@ -49,4 +55,5 @@ def install_portal(app: FastAPI) -> None:
     app.include_router(creator_pages.router)
     app.include_router(link_pages.router)
     app.include_router(whatif_page.router)
+    app.include_router(review_page.router)
     app.add_exception_handler(Refused, _refused)
