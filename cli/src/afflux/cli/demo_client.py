@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -162,11 +163,18 @@ class DemoClient:
         coupon: str | None = None,
         new_customer: bool = False,
         occurred_at: int | None = None,
+        items: Sequence[dict[str, Any]] = (),
+        non_commissionable_minor: int = 0,
     ) -> httpx.Response:
         body = self._order_body(
             terms, order_id, kind, amount, action, visitor_id, click_id, coupon, new_customer
         )
         body["occurred_at"] = occurred_at if occurred_at is not None else self.merchant_now()
+        if items:
+            body["items"] = list(items)
+        if non_commissionable_minor:
+            body["non_commissionable_minor"] = non_commissionable_minor
+            body["non_commissionable_reason"] = "shipping"
         response = await self._signed("POST", "/v1/orders", terms.merchant_id, body)
         if response.status_code not in (200, 202):
             raise RuntimeError(f"order {order_id} answered {response.status_code}: {response.text}")
@@ -240,9 +248,15 @@ class DemoClient:
             )
 
     async def refund(
-        self, terms: CampaignTerms, *, order_id: str, refund_id: str, amount: int
+        self,
+        terms: CampaignTerms,
+        *,
+        order_id: str,
+        refund_id: str,
+        amount: int,
+        items: Sequence[dict[str, Any]] = (),
     ) -> None:
-        body = {
+        body: dict[str, Any] = {
             "refund_id": refund_id,
             "order_id": order_id,
             "campaign_id": terms.campaign_id,
@@ -250,10 +264,31 @@ class DemoClient:
             "amount_minor": amount,
             "currency": terms.currency,
         }
+        if items:
+            body["items"] = list(items)
         response = await self._signed("POST", "/v1/refunds", terms.merchant_id, body)
         if response.status_code not in (200, 202):
             raise RuntimeError(
                 f"refund {refund_id} answered {response.status_code}: {response.text}"
+            )
+
+    async def renew(
+        self, terms: CampaignTerms, *, first_order_id: str, number: int, amount: int
+    ) -> None:
+        """The ``number``-th renewal of the subscription first bought in ``first_order_id``."""
+        body = {
+            "order_id": first_order_id,
+            "renewal_number": number,
+            "campaign_id": terms.campaign_id,
+            "occurred_at": self.merchant_now(),
+            "amount_minor": amount,
+            "currency": terms.currency,
+        }
+        response = await self._signed("POST", "/v1/renewals", terms.merchant_id, body)
+        if response.status_code not in (200, 202):
+            raise RuntimeError(
+                f"renewal {number} of {first_order_id} answered {response.status_code}:"
+                f" {response.text}"
             )
 
     async def _admin_post(self, path: str, body: dict[str, Any]) -> httpx.Response:

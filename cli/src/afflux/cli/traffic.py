@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from afflux.cli.demo_client import DemoClient
 from afflux.shared.core.money import Money
@@ -42,6 +43,7 @@ class TrafficMix:
     coupon_rate: float = 0.06
     bot_rate: float = 0.03
     refund_rate: float = 0.08
+    renewal_rate: float = 0.5  # of sales of a campaign that pays recurring commissions
     click_id_only_rate: float = 0.2
     think_time_s: tuple[float, float] = (0.2, 2.5)
 
@@ -59,6 +61,7 @@ class Tally:
     clicks: int = 0
     orders: int = 0
     refunds: int = 0
+    renewals: int = 0
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     click_ids: list[str] = field(default_factory=list)  # from every 302 answered
@@ -135,6 +138,7 @@ class Traffic:
         terms = program.terms
         kind, action = rng.choice(program.kinds)
         amount = max(100, int(rng.lognormvariate(8.3, 0.6))) if kind == "sale" else 0
+        items, shipping = sale_items(terms, amount, rng) if kind == "sale" else ([], 0)
         await self.client.place_order(
             terms,
             order_id=order_id,
@@ -145,15 +149,60 @@ class Traffic:
             click_id=click_id,
             coupon=coupon,
             new_customer=rng.random() < 0.35,
+            items=items,
+            non_commissionable_minor=shipping,
         )
         self.tally.orders += 1
         self.tally.accepted.append((terms.campaign_id, order_id))
+        if kind == "sale" and terms.plan.recurring and rng.random() < self.mix.renewal_rate:
+            for number in range(1, rng.randint(1, 3) + 1):
+                renewal = max(100, int(rng.lognormvariate(7.5, 0.3)))
+                await self.client.renew(
+                    terms, first_order_id=order_id, number=number, amount=renewal
+                )
+                self.tally.renewals += 1
         if kind == "lead" and terms.lead_confirmation_required and rng.random() < 0.7:
             await self.client.confirm_lead(terms, order_id)
         if kind == "sale" and rng.random() < self.mix.refund_rate:
             await asyncio.sleep(rng.uniform(0.1, 0.5))
             part = amount if rng.random() < 0.5 else max(1, amount // 3)
+            # Sometimes the refund names one unit of the first item (reversed per item).
+            named = [{"sku": items[0]["sku"], "quantity": 1}] if items and part < amount else []
             await self.client.refund(
-                terms, order_id=order_id, refund_id=f"r-{order_id}", amount=part
+                terms, order_id=order_id, refund_id=f"r-{order_id}", amount=part, items=named
             )
             self.tally.refunds += 1
+
+
+def sale_items(terms: CampaignTerms, amount: int, rng: random.Random) -> tuple[list[Any], int]:
+    """A sale's items for a campaign with per-product rates (a sku with its own rate, an
+    item of a rated category, an excluded one, one at the sale's rate) and sometimes
+    shipping as its non-commissionable part; they make up ``amount`` exactly. Other
+    campaigns' sales carry no items."""
+    products = terms.plan.sale.products if terms.plan.sale else None
+    if products is None or amount < 400:
+        return [], 0
+    shipping = 295 if rng.random() < 0.4 else 0
+    rest = amount - shipping
+    parts = [rest * 4 // 10, rest * 3 // 10, rest // 10]
+    parts.append(rest - sum(parts))
+    skus = sorted(products.skus) or ["any-sku"]
+    categories: list[str | None] = [*sorted(products.categories)] or [None]
+    excluded: list[str | None] = [*sorted(products.excluded_categories)] or [None]
+    rows: list[tuple[str, str | None]] = [
+        (rng.choice(skus), None),
+        (f"item-{rng.randint(1, 9)}", rng.choice(categories)),
+        (f"card-{rng.randint(1, 9)}", rng.choice(excluded)),
+        (f"plain-{rng.randint(1, 9)}", None),
+    ]
+    items: list[Any] = []
+    for (sku, category), part in zip(rows, parts, strict=True):
+        if part <= 0 or any(item["sku"] == sku for item in items):
+            continue
+        quantity = 2 if part % 2 == 0 and rng.random() < 0.3 else 1
+        item: dict[str, Any] = {"sku": sku, "quantity": quantity, "price_minor": part // quantity}
+        if category:
+            item["category"] = category
+        items.append(item)
+    shipping += rest - sum(i["quantity"] * i["price_minor"] for i in items)
+    return items, shipping
