@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from afflux.orders import campaigns_cli
 from afflux.shared.core.overrides import AgencyOverrides, MirroredPart, mirror, share_of
 from afflux.shared.core.terms import CampaignTerms
 
@@ -161,3 +163,24 @@ def test_mirrored_parts_add_up_to_the_share_of_what_the_line_pays() -> None:
         MirroredPart("clawback:r1", 200, -3),
     )
     assert sum(p.amount_minor for p in parts) == share_of(67, Decimal(10))
+
+
+def test_campaigns_apply_refuses_a_cycle_with_exit_2_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "campaigns.yaml"
+    path.write_text(
+        "campaigns:\n"
+        "  - terms:\n"
+        "      campaign_id: c1\n"
+        "      merchant_id: m\n"
+        "      currency: EUR\n"
+        "      overrides:\n"
+        "        agencies:\n"
+        '          ana: {agency_id: north, share_percent: "10"}\n'
+        '          north: {agency_id: ana, share_percent: "5"}\n'
+    )
+    assert campaigns_cli.main(["apply", str(path)]) == 2  # before any broker is asked
+    error = capsys.readouterr().err
+    assert "campaigns.0.terms.overrides" in error
+    assert "ana -> north -> ana" in error
