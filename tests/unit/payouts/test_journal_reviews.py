@@ -11,7 +11,12 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
+from afflux.oracle.commission import (
+    posted_amounts,
+    reference_from_events,
+    reference_lines,
+    target_amounts,
+)
 from afflux.oracle.ledger_scenarios import (
     CAMPAIGN,
     PERIOD,
@@ -23,11 +28,13 @@ from afflux.oracle.ledger_scenarios import (
 )
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.period import PeriodState, StepInput
 from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.review import HELD_UNTIL
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import ConversionAttributed, ConversionReviewed
 
 pytestmark = pytest.mark.unit
 SEEDS = range(30)
@@ -267,3 +274,23 @@ def test_a_third_sale_within_the_hour_is_held_as_a_burst_in_any_arrival_order() 
             (state.lines[next(iter(held))].line_id, HELD_UNTIL)
         ]
         assert "burst" in state.lines[next(iter(held))].held
+
+
+def test_the_reference_places_decisions_from_the_reviews_topic() -> None:
+    versions = simple_versions()
+    held = ConversionAttributed(
+        event_id="c1", occurred_at=START, conversion_id="c1", order_id="o-c1",
+        campaign_id=CAMPAIGN, affiliate_id="ana", reason="coupon", model="last_click",
+        window_ms=0, terms_version=1, amount_minor=10_000, currency="EUR",
+        order_event_id="ev-o-c1", risk_signals=("self_referral",),
+    )  # fmt: skip
+    decision = ConversionReviewed(
+        event_id="d1", occurred_at=START + 5, conversion_id="c1", order_id="o-c1",
+        campaign_id=CAMPAIGN, affiliate_id="ana", order_occurred_at=START,
+        decision="decline", reason="own order", decided_by="admin",
+    )  # fmt: skip
+    later = decision.model_copy(update={"event_id": "d2", "decision": "approve"})
+    lines = reference_from_events([held], {CAMPAIGN: versions})[(CAMPAIGN, PERIOD)]
+    assert target_amounts(lines) == {(derived_id("line", "c1"), HELD_UNTIL): 500}
+    decided = reference_from_events([held, decision, later], {CAMPAIGN: versions})
+    assert target_amounts(decided[(CAMPAIGN, PERIOD)]) == {}  # the first decision stands

@@ -64,6 +64,7 @@ from afflux.shared.events import (
     ContentStats,
     ConversionAttributed,
     ConversionReversed,
+    ConversionReviewed,
     LeadConfirmed,
 )
 from afflux.shared.ledger_facts import conversion_fact, refund_fact
@@ -645,6 +646,7 @@ class _Placed:
     first: dict[str, int] = field(default_factory=dict)
     content: dict[str, list[ContentEvent]] = field(default_factory=dict)  # key -> events
     content_ids: set[str] = field(default_factory=set)  # first copy of an event id wins
+    reviews: dict[str, tuple[str, int]] = field(default_factory=dict)  # first decision each
 
     def tallies(self) -> tuple[ClickTally, ...]:
         return tuple(ClickTally(a, n, self.first[a]) for a, n in sorted(self.unique.items()))
@@ -660,8 +662,9 @@ def reference_from_events(
     or in another currency than the campaign's latest terms. A conversion lands in its
     order time's period, a reversal in its order time's (``order_occurred_at``), a click
     in its own; a lead confirmation in the period of its order's conversion (the last
-    one placed). The same id placed twice in one period keeps the last copy; a click
-    counts once per click id, first copy wins, and is valid without any quality flag.
+    one placed); a review decision in its order time's (``order_occurred_at``), the first
+    one of a conversion standing. The same id placed twice in one period keeps the last
+    copy; a click counts once per click id, first copy wins, and is valid without any quality flag.
     Every period that received anything is in the result, lines or not. A content
     lives in the period of its first publication; its stats and releases follow it
     there (none before it: dead-lettered), a publication by another campaign or
@@ -691,6 +694,12 @@ def reference_from_events(
             period = where(event.campaign_id, event.order_occurred_at)
             if period is not None:
                 placed[(event.campaign_id, period)].refunds[event.reversal_id] = refund_fact(event)
+        elif isinstance(event, ConversionReviewed):
+            period = where(event.campaign_id, event.order_occurred_at)
+            if period is not None:
+                placed[(event.campaign_id, period)].reviews.setdefault(
+                    event.conversion_id, (event.decision, event.occurred_at)
+                )
         elif isinstance(event, LeadConfirmed):
             if where(event.campaign_id, event.occurred_at) is not None:
                 confirmed[(event.campaign_id, event.order_id)] = event.event_id
@@ -736,6 +745,7 @@ def reference_from_events(
             facts.tallies(),
             versions_by_campaign[campaign],
             tuple(facts.content.items()),
+            reviews=facts.reviews,
         )
         for (campaign, period), facts in sorted(placed.items())
     }
