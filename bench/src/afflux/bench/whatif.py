@@ -38,6 +38,7 @@ from afflux.oracle import attribute, generate, reference_from_events
 from afflux.shared.core.terms import CampaignTerms, CommissionPlan, TermsVersion
 from afflux.shared.core.whatif.log import EVER
 from afflux.shared.events import ClickRecorded, Envelope
+from afflux.shared.io.gc_policy import tune_gc
 from afflux.shared.io.kafka import create_topics
 from afflux.shared.io.whatif_source import INPUT_TOPICS, ReplayBounds, read_to_end, run_whatif
 
@@ -140,6 +141,7 @@ def main(argv: list[str]) -> int:
             asyncio.run(read_to_end(bootstrap, INPUT_TOPICS, take, deadline=time.monotonic() + 600))
             return time.perf_counter() - started
 
+        tune_gc()  # the collector as the payouts process runs it (afflux.shared.io.serving)
         bounds = ReplayBounds(max_events=events * 2, time_limit_s=600)
         unchanged = max(campaigns[UNCHANGED], key=lambda v: v.version).terms
 

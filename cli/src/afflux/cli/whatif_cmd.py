@@ -25,6 +25,7 @@ from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.core.whatif.diff import WhatIfDiff, draft_problem
 from afflux.shared.core.whatif.log import DateRange, RangeProblem, day_range
+from afflux.shared.io.gc_policy import tune_gc
 from afflux.shared.io.kafka import BrokerUnreachable, check_broker
 from afflux.shared.io.whatif_source import ReplayBounds, ReplayRefused, read_terms, run_whatif
 from afflux.shared.secret_policy import settings_error
@@ -66,6 +67,7 @@ def run(path: Path, first: date | None, last: date | None, as_json: bool) -> int
         print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     drafts = [entry.terms for entry in draft_file.campaigns]
+    tune_gc()  # the replay allocates fast and makes no cycles, as in the services
     try:
         diffs = asyncio.run(_diffs(settings.kafka_bootstrap, drafts, window))
     except (Refused, BrokerUnreachable, ReplayRefused) as exc:
