@@ -19,6 +19,7 @@ from afflux.shared.core.whatif.log import (
     DateRange,
     LoggedOrder,
     LoggedRefund,
+    LoggedRenewal,
     RangeProblem,
     day_range,
 )
@@ -254,3 +255,25 @@ def test_an_orders_items_meet_the_drafts_per_product_rates() -> None:
     )
     diff = whatif(log, CURRENT, draft)
     assert [(c.current_minor, c.draft_minor) for c in diff.creators] == [(1_000, 800)]
+
+
+def test_a_drafts_longer_recurring_limit_pays_the_renewal_past_the_old_one() -> None:
+    """Renewals pay whoever won the first order (even one bought before the range) under
+    the terms at the renewal: two renewals allowed now, three in the draft."""
+    log = build((Click("creator-a", 0),), (Order("o-1", 1),))
+    for number in (1, 2, 3):
+        log.add_renewal(
+            LoggedRenewal(
+                "o-1", f"o-1-r{number}", number, f"e-r{number}", at(1 + 7 * number), 2_000, "EUR"
+            )
+        )
+
+    def recurring(renewals: int) -> CampaignTerms:
+        return terms(plan={"recurring": {"rate": {"percent": "5"}, "max_renewals": renewals}})
+
+    current = (TermsVersion(version=1, effective_from=0, published_at=0, terms=recurring(2)),)
+    diff = whatif(log, current, recurring(3), DateRange(at(5), None))
+    assert [(c.current_minor, c.draft_minor, c.gained) for c in diff.creators] == [
+        (200, 300, ("o-1-r3",))
+    ]
+    assert "order o-1-r3: was nobody (renewal_beyond_limit) now creator-a" in diff.changes[0].reason

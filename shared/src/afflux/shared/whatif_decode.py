@@ -22,6 +22,7 @@ from afflux.shared.core.whatif.log import (
     LoggedConfirmation,
     LoggedOrder,
     LoggedRefund,
+    LoggedRenewal,
 )
 from afflux.shared.events import (
     ClickRecorded,
@@ -29,11 +30,12 @@ from afflux.shared.events import (
     OrderKind,
     OrderPlaced,
     OrderRefunded,
+    SubscriptionRenewed,
 )
 from afflux.shared.wire import UndecodableRecord, check_bounds, event_from_dict, parse_value
 
 _ORDER_KINDS = frozenset(get_args(OrderKind))
-_TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed")
+_TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed", "SubscriptionRenewed")
 
 
 @dataclass(slots=True)
@@ -255,6 +257,18 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
                 event.occurred_at,
                 event.amount_minor,
                 tuple((i.sku, i.quantity, i.amount_minor) for i in event.items),
+            )
+        )
+    elif isinstance(event, SubscriptionRenewed):
+        log.add_renewal(
+            LoggedRenewal(
+                event.order_id,
+                event.renewal_order_id,
+                event.renewal_number,
+                event.event_id,
+                event.occurred_at,
+                event.amount_minor,
+                event.currency,
             )
         )
     elif isinstance(event, LeadConfirmed):

@@ -23,6 +23,13 @@ from afflux.shared.core.whatif.replay import OrderDecision, Replay, ReplayedLine
 MAX_CHANGES = 500  # lines listed in a diff; ``changes_total`` counts them all
 _SALE_RULE = re.compile(r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>.*?)\)(?:;|$)")
 _CAP_NOTE = re.compile(r"; (?:creator cap|campaign budget) cut \d+")
+_HOW = {
+    "click_id": "its named click",
+    "coupon": "coupon",
+    "survey": "survey answer",
+    "livestream": "live stream",
+    "renewal": "renewal of the first order it won",
+}
 _NOBODY = {
     "no_click": "no click of the visitor",
     "outside_window": "no click inside the window",
@@ -247,7 +254,5 @@ def _who(decision: OrderDecision) -> str:
         return f"nobody ({_NOBODY.get(decision.reason, decision.reason)})"
     if not decision.placed:
         return f"{decision.affiliate_id} (refused by the ledger: amount or currency)"
-    how = {"click_id": "its named click", "coupon": "coupon"}.get(
-        decision.reason, decision.model.replace("_", " ")
-    )
+    how = _HOW.get(decision.reason, decision.model.replace("_", " "))
     return f"{decision.affiliate_id} ({how})"

@@ -46,6 +46,20 @@ class LoggedRefund:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedRenewal:
+    """A subscription's renewal: an order of its own (``renewal_order_id``) paying whoever
+    won the first order (``order_id``)."""
+
+    order_id: str
+    renewal_order_id: str
+    number: int
+    event_id: str
+    at: int
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
 class LoggedConfirmation:
     order_id: str
     event_id: str
@@ -78,6 +92,8 @@ class CampaignLog:
     refunds: list[LoggedRefund] = field(default_factory=list)
     refund_ids: set[tuple[str, str]] = field(default_factory=set)  # (order, refund)
     confirmations: dict[str, LoggedConfirmation] = field(default_factory=dict)
+    renewals: list[LoggedRenewal] = field(default_factory=list)
+    renewal_ids: set[str] = field(default_factory=set)
     events: int = 0  # events of the campaign taken (copies left out)
     # UTC day number -> creator -> [valid clicks, first at, last at]: what click pay needs,
     # summed once here rather than once per replay.
@@ -114,6 +130,12 @@ class CampaignLog:
         if key not in self.refund_ids:
             self.refund_ids.add(key)
             self.refunds.append(refund)
+            self.events += 1
+
+    def add_renewal(self, renewal: LoggedRenewal) -> None:
+        if renewal.renewal_order_id not in self.renewal_ids:
+            self.renewal_ids.add(renewal.renewal_order_id)
+            self.renewals.append(renewal)
             self.events += 1
 
     def add_confirmation(self, confirmation: LoggedConfirmation) -> None:

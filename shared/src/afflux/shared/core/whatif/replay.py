@@ -27,8 +27,9 @@ from afflux.shared.core.attribution import capped_refund as capped
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
 from afflux.shared.core.periods import period_of
+from afflux.shared.core.renewals import renewal_refusal
 from afflux.shared.core.terms import TermsVersion, terms_in_force
-from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange, LoggedOrder
+from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange, LoggedOrder, LoggedRenewal
 
 _DAY = 86_400_000
 
@@ -43,7 +44,7 @@ class OrderDecision:
     model: str
     at: int
     amount_minor: int
-    placed: bool  # a conversion the ledger takes (not refused, not unattributed)
+    placed: bool = False  # a conversion the ledger takes (not refused, not unattributed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +112,8 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
             found = periods[name] = _Period([], [], [], {})
         return found
 
-    decisions: dict[str, OrderDecision] = {}
-    converted: dict[str, tuple[LoggedOrder, ConversionFact, _Period]] = {}
-    for order in log.orders:
-        if not window.holds(order.at):
-            continue
-        version = terms_in_force(versions, order.at)
-        terms = version.terms
+    def decide(order: LoggedOrder) -> OrderDecision:
+        terms = terms_in_force(versions, order.at).terms
         touch = OrderTouch(
             order.order_id,
             log.campaign_id,
@@ -129,18 +125,11 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
         )
         decision = choose(touch, log.clicks.get(order.key, ()), terms)
         if not isinstance(decision, Attributed):
-            decisions[order.order_id] = OrderDecision(
-                order.order_id,
-                None,
-                decision.reason,
-                terms.model,
-                order.at,
-                order.amount_minor,
-                False,
+            return OrderDecision(
+                order.order_id, None, decision.reason, terms.model, order.at, order.amount_minor
             )
-            continue
         placed = order.amount_minor <= terms.max_order_minor and order.currency == currency
-        decisions[order.order_id] = OrderDecision(
+        return OrderDecision(
             order.order_id,
             decision.affiliate_id,
             decision.reason,
@@ -149,43 +138,83 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
             order.amount_minor,
             placed,
         )
-        if not placed:
+
+    decisions: dict[str, OrderDecision] = {}
+    converted: dict[str, tuple[int, ConversionFact, _Period]] = {}  # order -> amount, ...
+    for order in log.orders:
+        if not window.holds(order.at):
+            continue
+        decided = decisions[order.order_id] = decide(order)
+        if not decided.placed or decided.affiliate_id is None:
             continue
         cid = ids.conversion_id(log.campaign_id, order.order_id)
         fact = ConversionFact(
             conversion_id=cid,
             event_id=cid,
             order_id=order.order_id,
-            affiliate_id=decision.affiliate_id,
+            affiliate_id=decided.affiliate_id,
             kind=order.kind,
             action=order.action,
             amount_minor=order.amount_minor,
             currency=order.currency,
             new_customer=order.new_customer,
             occurred_at=order.at,
-            terms_version=version.version,
+            terms_version=terms_in_force(versions, order.at).version,
             items=order.items,
             non_commissionable_minor=order.non_commissionable_minor,
-            attributed_by=decision.reason,
+            attributed_by=decided.reason,
         )
         home = period(order.at)
         home.conversions.append(fact)
-        converted[order.order_id] = (order, fact, home)
+        converted[order.order_id] = (order.amount_minor, fact, home)
+
+    if log.renewals:
+        firsts = {o.order_id: o for o in log.orders}
+        for renewal in log.renewals:
+            if not window.holds(renewal.at):
+                continue
+            first = decisions.get(renewal.order_id)
+            if first is None and renewal.order_id in firsts:  # bought before the range
+                first = decide(firsts[renewal.order_id])
+            decided = _renewal_decision(renewal, first, versions, currency)
+            decisions[renewal.renewal_order_id] = decided
+            if not decided.placed or decided.affiliate_id is None or first is None:
+                continue
+            version = terms_in_force(versions, renewal.at)
+            cid = ids.conversion_id(log.campaign_id, renewal.renewal_order_id)
+            fact = ConversionFact(
+                conversion_id=cid,
+                event_id=cid,
+                order_id=renewal.renewal_order_id,
+                affiliate_id=decided.affiliate_id,
+                kind="renewal",
+                action=None,
+                amount_minor=renewal.amount_minor,
+                currency=renewal.currency,
+                new_customer=False,
+                occurred_at=renewal.at,
+                terms_version=version.version,
+                renewal_number=renewal.number,
+                attributed_by=first.reason,
+            )
+            home = period(renewal.at)
+            home.conversions.append(fact)
+            converted[renewal.renewal_order_id] = (renewal.amount_minor, fact, home)
 
     refunded: dict[str, int] = defaultdict(int)
     for refund in log.refunds:
         found = converted.get(refund.order_id)
         if found is None:
             continue
-        order, fact, home = found
-        applied = capped(order.amount_minor, refunded[order.order_id], refund.amount_minor)
-        refunded[order.order_id] += applied
-        rid = ids.reversal_id(log.campaign_id, order.order_id, refund.refund_id)
+        amount, fact, home = found
+        applied = capped(amount, refunded[refund.order_id], refund.amount_minor)
+        refunded[refund.order_id] += applied
+        rid = ids.reversal_id(log.campaign_id, refund.order_id, refund.refund_id)
         home.refunds.append(
             RefundFact(
                 reversal_id=rid,
                 event_id=rid,
-                order_id=order.order_id,
+                order_id=refund.order_id,
                 amount_minor=applied,
                 occurred_at=refund.at,
                 conversion_id=fact.conversion_id,
@@ -275,3 +304,22 @@ def _add(figures: dict[str, list[int]], creator: str, count: int, first: int, la
         tally[0] += count
         tally[1] = min(tally[1], first)
         tally[2] = max(tally[2], last)
+
+
+def _renewal_decision(
+    renewal: LoggedRenewal,
+    first: OrderDecision | None,
+    versions: Sequence[TermsVersion],
+    currency: str,
+) -> OrderDecision:
+    """A renewal pays whoever won its first order, as the terms in force at the renewal
+    allow (``core.renewals``); else nobody, with the reason."""
+    terms = terms_in_force(versions, renewal.at).terms
+    order, at, amount = renewal.renewal_order_id, renewal.at, renewal.amount_minor
+    if first is None or first.affiliate_id is None or not first.placed:
+        return OrderDecision(order, None, "first_order_unattributed", terms.model, at, amount)
+    refusal = renewal_refusal(terms.plan.recurring, first.at, renewal.number, renewal.at)
+    if refusal:
+        return OrderDecision(order, None, refusal, terms.model, at, amount)
+    placed = amount <= terms.max_order_minor and renewal.currency == currency
+    return OrderDecision(order, first.affiliate_id, "renewal", terms.model, at, amount, placed)
