@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from afflux.payouts import reviews
-from afflux.payouts.deps import ClockDep, DirectoryDep, ProducerDep, StoreDep
+from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.portal import html as h
 from afflux.payouts.portal.guard import campaign_viewer
 from afflux.payouts.reviews import Entry
@@ -113,7 +113,6 @@ async def review_decision(
     _: CsrfDep,
     store: StoreDep,
     directory: DirectoryDep,
-    producer: ProducerDep,
     clock: ClockDep,
     campaign_id: str,
     conversion_id: str,
@@ -122,7 +121,7 @@ async def review_decision(
     principal, csrf = await campaign_viewer(request, directory, campaign_id)
     if decision not in DECISIONS:
         return await _page(
-            request, store, directory, campaign_id, csrf, error="unknown decision", status=404
+            request, store, directory, campaign_id, csrf, error="unknown decision", status=422
         )
     reason = (await form_fields(request)).get("reason", "")[:500]
     found = await reviews.entry(store, conversion_id)
@@ -133,7 +132,7 @@ async def review_decision(
             principal,
             store,
             directory,
-            producer,
+            request.app.state,
             clock(),
             conversion_id,
             "approve" if decision == "approve" else "decline",
@@ -141,9 +140,10 @@ async def review_decision(
         )
     except Problem as problem:
         error = f"{problem.field or 'request'}: {problem.reason}"
-        return await _page(
-            request, store, directory, campaign_id, csrf, error=error, status=problem.status
-        )
+        # Past the campaign's access check a 404 would read as "not your campaign": a
+        # conversion that is not this campaign's is a bad form (422) on its page.
+        status = 422 if problem.status == 404 else problem.status
+        return await _page(request, store, directory, campaign_id, csrf, error=error, status=status)
     done = f"{decision}d {conversion_id}: the ledger applies it in a moment"
     target = h.url(f"/portal/campaigns/{campaign_id}/reviews", done=done)
     return RedirectResponse(target, status_code=303)

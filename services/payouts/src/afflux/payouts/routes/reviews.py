@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from afflux.payouts import reviews
-from afflux.payouts.deps import ClockDep, DirectoryDep, PrincipalDep, ProducerDep, StoreDep
+from afflux.payouts.deps import ClockDep, DirectoryDep, PrincipalDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.reviews import Entry
 from afflux.shared.core import access
@@ -30,6 +30,7 @@ from afflux.shared.core.access import Principal
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import ConversionReviewed
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.principals import CsrfDep
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import REVIEWS
@@ -109,7 +110,7 @@ async def decide(
     principal: Principal,
     store: Any,
     directory: CampaignDirectory,
-    producer: Any,
+    state: Any,
     now: int,
     conversion_id: str,
     decision: Literal["approve", "decline"],
@@ -137,6 +138,9 @@ async def decide(
         reason=reason,
         decided_by="admin" if principal.is_admin else f"merchant:{principal.subject}",
     )
+    producer = getattr(state, "producer", None)  # after the checks: they need no broker
+    if producer is None:
+        raise Problem(503, None, "starting")
     try:
         await send_event(producer, REVIEWS.name, found.order_id, event)
     except Exception as exc:  # nothing was accepted: the client retries, same event id
@@ -152,16 +156,17 @@ def _may_review(principal: Principal, directory: CampaignDirectory, found: Entry
 async def approve(
     conversion_id: ConversionPath,
     principal: PrincipalDep,
+    __: CsrfDep,  # a POST: with a session cookie, only from our pages (docs/portal.md)
     store: StoreDep,
     directory: DirectoryDep,
-    producer: ProducerDep,
     clock: ClockDep,
+    request: Request,
     body: DecisionBody | None = None,
 ) -> dict[str, str]:
     """Approve a held conversion: approved from the later of its lock's end and now."""
     reason = body.reason if body is not None else ""
     event = await decide(
-        principal, store, directory, producer, clock(), conversion_id, "approve", reason
+        principal, store, directory, request.app.state, clock(), conversion_id, "approve", reason
     )
     return {"conversion_id": conversion_id, "decision": "approve", "event_id": event.event_id}
 
@@ -170,15 +175,16 @@ async def approve(
 async def decline(
     conversion_id: ConversionPath,
     principal: PrincipalDep,
+    __: CsrfDep,  # a POST: with a session cookie, only from our pages (docs/portal.md)
     store: StoreDep,
     directory: DirectoryDep,
-    producer: ProducerDep,
     clock: ClockDep,
+    request: Request,
     body: DecisionBody | None = None,
 ) -> dict[str, str]:
     """Decline a held conversion: its commission is reversed with the reason."""
     reason = body.reason if body is not None else ""
     event = await decide(
-        principal, store, directory, producer, clock(), conversion_id, "decline", reason
+        principal, store, directory, request.app.state, clock(), conversion_id, "decline", reason
     )
     return {"conversion_id": conversion_id, "decision": "decline", "event_id": event.event_id}
