@@ -165,17 +165,21 @@ def _kind(item: dict[str, Any]) -> str:
 def _fast(log: CampaignLog, item: dict[str, Any]) -> bool:
     """Take the item without its model; False: it needs the full validation."""
     kind = item.get("type")
-    if kind == "ClickRecorded":
-        flags = item.get("flags", ())
-        flagged = bool(item.get("is_bot")) or bool(item.get("is_duplicate")) or bool(flags)
-        click = ClickTouch(
-            _str(item, "click_id"),
-            _str(item, "affiliate_id"),
-            log.campaign_id,
-            _int(item, "occurred_at"),
-            flagged,
-        )
-        log.add_click(_str(item, "visitor_id"), click)
+    if kind == "ClickRecorded":  # most events: checked inline
+        click_id, affiliate = item["click_id"], item["affiliate_id"]
+        visitor, at = item["visitor_id"], item["occurred_at"]
+        if not (
+            type(click_id) is str
+            and type(affiliate) is str
+            and type(visitor) is str
+            and type(at) is int
+            and click_id
+            and affiliate
+            and visitor
+        ):
+            raise TypeError("click")
+        flagged = bool(item.get("is_bot") or item.get("is_duplicate") or item.get("flags"))
+        log.add_click(visitor, ClickTouch(click_id, affiliate, log.campaign_id, at, flagged))
         return True
     if kind == "OrderPlaced":
         if item.get("items") or item.get("non_commissionable_minor") or item.get("survey"):
