@@ -127,6 +127,7 @@ def test_the_topic_job_keeps_input_topics_forever_by_default() -> None:
         "refunds",
         "campaigns",
         "content",
+        "reviews",
     }
 
 
