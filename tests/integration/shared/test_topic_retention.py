@@ -18,7 +18,7 @@ from afflux.shared.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.integration
 
-INPUTS = {"clicks", "orders", "refunds", "campaigns", "content"}
+INPUTS = {"clicks", "orders", "refunds", "campaigns", "content", "reviews"}
 # The attribution's answers the ledger rebuild replays: kept as long as the inputs.
 KEPT = {"conversions", "reversals", "attribution.unmatched"}
 NINETY_DAYS_MS = 90 * 86_400_000
