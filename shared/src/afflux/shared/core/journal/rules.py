@@ -102,7 +102,7 @@ def reductions(record: LineRecord) -> Reductions:
     rounding never takes more than the line has."""
     c = record.conversion
     gross, approve_at = record.gross, record.approve_at
-    if c is None or gross <= 0:
+    if c is None or gross <= 0 or not record.refunds:  # most lines: nothing to reduce
         return Reductions(0, (), ())
     whole = c.amount_minor
     # Each refund's share of the line: its amount over the order's, or, naming items, its
