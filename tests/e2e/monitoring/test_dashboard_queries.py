@@ -147,7 +147,8 @@ POST = _unique("post")
 
 
 async def _snapshot(client: DemoClient, likes: int, as_of: int) -> None:
-    """A stats snapshot of the post: reach added, or taken back when smaller."""
+    """A stats snapshot of the post: reach added, or taken back when smaller. Applied
+    before the next is sent: snapshots applied in one batch count only their net change."""
     await client.post_stats(
         "instagram",
         POST,
@@ -162,6 +163,13 @@ async def _snapshot(client: DemoClient, likes: int, as_of: int) -> None:
             "followers": 50 * likes,
         },
     )
+    deadline = time.monotonic() + DATA_TIMEOUT_S
+    while time.monotonic() < deadline:
+        rows = await client.campaign_contents("watch-shop")
+        if any(r["content_id"] == POST and r["as_of"] == as_of for r in rows):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the snapshot as of {as_of} never reached the ledger")
 
 
 def _client(stack: Stack) -> DemoClient:
