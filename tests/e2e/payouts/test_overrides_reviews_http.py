@@ -10,6 +10,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -135,6 +136,14 @@ async def test_agencies_earn_their_share_of_what_the_creator_is_paid(
     # The creator is paid in full: the brand pays the overrides on top.
     assert net(await postings_of(client.http, payouts, "ana")) == 750
 
+    # The creator's statement page shows them too.
+    ana = await key_of(client, payouts, "creator", "ana")
+    async with logged_in(payouts, ana) as browser:
+        page = await browser.get("/portal/creators/ana/statement")
+    assert page.status_code == 200
+    assert "Agency overrides on this commission" in page.text
+    assert "north" in page.text
+
 
 async def test_an_agency_cycle_is_refused_naming_the_field(
     stack: Stack, client: DemoClient, terms: dict[str, CampaignTerms]
@@ -147,6 +156,26 @@ async def test_an_agency_cycle_is_refused_naming_the_field(
     assert answer.status_code == 422, answer.text
     assert "overrides" in answer.text
     assert "ana -> north -> group -> ana" in answer.text
+
+
+@asynccontextmanager
+async def logged_in(payouts: str, key: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser session of ``key`` (the portal's login form)."""
+    async with httpx.AsyncClient(base_url=payouts) as browser:
+        form = await browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token
+        login = await browser.post(
+            "/login",
+            data={
+                "key": key["Authorization"].removeprefix("Bearer "),
+                "csrf_token": token.group(1),
+                "next": "/portal",
+            },
+            headers={"origin": payouts},
+        )
+        assert login.status_code == 303, login.text
+        yield browser
 
 
 async def key_of(client: DemoClient, payouts: str, role: str, subject: str) -> dict[str, str]:
@@ -276,17 +305,7 @@ async def test_the_merchant_declines_from_the_portals_review_page(
         return [r["order_id"] for r in answer.json()["reviews"]]
 
     await until(held, [order_id])
-    key = merchant["Authorization"].removeprefix("Bearer ")
-    async with httpx.AsyncClient(base_url=payouts) as browser:
-        form = await browser.get("/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert token
-        login = await browser.post(
-            "/login",
-            data={"key": key, "csrf_token": token.group(1), "next": "/portal"},
-            headers={"origin": payouts},
-        )
-        assert login.status_code == 303, login.text
+    async with logged_in(payouts, merchant) as browser:
         page = await browser.get("/portal/campaigns/review-shop/reviews")
         assert page.status_code == 200
         assert "1 held, 1 approved, 1 declined." in page.text

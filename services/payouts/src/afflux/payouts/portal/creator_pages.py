@@ -329,6 +329,26 @@ async def statement_page(
         numeric=frozenset({2}),
         cls="lines",
     )
+    overrides = await reads.overrides_on(
+        store,
+        affiliate_id,
+        [(c, wanted) for c in campaigns if not campaign or c == campaign],
+        lambda c: directory.versions(c) if c in directory else (),
+    )
+    if overrides:  # the brand pays agencies on top: the lines above are not reduced
+        body += "<h2>Agency overrides on this commission</h2>" + h.table(
+            ("Campaign", "Agency", "Paid by the brand on top"),
+            [
+                [
+                    h.esc(o["campaign_id"]),
+                    h.esc(o["agency_id"]),
+                    h.amount(o["amount_minor"], directory.latest(o["campaign_id"]).terms.currency),
+                ]
+                for o in overrides
+            ],
+            numeric=frozenset({2}),
+            cls="overrides",
+        )
     payouts = await payout_records.records_named(store, affiliate_id, campaigns, wanted)
     body += "<h2>Payouts</h2>"
     body += (
