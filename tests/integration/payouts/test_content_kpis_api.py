@@ -4,7 +4,8 @@ answer from each content's latest snapshot; a shrinking snapshot lowers them.
 
 The ledger, in two batches: campaign ``glow`` (EUR, 1 per like from 100 likes, EMV values
 set) has anna's post (two snapshots, then a smaller third) and her live stream, which wins
-a 100.00 sale (rule livestream); anna also has 40 valid clicks and a 50.00 sale by link.
+a 100.00 sale (rule livestream); anna also has 40 valid clicks, 10 of them on a link
+placed in the post (``utm_content``), and a 50.00 sale by link.
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ FIRST = Batch(
         ("glow", "2026-11", _sale("live", 10_000, "livestream", LIVE)),
         ("glow", "2026-11", _sale("link", 5_000, "click_id", None)),
     ],
-    clicks=[ClickItem("glow", "2026-11", f"k{n}", "anna", NOV_2 + n) for n in range(40)],
+    clicks=[
+        ClickItem("glow", "2026-11", f"k{n}", "anna", NOV_2 + n, (), POST if n < 10 else "")
+        for n in range(40)
+    ],
 )
 SECOND = Batch(content=_content(_snap(POST, 3, likes=400, views=6_000)))  # likes removed
 
@@ -162,9 +166,11 @@ async def test_the_contents_answer_has_one_row_per_content(api: Api) -> None:
         3,
     )
     assert post["engagement_rate"] == 0.082  # 410 / 5,000
-    assert (post["ctr"], post["rpm_minor"], post["revenue_minor"]) == (None, None, None)
+    assert (post["clicks"], post["ctr"]) == (10, 0.000833)  # 10 / 12,000 impressions
+    assert (post["rpm_minor"], post["revenue_minor"]) == (None, None)
     assert post["emv_minor"] == 6_000 + 2_000  # 12,000 impressions, 400 likes
     assert (live["kind"], live["revenue_minor"], live["rpm_minor"]) == ("live", 10_000, 5_000)
+    assert (live["clicks"], live["ctr"]) == (0, 0.0)  # anna tags links; none named the stream
     assert live["emv_minor"] == 2_000 + 200
 
 

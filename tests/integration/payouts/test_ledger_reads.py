@@ -383,6 +383,27 @@ async def test_campaign_kpis_come_from_the_counters(ledger: Ledger) -> None:
         "aov_minor": 10_000,
         "roi": 8.950249,  # (30000 - 3015) / 3015
         "new_customer_share": 0.0,
+        # No content: reach is 0, and every ratio over it is none, never an error.
+        "contents": 0,
+        "views": 0,
+        "impressions": 0,
+        "engagement": 0,
+        "engagement_by_kind": {"likes": 0, "comments": 0, "shares": 0, "saves": 0},
+        "followers": 0,
+        "engagement_rate": None,
+        "ctr": None,
+        "rpm_minor": None,
+        "emv_minor": None,
+        "engagement_pay_minor": 0,
+        "cost_per_engagement_minor": None,
+        # Facts without the rule that won them (as stored before it was kept).
+        "conversions_by_rule": {
+            "click_id": 0,
+            "cookie": 0,
+            "coupon": 0,
+            "livestream": 0,
+            "survey": 0,
+        },
     }
     every_period = await ledger.get("/v1/kpis/campaigns/acme")
     assert (every_period["conversions"], every_period["commission_minor"]) == (5, 4015)

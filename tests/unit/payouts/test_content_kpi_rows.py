@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from afflux.payouts.views import Counts, combine, kpi_row, tally
+from afflux.payouts.tallies import ClickItem, count_clicks
+from afflux.payouts.views import Counts, combine, content_clicks, kpi_row, tally
 from afflux.shared.core.terms import EmvValues
 
 pytestmark = pytest.mark.unit
@@ -88,3 +89,16 @@ def test_a_drop_in_a_snapshot_lowers_the_sums() -> None:
     after = kpi_row(counts({**KPIS, "likes|anna": "400"}))
     assert after["engagement"] == before["engagement"] - 100
     assert after["emv_minor"] == before["emv_minor"] - 500
+
+
+def test_a_contents_ctr_counts_clicks_on_links_that_name_it() -> None:
+    tally: dict[str, str] = {}
+    clicks = [
+        ClickItem("shop", "2026-11", "k1", "anna", 1, (), "instagram:P1"),
+        ClickItem("shop", "2026-11", "k2", "anna", 2, (), "instagram:P1"),
+        ClickItem("shop", "2026-11", "k3", "anna", 3, ("duplicate",), "instagram:P1"),  # flagged
+        ClickItem("shop", "2026-11", "k4", "anna", 4),  # a link placed in no content
+        ClickItem("shop", "2026-11", "k5", "ben", 5),
+    ]
+    count_clicks(tally, clicks)
+    assert content_clicks(tally) == {"anna": {"instagram:P1": 2}}

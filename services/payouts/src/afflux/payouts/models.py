@@ -227,8 +227,12 @@ class ContentRow(BaseModel):
     engagement: int = Field(description="likes + comments + shares + saves")
     followers: int
     engagement_rate: float | None = Field(description="engagement / followers; null without")
+    clicks: int | None = Field(
+        description="valid clicks on links naming the content (utm_content=<platform>:"
+        "<content_id>); null when none of its creator's clicks in the period names a content"
+    )
     ctr: float | None = Field(
-        description="always null per content: clicks are counted per link, not per content"
+        description="clicks / impressions; null when clicks is null or without impressions"
     )
     revenue_minor: int | None = Field(
         description="a live stream: net revenue of the sales it won (rule livestream) in the"

@@ -129,9 +129,10 @@ async def contents_for(
             ]
         if not states:
             continue
-        kpis, _ = await reads.period_counters(store, cid, p)
+        kpis, clicks = await reads.period_counters(store, cid, p)
         terms = directory.latest(cid).terms
-        for row in views.content_rows(states, views.stream_revenue(kpis), terms.emv):
+        revenue, tagged = views.stream_revenue(kpis), views.content_clicks(clicks)
+        for row in views.content_rows(states, revenue, terms.emv, tagged):
             rows.append({**row, "period": p, "currency": terms.currency})
     return rows
 

@@ -3,7 +3,9 @@
 Fields of the ``clicks`` hash, per creator ``<a>``: ``r|<a>`` non-bot clicks,
 ``b|<a>`` bot clicks, ``u|<a>`` valid unique clicks (no quality flag),
 ``d|<a>|<day>`` non-bot clicks per day, ``x|<a>|<reason>`` flagged clicks per
-reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time.
+reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time, ``c|<a>|<content>``
+valid clicks on a link placed in a content (its ``utm_content`` names the content as
+``<platform>:<content_id>``), for the content's CTR.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from afflux.shared.core.journal.period import ClickFigures
 from afflux.shared.core.periods import day_of
 from afflux.shared.events import ClickRecorded
 
+CONTENT_PARAM = "utm_content"  # a link placed in a content names it: <platform>:<content_id>
+
 
 @dataclass(frozen=True, slots=True)
 class ClickItem:
@@ -25,6 +29,7 @@ class ClickItem:
     affiliate_id: str
     occurred_at: int
     reasons: tuple[str, ...] = ()  # quality flags (``ClickRecorded.reasons``); empty: valid
+    content: str = ""  # the content the link was placed in (``utm_content``), when named
 
     @classmethod
     def of(cls, event: ClickRecorded, period: str) -> ClickItem:
@@ -36,6 +41,7 @@ class ClickItem:
             affiliate_id=event.affiliate_id,
             occurred_at=event.occurred_at,
             reasons=event.reasons,
+            content=event.utm.get(CONTENT_PARAM, ""),
         )
 
 
@@ -66,6 +72,8 @@ def count_clicks(
             tally[f"l|{a}"] = str(max(last, item.occurred_at))
             touched |= {f"f|{a}", f"l|{a}"}
             valid.add(a)
+            if item.content:
+                touched.add(_inc(tally, f"c|{a}|{item.content}"))
     return touched, valid
 
 

@@ -289,18 +289,36 @@ def stream_revenue(kpis: Mapping[str, str]) -> dict[str, int]:
     return out
 
 
+def content_clicks(clicks: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """creator -> content -> valid clicks on links placed in it, from a period's
+    ``c|<affiliate>|<platform>:<content_id>`` tallies (afflux.payouts.tallies)."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for name, value in clicks.items():
+        kind, _, rest = name.partition("|")
+        if kind == "c":
+            affiliate, _, content = rest.partition("|")
+            out[affiliate][content] = int(value)
+    return out
+
+
 def content_rows(
-    states: Iterable[ContentState], revenue: Mapping[str, int], emv: EmvValues | None
+    states: Iterable[ContentState],
+    revenue: Mapping[str, int],
+    emv: EmvValues | None,
+    clicks: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per published content: its latest snapshot's figures and what they are
-    worth. CTR is None per content (clicks are counted per link, not per content); RPM
-    only for a live stream, from the sales it won (rule livestream)."""
+    worth. CTR counts the valid clicks on links that name the content (``utm_content``);
+    None when none of its creator's clicks in the period names a content (links not
+    tagged: the clicks cannot be told apart). RPM only for a live stream, from the
+    sales it won (rule livestream)."""
     rows = []
     for state in states:
         p = state.publication
         if p is None:
             continue
         reach = reach_of(state)
+        tagged = (clicks or {}).get(p.affiliate_id)
         live = p.kind == "live"
         platform, _, content_id = state.key.partition(":")
         rows.append(
@@ -320,7 +338,8 @@ def content_rows(
                 "engagement": reach.engagement,
                 "followers": reach.followers,
                 "engagement_rate": _number(ck.engagement_rate(reach)),
-                "ctr": None,
+                "ctr": _number(ck.ctr(tagged.get(state.key, 0), reach)) if tagged else None,
+                "clicks": tagged.get(state.key, 0) if tagged else None,
                 "revenue_minor": revenue.get(state.key, 0) if live else None,
                 "rpm_minor": ck.rpm_minor(revenue.get(state.key, 0), reach) if live else None,
                 "emv_minor": ck.emv_minor(reach, emv),

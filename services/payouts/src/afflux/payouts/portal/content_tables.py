@@ -15,8 +15,9 @@ CONTENT_KPI_DEFINITIONS = (
     "CTR = valid clicks ÷ impressions. RPM = net revenue per 1,000 views. "
     "EMV = what the reach would have cost as ads, at the campaign's values. "
     "Cost per engagement = engagement pay ÷ engagement. "
-    "Per content, CTR is none (clicks are counted per link, not per content) and RPM is "
-    "a live stream's: the sales it won per 1,000 views."
+    "Per content, CTR counts the clicks on links that name the content "
+    "(utm_content=<platform>:<content_id>), none when the creator's links name none; "
+    "RPM is a live stream's: the sales it won per 1,000 views."
 )
 
 
