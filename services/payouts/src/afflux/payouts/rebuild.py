@@ -1,7 +1,8 @@
 """Clearing the ledger so that its consumers replay the topics from the start.
 
 Everything under the ledger's prefix is derived from the ``conversions``,
-``reversals``, ``clicks`` and ``content`` topics and can be rebuilt from them, except each
+``reversals``, ``clicks``, ``content`` and ``reviews`` topics and can be rebuilt from them
+(the review decisions with the rest), except each
 creator's payout records (``{a:<affiliate>}:payouts`` and ``:paid``): they record
 money that was paid, which the topics do not hold, and the next payout run pays
 only the difference to them.
