@@ -47,6 +47,19 @@ class PayoutsMetrics:
         self.applied_batches = Counter(
             "afflux_ledger_batches_total", "Batches applied to the ledger", registry=self.registry
         )
+        self.whatif = Counter(
+            "afflux_whatif_replays_total",
+            "What-if replays by outcome: done, busy (another was running), too_large (past "
+            "AFFLUX_WHATIF_MAX_EVENTS), timeout (past AFFLUX_WHATIF_TIME_LIMIT_S), unavailable",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.whatif_seconds = Histogram(
+            "afflux_whatif_seconds",
+            "Time a what-if replay took, reading the topics included",
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=self.registry,
+        )
         self.payouts = Counter(
             "afflux_payouts_total",
             "Payout run results",

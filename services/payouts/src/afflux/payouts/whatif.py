@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 
+from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.diff import WhatIfDiff, draft_problem
@@ -31,6 +33,7 @@ def check_draft(draft: CampaignTerms, versions: Sequence[TermsVersion], field: s
 
 async def replay_draft(
     settings: PayoutsSettings,
+    metrics: PayoutsMetrics,
     versions: Sequence[TermsVersion],
     draft: CampaignTerms,
     window: DateRange,
@@ -38,19 +41,24 @@ async def replay_draft(
     """The diff, or a Problem: 429 while another replay runs, 413 past the events bound,
     503 past the time limit or with the broker away."""
     if not _ONE_AT_A_TIME.acquire(blocking=False):
+        metrics.whatif.labels("busy").inc()
         raise Problem(429, None, "another what-if is running: try again when it is done")
     bounds = ReplayBounds(settings.whatif_max_events, settings.whatif_time_limit_s)
+    started = time.monotonic()
     try:
         diff, _ = await asyncio.to_thread(
             _in_thread, settings.kafka_bootstrap, versions, draft, window, bounds
         )
     except ReplayRefused as exc:
-        status = 413 if "events" in str(exc) else 503
-        raise Problem(status, None, str(exc)) from None
+        too_large = "events" in str(exc)
+        metrics.whatif.labels("too_large" if too_large else "timeout").inc()
+        raise Problem(413 if too_large else 503, None, str(exc)) from None
     except OSError as exc:  # the broker away
+        metrics.whatif.labels("unavailable").inc()
         raise Problem(503, None, f"the topics cannot be read now: {exc}") from None
     finally:
-        _ONE_AT_A_TIME.release()
+        metrics.whatif_seconds.observe(time.monotonic() - started)
+    metrics.whatif.labels("done").inc()
     return diff
 
 
@@ -61,4 +69,9 @@ def _in_thread(
     window: DateRange,
     bounds: ReplayBounds,
 ) -> tuple[WhatIfDiff, object]:
-    return asyncio.run(run_whatif(bootstrap, versions, draft, window, bounds))
+    """The replay, releasing the one-at-a-time lock when it ends: a request that goes
+    away meanwhile leaves it running until then (within the time limit), still alone."""
+    try:
+        return asyncio.run(run_whatif(bootstrap, versions, draft, window, bounds))
+    finally:
+        _ONE_AT_A_TIME.release()

@@ -128,7 +128,8 @@ async def whatif_result(
             raise Problem(422, "terms.campaign_id", f"the draft must be for {campaign_id!r}")
         check_draft(draft, versions, "terms")
         window = day_range(_day(first, "from"), _day(last, "to"))
-        diff = await replay_draft(request.app.state.settings, versions, draft, window)
+        state = request.app.state
+        diff = await replay_draft(state.settings, state.metrics, versions, draft, window)
     except RangeProblem as exc:
         return _refused(campaign_id, form, csrf, exc.field, exc.reason, 422)
     except Problem as problem:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from afflux.payouts.deps import CampaignReader, DirectoryDep
+from afflux.payouts.deps import CampaignReader, DirectoryDep, MetricsDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.whatif import check_draft, replay_draft
@@ -89,6 +89,7 @@ async def campaign_whatif(
     campaign_id: str,
     body: WhatIfRequest,
     settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> dict[str, Any]:
     if body.terms.campaign_id != campaign_id:
         raise Problem(422, "terms.campaign_id", f"the draft must be for {campaign_id!r}")
@@ -98,5 +99,5 @@ async def campaign_whatif(
         window = day_range(body.from_, body.to)
     except RangeProblem as exc:
         raise Problem(422, exc.field, exc.reason) from None
-    diff = await replay_draft(settings, versions, body.terms, window)
+    diff = await replay_draft(settings, metrics, versions, body.terms, window)
     return diff.as_dict()
