@@ -220,9 +220,9 @@ def campaign_table(report: ContentReport) -> Table:
     columns = [
         ("clicks", str(k["clicks"])),
         (
-            "conv. link/code/live",
+            "conv. link/code/live/survey",
             f"{by_rule['click_id'] + by_rule['cookie']}/"
-            f"{by_rule['coupon']}/{by_rule['livestream']}",
+            f"{by_rule['coupon']}/{by_rule['livestream']}/{by_rule['survey']}",
         ),
         ("revenue", amount_text(int(k["net_revenue_minor"]), currency)),
         ("commission", amount_text(int(k["commission_minor"]), currency)),
