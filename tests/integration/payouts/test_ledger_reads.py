@@ -383,6 +383,10 @@ async def test_campaign_kpis_come_from_the_counters(ledger: Ledger) -> None:
         "aov_minor": 10_000,
         "roi": 8.950249,  # (30000 - 3015) / 3015
         "new_customer_share": 0.0,
+        # No terms with a review: nothing held, approved or declined.
+        "reviews_held": 0,
+        "reviews_approved": 0,
+        "reviews_declined": 0,
         # No content: reach is 0, and every ratio over it is none, never an error.
         "contents": 0,
         "views": 0,
