@@ -277,3 +277,51 @@ def test_a_drafts_longer_recurring_limit_pays_the_renewal_past_the_old_one() -> 
         (200, 300, ("o-1-r3",))
     ]
     assert "order o-1-r3: was nobody (renewal_beyond_limit) now creator-a" in diff.changes[0].reason
+
+
+def test_a_drafts_engagement_values_price_the_campaigns_content() -> None:
+    """Content read from its topic (a publication routes it to the campaign, its
+    snapshots follow) is priced by the ledger's step: doubling the value of a like doubles
+    that part of the creator's engagement pay."""
+    from afflux.shared.events import ContentPublished, ContentStats
+    from afflux.shared.whatif_decode import LogReader
+    from afflux.shared.wire import encode
+
+    reader = LogReader(CampaignLog("camp"))
+    published = ContentPublished(
+        event_id="e-pub",
+        occurred_at=at(1),
+        content_id="post-1",
+        platform="instagram",
+        affiliate_id="creator-a",
+        campaign_id="camp",
+        kind="post",
+        url="https://instagram.example/p/post-1",
+        published_at=at(1),
+    )
+    stats = ContentStats(
+        event_id="e-stats",
+        occurred_at=at(2),
+        content_id="post-1",
+        platform="instagram",
+        as_of=at(2),
+        views=0,
+        impressions=0,
+        likes=1_000,
+        comments=0,
+        shares=0,
+        saves=0,
+        followers=10_000,
+    )
+    other = stats.model_copy(update={"event_id": "e-other", "content_id": "post-2"})
+    for event in (published, stats, other):  # post-2 was never published for the campaign
+        reader.content_record(encode(event))
+
+    def liked(value: str) -> CampaignTerms:
+        return terms(plan={"engagement": {"values": {"like_minor": value}}})
+
+    current = (TermsVersion(version=1, effective_from=0, published_at=0, terms=liked("2")),)
+    diff = whatif(reader.log, current, liked("4"))
+    assert [(c.affiliate_id, c.current_minor, c.draft_minor) for c in diff.creators] == [
+        ("creator-a", 2_000, 4_000)
+    ]

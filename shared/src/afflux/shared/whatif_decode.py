@@ -15,6 +15,7 @@ from typing import Any, get_args
 
 import orjson
 
+from afflux.shared.content_facts import content_fact, key_of
 from afflux.shared.core.attribution import ClickTouch
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.whatif.log import (
@@ -26,6 +27,9 @@ from afflux.shared.core.whatif.log import (
 )
 from afflux.shared.events import (
     ClickRecorded,
+    ContentPublished,
+    ContentReleased,
+    ContentStats,
     LeadConfirmed,
     OrderKind,
     OrderPlaced,
@@ -78,6 +82,31 @@ class LogReader:
         self.events += len(parts)
         for item in parsed:
             self._take(item)
+
+    def content_record(self, value: bytes | None) -> None:
+        """A record of the ``content`` topic: the campaign's publications route their
+        content here, and that content's snapshots and releases follow (they name no
+        campaign). Few next to clicks: each item is validated in full."""
+        try:
+            parsed = parse_value(value)
+        except UndecodableRecord:
+            self.skipped += 1
+            return
+        for item in parsed if isinstance(parsed, list) else [parsed]:
+            self.events += 1
+            try:
+                event = event_from_dict(item) if isinstance(item, dict) else None
+            except UndecodableRecord:
+                event = None
+            if isinstance(event, ContentPublished):
+                if event.campaign_id == self.log.campaign_id:
+                    self.log.add_content(
+                        key_of(event), content_fact(event), event.affiliate_id, event.published_at
+                    )
+            elif isinstance(event, ContentStats | ContentReleased):
+                self.log.add_content(key_of(event), content_fact(event))
+            elif event is None:
+                self.skipped += 1
 
     def _whole(self, value: bytes) -> None:
         try:

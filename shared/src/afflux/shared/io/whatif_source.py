@@ -22,7 +22,7 @@ from afflux.shared.core.whatif.diff import WhatIfDiff, whatif
 from afflux.shared.core.whatif.log import CampaignLog, DateRange
 from afflux.shared.io.campaign_view import CampaignDirectory, apply_record
 from afflux.shared.io.kafka import topic_partitions
-from afflux.shared.topics import CAMPAIGNS, CLICKS, ORDERS, REFUNDS
+from afflux.shared.topics import CAMPAIGNS, CLICKS, CONTENT, ORDERS, REFUNDS
 from afflux.shared.whatif_decode import LogReader
 
 INPUT_TOPICS = (CLICKS.name, ORDERS.name, REFUNDS.name)
@@ -66,7 +66,8 @@ async def read_to_end(
     try:
         tps: list[TopicPartition] = []
         for topic in topics:
-            tps += await topic_partitions(consumer, topic, max(0.1, deadline - time.monotonic()))
+            wait = min(5.0, max(0.1, deadline - time.monotonic()))  # a missing topic: none
+            tps += await topic_partitions(consumer, topic, wait)
         if not tps:
             return 0
         consumer.assign(tps)
@@ -108,6 +109,9 @@ async def read_campaign_log(
 
     try:
         await read_to_end(bootstrap, INPUT_TOPICS, reader.record, deadline=end, stop=too_many)
+        await read_to_end(
+            bootstrap, (CONTENT.name,), reader.content_record, deadline=end, stop=too_many
+        )
     except ReplayRefused as exc:
         if too_many():
             raise ReplayRefused(

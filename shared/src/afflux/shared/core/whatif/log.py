@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from afflux.shared.core.attribution import ClickTouch
+from afflux.shared.core.engagement import ContentEvent
 
 _MS_PER_DAY = 86_400_000
 
@@ -94,6 +95,10 @@ class CampaignLog:
     confirmations: dict[str, LoggedConfirmation] = field(default_factory=dict)
     renewals: list[LoggedRenewal] = field(default_factory=list)
     renewal_ids: set[str] = field(default_factory=set)
+    # Content of the campaign, in topic order: (key, its first publication's time, event);
+    # ``content_routes``: key -> (first publication's time, creator).
+    content: list[tuple[str, int, ContentEvent]] = field(default_factory=list)
+    content_routes: dict[str, tuple[int, str]] = field(default_factory=dict)
     events: int = 0  # events of the campaign taken (copies left out)
     # UTC day number -> creator -> [valid clicks, first at, last at]: what click pay needs,
     # summed once here rather than once per replay.
@@ -137,6 +142,25 @@ class CampaignLog:
             self.renewal_ids.add(renewal.renewal_order_id)
             self.renewals.append(renewal)
             self.events += 1
+
+    def add_content(
+        self,
+        key: str,
+        event: ContentEvent,
+        creator: str | None = None,
+        published_at: int | None = None,
+    ) -> None:
+        """A publication (``creator`` and ``published_at`` given) routes its content here;
+        a snapshot or release of a content not routed here is not the campaign's."""
+        route = self.content_routes.get(key)
+        if route is None:
+            if creator is None or published_at is None:
+                return
+            route = self.content_routes[key] = (published_at, creator)
+        elif creator is not None and creator != route[1]:
+            return  # another creator's publication of the same content: the ledger refuses it
+        self.content.append((key, route[0], event))
+        self.events += 1
 
     def add_confirmation(self, confirmation: LoggedConfirmation) -> None:
         if confirmation.order_id not in self.confirmations:

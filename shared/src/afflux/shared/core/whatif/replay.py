@@ -25,6 +25,7 @@ from afflux.shared.core import attribution as ids
 from afflux.shared.core.attribution import Attributed, OrderTouch, choose
 from afflux.shared.core.attribution import capped_refund as capped
 from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.engagement import ContentEvent
 from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.renewals import renewal_refusal
@@ -87,6 +88,7 @@ class _Period:
     refunds: list[RefundFact]
     confirmations: list[tuple[str, str]]
     clicks: dict[str, list[int]]  # creator -> [unique clicks, first at, last at]
+    content: list[ContentEvent]
 
 
 def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange = EVER) -> Replay:
@@ -109,7 +111,7 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
                 period_cache[day] = name
         found = periods.get(name)
         if found is None:
-            found = periods[name] = _Period([], [], [], {})
+            found = periods[name] = _Period([], [], [], {}, [])
         return found
 
     def decide(order: LoggedOrder) -> OrderDecision:
@@ -227,6 +229,9 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
                 converted[order_id][2].confirmations.append((order_id, confirmation.event_id))
 
     _tally_clicks(log, versions, window, period)
+    for _key, published_at, content in log.content:
+        if window.holds(published_at):  # a content lives in its first publication's period
+            period(published_at).content.append(content)
 
     lines: dict[str, ReplayedLine] = {}
     for name, facts in sorted(periods.items()):
@@ -240,6 +245,7 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
                     ClickFigures(a, n, first, last)
                     for a, (n, first, last) in sorted(facts.clicks.items())
                 ),
+                content=tuple(facts.content),
             )
         )
         for record in state.lines.values():
