@@ -31,7 +31,7 @@ from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.period import PeriodState, StepInput
 from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
-from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.core.journal.review_lines import ReviewFact, review_contribution
 from afflux.shared.core.review import HELD_UNTIL
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import ConversionAttributed, ConversionReviewed
@@ -294,3 +294,25 @@ def test_the_reference_places_decisions_from_the_reviews_topic() -> None:
     assert target_amounts(lines) == {(derived_id("line", "c1"), HELD_UNTIL): 500}
     decided = reference_from_events([held, decision, later], {CAMPAIGN: versions})
     assert target_amounts(decided[(CAMPAIGN, PERIOD)]) == {}  # the first decision stands
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_review_counters_follow_the_holds_in_any_arrival_order(seed: int) -> None:
+    """Bursts hold and release conversions that were not in the batch: the counters still
+    move by the difference, so their sums are the final holds and decisions."""
+    versions = with_review(plan_versions())
+    facts, decisions = reviewed_facts(random.Random(seed))
+    rng = random.Random(seed)
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions)
+    counted: dict[str, int] = {}
+    batches = [*arrival(facts, rng), StepInput(reviews=tuple(decisions))]
+    for batch in batches:
+        for name, value in state.step(batch).kpis.items():
+            if name.startswith("review_"):
+                counted[name] = counted.get(name, 0) + value
+    final: dict[str, int] = {}
+    for record in state.lines.values():
+        for name, value in review_contribution(record):
+            final[name] = final.get(name, 0) + value
+    assert {k: v for k, v in counted.items() if v} == final
+    assert final

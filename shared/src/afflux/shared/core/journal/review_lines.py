@@ -110,26 +110,28 @@ class ReviewBook:
                 again.update(later for _, later in keys[bisect_right(keys, key) : end])
         for line_id in sorted(again):
             record = lines[line_id]
-            before = (record.held, record.approve_at)
-            self._judge_one(versions, record)
-            if (record.held, record.approve_at) != before:
-                touch(record)
+            judged = self._judgment(versions, record)
+            if judged != (record.held, record.approve_at):
+                touch(record)  # before the change: the KPI counters move by the difference
+                record.held, record.approve_at = judged
 
-    def _judge_one(self, versions: Sequence[TermsVersion], record: LineRecord) -> None:
+    def _judgment(
+        self, versions: Sequence[TermsVersion], record: LineRecord
+    ) -> tuple[tuple[str, ...], int]:
+        """The signals holding the line, and its approval date."""
         c = record.conversion
         assert c is not None
         review = review_terms(versions, record)
         raised = tuple(c.risk_signals)
         if review is not None and self._burst(record, review.thresholds.burst_per_hour):
             raised += ("burst",)
-        record.held = () if rules.is_superseded(record) else holding(review, raised)
+        held = () if rules.is_superseded(record) else holding(review, raised)
         base = c.occurred_at + rules.lock_ms(versions, c.terms_version)
-        if not record.held:
-            record.approve_at = base
-        elif record.review is None:
-            record.approve_at = HELD_UNTIL
-        else:
-            record.approve_at = max(base, record.review[4])
+        if not held:
+            return held, base
+        if record.review is None:
+            return held, HELD_UNTIL
+        return held, max(base, record.review[4])
 
     def _burst(self, record: LineRecord, per_hour: int) -> bool:
         keys = self.times.get(record.affiliate_id, [])
