@@ -325,3 +325,36 @@ def test_a_drafts_engagement_values_price_the_campaigns_content() -> None:
     assert [(c.affiliate_id, c.current_minor, c.draft_minor) for c in diff.creators] == [
         ("creator-a", 2_000, 4_000)
     ]
+
+
+def test_a_draft_putting_live_streams_first_gives_the_stream_the_order() -> None:
+    """A live stream read from the content topic claims the orders during it once the
+    draft's precedence names ``livestream``: the order moves from the clicking creator."""
+    from afflux.shared.events import ContentPublished
+    from afflux.shared.whatif_decode import LogReader
+    from afflux.shared.wire import encode
+
+    reader = LogReader(CampaignLog("camp"))
+    reader.log.add_click("v-1", ClickTouch("v-1.k", "creator-a", "camp", at(0)))
+    reader.log.add_order(LoggedOrder("o-1", "e-o-1", "v-1", at(1.5), 10_000, "EUR"))
+    live = ContentPublished(
+        event_id="e-live",
+        occurred_at=at(1),
+        content_id="live-1",
+        platform="tiktok",
+        affiliate_id="creator-b",
+        campaign_id="camp",
+        kind="live",
+        url="https://tiktok.example/live-1",
+        published_at=at(1),
+        live_started_at=at(1),
+        live_ended_at=at(2),
+    )
+    reader.content_record(encode(live))
+    draft = terms(precedence=["livestream", "click_id", "coupon", "cookie"])
+    diff = whatif(reader.log, CURRENT, draft)
+    assert {c.affiliate_id: (c.current_minor, c.draft_minor) for c in diff.creators} == {
+        "creator-a": (1_000, 0),
+        "creator-b": (0, 1_000),
+    }
+    assert "now creator-b (live stream)" in diff.changes[0].reason

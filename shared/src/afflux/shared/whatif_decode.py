@@ -16,8 +16,9 @@ from typing import Any, get_args
 import orjson
 
 from afflux.shared.content_facts import content_fact, key_of
-from afflux.shared.core.attribution import ClickTouch
+from afflux.shared.core.attribution import ClickTouch, LiveTouch
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.terms import normalize_handle
 from afflux.shared.core.whatif.log import (
     CampaignLog,
     LoggedConfirmation,
@@ -103,6 +104,7 @@ class LogReader:
                     self.log.add_content(
                         key_of(event), content_fact(event), event.affiliate_id, event.published_at
                     )
+                    _claims(self.log, event)
             elif isinstance(event, ContentStats | ContentReleased):
                 self.log.add_content(key_of(event), content_fact(event))
             elif event is None:
@@ -306,3 +308,15 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
         )
     elif isinstance(event, LeadConfirmed):
         log.add_confirmation(LoggedConfirmation(event.order_id, event.event_id, event.occurred_at))
+
+
+def _claims(log: CampaignLog, event: ContentPublished) -> None:
+    """A live stream's window once its end is known (the latest such publication of the
+    stream wins), and the creator's handle, as the attribution worker's content view
+    keeps them."""
+    start, end = event.live_started_at, event.live_ended_at
+    if event.kind == "live" and start is not None and end is not None and end >= start:
+        key = key_of(event)
+        log.streams[key] = LiveTouch(key, event.affiliate_id, event.campaign_id, start, end)
+    if event.handle and normalize_handle(event.handle):
+        log.handle_claims.add((normalize_handle(event.handle), event.affiliate_id))

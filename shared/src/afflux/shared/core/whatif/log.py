@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from afflux.shared.core.attribution import ClickTouch
+from afflux.shared.core.attribution import ClickTouch, Content, LiveTouch, content_handles
 from afflux.shared.core.engagement import ContentEvent
 
 _MS_PER_DAY = 86_400_000
@@ -99,6 +99,14 @@ class CampaignLog:
     # ``content_routes``: key -> (first publication's time, creator).
     content: list[tuple[str, int, ContentEvent]] = field(default_factory=list)
     content_routes: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # What the choice needs of the campaign's content: each live stream's latest window
+    # with an end, and the creators' handle claims (as the worker's content view keeps).
+    streams: dict[str, LiveTouch] = field(default_factory=dict)
+    handle_claims: set[tuple[str, str]] = field(default_factory=set)
+
+    def content_view(self) -> Content:
+        return Content(tuple(self.streams.values()), content_handles(self.handle_claims))
+
     events: int = 0  # events of the campaign taken (copies left out)
     # UTC day number -> creator -> [valid clicks, first at, last at]: what click pay needs,
     # summed once here rather than once per replay.

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from afflux.shared.core import attribution as ids
-from afflux.shared.core.attribution import Attributed, OrderTouch, choose
+from afflux.shared.core.attribution import NO_CONTENT, Attributed, OrderTouch, choose
 from afflux.shared.core.attribution import capped_refund as capped
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent
@@ -114,6 +114,8 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
             found = periods[name] = _Period([], [], [], {}, [])
         return found
 
+    content = log.content_view() if log.streams or log.handle_claims else NO_CONTENT
+
     def decide(order: LoggedOrder) -> OrderDecision:
         terms = terms_in_force(versions, order.at).terms
         touch = OrderTouch(
@@ -125,7 +127,7 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
             order.survey_affiliate_id,
             order.survey_handle,
         )
-        decision = choose(touch, log.clicks.get(order.key, ()), terms)
+        decision = choose(touch, log.clicks.get(order.key, ()), terms, content)
         if not isinstance(decision, Attributed):
             return OrderDecision(
                 order.order_id, None, decision.reason, terms.model, order.at, order.amount_minor
@@ -229,9 +231,9 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
                 converted[order_id][2].confirmations.append((order_id, confirmation.event_id))
 
     _tally_clicks(log, versions, window, period)
-    for _key, published_at, content in log.content:
+    for _key, published_at, content_event in log.content:
         if window.holds(published_at):  # a content lives in its first publication's period
-            period(published_at).content.append(content)
+            period(published_at).content.append(content_event)
 
     lines: dict[str, ReplayedLine] = {}
     for name, facts in sorted(periods.items()):
