@@ -7,10 +7,19 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from afflux.attribution.join import Decided, _decided_from, _decided_row
+from afflux.attribution.join import (
+    Decided,
+    VisitorState,
+    _decided_from,
+    _decided_row,
+    _kept_ip,
+    decode_state,
+    encode_state,
+)
 from afflux.attribution.outputs import OrderFacts, risk_signals
 from afflux.shared.core import attribution as core
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import ClickRecorded
 
 pytestmark = pytest.mark.unit
 
@@ -55,6 +64,20 @@ CASES = [
         replace(BY_CLICK, click=replace(CLICK, at=100_000 - 9_999)),
         ("fast_conversion",),
     ),
+    # The buyer's IP hash starts as the winning click's kept prefix: same IP.
+    Case(
+        "same ip",
+        replace(ORDER, customer_ip_hash="a" * 16 + "b" * 48),
+        replace(BY_CLICK, click=replace(CLICK, ip_hash="a" * 16)),
+        ("same_ip",),
+    ),
+    # One character off in the prefix: none.
+    Case(
+        "other ip",
+        replace(ORDER, customer_ip_hash="a" * 15 + "c" + "b" * 48),
+        replace(BY_CLICK, click=replace(CLICK, ip_hash="a" * 16)),
+        (),
+    ),
     # The creator's own email hash.
     Case("self", replace(ORDER, customer_email_hash="h-ana"), BY_CLICK, ("self_referral",)),
     # A coupon order from a coupon site, no click of the coupon's creator.
@@ -91,3 +114,26 @@ def test_the_risk_facts_survive_the_decided_orders_row() -> None:
     row = _decided_row("shop", "o1", Decided(100_000, True, False, facts, None))
     back = _decided_from("shop", "o1", row[2], row[3], row[4], row[5:])
     assert back.order == facts
+
+
+def _click(campaign: str, ip_hash: str = "f" * 64) -> ClickRecorded:
+    return ClickRecorded(
+        event_id="e-k1", occurred_at=1_000, click_id="v1.k1", link_code="l", affiliate_id="ana",
+        campaign_id=campaign, visitor_id="v1", ip_hash=ip_hash,
+    )  # fmt: skip
+
+
+def test_a_click_keeps_its_ip_hash_only_for_a_campaign_that_reviews() -> None:
+    plain = VERSION.model_copy(update={"terms": TERMS.model_copy(update={"review": None})})
+    assert _kept_ip(_click("shop"), lambda c, at: VERSION) == "f" * 16
+    assert _kept_ip(_click("shop"), lambda c, at: plain) == ""
+    assert _kept_ip(_click("shop"), lambda c, at: None) == ""
+    assert _kept_ip(_click("shop", ip_hash=""), lambda c, at: VERSION) == ""
+
+
+def test_the_kept_ip_survives_the_visitors_state() -> None:
+    state = VisitorState()
+    state.clicks["v1.k1"] = (replace(CLICK, click_id="v1.k1", ip_hash="a" * 16), 5)
+    state.clicks["v1.k2"] = (replace(CLICK, click_id="v1.k2"), 6)
+    back = decode_state(encode_state(state))
+    assert back.clicks == state.clicks

@@ -44,6 +44,7 @@ from afflux.shared.core.attribution import (
     live_claims,
     settled_winner,
 )
+from afflux.shared.core.review import IP_PREFIX
 from afflux.shared.core.terms import TermsVersion, normalize_handle
 from afflux.shared.events import (
     ClickRecorded,
@@ -203,6 +204,7 @@ class JoinPartition:
             _intern(click.campaign_id),
             click.occurred_at,
             click.flagged,
+            _kept_ip(click, terms),
         )
         state.clicks[click.click_id] = (touch, arrived)
         if click.occurred_at > self.watermark:
@@ -640,6 +642,17 @@ def _eligible(click: ClickTouch, order_at: int, v: TermsVersion) -> bool:
     return order_at - v.terms.window_ms(click.affiliate_id) <= click.at <= order_at
 
 
+def _kept_ip(click: ClickRecorded, terms: TermsLookup) -> str:
+    """The start of the click's IP hash when its campaign reviews conversions (same_ip),
+    else "": other campaigns' clicks keep their state as small as before."""
+    if not click.ip_hash:
+        return ""
+    version = terms(click.campaign_id, click.occurred_at)
+    if version is None or version.terms.review is None:
+        return ""
+    return click.ip_hash[:IP_PREFIX]
+
+
 def encode_state(s: VisitorState) -> bytes:
     doc: dict[str, Any] = {
         "c": [
@@ -647,6 +660,9 @@ def encode_state(s: VisitorState) -> bytes:
             for t, arrived in s.clicks.values()
         ]
     }
+    ips = {t.click_id: t.ip_hash for t, _ in s.clicks.values() if t.ip_hash}
+    if ips:  # beside the rows, so rows written before it read as before
+        doc["i"] = ips
     if s.pending:
         doc["p"] = [[o.model_dump(mode="json"), arrived] for o, arrived in s.pending.values()]
     if s.decided:
@@ -659,9 +675,10 @@ def encode_state(s: VisitorState) -> bytes:
 def decode_state(raw: bytes) -> VisitorState:
     doc = json.loads(raw)
     s = VisitorState()
+    ips = doc.get("i", {})
     for cid, aff, camp, at, *flags, arrived in doc.get("c", ()):
         # Rows written before "flagged" hold is_bot and is_duplicate instead.
-        touch = ClickTouch(cid, _intern(aff), _intern(camp), at, any(flags))
+        touch = ClickTouch(cid, _intern(aff), _intern(camp), at, any(flags), ips.get(cid, ""))
         s.clicks[cid] = (touch, arrived)
     for payload, arrived in doc.get("p", ()):
         order = OrderPlaced.model_validate(payload)

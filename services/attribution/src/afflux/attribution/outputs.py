@@ -202,8 +202,8 @@ def order_outcome(
 def risk_signals(
     order: OrderFacts, decision: core.Attributed, version: TermsVersion
 ) -> tuple[RiskSignal, ...]:
-    """The signals the order and its decision raise (core.review.signals). The worker's
-    click state keeps no IP hash, so ``same_ip`` is not raised here."""
+    """The signals the order and its decision raise (core.review.signals); the winning
+    click's IP hash is kept for campaigns with review terms only (``join._kept_ip``)."""
     review = version.terms.review
     if review is None:
         return ()
@@ -216,6 +216,7 @@ def risk_signals(
         affiliate_id=decision.affiliate_id,
         reason=decision.reason,
         lag_ms=order.occurred_at - click.at if click else None,
+        click_ip_hash=click.ip_hash or None if click else None,
         customer_ip_hash=order.customer_ip_hash,
         customer_email_hash=order.customer_email_hash,
         creator_clicked=clicked,

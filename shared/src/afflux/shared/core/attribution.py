@@ -59,6 +59,9 @@ class ClickTouch:
     campaign_id: str
     at: int
     flagged: bool = False  # flagged for any reason (``ClickRecorded.flagged``): never wins
+    # The start of the click's IP hash, kept only for campaigns whose terms review
+    # conversions (risk signal same_ip, core.review); "" otherwise.
+    ip_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)

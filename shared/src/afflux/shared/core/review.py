@@ -32,6 +32,9 @@ SIGNALS: tuple[str, ...] = (
     "burst",
 )
 BURST_WINDOW_MS = 3_600_000  # the sliding hour of ``burst``
+# How much of an IP hash same_ip compares (and the attribution worker keeps per click):
+# 64 bits, so a false match is negligible while a click's state stays small.
+IP_PREFIX = 16
 # A held conversion's approval date while it waits for a decision: never reached.
 HELD_UNTIL = 2**53 - 1
 
@@ -103,7 +106,8 @@ def signals(review: ReviewTerms | None, facts: SignalFacts) -> tuple[str, ...]:
     limit = review.thresholds.min_click_to_conversion_s * MS_PER_SECOND
     if facts.lag_ms is not None and facts.lag_ms < limit:
         raised.add("fast_conversion")
-    if facts.click_ip_hash and facts.click_ip_hash == facts.customer_ip_hash:
+    click_ip, customer_ip = facts.click_ip_hash, facts.customer_ip_hash
+    if click_ip and customer_ip and click_ip[:IP_PREFIX] == customer_ip[:IP_PREFIX]:
         raised.add("same_ip")
     registered = review.creator_email_hashes.get(facts.affiliate_id)
     if registered and registered == facts.customer_email_hash:
