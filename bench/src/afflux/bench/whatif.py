@@ -40,7 +40,7 @@ from afflux.shared.core.whatif.log import EVER
 from afflux.shared.events import ClickRecorded, Envelope
 from afflux.shared.io.gc_policy import tune_gc
 from afflux.shared.io.kafka import create_topics
-from afflux.shared.io.whatif_source import INPUT_TOPICS, ReplayBounds, read_to_end, run_whatif
+from afflux.shared.io.whatif_source import WHATIF_TOPICS, ReplayBounds, read_to_end, run_whatif
 
 PARTITIONS = 4
 TARGET = 100_000
@@ -128,7 +128,7 @@ def main(argv: list[str]) -> int:
         asyncio.run(publish_campaigns(bootstrap, campaigns))
         asyncio.run(produce(bootstrap, scenario.events, PARTITIONS, pack=200))
         events = len(scenario.events)
-        print(f"{events} input events on {', '.join(INPUT_TOPICS)}", flush=True)
+        print(f"{events} input events on {', '.join(WHATIF_TOPICS)}", flush=True)
 
         def plain() -> float:
             values = 0
@@ -138,7 +138,9 @@ def main(argv: list[str]) -> int:
                 values += 1
 
             started = time.perf_counter()
-            asyncio.run(read_to_end(bootstrap, INPUT_TOPICS, take, deadline=time.monotonic() + 600))
+            asyncio.run(
+                read_to_end(bootstrap, WHATIF_TOPICS, take, deadline=time.monotonic() + 600)
+            )
             return time.perf_counter() - started
 
         tune_gc()  # the collector as the payouts process runs it (afflux.shared.io.serving)

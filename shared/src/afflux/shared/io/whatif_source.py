@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,7 +25,8 @@ from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.topics import CAMPAIGNS, CLICKS, CONTENT, ORDERS, REFUNDS
 from afflux.shared.whatif_decode import LogReader
 
-INPUT_TOPICS = (CLICKS.name, ORDERS.name, REFUNDS.name)
+INPUT_TOPICS = (CLICKS.name, ORDERS.name, REFUNDS.name)  # lead confirmations on orders
+WHATIF_TOPICS = (*INPUT_TOPICS, CONTENT.name)  # what a replay reads, in one pass
 MAX_EVENTS = 20_000_000
 TIME_LIMIT_S = 60.0
 _FETCH_BYTES = 16 * 1024 * 1024
@@ -45,14 +46,14 @@ class ReplayBounds:
 async def read_to_end(
     bootstrap: str,
     topics: Sequence[str],
-    on_value: Callable[[bytes | None], None],
+    on_value: Callable[[bytes | None], None] | Mapping[str, Callable[[bytes | None], None]],
     *,
     deadline: float,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Give every record value of ``topics`` to ``on_value``, up to each partition's high
-    watermark; the records read. ``ReplayRefused`` past ``deadline`` (monotonic) or once
-    ``stop()`` holds."""
+    """Give every record value of ``topics`` to ``on_value`` (or to the one it maps the
+    record's topic to), up to each partition's high watermark; the records read.
+    ``ReplayRefused`` past ``deadline`` (monotonic) or once ``stop()`` holds."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -74,10 +75,11 @@ async def read_to_end(
         await consumer.seek_to_beginning(*tps)
         while True:
             batches = await consumer.getmany(*tps, timeout_ms=200, max_records=50_000)
-            for found in batches.values():
+            for tp, found in batches.items():
                 records += len(found)
+                take = on_value if callable(on_value) else on_value[tp.topic]
                 for record in found:
-                    on_value(record.value)
+                    take(record.value)
             if stop():
                 raise ReplayRefused("stopped")
             if await _all_at_end(consumer, tps):
@@ -108,10 +110,9 @@ async def read_campaign_log(
         return reader.events > bounds.max_events
 
     try:
-        await read_to_end(bootstrap, INPUT_TOPICS, reader.record, deadline=end, stop=too_many)
-        await read_to_end(
-            bootstrap, (CONTENT.name,), reader.content_record, deadline=end, stop=too_many
-        )
+        handlers = dict.fromkeys(INPUT_TOPICS, reader.record)
+        handlers[CONTENT.name] = reader.content_record
+        await read_to_end(bootstrap, WHATIF_TOPICS, handlers, deadline=end, stop=too_many)
     except ReplayRefused as exc:
         if too_many():
             raise ReplayRefused(
