@@ -2,7 +2,9 @@
 the signed merchant API; the ledger's override postings read back from the agencies'
 ledgers and the creator's statement; terms with an agency cycle refused with 422 naming
 the field; a burst of orders held for review, listed, approved and declined by the
-merchant's key, and the decisions in the ledger and the KPIs."""
+merchant's key (API, CLI, portal page), and the decisions in the ledger and the KPIs; an
+order paid with the creator's own email hash held by the attribution worker's signal.
+The tests share one stack and run in order (the review tests see the earlier ones')."""
 
 from __future__ import annotations
 
@@ -58,6 +60,19 @@ campaigns:
       review:
         hold_on: [burst, self_referral]
         thresholds: {burst_per_hour: 1}
+  - effective_from: 0
+    terms:
+      campaign_id: review-self
+      merchant_id: merchant-self
+      currency: EUR
+      coupons: {SAL: sal}
+      grace_seconds: 1
+      lock_days: 30
+      plan:
+        sale: {rate: {percent: "10"}}
+      review:
+        hold_on: [self_referral]
+        creator_email_hashes: {sal: h-sal}
 """
 AFFILIATES = ("ana", "north", "group")
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -335,3 +350,31 @@ async def test_the_merchant_declines_from_the_portals_review_page(
         )
         assert again.status_code == 409
         assert "already_decided" in again.text
+
+
+async def test_the_worker_holds_an_order_paid_with_the_creators_own_email(
+    stack: Stack, client: DemoClient, terms: dict[str, CampaignTerms]
+) -> None:
+    payouts = stack.url("payouts")
+    shop = terms["review-self"]
+    for n, email in enumerate(("h-sal", "h-someone-else")):
+        body = {
+            "order_id": f"self-{n}-{time.time_ns()}",
+            "campaign_id": shop.campaign_id,
+            "kind": "sale",
+            "amount_minor": 5_000,
+            "currency": "EUR",
+            "coupon_code": "SAL",
+            "customer_email_hash": email,
+            "occurred_at": client.merchant_now(),
+        }
+        answer = await client._signed("POST", "/v1/orders", shop.merchant_id, body)
+        assert answer.status_code in (200, 202), answer.text
+
+    async def queue() -> list[tuple[str, list[str]]]:
+        answer = await client.http.get(
+            f"{payouts}/v1/reviews", params={"campaign_id": "review-self"}, headers=ADMIN
+        )
+        return [(r["affiliate_id"], r["signals"]) for r in answer.json()["reviews"]]
+
+    await until(queue, [("sal", ["self_referral"])])
