@@ -67,8 +67,7 @@ class AgencyOverrides(BaseModel):
         cycle = find_cycle(self.agencies)
         if cycle is not None:
             raise ValueError(
-                "agencies: an agency chain may not come back to a member: "
-                + " -> ".join(cycle)
+                "agencies: an agency chain may not come back to a member: " + " -> ".join(cycle)
             )
         return self
 
