@@ -358,3 +358,30 @@ def test_a_draft_putting_live_streams_first_gives_the_stream_the_order() -> None
         "creator-b": (0, 1_000),
     }
     assert "now creator-b (live stream)" in diff.changes[0].reason
+
+
+def test_a_sale_priced_per_item_names_only_the_part_that_changes() -> None:
+    """Shoes earn their category's rate, the rest the sale's: doubling the tier changes
+    the second part of the second sale's rule alone, and the reason says just that."""
+    log = CampaignLog("camp")
+    items = (("SHOE-1", "shoes", 1, 5_000), ("BAG-1", "bags", 1, 5_000))
+    for n in (1, 2):
+        log.add_click(f"v-{n}", ClickTouch(f"v-{n}.k", "creator-a", "camp", at(n)))
+        log.add_order(
+            LoggedOrder(f"o-{n}", f"e-o-{n}", f"v-{n}", at(n + 0.5), 10_000, "EUR", items=items)
+        )
+
+    def tiered(percent: str) -> CampaignTerms:
+        return terms(
+            plan={
+                "sale": {"rate": {"percent": "10"}, "products": {"categories": {"shoes": "10"}}},
+                "tiers": [{"from_sales": 2, "rate": {"percent": percent}}],
+            }
+        )
+
+    current = (TermsVersion(version=1, effective_from=0, published_at=0, terms=tiered("10")),)
+    diff = whatif(log, current, tiered("20"))
+    [change] = diff.changes
+    assert change.reason.startswith("order o-2: 10% of 5000 (tier from net sale 2")
+    assert "-> 20% of 5000 (tier from net sale 2" in change.reason
+    assert "shoes" not in change.reason

@@ -22,6 +22,7 @@ from afflux.shared.core.whatif.replay import OrderDecision, Replay, ReplayedLine
 
 MAX_CHANGES = 500  # lines listed in a diff; ``changes_total`` counts them all
 _SALE_RULE = re.compile(r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>.*?)\)(?:;|$)")
+_RULE_PARTS = re.compile(r", |; ")
 _CAP_NOTE = re.compile(r"; (?:creator cap|campaign budget) cut \d+")
 _HOW = {
     "click_id": "its named click",
@@ -244,9 +245,25 @@ def _why(
     if old_cuts != new_cuts and _CAP_NOTE.sub("", was.rule) == _CAP_NOTE.sub("", becomes.rule):
         now = "; ".join(c[2:] for c in new_cuts) or "no cap cut"
         return f"{subject}{now} (was: {'; '.join(c[2:] for c in old_cuts) or 'no cap cut'})"
+    changed = _changed_parts(was.rule, becomes.rule)
+    if changed:
+        return subject + changed
     if was.rule != becomes.rule:
         return f"{subject}{was.rule} -> {becomes.rule}"
     return f"{subject}paid {was.paid_minor} -> {becomes.paid_minor}"
+
+
+def _changed_parts(old: str, new: str) -> str:
+    """Of two rules made of the same parts (a sale priced per item: ``sale: 10% of 2342
+    (category shoes), 20% of 1563 (tier ...)``), only the parts that differ; "" when the
+    rules are not alike."""
+    a, b = (
+        _RULE_PARTS.split(old.removeprefix("sale: ")),
+        _RULE_PARTS.split(new.removeprefix("sale: ")),
+    )
+    if len(a) < 2 or len(a) != len(b) or old.startswith("sale: ") != new.startswith("sale: "):
+        return ""
+    return "; ".join(f"{x} -> {y}" for x, y in zip(a, b, strict=True) if x != y)
 
 
 def _who(decision: OrderDecision) -> str:
