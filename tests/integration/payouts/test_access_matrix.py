@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 from access_app import (
@@ -78,6 +79,13 @@ OWNED = {"creator": "affiliate_id", "merchant": "campaign_id"}
 BY_CONVERSION = {
     ("POST", "/v1/reviews/{conversion_id}/approve"),
     ("POST", "/v1/reviews/{conversion_id}/decline"),
+}
+# A content's stats and its release: the content's campaign and creator are found from the
+# content itself, so another's content must answer as an unknown one does (checked below in
+# test_another_creators_or_campaigns_content_answers_as_an_unknown_one).
+BY_CONTENT = {
+    ("POST", "/v1/content/{platform}/{content_id}/stats"),
+    ("POST", "/v1/content/{platform}/{content_id}/release"),
 }
 SIGNED_FIELDS = {"Authorization", "X-Afflux-Signature", "X-Afflux-Merchant", "sig", "t"}
 
@@ -273,6 +281,9 @@ async def test_payouts_operation_answers_a_key_only_about_its_own_objects(
         if (op.method, op.path) in BY_CONVERSION and role == "merchant":
             assert own.status_code == 404, f"{op.name}: {own.text}"
             return
+        if (op.method, op.path) in BY_CONTENT:  # an unknown content, or a body without fields
+            assert own.status_code in (403, 404, 422), f"{op.name}: {own.text}"
+            return
         if (op.method, op.path) in SELF:
             assert own.status_code < 400, f"{op.name}: {own.text}"
         else:
@@ -393,3 +404,52 @@ async def test_every_state_changing_request_with_a_session_needs_its_csrf_token(
                 f"{role} session {op.name} from {origin} without its CSRF token: "
                 f"{answer.status_code} {answer.text[:300]}"
             )
+
+
+CONTENTS = (("c-own1", CAMPAIGN, CREATOR), ("c-oth1", OTHER_CAMPAIGN, OTHER_CREATOR))
+STATS = {
+    "as_of": 1_000,
+    "views": 10,
+    "impressions": 20,
+    "likes": 3,
+    "comments": 0,
+    "shares": 0,
+    "saves": 0,
+    "followers": 100,
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "action"),
+    [("creator", "stats"), ("merchant", "stats"), ("merchant", "release")],
+)
+async def test_another_creators_or_campaigns_content_answers_as_an_unknown_one(
+    world: AccessWorld, role: str, action: str
+) -> None:
+    store = world.app.state.store
+    for content_id, campaign, creator in CONTENTS:
+        await store.redis.hset(
+            store.keys.ledger("content_owner"),
+            f"insta:{content_id}",
+            orjson.dumps([campaign, creator]),
+        )
+    key = world.creator_key if role == "creator" else world.merchant_key
+    body = STATS if action == "stats" else None
+
+    async def ask(content_id: str) -> httpx.Response:
+        transport = httpx.ASGITransport(world.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as http:
+            return await http.post(
+                f"/v1/content/insta/{content_id}/{action}",
+                json=body,
+                headers={"authorization": f"Bearer {key}"},
+            )
+
+    own, other, unknown = [await ask(c) for c in ("c-own1", "c-oth1", "c-zzz1")]
+    # Past access control: this world has no broker, so its own content gets the 503 of a
+    # service still starting, never the refusal the other two get.
+    assert own.status_code == 503, own.text
+    assert other.status_code == 404, other.text
+    assert _same_answer(other, unknown, "insta:c-oth1", "insta:c-zzz1"), (
+        f"{other.headers} {other.text}\n{unknown.headers} {unknown.text}"
+    )

@@ -24,10 +24,10 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from afflux.payouts.deps import ClockDep, DirectoryDep, PrincipalDep, ProducerDep, StoreDep
+from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
@@ -46,6 +46,7 @@ from afflux.shared.events import (
     Platform,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.principals import CsrfDep
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import CONTENT
@@ -103,9 +104,9 @@ class Accepted(BaseModel):
 @router.post("/content", status_code=202, response_model=Accepted)
 async def publish_content(
     body: ContentBody,
-    principal: PrincipalDep,
+    principal: CsrfDep,  # with a session cookie: only from our pages (docs/portal.md)
     store: StoreDep,
-    producer: ProducerDep,
+    request: Request,
     directory: DirectoryDep,
     clock: ClockDep,
 ) -> Accepted:
@@ -141,7 +142,7 @@ async def publish_content(
     await store.redis.hsetnx(
         store.keys.ledger("content_owner"), key, orjson.dumps([body.campaign_id, body.affiliate_id])
     )
-    return await _sent(producer, key, event)
+    return await _sent(request, key, event)
 
 
 @router.post("/content/{platform}/{content_id}/stats", status_code=202, response_model=Accepted)
@@ -149,9 +150,9 @@ async def post_stats(
     platform: PlatformPath,
     content_id: ContentIdPath,
     body: StatsBody,
-    principal: PrincipalDep,
+    principal: CsrfDep,  # with a session cookie: only from our pages (docs/portal.md)
     store: StoreDep,
-    producer: ProducerDep,
+    request: Request,
     directory: DirectoryDep,
     clock: ClockDep,
 ) -> Accepted:
@@ -170,16 +171,16 @@ async def post_stats(
             "occurred_at": body.as_of,
         },
     )
-    return await _sent(producer, key, event)
+    return await _sent(request, key, event)
 
 
 @router.post("/content/{platform}/{content_id}/release", status_code=202, response_model=Accepted)
 async def release_content(
     platform: PlatformPath,
     content_id: ContentIdPath,
-    principal: PrincipalDep,
+    principal: CsrfDep,  # with a session cookie: only from our pages (docs/portal.md)
     store: StoreDep,
-    producer: ProducerDep,
+    request: Request,
     directory: DirectoryDep,
     clock: ClockDep,
     body: ReleaseBody | None = None,
@@ -199,7 +200,7 @@ async def release_content(
         released_by=released_by,
         note=body.note if body is not None else None,
     )
-    return await _sent(producer, key, event)
+    return await _sent(request, key, event)
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -269,7 +270,10 @@ def _validated(model: type[E], payload: dict[str, Any]) -> E:
         raise Problem(422, loc or None, message) from None
 
 
-async def _sent(producer: Any, key: str, event: Envelope) -> Accepted:
+async def _sent(request: Request, key: str, event: Envelope) -> Accepted:
+    producer = getattr(request.app.state, "producer", None)  # after the checks: they need
+    if producer is None:  # no broker, so a refusal never depends on whether it is up
+        raise Problem(503, None, "starting")
     try:
         await send_event(producer, CONTENT.name, key, event)
     except Exception as exc:  # nothing was accepted: the client retries, same event id
