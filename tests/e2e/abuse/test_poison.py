@@ -4,7 +4,7 @@ Each kind of poison (deep nesting, integers past 4,300 digits, records over
 1 MiB, NaN and Infinity, wrong types, valid events of the wrong kind, packed
 records mixing good and bad items, and valid but uncomputable amounts) goes
 onto every topic a consumer reads. Afterwards every service process is alive,
-the good records that follow are processed within 10 s (an order accepted by
+the good records that follow are processed within 20 s (an order accepted by
 the orders service is attributed and reaches the ledger; its refund is
 reversed), and every bad record is in ``afflux.dlq`` with its reason and the
 class of the exception that refused it, once per consumer that reads its topic.
@@ -47,7 +47,9 @@ RUN = uuid.uuid4().hex[:8]
 CAMPAIGN = f"poison-{RUN}"  # published before the poison, which refers to it
 LATER = f"poison-{RUN}-later"  # published after the poison: the good records use it
 MERCHANT = "merchant-acme"  # a merchant the orders service already holds a secret for
-GOOD_WITHIN_S = 10.0
+# Grace is 0: the bound is the stack's latency on a two-core CI machine running another test
+# file's stack beside this one (10 s was missed by 40 ms there), far below a stopped consumer.
+GOOD_WITHIN_S = 20.0
 
 # The consumers that read each input topic, as they name themselves in dead letters
 # (the campaigns topic is followed by every service and dead-lettered by orders alone).
