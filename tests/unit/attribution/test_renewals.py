@@ -212,3 +212,68 @@ def test_a_refund_of_the_renewal_reverses_it_and_keeps_the_items_it_names() -> N
     assert reversal.items == (RefundItem(sku="plan", quantity=1),)
     restored = decode_ledger(dict(s.take_dirty())[key] or b"")
     assert restored.settled[0].items == (("plan", 1, None),)
+
+
+def late_click_correction(supersedes: str | None) -> ConversionAttributed:
+    """A late click of ben's won the first order (replacing ana's coupon, or the order's
+    unattributed answer when ``supersedes`` is None)."""
+    return first_conversion().model_copy(
+        update={
+            "event_id": "conv-first-ben",
+            "conversion_id": "conv-first-ben",
+            "affiliate_id": "ben",
+            "reason": "cookie",
+            "click_id": "late-click",
+            "supersedes": supersedes,
+            "correction_reason": "late_click",
+            "corrected_at": T0 + 2 * DAY,
+        }
+    )
+
+
+def test_a_renewal_follows_a_correction_of_its_first_order_to_the_new_winner() -> None:
+    s = stage(BY_COUNT)
+    s.conversion("first", first_conversion())
+    [(_, _, paid_ana)] = s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+    assert isinstance(paid_ana, ConversionAttributed)
+
+    out = s.conversion("first", late_click_correction(supersedes="conv-first"))
+
+    moved = [e for topic, _, e in out if topic == CONVERSIONS.name]
+    assert len(moved) == 1
+    [renewal_conversion] = moved
+    assert isinstance(renewal_conversion, ConversionAttributed)
+    assert (renewal_conversion.affiliate_id, renewal_conversion.reason) == ("ben", "cookie")
+    assert renewal_conversion.order_id == "first:renewal-1"
+    assert renewal_conversion.supersedes == paid_ana.conversion_id
+    assert renewal_conversion.correction_reason == "late_click"
+    assert renewal_conversion.conversion_id != paid_ana.conversion_id
+
+
+def test_a_renewal_left_unattributed_with_its_order_is_attributed_by_the_orders_correction() -> (
+    None
+):
+    s = stage(BY_COUNT)
+    s.unattributed("first", unattributed_first())
+    s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+    restored = RefundPartition(terms=lambda campaign, at: BY_COUNT)
+    for key, value in s.take_dirty():
+        if value is not None:
+            restored.restore(key, value)  # the renewals to follow survive a restart
+
+    out = restored.conversion("first", late_click_correction(supersedes=None))
+
+    [renewal_conversion] = [e for topic, _, e in out if topic == CONVERSIONS.name]
+    assert isinstance(renewal_conversion, ConversionAttributed)
+    assert (renewal_conversion.affiliate_id, renewal_conversion.supersedes) == ("ben", None)
+    assert renewal_conversion.correction_reason == "late_click"
+
+
+def test_a_renewal_past_the_limit_stays_unattributed_whoever_wins_the_order() -> None:
+    s = stage(BY_COUNT)
+    s.conversion("first", first_conversion())
+    s.renewal("first", renewal(3, T0 + 90 * DAY), arrived=T0 + 90 * DAY)
+
+    out = s.conversion("first", late_click_correction(supersedes="conv-first"))
+
+    assert [e for topic, _, e in out if topic == CONVERSIONS.name] == []

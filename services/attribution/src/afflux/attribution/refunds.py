@@ -37,9 +37,15 @@ from afflux.attribution.outputs import (
     refund_unmatched,
     reversal,
 )
-from afflux.attribution.renewals import FIRST_ORDER_UNKNOWN, decide, renewal_ident, unattributed
+from afflux.attribution.renewals import (
+    FIRST_ORDER_UNATTRIBUTED,
+    FIRST_ORDER_UNKNOWN,
+    decide,
+    renewal_ident,
+    unattributed,
+)
 from afflux.attribution.store import sweep
-from afflux.shared.core.attribution import capped_refund
+from afflux.shared.core.attribution import capped_refund, correction_id
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
     ConversionAttributed,
@@ -66,6 +72,9 @@ class OrderLedger:
     settled: list[SettledRefund] = field(default_factory=list)  # matched or unattributed
     last_at: int = 0  # latest event time of the order's outcome or refunds
     won_by: dict[str, str] = field(default_factory=dict)  # campaign -> the conversion's reason
+    # Renewals that follow the order's winner: each with its current conversion id (None:
+    # unattributed because the order was), re-decided when a correction moves the order.
+    renewals: list[tuple[SubscriptionRenewed, str | None]] = field(default_factory=list)
 
 
 class RefundPartition:
@@ -118,7 +127,42 @@ class RefundPartition:
                 total += applied
                 out.append((REVERSALS.name, key, reversal(key, r, conv, applied, total)))
         ledger.refunded[c.campaign_id] = total
-        return out + self._release(key, ledger, c.campaign_id)
+        return out + self._follow(ledger, c) + self._release(key, ledger, c.campaign_id)
+
+    def _follow(self, ledger: OrderLedger, c: ConversionAttributed) -> list[Output]:
+        """The renewals already decided on the order's earlier outcome, moved to its new
+        winner as corrections: each renewal's conversion supersedes the one it had (or
+        attributes a renewal left unattributed with its order), as the order's does."""
+        out: list[Output] = []
+        kept: list[tuple[SubscriptionRenewed, str | None]] = []
+        for r, current in ledger.renewals:
+            if r.campaign_id != c.campaign_id:
+                kept.append((r, current))
+                continue
+            decided = decide(
+                r,
+                ledger.converted[c.campaign_id],
+                c.reason,
+                self.terms(r.campaign_id, r.occurred_at),
+            )
+            event = decided[2]
+            if not isinstance(event, ConversionAttributed):
+                kept.append((r, current))
+                continue
+            cid = correction_id(r.campaign_id, r.renewal_order_id, c.conversion_id)
+            moved = event.model_copy(
+                update={
+                    "event_id": cid,
+                    "conversion_id": cid,
+                    "supersedes": current,
+                    "correction_reason": c.correction_reason,
+                    "corrected_at": c.corrected_at,
+                }
+            )
+            out.append((decided[0], decided[1], moved))
+            kept.append((r, cid))
+        ledger.renewals = kept
+        return out
 
     def unattributed(self, key: str, u: OrderUnattributed) -> list[Output]:
         ledger = self._ledger(key, u.occurred_at)
@@ -156,7 +200,13 @@ class RefundPartition:
             ledger.done.add(renewal_ident(r))
             first = ledger.converted.get(r.campaign_id)
             won_by = ledger.won_by.get(r.campaign_id, "cookie")
-            return decide(r, first, won_by, self.terms(r.campaign_id, r.occurred_at))
+            decided = decide(r, first, won_by, self.terms(r.campaign_id, r.occurred_at))
+            event = decided[2]
+            if isinstance(event, ConversionAttributed):
+                ledger.renewals.append((r, event.conversion_id))
+            elif isinstance(event, OrderUnattributed) and event.reason == FIRST_ORDER_UNATTRIBUTED:
+                ledger.renewals.append((r, None))
+            return decided
         return self._settle_refund(ledger, r)
 
     def _settle_refund(self, ledger: OrderLedger, r: OrderRefunded) -> Output:
@@ -261,6 +311,8 @@ def _encode(ledger: OrderLedger) -> bytes:
         doc["h"] = [list(r) for r in ledger.settled]
     if ledger.won_by:
         doc["wb"] = ledger.won_by
+    if ledger.renewals:
+        doc["rn"] = [[r.model_dump(mode="json"), cid] for r, cid in ledger.renewals]
     return compact_json(doc).encode()
 
 
@@ -298,4 +350,5 @@ def decode_ledger(raw: bytes) -> OrderLedger:
         settled=[_settled_from(r) for r in doc.get("h", ())],
         last_at=doc.get("t", 0),
         won_by=dict(doc.get("wb", {})),
+        renewals=[(SubscriptionRenewed.model_validate(r), cid) for r, cid in doc.get("rn", ())],
     )
