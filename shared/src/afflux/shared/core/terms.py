@@ -47,9 +47,7 @@ class ProductRates(_Frozen):
     the sale's own rate (base, tier or new-customer); excluded items earn nothing."""
 
     skus: dict[str, Percent] = Field(default_factory=dict, description="sku -> percent")
-    categories: dict[str, Percent] = Field(
-        default_factory=dict, description="category -> percent"
-    )
+    categories: dict[str, Percent] = Field(default_factory=dict, description="category -> percent")
     excluded_skus: tuple[str, ...] = ()
     excluded_categories: tuple[str, ...] = Field(
         (), description="e.g. gift_card, shipping, tax: items of these categories earn nothing"
