@@ -35,6 +35,7 @@ from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.shipper import ClickShipper
 from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.core.clock import Clock
+from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
@@ -180,10 +181,7 @@ def create_app(
         finally:
             app.state.clicks = app.redirect_context = None
             await shipper.close(shipping)
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(tasks)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), settings.clicks_send_timeout_ms / 1000 + 5)
             wal.close()

@@ -50,6 +50,7 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.clicks.reconcile import already_on_topic, end_offsets
 from afflux.clicks.wal import Cursor, Item, WriteAheadLog, line
+from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.kafka import partition_for, send_chunks
 from afflux.shared.wire import chunk_by_partition
 
@@ -272,10 +273,7 @@ class ClickShipper:
         """Stop: write what was submitted, give the broker ``timeout_s`` to take the log."""
         if self.broker_ok:
             await self.drain(timeout_s)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)
         with contextlib.suppress(Exception):
             await self._flush()  # anything submitted after the flusher stopped
         self._writer.shutdown(wait=True)

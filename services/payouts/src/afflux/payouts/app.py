@@ -8,7 +8,6 @@ campaigns topic and runs the ledger consumer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -43,6 +42,7 @@ from afflux.payouts.webhooks import routes as webhook_routes
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.sender import start_sender, webhook_store
 from afflux.shared.core.clock import Clock
+from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
@@ -152,11 +152,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(tasks)
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
 
