@@ -179,6 +179,95 @@ def test_a_renewal_whose_first_order_never_comes_is_unattributed_after_the_wait(
     assert event.reason == "first_order_unknown"
 
 
+def restarted(s: RefundPartition, version: TermsVersion) -> RefundPartition:
+    """The stage as a worker rebuilds it from the changelog after a restart."""
+    restored = RefundPartition(terms=lambda campaign, at: version)
+    for key, value in s.take_dirty():
+        if value is not None:
+            restored.restore(key, value)
+    return restored
+
+
+def test_a_renewal_expired_waiting_is_paid_when_its_first_orders_outcome_comes_late() -> None:
+    # A broker outage holds the first order's outcome past the wait: the renewal is first
+    # reported unknown, then paid like the oracle pays it once the outcome is known.
+    s = stage(BY_COUNT)
+    s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+    [(_, _, unknown)] = s.due(T0 + DAY + WAIT, WAIT)
+    assert isinstance(unknown, OrderUnattributed)
+    assert unknown.reason == "first_order_unknown"
+
+    out = restarted(s, BY_COUNT).conversion("first", first_conversion())
+
+    [(topic, key, paid)] = out
+    assert (topic, key) == (CONVERSIONS.name, "first:renewal-1")
+    assert isinstance(paid, ConversionAttributed)
+    assert (paid.affiliate_id, paid.kind, paid.supersedes) == ("ana", "renewal", None)
+
+
+def test_a_renewal_expired_waiting_stays_unattributed_when_its_first_order_earned_nothing() -> None:
+    s = stage(BY_COUNT)
+    s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+    s.due(T0 + DAY + WAIT, WAIT)
+
+    assert s.unattributed("first", unattributed_first()) == []
+    # ... and follows the order when a late click later gives it a creator.
+    out = s.conversion("first", late_click_correction(supersedes=None))
+    [moved] = [e for topic, _, e in out if topic == CONVERSIONS.name]
+    assert isinstance(moved, ConversionAttributed)
+    assert moved.affiliate_id == "ben"
+
+
+def test_a_refund_expired_waiting_is_reversed_when_its_orders_conversion_comes_late() -> None:
+    s = stage(BY_COUNT)
+    refund = OrderRefunded(
+        event_id="rf",
+        occurred_at=T0 + DAY,
+        refund_id="rf-1",
+        order_id="first",
+        campaign_id="subs",
+        amount_minor=3_000,
+        currency="EUR",
+    )
+    s.refund("first", refund, T0 + DAY)
+    [(topic, _, _)] = s.due(T0 + DAY + WAIT, WAIT)
+    assert topic == UNMATCHED.name
+
+    out = restarted(s, BY_COUNT).conversion("first", first_conversion())
+
+    [(topic, _, reversal)] = out
+    assert topic == REVERSALS.name
+    assert isinstance(reversal, ConversionReversed)
+    assert (reversal.conversion_id, reversal.amount_minor) == ("conv-first", 3_000)
+
+
+def test_a_renewal_paid_late_takes_the_refunds_that_found_it_unattributed() -> None:
+    s = stage(BY_COUNT)
+    s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+    [(_, key, unknown)] = s.due(T0 + DAY + WAIT, WAIT)
+    assert isinstance(unknown, OrderUnattributed)
+    s.unattributed(key, unknown)  # the stage reads its own unmatched-orders topic
+    refund = OrderRefunded(
+        event_id="rf-r",
+        occurred_at=T0 + 2 * DAY,
+        refund_id="rf-r1",
+        order_id=key,
+        campaign_id="subs",
+        amount_minor=999,
+        currency="EUR",
+    )
+    [(topic, _, _)] = s.refund(key, refund, T0 + 2 * DAY)
+    assert topic == UNMATCHED.name
+    [(_, _, paid)] = s.conversion("first", first_conversion())
+    assert isinstance(paid, ConversionAttributed)
+
+    [(topic, _, reversal)] = s.conversion(key, paid)
+
+    assert topic == REVERSALS.name
+    assert isinstance(reversal, ConversionReversed)
+    assert (reversal.conversion_id, reversal.amount_minor) == (paid.conversion_id, 999)
+
+
 def test_the_same_renewal_twice_is_decided_once() -> None:
     s = stage(BY_COUNT)
     s.conversion("first", first_conversion())

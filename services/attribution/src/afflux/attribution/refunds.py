@@ -18,6 +18,12 @@ as a refund: once the first order's outcome is known it becomes the renewal's co
 or an unattributed renewal (``renewals``); one whose first order's outcome does not
 arrive within the wait is unattributed with reason ``first_order_unknown``.
 
+Neither expiry is final: a broker outage or a stalled join can hold an order's outcome
+past the wait while its refunds keep arriving. A refund that expired is kept among the
+settled ones and applied, in the order it was settled, when the outcome does arrive; a
+renewal that expired is decided then (a conversion of its renewal order, which outranks
+the earlier unattributed answer everywhere it is read), as the oracle decides both.
+
 An order's record is kept until its latest event is older than the retention
 behind the partition's event-time watermark (the same retention as decided
 orders in the join); a refund for a forgotten order is then unknown.
@@ -75,6 +81,8 @@ class OrderLedger:
     # Renewals that follow the order's winner: each with its current conversion id (None:
     # unattributed because the order was), re-decided when a correction moves the order.
     renewals: list[tuple[SubscriptionRenewed, str | None]] = field(default_factory=list)
+    # Renewals unattributed as ``first_order_unknown``: decided when the outcome arrives.
+    orphans: list[SubscriptionRenewed] = field(default_factory=list)
 
 
 class RefundPartition:
@@ -108,12 +116,24 @@ class RefundPartition:
             before = ledger.refunded.get(campaign, 0)
             out = [(REVERSALS.name, key, reattributed(key, campaign, current, c, before))]
             return out + self._reapply(key, ledger, c)
-        if c.correction_reason is not None and campaign in ledger.unattributed:
+        if campaign in ledger.unattributed or any(
+            s.campaign_id == campaign for s in ledger.settled
+        ):  # a correction of an unattributed order, or refunds that expired waiting
             ledger.unattributed.discard(campaign)
-            return self._reapply(key, ledger, c)
+            return self._reapply(key, ledger, c) + self._adopt(ledger, campaign)
         ledger.converted[campaign] = Converted.of(c)
         ledger.won_by[campaign] = c.reason
-        return self._release(key, ledger, campaign)
+        return self._release(key, ledger, campaign) + self._adopt(ledger, campaign)
+
+    def _adopt(self, ledger: OrderLedger, campaign: str) -> list[Output]:
+        """The campaign's renewals that expired before its first outcome, decided now."""
+        late = [r for r in ledger.orphans if r.campaign_id == campaign]
+        if not late:
+            return []
+        ledger.orphans = [r for r in ledger.orphans if r.campaign_id != campaign]
+        out = [self._settle(ledger, r) for r in late]
+        # Still unattributed: the answer given at expiry stands (same event id).
+        return [o for o in out if isinstance(o[2], ConversionAttributed)]
 
     def _reapply(self, key: str, ledger: OrderLedger, c: ConversionAttributed) -> list[Output]:
         """Make ``c`` the order's conversion and apply the refunds settled so far to it."""
@@ -169,7 +189,7 @@ class RefundPartition:
         if u.campaign_id in ledger.unattributed or u.campaign_id in ledger.converted:
             return []
         ledger.unattributed.add(u.campaign_id)
-        return self._release(key, ledger, u.campaign_id)
+        return self._release(key, ledger, u.campaign_id) + self._adopt(ledger, u.campaign_id)
 
     def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
         ledger = self._ledger(key, r.occurred_at)
@@ -247,6 +267,7 @@ class RefundPartition:
                 for r, _ in expired:
                     ledger.done.add(_ident(r))
                     if isinstance(r, SubscriptionRenewed):
+                        ledger.orphans.append(r)
                         out.append(unattributed(r, FIRST_ORDER_UNKNOWN))
                         continue
                     try:  # one refund's failure never takes the others with it
@@ -255,6 +276,11 @@ class RefundPartition:
                         facts = r.model_dump(mode="json")
                         self.failed.append(Failed(key, facts, "settling a waiting refund", exc))
                         continue
+                    ledger.settled.append(
+                        SettledRefund(
+                            r.campaign_id, r.refund_id, r.amount_minor, r.occurred_at, _items(r)
+                        )
+                    )
                     out.append((UNMATCHED.name, r.order_id, unmatched))
                 self.dirty.add(key)
             if not ledger.waiting:
@@ -313,6 +339,8 @@ def _encode(ledger: OrderLedger) -> bytes:
         doc["wb"] = ledger.won_by
     if ledger.renewals:
         doc["rn"] = [[r.model_dump(mode="json"), cid] for r, cid in ledger.renewals]
+    if ledger.orphans:
+        doc["or"] = [r.model_dump(mode="json") for r in ledger.orphans]
     return compact_json(doc).encode()
 
 
@@ -351,4 +379,5 @@ def decode_ledger(raw: bytes) -> OrderLedger:
         last_at=doc.get("t", 0),
         won_by=dict(doc.get("wb", {})),
         renewals=[(SubscriptionRenewed.model_validate(r), cid) for r, cid in doc.get("rn", ())],
+        orphans=[SubscriptionRenewed.model_validate(r) for r in doc.get("or", ())],
     )
