@@ -17,16 +17,16 @@ end arrived is corrected, and the correction carries the same time on every repl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from afflux.shared.core.attribution import Content, LiveTouch, content_handles
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import normalize_handle
 from afflux.shared.events import ContentPublished
+from afflux.shared.io.whole_topic import follow_whole_topic
 from afflux.shared.topics import CONTENT
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
@@ -159,39 +159,12 @@ def apply_record(
 async def follow_content(book: ContentBook, bootstrap: str) -> None:
     """Feed ``book`` from the content topic until cancelled; ``book.ready`` once it has
     read every partition up to the high watermark its first fetches reported."""
-    consumer = AIOKafkaConsumer(
-        CONTENT.name,
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    consumed: dict[TopicPartition, int] = {}
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    consumed[tp] = record.offset + 1
-                    applied = apply_record(
-                        book, record.value, record.timestamp, tp.partition, record.offset
-                    )
-                    for reason in applied:
-                        log.warning("content record %s@%d: %s", tp, record.offset, reason)
-            if not book.ready.is_set() and _caught_up(consumer, consumed):
-                book.ready.set()
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
 
+    async def on_record(record: ConsumerRecord[bytes, bytes]) -> None:
+        applied = apply_record(
+            book, record.value, record.timestamp, record.partition, record.offset
+        )
+        for reason in applied:
+            log.warning("content record %d@%d: %s", record.partition, record.offset, reason)
 
-def _caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -> bool:
-    assigned = consumer.assignment()
-    if not assigned:
-        return False
-    for tp in assigned:
-        high = consumer.highwater(tp)
-        if high is None or consumed.get(tp, 0) < high:
-            return False
-    return True
+    await follow_whole_topic(CONTENT.name, bootstrap, on_record, book.ready)

@@ -1,23 +1,20 @@
 """A process-local view of every campaign's terms, kept current from the ``campaigns`` topic.
 
 Reads all partitions from the beginning without a consumer group (every
-process needs every campaign). Readiness is judged from the high watermark
-that fetch responses carry, not from ListOffsets: the embedded broker answers
-ListOffsets "latest" wrongly when batches hold several records.
+process needs every campaign; ``afflux.shared.io.whole_topic``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.whole_topic import follow_whole_topic
 from afflux.shared.topics import CAMPAIGNS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
@@ -80,30 +77,14 @@ async def follow_campaigns(
     (decoding, validation, a listener); ``on_bad_record`` (given by the one service
     that dead-letters campaign records, so they are not reported four times) hears of it.
     """
-    consumer = AIOKafkaConsumer(
-        CAMPAIGNS.name,
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    consumed: dict[TopicPartition, int] = {}
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    consumed[tp] = record.offset + 1
-                    for reason, error_class in apply_record(directory, record.value):
-                        log.warning("bad campaigns record at %s: %s", record.offset, reason)
-                        if on_bad_record is not None:
-                            await on_bad_record(record, reason, error_class)
-            if not directory.ready.is_set() and _caught_up(consumer, consumed):
-                directory.ready.set()
-    finally:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+
+    async def on_record(record: ConsumerRecord[bytes, bytes]) -> None:
+        for reason, error_class in apply_record(directory, record.value):
+            log.warning("bad campaigns record at %s: %s", record.offset, reason)
+            if on_bad_record is not None:
+                await on_bad_record(record, reason, error_class)
+
+    await follow_whole_topic(CAMPAIGNS.name, bootstrap, on_record, directory.ready)
 
 
 def apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tuple[str, str]]:
@@ -129,14 +110,3 @@ def apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tupl
         except Exception as exc:  # one bad campaign never stops the view
             bad.append((f"{where}{exc!r}"[:2000], type(exc).__name__))
     return bad
-
-
-def _caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -> bool:
-    assigned = consumer.assignment()
-    if not assigned:
-        return False
-    for tp in assigned:
-        high = consumer.highwater(tp)
-        if high is None or consumed.get(tp, 0) < high:
-            return False
-    return True

@@ -1,0 +1,59 @@
+"""Reading a whole topic into a process-local view: every partition from the beginning,
+without a consumer group (every process needs every record of it), until cancelled.
+
+Readiness is judged from the high watermark that fetch responses carry, not from
+ListOffsets: the embedded broker answers ListOffsets "latest" wrongly when batches hold
+several records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+# One record of the topic, handled in isolation: whatever it raises is the handler's to
+# catch, so the handlers given here never raise.
+OnRecord = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+
+
+async def follow_whole_topic(
+    topic: str, bootstrap: str, on_record: OnRecord, ready: asyncio.Event
+) -> None:
+    """Hand every record of ``topic`` to ``on_record``; set ``ready`` once every partition
+    has been read up to the high watermark its first fetches reported."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    consumed: dict[TopicPartition, int] = {}
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    consumed[tp] = record.offset + 1
+                    await on_record(record)
+            if not ready.is_set() and caught_up(consumer, consumed):
+                ready.set()
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+
+
+def caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -> bool:
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    for tp in assigned:
+        high = consumer.highwater(tp)
+        if high is None or consumed.get(tp, 0) < high:
+            return False
+    return True
