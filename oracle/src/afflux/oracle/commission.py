@@ -346,7 +346,7 @@ def _priced_items(
         elif rate.percent is not None:
             groups["default"] += amount
             exact[sku] += Fraction(rate.percent) * amount / 100
-        else:
+        elif default_base > 0:  # free items alone: the fixed rate is not paid
             exact[sku] += Fraction((rate.fixed_minor or 0) * amount, default_base)
     gross = sum(
         percent_of(base, key[2] if isinstance(key, tuple) else rate.percent or Decimal(0))
@@ -384,7 +384,8 @@ def _refund_fractions(
                     else Fraction(amount or 0)
                 )
                 now = min(Fraction(amounts[sku]), done[sku] + asked)
-                share += exact[sku] * (now - done[sku]) / amounts[sku]
+                if now > done[sku]:  # a free item (amount 0) has nothing to take back
+                    share += exact[sku] * (now - done[sku]) / amounts[sku]
                 done[sku] = now
             out[r.reversal_id] = share / total
         else:

@@ -136,8 +136,10 @@ def _per_unit(
             share = Fraction(Decimal(percent)) * amount / 100
         elif sale_rate.percent is not None:
             share = Fraction(sale_rate.percent) * amount / 100
-        else:  # a fixed sale rate, spread over the items it is paid on
+        elif default_base:  # a fixed sale rate, spread over the items it is paid on
             share = Fraction((sale_rate.fixed_minor or 0) * amount, default_base)
+        else:  # only free items at a fixed sale rate: it is not paid, they earn nothing
+            share = Fraction(0)
         earned[sku] = earned.get(sku, Fraction(0)) + share
         amounts[sku] = amounts.get(sku, 0) + amount
     return tuple(
