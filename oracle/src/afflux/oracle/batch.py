@@ -36,6 +36,7 @@ from typing import TypeVar
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.products import items_problem
 from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
 from afflux.shared.events import (
     Assist,
@@ -123,6 +124,12 @@ def admitted(records: Iterable[tuple[E, int]], skew_ms: int) -> list[E]:
     return [event for event, ts in records if event.occurred_at <= ts + skew_ms]
 
 
+def _items_refused(e: OrderPlaced) -> bool:
+    """Items that do not make up the order's amount: the worker dead-letters the order."""
+    rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in e.items]
+    return bool(items_problem(e.amount_minor, rows, e.non_commissionable_minor))
+
+
 def attribute(
     events: Iterable[Envelope],
     campaigns: Mapping[str, Sequence[TermsVersion]],
@@ -141,7 +148,7 @@ def attribute(
     decided: set[tuple[str, str]] = set()
     for e in events:
         if isinstance(e, OrderPlaced) and e.campaign_id in campaigns:
-            if (e.campaign_id, e.order_id) in decided:
+            if (e.campaign_id, e.order_id) in decided or _items_refused(e):
                 continue
             decided.add((e.campaign_id, e.order_id))
             key = order_partition_key(e.order_id, e.visitor_id, e.click_id)

@@ -18,6 +18,7 @@ import orjson
 from afflux.shared.content_facts import content_fact, key_of
 from afflux.shared.core.attribution import ClickTouch, LiveTouch
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.products import items_problem
 from afflux.shared.core.terms import normalize_handle
 from afflux.shared.core.whatif.log import (
     CampaignLog,
@@ -264,6 +265,9 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
         )
         log.add_click(event.visitor_id, touch)
     elif isinstance(event, OrderPlaced):
+        items = tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items)
+        if items_problem(event.amount_minor, items, event.non_commissionable_minor):
+            raise ValueError("items")  # the worker dead-letters it: skipped, as there
         log.add_order(
             LoggedOrder(
                 order_id=event.order_id,
@@ -279,7 +283,7 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
                 new_customer=event.new_customer,
                 survey_affiliate_id=event.survey.affiliate_id if event.survey else None,
                 survey_handle=event.survey.handle if event.survey else None,
-                items=tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items),
+                items=items,
                 non_commissionable_minor=event.non_commissionable_minor,
             )
         )

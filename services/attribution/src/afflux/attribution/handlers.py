@@ -24,6 +24,7 @@ from afflux.shared.core.event_time import (
     event_time_in_future,
 )
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.products import items_problem
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     AnyEvent,
@@ -79,8 +80,9 @@ class Campaigns:
 
     def _refused_order(self, event: AnyEvent) -> str:
         """Why an order (or a conversion) is refused before it is used: an order of an
-        unknown campaign, or an amount above the campaign's ``max_order_minor`` (the terms
-        in force at the order's time)."""
+        unknown campaign, an amount above the campaign's ``max_order_minor`` (the terms
+        in force at the order's time), or items that do not make up the order's amount
+        (``products.items_problem``: the orders service refuses them at entry)."""
         if not isinstance(event, OrderPlaced | ConversionAttributed):
             return ""
         if event.campaign_id not in self.directory:
@@ -91,6 +93,9 @@ class Campaigns:
                 f"amount_minor {event.amount_minor} above the campaign's max_order_minor "
                 f"{version.terms.max_order_minor}"
             )
+        if isinstance(event, OrderPlaced) and event.items:
+            rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in event.items]
+            return items_problem(event.amount_minor, rows, event.non_commissionable_minor)
         return ""
 
     def _in_future(self, topic: str, event: AnyEvent, ts: int) -> str:

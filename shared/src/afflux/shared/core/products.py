@@ -77,6 +77,24 @@ def item_rate(products: ProductRates | None, sku: str, category: str | None) -> 
     return "", ""
 
 
+def items_problem(
+    amount_minor: int, items: Sequence[ItemRow], non_commissionable_minor: int
+) -> str:
+    """Why an order's items cannot be priced ('' when they can): its items and its
+    non-commissionable part must make up its amount exactly, as the orders service checks
+    at entry. An order on the topic that breaks this (produced around the service) would
+    otherwise be paid on items worth more than the order."""
+    if not items:
+        return ""
+    total = sum(quantity * unit for _, _, quantity, unit in items)
+    if total + non_commissionable_minor == amount_minor:
+        return ""
+    return (
+        f"items sum to {total} and non_commissionable_minor is {non_commissionable_minor},"
+        f" but amount_minor is {amount_minor}"
+    )
+
+
 def price_sale(
     products: ProductRates | None,
     sale_rate: Rate,
