@@ -191,3 +191,78 @@ def test_engagement_pay_follows_the_latest_snapshot_through_the_consumer(infra: 
     assert (state.latest.event_id, state.snapshots, state.stale) == (f"{content}-s3", 2, 1)
     reasons = sorted(letter.reason.split(":")[0] for letter in letters)
     assert reasons == ["event_time_in_future", "invalid event", "not JSON", "unknown_content"]
+
+
+def test_a_stream_ending_past_the_skew_and_a_content_taken_by_another_are_dead_lettered(
+    infra: Any,
+) -> None:
+    """A publication is held to the clock skew by every time it states, not only its
+    ``occurred_at``: a stream whose end lies an hour past its record never reaches the
+    ledger (its stats are then of an unknown content); one naming another creator for a
+    content already published is refused."""
+    run = uuid.uuid4().hex[:8]
+    campaign, prefix = f"camp-{run}", f"afx:test:{run}:"
+    now = int(time.time() * 1000)
+
+    def live(content: str, who: str, end: int) -> ContentPublished:
+        return ContentPublished(
+            event_id=f"{content}-{who}-pub",
+            occurred_at=now - HOUR,
+            content_id=content,
+            platform="tiktok",
+            affiliate_id=who,
+            campaign_id=campaign,
+            kind="live",
+            url=f"https://tiktok.com/@{who}/live/{content}",
+            published_at=now - HOUR,
+            live_started_at=now - HOUR,
+            live_ended_at=end,
+        )
+
+    ahead, kept = f"ahead-{run}", f"kept-{run}"
+    events: list[tuple[str, Envelope | bytes]] = [
+        (f"tiktok:{ahead}", live(ahead, "anna", now + HOUR)),
+        (f"tiktok:{ahead}", _stats(ahead, 1, now - HOUR // 2, 300)),
+        (f"tiktok:{kept}", live(kept, "anna", now - HOUR // 2)),
+        (f"tiktok:{kept}", live(kept, "mallory", now - HOUR // 2)),
+    ]
+
+    async def scenario() -> tuple[ContentState | None, ContentState | None, list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        try:
+            records = await _produced(infra.kafka_bootstrap, events)
+            consumer = LedgerConsumer(
+                bootstrap=infra.kafka_bootstrap,
+                group_id=f"g-{run}",
+                instance_id=None,
+                store=LedgerStore(redis, Keys(prefix)),
+                directory=_directory(campaign),
+                producer=producer,
+                metrics=PayoutsMetrics(),
+            )
+            await consumer._apply({TopicPartition("content", 0): records})
+            store = LedgerStore(redis, Keys(prefix))
+            states = (
+                await store.content_state(f"tiktok:{ahead}"),
+                await store.content_state(f"tiktok:{kept}"),
+            )
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            if isinstance(e, DeadLetter) and e.source_topic == "content" and run in (e.key or "")
+        ]
+        return *states, letters
+
+    refused, taken, letters = asyncio.run(scenario())
+
+    assert refused is None
+    assert taken is not None
+    assert taken.publication is not None
+    assert taken.publication.affiliate_id == "anna"
+    reasons = sorted(letter.reason.split(":")[0] for letter in letters)
+    assert reasons == ["content_identity_changed", "event_time_in_future", "unknown_content"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from afflux.shared.core.content import MAX_COUNT, content_key
+from afflux.shared.core.content import MAX_COUNT, MAX_LIVE_STREAM_MS, content_key
 from afflux.shared.events import AnyEvent, ContentPublished, ContentStats
 
 EVENTS: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
@@ -72,6 +72,33 @@ CASES = [
         published(kind="live", live_started_at=T0, live_ended_at=T0 - 1),
         "live_ended_at",
     ),
+    # a stream lasts at most 24 h: a longer one would claim a campaign's orders for ever
+    Case(
+        "live lasting exactly 24 h",
+        published(kind="live", live_started_at=T0, live_ended_at=T0 + MAX_LIVE_STREAM_MS),
+        None,
+    ),
+    Case(
+        "live lasting 24 h and 1 ms",
+        published(kind="live", live_started_at=T0, live_ended_at=T0 + MAX_LIVE_STREAM_MS + 1),
+        "live_ended_at",
+    ),
+    Case(
+        "live from the epoch to now",
+        published(kind="live", live_started_at=0, live_ended_at=T0),
+        "live_ended_at",
+    ),
+    # a content id is addressed in a URL path and shown on pages
+    Case("content id 200 characters", published(content_id="c" * 200), None),
+    Case("content id 201 characters", published(content_id="c" * 201), "content_id"),
+    Case("content id not ASCII", published(content_id="été-ø"), None),
+    Case("content id with a slash", published(content_id="a/b"), "content_id"),
+    Case("content id with a space", published(content_id="a b"), "content_id"),
+    Case("content id with a newline", published(content_id="a\nb"), "content_id"),
+    Case("content id with a NUL", published(content_id="a\x00b"), "content_id"),
+    Case("content id with DEL", published(content_id="a\x7fb"), "content_id"),
+    Case("content id with a line separator", published(content_id="a\u2028b"), "content_id"),
+    Case("stats of a content id with a slash", stats(content_id="../x"), "content_id"),
     Case("platform upper case", published(platform="Instagram"), "platform"),
     Case("platform 32 characters", published(platform="a" * 32), None),
     Case("platform 33 characters", published(platform="a" * 33), "platform"),

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from afflux.shared.content_facts import latest_time
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import order_partition_key
@@ -80,9 +81,13 @@ def _handle(text: str) -> str:
 
 def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
     out: dict[str, _Content] = {}
+    owners: dict[str, tuple[str, str]] = {}  # content -> its first publication's
     for e in events:
         if not isinstance(e, ContentPublished):
             continue
+        owner = owners.setdefault(f"{e.platform}:{e.content_id}", (e.campaign_id, e.affiliate_id))
+        if owner != (e.campaign_id, e.affiliate_id):
+            continue  # a content's campaign and creator never change
         c = out.setdefault(e.campaign_id, _Content())
         start, end = e.live_started_at, e.live_ended_at
         if e.kind == "live" and start is not None and end is not None and start <= end:
@@ -120,8 +125,9 @@ class OracleResult:
 def admitted(records: Iterable[tuple[E, int]], skew_ms: int) -> list[E]:
     """The input events (each with its record's timestamp, ms) that the worker takes:
     one whose event time is more than ``skew_ms`` after its record's timestamp is
-    dead-lettered (``event_time_in_future``) and counts for nothing."""
-    return [event for event, ts in records if event.occurred_at <= ts + skew_ms]
+    dead-lettered (``event_time_in_future``) and counts for nothing; for a content
+    publication the latest of its times (``latest_time``) is held to that."""
+    return [event for event, ts in records if latest_time(event) <= ts + skew_ms]
 
 
 def _items_refused(e: OrderPlaced) -> bool:

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from afflux.shared.core.content import content_key
 from afflux.shared.core.engagement import ContentEvent, Publication, Release, Snapshot
-from afflux.shared.events import ContentPublished, ContentReleased, ContentStats
+from afflux.shared.events import ContentPublished, ContentReleased, ContentStats, Envelope
 
 ContentInput = ContentPublished | ContentStats | ContentReleased
 
 
 def key_of(event: ContentInput) -> str:
     return content_key(event.platform, event.content_id)
+
+
+def latest_time(event: Envelope) -> int:
+    """The latest time an event states, which the clock-skew check holds against its
+    record's timestamp: a publication's ``published_at`` and live times as well as its
+    ``occurred_at`` (a stream's end far ahead would claim the campaign's orders until then)."""
+    if isinstance(event, ContentPublished):
+        times = (event.published_at, event.live_started_at, event.live_ended_at)
+        return max(event.occurred_at, *(t for t in times if t is not None))
+    return event.occurred_at
 
 
 def content_fact(event: ContentInput) -> ContentEvent:

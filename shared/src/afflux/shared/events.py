@@ -22,7 +22,12 @@ from pydantic import (
 
 from afflux.shared.core.click_flags import CLICK_FLAGS, legacy_flags
 from afflux.shared.core.clock import parse_event_time
-from afflux.shared.core.content import MAX_COUNT, PLATFORM_PATTERN
+from afflux.shared.core.content import (
+    CONTENT_ID_PATTERN,
+    MAX_COUNT,
+    MAX_LIVE_STREAM_MS,
+    PLATFORM_PATTERN,
+)
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.review import RiskSignal
 from afflux.shared.core.terms import AttributionModel, TermsVersion
@@ -445,6 +450,15 @@ Platform = Annotated[
     str,
     Field(pattern=PLATFORM_PATTERN, description="lower case, e.g. instagram, tiktok, youtube"),
 ]
+ContentId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=CONTENT_ID_PATTERN,
+        description="the platform's id: no whitespace, control character or '/'",
+    ),
+]
 # A cumulative count from a platform: a JSON integer (never a string, float or boolean).
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
 
@@ -458,7 +472,7 @@ class ContentPublished(Envelope):
     """
 
     type: Literal["ContentPublished"] = "ContentPublished"
-    content_id: Id
+    content_id: ContentId
     platform: Platform
     affiliate_id: Id
     campaign_id: Id
@@ -470,8 +484,9 @@ class ContentPublished(Envelope):
     )
     live_ended_at: EventTime | None = Field(
         None,
-        description="when the stream ended, not before live_started_at; absent while still"
-        " live (a later ContentPublished for the same content carries it)",
+        description="when the stream ended, not before live_started_at and at most 24 h"
+        " after it; absent while still live (a later ContentPublished for the same content"
+        " carries it)",
     )
     handle: str | None = Field(
         None, max_length=200, description="the creator's handle on that platform"
@@ -486,6 +501,11 @@ class ContentPublished(Envelope):
                 raise ValueError("live_ended_at: given without live_started_at")
             if self.live_ended_at < self.live_started_at:
                 raise ValueError("live_ended_at: before live_started_at")
+            if self.live_ended_at - self.live_started_at > MAX_LIVE_STREAM_MS:
+                raise ValueError(
+                    f"live_ended_at: more than {MAX_LIVE_STREAM_MS // 3_600_000} h after"
+                    " live_started_at (the longest a live stream may last)"
+                )
         return self
 
 
@@ -497,7 +517,7 @@ class ContentStats(Envelope):
     """
 
     type: Literal["ContentStats"] = "ContentStats"
-    content_id: Id
+    content_id: ContentId
     platform: Platform
     as_of: EventTime = Field(description="the platform's snapshot time (UTC ms)")
     views: Count
@@ -527,7 +547,7 @@ class ContentReleased(Envelope):
     engagement is paid from then on (and not held again). Key: ``<platform>:<content_id>``."""
 
     type: Literal["ContentReleased"] = "ContentReleased"
-    content_id: Id
+    content_id: ContentId
     platform: Platform
     released_by: Id = Field(description="who released it: 'admin' or 'merchant:<id>'")
     note: str | None = Field(None, max_length=500, description="why, for the audit trail")

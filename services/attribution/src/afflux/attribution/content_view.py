@@ -8,10 +8,13 @@ bookkeeping; ``follow_content`` feeds it from Kafka.
 What counts of a content: a live stream claims orders once its end is known, over the
 window of the latest ``ContentPublished`` of that content that carries an end (a
 publication still live, without an end, claims nothing yet); a handle is a claim of
-its creator in the content's campaign. Each change that can give an order a winner is
-appended to ``changes`` with its record's broker time: the join re-decides the orders
-it concerns (``JoinPartition.content_changed``), so an answer given before a stream's
-end arrived is corrected, and the correction carries the same time on every replay.
+its creator in the content's campaign. A content's campaign and creator are those of its
+first publication: a later one naming others is left out (the ledger dead-letters it), and
+so is one stating a time (its end, too) past the clock skew after its record. Each change
+that can give an order a winner is appended to ``changes`` with its record's broker time:
+the join re-decides the orders it concerns (``JoinPartition.content_changed``), so an
+answer given before a stream's end arrived is corrected, and the correction carries the
+same time on every replay.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.structs import ConsumerRecord
 
+from afflux.shared.content_facts import latest_time
 from afflux.shared.core.attribution import Content, LiveTouch, content_handles
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import normalize_handle
@@ -36,6 +40,10 @@ log = logging.getLogger(__name__)
 # Content partition, offset, and which change of the record: twice the item's index in a
 # packed record, + 1 for the item's handle (one item may make a stream and a handle change).
 Position = tuple[int, int, int]
+
+
+class IdentityChanged(ValueError):
+    """A publication names another campaign or creator than its content's first one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,9 @@ class ContentBook:
         # worker dead-letters such inputs and the oracle (``admitted``) leaves them out.
         self.clock_skew_ms = clock_skew_ms
         self._campaigns: dict[str, _Campaign] = {}
+        # <platform>:<content_id> -> (campaign, creator) of its first publication: a later
+        # one naming others is refused, as the ledger refuses it (content_identity_changed).
+        self._owners: dict[str, tuple[str, str]] = {}
         self.changes: list[ContentChange] = []
         self.ready = asyncio.Event()
 
@@ -82,7 +93,14 @@ class ContentBook:
         self, event: ContentPublished, at: int, position: Position = (0, 0, 0)
     ) -> list[ContentChange]:
         """Take one publication (read at broker time ``at`` from ``position``); the
-        changes it makes."""
+        changes it makes. Raises ``IdentityChanged`` for a publication of a content first
+        published for another campaign or creator (it changes nothing)."""
+        owner = self._owners.setdefault(stream_key(event), (event.campaign_id, event.affiliate_id))
+        if owner != (event.campaign_id, event.affiliate_id):
+            raise IdentityChanged(
+                f"content_identity_changed: {stream_key(event)} was published for campaign"
+                f" {owner[0]!r} by {owner[1]!r}"
+            )
         campaign = self._campaigns.setdefault(event.campaign_id, _Campaign())
         made: list[ContentChange] = []
         stream = live_touch(event)
@@ -147,10 +165,12 @@ def apply_record(
             event = event_from_dict(item)
             if not isinstance(event, ContentPublished):
                 continue
-            if event_time_in_future(event.occurred_at, at, book.clock_skew_ms):
-                bad.append(f"event_time_in_future: occurred_at {event.occurred_at}, record {at}")
+            if event_time_in_future(latest_time(event), at, book.clock_skew_ms):
+                bad.append(f"event_time_in_future: a time of {latest_time(event)}, record {at}")
                 continue
             book.apply(event, at, (partition, offset, 2 * index))
+        except IdentityChanged as exc:
+            bad.append(str(exc)[:500])
         except Exception as exc:  # one bad item never stops the view (the content
             bad.append(f"{exc!r}"[:500])  # consumer dead-letters it)
     return bad

@@ -46,7 +46,7 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerReset, LedgerStore
 from afflux.payouts.tallies import ClickItem
 from afflux.shared import ledger_facts
-from afflux.shared.content_facts import content_fact, key_of
+from afflux.shared.content_facts import content_fact, key_of, latest_time
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.event_time import (
@@ -562,12 +562,13 @@ class LedgerConsumer:
     ) -> None:
         """Refuse a content event dated beyond the clock skew, and know where its content
         was published (Redis, unless placed or read before)."""
+        stated = latest_time(event)
         if isinstance(event, ContentStats | ContentPublished) and event_time_in_future(
-            event.occurred_at, record_ts, self.clock_skew_ms
+            stated, record_ts, self.clock_skew_ms
         ):
             raise Rejected(
-                f"{EVENT_TIME_IN_FUTURE}: occurred_at {event.occurred_at} is"
-                f" {event.occurred_at - record_ts} ms after the record's timestamp {record_ts}"
+                f"{EVENT_TIME_IN_FUTURE}: a time of {stated} is"
+                f" {stated - record_ts} ms after the record's timestamp {record_ts}"
                 f" (allowed: {self.clock_skew_ms} ms)"
             )
         key = key_of(event)

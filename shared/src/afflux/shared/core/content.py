@@ -8,6 +8,16 @@ MAX_COUNT = 10**12
 
 PLATFORM_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
 
+CONTENT_ID_PATTERN = r"^[^\s/\x00-\x1f\x7f]+$"
+"""A platform's content id: no whitespace, no control character and no ``/`` (a content
+is addressed as ``/v1/content/{platform}/{content_id}/...``; one with a slash could be
+published but never given stats or released over HTTP)."""
+
+MAX_LIVE_STREAM_MS = 24 * 60 * 60 * 1000
+"""The longest a live stream may last (``live_ended_at - live_started_at``): every order
+of its campaign in that span no click, code or cookie claims is its creator's, so an
+unbounded span would let one publication claim a campaign's orders of months or years."""
+
 
 def content_key(platform: str, content_id: str) -> str:
     """The record key of a content's events on the ``content`` topic, and its identity."""

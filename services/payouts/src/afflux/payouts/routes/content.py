@@ -31,10 +31,11 @@ from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
-from afflux.shared.core.content import content_key
+from afflux.shared.core.content import CONTENT_ID_PATTERN, content_key
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import (
+    ContentId,
     ContentKind,
     ContentPublished,
     ContentReleased,
@@ -53,7 +54,7 @@ from afflux.shared.topics import CONTENT
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["content"])
 PlatformPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
-ContentIdPath = Annotated[str, Path(min_length=1, max_length=200)]
+ContentIdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=CONTENT_ID_PATTERN)]
 E = TypeVar("E", bound=Envelope)
 
 
@@ -62,7 +63,7 @@ class ContentBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content_id: Id
+    content_id: ContentId
     platform: Platform
     affiliate_id: Id
     campaign_id: Id
@@ -126,22 +127,18 @@ async def publish_content(
     for name in ("published_at", "live_started_at", "live_ended_at"):
         _not_ahead(name, getattr(body, name), now)
     key = content_key(body.platform, body.content_id)
-    owner = await _owner(store, key)
-    if owner is not None and owner != (body.campaign_id, body.affiliate_id):
-        raise Problem(
-            422,
-            "content_id",
-            f"{key} was published for campaign {owner[0]!r} by {owner[1]!r}: a content's"
-            " campaign and creator never change",
-        )
+    identity = (body.campaign_id, body.affiliate_id)
+    _same_identity(principal, key, await _owner(store, key), identity)
     fields = body.model_dump()
     event = _validated(
         ContentPublished,
         {**fields, "event_id": _event_id("content", key, fields), "occurred_at": body.published_at},
     )
-    await store.redis.hsetnx(
-        store.keys.ledger("content_owner"), key, orjson.dumps([body.campaign_id, body.affiliate_id])
-    )
+    owners = store.keys.ledger("content_owner")
+    if not await store.redis.hsetnx(owners, key, orjson.dumps(list(identity))):
+        # Another publication of the content got there between the read and here: the
+        # first one written fixes its identity, and only that one goes to the topic.
+        _same_identity(principal, key, await _owner(store, key), identity)
     return await _sent(request, key, event)
 
 
@@ -238,6 +235,22 @@ async def _may_post(
         raise Problem(
             404, "content_id", f"unknown_content: {key} (publish it first: POST /v1/content)"
         )
+
+
+def _same_identity(
+    principal: Principal, key: str, owner: tuple[str, str] | None, identity: tuple[str, str]
+) -> None:
+    """A content's campaign and creator never change. Only the admin is told whose it is:
+    anyone else learns nothing of another creator's content or another merchant's
+    campaign from the refusal."""
+    if owner is None or owner == identity:
+        return
+    whose = f" for campaign {owner[0]!r} by {owner[1]!r}" if principal.is_admin else ""
+    raise Problem(
+        422,
+        "content_id",
+        f"{key} was already published{whose}: a content's campaign and creator never change",
+    )
 
 
 def _not_ahead(name: str, at: int | None, now: int) -> None:

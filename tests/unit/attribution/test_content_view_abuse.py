@@ -1,0 +1,203 @@
+"""Hostile publications on the ``content`` topic against the worker's content view: a
+stream's end (or start) stamped far past its record's time, and a content id published
+again for another creator or campaign. Neither may give a stream orders it has no claim
+to, and the batch oracle leaves out exactly what the worker leaves out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from afflux.attribution.content_view import ContentBook, apply_record
+from afflux.attribution.handlers import Campaigns, JoinHandler
+from afflux.attribution.metrics import AttributionMetrics
+from afflux.oracle import admitted, attribute, net_outcomes
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ContentPublished,
+    Envelope,
+    OrderPlaced,
+)
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.topics import ORDERS
+from afflux.shared.wire import encode
+
+pytestmark = pytest.mark.unit
+
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+SKEW = DEFAULT_CLOCK_SKEW_MS
+TS = 1_793_491_200_000  # the publication's record timestamp
+ARRIVED = TS + 4 * HOUR  # broker time of the orders
+TERMS = {
+    "merchant_id": "m",
+    "currency": "EUR",
+    "grace_seconds": 1,
+    "precedence": ["click_id", "coupon", "cookie", "livestream"],
+    "survey": {"mode": "attribute"},
+    "plan": {"sale": {"rate": {"percent": "10"}}},
+}
+CAMPAIGNS = {
+    cid: (
+        TermsVersion(
+            version=1,
+            effective_from=0,
+            published_at=0,
+            terms=CampaignTerms.model_validate({**TERMS, "campaign_id": cid}),
+        ),
+    )
+    for cid in ("camp", "other")
+}
+
+
+def live(
+    start: int,
+    end: int | None,
+    *,
+    who: str = "ana",
+    campaign: str = "camp",
+    at: int = TS,
+    handle: str | None = None,
+) -> ContentPublished:
+    """Stream ``tiktok:s1`` published at ``at`` (also its occurred_at and published_at)."""
+    return ContentPublished(
+        event_id=f"live-{who}-{campaign}-{start}-{end}",
+        occurred_at=at,
+        content_id="s1",
+        platform="tiktok",
+        affiliate_id=who,
+        campaign_id=campaign,
+        kind="live",
+        url="https://tiktok.example/live/s1",
+        published_at=at,
+        live_started_at=start,
+        live_ended_at=end,
+        handle=handle,
+    )
+
+
+def order(oid: str, at: int, campaign: str = "camp") -> OrderPlaced:
+    return OrderPlaced(
+        event_id=f"ev-{oid}",
+        occurred_at=at,
+        order_id=oid,
+        campaign_id=campaign,
+        merchant_id="m",
+        amount_minor=10_000,
+        currency="EUR",
+        visitor_id=f"v-{oid}",
+    )
+
+
+class Worker:
+    """The join handler fed by a content book that reads records as the worker does."""
+
+    def __init__(self) -> None:
+        directory = CampaignDirectory()
+        for cid, versions in CAMPAIGNS.items():
+            directory.apply(
+                CampaignTermsPublished(
+                    event_id=f"t-{cid}", occurred_at=0, campaign_id=cid, versions=versions
+                )
+            )
+        self.book = ContentBook(clock_skew_ms=SKEW)
+        self.book.ready.set()
+        self.handler = JoinHandler(
+            Campaigns(directory), AttributionMetrics(), 400 * 86_400_000, content=self.book
+        )
+        self.state = self.handler.new_state()
+        self.out: list[Envelope] = []
+        self.offset = 0
+
+    def content(self, event: ContentPublished, ts: int) -> list[str]:
+        """The next record on the content topic; the reasons of what it refused."""
+        bad = apply_record(self.book, encode(event), ts, 0, self.offset)
+        self.offset += 1
+        return bad
+
+    def orders(self, *orders: OrderPlaced) -> dict[str, str]:
+        for o in orders:
+            outputs, _ = self.handler.on_event(self.state, ORDERS.name, o, ARRIVED)
+            self.out += [e for _, _, e in outputs]
+        self.out += [e for _, _, e in self.handler.due(self.state, ARRIVED + 10_000)]
+        return winners(self.out)
+
+
+def winners(events: list[Any]) -> dict[str, str]:
+    """order id -> its creator, as netted."""
+    return {order_id: n.affiliate_id for (_, order_id), n in net_outcomes(events).items()}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    start: int  # live_started_at
+    end: int  # live_ended_at
+    refused: bool
+
+
+CASES = [
+    # the end exactly the clock skew after the record: still accepted
+    Case("end at the skew", TS - HOUR, TS + SKEW, False),
+    # one ms more: refused, as an occurred_at would be
+    Case("end 1 ms past the skew", TS - HOUR, TS + SKEW + 1, True),
+    # a stream that ends a day after its record was written (within 24 h of its start)
+    Case("end a day ahead", TS, TS + 24 * HOUR, True),
+    # the whole stream ahead of its record
+    Case("start and end ahead", TS + HOUR, TS + 2 * HOUR, True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_stream_stamped_past_the_clock_skew_of_its_record_claims_nothing(case: Case) -> None:
+    w = Worker()
+    bad = w.content(live(case.start, case.end), TS)
+    assert bool(bad) is case.refused, bad
+    if case.refused:
+        assert bad[0].startswith("event_time_in_future")
+    # An order inside the claimed window that nothing else claims.
+    inside = order("o1", min(case.end, ARRIVED - MINUTE))
+    assert w.orders(inside) == ({} if case.refused else {"o1": "ana"})
+    # The oracle leaves out the same publication.
+    kept = admitted([(live(case.start, case.end), TS)], SKEW)
+    assert (kept == []) is case.refused
+
+
+def test_a_content_published_again_by_another_creator_stays_its_first_creators() -> None:
+    w = Worker()
+    first = live(TS - HOUR, TS)
+    assert w.content(first, TS) == []
+    # The same content id, now naming another creator and a longer window.
+    taken = live(TS - 2 * HOUR, TS + MINUTE, who="mallory", at=TS + 2 * MINUTE)
+    bad = w.content(taken, TS + 2 * MINUTE)
+    assert [reason.split(":")[0] for reason in bad] == ["content_identity_changed"]
+    inside, only_new = order("o1", TS - 30 * MINUTE), order("o2", TS - 90 * MINUTE)
+    assert w.orders(inside, only_new) == {"o1": "ana"}
+    oracle = attribute([first, taken, inside, only_new], CAMPAIGNS)
+    assert winners(oracle.conversions) == {"o1": "ana"}
+
+
+def test_a_content_published_again_for_another_campaign_claims_nothing_there() -> None:
+    w = Worker()
+    first = live(TS - HOUR, TS)
+    assert w.content(first, TS) == []
+    moved = live(TS - HOUR, TS, campaign="other", handle="@ana", at=TS + MINUTE)
+    bad = w.content(moved, TS + MINUTE)
+    assert [reason.split(":")[0] for reason in bad] == ["content_identity_changed"]
+    in_other = order("o-other", TS - 30 * MINUTE, campaign="other")
+    assert w.orders(in_other) == {}
+    assert w.book.content("other").streams == ()
+    assert not w.book.content("other").handles
+    oracle = attribute([first, moved, in_other], CAMPAIGNS)
+    assert winners(oracle.conversions) == {}
+
+
+def test_the_first_creator_may_publish_its_content_again_with_the_streams_end() -> None:
+    w = Worker()
+    assert w.content(live(TS - HOUR, None, at=TS - HOUR), TS - HOUR) == []
+    assert w.content(live(TS - HOUR, TS), TS) == []
+    assert w.orders(order("o1", TS - 30 * MINUTE)) == {"o1": "ana"}
