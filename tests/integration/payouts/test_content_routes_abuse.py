@@ -1,0 +1,257 @@
+"""Hostile requests to the content routes, in process on a real Redis (the payouts app of
+``access_app``, without a broker: a request that passes every check gets the 503 of a
+service still starting, so here a 503 means "accepted as far as the checks go").
+
+- re-publishing another creator's content is refused without saying whose it is (only
+  the admin is told);
+- concurrent publications of one new content by different creators: one gets through;
+- hostile bodies (ids, urls, handles, counts, times) are 422s naming the field;
+- a creator may not release, and nobody releases a content that was never published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+from access_app import (
+    ADMIN_TOKEN,
+    CREATOR,
+    OTHER_CAMPAIGN,
+    OTHER_CREATOR,
+    AccessWorld,
+    build_world,
+)
+from redis.asyncio import Redis
+
+from afflux.cli.processes import Child
+from afflux.oracle.ledger_scenarios import CAMPAIGN
+from afflux.shared.core.content import MAX_COUNT, MAX_LIVE_STREAM_MS
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3_600_000
+STARTING = 503  # past every check; this world has no broker to take the event
+
+
+@pytest.fixture(scope="module")
+def plain_redis_url(plain_redis: tuple[Child, int]) -> str:
+    _, port = plain_redis
+    with redis.Redis(port=port) as sync:
+        sync.flushall()
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(scope="module")
+async def world(plain_redis_url: str) -> AsyncIterator[AccessWorld]:
+    client: Redis[bytes] = Redis.from_url(plain_redis_url)
+    try:
+        yield await build_world(client, plain_redis_url)
+    finally:
+        await client.aclose()
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def publication(content_id: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "content_id": content_id,
+        "platform": "insta",
+        "affiliate_id": CREATOR,
+        "campaign_id": CAMPAIGN,
+        "kind": "post",
+        "url": f"https://insta.example/p/{content_id}",
+        "published_at": _now() - HOUR,
+    }
+    return {**body, **changes}
+
+
+def stats(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "as_of": _now() - 60_000,
+        "views": 10,
+        "impressions": 20,
+        "likes": 3,
+        "comments": 0,
+        "shares": 0,
+        "saves": 0,
+        "followers": 100,
+    }
+    return {**body, **changes}
+
+
+async def _post(world: AccessWorld, path: str, body: Any, bearer: str) -> httpx.Response:
+    transport = httpx.ASGITransport(world.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as http:
+        return await http.post(path, json=body, headers={"authorization": f"Bearer {bearer}"})
+
+
+async def _own(world: AccessWorld, content_id: str, campaign: str, creator: str) -> None:
+    store = world.app.state.store
+    await store.redis.hset(
+        store.keys.ledger("content_owner"),
+        f"insta:{content_id}",
+        orjson.dumps([campaign, creator]),
+    )
+
+
+def _field(answer: httpx.Response) -> str | None:
+    return answer.json()["detail"][0].get("field")  # type: ignore[no-any-return]
+
+
+async def test_republishing_anothers_content_tells_only_the_admin_whose_it_is(
+    world: AccessWorld,
+) -> None:
+    await _own(world, "c-taken", OTHER_CAMPAIGN, OTHER_CREATOR)
+    body = publication("c-taken")
+    for bearer in (world.creator_key, world.merchant_key):
+        refused = await _post(world, "/v1/content", body, bearer)
+        assert refused.status_code == 422, refused.text
+        assert _field(refused) == "content_id"
+        assert OTHER_CAMPAIGN not in refused.text
+        assert OTHER_CREATOR not in refused.text
+    told = await _post(world, "/v1/content", body, ADMIN_TOKEN)
+    assert told.status_code == 422, told.text
+    assert OTHER_CAMPAIGN in told.text
+    assert OTHER_CREATOR in told.text
+
+
+async def test_concurrent_publications_of_one_content_by_different_creators_let_one_through(
+    world: AccessWorld,
+) -> None:
+    creators = [f"creator-{n:02d}" for n in range(16)]
+    answers = await asyncio.gather(
+        *(
+            _post(world, "/v1/content", publication("c-race", affiliate_id=c), ADMIN_TOKEN)
+            for c in creators
+        )
+    )
+    through = [c for c, a in zip(creators, answers, strict=True) if a.status_code == STARTING]
+    refused = [a for a in answers if a.status_code == 422]
+    assert len(through) == 1, [a.status_code for a in answers]
+    assert len(refused) == len(creators) - 1
+    assert {_field(a) for a in refused} == {"content_id"}
+    store = world.app.state.store
+    owner = await store.redis.hget(store.keys.ledger("content_owner"), "insta:c-race")
+    assert orjson.loads(owner) == [CAMPAIGN, through[0]]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    body: dict[str, Any]
+    field: str | None  # None: past every check (503 here); else the 422's field
+
+
+def _live(content_id: str, start: int, end: int | None) -> dict[str, Any]:
+    return publication(content_id, kind="live", live_started_at=start, live_ended_at=end)
+
+
+def publication_cases() -> list[Case]:
+    now = _now()
+    end, longest = now - HOUR, MAX_LIVE_STREAM_MS
+    return [
+        # a stream of exactly the longest allowed length
+        Case("live of 24 h", _live("l-24h", end - longest, end), None),
+        # 1 ms longer
+        Case("live of 24 h 1 ms", _live("l-24h1", end - longest - 1, end), "live_ended_at"),
+        # a stream "from the epoch" claiming every order ever placed
+        Case("live since 1970", _live("l-1970", 0, now - HOUR), "live_ended_at"),
+        # an end an hour ahead claims the orders of the hour to come
+        Case("live end ahead", _live("l-ahead", now - HOUR, now + HOUR), "live_ended_at"),
+        Case("live end before start", _live("l-back", now - HOUR, now - 2 * HOUR), "live_ended_at"),
+        Case("live without start", publication("l-nostart", kind="live"), "live_started_at"),
+        Case("published ahead", publication("p-ahead", published_at=now + HOUR), "published_at"),
+        Case("content id with a slash", publication("a/b"), "content_id"),
+        Case("content id with a newline", publication("a\nb"), "content_id"),
+        Case("content id with a NUL", publication("a\x00b"), "content_id"),
+        Case("content id of 201 characters", publication("c" * 201), "content_id"),
+        Case("content id not ASCII", publication("été"), None),
+        Case("url with a space", publication("u1", url="https://x.example/a b"), "url"),
+        Case("url javascript:", publication("u2", url="javascript:alert(1)"), "url"),
+        Case("url of 2049 characters", publication("u3", url="https://" + "x" * 2041), "url"),
+        Case("handle of 201 characters", publication("h1", handle="h" * 201), "handle"),
+        Case("published_at a boolean", publication("t1", published_at=True), "published_at"),
+        Case("an unknown field", publication("x1", paid=True), "paid"),
+        Case("an unknown campaign", publication("x2", campaign_id="camp-nope"), "campaign_id"),
+    ]
+
+
+@pytest.mark.parametrize("case", publication_cases(), ids=lambda c: c.name)
+async def test_a_hostile_publication_is_a_422_naming_the_field(
+    world: AccessWorld, case: Case
+) -> None:
+    answer = await _post(world, "/v1/content", case.body, world.creator_key)
+    if case.field is None:
+        assert answer.status_code == STARTING, answer.text
+        return
+    assert answer.status_code == 422, answer.text
+    assert case.field in (_field(answer) or ""), answer.text
+
+
+STATS_CASES = [
+    Case("good", stats(), None),
+    Case("likes at the bound", stats(likes=MAX_COUNT), None),
+    Case("likes one beyond", stats(likes=MAX_COUNT + 1), "likes"),
+    Case("likes negative", stats(likes=-1), "likes"),
+    Case("likes a boolean", stats(likes=True), "likes"),
+    Case("likes a float", stats(likes=3.0), "likes"),
+    Case("likes a string", stats(likes="3"), "likes"),
+    Case("likes far beyond 64 bits", stats(likes=10**40), "likes"),
+    Case("followers null", stats(followers=None), "followers"),
+    Case("as_of an hour ahead", stats(as_of=_now() + HOUR), "as_of"),
+    Case("as_of of 10^30 ms", stats(as_of=10**30), "as_of"),
+    Case("as_of not a time", stats(as_of="yesterday"), "as_of"),
+    Case("as_of negative", stats(as_of=-1), "as_of"),
+    Case("an unknown field", stats(bots=0), "bots"),
+]
+
+
+@pytest.mark.parametrize("case", STATS_CASES, ids=lambda c: c.name)
+async def test_hostile_stats_are_a_422_naming_the_field(world: AccessWorld, case: Case) -> None:
+    await _own(world, "c-stats", CAMPAIGN, CREATOR)
+    answer = await _post(world, "/v1/content/insta/c-stats/stats", case.body, world.creator_key)
+    if case.field is None:
+        assert answer.status_code == STARTING, answer.text
+        return
+    assert answer.status_code == 422, answer.text
+    assert case.field in (_field(answer) or ""), answer.text
+
+
+async def test_a_content_id_with_a_control_character_in_the_path_is_a_422(
+    world: AccessWorld,
+) -> None:
+    answer = await _post(world, "/v1/content/insta/a%0Ab/stats", stats(), ADMIN_TOKEN)
+    assert answer.status_code == 422, answer.text
+    assert _field(answer) == "content_id"
+
+
+async def test_only_the_admin_or_the_campaigns_merchant_releases_a_published_content(
+    world: AccessWorld,
+) -> None:
+    await _own(world, "c-held", CAMPAIGN, CREATOR)
+    release = "/v1/content/insta/{}/release"
+    creator = await _post(world, release.format("c-held"), None, world.creator_key)
+    assert creator.status_code == 403, creator.text
+    other = await _post(world, release.format("c-held"), None, world.other_merchant_key)
+    unknown = await _post(world, release.format("c-none"), None, world.other_merchant_key)
+    assert (other.status_code, unknown.status_code) == (404, 404)
+    assert other.json()["detail"] == orjson.loads(
+        unknown.content.replace(b"insta:c-none", b"insta:c-held")
+    )
+    never = await _post(world, release.format("c-none"), None, ADMIN_TOKEN)
+    assert never.status_code == 404, never.text
+    note = await _post(world, release.format("c-held"), {"note": "n" * 501}, world.merchant_key)
+    assert note.status_code == 422, note.text
+    assert "note" in (_field(note) or "")
+    mine = await _post(world, release.format("c-held"), {"note": "checked"}, world.merchant_key)
+    assert mine.status_code == STARTING, mine.text
