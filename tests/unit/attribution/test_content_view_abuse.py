@@ -21,6 +21,7 @@ from afflux.shared.events import (
     ContentPublished,
     Envelope,
     OrderPlaced,
+    SurveyAnswer,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import ORDERS
@@ -80,7 +81,9 @@ def live(
     )
 
 
-def order(oid: str, at: int, campaign: str = "camp") -> OrderPlaced:
+def order(
+    oid: str, at: int, campaign: str = "camp", survey: SurveyAnswer | None = None
+) -> OrderPlaced:
     return OrderPlaced(
         event_id=f"ev-{oid}",
         occurred_at=at,
@@ -90,6 +93,7 @@ def order(oid: str, at: int, campaign: str = "camp") -> OrderPlaced:
         amount_minor=10_000,
         currency="EUR",
         visitor_id=f"v-{oid}",
+        survey=survey,
     )
 
 
@@ -201,3 +205,35 @@ def test_the_first_creator_may_publish_its_content_again_with_the_streams_end() 
     assert w.content(live(TS - HOUR, None, at=TS - HOUR), TS - HOUR) == []
     assert w.content(live(TS - HOUR, TS), TS) == []
     assert w.orders(order("o1", TS - 30 * MINUTE)) == {"o1": "ana"}
+
+
+def post(content_id: str, who: str, handle: str, at: int) -> ContentPublished:
+    return ContentPublished(
+        event_id=f"post-{content_id}",
+        occurred_at=at,
+        content_id=content_id,
+        platform="insta",
+        affiliate_id=who,
+        campaign_id="camp",
+        kind="post",
+        url=f"https://insta.example/p/{content_id}",
+        published_at=at,
+        handle=handle,
+    )
+
+
+def test_a_handle_published_by_a_second_creator_takes_no_survey_answer_naming_it() -> None:
+    """Anyone may publish content with any handle: "aaa" publishing zoe's handle must not
+    take the answers naming zoe (nor does zoe keep them: the handle now names nobody,
+    until the campaign maps it in its terms)."""
+    zoe, squat = post("p-zoe", "zoe", "@ZoeStyle", TS - HOUR), post("p-aaa", "aaa", "zoestyle", TS)
+    named = order("o1", TS + MINUTE, survey=SurveyAnswer(handle="@zoestyle"))
+    alone = Worker()
+    assert alone.content(zoe, TS - HOUR) == []
+    assert alone.orders(named) == {"o1": "zoe"}
+    w = Worker()
+    assert w.content(zoe, TS - HOUR) == []
+    assert w.content(squat, TS) == []
+    assert w.orders(named) == {}
+    assert winners(attribute([zoe, squat, named], CAMPAIGNS).conversions) == {}
+    assert winners(attribute([zoe, named], CAMPAIGNS).conversions) == {"o1": "zoe"}

@@ -237,10 +237,11 @@ def test_a_coupon_ahead_of_the_livestream_step_still_settles() -> None:
     assert settled.reason == "coupon"
 
 
-def test_a_handle_two_creators_claim_goes_to_the_smallest_id_in_any_order() -> None:
-    claims = [("@same", "zed"), ("SAME", "amy")]
-    assert content_handles(claims)["same"] == "amy"
-    assert content_handles(reversed(claims))["same"] == "amy"
+def test_a_handle_two_creators_claim_names_nobody_in_any_order() -> None:
+    claims = [("@same", "zed"), ("SAME", "amy"), ("@Zed", "zed")]
+    assert "same" not in content_handles(claims)
+    assert "same" not in content_handles(reversed(claims))
+    assert content_handles(claims)["zed"] == "zed"  # claimed twice by one creator
 
 
 @pytest.mark.parametrize(

@@ -214,7 +214,8 @@ def _one_order(
         h = _handle(answer.handle)
         in_terms = {_handle(k): a for k, a in (t.survey.handles if t.survey else {}).items()}
         claims = content.handles.get(h)
-        surveyed = in_terms.get(h) or (min(claims) if claims else None)
+        # A handle two creators' content claims names nobody.
+        surveyed = in_terms.get(h) or (next(iter(claims)) if claims and len(claims) == 1 else None)
 
     def window(affiliate: str) -> int:
         return t.window_overrides_days.get(affiliate, t.cookie_window_days) * MS_PER_DAY

@@ -276,15 +276,17 @@ def survey_owner(
 
 
 def content_handles(claims: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """(handle, affiliate id) pairs from content as a lookup: a handle two creators
-    claim goes to the smallest affiliate id, so the answer never depends on the order
-    the content came in."""
-    out: dict[str, str] = {}
+    """(handle, affiliate id) pairs from content as a lookup. A handle two creators
+    claim names nobody: a content's handle is the publisher's word, so any creator could
+    otherwise take the survey answers naming another's handle by publishing it (a
+    campaign maps such a handle in its terms' ``survey.handles``, which come first).
+    The answer never depends on the order the content came in."""
+    owners: dict[str, set[str]] = {}
     for handle, affiliate in claims:
         key = normalize_handle(handle)
-        if key and (key not in out or affiliate < out[key]):
-            out[key] = affiliate
-    return out
+        if key:
+            owners.setdefault(key, set()).add(affiliate)
+    return {key: next(iter(who)) for key, who in owners.items() if len(who) == 1}
 
 
 def _try_step(
