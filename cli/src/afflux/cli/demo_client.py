@@ -165,13 +165,18 @@ class DemoClient:
         occurred_at: int | None = None,
         items: Sequence[dict[str, Any]] = (),
         non_commissionable_minor: int = 0,
+        survey: dict[str, str] | None = None,
     ) -> httpx.Response:
+        """``survey``: the buyer's survey answer given with the order (``affiliate_id``
+        or ``handle``)."""
         body = self._order_body(
             terms, order_id, kind, amount, action, visitor_id, click_id, coupon, new_customer
         )
         body["occurred_at"] = occurred_at if occurred_at is not None else self.merchant_now()
         if items:
             body["items"] = list(items)
+        if survey:
+            body["survey"] = survey
         if non_commissionable_minor:
             body["non_commissionable_minor"] = non_commissionable_minor
             body["non_commissionable_reason"] = "shipping"
@@ -291,6 +296,19 @@ class DemoClient:
                 f" {response.text}"
             )
 
+    async def answer_survey(
+        self, terms: CampaignTerms, order_id: str, answer: dict[str, str]
+    ) -> None:
+        """``POST /v1/orders/{order_id}/survey``: a survey answer given after the order."""
+        body = {"campaign_id": terms.campaign_id, **answer}
+        response = await self._signed(
+            "POST", f"/v1/orders/{order_id}/survey", terms.merchant_id, body
+        )
+        if response.status_code not in (200, 202):
+            raise RuntimeError(
+                f"survey of {order_id} answered {response.status_code}: {response.text}"
+            )
+
     async def _admin_post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         """POST to the payouts service as admin; 503 ("not now") is retried for up to
         ``retry_for_s``."""
@@ -320,6 +338,17 @@ class DemoClient:
         if response.status_code != 202:
             raise RuntimeError(
                 f"stats of {platform}:{content_id} answered {response.status_code}: {response.text}"
+            )
+
+    async def release_content(self, platform: str, content_id: str, note: str) -> None:
+        """``POST /v1/content/{platform}/{content_id}/release``: pay a held content."""
+        response = await self._admin_post(
+            f"/v1/content/{platform}/{content_id}/release", {"note": note}
+        )
+        if response.status_code != 202:
+            raise RuntimeError(
+                f"release of {platform}:{content_id} answered {response.status_code}:"
+                f" {response.text}"
             )
 
     async def campaign_kpis(self, campaign_id: str) -> dict[str, Any]:

@@ -44,9 +44,11 @@ class PlannedContent:
         return str(self.publication["content_id"])
 
 
-def _stats(
+def snapshot_stats(
     as_of: int, followers: int, views: int, likes: int, rng: random.Random
 ) -> dict[str, int]:
+    """A cumulative stats snapshot: ``likes`` and ``views`` with impressions, comments,
+    shares and saves in plausible proportion to them."""
     return {
         "as_of": as_of,
         "views": views,
@@ -84,18 +86,18 @@ def plan_content(
     post = PlannedContent(
         publication(post_by, "instagram", "post", f"{tag}-post-1"),
         (
-            _stats(now - 15 * MINUTE_MS, followers, 9_000, 1_100, rng),
-            _stats(now - 10 * MINUTE_MS, followers, 24_000, 3_200, rng),
+            snapshot_stats(now - 15 * MINUTE_MS, followers, 9_000, 1_100, rng),
+            snapshot_stats(now - 10 * MINUTE_MS, followers, 24_000, 3_200, rng),
             # Later and smaller: the platform removed fake likes.
-            _stats(now - 5 * MINUTE_MS, followers, 24_500, 2_700, rng),
+            snapshot_stats(now - 5 * MINUTE_MS, followers, 24_500, 2_700, rng),
         ),
     )
     followers = rng.randint(100_000, 250_000)
     video = PlannedContent(
         publication(video_by, "tiktok", "video", f"{tag}-video-1"),
         (
-            _stats(now - 12 * MINUTE_MS, followers, 40_000, 2_600, rng),
-            _stats(now - 4 * MINUTE_MS, followers, 95_000, 6_900, rng),
+            snapshot_stats(now - 12 * MINUTE_MS, followers, 40_000, 2_600, rng),
+            snapshot_stats(now - 4 * MINUTE_MS, followers, 95_000, 6_900, rng),
         ),
     )
     live_publication = publication(live_by, "tiktok", "live", f"{tag}-live-1")
@@ -177,6 +179,6 @@ async def end_live(
     """The stream ends (a second publication carries the end) and its stats arrive."""
     await client.publish_content({**live.publication, "live_ended_at": now})
     rng = random.Random(f"{seed}-{live.content_id}")
-    stats = _stats(now, rng.randint(60_000, 120_000), 18_000, 2_100, rng)
+    stats = snapshot_stats(now, rng.randint(60_000, 120_000), 18_000, 2_100, rng)
     await client.post_stats(live.platform, live.content_id, stats)
     tally.snapshots += 1

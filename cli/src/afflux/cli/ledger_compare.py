@@ -29,6 +29,7 @@ from afflux.shared.events import (
     ContentPublished,
     ContentReleased,
     ContentStats,
+    ConversionAttributed,
     Envelope,
 )
 
@@ -47,19 +48,33 @@ def campaign_versions(events: Sequence[AnyEvent]) -> dict[str, tuple[TermsVersio
 
 def attribution_differences(events: Sequence[AnyEvent], outputs: Iterable[Envelope]) -> list[str]:
     """Per order, the stack's conversion once its corrections are netted (the one no later
-    conversion superseded) against the oracle's, which decides on event times alone."""
+    conversion superseded) against the oracle's, which decides on event times alone: its
+    creator, rule, click and live stream."""
     versions = campaign_versions(events)
     inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
-    want = net_outcomes(attribute(inputs, versions).conversions)
-    have = net_outcomes(outputs)
+    oracle = attribute(inputs, versions).conversions
+    outputs = list(outputs)
+    want, want_streams = net_outcomes(oracle), final_streams(oracle)
+    have, have_streams = net_outcomes(outputs), final_streams(outputs)
     differences = []
     for key in sorted(want.keys() | have.keys()):
         w, h = want.get(key), have.get(key)
-        wanted = (w.affiliate_id, w.reason, w.click_id) if w else "unattributed"
-        had = (h.affiliate_id, h.reason, h.click_id) if h else "unattributed"
+        wanted = (w.affiliate_id, w.reason, w.click_id, want_streams[key]) if w else "unattributed"
+        had = (h.affiliate_id, h.reason, h.click_id, have_streams[key]) if h else "unattributed"
         if wanted != had:
             differences.append(f"order {key[0]}/{key[1]}: {had}, the oracle says {wanted}")
     return differences
+
+
+def final_streams(events: Iterable[Envelope]) -> dict[tuple[str, str], str | None]:
+    """(campaign, order) -> the live stream of its conversion no later one superseded."""
+    conversions = [e for e in events if isinstance(e, ConversionAttributed)]
+    superseded = {e.supersedes for e in conversions}
+    return {
+        (e.campaign_id, e.order_id): e.live_stream_id
+        for e in conversions
+        if e.conversion_id not in superseded
+    }
 
 
 @dataclass(frozen=True)
