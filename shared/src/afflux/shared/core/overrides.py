@@ -36,6 +36,9 @@ from afflux.shared.core.money import MAX_AMOUNT_MINOR
 OVERRIDE_LINE = "override"
 OVERRIDE_CAP = "cap:override"
 MAX_LEVELS = 3
+# What the agencies up one creator's chain earn together, in percent of the creator's
+# pay: like one share, never more than the whole of it.
+MAX_CHAIN_PERCENT = Decimal(100)
 
 
 class AgencyMembership(BaseModel):
@@ -69,6 +72,16 @@ class AgencyOverrides(BaseModel):
             raise ValueError(
                 "agencies: an agency chain may not come back to a member: " + " -> ".join(cycle)
             )
+        for member in sorted(self.agencies):  # each may be a creator
+            chain = self.chain(member)
+            total = sum((share for _, _, share in chain), Decimal(0))
+            if total > MAX_CHAIN_PERCENT:
+                path = " -> ".join([member, *(agency for _, agency, _ in chain)])
+                raise ValueError(
+                    f"agencies: the shares earned on {member}'s pay ({path}, {self.levels}"
+                    f" levels) sum to {total}%, more than the whole of it"
+                    f" ({MAX_CHAIN_PERCENT}%)"
+                )
         return self
 
     def chain(self, affiliate_id: str) -> tuple[tuple[int, str, Decimal], ...]:
