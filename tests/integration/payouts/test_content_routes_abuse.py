@@ -33,7 +33,8 @@ from redis.asyncio import Redis
 
 from afflux.cli.processes import Child
 from afflux.oracle.ledger_scenarios import CAMPAIGN
-from afflux.shared.core.content import MAX_COUNT, MAX_LIVE_STREAM_MS
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.content import MAX_COUNT, MAX_LIVE_STREAM_MS, content_backfill_limit_ms
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +166,8 @@ def publication_cases() -> list[Case]:
         # 1 ms longer
         Case("live of 24 h 1 ms", _live("l-24h1", end - longest - 1, end), "live_ended_at"),
         # a stream "from the epoch" claiming every order ever placed
-        Case("live since 1970", _live("l-1970", 0, now - HOUR), "live_ended_at"),
+        Case("live since 1970", _live("l-1970", 0, now - HOUR), "live_started_at"),
+        Case("published in 1970", publication("p-1970", published_at=0), "published_at"),
         # an end an hour ahead claims the orders of the hour to come
         Case("live end ahead", _live("l-ahead", now - HOUR, now + HOUR), "live_ended_at"),
         Case("live end before start", _live("l-back", now - HOUR, now - 2 * HOUR), "live_ended_at"),
@@ -196,6 +198,32 @@ async def test_a_hostile_publication_is_a_422_naming_the_field(
         return
     assert answer.status_code == 422, answer.text
     assert case.field in (_field(answer) or ""), answer.text
+
+
+@pytest.mark.parametrize(
+    ("field", "days"),
+    [
+        ("published_at", -1),  # a day inside the campaign's backfill limit: taken
+        ("published_at", 1),  # a day past it: what it earns would already be approved
+        ("live_started_at", -1),
+        ("live_started_at", 1),
+    ],
+)
+async def test_a_publication_older_than_the_backfill_limit_is_a_422(
+    world: AccessWorld, field: str, days: int
+) -> None:
+    limit = content_backfill_limit_ms(world.app.state.directory.versions(CAMPAIGN))
+    at = _now() - limit - days * MS_PER_DAY
+    body = publication(f"old-{field}-{days}", published_at=at)
+    if field == "live_started_at":  # published now, of a stream that old
+        body = _live(f"old-{field}-{days}", at, at + HOUR)
+    answer = await _post(world, "/v1/content", body, world.creator_key)
+    if days < 0:
+        assert answer.status_code == STARTING, answer.text
+        return
+    assert answer.status_code == 422, answer.text
+    assert _field(answer) == field
+    assert "backfill limit" in answer.text
 
 
 STATS_CASES = [

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from afflux.shared.core.content import MAX_COUNT, MAX_LIVE_STREAM_MS, content_key
+from afflux.shared.core.content import (
+    MAX_COUNT,
+    MAX_LIVE_STREAM_MS,
+    content_backfill_limit_ms,
+    content_key,
+)
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import AnyEvent, ContentPublished, ContentStats
 
 EVENTS: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
@@ -141,3 +147,21 @@ def test_a_live_streams_times_are_kept() -> None:
 
 def test_a_contents_key_is_platform_and_id() -> None:
     assert content_key("tiktok", "7312") == "tiktok:7312"
+
+
+def _version(n: int, **terms: Any) -> TermsVersion:
+    base = {"campaign_id": "acme", "merchant_id": "m", "currency": "EUR", **terms}
+    return TermsVersion(
+        version=n, effective_from=n, published_at=n, terms=CampaignTerms.model_validate(base)
+    )
+
+
+def test_a_posted_publication_may_be_as_old_as_the_longest_window_plus_lock() -> None:
+    day = 86_400_000
+    assert content_backfill_limit_ms([]) == 0
+    assert content_backfill_limit_ms([_version(1)]) == 60 * day  # 30 + 30 by default
+    versions = [
+        _version(1, cookie_window_days=7, lock_days=45),
+        _version(2, cookie_window_days=7, window_overrides_days={"star": 90}, lock_days=0),
+    ]
+    assert content_backfill_limit_ms(versions) == (90 + 45) * day

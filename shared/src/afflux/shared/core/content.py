@@ -3,6 +3,10 @@ contract (``afflux.shared.events``), the ledger and the oracle."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from afflux.shared.core.terms import TermsVersion
+
 MAX_COUNT = 10**12
 """The largest count a snapshot may carry (views, likes, followers, ...)."""
 
@@ -22,3 +26,15 @@ unbounded span would let one publication claim a campaign's orders of months or 
 def content_key(platform: str, content_id: str) -> str:
     """The record key of a content's events on the ``content`` topic, and its identity."""
     return f"{platform}:{content_id}"
+
+
+def content_backfill_limit_ms(versions: Iterable[TermsVersion]) -> int:
+    """How old a publication's times may be when a creator or merchant posts it: the
+    campaign's longest cookie window plus its longest lock, the orders API's backfill
+    limit. An older ``published_at`` would date its engagement line past its lock
+    (approved at once, before any review) and an older stream would claim orders whose
+    commission is already approved: closed money, which an operator backfills."""
+    terms = [v.terms for v in versions]
+    if not terms:
+        return 0
+    return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)

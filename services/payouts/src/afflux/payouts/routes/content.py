@@ -14,7 +14,8 @@ first publication (``{ledger}:content_owner``, then the ledger's own record of i
 
 Bad input is a 422 naming the field and why: counts below 0 or above 10^12, a live
 stream's end before its start, an ``as_of`` (or publication time) more than the clock
-skew allowance ahead of the service's clock. Event ids derive from the content and the
+skew allowance ahead of the service's clock, a publication time older than the
+campaign's backfill limit. Event ids derive from the content and the
 body, so a retried request is the same event (the ledger applies it once). The answer,
 202, comes once the broker has the event; the ledger applies it moments later.
 """
@@ -31,7 +32,12 @@ from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
-from afflux.shared.core.content import CONTENT_ID_PATTERN, content_key
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.content import (
+    CONTENT_ID_PATTERN,
+    content_backfill_limit_ms,
+    content_key,
+)
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import (
@@ -124,8 +130,10 @@ async def publish_content(
     if merchant is None:
         raise Problem(422, "campaign_id", f"unknown campaign {body.campaign_id!r}")
     now = clock()
+    limit = content_backfill_limit_ms(directory.versions(body.campaign_id))
     for name in ("published_at", "live_started_at", "live_ended_at"):
         _not_ahead(name, getattr(body, name), now)
+        _not_older(name, getattr(body, name), now, limit)
     key = content_key(body.platform, body.content_id)
     identity = (body.campaign_id, body.affiliate_id)
     _same_identity(principal, key, await _owner(store, key), identity)
@@ -260,6 +268,18 @@ def _not_ahead(name: str, at: int | None, now: int) -> None:
             name,
             f"{at - now} ms in the future: more than the clock skew allowance"
             f" ({DEFAULT_CLOCK_SKEW_MS} ms)",
+        )
+
+
+def _not_older(name: str, at: int | None, now: int, limit: int) -> None:
+    if at is not None and now - at > limit:
+        raise Problem(
+            422,
+            name,
+            f"{(now - at) // MS_PER_DAY} days old: older than the campaign's backfill limit"
+            f" ({limit // MS_PER_DAY} days, its longest cookie window plus its longest lock),"
+            " so what it would earn is already approved; an operator backfills it on the"
+            " content topic",
         )
 
 
