@@ -18,7 +18,7 @@ from afflux.payouts.portal import html as h
 from afflux.payouts.portal.guard import campaign_viewer
 from afflux.payouts.whatif import check_draft, replay_draft
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.core.whatif.diff import WhatIfDiff
+from afflux.shared.core.whatif.diff import MAX_CREATORS, MAX_ORDER_IDS, WhatIfDiff
 from afflux.shared.core.whatif.log import RangeProblem, day_range
 from afflux.shared.io.http.principals import CsrfDep, form_fields
 from afflux.shared.io.http.problems import Problem
@@ -59,6 +59,13 @@ def current_yaml(terms: CampaignTerms) -> str:
     return str(yaml.safe_dump(dumped, sort_keys=False, allow_unicode=True))
 
 
+def _ids(orders: tuple[str, ...]) -> str:
+    """The first order ids, bounded as in the JSON answer, and how many more."""
+    shown = ", ".join(orders[:MAX_ORDER_IDS]) or "-"
+    more = len(orders) - MAX_ORDER_IDS
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 def diff_html(diff: WhatIfDiff) -> str:
     c = diff.currency
     body = (
@@ -80,14 +87,16 @@ def diff_html(diff: WhatIfDiff) -> str:
                 h.amount(r.draft_minor, c),
                 h.amount(r.delta_minor, c),
                 h.esc(f"{r.current_conversions} → {r.draft_conversions}"),
-                h.esc(", ".join(r.gained) or "-"),
-                h.esc(", ".join(r.lost) or "-"),
+                h.esc(_ids(r.gained)),
+                h.esc(_ids(r.lost)),
             ]
-            for r in diff.creators
+            for r in diff.creators[:MAX_CREATORS]
         ],
         numeric=frozenset({1, 2, 3, 4}),
         cls="whatif-creators",
     )
+    if len(diff.creators) > MAX_CREATORS:
+        body += f"<p>{h.esc(len(diff.creators) - MAX_CREATORS)} more creators change less.</p>"
     body += f"<h2>Lines that change ({h.esc(diff.changes_total)}, the largest first)</h2>"
     body += h.table(
         ("Creator", "Current", "Draft", "Why"),

@@ -42,8 +42,10 @@ class CreatorChange(BaseModel):
     delta_minor: int
     current_conversions: int
     draft_conversions: int
-    gained: list[str] = Field(description="order ids the draft gives this creator")
-    lost: list[str] = Field(description="order ids the draft takes away")
+    gained: list[str] = Field(description="order ids the draft gives this creator (100 at most)")
+    gained_total: int = Field(description="every order the draft gives this creator")
+    lost: list[str] = Field(description="order ids the draft takes away (100 at most)")
+    lost_total: int = Field(description="every order the draft takes away")
 
 
 class LineChangeView(BaseModel):
@@ -65,7 +67,10 @@ class WhatIfAnswer(BaseModel):
     empty: bool = Field(description="the draft pays every creator what the current terms do")
     current_total_minor: int
     draft_total_minor: int
-    creators: list[CreatorChange] = Field(description="creators whose pay or orders change")
+    creators: list[CreatorChange] = Field(
+        description="creators whose pay or orders change, the largest change first (500 at most)"
+    )
+    creators_total: int = Field(description="every creator whose pay or orders change")
     changes: list[LineChangeView] = Field(
         description="the largest line changes first (500 at most)"
     )

@@ -21,6 +21,11 @@ from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange
 from afflux.shared.core.whatif.replay import OrderDecision, Replay, ReplayedLine, replay
 
 MAX_CHANGES = 500  # lines listed in a diff; ``changes_total`` counts them all
+# What an answer lists (``as_dict``): the creators whose pay moves most, and of each the
+# first order ids gained and lost; the totals count them all. A draft that moves every
+# order of a large campaign would otherwise answer with every order id.
+MAX_CREATORS = 500
+MAX_ORDER_IDS = 100
 _SALE_RULE = re.compile(r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>.*?)\)(?:;|$)")
 _RULE_PARTS = re.compile(r", |; ")
 _CAP_NOTE = re.compile(r"; (?:creator cap|campaign budget) cut \d+")
@@ -102,11 +107,14 @@ class WhatIfDiff:
                     "delta_minor": c.delta_minor,
                     "current_conversions": c.current_conversions,
                     "draft_conversions": c.draft_conversions,
-                    "gained": list(c.gained),
-                    "lost": list(c.lost),
+                    "gained": list(c.gained[:MAX_ORDER_IDS]),
+                    "gained_total": len(c.gained),
+                    "lost": list(c.lost[:MAX_ORDER_IDS]),
+                    "lost_total": len(c.lost),
                 }
-                for c in self.creators
+                for c in self.creators[:MAX_CREATORS]
             ],
+            "creators_total": len(self.creators),
             "changes": [
                 {
                     "affiliate_id": c.affiliate_id,
