@@ -98,6 +98,10 @@ async def test_an_answer_given_with_the_order_travels_on_the_order(
     [
         ({}, "affiliate_id"),  # names nobody
         ({"handle": "x" * 101}, "handle"),  # longer than a handle
+        # names nobody, yet as the order's first answer it would stand for good
+        ({"handle": "@"}, "handle"),
+        ({"handle": " @@ "}, "handle"),
+        ({"handle": "dee\nstyle"}, "handle"),  # a control character
         ({"affiliate_id": ""}, "affiliate_id"),
         ({"affiliate_id": "dee", "mood": "happy"}, "mood"),  # unknown field
     ],
@@ -125,3 +129,20 @@ async def test_another_merchants_campaign_is_refused(api: Any, campaigns: Any) -
     body = {"campaign_id": campaigns.other.campaign_id, "affiliate_id": "dee"}
     answer = await api.post(f"/v1/orders/{api.new_id('o')}/survey", body)
     assert answer.status_code == 403
+
+
+async def test_an_order_whose_survey_handle_names_nobody_is_refused(
+    api: Any, campaigns: Any
+) -> None:
+    body = {
+        "order_id": api.new_id("o"),
+        "campaign_id": campaigns.shop.campaign_id,
+        "occurred_at": hours_ago(1),
+        "amount_minor": 2_500,
+        "currency": "EUR",
+        "visitor_id": api.new_id("v"),
+        "survey": {"handle": " @ "},
+    }
+    answer = await api.post("/v1/orders", body)
+    assert answer.status_code == 422, answer.text
+    assert field_of(answer).startswith("survey")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.core.terms import CampaignTerms, normalize_handle
 from afflux.shared.events import (
     MAX_ORDER_ITEMS,
     EventTime,
@@ -63,6 +63,13 @@ class OrderRequest(_Request):
     customer_email_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     referrer: Annotated[str, Field(max_length=2048)] | None = None
 
+    @field_validator("survey")
+    @classmethod
+    def _survey_names_a_handle(cls, survey: SurveyAnswer | None) -> SurveyAnswer | None:
+        if survey is not None:
+            _names_a_handle(survey.handle)
+        return survey
+
 
 class SurveyRequest(_Request):
     """``POST /v1/orders/{order_id}/survey``: the buyer's post-purchase survey answer
@@ -71,6 +78,21 @@ class SurveyRequest(_Request):
     campaign_id: Id
     affiliate_id: Id | None = None
     handle: HandleText | None = None
+
+    @field_validator("handle")
+    @classmethod
+    def _a_handle(cls, handle: str | None) -> str | None:
+        return _names_a_handle(handle)
+
+
+def _names_a_handle(handle: str | None) -> str | None:
+    """A handle that is nothing but spaces and @ names nobody, yet as an order's first
+    answer it would stand for good (a later, real answer is a 409): refused instead."""
+    if handle is not None and not normalize_handle(handle):
+        raise ValueError("handle: names nobody (only spaces and @)")
+    if handle is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in handle):
+        raise ValueError("handle: a control character")
+    return handle
 
 
 class BatchRequest(_Request):
