@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from aiokafka.errors import KafkaError
+
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
@@ -53,7 +55,7 @@ async def replay_draft(
         too_large = "events" in str(exc)
         metrics.whatif.labels("too_large" if too_large else "timeout").inc()
         raise Problem(413 if too_large else 503, None, str(exc)) from None
-    except OSError as exc:  # the broker away
+    except (OSError, KafkaError) as exc:  # the broker away (KafkaConnectionError at start)
         metrics.whatif.labels("unavailable").inc()
         raise Problem(503, None, f"the topics cannot be read now: {exc}") from None
     finally:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.diff import WhatIfDiff, whatif
 from afflux.shared.core.whatif.log import CampaignLog, DateRange
+from afflux.shared.core.whatif.replay import ReplayStopped
 from afflux.shared.io.campaign_view import CampaignDirectory, apply_record
 from afflux.shared.io.kafka import topic_partitions
 from afflux.shared.topics import CAMPAIGNS, CLICKS, CONTENT, ORDERS, REFUNDS
@@ -62,9 +63,9 @@ async def read_to_end(
         fetch_max_bytes=_FETCH_BYTES,
         max_partition_fetch_bytes=_FETCH_BYTES,
     )
-    await consumer.start()
     records = 0
     try:
+        await consumer.start()  # inside: a broker away still closes what start opened
         tps: list[TopicPartition] = []
         for topic in topics:
             wait = min(5.0, max(0.1, deadline - time.monotonic()))  # a missing topic: none
@@ -146,4 +147,10 @@ async def run_whatif(
     nothing is written anywhere. ``ReplayRefused`` past a bound."""
     deadline = time.monotonic() + bounds.time_limit_s
     reader = await read_campaign_log(bootstrap, draft.campaign_id, bounds, deadline)
-    return whatif(reader.log, versions, draft, window), reader
+    try:
+        diff = whatif(reader.log, versions, draft, window, lambda: time.monotonic() >= deadline)
+    except ReplayStopped:
+        raise ReplayRefused(
+            f"reading and replaying took longer than {bounds.time_limit_s:g} s: the replay's bound"
+        ) from None
+    return diff, reader

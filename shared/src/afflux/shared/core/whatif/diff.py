@@ -12,7 +12,7 @@ campaign's terms); its campaign, merchant and currency must be the campaign's ow
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,11 +153,13 @@ def whatif(
     current: Sequence[TermsVersion],
     draft: CampaignTerms,
     window: DateRange = EVER,
+    stop: Callable[[], bool] | None = None,
 ) -> WhatIfDiff:
-    """The log replayed under ``current`` and under ``draft``, and what differs."""
-    return compare(
-        replay(log, current, window), replay(log, draft_history(current, draft), window), window
-    )
+    """The log replayed under ``current`` and under ``draft``, and what differs; each
+    replay raises ``replay.ReplayStopped`` once ``stop()`` holds (a caller's time limit)."""
+    now = replay(log, current, window, stop)
+    then = replay(log, draft_history(current, draft), window, stop)
+    return compare(now, then, window)
 
 
 def compare(now: Replay, then: Replay, window: DateRange) -> WhatIfDiff:

@@ -33,6 +33,15 @@ from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange, LoggedOrder, LoggedRenewal
 
 _DAY = 86_400_000
+_CHECK_EVERY = 4096  # orders decided between two asks whether the replay must stop
+
+
+class ReplayStopped(RuntimeError):
+    """The replay's ``stop`` said so (its caller's time limit): nothing is answered."""
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +100,17 @@ class _Period:
     content: list[ContentEvent]
 
 
-def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange = EVER) -> Replay:
+def replay(
+    log: CampaignLog,
+    versions: Sequence[TermsVersion],
+    window: DateRange = EVER,
+    stop: Callable[[], bool] | None = None,
+) -> Replay:
     """The log's orders in ``window`` (and their refunds, confirmations, and the valid
-    clicks in ``window``) decided and priced under ``versions``."""
+    clicks in ``window``) decided and priced under ``versions``. ``stop`` is asked every
+    few thousand orders and before each campaign-period is priced: once it holds, the
+    replay raises ``ReplayStopped``."""
+    stop = stop or _never
     versions = tuple(versions)
     latest = max(versions, key=lambda v: v.version).terms
     currency = latest.currency
@@ -145,7 +162,9 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
 
     decisions: dict[str, OrderDecision] = {}
     converted: dict[str, tuple[int, ConversionFact, _Period]] = {}  # order -> amount, ...
-    for order in log.orders:
+    for n, order in enumerate(log.orders):
+        if n % _CHECK_EVERY == _CHECK_EVERY - 1 and stop():
+            raise ReplayStopped("stopped while deciding orders")
         if not window.holds(order.at):
             continue
         decided = decisions[order.order_id] = decide(order)
@@ -237,6 +256,8 @@ def replay(log: CampaignLog, versions: Sequence[TermsVersion], window: DateRange
 
     lines: dict[str, ReplayedLine] = {}
     for name, facts in sorted(periods.items()):
+        if stop():
+            raise ReplayStopped(f"stopped before pricing {name}")
         state = PeriodState(log.campaign_id, name, currency, versions)
         state.step(
             StepInput(
