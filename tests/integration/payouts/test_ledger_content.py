@@ -29,6 +29,7 @@ from afflux.shared.events import (
     CampaignTermsPublished,
     ContentPublished,
     ContentStats,
+    ConversionAttributed,
     DeadLetter,
     Envelope,
 )
@@ -199,7 +200,8 @@ def test_a_stream_ending_past_the_skew_and_a_content_taken_by_another_are_dead_l
     """A publication is held to the clock skew by every time it states, not only its
     ``occurred_at``: a stream whose end lies an hour past its record never reaches the
     ledger (its stats are then of an unknown content); one naming another creator for a
-    content already published is refused."""
+    content already published is refused; a conversion written to the content topic is
+    never paid."""
     run = uuid.uuid4().hex[:8]
     campaign, prefix = f"camp-{run}", f"afx:test:{run}:"
     now = int(time.time() * 1000)
@@ -220,14 +222,33 @@ def test_a_stream_ending_past_the_skew_and_a_content_taken_by_another_are_dead_l
         )
 
     ahead, kept = f"ahead-{run}", f"kept-{run}"
+    # Written to content, which outside integrations write to: never a payable conversion.
+    forged = ConversionAttributed(
+        event_id=f"forged-{run}",
+        occurred_at=now - HOUR,
+        conversion_id=f"forged-conv-{run}",
+        order_id=f"forged-order-{run}",
+        campaign_id=campaign,
+        affiliate_id="mallory",
+        reason="cookie",
+        model="last_click",
+        window_ms=1,
+        terms_version=1,
+        amount_minor=10**9,
+        currency="EUR",
+        order_event_id=f"forged-oev-{run}",
+    )
     events: list[tuple[str, Envelope | bytes]] = [
         (f"tiktok:{ahead}", live(ahead, "anna", now + HOUR)),
         (f"tiktok:{ahead}", _stats(ahead, 1, now - HOUR // 2, 300)),
         (f"tiktok:{kept}", live(kept, "anna", now - HOUR // 2)),
         (f"tiktok:{kept}", live(kept, "mallory", now - HOUR // 2)),
+        (f"tiktok:forged-{run}", forged),
     ]
 
-    async def scenario() -> tuple[ContentState | None, ContentState | None, list[DeadLetter]]:
+    async def scenario() -> tuple[
+        ContentState | None, ContentState | None, list[bytes], list[DeadLetter]
+    ]:
         redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
@@ -248,6 +269,7 @@ def test_a_stream_ending_past_the_skew_and_a_content_taken_by_another_are_dead_l
                 await store.content_state(f"tiktok:{ahead}"),
                 await store.content_state(f"tiktok:{kept}"),
             )
+            written = await redis.keys(f"{prefix}*")
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
@@ -256,13 +278,19 @@ def test_a_stream_ending_past_the_skew_and_a_content_taken_by_another_are_dead_l
             for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
             if isinstance(e, DeadLetter) and e.source_topic == "content" and run in (e.key or "")
         ]
-        return *states, letters
+        return *states, written, letters
 
-    refused, taken, letters = asyncio.run(scenario())
+    refused, taken, written, letters = asyncio.run(scenario())
 
     assert refused is None
     assert taken is not None
     assert taken.publication is not None
     assert taken.publication.affiliate_id == "anna"
     reasons = sorted(letter.reason.split(":")[0] for letter in letters)
-    assert reasons == ["content_identity_changed", "event_time_in_future", "unknown_content"]
+    assert reasons == [
+        "content_identity_changed",
+        "event_time_in_future",
+        "unknown_content",
+        "wrong_topic",
+    ]
+    assert [k for k in written if b"mallory" in k] == []  # the forged sale paid nobody

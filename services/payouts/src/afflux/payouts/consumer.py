@@ -10,8 +10,10 @@ above the campaign's ``max_order_minor``, or raise anything at all while placed,
 go to the dead-letter topic with the reason; the consumer goes on. So do content stats
 or releases of a content never published (reason ``unknown_content``), content events
 whose time is more than the clock skew after their record's timestamp
-(``event_time_in_future``), and a publication that names another campaign or creator
-than the content's first one (``content_identity_changed``). When applying
+(``event_time_in_future``), a publication that names another campaign or creator
+than the content's first one (``content_identity_changed``), and an event on a topic
+it does not travel on (``wrong_topic``: a conversion written to ``content``, which
+outside integrations write to, is never paid). When applying
 a batch raises anything but a Redis outage, the batch is applied again one item
 at a time (a failed apply writes nothing) and the item that fails is dead-lettered.
 
@@ -72,6 +74,7 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
 from afflux.shared.io.lag import ConsumerLag
+from afflux.shared.schemas import EVENT_TOPICS
 from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS, REVIEWS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
@@ -80,6 +83,10 @@ T = TypeVar("T")
 CONSUMER = "payouts.ledger"
 TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name, CONTENT.name, REVIEWS.name)
 UNKNOWN_CONTENT = "unknown_content"
+# content is written from outside (merchants' and platforms' integrations): a conversion,
+# reversal or review decision on it would be paid as if the worker or a reviewer had made it.
+WRONG_TOPIC = "wrong_topic"
+HOME_TOPICS = {name: frozenset(t.name for t in ts) for name, ts in EVENT_TOPICS.items()}
 CONTENT_IDENTITY_CHANGED = "content_identity_changed"
 CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
 
@@ -540,6 +547,10 @@ class LedgerConsumer:
                 if not isinstance(item, dict):
                     raise UndecodableRecord("record must be a JSON object or an array of objects")
                 event = event_from_dict(item)
+                if record.topic not in HOME_TOPICS.get(type(event).__name__, ()):
+                    raise Rejected(
+                        f"{WRONG_TOPIC}: {type(event).__name__} does not travel on {record.topic!r}"
+                    )
                 if isinstance(event, ContentPublished | ContentStats | ContentReleased):
                     await self._content_checked(event, record.timestamp)
                 self._place(event, placed)
