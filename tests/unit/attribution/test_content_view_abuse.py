@@ -119,7 +119,10 @@ class Worker:
 
     def content(self, event: ContentPublished, ts: int) -> list[str]:
         """The next record on the content topic; the reasons of what it refused."""
-        bad = apply_record(self.book, encode(event), ts, 0, self.offset)
+        return self.content_value(encode(event), ts)
+
+    def content_value(self, value: bytes, ts: int) -> list[str]:
+        bad = apply_record(self.book, value, ts, 0, self.offset)
         self.offset += 1
         return bad
 
@@ -237,3 +240,42 @@ def test_a_handle_published_by_a_second_creator_takes_no_survey_answer_naming_it
     assert w.orders(named) == {}
     assert winners(attribute([zoe, squat, named], CAMPAIGNS).conversions) == {}
     assert winners(attribute([zoe, named], CAMPAIGNS).conversions) == {"o1": "zoe"}
+
+
+GOOD = live(TS - HOUR, TS)
+# (record value, whether the reader reports it): what is not an object, or not a
+# publication, is not the content view's business (the ledger dead-letters it).
+POISON = [
+    # not JSON, though it names the type the reader looks for
+    (b'{"type": "ContentPublished", ', True),
+    # valid JSON of another shape
+    (b'["ContentPublished", 1, 2]', False),
+    (b'"ContentPublished"', False),
+    # the type, without its fields
+    (b'{"type": "ContentPublished", "content_id": "x"}', True),
+    # fields of the wrong type
+    (encode(GOOD).replace(b'"affiliate_id":"ana"', b'"affiliate_id":["ana"]'), True),
+    (encode(GOOD).replace(b'"live_started_at":', b'"live_started_at":true,"x":'), True),
+    # larger than any record may be
+    (b'{"type": "ContentPublished", "handle": "' + b"h" * (1024 * 1024) + b'"}', True),
+    # nested past the decoder's depth
+    (b'{"type": "ContentPublished", "x": ' + b"[" * 64 + b"]" * 64 + b"}", True),
+    # a number of more digits than any field needs
+    (b'{"type": "ContentPublished", "live_started_at": ' + b"9" * 5000 + b"}", True),
+    # not UTF-8
+    (b'{"type": "ContentPublished", "handle": "\xff\xfe"}', True),
+    # a packed record whose second item is poison: the first still counts
+    (b"[" + encode(post("p-cai", "cai", "@cai", TS)) + b', {"type": "ContentPublished"}]', True),
+]
+
+
+@pytest.mark.parametrize(("value", "reported"), POISON, ids=lambda v: repr(v)[:40])
+def test_a_poisoned_content_record_never_stops_the_view_and_the_next_one_applies(
+    value: bytes, reported: bool
+) -> None:
+    w = Worker()
+    bad = w.content_value(value, TS)
+    assert bool(bad) is reported, bad
+    assert all(len(reason) <= 500 for reason in bad)
+    assert w.content(GOOD, TS) == []
+    assert w.orders(order("o1", TS - 30 * MINUTE)) == {"o1": "ana"}
