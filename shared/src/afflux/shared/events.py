@@ -119,7 +119,7 @@ class OrderItem(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     sku: Annotated[str, Field(min_length=1, max_length=200)]
-    quantity: Annotated[int, Field(ge=1)] = 1
+    quantity: Annotated[int, Field(ge=1, le=MAX_AMOUNT_MINOR)] = 1  # bounded like an amount
     price_minor: AmountMinor = Field(0, description="the price of one unit, in minor units")
     category: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         None, description="the merchant's product category (per-category rates, exclusions)"
@@ -140,7 +140,7 @@ class RefundItem(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     sku: Annotated[str, Field(min_length=1, max_length=200)]
-    quantity: Annotated[int, Field(strict=True, ge=1)] | None = None
+    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_AMOUNT_MINOR)] | None = None
     amount_minor: Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT_MINOR)] | None = None
 
     @model_validator(mode="after")
