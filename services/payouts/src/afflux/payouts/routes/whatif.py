@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from afflux.payouts.deps import CampaignReader, DirectoryDep, MetricsDep
 from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.queries import unknown_campaign
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.whatif import check_draft, replay_draft
 from afflux.shared.core.terms import CampaignTerms
@@ -96,6 +97,8 @@ async def campaign_whatif(
     settings: SettingsDep,
     metrics: MetricsDep,
 ) -> dict[str, Any]:
+    if campaign_id not in directory:  # only the admin gets here with one (a 500 before)
+        raise unknown_campaign(campaign_id)
     if body.terms.campaign_id != campaign_id:
         raise Problem(422, "terms.campaign_id", f"the draft must be for {campaign_id!r}")
     versions = directory.versions(campaign_id)
