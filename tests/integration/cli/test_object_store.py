@@ -13,6 +13,7 @@ from afflux.cli.object_store import (
     BUCKET,
     PORT_FLAGS,
     SOCKET_DIR,
+    ObjectStore,
     listen_port,
     start_object_store,
 )
@@ -45,9 +46,25 @@ def listening_ports(pid: int) -> set[tuple[str, int]]:
     return found
 
 
+def start_on_ports_chosen_here(tmp_path: Path) -> tuple[dict[str, int], ObjectStore]:
+    """The store on free ports this test chose and names; another process can take one
+    of them before ``weed`` binds it (a store given ports never retries), so this does."""
+    for attempt in range(1, 4):
+        ports = {flag: listen_port() for flag in PORT_FLAGS}
+        try:
+            store = start_object_store(
+                tmp_path / f"store-{attempt}", tmp_path / f"logs-{attempt}", ports=ports
+            )
+        except StartFailed as exc:
+            if attempt == 3 or "address already in use" not in str(exc):
+                raise
+            continue
+        return ports, store
+    raise AssertionError("unreachable")
+
+
 def test_the_store_listens_only_on_the_loopback_ports_it_was_given(tmp_path: Path) -> None:
-    ports = {flag: listen_port() for flag in PORT_FLAGS}
-    store = start_object_store(tmp_path / "store", tmp_path / "logs", ports=ports)
+    ports, store = start_on_ports_chosen_here(tmp_path)
     try:
         assert httpx.head(f"{store.endpoint}/{BUCKET}").status_code == 200
         assert listening_ports(store.child.pid) == {("127.0.0.1", p) for p in ports.values()}
