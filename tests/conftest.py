@@ -23,6 +23,30 @@ from afflux.shared.io.kafka import create_topics
 PARTITIONS = 4
 
 
+# The test files that take longest in a CI run (seconds of wall time on two cores, from
+# `--durations`; the split attribution worker faults are one file's halves). `scripts/test`
+# hands whole files to its two workers in collection order (`--no-loadscope-reorder`;
+# pytest-xdist would otherwise put the files with the most tests first, which leaves these
+# for the end, where one worker can run a long file alone while the other idles), so
+# these go first, longest first, and the many short files fill in behind them. (None of
+# them shares a package-scoped stack with a file left behind, which would start twice.)
+LONGEST_FILES = {
+    "tests/e2e/faults/test_differential.py": 474,
+    "tests/e2e/faults/test_faults.py": 369,
+    "tests/integration/cli/test_bench_commands.py": 277,
+    "tests/e2e/cli/test_up.py": 250,
+    "tests/e2e/attribution/test_worker_kill_9.py": 96,
+    "tests/e2e/attribution/test_worker_rebalance.py": 96,
+    "tests/integration/attribution/test_divergence.py": 60,
+    "tests/e2e/attribution/test_verify_sees_a_stall.py": 59,
+    "tests/e2e/payouts/test_ledger_kill.py": 58,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: -LONGEST_FILES.get(item.nodeid.split("::", 1)[0], 0))
+
+
 def required_tool(*names: str, package: str) -> str:
     """The path of the first of ``names`` on PATH; a missing tool fails the test, never skips it.
 
