@@ -260,7 +260,7 @@ async def test_a_content_id_with_a_control_character_in_the_path_is_a_422(
 ) -> None:
     answer = await _post(world, "/v1/content/insta/a%0Ab/stats", stats(), ADMIN_TOKEN)
     assert answer.status_code == 422, answer.text
-    assert _field(answer) == "content_id"
+    assert (_field(answer) or "").endswith("content_id")
 
 
 async def test_only_the_admin_or_the_campaigns_merchant_releases_a_published_content(
@@ -273,9 +273,7 @@ async def test_only_the_admin_or_the_campaigns_merchant_releases_a_published_con
     other = await _post(world, release.format("c-held"), None, world.other_merchant_key)
     unknown = await _post(world, release.format("c-none"), None, world.other_merchant_key)
     assert (other.status_code, unknown.status_code) == (404, 404)
-    assert other.json()["detail"] == orjson.loads(
-        unknown.content.replace(b"insta:c-none", b"insta:c-held")
-    )
+    assert other.json() == orjson.loads(unknown.content.replace(b"insta:c-none", b"insta:c-held"))
     never = await _post(world, release.format("c-none"), None, ADMIN_TOKEN)
     assert never.status_code == 404, never.text
     note = await _post(world, release.format("c-held"), {"note": "n" * 501}, world.merchant_key)
