@@ -116,10 +116,11 @@ def _content(rng: random.Random, n: int, seed: int) -> list[Envelope]:
             )
     rng.shuffle(delivered)  # late arrivals
     events += delivered
-    if live and rng.random() < 0.5:  # the stream's end, published again
+    if live and rng.random() < 0.5:  # the stream's end, published again once it ended
+        end = published_at + HOUR
         events.append(
             publication.model_copy(
-                update={"event_id": f"{content_id}-end", "live_ended_at": published_at + HOUR}
+                update={"event_id": f"{content_id}-end", "occurred_at": end, "live_ended_at": end}
             )
         )
     if rng.random() < 0.35:
