@@ -15,8 +15,11 @@ Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
 ``survey_answer`` (a later survey answer's claim and the answer) and one field
 ``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
 checked atomically. Each refund id also has its own key for idempotency when
-its order is unknown. The scripts touch several keys (the batch scripts name
-them in a JSON argument), so the store needs one Redis, not a cluster.
+its order is unknown. A renewal is an order of kind ``renewal`` whose ``pkey`` is its
+first order, and its number of that first order has a key
+``<prefix>:rn:<campaign>:<number>:<first order>`` holding its renewal order id. The
+scripts touch several keys (the batch scripts name them in a JSON argument), so the
+store needs one Redis, not a cluster.
 """
 
 from __future__ import annotations
@@ -174,6 +177,51 @@ end
 return 1
 """
 
+# A renewal: its renewal order id claimed as an order (kind ``renewal``, ``pkey`` its
+# first order), and its number of that first order claimed for that id, so a second
+# renewal with the same number under another id, or a renewal reusing the id of another
+# order of the campaign, is refused instead of paid twice or dropped as a "duplicate".
+# A renewal naming another renewal as its first order is refused too: its limit
+# (``max_renewals``, ``max_months``) would start again from that renewal.
+_RESERVE_RENEWAL = """
+local okey, nkey, fkey = KEYS[1], KEYS[2], KEYS[3]
+local now, until_ms, ttl = tonumber(ARGV[1]), tostring(ARGV[2]), tonumber(ARGV[3])
+local first, amount, renewal = ARGV[4], ARGV[5], ARGV[6]
+if redis.call('HGET', fkey, 'kind') == 'renewal' then return {'first_is_renewal'} end
+local number_of = redis.call('GET', nkey)
+if number_of and number_of ~= renewal then return {'number_taken', number_of} end
+local state = redis.call('HGET', okey, 'state')
+local live = state == 'done' or (state and tonumber(state) > now)
+if live then
+  if redis.call('HGET', okey, 'kind') ~= 'renewal' or redis.call('HGET', okey, 'pkey') ~= first then
+    return {'order_taken'}
+  end
+  if state == 'done' then return {'duplicate'} end
+  return {'pending'}
+end
+redis.call('HSET', okey, 'state', until_ms, 'pkey', first, 'amount', amount, 'kind', 'renewal')
+redis.call('EXPIRE', okey, ttl)
+redis.call('SET', nkey, renewal, 'EX', ttl)
+return {'reserved'}
+"""
+
+_RELEASE_RENEWAL_NUMBER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalClaim:
+    """``number_taken``: the first order's renewal of this number has another renewal order
+    id (``taken_by``); ``order_taken``: the renewal order id is another order's;
+    ``first_is_renewal``: the first order named is itself a renewal."""
+
+    status: Literal[
+        "reserved", "duplicate", "pending", "number_taken", "order_taken", "first_is_renewal"
+    ]
+    taken_by: str | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class NewOrder:
@@ -224,12 +272,43 @@ class ClaimStore:
         self._settle_confirm = redis.register_script(_SETTLE_CONFIRM)
         self._reserve_survey = redis.register_script(_RESERVE_SURVEY)
         self._settle_survey = redis.register_script(_SETTLE_SURVEY)
+        self._reserve_renewal = redis.register_script(_RESERVE_RENEWAL)
+        self._release_renewal_number = redis.register_script(_RELEASE_RENEWAL_NUMBER)
 
     def order_key(self, campaign_id: str, order_id: str) -> str:
         return f"{self.prefix}:o:{campaign_id}:{order_id}"
 
     def refund_key(self, campaign_id: str, refund_id: str) -> str:
         return f"{self.prefix}:r:{campaign_id}:{refund_id}"
+
+    def renewal_number_key(self, campaign_id: str, first_order_id: str, number: int) -> str:
+        return f"{self.prefix}:rn:{campaign_id}:{number}:{first_order_id}"
+
+    async def reserve_renewal(self, renewal: NewOrder, number: int, now_ms: int) -> RenewalClaim:
+        """Claim a renewal (``renewal.order_id`` its renewal order id, ``partition_key`` its
+        first order) and its number of that first order, atomically."""
+        keys = [
+            self.order_key(renewal.campaign_id, renewal.order_id),
+            self.renewal_number_key(renewal.campaign_id, renewal.partition_key, number),
+            self.order_key(renewal.campaign_id, renewal.partition_key),
+        ]
+        args: list[str | int] = [
+            now_ms,
+            now_ms + self.pending_ms,
+            self.ttl_s,
+            renewal.partition_key,
+            renewal.amount_minor,
+            renewal.order_id,
+        ]
+        result = [_text(r) for r in await self._reserve_renewal(keys=keys, args=args)]
+        return RenewalClaim(result[0], result[1] if len(result) > 1 else None)  # type: ignore[arg-type]
+
+    async def release_renewal(self, renewal: NewOrder, number: int) -> None:
+        """After a failed produce: the renewal order's claim and its number's, so a retry
+        (under any renewal order id) is taken again."""
+        await self.settle_orders([(renewal.campaign_id, renewal.order_id)], done=False)
+        key = self.renewal_number_key(renewal.campaign_id, renewal.partition_key, number)
+        await self._release_renewal_number(keys=[key], args=[renewal.order_id])
 
     async def reserve_orders(self, orders: Sequence[NewOrder], now_ms: int) -> list[OrderClaim]:
         items = [

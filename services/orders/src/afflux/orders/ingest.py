@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from afflux.orders import rules, signing
-from afflux.orders.claims import ClaimStore, NewOrder
+from afflux.orders.claims import ClaimStore, NewOrder, RenewalClaim
 from afflux.orders.coalesce import Coalescer
 from afflux.orders.errors import Rejected, Unavailable, from_validation
 from afflux.orders.merchant_secrets import MerchantSecrets
@@ -405,18 +405,42 @@ class Ingestor:
             event.campaign_id, event.renewal_order_id, event.order_id, event.amount_minor, "renewal"
         )
         ids = [(event.campaign_id, event.renewal_order_id)]
+        number = event.renewal_number
 
-        async def reserve() -> str:
-            claimed = await self._guard(self.claims.reserve_orders([claim], self.clock()))
-            return str(claimed[0])
+        async def reserve() -> RenewalClaim:
+            claimed: RenewalClaim = await self._guard(
+                self.claims.reserve_renewal(claim, number, self.clock())
+            )
+            return claimed
 
-        if await self._settled(reserve) == "duplicate":
+        claimed: RenewalClaim = await self._settled(reserve)
+        if claimed.status == "number_taken":
+            raise Rejected(
+                409,
+                "renewal_number",
+                f"renewal {number} of order {event.order_id} is already reported as"
+                f" {claimed.taken_by}",
+            )
+        if claimed.status == "first_is_renewal":
+            raise Rejected(
+                422,
+                "order_id",
+                f"{event.order_id} is a renewal: name its subscription's first order",
+            )
+        if claimed.status == "order_taken":
+            raise Rejected(
+                409,
+                "renewal_order_id",
+                f"{event.renewal_order_id} is already an order of the campaign that is not a"
+                f" renewal of {event.order_id}",
+            )
+        if claimed.status == "duplicate":
             return "duplicate"
         try:
             await self.produce(REFUNDS.name, event.order_id, event)
         except Unavailable:
             with contextlib.suppress(Exception):
-                await self.claims.settle_orders(ids, done=False)
+                await self.claims.release_renewal(claim, number)
             raise
         with contextlib.suppress(Exception):
             await self.claims.settle_orders(ids, done=True)
