@@ -18,6 +18,7 @@ from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.records import LineRecord, record_from_json
 
 HELD, APPROVED, DECLINED, NOT_HELD = "held", "approved", "declined", "not_held"
+MAX_LISTED = 500  # conversions one answer or page lists; the totals count them all
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,29 @@ class Entry:
             "decided_by": r.review[3] if r is not None and r.review else None,
             "reason": r.review[2] if r is not None and r.review else None,
         }
+
+
+REVIEW_DECISIONS = "review_decisions"
+
+
+async def claim_decision(store: LedgerStore, conversion_id: str, decision: str) -> str:
+    """The conversion's decision: ``decision`` when it is the first asked (or the same
+    again), else the one asked first. The ledger keeps the first decision on the topic, so
+    the API answers the same ("approve then decline" before the ledger applied the
+    approval is refused, not accepted and ignored)."""
+    key = store.keys.ledger(REVIEW_DECISIONS)
+    if await store.redis.hsetnx(key, conversion_id, decision):
+        return decision
+    taken: bytes | None = await store.redis.hget(key, conversion_id)
+    return taken.decode() if taken is not None else decision
+
+
+async def release_decision(store: LedgerStore, conversion_id: str, decision: str) -> None:
+    """Forget a claimed decision the broker did not take (only if it is still that one)."""
+    key = store.keys.ledger(REVIEW_DECISIONS)
+    taken: bytes | None = await store.redis.hget(key, conversion_id)
+    if taken is not None and taken.decode() == decision:
+        await store.redis.hdel(key, conversion_id)
 
 
 async def entry(store: LedgerStore, conversion_id: str) -> Entry | None:

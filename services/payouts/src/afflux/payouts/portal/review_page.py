@@ -57,6 +57,12 @@ async def review_queue_page(
     return await _page(request, store, directory, campaign_id, csrf, notice=notice)
 
 
+def _more(found: int, what: str) -> str:
+    """How many of a table's conversions are left out (the oldest are listed)."""
+    more = found - reviews.MAX_LISTED
+    return f'<p class="note">{more} more {what} conversions not listed.</p>' if more > 0 else ""
+
+
 async def _page(
     request: Request,
     store: StoreDep,
@@ -84,18 +90,20 @@ async def _page(
     held = [e for e in found if e.status == "held"]
     body += "<h2>Held for review</h2>"
     if held:
-        rows = [_row(e, currency, _forms(base, csrf, e)) for e in held]
+        rows = [_row(e, currency, _forms(base, csrf, e)) for e in held[: reviews.MAX_LISTED]]
         body += h.table(headers, rows, numeric=frozenset({4, 5}), cls="review-held")
+        body += _more(len(held), "held")
     else:
         body += '<p id="review-empty">Nothing is waiting for a decision.</p>'
     decided = [e for e in found if e.status != "held"]
     if decided:
         body += "<h2>Decided</h2>" + h.table(
             headers,
-            [_row(e, currency, "") for e in decided],
+            [_row(e, currency, "") for e in decided[: reviews.MAX_LISTED]],
             numeric=frozenset({4, 5}),
             cls="review-decided",
         )
+        body += _more(len(decided), "decided")
     nav = (
         '<a href="/portal">Campaigns</a> '
         f'<a href="/portal/campaigns/{h.esc(campaign_id)}">Campaign {h.esc(campaign_id)}</a>'

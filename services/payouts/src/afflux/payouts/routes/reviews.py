@@ -11,11 +11,15 @@
 Who: the admin token, or the merchant of the conversion's campaign (anyone else, and a
 conversion the ledger does not know, gets 404); a creator key gets 403. A conversion
 that is not held, or already decided, answers 409. The decision's event id derives from
-the conversion, so a retried request is the same event; 202 once the broker has it.
+the conversion, so a retried request is the same event; 202 once the broker has it. The
+first decision asked is claimed in Redis before it is sent (``reviews.claim_decision``),
+so the other decision asked before the ledger applied the first is a 409 too, never a
+202 the ledger then ignores; a decision the broker did not take (503) is released.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -64,7 +68,8 @@ class ReviewRow(BaseModel):
 
 
 class ReviewList(BaseModel):
-    reviews: list[ReviewRow]
+    reviews: list[ReviewRow] = Field(description="oldest first, at most ``limit``")
+    total: int = Field(description="every conversion of the status asked, listed or not")
     counts: dict[str, int] = Field(description="held, approved and declined conversions")
 
 
@@ -94,8 +99,9 @@ async def review_queue(
     directory: DirectoryDep,
     campaign_id: str | None = None,
     status: Annotated[Status, Query()] = "held",
+    limit: Annotated[int, Query(ge=1, le=reviews.MAX_LISTED)] = reviews.MAX_LISTED,
 ) -> dict[str, Any]:
-    """Conversions held for review (or decided), oldest first."""
+    """Conversions held for review (or decided), oldest first, at most ``limit``."""
     allowed = reviewable_campaigns(principal, directory)
     if campaign_id is not None:
         if allowed is not None and campaign_id not in allowed:
@@ -103,7 +109,11 @@ async def review_queue(
         allowed = [campaign_id]
     found = await reviews.entries(store, allowed)
     shown = [e for e in found if status == "all" or e.status == status]
-    return {"reviews": [e.view() for e in shown], "counts": reviews.counts(found)}
+    return {
+        "reviews": [e.view() for e in shown[:limit]],
+        "total": len(shown),
+        "counts": reviews.counts(found),
+    }
 
 
 async def decide(
@@ -141,9 +151,15 @@ async def decide(
     producer = getattr(state, "producer", None)  # after the checks: they need no broker
     if producer is None:
         raise Problem(503, None, "starting")
+    taken = await reviews.claim_decision(store, conversion_id, decision)
+    if taken != decision:  # decided meanwhile, and the ledger has not applied it yet
+        was = reviews.DECLINED if taken == "decline" else reviews.APPROVED
+        raise Problem(409, "conversion_id", f"already_decided: {conversion_id} was {was}")
     try:
         await send_event(producer, REVIEWS.name, found.order_id, event)
     except Exception as exc:  # nothing was accepted: the client retries, same event id
+        with contextlib.suppress(Exception):  # so the retry may be either decision again
+            await reviews.release_decision(store, conversion_id, decision)
         raise Problem(503, None, f"the broker did not take the decision: {exc}") from None
     return event
 

@@ -1,0 +1,194 @@
+"""Review decisions asked before the ledger applied the first one, on a real Redis and the
+session broker (the payouts app in process, its ledger consumer not running, so the
+window between a decision's 202 and the ledger applying it stays open).
+
+Approve then decline used to answer 202 twice: the decline went to the topic with the
+approval's event id and the ledger kept the approval, so the merchant was told a
+decline happened that never would. Now the second, different decision is a 409
+``already_decided``; the same decision again (a retry) is the same 202, and the topic
+holds one decision."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from afflux.cli.processes import Child
+from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, START, plan_versions
+from afflux.payouts.app import create_app
+from afflux.payouts.reviews import MAX_LISTED
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.store import Batch, LedgerStore
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.http.principals import AccessStore
+from afflux.shared.io.whatif_source import read_to_end
+from afflux.shared.topics import REVIEWS
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "admin-token-for-the-review-race-tests-0123456789"
+HELD = ("held-1", "held-2", "held-3", "held-4", "held-5")
+BULK = tuple(f"bulk-{n:03d}" for n in range(MAX_LISTED))  # past the listing bound with HELD
+
+
+def _versions() -> tuple[TermsVersion, ...]:
+    review = {"review": {"hold_on": ["self_referral"]}}
+    return tuple(
+        v.model_copy(update={"terms": v.terms.model_validate({**v.terms.model_dump(), **review})})
+        for v in plan_versions()
+    )
+
+
+def _held(name: str, n: int) -> ConversionFact:
+    return ConversionFact(
+        f"conv-{name}", f"ev-{name}", f"o-{name}", "ana", "sale", None, 10_000, "EUR", False,
+        START + n * 60_000, 1, risk_signals=("self_referral",),
+    )  # fmt: skip
+
+
+@dataclass
+class World:
+    app: Any
+    http: httpx.AsyncClient
+    merchant_key: str
+    bootstrap: str
+
+
+@pytest.fixture(scope="module")
+async def world(plain_redis: tuple[Child, int], infra: Any) -> AsyncIterator[World]:
+    _, port = plain_redis
+    with redis.Redis(port=port) as sync:
+        sync.flushall()
+    url = f"redis://127.0.0.1:{port}/0"
+    client: Redis[bytes] = Redis.from_url(url)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    await producer.start()
+    try:
+        app = create_app(PayoutsSettings(admin_token=ADMIN, redis_url=url))
+        versions = _versions()
+        app.state.directory.apply(
+            CampaignTermsPublished(
+                event_id="terms", occurred_at=0, campaign_id=CAMPAIGN, versions=versions
+            )
+        )
+        store = LedgerStore(client)
+        conversions = [(CAMPAIGN, PERIOD, _held(name, n)) for n, name in enumerate((*HELD, *BULK))]
+        batch = Batch(conversions=conversions)
+        batch.review_index = {
+            c.conversion_id: [CAMPAIGN, PERIOD, c.order_id, c.affiliate_id, c.occurred_at]
+            for _, _, c in conversions
+        }
+        await store.apply(batch, lambda _: versions, lambda _: "EUR")
+        access = AccessStore(client)
+        app.state.store, app.state.access, app.state.producer = store, access, producer
+        _, merchant_key = await access.issue("merchant", "m", START)
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://payouts") as http:
+            yield World(app, http, merchant_key, infra.kafka_bootstrap)
+    finally:
+        await producer.stop()
+        await client.aclose()
+
+
+async def decide(world: World, name: str, decision: str, bearer: str = ADMIN) -> httpx.Response:
+    return await world.http.post(
+        f"/v1/reviews/conv-{name}/{decision}",
+        json={"reason": "checked"},
+        headers={"authorization": f"Bearer {bearer}"},
+    )
+
+
+async def decisions_on_topic(bootstrap: str, conversion_id: str) -> list[str]:
+    """Every decision on the reviews topic for ``conversion_id``, read to its end."""
+    found: list[str] = []
+
+    def take(value: bytes | None) -> None:
+        parsed = orjson.loads(value or b"null")
+        for item in parsed if isinstance(parsed, list) else [parsed]:
+            if isinstance(item, dict) and item.get("conversion_id") == conversion_id:
+                found.append(item["decision"])
+
+    deadline = asyncio.get_running_loop().time() + 30
+    await read_to_end(bootstrap, (REVIEWS.name,), take, deadline=deadline)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "then"),
+    [("held-1", "approve", "decline"), ("held-2", "decline", "approve")],
+)
+async def test_the_other_decision_before_the_ledger_applied_the_first_is_refused(
+    world: World, name: str, first: str, then: str
+) -> None:
+    assert (await decide(world, name, first)).status_code == 202
+
+    answer = await decide(world, name, then, world.merchant_key)
+
+    assert answer.status_code == 409, answer.text
+    detail = answer.json()["detail"][0]
+    assert detail["field"] == "conversion_id"
+    assert detail["reason"].startswith(f"already_decided: conv-{name} was {first}d")
+    assert await decisions_on_topic(world.bootstrap, f"conv-{name}") == [first]
+
+
+async def test_the_same_decision_again_is_the_same_accepted_event(world: World) -> None:
+    one = await decide(world, "held-3", "approve")
+    two = await decide(world, "held-3", "approve", world.merchant_key)
+    assert (one.status_code, two.status_code) == (202, 202)
+    assert one.json()["event_id"] == two.json()["event_id"]
+
+
+async def test_a_decision_on_an_unknown_conversion_is_a_404_and_claims_nothing(
+    world: World,
+) -> None:
+    answer = await decide(world, "never-seen", "decline")
+    assert answer.status_code == 404
+    assert answer.json()["detail"][0]["field"] == "conversion_id"
+    # Nothing was claimed for it: the held conversion beside it still takes either.
+    assert (await decide(world, "held-4", "decline")).status_code == 202
+
+
+async def test_the_queue_lists_at_most_its_bound_and_counts_them_all(world: World) -> None:
+    headers = {"authorization": f"Bearer {world.merchant_key}"}
+    listed = await world.http.get("/v1/reviews", params={"status": "all"}, headers=headers)
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert len(body["reviews"]) == MAX_LISTED
+    assert body["total"] == len(HELD) + len(BULK)
+    assert sum(body["counts"].values()) == len(HELD) + len(BULK)
+    times = [row["occurred_at"] for row in body["reviews"]]
+    assert times == sorted(times)  # the oldest first
+
+    two = await world.http.get("/v1/reviews", params={"limit": 2}, headers=headers)
+    assert [len(two.json()["reviews"]), two.json()["total"]] == [2, two.json()["counts"]["held"]]
+    for bad in (0, -1, MAX_LISTED + 1, "x"):
+        refused = await world.http.get("/v1/reviews", params={"limit": bad}, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert "limit" in refused.text
+
+
+async def test_a_decision_the_broker_did_not_take_is_released(world: World) -> None:
+    # A real producer that refuses every record the route sends (too large for it).
+    refusing = AIOKafkaProducer(bootstrap_servers=world.bootstrap, max_request_size=64)
+    await refusing.start()
+    working, world.app.state.producer = world.app.state.producer, refusing
+    try:
+        failed = await decide(world, "held-5", "approve")
+    finally:
+        world.app.state.producer = working
+        await refusing.stop()
+    assert failed.status_code == 503, failed.text
+    # Nothing was accepted: the other decision may still be taken.
+    assert (await decide(world, "held-5", "decline")).status_code == 202
+    assert await decisions_on_topic(world.bootstrap, "conv-held-5") == ["decline"]
