@@ -82,6 +82,12 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
         description="a what-if replay reads at most this many events from the input topics; "
         "past it the request is refused (413)",
     )
+    whatif_max_campaign_events: int = Field(
+        2_000_000,
+        ge=1,
+        description="a what-if replay holds at most this many of the campaign's own events in"
+        " memory (about 500 bytes each); past it the request is refused (413)",
+    )
     whatif_time_limit_s: float = Field(
         60.0,
         gt=0,

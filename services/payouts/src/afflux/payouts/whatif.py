@@ -1,6 +1,7 @@
 """What-if replays in the payouts process: one at a time, in a thread of its own (the
 replay is CPU work; the event loop keeps serving the ledger and the API), bounded by
-``AFFLUX_WHATIF_MAX_EVENTS`` and ``AFFLUX_WHATIF_TIME_LIMIT_S`` (docs/reliability.md).
+``AFFLUX_WHATIF_MAX_EVENTS``, ``AFFLUX_WHATIF_MAX_CAMPAIGN_EVENTS`` and
+``AFFLUX_WHATIF_TIME_LIMIT_S`` (docs/reliability.md).
 
 The draft is checked before anything is read: a draft that is not the campaign's own
 (campaign, merchant, currency) is a 422 naming the field, as invalid terms are.
@@ -45,7 +46,11 @@ async def replay_draft(
     if not _ONE_AT_A_TIME.acquire(blocking=False):
         metrics.whatif.labels("busy").inc()
         raise Problem(429, None, "another what-if is running: try again when it is done")
-    bounds = ReplayBounds(settings.whatif_max_events, settings.whatif_time_limit_s)
+    bounds = ReplayBounds(
+        settings.whatif_max_events,
+        settings.whatif_time_limit_s,
+        settings.whatif_max_campaign_events,
+    )
     started = time.monotonic()
     try:
         diff, _ = await asyncio.to_thread(

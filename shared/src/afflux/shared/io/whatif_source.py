@@ -4,8 +4,9 @@ refunds and lead confirmations, and every campaign's terms history.
 Read without a consumer group (nothing is committed, no topic is written) from the
 beginning of every partition to the high watermark a Fetch answered at the time of
 reading (never ListOffsets, which the embedded broker answers wrongly for packed
-batches). Bounded at entry: at most ``max_events`` events read and a deadline, past
-either the read stops with ``ReplayRefused`` (docs/reliability.md, "What-if").
+batches). Bounded at entry: at most ``max_events`` events read, at most
+``max_campaign_events`` of the campaign's held, and a deadline; past any the read stops
+with ``ReplayRefused`` (docs/reliability.md, "What-if").
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from afflux.shared.whatif_decode import LogReader
 INPUT_TOPICS = (CLICKS.name, ORDERS.name, REFUNDS.name)  # lead confirmations on orders
 WHATIF_TOPICS = (*INPUT_TOPICS, CONTENT.name)  # what a replay reads, in one pass
 MAX_EVENTS = 20_000_000
+# The campaign's own events a replay holds in memory (about 500 bytes each, measured:
+# docs/reliability.md): 2,000,000 is about 1 GB.
+MAX_CAMPAIGN_EVENTS = 2_000_000
 TIME_LIMIT_S = 60.0
 _FETCH_BYTES = 16 * 1024 * 1024
 
@@ -42,6 +46,7 @@ class ReplayRefused(RuntimeError):
 class ReplayBounds:
     max_events: int = MAX_EVENTS
     time_limit_s: float = TIME_LIMIT_S
+    max_campaign_events: int = MAX_CAMPAIGN_EVENTS
 
 
 async def read_to_end(
@@ -108,13 +113,18 @@ async def read_campaign_log(
     end = deadline if deadline is not None else time.monotonic() + bounds.time_limit_s
 
     def too_many() -> bool:
-        return reader.events > bounds.max_events
+        return reader.events > bounds.max_events or reader.log.events > bounds.max_campaign_events
 
     try:
         handlers = dict.fromkeys(INPUT_TOPICS, reader.record)
         handlers[CONTENT.name] = reader.content_record
         await read_to_end(bootstrap, WHATIF_TOPICS, handlers, deadline=end, stop=too_many)
     except ReplayRefused as exc:
+        if reader.log.events > bounds.max_campaign_events:
+            raise ReplayRefused(
+                f"the campaign has more than {bounds.max_campaign_events} events to hold in"
+                " memory: the replay's bound"
+            ) from None
         if too_many():
             raise ReplayRefused(
                 f"the topics hold more than {bounds.max_events} events: the replay's bound"
