@@ -426,9 +426,15 @@ def _beyond(recurring: RecurringCommission, first_at: int, e: SubscriptionRenewe
 
 
 def _months_after(at_ms: int, months: int) -> int:
-    """The same day and time ``months`` calendar months later (UTC), or the month's last day."""
-    start = datetime.fromtimestamp(at_ms // 1000, UTC)
+    """The same day and time ``months`` calendar months later (UTC), or the month's last day;
+    past year 9999 (or from a time past it), later than any event time."""
+    try:
+        start = datetime.fromtimestamp(at_ms // 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return 2**63
     year, month = divmod(start.year * 12 + start.month - 1 + months, 12)
+    if year > 9999:  # replace() would raise for every day below: never reached
+        return 2**63
     day = start.day
     while True:  # 31 January + 1 month: 31, 30, 29 February do not exist; 28 does
         try:

@@ -9,7 +9,7 @@ at the renewal's time.
 from __future__ import annotations
 
 from calendar import monthrange
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, timedelta
 
 from afflux.shared.core.terms import RecurringCommission
 
@@ -18,12 +18,23 @@ BEYOND_LIMIT = "renewal_beyond_limit"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# Past every time a datetime holds (year 9999): a limit that far on is never reached.
+NEVER_MS = 2**63
+
+
 def add_months(at_ms: int, months: int) -> int:
     """``at_ms`` moved ``months`` calendar months on (UTC), the day clamped to the month's
-    last: 31 January + 1 month is 28 (or 29) February."""
-    start = datetime.fromtimestamp(at_ms // 1000, UTC)
+    last: 31 January + 1 month is 28 (or 29) February. ``NEVER_MS`` when the result (or
+    ``at_ms`` itself, an event time no schema bounds) is past year 9999, so a record
+    dated there is judged, never raised on."""
+    try:
+        start = datetime.fromtimestamp(at_ms // 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return NEVER_MS
     index = start.month - 1 + months
     year, month = start.year + index // 12, index % 12 + 1
+    if year > MAXYEAR:
+        return NEVER_MS
     day = min(start.day, monthrange(year, month)[1])
     moved = start.replace(year=year, month=month, day=day)
     return (moved - _EPOCH) // timedelta(milliseconds=1) + at_ms % 1000
