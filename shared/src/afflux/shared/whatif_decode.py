@@ -11,6 +11,7 @@ is counted in ``skipped``, as the consumers dead-letter it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import orjson
@@ -41,6 +42,11 @@ from afflux.shared.events import (
 from afflux.shared.wire import UndecodableRecord, check_bounds, event_from_dict, parse_value
 
 _ORDER_KINDS = frozenset(get_args(OrderKind))
+# Events at or after 9999-12-01 have no period whose end a datetime holds: the ledger
+# dead-letters them (BadPeriod), so the replay leaves them out rather than fail on them.
+_LAST_MS = (datetime(9999, 12, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+    milliseconds=1
+)
 _TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed", "SubscriptionRenewed")
 
 
@@ -100,6 +106,8 @@ class LogReader:
                 event = event_from_dict(item) if isinstance(item, dict) else None
             except UndecodableRecord:
                 event = None
+            if event is not None and event.occurred_at >= _LAST_MS:
+                event = None  # no period holds it (see ``_LAST_MS``): skipped
             if isinstance(event, ContentPublished):
                 if event.campaign_id == self.log.campaign_id:
                     self.log.add_content(
@@ -129,6 +137,10 @@ class LogReader:
             self.skipped += 1
             return
         if item.get("campaign_id") != self.log.campaign_id:
+            return
+        at = item.get("occurred_at")
+        if type(at) is int and at >= _LAST_MS:
+            self.skipped += 1
             return
         try:
             if item.get("schema_version", 1) == 1 and _fast(self.log, item):
