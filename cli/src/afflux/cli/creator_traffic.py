@@ -72,6 +72,10 @@ class CreatorTally:
     live_orders: int = 0
     survey_answers: int = 0  # with the order or later
 
+    def add(self, other: CreatorTally) -> None:
+        for name in vars(other):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def requests(self) -> int:
         return (
             self.contents

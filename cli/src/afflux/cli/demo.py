@@ -36,7 +36,7 @@ from afflux.cli.settings import CliSettings
 from afflux.cli.stack import fresh_stack
 from afflux.cli.stop_signals import Stopped, signals_held, stop_on_signals
 from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
-from afflux.cli.traffic import Program, Traffic, creator_ids
+from afflux.cli.traffic import Program, Traffic, TrafficMix, creator_ids
 from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.shared.campaign_file import load_campaign_file
 
@@ -108,7 +108,8 @@ async def _simulate(
     client: DemoClient, programs: list[Program], creators: list[str], visitors: int, seed: int
 ) -> tuple[list[CreatorRow], list[ContentReport]]:
     async with client:
-        traffic = Traffic(client, programs, creators)
+        # The demo's content is the planned story below, not the traffic's creators.
+        traffic = Traffic(client, programs, creators, mix=TrafficMix(creator_every=0))
         await traffic.create_links()
         content = demo_content.ContentTally()
         lives = []

@@ -310,16 +310,21 @@ class DemoClient:
             )
 
     async def _admin_post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        """POST to the payouts service as admin; 503 ("not now") is retried for up to
-        ``retry_for_s``."""
+        """POST to the payouts service as admin; 503 ("not now") and no connection (the
+        service restarting) are retried for up to ``retry_for_s``: the routes derive event
+        ids from the request, so a request sent twice is one event."""
         deadline = time.monotonic() + self.retry_for_s
         pause = 0.25
         while True:
-            response = await self.http.post(
-                f"{self.payouts_url}{path}", json=body, headers=self.admin
-            )
-            if response.status_code != 503 or time.monotonic() >= deadline:
-                return response
+            try:
+                response = await self.http.post(
+                    f"{self.payouts_url}{path}", json=body, headers=self.admin
+                )
+                if response.status_code != 503 or time.monotonic() >= deadline:
+                    return response
+            except httpx.TransportError:
+                if time.monotonic() >= deadline:
+                    raise
             await asyncio.sleep(pause)
             pause = min(2.0, pause * 2)
 

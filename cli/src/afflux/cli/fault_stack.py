@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from afflux.cli.creator_traffic import CreatorTally
 from afflux.cli.load import Endpoints, SteadyLoad
 from afflux.cli.stack import Stack
 from afflux.cli.traffic import Program, Tally, creator_ids
@@ -38,6 +39,9 @@ class FaultStack:
     creators: list[str] = field(default_factory=lambda: creator_ids(12))
     click_ids: list[str] = field(default_factory=list)
     accepted_orders: list[tuple[str, str]] = field(default_factory=list)
+    # What the loads sent of creator traffic, every run so far: a fault may cut one
+    # run's journeys short (a request it fails), not every run's.
+    creator_sent: CreatorTally = field(default_factory=CreatorTally)
     runs: int = 0
     admin_token: str = ""
 
@@ -68,6 +72,7 @@ class FaultStack:
         assert load.failure is None, f"load failed: {load.failure!r}"
         self.click_ids += tally.click_ids
         self.accepted_orders += tally.accepted
+        self.creator_sent.add(tally.creator)
         return tally
 
     def _answered(self, load: SteadyLoad, *, at_least: int, timeout_s: float = 60) -> None:

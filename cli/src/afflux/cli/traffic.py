@@ -3,7 +3,10 @@
 Creators share tracking links with skewed (Zipf-like) popularity; a visitor
 clicks one to three links, sometimes as a bot; some buy after a short delay,
 by cookie or with the click id only; some buy with a creator's promo code; a
-few sales are refunded in part or in full; some leads are confirmed.
+few sales are refunded in part or in full; some leads are confirmed. In campaigns
+that pay per engagement or attribute live streams or survey answers, some visitor
+slots are creators publishing content and streaming live, and some orders answer
+the survey (``afflux.cli.creator_traffic``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from afflux.cli.creator_traffic import (
+    SURVEY_RATE,
+    CreatorJourneys,
+    CreatorTally,
+    creator_economy,
+    reads_surveys,
+    survey_answer,
+)
 from afflux.cli.demo_client import DemoClient
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
@@ -46,6 +57,9 @@ class TrafficMix:
     renewal_rate: float = 0.5  # of sales of a campaign that pays recurring commissions
     click_id_only_rate: float = 0.2
     think_time_s: tuple[float, float] = (0.2, 2.5)
+    # Visitor slots 1, 1 + n, 1 + 2n, ... of a run are creators (0: none), when a
+    # campaign's terms pay engagement or read live streams or survey answers.
+    creator_every: int = 10
 
 
 def creator_ids(count: int) -> list[str]:
@@ -66,6 +80,7 @@ class Tally:
     error_samples: list[str] = field(default_factory=list)
     click_ids: list[str] = field(default_factory=list)  # from every 302 answered
     accepted: list[tuple[str, str]] = field(default_factory=list)  # (campaign, order) answered 2xx
+    creator: CreatorTally = field(default_factory=CreatorTally)
 
 
 class Traffic:
@@ -85,6 +100,7 @@ class Traffic:
         self.mix = mix
         self.run_id = run_id
         self.tally = Tally()
+        self.creator_programs = [p for p in programs if creator_economy(p.terms)]
 
     async def create_links(self) -> None:
         for program in self.programs:
@@ -93,6 +109,10 @@ class Traffic:
 
     async def visit(self, visitor_no: int, rng: random.Random) -> bool:
         """One visitor's journey; True when it placed an order."""
+        every = self.mix.creator_every
+        if every and visitor_no % every == 1 and self.creator_programs:
+            await self._creator(visitor_no, rng)
+            return True
         program = rng.choice(self.programs)
         order_id = f"{self.run_id}-{visitor_no}"
         if program.terms.coupons and rng.random() < self.mix.coupon_rate:
@@ -125,6 +145,19 @@ class Traffic:
         )
         return True
 
+    async def _creator(self, visitor_no: int, rng: random.Random) -> None:
+        program = rng.choice(self.creator_programs)
+        creator = rng.choices(self.creators, self.weights)[0]
+        journeys = CreatorJourneys(
+            self.client, self.tally.creator, self._ordered, think_time_s=self.mix.think_time_s
+        )
+        name = f"{self.run_id}-{visitor_no}"
+        await journeys.run(program.terms, visitor_no // self.mix.creator_every, creator, name, rng)
+
+    def _ordered(self, campaign_id: str, order_id: str) -> None:
+        self.tally.orders += 1
+        self.tally.accepted.append((campaign_id, order_id))
+
     async def _order(
         self,
         program: Program,
@@ -139,6 +172,10 @@ class Traffic:
         kind, action = rng.choice(program.kinds)
         amount = max(100, int(rng.lognormvariate(8.3, 0.6))) if kind == "sale" else 0
         items, shipping = sale_items(terms, amount, rng) if kind == "sale" else ([], 0)
+        answer: dict[str, str] | None = None
+        if reads_surveys(terms) and rng.random() < SURVEY_RATE:
+            answer = survey_answer(terms, rng.choices(self.creators, self.weights)[0], rng)
+        answer_later = answer is not None and rng.random() < 0.5
         await self.client.place_order(
             terms,
             order_id=order_id,
@@ -151,9 +188,14 @@ class Traffic:
             new_customer=rng.random() < 0.35,
             items=items,
             non_commissionable_minor=shipping,
+            survey=None if answer_later else answer,
         )
-        self.tally.orders += 1
-        self.tally.accepted.append((terms.campaign_id, order_id))
+        self._ordered(terms.campaign_id, order_id)
+        if answer is not None:
+            if answer_later:
+                await asyncio.sleep(rng.uniform(0.1, 0.5))
+                await self.client.answer_survey(terms, order_id, answer)
+            self.tally.creator.survey_answers += 1
         if kind == "sale" and terms.plan.recurring and rng.random() < self.mix.renewal_rate:
             for number in range(1, rng.randint(1, 3) + 1):
                 renewal = max(100, int(rng.lognormvariate(7.5, 0.3)))
