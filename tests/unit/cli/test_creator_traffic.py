@@ -287,3 +287,11 @@ def test_an_engagement_line_paid_another_amount_is_a_difference() -> None:
     assert line_differences(expected, paid) == []
     underpaid = {"creator-02": {line.line_id: line.amount_minor - 1}}
     assert any("engagement" in d for d in line_differences(expected, underpaid))
+
+
+def test_the_fault_runs_add_up_what_each_load_sent() -> None:
+    so_far = CreatorTally(contents=1, snapshots=5, stale_snapshots=1)
+    so_far.add(CreatorTally(contents=2, snapshots=4, shrinking_snapshots=1, survey_answers=3))
+    assert so_far == CreatorTally(
+        contents=3, snapshots=9, stale_snapshots=1, shrinking_snapshots=1, survey_answers=3
+    )
