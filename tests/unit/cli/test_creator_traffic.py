@@ -31,6 +31,7 @@ from afflux.shared.events import (
     CampaignTermsPublished,
     ContentPublished,
     ContentStats,
+    ConversionAttributed,
     OrderPlaced,
 )
 
@@ -244,6 +245,7 @@ def test_an_order_credited_to_another_live_stream_of_the_same_creator_is_a_diffe
         ),
     ]
     [won] = attribute(events[1:], {GLOW.campaign_id: VERSIONS}).conversions
+    assert isinstance(won, ConversionAttributed)
     assert won.live_stream_id == "tiktok:late"  # overlap: the latest started wins
     assert attribution_differences(events, [won]) == []
     other = won.model_copy(update={"live_stream_id": "tiktok:early"})
