@@ -3,17 +3,26 @@
 A route refuses a request by raising ``Problem``; ``install_problem_handlers`` answers
 it, FastAPI's validation errors and Starlette's HTTP errors in that same shape, so a
 client reads every 4xx and 5xx the same way whichever service or layer refused it.
+
+Redis out of reach (restarting, loading its AOF, a timeout) while a route reads or writes
+it is a 503 with ``Retry-After``, never a 500: nothing the request asked for was done
+unless the route said so before, and the client may retry as it does any 503.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 # A 503 says "nothing was accepted, retry": one second keeps retries from hammering.
 RETRY_AFTER_S = "1"
@@ -79,8 +88,17 @@ async def _http_error_answer(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _redis_away_answer(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s %s: redis unavailable: %r", request.method, request.url.path, exc)
+    away = Problem(503, None, "redis unavailable, retry")
+    return JSONResponse(away.body(), status_code=503, headers=away.response_headers())
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer ``Problem``, request validation errors and HTTP errors in the one shape."""
+    """Answer ``Problem``, request validation errors, HTTP errors and Redis out of reach
+    in the one shape."""
     app.add_exception_handler(Problem, _problem_answer)
     app.add_exception_handler(RequestValidationError, _invalid_answer)
     app.add_exception_handler(HTTPException, _http_error_answer)
+    app.add_exception_handler(RedisConnectionError, _redis_away_answer)
+    app.add_exception_handler(RedisTimeoutError, _redis_away_answer)
