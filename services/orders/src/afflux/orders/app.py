@@ -44,6 +44,7 @@ from afflux.orders.routes import (
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.terms_publisher import TermsPublisher
 from afflux.shared.core.clock import Clock
+from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
@@ -165,7 +166,8 @@ def create_app(
             follower = asyncio.create_task(
                 follow_campaigns(
                     view, settings.kafka_bootstrap, on_bad_record=dead_letters_to(producer)
-                )
+                ),
+                name="campaign-terms",
             )
         claims = ClaimStore(
             redis,
@@ -194,21 +196,14 @@ def create_app(
                 producer=producer,
                 metrics=outcome_metrics,
             )
-            outcome_task = asyncio.create_task(keeper.run())
+            outcome_task = asyncio.create_task(keeper.run(), name="order-outcome-index")
         gc.collect()
         gc.freeze()  # what start-up built stays out of every later collection
         try:
             yield
         finally:
             app.state.ingestor = None
-            if outcome_task is not None:
-                outcome_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await outcome_task
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await follower
+            await cancel_and_wait([t for t in (outcome_task, follower) if t is not None])
             await producer.stop()  # flushes what is in flight
             await redis.aclose()  # type: ignore[attr-defined]
 

@@ -18,7 +18,8 @@ async def cancel_and_wait(
     """Cancel ``tasks`` and wait at most ``timeout_s`` for them to end.
 
     A task can swallow its cancellation inside a client library (a blocking Redis read
-    being torn down, a broker that never answers), and awaiting it would then hold the
+    being torn down, a broker that never answers; seen in the orders service's outcome
+    consumer inside aiokafka's ``getmany``), and awaiting it would then hold the
     shutdown for ever; such a task is named in the log and left behind with the process.
     """
     for task in tasks:
