@@ -62,9 +62,6 @@ READERS = {
     "reversals": {"payouts.ledger"},
     "attribution.unmatched": {"afflux-attribution"},
     "campaigns": {"orders.campaigns"},
-    # written by merchants' and platforms' integrations; every worker's content view reads
-    # it too (and dead-letters nothing: it must only keep going)
-    "content": {"payouts.ledger"},
 }
 
 

@@ -58,8 +58,13 @@ async def records_on_every_topic(bootstrap: str) -> int:
 
 def test_whatif_from_the_topics_equals_the_replay_in_memory(infra: Any) -> None:
     events, versions = scenario()
-    asyncio.run(produce(infra.kafka_bootstrap, events, infra.partitions, pack=50))
     draft = versions[-1].terms.model_copy(update={"model": "first_click"})
+    # The session broker holds other tests' records, poison among them, which the read
+    # counts as skipped whatever their campaign: this campaign's events add none.
+    _, earlier = asyncio.run(
+        run_whatif(infra.kafka_bootstrap, versions, draft, EVER, ReplayBounds())
+    )
+    asyncio.run(produce(infra.kafka_bootstrap, events, infra.partitions, pack=50))
     before = asyncio.run(records_on_every_topic(infra.kafka_bootstrap))
 
     diff, reader = asyncio.run(
@@ -71,7 +76,7 @@ def test_whatif_from_the_topics_equals_the_replay_in_memory(infra: Any) -> None:
         memory.item(event.model_dump(mode="json"))
     expected = whatif(memory.log, versions, draft)
     assert reader.log.events == memory.log.events > 0
-    assert reader.skipped == 0
+    assert reader.skipped == earlier.skipped
     assert diff.as_dict() == expected.as_dict()
     assert not diff.empty, "first click moves some of the scenario's orders"
     assert asyncio.run(records_on_every_topic(infra.kafka_bootstrap)) == before  # nothing written
