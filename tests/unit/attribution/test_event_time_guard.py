@@ -9,22 +9,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from recording_runtime import recording_runtime
 
-from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
-from afflux.attribution.stage import Owned, Record, Transport
+from afflux.attribution.stage import Owned, Record
 from afflux.oracle import admitted
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
-    CampaignTermsPublished,
     ClickRecorded,
     DeadLetter,
     Envelope,
     OrderPlaced,
     OrderRefunded,
 )
-from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CLICKS, DLQ, ORDERS, REFUNDS
 from afflux.shared.wire import decode_record, encode
 
@@ -98,13 +96,6 @@ def test_the_oracle_leaves_out_exactly_the_events_the_worker_refuses(case: Case)
 
 
 def runtime(sent: list[tuple[str, bytes | None]]) -> Runtime:
-    async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
-        sent.append((topic, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    directory = CampaignDirectory()
     terms = CampaignTerms.model_validate(
         {
             "campaign_id": "camp",
@@ -116,20 +107,7 @@ def runtime(sent: list[tuple[str, bytes | None]]) -> Runtime:
         }
     )
     version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
-    directory.apply(
-        CampaignTermsPublished(
-            event_id="terms", occurred_at=0, campaign_id="camp", versions=(version,)
-        )
-    )
-    return Runtime(
-        transport=Transport(send),
-        bootstrap="127.0.0.1:1",
-        group="guard",
-        directory=directory,
-        metrics=AttributionMetrics(),
-        refund_wait_ms=0,
-        order_retention_ms=86_400_000,
-    )
+    return recording_runtime(sent, version, "guard")
 
 
 @pytest.mark.parametrize("case", CASES)

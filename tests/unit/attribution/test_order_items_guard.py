@@ -8,26 +8,23 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import pytest
+from recording_runtime import recording_runtime
 
-from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
-from afflux.attribution.stage import Owned, Record, Transport
+from afflux.attribution.stage import Owned, Record
 from afflux.oracle.batch import attribute
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import (
-    CampaignTermsPublished,
     ConversionAttributed,
     DeadLetter,
     OrderItem,
     OrderPlaced,
     OrderUnattributed,
 )
-from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, UNMATCHED
 from afflux.shared.whatif_decode import LogReader
 from afflux.shared.wire import decode_record, encode
@@ -92,27 +89,7 @@ def order(case: Case) -> OrderPlaced:
 
 
 def runtime(sent: list[tuple[str, bytes | None]]) -> Runtime:
-    async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
-        sent.append((topic, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    directory = CampaignDirectory()
-    directory.apply(
-        CampaignTermsPublished(
-            event_id="terms", occurred_at=0, campaign_id="camp", versions=(VERSION,)
-        )
-    )
-    return Runtime(
-        transport=Transport(send),
-        bootstrap="127.0.0.1:1",
-        group="items-guard",
-        directory=directory,
-        metrics=AttributionMetrics(),
-        refund_wait_ms=0,
-        order_retention_ms=86_400_000,
-    )
+    return recording_runtime(sent, VERSION, "items-guard")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

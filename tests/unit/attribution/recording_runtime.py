@@ -1,0 +1,41 @@
+"""A worker runtime whose transport records what it sends instead of producing it, over
+one campaign's terms: the guards' tests drive records through it without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from afflux.attribution.metrics import AttributionMetrics
+from afflux.attribution.runtime import Runtime
+from afflux.attribution.stage import Transport
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.campaign_view import CampaignDirectory
+
+Sent = list[tuple[str, bytes | None]]  # (topic, value) in the order sent
+
+
+def recording_runtime(sent: Sent, version: TermsVersion, group: str) -> Runtime:
+    async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
+        sent.append((topic, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    directory = CampaignDirectory()
+    campaign = version.terms.campaign_id
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="terms", occurred_at=0, campaign_id=campaign, versions=(version,)
+        )
+    )
+    return Runtime(
+        transport=Transport(send),
+        bootstrap="127.0.0.1:1",
+        group=group,
+        directory=directory,
+        metrics=AttributionMetrics(),
+        refund_wait_ms=0,
+        order_retention_ms=86_400_000,
+    )
