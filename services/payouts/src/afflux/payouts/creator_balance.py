@@ -147,16 +147,7 @@ class CreatorSums:
                     by_creator[a].append(write)
             for a, writes in by_creator.items():
                 by_shard[self.shard(a)].append([a, cid, period, writes])
-        for prefix, items in by_shard.items():
-            payload = orjson.dumps(items)
-            try:
-                await redis.execute_command(  # type: ignore[no-untyped-call]
-                    "EVALSHA", _SYNC_SHA, 1, prefix, payload
-                )
-            except NoScriptError:
-                await redis.execute_command(  # type: ignore[no-untyped-call]
-                    "EVAL", _SYNC, 1, prefix, payload
-                )
+        await self._run_sync({prefix: orjson.dumps(items) for prefix, items in by_shard.items()})
         async with redis.pipeline(transaction=False) as pipe:
             for (cid, period), box in zip(wanted, boxes, strict=True):
                 fields = list(box)
@@ -165,6 +156,25 @@ class CreatorSums:
                         self.keys.period(cid, period, "outbox"), *fields[start : start + _CHUNK]
                     )
             await pipe.execute()
+
+    async def _run_sync(self, payloads: dict[str, bytes]) -> None:
+        """The sync script once per shard, all in one pipeline (a batch touches most of
+        the shards: one round trip each cost more than the scripts); a shard's node that
+        does not know the script yet gets it by EVAL. Every shard's script runs even when
+        another's fails: each is atomic on its own and stops at its high-water marks."""
+        if not payloads:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for prefix, payload in payloads.items():
+                pipe.execute_command("EVALSHA", _SYNC_SHA, 1, prefix, payload)
+            answers = await pipe.execute(raise_on_error=False)
+        for (prefix, payload), answer in zip(payloads.items(), answers, strict=True):
+            if isinstance(answer, NoScriptError):
+                await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL", _SYNC, 1, prefix, payload
+                )
+            elif isinstance(answer, Exception):
+                raise answer
 
     async def drain(self, periods: Iterable[tuple[str, str]]) -> None:
         """Sync whatever outbox a crash left (every period with one)."""

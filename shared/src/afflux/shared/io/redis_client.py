@@ -146,18 +146,21 @@ async def compare_and_set(
     keys: list[str | bytes] = [version_key]
     index: dict[str | bytes, int] = {}
     writes: list[tuple[str, int, tuple[Arg, ...]]] = []
-    for name, key, *rest in commands:
-        command = name.upper()
+    # A step sends thousands of commands: each is looked at once, its arguments not copied.
+    for write in commands:
+        name, key = write[0], write[1]
+        command = name if name in WRITE_COMMANDS else name.upper()
         if command not in WRITE_COMMANDS:
             raise ValueError(f"compare_and_set cannot run {name!r}: only {sorted(WRITE_COMMANDS)}")
-        if len(rest) > MAX_COMMAND_ARGS:
+        if len(write) - 2 > MAX_COMMAND_ARGS:
             raise ValueError(
-                f"{command} {key!r} has {len(rest)} arguments, at most {MAX_COMMAND_ARGS}"
+                f"{command} {key!r} has {len(write) - 2} arguments, at most {MAX_COMMAND_ARGS}"
             )
-        if key not in index:
+        position = index.get(key)
+        if position is None:
             keys.append(key)
-            index[key] = len(keys)  # Lua counts from 1
-        writes.append((command, index[key], tuple(rest)))
+            position = index[key] = len(keys)  # Lua counts from 1
+        writes.append((command, position, write[2:]))
     _require_one_slot(keys)
     args: list[Arg] = [b"0", b""] if expected is None else [b"1", expected]
     # Numbers go as JSON numbers (Redis turns a Lua number into its integer text); bytes
