@@ -34,6 +34,19 @@ _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 # json.dumps with separators builds a new encoder on every call; state and ledger
 # encoding is on the hot path.
 compact_json = json.JSONEncoder(separators=(",", ":")).encode
+_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
+
+
+def compact_json_bytes(doc: Any) -> bytes:
+    """``compact_json(doc).encode()`` several times faster (orjson), for plain data: the
+    same JSON, except that characters beyond ASCII are written as UTF-8 rather than
+    escaped. What orjson refuses (an integer beyond 64 bits) takes ``compact_json``."""
+    try:
+        return orjson.dumps(doc, option=_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        return compact_json(doc).encode()
+
+
 # A packed record stays far below the broker's request limit and a consumer's fetch size.
 MAX_PACKED_EVENTS = 200
 MAX_PACKED_BYTES = 512 * 1024

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -113,18 +113,12 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     @app.agent(join_topic, name="join")
     async def join(stream: Any) -> None:
         await _wait_started(started, directory)
-        manual = stream.noack()
-        async for event in manual.events():
-            if await runtime.join.handle(_record(event.message)):
-                await manual.ack(event)
+        await _consume(stream.noack(), runtime.join.handle_many)
 
     @app.agent(refund_topic, name="refunds")
     async def refunds(stream: Any) -> None:
         await _wait_started(started, directory)
-        manual = stream.noack()
-        async for event in manual.events():
-            if await runtime.refunds.handle(_record(event.message)):
-                await manual.ack(event)
+        await _consume(stream.noack(), runtime.refunds.handle_many)
 
     @app.timer(interval=settings.timer_interval_seconds)  # type: ignore[untyped-decorator]
     async def grace_timer() -> None:
@@ -185,6 +179,31 @@ def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] |
 async def _wait_started(started: asyncio.Event, directory: CampaignDirectory) -> None:
     await started.wait()
     await directory.ready.wait()
+
+
+# Records handled as one batch at most: a stage holds its lock (and the timer waits)
+# while it processes them.
+MAX_BATCH_RECORDS = 64
+
+
+async def _consume(
+    manual: Any, handle_many: Callable[[list[Record]], Awaitable[list[bool]]]
+) -> None:
+    """Hand the stage each run of records the consumer already holds as one batch, so
+    their outputs are awaited and their state written once rather than once per record
+    (stage.Stage.handle_many); a record that comes alone is handled at once, never
+    held back waiting for more."""
+    channel = manual.channel
+    batch: list[Any] = []
+    async for event in manual.events():
+        batch.append(event)
+        if len(batch) < MAX_BATCH_RECORDS and not channel.empty():
+            continue
+        done = await handle_many([_record(e.message) for e in batch])
+        for e, ok in zip(batch, done, strict=True):
+            if ok:
+                await manual.ack(e)
+        batch.clear()
 
 
 def _record(message: Any) -> Record:

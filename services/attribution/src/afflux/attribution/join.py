@@ -57,7 +57,7 @@ from afflux.shared.events import (
     SurveyAnswered,
 )
 from afflux.shared.topics import CONVERSIONS, UNMATCHED
-from afflux.shared.wire import compact_json
+from afflux.shared.wire import compact_json_bytes
 
 OrderKey = tuple[str, str]  # campaign_id, order_id
 Output = tuple[str, str, Envelope]  # topic, key, event
@@ -565,7 +565,7 @@ class JoinPartition:
         items.append((WATERMARK_KEY, str(self.watermark).encode()))
         if self.content_dirty:
             done = {str(p): list(at) for p, at in sorted(self.content_done.items())}
-            items.append((CONTENT_KEY, compact_json(done).encode()))
+            items.append((CONTENT_KEY, compact_json_bytes(done)))
             self.content_dirty = False
         return items
 
@@ -669,7 +669,7 @@ def encode_state(s: VisitorState) -> bytes:
         doc["d"] = [_decided_row(c, o, d) for (c, o), d in s.decided.items()]
     if s.confirms:
         doc["w"] = [c.model_dump(mode="json") for c in s.confirms.values()]
-    return compact_json(doc).encode()
+    return compact_json_bytes(doc)
 
 
 def decode_state(raw: bytes) -> VisitorState:

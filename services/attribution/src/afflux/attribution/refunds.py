@@ -60,7 +60,7 @@ from afflux.shared.events import (
     SubscriptionRenewed,
 )
 from afflux.shared.topics import REVERSALS, UNMATCHED
-from afflux.shared.wire import compact_json
+from afflux.shared.wire import compact_json_bytes
 
 from .join import WATERMARK_KEY, Failed, Output
 
@@ -341,7 +341,7 @@ def _encode(ledger: OrderLedger) -> bytes:
         doc["rn"] = [[r.model_dump(mode="json"), cid] for r, cid in ledger.renewals]
     if ledger.orphans:
         doc["or"] = [r.model_dump(mode="json") for r in ledger.orphans]
-    return compact_json(doc).encode()
+    return compact_json_bytes(doc)
 
 
 def _ident(w: Waiting) -> tuple[str, str]:

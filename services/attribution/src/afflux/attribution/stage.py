@@ -84,6 +84,11 @@ log = logging.getLogger(__name__)
 HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, seen at ms)
 SKEW_MS = 1_000
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
+# Records (key, value) to one partition of a topic: their acknowledgements, fewer than the
+# records (one per batch the producer sends).
+SendMany = Callable[
+    [str, int, Sequence[tuple[bytes | None, bytes | None]]], Awaitable[list[Awaitable[Any]]]
+]
 
 
 class InputRecord(Protocol):
@@ -128,6 +133,16 @@ class Transport:
     partition_count: Callable[[str], int | None] = lambda topic: None
     # Stop fetching input partitions (topic, partition): their stage diverged.
     pause: Callable[[set[tuple[str, int]]], None] = lambda tps: None
+    # Many records to one partition at a time (the changelog writes); None: ``send`` each.
+    send_many: SendMany | None = None
+
+    async def send_all(
+        self, topic: str, partition: int, items: Sequence[tuple[bytes | None, bytes | None]]
+    ) -> list[Awaitable[Any]]:
+        """Send ``items`` in their order to ``partition``; their acknowledgements."""
+        if self.send_many is not None:
+            return await self.send_many(topic, partition, items)
+        return [await self.send(topic, key, value, partition) for key, value in items]
 
 
 class StageHandler(Protocol[S]):
@@ -181,25 +196,60 @@ class Stage(Partitions[S]):
     async def handle(self, record: InputRecord) -> bool:
         """Process one record; False: hold it unacknowledged (its partition diverged:
         its offset is never committed, and fetching the partition stops)."""
-        p = record.partition
-        owned = await self.partition(p)
-        if owned is None:
-            if p not in self.diverged:
-                return True  # not ours (revoked meanwhile)
-            self.transport.pause({(t, p) for t in self.inputs})
-            return False
-        async with self.lock:
-            for missed in await self._skipped(owned, record):
-                await self._process(owned, missed)
-            await self._process(owned, record)
-        return True
+        return (await self.handle_many([record]))[0]
 
-    async def _process(self, owned: Owned[S], record: InputRecord) -> None:
-        state, handler, outbox = owned.state, self.handler, self.outbox
-        topic, p, offset, key = record.topic, record.partition, record.offset, record.key
-        value, ts = record.value, record.timestamp
+    async def handle_many(self, records: Sequence[InputRecord]) -> list[bool]:
+        """Process records the consumer had ready together, per partition in their order,
+        as one batch: the outputs of all of them are sent and acknowledged once, then the
+        changed keys and the position written once (the module docstring's write order,
+        for the batch as for a single record). Per record, False: hold it
+        unacknowledged (see ``handle``)."""
+        done = [True] * len(records)
+        by_partition: dict[int, list[int]] = {}
+        for n, record in enumerate(records):
+            by_partition.setdefault(record.partition, []).append(n)
+        for p, indexes in by_partition.items():
+            owned = await self.partition(p)
+            if owned is None:
+                if p in self.diverged:
+                    self.transport.pause({(t, p) for t in self.inputs})
+                    for n in indexes:
+                        done[n] = False
+                continue  # not ours (revoked meanwhile) unless diverged
+            async with self.lock:
+                await self._process_batch(owned, [records[n] for n in indexes])
+        return done
+
+    async def _process_batch(self, owned: Owned[S], records: list[InputRecord]) -> None:
+        p = records[0].partition
+        state = owned.state
         out: list[Output] = []
         letters: list[DeadLetter] = []
+        consumed = dict(owned.consumed)
+        last: dict[str, InputRecord] = {}
+        for record in records:
+            for missed in await self._skipped(record, consumed.get(record.topic)):
+                self._apply(state, missed, out, letters)
+                consumed[missed.topic] = max(consumed.get(missed.topic, 0), missed.offset + 1)
+                last[missed.topic] = missed
+            self._apply(state, record, out, letters)
+            consumed[record.topic] = max(consumed.get(record.topic, 0), record.offset + 1)
+            last[record.topic] = record
+        letters += self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
+        for topic, r in last.items():
+            owned.last[topic] = (r.offset, fingerprint(r.key, r.value, r.timestamp))
+        await self._emit(p, state, out, letters)
+        for topic, offset in consumed.items():
+            owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset)
+
+    def _apply(
+        self, state: S, record: InputRecord, out: list[Output], letters: list[DeadLetter]
+    ) -> None:
+        """Apply one record's events to ``state``: outputs to ``out``, refusals to
+        ``letters`` (one bad item alone is dead-lettered)."""
+        handler, outbox = self.handler, self.outbox
+        topic, p, offset, key = record.topic, record.partition, record.offset, record.key
+        value, ts = record.value, record.timestamp
         items = decode_items(value)
         for index, event, reason, raw, error_class in items:
             if event is None:
@@ -217,17 +267,13 @@ class Stage(Partitions[S]):
                     out += outputs
             except Exception as exc:
                 letters.append(outbox.failed(topic, p, offset, index, key, raw, exc))
-        letters += outbox.undecided(handler.failed_topic, p, state.take_failed())
         metrics = outbox.metrics
         metrics.child(metrics.events, topic).inc(len(items))
-        owned.last[topic] = (offset, fingerprint(key, value, ts))
-        await self._emit(p, state, out, letters)
-        owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset + 1)
 
-    async def _skipped(self, owned: Owned[S], record: InputRecord) -> list[InputRecord]:
-        """Records before ``record`` that the consumer skipped (see gaps.py), read back."""
+    async def _skipped(self, record: InputRecord, expected: int | None) -> list[InputRecord]:
+        """Records before ``record`` that the consumer skipped (see gaps.py), read back;
+        ``expected``: the offset after the last record of its topic processed."""
         topic, p, offset = record.topic, record.partition, record.offset
-        expected = owned.consumed.get(topic)
         if expected is None or offset <= expected:
             return []
         log.warning(
@@ -326,19 +372,23 @@ class Stage(Partitions[S]):
             await asyncio.gather(*pending)
         owned = self.owned.get(p)
         local = owned.local if owned is not None and owned.state is state else None
-        if state.dirty:
-            items = state.take_dirty()
-            acks = [await send(self.changelog, key.encode(), value, p) for key, value in items]
-            if local is not None and local.keys is not None:
-                local.acks += acks
-                local.keys.written(items)
+        on_disk = local is not None and local.keys is not None
+        writes: list[tuple[str, bytes | None]] = state.take_dirty() if state.dirty else []
+        position = None
         if owned is not None and owned.last != owned.written:
             position = json.dumps(owned.last, sort_keys=True).encode()
-            ack = await send(self.changelog, POSITION_KEY.encode(), position, p)
-            owned.written = dict(owned.last)
+            writes.append((POSITION_KEY, position))
+        if writes:
+            encoded = [(key.encode(), value) for key, value in writes]
+            if on_disk:  # the store's checkpoint needs each record's own offset
+                acks = [await send(self.changelog, k, v, p) for k, v in encoded]
+            else:  # the position last: it is never ahead of the keys
+                acks = await self.transport.send_all(self.changelog, p, encoded)
+            if position is not None and owned is not None:
+                owned.written = dict(owned.last)
             if local is not None and local.keys is not None:
-                local.acks.append(ack)
-                local.keys.written([(POSITION_KEY, position)])
+                local.acks += acks
+                local.keys.written(writes)
         if local is not None and local.due():
             await local.checkpoint_acked(dump_indexes(state))
         return len(pending)
