@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TypeAlias
 from urllib.parse import unquote, urlsplit
 
@@ -240,5 +241,6 @@ def _require_one_slot(keys: Sequence[str | bytes]) -> None:
         )
 
 
+@lru_cache(maxsize=65_536)  # a step's thousands of keys come back batch after batch
 def _slot(key: str | bytes) -> int:
     return key_slot(key.encode() if isinstance(key, str) else key)

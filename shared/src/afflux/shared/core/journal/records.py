@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from operator import attrgetter
 from typing import Any
 
 from afflux.shared.core.commission import ConversionFact
@@ -91,16 +92,19 @@ class LineRecord:
     held: tuple[str, ...] = ()  # the risk signals that hold the conversion for review
 
 
+_CONVERSION_ROW = attrgetter(*ConversionFact.__slots__)  # the fact's fields, in order
+
+
 def record_to_json(record: LineRecord) -> dict[str, Any]:
     c = record.conversion
-    return {
+    data = {
         "id": record.line_id,
         "a": record.affiliate_id,
         "k": record.kind,
         "t": record.time,
         "L": record.approve_at,
         "o": record.order_id,
-        "c": None if c is None else [getattr(c, name) for name in ConversionFact.__slots__],
+        "c": None if c is None else list(_CONVERSION_ROW(c)),
         "r": [
             [r.reversal_id, r.event_id, r.amount_minor, r.occurred_at, r.reason]
             + ([[list(i) for i in r.items]] if r.items else [])
@@ -119,16 +123,19 @@ def record_to_json(record: LineRecord) -> dict[str, Any]:
         "sk": None if record.scope_key is None else list(record.scope_key),
         "ps": [[name, at, amount, last] for (name, at), (amount, last) in record.posted.items()],
         "np": record.postings,
-        **(
-            {"ir": [[sku, str(rate)] for sku, rate in record.item_rates]}
-            if record.item_rates
-            else {}
-        ),
-        **({"ov": list(record.override)} if record.override else {}),
-        **({"mo": [list(m) for m in record.mirrored]} if record.mirrored else {}),
-        **({"rv": list(record.review)} if record.review else {}),
-        **({"hd": list(record.held)} if record.held else {}),
     }
+    # What most lines lack is left out (a batch writes every changed line).
+    if record.item_rates:
+        data["ir"] = [[sku, str(rate)] for sku, rate in record.item_rates]
+    if record.override:
+        data["ov"] = list(record.override)
+    if record.mirrored:
+        data["mo"] = [list(m) for m in record.mirrored]
+    if record.review:
+        data["rv"] = list(record.review)
+    if record.held:
+        data["hd"] = list(record.held)
+    return data
 
 
 def record_from_json(data: dict[str, Any]) -> LineRecord:
