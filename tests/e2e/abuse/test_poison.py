@@ -62,6 +62,7 @@ READERS = {
     "reversals": {"payouts.ledger"},
     "attribution.unmatched": {"afflux-attribution"},
     "campaigns": {"orders.campaigns"},
+    "content": {"payouts.ledger"},
 }
 
 

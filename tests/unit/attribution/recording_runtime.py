@@ -4,6 +4,7 @@ one campaign's terms: the guards' tests drive records through it without a broke
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from afflux.attribution.metrics import AttributionMetrics
@@ -16,14 +17,20 @@ from afflux.shared.io.campaign_view import CampaignDirectory
 Sent = list[tuple[str, bytes | None]]  # (topic, value) in the order sent
 
 
-def recording_runtime(sent: Sent, version: TermsVersion, group: str) -> Runtime:
+def recording_runtime(
+    sent: Sent,
+    version: TermsVersion,
+    group: str,
+    directory: CampaignDirectory | None = None,
+    clock: Callable[[], int] | None = None,
+) -> Runtime:
     async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
         sent.append((topic, value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
 
-    directory = CampaignDirectory()
+    directory = directory or CampaignDirectory()
     campaign = version.terms.campaign_id
     directory.apply(
         CampaignTermsPublished(
@@ -38,4 +45,5 @@ def recording_runtime(sent: Sent, version: TermsVersion, group: str) -> Runtime:
         metrics=AttributionMetrics(),
         refund_wait_ms=0,
         order_retention_ms=86_400_000,
+        **({"clock": clock} if clock is not None else {}),
     )

@@ -24,11 +24,14 @@ from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
+from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 10.0
+# Refusals of ``handlers.Campaigns.refused`` that newer terms could lift.
+TERMS_REFUSALS = ("unknown campaign", "max_order_minor")
 
 
 class Runtime:
@@ -64,6 +67,9 @@ class Runtime:
             group,
             disk("join") if disk else None,
         )
+        # Only the join refuses events by their campaign's terms (an order's campaign, its
+        # amount limit): the refund stage takes what the join decided.
+        self.join.recheck = TermsRecheck(directory, clock, TERMS_REFUSALS)
         self.refunds: Stage[RefundPartition] = Stage(
             "refunds",
             (REFUNDS.name, CONVERSIONS.name, UNMATCHED.name),

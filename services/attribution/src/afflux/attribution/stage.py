@@ -67,6 +67,7 @@ from afflux.attribution.partitions import (
 from afflux.attribution.store import DiskStores, LocalStore
 from afflux.attribution.timer_indexes import dump_indexes
 from afflux.shared.events import AnyEvent, DeadLetter
+from afflux.shared.io.terms_recheck import TermsRecheck
 
 __all__ = [
     "POSITION_KEY",
@@ -190,6 +191,10 @@ class Stage(Partitions[S]):
         self.handler = handler
         self.transport = transport
         self.outbox = outbox
+        # Refusals newer campaign terms could lift are held to the end of their batch and
+        # asked again once the campaign view caught up (terms_recheck.py); None: never.
+        self.recheck: TermsRecheck | None = None
+        self._held: list[tuple[InputRecord, int, AnyEvent, Any]] = []
 
     # -- records and ticks -------------------------------------------------------
 
@@ -235,6 +240,8 @@ class Stage(Partitions[S]):
             self._apply(state, record, out, letters)
             consumed[record.topic] = max(consumed.get(record.topic, 0), record.offset + 1)
             last[record.topic] = record
+        if self._held:
+            await self._apply_held(state, out, letters)
         letters += self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
         for topic, r in last.items():
             owned.last[topic] = (r.offset, fingerprint(r.key, r.value, r.timestamp))
@@ -259,7 +266,9 @@ class Stage(Partitions[S]):
                 continue
             try:  # whatever one item raises, it alone is dead-lettered
                 outputs, refused = handler.on_event(state, topic, event, ts)
-                if refused:
+                if refused and self.recheck is not None and self.recheck.may_lift(refused, ts):
+                    self._held.append((record, index, event, raw))
+                elif refused:
                     letters.append(
                         outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
                     )
@@ -269,6 +278,26 @@ class Stage(Partitions[S]):
                 letters.append(outbox.failed(topic, p, offset, index, key, raw, exc))
         metrics = outbox.metrics
         metrics.child(metrics.events, topic).inc(len(items))
+
+    async def _apply_held(self, state: S, out: list[Output], letters: list[DeadLetter]) -> None:
+        """Once the campaign view caught up with the held events' records, apply them
+        again; what is still refused is dead-lettered as usual."""
+        held, self._held = self._held, []
+        assert self.recheck is not None
+        await self.recheck.caught_up(max(record.timestamp for record, *_ in held))
+        outbox = self.outbox
+        for record, index, event, raw in held:
+            topic, p, offset, key = record.topic, record.partition, record.offset, record.key
+            try:
+                outputs, refused = self.handler.on_event(state, topic, event, record.timestamp)
+                if refused:
+                    letters.append(
+                        outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
+                    )
+                else:
+                    out += outputs
+            except Exception as exc:
+                letters.append(outbox.failed(topic, p, offset, index, key, raw, exc))
 
     async def _skipped(self, record: InputRecord, expected: int | None) -> list[InputRecord]:
         """Records before ``record`` that the consumer skipped (see gaps.py), read back;

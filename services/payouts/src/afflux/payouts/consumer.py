@@ -74,6 +74,7 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
 from afflux.shared.io.lag import ConsumerLag
+from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.schemas import EVENT_TOPICS
 from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS, REVIEWS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
@@ -95,6 +96,11 @@ CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 RETRY_MAX_S = 2.0
 LAG_INTERVAL_S = 0.5
+
+
+UNKNOWN_TERMS_VERSION = "unknown_terms_version"
+# Parts of ``Rejected`` reasons that terms published since could lift.
+TERMS_REFUSALS = ("has no terms", UNKNOWN_TERMS_VERSION, "max_order_minor")
 
 
 class Rejected(ValueError):
@@ -187,6 +193,9 @@ class LedgerConsumer:
         # content -> (campaign, period, creator) of its publication, as read or placed
         self._routes: dict[str, tuple[str, str, str]] = {}
         self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
+        # An event of a campaign or terms version this process has not read yet is asked
+        # again once its campaign view caught up, not dead-lettered at once.
+        self.terms_recheck = TermsRecheck(directory, clock, TERMS_REFUSALS)
 
     async def run(self) -> None:
         await self.directory.ready.wait()
@@ -553,7 +562,15 @@ class LedgerConsumer:
                     )
                 if isinstance(event, ContentPublished | ContentStats | ContentReleased):
                     await self._content_checked(event, record.timestamp)
-                self._place(event, placed)
+                try:
+                    self._place(event, placed)
+                except Rejected as exc:
+                    recheck = self.terms_recheck
+                    if not recheck.may_lift(str(exc), record.timestamp):
+                        raise
+                    await recheck.caught_up(record.timestamp)
+                    placed = Batch()
+                    self._place(event, placed)
             except UndecodableRecord as exc:
                 await self._dead_letter(record, str(exc), exc.error_class, at)
                 continue
@@ -646,9 +663,14 @@ class LedgerConsumer:
     def _place(self, event: object, batch: Batch) -> None:
         if isinstance(event, ConversionAttributed):
             period = self._period(event.campaign_id, event.occurred_at)
-            limit = version_by_number(
-                self.directory.versions(event.campaign_id), event.terms_version
-            ).terms.max_order_minor
+            versions = self._versions(event.campaign_id)
+            if all(v.version != event.terms_version for v in versions):
+                # Pricing falls back to the latest version: never price by another one.
+                raise Rejected(
+                    f"{UNKNOWN_TERMS_VERSION}: campaign {event.campaign_id!r} has no terms "
+                    f"version {event.terms_version}"
+                )
+            limit = version_by_number(versions, event.terms_version).terms.max_order_minor
             if event.amount_minor > limit:
                 raise Rejected(
                     f"amount_minor {event.amount_minor} above the campaign's "

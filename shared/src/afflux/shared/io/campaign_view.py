@@ -36,6 +36,44 @@ class CampaignDirectory:
         self._versions: dict[str, tuple[TermsVersion, ...]] = {}
         self._listeners: list[Listener] = []
         self.ready = asyncio.Event()
+        # Wall-clock ms as of which every campaigns record on the broker has been applied
+        # (0: not known yet), and who waits for it to pass a time.
+        self.synced_at_ms = 0
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+
+    def mark_synced(self, at_ms: int) -> None:
+        """Every campaigns record the broker held at ``at_ms`` has been applied."""
+        self.synced_at_ms = max(self.synced_at_ms, at_ms)
+        still = []
+        for target, waiter in self._waiting:
+            if target <= self.synced_at_ms:
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif not waiter.done():
+                still.append((target, waiter))
+        self._waiting = still
+
+    def may_lag(self, record_ms: int, now_ms: int, margin_ms: int) -> bool:
+        """Whether a record stamped ``record_ms`` may name terms published before it that
+        this view has not read yet: the view has not been in sync since ``margin_ms``
+        (the producers' clock skew) after the record's time. A record stamped more than
+        the margin after ``now_ms`` was not written by our services and never waits."""
+        return record_ms <= now_ms + margin_ms and self.synced_at_ms < record_ms + margin_ms
+
+    async def synced_past(self, at_ms: int, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until the view is in sync as of ``at_ms``."""
+        if self.synced_at_ms >= at_ms:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((at_ms, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        return True
 
     def apply(self, published: CampaignTermsPublished) -> None:
         current = self._versions.get(published.campaign_id, ())
@@ -84,7 +122,9 @@ async def follow_campaigns(
             if on_bad_record is not None:
                 await on_bad_record(record, reason, error_class)
 
-    await follow_whole_topic(CAMPAIGNS.name, bootstrap, on_record, directory.ready)
+    await follow_whole_topic(
+        CAMPAIGNS.name, bootstrap, on_record, directory.ready, directory.mark_synced
+    )
 
 
 def apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tuple[str, str]]:

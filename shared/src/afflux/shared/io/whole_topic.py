@@ -18,13 +18,21 @@ from aiokafka.structs import ConsumerRecord
 # One record of the topic, handled in isolation: whatever it raises is the handler's to
 # catch, so the handlers given here never raise.
 OnRecord = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+# Told the wall-clock time (ms) as of which every record of the topic has been handed over.
+OnSynced = Callable[[int], None]
 
 
 async def follow_whole_topic(
-    topic: str, bootstrap: str, on_record: OnRecord, ready: asyncio.Event
+    topic: str,
+    bootstrap: str,
+    on_record: OnRecord,
+    ready: asyncio.Event,
+    on_synced: OnSynced | None = None,
 ) -> None:
     """Hand every record of ``topic`` to ``on_record``; set ``ready`` once every partition
-    has been read up to the high watermark its first fetches reported."""
+    has been read up to the high watermark its first fetches reported. Whenever every
+    partition is read up to its latest high watermark, ``on_synced`` hears the oldest of
+    the times those watermarks were fetched: every record the broker held then is read."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -41,8 +49,10 @@ async def follow_whole_topic(
                 for record in records:
                     consumed[tp] = record.offset + 1
                     await on_record(record)
-            if not ready.is_set() and caught_up(consumer, consumed):
+            if (on_synced is not None or not ready.is_set()) and caught_up(consumer, consumed):
                 ready.set()
+                if on_synced is not None:
+                    on_synced(synced_at(consumer))
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
@@ -57,3 +67,9 @@ def caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -
         if high is None or consumed.get(tp, 0) < high:
             return False
     return True
+
+
+def synced_at(consumer: AIOKafkaConsumer) -> int:
+    """The oldest time (ms) a fetch answer for an assigned partition came back: the high
+    watermarks ``caught_up`` compared with are at least as new as this."""
+    return min((consumer.last_poll_timestamp(tp) or 0) for tp in consumer.assignment())
