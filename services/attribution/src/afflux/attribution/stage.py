@@ -22,7 +22,8 @@ Why the stages keep their own changelogs instead of Faust tables:
   next assignment whether the state still belongs to the input log
   (divergence.py); a table knows nothing of the inputs it was built from.
 
-Write order, for every batch (a record, a timer tick, a pruning pass):
+Write order, for every batch (the records a stage takes together, a timer
+tick, a pruning pass):
 
 1. send the outputs and dead letters, and wait until the broker acknowledged
    every one of them;
@@ -48,8 +49,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol
 
 from afflux.attribution.decode import decode_items
 from afflux.attribution.divergence import fingerprint
@@ -146,6 +147,19 @@ class Transport:
         return [await self.send(topic, key, value, partition) for key, value in items]
 
 
+@dataclass(slots=True)
+class Pending(Generic[S]):
+    """A partition's outputs and dead letters to send before its state is written;
+    ``owned`` and ``consumed``: the input offsets processed (none for a tick)."""
+
+    p: int
+    state: S
+    out: list[Output]
+    letters: list[DeadLetter]
+    owned: Owned[S] | None = None
+    consumed: dict[str, int] = field(default_factory=dict)
+
+
 class StageHandler(Protocol[S]):
     """What one stage does to one partition's state; no Kafka, no clock reads."""
 
@@ -213,6 +227,7 @@ class Stage(Partitions[S]):
         by_partition: dict[int, list[int]] = {}
         for n, record in enumerate(records):
             by_partition.setdefault(record.partition, []).append(n)
+        ours: list[tuple[Owned[S], list[InputRecord]]] = []
         for p, indexes in by_partition.items():
             owned = await self.partition(p)
             if owned is None:
@@ -221,11 +236,13 @@ class Stage(Partitions[S]):
                     for n in indexes:
                         done[n] = False
                 continue  # not ours (revoked meanwhile) unless diverged
-            async with self.lock:
-                await self._process_batch(owned, [records[n] for n in indexes])
+            ours.append((owned, [records[n] for n in indexes]))
+        async with self.lock:
+            # Every partition's outputs are awaited together: one round trip, not one each.
+            await self._emit_all([await self._process_batch(o, batch) for o, batch in ours])
         return done
 
-    async def _process_batch(self, owned: Owned[S], records: list[InputRecord]) -> None:
+    async def _process_batch(self, owned: Owned[S], records: list[InputRecord]) -> Pending[S]:
         p = records[0].partition
         state = owned.state
         out: list[Output] = []
@@ -245,9 +262,7 @@ class Stage(Partitions[S]):
         letters += self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
         for topic, r in last.items():
             owned.last[topic] = (r.offset, fingerprint(r.key, r.value, r.timestamp))
-        await self._emit(p, state, out, letters)
-        for topic, offset in consumed.items():
-            owned.consumed[topic] = max(owned.consumed.get(topic, 0), offset)
+        return Pending(p, state, out, letters, owned, consumed)
 
     def _apply(
         self, state: S, record: InputRecord, out: list[Output], letters: list[DeadLetter]
@@ -317,11 +332,11 @@ class Stage(Partitions[S]):
         return list(missed)
 
     async def tick(self) -> None:
-        """Emit what is due in every partition (call ``note`` first)."""
-        for p, owned in list(self.owned.items()):
-            async with self.lock:
-                if self.owned.get(p) is not owned:
-                    continue
+        """Emit what is due in every partition (call ``note`` first); the partitions'
+        outputs are awaited together, then each one's state written."""
+        async with self.lock:
+            pending: list[Pending[S]] = []
+            for p, owned in list(self.owned.items()):
                 state = owned.state
                 try:
                     out = self.handler.due(state, owned.safe_ms)
@@ -330,10 +345,12 @@ class Stage(Partitions[S]):
                     continue
                 letters = self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
                 if out or letters or state.dirty:
-                    await self._emit(p, state, out, letters)
+                    pending.append(Pending(p, state, out, letters))
+            await self._emit_all(pending)
+            for owned in list(self.owned.values()):
                 local = owned.local
                 if local is not None and local.due():  # changes stopped: checkpoint anyway
-                    await local.checkpoint_acked(dump_indexes(state))
+                    await local.checkpoint_acked(dump_indexes(owned.state))
 
     async def prune(self) -> None:
         """Let the handler forget what is no longer needed; write what it dropped."""
@@ -388,17 +405,41 @@ class Stage(Partitions[S]):
     # -- writing ---------------------------------------------------------------
 
     async def _emit(self, p: int, state: S, out: list[Output], letters: list[DeadLetter]) -> None:
-        records = self.outbox.records(out, letters, self.transport.partition_count)
-        await self.flush(p, state, records)
+        await self._emit_all([Pending(p, state, out, letters)])
+
+    async def _emit_all(self, pending: Sequence[Pending[S]]) -> None:
+        """Steps 1 to 3 of the module docstring for several partitions at once: every
+        partition's outputs sent and acknowledged, then each one's keys and position."""
+        out = [o for batch in pending for o in batch.out]
+        letters = [letter for batch in pending for letter in batch.letters]
+        if out or letters:
+            await self._send_and_wait(
+                self.outbox.records(out, letters, self.transport.partition_count)
+            )
+        for batch in pending:
+            await self._write_state(batch.p, batch.state)
+            if batch.owned is not None:  # processed input: its offsets now count as read
+                for topic, offset in batch.consumed.items():
+                    batch.owned.consumed[topic] = max(batch.owned.consumed.get(topic, 0), offset)
         self.outbox.sent(out)
 
     async def flush(self, p: int, state: S, records: Sequence[OutRecord]) -> int:
         """Write in the order of the module docstring (steps 1 to 3): send ``records`` and
         wait for them, then the changed keys, then the input position; return the count."""
+        count = await self._send_and_wait(records)
+        await self._write_state(p, state)
+        return count
+
+    async def _send_and_wait(self, records: Sequence[OutRecord]) -> int:
         send = self.transport.send
         pending = [await send(topic, key, value, part) for topic, key, value, part in records]
         if pending:
             await asyncio.gather(*pending)
+        return len(pending)
+
+    async def _write_state(self, p: int, state: S) -> None:
+        """The partition's changed keys, then its input position (steps 2 and 3)."""
+        send = self.transport.send
         owned = self.owned.get(p)
         local = owned.local if owned is not None and owned.state is state else None
         on_disk = local is not None and local.keys is not None
@@ -420,4 +461,3 @@ class Stage(Partitions[S]):
                 local.keys.written(writes)
         if local is not None and local.due():
             await local.checkpoint_acked(dump_indexes(state))
-        return len(pending)
