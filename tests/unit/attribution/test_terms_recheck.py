@@ -24,7 +24,13 @@ from afflux.shared.events import (
     OrderPlaced,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.terms_recheck import MARGIN_MS
+from afflux.shared.io.terms_recheck import (
+    MARGIN_MS,
+    SEEN_SLACK_MS,
+    WAIT_SHARE,
+    WINDOW_S,
+    TermsRecheck,
+)
 from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS
 from afflux.shared.wire import decode_record, encode
 
@@ -151,6 +157,8 @@ def test_an_order_read_before_the_view_has_its_campaign_is_held_until_it_caught_
         assert conversions == []
     if case.name != "view stuck":
         assert took < 0.15  # never the whole bounded wait
+    else:
+        assert took >= 0.2
     assert rt.join.owned[0].consumed[ORDERS.name] == 1
 
 
@@ -196,3 +204,41 @@ def test_waiting_for_the_view_ends_when_it_catches_up_and_is_bounded() -> None:
         return still, caught, bounded
 
     assert asyncio.run(run()) == (True, True, False)
+
+
+def test_an_event_seen_now_waits_only_for_a_fetch_after_it_not_the_whole_skew() -> None:
+    directory = CampaignDirectory()
+    directory.mark_synced(NOW - 200)
+    recheck = TermsRecheck(directory, lambda: NOW, ("unknown campaign",))
+    # Stamped now: the view must catch up a moment after now, not a skew after it.
+    assert recheck.may_lift("unknown campaign", NOW) == NOW + SEEN_SLACK_MS
+    # Stamped 10 ms before the view's catch-up less the skew: final already.
+    assert recheck.may_lift("unknown campaign", NOW - 200 - MARGIN_MS) is None
+    # A reason newer terms cannot lift: final.
+    assert recheck.may_lift("items sum to 3, amount_minor is 4", NOW) is None
+
+
+def test_holding_takes_at_most_its_share_of_time_then_refusals_are_final() -> None:
+    directory = CampaignDirectory()
+    directory.mark_synced(NOW - 200)
+    clock = [100.0]  # the monotonic clock, moved by hand
+    recheck = TermsRecheck(
+        directory, lambda: NOW, ("unknown campaign",), wait_s=0.01, monotonic=lambda: clock[0]
+    )
+
+    async def a_wait_that_takes(seconds: float) -> None:
+        async def meanwhile() -> None:
+            await asyncio.sleep(0)
+            clock[0] += seconds
+
+        moving = asyncio.ensure_future(meanwhile())
+        assert not await recheck.caught_up(NOW + 10_000)  # the view never gets there
+        await moving
+
+    share_s = WAIT_SHARE * WINDOW_S
+    asyncio.run(a_wait_that_takes(share_s - 0.01))
+    assert recheck.may_lift("unknown campaign", NOW) is not None  # just under its share
+    asyncio.run(a_wait_that_takes(0.02))
+    assert recheck.may_lift("unknown campaign", NOW) is None  # its share is spent
+    clock[0] += WINDOW_S  # the waits slide out of the window
+    assert recheck.may_lift("unknown campaign", NOW) is not None

@@ -208,7 +208,7 @@ class Stage(Partitions[S]):
         # Refusals newer campaign terms could lift are held to the end of their batch and
         # asked again once the campaign view caught up (terms_recheck.py); None: never.
         self.recheck: TermsRecheck | None = None
-        self._held: list[tuple[InputRecord, int, AnyEvent, Any]] = []
+        self._held: list[tuple[InputRecord, int, AnyEvent, Any, int]] = []  # + catch-up
 
     # -- records and ticks -------------------------------------------------------
 
@@ -281,8 +281,11 @@ class Stage(Partitions[S]):
                 continue
             try:  # whatever one item raises, it alone is dead-lettered
                 outputs, refused = handler.on_event(state, topic, event, ts)
-                if refused and self.recheck is not None and self.recheck.may_lift(refused, ts):
-                    self._held.append((record, index, event, raw))
+                until = None
+                if refused and self.recheck is not None:
+                    until = self.recheck.may_lift(refused, ts)
+                if until is not None:
+                    self._held.append((record, index, event, raw, until))
                 elif refused:
                     letters.append(
                         outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
@@ -299,9 +302,9 @@ class Stage(Partitions[S]):
         again; what is still refused is dead-lettered as usual."""
         held, self._held = self._held, []
         assert self.recheck is not None
-        await self.recheck.caught_up(max(record.timestamp for record, *_ in held))
+        await self.recheck.caught_up(max(until for *_, until in held))
         outbox = self.outbox
-        for record, index, event, raw in held:
+        for record, index, event, raw, _ in held:
             topic, p, offset, key = record.topic, record.partition, record.offset, record.key
             try:
                 outputs, refused = self.handler.on_event(state, topic, event, record.timestamp)

@@ -565,10 +565,10 @@ class LedgerConsumer:
                 try:
                     self._place(event, placed)
                 except Rejected as exc:
-                    recheck = self.terms_recheck
-                    if not recheck.may_lift(str(exc), record.timestamp):
+                    until = self.terms_recheck.may_lift(str(exc), record.timestamp)
+                    if until is None:
                         raise
-                    await recheck.caught_up(record.timestamp)
+                    await self.terms_recheck.caught_up(until)
                     placed = Batch()
                     self._place(event, placed)
             except UndecodableRecord as exc:

@@ -6,12 +6,15 @@ the ``campaigns`` topic before the event was written. Every other process follow
 topic on its own and can be a fetch behind: an event read in that moment would be refused
 as of an unknown campaign or terms version (or above a limit new terms raised) and
 dead-lettered, although nothing is wrong with it. Such a refusal is held until the view
-has read everything the broker held a clock skew after the event's record time, then the
-event is taken again; only what is still refused then is dead-lettered.
+has read everything the broker held a clock skew after the event's record time, or a
+moment after this process first saw the record (the earlier of the two), then the event
+is taken again; only what is still refused then is dead-lettered.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable
 
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -19,8 +22,16 @@ from afflux.shared.io.campaign_view import CampaignDirectory
 # Producer clocks may stamp a record this much before the broker took it (as for the
 # stages' safe time).
 MARGIN_MS = 1_000
+# A fetch answer this long after this process first saw a record reflects everything the
+# broker held when the record was written: the same clock measures both, no skew.
+SEEN_SLACK_MS = 20
 # However long the view takes (a broker away), a held event waits at most this long.
 WAIT_S = 5.0
+# Holding never takes more than this share of the last WINDOW_S: a stream of fresh
+# hostile records written straight to a topic slows a consumer by at most that much (past
+# it they are refused at once, as before).
+WAIT_SHARE = 0.2
+WINDOW_S = 10.0
 
 
 class TermsRecheck:
@@ -31,6 +42,7 @@ class TermsRecheck:
         refusals: tuple[str, ...],
         margin_ms: int = MARGIN_MS,
         wait_s: float = WAIT_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.clock = clock
@@ -38,19 +50,40 @@ class TermsRecheck:
         self.refusals = refusals
         self.margin_ms = margin_ms
         self.wait_s = wait_s
+        self.monotonic = monotonic
+        self._waits: deque[tuple[float, float]] = deque()  # (start, end), monotonic s
 
-    def may_lift(self, refused: str, record_ms: int) -> bool:
-        """Whether a refusal of an event in a record stamped ``record_ms`` may be from
-        terms the view has not read yet. A view nothing follows (``synced_at_ms`` 0, a
-        consumer driven without Kafka) is taken as complete."""
+    def may_lift(self, refused: str, record_ms: int) -> int | None:
+        """The view's catch-up time after which a refusal of an event in a record stamped
+        ``record_ms`` (seen now) is final; None: it is final already. It is final when the
+        reason is not one newer terms could lift, when the view has caught up a margin
+        after the record's time (or after now), when the record is stamped beyond the
+        margin ahead (not ours), when nothing follows the view (``synced_at_ms`` 0, a
+        consumer driven without Kafka) and while holding is over its share of time."""
         directory = self.directory
-        return (
-            directory.synced_at_ms > 0
-            and any(part in refused for part in self.refusals)
-            and directory.may_lag(record_ms, self.clock(), self.margin_ms)
-        )
+        if directory.synced_at_ms <= 0 or not any(part in refused for part in self.refusals):
+            return None
+        now = self.clock()
+        if not directory.may_lag(record_ms, now, self.margin_ms):
+            return None
+        target = min(record_ms + self.margin_ms, now + SEEN_SLACK_MS)
+        if directory.synced_at_ms >= target or self._over_share():
+            return None
+        return target
 
-    async def caught_up(self, record_ms: int) -> bool:
-        """Wait until the view holds what the broker held ``margin_ms`` after ``record_ms``
-        (False: not within ``wait_s``)."""
-        return await self.directory.synced_past(record_ms + self.margin_ms, self.wait_s)
+    async def caught_up(self, target_ms: int) -> bool:
+        """Wait until the view is in sync as of ``target_ms`` (False: not within
+        ``wait_s``)."""
+        started = self.monotonic()
+        try:
+            return await self.directory.synced_past(target_ms, self.wait_s)
+        finally:
+            self._waits.append((started, self.monotonic()))
+
+    def _over_share(self) -> bool:
+        since = self.monotonic() - WINDOW_S
+        waits = self._waits
+        while waits and waits[0][1] < since:
+            waits.popleft()
+        spent = sum(end - max(start, since) for start, end in waits)
+        return spent >= WAIT_SHARE * WINDOW_S

@@ -28,6 +28,7 @@ async def follow_whole_topic(
     on_record: OnRecord,
     ready: asyncio.Event,
     on_synced: OnSynced | None = None,
+    fetch_max_wait_ms: int = 500,
 ) -> None:
     """Hand every record of ``topic`` to ``on_record``; set ``ready`` once every partition
     has been read up to the high watermark its first fetches reported. Whenever every
@@ -39,6 +40,7 @@ async def follow_whole_topic(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         group_id=None,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     await consumer.start()
     consumed: dict[TopicPartition, int] = {}
