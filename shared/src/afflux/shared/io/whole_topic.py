@@ -46,7 +46,9 @@ async def follow_whole_topic(
     consumed: dict[TopicPartition, int] = {}
     try:
         while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            batches = await consumer.getmany(
+                timeout_ms=min(200, fetch_max_wait_ms), max_records=1000
+            )
             for tp, records in batches.items():
                 for record in records:
                     consumed[tp] = record.offset + 1
