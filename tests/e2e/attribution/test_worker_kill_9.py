@@ -13,7 +13,7 @@ from worker_faults import STATE_STORES, chunks, output_count, wait_for_outputs, 
 
 from afflux.oracle import attribute, generate
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kafka_conformance]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # on Kafka too: STATE_STORES
 
 
 @pytest.mark.parametrize("store", STATE_STORES)
