@@ -269,33 +269,50 @@ class Stage(Partitions[S]):
     ) -> None:
         """Apply one record's events to ``state``: outputs to ``out``, refusals to
         ``letters`` (one bad item alone is dead-lettered)."""
-        handler, outbox = self.handler, self.outbox
+        outbox = self.outbox
         topic, p, offset, key = record.topic, record.partition, record.offset, record.key
-        value, ts = record.value, record.timestamp
+        value = record.value
         items = decode_items(value)
         for index, event, reason, raw, error_class in items:
             if event is None:
                 letters.append(
                     outbox.letter(topic, p, offset, index, key, raw, reason, value, error_class)
                 )
-                continue
-            try:  # whatever one item raises, it alone is dead-lettered
-                outputs, refused = handler.on_event(state, topic, event, ts)
-                until = None
-                if refused and self.recheck is not None:
-                    until = self.recheck.may_lift(refused, ts)
-                if until is not None:
-                    self._held.append((record, index, event, raw, until))
-                elif refused:
-                    letters.append(
-                        outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
-                    )
-                else:
-                    out += outputs
-            except Exception as exc:
-                letters.append(outbox.failed(topic, p, offset, index, key, raw, exc))
+            else:
+                self._take(state, record, index, event, raw, out, letters, self.recheck)
         metrics = outbox.metrics
         metrics.child(metrics.events, topic).inc(len(items))
+
+    def _take(
+        self,
+        state: S,
+        record: InputRecord,
+        index: int,
+        event: AnyEvent,
+        raw: Any,
+        out: list[Output],
+        letters: list[DeadLetter],
+        recheck: TermsRecheck | None,
+    ) -> None:
+        """Apply one decoded item of ``record``; a refusal ``recheck`` says newer terms
+        could lift is held (``_held``), any other is dead-lettered, and so is whatever
+        the item raises (it alone)."""
+        topic, p, offset, key = record.topic, record.partition, record.offset, record.key
+        ts = record.timestamp
+        outbox = self.outbox
+        try:
+            outputs, refused = self.handler.on_event(state, topic, event, ts)
+            if not refused:
+                out += outputs
+                return
+            until = recheck.may_lift(refused, ts) if recheck is not None else None
+            if until is not None:
+                self._held.append((record, index, event, raw, until))
+                return
+            letter = outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
+        except Exception as exc:
+            letter = outbox.failed(topic, p, offset, index, key, raw, exc)
+        letters.append(letter)
 
     async def _apply_held(self, state: S, out: list[Output], letters: list[DeadLetter]) -> None:
         """Once the campaign view caught up with the held events' records, apply them
@@ -303,19 +320,8 @@ class Stage(Partitions[S]):
         held, self._held = self._held, []
         assert self.recheck is not None
         await self.recheck.caught_up(max(until for *_, until in held))
-        outbox = self.outbox
         for record, index, event, raw, _ in held:
-            topic, p, offset, key = record.topic, record.partition, record.offset, record.key
-            try:
-                outputs, refused = self.handler.on_event(state, topic, event, record.timestamp)
-                if refused:
-                    letters.append(
-                        outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
-                    )
-                else:
-                    out += outputs
-            except Exception as exc:
-                letters.append(outbox.failed(topic, p, offset, index, key, raw, exc))
+            self._take(state, record, index, event, raw, out, letters, None)
 
     async def _skipped(self, record: InputRecord, expected: int | None) -> list[InputRecord]:
         """Records before ``record`` that the consumer skipped (see gaps.py), read back;
