@@ -109,12 +109,16 @@ class Rejected(ValueError):
 
 @dataclass
 class Placed:
-    """One item of a consumed record, placed in its own batch."""
+    """One item of a consumed record, placed in the poll's batch."""
 
     record: ConsumerRecord[bytes, bytes]
     index: int | None  # None: the record is one event
-    batch: Batch
+    event: object
     occurred_at: int
+    # A content event's placement in a batch of its own: placing it again would not
+    # repeat what its first placement noted (a publication's route). Other events are
+    # placed again, into a batch of their own, only if the poll's batch fails.
+    own: Batch | None = None
 
 
 async def until_redis_answers(attempt: Callable[[], Awaitable[T]], what: str) -> T:
@@ -461,9 +465,7 @@ class LedgerConsumer:
         items: list[Placed] = []
         for tp, records in polled.items():
             for n, record in enumerate(records, 1):
-                for item in await self._placed(record):
-                    batch.merge(item.batch)
-                    items.append(item)
+                items += await self._placed(record, batch)
                 if n % 100 == 0:
                     await asyncio.sleep(0)  # decoding is CPU: let the HTTP side answer
             batch.offsets[slot(tp)] = records[-1].offset + 1
@@ -524,11 +526,13 @@ class LedgerConsumer:
         fingerprints of its last records."""
         for item in items:
             record = item.record
-            item.batch.offsets = {f"{record.topic}|{record.partition}": record.offset}
             try:
-                applied = await self.store.apply(
-                    item.batch, self.directory.versions, self._currency
-                )
+                alone = item.own
+                if alone is None:
+                    alone = Batch()
+                    self._place(item.event, alone)
+                alone.offsets = {f"{record.topic}|{record.partition}": record.offset}
+                applied = await self.store.apply(alone, self.directory.versions, self._currency)
             except (*REDIS_DOWN, LedgerReset):
                 raise
             except Exception as exc:
@@ -540,8 +544,11 @@ class LedgerConsumer:
         await self.store.apply(past, self.directory.versions, self._currency)
         await self._stored_and_committed(whole)
 
-    async def _placed(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
-        """Every good item of one record placed in its own batch; each bad one dead-lettered."""
+    async def _placed(self, record: ConsumerRecord[bytes, bytes], batch: Batch) -> list[Placed]:
+        """Every good item of one record placed in ``batch``; each bad one dead-lettered.
+
+        ``_place`` checks everything that can refuse an event before it adds anything to
+        a batch, so a refused item leaves ``batch`` as it was."""
         try:
             parsed = parse_value(record.value)
         except UndecodableRecord as exc:
@@ -551,7 +558,7 @@ class LedgerConsumer:
         out: list[Placed] = []
         for index, item in enumerate(parsed if packed else [parsed]):
             at = index if packed else None
-            placed = Batch()
+            own: Batch | None = None
             try:
                 if not isinstance(item, dict):
                     raise UndecodableRecord("record must be a JSON object or an array of objects")
@@ -562,15 +569,15 @@ class LedgerConsumer:
                     )
                 if isinstance(event, ContentPublished | ContentStats | ContentReleased):
                     await self._content_checked(event, record.timestamp)
+                    own = Batch()
                 try:
-                    self._place(event, placed)
+                    self._place(event, batch if own is None else own)
                 except Rejected as exc:
                     until = self.terms_recheck.may_lift(str(exc), record.timestamp)
                     if until is None:
                         raise
                     await self.terms_recheck.caught_up(until)
-                    placed = Batch()
-                    self._place(event, placed)
+                    self._place(event, batch if own is None else own)
             except UndecodableRecord as exc:
                 await self._dead_letter(record, str(exc), exc.error_class, at)
                 continue
@@ -582,7 +589,9 @@ class LedgerConsumer:
                     record, f"{type(exc).__name__}: {exc}", type(exc).__name__, at
                 )
                 continue
-            out.append(Placed(record, at, placed, event.occurred_at))
+            if own is not None:
+                batch.merge(own)
+            out.append(Placed(record, at, event, event.occurred_at, own))
         return out
 
     async def _content_checked(
