@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from afflux.attribution.handlers import Campaigns, RefundHandler
 from afflux.attribution.join import Output
 from afflux.attribution.refunds import RefundPartition, decode_ledger
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
+    CampaignTermsPublished,
     ConversionAttributed,
     ConversionReversed,
     OrderRefunded,
@@ -21,7 +23,8 @@ from afflux.shared.events import (
     RefundItem,
     SubscriptionRenewed,
 )
-from afflux.shared.topics import CONVERSIONS, REVERSALS, UNMATCHED
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.topics import CONVERSIONS, REFUNDS, REVERSALS, UNMATCHED
 
 pytestmark = pytest.mark.unit
 
@@ -366,3 +369,74 @@ def test_a_renewal_past_the_limit_stays_unattributed_whoever_wins_the_order() ->
     out = s.conversion("first", late_click_correction(supersedes="conv-first"))
 
     assert [e for topic, _, e in out if topic == CONVERSIONS.name] == []
+
+
+def another_order_with(number: int, at: int) -> SubscriptionRenewed:
+    """A renewal written straight to the topic reusing ``number`` under a new order id."""
+    return renewal(number, at).model_copy(
+        update={"event_id": f"renewal-ev-{number}-again", "renewal_order_id": f"again-{number}"}
+    )
+
+
+def reason_of(out: list[Output]) -> str:
+    [(topic, _, event)] = out
+    assert topic == UNMATCHED.name
+    assert isinstance(event, OrderUnattributed)
+    assert event.kind == "renewal"
+    return event.reason
+
+
+def test_a_renewal_number_is_paid_once_whatever_order_id_repeats_it() -> None:
+    s = stage(BY_COUNT)
+    # The first order's outcome is not known yet: the number is taken on arrival.
+    assert s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY) == []
+    s = restarted(s, BY_COUNT)  # the taken numbers survive in the changelog
+
+    refused = s.renewal("first", another_order_with(1, T0 + DAY - 1), arrived=T0 + DAY + 1)
+
+    assert reason_of(refused) == "renewal_number_taken"
+    assert s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY + 2) == []  # a copy
+    assert s.renewal("first", another_order_with(1, T0 + DAY), arrived=T0 + DAY + 3) == []
+    [(_, key, paid)] = s.conversion("first", first_conversion())
+    assert (key, isinstance(paid, ConversionAttributed)) == ("first:renewal-1", True)
+
+
+def renewal_of(r: ConversionAttributed | OrderUnattributed) -> SubscriptionRenewed:
+    """A renewal naming the renewal order ``r`` decided as its first order."""
+    return renewal(1, T0 + 40 * DAY).model_copy(
+        update={"event_id": "renewal-of-renewal", "order_id": r.order_id, "renewal_order_id": "x"}
+    )
+
+
+def test_a_renewal_of_a_renewal_earns_nothing_whichever_arrives_first() -> None:
+    s = stage(BY_COUNT)
+    s.conversion("first", first_conversion())
+    [(_, key, paid)] = s.renewal("first", renewal(1, T0 + DAY), arrived=T0 + DAY)
+    assert isinstance(paid, ConversionAttributed)
+    # Read back first, then the renewal of it: refused at once.
+    read_back_first = stage(BY_COUNT)
+    read_back_first.conversion(key, paid)
+    out = read_back_first.renewal(key, renewal_of(paid), arrived=T0 + 40 * DAY)
+    assert reason_of(out) == "first_order_is_renewal"
+    # The renewal of it first: it waits, expires, and the read-back decides nothing more.
+    renewal_first = stage(BY_COUNT)
+    assert renewal_first.renewal(key, renewal_of(paid), arrived=T0 + 40 * DAY) == []
+    assert reason_of(renewal_first.due(T0 + 40 * DAY + WAIT, WAIT)) == "first_order_unknown"
+    assert restarted(renewal_first, BY_COUNT).conversion(key, paid) == []
+
+
+def test_a_renewal_reusing_its_first_orders_id_is_dead_lettered() -> None:
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="t", occurred_at=0, campaign_id="subs", versions=(BY_COUNT,)
+        )
+    )
+    handler = RefundHandler(Campaigns(directory), WAIT, 400 * DAY)
+    state = handler.new_state()
+    state.conversion("first", first_conversion())
+    hostile = renewal(1, T0 + DAY).model_copy(update={"renewal_order_id": "first"})
+
+    outputs, refused = handler.on_event(state, REFUNDS.name, hostile, T0 + DAY)
+
+    assert (list(outputs), refused.split(":")[0]) == ([], "renewal_order_id_is_first_order")

@@ -10,8 +10,15 @@ from pydantic import ValidationError
 
 from afflux.shared.core.renewals import (
     BEYOND_LIMIT,
+    FIRST_ORDER_IS_RENEWAL,
+    MAX_RENEWAL_NUMBERS,
     NO_RECURRING_TERMS,
+    NUMBER_TAKEN,
+    RENEWAL_ORDER_IS_FIRST_ORDER,
     add_months,
+    first_order_refusal,
+    renewal_claim,
+    renewal_order_refusal,
     renewal_refusal,
 )
 from afflux.shared.core.terms import RecurringCommission
@@ -72,3 +79,43 @@ def test_months_are_calendar_months_in_utc() -> None:
 def test_recurring_terms_name_exactly_one_limit(recurring: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         RecurringCommission.model_validate(recurring)
+
+
+@dataclass(frozen=True)
+class ClaimCase:
+    name: str
+    taken: dict[int, str]
+    number: int
+    renewal_order_id: str
+    refusal: str
+
+
+FULL = {n: f"r-{n}" for n in range(1, MAX_RENEWAL_NUMBERS + 1)}
+CLAIMS = [
+    # A number nobody took is the renewal's.
+    ClaimCase("free number", {1: "r-1"}, 2, "r-2", ""),
+    # A copy of the renewal that took it keeps it (an idempotent duplicate).
+    ClaimCase("its own number again", {1: "r-1"}, 1, "r-1", ""),
+    # The same number under another renewal order id would be paid twice.
+    ClaimCase("number taken by another", {1: "r-1"}, 1, "r-1b", NUMBER_TAKEN),
+    # The last number the table keeps...
+    ClaimCase("last kept number", {k: v for k, v in FULL.items() if k != 7}, 7, "r-7", ""),
+    # ... and one more: refused as past the limit, so the table stays bounded.
+    ClaimCase("table full", FULL, MAX_RENEWAL_NUMBERS + 1, "r-x", BEYOND_LIMIT),
+    # A taken number in a full table is still the taker's.
+    ClaimCase("full, own number", FULL, 5, "r-5", ""),
+]
+
+
+@pytest.mark.parametrize("case", CLAIMS, ids=lambda c: c.name)
+def test_each_renewal_number_of_a_first_order_is_taken_once(case: ClaimCase) -> None:
+    assert renewal_claim(case.taken, case.number, case.renewal_order_id) == case.refusal
+
+
+def test_a_renewal_order_is_never_renewed() -> None:
+    assert (first_order_refusal(True), first_order_refusal(False)) == (FIRST_ORDER_IS_RENEWAL, "")
+
+
+def test_a_renewal_never_takes_its_first_orders_id() -> None:
+    assert renewal_order_refusal("o-1", "o-1").startswith(RENEWAL_ORDER_IS_FIRST_ORDER)
+    assert renewal_order_refusal("o-1", "o-1:renewal-1") == ""

@@ -38,6 +38,11 @@ from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
+from afflux.shared.core.renewals import (
+    first_order_refusal,
+    renewal_claim,
+    renewal_order_refusal,
+)
 from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
 from afflux.shared.events import (
     Assist,
@@ -359,63 +364,90 @@ def _renewals(
     out: OracleResult,
 ) -> None:
     """Each renewal (first copy wins) pays its first order's winner within the terms'
-    limit, as a conversion of the renewal's own order id that its refunds then find."""
+    limit, as a conversion of the renewal's own order id that its refunds then find.
+    As in the refund stage: a renewal naming its first order's id as its own is left out
+    (dead-lettered), a number of a first order is the first renewal order's to name it
+    (in the events' order, which keeps a topic key's), and a renewal of a renewal order
+    earns nothing, whichever of the two comes first."""
+    renewals = [
+        e
+        for e in events
+        if isinstance(e, SubscriptionRenewed)
+        and e.campaign_id in campaigns
+        and not renewal_order_refusal(e.order_id, e.renewal_order_id)
+    ]
+    renewal_orders = {(e.campaign_id, e.renewal_order_id) for e in renewals}
+    numbers: dict[tuple[str, str], dict[int, str]] = {}  # first order -> number -> renewal
     seen: set[tuple[str, str]] = set()
-    for e in events:
-        if not isinstance(e, SubscriptionRenewed) or e.campaign_id not in campaigns:
-            continue
+    for e in renewals:
         if (e.campaign_id, e.renewal_order_id) in seen:
             continue
         seen.add((e.campaign_id, e.renewal_order_id))
+        taken = numbers.setdefault((e.campaign_id, e.order_id), {})
+        why = renewal_claim(taken, e.renewal_number, e.renewal_order_id)
+        if not why:
+            taken[e.renewal_number] = e.renewal_order_id
+            why = first_order_refusal((e.campaign_id, e.order_id) in renewal_orders)
         first = converted.get((e.campaign_id, e.order_id))
         v = terms_in_force(campaigns[e.campaign_id], e.occurred_at)
-        recurring = v.terms.plan.recurring
-        if first is None:
-            known = (e.campaign_id, e.order_id) in decided
-            why = "first_order_unattributed" if known else "first_order_unknown"
-        elif recurring is None:
-            why = "no_recurring_terms"
-        elif _beyond(recurring, first.occurred_at, e):
-            why = "renewal_beyond_limit"
-        else:
-            cid = ids.conversion_id(e.campaign_id, e.renewal_order_id)
-            conversion = ConversionAttributed(
-                event_id=cid,
-                occurred_at=e.occurred_at,
-                conversion_id=cid,
-                order_id=e.renewal_order_id,
-                campaign_id=e.campaign_id,
-                affiliate_id=first.affiliate_id,
-                reason=first.reason,
-                model=v.terms.model,
-                window_ms=0,
-                terms_version=v.version,
-                kind="renewal",
-                amount_minor=e.amount_minor,
-                currency=e.currency,
-                order_event_id=e.event_id,
-                renewal_number=e.renewal_number,
-                first_order_id=e.order_id,
-            )
-            converted[(e.campaign_id, e.renewal_order_id)] = conversion
-            out.conversions.append(conversion)
+        why = why or _renewal_refused(e, first, v.terms.plan.recurring, decided)
+        if first is None or why:
+            decided.add((e.campaign_id, e.renewal_order_id))
+            out.unmatched.append(_unattributed_renewal(e, why))
             continue
-        decided.add((e.campaign_id, e.renewal_order_id))
-        out.unmatched.append(
-            OrderUnattributed.model_validate(
-                {
-                    "event_id": ids.unattributed_id(e.campaign_id, e.renewal_order_id),
-                    "occurred_at": e.occurred_at,
-                    "order_id": e.renewal_order_id,
-                    "campaign_id": e.campaign_id,
-                    "reason": why,
-                    "kind": "renewal",
-                    "amount_minor": e.amount_minor,
-                    "currency": e.currency,
-                    "order_event_id": e.event_id,
-                }
-            )
+        cid = ids.conversion_id(e.campaign_id, e.renewal_order_id)
+        conversion = ConversionAttributed(
+            event_id=cid,
+            occurred_at=e.occurred_at,
+            conversion_id=cid,
+            order_id=e.renewal_order_id,
+            campaign_id=e.campaign_id,
+            affiliate_id=first.affiliate_id,
+            reason=first.reason,
+            model=v.terms.model,
+            window_ms=0,
+            terms_version=v.version,
+            kind="renewal",
+            amount_minor=e.amount_minor,
+            currency=e.currency,
+            order_event_id=e.event_id,
+            renewal_number=e.renewal_number,
+            first_order_id=e.order_id,
         )
+        converted[(e.campaign_id, e.renewal_order_id)] = conversion
+        out.conversions.append(conversion)
+
+
+def _renewal_refused(
+    e: SubscriptionRenewed,
+    first: ConversionAttributed | None,
+    recurring: RecurringCommission | None,
+    decided: set[tuple[str, str]],
+) -> str:
+    """Why the renewal earns nothing for its first order's outcome or its terms ('' if it
+    earns)."""
+    if first is None:
+        known = (e.campaign_id, e.order_id) in decided
+        return "first_order_unattributed" if known else "first_order_unknown"
+    if recurring is None:
+        return "no_recurring_terms"
+    return "renewal_beyond_limit" if _beyond(recurring, first.occurred_at, e) else ""
+
+
+def _unattributed_renewal(e: SubscriptionRenewed, why: str) -> OrderUnattributed:
+    return OrderUnattributed.model_validate(
+        {
+            "event_id": ids.unattributed_id(e.campaign_id, e.renewal_order_id),
+            "occurred_at": e.occurred_at,
+            "order_id": e.renewal_order_id,
+            "campaign_id": e.campaign_id,
+            "reason": why,
+            "kind": "renewal",
+            "amount_minor": e.amount_minor,
+            "currency": e.currency,
+            "order_event_id": e.event_id,
+        }
+    )
 
 
 def _beyond(recurring: RecurringCommission, first_at: int, e: SubscriptionRenewed) -> bool:

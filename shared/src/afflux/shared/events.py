@@ -391,6 +391,10 @@ UnattributedReason = Literal[
     "first_order_unknown",
     "renewal_beyond_limit",
     "no_recurring_terms",
+    # A renewal whose number another renewal order of the first order took, or whose first
+    # order is itself a renewal.
+    "renewal_number_taken",
+    "first_order_is_renewal",
 ]
 
 

@@ -25,6 +25,7 @@ from afflux.shared.core.event_time import (
 )
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
+from afflux.shared.core.renewals import renewal_order_refusal
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     AnyEvent,
@@ -238,6 +239,9 @@ class RefundHandler:
         if isinstance(event, OrderRefunded):
             return state.refund(event.order_id, event, ts), ""
         if isinstance(event, SubscriptionRenewed):
+            refused = renewal_order_refusal(event.order_id, event.renewal_order_id)
+            if refused:
+                return (), refused
             return state.renewal(event.order_id, event, ts), ""
         if isinstance(event, ConversionAttributed):
             return state.conversion(event.order_id, event), ""

@@ -18,6 +18,14 @@ as a refund: once the first order's outcome is known it becomes the renewal's co
 or an unattributed renewal (``renewals``); one whose first order's outcome does not
 arrive within the wait is unattributed with reason ``first_order_unknown``.
 
+The renewal rules ``POST /v1/renewals`` claims in Redis hold here too, for renewals written
+straight to the topic (``core.renewals``): the order's record keeps which renewal numbers
+are taken, per campaign, and by which renewal order id, so another renewal order with a
+taken number is unattributed as ``renewal_number_taken`` when it arrives (the first the
+key delivers keeps the number, the same on every replay); and whether the order is itself
+a renewal (its outcome, read back, is of kind ``renewal``), so a renewal of it is
+unattributed as ``first_order_is_renewal``.
+
 Neither expiry is final: a broker outage or a stalled join can hold an order's outcome
 past the wait while its refunds keep arriving. A refund that expired is kept among the
 settled ones and applied, in the order it was settled, when the outcome does arrive; a
@@ -52,6 +60,7 @@ from afflux.attribution.renewals import (
 )
 from afflux.attribution.store import sweep
 from afflux.shared.core.attribution import capped_refund, correction_id
+from afflux.shared.core.renewals import first_order_refusal, renewal_claim
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
     ConversionAttributed,
@@ -83,6 +92,11 @@ class OrderLedger:
     renewals: list[tuple[SubscriptionRenewed, str | None]] = field(default_factory=list)
     # Renewals unattributed as ``first_order_unknown``: decided when the outcome arrives.
     orphans: list[SubscriptionRenewed] = field(default_factory=list)
+    # campaign -> renewal number -> the renewal order id that took it (at most
+    # ``MAX_RENEWAL_NUMBERS`` per campaign).
+    numbers: dict[str, dict[int, str]] = field(default_factory=dict)
+    # Campaigns under which this order is itself a renewal (its outcome is of kind renewal).
+    renewal_of: set[str] = field(default_factory=set)
 
 
 class RefundPartition:
@@ -109,6 +123,8 @@ class RefundPartition:
     def conversion(self, key: str, c: ConversionAttributed) -> list[Output]:
         ledger = self._ledger(key, max(c.occurred_at, c.corrected_at or 0))
         campaign = c.campaign_id
+        if c.kind == "renewal":
+            ledger.renewal_of.add(campaign)
         current = ledger.converted.get(campaign)
         if current is not None:
             if c.supersedes is None or c.supersedes != current.conversion_id:
@@ -188,6 +204,8 @@ class RefundPartition:
         ledger = self._ledger(key, u.occurred_at)
         if u.campaign_id in ledger.unattributed or u.campaign_id in ledger.converted:
             return []
+        if u.kind == "renewal":
+            ledger.renewal_of.add(u.campaign_id)
         ledger.unattributed.add(u.campaign_id)
         return self._release(key, ledger, u.campaign_id) + self._adopt(ledger, u.campaign_id)
 
@@ -203,12 +221,19 @@ class RefundPartition:
         return []
 
     def renewal(self, key: str, r: SubscriptionRenewed, arrived: int) -> list[Output]:
-        """A renewal of the order ``key``: decided now if its outcome is known, else it
-        waits for it like a refund."""
+        """A renewal of the order ``key``: refused at once if another renewal order took
+        its number, else decided now if its outcome is known, else it waits for it like a
+        refund."""
         ledger = self._ledger(key, r.occurred_at)
         ident = renewal_ident(r)
         if ident in ledger.done or any(_ident(w) == ident for w, _ in ledger.waiting):
             return []
+        taken = ledger.numbers.setdefault(r.campaign_id, {})
+        refusal = renewal_claim(taken, r.renewal_number, r.renewal_order_id)
+        if refusal:
+            ledger.done.add(ident)
+            return [unattributed(r, refusal)]
+        taken[r.renewal_number] = r.renewal_order_id
         if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
             return [self._settle(ledger, r)]
         ledger.waiting.append((r, arrived))
@@ -218,6 +243,8 @@ class RefundPartition:
     def _settle(self, ledger: OrderLedger, r: Waiting) -> Output:
         if isinstance(r, SubscriptionRenewed):
             ledger.done.add(renewal_ident(r))
+            if refusal := first_order_refusal(r.campaign_id in ledger.renewal_of):
+                return unattributed(r, refusal)
             first = ledger.converted.get(r.campaign_id)
             won_by = ledger.won_by.get(r.campaign_id, "cookie")
             decided = decide(r, first, won_by, self.terms(r.campaign_id, r.occurred_at))
@@ -341,6 +368,10 @@ def _encode(ledger: OrderLedger) -> bytes:
         doc["rn"] = [[r.model_dump(mode="json"), cid] for r, cid in ledger.renewals]
     if ledger.orphans:
         doc["or"] = [r.model_dump(mode="json") for r in ledger.orphans]
+    if ledger.numbers:
+        doc["nb"] = {c: sorted(taken.items()) for c, taken in ledger.numbers.items()}
+    if ledger.renewal_of:
+        doc["ro"] = sorted(ledger.renewal_of)
     return compact_json_bytes(doc)
 
 
@@ -380,4 +411,6 @@ def decode_ledger(raw: bytes) -> OrderLedger:
         won_by=dict(doc.get("wb", {})),
         renewals=[(SubscriptionRenewed.model_validate(r), cid) for r, cid in doc.get("rn", ())],
         orphans=[SubscriptionRenewed.model_validate(r) for r in doc.get("or", ())],
+        numbers={c: dict(taken) for c, taken in doc.get("nb", {}).items()},
+        renewal_of=set(doc.get("ro", ())),
     )

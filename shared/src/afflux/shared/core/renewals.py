@@ -4,17 +4,32 @@ A renewal pays the creator who won the subscription's first order, at the plan's
 ``recurring.rate``, for the first ``max_renewals`` renewals or for renewals before
 ``max_months`` calendar months (UTC) after the first order. The terms are those in force
 at the renewal's time.
+
+A renewal written straight to the topic meets none of ``POST /v1/renewals``'s claims, so
+the refund stage and the oracle apply the same rules to it (``renewal_claim``,
+``first_order_refusal``, ``renewal_order_refusal``): each number of a first order is taken
+once, by the first renewal order id its topic key delivers with it; a renewal order is
+never renewed; a renewal never reuses its first order's id.
 """
 
 from __future__ import annotations
 
 from calendar import monthrange
+from collections.abc import Mapping
 from datetime import MAXYEAR, UTC, datetime, timedelta
 
 from afflux.shared.core.terms import RecurringCommission
 
 NO_RECURRING_TERMS = "no_recurring_terms"
 BEYOND_LIMIT = "renewal_beyond_limit"
+NUMBER_TAKEN = "renewal_number_taken"
+FIRST_ORDER_IS_RENEWAL = "first_order_is_renewal"
+RENEWAL_ORDER_IS_FIRST_ORDER = "renewal_order_id_is_first_order"
+# The renewal numbers kept per first order and campaign: ``max_renewals`` is at most 1,200,
+# and a monthly subscription renews 1,200 times in a ``max_months`` limit's 100 years. A
+# further number is refused as past the limit, so a stream of fresh numbers cannot grow the
+# first order's state without end.
+MAX_RENEWAL_NUMBERS = 1_200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -38,6 +53,39 @@ def add_months(at_ms: int, months: int) -> int:
     day = min(start.day, monthrange(year, month)[1])
     moved = start.replace(year=year, month=month, day=day)
     return (moved - _EPOCH) // timedelta(milliseconds=1) + at_ms % 1000
+
+
+def renewal_claim(taken: Mapping[int, str], number: int, renewal_order_id: str) -> str:
+    """Why the renewal may not have its number of the first order, given the numbers
+    ``taken`` so far (number -> the renewal order id that took it), or '' when it may (a
+    copy of the renewal that took it included).
+
+    The first renewal of a number its first order's key delivers keeps it: every renewal
+    of one first order travels under that order's key, so on one partition, in one order
+    on every delivery and replay, and the oracle reads them in that order. Ordering by
+    event time instead would take a paid renewal back when an earlier-dated one arrives
+    later, and no event moves a conversion to nobody."""
+    holder = taken.get(number)
+    if holder is not None:
+        return "" if holder == renewal_order_id else NUMBER_TAKEN
+    return BEYOND_LIMIT if len(taken) >= MAX_RENEWAL_NUMBERS else ""
+
+
+def first_order_refusal(first_is_renewal: bool) -> str:
+    """Why the renewal earns nothing for what its first order is: a renewal order renewed
+    would start the limit again."""
+    return FIRST_ORDER_IS_RENEWAL if first_is_renewal else ""
+
+
+def renewal_order_refusal(order_id: str, renewal_order_id: str) -> str:
+    """Why the renewal is refused whole (dead-lettered): its renewal order id is its first
+    order's, a sale already decided, whose outcome an answer under it would overwrite."""
+    if renewal_order_id == order_id:
+        return (
+            f"{RENEWAL_ORDER_IS_FIRST_ORDER}: renewal_order_id {renewal_order_id!r}"
+            " is the first order's id"
+        )
+    return ""
 
 
 def renewal_refusal(
