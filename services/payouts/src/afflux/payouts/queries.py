@@ -61,9 +61,12 @@ def limit(value: str | None) -> int:
     """A page size from 1 to 1000 (default 100); 422 on ``limit`` otherwise."""
     if value is None or value == "":
         return DEFAULT_LIMIT
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
-        raise Problem(422, "limit", f"not a whole number from 1 to {MAX_LIMIT}: {value!r}")
-    return int(value)
+    # int() raises past 4,300 digits (leading zeros count): only the significant ones are read.
+    digits = value.lstrip("0")
+    numeral = value.isascii() and value.isdigit() and len(digits) <= len(str(MAX_LIMIT))
+    if not numeral or not 1 <= int(digits or "0") <= MAX_LIMIT:
+        raise Problem(422, "limit", f"not a whole number from 1 to {MAX_LIMIT}: {value[:20]!r}")
+    return int(digits)
 
 
 def encode_cursor(position: Position | None) -> str | None:
