@@ -3,11 +3,16 @@
 Per seed: a few subscription first orders (some won by a click in time, some only by a
 click that reaches the join after the order was decided, some by nobody), their renewals
 (some of first orders never seen), and refunds of first orders, of renewals and of
-unknown orders. The join decides the orders and then takes the late clicks, so its
-outputs include corrections. Stage 2 then gets the join's outputs, the refunds, the
-renewals and its own renewal decisions (read back from its output topics) in a random
-interleaving, each topic keeping its order per key as a partition does; the join's
-outputs are held back at random (a broker outage, a stalled join), wait ticks
+unknown orders. Some renewals are hostile, as written straight to the topic: a taken
+number again under another renewal order id (dated before the one that took it), a
+renewal naming a renewal order as its first order, a renewal reusing its first order's id
+(dead-lettered before the stage, so never delivered to it). The join decides the orders
+and then takes the late clicks, so its outputs include corrections. Stage 2 then gets the
+join's outputs, the refunds, the renewals and its own renewal decisions (read back from
+its output topics) in a random interleaving, each topic keeping its order per key as a
+partition does (so a first order's renewals arrive in the topic's order, whose first
+renewal of a number keeps it); the join's outputs are held back at random (a broker
+outage, a stalled join), wait ticks
 (``due``) come at random points so that refunds and renewals expire before their
 order's outcome, and once the stage restarts from its changelog.
 
@@ -31,6 +36,7 @@ import pytest
 from afflux.attribution.join import JoinPartition, Output
 from afflux.attribution.refunds import RefundPartition
 from afflux.oracle import attribute
+from afflux.shared.core.renewals import renewal_order_refusal
 from afflux.shared.core.terms import CampaignTerms, TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
@@ -170,11 +176,44 @@ def first_order(
             currency="EUR",
         )
         s.later.append(renewal)
+        s.later += hostile(rng, renewal)
         if rng.random() < 0.5:
             at_refund = renewal.occurred_at + DAY
             s.later.append(refund(campaign, renewal.renewal_order_id, 1, at_refund, rng))
     for n in range(rng.choice((0, 1, 1, 2))):
         s.later.append(refund(campaign, order_id, n, at + (2 + n) * DAY, rng))
+
+
+def hostile(rng: random.Random, r: SubscriptionRenewed) -> list[SubscriptionRenewed]:
+    """Renewals ``POST /v1/renewals`` refuses, written to the topic instead."""
+    out: list[SubscriptionRenewed] = []
+    if rng.random() < 0.25:  # the number again, under another renewal order id
+        out.append(
+            r.model_copy(
+                update={
+                    "event_id": f"{r.event_id}-again",
+                    "renewal_order_id": f"{r.renewal_order_id}-again",
+                    "occurred_at": r.occurred_at - rng.randint(0, 2 * DAY),
+                }
+            )
+        )
+    if rng.random() < 0.25:  # a renewal of the renewal: its limit would start again
+        out.append(
+            r.model_copy(
+                update={
+                    "event_id": f"{r.event_id}-of",
+                    "order_id": r.renewal_order_id,
+                    "renewal_order_id": f"{r.renewal_order_id}:renewal-1",
+                    "renewal_number": 1,
+                    "occurred_at": r.occurred_at + 30 * DAY,
+                }
+            )
+        )
+    if rng.random() < 0.1:  # its first order's id as its own
+        out.append(
+            r.model_copy(update={"event_id": f"{r.event_id}-self", "renewal_order_id": r.order_id})
+        )
+    return out
 
 
 def join_outputs(s: Scenario) -> list[Output]:
@@ -257,7 +296,9 @@ def run(s: Scenario, seed: int) -> Run:
             emitted(stage.unattributed(key, event))
         elif isinstance(event, OrderRefunded):
             emitted(stage.refund(key, event, step))
-        elif isinstance(event, SubscriptionRenewed):
+        elif isinstance(event, SubscriptionRenewed) and not renewal_order_refusal(
+            event.order_id, event.renewal_order_id
+        ):  # else the handler dead-letters it before the stage (test_renewals.py)
             emitted(stage.renewal(key, event, step))
 
     def flush() -> None:
@@ -429,6 +470,9 @@ def test_the_money_measures_see_a_correction_as_a_move_of_the_net() -> None:
     assert owed(events) == {"ben": 3_800}
 
 
+HOSTILE = ("renewal_number_taken", "first_order_is_renewal")
+
+
 def test_the_scenarios_reach_the_late_outcomes() -> None:
     # Without these, every seed could pass with the outcomes in time and prove nothing.
     reached: dict[str, int] = {}
@@ -450,8 +494,12 @@ def test_the_scenarios_reach_the_late_outcomes() -> None:
             if isinstance(e, RefundUnmatched) and e.reason == "order_unknown":
                 if e.refund_id in reversed_refunds:
                     count("refund expired, then reversed")
+            elif isinstance(e, OrderUnattributed) and e.reason in HOSTILE:
+                count(e.reason)
             elif isinstance(e, OrderUnattributed) and e.reason == "first_order_unknown":
-                if e.order_id in paid:
+                if e.order_id.endswith(":renewal-1") and e.order_id.count(":renewal-") == 2:
+                    count("renewal of a renewal expired")
+                elif e.order_id in paid:
                     count("renewal expired, then paid")
                 elif not e.order_id.startswith("never-seen"):
                     count("renewal expired, then unattributed")
@@ -469,5 +517,8 @@ def test_the_scenarios_reach_the_late_outcomes() -> None:
         "sale correction": True,
         "renewal correction": True,
         "reattributed": True,
+        "renewal_number_taken": True,
+        "first_order_is_renewal": True,
+        "renewal of a renewal expired": True,
         "restart while an expired refund or renewal waited": True,
     }, reached
