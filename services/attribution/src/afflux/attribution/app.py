@@ -72,6 +72,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         producer_max_request_size=8 * 1024 * 1024,
         stream_buffer_maxsize=8192,
         consumer_auto_offset_reset="earliest",
+        TableManager=faust_bridge.TablelessManager,
     )
     runtime = Runtime(
         bootstrap=bootstrap,

@@ -10,7 +10,10 @@ The worker needs three things Faust keeps to itself:
 - the offsets the consumer sought to at assignment (where a partition with no
   record processed yet starts): ``app.consumer._committed_offset``;
 - how long a fetch may wait for records, which Faust fixes at 1500 ms, on the
-  aiokafka consumer's fetcher: ``_fetcher._fetch_max_wait_ms`` (``shorten_fetch_wait``).
+  aiokafka consumer's fetcher: ``_fetcher._fetch_max_wait_ms`` (``shorten_fetch_wait``);
+- the table manager's start without its fixed one-second wait for late table
+  declarations, as the worker declares no Faust table: ``tables._update_channels``
+  (``TablelessManager``).
 
 ``afflux attribution rebuild`` deletes the consumer group with a request
 aiokafka's admin client has no public method for (``send_admin_request``).
@@ -33,6 +36,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.tables import TableManager
 from faust.types import TP
 
 from afflux.attribution.stage import Transport
@@ -44,6 +48,7 @@ PRIVATE_PATHS: tuple[tuple[str, str], ...] = (
     ("fetch high watermarks", "consumer._thread._ensure_consumer"),
     ("partition counts", "producer._ensure_producer"),
     ("offsets sought at assignment", "consumer._committed_offset"),
+    ("a start without the tables' fixed wait", "tables._update_channels"),
 )
 
 
@@ -86,6 +91,25 @@ def require_private_paths(app: faust.App) -> None:
         raise FaustChanged(
             "faust-streaming changed; the attribution worker needs: " + "; ".join(missing)
         )
+
+
+class TablelessManager(TableManager):
+    """Faust's table manager, started without its fixed one-second sleep.
+
+    Faust sleeps a second at start so that tables declared late (in an ``on_start``)
+    are registered before the consumer subscribes; the group join, and so every
+    restart, waited for it. The worker keeps its state in its own stages and declares
+    no Faust table, so nothing is waited for. Were a table ever declared, the manager
+    starts as Faust's own, wait included; one declared after the start is refused by
+    Faust ("Too late to add tables")."""
+
+    async def on_start(self) -> None:
+        if len(self):
+            await super().on_start()
+            return
+        if not self.should_stop:
+            await self._update_channels()  # registers none, sets "tables registered"
+            await self.recovery.start()
 
 
 def transport(app: faust.App) -> Transport:
