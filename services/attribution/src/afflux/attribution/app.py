@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from faust.contrib.asgi import serve_asgi
+from mode import Service
 from prometheus_client import generate_latest
 
 from afflux.attribution import faust_bridge
@@ -94,18 +95,17 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
 
     background: set[asyncio.Future[None]] = set()
 
+    # The campaign and content views start with the app, ahead of its consumer: an
+    # app task would start them only after the group join and the first assignment,
+    # and the first decisions wait for both views.
+    app.add_dependency(Views(directory, content, bootstrap))
+
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
         faust_bridge.require_private_paths(app)
         background.add(asyncio.ensure_future(faust_bridge.shorten_fetch_wait(app)))
         await faust_bridge.learn_partition_counts(
             app, (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name, DLQ.name)
-        )
-        background.add(
-            asyncio.ensure_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
-        )
-        background.add(
-            asyncio.ensure_future(run_forever(lambda: follow_content(content, bootstrap)))
         )
         started.set()
 
@@ -157,6 +157,20 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     )
 
     return app, runtime
+
+
+class Views(Service):
+    """Follows the campaigns and content topics into the process's views (own consumers
+    without a group, see ``follow_whole_topic``) from the app's start until its stop."""
+
+    def __init__(self, directory: CampaignDirectory, content: ContentBook, bootstrap: str) -> None:
+        super().__init__()
+        self.directory, self.content, self.bootstrap = directory, content, bootstrap
+
+    async def on_start(self) -> None:
+        directory, content, bootstrap = self.directory, self.content, self.bootstrap
+        self.add_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
+        self.add_future(run_forever(lambda: follow_content(content, bootstrap)))
 
 
 def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] | None:
