@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from afflux.shared.io.http.apidocs import (
+from afflux.shared.io.http.apidocs_pages import (
     ASSETS_PATH,
     DOCS_PATH,
     OPENAPI_PATH,

@@ -10,11 +10,7 @@ routes parse with (``component_schemas``).
 
 from __future__ import annotations
 
-import html
-import importlib.resources
-import json
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,58 +24,22 @@ from starlette.staticfiles import StaticFiles
 
 from afflux.shared.io.http.admin import require_admin
 
-DOCS_PATH = "/docs"
-ASSETS_PATH = "/docs/assets"
-OPENAPI_PATH = "/openapi.json"
+# Re-exported: the services import the reference's framework-free parts from here too.
+from afflux.shared.io.http.apidocs_pages import ASSETS_PATH as ASSETS_PATH
+from afflux.shared.io.http.apidocs_pages import DOCS_PATH as DOCS_PATH
+from afflux.shared.io.http.apidocs_pages import OPENAPI_PATH as OPENAPI_PATH
+from afflux.shared.io.http.apidocs_pages import PROBLEM_REF as PROBLEM_REF
+from afflux.shared.io.http.apidocs_pages import PROBLEM_SCHEMA as PROBLEM_SCHEMA
+from afflux.shared.io.http.apidocs_pages import RETRY_AFTER_HEADER as RETRY_AFTER_HEADER
+from afflux.shared.io.http.apidocs_pages import assets_dir as assets_dir
+from afflux.shared.io.http.apidocs_pages import problem as problem
+from afflux.shared.io.http.apidocs_pages import swagger_page as swagger_page
+
 # FastAPI's own documentation routes, which load Swagger UI and ReDoc from a CDN.
 _CDN_ROUTES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 PathItems = Mapping[str, Mapping[str, Any]]
-
-# The one error shape of every afflux HTTP API (afflux.shared.io.http.problems).
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "ProblemBody",
-    "description": "Every 4xx and 5xx answer: each problem names the field and the reason.",
-    "type": "object",
-    "required": ["detail"],
-    "properties": {
-        "detail": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "reason"],
-                "properties": {
-                    "field": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-                    "reason": {"type": "string"},
-                },
-            },
-        }
-    },
-}
-PROBLEM_REF = {"$ref": "#/components/schemas/ProblemBody"}
-RETRY_AFTER_HEADER = {
-    "Retry-After": {
-        "description": "seconds to wait before retrying; nothing was accepted",
-        "schema": {"type": "string"},
-    }
-}
-
-
-def assets_dir() -> Path:
-    """The Swagger UI distribution inside the installed ``swagger-ui-py`` wheel."""
-    return Path(str(importlib.resources.files("swagger_ui") / "static"))
-
-
-def problem(description: str, *, retry: bool = False) -> dict[str, Any]:
-    """An error answer in the problem shape (a 503 says Retry-After)."""
-    answer: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": PROBLEM_REF}},
-    }
-    if retry:
-        answer["headers"] = RETRY_AFTER_HEADER
-    return answer
 
 
 def component_schemas(models: Sequence[type[BaseModel]]) -> dict[str, Any]:
@@ -88,30 +48,6 @@ def component_schemas(models: Sequence[type[BaseModel]]) -> dict[str, Any]:
         [(model, "validation") for model in models], ref_template=REF_TEMPLATE
     )
     return dict(document.get("$defs", {}))
-
-
-def swagger_page(title: str, openapi_url: str = OPENAPI_PATH) -> str:
-    """Swagger UI's page, loading its script and style from this service."""
-    config = json.dumps({"url": openapi_url, "dom_id": "#swagger-ui", "deepLinking": True})
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<link rel="icon" type="image/png" href="{ASSETS_PATH}/favicon-32x32.png">
-<link rel="stylesheet" href="{ASSETS_PATH}/swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="{ASSETS_PATH}/swagger-ui-bundle.js"></script>
-<script>
-const config = {config};
-config.presets = [SwaggerUIBundle.presets.apis];
-window.ui = SwaggerUIBundle(config);
-</script>
-</body>
-</html>
-"""
 
 
 def merge_openapi(
