@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
+from afflux.shared.core.attribution import ClickTouch
 from afflux.shared.core.renewals import (
     BEYOND_LIMIT,
     FIRST_ORDER_IS_RENEWAL,
@@ -21,7 +22,9 @@ from afflux.shared.core.renewals import (
     renewal_order_refusal,
     renewal_refusal,
 )
-from afflux.shared.core.terms import RecurringCommission
+from afflux.shared.core.terms import CampaignTerms, RecurringCommission, TermsVersion
+from afflux.shared.core.whatif.diff import whatif
+from afflux.shared.core.whatif.log import CampaignLog, LoggedOrder, LoggedRenewal
 
 pytestmark = pytest.mark.unit
 
@@ -119,3 +122,34 @@ def test_a_renewal_order_is_never_renewed() -> None:
 def test_a_renewal_never_takes_its_first_orders_id() -> None:
     assert renewal_order_refusal("o-1", "o-1").startswith(RENEWAL_ORDER_IS_FIRST_ORDER)
     assert renewal_order_refusal("o-1", "o-1:renewal-1") == ""
+
+
+def test_a_whatif_pays_no_renewal_the_worker_refuses() -> None:
+    # The number again under another id, a renewal of the renewal, and one reusing its
+    # first order's id (dead-lettered): only the first renewal earns, as in the worker.
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": "subs",
+            "merchant_id": "m",
+            "currency": "EUR",
+            "plan": {
+                "sale": {"rate": {"percent": "10"}},
+                "recurring": {"rate": {"percent": "20"}, "max_renewals": 12},
+            },
+        }
+    )
+    version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+    log = CampaignLog("subs")
+    log.add_click("v", ClickTouch("k", "ana", "subs", FIRST - 1000))
+    log.add_order(LoggedOrder("o-1", "e-1", "v", FIRST, 5000, "EUR"))
+    for first, renewal_order, event in [
+        ("o-1", "o-1:r1", "e-r1"),
+        ("o-1", "o-1:r1-again", "e-r1-again"),
+        ("o-1:r1", "o-1:r1:r1", "e-r1-of"),
+        ("o-1", "o-1", "e-r1-self"),
+    ]:
+        log.add_renewal(LoggedRenewal(first, renewal_order, 1, event, FIRST + 1, 1000, "EUR"))
+
+    diff = whatif(log, (version,), terms.model_copy(update={"model": "first_click"}))
+
+    assert diff.current_total_minor == diff.draft_total_minor == 500 + 200

@@ -38,11 +38,7 @@ from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
-from afflux.shared.core.renewals import (
-    first_order_refusal,
-    renewal_claim,
-    renewal_order_refusal,
-)
+from afflux.shared.core.renewals import claim_refusals, renewal_order_refusal
 from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
 from afflux.shared.events import (
     Assist,
@@ -376,18 +372,16 @@ def _renewals(
         and e.campaign_id in campaigns
         and not renewal_order_refusal(e.order_id, e.renewal_order_id)
     ]
-    renewal_orders = {(e.campaign_id, e.renewal_order_id) for e in renewals}
-    numbers: dict[tuple[str, str], dict[int, str]] = {}  # first order -> number -> renewal
-    seen: set[tuple[str, str]] = set()
+    distinct: dict[tuple[str, str], SubscriptionRenewed] = {}  # the first copy of each
+    per_campaign: dict[str, list[tuple[str, str, int]]] = {}
     for e in renewals:
-        if (e.campaign_id, e.renewal_order_id) in seen:
-            continue
-        seen.add((e.campaign_id, e.renewal_order_id))
-        taken = numbers.setdefault((e.campaign_id, e.order_id), {})
-        why = renewal_claim(taken, e.renewal_number, e.renewal_order_id)
-        if not why:
-            taken[e.renewal_number] = e.renewal_order_id
-            why = first_order_refusal((e.campaign_id, e.order_id) in renewal_orders)
+        if (e.campaign_id, e.renewal_order_id) not in distinct:
+            distinct[(e.campaign_id, e.renewal_order_id)] = e
+            claim = (e.order_id, e.renewal_order_id, e.renewal_number)
+            per_campaign.setdefault(e.campaign_id, []).append(claim)
+    claims = {campaign: claim_refusals(claimed) for campaign, claimed in per_campaign.items()}
+    for e in distinct.values():
+        why = claims[e.campaign_id].get(e.renewal_order_id, "")
         first = converted.get((e.campaign_id, e.order_id))
         v = terms_in_force(campaigns[e.campaign_id], e.occurred_at)
         why = why or _renewal_refused(e, first, v.terms.plan.recurring, decided)

@@ -15,7 +15,7 @@ never renewed; a renewal never reuses its first order's id.
 from __future__ import annotations
 
 from calendar import monthrange
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import MAXYEAR, UTC, datetime, timedelta
 
 from afflux.shared.core.terms import RecurringCommission
@@ -75,6 +75,27 @@ def first_order_refusal(first_is_renewal: bool) -> str:
     """Why the renewal earns nothing for what its first order is: a renewal order renewed
     would start the limit again."""
     return FIRST_ORDER_IS_RENEWAL if first_is_renewal else ""
+
+
+def claim_refusals(renewals: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+    """One campaign's renewals as (first order id, renewal order id, number), each renewal
+    order once (its first copy), in topic order: renewal order id -> why its claim refuses
+    it (``renewal_claim``, then ``first_order_refusal``; a renewal whose first order is
+    any of them is refused, whichever comes first, as the stage refuses it once the
+    renewal order's outcome is read back). Absent: the claim stands."""
+    renewals = list(renewals)
+    renewal_orders = {renewal_order_id for _, renewal_order_id, _ in renewals}
+    numbers: dict[str, dict[int, str]] = {}  # first order -> number -> renewal order
+    refused: dict[str, str] = {}
+    for order_id, renewal_order_id, number in renewals:
+        taken = numbers.setdefault(order_id, {})
+        why = renewal_claim(taken, number, renewal_order_id)
+        if not why:
+            taken[number] = renewal_order_id
+            why = first_order_refusal(order_id in renewal_orders)
+        if why:
+            refused[renewal_order_id] = why
+    return refused
 
 
 def renewal_order_refusal(order_id: str, renewal_order_id: str) -> str:

@@ -12,6 +12,7 @@ from datetime import date
 
 from afflux.shared.core.attribution import ClickTouch, Content, LiveTouch, content_handles
 from afflux.shared.core.engagement import ContentEvent
+from afflux.shared.core.renewals import renewal_order_refusal
 
 _MS_PER_DAY = 86_400_000
 
@@ -146,6 +147,10 @@ class CampaignLog:
             self.events += 1
 
     def add_renewal(self, renewal: LoggedRenewal) -> None:
+        """The first copy of each renewal order; one naming its first order's id as its
+        own is left out, as the worker dead-letters it."""
+        if renewal_order_refusal(renewal.order_id, renewal.renewal_order_id):
+            return
         if renewal.renewal_order_id not in self.renewal_ids:
             self.renewal_ids.add(renewal.renewal_order_id)
             self.renewals.append(renewal)

@@ -28,7 +28,7 @@ from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent
 from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
 from afflux.shared.core.periods import period_of
-from afflux.shared.core.renewals import renewal_refusal
+from afflux.shared.core.renewals import claim_refusals, renewal_refusal
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange, LoggedOrder, LoggedRenewal
 
@@ -193,13 +193,16 @@ def replay(
 
     if log.renewals:
         firsts = {o.order_id: o for o in log.orders}
+        # Over the whole log, as the worker claimed numbers whatever the range.
+        claims = claim_refusals((r.order_id, r.renewal_order_id, r.number) for r in log.renewals)
         for renewal in log.renewals:
             if not window.holds(renewal.at):
                 continue
             first = decisions.get(renewal.order_id)
             if first is None and renewal.order_id in firsts:  # bought before the range
                 first = decide(firsts[renewal.order_id])
-            decided = _renewal_decision(renewal, first, versions, currency)
+            refused = claims.get(renewal.renewal_order_id, "")
+            decided = _renewal_decision(renewal, first, versions, currency, refused)
             decisions[renewal.renewal_order_id] = decided
             if not decided.placed or decided.affiliate_id is None or first is None:
                 continue
@@ -340,11 +343,15 @@ def _renewal_decision(
     first: OrderDecision | None,
     versions: Sequence[TermsVersion],
     currency: str,
+    refused: str = "",
 ) -> OrderDecision:
     """A renewal pays whoever won its first order, as the terms in force at the renewal
-    allow (``core.renewals``); else nobody, with the reason."""
+    allow (``core.renewals``); else nobody, with the reason (``refused``: why its claim
+    of a number or of a first order failed)."""
     terms = terms_in_force(versions, renewal.at).terms
     order, at, amount = renewal.renewal_order_id, renewal.at, renewal.amount_minor
+    if refused:
+        return OrderDecision(order, None, refused, terms.model, at, amount)
     if first is None or first.affiliate_id is None or not first.placed:
         return OrderDecision(order, None, "first_order_unattributed", terms.model, at, amount)
     refusal = renewal_refusal(terms.plan.recurring, first.at, renewal.number, renewal.at)
