@@ -79,10 +79,10 @@ def postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
     when = order.get("occurred_at")
     if when is None or when == "":
         order["occurred_at"] = now_ms
-    elif when.isascii() and when.isdigit():
+    elif _is_integer_text(when):
         order["occurred_at"] = int(when)
-    # Query values are text; the order model takes amounts only as integers. Longer
-    # digit runs stay text and are refused by the model (int() would raise past 4300).
+    # Query values are text; the order model takes amounts and times only as integers.
+    # Longer digit runs stay text and are refused by the model (int() raises past 4300).
     amount = order.get("amount_minor")
     if amount is not None and _is_integer_text(amount):
         order["amount_minor"] = int(amount)

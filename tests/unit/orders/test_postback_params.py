@@ -1,0 +1,46 @@
+"""A postback's query values become an order: numbers are read only where int() can."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from afflux.orders import rules
+from afflux.orders.errors import Rejected
+from afflux.orders.ingest import parse
+from afflux.orders.routes.postback import postback_order
+
+pytestmark = pytest.mark.unit
+
+NOW = 1_796_000_000_000
+
+
+@dataclass(frozen=True)
+class Case:
+    occurred_at: str
+    refused: bool
+
+
+CASES = [
+    Case(str(NOW), False),  # epoch milliseconds, as sent
+    Case("9" * 4301, True),  # past int()'s 4,300 digits: a 422, not a 500
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{len(c.occurred_at)} digits")
+def test_an_occurred_at_of_any_length_is_a_time_or_a_422_naming_it(case: Case) -> None:
+    params = {
+        "order_id": "pb-1",
+        "campaign_id": "shop",
+        "amount_minor": "2599",
+        "currency": "EUR",
+        "occurred_at": case.occurred_at,
+    }
+    order = postback_order(params, NOW)
+    if not case.refused:
+        assert parse(rules.OrderRequest, order).occurred_at == NOW
+        return
+    with pytest.raises(Rejected) as refused:
+        parse(rules.OrderRequest, order)
+    assert (refused.value.status, refused.value.field) == (422, "occurred_at")
