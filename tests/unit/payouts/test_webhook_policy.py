@@ -213,6 +213,12 @@ def test_endpoint_urls(case: Url) -> None:
         ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped IPv6 is judged as its IPv4
         ("0.0.0.0", "unspecified"),
         ("224.0.0.1", "multicast"),
+        ("100.100.100.200", "global"),  # carrier NAT space: Alibaba Cloud's metadata service
+        ("100.64.0.1", "global"),  # the shared address space's first address (RFC 6598)
+        ("100.128.0.1", None),  # just past it: a public address
+        ("192.0.0.192", "global"),  # IETF protocol assignments: Oracle Cloud's old metadata
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 is judged as its IPv4 (169.254.169.254)
+        ("2002:5db8:d70e::1", None),  # 6to4 of a public IPv4
     ],
 )
 def test_private_addresses_are_refused_unless_allowed(address: str, refused: str | None) -> None:

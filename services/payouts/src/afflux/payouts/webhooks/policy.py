@@ -142,13 +142,21 @@ def check_url(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
+# Not reachable from the internet, yet not ``is_private`` to Python 3.11: the carrier NAT
+# space (RFC 6598, where Alibaba Cloud's metadata service is, 100.100.100.200) and the IETF
+# protocol assignments (192.0.0.0/24, Oracle Cloud's former metadata address 192.0.0.192).
+_NOT_GLOBAL = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("192.0.0.0/24"))
+
+
 def address_refused(address: str, *, allow_private: bool) -> str | None:
     """Why ``address`` (a resolved IP) may not be called, or None. Unless private addresses
     are allowed (development, or a setting), loopback, private, link-local (cloud metadata
-    at 169.254.169.254), multicast, reserved and unspecified addresses are refused."""
+    at 169.254.169.254), multicast, reserved and unspecified addresses are refused, and any
+    other address that is not global (carrier NAT space, 192.0.0.0/24). IPv4-mapped and
+    6to4 IPv6 addresses are judged as the IPv4 address they carry."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     if allow_private:
         return None
     for name, hit in (
@@ -161,4 +169,6 @@ def address_refused(address: str, *, allow_private: bool) -> str | None:
     ):
         if hit:
             return f"{address} is a {name} address"
+    if not ip.is_global or any(ip in network for network in _NOT_GLOBAL):
+        return f"{address} is not a global address"
     return None
