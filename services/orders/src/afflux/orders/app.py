@@ -175,7 +175,10 @@ def create_app(
             pending_ms=int(settings.orders_pending_s * 1000),
             ttl_s=settings.orders_dedupe_ttl_days * 86_400,
         )
-        app.state.ingestor = Ingestor(
+        app.state.outcome_index = index = OutcomeIndex(
+            redis, settings.orders_redis_prefix, settings.orders_outcome_retention_days
+        )
+        app.state.ingestor = ingestor = Ingestor(
             directory=view,
             secrets=secrets,
             claims=claims,
@@ -183,11 +186,9 @@ def create_app(
             metrics=metrics,
             clock=clock,
             limits=ingest_limits(settings),
+            placed_on_topic=index.placed if settings.orders_outcome_index else None,
         )
         app.state.redis = redis
-        app.state.outcome_index = index = OutcomeIndex(
-            redis, settings.orders_redis_prefix, settings.orders_outcome_retention_days
-        )
         outcome_task = None
         if settings.orders_outcome_index:
             keeper = OutcomeConsumer(
@@ -204,6 +205,7 @@ def create_app(
         finally:
             app.state.ingestor = None
             await cancel_and_wait([t for t in (outcome_task, follower) if t is not None])
+            await ingestor.marks.close()
             await producer.stop()  # flushes what is in flight
             await redis.aclose()  # type: ignore[attr-defined]
 

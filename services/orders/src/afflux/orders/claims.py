@@ -71,6 +71,25 @@ end
 return 1
 """
 
+# The done mark of acknowledged orders whose first mark Redis did not take: like the
+# done branch of _SETTLE_ORDERS, and a claim Redis lost (restarted on a file that missed
+# its last writes) is written again whole, since the order is on the topic either way.
+_MARK_ORDERS_DONE = """
+local batch = cjson.decode(ARGV[1])
+local ttl = batch[1]
+for _, item in ipairs(batch[2]) do
+  local key = item[1]
+  local state = redis.call('HGET', key, 'state')
+  if not state then
+    redis.call('HSET', key, 'state', 'done', 'pkey', item[2], 'amount', item[3], 'kind', item[4])
+  elseif state ~= 'done' then
+    redis.call('HSET', key, 'state', 'done')
+  end
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+end
+return 1
+"""
+
 _RESERVE_REFUND = """
 local rkey, okey = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
@@ -266,6 +285,7 @@ class ClaimStore:
         self.ttl_s = ttl_s
         self._reserve_orders = redis.register_script(_RESERVE_ORDERS)
         self._settle_orders = redis.register_script(_SETTLE_ORDERS)
+        self._mark_orders_done = redis.register_script(_MARK_ORDERS_DONE)
         self._reserve_refund = redis.register_script(_RESERVE_REFUND)
         self._settle_refund = redis.register_script(_SETTLE_REFUND)
         self._reserve_confirm = redis.register_script(_RESERVE_CONFIRM)
@@ -323,6 +343,15 @@ class ClaimStore:
         """Mark claims done after the broker's ack, or release them after a failure."""
         names = json.dumps([self.order_key(campaign, order) for campaign, order in keys])
         await self._settle_orders(keys=[], args=["done" if done else "release", names])
+
+    async def mark_done(self, orders: Sequence[NewOrder]) -> None:
+        """Mark acknowledged orders' claims done, writing a claim that is gone anew (the
+        retry of a done mark that failed, or a claim the topics show was acknowledged)."""
+        items = [
+            [self.order_key(o.campaign_id, o.order_id), o.partition_key, o.amount_minor, o.kind]
+            for o in orders
+        ]
+        await self._mark_orders_done(keys=[], args=[json.dumps([self.ttl_s, items])])
 
     async def reserve_refund(
         self, campaign_id: str, order_id: str, refund_id: str, amount_minor: int, now_ms: int

@@ -18,9 +18,10 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from afflux.orders import rules, signing
-from afflux.orders.claims import ClaimStore, NewOrder, RenewalClaim
+from afflux.orders.claims import ClaimStore, ConfirmClaim, NewOrder, RenewalClaim, SurveyClaim
 from afflux.orders.coalesce import Coalescer
 from afflux.orders.errors import Rejected, Unavailable, from_validation
+from afflux.orders.marks import DoneMarks, MarkMetrics
 from afflux.orders.merchant_secrets import MerchantSecrets
 from afflux.orders.metrics import UNKNOWN, OrdersMetrics
 from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 _POLL_S = (0.01, 0.02, 0.05, 0.1, 0.2)
+# The order-outcome index's OrderPlaced of (campaign, order id), if it holds one.
+PlacedOnTopic = Callable[[str, str], Awaitable[OrderPlaced | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +66,6 @@ def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = ""
         raise from_validation(exc, prefix) from None
 
 
-def _settled_done(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("could not mark order claims done: %r", task.exception())
-
-
 class Ingestor:
     """Composition of the service's parts; one per app."""
 
@@ -81,7 +79,10 @@ class Ingestor:
         metrics: OrdersMetrics,
         clock: Clock,
         limits: Limits,
+        placed_on_topic: PlacedOnTopic | None = None,
     ) -> None:
+        """``placed_on_topic``: the order-outcome index, asked when a lead confirmation
+        or survey answer finds its order's claim gone or expired pending."""
         self.directory = directory
         self.secrets = secrets
         self.claims = claims
@@ -93,6 +94,8 @@ class Ingestor:
             self._order_batch, max_in_flight=limits.batches_in_flight
         )
         self._background: set[asyncio.Task[None]] = set()
+        self.marks = DoneMarks(claims, MarkMetrics(metrics.registry))
+        self.placed_on_topic = placed_on_topic
 
     # -- authentication and terms -------------------------------------------------
 
@@ -267,24 +270,25 @@ class Ingestor:
             )
         except Exception as exc:  # e.g. no partition count: the broker went before we knew it
             errors = [exc] * len(claimed)
-        done: list[tuple[str, str]] = []
+        done: list[NewOrder] = []
         failed: list[tuple[str, str]] = []
         for index, error in zip(claimed, errors, strict=True):
             claim = items[index][0]
-            (failed if error else done).append((claim.campaign_id, claim.order_id))
+            if error:
+                failed.append((claim.campaign_id, claim.order_id))
+            else:
+                done.append(claim)
             statuses[index] = "unavailable" if error else "accepted"
         if failed:  # released, so the merchant's retry is accepted again
             with contextlib.suppress(Exception):
                 await self.claims.settle_orders(failed, done=False)
         if done:
-            # Not awaited: the events are acknowledged; a duplicate arriving before the
-            # mark lands waits for it; if Redis fails here the pending claims expire.
-            task = asyncio.get_running_loop().create_task(
-                self.claims.settle_orders(done, done=True)
-            )
+            # Not awaited: the events are acknowledged; a duplicate or confirmation
+            # arriving before the mark lands waits for it; if Redis refuses the mark it
+            # is retried until Redis answers (afflux.orders.marks).
+            task = asyncio.get_running_loop().create_task(self.marks.mark(done))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-            task.add_done_callback(_settled_done)
         return statuses
 
     # -- shared steps -------------------------------------------------------------
@@ -308,6 +312,23 @@ class Ingestor:
                 break
             await asyncio.sleep(_POLL_S[min(round_, len(_POLL_S) - 1)])
         raise Unavailable("the same id is being processed by another request; retry")
+
+    async def _acknowledged(self, campaign_id: str, order_id: str) -> bool:
+        """Whether an order whose claim reads as unknown (gone, or expired pending) was
+        acknowledged by the broker after all; its claim is then marked done. Known from
+        the done marks waiting for Redis in this process, else from the order-outcome
+        index, which holds only events the broker acknowledged."""
+        if await self._guard(self.marks.retry_now(campaign_id, order_id)):
+            return True
+        if self.placed_on_topic is None:
+            return False
+        placed = await self._guard(self.placed_on_topic(campaign_id, order_id))
+        if placed is None:
+            return False
+        key = order_partition_key(placed.order_id, placed.visitor_id, placed.click_id)
+        claim = NewOrder(campaign_id, order_id, key, placed.amount_minor, placed.kind)
+        await self._guard(self.claims.mark_done([claim]))
+        return True
 
     async def produce(self, topic: str, key: str, event: Envelope) -> None:
         """Send and wait for the broker's acknowledgement, or raise Unavailable."""
@@ -404,7 +425,6 @@ class Ingestor:
         claim = NewOrder(
             event.campaign_id, event.renewal_order_id, event.order_id, event.amount_minor, "renewal"
         )
-        ids = [(event.campaign_id, event.renewal_order_id)]
         number = event.renewal_number
 
         async def reserve() -> RenewalClaim:
@@ -442,8 +462,7 @@ class Ingestor:
             with contextlib.suppress(Exception):
                 await self.claims.release_renewal(claim, number)
             raise
-        with contextlib.suppress(Exception):
-            await self.claims.settle_orders(ids, done=True)
+        await self.marks.mark([claim])
         return "accepted"
 
     async def confirm_lead(self, merchant_id: str, order_id: str, raw: bytes) -> Outcome:
@@ -500,11 +519,18 @@ class Ingestor:
     ) -> Literal["accepted", "duplicate"]:
         campaign_id = event.campaign_id
         answer = event.answer.model_dump_json()
-        claim = await self._settled(
-            lambda: self._guard(
-                self.claims.reserve_survey(campaign_id, order_id, answer, self.clock())
+
+        async def reserve() -> SurveyClaim:
+            claimed: SurveyClaim = await self._settled(
+                lambda: self._guard(
+                    self.claims.reserve_survey(campaign_id, order_id, answer, self.clock())
+                )
             )
-        )
+            return claimed
+
+        claim = await reserve()
+        if claim.status == "unknown" and await self._acknowledged(campaign_id, order_id):
+            claim = await reserve()
         if claim.status == "duplicate":
             return "duplicate"
         if claim.status == "unknown":
@@ -524,9 +550,17 @@ class Ingestor:
     async def _ingest_confirm(
         self, campaign_id: str, order_id: str, event: Envelope
     ) -> Literal["accepted", "duplicate"]:
-        claim = await self._settled(
-            lambda: self._guard(self.claims.reserve_confirm(campaign_id, order_id, self.clock()))
-        )
+        async def reserve() -> ConfirmClaim:
+            claimed: ConfirmClaim = await self._settled(
+                lambda: self._guard(
+                    self.claims.reserve_confirm(campaign_id, order_id, self.clock())
+                )
+            )
+            return claimed
+
+        claim = await reserve()
+        if claim.status == "unknown" and await self._acknowledged(campaign_id, order_id):
+            claim = await reserve()
         if claim.status == "duplicate":
             return "duplicate"
         if claim.status == "unknown":
@@ -534,7 +568,7 @@ class Ingestor:
         if claim.status == "not_lead":
             raise Rejected(409, "order_id", "order is not a lead")
         try:
-            await self.produce(ORDERS.name, claim.partition_key, event)
+            await self.produce(ORDERS.name, claim.partition_key or order_id, event)
         except Unavailable:
             with contextlib.suppress(Exception):
                 await self.claims.settle_confirm(campaign_id, order_id, done=False)

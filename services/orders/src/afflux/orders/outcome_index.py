@@ -154,6 +154,14 @@ class OutcomeIndex:
             found[cid] = Stored(events, TRUNCATED.encode() in raw)
         return found
 
+    async def placed(self, campaign_id: str, order_id: str) -> OrderPlaced | None:
+        """The order's OrderPlaced if the index holds it: then the broker acknowledged it."""
+        stored = (await self.events([campaign_id], order_id)).get(campaign_id)
+        for event in stored.events if stored else ():
+            if isinstance(event, OrderPlaced):
+                return event
+        return None
+
 
 class Stored:
     __slots__ = ("events", "truncated")

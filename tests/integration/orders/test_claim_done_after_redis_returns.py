@@ -1,0 +1,145 @@
+"""An acknowledged order's claim ends done though Redis was away when it was to be marked,
+so the order's lead confirmation is accepted, never a 404 "no such order": the done mark is
+retried until Redis is back, and a claim that is gone is found in the order-outcome index."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from afflux.cli.embedded import start_redis
+from afflux.cli.processes import Child, free_port
+from afflux.orders.app import create_app
+from afflux.orders.claims import ClaimStore
+
+from .conftest import Api, orders_settings
+
+pytestmark = pytest.mark.integration
+
+# Short enough that, without the retried mark, the confirmation below outlives the pending
+# claim (and reads the order as unknown) within its own wait for it (produce timeout + 2 s).
+PENDING_S = 4.0
+WITHIN_S = 20.0
+
+
+def lead(campaign: str, order_id: str) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "campaign_id": campaign,
+        "occurred_at": int(time.time() * 1000),
+        "kind": "lead",
+        "visitor_id": Api.new_id("v"),
+    }
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
+    deadline = time.monotonic() + WITHIN_S
+    while not (found := await check()):
+        assert time.monotonic() < deadline, f"{what} not within {WITHIN_S} s"
+        await asyncio.sleep(0.05)
+    return found
+
+
+def kill_before_done_marks(claims: ClaimStore, server: Child) -> asyncio.Event:
+    """Redis killed (-9) right before the first done mark runs, after the broker's ack
+    (the mark runs after the 202 too: the returned event is set once Redis is dead)."""
+    settle, killed = claims.settle_orders, asyncio.Event()
+
+    async def settle_after_kill(keys: Sequence[tuple[str, str]], *, done: bool) -> None:
+        if done and not killed.is_set():
+            await asyncio.to_thread(server.kill)
+            killed.set()
+        await settle(keys, done=done)
+
+    claims.settle_orders = settle_after_kill  # type: ignore[method-assign]
+    return killed
+
+
+async def follows(app: FastAPI, campaign: str) -> None:
+    directory = app.state.directory
+    await asyncio.wait_for(directory.ready.wait(), 30)
+
+    async def known() -> bool:
+        return campaign in directory
+
+    await until(known, f"campaign {campaign}")
+
+
+async def test_a_done_mark_redis_missed_is_retried_once_it_is_back_and_the_lead_confirms(
+    infra: Any, campaigns: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    data = tmp_path / "redis"
+    server = start_redis(port, data, tmp_path, aof=True)
+    settings = orders_settings(
+        infra,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        orders_pending_s=PENDING_S,
+        orders_outcome_index=False,  # the retried mark alone, not the index's fallback
+    )
+    app = create_app(settings)
+    campaign, order_id = campaigns.leads.campaign_id, Api.new_id("lead")
+    redis: Redis = Redis(port=port)
+    try:
+        async with app.router.lifespan_context(app):
+            await follows(app, campaign)
+            ingestor = app.state.ingestor
+            killed = kill_before_done_marks(ingestor.claims, server)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://orders") as http:
+                api = Api(http)
+
+                placed = await api.post("/v1/orders", lead(campaign, order_id))
+                assert placed.status_code == 202, placed.text
+                await asyncio.wait_for(killed.wait(), WITHIN_S)
+                server = await asyncio.to_thread(start_redis, port, data, tmp_path, aof=True)
+                confirmed = await api.post(
+                    f"/v1/leads/{order_id}/confirm", {"campaign_id": campaign}
+                )
+
+            assert confirmed.status_code == 202, confirmed.text
+            claim = ingestor.claims.order_key(campaign, order_id)
+            assert await redis.hget(claim, "state") == b"done"
+            registry = app.state.metrics.registry
+
+            async def retried_once() -> bool:
+                labels = {"outcome": "retried"}
+                return registry.get_sample_value("afflux_order_claim_marks_total", labels) == 1
+
+            await until(retried_once, "the retried mark counted")
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
+async def test_a_lead_whose_claim_is_gone_confirms_from_the_order_outcome_index(
+    orders_app: FastAPI, api: Api, campaigns: Any
+) -> None:
+    campaign, order_id = campaigns.leads.campaign_id, Api.new_id("lead")
+    assert (await api.post("/v1/orders", lead(campaign, order_id))).status_code == 202
+    index, claims = orders_app.state.outcome_index, orders_app.state.ingestor.claims
+
+    async def indexed() -> bool:
+        return campaign in await index.events([campaign], order_id)
+
+    await until(indexed, "the order in the outcome index")
+    # As when its done mark was given up and its pending claim expired, or Redis
+    # restarted on a file that missed the claim.
+    await orders_app.state.redis.delete(claims.order_key(campaign, order_id))
+
+    confirmed = await api.post(f"/v1/leads/{order_id}/confirm", {"campaign_id": campaign})
+    answer = {"campaign_id": campaign, "handle": "@DeeStyle"}
+    survey = await api.post(f"/v1/orders/{order_id}/survey", answer)
+
+    assert confirmed.status_code == 202, confirmed.text
+    claim = await orders_app.state.redis.hgetall(claims.order_key(campaign, order_id))
+    assert (claim[b"state"], claim[b"kind"], claim[b"confirmed"]) == (b"done", b"lead", b"done")
+    assert survey.status_code == 202, survey.text
