@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tracemalloc
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -337,6 +339,29 @@ async def test_an_endpoint_that_always_fails_gets_a_dead_letter_per_event(infra:
             60,
             "the replayed events, under their first webhook ids",
         )
+
+
+async def test_a_compressed_answer_is_not_inflated_past_the_bytes_read(infra: Any) -> None:
+    # 512 MiB of zeros in about 0.5 MB of gzip: inflating the answer's first read to take
+    # its first 4 KB held about 150 MB per delivery, 16 deliveries at once.
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = packer.compress(bytes(512 * 1024 * 1024)) + packer.flush()
+    program = new_program()
+    receiver = Receiver(
+        fail_always=True, answer_body=bomb, answer_headers={"content-encoding": "gzip"}
+    )
+    async with harness(infra, program, receiver, webhooks_max_attempts=1) as h:
+        endpoint = await h.register("merchant", program.merchant, "/bomb", ALL_TYPES)
+        tracemalloc.start()
+        try:
+            await produce(infra.kafka_bootstrap, [conversion(program, 0)])
+            await until(lambda: h.count("dead_lettered") == 1, 60, "the failed delivery")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 32 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held reading the answer"
+        letters = (await h.api.get(f"/v1/webhooks/endpoints/{endpoint}/dead-letters")).json()
+        assert "HTTP 500" in letters["dead_letters"][0]["last_error"]
 
 
 async def test_the_admin_api_refuses_other_schemes_and_too_many_endpoints(infra: Any) -> None:

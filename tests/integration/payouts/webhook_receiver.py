@@ -30,6 +30,8 @@ class Receiver:
     fail_first: int = 0
     fail_always: bool = False
     answer_after_s: float = 0.0  # a slow endpoint: how long it takes to answer
+    answer_body: bytes = b"ok"
+    answer_headers: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     attempts: Counter[str] = field(default_factory=Counter)
     arrivals: dict[str, list[Arrival]] = field(default_factory=dict)  # path -> accepted
@@ -52,9 +54,11 @@ class Receiver:
                 body = self.rfile.read(length)
                 status = receiver.handle(self.path, dict(self.headers.items()), body)
                 self.send_response(status)
-                self.send_header("content-length", "2")
+                self.send_header("content-length", str(len(receiver.answer_body)))
+                for name, value in receiver.answer_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(receiver.answer_body)
 
             def log_message(self, *args: Any) -> None:
                 pass

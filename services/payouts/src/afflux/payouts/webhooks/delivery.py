@@ -180,12 +180,15 @@ class Deliverer:
         body = job.body.encode()
         headers = signing.signed_headers(secret, job.webhook_id, self.clock() // 1000, body)
         headers["user-agent"] = "afflux-webhooks/1"
+        # The answer is read as sent, never inflated: a few KB of gzip inflate to megabytes
+        # at each read, and only its first bytes are kept (for the dead letter's error).
+        headers["accept-encoding"] = "identity"
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.limits.timeout_s):
                 async with client.stream("POST", url, content=body, headers=headers) as answer:
                     read = bytearray()
-                    async for chunk in answer.aiter_bytes():
+                    async for chunk in answer.aiter_raw():
                         read += chunk[: self.limits.max_response_bytes - len(read)]
                         if len(read) >= self.limits.max_response_bytes:
                             break
