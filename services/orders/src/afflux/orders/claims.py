@@ -7,7 +7,9 @@ that finds a live pending claim waits for it to settle instead of answering
 "duplicate" for an order that might still fail. If the process dies between
 the acknowledgement and marking done, the pending claim expires and a retry
 produces the same event (same deterministic event id) once more; attribution
-dedupes by campaign + order id, so this costs nothing.
+dedupes by campaign + order id, so this costs nothing. A done mark Redis refused is
+retried until Redis answers (afflux.orders.marks, ``mark_done``), writing a claim Redis
+lost anew.
 
 Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
 (``done`` or the pending claim's expiry in ms), ``pkey`` (its partition key),
