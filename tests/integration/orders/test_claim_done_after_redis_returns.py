@@ -13,12 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
 from afflux.orders.app import create_app
-from afflux.orders.claims import ClaimStore
+from afflux.orders.claims import ClaimStore, NewOrder
+from afflux.orders.marks import DoneMarks, MarkMetrics
 
 from .conftest import Api, orders_settings
 
@@ -143,3 +145,23 @@ async def test_a_lead_whose_claim_is_gone_confirms_from_the_order_outcome_index(
     claim = await orders_app.state.redis.hgetall(claims.order_key(campaign, order_id))
     assert (claim[b"state"], claim[b"kind"], claim[b"confirmed"]) == (b"done", b"lead", b"done")
     assert survey.status_code == 202, survey.text
+
+
+async def test_marks_past_the_bound_and_those_waiting_at_shutdown_are_given_up() -> None:
+    redis: Redis = Redis(port=free_port(), socket_connect_timeout=1)  # nobody listens
+    claims = ClaimStore(redis, "afx:marks", pending_ms=1_000, ttl_s=60)
+    registry = CollectorRegistry()
+    marks = DoneMarks(claims, MarkMetrics(registry), max_undone=1)
+    orders = [NewOrder("c", order_id, "k", 100, "sale") for order_id in ("o1", "o2")]
+
+    def given_up() -> float | None:
+        return registry.get_sample_value("afflux_order_claim_marks_total", {"outcome": "given_up"})
+
+    try:
+        await marks.mark(orders)
+        assert (marks.undone, given_up()) == (1, 1)
+
+        await marks.close()
+        assert (marks.undone, given_up()) == (0, 2)
+    finally:
+        await redis.aclose()
