@@ -4,13 +4,15 @@ Twenty-four seeded scenarios (window edges at +-1 ms, orders before their
 clicks, coupon against cookie, explicit and unknown click ids, several
 creators, redeliveries, lead confirmations, partial and over-refunds, refunds
 of unknown orders, a terms change) go through one worker together; each
-scenario's outputs must equal the oracle's for it. Once per state store.
+scenario's outputs must equal the oracle's for it. Once per state store. Then
+renewals written straight to the topic that break the renewal rules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +20,18 @@ from pathlib import Path
 import harness as h
 import pytest
 
-from afflux.oracle import Scenario, attribute, generate
-from afflux.shared.topics import CLICKS, DLQ, ORDERS
+from afflux.bench.feed import partition_of
+from afflux.oracle import OracleResult, Scenario, attribute, generate
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    ClickRecorded,
+    DeadLetter,
+    OrderPlaced,
+    OrderUnattributed,
+    SubscriptionRenewed,
+)
+from afflux.shared.io.kafka import new_producer
+from afflux.shared.topics import CLICKS, DLQ, ORDERS, REFUNDS
 from afflux.shared.wire import encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
@@ -84,7 +96,6 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(
     worker_run: tuple[str, int], scenarios: dict[int, Scenario]
 ) -> None:
     bootstrap, port = worker_run
-    from afflux.shared.io.kafka import new_producer
 
     good = generate(999, grace_seconds=2, prefix="dlq", visitors=10)
     order = next(e for e in good.events if e.type == "OrderPlaced")
@@ -125,3 +136,120 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(
     assert clicks_read >= clicks_sent  # events, not the packed records that carried them
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
         assert json.loads(resp.read())["status"] == "ok"
+
+
+def test_renewals_written_to_the_topic_are_held_to_the_renewal_rules(
+    worker_run: tuple[str, int], state_store: str
+) -> None:
+    # A taken number again under another renewal order id (dated earlier), a renewal of
+    # that renewal, and one reusing its first order's id: the worker refuses them as the
+    # oracle does, and dead-letters the last. The rules do not depend on the state store.
+    if state_store != "memory":
+        pytest.skip("the memory store's run covers the rules; the encoding is unit-tested")
+    bootstrap, _ = worker_run
+    now = int(time.time() * 1000)
+    versions = _recurring_terms("subs-hostile")
+    click = ClickRecorded(
+        event_id="hr-click",
+        occurred_at=now - 60_000,
+        click_id="hr-v.c1",
+        link_code="l",
+        affiliate_id="creator-01",
+        campaign_id="subs-hostile",
+        visitor_id="hr-v",
+    )
+    order = OrderPlaced(
+        event_id="hr-order",
+        occurred_at=now,
+        order_id="hr-1",
+        campaign_id="subs-hostile",
+        merchant_id="m",
+        amount_minor=5_000,
+        currency="EUR",
+        visitor_id="hr-v",
+    )
+
+    def renewal(tag: str, first: str, renewal_order: str, at: int) -> SubscriptionRenewed:
+        return SubscriptionRenewed(
+            event_id=f"hr-ev-{tag}",
+            occurred_at=at,
+            order_id=first,
+            renewal_order_id=renewal_order,
+            renewal_number=1,
+            campaign_id="subs-hostile",
+            merchant_id="m",
+            amount_minor=1_000,
+            currency="EUR",
+        )
+
+    paid = renewal("r1", "hr-1", "hr-1:r1", now + 1_000)
+    again = renewal("again", "hr-1", "hr-1:again", now + 500)
+    itself = renewal("self", "hr-1", "hr-1", now + 1_000)
+    of_renewal = renewal("of", "hr-1:r1", "hr-1:r1:r1", now + 2_000)
+    events = [click, order, paid, again, itself, of_renewal]
+    oracle = attribute(events, {"subs-hostile": versions})
+
+    async def scenario() -> set[str]:
+        await h.publish_campaigns(bootstrap, {"subs-hostile": versions})
+        await h.produce(bootstrap, [click, order], 4)
+        # Each step once the one before is decided, so no renewal expires waiting (an
+        # expiry adds a provisional answer the oracle does not give).
+        await h.wait_for(bootstrap, _only(oracle, {"hr-1"}), belongs="hr-1", timeout_s=30)
+        await _renewals(bootstrap, [paid, again, itself])
+        decided = _only(oracle, {"hr-1", "hr-1:r1", "hr-1:again"})
+        await h.wait_for(bootstrap, decided, belongs="hr-1", timeout_s=30)
+        await _renewals(bootstrap, [of_renewal])
+        return await h.wait_for(bootstrap, h.expected_sets(oracle), belongs="hr-", timeout_s=30)
+
+    got = asyncio.run(scenario())
+    assert got == h.expected_sets(oracle), h.describe(h.expected_sets(oracle), got)
+    reasons = {e.reason for e in oracle.unmatched if isinstance(e, OrderUnattributed)}
+    assert reasons == {"renewal_number_taken", "first_order_is_renewal"}
+    letters = asyncio.run(h.read_topics(bootstrap, [DLQ.name]))[DLQ.name]
+    assert any(
+        isinstance(e, DeadLetter)
+        and e.reason.startswith("renewal_order_id_is_first_order")
+        and "hr-ev-self" in e.value
+        for e in letters
+    )
+
+
+def _recurring_terms(campaign: str) -> tuple[TermsVersion, ...]:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": campaign,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "grace_seconds": 1,
+            "plan": {
+                "sale": {"rate": {"percent": "10"}},
+                "recurring": {"rate": {"percent": "20"}, "max_renewals": 12},
+            },
+        }
+    )
+    return (TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),)
+
+
+def _only(result: OracleResult, orders: set[str]) -> set[str]:
+    """The oracle's answers for ``orders``."""
+    events = [*result.conversions, *result.reversals, *result.unmatched]
+    return h.expected_sets(
+        OracleResult(conversions=[e for e in events if getattr(e, "order_id", "") in orders])
+    )
+
+
+async def _renewals(bootstrap: str, renewals: list[SubscriptionRenewed]) -> None:
+    """Written straight to the refunds topic, keyed by the first order, as an integrator
+    producing to the topic does."""
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        for r in renewals:
+            await producer.send_and_wait(
+                REFUNDS.name,
+                encode(r),
+                key=r.order_id.encode(),
+                partition=partition_of(r.order_id, 4),
+            )
+    finally:
+        await producer.stop()
