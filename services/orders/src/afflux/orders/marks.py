@@ -69,6 +69,7 @@ class DoneMarks:
         # By claim key: an order deferred twice is marked once.
         self._undone: dict[tuple[str, str], NewOrder] = {}
         self._retrying: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def undone(self) -> int:
@@ -102,9 +103,9 @@ class DoneMarks:
     def defer(self, orders: Sequence[NewOrder]) -> None:
         for order in orders:
             key = (order.campaign_id, order.order_id)
-            if key not in self._undone and len(self._undone) >= self.max_undone:
+            if self._closed or (key not in self._undone and len(self._undone) >= self.max_undone):
                 self.metrics.given_up.inc()
-                log.error("done mark of order %s/%s given up: retry queue full", *key)
+                log.error("done mark of order %s/%s given up: retry queue full or stopped", *key)
                 continue
             self._undone[key] = order
             self.metrics.deferred.inc()
@@ -128,7 +129,9 @@ class DoneMarks:
             log.info("%d order claims marked done on a retry", len(batch))
 
     async def close(self) -> None:
-        """Stop retrying; what still waits is given up (the outcome index covers it)."""
+        """Stop retrying; what still waits, or comes later, is given up (the outcome
+        index covers it)."""
+        self._closed = True
         if self._retrying is not None:
             await cancel_and_wait([self._retrying])
         if self._undone:
