@@ -150,6 +150,8 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
         ("engagement_correction", -50),
     ]
     assert postings[1]["corrects"] == postings[0]["posting_id"]
+    # The lock counts from the publication's receipt, not from a published_at an hour before.
+    assert postings[0]["approve_at"] >= now + 30 * 86_400_000
 
     # A live stream of 600 likes from 1,000 followers is held until the merchant releases it.
     live = {

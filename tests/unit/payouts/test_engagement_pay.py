@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from afflux.oracle.engagement import engagement_lines as oracle_lines
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.engagement import (
     ContentEvent,
@@ -230,3 +231,50 @@ def test_held_content_is_paid_once_released() -> None:
 
 def test_values_in_minor_units_may_be_fractions() -> None:
     assert PLAN.values.like_minor == Decimal("0.05")
+
+
+# -- the lock counts from receipt when published_at is backdated --------------------------
+
+
+@dataclass(frozen=True)
+class LockCase:
+    name: str
+    published_at: int
+    received_at: int | None
+    approve_at: int
+
+
+LOCK_CASES = [
+    LockCase("received as published", NOV_1, NOV_1, NOV_1 + 30 * MS_PER_DAY),
+    # a publication posted 45 days after its stated time: the lock starts at receipt
+    LockCase("backdated 45 days", NOV_1, NOV_1 + 45 * MS_PER_DAY, NOV_1 + 75 * MS_PER_DAY),
+    LockCase("backdated 1 ms", NOV_1, NOV_1 + 1, NOV_1 + 1 + 30 * MS_PER_DAY),
+    # received before its stated time (a clock a little ahead): published_at counts
+    LockCase("received 1 ms before", NOV_1, NOV_1 - 1, NOV_1 + 30 * MS_PER_DAY),
+    # written straight to the topic, no receipt: published_at counts, as before
+    LockCase("no receipt", NOV_1, None, NOV_1 + 30 * MS_PER_DAY),
+]
+
+
+@pytest.mark.parametrize("case", LOCK_CASES, ids=lambda c: c.name)
+def test_engagement_pay_is_approved_a_lock_after_the_later_of_publication_and_receipt(
+    case: LockCase,
+) -> None:
+    published = Publication(
+        KEY, "ana", "shoes", "post", case.published_at, "pub-1", case.received_at
+    )
+    (postings,) = journal((published, snap(1, 300)))
+    assert [row(p) for p in postings] == [("engagement_pay", 300, case.approve_at, None)]
+    (line,) = oracle_lines("shoes", [(KEY, [published, snap(1, 300)])], VERSIONS)
+    assert (line.time, line.approve_at) == (case.published_at, case.approve_at)
+
+
+def test_republishing_keeps_the_first_receipt() -> None:
+    first = Publication(KEY, "ana", "shoes", "live", NOV_1, "pub-1", NOV_1 + 40 * MS_PER_DAY)
+    # the stream's end, posted later again: the lock already counts from the first receipt
+    again = Publication(KEY, "ana", "shoes", "live", NOV_1, "pub-2", NOV_1 + 41 * MS_PER_DAY)
+    approve_at = NOV_1 + 70 * MS_PER_DAY
+    (postings,) = journal((first, again, snap(1, 300)))
+    assert [row(p) for p in postings] == [("engagement_pay", 300, approve_at, None)]
+    (line,) = oracle_lines("shoes", [(KEY, [first, again, snap(1, 300)])], VERSIONS)
+    assert line.approve_at == approve_at

@@ -23,6 +23,7 @@ from afflux.shared.core.engagement import (
     Publication,
     Release,
     Snapshot,
+    first_receipt,
     price,
     review_hold,
 )
@@ -49,7 +50,7 @@ def final_state(
     released: str | None = None
     for event in events:
         if isinstance(event, Publication):
-            publication = event
+            publication = first_receipt(publication, event)
         elif isinstance(event, Release):
             released = released or event.event_id
         elif latest is not None and event.as_of <= latest.as_of:
@@ -90,7 +91,7 @@ def engagement_lines(
                     derived_id("line", "engagement", campaign_id, state.key),
                     creator,
                     at,
-                    at + terms.lock_days * MS_PER_DAY,
+                    state.publication.lock_from + terms.lock_days * MS_PER_DAY,
                     price(plan, state, total).amount_minor,
                 )
             )

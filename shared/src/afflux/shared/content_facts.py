@@ -34,6 +34,7 @@ def content_fact(event: ContentInput) -> ContentEvent:
             event.kind,
             event.published_at,
             event.event_id,
+            event.received_at,
         )
     if isinstance(event, ContentStats):
         return Snapshot(

@@ -495,6 +495,13 @@ class ContentPublished(Envelope):
     handle: str | None = Field(
         None, max_length=200, description="the creator's handle on that platform"
     )
+    received_at: EventTime | None = Field(
+        None,
+        description="when afflux accepted the publication (set by the content API, absent "
+        "on records written straight to the topic): its engagement pay is approved lock_days "
+        "after the later of this and published_at, so a backdated published_at does not "
+        "shorten the lock",
+    )
 
     @model_validator(mode="after")
     def _live_times(self) -> ContentPublished:

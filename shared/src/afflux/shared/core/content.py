@@ -31,9 +31,9 @@ def content_key(platform: str, content_id: str) -> str:
 def content_backfill_limit_ms(versions: Iterable[TermsVersion]) -> int:
     """How old a publication's times may be when a creator or merchant posts it: the
     campaign's longest cookie window plus its longest lock, the orders API's backfill
-    limit. An older ``published_at`` would date its engagement line past its lock
-    (approved at once, before any review) and an older stream would claim orders whose
-    commission is already approved: closed money, which an operator backfills."""
+    limit. An older stream would claim orders whose commission is already approved:
+    closed money, which an operator backfills. (An engagement line's lock counts from
+    the publication's receipt when ``published_at`` is earlier: ``Publication.lock_from``.)"""
     terms = [v.terms for v in versions]
     if not terms:
         return 0

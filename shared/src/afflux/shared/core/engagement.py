@@ -43,6 +43,17 @@ class Publication:
     kind: str
     published_at: int
     event_id: str
+    # When afflux first accepted a publication of the content (None: not known, a record
+    # written straight to the topic): the lock counts from the later of the two times.
+    received_at: int | None = None
+
+    @property
+    def lock_from(self) -> int:
+        """When the content's engagement pay starts its lock: a ``published_at`` backdated
+        before its receipt does not bring the approval forward."""
+        if self.received_at is None:
+            return self.published_at
+        return max(self.published_at, self.received_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +108,7 @@ class ContentState:
 def fold(state: ContentState, event: ContentEvent, review: EngagementReview | None) -> ContentState:
     """``state`` after ``event`` (events of one content, in topic order)."""
     if isinstance(event, Publication):
-        return replace(state, publication=event)
+        return replace(state, publication=first_receipt(state.publication, event))
     if isinstance(event, Release):
         return state if state.released else replace(state, released=event.event_id)
     latest = state.latest
@@ -108,6 +119,16 @@ def fold(state: ContentState, event: ContentEvent, review: EngagementReview | No
     if held is None and state.released is None and review is not None:
         held = review_hold(review, latest, event, number)
     return replace(state, latest=event, snapshots=number, held=held)
+
+
+def first_receipt(before: Publication | None, after: Publication) -> Publication:
+    """``after`` (a later publication replaces the earlier one) with the earliest receipt
+    of the two: re-publishing, as a live stream's end does, never moves the lock later."""
+    if before is None or before.received_at is None:
+        return after
+    if after.received_at is not None and after.received_at <= before.received_at:
+        return after
+    return replace(after, received_at=before.received_at)
 
 
 def review_hold(

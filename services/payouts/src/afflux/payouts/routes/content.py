@@ -140,7 +140,12 @@ async def publish_content(
     fields = body.model_dump()
     event = _validated(
         ContentPublished,
-        {**fields, "event_id": _event_id("content", key, fields), "occurred_at": body.published_at},
+        {
+            **fields,
+            "event_id": _event_id("content", key, fields),
+            "occurred_at": body.published_at,
+            "received_at": now,
+        },
     )
     owners = store.keys.ledger("content_owner")
     if not await store.redis.hsetnx(owners, key, orjson.dumps(list(identity))):

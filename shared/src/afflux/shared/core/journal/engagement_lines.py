@@ -2,7 +2,8 @@
 
 The line of a content belongs to the period of its publication (``published_at``),
 whenever its stats arrive; it is dated at ``published_at`` and approved ``lock_days``
-(of the terms in force then) after it, like a conversion at that time. What it owes
+(of the terms in force then) after it, like a conversion at that time, or after its
+receipt when ``published_at`` was backdated (``Publication.lock_from``). What it owes
 follows the content's latest snapshot (``afflux.shared.core.engagement.price``): a
 later snapshot that changes the amount, up or down, is a correction posting on the
 same line, before or after approval, never a rewrite. With the minimum counted per
@@ -70,7 +71,7 @@ def priced(
     if version is None or state.publication is None:
         return None
     plan = version.terms.plan.engagement
-    approve_at = state.publication.published_at + version.terms.lock_days * MS_PER_DAY
+    approve_at = state.publication.lock_from + version.terms.lock_days * MS_PER_DAY
     if plan is None:
         return (
             Priced(0, "engagement: the campaign's terms pay no engagement"),
