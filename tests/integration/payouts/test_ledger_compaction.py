@@ -158,6 +158,7 @@ class Ledger:
     redis: Redis[bytes]
     store: LedgerStore
     http: httpx.AsyncClient
+    now: list[int]  # the app's clock: a payout run pays only what is approved by then
 
     async def get(self, path: str, **params: Any) -> Any:
         response = await self.http.get(path, params=params)
@@ -178,6 +179,7 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
     store = LedgerStore(redis)
     for batch in BATCHES:
         await store.apply(batch, _versions, lambda cid: "EUR")
+    now = [CLOSES]
     app = create_app(
         PayoutsSettings(
             _env_file=None,
@@ -185,7 +187,7 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
             kafka_bootstrap=infra.kafka_bootstrap,
             redis_url="redis://unused",
         ),
-        clock=lambda: CLOSES,
+        clock=lambda: now[0],
     )
     producer = new_producer(infra.kafka_bootstrap)
     await producer.start()
@@ -196,7 +198,7 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
             base_url="http://payouts",
             headers={"authorization": f"Bearer {TOKEN}"},
         ) as http:
-            yield Ledger(ledger_redis_url, redis, store, http)
+            yield Ledger(ledger_redis_url, redis, store, http, now)
     finally:
         await producer.stop()
         await redis.aclose()  # type: ignore[attr-defined]
@@ -312,6 +314,7 @@ async def test_compaction_keeps_every_figure_and_closes_the_period(ledger: Ledge
         assert after[name] == before[name], name
 
     # The payout run pays April's sale once approved, nothing more for January.
+    ledger.now[0] = APR_1 + 40 * DAY
     results = await ledger.pay(APR_1 + 40 * DAY, "2026-05")
     assert {r["affiliate_id"]: (r["status"], r["amount_minor"]) for r in results} == {
         "anna": ("paid", 1000),

@@ -31,6 +31,7 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import Applied, Batch, ClickItem, LedgerStore
 from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished, PayoutIssued
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -505,6 +506,26 @@ async def test_runs_at_once_under_different_period_names_pay_a_balance_once(
     assert paid == {"anna": 3000, "bob": 1015}
     balance = await ledger.get("/v1/creators/anna/balance", as_of=str(at))
     assert balance["balances"] == [_balance(0, 700, 3000, 1000)]  # beta not paid yet
+
+
+@pytest.mark.parametrize(
+    ("ahead_ms", "status"),
+    [
+        (DEFAULT_CLOCK_SKEW_MS, 200),  # the clock-skew allowance: pays what is approved now
+        # one ms more: it would pay, today, commission still in its return window
+        (DEFAULT_CLOCK_SKEW_MS + 1, 422),
+    ],
+)
+async def test_a_payout_run_pays_nothing_approved_only_after_now(
+    ledger: Ledger, ahead_ms: int, status: int
+) -> None:
+    now = DEC_1 + 20 * DAY  # the app's clock
+    response = await ledger.run(as_of=now + ahead_ms)
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["detail"][0]["field"] == "as_of"
+        balance = await ledger.get("/v1/creators/anna/balance")
+        assert balance["balances"][0]["paid_minor"] == 0
 
 
 async def test_a_payout_run_of_an_unknown_campaign_is_404(ledger: Ledger) -> None:

@@ -20,6 +20,7 @@ from afflux.payouts.errors import ERROR_RESPONSES, ProblemBody
 from afflux.payouts.models import PayoutRunAnswer
 from afflux.payouts.queries import current_period, known_campaign
 from afflux.payouts.run import PayoutConflict, run_payouts
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.io.http.problems import Problem
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -27,7 +28,9 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 class RunRequest(BaseModel):
     period: str | None = Field(None, description="YYYY-MM or YYYY-Www; default: the current one")
-    as_of: str | int | None = Field(None, description="approval cut-off; default: now")
+    as_of: str | int | None = Field(
+        None, description="approval cut-off, at most 5 minutes ahead of now; default: now"
+    )
     campaign_id: str | None = Field(None, description="pay only this campaign; default: all")
 
 
@@ -51,7 +54,16 @@ async def payouts_run(
     body: RunRequest | None = None,
 ) -> dict[str, Any]:
     wanted = body or RunRequest()
-    at = params.as_of(None if wanted.as_of is None else str(wanted.as_of), clock())
+    now = clock()
+    at = params.as_of(None if wanted.as_of is None else str(wanted.as_of), now)
+    if at - now > DEFAULT_CLOCK_SKEW_MS:
+        # A cut-off ahead would pay, today, commission its terms still hold (return window).
+        raise Problem(
+            422,
+            "as_of",
+            f"{at - now} ms in the future: a payout run pays only what is approved by now"
+            f" (clock-skew allowance {DEFAULT_CLOCK_SKEW_MS} ms)",
+        )
     period = params.period(wanted.period)
     known_campaign(directory, wanted.campaign_id)
     try:
