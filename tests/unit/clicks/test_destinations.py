@@ -21,6 +21,7 @@ ALLOWED = ("shop.example.com", "xn--bcher-kva.example")
         "https://shop.example.com./x",  # the fully qualified form (trailing dot)
         "https://shop.example.com:8443/x",
         "https://xn--bcher-kva.example/",  # punycode host exactly as allowed
+        "https://shop.example.com/?my_afx_click=1#afx_click=2",  # other names, a fragment
     ],
 )
 def test_destination_on_an_allowed_domain_is_accepted(url: str) -> None:
@@ -51,6 +52,11 @@ def test_destination_on_an_allowed_domain_is_accepted(url: str) -> None:
         ("https://shop.example.com:99999/", "valid URL"),
         ("https:///path", "no host"),
         ("https://" + "a" * 2100 + ".shop.example.com/", "longer"),
+        # a click id of the link's own: the shop may keep the first, a click the creator
+        # made once, so every later visit (an embedded or bot one too) would name it
+        ("https://shop.example.com/?afx_click=v_1.2", "afx_click"),
+        ("https://shop.example.com/?a=1&afx%5Fclick=v_1.2", "afx_click"),  # encoded name
+        ("https://shop.example.com/?a=1;afx_click=v_1.2", "afx_click"),  # ; as a separator
     ],
 )
 def test_unsafe_or_foreign_destination_is_refused_with_the_reason(url: str, reason: str) -> None:

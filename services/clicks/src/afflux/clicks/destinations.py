@@ -5,16 +5,18 @@ URL whose host is one of the campaign's allowed domains or a subdomain of one.
 Tricks browsers fall for are refused: other schemes (``javascript:``,
 ``data:``), scheme-relative ``//host``, userinfo (``https://allowed.com@evil.com``),
 backslashes and control characters, and internationalised hosts (non-ASCII or
-``xn--`` punycode labels) unless the host is exactly an allowed domain.
+``xn--`` punycode labels) unless the host is exactly an allowed domain. A destination
+that already names an ``afx_click`` is refused too: the redirect adds the visit's own.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 MAX_URL_LENGTH = 2048
+CLICK_PARAM = "afx_click"  # the parameter the redirect adds (afflux.clicks.links.prepare)
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -44,6 +46,11 @@ def check_destination(url: str, allowed_domains: Iterable[str]) -> None:
         raise BadDestination("must be an absolute http:// or https:// URL")
     if "@" in parts.netloc:
         raise BadDestination("must not carry user information (user@host)")
+    if CLICK_PARAM in _query_names(parts.query):
+        raise BadDestination(
+            f"must not carry {CLICK_PARAM}: the redirect adds the visit's own click id, and a"
+            " shop that reads the first one would credit a fixed click for every visit"
+        )
     host = normalise_domain(parts.hostname or "")
     if not host:
         raise BadDestination("has no host")
@@ -60,6 +67,11 @@ def check_destination(url: str, allowed_domains: Iterable[str]) -> None:
         return
     if not any(host == d or host.endswith(f".{d}") for d in allowed):
         raise BadDestination(f"host {host!r} is not on the campaign's allowed domains")
+
+
+def _query_names(query: str) -> set[str]:
+    """The query's parameter names, decoded and lower-cased (``&`` and ``;`` separate)."""
+    return {unquote_plus(pair.partition("=")[0]).lower() for pair in re.split("[&;]", query)}
 
 
 def normalise_domain(domain: str) -> str:

@@ -30,6 +30,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from afflux.clicks.destinations import CLICK_PARAM
+
 log = logging.getLogger(__name__)
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -76,7 +78,7 @@ def prepare(link: Link) -> Target:
     separator = "&" if "?" in url else "?"
     if url.endswith(("?", "&")):
         separator = ""
-    return Target(link, f"{url}{separator}afx_click=", f"{hash_mark}{fragment}")
+    return Target(link, f"{url}{separator}{CLICK_PARAM}=", f"{hash_mark}{fragment}")
 
 
 class LinkNotPublished(RuntimeError):
