@@ -342,10 +342,10 @@ async def test_an_endpoint_that_always_fails_gets_a_dead_letter_per_event(infra:
 
 
 async def test_a_compressed_answer_is_not_inflated_past_the_bytes_read(infra: Any) -> None:
-    # 512 MiB of zeros in about 0.5 MB of gzip: inflating the answer's first read to take
-    # its first 4 KB held about 150 MB per delivery, 16 deliveries at once.
+    # 128 MiB of zeros in about 130 KB of gzip: inflating the answer's first read to take
+    # its first 4 KB held about 140 MB per delivery, 16 deliveries at once.
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    bomb = packer.compress(bytes(512 * 1024 * 1024)) + packer.flush()
+    bomb = packer.compress(bytes(128 * 1024 * 1024)) + packer.flush()
     program = new_program()
     receiver = Receiver(
         fail_always=True, answer_body=bomb, answer_headers={"content-encoding": "gzip"}
@@ -362,6 +362,24 @@ async def test_a_compressed_answer_is_not_inflated_past_the_bytes_read(infra: An
         assert peak < 32 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held reading the answer"
         letters = (await h.api.get(f"/v1/webhooks/endpoints/{endpoint}/dead-letters")).json()
         assert "HTTP 500" in letters["dead_letters"][0]["last_error"]
+
+
+async def test_a_slow_endpoint_holds_its_share_of_the_sender_not_every_slot(
+    infra: Any,
+) -> None:
+    # Each event goes to a merchant endpoint answering in 1 s and to a creator's answering
+    # at once. The slow one took all 16 slots, so the creator's events came at its pace.
+    program = new_program(creators=1)
+    receiver = Receiver(slow_paths={"/slow": 1.0})
+    async with harness(infra, program, receiver) as h:
+        await h.register("merchant", program.merchant, "/slow", ["conversion.attributed"])
+        await h.register("affiliate", program.creators[0], "/fast", ["conversion.attributed"])
+        conversions = [conversion(program, n) for n in range(48)]
+        await produce(infra.kafka_bootstrap, conversions)
+        await until(lambda: len(receiver.ids("/fast")) == len(conversions), 60, "the fast ones")
+        slow_done = len(receiver.received("/slow"))
+        assert slow_done < 16, f"{slow_done} slow deliveries went before the fast ones"
+        await until(lambda: len(receiver.ids("/slow")) >= 8, 30, "the slow one served too")
 
 
 async def test_the_admin_api_refuses_other_schemes_and_too_many_endpoints(infra: Any) -> None:

@@ -30,6 +30,7 @@ class Receiver:
     fail_first: int = 0
     fail_always: bool = False
     answer_after_s: float = 0.0  # a slow endpoint: how long it takes to answer
+    slow_paths: dict[str, float] = field(default_factory=dict)  # path -> its own answer time
     answer_body: bytes = b"ok"
     answer_headers: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -83,8 +84,9 @@ class Receiver:
                 self.unverified.append(f"{path}: {exc}")
             return 400
         msg_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
-        if self.answer_after_s:
-            time.sleep(self.answer_after_s)
+        delay = self.slow_paths.get(path, self.answer_after_s)
+        if delay:
+            time.sleep(delay)
         with self.lock:
             self.attempts[msg_id] += 1
             if self.fail_always or self.attempts[msg_id] <= self.fail_first:

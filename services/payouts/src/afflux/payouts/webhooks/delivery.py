@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -30,6 +32,14 @@ IDLE_POLL_S = 0.5  # how often due retries are looked for when nothing wakes the
 # A claimed delivery is claimed again after twice the request timeout and this margin: a
 # request cannot outlast its timeout, so only a sender that died mid-request leaves it.
 LEASE_MARGIN_S = 5.0
+# One endpoint has at most a quarter of the requests in flight: a slow one (each request
+# near the timeout) with a backlog otherwise took every slot, and every other endpoint's
+# deliveries waited at its pace. A claim looks this many times further than the free slots,
+# and what it cannot start is due again now (its endpoint at its share: a millisecond
+# later), behind the other endpoints' due deliveries, so theirs come forward.
+ENDPOINT_SHARE = 4
+CLAIM_AHEAD = 8
+DEFER_MS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,8 @@ class Deliverer:
         self.draw = draw
         self.in_flight: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(limits.concurrency)
+        self.per_endpoint = max(1, limits.concurrency // ENDPOINT_SHARE)
+        self.busy: Counter[str] = Counter()  # endpoint -> requests in flight
 
     async def run(self) -> None:
         lease_ms = int((2 * self.limits.timeout_s + LEASE_MARGIN_S) * 1000)
@@ -103,18 +115,15 @@ class Deliverer:
                 while True:
                     stop_if_cancelled()
                     free = self.limits.concurrency - len(self.in_flight)
-                    jobs: list[Job] = []
+                    started = 0
                     if free > 0:
                         try:
-                            jobs = await self._claim(free, lease_ms)
+                            jobs = await self._claim(free * CLAIM_AHEAD, lease_ms)
+                            started = await self._start(client, jobs, free)
                         except REDIS_DOWN as exc:
                             stop_if_cancelled()
                             log.warning("webhooks: Redis unavailable (%s)", exc)
-                    for job in jobs:
-                        task = asyncio.create_task(self._deliver(client, job))
-                        self.in_flight.add(task)
-                        task.add_done_callback(self._finished)
-                    if not jobs:
+                    if not started:
                         self.wake.clear()
                         # asyncio.timeout, not wait_for: wait_for on 3.11 can swallow a
                         # cancellation that lands as its timeout fires, and never stop.
@@ -131,8 +140,31 @@ class Deliverer:
         self.metrics.queue_depth.set(await self.store.pending())
         return jobs
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    async def _start(self, client: httpx.AsyncClient, jobs: list[Job], free: int) -> int:
+        """Start up to ``free`` of the claimed jobs, at most ``per_endpoint`` in flight per
+        endpoint; the others are due again: now (past the free slots), or a moment later
+        (their endpoint has its share), behind the other endpoints' due deliveries."""
+        now = self.clock()
+        later: dict[str, int] = {}
+        started = 0
+        for job in jobs:
+            crowded = self.busy[job.endpoint_id] >= self.per_endpoint
+            if crowded or started >= free:
+                later[job.webhook_id] = now + DEFER_MS if crowded else now
+                continue
+            started += 1
+            self.busy[job.endpoint_id] += 1
+            task = asyncio.create_task(self._deliver(client, job))
+            self.in_flight.add(task)
+            task.add_done_callback(functools.partial(self._finished, job.endpoint_id))
+        await self.store.defer(later)
+        return started
+
+    def _finished(self, endpoint_id: str, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
+        self.busy[endpoint_id] -= 1
+        if self.busy[endpoint_id] <= 0:
+            del self.busy[endpoint_id]
         self.wake.set()  # a slot is free
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery failed unexpectedly", exc_info=task.exception())

@@ -235,6 +235,12 @@ class WebhookStore:
         raw = await self._eval(_CLAIM, [DUE, JOBS], [now, lease_until, limit])
         return [Job.decode(r) for r in raw]
 
+    async def defer(self, due_by_id: dict[str, int]) -> None:
+        """Move claimed deliveries' due times (no attempt counted); one gone meanwhile
+        (done, removed) stays gone."""
+        if due_by_id:
+            await self.redis.zadd(DUE, due_by_id, xx=True)  # type: ignore[arg-type]
+
     async def done(self, job: Job) -> None:
         await self._eval(_DONE, [JOBS, DUE, queue_key(job.endpoint_id)], [job.webhook_id])
 
