@@ -9,7 +9,13 @@ from dataclasses import dataclass, replace
 import pytest
 from tests.unit.payouts.test_explain import BASE, REFUND, T0
 
-from afflux.payouts.statement_csv import COLUMNS, decimal_amount, neutralise, statement_csv
+from afflux.payouts.statement_csv import (
+    COLUMNS,
+    csv_filename,
+    decimal_amount,
+    neutralise,
+    statement_csv,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -70,3 +76,17 @@ def test_one_row_per_posting_with_a_hostile_order_id_neutralised() -> None:
     second = dict(zip(COLUMNS, rows[2], strict=True))
     assert second["order_id"] == "'=cmd|' /C calc'!A0"
     assert second["amount"] == "-2.50"
+
+
+@pytest.mark.parametrize(
+    ("affiliate_id", "name"),
+    [
+        ("creator-07", "statement-creator-07-2026-12.csv"),
+        ("ana rosa/../x", "statement-ana_rosa_.._x-2026-12.csv"),
+        # a creator id a merchant's survey answer named: not latin-1, the header answered 500
+        ("创作者", "statement-___-2026-12.csv"),
+        ("josé", "statement-jos_-2026-12.csv"),
+    ],
+)
+def test_the_download_is_named_in_plain_ascii(affiliate_id: str, name: str) -> None:
+    assert csv_filename(affiliate_id, "2026-12") == name

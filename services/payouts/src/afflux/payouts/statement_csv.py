@@ -82,3 +82,11 @@ def statement_csv(postings: Iterable[Posting], as_of: int) -> str:
     for row in rows:
         writer.writerow([neutralise(cell) for cell in row])
     return out.getvalue()
+
+
+def csv_filename(affiliate_id: str, period: str) -> str:
+    """The download's file name: ASCII letters, digits, ``-``, ``_`` and ``.`` only, as an
+    HTTP header carries latin-1 alone (a creator id such as ``创作者``, which a merchant's
+    survey answer may name, made the download a 500)."""
+    name = f"statement-{affiliate_id}-{period}.csv"
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in name)

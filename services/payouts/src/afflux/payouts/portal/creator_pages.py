@@ -30,7 +30,7 @@ from afflux.payouts.queries import (
     known_campaign,
 )
 from afflux.payouts.routes import creators
-from afflux.payouts.statement_csv import statement_csv
+from afflux.payouts.statement_csv import csv_filename, statement_csv
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.journal.records import Posting
@@ -385,13 +385,11 @@ async def statement_download(
     wanted, _, postings = await statement_postings(
         store, directory, affiliate_id, campaign_id or None, period, now
     )
-    name = f"statement-{affiliate_id}-{wanted}.csv"
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return Response(
         statement_csv(postings, now),
         media_type="text/csv; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="{safe}"',
+            "Content-Disposition": f'attachment; filename="{csv_filename(affiliate_id, wanted)}"',
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store",
         },
