@@ -235,7 +235,7 @@ def until(
 
 def _ledger_against_oracle(ds: DifferentialStack) -> list[str]:
     async def differences() -> list[str]:
-        await settled(ds.stack.url("payouts"), min_wait_s=GRACE_S + 1)
+        await settled(ds.stack.url("payouts"), min_wait_s=GRACE_S + 1, stack=ds.stack)
         bootstrap = ds.stack.kafka_bootstrap
         inputs = [e for events in (await read_inputs(bootstrap)).values() for e in events]
         inputs += await read_to_end(bootstrap, CAMPAIGNS.name)

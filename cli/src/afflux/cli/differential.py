@@ -24,13 +24,15 @@ from pathlib import Path
 
 import httpx
 from aiokafka.errors import KafkaError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from afflux.cli.brokers import BrokerKind, broker_from_env
 from afflux.cli.ledger_compare import admin_headers, creator_postings
 from afflux.cli.processes import free_port
 from afflux.cli.stack import SERVICES, Stack, StackOptions
 from afflux.cli.storage import BrokerStorage
-from afflux.cli.topic_to_end import TopicUnreadable, read_to_end
+from afflux.cli.topic_to_end import TopicUnreadable, high_watermarks, read_to_end
 from afflux.cli.traffic import creator_ids
 from afflux.cli.workload import (
     WORKLOAD_CAMPAIGNS,
@@ -41,6 +43,8 @@ from afflux.cli.workload import (
     plan,
     run_workload,
 )
+from afflux.payouts.consumer import TOPICS as LEDGER_TOPICS
+from afflux.payouts.store import LedgerStore
 from afflux.shared.events import (
     AnyEvent,
     ClickRecorded,
@@ -304,7 +308,7 @@ class DifferentialStack:
             raise RuntimeError("the workload ended before every fault's progress point")
         self.ack_times = progress.ack_times
         unanswered = asyncio.run(outputs_complete(self.stack.kafka_bootstrap, acked))
-        settle_s = asyncio.run(settled(self.stack.url("payouts"), min_wait_s=3.0))
+        settle_s = asyncio.run(settled(self.stack.url("payouts"), min_wait_s=3.0, stack=self.stack))
         snapshot = asyncio.run(ledger_snapshot(self.stack.url("payouts"), workload.creator_names))
         topics = asyncio.run(read_inputs(self.stack.kafka_bootstrap))
         return RunResult(
@@ -369,6 +373,23 @@ async def outputs_complete(
     return missing
 
 
+async def ledger_behind(bootstrap: str, redis_url: str) -> list[str]:
+    """The partitions of the ledger's topics holding records the ledger has not applied:
+    its next offsets in Redis below the high watermark a Fetch answers."""
+    ends = await high_watermarks(bootstrap, LEDGER_TOPICS)
+    redis: Redis[bytes] = Redis.from_url(redis_url)
+    try:
+        offsets = await LedgerStore(redis).offsets()
+    finally:
+        await redis.aclose()  # type: ignore[attr-defined]
+    behind = []
+    for tp, end in sorted(ends.items()):
+        applied = offsets.get(f"{tp.topic}|{tp.partition}", 0)
+        if applied < end:
+            behind.append(f"{tp.topic}[{tp.partition}] applied to {applied} of {end}")
+    return behind
+
+
 async def settled(
     payouts_url: str,
     *,
@@ -376,9 +397,15 @@ async def settled(
     quiet_s: float = 4.0,
     limit_s: float = 180.0,
     admin_token: str = ADMIN_TOKEN,
+    stack: Stack | None = None,
 ) -> float:
     """Wait until the payouts totals have not changed for ``quiet_s`` (and at least
-    ``min_wait_s``, the grace timers); return how long after the call they last changed."""
+    ``min_wait_s``, the grace timers) and, given the ``stack``, the ledger has applied
+    every record of its topics; return how long after the call the totals last changed.
+
+    Quiet totals alone can be a ledger that holds no partition: after a payouts
+    process is killed its partitions wait for the group to notice (the session timeout,
+    10 s) before the restarted one is given them."""
     began = time.monotonic()
     last: object = None
     changed_at = began
@@ -392,11 +419,21 @@ async def settled(
             if now != last:
                 last, changed_at = now, time.monotonic()
             elif (
-                time.monotonic() - began >= min_wait_s and time.monotonic() - changed_at >= quiet_s
+                time.monotonic() - began >= min_wait_s
+                and time.monotonic() - changed_at >= quiet_s
+                and (stack is None or not await _behind_or_unreadable(stack))
             ):
                 return changed_at - began
             await asyncio.sleep(0.25)
-    raise RuntimeError(f"the ledger did not settle within {limit_s:.0f}s")
+    behind = await _behind_or_unreadable(stack) if stack is not None else []
+    raise RuntimeError(f"the ledger did not settle within {limit_s:.0f}s {behind}".rstrip())
+
+
+async def _behind_or_unreadable(stack: Stack) -> list[str]:
+    try:
+        return await ledger_behind(stack.kafka_bootstrap, stack.redis_url)
+    except (TopicUnreadable, KafkaError, RedisError, OSError) as exc:  # a broker or Redis away
+        return [f"not known yet: {exc!r}"]
 
 
 @dataclass

@@ -7,6 +7,7 @@ several records (FAUST_NOTES), which would hide the last batch's records.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -59,3 +60,32 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) ->
 async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
     high = consumer.highwater(tp)  # from the last Fetch answer; None before the first
     return high is not None and await consumer.position(tp) >= high
+
+
+async def high_watermarks(
+    bootstrap: str, topics: Sequence[str], *, timeout_s: float = 60.0
+) -> dict[TopicPartition, int]:
+    """Each partition's end, as a Fetch answers it, of every ``topics`` that exists (the
+    partitions are read through once: a Fetch from the start is the one sure way)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        tps = [tp for topic in topics for tp in await topic_partitions(consumer, topic, 5.0)]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while not all([await _at_end(consumer, tp) for tp in tps]):
+            if time.monotonic() >= deadline:
+                raise TopicUnreadable(f"{sorted(topics)}: the high watermarks were not reached")
+            await consumer.getmany(*tps, timeout_ms=250, max_records=10_000)
+        return {tp: consumer.highwater(tp) or 0 for tp in tps}
+    finally:
+        await consumer.stop()
