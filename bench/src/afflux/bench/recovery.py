@@ -38,9 +38,12 @@ def first_output_after_kill(
         reader = OutputReader(bootstrap)
         await reader.start()
         try:
+            # Every output so far, read first: until a poll adds no distinct output (the
+            # killed worker may have written some twice, so the count of records read
+            # never settles on the distinct count, and comparing the two never ends).
             seen = -1
-            while len(await reader.poll()) != seen:  # every output so far, read first
-                seen = len(reader.events)
+            while (distinct := len(await reader.poll())) != seen:
+                seen = distinct
             started = time.perf_counter()
             restarted = Child(
                 "attribution",
