@@ -50,7 +50,8 @@ GROUP = "afflux-order-outcomes"
 CARRIED: dict[str, tuple[type[Envelope], ...]] = {
     ORDERS.name: (OrderPlaced, LeadConfirmed, SurveyAnswered),
     REFUNDS.name: (OrderRefunded, SubscriptionRenewed),  # renewals: under the first order
-    CONVERSIONS.name: (ConversionAttributed,),
+    # LeadConfirmed: the worker forwards each to the ledger here; stored once by event id.
+    CONVERSIONS.name: (ConversionAttributed, LeadConfirmed),
     REVERSALS.name: (ConversionReversed,),
     UNMATCHED.name: (OrderUnattributed, RefundUnmatched),
 }
