@@ -95,10 +95,10 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
 
     background: set[asyncio.Future[None]] = set()
 
-    # The campaign and content views start with the app, ahead of its consumer: an
-    # app task would start them only after the group join and the first assignment,
-    # and the first decisions wait for both views.
-    app.add_dependency(Views(directory, content, bootstrap))
+    # The campaign and content views, and the disk store's recovery, start with the app,
+    # ahead of its consumer: an app task would start them only after the group join and
+    # the first assignment, and the first decisions wait for all three.
+    app.add_dependency(EarlyStart(directory, content, bootstrap, runtime))
 
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
@@ -159,18 +159,25 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     return app, runtime
 
 
-class Views(Service):
-    """Follows the campaigns and content topics into the process's views (own consumers
-    without a group, see ``follow_whole_topic``) from the app's start until its stop."""
+class EarlyStart(Service):
+    """What runs from the app's start, during the group join (about 6 s on the embedded
+    broker, see docs/attribution.md): the campaigns and content topics followed into
+    the process's views (own consumers without a group, see ``follow_whole_topic``)
+    until the app stops, and the disk store's partitions recovered
+    (``Runtime.warm_up``)."""
 
-    def __init__(self, directory: CampaignDirectory, content: ContentBook, bootstrap: str) -> None:
+    def __init__(
+        self, directory: CampaignDirectory, content: ContentBook, bootstrap: str, runtime: Runtime
+    ) -> None:
         super().__init__()
         self.directory, self.content, self.bootstrap = directory, content, bootstrap
+        self.runtime = runtime
 
     async def on_start(self) -> None:
         directory, content, bootstrap = self.directory, self.content, self.bootstrap
         self.add_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         self.add_future(run_forever(lambda: follow_content(content, bootstrap)))
+        self.runtime.warm_up()
 
 
 def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] | None:

@@ -87,6 +87,30 @@ class Partitions(Generic[S]):
         # processed again by this process (see divergence.py and docs/reliability.md).
         self.diverged: dict[int, str] = {}
         self.lock = asyncio.Lock()
+        # The disk store's partitions recovered before the first assignment (``warm_up``),
+        # taken by the recovery at assignment, which then reads only what came after.
+        self.warm: dict[int, Owned[S]] = {}
+        self.warming: asyncio.Future[None] | None = None
+
+    def warm_up(self) -> None:
+        """Recover the partitions this worker's disk store holds while the group join is
+        still under way (a restarted static member gets them back), so that the recovery
+        at assignment reads only the changelog written since. Nothing is owned or
+        processed before the assignment, and what it does not assign is dropped."""
+        if self.disk is None or self.warming is not None or self.owned or self.loading:
+            return  # never beside an assignment's recovery or a partition in use
+        held = self.disk.held()
+        if held:
+            self.warming = asyncio.ensure_future(self._warm(self.disk, held))
+
+    async def _warm(self, disk: DiskStores, partitions: list[int]) -> None:
+        try:
+            self.warm = await self._load_local(disk, partitions)
+        except Exception:  # the assignment's recovery reads them as it would have
+            log.warning("%s: recovery ahead of the assignment failed", self.name, exc_info=True)
+            self.warm = {}
+        else:
+            log.info("%s: partitions %s recovered ahead of the assignment", self.name, partitions)
 
     def assigned(self, partitions: set[int]) -> None:
         """The partitions of this stage the group gave us (a full assignment)."""
@@ -115,7 +139,12 @@ class Partitions(Generic[S]):
 
     async def _load(self, partitions: list[int]) -> None:
         if self.disk is not None:
-            await self._adopt(await self._load_local(self.disk, partitions))
+            if self.warming is not None:
+                await asyncio.shield(self.warming)
+            # Taken once: a partition assigned later is recovered from its store again.
+            warm = {p: self.warm[p] for p in partitions if p in self.warm}
+            self.warm = {}
+            await self._adopt(await self._load_local(self.disk, partitions, warm))
             log.info("%s: recovered partitions %s from the local store", self.name, partitions)
             return
         tables = await read_partitions(self.bootstrap, self.changelog, partitions)
@@ -138,9 +167,14 @@ class Partitions(Generic[S]):
         await self._adopt(loaded)
         log.info("%s: recovered partitions %s", self.name, partitions)
 
-    async def _load_local(self, disk: DiskStores, partitions: list[int]) -> dict[int, Owned[S]]:
+    async def _load_local(
+        self, disk: DiskStores, partitions: list[int], warm: dict[int, Owned[S]] | None = None
+    ) -> dict[int, Owned[S]]:
         """Each partition from its local store and the changelog after the store's marker;
-        from the whole changelog into an emptied store when the marker is not on it."""
+        from the whole changelog into an emptied store when the marker is not on it.
+        ``warm``: partitions already recovered (``warm_up``) up to their store's marker,
+        whose state the changelog after it is applied to."""
+        warm = dict(warm or {})
         stores = {p: disk.open(p) for p in partitions}
         starts = {p: local.marker() for p, local in stores.items()}
         try:
@@ -155,21 +189,28 @@ class Partitions(Generic[S]):
             )
             for local in stores.values():
                 local.wipe()
+            warm = {}  # their state is of the store just emptied
             tails = await read_tails(self.bootstrap, self.changelog, dict.fromkeys(partitions))
         loaded: dict[int, Owned[S]] = {}
         for p, (table, end) in tails.items():
             local = stores[p]
-            state = self.new_state(local)
+            recovered = warm.get(p)
+            if recovered is not None and recovered.local is local:
+                state = recovered.state
+                position = None  # the recovered position stands unless the tail has one
+            else:
+                recovered = None
+                state = self.new_state(local)
+                for reserved in (WATERMARK_KEY, CONTENT_KEY):
+                    value = local.get(reserved)
+                    if value is not None:
+                        state.restore(reserved, value)
+                indexes = local.get(INDEXES_KEY)
+                if indexes is not None:
+                    load_indexes(state, indexes)
+                position = local.get(POSITION_KEY)
             keys = local.keys
             assert isinstance(keys, DiskKeys)
-            for reserved in (WATERMARK_KEY, CONTENT_KEY):
-                value = local.get(reserved)
-                if value is not None:
-                    state.restore(reserved, value)
-            indexes = local.get(INDEXES_KEY)
-            if indexes is not None:
-                load_indexes(state, indexes)
-            position = local.get(POSITION_KEY)
             for n, (key, value) in enumerate(table.items(), 1):
                 keys.absorb(key, value)
                 if key == POSITION_KEY:
@@ -184,10 +225,12 @@ class Partitions(Generic[S]):
                 if n % 20_000 == 0:  # a long tail: bound what RAM holds
                     local.spill()
                     keys.trim()
+                if n % 2_000 == 0:  # a long tail: let the app's start go on meanwhile
+                    await asyncio.sleep(0)
             state.dirty.clear()
             local.checkpoint(end, dump_indexes(state))
             keys.trim()
-            owned = loaded[p] = Owned(state, local=local)
+            owned = loaded[p] = recovered or Owned(state, local=local)
             if position is not None:
                 owned.last = {t: (int(o), str(f)) for t, (o, f) in json.loads(position).items()}
                 owned.written = dict(owned.last)

@@ -106,6 +106,12 @@ class Runtime:
             for p, why in sorted(stage.diverged.items())
         ]
 
+    def warm_up(self) -> None:
+        """Before the first assignment: recover the disk store's partitions (see
+        ``Partitions.warm_up``)."""
+        for stage in self.stages:
+            stage.warm_up()
+
     def assigned(self, tps: set[tuple[str, int]]) -> None:
         self.assigned_once = True
         for stage in self.stages:

@@ -306,6 +306,12 @@ class DiskStores:
         local.acks = []  # a previous ownership's: its recovery reads them from the changelog
         return local
 
+    def held(self) -> list[int]:
+        """The partitions this worker has a local store of (from an earlier run)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(int(d.name) for d in self.root.iterdir() if d.is_dir() and d.name.isdigit())
+
     def close(self) -> None:
         for local in self.opened.values():
             local.close()
