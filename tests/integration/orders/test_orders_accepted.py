@@ -165,20 +165,25 @@ async def test_partial_refunds_up_to_the_order_amount_are_accepted_once(
             "currency": "EUR",
         }
 
-    first = await api.post("/v1/refunds", refund("r1", 600))
-    repeat = await api.post("/v1/refunds", refund("r1", 600))
-    rest = await api.post("/v1/refunds", refund("r2", 400))
-    beyond = await api.post("/v1/refunds", refund("r3", 1))
+    r1, r2, r3 = new_id("r1"), new_id("r2"), new_id("r3")
+    first = await api.post("/v1/refunds", refund(r1, 600))
+    repeat = await api.post("/v1/refunds", refund(r1, 600))
+    rest = await api.post("/v1/refunds", refund(r2, 400))
+    beyond = await api.post("/v1/refunds", refund(r3, 1))
+    # The same refund id for another order: a conflict, never a silent "duplicate".
+    elsewhere = await api.post("/v1/refunds", {**refund(r1, 600), "order_id": new_id("o")})
 
     assert [first.status_code, repeat.status_code, rest.status_code] == [202, 200, 202]
     assert repeat.json()["status"] == "duplicate"
+    assert elsewhere.status_code == 409, elsewhere.text
+    assert elsewhere.json()["detail"][0]["field"] == "refund_id"
     assert beyond.status_code == 422
     assert beyond.json()["detail"][0]["field"] == "amount_minor"
     await topics.settle()
     produced = _keyed(topics, "refunds", before)
     assert [(k, e["refund_id"], e["amount_minor"]) for k, e in produced] == [
-        (order_id, "r1", 600),
-        (order_id, "r2", 400),
+        (order_id, r1, 600),
+        (order_id, r2, 400),
     ]
 
 

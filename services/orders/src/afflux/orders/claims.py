@@ -99,7 +99,11 @@ local until_ms = tostring(now + tonumber(ARGV[2]))
 local ttl = tonumber(ARGV[3])
 local rid, amount = ARGV[4], tonumber(ARGV[5])
 local claim = redis.call('GET', rkey)
-if claim == 'done' then return {'duplicate'} end
+if claim and string.sub(claim, 1, 4) == 'done' then
+  -- 'done' alone: written before the order was kept beside it
+  if claim == 'done' or claim == 'done:' .. ARGV[6] then return {'duplicate'} end
+  return {'conflict'}
+end
 if claim and tonumber(claim) > now then return {'pending'} end
 local state = redis.call('HGET', okey, 'state')
 if state == 'done' or (state and tonumber(state) > now) then
@@ -130,7 +134,7 @@ _SETTLE_REFUND = """
 local rkey, okey, rid, ttl = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
 local field = 'r:' .. rid
 if ARGV[3] == 'done' then
-  redis.call('SET', rkey, 'done', 'EX', ttl)
+  redis.call('SET', rkey, 'done:' .. ARGV[4], 'EX', ttl)
   local value = redis.call('HGET', okey, field)
   if value then
     local sep = string.find(value, ':', 1, true)
@@ -255,7 +259,8 @@ class NewOrder:
 
 @dataclass(frozen=True, slots=True)
 class RefundClaim:
-    status: Literal["reserved", "duplicate", "pending", "exceeds"]
+    # conflict: the refund id was taken by a refund of another order of the campaign
+    status: Literal["reserved", "duplicate", "pending", "exceeds", "conflict"]
     remaining_minor: int | None = None
 
 
@@ -359,7 +364,14 @@ class ClaimStore:
         self, campaign_id: str, order_id: str, refund_id: str, amount_minor: int, now_ms: int
     ) -> RefundClaim:
         keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
-        args: list[str | int] = [now_ms, self.pending_ms, self.ttl_s, refund_id, amount_minor]
+        args: list[str | int] = [
+            now_ms,
+            self.pending_ms,
+            self.ttl_s,
+            refund_id,
+            amount_minor,
+            order_id,
+        ]
         result = [_text(r) for r in await self._reserve_refund(keys=keys, args=args)]
         if result[0] == "exceeds":
             return RefundClaim("exceeds", int(result[1]))
@@ -370,7 +382,7 @@ class ClaimStore:
     ) -> None:
         keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
         await self._settle_refund(
-            keys=keys, args=[refund_id, self.ttl_s, "done" if done else "release"]
+            keys=keys, args=[refund_id, self.ttl_s, "done" if done else "release", order_id]
         )
 
     async def reserve_confirm(self, campaign_id: str, order_id: str, now_ms: int) -> ConfirmClaim:

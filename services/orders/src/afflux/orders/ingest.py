@@ -372,6 +372,10 @@ class Ingestor:
         )
         if claim.status == "duplicate":
             return "duplicate"
+        if claim.status == "conflict":
+            raise Rejected(
+                409, "refund_id", "already used by a refund of another order of this campaign"
+            )
         if claim.status == "exceeds":
             raise Rejected(
                 422,
