@@ -453,8 +453,14 @@ async def test_two_passes_at_once_compact_the_period_once(ledger: Ledger) -> Non
     finally:
         await other.aclose()  # type: ignore[attr-defined]
     januaries = [o for o in (*first, *second) if o.period == "2026-01"]
-    assert sorted(o.reason for o in januaries) == ["already compacted", "closed and fully paid"]
     (done,) = [o for o in januaries if o.compacted]
+    assert done.reason == "closed and fully paid"
+    # The other pass finds it compacted, or (mid-way through the first) its journals
+    # already emptied, and leaves it as it is either way.
+    (other_pass,) = [o for o in januaries if not o.compacted]
+    assert other_pass.reason == "already compacted" or other_pass.reason.endswith(
+        "left as it is"
+    ), other_pass.reason
     january = [(CAMPAIGN, "2026-01")]
     held = [await reads.period_postings(ledger.store, a, january) for a in CREATORS]
     assert sum(len(postings) for postings in held) == done.postings  # every one, once

@@ -53,6 +53,8 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
+                if len(body) < length:  # the sender was cut off mid-request: no delivery
+                    return
                 status = receiver.handle(self.path, dict(self.headers.items()), body)
                 self.send_response(status)
                 self.send_header("content-length", str(len(receiver.answer_body)))
