@@ -23,13 +23,7 @@ class TopicUnreadable(RuntimeError):
 async def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) -> list[AnyEvent]:
     """Every decodable event on ``topic`` (a record stored twice gives its events twice),
     read until every partition's position reaches the high watermark a Fetch answered."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
+    consumer = _reader(bootstrap)
     await consumer.start()
     events: list[AnyEvent] = []
     try:
@@ -57,6 +51,17 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) ->
         await consumer.stop()
 
 
+def _reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer outside any group, reading from the start, up to 8 MB per partition."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+
+
 async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
     high = consumer.highwater(tp)  # from the last Fetch answer; None before the first
     return high is not None and await consumer.position(tp) >= high
@@ -67,13 +72,7 @@ async def high_watermarks(
 ) -> dict[TopicPartition, int]:
     """Each partition's end, as a Fetch answers it, of every ``topics`` that exists (the
     partitions are read through once: a Fetch from the start is the one sure way)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
+    consumer = _reader(bootstrap)
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout_s
