@@ -7,9 +7,11 @@ import json
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from afflux.bench.feed import produce, publish_campaigns, route  # noqa: F401
@@ -118,6 +120,13 @@ def healthy(port: int) -> bool:
         return False
 
 
+def assert_same(expected: set[str], got: set[str]) -> None:
+    """Fail with the paired differences only: a whole-set diff of thousands of events
+    buries them (a CI log keeps its tail)."""
+    if got != expected:
+        pytest.fail(describe(expected, got), pytrace=False)
+
+
 def describe(expected: set[str], got: set[str], limit: int = 5) -> str:
     """Differences paired by event id, field by field; unpaired events whole."""
     want = {json.loads(e)["event_id"]: json.loads(e) for e in expected - got}
@@ -140,4 +149,7 @@ def describe(expected: set[str], got: set[str], limit: int = 5) -> str:
     lines += [f"missing {want[k]}" for k in only_want[:limit]]
     lines += [f"extra {have[k]}" for k in only_have[:limit]]
     lines.append(f"only missing: {len(only_want)}, only extra: {len(only_have)}")
+    for side, events in (("missing", want), ("extra", have)):
+        kinds = Counter(str(e.get("type")) for e in events.values())
+        lines.append(f"{side} by type: {dict(sorted(kinds.items()))}")
     return "\n".join(lines)

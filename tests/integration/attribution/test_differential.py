@@ -72,7 +72,7 @@ def test_worker_equals_oracle(
     scenario = scenarios[seed]
     expected = h.expected_sets(attribute(scenario.events, scenario.campaigns))
     got = asyncio.run(h.actual_sets(bootstrap, belongs=f"ds{seed}-"))
-    assert got == expected, h.describe(expected, got)
+    h.assert_same(expected, got)
 
 
 def test_replaying_every_input_changes_nothing(
@@ -115,7 +115,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(
     asyncio.run(h.produce(bootstrap, good.events, 4))
     expected = h.expected_sets(attribute(good.events, good.campaigns))
     got = asyncio.run(h.wait_for(bootstrap, expected, belongs="dlqs999-", timeout_s=30))
-    assert got == expected, h.describe(expected, got)
+    h.assert_same(expected, got)
     letters = asyncio.run(h.read_topics(bootstrap, [DLQ.name]))[DLQ.name]
     reasons = sorted(getattr(e, "reason", "").split(":")[0] for e in letters)
     assert reasons[:3] == ["invalid event", "not JSON", "unknown campaign"]
@@ -203,7 +203,7 @@ def test_renewals_written_to_the_topic_are_held_to_the_renewal_rules(
         return await h.wait_for(bootstrap, h.expected_sets(oracle), belongs="hr-", timeout_s=30)
 
     got = asyncio.run(scenario())
-    assert got == h.expected_sets(oracle), h.describe(h.expected_sets(oracle), got)
+    h.assert_same(h.expected_sets(oracle), got)
     reasons = {e.reason for e in oracle.unmatched if isinstance(e, OrderUnattributed)}
     assert reasons == {"renewal_number_taken", "first_order_is_renewal"}
     letters = asyncio.run(h.read_topics(bootstrap, [DLQ.name]))[DLQ.name]
