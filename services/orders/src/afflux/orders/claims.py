@@ -13,9 +13,10 @@ lost anew.
 
 Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
 (``done`` or the pending claim's expiry in ms), ``pkey`` (its partition key),
-``amount``, ``kind``, ``confirmed`` (a lead's confirmation claim), ``survey`` and
-``survey_answer`` (a later survey answer's claim and the answer) and one field
-``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
+``amount``, ``kind``, ``terms`` (what it pays and to whom, so the id sent again with
+other terms is a conflict, not a duplicate), ``confirmed`` (a lead's confirmation
+claim), ``survey`` and ``survey_answer`` (a later survey answer's claim and the answer)
+and one field ``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
 checked atomically. Each refund id also has its own key for idempotency when
 its order is unknown. A renewal is an order of kind ``renewal`` whose ``pkey`` is its
 first order, and its number of that first order has a key
@@ -33,8 +34,14 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-OrderClaim = Literal["reserved", "duplicate", "pending"]
-_CLAIMS: dict[str, OrderClaim] = {"r": "reserved", "d": "duplicate", "p": "pending"}
+# conflict: the order id was accepted with other terms (``NewOrder.terms``)
+OrderClaim = Literal["reserved", "duplicate", "pending", "conflict"]
+_CLAIMS: dict[str, OrderClaim] = {
+    "r": "reserved",
+    "d": "duplicate",
+    "p": "pending",
+    "c": "conflict",
+}
 
 # The batch scripts take their keys inside one JSON argument: packing hundreds of
 # separate arguments cost more client CPU than the rest of a request's handling.
@@ -46,11 +53,13 @@ for i, item in ipairs(batch[4]) do
   local key = item[1]
   local state = redis.call('HGET', key, 'state')
   if state == 'done' then
-    out[i] = 'd'
+    local kept = redis.call('HGET', key, 'terms')
+    if kept and item[5] ~= '' and kept ~= item[5] then out[i] = 'c' else out[i] = 'd' end
   elseif state and tonumber(state) > now then
     out[i] = 'p'
   else
     redis.call('HSET', key, 'state', until_ms, 'pkey', item[2], 'amount', item[3], 'kind', item[4])
+    if item[5] ~= '' then redis.call('HSET', key, 'terms', item[5]) end
     redis.call('EXPIRE', key, ttl)
     out[i] = 'r'
   end
@@ -66,7 +75,7 @@ for _, key in ipairs(cjson.decode(ARGV[2])) do
     if done then
       redis.call('HSET', key, 'state', 'done')
     else
-      redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind')
+      redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms')
     end
   end
 end
@@ -84,6 +93,7 @@ for _, item in ipairs(batch[2]) do
   local state = redis.call('HGET', key, 'state')
   if not state then
     redis.call('HSET', key, 'state', 'done', 'pkey', item[2], 'amount', item[3], 'kind', item[4])
+    if item[5] ~= '' then redis.call('HSET', key, 'terms', item[5]) end
   elseif state ~= 'done' then
     redis.call('HSET', key, 'state', 'done')
   end
@@ -99,8 +109,17 @@ local until_ms = tostring(now + tonumber(ARGV[2]))
 local ttl = tonumber(ARGV[3])
 local rid, amount = ARGV[4], tonumber(ARGV[5])
 local claim = redis.call('GET', rkey)
+if claim and string.sub(claim, 1, 5) == 'done#' then
+  -- 'done#<amount>:<order>': the same order with another amount is no duplicate either
+  local sep = string.find(claim, ':', 6, true)
+  if string.sub(claim, sep + 1) ~= ARGV[6] then return {'conflict'} end
+  local kept = string.sub(claim, 6, sep - 1)
+  if kept ~= ARGV[5] then return {'amount_conflict', kept} end
+  return {'duplicate'}
+end
 if claim and string.sub(claim, 1, 4) == 'done' then
-  -- 'done' alone: written before the order was kept beside it
+  -- 'done' alone: written before the order was kept beside it; 'done:<order>' before
+  -- its amount was
   if claim == 'done' or claim == 'done:' .. ARGV[6] then return {'duplicate'} end
   return {'conflict'}
 end
@@ -134,7 +153,7 @@ _SETTLE_REFUND = """
 local rkey, okey, rid, ttl = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
 local field = 'r:' .. rid
 if ARGV[3] == 'done' then
-  redis.call('SET', rkey, 'done:' .. ARGV[4], 'EX', ttl)
+  redis.call('SET', rkey, 'done#' .. ARGV[5] .. ':' .. ARGV[4], 'EX', ttl)
   local value = redis.call('HGET', okey, field)
   if value then
     local sep = string.find(value, ':', 1, true)
@@ -250,17 +269,23 @@ class RenewalClaim:
 
 @dataclass(frozen=True, slots=True)
 class NewOrder:
+    """``terms``: what the order pays and to whom (``rules.order_terms``), kept with the
+    claim so the same id sent with other terms is a conflict; empty: not compared."""
+
     campaign_id: str
     order_id: str
     partition_key: str
     amount_minor: int
     kind: str
+    terms: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class RefundClaim:
-    # conflict: the refund id was taken by a refund of another order of the campaign
-    status: Literal["reserved", "duplicate", "pending", "exceeds", "conflict"]
+    # conflict: the refund id was taken by a refund of another order of the campaign;
+    # amount_conflict: by a refund of this order of another amount (``remaining_minor``
+    # is then that amount)
+    status: Literal["reserved", "duplicate", "pending", "exceeds", "conflict", "amount_conflict"]
     remaining_minor: int | None = None
 
 
@@ -339,12 +364,23 @@ class ClaimStore:
 
     async def reserve_orders(self, orders: Sequence[NewOrder], now_ms: int) -> list[OrderClaim]:
         items = [
-            [self.order_key(o.campaign_id, o.order_id), o.partition_key, o.amount_minor, o.kind]
+            [
+                self.order_key(o.campaign_id, o.order_id),
+                o.partition_key,
+                o.amount_minor,
+                o.kind,
+                o.terms,
+            ]
             for o in orders
         ]
         batch = json.dumps([now_ms, now_ms + self.pending_ms, self.ttl_s, items])
         result = _text(await self._reserve_orders(keys=[], args=[batch]))
         return [_CLAIMS[letter] for letter in result]
+
+    async def accepted_terms(self, campaign_id: str, order_id: str) -> str | None:
+        """The terms an order id was accepted with (``NewOrder.terms``), if kept."""
+        kept = await self.redis.hget(self.order_key(campaign_id, order_id), "terms")
+        return None if kept is None else _text(kept)
 
     async def settle_orders(self, keys: Sequence[tuple[str, str]], *, done: bool) -> None:
         """Mark claims done after the broker's ack, or release them after a failure."""
@@ -355,7 +391,13 @@ class ClaimStore:
         """Mark acknowledged orders' claims done, writing a claim that is gone anew (the
         retry of a done mark that failed, or a claim the topics show was acknowledged)."""
         items = [
-            [self.order_key(o.campaign_id, o.order_id), o.partition_key, o.amount_minor, o.kind]
+            [
+                self.order_key(o.campaign_id, o.order_id),
+                o.partition_key,
+                o.amount_minor,
+                o.kind,
+                o.terms,
+            ]
             for o in orders
         ]
         await self._mark_orders_done(keys=[], args=[json.dumps([self.ttl_s, items])])
@@ -373,17 +415,22 @@ class ClaimStore:
             order_id,
         ]
         result = [_text(r) for r in await self._reserve_refund(keys=keys, args=args)]
-        if result[0] == "exceeds":
-            return RefundClaim("exceeds", int(result[1]))
+        if result[0] in ("exceeds", "amount_conflict"):
+            return RefundClaim(result[0], int(result[1]))  # type: ignore[arg-type]
         return RefundClaim(result[0])  # type: ignore[arg-type]
 
     async def settle_refund(
-        self, campaign_id: str, order_id: str, refund_id: str, *, done: bool
+        self, campaign_id: str, order_id: str, refund_id: str, amount_minor: int, *, done: bool
     ) -> None:
         keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
-        await self._settle_refund(
-            keys=keys, args=[refund_id, self.ttl_s, "done" if done else "release", order_id]
-        )
+        args: list[str | int] = [
+            refund_id,
+            self.ttl_s,
+            "done" if done else "release",
+            order_id,
+            amount_minor,
+        ]
+        await self._settle_refund(keys=keys, args=args)
 
     async def reserve_confirm(self, campaign_id: str, order_id: str, now_ms: int) -> ConfirmClaim:
         key = self.order_key(campaign_id, order_id)

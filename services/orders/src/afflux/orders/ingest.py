@@ -66,6 +66,19 @@ def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = ""
         raise from_validation(exc, prefix) from None
 
 
+def new_order(event: OrderPlaced) -> NewOrder:
+    """An order's idempotency claim: its id, partition key, amount, kind and terms."""
+    key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+    return NewOrder(
+        event.campaign_id,
+        event.order_id,
+        key,
+        event.amount_minor,
+        event.kind,
+        rules.order_terms(event),
+    )
+
+
 class Ingestor:
     """Composition of the service's parts; one per app."""
 
@@ -237,8 +250,7 @@ class Ingestor:
         return result | outcome.body
 
     async def ingest_order(self, event: OrderPlaced) -> Literal["accepted", "duplicate"]:
-        key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
-        claim = NewOrder(event.campaign_id, event.order_id, key, event.amount_minor, event.kind)
+        claim = new_order(event)
         try:
             status = await self._orders.submit((claim, event))
         except Exception as exc:
@@ -247,6 +259,9 @@ class Ingestor:
             status = await self._settled(lambda: self._guard(self._orders.submit((claim, event))))
         if status == "unavailable":
             raise Unavailable("the broker did not acknowledge the event; retry")
+        if status == "conflict":  # the id was accepted with other terms: never "duplicate"
+            kept = await self._guard(self.claims.accepted_terms(event.campaign_id, event.order_id))
+            raise rules.order_terms_conflict(kept or "[]", event)
         return "accepted" if status == "accepted" else "duplicate"
 
     async def _order_batch(self, items: Sequence[tuple[NewOrder, OrderPlaced]]) -> list[str]:
@@ -325,9 +340,7 @@ class Ingestor:
         placed = await self._guard(self.placed_on_topic(campaign_id, order_id))
         if placed is None:
             return False
-        key = order_partition_key(placed.order_id, placed.visitor_id, placed.click_id)
-        claim = NewOrder(campaign_id, order_id, key, placed.amount_minor, placed.kind)
-        await self._guard(self.claims.mark_done([claim]))
+        await self._guard(self.claims.mark_done([new_order(placed)]))
         return True
 
     async def produce(self, topic: str, key: str, event: Envelope) -> None:
@@ -376,6 +389,13 @@ class Ingestor:
             raise Rejected(
                 409, "refund_id", "already used by a refund of another order of this campaign"
             )
+        if claim.status == "amount_conflict":  # another refund reusing the id: not a duplicate
+            raise Rejected(
+                409,
+                "amount_minor",
+                f"refund {event.refund_id} of this order was already accepted with amount_minor"
+                f" {claim.remaining_minor}; a further refund needs a new refund_id",
+            )
         if claim.status == "exceeds":
             raise Rejected(
                 422,
@@ -387,10 +407,10 @@ class Ingestor:
             await self.produce(REFUNDS.name, event.order_id, event)
         except Unavailable:
             with contextlib.suppress(Exception):
-                await self.claims.settle_refund(*ids, done=False)
+                await self.claims.settle_refund(*ids, event.amount_minor, done=False)
             raise
         with contextlib.suppress(Exception):
-            await self.claims.settle_refund(*ids, done=True)
+            await self.claims.settle_refund(*ids, event.amount_minor, done=True)
         return "accepted"
 
     # -- subscription renewals ------------------------------------------------------

@@ -127,6 +127,7 @@ def _errors(*extra: tuple[int, str]) -> dict[str, Any]:
 
 _BAD_JSON = (400, "malformed JSON, or the body ended early")
 _OTHER_MERCHANT = (403, "the campaign belongs to another merchant")
+_ORDER_CONFLICT = (409, "the order id was accepted with other terms (names the field)")
 
 
 def _signed_post(
@@ -192,7 +193,7 @@ def _postback() -> dict[str, Any]:
             "responses": {
                 "200": _json("OrderAnswer", "already accepted (a duplicate order id)"),
                 "202": _json("OrderAnswer", "accepted"),
-                **_errors(_OTHER_MERCHANT),
+                **_errors(_OTHER_MERCHANT, _ORDER_CONFLICT),
             },
         }
     }
@@ -207,9 +208,10 @@ def merchant_paths() -> dict[str, Any]:
             {
                 "200": _json("OrderAnswer", "already accepted (a duplicate order id)"),
                 "202": _json("OrderAnswer", "accepted"),
-                **_errors(_BAD_JSON, _OTHER_MERCHANT),
+                **_errors(_BAD_JSON, _OTHER_MERCHANT, _ORDER_CONFLICT),
             },
-            "Idempotent by `order_id` within the campaign.",
+            "Idempotent by `order_id` within the campaign; the same id with other terms"
+            " (amount, items, kind, ...) is a 409 naming the field.",
         ),
         "/v1/orders:batch": _signed_post(
             f"Report up to {rules.MAX_BATCH} orders, each judged on its own",
@@ -225,7 +227,11 @@ def merchant_paths() -> dict[str, Any]:
             {
                 "200": _json("RefundAnswer", "already accepted (a duplicate refund id)"),
                 "202": _json("RefundAnswer", "accepted"),
-                **_errors(_BAD_JSON, _OTHER_MERCHANT),
+                **_errors(
+                    _BAD_JSON,
+                    _OTHER_MERCHANT,
+                    (409, "the refund id is taken by another order's refund or another amount"),
+                ),
             },
             "Idempotent by `refund_id`; refunds of an order never exceed its amount (422).",
         ),

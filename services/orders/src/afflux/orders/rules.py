@@ -6,7 +6,8 @@ that return the event to produce or raise Rejected naming the field and why.
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -233,6 +234,45 @@ def order_event(
         customer_ip_hash=request.customer_ip_hash,
         customer_email_hash=request.customer_email_hash,
         referrer=request.referrer,
+    )
+
+
+# What an accepted order pays and to whom: an order id sent again with any of these
+# changed is a conflict, not a duplicate (the first body is the one produced and paid).
+ORDER_TERMS_FIELDS = (
+    "kind",
+    "action",
+    "amount_minor",
+    "non_commissionable_minor",
+    "items",
+    "new_customer",
+    "visitor_id",
+    "click_id",
+    "coupon_code",
+)
+
+
+def order_terms(event: OrderPlaced) -> str:
+    """The canonical text of the order's ``ORDER_TERMS_FIELDS``, kept with its claim."""
+    dumped = event.model_dump(mode="json", include=set(ORDER_TERMS_FIELDS))
+    return json.dumps([dumped[name] for name in ORDER_TERMS_FIELDS], separators=(",", ":"))
+
+
+def order_terms_conflict(accepted: str, event: OrderPlaced) -> Rejected:
+    """The 409 for an order id accepted with other terms: names the first field that
+    differs and what was accepted for it."""
+    sent: list[Any] = json.loads(order_terms(event))
+    kept: list[Any] = json.loads(accepted)
+    field = next(
+        (name for name, a, b in zip(ORDER_TERMS_FIELDS, kept, sent, strict=False) if a != b),
+        "order_id",
+    )
+    was = kept[ORDER_TERMS_FIELDS.index(field)] if field != "order_id" else None
+    return Rejected(
+        409,
+        field,
+        f"order {event.order_id} was already accepted with {field} {json.dumps(was)}; an"
+        " order id is accepted once, so a changed order needs a new id (or a refund)",
     )
 
 
