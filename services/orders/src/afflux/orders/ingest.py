@@ -365,6 +365,12 @@ class Ingestor:
             )
             terms = self.terms(request.campaign_id, placed.occurred_at)
             event = rules.refund_event(request, terms, merchant_id or terms.merchant_id, placed)
+            if any(row.quantity is not None for row in event.items):
+                kept = await self._guard(
+                    self.claims.accepted_terms(event.campaign_id, event.order_id)
+                )
+                if kept is not None:
+                    rules.check_refund_items_value(event, rules.accepted_items(kept))
             status = await self._ingest_refund(event)
         except Unavailable:
             self.metrics.refund(campaign, "unavailable")

@@ -7,6 +7,9 @@ that return the event to produce or raise Rejected naming the field and why.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -307,6 +310,47 @@ def check_refund_items(request: RefundRequest) -> None:
     if named > request.amount_minor:
         raise Rejected(
             422, "items", f"the items name {named}, more than amount_minor {request.amount_minor}"
+        )
+
+
+def accepted_items(kept: str) -> tuple[OrderItem, ...]:
+    """The items of an order's accepted terms (``order_terms``)."""
+    values: list[Any] = json.loads(kept)
+    index = ORDER_TERMS_FIELDS.index("items")
+    rows = values[index] if len(values) > index and values[index] else []
+    return tuple(OrderItem.model_validate(row) for row in rows)
+
+
+def check_refund_items_value(refund: OrderRefunded, order_items: Sequence[OrderItem]) -> None:
+    """What a refund's items name of its order fits in its ``amount_minor``.
+
+    The ledger takes back an item's commission in proportion to what the refund names of
+    it (``afflux.shared.core.products.refund_shares``): a quantity stands for that share of
+    the item's amount, whatever the refund's amount, so a goodwill refund of 500 naming
+    one shoe of 2000 by quantity would take back the whole shoe's commission. Checked
+    when every sku named is the order's (otherwise the ledger prices the refund pro rata
+    on its amount)."""
+    amount_of: dict[str, int] = {}
+    quantity_of: dict[str, int] = {}
+    for item in order_items:
+        amount_of[item.sku] = amount_of.get(item.sku, 0) + item.amount_minor
+        quantity_of[item.sku] = quantity_of.get(item.sku, 0) + item.quantity
+    if not refund.items or not all(row.sku in amount_of for row in refund.items):
+        return
+    named = Fraction(0)
+    for row in refund.items:
+        if row.quantity is not None:
+            whole = amount_of[row.sku]
+            named += min(Fraction(whole), Fraction(whole * row.quantity, quantity_of[row.sku]))
+        else:
+            named += row.amount_minor or 0
+    if named > refund.amount_minor:
+        raise Rejected(
+            422,
+            "items",
+            f"the items name {math.ceil(named)} of the order by their quantities and amounts,"
+            f" more than amount_minor {refund.amount_minor}: for a partial refund of an item"
+            " name its amount_minor instead of a quantity",
         )
 
 
