@@ -17,9 +17,11 @@ Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
 other terms is a conflict, not a duplicate), ``confirmed`` (a lead's confirmation
 claim), ``survey`` and ``survey_answer`` (a later survey answer's claim and the answer)
 and one field ``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
-checked atomically. Each refund id also has its own key for idempotency when
-its order is unknown. A renewal is an order of kind ``renewal`` whose ``pkey`` is its
-first order, and its number of that first order has a key
+checked atomically; a refund of an order not accepted yet writes its field too (a hash
+with no ``state`` is no order), so it counts once the order arrives. Each refund id also
+has its own key, for idempotency across the campaign's orders. A renewal is an order of
+kind ``renewal`` whose ``pkey`` is its first order, and its number of that first order
+has a key
 ``<prefix>:rn:<campaign>:<number>:<first order>`` holding its renewal order id. The
 scripts touch several keys (the batch scripts name them in a JSON argument), so the
 store needs one Redis, not a cluster.
@@ -145,6 +147,10 @@ if state == 'done' or (state and tonumber(state) > now) then
   redis.call('SET', rkey, until_ms, 'EX', ttl)
   return {'reserved', 'known'}
 end
+-- An order not (yet) accepted here: its refund is kept beside the claim the order will
+-- have, so refunds accepted before it count against its amount once it arrives.
+redis.call('HSET', okey, 'r:' .. rid, ARGV[5] .. ':' .. until_ms)
+if redis.call('TTL', okey) < 0 then redis.call('EXPIRE', okey, ttl) end
 redis.call('SET', rkey, until_ms, 'EX', ttl)
 return {'reserved', 'unknown'}
 """
