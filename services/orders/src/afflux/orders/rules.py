@@ -67,6 +67,18 @@ class OrderRequest(_Request):
     customer_email_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     referrer: Annotated[str, Field(max_length=2048)] | None = None
 
+    @field_validator("items", mode="before")
+    @classmethod
+    def _quantities_are_integers(cls, items: object) -> object:
+        """A quantity multiplies a price, so like an amount it is a JSON integer: "2", 2.0
+        and true were coerced (true to 1 unit)."""
+        if isinstance(items, list | tuple):
+            for index, item in enumerate(items):
+                quantity = item.get("quantity", 1) if isinstance(item, dict) else 1
+                if type(quantity) is not int:
+                    raise ValueError(f"items.{index}.quantity: must be a JSON integer")
+        return items
+
     @field_validator("survey")
     @classmethod
     def _survey_names_a_handle(cls, survey: SurveyAnswer | None) -> SurveyAnswer | None:
