@@ -505,7 +505,10 @@ class Ingestor:
             event = rules.lead_confirmed_event(
                 order_id, request, terms, merchant_id, now, self.limits.skew_ms
             )
-            if not terms.lead_confirmation_required:
+            # Payouts pays a lead by the terms in force at the lead's time, which may be an
+            # earlier version than now's: any version requiring confirmation may need it.
+            versions = self.directory.versions(request.campaign_id)
+            if not any(v.terms.lead_confirmation_required for v in versions):
                 raise Rejected(409, "campaign_id", "campaign does not require lead confirmation")
             status = await self._ingest_confirm(event.campaign_id, order_id, event)
         except Unavailable:
