@@ -364,7 +364,16 @@ class Ingestor:
                 request.campaign_id, request.occurred_at, backfill=backfill, what="refunds"
             )
             terms = self.terms(request.campaign_id, placed.occurred_at)
-            event = rules.refund_event(request, terms, merchant_id or terms.merchant_id, placed)
+            largest = max(
+                v.terms.max_order_minor for v in self.directory.versions(request.campaign_id)
+            )
+            event = rules.refund_event(
+                request,
+                terms,
+                merchant_id or terms.merchant_id,
+                placed,
+                largest_order_minor=largest,
+            )
             if any(row.quantity is not None for row in event.items):
                 kept = await self._guard(
                     self.claims.accepted_terms(event.campaign_id, event.order_id)

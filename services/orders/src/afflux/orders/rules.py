@@ -189,14 +189,15 @@ def check_currency(currency: str | None, terms: CampaignTerms, *, required: bool
     return currency
 
 
-def check_amount_limit(amount_minor: int, terms: CampaignTerms) -> None:
-    """At most the campaign's ``max_order_minor`` (by default 10^12 minor units)."""
-    if amount_minor > terms.max_order_minor:
+def check_amount_limit(amount_minor: int, terms: CampaignTerms, limit: int | None = None) -> None:
+    """At most ``limit``, by default the campaign's ``max_order_minor`` (10^12 minor units
+    unless its terms say otherwise)."""
+    largest = terms.max_order_minor if limit is None else limit
+    if amount_minor > largest:
         raise Rejected(
             422,
             "amount_minor",
-            f"must be at most {terms.max_order_minor} (campaign {terms.campaign_id}'s "
-            "max_order_minor)",
+            f"must be at most {largest} (campaign {terms.campaign_id}'s max_order_minor)",
         )
 
 
@@ -371,14 +372,18 @@ def refund_event(
     terms: CampaignTerms,
     merchant_id: str,
     placed: Placement,
+    *,
+    largest_order_minor: int | None = None,
 ) -> OrderRefunded:
     """The OrderRefunded event, at its ``placed`` time, for a refund that passes the
-    stateless checks, or Rejected."""
+    stateless checks, or Rejected. ``largest_order_minor``: the largest ``max_order_minor``
+    of any of the campaign's versions (default: ``terms``'), since the order refunded may
+    have been placed under another version than the refund's."""
     check_merchant(terms, merchant_id)
     check_currency(request.currency, terms, required=True)
     if request.amount_minor <= 0:
         raise Rejected(422, "amount_minor", "must be positive")
-    check_amount_limit(request.amount_minor, terms)
+    check_amount_limit(request.amount_minor, terms, largest_order_minor)
     check_refund_items(request)
     return OrderRefunded(
         event_id=derived_id("refund", request.campaign_id, request.refund_id),
