@@ -423,9 +423,10 @@ class LedgerConsumer:
         grown past the stored offset while the consumer was away is caught here, before a
         record of it is applied (afterwards the new log would look continuous)."""
         kept: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        holes = await self._holes(polled)
         for tp, records in polled.items():
             stored = self.stored.get(tp)
-            if stored is not None and records[0].offset != stored:
+            if stored is not None and records[0].offset != stored and tp not in holes:
                 # The consumer's position jumped (reset to the log's start because the
                 # broker no longer has the stored offset): read nothing before the check.
                 log.warning("%s[%d]: read from %d, stored %d", *tp, records[0].offset, stored)
@@ -454,6 +455,39 @@ class LedgerConsumer:
             self._sync_pause()
             self._publish_health()
         return kept
+
+    async def _holes(
+        self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> set[TopicPartition]:
+        """The partitions of a poll that start after their stored offset only because the
+        log holds no record in between: the first record the log holds at or after the
+        stored offset is the one polled. A broker that crashed mid-write can leave such a
+        hole (the embedded broker does); nothing can ever be read there, so waiting for
+        it would stop the partition for good. Whether the log is still the one the ledger
+        applied is checked next, as for any poll (``judge``)."""
+        jumped = {
+            tp: stored
+            for tp, records in polled.items()
+            if (stored := self.stored.get(tp)) is not None and records[0].offset > stored
+        }
+        if not jumped:
+            return set()
+        looks = await self.probe.look(jumped)
+        holes = set()
+        for tp, stored in jumped.items():
+            look, first = looks.get(tp), polled[tp][0]
+            if look is not None and look.record == Fingerprint.of_record(first):
+                log.warning(
+                    "%s[%d]: offsets %d..%d are not in the log (a hole a broker left); "
+                    "reading on from %d",
+                    *tp,
+                    stored,
+                    first.offset - 1,
+                    first.offset,
+                )
+                self.metrics.offset_holes.inc(first.offset - stored)
+                holes.add(tp)
+        return holes
 
     async def _apply(
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]

@@ -44,6 +44,11 @@ class PayoutsMetrics:
             ["topic", "reason"],
             registry=self.registry,
         )
+        self.offset_holes = Counter(
+            "afflux_ledger_offset_holes_total",
+            "Offsets found missing from an input log and read past (a broker left a hole)",
+            registry=self.registry,
+        )
         self.applied_batches = Counter(
             "afflux_ledger_batches_total", "Batches applied to the ledger", registry=self.registry
         )

@@ -1,0 +1,97 @@
+"""A hole in an input log (offsets with no record, as a broker killed mid-write can
+leave) never stops the ledger: it reads on past the hole, counts it, and applies
+every record the log does hold."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from ledger_stack import (
+    LedgerStack,
+    applied_orders,
+    conversion,
+    metric,
+    produce,
+    stored_offsets,
+    until,
+)
+
+from afflux.shared.io.kafka import new_producer
+from afflux.shared.wire import encode
+
+pytestmark = pytest.mark.integration
+
+CAMPAIGN = "hole-shop"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[LedgerStack]:
+    stack = LedgerStack(tmp_path, CAMPAIGN).start()
+    try:
+        stack.start_payouts()
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def produce_after_hole(bootstrap: str, order: str, hole: int) -> None:
+    """One conversion to conversions[0] in a batch whose only record sits ``hole``
+    offsets after the batch's base: the log holds nothing at the offsets before it."""
+    event = conversion(CAMPAIGN, order, "creator-hole")
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    builder.append(hole, int(time.time() * 1000), order.encode(), encode(event), [])
+    request = ProduceRequest(
+        transactional_id=None,
+        required_acks=-1,
+        timeout=5000,
+        topics=[("conversions", [(0, bytes(builder.build()))])],
+    )
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        node = producer.client.cluster.leader_for_partition(TopicPartition("conversions", 0))
+        answer = await producer.client.send(node, request)
+        assert answer.topics[0][1][0][1] == 0, answer  # no error code
+    finally:
+        await producer.stop()
+
+
+def test_ledger_reads_past_a_hole_in_its_input_log(ledger: LedgerStack) -> None:
+    asyncio.run(produce(ledger.bootstrap, CAMPAIGN, [(f"before-{n}", 0) for n in range(3)]))
+    until(lambda: stored_offsets(ledger.redis_url).get("conversions|0") == 3, 60, "3 applied")
+    # The next poll starts at offset 5: offsets 3 and 4 hold nothing.
+    asyncio.run(produce_after_hole(ledger.bootstrap, "after-hole", hole=2))
+    asyncio.run(produce(ledger.bootstrap, CAMPAIGN, [("after-after", 0)]))
+
+    until(
+        lambda: stored_offsets(ledger.redis_url).get("conversions|0") == 7,
+        30,
+        "the ledger read past offsets 3..4 to the end of conversions[0]",
+    )
+    assert applied_orders(ledger.redis_url, CAMPAIGN) == {
+        "before-0",
+        "before-1",
+        "before-2",
+        "after-hole",
+        "after-after",
+    }
+    text = httpx.get(f"{ledger.url}/metrics", timeout=5).text
+    assert metric(text, "afflux_ledger_offset_holes_total") == 2
+    assert "conversions[0]: offsets 3..4 are not in the log" in ledger.log_text()
+    assert httpx.get(f"{ledger.url}/healthz", timeout=5).status_code == 200
