@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
@@ -36,6 +36,20 @@ from afflux.shared.events import (
 )
 
 MAX_BATCH = 1000
+
+
+def _plain_id(value: str) -> str:
+    """An order or refund id as a merchant's books hold it: "o-1 " is another id than
+    "o-1", so a retry whose id gained a space or a newline was accepted as a second order
+    and paid twice; refused instead."""
+    if value != value.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("leading or trailing whitespace, or a control character")
+    return value
+
+
+# A new order's, refund's or renewal's own id (its idempotency key): no edge whitespace,
+# no control characters. Ids naming an order already accepted stay ``Id``.
+PlainId = Annotated[Id, AfterValidator(_plain_id)]
 # A JSON integer only: "4999", 4999.0 and true are refused, never coerced.
 StrictMinor = Annotated[int, Field(strict=True)]
 
@@ -47,7 +61,7 @@ class _Request(BaseModel):
 class OrderRequest(_Request):
     """``POST /v1/orders``: a sale, lead, install or other action."""
 
-    order_id: Id
+    order_id: PlainId
     campaign_id: Id
     occurred_at: EventTime
     kind: OrderKind = "sale"
@@ -120,8 +134,8 @@ class BatchRequest(_Request):
 class RefundRequest(_Request):
     """``POST /v1/refunds``: a full or partial refund, idempotent by refund id."""
 
-    refund_id: Id
-    order_id: Id
+    refund_id: PlainId
+    order_id: Id  # an order already accepted, whatever its id (before PlainId)
     campaign_id: Id
     occurred_at: EventTime
     amount_minor: StrictMinor
@@ -134,7 +148,7 @@ class RenewalRequest(_Request):
 
     order_id: Id = Field(description="the subscription's first order")
     renewal_number: Annotated[int, Field(strict=True, ge=1, le=100_000)]
-    renewal_order_id: Id | None = Field(
+    renewal_order_id: PlainId | None = Field(
         None,
         description="the renewal's own order id, which its refunds name; default"
         " '<order_id>:renewal-<renewal_number>'",

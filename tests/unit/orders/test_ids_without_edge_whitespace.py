@@ -1,0 +1,68 @@
+"""A new order's, refund's or renewal's id has no edge whitespace and no control
+character: "o-1 " is another id than "o-1", so a retry whose id gained a trailing space
+or newline was accepted as a second order and paid twice."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from afflux.orders.errors import Rejected
+from afflux.orders.ingest import parse
+from afflux.orders.rules import OrderRequest, RefundRequest, RenewalRequest
+
+pytestmark = pytest.mark.unit
+
+ORDER = {
+    "order_id": "o-1",
+    "campaign_id": "shop",
+    "occurred_at": 1_790_000_000_000,
+    "amount_minor": 100,
+    "currency": "EUR",
+    "visitor_id": "v-1",
+}
+REFUND = {
+    "refund_id": "r-1",
+    "order_id": "o-1",
+    "campaign_id": "shop",
+    "occurred_at": 1_790_000_000_000,
+    "amount_minor": 100,
+    "currency": "EUR",
+}
+RENEWAL = {
+    "order_id": "o-1",
+    "renewal_number": 1,
+    "renewal_order_id": "o-1-r1",
+    "campaign_id": "shop",
+    "occurred_at": 1_790_000_000_000,
+    "amount_minor": 100,
+    "currency": "EUR",
+}
+BAD = ["o-1 ", " o-1", "o-1\n", "o\t1", "o-1\u00a0", "o\x7f1"]
+
+
+@pytest.mark.parametrize("bad", BAD)
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        (OrderRequest, ORDER, "order_id"),
+        (RefundRequest, REFUND, "refund_id"),
+        (RenewalRequest, RENEWAL, "renewal_order_id"),
+    ],
+)
+def test_an_id_with_edge_whitespace_or_a_control_character_is_refused(
+    model: Any, body: dict[str, Any], field: str, bad: str
+) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse(model, json.dumps(body | {field: bad}).encode())
+
+    assert (refused.value.status, refused.value.field) == (422, field)
+
+
+def test_inner_spaces_and_letters_of_any_script_are_ids_and_an_accepted_order_stays_named() -> None:
+    assert parse(OrderRequest, json.dumps(ORDER | {"order_id": "Bestellung 7 ö"}).encode())
+    # A refund or a renewal names an order accepted before ids were checked: still taken.
+    assert parse(RefundRequest, json.dumps(REFUND | {"order_id": "o-1 "}).encode())
+    assert parse(RenewalRequest, json.dumps(RENEWAL | {"order_id": "o-1 "}).encode())
