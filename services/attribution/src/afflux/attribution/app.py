@@ -214,18 +214,54 @@ async def _consume(
     """Hand the stage each run of records the consumer already holds as one batch, so
     their outputs are awaited and their state written once rather than once per record
     (stage.Stage.handle_many); a record that comes alone is handled at once, never
-    held back waiting for more."""
-    channel = manual.channel
-    batch: list[Any] = []
+    held back waiting for more.
+
+    The stream is read by a task of its own (``_take``) into a small queue, and a
+    batch is what that queue holds: a record taken from the stream is never held
+    while the stream waits for the next one. Faust's rebalance empties the stream's
+    channel (``flow_control.clear``) and then waits until every record already taken
+    is acknowledged; a batch still being gathered when the channel was emptied waited
+    for a next record that only comes after the rebalance, so the rebalance waited
+    for ever and the worker never rejoined its group."""
+    taken: asyncio.Queue[Any] = asyncio.Queue(MAX_BATCH_RECORDS)
+    reader = asyncio.ensure_future(_take(manual, taken))
+    try:
+        while True:
+            first = asyncio.ensure_future(taken.get())
+            await asyncio.wait((first, reader), return_when=asyncio.FIRST_COMPLETED)
+            if not first.done():
+                first.cancel()
+                reader.result()  # the stream ended (or raised): so does the agent
+                return
+            await _handle(manual, handle_many, _batch(first.result(), taken))
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+def _batch(first: Any, taken: asyncio.Queue[Any]) -> list[Any]:
+    batch = [first]
+    while len(batch) < MAX_BATCH_RECORDS and not taken.empty():
+        batch.append(taken.get_nowait())
+    return batch
+
+
+async def _handle(
+    manual: Any, handle_many: Callable[[list[Record]], Awaitable[list[bool]]], batch: list[Any]
+) -> None:
+    """Acknowledge what the stage handled. Nothing here outlives the call: Faust waits
+    for unacknowledged records (those of a diverged partition) only while something
+    still refers to them."""
+    done = await handle_many([_record(e.message) for e in batch])
+    for e, ok in zip(batch, done, strict=True):
+        if ok:
+            await manual.ack(e)
+
+
+async def _take(manual: Any, taken: asyncio.Queue[Any]) -> None:
+    """Move the stream's records to ``taken`` as they come (see ``_consume``)."""
     async for event in manual.events():
-        batch.append(event)
-        if len(batch) < MAX_BATCH_RECORDS and not channel.empty():
-            continue
-        done = await handle_many([_record(e.message) for e in batch])
-        for e, ok in zip(batch, done, strict=True):
-            if ok:
-                await manual.ack(e)
-        batch.clear()
+        await taken.put(event)
 
 
 def _record(message: Any) -> Record:
