@@ -237,6 +237,12 @@ def order_event(
     non_commissionable = check_items(request, amount or 0)
     if request.kind == "action" and request.action is None:
         raise Rejected(422, "action", "required when kind is 'action' (e.g. install, signup)")
+    if request.kind != "action" and request.action not in (None, request.kind):
+        # The ledger prices any kind but a sale or lead by its action when it has one: an
+        # install naming "signup" was paid the signup's rate.
+        raise Rejected(
+            422, "action", f"only with kind 'action' (this order's kind is '{request.kind}')"
+        )
     if not (request.visitor_id or request.click_id or request.coupon_code):
         raise Rejected(
             422, "visitor_id", "give at least one of visitor_id, click_id or coupon_code"
