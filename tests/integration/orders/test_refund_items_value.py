@@ -1,5 +1,6 @@
-"""A refund naming more of its order's items than it refunds is refused before anything is
-produced: the ledger would take back the whole items' commission for it."""
+"""A refund naming its order's items is refused before anything is produced when they do
+not make up what it refunds: the ledger would take back the whole items' commission for
+a small refund, or keep the commission of the items a whole refund leaves unnamed."""
 
 from __future__ import annotations
 
@@ -43,9 +44,11 @@ async def test_a_goodwill_refund_naming_a_whole_item_by_quantity_is_refused(
 
     before = await topics.settle()
     goodwill = await api.post("/v1/refunds", refund(500, {"sku": "shoe", "quantity": 1}))
+    whole = await api.post("/v1/refunds", refund(3000, {"sku": "shoe", "quantity": 1}))
     by_amount = await api.post("/v1/refunds", refund(500, {"sku": "shoe", "amount_minor": 500}))
 
     assert (goodwill.status_code, goodwill.json()["detail"][0]["field"]) == (422, "items")
+    assert (whole.status_code, whole.json()["detail"][0]["field"]) == (422, "items")
     assert by_amount.status_code == 202, by_amount.text
     await topics.settle()
     produced = [e for e in topics.since(before, "refunds") if e["order_id"] == order_id]

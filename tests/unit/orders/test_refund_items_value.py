@@ -1,6 +1,8 @@
-"""A refund naming its order's items by quantity names that share of the items' amount,
-and that may not exceed the money it refunds: the ledger takes back the items'
-commission for it, whatever the refund's amount."""
+"""A refund naming its order's items names what it refunds: a quantity names that share of
+the item's amount, which may not exceed the money refunded (the ledger takes back the
+items' commission for it, whatever the refund's amount), and the money refunded may not
+exceed the items named plus the order's non-item part (the ledger takes nothing back for
+the rest)."""
 
 from __future__ import annotations
 
@@ -44,10 +46,24 @@ def test_a_small_refund_naming_a_whole_item_by_quantity_is_refused_naming_items(
     assert refund_shares(5000, rows, per_unit, [(500, [("shoe", 1, None)])]) == [Fraction(2, 5)]
 
     with pytest.raises(Rejected) as refused:
-        check_refund_items_value(refund(500, {"sku": "shoe", "quantity": 1}), ORDER)
+        check_refund_items_value(refund(500, {"sku": "shoe", "quantity": 1}), ORDER, 0)
 
     assert (refused.value.status, refused.value.field) == (422, "items")
     assert "2000" in refused.value.reason
+
+
+def test_a_whole_refund_naming_only_some_items_is_refused_naming_items() -> None:
+    # What the ledger would do with it: the shoes' commission only, the card's kept.
+    rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in ORDER]
+    per_unit = [("shoe", Fraction(1, 10)), ("card", Fraction(1, 10))]
+    shares = refund_shares(5000, rows, per_unit, [(5000, [("shoe", 2, None)])])
+    assert shares == [Fraction(4, 5)]
+
+    with pytest.raises(Rejected) as refused:
+        check_refund_items_value(refund(5000, {"sku": "shoe", "quantity": 2}), ORDER, 0)
+
+    assert (refused.value.status, refused.value.field) == (422, "items")
+    assert "name every item refunded" in refused.value.reason
 
 
 @pytest.mark.parametrize(
@@ -58,7 +74,16 @@ def test_a_small_refund_naming_a_whole_item_by_quantity_is_refused_naming_items(
         refund(4000, {"sku": "shoe", "quantity": 5}),  # more than ordered: the item, capped
         refund(500, {"sku": "shoe", "amount_minor": 500}),  # a partial refund of an item
         refund(10, {"sku": "not-in-the-order", "quantity": 3}),  # priced pro rata instead
+        refund(5000, {"sku": "shoe", "quantity": 2}, {"sku": "card", "quantity": 1}),
     ],
 )
-def test_items_worth_at_most_the_refund_pass(accepted: OrderRefunded) -> None:
-    check_refund_items_value(accepted, ORDER)
+def test_items_worth_what_is_refunded_pass(accepted: OrderRefunded) -> None:
+    check_refund_items_value(accepted, ORDER, 0)
+
+
+def test_shipping_refunded_beside_the_items_named_passes_up_to_the_orders_part() -> None:
+    shoe_and_shipping = refund(2499, {"sku": "shoe", "quantity": 1})
+
+    check_refund_items_value(shoe_and_shipping, ORDER, 499)
+    with pytest.raises(Rejected):
+        check_refund_items_value(shoe_and_shipping, ORDER, 498)

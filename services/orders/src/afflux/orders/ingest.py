@@ -374,12 +374,12 @@ class Ingestor:
                 placed,
                 largest_order_minor=largest,
             )
-            if any(row.quantity is not None for row in event.items):
+            if event.items:
                 kept = await self._guard(
                     self.claims.accepted_terms(event.campaign_id, event.order_id)
                 )
                 if kept is not None:
-                    rules.check_refund_items_value(event, rules.accepted_items(kept))
+                    rules.check_refund_items_value(event, *rules.accepted_items(kept))
             status = await self._ingest_refund(event)
         except Unavailable:
             self.metrics.refund(campaign, "unavailable")

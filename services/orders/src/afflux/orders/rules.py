@@ -346,23 +346,32 @@ def check_refund_items(request: RefundRequest) -> None:
         )
 
 
-def accepted_items(kept: str) -> tuple[OrderItem, ...]:
-    """The items of an order's accepted terms (``order_terms``)."""
+def accepted_items(kept: str) -> tuple[tuple[OrderItem, ...], int]:
+    """The items and the non-commissionable part of an order's accepted terms
+    (``order_terms``)."""
     values: list[Any] = json.loads(kept)
-    index = ORDER_TERMS_FIELDS.index("items")
-    rows = values[index] if len(values) > index and values[index] else []
-    return tuple(OrderItem.model_validate(row) for row in rows)
+    named = dict(zip(ORDER_TERMS_FIELDS, values, strict=False))
+    rows = named.get("items") or []
+    items = tuple(OrderItem.model_validate(row) for row in rows)
+    return items, int(named.get("non_commissionable_minor") or 0)
 
 
-def check_refund_items_value(refund: OrderRefunded, order_items: Sequence[OrderItem]) -> None:
-    """What a refund's items name of its order fits in its ``amount_minor``.
+def check_refund_items_value(
+    refund: OrderRefunded, order_items: Sequence[OrderItem], non_commissionable_minor: int
+) -> None:
+    """A refund naming items names what it refunds: its ``amount_minor`` is the items
+    named plus, at most, the order's part that is no item (shipping, taxes).
 
     The ledger takes back an item's commission in proportion to what the refund names of
-    it (``afflux.shared.core.products.refund_shares``): a quantity stands for that share of
-    the item's amount, whatever the refund's amount, so a goodwill refund of 500 naming
-    one shoe of 2000 by quantity would take back the whole shoe's commission. Checked
-    when every sku named is the order's (otherwise the ledger prices the refund pro rata
-    on its amount)."""
+    it (``afflux.shared.core.products.refund_shares``) and nothing for the rest, so:
+    - a quantity stands for that share of the item's amount, whatever the refund's amount:
+      a goodwill refund of 500 naming one shoe of 2000 by quantity would take back the
+      whole shoe's commission;
+    - money refunded beyond the items named and the order's non-item part takes nothing
+      back: a refund of a whole order of 3000 naming only its shoe of 2000 would leave
+      the creator the commission of the other 1000.
+    Checked when every sku named is the order's (otherwise the ledger prices the refund
+    pro rata on its amount)."""
     amount_of: dict[str, int] = {}
     quantity_of: dict[str, int] = {}
     for item in order_items:
@@ -372,11 +381,11 @@ def check_refund_items_value(refund: OrderRefunded, order_items: Sequence[OrderI
         return
     named = Fraction(0)
     for row in refund.items:
+        whole = amount_of[row.sku]
         if row.quantity is not None:
-            whole = amount_of[row.sku]
             named += min(Fraction(whole), Fraction(whole * row.quantity, quantity_of[row.sku]))
         else:
-            named += row.amount_minor or 0
+            named += min(whole, row.amount_minor or 0)
     if named > refund.amount_minor:
         raise Rejected(
             422,
@@ -384,6 +393,14 @@ def check_refund_items_value(refund: OrderRefunded, order_items: Sequence[OrderI
             f"the items name {math.ceil(named)} of the order by their quantities and amounts,"
             f" more than amount_minor {refund.amount_minor}: for a partial refund of an item"
             " name its amount_minor instead of a quantity",
+        )
+    if refund.amount_minor - named > non_commissionable_minor:
+        raise Rejected(
+            422,
+            "items",
+            f"amount_minor {refund.amount_minor} is more than the items named"
+            f" ({math.floor(named)}) and the order's non-commissionable part"
+            f" ({non_commissionable_minor}): name every item refunded, or none",
         )
 
 
