@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -55,5 +56,15 @@ def test_a_changed_order_names_the_first_field_that_differs_and_what_was_kept(
 
     assert order_terms(changed) != accepted
     refused = order_terms_conflict(accepted, changed)
+    assert refused is not None
     assert (refused.status, refused.field) == (409, field)
     assert "already accepted" in refused.reason
+
+
+def test_a_claim_kept_before_a_field_was_appended_is_compared_on_the_fields_it_has() -> None:
+    kept_then = json.dumps(json.loads(order_terms(placed()))[:-1])
+
+    assert order_terms_conflict(kept_then, placed()) is None
+    refused = order_terms_conflict(kept_then, placed(amount_minor=5001, items=[]))
+    assert refused is not None
+    assert refused.field == "amount_minor"

@@ -261,7 +261,9 @@ class Ingestor:
             raise Unavailable("the broker did not acknowledge the event; retry")
         if status == "conflict":  # the id was accepted with other terms: never "duplicate"
             kept = await self._guard(self.claims.accepted_terms(event.campaign_id, event.order_id))
-            raise rules.order_terms_conflict(kept or "[]", event)
+            refused = rules.order_terms_conflict(kept or "[]", event)
+            if refused is not None:
+                raise refused
         return "accepted" if status == "accepted" else "duplicate"
 
     async def _order_batch(self, items: Sequence[tuple[NewOrder, OrderPlaced]]) -> list[str]:

@@ -275,6 +275,7 @@ def order_event(
 
 # What an accepted order pays and to whom: an order id sent again with any of these
 # changed is a conflict, not a duplicate (the first body is the one produced and paid).
+# Append only: claims keep the values in this order for AFFLUX_ORDERS_DEDUPE_TTL_DAYS.
 ORDER_TERMS_FIELDS = (
     "kind",
     "action",
@@ -294,16 +295,19 @@ def order_terms(event: OrderPlaced) -> str:
     return json.dumps([dumped[name] for name in ORDER_TERMS_FIELDS], separators=(",", ":"))
 
 
-def order_terms_conflict(accepted: str, event: OrderPlaced) -> Rejected:
+def order_terms_conflict(accepted: str, event: OrderPlaced) -> Rejected | None:
     """The 409 for an order id accepted with other terms: names the first field that
-    differs and what was accepted for it."""
+    differs and what was accepted for it. None when none of the fields the claim kept
+    differs (a claim kept before a field was appended): the order is a duplicate."""
     sent: list[Any] = json.loads(order_terms(event))
     kept: list[Any] = json.loads(accepted)
     field = next(
         (name for name, a, b in zip(ORDER_TERMS_FIELDS, kept, sent, strict=False) if a != b),
-        "order_id",
+        None,
     )
-    was = kept[ORDER_TERMS_FIELDS.index(field)] if field != "order_id" else None
+    if field is None:
+        return None
+    was = kept[ORDER_TERMS_FIELDS.index(field)]
     return Rejected(
         409,
         field,
