@@ -32,6 +32,8 @@ def placed(at: int = 1_790_000_000_000, **changes: Any) -> Any:
 
 def test_a_retry_of_the_same_order_has_the_same_terms_whenever_it_is_placed() -> None:
     assert order_terms(placed()) == order_terms(placed(at=1_790_000_060_000))
+    # The same coupon, however cased: it names the same creator.
+    assert order_terms(placed(coupon_code="anna10")) == order_terms(placed(coupon_code="ANNA10 "))
 
 
 @pytest.mark.parametrize(

@@ -292,6 +292,8 @@ ORDER_TERMS_FIELDS = (
 def order_terms(event: OrderPlaced) -> str:
     """The canonical text of the order's ``ORDER_TERMS_FIELDS``, kept with its claim."""
     dumped = event.model_dump(mode="json", include=set(ORDER_TERMS_FIELDS))
+    if dumped["coupon_code"] is not None:  # matched as CampaignTerms.coupon_owner does
+        dumped["coupon_code"] = dumped["coupon_code"].strip().upper()
     return json.dumps([dumped[name] for name in ORDER_TERMS_FIELDS], separators=(",", ":"))
 
 
