@@ -27,26 +27,30 @@ VISITOR = "v-skipped"
 PARTITIONS = 4
 
 
-def click(n: int) -> ClickRecorded:
+def click(n: int, visitor: str = VISITOR) -> ClickRecorded:
     return ClickRecorded(
-        event_id=f"click-skip-{n}",
+        event_id=f"click-{visitor}-{n}",
         occurred_at=1_700_000_000_000 + n,
         click_id=f"skip-{n}",
         link_code="skipcode",
         affiliate_id="creator-skip",
         campaign_id="skip-campaign",
-        visitor_id=VISITOR,
+        visitor_id=visitor,
     )
 
 
-async def scenario(bootstrap: str) -> tuple[Runtime, set[str]]:
-    partition = partition_of(VISITOR, PARTITIONS)
+async def scenario(
+    bootstrap: str, delivered: tuple[int, ...] = (0, 5), visitor: str = VISITOR
+) -> tuple[Runtime, set[str]]:
+    """Six clicks of ``visitor``, the only records of its partition; the worker is handed
+    those at the positions ``delivered``."""
+    partition = partition_of(visitor, PARTITIONS)
     producer = new_producer(bootstrap)
     await producer.start()
     try:
         for n in range(6):
             await producer.send_and_wait(
-                CLICKS.name, encode(click(n)), key=VISITOR.encode(), partition=partition
+                CLICKS.name, encode(click(n, visitor)), key=visitor.encode(), partition=partition
             )
 
         async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
@@ -55,7 +59,7 @@ async def scenario(bootstrap: str) -> tuple[Runtime, set[str]]:
         runtime = Runtime(
             transport=Transport(send),
             bootstrap=bootstrap,
-            group="skip-test",
+            group=f"skip-test-{visitor}",
             directory=CampaignDirectory(),
             metrics=AttributionMetrics(),
             refund_wait_ms=0,
@@ -64,13 +68,11 @@ async def scenario(bootstrap: str) -> tuple[Runtime, set[str]]:
         await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
         runtime.assigned({(CLICKS.name, partition)})
         records = await read_range(bootstrap, CLICKS.name, partition, 0, 6)
-        ours = [r for r in records if r.key == VISITOR.encode()]
-        first, last = ours[0], ours[-1]
-        # Delivered: the first record, then the last one; the four between were skipped.
-        for record in (first, last):
-            await runtime.join.handle(record)
+        ours = [r for r in records if r.key == visitor.encode()]
+        for n in delivered:  # the others were skipped
+            await runtime.join.handle(ours[n])
         owned = runtime.join.owned[partition]
-        return runtime, set(owned.state.keys[VISITOR].clicks)
+        return runtime, set(owned.state.keys[visitor].clicks)
     finally:
         await producer.stop()
 
@@ -82,3 +84,16 @@ def test_records_skipped_between_two_delivered_ones_are_read_back(
     runtime, clicks = asyncio.run(scenario(bootstrap))
     assert clicks == {f"skip-{n}" for n in range(6)}
     assert runtime.metrics.refetched._value.get() == 4
+
+
+def test_records_skipped_before_the_first_one_delivered_are_read_back(
+    private_broker: tuple[str, Path],
+) -> None:
+    """A partition that has processed nothing of a topic yet (kept through a rebalance
+    that came before its first record) reads back what the consumer dropped before the
+    first record it hands out."""
+    bootstrap, _ = private_broker
+    # Its own partition: v-skipped's is 2, this one's 0.
+    runtime, clicks = asyncio.run(scenario(bootstrap, delivered=(5,), visitor="v-skipped-first"))
+    assert clicks == {f"skip-{n}" for n in range(6)}
+    assert runtime.metrics.refetched._value.get() == 5

@@ -8,7 +8,12 @@ before it would be dropped, never processed, and their offsets committed.
 
 Input offsets of afflux topics are dense (no compaction, no transactions), so
 the stages treat any forward jump as missing records and read them here,
-before the record that revealed the jump.
+before the record that revealed the jump. A partition's first record of a topic
+is checked too, against the partition's recorded input position (or the log's
+start when its state holds nothing of the topic): a partition kept through a
+rebalance before it had processed any record of a topic (the join's first
+outcomes reaching the refund stage just then) has no earlier record to compare
+with, and the records dropped before it were lost without a word.
 """
 
 from __future__ import annotations

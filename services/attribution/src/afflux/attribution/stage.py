@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol
 
 from afflux.attribution.decode import decode_items
-from afflux.attribution.divergence import fingerprint
+from afflux.attribution.divergence import Position, fingerprint
 from afflux.attribution.gaps import read_range
 from afflux.attribution.join import Output
 from afflux.attribution.outbox import Outbox, OutRecord
@@ -250,7 +250,8 @@ class Stage(Partitions[S]):
         consumed = dict(owned.consumed)
         last: dict[str, InputRecord] = {}
         for record in records:
-            for missed in await self._skipped(record, consumed.get(record.topic)):
+            expected = consumed.get(record.topic, _after(owned.last.get(record.topic)))
+            for missed in await self._skipped(record, expected):
                 self._apply(state, missed, out, letters)
                 consumed[missed.topic] = max(consumed.get(missed.topic, 0), missed.offset + 1)
                 last[missed.topic] = missed
@@ -323,11 +324,12 @@ class Stage(Partitions[S]):
         for record, index, event, raw, _ in held:
             self._take(state, record, index, event, raw, out, letters, None)
 
-    async def _skipped(self, record: InputRecord, expected: int | None) -> list[InputRecord]:
+    async def _skipped(self, record: InputRecord, expected: int) -> list[InputRecord]:
         """Records before ``record`` that the consumer skipped (see gaps.py), read back;
-        ``expected``: the offset after the last record of its topic processed."""
+        ``expected``: the offset after the last record of its topic the partition's state
+        holds (0: none)."""
         topic, p, offset = record.topic, record.partition, record.offset
-        if expected is None or offset <= expected:
+        if offset <= expected:
             return []
         log.warning(
             "%s[%d]: offsets %d..%d were skipped by the consumer; reading them back",
@@ -470,3 +472,12 @@ class Stage(Partitions[S]):
                 local.keys.written(writes)
         if local is not None and local.due():
             await local.checkpoint_acked(dump_indexes(state))
+
+
+def _after(position: Position | None) -> int:
+    """Where a topic's next record is, by the partition's recorded input position: past
+    the last record consumed, or the log's start (0: afflux topics are never compacted)
+    when the state holds none of the topic. A partition's first record of a topic is
+    checked against it as any later one is against the one before it: the consumer may
+    hand out, after a rebalance, records past ones it then drops (gaps.py)."""
+    return 0 if position is None else position[0] + 1
