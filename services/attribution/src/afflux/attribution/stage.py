@@ -452,11 +452,19 @@ class Stage(Partitions[S]):
         """The partition's changed keys, then its input position (steps 2 and 3)."""
         send = self.transport.send
         owned = self.owned.get(p)
-        local = owned.local if owned is not None and owned.state is state else None
+        if owned is None or owned.state is not state:
+            # Revoked (perhaps assigned again and recovered afresh) while this batch or
+            # tick waited for its outputs: the partition's changelog is its new owner's.
+            # Written now, these keys would land after that owner's recovery read and
+            # come back at the next one over what it wrote; unwritten, the new owner
+            # reads the input again from the committed offsets, or from its position
+            # (gaps.py), and makes the same outputs with the same ids.
+            return
+        local = owned.local
         on_disk = local is not None and local.keys is not None
         writes: list[tuple[str, bytes | None]] = state.take_dirty() if state.dirty else []
         position = None
-        if owned is not None and owned.last != owned.written:
+        if owned.last != owned.written:
             position = json.dumps(owned.last, sort_keys=True).encode()
             writes.append((POSITION_KEY, position))
         if writes:
@@ -465,7 +473,7 @@ class Stage(Partitions[S]):
                 acks = [await send(self.changelog, k, v, p) for k, v in encoded]
             else:  # the position last: it is never ahead of the keys
                 acks = await self.transport.send_all(self.changelog, p, encoded)
-            if position is not None and owned is not None:
+            if position is not None:
                 owned.written = dict(owned.last)
             if local is not None and local.keys is not None:
                 local.acks += acks
