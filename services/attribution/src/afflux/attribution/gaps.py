@@ -8,7 +8,10 @@ before it would be dropped, never processed, and their offsets committed.
 
 Input offsets of afflux topics are dense (no compaction, no transactions), so
 the stages treat any forward jump as missing records and read them here,
-before the record that revealed the jump. A partition's first record of a topic
+before the record that revealed the jump. Dense but for holes: the embedded
+broker killed mid-write can leave offsets that hold no record; reading such a
+range returns nothing (the reader's position passes the end) and the stage goes
+on, as the ledger does (docs/payouts.md, "Exactly once"). A partition's first record of a topic
 is checked too, against the partition's recorded input position (or the log's
 start when its state holds nothing of the topic): a partition kept through a
 rebalance before it had processed any record of a topic (the join's first
