@@ -15,6 +15,7 @@ from afflux.cli.processes import free_port
 from afflux.shared.io.kafka import create_topics
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # log_holes
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,11 @@ every record the log does hold."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import TopicPartition
-from aiokafka.protocol.produce import ProduceRequest
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from ledger_stack import (
     LedgerStack,
     applied_orders,
@@ -23,8 +19,8 @@ from ledger_stack import (
     stored_offsets,
     until,
 )
+from log_holes import write_after_hole
 
-from afflux.shared.io.kafka import new_producer
 from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.integration
@@ -43,33 +39,9 @@ def ledger(tmp_path: Path) -> Iterator[LedgerStack]:
 
 
 async def produce_after_hole(bootstrap: str, order: str, hole: int) -> None:
-    """One conversion to conversions[0] in a batch whose only record sits ``hole``
-    offsets after the batch's base: the log holds nothing at the offsets before it."""
+    """One conversion to conversions[0], ``hole`` empty offsets before it."""
     event = conversion(CAMPAIGN, order, "creator-hole")
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=0,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    builder.append(hole, int(time.time() * 1000), order.encode(), encode(event), [])
-    request = ProduceRequest(
-        transactional_id=None,
-        required_acks=-1,
-        timeout=5000,
-        topics=[("conversions", [(0, bytes(builder.build()))])],
-    )
-    producer = new_producer(bootstrap)
-    await producer.start()
-    try:
-        node = producer.client.cluster.leader_for_partition(TopicPartition("conversions", 0))
-        answer = await producer.client.send(node, request)
-        assert answer.topics[0][1][0][1] == 0, answer  # no error code
-    finally:
-        await producer.stop()
+    await write_after_hole(bootstrap, "conversions", 0, order.encode(), encode(event), hole)
 
 
 def test_ledger_reads_past_a_hole_in_its_input_log(ledger: LedgerStack) -> None:

@@ -1,0 +1,54 @@
+"""The read-back of skipped records (afflux.attribution.gaps) over a hole in the log,
+offsets that hold no record as a broker killed mid-write can leave: it returns what
+is there and never waits for the missing offsets (which would end in its TimeoutError
+after about 15 s without an answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from log_holes import write_after_hole
+
+from afflux.attribution.gaps import read_range
+from afflux.shared.io.kafka import new_producer
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "hole-read-back"
+
+
+async def log_with_a_hole(bootstrap: str) -> None:
+    """Offsets 0 and 3, 4 hold records; 1 and 2 hold none."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(TOPIC, 1, 1)])
+    finally:
+        await admin.close()
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        await (await producer.send(TOPIC, b"r0", key=b"k", partition=0))
+    finally:
+        await producer.stop()
+    await write_after_hole(bootstrap, TOPIC, 0, b"k", b"r3", hole=2)
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        await (await producer.send(TOPIC, b"r4", key=b"k", partition=0))
+    finally:
+        await producer.stop()
+
+
+def test_reading_back_over_a_hole_returns_what_the_log_holds_at_once(
+    private_broker: tuple[str, Path],
+) -> None:
+    bootstrap, _ = private_broker
+    asyncio.run(log_with_a_hole(bootstrap))
+    only_hole = asyncio.run(read_range(bootstrap, TOPIC, 0, 1, 3))
+    around = asyncio.run(read_range(bootstrap, TOPIC, 0, 0, 5))
+    assert only_hole == []
+    assert [(r.offset, r.value) for r in around] == [(0, b"r0"), (3, b"r3"), (4, b"r4")]
