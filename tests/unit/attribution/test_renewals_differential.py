@@ -88,9 +88,12 @@ def scenario(rng: random.Random) -> tuple[list[ClickRecorded], list[OrderPlaced]
         )
         first = f"order-{i}" if rng.random() < 0.9 else f"never-seen-{i}"
         for n in range(1, rng.randint(1, 5)):
+            renewed_at = at + n * 30 * DAY + rng.randint(-2 * DAY, 2 * DAY)
+            if rng.random() < 0.1:  # dated before its first order (a mistake or a trick)
+                renewed_at = at - rng.randint(1, 5 * DAY)
             renewal = SubscriptionRenewed(
                 event_id=f"r{i}-{n}",
-                occurred_at=at + n * 30 * DAY + rng.randint(-2 * DAY, 2 * DAY),
+                occurred_at=renewed_at,
                 order_id=first,
                 renewal_order_id=f"{first}:renewal-{n}",
                 renewal_number=n,
@@ -190,4 +193,5 @@ def test_the_scenarios_reach_every_renewal_outcome() -> None:
         "first_order_unknown",
         "renewal_beyond_limit",
         "no_recurring_terms",
+        "renewal_before_first_order",
     }

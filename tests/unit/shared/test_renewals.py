@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from afflux.shared.core.attribution import ClickTouch
 from afflux.shared.core.renewals import (
+    BEFORE_FIRST_ORDER,
     BEYOND_LIMIT,
     FIRST_ORDER_IS_RENEWAL,
     MAX_RENEWAL_NUMBERS,
@@ -58,6 +59,11 @@ CASES = [
     Case("at a month", BY_MONTHS, 1, ms("2026-02-28T10:00:00+00:00"), BEYOND_LIMIT),
     # Terms without recurring pay no renewal.
     Case("no recurring terms", None, 1, FIRST + 1, NO_RECURRING_TERMS),
+    # Nothing renews before it was bought: 1 ms before the first order earns nothing ...
+    Case("1 ms before the first order", BY_COUNT, 1, FIRST - 1, BEFORE_FIRST_ORDER),
+    Case("a year before, by months", BY_MONTHS, 1, FIRST - 365 * 86_400_000, BEFORE_FIRST_ORDER),
+    # ... at the first order's own ms it does (the same instant is not before it).
+    Case("at the first order's ms", BY_COUNT, 1, FIRST, ""),
 ]
 
 

@@ -425,6 +425,8 @@ def _renewal_refused(
         return "first_order_unattributed" if known else "first_order_unknown"
     if recurring is None:
         return "no_recurring_terms"
+    if e.occurred_at < first.occurred_at:
+        return "renewal_before_first_order"
     return "renewal_beyond_limit" if _beyond(recurring, first.occurred_at, e) else ""
 
 

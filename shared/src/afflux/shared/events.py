@@ -386,11 +386,13 @@ UnattributedReason = Literal[
     "unknown_click",
     "other_campaign",
     "duplicate_order",
-    # A renewal whose first order earned no creator, is unknown, or is past the limit.
+    # A renewal whose first order earned no creator, is unknown, or is past the limit, or
+    # one dated before its first order.
     "first_order_unattributed",
     "first_order_unknown",
     "renewal_beyond_limit",
     "no_recurring_terms",
+    "renewal_before_first_order",
     # A renewal whose number another renewal order of the first order took, or whose first
     # order is itself a renewal.
     "renewal_number_taken",

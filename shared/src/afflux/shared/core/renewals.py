@@ -22,6 +22,7 @@ from afflux.shared.core.terms import RecurringCommission
 
 NO_RECURRING_TERMS = "no_recurring_terms"
 BEYOND_LIMIT = "renewal_beyond_limit"
+BEFORE_FIRST_ORDER = "renewal_before_first_order"
 NUMBER_TAKEN = "renewal_number_taken"
 FIRST_ORDER_IS_RENEWAL = "first_order_is_renewal"
 RENEWAL_ORDER_IS_FIRST_ORDER = "renewal_order_id_is_first_order"
@@ -115,6 +116,10 @@ def renewal_refusal(
     """Why the renewal earns nothing, or '' when it earns the recurring rate."""
     if recurring is None:
         return NO_RECURRING_TERMS
+    if renewed_at < first_order_at:
+        # Nothing renews before it was bought: a renewal dated so is a mistake or a way to
+        # pay a creator for an order that never recurred.
+        return BEFORE_FIRST_ORDER
     if recurring.max_renewals is not None and number > recurring.max_renewals:
         return BEYOND_LIMIT
     if recurring.max_months is not None and renewed_at >= add_months(
