@@ -28,17 +28,16 @@ async def log_with_a_hole(bootstrap: str) -> None:
         await admin.create_topics([NewTopic(TOPIC, 1, 1)])
     finally:
         await admin.close()
-    producer = new_producer(bootstrap)
-    await producer.start()
-    try:
-        await (await producer.send(TOPIC, b"r0", key=b"k", partition=0))
-    finally:
-        await producer.stop()
+    await send_one(bootstrap, b"r0")
     await write_after_hole(bootstrap, TOPIC, 0, b"k", b"r3", hole=2)
+    await send_one(bootstrap, b"r4")
+
+
+async def send_one(bootstrap: str, value: bytes) -> None:
     producer = new_producer(bootstrap)
     await producer.start()
     try:
-        await (await producer.send(TOPIC, b"r4", key=b"k", partition=0))
+        await (await producer.send(TOPIC, value, key=b"k", partition=0))
     finally:
         await producer.stop()
 
