@@ -7,11 +7,12 @@ import random
 
 import pytest
 
-from afflux.cli.traffic import sale_items
+from afflux.cli.traffic import refund_of, sale_items
 from afflux.orders.ingest import parse
 from afflux.orders.placement import Placement
-from afflux.orders.rules import OrderRequest, order_event
+from afflux.orders.rules import OrderRequest, check_refund_items_value, order_event
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.events import OrderRefunded
 
 pytestmark = pytest.mark.unit
 
@@ -53,3 +54,43 @@ def test_small_sales_and_campaigns_without_product_rates_carry_no_items() -> Non
     rng = random.Random(1)
     assert sale_items(PRODUCTS, 399, rng) == ([], 0)
     assert sale_items(terms(None), 10_000, rng) == ([], 0)
+
+
+@pytest.mark.parametrize("amount", [400, 401, 999, 4001, 123_457, 10**9])
+def test_the_traffics_refunds_name_what_they_refund_as_the_orders_service_requires(
+    amount: int,
+) -> None:
+    rng = random.Random(amount)
+    kinds = set()
+    for n in range(40):
+        items, shipping = sale_items(PRODUCTS, amount, rng)
+        order = OrderRequest.model_validate(
+            {
+                "order_id": f"o-{n}",
+                "campaign_id": "c",
+                "occurred_at": 0,
+                "amount_minor": amount,
+                "currency": "EUR",
+                "coupon_code": "X",
+                "items": items,
+                "non_commissionable_minor": shipping,
+            }
+        )
+        placed = order_event(order, PRODUCTS, "m", Placement(0))
+        part, named = refund_of(items, amount, rng)
+        refund = OrderRefunded.model_validate(
+            {
+                "event_id": f"rf-{n}",
+                "occurred_at": 1,
+                "refund_id": f"r-{n}",
+                "order_id": f"o-{n}",
+                "campaign_id": "c",
+                "amount_minor": part,
+                "currency": "EUR",
+                "items": named,
+            }
+        )
+        check_refund_items_value(refund, placed.items, placed.non_commissionable_minor)
+        assert 0 < part <= amount
+        kinds.add(next((k for k in named[0] if k != "sku"), "") if named else "")
+    assert kinds == {"", "quantity", "amount_minor"}  # whole, one unit, an amount of an item

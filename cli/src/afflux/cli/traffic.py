@@ -207,13 +207,30 @@ class Traffic:
             await self.client.confirm_lead(terms, order_id)
         if kind == "sale" and rng.random() < self.mix.refund_rate:
             await asyncio.sleep(rng.uniform(0.1, 0.5))
-            part = amount if rng.random() < 0.5 else max(1, amount // 3)
-            # Sometimes the refund names one unit of the first item (reversed per item).
-            named = [{"sku": items[0]["sku"], "quantity": 1}] if items and part < amount else []
+            part, named = refund_of(items, amount, rng)
             await self.client.refund(
                 terms, order_id=order_id, refund_id=f"r-{order_id}", amount=part, items=named
             )
             self.tally.refunds += 1
+
+
+def refund_of(
+    items: list[Any], amount: int, rng: random.Random
+) -> tuple[int, list[dict[str, Any]]]:
+    """A sale's refund as a merchant sends it, its amount and the items it names: half the
+    time the whole order; else a third of it, or, when the sale has items (reversed per
+    item), one unit of its first item for that unit's price or a third of that item by
+    amount. What it names always makes up what it refunds, as the orders API requires."""
+    roll = rng.random()
+    if roll < 0.5:
+        return amount, []
+    if not items:
+        return max(1, amount // 3), []
+    first = items[0]
+    if roll < 0.75:
+        return first["price_minor"], [{"sku": first["sku"], "quantity": 1}]
+    part = max(1, first["quantity"] * first["price_minor"] // 3)
+    return part, [{"sku": first["sku"], "amount_minor": part}]
 
 
 def sale_items(terms: CampaignTerms, amount: int, rng: random.Random) -> tuple[list[Any], int]:
