@@ -36,6 +36,7 @@ LONGEST_FILES = {
     "tests/integration/cli/test_bench_commands.py": 277,
     "tests/e2e/cli/test_up.py": 250,
     "tests/e2e/attribution/test_worker_kill_9.py": 96,
+    "tests/e2e/cli/test_demo.py": 90,
     "tests/e2e/attribution/test_worker_rebalance.py": 96,
     "tests/integration/attribution/test_divergence.py": 60,
     "tests/e2e/attribution/test_verify_sees_a_stall.py": 59,
