@@ -18,11 +18,9 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-async def test_an_order_id_sent_again_with_another_amount_is_a_conflict_naming_it(
-    api: Any, campaigns: Any, topics: Any
-) -> None:
-    before = await topics.settle()
-    order = {
+def new_order(campaigns: Any) -> dict[str, Any]:
+    """A fresh order of 10.00 EUR for the shop campaign."""
+    return {
         "order_id": new_id("o"),
         "campaign_id": campaigns.shop.campaign_id,
         "occurred_at": int(time.time() * 1000),
@@ -30,6 +28,13 @@ async def test_an_order_id_sent_again_with_another_amount_is_a_conflict_naming_i
         "currency": "EUR",
         "visitor_id": new_id("v"),
     }
+
+
+async def test_an_order_id_sent_again_with_another_amount_is_a_conflict_naming_it(
+    api: Any, campaigns: Any, topics: Any
+) -> None:
+    before = await topics.settle()
+    order = new_order(campaigns)
     # the same id, concurrently with five amounts: one is accepted, the others refused
     racing = await asyncio.gather(
         *(api.post("/v1/orders", order | {"amount_minor": 1000 * n}) for n in range(1, 6))
@@ -51,14 +56,7 @@ async def test_an_order_id_sent_again_with_another_amount_is_a_conflict_naming_i
 async def test_a_refund_id_sent_again_with_another_amount_is_a_conflict_naming_it(
     api: Any, campaigns: Any
 ) -> None:
-    order = {
-        "order_id": new_id("o"),
-        "campaign_id": campaigns.shop.campaign_id,
-        "occurred_at": int(time.time() * 1000),
-        "amount_minor": 1000,
-        "currency": "EUR",
-        "visitor_id": new_id("v"),
-    }
+    order = new_order(campaigns)
     assert (await api.post("/v1/orders", order)).status_code == 202
     refund = {
         "refund_id": new_id("r"),

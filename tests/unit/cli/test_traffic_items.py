@@ -4,6 +4,7 @@ service accepts every one; campaigns without per-product rates get no items."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from afflux.orders.ingest import parse
 from afflux.orders.placement import Placement
 from afflux.orders.rules import OrderRequest, check_refund_items_value, order_event
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.events import OrderRefunded
+from afflux.shared.events import OrderPlaced, OrderRefunded
 
 pytestmark = pytest.mark.unit
 
@@ -31,22 +32,27 @@ PRODUCTS = terms(
 )
 
 
+def placed_order(order_id: str, amount: int, items: list[Any], shipping: int) -> OrderPlaced:
+    """The traffic's sale as the orders service accepts it (any rule it breaks raises)."""
+    body = {
+        "order_id": order_id,
+        "campaign_id": "c",
+        "occurred_at": 0,
+        "amount_minor": amount,
+        "currency": "EUR",
+        "coupon_code": "X",
+        "items": items,
+        "non_commissionable_minor": shipping,
+    }
+    return order_event(parse(OrderRequest, body), PRODUCTS, "m", Placement(0))
+
+
 @pytest.mark.parametrize("amount", [400, 401, 999, 4001, 123_457, 10**9])
 def test_items_and_shipping_make_up_the_amount_the_orders_service_accepts(amount: int) -> None:
     rng = random.Random(amount)
     for _ in range(20):
         items, shipping = sale_items(PRODUCTS, amount, rng)
-        body = {
-            "order_id": "o",
-            "campaign_id": "c",
-            "occurred_at": 0,
-            "amount_minor": amount,
-            "currency": "EUR",
-            "coupon_code": "X",
-            "items": items,
-            "non_commissionable_minor": shipping,
-        }
-        event = order_event(parse(OrderRequest, body), PRODUCTS, "m", Placement(0))
+        event = placed_order("o", amount, items, shipping)
         assert len(event.items) == 4
 
 
@@ -64,19 +70,7 @@ def test_the_traffics_refunds_name_what_they_refund_as_the_orders_service_requir
     kinds = set()
     for n in range(40):
         items, shipping = sale_items(PRODUCTS, amount, rng)
-        order = OrderRequest.model_validate(
-            {
-                "order_id": f"o-{n}",
-                "campaign_id": "c",
-                "occurred_at": 0,
-                "amount_minor": amount,
-                "currency": "EUR",
-                "coupon_code": "X",
-                "items": items,
-                "non_commissionable_minor": shipping,
-            }
-        )
-        placed = order_event(order, PRODUCTS, "m", Placement(0))
+        placed = placed_order(f"o-{n}", amount, items, shipping)
         part, named = refund_of(items, amount, rng)
         refund = OrderRefunded.model_validate(
             {
