@@ -1,8 +1,8 @@
 """A refund naming its order's items names what it refunds: a quantity names that share of
-the item's amount, which may not exceed the money refunded (the ledger takes back the
-items' commission for it, whatever the refund's amount), and the money refunded may not
-exceed the items named plus the order's non-item part (the ledger takes nothing back for
-the rest)."""
+the item's amount, which may not exceed the money refunded, and the money refunded may not
+exceed the items named plus the order's non-item part. The API refuses a refund that
+breaks this; the ledger prices one produced onto the topic around the API on its amount,
+ignoring its items."""
 
 from __future__ import annotations
 
@@ -39,11 +39,14 @@ def refund(amount: int, *items: dict[str, Any]) -> OrderRefunded:
     )
 
 
+ROWS = [(i.sku, i.category, i.quantity, i.price_minor) for i in ORDER]
+PER_UNIT = [("shoe", Fraction(1, 10)), ("card", Fraction(1, 10))]
+
+
 def test_a_small_refund_naming_a_whole_item_by_quantity_is_refused_naming_items() -> None:
-    # What the ledger would do with it: a third of the line's commission for 500 refunded.
-    rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in ORDER]
-    per_unit = [("shoe", Fraction(1, 10)), ("card", Fraction(1, 10))]
-    assert refund_shares(5000, rows, per_unit, [(500, [("shoe", 1, None)])]) == [Fraction(2, 5)]
+    # Produced onto the topic instead, the ledger ignores the items: 500 of 5000 takes a
+    # tenth of the line's commission, not the shoe's 2000 (two fifths).
+    assert refund_shares(5000, ROWS, PER_UNIT, [(500, [("shoe", 1, None)])]) == [Fraction(1, 10)]
 
     with pytest.raises(Rejected) as refused:
         check_refund_items_value(refund(500, {"sku": "shoe", "quantity": 1}), ORDER, 0)
@@ -53,11 +56,10 @@ def test_a_small_refund_naming_a_whole_item_by_quantity_is_refused_naming_items(
 
 
 def test_a_whole_refund_naming_only_some_items_is_refused_naming_items() -> None:
-    # What the ledger would do with it: the shoes' commission only, the card's kept.
-    rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in ORDER]
-    per_unit = [("shoe", Fraction(1, 10)), ("card", Fraction(1, 10))]
-    shares = refund_shares(5000, rows, per_unit, [(5000, [("shoe", 2, None)])])
-    assert shares == [Fraction(4, 5)]
+    # Produced onto the topic instead, the ledger ignores the items: the whole order's
+    # commission, not the shoes' only (four fifths, the card's kept).
+    shares = refund_shares(5000, ROWS, PER_UNIT, [(5000, [("shoe", 2, None)])])
+    assert shares == [Fraction(1)]
 
     with pytest.raises(Rejected) as refused:
         check_refund_items_value(refund(5000, {"sku": "shoe", "quantity": 2}), ORDER, 0)

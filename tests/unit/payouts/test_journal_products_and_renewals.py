@@ -16,7 +16,7 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.period import PeriodState
 from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
-from afflux.shared.core.products import ItemRow, RefundItemRow
+from afflux.shared.core.products import ItemRow, RefundItemRow, refund_items_problem
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
@@ -92,6 +92,39 @@ def random_refund_items(
     return tuple(named)
 
 
+def named_value(items: tuple[ItemRow, ...], named: tuple[RefundItemRow, ...]) -> int:
+    """What the items named stand for (a quantity as that many units: skus are distinct)."""
+    unit_of = {sku: unit for sku, _, _, unit in items}
+    return sum(
+        unit_of[sku] * units if units is not None else amount or 0 for sku, units, amount in named
+    )
+
+
+def random_refund(
+    rng: random.Random, items: tuple[ItemRow, ...], extra: int, left: int
+) -> tuple[int, tuple[RefundItemRow, ...]]:
+    """A refund of at most ``left`` (amount, items named). Naming items, it is as often
+    one whose amount the items make up (the API's rule: at most ``extra``, the order's
+    non-item part, beside them) as a random one, and it is drawn at the rule's edges:
+    the items alone, the items and all of ``extra``, one minor unit more than that, or
+    one less than the items (a 1-cent refund naming a whole item is the far end)."""
+    if not items or rng.random() < 0.3:
+        return rng.randint(1, left), ()
+    named = random_refund_items(rng, items)
+    value = named_value(items, named) if named[-1][0] != "not-on-the-order" else 0
+    edge = rng.choice(["items", "items+extra", "one over", "one under", "a cent", "random"])
+    amount = {
+        "items": value,
+        "items+extra": value + extra,
+        "one over": value + extra + 1,
+        "one under": value - 1,
+        "a cent": 1,
+    }.get(edge, rng.randint(1, left))
+    if not 1 <= amount <= left:
+        amount = rng.randint(1, left)
+    return amount, named
+
+
 def random_facts(rng: random.Random) -> Facts:
     facts = Facts()
     for i in range(rng.randint(8, 30)):
@@ -130,9 +163,8 @@ def random_facts(rng: random.Random) -> Facts:
         for j in range(rng.choice([0, 1, 1, 2, 3])):
             if refunded >= amount:
                 break
-            part = rng.randint(1, amount - refunded)
+            part, named = random_refund(rng, items, extra, amount - refunded)
             refunded += part
-            named = random_refund_items(rng, items) if items and rng.random() < 0.7 else ()
             facts.refunds.append(
                 RefundFact(
                     f"rev-{i}-{j}",
@@ -199,3 +231,35 @@ def test_the_workload_reaches_item_refunds_renewal_clawbacks_and_re_ranks() -> N
         ("renewal", "refund_reduction"),
         ("sale", "cap_cut"),
     } <= kinds
+
+
+def test_the_item_refunds_drawn_reach_both_sides_of_the_apis_rule() -> None:
+    """Refunds produced onto the topic around the orders API: the seeds draw item refunds
+    the API accepts (at its limit too: the items and all of the order's non-item part) and
+    ones it refuses (one minor unit over that, or items worth more than the refund), so the
+    journal and the reference are held to the same answer for both."""
+    seen: set[str] = set()
+    for seed in SEEDS:
+        facts = random_facts(random.Random(seed))
+        sales = {c.conversion_id: c for c in facts.conversions}
+        for r in facts.refunds:
+            c = sales[r.conversion_id]
+            if not r.items or not all(sku in {i[0] for i in c.items} for sku, _, _ in r.items):
+                continue
+            value = named_value(c.items, r.items)
+            rest = c.non_commissionable_minor
+            if refund_items_problem(r.amount_minor, c.items, rest, r.items):
+                seen.add("over the items" if r.amount_minor > value else "under the items")
+                if rest and r.amount_minor == value + rest + 1:
+                    seen.add("one over the limit")
+            else:
+                seen.add("accepted")
+                if rest and r.amount_minor == value + rest:
+                    seen.add("at the limit")
+    assert seen == {
+        "accepted",
+        "at the limit",
+        "one over the limit",
+        "over the items",
+        "under the items",
+    }

@@ -10,7 +10,13 @@ from fractions import Fraction
 import pytest
 from pydantic import ValidationError
 
-from afflux.shared.core.products import ItemRow, RefundItemRow, price_sale, refund_shares
+from afflux.shared.core.products import (
+    ItemRow,
+    RefundItemRow,
+    price_sale,
+    refund_items_problem,
+    refund_shares,
+)
 from afflux.shared.core.terms import CampaignTerms, ProductRates, Rate
 
 pytestmark = pytest.mark.unit
@@ -173,6 +179,60 @@ REFUNDS = [
 @pytest.mark.parametrize("case", REFUNDS, ids=lambda c: c.name)
 def test_a_refund_naming_items_takes_their_share(case: Refunds) -> None:
     assert tuple(refund_shares(5000, ITEMS, PER_UNIT, case.refunds)) == case.shares
+
+
+# The same items with 300 of shipping: an order of 5300, of which 300 is no item.
+WHOLE, SHIPPING = 5300, 300
+SHIPPED_PER_UNIT = price_sale(PRODUCTS, EIGHT, "base rate", WHOLE, ITEMS, SHIPPING).per_unit
+
+
+@dataclass(frozen=True)
+class Edge:
+    name: str
+    amount: int
+    named: tuple[RefundItemRow, ...]
+    by_items: bool  # the API accepts it; else it is a 422, and on the topic pro rata
+    share: Fraction
+
+
+ONE_SHOE: tuple[RefundItemRow, ...] = (("shoe-1", 1, None),)  # 1000 of the order
+HAT_500: tuple[RefundItemRow, ...] = (("hat", None, 500),)
+EDGES = [
+    # By quantity: one shoe stands for 1000, so a refund of 1000 to 1300 (the shoe and at
+    # most all the shipping) takes the shoe's commission; any other amount, its own share.
+    Edge("one shoe exactly", 1000, ONE_SHOE, True, Fraction(125, 410)),
+    Edge("one shoe and all the shipping", 1300, ONE_SHOE, True, Fraction(125, 410)),
+    Edge("one shoe, one over the shipping", 1301, ONE_SHOE, False, Fraction(1301, 5300)),
+    Edge("one shoe, one under it", 999, ONE_SHOE, False, Fraction(999, 5300)),
+    Edge("a cent naming a shoe", 1, ONE_SHOE, False, Fraction(1, 5300)),
+    # More units than ordered stand for the item (capped): both shoes, 2000.
+    Edge("five of two shoes", 2000, (("shoe-1", 5, None),), True, Fraction(250, 410)),
+    # By amount: the same edges around 500 of the hat.
+    Edge("500 of the hat exactly", 500, HAT_500, True, Fraction(40, 410)),
+    Edge("500 of the hat and all the shipping", 800, HAT_500, True, Fraction(40, 410)),
+    Edge("500 of the hat, one over the shipping", 801, HAT_500, False, Fraction(801, 5300)),
+    Edge("500 of the hat, one under it", 499, HAT_500, False, Fraction(499, 5300)),
+    # The whole order naming only the hat: the whole line, not the hat's 160 of 410.
+    Edge("the whole order naming the hat", 5300, (("hat", 1, None),), False, Fraction(1)),
+    Edge(
+        "the whole order naming every item",
+        5300,
+        (("shoe-1", 2, None), ("hat", 1, None), ("card", 1, None)),
+        True,
+        Fraction(1),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", EDGES, ids=lambda c: c.name)
+def test_items_that_do_not_make_up_the_refund_are_ignored(case: Edge) -> None:
+    """A refund is priced per item only when its items make up its amount but for at most
+    the order's non-item part, the rule the orders API refuses a refund by; produced onto
+    the topic around the API, any other takes its amount's share of the order."""
+    problem = refund_items_problem(case.amount, ITEMS, SHIPPING, case.named)
+    assert (problem == "") is case.by_items
+    shares = refund_shares(WHOLE, ITEMS, SHIPPED_PER_UNIT, [(case.amount, case.named)], SHIPPING)
+    assert shares == [case.share]
 
 
 @pytest.mark.parametrize(

@@ -372,7 +372,12 @@ def _refund_fractions(
     done: dict[str, Fraction] = defaultdict(Fraction)
     out: dict[str, Fraction] = {}
     for r in refunds:
-        by_item = r.items and total > 0 and all(sku in amounts for sku, _, _ in r.items)
+        by_item = (
+            r.items
+            and total > 0
+            and all(sku in amounts for sku, _, _ in r.items)
+            and _items_make_up(r, amounts, quantities, c.non_commissionable_minor)
+        )
         if r.amount_minor <= 0:
             out[r.reversal_id] = Fraction(0)
         elif by_item:
@@ -391,6 +396,23 @@ def _refund_fractions(
         else:
             out[r.reversal_id] = Fraction(r.amount_minor, whole) if whole > 0 else Fraction(0)
     return out
+
+
+def _items_make_up(
+    r: RefundFact, amounts: Mapping[str, int], quantities: Mapping[str, int], rest: int
+) -> bool:
+    """Whether what a refund's items name of the order (a quantity as that share of the
+    item, an amount at most the item) is at most the refund's amount and short of it by at
+    most the order's non-item part ``rest``. A refund whose items do not is the orders
+    API's 422; produced onto the topic anyway, it is priced on its amount alone."""
+    named = Fraction(0)
+    for sku, units, amount in r.items:
+        item = amounts[sku]
+        if units is None:
+            named += min(item, amount or 0)
+        else:
+            named += min(Fraction(item), Fraction(item * units, quantities[sku]))
+    return named <= r.amount_minor <= named + rest
 
 
 def _gross(

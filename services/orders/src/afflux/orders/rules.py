@@ -7,9 +7,7 @@ that return the event to produce or raise Rejected naming the field and why.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -17,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.products import refund_items_problem
 from afflux.shared.core.terms import CampaignTerms, normalize_handle
 from afflux.shared.events import (
     MAX_ORDER_ITEMS,
@@ -366,48 +365,23 @@ def check_refund_items_value(
     refund: OrderRefunded, order_items: Sequence[OrderItem], non_commissionable_minor: int
 ) -> None:
     """A refund naming items names what it refunds: its ``amount_minor`` is the items
-    named plus, at most, the order's part that is no item (shipping, taxes).
-
-    The ledger takes back an item's commission in proportion to what the refund names of
-    it (``afflux.shared.core.products.refund_shares``) and nothing for the rest, so:
-    - a quantity stands for that share of the item's amount, whatever the refund's amount:
-      a goodwill refund of 500 naming one shoe of 2000 by quantity would take back the
-      whole shoe's commission;
-    - money refunded beyond the items named and the order's non-item part takes nothing
-      back: a refund of a whole order of 3000 naming only its shoe of 2000 would leave
-      the creator the commission of the other 1000.
+    named plus, at most, the order's part that is no item (shipping, taxes); otherwise
+    Rejected (422 naming ``items``). The rule is the ledger's
+    (``afflux.shared.core.products.refund_items_problem``), which prices a refund that
+    breaks it on its amount alone, ignoring the items named, so a merchant learns here
+    that the items it named would not be what the ledger takes back:
+    - a quantity stands for that share of the item's amount: a goodwill refund of 500
+      naming one shoe of 2000 by quantity is a partial refund of the shoe, named by its
+      ``amount_minor``;
+    - money refunded beyond the items named and the order's non-item part: a refund of a
+      whole order of 3000 naming only its shoe of 2000 names every item refunded, or none.
     Checked when every sku named is the order's (otherwise the ledger prices the refund
     pro rata on its amount)."""
-    amount_of: dict[str, int] = {}
-    quantity_of: dict[str, int] = {}
-    for item in order_items:
-        amount_of[item.sku] = amount_of.get(item.sku, 0) + item.amount_minor
-        quantity_of[item.sku] = quantity_of.get(item.sku, 0) + item.quantity
-    if not refund.items or not all(row.sku in amount_of for row in refund.items):
-        return
-    named = Fraction(0)
-    for row in refund.items:
-        whole = amount_of[row.sku]
-        if row.quantity is not None:
-            named += min(Fraction(whole), Fraction(whole * row.quantity, quantity_of[row.sku]))
-        else:
-            named += min(whole, row.amount_minor or 0)
-    if named > refund.amount_minor:
-        raise Rejected(
-            422,
-            "items",
-            f"the items name {math.ceil(named)} of the order by their quantities and amounts,"
-            f" more than amount_minor {refund.amount_minor}: for a partial refund of an item"
-            " name its amount_minor instead of a quantity",
-        )
-    if refund.amount_minor - named > non_commissionable_minor:
-        raise Rejected(
-            422,
-            "items",
-            f"amount_minor {refund.amount_minor} is more than the items named"
-            f" ({math.floor(named)}) and the order's non-commissionable part"
-            f" ({non_commissionable_minor}): name every item refunded, or none",
-        )
+    rows = [(item.sku, item.category, item.quantity, item.price_minor) for item in order_items]
+    named = [(row.sku, row.quantity, row.amount_minor) for row in refund.items]
+    problem = refund_items_problem(refund.amount_minor, rows, non_commissionable_minor, named)
+    if problem:
+        raise Rejected(422, "items", problem)
 
 
 def refund_event(

@@ -8,13 +8,18 @@ their commission is rounded once, half up; a fixed sale rate is paid once when a
 falls to it. A sale without items is paid on its amount less its non-commissionable part.
 
 A refund that names items takes back, per item, the item's share of the line's exact
-(unrounded) commission in proportion to what it refunds of that item (capped at the item);
-a refund that names none, or names a sku the order does not have, takes back its share of
-the order amount, as before items existed.
+(unrounded) commission in proportion to what it refunds of that item (capped at the item),
+when the items it names make up its amount (``refund_items_problem``, the rule the orders
+API refuses a refund by). Any other refund takes back its share of the order amount, as
+before items existed: one naming no items, a sku the order does not have, or items that
+do not make up its amount (produced straight onto the topic, around the API): a 1-cent
+refund naming a whole item by quantity takes back a cent's share, not the item's
+commission, and a whole-order refund naming one item takes back the whole line.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -165,21 +170,87 @@ def _per_unit(
     )
 
 
-def refund_shares(
-    whole_minor: int,
-    items: Sequence[ItemRow],
-    per_unit: Sequence[tuple[str, Fraction]],
-    refunds: Sequence[tuple[int, Sequence[RefundItemRow]]],
-) -> list[Fraction]:
-    """Each refund's share of the line's commission, for refunds (amount applied, items
-    named) in event-time order: a refund naming only skus of the order takes each item's
-    commission in proportion to what it refunds of it (an item's refunds capped at the
-    item); any other takes ``amount / whole``. Shares are not capped here."""
+def _item_totals(items: Sequence[ItemRow]) -> tuple[dict[str, int], dict[str, int]]:
+    """sku -> the order's amount of it, sku -> its quantity (a sku may be on several rows)."""
     amount_of: dict[str, int] = {}
     quantity_of: dict[str, int] = {}
     for sku, _, quantity, unit in items:
         amount_of[sku] = amount_of.get(sku, 0) + quantity * unit
         quantity_of[sku] = quantity_of.get(sku, 0) + quantity
+    return amount_of, quantity_of
+
+
+def refund_items_problem(
+    amount_minor: int,
+    items: Sequence[ItemRow],
+    non_commissionable_minor: int,
+    named: Sequence[RefundItemRow],
+) -> str:
+    """Why the items a refund names do not make up what it refunds ('' when they do, or
+    when it names none or a sku the order does not have: such a refund is priced on its
+    amount anyway).
+
+    A refund naming items names what it refunds: its ``amount_minor`` is the items named
+    (a quantity standing for that share of the item's amount, an amount capped at the
+    item) plus, at most, the order's part that is no item (shipping, taxes). The orders
+    API refuses a refund that breaks this (422 naming ``items``); the ledger prices one
+    that reached the topic around the API on its amount (``refund_shares``)."""
+    amount_of, quantity_of = _item_totals(items)
+    if not named or not all(row[0] in amount_of for row in named):
+        return ""
+    total = Fraction(0)
+    for sku, units, refund_amount in named:
+        whole = amount_of[sku]
+        if units is not None:
+            total += min(Fraction(whole), Fraction(whole * units, quantity_of[sku]))
+        else:
+            total += min(whole, refund_amount or 0)
+    if total > amount_minor:
+        return (
+            f"the items name {math.ceil(total)} of the order by their quantities and amounts,"
+            f" more than amount_minor {amount_minor}: for a partial refund of an item"
+            " name its amount_minor instead of a quantity"
+        )
+    if amount_minor - total > non_commissionable_minor:
+        return (
+            f"amount_minor {amount_minor} is more than the items named"
+            f" ({math.floor(total)}) and the order's non-commissionable part"
+            f" ({non_commissionable_minor}): name every item refunded, or none"
+        )
+    return ""
+
+
+def refund_by_items(
+    amount_minor: int,
+    items: Sequence[ItemRow],
+    non_commissionable_minor: int,
+    named: Sequence[RefundItemRow],
+) -> bool:
+    """Whether a refund is priced per item it names (else on its amount): it names items,
+    all of them the order's, and they make up its amount (``refund_items_problem``)."""
+    skus = {row[0] for row in items}
+    return (
+        amount_minor > 0
+        and bool(named)
+        and all(row[0] in skus for row in named)
+        and not refund_items_problem(amount_minor, items, non_commissionable_minor, named)
+    )
+
+
+def refund_shares(
+    whole_minor: int,
+    items: Sequence[ItemRow],
+    per_unit: Sequence[tuple[str, Fraction]],
+    refunds: Sequence[tuple[int, Sequence[RefundItemRow]]],
+    non_commissionable_minor: int = 0,
+) -> list[Fraction]:
+    """Each refund's share of the line's commission, for refunds (amount applied, items
+    named) in event-time order: a refund priced by its items (``refund_by_items``) takes
+    each item's commission in proportion to what it refunds of it (an item's refunds
+    capped at the item); any other takes ``amount / whole``. Shares are not capped here.
+    ``non_commissionable_minor``: the order's part that is no item (what a refund may
+    refund beside the items it names)."""
+    amount_of, quantity_of = _item_totals(items)
     rate_of = dict(per_unit)
     exact = sum((rate_of.get(sku, Fraction(0)) * a for sku, a in amount_of.items()), Fraction(0))
     refunded: dict[str, Fraction] = {}
@@ -187,7 +258,7 @@ def refund_shares(
     for amount, named in refunds:
         if amount <= 0:
             out.append(Fraction(0))
-        elif named and exact > 0 and all(row[0] in amount_of for row in named):
+        elif exact > 0 and refund_by_items(amount, items, non_commissionable_minor, named):
             taken = Fraction(0)
             for sku, units, refund_amount in named:
                 whole_item = amount_of[sku]

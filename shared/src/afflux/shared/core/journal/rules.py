@@ -15,7 +15,12 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import apply_rate, describe_rate, sale_rate, version_by_number
 from afflux.shared.core.journal.records import LineRecord, RefundEntry
 from afflux.shared.core.money import percent_of
-from afflux.shared.core.products import price_sale, refund_shares, round_half_up
+from afflux.shared.core.products import (
+    price_sale,
+    refund_by_items,
+    refund_shares,
+    round_half_up,
+)
 from afflux.shared.core.terms import TermsVersion
 
 REATTRIBUTED = "reattributed"
@@ -105,10 +110,14 @@ def reductions(record: LineRecord) -> Reductions:
     if c is None or gross <= 0 or not record.refunds:  # most lines: nothing to reduce
         return Reductions(0, (), ())
     whole = c.amount_minor
-    # Each refund's share of the line: its amount over the order's, or, naming items, its
-    # items' share of the commission (afflux.shared.core.products).
+    # Each refund's share of the line: its amount over the order's, or, naming items that
+    # make up its amount, its items' share of the commission (afflux.shared.core.products).
     shares = refund_shares(
-        whole, c.items, record.item_rates, [(r.amount_minor, r.items) for r in record.refunds]
+        whole,
+        c.items,
+        record.item_rates,
+        [(r.amount_minor, r.items) for r in record.refunds],
+        c.non_commissionable_minor,
     )
     before, before_minor, by_item = Fraction(0), 0, False
     notes: list[str] = []
@@ -119,7 +128,9 @@ def reductions(record: LineRecord) -> Reductions:
             return Reductions(gross, (), ("reattributed to another click before approval",))
         before += share
         before_minor += refund.amount_minor
-        by_item = by_item or bool(refund.items)
+        by_item = by_item or refund_by_items(
+            refund.amount_minor, c.items, c.non_commissionable_minor, refund.items
+        )
     before = min(Fraction(1), before)
     taken = round_half_up(gross * before)
     if taken:
