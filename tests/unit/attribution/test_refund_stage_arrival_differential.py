@@ -130,6 +130,7 @@ def scenario(seed: int) -> Scenario:
         # Order ids are the merchants': two campaigns may share one (the stage's key).
         for campaign in rng.choice((["subs"], ["subs"], ["club"], ["subs", "club"])):
             first_order(s, rng, campaign, visitor, f"order-{i}", at)
+    s.later += naming_orders(rng, s)
     if rng.random() < 0.3:
         s.later.append(refund("subs", "never-placed", 0, T0, rng))
     s.later += rng.sample(s.later, len(s.later) // 5)  # copies, wherever they come
@@ -213,6 +214,26 @@ def hostile(rng: random.Random, r: SubscriptionRenewed) -> list[SubscriptionRene
         out.append(
             r.model_copy(update={"event_id": f"{r.event_id}-self", "renewal_order_id": r.order_id})
         )
+    return out
+
+
+def naming_orders(rng: random.Random, s: Scenario) -> list[SubscriptionRenewed]:
+    """Renewals naming another order's id as their renewal order (``POST /v1/renewals``
+    refuses them with a 409): void, whichever of the two outcomes the stage reads first.
+    Each takes a renewal's number before or after it (so one of the two is refused as
+    taken), and the order named has refunds and renewals of its own."""
+    placed = [(o.campaign_id, o.order_id) for o in s.orders]
+    out: list[SubscriptionRenewed] = []
+    for r in [e for e in s.later if isinstance(e, SubscriptionRenewed)]:
+        # One renewal per order named: two renewals of two first orders naming one renewal
+        # order id are another case (docs/attribution.md, "Renewals").
+        others = [order for campaign, order in placed if campaign == r.campaign_id]
+        others = [order for order in others if order != r.order_id]
+        if others and rng.random() < 0.3:
+            named = rng.choice(others)
+            placed.remove((r.campaign_id, named))
+            update = {"event_id": f"{r.event_id}-names-{named}", "renewal_order_id": named}
+            out.append(r.model_copy(update=update))
     return out
 
 
@@ -364,7 +385,7 @@ def finals(events: Iterable[Envelope]) -> dict[tuple[str, str], Final]:
     that conversion's reversals. Orders that earned no creator are absent."""
     events = distinct(events)
     conversions = [e for e in events if isinstance(e, ConversionAttributed)]
-    superseded = {c.supersedes for c in conversions if c.supersedes is not None}
+    superseded = replaced(events)
     taken = reversed_by_conversion(events)
     out: dict[tuple[str, str], Final] = {}
     for c in conversions:
@@ -374,6 +395,17 @@ def finals(events: Iterable[Envelope]) -> dict[tuple[str, str], Final]:
         assert order not in out, f"two current conversions of {order}"
         out[order] = Final(c.affiliate_id, c.amount_minor, taken.get(c.conversion_id, 0))
     return out
+
+
+def replaced(events: Sequence[Envelope]) -> set[str]:
+    """Conversions no longer current: superseded by a correction, or void (a renewal whose
+    renewal order id is an order's); each has a ``reattributed`` reversal."""
+    out = {e.supersedes for e in events if isinstance(e, ConversionAttributed) and e.supersedes}
+    return out | {
+        e.conversion_id
+        for e in events
+        if isinstance(e, ConversionReversed) and e.reason == "reattributed"
+    }
 
 
 def owed(events: Iterable[Envelope]) -> dict[str, int]:
@@ -393,7 +425,7 @@ def assert_reversals_add_up(events: Sequence[Envelope]) -> None:
     reversed beyond its amount, and a superseded one is reversed in full (it nets to 0)."""
     events = distinct(events)
     conversions = {e.conversion_id: e for e in events if isinstance(e, ConversionAttributed)}
-    superseded = {c.supersedes for c in conversions.values() if c.supersedes is not None}
+    superseded = replaced(events)
     for e in events:
         if isinstance(e, ConversionReversed):
             c = conversions[e.conversion_id]
@@ -485,6 +517,8 @@ def test_the_scenarios_reach_the_late_outcomes() -> None:
         result = run(s, seed)
         events = distinct(result.published)
         paid = {e.order_id for e in events if isinstance(e, ConversionAttributed)}
+        kinds = {e.conversion_id: e.kind for e in events if isinstance(e, ConversionAttributed)}
+        orders = {o.order_id for o in s.orders}
         reversed_refunds = {
             e.refund_id
             for e in events
@@ -506,7 +540,8 @@ def test_the_scenarios_reach_the_late_outcomes() -> None:
             elif isinstance(e, ConversionAttributed) and e.supersedes is not None:
                 count(f"{e.kind} correction")
             elif isinstance(e, ConversionReversed) and e.reason == "reattributed":
-                count("reattributed")
+                void = kinds[e.conversion_id] == "renewal" and e.order_id in orders
+                count("renewal naming an order, void" if void else "reattributed")
         if result.restarted_holding:
             count("restart while an expired refund or renewal waited")
 
@@ -521,4 +556,5 @@ def test_the_scenarios_reach_the_late_outcomes() -> None:
         "first_order_is_renewal": True,
         "renewal of a renewal expired": True,
         "restart while an expired refund or renewal waited": True,
+        "renewal naming an order, void": True,
     }, reached

@@ -364,7 +364,13 @@ def _renewals(
     As in the refund stage: a renewal naming its first order's id as its own is left out
     (dead-lettered), a number of a first order is the first renewal order's to name it
     (in the events' order, which keeps a topic key's), and a renewal of a renewal order
-    earns nothing, whichever of the two comes first."""
+    earns nothing, whichever of the two comes first.
+
+    A renewal whose renewal order id is an order's (one the join decided, attributed or
+    not) is void: an order id is its order's. It still takes its number, and its conversion
+    (had it earned one) is reversed whole at its own time, as the stage does when it reads
+    both back under that id; the order is no renewal order, and its refunds are its own."""
+    orders = set(decided)  # the orders the join decided, before any renewal
     renewals = [
         e
         for e in events
@@ -379,17 +385,21 @@ def _renewals(
             distinct[(e.campaign_id, e.renewal_order_id)] = e
             claim = (e.order_id, e.renewal_order_id, e.renewal_number)
             per_campaign.setdefault(e.campaign_id, []).append(claim)
-    claims = {campaign: claim_refusals(claimed) for campaign, claimed in per_campaign.items()}
+    claims = {
+        campaign: claim_refusals(claimed, orders={order for c, order in orders if c == campaign})
+        for campaign, claimed in per_campaign.items()
+    }
     for e in distinct.values():
+        void = (e.campaign_id, e.renewal_order_id) in orders
         why = claims[e.campaign_id].get(e.renewal_order_id, "")
         first = converted.get((e.campaign_id, e.order_id))
         v = terms_in_force(campaigns[e.campaign_id], e.occurred_at)
         why = why or _renewal_refused(e, first, v.terms.plan.recurring, decided)
         if first is None or why:
-            decided.add((e.campaign_id, e.renewal_order_id))
+            decided.add((e.campaign_id, e.renewal_order_id))  # (void: decided already)
             out.unmatched.append(_unattributed_renewal(e, why))
             continue
-        cid = ids.conversion_id(e.campaign_id, e.renewal_order_id)
+        cid = ids.renewal_conversion_id(e.campaign_id, e.renewal_order_id)
         conversion = ConversionAttributed(
             event_id=cid,
             occurred_at=e.occurred_at,
@@ -408,8 +418,33 @@ def _renewals(
             renewal_number=e.renewal_number,
             first_order_id=e.order_id,
         )
-        converted[(e.campaign_id, e.renewal_order_id)] = conversion
         out.conversions.append(conversion)
+        if void:
+            out.reversals.append(_voided(conversion))
+            continue
+        converted[(e.campaign_id, e.renewal_order_id)] = conversion
+
+
+def _voided(c: ConversionAttributed) -> ConversionReversed:
+    """A void renewal's conversion, reversed whole at the renewal's own time."""
+    rid = ids.reattribution_reversal_id(c.campaign_id, c.order_id, c.conversion_id)
+    return ConversionReversed(
+        event_id=rid,
+        occurred_at=c.occurred_at,
+        reversal_id=rid,
+        refund_id=c.conversion_id,
+        conversion_id=c.conversion_id,
+        order_id=c.order_id,
+        campaign_id=c.campaign_id,
+        affiliate_id=c.affiliate_id,
+        amount_minor=c.amount_minor,
+        requested_minor=c.amount_minor,
+        refunded_total_minor=c.amount_minor,
+        order_amount_minor=c.amount_minor,
+        currency=c.currency,
+        order_occurred_at=c.occurred_at,
+        reason="reattributed",
+    )
 
 
 def _renewal_refused(
@@ -433,7 +468,7 @@ def _renewal_refused(
 def _unattributed_renewal(e: SubscriptionRenewed, why: str) -> OrderUnattributed:
     return OrderUnattributed.model_validate(
         {
-            "event_id": ids.unattributed_id(e.campaign_id, e.renewal_order_id),
+            "event_id": ids.renewal_unattributed_id(e.campaign_id, e.renewal_order_id),
             "occurred_at": e.occurred_at,
             "order_id": e.renewal_order_id,
             "campaign_id": e.campaign_id,
@@ -476,7 +511,7 @@ def _months_after(at_ms: int, months: int) -> int:
 def _reversal(
     r: OrderRefunded, c: ConversionAttributed, applied: int, total: int
 ) -> ConversionReversed:
-    rid = ids.reversal_id(r.campaign_id, r.order_id, r.refund_id)
+    rid = ids.reversal_id(r.campaign_id, r.order_id, r.refund_id, c.conversion_id)
     return ConversionReversed(
         event_id=rid,
         occurred_at=r.occurred_at,

@@ -291,6 +291,35 @@ def reattributed(
     )
 
 
+def voided(
+    order_id: str, campaign_id: str, renewal: Converted, refunded_minor: int
+) -> ConversionReversed:
+    """The reversal of everything left of a renewal's conversion whose renewal order id is
+    an order's (the order's outcome, read back under the same key): that renewal earns
+    nothing. Dated at the renewal's own time, so its line nets to zero at every date
+    whichever of the two the stage read first (reason ``reattributed``: the order id is
+    the order's)."""
+    remaining = renewal.amount_minor - refunded_minor
+    rid = core.reattribution_reversal_id(campaign_id, order_id, renewal.conversion_id)
+    return ConversionReversed(
+        event_id=rid,
+        occurred_at=renewal.occurred_at,
+        reversal_id=rid,
+        refund_id=renewal.conversion_id,
+        conversion_id=renewal.conversion_id,
+        order_id=order_id,
+        campaign_id=campaign_id,
+        affiliate_id=renewal.affiliate_id,
+        amount_minor=remaining,
+        requested_minor=remaining,
+        refunded_total_minor=renewal.amount_minor,
+        order_amount_minor=renewal.amount_minor,
+        currency=renewal.currency,
+        order_occurred_at=renewal.occurred_at,
+        reason="reattributed",
+    )
+
+
 def refund_unmatched(refund: OrderRefunded, order_known: bool) -> RefundUnmatched:
     return RefundUnmatched(
         event_id=core.refund_unmatched_id(refund.campaign_id, refund.order_id, refund.refund_id),

@@ -26,6 +26,13 @@ key delivers keeps the number, the same on every replay); and whether the order 
 a renewal (its outcome, read back, is of kind ``renewal``), so a renewal of it is
 unattributed as ``first_order_is_renewal``.
 
+A renewal whose renewal order id is another order's (written straight to the topic) is
+void, whichever outcome this key reads first: an order id is its order's. Its first
+order's key, which cannot see that order, may have paid it; its conversion (an id of its
+own, never the order's) is then reversed whole here, at the renewal's own time
+(``outputs.voided``), the refunds it took are applied to the order's outcome, and the
+order's own renewals refused because it looked like a renewal order are decided again.
+
 Neither expiry is final: a broker outage or a stalled join can hold an order's outcome
 past the wait while its refunds keep arriving. A refund that expired is kept among the
 settled ones and applied, in the order it was settled, when the outcome does arrive; a
@@ -50,6 +57,7 @@ from afflux.attribution.outputs import (
     reattributed,
     refund_unmatched,
     reversal,
+    voided,
 )
 from afflux.attribution.renewals import (
     FIRST_ORDER_UNATTRIBUTED,
@@ -97,6 +105,9 @@ class OrderLedger:
     numbers: dict[str, dict[int, str]] = field(default_factory=dict)
     # Campaigns under which this order is itself a renewal (its outcome is of kind renewal).
     renewal_of: set[str] = field(default_factory=set)
+    # Renewals of this order refused as ``first_order_is_renewal``: decided again if the
+    # renewal outcome that made it one gives way to the order's own.
+    held_as_renewal: list[SubscriptionRenewed] = field(default_factory=list)
 
 
 class RefundPartition:
@@ -123,23 +134,56 @@ class RefundPartition:
     def conversion(self, key: str, c: ConversionAttributed) -> list[Output]:
         ledger = self._ledger(key, max(c.occurred_at, c.corrected_at or 0))
         campaign = c.campaign_id
+        out: list[Output] = []
         if c.kind == "renewal":
+            if _is_order(ledger, campaign):  # the order id is an order's: the renewal is void
+                return [(REVERSALS.name, key, voided(key, campaign, Converted.of(c), 0))]
             ledger.renewal_of.add(campaign)
+        else:
+            out = self._placed(key, ledger, campaign, c.supersedes)
         current = ledger.converted.get(campaign)
         if current is not None:
             if c.supersedes is None or c.supersedes != current.conversion_id:
-                return []  # a copy, or a correction already superseded itself
+                return out  # a copy, or a correction already superseded itself
             before = ledger.refunded.get(campaign, 0)
-            out = [(REVERSALS.name, key, reattributed(key, campaign, current, c, before))]
+            out.append((REVERSALS.name, key, reattributed(key, campaign, current, c, before)))
             return out + self._reapply(key, ledger, c)
         if campaign in ledger.unattributed or any(
             s.campaign_id == campaign for s in ledger.settled
         ):  # a correction of an unattributed order, or refunds that expired waiting
             ledger.unattributed.discard(campaign)
-            return self._reapply(key, ledger, c) + self._adopt(ledger, campaign)
+            return out + self._reapply(key, ledger, c) + self._adopt(ledger, campaign)
         ledger.converted[campaign] = Converted.of(c)
         ledger.won_by[campaign] = c.reason
-        return self._release(key, ledger, campaign) + self._adopt(ledger, campaign)
+        return out + self._release(key, ledger, campaign) + self._adopt(ledger, campaign)
+
+    def _placed(
+        self, key: str, ledger: OrderLedger, campaign: str, supersedes: str | None = None
+    ) -> list[Output]:
+        """The order's own outcome (the join's) is read back: the order id is an order's.
+        A renewal that named it as its renewal order earns nothing, whichever came first:
+        when a renewal's outcome held the id until now, its conversion is reversed whole
+        (``voided``, the refunds it took are the order's again: they are applied to the
+        order's outcome next), its unattributed answer gives way, and the order's own
+        renewals refused because it looked like a renewal order are decided again."""
+        if campaign not in ledger.renewal_of:
+            return []
+        ledger.renewal_of.discard(campaign)
+        current = ledger.converted.get(campaign)
+        if supersedes is not None and current is not None and current.conversion_id == supersedes:
+            # A correction of the order's own conversion: held with a renewal's mark only in
+            # a state kept from before renewals had ids of their own (one shared line).
+            return []
+        again = [r for r in ledger.held_as_renewal if r.campaign_id == campaign]
+        ledger.held_as_renewal = [r for r in ledger.held_as_renewal if r.campaign_id != campaign]
+        ledger.orphans += again  # decided with the order's outcome (``_adopt``)
+        ledger.unattributed.discard(campaign)
+        renewal = ledger.converted.pop(campaign, None)
+        ledger.won_by.pop(campaign, None)
+        refunded = ledger.refunded.pop(campaign, 0)
+        if renewal is None:
+            return []
+        return [(REVERSALS.name, key, voided(key, campaign, renewal, refunded))]
 
     def _adopt(self, ledger: OrderLedger, campaign: str) -> list[Output]:
         """The campaign's renewals that expired before its first outcome, decided now."""
@@ -202,12 +246,18 @@ class RefundPartition:
 
     def unattributed(self, key: str, u: OrderUnattributed) -> list[Output]:
         ledger = self._ledger(key, u.occurred_at)
+        out: list[Output] = []
+        if u.kind == "renewal":
+            if _is_order(ledger, u.campaign_id):
+                return []  # the order id is an order's: the renewal is void
+        else:
+            out = self._placed(key, ledger, u.campaign_id)
         if u.campaign_id in ledger.unattributed or u.campaign_id in ledger.converted:
-            return []
+            return out
         if u.kind == "renewal":
             ledger.renewal_of.add(u.campaign_id)
         ledger.unattributed.add(u.campaign_id)
-        return self._release(key, ledger, u.campaign_id) + self._adopt(ledger, u.campaign_id)
+        return out + self._release(key, ledger, u.campaign_id) + self._adopt(ledger, u.campaign_id)
 
     def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
         ledger = self._ledger(key, r.occurred_at)
@@ -244,6 +294,7 @@ class RefundPartition:
         if isinstance(r, SubscriptionRenewed):
             ledger.done.add(renewal_ident(r))
             if refusal := first_order_refusal(r.campaign_id in ledger.renewal_of):
+                ledger.held_as_renewal.append(r)
                 return unattributed(r, refusal)
             first = ledger.converted.get(r.campaign_id)
             won_by = ledger.won_by.get(r.campaign_id, "cookie")
@@ -372,7 +423,16 @@ def _encode(ledger: OrderLedger) -> bytes:
         doc["nb"] = {c: sorted(taken.items()) for c, taken in ledger.numbers.items()}
     if ledger.renewal_of:
         doc["ro"] = sorted(ledger.renewal_of)
+    if ledger.held_as_renewal:
+        doc["hr"] = [r.model_dump(mode="json") for r in ledger.held_as_renewal]
     return compact_json_bytes(doc)
+
+
+def _is_order(ledger: OrderLedger, campaign: str) -> bool:
+    """Whether the outcome this key holds for the campaign is an order's (the join's): one
+    is held, and it is no renewal's (``renewal_of`` marks exactly those)."""
+    held = campaign in ledger.converted or campaign in ledger.unattributed
+    return held and campaign not in ledger.renewal_of
 
 
 def _ident(w: Waiting) -> tuple[str, str]:
@@ -413,4 +473,5 @@ def decode_ledger(raw: bytes) -> OrderLedger:
         orphans=[SubscriptionRenewed.model_validate(r) for r in doc.get("or", ())],
         numbers={c: dict(taken) for c, taken in doc.get("nb", {}).items()},
         renewal_of=set(doc.get("ro", ())),
+        held_as_renewal=[SubscriptionRenewed.model_validate(r) for r in doc.get("hr", ())],
     )

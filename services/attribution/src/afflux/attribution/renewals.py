@@ -51,7 +51,7 @@ def decide(
     refusal = renewal_refusal(recurring, first.occurred_at, r.renewal_number, r.occurred_at)
     if refusal or version is None:
         return unattributed(r, refusal or "no_recurring_terms")
-    cid = core.conversion_id(r.campaign_id, r.renewal_order_id)
+    cid = core.renewal_conversion_id(r.campaign_id, r.renewal_order_id)
     event = ConversionAttributed(
         event_id=cid,
         occurred_at=r.occurred_at,
@@ -75,7 +75,7 @@ def decide(
 
 def unattributed(r: SubscriptionRenewed, reason: str) -> Output:
     event = OrderUnattributed(
-        event_id=core.unattributed_id(r.campaign_id, r.renewal_order_id),
+        event_id=core.renewal_unattributed_id(r.campaign_id, r.renewal_order_id),
         occurred_at=r.occurred_at,
         order_id=r.renewal_order_id,
         campaign_id=r.campaign_id,

@@ -371,6 +371,18 @@ def unattributed_id(campaign_id: str, order_id: str) -> str:
     return derived_id("unatt", campaign_id, order_id)
 
 
+def renewal_conversion_id(campaign_id: str, renewal_order_id: str) -> str:
+    """The id of a renewal's conversion: never an order's (``conversion_id``), so a renewal
+    whose ``renewal_order_id`` is another order's id (written straight to the topic) makes
+    a line of its own, which the refund stage can reverse, instead of sharing the order's."""
+    return derived_id("conv", "renewal", campaign_id, renewal_order_id, "")
+
+
+def renewal_unattributed_id(campaign_id: str, renewal_order_id: str) -> str:
+    """The id of a renewal's OrderUnattributed: never an order's (``unattributed_id``)."""
+    return derived_id("unatt", "renewal", campaign_id, renewal_order_id)
+
+
 def reversal_id(
     campaign_id: str, order_id: str, refund_id: str, conversion_id: str | None = None
 ) -> str:

@@ -15,7 +15,7 @@ never renewed; a renewal never reuses its first order's id.
 from __future__ import annotations
 
 from calendar import monthrange
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from datetime import MAXYEAR, UTC, datetime, timedelta
 
 from afflux.shared.core.terms import RecurringCommission
@@ -78,14 +78,18 @@ def first_order_refusal(first_is_renewal: bool) -> str:
     return FIRST_ORDER_IS_RENEWAL if first_is_renewal else ""
 
 
-def claim_refusals(renewals: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+def claim_refusals(
+    renewals: Iterable[tuple[str, str, int]], orders: Container[str] = frozenset()
+) -> dict[str, str]:
     """One campaign's renewals as (first order id, renewal order id, number), each renewal
     order once (its first copy), in topic order: renewal order id -> why its claim refuses
     it (``renewal_claim``, then ``first_order_refusal``; a renewal whose first order is
     any of them is refused, whichever comes first, as the stage refuses it once the
-    renewal order's outcome is read back). Absent: the claim stands."""
+    renewal order's outcome is read back). Absent: the claim stands. ``orders``: the
+    campaign's order ids; a renewal naming one as its renewal order is void (an order id
+    is its order's), so that order is no renewal order and its own renewals stand."""
     renewals = list(renewals)
-    renewal_orders = {renewal_order_id for _, renewal_order_id, _ in renewals}
+    renewal_orders = {rid for _, rid, _ in renewals if rid not in orders}
     numbers: dict[str, dict[int, str]] = {}  # first order -> number -> renewal order
     refused: dict[str, str] = {}
     for order_id, renewal_order_id, number in renewals:

@@ -194,10 +194,12 @@ def replay(
     if log.renewals:
         firsts = {o.order_id: o for o in log.orders}
         # Over the whole log, as the worker claimed numbers whatever the range.
-        claims = claim_refusals((r.order_id, r.renewal_order_id, r.number) for r in log.renewals)
+        claims = claim_refusals(
+            ((r.order_id, r.renewal_order_id, r.number) for r in log.renewals), orders=firsts
+        )
         for renewal in log.renewals:
-            if not window.holds(renewal.at):
-                continue
+            if not window.holds(renewal.at) or renewal.renewal_order_id in firsts:
+                continue  # (a renewal naming an order's id is void: its line nets to 0)
             first = decisions.get(renewal.order_id)
             if first is None and renewal.order_id in firsts:  # bought before the range
                 first = decide(firsts[renewal.order_id])
@@ -207,7 +209,7 @@ def replay(
             if not decided.placed or decided.affiliate_id is None or first is None:
                 continue
             version = terms_in_force(versions, renewal.at)
-            cid = ids.conversion_id(log.campaign_id, renewal.renewal_order_id)
+            cid = ids.renewal_conversion_id(log.campaign_id, renewal.renewal_order_id)
             fact = ConversionFact(
                 conversion_id=cid,
                 event_id=cid,
