@@ -85,6 +85,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         order_retention_ms=settings.order_retention_days * MS_PER_DAY,
         redecide=settings.attribution_redecide,
         clock_skew_ms=settings.attribution_clock_skew_s * 1000,
+        arrival_margin_ms=settings.arrival_margin_ms,
         disk=_disk_stores(settings),
         content=content,
     )

@@ -163,8 +163,10 @@ async def send_batches(
 # How long a fetch waits for records. Faust builds its consumer with 1500 ms; the embedded
 # broker answers such a fetch a few hundred ms after a record came rather than at once
 # (measured: p50 320 ms at 1500, 8 ms at 100), and every order, click and safe-time note
-# waited for it. Ten idle fetches a second cost the broker next to nothing.
-FETCH_WAIT_MS = 100
+# waited for it. A safe-time note is as old as the fetch answer it uses, so an order after
+# its grace waits up to this long too; twenty idle fetches a second cost the broker next to
+# nothing.
+FETCH_WAIT_MS = 50
 
 
 async def shorten_fetch_wait(app: faust.App, wait_ms: int = FETCH_WAIT_MS) -> None:

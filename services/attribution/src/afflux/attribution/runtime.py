@@ -18,7 +18,7 @@ from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.outbox import Outbox
 from afflux.attribution.refunds import RefundPartition
-from afflux.attribution.stage import Stage, Transport
+from afflux.attribution.stage import ARRIVAL_MARGIN_MS, Stage, Transport
 from afflux.attribution.store import DiskStores
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -48,6 +48,7 @@ class Runtime:
         clock: Callable[[], int] = system_clock,
         redecide: bool = True,
         clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
+        arrival_margin_ms: int = ARRIVAL_MARGIN_MS,
         disk: Callable[[str], DiskStores] | None = None,
         content: ContentBook | None = None,
     ) -> None:
@@ -66,6 +67,7 @@ class Runtime:
             bootstrap,
             group,
             disk("join") if disk else None,
+            arrival_margin_ms,
         )
         # Only the join refuses events by their campaign's terms (an order's campaign, its
         # amount limit): the refund stage takes what the join decided.
@@ -80,6 +82,7 @@ class Runtime:
             bootstrap,
             group,
             disk("refunds") if disk else None,
+            arrival_margin_ms,
         )
         self.stages: tuple[Stage[Any], ...] = (self.join, self.refunds)
         self.assigned_once = False

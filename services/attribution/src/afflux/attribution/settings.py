@@ -27,7 +27,16 @@ class AttributionSettings(CommonSettings):
     session_timeout_seconds: float = Field(
         6.0, ge=1, description="how soon the group notices a dead worker"
     )
-    timer_interval_seconds: float = Field(0.25, gt=0, description="grace timer period")
+    timer_interval_seconds: float = Field(
+        0.05, gt=0, description="how often the worker decides what is due (orders, refunds)"
+    )
+    arrival_margin_ms: int = Field(
+        100,
+        ge=0,
+        description="how long after its timestamp a record is taken to be in its log: an"
+        " order is decided once its inputs are read up to its grace's end plus this margin;"
+        " a record that took longer arrives late and is corrected for",
+    )
     order_retention_days: int = Field(
         400, ge=1, description="how long decided order ids are kept for de-duplication"
     )

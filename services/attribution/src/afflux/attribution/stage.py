@@ -71,6 +71,7 @@ from afflux.shared.events import AnyEvent, DeadLetter
 from afflux.shared.io.terms_recheck import TermsRecheck
 
 __all__ = [
+    "ARRIVAL_MARGIN_MS",
     "POSITION_KEY",
     "InputRecord",
     "Owned",
@@ -84,7 +85,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, seen at ms)
-SKEW_MS = 1_000
+# How long after its timestamp (stamped by its producer) a record is taken to be in its
+# log (``Stage.note``); the default of AFFLUX_ARRIVAL_MARGIN_MS.
+ARRIVAL_MARGIN_MS = 100
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
 # Records (key, value) to one partition of a topic: their acknowledgements, fewer than the
 # records (one per batch the producer sends).
@@ -200,9 +203,11 @@ class Stage(Partitions[S]):
         bootstrap: str,
         group: str | None = None,
         disk: DiskStores | None = None,
+        arrival_margin_ms: int = ARRIVAL_MARGIN_MS,
     ) -> None:
         super().__init__(name, inputs, changelog, handler.new_state, bootstrap, group, disk)
         self.handler = handler
+        self.arrival_margin_ms = arrival_margin_ms
         self.transport = transport
         self.outbox = outbox
         # Refusals newer campaign terms could lift are held to the end of their batch and
@@ -388,8 +393,12 @@ class Stage(Partitions[S]):
     def note(self) -> None:
         """Advance each partition's safe time; note the current high watermarks.
 
-        A note holds as of the oldest fetch answer it uses, less ``SKEW_MS`` for
-        records stamped by their producer a little before the broker took them.
+        A note holds as of the oldest fetch answer it uses, less the arrival margin for
+        records stamped by their producer a little before the broker took them. A record
+        that took longer than the margin is read after times it was due in were decided:
+        it is handled as a late arrival (a late click re-decides its orders, a late
+        conversion settles refunds that expired waiting), so the margin trades how often
+        that happens against how soon decisions are made, never the money.
         """
         highwater, start = self.transport.highwater, self.transport.start_offset
         for p, owned in self.owned.items():
@@ -402,7 +411,7 @@ class Stage(Partitions[S]):
                 highs[topic], polled = known
                 seen_at.append(polled)
             else:
-                at = min(seen_at) - SKEW_MS
+                at = min(seen_at) - self.arrival_margin_ms
                 if not owned.notes or owned.notes[-1].at_ms < at:
                     owned.notes.append(Note(at, highs))
             while owned.notes:
