@@ -164,9 +164,10 @@ async def send_batches(
 # broker answers such a fetch a few hundred ms after a record came rather than at once
 # (measured: p50 320 ms at 1500, 8 ms at 100), and every order, click and safe-time note
 # waited for it. A safe-time note is as old as the fetch answer it uses, so an order after
-# its grace waits up to this long too; twenty idle fetches a second cost the broker next to
-# nothing.
-FETCH_WAIT_MS = 50
+# its grace waits up to this long too; but each idle fetch costs the broker on durable
+# storage (its object store): at 50 ms the latency bench's stack fell seconds behind on
+# two cores where at 100 ms it kept up.
+FETCH_WAIT_MS = 100
 
 
 async def shorten_fetch_wait(app: faust.App, wait_ms: int = FETCH_WAIT_MS) -> None:

@@ -28,7 +28,7 @@ class AttributionSettings(CommonSettings):
         6.0, ge=1, description="how soon the group notices a dead worker"
     )
     timer_interval_seconds: float = Field(
-        0.05, gt=0, description="how often the worker decides what is due (orders, refunds)"
+        0.025, gt=0, description="how often the worker decides what is due (orders, refunds)"
     )
     arrival_margin_ms: int = Field(
         100,
