@@ -65,8 +65,17 @@ CASES = [
     Case("edge_out", (click("c1", T - W - 1),), order(), "-/outside_window"),
     # a click at the order's own millisecond counts
     Case("same_ms", (click("c1", T),), order(), "a/cookie/c1"),
-    # a click 1 ms after the order does not
-    Case("after_order", (click("c1", T + 1),), order(), "-/outside_window"),
+    # a click 1 ms after the order does not, and gives no reason either (whether the
+    # worker holds it when deciding depends on when it arrived)
+    Case("after_order", (click("c1", T + 1),), order(), "-/no_click"),
+    Case(
+        "after_order_beside_an_old",
+        (click("c0", T - W - 1), click("c1", T + 1)),
+        order(),
+        "-/outside_window",
+    ),
+    Case("named_after_order", (click("c1", T + 1),), order("c1"), "-/unknown_click"),
+    Case("other_campaign_after_order", (click("c1", T + 1, campaign="x"),), order(), "-/no_click"),
     # a creator's override widens their window only
     Case("override_in", (click("c1", T - 90 * MS_PER_DAY, "long"),), order(), "long/cookie/c1"),
     Case(

@@ -275,13 +275,17 @@ def _one_order(
                     "survey_affiliate_id": surveyed,
                 }
             )
-    if o.click_id and o.click_id not in {c.click_id for c in visible}:
+    # Clicks after the order give no reason: the worker may or may not hold them when it
+    # decides (arrival), and none of them could have won.
+    before = [c for c in visible if c.occurred_at <= o.occurred_at]
+    ours_before = [c for c in before if c.campaign_id == o.campaign_id]
+    if o.click_id and o.click_id not in {c.click_id for c in before}:
         reason = "unknown_click"
-    elif not visible:
+    elif not before:
         reason = "no_click"
-    elif not ours:
+    elif not ours_before:
         reason = "other_campaign"
-    elif any(inside(c) for c in ours):
+    elif any(inside(c) for c in ours_before):
         reason = "bot_only"
     else:
         reason = "outside_window"

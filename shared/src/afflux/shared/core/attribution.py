@@ -327,14 +327,20 @@ def _try_step(
 def unattributed_reason(
     order: OrderTouch, touches: Sequence[ClickTouch], terms: CampaignTerms
 ) -> NoWinReason:
-    """Why no creator earned the order, most specific first.
+    """Why no creator earned the order, most specific first, from the clicks at or
+    before the order's time only.
 
-    ``unknown_click``: the order names a click the visitor never made (visible
-    to the join); ``no_click``: the visitor has no clicks at all;
-    ``other_campaign``: only clicks in other campaigns; ``bot_only``: the only
+    ``unknown_click``: the order names a click the visitor did not make by the
+    order's time (visible to the join); ``no_click``: the visitor has no clicks by
+    then; ``other_campaign``: only clicks in other campaigns; ``bot_only``: the only
     clicks inside the window are flagged (for any reason); ``outside_window``:
-    clicks in the campaign, none inside the window (too old, or after the order).
+    clicks in the campaign, none inside the window (older than it).
+
+    A click after the order can never win it, and whether it is held when the order
+    is decided depends on when it arrived (within the grace or later): so it gives no
+    reason either, and the reason is the same whatever the arrival order.
     """
+    touches = [c for c in touches if c.at <= order.at]
     if order.click_id and all(c.click_id != order.click_id for c in touches):
         return "unknown_click"
     if not touches:
