@@ -4,6 +4,7 @@ before the record that revealed the jump (see afflux.attribution.gaps)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.gaps import read_range
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
-from afflux.attribution.stage import Transport
+from afflux.attribution.stage import POSITION_KEY, Transport
 from afflux.bench.feed import partition_of
 from afflux.shared.events import ClickRecorded
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -40,10 +41,15 @@ def click(n: int, visitor: str = VISITOR) -> ClickRecorded:
 
 
 async def scenario(
-    bootstrap: str, delivered: tuple[int, ...] = (0, 5), visitor: str = VISITOR
+    bootstrap: str,
+    delivered: tuple[int, ...] = (0, 5),
+    visitor: str = VISITOR,
+    read_back_bytes: int | None = None,
+    changelog: list[tuple[bytes | None, bytes | None]] | None = None,
 ) -> tuple[Runtime, set[str]]:
     """Six clicks of ``visitor``, the only records of its partition; the worker is handed
-    those at the positions ``delivered``."""
+    those at the positions ``delivered``, reading back a fetch of ``read_back_bytes`` at
+    a time; what it writes to the join's changelog goes to ``changelog``."""
     partition = partition_of(visitor, PARTITIONS)
     producer = new_producer(bootstrap)
     await producer.start()
@@ -54,6 +60,8 @@ async def scenario(
             )
 
         async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
+            if changelog is not None and topic == runtime.join.changelog:
+                changelog.append((key, value))
             return await producer.send(topic, value, key=key, partition=p)
 
         runtime = Runtime(
@@ -65,6 +73,8 @@ async def scenario(
             refund_wait_ms=0,
             order_retention_ms=1,
         )
+        if read_back_bytes is not None:
+            runtime.join.read_back_bytes = read_back_bytes
         await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
         runtime.assigned({(CLICKS.name, partition)})
         records = await read_range(bootstrap, CLICKS.name, partition, 0, 6)
@@ -97,3 +107,31 @@ def test_records_skipped_before_the_first_one_delivered_are_read_back(
     runtime, clicks = asyncio.run(scenario(bootstrap, delivered=(5,), visitor="v-skipped-first"))
     assert clicks == {f"skip-{n}" for n in range(6)}
     assert runtime.metrics.refetched._value.get() == 5
+
+
+def test_a_long_read_back_is_applied_and_written_a_fetch_at_a_time(
+    private_broker: tuple[str, Path],
+) -> None:
+    """A state with no position on a long log reads the whole log back: never held
+    whole, each fetch is applied and what came before it written (its position with
+    it, after its outputs) before the next is read. Here every fetch holds one record."""
+    bootstrap, _ = private_broker
+    changelog: list[tuple[bytes | None, bytes | None]] = []
+    runtime, clicks = asyncio.run(
+        scenario(
+            bootstrap,
+            delivered=(5,),
+            visitor="v-long-read-back",
+            read_back_bytes=1,
+            changelog=changelog,
+        )
+    )
+    assert clicks == {f"skip-{n}" for n in range(6)}
+    assert runtime.metrics.refetched._value.get() == 5
+    positions = [
+        json.loads(value)[CLICKS.name][0]
+        for key, value in changelog
+        if key == POSITION_KEY.encode() and value is not None
+    ]
+    # Written after each fetch but the last, then with the delivered record.
+    assert positions == [0, 1, 2, 3, 5]

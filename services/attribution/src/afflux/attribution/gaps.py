@@ -21,36 +21,61 @@ with, and the records dropped before it were lost without a word.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 IDLE_POLLS = 150  # ~15 s without an answer: give up loudly
 
 
+# What one read-back fetch takes of a partition at most: a skipped range is read and
+# applied a fetch at a time, never held whole (stage.py, ``Stage._skipped``).
+READ_BACK_FETCH_BYTES = 8 * 1024 * 1024
+
+
 async def read_range(
     bootstrap: str, topic: str, partition: int, start: int, end: int
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """The records of ``topic[partition]`` with ``start <= offset < end``."""
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    async for chunk in read_chunks(bootstrap, topic, partition, start, end):
+        records.extend(chunk)
+    return records
+
+
+async def read_chunks(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    fetch_bytes: int = READ_BACK_FETCH_BYTES,
+) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+    """The records of ``topic[partition]`` with ``start <= offset < end``, a fetch at a
+    time (each of at most about ``fetch_bytes``, and never empty)."""
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+        max_partition_fetch_bytes=fetch_bytes,
+        fetch_max_bytes=fetch_bytes,
     )
     await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         consumer.assign([tp])
         consumer.seek(tp, start)
         idle = 0
         while True:
             if await consumer.position(tp) >= end:
-                return records
+                return
             batch = await consumer.getmany(tp, timeout_ms=100, max_records=10_000)
             got = batch.get(tp, [])
-            records.extend(r for r in got if start <= r.offset < end)
+            chunk = [r for r in got if start <= r.offset < end]
+            if chunk:
+                yield chunk
             idle = 0 if got else idle + 1
             if idle > IDLE_POLLS:
                 raise TimeoutError(f"{topic}[{partition}] did not return offsets {start}..{end}")

@@ -48,13 +48,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol
 
 from afflux.attribution.decode import decode_items
 from afflux.attribution.divergence import Position, fingerprint
-from afflux.attribution.gaps import read_range
+from afflux.attribution.gaps import READ_BACK_FETCH_BYTES, read_chunks
 from afflux.attribution.join import Output
 from afflux.attribution.outbox import Outbox, OutRecord
 from afflux.attribution.partitions import (
@@ -214,6 +215,7 @@ class Stage(Partitions[S]):
         # asked again once the campaign view caught up (terms_recheck.py); None: never.
         self.recheck: TermsRecheck | None = None
         self._held: list[tuple[InputRecord, int, AnyEvent, Any, int]] = []  # + catch-up
+        self.read_back_bytes = READ_BACK_FETCH_BYTES  # a read-back's fetch (gaps.py)
 
     # -- records and ticks -------------------------------------------------------
 
@@ -256,19 +258,35 @@ class Stage(Partitions[S]):
         last: dict[str, InputRecord] = {}
         for record in records:
             expected = consumed.get(record.topic, _after(owned.last.get(record.topic)))
-            for missed in await self._skipped(record, expected):
-                self._apply(state, missed, out, letters)
-                consumed[missed.topic] = max(consumed.get(missed.topic, 0), missed.offset + 1)
-                last[missed.topic] = missed
+            read_back = 0
+            async with aclosing(self._skipped(record, expected)) as chunks:
+                async for chunk in chunks:
+                    if read_back:  # a long read-back is written as it goes: memory stays bounded
+                        await self._conclude(state, p, out, letters)
+                        _note_last(owned, last)
+                        await self._emit_all([Pending(p, state, out, letters, owned, consumed)])
+                        out, letters = [], []
+                    for missed in chunk:
+                        self._apply(state, missed, out, letters)
+                        offset = missed.offset + 1
+                        consumed[missed.topic] = max(consumed.get(missed.topic, 0), offset)
+                        last[missed.topic] = missed
+                    read_back += len(chunk)
             self._apply(state, record, out, letters)
             consumed[record.topic] = max(consumed.get(record.topic, 0), record.offset + 1)
             last[record.topic] = record
+        await self._conclude(state, p, out, letters)
+        _note_last(owned, last)
+        return Pending(p, state, out, letters, owned, consumed)
+
+    async def _conclude(
+        self, state: S, p: int, out: list[Output], letters: list[DeadLetter]
+    ) -> None:
+        """What the records applied so far still owe before their position is written:
+        the held events applied again, the decisions that raised dead-lettered."""
         if self._held:
             await self._apply_held(state, out, letters)
         letters += self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
-        for topic, r in last.items():
-            owned.last[topic] = (r.offset, fingerprint(r.key, r.value, r.timestamp))
-        return Pending(p, state, out, letters, owned, consumed)
 
     def _apply(
         self, state: S, record: InputRecord, out: list[Output], letters: list[DeadLetter]
@@ -329,13 +347,17 @@ class Stage(Partitions[S]):
         for record, index, event, raw, _ in held:
             self._take(state, record, index, event, raw, out, letters, None)
 
-    async def _skipped(self, record: InputRecord, expected: int) -> list[InputRecord]:
-        """Records before ``record`` that the consumer skipped (see gaps.py), read back;
-        ``expected``: the offset after the last record of its topic the partition's state
-        holds (0: none)."""
+    async def _skipped(
+        self, record: InputRecord, expected: int
+    ) -> AsyncGenerator[Sequence[InputRecord], None]:
+        """Records before ``record`` that the consumer skipped (see gaps.py), read back a
+        fetch at a time; ``expected``: the offset after the last record of its topic the
+        partition's state holds (0: none). A state with no position on a long log reads
+        the whole log back: each fetch is applied, and what came before it written,
+        before the next one is read."""
         topic, p, offset = record.topic, record.partition, record.offset
         if offset <= expected:
-            return []
+            return
         log.warning(
             "%s[%d]: offsets %d..%d were skipped by the consumer; reading them back",
             topic,
@@ -343,9 +365,11 @@ class Stage(Partitions[S]):
             expected,
             offset - 1,
         )
-        missed = await read_range(self.bootstrap, topic, p, expected, offset)
-        self.outbox.metrics.refetched.inc(len(missed))
-        return list(missed)
+        chunks = read_chunks(self.bootstrap, topic, p, expected, offset, self.read_back_bytes)
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                self.outbox.metrics.refetched.inc(len(chunk))
+                yield chunk
 
     async def tick(self) -> None:
         """Emit what is due in every partition (call ``note`` first); the partitions'
@@ -489,6 +513,12 @@ class Stage(Partitions[S]):
                 local.keys.written(writes)
         if local is not None and local.due():
             await local.checkpoint_acked(dump_indexes(state))
+
+
+def _note_last(owned: Owned[S], last: dict[str, InputRecord]) -> None:
+    """Record the partition's input position: the last record applied of each topic."""
+    for topic, r in last.items():
+        owned.last[topic] = (r.offset, fingerprint(r.key, r.value, r.timestamp))
 
 
 def _after(position: Position | None) -> int:
