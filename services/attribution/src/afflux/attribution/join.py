@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from afflux.attribution.outputs import CorrectionCause, OrderFacts, order_outcome
-from afflux.attribution.store import sweep
+from afflux.attribution.store import Sweep
 from afflux.shared.core.attribution import (
     NO_CONTENT,
     Attributed,
@@ -177,6 +177,7 @@ class JoinPartition:
         self.failed: list[Failed] = []  # orders whose deciding raised, to dead-letter
         # Per-key state: a dict, or the disk store's keys (store.py).
         self.keys: MutableMapping[str, VisitorState] = {} if keys is None else keys
+        self.sweep = Sweep()  # which keys the next pruning pass visits
         self.dirty: set[str] = set()
         # Pending orders by arrival: an order cannot be due before it arrived, so a tick
         # looks only at the head instead of at every pending order.
@@ -527,10 +528,10 @@ class JoinPartition:
         Event times are not ordered across visitors (a backfill, a late batch), so the
         event-time horizon alone could drop clicks an order arriving with them still
         needs: clicks of a key with a waiting order, and clicks that arrived recently,
-        are kept whatever their event time. On the disk store a pass visits the next
-        slice of the keys (``store.sweep``).
+        are kept whatever their event time. A pass visits the next slice of the keys
+        (``store.Sweep``), so that none holds the stage for long.
         """
-        for key, state in sweep(self.keys):
+        for key, state in self.sweep.next(self.keys):
             old = []
             if not state.pending:
                 old = [

@@ -66,7 +66,7 @@ from afflux.attribution.renewals import (
     renewal_ident,
     unattributed,
 )
-from afflux.attribution.store import sweep
+from afflux.attribution.store import Sweep
 from afflux.shared.core.attribution import capped_refund, correction_id
 from afflux.shared.core.renewals import first_order_refusal, renewal_claim
 from afflux.shared.core.terms import TermsVersion
@@ -116,6 +116,7 @@ class RefundPartition:
     ) -> None:
         # Per-key state: a dict, or the disk store's keys (store.py).
         self.keys: MutableMapping[str, OrderLedger] = {} if keys is None else keys
+        self.sweep = Sweep()  # which keys the next pruning pass visits
         self.terms: TermsAt = terms if terms is not None else (lambda campaign, at: None)
         self.dirty: set[str] = set()
         self.waiting: set[str] = set()
@@ -372,8 +373,8 @@ class RefundPartition:
 
     def prune(self, horizon: int) -> None:
         """Forget orders whose latest event is before ``horizon`` and that wait for nothing
-        (on the disk store, among the next slice of the keys: ``store.sweep``)."""
-        for key, ledger in sweep(self.keys):
+        (among the next slice of the keys: ``store.Sweep``)."""
+        for key, ledger in self.sweep.next(self.keys):
             if ledger.last_at < horizon and not ledger.waiting:
                 del self.keys[key]
                 self.waiting.discard(key)

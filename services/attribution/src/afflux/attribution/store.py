@@ -347,8 +347,26 @@ def _is_state(key: str) -> bool:
     return not key.startswith(RESERVED) or key.startswith(STATE_PREFIXES)
 
 
-def sweep(keys: MutableMapping[str, V]) -> list[tuple[str, V]]:
-    """What a pruning pass visits: every key in memory, the next slice on disk."""
-    if isinstance(keys, DiskKeys):
-        return keys.sweep()
-    return list(keys.items())
+# Keys of an in-memory partition that one pruning pass visits at most: a pass runs under
+# the stage's lock, and a whole partition of millions of visitors took seconds.
+MEMORY_SWEEP_KEYS = 20_000
+
+
+class Sweep:
+    """Where pruning passes are in a partition's keys: each pass visits the next slice,
+    every key over several passes (one pass when the keys are fewer than a slice)."""
+
+    def __init__(self, size: int = MEMORY_SWEEP_KEYS) -> None:
+        self.size = size
+        self.round: list[str] = []  # the keys this round has still to visit
+
+    def next(self, keys: MutableMapping[str, V]) -> list[tuple[str, V]]:
+        """The next slice: from the disk store's own cursor, or from the keys held when
+        the round began (a key gone since is passed over, one added waits a round)."""
+        if isinstance(keys, DiskKeys):
+            return keys.sweep()
+        if not self.round:
+            self.round = list(keys)
+        visit = self.round[-self.size :]
+        del self.round[-self.size :]
+        return [(key, value) for key in visit if (value := keys.get(key)) is not None]
