@@ -31,6 +31,8 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -112,6 +114,15 @@ def ready(driver: webdriver.Chrome) -> None:
     WebDriverWait(driver, 20).until(
         lambda d: d.execute_script("return document.body.dataset.state") == "ready"
     )
+
+
+def submit(driver: webdriver.Chrome, button: WebElement) -> None:
+    """Click a form's button and wait for the page it loads: the page before it was
+    ready too, and reading it would race the navigation."""
+    before = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 20).until(staleness_of(before))
+    ready(driver)
 
 
 def text(driver: webdriver.Chrome, css: str) -> str:
@@ -321,15 +332,13 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     ready(driver)
     form = driver.find_element(By.ID, "new-link")
     form.find_element(By.NAME, "destination_url").send_keys("https://elsewhere.example.org/x")
-    form.find_element(By.TAG_NAME, "button").click()
-    ready(driver)
+    submit(driver, form.find_element(By.TAG_NAME, "button"))
     assert "destination_url" in text(driver, "#link-refused")
     form = driver.find_element(By.ID, "new-link")
     field = form.find_element(By.NAME, "destination_url")
     field.clear()
     field.send_keys("https://shop.example.com/spring")
-    form.find_element(By.TAG_NAME, "button").click()
-    ready(driver)
+    submit(driver, form.find_element(By.TAG_NAME, "button"))
     listed = text(driver, "table.links")
     assert "https://shop.example.com/spring" in listed
     shot(driver, "creator-links")
@@ -406,8 +415,7 @@ def test_merchant_changes_period_and_the_chart_shows_the_series(
     assert text(driver, "#period-label") == f"Showing {earlier} (past period)"
     check_chart(driver, base, key, earlier)
     Select(driver.find_element(By.ID, "period")).select_by_value(str(period))
-    driver.find_element(By.CSS_SELECTOR, "#period-picker button").click()
-    ready(driver)
+    submit(driver, driver.find_element(By.CSS_SELECTOR, "#period-picker button"))
     assert text(driver, "#period-label") == f"Showing {period} (current period)"
     check_chart(driver, base, key, str(period))
     shot(driver, "brand-campaign-period")
