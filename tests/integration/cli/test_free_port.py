@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from afflux.cli import processes
+from afflux.cli.embedded import cluster_port
 from afflux.cli.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -38,4 +39,25 @@ def test_without_a_readable_range_the_linux_default_applies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(processes, "_PORT_RANGE_FILE", processes.Path("/nonexistent/range"))
-    assert processes._below_ephemeral() == range(10_000, 32_768)
+    assert processes._below_ephemeral() == range(10_000, 16_000)
+    assert processes.cluster_node_ports() == range(16_000, 22_768)
+
+
+def test_free_ports_never_meet_a_cluster_node_or_its_bus() -> None:
+    """A cluster node's bus listens at its port + 10000: neither may be a free port."""
+    free = processes._below_ephemeral()
+    nodes = processes.cluster_node_ports()
+    buses = range(nodes.start + processes.CLUSTER_BUS_OFFSET, nodes.stop + 10_000)
+    assert len(free) >= 5_000
+    assert len(nodes) >= 5_000
+    assert not set(free) & set(nodes)
+    assert not set(free) & set(buses)
+    assert not set(nodes) & set(buses)
+    assert buses.stop <= 32_768  # under the ephemeral range, as the others
+
+
+def test_a_cluster_node_port_and_its_bus_are_both_free() -> None:
+    port = cluster_port()
+    assert port in processes.cluster_node_ports()
+    assert not processes.port_in_use(port)
+    assert not processes.port_in_use(port + 10_000)

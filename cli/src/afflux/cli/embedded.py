@@ -18,7 +18,14 @@ from pathlib import Path
 import redis
 
 from afflux.cli.object_store import BUCKET, ObjectStore, start_object_store
-from afflux.cli.processes import Child, StartFailed, port_in_use, tcp_open
+from afflux.cli.processes import (
+    CLUSTER_BUS_OFFSET,
+    Child,
+    StartFailed,
+    cluster_node_ports,
+    port_in_use,
+    tcp_open,
+)
 from afflux.cli.storage import BrokerStorage, object_store_dir
 
 
@@ -135,10 +142,6 @@ def _await_port(child: Child, host: str, port: int) -> None:
 
 
 CLUSTER_SLOTS = 16384
-# A node's cluster bus listens on its port + 10000 (Redis 6 cannot move it). Both
-# ports are drawn below Linux's ephemeral range (32768 and up), where ``free_port``
-# and outgoing connections never land.
-_CLUSTER_PORTS = range(10_000, 22_768)
 
 
 @dataclass(frozen=True)
@@ -172,10 +175,12 @@ class RedisClusterNodes:
 
 
 def cluster_port(host: str = "127.0.0.1") -> int:
-    """A port whose cluster bus port (+10000) is free as well."""
-    for _ in range(200):
-        port = random.choice(_CLUSTER_PORTS)
-        if not port_in_use(port, host) and not port_in_use(port + 10_000, host):
+    """A port whose cluster bus port (+10000) is free as well, both where neither
+    ``free_port`` nor an outgoing connection lands (``processes.cluster_node_ports``)."""
+    candidates = cluster_node_ports()
+    for _ in range(200 if candidates else 0):
+        port = random.choice(candidates)
+        if not port_in_use(port, host) and not port_in_use(port + CLUSTER_BUS_OFFSET, host):
             return port
     raise StartFailed(f"no free pair of ports (P, P+10000) for a Redis Cluster node on {host}")
 

@@ -22,17 +22,35 @@ class StartFailed(RuntimeError):
 _HANDED_OUT: set[int] = set()
 _PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 10_000
+# Ports are drawn under the kernel's ephemeral range, in two parts that never meet:
+# ``free_port`` below this one, Redis Cluster nodes from it on, whose cluster buses
+# listen at +10000 (Redis cannot move them), above both. A server started on a free
+# port never finds a node's bus on it, nor the reverse (CI once saw a worker's port
+# taken by the bus of a cluster node another test had just started).
+_CLUSTER_LOWEST = 16_000
+CLUSTER_BUS_OFFSET = 10_000
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(_PORT_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 def _below_ephemeral() -> range:
-    """Ports under the kernel's ephemeral range: the kernel never gives one of them to
-    an outgoing connection, which could otherwise take a chosen port in the moment
-    before its server binds it (many clients connect while a stack starts)."""
-    try:
-        first = int(_PORT_RANGE_FILE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        first = 32_768  # Linux's default
-    return range(_LOWEST, first) if first - _LOWEST >= 1_000 else range(0)
+    """The ports ``free_port`` draws from, under the kernel's ephemeral range: the kernel
+    never gives one of them to an outgoing connection, which could otherwise take a
+    chosen port in the moment before its server binds it (many clients connect while a
+    stack starts)."""
+    top = min(_ephemeral_start(), _CLUSTER_LOWEST)
+    return range(_LOWEST, top) if top - _LOWEST >= 1_000 else range(0)
+
+
+def cluster_node_ports() -> range:
+    """The ports Redis Cluster nodes draw from: each with its bus (+10000) still under the
+    ephemeral range, and both above what ``free_port`` hands out."""
+    return range(_CLUSTER_LOWEST, max(_CLUSTER_LOWEST, _ephemeral_start() - CLUSTER_BUS_OFFSET))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
