@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import pytest
 
-from afflux.shared.core.terms import CampaignTerms, NoTermsInForce, TermsVersion, terms_in_force
+from afflux.shared.core.terms import (
+    CampaignTerms,
+    NoTermsInForce,
+    TermsTimeline,
+    TermsVersion,
+    terms_in_force,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -64,6 +71,27 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_the_version_in_force_at_an_event_time(case: Case) -> None:
     assert terms_in_force(case.versions, case.at).version == case.expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_the_timeline_gives_the_version_in_force(case: Case) -> None:
+    assert TermsTimeline.of(case.versions).at(case.at).version == case.expected
+
+
+def test_the_timeline_agrees_with_the_rule_on_random_versions() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        starts = [rng.choice([0, 100, 150, 200, 10**12]) for _ in range(rng.randint(1, 6))]
+        versions = [version(n + 1, start) for n, start in enumerate(starts)]
+        rng.shuffle(versions)
+        timeline = TermsTimeline.of(versions)
+        for at in (0, 99, 100, 101, 149, 150, 199, 200, 201, 10**12 - 1, 10**12, 10**15):
+            assert timeline.at(at) == terms_in_force(versions, at)
+
+
+def test_a_timeline_needs_a_version() -> None:
+    with pytest.raises(NoTermsInForce, match="no versions"):
+        TermsTimeline.of(())
 
 
 def test_a_list_gives_the_same_answer_as_a_tuple() -> None:

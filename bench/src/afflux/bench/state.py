@@ -20,7 +20,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from afflux.attribution.decode import decode_items
+from afflux.attribution.decode import DecodedClick, decode_items
 from afflux.attribution.join import JoinPartition, decode_state, encode_state
 from afflux.attribution.refunds import RefundPartition, decode_ledger
 from afflux.attribution.store import DiskKeys, DiskStores, LocalStore
@@ -176,7 +176,7 @@ def _held(
     for n, value in enumerate(joined, 1):
         for _, event, _, _, _ in decode_items(value):
             last = max(last, event.occurred_at if event else 0)
-            if isinstance(event, ClickRecorded):
+            if isinstance(event, DecodedClick | ClickRecorded):
                 join.click(event.visitor_id, event, event.occurred_at, terms)
             elif isinstance(event, OrderPlaced):
                 key = order_partition_key(event.order_id, event.visitor_id, event.click_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from afflux.attribution.content_view import ContentBook
+from afflux.attribution.decode import DecodedClick, Event
 from afflux.attribution.join import (
     JoinPartition,
     Output,
@@ -26,9 +27,8 @@ from afflux.shared.core.event_time import (
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
 from afflux.shared.core.renewals import renewal_order_refusal
-from afflux.shared.core.terms import TermsVersion, terms_in_force
+from afflux.shared.core.terms import TermsTimeline, TermsVersion
 from afflux.shared.events import (
-    AnyEvent,
     ClickRecorded,
     ConversionAttributed,
     LeadConfirmed,
@@ -61,11 +61,18 @@ class Campaigns:
     ) -> None:
         self.directory = directory
         self.clock_skew_ms = clock_skew_ms
+        # Asked per click and per order: a timeline per campaign, rebuilt when the
+        # directory holds a new tuple of versions for it.
+        self._timelines: dict[str, tuple[tuple[TermsVersion, ...], TermsTimeline]] = {}
 
     def terms(self, campaign_id: str, at_ms: int) -> TermsVersion | None:
         if campaign_id not in self.directory:
             return None
-        return terms_in_force(self.directory.versions(campaign_id), at_ms)
+        versions = self.directory.versions(campaign_id)
+        cached = self._timelines.get(campaign_id)
+        if cached is None or cached[0] is not versions:
+            cached = self._timelines[campaign_id] = (versions, TermsTimeline.of(versions))
+        return cached[1].at(at_ms)
 
     def max_grace_ms(self) -> int:
         d = self.directory
@@ -75,11 +82,11 @@ class Campaigns:
         d = self.directory
         return largest_window_ms([v for c in d.campaign_ids() for v in d.versions(c)])
 
-    def refused(self, topic: str, event: AnyEvent, ts: int) -> str:
+    def refused(self, topic: str, event: Event, ts: int) -> str:
         """Why an event is refused before it is used ('' when it is not)."""
         return self._refused_order(event) or self._in_future(topic, event, ts)
 
-    def _refused_order(self, event: AnyEvent) -> str:
+    def _refused_order(self, event: Event) -> str:
         """Why an order (or a conversion) is refused before it is used: an order of an
         unknown campaign, an amount above the campaign's ``max_order_minor`` (the terms
         in force at the order's time), or items that do not make up the order's amount
@@ -99,7 +106,7 @@ class Campaigns:
             return items_problem(event.amount_minor, rows, event.non_commissionable_minor)
         return ""
 
-    def _in_future(self, topic: str, event: AnyEvent, ts: int) -> str:
+    def _in_future(self, topic: str, event: Event, ts: int) -> str:
         """Why an outside input's event time is refused: more than the clock skew after its
         record's timestamp. Such a time would move the event-time watermark, and pruning
         behind it would drop clicks that other orders still need."""
@@ -137,11 +144,11 @@ class JoinHandler:
         keys = local.bind(decode_state) if local else None
         return JoinPartition(self.redecide, keys, self.book.content)
 
-    def on_event(self, state: JoinPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
+    def on_event(self, state: JoinPartition, topic: str, event: Event, ts: int) -> Handled:
         refused = self.campaigns.refused(topic, event, ts)
         if refused:
             return (), refused
-        if isinstance(event, ClickRecorded):
+        if isinstance(event, DecodedClick | ClickRecorded):
             clicked = state.click(event.visitor_id, event, ts, self.campaigns.terms)
             self._late(clicked.outcomes)
             return clicked.outputs, ""
@@ -232,7 +239,7 @@ class RefundHandler:
     def new_state(self, local: LocalStore | None = None) -> RefundPartition:
         return RefundPartition(local.bind(decode_ledger) if local else None, self.campaigns.terms)
 
-    def on_event(self, state: RefundPartition, topic: str, event: AnyEvent, ts: int) -> Handled:
+    def on_event(self, state: RefundPartition, topic: str, event: Event, ts: int) -> Handled:
         refused = self.campaigns.refused(topic, event, ts)
         if refused:
             return (), refused

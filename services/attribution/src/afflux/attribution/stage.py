@@ -53,7 +53,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol
 
-from afflux.attribution.decode import decode_items
+from afflux.attribution.decode import Event, decode_items, item_of
 from afflux.attribution.divergence import Position, fingerprint
 from afflux.attribution.gaps import READ_BACK_FETCH_BYTES, read_chunks
 from afflux.attribution.join import Output
@@ -68,7 +68,7 @@ from afflux.attribution.partitions import (
 )
 from afflux.attribution.store import DiskStores, LocalStore
 from afflux.attribution.timer_indexes import dump_indexes
-from afflux.shared.events import AnyEvent, DeadLetter
+from afflux.shared.events import DeadLetter
 from afflux.shared.io.terms_recheck import TermsRecheck
 
 __all__ = [
@@ -174,9 +174,7 @@ class StageHandler(Protocol[S]):
         """A partition's empty state: in memory, or over ``local`` (the disk store)."""
         ...
 
-    def on_event(
-        self, state: S, topic: str, event: AnyEvent, ts: int
-    ) -> tuple[Sequence[Output], str]:
+    def on_event(self, state: S, topic: str, event: Event, ts: int) -> tuple[Sequence[Output], str]:
         """Apply one event of a record stamped ``ts``: its outputs, and why it was
         refused ('' when it was used; a refused event changes nothing)."""
         ...
@@ -214,7 +212,7 @@ class Stage(Partitions[S]):
         # Refusals newer campaign terms could lift are held to the end of their batch and
         # asked again once the campaign view caught up (terms_recheck.py); None: never.
         self.recheck: TermsRecheck | None = None
-        self._held: list[tuple[InputRecord, int, AnyEvent, Any, int]] = []  # + catch-up
+        self._held: list[tuple[InputRecord, int, Event, Any, int]] = []  # + catch-up
         self.read_back_bytes = READ_BACK_FETCH_BYTES  # a read-back's fetch (gaps.py)
 
     # -- records and ticks -------------------------------------------------------
@@ -314,7 +312,7 @@ class Stage(Partitions[S]):
         state: S,
         record: InputRecord,
         index: int,
-        event: AnyEvent,
+        event: Event,
         raw: Any,
         out: list[Output],
         letters: list[DeadLetter],
@@ -335,8 +333,10 @@ class Stage(Partitions[S]):
             if until is not None:
                 self._held.append((record, index, event, raw, until))
                 return
+            raw = item_of(record.value, index, event) if raw is None else raw
             letter = outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
         except Exception as exc:
+            raw = item_of(record.value, index, event) if raw is None else raw
             letter = outbox.failed(topic, p, offset, index, key, raw, exc)
         letters.append(letter)
 

@@ -6,7 +6,9 @@ admin API and the ``campaigns`` topic, and exports a JSON Schema.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
@@ -339,6 +341,31 @@ def terms_in_force(versions: Iterable[TermsVersion], at_ms: int) -> TermsVersion
     moment = max(at_ms, min(v.effective_from for v in candidates))
     started = (v for v in candidates if v.effective_from <= moment)
     return max(started, key=lambda v: (v.effective_from, v.version))
+
+
+@dataclass(frozen=True, slots=True)
+class TermsTimeline:
+    """``terms_in_force`` answered by a binary search, for callers that ask per event:
+    the winner at each distinct ``effective_from`` (the same tie-break), in time order."""
+
+    starts: tuple[int, ...]
+    winners: tuple[TermsVersion, ...]
+
+    @classmethod
+    def of(cls, versions: Iterable[TermsVersion]) -> TermsTimeline:
+        best: dict[int, TermsVersion] = {}
+        for v in versions:
+            held = best.get(v.effective_from)
+            if held is None or v.version > held.version:
+                best[v.effective_from] = v
+        if not best:
+            raise NoTermsInForce("no terms in force: the campaign has no versions")
+        starts = tuple(sorted(best))
+        return cls(starts, tuple(best[start] for start in starts))
+
+    def at(self, at_ms: int) -> TermsVersion:
+        """The version in force at event time ``at_ms`` (before the first: the first)."""
+        return self.winners[max(bisect_right(self.starts, at_ms) - 1, 0)]
 
 
 def append_version(
