@@ -89,6 +89,8 @@ HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, see
 # How long after its timestamp (stamped by its producer) a record is taken to be in its
 # log (``Stage.note``); the default of AFFLUX_ARRIVAL_MARGIN_MS.
 ARRIVAL_MARGIN_MS = 100
+# An owned input partition without progress this long is reported (``_watch_progress``).
+STALLED_WARN_MS = 30_000
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
 # Records (key, value) to one partition of a topic: their acknowledgements, fewer than the
 # records (one per batch the producer sends).
@@ -214,6 +216,9 @@ class Stage(Partitions[S]):
         self.recheck: TermsRecheck | None = None
         self._held: list[tuple[InputRecord, int, Event, Any, int]] = []  # + catch-up
         self.read_back_bytes = READ_BACK_FETCH_BYTES  # a read-back's fetch (gaps.py)
+        # Per input partition behind its high watermark (or never answered by a fetch):
+        # since when (clock ms), the offset processed then, and whether it was reported.
+        self._behind: dict[tuple[str, int], tuple[int, int, bool]] = {}
 
     # -- records and ticks -------------------------------------------------------
 
@@ -447,6 +452,41 @@ class Stage(Partitions[S]):
                     owned.notes.popleft()
                 else:
                     break
+        self._watch_progress()
+
+    def _watch_progress(self) -> None:
+        """Warn once when an owned input partition has made no progress for
+        ``STALLED_WARN_MS``: no fetch has answered for it, or records below its high
+        watermark stay unprocessed. Neither happens while records flow, however slowly;
+        either holds the partition's safe time, and so every decision waiting on it."""
+        now = self.outbox.clock()
+        highwater, start = self.transport.highwater, self.transport.start_offset
+        behind: dict[tuple[str, int], tuple[int, int, bool]] = {}
+        for p, owned in self.owned.items():
+            for topic in self.inputs:
+                known = highwater(topic, p)
+                done = owned.consumed.get(topic, start(topic, p))
+                if known is not None and done >= known[0]:
+                    continue
+                since, then, told = self._behind.get((topic, p), (now, done, False))
+                if then != done:  # progress: a new episode, if any
+                    since, then, told = now, done, False
+                if not told and now - since >= STALLED_WARN_MS:
+                    told = True
+                    log.warning(
+                        "%s[%d]: no progress on %s[%d] for %d s: processed to offset %d, "
+                        "fetch high watermark %s; the partition's safe time, and every "
+                        "decision waiting on it, is held",
+                        self.name,
+                        p,
+                        topic,
+                        p,
+                        (now - since) // 1000,
+                        done,
+                        "unknown (no fetch answered)" if known is None else known[0],
+                    )
+                behind[(topic, p)] = (since, then, told)
+        self._behind = behind
 
     # -- writing ---------------------------------------------------------------
 
