@@ -42,7 +42,7 @@ def test_kill_9_mid_stream_and_restart(broker: str, tmp_path: Path, store: str) 
         expected = h.expected_sets(attribute(scenario.events, scenario.campaigns))
         got = asyncio.run(h.wait_for(broker, expected, timeout_s=120))
         print(h.describe(expected, got))
-        h.assert_same(expected, got)
+        h.assert_same(expected, got, tmp_path)
         # Liveness, not speed: the restarted worker picks up where the killed one left.
         assert resumed is not None, "no new output within 60 s of the restart"
         print(f"new output {resumed:.1f}s after the restart")

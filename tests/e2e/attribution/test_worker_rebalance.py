@@ -38,7 +38,7 @@ def test_a_second_worker_joins_and_leaves_mid_stream(
         asyncio.run(h.produce(broker, parts[2], 4, orders_from=scenario.events))  # type: ignore[arg-type]
         expected = h.expected_sets(attribute(scenario.events, scenario.campaigns))
         got = asyncio.run(h.wait_for(broker, expected, timeout_s=120))
-        h.assert_same(expected, got)
+        h.assert_same(expected, got, tmp_path)
     finally:
         if second is not None:
             second.stop()

@@ -120,11 +120,26 @@ def healthy(port: int) -> bool:
         return False
 
 
-def assert_same(expected: set[str], got: set[str]) -> None:
+def assert_same(expected: set[str], got: set[str], work: Path | None = None) -> None:
     """Fail with the paired differences only: a whole-set diff of thousands of events
-    buries them (a CI log keeps its tail)."""
+    buries them (a CI log keeps its tail). ``work``: the workers' directory, whose
+    logs' warnings and errors are added (CI keeps no test directory)."""
     if got != expected:
-        pytest.fail(describe(expected, got), pytrace=False)
+        pytest.fail(describe(expected, got) + worker_complaints(work), pytrace=False)
+
+
+def worker_complaints(work: Path | None, limit: int = 30) -> str:
+    """The warnings and errors the workers under ``work`` logged, the timer's overlaps
+    (a busy machine) left out."""
+    if work is None:
+        return ""
+    lines = [
+        f"{log.name}: {line}"
+        for log in sorted((work / "logs").glob("attribution*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if ("WARNING" in line or "ERROR" in line) and "is overlapping" not in line
+    ]
+    return "\nworker warnings and errors:\n" + "\n".join(lines[-limit:]) if lines else ""
 
 
 def describe(expected: set[str], got: set[str], limit: int = 5) -> str:
