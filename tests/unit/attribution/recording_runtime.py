@@ -10,7 +10,7 @@ from typing import Any
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Transport
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.campaign_view import CampaignDirectory
 
@@ -47,3 +47,18 @@ def recording_runtime(
         order_retention_ms=86_400_000,
         **({"clock": clock} if clock is not None else {}),
     )
+
+
+def ten_percent_sale(campaign: str = "camp") -> TermsVersion:
+    """Version 1 of a campaign paying 10 % a sale: 30-day window, 1 s grace."""
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": campaign,
+            "merchant_id": "merchant",
+            "currency": "EUR",
+            "cookie_window_days": 30,
+            "grace_seconds": 1,
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+        }
+    )
+    return TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)

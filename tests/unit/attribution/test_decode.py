@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import msgspec
 import pytest
+from event_fields import fields
 
-from afflux.attribution.decode import DecodedClick, Event, decode_items
+from afflux.attribution.decode import decode_items
 from afflux.shared.events import ClickRecorded
 from afflux.shared.wire import encode, encode_packed
 
@@ -25,15 +25,6 @@ def click(n: int) -> ClickRecorded:
         campaign_id="camp",
         visitor_id=f"v-{n}",
     )
-
-
-def fields(event: Event | None) -> dict[str, Any] | None:
-    """An event's fields, whichever path decoded it."""
-    if event is None:
-        return None
-    if isinstance(event, DecodedClick):
-        return msgspec.structs.asdict(event)
-    return event.model_dump()
 
 
 def events(value: bytes | None) -> list[dict[str, Any] | None]:

@@ -12,19 +12,17 @@ import json
 import random
 from typing import Any
 
-import msgspec
 import pytest
-from recording_runtime import recording_runtime
+from event_fields import fields
+from recording_runtime import recording_runtime, ten_percent_sale
 
 from afflux.attribution.decode import (
     DecodedClick,
-    Event,
     decode_items,
     decode_items_one_by_one,
     item_of,
 )
 from afflux.attribution.stage import Owned, Record
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import DeadLetter
 from afflux.shared.topics import CLICKS, DLQ
 from afflux.shared.wire import decode_record
@@ -42,14 +40,6 @@ BASE: dict[str, Any] = {
     "campaign_id": "camp",
     "visitor_id": "v-1",
 }
-
-
-def fields(event: Event | None) -> dict[str, Any] | None:
-    if event is None:
-        return None
-    if isinstance(event, DecodedClick):
-        return msgspec.structs.asdict(event)
-    return event.model_dump()
 
 
 def outcome(items: list[Any], value: bytes) -> list[tuple[Any, ...]]:
@@ -235,19 +225,7 @@ def test_a_refused_fast_path_click_is_dead_lettered_as_it_was_sent() -> None:
     """The join refuses the second click (stamped a year after its record): its dead
     letter holds that item exactly, unknown fields too, and its neighbour is applied."""
     sent: list[tuple[str, bytes | None]] = []
-    terms = CampaignTerms.model_validate(
-        {
-            "campaign_id": "camp",
-            "merchant_id": "merchant",
-            "currency": "EUR",
-            "cookie_window_days": 30,
-            "grace_seconds": 1,
-            "plan": {"sale": {"rate": {"percent": "10"}}},
-        }
-    )
-    rt = recording_runtime(
-        sent, TermsVersion(version=1, effective_from=0, published_at=0, terms=terms), "fast"
-    )
+    rt = recording_runtime(sent, ten_percent_sale(), "fast")
     ts = BASE["occurred_at"]
     future = with_(event_id="ev-2", click_id="c-2", occurred_at=ts + 400 * 86_400_000, x=[1])
     value = json.dumps([BASE, future]).encode()

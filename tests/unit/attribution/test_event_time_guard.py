@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from recording_runtime import recording_runtime
+from recording_runtime import recording_runtime, ten_percent_sale
 
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Owned, Record
 from afflux.oracle import admitted
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     DeadLetter,
@@ -96,18 +95,7 @@ def test_the_oracle_leaves_out_exactly_the_events_the_worker_refuses(case: Case)
 
 
 def runtime(sent: list[tuple[str, bytes | None]]) -> Runtime:
-    terms = CampaignTerms.model_validate(
-        {
-            "campaign_id": "camp",
-            "merchant_id": "merchant",
-            "currency": "EUR",
-            "cookie_window_days": 30,
-            "grace_seconds": 1,
-            "plan": {"sale": {"rate": {"percent": "10"}}},
-        }
-    )
-    version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
-    return recording_runtime(sent, version, "guard")
+    return recording_runtime(sent, ten_percent_sale(), "guard")
 
 
 @pytest.mark.parametrize("case", CASES)

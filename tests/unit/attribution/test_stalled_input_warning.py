@@ -8,23 +8,11 @@ import logging
 from dataclasses import replace
 
 import pytest
-from recording_runtime import recording_runtime
+from recording_runtime import recording_runtime, ten_percent_sale
 
 from afflux.attribution.stage import STALLED_WARN_MS, Owned
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
-
-TERMS = CampaignTerms.model_validate(
-    {
-        "campaign_id": "camp",
-        "merchant_id": "merchant",
-        "currency": "EUR",
-        "cookie_window_days": 30,
-        "grace_seconds": 1,
-        "plan": {"sale": {"rate": {"percent": "10"}}},
-    }
-)
 
 
 class Clock:
@@ -49,8 +37,7 @@ def test_an_input_without_progress_is_reported_once_after_the_limit(
     caplog: pytest.LogCaptureFixture, high: int | None, expected: str
 ) -> None:
     clock = Clock()
-    version = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
-    stage = recording_runtime([], version, "stall", clock=clock).refunds
+    stage = recording_runtime([], ten_percent_sale(), "stall", clock=clock).refunds
     stage.owned[0] = Owned(stage.new_state())
     # Only the first input holds records nobody processes; the others are caught up.
     first = stage.inputs[0]
@@ -81,8 +68,7 @@ def test_records_that_keep_coming_slowly_are_never_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = Clock()
-    version = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
-    stage = recording_runtime([], version, "slow", clock=clock).refunds
+    stage = recording_runtime([], ten_percent_sale(), "slow", clock=clock).refunds
     owned = stage.owned[0] = Owned(stage.new_state())
     stage.transport = replace(stage.transport, highwater=lambda t, p: (1_000, clock.now))
     caplog.set_level(logging.WARNING)

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from afflux.shared.core.click_flags import CLICK_FLAGS, legacy_flags
+from afflux.shared.core.click_flags import CLICK_FLAGS, click_flagged, legacy_flags
 from afflux.shared.core.clock import parse_event_time
 from afflux.shared.core.content import (
     CONTENT_ID_PATTERN,
@@ -110,7 +110,7 @@ class ClickRecorded(Envelope):
     @property
     def flagged(self) -> bool:
         """Never paid per click, never wins attribution."""
-        return self.is_bot or self.is_duplicate or bool(self.flags)
+        return click_flagged(self.is_bot, self.is_duplicate, self.flags)
 
 
 class OrderItem(BaseModel):

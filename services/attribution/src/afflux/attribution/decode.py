@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from afflux.shared.core.click_flags import legacy_flags
+from afflux.shared.core.click_flags import click_flagged
 from afflux.shared.events import AnyEvent, ClickRecorded
 from afflux.shared.wire import (
     UndecodableRecord,
@@ -60,12 +60,8 @@ class DecodedClick(msgspec.Struct, frozen=True, gc=False):
     flags: Annotated[tuple[_Flag, ...], msgspec.Meta(max_length=8)] = ()
 
     @property
-    def reasons(self) -> tuple[str, ...]:
-        return self.flags or legacy_flags(self.is_bot, self.is_duplicate)
-
-    @property
     def flagged(self) -> bool:
-        return self.is_bot or self.is_duplicate or bool(self.flags)
+        return click_flagged(self.is_bot, self.is_duplicate, self.flags)
 
 
 Event = AnyEvent | DecodedClick

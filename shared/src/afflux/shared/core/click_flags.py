@@ -23,3 +23,8 @@ def legacy_flags(is_bot: bool, is_duplicate: bool) -> tuple[str, ...]:
     if is_bot:
         return (BOT, DUPLICATE) if is_duplicate else (BOT,)
     return (DUPLICATE,) if is_duplicate else ()
+
+
+def click_flagged(is_bot: bool, is_duplicate: bool, flags: tuple[str, ...]) -> bool:
+    """Whether a click is flagged for any reason: never paid per click, never wins."""
+    return is_bot or is_duplicate or bool(flags)
