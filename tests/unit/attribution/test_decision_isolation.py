@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from recording_runtime import ten_percent_sale
 
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Owned, Transport
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -36,29 +37,11 @@ T0 = 1_793_491_200_000
 GRACE_MS = 1_000
 
 
-def version(campaign: str) -> TermsVersion:
-    return TermsVersion(
-        version=1,
-        effective_from=0,
-        published_at=0,
-        terms=CampaignTerms.model_validate(
-            {
-                "campaign_id": campaign,
-                "merchant_id": "merchant",
-                "currency": "EUR",
-                "cookie_window_days": 30,
-                "grace_seconds": 1,
-                "plan": {"sale": {"rate": {"percent": "10"}}},
-            }
-        ),
-    )
-
-
 def terms_failing_for(campaigns: set[str], times: frozenset[int] = frozenset()) -> Any:
     def terms(campaign: str, at: int) -> TermsVersion | None:
         if campaign in campaigns or at in times:
             raise LookupError(f"terms of {campaign} unreadable")
-        return version(campaign)
+        return ten_percent_sale(campaign)
 
     return terms
 
