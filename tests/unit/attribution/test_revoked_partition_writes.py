@@ -9,7 +9,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from test_decision_isolation import GRACE_MS, order, version
+from recording_runtime import ten_percent_sale
+from test_decision_isolation import GRACE_MS, order
 
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import AttributionMetrics
@@ -48,7 +49,7 @@ def run_tick(revoke: bool) -> list[str]:
             refund_wait_ms=0,
             order_retention_ms=DAY,
         )
-        runtime.campaigns.terms = lambda campaign, at: version(campaign)  # type: ignore[method-assign]
+        runtime.campaigns.terms = lambda campaign, at: ten_percent_sale(campaign)  # type: ignore[method-assign]
         state = JoinPartition()
         state.order("v0", order("shop", 0, visitor="v0"), arrived=0)
         runtime.join.owned[0] = owned = Owned(state)
