@@ -14,7 +14,7 @@ from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.gaps import read_range
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime
-from afflux.attribution.stage import POSITION_KEY, Transport
+from afflux.attribution.stage import CATCH_UP_AFTER_MS, POSITION_KEY, Transport
 from afflux.bench.feed import partition_of
 from afflux.shared.events import ClickRecorded
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -135,3 +135,93 @@ def test_a_long_read_back_is_applied_and_written_a_fetch_at_a_time(
     ]
     # Written after each fetch but the last, then with the delivered record.
     assert positions == [0, 1, 2, 3, 5]
+
+
+class Clock:
+    now = 1_800_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+async def never_handed_out(bootstrap: str, visitor: str) -> dict[str, Any]:
+    """Six clicks of ``visitor``; the consumer hands out the first two only, and no later
+    record comes to reveal the jump. What the join holds before and after its partition
+    stood still behind its high watermark for ``CATCH_UP_AFTER_MS``, and after the
+    consumer handed out the rest after all."""
+    partition = partition_of(visitor, PARTITIONS)
+    clock = Clock()
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        for n in range(6):
+            await producer.send_and_wait(
+                CLICKS.name, encode(click(n, visitor)), key=visitor.encode(), partition=partition
+            )
+
+        async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
+            return await producer.send(topic, value, key=key, partition=p)
+
+        def highwater(topic: str, p: int) -> tuple[int, int]:
+            return (6 if (topic, p) == (CLICKS.name, partition) else 0, clock.now)
+
+        runtime = Runtime(
+            transport=Transport(send, highwater=highwater),
+            bootstrap=bootstrap,
+            group=f"skip-test-{visitor}",
+            directory=CampaignDirectory(),
+            metrics=AttributionMetrics(),
+            refund_wait_ms=0,
+            order_retention_ms=1,
+            clock=clock,
+        )
+        await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
+        runtime.assigned({(CLICKS.name, partition)})
+        records = await read_range(bootstrap, CLICKS.name, partition, 0, 6)
+        ours = [r for r in records if r.key == visitor.encode()]
+        for record in ours[:2]:
+            await runtime.join.handle(record)
+        owned = runtime.join.owned[partition]
+
+        def clicks() -> set[str]:
+            return set(owned.state.keys[visitor].clicks)
+
+        found: dict[str, Any] = {}
+        await runtime.tick()
+        clock.now += CATCH_UP_AFTER_MS - 1
+        await runtime.tick()
+        found["just_before"] = (clicks(), owned.safe_ms)
+        clock.now += 1
+        await runtime.tick()  # reads back, then treats the offsets as processed
+        await runtime.tick()  # the next note finds the partition caught up
+        found["after"] = (clicks(), owned.safe_ms, runtime.metrics.refetched._value.get())
+        for record in ours[2:]:  # handed out late after all: already processed
+            await runtime.join.handle(record)
+        found["handed_late"] = (clicks(), runtime.metrics.refetched._value.get())
+        found["consumed"] = owned.consumed[CLICKS.name]
+        found["now"] = clock.now
+        return found
+    finally:
+        await producer.stop()
+
+
+def test_records_never_handed_out_and_never_followed_are_read_back_after_a_pause(
+    private_broker: tuple[str, Path],
+) -> None:
+    """The consumer may drop a partition's last records at a rebalance with none after
+    them to reveal the jump; the stage reads them back itself once the partition has
+    stood behind its high watermark without progress for ``CATCH_UP_AFTER_MS``, and
+    its safe time moves again."""
+    bootstrap, _ = private_broker
+    found = asyncio.run(never_handed_out(bootstrap, "v-never-handed-out"))
+    first_two = {"skip-0", "skip-1"}
+    all_six = {f"skip-{n}" for n in range(6)}
+    clicks, safe = found["just_before"]
+    assert clicks == first_two
+    assert safe == 0  # held: offsets 2..5 are below the high watermark
+    clicks, safe, refetched = found["after"]
+    assert clicks == all_six
+    assert refetched == 4
+    assert safe > 0
+    assert found["handed_late"] == (all_six, 4)
+    assert found["consumed"] == 6

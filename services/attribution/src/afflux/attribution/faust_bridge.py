@@ -1,14 +1,12 @@
 """Every use of Faust's (and aiokafka's) private attributes, in one place.
 
-The worker needs three things Faust keeps to itself:
+The worker needs four things Faust keeps to itself:
 
 - the fetch high watermark of an input partition and when the fetch answered
   (the stages' safe time and consumer lag), from the aiokafka consumer inside
   Faust's consumer thread: ``app.consumer._thread._ensure_consumer()``;
 - a topic's partition count, to pack outputs per partition, from the producer's
   cluster metadata: ``app.producer._ensure_producer().client.cluster``;
-- the offsets the consumer sought to at assignment (where a partition with no
-  record processed yet starts): ``app.consumer._committed_offset``;
 - how long a fetch may wait for records, which Faust fixes at 1500 ms, on the
   aiokafka consumer's fetcher: ``_fetcher._fetch_max_wait_ms`` (``shorten_fetch_wait``);
 - the table manager's start without its fixed one-second wait for late table
@@ -47,7 +45,6 @@ log = logging.getLogger(__name__)
 PRIVATE_PATHS: tuple[tuple[str, str], ...] = (
     ("fetch high watermarks", "consumer._thread._ensure_consumer"),
     ("partition counts", "producer._ensure_producer"),
-    ("offsets sought at assignment", "consumer._committed_offset"),
     ("a start without the tables' fixed wait", "tables._update_channels"),
 )
 
@@ -128,7 +125,6 @@ def transport(app: faust.App) -> Transport:
     return Transport(
         send=send,
         highwater=lambda t, p: highwater(app, t, p),
-        start_offset=lambda t, p: committed_offset(app, t, p),
         partition_count=lambda topic: partition_count(app, topic),
         pause=lambda tps: app.consumer.pause_partitions({TP(t, p) for t, p in tps}),
         send_many=send_many,
@@ -217,13 +213,6 @@ def partition_count(app: faust.App, topic: str) -> int | None:
     except Exception:
         return None
     return len(partitions) if partitions else None
-
-
-def committed_offset(app: faust.App, topic: str, partition: int) -> int:
-    """Where the partition starts: the offset Faust sought to at assignment; nothing
-    committed: the log start."""
-    committed = getattr(app.consumer, "_committed_offset", {}).get(TP(topic, partition))
-    return int(committed) if committed else 0
 
 
 async def send_admin_request(admin: AIOKafkaAdminClient, request: Any, node_id: int) -> Any:

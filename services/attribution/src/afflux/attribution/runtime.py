@@ -121,11 +121,13 @@ class Runtime:
             stage.assigned({p for t, p in tps if t in stage.inputs})
 
     async def tick(self) -> None:
-        """Decide orders whose grace has passed and refunds that waited long enough;
-        every ``PRUNE_EVERY_S``, prune."""
+        """Decide orders whose grace has passed and refunds that waited long enough
+        (after reading back what the consumer left behind: ``Stage.catch_up``); every
+        ``PRUNE_EVERY_S``, prune."""
         for stage in self.stages:
             stage.note()
         for stage in self.stages:
+            await stage.catch_up()
             await stage.tick()
         if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
             self._last_prune = time.monotonic()

@@ -73,6 +73,7 @@ from afflux.shared.io.terms_recheck import TermsRecheck
 
 __all__ = [
     "ARRIVAL_MARGIN_MS",
+    "CATCH_UP_AFTER_MS",
     "POSITION_KEY",
     "InputRecord",
     "Owned",
@@ -91,6 +92,10 @@ HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, see
 ARRIVAL_MARGIN_MS = 100
 # An owned input partition without progress this long is reported (``_watch_progress``).
 STALLED_WARN_MS = 30_000
+# An owned input partition behind its high watermark without progress this long is read
+# back from where its state stands (``_catch_up``): the consumer may never hand over
+# records it dropped at a rebalance when no later record reveals the jump (gaps.py).
+CATCH_UP_AFTER_MS = 5_000
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
 # Records (key, value) to one partition of a topic: their acknowledgements, fewer than the
 # records (one per batch the producer sends).
@@ -135,8 +140,6 @@ class Transport:
     send: Send
     # The fetch high watermark of an input partition and when it was seen; None: unknown.
     highwater: HighWater = lambda topic, p: None
-    # Where an input partition starts when no record of it was processed yet.
-    start_offset: Callable[[str, int], int] = lambda topic, p: 0
     # A topic's partition count (outputs are packed per partition); None: unknown.
     partition_count: Callable[[str], int | None] = lambda topic: None
     # Stop fetching input partitions (topic, partition): their stage diverged.
@@ -219,6 +222,7 @@ class Stage(Partitions[S]):
         # Per input partition behind its high watermark (or never answered by a fetch):
         # since when (clock ms), the offset processed then, and whether it was reported.
         self._behind: dict[tuple[str, int], tuple[int, int, bool]] = {}
+        self._caught_up_at: dict[tuple[str, int], int] = {}  # last read-back (clock ms)
 
     # -- records and ticks -------------------------------------------------------
 
@@ -261,6 +265,8 @@ class Stage(Partitions[S]):
         last: dict[str, InputRecord] = {}
         for record in records:
             expected = consumed.get(record.topic, _after(owned.last.get(record.topic)))
+            if record.offset < expected and record.topic in consumed:
+                continue  # read back already (``_catch_up``) before the consumer handed it
             if record.offset > expected:  # skipped records: never on the common path
                 read_back = 0
                 async with aclosing(self._skipped(record, expected)) as chunks:
@@ -415,8 +421,7 @@ class Stage(Partitions[S]):
         for p, owned in self.owned.items():
             known = self.transport.highwater(topic, p)
             if known is not None:
-                done = owned.consumed.get(topic, self.transport.start_offset(topic, p))
-                lag += max(0, known[0] - done)
+                lag += max(0, known[0] - _next_offset(owned, topic))
         return lag
 
     # -- safe time -------------------------------------------------------------
@@ -431,7 +436,7 @@ class Stage(Partitions[S]):
         conversion settles refunds that expired waiting), so the margin trades how often
         that happens against how soon decisions are made, never the money.
         """
-        highwater, start = self.transport.highwater, self.transport.start_offset
+        highwater = self.transport.highwater
         for p, owned in self.owned.items():
             highs = {}
             seen_at = []
@@ -447,7 +452,7 @@ class Stage(Partitions[S]):
                     owned.notes.append(Note(at, highs))
             while owned.notes:
                 first = owned.notes[0]
-                if all(owned.consumed.get(t, start(t, p)) >= h for t, h in first.highs.items()):
+                if all(_next_offset(owned, t) >= h for t, h in first.highs.items()):
                     owned.safe_ms = first.at_ms
                     owned.notes.popleft()
                 else:
@@ -460,12 +465,12 @@ class Stage(Partitions[S]):
         watermark stay unprocessed. Neither happens while records flow, however slowly;
         either holds the partition's safe time, and so every decision waiting on it."""
         now = self.outbox.clock()
-        highwater, start = self.transport.highwater, self.transport.start_offset
+        highwater = self.transport.highwater
         behind: dict[tuple[str, int], tuple[int, int, bool]] = {}
         for p, owned in self.owned.items():
             for topic in self.inputs:
                 known = highwater(topic, p)
-                done = owned.consumed.get(topic, start(topic, p))
+                done = _next_offset(owned, topic)
                 if known is not None and done >= known[0]:
                     continue
                 since, then, told = self._behind.get((topic, p), (now, done, False))
@@ -487,6 +492,55 @@ class Stage(Partitions[S]):
                     )
                 behind[(topic, p)] = (since, then, told)
         self._behind = behind
+
+    async def catch_up(self) -> None:
+        """Read back what an owned input partition left below its high watermark for
+        ``CATCH_UP_AFTER_MS`` without progress (call ``note`` first), from where its
+        state stands, and apply it as records the consumer handed over.
+
+        The consumer drops records below its read offset, which a rebalance can leave
+        past records it never handed out (gaps.py). A later record reveals the jump and
+        ``_process_batch`` reads the range back; when none comes (the partition's last
+        records, a quiet topic), nothing would: the partition's safe time, and every
+        order and refund waiting on it, would be held for good. Should the consumer hand
+        the records over after all, they are skipped as already processed."""
+        now = self.outbox.clock()
+        for (topic, p), (since, _, _) in list(self._behind.items()):
+            known = self.transport.highwater(topic, p)
+            tried = self._caught_up_at.get((topic, p), since)
+            if known is None or now - max(since, tried) < CATCH_UP_AFTER_MS:
+                continue
+            self._caught_up_at[(topic, p)] = now
+            async with self.lock:
+                owned = self.owned.get(p)
+                if owned is None:
+                    continue
+                try:
+                    await self._read_back(owned, topic, p, known[0])
+                except Exception:  # tried again after CATCH_UP_AFTER_MS
+                    log.exception("%s[%d]: reading back %s[%d] failed", self.name, p, topic, p)
+
+    async def _read_back(self, owned: Owned[S], topic: str, p: int, high: int) -> None:
+        start = _next_offset(owned, topic)
+        if start < high:
+            log.warning(
+                "%s[%d]: offsets %d..%d of %s[%d] were never handed over; reading them back",
+                self.name,
+                p,
+                start,
+                high - 1,
+                topic,
+                p,
+            )
+            chunks = read_chunks(self.bootstrap, topic, p, start, high, self.read_back_bytes)
+            async with aclosing(chunks) as reading:
+                async for chunk in reading:
+                    if self.owned.get(p) is not owned:
+                        return  # revoked meanwhile: the new owner reads its own inputs
+                    self.outbox.metrics.refetched.inc(len(chunk))
+                    await self._emit_all([await self._process_batch(owned, list(chunk))])
+        # Read to the end (offsets without a record included: gaps.py) or held already.
+        owned.consumed[topic] = max(owned.consumed.get(topic, 0), start, high)
 
     # -- writing ---------------------------------------------------------------
 
@@ -561,6 +615,12 @@ def _note_last(owned: Owned[S], last: dict[str, InputRecord]) -> None:
     """Record the partition's input position: the last record applied of each topic."""
     for topic, r in last.items():
         owned.last[topic] = (r.offset, fingerprint(r.key, r.value, r.timestamp))
+
+
+def _next_offset(owned: Owned[S], topic: str) -> int:
+    """The offset of the next record of ``topic`` the partition's state needs: past the
+    last one processed since it was assigned, or else past its recorded position."""
+    return owned.consumed.get(topic, _after(owned.last.get(topic)))
 
 
 def _after(position: Position | None) -> int:
