@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from aiokafka.structs import ConsumerRecord
 
 from afflux.shared.content_facts import latest_time
-from afflux.shared.core.attribution import Content, LiveTouch, content_handles
+from afflux.shared.core.attribution import NO_CONTENT, Content, LiveTouch, content_handles
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import normalize_handle
 from afflux.shared.events import ContentPublished
@@ -125,7 +125,7 @@ class ContentBook:
         """What the choice needs of the campaign's content (streams, handles)."""
         campaign = self._campaigns.get(campaign_id)
         if campaign is None:
-            return Content()
+            return NO_CONTENT
         if campaign.content is None:
             campaign.content = Content(
                 tuple(campaign.streams.values()), content_handles(campaign.handle_claims)

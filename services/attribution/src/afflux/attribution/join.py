@@ -44,6 +44,7 @@ from afflux.shared.core.attribution import (
     live_claims,
     settled_winner,
 )
+from afflux.shared.core.frozen import quick_init
 from afflux.shared.core.review import IP_PREFIX
 from afflux.shared.core.terms import TermsVersion, normalize_handle
 from afflux.shared.events import (
@@ -84,6 +85,7 @@ class Click(Protocol):
     def flagged(self) -> bool: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Winner:
     """The current winner of a converted order; ``corrected``: set by a correction;

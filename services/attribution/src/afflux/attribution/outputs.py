@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, cast
 
 from afflux.shared.core import attribution as core
+from afflux.shared.core.frozen import quick_init
 from afflux.shared.core.review import RiskSignal, SignalFacts, signals
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
@@ -42,6 +43,7 @@ class Converted:
         return cls(c.conversion_id, c.affiliate_id, c.amount_minor, c.currency, c.occurred_at)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderFacts:
     """What re-deciding a decided order needs of it (its outcome event's fields)."""

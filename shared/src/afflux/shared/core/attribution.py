@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from afflux.shared.core.frozen import quick_init
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.terms import (
     AttributionModel,
@@ -50,6 +51,7 @@ WinReason = Literal["click_id", "coupon", "cookie", "livestream", "survey"]
 NoWinReason = Literal["no_click", "outside_window", "bot_only", "unknown_click", "other_campaign"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClickTouch:
     """What the join keeps of a click."""
@@ -75,6 +77,7 @@ class LiveTouch:
     ended_at: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderTouch:
     """What the choice needs of an order; ``survey_*``: its survey answer, if any."""
