@@ -49,6 +49,11 @@ RECENT_ARRIVAL_MS = 60_000
 OUTSIDE_INPUTS = frozenset((CLICKS.name, ORDERS.name, REFUNDS.name))
 UNEXPECTED = "unexpected event type"
 UNKNOWN_ORDER = "unknown order: a survey answer for an order this worker does not hold"
+# isinstance against tuples built once: a union written in the call builds a new
+# type object on every event.
+_PRICED = (OrderPlaced, ConversionAttributed)
+_CLICKS = (DecodedClick, ClickRecorded)
+_JOIN_OTHERS = (LeadConfirmed, RefundUnmatched)
 Handled = tuple[Sequence[Output], str]
 USED: Handled = ((), "")
 
@@ -91,7 +96,7 @@ class Campaigns:
         unknown campaign, an amount above the campaign's ``max_order_minor`` (the terms
         in force at the order's time), or items that do not make up the order's amount
         (``products.items_problem``: the orders service refuses them at entry)."""
-        if not isinstance(event, OrderPlaced | ConversionAttributed):
+        if not isinstance(event, _PRICED):
             return ""
         if event.campaign_id not in self.directory:
             return "unknown campaign" if isinstance(event, OrderPlaced) else ""
@@ -148,7 +153,7 @@ class JoinHandler:
         refused = self.campaigns.refused(topic, event, ts)
         if refused:
             return (), refused
-        if isinstance(event, DecodedClick | ClickRecorded):
+        if isinstance(event, _CLICKS):
             clicked = state.click(event.visitor_id, event, ts, self.campaigns.terms)
             self._late(clicked.outcomes)
             return clicked.outputs, ""
@@ -254,7 +259,7 @@ class RefundHandler:
             return state.conversion(event.order_id, event), ""
         if isinstance(event, OrderUnattributed):
             return state.unattributed(event.order_id, event), ""
-        if isinstance(event, LeadConfirmed | RefundUnmatched):
+        if isinstance(event, _JOIN_OTHERS):
             return USED  # the join's other outputs: nothing to do here
         return (), UNEXPECTED
 
