@@ -5,6 +5,7 @@ one fails here, naming the path, instead of leaving the safe time stuck."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from afflux.attribution.faust_bridge import (
     missing_private_paths,
     partition_count,
     require_private_paths,
+    shorten_fetch_wait,
 )
 from afflux.bench.feed import partition_of
 from afflux.shared.io.kafka import new_producer
@@ -57,6 +59,18 @@ def probe_app(bootstrap: str, datadir: Path) -> tuple[faust.App, asyncio.Event]:
     return app, seen
 
 
+async def answered_highwater(app: Any, p: int) -> tuple[int, int] | None:
+    """The partition's high watermark once a fetch timed by the worker's wrapper (set
+    up with the fetch wait, as the worker does) has answered for it."""
+    await shorten_fetch_wait(app)
+    for _ in range(100):
+        known = highwater(app, CLICKS.name, p)
+        if known is not None:
+            return known
+        await asyncio.sleep(0.1)
+    return None
+
+
 async def scenario(bootstrap: str, datadir: Path) -> dict[str, Any]:
     p = partition_of(KEY, PARTITIONS)
     producer = new_producer(bootstrap)
@@ -76,7 +90,8 @@ async def scenario(bootstrap: str, datadir: Path) -> dict[str, Any]:
         return {
             "before_start": before_start,
             "running": missing_private_paths(app, running=True),
-            "highwater": highwater(app, CLICKS.name, p),
+            "highwater": await answered_highwater(app, p),
+            "checked_at": int(time.time() * 1000),
             "partitions": partition_count(app, CLICKS.name),
         }
     finally:
@@ -94,6 +109,8 @@ def test_every_private_faust_path_exists_and_answers_on_a_running_app(
     assert high is not None, "no fetch high watermark through app.consumer._thread"
     assert high[0] >= 1
     assert high[1] > 0
+    # Dated by the fetch request the worker's own wrapper timed (time_fetches).
+    assert high[1] <= found["checked_at"]
     assert found["partitions"] == PARTITIONS
 
 

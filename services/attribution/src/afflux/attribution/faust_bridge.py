@@ -2,9 +2,11 @@
 
 The worker needs four things Faust keeps to itself:
 
-- the fetch high watermark of an input partition and when the fetch answered
-  (the stages' safe time and consumer lag), from the aiokafka consumer inside
-  Faust's consumer thread: ``app.consumer._thread._ensure_consumer()``;
+- the fetch high watermark of an input partition and when the fetch that reported
+  it was sent (the stages' safe time and consumer lag), from the aiokafka consumer
+  inside Faust's consumer thread: ``app.consumer._thread._ensure_consumer()``, whose
+  fetcher's ``_proc_fetch_request`` is wrapped to note each request's send time
+  (``time_fetches``);
 - a topic's partition count, to pack outputs per partition, from the producer's
   cluster metadata: ``app.producer._ensure_producer().client.cluster``;
 - how long a fetch may wait for records, which Faust fixes at 1500 ms, on the
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -72,8 +75,11 @@ def missing_private_paths(app: faust.App, *, running: bool = False) -> list[str]
         return missing
     if not isinstance(_aiokafka_consumer(app), AIOKafkaConsumer):
         missing.append("app.consumer._thread._ensure_consumer() is no AIOKafkaConsumer")
-    if not hasattr(getattr(_aiokafka_consumer(app), "_fetcher", None), "_fetch_max_wait_ms"):
+    fetcher = getattr(_aiokafka_consumer(app), "_fetcher", None)
+    if not hasattr(fetcher, "_fetch_max_wait_ms"):
         missing.append("app.consumer._thread._ensure_consumer()._fetcher._fetch_max_wait_ms")
+    if not callable(getattr(fetcher, "_proc_fetch_request", None)):
+        missing.append("app.consumer._thread._ensure_consumer()._fetcher._proc_fetch_request")
     cluster = getattr(getattr(_producer(app), "client", None), "cluster", None)
     if not callable(getattr(cluster, "partitions_for_topic", None)):
         missing.append("app.producer._ensure_producer().client.cluster.partitions_for_topic")
@@ -168,7 +174,7 @@ FETCH_WAIT_MS = 100
 
 async def shorten_fetch_wait(app: faust.App, wait_ms: int = FETCH_WAIT_MS) -> None:
     """Set the fetch wait of Faust's aiokafka consumer once it exists (its fetcher builds
-    every fetch request from ``_fetch_max_wait_ms``)."""
+    every fetch request from ``_fetch_max_wait_ms``), and time its fetches."""
     while True:
         try:
             fetcher = _aiokafka_consumer(app)._fetcher
@@ -176,21 +182,68 @@ async def shorten_fetch_wait(app: faust.App, wait_ms: int = FETCH_WAIT_MS) -> No
             fetcher = None
         if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
             fetcher._fetch_max_wait_ms = wait_ms
+            time_fetches(fetcher)
             return
         await asyncio.sleep(0.1)
 
 
 def highwater(app: faust.App, topic: str, partition: int) -> tuple[int, int] | None:
-    """The fetch high watermark and when the fetch that reported it was answered."""
+    """The fetch high watermark and when the fetch request that reported it was sent;
+    None until a fetch timed by ``time_fetches`` has answered for the partition."""
     try:
-        consumer = _aiokafka_consumer(app)
-        tp = TopicPartition(topic, partition)
-        high, polled = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+        fetcher = _aiokafka_consumer(app)._fetcher
     except Exception:
         return None
-    if high is None or polled is None:
+    if fetcher is None:
         return None
-    return int(high), int(polled)
+    times = getattr(fetcher, FETCH_TIMES, None)
+    if times is None:  # a consumer Faust built anew: time its fetches from now on
+        time_fetches(fetcher)
+        return None
+    return times.get(TopicPartition(topic, partition))  # type: ignore[no-any-return]
+
+
+# Where ``time_fetches`` keeps, per partition, the high watermark of the last fetch
+# answer and when that fetch's request was sent (ms).
+FETCH_TIMES = "_afflux_fetch_times"
+
+
+def time_fetches(fetcher: Any) -> None:
+    """Note, per partition, when the fetch request that reported its high watermark was
+    sent, not when its answer was read.
+
+    aiokafka stamps a partition's high watermark with the time it processes the answer
+    (``last_poll_timestamp``). The broker built the answer earlier: a record appended
+    in between is past that high watermark though stamped before that time. In Faust's
+    consumer thread, waiting for the GIL behind the stages' work, the gap reached
+    hundreds of milliseconds under load, more than the arrival margin, and a safe time
+    taken from it could pass records not yet read (each then handled as a late arrival).
+    Every record appended before the request was sent is within the answer's high
+    watermark, so the request's time is a bound the margin alone has to cover."""
+    if getattr(fetcher, FETCH_TIMES, None) is not None:
+        return
+    times: dict[TopicPartition, tuple[int, int]] = {}
+    original = fetcher._proc_fetch_request
+
+    async def timed(assignment: Any, node_id: int, request: Any) -> Any:
+        sent_ms = int(time.time() * 1000)
+        asked = [TopicPartition(t, p[0]) for t, partitions in request.topics for p in partitions]
+        before = {tp: _answered_at(assignment, tp) for tp in asked}
+        try:
+            return await original(assignment, node_id, request)
+        finally:
+            for tp, was in before.items():
+                state = assignment.state_value(tp)
+                if state is not None and state.timestamp != was and state.highwater is not None:
+                    times[tp] = (int(state.highwater), sent_ms)  # answered by this request
+
+    fetcher._proc_fetch_request = timed
+    setattr(fetcher, FETCH_TIMES, times)
+
+
+def _answered_at(assignment: Any, tp: TopicPartition) -> int | None:
+    state = assignment.state_value(tp)
+    return None if state is None else state.timestamp
 
 
 async def learn_partition_counts(app: faust.App, topics: Iterable[str]) -> None:
