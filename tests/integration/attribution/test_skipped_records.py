@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,28 @@ def click(n: int, visitor: str = VISITOR) -> ClickRecorded:
     )
 
 
+async def produce_six_clicks(producer: Any, visitor: str, partition: int) -> None:
+    for n in range(6):
+        await producer.send_and_wait(
+            CLICKS.name, encode(click(n, visitor)), key=visitor.encode(), partition=partition
+        )
+
+
+def join_runtime(
+    bootstrap: str, visitor: str, transport: Transport, clock: Callable[[], int] | None = None
+) -> Runtime:
+    return Runtime(
+        transport=transport,
+        bootstrap=bootstrap,
+        group=f"skip-test-{visitor}",
+        directory=CampaignDirectory(),
+        metrics=AttributionMetrics(),
+        refund_wait_ms=0,
+        order_retention_ms=1,
+        **({"clock": clock} if clock is not None else {}),
+    )
+
+
 async def scenario(
     bootstrap: str,
     delivered: tuple[int, ...] = (0, 5),
@@ -54,25 +77,14 @@ async def scenario(
     producer = new_producer(bootstrap)
     await producer.start()
     try:
-        for n in range(6):
-            await producer.send_and_wait(
-                CLICKS.name, encode(click(n, visitor)), key=visitor.encode(), partition=partition
-            )
+        await produce_six_clicks(producer, visitor, partition)
 
         async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
             if changelog is not None and topic == runtime.join.changelog:
                 changelog.append((key, value))
             return await producer.send(topic, value, key=key, partition=p)
 
-        runtime = Runtime(
-            transport=Transport(send),
-            bootstrap=bootstrap,
-            group=f"skip-test-{visitor}",
-            directory=CampaignDirectory(),
-            metrics=AttributionMetrics(),
-            refund_wait_ms=0,
-            order_retention_ms=1,
-        )
+        runtime = join_runtime(bootstrap, visitor, Transport(send))
         if read_back_bytes is not None:
             runtime.join.read_back_bytes = read_back_bytes
         await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
@@ -154,10 +166,7 @@ async def never_handed_out(bootstrap: str, visitor: str) -> dict[str, Any]:
     producer = new_producer(bootstrap)
     await producer.start()
     try:
-        for n in range(6):
-            await producer.send_and_wait(
-                CLICKS.name, encode(click(n, visitor)), key=visitor.encode(), partition=partition
-            )
+        await produce_six_clicks(producer, visitor, partition)
 
         async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
             return await producer.send(topic, value, key=key, partition=p)
@@ -165,16 +174,7 @@ async def never_handed_out(bootstrap: str, visitor: str) -> dict[str, Any]:
         def highwater(topic: str, p: int) -> tuple[int, int]:
             return (6 if (topic, p) == (CLICKS.name, partition) else 0, clock.now)
 
-        runtime = Runtime(
-            transport=Transport(send, highwater=highwater),
-            bootstrap=bootstrap,
-            group=f"skip-test-{visitor}",
-            directory=CampaignDirectory(),
-            metrics=AttributionMetrics(),
-            refund_wait_ms=0,
-            order_retention_ms=1,
-            clock=clock,
-        )
+        runtime = join_runtime(bootstrap, visitor, Transport(send, highwater=highwater), clock)
         await ensure_changelogs(bootstrap, runtime.changelogs, PARTITIONS)
         runtime.assigned({(CLICKS.name, partition)})
         records = await read_range(bootstrap, CLICKS.name, partition, 0, 6)
