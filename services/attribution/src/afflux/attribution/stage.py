@@ -93,7 +93,7 @@ ARRIVAL_MARGIN_MS = 100
 # An owned input partition without progress this long is reported (``_watch_progress``).
 STALLED_WARN_MS = 30_000
 # An owned input partition behind its high watermark without progress this long is read
-# back from where its state stands (``_catch_up``): the consumer may never hand over
+# back from where its state stands (``catch_up``): the consumer may never hand over
 # records it dropped at a rebalance when no later record reveals the jump (gaps.py).
 CATCH_UP_AFTER_MS = 5_000
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
@@ -266,7 +266,7 @@ class Stage(Partitions[S]):
         for record in records:
             expected = consumed.get(record.topic, _after(owned.last.get(record.topic)))
             if record.offset < expected and record.topic in consumed:
-                continue  # read back already (``_catch_up``) before the consumer handed it
+                continue  # read back already (``catch_up``) before the consumer handed it
             if record.offset > expected:  # skipped records: never on the common path
                 read_back = 0
                 async with aclosing(self._skipped(record, expected)) as chunks:
