@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,7 +19,7 @@ from afflux.clicks.app import create_app
 from afflux.clicks.settings import ClicksSettings
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
-from afflux.shared.io.kafka import topic_partitions
+from afflux.shared.io.kafka import stop_consumer, topic_partitions
 from afflux.shared.topics import CLICKS
 
 ADMIN_TOKEN = "clicks-admin-token"
@@ -177,11 +176,7 @@ async def clicks_topic(infra: Any) -> AsyncIterator[ClickWatch]:
     try:
         yield watch
     finally:
-        # The session's loop stands still while synchronous tests run: a fetch sent
-        # before can time out on the first turn after, and aiokafka's stop re-raises
-        # the cancellation of that fetch's retry pause. The consumer is done either way.
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch.consumer.stop()
+        await stop_consumer(watch.consumer)
 
 
 def click_id_of(location: str) -> str:

@@ -20,7 +20,7 @@ from afflux.orders.settings import OrdersSettings
 from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER, sign
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
-from afflux.shared.io.kafka import topic_partitions
+from afflux.shared.io.kafka import stop_consumer, topic_partitions
 from afflux.shared.topics import ALL_TOPICS
 
 ADMIN_TOKEN = "orders-admin-token"
@@ -189,7 +189,7 @@ async def topics(infra: Any) -> AsyncIterator[TopicWatch]:
     await consumer.start()
     partitions = [tp for topic in ALL_TOPICS for tp in await topic_partitions(consumer, topic.name)]
     if not partitions:
-        await consumer.stop()
+        await stop_consumer(consumer)
         pytest.fail("no topic metadata on the session broker")
     consumer.assign(partitions)
     for tp in partitions:
@@ -197,4 +197,4 @@ async def topics(infra: Any) -> AsyncIterator[TopicWatch]:
     try:
         yield TopicWatch(consumer)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)

@@ -17,6 +17,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import OffsetOutOfRangeError, TopicAlreadyExistsError
 
+from afflux.shared.io.kafka import stop_consumer
+
 TAIL_FETCH_WAIT_MS = 50
 
 
@@ -101,7 +103,7 @@ async def read_tails(
         if beyond:
             raise OffsetOutOfRangeError(beyond)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return {tp.partition: (result[tp.partition], read[tp]) for tp in tps}
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from afflux.shared.io.kafka import retrying
+from afflux.shared.io.kafka import retrying, stop_consumer
 
 Position = tuple[int, str]  # offset of the last consumed record, its fingerprint
 IDLE_POLLS = 150  # ~15 s without an answer: give up loudly
@@ -81,7 +81,7 @@ async def check_inputs(
             consumer.seek(tp, recorded[tp][0] if tp in recorded else 0)
         found = await _highs_and_records(consumer, tps, recorded)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     problems: dict[TopicPartition, str] = {}
     for tp in tps:
         high, record = found[tp]

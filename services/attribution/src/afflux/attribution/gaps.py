@@ -26,6 +26,8 @@ from collections.abc import AsyncGenerator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from afflux.shared.io.kafka import stop_consumer
+
 IDLE_POLLS = 150  # ~15 s without an answer: give up loudly
 
 
@@ -80,4 +82,4 @@ async def read_chunks(
             if idle > IDLE_POLLS:
                 raise TimeoutError(f"{topic}[{partition}] did not return offsets {start}..{end}")
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from afflux.clicks.links import Link, LinkStore
-from afflux.shared.io.kafka import topic_partitions
+from afflux.shared.io.kafka import stop_consumer, topic_partitions
 from afflux.shared.topics import LINKS
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ async def read_links(bootstrap: str, timeout_s: float = 120.0) -> dict[str, Link
                     return links
     finally:
         with contextlib.suppress(Exception):
-            await consumer.stop()
+            await stop_consumer(consumer)
 
 
 async def _partitions(consumer: AIOKafkaConsumer) -> list[TopicPartition]:

@@ -17,6 +17,8 @@ import json
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from afflux.shared.io.kafka import stop_consumer
+
 
 async def already_on_topic(
     bootstrap: str,
@@ -57,7 +59,7 @@ async def already_on_topic(
                     return found
     finally:
         with contextlib.suppress(Exception):
-            await consumer.stop()
+            await stop_consumer(consumer)
 
 
 def _event_ids(value: bytes) -> set[str]:
@@ -82,4 +84,4 @@ async def end_offsets(
         return {tp.partition: int(offset) for tp, offset in ends.items()}
     finally:
         with contextlib.suppress(Exception):
-            await consumer.stop()
+            await stop_consumer(consumer)

@@ -99,6 +99,31 @@ async def retrying(call: Callable[[], Awaitable[T]], timeout_s: float = 30.0) ->
         delay = min(delay * 2, 1.0)
 
 
+async def stop_consumer(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> bool:
+    """Stop ``consumer`` within about ``timeout_s`` per try; False when it would not stop.
+
+    aiokafka's stop cancels its fetch routine and waits for it, but a cancellation
+    that lands inside one of the routine's inner awaits can be swallowed there, and
+    the routine then waits for the next fetch for ever (seen when the loop stood still
+    for minutes before the stop, as a test session's loop does while synchronous
+    tests run). Cancelling the routine again reaches its outer handler, which ends
+    it. A stop that re-raises the cancellation of a fetch's retry pause has stopped.
+    """
+    stopping = asyncio.ensure_future(consumer.stop())
+    for _ in range(3):
+        done, _ = await asyncio.wait({stopping}, timeout=timeout_s)
+        if done:
+            with contextlib.suppress(asyncio.CancelledError):
+                stopping.result()
+            return True
+        fetch_task = getattr(getattr(consumer, "_fetcher", None), "_fetch_task", None)
+        if fetch_task is not None:
+            fetch_task.cancel()
+    log.warning("a Kafka consumer did not stop within %.0f s", 3 * timeout_s)
+    stopping.cancel()
+    return False
+
+
 async def topic_partitions(
     consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 5.0
 ) -> list[TopicPartition]:

@@ -18,7 +18,7 @@ from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
 from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.kafka import topic_partitions
+from afflux.shared.io.kafka import stop_consumer, topic_partitions
 
 IDLE_POLLS_AT_END = 3  # empty fetches in a row after which a partition is read
 
@@ -92,7 +92,7 @@ async def replay(
                     open_parts.discard(tp)
     finally:
         with contextlib.suppress(Exception):
-            await consumer.stop()
+            await stop_consumer(consumer)
     return ReplayResult(
         seen, totals["scheduled"], totals["already_scheduled"], totals["queue_full"], truncated
     )
