@@ -66,8 +66,7 @@ def run_demo(
             print(f"afflux demo: starting the embedded stack ({storage} storage) ...", flush=True)
             stack.start_infra()
             stack.apply_campaigns(terms_file)
-            for name in ("clicks", "orders", "attribution", "payouts"):
-                stack.start_service(name)
+            stack.start_all()
             print(f"afflux demo: stack up in {time.monotonic() - started:.1f}s", flush=True)
             client = DemoClient(
                 stack.url("clicks"), stack.url("orders"), stack.url("payouts"), token

@@ -17,7 +17,7 @@ from afflux.cli.brokers import DEFAULT_BROKER, BrokerKind, kafka_data_dir
 from afflux.cli.console import console_for
 from afflux.cli.processes import StartFailed
 from afflux.cli.settings import CliSettings
-from afflux.cli.stack import Stack, StackOptions
+from afflux.cli.stack import SERVICES, Stack, StackOptions
 from afflux.cli.stop_signals import Stopped, signals_held, stop_on_signals
 from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
 from afflux.shared.secret_policy import settings_error
@@ -96,9 +96,8 @@ def run_up(
             if terms is not None:
                 count = stack.apply_campaigns(terms)
                 print(f"afflux: applied {terms} ({count} new terms versions)", flush=True)
-            for name in ("clicks", "orders", "attribution", "payouts"):
-                print(f"afflux: starting {name} ...", flush=True)
-                stack.start_service(name)
+            print(f"afflux: starting {', '.join(SERVICES)} ...", flush=True)
+            stack.start_all()
             _print_ready(stack, token, generated)
             _watch(stack)
         except StartFailed as exc:
