@@ -8,6 +8,7 @@ starts its own and stops it at the end. The broker is the embedded Tansu unless
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,15 @@ LONGEST_FILES = {
     "tests/e2e/attribution/test_verify_sees_a_stall.py": 59,
     "tests/e2e/payouts/test_ledger_kill.py": 58,
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker, and every process it starts, picks free ports from its
+    own part of the range (``afflux.cli.processes.free_port``)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit():
+        os.environ["AFFLUX_PORT_SLICE"] = f"{worker[2:]}/{count}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

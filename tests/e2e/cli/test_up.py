@@ -183,26 +183,18 @@ def stop_like_ctrl_c(process: subprocess.Popen[bytes], data_dir: Path) -> None:
     assert processes_mentioning(str(data_dir)) == []
 
 
-def test_ctrl_c_on_the_durable_default_leaves_no_process_behind(
-    data_dir: Path, tmp_path: Path
-) -> None:
-    log = tmp_path / "up.log"
-    process = start_up(up_env(data_dir), log)
-    wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
-    assert re.search(r"broker\s+127\.0\.0\.1:\d+\s+durable storage", log.read_text())
-    assert any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
-
-    stop_like_ctrl_c(process, data_dir)
-
-
 def test_a_second_up_on_the_same_data_dir_finds_the_first_runs_links_and_clicks(
     data_dir: Path, tmp_path: Path
 ) -> None:
+    """Also: the default is durable storage (an object store runs), and Ctrl-C on it
+    leaves no process behind."""
     env = up_env(data_dir)
     clicks = f"http://127.0.0.1:{env['AFFLUX_CLICKS_PORT']}"
     first_log = tmp_path / "up-1.log"
     first = start_up(env, first_log)
     wait_for_text(first_log, "Press Ctrl-C to stop.", first, timeout_s=120)
+    assert re.search(r"broker\s+127\.0\.0\.1:\d+\s+durable storage", first_log.read_text())
+    assert any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
     code = create_link(clicks)
     click_id = follow(clicks, code)
     stop_like_ctrl_c(first, data_dir)
@@ -224,18 +216,12 @@ def test_a_second_up_on_the_same_data_dir_finds_the_first_runs_links_and_clicks(
         stop_like_ctrl_c(second, data_dir)
 
 
-def test_up_storage_memory_is_an_explicit_choice(data_dir: Path, tmp_path: Path) -> None:
-    log = tmp_path / "up.log"
-    process = start_up(up_env(data_dir), log, "--storage", "memory")
-    wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
-    assert re.search(r"broker\s+127\.0\.0\.1:\d+\s+memory storage", log.read_text())
-    assert not any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
-    stop_like_ctrl_c(process, data_dir)
-
-
-def test_up_started_in_the_background_with_sigint_ignored_stops_on_sigint(
+def test_up_on_memory_storage_started_with_sigint_ignored_stops_on_sigint(
     data_dir: Path, tmp_path: Path
 ) -> None:
+    """Memory storage is an explicit choice that starts no object store; and ``up``
+    started in the background (SIGINT ignored, as a shell's ``&`` leaves it) still
+    stops on SIGINT."""
     probe = subprocess.run(
         [sys.executable, "-c", "import signal as s; print(s.getsignal(s.SIGINT) == s.SIG_IGN)"],
         preexec_fn=ignore_sigint,
@@ -248,6 +234,8 @@ def test_up_started_in_the_background_with_sigint_ignored_stops_on_sigint(
     log = tmp_path / "up.log"
     process = start_up(up_env(data_dir), log, "--storage", "memory", sigint_ignored=True)
     wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
+    assert re.search(r"broker\s+127\.0\.0\.1:\d+\s+memory storage", log.read_text())
+    assert not any("weed" in cmd for cmd in _command_lines(processes_mentioning(str(data_dir))))
 
     stop_like_ctrl_c(process, data_dir)
     assert "afflux: stopped" in log.read_text()

@@ -148,7 +148,9 @@ async def order_outcome(stack: Stack, merchant_id: str, order_id: str) -> dict[s
     """``GET /v1/orders/{order_id}`` signed as the merchant; None while it answers 404."""
     target = f"/v1/orders/{order_id}"
     signature = sign_request("GET", target, dev_merchant_secret(merchant_id), int(time.time()))
-    async with httpx.AsyncClient() as http:
+    # The answer waits up to 3 s for the ledger's postings (then answers without them);
+    # httpx's default 5 s read timeout leaves too little over on a saturated machine.
+    async with httpx.AsyncClient(timeout=30) as http:
         answer = await http.get(
             f"{stack.url('orders')}{target}",
             headers={"X-Afflux-Merchant": merchant_id, "X-Afflux-Signature": signature},

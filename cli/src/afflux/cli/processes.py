@@ -44,13 +44,28 @@ def _below_ephemeral() -> range:
     chosen port in the moment before its server binds it (many clients connect while a
     stack starts)."""
     top = min(_ephemeral_start(), _CLUSTER_LOWEST)
-    return range(_LOWEST, top) if top - _LOWEST >= 1_000 else range(0)
+    return _own_slice(range(_LOWEST, top)) if top - _LOWEST >= 1_000 else range(0)
 
 
 def cluster_node_ports() -> range:
     """The ports Redis Cluster nodes draw from: each with its bus (+10000) still under the
     ephemeral range, and both above what ``free_port`` hands out."""
-    return range(_CLUSTER_LOWEST, max(_CLUSTER_LOWEST, _ephemeral_start() - CLUSTER_BUS_OFFSET))
+    top = max(_CLUSTER_LOWEST, _ephemeral_start() - CLUSTER_BUS_OFFSET)
+    return _own_slice(range(_CLUSTER_LOWEST, top))
+
+
+def _own_slice(ports: range) -> range:
+    """The ``i``-th of ``n`` equal parts of ``ports`` when ``AFFLUX_PORT_SLICE`` is
+    ``i/n``, else all of them. Processes that pick ports side by side (the test run's
+    workers set it) then never pick the same one: a port is free when picked but is
+    bound only once its server starts, seconds later for a whole stack, and another
+    picker could take it meanwhile (CI saw a service find its port taken)."""
+    index, _, count = os.environ.get("AFFLUX_PORT_SLICE", "").partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        return ports
+    size = len(ports) // int(count)
+    start = ports.start + int(index) * size
+    return range(start, start + size)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
