@@ -41,7 +41,12 @@ from afflux.shared.events import (
     SubscriptionRenewed,
     SurveyAnswered,
 )
-from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
+from afflux.shared.io.kafka import (
+    dead_letter_of,
+    new_group_consumer,
+    send_dead_letter,
+    stop_consumer,
+)
 from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
@@ -214,7 +219,7 @@ class OutcomeConsumer:
                     log.warning("order outcomes: poll failed (%r); going on", exc)
                     await asyncio.sleep(1.0)
         finally:
-            await self.consumer.stop()
+            await stop_consumer(self.consumer)
 
     async def _one_poll(self) -> None:
         polled = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)

@@ -72,7 +72,12 @@ from afflux.shared.events import (
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
-from afflux.shared.io.kafka import dead_letter_of, new_group_consumer, send_dead_letter
+from afflux.shared.io.kafka import (
+    dead_letter_of,
+    new_group_consumer,
+    send_dead_letter,
+    stop_consumer,
+)
 from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.schemas import EVENT_TOPICS
@@ -247,7 +252,7 @@ class LedgerConsumer:
         finally:
             lag.cancel()
             await self.probe.stop()
-            await self.consumer.stop()
+            await stop_consumer(self.consumer)
 
     # -- knowing the log still holds what the ledger applied -------------------
 

@@ -29,6 +29,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from afflux.shared.io.kafka import stop_consumer
+
 log = logging.getLogger(__name__)
 RECOVERY = "afflux ledger rebuild"
 
@@ -143,7 +145,7 @@ class LogProbe:
         await self.consumer.start()
 
     async def stop(self) -> None:
-        await self.consumer.stop()
+        await stop_consumer(self.consumer)
 
     async def look(self, wanted: Mapping[TopicPartition, int | None]) -> dict[TopicPartition, Look]:
         """Per partition, the log end and (when an offset is given) the first record at or

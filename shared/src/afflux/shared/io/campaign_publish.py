@@ -11,7 +11,7 @@ from afflux.shared.core.ids import derived_id
 from afflux.shared.core.terms import CampaignTerms, TermsVersion, append_version
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.clock_source import system_clock
-from afflux.shared.io.kafka import new_producer, send_event
+from afflux.shared.io.kafka import new_producer, send_event, stop_consumer
 from afflux.shared.topics import CAMPAIGNS
 from afflux.shared.wire import UndecodableRecord, decode_record
 
@@ -73,7 +73,7 @@ async def read_all_versions(bootstrap: str) -> dict[str, tuple[TermsVersion, ...
                             if len(event.versions) >= len(known):
                                 history[event.campaign_id] = event.versions
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return history
 
 

@@ -23,7 +23,7 @@ from afflux.shared.core.whatif.diff import WhatIfDiff, whatif
 from afflux.shared.core.whatif.log import CampaignLog, DateRange
 from afflux.shared.core.whatif.replay import ReplayStopped
 from afflux.shared.io.campaign_view import CampaignDirectory, apply_record
-from afflux.shared.io.kafka import topic_partitions
+from afflux.shared.io.kafka import stop_consumer, topic_partitions
 from afflux.shared.topics import CAMPAIGNS, CLICKS, CONTENT, ORDERS, REFUNDS
 from afflux.shared.whatif_decode import LogReader
 
@@ -94,7 +94,7 @@ async def read_to_end(
                 raise ReplayRefused("the topics were not read within the time limit")
     finally:
         with contextlib.suppress(Exception):
-            await consumer.stop()
+            await stop_consumer(consumer)
 
 
 async def _all_at_end(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]) -> bool:

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from afflux.shared.io.kafka import stop_consumer
+
 # One record of the topic, handled in isolation: whatever it raises is the handler's to
 # catch, so the handlers given here never raise.
 OnRecord = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
@@ -59,7 +61,7 @@ async def follow_whole_topic(
                     on_synced(synced_at(consumer))
     finally:
         with contextlib.suppress(Exception):
-            await consumer.stop()
+            await stop_consumer(consumer)
 
 
 def caught_up(consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int]) -> bool:

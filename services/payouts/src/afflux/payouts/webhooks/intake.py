@@ -25,7 +25,7 @@ from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.events import Envelope
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.kafka import new_group_consumer
+from afflux.shared.io.kafka import new_group_consumer, stop_consumer
 from afflux.shared.wire import UndecodableRecord, decode_record
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class Intake:
                     await self._schedule(batches)
                     await self._commit(batches)
         finally:
-            await self.consumer.stop()
+            await stop_consumer(self.consumer)
 
     async def _schedule(self, batches: Records) -> None:
         events = decoded_events(batches)
