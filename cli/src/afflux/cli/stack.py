@@ -203,7 +203,9 @@ class Stack:
     def healthy(self, name: str, port: int | None = None) -> bool:
         base = f"http://127.0.0.1:{port}" if port else self.url(name)
         try:
-            return httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200
+            # A slow answer is still healthy: a service catching up on a backlog on a busy
+            # machine took over a second to answer, and at 1 s it was never seen healthy.
+            return httpx.get(f"{base}/healthz", timeout=5.0).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -122,15 +122,18 @@ async def follow_campaigns(
             if on_bad_record is not None:
                 await on_bad_record(record, reason, error_class)
 
-    # Fetches answered every 100 ms even when nothing is new, so the view's catch-up time
-    # (``mark_synced``) keeps up with the clock: a held event waits about that long.
+    # A fetch finding nothing new is answered after 500 ms, which is how far the view's
+    # catch-up time (``mark_synced``) trails the clock and so about how long an event
+    # naming terms this process has not read waits (rare: terms just published). A new
+    # record is answered at once. At 100 ms the four services' views were a third of an
+    # idle stack's CPU (the broker's most of all): 31 % of a core against 22 % at 500 ms.
     await follow_whole_topic(
         CAMPAIGNS.name,
         bootstrap,
         on_record,
         directory.ready,
         directory.mark_synced,
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=500,
     )
 
 
