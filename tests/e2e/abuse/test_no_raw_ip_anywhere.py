@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
@@ -14,6 +13,7 @@ from afflux.cli.scenario_checks import read_topic
 from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.money import Money
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.topics import ALL_TOPICS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -96,5 +96,5 @@ def test_client_ip_is_only_ever_stored_as_a_keyed_hash(stack: Stack, admin_token
         for line in log.read_bytes().splitlines():
             assert needle not in line, f"raw IP in {log.name}: {line[:200]!r}"
 
-    metrics = httpx.get(f"{stack.url('clicks')}/metrics").text
+    metrics = oneshot.get(f"{stack.url('clicks')}/metrics").text
     assert CLIENT_IP not in metrics

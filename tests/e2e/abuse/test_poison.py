@@ -38,6 +38,7 @@ from afflux.shared.events import (
 )
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.clock_source import system_clock
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.wire import encode
 
@@ -168,7 +169,7 @@ def _terms(campaign_id: str) -> CampaignTerms:
 def _post_order(stack: Stack, body: dict[str, object]) -> httpx.Response:
     content = json.dumps(body).encode()
     signature = sign(content, f"dev-secret-{MERCHANT}", int(time.time()))
-    return httpx.post(
+    return oneshot.post(
         f"{stack.url('orders')}/v1/orders",
         content=content,
         headers={"X-Afflux-Merchant": MERCHANT, "X-Afflux-Signature": signature},

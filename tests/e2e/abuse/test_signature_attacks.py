@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from afflux.cli.scenario_checks import read_topic_sync
@@ -14,6 +13,7 @@ from afflux.cli.stack import Stack
 from afflux.orders.signing import sign
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.events import OrderPlaced
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = [pytest.mark.e2e]
 
@@ -76,7 +76,7 @@ def _attacks() -> list[tuple[str, bytes, dict[str, str], int]]:
 @pytest.mark.parametrize("case", range(4))
 def test_signature_attack_is_refused_and_emits_nothing(stack: Stack, case: int) -> None:
     name, body, extra, status = _attacks()[case]
-    answer = httpx.post(
+    answer = oneshot.post(
         f"{stack.url('orders')}/v1/orders",
         content=body,
         headers={

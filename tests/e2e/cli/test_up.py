@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
 from afflux.cli.processes import free_port
 from afflux.cli.topic_reader import read_events
 from afflux.shared.events import AnyEvent, ClickRecorded
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.topics import CLICKS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -103,7 +103,7 @@ def test_up_serves_a_link_and_sigterm_leaves_no_process_behind(
     wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
     clicks = f"http://127.0.0.1:{env['AFFLUX_CLICKS_PORT']}"
 
-    created = httpx.post(
+    created = oneshot.post(
         f"{clicks}/v1/links",
         headers={"Authorization": f"Bearer {TOKEN}"},
         json={
@@ -113,7 +113,7 @@ def test_up_serves_a_link_and_sigterm_leaves_no_process_behind(
         },
     )
     assert created.status_code == 201, created.text
-    redirect = httpx.get(f"{clicks}/c/{created.json()['code']}")
+    redirect = oneshot.get(f"{clicks}/c/{created.json()['code']}")
     assert redirect.status_code == 302
     assert "afx_click" in parse_qs(urlsplit(redirect.headers["location"]).query)
 
@@ -150,7 +150,7 @@ def test_up_reports_the_child_that_failed_and_stops_the_rest(
 
 
 def create_link(clicks: str) -> str:
-    created = httpx.post(
+    created = oneshot.post(
         f"{clicks}/v1/links",
         headers={"Authorization": f"Bearer {TOKEN}"},
         json={
@@ -165,7 +165,7 @@ def create_link(clicks: str) -> str:
 
 def follow(clicks: str, code: str) -> str:
     """The click id of one redirect through ``code``."""
-    redirect = httpx.get(f"{clicks}/c/{code}")
+    redirect = oneshot.get(f"{clicks}/c/{code}")
     assert redirect.status_code == 302, redirect.text
     return parse_qs(urlsplit(redirect.headers["location"]).query)["afx_click"][0]
 

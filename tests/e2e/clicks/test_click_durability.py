@@ -33,6 +33,7 @@ from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import create_topics, topic_partitions
 from afflux.shared.topics import CLICKS
 
@@ -81,7 +82,7 @@ class ClickStack:
 
     def health(self) -> int:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code
+            return oneshot.get(f"{self.url}/healthz", timeout=1).status_code
         except httpx.HTTPError:
             return 0
 

@@ -44,6 +44,7 @@ from afflux.cli.ledger_compare import ledger_differences
 from afflux.cli.storage import BrokerStorage
 from afflux.cli.topic_to_end import read_to_end
 from afflux.cli.workload import Progress
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.topics import CAMPAIGNS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -214,7 +215,7 @@ def test_three_random_kills_pay_as_the_clean_run(clean_run: RunResult, tmp_path:
 
 def _health(url: str) -> dict[str, object]:
     try:
-        answer = httpx.get(f"{url}/healthz", timeout=2)
+        answer = oneshot.get(f"{url}/healthz", timeout=2)
         body: dict[str, object] = answer.json()
         return body
     except (httpx.HTTPError, ValueError):

@@ -10,10 +10,10 @@ import subprocess
 import tempfile
 from html.parser import HTMLParser
 
-import httpx
 import pytest
 
 from afflux.cli.stack import Stack
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -81,7 +81,7 @@ def rendered_text(chromium: str, url: str) -> str:
 
 @pytest.mark.parametrize("service", list(ENDPOINTS))
 def test_openapi_json_lists_every_endpoint(stack: Stack, service: str) -> None:
-    answer = httpx.get(f"{stack.url(service)}/openapi.json", timeout=10)
+    answer = oneshot.get(f"{stack.url(service)}/openapi.json", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("application/json")
     document = answer.json()
@@ -94,12 +94,12 @@ def test_openapi_json_lists_every_endpoint(stack: Stack, service: str) -> None:
 
 @pytest.mark.parametrize("service", list(ENDPOINTS))
 def test_docs_page_loads_nothing_from_outside(stack: Stack, service: str) -> None:
-    page = httpx.get(f"{stack.url(service)}/docs", timeout=10)
+    page = oneshot.get(f"{stack.url(service)}/docs", timeout=10)
     assert page.status_code == 200
     assert "http://" not in page.text
     assert "https://" not in page.text
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
-        served = httpx.get(f"{stack.url(service)}/docs/assets/{asset}", timeout=10)
+        served = oneshot.get(f"{stack.url(service)}/docs/assets/{asset}", timeout=10)
         assert served.status_code == 200, asset
         assert len(served.content) > 10_000, asset
 
@@ -109,7 +109,7 @@ def test_docs_rendered_offline_show_every_endpoint(
     stack: Stack, chromium: str, service: str
 ) -> None:
     text = rendered_text(chromium, f"{stack.url(service)}/docs")
-    document = httpx.get(f"{stack.url(service)}/openapi.json", timeout=10).json()
+    document = oneshot.get(f"{stack.url(service)}/openapi.json", timeout=10).json()
     assert document["info"]["title"] in text
     missing = [path for path in document["paths"] if path not in text]
     assert not missing, f"not on the rendered page: {missing}\n{text[:2000]}"

@@ -28,6 +28,7 @@ from afflux.cli.processes import Child, free_port
 from afflux.cli.stack import Stack
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import ORDERS
 
@@ -130,7 +131,7 @@ def prometheus(
 
 def _scraped_every_target(url: str) -> bool:
     try:
-        response = httpx.get(f"{url}/api/v1/query", params={"query": "sum(up)"}, timeout=1)
+        response = oneshot.get(f"{url}/api/v1/query", params={"query": "sum(up)"}, timeout=1)
     except httpx.HTTPError:
         return False
     if response.status_code != 200:

@@ -30,6 +30,7 @@ from afflux.clicks.quality import parse_user_agent
 from afflux.orders.openapi import BatchAnswer, OrderAnswer, RefundAnswer
 from afflux.orders.signing import sign, sign_query
 from afflux.shared.events import ClickRecorded
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.http.problems import Problem
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -256,7 +257,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def document(stack: Stack) -> dict[str, Any]:
-    answer = httpx.get(f"{stack.url('orders')}/openapi.json", timeout=10)
+    answer = oneshot.get(f"{stack.url('orders')}/openapi.json", timeout=10)
     answer.raise_for_status()
     result: dict[str, Any] = answer.json()
     return result
@@ -267,7 +268,7 @@ def seeded(stack: Stack) -> None:
     """The orders a duplicate and a refund refer to, accepted first."""
     for payload in (DUPLICATE, REFUNDED):
         sent = signed("/v1/orders", payload)
-        answer = httpx.post(
+        answer = oneshot.post(
             stack.url("orders") + sent.path, content=sent.body, headers=sent.headers, timeout=10
         )
         assert answer.status_code == 202, answer.text

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from afflux.cli.stack import Stack
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -69,20 +70,20 @@ def test_a_merchant_key_reads_its_campaigns_only_until_rotated_and_revoked(
     payouts = stack.url("payouts")
     issued = afflux_keys(stack, "issue", "--merchant", "keys-merchant")
     assert issued["key"].startswith("afx_mk_")
-    mine = httpx.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(issued["key"]))
+    mine = oneshot.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(issued["key"]))
     assert mine.status_code == 200, mine.text
-    other = httpx.get(f"{payouts}/v1/kpis/campaigns/else-shop", headers=bearer(issued["key"]))
-    unknown = httpx.get(f"{payouts}/v1/kpis/campaigns/nope-shop", headers=bearer(issued["key"]))
+    other = oneshot.get(f"{payouts}/v1/kpis/campaigns/else-shop", headers=bearer(issued["key"]))
+    unknown = oneshot.get(f"{payouts}/v1/kpis/campaigns/nope-shop", headers=bearer(issued["key"]))
     assert other.status_code == unknown.status_code == 404
     assert other.text.replace("else-shop", "nope-shop") == unknown.text
 
     rotated = afflux_keys(stack, "rotate", issued["key_id"])
-    old = httpx.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(issued["key"]))
+    old = oneshot.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(issued["key"]))
     assert old.status_code == 401
-    new = httpx.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(rotated["key"]))
+    new = oneshot.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(rotated["key"]))
     assert new.status_code == 200
     afflux_keys(stack, "revoke", issued["key_id"])
-    gone = httpx.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(rotated["key"]))
+    gone = oneshot.get(f"{payouts}/v1/kpis/campaigns/keys-shop", headers=bearer(rotated["key"]))
     assert gone.status_code == 401
     [listed] = afflux_keys(stack, "list", "--merchant", "keys-merchant")["keys"]
     assert listed["revoked_at"] is not None

@@ -44,6 +44,7 @@ from afflux.shared.events import (
     LeadConfirmed,
 )
 from afflux.shared.io.campaign_publish import publish_terms, read_all_versions
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import create_topics, new_producer
 from afflux.shared.io.redis_client import connect_ready
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
@@ -247,13 +248,13 @@ class Payouts:
 
     def healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+            return oneshot.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 
     def metric(self, name: str) -> float | None:
         """The sum of a metric's samples (None: no sample, e.g. no partition assigned)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=2.0).text
+        text = oneshot.get(f"{self.url}/metrics", timeout=2.0).text
         values = [
             float(line.rpartition(" ")[2])
             for line in text.splitlines()

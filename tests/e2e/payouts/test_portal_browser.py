@@ -42,6 +42,7 @@ from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -347,7 +348,7 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     ready(driver)
     assert text(driver, "#not-found") == f"Not found: creator {OTHER}."
     cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
-    answer = httpx.get(f"{base}/portal/creators/{OTHER}", cookies=cookies, timeout=30)
+    answer = oneshot.get(f"{base}/portal/creators/{OTHER}", cookies=cookies, timeout=30)
     assert answer.status_code == 404
     shot(driver, "creator-other-404")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 
 from afflux.bench.feed import produce
@@ -18,6 +17,7 @@ from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.diff import whatif
 from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import ClickRecorded, Envelope, OrderPlaced
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.whatif_decode import LogReader
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -105,7 +105,7 @@ def doubled(terms: CampaignTerms) -> dict[str, Any]:
 
 
 def key(stack: Stack, role: str, subject: str) -> dict[str, str]:
-    issued = httpx.post(
+    issued = oneshot.post(
         f"{stack.url('payouts')}/v1/keys",
         json={"role": role, "subject": subject},
         headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -135,7 +135,7 @@ def test_whatif_answers_admin_and_the_merchant_with_the_replayed_diff(
         {"authorization": f"Bearer {ADMIN_TOKEN}"},
         key(stack, "merchant", "whatif-merchant"),
     ):
-        answer = httpx.post(url, json={"terms": draft}, headers=headers, timeout=60)
+        answer = oneshot.post(url, json={"terms": draft}, headers=headers, timeout=60)
         assert answer.status_code == 200, answer.text
         assert answer.json() == expected
     body = answer.json()
@@ -152,8 +152,8 @@ def test_another_merchants_campaign_is_the_404_of_an_unknown_one(
     headers = key(stack, "merchant", "else-merchant")
     draft = {"terms": doubled(current()[0].terms)}
     base = stack.url("payouts")
-    other = httpx.post(f"{base}/v1/campaigns/whatif-shop/whatif", json=draft, headers=headers)
-    unknown = httpx.post(f"{base}/v1/campaigns/nowhat-shop/whatif", json=draft, headers=headers)
+    other = oneshot.post(f"{base}/v1/campaigns/whatif-shop/whatif", json=draft, headers=headers)
+    unknown = oneshot.post(f"{base}/v1/campaigns/nowhat-shop/whatif", json=draft, headers=headers)
     assert other.status_code == unknown.status_code == 404
     assert other.text.replace("whatif-shop", "nowhat-shop") == unknown.text
 
@@ -170,7 +170,7 @@ def test_an_invalid_draft_is_a_422_naming_the_field(
     stack: Stack, fed: list[Envelope], change: dict[str, Any], field: str
 ) -> None:
     draft = {**current()[0].terms.model_dump(mode="json"), **change}
-    answer = httpx.post(
+    answer = oneshot.post(
         f"{stack.url('payouts')}/v1/campaigns/whatif-shop/whatif",
         json={"terms": draft},
         headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -180,7 +180,7 @@ def test_an_invalid_draft_is_a_422_naming_the_field(
 
 
 def test_a_range_without_events_is_an_empty_diff(stack: Stack, fed: list[Envelope]) -> None:
-    answer = httpx.post(
+    answer = oneshot.post(
         f"{stack.url('payouts')}/v1/campaigns/whatif-shop/whatif",
         json={"terms": doubled(current()[0].terms), "from": "2025-01-01", "to": "2025-01-31"},
         headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -196,16 +196,16 @@ def test_the_portal_page_shows_the_diff_under_its_csp(stack: Stack, fed: list[En
 
     headers = key(stack, "merchant", "whatif-merchant")
     page = f"{stack.url('payouts')}/portal/campaigns/whatif-shop/whatif"
-    form = httpx.get(page, headers=headers)
+    form = oneshot.get(page, headers=headers)
     assert form.status_code == 200
     assert "script-src 'self'" in form.headers["content-security-policy"]
     assert 'id="whatif-form"' in form.text
     draft = yaml.safe_dump(doubled(current()[0].terms))
-    shown = httpx.post(page, data={"terms": draft}, headers=headers, timeout=60)
+    shown = oneshot.post(page, data={"terms": draft}, headers=headers, timeout=60)
     assert shown.status_code == 200, shown.text
     assert 'class="whatif-creators"' in shown.text
     assert "creator-a" in shown.text
     assert "<script>" not in shown.text
-    refused = httpx.post(page, data={"terms": "campaign_id: [\n"}, headers=headers)
+    refused = oneshot.post(page, data={"terms": "campaign_id: [\n"}, headers=headers)
     assert refused.status_code == 422
     assert 'id="whatif-refused"' in refused.text

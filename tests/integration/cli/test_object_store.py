@@ -6,7 +6,6 @@ import socket
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from afflux.cli.object_store import (
@@ -18,6 +17,7 @@ from afflux.cli.object_store import (
     start_object_store,
 )
 from afflux.cli.processes import StartFailed
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def start_on_ports_chosen_here(tmp_path: Path) -> tuple[dict[str, int], ObjectSt
 def test_the_store_listens_only_on_the_loopback_ports_it_was_given(tmp_path: Path) -> None:
     ports, store = start_on_ports_chosen_here(tmp_path)
     try:
-        assert httpx.head(f"{store.endpoint}/{BUCKET}").status_code == 200
+        assert oneshot.head(f"{store.endpoint}/{BUCKET}").status_code == 200
         assert listening_ports(store.child.pid) == {("127.0.0.1", p) for p in ports.values()}
     finally:
         store.stop()

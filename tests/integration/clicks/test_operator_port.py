@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from afflux.cli.processes import Child, free_port
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def ports(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 
     def answering() -> bool:
         try:
-            return httpx.get(f"{urls[1]}/metrics", timeout=1).status_code == 200
+            return oneshot.get(f"{urls[1]}/metrics", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -49,15 +50,15 @@ def ports(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 @pytest.mark.parametrize("path", ["/metrics", "/openapi.json", "/docs"])
 def test_operator_paths_answer_only_on_the_operator_port(ports: tuple[str, str], path: str) -> None:
     public, operator = ports
-    hidden = httpx.get(public + path, timeout=5)
+    hidden = oneshot.get(public + path, timeout=5)
     assert hidden.status_code == 404
     assert hidden.json() == {"detail": [{"field": None, "reason": "Not Found"}]}
-    assert httpx.get(operator + path, timeout=5).status_code == 200
+    assert oneshot.get(operator + path, timeout=5).status_code == 200
 
 
 def test_the_public_port_still_redirects_and_answers_health(ports: tuple[str, str]) -> None:
     public, _ = ports
-    assert httpx.get(public + "/healthz", timeout=5).status_code in (200, 503)
-    unknown = httpx.get(public + "/c/no-such-code", timeout=5)
+    assert oneshot.get(public + "/healthz", timeout=5).status_code in (200, 503)
+    unknown = oneshot.get(public + "/c/no-such-code", timeout=5)
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("text/html")

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from afflux.cli.processes import free_port
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def test_sigterm_stops_the_service_with_exit_0(infra: Any, tmp_path: Path) -> No
         healthy = False
         while time.monotonic() < deadline and process.poll() is None and not healthy:
             try:
-                healthy = httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+                healthy = oneshot.get(f"{url}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert healthy

@@ -24,6 +24,7 @@ from afflux.orders.settings import OrdersSettings
 from afflux.orders.signing import sign
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
@@ -54,11 +55,11 @@ def test_service_serves_until_sigterm_then_exits_zero(infra: Any) -> None:
         healthy = False
         while time.monotonic() < deadline and not healthy:
             try:
-                healthy = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                healthy = oneshot.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert healthy
-        assert "afflux_orders_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert "afflux_orders_total" in oneshot.get(f"http://127.0.0.1:{port}/metrics").text
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=30) == 0
     finally:

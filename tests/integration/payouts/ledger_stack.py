@@ -23,6 +23,7 @@ from afflux.cli.processes import Child, free_port
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import ConversionAttributed
 from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import create_topics, new_producer
 from afflux.shared.wire import encode
 
@@ -110,7 +111,7 @@ class LedgerStack:
 
     def healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+            return oneshot.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -29,6 +29,7 @@ from redis import Redis
 
 from afflux.cli.ledger_compare import actual_lines, line_differences, lines_of
 from afflux.cli.scenario_checks import read_topic
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_conformance]
 
@@ -92,7 +93,7 @@ def diverged(ledger: LedgerStack, caught_up: dict[str, int]) -> Diverged:
 
     def reported() -> bool:
         try:
-            answer = httpx.get(f"{ledger.url}/healthz", timeout=2)
+            answer = oneshot.get(f"{ledger.url}/healthz", timeout=2)
         except httpx.HTTPError:
             return False
         return len(answer.json().get("diverged", [])) == 2 and {"e-0", "e-1", "e-2"} <= (
@@ -100,11 +101,11 @@ def diverged(ledger: LedgerStack, caught_up: dict[str, int]) -> Diverged:
         )
 
     until(reported, 60, "two diverged partitions reported, the third one consumed")
-    health = httpx.get(f"{ledger.url}/healthz", timeout=2)
+    health = oneshot.get(f"{ledger.url}/healthz", timeout=2)
     return Diverged(
         health.status_code,
         health.json(),
-        httpx.get(f"{ledger.url}/metrics", timeout=2).text,
+        oneshot.get(f"{ledger.url}/metrics", timeout=2).text,
         stored_offsets(ledger),
         applied_orders(ledger),
         ledger.log_text(),
@@ -187,7 +188,7 @@ def test_rebuild_makes_the_ledger_equal_the_oracle_of_the_log_again(
 
     assert asyncio.run(differences()) == []
     assert applied_orders(ledger) == {order for order, _ in SECOND_LIFE}
-    metrics = httpx.get(f"{ledger.url}/metrics", timeout=2).text
+    metrics = oneshot.get(f"{ledger.url}/metrics", timeout=2).text
     assert metric(metrics, "afflux_ledger_ready") == 1
     with redis_of(ledger) as redis:
         assert redis.hget("afx:pay:{a:creator-1}:payouts", "x|2026-11") == paid.encode()
@@ -203,12 +204,12 @@ def test_an_interrupted_rebuild_stops_consuming_until_it_is_run_again(
         redis.delete("afx:pay:{ledger}:generation", "afx:pay:{ledger}:positions")
 
     def rebuilding() -> bool:
-        answer = httpx.get(f"{ledger.url}/healthz", timeout=2)
+        answer = oneshot.get(f"{ledger.url}/healthz", timeout=2)
         return answer.status_code == 503 and answer.json()["status"] == "rebuilding"
 
     until(rebuilding, 30, "/healthz 503 rebuilding")
     asyncio.run(produce(ledger.bootstrap, CAMPAIGN, [("f-0", 3)]))
-    metrics = httpx.get(f"{ledger.url}/metrics", timeout=2).text
+    metrics = oneshot.get(f"{ledger.url}/metrics", timeout=2).text
     assert metric(metrics, "afflux_ledger_ready") == 0
     # A running consumer applies a record within a poll (200 ms); watch ten times that.
     watch_until = time.monotonic() + 2

@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from ledger_stack import (
     LedgerStack,
@@ -21,6 +20,7 @@ from ledger_stack import (
 )
 from log_holes import write_after_hole
 
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def test_ledger_reads_past_a_hole_in_its_input_log(ledger: LedgerStack) -> None:
         "after-hole",
         "after-after",
     }
-    text = httpx.get(f"{ledger.url}/metrics", timeout=5).text
+    text = oneshot.get(f"{ledger.url}/metrics", timeout=5).text
     assert metric(text, "afflux_ledger_offset_holes_total") == 2
     assert "conversions[0]: offsets 3..4 are not in the log" in ledger.log_text()
-    assert httpx.get(f"{ledger.url}/healthz", timeout=5).status_code == 200
+    assert oneshot.get(f"{ledger.url}/healthz", timeout=5).status_code == 200

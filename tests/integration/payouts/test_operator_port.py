@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from ledger_stack import LedgerStack
 
 from afflux.cli.processes import free_port
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +32,13 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
 @pytest.mark.parametrize("path", ["/metrics", "/openapi.json", "/docs"])
 def test_operator_paths_answer_only_on_the_operator_port(ports: tuple[str, str], path: str) -> None:
     public, operator = ports
-    hidden = httpx.get(public + path, timeout=5)
+    hidden = oneshot.get(public + path, timeout=5)
     assert hidden.status_code == 404
     assert hidden.json() == {"detail": [{"field": None, "reason": "Not Found"}]}
-    assert httpx.get(operator + path, timeout=5).status_code == 200
+    assert oneshot.get(operator + path, timeout=5).status_code == 200
 
 
 def test_the_portal_port_still_serves_the_login_form(ports: tuple[str, str]) -> None:
     public, _ = ports
-    assert httpx.get(public + "/login", timeout=5).status_code == 200
-    assert httpx.get(public + "/healthz", timeout=5).status_code == 200
+    assert oneshot.get(public + "/login", timeout=5).status_code == 200
+    assert oneshot.get(public + "/healthz", timeout=5).status_code == 200

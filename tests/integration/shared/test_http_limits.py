@@ -25,6 +25,7 @@ import pytest
 
 from afflux.cli.processes import free_port
 from afflux.cli.stack import DEFAULT_PORTS, Stack, StackOptions
+from afflux.shared.io.http import tls as oneshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -191,7 +192,7 @@ class Watch:
             self.peak_rss = max(self.peak_rss, rss(self.pid))
             started = time.monotonic()
             try:
-                status = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).status_code
+                status = oneshot.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).status_code
             except httpx.HTTPError:
                 status = 0
             self.latencies.append(time.monotonic() - started)
@@ -209,7 +210,7 @@ def rss(pid: int) -> int:
 def under_watch(running: Running, attack: Callable[[], list[Outcome]]) -> list[Outcome]:
     """Run ``attack`` while /healthz is probed; assert health and the memory bound."""
     for _ in range(5):  # warm the paths the attack takes before the baseline
-        assert httpx.get(f"http://127.0.0.1:{running.port}/healthz", timeout=5).status_code == 200
+        assert oneshot.get(f"http://127.0.0.1:{running.port}/healthz", timeout=5).status_code == 200
     assert oversized_header(running.port, 32 * 1024).status == 431
     baseline = rss(running.pid)
     watch = Watch(running.port, running.pid)
@@ -363,7 +364,10 @@ def test_one_connection_past_the_cap_is_answered_503_and_healthz_recovers(
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the server notices the closes on its next loop turn
         try:
-            if httpx.get(f"http://127.0.0.1:{running.port}/healthz", timeout=1).status_code == 200:
+            if (
+                oneshot.get(f"http://127.0.0.1:{running.port}/healthz", timeout=1).status_code
+                == 200
+            ):
                 return
         except httpx.HTTPError:
             continue

@@ -14,6 +14,7 @@ from afflux.cli.load import Endpoints, SteadyLoad
 from afflux.cli.stack import Stack
 from afflux.cli.traffic import Program, Tally, creator_ids
 from afflux.cli.verify import StackCheck, check_stack
+from afflux.shared.io.http import tls as oneshot
 
 LOAD_BEFORE_AND_AFTER = 12  # requests answered around each fault
 # What a fresh process counts once it has done real work on its input.
@@ -100,7 +101,7 @@ class FaultStack:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                text = httpx.get(f"{base_url}/metrics", timeout=2).text
+                text = oneshot.get(f"{base_url}/metrics", timeout=2).text
                 if _sample_sum(text, counter) > 0:
                     return
             except httpx.HTTPError:

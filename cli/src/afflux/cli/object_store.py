@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from afflux.cli.processes import Child, StartFailed, free_port, port_in_use
+from afflux.shared.io.http import tls as oneshot
 
 BUCKET = "tansu"
 PROBE_BUCKET = "afflux-ready"  # start-up's write-and-read check, apart from the broker's data
@@ -207,15 +208,18 @@ def _ready(store: ObjectStore) -> bool:
     bucket = f"{store.endpoint}/{BUCKET}"
     probe = f"{store.endpoint}/{PROBE_BUCKET}/ready"
     try:
-        if httpx.put(bucket, timeout=2.0).status_code not in (200, 409):
+        if oneshot.put(bucket, timeout=2.0).status_code not in (200, 409):
             return False
-        if httpx.head(bucket, timeout=2.0).status_code != 200:
+        if oneshot.head(bucket, timeout=2.0).status_code != 200:
             return False
-        if httpx.put(f"{store.endpoint}/{PROBE_BUCKET}", timeout=2.0).status_code not in (200, 409):
+        if oneshot.put(f"{store.endpoint}/{PROBE_BUCKET}", timeout=2.0).status_code not in (
+            200,
+            409,
+        ):
             return False
-        if httpx.put(probe, content=b"ready", timeout=2.0).status_code != 200:
+        if oneshot.put(probe, content=b"ready", timeout=2.0).status_code != 200:
             return False
-        read = httpx.get(probe, timeout=2.0)
+        read = oneshot.get(probe, timeout=2.0)
         return read.status_code == 200 and read.content == b"ready"
     except httpx.HTTPError:
         return False

@@ -23,6 +23,7 @@ from afflux.cli.processes import Child, StartFailed, free_port, port_in_use, sto
 from afflux.cli.storage import BrokerStorage, object_store_dir
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import create_topics
 
 SERVICES = ("clicks", "orders", "attribution", "payouts")
@@ -205,7 +206,7 @@ class Stack:
         try:
             # A slow answer is still healthy: a service catching up on a backlog on a busy
             # machine took over a second to answer, and at 1 s it was never seen healthy.
-            return httpx.get(f"{base}/healthz", timeout=5.0).status_code == 200
+            return oneshot.get(f"{base}/healthz", timeout=5.0).status_code == 200
         except httpx.HTTPError:
             return False
 

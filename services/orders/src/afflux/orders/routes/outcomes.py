@@ -26,6 +26,7 @@ from afflux.orders.settings import OrdersSettings
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.admin import check_admin_token
 from afflux.shared.io.http.apidocs import problem
+from afflux.shared.io.http.tls import tls_context
 
 router = APIRouter()
 LEDGER_TIMEOUT_S = 3.0
@@ -112,7 +113,7 @@ async def _postings(
     path = f"/v1/campaigns/{quote(campaign_id, safe='')}/orders/{quote(order_id, safe='')}"
     url = f"{settings.payouts_url.rstrip('/')}{path}/postings"
     try:
-        async with httpx.AsyncClient(timeout=LEDGER_TIMEOUT_S) as client:
+        async with httpx.AsyncClient(verify=tls_context(), timeout=LEDGER_TIMEOUT_S) as client:
             answer = await client.get(
                 url,
                 params=[("affiliate_id", a) for a in affiliates],

@@ -22,6 +22,7 @@ from afflux.payouts.portal.timeline import daily
 from afflux.payouts.queries import contents_for, counts_for, current_period
 from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.periods import period_bounds
+from afflux.shared.io.http.tls import tls_context
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 TOP_CREATORS = 10
@@ -42,7 +43,7 @@ async def _insights(request: Request, campaign_id: str, period: str) -> dict[str
     base = settings.orders_url.rstrip("/")
     if not base:
         raise LookupError("AFFLUX_ORDERS_URL is not set")
-    async with httpx.AsyncClient(timeout=TIMEOUT_S) as http:
+    async with httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S) as http:
         answer = await http.get(
             f"{base}/v1/campaigns/{quote(campaign_id, safe='')}/insights",
             params={"period": period},

@@ -25,6 +25,7 @@ from afflux.payouts.portal.guard import creator_viewer, not_found
 from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.access import may_read_creator
 from afflux.shared.io.http.principals import CsrfDep, csrf_token, form_fields
+from afflux.shared.io.http.tls import tls_context
 
 router = APIRouter(prefix="/portal/creators/{affiliate_id}/links", include_in_schema=False)
 TIMEOUT_S = 5.0
@@ -45,7 +46,7 @@ def _clicks(request: Request) -> tuple[str, dict[str, str]]:
 async def _links(request: Request, affiliate_id: str) -> list[dict[str, Any]]:
     base, headers = _clicks(request)
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S) as http:
+        async with httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S) as http:
             answer = await http.get(
                 f"{base}/v1/links", params={"affiliate_id": affiliate_id}, headers=headers
             )
@@ -143,7 +144,7 @@ async def create_link(
                 "campaign_id": campaign,
                 "destination_url": destination,
             }
-            async with httpx.AsyncClient(timeout=TIMEOUT_S) as http:
+            async with httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S) as http:
                 answer = await http.post(f"{base}/v1/links", json=body, headers=headers)
             if answer.status_code == 201:
                 return RedirectResponse(request.url.path, status_code=303)
