@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,25 +25,61 @@ from afflux.shared.io.kafka import create_topics
 PARTITIONS = 4
 
 
-# The test files that take longest in a CI run (seconds of wall time on two cores, from
-# `--durations`; the split attribution worker faults are one file's halves). `scripts/test`
-# hands whole files to its two workers in collection order (`--no-loadscope-reorder`;
+# The test files that take longest (seconds of a full run on two cores with three workers,
+# summed per file from the JUnit report). `scripts/test` hands whole files (or the units
+# of ``work_unit``) to its workers in collection order (`--no-loadscope-reorder`;
 # pytest-xdist would otherwise put the files with the most tests first, which leaves these
-# for the end, where one worker can run a long file alone while the other idles), so
-# these go first, longest first, and the many short files fill in behind them. (None of
-# them shares a package-scoped stack with a file left behind, which would start twice.)
+# for the end, where one worker can run a long file alone while the others idle), so
+# these go first, longest first, and the many short files fill in behind them.
 LONGEST_FILES = {
-    "tests/e2e/faults/test_differential.py": 474,
-    "tests/e2e/faults/test_faults.py": 369,
-    "tests/integration/cli/test_bench_commands.py": 277,
-    "tests/e2e/cli/test_up.py": 250,
-    "tests/e2e/attribution/test_worker_kill_9.py": 96,
-    "tests/e2e/cli/test_demo.py": 90,
-    "tests/e2e/attribution/test_worker_rebalance.py": 96,
-    "tests/integration/attribution/test_divergence.py": 60,
-    "tests/e2e/attribution/test_verify_sees_a_stall.py": 59,
-    "tests/e2e/payouts/test_ledger_kill.py": 58,
+    "tests/e2e/abuse/test_schemas_fuzzed.py": 522,
+    "tests/e2e/faults/test_faults.py": 516,
+    "tests/integration/cli/test_bench_commands.py": 487,
+    "tests/e2e/faults/test_differential.py": 438,
+    "tests/e2e/cli/test_up.py": 341,
+    "tests/e2e/abuse/test_production_refuses_weak_config.py": 330,
+    "tests/e2e/cli/test_demo.py": 225,
+    "tests/integration/attribution/test_divergence.py": 186,
+    "tests/e2e/attribution/test_worker_kill_9.py": 137,
+    "tests/e2e/attribution/test_worker_rebalance.py": 132,
+    "tests/e2e/payouts/test_keys_stack.py": 129,
+    "tests/e2e/foundation/test_api_reference.py": 126,
+    "tests/e2e/payouts/test_webhooks_stack.py": 124,
+    "tests/e2e/payouts/test_ledger_kill.py": 111,
 }
+
+# Files that share a package-scoped stack go to one worker as one unit, so the stack starts
+# once: handed out file by file, each worker that got one of them started its own.
+PACKAGE_STACKS = {
+    "tests/e2e/abuse/": (
+        "test_no_raw_ip_anywhere.py",
+        "test_poison.py",
+        "test_probe_findings.py",
+        "test_schemas_fuzzed.py",
+        "test_signature_attacks.py",
+    ),
+}
+
+
+def work_unit(nodeid: str) -> str:
+    """The file of a test, or the package whose stack its file shares."""
+    path = nodeid.split("::", 1)[0]
+    package, _, name = path.rpartition("/")
+    return package + "/" if name in PACKAGE_STACKS.get(package + "/", ()) else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with the units of ``work_unit``."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class PackageStackScheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return PackageStackScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
