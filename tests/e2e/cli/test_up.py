@@ -183,6 +183,8 @@ def stop_like_ctrl_c(process: subprocess.Popen[bytes], data_dir: Path) -> None:
     assert processes_mentioning(str(data_dir)) == []
 
 
+# Two ups one after the other, each allowed 120 s to start: more than the suite's default.
+@pytest.mark.timeout(600)
 def test_a_second_up_on_the_same_data_dir_finds_the_first_runs_links_and_clicks(
     data_dir: Path, tmp_path: Path
 ) -> None:
