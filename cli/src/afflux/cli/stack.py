@@ -169,10 +169,12 @@ class Stack:
             )
 
     def start_service(
-        self, name: str, *, instance: str = "", port: int | None = None, timeout_s: float = 60
+        self, name: str, *, instance: str = "", port: int | None = None, timeout_s: float = 120
     ) -> Child:
         """Start ``python -m afflux.<name>`` and wait for its /healthz; a second
-        instance (``instance="-2"``) needs its own ``port``."""
+        instance (``instance="-2"``) needs its own ``port``. Mostly a restart after a
+        kill, while the rest of the stack carries on: twice a whole stack's start-up
+        bound, as a restarted ledger on a loaded machine took more than 60 s."""
         child, port = self._spawn(name, instance, port)
         child.wait_until(lambda: self.healthy(name, port), timeout_s=timeout_s)
         return child
