@@ -212,10 +212,8 @@ def _ready(store: ObjectStore) -> bool:
             return False
         if oneshot.head(bucket, timeout=2.0).status_code != 200:
             return False
-        if oneshot.put(f"{store.endpoint}/{PROBE_BUCKET}", timeout=2.0).status_code not in (
-            200,
-            409,
-        ):
+        probe_bucket = f"{store.endpoint}/{PROBE_BUCKET}"
+        if oneshot.put(probe_bucket, timeout=2.0).status_code not in (200, 409):
             return False
         if oneshot.put(probe, content=b"ready", timeout=2.0).status_code != 200:
             return False
