@@ -60,4 +60,7 @@ async def test_keys_evicted_at_maxmemory_are_counted(plain_redis: tuple[Child, i
         await client.aclose()
     assert after.max_bytes == limit
     assert after.evicted_keys > before.evicted_keys
-    assert after.used_bytes <= limit
+    # Redis frees room before each write, not after it: the last value written and the
+    # reply buffers of the INFO that read it can leave usage a little past the limit,
+    # but far from the 3 MB written.
+    assert after.used_bytes < limit + 2 * 10_000
