@@ -61,6 +61,16 @@ def malformed(api: Any, campaigns: Any) -> Request:
     return content, api.headers(content)
 
 
+def amount_named_twice(api: Any, campaigns: Any) -> Request:
+    """A signed body whose amount a first-wins parser reads as 1 and a last-wins one as
+    250000."""
+    content = api.raw(order(campaigns, amount_minor=1)).replace(
+        b'"amount_minor":1', b'"amount_minor":1,"amount_minor":250000'
+    )
+    assert content.count(b"amount_minor") == 2
+    return content, api.headers(content)
+
+
 def oversized(api: Any, campaigns: Any) -> Request:
     return signed(api, order(campaigns, customer_id=None, items=[{"sku": "x" * 180}] * 30))
 
@@ -202,6 +212,7 @@ CASES = [
         "zone",
     ),
     Case("malformed JSON", malformed, 400, "body", "malformed JSON"),
+    Case("a field named twice", amount_named_twice, 400, "body", "'amount_minor' appears twice"),
     Case("body over the size limit", oversized, 413, "body", "4096 byte limit"),
     Case(
         "unknown field",

@@ -27,6 +27,7 @@ from afflux.orders.metrics import UNKNOWN, OrdersMetrics
 from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
 from afflux.orders.publisher import Publisher
 from afflux.shared.core.clock import Clock
+from afflux.shared.core.duplicate_keys import first_duplicate_key
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import Envelope, OrderPlaced, SubscriptionRenewed, SurveyAnswered
@@ -60,6 +61,13 @@ class Limits:
 def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = "") -> M:
     try:
         if isinstance(raw, bytes):
+            duplicate = first_duplicate_key(raw)
+            if duplicate is not None:
+                raise Rejected(
+                    400,
+                    "body",
+                    f"malformed JSON: the name {duplicate!r} appears twice in one object",
+                )
             return model.model_validate_json(raw)
         return model.model_validate(raw)
     except ValidationError as exc:
