@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from afflux.orders.insights import InsightStore
 from afflux.shared.events import (
@@ -67,6 +68,10 @@ MAX_EVENTS_PER_ORDER = 100
 REFUND_EVENTS = (OrderRefunded, RefundUnmatched, ConversionReversed, SubscriptionRenewed)
 TRUNCATED = "!truncated"
 log = logging.getLogger(__name__)
+# Redis away or slow: the same writes are retried, never dead-lettered.
+REDIS_AWAY = (RedisError, OSError, asyncio.TimeoutError)
+# A record's event and its place in the record (None: the record is one event).
+Placed = tuple[ConsumerRecord[bytes, bytes], int | None, Envelope]
 
 # Store each event unless its class is full for the order (the full class is marked
 # instead); expiry is renewed on every write. A field per event id: a redelivery is a no-op.
@@ -203,6 +208,7 @@ class OutcomeConsumer:
         self.max_records = max_records
         self.consumer = new_group_consumer(bootstrap, GROUP, *TOPICS)
         self.ready = asyncio.Event()
+        self._failure: Exception | None = None
 
     async def run(self) -> None:
         try:
@@ -239,25 +245,42 @@ class OutcomeConsumer:
             await asyncio.sleep(self.linger_s)
 
     async def _until_stored(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        events: list[Envelope] = []
+        placed: list[Placed] = []
         for record in records:
-            events += await self._events_of(record)
+            placed += await self._events_of(record)
+        if await self._store_while_redis_is_away([event for _, _, event in placed]):
+            return
+        # One event the index cannot take (an event time beyond the calendar, say) must
+        # not hold back every later one: store them one by one, dead-letter what fails.
+        for record, item, event in placed:
+            if not await self._store_while_redis_is_away([event]):
+                await self._dead_letter(
+                    record, f"cannot index: {self._failure}", type(self._failure).__name__, item
+                )
+
+    async def _store_while_redis_is_away(self, events: list[Envelope]) -> bool:
+        """True once ``events`` are stored; False when storing them raised something
+        other than Redis being away (kept in ``_failure``). Redis errors are retried:
+        nothing is committed until it is back."""
         while True:
             try:
                 await self.index.store(events)
-                break
-            except Exception as exc:  # Redis away: nothing is committed until it is back
+                return True
+            except REDIS_AWAY as exc:
                 log.warning("order outcomes: Redis refused the writes (%s); retrying", exc)
                 await asyncio.sleep(1.0)
+            except Exception as exc:
+                self._failure = exc
+                return False
 
-    async def _events_of(self, record: ConsumerRecord[bytes, bytes]) -> list[Envelope]:
+    async def _events_of(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
         try:
             parsed = parse_value(record.value)
         except UndecodableRecord as exc:
             await self._dead_letter(record, str(exc), exc.error_class, None)
             return []
         packed = isinstance(parsed, list)
-        out: list[Envelope] = []
+        out: list[Placed] = []
         for index, item in enumerate(parsed if packed else [parsed]):
             try:
                 if not isinstance(item, dict):
@@ -273,7 +296,7 @@ class OutcomeConsumer:
                 reason = f"unexpected event type {type(event).__name__} on {record.topic}"
                 await self._dead_letter(record, reason, "Rejected", at)
                 continue
-            out.append(event)
+            out.append((record, at, event))
             self.metrics.events.labels(record.topic).inc()
         return out
 
