@@ -143,6 +143,16 @@ def _poison_records() -> list[tuple[str, str, bytes]]:
     ]
 
 
+def _huge_key_records() -> list[tuple[str, str, bytes]]:
+    """A 100 KB key of control bytes with 200 KB of them as value: 600 KB each once
+    escaped in JSON. Their dead letters used to be over the producer's 1 MiB, so the
+    ledger retried one forever and the worker's join agent crashed on it."""
+    return [
+        (topic, f"poison-{RUN}-{topic}-hugekey-" + "\x01" * 100_000, b"\x01" * 200_000)
+        for topic in READERS
+    ]
+
+
 async def _produce(stack: Stack, records: list[tuple[str, str, bytes]]) -> None:
     producer = new_producer(stack.kafka_bootstrap, max_request_size=8 * 1024 * 1024)
     await producer.start()
@@ -199,7 +209,8 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
 ) -> None:
     asyncio.run(publish_terms(stack.kafka_bootstrap, [(_terms(CAMPAIGN), 0)]))
     poison = _poison_records()
-    asyncio.run(_produce(stack, poison))
+    huge_keys = _huge_key_records()
+    asyncio.run(_produce(stack, poison + huge_keys))
     # Good records after the poison: a campaign, a packed click record with one bad
     # item, an order through the orders service, its refund.
     asyncio.run(publish_terms(stack.kafka_bootstrap, [(_terms(LATER), 0)]))
@@ -307,6 +318,18 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
     assert all(x.reason and x.error_class for x in letters), [
         (x.key, x.reason, x.error_class) for x in letters if not (x.reason and x.error_class)
     ]
+    cut = {
+        (x.source_topic, x.consumer)
+        for x in letters
+        if "-hugekey-" in (x.key or "") and "…[cut: " in (x.key or "") and "…[cut: " in x.value
+    }
+    uncut = [
+        (topic, reader)
+        for topic, _, _ in huge_keys
+        for reader in READERS[topic] | ({OUTCOME_GROUP} if topic in OUTCOME_TOPICS else set())
+        if (topic, reader) not in cut
+    ]
+    assert uncut == [], f"no cut dead letter of a huge key: {uncut}"
     mixed_letters = [x for x in letters if x.key == visitor and x.source_topic == "clicks"]
     assert {x.consumer for x in mixed_letters} == READERS["clicks"]
     assert not [x for x in letters if x.key == order_id], "a good record was dead-lettered"

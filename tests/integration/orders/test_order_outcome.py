@@ -327,3 +327,39 @@ async def test_poison_on_an_indexed_topic_is_dead_lettered_and_the_index_goes_on
     found = await until(letters, "both dead letters")
     assert {letter.source_topic for letter in found} == {ORDERS.name, CONVERSIONS.name}
     assert all(letter.reason for letter in found)
+
+
+async def test_an_event_the_index_cannot_store_is_dead_lettered_and_later_orders_are_indexed(
+    client: httpx.AsyncClient, api: Any, campaigns: Any, infra: Any, topics: Any
+) -> None:
+    """A conversion timed beyond the calendar passes the event contract but cannot be
+    counted in the brand's days: it used to be retried as if Redis were away, forever,
+    and no later order was indexed while /healthz said ok."""
+    beyond = conversion(campaigns.shop.campaign_id, new_id("far"), "anna").model_copy(
+        update={"occurred_at": 10**30}
+    )
+    await produce(infra.kafka_bootstrap, [on(CONVERSIONS.name, beyond)])
+    order_id = new_id("o")
+    await place_order(api, campaigns.shop.campaign_id, order_id)
+
+    async def visible() -> bool:
+        return (await get_outcome(client, order_id)).status_code == 200
+
+    await until(visible, "an order after the event the index cannot store")
+
+    async def letter() -> DeadLetter | None:
+        await topics.settle()
+        for _, value in topics.records.get("afflux.dlq", []):
+            for event in decode_record(value):
+                if (
+                    isinstance(event, DeadLetter)
+                    and event.consumer == GROUP
+                    and event.key == beyond.order_id
+                ):
+                    return event
+        return None
+
+    found = await until(letter, "the dead letter of the event the index cannot store")
+    assert found.source_topic == CONVERSIONS.name
+    assert found.reason.startswith("cannot index: ")
+    assert found.error_class in {"OverflowError", "ValueError"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
 from afflux.cli.scenario_checks import read_topic
-from afflux.payouts.consumer import LedgerConsumer
+from afflux.payouts.consumer import STALL_S, LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
@@ -130,3 +131,98 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
     assert letter.source_offset == 100
     assert letter.error_class == "JSONDecodeError"
     assert "failed" in letter.reason
+
+
+def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_ledger_goes_on(
+    infra: Any,
+) -> None:
+    """A 100 KB key of control bytes (600 KB once escaped in JSON, twice in a letter)
+    with a 2 MB value: its letter used to exceed the producer's 1 MiB, was retried
+    forever, and no later record was ever applied."""
+    run = uuid.uuid4().hex[:8]
+    campaign = f"camp-{run}"
+    prefix = f"afx:test:{run}:"
+    hostile_key = f"huge-{run}-".encode() + b"\x01" * 100_000
+
+    async def scenario() -> tuple[dict[str, int], list[bytes], list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        store = LedgerStore(redis, Keys(prefix))
+        consumer = LedgerConsumer(
+            bootstrap=infra.kafka_bootstrap,
+            group_id=f"g-{run}",
+            instance_id=None,
+            store=store,
+            directory=_directory(campaign),
+            producer=producer,
+            metrics=PayoutsMetrics(),
+        )
+        try:
+            hostile = ConsumerRecord(
+                "conversions", 0, 200, 0, 0, hostile_key, b"\x02" * 2_000_000, None, 0, 0, []
+            )
+            good = _record(201, run, encode(_conversion(campaign, 4, NOV_15)))
+            tp = TopicPartition("conversions", 0)
+            await asyncio.wait_for(consumer._apply({tp: [hostile, good]}), 60)
+            offsets = await store.offsets()
+            nov = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            if isinstance(e, DeadLetter) and (e.key or "").startswith(f"huge-{run}-")
+        ]
+        return offsets, nov, letters
+
+    offsets, november, letters = asyncio.run(scenario())
+
+    assert offsets == {"conversions|0": 202}
+    assert [json.loads(posting)["order_id"] for posting in november] == ["order-4"]
+    (letter,) = letters
+    assert letter.source_offset == 200
+    assert letter.reason == "record of 2000000 bytes exceeds 1048576"
+    assert letter.key is not None
+    assert "…[cut: 100014 bytes, sha256 " in letter.key
+    assert letter.value.endswith("]")
+    assert "…[cut: 2000000 bytes, sha256 " in letter.value
+    assert len(encode(letter)) < 1024 * 1024
+
+
+def test_a_consume_loop_that_has_not_turned_for_two_minutes_is_reported_stalled(
+    infra: Any,
+) -> None:
+    """A batch that never ends (a wait that is not coming back) used to leave /healthz at
+    200 while nothing more was applied."""
+
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        consumer = LedgerConsumer(
+            bootstrap=infra.kafka_bootstrap,
+            group_id=f"g-{uuid.uuid4().hex[:8]}",
+            instance_id=None,
+            store=LedgerStore(redis, Keys("afx:test:stall:")),
+            directory=_directory("c"),
+            producer=new_producer(infra.kafka_bootstrap),
+            metrics=PayoutsMetrics(),
+        )
+        try:
+            consumer.ready.set()
+            consumer.turned_at = time.monotonic() - STALL_S + 5
+            turning = consumer.health()
+            consumer.turned_at = time.monotonic() - STALL_S - 5
+            stalled = consumer.health()
+            consumer.halted = "the ledger is being rebuilt"
+            rebuilding = consumer.health()
+        finally:
+            await redis.aclose()  # type: ignore[attr-defined]
+        return turning, stalled, rebuilding
+
+    turning, stalled, rebuilding = asyncio.run(scenario())
+
+    assert turning == []
+    (problem,) = stalled
+    assert problem.startswith("stalled: no batch finished for 12")
+    assert rebuilding == ["the ledger is being rebuilt: nothing is consumed"]  # said once

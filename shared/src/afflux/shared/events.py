@@ -9,9 +9,11 @@ may send RFC 3339 with a zone instead and it is normalised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,6 +29,12 @@ from afflux.shared.core.content import (
     MAX_COUNT,
     MAX_LIVE_STREAM_MS,
     PLATFORM_PATTERN,
+)
+from afflux.shared.core.letter_bounds import (
+    KEY_BUDGET_BYTES,
+    REASON_BUDGET_BYTES,
+    VALUE_BUDGET_BYTES,
+    bounded_text,
 )
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.review import RiskSignal
@@ -582,6 +590,16 @@ class ConversionReviewed(Envelope):
     decided_by: Id = Field(description="'admin' or 'merchant:<id>'")
 
 
+def _bounded(budget: int) -> Callable[[str | None], str | None]:
+    """A validator cutting a dead letter's text to ``budget`` encoded bytes, so that every
+    letter can be sent (``letter_bounds``)."""
+
+    def bound(text: str | None) -> str | None:
+        return text if text is None else bounded_text(text, budget)
+
+    return bound
+
+
 class DeadLetter(Envelope):
     """A message a consumer could not decode or validate. Key: the source key."""
 
@@ -590,12 +608,16 @@ class DeadLetter(Envelope):
     source_partition: int
     source_offset: int
     consumer: str
-    reason: str
+    reason: Annotated[str, AfterValidator(_bounded(REASON_BUDGET_BYTES))]
     error_class: str | None = Field(
         None, description="the exception that refused the record, e.g. ValidationError"
     )
-    key: str | None = None
-    value: str = Field(description="the raw value, UTF-8 with invalid bytes replaced")
+    key: Annotated[str | None, AfterValidator(_bounded(KEY_BUDGET_BYTES))] = None
+    value: Annotated[str, AfterValidator(_bounded(VALUE_BUDGET_BYTES))] = Field(
+        description="the raw value, UTF-8 with invalid bytes replaced; a key, value or "
+        "reason too large to send is cut to its budget and ends with a marker naming its "
+        "size and SHA-256 digest"
+    )
 
 
 AnyEvent = Annotated[

@@ -92,7 +92,7 @@ class Outbox:
             reason=reason[:2000],
             error_class=error_class or None,
             key=key.decode("utf-8", "replace") if key is not None else None,
-            value=value[:100_000],
+            value=value,
         )
 
     def failed(
@@ -129,7 +129,7 @@ class Outbox:
                     reason=f.reason[:2000],
                     error_class=type(f.error).__name__,
                     key=f.key,
-                    value=json.dumps(f.facts, sort_keys=True)[:100_000],
+                    value=json.dumps(f.facts, sort_keys=True),
                 )
             )
         return letters

@@ -27,7 +27,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from afflux.orders.insights import InsightStore
 from afflux.shared.events import (
@@ -44,10 +43,11 @@ from afflux.shared.events import (
 )
 from afflux.shared.io.kafka import (
     dead_letter_of,
+    deliver_dead_letter,
     new_group_consumer,
-    send_dead_letter,
     stop_consumer,
 )
+from afflux.shared.io.redis_client import redis_away
 from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
@@ -68,8 +68,6 @@ MAX_EVENTS_PER_ORDER = 100
 REFUND_EVENTS = (OrderRefunded, RefundUnmatched, ConversionReversed, SubscriptionRenewed)
 TRUNCATED = "!truncated"
 log = logging.getLogger(__name__)
-# Redis away or slow: the same writes are retried, never dead-lettered.
-REDIS_AWAY = (RedisError, OSError, asyncio.TimeoutError)
 # A record's event and its place in the record (None: the record is one event).
 Placed = tuple[ConsumerRecord[bytes, bytes], int | None, Envelope]
 
@@ -119,6 +117,13 @@ class OutcomeMetrics:
         self.dead_letters = Counter(
             "afflux_order_outcome_dead_letters_total",
             "Records or items the order-outcome index dead-lettered, by topic",
+            ["topic"],
+            registry=registry,
+        )
+        self.dead_letters_unsent = Counter(
+            "afflux_order_outcome_dead_letters_unsent_total",
+            "Dead letters of the order-outcome index that the broker or producer refused "
+            "(logged, never sent; the record is passed all the same)",
             ["topic"],
             registry=registry,
         )
@@ -208,7 +213,6 @@ class OutcomeConsumer:
         self.max_records = max_records
         self.consumer = new_group_consumer(bootstrap, GROUP, *TOPICS)
         self.ready = asyncio.Event()
-        self._failure: Exception | None = None
 
     async def run(self) -> None:
         try:
@@ -248,30 +252,30 @@ class OutcomeConsumer:
         placed: list[Placed] = []
         for record in records:
             placed += await self._events_of(record)
-        if await self._store_while_redis_is_away([event for _, _, event in placed]):
+        if await self._store_while_redis_is_away([event for _, _, event in placed]) is None:
             return
-        # One event the index cannot take (an event time beyond the calendar, say) must
-        # not hold back every later one: store them one by one, dead-letter what fails.
+        # One event the index cannot take (an event time beyond the calendar, an error
+        # reply about its data) must not hold back every later one: store them one by
+        # one, dead-letter what fails.
         for record, item, event in placed:
-            if not await self._store_while_redis_is_away([event]):
-                await self._dead_letter(
-                    record, f"cannot index: {self._failure}", type(self._failure).__name__, item
-                )
+            failure = await self._store_while_redis_is_away([event])
+            if failure is not None:
+                reason = f"cannot index: {type(failure).__name__}: {failure}"
+                await self._dead_letter(record, reason, type(failure).__name__, item)
 
-    async def _store_while_redis_is_away(self, events: list[Envelope]) -> bool:
-        """True once ``events`` are stored; False when storing them raised something
-        other than Redis being away (kept in ``_failure``). Redis errors are retried:
-        nothing is committed until it is back."""
+    async def _store_while_redis_is_away(self, events: list[Envelope]) -> Exception | None:
+        """None once ``events`` are stored; the exception when storing them failed for
+        another reason than Redis being away. While Redis is away the same writes are
+        retried: nothing is committed until it is back."""
         while True:
             try:
                 await self.index.store(events)
-                return True
-            except REDIS_AWAY as exc:
+                return None
+            except Exception as exc:
+                if not redis_away(exc):
+                    return exc
                 log.warning("order outcomes: Redis refused the writes (%s); retrying", exc)
                 await asyncio.sleep(1.0)
-            except Exception as exc:
-                self._failure = exc
-                return False
 
     async def _events_of(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
         try:
@@ -307,11 +311,10 @@ class OutcomeConsumer:
         error_class: str | None,
         item: int | None,
     ) -> None:
-        self.metrics.dead_letters.labels(record.topic).inc()
         letter = dead_letter_of(
             record, consumer=GROUP, reason=reason, error_class=error_class, item=item
         )
-        try:
-            await send_dead_letter(self.producer, letter)
-        except Exception as exc:  # the letter is lost, the index goes on
-            log.warning("order outcomes: dead letter not sent (%s): %s", exc, reason)
+        if await deliver_dead_letter(self.producer, letter) is None:
+            self.metrics.dead_letters.labels(record.topic).inc()
+        else:
+            self.metrics.dead_letters_unsent.labels(record.topic).inc()

@@ -74,8 +74,8 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.io.kafka import (
     dead_letter_of,
+    deliver_dead_letter,
     new_group_consumer,
-    send_dead_letter,
     stop_consumer,
 )
 from afflux.shared.io.lag import ConsumerLag
@@ -101,6 +101,9 @@ CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 RETRY_MAX_S = 2.0
 LAG_INTERVAL_S = 0.5
+# A turn of the consume loop takes a poll of 200 ms and one batch; one that has not
+# ended for this long is waiting on something that is not coming (/healthz says so).
+STALL_S = 120.0
 
 
 UNKNOWN_TERMS_VERSION = "unknown_terms_version"
@@ -195,6 +198,7 @@ class LedgerConsumer:
         self.stored: dict[TopicPartition, int] = {}  # next offset in Redis, as last known
         self.last: dict[TopicPartition, Fingerprint] = {}  # last applied record, as stored
         self.halted: str | None = None  # why nothing is consumed (a rebuild under way)
+        self.turned_at = time.monotonic()  # when the consume loop last began a turn
         # campaign -> (the terms it was computed under, UTC day -> period name)
         self._periods: dict[str, tuple[Sequence[TermsVersion], dict[int, str]]] = {}
         self.check_at = 0.0  # when to check the unverified partitions (again)
@@ -223,6 +227,7 @@ class LedgerConsumer:
         tick_at = verify_at = 0.0
         try:
             while True:
+                self.turned_at = time.monotonic()
                 polled = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 live = {
                     tp: records
@@ -264,6 +269,12 @@ class LedgerConsumer:
         """Why the ledger is not complete and current; empty when it is."""
         problems = [f"{self.halted}: nothing is consumed"] if self.halted else []
         problems += [d.message() for d in self.diverged.values()]
+        stuck_s = time.monotonic() - self.turned_at
+        if self.ready.is_set() and not self.halted and stuck_s > STALL_S:
+            problems.append(
+                f"stalled: no batch finished for {stuck_s:.0f} s (waiting for Redis or the "
+                "broker, or stuck on one record: see the log)"
+            )
         return problems
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
@@ -795,17 +806,15 @@ class LedgerConsumer:
         error_class: str = "Rejected",
         item: int | None = None,
     ) -> None:
-        self.metrics.dead_letter(record.topic, reason)
         letter = dead_letter_of(
             record, consumer=CONSUMER, reason=_at(item) + reason, error_class=error_class, item=item
         )
-        while True:
-            try:
-                await send_dead_letter(self.producer, letter)
-                return
-            except Exception as exc:  # the broker is away: the batch waits, nothing is skipped
-                log.warning("dead letter not sent yet (%s); retrying", exc)
-                await asyncio.sleep(1)
+        # While the broker is away the batch waits here, so nothing is skipped; a letter
+        # refused for itself is counted and passed, or one record would stop the ledger.
+        if await deliver_dead_letter(self.producer, letter) is None:
+            self.metrics.dead_letter(record.topic, reason)
+        else:
+            self.metrics.dlq_unsent.labels(record.topic).inc()
 
 
 def _at(index: int | None) -> str:

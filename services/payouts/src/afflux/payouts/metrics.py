@@ -44,6 +44,13 @@ class PayoutsMetrics:
             ["topic", "reason"],
             registry=self.registry,
         )
+        self.dlq_unsent = Counter(
+            "afflux_dlq_unsent_total",
+            "Dead letters the broker or producer refused (logged, never sent; the record "
+            "is passed all the same)",
+            ["topic"],
+            registry=self.registry,
+        )
         self.offset_holes = Counter(
             "afflux_ledger_offset_holes_total",
             "Offsets found missing from an input log and read past (a broker left a hole)",

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from afflux.shared.core.ids import derived_id
@@ -297,9 +297,43 @@ def dead_letter(
         reason=reason[:2000],
         error_class=error_class,
         key=key.decode("utf-8", "replace") if key is not None else None,
-        value=(value or b"").decode("utf-8", "replace")[:100_000],
+        value=(value or b"").decode("utf-8", "replace"),
     )
 
 
 async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter) -> None:
     await producer.send_and_wait(DLQ.name, encode(letter), key=(letter.key or "").encode() or None)
+
+
+def broker_away(exc: BaseException) -> bool:
+    """True for a failure that says the broker cannot be reached or answered too late
+    (worth sending again); False for one that refuses the record itself."""
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
+    return isinstance(exc, OSError | asyncio.TimeoutError)
+
+
+async def deliver_dead_letter(
+    producer: AIOKafkaProducer, letter: DeadLetter, *, retry_s: float = 1.0
+) -> BaseException | None:
+    """Send ``letter`` and wait for the broker, sending again while the broker is away, so
+    a consumer that waits here skips nothing. None once sent; the exception when the letter
+    itself is refused (a closed producer, a record the broker will not take), which no
+    retry would cure: the caller logs and counts it and moves on, never stopping on it."""
+    while True:
+        try:
+            await send_dead_letter(producer, letter)
+            return None
+        except Exception as exc:
+            if not broker_away(exc):
+                log.error(
+                    "dead letter %s (%s[%d]@%d) refused, not sent: %r",
+                    letter.event_id,
+                    letter.source_topic,
+                    letter.source_partition,
+                    letter.source_offset,
+                    exc,
+                )
+                return exc
+            log.warning("dead letter not sent yet (%r); retrying", exc)
+            await asyncio.sleep(retry_s)

@@ -12,6 +12,7 @@ touches must hash to one slot (give them all one hash tag, ``afx:pay:L:{camp|202
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
@@ -22,9 +23,30 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError
+from redis.exceptions import (  # type: ignore[attr-defined]  # OutOfMemoryError: not in the stubs
+    ClusterDownError,
+    MasterDownError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 CLUSTER_SCHEME = "redis-cluster"
+# Error replies that say the server cannot take writes now, not that these writes are
+# wrong: out of memory, a replica, a cluster failing over, a missing permission, a busy
+# script. The same writes succeed once it has recovered (or an operator has fixed it).
+_PASSING_REPLIES = (
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+    ClusterDownError,
+    MasterDownError,
+    NoPermissionError,
+)
 
 Arg: TypeAlias = str | bytes | int | float
 # (command, key, *args), e.g. ("HSET", "afx:pay:L:{c|2026-11}", "field", b"value")
@@ -244,3 +266,12 @@ def _require_one_slot(keys: Sequence[str | bytes]) -> None:
 @lru_cache(maxsize=65_536)  # a step's thousands of keys come back batch after batch
 def _slot(key: str | bytes) -> int:
     return key_slot(key.encode() if isinstance(key, str) else key)
+
+
+def redis_away(exc: BaseException) -> bool:
+    """True when ``exc`` says Redis is unreachable, slow or cannot take writes for now
+    (retry the same writes); False when the writes themselves were refused (an error reply
+    about the data or the script: retrying them would fail forever)."""
+    if isinstance(exc, ResponseError):
+        return isinstance(exc, _PASSING_REPLIES) or str(exc).startswith("BUSY")
+    return isinstance(exc, RedisError | OSError | asyncio.TimeoutError)
