@@ -241,3 +241,10 @@ def test_a_refused_fast_path_click_is_dead_lettered_as_it_was_sent() -> None:
     assert letter.reason.startswith("event_time_in_future")
     assert json.loads(letter.value) == future
     assert "c-1" in rt.join.owned[0].state.keys["v-1"].clicks
+
+
+def test_a_packed_record_of_no_events_is_refused_not_dropped() -> None:
+    ((index, event, reason, _, error_class),) = decode_items(b"[]")
+
+    assert (index, event, error_class) == (0, None, "UndecodableRecord")
+    assert reason.startswith("an empty array")

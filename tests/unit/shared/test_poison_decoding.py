@@ -67,6 +67,9 @@ POISON = [
         "ValidationError",
     ),
     Poison(b'{"type":"NoSuchEvent","event_id":"x","occurred_at":0}', "invalid", "ValidationError"),
+    # a packed record of no events: once dropped by every consumer without a dead letter
+    Poison(b"[]", "an empty array", "UndecodableRecord"),
+    Poison(b" [ ] ", "an empty array", "UndecodableRecord"),
 ]
 
 

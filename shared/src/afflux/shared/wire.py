@@ -136,14 +136,20 @@ def parse_value(value: bytes | None) -> Any:
         # float: a value with such a digit run (rare: no field needs one) takes the
         # exact parser.
         if _LONG_INTEGER not in value.translate(_DIGIT_MASK):
-            return orjson.loads(value)
-        return json.loads(value)
+            parsed = orjson.loads(value)
+        else:
+            parsed = json.loads(value)
     except UndecodableRecord:
         raise
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UndecodableRecord(f"not JSON: {exc}", type(exc).__name__) from exc
     except Exception as exc:  # whatever the parser raises, the record is bad
         raise UndecodableRecord(f"not JSON: {exc!r}"[:500], type(exc).__name__) from exc
+    if parsed == []:
+        # No producer packs nothing (``pack_values`` needs one value): read as "no
+        # events", it would be dropped by every consumer without a trace.
+        raise UndecodableRecord("an empty array: a packed record holds at least one event")
+    return parsed
 
 
 def encode(event: Envelope) -> bytes:
