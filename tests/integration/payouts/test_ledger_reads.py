@@ -550,3 +550,29 @@ async def test_metrics_count_what_the_postings_add_and_each_cap_cut(ledger: Ledg
     assert value(commission, campaign="beta", currency="EUR", kind="accrual") == 700
     assert value(commission, campaign="acme", currency="EUR", kind="clawback") is None
     assert value("afflux_cap_cuts_total", campaign="acme", scope="creator") == 1
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"campaign_id":"beta","campaign_id":"acme"}'),
+        (None, b'{"campaign_id":"beta","campaign_id":"acme"}'),  # FastAPI reads it as JSON
+        ("application/json; charset=utf-8", b'{"as_of":1,"campaign_id":"acme","as_of":2}'),
+    ],
+)
+async def test_a_payout_run_naming_a_field_twice_is_refused_and_pays_nothing(
+    ledger: Ledger, content_type: str | None, body: bytes
+) -> None:
+    """Parsers disagree on which of two values counts: a run that an approval tool read
+    as campaign beta must not pay campaign acme."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = await ledger.http.post("/v1/payouts/run", content=body, headers=headers)
+
+    assert response.status_code == 400, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "body"
+    assert "appears twice in one object" in problem["reason"]
+    balance = await ledger.get("/v1/creators/anna/balance")
+    assert balance["balances"][0]["paid_minor"] == 0

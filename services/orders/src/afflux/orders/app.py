@@ -17,7 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,6 +48,7 @@ from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
+from afflux.shared.io.http.bodies import refuse_repeated_names
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import Problem, install_problem_handlers
 from afflux.shared.io.kafka import dead_letter_of, new_producer, send_dead_letter
@@ -209,7 +210,10 @@ def create_app(
             await producer.stop()  # flushes what is in flight
             await redis.aclose()  # type: ignore[attr-defined]
 
-    app = OrdersApp(title="afflux orders", lifespan=lifespan)
+    # The direct routes check their signed bytes themselves (``ingest.parse``).
+    app = OrdersApp(
+        title="afflux orders", lifespan=lifespan, dependencies=[Depends(refuse_repeated_names)]
+    )
     app.state.settings = settings
     app.state.clock = clock
     app.state.directory = view

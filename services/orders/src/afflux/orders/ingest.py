@@ -24,10 +24,10 @@ from afflux.orders.errors import Rejected, Unavailable, from_validation
 from afflux.orders.marks import DoneMarks, MarkMetrics
 from afflux.orders.merchant_secrets import MerchantSecrets
 from afflux.orders.metrics import UNKNOWN, OrdersMetrics
-from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
+from afflux.orders.placement import Placement, TimeLimits, place
 from afflux.orders.publisher import Publisher
 from afflux.shared.core.clock import Clock
-from afflux.shared.core.duplicate_keys import first_duplicate_key
+from afflux.shared.core.duplicate_keys import first_duplicate_key, repeated_name_reason
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import Envelope, OrderPlaced, SubscriptionRenewed, SurveyAnswered
@@ -63,11 +63,7 @@ def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = ""
         if isinstance(raw, bytes):
             duplicate = first_duplicate_key(raw)
             if duplicate is not None:
-                raise Rejected(
-                    400,
-                    "body",
-                    f"malformed JSON: the name {duplicate!r} appears twice in one object",
-                )
+                raise Rejected(400, "body", repeated_name_reason(duplicate))
             return model.model_validate_json(raw)
         return model.model_validate(raw)
     except ValidationError as exc:

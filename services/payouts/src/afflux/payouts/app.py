@@ -46,6 +46,7 @@ from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
+from afflux.shared.io.http.bodies import refuse_repeated_names
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.principals import (
     AccessConfig,
@@ -162,7 +163,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
         lifespan=lifespan,
         # No route reads a credential from the URL; one sent there is refused (400) on
         # every route, so it is noticed and rotated (docs/portal.md, "Access").
-        dependencies=[Depends(refuse_credentials_in_query)],
+        dependencies=[Depends(refuse_credentials_in_query), Depends(refuse_repeated_names)],
     )
     app.state.settings = settings
     app.state.clock = clock

@@ -20,6 +20,11 @@ class _Duplicate(ValueError):
         self.name = name
 
 
+def repeated_name_reason(name: str) -> str:
+    """What a refusal of a body naming ``name`` twice says."""
+    return f"malformed JSON: the name {name!r} appears twice in one object"
+
+
 def first_duplicate_key(raw: bytes) -> str | None:
     """The first name that appears twice in one object of the JSON text ``raw``, else
     None (also when ``raw`` is not JSON: its parser's own error says more).
