@@ -67,6 +67,23 @@ POISON = [
         "ValidationError",
     ),
     Poison(b'{"type":"NoSuchEvent","event_id":"x","occurred_at":0}', "invalid", "ValidationError"),
+    # a schema_version that is not a version: "1" and true were read as 1, -1 raised KeyError
+    *(
+        Poison(
+            b'{"type":"ClickRecorded","event_id":"e","occurred_at":1,"schema_version":'
+            + raw
+            + b"}",
+            reason,
+            "ValidationError",
+        )
+        for raw, reason in (
+            (b'"1"', "schema_version: Input should be a valid integer"),
+            (b"true", "schema_version: Input should be a valid integer"),
+            (b"1.0", "schema_version: Input should be a valid integer"),
+            (b"0", "schema_version: Input should be greater than or equal to 1"),
+            (b"-1", "schema_version: Input should be greater than or equal to 1"),
+        )
+    ),
     # a packed record of no events: once dropped by every consumer without a dead letter
     Poison(b"[]", "an empty array", "UndecodableRecord"),
     Poison(b" [ ] ", "an empty array", "UndecodableRecord"),

@@ -76,7 +76,8 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: Id
-    schema_version: int = 1
+    # Strict: "1" or true named a version by accident; read as 1, they hid a producer's bug.
+    schema_version: Annotated[int, Field(strict=True, ge=1)] = 1
     occurred_at: EventTime
 
 

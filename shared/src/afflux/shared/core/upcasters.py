@@ -28,8 +28,8 @@ def upcast(payload: Payload) -> Payload:
     if not isinstance(event_type, str):
         return payload
     version = payload.get("schema_version", 1)
-    if not isinstance(version, int):
-        return payload
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return payload  # not a version: validation refuses it, naming the field
     current = CURRENT_VERSIONS.get(event_type, 1)
     if version > current:
         raise FutureSchemaVersion(f"{event_type} schema_version {version} > {current}")
