@@ -178,6 +178,17 @@ def publication_cases() -> list[Case]:
         Case("content id with a NUL", publication("a\x00b"), "content_id"),
         Case("content id of 201 characters", publication("c" * 201), "content_id"),
         Case("content id not ASCII", publication("été"), None),
+        # looks like another content: its engagement would be paid twice
+        Case("content id with a zero-width space", publication("c-zw\u200b"), "content_id"),
+        Case("content id with a byte order mark", publication("\ufeffc-bom"), "content_id"),
+        Case("content id with a C1 control", publication("c-\x80c1"), "content_id"),
+        Case("content id with a word joiner", publication("c-\u2060wj"), "content_id"),
+        # a creator nobody sees
+        Case(
+            "affiliate id with a zero-width space",
+            publication("c-aff-zw", affiliate_id=f"{CREATOR}\u200b"),
+            "affiliate_id",
+        ),
         Case("url with a space", publication("u1", url="https://x.example/a b"), "url"),
         Case("url javascript:", publication("u2", url="javascript:alert(1)"), "url"),
         Case("url of 2049 characters", publication("u3", url="https://" + "x" * 2041), "url"),

@@ -310,6 +310,8 @@ BAD_QUERIES = [
     BadQuery({"cursor": "not-a-cursor"}, "cursor"),
     BadQuery({"cursor": "WzEsMiwzXQ"}, "cursor"),  # base64 of [1,2,3]: not ours
     BadQuery({"period": "2026-13"}, "period"),
+    BadQuery({"period": "\u0662\u0660\u0662\u0666-\u0661\u0661"}, "period"),  # Arabic-Indic
+    BadQuery({"period": "2026-11\n"}, "period"),
 ]
 
 
@@ -526,6 +528,34 @@ async def test_a_payout_run_pays_nothing_approved_only_after_now(
         assert response.json()["detail"][0]["field"] == "as_of"
         balance = await ledger.get("/v1/creators/anna/balance")
         assert balance["balances"][0]["paid_minor"] == 0
+
+
+@pytest.mark.parametrize(
+    ("period", "reason"),
+    [
+        ("2026-13", "no such month"),
+        ("2026-W54", "no such ISO week"),
+        # Other scripts' digits read as 2026-12: paid under a name no query could name.
+        ("\u0662\u0660\u0662\u0666-\u0661\u0662", "use YYYY-MM"),  # Arabic-Indic
+        ("\uff12\uff10\uff12\uff16-\uff11\uff12", "use YYYY-MM"),  # fullwidth
+        ("\u0662\u0660\u0662\u0666-W\u0664\u0669", "use YYYY-MM"),  # an ISO week
+        # "$" matched before a final newline
+        ("2026-12\n", "use YYYY-MM"),
+        ("2026-W49\n", "use YYYY-MM"),
+    ],
+    ids=ascii,
+)
+async def test_a_payout_run_of_a_malformed_period_is_422_and_pays_nothing(
+    ledger: Ledger, period: str, reason: str
+) -> None:
+    response = await ledger.run(period=period, as_of=DEC_1 + 12 * DAY)
+    assert response.status_code == 422, response.text
+    problem = response.json()["detail"][0]
+    assert problem["field"] == "period"
+    assert problem["reason"].startswith(repr(period)), problem
+    assert reason in problem["reason"]
+    balance = await ledger.get("/v1/creators/anna/balance")
+    assert balance["balances"][0]["paid_minor"] == 0
 
 
 async def test_a_payout_run_of_an_unknown_campaign_is_404(ledger: Ledger) -> None:

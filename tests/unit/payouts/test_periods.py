@@ -93,11 +93,42 @@ def test_a_moment_lies_in_the_bounds_of_its_period(at: int, kind: Period) -> Non
         "2026-11 ",
         "",
         "current",
+        # ASCII digits only: other scripts' digits read as the same numbers, so a run
+        # paid under a name no statement or ledger query could name
+        "\u0662\u0660\u0662\u0666-\u0661\u0662",  # Arabic-Indic 2026-12
+        "\u06f2\u06f0\u06f2\u06f6-\u06f1\u06f2",  # Extended Arabic-Indic (Persian)
+        "\uff12\uff10\uff12\uff16-\uff11\uff12",  # fullwidth
+        "2026-\u0661\u0662",  # one part only
+        "\u0662\u0660\u0662\u0666-W\u0664\u0667",  # an ISO week, 2026-W47
+        "2026-W\uff14\uff17",
+        "\U0001d7e4\U0001d7e2\U0001d7e4\U0001d7e8-11",  # mathematical sans-serif digits
+        # nothing after the name: "$" matched before a final newline
+        "2026-12\n",
+        "2026-W47\n",
+        "2026-12\r\n",
+        "2026-12\n\n",
     ],
+    ids=ascii,
 )
 def test_malformed_period_names_raise_bad_period(name: str) -> None:
     with pytest.raises(BadPeriod):
         period_bounds(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("\u0662\u0660\u0662\u0666-\u0661\u0662", "use YYYY-MM for a month or YYYY-Www"),
+        ("2026-12\n", "use YYYY-MM for a month or YYYY-Www"),
+        ("2026-13", "no such month"),  # the shape is right, the month is not
+    ],
+    ids=ascii,
+)
+def test_a_bad_period_says_why_naming_the_name_as_given(name: str, reason: str) -> None:
+    with pytest.raises(BadPeriod) as refused:
+        period_bounds(name)
+    assert str(refused.value).startswith(repr(name))
+    assert reason in str(refused.value)
 
 
 def test_bad_period_is_a_value_error() -> None:

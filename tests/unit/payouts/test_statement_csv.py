@@ -35,6 +35,9 @@ CELLS = [
     Cell("\r=1", "'\r=1"),  # a carriage return
     Cell("-25.00", "-25.00"),  # a negative amount stays a number
     Cell("-7", "-7"),  # so does a negative whole number
+    Cell("-7\n", "'-7\n"),  # but not with a newline after it: that is text
+    Cell("-\u0667", "'-\u0667"),  # nor in other digits (Arabic-Indic seven)
+    Cell("-\uff17.\uff10", "'-\uff17.\uff10"),  # or fullwidth ones
     Cell("o_123", "o_123"),  # ordinary text is untouched
     Cell("a=b", "a=b"),  # only the first character matters
     Cell("", ""),  # an empty cell

@@ -63,6 +63,7 @@ def test_campaign_figures_answer_admin_or_its_merchant(case: ReadCase) -> None:
         ("afx_xk_" + RANDOM_43, None),  # no such role
         ("afx_ck_" + "A" * 42 + "=", None),  # not URL-safe base64
         ("Bearer afx_ck_" + RANDOM_43, None),  # the scheme is not part of the key
+        ("afx_ck_" + RANDOM_43 + "\n", None),  # nothing after it, not even a newline
         ("", None),
     ],
 )

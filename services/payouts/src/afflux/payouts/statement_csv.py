@@ -20,7 +20,8 @@ from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import CURRENCY_EXPONENTS
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+# ASCII digits, matched in full: "-1\n" or "-١٢" is text, so it is neutralised too.
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 COLUMNS = (
     "posting_id",
     "date",
@@ -41,7 +42,7 @@ COLUMNS = (
 
 def neutralise(cell: str) -> str:
     """``cell`` as a spreadsheet shows it and never runs it."""
-    if cell.startswith(FORMULA_STARTS) and not _NUMBER.match(cell):
+    if cell.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(cell):
         return "'" + cell
     return cell
 

@@ -27,7 +27,7 @@ KeyRole = Literal["merchant", "creator"]
 
 KEY_PREFIXES: dict[KeyRole, str] = {"creator": "afx_ck_", "merchant": "afx_mk_"}
 KEY_RANDOM_BYTES = 32
-_KEY_TEXT = re.compile(r"^afx_(ck|mk)_[A-Za-z0-9_-]{43}$")
+_KEY_TEXT = re.compile(r"afx_(ck|mk)_[A-Za-z0-9_-]{43}")  # fullmatch: no trailing newline
 _ROLE_OF_TAG: dict[str, KeyRole] = {"ck": "creator", "mk": "merchant"}
 
 # Query parameters that would carry a credential: refused whatever their value.
@@ -60,7 +60,7 @@ def key_text(role: KeyRole, random_part: str) -> str:
 
 def role_of_key(text: str) -> KeyRole | None:
     """The role a well-formed key names; None for anything that is not a key."""
-    match = _KEY_TEXT.match(text)
+    match = _KEY_TEXT.fullmatch(text)
     return _ROLE_OF_TAG[match.group(1)] if match else None
 
 

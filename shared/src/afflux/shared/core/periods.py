@@ -9,8 +9,11 @@ from functools import lru_cache
 from afflux.shared.core.clock import from_ms, to_ms
 from afflux.shared.core.terms import Period
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+# ASCII digits only, matched in full: ``\d`` also takes Arabic-Indic or fullwidth digits
+# ("٢٠٢٦-١٢" read as 2026-12) and ``$`` matches before a trailing newline ("2026-12\n"),
+# so a payout run paid under a period name nobody could look up.
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 # Times are unix milliseconds, so periods start in 1970; a period must also end within
 # what a datetime holds (the end of 9999-12 is in year 10000: refused).
 _FIRST_YEAR = 1970
@@ -30,7 +33,7 @@ def period_of(at_ms: int, period: Period) -> str:
 
 def period_bounds(name: str) -> tuple[int, int]:
     """[start, end) of a period name in UTC milliseconds; BadPeriod when malformed."""
-    if match := _MONTH.match(name):
+    if match := _MONTH.fullmatch(name):
         year, month = int(match[1]), int(match[2])
         if not 1 <= month <= 12 or year < _FIRST_YEAR:
             raise BadPeriod(f"{name!r}: no such month")
@@ -40,7 +43,7 @@ def period_bounds(name: str) -> tuple[int, int]:
         except ValueError:
             raise BadPeriod(f"{name!r}: ends after year 9999") from None
         return to_ms(start), to_ms(end)
-    if match := _WEEK.match(name):
+    if match := _WEEK.fullmatch(name):
         year, week = int(match[1]), int(match[2])
         if year < _FIRST_YEAR:
             raise BadPeriod(f"{name!r}: no such ISO week")

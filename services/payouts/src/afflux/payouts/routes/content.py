@@ -15,7 +15,8 @@ first publication (``{ledger}:content_owner``, then the ledger's own record of i
 Bad input is a 422 naming the field and why: counts below 0 or above 10^12, a live
 stream's end before its start, an ``as_of`` (or publication time) more than the clock
 skew allowance ahead of the service's clock, a publication time older than the
-campaign's backfill limit. Event ids derive from the content and the
+campaign's backfill limit, a new content's ``content_id`` or ``affiliate_id`` with an
+invisible character (``afflux.shared.core.visible_text``). Event ids derive from the content and the
 body, so a retried request is the same event (the ledger applies it once). The answer,
 202, comes once the broker has the event; the ledger applies it moments later.
 """
@@ -26,7 +27,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
@@ -40,6 +41,7 @@ from afflux.shared.core.content import (
 )
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.visible_text import visible
 from afflux.shared.events import (
     ContentId,
     ContentKind,
@@ -62,6 +64,12 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["content"])
 PlatformPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
 ContentIdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=CONTENT_ID_PATTERN)]
 E = TypeVar("E", bound=Envelope)
+# A new content's identity: "p-1" with a zero-width space (or another invisible
+# character) would be a second content that looks like the first, its engagement paid
+# twice, or a creator nobody sees. Only here, where content enters: the topic's own
+# records still decode as ``ContentPublished`` has always decoded them.
+NewContentId = Annotated[ContentId, AfterValidator(visible)]
+VisibleId = Annotated[Id, AfterValidator(visible)]
 
 
 class ContentBody(BaseModel):
@@ -69,9 +77,9 @@ class ContentBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content_id: ContentId
+    content_id: NewContentId
     platform: Platform
-    affiliate_id: Id
+    affiliate_id: VisibleId
     campaign_id: Id
     kind: ContentKind
     url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")]

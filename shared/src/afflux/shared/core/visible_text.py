@@ -1,0 +1,55 @@
+"""Ids a reader can see: no character that shows as nothing, or nothing of its own.
+
+An id someone creates over HTTP (an order, refund or renewal id, a content id) is an
+idempotency key or an identity: "o-1" and "o-1" followed by a zero-width space are two
+ids that look the same, so a retry whose id gained one was accepted as a second order
+and paid twice. Such ids refuse every character of these Unicode general categories:
+
+- ``Cc`` control characters: C0 (U+0000 to U+001F), DEL and C1 (U+0080 to U+009F);
+- ``Cf`` format characters: zero-width space U+200B, joiners, bidirectional marks
+  (U+200E, U+202E), word joiner U+2060, byte order mark U+FEFF, tag characters;
+- ``Cs`` lone surrogates, ``Co`` private-use characters and ``Cn`` code points that
+  Unicode (as this Python's ``unicodedata`` knows it) has not assigned: no font shows
+  them the same way twice;
+- ``Zl`` and ``Zp``, the line and paragraph separators U+2028 and U+2029.
+
+Letters and digits of any script, marks and spaces inside an id stay allowed.
+
+Pure: only ``unicodedata``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# The refused categories, and how a reason names a character of each.
+INVISIBLE_CATEGORIES: dict[str, str] = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Cs": "a lone surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+
+
+def invisible_character(text: str) -> str | None:
+    """Why ``text`` may not be an id: its first refused character by code point, e.g.
+    ``"contains U+200B (an invisible format character)"``; None when it has none."""
+    if text.isascii() and text.isprintable():  # the common case: no control character
+        return None
+    for char in text:
+        kind = INVISIBLE_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
+            return f"contains U+{ord(char):04X} ({kind})"
+    return None
+
+
+def visible(text: str) -> str:
+    """``text`` unchanged, or ValueError saying which character is refused (a pydantic
+    ``AfterValidator``)."""
+    problem = invisible_character(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
