@@ -606,3 +606,26 @@ async def test_a_payout_run_naming_a_field_twice_is_refused_and_pays_nothing(
     assert "appears twice in one object" in problem["reason"]
     balance = await ledger.get("/v1/creators/anna/balance")
     assert balance["balances"][0]["paid_minor"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"campaign": "acme"}, "campaign", "unknown field"),  # ignored, it paid every campaign
+        ({"as_of": True}, "as_of", "Value error, must be epoch milliseconds"),  # read as 1 ms
+        ({"as_of": 1.5e12}, "as_of", "Value error, must be epoch milliseconds"),
+        ({"as_of": "9" * 5000}, "as_of", "not a time: longer than 64 characters"),
+        ({"period": 202612}, "period", "Input should be a valid string"),
+    ],
+)
+async def test_a_payout_run_with_a_field_it_cannot_take_is_422_and_pays_nothing(
+    ledger: Ledger, body: dict[str, Any], field: str, reason: str
+) -> None:
+    response = await ledger.run(**body)
+
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert any(p["field"] == field and p["reason"].startswith(reason) for p in problems), problems
+    assert not any("Exceeds the limit" in p["reason"] for p in problems)
+    balance = await ledger.get("/v1/creators/anna/balance")
+    assert balance["balances"][0]["paid_minor"] == 0

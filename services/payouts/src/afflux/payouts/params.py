@@ -12,12 +12,16 @@ from afflux.shared.io.http.problems import Problem
 # 9998-12-31T23:59:59.999Z: the period of any earlier time still ends within what a
 # datetime holds (year 9999); later cut-offs mean nothing.
 LATEST_MS = 253_370_764_799_999
+# The longest time worth reading: RFC 3339 with nanoseconds and an offset is 35 characters.
+MAX_TIME_CHARS = 64
 
 
 def as_of(value: str | None, now: int) -> int:
     """``value`` (epoch ms or an ISO time with a zone) as epoch ms; ``now`` when absent."""
     if value is None or value == "":
         return now
+    if len(value) > MAX_TIME_CHARS:  # 4,300 digits made int() answer with Python's own limit
+        raise Problem(422, "as_of", f"not a time: longer than {MAX_TIME_CHARS} characters")
     try:
         at = parse_event_time(int(value) if value.isascii() and value.isdigit() else value)
     except (ValueError, TypeError, OverflowError) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from afflux.payouts import params
 from afflux.payouts.deps import (
@@ -27,11 +27,22 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 class RunRequest(BaseModel):
+    # A misspelt field ("campaign" for campaign_id) ignored would pay every campaign; a
+    # true read as 1 ms a cut-off in 1970: both refused, naming the field.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     period: str | None = Field(None, description="YYYY-MM or YYYY-Www; default: the current one")
     as_of: str | int | None = Field(
         None, description="approval cut-off, at most 5 minutes ahead of now; default: now"
     )
     campaign_id: str | None = Field(None, description="pay only this campaign; default: all")
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _a_time(cls, value: object) -> object:
+        if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
+            return value
+        raise ValueError("must be epoch milliseconds (an integer) or an RFC 3339 time (a string)")
 
 
 @router.post(
