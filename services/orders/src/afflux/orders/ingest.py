@@ -24,7 +24,7 @@ from afflux.orders.errors import Rejected, Unavailable, from_validation
 from afflux.orders.marks import DoneMarks, MarkMetrics
 from afflux.orders.merchant_secrets import MerchantSecrets
 from afflux.orders.metrics import UNKNOWN, OrdersMetrics
-from afflux.orders.placement import Placement, TimeLimits, place
+from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
 from afflux.orders.publisher import Publisher
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.duplicate_keys import first_duplicate_key, repeated_name_reason
