@@ -81,6 +81,69 @@ async def test_put_refuses_without_the_admin_token_or_with_a_mismatched_id(
     assert await topics.settle() == before
 
 
+@pytest.mark.parametrize(
+    ("terms", "reason"),
+    [
+        pytest.param(
+            {"coupons": {"abc": "creator-1", "ABC": "creator-2"}},
+            'coupons: "abc" and "ABC" are the same code (codes are case-insensitive',
+            id="a coupon code twice",
+        ),
+        pytest.param(
+            {"coupons": {"SUMMER": "creator-1", " summer ": "creator-2"}},
+            'coupons: "SUMMER" and " summer " are the same code',
+            id="a coupon code twice once trimmed",
+        ),
+        pytest.param(
+            {"survey": {"handles": {"@Mia": "creator-1", "mia": "creator-2"}}},
+            'survey.handles: "@Mia" and "mia" are the same handle',
+            id="a survey handle twice",
+        ),
+        pytest.param(
+            {"allowed_domains": ["com"]},
+            'allowed_domains[0]: "com" is a public suffix, not a site',
+            id="a top-level domain",
+        ),
+        pytest.param(
+            {"allowed_domains": ["shop.example.com", "co.uk"]},
+            'allowed_domains[1]: "co.uk" is a public suffix, not a site',
+            id="a multi-label public suffix",
+        ),
+        pytest.param(
+            {"allowed_domains": ["https://shop.example.com/"]},
+            'allowed_domains[0]: "https://shop.example.com/" is a URL',
+            id="a URL",
+        ),
+        pytest.param(
+            {"allowed_domains": ["*.example.com"]},
+            'allowed_domains[0]: "*.example.com": no wildcards',
+            id="a wildcard",
+        ),
+        pytest.param(
+            {"allowed_domains": ["bücher.example"]},
+            'allowed_domains[0]: "bücher.example" is not ASCII',
+            id="an IDN not in punycode",
+        ),
+    ],
+)
+async def test_put_refuses_terms_that_would_lose_a_code_or_open_the_redirect(
+    terms: dict[str, Any], reason: str, api: Any, topics: Any
+) -> None:
+    campaign_id = f"refused-{uuid.uuid4().hex[:8]}"
+    body = entry(campaign_id)
+    body["terms"].update(terms)
+    before = await topics.settle()
+
+    response = await api.http.put(f"/v1/campaigns/{campaign_id}", json=body, headers=ADMIN)
+
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "terms"
+    assert problem["reason"].startswith(reason)
+    assert await topics.settle() == before
+    assert (await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)).status_code == 404
+
+
 async def test_get_of_an_unknown_campaign_is_404(api: Any) -> None:
     response = await api.http.get("/v1/campaigns/never-published", headers=ADMIN)
     assert (response.status_code, response.json()["detail"][0]["field"]) == (404, "campaign_id")
@@ -122,3 +185,25 @@ def test_campaigns_apply_names_the_bad_field_of_an_invalid_file(
     assert campaigns_cli.main(["apply", str(terms)]) == 2
 
     assert "campaigns.0.terms.currency" in capsys.readouterr().err
+
+
+def test_campaigns_apply_refuses_an_open_allowed_domain_and_publishes_nothing(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    campaign_id = f"cli-{uuid.uuid4().hex[:8]}"
+    terms = tmp_path / "campaigns.yaml"
+    terms.write_text(
+        "campaigns:\n"
+        "  - terms:\n"
+        f"      campaign_id: {campaign_id}\n"
+        "      merchant_id: merchant-a\n"
+        "      currency: EUR\n"
+        "      allowed_domains: [shop.example.com, com.au]\n"
+    )
+    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+
+    assert campaigns_cli.main(["apply", str(terms)]) == 2
+
+    err = capsys.readouterr().err
+    assert 'campaigns.0.terms: allowed_domains[1]: "com.au" is a public suffix' in err
+    assert campaign_id not in asyncio.run(read_all_versions(infra.kafka_bootstrap))

@@ -235,6 +235,36 @@ CASES = [
         "action",
         "required",
     ),
+    # An order id that looks like another: a retry whose id gained an invisible character
+    # was a second order, paid twice.
+    Case(
+        "zero-width space in the order id",
+        lambda api, c: signed(api, order(c, order_id=f"o-{uuid.uuid4().hex[:12]}\u200b")),
+        422,
+        "order_id",
+        "contains U+200B (an invisible format character)",
+    ),
+    Case(
+        "byte order mark before the order id",
+        lambda api, c: signed(api, order(c, order_id=f"\ufeffo-{uuid.uuid4().hex[:12]}")),
+        422,
+        "order_id",
+        "contains U+FEFF (an invisible format character)",
+    ),
+    Case(
+        "C1 control in the order id",
+        lambda api, c: signed(api, order(c, order_id=f"o-\x85{uuid.uuid4().hex[:12]}")),
+        422,
+        "order_id",
+        "contains U+0085 (a control character)",
+    ),
+    Case(
+        "word joiner in the order id",
+        lambda api, c: signed(api, order(c, order_id=f"o\u2060-{uuid.uuid4().hex[:12]}")),
+        422,
+        "order_id",
+        "contains U+2060",
+    ),
 ]
 
 
@@ -309,6 +339,13 @@ REFUND_CASES = [
         403,
         "campaign_id",
         "another merchant",
+    ),
+    Case(
+        "zero-width space in the refund id",
+        lambda api, c: signed(api, refund(c, refund_id=f"r-{uuid.uuid4().hex[:12]}\u200b")),
+        422,
+        "refund_id",
+        "contains U+200B (an invisible format character)",
     ),
     Case(
         "refund with a stale signature",

@@ -102,6 +102,8 @@ async def test_an_answer_given_with_the_order_travels_on_the_order(
         ({"handle": "@"}, "handle"),
         ({"handle": " @@ "}, "handle"),
         ({"handle": "dee\nstyle"}, "handle"),  # a control character
+        ({"handle": "dee\u200bstyle"}, "handle"),  # a zero-width space: looks like deestyle
+        ({"affiliate_id": "dee\u200b"}, "affiliate_id"),  # looks like dee, names nobody
         ({"affiliate_id": ""}, "affiliate_id"),
         ({"affiliate_id": "dee", "mood": "happy"}, "mood"),  # unknown field
     ],

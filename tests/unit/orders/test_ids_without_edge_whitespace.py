@@ -1,6 +1,7 @@
-"""A new order's, refund's or renewal's id has no edge whitespace and no control
-character: "o-1 " is another id than "o-1", so a retry whose id gained a trailing space
-or newline was accepted as a second order and paid twice."""
+"""A new order's, refund's or renewal's id has no edge whitespace and no invisible
+character: "o-1 " is another id than "o-1", and so is "o-1" with a zero-width space, so
+a retry whose id gained a trailing space, a newline or an invisible character was
+accepted as a second order and paid twice."""
 
 from __future__ import annotations
 
@@ -40,10 +41,25 @@ RENEWAL = {
     "amount_minor": 100,
     "currency": "EUR",
 }
-BAD = ["o-1 ", " o-1", "o-1\n", "o\t1", "o-1\u00a0", "o\x7f1"]
+BAD = [
+    "o-1 ",
+    " o-1",
+    "o-1\n",
+    "o\t1",
+    "o-1\u00a0",
+    "o\x7f1",
+    "o-1\u200b",  # a zero-width space
+    "\ufeffo-1",  # a byte order mark
+    "o\u20601",  # a word joiner
+    "o\u200e1",  # a left-to-right mark
+    "o\x851",  # a C1 control (next line)
+    "o\u20281",  # a line separator inside
+    "o\ue0001",  # a private-use character
+]
+EDGES = "leading or trailing whitespace"
 
 
-@pytest.mark.parametrize("bad", BAD)
+@pytest.mark.parametrize("bad", BAD, ids=ascii)
 @pytest.mark.parametrize(
     ("model", "body", "field"),
     [
@@ -52,7 +68,7 @@ BAD = ["o-1 ", " o-1", "o-1\n", "o\t1", "o-1\u00a0", "o\x7f1"]
         (RenewalRequest, RENEWAL, "renewal_order_id"),
     ],
 )
-def test_an_id_with_edge_whitespace_or_a_control_character_is_refused(
+def test_an_id_with_edge_whitespace_or_an_invisible_character_is_refused(
     model: Any, body: dict[str, Any], field: str, bad: str
 ) -> None:
     with pytest.raises(Rejected) as refused:
@@ -66,3 +82,23 @@ def test_inner_spaces_and_letters_of_any_script_are_ids_and_an_accepted_order_st
     # A refund or a renewal names an order accepted before ids were checked: still taken.
     assert parse(RefundRequest, json.dumps(REFUND | {"order_id": "o-1 "}).encode())
     assert parse(RenewalRequest, json.dumps(RENEWAL | {"order_id": "o-1 "}).encode())
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("o-1 ", EDGES),
+        ("o-1\u2028", EDGES),  # a separator at an edge is whitespace first
+        ("o-1\u200b", "contains U+200B (an invisible format character)"),
+        ("\ufeffo-1", "contains U+FEFF (an invisible format character)"),
+        ("o\x851", "contains U+0085 (a control character)"),
+        ("o\t1", "contains U+0009 (a control character)"),
+    ],
+    ids=ascii,
+)
+def test_the_reason_names_the_invisible_character(bad: str, reason: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse(OrderRequest, json.dumps(ORDER | {"order_id": bad}).encode())
+
+    assert refused.value.field == "order_id"
+    assert reason in refused.value.reason

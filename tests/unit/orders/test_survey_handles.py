@@ -1,6 +1,7 @@
-"""A survey answer's handle must name someone: one of only spaces and @ (or with a control
-character) is refused, on the survey route and on an order, since an order keeps its
-first answer for good and a later, real answer would be a 409."""
+"""A survey answer must name someone: a handle of only spaces and @, or a handle or an
+affiliate id with a control or other invisible character, is refused, on the survey
+route and on an order, since an order keeps its first answer for good and a later, real
+answer would be a 409."""
 
 from __future__ import annotations
 
@@ -31,11 +32,14 @@ CASES = [
     Case("   ", True),  # only spaces
     Case("dee\nstyle", True),  # a control character
     Case("dee\x00", True),
+    Case("dee\u200bstyle", True),  # a zero-width space: looks like deestyle, names nobody
+    Case("@\ufeffdeestyle", True),  # a byte order mark
+    Case("dee\x85style", True),  # a C1 control
     Case("ดี สไตล์", False),  # not ASCII, with a space inside
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: repr(c.handle)[:24])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: ascii(c.handle)[:24])
 def test_a_survey_handle_names_someone_or_is_refused(case: Case) -> None:
     def survey() -> object:
         return SurveyRequest.model_validate({"campaign_id": "c", "handle": case.handle})
@@ -57,3 +61,39 @@ def test_a_survey_handle_names_someone_or_is_refused(case: Case) -> None:
         with pytest.raises(ValidationError) as refused:
             build()
         assert refused.value.errors()[0]["loc"][0] == field
+
+
+@pytest.mark.parametrize(
+    ("affiliate_id", "refused"),
+    [
+        ("dee", False),
+        ("créatrice-7", False),  # letters of any script
+        ("dee\u200b", True),  # looks like dee, names nobody
+        ("\u2060dee", True),  # a word joiner
+        ("de\x9fe", True),  # a C1 control
+    ],
+    ids=ascii,
+)
+def test_a_survey_affiliate_id_is_visible_or_refused(affiliate_id: str, refused: bool) -> None:
+    def survey() -> object:
+        return SurveyRequest.model_validate({"campaign_id": "c", "affiliate_id": affiliate_id})
+
+    def order() -> object:
+        return OrderRequest.model_validate(
+            {
+                "order_id": "o",
+                "campaign_id": "c",
+                "occurred_at": 1,
+                "survey": {"affiliate_id": affiliate_id},
+            }
+        )
+
+    for build, field in ((survey, "affiliate_id"), (order, "survey")):
+        if not refused:
+            build()
+            continue
+        with pytest.raises(ValidationError) as refusal:
+            build()
+        error = refusal.value.errors()[0]
+        assert error["loc"][0] == field
+        assert "affiliate_id: contains U+" in error["msg"]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.core.terms_checks import publish_problems
 from afflux.shared.events import EventTime
 
 
@@ -19,6 +29,23 @@ class CampaignEntry(BaseModel):
 
     effective_from: EventTime | None = None
     terms: CampaignTerms
+
+    # What is published (the body of PUT /v1/campaigns/{id}, each entry of a terms file)
+    # must also pass afflux.shared.core.terms_checks: no coupon code or survey handle
+    # given twice, allowed domains that are sites. Checked here, not in CampaignTerms,
+    # which also decodes the versions already on the campaigns topic: terms published
+    # before these checks must still load on a replay. (A comment, not the docstring:
+    # that is the schema's description, docs/campaigns.schema.json.)
+    @field_validator("terms", mode="wrap")
+    @classmethod
+    def _publishable(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> CampaignTerms:
+        terms: CampaignTerms = handler(value)
+        # The terms as sent: the model has already merged keys that normalise alike.
+        sent = value if isinstance(value, Mapping) else terms.model_dump()
+        problems = publish_problems(sent)
+        if problems:
+            raise PydanticCustomError("unpublishable_terms", "{problem}", {"problem": problems[0]})
+        return terms
 
 
 class CampaignFile(BaseModel):

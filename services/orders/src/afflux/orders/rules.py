@@ -16,7 +16,8 @@ from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.products import refund_items_problem
-from afflux.shared.core.terms import CampaignTerms, normalize_handle
+from afflux.shared.core.terms import CampaignTerms, normalize_coupon, normalize_handle
+from afflux.shared.core.visible_text import invisible_character
 from afflux.shared.events import (
     MAX_ORDER_ITEMS,
     EventTime,
@@ -39,15 +40,21 @@ MAX_BATCH = 1000
 
 def _plain_id(value: str) -> str:
     """An order or refund id as a merchant's books hold it: "o-1 " is another id than
-    "o-1", so a retry whose id gained a space or a newline was accepted as a second order
-    and paid twice; refused instead."""
-    if value != value.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError("leading or trailing whitespace, or a control character")
+    "o-1", and so is "o-1" with a zero-width space, a byte order mark or a C1 control,
+    so a retry whose id gained a space, a newline or an invisible character was accepted
+    as a second order and paid twice; refused instead, naming the character
+    (``afflux.shared.core.visible_text``)."""
+    if value != value.strip():
+        raise ValueError("leading or trailing whitespace")
+    problem = invisible_character(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
 # A new order's, refund's or renewal's own id (its idempotency key): no edge whitespace,
-# no control characters. Ids naming an order already accepted stay ``Id``.
+# no control, format (zero-width), separator, private-use or unassigned characters.
+# Ids naming an order already accepted stay ``Id``.
 PlainId = Annotated[Id, AfterValidator(_plain_id)]
 # A JSON integer only: "4999", 4999.0 and true are refused, never coerced.
 StrictMinor = Annotated[int, Field(strict=True)]
@@ -96,6 +103,7 @@ class OrderRequest(_Request):
     @classmethod
     def _survey_names_a_handle(cls, survey: SurveyAnswer | None) -> SurveyAnswer | None:
         if survey is not None:
+            _names_a_creator(survey.affiliate_id)
             _names_a_handle(survey.handle)
         return survey
 
@@ -108,10 +116,24 @@ class SurveyRequest(_Request):
     affiliate_id: Id | None = None
     handle: HandleText | None = None
 
+    @field_validator("affiliate_id")
+    @classmethod
+    def _an_affiliate(cls, affiliate_id: str | None) -> str | None:
+        return _names_a_creator(affiliate_id)
+
     @field_validator("handle")
     @classmethod
     def _a_handle(cls, handle: str | None) -> str | None:
         return _names_a_handle(handle)
+
+
+def _names_a_creator(affiliate_id: str | None) -> str | None:
+    """An affiliate id with an invisible character looks like a creator's yet names
+    nobody, and as an order's first answer it would stand for good: refused."""
+    problem = None if affiliate_id is None else invisible_character(affiliate_id)
+    if problem is not None:
+        raise ValueError(f"affiliate_id: {problem}")
+    return affiliate_id
 
 
 def _names_a_handle(handle: str | None) -> str | None:
@@ -119,8 +141,9 @@ def _names_a_handle(handle: str | None) -> str | None:
     answer it would stand for good (a later, real answer is a 409): refused instead."""
     if handle is not None and not normalize_handle(handle):
         raise ValueError("handle: names nobody (only spaces and @)")
-    if handle is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in handle):
-        raise ValueError("handle: a control character")
+    problem = None if handle is None else invisible_character(handle)
+    if problem is not None:  # "@dee" with a zero-width space names nobody either
+        raise ValueError(f"handle: {problem}")
     return handle
 
 
@@ -292,7 +315,7 @@ def order_terms(event: OrderPlaced) -> str:
     """The canonical text of the order's ``ORDER_TERMS_FIELDS``, kept with its claim."""
     dumped = event.model_dump(mode="json", include=set(ORDER_TERMS_FIELDS))
     if dumped["coupon_code"] is not None:  # matched as CampaignTerms.coupon_owner does
-        dumped["coupon_code"] = dumped["coupon_code"].strip().upper()
+        dumped["coupon_code"] = normalize_coupon(dumped["coupon_code"])
     return json.dumps([dumped[name] for name in ORDER_TERMS_FIELDS], separators=(",", ":"))
 
 

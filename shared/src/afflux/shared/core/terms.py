@@ -1,7 +1,11 @@
 """Campaign terms: a program's rules, effective-dated and versioned.
 
 Frozen pydantic models so that the same definition validates YAML files, the
-admin API and the ``campaigns`` topic, and exports a JSON Schema.
+admin API and the ``campaigns`` topic, and exports a JSON Schema. What only
+publishing refuses (a coupon code or survey handle given twice, an allowed domain
+that is not a site) is in ``afflux.shared.core.terms_checks``, applied by
+``afflux.shared.campaign_file.CampaignEntry``: these models also decode the versions
+already on the topic, which must still load on a replay.
 """
 
 from __future__ import annotations
@@ -211,6 +215,14 @@ def normalize_handle(handle: str) -> str:
     return handle.strip().lstrip("@").casefold()
 
 
+def normalize_coupon(code: str) -> str:
+    """How coupon codes are compared: trimmed, case-insensitive (upper-cased, so codes
+    are stored and shown as brands usually print them). The one rule for a campaign's
+    codes and an order's ``coupon_code`` alike, and for refusing terms that give one
+    code twice (afflux.shared.core.terms_checks)."""
+    return code.strip().upper()
+
+
 class CampaignTerms(_Frozen):
     """The rules of one program, as in force from a version's ``effective_from``."""
 
@@ -274,7 +286,7 @@ class CampaignTerms(_Frozen):
     @field_validator("coupons")
     @classmethod
     def _coupons(cls, coupons: dict[str, str]) -> dict[str, str]:
-        return {code.strip().upper(): affiliate for code, affiliate in coupons.items()}
+        return {normalize_coupon(code): affiliate for code, affiliate in coupons.items()}
 
     @field_validator("precedence")
     @classmethod
@@ -302,7 +314,7 @@ class CampaignTerms(_Frozen):
         return self.lock_days * MS_PER_DAY
 
     def coupon_owner(self, code: str | None) -> str | None:
-        return self.coupons.get(code.strip().upper()) if code else None
+        return self.coupons.get(normalize_coupon(code)) if code else None
 
 
 class TermsVersion(_Frozen):
