@@ -41,7 +41,7 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
-from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.kafka import new_producer, send_dead_letter
 from afflux.shared.topics import CLICKS
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,13 @@ def create_app(
         return is_allowed(link.destination_url, domains)
 
     redis = Redis.from_url(settings.redis_url)
-    store = LinkStore(redis, settings.clicks_redis_prefix)
+    store = LinkStore(
+        redis,
+        settings.clicks_redis_prefix,
+        on_unreadable=lambda reason: metrics.links_unreadable.labels("redis", reason).inc(),
+    )
     cache = LinkCache(store, settings.clicks_link_cache_max, still_allowed)
-    restorer = LinkRestorer(store, settings.kafka_bootstrap, cache.clear)
+    restorer = LinkRestorer(store, settings.kafka_bootstrap, cache.clear, metrics)
     cache.restore = restorer
     view.on_change(lambda _: cache.clear())  # allowed domains may have changed
     ip_windows = CampaignIpWindows(settings.clicks_ip_duplicate_window_s * 1000, view.versions)
@@ -131,6 +135,9 @@ def create_app(
             partitions = settings.topic_partitions
         send_timeout_s = settings.clicks_send_timeout_ms / 1000
         store.publish = lambda link: publish_link(producer, link, send_timeout_s)
+        restorer.dead_letters = lambda letter: asyncio.wait_for(
+            send_dead_letter(producer, letter), send_timeout_s
+        )
         wal = open_wal(settings)
         shipper = ClickShipper(
             producer,
@@ -182,6 +189,7 @@ def create_app(
             app.state.clicks = app.redirect_context = None
             await shipper.close(shipping)
             await cancel_and_wait(tasks)
+            await restorer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), settings.clicks_send_timeout_ms / 1000 + 5)
             wal.close()

@@ -6,6 +6,15 @@ the broker before the API answers. Compaction keeps the latest record of each
 code. A link's fields never change after creation and deactivation is final,
 so restoring is exact without versions: an active record is written only where
 Redis has nothing for the code, an inactive one always.
+
+Each record is read on its own (``LinkLog.add``): one that is not a link (bounded
+before parsing by ``decode_link``: too large, nested too deep, not JSON, a wrong
+field; or anything else raised on it) is skipped with its reason logged, counted
+(``afflux_clicks_links_unreadable_total{source="topic"}``) and, once Redis is
+restored, sent to ``afflux.dlq`` (consumer ``clicks.links``; at most
+``MAX_LETTERS`` per restore). The restore goes on with the next record, so no
+record can stop it; each restore dead-letters a bad record again, under the same
+derived letter id.
 """
 
 from __future__ import annotations
@@ -15,16 +24,27 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
-from afflux.clicks.links import Link, LinkStore
-from afflux.shared.io.kafka import stop_consumer, topic_partitions
+from afflux.clicks.links import Link, LinkStore, decode_link, reason_label
+from afflux.clicks.metrics import ClicksMetrics
+from afflux.shared.events import DeadLetter
+from afflux.shared.io.background import cancel_and_wait
+from afflux.shared.io.kafka import dead_letter_of, stop_consumer, topic_partitions
 from afflux.shared.topics import LINKS
+from afflux.shared.wire import UndecodableRecord
 
 log = logging.getLogger(__name__)
+
+CONSUMER = "clicks.links"
+# Dead letters (and log lines) per restore: a letter holds its record's value, up to 1 MiB.
+MAX_LETTERS = 100
+# Reads of the topic per restore while stored links keep being dropped (LinkStore.drops).
+MAX_ROUNDS = 3
 
 
 def link_record(link: Link) -> bytes:
@@ -46,8 +66,53 @@ def merge(known: dict[str, Link], link: Link) -> None:
     known[link.code] = link
 
 
-async def read_links(bootstrap: str, timeout_s: float = 120.0) -> dict[str, Link]:
-    """Every link on the topic, read to the high watermarks that fetches report.
+def _uncounted(reason: str) -> None:
+    pass
+
+
+@dataclass
+class LinkLog:
+    """What a read of the topic found: the links, and the records skipped."""
+
+    on_skipped: Callable[[str], None] = _uncounted
+    """Hears the ``reason_label`` of every record skipped."""
+    links: dict[str, Link] = field(default_factory=dict)
+    skipped: int = 0
+    letters: list[tuple[DeadLetter, str]] = field(default_factory=list)
+    """The first ``MAX_LETTERS`` skipped records' dead letters, each with its reason label."""
+
+    def add(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one record; one that is not a link is skipped, whatever it raises."""
+        try:
+            merge(self.links, decode_link(record.value))
+            return
+        except UndecodableRecord as exc:
+            refused = exc
+        except Exception as exc:  # decode_link raises only UndecodableRecord; to be sure
+            refused = UndecodableRecord(f"failed: {exc!r}"[:500], type(exc).__name__)
+        reason = reason_label(refused.error_class)
+        self.skipped += 1
+        self.on_skipped(reason)
+        if len(self.letters) < MAX_LETTERS:
+            log.warning(
+                "skipping bad %s record %d@%d (%s: %s)",
+                record.topic,
+                record.partition,
+                record.offset,
+                refused.error_class,
+                refused,
+            )
+            letter = dead_letter_of(
+                record, consumer=CONSUMER, reason=str(refused), error_class=refused.error_class
+            )
+            self.letters.append((letter, reason))
+
+
+async def read_links(
+    bootstrap: str, timeout_s: float = 120.0, on_skipped: Callable[[str], None] = _uncounted
+) -> LinkLog:
+    """Every link on the topic, read to the high watermarks that fetches report, and the
+    records skipped (``LinkLog.add``).
 
     (ListOffsets is not used: the embedded broker answers "latest" wrongly.)
     """
@@ -55,7 +120,7 @@ async def read_links(bootstrap: str, timeout_s: float = 120.0) -> dict[str, Link
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
     )
     await consumer.start()
-    links: dict[str, Link] = {}
+    read = LinkLog(on_skipped)
     try:
         partitions = await _partitions(consumer)
         consumer.assign(partitions)
@@ -68,16 +133,13 @@ async def read_links(bootstrap: str, timeout_s: float = 120.0) -> dict[str, Link
                 for tp, records in batches.items():
                     for record in records:
                         consumed[tp] = record.offset + 1
-                        try:
-                            merge(links, Link(**json.loads(record.value or b"")))
-                        except (ValueError, TypeError) as exc:
-                            log.warning("skipping bad links record at %s: %s", record.offset, exc)
+                        read.add(record)
                 if not batches and all(
                     consumer.highwater(tp) is not None
                     and consumed.get(tp, 0) >= (consumer.highwater(tp) or 0)
                     for tp in partitions
                 ):
-                    return links
+                    return read
     finally:
         with contextlib.suppress(Exception):
             await stop_consumer(consumer)
@@ -94,17 +156,30 @@ class LinkRestorer:
     """Restores Redis's links from the topic when Redis lost them; one restore at a time.
 
     ``ready`` is set while Redis is known to hold every link (``/healthz`` is 503
-    otherwise). Calling the restorer starts a restore, or joins the running one.
+    otherwise). Calling the restorer starts a restore, or joins the running one. The
+    dead letters of the records a restore skipped are sent after it, in the background
+    (through ``dead_letters``, set once the service's producer is started), so neither
+    the restore nor a redirect waiting for it waits on them; ``close`` stops that. A
+    restore during which this process dropped an unreadable stored link (whose read of
+    the topic may have ended before that link's record) reads the topic again before
+    it marks Redis complete.
     """
 
     def __init__(
-        self, store: LinkStore, bootstrap: str, on_restored: Callable[[], None] = lambda: None
+        self,
+        store: LinkStore,
+        bootstrap: str,
+        on_restored: Callable[[], None] = lambda: None,
+        metrics: ClicksMetrics | None = None,
     ) -> None:
         self.store = store
         self.bootstrap = bootstrap
         self.on_restored = on_restored
+        self.metrics = metrics
+        self.dead_letters: Callable[[DeadLetter], Awaitable[None]] | None = None
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._letters: set[asyncio.Task[None]] = set()
 
     async def start(self, retry_s: float = 1.0) -> None:
         """At start-up: ready at once when Redis is complete, else after a restore (retried
@@ -133,13 +208,55 @@ class LinkRestorer:
         log.warning(
             "Redis does not hold a complete set of links: restoring them from %r", LINKS.name
         )
-        links = await read_links(self.bootstrap)
-        written = await self.store.restore(links.values())
+        for _ in range(MAX_ROUNDS):
+            drops = self.store.drops
+            read = await read_links(self.bootstrap, on_skipped=self._skipped)
+            written = await self.store.restore(read.links.values(), drops_before=drops)
+            if self.store.drops == drops:
+                break
+            log.warning("a stored link was dropped during the restore: reading the topic again")
+        else:
+            raise RuntimeError(f"stored links kept being dropped in {MAX_ROUNDS} restores")
         self.on_restored()
         self.ready.set()
         log.warning(
-            "links restored: %d on the topic, %d written to Redis, in %.1f s",
-            len(links),
+            "links restored: %d on the topic, %d written to Redis, %d bad records skipped, "
+            "in %.1f s",
+            len(read.links),
             written,
+            read.skipped,
             time.monotonic() - started,
         )
+        if read.letters:
+            task = asyncio.create_task(self._send(read.letters), name="link-dead-letters")
+            self._letters.add(task)
+            task.add_done_callback(self._letters.discard)
+
+    def _skipped(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.links_unreadable.labels("topic", reason).inc()
+
+    async def _send(self, letters: list[tuple[DeadLetter, str]]) -> None:
+        """Send each letter; one not sent is logged, and never stops the others."""
+        send = self.dead_letters
+        if send is None:
+            log.error("no producer: %d dead letters of %r not sent", len(letters), LINKS.name)
+            return
+        for letter, reason in letters:
+            try:
+                await send(letter)
+            except Exception as exc:
+                log.error(
+                    "dead letter of %s record %d@%d not sent: %r",
+                    letter.source_topic,
+                    letter.source_partition,
+                    letter.source_offset,
+                    exc,
+                )
+                continue
+            if self.metrics is not None:
+                self.metrics.dlq.labels(letter.source_topic, reason).inc()
+
+    async def close(self) -> None:
+        """Stop sending dead letters (at shutdown, before the producer stops)."""
+        await cancel_and_wait(list(self._letters))

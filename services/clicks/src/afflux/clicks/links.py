@@ -15,6 +15,15 @@ is set once Redis holds every link on the topic; a Redis that lost its data
 transaction, so "no such link" is only believed while the key is there;
 otherwise the process restores the links from the topic first (and the
 follower checks the key every second, so an idle process notices too).
+
+A stored link that cannot be read (not JSON, nested too deep, too large, not a
+link: ``decode_link``) counts as lost from Redis: its value is dropped (only if
+unchanged) together with the completeness key, so it is restored from the topic
+like any lost link. The redirect then answers what the topic holds: 302 for a
+good record, 404 when the topic has none (or only a bad one). The admin API
+believes "no such link" (and a creator's list) only while the key is there
+too: otherwise it answers 503 (``LinksRestoring``, "try again") rather than a 404
+or a 500.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from afflux.clicks.destinations import CLICK_PARAM
+from afflux.shared.wire import UndecodableRecord, parse_value
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,68 @@ class Link:
 
     def public(self, public_url: str) -> dict[str, Any]:
         return {**asdict(self), "url": tracking_url(public_url, self.code)}
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "code": str,
+    "affiliate_id": str,
+    "campaign_id": str,
+    "destination_url": str,
+    "active": bool,
+    "created_at": int,
+}
+
+
+def decode_link(value: bytes | None) -> Link:
+    """The link in a stored value or a ``links`` record, or UndecodableRecord naming why.
+
+    The value is bounded before it is parsed (``afflux.shared.wire.parse_value``: at most
+    1 MiB, 32 levels deep, 256-digit numbers), so a deep or huge value is refused
+    cheaply; then it must be a link: a JSON object with every field of ``Link`` of its
+    type (a boolean is not an integer) and a code ``CODE_PATTERN`` accepts. Fields it
+    does not know are ignored, so a link written by a newer version still reads.
+    Whatever else fails on the value becomes UndecodableRecord too.
+    """
+    if value is None:
+        raise UndecodableRecord("empty record value (tombstone)", "Tombstone")
+    doc = parse_value(value)
+    if not isinstance(doc, dict):
+        raise UndecodableRecord(f"a link is a JSON object, not {type(doc).__name__}", "NotALink")
+    missing = [name for name in _FIELD_TYPES if name not in doc]
+    if missing:
+        raise UndecodableRecord(f"not a link: missing {', '.join(missing)}", "NotALink")
+    fields: dict[str, Any] = {}
+    for name, kind in _FIELD_TYPES.items():
+        field_value = doc[name]
+        if not isinstance(field_value, kind) or (kind is int and isinstance(field_value, bool)):
+            raise UndecodableRecord(
+                f"not a link: {name} must be {kind.__name__}, not {type(field_value).__name__}",
+                "NotALink",
+            )
+        fields[name] = field_value
+    if not CODE_PATTERN.fullmatch(fields["code"]):
+        raise UndecodableRecord(f"not a link: malformed code {fields['code'][:80]!r}", "NotALink")
+    try:
+        return Link(**fields)
+    except Exception as exc:  # nothing is known to fail here; a bad value is skipped anyway
+        raise UndecodableRecord(f"not a link: {exc!r}"[:500], type(exc).__name__) from exc
+
+
+# The ``reason`` label of a link value refused by ``decode_link``: a bounded set.
+_REASON_LABELS = {
+    "RecordTooLarge": "too_large",
+    "NestedTooDeep": "too_deep",
+    "NumberTooLong": "number_too_long",
+    "JSONDecodeError": "not_json",
+    "UnicodeDecodeError": "not_json",
+    "Tombstone": "tombstone",
+    "NotALink": "not_a_link",
+}
+
+
+def reason_label(error_class: str) -> str:
+    """The metric label of a refused link value's exception class; ``other`` when unknown."""
+    return _REASON_LABELS.get(error_class, "other")
 
 
 def tracking_url(public_url: str, code: str) -> str:
@@ -85,6 +157,11 @@ class LinkNotPublished(RuntimeError):
     """The broker did not acknowledge a link change: nothing was changed."""
 
 
+class LinksRestoring(RuntimeError):
+    """Redis may lack the link asked for (it lost links, or the link's value could not be
+    read and was dropped): it is being restored from the topic; ask again."""
+
+
 Publish = Callable[[Link], Awaitable[None]]
 
 
@@ -92,15 +169,45 @@ async def _unpublished(link: Link) -> None:
     raise LinkNotPublished("links are not published until the service has started")
 
 
-class LinkStore:
-    """Links in Redis, every change first published through ``publish`` (the links topic)."""
+def _uncounted(reason: str) -> None:
+    pass
 
-    def __init__(self, redis: Redis[bytes], prefix: str, publish: Publish = _unpublished) -> None:
+
+# Drops a stored link's value only if it still holds the bytes that could not be read (a
+# restore or a create may have written it again since), and with it the completeness key.
+_DROP_UNREADABLE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('DEL', KEYS[1], KEYS[2])
+    return 1
+end
+return 0
+"""
+
+
+class LinkStore:
+    """Links in Redis, every change first published through ``publish`` (the links topic).
+
+    ``on_unreadable`` hears of every stored value that could not be read (with its
+    ``reason_label``), which is then dropped (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        redis: Redis[bytes],
+        prefix: str,
+        publish: Publish = _unpublished,
+        on_unreadable: Callable[[str], None] = _uncounted,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.publish = publish
+        self.on_unreadable = on_unreadable
         self.changes = f"{prefix}:links:changes"
         self.complete_key = f"{prefix}:links:complete"
+        self._drop_unreadable = redis.register_script(_DROP_UNREADABLE)
+        self.drops = 0
+        """Unreadable values this process dropped: a restore whose read of the topic began
+        before a drop may lack that link, and must not mark Redis complete."""
 
     def _key(self, code: str) -> str:
         return f"{self.prefix}:link:{code}"
@@ -110,27 +217,61 @@ class LinkStore:
         return f"{self.prefix}:links:of:{affiliate_id}"
 
     async def of_creator(self, affiliate_id: str) -> list[Link]:
-        """Every link of ``affiliate_id`` (deactivated ones too), by code."""
+        """Every link of ``affiliate_id`` (deactivated ones too), by code; LinksRestoring
+        while Redis may lack some (not complete, or one of them was unreadable)."""
         codes = sorted(c.decode() for c in await self.redis.smembers(self._of(affiliate_id)))
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self.complete_key)
             for code in codes:
                 pipe.get(self._key(code))
-            raws: list[bytes | None] = await pipe.execute()
-        return [Link(**json.loads(raw)) for raw in raws if raw is not None]
+            complete, *raws = await pipe.execute()
+        links = []
+        for code, raw in zip(codes, raws, strict=True):
+            link = await self._read(code, raw) if raw is not None else None
+            if link is not None:
+                links.append(link)
+            elif raw is not None:
+                complete = False  # dropped: restored from the topic
+        if not complete:
+            raise LinksRestoring(f"the links of {affiliate_id!r} are being restored")
+        return links
 
     async def get(self, code: str) -> Link | None:
-        raw = await self.redis.get(self._key(code))
-        if raw is None:
-            return None
-        return Link(**json.loads(raw))
+        """The link, None when there is none; LinksRestoring while Redis may lack it (not
+        complete, or its value was unreadable)."""
+        complete, link = await self.lookup(code)
+        if link is None and not complete:
+            raise LinksRestoring(f"the link {code!r} is being restored")
+        return link
 
     async def lookup(self, code: str) -> tuple[bool, Link | None]:
-        """(Redis holds every link, the link) read atomically."""
+        """(Redis holds every link, the link) read atomically; an unreadable link is
+        dropped and answered as (False, None): restore, then look again."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.exists(self.complete_key)
             pipe.get(self._key(code))
             complete, raw = await pipe.execute()
-        return bool(complete), Link(**json.loads(raw)) if raw is not None else None
+        if raw is None:
+            return bool(complete), None
+        link = await self._read(code, raw)
+        return (bool(complete), link) if link is not None else (False, None)
+
+    async def _read(self, code: str, raw: bytes) -> Link | None:
+        """The link stored as ``raw``; None when it cannot be read, after dropping it (and
+        the completeness key, so the links are restored from the topic)."""
+        try:
+            return decode_link(raw)
+        except UndecodableRecord as exc:
+            log.error(
+                "stored link %r is unreadable (%s: %s): dropped, to be restored from the topic",
+                code,
+                exc.error_class,
+                exc,
+            )
+            self.on_unreadable(reason_label(exc.error_class))
+            self.drops += 1
+            await self._drop_unreadable(keys=[self._key(code), self.complete_key], args=[raw])
+            return None
 
     async def is_complete(self) -> bool:
         return bool(await self.redis.exists(self.complete_key))
@@ -165,8 +306,10 @@ class LinkStore:
             await self._announce(code)
         return link
 
-    async def restore(self, links: Iterable[Link]) -> int:
-        """Write the topic's links back (see afflux.clicks.link_log), then mark Redis complete."""
+    async def restore(self, links: Iterable[Link], drops_before: int | None = None) -> int:
+        """Write the topic's links back (see afflux.clicks.link_log), then mark Redis
+        complete, unless a value was dropped since ``drops`` was ``drops_before`` (when
+        the links were read): then the caller reads the topic again."""
         restored = 0
         batch: list[Link] = []
         for link in [*links, None]:
@@ -184,7 +327,8 @@ class LinkStore:
                         pipe.sadd(self._of(item.affiliate_id), item.code)
                     await pipe.execute()
                 batch = []
-        await self.redis.set(self.complete_key, "1")
+        if drops_before is None or drops_before == self.drops:
+            await self.redis.set(self.complete_key, "1")
         return restored
 
     async def _announce(self, code: str) -> None:

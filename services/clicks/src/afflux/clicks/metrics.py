@@ -61,6 +61,20 @@ class ClicksMetrics:
             "Click events acknowledged by the broker",
             registry=self.registry,
         )
+        self.links_unreadable = Counter(
+            "afflux_clicks_links_unreadable",
+            "Link values that could not be read, by source: topic (a links record a restore "
+            "skipped and dead-lettered) or redis (a stored link, dropped and restored from the "
+            "topic), and reason (afflux.clicks.links.reason_label)",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self.dlq = Counter(
+            "afflux_dlq",
+            "Records sent to the dead-letter topic, by source topic and reason",
+            ["topic", "reason"],
+            registry=self.registry,
+        )
         self._flag_counts: dict[tuple[str, ...], int] = {}
         self.registry.register(FlaggedClicks(self._flag_counts))
         self._children: dict[tuple[str, str], Any] = {}

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from afflux.clicks.deps import AdminDep, CacheDep, ClockDep, DirectoryDep, SettingsDep, StoreDep
 from afflux.clicks.destinations import BadDestination, check_destination
-from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkNotPublished, new_code
+from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkNotPublished, LinksRestoring, new_code
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.problems import Problem
 
 _NOT_PUBLISHED = "the broker did not take the change; nothing was changed, try again"
+_RESTORING = "links are being restored from the links topic; try again in a moment"
 
 Ident = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
@@ -47,7 +48,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "no such link"),
         (409, "the custom code is taken"),
         (422, "invalid request, unknown campaign or destination not allowed"),
-        (503, "starting (campaign terms not loaded yet), or the broker did not take the change"),
+        (
+            503,
+            "starting (campaign terms not loaded yet), the broker did not take the change, "
+            "or links are being restored (Redis lost them or held one it could not read)",
+        ),
     )
 }
 
@@ -127,7 +132,10 @@ async def list_links(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Every link of one creator, deactivated ones included, by code."""
-    links = await store.of_creator(affiliate_id)
+    try:
+        links = await store.of_creator(affiliate_id)
+    except LinksRestoring:
+        raise Problem(503, None, _RESTORING) from None
     return {
         "affiliate_id": affiliate_id,
         "links": [link.public(settings.clicks_public_url) for link in links],
@@ -136,7 +144,10 @@ async def list_links(
 
 @router.get("/{code}", response_model=LinkOut)
 async def get_link(code: str, _: AdminDep, store: StoreDep, settings: SettingsDep) -> JSONResponse:
-    link = await store.get(code) if len(code) <= MAX_CODE_LENGTH else None
+    try:
+        link = await store.get(code) if len(code) <= MAX_CODE_LENGTH else None
+    except LinksRestoring:
+        raise Problem(503, None, _RESTORING) from None
     if link is None:
         raise Problem(404, "code", "no such link")
     return JSONResponse(link.public(settings.clicks_public_url))
@@ -151,6 +162,8 @@ async def deactivate_link(
         link = await store.deactivate(code) if len(code) <= MAX_CODE_LENGTH else None
     except LinkNotPublished:
         raise Problem(503, None, _NOT_PUBLISHED) from None
+    except LinksRestoring:
+        raise Problem(503, None, _RESTORING) from None
     if link is None:
         raise Problem(404, "code", "no such link")
     cache.forget(code)
