@@ -166,3 +166,28 @@ async def test_a_restored_store_lists_each_creators_links(infra: Any) -> None:
         assert sorted(link.code for link in listed) == sorted(link.code for link in links[:2])
     finally:
         await redis.aclose()
+
+
+async def test_a_link_naming_a_field_twice_is_refused_and_not_created(
+    client: httpx.AsyncClient, campaign: CampaignTerms
+) -> None:
+    """A review tool reading the first destination_url would approve a link that sends
+    visitors to the second."""
+    code = unique("twice")
+    named = f'"affiliate_id":"creator","campaign_id":"{campaign.campaign_id}","code":"{code}"'
+    body = (
+        "{" + named + ',"destination_url":"https://shop.example.com/",'
+        '"destination_url":"https://elsewhere.example.net/"}'
+    )
+    response = await client.post(
+        "/v1/links", content=body, headers={**ADMIN, "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == [
+        {
+            "field": "body",
+            "reason": "malformed JSON: the name 'destination_url' appears twice in one object",
+        }
+    ]
+    assert (await client.get(f"/v1/links/{code}", headers=ADMIN)).status_code == 404

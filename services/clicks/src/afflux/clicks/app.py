@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from afflux.clicks.destinations import is_allowed
@@ -39,6 +39,7 @@ from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
+from afflux.shared.io.http.bodies import refuse_repeated_names
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer, send_dead_letter
@@ -195,7 +196,9 @@ def create_app(
             wal.close()
             await redis.aclose()  # type: ignore[attr-defined]
 
-    app = ClicksApp(title="afflux clicks", lifespan=lifespan)
+    app = ClicksApp(
+        title="afflux clicks", lifespan=lifespan, dependencies=[Depends(refuse_repeated_names)]
+    )
     app.state.settings = settings
     app.state.clock = clock
     app.state.directory = view
