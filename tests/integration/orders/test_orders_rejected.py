@@ -235,6 +235,21 @@ CASES = [
         "action",
         "required",
     ),
+    # "yes" was read as true: a new customer's bonus paid on a word the merchant never meant.
+    Case(
+        "new_customer given as a string",
+        lambda api, c: signed(api, order(c, new_customer="yes")),
+        422,
+        "new_customer",
+        "Input should be a valid boolean",
+    ),
+    Case(
+        "new_customer given as a number",
+        lambda api, c: signed(api, order(c, new_customer=1)),
+        422,
+        "new_customer",
+        "Input should be a valid boolean",
+    ),
     # An order id that looks like another: a retry whose id gained an invisible character
     # was a second order, paid twice.
     Case(

@@ -78,7 +78,8 @@ class OrderRequest(_Request):
     click_id: Id | None = None
     coupon_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     customer_id: Annotated[str, Field(max_length=200)] | None = None
-    new_customer: bool = False
+    # Strict: "yes", "on" and 1 were read as true.
+    new_customer: Annotated[bool, Field(strict=True)] = False
     items: Annotated[tuple[OrderItem, ...], Field(max_length=MAX_ORDER_ITEMS)] = ()
     non_commissionable_minor: StrictMinor | None = None
     non_commissionable_reason: NonCommissionableReason | None = None
