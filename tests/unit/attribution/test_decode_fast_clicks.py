@@ -248,3 +248,16 @@ def test_a_packed_record_of_no_events_is_refused_not_dropped() -> None:
 
     assert (index, event, error_class) == (0, None, "UndecodableRecord")
     assert reason.startswith("an empty array")
+
+
+def test_a_refused_click_s_reason_is_one_line_naming_each_field() -> None:
+    value = json.dumps(without("visitor_id") | {"affiliate_id": 7}).encode()
+
+    ((_, event, reason, _, error_class),) = decode_items_one_by_one(value)
+
+    assert (event, error_class) == (None, "ValidationError")
+    assert "\n" not in reason
+    assert reason == (
+        "invalid event: ClickRecorded.affiliate_id: Input should be a valid string; "
+        "ClickRecorded.visitor_id: Field required"
+    )

@@ -228,7 +228,7 @@ def event_from_dict(payload: dict[str, Any]) -> AnyEvent:
     try:
         return _ADAPTER.validate_python(upcast(payload))
     except (ValidationError, FutureSchemaVersion) as exc:
-        raise UndecodableRecord(_describe(exc), type(exc).__name__) from exc
+        raise UndecodableRecord(describe_refusal(exc), type(exc).__name__) from exc
     except Exception as exc:  # an upcaster or validator failing on odd input
         raise UndecodableRecord(f"invalid event: {exc!r}"[:500], type(exc).__name__) from exc
 
@@ -245,11 +245,21 @@ def decode_record(value: bytes | None) -> list[AnyEvent]:
     return events
 
 
-def _describe(exc: Exception) -> str:
+def describe_refusal(exc: Exception, model: str = "") -> str:
+    """One line for a dead letter: each of the first five validation errors as
+    ``<model>.<field>: <why>`` (``model``: the event type, when the validator's own
+    locations leave it out)."""
     if isinstance(exc, ValidationError):
         parts = []
         for err in exc.errors()[:5]:
-            where = ".".join(str(p) for p in err["loc"]) or "(root)"
+            where = (
+                ".".join(
+                    [model, *(str(p) for p in err["loc"])]
+                    if model
+                    else [str(p) for p in err["loc"]]
+                )
+                or "(root)"
+            )
             parts.append(f"{where}: {err['msg']}")
         return "invalid event: " + "; ".join(parts)
     return str(exc)

@@ -19,12 +19,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from pydantic import ValidationError
 
 from afflux.shared.core.click_flags import click_flagged
 from afflux.shared.events import AnyEvent, ClickRecorded
 from afflux.shared.wire import (
     UndecodableRecord,
     check_bounds,
+    describe_refusal,
     event_from_dict,
     parse_value,
 )
@@ -114,7 +116,11 @@ def decode_items_one_by_one(value: bytes | None) -> list[Item]:
         except UndecodableRecord as exc:
             out.append((index, None, str(exc), item, exc.error_class))
         except Exception as exc:  # the fast path's ValidationError, or worse
-            reason = f"invalid event: {exc}"[:2000]
+            reason = (
+                describe_refusal(exc, "ClickRecorded")
+                if isinstance(exc, ValidationError)
+                else f"invalid event: {exc!r}"[:2000]
+            )
             out.append((index, None, reason, item, type(exc).__name__))
     return out
 
