@@ -21,12 +21,14 @@ import harness as h
 import pytest
 
 from afflux.bench.feed import partition_of
-from afflux.oracle import OracleResult, Scenario, attribute, generate
+from afflux.oracle import OracleResult, Scenario, admitted, attribute, generate
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     DeadLetter,
     OrderPlaced,
+    OrderRefunded,
     OrderUnattributed,
     SubscriptionRenewed,
 )
@@ -213,6 +215,127 @@ def test_renewals_written_to_the_topic_are_held_to_the_renewal_rules(
         and "hr-ev-self" in e.value
         for e in letters
     )
+
+
+def test_money_in_another_currency_is_refused_as_the_oracle_refuses_it(
+    worker_run: tuple[str, int],
+) -> None:
+    """Written straight to the topics: an order in USD of a EUR campaign, and a JPY refund
+    of a EUR order (after its outcome, and before it). Both are dead-lettered; the EUR
+    order's later refunds, the refused id sent again in EUR too, are reversed in EUR."""
+    bootstrap, _ = worker_run
+    now = int(time.time() * 1000)
+    versions = _coupon_terms("cur-shop")
+
+    def order(order_id: str, currency: str) -> OrderPlaced:
+        return OrderPlaced(
+            event_id=f"ev-{order_id}-{currency}",
+            occurred_at=now,
+            order_id=order_id,
+            campaign_id="cur-shop",
+            merchant_id="m",
+            amount_minor=5_000,
+            currency=currency,
+            coupon_code="ANA",
+        )
+
+    def refund(order_id: str, refund_id: str, amount: int, currency: str) -> OrderRefunded:
+        return OrderRefunded(
+            event_id=f"ev-{refund_id}-{currency}",
+            occurred_at=now + 1_000,
+            refund_id=refund_id,
+            order_id=order_id,
+            campaign_id="cur-shop",
+            amount_minor=amount,
+            currency=currency,
+        )
+
+    early = refund("cur-2", "cur-r-early", 5_000, "JPY")  # before its order: it waits
+    orders = [order("cur-1", "EUR"), order("cur-usd", "USD"), order("cur-2", "EUR")]
+    refunds = [
+        refund("cur-1", "cur-r1", 5_000, "JPY"),
+        refund("cur-1", "cur-r2", 1_000, "EUR"),
+        refund("cur-1", "cur-r1", 5_000, "EUR"),
+    ]
+    oracle = attribute([early, *orders, *refunds], {"cur-shop": versions})
+
+    async def scenario() -> set[str]:
+        await h.publish_campaigns(bootstrap, {"cur-shop": versions})
+        await h.produce(bootstrap, [early], 4)
+        await h.produce(bootstrap, orders, 4)
+        await h.wait_for(bootstrap, _only(oracle, {"cur-1", "cur-2"}), belongs="cur-", timeout_s=30)
+        for r in refunds:  # in turn: the refund stage caps them in arrival order
+            await h.produce(bootstrap, [r], 4)
+            await asyncio.sleep(0.3)
+        return await h.wait_for(bootstrap, h.expected_sets(oracle), belongs="cur-", timeout_s=30)
+
+    got = asyncio.run(scenario())
+    h.assert_same(h.expected_sets(oracle), got)
+    assert [(r.refund_id, r.amount_minor, r.currency) for r in oracle.reversals] == [
+        ("cur-r2", 1_000, "EUR"),
+        ("cur-r1", 4_000, "EUR"),
+    ]
+    letters = asyncio.run(h.read_topics(bootstrap, [DLQ.name]))[DLQ.name]
+    reasons = sorted(
+        e.reason for e in letters if isinstance(e, DeadLetter) and "cur-" in (e.value or "")
+    )
+    assert reasons == [
+        "currency_mismatch: order in USD, campaign pays in EUR",
+        "currency_mismatch: refund in JPY, order in EUR",
+        "currency_mismatch: refund in JPY, order in EUR",
+    ]
+
+
+def test_history_written_straight_to_the_topics_needs_the_backfill_mark(
+    worker_run: tuple[str, int],
+) -> None:
+    """A scenario months old (the generator's fixed dates) written now without the
+    backfill header: every order and refund is dead-lettered (event_time_too_old), as the
+    oracle's ``admitted`` leaves them out; written again as a backfill, it is decided as
+    the oracle decides it."""
+    bootstrap, _ = worker_run
+    old = generate(998, grace_seconds=2, prefix="old", visitors=6)
+    placed = [e for e in old.events if isinstance(e, OrderPlaced | OrderRefunded)]
+    now = int(time.time() * 1000)
+    assert admitted([(e, now) for e in placed], DEFAULT_CLOCK_SKEW_MS, old.campaigns) == []
+
+    asyncio.run(h.produce(bootstrap, old.events, 4, backfill=False))
+
+    async def letters_for_old() -> list[DeadLetter]:
+        for _ in range(60):
+            read = (await h.read_topics(bootstrap, [DLQ.name]))[DLQ.name]
+            mine = [
+                e
+                for e in read
+                if isinstance(e, DeadLetter) and e.reason.startswith("event_time_too_old")
+            ]
+            if len(mine) >= len({e.event_id for e in placed}):
+                return mine
+            await asyncio.sleep(0.5)
+        return mine
+
+    too_old = asyncio.run(letters_for_old())
+    assert len(too_old) >= len({e.event_id for e in placed}) > 0
+    assert asyncio.run(h.actual_sets(bootstrap, belongs="olds998-")) == set()
+
+    asyncio.run(h.produce(bootstrap, old.events, 4))  # the same history, as a backfill
+    expected = h.expected_sets(attribute(old.events, old.campaigns))
+    got = asyncio.run(h.wait_for(bootstrap, expected, belongs="olds998-", timeout_s=30))
+    h.assert_same(expected, got)
+
+
+def _coupon_terms(campaign: str) -> tuple[TermsVersion, ...]:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": campaign,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "coupons": {"ANA": "creator-01"},
+            "grace_seconds": 1,
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+        }
+    )
+    return (TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),)
 
 
 def _recurring_terms(campaign: str) -> tuple[TermsVersion, ...]:

@@ -149,6 +149,8 @@ class TopicWatch:
 
     consumer: AIOKafkaConsumer
     records: dict[str, list[tuple[bytes | None, bytes | None]]] = field(default_factory=dict)
+    # Each record's headers, beside ``records``.
+    headers: dict[str, list[tuple[tuple[str, bytes], ...]]] = field(default_factory=dict)
     consumed: dict[TopicPartition, int] = field(default_factory=dict)
 
     async def settle(self, quiet_rounds: int = 3) -> dict[str, int]:
@@ -159,6 +161,7 @@ class TopicWatch:
             for tp, records in batches.items():
                 for record in records:
                     self.records.setdefault(tp.topic, []).append((record.key, record.value))
+                    self.headers.setdefault(tp.topic, []).append(tuple(record.headers))
                     self.consumed[tp] = record.offset + 1
             assigned = self.consumer.assignment()
             caught_up = all(
@@ -168,6 +171,12 @@ class TopicWatch:
             )
             quiet = quiet + 1 if caught_up and not batches else 0
         return {topic: len(values) for topic, values in self.records.items()}
+
+    def headers_since(
+        self, counts: dict[str, int], topic: str
+    ) -> list[tuple[tuple[str, bytes], ...]]:
+        """The headers of each record that arrived on ``topic`` after ``counts``."""
+        return self.headers.get(topic, [])[counts.get(topic, 0) :]
 
     def since(self, counts: dict[str, int], topic: str) -> list[dict[str, Any]]:
         """Events (decoded JSON objects) that arrived on ``topic`` after ``counts``."""

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from afflux.orders.app import create_app
 from afflux.orders.signing import sign_query
 from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.event_time import BACKFILL_HEADERS
 
 from .conftest import ADMIN_TOKEN, Api, orders_settings
 
@@ -189,6 +190,25 @@ async def test_an_admin_backfill_takes_old_orders_and_refunds_at_their_own_time(
     assert placed["merchant_id"] == "merchant-a"  # the campaign's own merchant
     [refunded] = [e for e in topics.since(before, "refunds") if e["order_id"] == body["order_id"]]
     assert (refunded["occurred_at"], refunded["amount_minor"]) == (old + 1000, 100)
+    # Each is a record of its own marked a backfill: the attribution worker takes it
+    # however old (it refuses an older one written straight to the topic without the mark).
+    assert topics.headers_since(before, "orders") == [BACKFILL_HEADERS]
+    assert topics.headers_since(before, "refunds") == [BACKFILL_HEADERS]
+
+
+async def test_a_merchants_late_report_is_no_backfill(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any
+) -> None:
+    before = await topics.settle()
+    body = order(campaigns, clock.now - 3_600_000)
+    late_refund = refund(campaigns, clock.now - 3_600_000) | {"order_id": body["order_id"]}
+
+    assert (await merchant.post("/v1/orders", body)).status_code == 202
+    assert (await merchant.post("/v1/refunds", late_refund)).status_code == 202
+
+    await topics.settle()
+    assert topics.headers_since(before, "orders") == [()]
+    assert topics.headers_since(before, "refunds") == [()]
 
 
 async def test_a_backfill_still_refuses_a_time_in_the_future(

@@ -23,7 +23,10 @@ def recording_runtime(
     group: str,
     directory: CampaignDirectory | None = None,
     clock: Callable[[], int] | None = None,
+    **runtime_args: Any,
 ) -> Runtime:
+    """``runtime_args``: further ``Runtime`` arguments (``backfill_limit_days``, ...)."""
+
     async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
         sent.append((topic, value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -46,6 +49,7 @@ def recording_runtime(
         refund_wait_ms=0,
         order_retention_ms=86_400_000,
         **({"clock": clock} if clock is not None else {}),
+        **runtime_args,
     )
 
 

@@ -16,6 +16,12 @@ outage, a stalled join), wait ticks
 (``due``) come at random points so that refunds and renewals expire before their
 order's outcome, and once the stage restarts from its changelog.
 
+Some refunds are in another currency than their order, as written straight to the
+topic: a refund of its own, or a copy of another refund under its id (either may come
+first). The stage refuses each where it meets the order's outcome (on arrival, when the
+outcome comes, or when it comes after the refund expired), the oracle leaves the same
+ones out, and the copy in the order's currency takes the id.
+
 Expiry adds provisional events (an unknown refund later reversed after all, an unknown
 renewal later paid), so the run is judged on money, not on event lists: per order its
 final conversion (the one no correction superseded) and what was reversed of it, per
@@ -109,15 +115,17 @@ def click(visitor: str, campaign: str, creator: str, at: int) -> ClickRecorded:
     )
 
 
-def refund(campaign: str, order_id: str, n: int, at: int, rng: random.Random) -> OrderRefunded:
+def refund(
+    campaign: str, order_id: str, n: int, at: int, rng: random.Random, currency: str = "EUR"
+) -> OrderRefunded:
     return OrderRefunded(
-        event_id=f"ev-rf-{campaign}-{order_id}-{n}",
+        event_id=f"ev-rf-{campaign}-{order_id}-{n}-{currency}",
         occurred_at=at,
         refund_id=f"rf-{order_id}-{n}",
         order_id=order_id,
         campaign_id=campaign,
         amount_minor=rng.randint(1, 4_000),  # two of them may exceed the order: capped
-        currency="EUR",
+        currency=currency,
     )
 
 
@@ -136,7 +144,27 @@ def scenario(seed: int) -> Scenario:
     s.later += rng.sample(s.later, len(s.later) // 5)  # copies, wherever they come
     rng.shuffle(s.late)
     rng.shuffle(s.later)
+    other_currencies(s, random.Random(f"currency:{seed}"))
     return s
+
+
+def other_currencies(s: Scenario, rng: random.Random) -> None:
+    """Refunds in JPY of EUR orders, written straight to the topic, at random places: a
+    refund of its own, or a copy of a refund under its id (which of the two comes first
+    is the place's). Drawn apart from the rest, so the scenarios are otherwise as they
+    were."""
+    hostile: list[OrderRefunded] = []
+    for e in s.later:
+        if isinstance(e, OrderRefunded) and e.currency == "EUR" and rng.random() < 0.3:
+            hostile.append(
+                e.model_copy(update={"event_id": f"{e.event_id}-JPY", "currency": "JPY"})
+            )
+    for o in s.orders:
+        if rng.random() < 0.3:
+            at = o.occurred_at + rng.randint(1, 5) * DAY
+            hostile.append(refund(o.campaign_id, o.order_id, 7, at, rng, "JPY"))
+    for e in hostile:
+        s.later.insert(rng.randint(0, len(s.later)), e)
 
 
 def first_order(
@@ -264,6 +292,8 @@ class Run:
     published: list[Envelope]  # the join's outputs and everything stage 2 emitted
     restarted_at: int | None = None  # the step the stage restarted from its changelog
     restarted_holding: bool = False  # ... while an expired refund or renewal waited
+    # Refunds refused for their currency: (refund id, when: "arrival" or "outcome").
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run(s: Scenario, seed: int) -> Run:
@@ -310,13 +340,25 @@ def run(s: Scenario, seed: int) -> Run:
                 delay = random.Random(f"{seed}:{event.event_id}").randint(0, 3)
                 hold(topic, key, event, delay)
 
+    def refusals(when: str) -> None:
+        for failed in stage.take_failed():
+            assert failed.reason.startswith("currency_mismatch: refund in JPY"), failed.reason
+            result.refused.append((failed.facts["refund_id"], when))
+
     def deliver(key: str, event: Envelope) -> None:
         if isinstance(event, ConversionAttributed):
             emitted(stage.conversion(key, event))
+            refusals("outcome")
         elif isinstance(event, OrderUnattributed):
             emitted(stage.unattributed(key, event))
+            refusals("outcome")
         elif isinstance(event, OrderRefunded):
+            # The handler dead-letters it with its record when the stage would refuse it.
+            if stage.currency_refusal(key, event):
+                result.refused.append((event.refund_id, "arrival"))
+                return
             emitted(stage.refund(key, event, step))
+            assert stage.take_failed() == []
         elif isinstance(event, SubscriptionRenewed) and not renewal_order_refusal(
             event.order_id, event.renewal_order_id
         ):  # else the handler dead-letters it before the stage (test_renewals.py)
@@ -333,6 +375,7 @@ def run(s: Scenario, seed: int) -> Run:
         step += 1
         if rng.random() < 0.3 or not any(streams.values()):
             emitted(stage.due(step, WAIT))
+            assert stage.take_failed() == []
         if rng.random() < 0.5:
             flush()
         if step == restart_at:
@@ -544,6 +587,20 @@ def test_the_scenarios_reach_the_late_outcomes() -> None:
                 count("renewal naming an order, void" if void else "reattributed")
         if result.restarted_holding:
             count("restart while an expired refund or renewal waited")
+        unknown = {
+            e.refund_id
+            for e in events
+            if isinstance(e, RefundUnmatched) and e.reason == "order_unknown"
+        }
+        eur_after_jpy = {
+            e.refund_id for e in events if isinstance(e, ConversionReversed) and e.currency == "EUR"
+        }
+        for refund_id, when in result.refused:
+            count(f"other currency refused on {when}")
+            if when == "outcome" and refund_id in unknown:
+                count("other currency expired, then refused")
+            if refund_id in eur_after_jpy:
+                count("other currency refused, its id then taken in EUR")
 
     assert {what: n >= 3 for what, n in reached.items()} == {
         "refund expired, then reversed": True,
@@ -557,4 +614,8 @@ def test_the_scenarios_reach_the_late_outcomes() -> None:
         "renewal of a renewal expired": True,
         "restart while an expired refund or renewal waited": True,
         "renewal naming an order, void": True,
+        "other currency refused on arrival": True,
+        "other currency refused on outcome": True,
+        "other currency expired, then refused": True,
+        "other currency refused, its id then taken in EUR": True,
     }, reached

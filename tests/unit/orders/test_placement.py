@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from afflux.orders.errors import Rejected
-from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
+from afflux.orders.placement import Placement, TimeLimits, place
 from afflux.orders.rules import OrderRequest, RefundRequest, order_event, refund_event
 from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.event_time import backfill_limit_ms
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit

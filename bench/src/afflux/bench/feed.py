@@ -1,5 +1,10 @@
 """Feeding scenarios to the worker's input topics as afflux producers would:
-routed by each event's key, packed per (topic, partition) in list order."""
+routed by each event's key, packed per (topic, partition) in list order.
+
+The scenarios replay history (their event times are fixed, months before the records'
+timestamps), so their records carry the backfill header, as an operator's backfill
+through the orders service does: the worker otherwise refuses orders and refunds dated
+past their campaign's backfill limit (``afflux.shared.core.event_time``)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from afflux.shared.core.event_time import BACKFILL_HEADERS
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
@@ -52,9 +58,11 @@ async def produce(
     *,
     pack: int = 100,
     orders_from: Sequence[Envelope] = (),
+    backfill: bool = True,
 ) -> None:
     """Events packed per (topic, partition) in list order, as afflux producers do;
-    ``orders_from``: earlier events whose orders a confirmation may follow.
+    ``orders_from``: earlier events whose orders a confirmation may follow; ``backfill``:
+    mark the records a backfill (the module's docstring).
 
     A record is stamped when its first event was taken from the list, not when it is
     sent: a pack fills at its own pace (clicks twenty times faster than orders), so a
@@ -78,9 +86,10 @@ async def produce(
                 opened[slot] = time.time_ns() // 1_000_000
             slots[slot].append((key, event))
             if len(slots[slot]) >= pack:
-                futures.append(await _send(producer, slot, slots.pop(slot), opened.pop(slot)))
+                items = slots.pop(slot)
+                futures.append(await _send(producer, slot, items, opened.pop(slot), backfill))
         for slot, items in slots.items():
-            futures.append(await _send(producer, slot, items, opened[slot]))
+            futures.append(await _send(producer, slot, items, opened[slot], backfill))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -91,11 +100,15 @@ async def _send(
     slot: tuple[str, int],
     items: list[tuple[str, Envelope]],
     stamp_ms: int,
+    backfill: bool = True,
 ) -> Any:
     topic, partition = slot
     value = encode(items[0][1]) if len(items) == 1 else encode_packed([e for _, e in items])
     key = items[0][0].encode()
-    return await producer.send(topic, value, key=key, partition=partition, timestamp_ms=stamp_ms)
+    headers = list(BACKFILL_HEADERS) if backfill else None
+    return await producer.send(
+        topic, value, key=key, partition=partition, timestamp_ms=stamp_ms, headers=headers
+    )
 
 
 async def publish_campaigns(bootstrap: str, campaigns: dict[str, tuple[TermsVersion, ...]]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer
 
+from afflux.shared.core.event_time import is_backfill
 from afflux.shared.events import (
     AnyEvent,
     ClickRecorded,
@@ -25,14 +26,14 @@ from afflux.shared.wire import UndecodableRecord, decode_record
 
 async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[AnyEvent]:
     """Every decodable event on ``topic``, read until nothing new arrives for ``idle_s``."""
-    return [event for event, _ in await read_topic_timed(bootstrap, topic, idle_s=idle_s)]
+    return [event for event, *_ in await read_topic_timed(bootstrap, topic, idle_s=idle_s)]
 
 
 async def read_topic_timed(
     bootstrap: str, topic: str, *, idle_s: float = 2.0
-) -> list[tuple[AnyEvent, int]]:
-    """Every decodable event on ``topic`` with its record's timestamp (ms), read until
-    nothing new arrives for ``idle_s``.
+) -> list[tuple[AnyEvent, int, bool]]:
+    """Every decodable event on ``topic`` with its record's timestamp (ms) and whether the
+    record carries the backfill header, read until nothing new arrives for ``idle_s``.
 
     The end is found by reading, never from ListOffsets (the embedded broker
     answers those wrongly when batches hold several records).
@@ -46,7 +47,7 @@ async def read_topic_timed(
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
-    events: list[tuple[AnyEvent, int]] = []
+    events: list[tuple[AnyEvent, int, bool]] = []
     last_record_at = time.monotonic()
     try:
         while time.monotonic() - last_record_at < idle_s:
@@ -58,7 +59,8 @@ async def read_topic_timed(
                         decoded = decode_record(record.value)
                     except UndecodableRecord:
                         continue
-                    events += [(event, record.timestamp) for event in decoded]
+                    backfill = is_backfill(record.headers)
+                    events += [(event, record.timestamp, backfill) for event in decoded]
     finally:
         await consumer.stop()
     return events

@@ -38,7 +38,7 @@ from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.oracle import admitted
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
-from afflux.shared.events import AnyEvent
+from afflux.shared.events import AnyEvent, CampaignTermsPublished
 from afflux.shared.topics import (
     CAMPAIGNS,
     CLICKS,
@@ -93,19 +93,25 @@ async def _check(
 ) -> StackCheck:
     await settle(payouts_url, admin_token=admin_token, min_wait_s=grace_s + 1)
     topics: dict[str, list[AnyEvent]] = {}
-    timed: dict[str, list[tuple[AnyEvent, int]]] = {}
+    timed: dict[str, list[tuple[AnyEvent, int, bool]]] = {}
     for topic in (CLICKS, ORDERS, REFUNDS, CONTENT, CAMPAIGNS, CONVERSIONS, REVERSALS):
         timed[topic.name] = await read_topic_timed(bootstrap, topic.name)
-        topics[topic.name] = [event for event, _ in timed[topic.name]]
+        topics[topic.name] = [event for event, *_ in timed[topic.name]]
     result = StackCheck(counts={name: len(events) for name, events in topics.items()})
     result.differences += every_redirect_is_one_click_event(sent_click_ids, topics[CLICKS.name])
     result.differences += every_accepted_order_is_on_the_topic(accepted_orders, topics[ORDERS.name])
     result.differences += one_live_conversion_per_order(topics[CONVERSIONS.name])
-    # The worker dead-letters events stamped too far after their record (see the oracle).
+    # The worker dead-letters events stamped too far after their record, and orders and
+    # refunds dated too far before it (see the oracle).
+    campaigns = {
+        e.campaign_id: e.versions
+        for e in topics[CAMPAIGNS.name]
+        if isinstance(e, CampaignTermsPublished)
+    }
     inputs = topics[CAMPAIGNS.name] + [
         event
         for topic in (CLICKS, ORDERS, REFUNDS, CONTENT)
-        for event in admitted(timed[topic.name], DEFAULT_CLOCK_SKEW_MS)
+        for event in admitted(timed[topic.name], DEFAULT_CLOCK_SKEW_MS, campaigns)
     ]
     outputs = topics[CONVERSIONS.name] + topics[REVERSALS.name]
     result.differences += attribution_differences(inputs, outputs)[:20]

@@ -17,6 +17,10 @@ counts, whenever it came, and an order's first survey answer counts (its own, el
 the first ``SurveyAnswered`` after it; one before its order is dead-lettered by the
 worker and counts for nothing here).
 
+An order or renewal in another currency than its campaign's terms, and a refund in another
+currency than its order's outcome, are dead-lettered by the worker and count for nothing
+here (a later copy of the same id in the right currency counts as the first).
+
 Which terms version applies is not the choice and is shared: the oracle takes
 ``afflux.shared.core.terms.terms_in_force`` like the worker. It is a few
 obviously correct lines with a table test at every boundary of its own, and
@@ -36,6 +40,7 @@ from typing import TypeVar
 from afflux.shared.content_facts import latest_time
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.event_time import backfill_limit_ms
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
 from afflux.shared.core.renewals import claim_refusals, renewal_order_refusal
@@ -58,6 +63,8 @@ from afflux.shared.events import (
 )
 
 E = TypeVar("E", bound=Envelope)
+# What the orders service places in event time, down to the campaign's backfill limit.
+_PLACED = (OrderPlaced, OrderRefunded, SubscriptionRenewed)
 
 
 @dataclass(frozen=True)
@@ -123,12 +130,46 @@ class OracleResult:
     unmatched: list[Envelope] = field(default_factory=list)  # OrderUnattributed, RefundUnmatched
 
 
-def admitted(records: Iterable[tuple[E, int]], skew_ms: int) -> list[E]:
-    """The input events (each with its record's timestamp, ms) that the worker takes:
-    one whose event time is more than ``skew_ms`` after its record's timestamp is
-    dead-lettered (``event_time_in_future``) and counts for nothing; for a content
-    publication the latest of its times (``latest_time``) is held to that."""
-    return [event for event, ts in records if latest_time(event) <= ts + skew_ms]
+def admitted(
+    records: Iterable[tuple[E, int] | tuple[E, int, bool]],
+    skew_ms: int,
+    campaigns: Mapping[str, Sequence[TermsVersion]] | None = None,
+    *,
+    backfill_limit_days: int | None = None,
+) -> list[E]:
+    """The input events (each with its record's timestamp, ms, and optionally whether the
+    record carries the backfill header) that the worker takes. One whose event time is
+    more than ``skew_ms`` after its record's timestamp is dead-lettered
+    (``event_time_in_future``) and counts for nothing; for a content publication the
+    latest of its times (``latest_time``) is held to that. With ``campaigns``: an order,
+    refund or renewal of a known campaign dated more than the campaign's backfill limit
+    (the orders service's, ``backfill_limit_days`` its setting) plus ``skew_ms`` before
+    its record's timestamp is dead-lettered too (``event_time_too_old``), unless its
+    record is a backfill."""
+    limits = {c: backfill_limit_ms(v, backfill_limit_days) for c, v in (campaigns or {}).items()}
+    kept: list[E] = []
+    for record in records:
+        event, ts, backfill = record[0], record[1], any(record[2:])
+        if latest_time(event) > ts + skew_ms:
+            continue
+        if not backfill and _too_old(event, ts, limits, skew_ms):
+            continue
+        kept.append(event)
+    return kept
+
+
+def _too_old(event: Envelope, ts: int, limits: Mapping[str, int], skew_ms: int) -> bool:
+    """An order, refund or renewal of a known campaign dated more than its campaign's
+    backfill limit plus the skew before its record's timestamp."""
+    if not isinstance(event, _PLACED) or event.campaign_id not in limits:
+        return False
+    return ts - event.occurred_at > limits[event.campaign_id] + skew_ms
+
+
+def _other_currency(e: OrderPlaced | SubscriptionRenewed, versions: Sequence[TermsVersion]) -> bool:
+    """An order or renewal in another currency than its campaign's terms at its time: the
+    worker dead-letters it."""
+    return e.currency != terms_in_force(versions, e.occurred_at).terms.currency
 
 
 def _items_refused(e: OrderPlaced) -> bool:
@@ -157,6 +198,8 @@ def attribute(
         if isinstance(e, OrderPlaced) and e.campaign_id in campaigns:
             if (e.campaign_id, e.order_id) in decided or _items_refused(e):
                 continue
+            if _other_currency(e, campaigns[e.campaign_id]):
+                continue
             decided.add((e.campaign_id, e.order_id))
             key = order_partition_key(e.order_id, e.visitor_id, e.click_id)
             visible = list(clicks.get(key, {}).values())
@@ -173,6 +216,12 @@ def attribute(
             else:
                 out.unmatched.append(result)
     _renewals(events, campaigns, converted, decided, out)
+    # The currency of each order's outcome that earned no creator (its own, before a
+    # renewal's that named its id): what its refunds are held to, as a conversion's.
+    unattributed_in: dict[tuple[str, str], str] = {}
+    for u in out.unmatched:
+        if isinstance(u, OrderUnattributed):
+            unattributed_in.setdefault((u.campaign_id, u.order_id), u.currency)
     confirmed: set[tuple[str, str]] = set()
     refunded: dict[tuple[str, str], int] = {}
     refunds_seen: set[tuple[str, str, str]] = set()
@@ -185,9 +234,12 @@ def attribute(
         elif isinstance(e, OrderRefunded):
             if (e.campaign_id, e.order_id, e.refund_id) in refunds_seen:
                 continue
-            refunds_seen.add((e.campaign_id, e.order_id, e.refund_id))
             order = (e.campaign_id, e.order_id)
             conversion = converted.get(order)
+            currency = conversion.currency if conversion else unattributed_in.get(order)
+            if currency is not None and e.currency != currency:
+                continue  # dead-lettered (currency_mismatch): its id is not taken
+            refunds_seen.add((e.campaign_id, e.order_id, e.refund_id))
             if conversion is None:
                 why = "order_unattributed" if order in decided else "order_unknown"
                 out.unmatched.append(_refund_unmatched(e, why))
@@ -381,6 +433,7 @@ def _renewals(
         if isinstance(e, SubscriptionRenewed)
         and e.campaign_id in campaigns
         and not renewal_order_refusal(e.order_id, e.renewal_order_id)
+        and not _other_currency(e, campaigns[e.campaign_id])
     ]
     distinct: dict[tuple[str, str], SubscriptionRenewed] = {}  # the first copy of each
     per_campaign: dict[str, list[tuple[str, str, int]]] = {}

@@ -102,6 +102,16 @@ each schema) is dead-lettered rather than guessed at.
    `partitioner=murmur2_random` or co-partitioned joins will miss.
 5. Produce with `acks=all`. Delivery is at least once; effects are exactly
    once because every consumer is idempotent on event and business ids.
+6. Date each event with its own time and let the producer stamp the record
+   (Kafka `CreateTime`) when you send it. The attribution worker dead-letters an
+   order, refund or renewal dated more than its campaign's backfill limit (the
+   longest cookie window plus the longest lock; 60 days by default) plus 5
+   minutes before its record's timestamp (`event_time_too_old`: seconds sent as
+   milliseconds land in January 1970), and any event more than 5 minutes after
+   it (`event_time_in_future`). To replay older history on purpose, mark its
+   records with the header `afflux-backfill: 1`, as the orders service's admin
+   backfill does. Money is in the campaign's currency, and a refund in its
+   order's: another currency is dead-lettered (`currency_mismatch`).
 
 ### A worked example with confluent-kafka
 

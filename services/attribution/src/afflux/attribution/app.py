@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -85,6 +85,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         order_retention_ms=settings.order_retention_days * MS_PER_DAY,
         redecide=settings.attribution_redecide,
         clock_skew_ms=settings.attribution_clock_skew_s * 1000,
+        backfill_limit_days=settings.orders_backfill_limit_days,
         arrival_margin_ms=settings.arrival_margin_ms,
         disk=_disk_stores(settings),
         content=content,
@@ -266,6 +267,11 @@ async def _take(manual: Any, taken: asyncio.Queue[Any]) -> None:
 
 
 def _record(message: Any) -> Record:
-    """A Faust message as a stage's input record (timestamp in ms)."""
+    """A Faust message as a stage's input record (timestamp in ms; headers as pairs)."""
     m = message
-    return Record(m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000))
+    headers = m.headers or ()
+    if isinstance(headers, Mapping):
+        headers = headers.items()
+    return Record(
+        m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000), tuple(headers)
+    )

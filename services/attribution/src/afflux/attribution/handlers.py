@@ -15,14 +15,18 @@ from afflux.attribution.join import (
     live_touches,
 )
 from afflux.attribution.metrics import AttributionMetrics
-from afflux.attribution.refunds import RefundPartition, decode_ledger
+from afflux.attribution.refunds import CURRENCY_MISMATCH, RefundPartition, decode_ledger
 from afflux.attribution.store import LocalStore
 from afflux.shared.core.attribution import largest_window_ms
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
+    allowed_age_ms,
+    backfill_limit_ms,
     event_time_in_future,
+    event_time_too_old,
+    too_old_reason,
 )
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
@@ -52,6 +56,8 @@ UNKNOWN_ORDER = "unknown order: a survey answer for an order this worker does no
 # isinstance against tuples built once: a union written in the call builds a new
 # type object on every event.
 _PRICED = (OrderPlaced, ConversionAttributed)
+# What the orders service places in event time, down to the campaign's backfill limit.
+_PLACED = (OrderPlaced, OrderRefunded, SubscriptionRenewed)
 _CLICKS = (DecodedClick, ClickRecorded)
 _JOIN_OTHERS = (LeadConfirmed, RefundUnmatched)
 Handled = tuple[Sequence[Output], str]
@@ -62,13 +68,20 @@ class Campaigns:
     """The campaign terms both stages read, and the checks every input event passes."""
 
     def __init__(
-        self, directory: CampaignDirectory, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS
+        self,
+        directory: CampaignDirectory,
+        clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
+        backfill_limit_days: int | None = None,
     ) -> None:
+        """``backfill_limit_days``: the orders service's ``AFFLUX_ORDERS_BACKFILL_LIMIT_DAYS``
+        (None: per campaign, its longest window plus its longest lock)."""
         self.directory = directory
         self.clock_skew_ms = clock_skew_ms
+        self.backfill_limit_days = backfill_limit_days
         # Asked per click and per order: a timeline per campaign, rebuilt when the
         # directory holds a new tuple of versions for it.
         self._timelines: dict[str, tuple[tuple[TermsVersion, ...], TermsTimeline]] = {}
+        self._limits: dict[str, tuple[tuple[TermsVersion, ...], int]] = {}
 
     def terms(self, campaign_id: str, at_ms: int) -> TermsVersion | None:
         if campaign_id not in self.directory:
@@ -87,15 +100,33 @@ class Campaigns:
         d = self.directory
         return largest_window_ms([v for c in d.campaign_ids() for v in d.versions(c)])
 
-    def refused(self, topic: str, event: Event, ts: int) -> str:
-        """Why an event is refused before it is used ('' when it is not)."""
-        return self._refused_order(event) or self._in_future(topic, event, ts)
+    def backfill_limit_ms(self, campaign_id: str) -> int:
+        """The campaign's backfill limit, as the orders service computes it."""
+        versions = self.directory.versions(campaign_id)
+        cached = self._limits.get(campaign_id)
+        if cached is None or cached[0] is not versions:
+            limit = backfill_limit_ms(versions, self.backfill_limit_days)
+            cached = self._limits[campaign_id] = (versions, limit)
+        return cached[1]
+
+    def refused(self, topic: str, event: Event, ts: int, backfill: bool = False) -> str:
+        """Why an event is refused before it is used ('' when it is not); ``backfill``:
+        its record carries the backfill header."""
+        return (
+            self._refused_order(event)
+            or self._in_future(topic, event, ts)
+            or self._too_old(topic, event, ts, backfill)
+        )
 
     def _refused_order(self, event: Event) -> str:
-        """Why an order (or a conversion) is refused before it is used: an order of an
-        unknown campaign, an amount above the campaign's ``max_order_minor`` (the terms
-        in force at the order's time), or items that do not make up the order's amount
-        (``products.items_problem``: the orders service refuses them at entry)."""
+        """Why an order (or a conversion, or a renewal) is refused before it is used: an
+        order of an unknown campaign, an amount above the campaign's ``max_order_minor``
+        (the terms in force at the order's time), an order or renewal in another currency
+        than the campaign's (``currency_mismatch``), or items that do not make up the
+        order's amount (``products.items_problem``); the orders service refuses each of
+        them at entry."""
+        if isinstance(event, SubscriptionRenewed):
+            return self._other_currency(event, "renewal")
         if not isinstance(event, _PRICED):
             return ""
         if event.campaign_id not in self.directory:
@@ -106,10 +137,24 @@ class Campaigns:
                 f"amount_minor {event.amount_minor} above the campaign's max_order_minor "
                 f"{version.terms.max_order_minor}"
             )
-        if isinstance(event, OrderPlaced) and event.items:
+        if not isinstance(event, OrderPlaced):
+            return ""
+        if version is not None and event.currency != version.terms.currency:
+            return _campaign_currency(event.currency, version.terms.currency, "order")
+        if event.items:
             rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in event.items]
             return items_problem(event.amount_minor, rows, event.non_commissionable_minor)
         return ""
+
+    def _other_currency(self, event: SubscriptionRenewed, what: str) -> str:
+        """``currency_mismatch`` when ``event`` is in another currency than its campaign's
+        terms in force at its time ('' for an unknown campaign: the stage answers that)."""
+        if event.campaign_id not in self.directory:
+            return ""
+        version = self.terms(event.campaign_id, event.occurred_at)
+        if version is None or event.currency == version.terms.currency:
+            return ""
+        return _campaign_currency(event.currency, version.terms.currency, what)
 
     def _in_future(self, topic: str, event: Event, ts: int) -> str:
         """Why an outside input's event time is refused: more than the clock skew after its
@@ -124,6 +169,25 @@ class Campaigns:
             f"{event.occurred_at - ts} ms after the record's timestamp {ts}"
             f" (allowed: {self.clock_skew_ms} ms)"
         )
+
+    def _too_old(self, topic: str, event: Event, ts: int, backfill: bool) -> str:
+        """Why an order, refund or renewal written straight to its topic is refused for its
+        age: more than its campaign's backfill limit plus the clock skew before its
+        record's timestamp, the record not marked a backfill. Taken, it would be paid at
+        once, its return window long past (``core.event_time``)."""
+        if backfill or not isinstance(event, _PLACED) or topic not in OUTSIDE_INPUTS:
+            return ""
+        if event.campaign_id not in self.directory:
+            return ""  # an order is refused as of an unknown campaign; a refund waits
+        limit = self.backfill_limit_ms(event.campaign_id)
+        skew = self.clock_skew_ms
+        if not event_time_too_old(event.occurred_at, ts, allowed_age_ms(limit, skew)):
+            return ""
+        return too_old_reason(event.occurred_at, ts, limit, skew)
+
+
+def _campaign_currency(currency: str, campaign_currency: str, what: str) -> str:
+    return f"{CURRENCY_MISMATCH}: {what} in {currency}, campaign pays in {campaign_currency}"
 
 
 class JoinHandler:
@@ -149,8 +213,10 @@ class JoinHandler:
         keys = local.bind(decode_state) if local else None
         return JoinPartition(self.redecide, keys, self.book.content)
 
-    def on_event(self, state: JoinPartition, topic: str, event: Event, ts: int) -> Handled:
-        refused = self.campaigns.refused(topic, event, ts)
+    def on_event(
+        self, state: JoinPartition, topic: str, event: Event, ts: int, *, backfill: bool = False
+    ) -> Handled:
+        refused = self.campaigns.refused(topic, event, ts, backfill)
         if refused:
             return (), refused
         if isinstance(event, _CLICKS):
@@ -244,11 +310,18 @@ class RefundHandler:
     def new_state(self, local: LocalStore | None = None) -> RefundPartition:
         return RefundPartition(local.bind(decode_ledger) if local else None, self.campaigns.terms)
 
-    def on_event(self, state: RefundPartition, topic: str, event: Event, ts: int) -> Handled:
-        refused = self.campaigns.refused(topic, event, ts)
+    def on_event(
+        self, state: RefundPartition, topic: str, event: Event, ts: int, *, backfill: bool = False
+    ) -> Handled:
+        refused = self.campaigns.refused(topic, event, ts, backfill)
         if refused:
             return (), refused
         if isinstance(event, OrderRefunded):
+            # In another currency than its order's outcome held here: refused with its
+            # record (one that waits is held to it when the outcome comes, ``refunds``).
+            refused = state.currency_refusal(event.order_id, event)
+            if refused:
+                return (), refused
             return state.refund(event.order_id, event, ts), ""
         if isinstance(event, SubscriptionRenewed):
             refused = renewal_order_refusal(event.order_id, event.renewal_order_id)

@@ -140,10 +140,17 @@ class Decided:
     winner: Winner | None = None
 
 
+class Refused(Exception):
+    """A refusal found while settling rather than while reading a record (a refund that
+    waited for its order's outcome, in another currency than the order's): dead-lettered
+    as a ``Failed``, with the refusal's own text as the reason."""
+
+
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """An order (or refund) whose deciding raised: it alone is dead-lettered, with what
-    it was (``facts``), the step that failed and the exception; its neighbours go on."""
+    """An order (or refund) whose deciding raised, or was ``Refused``: it alone is
+    dead-lettered, with what it was (``facts``), the step that failed and the exception;
+    its neighbours go on."""
 
     key: str
     facts: dict[str, Any]
@@ -152,6 +159,8 @@ class Failed:
 
     @property
     def reason(self) -> str:
+        if isinstance(self.error, Refused):
+            return str(self.error)
         return f"failed: {self.step}: {type(self.error).__name__}: {self.error}"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from afflux.attribution.join import Failed, Output
 from afflux.attribution.metrics import AttributionMetrics
-from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE
+from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import (
     ConversionAttributed,
@@ -164,6 +164,8 @@ def _reason(reason: str) -> str:
         "unknown campaign",
         "unknown order",
         EVENT_TIME_IN_FUTURE,
+        EVENT_TIME_TOO_OLD,
+        "currency_mismatch",
         "unexpected event type",
         "amount_minor",
         "failed",

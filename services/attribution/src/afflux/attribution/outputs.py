@@ -235,6 +235,7 @@ class SettledRefund(NamedTuple):
     requested_minor: int
     occurred_at: int
     items: tuple[tuple[str, int | None, int | None], ...] = ()  # sku, quantity, amount
+    currency: str = ""  # '' in state written before refunds were held to their order's
 
 
 def reversal(

@@ -33,6 +33,17 @@ own, never the order's) is then reversed whole here, at the renewal's own time
 (``outputs.voided``), the refunds it took are applied to the order's outcome, and the
 order's own renewals refused because it looked like a renewal order are decided again.
 
+A refund is held to its order's currency where it meets the order's outcome: one in
+another currency than the order's (written straight to the topic: the orders service
+takes only the campaign's) is refused, dead-lettered with reason ``currency_mismatch``,
+and changes nothing: the order's outcome, what was refunded of it and the refund id stay
+as they were, so the order's later refunds (that id too, sent again in the right
+currency) are applied as usual. Read after the outcome, it is refused with its record;
+one that waited is refused when the outcome arrives (a dead letter of no record, like a
+decision that raised); one that expired waiting (answered ``order_unknown``, the
+currency then unknown) is refused when the outcome arrives after all, and never
+applied. The oracle leaves the same refunds out.
+
 Neither expiry is final: a broker outage or a stalled join can hold an order's outcome
 past the wait while its refunds keep arriving. A refund that expired is kept among the
 settled ones and applied, in the order it was settled, when the outcome does arrive; a
@@ -79,9 +90,10 @@ from afflux.shared.events import (
 from afflux.shared.topics import REVERSALS, UNMATCHED
 from afflux.shared.wire import compact_json_bytes
 
-from .join import WATERMARK_KEY, Failed, Output
+from .join import WATERMARK_KEY, Failed, Output, Refused
 
 Waiting = OrderRefunded | SubscriptionRenewed
+CURRENCY_MISMATCH = "currency_mismatch"
 TermsAt = Callable[[str, int], TermsVersion | None]  # campaign, event time -> terms in force
 
 
@@ -108,6 +120,12 @@ class OrderLedger:
     # Renewals of this order refused as ``first_order_is_renewal``: decided again if the
     # renewal outcome that made it one gives way to the order's own.
     held_as_renewal: list[SubscriptionRenewed] = field(default_factory=list)
+    # campaign -> the currency of the order's unattributed outcome (a conversion carries
+    # its own): what its refunds are held to.
+    currencies: dict[str, str] = field(default_factory=dict)
+    # Refunds answered ``order_unknown`` whose every copy the order's currency refused:
+    # their ids are free again, and that answer stands (one event per id).
+    answered: set[tuple[str, str]] = field(default_factory=set)
 
 
 class RefundPartition:
@@ -192,7 +210,7 @@ class RefundPartition:
         if not late:
             return []
         ledger.orphans = [r for r in ledger.orphans if r.campaign_id != campaign]
-        out = [self._settle(ledger, r) for r in late]
+        out = _settled(*(self._settle(ledger, r) for r in late))
         # Still unattributed: the answer given at expiry stands (same event id).
         return [o for o in out if isinstance(o[2], ConversionAttributed)]
 
@@ -202,8 +220,11 @@ class RefundPartition:
         ledger.won_by[c.campaign_id] = c.reason
         total = 0
         out: list[Output] = []
+        self._drop_other_currencies(key, ledger, c.campaign_id, conv.currency)
+        applied_ids: set[str] = set()
         for r in ledger.settled:
-            if r.campaign_id == c.campaign_id:
+            if r.campaign_id == c.campaign_id and r.refund_id not in applied_ids:
+                applied_ids.add(r.refund_id)  # a copy that expired beside it: the first
                 applied = capped_refund(conv.amount_minor, total, r.requested_minor)
                 total += applied
                 out.append((REVERSALS.name, key, reversal(key, r, conv, applied, total)))
@@ -258,18 +279,33 @@ class RefundPartition:
         if u.kind == "renewal":
             ledger.renewal_of.add(u.campaign_id)
         ledger.unattributed.add(u.campaign_id)
+        ledger.currencies[u.campaign_id] = u.currency
+        self._drop_other_currencies(key, ledger, u.campaign_id, u.currency)
         return out + self._release(key, ledger, u.campaign_id) + self._adopt(ledger, u.campaign_id)
 
     def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
+        """A refund of the order ``key``: settled now if its outcome is known (refused,
+        and dead-lettered through ``take_failed``, in another currency than the order's:
+        ``currency_refusal`` finds that first for the record's own dead letter), else it
+        waits for it. A copy of a waiting refund in another currency waits beside it:
+        whichever of the two the order's currency takes is applied."""
         ledger = self._ledger(key, r.occurred_at)
-        ident = (r.campaign_id, r.refund_id)
-        if ident in ledger.done or any(_ident(w) == ident for w, _ in ledger.waiting):
+        if _duplicate(ledger, r):
             return []
         if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
-            return [self._settle(ledger, r)]
+            return _settled(self._settle(ledger, r))
         ledger.waiting.append((r, arrived))
         self.waiting.add(key)
         return []
+
+    def currency_refusal(self, key: str, r: OrderRefunded) -> str:
+        """Why ``refund`` would refuse ``r`` now for its currency ('' when it would not: no
+        outcome of its order known yet, a copy of a refund taken already, or the order's
+        currency). Reads the state only."""
+        ledger = self.keys.get(key)
+        if ledger is None or _duplicate(ledger, r):
+            return ""
+        return _currency_refusal(r, _order_currency(ledger, r.campaign_id))
 
     def renewal(self, key: str, r: SubscriptionRenewed, arrived: int) -> list[Output]:
         """A renewal of the order ``key``: refused at once if another renewal order took
@@ -286,12 +322,45 @@ class RefundPartition:
             return [unattributed(r, refusal)]
         taken[r.renewal_number] = r.renewal_order_id
         if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
-            return [self._settle(ledger, r)]
+            return _settled(self._settle(ledger, r))
         ledger.waiting.append((r, arrived))
         self.waiting.add(key)
         return []
 
-    def _settle(self, ledger: OrderLedger, r: Waiting) -> Output:
+    def _drop_other_currencies(
+        self, key: str, ledger: OrderLedger, campaign: str, currency: str
+    ) -> None:
+        """Refunds settled before the order's currency was known (expired waiting) that are
+        in another one: refused now, never applied, and their ids free again (unless a
+        copy in the order's currency expired beside them)."""
+        other = [
+            s
+            for s in ledger.settled
+            if s.campaign_id == campaign and s.currency and s.currency != currency
+        ]
+        if not other:
+            return
+        ledger.settled = [s for s in ledger.settled if s not in other]
+        kept = {s.refund_id for s in ledger.settled if s.campaign_id == campaign}
+        for s in other:
+            if s.refund_id not in kept:
+                ledger.done.discard((campaign, s.refund_id))
+                ledger.answered.add((campaign, s.refund_id))
+            facts = {
+                "campaign_id": s.campaign_id,
+                "order_id": key,
+                "refund_id": s.refund_id,
+                "amount_minor": s.requested_minor,
+                "currency": s.currency,
+                "occurred_at": s.occurred_at,
+            }
+            refused = Refused(_mismatch(s.currency, currency))
+            self.failed.append(Failed(key, facts, f"{CURRENCY_MISMATCH} {s.currency}", refused))
+
+    def _settle(self, ledger: OrderLedger, r: Waiting) -> Output | None:
+        """``r`` settled against its order's outcome; None: nothing to send (a refund
+        refused for its currency, dead-lettered through ``take_failed``, or a copy of a
+        refund settled already)."""
         if isinstance(r, SubscriptionRenewed):
             ledger.done.add(renewal_ident(r))
             if refusal := first_order_refusal(r.campaign_id in ledger.renewal_of):
@@ -308,14 +377,22 @@ class RefundPartition:
             return decided
         return self._settle_refund(ledger, r)
 
-    def _settle_refund(self, ledger: OrderLedger, r: OrderRefunded) -> Output:
+    def _settle_refund(self, ledger: OrderLedger, r: OrderRefunded) -> Output | None:
+        if (r.campaign_id, r.refund_id) in ledger.done:
+            return None  # a copy in another currency waited beside it and was taken
+        refused = _currency_refusal(r, _order_currency(ledger, r.campaign_id))
+        if refused:
+            facts = r.model_dump(mode="json")
+            step = f"{CURRENCY_MISMATCH} {r.currency}"
+            self.failed.append(Failed(r.order_id, facts, step, Refused(refused)))
+            return None
         ledger.done.add((r.campaign_id, r.refund_id))
-        settled = SettledRefund(
-            r.campaign_id, r.refund_id, r.amount_minor, r.occurred_at, _items(r)
-        )
+        settled = _settled_refund(r)
         ledger.settled.append(settled)
         conv = ledger.converted.get(r.campaign_id)
         if conv is None:
+            if (r.campaign_id, r.refund_id) in ledger.answered:
+                return None  # answered already, under the same event id
             return (UNMATCHED.name, r.order_id, refund_unmatched(r, order_known=True))
         before = ledger.refunded.get(r.campaign_id, 0)
         applied = capped_refund(conv.amount_minor, before, r.amount_minor)
@@ -333,7 +410,7 @@ class RefundPartition:
         ledger.waiting = [w for w in ledger.waiting if w[0].campaign_id != campaign]
         if not ledger.waiting:
             self.waiting.discard(key)
-        return [self._settle(ledger, r) for r, _ in ready]
+        return _settled(*(self._settle(ledger, r) for r, _ in ready))
 
     def due(self, safe_time: int, wait_ms: int) -> list[Output]:
         """Refunds that waited ``wait_ms`` without their order's outcome: unmatched."""
@@ -344,22 +421,26 @@ class RefundPartition:
             if expired:
                 ledger.waiting = [w for w in ledger.waiting if w[1] + wait_ms > safe_time]
                 for r, _ in expired:
-                    ledger.done.add(_ident(r))
                     if isinstance(r, SubscriptionRenewed):
+                        ledger.done.add(_ident(r))
                         ledger.orphans.append(r)
                         out.append(unattributed(r, FIRST_ORDER_UNKNOWN))
                         continue
+                    if _ident(r) in ledger.done or _ident(r) in ledger.answered:
+                        # A copy in another currency expired before it (answered then, under
+                        # the same event id): kept to be applied if the order's currency
+                        # refuses that one (``_reapply``).
+                        ledger.done.add(_ident(r))
+                        ledger.settled.append(_settled_refund(r))
+                        continue
+                    ledger.done.add(_ident(r))
                     try:  # one refund's failure never takes the others with it
                         unmatched = refund_unmatched(r, order_known=False)
                     except Exception as exc:
                         facts = r.model_dump(mode="json")
                         self.failed.append(Failed(key, facts, "settling a waiting refund", exc))
                         continue
-                    ledger.settled.append(
-                        SettledRefund(
-                            r.campaign_id, r.refund_id, r.amount_minor, r.occurred_at, _items(r)
-                        )
-                    )
+                    ledger.settled.append(_settled_refund(r))
                     out.append((UNMATCHED.name, r.order_id, unmatched))
                 self.dirty.add(key)
             if not ledger.waiting:
@@ -426,6 +507,10 @@ def _encode(ledger: OrderLedger) -> bytes:
         doc["ro"] = sorted(ledger.renewal_of)
     if ledger.held_as_renewal:
         doc["hr"] = [r.model_dump(mode="json") for r in ledger.held_as_renewal]
+    if ledger.currencies:
+        doc["cy"] = ledger.currencies
+    if ledger.answered:
+        doc["an"] = sorted(ledger.answered)
     return compact_json_bytes(doc)
 
 
@@ -440,6 +525,54 @@ def _ident(w: Waiting) -> tuple[str, str]:
     return renewal_ident(w) if isinstance(w, SubscriptionRenewed) else (w.campaign_id, w.refund_id)
 
 
+def _duplicate(ledger: OrderLedger, r: OrderRefunded) -> bool:
+    """A copy of a refund taken already, or of one waiting in the same currency. A refund
+    that expired waiting was taken only for the currencies of the copies kept, while its
+    order's currency is unknown: a copy in another one waits for the order too."""
+    ident = (r.campaign_id, r.refund_id)
+    if any(_ident(w) == ident and w.currency == r.currency for w, _ in ledger.waiting):
+        return True
+    if ident not in ledger.done:
+        return False
+    if _order_currency(ledger, r.campaign_id) is not None:
+        return True
+    copies = [s.currency for s in ledger.settled if (s.campaign_id, s.refund_id) == ident]
+    return not copies or any(c in ("", r.currency) for c in copies)
+
+
+def _order_currency(ledger: OrderLedger, campaign: str) -> str | None:
+    """The currency of the order's outcome held for ``campaign`` (None: none held, or an
+    unattributed one kept from before outcomes' currencies were)."""
+    conv = ledger.converted.get(campaign)
+    if conv is not None:
+        return conv.currency
+    if campaign in ledger.unattributed:
+        return ledger.currencies.get(campaign)
+    return None
+
+
+def _mismatch(refund_currency: str, order_currency: str) -> str:
+    return f"{CURRENCY_MISMATCH}: refund in {refund_currency}, order in {order_currency}"
+
+
+def _currency_refusal(r: OrderRefunded, order_currency: str | None) -> str:
+    """Why ``r`` cannot be taken against an order in ``order_currency`` ('' when it can:
+    the same currency, or the order's not known)."""
+    if order_currency is None or r.currency == order_currency:
+        return ""
+    return _mismatch(r.currency, order_currency)
+
+
+def _settled(*outputs: Output | None) -> list[Output]:
+    return [o for o in outputs if o is not None]
+
+
+def _settled_refund(r: OrderRefunded) -> SettledRefund:
+    return SettledRefund(
+        r.campaign_id, r.refund_id, r.amount_minor, r.occurred_at, _items(r), r.currency
+    )
+
+
 def _items(r: OrderRefunded) -> tuple[tuple[str, int | None, int | None], ...]:
     return tuple((i.sku, i.quantity, i.amount_minor) for i in r.items)
 
@@ -452,7 +585,8 @@ def _waiting_from(payload: dict[str, Any]) -> Waiting:
 
 def _settled_from(row: list[Any]) -> SettledRefund:
     items = tuple((s, q, a) for s, q, a in row[4]) if len(row) > 4 else ()
-    return SettledRefund(row[0], row[1], row[2], row[3], items)
+    currency = row[5] if len(row) > 5 else ""
+    return SettledRefund(row[0], row[1], row[2], row[3], items, currency)
 
 
 def vars_of(c: Converted) -> list[Any]:
@@ -475,4 +609,6 @@ def decode_ledger(raw: bytes) -> OrderLedger:
         numbers={c: dict(taken) for c, taken in doc.get("nb", {}).items()},
         renewal_of=set(doc.get("ro", ())),
         held_as_renewal=[SubscriptionRenewed.model_validate(r) for r in doc.get("hr", ())],
+        currencies=dict(doc.get("cy", {})),
+        answered={(c, r) for c, r in doc.get("an", ())},
     )

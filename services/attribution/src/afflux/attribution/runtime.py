@@ -17,10 +17,10 @@ from afflux.attribution.handlers import Campaigns, JoinHandler, RefundHandler
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.outbox import Outbox
-from afflux.attribution.refunds import RefundPartition
+from afflux.attribution.refunds import CURRENCY_MISMATCH, RefundPartition
 from afflux.attribution.stage import ARRIVAL_MARGIN_MS, Stage, Transport
 from afflux.attribution.store import DiskStores
-from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, EVENT_TIME_TOO_OLD
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
@@ -30,8 +30,9 @@ from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 10.0
-# Refusals of ``handlers.Campaigns.refused`` that newer terms could lift.
-TERMS_REFUSALS = ("unknown campaign", "max_order_minor")
+# Refusals of ``handlers.Campaigns.refused`` that newer terms could lift (an event time
+# too old is measured by the campaign's longest window and lock).
+TERMS_REFUSALS = ("unknown campaign", "max_order_minor", CURRENCY_MISMATCH, EVENT_TIME_TOO_OLD)
 
 
 class Runtime:
@@ -48,6 +49,7 @@ class Runtime:
         clock: Callable[[], int] = system_clock,
         redecide: bool = True,
         clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
+        backfill_limit_days: int | None = None,
         arrival_margin_ms: int = ARRIVAL_MARGIN_MS,
         disk: Callable[[str], DiskStores] | None = None,
         content: ContentBook | None = None,
@@ -55,7 +57,7 @@ class Runtime:
         self.directory = directory
         self.content = content if content is not None else ContentBook.without_content()
         self.metrics = metrics
-        self.campaigns = Campaigns(directory, clock_skew_ms)
+        self.campaigns = Campaigns(directory, clock_skew_ms, backfill_limit_days)
         outbox = Outbox(metrics, clock)
         self.join: Stage[JoinPartition] = Stage(
             "join",
@@ -69,8 +71,12 @@ class Runtime:
             disk("join") if disk else None,
             arrival_margin_ms,
         )
-        # Only the join refuses events by their campaign's terms (an order's campaign, its
-        # amount limit): the refund stage takes what the join decided.
+        # The join refuses events by their campaign's terms (an order's campaign, its
+        # amount limit, currency and age): asked again once the view caught up. The
+        # refund stage takes what the join decided; what it refuses by terms (a refund or
+        # renewal older than the campaign's backfill limit, a renewal in another currency)
+        # is final at once: holding a refund to the end of its batch would change the
+        # order in which an order's refunds are capped.
         self.join.recheck = TermsRecheck(directory, clock, TERMS_REFUSALS)
         self.refunds: Stage[RefundPartition] = Stage(
             "refunds",

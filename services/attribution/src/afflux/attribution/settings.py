@@ -46,6 +46,15 @@ class AttributionSettings(CommonSettings):
         description="how far an input event's occurred_at may be after its record's timestamp;"
         " later ones are dead-lettered (event_time_in_future)",
     )
+    orders_backfill_limit_days: int | None = Field(
+        None,
+        ge=1,
+        description="the orders service's setting of the same name, read here too: an"
+        " order, refund or renewal dated more than it (unset: per campaign, the longest"
+        " cookie window plus the longest lock) plus the clock skew before its record's"
+        " timestamp is dead-lettered (event_time_too_old), unless its record carries the"
+        " backfill header",
+    )
     state_store: Literal["memory", "disk"] = Field(
         "memory",
         description="where the join and refund stages keep their per-key state: memory (all"

@@ -68,6 +68,7 @@ from afflux.attribution.partitions import (
 )
 from afflux.attribution.store import DiskStores, LocalStore
 from afflux.attribution.timer_indexes import dump_indexes
+from afflux.shared.core.event_time import is_backfill
 from afflux.shared.events import DeadLetter
 from afflux.shared.io.terms_recheck import TermsRecheck
 
@@ -119,6 +120,8 @@ class InputRecord(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def timestamp(self) -> int: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp: int
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True)
@@ -179,9 +183,12 @@ class StageHandler(Protocol[S]):
         """A partition's empty state: in memory, or over ``local`` (the disk store)."""
         ...
 
-    def on_event(self, state: S, topic: str, event: Event, ts: int) -> tuple[Sequence[Output], str]:
-        """Apply one event of a record stamped ``ts``: its outputs, and why it was
-        refused ('' when it was used; a refused event changes nothing)."""
+    def on_event(
+        self, state: S, topic: str, event: Event, ts: int, *, backfill: bool = False
+    ) -> tuple[Sequence[Output], str]:
+        """Apply one event of a record stamped ``ts`` (``backfill``: the record carries the
+        backfill header): its outputs, and why it was refused ('' when it was used; a
+        refused event changes nothing)."""
         ...
 
     def due(self, state: S, safe_ms: int) -> list[Output]:
@@ -336,7 +343,8 @@ class Stage(Partitions[S]):
         ts = record.timestamp
         outbox = self.outbox
         try:
-            outputs, refused = self.handler.on_event(state, topic, event, ts)
+            backfill = is_backfill(record.headers)
+            outputs, refused = self.handler.on_event(state, topic, event, ts, backfill=backfill)
             if not refused:
                 out += outputs
                 return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from afflux.orders.errors import Rejected, Unavailable, from_validation
 from afflux.orders.marks import DoneMarks, MarkMetrics
 from afflux.orders.merchant_secrets import MerchantSecrets
 from afflux.orders.metrics import UNKNOWN, OrdersMetrics
-from afflux.orders.placement import Placement, TimeLimits, backfill_limit_ms, place
+from afflux.orders.placement import Placement, TimeLimits, place
 from afflux.orders.publisher import Publisher
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.duplicate_keys import first_duplicate_key, repeated_name_reason
+from afflux.shared.core.event_time import BACKFILL_HEADERS, backfill_limit_ms
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import Envelope, OrderPlaced, SubscriptionRenewed, SurveyAnswered
@@ -110,6 +112,12 @@ class Ingestor:
         self._orders: Coalescer[tuple[NewOrder, OrderPlaced], str] = Coalescer(
             self._order_batch, max_in_flight=limits.batches_in_flight
         )
+        # An operator's backfill: its records carry the backfill header, which lets the
+        # attribution worker take times older than the backfill limit (core.event_time).
+        self._backfills: Coalescer[tuple[NewOrder, OrderPlaced], str] = Coalescer(
+            functools.partial(self._order_batch, headers=BACKFILL_HEADERS),
+            max_in_flight=limits.batches_in_flight,
+        )
         self._background: set[asyncio.Task[None]] = set()
         self.marks = DoneMarks(claims, MarkMetrics(metrics.registry))
         self.placed_on_topic = placed_on_topic
@@ -189,7 +197,7 @@ class Ingestor:
             request = parse(rules.OrderRequest, raw)
             campaign, kind = self.label(request.campaign_id), request.kind
             event = self.check_order(merchant_id, request, backfill=backfill)
-            status = await self.ingest_order(event)
+            status = await self.ingest_order(event, backfill=backfill)
         except Unavailable:
             self.metrics.order(campaign, kind, "unavailable")
             raise
@@ -253,14 +261,18 @@ class Ingestor:
             return result | {"status": "rejected", "error": exc.problem()}
         return result | outcome.body
 
-    async def ingest_order(self, event: OrderPlaced) -> Literal["accepted", "duplicate"]:
+    async def ingest_order(
+        self, event: OrderPlaced, *, backfill: bool = False
+    ) -> Literal["accepted", "duplicate"]:
+        """``backfill``: an operator's, produced with the backfill header."""
         claim = new_order(event)
+        orders = self._backfills if backfill else self._orders
         try:
-            status = await self._orders.submit((claim, event))
+            status = await orders.submit((claim, event))
         except Exception as exc:
             raise Unavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
         if status == "pending":  # the same id in flight in another request: wait for it
-            status = await self._settled(lambda: self._guard(self._orders.submit((claim, event))))
+            status = await self._settled(lambda: self._guard(orders.submit((claim, event))))
         if status == "unavailable":
             raise Unavailable("the broker did not acknowledge the event; retry")
         if status == "conflict":  # the id was accepted with other terms: never "duplicate"
@@ -270,8 +282,13 @@ class Ingestor:
                 raise refused
         return "accepted" if status == "accepted" else "duplicate"
 
-    async def _order_batch(self, items: Sequence[tuple[NewOrder, OrderPlaced]]) -> list[str]:
-        """Claim every order of the batch, produce the claimed ones, settle the claims.
+    async def _order_batch(
+        self,
+        items: Sequence[tuple[NewOrder, OrderPlaced]],
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> list[str]:
+        """Claim every order of the batch, produce the claimed ones (with ``headers``),
+        settle the claims.
 
         One Redis call and one packed record per partition for all the requests
         that arrived in the same event-loop turn, or while the batches in flight ran;
@@ -286,7 +303,9 @@ class Ingestor:
         try:
             errors: list[Exception | None] = list(
                 await self.publisher.publish_many(
-                    ORDERS.name, [(items[i][0].partition_key, items[i][1]) for i in claimed]
+                    ORDERS.name,
+                    [(items[i][0].partition_key, items[i][1]) for i in claimed],
+                    headers=headers,
                 )
             )
         except Exception as exc:  # e.g. no partition count: the broker went before we knew it
@@ -349,10 +368,12 @@ class Ingestor:
         await self._guard(self.claims.mark_done([new_order(placed)]))
         return True
 
-    async def produce(self, topic: str, key: str, event: Envelope) -> None:
+    async def produce(
+        self, topic: str, key: str, event: Envelope, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
         """Send and wait for the broker's acknowledgement, or raise Unavailable."""
         try:
-            await self.publisher.publish(topic, key, event)
+            await self.publisher.publish(topic, key, event, headers=headers)
         except Exception as exc:
             raise Unavailable(f"broker did not acknowledge: {type(exc).__name__}") from None
 
@@ -386,7 +407,7 @@ class Ingestor:
                 )
                 if kept is not None:
                     rules.check_refund_items_value(event, *rules.accepted_items(kept))
-            status = await self._ingest_refund(event)
+            status = await self._ingest_refund(event, backfill=backfill)
         except Unavailable:
             self.metrics.refund(campaign, "unavailable")
             raise
@@ -399,7 +420,9 @@ class Ingestor:
             {"status": status, "refund_id": event.refund_id, "event_id": event.event_id},
         )
 
-    async def _ingest_refund(self, event: Any) -> Literal["accepted", "duplicate"]:
+    async def _ingest_refund(
+        self, event: Any, *, backfill: bool = False
+    ) -> Literal["accepted", "duplicate"]:
         ids = (event.campaign_id, event.order_id, event.refund_id)
         claim = await self._settled(
             lambda: self._guard(self.claims.reserve_refund(*ids, event.amount_minor, self.clock()))
@@ -425,7 +448,8 @@ class Ingestor:
                 f"{claim.remaining_minor} left to refund",
             )
         try:
-            await self.produce(REFUNDS.name, event.order_id, event)
+            headers = BACKFILL_HEADERS if backfill else ()
+            await self.produce(REFUNDS.name, event.order_id, event, headers)
         except Unavailable:
             with contextlib.suppress(Exception):
                 await self.claims.settle_refund(*ids, event.amount_minor, done=False)

@@ -11,12 +11,10 @@ needs an explicit backfill by an operator.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from afflux.orders.errors import Rejected
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
-from afflux.shared.core.terms import TermsVersion
 
 BACKFILL_PATH = "POST /v1/admin/backfill/{what}"
 
@@ -32,24 +30,13 @@ class Placement:
 @dataclass(frozen=True, slots=True)
 class TimeLimits:
     """``skew_ms``: how far the merchant's clock may be off ours, either way.
-    ``backfill_limit_ms``: the oldest age accepted without an explicit backfill."""
+    ``backfill_limit_ms``: the oldest age accepted without an explicit backfill
+    (``afflux.shared.core.event_time.backfill_limit_ms``, shared with the attribution
+    worker and the batch oracle, which refuse an older event produced straight to a
+    topic by the same limit)."""
 
     skew_ms: int
     backfill_limit_ms: int
-
-
-def backfill_limit_ms(versions: Iterable[TermsVersion], configured_days: int | None) -> int:
-    """The configured limit, else the campaign's longest cookie window plus its longest lock.
-
-    Past that age every commission the order could earn would already be approved
-    (and may be paid), so accepting it is a correction of closed money, not a report.
-    """
-    if configured_days is not None:
-        return configured_days * MS_PER_DAY
-    terms = [v.terms for v in versions]
-    if not terms:
-        return 0
-    return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)
 
 
 def place(

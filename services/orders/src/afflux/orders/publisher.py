@@ -6,6 +6,11 @@ and sent as one packed record (a JSON array, see afflux.shared.wire) per
 partition, so a packed record only ever holds events of its own partition. A
 lone event is sent as a plain record. Every caller's future resolves when the
 record holding its event is acknowledged, or fails with the send's error.
+
+Events sent with record ``headers`` (an operator's backfill carries
+``afflux.shared.core.event_time.BACKFILL_HEADER``) are never packed with others: each
+is a record of its own with those headers, so the headers speak for exactly the
+events they were given with. Backfills are rare and at most a batch's size.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from afflux.shared.events import Envelope
 from afflux.shared.io.kafka import partition_for, send_chunks
 from afflux.shared.wire import Chunk, chunk_by_partition, encode
 
 Waiter = asyncio.Future[None]
+Headers = Sequence[tuple[str, bytes]]
 
 
 class Publisher:
@@ -40,8 +47,13 @@ class Publisher:
             self._partitions[topic] = count
         return count
 
-    async def publish(self, topic: str, key: str, event: Envelope) -> None:
+    async def publish(
+        self, topic: str, key: str, event: Envelope, *, headers: Headers = ()
+    ) -> None:
         value, raw_key = encode(event), key.encode()
+        if headers:
+            await (await self.producer.send(topic, value, key=raw_key, headers=list(headers)))
+            return
         if not self.pack:
             await (await self.producer.send(topic, value, key=raw_key))
             return
@@ -63,10 +75,12 @@ class Publisher:
         await waiter
 
     async def publish_many(
-        self, topic: str, items: Sequence[tuple[str, Envelope]]
+        self, topic: str, items: Sequence[tuple[str, Envelope]], *, headers: Headers = ()
     ) -> list[Exception | None]:
         """Publish a batch; per item None once acknowledged, else the send's error."""
         encoded = [(key.encode(), encode(event), index) for index, (key, event) in enumerate(items)]
+        if headers:
+            return await self._each_with(topic, [(k, v) for k, v, _ in encoded], headers)
         chunks: list[Chunk[int]]
         if self.pack:
             count = self._partitions.get(topic) or await self._partition_count(topic)
@@ -80,6 +94,31 @@ class Publisher:
             if isinstance(outcome, Exception):
                 for index in chunk.members:
                     results[index] = outcome
+        return results
+
+    async def _each_with(
+        self, topic: str, records: Sequence[tuple[bytes, bytes]], headers: Headers
+    ) -> list[Exception | None]:
+        """Each (key, value) as a record of its own carrying ``headers``: all handed to the
+        producer first, then awaited; per record None once acknowledged, else the error."""
+        handed: list[asyncio.Future[RecordMetadata] | Exception] = []
+        for key, value in records:
+            try:
+                handed.append(
+                    await self.producer.send(topic, value, key=key, headers=list(headers))
+                )
+            except Exception as exc:
+                handed.append(exc)
+        results: list[Exception | None] = []
+        for sent in handed:
+            if isinstance(sent, Exception):
+                results.append(sent)
+                continue
+            try:
+                await sent
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
         return results
 
     def _flush(self) -> None:

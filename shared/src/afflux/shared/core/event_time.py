@@ -1,19 +1,90 @@
-"""How far an event's own time may run ahead of the broker's time for its record.
+"""How far an event's own time may stray from the broker's time for its record.
 
-An event time later than its record's timestamp plus the allowed clock skew
-cannot be true; taken as it is, it would move a stage's event-time watermark
-into the future. The orders service refuses such times at its door
-(``AFFLUX_ORDERS_CLOCK_SKEW_S``, the same default); the attribution worker and
-the batch oracle refuse records produced straight to a topic by this rule.
+Above: an event time later than its record's timestamp plus the allowed clock skew
+cannot be true; taken as it is, it would move a stage's event-time watermark into
+the future. The orders service refuses such times at its door
+(``AFFLUX_ORDERS_CLOCK_SKEW_S``, the same default); the attribution worker and the
+batch oracle refuse records produced straight to a topic by this rule.
+
+Below: the orders service takes an order, refund or renewal dated at most the
+campaign's backfill limit (``backfill_limit_ms``: its longest cookie window plus its
+longest lock, unless ``AFFLUX_ORDERS_BACKFILL_LIMIT_DAYS`` sets one limit for all)
+before its receive time; anything older needs an operator's explicit backfill. An
+older time produced straight to a topic (seconds sent as milliseconds, a year-old
+replay) would be attributed and approved at once, past the return window: the worker
+and the oracle refuse it by the same limit, measured from the record's timestamp, with
+the clock skew on top (the record is stamped a moment after the orders service
+placed the event, possibly by another clock). A record that carries the
+``BACKFILL_HEADER`` is an explicit backfill (the orders service's admin backfill
+marks what it produces so) and is held to the upper bound only, as the admin
+backfill is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.terms import TermsVersion
+
 DEFAULT_CLOCK_SKEW_MS = 5 * 60_000
 EVENT_TIME_IN_FUTURE = "event_time_in_future"
+EVENT_TIME_TOO_OLD = "event_time_too_old"
+# The Kafka record header that marks an explicit backfill (value ``b"1"``).
+BACKFILL_HEADER = "afflux-backfill"
+BACKFILL_HEADERS: tuple[tuple[str, bytes], ...] = ((BACKFILL_HEADER, b"1"),)
+Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
 
 
 def event_time_in_future(occurred_at: int, record_ts: int, skew_ms: int) -> bool:
     """True when ``occurred_at`` is more than ``skew_ms`` after ``record_ts`` (exactly
     ``skew_ms`` after is still accepted)."""
     return occurred_at - record_ts > skew_ms
+
+
+def backfill_limit_ms(versions: Iterable[TermsVersion], configured_days: int | None) -> int:
+    """The configured limit, else the campaign's longest cookie window plus its longest lock.
+
+    Past that age every commission the order could earn would already be approved
+    (and may be paid), so accepting it is a correction of closed money, not a report.
+    """
+    if configured_days is not None:
+        return configured_days * MS_PER_DAY
+    terms = [v.terms for v in versions]
+    if not terms:
+        return 0
+    return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)
+
+
+def event_time_too_old(occurred_at: int, record_ts: int, allowed_ms: int) -> bool:
+    """True when ``occurred_at`` is more than ``allowed_ms`` before ``record_ts`` (exactly
+    ``allowed_ms`` before is still accepted). ``allowed_ms``: the campaign's backfill
+    limit plus the clock skew (``allowed_age_ms``)."""
+    return record_ts - occurred_at > allowed_ms
+
+
+def allowed_age_ms(backfill_limit: int, skew_ms: int) -> int:
+    """How far an event time may be before its record's timestamp: the backfill limit the
+    orders service measured from its receive time, plus the skew between that time and
+    the record's timestamp."""
+    return backfill_limit + skew_ms
+
+
+def too_old_reason(occurred_at: int, record_ts: int, backfill_limit: int, skew_ms: int) -> str:
+    """The dead letter's reason for an event time ``event_time_too_old`` refused."""
+    return (
+        f"{EVENT_TIME_TOO_OLD}: occurred_at {occurred_at} is {record_ts - occurred_at} ms "
+        f"before the record's timestamp {record_ts} (allowed: "
+        f"{allowed_age_ms(backfill_limit, skew_ms)} ms, the campaign's backfill limit "
+        f"{backfill_limit} ms plus the clock skew {skew_ms} ms; older events need an "
+        f"explicit backfill)"
+    )
+
+
+def is_backfill(headers: Headers) -> bool:
+    """Whether a record's headers mark it an explicit backfill (``BACKFILL_HEADER: 1``)."""
+    if not headers:
+        return False
+    if isinstance(headers, Mapping):
+        return headers.get(BACKFILL_HEADER) == b"1"
+    return any(name == BACKFILL_HEADER and value == b"1" for name, value in headers)
