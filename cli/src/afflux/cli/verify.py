@@ -39,6 +39,7 @@ from afflux.oracle import admitted
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.events import AnyEvent, CampaignTermsPublished
+from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import (
     CAMPAIGNS,
     CLICKS,
@@ -108,10 +109,15 @@ async def _check(
         for e in topics[CAMPAIGNS.name]
         if isinstance(e, CampaignTermsPublished)
     }
+    # ... and any event on a topic it does not travel on (``wrong_topic``).
     inputs = topics[CAMPAIGNS.name] + [
         event
         for topic in (CLICKS, ORDERS, REFUNDS, CONTENT)
-        for event in admitted(timed[topic.name], DEFAULT_CLOCK_SKEW_MS, campaigns)
+        for event in admitted(
+            [r for r in timed[topic.name] if not wrong_topic(type(r[0]).__name__, topic.name)],
+            DEFAULT_CLOCK_SKEW_MS,
+            campaigns,
+        )
     ]
     outputs = topics[CONVERSIONS.name] + topics[REVERSALS.name]
     result.differences += attribution_differences(inputs, outputs)[:20]

@@ -47,6 +47,19 @@ EVENT_TOPICS: dict[str, tuple[topics.Topic, ...]] = {
     "DeadLetter": (topics.DLQ,),
 }
 """Where each event travels (LeadConfirmed is re-emitted on conversions for payouts)."""
+HOME_TOPICS: dict[str, frozenset[str]] = {
+    name: frozenset(t.name for t in ts) for name, ts in EVENT_TOPICS.items()
+}
+WRONG_TOPIC = "wrong_topic"
+
+
+def wrong_topic(event_name: str, topic: str) -> str:
+    """Why an event read on ``topic`` is refused ('' when it travels there): an order
+    written to ``clicks``, or a conversion to ``content``, would be used as if its topic's
+    producer had made it."""
+    if topic in HOME_TOPICS.get(event_name, ()):
+        return ""
+    return f"{WRONG_TOPIC}: {event_name} does not travel on {topic!r}"
 
 
 def event_name(model: type[Envelope]) -> str:

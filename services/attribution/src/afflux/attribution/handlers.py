@@ -44,6 +44,7 @@ from afflux.shared.events import (
     SurveyAnswered,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import CLICKS, ORDERS, REFUNDS
 
 # Clicks that arrived this recently (behind the partition's safe time) are never pruned:
@@ -62,6 +63,19 @@ _CLICKS = (DecodedClick, ClickRecorded)
 _JOIN_OTHERS = (LeadConfirmed, RefundUnmatched)
 Handled = tuple[Sequence[Output], str]
 USED: Handled = ((), "")
+
+
+def _on_wrong_topic(topic: str, event: Event) -> str:
+    """Why an event is refused on ``topic``: an order written to ``clicks``, or a click
+    to ``orders``, was used (and paid) as if it had come the right way."""
+    name = _EVENT_NAMES.get(type(event))
+    if name is None:
+        name = _EVENT_NAMES[type(event)] = type(event).__name__
+    return wrong_topic(name, topic)
+
+
+# The fast path's clicks travel as ClickRecorded.
+_EVENT_NAMES: dict[type, str] = {DecodedClick: "ClickRecorded"}
 
 
 class Campaigns:
@@ -113,7 +127,8 @@ class Campaigns:
         """Why an event is refused before it is used ('' when it is not); ``backfill``:
         its record carries the backfill header."""
         return (
-            self._refused_order(event)
+            _on_wrong_topic(topic, event)
+            or self._refused_order(event)
             or self._in_future(topic, event, ts)
             or self._too_old(topic, event, ts, backfill)
         )

@@ -22,6 +22,7 @@ from afflux.shared.events import (
     RefundUnmatched,
 )
 from afflux.shared.io.kafka import partition_for
+from afflux.shared.schemas import WRONG_TOPIC
 from afflux.shared.topics import DLQ
 from afflux.shared.wire import encode, pack_by_partition
 
@@ -166,6 +167,7 @@ def _reason(reason: str) -> str:
         EVENT_TIME_IN_FUTURE,
         EVENT_TIME_TOO_OLD,
         "currency_mismatch",
+        WRONG_TOPIC,
         "unexpected event type",
         "amount_minor",
         "failed",

@@ -80,7 +80,7 @@ from afflux.shared.io.kafka import (
 )
 from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.io.terms_recheck import TermsRecheck
-from afflux.shared.schemas import EVENT_TOPICS
+from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS, REVIEWS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
@@ -91,8 +91,6 @@ TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name, CONTENT.name, REVIEWS.n
 UNKNOWN_CONTENT = "unknown_content"
 # content is written from outside (merchants' and platforms' integrations): a conversion,
 # reversal or review decision on it would be paid as if the worker or a reviewer had made it.
-WRONG_TOPIC = "wrong_topic"
-HOME_TOPICS = {name: frozenset(t.name for t in ts) for name, ts in EVENT_TOPICS.items()}
 CONTENT_IDENTITY_CHANGED = "content_identity_changed"
 CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
 
@@ -613,10 +611,9 @@ class LedgerConsumer:
                 if not isinstance(item, dict):
                     raise UndecodableRecord("record must be a JSON object or an array of objects")
                 event = event_from_dict(item)
-                if record.topic not in HOME_TOPICS.get(type(event).__name__, ()):
-                    raise Rejected(
-                        f"{WRONG_TOPIC}: {type(event).__name__} does not travel on {record.topic!r}"
-                    )
+                misplaced = wrong_topic(type(event).__name__, record.topic)
+                if misplaced:
+                    raise Rejected(misplaced)
                 if isinstance(event, ContentPublished | ContentStats | ContentReleased):
                     await self._content_checked(event, record.timestamp)
                     own = Batch()
