@@ -6,21 +6,49 @@ replay reads, each for its type. Every event on these topics was validated by th
 service that produced it; an item that is not of the current schema version goes
 through ``wire.event_from_dict`` (upcasters, full validation), and one that still fails
 is counted in ``skipped``, as the consumers dead-letter it.
+
+What the attribution worker refuses before using an event (``Campaigns.refused``; the
+batch oracle's ``admitted`` and ``attribute`` leave out the same) is left out the same
+way, counted in ``skipped`` and, by reason, in ``refused``, so a what-if never includes an
+event the worker never used: one on a topic it does not travel on (``wrong_topic``), an
+order or renewal in another currency than the campaign's terms in force at its time and a
+refund in another currency than its order's (``currency_mismatch``), an order whose items
+do not make up its amount (``items``), one whose event time is more than the clock skew
+after its record's timestamp (``event_time_in_future``), and an order, refund or renewal
+dated more than the campaign's backfill limit plus the skew before it, its record not
+marked a backfill (``event_time_too_old``). The rules are the shared ones
+(``core.event_time``, ``schemas.wrong_topic``, ``products.items_problem``); each applies
+once what it needs is given: the record's topic, timestamp and headers
+(``LogReader.record``) and the campaign's recorded terms history (``LogReader.versions``).
+An amount above ``max_order_minor`` is the replay's to leave unpaid, under each side's
+terms (``core.whatif.replay``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import orjson
 
-from afflux.shared.content_facts import content_fact, key_of
+from afflux.shared.content_facts import content_fact, key_of, latest_time
 from afflux.shared.core.attribution import ClickTouch, LiveTouch
+from afflux.shared.core.event_time import (
+    DEFAULT_CLOCK_SKEW_MS,
+    EVENT_TIME_IN_FUTURE,
+    EVENT_TIME_TOO_OLD,
+    Headers,
+    allowed_age_ms,
+    backfill_limit_ms,
+    event_time_in_future,
+    event_time_too_old,
+    is_backfill,
+)
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
-from afflux.shared.core.terms import normalize_handle
+from afflux.shared.core.terms import TermsTimeline, TermsVersion, normalize_handle
 from afflux.shared.core.whatif.log import (
     CampaignLog,
     LoggedConfirmation,
@@ -39,6 +67,7 @@ from afflux.shared.events import (
     OrderRefunded,
     SubscriptionRenewed,
 )
+from afflux.shared.schemas import WRONG_TOPIC, wrong_topic
 from afflux.shared.wire import UndecodableRecord, check_bounds, event_from_dict, parse_value
 
 _ORDER_KINDS = frozenset(get_args(OrderKind))
@@ -48,23 +77,62 @@ _LAST_MS = (datetime(9999, 12, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     milliseconds=1
 )
 _TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed", "SubscriptionRenewed")
+# What the orders service places in event time, down to the campaign's backfill limit.
+_PLACED = frozenset(("OrderPlaced", "OrderRefunded", "SubscriptionRenewed"))
+CURRENCY_MISMATCH = "currency_mismatch"  # the worker's dead-letter reason
+ITEMS = "items"
+
+
+class _Refused(Exception):
+    """An event the attribution worker refuses before using it: left out, counted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(slots=True)
 class LogReader:
-    """Feeds one campaign's log from record values; counts what it read."""
+    """Feeds one campaign's log from record values; counts what it read.
+
+    ``versions``: the campaign's recorded terms history (not a draft), which the currency
+    and backfill-limit refusals need; without it, they are not applied. ``clock_skew_ms``
+    and ``backfill_limit_days``: the attribution worker's settings
+    (``AFFLUX_ATTRIBUTION_CLOCK_SKEW_S``, ``AFFLUX_ORDERS_BACKFILL_LIMIT_DAYS``)."""
 
     log: CampaignLog
     events: int = 0  # every event read, of any campaign
-    skipped: int = 0  # items that are not a valid event
+    skipped: int = 0  # items that are not a valid event, or that the worker refuses
+    versions: Sequence[TermsVersion] = ()
+    clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS
+    backfill_limit_days: int | None = None
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> events left out
     _needle: bytes = b""
+    _timeline: TermsTimeline | None = None
+    _allowed_age: int = 0
+    # The record being read: its topic, timestamp and whether it is a backfill.
+    _topic: str | None = None
+    _ts: int | None = None
+    _backfill: bool = False
 
     def __post_init__(self) -> None:
         self._needle = b'"' + self.log.campaign_id.encode() + b'"'
+        if self.versions:
+            self._timeline = TermsTimeline.of(self.versions)
+            limit = backfill_limit_ms(self.versions, self.backfill_limit_days)
+            self._allowed_age = allowed_age_ms(limit, self.clock_skew_ms)
 
-    def record(self, value: bytes | None) -> None:
+    def record(
+        self,
+        value: bytes | None,
+        topic: str | None = None,
+        timestamp: int | None = None,
+        headers: Headers = None,
+    ) -> None:
         """Every event of one record value; only those that may be the campaign's are
-        parsed (see ``_parts``)."""
+        parsed (see ``_parts``). ``topic``, ``timestamp`` (ms) and ``headers``: the
+        record's, for the worker's refusals (None: that refusal is not applied)."""
+        self._at(topic, timestamp, headers)
         if value is None:
             self.skipped += 1
             return
@@ -91,10 +159,16 @@ class LogReader:
         for item in parsed:
             self._take(item)
 
-    def content_record(self, value: bytes | None) -> None:
+    def _at(self, topic: str | None, timestamp: int | None, headers: Headers) -> None:
+        self._topic, self._ts = topic, timestamp
+        self._backfill = is_backfill(headers)
+
+    def content_record(self, value: bytes | None, timestamp: int | None = None) -> None:
         """A record of the ``content`` topic: the campaign's publications route their
         content here, and that content's snapshots and releases follow (they name no
-        campaign). Few next to clicks: each item is validated in full."""
+        campaign). Few next to clicks: each item is validated in full. ``timestamp``: the
+        record's; a publication or snapshot stating a time more than the clock skew after
+        it is left out, as the worker's content view and the ledger refuse it."""
         try:
             parsed = parse_value(value)
         except UndecodableRecord:
@@ -108,6 +182,14 @@ class LogReader:
                 event = None
             if event is not None and event.occurred_at >= _LAST_MS:
                 event = None  # no period holds it (see ``_LAST_MS``): skipped
+            if (
+                isinstance(event, ContentPublished | ContentStats)
+                and timestamp is not None
+                and event_time_in_future(latest_time(event), timestamp, self.clock_skew_ms)
+            ):
+                if self._ours(event):
+                    self._tally(EVENT_TIME_IN_FUTURE)
+                continue
             if isinstance(event, ContentPublished):
                 if event.campaign_id == self.log.campaign_id:
                     self.log.add_content(
@@ -119,6 +201,12 @@ class LogReader:
             elif event is None:
                 self.skipped += 1
 
+    def _ours(self, event: ContentPublished | ContentStats) -> bool:
+        """A publication of the campaign, or a snapshot of a content it routes here."""
+        if isinstance(event, ContentPublished):
+            return event.campaign_id == self.log.campaign_id
+        return key_of(event) in self.log.content_routes
+
     def _whole(self, value: bytes) -> None:
         try:
             parsed = parse_value(value)
@@ -126,9 +214,18 @@ class LogReader:
             self.skipped += 1
             return
         for item in parsed if isinstance(parsed, list) else [parsed]:
-            self.item(item)
+            self.events += 1
+            self._take(item)
 
-    def item(self, item: Any) -> None:
+    def item(
+        self,
+        item: Any,
+        topic: str | None = None,
+        timestamp: int | None = None,
+        headers: Headers = None,
+    ) -> None:
+        """One parsed event, of a record of ``topic`` stamped ``timestamp`` (see ``record``)."""
+        self._at(topic, timestamp, headers)
         self.events += 1
         self._take(item)
 
@@ -142,12 +239,51 @@ class LogReader:
         if type(at) is int and at >= _LAST_MS:
             self.skipped += 1
             return
+        refused = self.log.refused_refunds
         try:
-            if item.get("schema_version", 1) == 1 and _fast(self.log, item):
-                return
-            _slow(self.log, item)
+            if item.get("schema_version", 1) != 1 or not _fast(self, item):
+                _slow(self, item)
+        except _Refused as exc:
+            self._tally(exc.reason)
         except (UndecodableRecord, KeyError, TypeError, ValueError):
             self.skipped += 1
+        if self.log.refused_refunds != refused:  # refunds in another currency than their order's
+            self._tally(CURRENCY_MISMATCH, self.log.refused_refunds - refused)
+
+    def _tally(self, reason: str, count: int = 1) -> None:
+        self.skipped += count
+        self.refused[reason] = self.refused.get(reason, 0) + count
+
+    def _check(self, kind: str, at: int, currency: str | None = None, items: str = "") -> None:
+        """Raise ``_Refused`` for an event of type ``kind`` at ``at`` that the attribution
+        worker refuses before using it, in the worker's order (``Campaigns.refused``):
+        its topic, its currency (an order's or a renewal's: the campaign's terms in force
+        at ``at``), its items (``items``: ``products.items_problem``'s answer), its time
+        against the record's timestamp."""
+        topic = self._topic
+        if topic is not None and wrong_topic(kind, topic):
+            raise _Refused(WRONG_TOPIC)
+        timeline = self._timeline
+        if (
+            currency is not None
+            and timeline is not None
+            and currency != timeline.at(at).terms.currency
+        ):
+            raise _Refused(CURRENCY_MISMATCH)
+        if items:
+            raise _Refused(ITEMS)
+        ts = self._ts
+        if ts is None:
+            return
+        if event_time_in_future(at, ts, self.clock_skew_ms):
+            raise _Refused(EVENT_TIME_IN_FUTURE)
+        if (
+            timeline is not None
+            and not self._backfill
+            and kind in _PLACED
+            and event_time_too_old(at, ts, self._allowed_age)
+        ):
+            raise _Refused(EVENT_TIME_TOO_OLD)
 
 
 _START = b'{"event_id":'
@@ -206,8 +342,9 @@ def _kind(item: dict[str, Any]) -> str:
     return str(value)
 
 
-def _fast(log: CampaignLog, item: dict[str, Any]) -> bool:
+def _fast(reader: LogReader, item: dict[str, Any]) -> bool:
     """Take the item without its model; False: it needs the full validation."""
+    log = reader.log
     kind = item.get("type")
     if kind == "ClickRecorded":  # most events: checked inline
         click_id, affiliate = item["click_id"], item["affiliate_id"]
@@ -223,6 +360,7 @@ def _fast(log: CampaignLog, item: dict[str, Any]) -> bool:
         ):
             raise TypeError("click")
         flagged = bool(item.get("is_bot") or item.get("is_duplicate") or item.get("flags"))
+        reader._check(kind, at)
         log.add_click(visitor, ClickTouch(click_id, affiliate, log.campaign_id, at, flagged))
         return True
     if kind == "OrderPlaced":
@@ -230,56 +368,61 @@ def _fast(log: CampaignLog, item: dict[str, Any]) -> bool:
             return False  # rarer: the model reads them
         order_id = _str(item, "order_id")
         visitor, click_id = _opt(item, "visitor_id"), _opt(item, "click_id")
-        log.add_order(
-            LoggedOrder(
-                order_id=order_id,
-                event_id=_str(item, "event_id"),
-                key=order_partition_key(order_id, visitor, click_id),
-                at=_int(item, "occurred_at"),
-                amount_minor=_int(item, "amount_minor", 0),
-                currency=_str(item, "currency"),
-                kind=_kind(item),
-                action=_opt(item, "action"),
-                click_id=click_id,
-                coupon_code=_opt(item, "coupon_code"),
-                new_customer=item.get("new_customer", False) is True,
-            )
+        order = LoggedOrder(
+            order_id=order_id,
+            event_id=_str(item, "event_id"),
+            key=order_partition_key(order_id, visitor, click_id),
+            at=_int(item, "occurred_at"),
+            amount_minor=_int(item, "amount_minor", 0),
+            currency=_str(item, "currency"),
+            kind=_kind(item),
+            action=_opt(item, "action"),
+            click_id=click_id,
+            coupon_code=_opt(item, "coupon_code"),
+            new_customer=item.get("new_customer", False) is True,
         )
+        reader._check(kind, order.at, order.currency)
+        log.add_order(order)
         return True
     if kind == "OrderRefunded":
         if item.get("items"):
             return False
-        log.add_refund(
-            LoggedRefund(
-                refund_id=_str(item, "refund_id"),
-                event_id=_str(item, "event_id"),
-                order_id=_str(item, "order_id"),
-                at=_int(item, "occurred_at"),
-                amount_minor=_int(item, "amount_minor"),
-            )
+        refund = LoggedRefund(
+            refund_id=_str(item, "refund_id"),
+            event_id=_str(item, "event_id"),
+            order_id=_str(item, "order_id"),
+            at=_int(item, "occurred_at"),
+            amount_minor=_int(item, "amount_minor"),
+            currency=_str(item, "currency"),
         )
+        reader._check(kind, refund.at)
+        log.add_refund(refund)
         return True
     if kind == "LeadConfirmed":
-        log.add_confirmation(
-            LoggedConfirmation(
-                _str(item, "order_id"), _str(item, "event_id"), _int(item, "occurred_at")
-            )
+        confirmation = LoggedConfirmation(
+            _str(item, "order_id"), _str(item, "event_id"), _int(item, "occurred_at")
         )
+        reader._check(kind, confirmation.at)
+        log.add_confirmation(confirmation)
         return True
     return kind not in _TYPES  # another event type: nothing for the replay
 
 
-def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
+def _slow(reader: LogReader, item: dict[str, Any]) -> None:
+    log = reader.log
     event = event_from_dict(item)
+    kind = type(event).__name__
     if isinstance(event, ClickRecorded):
         touch = ClickTouch(
             event.click_id, event.affiliate_id, log.campaign_id, event.occurred_at, event.flagged
         )
+        reader._check(kind, event.occurred_at)
         log.add_click(event.visitor_id, touch)
     elif isinstance(event, OrderPlaced):
         items = tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items)
-        if items_problem(event.amount_minor, items, event.non_commissionable_minor):
-            raise ValueError("items")  # the worker dead-letters it: skipped, as there
+        # Items that do not make up the amount: the worker dead-letters the order.
+        problem = items_problem(event.amount_minor, items, event.non_commissionable_minor)
+        reader._check(kind, event.occurred_at, event.currency, problem)
         log.add_order(
             LoggedOrder(
                 order_id=event.order_id,
@@ -300,6 +443,7 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
             )
         )
     elif isinstance(event, OrderRefunded):
+        reader._check(kind, event.occurred_at)
         log.add_refund(
             LoggedRefund(
                 event.refund_id,
@@ -308,9 +452,11 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
                 event.occurred_at,
                 event.amount_minor,
                 tuple((i.sku, i.quantity, i.amount_minor) for i in event.items),
+                event.currency,
             )
         )
     elif isinstance(event, SubscriptionRenewed):
+        reader._check(kind, event.occurred_at, event.currency)
         log.add_renewal(
             LoggedRenewal(
                 event.order_id,
@@ -323,6 +469,7 @@ def _slow(log: CampaignLog, item: dict[str, Any]) -> None:
             )
         )
     elif isinstance(event, LeadConfirmed):
+        reader._check(kind, event.occurred_at)
         log.add_confirmation(LoggedConfirmation(event.order_id, event.event_id, event.occurred_at))
 
 

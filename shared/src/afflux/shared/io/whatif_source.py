@@ -6,7 +6,10 @@ beginning of every partition to the high watermark a Fetch answered at the time 
 reading (never ListOffsets, which the embedded broker answers wrongly for packed
 batches). Bounded at entry: at most ``max_events`` events read, at most
 ``max_campaign_events`` of the campaign's held, and a deadline; past any the read stops
-with ``ReplayRefused`` (docs/reliability.md, "What-if").
+with ``ReplayRefused`` (docs/reliability.md, "What-if"). The decoder is given each
+record's topic, timestamp and headers with its value, and the campaign's recorded terms
+history, so that it leaves out the events the attribution worker refused
+(``afflux.shared.whatif_decode``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.diff import WhatIfDiff, whatif
 from afflux.shared.core.whatif.log import CampaignLog, DateRange
@@ -60,6 +65,23 @@ async def read_to_end(
     """Give every record value of ``topics`` to ``on_value`` (or to the one it maps the
     record's topic to), up to each partition's high watermark; the records read.
     ``ReplayRefused`` past ``deadline`` (monotonic) or once ``stop()`` holds."""
+
+    def take(record: ConsumerRecord[bytes, bytes]) -> None:
+        (on_value if callable(on_value) else on_value[record.topic])(record.value)
+
+    return await read_records_to_end(bootstrap, topics, take, deadline=deadline, stop=stop)
+
+
+async def read_records_to_end(
+    bootstrap: str,
+    topics: Sequence[str],
+    on_record: Callable[[ConsumerRecord[bytes, bytes]], None],
+    *,
+    deadline: float,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """``read_to_end`` giving ``on_record`` each whole record (its topic, timestamp and
+    headers with its value)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -81,11 +103,10 @@ async def read_to_end(
         await consumer.seek_to_beginning(*tps)
         while True:
             batches = await consumer.getmany(*tps, timeout_ms=200, max_records=50_000)
-            for tp, found in batches.items():
+            for found in batches.values():
                 records += len(found)
-                take = on_value if callable(on_value) else on_value[tp.topic]
                 for record in found:
-                    take(record.value)
+                    on_record(record)
             if stop():
                 raise ReplayRefused("stopped")
             if await _all_at_end(consumer, tps):
@@ -106,19 +127,38 @@ async def _all_at_end(consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition])
 
 
 async def read_campaign_log(
-    bootstrap: str, campaign_id: str, bounds: ReplayBounds, deadline: float | None = None
+    bootstrap: str,
+    campaign_id: str,
+    bounds: ReplayBounds,
+    deadline: float | None = None,
+    versions: Sequence[TermsVersion] = (),
+    *,
+    clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
+    backfill_limit_days: int | None = None,
 ) -> LogReader:
-    """The campaign's recorded inputs; ``ReplayRefused`` past a bound."""
-    reader = LogReader(CampaignLog(campaign_id))
+    """The campaign's recorded inputs, without the events the attribution worker refused
+    (``versions``: the campaign's recorded terms history, which the currency and
+    backfill-limit refusals need; ``clock_skew_ms`` and ``backfill_limit_days``: the
+    worker's settings); ``ReplayRefused`` past a bound."""
+    reader = LogReader(
+        CampaignLog(campaign_id),
+        versions=versions,
+        clock_skew_ms=clock_skew_ms,
+        backfill_limit_days=backfill_limit_days,
+    )
     end = deadline if deadline is not None else time.monotonic() + bounds.time_limit_s
 
     def too_many() -> bool:
         return reader.events > bounds.max_events or reader.log.events > bounds.max_campaign_events
 
+    def take(record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.topic == CONTENT.name:
+            reader.content_record(record.value, record.timestamp)
+        else:
+            reader.record(record.value, record.topic, record.timestamp, record.headers)
+
     try:
-        handlers = dict.fromkeys(INPUT_TOPICS, reader.record)
-        handlers[CONTENT.name] = reader.content_record
-        await read_to_end(bootstrap, WHATIF_TOPICS, handlers, deadline=end, stop=too_many)
+        await read_records_to_end(bootstrap, WHATIF_TOPICS, take, deadline=end, stop=too_many)
     except ReplayRefused as exc:
         if reader.log.events > bounds.max_campaign_events:
             raise ReplayRefused(
@@ -152,11 +192,24 @@ async def run_whatif(
     draft: CampaignTerms,
     window: DateRange,
     bounds: ReplayBounds,
+    *,
+    clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
+    backfill_limit_days: int | None = None,
 ) -> tuple[WhatIfDiff, LogReader]:
     """Read the campaign's inputs and compare ``draft`` with ``versions`` over ``window``;
-    nothing is written anywhere. ``ReplayRefused`` past a bound."""
+    nothing is written anywhere. ``ReplayRefused`` past a bound. ``clock_skew_ms`` and
+    ``backfill_limit_days``: the attribution worker's settings, which decide the events
+    it refused (``read_campaign_log``)."""
     deadline = time.monotonic() + bounds.time_limit_s
-    reader = await read_campaign_log(bootstrap, draft.campaign_id, bounds, deadline)
+    reader = await read_campaign_log(
+        bootstrap,
+        draft.campaign_id,
+        bounds,
+        deadline,
+        versions,
+        clock_skew_ms=clock_skew_ms,
+        backfill_limit_days=backfill_limit_days,
+    )
     try:
         diff = whatif(reader.log, versions, draft, window, lambda: time.monotonic() >= deadline)
     except ReplayStopped:

@@ -45,6 +45,9 @@ class LoggedRefund:
     at: int
     amount_minor: int
     items: tuple[tuple[str, int | None, int | None], ...] = ()  # sku, quantity, amount
+    # The refund's currency, held to its order's (``CampaignLog.add_refund``); "": not
+    # known (a log built by hand), taken whatever the order's.
+    currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,14 @@ class CampaignLog:
     def content_view(self) -> Content:
         return Content(tuple(self.streams.values()), content_handles(self.handle_claims))
 
-    events: int = 0  # events of the campaign taken (copies left out)
+    events: int = 0  # events of the campaign taken (copies left out; waiting refunds in)
+    # Refunds in another currency than their order's: the worker dead-letters them
+    # (``currency_mismatch``), so they are left out, counted here.
+    refused_refunds: int = 0
+    # Order (or renewal order) id -> its currency, from the first copy taken; the refunds
+    # of an order not read yet wait for it, copies in each currency apart, in read order.
+    currencies: dict[str, str] = field(default_factory=dict)
+    waiting_refunds: dict[str, list[LoggedRefund]] = field(default_factory=dict)
     # UTC day number -> creator -> [valid clicks, first at, last at]: what click pay needs,
     # summed once here rather than once per replay.
     valid_days: dict[int, dict[str, list[int]]] = field(default_factory=dict)
@@ -138,13 +148,49 @@ class CampaignLog:
             self.order_ids.add(order.order_id)
             self.orders.append(order)
             self.events += 1
+            self._currency_known(order.order_id, order.currency)
 
     def add_refund(self, refund: LoggedRefund) -> None:
+        """The first copy of each refund in its order's currency. One in another currency
+        is left out (``refused_refunds``) and does not take the refund's id, as the worker
+        and the batch oracle dead-letter it; one whose order is not read yet waits for it
+        (``waiting_refunds``: the topics are read in one pass, refunds before their
+        orders as often as not) and is judged when it comes. A refund without a currency
+        (a log built by hand) is taken as before."""
+        if refund.currency:
+            currency = self.currencies.get(refund.order_id)
+            if currency is None:
+                waiting = self.waiting_refunds.setdefault(refund.order_id, [])
+                ident = (refund.refund_id, refund.currency)
+                if all((w.refund_id, w.currency) != ident for w in waiting):
+                    waiting.append(refund)  # (a copy in the same currency is a copy)
+                    self.events += 1
+                return
+            if refund.currency != currency:
+                self.refused_refunds += 1
+                return
+        self._take_refund(refund)
+
+    def _take_refund(self, refund: LoggedRefund) -> None:
         key = (refund.order_id, refund.refund_id)
         if key not in self.refund_ids:
             self.refund_ids.add(key)
             self.refunds.append(refund)
             self.events += 1
+
+    def _currency_known(self, order_id: str, currency: str) -> None:
+        """The order's currency, from its first copy taken (an order's before a renewal's
+        of the same id that came first is not told apart: both are the campaign's); the
+        refunds that waited for it are judged now, in the order they were read."""
+        if order_id in self.currencies:
+            return
+        self.currencies[order_id] = currency
+        for refund in self.waiting_refunds.pop(order_id, ()):
+            self.events -= 1  # counted while it waited: counted again if taken
+            if refund.currency != currency:
+                self.refused_refunds += 1
+            else:
+                self._take_refund(refund)
 
     def add_renewal(self, renewal: LoggedRenewal) -> None:
         """The first copy of each renewal order; one naming its first order's id as its
@@ -155,6 +201,7 @@ class CampaignLog:
             self.renewal_ids.add(renewal.renewal_order_id)
             self.renewals.append(renewal)
             self.events += 1
+            self._currency_known(renewal.renewal_order_id, renewal.currency)
 
     def add_content(
         self,
