@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from afflux.payouts.webhooks.settings import WebhookSettings
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.settings import CommonSettings
 
 
@@ -12,6 +13,19 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
     """Built once in the entrypoint, never at import."""
 
     payouts_port: int = Field(8003, ge=1, le=65535, description="HTTP port of the payouts service")
+    # What-if replays leave out what the attribution worker refused: they read its settings.
+    attribution_clock_skew_s: int = Field(
+        DEFAULT_CLOCK_SKEW_MS // 1000,
+        ge=0,
+        description="the attribution worker's setting, read here too: what-if leaves out an"
+        " input event stamped more than it after its record's timestamp, as the worker does",
+    )
+    orders_backfill_limit_days: int | None = Field(
+        None,
+        ge=1,
+        description="the orders service's setting, read here too: what-if leaves out an order,"
+        " refund or renewal older than the backfill limit, as the attribution worker does",
+    )
     payouts_operator_port: int = Field(
         0,
         ge=0,

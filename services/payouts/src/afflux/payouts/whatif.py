@@ -54,7 +54,14 @@ async def replay_draft(
     started = time.monotonic()
     try:
         diff, _ = await asyncio.to_thread(
-            _in_thread, settings.kafka_bootstrap, versions, draft, window, bounds
+            _in_thread,
+            settings.kafka_bootstrap,
+            versions,
+            draft,
+            window,
+            bounds,
+            settings.attribution_clock_skew_s * 1000,
+            settings.orders_backfill_limit_days,
         )
     except ReplayRefused as exc:
         too_large = "events" in str(exc)
@@ -75,10 +82,22 @@ def _in_thread(
     draft: CampaignTerms,
     window: DateRange,
     bounds: ReplayBounds,
+    clock_skew_ms: int,
+    backfill_limit_days: int | None,
 ) -> tuple[WhatIfDiff, object]:
     """The replay, releasing the one-at-a-time lock when it ends: a request that goes
     away meanwhile leaves it running until then (within the time limit), still alone."""
     try:
-        return asyncio.run(run_whatif(bootstrap, versions, draft, window, bounds))
+        return asyncio.run(
+            run_whatif(
+                bootstrap,
+                versions,
+                draft,
+                window,
+                bounds,
+                clock_skew_ms=clock_skew_ms,
+                backfill_limit_days=backfill_limit_days,
+            )
+        )
     finally:
         _ONE_AT_A_TIME.release()
