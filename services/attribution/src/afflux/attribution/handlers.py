@@ -236,10 +236,17 @@ class JoinHandler:
             return (), refused
         if isinstance(event, _CLICKS):
             clicked = state.click(event.visitor_id, event, ts, self.campaigns.terms)
+            if clicked.refused:  # a copy of a click held here, naming another creator
+                return (), clicked.refused
             self._late(clicked.outcomes)
             return clicked.outputs, ""
         if isinstance(event, OrderPlaced):
             key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
+            # A copy of an order held here that pays another amount, or someone else:
+            # refused with its record, the order's decision staying as it was.
+            conflicting = state.conflicting_copy(key, event)
+            if conflicting:
+                return (), conflicting
             decided = state.place(key, event, ts, self.campaigns.terms)
             self._count(state)
             return decided, ""
@@ -332,9 +339,12 @@ class RefundHandler:
         if refused:
             return (), refused
         if isinstance(event, OrderRefunded):
-            # In another currency than its order's outcome held here: refused with its
+            # A copy of a refund taken (or waiting) here of another amount or currency, or
+            # in another currency than its order's outcome held here: refused with its
             # record (one that waits is held to it when the outcome comes, ``refunds``).
-            refused = state.currency_refusal(event.order_id, event)
+            refused = state.conflicting_copy(event.order_id, event) or state.currency_refusal(
+                event.order_id, event
+            )
             if refused:
                 return (), refused
             return state.refund(event.order_id, event, ts), ""

@@ -46,7 +46,7 @@ from afflux.shared.core.attribution import (
 )
 from afflux.shared.core.frozen import quick_init
 from afflux.shared.core.review import IP_PREFIX
-from afflux.shared.core.terms import TermsVersion, normalize_handle
+from afflux.shared.core.terms import TermsVersion, normalize_coupon, normalize_handle
 from afflux.shared.events import (
     ConversionAttributed,
     Envelope,
@@ -66,11 +66,17 @@ ContentLookup = Callable[[str], Content]  # campaign -> its streams and handles
 
 _intern = sys.intern
 
+# The reason of a copy of an order, refund or click (its id seen before) that says
+# something else than the copy taken: dead-lettered, the first decision left as it was.
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
 
 class Click(Protocol):
     """What the join reads of a click: a ``ClickRecorded``, or the decoder's faster
     ``DecodedClick`` with the same fields."""
 
+    @property
+    def event_id(self) -> str: ...
     @property
     def click_id(self) -> str: ...
     @property
@@ -167,10 +173,13 @@ class Failed:
 @dataclass(slots=True)
 class LateClick:
     """A click that arrived after orders it was eligible for were decided: per such order
-    ``unchanged``, ``reattributed`` or ``attributed``; and the corrections to send."""
+    ``unchanged``, ``reattributed`` or ``attributed``; and the corrections to send.
+    ``refused``: why the click is dead-lettered (a copy of a click held here that names
+    another creator or campaign, ``CONFLICTING_DUPLICATE``); '' when it is not."""
 
     outcomes: list[str] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)
+    refused: str = ""
 
 
 @dataclass(slots=True)
@@ -222,10 +231,14 @@ class JoinPartition:
         return state
 
     def click(self, key: str, click: Click, arrived: int, terms: TermsLookup) -> LateClick:
-        """Keep the click; re-decide the decided orders it is eligible for."""
+        """Keep the click; re-decide the decided orders it is eligible for. A copy of a
+        click held here changes nothing; one that names another creator or campaign is
+        refused (``LateClick.refused``), the click held staying as it was."""
         late = LateClick()
         state = self._state(key)
-        if click.click_id in state.clicks:
+        held = state.clicks.get(click.click_id)
+        if held is not None:
+            late.refused = _click_conflict(held[0], click)
             return late
         touch = ClickTouch(
             click.click_id,
@@ -405,6 +418,24 @@ class JoinPartition:
             return []
         self.decisions["at_once"] += 1
         return out
+
+    def conflicting_copy(self, key: str, order: OrderPlaced) -> str:
+        """Why ``order`` is refused as a copy of an order ``key`` holds (waiting or decided)
+        that says something else (``CONFLICTING_DUPLICATE``, naming the first field that
+        differs); '' when it is no copy, or a copy that says the same (``place`` then
+        drops it silently), or when the order held is a decided one kept from before
+        decided orders kept their facts. Reads the state only."""
+        state = self.keys.get(key)
+        if state is None:
+            return ""
+        okey = (order.campaign_id, order.order_id)
+        pending = state.pending.get(okey)
+        if pending is not None:
+            return _order_conflict(pending[0], order)
+        decided = state.decided.get(okey)
+        if decided is None or decided.order is None:
+            return ""
+        return _order_conflict(decided.order, order)
 
     def order(self, key: str, order: OrderPlaced, arrived: int) -> bool:
         """Hold a new order for its grace period; False for a copy of a known order."""
@@ -663,6 +694,53 @@ def handle_touches(handle: str) -> Callable[[OrderTouch, TermsVersion], bool]:
         order.survey_affiliate_id is None
         and order.survey_handle is not None
         and normalize_handle(order.survey_handle) == handle
+    )
+
+
+# What an order says that a copy of it may not change: what it pays and to whom, the
+# fields the orders service compares for an order id sent again (``ORDER_TERMS_FIELDS``),
+# and its currency. Its times, survey, customer and risk facts may differ between copies.
+_ORDER_FIELDS: tuple[tuple[str, Callable[[OrderFacts | OrderPlaced], Any]], ...] = (
+    ("amount_minor", lambda o: f"{o.amount_minor} {o.currency}"),
+    ("kind", lambda o: o.kind),
+    ("action", lambda o: o.action),
+    ("non_commissionable_minor", lambda o: o.non_commissionable_minor),
+    (
+        "items",
+        lambda o: [[i.sku, i.category, i.quantity, i.price_minor] for i in o.items],
+    ),
+    ("new_customer", lambda o: o.new_customer),
+    ("visitor_id", lambda o: o.visitor_id),
+    ("click_id", lambda o: o.click_id),
+    ("coupon_code", lambda o: normalize_coupon(o.coupon_code) if o.coupon_code else None),
+)
+
+
+def _order_conflict(held: OrderFacts | OrderPlaced, copy: OrderPlaced) -> str:
+    """Why ``copy`` of the order ``held`` is refused: the first of ``_ORDER_FIELDS`` it
+    changes ('' when it changes none)."""
+    for name, value in _ORDER_FIELDS:
+        was, says = value(held), value(copy)
+        if was != says:
+            if name != "amount_minor":
+                was, says = json.dumps(was), json.dumps(says)
+            return (
+                f"{CONFLICTING_DUPLICATE}: order {copy.order_id} of campaign {copy.campaign_id}"
+                f" was placed before with {name} {was} (event {held.event_id}); this one says"
+                f" {says} (event {copy.event_id})"
+            )
+    return ""
+
+
+def _click_conflict(held: ClickTouch, copy: Click) -> str:
+    """Why ``copy`` of the click ``held`` is refused: it names another creator or campaign
+    ('' when it names the same: a redelivery)."""
+    if held.affiliate_id == copy.affiliate_id and held.campaign_id == copy.campaign_id:
+        return ""
+    return (
+        f"{CONFLICTING_DUPLICATE}: click {copy.click_id} was recorded before for affiliate"
+        f" {held.affiliate_id} of campaign {held.campaign_id}; this one says affiliate"
+        f" {copy.affiliate_id} of campaign {copy.campaign_id} (event {copy.event_id})"
     )
 
 

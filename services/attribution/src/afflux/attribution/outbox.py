@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from afflux.attribution.join import Failed, Output
+from afflux.attribution.join import CONFLICTING_DUPLICATE, Failed, Output
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
@@ -167,6 +167,7 @@ def _reason(reason: str) -> str:
         EVENT_TIME_IN_FUTURE,
         EVENT_TIME_TOO_OLD,
         "currency_mismatch",
+        CONFLICTING_DUPLICATE,
         WRONG_TOPIC,
         "unexpected event type",
         "amount_minor",

@@ -90,7 +90,7 @@ from afflux.shared.events import (
 from afflux.shared.topics import REVERSALS, UNMATCHED
 from afflux.shared.wire import compact_json_bytes
 
-from .join import WATERMARK_KEY, Failed, Output, Refused
+from .join import CONFLICTING_DUPLICATE, WATERMARK_KEY, Failed, Output, Refused
 
 Waiting = OrderRefunded | SubscriptionRenewed
 CURRENCY_MISMATCH = "currency_mismatch"
@@ -297,6 +297,16 @@ class RefundPartition:
         ledger.waiting.append((r, arrived))
         self.waiting.add(key)
         return []
+
+    def conflicting_copy(self, key: str, r: OrderRefunded) -> str:
+        """Why ``refund`` would drop ``r`` as a copy of a refund taken or waiting here
+        although it asks another amount, or in another currency (``CONFLICTING_DUPLICATE``);
+        '' when it is no copy, a copy that asks the same (dropped silently), or a copy of
+        one whose amount this key does not keep. Reads the state only."""
+        ledger = self.keys.get(key)
+        if ledger is None or not _duplicate(ledger, r):
+            return ""
+        return _refund_conflict(ledger, r)
 
     def currency_refusal(self, key: str, r: OrderRefunded) -> str:
         """Why ``refund`` would refuse ``r`` now for its currency ('' when it would not: no
@@ -538,6 +548,34 @@ def _duplicate(ledger: OrderLedger, r: OrderRefunded) -> bool:
         return True
     copies = [s.currency for s in ledger.settled if (s.campaign_id, s.refund_id) == ident]
     return not copies or any(c in ("", r.currency) for c in copies)
+
+
+def _refund_conflict(ledger: OrderLedger, r: OrderRefunded) -> str:
+    """Why ``r``, a copy of a refund this key holds (waiting, or taken), is refused: it
+    asks another amount, or in another currency, than the copy held ('' when it asks the
+    same, or when no copy's amount is kept: taken in a state from before settled refunds
+    were). Compared with a waiting copy in its currency first, else with the first copy
+    taken in its currency (or of a currency not kept), else with the first copy taken."""
+    ident = (r.campaign_id, r.refund_id)
+    for w, _ in ledger.waiting:
+        if isinstance(w, OrderRefunded) and _ident(w) == ident and w.currency == r.currency:
+            return _refund_differs(r, w.amount_minor, w.currency, f" (event {w.event_id})")
+    copies = [s for s in ledger.settled if (s.campaign_id, s.refund_id) == ident]
+    same = [s for s in copies if s.currency in ("", r.currency)]
+    if not copies:
+        return ""
+    kept = (same or copies)[0]
+    return _refund_differs(r, kept.requested_minor, kept.currency or r.currency, "")
+
+
+def _refund_differs(r: OrderRefunded, amount: int, currency: str, event: str) -> str:
+    if (amount, currency) == (r.amount_minor, r.currency):
+        return ""
+    return (
+        f"{CONFLICTING_DUPLICATE}: refund {r.refund_id} of order {r.order_id} of campaign"
+        f" {r.campaign_id} came before with amount_minor {amount} {currency}{event};"
+        f" this one says {r.amount_minor} {r.currency} (event {r.event_id})"
+    )
 
 
 def _order_currency(ledger: OrderLedger, campaign: str) -> str | None:
