@@ -22,7 +22,7 @@ from afflux.attribution.content_view import ContentBook, follow_content
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.attribution.runtime import Runtime, run_forever
 from afflux.attribution.settings import AttributionSettings
-from afflux.attribution.stage import Record
+from afflux.attribution.stage import Record, Stage
 from afflux.attribution.store import DiskStores
 from afflux.attribution.web import WorkerWeb
 from afflux.shared.core.clock import MS_PER_DAY
@@ -32,10 +32,6 @@ from afflux.shared.io.limited_http import uvicorn_limits
 from afflux.shared.topics import CLICKS, CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 
 log = logging.getLogger(__name__)
-RECOVERY = (
-    "stop every attribution worker, run `afflux attribution rebuild`, start them again"
-    " (docs/reliability.md, 'A recreated input topic')"
-)
 
 
 def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
@@ -115,13 +111,11 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     # offset is never committed (see divergence.py).
     @app.agent(join_topic, name="join")
     async def join(stream: Any) -> None:
-        await _wait_started(started, directory)
-        await _consume(stream.noack(), runtime.join.handle_many)
+        await _watched(app, runtime, "join", _feed(stream, started, directory, runtime.join))
 
     @app.agent(refund_topic, name="refunds")
     async def refunds(stream: Any) -> None:
-        await _wait_started(started, directory)
-        await _consume(stream.noack(), runtime.refunds.handle_many)
+        await _watched(app, runtime, "refunds", _feed(stream, started, directory, runtime.refunds))
 
     @app.timer(interval=settings.timer_interval_seconds)  # type: ignore[untyped-decorator]
     async def grace_timer() -> None:
@@ -134,22 +128,11 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
-    def health() -> tuple[bool, dict[str, Any]]:
-        ok = runtime.ready() and not app.rebalancing
-        diverged = runtime.diverged()
-        return ok, {
-            "status": "ok" if ok else "diverged" if diverged else "starting",
-            "diverged": diverged,
-            "recovery": RECOVERY if diverged else None,
-            "campaigns": directory.ready.is_set(),
-            "content": content.ready.is_set(),
-            "join_partitions": sorted(runtime.join.owned),
-            "refund_partitions": sorted(runtime.refunds.owned),
-        }
-
     serve_asgi(
         app,
-        WorkerWeb(health, lambda: generate_latest(metrics.registry)),
+        WorkerWeb(
+            lambda: runtime.health(app.rebalancing), lambda: generate_latest(metrics.registry)
+        ),
         host=settings.host,
         port=settings.attribution_port,
         lifespan="off",
@@ -203,6 +186,36 @@ def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] |
 async def _wait_started(started: asyncio.Event, directory: CampaignDirectory) -> None:
     await started.wait()
     await directory.ready.wait()
+
+
+async def _feed(
+    stream: Any, started: asyncio.Event, directory: CampaignDirectory, stage: Stage[Any]
+) -> None:
+    """A stage agent's work: once the worker has started, its stream into the stage."""
+    await _wait_started(started, directory)
+    await _consume(stream.noack(), stage.handle_many)
+
+
+async def _watched(app: faust.App, runtime: Runtime, name: str, work: Awaitable[None]) -> None:
+    """Run a stage agent's ``work``; should it raise (a send refused for good) or end
+    while the worker runs, the agent stays dead and says so (``Runtime.agent_died``:
+    logged at error, /healthz 503 until the worker restarts).
+
+    Raised on to Faust, the exception would be logged and the agent restarted at once
+    on the same stream (its default supervisor), answering /healthz 200 while the failed
+    batch's records were neither processed nor acknowledged; and the exception Faust
+    keeps would hold those records, which its next rebalance waits for. The stage has
+    stopped the batch's partitions (``Stage.failed``); a restart of the worker recovers
+    them from their changelogs and reads their input again."""
+    try:
+        await work
+    except asyncio.CancelledError:  # the worker stopping: no death
+        raise
+    except Exception as exc:
+        runtime.agent_died(name, exc)
+        return
+    if not app.should_stop:
+        runtime.agent_died(name, None)
 
 
 # Records handled as one batch at most: a stage holds its lock (and the timer waits)

@@ -1,7 +1,7 @@
 """The worker's two stages and the campaign view; Faust only delivers records.
 
 Agents hand each record to ``Runtime.join.handle`` or ``Runtime.refunds.handle``
-(see ``stage.Stage``); the timer calls ``tick``.
+(see ``stage.Stage``); the timer calls ``tick``; ``/healthz`` asks ``health``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,18 @@ from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 10.0
+# A stage with input waiting that has written no batch (of records, a read-back or a
+# tick: ``Stage.turned_at``) for this long is waiting on something that is not coming:
+# /healthz says so. A batch takes milliseconds; the timer ticks every 25 ms by default.
+STALL_S = 120.0
+RECOVERY = (
+    "stop every attribution worker, run `afflux attribution rebuild`, start them again"
+    " (docs/reliability.md, 'A recreated input topic')"
+)
+RESTART = (
+    "restart the worker: it recovers the stopped partitions from their changelogs and reads"
+    " their input again; the log has the exception (docs/attribution.md, /healthz)"
+)
 # Refusals of ``handlers.Campaigns.refused`` that newer terms could lift (an event time
 # too old is measured by the campaign's longest window and lock).
 TERMS_REFUSALS = ("unknown campaign", "max_order_minor", CURRENCY_MISMATCH, EVENT_TIME_TOO_OLD)
@@ -53,6 +65,7 @@ class Runtime:
         arrival_margin_ms: int = ARRIVAL_MARGIN_MS,
         disk: Callable[[str], DiskStores] | None = None,
         content: ContentBook | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.content = content if content is not None else ContentBook.without_content()
@@ -70,6 +83,7 @@ class Runtime:
             group,
             disk("join") if disk else None,
             arrival_margin_ms,
+            monotonic,
         )
         # The join refuses events by their campaign's terms (an order's campaign, its
         # amount limit, currency and age): asked again once the view caught up. The
@@ -89,11 +103,15 @@ class Runtime:
             group,
             disk("refunds") if disk else None,
             arrival_margin_ms,
+            monotonic,
         )
         self.stages: tuple[Stage[Any], ...] = (self.join, self.refunds)
         self.assigned_once = False
         self._last_prune = 0.0
         self.refreezer = Refreezer()
+        self.monotonic = monotonic
+        # Stage agents that ended, with why (``agent_died``): until the worker restarts.
+        self.dead: dict[str, str] = {}
 
     @property
     def changelogs(self) -> tuple[str, str]:
@@ -104,8 +122,78 @@ class Runtime:
             self.directory.ready.is_set()
             and self.content.ready.is_set()
             and self.assigned_once
+            and not self.dead
             and all(stage.ready() for stage in self.stages)
         )
+
+    def agent_died(self, name: str, exc: BaseException | None) -> None:
+        """The agent feeding stage ``name`` ended: on ``exc``, or (None) its stream ended
+        while the worker runs. Logged, and reported by /healthz until the worker
+        restarts. Only the exception's text is kept: its traceback would hold the failed
+        batch's records, which Faust waits for at every rebalance while anything refers
+        to them."""
+        why = "its stream ended" if exc is None else f"{exc!r}"[:1000]
+        self.dead[name] = why
+        log.error(
+            "the %s agent died (%s): nothing more of its input is processed until the"
+            " worker restarts",
+            name,
+            why,
+            exc_info=exc,
+        )
+
+    def failures(self) -> list[str]:
+        """Agents that died and partitions stopped by a failed batch (``Stage.failed``)."""
+        problems = [f"{name} agent died: {why}" for name, why in sorted(self.dead.items())]
+        problems += [
+            f"{stage.name}[{p}] stopped: {why}"
+            for stage in self.stages
+            for p, why in sorted(stage.failed.items())
+        ]
+        return problems
+
+    def stalls(self) -> list[str]:
+        """Stages holding partitions with input waiting that wrote no batch for more than
+        ``STALL_S``; read only here, so the hot path pays one timestamp per batch."""
+        now = self.monotonic()
+        found = []
+        for stage in self.stages:
+            idle_s = now - stage.turned_at
+            if idle_s <= STALL_S or not stage.owned:
+                continue
+            waiting = sum(stage.lag(topic) for topic in stage.inputs)
+            if waiting:
+                found.append(
+                    f"stalled: {stage.name} stage has not finished a batch for {idle_s:.0f} s"
+                    f" ({waiting} input records waiting)"
+                )
+        return found
+
+    def health(self, rebalancing: bool = False) -> tuple[bool, dict[str, Any]]:
+        """/healthz: ready, and the body that says why not."""
+        failures, stalls, diverged = self.failures(), self.stalls(), self.diverged()
+        ok = self.ready() and not rebalancing and not stalls
+        status = (
+            "ok"
+            if ok
+            else "failed"
+            if failures
+            else "diverged"
+            if diverged
+            else "stalled"
+            if stalls
+            else "starting"
+        )
+        return ok, {
+            "status": status,
+            "problems": failures + stalls,
+            "diverged": diverged,
+            "recovery": RECOVERY if diverged else RESTART if failures else None,
+            "campaigns": self.directory.ready.is_set(),
+            "content": self.content.ready.is_set(),
+            "join_partitions": sorted(self.join.owned),
+            "refund_partitions": sorted(self.refunds.owned),
+        }
 
     def diverged(self) -> list[str]:
         """Why partitions were stopped (see Stage.diverged); empty while all is well."""

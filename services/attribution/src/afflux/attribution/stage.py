@@ -37,6 +37,19 @@ read again from the committed offset and the same events are emitted again
 with the same ids. So state is never ahead of what was emitted, and the
 position never ahead of the state.
 
+A batch that raises instead (a send refused for good, a ``ProducerSendError``)
+leaves its partitions' state in memory ahead of what was sent and written: its
+records are applied, their position noted. Written by a later batch or tick,
+that state would claim outputs that never went out. So the partitions of a
+failed batch are stopped (``failed``): dropped from ``owned``, nothing of them
+written, their records held unacknowledged and fetching paused, until the
+worker restarts and recovers them from their changelogs. ``/healthz`` answers
+503 meanwhile.
+
+Progress: each batch written (records, a read-back, a tick) notes the time
+(``turned_at``, monotonic); a stage with input waiting and no batch for
+``runtime.STALL_S`` is reported stalled.
+
 Safe time: an order waits until everything that reached the broker before its
 deadline has been read. Each timer tick notes the high watermarks of the
 stage's input partitions; once everything up to a note has been processed, the
@@ -48,8 +61,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import aclosing
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol
 
@@ -215,6 +229,7 @@ class Stage(Partitions[S]):
         group: str | None = None,
         disk: DiskStores | None = None,
         arrival_margin_ms: int = ARRIVAL_MARGIN_MS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name, inputs, changelog, handler.new_state, bootstrap, group, disk)
         self.handler = handler
@@ -230,6 +245,19 @@ class Stage(Partitions[S]):
         # since when (clock ms), the offset processed then, and whether it was reported.
         self._behind: dict[tuple[str, int], tuple[int, int, bool]] = {}
         self._caught_up_at: dict[tuple[str, int], int] = {}  # last read-back (clock ms)
+        # Partitions stopped because a batch of theirs raised, with why (module docstring):
+        # never processed or written again by this process.
+        self.failed: dict[int, str] = {}
+        self.monotonic = monotonic
+        self.turned_at = monotonic()  # when a batch was last written (module docstring)
+
+    def ready(self) -> bool:
+        return super().ready() and not self.failed
+
+    def assigned(self, partitions: set[int]) -> None:
+        """As ``Partitions.assigned``; a failed partition stays stopped (its state is
+        recovered only by a restart of the worker)."""
+        super().assigned({p for p in partitions if p not in self.failed})
 
     # -- records and ticks -------------------------------------------------------
 
@@ -252,15 +280,16 @@ class Stage(Partitions[S]):
         for p, indexes in by_partition.items():
             owned = await self.partition(p)
             if owned is None:
-                if p in self.diverged:
+                if p in self.diverged or p in self.failed:
                     self.transport.pause({(t, p) for t in self.inputs})
                     for n in indexes:
                         done[n] = False
-                continue  # not ours (revoked meanwhile) unless diverged
+                continue  # not ours (revoked meanwhile) unless diverged or failed
             ours.append((owned, [records[n] for n in indexes]))
         async with self.lock:
-            # Every partition's outputs are awaited together: one round trip, not one each.
-            await self._emit_all([await self._process_batch(o, batch) for o, batch in ours])
+            with self._stop_on_failure([(batch[0].partition, o.state) for o, batch in ours]):
+                # Every partition's outputs are awaited together: one round trip, not one each.
+                await self._emit_all([await self._process_batch(o, batch) for o, batch in ours])
         return done
 
     async def _process_batch(self, owned: Owned[S], records: list[InputRecord]) -> Pending[S]:
@@ -525,7 +554,8 @@ class Stage(Partitions[S]):
                     continue
                 try:
                     await self._read_back(owned, topic, p, known[0])
-                except Exception:  # tried again after CATCH_UP_AFTER_MS
+                except Exception:  # a read: tried again after CATCH_UP_AFTER_MS; a batch
+                    # that failed stopped the partition (``_stop_on_failure``)
                     log.exception("%s[%d]: reading back %s[%d] failed", self.name, p, topic, p)
 
     async def _read_back(self, owned: Owned[S], topic: str, p: int, high: int) -> None:
@@ -546,7 +576,8 @@ class Stage(Partitions[S]):
                     if self.owned.get(p) is not owned:
                         return  # revoked meanwhile: the new owner reads its own inputs
                     self.outbox.metrics.refetched.inc(len(chunk))
-                    await self._emit_all([await self._process_batch(owned, list(chunk))])
+                    with self._stop_on_failure([(p, owned.state)]):
+                        await self._emit_all([await self._process_batch(owned, list(chunk))])
         # Read to the end (offsets without a record included: gaps.py) or held already.
         owned.consumed[topic] = max(owned.consumed.get(topic, 0), start, high)
 
@@ -557,19 +588,56 @@ class Stage(Partitions[S]):
 
     async def _emit_all(self, pending: Sequence[Pending[S]]) -> None:
         """Steps 1 to 3 of the module docstring for several partitions at once: every
-        partition's outputs sent and acknowledged, then each one's keys and position."""
+        partition's outputs sent and acknowledged, then each one's keys and position.
+        Should any of it raise, the partitions are stopped (``_stop_on_failure``)."""
         out = [o for batch in pending for o in batch.out]
         letters = [letter for batch in pending for letter in batch.letters]
-        if out or letters:
-            await self._send_and_wait(
-                self.outbox.records(out, letters, self.transport.partition_count)
-            )
-        for batch in pending:
-            await self._write_state(batch.p, batch.state)
-            if batch.owned is not None:  # processed input: its offsets now count as read
-                for topic, offset in batch.consumed.items():
-                    batch.owned.consumed[topic] = max(batch.owned.consumed.get(topic, 0), offset)
+        with self._stop_on_failure([(batch.p, batch.state) for batch in pending]):
+            if out or letters:
+                await self._send_and_wait(
+                    self.outbox.records(out, letters, self.transport.partition_count)
+                )
+            for batch in pending:
+                await self._write_state(batch.p, batch.state)
+                if batch.owned is not None:  # processed input: its offsets now count as read
+                    for topic, offset in batch.consumed.items():
+                        batch.owned.consumed[topic] = max(
+                            batch.owned.consumed.get(topic, 0), offset
+                        )
+        self.turned_at = self.monotonic()
         self.outbox.sent(out)
+
+    @contextmanager
+    def _stop_on_failure(self, partitions: Sequence[tuple[int, S]]) -> Iterator[None]:
+        """Stop each (partition, state) still owned should the block raise (see the
+        module docstring); the exception goes on. Not on cancellation: that is the
+        worker stopping, and nothing is written after it."""
+        try:
+            yield
+        except Exception as exc:
+            self._stop(partitions, exc)
+            raise
+
+    def _stop(self, partitions: Sequence[tuple[int, S]], exc: Exception) -> None:
+        why = f"a batch failed: {exc!r}"[:1000]
+        stopped = []
+        for p, state in partitions:
+            owned = self.owned.get(p)
+            if owned is None or owned.state is not state:
+                continue  # revoked meanwhile, or stopped already (a nested batch)
+            del self.owned[p]
+            self.failed[p] = why
+            self.transport.pause({(t, p) for t in self.inputs})
+            stopped.append(p)
+        if stopped:  # the exception itself is logged where it ends (the agent, the timer)
+            log.error(
+                "%s%s stopped: %s. Their state in memory may hold what was never sent or"
+                " written: nothing of them is processed or written again until the worker"
+                " restarts and recovers them from the changelog",
+                self.name,
+                stopped,
+                why,
+            )
 
     async def flush(self, p: int, state: S, records: Sequence[OutRecord]) -> int:
         """Write in the order of the module docstring (steps 1 to 3): send ``records`` and

@@ -36,7 +36,11 @@ _ASSET_TYPES = {
 _HEALTH_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["status"],
-    "properties": {"status": {"type": "string"}},
+    "properties": {
+        "status": {"type": "string"},
+        # Why a stage stopped turning (an agent died, a batch failed, a stall): runtime.py.
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
 }
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -44,14 +48,15 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/healthz": {
             "get": {
-                "summary": "Ready when the worker has its partitions and campaign terms",
+                "summary": "Ready when the worker has its partitions and campaign terms,"
+                " and its stages turn",
                 "responses": {
                     "200": {
                         "description": "ready",
                         "content": {"application/json": {"schema": _HEALTH_BODY}},
                     },
                     "503": {
-                        "description": "not ready yet, and why",
+                        "description": "not ready yet, failed or stalled, and why",
                         "content": {"application/json": {"schema": _HEALTH_BODY}},
                     },
                 },
