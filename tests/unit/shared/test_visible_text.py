@@ -47,6 +47,11 @@ REFUSED = [
     Refused("o\U000e0080", "contains U+E0080 (an unassigned code point)"),
     # only the first is named
     Refused("a\u200bb\x00", "contains U+200B (an invisible format character)"),
+    # default-ignorable characters of other categories render as nothing too
+    Refused("o-1\u034f", "contains U+034F (a character that shows as nothing)"),
+    Refused("o-1\ufe0f", "contains U+FE0F (a character that shows as nothing)"),
+    Refused("o-1\u3164", "contains U+3164 (a character that shows as nothing)"),
+    Refused("o-1\U000e0100", "contains U+E0100 (a character that shows as nothing)"),
 ]
 
 

@@ -12,6 +12,7 @@ neighbour exactly at its bound that both keep; each left-out event is counted in
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -423,3 +424,19 @@ def test_content_stated_past_the_skew_is_left_out() -> None:
     refused = published(TS - SKEW - 1)
     assert not refused.log.content_routes
     assert refused.refused == {EVENT_TIME_IN_FUTURE: 1}
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 0])
+def test_an_order_whose_schema_version_is_not_the_integer_1_earns_nothing(
+    version: object,
+) -> None:
+    """true and 1.0 equal 1 in Python: the fast path took them while the worker (strict)
+    refuses the order."""
+    reader = LogReader(CampaignLog("camp"))
+    for event in (click(), order()):
+        raw = event.model_dump(mode="json")
+        if isinstance(event, OrderPlaced):
+            raw["schema_version"] = version
+        reader.record(json.dumps(raw).encode())
+    assert replay(reader.log, EUR).commission_by_creator() == {}
+    assert reader.skipped >= 1

@@ -241,7 +241,9 @@ class LogReader:
             return
         refused = self.log.refused_refunds
         try:
-            if item.get("schema_version", 1) != 1 or not _fast(self, item):
+            # type(...) is int: true and 1.0 equal 1 but are refused by the worker
+            version = item.get("schema_version", 1)
+            if type(version) is not int or version != 1 or not _fast(self, item):
                 _slow(self, item)
         except _Refused as exc:
             self._tally(exc.reason)

@@ -79,6 +79,7 @@ from afflux.shared.io.kafka import (
     stop_consumer,
 )
 from afflux.shared.io.lag import ConsumerLag
+from afflux.shared.io.redis_client import PASSING_REPLIES
 from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS, REVIEWS
@@ -96,7 +97,14 @@ CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
 
 
 # Redis unreachable, restarting or still loading its AOF: wait for it, never skip a batch.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# ... or refusing writes for now (out of memory, read-only during a failover): the same
+# batch is applied once it is back, never dead-lettered item by item.
+REDIS_DOWN: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    *PASSING_REPLIES,
+)
 RETRY_MAX_S = 2.0
 LAG_INTERVAL_S = 0.5
 # A turn of the consume loop takes a poll of 200 ms and one batch; one that has not
@@ -581,7 +589,9 @@ class LedgerConsumer:
                     self._place(item.event, alone)
                 alone.offsets = {f"{record.topic}|{record.partition}": record.offset}
                 applied = await self.store.apply(alone, self.directory.versions, self._currency)
-            except (*REDIS_DOWN, LedgerReset):
+            except REDIS_DOWN:
+                raise
+            except LedgerReset:
                 raise
             except Exception as exc:
                 log.exception("ledger item at %s[%d]@%d refused", *_where(record))

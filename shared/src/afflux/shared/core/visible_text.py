@@ -13,7 +13,12 @@ and paid twice. Such ids refuse every character of these Unicode general categor
   them the same way twice;
 - ``Zl`` and ``Zp``, the line and paragraph separators U+2028 and U+2029.
 
-Letters and digits of any script, marks and spaces inside an id stay allowed.
+They also refuse the default-ignorable characters of other categories, which render as
+nothing too: the combining grapheme joiner U+034F, variation selectors (U+180B to
+U+180F, U+FE00 to U+FE0F, U+E0100 to U+E01EF), the Khmer inherent vowels U+17B4 and
+U+17B5, and the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0.
+
+Letters and digits of any script, other marks and spaces inside an id stay allowed.
 
 Pure: only ``unicodedata``.
 """
@@ -34,6 +39,23 @@ INVISIBLE_CATEGORIES: dict[str, str] = {
 }
 
 
+# Default_Ignorable_Code_Point characters outside the refused categories (Mn, Lo).
+_IGNORABLE = frozenset(
+    (
+        0x034F,
+        0x115F,
+        0x1160,
+        0x17B4,
+        0x17B5,
+        0x3164,
+        0xFFA0,
+        *range(0x180B, 0x1810),
+        *range(0xFE00, 0xFE10),
+        *range(0xE0100, 0xE01F0),
+    )
+)
+
+
 def invisible_character(text: str) -> str | None:
     """Why ``text`` may not be an id: its first refused character by code point, e.g.
     ``"contains U+200B (an invisible format character)"``; None when it has none."""
@@ -41,6 +63,8 @@ def invisible_character(text: str) -> str | None:
         return None
     for char in text:
         kind = INVISIBLE_CATEGORIES.get(unicodedata.category(char))
+        if kind is None and ord(char) in _IGNORABLE:
+            kind = "a character that shows as nothing"
         if kind is not None:
             return f"contains U+{ord(char):04X} ({kind})"
     return None

@@ -39,7 +39,7 @@ CLUSTER_SCHEME = "redis-cluster"
 # Error replies that say the server cannot take writes now, not that these writes are
 # wrong: out of memory, a replica, a cluster failing over, a missing permission, a busy
 # script. The same writes succeed once it has recovered (or an operator has fixed it).
-_PASSING_REPLIES = (
+PASSING_REPLIES: tuple[type[ResponseError], ...] = (
     OutOfMemoryError,
     ReadOnlyError,
     TryAgainError,
@@ -273,5 +273,5 @@ def redis_away(exc: BaseException) -> bool:
     (retry the same writes); False when the writes themselves were refused (an error reply
     about the data or the script: retrying them would fail forever)."""
     if isinstance(exc, ResponseError):
-        return isinstance(exc, _PASSING_REPLIES) or str(exc).startswith("BUSY")
+        return isinstance(exc, PASSING_REPLIES) or str(exc).startswith("BUSY")
     return isinstance(exc, RedisError | OSError | asyncio.TimeoutError)

@@ -26,11 +26,19 @@ from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.events import Envelope
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_group_consumer, stop_consumer
+from afflux.shared.io.redis_client import PASSING_REPLIES
 from afflux.shared.wire import UndecodableRecord, decode_record
 
 log = logging.getLogger(__name__)
 REDIS_RETRY_MAX_S = 2.0
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# ... or refusing writes for now (out of memory, read-only during a failover): the same
+# batch is applied once it is back, never dead-lettered item by item.
+REDIS_DOWN: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    *PASSING_REPLIES,
+)
 
 Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
