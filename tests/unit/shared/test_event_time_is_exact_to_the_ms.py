@@ -1,0 +1,83 @@
+"""Event times are integer milliseconds, and a time given as RFC 3339 must land on the
+same millisecond as the same time given as an integer: a cookie window, a return
+window and the backfill bound are all compared to the millisecond.
+
+``to_ms`` went through a float of seconds (``int(moment.timestamp() * 1000)``) and
+gave one millisecond less for some times (about one in two hundred before mid-2004
+and from 2038 on; none of the years between), so an order one millisecond after its
+window could be taken as inside it. The worker's record timestamps went the same
+way: Faust hands them over as float seconds."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from afflux.attribution.app import _record
+from afflux.shared.core.clock import from_ms, parse_event_time, to_ms
+
+pytestmark = pytest.mark.unit
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def rfc3339(ms: int) -> str:
+    return (EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_ms"),
+    [
+        # times whose float of seconds, times 1000, fell just under the millisecond
+        ("2038-02-06T11:51:48.482Z", 2_149_069_908_482),
+        ("2039-02-08T04:17:49.719Z", 2_180_751_469_719),
+        ("2004-05-31T13:17:20.909Z", 1_086_009_440_909),
+        ("1987-04-25T15:38:30.810Z", 546_363_510_810),
+        ("1970-01-01T00:00:00.000Z", 0),
+        ("1970-01-01T00:00:00.001Z", 1),
+        # below a millisecond: rounded down, as integer milliseconds always were
+        ("2026-11-01T10:00:00.123999Z", 1_793_527_200_123),
+        ("2026-11-01T10:00:00.9999Z", 1_793_527_200_999),
+        # an offset other than UTC
+        ("2026-11-01T12:00:00.123+02:00", 1_793_527_200_123),
+    ],
+)
+def test_rfc3339_time_lands_on_its_exact_millisecond(text: str, expected_ms: int) -> None:
+    assert parse_event_time(text) == expected_ms
+
+
+@pytest.mark.parametrize(
+    ("first_year", "last_year"),
+    [(1971, 1988), (2004, 2008), (2024, 2030), (2038, 2040), (2100, 2110)],
+)
+def test_every_millisecond_round_trips_through_rfc3339(first_year: int, last_year: int) -> None:
+    rng = random.Random(first_year)
+    low = to_ms(datetime(first_year, 1, 1, tzinfo=UTC))
+    high = to_ms(datetime(last_year, 1, 1, tzinfo=UTC))
+    for ms in (rng.randrange(low, high) for _ in range(20_000)):
+        assert parse_event_time(rfc3339(ms)) == ms
+        assert to_ms(from_ms(ms)) == ms
+
+
+@pytest.mark.parametrize("ms", [-(10**15), 10**15, 10**20])
+def test_a_time_outside_what_a_datetime_holds_is_a_value_error(ms: int) -> None:
+    with pytest.raises(ValueError, match="outside the years"):
+        from_ms(ms)
+
+
+@pytest.mark.parametrize("ms", [2_149_069_908_482, 2_180_751_469_719, 1_796_371_767_747])
+def test_a_record_timestamp_from_faust_keeps_its_millisecond(ms: int) -> None:
+    # Faust's message: the broker's integer milliseconds divided by 1000.0
+    message = SimpleNamespace(
+        topic="orders",
+        partition=0,
+        offset=7,
+        key=b"k",
+        value=b"v",
+        timestamp=ms / 1000.0,
+        headers=None,
+    )
+    assert _record(message).timestamp == ms
