@@ -2,7 +2,8 @@
 stream published on the payouts service claims an order placed on the orders service
 during it (and one placed while the stream was still live, once its end is published),
 a survey answer given with an order or later attributes an unclaimed order at the
-reduced rate, and the merchant reads the rule, the stream and the answer back."""
+reduced rate, and the merchant reads the rule, the stream and the answer back. A
+creator's own key streams only into a campaign it belongs to."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ campaigns:
       campaign_id: {CAMPAIGN}
       merchant_id: {MERCHANT}
       currency: EUR
+      allowed_domains: [shop.example]
       grace_seconds: 1
       precedence: [click_id, coupon, cookie, livestream]
       livestream: {{tail_minutes: 30, overlap: latest_started}}
@@ -222,6 +224,52 @@ async def test_a_survey_answer_attributes_an_unclaimed_order_at_the_reduced_rate
     accruals = [p for p in postings if p["kind"] == "accrual"]
     assert [p["amount_minor"] for p in accruals] == [500]
     assert "survey-attributed" in accruals[0]["rule"]
+
+
+async def test_a_creator_key_streams_only_into_a_campaign_it_belongs_to(
+    merchant: Merchant,
+) -> None:
+    """Otherwise any creator could claim a campaign's orders with a stream of its own."""
+    http, admin = merchant.http, {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    payouts, clicks = merchant.stack.url("payouts"), merchant.stack.url("clicks")
+    creator = unique("dee")
+    issued = await http.post(
+        f"{payouts}/v1/keys", json={"role": "creator", "subject": creator}, headers=admin
+    )
+    assert issued.status_code == 201, issued.text
+    own = {"Authorization": f"Bearer {issued.json()['key']}"}
+    now = int(time.time() * 1000)
+    stream = live(unique("s"), creator, now - 10 * MINUTE, now - MINUTE)
+
+    refused = await http.post(f"{payouts}/v1/content", json=stream, headers=own)
+    assert refused.status_code == 403, refused.text
+    problem = refused.json()["detail"][0]
+    assert problem["field"] == "campaign_id"
+    assert f"does not belong to campaign '{CAMPAIGN}'" in problem["reason"]
+
+    # The merchant's program takes the creator in: the admin issues it a tracking link.
+    link = {
+        "affiliate_id": creator,
+        "campaign_id": CAMPAIGN,
+        "destination_url": "https://shop.example/spring",
+    }
+    made = await http.post(f"{clicks}/v1/links", json=link, headers=admin)
+    assert made.status_code == 201, made.text
+    accepted = await http.post(f"{payouts}/v1/content", json=stream, headers=own)
+    assert accepted.status_code == 202, accepted.text
+
+    # A survey handle in the terms makes a creator belong too: ana's key, no link.
+    ana = await http.post(
+        f"{payouts}/v1/keys", json={"role": "creator", "subject": "ana"}, headers=admin
+    )
+    post = {**live(unique("p"), "ana", now - MINUTE, None), "campaign_id": SURVEYED}
+    post.update(kind="post", live_started_at=None)
+    answer = await http.post(
+        f"{payouts}/v1/content",
+        json=post,
+        headers={"Authorization": f"Bearer {ana.json()['key']}"},
+    )
+    assert answer.status_code == 202, answer.text
 
 
 async def _when(

@@ -1,7 +1,9 @@
 """Pay per engagement end to end over HTTP: a creator key publishes its content and
 posts stats, a merchant key releases a held content, and the ledger answers the
 engagement lines; keys that may not post are refused, bad stats get a 422 naming the
-field. Only the payouts service runs (the ledger consumes the content topic itself)."""
+field. The payouts service runs, and the clicks service for the creators' links (a
+creator publishes only into a campaign it belongs to); the ledger consumes the content
+topic itself."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ campaigns:
       campaign_id: glow
       merchant_id: merchant-glow
       currency: EUR
+      allowed_domains: [glow.example]
       lock_days: 30
       plan:
         engagement:
@@ -52,6 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         campaigns = Path(work) / "campaigns.yaml"
         campaigns.write_text(TERMS_YAML)
         running.apply_campaigns(campaigns)
+        running.start_service("clicks")
         running.start_service("payouts")
         yield running
     finally:
@@ -72,6 +76,20 @@ async def _key(http: httpx.AsyncClient, role: str, subject: str) -> dict[str, st
     )
     assert answer.status_code == 201, answer.text
     return {"Authorization": f"Bearer {answer.json()['key']}"}
+
+
+async def _link(stack: Stack, affiliate_id: str, campaign_id: str) -> None:
+    """The program takes the creator in: the admin issues it a tracking link."""
+    body = {
+        "affiliate_id": affiliate_id,
+        "campaign_id": campaign_id,
+        "destination_url": "https://glow.example/",
+    }
+    async with httpx.AsyncClient(base_url=stack.url("clicks"), timeout=10) as clicks:
+        made = await clicks.post(
+            "/v1/links", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+    assert made.status_code == 201, made.text
 
 
 async def _until(check: Callable[[], Awaitable[Any]], timeout_s: float = 60) -> Any:
@@ -98,7 +116,7 @@ def _stats(as_of: int, likes: int, comments: int = 0, followers: int = 10_000) -
 
 
 async def test_engagement_is_paid_corrected_held_and_released_over_http(
-    http: httpx.AsyncClient,
+    stack: Stack, http: httpx.AsyncClient
 ) -> None:
     ana = await _key(http, "creator", "ana")
     bo = await _key(http, "creator", "bo")
@@ -115,6 +133,11 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
         "published_at": now - 3_600_000,
     }
     assert (await http.post("/v1/content", json=post, headers=bo)).status_code == 403
+    # Not in the program yet: no link, coupon or posting of ana's in glow.
+    outside = await http.post("/v1/content", json=post, headers=ana)
+    assert outside.status_code == 403, outside.text
+    assert outside.json()["detail"][0]["field"] == "campaign_id"
+    await _link(stack, "ana", "glow")
     published = await http.post("/v1/content", json=post, headers=ana)
     assert published.status_code == 202, published.text
     stats = f"/v1/content/instagram/{post['content_id']}/stats"

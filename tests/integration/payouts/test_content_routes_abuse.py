@@ -35,6 +35,7 @@ from afflux.cli.processes import Child
 from afflux.oracle.ledger_scenarios import CAMPAIGN
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.content import MAX_COUNT, MAX_LIVE_STREAM_MS, content_backfill_limit_ms
+from afflux.shared.events import CampaignTermsPublished
 
 pytestmark = pytest.mark.integration
 
@@ -292,3 +293,51 @@ async def test_only_the_admin_or_the_campaigns_merchant_releases_a_published_con
     assert "note" in (_field(note) or "")
     mine = await _post(world, release.format("c-held"), {"note": "checked"}, world.merchant_key)
     assert mine.status_code == STARTING, mine.text
+
+
+async def test_a_creator_key_publishes_no_new_content_into_a_campaign_it_is_not_part_of(
+    world: AccessWorld,
+) -> None:
+    # ana holds postings in CAMPAIGN only; this app knows no clicks service, so whether
+    # she has a link in OTHER_CAMPAIGN cannot be told: 503 naming why, nothing published.
+    body = publication(f"c-foreign-{_now()}", campaign_id=OTHER_CAMPAIGN, kind="post")
+    answer = await _post(world, "/v1/content", body, world.creator_key)
+    assert answer.status_code == 503, answer.text
+    assert _field(answer) == "campaign_id"
+    assert "cannot be told now: AFFLUX_CLICKS_URL is not set" in answer.text
+    store = world.app.state.store
+    assert (
+        await store.redis.hget(store.keys.ledger("content_owner"), "insta:" + body["content_id"])
+        is None
+    )
+    # Its own campaign (a posting of ana's) takes it, as the admin anywhere.
+    mine = await _post(world, "/v1/content", publication(f"c-mine-{_now()}"), world.creator_key)
+    assert mine.status_code == STARTING
+    assert "belong" not in mine.text
+    anywhere = await _post(world, "/v1/content", body, ADMIN_TOKEN)
+    assert anywhere.status_code == STARTING
+    assert "belong" not in anywhere.text
+
+
+async def test_a_coupon_of_the_creator_in_the_terms_makes_it_part_of_the_campaign(
+    world: AccessWorld,
+) -> None:
+    directory = world.app.state.directory
+    versions = directory.versions(OTHER_CAMPAIGN)
+    latest = versions[-1]
+    coupon = latest.model_copy(
+        update={
+            "version": latest.version + 1,
+            "terms": latest.terms.model_copy(update={"coupons": {"ANA10": CREATOR}}),
+        }
+    )
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="terms-coupon", occurred_at=0, campaign_id=OTHER_CAMPAIGN,
+            versions=(*versions, coupon),
+        )
+    )  # fmt: skip
+    body = publication(f"c-coupon-{_now()}", campaign_id=OTHER_CAMPAIGN, kind="post")
+    answer = await _post(world, "/v1/content", body, world.creator_key)
+    assert answer.status_code == STARTING, answer.text
+    assert "belong" not in answer.text

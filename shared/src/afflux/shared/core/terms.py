@@ -330,6 +330,20 @@ class NoTermsInForce(LookupError):
     """A campaign without any version of its terms."""
 
 
+def names_creator(terms: CampaignTerms, affiliate_id: str) -> bool:
+    """Whether the terms name the creator: a coupon or survey handle of it, a cookie
+    window of its own, or its agency. Such a creator belongs to the campaign (what a
+    creator key may do on its own depends on it, docs/portal.md)."""
+    survey_handles = terms.survey.handles.values() if terms.survey is not None else ()
+    members = terms.overrides.agencies if terms.overrides is not None else {}
+    return (
+        affiliate_id in terms.window_overrides_days
+        or affiliate_id in terms.coupons.values()
+        or affiliate_id in survey_handles
+        or affiliate_id in members
+    )
+
+
 def terms_in_force(versions: Iterable[TermsVersion], at_ms: int) -> TermsVersion:
     """The version of a campaign's terms in force at event time ``at_ms`` (UTC ms).
 

@@ -6,7 +6,7 @@ The links live in the clicks service; the portal asks its links API server-to-se
 destination rules of ``POST /v1/links`` (the campaign's allowed domains), and its
 refusal reason is shown as the API words it. The form is a session's: same origin
 and the session's CSRF token (``CsrfDep``). A creator may make a link only for a
-campaign it belongs to: one where it already has a link or a posting.
+campaign it belongs to (``afflux.payouts.belonging``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from afflux.payouts import reads
+from afflux.payouts.belonging import (
+    TIMEOUT_S,
+    LinksUnavailable,
+    creator_campaigns,
+    creator_links,
+)
 from afflux.payouts.deps import DirectoryDep, StoreDep
 from afflux.payouts.portal import html as h
 from afflux.payouts.portal.creator_pages import respond
@@ -28,39 +33,11 @@ from afflux.shared.io.http.principals import CsrfDep, csrf_token, form_fields
 from afflux.shared.io.http.tls import tls_context
 
 router = APIRouter(prefix="/portal/creators/{affiliate_id}/links", include_in_schema=False)
-TIMEOUT_S = 5.0
 
 
-class LinksUnavailable(Exception):
-    pass
-
-
-def _clicks(request: Request) -> tuple[str, dict[str, str]]:
+def _settings(request: Request) -> PayoutsSettings:
     settings: PayoutsSettings = request.app.state.settings
-    base = settings.clicks_url.rstrip("/")
-    if not base:
-        raise LinksUnavailable("AFFLUX_CLICKS_URL is not set")
-    return base, {"Authorization": f"Bearer {settings.admin_token_value() or ''}"}
-
-
-async def _links(request: Request, affiliate_id: str) -> list[dict[str, Any]]:
-    base, headers = _clicks(request)
-    try:
-        async with httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S) as http:
-            answer = await http.get(
-                f"{base}/v1/links", params={"affiliate_id": affiliate_id}, headers=headers
-            )
-    except httpx.HTTPError as exc:
-        raise LinksUnavailable(f"the clicks service did not answer: {exc}") from None
-    if answer.status_code != 200:
-        raise LinksUnavailable(f"the clicks service answered {answer.status_code}")
-    links: list[dict[str, Any]] = answer.json()["links"]
-    return links
-
-
-async def _campaigns(store: Any, affiliate_id: str, links: list[dict[str, Any]]) -> list[str]:
-    held = {cid for cid, _ in await reads.creator_periods(store, affiliate_id)}
-    return sorted(held | {str(link["campaign_id"]) for link in links})
+    return settings
 
 
 def _page(
@@ -106,14 +83,16 @@ def _page(
 
 
 @router.get("", response_class=HTMLResponse)
-async def links_page(request: Request, store: StoreDep, affiliate_id: str) -> Response:
+async def links_page(
+    request: Request, store: StoreDep, directory: DirectoryDep, affiliate_id: str
+) -> Response:
     _, csrf = await creator_viewer(request, affiliate_id)
     try:
-        links = await _links(request, affiliate_id)
+        links = await creator_links(_settings(request), affiliate_id)
     except LinksUnavailable as exc:
         body = f'<p class="error">Links cannot be shown now: {h.esc(exc)}.</p>'
         return respond(f"Links of {affiliate_id}", body, affiliate_id, csrf)
-    campaigns = await _campaigns(store, affiliate_id, links)
+    campaigns = await creator_campaigns(store, directory, affiliate_id, links)
     return respond(
         f"Links of {affiliate_id}", _page(affiliate_id, csrf, links, campaigns), affiliate_id, csrf
     )
@@ -133,12 +112,14 @@ async def create_link(
     fields = await form_fields(request)
     campaign, destination = fields.get("campaign_id", ""), fields.get("destination_url", "")
     try:
-        links = await _links(request, affiliate_id)
-        campaigns = await _campaigns(store, affiliate_id, links)
+        settings = _settings(request)
+        links = await creator_links(settings, affiliate_id)
+        campaigns = await creator_campaigns(store, directory, affiliate_id, links)
         if campaign not in campaigns or campaign not in directory:
             problem = f"campaign_id: you do not belong to campaign {campaign!r}"
         else:
-            base, headers = _clicks(request)
+            base = settings.clicks_url.rstrip("/")
+            headers = {"Authorization": f"Bearer {settings.admin_token_value() or ''}"}
             body = {
                 "affiliate_id": affiliate_id,
                 "campaign_id": campaign,

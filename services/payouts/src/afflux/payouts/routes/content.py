@@ -7,8 +7,10 @@
 - ``POST /v1/content/{platform}/{content_id}/release``: release a content held for
   engagement review (``ContentReleased``).
 
-Who may post: the admin token anything; a creator key its own content only (and no
-release); a merchant key the content of its campaigns only. Someone else's content
+Who may post: the admin token anything; a creator key its own content only, a new one
+only into a campaign it belongs to (a tracking link, a coupon, a survey handle or a
+posting in it: ``afflux.payouts.belonging``), and no release; a merchant key the
+content of its campaigns only. Someone else's content
 answers the 404 of an unknown one. A content's campaign and creator are fixed by its
 first publication (``{ledger}:content_owner``, then the ledger's own record of it).
 
@@ -29,6 +31,7 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from afflux.payouts.belonging import LinksUnavailable, belongs
 from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.store import LedgerStore
@@ -144,7 +147,10 @@ async def publish_content(
         _not_older(name, getattr(body, name), now, limit)
     key = content_key(body.platform, body.content_id)
     identity = (body.campaign_id, body.affiliate_id)
-    _same_identity(principal, key, await _owner(store, key), identity)
+    owner = await _owner(store, key)
+    _same_identity(principal, key, owner, identity)
+    if owner is None and principal.role == "creator":
+        await _creator_belongs(request, store, directory, body.affiliate_id, body.campaign_id)
     fields = body.model_dump()
     event = _validated(
         ContentPublished,
@@ -222,6 +228,33 @@ async def release_content(
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+async def _creator_belongs(
+    request: Request,
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    affiliate_id: str,
+    campaign_id: str,
+) -> None:
+    """A creator key publishes a new content only into a campaign it belongs to
+    (``afflux.payouts.belonging``): 403 otherwise, 503 when only its links could tell
+    and the clicks service cannot say."""
+    try:
+        found = await belongs(
+            request.app.state.settings, store, directory, affiliate_id, campaign_id
+        )
+    except LinksUnavailable as exc:
+        raise Problem(
+            503, "campaign_id", f"whether {affiliate_id!r} belongs to it cannot be told now: {exc}"
+        ) from None
+    if not found:
+        raise Problem(
+            403,
+            "campaign_id",
+            f"{affiliate_id!r} does not belong to campaign {campaign_id!r} (no tracking link,"
+            " coupon, survey handle or posting in it)",
+        )
 
 
 def _merchant(directory: CampaignDirectory, campaign_id: str) -> str | None:

@@ -1,0 +1,92 @@
+"""Which campaigns a creator belongs to, for what a creator key may do on its own: make
+a tracking link (the portal's links page) or publish a new content (``POST
+/v1/content``).
+
+A creator belongs to a campaign that names it in its terms (a coupon, a survey handle,
+a cookie-window override: ``afflux.shared.core.terms.names_creator``), that holds a
+posting of it, or in which it has a tracking link (deactivated ones too). Links live
+in the clicks service, asked server-to-server (``AFFLUX_CLICKS_URL``, with the admin
+token) only when the terms and the ledger do not answer already. Without this, any
+creator key could publish a live stream into any campaign and claim its orders, or a
+post into a campaign that pays engagement and be paid for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from afflux.payouts import reads
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.store import LedgerStore
+from afflux.shared.core.terms import names_creator
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.tls import tls_context
+
+TIMEOUT_S = 5.0
+
+
+class LinksUnavailable(Exception):
+    """The clicks service could not say which links a creator has."""
+
+
+async def creator_links(settings: PayoutsSettings, affiliate_id: str) -> list[dict[str, Any]]:
+    """The creator's tracking links, deactivated ones too, from the clicks service."""
+    base = settings.clicks_url.rstrip("/")
+    if not base:
+        raise LinksUnavailable("AFFLUX_CLICKS_URL is not set")
+    headers = {"Authorization": f"Bearer {settings.admin_token_value() or ''}"}
+    try:
+        async with httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S) as http:
+            answer = await http.get(
+                f"{base}/v1/links", params={"affiliate_id": affiliate_id}, headers=headers
+            )
+    except httpx.HTTPError as exc:
+        raise LinksUnavailable(f"the clicks service did not answer: {exc}") from None
+    if answer.status_code != 200:
+        raise LinksUnavailable(f"the clicks service answered {answer.status_code}")
+    links: list[dict[str, Any]] = answer.json()["links"]
+    return links
+
+
+def named_in(directory: CampaignDirectory, affiliate_id: str) -> set[str]:
+    """The campaigns whose terms in force name the creator."""
+    return {
+        campaign
+        for campaign in directory.campaign_ids()
+        if names_creator(directory.latest(campaign).terms, affiliate_id)
+    }
+
+
+async def creator_campaigns(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    affiliate_id: str,
+    links: list[dict[str, Any]],
+) -> list[str]:
+    """Every campaign the creator belongs to, given its ``links``, sorted."""
+    held = {campaign for campaign, _ in await reads.creator_periods(store, affiliate_id)}
+    linked = {str(link["campaign_id"]) for link in links}
+    return sorted(held | linked | named_in(directory, affiliate_id))
+
+
+async def belongs(
+    settings: PayoutsSettings,
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    affiliate_id: str,
+    campaign_id: str,
+) -> bool:
+    """Whether the creator belongs to the campaign; asks the clicks service last.
+    LinksUnavailable when only its links could tell and they cannot be read."""
+    if campaign_id in directory and names_creator(
+        directory.latest(campaign_id).terms, affiliate_id
+    ):
+        return True
+    if any(
+        campaign == campaign_id for campaign, _ in await reads.creator_periods(store, affiliate_id)
+    ):
+        return True
+    links = await creator_links(settings, affiliate_id)
+    return any(str(link["campaign_id"]) == campaign_id for link in links)
