@@ -258,6 +258,13 @@ async def test_a_creator_key_streams_only_into_a_campaign_it_belongs_to(
     accepted = await http.post(f"{payouts}/v1/content", json=stream, headers=own)
     assert accepted.status_code == 202, accepted.text
 
+    # The brand ends it: the link deactivated, the next new stream is refused.
+    code = made.json()["code"]
+    assert (await http.delete(f"{clicks}/v1/links/{code}", headers=admin)).status_code == 200
+    later = live(unique("s"), creator, now - 5 * MINUTE, now - MINUTE)
+    ended = await http.post(f"{payouts}/v1/content", json=later, headers=own)
+    assert ended.status_code == 403, ended.text
+
     # A survey handle in the terms makes a creator belong too: ana's key, no link.
     ana = await http.post(
         f"{payouts}/v1/keys", json={"role": "creator", "subject": "ana"}, headers=admin

@@ -28,16 +28,14 @@ MERCHANT, OTHER_MERCHANT = "m", "m-other"  # plan_versions() names merchant "m"
 CREATOR, OTHER_CREATOR = "ana", "ben"
 
 
-def _versions_of(campaign: str, merchant: str) -> tuple[TermsVersion, ...]:
+def _versions_of(
+    campaign: str, merchant: str, coupons: dict[str, str] | None = None
+) -> tuple[TermsVersion, ...]:
+    """``coupons`` name the creators who belong to the campaign (a creator key publishes
+    content only there; no clicks service here to tell its links)."""
+    update = {"campaign_id": campaign, "merchant_id": merchant, "coupons": coupons or {}}
     return tuple(
-        v.model_copy(
-            update={
-                "terms": v.terms.model_copy(
-                    update={"campaign_id": campaign, "merchant_id": merchant}
-                )
-            }
-        )
-        for v in plan_versions()
+        v.model_copy(update={"terms": v.terms.model_copy(update=update)}) for v in plan_versions()
     )
 
 
@@ -63,7 +61,7 @@ async def build_world(redis: Redis[bytes], redis_url: str) -> AccessWorld:
         admin_token=ADMIN_TOKEN, redis_url=redis_url, payouts_public_url="https://portal.test"
     )
     app = create_app(settings)
-    versions = {CAMPAIGN: _versions_of(CAMPAIGN, MERCHANT)}
+    versions = {CAMPAIGN: _versions_of(CAMPAIGN, MERCHANT, {"ANA10": CREATOR})}
     versions[OTHER_CAMPAIGN] = _versions_of(OTHER_CAMPAIGN, OTHER_MERCHANT)
     for campaign, vs in versions.items():
         app.state.directory.apply(

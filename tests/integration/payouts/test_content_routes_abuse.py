@@ -298,19 +298,18 @@ async def test_only_the_admin_or_the_campaigns_merchant_releases_a_published_con
 async def test_a_creator_key_publishes_no_new_content_into_a_campaign_it_is_not_part_of(
     world: AccessWorld,
 ) -> None:
-    # ana holds postings in CAMPAIGN only; this app knows no clicks service, so whether
-    # she has a link in OTHER_CAMPAIGN cannot be told: 503 naming why, nothing published.
+    # ana's coupon names her in CAMPAIGN only; this app knows no clicks service, so
+    # whether she has a link in OTHER_CAMPAIGN cannot be told: 503 naming why, nothing
+    # published. Her postings there would not count (a posting is history, not a part).
     body = publication(f"c-foreign-{_now()}", campaign_id=OTHER_CAMPAIGN, kind="post")
     answer = await _post(world, "/v1/content", body, world.creator_key)
     assert answer.status_code == 503, answer.text
     assert _field(answer) == "campaign_id"
     assert "cannot be told now: AFFLUX_CLICKS_URL is not set" in answer.text
     store = world.app.state.store
-    assert (
-        await store.redis.hget(store.keys.ledger("content_owner"), "insta:" + body["content_id"])
-        is None
-    )
-    # Its own campaign (a posting of ana's) takes it, as the admin anywhere.
+    owners = store.keys.ledger("content_owner")
+    assert await store.redis.hget(owners, "insta:" + body["content_id"]) is None
+    # Her own campaign takes it, as the admin's token anywhere.
     mine = await _post(world, "/v1/content", publication(f"c-mine-{_now()}"), world.creator_key)
     assert mine.status_code == STARTING
     assert "belong" not in mine.text
@@ -324,20 +323,24 @@ async def test_a_coupon_of_the_creator_in_the_terms_makes_it_part_of_the_campaig
 ) -> None:
     directory = world.app.state.directory
     versions = directory.versions(OTHER_CAMPAIGN)
+    body = publication(f"c-coupon-{_now()}", campaign_id=OTHER_CAMPAIGN, affiliate_id=OTHER_CREATOR)
+    before = await _post(world, "/v1/content", body, world.other_creator_key)
+    assert before.status_code == 503
+    assert "cannot be told" in before.text
     latest = versions[-1]
-    coupon = latest.model_copy(
+    coupons = {**latest.terms.coupons, "BEN10": OTHER_CREATOR}
+    named = latest.model_copy(
         update={
             "version": latest.version + 1,
-            "terms": latest.terms.model_copy(update={"coupons": {"ANA10": CREATOR}}),
+            "terms": latest.terms.model_copy(update={"coupons": coupons}),
         }
     )
     directory.apply(
         CampaignTermsPublished(
             event_id="terms-coupon", occurred_at=0, campaign_id=OTHER_CAMPAIGN,
-            versions=(*versions, coupon),
+            versions=(*versions, named),
         )
     )  # fmt: skip
-    body = publication(f"c-coupon-{_now()}", campaign_id=OTHER_CAMPAIGN, kind="post")
-    answer = await _post(world, "/v1/content", body, world.creator_key)
+    answer = await _post(world, "/v1/content", body, world.other_creator_key)
     assert answer.status_code == STARTING, answer.text
     assert "belong" not in answer.text

@@ -2,11 +2,14 @@
 a tracking link (the portal's links page) or publish a new content (``POST
 /v1/content``).
 
-A creator belongs to a campaign that names it in its terms (a coupon, a survey handle,
-a cookie-window override: ``afflux.shared.core.terms.names_creator``), that holds a
-posting of it, or in which it has a tracking link (deactivated ones too). Links live
-in the clicks service, asked server-to-server (``AFFLUX_CLICKS_URL``, with the admin
-token) only when the terms and the ledger do not answer already. Without this, any
+A creator belongs to a campaign whose terms in force name it (a coupon, a survey
+handle, a cookie-window override, an agency membership:
+``afflux.shared.core.terms.names_creator``) or in which it has an active tracking
+link. Links live in the clicks service, asked server-to-server (``AFFLUX_CLICKS_URL``,
+with the admin token) only when the terms do not answer already. A deactivated link
+or an old posting does not count: a brand ends a creator's part in its program by
+deactivating its links and taking it out of the terms, and the creator must not come
+back through the portal's link form or a content of its own. Without this, any
 creator key could publish a live stream into any campaign and claim its orders, or a
 post into a campaign that pays engagement and be paid for it.
 """
@@ -17,9 +20,7 @@ from typing import Any
 
 import httpx
 
-from afflux.payouts import reads
 from afflux.payouts.settings import PayoutsSettings
-from afflux.payouts.store import LedgerStore
 from afflux.shared.core.terms import names_creator
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.tls import tls_context
@@ -59,34 +60,25 @@ def named_in(directory: CampaignDirectory, affiliate_id: str) -> set[str]:
     }
 
 
-async def creator_campaigns(
-    store: LedgerStore,
-    directory: CampaignDirectory,
-    affiliate_id: str,
-    links: list[dict[str, Any]],
+def creator_campaigns(
+    directory: CampaignDirectory, affiliate_id: str, links: list[dict[str, Any]]
 ) -> list[str]:
     """Every campaign the creator belongs to, given its ``links``, sorted."""
-    held = {campaign for campaign, _ in await reads.creator_periods(store, affiliate_id)}
-    linked = {str(link["campaign_id"]) for link in links}
-    return sorted(held | linked | named_in(directory, affiliate_id))
+    linked = {str(link["campaign_id"]) for link in links if link["active"]}
+    return sorted((linked & set(directory.campaign_ids())) | named_in(directory, affiliate_id))
 
 
 async def belongs(
     settings: PayoutsSettings,
-    store: LedgerStore,
     directory: CampaignDirectory,
     affiliate_id: str,
     campaign_id: str,
 ) -> bool:
-    """Whether the creator belongs to the campaign; asks the clicks service last.
-    LinksUnavailable when only its links could tell and they cannot be read."""
-    if campaign_id in directory and names_creator(
-        directory.latest(campaign_id).terms, affiliate_id
-    ):
-        return True
-    if any(
-        campaign == campaign_id for campaign, _ in await reads.creator_periods(store, affiliate_id)
-    ):
+    """Whether the creator belongs to the campaign; asks the clicks service only when the
+    terms do not name it. LinksUnavailable when its links cannot be read."""
+    if campaign_id not in directory:
+        return False
+    if names_creator(directory.latest(campaign_id).terms, affiliate_id):
         return True
     links = await creator_links(settings, affiliate_id)
-    return any(str(link["campaign_id"]) == campaign_id for link in links)
+    return campaign_id in creator_campaigns(directory, affiliate_id, links)

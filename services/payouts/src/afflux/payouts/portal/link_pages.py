@@ -23,7 +23,7 @@ from afflux.payouts.belonging import (
     creator_campaigns,
     creator_links,
 )
-from afflux.payouts.deps import DirectoryDep, StoreDep
+from afflux.payouts.deps import DirectoryDep
 from afflux.payouts.portal import html as h
 from afflux.payouts.portal.creator_pages import respond
 from afflux.payouts.portal.guard import creator_viewer, not_found
@@ -83,16 +83,14 @@ def _page(
 
 
 @router.get("", response_class=HTMLResponse)
-async def links_page(
-    request: Request, store: StoreDep, directory: DirectoryDep, affiliate_id: str
-) -> Response:
+async def links_page(request: Request, directory: DirectoryDep, affiliate_id: str) -> Response:
     _, csrf = await creator_viewer(request, affiliate_id)
     try:
         links = await creator_links(_settings(request), affiliate_id)
     except LinksUnavailable as exc:
         body = f'<p class="error">Links cannot be shown now: {h.esc(exc)}.</p>'
         return respond(f"Links of {affiliate_id}", body, affiliate_id, csrf)
-    campaigns = await creator_campaigns(store, directory, affiliate_id, links)
+    campaigns = creator_campaigns(directory, affiliate_id, links)
     return respond(
         f"Links of {affiliate_id}", _page(affiliate_id, csrf, links, campaigns), affiliate_id, csrf
     )
@@ -102,7 +100,6 @@ async def links_page(
 async def create_link(
     request: Request,
     principal: CsrfDep,
-    store: StoreDep,
     directory: DirectoryDep,
     affiliate_id: str,
 ) -> Response:
@@ -114,7 +111,7 @@ async def create_link(
     try:
         settings = _settings(request)
         links = await creator_links(settings, affiliate_id)
-        campaigns = await creator_campaigns(store, directory, affiliate_id, links)
+        campaigns = creator_campaigns(directory, affiliate_id, links)
         if campaign not in campaigns or campaign not in directory:
             problem = f"campaign_id: you do not belong to campaign {campaign!r}"
         else:

@@ -8,8 +8,8 @@
   engagement review (``ContentReleased``).
 
 Who may post: the admin token anything; a creator key its own content only, a new one
-only into a campaign it belongs to (a tracking link, a coupon, a survey handle or a
-posting in it: ``afflux.payouts.belonging``), and no release; a merchant key the
+only into a campaign it belongs to (an active tracking link in it, or its terms name
+it: ``afflux.payouts.belonging``), and no release; a merchant key the
 content of its campaigns only. Someone else's content
 answers the 404 of an unknown one. A content's campaign and creator are fixed by its
 first publication (``{ledger}:content_owner``, then the ledger's own record of it).
@@ -150,7 +150,7 @@ async def publish_content(
     owner = await _owner(store, key)
     _same_identity(principal, key, owner, identity)
     if owner is None and principal.role == "creator":
-        await _creator_belongs(request, store, directory, body.affiliate_id, body.campaign_id)
+        await _creator_belongs(request, directory, body.affiliate_id, body.campaign_id)
     fields = body.model_dump()
     event = _validated(
         ContentPublished,
@@ -232,7 +232,6 @@ async def release_content(
 
 async def _creator_belongs(
     request: Request,
-    store: LedgerStore,
     directory: CampaignDirectory,
     affiliate_id: str,
     campaign_id: str,
@@ -241,9 +240,7 @@ async def _creator_belongs(
     (``afflux.payouts.belonging``): 403 otherwise, 503 when only its links could tell
     and the clicks service cannot say."""
     try:
-        found = await belongs(
-            request.app.state.settings, store, directory, affiliate_id, campaign_id
-        )
+        found = await belongs(request.app.state.settings, directory, affiliate_id, campaign_id)
     except LinksUnavailable as exc:
         raise Problem(
             503, "campaign_id", f"whether {affiliate_id!r} belongs to it cannot be told now: {exc}"
@@ -252,8 +249,8 @@ async def _creator_belongs(
         raise Problem(
             403,
             "campaign_id",
-            f"{affiliate_id!r} does not belong to campaign {campaign_id!r} (no tracking link,"
-            " coupon, survey handle or posting in it)",
+            f"{affiliate_id!r} does not belong to campaign {campaign_id!r} (no active tracking"
+            " link in it, and its terms name no coupon, survey handle or window of it)",
         )
 
 
