@@ -144,6 +144,53 @@ async def test_restore_skips_a_poison_link_record_and_restores_the_rest(
         assert metric(text, "afflux_dlq_total", topic=LINKS.name, reason="too_deep") >= partitions
 
 
+async def test_a_dead_letter_refused_for_itself_is_counted_and_the_letters_after_it_are_sent(
+    infra: Any, app: FastAPI, campaign: CampaignTerms
+) -> None:
+    """A producer whose size limit the deep record's letter exceeds refuses that letter
+    for itself, which no retry cures: it is counted as unsent, and the restore, the
+    redirects and the smaller letters after it go on."""
+    restorer = app.state.restorer
+    small = new_producer(infra.kafka_bootstrap, max_request_size=50_000)
+    await small.start()
+    try:
+        async with client_for(app) as http:
+            link = await create_link(http, campaign.campaign_id, "https://shop.example.com/big")
+            poison = await produce_poison(infra.kafka_bootstrap)
+            # The restore at start-up and its letters are over: what is counted below is
+            # the next restore's.
+            await asyncio.wait_for(restorer.ready.wait(), 30)
+            await restorer.close()
+            text = (await http.get("/metrics")).text
+            deep_sent = metric(text, "afflux_dlq_total", topic=LINKS.name, reason="too_deep")
+            restorer.producer = small
+
+            await wipe(app.state.redis, app.state.store.prefix)
+            app.state.cache.clear()
+            answer = await http.get(f"/c/{link['code']}")
+            assert answer.status_code == 302, answer.text
+            assert await app.state.store.is_complete()
+
+            small_ones = {(p, o) for p, o, c in poison if c == "JSONDecodeError"}
+            letters = await dead_letters(infra.kafka_bootstrap, small_ones)
+            assert {letter["error_class"] for letter in letters.values()} == {"JSONDecodeError"}
+
+            partitions = len({p for p, _, _ in poison})
+            unsent = "afflux_clicks_dead_letters_unsent_total"
+            async with asyncio.timeout(30):
+                while True:
+                    text = (await http.get("/metrics")).text
+                    if metric(text, unsent, topic=LINKS.name) >= partitions:
+                        break
+                    await asyncio.sleep(0.1)
+            assert (
+                metric(text, "afflux_dlq_total", topic=LINKS.name, reason="too_deep") == deep_sent
+            )
+    finally:
+        await restorer.close()  # before its producer stops
+        await small.stop()
+
+
 async def test_a_stored_link_that_cannot_be_read_is_restored_from_the_topic(
     app: FastAPI, campaign: CampaignTerms
 ) -> None:

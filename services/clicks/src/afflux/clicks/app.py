@@ -42,7 +42,7 @@ from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.bodies import refuse_repeated_names
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
-from afflux.shared.io.kafka import new_producer, send_dead_letter
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,7 @@ def create_app(
             partitions = settings.topic_partitions
         send_timeout_s = settings.clicks_send_timeout_ms / 1000
         store.publish = lambda link: publish_link(producer, link, send_timeout_s)
-        restorer.dead_letters = lambda letter: asyncio.wait_for(
-            send_dead_letter(producer, letter), send_timeout_s
-        )
+        restorer.producer = producer
         wal = open_wal(settings)
         shipper = ClickShipper(
             producer,

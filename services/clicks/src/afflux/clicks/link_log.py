@@ -14,7 +14,11 @@ field; or anything else raised on it) is skipped with its reason logged, counted
 restored, sent to ``afflux.dlq`` (consumer ``clicks.links``; at most
 ``MAX_LETTERS`` per restore). The restore goes on with the next record, so no
 record can stop it; each restore dead-letters a bad record again, under the same
-derived letter id.
+derived letter id. A letter is sent again while the broker is away, so an outage
+loses none; one refused for itself (too large for the producer or broker, a closed
+producer), which no retry would cure, is logged, counted
+(``afflux_clicks_dead_letters_unsent_total``) and passed over, so it cannot hold up
+the letters after it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -34,7 +38,12 @@ from afflux.clicks.links import Link, LinkStore, decode_link, reason_label
 from afflux.clicks.metrics import ClicksMetrics
 from afflux.shared.events import DeadLetter
 from afflux.shared.io.background import cancel_and_wait
-from afflux.shared.io.kafka import dead_letter_of, stop_consumer, topic_partitions
+from afflux.shared.io.kafka import (
+    dead_letter_of,
+    deliver_dead_letter,
+    stop_consumer,
+    topic_partitions,
+)
 from afflux.shared.topics import LINKS
 from afflux.shared.wire import UndecodableRecord
 
@@ -158,8 +167,8 @@ class LinkRestorer:
     ``ready`` is set while Redis is known to hold every link (``/healthz`` is 503
     otherwise). Calling the restorer starts a restore, or joins the running one. The
     dead letters of the records a restore skipped are sent after it, in the background
-    (through ``dead_letters``, set once the service's producer is started), so neither
-    the restore nor a redirect waiting for it waits on them; ``close`` stops that. A
+    (through ``producer``, set once the service's producer is started), so neither the
+    restore nor a redirect waiting for it waits on them; ``close`` stops that. A
     restore during which this process dropped an unreadable stored link (whose read of
     the topic may have ended before that link's record) reads the topic again before
     it marks Redis complete.
@@ -176,7 +185,7 @@ class LinkRestorer:
         self.bootstrap = bootstrap
         self.on_restored = on_restored
         self.metrics = metrics
-        self.dead_letters: Callable[[DeadLetter], Awaitable[None]] | None = None
+        self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._letters: set[asyncio.Task[None]] = set()
@@ -237,25 +246,23 @@ class LinkRestorer:
             self.metrics.links_unreadable.labels("topic", reason).inc()
 
     async def _send(self, letters: list[tuple[DeadLetter, str]]) -> None:
-        """Send each letter; one not sent is logged, and never stops the others."""
-        send = self.dead_letters
-        if send is None:
+        """Send each letter, waiting while the broker is away; one refused for itself is
+        logged (by ``deliver_dead_letter``) and counted, and never stops the others."""
+        producer = self.producer
+        if producer is None:
             log.error("no producer: %d dead letters of %r not sent", len(letters), LINKS.name)
+            for letter, _ in letters:
+                self._unsent(letter)
             return
         for letter, reason in letters:
-            try:
-                await send(letter)
-            except Exception as exc:
-                log.error(
-                    "dead letter of %s record %d@%d not sent: %r",
-                    letter.source_topic,
-                    letter.source_partition,
-                    letter.source_offset,
-                    exc,
-                )
-                continue
-            if self.metrics is not None:
+            if await deliver_dead_letter(producer, letter) is not None:
+                self._unsent(letter)
+            elif self.metrics is not None:
                 self.metrics.dlq.labels(letter.source_topic, reason).inc()
+
+    def _unsent(self, letter: DeadLetter) -> None:
+        if self.metrics is not None:
+            self.metrics.dead_letters_unsent.labels(letter.source_topic).inc()
 
     async def close(self) -> None:
         """Stop sending dead letters (at shutdown, before the producer stops)."""

@@ -75,6 +75,15 @@ class ClicksMetrics:
             ["topic", "reason"],
             registry=self.registry,
         )
+        # Its own name, beside the ledger's and the order-outcome index's: the alert
+        # AffluxDeadLettersUnsent names each service's counter.
+        self.dead_letters_unsent = Counter(
+            "afflux_clicks_dead_letters_unsent",
+            "Dead letters of skipped links records that the broker or producer refused "
+            "(logged, never sent; the restore went on all the same), by source topic",
+            ["topic"],
+            registry=self.registry,
+        )
         self._flag_counts: dict[tuple[str, ...], int] = {}
         self.registry.register(FlaggedClicks(self._flag_counts))
         self._children: dict[tuple[str, str], Any] = {}
