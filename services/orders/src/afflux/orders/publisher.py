@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import RecordMetadata
 
 from afflux.shared.events import Envelope
 from afflux.shared.io.kafka import partition_for, send_chunks
@@ -79,46 +78,19 @@ class Publisher:
     ) -> list[Exception | None]:
         """Publish a batch; per item None once acknowledged, else the send's error."""
         encoded = [(key.encode(), encode(event), index) for index, (key, event) in enumerate(items)]
-        if headers:
-            return await self._each_with(topic, [(k, v) for k, v, _ in encoded], headers)
         chunks: list[Chunk[int]]
-        if self.pack:
+        if self.pack and not headers:
             count = self._partitions.get(topic) or await self._partition_count(topic)
             chunks = chunk_by_partition((partition_for(k, count), k, v, i) for k, v, i in encoded)
         else:
+            # A record of its own each: headers speak only for the events given with them.
             chunks = [Chunk(None, k, [v], [i]) for k, v, i in encoded]
         results: list[Exception | None] = [None] * len(items)
-        for chunk, outcome in zip(
-            chunks, await send_chunks(self.producer, topic, chunks), strict=True
-        ):
+        sent = await send_chunks(self.producer, topic, chunks, headers=headers)
+        for chunk, outcome in zip(chunks, sent, strict=True):
             if isinstance(outcome, Exception):
                 for index in chunk.members:
                     results[index] = outcome
-        return results
-
-    async def _each_with(
-        self, topic: str, records: Sequence[tuple[bytes, bytes]], headers: Headers
-    ) -> list[Exception | None]:
-        """Each (key, value) as a record of its own carrying ``headers``: all handed to the
-        producer first, then awaited; per record None once acknowledged, else the error."""
-        handed: list[asyncio.Future[RecordMetadata] | Exception] = []
-        for key, value in records:
-            try:
-                handed.append(
-                    await self.producer.send(topic, value, key=key, headers=list(headers))
-                )
-            except Exception as exc:
-                handed.append(exc)
-        results: list[Exception | None] = []
-        for sent in handed:
-            if isinstance(sent, Exception):
-                results.append(sent)
-                continue
-            try:
-                await sent
-                results.append(None)
-            except Exception as exc:
-                results.append(exc)
         return results
 
     def _flush(self) -> None:

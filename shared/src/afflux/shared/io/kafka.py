@@ -240,9 +240,11 @@ async def send_chunks(
     chunks: Sequence[Chunk[Any]],
     *,
     timeout_s: float | None = None,
+    headers: Sequence[tuple[str, bytes]] = (),
 ) -> list[RecordMetadata | Exception]:
-    """Send each chunk as one record, then wait for the broker; per chunk, in order,
-    its record's metadata or the exception that the send or the wait raised.
+    """Send each chunk as one record (every record carrying ``headers``), then wait for
+    the broker; per chunk, in order, its record's metadata or the exception that the
+    send or the wait raised.
 
     Every record is handed to the producer before any acknowledgement is awaited,
     so they share requests as far as the producer's batching allows. With
@@ -251,8 +253,15 @@ async def send_chunks(
     times out leaves the record's send running (the broker may still store it).
     """
     handed: list[asyncio.Future[RecordMetadata] | Exception] = []
+    record_headers = list(headers) or None
     for chunk in chunks:
-        send = producer.send(topic, chunk.record_value(), key=chunk.key, partition=chunk.partition)
+        send = producer.send(
+            topic,
+            chunk.record_value(),
+            key=chunk.key,
+            partition=chunk.partition,
+            headers=record_headers,
+        )
         try:
             handed.append(await asyncio.wait_for(send, timeout_s))
         except Exception as exc:
