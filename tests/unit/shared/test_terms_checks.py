@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from afflux.clicks.destinations import BadDestination, check_destination
 from afflux.shared.campaign_file import CampaignEntry, InvalidCampaignFile, load_campaign_file
-from afflux.shared.core.terms import CampaignTerms, SurveyTerms, TermsVersion
+from afflux.shared.core.terms import CampaignTerms, SurveyTerms, TermsVersion, normalize_domain
 from afflux.shared.core.terms_checks import (
     PUBLIC_SUFFIXES,
     coupons_problem,
@@ -84,6 +85,8 @@ REFUSED = [
     (".example.com", "has an empty label"),
     ("example..com", "has an empty label"),
     ("example.com..", "has an empty label"),
+    ("Example.COM..", "has an empty label"),  # one dot only is a fully qualified name's
+    (".", "empty"),  # the root alone names no site
     ("-shop.example.com", "is not a host name: its labels are letters, digits and '-'"),
     ("shop-.example.com", "is not a host name"),
     ("shop_1.example.com", "is not a host name"),
@@ -121,6 +124,58 @@ def test_every_listed_public_suffix_is_refused_and_a_site_below_it_is_not(suffix
     assert len(suffix.split(".")) >= 2  # a bare top-level domain needs no entry
     assert "public suffix" in (domain_problem(suffix) or "")
     assert domain_problem(f"brand.{suffix}") is None
+
+
+# One rule for the publish check, the model and the redirect: (as given, as compared).
+NORMALISED = [
+    ("example.com", "example.com"),
+    ("Example.COM.", "example.com"),  # case, and the one dot of a fully qualified name
+    ("  Shop.Example.com.\t", "shop.example.com"),  # trimmed first
+    ("example.com..", "example.com.."),  # an empty label: not a fully qualified name
+    ("example..com", "example..com"),
+    ("com", "com"),  # a public suffix is the publish check's to refuse
+    ("COM.", "com"),
+    (".", ""),  # the root alone
+    ("..", ".."),
+    ("", ""),
+    ("   ", ""),
+    ("example.com .", "example.com ."),  # a dot after a space ends no name: kept
+]
+
+
+@pytest.mark.parametrize(("given", "compared"), NORMALISED)
+def test_an_allowed_domain_is_compared_trimmed_lower_cased_without_one_trailing_dot(
+    given: str, compared: str
+) -> None:
+    assert normalize_domain(given) == compared
+    assert normalize_domain(compared) == compared  # the redirect normalises them again
+
+
+@pytest.mark.parametrize(("given", "compared"), NORMALISED)
+def test_the_model_holds_an_allowed_domain_as_it_is_compared(given: str, compared: str) -> None:
+    terms = CampaignTerms.model_validate({**BASE, "allowed_domains": [given]})
+    assert terms.allowed_domains == (compared,)
+
+
+@pytest.mark.parametrize(
+    ("given", "destination", "allowed"),
+    [
+        ("Example.COM.", "https://shop.example.com/", True),
+        ("example.com", "https://shop.example.com./", True),  # the host's one dot too
+        ("example.com..", "https://shop.example.com/", False),  # allows nothing
+        ("example.com", "https://shop.example.com../", False),  # no host name
+        ("example.com", "https://example.com../", False),
+    ],
+)
+def test_the_redirect_reads_a_domain_and_a_host_by_the_same_rule(
+    given: str, destination: str, allowed: bool
+) -> None:
+    domains = CampaignTerms.model_validate({**BASE, "allowed_domains": [given]}).allowed_domains
+    if allowed:
+        check_destination(destination, domains)
+    else:
+        with pytest.raises(BadDestination):
+            check_destination(destination, domains)
 
 
 # ---------------------------------------------------------------- keys that collapse

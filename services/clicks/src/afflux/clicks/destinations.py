@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote_plus, urlsplit
 
+from afflux.shared.core.terms import normalize_domain
+
 MAX_URL_LENGTH = 2048
 CLICK_PARAM = "afx_click"  # the parameter the redirect adds (afflux.clicks.links.prepare)
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -26,7 +28,7 @@ class BadDestination(ValueError):
 
 def check_destination(url: str, allowed_domains: Iterable[str]) -> None:
     """Return quietly when ``url`` may be a link's destination, else raise BadDestination."""
-    allowed = [normalise_domain(d) for d in allowed_domains if d.strip()]
+    allowed = [normalize_domain(d) for d in allowed_domains if d.strip()]
     if not allowed:
         raise BadDestination("the campaign has no allowed_domains: no destination is allowed")
     if len(url) > MAX_URL_LENGTH:
@@ -51,7 +53,7 @@ def check_destination(url: str, allowed_domains: Iterable[str]) -> None:
             f"must not carry {CLICK_PARAM}: the redirect adds the visit's own click id, and a"
             " shop that reads the first one would credit a fixed click for every visit"
         )
-    host = normalise_domain(parts.hostname or "")
+    host = normalize_domain(parts.hostname or "")
     if not host:
         raise BadDestination("has no host")
     if port == 0:
@@ -72,10 +74,6 @@ def check_destination(url: str, allowed_domains: Iterable[str]) -> None:
 def _query_names(query: str) -> set[str]:
     """The query's parameter names, decoded and lower-cased (``&`` and ``;`` separate)."""
     return {unquote_plus(pair.partition("=")[0]).lower() for pair in re.split("[&;]", query)}
-
-
-def normalise_domain(domain: str) -> str:
-    return domain.strip().lower().rstrip(".")
 
 
 def is_allowed(url: str, allowed_domains: Iterable[str]) -> bool:

@@ -210,6 +210,24 @@ class SurveyTerms(_Frozen):
         return self.handles.get(normalize_handle(handle)) if handle else None
 
 
+def normalize_domain(domain: str) -> str:
+    """How a campaign's allowed domains and a destination's host are compared: trimmed,
+    lower-cased, and without the one trailing dot that makes a name fully qualified
+    (``"Shop.Example.COM."`` is ``shop.example.com``).
+
+    Only that one dot: ``"example.com.."`` is not a fully qualified name but one with an
+    empty label, so it keeps its dots, matches no host, and is refused where terms are
+    published (``terms_checks.domain_problem``) instead of passing as ``example.com``.
+    Nor is the dot dropped after a space, so a second normalisation (the redirect
+    normalises the terms' already normalised domains again) never changes the result.
+    """
+    host = domain.strip().lower()
+    root = host[:-1]
+    if host.endswith(".") and not root.endswith(".") and root == root.rstrip():
+        return root
+    return host
+
+
 def normalize_handle(handle: str) -> str:
     """How handles are compared: trimmed, without a leading @, case-insensitive."""
     return handle.strip().lstrip("@").casefold()
@@ -281,7 +299,7 @@ class CampaignTerms(_Frozen):
     @field_validator("allowed_domains")
     @classmethod
     def _domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.strip().lower().rstrip(".") for d in domains)
+        return tuple(normalize_domain(d) for d in domains)
 
     @field_validator("coupons")
     @classmethod

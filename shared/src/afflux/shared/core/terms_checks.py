@@ -34,7 +34,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from afflux.shared.core.terms import normalize_coupon, normalize_handle
+from afflux.shared.core.terms import normalize_coupon, normalize_domain, normalize_handle
 
 MAX_HOST_LENGTH = 253
 MAX_LABEL_LENGTH = 63
@@ -139,10 +139,10 @@ def handles_problem(handles: Iterable[str]) -> str | None:
 def domain_problem(domain: str) -> str | None:
     """Why ``domain`` cannot be an allowed domain of a campaign, or None when it can.
 
-    Compared as the model and the redirect compare it: trimmed, lower-cased, one
-    trailing dot (a fully qualified name) dropped."""
+    Compared as the model and the redirect compare it (``normalize_domain``): trimmed,
+    lower-cased, one trailing dot (a fully qualified name) dropped."""
     shown = quoted(domain)
-    host = domain.strip().lower()
+    host = normalize_domain(domain)
     if not host:
         return "empty: give the host name of a site, e.g. shop.example.com"
     if "://" in host or host.startswith("//"):
@@ -164,7 +164,6 @@ def domain_problem(domain: str) -> str | None:
         return f"{shown} is not ASCII: give an internationalised name in punycode" + (
             f" ({quoted(ascii_form)})" if (ascii_form := _punycode(host)) else " (xn--...)"
         )
-    host = host.removesuffix(".")
     if len(host) > MAX_HOST_LENGTH:
         return f"{shown} is longer than {MAX_HOST_LENGTH} characters"
     labels = host.split(".")
