@@ -17,7 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,7 +48,6 @@ from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
-from afflux.shared.io.http.bodies import refuse_repeated_names
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import Problem, install_problem_handlers
 from afflux.shared.io.kafka import dead_letter_of, new_producer, send_dead_letter
@@ -210,10 +209,11 @@ def create_app(
             await producer.stop()  # flushes what is in flight
             await redis.aclose()  # type: ignore[attr-defined]
 
-    # The direct routes check their signed bytes themselves (``ingest.parse``).
-    app = OrdersApp(
-        title="afflux orders", lifespan=lifespan, dependencies=[Depends(refuse_repeated_names)]
-    )
+    # No app-wide refuse_repeated_names: every route here reads its own body and parses
+    # it with ``ingest.parse``, which refuses a name given twice, after the signature or
+    # admin token and the byte limit. The app-wide dependency would run first, reading an
+    # unbounded body for a caller not yet authenticated, and check the same bytes twice.
+    app = OrdersApp(title="afflux orders", lifespan=lifespan)
     app.state.settings = settings
     app.state.clock = clock
     app.state.directory = view

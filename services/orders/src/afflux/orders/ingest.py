@@ -61,6 +61,10 @@ class Limits:
 
 
 def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = "") -> M:
+    """``raw`` read as ``model``; Rejected naming the field when it is not one.
+
+    Bytes naming a field twice in one object are a 400 ``body`` first: the service's one
+    check of repeated names, for every route (each parses its own body here)."""
     try:
         if isinstance(raw, bytes):
             duplicate = first_duplicate_key(raw)

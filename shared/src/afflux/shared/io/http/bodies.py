@@ -3,8 +3,11 @@
 A JSON body that names a field twice is read differently by different parsers (most
 keep the last value, some the first): the client's systems and afflux could act on
 different values from the same bytes. FastAPI keeps the last one silently, so every
-JSON API installs ``refuse_repeated_names`` as an app-wide dependency; it runs after
-FastAPI read the body (``Request.body`` is cached) and before the route does anything.
+JSON API whose routes FastAPI reads the body for installs ``refuse_repeated_names`` as
+an app-wide dependency; it runs after FastAPI read the body (``Request.body`` is cached)
+and before the route does anything. The orders service does not: each of its routes
+reads its own body under a byte limit, after the signature or admin token, and parses
+it with ``afflux.orders.ingest.parse``, which refuses a repeated name itself.
 """
 
 from __future__ import annotations
