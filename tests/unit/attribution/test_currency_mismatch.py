@@ -10,13 +10,16 @@ EUR"), and the batch oracle leaves out the same events:
   EUR``): a JPY refund of 5000 against a EUR order reversed 5000 EUR. Whenever the
   refund comes (after the outcome, before it, or after it waited past the refund wait),
   the conversion is left as it was and the order's later refunds, that refund id too
-  sent again in EUR, are applied as usual.
+  sent again in EUR, are applied as usual. The currency is checked before the refund
+  id: a JPY copy of a refund taken in EUR is refused the same, whichever came first,
+  and the batch oracle and the what-if decoder leave out exactly that copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pytest
 from recording_runtime import recording_runtime
@@ -26,6 +29,7 @@ from afflux.attribution.runtime import TERMS_REFUSALS, Runtime
 from afflux.attribution.stage import Owned, Record
 from afflux.oracle import attribute
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
@@ -38,6 +42,7 @@ from afflux.shared.events import (
     SubscriptionRenewed,
 )
 from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.whatif_decode import CURRENCY_MISMATCH, LogReader
 from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.unit
@@ -269,17 +274,88 @@ def test_a_refund_of_an_unattributed_order_is_held_to_the_orders_currency() -> N
     assert [u for u in oracle.unmatched if isinstance(u, RefundUnmatched)] == [unmatched]
 
 
-def test_copies_of_a_waiting_refund_in_two_currencies_wait_side_by_side() -> None:
-    """The first copy in the order's currency takes the id, whichever came first."""
-    for first, second in (("JPY", "EUR"), ("EUR", "JPY")):
-        w = Worker()
-        copies = [refund("r-1", 700, first), refund("r-1", 700, second)]
-        for r in copies:
-            w.feed(REFUNDS.name, r)
+@dataclass(frozen=True)
+class Copies:
+    """Two copies of one refund id, in EUR (its order's currency) and in JPY, arriving in
+    ``first``, ``second`` order; ``timing``: both after the order's outcome (``after``),
+    both before it (``waiting``), or the first one expired waiting for it before the
+    second came (``expired``)."""
+
+    first: str
+    second: str
+    timing: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} then {self.second}, {self.timing}"
+
+    @property
+    def refunds(self) -> list[OrderRefunded]:
+        return [refund("r-1", 700, self.first), refund("r-1", 700, self.second)]
+
+
+COPIES = [
+    Copies(first, second, timing)
+    for timing in ("after", "waiting", "expired")
+    for first, second in (("EUR", "JPY"), ("JPY", "EUR"))
+]
+JPY_REFUSED = "currency_mismatch: refund in JPY, order in EUR"
+
+
+def worker_over(case: Copies) -> Worker:
+    w = Worker()
+    if case.timing == "after":
         w.feed(CONVERSIONS.name, outcome(order()))
-        assert reversed_minor(w.sent) == [700] == oracle_reversals(copies)
-        reasons = [letter.reason for letter in letters(w.sent)]
-        assert reasons == (["currency_mismatch: refund in JPY, order in EUR"] * (first == "JPY"))
+    first, second = case.refunds
+    w.feed(REFUNDS.name, first)
+    if case.timing == "expired":
+        w.expire()  # answered order_unknown, its order's currency unknown then
+    w.feed(REFUNDS.name, second)
+    if case.timing != "after":
+        w.feed(CONVERSIONS.name, outcome(order()))
+    return w
+
+
+@pytest.mark.parametrize("case", COPIES, ids=lambda c: c.name)
+def test_a_copy_in_another_currency_is_refused_whichever_copy_came_first(case: Copies) -> None:
+    """The currency is checked before the refund id: the JPY copy is dead-lettered even
+    when the EUR copy took the id before it (it was dropped without a trace when both
+    waited, and refused as a conflicting duplicate after the outcome), and the EUR copy
+    is applied once."""
+    w = worker_over(case)
+    [letter] = letters(w.sent)
+    assert letter.reason == JPY_REFUSED
+    # Refused with its record when read after the outcome; else when the outcome came.
+    jpy_offset = case.refunds.index(refund("r-1", 700, "JPY"))
+    assert letter.source_offset == (jpy_offset if case.timing == "after" else -1)
+    reversals = [e for e in events(w.sent, REVERSALS.name) if isinstance(e, ConversionReversed)]
+    assert [(e.refund_id, e.amount_minor, e.currency) for e in reversals] == [("r-1", 700, "EUR")]
+
+
+def whatif_over(case: Copies) -> LogReader:
+    """The what-if decoder over the same records: the refunds topic read before the
+    orders topic when the refunds came before the order's outcome."""
+    reader = LogReader(CampaignLog("camp"), versions=(VERSION,))
+    placed = [(ORDERS.name, order(), TS)]
+    refunded = [(REFUNDS.name, r, TS + DAY) for r in case.refunds]
+    for topic, event, ts in placed + refunded if case.timing == "after" else refunded + placed:
+        reader.record(encode(event), topic, ts)
+    return reader
+
+
+@pytest.mark.parametrize("case", COPIES, ids=lambda c: c.name)
+def test_the_worker_the_oracle_and_the_whatif_leave_out_the_same_copy(case: Copies) -> None:
+    """What the worker dead-letters, the batch oracle and the what-if decoder leave out,
+    whichever copy came first: the oracle reverses what the worker does, and the
+    decoder takes the EUR copy and counts the JPY one as refused for its currency."""
+    w = worker_over(case)
+    refused = len([letter for letter in letters(w.sent) if letter.reason == JPY_REFUSED])
+    assert reversed_minor(w.sent) == oracle_reversals(case.refunds) == [700]
+    reader = whatif_over(case)
+    assert reader.refused == {CURRENCY_MISMATCH: refused} == {CURRENCY_MISMATCH: 1}
+    assert [(r.refund_id, r.amount_minor, r.currency) for r in reader.log.refunds] == [
+        ("r-1", 700, "EUR")
+    ]
 
 
 def test_the_refund_stage_keeps_what_it_needs_across_a_restart() -> None:

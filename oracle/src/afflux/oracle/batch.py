@@ -232,13 +232,15 @@ def attribute(
                 confirmed.add(order)
                 out.conversions.append(e)
         elif isinstance(e, OrderRefunded):
-            if (e.campaign_id, e.order_id, e.refund_id) in refunds_seen:
-                continue
             order = (e.campaign_id, e.order_id)
             conversion = converted.get(order)
             currency = conversion.currency if conversion else unattributed_in.get(order)
+            # The currency before the id, as the worker: dead-lettered (currency_mismatch)
+            # whatever came before it, and its id is not taken.
             if currency is not None and e.currency != currency:
-                continue  # dead-lettered (currency_mismatch): its id is not taken
+                continue
+            if (e.campaign_id, e.order_id, e.refund_id) in refunds_seen:
+                continue
             refunds_seen.add((e.campaign_id, e.order_id, e.refund_id))
             if conversion is None:
                 why = "order_unattributed" if order in decided else "order_unknown"

@@ -339,10 +339,11 @@ class RefundHandler:
         if refused:
             return (), refused
         if isinstance(event, OrderRefunded):
-            # A copy of a refund taken (or waiting) here of another amount or currency, or
-            # in another currency than its order's outcome held here: refused with its
-            # record (one that waits is held to it when the outcome comes, ``refunds``).
-            refused = state.conflicting_copy(event.order_id, event) or state.currency_refusal(
+            # In another currency than its order's outcome held here (a copy of a refund
+            # taken or not: the currency is asked first), or a copy of a refund taken (or
+            # waiting) here of another amount: refused with its record (one that waits is
+            # held to its order's currency when the outcome comes, ``refunds``).
+            refused = state.currency_refusal(event.order_id, event) or state.conflicting_copy(
                 event.order_id, event
             )
             if refused:

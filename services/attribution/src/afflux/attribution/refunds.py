@@ -42,7 +42,9 @@ currency) are applied as usual. Read after the outcome, it is refused with its r
 one that waited is refused when the outcome arrives (a dead letter of no record, like a
 decision that raised); one that expired waiting (answered ``order_unknown``, the
 currency then unknown) is refused when the outcome arrives after all, and never
-applied. The oracle leaves the same refunds out.
+applied. The currency is checked before the refund id: a copy in another currency of a
+refund taken is refused the same, whichever of the two came first. The oracle and the
+what-if leave the same refunds out.
 
 Neither expiry is final: a broker outage or a stalled join can hold an order's outcome
 past the wait while its refunds keep arriving. A refund that expired is kept among the
@@ -285,15 +287,17 @@ class RefundPartition:
 
     def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
         """A refund of the order ``key``: settled now if its outcome is known (refused,
-        and dead-lettered through ``take_failed``, in another currency than the order's:
-        ``currency_refusal`` finds that first for the record's own dead letter), else it
-        waits for it. A copy of a waiting refund in another currency waits beside it:
-        whichever of the two the order's currency takes is applied."""
+        and dead-lettered through ``take_failed``, in another currency than the order's,
+        a copy of a refund taken or not: ``currency_refusal`` finds that first for the
+        record's own dead letter), else it waits for it. A copy of a waiting refund in
+        another currency waits beside it: whichever of the two the order's currency
+        takes is applied, and the other is refused."""
         ledger = self._ledger(key, r.occurred_at)
+        if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
+            # Settling holds it to the order's currency before it drops a copy.
+            return _settled(self._settle_refund(ledger, r))
         if _duplicate(ledger, r):
             return []
-        if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
-            return _settled(self._settle(ledger, r))
         ledger.waiting.append((r, arrived))
         self.waiting.add(key)
         return []
@@ -310,10 +314,12 @@ class RefundPartition:
 
     def currency_refusal(self, key: str, r: OrderRefunded) -> str:
         """Why ``refund`` would refuse ``r`` now for its currency ('' when it would not: no
-        outcome of its order known yet, a copy of a refund taken already, or the order's
-        currency). Reads the state only."""
+        outcome of its order known yet, or the order's currency). Asked before
+        ``conflicting_copy``: a copy in another currency of a refund taken is refused for
+        its currency, as it is when both copies waited, whichever came first. Reads the
+        state only."""
         ledger = self.keys.get(key)
-        if ledger is None or _duplicate(ledger, r):
+        if ledger is None:
             return ""
         return _currency_refusal(r, _order_currency(ledger, r.campaign_id))
 
@@ -388,14 +394,17 @@ class RefundPartition:
         return self._settle_refund(ledger, r)
 
     def _settle_refund(self, ledger: OrderLedger, r: OrderRefunded) -> Output | None:
-        if (r.campaign_id, r.refund_id) in ledger.done:
-            return None  # a copy in another currency waited beside it and was taken
+        # The currency first: a refund in another currency than its order's is refused
+        # whatever came before it, so which of two copies arrived first never decides
+        # whether the other is dead-lettered or dropped without a trace.
         refused = _currency_refusal(r, _order_currency(ledger, r.campaign_id))
         if refused:
             facts = r.model_dump(mode="json")
             step = f"{CURRENCY_MISMATCH} {r.currency}"
             self.failed.append(Failed(r.order_id, facts, step, Refused(refused)))
             return None
+        if (r.campaign_id, r.refund_id) in ledger.done:
+            return None  # a copy of a refund taken already
         ledger.done.add((r.campaign_id, r.refund_id))
         settled = _settled_refund(r)
         ledger.settled.append(settled)
