@@ -45,6 +45,7 @@ from afflux.shared.core.attribution import (
     settled_winner,
 )
 from afflux.shared.core.frozen import quick_init
+from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.review import IP_PREFIX
 from afflux.shared.core.terms import TermsVersion, normalize_coupon, normalize_handle
 from afflux.shared.events import (
@@ -699,20 +700,25 @@ def handle_touches(handle: str) -> Callable[[OrderTouch, TermsVersion], bool]:
 
 # What an order says that a copy of it may not change: what it pays and to whom, the
 # fields the orders service compares for an order id sent again (``ORDER_TERMS_FIELDS``),
-# and its currency. Its times, survey, customer and risk facts may differ between copies.
-_ORDER_FIELDS: tuple[tuple[str, Callable[[OrderFacts | OrderPlaced], Any]], ...] = (
-    ("amount_minor", lambda o: f"{o.amount_minor} {o.currency}"),
-    ("kind", lambda o: o.kind),
-    ("action", lambda o: o.action),
-    ("non_commissionable_minor", lambda o: o.non_commissionable_minor),
-    (
-        "items",
-        lambda o: [[i.sku, i.category, i.quantity, i.price_minor] for i in o.items],
-    ),
-    ("new_customer", lambda o: o.new_customer),
-    ("visitor_id", lambda o: o.visitor_id),
-    ("click_id", lambda o: o.click_id),
-    ("coupon_code", lambda o: normalize_coupon(o.coupon_code) if o.coupon_code else None),
+# and its currency (read with its amount). Its times, survey, customer and risk facts may
+# differ between copies. How each field is read, on the order held and on the copy:
+_FIELD_VALUES: dict[str, Callable[[OrderFacts | OrderPlaced], Any]] = {
+    "amount_minor": lambda o: f"{o.amount_minor} {o.currency}",
+    "kind": lambda o: o.kind,
+    "action": lambda o: o.action,
+    "non_commissionable_minor": lambda o: o.non_commissionable_minor,
+    "items": lambda o: [[i.sku, i.category, i.quantity, i.price_minor] for i in o.items],
+    "new_customer": lambda o: o.new_customer,
+    "visitor_id": lambda o: o.visitor_id,
+    "click_id": lambda o: o.click_id,
+    "coupon_code": lambda o: normalize_coupon(o.coupon_code) if o.coupon_code else None,
+}
+# The amount first (the reason names the first field that differs), then the others in
+# the orders service's order. A field appended there that is not read here fails the
+# import (KeyError), so the worker never compares fewer fields than the orders service.
+_ORDER_FIELDS = tuple(
+    (name, _FIELD_VALUES[name])
+    for name in ("amount_minor", *(f for f in ORDER_TERMS_FIELDS if f != "amount_minor"))
 )
 
 

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.products import refund_items_problem
 from afflux.shared.core.terms import CampaignTerms, normalize_coupon, normalize_handle
 from afflux.shared.core.visible_text import invisible_character
@@ -294,22 +295,6 @@ def order_event(
         customer_email_hash=request.customer_email_hash,
         referrer=request.referrer,
     )
-
-
-# What an accepted order pays and to whom: an order id sent again with any of these
-# changed is a conflict, not a duplicate (the first body is the one produced and paid).
-# Append only: claims keep the values in this order for AFFLUX_ORDERS_DEDUPE_TTL_DAYS.
-ORDER_TERMS_FIELDS = (
-    "kind",
-    "action",
-    "amount_minor",
-    "non_commissionable_minor",
-    "items",
-    "new_customer",
-    "visitor_id",
-    "click_id",
-    "coupon_code",
-)
 
 
 def order_terms(event: OrderPlaced) -> str:
