@@ -19,7 +19,8 @@ worker and counts for nothing here).
 
 An order or renewal in another currency than its campaign's terms, and a refund in another
 currency than its order's outcome, are dead-lettered by the worker and count for nothing
-here (a later copy of the same id in the right currency counts as the first).
+here (a later copy of the same id in the right currency counts as the first), by the
+same rule (``afflux.shared.core.currency``).
 
 Which terms version applies is not the choice and is shared: the oracle takes
 ``afflux.shared.core.terms.terms_in_force`` like the worker. It is a few
@@ -40,6 +41,7 @@ from typing import TypeVar
 from afflux.shared.content_facts import latest_time
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.currency import other_currency
 from afflux.shared.core.event_time import backfill_limit_ms
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
@@ -169,7 +171,7 @@ def _too_old(event: Envelope, ts: int, limits: Mapping[str, int], skew_ms: int) 
 def _other_currency(e: OrderPlaced | SubscriptionRenewed, versions: Sequence[TermsVersion]) -> bool:
     """An order or renewal in another currency than its campaign's terms at its time: the
     worker dead-letters it."""
-    return e.currency != terms_in_force(versions, e.occurred_at).terms.currency
+    return other_currency(e.currency, terms_in_force(versions, e.occurred_at).terms.currency)
 
 
 def _items_refused(e: OrderPlaced) -> bool:
@@ -237,7 +239,7 @@ def attribute(
             currency = conversion.currency if conversion else unattributed_in.get(order)
             # The currency before the id, as the worker: dead-lettered (currency_mismatch)
             # whatever came before it, and its id is not taken.
-            if currency is not None and e.currency != currency:
+            if other_currency(e.currency, currency):
                 continue
             if (e.campaign_id, e.order_id, e.refund_id) in refunds_seen:
                 continue

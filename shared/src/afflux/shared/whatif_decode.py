@@ -17,9 +17,10 @@ do not make up its amount (``items``), one whose event time is more than the clo
 after its record's timestamp (``event_time_in_future``), and an order, refund or renewal
 dated more than the campaign's backfill limit plus the skew before it, its record not
 marked a backfill (``event_time_too_old``). The rules are the shared ones
-(``core.event_time``, ``schemas.wrong_topic``, ``products.items_problem``); each applies
-once what it needs is given: the record's topic, timestamp and headers
-(``LogReader.record``) and the campaign's recorded terms history (``LogReader.versions``).
+(``core.event_time``, ``core.currency``, ``schemas.wrong_topic``,
+``products.items_problem``); each applies once what it needs is given: the record's
+topic, timestamp and headers (``LogReader.record``) and the campaign's recorded terms
+history (``LogReader.versions``).
 An amount above ``max_order_minor`` is the replay's to leave unpaid, under each side's
 terms (``core.whatif.replay``).
 """
@@ -35,6 +36,7 @@ import orjson
 
 from afflux.shared.content_facts import content_fact, key_of, latest_time
 from afflux.shared.core.attribution import ClickTouch, LiveTouch
+from afflux.shared.core.currency import CURRENCY_MISMATCH, other_currency
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
@@ -79,7 +81,6 @@ _LAST_MS = (datetime(9999, 12, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
 _TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed", "SubscriptionRenewed")
 # What the orders service places in event time, down to the campaign's backfill limit.
 _PLACED = frozenset(("OrderPlaced", "OrderRefunded", "SubscriptionRenewed"))
-CURRENCY_MISMATCH = "currency_mismatch"  # the worker's dead-letter reason
 ITEMS = "items"
 
 
@@ -269,7 +270,7 @@ class LogReader:
         if (
             currency is not None
             and timeline is not None
-            and currency != timeline.at(at).terms.currency
+            and other_currency(currency, timeline.at(at).terms.currency)
         ):
             raise _Refused(CURRENCY_MISMATCH)
         if items:

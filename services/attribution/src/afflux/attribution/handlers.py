@@ -15,10 +15,11 @@ from afflux.attribution.join import (
     live_touches,
 )
 from afflux.attribution.metrics import AttributionMetrics
-from afflux.attribution.refunds import CURRENCY_MISMATCH, RefundPartition, decode_ledger
+from afflux.attribution.refunds import RefundPartition, decode_ledger
 from afflux.attribution.store import LocalStore
 from afflux.shared.core.attribution import largest_window_ms
 from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.currency import campaign_currency_refusal
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
@@ -154,8 +155,10 @@ class Campaigns:
             )
         if not isinstance(event, OrderPlaced):
             return ""
-        if version is not None and event.currency != version.terms.currency:
-            return _campaign_currency(event.currency, version.terms.currency, "order")
+        if version is not None:
+            refused = campaign_currency_refusal("order", event.currency, version.terms.currency)
+            if refused:
+                return refused
         if event.items:
             rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in event.items]
             return items_problem(event.amount_minor, rows, event.non_commissionable_minor)
@@ -167,9 +170,9 @@ class Campaigns:
         if event.campaign_id not in self.directory:
             return ""
         version = self.terms(event.campaign_id, event.occurred_at)
-        if version is None or event.currency == version.terms.currency:
+        if version is None:
             return ""
-        return _campaign_currency(event.currency, version.terms.currency, what)
+        return campaign_currency_refusal(what, event.currency, version.terms.currency)
 
     def _in_future(self, topic: str, event: Event, ts: int) -> str:
         """Why an outside input's event time is refused: more than the clock skew after its
@@ -199,10 +202,6 @@ class Campaigns:
         if not event_time_too_old(event.occurred_at, ts, allowed_age_ms(limit, skew)):
             return ""
         return too_old_reason(event.occurred_at, ts, limit, skew)
-
-
-def _campaign_currency(currency: str, campaign_currency: str, what: str) -> str:
-    return f"{CURRENCY_MISMATCH}: {what} in {currency}, campaign pays in {campaign_currency}"
 
 
 class JoinHandler:

@@ -11,6 +11,7 @@ from typing import Any
 
 from afflux.attribution.join import CONFLICTING_DUPLICATE, Failed, Output
 from afflux.attribution.metrics import AttributionMetrics
+from afflux.shared.core.currency import CURRENCY_MISMATCH
 from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import (
@@ -166,7 +167,7 @@ def _reason(reason: str) -> str:
         "unknown order",
         EVENT_TIME_IN_FUTURE,
         EVENT_TIME_TOO_OLD,
-        "currency_mismatch",
+        CURRENCY_MISMATCH,
         CONFLICTING_DUPLICATE,
         WRONG_TOPIC,
         "unexpected event type",

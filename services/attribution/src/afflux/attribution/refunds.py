@@ -81,6 +81,7 @@ from afflux.attribution.renewals import (
 )
 from afflux.attribution.store import Sweep
 from afflux.shared.core.attribution import capped_refund, correction_id
+from afflux.shared.core.currency import CURRENCY_MISMATCH, other_currency, refund_currency_refusal
 from afflux.shared.core.renewals import first_order_refusal, renewal_claim
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
@@ -95,7 +96,6 @@ from afflux.shared.wire import compact_json_bytes
 from .join import CONFLICTING_DUPLICATE, WATERMARK_KEY, Failed, Output, Refused
 
 Waiting = OrderRefunded | SubscriptionRenewed
-CURRENCY_MISMATCH = "currency_mismatch"
 TermsAt = Callable[[str, int], TermsVersion | None]  # campaign, event time -> terms in force
 
 
@@ -321,7 +321,7 @@ class RefundPartition:
         ledger = self.keys.get(key)
         if ledger is None:
             return ""
-        return _currency_refusal(r, _order_currency(ledger, r.campaign_id))
+        return refund_currency_refusal(r.currency, _order_currency(ledger, r.campaign_id))
 
     def renewal(self, key: str, r: SubscriptionRenewed, arrived: int) -> list[Output]:
         """A renewal of the order ``key``: refused at once if another renewal order took
@@ -352,7 +352,7 @@ class RefundPartition:
         other = [
             s
             for s in ledger.settled
-            if s.campaign_id == campaign and s.currency and s.currency != currency
+            if s.campaign_id == campaign and other_currency(s.currency, currency)
         ]
         if not other:
             return
@@ -370,7 +370,7 @@ class RefundPartition:
                 "currency": s.currency,
                 "occurred_at": s.occurred_at,
             }
-            refused = Refused(_mismatch(s.currency, currency))
+            refused = Refused(refund_currency_refusal(s.currency, currency))
             self.failed.append(Failed(key, facts, f"{CURRENCY_MISMATCH} {s.currency}", refused))
 
     def _settle(self, ledger: OrderLedger, r: Waiting) -> Output | None:
@@ -397,7 +397,7 @@ class RefundPartition:
         # The currency first: a refund in another currency than its order's is refused
         # whatever came before it, so which of two copies arrived first never decides
         # whether the other is dead-lettered or dropped without a trace.
-        refused = _currency_refusal(r, _order_currency(ledger, r.campaign_id))
+        refused = refund_currency_refusal(r.currency, _order_currency(ledger, r.campaign_id))
         if refused:
             facts = r.model_dump(mode="json")
             step = f"{CURRENCY_MISMATCH} {r.currency}"
@@ -596,18 +596,6 @@ def _order_currency(ledger: OrderLedger, campaign: str) -> str | None:
     if campaign in ledger.unattributed:
         return ledger.currencies.get(campaign)
     return None
-
-
-def _mismatch(refund_currency: str, order_currency: str) -> str:
-    return f"{CURRENCY_MISMATCH}: refund in {refund_currency}, order in {order_currency}"
-
-
-def _currency_refusal(r: OrderRefunded, order_currency: str | None) -> str:
-    """Why ``r`` cannot be taken against an order in ``order_currency`` ('' when it can:
-    the same currency, or the order's not known)."""
-    if order_currency is None or r.currency == order_currency:
-        return ""
-    return _mismatch(r.currency, order_currency)
 
 
 def _settled(*outputs: Output | None) -> list[Output]:

@@ -17,9 +17,10 @@ from afflux.attribution.handlers import Campaigns, JoinHandler, RefundHandler
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.outbox import Outbox
-from afflux.attribution.refunds import CURRENCY_MISMATCH, RefundPartition
+from afflux.attribution.refunds import RefundPartition
 from afflux.attribution.stage import ARRIVAL_MARGIN_MS, Stage, Transport
 from afflux.attribution.store import DiskStores
+from afflux.shared.core.currency import CURRENCY_MISMATCH
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, EVENT_TIME_TOO_OLD
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.clock_source import system_clock

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from afflux.shared.core.attribution import ClickTouch, Content, LiveTouch, content_handles
+from afflux.shared.core.currency import other_currency
 from afflux.shared.core.engagement import ContentEvent
 from afflux.shared.core.renewals import renewal_order_refusal
 
@@ -166,7 +167,7 @@ class CampaignLog:
                     waiting.append(refund)  # (a copy in the same currency is a copy)
                     self.events += 1
                 return
-            if refund.currency != currency:
+            if other_currency(refund.currency, currency):
                 self.refused_refunds += 1
                 return
         self._take_refund(refund)
@@ -187,7 +188,7 @@ class CampaignLog:
         self.currencies[order_id] = currency
         for refund in self.waiting_refunds.pop(order_id, ()):
             self.events -= 1  # counted while it waited: counted again if taken
-            if refund.currency != currency:
+            if other_currency(refund.currency, currency):
                 self.refused_refunds += 1
             else:
                 self._take_refund(refund)
