@@ -1,5 +1,7 @@
 """The rules the attribution worker, the batch oracle and the what-if decoder each apply
-to money have one home in the core: a currency refusal (``core.currency``)."""
+to money and event times have one home in the core: a currency refusal
+(``core.currency``) and the event types held to the campaign's backfill limit
+(``core.event_time.PLACED_KINDS``, and their models ``events.PLACED_TYPES``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from afflux.shared.core.currency import (
     other_currency,
     refund_currency_refusal,
 )
+from afflux.shared.core.event_time import PLACED_KINDS
+from afflux.shared.events import EVENT_TYPES, PLACED_TYPES
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +55,10 @@ def test_the_refusal_names_the_money_and_the_currency_it_must_be_in() -> None:
     assert refund_currency_refusal("JPY", "EUR") == (
         "currency_mismatch: refund in JPY, order in EUR"
     )
+
+
+def test_the_placed_types_are_the_models_of_the_kinds_the_lower_bound_holds() -> None:
+    """Built from the names: a name without its model would silently hold nothing."""
+    assert {t.__name__ for t in PLACED_TYPES} == PLACED_KINDS
+    assert set(PLACED_TYPES) <= set(EVENT_TYPES)
+    assert {"OrderPlaced", "OrderRefunded", "SubscriptionRenewed"} == PLACED_KINDS

@@ -20,7 +20,8 @@ worker and counts for nothing here).
 An order or renewal in another currency than its campaign's terms, and a refund in another
 currency than its order's outcome, are dead-lettered by the worker and count for nothing
 here (a later copy of the same id in the right currency counts as the first), by the
-same rule (``afflux.shared.core.currency``).
+same rule (``afflux.shared.core.currency``); the event-time bounds of ``admitted`` are
+the worker's too (``afflux.shared.core.event_time``).
 
 Which terms version applies is not the choice and is shared: the oracle takes
 ``afflux.shared.core.terms.terms_in_force`` like the worker. It is a few
@@ -42,12 +43,18 @@ from afflux.shared.content_facts import latest_time
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.currency import other_currency
-from afflux.shared.core.event_time import backfill_limit_ms
+from afflux.shared.core.event_time import (
+    allowed_age_ms,
+    backfill_limit_ms,
+    event_time_in_future,
+    event_time_too_old,
+)
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
 from afflux.shared.core.renewals import claim_refusals, renewal_order_refusal
 from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
 from afflux.shared.events import (
+    PLACED_TYPES,
     Assist,
     ClickRecorded,
     ContentPublished,
@@ -65,8 +72,6 @@ from afflux.shared.events import (
 )
 
 E = TypeVar("E", bound=Envelope)
-# What the orders service places in event time, down to the campaign's backfill limit.
-_PLACED = (OrderPlaced, OrderRefunded, SubscriptionRenewed)
 
 
 @dataclass(frozen=True)
@@ -148,24 +153,28 @@ def admitted(
     (the orders service's, ``backfill_limit_days`` its setting) plus ``skew_ms`` before
     its record's timestamp is dead-lettered too (``event_time_too_old``), unless its
     record is a backfill."""
-    limits = {c: backfill_limit_ms(v, backfill_limit_days) for c, v in (campaigns or {}).items()}
+    # campaign -> how far an event time may be before its record's timestamp
+    allowed = {
+        c: allowed_age_ms(backfill_limit_ms(v, backfill_limit_days), skew_ms)
+        for c, v in (campaigns or {}).items()
+    }
     kept: list[E] = []
     for record in records:
         event, ts, backfill = record[0], record[1], any(record[2:])
-        if latest_time(event) > ts + skew_ms:
+        if event_time_in_future(latest_time(event), ts, skew_ms):
             continue
-        if not backfill and _too_old(event, ts, limits, skew_ms):
+        if not backfill and _too_old(event, ts, allowed):
             continue
         kept.append(event)
     return kept
 
 
-def _too_old(event: Envelope, ts: int, limits: Mapping[str, int], skew_ms: int) -> bool:
+def _too_old(event: Envelope, ts: int, allowed: Mapping[str, int]) -> bool:
     """An order, refund or renewal of a known campaign dated more than its campaign's
-    backfill limit plus the skew before its record's timestamp."""
-    if not isinstance(event, _PLACED) or event.campaign_id not in limits:
+    backfill limit plus the skew (``allowed``) before its record's timestamp."""
+    if not isinstance(event, PLACED_TYPES) or event.campaign_id not in allowed:
         return False
-    return ts - event.occurred_at > limits[event.campaign_id] + skew_ms
+    return event_time_too_old(event.occurred_at, ts, allowed[event.campaign_id])
 
 
 def _other_currency(e: OrderPlaced | SubscriptionRenewed, versions: Sequence[TermsVersion]) -> bool:

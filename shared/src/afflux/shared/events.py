@@ -10,7 +10,7 @@ may send RFC 3339 with a zone instead and it is normalised.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +30,7 @@ from afflux.shared.core.content import (
     MAX_LIVE_STREAM_MS,
     PLATFORM_PATTERN,
 )
+from afflux.shared.core.event_time import PLACED_KINDS
 from afflux.shared.core.letter_bounds import (
     KEY_BUDGET_BYTES,
     REASON_BUDGET_BYTES,
@@ -660,4 +661,12 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ContentReleased,
     ConversionReviewed,
     DeadLetter,
+)
+
+# The models of ``core.event_time.PLACED_KINDS`` (what the orders service places in event
+# time, held to the campaign's backfill limit), for isinstance: built from the names, so
+# the rule has one home.
+PLACED_TYPES = cast(
+    "tuple[type[OrderPlaced | OrderRefunded | SubscriptionRenewed], ...]",
+    tuple(t for t in EVENT_TYPES if t.__name__ in PLACED_KINDS),
 )

@@ -41,6 +41,7 @@ from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
     EVENT_TIME_TOO_OLD,
+    PLACED_KINDS,
     Headers,
     allowed_age_ms,
     backfill_limit_ms,
@@ -79,8 +80,6 @@ _LAST_MS = (datetime(9999, 12, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     milliseconds=1
 )
 _TYPES = ("ClickRecorded", "OrderPlaced", "OrderRefunded", "LeadConfirmed", "SubscriptionRenewed")
-# What the orders service places in event time, down to the campaign's backfill limit.
-_PLACED = frozenset(("OrderPlaced", "OrderRefunded", "SubscriptionRenewed"))
 ITEMS = "items"
 
 
@@ -283,7 +282,7 @@ class LogReader:
         if (
             timeline is not None
             and not self._backfill
-            and kind in _PLACED
+            and kind in PLACED_KINDS
             and event_time_too_old(at, ts, self._allowed_age)
         ):
             raise _Refused(EVENT_TIME_TOO_OLD)

@@ -34,6 +34,7 @@ from afflux.shared.core.products import items_problem
 from afflux.shared.core.renewals import renewal_order_refusal
 from afflux.shared.core.terms import TermsTimeline, TermsVersion
 from afflux.shared.events import (
+    PLACED_TYPES,
     ClickRecorded,
     ConversionAttributed,
     LeadConfirmed,
@@ -58,8 +59,6 @@ UNKNOWN_ORDER = "unknown order: a survey answer for an order this worker does no
 # isinstance against tuples built once: a union written in the call builds a new
 # type object on every event.
 _PRICED = (OrderPlaced, ConversionAttributed)
-# What the orders service places in event time, down to the campaign's backfill limit.
-_PLACED = (OrderPlaced, OrderRefunded, SubscriptionRenewed)
 _CLICKS = (DecodedClick, ClickRecorded)
 _JOIN_OTHERS = (LeadConfirmed, RefundUnmatched)
 Handled = tuple[Sequence[Output], str]
@@ -193,7 +192,7 @@ class Campaigns:
         age: more than its campaign's backfill limit plus the clock skew before its
         record's timestamp, the record not marked a backfill. Taken, it would be paid at
         once, its return window long past (``core.event_time``)."""
-        if backfill or not isinstance(event, _PLACED) or topic not in OUTSIDE_INPUTS:
+        if backfill or not isinstance(event, PLACED_TYPES) or topic not in OUTSIDE_INPUTS:
             return ""
         if event.campaign_id not in self.directory:
             return ""  # an order is refused as of an unknown campaign; a refund waits

@@ -34,6 +34,10 @@ EVENT_TIME_TOO_OLD = "event_time_too_old"
 BACKFILL_HEADER = "afflux-backfill"
 BACKFILL_HEADERS: tuple[tuple[str, bytes], ...] = ((BACKFILL_HEADER, b"1"),)
 Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
+# What the orders service places in event time, down to the campaign's backfill limit: the
+# lower bound holds these event types alone. Named by type, as the core holds no event
+# models (``afflux.shared.events.PLACED_TYPES`` are these types' models).
+PLACED_KINDS = frozenset(("OrderPlaced", "OrderRefunded", "SubscriptionRenewed"))
 
 
 def event_time_in_future(occurred_at: int, record_ts: int, skew_ms: int) -> bool:
