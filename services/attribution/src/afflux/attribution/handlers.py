@@ -241,11 +241,11 @@ class JoinHandler:
         if isinstance(event, OrderPlaced):
             key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
             # A copy of an order held here that pays another amount, or someone else:
-            # refused with its record, the order's decision staying as it was.
-            conflicting = state.conflicting_copy(key, event)
+            # refused with its record, the order's decision staying as it was. One lookup
+            # of the key for both (``take_order``): on the disk store it may be a disk read.
+            decided, conflicting = state.take_order(key, event, ts, self.campaigns.terms)
             if conflicting:
                 return (), conflicting
-            decided = state.place(key, event, ts, self.campaigns.terms)
             self._count(state)
             return decided, ""
         if isinstance(event, LeadConfirmed):
@@ -340,13 +340,12 @@ class RefundHandler:
             # In another currency than its order's outcome held here (a copy of a refund
             # taken or not: the currency is asked first), or a copy of a refund taken (or
             # waiting) here of another amount: refused with its record (one that waits is
-            # held to its order's currency when the outcome comes, ``refunds``).
-            refused = state.currency_refusal(event.order_id, event) or state.conflicting_copy(
-                event.order_id, event
-            )
+            # held to its order's currency when the outcome comes, ``refunds``). One
+            # lookup of the key for the checks and the refund (``take_refund``).
+            taken, refused = state.take_refund(event.order_id, event, ts)
             if refused:
                 return (), refused
-            return state.refund(event.order_id, event, ts), ""
+            return taken, ""
         if isinstance(event, SubscriptionRenewed):
             refused = renewal_order_refusal(event.order_id, event.renewal_order_id)
             if refused:

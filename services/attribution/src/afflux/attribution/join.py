@@ -399,10 +399,32 @@ class JoinPartition:
     def place(self, key: str, order: OrderPlaced, arrived: int, terms: TermsLookup) -> list[Output]:
         """A new order: decided at once when its winner is settled (no click yet to come
         can change it, ``settled_winner``), else held for its grace period (``order``)."""
-        if not self.order(key, order, arrived):
+        return self._place(key, self.keys.get(key), order, arrived, terms)
+
+    def take_order(
+        self, key: str, order: OrderPlaced, arrived: int, terms: TermsLookup
+    ) -> tuple[list[Output], str]:
+        """``conflicting_copy``, then ``place`` unless the order is refused, with one
+        lookup of the key: (what ``place`` emits, '') or ([], why the copy is refused)."""
+        found = self.keys.get(key)
+        refused = _conflict_in(found, order)
+        if refused:
+            return [], refused
+        return self._place(key, found, order, arrived, terms), ""
+
+    def _place(
+        self,
+        key: str,
+        found: VisitorState | None,
+        order: OrderPlaced,
+        arrived: int,
+        terms: TermsLookup,
+    ) -> list[Output]:
+        """``place``, ``found`` being what a lookup of ``key`` just gave."""
+        state = self._hold(key, found, order, arrived)
+        if state is None:
             return []
         okey = (order.campaign_id, order.order_id)
-        state = self.keys[key]
         confirm, late = state.confirms.get(okey), len(self.late)
         try:
             version = terms(order.campaign_id, order.occurred_at)
@@ -426,25 +448,25 @@ class JoinPartition:
         differs); '' when it is no copy, or a copy that says the same (``place`` then
         drops it silently), or when the order held is a decided one kept from before
         decided orders kept their facts. Reads the state only."""
-        state = self.keys.get(key)
-        if state is None:
-            return ""
-        okey = (order.campaign_id, order.order_id)
-        pending = state.pending.get(okey)
-        if pending is not None:
-            return _order_conflict(pending[0], order)
-        decided = state.decided.get(okey)
-        if decided is None or decided.order is None:
-            return ""
-        return _order_conflict(decided.order, order)
+        return _conflict_in(self.keys.get(key), order)
 
     def order(self, key: str, order: OrderPlaced, arrived: int) -> bool:
         """Hold a new order for its grace period; False for a copy of a known order."""
+        return self._hold(key, self.keys.get(key), order, arrived) is not None
+
+    def _hold(
+        self, key: str, found: VisitorState | None, order: OrderPlaced, arrived: int
+    ) -> VisitorState | None:
+        """``order``, ``found`` being what a lookup of ``key`` just gave (it is not read
+        again: with the disk store, a key without a state is a disk read each time); the
+        key's state holding the order, or None for a copy of a known order."""
         okey = (order.campaign_id, order.order_id)
-        existing = self.keys.get(key)
-        if existing is not None and (okey in existing.pending or okey in existing.decided):
-            return False
-        state = self._state(key)
+        if found is not None and (okey in found.pending or okey in found.decided):
+            return None
+        state = found
+        if state is None:
+            state = self.keys[key] = VisitorState()
+        self.dirty.add(key)
         state.pending[okey] = (order, arrived)
         self.index[okey] = key
         heapq.heappush(self.queue, (arrived, key, okey))
@@ -456,7 +478,7 @@ class JoinPartition:
             state.confirms.update(parked.confirms)
             parked.confirms.clear()
             self.dirty.add(parked_key)
-        return True
+        return state
 
     def confirm(self, confirm: LeadConfirmed) -> list[Output]:
         """A lead confirmation: forwarded once its order converted (see ``lead``). One
@@ -720,6 +742,20 @@ _ORDER_FIELDS = tuple(
     (name, _FIELD_VALUES[name])
     for name in ("amount_minor", *(f for f in ORDER_TERMS_FIELDS if f != "amount_minor"))
 )
+
+
+def _conflict_in(state: VisitorState | None, order: OrderPlaced) -> str:
+    """``JoinPartition.conflicting_copy`` over the key's state ``state`` (None: none)."""
+    if state is None:
+        return ""
+    okey = (order.campaign_id, order.order_id)
+    pending = state.pending.get(okey)
+    if pending is not None:
+        return _order_conflict(pending[0], order)
+    decided = state.decided.get(okey)
+    if decided is None or decided.order is None:
+        return ""
+    return _order_conflict(decided.order, order)
 
 
 def _order_conflict(held: OrderFacts | OrderPlaced, copy: OrderPlaced) -> str:

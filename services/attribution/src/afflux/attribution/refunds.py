@@ -144,7 +144,13 @@ class RefundPartition:
         self.failed: list[Failed] = []  # refunds whose settling raised, to dead-letter
 
     def _ledger(self, key: str, at: int) -> OrderLedger:
-        ledger = self.keys.get(key)
+        return self._touched(key, self.keys.get(key), at)
+
+    def _touched(self, key: str, found: OrderLedger | None, at: int) -> OrderLedger:
+        """The key's ledger (``found``: what a lookup of it just gave, not read again: with
+        the disk store a key without a ledger is a disk read each time), made if it has
+        none, with an event at ``at`` seen and marked changed."""
+        ledger = found
         if ledger is None:
             ledger = self.keys[key] = OrderLedger()
         ledger.last_at = max(ledger.last_at, at)
@@ -292,7 +298,24 @@ class RefundPartition:
         record's own dead letter), else it waits for it. A copy of a waiting refund in
         another currency waits beside it: whichever of the two the order's currency
         takes is applied, and the other is refused."""
-        ledger = self._ledger(key, r.occurred_at)
+        return self._refund(key, self.keys.get(key), r, arrived)
+
+    def take_refund(self, key: str, r: OrderRefunded, arrived: int) -> tuple[list[Output], str]:
+        """``currency_refusal``, then ``conflicting_copy``, then ``refund`` unless the refund
+        is refused, with one lookup of the key: (what ``refund`` emits, '') or ([], why it
+        is refused with its record: nothing of the state changes then)."""
+        found = self.keys.get(key)
+        if found is not None:
+            refused = _refund_refusal(found, r)
+            if refused:
+                return [], refused
+        return self._refund(key, found, r, arrived), ""
+
+    def _refund(
+        self, key: str, found: OrderLedger | None, r: OrderRefunded, arrived: int
+    ) -> list[Output]:
+        """``refund``, ``found`` being what a lookup of ``key`` just gave."""
+        ledger = self._touched(key, found, r.occurred_at)
         if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
             # Settling holds it to the order's currency before it drops a copy.
             return _settled(self._settle_refund(ledger, r))
@@ -308,9 +331,7 @@ class RefundPartition:
         '' when it is no copy, a copy that asks the same (dropped silently), or a copy of
         one whose amount this key does not keep. Reads the state only."""
         ledger = self.keys.get(key)
-        if ledger is None or not _duplicate(ledger, r):
-            return ""
-        return _refund_conflict(ledger, r)
+        return "" if ledger is None else _copy_conflict(ledger, r)
 
     def currency_refusal(self, key: str, r: OrderRefunded) -> str:
         """Why ``refund`` would refuse ``r`` now for its currency ('' when it would not: no
@@ -319,9 +340,7 @@ class RefundPartition:
         its currency, as it is when both copies waited, whichever came first. Reads the
         state only."""
         ledger = self.keys.get(key)
-        if ledger is None:
-            return ""
-        return refund_currency_refusal(r.currency, _order_currency(ledger, r.campaign_id))
+        return "" if ledger is None else _currency_refusal(ledger, r)
 
     def renewal(self, key: str, r: SubscriptionRenewed, arrived: int) -> list[Output]:
         """A renewal of the order ``key``: refused at once if another renewal order took
@@ -557,6 +576,20 @@ def _duplicate(ledger: OrderLedger, r: OrderRefunded) -> bool:
         return True
     copies = [s.currency for s in ledger.settled if (s.campaign_id, s.refund_id) == ident]
     return not copies or any(c in ("", r.currency) for c in copies)
+
+
+def _refund_refusal(ledger: OrderLedger, r: OrderRefunded) -> str:
+    """Why ``r`` is refused with its record by the order's ledger ``ledger``: its currency
+    first (``currency_refusal``), then as a conflicting copy (``conflicting_copy``)."""
+    return _currency_refusal(ledger, r) or _copy_conflict(ledger, r)
+
+
+def _currency_refusal(ledger: OrderLedger, r: OrderRefunded) -> str:
+    return refund_currency_refusal(r.currency, _order_currency(ledger, r.campaign_id))
+
+
+def _copy_conflict(ledger: OrderLedger, r: OrderRefunded) -> str:
+    return _refund_conflict(ledger, r) if _duplicate(ledger, r) else ""
 
 
 def _refund_conflict(ledger: OrderLedger, r: OrderRefunded) -> str:
