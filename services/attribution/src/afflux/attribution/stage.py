@@ -344,13 +344,14 @@ class Stage(Partitions[S]):
         topic, p, offset, key = record.topic, record.partition, record.offset, record.key
         value = record.value
         items = decode_items(value)
+        backfill = is_backfill(record.headers)  # the record's, the same for each of its items
         for index, event, reason, raw, error_class in items:
             if event is None:
                 letters.append(
                     outbox.letter(topic, p, offset, index, key, raw, reason, value, error_class)
                 )
             else:
-                self._take(state, record, index, event, raw, out, letters, self.recheck)
+                self._take(state, record, index, event, raw, out, letters, self.recheck, backfill)
         metrics = outbox.metrics
         metrics.child(metrics.events, topic).inc(len(items))
 
@@ -364,15 +365,16 @@ class Stage(Partitions[S]):
         out: list[Output],
         letters: list[DeadLetter],
         recheck: TermsRecheck | None,
+        backfill: bool,
     ) -> None:
         """Apply one decoded item of ``record``; a refusal ``recheck`` says newer terms
         could lift is held (``_held``), any other is dead-lettered, and so is whatever
-        the item raises (it alone)."""
+        the item raises (it alone). ``backfill``: the record carries the backfill header
+        (``is_backfill``, read once per record)."""
         topic, p, offset, key = record.topic, record.partition, record.offset, record.key
         ts = record.timestamp
         outbox = self.outbox
         try:
-            backfill = is_backfill(record.headers)
             outputs, refused = self.handler.on_event(state, topic, event, ts, backfill=backfill)
             if not refused:
                 out += outputs
@@ -395,7 +397,8 @@ class Stage(Partitions[S]):
         assert self.recheck is not None
         await self.recheck.caught_up(max(until for *_, until in held))
         for record, index, event, raw, _ in held:
-            self._take(state, record, index, event, raw, out, letters, None)
+            backfill = is_backfill(record.headers)
+            self._take(state, record, index, event, raw, out, letters, None, backfill)
 
     async def _skipped(
         self, record: InputRecord, expected: int
