@@ -163,9 +163,10 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
         postings = await ledger_of_ana()
         return postings if len(postings) >= count else []
 
-    # 300 likes and 20 comments: 150 + 40; then the platform removes 100 fake likes.
+    # The platform's figures, through the brand's key: 300 likes and 20 comments pay
+    # 150 + 40; then the platform removes 100 fake likes.
     for n, body in enumerate((_stats(now - 60_000, 300, 20), _stats(now, 200, 20)), 1):
-        answer = await http.post(stats, json=body, headers=ana)
+        answer = await http.post(stats, json=body, headers=merchant)
         assert answer.status_code == 202, answer.text
         postings = await _until(partial(postings_of_ana, n))
     assert [(p["kind"], p["amount_minor"]) for p in postings] == [
@@ -202,3 +203,32 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
     paid = await _until(released)
     assert [(p["kind"], p["amount_minor"]) for p in paid] == [("engagement_pay", 300)]
     assert "released after review" in paid[0]["rule"]
+
+    # Figures the creator posts with its own key, however calm, wait for the brand.
+    own = {**post, "content_id": f"o-{now}"}
+    assert (await http.post("/v1/content", json=own, headers=ana)).status_code == 202
+    own_stats = f"/v1/content/instagram/{own['content_id']}/stats"
+    reported = await http.post(own_stats, json=_stats(now, 400), headers=ana)
+    assert reported.status_code == 202, reported.text
+
+    async def held_row() -> dict[str, Any] | None:
+        answer = await http.get(
+            "/v1/kpis/creators/ana/contents", headers=ana, params={"campaign_id": "glow"}
+        )
+        rows = answer.json()["contents"] if answer.status_code == 200 else []
+        mine = [r for r in rows if r["content_id"] == own["content_id"] and r["engagement"]]
+        return mine[0] if mine else None
+
+    row = await _until(held_row)
+    assert row is not None
+    assert row["held_for_review"] is True
+    known = {p["posting_id"] for p in await ledger_of_ana()}
+    confirm = own_stats.replace("/stats", "/release")
+    assert (await http.post(confirm, headers=merchant)).status_code == 202
+
+    async def confirmed() -> list[dict[str, Any]]:
+        return [p for p in await ledger_of_ana() if p["posting_id"] not in known]
+
+    confirmed_pay = await _until(confirmed)
+    assert [(p["kind"], p["amount_minor"]) for p in confirmed_pay] == [("engagement_pay", 200)]
+    assert "figures reported by the creator itself" in confirmed_pay[0]["rule"]

@@ -3,7 +3,7 @@ posts everything: a change is a correction that names what it corrects."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -278,3 +278,65 @@ def test_republishing_keeps_the_first_receipt() -> None:
     assert [row(p) for p in postings] == [("engagement_pay", 300, approve_at, None)]
     (line,) = oracle_lines("shoes", [(KEY, [first, again, snap(1, 300)])], VERSIONS)
     assert line.approve_at == approve_at
+
+
+def own(n: int, likes: int, *, followers: int = 10**6) -> Snapshot:
+    """A snapshot the creator posted with its own key."""
+    return replace(snap(n, likes, followers=followers), event_id=f"own{n}", by_creator=True)
+
+
+@dataclass(frozen=True)
+class CreatorCase:
+    name: str
+    batches: tuple[tuple[ContentEvent, ...], ...]
+    paid: list[list[tuple[str, int]]]  # (kind, amount) per batch
+
+
+RELEASE = Release(KEY, "rel-1", "merchant:m")
+CREATOR_CASES = [
+    # however calm, the creator's own figures wait for the brand's release
+    CreatorCase("own figures are held", ((PUBLISHED, own(1, 300)),), [[]]),
+    CreatorCase(
+        "released: paid at its latest own figures",
+        ((PUBLISHED, own(1, 300), own(2, 400)), (RELEASE,)),
+        [[], [("engagement_pay", 400)]],
+    ),
+    # after the release the creator's own figures move nothing (10^9 likes included)
+    CreatorCase(
+        "own figures after the release are stale",
+        ((PUBLISHED, own(1, 300)), (RELEASE,), (own(2, 10**9),)),
+        [[], [("engagement_pay", 300)], []],
+    ),
+    # the brand's (or a platform's) figures are taken as they come, before and after
+    CreatorCase(
+        "the brand's figures pay at once",
+        ((PUBLISHED, snap(1, 300)), (own(2, 10**9),)),
+        [[("engagement_pay", 300)], [("engagement_reversal", -300)]],
+    ),
+    CreatorCase(
+        "the brand's figures after a release",
+        ((PUBLISHED, own(1, 300)), (RELEASE,), (snap(2, 450),)),
+        [[], [("engagement_pay", 300)], [("engagement_correction", 150)]],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CREATOR_CASES, ids=lambda c: c.name)
+def test_a_creators_own_figures_are_paid_only_once_the_brand_confirms_them(
+    case: CreatorCase,
+) -> None:
+    postings = journal(*case.batches)
+    assert [[(p.kind, p.amount_minor) for p in batch] for batch in postings] == case.paid
+    # the batch reference nets to the same amount
+    events = [event for batch in case.batches for event in batch]
+    net = sum(p.amount_minor for batch in postings for p in batch)
+    lines = oracle_lines("shoes", [(KEY, events)], VERSIONS)
+    assert sum(line.gross for line in lines) == net
+
+
+def test_a_held_creator_figure_says_why() -> None:
+    state = state_at(own(1, 300))
+    assert (
+        state.held
+        == "snapshot 1: figures reported by the creator itself, paid once the brand confirms them"
+    )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.engagement import (
+    CREATOR_REPORTED,
     ContentEvent,
     ContentState,
     Publication,
@@ -55,12 +56,16 @@ def final_state(
             released = released or event.event_id
         elif latest is not None and event.as_of <= latest.as_of:
             stale += 1
+        elif event.by_creator and released is not None:
+            stale += 1  # the release confirmed the creator's own figures up to it, no later
         else:
             accepted += 1
             if held is None and released is None and publication is not None:
                 plan = terms_in_force(versions, publication.published_at).terms.plan.engagement
                 if plan is not None and plan.review is not None:
                     held = review_hold(plan.review, latest, event, accepted)
+            if held is None and released is None and event.by_creator:
+                held = f"snapshot {accepted}: {CREATOR_REPORTED}"
             latest = event
     return ContentState(key, publication, latest, accepted, stale, held, released)
 

@@ -48,5 +48,6 @@ def content_fact(event: ContentInput) -> ContentEvent:
             event.saves,
             event.followers,
             event.event_id,
+            event.reported_by == "creator",
         )
     return Release(key, event.event_id, event.released_by)

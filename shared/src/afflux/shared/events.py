@@ -550,6 +550,12 @@ class ContentStats(Envelope):
     shares: Count
     saves: Count
     followers: Count = Field(description="the creator's followers at as_of")
+    reported_by: Literal["creator", "merchant", "admin"] | None = Field(
+        None,
+        description="whose key posted the snapshot over HTTP (null: written to the topic,"
+        " by a platform integration); a creator's own figures hold the content until the"
+        " brand confirms them with a release",
+    )
 
     @model_validator(mode="before")
     @classmethod

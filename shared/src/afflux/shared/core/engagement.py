@@ -11,7 +11,12 @@ sometimes go down. ``fold`` takes one event into a ``ContentState``:
 * with a ``review`` in the terms, the snapshot that shows interactions / followers
   above ``max_rate``, or a jump above ``max_jump`` times the previous snapshot's
   interactions, holds the content; the hold stays (a later, calmer snapshot does not
-  lift it) until a release, which is for good.
+  lift it) until a release, which is for good;
+* a snapshot the creator posted with its own key (``by_creator``) holds the content
+  the same way, whatever the terms: the brand (or an admin) confirms the creator's
+  figures by releasing it. After the release the creator's own figures count as
+  stale (the hold would never come back to check them); figures from the brand's key,
+  the admin or a platform integration on the topic are taken as they come.
 
 ``price`` turns the latest snapshot into the amount owed under the plan, with the
 reason in words. Nothing here reads a clock or does I/O; the ledger (``journal.period``)
@@ -32,6 +37,9 @@ from afflux.shared.core.engagement_terms import (
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
 
 INTERACTION_KINDS = ("likes", "comments", "shares", "saves")
+# Why a snapshot posted with the creator's own key holds its content: a creator's key
+# could otherwise name any figures and be paid for them.
+CREATOR_REPORTED = "figures reported by the creator itself, paid once the brand confirms them"
 TIMES = "\u00d7"  # the multiplication sign in explanations
 
 
@@ -68,6 +76,9 @@ class Snapshot:
     saves: int
     followers: int
     event_id: str
+    # Posted with the creator's own key: figures that set its own pay, which the brand
+    # confirms by a release before they are paid (``CREATOR_REPORTED``).
+    by_creator: bool = False
 
     @property
     def interactions(self) -> int:
@@ -114,10 +125,17 @@ def fold(state: ContentState, event: ContentEvent, review: EngagementReview | No
     latest = state.latest
     if latest is not None and event.as_of <= latest.as_of:
         return replace(state, stale=state.stale + 1)
+    if event.by_creator and state.released is not None:
+        # The release confirmed the creator's figures up to it; figures of its own after
+        # it would be paid unchecked (the hold never comes back), so they count as stale.
+        return replace(state, stale=state.stale + 1)
     number = state.snapshots + 1
     held = state.held
-    if held is None and state.released is None and review is not None:
-        held = review_hold(review, latest, event, number)
+    if held is None and state.released is None:
+        if review is not None:
+            held = review_hold(review, latest, event, number)
+        if held is None and event.by_creator:
+            held = f"snapshot {number}: {CREATOR_REPORTED}"
     return replace(state, latest=event, snapshots=number, held=held)
 
 

@@ -184,7 +184,9 @@ async def post_stats(
     key = content_key(platform, content_id)
     await _may_post(principal, store, directory, key)
     _not_ahead("as_of", body.as_of, clock())
-    fields = body.model_dump()
+    # A creator's own figures hold its content until the brand confirms them (a release):
+    # the key that posts them is part of the event, and of its id.
+    fields = {**body.model_dump(), "reported_by": principal.role}
     event = _validated(
         ContentStats,
         {
