@@ -182,8 +182,8 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
         **post,
         "content_id": f"l-{now}",
         "kind": "live",
-        "live_started_at": now - 3_600_000,
-        "live_ended_at": now - 3_700_000,
+        "live_started_at": now - 600_000,  # a creator reports its stream as it happens
+        "live_ended_at": now - 700_000,
     }
     refused = await http.post("/v1/content", json=live, headers=ana)
     assert refused.status_code == 422

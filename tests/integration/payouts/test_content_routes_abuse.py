@@ -34,7 +34,12 @@ from redis.asyncio import Redis
 from afflux.cli.processes import Child
 from afflux.oracle.ledger_scenarios import CAMPAIGN
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.content import MAX_COUNT, MAX_LIVE_STREAM_MS, content_backfill_limit_ms
+from afflux.shared.core.content import (
+    CREATOR_LIVE_LAG_MS,
+    MAX_COUNT,
+    MAX_LIVE_STREAM_MS,
+    content_backfill_limit_ms,
+)
 from afflux.shared.events import CampaignTermsPublished
 
 pytestmark = pytest.mark.integration
@@ -204,7 +209,10 @@ def publication_cases() -> list[Case]:
 async def test_a_hostile_publication_is_a_422_naming_the_field(
     world: AccessWorld, case: Case
 ) -> None:
-    answer = await _post(world, "/v1/content", case.body, world.creator_key)
+    # Streams of the past are the brand's to publish (a creator reports its own as they
+    # start and end: test_a_creator_reports_its_stream_as_it_starts_and_ends).
+    bearer = world.merchant_key if case.body.get("kind") == "live" else world.creator_key
+    answer = await _post(world, "/v1/content", case.body, bearer)
     if case.field is None:
         assert answer.status_code == STARTING, answer.text
         return
@@ -227,9 +235,10 @@ async def test_a_publication_older_than_the_backfill_limit_is_a_422(
     limit = content_backfill_limit_ms(world.app.state.directory.versions(CAMPAIGN))
     at = _now() - limit - days * MS_PER_DAY
     body = publication(f"old-{field}-{days}", published_at=at)
-    if field == "live_started_at":  # published now, of a stream that old
-        body = _live(f"old-{field}-{days}", at, at + HOUR)
-    answer = await _post(world, "/v1/content", body, world.creator_key)
+    bearer = world.creator_key
+    if field == "live_started_at":  # published now, of a stream that old: by the brand
+        body, bearer = _live(f"old-{field}-{days}", at, at + HOUR), world.merchant_key
+    answer = await _post(world, "/v1/content", body, bearer)
     if days < 0:
         assert answer.status_code == STARTING, answer.text
         return
@@ -344,3 +353,42 @@ async def test_a_coupon_of_the_creator_in_the_terms_makes_it_part_of_the_campaig
     answer = await _post(world, "/v1/content", body, world.other_creator_key)
     assert answer.status_code == STARTING, answer.text
     assert "belong" not in answer.text
+
+
+LAG = CREATOR_LIVE_LAG_MS
+
+
+async def test_a_creator_reports_its_stream_as_it_starts_and_ends(world: AccessWorld) -> None:
+    """A creator's own stream claims orders on its word alone: reported days later it
+    would take orders already decided, so its key reports the start and the end as they
+    happen, and a re-publication keeps the start (the brand publishes older streams)."""
+    now = _now()
+    steps: list[tuple[str, dict[str, Any], str, int, str | None]] = [
+        # (what, body, bearer, status, field)
+        ("started 3 days ago", _live("cl-old", now - 3 * MS_PER_DAY, None), "creator", 422,
+         "live_started_at"),
+        ("ended 3 days ago, reported now", _live("cl-old2", now - 3 * MS_PER_DAY - HOUR,
+         now - 3 * MS_PER_DAY), "creator", 422, "live_started_at"),
+        ("the brand publishes an old one", _live("cl-brand", now - 3 * MS_PER_DAY, None),
+         "merchant", STARTING, None),
+        ("started at the lag", _live("cl-live", now - LAG + 60_000, None), "creator", STARTING,
+         None),
+        ("its start moved earlier", _live("cl-live", now - 2 * HOUR, now), "creator", 422,
+         "live_started_at"),
+        ("its end, as it ends", _live("cl-live", now - LAG + 60_000, now - 1_000), "creator",
+         STARTING, None),
+        ("the same again (a retry)", _live("cl-live", now - LAG + 60_000, now - 1_000),
+         "creator", STARTING, None),
+        ("its end moved later", _live("cl-live", now - LAG + 60_000, now), "creator", 422,
+         "live_ended_at"),
+        ("the brand's old stream, an old end by the creator", _live("cl-brand",
+         now - 3 * MS_PER_DAY, now - 3 * MS_PER_DAY + HOUR), "creator", 422, "live_ended_at"),
+    ]  # fmt: skip
+    keys = {"creator": world.creator_key, "merchant": world.merchant_key}
+    for what, body, bearer, status, field in steps:
+        answer = await _post(world, "/v1/content", body, keys[bearer])
+        assert answer.status_code == status, (what, answer.text)
+        if field is not None:
+            assert _field(answer) == field, (what, answer.text)
+        else:
+            assert "live" not in (_field(answer) or ""), (what, answer.text)

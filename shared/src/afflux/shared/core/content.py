@@ -38,3 +38,56 @@ def content_backfill_limit_ms(versions: Iterable[TermsVersion]) -> int:
     if not terms:
         return 0
     return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)
+
+
+# How long after a stream's start (or end) its creator may report it with its own key.
+# A creator declares its own streams: reported days later, a stream would claim orders
+# already decided (or another creator's stream sales) on the creator's word alone.
+CREATOR_LIVE_LAG_MS = 15 * 60 * 1000
+
+
+def creator_live_problem(
+    started_at: int | None,
+    ended_at: int | None,
+    now: int,
+    recorded: tuple[int, int | None] | None,
+    republished: bool,
+) -> tuple[str, str] | None:
+    """(field, reason) when a creator's own key may not publish these live times, else
+    None. ``recorded``: the stream's start and end as published before (None: never
+    published over HTTP); ``republished``: the content was published before at all.
+
+    A creator reports its stream as it starts (the start at most ``CREATOR_LIVE_LAG_MS``
+    before the request) and its end as it ends (likewise); a re-publication keeps the
+    start and may only add an end the stream did not have. Older or moved times are the
+    brand's to publish (a merchant key or the admin)."""
+    lag = f"{CREATOR_LIVE_LAG_MS // 60_000} minutes"
+    if started_at is None:
+        return None
+    if not republished:
+        if now - started_at > CREATOR_LIVE_LAG_MS:
+            return (
+                "live_started_at",
+                f"{(now - started_at) // 60_000} minutes ago: a creator reports its stream"
+                f" within {lag} of its start; an older stream is published by the brand",
+            )
+        return None
+    if recorded is None:
+        return (
+            "content_id",
+            "this stream was not published by its creator's key: its end is published by the brand",
+        )
+    start, end = recorded
+    if started_at != start:
+        return ("live_started_at", f"a stream's start never moves: it was published as {start}")
+    if end is not None:
+        if ended_at != end:
+            return ("live_ended_at", f"the stream's end was published already, as {end}")
+        return None
+    if ended_at is not None and now - ended_at > CREATOR_LIVE_LAG_MS:
+        return (
+            "live_ended_at",
+            f"{(now - ended_at) // 60_000} minutes ago: a creator reports its stream's end"
+            f" within {lag} of it; a later one is published by the brand",
+        )
+    return None

@@ -7,10 +7,11 @@
 - ``POST /v1/content/{platform}/{content_id}/release``: release a content held for
   engagement review (``ContentReleased``).
 
-Who may post: the admin token anything; a creator key its own content only, a new one
-only into a campaign it belongs to (an active tracking link in it, or its terms name
-it: ``afflux.payouts.belonging``), and no release; a merchant key the
-content of its campaigns only. Someone else's content
+Who may post: the admin token anything; a creator key its own content only, only into
+a campaign it belongs to (an active tracking link in it, or its terms name it:
+``afflux.payouts.belonging``), a live stream only as it starts and its end as it ends
+(``creator_live_problem``; the times kept in ``{ledger}:content_live``), and no
+release; a merchant key the content of its campaigns only. Someone else's content
 answers the 404 of an unknown one. A content's campaign and creator are fixed by its
 first publication (``{ledger}:content_owner``, then the ledger's own record of it).
 
@@ -41,6 +42,7 @@ from afflux.shared.core.content import (
     CONTENT_ID_PATTERN,
     content_backfill_limit_ms,
     content_key,
+    creator_live_problem,
 )
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
@@ -149,8 +151,19 @@ async def publish_content(
     identity = (body.campaign_id, body.affiliate_id)
     owner = await _owner(store, key)
     _same_identity(principal, key, owner, identity)
-    if owner is None and principal.role == "creator":
+    lives = store.keys.ledger("content_live")
+    if principal.role == "creator":
         await _creator_belongs(request, directory, body.affiliate_id, body.campaign_id)
+        if body.kind == "live":
+            problem = creator_live_problem(
+                body.live_started_at,
+                body.live_ended_at,
+                now,
+                _live_times(await store.redis.hget(lives, key)),
+                republished=owner is not None,
+            )
+            if problem is not None:
+                raise Problem(422, *problem)
     fields = body.model_dump()
     event = _validated(
         ContentPublished,
@@ -166,6 +179,10 @@ async def publish_content(
         # Another publication of the content got there between the read and here: the
         # first one written fixes its identity, and only that one goes to the topic.
         _same_identity(principal, key, await _owner(store, key), identity)
+    if body.kind == "live":
+        # What a creator's later publication of the stream is held to (its start and end).
+        live = [body.live_started_at, body.live_ended_at]
+        await store.redis.hset(lives, key, orjson.dumps(live))
     return await _sent(request, key, event)
 
 
@@ -254,6 +271,13 @@ async def _creator_belongs(
             f"{affiliate_id!r} does not belong to campaign {campaign_id!r} (no active tracking"
             " link in it, and its terms name no coupon, survey handle or window of it)",
         )
+
+
+def _live_times(raw: bytes | None) -> tuple[int, int | None] | None:
+    if raw is None:
+        return None
+    start, end = orjson.loads(raw)
+    return int(start), None if end is None else int(end)
 
 
 def _merchant(directory: CampaignDirectory, campaign_id: str) -> str | None:
