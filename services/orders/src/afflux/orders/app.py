@@ -8,7 +8,6 @@ campaigns topic and puts the ingestor there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -50,7 +49,7 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import Problem, install_problem_handlers
-from afflux.shared.io.kafka import dead_letter_of, new_producer, send_dead_letter
+from afflux.shared.io.kafka import dead_letter_of, deliver_dead_letter, new_producer
 
 
 def configured_secrets(settings: OrdersSettings) -> dict[str, tuple[str, ...]]:
@@ -165,7 +164,7 @@ def create_app(
         if directory is None:
             follower = asyncio.create_task(
                 follow_campaigns(
-                    view, settings.kafka_bootstrap, on_bad_record=dead_letters_to(producer)
+                    view, settings.kafka_bootstrap, on_bad_record=dead_letters_to(producer, metrics)
                 ),
                 name="campaign-terms",
             )
@@ -239,14 +238,20 @@ def create_app(
     return app
 
 
-def dead_letters_to(producer: AIOKafkaProducer) -> BadRecord:
-    """Orders owns the campaigns topic's dead letters (every service skips bad records)."""
+def dead_letters_to(producer: AIOKafkaProducer, metrics: OrdersMetrics) -> BadRecord:
+    """Orders owns the campaigns topic's dead letters (every service skips bad records).
+
+    A letter is sent again while the broker is away, so an outage loses none (the
+    follower waits meanwhile, as it could read nothing new either); one refused for
+    itself (too large for the producer or broker, a closed producer), which no retry
+    would cure, is logged by ``deliver_dead_letter`` and counted, and the follower goes
+    on with the next record: the view must keep following either way."""
 
     async def send(record: ConsumerRecord[bytes, bytes], reason: str, error_class: str) -> None:
         letter = dead_letter_of(
             record, consumer="orders.campaigns", reason=reason, error_class=error_class
         )
-        with contextlib.suppress(Exception):  # the view must keep following either way
-            await send_dead_letter(producer, letter)
+        if await deliver_dead_letter(producer, letter) is not None:
+            metrics.campaign_dead_letters_unsent.labels(record.topic).inc()
 
     return send

@@ -32,6 +32,15 @@ class OrdersMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=self.registry,
         )
+        # Its own name, beside the order-outcome index's: the alert AffluxDeadLettersUnsent
+        # names each counter, and the label is the source topic alone (bounded).
+        self.campaign_dead_letters_unsent = Counter(
+            "afflux_orders_campaign_dead_letters_unsent_total",
+            "Dead letters of skipped campaigns records that the broker or producer refused "
+            "(logged, never sent; the campaign follower went on all the same), by source topic",
+            ["topic"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:

@@ -1,0 +1,83 @@
+"""The orders service dead-letters a bad ``campaigns`` record (consumer ``orders.campaigns``);
+a letter the producer or broker refuses for itself, which no retry would cure, is logged
+and counted (``afflux_orders_campaign_dead_letters_unsent_total``, alert
+AffluxDeadLettersUnsent), and the campaign follower goes on with the records after it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import pytest
+
+from afflux.orders.app import dead_letters_to
+from afflux.orders.metrics import OrdersMetrics
+from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.io.background import cancel_and_wait
+from afflux.shared.io.campaign_publish import publish_terms
+from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
+from afflux.shared.io.kafka import new_producer, partition_for
+from afflux.shared.topics import CAMPAIGNS
+
+pytestmark = pytest.mark.integration
+
+# Not JSON, and its letter (the value repeated) far over the small producer's limit below.
+LARGE_NOT_JSON = b"{" + b"x" * 200_000
+SMALL_REQUESTS = 50_000
+
+
+async def test_a_campaign_dead_letter_refused_for_itself_is_counted_and_the_follower_goes_on(
+    infra: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": f"after-refused-letter-{uuid.uuid4().hex[:8]}",
+            "merchant_id": "merchant-a",
+            "currency": "EUR",
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+        }
+    )
+    # The bad record goes first on the partition the campaign's terms are published to,
+    # so the follower reads the campaign only after it has dealt with the refused letter.
+    plain = new_producer(infra.kafka_bootstrap)
+    await plain.start()
+    try:
+        partitions = len(await plain.partitions_for(CAMPAIGNS.name))
+        partition = partition_for(terms.campaign_id.encode(), partitions)
+        bad = await plain.send_and_wait(
+            CAMPAIGNS.name, LARGE_NOT_JSON, key=b"not-a-campaign", partition=partition
+        )
+    finally:
+        await plain.stop()
+    await publish_terms(infra.kafka_bootstrap, [(terms, 0)])
+
+    metrics = OrdersMetrics()
+    directory = CampaignDirectory()
+    small = new_producer(infra.kafka_bootstrap, max_request_size=SMALL_REQUESTS)
+    await small.start()
+    caplog.set_level(logging.ERROR, logger="afflux.shared.io.kafka")
+    follower = asyncio.create_task(
+        follow_campaigns(
+            directory, infra.kafka_bootstrap, on_bad_record=dead_letters_to(small, metrics)
+        )
+    )
+    try:
+        async with asyncio.timeout(30):
+            while terms.campaign_id not in directory:
+                assert not follower.done(), follower
+                await asyncio.sleep(0.05)
+        assert directory.latest(terms.campaign_id).terms == terms
+
+        refused = f"({CAMPAIGNS.name}[{partition}]@{bad.offset}) refused, not sent"
+        assert any(refused in record.getMessage() for record in caplog.records)
+        unsent = metrics.registry.get_sample_value(
+            "afflux_orders_campaign_dead_letters_unsent_total", {"topic": CAMPAIGNS.name}
+        )
+        # At least ours: the session's campaigns topic may hold other large bad records.
+        assert unsent is not None
+        assert unsent >= 1
+    finally:
+        await cancel_and_wait([follower])  # before its producer stops
+        await small.stop()
