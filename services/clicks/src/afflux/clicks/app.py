@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from afflux.clicks.destinations import is_allowed
@@ -39,7 +39,6 @@ from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
-from afflux.shared.io.http.bodies import refuse_repeated_names
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer
@@ -194,9 +193,9 @@ def create_app(
             wal.close()
             await redis.aclose()  # type: ignore[attr-defined]
 
-    app = ClicksApp(
-        title="afflux clicks", lifespan=lifespan, dependencies=[Depends(refuse_repeated_names)]
-    )
+    # No app-wide refuse_repeated_names: it would run before the admin token check. The
+    # route with a JSON body names it after that check (afflux.shared.io.http.bodies).
+    app = ClicksApp(title="afflux clicks", lifespan=lifespan)
     app.state.settings = settings
     app.state.clock = clock
     app.state.directory = view

@@ -46,7 +46,7 @@ from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
-from afflux.shared.io.http.bodies import refuse_repeated_names
+from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.principals import (
     AccessConfig,
@@ -162,8 +162,10 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
         description="Commission ledger: balances, explained lines, statements, KPIs, payout runs.",
         lifespan=lifespan,
         # No route reads a credential from the URL; one sent there is refused (400) on
-        # every route, so it is noticed and rotated (docs/portal.md, "Access").
-        dependencies=[Depends(refuse_credentials_in_query), Depends(refuse_repeated_names)],
+        # every route, so it is noticed and rotated (docs/portal.md, "Access"). A name
+        # given twice in a JSON body is refused by each route with one, after its
+        # credentials (afflux.shared.io.http.bodies), never here before them.
+        dependencies=[Depends(refuse_credentials_in_query)],
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -184,7 +186,9 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     app.include_router(keys.router)
     app.include_router(session.router)
     app.include_router(whatif.router)
-    app.include_router(content.router)
+    # Every content route takes a JSON body behind CsrfDep: the check of repeated names
+    # is named here, for the whole router, as the other routes name it in their decorator.
+    app.include_router(content.router, dependencies=[NAMES_ONCE_AFTER_CSRF])
     app.include_router(reviews.router)
     install_portal(app)
     install_api_docs(app)

@@ -12,6 +12,7 @@ from afflux.clicks.deps import AdminDep, CacheDep, ClockDep, DirectoryDep, Setti
 from afflux.clicks.destinations import BadDestination, check_destination
 from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkNotPublished, LinksRestoring, new_code
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
 
 _NOT_PUBLISHED = "the broker did not take the change; nothing was changed, try again"
@@ -78,7 +79,7 @@ def allowed_domains(directory: CampaignDirectory, campaign_id: str, now_ms: int)
 router = APIRouter(prefix="/v1/links", tags=["links"], responses=_ERRORS)
 
 
-@router.post("", status_code=201, response_model=LinkOut)
+@router.post("", status_code=201, response_model=LinkOut, dependencies=[NAMES_ONCE_AFTER_ADMIN])
 async def create_link(
     body: LinkCreate,
     _: AdminDep,

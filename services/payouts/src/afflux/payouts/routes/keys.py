@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from afflux.payouts.deps import AdminDep, ClockDep
 from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.principals import AccessStore, KeyRecord
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.http.state import started_dep
@@ -56,7 +57,7 @@ def _no_key(key_id: str) -> Problem:
     return Problem(404, "key_id", f"no key {key_id}")
 
 
-@router.post("", status_code=201, response_model=IssuedKey)
+@router.post("", status_code=201, response_model=IssuedKey, dependencies=[NAMES_ONCE_AFTER_ADMIN])
 async def issue_key(
     _: AdminDep, store: AccessStoreDep, clock: ClockDep, body: NewKey
 ) -> dict[str, Any]:

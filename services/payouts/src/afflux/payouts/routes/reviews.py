@@ -34,6 +34,7 @@ from afflux.shared.core.access import Principal
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import ConversionReviewed
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
 from afflux.shared.io.http.principals import CsrfDep
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.kafka import send_event
@@ -168,7 +169,12 @@ def _may_review(principal: Principal, directory: CampaignDirectory, found: Entry
     return access.may_read_campaign(principal, _merchant(directory, found.campaign_id))
 
 
-@router.post("/reviews/{conversion_id}/approve", status_code=202, response_model=Decided)
+@router.post(
+    "/reviews/{conversion_id}/approve",
+    status_code=202,
+    response_model=Decided,
+    dependencies=[NAMES_ONCE_AFTER_CSRF],
+)
 async def approve(
     conversion_id: ConversionPath,
     principal: PrincipalDep,
@@ -187,7 +193,12 @@ async def approve(
     return {"conversion_id": conversion_id, "decision": "approve", "event_id": event.event_id}
 
 
-@router.post("/reviews/{conversion_id}/decline", status_code=202, response_model=Decided)
+@router.post(
+    "/reviews/{conversion_id}/decline",
+    status_code=202,
+    response_model=Decided,
+    dependencies=[NAMES_ONCE_AFTER_CSRF],
+)
 async def decline(
     conversion_id: ConversionPath,
     principal: PrincipalDep,

@@ -21,6 +21,7 @@ from afflux.payouts.models import PayoutRunAnswer
 from afflux.payouts.queries import current_period, known_campaign
 from afflux.payouts.run import PayoutConflict, run_payouts
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
+from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -48,6 +49,7 @@ class RunRequest(BaseModel):
 @router.post(
     "/payouts/run",
     response_model=PayoutRunAnswer,
+    dependencies=[NAMES_ONCE_AFTER_ADMIN],
     responses={
         409: {
             "model": ProblemBody,

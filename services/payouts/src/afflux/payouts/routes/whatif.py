@@ -18,6 +18,7 @@ from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.whatif import check_draft, replay_draft
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.core.whatif.log import RangeProblem, day_range
+from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
 from afflux.shared.io.http.principals import CsrfDep
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.http.state import state_dep
@@ -81,6 +82,7 @@ class WhatIfAnswer(BaseModel):
 @router.post(
     "/campaigns/{campaign_id}/whatif",
     response_model=WhatIfAnswer,
+    dependencies=[NAMES_ONCE_AFTER_CSRF],
     response_model_by_alias=True,
     responses={
         413: ERROR_RESPONSES[401] | {"description": "more events than AFFLUX_WHATIF_MAX_EVENTS"},

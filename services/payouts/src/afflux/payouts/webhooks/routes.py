@@ -22,6 +22,7 @@ from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
 from afflux.payouts.webhooks.redis_store import TooManyEndpoints, WebhookStore
 from afflux.payouts.webhooks.replay import replay
 from afflux.shared.core.ids import new_id
+from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.http.state import started_dep, state_dep
 
@@ -52,7 +53,7 @@ async def _endpoint(store: WebhookStore, endpoint_id: str) -> Endpoint:
     return endpoint
 
 
-@router.post("/endpoints", status_code=201)
+@router.post("/endpoints", status_code=201, dependencies=[NAMES_ONCE_AFTER_ADMIN])
 async def add_endpoint(
     _: AdminDep,
     store: WebhookStoreDep,
@@ -123,7 +124,7 @@ async def dead_letters(
     return {"dead_letters": await store.dead_letters(endpoint_id, limit)}
 
 
-@router.post("/endpoints/{endpoint_id}/replay")
+@router.post("/endpoints/{endpoint_id}/replay", dependencies=[NAMES_ONCE_AFTER_ADMIN])
 async def replay_endpoint(
     _: AdminDep,
     store: WebhookStoreDep,
