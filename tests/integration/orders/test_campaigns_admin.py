@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from afflux.orders import campaigns_cli
+from afflux.orders.routes.campaigns import MAX_TERMS_BODY_BYTES
 from afflux.shared.io.campaign_publish import read_all_versions
 
 pytestmark = pytest.mark.integration
@@ -142,6 +145,60 @@ async def test_put_refuses_terms_that_would_lose_a_code_or_open_the_redirect(
     assert problem["reason"].startswith(reason)
     assert await topics.settle() == before
     assert (await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)).status_code == 404
+
+
+def padded(campaign_id: str, size: int) -> bytes:
+    """A valid entry followed by spaces, ``size`` bytes in all."""
+    raw = json.dumps(entry(campaign_id)).encode()
+    return raw + b" " * (size - len(raw))
+
+
+async def streamed(raw: bytes) -> AsyncIterator[bytes]:
+    """``raw`` in 64 KiB chunks, without a Content-Length: only reading tells its size."""
+    for at in range(0, len(raw), 65_536):
+        yield raw[at : at + 65_536]
+
+
+@pytest.mark.parametrize(
+    ("size", "stream", "headers", "status", "field"),
+    [
+        pytest.param(MAX_TERMS_BODY_BYTES, False, ADMIN, 201, None, id="at the limit"),
+        pytest.param(MAX_TERMS_BODY_BYTES + 1, False, ADMIN, 413, "body", id="declared over"),
+        pytest.param(MAX_TERMS_BODY_BYTES + 1, True, ADMIN, 413, "body", id="streamed over"),
+        pytest.param(
+            MAX_TERMS_BODY_BYTES + 1, True, {}, 401, "Authorization", id="over, without token"
+        ),
+    ],
+)
+async def test_put_reads_a_body_only_up_to_the_limit_of_a_campaigns_record(
+    size: int,
+    stream: bool,
+    headers: dict[str, str],
+    status: int,
+    field: str | None,
+    api: Any,
+    topics: Any,
+) -> None:
+    """Every reader refuses a campaigns record over MAX_RECORD_BYTES, so a larger body is
+    refused as it arrives (after the admin token), and nothing is published."""
+    campaign_id = f"sized-{uuid.uuid4().hex[:8]}"
+    raw = padded(campaign_id, size)
+    before = await topics.settle()
+
+    response = await api.http.put(
+        f"/v1/campaigns/{campaign_id}",
+        content=streamed(raw) if stream else raw,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == status, response.text
+    if field is None:
+        return
+    assert response.json()["detail"][0]["field"] == field
+    if status == 413:
+        reason = f"larger than the {MAX_TERMS_BODY_BYTES} byte limit"
+        assert response.json()["detail"][0]["reason"] == reason
+    assert await topics.settle() == before
 
 
 async def test_get_of_an_unknown_campaign_is_404(api: Any) -> None:

@@ -8,14 +8,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from afflux.orders.body import read_body
 from afflux.orders.deps import AdminDep, DirectoryDep, TermsPublisherDep
 from afflux.orders.errors import Rejected
 from afflux.orders.ingest import parse
 from afflux.shared.campaign_file import CampaignEntry
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.apidocs import problem
+from afflux.shared.wire import MAX_RECORD_BYTES
 
 VISIBLE_WAIT_S = 10.0
+# A published version travels in one campaigns record, with every earlier version, and
+# every reader refuses a record over MAX_RECORD_BYTES: a larger body could never be read
+# back, so it is refused (413) as it arrives instead of being read whole into memory.
+MAX_TERMS_BODY_BYTES = MAX_RECORD_BYTES
 
 router = APIRouter()
 
@@ -55,6 +61,7 @@ _ANSWER = {"content": {"application/json": {"schema": _VERSIONS}}}
         200: {"description": "the same terms as the latest version: nothing published", **_ANSWER},
         201: {"description": "published as the campaign's next version", **_ANSWER},
         400: problem("malformed JSON"),
+        413: problem(f"body larger than {MAX_TERMS_BODY_BYTES} bytes, a campaigns record's limit"),
         422: problem("invalid terms: the field and the reason"),
         503: problem("the broker did not take it: nothing was published, retry", retry=True),
     },
@@ -70,7 +77,8 @@ async def put_campaign(
     publisher: TermsPublisherDep,
 ) -> JSONResponse:
     """Publish ``{"effective_from"?: time, "terms": {...}}`` as the campaign's next version."""
-    entry = parse(CampaignEntry, await request.body())
+    # The admin token is checked (AdminDep, first) before the body is read.
+    entry = parse(CampaignEntry, await read_body(request, MAX_TERMS_BODY_BYTES))
     if entry.terms.campaign_id != campaign_id:
         raise Rejected(422, "terms.campaign_id", f"must equal the path id {campaign_id!r}")
     published = await publisher.publish(entry)
