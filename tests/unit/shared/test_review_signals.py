@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from afflux.shared.core.review import ReviewTerms, SignalFacts, holding, is_burst, on_site, signals
+from afflux.shared.core.terms import normalize_domain
 
 pytestmark = pytest.mark.unit
 
@@ -134,3 +135,45 @@ def test_hold_on_names_each_signal_once_and_only_known_ones() -> None:
 def test_a_referrer_may_be_a_bare_host() -> None:
     assert on_site("coupons.example/deal", ("coupons.example",))
     assert not on_site("", ("coupons.example",))
+
+
+# (a coupon site as the terms give it, how the terms hold it): as allowed domains are held
+# (afflux.shared.core.terms.normalize_domain), so both compare hosts alike.
+SITES_HELD = [
+    ("coupons.example", ("coupons.example",)),
+    ("Coupons.EXAMPLE.", ("coupons.example",)),  # case, and the one dot of a full name
+    ("  coupons.example.\t", ("coupons.example",)),  # trimmed first
+    ("coupons.example..", ("coupons.example..",)),  # an empty label: matches no host
+    (".", ()),  # nothing once normalised: dropped, it would match any host ending in a dot
+    ("   ", ()),
+]
+
+
+@pytest.mark.parametrize(("given", "held"), SITES_HELD)
+def test_a_coupon_site_is_held_as_an_allowed_domain_is(given: str, held: tuple[str, ...]) -> None:
+    assert ReviewTerms.model_validate({"coupon_sites": [given]}).coupon_sites == held
+    assert all(normalize_domain(site) == site for site in held)
+
+
+# (a coupon site as the terms give it, a referrer, whether the referrer is on the site)
+REFERRERS = [
+    ("coupons.example", "https://coupons.example/deal", True),
+    ("Coupons.Example.", "https://coupons.example/deal", True),
+    ("coupons.example", "https://COUPONS.Example./deal", True),  # case, a full name's dot
+    ("coupons.example", "coupons.example./deal", True),  # a bare host, too
+    ("coupons.example", "https://www.coupons.example./deal", True),  # below the site
+    ("coupons.example", "https://coupons.example../deal", False),  # two dots: no such host
+    ("coupons.example", "coupons.example../deal", False),
+    ("coupons.example..", "https://coupons.example/deal", False),  # nor such a site
+    ("coupons.example", "https://notcoupons.example/deal", False),  # not below it
+    ("coupons.example", "/deal", False),  # no host at all
+    (".", "https://coupons.example../deal", False),
+]
+
+
+@pytest.mark.parametrize(("site", "referrer", "on"), REFERRERS)
+def test_a_referrer_host_is_compared_with_coupon_sites_as_with_allowed_domains(
+    site: str, referrer: str, on: bool
+) -> None:
+    sites = ReviewTerms.model_validate({"coupon_sites": [site]}).coupon_sites
+    assert on_site(referrer, sites) is on

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from afflux.shared.core.clock import MS_PER_SECOND
+from afflux.shared.core.domains import normalize_domain
 
 RiskSignal = Literal["fast_conversion", "same_ip", "self_referral", "coupon_site", "burst"]
 SIGNALS: tuple[str, ...] = (
@@ -73,7 +74,10 @@ class ReviewTerms(BaseModel):
     @field_validator("coupon_sites")
     @classmethod
     def _hosts(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(h.strip().lower().rstrip(".") for h in hosts if h.strip())
+        # As allowed domains are held: "site.example.." keeps its dots (an empty label,
+        # no host) instead of passing as site.example. One that is nothing once
+        # normalised (".") is dropped: as "" it would match every host ending in a dot.
+        return tuple(site for h in hosts if (site := normalize_domain(h)))
 
     @field_validator("hold_on")
     @classmethod
@@ -122,11 +126,14 @@ def signals(review: ReviewTerms | None, facts: SignalFacts) -> tuple[str, ...]:
 
 
 def on_site(referrer: str, hosts: tuple[str, ...]) -> bool:
-    """Whether ``referrer`` (a URL or a bare host) is one of ``hosts`` or below one."""
+    """Whether ``referrer`` (a URL or a bare host) is one of ``hosts`` or below one; its
+    host compared as a destination's is with allowed domains (``normalize_domain``)."""
     if not referrer or not hosts:
         return False
     host = (urlsplit(referrer).hostname if "//" in referrer else referrer.split("/")[0]) or ""
-    host = host.lower().rstrip(".")
+    host = normalize_domain(host)
+    if not host:
+        return False
     return any(host == h or host.endswith("." + h) for h in hosts)
 
 

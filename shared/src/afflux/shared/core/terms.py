@@ -19,6 +19,10 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
+
+# Defined beside the hosts it is shared with (review.py's coupon sites, which this module
+# imports), and exported from here, where campaign terms' callers look for it.
+from afflux.shared.core.domains import normalize_domain as normalize_domain
 from afflux.shared.core.engagement_terms import EngagementCommission
 from afflux.shared.core.money import DEFAULT_MAX_ORDER_MINOR, MAX_AMOUNT_MINOR, check_currency
 from afflux.shared.core.overrides import AgencyOverrides
@@ -208,24 +212,6 @@ class SurveyTerms(_Frozen):
 
     def handle_owner(self, handle: str | None) -> str | None:
         return self.handles.get(normalize_handle(handle)) if handle else None
-
-
-def normalize_domain(domain: str) -> str:
-    """How a campaign's allowed domains and a destination's host are compared: trimmed,
-    lower-cased, and without the one trailing dot that makes a name fully qualified
-    (``"Shop.Example.COM."`` is ``shop.example.com``).
-
-    Only that one dot: ``"example.com.."`` is not a fully qualified name but one with an
-    empty label, so it keeps its dots, matches no host, and is refused where terms are
-    published (``terms_checks.domain_problem``) instead of passing as ``example.com``.
-    Nor is the dot dropped after a space, so a second normalisation (the redirect
-    normalises the terms' already normalised domains again) never changes the result.
-    """
-    host = domain.strip().lower()
-    root = host[:-1]
-    if host.endswith(".") and not root.endswith(".") and root == root.rstrip():
-        return root
-    return host
 
 
 def normalize_handle(handle: str) -> str:
