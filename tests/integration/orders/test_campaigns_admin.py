@@ -201,6 +201,40 @@ async def test_put_reads_a_body_only_up_to_the_limit_of_a_campaigns_record(
     assert await topics.settle() == before
 
 
+async def test_put_refuses_a_version_whose_history_would_no_longer_fit_one_record(
+    api: Any, infra: Any
+) -> None:
+    """A campaigns record holds every version of its campaign: one over the limit could
+    neither be sent nor read back, so the version that would make it so is a 413 naming
+    the sizes, and the versions before it stay readable."""
+    campaign_id = f"history-{uuid.uuid4().hex[:8]}"
+
+    def with_coupons(n: int) -> dict[str, Any]:
+        body = entry(campaign_id)
+        coupons = {f"V{n}C{i:05d}": f"creator-{i % 50}" for i in range(9_000)}
+        body["terms"]["coupons"] = coupons  # about 230 KB of JSON per version
+        return body
+
+    answers = []
+    for n in range(6):
+        answers.append(
+            await api.http.put(f"/v1/campaigns/{campaign_id}", json=with_coupons(n), headers=ADMIN)
+        )
+        if answers[-1].status_code != 201:
+            break
+    *taken, refused = answers
+    assert [a.status_code for a in taken] == [201] * len(taken)
+    assert len(taken) >= 2
+    assert refused.status_code == 413, refused.text
+    problem = refused.json()["detail"][0]
+    assert problem["field"] == "body"
+    assert f"its {len(taken) + 1} versions encode to" in problem["reason"]
+    listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
+    assert [v["version"] for v in listed.json()["versions"]] == list(range(1, len(taken) + 1))
+    history = await read_all_versions(infra.kafka_bootstrap)
+    assert len(history[campaign_id]) == len(taken)
+
+
 async def test_get_of_an_unknown_campaign_is_404(api: Any) -> None:
     response = await api.http.get("/v1/campaigns/never-published", headers=ADMIN)
     assert (response.status_code, response.json()["detail"][0]["field"]) == (404, "campaign_id")

@@ -13,7 +13,15 @@ from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.kafka import new_producer, send_event, stop_consumer
 from afflux.shared.topics import CAMPAIGNS
-from afflux.shared.wire import UndecodableRecord, decode_record
+from afflux.shared.wire import MAX_RECORD_BYTES, UndecodableRecord, decode_record, encode
+
+# The key, the headers and the record batch around a value: what the producer's request
+# limit (1 MiB, the same as MAX_RECORD_BYTES) counts beside it.
+RECORD_OVERHEAD_BYTES = 4 * 1024
+
+
+class TermsTooLarge(ValueError):
+    """A campaign's whole version history no longer fits one campaigns record."""
 
 
 def next_publication(
@@ -94,6 +102,16 @@ async def publish_terms(
             )
             if record is None:
                 continue
+            size = len(encode(record))
+            if size > MAX_RECORD_BYTES - RECORD_OVERHEAD_BYTES:
+                # Each record holds every version (the topic is compacted by campaign):
+                # one over the limit could never be sent, nor read back if it were.
+                raise TermsTooLarge(
+                    f"campaign {terms.campaign_id!r}: its {len(record.versions)} versions"
+                    f" encode to {size:,} bytes, over the"
+                    f" {MAX_RECORD_BYTES - RECORD_OVERHEAD_BYTES:,} a campaigns record may"
+                    " hold; publish smaller terms (fewer coupons or overrides per version)"
+                )
             await send_event(producer, CAMPAIGNS.name, terms.campaign_id, record)
             history[terms.campaign_id] = record.versions
             published.append(record)
