@@ -81,3 +81,56 @@ async def test_a_campaign_dead_letter_refused_for_itself_is_counted_and_the_foll
     finally:
         await cancel_and_wait([follower])  # before its producer stops
         await small.stop()
+
+
+async def test_a_sent_campaign_dead_letter_is_counted_for_the_dead_letter_alert(
+    infra: Any,
+) -> None:
+    """afflux_dlq, the counter every service's dead letters share (alert
+    AffluxDeadLetters), counts the campaigns letters too: a bad terms record is news."""
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": f"after-sent-letter-{uuid.uuid4().hex[:8]}",
+            "merchant_id": "merchant-a",
+            "currency": "EUR",
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+        }
+    )
+    plain = new_producer(infra.kafka_bootstrap)
+    await plain.start()
+    try:
+        partitions = len(await plain.partitions_for(CAMPAIGNS.name))
+        partition = partition_for(terms.campaign_id.encode(), partitions)
+        await plain.send_and_wait(
+            CAMPAIGNS.name, b"{not json", key=b"not-a-campaign", partition=partition
+        )
+    finally:
+        await plain.stop()
+    await publish_terms(infra.kafka_bootstrap, [(terms, 0)])
+
+    metrics = OrdersMetrics()
+    directory = CampaignDirectory()
+    producer = new_producer(infra.kafka_bootstrap)
+    await producer.start()
+    follower = asyncio.create_task(
+        follow_campaigns(
+            directory, infra.kafka_bootstrap, on_bad_record=dead_letters_to(producer, metrics)
+        )
+    )
+    try:
+        async with asyncio.timeout(30):
+            while terms.campaign_id not in directory:
+                assert not follower.done(), follower
+                await asyncio.sleep(0.05)
+        sent = {
+            sample.labels["reason"]: sample.value
+            for family in metrics.registry.collect()
+            if family.name == "afflux_dlq"
+            for sample in family.samples
+            if sample.name == "afflux_dlq_total" and sample.labels["topic"] == CAMPAIGNS.name
+        }
+        assert sum(sent.values()) >= 1, sent
+        assert all(" " not in reason for reason in sent), sent  # a class name, bounded
+    finally:
+        await cancel_and_wait([follower])
+        await producer.stop()

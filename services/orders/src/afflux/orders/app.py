@@ -253,5 +253,7 @@ def dead_letters_to(producer: AIOKafkaProducer, metrics: OrdersMetrics) -> BadRe
         )
         if await deliver_dead_letter(producer, letter) is not None:
             metrics.campaign_dead_letters_unsent.labels(record.topic).inc()
+        else:
+            metrics.dlq.labels(record.topic, error_class).inc()
 
     return send

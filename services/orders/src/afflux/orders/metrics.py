@@ -32,6 +32,15 @@ class OrdersMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=self.registry,
         )
+        # The name every service's dead letters share (the alert AffluxDeadLetters); the
+        # reason label is the refusing exception's class, a bounded set (a reason's text
+        # names the record's own values).
+        self.dlq = Counter(
+            "afflux_dlq",
+            "Records sent to the dead-letter topic, by source topic and reason",
+            ["topic", "reason"],
+            registry=self.registry,
+        )
         # Its own name, beside the order-outcome index's: the alert AffluxDeadLettersUnsent
         # names each counter, and the label is the source topic alone (bounded).
         self.campaign_dead_letters_unsent = Counter(
