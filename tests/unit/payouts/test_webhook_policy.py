@@ -219,6 +219,16 @@ def test_endpoint_urls(case: Url) -> None:
         ("192.0.0.192", "global"),  # IETF protocol assignments: Oracle Cloud's old metadata
         ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 is judged as its IPv4 (169.254.169.254)
         ("2002:5db8:d70e::1", None),  # 6to4 of a public IPv4
+        ("fec0::1", "global"),  # IPv6 site-local (deprecated, RFC 3879): Python calls it global
+        ("feff:ffff::1", "global"),  # the site-local range's last /16 (fec0::/10)
+        ("fe80::1", "link-local"),  # just below it: link-local, as before
+        ("ff00::1", "multicast"),  # just above it: multicast, as before
+        ("192.88.99.1", "global"),  # 6to4 relay anycast (deprecated, RFC 7526)
+        ("192.88.99.255", "global"),  # the relay range's last address
+        ("192.88.98.255", None),  # just below it: a public address
+        ("192.88.100.1", None),  # just above it: a public address
+        ("2002:c058:6301::1", "global"),  # 6to4 of the relay anycast, judged as 192.88.99.1
+        ("::ffff:192.88.99.1", "global"),  # IPv4-mapped relay anycast
     ],
 )
 def test_private_addresses_are_refused_unless_allowed(address: str, refused: str | None) -> None:

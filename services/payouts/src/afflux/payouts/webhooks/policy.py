@@ -145,15 +145,24 @@ def check_url(url: str) -> tuple[str, int]:
 # Not reachable from the internet, yet not ``is_private`` to Python 3.11: the carrier NAT
 # space (RFC 6598, where Alibaba Cloud's metadata service is, 100.100.100.200) and the IETF
 # protocol assignments (192.0.0.0/24, Oracle Cloud's former metadata address 192.0.0.192).
-_NOT_GLOBAL = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("192.0.0.0/24"))
+# And two deprecated ranges Python 3.11 calls global: IPv6 site-local fec0::/10 (RFC 3879;
+# old stacks and some internal networks still route it) and the 6to4 relay anycast
+# 192.88.99.0/24 (RFC 7526; answered by whatever relay the local network routes it to).
+_NOT_GLOBAL = (
+    ipaddress.ip_network("100.64.0.0/10"),
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("192.88.99.0/24"),
+    ipaddress.ip_network("fec0::/10"),
+)
 
 
 def address_refused(address: str, *, allow_private: bool) -> str | None:
     """Why ``address`` (a resolved IP) may not be called, or None. Unless private addresses
     are allowed (development, or a setting), loopback, private, link-local (cloud metadata
     at 169.254.169.254), multicast, reserved and unspecified addresses are refused, and any
-    other address that is not global (carrier NAT space, 192.0.0.0/24). IPv4-mapped and
-    6to4 IPv6 addresses are judged as the IPv4 address they carry."""
+    other address that is not global (carrier NAT space, 192.0.0.0/24, the 6to4 relay
+    anycast 192.88.99.0/24, IPv6 site-local fec0::/10). IPv4-mapped and 6to4 IPv6
+    addresses are judged as the IPv4 address they carry."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
         ip = ip.ipv4_mapped or ip.sixtofour or ip
