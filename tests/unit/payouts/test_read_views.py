@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 
 import pytest
 
-from afflux.payouts.queries import decode_cursor, encode_cursor, limit
+from afflux.payouts.queries import MAX_CURSOR_CHARS, decode_cursor, encode_cursor, limit
 from afflux.payouts.reads import Position
 from afflux.payouts.views import Counts, PeriodSums, balances, line_views, tally, totals
 from afflux.shared.core.journal.records import Posting
@@ -161,6 +162,20 @@ def test_a_cursor_names_the_position_it_was_made_from() -> None:
     assert decode_cursor(None) is None
 
 
+def test_the_longest_cursor_this_api_makes_is_read_back() -> None:
+    # A campaign id of 200 characters beyond the BMP (12 escaped characters each in the
+    # JSON) and the largest seq: under the length bound, so never refused for its size.
+    position = Position("\U0001f600" * 200, "2026-W47", 2**63 - 1)
+    cursor = encode_cursor(position)
+    assert cursor is not None
+    assert len(cursor) <= MAX_CURSOR_CHARS
+    assert decode_cursor(cursor) == position
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "cursor",
     [
@@ -169,12 +184,31 @@ def test_a_cursor_names_the_position_it_was_made_from() -> None:
         "WyJhIiwiYiJd",  # ["a","b"]: no seq
         "WyJhIiwiYiIsIjEiXQ",  # ["a","b","1"]: seq not a number
         "WyJhIiwiYiIsdHJ1ZV0",  # ["a","b",true]: a boolean is no seq
+        b64(b'["a","b",1.5]'),  # a fraction is no seq
+        b64(b'["a","b",NaN]'),  # nor NaN, which Python's parser reads
+        b64(b'["a","b",-1]'),  # below any seq
+        b64(b'["a","b",' + b"1" + b"0" * 30 + b"]"),  # past a 64-bit seq
+        b64(b'["a","b",' + b"9" * 400 + b"]"),  # a number too long to parse cheaply
+        b64(b"[" * 5000 + b"]" * 5000),  # 5,000 deep answered 500 (RecursionError): too long
+        b64(b"[" * 1500 + b"]" * 1500),  # short enough, but nested far too deep
+        b64(b'{"a":' * 500 + b"1" + b"}" * 500),  # objects nest as deep
+        b64(b"[" * 33 + b'"a","b",1' + b"]" * 33),  # one level past what is read at all
+        b64(b'[["a","b",1]]'),  # the right values one level down: not ours
+        b64(b'["' + b"a" * 3100 + b'","2026-11",1]'),  # well-formed, longer than ours
+        "W" * (MAX_CURSOR_CHARS + 1),  # longer than any cursor, refused before decoding
+        "WyJhIiwiYiIsMV0\u00e9",  # a character base64 has not
+        b64(b"\xff\xfe\x00["),  # bytes that are no text
     ],
 )
 def test_a_cursor_this_api_never_answered_is_422_on_cursor(cursor: str) -> None:
     with pytest.raises(Problem) as refused:
         decode_cursor(cursor)
     assert (refused.value.status, refused.value.field) == (422, "cursor")
+
+
+def test_brackets_inside_a_cursors_strings_are_not_nesting() -> None:
+    position = Position("[" * 100 + "{", "2026-11", 3)
+    assert decode_cursor(encode_cursor(position)) == position
 
 
 @dataclass(frozen=True)

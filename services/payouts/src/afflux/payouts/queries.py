@@ -19,10 +19,16 @@ from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import Period as PlanPeriod
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.problems import Problem
+from afflux.shared.wire import check_bounds
 
 CountsByCreator = dict[tuple[str, str], views.Counts]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# The longest cursor ``encode_cursor`` makes is about 3,300 characters: a campaign id of
+# 200 characters, each escaped in the JSON as up to 12 (a surrogate pair), a period and
+# a seq, in base64. Anything longer is not one of ours and is refused before decoding.
+MAX_CURSOR_CHARS = 4096
+MAX_SEQ = 2**63 - 1  # a journal seq is a Redis score: a huge one is not ours either
 
 
 def unknown_campaign(campaign: str) -> Problem:
@@ -77,13 +83,22 @@ def encode_cursor(position: Position | None) -> str | None:
 
 
 def decode_cursor(value: str | None) -> Position | None:
-    """The position a ``next_cursor`` names; 422 on ``cursor`` for anything else."""
+    """The position a ``next_cursor`` names; 422 on ``cursor`` for anything else.
+
+    Bounded before the parser sees it: at most ``MAX_CURSOR_CHARS`` characters, and
+    nesting, number lengths as a record's (``check_bounds``). A cursor of 5,000 nested
+    brackets made the JSON parser raise RecursionError, answered 500."""
     if value is None or value == "":
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        cid, period, seq = data
+        if len(value) > MAX_CURSOR_CHARS:
+            raise ValueError
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        check_bounds(raw)  # UndecodableRecord is a ValueError
+        cid, period, seq = json.loads(raw)
         if not (isinstance(cid, str) and isinstance(period, str) and type(seq) is int):
+            raise ValueError
+        if not 0 <= seq <= MAX_SEQ:
             raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise Problem(422, "cursor", "not a cursor this API answered") from None
