@@ -23,13 +23,14 @@ from redis.asyncio import Redis
 from webhook_receiver import Receiver
 
 from afflux.payouts.settings import PayoutsSettings
-from afflux.payouts.webhooks import routes
+from afflux.payouts.webhooks import policy, routes
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.policy import webhook_id
 from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.payouts.webhooks.sender import start_sender, webhook_store
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
+    Assist,
     CampaignTermsPublished,
     ConversionAttributed,
     ConversionReversed,
@@ -100,6 +101,10 @@ def conversion(program: Program, n: int) -> ConversionAttributed:
         amount_minor=10_000 + n,
         currency="EUR",
         order_event_id=f"oev-{program.campaign}-{n}",
+        visitor_id=f"v-{n}",
+        customer_id=f"customer-{n}@example.com",
+        click_id=f"v-{n}.own",
+        assists=(Assist(affiliate_id="creator-rival", click_id=f"v-{n}.rival", clicked_at=1),),
     )
 
 
@@ -274,6 +279,16 @@ async def test_every_event_reaches_its_merchants_and_creators_endpoints_signed(
         assert receiver.ids("/merchant") == {
             webhook_id(merchant, e.event_id) for e in [*conversions, *reversals, *payouts]
         }
+        # The merchant gets the event as on its topic; the creator its view: nothing of
+        # the merchant's customer or of the rival creator who assisted.
+        for arrival in receiver.received("/merchant"):
+            if arrival.event_type == "conversion.attributed":
+                assert arrival.data["customer_id"].startswith("customer-")
+                assert arrival.data["assists"][0]["affiliate_id"] == "creator-rival"
+        for arrival in receiver.received("/creator"):
+            assert arrival.data["affiliate_id"] == creator
+            assert arrival.data.keys() == policy.CREATOR_VIEWS["conversion.attributed"].kept
+            assert not {"customer_id", "visitor_id", "click_id", "assists"} & arrival.data.keys()
         listed = (await h.api.get("/v1/webhooks/endpoints")).json()["endpoints"]
         assert {e["owner_id"] for e in listed} >= {program.merchant, creator}
         assert all("secret" not in e for e in listed)

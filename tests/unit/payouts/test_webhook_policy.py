@@ -1,5 +1,6 @@
-"""Webhook rules: who hears of an event, when a failed delivery is tried again, which
-URLs and addresses may be called, and ids that stay the same across redeliveries."""
+"""Webhook rules: who hears of an event and what a creator's endpoint receives of it,
+when a failed delivery is tried again, which URLs and addresses may be called, and ids
+that stay the same across redeliveries."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from afflux.payouts.webhooks.policy import Endpoint
 from afflux.payouts.webhooks.routing import merchant_of
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
+    Assist,
     CampaignTermsPublished,
     ConversionAttributed,
     ConversionReversed,
+    Envelope,
+    OrderItem,
     PayoutIssued,
+    RefundItem,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
 
@@ -125,6 +130,238 @@ def test_the_body_is_the_same_bytes_whenever_built() -> None:
     assert parsed["type"] == "conversion.attributed"
     assert parsed["timestamp"] == "2026-11-15T00:00:00.000Z"
     assert parsed["data"]["order_id"] == "o-1"
+
+
+# A conversion with every field set, as in the leak the creator view closes: creator-01
+# won the order of the merchant's customer Jane, after creator-02 had clicked too.
+CUSTOMER, VISITOR, RIVAL = "cust-jane.doe@example.com", "v_543c0a", "creator-02"
+RIVAL_CLICK = f"{VISITOR}.c7ce19"
+FULL_CONVERSION = ConversionAttributed(
+    event_id="conv-1",
+    occurred_at=AT,
+    conversion_id="conv-1",
+    order_id="o-1",
+    campaign_id="shop",
+    affiliate_id="creator-01",
+    reason="survey",
+    model="first_click",
+    window_ms=86_400_000,
+    click_id=f"{VISITOR}.9f2c44",
+    clicked_at=AT - 60_000,
+    lag_ms=60_000,
+    assists=(Assist(affiliate_id=RIVAL, click_id=RIVAL_CLICK, clicked_at=AT - 120_000),),
+    terms_version=3,
+    kind="renewal",
+    action="signup",
+    amount_minor=4_999,
+    currency="EUR",
+    visitor_id=VISITOR,
+    customer_id=CUSTOMER,
+    new_customer=True,
+    order_event_id="oev-secret-1",
+    items=(OrderItem(sku="sku-lipstick-red", quantity=2, price_minor=2_000, category="lips"),),
+    non_commissionable_minor=999,
+    renewal_number=2,
+    first_order_id="o-0",
+    supersedes="conv-of-creator-02",
+    correction_reason="late_survey",
+    corrected_at=AT + 5_000,
+    live_stream_id="tiktok:live-1",
+    survey_affiliate_id=RIVAL,
+    risk_signals=("same_ip", "fast_conversion"),
+)
+FULL_REVERSAL = ConversionReversed(
+    event_id="rev-1",
+    occurred_at=AT + 1,
+    reversal_id="rev-1",
+    refund_id="conv-of-creator-02",  # a reattribution names the conversion that replaced it
+    conversion_id="conv-1",
+    order_id="o-1",
+    campaign_id="shop",
+    affiliate_id="creator-01",
+    amount_minor=500,
+    requested_minor=700,
+    refunded_total_minor=500,
+    order_amount_minor=4_999,
+    currency="EUR",
+    order_occurred_at=AT,
+    reason="reattributed",
+    items=(RefundItem(sku="sku-lipstick-red", quantity=1),),
+)
+FULL_PAYOUT = payout().model_copy(update={"line_ids": ("line-1", "line-2")})
+
+
+@dataclass(frozen=True)
+class CreatorSees:
+    event: Envelope
+    event_type: str
+    fields: tuple[str, ...]  # every field of the creator's body, in order
+
+
+CREATOR_SEES = [
+    CreatorSees(
+        FULL_CONVERSION,
+        "conversion.attributed",
+        (
+            "action",
+            "affiliate_id",
+            "amount_minor",
+            "campaign_id",
+            "clicked_at",
+            "conversion_id",
+            "correction_reason",
+            "currency",
+            "event_id",
+            "first_order_id",
+            "kind",
+            "lag_ms",
+            "live_stream_id",
+            "non_commissionable_minor",
+            "occurred_at",
+            "order_id",
+            "reason",
+            "renewal_number",
+            "schema_version",
+            "terms_version",
+            "type",
+        ),
+    ),
+    CreatorSees(
+        FULL_REVERSAL,
+        "conversion.reversed",
+        (
+            "affiliate_id",
+            "amount_minor",
+            "campaign_id",
+            "conversion_id",
+            "currency",
+            "event_id",
+            "occurred_at",
+            "order_amount_minor",
+            "order_id",
+            "order_occurred_at",
+            "reason",
+            "refunded_total_minor",
+            "reversal_id",
+            "schema_version",
+            "type",
+        ),
+    ),
+    CreatorSees(
+        FULL_PAYOUT,
+        "payout.issued",
+        (
+            "affiliate_id",
+            "amount_minor",
+            "campaign_id",
+            "currency",
+            "event_id",
+            "line_ids",
+            "occurred_at",
+            "payout_id",
+            "period",
+            "schema_version",
+            "type",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CREATOR_SEES, ids=lambda c: c.event_type)
+def test_a_creators_body_holds_exactly_the_fields_its_own_api_shows(case: CreatorSees) -> None:
+    data = case.event.model_dump(mode="json")
+    body = json.loads(policy.payload_for("affiliate", case.event_type, data))
+    assert tuple(sorted(body["data"])) == case.fields
+    assert body["data"] == {name: data[name] for name in case.fields}  # values as on the topic
+    assert body["type"] == case.event_type
+
+
+@pytest.mark.parametrize(
+    ("event_type", "model"),
+    [
+        ("conversion.attributed", ConversionAttributed),
+        ("conversion.reversed", ConversionReversed),
+        ("payout.issued", PayoutIssued),
+    ],
+)
+def test_every_field_of_an_event_is_decided_for_creators(
+    event_type: str, model: type[Envelope]
+) -> None:
+    # A field added to the event fails here until CREATOR_VIEWS keeps or withholds it.
+    view = policy.CREATOR_VIEWS[event_type]
+    assert view.kept.isdisjoint(view.withheld)
+    assert view.kept | view.withheld == set(model.model_fields)
+    assert set(policy.CREATOR_VIEWS) == set(policy.EVENT_TYPES)
+
+
+@dataclass(frozen=True)
+class Withheld:
+    event: Envelope
+    event_type: str
+    field: str
+    whose: str  # whose data the field is
+
+
+WITHHELD = [
+    Withheld(FULL_CONVERSION, "conversion.attributed", "customer_id", "the merchant's customer"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "visitor_id", "the customer's browser"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "click_id", "holds the visitor id"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "new_customer", "the merchant's customer"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "items", "the merchant's basket"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "order_event_id", "the merchant's event"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "risk_signals", "the merchant's checks"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "corrected_at", "a survey answer's time"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "model", "the campaign's settings"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "window_ms", "the campaign's settings"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "assists", "rival creators' clicks"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "supersedes", "a rival's conversion"),
+    Withheld(FULL_CONVERSION, "conversion.attributed", "survey_affiliate_id", "a rival"),
+    Withheld(FULL_REVERSAL, "conversion.reversed", "refund_id", "a rival's conversion"),
+    Withheld(FULL_REVERSAL, "conversion.reversed", "requested_minor", "the merchant's refund"),
+    Withheld(FULL_REVERSAL, "conversion.reversed", "items", "the merchant's basket"),
+]
+
+
+@pytest.mark.parametrize("case", WITHHELD, ids=lambda c: f"{c.event_type}:{c.field}")
+def test_a_creators_body_never_holds_merchant_customer_or_rival_fields(case: Withheld) -> None:
+    data = case.event.model_dump(mode="json")
+    assert data[case.field] not in (None, (), [], False)  # set, so its absence means withheld
+    creator = json.loads(policy.payload_for("affiliate", case.event_type, data))["data"]
+    merchant = json.loads(policy.payload_for("merchant", case.event_type, data))["data"]
+    assert case.field not in creator, case.whose
+    assert merchant[case.field] == data[case.field]  # the merchant keeps what it had
+
+
+@pytest.mark.parametrize("case", CREATOR_SEES, ids=lambda c: c.event_type)
+def test_no_customer_or_rival_value_appears_anywhere_in_a_creators_body(
+    case: CreatorSees,
+) -> None:
+    body = policy.payload_for("affiliate", case.event_type, case.event.model_dump(mode="json"))
+    for secret in (CUSTOMER, VISITOR, RIVAL, "oev-secret-1", "sku-lipstick-red", "same_ip"):
+        assert secret.encode() not in body
+
+
+@pytest.mark.parametrize("case", CREATOR_SEES, ids=lambda c: c.event_type)
+def test_a_merchants_body_is_the_event_as_its_topic_carries_it(case: CreatorSees) -> None:
+    data = case.event.model_dump(mode="json")
+    assert policy.payload_for("merchant", case.event_type, data) == policy.payload(
+        case.event_type, data
+    )
+
+
+def test_a_field_no_decision_names_is_left_out_of_a_creators_body() -> None:
+    data = FULL_PAYOUT.model_dump(mode="json") | {"added_later": "merchant data"}
+    assert "added_later" not in policy.creator_view("payout.issued", data)
+
+
+@pytest.mark.parametrize("case", CREATOR_SEES, ids=lambda c: c.event_type)
+def test_a_body_scheduled_whole_is_sent_to_a_creator_as_its_view(case: CreatorSees) -> None:
+    data = case.event.model_dump(mode="json")
+    whole = policy.payload(case.event_type, data).decode()
+    view = policy.payload_for("affiliate", case.event_type, data).decode()
+    assert policy.body_to_send("affiliate", whole) == view  # scheduled before creator views
+    assert policy.body_to_send("affiliate", view) == view  # the same bytes: same signature
+    assert policy.body_to_send("merchant", whole) == whole
 
 
 @dataclass(frozen=True)

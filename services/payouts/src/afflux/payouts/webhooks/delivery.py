@@ -179,7 +179,8 @@ class Deliverer:
             if len(job.body.encode()) > self.limits.max_body_bytes:
                 raise Refused(f"body larger than {self.limits.max_body_bytes} bytes")
             await check_destination(endpoint.url, allow_private=self.limits.allow_private)
-            status, answer = await self._post(client, endpoint.url, endpoint.secret, job)
+            body = policy.body_to_send(endpoint.owner_kind, job.body)
+            status, answer = await self._post(client, endpoint.url, endpoint.secret, job, body)
         except Refused as exc:
             self.metrics.deliveries.labels("refused").inc()
             await self.store.bury(attempt, f"refused: {exc}", self.clock())
@@ -207,9 +208,9 @@ class Deliverer:
         await self.store.retry(attempt, self.clock() + int(delay * 1000))
 
     async def _post(
-        self, client: httpx.AsyncClient, url: str, secret: str, job: Job
+        self, client: httpx.AsyncClient, url: str, secret: str, job: Job, text: str
     ) -> tuple[int, str]:
-        body = job.body.encode()
+        body = text.encode()
         headers = signing.signed_headers(secret, job.webhook_id, self.clock() // 1000, body)
         headers["user-agent"] = "afflux-webhooks/1"
         # The answer is read as sent, never inflated: a few KB of gzip inflate to megabytes

@@ -6,7 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from afflux.payouts.webhooks.policy import OwnerKind, event_type_of, owners_of, payload, subscribed
+from afflux.payouts.webhooks.policy import (
+    OwnerKind,
+    event_type_of,
+    owners_of,
+    payload_for,
+    subscribed,
+)
 from afflux.payouts.webhooks.policy import webhook_id as derive_webhook_id
 from afflux.payouts.webhooks.redis_store import Job, WebhookStore
 from afflux.shared.events import Envelope
@@ -34,8 +40,9 @@ async def jobs_for(
     now: int,
     only_endpoint: str | None = None,
 ) -> tuple[list[Job], dict[str, int]]:
-    """One job per (event, endpoint subscribed to its type among its owners'); and the
-    matched events by type (for the metrics)."""
+    """One job per (event, endpoint subscribed to its type among its owners'), its body
+    what that endpoint's owner may receive (``payload_for``); and the matched events by
+    type (for the metrics)."""
     typed: list[tuple[Envelope, str, list[tuple[OwnerKind, str]]]] = []
     for event in events:
         event_type = event_type_of(event)
@@ -52,15 +59,19 @@ async def jobs_for(
         if not endpoints:
             continue
         matched[event_type] = matched.get(event_type, 0) + 1
-        body = payload(event_type, event.model_dump(mode="json")).decode()
-        for endpoint_id in sorted(endpoints):
+        data = event.model_dump(mode="json")
+        bodies: dict[OwnerKind, str] = {}  # a merchant's body, a creator's (its view)
+        for endpoint_id, endpoint in sorted(endpoints.items()):
+            kind = endpoint.owner_kind
+            if kind not in bodies:
+                bodies[kind] = payload_for(kind, event_type, data).decode()
             jobs.append(
                 Job(
                     webhook_id=derive_webhook_id(endpoint_id, event.event_id),
                     endpoint_id=endpoint_id,
                     event_type=event_type,
                     event_id=event.event_id,
-                    body=body,
+                    body=bodies[kind],
                     enqueued_at=now,
                 )
             )
