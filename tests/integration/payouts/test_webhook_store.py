@@ -1,7 +1,8 @@
 """The webhook store's steps on a plain Redis and on a Redis Cluster: scheduling is
 idempotent per webhook id, a claim hides a delivery for its lease, a full queue and the
 last failure go to the endpoint's dead letters (bounded), removing an endpoint takes
-its deliveries along, and an owner's endpoints are bounded."""
+its deliveries along, endpoints are read many at once, and an owner's endpoints are
+bounded."""
 
 from __future__ import annotations
 
@@ -100,6 +101,14 @@ async def test_removing_an_endpoint_takes_its_deliveries_and_dead_letters(
         e.endpoint_id
         for e in (await store.endpoints_of([("merchant", "m-1")]))[("merchant", "m-1")]
     ] == ["ep-2"]
+
+
+async def test_endpoints_are_read_many_at_once_by_id(store: WebhookStore) -> None:
+    await store.add(endpoint("ep-1"))
+    await store.add(endpoint("ep-2", owner="m-2"))
+    found = await store.get_many(["ep-2", "ep-gone", "ep-1", "ep-2"])
+    assert found == {"ep-1": endpoint("ep-1"), "ep-2": endpoint("ep-2", owner="m-2")}
+    assert await store.get_many([]) == {}
 
 
 async def test_an_owner_has_a_bounded_number_of_endpoints(store: WebhookStore) -> None:

@@ -63,25 +63,26 @@ def new_program(creators: int = 3) -> Program:
     return Program(f"wh-{tag}", f"merchant-{tag}", [f"creator-{tag}-{n}" for n in range(creators)])
 
 
-def directory_of(program: Program) -> CampaignDirectory:
-    terms = CampaignTerms.model_validate(
-        {
-            "campaign_id": program.campaign,
-            "merchant_id": program.merchant,
-            "currency": "EUR",
-            "plan": {"sale": {"rate": {"percent": "10"}}},
-        }
-    )
+def directory_of(*programs: Program) -> CampaignDirectory:
     directory = CampaignDirectory()
-    version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
-    directory.apply(
-        CampaignTermsPublished(
-            event_id=f"terms-{program.campaign}",
-            occurred_at=0,
-            campaign_id=program.campaign,
-            versions=(version,),
+    for program in programs:
+        terms = CampaignTerms.model_validate(
+            {
+                "campaign_id": program.campaign,
+                "merchant_id": program.merchant,
+                "currency": "EUR",
+                "plan": {"sale": {"rate": {"percent": "10"}}},
+            }
         )
-    )
+        version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+        directory.apply(
+            CampaignTermsPublished(
+                event_id=f"terms-{program.campaign}",
+                occurred_at=0,
+                campaign_id=program.campaign,
+                versions=(version,),
+            )
+        )
     directory.ready.set()
     return directory
 
@@ -204,10 +205,15 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def harness(
-    infra: Any, program: Program, receiver: Receiver, **webhook_settings: Any
+    infra: Any,
+    program: Program,
+    receiver: Receiver,
+    *,
+    more: Sequence[Program] = (),
+    **webhook_settings: Any,
 ) -> AsyncIterator[Harness]:
     """The sender running in this process (its own consumer group), its admin API,
-    and ``receiver`` started."""
+    and ``receiver`` started; ``more``: other merchants' programs it knows of."""
     base = infra.redis_url.rsplit("/", 1)[0]
     settings = PayoutsSettings(
         kafka_bootstrap=infra.kafka_bootstrap,
@@ -221,7 +227,7 @@ async def harness(
     redis: Redis[bytes] = Redis.from_url(settings.redis_url)
     await redis.flushdb()  # no endpoint of an earlier test hears of this one's events
     store = webhook_store(redis, settings)
-    directory = directory_of(program)
+    directory = directory_of(program, *more)
     app = FastAPI()
     install_problem_handlers(app)
     app.include_router(routes.router)
@@ -395,6 +401,51 @@ async def test_a_slow_endpoint_holds_its_share_of_the_sender_not_every_slot(
         slow_done = len(receiver.received("/slow"))
         assert slow_done < 16, f"{slow_done} slow deliveries went before the fast ones"
         await until(lambda: len(receiver.ids("/slow")) >= 8, 30, "the slow one served too")
+
+
+async def test_one_merchants_slow_endpoints_leave_another_merchants_deliveries_going(
+    infra: Any,
+) -> None:
+    # A merchant with four endpoints that do not answer, and another merchant with one
+    # that answers at once. With a quarter of the 16 slots per endpoint, the four took
+    # every slot, and the other merchant's deliveries waited for them (9 to 59 s each,
+    # with answers cut at the 10 s timeout). Per owner, the four share a quarter.
+    slow, other = new_program(), new_program()
+    slow_paths = {f"/slow-{n}" for n in range(4)}
+    receiver = Receiver(held_paths=slow_paths)
+    # The held requests must not time out during the test: they stay in flight.
+    async with harness(infra, slow, receiver, more=[other], webhooks_timeout_s=60) as h:
+        for path in sorted(slow_paths):
+            await h.register("merchant", slow.merchant, path, ["conversion.attributed"])
+        await h.register("merchant", other.merchant, "/other", ["conversion.attributed"])
+        slow_events = [conversion(slow, n) for n in range(8)]  # 32 deliveries, 4 endpoints
+        await produce(infra.kafka_bootstrap, slow_events)
+        share = 16 // 4
+        await until(lambda: receiver.held(slow_paths) >= share, 60, "the slow owner's share")
+        other_events = [conversion(other, n) for n in range(12)]
+        await produce(infra.kafka_bootstrap, other_events)
+
+        await until(
+            lambda: len(receiver.ids("/other")) == len(other_events),
+            60,
+            "the other merchant's deliveries while the slow one's are held",
+        )
+        assert receiver.events("/other") == {
+            "conversion.attributed": {e.event_id for e in other_events}
+        }
+        # Every one of them arrived while the slow owner's first requests were still
+        # unanswered, and it never had more than its share in flight.
+        assert all(not receiver.received(path) for path in slow_paths)
+        assert receiver.held(slow_paths) == share
+        assert receiver.most_held == share
+
+        receiver.release.set()
+        await until(
+            lambda: sum(len(receiver.ids(p)) for p in slow_paths) == 4 * len(slow_events),
+            60,
+            "the slow owner's deliveries, once its endpoints answer",
+        )
+        assert receiver.unverified == []
 
 
 async def test_the_admin_api_refuses_other_schemes_and_too_many_endpoints(infra: Any) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+HOLD_MAX_S = 120.0
+
 
 @dataclass
 class Arrival:
@@ -31,6 +33,12 @@ class Receiver:
     fail_always: bool = False
     answer_after_s: float = 0.0  # a slow endpoint: how long it takes to answer
     slow_paths: dict[str, float] = field(default_factory=dict)  # path -> its own answer time
+    # Endpoints that answer only once ``release`` is set (at most HOLD_MAX_S): slow for as
+    # long as a test needs, with no answer time to guess. ``holding``: requests held now.
+    held_paths: set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
+    holding: Counter[str] = field(default_factory=Counter)
+    most_held: int = 0  # the most requests held at once, all paths together
     answer_body: bytes = b"ok"
     answer_headers: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -71,6 +79,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        self.release.set()  # no handler thread stays held
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -89,6 +98,13 @@ class Receiver:
         delay = self.slow_paths.get(path, self.answer_after_s)
         if delay:
             time.sleep(delay)
+        if path in self.held_paths:
+            with self.lock:
+                self.holding[path] += 1
+                self.most_held = max(self.most_held, sum(self.holding.values()))
+            self.release.wait(HOLD_MAX_S)
+            with self.lock:
+                self.holding[path] -= 1
         with self.lock:
             self.attempts[msg_id] += 1
             if self.fail_always or self.attempts[msg_id] <= self.fail_first:
@@ -96,6 +112,11 @@ class Receiver:
             arrival = Arrival(msg_id, parsed["type"], parsed["data"])
             self.arrivals.setdefault(path, []).append(arrival)
         return 204
+
+    def held(self, paths: set[str]) -> int:
+        """Requests to ``paths`` held unanswered now."""
+        with self.lock:
+            return sum(self.holding[p] for p in paths)
 
     def received(self, path: str) -> list[Arrival]:
         with self.lock:

@@ -364,6 +364,46 @@ def test_a_body_scheduled_whole_is_sent_to_a_creator_as_its_view(case: CreatorSe
     assert policy.body_to_send("merchant", whole) == whole
 
 
+SLOW: policy.Owner = ("merchant", "m-slow")
+OTHER: policy.Owner = ("merchant", "m-other")
+CREATOR: policy.Owner = ("affiliate", "m-slow")  # a creator of the same name: another owner
+
+
+@dataclass(frozen=True)
+class Admitting:
+    owners: tuple[policy.Owner, ...]  # the claimed deliveries' owners, in claim order
+    busy: dict[policy.Owner, int]  # requests in flight before the claim
+    free: int
+    expect: tuple[policy.Admission, ...]
+
+
+START, NO_SLOT, AT_SHARE = "start", "no_slot", "owner_at_share"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # An owner starts up to its share (2 here), whatever endpoints its deliveries go to.
+        Admitting((SLOW,) * 3, {}, 8, (START, START, AT_SHARE)),
+        # Its requests already in flight count: at its share, none of its own start...
+        Admitting((SLOW, OTHER, SLOW), {SLOW: 2}, 8, (AT_SHARE, START, AT_SHARE)),
+        # ...and another owner's still do, up to the free slots.
+        Admitting((SLOW, OTHER, OTHER), {SLOW: 2}, 1, (AT_SHARE, START, NO_SLOT)),
+        # Past the free slots a delivery waits for one, its owner under its share or not.
+        Admitting((OTHER, SLOW, SLOW), {}, 1, (START, NO_SLOT, NO_SLOT)),
+        # The owner is its kind and id: a merchant and a creator of one name are two owners.
+        Admitting((SLOW, CREATOR, CREATOR), {SLOW: 2}, 8, (AT_SHARE, START, START)),
+        Admitting((), {SLOW: 2}, 8, ()),  # nothing claimed
+        Admitting((SLOW,), {}, 0, (NO_SLOT,)),  # no slot free
+    ],
+)
+def test_an_owner_starts_at_most_its_share_of_the_slots(case: Admitting) -> None:
+    busy_before = dict(case.busy)
+    got = policy.admissions(case.owners, case.busy, share=2, free=case.free)
+    assert tuple(got) == case.expect
+    assert case.busy == busy_before  # the caller counts what it starts
+
+
 @dataclass(frozen=True)
 class Backoff:
     attempt: int

@@ -32,12 +32,14 @@ IDLE_POLL_S = 0.5  # how often due retries are looked for when nothing wakes the
 # A claimed delivery is claimed again after twice the request timeout and this margin: a
 # request cannot outlast its timeout, so only a sender that died mid-request leaves it.
 LEASE_MARGIN_S = 5.0
-# One endpoint has at most a quarter of the requests in flight: a slow one (each request
-# near the timeout) with a backlog otherwise took every slot, and every other endpoint's
-# deliveries waited at its pace. A claim looks this many times further than the free slots,
-# and what it cannot start is due again now (its endpoint at its share: a millisecond
-# later), behind the other endpoints' due deliveries, so theirs come forward.
-ENDPOINT_SHARE = 4
+# One owner (a merchant or a creator, all its endpoints together) has at most a quarter of
+# the requests in flight: slow endpoints (each request near the timeout) with a backlog
+# otherwise took every slot, and every other owner's deliveries waited at their pace. A
+# share per endpoint was not enough: an owner may have 10 endpoints, and four slow ones
+# took all 16 slots. A claim looks this many times further than the free slots, and what
+# it cannot start is due again now (its owner at its share: a millisecond later), behind
+# the other owners' due deliveries, so theirs come forward.
+OWNER_SHARE = 4
 CLAIM_AHEAD = 8
 DEFER_MS = 1
 
@@ -99,9 +101,8 @@ class Deliverer:
         self.wake = wake
         self.draw = draw
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.slots = asyncio.Semaphore(limits.concurrency)
-        self.per_endpoint = max(1, limits.concurrency // ENDPOINT_SHARE)
-        self.busy: Counter[str] = Counter()  # endpoint -> requests in flight
+        self.per_owner = max(1, limits.concurrency // OWNER_SHARE)
+        self.busy: Counter[policy.Owner] = Counter()  # owner -> requests in flight
 
     async def run(self) -> None:
         lease_ms = int((2 * self.limits.timeout_s + LEASE_MARGIN_S) * 1000)
@@ -141,39 +142,44 @@ class Deliverer:
         return jobs
 
     async def _start(self, client: httpx.AsyncClient, jobs: list[Job], free: int) -> int:
-        """Start up to ``free`` of the claimed jobs, at most ``per_endpoint`` in flight per
-        endpoint; the others are due again: now (past the free slots), or a moment later
-        (their endpoint has its share), behind the other endpoints' due deliveries."""
+        """Start up to ``free`` of the claimed jobs, at most ``per_owner`` in flight per
+        owner (``policy.admissions``); the others are due again: now (past the free
+        slots), or a moment later (their owner has its share), behind the other owners'
+        due deliveries. A job whose endpoint was removed goes with it."""
+        endpoints = await self.store.get_many(job.endpoint_id for job in jobs)
+        for job in jobs:
+            if job.endpoint_id not in endpoints:
+                await self.store.done(job)
+        live = [job for job in jobs if job.endpoint_id in endpoints]
+        owners = [endpoints[job.endpoint_id].owner for job in live]
+        admitted = policy.admissions(owners, self.busy, share=self.per_owner, free=free)
         now = self.clock()
         later: dict[str, int] = {}
         started = 0
-        for job in jobs:
-            crowded = self.busy[job.endpoint_id] >= self.per_endpoint
-            if crowded or started >= free:
-                later[job.webhook_id] = now + DEFER_MS if crowded else now
+        for job, owner, admission in zip(live, owners, admitted, strict=True):
+            if admission != "start":
+                later[job.webhook_id] = now + DEFER_MS if admission == "owner_at_share" else now
                 continue
             started += 1
-            self.busy[job.endpoint_id] += 1
-            task = asyncio.create_task(self._deliver(client, job))
+            self.busy[owner] += 1
+            task = asyncio.create_task(self._deliver(client, job, endpoints[job.endpoint_id]))
             self.in_flight.add(task)
-            task.add_done_callback(functools.partial(self._finished, job.endpoint_id))
+            task.add_done_callback(functools.partial(self._finished, owner))
         await self.store.defer(later)
         return started
 
-    def _finished(self, endpoint_id: str, task: asyncio.Task[None]) -> None:
+    def _finished(self, owner: policy.Owner, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
-        self.busy[endpoint_id] -= 1
-        if self.busy[endpoint_id] <= 0:
-            del self.busy[endpoint_id]
+        self.busy[owner] -= 1
+        if self.busy[owner] <= 0:
+            del self.busy[owner]
         self.wake.set()  # a slot is free
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery failed unexpectedly", exc_info=task.exception())
 
-    async def _deliver(self, client: httpx.AsyncClient, job: Job) -> None:
-        endpoint = await self.store.get(job.endpoint_id)
-        if endpoint is None:  # removed since: its deliveries go with it
-            await self.store.done(job)
-            return
+    async def _deliver(
+        self, client: httpx.AsyncClient, job: Job, endpoint: policy.Endpoint
+    ) -> None:
         attempt = replace(job, attempts=job.attempts + 1)
         try:
             if len(job.body.encode()) > self.limits.max_body_bytes:

@@ -164,6 +164,14 @@ class WebhookStore:
         raw = await self.redis.hget(ENDPOINTS, endpoint_id)
         return None if raw is None else _endpoint(raw)
 
+    async def get_many(self, endpoint_ids: Iterable[str]) -> dict[str, Endpoint]:
+        """The endpoints among ``endpoint_ids`` that exist, by id (one ``HMGET``)."""
+        ids = sorted(set(endpoint_ids))
+        if not ids:
+            return {}
+        found = (_endpoint(raw) for raw in await self.redis.hmget(ENDPOINTS, ids) if raw)
+        return {endpoint.endpoint_id: endpoint for endpoint in found}
+
     async def all(self) -> list[Endpoint]:
         raw = await self.redis.hgetall(ENDPOINTS)
         return sorted((_endpoint(v) for v in raw.values()), key=lambda e: e.created_at)
