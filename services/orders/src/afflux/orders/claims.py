@@ -20,8 +20,9 @@ and one field ``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative
 checked atomically; a refund of an order not accepted yet writes its field too (a hash
 with no ``state`` is no order), so it counts once the order arrives. Each refund id also
 has its own key, for idempotency across the campaign's orders. A renewal is an order of
-kind ``renewal`` whose ``pkey`` is its first order, and its number of that first order
-has a key
+kind ``renewal`` whose ``pkey`` is its first order, with its ``number`` and ``currency``
+beside its ``amount`` (so its renewal order id sent again with other content is a
+conflict, not a duplicate), and its number of that first order has a key
 ``<prefix>:rn:<campaign>:<number>:<first order>`` holding its renewal order id. The
 scripts touch several keys (the batch scripts name them in a JSON argument), so the
 store needs one Redis, not a cluster.
@@ -77,7 +78,7 @@ for _, key in ipairs(cjson.decode(ARGV[2])) do
     if done then
       redis.call('HSET', key, 'state', 'done')
     else
-      redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms')
+      redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms', 'number', 'currency')
     end
   end
 end
@@ -96,6 +97,7 @@ for _, item in ipairs(batch[2]) do
   if not state then
     redis.call('HSET', key, 'state', 'done', 'pkey', item[2], 'amount', item[3], 'kind', item[4])
     if item[5] ~= '' then redis.call('HSET', key, 'terms', item[5]) end
+    if item[6] ~= '' then redis.call('HSET', key, 'number', item[6], 'currency', item[7]) end
   elseif state ~= 'done' then
     redis.call('HSET', key, 'state', 'done')
   end
@@ -233,23 +235,37 @@ return 1
 # order of the campaign, is refused instead of paid twice or dropped as a "duplicate".
 # A renewal naming another renewal as its first order is refused too: its limit
 # (``max_renewals``, ``max_months``) would start again from that renewal.
+# The renewal order id sent again is a duplicate only with the number, amount and
+# currency it was accepted with: only the first body is produced, so a "duplicate" for
+# another number or amount would tell the merchant a renewal or correction landed that
+# was never paid. A field a claim was written without (before it was kept) is not
+# compared. A claim in flight answers 'pending', so the caller waits for it to settle
+# and is then held to what it recorded (if it is released instead, the caller takes it).
 _RESERVE_RENEWAL = """
 local okey, nkey, fkey = KEYS[1], KEYS[2], KEYS[3]
 local now, until_ms, ttl = tonumber(ARGV[1]), tostring(ARGV[2]), tonumber(ARGV[3])
-local first, amount, renewal = ARGV[4], ARGV[5], ARGV[6]
+local first, amount, renewal, number, currency = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if redis.call('HGET', fkey, 'kind') == 'renewal' then return {'first_is_renewal'} end
 local number_of = redis.call('GET', nkey)
 if number_of and number_of ~= renewal then return {'number_taken', number_of} end
-local state = redis.call('HGET', okey, 'state')
+local kept = redis.call('HMGET', okey, 'state', 'kind', 'pkey', 'number', 'amount', 'currency')
+local state = kept[1]
 local live = state == 'done' or (state and tonumber(state) > now)
 if live then
-  if redis.call('HGET', okey, 'kind') ~= 'renewal' or redis.call('HGET', okey, 'pkey') ~= first then
-    return {'order_taken'}
+  if kept[2] ~= 'renewal' then return {'order_taken'} end
+  if kept[3] ~= first then return {'order_taken', kept[3]} end
+  if state ~= 'done' then return {'pending'} end
+  if kept[4] and kept[4] ~= number then return {'conflict', 'renewal_number', kept[4]} end
+  -- as numbers: a claim written anew by a retried done mark got its amount through a
+  -- Lua number (exact: amounts are at most 10^15)
+  if kept[5] and tonumber(kept[5]) ~= tonumber(amount) then
+    return {'conflict', 'amount_minor', kept[5]}
   end
-  if state == 'done' then return {'duplicate'} end
-  return {'pending'}
+  if kept[6] and kept[6] ~= currency then return {'conflict', 'currency', kept[6]} end
+  return {'duplicate'}
 end
-redis.call('HSET', okey, 'state', until_ms, 'pkey', first, 'amount', amount, 'kind', 'renewal')
+redis.call('HSET', okey, 'state', until_ms, 'pkey', first, 'amount', amount, 'kind', 'renewal',
+  'number', number, 'currency', currency)
 redis.call('EXPIRE', okey, ttl)
 redis.call('SET', nkey, renewal, 'EX', ttl)
 return {'reserved'}
@@ -264,19 +280,32 @@ return 1
 @dataclass(frozen=True, slots=True)
 class RenewalClaim:
     """``number_taken``: the first order's renewal of this number has another renewal order
-    id (``taken_by``); ``order_taken``: the renewal order id is another order's;
-    ``first_is_renewal``: the first order named is itself a renewal."""
+    id (``taken_by``); ``order_taken``: the renewal order id is another order's
+    (``taken_by``: the first order it renews, when it is a renewal of another one);
+    ``first_is_renewal``: the first order named is itself a renewal; ``conflict``: the
+    renewal order id was accepted with another ``field`` (``renewal_number``,
+    ``amount_minor`` or ``currency``), whose accepted value is ``recorded``."""
 
     status: Literal[
-        "reserved", "duplicate", "pending", "number_taken", "order_taken", "first_is_renewal"
+        "reserved",
+        "duplicate",
+        "pending",
+        "number_taken",
+        "order_taken",
+        "first_is_renewal",
+        "conflict",
     ]
     taken_by: str | None = None
+    field: str | None = None
+    recorded: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewOrder:
     """``terms``: what the order pays and to whom (``rules.order_terms``), kept with the
-    claim so the same id sent with other terms is a conflict; empty: not compared."""
+    claim so the same id sent with other terms is a conflict; empty: not compared.
+    ``renewal_number`` and ``currency``: a renewal's (None for any other order), kept with
+    its claim for the same reason."""
 
     campaign_id: str
     order_id: str
@@ -284,6 +313,8 @@ class NewOrder:
     amount_minor: int
     kind: str
     terms: str = ""
+    renewal_number: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +342,12 @@ class ConfirmClaim:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _renewal_number(renewal: NewOrder) -> int:
+    if renewal.renewal_number is None:
+        raise ValueError(f"{renewal.order_id} is no renewal: it has no renewal_number")
+    return renewal.renewal_number
 
 
 class ClaimStore:
@@ -342,9 +379,10 @@ class ClaimStore:
     def renewal_number_key(self, campaign_id: str, first_order_id: str, number: int) -> str:
         return f"{self.prefix}:rn:{campaign_id}:{number}:{first_order_id}"
 
-    async def reserve_renewal(self, renewal: NewOrder, number: int, now_ms: int) -> RenewalClaim:
+    async def reserve_renewal(self, renewal: NewOrder, now_ms: int) -> RenewalClaim:
         """Claim a renewal (``renewal.order_id`` its renewal order id, ``partition_key`` its
         first order) and its number of that first order, atomically."""
+        number = _renewal_number(renewal)
         keys = [
             self.order_key(renewal.campaign_id, renewal.order_id),
             self.renewal_number_key(renewal.campaign_id, renewal.partition_key, number),
@@ -357,14 +395,22 @@ class ClaimStore:
             renewal.partition_key,
             renewal.amount_minor,
             renewal.order_id,
+            number,
+            renewal.currency or "",
         ]
         result = [_text(r) for r in await self._reserve_renewal(keys=keys, args=args)]
+        if result[0] == "conflict":
+            field, kept = result[1], result[2]
+            return RenewalClaim(
+                "conflict", field=field, recorded=kept if field == "currency" else int(kept)
+            )
         return RenewalClaim(result[0], result[1] if len(result) > 1 else None)  # type: ignore[arg-type]
 
-    async def release_renewal(self, renewal: NewOrder, number: int) -> None:
+    async def release_renewal(self, renewal: NewOrder) -> None:
         """After a failed produce: the renewal order's claim and its number's, so a retry
         (under any renewal order id) is taken again."""
         await self.settle_orders([(renewal.campaign_id, renewal.order_id)], done=False)
+        number = _renewal_number(renewal)
         key = self.renewal_number_key(renewal.campaign_id, renewal.partition_key, number)
         await self._release_renewal_number(keys=[key], args=[renewal.order_id])
 
@@ -403,6 +449,8 @@ class ClaimStore:
                 o.amount_minor,
                 o.kind,
                 o.terms,
+                "" if o.renewal_number is None else str(o.renewal_number),
+                o.currency or "",
             ]
             for o in orders
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -496,13 +497,19 @@ class Ingestor:
 
     async def _ingest_renewal(self, event: SubscriptionRenewed) -> Literal["accepted", "duplicate"]:
         claim = NewOrder(
-            event.campaign_id, event.renewal_order_id, event.order_id, event.amount_minor, "renewal"
+            event.campaign_id,
+            event.renewal_order_id,
+            event.order_id,
+            event.amount_minor,
+            "renewal",
+            renewal_number=event.renewal_number,
+            currency=event.currency,
         )
         number = event.renewal_number
 
         async def reserve() -> RenewalClaim:
             claimed: RenewalClaim = await self._guard(
-                self.claims.reserve_renewal(claim, number, self.clock())
+                self.claims.reserve_renewal(claim, self.clock())
             )
             return claimed
 
@@ -521,11 +528,22 @@ class Ingestor:
                 f"{event.order_id} is a renewal: name its subscription's first order",
             )
         if claimed.status == "order_taken":
+            taken = (
+                f"is already an order of the campaign that is not a renewal of {event.order_id}"
+                if claimed.taken_by is None
+                else f"was already accepted as a renewal of order {claimed.taken_by}, not of"
+                f" {event.order_id}"
+            )
+            raise Rejected(409, "renewal_order_id", f"{event.renewal_order_id} {taken}")
+        if claimed.status == "conflict":  # another renewal or amount: never "duplicate"
+            assert claimed.field is not None
             raise Rejected(
                 409,
-                "renewal_order_id",
-                f"{event.renewal_order_id} is already an order of the campaign that is not a"
-                f" renewal of {event.order_id}",
+                claimed.field,
+                f"renewal {event.renewal_order_id} was already accepted with {claimed.field}"
+                f" {json.dumps(claimed.recorded)}; a renewal order id is accepted once, so"
+                " another renewal needs its own renewal_order_id (a smaller amount: a refund of"
+                " this one)",
             )
         if claimed.status == "duplicate":
             return "duplicate"
@@ -533,7 +551,7 @@ class Ingestor:
             await self.produce(REFUNDS.name, event.order_id, event)
         except Unavailable:
             with contextlib.suppress(Exception):
-                await self.claims.release_renewal(claim, number)
+                await self.claims.release_renewal(claim)
             raise
         await self.marks.mark([claim])
         return "accepted"

@@ -1,0 +1,211 @@
+"""A renewal order id sent again with another renewal number, amount, currency or first
+order is a 409 naming the field and what was accepted, on the real broker and Redis.
+Before, each was answered "200 duplicate" though only the first body was produced: the
+merchant read renewals 3 to 21, or a corrected amount, as recorded, and the creator was
+never paid for them. The same renewal sent again stays the idempotent duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from afflux.orders.claims import ClaimStore, NewOrder
+from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.io.campaign_publish import publish_terms
+
+pytestmark = pytest.mark.integration
+HOUR_MS = 3_600_000
+
+
+@pytest.fixture(scope="module")
+async def switched(infra: Any, orders_app: Any) -> str:
+    """A campaign of merchant-a paid in EUR until an hour ago and in USD since, so one
+    renewal order id can be sent in either currency."""
+    campaign = f"orders-renew-{uuid.uuid4().hex[:8]}"
+
+    def terms(currency: str) -> CampaignTerms:
+        return CampaignTerms.model_validate(
+            {"campaign_id": campaign, "merchant_id": "merchant-a", "currency": currency}
+        )
+
+    now = int(time.time() * 1000)
+    await publish_terms(infra.kafka_bootstrap, [(terms("EUR"), 0)])
+    await publish_terms(infra.kafka_bootstrap, [(terms("USD"), now - HOUR_MS)])
+    directory = orders_app.state.directory
+    for _ in range(200):
+        if campaign in directory and len(directory.versions(campaign)) == 2:
+            break
+        await asyncio.sleep(0.05)
+    return campaign
+
+
+def renewal(campaign: str, first: str, renewal_id: str, **changes: Any) -> dict[str, Any]:
+    """Renewal 2 of ``first``, 20.00 EUR, dated under the campaign's EUR version."""
+    body: dict[str, Any] = {
+        "order_id": first,
+        "renewal_number": 2,
+        "renewal_order_id": renewal_id,
+        "campaign_id": campaign,
+        "occurred_at": int(time.time() * 1000) - 2 * HOUR_MS,
+        "amount_minor": 2000,
+        "currency": "EUR",
+    }
+    return body | changes
+
+
+def renewals_of(events: list[dict[str, Any]], renewal_id: str) -> list[tuple[Any, ...]]:
+    return [
+        (e["order_id"], e["renewal_number"], e["amount_minor"], e["currency"])
+        for e in events
+        if e.get("renewal_order_id") == renewal_id
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "recorded"),
+    [
+        ({"renewal_number": 3}, "renewal_number", "renewal_number 2"),
+        ({"amount_minor": 999_999}, "amount_minor", "amount_minor 2000"),
+        ({"amount_minor": 5}, "amount_minor", "amount_minor 2000"),
+        # dated under the campaign's USD version, where USD is its currency
+        ({"currency": "USD", "occurred_at": "now"}, "currency", 'currency "EUR"'),
+        # another subscription's renewal: the id is taken, as a refund id by another order
+        ({"order_id": "another-subscription"}, "renewal_order_id", "a renewal of order sub-"),
+    ],
+    ids=["renewal_number", "higher_amount", "lower_amount", "currency", "first_order"],
+)
+async def test_a_renewal_sent_again_with_other_content_is_a_conflict_naming_the_field(
+    api: Any,
+    switched: str,
+    topics: Any,
+    changes: dict[str, Any],
+    field: str,
+    recorded: str,
+) -> None:
+    first, renewal_id = api.new_id("sub"), api.new_id("renewal")
+    body = renewal(switched, first, renewal_id)
+    accepted = await api.post("/v1/renewals", body)
+    assert accepted.status_code == 202, accepted.text
+    before = await topics.settle()
+    if changes.get("occurred_at") == "now":
+        changes = changes | {"occurred_at": int(time.time() * 1000)}
+
+    again = await api.post("/v1/renewals", body | changes)
+
+    assert again.status_code == 409, again.text
+    [detail] = again.json()["detail"]
+    assert detail["field"] == field
+    assert recorded in detail["reason"], detail["reason"]
+    assert renewal_id in detail["reason"]
+    assert await topics.settle() == before
+    # The renewal as accepted is still the idempotent duplicate, and nothing else of the
+    # id is on the topic.
+    retried = await api.post("/v1/renewals", body)
+    assert (retried.status_code, retried.json()["status"]) == (200, "duplicate"), retried.text
+    assert await topics.settle() == before
+
+
+async def test_an_identical_renewal_sent_again_is_a_duplicate(
+    api: Any, switched: str, topics: Any
+) -> None:
+    first, renewal_id = api.new_id("sub"), api.new_id("renewal")
+    body = renewal(switched, first, renewal_id)
+    before = await topics.settle()
+
+    answers = [await api.post("/v1/renewals", body) for _ in range(3)]
+
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [
+        (202, "accepted"),
+        (200, "duplicate"),
+        (200, "duplicate"),
+    ]
+    await topics.settle()
+    assert renewals_of(topics.since(before, "refunds"), renewal_id) == [(first, 2, 2000, "EUR")]
+
+
+async def test_twenty_renewal_numbers_sent_at_once_under_one_id_take_it_once(
+    api: Any, switched: str, topics: Any
+) -> None:
+    """The requests that find the first one's claim in flight wait for it to settle, then
+    are held to what it recorded: none is answered as a duplicate of it."""
+    first, shared = api.new_id("sub"), api.new_id("renewal")
+    before = await topics.settle()
+
+    answers = await asyncio.gather(
+        *(
+            api.post("/v1/renewals", renewal(switched, first, shared, renewal_number=number))
+            for number in range(2, 22)
+        )
+    )
+
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [202] + [409] * 19, [a.text for a in answers]
+    [taken] = [a for a in answers if a.status_code == 202]
+    await topics.settle()
+    [(_, number, _, _)] = renewals_of(topics.since(before, "refunds"), shared)
+    for refused in (a for a in answers if a.status_code == 409):
+        [detail] = refused.json()["detail"]
+        assert detail["field"] == "renewal_number"
+        assert f"renewal_number {number}" in detail["reason"], detail["reason"]
+    assert taken.json()["renewal_order_id"] == shared
+    # The numbers refused under the shared id were never taken: each is accepted under
+    # its own renewal order id.
+    other = 3 if number == 2 else 2
+    own = await api.post(
+        "/v1/renewals", renewal(switched, first, f"{shared}-{other}", renewal_number=other)
+    )
+    assert own.status_code == 202, own.text
+
+
+@pytest.fixture
+async def claims(infra: Any) -> AsyncIterator[ClaimStore]:
+    redis: Redis = Redis.from_url(infra.redis_url.rsplit("/", 1)[0] + "/2")
+    try:
+        yield ClaimStore(redis, f"afx:renew-{uuid.uuid4().hex[:8]}", pending_ms=5_000, ttl_s=60)
+    finally:
+        await redis.aclose()
+
+
+def renewal_claim(number: int = 2, amount: int = 2000, currency: str = "EUR") -> NewOrder:
+    return NewOrder(
+        "c", "sub-1-r", "sub-1", amount, "renewal", renewal_number=number, currency=currency
+    )
+
+
+async def test_a_renewal_claim_written_anew_by_a_retried_done_mark_keeps_its_number(
+    claims: ClaimStore,
+) -> None:
+    """A claim Redis lost is written again from the renewal's own fields
+    (``ClaimStore.mark_done``), so a later number under its id is still a conflict."""
+    await claims.mark_done([renewal_claim()])
+    now = int(time.time() * 1000)
+
+    other = await claims.reserve_renewal(renewal_claim(number=3), now)
+    same = await claims.reserve_renewal(renewal_claim(), now)
+
+    assert (other.status, other.field, other.recorded) == ("conflict", "renewal_number", 2)
+    assert same.status == "duplicate"
+
+
+async def test_a_renewal_claim_kept_before_its_number_was_compares_its_amount_only(
+    claims: ClaimStore,
+) -> None:
+    """Claims are kept 400 days: one written before the number and currency were kept
+    beside it is not a conflict for them (nothing to compare), but still for its amount."""
+    key = claims.order_key("c", "sub-1-r")
+    await claims.redis.hset(
+        key, mapping={"state": "done", "pkey": "sub-1", "amount": "2000", "kind": "renewal"}
+    )
+    now = int(time.time() * 1000)
+
+    number = await claims.reserve_renewal(renewal_claim(number=3, currency="USD"), now)
+    amount = await claims.reserve_renewal(renewal_claim(amount=2001), now)
+
+    assert number.status == "duplicate"
+    assert (amount.status, amount.field, amount.recorded) == ("conflict", "amount_minor", 2000)
