@@ -21,8 +21,8 @@ checked atomically; a refund of an order not accepted yet writes its field too (
 with no ``state`` is no order), so it counts once the order arrives. Each refund id also
 has its own key, for idempotency across the campaign's orders. A renewal is an order of
 kind ``renewal`` whose ``pkey`` is its first order, with its ``number`` and ``currency``
-beside its ``amount`` (so its renewal order id sent again with other content is a
-conflict, not a duplicate), and its number of that first order has a key
+beside its ``amount`` (so its renewal order id sent again with other content, or as
+an order's id, is a conflict, not a duplicate), and its number of that first order has a key
 ``<prefix>:rn:<campaign>:<number>:<first order>`` holding its renewal order id. The
 scripts touch several keys (the batch scripts name them in a JSON argument), so the
 store needs one Redis, not a cluster.
@@ -37,17 +37,23 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-# conflict: the order id was accepted with other terms (``NewOrder.terms``)
-OrderClaim = Literal["reserved", "duplicate", "pending", "conflict"]
+# conflict: the order id was accepted with other terms (``NewOrder.terms``); renewal: it
+# was accepted as a renewal's renewal order id
+OrderClaim = Literal["reserved", "duplicate", "pending", "conflict", "renewal"]
 _CLAIMS: dict[str, OrderClaim] = {
     "r": "reserved",
     "d": "duplicate",
     "p": "pending",
     "c": "conflict",
+    "n": "renewal",
 }
 
 # The batch scripts take their keys inside one JSON argument: packing hundreds of
 # separate arguments cost more client CPU than the rest of a request's handling.
+# A done claim of kind ``renewal`` is a renewal order id: it keeps no order terms, so
+# without its own answer ('n') an order reusing the id found nothing to compare and was a
+# "duplicate", though only the renewal was produced. A renewal's claim in flight is 'p'
+# like any other, so the order waits for it and is then answered by what it became.
 _RESERVE_ORDERS = """
 local batch = cjson.decode(ARGV[1])
 local now, until_ms, ttl = batch[1], tostring(batch[2]), batch[3]
@@ -56,8 +62,14 @@ for i, item in ipairs(batch[4]) do
   local key = item[1]
   local state = redis.call('HGET', key, 'state')
   if state == 'done' then
-    local kept = redis.call('HGET', key, 'terms')
-    if kept and item[5] ~= '' and kept ~= item[5] then out[i] = 'c' else out[i] = 'd' end
+    local kept = redis.call('HMGET', key, 'terms', 'kind')
+    if kept[2] == 'renewal' then
+      out[i] = 'n'
+    elseif kept[1] and item[5] ~= '' and kept[1] ~= item[5] then
+      out[i] = 'c'
+    else
+      out[i] = 'd'
+    end
   elseif state and tonumber(state) > now then
     out[i] = 'p'
   else
@@ -428,6 +440,11 @@ class ClaimStore:
         batch = json.dumps([now_ms, now_ms + self.pending_ms, self.ttl_s, items])
         result = _text(await self._reserve_orders(keys=[], args=[batch]))
         return [_CLAIMS[letter] for letter in result]
+
+    async def renewed_order(self, campaign_id: str, order_id: str) -> str | None:
+        """The first order the id was accepted as a renewal of, if its claim is a renewal's."""
+        kind, first = await self.redis.hmget(self.order_key(campaign_id, order_id), "kind", "pkey")
+        return None if kind is None or _text(kind) != "renewal" or first is None else _text(first)
 
     async def accepted_terms(self, campaign_id: str, order_id: str) -> str | None:
         """The terms an order id was accepted with (``NewOrder.terms``), if kept."""

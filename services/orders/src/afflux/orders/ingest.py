@@ -285,6 +285,15 @@ class Ingestor:
             refused = rules.order_terms_conflict(kept or "[]", event)
             if refused is not None:
                 raise refused
+        if status == "renewal":  # only the renewal was produced: a "duplicate" drops the order
+            first = await self._guard(self.claims.renewed_order(event.campaign_id, event.order_id))
+            renewal = "a renewal_order_id" if first is None else f"a renewal of order {first}"
+            raise Rejected(
+                409,
+                "order_id",
+                f"{event.order_id} was already accepted as {renewal}; an order needs its own"
+                " order_id",
+            )
         return "accepted" if status == "accepted" else "duplicate"
 
     async def _order_batch(
