@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from afflux.cli.stack import Stack
 from afflux.cli.topic_reader import read_events
 from afflux.clicks.quality import parse_user_agent
-from afflux.orders.openapi import BatchAnswer, OrderAnswer, RefundAnswer
+from afflux.orders.openapi import BatchAnswer, OrderAnswer, RefundAnswer, RenewalAnswer
 from afflux.orders.signing import sign, sign_query
 from afflux.shared.events import ClickRecorded
 from afflux.shared.io.http import tls as oneshot
@@ -100,8 +100,20 @@ def postback(secret: str = SECRET) -> Sent:
     return Sent("GET", f"/v1/postback?{query}", {})
 
 
+def renewal(**changes: Any) -> dict[str, Any]:
+    return {
+        "order_id": f"o-{uuid.uuid4().hex[:12]}",
+        "renewal_number": 1,
+        "campaign_id": CAMPAIGN,
+        "occurred_at": now_ms(),
+        "amount_minor": 1999,
+        "currency": "EUR",
+    } | changes
+
+
 DUPLICATE = order()
 REFUNDED = order()
+RENEWED = renewal(renewal_order_id=f"r-{uuid.uuid4().hex[:12]}")
 
 CASES = [
     # A well-signed order of the merchant's own campaign is accepted.
@@ -119,6 +131,22 @@ CASES = [
         lambda: signed("/v1/orders", DUPLICATE),
         200,
         OrderAnswer,
+    ),
+    # The same order id with another amount.
+    Case(
+        "order sent again with other terms",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", DUPLICATE | {"amount_minor": 1}),
+        409,
+        ProblemShape,
+    ),
+    # An order under the id a renewal was accepted with.
+    Case(
+        "order reusing a renewal order id",
+        ("/v1/orders", "post"),
+        lambda: signed("/v1/orders", order(order_id=RENEWED["renewal_order_id"])),
+        409,
+        ProblemShape,
     ),
     # Signed with a secret the merchant does not have.
     Case(
@@ -222,6 +250,36 @@ CASES = [
         413,
         ProblemShape,
     ),
+    Case(
+        "renewal accepted",
+        ("/v1/renewals", "post"),
+        lambda: signed("/v1/renewals", renewal()),
+        202,
+        RenewalAnswer,
+    ),
+    Case(
+        "renewal duplicate",
+        ("/v1/renewals", "post"),
+        lambda: signed("/v1/renewals", RENEWED),
+        200,
+        RenewalAnswer,
+    ),
+    # The renewal order id sent again with another amount.
+    Case(
+        "renewal sent again with another amount",
+        ("/v1/renewals", "post"),
+        lambda: signed("/v1/renewals", RENEWED | {"amount_minor": 1}),
+        409,
+        ProblemShape,
+    ),
+    # A renewal under the id of an order of the campaign.
+    Case(
+        "renewal reusing an order id",
+        ("/v1/renewals", "post"),
+        lambda: signed("/v1/renewals", renewal(renewal_order_id=DUPLICATE["order_id"])),
+        409,
+        ProblemShape,
+    ),
     # acme-fashion does not require lead confirmation.
     Case(
         "lead of a campaign that confirms none",
@@ -265,9 +323,14 @@ def document(stack: Stack) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def seeded(stack: Stack) -> None:
-    """The orders a duplicate and a refund refer to, accepted first."""
-    for payload in (DUPLICATE, REFUNDED):
-        sent = signed("/v1/orders", payload)
+    """The orders and the renewal that a duplicate, a conflict and a refund refer to,
+    accepted first."""
+    for path, payload in (
+        ("/v1/orders", DUPLICATE),
+        ("/v1/orders", REFUNDED),
+        ("/v1/renewals", RENEWED),
+    ):
+        sent = signed(path, payload)
         answer = oneshot.post(
             stack.url("orders") + sent.path, content=sent.body, headers=sent.headers, timeout=10
         )
@@ -300,7 +363,13 @@ def test_each_answer_is_a_documented_status_with_the_documented_shape(
 def test_every_merchant_operation_names_the_signature_headers_and_its_refusals(
     document: dict[str, Any],
 ) -> None:
-    for path in ("/v1/orders", "/v1/orders:batch", "/v1/refunds", "/v1/leads/{order_id}/confirm"):
+    for path in (
+        "/v1/orders",
+        "/v1/orders:batch",
+        "/v1/refunds",
+        "/v1/renewals",
+        "/v1/leads/{order_id}/confirm",
+    ):
         operation = document["paths"][path]["post"]
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
         assert headers == {"X-Afflux-Merchant", "X-Afflux-Signature"}, path

@@ -127,7 +127,17 @@ def _errors(*extra: tuple[int, str]) -> dict[str, Any]:
 
 _BAD_JSON = (400, "malformed JSON, or the body ended early")
 _OTHER_MERCHANT = (403, "the campaign belongs to another merchant")
-_ORDER_CONFLICT = (409, "the order id was accepted with other terms (names the field)")
+_ORDER_CONFLICT = (
+    409,
+    "the order id was accepted with other terms (names the field), or as a renewal's"
+    " renewal order id (names order_id)",
+)
+_RENEWAL_CONFLICT = (
+    409,
+    "the renewal order id was accepted with another first order, number, amount or currency,"
+    " or is another order's; or the renewal number was reported under another renewal order"
+    " id (names the field)",
+)
 
 
 def _signed_post(
@@ -211,7 +221,8 @@ def merchant_paths() -> dict[str, Any]:
                 **_errors(_BAD_JSON, _OTHER_MERCHANT, _ORDER_CONFLICT),
             },
             "Idempotent by `order_id` within the campaign; the same id with other terms"
-            " (amount, items, kind, ...) is a 409 naming the field.",
+            " (amount, items, kind, ...) is a 409 naming the field, and an id accepted as a"
+            " renewal's `renewal_order_id` a 409 naming `order_id`.",
         ),
         "/v1/orders:batch": _signed_post(
             f"Report up to {rules.MAX_BATCH} orders, each judged on its own",
@@ -241,10 +252,12 @@ def merchant_paths() -> dict[str, Any]:
             {
                 "200": _json("RenewalAnswer", "already accepted (a duplicate renewal order id)"),
                 "202": _json("RenewalAnswer", "accepted"),
-                **_errors(_BAD_JSON, _OTHER_MERCHANT),
+                **_errors(_BAD_JSON, _OTHER_MERCHANT, _RENEWAL_CONFLICT),
             },
             "Idempotent by `renewal_order_id` within the campaign (default"
-            " `<order_id>:renewal-<renewal_number>`); its refunds name the renewal order id.",
+            " `<order_id>:renewal-<renewal_number>`); sent again with another first order,"
+            " number, amount or currency, or naming another order's id, it is a 409 naming"
+            " the field. Its refunds name the renewal order id.",
         ),
         "/v1/leads/{order_id}/confirm": {
             "post": {
