@@ -122,6 +122,66 @@ async def test_a_done_mark_redis_missed_is_retried_once_it_is_back_and_the_lead_
         server.stop()
 
 
+async def test_a_renewal_number_redis_lost_before_its_done_mark_is_not_taken_again(
+    infra: Any, campaigns: Any, topics: Any, tmp_path: Path
+) -> None:
+    """Redis killed before a renewal's done mark and started again with nothing (no
+    append-only file): the retried mark writes the renewal's claim and the key of its
+    number, so the same number under another renewal order id is still a 409, not a
+    second renewal paid."""
+    port = free_port()
+    data = tmp_path / "redis"
+    server = start_redis(port, data, tmp_path, aof=False)
+    settings = orders_settings(
+        infra, redis_url=f"redis://127.0.0.1:{port}/0", orders_outcome_index=False
+    )
+    app = create_app(settings)
+    campaign, first = campaigns.shop.campaign_id, Api.new_id("sub")
+    renewal = {
+        "order_id": first,
+        "renewal_number": 2,
+        "renewal_order_id": f"{first}-r2",
+        "campaign_id": campaign,
+        "occurred_at": int(time.time() * 1000),
+        "amount_minor": 1999,
+        "currency": "EUR",
+    }
+    redis: Redis = Redis(port=port)
+    try:
+        async with app.router.lifespan_context(app):
+            await follows(app, campaign)
+            claims = app.state.ingestor.claims
+            killed = kill_before_done_marks(claims, server)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://orders") as http:
+                api = Api(http)
+
+                accepted = await api.post("/v1/renewals", renewal)
+                assert accepted.status_code == 202, accepted.text
+                await asyncio.wait_for(killed.wait(), WITHIN_S)
+                server = await asyncio.to_thread(start_redis, port, data, tmp_path, aof=False)
+                claim = claims.order_key(campaign, f"{first}-r2")
+
+                async def written_again() -> bool:
+                    return await redis.hget(claim, "state") == b"done"
+
+                await until(written_again, "the renewal's claim written again")
+                before = await topics.settle()
+                again = await api.post(
+                    "/v1/renewals", renewal | {"renewal_order_id": f"{first}-again"}
+                )
+                retried = await api.post("/v1/renewals", renewal)
+
+            assert again.status_code == 409, again.text
+            [detail] = again.json()["detail"]
+            assert (detail["field"], f"{first}-r2" in detail["reason"]) == ("renewal_number", True)
+            assert (retried.status_code, retried.json()["status"]) == (200, "duplicate")
+            assert await topics.settle() == before
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
 async def test_a_lead_whose_claim_is_gone_confirms_from_the_order_outcome_index(
     orders_app: FastAPI, api: Api, campaigns: Any
 ) -> None:

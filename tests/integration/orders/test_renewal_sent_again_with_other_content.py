@@ -209,3 +209,33 @@ async def test_a_renewal_claim_kept_before_its_number_was_compares_its_amount_on
 
     assert number.status == "duplicate"
     assert (amount.status, amount.field, amount.recorded) == ("conflict", "amount_minor", 2000)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, "sub-1-r"),  # lost with the claim: written again
+        ("sub-1-r", "sub-1-r"),  # kept: as it was
+        ("sub-1-other", "sub-1-other"),  # taken by another id while it was gone: left to it
+    ],
+    ids=["lost", "kept", "taken_meanwhile"],
+)
+async def test_a_retried_done_mark_writes_a_lost_renewal_number_again_and_only_then(
+    claims: ClaimStore, before: str | None, after: str
+) -> None:
+    """Redis that lost a renewal's claim lost its number's key with it: the claim alone
+    written anew let the same number be accepted again under another renewal order id."""
+    key = claims.renewal_number_key("c", "sub-1", 2)
+    if before is not None:
+        await claims.redis.set(key, before, ex=60)
+    sale = NewOrder("c", "o-1", "v-1", 100, "sale")
+
+    for _ in range(2):  # a mark retried twice writes the same
+        await claims.mark_done([renewal_claim(), sale])
+
+    assert await claims.redis.get(key) == after.encode()
+    assert 0 < await claims.redis.ttl(key) <= 60
+    assert await claims.redis.keys(f"{claims.prefix}:rn:*") == [key.encode()]  # none for a sale
+    late = NewOrder("c", "sub-1-late", "sub-1", 2000, "renewal", renewal_number=2, currency="EUR")
+    taken = await claims.reserve_renewal(late, int(time.time() * 1000))
+    assert (taken.status, taken.taken_by) == ("number_taken", after)

@@ -100,6 +100,10 @@ return 1
 # The done mark of acknowledged orders whose first mark Redis did not take: like the
 # done branch of _SETTLE_ORDERS, and a claim Redis lost (restarted on a file that missed
 # its last writes) is written again whole, since the order is on the topic either way.
+# A renewal's number key (item[8], holding its renewal order id, item[9]) is written
+# again too if it is gone: with the claim alone back, the same number was accepted
+# again under another renewal order id and paid twice. One another renewal took while
+# it was gone is left to it (NX): that renewal is on the topic as well.
 _MARK_ORDERS_DONE = """
 local batch = cjson.decode(ARGV[1])
 local ttl = batch[1]
@@ -114,6 +118,7 @@ for _, item in ipairs(batch[2]) do
     redis.call('HSET', key, 'state', 'done')
   end
   if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+  if item[8] ~= '' then redis.call('SET', item[8], item[9], 'NX', 'EX', ttl) end
 end
 return 1
 """
@@ -458,7 +463,8 @@ class ClaimStore:
 
     async def mark_done(self, orders: Sequence[NewOrder]) -> None:
         """Mark acknowledged orders' claims done, writing a claim that is gone anew (the
-        retry of a done mark that failed, or a claim the topics show was acknowledged)."""
+        retry of a done mark that failed, or a claim the topics show was acknowledged),
+        and a renewal's number key that is gone."""
         items = [
             [
                 self.order_key(o.campaign_id, o.order_id),
@@ -468,6 +474,10 @@ class ClaimStore:
                 o.terms,
                 "" if o.renewal_number is None else str(o.renewal_number),
                 o.currency or "",
+                ""
+                if o.renewal_number is None
+                else self.renewal_number_key(o.campaign_id, o.partition_key, o.renewal_number),
+                o.order_id,
             ]
             for o in orders
         ]
