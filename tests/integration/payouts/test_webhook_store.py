@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from afflux.payouts.webhooks.policy import Endpoint
-from afflux.payouts.webhooks.redis_store import Job, TooManyEndpoints, WebhookStore
+from afflux.payouts.webhooks.redis_store import ENDPOINTS, Job, TooManyEndpoints, WebhookStore
 from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
@@ -109,6 +109,20 @@ async def test_endpoints_are_read_many_at_once_by_id(store: WebhookStore) -> Non
     found = await store.get_many(["ep-2", "ep-gone", "ep-1", "ep-2"])
     assert found == {"ep-1": endpoint("ep-1"), "ep-2": endpoint("ep-2", owner="m-2")}
     assert await store.get_many([]) == {}
+
+
+@pytest.mark.parametrize(
+    "damage", [b"not json", b"{}", b'{"endpoint_id": "ep-bad", "event_types": 3}', b"[]"]
+)
+async def test_an_unreadable_endpoint_record_is_none_and_the_others_are_read(
+    store: WebhookStore, damage: bytes
+) -> None:
+    """One damaged record must not stop the sender (which reads every claimed job's
+    endpoint at once) nor take the others with it: it is None, its deliveries held back."""
+    await store.add(endpoint("ep-1"))
+    await store.redis.hset(ENDPOINTS, "ep-bad", damage)
+    found = await store.get_many(["ep-bad", "ep-1", "ep-gone"])
+    assert found == {"ep-1": endpoint("ep-1"), "ep-bad": None}
 
 
 async def test_an_owner_has_a_bounded_number_of_endpoints(store: WebhookStore) -> None:

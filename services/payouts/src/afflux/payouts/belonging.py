@@ -47,7 +47,14 @@ async def creator_links(settings: PayoutsSettings, affiliate_id: str) -> list[di
         raise LinksUnavailable(f"the clicks service did not answer: {exc}") from None
     if answer.status_code != 200:
         raise LinksUnavailable(f"the clicks service answered {answer.status_code}")
-    links: list[dict[str, Any]] = answer.json()["links"]
+    try:
+        links = answer.json()["links"]
+        if not isinstance(links, list) or not all(
+            isinstance(link, dict) and "campaign_id" in link and "active" in link for link in links
+        ):
+            raise ValueError("links not a list of links")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LinksUnavailable(f"the clicks service's answer could not be read: {exc}") from None
     return links
 
 

@@ -42,6 +42,9 @@ LEASE_MARGIN_S = 5.0
 OWNER_SHARE = 4
 CLAIM_AHEAD = 8
 DEFER_MS = 1
+# A delivery whose endpoint's stored record cannot be read waits this long before it is
+# claimed again (logged each time), instead of stopping the sender or being dropped.
+UNREADABLE_DEFER_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +149,18 @@ class Deliverer:
         owner (``policy.admissions``); the others are due again: now (past the free
         slots), or a moment later (their owner has its share), behind the other owners'
         due deliveries. A job whose endpoint was removed goes with it."""
-        endpoints = await self.store.get_many(job.endpoint_id for job in jobs)
+        found = await self.store.get_many(job.endpoint_id for job in jobs)
+        endpoints = {eid: endpoint for eid, endpoint in found.items() if endpoint is not None}
+        now = self.clock()
+        later: dict[str, int] = {}
         for job in jobs:
-            if job.endpoint_id not in endpoints:
+            if job.endpoint_id not in found:
                 await self.store.done(job)
+            elif job.endpoint_id not in endpoints:  # its record unreadable: held back
+                later[job.webhook_id] = now + UNREADABLE_DEFER_MS
         live = [job for job in jobs if job.endpoint_id in endpoints]
         owners = [endpoints[job.endpoint_id].owner for job in live]
         admitted = policy.admissions(owners, self.busy, share=self.per_owner, free=free)
-        now = self.clock()
-        later: dict[str, int] = {}
         started = 0
         for job, owner, admission in zip(live, owners, admitted, strict=True):
             if admission != "start":

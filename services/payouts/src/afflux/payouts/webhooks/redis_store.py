@@ -10,6 +10,7 @@ them to be claimed again once the lease is over.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -17,6 +18,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from afflux.payouts.webhooks.policy import Endpoint, OwnerKind
+
+log = logging.getLogger(__name__)
 
 PREFIX = "afx:{wh}:"  # beside the ledger's afx:pay:, which a ledger rebuild clears
 ENDPOINTS = PREFIX + "endpoints"
@@ -164,13 +167,25 @@ class WebhookStore:
         raw = await self.redis.hget(ENDPOINTS, endpoint_id)
         return None if raw is None else _endpoint(raw)
 
-    async def get_many(self, endpoint_ids: Iterable[str]) -> dict[str, Endpoint]:
-        """The endpoints among ``endpoint_ids`` that exist, by id (one ``HMGET``)."""
+    async def get_many(self, endpoint_ids: Iterable[str]) -> dict[str, Endpoint | None]:
+        """The endpoints among ``endpoint_ids`` that exist, by id (one ``HMGET``); None
+        for one whose stored record cannot be read (logged): the sender holds its
+        deliveries back rather than stop every owner's, or drop them."""
         ids = sorted(set(endpoint_ids))
         if not ids:
             return {}
-        found = (_endpoint(raw) for raw in await self.redis.hmget(ENDPOINTS, ids) if raw)
-        return {endpoint.endpoint_id: endpoint for endpoint in found}
+        found: dict[str, Endpoint | None] = {}
+        for endpoint_id, raw in zip(ids, await self.redis.hmget(ENDPOINTS, ids), strict=True):
+            if not raw:
+                continue
+            try:
+                found[endpoint_id] = _endpoint(raw)
+            except Exception as exc:  # any shape of damage: this endpoint's alone
+                log.error(
+                    "webhook endpoint %s: its stored record cannot be read: %r", endpoint_id, exc
+                )
+                found[endpoint_id] = None
+        return found
 
     async def all(self) -> list[Endpoint]:
         raw = await self.redis.hgetall(ENDPOINTS)
