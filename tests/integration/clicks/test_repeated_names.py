@@ -4,12 +4,15 @@ answered 401, and a route that reads no JSON body does not read its body at all.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
+from tests.integration.repeated_names import (
+    Watched,
+    assert_refused_as_named_twice,
+    assert_refused_without_credentials,
+)
 
 from .conftest import ADMIN
 
@@ -40,38 +43,14 @@ def url(path: str) -> str:
 async def test_a_name_given_twice_is_a_400_naming_it_for_the_admin(
     client: httpx.AsyncClient, method: str, path: str, body: bytes, name: str
 ) -> None:
-    answer = await client.request(method, url(path), content=body, headers={**ADMIN, **JSON})
-    assert answer.status_code == 400, answer.text
-    assert answer.json() == {
-        "detail": [
-            {
-                "field": "body",
-                "reason": f"malformed JSON: the name {name!r} appears twice in one object",
-            }
-        ]
-    }
+    await assert_refused_as_named_twice(client, method, url(path), body, name, {**ADMIN, **JSON})
 
 
 @pytest.mark.parametrize(("method", "path", "body", "name"), ROUTES, ids=IDS)
 async def test_a_caller_without_the_admin_token_is_a_401_whatever_its_body_names_twice(
     client: httpx.AsyncClient, method: str, path: str, body: bytes, name: str
 ) -> None:
-    answer = await client.request(method, url(path), content=body, headers=JSON)
-    assert answer.status_code == 401, answer.text
-    assert answer.headers["www-authenticate"] == "Bearer"
-    assert answer.json()["detail"][0]["field"] == "Authorization"
-
-
-class Watched:
-    """A request body that says whether the app read any of it."""
-
-    def __init__(self, content: bytes) -> None:
-        self.content = content
-        self.read = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.read = True
-        yield self.content
+    await assert_refused_without_credentials(client, method, url(path), body, JSON)
 
 
 @pytest.mark.parametrize(("method", "path"), OTHERS, ids=str)

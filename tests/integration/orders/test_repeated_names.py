@@ -9,6 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
+from tests.integration.repeated_names import (
+    assert_refused_as_named_twice,
+    assert_refused_without_credentials,
+)
 
 from .conftest import ADMIN_TOKEN, Campaigns
 
@@ -55,16 +59,7 @@ async def test_a_name_given_twice_is_a_400_naming_it_on_each_admin_route(
     body: bytes,
     name: str,
 ) -> None:
-    answer = await client.request(method, url(path, campaigns), content=body, headers=ADMIN)
-    assert answer.status_code == 400, answer.text
-    assert answer.json() == {
-        "detail": [
-            {
-                "field": "body",
-                "reason": f"malformed JSON: the name {name!r} appears twice in one object",
-            }
-        ]
-    }
+    await assert_refused_as_named_twice(client, method, url(path, campaigns), body, name, ADMIN)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "name"), ROUTES, ids=IDS)
@@ -77,9 +72,7 @@ async def test_a_caller_without_the_admin_token_learns_nothing_of_its_body(
     name: str,
 ) -> None:
     headers = {"Content-Type": "application/json"}
-    answer = await client.request(method, url(path, campaigns), content=body, headers=headers)
-    assert answer.status_code == 401, answer.text
-    assert answer.json()["detail"][0]["field"] == "Authorization"
+    await assert_refused_without_credentials(client, method, url(path, campaigns), body, headers)
 
 
 def test_the_table_names_every_routed_path_that_takes_a_body(orders_app: FastAPI) -> None:

@@ -15,6 +15,11 @@ from fastapi import FastAPI
 from fastapi.params import Form
 from fastapi.routing import APIRoute, iter_route_contexts
 from redis.asyncio import Redis
+from tests.integration.repeated_names import (
+    Watched,
+    assert_refused_as_named_twice,
+    assert_refused_without_credentials,
+)
 
 from afflux.cli.processes import Child
 from afflux.oracle.ledger_scenarios import CAMPAIGN
@@ -114,38 +119,14 @@ async def http(world: AccessWorld) -> AsyncIterator[httpx.AsyncClient]:
 async def test_a_name_given_twice_is_a_400_naming_it_for_an_authenticated_caller(
     http: httpx.AsyncClient, method: str, path: str, body: bytes, name: str
 ) -> None:
-    answer = await http.request(method, url(path), content=body, headers=ADMIN)
-    assert answer.status_code == 400, answer.text
-    assert answer.json() == {
-        "detail": [
-            {
-                "field": "body",
-                "reason": f"malformed JSON: the name {name!r} appears twice in one object",
-            }
-        ]
-    }
+    await assert_refused_as_named_twice(http, method, url(path), body, name, ADMIN)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "name"), ROUTES, ids=IDS)
 async def test_a_caller_without_credentials_is_a_401_whatever_its_body_names_twice(
     http: httpx.AsyncClient, method: str, path: str, body: bytes, name: str
 ) -> None:
-    answer = await http.request(method, url(path), content=body, headers=JSON)
-    assert answer.status_code == 401, answer.text
-    assert answer.headers["www-authenticate"] == "Bearer"
-    assert answer.json()["detail"][0]["field"] == "Authorization"
-
-
-class Watched:
-    """A request body that says whether the app read any of it."""
-
-    def __init__(self, content: bytes) -> None:
-        self.content = content
-        self.read = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.read = True
-        yield self.content
+    await assert_refused_without_credentials(http, method, url(path), body, JSON)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(OTHER_ROUTES - PUBLIC), ids=str)
