@@ -9,7 +9,10 @@ ledger is written by ``LedgerStore.apply``, as the consumer writes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
+import orjson
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -23,6 +26,7 @@ from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.http.principals import AccessStore
 
 ADMIN_TOKEN = "admin-token-for-the-access-tests-0123456789"
+PORTAL = "https://portal.test"  # the app's own address (payouts_public_url)
 OTHER_CAMPAIGN = "camp-other"
 MERCHANT, OTHER_MERCHANT = "m", "m-other"  # plan_versions() names merchant "m"
 CREATOR, OTHER_CREATOR = "ana", "ben"
@@ -58,7 +62,7 @@ class AccessWorld:
 
 async def build_world(redis: Redis[bytes], redis_url: str) -> AccessWorld:
     settings = PayoutsSettings(
-        admin_token=ADMIN_TOKEN, redis_url=redis_url, payouts_public_url="https://portal.test"
+        admin_token=ADMIN_TOKEN, redis_url=redis_url, payouts_public_url=PORTAL
     )
     app = create_app(settings)
     versions = {CAMPAIGN: _versions_of(CAMPAIGN, MERCHANT, {"ANA10": CREATOR})}
@@ -87,4 +91,26 @@ async def build_world(redis: Redis[bytes], redis_url: str) -> AccessWorld:
     await access.revoke(revoked.key_id, START + 1)
     return AccessWorld(
         app, creator_key, other_creator_key, merchant_key, other_merchant_key, revoked_key
+    )
+
+
+def http_client(world: AccessWorld, **options: Any) -> httpx.AsyncClient:
+    """A client of ``world``'s app in process, at the app's own address."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(world.app), base_url=PORTAL, **options)
+
+
+async def post(world: AccessWorld, path: str, body: Any, bearer: str) -> httpx.Response:
+    """``body`` (JSON; None: no body) POSTed to ``path`` with the bearer token ``bearer``."""
+    async with http_client(world) as http:
+        return await http.post(path, json=body, headers={"authorization": f"Bearer {bearer}"})
+
+
+async def own_content(world: AccessWorld, content_id: str, campaign: str, creator: str) -> None:
+    """The content ``insta:{content_id}`` held as published by ``creator`` in
+    ``campaign``, as the ledger consumer keeps it."""
+    store = world.app.state.store
+    await store.redis.hset(
+        store.keys.ledger("content_owner"),
+        f"insta:{content_id}",
+        orjson.dumps([campaign, creator]),
     )

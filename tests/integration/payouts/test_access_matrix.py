@@ -26,27 +26,24 @@ where the admin API is.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-import redis
 from access_app import (
     ADMIN_TOKEN,
     CREATOR,
     OTHER_CAMPAIGN,
     OTHER_CREATOR,
     AccessWorld,
-    build_world,
+    http_client,
+    own_content,
+    post,
 )
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from redis.asyncio import Redis
 
-from afflux.cli.processes import Child
 from afflux.clicks.app import create_app as clicks_app
 from afflux.clicks.settings import ClicksSettings
 from afflux.oracle.ledger_scenarios import CAMPAIGN
@@ -174,30 +171,12 @@ def _request(op: Operation, ids: dict[str, str]) -> tuple[str, dict[str, str], A
     return path, query, ({} if op.has_body else None)
 
 
-@pytest.fixture(scope="module")
-def plain_redis_url(plain_redis: tuple[Child, int]) -> str:
-    _, port = plain_redis
-    with redis.Redis(port=port) as sync:
-        sync.flushall()
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture(scope="module")
-async def world(plain_redis_url: str) -> AsyncIterator[AccessWorld]:
-    client: Redis[bytes] = Redis.from_url(plain_redis_url)
-    try:
-        yield await build_world(client, plain_redis_url)
-    finally:
-        await client.aclose()
-
-
 async def _ask(
     world: AccessWorld, op: Operation, ids: dict[str, str], bearer: str | None
 ) -> httpx.Response:
     url, query, body = _request(op, ids)
     headers = {"authorization": f"Bearer {bearer}"} if bearer else {}
-    transport = httpx.ASGITransport(world.app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as http:
+    async with http_client(world) as http:
         return await http.request(op.method, url, params=query, json=body, headers=headers)
 
 
@@ -383,10 +362,7 @@ async def test_every_state_changing_request_with_a_session_needs_its_csrf_token(
     principal = ADMIN if role == "admin" else await store.principal_of_key(credential)
     session_id, _ = await store.begin_session(principal, credential, 600)
     url, query, _ = _request(op, OWN_IDS)
-    transport = httpx.ASGITransport(world.app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="https://portal.test", cookies={"afx_session": session_id}
-    ) as http:
+    async with http_client(world, cookies={"afx_session": session_id}) as http:
         for origin in ("https://portal.test", "https://evil.example"):
             answer = await http.request(
                 op.method,
@@ -426,24 +402,13 @@ STATS = {
 async def test_another_creators_or_campaigns_content_answers_as_an_unknown_one(
     world: AccessWorld, role: str, action: str
 ) -> None:
-    store = world.app.state.store
     for content_id, campaign, creator in CONTENTS:
-        await store.redis.hset(
-            store.keys.ledger("content_owner"),
-            f"insta:{content_id}",
-            orjson.dumps([campaign, creator]),
-        )
+        await own_content(world, content_id, campaign, creator)
     key = world.creator_key if role == "creator" else world.merchant_key
     body = STATS if action == "stats" else None
 
     async def ask(content_id: str) -> httpx.Response:
-        transport = httpx.ASGITransport(world.app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as http:
-            return await http.post(
-                f"/v1/content/insta/{content_id}/{action}",
-                json=body,
-                headers={"authorization": f"Bearer {key}"},
-            )
+        return await post(world, f"/v1/content/insta/{content_id}/{action}", body, key)
 
     own, other, unknown = [await ask(c) for c in ("c-own1", "c-oth1", "c-zzz1")]
     # Past access control: this world has no broker, so its own content gets the 503 of a

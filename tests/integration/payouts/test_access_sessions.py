@@ -11,13 +11,12 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 import redis
-from access_app import ADMIN_TOKEN, CREATOR, AccessWorld, build_world
+from access_app import ADMIN_TOKEN, CREATOR, PORTAL, AccessWorld, build_world, http_client
 from redis.asyncio import Redis
 
 from afflux.cli.processes import Child
 
 pytestmark = pytest.mark.integration
-PORTAL = "https://portal.test"
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 FORM = {"content-type": "application/x-www-form-urlencoded", "origin": PORTAL}
 
@@ -33,10 +32,6 @@ async def world(plain_redis: tuple[Child, int]) -> AsyncIterator[AccessWorld]:
         yield await build_world(client, url)
     finally:
         await client.aclose()
-
-
-def _http(world: AccessWorld) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(world.app), base_url=PORTAL)
 
 
 async def _login_form(http: httpx.AsyncClient) -> str:
@@ -58,7 +53,7 @@ def _cookie(response: httpx.Response, name: str) -> SimpleCookie:
 async def test_a_login_sets_a_strict_httponly_secure_cookie_that_reads_own_figures(
     world: AccessWorld,
 ) -> None:
-    async with _http(world) as http:
+    async with http_client(world) as http:
         token = await _login_form(http)
         answer = await http.post(
             "/login",
@@ -80,7 +75,7 @@ async def test_a_login_sets_a_strict_httponly_secure_cookie_that_reads_own_figur
 
 
 async def test_login_needs_the_forms_token_and_our_origin(world: AccessWorld) -> None:
-    async with _http(world) as http:
+    async with http_client(world) as http:
         token = await _login_form(http)
         good = f"key={world.creator_key}&csrf_token={token}"
         wrong_token = await http.post(
@@ -98,7 +93,7 @@ async def test_login_needs_the_forms_token_and_our_origin(world: AccessWorld) ->
 async def test_a_wrong_key_is_a_401_and_the_sixth_try_in_a_minute_waits(
     world: AccessWorld,
 ) -> None:
-    async with _http(world) as http:
+    async with http_client(world) as http:
         token = await _login_form(http)
         for attempt in range(5):
             wrong = await http.post(
@@ -128,7 +123,7 @@ async def test_a_wrong_key_is_a_401_and_the_sixth_try_in_a_minute_waits(
 async def test_a_session_form_needs_its_csrf_token_and_logout_ends_the_session(
     world: AccessWorld,
 ) -> None:
-    async with _http(world) as http:
+    async with http_client(world) as http:
         token = await _login_form(http)
         await http.post(
             "/login", content=f"key={world.merchant_key}&csrf_token={token}", headers=FORM
@@ -150,7 +145,7 @@ async def test_a_session_form_needs_its_csrf_token_and_logout_ends_the_session(
 
 
 async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWorld) -> None:
-    async with _http(world) as http:
+    async with http_client(world) as http:
         token = await _login_form(http)
         login = await http.post(
             "/login", content=f"key={world.creator_key}&csrf_token={token}", headers=FORM
@@ -158,7 +153,7 @@ async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWo
         session = _cookie(login, "afx_session")["afx_session"].value
         csrf = (await http.get("/v1/me")).json()["csrf_token"]
         await http.post("/logout", content=f"csrf_token={csrf}", headers=FORM)
-    async with _http(world) as replay:
+    async with http_client(world) as replay:
         answer = await replay.get("/v1/me", cookies={"afx_session": session})
         assert answer.status_code == 401
         assert answer.json()["detail"][0]["field"] == "Authorization"
@@ -176,7 +171,7 @@ async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWo
 async def test_a_key_in_the_query_string_is_refused_on_every_route(
     world: AccessWorld, query: dict[str, str]
 ) -> None:
-    async with _http(world) as http:
+    async with http_client(world) as http:
         for path in (f"/v1/creators/{CREATOR}/balance", "/v1/keys", "/login", "/healthz"):
             answer = await http.get(path, params=query, headers=ADMIN)
             assert answer.status_code == 400, path
@@ -186,7 +181,7 @@ async def test_a_key_in_the_query_string_is_refused_on_every_route(
 async def test_keys_are_shown_once_rotated_and_revoked_through_the_admin_api(
     world: AccessWorld,
 ) -> None:
-    async with _http(world) as http:
+    async with http_client(world) as http:
         issued = await http.post(
             "/v1/keys", json={"role": "creator", "subject": "cleo"}, headers=ADMIN
         )

@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import redis
 from access_app import (
     ADMIN_TOKEN,
     CREATOR,
     OTHER_CAMPAIGN,
     OTHER_CREATOR,
     AccessWorld,
-    build_world,
+    own_content,
+    post,
 )
-from redis.asyncio import Redis
 
-from afflux.cli.processes import Child
 from afflux.oracle.ledger_scenarios import CAMPAIGN
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.content import (
@@ -46,23 +43,6 @@ pytestmark = pytest.mark.integration
 
 HOUR = 3_600_000
 STARTING = 503  # past every check; this world has no broker to take the event
-
-
-@pytest.fixture(scope="module")
-def plain_redis_url(plain_redis: tuple[Child, int]) -> str:
-    _, port = plain_redis
-    with redis.Redis(port=port) as sync:
-        sync.flushall()
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture(scope="module")
-async def world(plain_redis_url: str) -> AsyncIterator[AccessWorld]:
-    client: Redis[bytes] = Redis.from_url(plain_redis_url)
-    try:
-        yield await build_world(client, plain_redis_url)
-    finally:
-        await client.aclose()
 
 
 def _now() -> int:
@@ -96,21 +76,6 @@ def stats(**changes: Any) -> dict[str, Any]:
     return {**body, **changes}
 
 
-async def _post(world: AccessWorld, path: str, body: Any, bearer: str) -> httpx.Response:
-    transport = httpx.ASGITransport(world.app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as http:
-        return await http.post(path, json=body, headers={"authorization": f"Bearer {bearer}"})
-
-
-async def _own(world: AccessWorld, content_id: str, campaign: str, creator: str) -> None:
-    store = world.app.state.store
-    await store.redis.hset(
-        store.keys.ledger("content_owner"),
-        f"insta:{content_id}",
-        orjson.dumps([campaign, creator]),
-    )
-
-
 def _field(answer: httpx.Response) -> str | None:
     return answer.json()["detail"][0].get("field")  # type: ignore[no-any-return]
 
@@ -118,15 +83,15 @@ def _field(answer: httpx.Response) -> str | None:
 async def test_republishing_anothers_content_tells_only_the_admin_whose_it_is(
     world: AccessWorld,
 ) -> None:
-    await _own(world, "c-taken", OTHER_CAMPAIGN, OTHER_CREATOR)
+    await own_content(world, "c-taken", OTHER_CAMPAIGN, OTHER_CREATOR)
     body = publication("c-taken")
     for bearer in (world.creator_key, world.merchant_key):
-        refused = await _post(world, "/v1/content", body, bearer)
+        refused = await post(world, "/v1/content", body, bearer)
         assert refused.status_code == 422, refused.text
         assert _field(refused) == "content_id"
         assert OTHER_CAMPAIGN not in refused.text
         assert OTHER_CREATOR not in refused.text
-    told = await _post(world, "/v1/content", body, ADMIN_TOKEN)
+    told = await post(world, "/v1/content", body, ADMIN_TOKEN)
     assert told.status_code == 422, told.text
     assert OTHER_CAMPAIGN in told.text
     assert OTHER_CREATOR in told.text
@@ -138,7 +103,7 @@ async def test_concurrent_publications_of_one_content_by_different_creators_let_
     creators = [f"creator-{n:02d}" for n in range(16)]
     answers = await asyncio.gather(
         *(
-            _post(world, "/v1/content", publication("c-race", affiliate_id=c), ADMIN_TOKEN)
+            post(world, "/v1/content", publication("c-race", affiliate_id=c), ADMIN_TOKEN)
             for c in creators
         )
     )
@@ -212,7 +177,7 @@ async def test_a_hostile_publication_is_a_422_naming_the_field(
     # Streams of the past are the brand's to publish (a creator reports its own as they
     # start and end: test_a_creator_reports_its_stream_as_it_starts_and_ends).
     bearer = world.merchant_key if case.body.get("kind") == "live" else world.creator_key
-    answer = await _post(world, "/v1/content", case.body, bearer)
+    answer = await post(world, "/v1/content", case.body, bearer)
     if case.field is None:
         assert answer.status_code == STARTING, answer.text
         return
@@ -238,7 +203,7 @@ async def test_a_publication_older_than_the_backfill_limit_is_a_422(
     bearer = world.creator_key
     if field == "live_started_at":  # published now, of a stream that old: by the brand
         body, bearer = _live(f"old-{field}-{days}", at, at + HOUR), world.merchant_key
-    answer = await _post(world, "/v1/content", body, bearer)
+    answer = await post(world, "/v1/content", body, bearer)
     if days < 0:
         assert answer.status_code == STARTING, answer.text
         return
@@ -267,8 +232,8 @@ STATS_CASES = [
 
 @pytest.mark.parametrize("case", STATS_CASES, ids=lambda c: c.name)
 async def test_hostile_stats_are_a_422_naming_the_field(world: AccessWorld, case: Case) -> None:
-    await _own(world, "c-stats", CAMPAIGN, CREATOR)
-    answer = await _post(world, "/v1/content/insta/c-stats/stats", case.body, world.creator_key)
+    await own_content(world, "c-stats", CAMPAIGN, CREATOR)
+    answer = await post(world, "/v1/content/insta/c-stats/stats", case.body, world.creator_key)
     if case.field is None:
         assert answer.status_code == STARTING, answer.text
         return
@@ -279,7 +244,7 @@ async def test_hostile_stats_are_a_422_naming_the_field(world: AccessWorld, case
 async def test_a_content_id_with_a_control_character_in_the_path_is_a_422(
     world: AccessWorld,
 ) -> None:
-    answer = await _post(world, "/v1/content/insta/a%0Ab/stats", stats(), ADMIN_TOKEN)
+    answer = await post(world, "/v1/content/insta/a%0Ab/stats", stats(), ADMIN_TOKEN)
     assert answer.status_code == 422, answer.text
     assert (_field(answer) or "").endswith("content_id")
 
@@ -287,20 +252,20 @@ async def test_a_content_id_with_a_control_character_in_the_path_is_a_422(
 async def test_only_the_admin_or_the_campaigns_merchant_releases_a_published_content(
     world: AccessWorld,
 ) -> None:
-    await _own(world, "c-held", CAMPAIGN, CREATOR)
+    await own_content(world, "c-held", CAMPAIGN, CREATOR)
     release = "/v1/content/insta/{}/release"
-    creator = await _post(world, release.format("c-held"), None, world.creator_key)
+    creator = await post(world, release.format("c-held"), None, world.creator_key)
     assert creator.status_code == 403, creator.text
-    other = await _post(world, release.format("c-held"), None, world.other_merchant_key)
-    unknown = await _post(world, release.format("c-none"), None, world.other_merchant_key)
+    other = await post(world, release.format("c-held"), None, world.other_merchant_key)
+    unknown = await post(world, release.format("c-none"), None, world.other_merchant_key)
     assert (other.status_code, unknown.status_code) == (404, 404)
     assert other.json() == orjson.loads(unknown.content.replace(b"insta:c-none", b"insta:c-held"))
-    never = await _post(world, release.format("c-none"), None, ADMIN_TOKEN)
+    never = await post(world, release.format("c-none"), None, ADMIN_TOKEN)
     assert never.status_code == 404, never.text
-    note = await _post(world, release.format("c-held"), {"note": "n" * 501}, world.merchant_key)
+    note = await post(world, release.format("c-held"), {"note": "n" * 501}, world.merchant_key)
     assert note.status_code == 422, note.text
     assert "note" in (_field(note) or "")
-    mine = await _post(world, release.format("c-held"), {"note": "checked"}, world.merchant_key)
+    mine = await post(world, release.format("c-held"), {"note": "checked"}, world.merchant_key)
     assert mine.status_code == STARTING, mine.text
 
 
@@ -311,7 +276,7 @@ async def test_a_creator_key_publishes_no_new_content_into_a_campaign_it_is_not_
     # whether she has a link in OTHER_CAMPAIGN cannot be told: 503 naming why, nothing
     # published. Her postings there would not count (a posting is history, not a part).
     body = publication(f"c-foreign-{_now()}", campaign_id=OTHER_CAMPAIGN, kind="post")
-    answer = await _post(world, "/v1/content", body, world.creator_key)
+    answer = await post(world, "/v1/content", body, world.creator_key)
     assert answer.status_code == 503, answer.text
     assert _field(answer) == "campaign_id"
     assert "cannot be told now: AFFLUX_CLICKS_URL is not set" in answer.text
@@ -319,10 +284,10 @@ async def test_a_creator_key_publishes_no_new_content_into_a_campaign_it_is_not_
     owners = store.keys.ledger("content_owner")
     assert await store.redis.hget(owners, "insta:" + body["content_id"]) is None
     # Her own campaign takes it, as the admin's token anywhere.
-    mine = await _post(world, "/v1/content", publication(f"c-mine-{_now()}"), world.creator_key)
+    mine = await post(world, "/v1/content", publication(f"c-mine-{_now()}"), world.creator_key)
     assert mine.status_code == STARTING
     assert "belong" not in mine.text
-    anywhere = await _post(world, "/v1/content", body, ADMIN_TOKEN)
+    anywhere = await post(world, "/v1/content", body, ADMIN_TOKEN)
     assert anywhere.status_code == STARTING
     assert "belong" not in anywhere.text
 
@@ -333,7 +298,7 @@ async def test_a_coupon_of_the_creator_in_the_terms_makes_it_part_of_the_campaig
     directory = world.app.state.directory
     versions = directory.versions(OTHER_CAMPAIGN)
     body = publication(f"c-coupon-{_now()}", campaign_id=OTHER_CAMPAIGN, affiliate_id=OTHER_CREATOR)
-    before = await _post(world, "/v1/content", body, world.other_creator_key)
+    before = await post(world, "/v1/content", body, world.other_creator_key)
     assert before.status_code == 503
     assert "cannot be told" in before.text
     latest = versions[-1]
@@ -350,7 +315,7 @@ async def test_a_coupon_of_the_creator_in_the_terms_makes_it_part_of_the_campaig
             versions=(*versions, named),
         )
     )  # fmt: skip
-    answer = await _post(world, "/v1/content", body, world.other_creator_key)
+    answer = await post(world, "/v1/content", body, world.other_creator_key)
     assert answer.status_code == STARTING, answer.text
     assert "belong" not in answer.text
 
@@ -386,7 +351,7 @@ async def test_a_creator_reports_its_stream_as_it_starts_and_ends(world: AccessW
     ]  # fmt: skip
     keys = {"creator": world.creator_key, "merchant": world.merchant_key}
     for what, body, bearer, status, field in steps:
-        answer = await _post(world, "/v1/content", body, keys[bearer])
+        answer = await post(world, "/v1/content", body, keys[bearer])
         assert answer.status_code == status, (what, answer.text)
         if field is not None:
             assert _field(answer) == field, (what, answer.text)

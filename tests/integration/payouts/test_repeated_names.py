@@ -9,19 +9,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import redis
-from access_app import ADMIN_TOKEN, AccessWorld, build_world
+from access_app import ADMIN_TOKEN, AccessWorld, http_client
 from fastapi import FastAPI
 from fastapi.params import Form
 from fastapi.routing import APIRoute, iter_route_contexts
-from redis.asyncio import Redis
 from tests.integration.repeated_names import (
     Watched,
     assert_refused_as_named_twice,
     assert_refused_without_credentials,
 )
 
-from afflux.cli.processes import Child
 from afflux.oracle.ledger_scenarios import CAMPAIGN
 from afflux.payouts.app import create_app
 from afflux.payouts.settings import PayoutsSettings
@@ -91,27 +88,9 @@ def routes_with_a_body(app: FastAPI) -> tuple[set[tuple[str, str]], set[tuple[st
 JSON_ROUTES, OTHER_ROUTES = routes_with_a_body(create_app(PayoutsSettings(admin_token=ADMIN_TOKEN)))
 
 
-@pytest.fixture(scope="module")
-def plain_redis_url(plain_redis: tuple[Child, int]) -> str:
-    _, port = plain_redis
-    with redis.Redis(port=port) as sync:
-        sync.flushall()
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture(scope="module")
-async def world(plain_redis_url: str) -> AsyncIterator[AccessWorld]:
-    client: Redis[bytes] = Redis.from_url(plain_redis_url)
-    try:
-        yield await build_world(client, plain_redis_url)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 async def http(world: AccessWorld) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(world.app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://portal.test") as client:
+    async with http_client(world) as client:
         yield client
 
 
