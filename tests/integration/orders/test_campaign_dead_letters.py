@@ -28,30 +28,52 @@ LARGE_NOT_JSON = b"{" + b"x" * 200_000
 SMALL_REQUESTS = 50_000
 
 
-async def test_a_campaign_dead_letter_refused_for_itself_is_counted_and_the_follower_goes_on(
-    infra: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+async def bad_record_before_terms(
+    bootstrap: str, campaign_prefix: str, bad_value: bytes
+) -> tuple[CampaignTerms, int, int]:
+    """A new campaign's terms published right after a bad record ``bad_value``: the bad
+    record goes first on the partition the campaign's terms are published to, so the
+    follower reads the campaign only after it has dealt with the bad record. The terms,
+    and the bad record's partition and offset."""
     terms = CampaignTerms.model_validate(
         {
-            "campaign_id": f"after-refused-letter-{uuid.uuid4().hex[:8]}",
+            "campaign_id": f"{campaign_prefix}-{uuid.uuid4().hex[:8]}",
             "merchant_id": "merchant-a",
             "currency": "EUR",
             "plan": {"sale": {"rate": {"percent": "10"}}},
         }
     )
-    # The bad record goes first on the partition the campaign's terms are published to,
-    # so the follower reads the campaign only after it has dealt with the refused letter.
-    plain = new_producer(infra.kafka_bootstrap)
+    plain = new_producer(bootstrap)
     await plain.start()
     try:
         partitions = len(await plain.partitions_for(CAMPAIGNS.name))
         partition = partition_for(terms.campaign_id.encode(), partitions)
         bad = await plain.send_and_wait(
-            CAMPAIGNS.name, LARGE_NOT_JSON, key=b"not-a-campaign", partition=partition
+            CAMPAIGNS.name, bad_value, key=b"not-a-campaign", partition=partition
         )
     finally:
         await plain.stop()
-    await publish_terms(infra.kafka_bootstrap, [(terms, 0)])
+    await publish_terms(bootstrap, [(terms, 0)])
+    return terms, partition, bad.offset
+
+
+async def until_followed(
+    directory: CampaignDirectory, follower: asyncio.Task[None], campaign_id: str
+) -> None:
+    """Wait (30 s at most) until the follower has read the campaign, failing at once if
+    the follower stopped."""
+    async with asyncio.timeout(30):
+        while campaign_id not in directory:
+            assert not follower.done(), follower
+            await asyncio.sleep(0.05)
+
+
+async def test_a_campaign_dead_letter_refused_for_itself_is_counted_and_the_follower_goes_on(
+    infra: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    terms, partition, offset = await bad_record_before_terms(
+        infra.kafka_bootstrap, "after-refused-letter", LARGE_NOT_JSON
+    )
 
     metrics = OrdersMetrics()
     directory = CampaignDirectory()
@@ -64,13 +86,10 @@ async def test_a_campaign_dead_letter_refused_for_itself_is_counted_and_the_foll
         )
     )
     try:
-        async with asyncio.timeout(30):
-            while terms.campaign_id not in directory:
-                assert not follower.done(), follower
-                await asyncio.sleep(0.05)
+        await until_followed(directory, follower, terms.campaign_id)
         assert directory.latest(terms.campaign_id).terms == terms
 
-        refused = f"({CAMPAIGNS.name}[{partition}]@{bad.offset}) refused, not sent"
+        refused = f"({CAMPAIGNS.name}[{partition}]@{offset}) refused, not sent"
         assert any(refused in record.getMessage() for record in caplog.records)
         unsent = metrics.registry.get_sample_value(
             "afflux_orders_campaign_dead_letters_unsent_total", {"topic": CAMPAIGNS.name}
@@ -88,25 +107,9 @@ async def test_a_sent_campaign_dead_letter_is_counted_for_the_dead_letter_alert(
 ) -> None:
     """afflux_dlq, the counter every service's dead letters share (alert
     AffluxDeadLetters), counts the campaigns letters too: a bad terms record is news."""
-    terms = CampaignTerms.model_validate(
-        {
-            "campaign_id": f"after-sent-letter-{uuid.uuid4().hex[:8]}",
-            "merchant_id": "merchant-a",
-            "currency": "EUR",
-            "plan": {"sale": {"rate": {"percent": "10"}}},
-        }
+    terms, _, _ = await bad_record_before_terms(
+        infra.kafka_bootstrap, "after-sent-letter", b"{not json"
     )
-    plain = new_producer(infra.kafka_bootstrap)
-    await plain.start()
-    try:
-        partitions = len(await plain.partitions_for(CAMPAIGNS.name))
-        partition = partition_for(terms.campaign_id.encode(), partitions)
-        await plain.send_and_wait(
-            CAMPAIGNS.name, b"{not json", key=b"not-a-campaign", partition=partition
-        )
-    finally:
-        await plain.stop()
-    await publish_terms(infra.kafka_bootstrap, [(terms, 0)])
 
     metrics = OrdersMetrics()
     directory = CampaignDirectory()
@@ -118,10 +121,7 @@ async def test_a_sent_campaign_dead_letter_is_counted_for_the_dead_letter_alert(
         )
     )
     try:
-        async with asyncio.timeout(30):
-            while terms.campaign_id not in directory:
-                assert not follower.done(), follower
-                await asyncio.sleep(0.05)
+        await until_followed(directory, follower, terms.campaign_id)
         sent = {
             sample.labels["reason"]: sample.value
             for family in metrics.registry.collect()
