@@ -298,31 +298,41 @@ class RefundPartition:
         record's own dead letter), else it waits for it. A copy of a waiting refund in
         another currency waits beside it: whichever of the two the order's currency
         takes is applied, and the other is refused."""
-        return self._refund(key, self.keys.get(key), r, arrived)
-
-    def take_refund(self, key: str, r: OrderRefunded, arrived: int) -> tuple[list[Output], str]:
-        """``currency_refusal``, then ``conflicting_copy``, then ``refund`` unless the refund
-        is refused, with one lookup of the key: (what ``refund`` emits, '') or ([], why it
-        is refused with its record: nothing of the state changes then)."""
-        found = self.keys.get(key)
-        if found is not None:
-            refused = _refund_refusal(found, r)
-            if refused:
-                return [], refused
-        return self._refund(key, found, r, arrived), ""
-
-    def _refund(
-        self, key: str, found: OrderLedger | None, r: OrderRefunded, arrived: int
-    ) -> list[Output]:
-        """``refund``, ``found`` being what a lookup of ``key`` just gave."""
-        ledger = self._touched(key, found, r.occurred_at)
+        ledger = self._ledger(key, r.occurred_at)
         if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
             # Settling holds it to the order's currency before it drops a copy.
             return _settled(self._settle_refund(ledger, r))
-        if _duplicate(ledger, r):
-            return []
-        ledger.waiting.append((r, arrived))
-        self.waiting.add(key)
+        return self._wait(key, ledger, r, arrived, _duplicate(ledger, r))
+
+    def take_refund(self, key: str, r: OrderRefunded, arrived: int) -> tuple[list[Output], str]:
+        """``currency_refusal``, then ``conflicting_copy``, then ``refund`` unless the refund
+        is refused, with one lookup of the key and each check made once: (what ``refund``
+        emits, '') or ([], why it is refused with its record: nothing of the state changes
+        then)."""
+        found = self.keys.get(key)
+        duplicate = False
+        if found is not None:
+            refused = _currency_refusal(found, r)
+            if refused:
+                return [], refused
+            duplicate = _duplicate(found, r)
+            refused = _refund_conflict(found, r) if duplicate else ""
+            if refused:
+                return [], refused
+        ledger = self._touched(key, found, r.occurred_at)
+        if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
+            # Its currency is the order's (asked above): settled at once.
+            return _settled(self._take_settled(ledger, r)), ""
+        return self._wait(key, ledger, r, arrived, duplicate), ""
+
+    def _wait(
+        self, key: str, ledger: OrderLedger, r: OrderRefunded, arrived: int, duplicate: bool
+    ) -> list[Output]:
+        """``r``, its order's outcome not known yet, waits for it unless it is a copy of a
+        refund taken or waiting (``duplicate``, ``_duplicate``): that one is dropped."""
+        if not duplicate:
+            ledger.waiting.append((r, arrived))
+            self.waiting.add(key)
         return []
 
     def conflicting_copy(self, key: str, r: OrderRefunded) -> str:
@@ -422,6 +432,10 @@ class RefundPartition:
             step = f"{CURRENCY_MISMATCH} {r.currency}"
             self.failed.append(Failed(r.order_id, facts, step, Refused(refused)))
             return None
+        return self._take_settled(ledger, r)
+
+    def _take_settled(self, ledger: OrderLedger, r: OrderRefunded) -> Output | None:
+        """``_settle_refund`` once ``r`` is known to be in its order's currency."""
         if (r.campaign_id, r.refund_id) in ledger.done:
             return None  # a copy of a refund taken already
         ledger.done.add((r.campaign_id, r.refund_id))
@@ -576,12 +590,6 @@ def _duplicate(ledger: OrderLedger, r: OrderRefunded) -> bool:
         return True
     copies = [s.currency for s in ledger.settled if (s.campaign_id, s.refund_id) == ident]
     return not copies or any(c in ("", r.currency) for c in copies)
-
-
-def _refund_refusal(ledger: OrderLedger, r: OrderRefunded) -> str:
-    """Why ``r`` is refused with its record by the order's ledger ``ledger``: its currency
-    first (``currency_refusal``), then as a conflicting copy (``conflicting_copy``)."""
-    return _currency_refusal(ledger, r) or _copy_conflict(ledger, r)
 
 
 def _currency_refusal(ledger: OrderLedger, r: OrderRefunded) -> str:
