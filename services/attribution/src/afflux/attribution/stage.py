@@ -239,7 +239,8 @@ class Stage(Partitions[S]):
         # Refusals newer campaign terms could lift are held to the end of their batch and
         # asked again once the campaign view caught up (terms_recheck.py); None: never.
         self.recheck: TermsRecheck | None = None
-        self._held: list[tuple[InputRecord, int, Event, Any, int]] = []  # + catch-up
+        # (record, item index, event, raw item, catch-up, the record's is_backfill)
+        self._held: list[tuple[InputRecord, int, Event, Any, int, bool]] = []
         self.read_back_bytes = READ_BACK_FETCH_BYTES  # a read-back's fetch (gaps.py)
         # Per input partition behind its high watermark (or never answered by a fetch):
         # since when (clock ms), the offset processed then, and whether it was reported.
@@ -381,7 +382,7 @@ class Stage(Partitions[S]):
                 return
             until = recheck.may_lift(refused, ts) if recheck is not None else None
             if until is not None:
-                self._held.append((record, index, event, raw, until))
+                self._held.append((record, index, event, raw, until, backfill))
                 return
             raw = item_of(record.value, index, event) if raw is None else raw
             letter = outbox.letter(topic, p, offset, index, key, raw, refused, None, "Rejected")
@@ -395,9 +396,8 @@ class Stage(Partitions[S]):
         again; what is still refused is dead-lettered as usual."""
         held, self._held = self._held, []
         assert self.recheck is not None
-        await self.recheck.caught_up(max(until for *_, until in held))
-        for record, index, event, raw, _ in held:
-            backfill = is_backfill(record.headers)
+        await self.recheck.caught_up(max(until for *_, until, _ in held))
+        for record, index, event, raw, _, backfill in held:
             self._take(state, record, index, event, raw, out, letters, None, backfill)
 
     async def _skipped(
