@@ -32,17 +32,26 @@ class LinksUnavailable(Exception):
     """The clicks service could not say which links a creator has."""
 
 
-async def creator_links(settings: PayoutsSettings, affiliate_id: str) -> list[dict[str, Any]]:
-    """The creator's tracking links, deactivated ones too, from the clicks service."""
+def links_api(settings: PayoutsSettings) -> tuple[str, dict[str, str]]:
+    """The clicks service's links URL and the headers (the admin token) it is asked
+    with; LinksUnavailable when ``AFFLUX_CLICKS_URL`` is not set."""
     base = settings.clicks_url.rstrip("/")
     if not base:
         raise LinksUnavailable("AFFLUX_CLICKS_URL is not set")
-    headers = {"Authorization": f"Bearer {settings.admin_token_value() or ''}"}
+    return f"{base}/v1/links", {"Authorization": f"Bearer {settings.admin_token_value() or ''}"}
+
+
+def clicks_client() -> httpx.AsyncClient:
+    """A client for the clicks service's links API."""
+    return httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S)
+
+
+async def creator_links(settings: PayoutsSettings, affiliate_id: str) -> list[dict[str, Any]]:
+    """The creator's tracking links, deactivated ones too, from the clicks service."""
+    url, headers = links_api(settings)
     try:
-        async with httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S) as http:
-            answer = await http.get(
-                f"{base}/v1/links", params={"affiliate_id": affiliate_id}, headers=headers
-            )
+        async with clicks_client() as http:
+            answer = await http.get(url, params={"affiliate_id": affiliate_id}, headers=headers)
     except httpx.HTTPError as exc:
         raise LinksUnavailable(f"the clicks service did not answer: {exc}") from None
     if answer.status_code != 200:

@@ -18,10 +18,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from afflux.payouts.belonging import (
-    TIMEOUT_S,
     LinksUnavailable,
+    clicks_client,
     creator_campaigns,
     creator_links,
+    links_api,
 )
 from afflux.payouts.deps import DirectoryDep
 from afflux.payouts.portal import html as h
@@ -30,7 +31,6 @@ from afflux.payouts.portal.guard import creator_viewer, not_found
 from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.access import may_read_creator
 from afflux.shared.io.http.principals import CsrfDep, csrf_token, form_fields
-from afflux.shared.io.http.tls import tls_context
 
 router = APIRouter(prefix="/portal/creators/{affiliate_id}/links", include_in_schema=False)
 
@@ -115,15 +115,14 @@ async def create_link(
         if campaign not in campaigns or campaign not in directory:
             problem = f"campaign_id: you do not belong to campaign {campaign!r}"
         else:
-            base = settings.clicks_url.rstrip("/")
-            headers = {"Authorization": f"Bearer {settings.admin_token_value() or ''}"}
+            url, headers = links_api(settings)
             body = {
                 "affiliate_id": affiliate_id,
                 "campaign_id": campaign,
                 "destination_url": destination,
             }
-            async with httpx.AsyncClient(verify=tls_context(), timeout=TIMEOUT_S) as http:
-                answer = await http.post(f"{base}/v1/links", json=body, headers=headers)
+            async with clicks_client() as http:
+                answer = await http.post(url, json=body, headers=headers)
             if answer.status_code == 201:
                 return RedirectResponse(request.url.path, status_code=303)
             problem = (
