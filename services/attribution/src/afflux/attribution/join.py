@@ -225,7 +225,13 @@ class JoinPartition:
         self.decisions = {"at_once": 0, "after_grace": 0}  # orders decided, for the metric
 
     def _state(self, key: str) -> VisitorState:
-        state = self.keys.get(key)
+        return self._kept(key, self.keys.get(key))
+
+    def _kept(self, key: str, found: VisitorState | None) -> VisitorState:
+        """The key's state (``found``: what a lookup of it just gave, not read again: with
+        the disk store a key without a state is a disk read each time), made if it has
+        none, and marked changed."""
+        state = found
         if state is None:
             state = self.keys[key] = VisitorState()
         self.dirty.add(key)
@@ -457,16 +463,12 @@ class JoinPartition:
     def _hold(
         self, key: str, found: VisitorState | None, order: OrderPlaced, arrived: int
     ) -> VisitorState | None:
-        """``order``, ``found`` being what a lookup of ``key`` just gave (it is not read
-        again: with the disk store, a key without a state is a disk read each time); the
+        """``order``, ``found`` being what a lookup of ``key`` just gave (``_kept``); the
         key's state holding the order, or None for a copy of a known order."""
         okey = (order.campaign_id, order.order_id)
         if found is not None and (okey in found.pending or okey in found.decided):
             return None
-        state = found
-        if state is None:
-            state = self.keys[key] = VisitorState()
-        self.dirty.add(key)
+        state = self._kept(key, found)
         state.pending[okey] = (order, arrived)
         self.index[okey] = key
         heapq.heappush(self.queue, (arrived, key, okey))
