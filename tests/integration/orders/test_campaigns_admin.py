@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import string
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -201,24 +203,51 @@ async def test_put_reads_a_body_only_up_to_the_limit_of_a_campaigns_record(
     assert await topics.settle() == before
 
 
+async def test_put_keeps_publishing_monthly_versions_of_a_large_coupon_map(
+    api: Any, infra: Any
+) -> None:
+    """A campaigns record holds every version of its campaign; a brand adding a few codes
+    to its 9,000 each month used to fill one after four versions (about 230 KB each) and
+    could publish no more. Compressed, the repeated map costs next to nothing."""
+    campaign_id = f"monthly-{uuid.uuid4().hex[:8]}"
+    coupons = {f"BASE{i:05d}": f"creator-{i % 50}" for i in range(9_000)}
+
+    for month in range(1, 7):
+        coupons[f"MONTH{month:02d}"] = "creator-1"
+        body = entry(campaign_id)
+        body["terms"]["coupons"] = dict(coupons)
+        answer = await api.http.put(f"/v1/campaigns/{campaign_id}", json=body, headers=ADMIN)
+        assert answer.status_code == 201, (month, answer.text)
+
+    listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
+    assert [v["version"] for v in listed.json()["versions"]] == list(range(1, 7))
+    history = await read_all_versions(infra.kafka_bootstrap)
+    assert len(history[campaign_id]) == 6  # 1.4 MB of JSON, one record
+    assert history[campaign_id][-1].terms.coupons["MONTH06"] == "creator-1"
+
+
 async def test_put_refuses_a_version_whose_history_would_no_longer_fit_one_record(
     api: Any, infra: Any
 ) -> None:
-    """A campaigns record holds every version of its campaign: one over the limit could
-    neither be sent nor read back, so the version that would make it so is a 413 naming
-    the sizes, and the versions before it stay readable."""
+    """Versions that share nothing (18,000 new random codes each) fill a compressed record
+    after a few: the version that would overflow it is a 413 naming the sizes, and the
+    versions before it stay readable."""
     campaign_id = f"history-{uuid.uuid4().hex[:8]}"
+    rng = random.Random(campaign_id)
+    alphabet = string.ascii_uppercase + string.digits
 
-    def with_coupons(n: int) -> dict[str, Any]:
+    def with_random_coupons() -> dict[str, Any]:
         body = entry(campaign_id)
-        coupons = {f"V{n}C{i:05d}": f"creator-{i % 50}" for i in range(9_000)}
-        body["terms"]["coupons"] = coupons  # about 230 KB of JSON per version
+        codes = ("".join(rng.choices(alphabet, k=12)) for _ in range(18_000))
+        body["terms"]["coupons"] = {code: f"creator-{i % 50}" for i, code in enumerate(codes)}
         return body
 
     answers = []
-    for n in range(6):
+    for _ in range(12):
         answers.append(
-            await api.http.put(f"/v1/campaigns/{campaign_id}", json=with_coupons(n), headers=ADMIN)
+            await api.http.put(
+                f"/v1/campaigns/{campaign_id}", json=with_random_coupons(), headers=ADMIN
+            )
         )
         if answers[-1].status_code != 201:
             break
@@ -229,6 +258,7 @@ async def test_put_refuses_a_version_whose_history_would_no_longer_fit_one_recor
     problem = refused.json()["detail"][0]
     assert problem["field"] == "body"
     assert f"its {len(taken) + 1} versions encode to" in problem["reason"]
+    assert "compressed, over the" in problem["reason"]
     listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
     assert [v["version"] for v in listed.json()["versions"]] == list(range(1, len(taken) + 1))
     history = await read_all_versions(infra.kafka_bootstrap)

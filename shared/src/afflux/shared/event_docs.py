@@ -74,6 +74,22 @@ record is always correct. In afflux one packer serves every producer:
 `afflux.shared.wire.chunk_by_partition` (at most 200 events or 512 KiB per
 record, events in their given order) and `afflux.shared.io.kafka.send_chunks`.
 
+### Compressed campaigns records
+
+A `campaigns` record holds its campaign's **whole** version history (the topic
+is compacted by campaign), so a large coupon map repeated in every version would
+fill the 1 MiB a record may hold after a few versions. A history whose JSON is
+over 64 KiB therefore goes out as an **xz stream** of that JSON (the value
+starts with the xz magic bytes `FD 37 7A 58 5A 00`; Python's `lzma.decompress`,
+`xz -d`, or any liblzma reads it). Every afflux reader expands it within bounds
+(`afflux.shared.wire.expand`): at most 16 MiB of JSON (`MAX_EXPANDED_BYTES`),
+at most 32 MiB of decoder memory for its header, no bytes after its end, and
+the JSON inside held to the same depth and number bounds as any record. Only a
+single `CampaignTermsPublished` may be compressed: a compressed record on any
+other topic, or holding anything else, is refused (dead-lettered where the
+consumer dead-letters), since thousands of events in one record would pass
+every per-record bound a consumer counts on. Smaller histories stay plain JSON.
+
 ## Schema evolution
 
 Fields are only ever added. When an event changes shape, its

@@ -14,11 +14,21 @@ integer beyond 64 bits is read exactly (by Python's parser) and refused by
 validation. Any failure at all while decoding one record becomes
 ``UndecodableRecord`` naming the reason and the exception's class, so a consumer
 dead-letters the record and goes on.
+
+One record value may be compressed: a campaigns record holds its campaign's whole
+version history, which outgrows ``MAX_RECORD_BYTES`` after a few versions of a large
+coupon map, though the versions repeat one another almost entirely. A value that
+starts with the xz magic (``XZ_MAGIC``) is an xz stream of the JSON; it expands to at
+most ``MAX_EXPANDED_BYTES`` (the expanded JSON held to the same depth and digit
+bounds), and must hold exactly one ``CampaignTermsPublished``: no other event needs
+it, and a packed record of thousands of events compressed into one would pass every
+per-record bound a consumer counts on.
 """
 
 from __future__ import annotations
 
 import json
+import lzma
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +78,14 @@ _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 _AS_SQUARE = bytes.maketrans(b"{}", b"[]")  # for depth, an object nests like an array
 
 
+# Compressed campaigns records (see the module docstring): what a reader expands at
+# most, and the decoder memory it grants an xz header (the encoder's preset needs 9 MiB).
+XZ_MAGIC = b"\xfd7zXZ\x00"
+MAX_EXPANDED_BYTES = 16 * 1024 * 1024
+_XZ_MEMORY_LIMIT = 32 * 1024 * 1024
+COMPRESSED_TYPES = frozenset({"CampaignTermsPublished"})
+
+
 class UndecodableRecord(ValueError):
     """A record value that is not valid JSON, not an event, or fails validation."""
 
@@ -76,13 +94,17 @@ class UndecodableRecord(ValueError):
         self.error_class = error_class
 
 
-def check_bounds(value: bytes) -> None:
+def check_size(value: bytes, max_bytes: int) -> None:
+    if len(value) > max_bytes:
+        raise UndecodableRecord(
+            f"record of {len(value)} bytes exceeds {max_bytes}", "RecordTooLarge"
+        )
+
+
+def check_bounds(value: bytes, max_bytes: int = MAX_RECORD_BYTES) -> None:
     """Raise UndecodableRecord when ``value`` is too large, too deep or holds too long a
     number, without parsing it: the limits no valid event comes near."""
-    if len(value) > MAX_RECORD_BYTES:
-        raise UndecodableRecord(
-            f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}", "RecordTooLarge"
-        )
+    check_size(value, max_bytes)
     # The common case costs two C passes: the digit sample and the brackets.
     if _SAMPLED_RUN in value[::_STRIDE].translate(_DIGIT_MASK) and _long_digit_run(value):
         raise UndecodableRecord(f"a number longer than {MAX_DIGIT_RUN} digits", "NumberTooLong")
@@ -130,7 +152,15 @@ def parse_value(value: bytes | None) -> Any:
     """The parsed JSON of a record value within the bounds above, or UndecodableRecord."""
     if value is None:
         raise UndecodableRecord("empty record value (tombstone)")
-    check_bounds(value)
+    compressed = value.startswith(XZ_MAGIC)
+    if compressed:
+        # Its bytes are no JSON: their size is bounded before expanding, the shape of
+        # the JSON inside after.
+        check_size(value, MAX_RECORD_BYTES)
+        value = expand(value)
+        check_bounds(value, MAX_EXPANDED_BYTES)
+    else:
+        check_bounds(value)
     try:
         # orjson is several times faster, but reads an integer beyond 64 bits as a
         # float: a value with such a digit run (rare: no field needs one) takes the
@@ -149,7 +179,38 @@ def parse_value(value: bytes | None) -> Any:
         # No producer packs nothing (``pack_values`` needs one value): read as "no
         # events", it would be dropped by every consumer without a trace.
         raise UndecodableRecord("an empty array: a packed record holds at least one event")
+    if compressed and not (isinstance(parsed, dict) and parsed.get("type") in COMPRESSED_TYPES):
+        raise UndecodableRecord(
+            "a compressed record must hold one event of type "
+            + " or ".join(sorted(COMPRESSED_TYPES))
+        )
     return parsed
+
+
+def compress(value: bytes) -> bytes:
+    """``value`` as an xz stream that ``parse_value`` reads back. The preset's 8 MiB
+    window reaches across versions, so a version repeating the one before costs little."""
+    return lzma.compress(value, format=lzma.FORMAT_XZ, preset=6)
+
+
+def expand(value: bytes) -> bytes:
+    """The JSON inside a compressed value, or UndecodableRecord: more than
+    ``MAX_EXPANDED_BYTES``, a header asking for more decoder memory than it is granted, a
+    damaged or truncated stream, or bytes after its end."""
+    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=_XZ_MEMORY_LIMIT)
+    try:
+        out = decoder.decompress(value, max_length=MAX_EXPANDED_BYTES + 1)
+    except lzma.LZMAError as exc:
+        raise UndecodableRecord(f"not a readable xz stream: {exc}", "LZMAError") from exc
+    if len(out) > MAX_EXPANDED_BYTES:
+        raise UndecodableRecord(
+            f"compressed record expands beyond {MAX_EXPANDED_BYTES} bytes", "RecordTooLarge"
+        )
+    if not decoder.eof:
+        raise UndecodableRecord("compressed record is truncated", "LZMAError")
+    if decoder.unused_data:
+        raise UndecodableRecord("bytes after the end of a compressed record", "LZMAError")
+    return out
 
 
 def encode(event: Envelope) -> bytes:

@@ -11,13 +11,23 @@ from afflux.shared.core.ids import derived_id
 from afflux.shared.core.terms import CampaignTerms, TermsVersion, append_version
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.clock_source import system_clock
-from afflux.shared.io.kafka import new_producer, send_event, stop_consumer
+from afflux.shared.io.kafka import new_producer, stop_consumer
 from afflux.shared.topics import CAMPAIGNS
-from afflux.shared.wire import MAX_RECORD_BYTES, UndecodableRecord, decode_record, encode
+from afflux.shared.wire import (
+    MAX_EXPANDED_BYTES,
+    MAX_RECORD_BYTES,
+    UndecodableRecord,
+    compress,
+    decode_record,
+    encode,
+)
 
 # The key, the headers and the record batch around a value: what the producer's request
 # limit (1 MiB, the same as MAX_RECORD_BYTES) counts beside it.
 RECORD_OVERHEAD_BYTES = 4 * 1024
+# A history this large goes out compressed (``afflux.shared.wire.compress``): below it a
+# record stays plain JSON, what an integrator reading the topic expects.
+COMPRESS_ABOVE_BYTES = 64 * 1024
 
 
 class TermsTooLarge(ValueError):
@@ -43,6 +53,39 @@ def next_publication(
         campaign_id=terms.campaign_id,
         versions=versions,
     )
+
+
+def record_value(
+    record: CampaignTermsPublished,
+    *,
+    max_expanded: int = MAX_EXPANDED_BYTES,
+    max_record: int = MAX_RECORD_BYTES - RECORD_OVERHEAD_BYTES,
+) -> bytes:
+    """The campaigns record's value: the event's JSON, compressed above
+    ``COMPRESS_ABOVE_BYTES``; TermsTooLarge when a reader could not take it.
+
+    Each record holds every version (the topic is compacted by campaign): one over either
+    limit could never be sent, or never be read back if it were. Compressed, a version
+    that repeats the one before costs a few hundred bytes, so the expanded limit is what
+    a long history of a large coupon map meets first."""
+    value = encode(record)
+    size = len(value)
+    campaign = record.campaign_id
+    if size > max_expanded:
+        raise TermsTooLarge(
+            f"campaign {campaign!r}: its {len(record.versions)} versions encode to"
+            f" {size:,} bytes, over the {max_expanded:,} a campaigns record may"
+            " expand to; publish smaller terms (fewer coupons or overrides per version)"
+        )
+    if size > COMPRESS_ABOVE_BYTES:
+        value = compress(value)
+    if len(value) > max_record:
+        raise TermsTooLarge(
+            f"campaign {campaign!r}: its {len(record.versions)} versions encode to"
+            f" {size:,} bytes, {len(value):,} compressed, over the {max_record:,} a campaigns"
+            " record may hold; publish smaller terms (fewer coupons or overrides per version)"
+        )
+    return value
 
 
 async def read_all_versions(bootstrap: str) -> dict[str, tuple[TermsVersion, ...]]:
@@ -102,17 +145,8 @@ async def publish_terms(
             )
             if record is None:
                 continue
-            size = len(encode(record))
-            if size > MAX_RECORD_BYTES - RECORD_OVERHEAD_BYTES:
-                # Each record holds every version (the topic is compacted by campaign):
-                # one over the limit could never be sent, nor read back if it were.
-                raise TermsTooLarge(
-                    f"campaign {terms.campaign_id!r}: its {len(record.versions)} versions"
-                    f" encode to {size:,} bytes, over the"
-                    f" {MAX_RECORD_BYTES - RECORD_OVERHEAD_BYTES:,} a campaigns record may"
-                    " hold; publish smaller terms (fewer coupons or overrides per version)"
-                )
-            await send_event(producer, CAMPAIGNS.name, terms.campaign_id, record)
+            value = record_value(record)
+            await producer.send_and_wait(CAMPAIGNS.name, value, key=terms.campaign_id.encode())
             history[terms.campaign_id] = record.versions
             published.append(record)
     finally:
