@@ -514,6 +514,13 @@ class ContentPublished(Envelope):
         "after the later of this and published_at, so a backdated published_at does not "
         "shorten the lock",
     )
+    reported_by: Literal["creator", "merchant", "admin"] | None = Field(
+        None,
+        description="whose key published it over HTTP (null: written to the topic, taken as"
+        " the brand's); a content first published with the creator's own key is held until"
+        " the brand releases it: its live stream claims no order and it earns no engagement"
+        " pay before that",
+    )
 
     @model_validator(mode="after")
     def _live_times(self) -> ContentPublished:

@@ -40,6 +40,17 @@ def content_backfill_limit_ms(versions: Iterable[TermsVersion]) -> int:
     return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)
 
 
+def held_for_release(first_reported_by: str | None, released: bool) -> bool:
+    """Whether a content is held until the brand confirms it: what a creator's own key
+    publishes (``reported_by`` of the content's first publication, which fixes its
+    campaign and creator) counts only from its release (``ContentReleased``), by the
+    campaign's merchant or the admin. Held, a live stream claims no order and a handle
+    names nobody in survey answers (attribution), and the content earns no engagement pay
+    (the ledger). Content the brand published (or written to the topic: no
+    ``reported_by``) counts at once."""
+    return first_reported_by == "creator" and not released
+
+
 # How long after a stream's start (or end) its creator may report it with its own key.
 # A creator declares its own streams: reported days later, a stream would claim orders
 # already decided (or another creator's stream sales) on the creator's word alone.
