@@ -340,3 +340,66 @@ def test_a_held_creator_figure_says_why() -> None:
         state.held
         == "snapshot 1: figures reported by the creator itself, paid once the brand confirms them"
     )
+
+
+# -- a content its creator's own key published waits for the brand's release ------------
+
+CREATOR_PUBLISHED = replace(PUBLISHED, event_id="pub-own", by_creator=True)
+BRAND_AGAIN = replace(PUBLISHED, event_id="pub-brand")
+PUBLICATION_CASES = [
+    # the squat: a creator publishes a post id under its own name, the brand's (or a
+    # platform's) stats of it pay nothing until the brand releases the content
+    CreatorCase(
+        "the brand's figures on a creator's content", ((CREATOR_PUBLISHED, snap(1, 300)),), [[]]
+    ),
+    CreatorCase(
+        "released: paid at the latest figures",
+        ((CREATOR_PUBLISHED, snap(1, 300), snap(2, 400)), (RELEASE,)),
+        [[], [("engagement_pay", 400)]],
+    ),
+    CreatorCase(
+        "released first: the figures after it pay at once",
+        ((CREATOR_PUBLISHED,), (RELEASE,), (snap(1, 300),)),
+        [[], [], [("engagement_pay", 300)]],
+    ),
+    # the brand publishing the content again is no release: its first publication decides
+    CreatorCase(
+        "a brand's re-publication does not release it",
+        ((CREATOR_PUBLISHED, snap(1, 300)), (BRAND_AGAIN, snap(2, 400))),
+        [[], []],
+    ),
+    # first published by the brand: the creator's key publishing it again holds nothing
+    CreatorCase(
+        "the creator re-publishes the brand's content",
+        ((PUBLISHED, snap(1, 300)), (CREATOR_PUBLISHED, snap(2, 400))),
+        [[("engagement_pay", 300)], [("engagement_correction", 100)]],
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", PUBLICATION_CASES, ids=lambda c: c.name)
+def test_a_content_the_creator_published_is_paid_only_once_the_brand_releases_it(
+    case: CreatorCase,
+) -> None:
+    postings = journal(*case.batches)
+    assert [[(p.kind, p.amount_minor) for p in batch] for batch in postings] == case.paid
+    events = [event for batch in case.batches for event in batch]
+    lines = oracle_lines("shoes", [(KEY, events)], VERSIONS)
+    assert sum(line.gross for line in lines) == sum(
+        p.amount_minor for batch in postings for p in batch
+    )
+
+
+def test_a_content_held_for_its_creators_publication_says_why() -> None:
+    state = fold(ContentState(KEY), CREATOR_PUBLISHED, None)
+    state = fold(state, snap(1, 300), None)
+    assert (
+        state.held
+        == "publication: published by the creator itself, paid once the brand confirms it"
+    )
+    assert state.awaits_release
+    owed = price(PLAN, state, 0)
+    assert owed.amount_minor == 0
+    assert "held for review since publication: published by the creator itself" in owed.rule
+    assert "POST /v1/content/instagram/C1/release" in owed.rule
+    assert not fold(state, RELEASE, None).awaits_release

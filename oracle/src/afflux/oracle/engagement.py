@@ -1,13 +1,13 @@
-"""Engagement lines of the batch reference: each content of a campaign-period taken
-from all its events at once, then priced.
+"""Engagement lines of the batch reference: each content of a campaign-period taken from
+all its events at once, then priced.
 
 A content's events arrive in topic order (one key, one partition). Its final state is
-worked out here in one pass, not incrementally: the last publication; the snapshots
-that were each newer than every one before them (the others stale); the first of
-those that crossed the review ceiling (the hold stays unless a release came before
-it); a release. The price is the core's (``afflux.shared.core.engagement.price``),
-shared like the rate helpers; the minimum per creator and period sums the creator's
-content not on hold.
+worked out here in one pass, not incrementally: the last publication; the snapshots that
+were each newer than every one before them (the others stale); the first of those that
+crossed the review ceiling (the hold stays unless a release came before it); a hold from
+the first publication when the creator's own key made it; a release. The price is the
+core's (``afflux.shared.core.engagement.price``), shared like the rate helpers; the
+minimum per creator and period sums the creator's content not on hold.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.engagement import (
+    CREATOR_PUBLISHED,
     CREATOR_REPORTED,
     ContentEvent,
     ContentState,
@@ -51,6 +52,8 @@ def final_state(
     released: str | None = None
     for event in events:
         if isinstance(event, Publication):
+            if publication is None and event.by_creator and released is None and held is None:
+                held = f"publication: {CREATOR_PUBLISHED}"  # the creator's word until released
             publication = first_receipt(publication, event)
         elif isinstance(event, Release):
             released = released or event.event_id

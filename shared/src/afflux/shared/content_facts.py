@@ -35,6 +35,7 @@ def content_fact(event: ContentInput) -> ContentEvent:
             event.published_at,
             event.event_id,
             event.received_at,
+            event.reported_by == "creator",
         )
     if isinstance(event, ContentStats):
         return Snapshot(

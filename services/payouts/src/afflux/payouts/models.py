@@ -222,6 +222,12 @@ class ContentRow(BaseModel):
     snapshots: int = Field(description="snapshots that became the latest")
     stale_snapshots: int = Field(description="snapshots at or before the latest's as_of: ignored")
     held_for_review: bool
+    awaiting_release: bool = Field(
+        False,
+        description="held because the creator's own key published it: nothing of it counts"
+        " (no engagement pay, its live stream claims no order) until the brand releases it"
+        " (POST /v1/content/{platform}/{content_id}/release)",
+    )
     views: int
     impressions: int
     engagement: int = Field(description="likes + comments + shares + saves")

@@ -333,6 +333,7 @@ def content_rows(
                 "snapshots": state.snapshots,
                 "stale_snapshots": state.stale,
                 "held_for_review": state.on_hold,
+                "awaiting_release": state.awaits_release,
                 "views": reach.views,
                 "impressions": reach.impressions,
                 "engagement": reach.engagement,

@@ -16,7 +16,10 @@ sometimes go down. ``fold`` takes one event into a ``ContentState``:
   the same way, whatever the terms: the brand (or an admin) confirms the creator's
   figures by releasing it. After the release the creator's own figures count as
   stale (the hold would never come back to check them); figures from the brand's key,
-  the admin or a platform integration on the topic are taken as they come.
+  the admin or a platform integration on the topic are taken as they come;
+* a content whose first publication came from the creator's own key (``by_creator``:
+  its campaign and creator are the creator's word) is held from that publication, whoever
+  posts its stats, until the brand releases it (``CREATOR_PUBLISHED``).
 
 ``price`` turns the latest snapshot into the amount owed under the plan, with the
 reason in words. Nothing here reads a clock or does I/O; the ledger (``journal.period``)
@@ -40,6 +43,11 @@ INTERACTION_KINDS = ("likes", "comments", "shares", "saves")
 # Why a snapshot posted with the creator's own key holds its content: a creator's key
 # could otherwise name any figures and be paid for them.
 CREATOR_REPORTED = "figures reported by the creator itself, paid once the brand confirms them"
+# Why a content first published with the creator's own key is held: a creator could
+# otherwise publish another author's post id under its own name and be paid for the
+# brand's (or a platform's) stats of it.
+CREATOR_PUBLISHED = "published by the creator itself, paid once the brand confirms it"
+PUBLICATION_HOLD = f"publication: {CREATOR_PUBLISHED}"
 TIMES = "\u00d7"  # the multiplication sign in explanations
 
 
@@ -54,6 +62,10 @@ class Publication:
     # When afflux first accepted a publication of the content (None: not known, a record
     # written straight to the topic): the lock counts from the later of the two times.
     received_at: int | None = None
+    # Published with the creator's own key (``reported_by: creator``): when the content's
+    # first publication is, it earns nothing until the brand releases it
+    # (``CREATOR_PUBLISHED``).
+    by_creator: bool = False
 
     @property
     def lock_from(self) -> int:
@@ -115,11 +127,20 @@ class ContentState:
     def on_hold(self) -> bool:
         return self.held is not None and self.released is None
 
+    @property
+    def awaits_release(self) -> bool:
+        """Held because the creator's own key published it: the brand has not confirmed
+        the content yet (rather than its figures)."""
+        return self.on_hold and self.held == PUBLICATION_HOLD
+
 
 def fold(state: ContentState, event: ContentEvent, review: EngagementReview | None) -> ContentState:
     """``state`` after ``event`` (events of one content, in topic order)."""
     if isinstance(event, Publication):
-        return replace(state, publication=first_receipt(state.publication, event))
+        held = state.held
+        if state.publication is None and event.by_creator and state.released is None:
+            held = held or PUBLICATION_HOLD
+        return replace(state, publication=first_receipt(state.publication, event), held=held)
     if isinstance(event, Release):
         return state if state.released else replace(state, released=event.event_id)
     latest = state.latest

@@ -89,6 +89,9 @@ def contents_table(rows: Sequence[Mapping[str, Any]], *, with_creator: bool) -> 
     for r in sorted(rows, key=lambda r: (-int(r["views"]), r["platform"], r["content_id"])):
         currency = str(r["currency"])
         held = " (held for review)" if r["held_for_review"] else ""
+        if r.get("awaiting_release"):  # the brand's page lists creators, a creator's not
+            whose = "your" if with_creator else "the brand's"
+            held = f" (published by the creator: awaiting {whose} release)"
         cells = [h.esc(r["platform"]), h.esc(r["kind"]), h.esc(f"{r['content_id']}{held}")]
         if with_creator:
             cells.append(h.esc(r["affiliate_id"]))
