@@ -4,12 +4,13 @@ batch oracle agreeing with the choice on seeded streams and survey answers."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from afflux.attribution.content_view import ContentBook, apply_record
 from afflux.oracle import attribute
 from afflux.shared.core.attribution import (
     Attributed,
@@ -23,19 +24,24 @@ from afflux.shared.core.attribution import (
     settled_winner,
 )
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import (
     ClickRecorded,
     ContentPublished,
+    ContentReleased,
     ConversionAttributed,
     OrderPlaced,
     OrderUnattributed,
     SurveyAnswer,
     SurveyAnswered,
 )
+from afflux.shared.whatif_decode import LogReader
+from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.unit
 
 MINUTE = 60_000
+MS_PER_DAY = 24 * 60 * MINUTE
 T = 1_793_491_200_000  # the stream's start
 END = T + 60 * MINUTE  # the stream's end
 TAIL = 30 * MINUTE  # the default tail
@@ -137,6 +143,32 @@ CASES = [
         LIVE_TERMS,
         Content((stream("a:1", "zed"), stream("b:1", "amy"))),
         ("amy", "livestream"),
+    ),
+    # A stream its creator published with its own key is held until the brand releases
+    # it: it claims nothing, not even an order no other stream claims...
+    Case("held_stream", order(T), LIVE_TERMS, Content((replace(stream(), held=True),)), None),
+    # ... and a held stream started 1 s after a brand's takes none of its orders ...
+    Case(
+        "held_later_stream_under_latest_started",
+        order(T + 30 * MINUTE),
+        LIVE_TERMS,
+        Content((stream(), replace(stream("youtube:s2", "cai", T + 1_000), held=True))),
+        ("ana", "livestream"),
+    ),
+    Case(
+        "held_earlier_stream_under_earliest_started",
+        order(T + 30 * MINUTE),
+        terms(precedence=LIVE, livestream={"overlap": "earliest_started"}),
+        Content((stream(), replace(stream("youtube:s2", "cai", T - 1_000), held=True))),
+        ("ana", "livestream"),
+    ),
+    # ... until released: then it claims like any stream.
+    Case(
+        "released_later_stream",
+        order(T + 30 * MINUTE),
+        LIVE_TERMS,
+        Content((stream(), stream("youtube:s2", "cai", T + 1_000))),
+        ("cai", "livestream"),
     ),
     # An end before its start is refused upstream; here it claims nothing either.
     Case("end_before_start", order(T), LIVE_TERMS, Content((stream(end=T - 1),)), None),
@@ -291,14 +323,29 @@ def _scenario(rng: random.Random) -> tuple[list[Any], CampaignTerms]:
         survey=survey,
     )
     events: list[Any] = []
+    releases: list[ContentReleased] = []
     for i in range(rng.randint(0, 3)):
         start = T + rng.randint(0, 120) * MINUTE
+        platform = rng.choice(["tiktok", "youtube"])
+        # Whose key published it: the brand's, the topic's (None) or the creator's own,
+        # which holds it until a release, given to some (before or after the orders).
+        reported_by = rng.choice([None, "merchant", "creator", "creator"])
+        if rng.random() < 0.5:
+            releases.append(
+                ContentReleased(
+                    event_id=f"release-{i}",
+                    occurred_at=start,
+                    content_id=f"s{i}",
+                    platform=platform,
+                    released_by="merchant:m",
+                )
+            )
         events.append(
             ContentPublished(
                 event_id=f"content-{i}",
                 occurred_at=start,
                 content_id=f"s{i}",
-                platform=rng.choice(["tiktok", "youtube"]),
+                platform=platform,
                 affiliate_id=rng.choice(creators),
                 campaign_id="shop",
                 kind="live",
@@ -307,8 +354,11 @@ def _scenario(rng: random.Random) -> tuple[list[Any], CampaignTerms]:
                 live_started_at=start,
                 live_ended_at=start + rng.randint(0, 90) * MINUTE if rng.random() < 0.9 else None,
                 handle=rng.choice([None, "@CaiLive", "annalive"]),
+                reported_by=reported_by,
             )
         )
+    early = rng.randint(0, len(releases))
+    events += releases[:early]  # released before the orders came
     for i in range(12):
         at = T + rng.randint(-10, 260) * MINUTE
         visitor = f"v{i}"
@@ -354,7 +404,21 @@ def _scenario(rng: random.Random) -> tuple[list[Any], CampaignTerms]:
                     answer=answer,
                 )
             )
+    events += releases[early:]  # released after the orders were answered
     return events, t
+
+
+def _content_views(events: list[Any]) -> dict[str, Content]:
+    """The campaign's content as the worker's content view and the what-if read it, from
+    the same records in the same order."""
+    book = ContentBook()
+    reader = LogReader(CampaignLog("shop"))
+    for n, e in enumerate(events):
+        if isinstance(e, ContentPublished | ContentReleased):
+            at = T + MS_PER_DAY + n  # records written after every time they state
+            assert apply_record(book, encode(e), at, 0, n) == []
+            reader.content_record(encode(e), at)
+    return {"worker": book.content("shop"), "whatif": reader.log.content_view()}
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -367,20 +431,7 @@ def test_oracle_and_core_agree_on_streams_and_surveys(seed: int) -> None:
         for e in [*result.conversions, *result.unmatched]
         if isinstance(e, ConversionAttributed | OrderUnattributed)
     }
-    streams, claims = {}, []
-    for e in events:
-        if isinstance(e, ContentPublished):
-            if e.live_ended_at is not None:
-                streams[f"{e.platform}:{e.content_id}"] = LiveTouch(
-                    f"{e.platform}:{e.content_id}",
-                    e.affiliate_id,
-                    e.campaign_id,
-                    e.live_started_at or 0,
-                    e.live_ended_at,
-                )
-            if e.handle:
-                claims.append((e.handle, e.affiliate_id))
-    content = Content(tuple(streams.values()), content_handles(claims))
+    views = _content_views(events)
     answers = {e.order_id: e.answer for e in events if isinstance(e, SurveyAnswered)}
     clicks = {e.visitor_id: e for e in events if isinstance(e, ClickRecorded)}
     for o in (e for e in events if isinstance(e, OrderPlaced)):
@@ -398,23 +449,45 @@ def test_oracle_and_core_agree_on_streams_and_surveys(seed: int) -> None:
         touches = (
             [ClickTouch(c.click_id, c.affiliate_id, c.campaign_id, c.occurred_at)] if c else []
         )
-        decision = choose(touch, touches, t, content)
         oracle = by_order[o.order_id]
-        if isinstance(decision, Attributed):
-            assert isinstance(oracle, ConversionAttributed), o.order_id
-            assert (oracle.affiliate_id, oracle.reason) == (decision.affiliate_id, decision.reason)
-            assert oracle.live_stream_id == (decision.stream.stream_id if decision.stream else None)
-        else:
-            assert isinstance(oracle, OrderUnattributed), o.order_id
-            assert oracle.reason == decision.reason
+        for view, content in views.items():
+            decision = choose(touch, touches, t, content)
+            if isinstance(decision, Attributed):
+                assert isinstance(oracle, ConversionAttributed), (view, o.order_id)
+                assert (oracle.affiliate_id, oracle.reason) == (
+                    decision.affiliate_id,
+                    decision.reason,
+                ), view
+                stream_id = decision.stream.stream_id if decision.stream else None
+                assert oracle.live_stream_id == stream_id, view
+            else:
+                assert isinstance(oracle, OrderUnattributed), (view, o.order_id)
+                assert oracle.reason == decision.reason, view
 
 
 def test_the_seeded_scenarios_reach_every_rule() -> None:
     rules: set[str] = set()
+    streams: set[str] = set()  # whose streams won orders: held ones released, or brands'
     for seed in range(40):
         events, t = _scenario(random.Random(seed))
         version = TermsVersion(version=1, effective_from=0, published_at=0, terms=t)
         result = attribute(events, {"shop": [version]})
         rules |= {e.reason for e in result.conversions if isinstance(e, ConversionAttributed)}
         rules |= {"unattributed" for e in result.unmatched if isinstance(e, OrderUnattributed)}
+        released = {
+            f"{e.platform}:{e.content_id}" for e in events if isinstance(e, ContentReleased)
+        }
+        by = {
+            f"{e.platform}:{e.content_id}": (
+                e.reported_by,
+                f"{e.platform}:{e.content_id}" in released,
+            )
+            for e in events
+            if isinstance(e, ContentPublished)
+        }
+        won = {e.live_stream_id for e in result.conversions if isinstance(e, ConversionAttributed)}
+        streams |= {"released" if by[s][1] else str(by[s][0]) for s in won if s is not None}
+        # a held stream (the creator's, never released) wins nothing
+        assert all(by[s] != ("creator", False) for s in won if s is not None)
     assert rules >= {"livestream", "survey", "cookie", "coupon", "unattributed"}
+    assert streams >= {"released", "merchant", "None"}

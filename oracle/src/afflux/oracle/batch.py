@@ -13,9 +13,10 @@ step) lists no assists, as the worker may decide it before the others' clicks co
 
 Creators' content and survey answers count the same way: every live stream (the
 latest publication of a content that carries an end) and every handle in the list
-counts, whenever it came, and an order's first survey answer counts (its own, else
-the first ``SurveyAnswered`` after it; one before its order is dead-lettered by the
-worker and counts for nothing here).
+counts, whenever it came, except a content first published with its creator's own key
+that no ``ContentReleased`` in the list releases (held: nothing of it counts), and an
+order's first survey answer counts (its own, else the first ``SurveyAnswered`` after
+it; one before its order is dead-lettered by the worker and counts for nothing here).
 
 An order or renewal in another currency than its campaign's terms, and a refund in another
 currency than its order's outcome, are dead-lettered by the worker and count for nothing
@@ -58,6 +59,7 @@ from afflux.shared.events import (
     Assist,
     ClickRecorded,
     ContentPublished,
+    ContentReleased,
     ConversionAttributed,
     ConversionReversed,
     Envelope,
@@ -97,12 +99,21 @@ def _handle(text: str) -> str:
 def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
     out: dict[str, _Content] = {}
     owners: dict[str, tuple[str, str]] = {}  # content -> its first publication's
+    # A content whose first publication came from its creator's own key counts only if
+    # the brand released it, at any point of the log.
+    released = {f"{e.platform}:{e.content_id}" for e in events if isinstance(e, ContentReleased)}
+    by_creator: set[str] = set()
     for e in events:
         if not isinstance(e, ContentPublished):
             continue
-        owner = owners.setdefault(f"{e.platform}:{e.content_id}", (e.campaign_id, e.affiliate_id))
+        key = f"{e.platform}:{e.content_id}"
+        if key not in owners and e.reported_by == "creator":
+            by_creator.add(key)
+        owner = owners.setdefault(key, (e.campaign_id, e.affiliate_id))
         if owner != (e.campaign_id, e.affiliate_id):
             continue  # a content's campaign and creator never change
+        if key in by_creator and key not in released:
+            continue  # held until the brand releases it
         c = out.setdefault(e.campaign_id, _Content())
         start, end = e.live_started_at, e.live_ended_at
         if e.kind == "live" and start is not None and end is not None and start <= end:

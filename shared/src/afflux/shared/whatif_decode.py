@@ -28,7 +28,7 @@ terms (``core.whatif.replay``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -36,6 +36,7 @@ import orjson
 
 from afflux.shared.content_facts import content_fact, key_of, latest_time
 from afflux.shared.core.attribution import ClickTouch, LiveTouch
+from afflux.shared.core.content import held_for_release
 from afflux.shared.core.currency import CURRENCY_MISMATCH, other_currency
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
@@ -198,6 +199,8 @@ class LogReader:
                     _claims(self.log, event)
             elif isinstance(event, ContentStats | ContentReleased):
                 self.log.add_content(key_of(event), content_fact(event))
+                if isinstance(event, ContentReleased):
+                    _released(self.log, key_of(event))
             elif event is None:
                 self.skipped += 1
 
@@ -478,10 +481,23 @@ def _slow(reader: LogReader, item: dict[str, Any]) -> None:
 def _claims(log: CampaignLog, event: ContentPublished) -> None:
     """A live stream's window once its end is known (the latest such publication of the
     stream wins), and the creator's handle, as the attribution worker's content view
-    keeps them."""
+    keeps them: held (the stream claiming nothing, the handle no claim) while the content
+    was first published with its creator's own key and is not released."""
+    key = key_of(event)
+    first_by = log.first_reported_by.setdefault(key, event.reported_by)
+    held = held_for_release(first_by, key in log.released)
     start, end = event.live_started_at, event.live_ended_at
     if event.kind == "live" and start is not None and end is not None and end >= start:
-        key = key_of(event)
-        log.streams[key] = LiveTouch(key, event.affiliate_id, event.campaign_id, start, end)
+        log.streams[key] = LiveTouch(key, event.affiliate_id, event.campaign_id, start, end, held)
     if event.handle and normalize_handle(event.handle):
-        log.handle_claims.add((normalize_handle(event.handle), event.affiliate_id))
+        claim = (normalize_handle(event.handle), event.affiliate_id)
+        (log.held_handles.setdefault(key, set()) if held else log.handle_claims).add(claim)
+
+
+def _released(log: CampaignLog, key: str) -> None:
+    """The brand released a content: held, its stream claims and its handles count."""
+    log.released.add(key)
+    stream = log.streams.get(key)
+    if stream is not None and stream.held:
+        log.streams[key] = replace(stream, held=False)
+    log.handle_claims |= log.held_handles.pop(key, set())

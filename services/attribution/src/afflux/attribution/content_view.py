@@ -15,6 +15,13 @@ that can give an order a winner is appended to ``changes`` with its record's bro
 the join re-decides the orders it concerns (``JoinPartition.content_changed``), so an
 answer given before a stream's end arrived is corrected, and the correction carries the
 same time on every replay.
+
+A content first published with its creator's own key (``reported_by: creator``) is held
+until the brand releases it (``ContentReleased``; ``held_for_release``): its stream is
+kept as ``held`` (the choice lets it claim nothing) and its handle is not a claim. The
+release is a change like a publication, at the release record's broker time: the stream
+(its latest publication's window) now claims orders and the handle names its creator,
+so orders answered before it are corrected (``late_content``).
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from aiokafka.structs import ConsumerRecord
 
 from afflux.shared.content_facts import latest_time
 from afflux.shared.core.attribution import NO_CONTENT, Content, LiveTouch, content_handles
+from afflux.shared.core.content import content_key, held_for_release
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import normalize_handle
-from afflux.shared.events import ContentPublished
+from afflux.shared.events import ContentPublished, ContentReleased
 from afflux.shared.io.whole_topic import follow_whole_topic
 from afflux.shared.topics import CONTENT
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
@@ -48,7 +56,7 @@ class IdentityChanged(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ContentChange:
-    """A stream that now claims orders (or claims others), or a new handle claim, in
+    """A stream that now claims orders (or claims others), or new handle claims, in
     ``campaign_id``; ``at``: the broker time of the record that made it; ``position``:
     where that record is on the topic (so a partition restored from its changelog skips
     what it had applied)."""
@@ -56,7 +64,7 @@ class ContentChange:
     campaign_id: str
     at: int
     stream: LiveTouch | None = None
-    handle: str | None = None  # normalised
+    handles: tuple[str, ...] = ()  # normalised
     position: Position = (0, 0, 0)
 
 
@@ -79,6 +87,11 @@ class ContentBook:
         # <platform>:<content_id> -> (campaign, creator) of its first publication: a later
         # one naming others is refused, as the ledger refuses it (content_identity_changed).
         self._owners: dict[str, tuple[str, str]] = {}
+        # <platform>:<content_id> -> reported_by of its first publication, and the
+        # contents released; a held content's publications wait in ``_held``.
+        self._first_by: dict[str, str | None] = {}
+        self._released: set[str] = set()
+        self._held: dict[str, list[ContentPublished]] = {}
         self.changes: list[ContentChange] = []
         self.ready = asyncio.Event()
 
@@ -101,21 +114,56 @@ class ContentBook:
                 f"content_identity_changed: {stream_key(event)} was published for campaign"
                 f" {owner[0]!r} by {owner[1]!r}"
             )
-        campaign = self._campaigns.setdefault(event.campaign_id, _Campaign())
-        made: list[ContentChange] = []
-        stream = live_touch(event)
         stream_id = stream_key(event)
-        if stream is not None and campaign.streams.get(stream_id) != stream:
-            campaign.streams[stream_id] = stream
-            made.append(ContentChange(event.campaign_id, at, stream=stream, position=position))
-        handle_position = (position[0], position[1], position[2] + 1)
-        if event.handle and normalize_handle(event.handle):
-            claim = (normalize_handle(event.handle), event.affiliate_id)
-            if claim not in campaign.handle_claims:
-                campaign.handle_claims.add(claim)
-                made.append(
-                    ContentChange(event.campaign_id, at, handle=claim[0], position=handle_position)
-                )
+        first_by = self._first_by.setdefault(stream_id, event.reported_by)
+        if held_for_release(first_by, stream_id in self._released):
+            self._held.setdefault(stream_id, []).append(event)
+            campaign = self._campaigns.setdefault(event.campaign_id, _Campaign())
+            stream = live_touch(event, held=True)
+            if stream is not None and campaign.streams.get(stream_id) != stream:
+                campaign.streams[stream_id] = stream  # kept, claiming nothing: no change
+                campaign.content = None
+            return []
+        return self._counted(event.campaign_id, [event], at, position)
+
+    def release(
+        self, event: ContentReleased, at: int, position: Position = (0, 0, 0)
+    ) -> list[ContentChange]:
+        """Take a release (read at broker time ``at`` from ``position``): a held
+        content's publications now count, as if they had all come in this record (its
+        stream's latest window claims orders, its handles are claims). A content
+        released before any publication of it counts from its first one; a second
+        release changes nothing."""
+        key = content_key(event.platform, event.content_id)
+        self._released.add(key)
+        held = self._held.pop(key, [])
+        return self._counted(held[0].campaign_id, held, at, position) if held else []
+
+    def _counted(
+        self, campaign_id: str, events: list[ContentPublished], at: int, position: Position
+    ) -> list[ContentChange]:
+        """Take publications (of one content) that count; their changes, at most one for
+        the stream and one for the new handle claims, at ``position`` and after it."""
+        campaign = self._campaigns.setdefault(campaign_id, _Campaign())
+        before = campaign.streams.get(stream_key(events[0]))
+        stream: LiveTouch | None = None
+        handles: list[str] = []
+        for event in events:
+            stream = live_touch(event) or stream
+            if event.handle and normalize_handle(event.handle):
+                claim = (normalize_handle(event.handle), event.affiliate_id)
+                if claim not in campaign.handle_claims:
+                    campaign.handle_claims.add(claim)
+                    handles.append(claim[0])
+        made: list[ContentChange] = []
+        if stream is not None and before != stream:
+            campaign.streams[stream.stream_id] = stream
+            made.append(ContentChange(campaign_id, at, stream=stream, position=position))
+        if handles:
+            handle_position = (position[0], position[1], position[2] + 1)
+            made.append(
+                ContentChange(campaign_id, at, handles=tuple(handles), position=handle_position)
+            )
         if made:
             campaign.content = None
             self.changes.extend(made)
@@ -137,21 +185,25 @@ def stream_key(event: ContentPublished) -> str:
     return f"{event.platform}:{event.content_id}"
 
 
-def live_touch(event: ContentPublished) -> LiveTouch | None:
+def live_touch(event: ContentPublished, held: bool = False) -> LiveTouch | None:
     """The stream a live publication claims with, once its end is known; None for other
     kinds, a stream still live, or (never accepted upstream) an end before the start."""
     start, end = event.live_started_at, event.live_ended_at
     if event.kind != "live" or start is None or end is None or end < start:
         return None
-    return LiveTouch(stream_key(event), event.affiliate_id, event.campaign_id, start, end)
+    return LiveTouch(stream_key(event), event.affiliate_id, event.campaign_id, start, end, held)
+
+
+_READ = ("ContentPublished", "ContentReleased")
 
 
 def apply_record(
     book: ContentBook, value: bytes | None, at: int, partition: int = 0, offset: int = 0
 ) -> list[str]:
-    """Apply every live publication or handle in one record; reasons for bad items. Stats
-    and other kinds without a handle are not this reader's business and pass silently."""
-    if value is None or b"ContentPublished" not in value:
+    """Apply every live publication, handle or release in one record; reasons for bad
+    items. Stats and other kinds without a handle are not this reader's business and
+    pass silently."""
+    if value is None or (b"ContentPublished" not in value and b"ContentReleased" not in value):
         return []  # stats, most of the topic: not even parsed (a worker reads it all at start)
     try:
         parsed = parse_value(value)
@@ -159,10 +211,13 @@ def apply_record(
         return [str(exc)]
     bad: list[str] = []
     for index, item in enumerate(parsed if isinstance(parsed, list) else [parsed]):
-        if not isinstance(item, dict) or item.get("type") != "ContentPublished":
+        if not isinstance(item, dict) or item.get("type") not in _READ:
             continue
         try:
             event = event_from_dict(item)
+            if isinstance(event, ContentReleased):
+                book.release(event, at, (partition, offset, 2 * index))
+                continue
             if not isinstance(event, ContentPublished):
                 continue
             if event_time_in_future(latest_time(event), at, book.clock_skew_ms):

@@ -301,7 +301,7 @@ class JoinHandler:
             touches = (
                 live_touches(change.stream)
                 if change.stream is not None
-                else handle_touches(change.handle or "")
+                else handle_touches(change.handles)
             )
             terms = self.campaigns.terms
             late = state.content_changed(change.campaign_id, touches, change.at, terms)

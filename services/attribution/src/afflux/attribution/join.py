@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import json
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
 
@@ -713,12 +713,12 @@ def live_touches(stream: LiveTouch) -> Callable[[OrderTouch, TermsVersion], bool
     return lambda order, v: live_claims(stream, order, v.terms)
 
 
-def handle_touches(handle: str) -> Callable[[OrderTouch, TermsVersion], bool]:
-    """Which orders a new handle claim concerns: those whose survey names that handle."""
+def handle_touches(handles: Collection[str]) -> Callable[[OrderTouch, TermsVersion], bool]:
+    """Which orders new handle claims concern: those whose survey names one of them."""
     return lambda order, v: (
         order.survey_affiliate_id is None
         and order.survey_handle is not None
-        and normalize_handle(order.survey_handle) == handle
+        and normalize_handle(order.survey_handle) in handles
     )
 
 

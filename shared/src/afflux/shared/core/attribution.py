@@ -23,7 +23,9 @@ Rules, in order:
   under the same model, ordered by (time, click id).
 * ``livestream`` (only when the precedence lists it): a live stream of the order's
   campaign with ``started_at <= order.at <= ended_at + tail`` claims it; of several,
-  the terms' ``overlap`` picks (latest or earliest started, ties by stream id).
+  the terms' ``overlap`` picks (latest or earliest started, ties by stream id). A
+  stream its creator published with its own key is ``held`` until the brand releases
+  it and claims nothing until then.
 * Survey: an order no step claims, carrying a survey answer that names a creator
   (directly, or by a handle of the terms or of the creator's content), is the
   named creator's with rule ``survey`` when the terms' survey mode attributes.
@@ -75,6 +77,9 @@ class LiveTouch:
     campaign_id: str
     started_at: int
     ended_at: int
+    # Published with its creator's own key and not released by the brand yet
+    # (``afflux.shared.core.content.held_for_release``): it claims no order until then.
+    held: bool = False
 
 
 @quick_init
@@ -228,9 +233,10 @@ def choose(
 
 def live_claims(stream: LiveTouch, order: OrderTouch, terms: CampaignTerms) -> bool:
     """``started_at <= order.at <= ended_at + tail``, in the order's campaign; a stream
-    ending before it started claims nothing."""
+    ending before it started, or held until the brand releases it, claims nothing."""
     return (
-        stream.campaign_id == order.campaign_id
+        not stream.held
+        and stream.campaign_id == order.campaign_id
         and stream.started_at <= stream.ended_at
         and stream.started_at <= order.at <= stream.ended_at + terms.livestream.tail_ms
     )

@@ -108,6 +108,12 @@ class CampaignLog:
     # with an end, and the creators' handle claims (as the worker's content view keeps).
     streams: dict[str, LiveTouch] = field(default_factory=dict)
     handle_claims: set[tuple[str, str]] = field(default_factory=set)
+    # A content first published with its creator's own key is held until released
+    # (``held_for_release``): key -> its first publication's ``reported_by``, the keys
+    # released, and a held content's handle claims, waiting for its release.
+    first_reported_by: dict[str, str | None] = field(default_factory=dict)
+    released: set[str] = field(default_factory=set)
+    held_handles: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
 
     def content_view(self) -> Content:
         return Content(tuple(self.streams.values()), content_handles(self.handle_claims))
