@@ -1,7 +1,9 @@
 """Livestream and survey attribution through the real worker on a private broker: seeded
 live streams, handles, clicks, orders and survey answers, some on time and some after
 the orders they concern were decided (a stream whose end comes late, an answer given
-later). Once corrections are netted, every order's outcome must be the oracle's."""
+later, the brand's release of a stream a creator published with its own key; other
+such streams are never released). Once corrections are netted, every order's outcome
+must be the oracle's."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import harness as h
 import pytest
@@ -23,6 +26,7 @@ from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     ContentPublished,
+    ContentReleased,
     ConversionAttributed,
     Envelope,
     OrderPlaced,
@@ -64,7 +68,9 @@ class Scenario:
     on_time_content: list[ContentPublished]
     clicks: list[ClickRecorded]
     orders: list[OrderPlaced]
-    late_content: list[ContentPublished]  # streams' ends, after the orders were decided
+    # streams' ends and the brand's releases of creators' own streams, after the orders
+    # were decided
+    late_content: list[ContentPublished | ContentReleased]
     late_answers: list[SurveyAnswered]
 
     @property
@@ -79,7 +85,14 @@ class Scenario:
         ]
 
 
-def live(i: int, who: str, start: int, end: int | None, handle: str | None) -> ContentPublished:
+def live(
+    i: int,
+    who: str,
+    start: int,
+    end: int | None,
+    handle: str | None,
+    reported_by: Literal["creator", "merchant"] | None = None,
+) -> ContentPublished:
     return ContentPublished(
         event_id=f"live-{i}-{end}",
         occurred_at=start,
@@ -93,7 +106,16 @@ def live(i: int, who: str, start: int, end: int | None, handle: str | None) -> C
         live_started_at=start,
         live_ended_at=end,
         handle=handle,
+        reported_by=reported_by,
     )
+
+
+HELD = (6, 7)  # creators' own streams the brand never releases: they claim nothing
+RELEASED = (8, 9)  # released after the orders were answered: they claim from then on
+
+
+def stream_id(i: int) -> str:
+    return f"{'tiktok' if i % 2 else 'youtube'}:s{i}"
 
 
 def scenario(seed: int, now: int) -> Scenario:
@@ -109,6 +131,22 @@ def scenario(seed: int, now: int) -> Scenario:
         else:  # published while live; the end comes after the orders were answered
             s.on_time_content.append(live(i, who, start, None, handle))
             s.late_content.append(live(i, who, start, end, handle))
+    own = random.Random(seed + 1)  # the rest of the scenario stays as it was
+    for i in (*HELD, *RELEASED):
+        # Started a little after the brand's streams (latest_started: they would win).
+        start = base + own.randint(0, 240) * MINUTE + 1_000
+        who = own.choice(CREATORS)
+        s.on_time_content.append(live(i, who, start, start + 60 * MINUTE, None, "creator"))
+        if i in RELEASED:
+            s.late_content.append(
+                ContentReleased(
+                    event_id=f"release-{i}",
+                    occurred_at=now,
+                    content_id=f"s{i}",
+                    platform=stream_id(i).split(":")[0],
+                    released_by="merchant:m",
+                )
+            )
     for i in range(60):
         at = base + rng.randint(0, 300) * MINUTE
         visitor = f"v-{seed}-{i}"
@@ -166,7 +204,7 @@ async def produce_keyed(bootstrap: str, events: Sequence[Envelope]) -> None:
     await producer.start()
     try:
         for e in events:
-            if isinstance(e, ContentPublished):
+            if isinstance(e, ContentPublished | ContentReleased):
                 topic, key = CONTENT.name, f"{e.platform}:{e.content_id}"
             else:
                 assert isinstance(e, SurveyAnswered)
@@ -229,6 +267,15 @@ def test_late_streams_and_answers_were_corrections(run: Run) -> None:
     assert {c.correction_reason for c in corrections} == {"late_content", "late_survey"}
     assert run.late.get("content", 0) > 0
     assert run.late.get("survey", 0) > 0
+
+
+def test_a_creators_own_stream_claims_orders_only_once_the_brand_releases_it(run: Run) -> None:
+    won = [c for c in run.outputs if isinstance(c, ConversionAttributed) and c.live_stream_id]
+    assert not {c.live_stream_id for c in won} & {stream_id(i) for i in HELD}
+    released = [c for c in won if c.live_stream_id in {stream_id(i) for i in RELEASED}]
+    assert released, "the scenario must give a released stream some order"
+    # every order a released stream won was answered before the release, then corrected
+    assert {c.correction_reason for c in released} == {"late_content"}
 
 
 def _outputs(bootstrap: str) -> list[Envelope]:

@@ -1,0 +1,235 @@
+"""A live stream (or handle) a creator published with its own key counts only once the
+brand releases it: before, it claims no order; the release is read like a late
+publication, correcting the orders answered before it at the release record's broker
+time. The worker's content view (driven as the worker drives it, without Kafka) and the
+batch oracle agree on every case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pytest
+
+from afflux.attribution.content_view import ContentBook, apply_record
+from afflux.attribution.handlers import Campaigns, JoinHandler
+from afflux.attribution.metrics import AttributionMetrics
+from afflux.oracle import attribute
+from afflux.shared.core.attribution import Attributed, OrderTouch, choose
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ContentPublished,
+    ContentReleased,
+    ConversionAttributed,
+    Envelope,
+    OrderPlaced,
+    SurveyAnswer,
+)
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.topics import ORDERS
+from afflux.shared.wire import encode
+
+pytestmark = pytest.mark.unit
+
+MINUTE = 60_000
+START = 1_793_491_200_000
+END = START + 60 * MINUTE
+ARRIVED = START + 4 * 60 * MINUTE  # broker time of the orders
+GRACE_MS = 1_000
+RELEASED = ARRIVED + 10 * MINUTE  # broker time of the release
+TERMS = CampaignTerms.model_validate(
+    {
+        "campaign_id": "glow",
+        "merchant_id": "m",
+        "currency": "EUR",
+        "grace_seconds": 1,
+        "precedence": ["click_id", "coupon", "cookie", "livestream"],
+        "livestream": {"overlap": "latest_started"},
+        "survey": {"mode": "attribute"},
+        "plan": {"sale": {"rate": {"percent": "10"}}},
+    }
+)
+VERSIONS = (TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS),)
+By = Literal["creator", "merchant", "admin"] | None
+
+
+def live(
+    cid: str, who: str, by: By, *, start: int = START, end: int | None = END, n: int = 0
+) -> ContentPublished:
+    return ContentPublished(
+        event_id=f"live-{cid}-{by}-{n}",
+        occurred_at=start,
+        content_id=cid,
+        platform="tiktok",
+        affiliate_id=who,
+        campaign_id="glow",
+        kind="live",
+        url=f"https://tiktok.example/live/{cid}",
+        published_at=start,
+        live_started_at=start,
+        live_ended_at=end,
+        handle=f"@{who}live",
+        reported_by=by,
+    )
+
+
+def release(cid: str) -> ContentReleased:
+    return ContentReleased(
+        event_id=f"release-{cid}",
+        occurred_at=RELEASED,
+        content_id=cid,
+        platform="tiktok",
+        released_by="merchant:m",
+    )
+
+
+def order(oid: str, at: int, survey: SurveyAnswer | None = None) -> OrderPlaced:
+    return OrderPlaced(
+        event_id=f"ev-{oid}",
+        occurred_at=at,
+        order_id=oid,
+        campaign_id="glow",
+        merchant_id="m",
+        amount_minor=10_000,
+        currency="EUR",
+        visitor_id=f"v-{oid}",
+        survey=survey,
+    )
+
+
+# -- which stream (or handle) claims an order, after the content records of each case ----
+
+REAL = live("legit-live-2", "creator-02", "merchant")
+STEAL = live("steal-3", "creator-03", "creator", start=START + 1_000)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    content: tuple[Envelope, ...]  # content records, in topic order
+    winner: str | None  # of an order during both streams; None: nobody
+    order_survey: SurveyAnswer | None = None
+
+
+CASES = [
+    Case("the brand's stream claims", (REAL,), "creator-02"),
+    Case("a stream written to the topic (no key) claims", (live("s", "ana", None),), "ana"),
+    Case("the admin's stream claims", (live("s", "ana", "admin"),), "ana"),
+    # a member creator's stream started 1 s after the real one takes none of its orders
+    Case("a creator's stream beside it is held", (REAL, STEAL), "creator-02"),
+    Case("a creator's stream alone is held", (STEAL,), None),
+    Case("released, it claims like any stream", (REAL, STEAL, release("steal-3")), "creator-03"),
+    Case("released before published: counts at once", (release("steal-3"), STEAL), "creator-03"),
+    Case("another content's release is not its", (REAL, STEAL, release("other")), "creator-02"),
+    # its first publication decides: the brand publishing it again is no release...
+    Case(
+        "the brand re-publishing a creator's stream",
+        (STEAL, live("steal-3", "creator-03", "merchant", start=START + 1_000, n=1)),
+        None,
+    ),
+    # ... and the creator's key adding to the brand's stream holds nothing
+    Case(
+        "the creator re-publishing the brand's stream",
+        (live("s", "ana", "merchant", end=None), live("s", "ana", "creator", n=1)),
+        "ana",
+    ),
+    # released while still live: its end, published later, counts
+    Case(
+        "released while live, its end after",
+        (STEAL, release("steal-3"), live("steal-3", "creator-03", "creator", n=1)),
+        "creator-03",
+    ),
+    # a held content's handle names nobody in a survey answer, until released
+    Case(
+        "a held content's handle",
+        (live("p", "dee", "creator", end=None),),
+        None,
+        SurveyAnswer(handle="@deelive"),
+    ),
+    Case(
+        "a released content's handle",
+        (live("p", "dee", "creator", end=None), release("p")),
+        "dee",
+        SurveyAnswer(handle="@deelive"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_creator_published_stream_claims_only_once_released(case: Case) -> None:
+    placed = order("o1", START + 30 * MINUTE, case.order_survey)
+    book = ContentBook()
+    for n, record in enumerate(case.content):
+        assert apply_record(book, encode(record), ARRIVED, 0, n) == []
+    touch = OrderTouch(
+        "o1",
+        "glow",
+        placed.occurred_at,
+        survey_handle=case.order_survey.handle if case.order_survey else None,
+    )
+    decision = choose(touch, (), TERMS, book.content("glow"))
+    worker = decision.affiliate_id if isinstance(decision, Attributed) else None
+    assert worker == case.winner
+    result = attribute([*case.content, placed], {"glow": VERSIONS})
+    oracle = [c.affiliate_id for c in result.conversions if isinstance(c, ConversionAttributed)]
+    assert oracle == ([] if case.winner is None else [case.winner])
+
+
+# -- the release corrects orders answered before it, the same on every replay -------------
+
+
+class Worker:
+    """The join handler with its campaign view and content book, one partition."""
+
+    def __init__(self) -> None:
+        directory = CampaignDirectory()
+        directory.apply(
+            CampaignTermsPublished(
+                event_id="t", occurred_at=0, campaign_id="glow", versions=VERSIONS
+            )
+        )
+        self.book = ContentBook()
+        self.book.ready.set()
+        self.handler = JoinHandler(
+            Campaigns(directory), AttributionMetrics(), 400 * 86_400_000, content=self.book
+        )
+        self.state = self.handler.new_state()
+        self.out: list[Envelope] = []
+        self.read = 0
+
+    def send(self, topic: str, event: Any, ts: int) -> None:
+        outputs, _ = self.handler.on_event(self.state, topic, event, ts)
+        self.out += [e for _, _, e in outputs]
+
+    def content(self, event: Envelope, ts: int) -> None:
+        assert apply_record(self.book, encode(event), ts, 0, self.read) == []
+        self.read += 1
+
+    def tick(self, safe_ms: int) -> None:
+        self.out += [e for _, _, e in self.handler.due(self.state, safe_ms)]
+
+
+def steal_then_release() -> list[Envelope]:
+    w = Worker()
+    w.content(REAL, END)  # published as they ended, before the orders came
+    w.content(STEAL, END + 1_000)
+    for i in range(3):
+        w.send(ORDERS.name, order(f"o{i}", START + (10 + i) * MINUTE), ARRIVED)
+    w.tick(ARRIVED + GRACE_MS)
+    w.content(release("steal-3"), RELEASED)
+    w.tick(RELEASED)
+    return w.out
+
+
+def test_orders_stay_the_real_streams_until_the_brand_releases_the_creators() -> None:
+    out = steal_then_release()
+    first = [e for e in out if isinstance(e, ConversionAttributed) and e.corrected_at is None]
+    assert [(c.affiliate_id, c.reason) for c in first] == [("creator-02", "livestream")] * 3
+    fixes = [e for e in out if isinstance(e, ConversionAttributed) and e.corrected_at]
+    assert [(c.affiliate_id, c.correction_reason, c.corrected_at) for c in fixes] == [
+        ("creator-03", "late_content", RELEASED)
+    ] * 3
+    assert {c.live_stream_id for c in fixes} == {"tiktok:steal-3"}
+    assert [c.supersedes for c in fixes] == [c.conversion_id for c in first]
+    assert steal_then_release() == out  # a replay: the same records, the same answers
