@@ -27,6 +27,7 @@ ADMIN_TOKEN = "livestream-survey-admin-token"
 MERCHANT = "merchant-live"
 CAMPAIGN = "live-shop"  # streams claim orders after cookies
 SURVEYED = "survey-shop"  # no streams: survey answers attribute at half the rate
+GLOW = "glow-cosmetics"  # streams, latest started first: one test's alone
 TERMS_YAML = f"""
 campaigns:
   - effective_from: 0
@@ -47,6 +48,17 @@ campaigns:
       currency: EUR
       grace_seconds: 1
       survey: {{mode: reduced_rate, reduced_rate_percent: "50", handles: {{"@AnnaStyle": ana}}}}
+      plan:
+        sale: {{rate: {{percent: "10"}}}}
+  - effective_from: 0
+    terms:
+      campaign_id: {GLOW}
+      merchant_id: {MERCHANT}
+      currency: EUR
+      allowed_domains: [glow.example]
+      grace_seconds: 1
+      precedence: [click_id, coupon, cookie, livestream]
+      livestream: {{overlap: latest_started}}
       plan:
         sale: {{rate: {{percent: "10"}}}}
 """
@@ -277,6 +289,75 @@ async def test_a_creator_key_streams_only_into_a_campaign_it_belongs_to(
         headers={"Authorization": f"Bearer {ana.json()['key']}"},
     )
     assert answer.status_code == 202, answer.text
+
+
+async def test_a_member_creators_own_stream_takes_no_order_until_the_merchant_releases_it(
+    merchant: Merchant,
+) -> None:
+    """A creator of the campaign publishes its own stream, started 1 s after the real one
+    the merchant published: under latest_started it would take every order of the window
+    on its word alone. Held, it claims nothing until the merchant releases it; then the
+    orders move to it as content read late, dated at the release."""
+    http, admin = merchant.http, {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    payouts, clicks = merchant.stack.url("payouts"), merchant.stack.url("clicks")
+
+    async def key(role: str, subject: str) -> dict[str, str]:
+        issued = await http.post(
+            f"{payouts}/v1/keys", json={"role": role, "subject": subject}, headers=admin
+        )
+        assert issued.status_code == 201, issued.text
+        return {"Authorization": f"Bearer {issued.json()['key']}"}
+
+    brand, thief = await key("merchant", MERCHANT), unique("creator-03")
+    own = await key("creator", thief)
+    link = {
+        "affiliate_id": thief,
+        "campaign_id": GLOW,
+        "destination_url": "https://glow.example/",
+    }
+    assert (await http.post(f"{clicks}/v1/links", json=link, headers=admin)).status_code == 201
+    now = int(time.time() * 1000)
+    real, steal = unique("legit-live"), unique("steal")
+    start, end = now - 10 * MINUTE, now - MINUTE
+    published = await http.post(
+        f"{payouts}/v1/content",
+        json={**live(real, "creator-02", start, end), "campaign_id": GLOW},
+        headers=brand,
+    )
+    assert published.status_code == 202, published.text
+    first = unique("o")
+    await merchant.order(first, GLOW)
+    by_stream = settled("attributed", "livestream")
+    found = await until(lambda: _when(merchant.outcome(first), by_stream))
+    assert found["decision"]["affiliate_id"] == "creator-02"
+
+    stolen = await http.post(
+        f"{payouts}/v1/content",
+        json={**live(steal, thief, start + 1_000, end), "campaign_id": GLOW},
+        headers=own,
+    )
+    assert stolen.status_code == 202, stolen.text
+    second = unique("o")
+    await merchant.order(second, GLOW)
+    found = await until(lambda: _when(merchant.outcome(second), by_stream))
+    assert found["decision"]["affiliate_id"] == "creator-02"
+
+    release = f"{payouts}/v1/content/tiktok/{steal}/release"
+    assert (await http.post(release, headers=own)).status_code == 403
+    released_at = int(time.time() * 1000)
+    assert (await http.post(release, headers=brand)).status_code == 202
+    for order_id in (first, second):
+
+        async def moved(order_id: str = order_id) -> dict[str, Any] | None:
+            found = await merchant.outcome(order_id)
+            return found if found and found["decision"]["affiliate_id"] == thief else None
+
+        found = await until(moved)
+        assert found["decision"]["correction_reason"] == "late_content"
+        assert found["decision"]["live_stream_id"] == f"tiktok:{steal}"
+        # corrected by the release, not by the publication before it
+        assert found["decision"]["corrected_at"] >= released_at
+        assert [c["affiliate_id"] for c in found["replaced"]] == ["creator-02"]
 
 
 async def _when(

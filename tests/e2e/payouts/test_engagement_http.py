@@ -1,9 +1,9 @@
 """Pay per engagement end to end over HTTP: a creator key publishes its content and
-posts stats, a merchant key releases a held content, and the ledger answers the
-engagement lines; keys that may not post are refused, bad stats get a 422 naming the
-field. The payouts service runs, and the clicks service for the creators' links (a
-creator publishes only into a campaign it belongs to); the ledger consumes the content
-topic itself."""
+posts stats, a merchant key releases a held content (what a creator's key published
+earns nothing before), and the ledger answers the engagement lines; keys that may not
+post are refused, bad stats get a 422 naming the field. The payouts service runs, and
+the clicks service for the creators' links (a creator publishes only into a campaign it
+belongs to); the ledger consumes the content topic itself."""
 
 from __future__ import annotations
 
@@ -163,12 +163,30 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
         postings = await ledger_of_ana()
         return postings if len(postings) >= count else []
 
-    # The platform's figures, through the brand's key: 300 likes and 20 comments pay
-    # 150 + 40; then the platform removes 100 fake likes.
-    for n, body in enumerate((_stats(now - 60_000, 300, 20), _stats(now, 200, 20)), 1):
-        answer = await http.post(stats, json=body, headers=merchant)
-        assert answer.status_code == 202, answer.text
-        postings = await _until(partial(postings_of_ana, n))
+    async def row_of(content_id: str) -> dict[str, Any] | None:
+        answer = await http.get(
+            "/v1/kpis/creators/ana/contents", headers=ana, params={"campaign_id": "glow"}
+        )
+        rows = answer.json()["contents"] if answer.status_code == 200 else []
+        mine = [r for r in rows if r["content_id"] == content_id and r["engagement"]]
+        return mine[0] if mine else None
+
+    # The platform's figures, through the brand's key: 300 likes and 20 comments. The
+    # content is the creator's word (it could name another author's post id): nothing
+    # is paid until the merchant releases it, then 150 + 40; then the platform removes
+    # 100 fake likes.
+    answer = await http.post(stats, json=_stats(now - 60_000, 300, 20), headers=merchant)
+    assert answer.status_code == 202, answer.text
+    row = await _until(partial(row_of, post["content_id"]))
+    assert row is not None
+    assert (row["held_for_review"], row["awaiting_release"]) == (True, True)
+    assert await ledger_of_ana() == []
+    release = f"/v1/content/instagram/{post['content_id']}/release"
+    assert (await http.post(release, headers=merchant)).status_code == 202
+    postings = await _until(partial(postings_of_ana, 1))
+    answer = await http.post(stats, json=_stats(now, 200, 20), headers=merchant)
+    assert answer.status_code == 202, answer.text
+    postings = await _until(partial(postings_of_ana, 2))
     assert [(p["kind"], p["amount_minor"]) for p in postings] == [
         ("engagement_pay", 190),
         ("engagement_correction", -50),
@@ -211,15 +229,7 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
     reported = await http.post(own_stats, json=_stats(now, 400), headers=ana)
     assert reported.status_code == 202, reported.text
 
-    async def held_row() -> dict[str, Any] | None:
-        answer = await http.get(
-            "/v1/kpis/creators/ana/contents", headers=ana, params={"campaign_id": "glow"}
-        )
-        rows = answer.json()["contents"] if answer.status_code == 200 else []
-        mine = [r for r in rows if r["content_id"] == own["content_id"] and r["engagement"]]
-        return mine[0] if mine else None
-
-    row = await _until(held_row)
+    row = await _until(partial(row_of, own["content_id"]))
     assert row is not None
     assert row["held_for_review"] is True
     known = {p["posting_id"] for p in await ledger_of_ana()}
@@ -231,4 +241,4 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
 
     confirmed_pay = await _until(confirmed)
     assert [(p["kind"], p["amount_minor"]) for p in confirmed_pay] == [("engagement_pay", 200)]
-    assert "figures reported by the creator itself" in confirmed_pay[0]["rule"]
+    assert "published by the creator itself" in confirmed_pay[0]["rule"]

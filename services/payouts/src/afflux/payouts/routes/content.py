@@ -5,15 +5,19 @@
 - ``POST /v1/content/{platform}/{content_id}/stats``: a cumulative snapshot
   (``ContentStats``);
 - ``POST /v1/content/{platform}/{content_id}/release``: release a content held for
-  engagement review (``ContentReleased``).
+  review or awaiting the brand's confirmation (``ContentReleased``).
 
-Who may post: the admin token anything; a creator key its own content only, only into
-a campaign it belongs to (an active tracking link in it, or its terms name it:
+Who may post: the admin token anything; a creator key its own content only, only into a
+campaign it belongs to (an active tracking link in it, or its terms name it:
 ``afflux.payouts.belonging``), a live stream only as it starts and its end as it ends
-(``creator_live_problem``; the times kept in ``{ledger}:content_live``), and no
-release; a merchant key the content of its campaigns only. Someone else's content
-answers the 404 of an unknown one. A content's campaign and creator are fixed by its
-first publication (``{ledger}:content_owner``, then the ledger's own record of it).
+(``creator_live_problem``; the times kept in ``{ledger}:content_live``, checked and
+written atomically), and no release; a merchant key the content of its campaigns only.
+Someone else's content answers the 404 of an unknown one. A content's campaign and
+creator are fixed by its first publication (``{ledger}:content_owner``, then the
+ledger's own record of it). A publication carries whose key sent it (``reported_by``): a
+content first published by its creator's own key is held until the brand releases it
+(its live stream claims no order, it earns no engagement pay:
+``afflux.shared.core.content.held_for_release``).
 
 Bad input is a 422 naming the field and why: counts below 0 or above 10^12, a live
 stream's end before its start, an ``as_of`` (or publication time) more than the clock
@@ -152,19 +156,13 @@ async def publish_content(
     owner = await _owner(store, key)
     _same_identity(principal, key, owner, identity)
     lives = store.keys.ledger("content_live")
+    live = orjson.dumps([body.live_started_at, body.live_ended_at])
+    # A content its creator's own key publishes counts once the brand releases it (its
+    # stream claims no order, it earns no engagement pay): the key is part of the event,
+    # and of its id, so a brand's identical publication is another event.
+    fields = {**body.model_dump(), "reported_by": principal.role}
     if principal.role == "creator":
         await _creator_belongs(request, directory, body.affiliate_id, body.campaign_id)
-        if body.kind == "live":
-            problem = creator_live_problem(
-                body.live_started_at,
-                body.live_ended_at,
-                now,
-                _live_times(await store.redis.hget(lives, key)),
-                republished=owner is not None,
-            )
-            if problem is not None:
-                raise Problem(422, *problem)
-    fields = body.model_dump()
     event = _validated(
         ContentPublished,
         {
@@ -174,15 +172,18 @@ async def publish_content(
             "received_at": now,
         },
     )
+    if principal.role == "creator" and body.kind == "live":
+        # Last of the checks: it records the times it accepts.
+        await _creator_live_times(store, key, body, now, owner is not None, live)
     owners = store.keys.ledger("content_owner")
     if not await store.redis.hsetnx(owners, key, orjson.dumps(list(identity))):
         # Another publication of the content got there between the read and here: the
         # first one written fixes its identity, and only that one goes to the topic.
         _same_identity(principal, key, await _owner(store, key), identity)
-    if body.kind == "live":
-        # What a creator's later publication of the stream is held to (its start and end).
-        live = [body.live_started_at, body.live_ended_at]
-        await store.redis.hset(lives, key, orjson.dumps(live))
+    if body.kind == "live" and principal.role != "creator":
+        # What a creator's later publication of the stream is held to (its start and end);
+        # the brand's times replace any (a creator's were set by ``_creator_live_times``).
+        await store.redis.hset(lives, key, live)
     return await _sent(request, key, event)
 
 
@@ -271,6 +272,54 @@ async def _creator_belongs(
             f"{affiliate_id!r} does not belong to campaign {campaign_id!r} (no active tracking"
             " link in it, and its terms name no coupon, survey handle or window of it)",
         )
+
+
+# Set a stream's recorded times only if they are still what the check read (compare and
+# set): two publications racing each pass the check on the same old times, and only the
+# first to write may keep them; the other is checked again against what it wrote.
+_SET_LIVE_IF = """
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if (now or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+_LIVE_ATTEMPTS = 8
+
+
+async def _creator_live_times(
+    store: LedgerStore,
+    key: str,
+    body: ContentBody,
+    now: int,
+    published: bool,
+    live: bytes,
+) -> None:
+    """Check a creator's live times against the stream's recorded ones
+    (``creator_live_problem``: a 422 when refused) and record them, atomically: a
+    publication that lost a race to another is checked again against the winner's times
+    (a start that differs is refused, as if it had come after)."""
+    lives = store.keys.ledger("content_live")
+    for _ in range(_LIVE_ATTEMPTS):
+        raw: bytes | None = await store.redis.hget(lives, key)
+        problem = creator_live_problem(
+            body.live_started_at,
+            body.live_ended_at,
+            now,
+            _live_times(raw),
+            # Recorded times mean a publication got there first, even one whose owner
+            # record is not written yet.
+            republished=published or raw is not None,
+        )
+        if problem is not None:
+            raise Problem(422, *problem)
+        if raw == live:
+            return  # the same times again (a retry): nothing to write
+        swapped = await store.redis.eval(  # type: ignore[no-untyped-call]
+            _SET_LIVE_IF, 1, lives, key, raw or b"", live
+        )
+        if swapped == 1:
+            return
+    raise Problem(503, "content_id", "the stream's times are being changed concurrently: retry")
 
 
 def _live_times(raw: bytes | None) -> tuple[int, int | None] | None:
