@@ -3,10 +3,14 @@ ledger's counters, beside the sales KPIs; EMV per campaign at that campaign's va
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from afflux.payouts.portal.content_tables import contents_table
 from afflux.payouts.tallies import ClickItem, count_clicks
-from afflux.payouts.views import Counts, combine, content_clicks, kpi_row, tally
+from afflux.payouts.views import Counts, combine, content_clicks, content_rows, kpi_row, tally
+from afflux.shared.core.engagement import ContentState, Publication, Release, fold
 from afflux.shared.core.terms import EmvValues
 
 pytestmark = pytest.mark.unit
@@ -102,3 +106,22 @@ def test_a_contents_ctr_counts_clicks_on_links_that_name_it() -> None:
     ]
     count_clicks(tally, clicks)
     assert content_clicks(tally) == {"anna": {"instagram:P1": 2}}
+
+
+def test_a_content_the_creator_published_reads_as_awaiting_the_brands_release() -> None:
+    own = Publication("insta:CxREAL123", "anna", "shop", "post", 0, "p-1", None, True)
+    brand = replace(own, key="insta:brand-1", event_id="p-2", by_creator=False)
+    states = [fold(ContentState(p.key), p, None) for p in (own, brand)]
+    states += [fold(states[0], Release(own.key, "r-1", "merchant:m"), None)]
+    rows = content_rows(states, {}, EMV)
+    for row in rows:
+        row["period"], row["currency"] = "2026-11", "EUR"
+    assert [(r["held_for_review"], r["awaiting_release"]) for r in rows] == [
+        (True, True),
+        (False, False),
+        (False, False),  # released
+    ]
+    brand_page = contents_table(rows[:1], with_creator=True)
+    assert "CxREAL123 (published by the creator: awaiting your release)" in brand_page
+    creator_page = contents_table(rows[:1], with_creator=False)
+    assert "awaiting the brand&#x27;s release" in creator_page  # escaped in the page

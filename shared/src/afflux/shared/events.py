@@ -579,8 +579,9 @@ class ContentStats(Envelope):
 
 
 class ContentReleased(Envelope):
-    """A content held for review released by an admin or the campaign's merchant: its
-    engagement is paid from then on (and not held again). Key: ``<platform>:<content_id>``."""
+    """A content held for review, or published by its creator's own key, released by an
+    admin or the campaign's merchant: for good, it counts from then on (its engagement is
+    paid, its live stream claims orders). Key: ``<platform>:<content_id>``."""
 
     type: Literal["ContentReleased"] = "ContentReleased"
     content_id: ContentId
