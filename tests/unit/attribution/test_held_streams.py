@@ -161,7 +161,7 @@ def test_a_creator_published_stream_claims_only_once_released(case: Case) -> Non
     placed = order("o1", START + 30 * MINUTE, case.order_survey)
     book = ContentBook()
     for n, record in enumerate(case.content):
-        assert apply_record(book, encode(record), ARRIVED, 0, n) == []
+        assert apply_record(book, encode(record), RELEASED, 0, n) == []
     touch = OrderTouch(
         "o1",
         "glow",
@@ -233,3 +233,17 @@ def test_orders_stay_the_real_streams_until_the_brand_releases_the_creators() ->
     assert {c.live_stream_id for c in fixes} == {"tiktok:steal-3"}
     assert [c.supersedes for c in fixes] == [c.conversion_id for c in first]
     assert steal_then_release() == out  # a replay: the same records, the same answers
+
+
+def test_a_release_stamped_past_the_clock_skew_after_its_record_is_left_out() -> None:
+    """As the oracle leaves out every input event stamped too far ahead (``admitted``)."""
+    book = ContentBook()
+    assert apply_record(book, encode(STEAL), END, 0, 0) == []
+    early = RELEASED - book.clock_skew_ms - 1  # the record, before the release's own time
+    [reason] = apply_record(book, encode(release("steal-3")), early, 0, 1)
+    assert reason.startswith("event_time_in_future")
+    (stream,) = book.content("glow").streams
+    assert stream.held
+    assert apply_record(book, encode(release("steal-3")), early + 1, 0, 2) == []
+    (stream,) = book.content("glow").streams
+    assert not stream.held
