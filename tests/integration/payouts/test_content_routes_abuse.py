@@ -368,7 +368,7 @@ async def test_concurrent_creator_publications_of_one_stream_keep_exactly_one_st
     now, cid = _now(), f"cl-race-{_now()}"
     starts = [now - 60_000 - n * 1_000 for n in range(12)]
     answers = await asyncio.gather(
-        *(_post(world, "/v1/content", _live(cid, s, None), world.creator_key) for s in starts)
+        *(post(world, "/v1/content", _live(cid, s, None), world.creator_key) for s in starts)
     )
     through = [s for s, a in zip(starts, answers, strict=True) if a.status_code == STARTING]
     refused = [a for a in answers if a.status_code == 422]
@@ -386,11 +386,11 @@ async def test_concurrent_creator_ends_of_one_stream_keep_exactly_one_end(
     """A stream's end is given once: ends racing on a stream with none yet keep one."""
     now, cid = _now(), f"cl-ends-{_now()}"
     start = now - 10 * 60_000
-    first = await _post(world, "/v1/content", _live(cid, start, None), world.creator_key)
+    first = await post(world, "/v1/content", _live(cid, start, None), world.creator_key)
     assert first.status_code == STARTING, first.text
     ends = [now - n * 1_000 for n in range(12)]
     answers = await asyncio.gather(
-        *(_post(world, "/v1/content", _live(cid, start, e), world.creator_key) for e in ends)
+        *(post(world, "/v1/content", _live(cid, start, e), world.creator_key) for e in ends)
     )
     through = [e for e, a in zip(ends, answers, strict=True) if a.status_code == STARTING]
     assert len(through) == 1, [a.status_code for a in answers]
@@ -405,8 +405,8 @@ async def test_a_creators_refused_stream_records_no_times(world: AccessWorld) ->
     publishes the right end (it was never given)."""
     now, cid = _now(), f"cl-fix-{_now()}"
     start = now - 10 * 60_000
-    wrong = await _post(world, "/v1/content", _live(cid, start, start - 1), world.creator_key)
+    wrong = await post(world, "/v1/content", _live(cid, start, start - 1), world.creator_key)
     assert wrong.status_code == 422, wrong.text
     assert _field(wrong) == "live_ended_at"
-    right = await _post(world, "/v1/content", _live(cid, start, now - 1_000), world.creator_key)
+    right = await post(world, "/v1/content", _live(cid, start, now - 1_000), world.creator_key)
     assert right.status_code == STARTING, right.text
