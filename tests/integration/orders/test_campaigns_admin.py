@@ -296,6 +296,63 @@ def test_campaigns_apply_publishes_each_campaign_once(
     assert len(history[campaign_id]) == 1
 
 
+async def test_put_refuses_terms_in_another_currency_than_the_campaigns(api: Any) -> None:
+    """Every amount of a campaign is in its currency: a version in another one would
+    leave older orders refundable only in a currency they were not paid in, and a payout
+    run adding balances of both."""
+    campaign_id = f"cur-{uuid.uuid4().hex[:8]}"
+    first = await api.http.put(
+        f"/v1/campaigns/{campaign_id}", json=entry(campaign_id), headers=ADMIN
+    )
+    assert first.status_code == 201, first.text
+    in_yen = entry(campaign_id, "12")
+    in_yen["terms"]["currency"] = "JPY"
+
+    refused = await api.http.put(f"/v1/campaigns/{campaign_id}", json=in_yen, headers=ADMIN)
+
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()["detail"][0]
+    assert problem["field"] == "terms.currency"
+    assert problem["reason"] == (
+        f"campaign {campaign_id!r} is paid in EUR: a campaign's currency never changes"
+        " (terms in JPY need a new campaign)"
+    )
+    listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
+    assert [v["terms"]["currency"] for v in listed.json()["versions"]] == ["EUR"]
+
+
+def test_campaigns_apply_publishes_nothing_of_a_file_that_changes_a_currency(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept, moved = (f"cli-{name}-{uuid.uuid4().hex[:8]}" for name in ("kept", "moved"))
+
+    def file_of(*campaigns: tuple[str, str]) -> Path:
+        path = tmp_path / f"campaigns-{len(campaigns)}.yaml"
+        path.write_text(
+            "campaigns:\n"
+            + "".join(
+                "  - effective_from: 0\n    terms:\n"
+                f"      campaign_id: {cid}\n      merchant_id: merchant-a\n"
+                f"      currency: {currency}\n"
+                for cid, currency in campaigns
+            )
+        )
+        return path
+
+    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+    assert campaigns_cli.main(["apply", str(file_of((moved, "EUR")))]) == 0
+    capsys.readouterr()
+
+    changed = file_of((kept, "EUR"), (moved, "USD"))
+    assert campaigns_cli.main(["apply", str(changed)]) == 2
+
+    err = capsys.readouterr().err
+    assert f"nothing published: currency: campaign {moved!r} is paid in EUR" in err
+    history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
+    assert kept not in history  # listed before the refused one, and still not published
+    assert [v.terms.currency for v in history[moved]] == ["EUR"]
+
+
 def test_campaigns_apply_names_the_bad_field_of_an_invalid_file(
     infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

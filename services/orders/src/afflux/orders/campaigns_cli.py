@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from afflux.shared.campaign_file import CampaignFile, InvalidCampaignFile, load_campaign_file
-from afflux.shared.io.campaign_publish import TermsTooLarge, publish_terms
+from afflux.shared.io.campaign_publish import TermsRefused, TermsTooLarge, publish_terms
 from afflux.shared.io.kafka import BrokerUnreachable, check_broker, create_topics
 from afflux.shared.secret_policy import settings_error
 from afflux.shared.settings import CommonSettings
@@ -73,6 +73,9 @@ def main(argv: Sequence[str]) -> int:
         return 2
     except BrokerUnreachable as exc:
         print(f"{NAME}: {exc}", file=sys.stderr)
+        return 2
+    except TermsRefused as exc:  # checked before anything is published
+        print(f"{NAME}: nothing published: {exc.field}: {exc}", file=sys.stderr)
         return 2
     except TermsTooLarge as exc:  # the campaigns before it in the file were published
         print(f"{NAME}: not published: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ already on the topic, which must still load on a replay.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Literal, Self
@@ -396,6 +396,22 @@ class TermsTimeline:
     def at(self, at_ms: int) -> TermsVersion:
         """The version in force at event time ``at_ms`` (before the first: the first)."""
         return self.winners[max(bisect_right(self.starts, at_ms) - 1, 0)]
+
+
+def currency_change(versions: Sequence[TermsVersion], terms: CampaignTerms) -> str | None:
+    """Why ``terms`` may not become a version of a campaign with ``versions``: a campaign's
+    currency is its first version's for good. Every amount of the campaign (orders,
+    refunds, postings, balances, payout runs) is in it, and an order keeps the currency
+    of the terms in force at its time: a later version in another currency would leave
+    the older orders refundable only in a currency they were not paid in, and a payout
+    run adding balances of both. A brand that changes currency starts a new campaign."""
+    currencies = sorted({v.terms.currency for v in versions} - {terms.currency})
+    if not currencies:
+        return None
+    return (
+        f"campaign {terms.campaign_id!r} is paid in {', '.join(currencies)}: a campaign's"
+        f" currency never changes (terms in {terms.currency} need a new campaign)"
+    )
 
 
 def append_version(

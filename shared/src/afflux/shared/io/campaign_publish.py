@@ -8,7 +8,12 @@ from aiokafka import AIOKafkaConsumer
 
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.terms import CampaignTerms, TermsVersion, append_version
+from afflux.shared.core.terms import (
+    CampaignTerms,
+    TermsVersion,
+    append_version,
+    currency_change,
+)
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.kafka import new_producer, stop_consumer
@@ -32,6 +37,14 @@ COMPRESS_ABOVE_BYTES = 64 * 1024
 
 class TermsTooLarge(ValueError):
     """A campaign's whole version history no longer fits one campaigns record."""
+
+
+class TermsRefused(ValueError):
+    """Terms that may not follow the campaign's versions (``field``: the entry's field)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 def next_publication(
@@ -135,6 +148,10 @@ async def publish_terms(
 ) -> list[CampaignTermsPublished]:
     """Publish each campaign's terms as a new version when they differ from the latest."""
     history = await read_all_versions(bootstrap)
+    for terms, _ in entries:  # before anything is sent: a refused file publishes nothing
+        refused = currency_change(history.get(terms.campaign_id, ()), terms)
+        if refused is not None:
+            raise TermsRefused("currency", refused)
     producer = new_producer(bootstrap)
     await producer.start()
     published = []

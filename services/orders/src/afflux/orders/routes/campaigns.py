@@ -62,7 +62,10 @@ _ANSWER = {"content": {"application/json": {"schema": _VERSIONS}}}
         201: {"description": "published as the campaign's next version", **_ANSWER},
         400: problem("malformed JSON"),
         413: problem(f"body larger than {MAX_TERMS_BODY_BYTES} bytes, a campaigns record's limit"),
-        422: problem("invalid terms: the field and the reason"),
+        422: problem(
+            "invalid terms, or terms in another currency than the campaign's:"
+            " the field and the reason"
+        ),
         503: problem("the broker did not take it: nothing was published, retry", retry=True),
     },
     openapi_extra={
