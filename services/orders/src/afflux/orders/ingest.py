@@ -455,11 +455,16 @@ class Ingestor:
                 f" {claim.remaining_minor}; a further refund needs a new refund_id",
             )
         if claim.status == "exceeds":
+            left = claim.remaining_minor or 0
+            # Refunds accepted before their order was known may already ask more than it.
+            over = (
+                f" (refunds accepted before the order ask {-left} more than it)" if left < 0 else ""
+            )
             raise Rejected(
                 422,
                 "amount_minor",
                 f"cumulative refunds would exceed the order amount: "
-                f"{claim.remaining_minor} left to refund",
+                f"{max(left, 0)} left to refund{over}",
             )
         try:
             headers = BACKFILL_HEADERS if backfill else ()
