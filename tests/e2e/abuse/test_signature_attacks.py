@@ -65,10 +65,10 @@ def _attacks() -> list[tuple[str, bytes, dict[str, str], int]]:
             401,
         ),
         (
-            "a merchant signing for another merchant's campaign",
+            "a merchant signing for another merchant's campaign (as an unknown campaign)",
             foreign,
             {"sig": sign(foreign, _secret(merchant), now)},
-            403,
+            422,
         ),
     ]
 

@@ -180,12 +180,12 @@ CASES = [
         400,
         ProblemShape,
     ),
-    # Another merchant's campaign.
+    # Another merchant's campaign: answered as an unknown one.
     Case(
         "order of another merchant's campaign",
         ("/v1/orders", "post"),
         lambda: signed("/v1/orders", order(campaign_id="globex-apps")),
-        403,
+        422,
         ProblemShape,
     ),
     Case(

@@ -107,11 +107,12 @@ CASES = [
         "unknown merchant",
     ),
     Case(
+        # as an unknown campaign: another merchant's campaign ids cannot be probed
         "merchant signing for another merchant's campaign",
         lambda api, c: signed(api, order(c), merchant="merchant-b"),
-        403,
+        422,
         "campaign_id",
-        "another merchant",
+        "unknown campaign",
     ),
     Case(
         "unknown campaign",
@@ -351,9 +352,9 @@ REFUND_CASES = [
     Case(
         "refund signed by another merchant",
         lambda api, c: signed(api, refund(c), merchant="merchant-b"),
-        403,
+        422,
         "campaign_id",
-        "another merchant",
+        "unknown campaign",
     ),
     Case(
         "zero-width space in the refund id",

@@ -127,10 +127,13 @@ async def test_an_answer_for_an_unknown_order_is_404(api: Any, campaigns: Any) -
     assert field_of(answer) == "order_id"
 
 
-async def test_another_merchants_campaign_is_refused(api: Any, campaigns: Any) -> None:
+async def test_another_merchants_campaign_is_refused_as_an_unknown_one(
+    api: Any, campaigns: Any
+) -> None:
     body = {"campaign_id": campaigns.other.campaign_id, "affiliate_id": "dee"}
     answer = await api.post(f"/v1/orders/{api.new_id('o')}/survey", body)
-    assert answer.status_code == 403
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == [{"field": "campaign_id", "reason": "unknown campaign"}]
 
 
 async def test_an_order_whose_survey_handle_names_nobody_is_refused(

@@ -162,9 +162,21 @@ class Ingestor:
         assert merchant_id is not None
         return merchant_id
 
+    def check_campaign(self, campaign_id: str, merchant_id: str | None) -> None:
+        """Rejected as an unknown campaign unless the service knows ``campaign_id`` and one
+        of its versions names ``merchant_id`` (None: an admin's backfill, for whichever
+        merchant). Checked before anything else of the campaign decides an answer (its
+        backfill limit, currency, lead confirmation), so another merchant's campaign
+        answers exactly as one that does not exist: its id cannot be probed."""
+        if campaign_id not in self.directory:
+            raise rules.unknown_campaign()
+        versions = self.directory.versions(campaign_id)
+        if merchant_id is not None and all(v.terms.merchant_id != merchant_id for v in versions):
+            raise rules.unknown_campaign()
+
     def terms(self, campaign_id: str, at_ms: int) -> CampaignTerms:
         if campaign_id not in self.directory:
-            raise Rejected(422, "campaign_id", "unknown campaign")
+            raise rules.unknown_campaign()
         return self.directory.at(campaign_id, at_ms).terms
 
     def label(self, campaign_id: str | None) -> str:
@@ -176,7 +188,7 @@ class Ingestor:
     def place(self, campaign_id: str, reported: int, *, backfill: bool, what: str) -> Placement:
         """The event time to produce for a merchant's time (docs/orders.md, Event time)."""
         if campaign_id not in self.directory:
-            raise Rejected(422, "campaign_id", "unknown campaign")
+            raise rules.unknown_campaign()
         limit = backfill_limit_ms(
             self.directory.versions(campaign_id), self.limits.backfill_limit_days
         )
@@ -187,6 +199,7 @@ class Ingestor:
         self, merchant_id: str | None, request: rules.OrderRequest, *, backfill: bool = False
     ) -> OrderPlaced:
         """``merchant_id`` None: an admin backfill, sent for the campaign's own merchant."""
+        self.check_campaign(request.campaign_id, merchant_id)
         placed = self.place(
             request.campaign_id, request.occurred_at, backfill=backfill, what="orders"
         )
@@ -401,6 +414,7 @@ class Ingestor:
         try:
             request = parse(rules.RefundRequest, raw)
             campaign = self.label(request.campaign_id)
+            self.check_campaign(request.campaign_id, merchant_id)
             placed = self.place(
                 request.campaign_id, request.occurred_at, backfill=backfill, what="refunds"
             )
@@ -486,6 +500,7 @@ class Ingestor:
         try:
             request = parse(rules.RenewalRequest, raw)
             campaign = self.label(request.campaign_id)
+            self.check_campaign(request.campaign_id, merchant_id)
             placed = self.place(
                 request.campaign_id, request.occurred_at, backfill=False, what="renewals"
             )
@@ -575,6 +590,7 @@ class Ingestor:
         try:
             request = parse(rules.LeadConfirmRequest, raw)
             campaign = self.label(request.campaign_id)
+            self.check_campaign(request.campaign_id, merchant_id)
             now = self.clock()
             terms = self.terms(request.campaign_id, request.occurred_at or now)
             event = rules.lead_confirmed_event(
@@ -606,6 +622,7 @@ class Ingestor:
         try:
             request = parse(rules.SurveyRequest, raw)
             campaign = self.label(request.campaign_id)
+            self.check_campaign(request.campaign_id, merchant_id)
             now = self.clock()
             terms = self.terms(request.campaign_id, now)
             event = rules.survey_event(order_id, request, terms, merchant_id, now)

@@ -114,7 +114,11 @@ def _errors(*extra: tuple[int, str]) -> dict[str, Any]:
     answers: dict[int, dict[str, Any]] = {
         401: problem("missing, malformed, stale or wrong signature, or unknown merchant"),
         413: problem("body larger than the size limit"),
-        422: problem("invalid request: the field and the reason"),
+        422: problem(
+            "invalid request: the field and the reason; a campaign the merchant may not name"
+            " (unknown, or another merchant's: the same answer) names campaign_id, 'unknown"
+            " campaign'"
+        ),
         503: problem(
             "starting, or the broker or Redis could not take it: nothing was accepted, retry",
             retry=True,
@@ -126,7 +130,6 @@ def _errors(*extra: tuple[int, str]) -> dict[str, Any]:
 
 
 _BAD_JSON = (400, "malformed JSON, or the body ended early")
-_OTHER_MERCHANT = (403, "the campaign belongs to another merchant")
 _ORDER_CONFLICT = (
     409,
     "the order id was accepted with other terms (names the field), or as a renewal's"
@@ -203,7 +206,7 @@ def _postback() -> dict[str, Any]:
             "responses": {
                 "200": _json("OrderAnswer", "already accepted (a duplicate order id)"),
                 "202": _json("OrderAnswer", "accepted"),
-                **_errors(_OTHER_MERCHANT, _ORDER_CONFLICT),
+                **_errors(_ORDER_CONFLICT),
             },
         }
     }
@@ -218,7 +221,7 @@ def merchant_paths() -> dict[str, Any]:
             {
                 "200": _json("OrderAnswer", "already accepted (a duplicate order id)"),
                 "202": _json("OrderAnswer", "accepted"),
-                **_errors(_BAD_JSON, _OTHER_MERCHANT, _ORDER_CONFLICT),
+                **_errors(_BAD_JSON, _ORDER_CONFLICT),
             },
             "Idempotent by `order_id` within the campaign; the same id with other terms"
             " (amount, items, kind, ...) is a 409 naming the field, and an id accepted as a"
@@ -240,7 +243,6 @@ def merchant_paths() -> dict[str, Any]:
                 "202": _json("RefundAnswer", "accepted"),
                 **_errors(
                     _BAD_JSON,
-                    _OTHER_MERCHANT,
                     (409, "the refund id is taken by another order's refund or another amount"),
                 ),
             },
@@ -252,7 +254,7 @@ def merchant_paths() -> dict[str, Any]:
             {
                 "200": _json("RenewalAnswer", "already accepted (a duplicate renewal order id)"),
                 "202": _json("RenewalAnswer", "accepted"),
-                **_errors(_BAD_JSON, _OTHER_MERCHANT, _RENEWAL_CONFLICT),
+                **_errors(_BAD_JSON, _RENEWAL_CONFLICT),
             },
             "Idempotent by `renewal_order_id` within the campaign (default"
             " `<order_id>:renewal-<renewal_number>`); sent again with another first order,"
@@ -269,7 +271,6 @@ def merchant_paths() -> dict[str, Any]:
                         "202": _json("OrderAnswer", "confirmed"),
                         **_errors(
                             _BAD_JSON,
-                            _OTHER_MERCHANT,
                             (404, "no such order in this campaign"),
                             (409, "the order is not a lead, or the campaign confirms none"),
                         ),
@@ -296,7 +297,6 @@ def merchant_paths() -> dict[str, Any]:
                         "202": _json("OrderAnswer", "accepted"),
                         **_errors(
                             _BAD_JSON,
-                            _OTHER_MERCHANT,
                             (404, "no such order in this campaign"),
                             (409, "the order already has another survey answer"),
                         ),

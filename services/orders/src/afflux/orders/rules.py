@@ -207,9 +207,16 @@ def survey_event(
     )
 
 
+def unknown_campaign() -> Rejected:
+    """The answer for a campaign the merchant may not name: one this service does not
+    know, and one of another merchant alike, so campaign ids cannot be probed."""
+    return Rejected(422, "campaign_id", "unknown campaign")
+
+
 def check_merchant(terms: CampaignTerms, merchant_id: str) -> None:
+    """``terms`` name ``merchant_id``; another merchant's campaign answers as an unknown one."""
     if terms.merchant_id != merchant_id:
-        raise Rejected(403, "campaign_id", "campaign belongs to another merchant")
+        raise unknown_campaign()
 
 
 def check_event_time(occurred_at: int, now_ms: int, max_future_ms: int) -> None:
