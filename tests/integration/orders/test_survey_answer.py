@@ -151,3 +151,49 @@ async def test_an_order_whose_survey_handle_names_nobody_is_refused(
     answer = await api.post("/v1/orders", body)
     assert answer.status_code == 422, answer.text
     assert field_of(answer).startswith("survey")
+
+
+@pytest.mark.parametrize(
+    "renewal_order_id",
+    [None, "custom"],  # the default '<first>:renewal-1', and an id of the merchant's own
+)
+async def test_an_answer_for_a_renewal_order_id_is_refused_naming_order_id(
+    api: Any, campaigns: Any, topics: Any, renewal_order_id: str | None
+) -> None:
+    """A renewal's id is claimed like an order's, but is no order: its answer was 202 and
+    produced keyed by the first order's id, where attribution holds no such order."""
+    campaign, first = campaigns.shop.campaign_id, api.new_id("sub")
+    await place(api, campaign, first, api.new_id("v"))
+    renewal = {
+        "order_id": first,
+        "renewal_number": 1,
+        "campaign_id": campaign,
+        "occurred_at": hours_ago(0.5),
+        "amount_minor": 1_999,
+        "currency": "EUR",
+    }
+    if renewal_order_id is not None:
+        renewal["renewal_order_id"] = api.new_id(renewal_order_id)
+    renewed = await api.post("/v1/renewals", renewal)
+    assert renewed.status_code == 202, renewed.text
+    renewal_id = renewed.json()["renewal_order_id"]
+    before = await topics.settle()
+
+    answer = await api.post(
+        f"/v1/orders/{renewal_id}/survey", {"campaign_id": campaign, "affiliate_id": "dee"}
+    )
+
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["detail"] == [
+        {
+            "field": "order_id",
+            "reason": f"{renewal_id} was accepted as a renewal of order {first}, not as an"
+            " order: a survey answer names an order",
+        }
+    ]
+    assert await topics.settle() == before
+    # The first order itself still takes its answer.
+    taken = await api.post(
+        f"/v1/orders/{first}/survey", {"campaign_id": campaign, "affiliate_id": "dee"}
+    )
+    assert taken.status_code == 202, taken.text

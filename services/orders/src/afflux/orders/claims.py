@@ -218,6 +218,10 @@ return 1
 """
 
 
+# A renewal's claim is an order claim too (kind ``renewal``, ``pkey`` its first order):
+# an answer for its renewal order id is refused ('renewal', with that first order), since
+# it was produced keyed by the first order's id, where no order of that id is, and answered
+# 202 for a survey that could never be anyone's.
 _RESERVE_SURVEY = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -226,6 +230,9 @@ if not state then return {'unknown'} end
 if state ~= 'done' then
   if tonumber(state) > now then return {'pending'} end
   return {'unknown'}
+end
+if redis.call('HGET', key, 'kind') == 'renewal' then
+  return {'renewal', redis.call('HGET', key, 'pkey')}
 end
 local survey = redis.call('HGET', key, 'survey')
 if survey == 'done' then
@@ -345,9 +352,10 @@ class RefundClaim:
 
 @dataclass(frozen=True, slots=True)
 class SurveyClaim:
-    """``conflict``: the order already has another answer."""
+    """``conflict``: the order already has another answer; ``renewal``: the id is a
+    renewal's renewal order id, no order (``partition_key``: the first order it renews)."""
 
-    status: Literal["reserved", "duplicate", "pending", "unknown", "conflict"]
+    status: Literal["reserved", "duplicate", "pending", "unknown", "conflict", "renewal"]
     partition_key: str | None = None
 
 
@@ -536,8 +544,8 @@ class ClaimStore:
         key = self.order_key(campaign_id, order_id)
         args: list[str | int] = [now_ms, self.pending_ms, answer]
         result = [_text(r) for r in await self._reserve_survey(keys=[key], args=args)]
-        if result[0] == "reserved":
-            return SurveyClaim("reserved", result[1])
+        if result[0] in ("reserved", "renewal"):
+            return SurveyClaim(result[0], result[1])  # type: ignore[arg-type]
         return SurveyClaim(result[0])  # type: ignore[arg-type]
 
     async def settle_survey(self, campaign_id: str, order_id: str, *, done: bool) -> None:

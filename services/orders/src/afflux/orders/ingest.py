@@ -617,7 +617,8 @@ class Ingestor:
 
     async def survey(self, merchant_id: str, order_id: str, raw: bytes) -> Outcome:
         """A survey answer for a known order (``POST /v1/orders/{order_id}/survey``): 202
-        accepted, 200 the same answer again; 404 unknown order, 409 another answer."""
+        accepted, 200 the same answer again; 404 unknown order, 409 another answer or an id
+        that is a renewal's, not an order's."""
         campaign = UNKNOWN
         try:
             request = parse(rules.SurveyRequest, raw)
@@ -662,6 +663,13 @@ class Ingestor:
             raise Rejected(404, "order_id", "no such order in this campaign")
         if claim.status == "conflict":
             raise Rejected(409, "order_id", "the order already has another survey answer")
+        if claim.status == "renewal":
+            raise Rejected(
+                409,
+                "order_id",
+                f"{order_id} was accepted as a renewal of order {claim.partition_key}, not as an"
+                " order: a survey answer names an order",
+            )
         try:  # keyed as its order: it must reach the partition holding the order's state
             await self.produce(ORDERS.name, claim.partition_key or order_id, event)
         except Unavailable:

@@ -298,7 +298,11 @@ def merchant_paths() -> dict[str, Any]:
                         **_errors(
                             _BAD_JSON,
                             (404, "no such order in this campaign"),
-                            (409, "the order already has another survey answer"),
+                            (
+                                409,
+                                "the order already has another survey answer, or the id is a"
+                                " renewal's renewal_order_id",
+                            ),
                         ),
                     },
                     "One answer per order; what it does is the campaign's `survey` terms.",
