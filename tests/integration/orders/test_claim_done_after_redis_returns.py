@@ -53,15 +53,15 @@ async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
 def kill_before_done_marks(claims: ClaimStore, server: Child) -> asyncio.Event:
     """Redis killed (-9) right before the first done mark runs, after the broker's ack
     (the mark runs after the 202 too: the returned event is set once Redis is dead)."""
-    settle, killed = claims.settle_orders, asyncio.Event()
+    mark, killed = claims.mark_done, asyncio.Event()
 
-    async def settle_after_kill(keys: Sequence[tuple[str, str]], *, done: bool) -> None:
-        if done and not killed.is_set():
+    async def mark_after_kill(orders: Sequence[NewOrder]) -> None:
+        if not killed.is_set():
             await asyncio.to_thread(server.kill)
             killed.set()
-        await settle(keys, done=done)
+        await mark(orders)
 
-    claims.settle_orders = settle_after_kill  # type: ignore[method-assign]
+    claims.mark_done = mark_after_kill  # type: ignore[method-assign]
     return killed
 
 
@@ -225,3 +225,61 @@ async def test_marks_past_the_bound_and_those_waiting_at_shutdown_are_given_up()
         assert (marks.undone, given_up()) == (0, 2)
     finally:
         await redis.aclose()
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        "claim and number",  # Redis restarted on a file that missed the reservation
+        "number only",  # the number's key alone gone (evicted, or expired first)
+    ],
+)
+async def test_the_first_done_mark_writes_a_renewal_number_redis_lost_since_the_claim(
+    orders_app: FastAPI,
+    api: Api,
+    campaigns: Any,
+    topics: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    lost: str,
+) -> None:
+    """What Redis lost between a renewal's reservation and its first done mark is written
+    again by that mark, as by a retried one: the first mark only marked a claim that was
+    still there, so the same number was then accepted under another renewal order id and
+    paid twice."""
+    campaign, first = campaigns.shop.campaign_id, Api.new_id("sub")
+    ingestor = orders_app.state.ingestor
+    claims, redis = ingestor.claims, orders_app.state.redis
+    renewal = {
+        "order_id": first,
+        "renewal_number": 2,
+        "renewal_order_id": f"{first}-r2",
+        "campaign_id": campaign,
+        "occurred_at": int(time.time() * 1000),
+        "amount_minor": 1999,
+        "currency": "EUR",
+    }
+    number_key = claims.renewal_number_key(campaign, first, 2)
+    first_mark = ingestor.marks.mark
+
+    async def mark_after_loss(orders: Sequence[NewOrder]) -> None:
+        gone = [number_key] + (
+            [claims.order_key(campaign, f"{first}-r2")] * (lost != "number only")
+        )
+        assert await redis.delete(*gone) == len(gone)
+        await first_mark(orders)
+
+    monkeypatch.setattr(ingestor.marks, "mark", mark_after_loss)
+    accepted = await api.post("/v1/renewals", renewal)
+    assert accepted.status_code == 202, accepted.text
+    monkeypatch.undo()
+    before = await topics.settle()
+
+    again = await api.post("/v1/renewals", renewal | {"renewal_order_id": f"{first}-again"})
+    retried = await api.post("/v1/renewals", renewal)
+
+    assert again.status_code == 409, again.text
+    [detail] = again.json()["detail"]
+    assert (detail["field"], f"{first}-r2" in detail["reason"]) == ("renewal_number", True)
+    assert (retried.status_code, retried.json()["status"]) == (200, "duplicate")
+    assert await redis.get(number_key) == f"{first}-r2".encode()
+    assert await topics.settle() == before

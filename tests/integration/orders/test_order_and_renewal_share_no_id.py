@@ -237,7 +237,7 @@ async def test_an_order_claim_on_a_renewal_order_id_answers_what_the_renewal_bec
     else:
         assert (await claims.reserve_renewal(RENEWAL, now)).status == "reserved"
     if renewal_claim == "accepted":
-        await claims.settle_orders([("c", "sub-1-r")], done=True)
+        await claims.mark_done([RENEWAL])
     if renewal_claim == "released":
         await claims.release_renewal(RENEWAL)
 

@@ -7,9 +7,9 @@ that finds a live pending claim waits for it to settle instead of answering
 "duplicate" for an order that might still fail. If the process dies between
 the acknowledgement and marking done, the pending claim expires and a retry
 produces the same event (same deterministic event id) once more; attribution
-dedupes by campaign + order id, so this costs nothing. A done mark Redis refused is
-retried until Redis answers (afflux.orders.marks, ``mark_done``), writing a claim Redis
-lost anew.
+dedupes by campaign + order id, so this costs nothing. A done mark (``mark_done``), the
+first as any retry of one Redis refused (afflux.orders.marks), writes a claim Redis lost
+anew, and a renewal's number key with it.
 
 Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
 (``done`` or the pending claim's expiry in ms), ``pkey`` (its partition key),
@@ -82,28 +82,26 @@ end
 return table.concat(out)
 """
 
-_SETTLE_ORDERS = """
-local done = ARGV[1] == 'done'
-for _, key in ipairs(cjson.decode(ARGV[2])) do
+# Claims released after their produce failed, so a retry is taken again.
+_RELEASE_ORDERS = """
+for _, key in ipairs(cjson.decode(ARGV[1])) do
   local state = redis.call('HGET', key, 'state')
   if state and state ~= 'done' then
-    if done then
-      redis.call('HSET', key, 'state', 'done')
-    else
-      redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms', 'number', 'currency')
-    end
+    redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms', 'number', 'currency')
   end
 end
 return 1
 """
 
-# The done mark of acknowledged orders whose first mark Redis did not take: like the
-# done branch of _SETTLE_ORDERS, and a claim Redis lost (restarted on a file that missed
-# its last writes) is written again whole, since the order is on the topic either way.
-# A renewal's number key (item[8], holding its renewal order id, item[9]) is written
-# again too if it is gone: with the claim alone back, the same number was accepted
-# again under another renewal order id and paid twice. One another renewal took while
-# it was gone is left to it (NX): that renewal is on the topic as well.
+# The done mark of acknowledged orders, the first one and any retry of it alike (a first
+# mark that only set ``state`` wrote nothing for a claim or a renewal's number key Redis
+# had lost since the reservation, so the number was taken again). A pending claim is
+# marked done; a claim Redis lost (restarted on a file that missed its last writes, or
+# a reservation released by another request) is written again whole, since the order is
+# on the topic either way. A renewal's number key (item[8], holding its renewal order
+# id, item[9]) is written again too if it is gone: with the claim alone back, the same
+# number was accepted again under another renewal order id and paid twice. One another
+# renewal took while it was gone is left to it (NX): that renewal is on the topic as well.
 _MARK_ORDERS_DONE = """
 local batch = cjson.decode(ARGV[1])
 local ttl = batch[1]
@@ -384,7 +382,7 @@ class ClaimStore:
         self.pending_ms = pending_ms
         self.ttl_s = ttl_s
         self._reserve_orders = redis.register_script(_RESERVE_ORDERS)
-        self._settle_orders = redis.register_script(_SETTLE_ORDERS)
+        self._release_orders = redis.register_script(_RELEASE_ORDERS)
         self._mark_orders_done = redis.register_script(_MARK_ORDERS_DONE)
         self._reserve_refund = redis.register_script(_RESERVE_REFUND)
         self._settle_refund = redis.register_script(_SETTLE_REFUND)
@@ -434,7 +432,7 @@ class ClaimStore:
     async def release_renewal(self, renewal: NewOrder) -> None:
         """After a failed produce: the renewal order's claim and its number's, so a retry
         (under any renewal order id) is taken again."""
-        await self.settle_orders([(renewal.campaign_id, renewal.order_id)], done=False)
+        await self.release_orders([(renewal.campaign_id, renewal.order_id)])
         number = _renewal_number(renewal)
         key = self.renewal_number_key(renewal.campaign_id, renewal.partition_key, number)
         await self._release_renewal_number(keys=[key], args=[renewal.order_id])
@@ -464,15 +462,15 @@ class ClaimStore:
         kept = await self.redis.hget(self.order_key(campaign_id, order_id), "terms")
         return None if kept is None else _text(kept)
 
-    async def settle_orders(self, keys: Sequence[tuple[str, str]], *, done: bool) -> None:
-        """Mark claims done after the broker's ack, or release them after a failure."""
+    async def release_orders(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Release the pending claims of orders whose produce failed."""
         names = json.dumps([self.order_key(campaign, order) for campaign, order in keys])
-        await self._settle_orders(keys=[], args=["done" if done else "release", names])
+        await self._release_orders(keys=[], args=[names])
 
     async def mark_done(self, orders: Sequence[NewOrder]) -> None:
-        """Mark acknowledged orders' claims done, writing a claim that is gone anew (the
-        retry of a done mark that failed, or a claim the topics show was acknowledged),
-        and a renewal's number key that is gone."""
+        """Mark acknowledged orders' claims done (the first mark after the broker's ack,
+        its retry, or a claim the topics show was acknowledged), writing a claim that is
+        gone anew, and a renewal's number key that is gone."""
         items = [
             [
                 self.order_key(o.campaign_id, o.order_id),

@@ -348,7 +348,7 @@ class Ingestor:
             statuses[index] = "unavailable" if error else "accepted"
         if failed:  # released, so the merchant's retry is accepted again
             with contextlib.suppress(Exception):
-                await self.claims.settle_orders(failed, done=False)
+                await self.claims.release_orders(failed)
         if done:
             # Not awaited: the events are acknowledged; a duplicate or confirmation
             # arriving before the mark lands waits for it; if Redis refuses the mark it

@@ -5,8 +5,9 @@ answer's path (the 202 depends on the acknowledgement only). When Redis is away 
 moment the marks are kept here and retried with a short backoff (Redis restarted on its
 append-only file answers again after about 0.1 s) until Redis takes them, so no claim of
 an acknowledged order stays pending until it expires and then reads as an unknown order
-to the order's lead confirmation or survey answer. A retried mark writes a claim Redis
-lost anew (``ClaimStore.mark_done``).
+to the order's lead confirmation or survey answer. Every mark, the first and a retried
+one alike, writes a claim Redis lost anew, and a renewal's number key
+(``ClaimStore.mark_done``).
 
 A lead confirmation or survey answer that finds the claim of an order whose mark waits
 here gone or expired pending (Redis killed with ``-9`` may come back without it) retries
@@ -93,9 +94,7 @@ class DoneMarks:
     async def mark(self, orders: Sequence[NewOrder]) -> None:
         """Mark acknowledged orders' claims done; if Redis refuses, retry them later."""
         try:
-            await self.claims.settle_orders(
-                [(o.campaign_id, o.order_id) for o in orders], done=True
-            )
+            await self.claims.mark_done(orders)
         except Exception as exc:
             log.warning("order claims not marked done (%r); retrying until Redis answers", exc)
             self.defer(orders)
