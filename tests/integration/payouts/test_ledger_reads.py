@@ -128,6 +128,8 @@ class Ledger:
     http: httpx.AsyncClient
     applied: list[Applied]
     bootstrap: str
+    store: LedgerStore
+    directory: CampaignDirectory
 
     async def get(self, path: str, **params: Any) -> Any:
         response = await self.http.get(path, params=params)
@@ -180,7 +182,7 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
             base_url="http://payouts",
             headers={"authorization": f"Bearer {TOKEN}"},  # who may read what: test_access_*
         ) as http:
-            yield Ledger(http, applied, infra.kafka_bootstrap)
+            yield Ledger(http, applied, infra.kafka_bootstrap, store, directory)
     finally:
         await producer.stop()
         await redis.aclose()  # type: ignore[union-attr]
@@ -567,6 +569,85 @@ async def test_a_payout_run_of_a_malformed_period_is_422_and_pays_nothing(
     assert reason in problem["reason"]
     balance = await ledger.get("/v1/creators/anna/balance")
     assert balance["balances"][0]["paid_minor"] == 0
+
+
+# Campaign gamma is paid by the ISO week (EUR, 500 per sale, no lock): anna sells on
+# Monday Dec 7 (2026-W50).
+GAMMA = _terms("gamma", {"period": "week", "sale": {"rate": {"fixed_minor": 500}}}, lock_days=0)
+
+
+async def _weekly_campaign(ledger: Ledger) -> None:
+    ledger.directory.apply(
+        CampaignTermsPublished(
+            event_id="gamma", occurred_at=0, campaign_id="gamma", versions=(GAMMA,)
+        )
+    )
+    sale = ("gamma", "2026-W50", _sale("g1", "anna", DEC_1 + 6 * DAY))
+    await ledger.store.apply(Batch(conversions=[sale]), lambda cid: (GAMMA,), lambda cid: "EUR")
+
+
+@pytest.mark.parametrize(
+    ("campaign", "period", "reason"),
+    [
+        (
+            "acme",
+            "2026-W50",
+            "'2026-W50' is an ISO week (YYYY-Www), but campaign acme is paid by the month (its"
+            " terms at as_of): name a month (YYYY-MM), such as 2026-12",
+        ),
+        (
+            "gamma",
+            "2026-12",
+            "'2026-12' is a month (YYYY-MM), but campaign gamma is paid by the week (its terms"
+            " at as_of): name an ISO week (YYYY-Www), such as 2026-W50",
+        ),
+        ("acme", "2026-12", None),  # each campaign's own cadence: paid
+        ("gamma", "2026-W50", None),
+    ],
+)
+async def test_a_run_of_one_campaign_under_a_period_of_the_other_cadence_is_422(
+    ledger: Ledger, campaign: str, period: str, reason: str | None
+) -> None:
+    """A payout is recorded under its period's name: a monthly campaign's payout recorded
+    under a week (2027-W01) named a period its ledger, statements and reports never have."""
+    await _weekly_campaign(ledger)
+
+    response = await ledger.run(campaign_id=campaign, period=period, as_of=DEC_1 + 12 * DAY)
+
+    balance = await ledger.get("/v1/creators/anna/balance")
+    if reason is None:
+        assert response.status_code == 200, response.text
+        assert {r["period"] for r in response.json()["results"]} == {period}
+        assert balance["balances"][0]["paid_minor"] > 0
+    else:
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == [{"field": "period", "reason": reason}]
+        assert balance["balances"][0]["paid_minor"] == 0
+
+
+@pytest.mark.parametrize(
+    ("period", "monthly", "weekly"),
+    [
+        ("2026-W50", "2026-12", "2026-W50"),  # a week: the monthly campaigns' month at as_of
+        ("2026-11", "2026-11", "2026-W50"),  # a month: the weekly campaign's week at as_of
+        (None, "2026-12", "2026-W50"),  # none: each its own at as_of
+    ],
+)
+async def test_a_run_of_every_campaign_pays_each_under_a_period_of_its_own_cadence(
+    ledger: Ledger, period: str | None, monthly: str, weekly: str
+) -> None:
+    await _weekly_campaign(ledger)
+    body: dict[str, Any] = {"as_of": DEC_1 + 12 * DAY} | ({"period": period} if period else {})
+
+    response = await ledger.run(**body)
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["period"] == (period or "2026-12")
+    paid = {(r["campaign_id"], r["period"]) for r in answer["results"]}
+    assert paid == {("acme", monthly), ("beta", monthly), ("gamma", weekly)}
+    statement = await ledger.get("/v1/creators/anna/statement", campaign_id="gamma", period=weekly)
+    assert [(p["campaign_id"], p["amount_minor"]) for p in statement["payouts"]] == [("gamma", 500)]
 
 
 async def test_a_payout_run_of_an_unknown_campaign_is_404(ledger: Ledger) -> None:

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from afflux.shared.core.clock import to_ms
-from afflux.shared.core.periods import BadPeriod, period_bounds, period_end, period_of
+from afflux.shared.core.periods import (
+    BadPeriod,
+    payout_period,
+    period_bounds,
+    period_end,
+    period_of,
+)
 from afflux.shared.core.terms import Period
 
 pytestmark = pytest.mark.unit
@@ -134,3 +140,23 @@ def test_a_bad_period_says_why_naming_the_name_as_given(name: str, reason: str) 
 def test_bad_period_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="YYYY-MM"):
         period_bounds("november")
+
+
+DEC_13 = ms(2026, 12, 13)  # a Sunday: week 2026-W50, month 2026-12
+
+
+@pytest.mark.parametrize(
+    ("asked", "cadence", "paid_under"),
+    [
+        ("2027-W01", "week", "2027-W01"),  # a week asked of a weekly campaign: as asked
+        ("2027-01", "month", "2027-01"),  # a month asked of a monthly campaign: as asked
+        ("2027-W01", "month", "2026-12"),  # never a week's name for a monthly campaign
+        ("2027-01", "week", "2026-W50"),  # nor a month's for a weekly one
+        (None, "month", "2026-12"),  # nothing asked: the campaign's own period at as_of
+        (None, "week", "2026-W50"),
+    ],
+)
+def test_a_campaign_is_paid_under_a_period_of_its_own_cadence(
+    asked: str | None, cadence: Period, paid_under: str
+) -> None:
+    assert payout_period(asked, DEC_13, cadence) == paid_under

@@ -30,7 +30,7 @@ from afflux.payouts import payout_records, reads, snapshots
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.periods import period_of
+from afflux.shared.core.periods import payout_period
 from afflux.shared.events import PayoutIssued
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import send_event
@@ -109,7 +109,8 @@ async def _pay(
     paid total is still what it was read as (else read again and decide again)."""
     affiliate, cid = owner.affiliate, owner.campaign
     terms = directory.at(cid, as_of).terms
-    name = period or period_of(as_of, terms.plan.period)
+    # The period asked for, when it is of the campaign's cadence; else its own at as_of.
+    name = payout_period(period, as_of, terms.plan.period)
     for _ in range(MAX_ATTEMPTS):
         mine = records[affiliate]
         paid_before = payout_records.paid_by_campaign(mine).get(cid, 0)

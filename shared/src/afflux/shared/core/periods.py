@@ -31,6 +31,24 @@ def period_of(at_ms: int, period: Period) -> str:
     return f"{year:04d}-W{week:02d}"
 
 
+CADENCE_NAMES: dict[Period, str] = {"month": "a month (YYYY-MM)", "week": "an ISO week (YYYY-Www)"}
+
+
+def cadence_of(name: str) -> Period:
+    """The cadence a period name is of: ``week`` for ``YYYY-Www``, else ``month``."""
+    return "week" if _WEEK.fullmatch(name) else "month"
+
+
+def payout_period(asked: str | None, at_ms: int, cadence: Period) -> str:
+    """The payout period a campaign paid by ``cadence`` is paid under in a run as of
+    ``at_ms``: ``asked`` when it is a period of that cadence, else the campaign's own
+    period at ``at_ms`` (a monthly campaign is never paid under a week's name, nor a
+    weekly one under a month's)."""
+    if asked is not None and cadence_of(asked) == cadence:
+        return asked
+    return period_of(at_ms, cadence)
+
+
 def period_bounds(name: str) -> tuple[int, int]:
     """[start, end) of a period name in UTC milliseconds; BadPeriod when malformed."""
     if match := _MONTH.fullmatch(name):

@@ -21,6 +21,7 @@ from afflux.payouts.models import PayoutRunAnswer
 from afflux.payouts.queries import current_period, known_campaign
 from afflux.payouts.run import PayoutConflict, run_payouts
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
+from afflux.shared.core.periods import CADENCE_NAMES, cadence_of, period_of
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
 
@@ -54,7 +55,14 @@ class RunRequest(BaseModel):
         409: {
             "model": ProblemBody,
             "description": "other runs kept paying the same creator meanwhile: run again",
-        }
+        },
+        422: {
+            "model": ProblemBody,
+            "description": "malformed period, as_of or body (the field and the reason); an"
+            " as_of more than 5 minutes ahead; with campaign_id, a period of the other"
+            " cadence than the campaign's (a week for a monthly campaign, a month for a"
+            " weekly one), naming period and the campaign's cadence",
+        },
     },
 )
 async def payouts_run(
@@ -79,6 +87,18 @@ async def payouts_run(
         )
     period = params.period(wanted.period)
     known_campaign(directory, wanted.campaign_id)
+    if period is not None and wanted.campaign_id is not None:
+        # A payout is recorded under its period's name: a monthly campaign paid under a
+        # week's name (or a weekly one under a month's) names a period its ledger has not.
+        cadence = directory.at(wanted.campaign_id, at).terms.plan.period
+        if cadence_of(period) != cadence:
+            raise Problem(
+                422,
+                "period",
+                f"{period!r} is {CADENCE_NAMES[cadence_of(period)]}, but campaign"
+                f" {wanted.campaign_id} is paid by the {cadence} (its terms at as_of): name"
+                f" {CADENCE_NAMES[cadence]}, such as {period_of(at, cadence)}",
+            )
     try:
         results = await run_payouts(
             store,
@@ -92,6 +112,7 @@ async def payouts_run(
     except PayoutConflict as exc:  # what was recorded stays; a new run finishes the rest
         raise Problem(409, None, str(exc)) from None
     # The period paid: the one asked for, else the campaign's current one at as_of (the
-    # month without a campaign; each result names its own, a weekly campaign its week).
+    # month without a campaign; each result names its own: a campaign of the other
+    # cadence than the one asked for is paid under its own period at as_of).
     paid = period or current_period(directory, wanted.campaign_id, at)
     return {"as_of": at, "period": paid, "campaign_id": wanted.campaign_id, "results": results}
