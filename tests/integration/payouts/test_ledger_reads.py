@@ -371,6 +371,32 @@ async def test_a_statement_of_one_campaign_and_an_unknown_campaign(ledger: Ledge
     assert problem["field"] == "campaign_id"
 
 
+@pytest.mark.parametrize(
+    ("as_of", "period", "refused"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01", "before 1970-01-01T00:00:00Z"),
+        ("1969-12-31T23:59:59.999Z", "1969-12", "before 1970-01-01T00:00:00Z"),
+        ("1970-01-01T00:00:00Z", "1970-01", None),  # the first period's first millisecond
+        ("0", "1970-01", None),
+        ("9998-12-31T23:59:59.999Z", "9998-12", None),
+        ("9999-01-01T00:00:00Z", "9999-01", "after 9998-12-31T23:59:59.999Z"),
+    ],
+)
+async def test_a_statement_as_of_answers_only_periods_period_accepts(
+    ledger: Ledger, as_of: str, period: str, refused: str | None
+) -> None:
+    """``?as_of=0001-01-01T00:00:00Z`` answered ``"period": "0001-01"``, a period that
+    ``?period=0001-01`` refuses ("no such month")."""
+    path = "/v1/creators/anna/statement"
+    if refused is None:
+        answer = await ledger.get(path, as_of=as_of)
+        assert answer["period"] == period
+        assert (await ledger.get(path, period=period))["period"] == period
+    else:
+        problem = await ledger.problem(path, 422, as_of=as_of)
+        assert (problem["field"], problem["reason"].startswith(refused)) == ("as_of", True)
+
+
 async def test_campaign_kpis_come_from_the_counters(ledger: Ledger) -> None:
     row = await ledger.get("/v1/kpis/campaigns/acme", period="2026-11")
     assert row == {

@@ -12,12 +12,17 @@ from afflux.shared.io.http.problems import Problem
 # 9998-12-31T23:59:59.999Z: the period of any earlier time still ends within what a
 # datetime holds (year 9999); later cut-offs mean nothing.
 LATEST_MS = 253_370_764_799_999
+# 1970-01-01T00:00:00Z: periods start in 1970 (``period_bounds``), so an earlier cut-off
+# was answered under a period name (0001-01) that ``period`` refuses.
+EARLIEST_MS = 0
 # The longest time worth reading: RFC 3339 with nanoseconds and an offset is 35 characters.
 MAX_TIME_CHARS = 64
 
 
 def as_of(value: str | None, now: int) -> int:
-    """``value`` (epoch ms or an ISO time with a zone) as epoch ms; ``now`` when absent."""
+    """``value`` (epoch ms or an ISO time with a zone) as epoch ms; ``now`` when absent.
+    From 1970-01-01T00:00:00Z to 9998-12-31T23:59:59.999Z: the period of any such time
+    is one ``period`` takes."""
     if value is None or value == "":
         return now
     if len(value) > MAX_TIME_CHARS:  # 4,300 digits made int() answer with Python's own limit
@@ -26,6 +31,8 @@ def as_of(value: str | None, now: int) -> int:
         at = parse_event_time(int(value) if value.isascii() and value.isdigit() else value)
     except (ValueError, TypeError, OverflowError) as exc:
         raise Problem(422, "as_of", f"not a time: {exc}") from None
+    if at < EARLIEST_MS:
+        raise Problem(422, "as_of", "before 1970-01-01T00:00:00Z: periods start in 1970")
     if at > LATEST_MS:
         raise Problem(422, "as_of", "after 9998-12-31T23:59:59.999Z")
     return at
