@@ -197,3 +197,53 @@ async def test_an_answer_for_a_renewal_order_id_is_refused_naming_order_id(
         f"/v1/orders/{first}/survey", {"campaign_id": campaign, "affiliate_id": "dee"}
     )
     assert taken.status_code == 202, taken.text
+
+
+GHOSTS = [
+    pytest.param("dee ", id="trailing space"),
+    pytest.param(" dee", id="leading space"),
+    pytest.param("dee\u00a0", id="no-break space"),
+    pytest.param("d\u2003ee", id="em space inside"),
+    pytest.param("d\u0435e", id="Cyrillic e, a lookalike"),
+]
+
+
+@pytest.mark.parametrize("affiliate_id", GHOSTS)
+async def test_an_answer_naming_an_id_no_creator_has_is_refused_on_both_paths(
+    api: Any, campaigns: Any, topics: Any, affiliate_id: str
+) -> None:
+    """The first answer stands for good: "dee " would pay a creator nobody is, and the
+    right answer naming dee would then be a 409."""
+    campaign = campaigns.shop.campaign_id
+    before = await topics.settle()
+    reason = (
+        f"names no creator: {affiliate_id!r} is no id a creator's links have (letters,"
+        " digits and _ . : @ - only) and the campaign's terms do not name it"
+    )
+    with_order = {
+        "order_id": api.new_id("o"),
+        "campaign_id": campaign,
+        "occurred_at": hours_ago(1),
+        "amount_minor": 2_500,
+        "currency": "EUR",
+        "visitor_id": api.new_id("v"),
+        "survey": {"affiliate_id": affiliate_id},
+    }
+    order_id = api.new_id("o")
+    await place(api, campaign, order_id, api.new_id("v"))
+    placed = await topics.settle()
+
+    refused = await api.post("/v1/orders", with_order)
+    later = await api.post(
+        f"/v1/orders/{order_id}/survey", {"campaign_id": campaign, "affiliate_id": affiliate_id}
+    )
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == [{"field": "survey.affiliate_id", "reason": reason}]
+    assert later.status_code == 422, later.text
+    assert later.json()["detail"] == [{"field": "affiliate_id", "reason": reason}]
+    assert await topics.settle() == placed != before
+    right = await api.post(
+        f"/v1/orders/{order_id}/survey", {"campaign_id": campaign, "affiliate_id": "dee"}
+    )
+    assert right.status_code == 202, right.text

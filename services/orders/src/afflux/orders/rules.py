@@ -17,7 +17,12 @@ from afflux.orders.placement import Placement
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.products import refund_items_problem
-from afflux.shared.core.terms import CampaignTerms, normalize_coupon, normalize_handle
+from afflux.shared.core.terms import (
+    CampaignTerms,
+    answered_creator_problem,
+    normalize_coupon,
+    normalize_handle,
+)
 from afflux.shared.core.visible_text import invisible_character
 from afflux.shared.events import (
     MAX_ORDER_ITEMS,
@@ -198,6 +203,7 @@ def survey_event(
     check_merchant(terms, merchant_id)
     if request.affiliate_id is None and request.handle is None:
         raise Rejected(422, "affiliate_id", "give affiliate_id or handle")
+    check_answered_creator(terms, request.affiliate_id, "affiliate_id")
     return SurveyAnswered(
         event_id=derived_id("survey", request.campaign_id, order_id),
         occurred_at=now_ms,
@@ -205,6 +211,12 @@ def survey_event(
         campaign_id=request.campaign_id,
         answer=SurveyAnswer(affiliate_id=request.affiliate_id, handle=request.handle),
     )
+
+
+def check_answered_creator(terms: CampaignTerms, affiliate_id: str | None, field: str) -> None:
+    problem = None if affiliate_id is None else answered_creator_problem(terms, affiliate_id)
+    if problem is not None:
+        raise Rejected(422, field, problem)
 
 
 def unknown_campaign() -> Rejected:
@@ -254,6 +266,8 @@ def order_event(
 ) -> OrderPlaced:
     """The OrderPlaced event for an accepted order, at its ``placed`` time, or Rejected."""
     check_merchant(terms, merchant_id)
+    if request.survey is not None:
+        check_answered_creator(terms, request.survey.affiliate_id, "survey.affiliate_id")
     is_sale = request.kind == "sale"
     currency = check_currency(request.currency, terms, required=is_sale)
     amount = request.amount_minor

@@ -10,6 +10,7 @@ already on the topic, which must still load on a replay.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -332,6 +333,25 @@ class TermsVersion(_Frozen):
 
 class NoTermsInForce(LookupError):
     """A campaign without any version of its terms."""
+
+
+# What a creator's id may hold: as the clicks service's links (and API keys) take it.
+CREATOR_ID_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
+_CREATOR_ID = re.compile(CREATOR_ID_PATTERN)
+
+
+def answered_creator_problem(terms: CampaignTerms, affiliate_id: str) -> str | None:
+    """Why a survey answer naming ``affiliate_id`` names nobody of the campaign, or None.
+
+    An answer stands as the order's for good (a later, right one is a 409), so "cr-a "
+    or "cr-\u0430" (a Cyrillic a) would pay a creator nobody is. A creator's id is one
+    its links could have (``CREATOR_ID_PATTERN``), or one the campaign's terms name."""
+    if _CREATOR_ID.fullmatch(affiliate_id) or names_creator(terms, affiliate_id):
+        return None
+    return (
+        f"names no creator: {affiliate_id!r} is no id a creator's links have (letters,"
+        " digits and _ . : @ - only) and the campaign's terms do not name it"
+    )
 
 
 def names_creator(terms: CampaignTerms, affiliate_id: str) -> bool:
