@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import pytest
 
 from afflux.clicks.quality import (
+    MAX_COUNT,
     PRUNE_EVERY,
     BotDetector,
     CampaignIpWindows,
     ClickQuality,
+    CountedKeys,
     ExpiringKeys,
     RateCounter,
     parse_user_agent,
@@ -122,12 +124,14 @@ def quality(
     *,
     visitor_window_ms: int = 30_000,
     ip_window_ms: int = HOUR,
+    ip_agents: int = 4,
     rate_per_minute: int = 0,
     max_entries: int = 1_000,
 ) -> ClickQuality:
     return ClickQuality(
         visitor_window_ms=visitor_window_ms,
         ip_window=lambda campaign, now: ip_window_ms,
+        ip_agents_per_window=ip_agents,
         rate_per_minute=rate_per_minute,
         max_entries=max_entries,
     )
@@ -151,7 +155,7 @@ def flags(
         code=code,
         campaign_id="shop",
         ip_hash=ip,
-        user_agent=ua,
+        agent=parse_user_agent(ua),
         now_ms=now,
     )
 
@@ -225,6 +229,190 @@ def test_forty_cookieless_clicks_from_one_ip_and_browser_count_once() -> None:
     results = [flags(q, n * 1_000, visitor=f"v{n}") for n in range(40)]
     assert results.count(()) == 1
     assert all("ip_duplicate" in r for r in results[1:])
+
+
+def chrome(version: str, platform: str = "Windows NT 10.0; Win64; x64") -> str:
+    return (
+        f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{version} Safari/537.36"
+    )
+
+
+# Five browsers of distinct families a household could have behind its one address.
+HOUSEHOLD = (
+    chrome("126.0.0.0"),
+    OTHER_BROWSER,
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    chrome("131.0.0.0") + " Edg/131.0.2903.86",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expect"),
+    [
+        pytest.param(chrome("120.0.6099.1"), chrome("120.0.6099.2"), ("ip_duplicate",), id="build"),
+        pytest.param(chrome("120.0.0.0"), chrome("120.1.6099.109"), ("ip_duplicate",), id="minor"),
+        pytest.param(
+            chrome("120.0.6099.1"),
+            chrome("120.0.6099.1", "Macintosh; Intel Mac OS X 10_15_7"),
+            ("ip_duplicate",),
+            id="same-major-other-platform",
+        ),
+        pytest.param(chrome("120.0.6099.1"), chrome("121.0.6099.1"), (), id="other-major"),
+        pytest.param(chrome("120.0.6099.1"), OTHER_BROWSER, (), id="other-family"),
+    ],
+)
+def test_the_ip_window_keys_on_the_browser_family_and_major_version(
+    first: str, second: str, expect: tuple[str, ...]
+) -> None:
+    q = quality()
+    assert flags(q, 0, visitor="v1", ua=first) == ()
+    assert flags(q, 1, visitor="v2", ua=second) == expect
+
+
+def test_thirty_clicks_rotating_the_chrome_build_from_one_address_count_once() -> None:
+    q = quality(rate_per_minute=30)
+    results = [
+        flags(q, n * 14_000, visitor=f"v{n}", ua=chrome(f"120.0.6099.{n + 1}")) for n in range(30)
+    ]
+    assert results[0] == ()
+    assert all("ip_duplicate" in r for r in results[1:])
+
+
+@pytest.mark.parametrize("bound", [1, 2, 4])
+def test_an_address_gets_at_most_the_bound_of_counted_clicks_on_a_link_whatever_the_browser(
+    bound: int,
+) -> None:
+    q = quality(ip_agents=bound)
+    results = [flags(q, n, visitor=f"v{n}", ua=ua) for n, ua in enumerate(HOUSEHOLD)]
+    assert results == [()] * bound + [("ip_duplicate",)] * (len(HOUSEHOLD) - bound)
+
+
+@dataclass(frozen=True)
+class BoundCase:
+    name: str
+    last: dict[str, object]  # the click after the bound's four, its differences
+    expect: tuple[str, ...]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        BoundCase("a fifth browser", {}, ("ip_duplicate",)),
+        BoundCase("1 ms before the window ends", {"at": HOUR - 1}, ("ip_duplicate",)),
+        # The window runs from the first counted click, not the last.
+        BoundCase("the window has ended", {"at": HOUR}, ()),
+        BoundCase("another address", {"ip": "ip2"}, ()),
+        BoundCase("another link", {"code": "other"}, ()),
+        BoundCase("the fifth visitor again", {"visitor": "v3"}, ("duplicate", "ip_duplicate")),
+    ],
+    ids=lambda c: c.name,
+)
+def test_the_bound_on_an_address_and_link_within_the_ip_window(case: BoundCase) -> None:
+    q = quality(ip_agents=4)
+    for n, ua in enumerate(HOUSEHOLD[:4]):
+        assert flags(q, n * 1_000, visitor=f"v{n}", ua=ua) == ()
+    last: dict[str, object] = {"visitor": "v9", "ua": HOUSEHOLD[4], "at": 10_000}
+    last.update(case.last)
+    at = last.pop("at")
+    assert isinstance(at, int)
+    assert flags(q, at, **last) == case.expect  # type: ignore[arg-type]
+
+
+def test_once_the_window_has_ended_the_address_gets_the_bound_again() -> None:
+    q = quality(ip_agents=2)
+    first = [flags(q, n, visitor=f"a{n}", ua=ua) for n, ua in enumerate(HOUSEHOLD[:3])]
+    again = [flags(q, HOUR + n, visitor=f"b{n}", ua=ua) for n, ua in enumerate(HOUSEHOLD[2:])]
+    assert first == [(), (), ("ip_duplicate",)]
+    assert again == [(), (), ("ip_duplicate",)]
+
+
+def test_a_script_rotating_major_versions_gets_the_bound_not_thirty_clicks() -> None:
+    q = quality(ip_agents=4, rate_per_minute=30)
+    results = [
+        flags(q, n * 14_000, visitor=f"v{n}", ua=chrome(f"{100 + n}.0.0.0")) for n in range(30)
+    ]
+    assert results.count(()) == 4
+    assert results[4:] == [("ip_duplicate",)] * 26
+
+
+def test_a_zero_bound_leaves_an_address_unbounded() -> None:
+    q = quality(ip_agents=0)
+    results = [flags(q, n, visitor=f"v{n}", ua=chrome(f"{100 + n}.0.0.0")) for n in range(30)]
+    assert results == [()] * 30
+    assert len(q.address_links) == 0  # nothing is counted: no memory spent
+    assert flags(q, 30, visitor="v30", ua=chrome("100.0.1.2")) == ("ip_duplicate",)
+
+
+def test_bot_embedded_and_flagged_clicks_do_not_count_towards_the_bound() -> None:
+    q = quality(ip_agents=2)
+    for n in range(10):
+        assert flags(q, n, visitor=f"b{n}", ua=chrome(f"{100 + n}.0"), bot=True) == ("bot",)
+        assert flags(q, n, visitor=f"e{n}", ua=chrome(f"{100 + n}.0"), navigation=False) == (
+            "embedded",
+        )
+    assert flags(q, 10, visitor="v1", ua=HOUSEHOLD[0]) == ()
+    assert flags(q, 11, visitor="v1", ua=HOUSEHOLD[1]) == ("duplicate",)  # not counted
+    assert flags(q, 40_000, visitor="v2", ua=HOUSEHOLD[1]) == ()
+    assert flags(q, 40_001, visitor="v3", ua=HOUSEHOLD[2]) == ("ip_duplicate",)
+
+
+def test_a_zero_ip_window_switches_the_bound_off_too() -> None:
+    q = quality(ip_window_ms=0, ip_agents=1)
+    assert [flags(q, n, visitor=f"v{n}", ua=ua) for n, ua in enumerate(HOUSEHOLD)] == [()] * 5
+
+
+@dataclass(frozen=True)
+class CountCase:
+    name: str
+    adds: tuple[int, ...]  # times of the adds, each with a 10 ms window
+    at: int
+    count: int
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        CountCase("never counted", (), 0, 0),
+        CountCase("counted once", (0,), 9, 1),
+        CountCase("counted three times", (0, 3, 9), 9, 3),
+        CountCase("the window has ended", (0, 3), 10, 0),
+        # An add once the window has ended opens a new one from there.
+        CountCase("a new window", (0, 3, 10), 19, 1),
+        CountCase("the new window has ended", (0, 3, 10), 20, 0),
+    ],
+    ids=lambda c: c.name,
+)
+def test_counted_keys_count_within_the_window_of_their_first_count(case: CountCase) -> None:
+    keys = CountedKeys(max_entries=100)
+    for at in case.adds:
+        keys.add(7, at + 10, at)
+    assert keys.count(7, case.at) == case.count
+    assert keys.count(8, case.at) == 0
+
+
+def test_counted_keys_are_bounded_pruned_and_stop_counting_at_the_maximum() -> None:
+    keys = CountedKeys(max_entries=3)
+    for n in range(5):
+        keys.add(n, n + 10, n)
+    assert len(keys) == 3  # the oldest dropped as the bound is passed
+    assert keys.count(0, 5) == 0
+    assert keys.count(4, 5) == 1
+    late = CountedKeys(max_entries=1_000)
+    for n in range(10):
+        late.add(n, 10, 0)
+    for n in range(PRUNE_EVERY):
+        late.add(100 + n, 2_000, 1_000)
+    assert len(late) == PRUNE_EVERY  # the ten expired keys pruned at the 64th write
+    busy = CountedKeys(max_entries=10)
+    for _ in range(MAX_COUNT + 5):
+        busy.add(1, 10**13, 0)
+    assert busy.count(1, 0) == MAX_COUNT
+    assert busy.count(1, 10**13 - 1) == MAX_COUNT  # the count never spills into the expiry
+    assert busy.count(1, 10**13) == 0
 
 
 @dataclass(frozen=True)
@@ -303,7 +491,7 @@ def test_every_table_of_the_classifier_stays_within_max_entries() -> None:
     q = quality(rate_per_minute=1_000, max_entries=50)
     for n in range(500):
         flags(q, n, visitor=f"v{n}", ip=f"ip{n}")
-    assert max(len(q.visitors), len(q.addresses), len(q.rates)) <= 50
+    assert max(len(q.visitors), len(q.addresses), len(q.address_links), len(q.rates)) <= 50
 
 
 def version(number: int, effective_from: int, window_s: int | None) -> TermsVersion:

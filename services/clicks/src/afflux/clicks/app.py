@@ -172,6 +172,7 @@ def create_app(
             quality=ClickQuality(
                 visitor_window_ms=settings.clicks_duplicate_window_s * 1000,
                 ip_window=ip_windows,
+                ip_agents_per_window=settings.clicks_ip_agents_per_window,
                 rate_per_minute=settings.clicks_ip_rate_per_minute,
                 max_entries=settings.clicks_quality_max_entries,
             ),

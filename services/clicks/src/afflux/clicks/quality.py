@@ -5,7 +5,9 @@ Flagged clicks are still redirected and recorded (with their reasons, see
 raw and valid clicks stay countable downstream. Every table here lives in the
 process's memory, is bounded (oldest entries dropped first) and is keyed by a
 64-bit hash of its key, so an entry costs a few dozen bytes whatever the user
-agent's length (a hash collision can only flag a click, never pay one).
+agent's length (a hash collision can only flag a click, never pay one). A table
+that counts packs its count into the same int as the entry's expiry
+(``CountedKeys``), so counting adds no object per entry.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ _MAX_FAMILY = 40
 _UA_CACHE_MAX = 4096
 MS_PER_MINUTE = 60_000
 PRUNE_EVERY = 64  # writes between two prunings of a table
+COUNT_BITS = 16  # a CountedKeys entry is ``until_ms << COUNT_BITS | count``
+MAX_COUNT = (1 << COUNT_BITS) - 1  # counts stop there (bounds are far lower)
 
 
 class UserAgentInfo(NamedTuple):
@@ -134,14 +138,60 @@ class ExpiringKeys:
         self._writes += 1
         if self._writes >= PRUNE_EVERY or len(entries) > self.max_entries:
             self._writes = 0
-            while entries:
-                first = next(iter(entries.values()))
-                if first > now_ms and len(entries) <= self.max_entries:
-                    break
-                entries.popitem(last=False)
+            _drop_expired(entries, now_ms, self.max_entries, 0)
 
     def __len__(self) -> int:
         return len(self._until)
+
+
+class CountedKeys:
+    """How often each key was counted in its window, which runs from its first count.
+
+    Bounded and pruned like ``ExpiringKeys``. An entry is one int, ``until_ms <<
+    COUNT_BITS | count``: it costs what an ``ExpiringKeys`` entry costs, where a
+    ``[until, count]`` list would add some 70 bytes to each.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[int, int] = OrderedDict()
+        self._writes = 0
+
+    def count(self, key: int, now_ms: int) -> int:
+        """Times ``key`` was counted in its window open at ``now_ms`` (0: none open)."""
+        packed = self._entries.get(key)
+        if packed is None or packed >> COUNT_BITS <= now_ms:
+            return 0
+        return packed & MAX_COUNT
+
+    def add(self, key: int, until_ms: int, now_ms: int) -> None:
+        """Count ``key`` once more; with no window open, open one until ``until_ms``."""
+        entries = self._entries
+        packed = entries.get(key)
+        if packed is not None and packed >> COUNT_BITS > now_ms:
+            if packed & MAX_COUNT < MAX_COUNT:
+                entries[key] = packed + 1  # keeps its place: the window did not move
+            return
+        entries[key] = until_ms << COUNT_BITS | 1
+        entries.move_to_end(key)
+        self._writes += 1
+        if self._writes >= PRUNE_EVERY or len(entries) > self.max_entries:
+            self._writes = 0
+            _drop_expired(entries, now_ms, self.max_entries, COUNT_BITS)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _drop_expired(
+    entries: OrderedDict[int, int], now_ms: int, max_entries: int, shift: int
+) -> None:
+    """Drop entries from the front while they have expired or the table is over its bound."""
+    while entries:
+        first = next(iter(entries.values()))
+        if first >> shift > now_ms and len(entries) <= max_entries:
+            break
+        entries.popitem(last=False)
 
 
 class RateCounter:
@@ -239,8 +289,11 @@ class ClickQuality:
     * ``rate``: more than ``rate_per_minute`` requests from its IP hash in a minute,
       across links (every request counts, flagged or not).
     * ``duplicate``: the visitor clicked the link within ``visitor_window_ms``.
-    * ``ip_duplicate``: its IP hash and user agent clicked the link within the
-      campaign's IP window.
+    * ``ip_duplicate``: its IP hash and user agent (family and major version, so a
+      rotated minor version or build is the same one) clicked the link within the
+      campaign's IP window; or ``ip_agents_per_window`` clicks from its IP hash on
+      the link, whatever their user agents, were counted within that window
+      (0: no bound).
 
     Bot and embedded requests are not checked against the windows and never open
     one, so a chat preview or a stuffed image never makes the person's own click a
@@ -253,13 +306,16 @@ class ClickQuality:
         *,
         visitor_window_ms: int,
         ip_window: WindowFor,
+        ip_agents_per_window: int,
         rate_per_minute: int,
         max_entries: int,
     ) -> None:
         self.visitor_window_ms = visitor_window_ms
         self.ip_window = ip_window
+        self.ip_agents_per_window = ip_agents_per_window
         self.visitors = ExpiringKeys(max_entries)
-        self.addresses = ExpiringKeys(max_entries)
+        self.addresses = ExpiringKeys(max_entries)  # (IP hash, link, family, major)
+        self.address_links = CountedKeys(max_entries)  # (IP hash, link): counted clicks
         self.rates = RateCounter(rate_per_minute, max_entries)
 
     def flags(
@@ -271,7 +327,7 @@ class ClickQuality:
         code: str,
         campaign_id: str,
         ip_hash: str,
-        user_agent: str,
+        agent: UserAgentInfo,
         now_ms: int,
     ) -> tuple[str, ...]:
         rate = self.rates.over(hash(ip_hash), now_ms)
@@ -283,15 +339,22 @@ class ClickQuality:
                 found.append(EMBEDDED)
             return tuple(found)
         visitor_key = hash((visitor, code))
-        address_key = hash((ip_hash, code, user_agent))
+        address_key = hash((ip_hash, code, agent.family, agent.version))
         duplicate = self.visitor_window_ms > 0 and self.visitors.is_open(visitor_key, now_ms)
         ip_duplicate = self.addresses.is_open(address_key, now_ms)
+        bound = self.ip_agents_per_window
+        link_key = 0  # only looked at (and hashed) when the user agent's window is closed
+        if bound > 0 and not ip_duplicate:
+            link_key = hash((ip_hash, code))
+            ip_duplicate = self.address_links.count(link_key, now_ms) >= bound
         if not (duplicate or ip_duplicate or rate):
             if self.visitor_window_ms > 0:
                 self.visitors.open(visitor_key, now_ms + self.visitor_window_ms, now_ms)
             ip_window_ms = self.ip_window(campaign_id, now_ms)
             if ip_window_ms > 0:
                 self.addresses.open(address_key, now_ms + ip_window_ms, now_ms)
+                if bound > 0:
+                    self.address_links.add(link_key, now_ms + ip_window_ms, now_ms)
             return _VALID
         found = [DUPLICATE] if duplicate else []
         if ip_duplicate:

@@ -130,7 +130,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         code=link.code,
         campaign_id=link.campaign_id,
         ip_hash=ip_hash,
-        user_agent=user_agent or "",
+        agent=agent,
         now_ms=now,
     )
     event = click_event(click_id, link, visitor, now, ip_hash, agent, referrer)
