@@ -2,7 +2,9 @@
 
 The findings: forty cookie-less clicks from one address and one browser on a
 pay-per-click campaign were all valid and all paid; a redirect loaded as an
-image or an iframe (cookie stuffing) counted and set the attribution cookie.
+image or an iframe (cookie stuffing) counted and set the attribution cookie;
+thirty clicks from one address rotating the browser's build number
+(``Chrome/120.0.6099.1``, ``.2``, ...) were all valid but the two the rate caught.
 """
 
 from __future__ import annotations
@@ -51,11 +53,14 @@ async def pay_per_click(infra: Any) -> CampaignTerms:
     return terms
 
 
-async def cookieless_clicks(http: httpx.AsyncClient, code: str, n: int) -> list[str]:
+async def cookieless_clicks(
+    http: httpx.AsyncClient, code: str, n: int, user_agents: list[str] | None = None
+) -> list[str]:
     click_ids = []
-    for _ in range(n):
+    for i in range(n):
         http.cookies.clear()  # a new visitor every time: no afx_vid
-        response = await http.get(f"/c/{code}")
+        headers = {"User-Agent": user_agents[i]} if user_agents else None
+        response = await http.get(f"/c/{code}", headers=headers)
         assert response.status_code == 302
         click_ids.append(click_id_of(response.headers["location"]))
     return click_ids
@@ -117,6 +122,83 @@ async def test_forty_cookieless_clicks_from_one_address_and_browser_count_and_pa
         "rate": 0,
         "embedded": 0,
     }
+
+
+def chrome(version: str) -> str:
+    return (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{version} Safari/537.36"
+    )
+
+
+async def test_thirty_clicks_from_one_address_rotating_the_browser_build_pay_once(
+    infra: Any, clicks_app: FastAPI, pay_per_click: CampaignTerms, clicks_topic: ClickWatch
+) -> None:
+    builds = [chrome(f"120.0.6099.{n}") for n in range(1, 31)]
+    async with client_for(clicks_app, "192.0.2.44") as http:
+        link = await create_link(http, pay_per_click.campaign_id, "https://shop.example.com/")
+        click_ids = await cookieless_clicks(http, link["code"], 30, builds)
+
+    events = [ClickRecorded.model_validate(await clicks_topic.click(c)) for c in click_ids]
+    assert [e.flags for e in events] == [()] + [("ip_duplicate",)] * 29
+    assert {(e.ua_family, e.ua_version) for e in events} == {("Chrome", "120")}
+    paid, kpis = await paid_clicks(infra.redis_url, pay_per_click, events)
+    assert paid == PER_CLICK_MINOR
+    assert (kpis["valid_clicks"], kpis["flagged_by_reason"]["ip_duplicate"]) == (1, 29)
+
+
+async def test_one_address_rotating_browsers_and_majors_is_paid_the_bound_per_link(
+    infra: Any, clicks_app: FastAPI, pay_per_click: CampaignTerms, clicks_topic: ClickWatch
+) -> None:
+    """The default bound, AFFLUX_CLICKS_IP_AGENTS_PER_WINDOW = 4: a household's browsers."""
+    agents = [
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        *(chrome(f"{major}.0.0.0") for major in range(100, 128)),
+    ]
+    async with client_for(clicks_app, "192.0.2.45") as http:
+        link = await create_link(http, pay_per_click.campaign_id, "https://shop.example.com/")
+        other = await create_link(
+            http,
+            pay_per_click.campaign_id,
+            "https://shop.example.com/",
+            affiliate_id=link["affiliate_id"],
+        )
+        click_ids = await cookieless_clicks(http, link["code"], 30, agents)
+        # The bound is per link: the same address on another link is counted.
+        click_ids += await cookieless_clicks(http, other["code"], 1, agents[-1:])
+        metrics = (await http.get("/metrics")).text
+
+    events = [ClickRecorded.model_validate(await clicks_topic.click(c)) for c in click_ids]
+    assert [e.flags for e in events] == [()] * 4 + [("ip_duplicate",)] * 26 + [()]
+    assert [(e.ua_family, e.ua_version) for e in events[:4]] == [
+        ("Firefox", "128"),
+        ("Safari", "17"),
+        ("Chrome", "100"),
+        ("Chrome", "101"),
+    ]
+    assert (
+        f'afflux_clicks_total{{campaign="{pay_per_click.campaign_id}",outcome="ip_duplicate"}}'
+        in metrics
+    )
+    paid, kpis = await paid_clicks(infra.redis_url, pay_per_click, events)
+    assert paid == 5 * PER_CLICK_MINOR
+    assert (kpis["valid_clicks"], kpis["flagged_by_reason"]["ip_duplicate"]) == (5, 26)
+
+
+async def test_a_zero_bound_pays_every_distinct_browser_of_an_address(
+    infra: Any, pay_per_click: CampaignTerms, clicks_topic: ClickWatch, tmp_path: Any
+) -> None:
+    app = create_app(clicks_settings(infra, tmp_path, clicks_ip_agents_per_window=0))
+    majors = [chrome(f"{major}.0.0.0") for major in range(100, 110)]
+    async with app.router.lifespan_context(app), client_for(app, "192.0.2.46") as http:
+        await wait_for_campaign(app, pay_per_click.campaign_id)
+        link = await create_link(http, pay_per_click.campaign_id, "https://shop.example.com/")
+        click_ids = await cookieless_clicks(http, link["code"], 10, majors)
+        click_ids += await cookieless_clicks(http, link["code"], 1, [chrome("100.0.1.2")])
+    events = [await clicks_topic.click(c) for c in click_ids]
+    assert [e["flags"] for e in events] == [[]] * 10 + [["ip_duplicate"]]
 
 
 STUFFING = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from pydantic import ValidationError
 
 from afflux.clicks.quality import (
     MAX_COUNT,
@@ -18,6 +19,7 @@ from afflux.clicks.quality import (
     parse_user_agent,
     top_level_navigation,
 )
+from afflux.clicks.settings import ClicksSettings
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
@@ -538,3 +540,18 @@ def test_an_unknown_campaign_gets_the_default_window() -> None:
         raise LookupError(campaign)
 
     assert CampaignIpWindows(7_000, unknown)("nope", 0) == 7_000
+
+
+@pytest.mark.parametrize(("value", "bound"), [(None, 4), ("2", 2), ("0", 0)])
+def test_the_bound_is_the_ip_agents_per_window_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, bound: int
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("AFFLUX_CLICKS_IP_AGENTS_PER_WINDOW", value)
+    assert ClicksSettings(env="development").clicks_ip_agents_per_window == bound
+
+
+def test_a_negative_bound_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AFFLUX_CLICKS_IP_AGENTS_PER_WINDOW", "-1")
+    with pytest.raises(ValidationError, match="clicks_ip_agents_per_window"):
+        ClicksSettings(env="development")
