@@ -201,6 +201,21 @@ async def test_a_zero_bound_pays_every_distinct_browser_of_an_address(
     assert [e["flags"] for e in events] == [[]] * 10 + [["ip_duplicate"]]
 
 
+async def test_a_campaigns_terms_set_its_own_bound_per_address_and_link(
+    infra: Any, clicks_app: FastAPI, clicks_topic: ClickWatch
+) -> None:
+    base = shop_terms(unique("clicks-strict")).model_dump()
+    strict = CampaignTerms.model_validate({**base, "ip_agents_per_window": 1})
+    await publish_terms(infra.kafka_bootstrap, [(strict, 0)])
+    await wait_for_campaign(clicks_app, strict.campaign_id)
+    browsers = [chrome("126.0.0.0"), chrome("127.0.0.0"), chrome("128.0.0.0")]
+    async with client_for(clicks_app, "192.0.2.47") as http:
+        link = await create_link(http, strict.campaign_id, "https://shop.example.com/")
+        click_ids = await cookieless_clicks(http, link["code"], 3, browsers)
+    events = [await clicks_topic.click(c) for c in click_ids]
+    assert [e["flags"] for e in events] == [[], ["ip_duplicate"], ["ip_duplicate"]]
+
+
 STUFFING = [
     pytest.param(
         {"Sec-Fetch-Dest": "image", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "cross-site"},

@@ -15,6 +15,7 @@ from afflux.clicks.quality import (
     ClickQuality,
     CountedKeys,
     ExpiringKeys,
+    IpWindow,
     RateCounter,
     parse_user_agent,
     top_level_navigation,
@@ -132,8 +133,7 @@ def quality(
 ) -> ClickQuality:
     return ClickQuality(
         visitor_window_ms=visitor_window_ms,
-        ip_window=lambda campaign, now: ip_window_ms,
-        ip_agents_per_window=ip_agents,
+        ip_window=lambda campaign, now: IpWindow(ip_window_ms, ip_agents),
         rate_per_minute=rate_per_minute,
         max_entries=max_entries,
     )
@@ -496,11 +496,20 @@ def test_every_table_of_the_classifier_stays_within_max_entries() -> None:
     assert max(len(q.visitors), len(q.addresses), len(q.address_links), len(q.rates)) <= 50
 
 
-def version(number: int, effective_from: int, window_s: int | None) -> TermsVersion:
+def version(
+    number: int, effective_from: int, window_s: int | None, agents: int | None = None
+) -> TermsVersion:
     terms = CampaignTerms(
-        campaign_id="shop", merchant_id="m", currency="EUR", ip_duplicate_window_s=window_s
+        campaign_id="shop",
+        merchant_id="m",
+        currency="EUR",
+        ip_duplicate_window_s=window_s,
+        ip_agents_per_window=agents,
     )
     return TermsVersion(version=number, effective_from=effective_from, published_at=0, terms=terms)
+
+
+DEFAULT = IpWindow(7_000, 4)
 
 
 @dataclass(frozen=True)
@@ -508,38 +517,81 @@ class WindowCase:
     name: str
     versions: tuple[TermsVersion, ...]
     at: int
-    window_ms: int
+    window: IpWindow
 
 
 @pytest.mark.parametrize(
     "case",
     [
-        WindowCase("unset: the service default", (version(1, 0, None),), 5, 7_000),
-        WindowCase("set in the terms", (version(1, 0, 60),), 5, 60_000),
-        WindowCase("zero: off", (version(1, 0, 0),), 5, 0),
-        WindowCase("before the first version", (version(1, 10, 60),), 5, 60_000),
-        WindowCase("the version in force", (version(1, 0, 60), version(2, 10, 120)), 9, 60_000),
-        WindowCase("the next version", (version(1, 0, 60), version(2, 10, 120)), 10, 120_000),
+        WindowCase("unset: the service default", (version(1, 0, None),), 5, DEFAULT),
+        WindowCase("set in the terms", (version(1, 0, 60),), 5, IpWindow(60_000, 4)),
+        WindowCase("zero: off", (version(1, 0, 0),), 5, IpWindow(0, 4)),
+        WindowCase("before the first version", (version(1, 10, 60),), 5, IpWindow(60_000, 4)),
+        WindowCase(
+            "the version in force",
+            (version(1, 0, 60), version(2, 10, 120)),
+            9,
+            IpWindow(60_000, 4),
+        ),
+        WindowCase(
+            "the next version",
+            (version(1, 0, 60), version(2, 10, 120)),
+            10,
+            IpWindow(120_000, 4),
+        ),
+        WindowCase("the terms' bound", (version(1, 0, None, 2),), 5, IpWindow(7_000, 2)),
+        WindowCase("the terms' zero bound", (version(1, 0, 60, 0),), 5, IpWindow(60_000, 0)),
+        WindowCase(
+            "the bound of the version in force",
+            (version(1, 0, None, 2), version(2, 10, None)),
+            10,
+            DEFAULT,
+        ),
     ],
     ids=lambda c: c.name,
 )
 def test_the_campaign_ip_window_follows_the_terms_in_force(case: WindowCase) -> None:
-    windows = CampaignIpWindows(7_000, lambda campaign: case.versions)
-    assert windows("shop", case.at) == case.window_ms
-    assert windows("shop", case.at) == case.window_ms  # from the cache
+    windows = CampaignIpWindows(DEFAULT, lambda campaign: case.versions)
+    assert windows("shop", case.at) == case.window
+    assert windows("shop", case.at) == case.window  # from the cache
 
 
 def test_the_cached_window_changes_when_a_later_version_takes_effect() -> None:
-    windows = CampaignIpWindows(7_000, lambda c: (version(1, 0, 60), version(2, 10, 120)))
-    assert windows("shop", 5) == 60_000
-    assert windows("shop", 10) == 120_000
+    windows = CampaignIpWindows(DEFAULT, lambda c: (version(1, 0, 60, 1), version(2, 10, 120)))
+    assert windows("shop", 5) == IpWindow(60_000, 1)
+    assert windows("shop", 10) == IpWindow(120_000, 4)
 
 
 def test_an_unknown_campaign_gets_the_default_window() -> None:
     def unknown(campaign: str) -> tuple[TermsVersion, ...]:
         raise LookupError(campaign)
 
-    assert CampaignIpWindows(7_000, unknown)("nope", 0) == 7_000
+    assert CampaignIpWindows(DEFAULT, unknown)("nope", 0) == DEFAULT
+
+
+def test_each_campaign_bounds_an_address_with_its_own_terms() -> None:
+    bounds = {"strict": IpWindow(HOUR, 1), "shop": IpWindow(HOUR, 4)}
+    q = ClickQuality(
+        visitor_window_ms=0,
+        ip_window=lambda campaign, now: bounds[campaign],
+        rate_per_minute=0,
+        max_entries=1_000,
+    )
+
+    def click(campaign: str, code: str, n: int) -> tuple[str, ...]:
+        return q.flags(
+            bot=False,
+            navigation=True,
+            visitor=f"v{n}",
+            code=code,
+            campaign_id=campaign,
+            ip_hash="ip1",
+            agent=parse_user_agent(HOUSEHOLD[n]),
+            now_ms=n,
+        )
+
+    assert [click("strict", "a", n) for n in range(3)] == [()] + [("ip_duplicate",)] * 2
+    assert [click("shop", "b", n) for n in range(5)] == [()] * 4 + [("ip_duplicate",)]
 
 
 @pytest.mark.parametrize(("value", "bound"), [(None, 4), ("2", 2), ("0", 0)])

@@ -27,7 +27,7 @@ from afflux.clicks.links import Link, LinkCache, LinkStore
 from afflux.clicks.metrics import ClicksMetrics
 from afflux.clicks.openapi import redirect_paths
 from afflux.clicks.privacy import IpHasher, ProxyTrust
-from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality
+from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality, IpWindow
 from afflux.clicks.redirect import ClickContext, Receive, Scope, Send, is_redirect, redirect
 from afflux.clicks.routes import links
 from afflux.clicks.routes.links import allowed_domains
@@ -118,7 +118,12 @@ def create_app(
     restorer = LinkRestorer(store, settings.kafka_bootstrap, cache.clear, metrics)
     cache.restore = restorer
     view.on_change(lambda _: cache.clear())  # allowed domains may have changed
-    ip_windows = CampaignIpWindows(settings.clicks_ip_duplicate_window_s * 1000, view.versions)
+    ip_windows = CampaignIpWindows(
+        IpWindow(
+            settings.clicks_ip_duplicate_window_s * 1000, settings.clicks_ip_agents_per_window
+        ),
+        view.versions,
+    )
     view.on_change(lambda _: ip_windows.clear())
 
     @asynccontextmanager
@@ -172,7 +177,6 @@ def create_app(
             quality=ClickQuality(
                 visitor_window_ms=settings.clicks_duplicate_window_s * 1000,
                 ip_window=ip_windows,
-                ip_agents_per_window=settings.clicks_ip_agents_per_window,
                 rate_per_minute=settings.clicks_ip_rate_per_minute,
                 max_entries=settings.clicks_quality_max_entries,
             ),

@@ -228,30 +228,41 @@ class RateCounter:
         return len(self._counts)
 
 
-WindowFor = Callable[[str, int], int]  # (campaign_id, now_ms) -> IP duplicate window in ms
+class IpWindow(NamedTuple):
+    """A campaign's IP duplicate window, and the counted clicks one address gets on a link in it."""
+
+    window_ms: int  # 0: no IP duplicate window
+    agents: (
+        int  # counted clicks per IP hash and link within the window, whatever the UA; 0: no bound
+    )
+
+
+WindowFor = Callable[[str, int], IpWindow]  # (campaign_id, now_ms) -> its IP window
 
 
 class CampaignIpWindows:
-    """The IP duplicate window of a campaign's terms in force, else the default.
+    """The IP window of a campaign's terms in force, the service's default where they are silent.
 
     Cached per campaign for as long as the version in force stays in force;
     ``clear`` when terms are published.
     """
 
-    def __init__(self, default_ms: int, versions: Callable[[str], Sequence[TermsVersion]]) -> None:
-        self.default_ms = default_ms
+    def __init__(
+        self, default: IpWindow, versions: Callable[[str], Sequence[TermsVersion]]
+    ) -> None:
+        self.default = default
         self._versions = versions
-        self._cache: dict[str, tuple[int, int, int]] = {}  # campaign -> (window, from, until)
+        self._cache: dict[str, tuple[IpWindow, int, int]] = {}  # campaign -> (window, from, until)
 
-    def __call__(self, campaign_id: str, now_ms: int) -> int:
+    def __call__(self, campaign_id: str, now_ms: int) -> IpWindow:
         cached = self._cache.get(campaign_id)
         if cached is not None and cached[1] <= now_ms < cached[2]:
             return cached[0]
         try:
             versions = self._versions(campaign_id)
         except LookupError:
-            return self.default_ms  # not loaded yet: never cached
-        window, start, until = ip_window_in_force(versions, now_ms, self.default_ms)
+            return self.default  # not loaded yet: never cached
+        window, start, until = ip_window_in_force(versions, now_ms, self.default)
         self._cache[campaign_id] = (window, start, until)
         return window
 
@@ -260,14 +271,14 @@ class CampaignIpWindows:
 
 
 def ip_window_in_force(
-    versions: Sequence[TermsVersion], now_ms: int, default_ms: int
-) -> tuple[int, int, int]:
-    """(window ms, from, until): the window of the version in force at ``now_ms``.
+    versions: Sequence[TermsVersion], now_ms: int, default: IpWindow
+) -> tuple[IpWindow, int, int]:
+    """(window, from, until): the IP window of the version in force at ``now_ms``.
 
     Before the first version the first applies (as everywhere else in afflux).
     """
     if not versions:
-        return default_ms, -(2**62), 2**62
+        return default, -(2**62), 2**62
     key = lambda v: (v.effective_from, v.version)  # noqa: E731
     in_force = [v for v in versions if v.effective_from <= now_ms]
     version = max(in_force, key=key) if in_force else min(versions, key=key)
@@ -275,7 +286,12 @@ def ip_window_in_force(
     start = version.effective_from if in_force else -(2**62)
     until = min(later, default=2**62)
     seconds = version.terms.ip_duplicate_window_s
-    return (default_ms if seconds is None else seconds * 1000), start, until
+    agents = version.terms.ip_agents_per_window
+    window = IpWindow(
+        default.window_ms if seconds is None else seconds * 1000,
+        default.agents if agents is None else agents,
+    )
+    return window, start, until
 
 
 _VALID: tuple[str, ...] = ()
@@ -291,9 +307,8 @@ class ClickQuality:
     * ``duplicate``: the visitor clicked the link within ``visitor_window_ms``.
     * ``ip_duplicate``: its IP hash and user agent (family and major version, so a
       rotated minor version or build is the same one) clicked the link within the
-      campaign's IP window; or ``ip_agents_per_window`` clicks from its IP hash on
-      the link, whatever their user agents, were counted within that window
-      (0: no bound).
+      campaign's IP window; or the window's ``agents`` clicks from its IP hash on
+      the link, whatever their user agents, were counted within it (0: no bound).
 
     Bot and embedded requests are not checked against the windows and never open
     one, so a chat preview or a stuffed image never makes the person's own click a
@@ -306,13 +321,11 @@ class ClickQuality:
         *,
         visitor_window_ms: int,
         ip_window: WindowFor,
-        ip_agents_per_window: int,
         rate_per_minute: int,
         max_entries: int,
     ) -> None:
         self.visitor_window_ms = visitor_window_ms
         self.ip_window = ip_window
-        self.ip_agents_per_window = ip_agents_per_window
         self.visitors = ExpiringKeys(max_entries)
         self.addresses = ExpiringKeys(max_entries)  # (IP hash, link, family, major)
         self.address_links = CountedKeys(max_entries)  # (IP hash, link): counted clicks
@@ -342,20 +355,18 @@ class ClickQuality:
         address_key = hash((ip_hash, code, agent.family, agent.version))
         duplicate = self.visitor_window_ms > 0 and self.visitors.is_open(visitor_key, now_ms)
         ip_duplicate = self.addresses.is_open(address_key, now_ms)
-        bound = self.ip_agents_per_window
-        link_key = 0  # only looked at (and hashed) when the user agent's window is closed
-        if bound > 0 and not ip_duplicate:
-            link_key = hash((ip_hash, code))
-            ip_duplicate = self.address_links.count(link_key, now_ms) >= bound
-        if not (duplicate or ip_duplicate or rate):
-            if self.visitor_window_ms > 0:
-                self.visitors.open(visitor_key, now_ms + self.visitor_window_ms, now_ms)
-            ip_window_ms = self.ip_window(campaign_id, now_ms)
-            if ip_window_ms > 0:
-                self.addresses.open(address_key, now_ms + ip_window_ms, now_ms)
-                if bound > 0:
-                    self.address_links.add(link_key, now_ms + ip_window_ms, now_ms)
-            return _VALID
+        if not ip_duplicate:  # the address's count on the link is looked up only here
+            window_ms, agents = self.ip_window(campaign_id, now_ms)
+            link_key = hash((ip_hash, code)) if agents > 0 else 0
+            ip_duplicate = agents > 0 and self.address_links.count(link_key, now_ms) >= agents
+            if not (duplicate or ip_duplicate or rate):
+                if self.visitor_window_ms > 0:
+                    self.visitors.open(visitor_key, now_ms + self.visitor_window_ms, now_ms)
+                if window_ms > 0:
+                    self.addresses.open(address_key, now_ms + window_ms, now_ms)
+                    if agents > 0:
+                        self.address_links.add(link_key, now_ms + window_ms, now_ms)
+                return _VALID
         found = [DUPLICATE] if duplicate else []
         if ip_duplicate:
             found.append(IP_DUPLICATE)

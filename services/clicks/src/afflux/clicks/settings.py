@@ -44,7 +44,8 @@ class ClicksSettings(CommonSettings):
         le=1_000,
         description="counted clicks from one IP hash on one link within its IP duplicate window, "
         "whatever the user agent; more: ip_duplicate (a household's few browsers count, a "
-        "script rotating user agents does not; 0: no bound)",
+        "script rotating user agents does not; 0: no bound; campaign terms' "
+        "ip_agents_per_window overrides it)",
     )
     clicks_ip_rate_per_minute: int = Field(
         30, ge=0, description="more clicks than this from one IP hash in a minute: rate (0: off)"

@@ -248,9 +248,17 @@ class CampaignTerms(_Frozen):
     grace_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
     ip_duplicate_window_s: Annotated[int, Field(ge=0, le=604_800)] | None = Field(
         None,
-        description="a click from the same IP hash and user agent on the same link within "
-        "this many seconds of a counted one is flagged ip_duplicate; unset: the clicks "
-        "service's AFFLUX_CLICKS_IP_DUPLICATE_WINDOW_S; 0: never",
+        description="a click from the same IP hash and user agent (browser family and major "
+        "version) on the same link within this many seconds of a counted one is flagged "
+        "ip_duplicate, and so is one beyond ip_agents_per_window counted clicks of its IP hash "
+        "on the link in this window; unset: the clicks service's "
+        "AFFLUX_CLICKS_IP_DUPLICATE_WINDOW_S; 0: never",
+    )
+    ip_agents_per_window: Annotated[int, Field(ge=0, le=1_000)] | None = Field(
+        None,
+        description="counted clicks from one IP hash on one link within the IP duplicate "
+        "window, whatever their user agents; more are flagged ip_duplicate; unset: the clicks "
+        "service's AFFLUX_CLICKS_IP_AGENTS_PER_WINDOW (4); 0: no bound",
     )
     lead_confirmation_required: bool = False
     lock_days: Annotated[int, Field(ge=0, le=365)] = 30
