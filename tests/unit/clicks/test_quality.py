@@ -396,6 +396,15 @@ def test_counted_keys_count_within_the_window_of_their_first_count(case: CountCa
     assert keys.count(8, case.at) == 0
 
 
+def test_a_reopened_counted_key_is_the_newest_so_the_bound_drops_older_ones_first() -> None:
+    keys = CountedKeys(max_entries=2)
+    keys.add(1, 10, 0)
+    keys.add(2, 100, 5)
+    keys.add(1, 110, 10)  # its window ended at 10: a new one from here
+    keys.add(3, 120, 20)  # over the bound: the oldest window (key 2) goes
+    assert (keys.count(1, 20), keys.count(2, 20), keys.count(3, 20)) == (1, 0, 1)
+
+
 def test_counted_keys_are_bounded_pruned_and_stop_counting_at_the_maximum() -> None:
     keys = CountedKeys(max_entries=3)
     for n in range(5):

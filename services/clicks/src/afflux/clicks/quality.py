@@ -173,7 +173,8 @@ class CountedKeys:
                 entries[key] = packed + 1  # keeps its place: the window did not move
             return
         entries[key] = until_ms << COUNT_BITS | 1
-        entries.move_to_end(key)
+        if packed is not None:
+            entries.move_to_end(key)  # a new key is inserted last already
         self._writes += 1
         if self._writes >= PRUNE_EVERY or len(entries) > self.max_entries:
             self._writes = 0
