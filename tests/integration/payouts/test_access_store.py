@@ -3,6 +3,7 @@ is rotated or revoked, and so do the sessions it began; only hashes are stored."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -132,3 +133,40 @@ async def test_failed_logins_are_counted_per_address_within_the_window(
     assert failures == 3
     assert 0 < left_s <= 60
     assert (await store.failures("192.0.2.2"))[0] == 0
+
+
+@pytest.mark.parametrize("revoke_first", [True, False])
+async def test_a_revocation_racing_a_rotation_leaves_no_secret_of_the_key_working(
+    store: AccessStore, revoke_first: bool
+) -> None:
+    for round_ in range(20):
+        record, old = await store.issue("creator", "ana", NOW)
+        revoking = store.revoke(record.key_id, NOW + 10 + round_)
+        rotating = store.rotate(record.key_id, NOW + 11 + round_)
+        if revoke_first:
+            revoked, rotated = await asyncio.gather(revoking, rotating)
+        else:
+            rotated, revoked = await asyncio.gather(rotating, revoking)
+        assert revoked is not None
+        assert revoked.revoked_at == NOW + 10 + round_
+        stored = await store.get(record.key_id)
+        assert stored is not None
+        assert stored.revoked_at == NOW + 10 + round_
+        assert await store.principal_of_key(old) is None
+        if rotated is not None:  # the rotation came first: its key is revoked with it
+            assert await store.principal_of_key(rotated[1]) is None
+            assert stored.rotated_at == NOW + 11 + round_
+
+
+async def test_concurrent_rotations_leave_exactly_one_key_working(
+    store: AccessStore,
+) -> None:
+    record, old = await store.issue("merchant", "shop", NOW)
+    answers = await asyncio.gather(*(store.rotate(record.key_id, NOW + n) for n in range(1, 6)))
+    keys = [answer[1] for answer in answers if answer is not None]
+    assert len(keys) == 5
+    working = [key for key in [old, *keys] if await store.principal_of_key(key) is not None]
+    assert len(working) == 1
+    stored = await store.get(record.key_id)
+    assert stored is not None
+    assert stored.key_hash == access.key_hash(working[0])

@@ -108,6 +108,38 @@ def _record_fields(record: KeyRecord) -> _Fields:
     }
 
 
+# A key record changes only in these scripts, each given the key hash it was read with:
+# a record that changed meanwhile (another rotation) is read again; a revoked one is
+# never rotated, and a rotation never writes revoked_at. KEYS share the {access} slot.
+_DONE, _REFUSED = 1, 0  # and -1: changed meanwhile, read it again
+_CHANGE_ATTEMPTS = 16
+_CHECK_RECORD = """
+local held = redis.call('HMGET', KEYS[1], 'key_hash', 'revoked_at')
+if not held[1] or (held[2] and held[2] ~= '') then return 0 end
+if held[1] ~= ARGV[1] then return -1 end
+"""
+# KEYS: the record, the index of its hash as read, the index of the new hash;
+# ARGV: the hash as read, the new hash, now, the key id.
+_ROTATE = (
+    _CHECK_RECORD
+    + """
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'key_hash', ARGV[2], 'rotated_at', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4])
+return 1
+"""
+)
+# KEYS: the record, the index of its hash as read; ARGV: the hash as read, now.
+_REVOKE = (
+    _CHECK_RECORD
+    + """
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'revoked_at', ARGV[2])
+return 1
+"""
+)
+
+
 def _token_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -117,6 +149,8 @@ class AccessStore:
 
     def __init__(self, redis: Redis[bytes]) -> None:
         self.redis = redis
+        self._rotate = redis.register_script(_ROTATE)
+        self._revoke = redis.register_script(_REVOKE)
 
     # -- keys --------------------------------------------------------------------------
 
@@ -153,33 +187,42 @@ class AccessStore:
         ]
 
     async def rotate(self, key_id: str, now: int) -> tuple[KeyRecord, str] | None:
-        """A new key under the same id; the old one stops working at once."""
-        record = await self.get(key_id)
-        if record is None or record.revoked_at is not None:
-            return None
-        text = access.key_text(record.role, secrets.token_urlsafe(access.KEY_RANDOM_BYTES))
-        rotated = replace(record, key_hash=access.key_hash(text), rotated_at=now)
-        async with self.redis.pipeline(transaction=True) as tx:
-            tx.delete(self._by_hash(record.key_hash))
-            tx.hset(self._key(key_id), mapping=_record_fields(rotated))
-            tx.set(self._by_hash(rotated.key_hash), key_id)
-            await tx.execute()
-        return rotated, text
+        """A new key under the same id; the old one stops working at once. None for an
+        unknown or revoked key: a revoked key stays revoked, also when the revocation
+        races this rotation (the record changes only in one atomic script)."""
+        for _ in range(_CHANGE_ATTEMPTS):
+            record = await self.get(key_id)
+            if record is None or record.revoked_at is not None:
+                return None
+            text = access.key_text(record.role, secrets.token_urlsafe(access.KEY_RANDOM_BYTES))
+            rotated = replace(record, key_hash=access.key_hash(text), rotated_at=now)
+            keys = [self._key(key_id), self._by_hash(record.key_hash)]
+            keys.append(self._by_hash(rotated.key_hash))
+            args = [record.key_hash, rotated.key_hash, str(now), key_id]
+            outcome = int(await self._rotate(keys=keys, args=args))
+            if outcome == _DONE:
+                return rotated, text
+            if outcome == _REFUSED:
+                return None
+        raise RuntimeError(f"key {key_id} kept changing while being rotated")
 
     async def revoke(self, key_id: str, now: int) -> KeyRecord | None:
         """The key stops working at once, and so do the sessions it began; the record
-        stays (listed as revoked)."""
-        record = await self.get(key_id)
-        if record is None:
-            return None
-        if record.revoked_at is not None:
-            return record
-        revoked = replace(record, revoked_at=now)
-        async with self.redis.pipeline(transaction=True) as tx:
-            tx.delete(self._by_hash(record.key_hash))
-            tx.hset(self._key(key_id), "revoked_at", str(now))
-            await tx.execute()
-        return revoked
+        stays (listed as revoked). A rotation racing it either came first (and its new
+        key is revoked with the record) or finds the key revoked."""
+        for _ in range(_CHANGE_ATTEMPTS):
+            record = await self.get(key_id)
+            if record is None:
+                return None
+            if record.revoked_at is not None:
+                return record
+            keys = [self._key(key_id), self._by_hash(record.key_hash)]
+            outcome = int(await self._revoke(keys=keys, args=[record.key_hash, str(now)]))
+            if outcome == _DONE:
+                return replace(record, revoked_at=now)
+            if outcome == _REFUSED:  # revoked meanwhile: the first revocation stands
+                return await self.get(key_id)
+        raise RuntimeError(f"key {key_id} kept changing while being revoked")
 
     async def principal_of_key(self, text: str) -> Principal | None:
         role = access.role_of_key(text)
