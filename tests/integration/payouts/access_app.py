@@ -60,9 +60,10 @@ class AccessWorld:
     revoked_key: str
 
 
-async def build_world(redis: Redis[bytes], redis_url: str) -> AccessWorld:
+async def build_world(redis: Redis[bytes], redis_url: str, **settings_: Any) -> AccessWorld:
+    """``settings_``: further ``PayoutsSettings`` fields."""
     settings = PayoutsSettings(
-        admin_token=ADMIN_TOKEN, redis_url=redis_url, payouts_public_url=PORTAL
+        admin_token=ADMIN_TOKEN, redis_url=redis_url, payouts_public_url=PORTAL, **settings_
     )
     app = create_app(settings)
     versions = {CAMPAIGN: _versions_of(CAMPAIGN, MERCHANT, {"ANA10": CREATOR})}

@@ -8,7 +8,8 @@ import ipaddress
 
 import pytest
 
-from afflux.clicks.privacy import IpHasher, ProxyTrust
+from afflux.clicks.privacy import IpHasher
+from afflux.shared.io.http.client_address import ProxyTrust
 
 pytestmark = pytest.mark.unit
 

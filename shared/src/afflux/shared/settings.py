@@ -12,6 +12,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from afflux.shared.core.proxies import Network, parse_networks
 from afflux.shared.redis_url import with_password
 from afflux.shared.secret_policy import require_strong
 from afflux.shared.setting_files import FileVariables
@@ -39,6 +40,11 @@ class CommonSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = Field("127.0.0.1", description="address the HTTP server binds")
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses/CIDRs of the proxies whose X-Forwarded-For "
+        "names the client (per-address limits); empty: the TCP peer is the client",
+    )
     data_dir: Path = Field(Path(".afflux"), description="local state (spools, worker data)")
     # HTTP limits (docs/reliability.md, "HTTP limits"); afflux.shared.io.http_limits reads them.
     http_max_header_bytes: int = Field(
@@ -92,6 +98,18 @@ class CommonSettings(BaseSettings):
         if self.env == "production":
             require_strong("AFFLUX_ADMIN_TOKEN", self.admin_token_value())
         return self
+
+    @model_validator(mode="after")
+    def _trusted_proxies_parse(self) -> Self:
+        self.trusted_proxy_networks()  # fail at start, not on the first request
+        return self
+
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """``AFFLUX_TRUSTED_PROXIES`` as networks (afflux.shared.io.http.client_address)."""
+        try:
+            return parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"AFFLUX_TRUSTED_PROXIES: {exc}") from exc
 
     def admin_token_value(self) -> str | None:
         return self.admin_token.get_secret_value() if self.admin_token else None

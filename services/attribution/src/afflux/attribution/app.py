@@ -138,6 +138,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         lifespan="off",
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # as every afflux port (afflux.shared.io.serving)
         **uvicorn_limits(HttpLimits.from_settings(settings)),
     )
 

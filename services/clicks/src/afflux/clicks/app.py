@@ -26,7 +26,7 @@ from afflux.clicks.link_log import LinkRestorer, publish_link
 from afflux.clicks.links import Link, LinkCache, LinkStore
 from afflux.clicks.metrics import ClicksMetrics
 from afflux.clicks.openapi import redirect_paths
-from afflux.clicks.privacy import IpHasher, ProxyTrust
+from afflux.clicks.privacy import IpHasher
 from afflux.clicks.quality import BotDetector, CampaignIpWindows, ClickQuality, IpWindow
 from afflux.clicks.redirect import ClickContext, Receive, Scope, Send, is_redirect, redirect
 from afflux.clicks.routes import links
@@ -39,6 +39,7 @@ from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
+from afflux.shared.io.http.client_address import ProxyTrust
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer

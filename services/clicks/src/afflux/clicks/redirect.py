@@ -21,12 +21,13 @@ from urllib.parse import parse_qsl
 
 from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkCache, Target
 from afflux.clicks.metrics import NO_CAMPAIGN, ClicksMetrics
-from afflux.clicks.privacy import IpHasher, ProxyTrust
+from afflux.clicks.privacy import IpHasher
 from afflux.clicks.quality import BotDetector, ClickQuality, UserAgentInfo, top_level_navigation
 from afflux.clicks.shipper import ClickShipper
 from afflux.shared.core.click_flags import BOT
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import derived_id, new_click_id, new_visitor_id
+from afflux.shared.io.http.client_address import ProxyTrust
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from afflux.shared.core.proxies import Network, parse_networks
 from afflux.shared.secret_policy import require_strong
 from afflux.shared.settings import CommonSettings
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ClicksSettings(CommonSettings):
@@ -57,7 +56,9 @@ class ClicksSettings(CommonSettings):
         None, description="HMAC key for client IPs; generated per process in development"
     )
     clicks_trusted_proxies: str = Field(
-        "", description="comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto is trusted"
+        "",
+        description="comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto is trusted "
+        "by the redirect, besides those of AFFLUX_TRUSTED_PROXIES",
     )
     clicks_wal_window_ms: float = Field(
         0.0,
@@ -121,11 +122,14 @@ class ClicksSettings(CommonSettings):
         return self
 
     def trusted_networks(self) -> tuple[Network, ...]:
-        parts = [p.strip() for p in self.clicks_trusted_proxies.split(",") if p.strip()]
+        """The proxies the redirect trusts: ``AFFLUX_TRUSTED_PROXIES`` (every service's)
+        and ``AFFLUX_CLICKS_TRUSTED_PROXIES`` (the redirect's own) together."""
         try:
-            return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
+            own = parse_networks(self.clicks_trusted_proxies)
         except ValueError as exc:
             raise ValueError(f"AFFLUX_CLICKS_TRUSTED_PROXIES: {exc}") from exc
+        shared = self.trusted_proxy_networks()
+        return shared + tuple(n for n in own if n not in shared)
 
 
 PUBLIC_URL = "AFFLUX_CLICKS_PUBLIC_URL"

@@ -47,6 +47,7 @@ from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
+from afflux.shared.io.http.client_address import ProxyTrust
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.principals import (
     AccessConfig,
@@ -88,6 +89,7 @@ def access_config(settings: PayoutsSettings) -> AccessConfig:
         session_ttl_s=settings.session_ttl_seconds,
         secure_cookie=public is not None and public.scheme == "https",
         public_origins=frozenset({f"{public.scheme}://{public.netloc}"} if public else ()),
+        proxies=ProxyTrust(settings.trusted_proxy_networks()),
     )
 
 

@@ -55,6 +55,29 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     return None
 
 
+def uvicorn_config(
+    app: Any, host: str, port: int, limits: HttpLimits | None = None, **options: Any
+) -> uvicorn.Config:
+    """The one uvicorn set-up: ``options`` on top of warnings only, no access log,
+    lifespan on, httptools bounded by ``limits`` (default ``HttpLimits()``), uvloop
+    when installed, and no proxy headers: uvicorn would otherwise take the client's
+    address and scheme from X-Forwarded-For/-Proto of any peer on 127.0.0.1, and see
+    every client behind a proxy elsewhere as that proxy; per-address limits ask
+    afflux.shared.io.http.client_address instead (``AFFLUX_TRUSTED_PROXIES``)."""
+    defaults = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "proxy_headers": False,
+    }
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        **{**defaults, **uvicorn_limits(limits or HttpLimits()), **options},
+    )
+
+
 def serve(
     app: Any,
     host: str,
@@ -66,19 +89,11 @@ def serve(
 ) -> bool:
     """Serve until SIGTERM/SIGINT; True when the server started (and then stopped cleanly).
 
-    ``options`` go to ``uvicorn.Config`` on top of: warnings only, no access log,
-    lifespan on, httptools bounded by ``limits`` (default ``HttpLimits()``), and
-    uvloop when installed. ``also_port``: one server listens on it too (same host).
+    ``options`` go to ``uvicorn.Config`` as ``uvicorn_config`` says. ``also_port``: one
+    server listens on it too (same host).
     """
     tune_gc()
-    defaults = {"log_level": "warning", "access_log": False, "lifespan": "on"}
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        **{**defaults, **uvicorn_limits(limits or HttpLimits()), **options},
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, host, port, limits, **options))
     # uvicorn re-raises the stop signal once it has shut down cleanly; a no-op
     # handler turns that into a normal return, so SIGTERM exits 0.
     for stop in (signal.SIGTERM, signal.SIGINT):

@@ -5,7 +5,8 @@ begins a server-side session (Redis) whose id goes out in an HttpOnly, SameSite=
 cookie (Secure when the public URL is https); pages read the principal from it through
 ``PrincipalDep`` and put ``csrf_token(request)`` in every form. The login form itself is
 protected by a double-submit token (cookie and hidden field) and an Origin check.
-Failed logins are counted per client address: at the limit, further attempts are
+Failed logins are counted per client address (the TCP peer, or behind a proxy of
+``AFFLUX_TRUSTED_PROXIES`` the client it names): at the limit, further attempts are
 answered 429 with Retry-After until the window ends. docs/portal.md, "Access".
 """
 
@@ -120,7 +121,7 @@ async def login(request: Request, store: AccessStoreDep, config: AccessConfigDep
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not access.same_secret(fields.get(CSRF_FIELD, ""), expected):
         raise Problem(403, CSRF_FIELD, "missing or wrong CSRF token: reload the login page")
-    address = request.client.host if request.client else "unknown"
+    address = config.proxies.of_request(request)
     failures, retry_after = await store.failures(address)
     if config.throttle.blocked(failures):
         raise Problem(

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from afflux.shared.core import access
 from afflux.shared.core.access import ADMIN, KeyRole, Principal, Throttle
 from afflux.shared.core.ids import new_id
+from afflux.shared.io.http.client_address import ProxyTrust
 from afflux.shared.io.http.problems import Problem
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class AccessConfig:
     secure_cookie: bool = False  # True when the public URL is https
     public_origins: frozenset[str] = frozenset()  # besides the request's own origin
     throttle: Throttle = field(default_factory=Throttle)
+    # Who the client is, for the throttle: the TCP peer unless it is a trusted proxy.
+    proxies: ProxyTrust = field(default_factory=ProxyTrust)
 
 
 @dataclass(frozen=True)
