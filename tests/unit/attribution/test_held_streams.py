@@ -7,18 +7,16 @@ batch oracle agree on every case."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
+from join_harness import Worker
 
 from afflux.attribution.content_view import ContentBook, apply_record
-from afflux.attribution.handlers import Campaigns, JoinHandler
-from afflux.attribution.metrics import AttributionMetrics
 from afflux.oracle import attribute
 from afflux.shared.core.attribution import Attributed, OrderTouch, choose
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
-    CampaignTermsPublished,
     ContentPublished,
     ContentReleased,
     ConversionAttributed,
@@ -26,7 +24,6 @@ from afflux.shared.events import (
     OrderPlaced,
     SurveyAnswer,
 )
-from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import ORDERS
 from afflux.shared.wire import encode
 
@@ -179,39 +176,8 @@ def test_a_creator_published_stream_claims_only_once_released(case: Case) -> Non
 # -- the release corrects orders answered before it, the same on every replay -------------
 
 
-class Worker:
-    """The join handler with its campaign view and content book, one partition."""
-
-    def __init__(self) -> None:
-        directory = CampaignDirectory()
-        directory.apply(
-            CampaignTermsPublished(
-                event_id="t", occurred_at=0, campaign_id="glow", versions=VERSIONS
-            )
-        )
-        self.book = ContentBook()
-        self.book.ready.set()
-        self.handler = JoinHandler(
-            Campaigns(directory), AttributionMetrics(), 400 * 86_400_000, content=self.book
-        )
-        self.state = self.handler.new_state()
-        self.out: list[Envelope] = []
-        self.read = 0
-
-    def send(self, topic: str, event: Any, ts: int) -> None:
-        outputs, _ = self.handler.on_event(self.state, topic, event, ts)
-        self.out += [e for _, _, e in outputs]
-
-    def content(self, event: Envelope, ts: int) -> None:
-        assert apply_record(self.book, encode(event), ts, 0, self.read) == []
-        self.read += 1
-
-    def tick(self, safe_ms: int) -> None:
-        self.out += [e for _, _, e in self.handler.due(self.state, safe_ms)]
-
-
 def steal_then_release() -> list[Envelope]:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.content(REAL, END)  # published as they ended, before the orders came
     w.content(STEAL, END + 1_000)
     for i in range(3):

@@ -6,18 +6,15 @@ The join's handler runs as the worker drives it, without Kafka."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
+from join_harness import Worker
 
 from afflux.attribution.content_view import ContentBook, apply_record
-from afflux.attribution.handlers import Campaigns, JoinHandler
-from afflux.attribution.join import CONTENT_KEY, JoinPartition, decode_state, encode_state
-from afflux.attribution.metrics import AttributionMetrics
+from afflux.attribution.join import CONTENT_KEY, decode_state, encode_state
 from afflux.oracle import attribute, net_outcomes
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
-    CampaignTermsPublished,
     ClickRecorded,
     ContentPublished,
     ConversionAttributed,
@@ -27,7 +24,6 @@ from afflux.shared.events import (
     SurveyAnswer,
     SurveyAnswered,
 )
-from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CLICKS, ORDERS
 from afflux.shared.wire import encode
 
@@ -51,50 +47,6 @@ TERMS = CampaignTerms.model_validate(
     }
 )
 VERSIONS = (TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS),)
-
-
-class Worker:
-    """The join handler with its campaign view and content book, one partition."""
-
-    def __init__(self) -> None:
-        directory = CampaignDirectory()
-        directory.apply(
-            CampaignTermsPublished(
-                event_id="t", occurred_at=0, campaign_id="camp", versions=VERSIONS
-            )
-        )
-        self.book = ContentBook()
-        self.book.ready.set()
-        self.handler = JoinHandler(
-            Campaigns(directory), AttributionMetrics(), 400 * 86_400_000, content=self.book
-        )
-        self.state: JoinPartition = self.handler.new_state()
-        self.out: list[Envelope] = []
-        self.refused: list[str] = []
-        self.read = 0  # content records read
-
-    def send(self, topic: str, event: Any, ts: int) -> None:
-        outputs, refused = self.handler.on_event(self.state, topic, event, ts)
-        self.out += [e for _, _, e in outputs]
-        if refused:
-            self.refused.append(refused)
-
-    def content(self, event: ContentPublished, ts: int) -> None:
-        """The next publication on the content topic (one partition here)."""
-        self.book.apply(event, ts, (0, self.read, 0))  # one item per record
-        self.read += 1
-
-    def tick(self, safe_ms: int) -> None:
-        self.out += [e for _, _, e in self.handler.due(self.state, safe_ms)]
-
-    def signals(self, signal: str) -> dict[str, int]:
-        """afflux_late_signals_total for ``signal``, by outcome."""
-        out: dict[str, int] = {}
-        for metric in self.handler.metrics.registry.collect():
-            for sample in metric.samples:
-                if sample.name == "afflux_late_signals_total" and sample.labels["signal"] == signal:
-                    out[sample.labels["outcome"]] = int(sample.value)
-        return out
 
 
 def live(
@@ -145,7 +97,7 @@ def conversions(events: Sequence[Envelope]) -> list[ConversionAttributed]:
 
 
 def test_an_order_during_a_stream_is_the_live_creators() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.content(live(END), START)
     w.send(ORDERS.name, order("o1", START + MINUTE), ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
@@ -159,7 +111,7 @@ def test_an_order_during_a_stream_is_the_live_creators() -> None:
 
 
 def test_a_stream_still_live_claims_nothing_until_its_end_comes_then_corrects() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.content(live(None), START)  # still live: no end yet
     w.send(ORDERS.name, order("o1", START + MINUTE), ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
@@ -181,7 +133,7 @@ def test_a_stream_still_live_claims_nothing_until_its_end_comes_then_corrects() 
 
 def test_a_later_overlapping_stream_reattributes_and_a_replay_gives_the_same_ids() -> None:
     def run(streams_first: bool) -> list[Envelope]:
-        w = Worker()
+        w = Worker(VERSIONS)
         if streams_first:
             w.content(live(END), START)
             w.content(live(END, who="cai", cid="s2", start=START + 10 * MINUTE), LATE)
@@ -204,7 +156,7 @@ def test_a_later_overlapping_stream_reattributes_and_a_replay_gives_the_same_ids
 
 
 def test_a_restarted_partition_applies_content_again_without_repeating_a_correction() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.content(live(None), START)
     w.send(ORDERS.name, order("o1", START + MINUTE), ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
@@ -224,7 +176,7 @@ def test_a_restarted_partition_applies_content_again_without_repeating_a_correct
 
 
 def test_a_partition_restored_without_its_content_mark_re_decides_to_the_same_answer() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.content(live(None), START)
     w.send(ORDERS.name, order("o1", START + MINUTE), ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
@@ -241,7 +193,7 @@ def test_a_partition_restored_without_its_content_mark_re_decides_to_the_same_an
 
 
 def test_a_late_survey_answer_attributes_an_unclaimed_order() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.send(ORDERS.name, order("o1", START), ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
     w.send(ORDERS.name, answered("o1", SurveyAnswer(handle="deestyle")), LATE)
@@ -254,7 +206,7 @@ def test_a_late_survey_answer_attributes_an_unclaimed_order() -> None:
 
 
 def test_a_survey_answer_before_the_grace_ends_is_used_by_the_first_decision() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.send(ORDERS.name, order("o1", START), ARRIVED)
     w.send(ORDERS.name, answered("o1", SurveyAnswer(affiliate_id="dee")), ARRIVED + 10)
     w.tick(ARRIVED + GRACE_MS)
@@ -264,7 +216,7 @@ def test_a_survey_answer_before_the_grace_ends_is_used_by_the_first_decision() -
 
 
 def test_a_survey_answer_never_beats_a_cookie() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     click = ClickRecorded(
         event_id="c",
         occurred_at=START - MINUTE,
@@ -283,7 +235,7 @@ def test_a_survey_answer_never_beats_a_cookie() -> None:
 
 
 def test_a_content_handle_arriving_late_resolves_a_survey_answer() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.send(ORDERS.name, order("o1", START - 600 * MINUTE, SurveyAnswer(handle="annalive")), ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
     assert isinstance(w.out[0], OrderUnattributed)
@@ -294,14 +246,14 @@ def test_a_content_handle_arriving_late_resolves_a_survey_answer() -> None:
 
 
 def test_a_survey_answer_for_an_order_not_held_here_is_refused() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.send(ORDERS.name, answered("nope", SurveyAnswer(affiliate_id="dee")), ARRIVED)
     assert w.out == []
     assert w.refused[0].startswith("unknown order")
 
 
 def test_the_changelog_keeps_a_survey_answer_and_a_stream_winner() -> None:
-    w = Worker()
+    w = Worker(VERSIONS)
     w.content(live(END), START)
     w.send(ORDERS.name, order("o1", START, SurveyAnswer(handle="@x")), ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
@@ -321,7 +273,7 @@ def test_the_worker_ends_where_the_oracle_is_whatever_came_late() -> None:
     orders = [order(f"o{i}", START + i * 10 * MINUTE) for i in range(-1, 14)]
     answers = [answered("o12", SurveyAnswer(affiliate_id="dee"))]
     answers.append(answered("o13", SurveyAnswer(handle="DeeStyle")))
-    w = Worker()
+    w = Worker(VERSIONS)
     for o in orders:
         w.send(ORDERS.name, o, ARRIVED)
     w.tick(ARRIVED + GRACE_MS)
