@@ -10,12 +10,14 @@ from afflux.attribution.content_view import ContentBook
 from afflux.attribution.handlers import Campaigns, JoinHandler
 from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import AttributionMetrics
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     CampaignTermsPublished,
     ContentPublished,
     ContentReleased,
     Envelope,
+    OrderPlaced,
+    SurveyAnswer,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
 
@@ -68,3 +70,47 @@ class Worker:
                 if sample.name == "afflux_late_signals_total" and sample.labels["signal"] == signal:
                     out[sample.labels["outcome"]] = int(sample.value)
         return out
+
+
+MINUTE = 60_000
+START = 1_793_491_200_000  # a stream's start
+END = START + 60 * MINUTE  # and its end
+ARRIVED = START + 4 * 60 * MINUTE  # broker time of the orders
+GRACE_MS = 1_000
+
+
+def stream_versions(campaign_id: str, **terms: Any) -> tuple[TermsVersion, ...]:
+    """One version of a campaign ranking streams after cookies, 1 s grace, 10 % a sale."""
+    return (
+        TermsVersion(
+            version=1,
+            effective_from=0,
+            published_at=0,
+            terms=CampaignTerms.model_validate(
+                {
+                    "campaign_id": campaign_id,
+                    "merchant_id": "m",
+                    "currency": "EUR",
+                    "grace_seconds": 1,
+                    "precedence": ["click_id", "coupon", "cookie", "livestream"],
+                    "plan": {"sale": {"rate": {"percent": "10"}}},
+                    **terms,
+                }
+            ),
+        ),
+    )
+
+
+def sale(campaign_id: str, oid: str, at: int, survey: SurveyAnswer | None = None) -> OrderPlaced:
+    """A 100.00 EUR sale of its own visitor."""
+    return OrderPlaced(
+        event_id=f"ev-{oid}",
+        occurred_at=at,
+        order_id=oid,
+        campaign_id=campaign_id,
+        merchant_id="m",
+        amount_minor=10_000,
+        currency="EUR",
+        visitor_id=f"v-{oid}",
+        survey=survey,
+    )

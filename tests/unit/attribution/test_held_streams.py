@@ -10,12 +10,20 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pytest
-from join_harness import Worker
+from join_harness import (
+    ARRIVED,
+    END,
+    GRACE_MS,
+    MINUTE,
+    START,
+    Worker,
+    sale,
+    stream_versions,
+)
 
 from afflux.attribution.content_view import ContentBook, apply_record
 from afflux.oracle import attribute
 from afflux.shared.core.attribution import Attributed, OrderTouch, choose
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ContentPublished,
     ContentReleased,
@@ -29,25 +37,10 @@ from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.unit
 
-MINUTE = 60_000
-START = 1_793_491_200_000
-END = START + 60 * MINUTE
-ARRIVED = START + 4 * 60 * MINUTE  # broker time of the orders
-GRACE_MS = 1_000
 RELEASED = ARRIVED + 10 * MINUTE  # broker time of the release
-TERMS = CampaignTerms.model_validate(
-    {
-        "campaign_id": "glow",
-        "merchant_id": "m",
-        "currency": "EUR",
-        "grace_seconds": 1,
-        "precedence": ["click_id", "coupon", "cookie", "livestream"],
-        "livestream": {"overlap": "latest_started"},
-        "survey": {"mode": "attribute"},
-        "plan": {"sale": {"rate": {"percent": "10"}}},
-    }
+VERSIONS = stream_versions(
+    "glow", livestream={"overlap": "latest_started"}, survey={"mode": "attribute"}
 )
-VERSIONS = (TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS),)
 By = Literal["creator", "merchant", "admin"] | None
 
 
@@ -82,17 +75,7 @@ def release(cid: str) -> ContentReleased:
 
 
 def order(oid: str, at: int, survey: SurveyAnswer | None = None) -> OrderPlaced:
-    return OrderPlaced(
-        event_id=f"ev-{oid}",
-        occurred_at=at,
-        order_id=oid,
-        campaign_id="glow",
-        merchant_id="m",
-        amount_minor=10_000,
-        currency="EUR",
-        visitor_id=f"v-{oid}",
-        survey=survey,
-    )
+    return sale("glow", oid, at, survey)
 
 
 # -- which stream (or handle) claims an order, after the content records of each case ----
@@ -165,7 +148,7 @@ def test_a_creator_published_stream_claims_only_once_released(case: Case) -> Non
         placed.occurred_at,
         survey_handle=case.order_survey.handle if case.order_survey else None,
     )
-    decision = choose(touch, (), TERMS, book.content("glow"))
+    decision = choose(touch, (), VERSIONS[0].terms, book.content("glow"))
     worker = decision.affiliate_id if isinstance(decision, Attributed) else None
     assert worker == case.winner
     result = attribute([*case.content, placed], {"glow": VERSIONS})

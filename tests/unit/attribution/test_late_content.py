@@ -8,12 +8,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from join_harness import Worker
+from join_harness import (
+    ARRIVED,
+    END,
+    GRACE_MS,
+    MINUTE,
+    START,
+    Worker,
+    sale,
+    stream_versions,
+)
 
 from afflux.attribution.content_view import ContentBook, apply_record
 from afflux.attribution.join import CONTENT_KEY, decode_state, encode_state
 from afflux.oracle import attribute, net_outcomes
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     ContentPublished,
@@ -29,24 +37,8 @@ from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.unit
 
-MINUTE = 60_000
-START = 1_793_491_200_000
-END = START + 60 * MINUTE
-ARRIVED = START + 4 * 60 * MINUTE  # broker time of the orders
-GRACE_MS = 1_000
 LATE = ARRIVED + 10 * MINUTE  # broker time of whatever comes late
-TERMS = CampaignTerms.model_validate(
-    {
-        "campaign_id": "camp",
-        "merchant_id": "m",
-        "currency": "EUR",
-        "grace_seconds": 1,
-        "precedence": ["click_id", "coupon", "cookie", "livestream"],
-        "survey": {"mode": "attribute", "handles": {"@DeeStyle": "dee"}},
-        "plan": {"sale": {"rate": {"percent": "10"}}},
-    }
-)
-VERSIONS = (TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS),)
+VERSIONS = stream_versions("camp", survey={"mode": "attribute", "handles": {"@DeeStyle": "dee"}})
 
 
 def live(
@@ -69,17 +61,7 @@ def live(
 
 
 def order(oid: str, at: int, survey: SurveyAnswer | None = None) -> OrderPlaced:
-    return OrderPlaced(
-        event_id=f"ev-{oid}",
-        occurred_at=at,
-        order_id=oid,
-        campaign_id="camp",
-        merchant_id="m",
-        amount_minor=10_000,
-        currency="EUR",
-        visitor_id=f"v-{oid}",
-        survey=survey,
-    )
+    return sale("camp", oid, at, survey)
 
 
 def answered(oid: str, answer: SurveyAnswer) -> SurveyAnswered:
