@@ -1,8 +1,9 @@
-"""Conversions held for review in the journal: a held conversion stays pending, an
-approval dates it at the later of its lock's end and the decision, a decline reverses it
-with the reason and takes it out of the net sales; fed in random orders and batch sizes
-with reloads (random signals, bursts, decisions), the journal nets to the batch
-reference (afflux.oracle.commission) line by line and per approval date."""
+"""Conversions held for review in the journal: a held conversion stays pending and is no
+net sale, an approval dates it at the later of its lock's end and the decision and makes
+it one (re-ranking the sales after it), a decline reverses it with the reason; fed in
+random orders and batch sizes with reloads (random signals, bursts, decisions), the
+journal nets to the batch reference (afflux.oracle.commission) line by line and per
+approval date."""
 
 from __future__ import annotations
 
@@ -234,22 +235,39 @@ def test_a_held_sale_waits_for_its_decision(case: Case) -> None:
     )
 
 
-def test_a_decline_says_why_and_re_ranks_the_sales_after_it() -> None:
+def test_a_decline_says_why_and_leaves_the_ranks_as_they_were() -> None:
     state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
-    state.step(
+    first = state.step(
         StepInput(conversions=(sale("c1", START, ("self_referral",)), sale("c2", START + 10)))
     )
+    # c1 waits for its decision: it is no net sale yet, so c2 is net sale 1 (5 %).
+    assert [p.amount_minor for p in first.postings if p.line_id == derived_id("line", "c2")] == [
+        500
+    ]
     fact = ReviewFact("c1", "d1", "decline", "the creator's own order", "merchant:m", START + 99)
     result = state.step(StepInput(reviews=(fact,)))
     by_kind = {p.kind: p for p in result.postings}
+    assert set(by_kind) == {"review_decline"}
     assert by_kind["review_decline"].amount_minor == -500
     assert by_kind["review_decline"].rule == (
         "declined in review by merchant:m (self_referral): the creator's own order"
     )
-    # c2 was net sale 2 (10 %); without c1 it is net sale 1 (5 %).
-    assert by_kind["tier_adjustment"].amount_minor == -500
     assert result.kpis["review_declined|ana"] == 1
     assert result.kpis["review_held|ana"] == -1
+
+
+def test_an_approval_re_ranks_the_sales_after_it() -> None:
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+    state.step(
+        StepInput(conversions=(sale("c1", START, ("self_referral",)), sale("c2", START + 10)))
+    )
+    fact = ReviewFact("c1", "d1", "approve", "", "merchant:m", START + 99)
+    result = state.step(StepInput(reviews=(fact,)))
+    by_kind = {p.kind: p for p in result.postings}
+    # c1 counts from its approval: c2 becomes net sale 2 (10 %).
+    assert by_kind["tier_adjustment"].line_id == derived_id("line", "c2")
+    assert by_kind["tier_adjustment"].amount_minor == 500
+    assert by_kind["tier_adjustment"].approve_at == START + 10 + 5 * MS_PER_DAY
 
 
 def test_a_decision_on_a_conversion_not_held_changes_nothing() -> None:

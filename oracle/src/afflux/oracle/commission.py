@@ -149,7 +149,11 @@ def reference_lines(
     decisions = reviews or {}
     held = _held(current, versions)
     declined = {cid for cid in held if decisions.get(cid, ("", 0))[0] == "decline"}
-    net_sales = _net_sales([c for c in current if c.conversion_id not in declined], refunds_of, end)
+    # A held conversion counts for tiers, milestones and the base fee only once approved,
+    # from the later of its time and the approval on.
+    counted_at = {c.conversion_id: _counted_at(c, held, decisions) for c in current}
+    counting = [c for c in current if counted_at[c.conversion_id] is not None]
+    net_sales = _net_sales(counting, refunds_of, end)
     rank = {c.conversion_id: n for sales in net_sales.values() for n, c in enumerate(sales, 1)}
     valid = {t.affiliate_id: t for t in clicks if t.unique_clicks > 0}
     lines = [
@@ -168,8 +172,9 @@ def reference_lines(
         and c.conversion_id not in declined
     ]
     lines += _click_lines(campaign_id, period, terms, valid)
-    lines += _base_fees(campaign_id, period, terms, current, valid)
-    lines += _milestones(campaign_id, period, terms, net_sales)
+    moments = {cid: at for cid, at in counted_at.items() if at is not None}
+    lines += _base_fees(campaign_id, period, terms, counting, valid, moments)
+    lines += _milestones(campaign_id, period, terms, net_sales, moments)
     lines += [
         _Uncapped(e.line_id, e.affiliate_id, "engagement", None, e.time, e.approve_at, e.gross)
         for e in engagement_lines(campaign_id, contents, versions)
@@ -198,6 +203,20 @@ def _held(current: Sequence[ConversionFact], versions: Sequence[TermsVersion]) -
         if raised & set(review.hold_on):
             out.add(c.conversion_id)
     return out
+
+
+def _counted_at(
+    c: ConversionFact, held: set[str], decisions: Mapping[str, tuple[str, int]]
+) -> int | None:
+    """When a conversion begins to count for tiers, milestones and the base fee: at its
+    time; held, at the later of its time and an approval; None while it waits for a
+    decision or once declined."""
+    if c.conversion_id not in held:
+        return c.occurred_at
+    decision = decisions.get(c.conversion_id)
+    if decision is None or decision[0] != "approve":
+        return None
+    return max(c.occurred_at, decision[1])
 
 
 def _approval(
@@ -482,15 +501,17 @@ def _base_fees(
     campaign_id: str,
     period: str,
     terms: CampaignTerms,
-    current: Sequence[ConversionFact],
+    counting: Sequence[ConversionFact],
     valid: Mapping[str, ClickTally],
+    moments: Mapping[str, int],
 ) -> list[_Uncapped]:
     fee = terms.plan.base_fee_minor
     if not fee:
         return []
     first: dict[str, int] = {a: t.first_at for a, t in valid.items()}
-    for c in current:  # any kind, paid or not
-        first[c.affiliate_id] = min(first.get(c.affiliate_id, c.occurred_at), c.occurred_at)
+    for c in counting:  # any kind, paid or not, from when it counts
+        at = moments[c.conversion_id]
+        first[c.affiliate_id] = min(first.get(c.affiliate_id, at), at)
     return [
         _period_line(campaign_id, period, terms, affiliate, "base_fee", fee, at)
         for affiliate, at in sorted(first.items())
@@ -502,22 +523,28 @@ def _milestones(
     period: str,
     terms: CampaignTerms,
     net_sales: Mapping[str, Sequence[ConversionFact]],
+    moments: Mapping[str, int],
 ) -> list[_Uncapped]:
-    return [
-        _period_line(
-            campaign_id,
-            period,
-            terms,
-            affiliate,
-            "bonus",
-            m.bonus_minor,
-            sales[m.at_sales - 1].occurred_at,
-            str(m.at_sales),
-        )
-        for affiliate, sales in sorted(net_sales.items())
-        for m in terms.plan.milestones
-        if len(sales) >= m.at_sales
-    ]
+    """A bonus per milestone reached, dated when its n-th net sale counted (the n-th
+    smallest of the sales' times, an approved held sale's at its approval)."""
+    out = []
+    for affiliate, sales in sorted(net_sales.items()):
+        counted = sorted(moments[c.conversion_id] for c in sales)
+        out += [
+            _period_line(
+                campaign_id,
+                period,
+                terms,
+                affiliate,
+                "bonus",
+                m.bonus_minor,
+                counted[m.at_sales - 1],
+                str(m.at_sales),
+            )
+            for m in terms.plan.milestones
+            if len(counted) >= m.at_sales
+        ]
+    return out
 
 
 def _within(limit: int | None, before: int, after: int) -> int:

@@ -76,8 +76,9 @@ class StepResult:
 
 @dataclass(slots=True)
 class CreatorState:
-    net_sales: list[Key] = field(default_factory=list)  # (time, conversion line id)
-    activity: list[Key] = field(default_factory=list)  # current conversions
+    net_sales: list[Key] = field(default_factory=list)  # (time, conversion line id): ranks
+    counted: list[Key] = field(default_factory=list)  # the same sales by when they counted
+    activity: list[Key] = field(default_factory=list)  # current conversions, when they counted
     clicks: ClickFigures | None = None
     scope: CapScope | None = None
 
@@ -107,6 +108,9 @@ class PeriodState:
         self._ids: dict[tuple[str, ...], str] = {}  # period lines' derived ids
         self.override_book = OverrideBook(self.terms.overrides)  # agency override caps
         self.review_book = ReviewBook(self.versions)  # what burst counts
+        # line id -> when it began to count (review_lines.counted_at), for each conversion
+        # line in a creator's ``counted`` or ``activity``: where to find it to move it.
+        self.moments: dict[str, int] = {}
 
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
         """Terms published since the state was loaded: a conversion names the version it
@@ -156,15 +160,20 @@ class PeriodState:
             key = (record.time, record.line_id)
             if record.order_id is not None and record.kind in CONVERSION_LINE_KINDS:
                 state.by_order[record.order_id].append(record.line_id)
+            moment = (review_lines.counted_at(record), record.line_id)
             if record.in_net_sales:
                 creator.net_sales.append(key)
+                creator.counted.append(moment)
             if record.in_activity:
-                creator.activity.append(key)
+                creator.activity.append(moment)
+            if record.in_net_sales or record.in_activity:
+                state.moments[record.line_id] = moment[0]
             if record.scope_key is not None and record.override is None:
                 by_creator[record.affiliate_id].append((record.scope_key, record.net))
                 in_budget.append((record.scope_key, record.creator_paid))
         for creator_id, creator in state.creators.items():
             creator.net_sales.sort()
+            creator.counted.sort()
             creator.activity.sort()
             if creator.scope is not None:
                 creator.scope = CapScope.build(creator.scope.cap, by_creator[creator_id])
@@ -227,23 +236,40 @@ class PeriodState:
             review_lines.take(record, f)
         self.review_book.judge(self.versions, self.lines, dirty, touch)
 
-        # Membership in each creator's net sales and activity; every creator with a
-        # changed conversion gets its period lines looked at again.
+        # Membership in each creator's net sales and activity (a held line only once
+        # approved, from the approval on); every creator with a changed conversion gets
+        # its period lines looked at again.
         for line_id in list(dirty):
             record = self.lines[line_id]
             if record.conversion is None:
                 continue
             creator = self.creators[record.affiliate_id]
             key = (record.time, record.line_id)
-            net = rules.is_net_sale(record, self.end) and not review_lines.is_declined(record)
+            counts = review_lines.counts(record)
+            moment = review_lines.counted_at(record)
+            old = (self.moments.get(line_id, moment), line_id)
+            new = (moment, line_id)
+            net = rules.is_net_sale(record, self.end) and counts
             if net != record.in_net_sales:
                 _toggle(creator.net_sales, key, net)
-                record.in_net_sales = net
                 creators[record.affiliate_id] += 1
-            active = not rules.is_superseded(record)
-            if active != record.in_activity:
-                _toggle(creator.activity, key, active)
+            if net != record.in_net_sales or (net and old != new):
+                if record.in_net_sales:
+                    _toggle(creator.counted, old, False)
+                if net:
+                    _toggle(creator.counted, new, True)
+                record.in_net_sales = net
+            active = not rules.is_superseded(record) and counts
+            if active != record.in_activity or (active and old != new):
+                if record.in_activity:
+                    _toggle(creator.activity, old, False)
+                if active:
+                    _toggle(creator.activity, new, True)
                 record.in_activity = active
+            if net or active:
+                self.moments[line_id] = moment
+            else:
+                self.moments.pop(line_id, None)
             creators[record.affiliate_id] += 0
 
         # Sales whose rank may have crossed a threshold (tiers, milestones).
@@ -404,7 +430,10 @@ class PeriodState:
                     (),
                 )
             )
-        sales = creator.net_sales
+        # A milestone is reached when its n-th net sale counts: the n-th by when they
+        # counted (a sale at its time, a held one at its approval), so a bonus that held
+        # sales bring waits for their approval, and one approval never dates it later.
+        sales = creator.counted
         for milestone in plan.milestones:
             bonus_id = self._line_id(
                 "bonus", self.campaign_id, self.period, creator_id, str(milestone.at_sales)

@@ -6,8 +6,10 @@ the hour up to it, by event time), meet the ``hold_on`` of its terms version. A 
 line accrues as usual but is dated ``HELD_UNTIL`` (pending, never approved) until a
 decision (``ConversionReviewed``) reaches the ledger: approved, it is moved to
 ``max(its lock's end, the decision's time)``; declined, its whole commission is
-reversed (``review_decline``, the reason in the rule) and it is no net sale. A
-decision on a line that is not held changes nothing (the first decision stands).
+reversed (``review_decline``, the reason in the rule). A held line counts for its
+creator's tiers, milestones and activity (base fee) only once approved, and from the
+approval on (``counts``, ``counted_at``); a declined one never does. A decision on a line
+that is not held changes nothing (the first decision stands).
 
 The same facts give the same holds in any arrival order: ``burst`` is a function of the
 period's conversions by event time, so a conversion that arrives late re-judges the
@@ -55,6 +57,22 @@ def is_held(record: LineRecord) -> bool:
 
 def is_declined(record: LineRecord) -> bool:
     return bool(record.held) and record.review is not None and record.review[0] == DECLINE
+
+
+def counts(record: LineRecord) -> bool:
+    """Whether the line counts for its creator's tiers, milestones and activity (base
+    fee): a held line only once approved, a declined one never. Counting a line still
+    waiting would pay, before any decision, the bonus, the tier uplift or the base fee it
+    brings."""
+    return not record.held or (record.review is not None and record.review[0] == APPROVE)
+
+
+def counted_at(record: LineRecord) -> int:
+    """When the line began to count: its time, or for a held line approved, the later of
+    its time and the approval (a milestone or a base fee it brings is dated then)."""
+    if record.held and record.review is not None and record.review[0] == APPROVE:
+        return max(record.time, record.review[4])
+    return record.time
 
 
 class ReviewBook:
