@@ -18,18 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from ledger_app import directory_of, payouts_http
 
-from afflux.payouts.app import create_app
-from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.review import HELD_UNTIL
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished
-from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.kafka import new_producer
 from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
@@ -151,33 +146,12 @@ class Ledger:
 async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
     redis = await connect_ready(ledger_redis_url)
     store = LedgerStore(redis)  # type: ignore[arg-type]
-    directory = CampaignDirectory()
-    directory.apply(
-        CampaignTermsPublished(
-            event_id=CAMPAIGN, occurred_at=0, campaign_id=CAMPAIGN, versions=(TERMS,)
-        )
-    )
-    app = create_app(
-        PayoutsSettings(
-            _env_file=None,
-            admin_token=SecretStr(TOKEN),
-            kafka_bootstrap=infra.kafka_bootstrap,
-            redis_url="redis://unused",
-        ),
-        clock=lambda: DEC_1 + 10 * DAY,
-    )
-    producer = new_producer(infra.kafka_bootstrap)
-    await producer.start()
-    app.state.store, app.state.producer, app.state.directory = store, producer, directory
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://payouts",
-            headers={"authorization": f"Bearer {TOKEN}"},
+        async with payouts_http(
+            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
         ) as http:
             yield Ledger(http, store)
     finally:
-        await producer.stop()
         await redis.aclose()  # type: ignore[union-attr]
 
 

@@ -25,25 +25,23 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
-from pydantic import SecretStr
+from ledger_app import directory_of, payouts_http
 from redis.asyncio import Redis
 
 from afflux.cli.main import main as afflux
 from afflux.cli.scenario_checks import read_topic
 from afflux.payouts import reads, run
-from afflux.payouts.app import create_app
 from afflux.payouts.compaction import compact_pass, run_every
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.rebuild import clear_ledger
-from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.snapshots import PeriodCompacted
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
+from afflux.shared.events import ConversionAttributed, DeadLetter
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
@@ -140,11 +138,7 @@ AS_OF = (JAN_1 + 5 * DAY, JAN_1 + 12 * DAY, MAR_1, CLOSES, APR_1 + 40 * DAY)
 
 
 def _directory() -> CampaignDirectory:
-    directory = CampaignDirectory()
-    directory.apply(
-        CampaignTermsPublished(event_id="t", occurred_at=0, campaign_id=CAMPAIGN, versions=(TERMS,))
-    )
-    return directory
+    return directory_of([TERMS])
 
 
 def _versions(campaign: str) -> tuple[TermsVersion, ...]:
@@ -180,27 +174,12 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
     for batch in BATCHES:
         await store.apply(batch, _versions, lambda cid: "EUR")
     now = [CLOSES]
-    app = create_app(
-        PayoutsSettings(
-            _env_file=None,
-            admin_token=SecretStr(TOKEN),
-            kafka_bootstrap=infra.kafka_bootstrap,
-            redis_url="redis://unused",
-        ),
-        clock=lambda: now[0],
-    )
-    producer = new_producer(infra.kafka_bootstrap)
-    await producer.start()
-    app.state.store, app.state.producer, app.state.directory = store, producer, _directory()
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://payouts",
-            headers={"authorization": f"Bearer {TOKEN}"},
+        async with payouts_http(
+            store, _directory(), infra.kafka_bootstrap, TOKEN, lambda: now[0]
         ) as http:
             yield Ledger(ledger_redis_url, redis, store, http, now)
     finally:
-        await producer.stop()
         await redis.aclose()  # type: ignore[attr-defined]
 
 

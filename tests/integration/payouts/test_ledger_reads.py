@@ -24,19 +24,16 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from ledger_app import directory_of, payouts_http
 
 from afflux.cli.scenario_checks import read_topic
-from afflux.payouts.app import create_app
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import Applied, Batch, ClickItem, LedgerStore
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished, PayoutIssued
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.kafka import new_producer
 from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
@@ -156,35 +153,13 @@ async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
         await store.apply(batch, lambda cid: (TERMS[cid],), lambda cid: "EUR")
         for batch in (FIRST, SECOND)
     ]
-    directory = CampaignDirectory()
-    for cid, version in TERMS.items():
-        directory.apply(
-            CampaignTermsPublished(
-                event_id=cid, occurred_at=0, campaign_id=cid, versions=(version,)
-            )
-        )
-    app = create_app(
-        PayoutsSettings(
-            _env_file=None,
-            admin_token=SecretStr(TOKEN),
-            kafka_bootstrap=infra.kafka_bootstrap,
-            redis_url="redis://unused",
-        ),
-        clock=lambda: DEC_1 + 20 * DAY,
-    )
-    producer = new_producer(infra.kafka_bootstrap)
-    await producer.start()
-    app.state.store, app.state.producer, app.state.directory = store, producer, directory
-    transport = httpx.ASGITransport(app=app)
+    directory = directory_of(TERMS.values())
     try:
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://payouts",
-            headers={"authorization": f"Bearer {TOKEN}"},  # who may read what: test_access_*
+        async with payouts_http(
+            store, directory, infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 20 * DAY
         ) as http:
             yield Ledger(http, applied, infra.kafka_bootstrap, store, directory)
     finally:
-        await producer.stop()
         await redis.aclose()  # type: ignore[union-attr]
 
 

@@ -1,0 +1,65 @@
+"""The payouts app in this process over a ledger store a test filled itself, answering
+through an in-process HTTP client with the admin token (who may read what:
+test_access_*)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+
+import httpx
+from pydantic import SecretStr
+
+from afflux.payouts.app import create_app
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.store import LedgerStore
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import new_producer
+
+
+def directory_of(versions: Iterable[TermsVersion]) -> CampaignDirectory:
+    """A campaign view holding each campaign's one version."""
+    directory = CampaignDirectory()
+    for version in versions:
+        cid = version.terms.campaign_id
+        directory.apply(
+            CampaignTermsPublished(
+                event_id=cid, occurred_at=0, campaign_id=cid, versions=(version,)
+            )
+        )
+    return directory
+
+
+@asynccontextmanager
+async def payouts_http(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    bootstrap: str,
+    token: str,
+    clock: Callable[[], int],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app reading ``store`` with the campaigns of ``directory`` at
+    ``clock``; its producer (payout runs) on ``bootstrap``."""
+    app = create_app(
+        PayoutsSettings(
+            _env_file=None,
+            admin_token=SecretStr(token),
+            kafka_bootstrap=bootstrap,
+            redis_url="redis://unused",
+        ),
+        clock=clock,
+    )
+    producer = new_producer(bootstrap)
+    await producer.start()
+    app.state.store, app.state.producer, app.state.directory = store, producer, directory
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://payouts",
+            headers={"authorization": f"Bearer {token}"},
+        ) as http:
+            yield http
+    finally:
+        await producer.stop()
