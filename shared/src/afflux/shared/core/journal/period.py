@@ -253,19 +253,11 @@ class PeriodState:
             if net != record.in_net_sales:
                 _toggle(creator.net_sales, key, net)
                 creators[record.affiliate_id] += 1
-            if net != record.in_net_sales or (net and old != new):
-                if record.in_net_sales:
-                    _toggle(creator.counted, old, False)
-                if net:
-                    _toggle(creator.counted, new, True)
-                record.in_net_sales = net
+            _move(creator.counted, record.in_net_sales, net, old, new)
+            record.in_net_sales = net
             active = not rules.is_superseded(record) and counts
-            if active != record.in_activity or (active and old != new):
-                if record.in_activity:
-                    _toggle(creator.activity, old, False)
-                if active:
-                    _toggle(creator.activity, new, True)
-                record.in_activity = active
+            _move(creator.activity, record.in_activity, active, old, new)
+            record.in_activity = active
             if net or active:
                 self.moments[line_id] = moment
             else:
@@ -639,6 +631,17 @@ def _snapshot(record: LineRecord) -> tuple[object, ...]:
         record.review,
         record.held,
     )
+
+
+def _move(keys: list[Key], was_in: bool, now_in: bool, old: Key, new: Key) -> None:
+    """A line's place in the sorted ``keys``: out at ``old`` if it was in, in at ``new``
+    if it is now (nothing when it stays in at the same place, or stays out)."""
+    if was_in == now_in and (not now_in or old == new):
+        return
+    if was_in:
+        _toggle(keys, old, False)
+    if now_in:
+        _toggle(keys, new, True)
 
 
 def _toggle(keys: list[Key], key: Key, present: bool) -> None:
