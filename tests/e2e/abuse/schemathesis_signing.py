@@ -14,7 +14,7 @@ from typing import Any
 import schemathesis
 from schemathesis.core import NOT_SET
 
-from afflux.orders.signing import sign
+from afflux.orders.signing import sign_call
 
 MERCHANT = "merchant-acme"
 SIGNED_PATHS = ("/v1/orders", "/v1/orders:batch", "/v1/refunds", "/v1/leads/{order_id}/confirm")
@@ -36,5 +36,7 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     case.headers = {
         **(case.headers or {}),
         "X-Afflux-Merchant": MERCHANT,
-        "X-Afflux-Signature": sign(raw, f"dev-secret-{MERCHANT}", int(time.time())),
+        "X-Afflux-Signature": sign_call(
+            "POST", case.formatted_path, raw, f"dev-secret-{MERCHANT}", int(time.time())
+        ),
     }

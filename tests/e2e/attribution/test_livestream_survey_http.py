@@ -19,7 +19,7 @@ import pytest
 
 from afflux.cli.demo_client import dev_merchant_secret
 from afflux.cli.stack import Stack
-from afflux.orders.signing import sign, sign_request
+from afflux.orders.signing import sign_call, sign_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -81,7 +81,7 @@ class Merchant:
         headers = {
             "Content-Type": "application/json",
             "X-Afflux-Merchant": MERCHANT,
-            "X-Afflux-Signature": sign(raw, self.secret, int(time.time())),
+            "X-Afflux-Signature": sign_call("POST", path, raw, self.secret, int(time.time())),
         }
         return await self.http.post(
             f"{self.stack.url('orders')}{path}", content=raw, headers=headers

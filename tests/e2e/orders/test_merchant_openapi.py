@@ -28,7 +28,7 @@ from afflux.cli.stack import Stack
 from afflux.cli.topic_reader import read_events
 from afflux.clicks.quality import parse_user_agent
 from afflux.orders.openapi import BatchAnswer, OrderAnswer, RefundAnswer, RenewalAnswer
-from afflux.orders.signing import sign, sign_query
+from afflux.orders.signing import sign_call, sign_query
 from afflux.shared.events import ClickRecorded
 from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.http.problems import Problem
@@ -88,7 +88,7 @@ def signed(path: str, payload: object, *, secret: str = SECRET, raw: bytes | Non
     body = raw if raw is not None else json.dumps(payload).encode()
     headers = {
         "X-Afflux-Merchant": MERCHANT,
-        "X-Afflux-Signature": sign(body, secret, int(time.time())),
+        "X-Afflux-Signature": sign_call("POST", path, body, secret, int(time.time())),
         "Content-Type": "application/json",
     }
     return Sent("POST", path, headers, body)
@@ -411,6 +411,35 @@ def test_the_documented_openssl_signing_gets_the_order_accepted(
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
     assert answer["status"] in ("accepted", "duplicate"), answer
+
+
+def test_the_documented_lead_confirmation_signing_gets_the_lead_confirmed(stack: Stack) -> None:
+    initech = "merchant-initech"
+    lead = order(order_id="lead-1001", campaign_id="initech-insurance", kind="lead")
+    body = json.dumps(lead).encode()
+    signature = sign_call("POST", "/v1/orders", body, f"dev-secret-{initech}", int(time.time()))
+    placed = httpx.post(
+        f"{stack.url('orders')}/v1/orders",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Afflux-Merchant": initech,
+            "X-Afflux-Signature": signature,
+        },
+        timeout=30,
+    )
+    assert placed.status_code in (200, 202), placed.text
+    assert shutil.which("openssl"), "openssl is needed to run the documented snippet"
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", snippet(ROOT / "docs" / "orders.md", "/confirm")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "ORDERS_URL": stack.url("orders")},
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert json.loads(run.stdout)["status"] in ("accepted", "duplicate")
 
 
 def test_the_documented_order_outcome_request_answers_for_the_signed_order(stack: Stack) -> None:

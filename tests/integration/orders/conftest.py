@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from afflux.orders.app import create_app
 from afflux.orders.settings import OrdersSettings
-from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER, sign
+from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER, sign_call
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.kafka import stop_consumer, topic_partitions
@@ -99,13 +99,19 @@ async def client(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def signed_headers(
-    body: bytes, merchant: str = "merchant-a", secret: str | None = None, t: int | None = None
+    body: bytes,
+    merchant: str = "merchant-a",
+    secret: str | None = None,
+    t: int | None = None,
+    path: str = "/v1/orders",
 ) -> dict[str, str]:
+    """Headers of a merchant's POST of ``body`` to ``path``, signed as that route signs."""
     chosen = secret if secret is not None else SECRETS.get(merchant, ["x"])[-1]
+    now = t if t is not None else int(time.time())
     return {
         "Content-Type": "application/json",
         MERCHANT_HEADER: merchant,
-        SIGNATURE_HEADER: sign(body, chosen, t if t is not None else int(time.time())),
+        SIGNATURE_HEADER: sign_call("POST", path, body, chosen, now),
     }
 
 
@@ -117,7 +123,8 @@ async def post_signed(
     client: httpx.AsyncClient, path: str, body: dict[str, Any], **sign_args: Any
 ) -> httpx.Response:
     content = raw(body)
-    return await client.post(path, content=content, headers=signed_headers(content, **sign_args))
+    headers = signed_headers(content, path=path, **sign_args)
+    return await client.post(path, content=content, headers=headers)
 
 
 def new_id(prefix: str) -> str:

@@ -124,10 +124,12 @@ class DemoClient:
     async def _signed(
         self, method: str, path: str, merchant_id: str, body: dict[str, Any]
     ) -> httpx.Response:
-        from afflux.orders.signing import sign
+        from afflux.orders.signing import sign_call
 
         raw = json.dumps(body, separators=(",", ":")).encode()
-        signature = sign(raw, dev_merchant_secret(merchant_id), self.merchant_now() // 1000)
+        signature = sign_call(
+            method, path, raw, dev_merchant_secret(merchant_id), self.merchant_now() // 1000
+        )
         headers = {
             "Content-Type": "application/json",
             "X-Afflux-Merchant": merchant_id,

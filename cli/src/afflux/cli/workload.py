@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 from afflux.cli.demo_client import BROWSER_USER_AGENT, dev_merchant_secret
 from afflux.cli.topic_to_end import TopicUnreadable, read_to_end
 from afflux.cli.traffic import creator_ids
-from afflux.orders.signing import sign
+from afflux.orders.signing import sign_call
 from afflux.shared.events import ConversionAttributed
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.topics import CONVERSIONS
@@ -323,7 +323,9 @@ class WorkloadRunner:
             headers={
                 "Content-Type": "application/json",
                 "X-Afflux-Merchant": MERCHANT,
-                "X-Afflux-Signature": sign(raw, dev_merchant_secret(MERCHANT), now_s),
+                "X-Afflux-Signature": sign_call(
+                    "POST", path, raw, dev_merchant_secret(MERCHANT), now_s
+                ),
             },
         )
         _raise_for(answer, path)

@@ -3,9 +3,11 @@
 Pure functions, no I/O. The header is ``X-Afflux-Signature: t=<unix seconds>,v1=<hex>``;
 several ``v1=`` entries may be given (one per active secret during a rotation).
 A body-less request (``GET /v1/orders/{order_id}``) signs ``"<t>.GET <path>[?<query>]"``,
-the path and query exactly as sent. For URL postbacks the signed message is
-``"<t>.<query>"`` where ``<query>`` is the raw query string up to, not including, the
-final ``&sig=`` parameter.
+the path and query exactly as sent. A POST whose path names the order it acts on (a lead
+confirmation, a survey answer) signs ``"<t>.POST <path>\\n<raw body>"``: the body
+alone names no order, so a body-only signature would be valid for every order of the
+campaign. For URL postbacks the signed message is ``"<t>.<query>"`` where ``<query>`` is
+the raw query string up to, not including, the final ``&sig=`` parameter.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ TOLERANCE_S = 300
 SIG_PARAM = "sig"
 MAC_HEX_LENGTH = 64  # HMAC-SHA256 as lowercase or uppercase hex
 _MAC_HEX = re.compile(f"[0-9a-fA-F]{{{MAC_HEX_LENGTH}}}")
+# The POST routes whose path names the order: /v1/leads/{order_id}/confirm and
+# /v1/orders/{order_id}/survey, with or without a query.
+_PATH_BOUND = re.compile(r"/v1/(?:leads/[^/?]+/confirm|orders/[^/?]+/survey)(?:\?.*)?", re.DOTALL)
 
 
 class SignatureRejected(Exception):
@@ -47,6 +52,25 @@ def sign(body: bytes, secret: str, now: int) -> str:
 def request_line(method: str, target: str) -> bytes:
     """What a body-less request signs: ``"<METHOD> <path>[?<query>]"``, exactly as sent."""
     return f"{method.upper()} {target}".encode()
+
+
+def binds_path(target: str) -> bool:
+    """Whether a POST to ``target`` signs its request line with its body: the routes whose
+    path, not their body, names the order they act on."""
+    return _PATH_BOUND.fullmatch(target) is not None
+
+
+def signed_message(method: str, target: str, body: bytes) -> bytes:
+    """What a call to ``target`` with ``body`` signs after ``"<t>."``."""
+    if binds_path(target):
+        return request_line(method, target) + b"\n" + body
+    return body
+
+
+def sign_call(method: str, target: str, body: bytes, secret: str, now: int) -> str:
+    """The ``X-Afflux-Signature`` header value for ``body`` sent to ``target`` (path and
+    query, exactly as sent) at unix second ``now``, whichever form the route signs."""
+    return sign(signed_message(method, target, body), secret, now)
 
 
 def sign_request(method: str, target: str, secret: str, now: int) -> str:
@@ -132,12 +156,26 @@ def verify(
     secrets: Sequence[str],
     now: int,
     tolerance_s: int = TOLERANCE_S,
+    *,
+    signed: str = "the body",
 ) -> None:
-    """Raise SignatureRejected unless ``header`` signs ``body`` with one of ``secrets``."""
+    """Raise SignatureRejected unless ``header`` signs ``body`` with one of ``secrets``;
+    ``signed`` names what ``body`` is in the refusal."""
     parsed = parse_header(header)
     check_timestamp(parsed.timestamp, now, tolerance_s)
     if not matches(secrets, parsed.timestamp, body, parsed.candidates):
-        raise SignatureRejected(SIGNATURE_HEADER, "signature does not match the body")
+        raise SignatureRejected(SIGNATURE_HEADER, f"signature does not match {signed}")
+
+
+def signs_only(header: str | None, body: bytes, secrets: Sequence[str]) -> bool:
+    """Whether ``header`` is a signature of ``body`` alone (its time not checked): tells a
+    sender who signed a path-bound call the old way what to sign, at no risk, since such
+    a signature is refused either way."""
+    try:
+        parsed = parse_header(header)
+    except SignatureRejected:
+        return False
+    return matches(secrets, parsed.timestamp, body, parsed.candidates)
 
 
 def split_signed_query(raw_query: str) -> tuple[str, str]:

@@ -54,7 +54,9 @@ async def confirm_lead(
     started = time.perf_counter()
     order_id = str(request.path_params["order_id"])
     try:
-        raw, merchant = await signed_body(request, ingestor, settings.orders_max_body_bytes)
+        raw, merchant = await signed_body(
+            request, ingestor, settings.orders_max_body_bytes, binds_path=True
+        )
         outcome = await ingestor.confirm_lead(merchant, order_id, raw)
     finally:
         metrics.took("leads", time.perf_counter() - started)
@@ -67,7 +69,9 @@ async def post_survey(
     started = time.perf_counter()
     order_id = str(request.path_params["order_id"])
     try:
-        raw, merchant = await signed_body(request, ingestor, settings.orders_max_body_bytes)
+        raw, merchant = await signed_body(
+            request, ingestor, settings.orders_max_body_bytes, binds_path=True
+        )
         outcome = await ingestor.survey(merchant, order_id, raw)
     finally:
         metrics.took("surveys", time.perf_counter() - started)

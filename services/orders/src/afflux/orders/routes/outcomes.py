@@ -22,6 +22,7 @@ from afflux.orders.errors import Rejected
 from afflux.orders.ingest import Ingestor
 from afflux.orders.outcome import order_outcome, outcome_json
 from afflux.orders.outcome_index import OutcomeIndex
+from afflux.orders.routes.signed import request_line
 from afflux.orders.settings import OrdersSettings
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.admin import check_admin_token
@@ -77,13 +78,6 @@ class OrderOutcomeAnswer(BaseModel):
     outcomes: list[CampaignOutcome]
 
 
-def _request_line(request: Request) -> bytes:
-    """What a merchant signs for a GET: the method, the raw path and the raw query."""
-    path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-    query: bytes = request.scope.get("query_string", b"")
-    return b"GET " + path + (b"?" + query if query else b"")
-
-
 def _visible_campaigns(
     request: Request, ingestor: Ingestor, directory: CampaignDirectory, settings: OrdersSettings
 ) -> list[str]:
@@ -94,7 +88,7 @@ def _visible_campaigns(
     merchant = ingestor.authenticate(
         request.headers.get(signing.MERCHANT_HEADER),
         request.headers.get(signing.SIGNATURE_HEADER),
-        _request_line(request),
+        request_line(request),
     )
     return sorted(
         c for c in directory.campaign_ids() if directory.latest(c).terms.merchant_id == merchant

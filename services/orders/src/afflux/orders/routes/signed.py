@@ -11,18 +11,35 @@ from afflux.orders.ingest import Ingestor
 from afflux.orders.metrics import UNKNOWN
 
 
+def request_line(request: Request) -> bytes:
+    """The method, the raw path and the raw query, exactly as sent: what a merchant signs
+    for a GET, and before the body for a POST whose path names its order."""
+    path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    query: bytes = request.scope.get("query_string", b"")
+    return request.method.encode() + b" " + path + (b"?" + query if query else b"")
+
+
 async def signed_body(
-    request: Request, ingestor: Ingestor, limit: int, *, refund: bool = False
+    request: Request,
+    ingestor: Ingestor,
+    limit: int,
+    *,
+    refund: bool = False,
+    binds_path: bool = False,
 ) -> tuple[bytes, str]:
     """The body (at most ``limit`` bytes) and its merchant; a refusal counts as a rejected
-    order (or refund) of an unknown campaign."""
+    order (or refund) of an unknown campaign. ``binds_path``: the route's path names the
+    order it acts on, so its signature must cover the request line too."""
     try:
         raw = await read_body(request, limit)
-        merchant = ingestor.authenticate(
-            request.headers.get(signing.MERCHANT_HEADER),
-            request.headers.get(signing.SIGNATURE_HEADER),
-            raw,
-        )
+        merchant_id = request.headers.get(signing.MERCHANT_HEADER)
+        signature = request.headers.get(signing.SIGNATURE_HEADER)
+        if binds_path:
+            merchant = ingestor.authenticate_call(
+                merchant_id, signature, request_line(request), raw
+            )
+        else:
+            merchant = ingestor.authenticate(merchant_id, signature, raw)
     except Rejected:
         if refund:
             ingestor.metrics.refund(UNKNOWN, "rejected")
