@@ -134,12 +134,14 @@ class Case:
 CASES = [
     # 8 % of 10000 = 800 to the creator; the agency 10 % of it on top.
     Case("one level", 1, None, 0, {"creator-1": 800, "north": 80}),
-    # Two levels: the agency's agency earns its own share of the creator's 800 (3.3333 %).
-    Case("two levels", 2, None, 0, {"creator-1": 800, "north": 80, "group": 27}),
+    # Two levels: the agency's agency earns its own share of the creator's 800 (3.3333 %
+    # of it is 26.66664, rounded down: never more than the share).
+    Case("two levels", 2, None, 0, {"creator-1": 800, "north": 80, "group": 26}),
     # Three levels: 1 % of 800.
-    Case("three levels", 3, None, 0, {"creator-1": 800, "north": 80, "group": 27, "holding": 8}),
-    # A refund of a quarter before approval: every override follows the creator line (600).
-    Case("refund mirrored", 2, None, 2500, {"creator-1": 600, "north": 60, "group": 20}),
+    Case("three levels", 3, None, 0, {"creator-1": 800, "north": 80, "group": 26, "holding": 8}),
+    # A refund of a quarter before approval: every override follows the creator line (600;
+    # 3.3333 % of it is 19.9998, so 19).
+    Case("refund mirrored", 2, None, 2500, {"creator-1": 600, "north": 60, "group": 19}),
     # The override cap cuts the agency, never the creator.
     Case("override cap", 1, 50, 0, {"creator-1": 800, "north": 50}),
 ]

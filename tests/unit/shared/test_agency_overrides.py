@@ -137,30 +137,36 @@ class ShareCase:
 
 
 SHARES = [
-    # 10 % of 125 = 12.5: half rounds up.
-    ShareCase("half up", 125, "10", 13),
-    # 10 % of 124 = 12.4: down.
-    ShareCase("below half", 124, "10", 12),
-    # A negative amount (a reduction) rounds half away from zero, symmetric.
-    ShareCase("negative half", -125, "10", -13),
-    # A fractional percent, exactly.
-    ShareCase("fractional percent", 999, "12.5", 125),
+    # 10 % of 125 = 12.5: a half rounds down, never past the share.
+    ShareCase("half", 125, "10", 12),
+    # 10 % of 129 = 12.9: down too.
+    ShareCase("above half", 129, "10", 12),
+    # Exact: nothing to round.
+    ShareCase("exact", 120, "10", 12),
+    # 50 % of 1 unit: nothing (half up paid each of two 50 % levels a whole unit).
+    ShareCase("half of one unit", 1, "50", 0),
+    # A negative running sum rounds down too, so the share never exceeds it either.
+    ShareCase("negative", -125, "10", -13),
+    # A fractional percent, exactly: 124.875.
+    ShareCase("fractional percent", 999, "12.5", 124),
 ]
 
 
 @pytest.mark.parametrize("case", SHARES, ids=lambda c: c.name)
-def test_a_share_is_rounded_once_half_up(case: ShareCase) -> None:
+def test_a_share_is_rounded_once_down(case: ShareCase) -> None:
     assert share_of(case.amount, Decimal(case.percent)) == case.share
 
 
 def test_mirrored_parts_add_up_to_the_share_of_what_the_line_pays() -> None:
     # accrual 125, refund -25 on the same date, clawback -33 later: the line pays 67.
+    # The running sums 125, 100, 67 give 12, 10, 6: each part takes back at least its
+    # share, so the override never stays above the share of what is left.
     components = {("accrual", 100): 125, ("refund", 100): -25, ("clawback:r1", 200): -33}
     parts = mirror(components, Decimal(10))
     assert parts == (
-        MirroredPart("accrual", 100, 13),
-        MirroredPart("refund", 100, -3),
-        MirroredPart("clawback:r1", 200, -3),
+        MirroredPart("accrual", 100, 12),
+        MirroredPart("refund", 100, -2),
+        MirroredPart("clawback:r1", 200, -4),
     )
     assert sum(p.amount_minor for p in parts) == share_of(67, Decimal(10))
 

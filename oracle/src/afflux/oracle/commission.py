@@ -593,8 +593,8 @@ def _overrides(lines: Sequence[TargetLine], terms: CampaignTerms) -> tuple[Targe
     """Agency overrides, paid by the brand on top: for each line and each agency up the
     creator's chain (at most ``levels``), the agency's share of each component of the
     line, as the share of the running sum over the components by (date, the accrual
-    first, name) less what the earlier ones took; then each agency's overrides cut to
-    ``cap_minor`` in (time, line id) order."""
+    first, name), rounded down, less what the earlier ones took; then each agency's
+    overrides cut to ``cap_minor`` in (time, line id) order."""
     settings = terms.overrides
     if settings is None:
         return ()
@@ -613,7 +613,7 @@ def _overrides(lines: Sequence[TargetLine], terms: CampaignTerms) -> tuple[Targe
                 key=lambda p: (p.approve_at, p.name != "accrual", p.name),
             ):
                 running += part.amount_minor
-                now = _half_up(share * running)
+                now = math.floor(share * running)  # never more than the share
                 parts.append(Component(part.approve_at, part.name, now - taken))
                 taken = now
             override_id = derived_id("line", "override", line.line_id, str(level))

@@ -14,7 +14,12 @@ The override is paid by the brand on top of the creator's commission: the
 creator's own lines are unchanged. Each override line mirrors one line of the
 creator component by component (accrual, reductions before approval, clawbacks,
 the creator's cap cuts), each rounded on the cumulative sum, so the override
-always nets to ``share x what the creator's line pays``, rounded once, half up.
+always nets to ``share x what the creator's line pays``, rounded once, down. Down,
+not half up: half up paid a 1-unit line's two 50 % levels a unit each, 2 on a pay of
+1, and over many small lines an agency more than its share. Rounded per line, each
+override line stays a function of its creator line alone, whatever the order in
+which the lines arrive or are corrected; the agency forgoes less than one minor unit
+per line and level.
 An agency's overrides of a period are then capped by ``cap_minor`` in (time,
 line id) order, like a creator's cap.
 
@@ -128,11 +133,11 @@ class MirroredPart:
 
 
 def share_of(amount: int, percent: Decimal) -> int:
-    """``percent`` % of ``amount`` rounded once, half away from zero (exact)."""
+    """``percent`` % of ``amount`` rounded down (toward minus infinity), exact: never
+    more than the share, so an agency's overrides over any number of lines, and the
+    levels of a chain together, never exceed their percent of what the lines pay."""
     exact = Fraction(amount) * Fraction(percent) / 100
-    whole = abs(exact).numerator * 2 + abs(exact).denominator
-    rounded = whole // (2 * abs(exact).denominator)
-    return rounded if exact >= 0 else -rounded
+    return exact.numerator // exact.denominator
 
 
 def _order(name: str) -> int:
