@@ -71,8 +71,8 @@ def line(name: str) -> str:
 
 
 def share(amount: int) -> int:
-    """The agency's 20 %, rounded half up."""
-    return (2 * amount + 5) // 10
+    """The agency's 20 %, rounded down."""
+    return (2 * amount) // 10
 
 
 def override(line_id: str) -> str:
@@ -322,7 +322,7 @@ def test_a_tier_reached_through_held_sales_waits_for_their_approval(
         s.conversion_id: sum(of_line(got, override(line(s.conversion_id))).values())
         for s in case.sales
     }
-    # 20 % of each line, rounded half up (0.2 of 1 is 0).
+    # 20 % of each line, rounded down (0.2 of 1 is 0).
     assert {k: v for k, v in overrides.items() if v} == {
         k: share(v) for k, v in case.pays.items() if share(v)
     }

@@ -16,6 +16,7 @@ from decimal import Decimal
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.fill import CapScope
 from afflux.shared.core.journal.records import LineRecord
+from afflux.shared.core.journal.review_lines import is_declined
 from afflux.shared.core.overrides import (
     OVERRIDE_CAP,
     OVERRIDE_LINE,
@@ -25,6 +26,10 @@ from afflux.shared.core.overrides import (
 )
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion, terms_in_force
+
+# The rule of an override line whose creator line was declined in review: the decline's
+# own rule (who, the signals, the reason) follows.
+REVERSED_BY_DECLINE = "override reversed: "
 
 
 def override_line_id(source_line_id: str, level: int) -> str:
@@ -122,9 +127,13 @@ def _mirror_into(
     record.terms_version = source.terms_version
     record.sources = source.sources
     record.gross = record.net = sum(amount for _, _, amount in mirrored)
+    what = f"{source.affiliate_id}'s {source.kind or 'conversion'} line"
+    if is_declined(source):  # the agency reads why, as the creator does (source.rule)
+        record.rule = f"{REVERSED_BY_DECLINE}{what} {source.rule}"
+        return
     record.rule = (
-        f"override: {share}% of {source.affiliate_id}'s {source.kind or 'conversion'} line"
-        f" (agency level {level}), paid by the brand on top of the creator's commission"
+        f"override: {share}% of {what} (agency level {level}), paid by the brand on top of"
+        " the creator's commission"
     )
 
 
@@ -155,7 +164,9 @@ def posting_rule(record: LineRecord, name: str, posted: int, target: int) -> str
             return "cut: the agency's override cap is used up by earlier overrides of the period"
         return "released: override cap room freed"
     if name == "accrual":
-        return record.rule if posted == 0 else f"{record.rule} (was {posted})"
+        if posted == 0 or record.rule.startswith(REVERSED_BY_DECLINE):
+            return record.rule
+        return f"{record.rule} (was {posted})"
     what = "clawback" if name.startswith("clawback") else name
     return f"override mirrors {creator}'s {what}: {record.rule}"
 
