@@ -388,3 +388,50 @@ async def test_the_worker_holds_an_order_paid_with_the_creators_own_email(
         return [(r["affiliate_id"], r["signals"]) for r in answer.json()["reviews"]]
 
     await until(queue, [("sal", ["self_referral"])])
+
+
+async def test_refunds_sent_before_their_order_report_no_more_than_the_order(
+    stack: Stack, client: DemoClient, terms: dict[str, CampaignTerms]
+) -> None:
+    """Two refunds of 6000 reach the orders service before their order of 10000 (so it
+    cannot check them against its amount): the order's outcome reports 10000 refunded,
+    what the attribution worker's capped reversals took off and the ledger reduced
+    (ana's line and both agencies' overrides net to 0), not the 12000 asked."""
+    shop = terms["agency-shop"]
+    order_id = f"agency-early-{time.time_ns()}"
+    for n in (1, 2):
+        await client.refund(shop, order_id=order_id, refund_id=f"r{n}-{order_id}", amount=6_000)
+    await client.place_order(
+        shop, order_id=order_id, kind="sale", amount=Money(10_000, "EUR"), coupon="ANA"
+    )
+
+    async def outcome() -> dict[str, Any]:
+        answer = await client.http.get(
+            f"{stack.url('orders')}/v1/orders/{order_id}",
+            params={"campaign_id": shop.campaign_id},
+            headers=ADMIN,
+        )
+        if answer.status_code != 200:
+            return {}
+        [body] = answer.json()["outcomes"]
+        return dict(body)
+
+    async def applied() -> list[int]:
+        return sorted(r["amount_minor"] for r in (await outcome()).get("reversals", []))
+
+    await until(applied, [4_000, 6_000], timeout_s=120)
+    body = await outcome()
+    assert body["status"] == "attributed"
+    assert len(body["refunds"]) == 2
+    assert body["refunded_minor"] == 10_000 == body["order"]["amount_minor"]
+
+    async def order_nets() -> dict[str, tuple[bool, int]]:
+        out = {}
+        for affiliate in AFFILIATES:
+            postings = await postings_of(client.http, stack.url("payouts"), affiliate)
+            mine = [p for p in postings if p["order_id"] == order_id]
+            out[affiliate] = (len(mine) >= 2, net(mine))
+        return out
+
+    # Each line accrued, then reduced in full: what the ledger took back is the order.
+    await until(order_nets, {"ana": (True, 0), "north": (True, 0), "group": (True, 0)})

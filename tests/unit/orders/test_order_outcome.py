@@ -215,3 +215,100 @@ def test_the_creators_named_are_the_winner_first_then_the_replaced() -> None:
         converted("c2", "ben"),
     ]
     assert order_outcome(CID, ORDER, events).affiliates == ("ben", "ana")
+
+
+def refund(refund_id: str, amount: int, at: int = 500) -> OrderRefunded:
+    return OrderRefunded(
+        event_id=f"ev-{refund_id}",
+        occurred_at=at,
+        refund_id=refund_id,
+        order_id=ORDER,
+        campaign_id=CID,
+        amount_minor=amount,
+        currency="EUR",
+    )
+
+
+def capped_reversal(refund_id: str, amount: int, asked: int, total: int) -> ConversionReversed:
+    """As the attribution worker writes it: capped to what is left of the order."""
+    return reversed_("c1", "ana", "refund", amount, 5_000).model_copy(
+        update={
+            "event_id": f"rev-ev-{refund_id}",
+            "reversal_id": f"rev-{refund_id}",
+            "refund_id": refund_id,
+            "requested_minor": asked,
+            "refunded_total_minor": total,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class RefundedCase:
+    name: str
+    events: tuple[Envelope, ...]
+    refunded_minor: int
+
+
+REFUNDED = [
+    # Two refunds of 3000 sent before the order of 4999: the worker applies 3000, then
+    # the 1999 left; the answer is what the ledger reduced, never more than the order.
+    RefundedCase(
+        "refunds before an attributed order",
+        (
+            refund("rf-a", 3_000),
+            refund("rf-b", 3_000),
+            placed(),
+            converted("c1", "ana"),
+            capped_reversal("rf-a", 3_000, 3_000, 3_000),
+            capped_reversal("rf-b", 1_999, 3_000, 4_999),
+        ),
+        4_999,
+    ),
+    # A refund beyond what is left is a reversal of 0.
+    RefundedCase(
+        "a refund past the order's amount",
+        (
+            placed(),
+            converted("c1", "ana"),
+            refund("rf-a", 4_999, 2_000),
+            refund("rf-b", 100, 3_000),
+            capped_reversal("rf-a", 4_999, 4_999, 4_999),
+            capped_reversal("rf-b", 0, 100, 4_999),
+        ),
+        4_999,
+    ),
+    # Unattributed: what the refunds asked, capped at the order's amount.
+    RefundedCase(
+        "refunds before an unattributed order",
+        (refund("rf-a", 3_000), refund("rf-b", 3_000), placed(), unattributed("no_click")),
+        4_999,
+    ),
+    # The same refund id twice (sent straight to the topic again) is one refund.
+    RefundedCase(
+        "a refund sent twice",
+        (
+            placed(),
+            unattributed("no_click"),
+            refund("rf-a", 1_000),
+            refund("rf-a", 1_000).model_copy(update={"event_id": "ev-rf-a-again"}),
+        ),
+        1_000,
+    ),
+    # No order to compare with: what the refunds asked.
+    RefundedCase("refunds of an order not received", (refund("rf-a", 3_000),), 3_000),
+]
+
+
+@pytest.mark.parametrize("case", REFUNDED, ids=lambda c: c.name)
+def test_the_refunded_total_never_exceeds_the_order_and_matches_the_reversals(
+    case: RefundedCase,
+) -> None:
+    for seed in range(5):
+        events = list(case.events) * 2  # redelivered, in any arrival order
+        random.Random(seed).shuffle(events)
+        answer = outcome_json(order_outcome(CID, ORDER, events))
+        assert answer["refunded_minor"] == case.refunded_minor
+        if answer["order"] is not None:
+            assert answer["refunded_minor"] <= answer["order"]["amount_minor"]
+        if answer["decision"] is not None:
+            assert answer["refunded_minor"] == sum(r["amount_minor"] for r in answer["reversals"])

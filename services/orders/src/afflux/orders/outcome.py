@@ -106,13 +106,34 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
     )
 
 
+def refunded_minor(outcome: OrderOutcome) -> int:
+    """What the refunds took off the order, never more than its amount.
+
+    Attributed: the live conversion's refund reversals, each capped by the attribution
+    worker so the refunds never exceed the order amount, which are what the ledger
+    reduces and claws back. Otherwise: the refunds asked (each ``refund_id`` once),
+    capped at the order's amount when the order was received. Summing what the
+    refunds asked reported more than the order when refunds came before it (the
+    orders service could not yet check them against its amount)."""
+    if outcome.decision is not None:
+        live = outcome.decision.conversion_id
+        return sum(
+            r.amount_minor
+            for r in outcome.reversals
+            if r.conversion_id == live and r.reason == "refund"
+        )
+    asked = {r.refund_id: r.amount_minor for r in outcome.refunds}
+    total = sum(asked.values())
+    return total if outcome.order is None else min(total, outcome.order.amount_minor)
+
+
 def outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
     """The answer's JSON (events as their topics carry them)."""
 
     def dump(event: Envelope | None) -> dict[str, Any] | None:
         return None if event is None else event.model_dump(mode="json")
 
-    refunded = sum(r.amount_minor for r in outcome.refunds)
+    refunded = refunded_minor(outcome)
     return {
         "campaign_id": outcome.campaign_id,
         "order_id": outcome.order_id,

@@ -56,7 +56,11 @@ class CampaignOutcome(BaseModel):
     )
     replaced: list[dict[str, Any]] = Field(description="answers a later correction replaced")
     refunds: list[dict[str, Any]]
-    refunded_minor: int
+    refunded_minor: int = Field(
+        description="what the refunds took off the order, never more than its amount: "
+        "attributed, the live conversion's refund reversals (what the ledger reduced and "
+        "clawed back); otherwise the refunds asked, capped at the order's amount"
+    )
     unmatched_refunds: list[dict[str, Any]]
     reversals: list[dict[str, Any]]
     lead_confirmation: dict[str, Any] | None
