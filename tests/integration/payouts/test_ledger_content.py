@@ -28,6 +28,7 @@ from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     CampaignTermsPublished,
     ContentPublished,
+    ContentReleased,
     ContentStats,
     ConversionAttributed,
     DeadLetter,
@@ -294,3 +295,80 @@ def test_a_stream_ending_past_the_skew_and_a_content_taken_by_another_are_dead_l
         "wrong_topic",
     ]
     assert [k for k in written if b"mallory" in k] == []  # the forged sale paid nobody
+
+
+def test_a_release_stamped_past_the_skew_on_the_topic_is_dead_lettered_and_holds_the_content(
+    infra: Any,
+) -> None:
+    """A ``ContentReleased`` written straight to the topic (the HTTP route stamps its own)
+    an hour after its record's timestamp is refused like a publication or snapshot so
+    stamped (``event_time_in_future``), as the attribution worker and the oracle leave
+    it out: the creator's content stays held, and a release within the skew frees it."""
+    run = uuid.uuid4().hex[:8]
+    campaign, content, prefix = f"camp-{run}", f"rel-{run}", f"afx:test:{run}:"
+    key = f"tiktok:{content}"
+    now = int(time.time() * 1000)
+    published = ContentPublished(
+        event_id=f"{content}-pub",
+        occurred_at=now - HOUR,
+        content_id=content,
+        platform="tiktok",
+        affiliate_id="anna",
+        campaign_id=campaign,
+        kind="video",
+        url=f"https://tiktok.com/@anna/video/{content}",
+        published_at=now - HOUR,
+        reported_by="creator",
+    )
+
+    def release(n: int, at: int) -> ContentReleased:
+        return ContentReleased(
+            event_id=f"{content}-rel{n}",
+            occurred_at=at,
+            content_id=content,
+            platform="tiktok",
+            released_by="merchant:m",
+        )
+
+    async def scenario(
+        events: list[tuple[str, Envelope | bytes]], redis: Redis[bytes], producer: Any
+    ) -> ContentState | None:
+        records = await _produced(infra.kafka_bootstrap, events)
+        consumer = LedgerConsumer(
+            bootstrap=infra.kafka_bootstrap,
+            group_id=f"g-{run}",
+            instance_id=None,
+            store=LedgerStore(redis, Keys(prefix)),
+            directory=_directory(campaign),
+            producer=producer,
+            metrics=PayoutsMetrics(),
+        )
+        await consumer._apply({TopicPartition("content", 0): records})
+        return await LedgerStore(redis, Keys(prefix)).content_state(key)
+
+    async def both() -> tuple[ContentState | None, ContentState | None, list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        try:
+            ahead = await scenario(
+                [(key, published), (key, release(1, now + HOUR))], redis, producer
+            )
+            within = await scenario([(key, release(2, now))], redis, producer)
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            if isinstance(e, DeadLetter) and e.source_topic == "content" and run in (e.key or "")
+        ]
+        return ahead, within, letters
+
+    ahead, within, letters = asyncio.run(both())
+
+    assert ahead is not None
+    assert (ahead.released, ahead.awaits_release) == (None, True)
+    assert within is not None
+    assert (within.released, within.awaits_release) == (f"{content}-rel2", False)
+    assert [letter.reason.split(":")[0] for letter in letters] == ["event_time_in_future"]

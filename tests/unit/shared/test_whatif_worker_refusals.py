@@ -38,6 +38,7 @@ from afflux.shared.core.whatif.replay import replay
 from afflux.shared.events import (
     ClickRecorded,
     ContentPublished,
+    ContentReleased,
     ConversionAttributed,
     Envelope,
     LeadConfirmed,
@@ -423,6 +424,32 @@ def test_content_stated_past_the_skew_is_left_out() -> None:
     assert published(TS - SKEW).log.content_routes
     refused = published(TS - SKEW - 1)
     assert not refused.log.content_routes
+    assert refused.refused == {EVENT_TIME_IN_FUTURE: 1}
+
+
+def test_a_release_stamped_past_the_skew_is_left_out() -> None:
+    """A release written to the topic an instant beyond the skew after its record: the
+    worker's content view, the oracle and the ledger leave it out, so the decoder keeps
+    the creator's content held; at the skew it is released."""
+
+    def released(ts: int) -> LogReader:
+        reader = LogReader(CampaignLog("camp"))
+        published = ContentPublished(
+            event_id="e-p1", occurred_at=TS, content_id="p1", platform="youtube",
+            campaign_id="camp", affiliate_id="ana", published_at=TS, kind="video",
+            url="https://example.com/p1", reported_by="creator",
+        )  # fmt: skip
+        reader.content_record(encode(published), TS)
+        release = ContentReleased(
+            event_id="e-r1", occurred_at=TS, content_id="p1", platform="youtube",
+            released_by="merchant:m",
+        )  # fmt: skip
+        reader.content_record(encode(release), ts)
+        return reader
+
+    assert released(TS - SKEW).log.released == {"youtube:p1"}
+    refused = released(TS - SKEW - 1)
+    assert refused.log.released == set()
     assert refused.refused == {EVENT_TIME_IN_FUTURE: 1}
 
 

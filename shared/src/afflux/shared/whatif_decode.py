@@ -168,8 +168,8 @@ class LogReader:
         """A record of the ``content`` topic: the campaign's publications route their
         content here, and that content's snapshots and releases follow (they name no
         campaign). Few next to clicks: each item is validated in full. ``timestamp``: the
-        record's; a publication or snapshot stating a time more than the clock skew after
-        it is left out, as the worker's content view and the ledger refuse it."""
+        record's; a publication, snapshot or release stating a time more than the clock skew
+        after it is left out, as the worker's content view and the ledger refuse it."""
         try:
             parsed = parse_value(value)
         except UndecodableRecord:
@@ -184,7 +184,7 @@ class LogReader:
             if event is not None and event.occurred_at >= _LAST_MS:
                 event = None  # no period holds it (see ``_LAST_MS``): skipped
             if (
-                isinstance(event, ContentPublished | ContentStats)
+                isinstance(event, ContentPublished | ContentStats | ContentReleased)
                 and timestamp is not None
                 and event_time_in_future(latest_time(event), timestamp, self.clock_skew_ms)
             ):
@@ -204,8 +204,9 @@ class LogReader:
             elif event is None:
                 self.skipped += 1
 
-    def _ours(self, event: ContentPublished | ContentStats) -> bool:
-        """A publication of the campaign, or a snapshot of a content it routes here."""
+    def _ours(self, event: ContentPublished | ContentStats | ContentReleased) -> bool:
+        """A publication of the campaign, or a snapshot or release of a content it routes
+        here."""
         if isinstance(event, ContentPublished):
             return event.campaign_id == self.log.campaign_id
         return key_of(event) in self.log.content_routes

@@ -9,8 +9,8 @@ decoded, belong to a campaign without terms, carry another currency or an amount
 above the campaign's ``max_order_minor``, or raise anything at all while placed,
 go to the dead-letter topic with the reason; the consumer goes on. So do content stats
 or releases of a content never published (reason ``unknown_content``), content events
-whose time is more than the clock skew after their record's timestamp
-(``event_time_in_future``), a publication that names another campaign or creator
+(publications, stats and releases) whose time is more than the clock skew after their
+record's timestamp (``event_time_in_future``), a publication that names another campaign or creator
 than the content's first one (``content_identity_changed``), and an event on a topic
 it does not travel on (``wrong_topic``: a conversion written to ``content``, which
 outside integrations write to, is never paid). When applying
@@ -657,9 +657,9 @@ class LedgerConsumer:
         """Refuse a content event dated beyond the clock skew, and know where its content
         was published (Redis, unless placed or read before)."""
         stated = latest_time(event)
-        if isinstance(event, ContentStats | ContentPublished) and event_time_in_future(
-            stated, record_ts, self.clock_skew_ms
-        ):
+        # A release too: written straight to the topic it carries whatever time its writer
+        # gave it, and the attribution worker and the oracle leave such a release out.
+        if event_time_in_future(stated, record_ts, self.clock_skew_ms):
             raise Rejected(
                 f"{EVENT_TIME_IN_FUTURE}: a time of {stated} is"
                 f" {stated - record_ts} ms after the record's timestamp {record_ts}"
