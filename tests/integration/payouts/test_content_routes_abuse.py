@@ -410,3 +410,51 @@ async def test_a_creators_refused_stream_records_no_times(world: AccessWorld) ->
     assert _field(wrong) == "live_ended_at"
     right = await post(world, "/v1/content", _live(cid, start, now - 1_000), world.creator_key)
     assert right.status_code == STARTING, right.text
+
+
+async def test_racing_first_publications_of_a_stream_keep_only_its_owners_times(
+    world: AccessWorld,
+) -> None:
+    """Creators of the campaign racing to publish one new stream id: one owns it, and the
+    stream's recorded times are that one's. A loser refused for the identity never leaves
+    its times behind (its end on the owner's stream would refuse the owner's real end)."""
+    directory = world.app.state.directory
+    access = world.app.state.access
+    versions = directory.versions(CAMPAIGN)
+    creators = [f"racer-{n:02d}" for n in range(12)]
+    latest = versions[-1]
+    coupons = {**latest.terms.coupons, **{f"RACE{n}": c for n, c in enumerate(creators)}}
+    named = latest.model_copy(
+        update={
+            "version": latest.version + 1,
+            "terms": latest.terms.model_copy(update={"coupons": coupons}),
+        }
+    )
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="terms-racers", occurred_at=0, campaign_id=CAMPAIGN,
+            versions=(*versions, named),
+        )
+    )  # fmt: skip
+    keys = [(await access.issue("creator", c, _now()))[1] for c in creators]
+    now, cid = _now(), f"cl-owner-race-{_now()}"
+    start = now - 10 * 60_000
+    # Half report the stream live, half with an end already: an end is checked against
+    # the recorded start only, so a loser's end would pass that check.
+    ends = [None if n % 2 == 0 else now - n * 1_000 for n in range(len(creators))]
+    answers = await asyncio.gather(
+        *(
+            post(world, "/v1/content", _live(cid, start, e) | {"affiliate_id": c}, k)
+            for c, e, k in zip(creators, ends, keys, strict=True)
+        )
+    )
+    through = [
+        (c, e) for c, e, a in zip(creators, ends, answers, strict=True) if a.status_code == STARTING
+    ]
+    assert len(through) == 1, [a.text for a in answers]
+    assert {a.status_code for a in answers} == {STARTING, 422}
+    store = world.app.state.store
+    owner = await store.redis.hget(store.keys.ledger("content_owner"), f"insta:{cid}")
+    kept = await store.redis.hget(store.keys.ledger("content_live"), f"insta:{cid}")
+    assert orjson.loads(owner) == [CAMPAIGN, through[0][0]]
+    assert orjson.loads(kept) == [start, through[0][1]]

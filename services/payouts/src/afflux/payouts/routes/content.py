@@ -11,7 +11,8 @@ Who may post: the admin token anything; a creator key its own content only, only
 campaign it belongs to (an active tracking link in it, or its terms name it:
 ``afflux.payouts.belonging``), a live stream only as it starts and its end as it ends
 (``creator_live_problem``; the times kept in ``{ledger}:content_live``, checked and
-written atomically), and no release; a merchant key the content of its campaigns only.
+written atomically with the content's identity), and no release; a merchant key the
+content of its campaigns only.
 Someone else's content answers the 404 of an unknown one. A content's campaign and
 creator are fixed by its first publication (``{ledger}:content_owner``, then the
 ledger's own record of it). A publication carries whose key sent it (``reported_by``): a
@@ -172,10 +173,16 @@ async def publish_content(
             "received_at": now,
         },
     )
-    if principal.role == "creator" and body.kind == "live":
-        # Last of the checks: it records the times it accepts.
-        await _creator_live_times(store, key, body, now, owner is not None, live)
     owners = store.keys.ledger("content_owner")
+    # Last of the checks: a creator's stream records the times it accepts, and with them
+    # the content's identity when it is the first (one step: a publication refused for
+    # the identity never leaves its times on another creator's stream).
+    if (
+        principal.role == "creator"
+        and body.kind == "live"
+        and not await _creator_live_times(store, key, body, now, owner is not None, live, identity)
+    ):
+        _same_identity(principal, key, await _owner(store, key), identity)
     if not await store.redis.hsetnx(owners, key, orjson.dumps(list(identity))):
         # Another publication of the content got there between the read and here: the
         # first one written fixes its identity, and only that one goes to the topic.
@@ -276,10 +283,17 @@ async def _creator_belongs(
 
 # Set a stream's recorded times only if they are still what the check read (compare and
 # set): two publications racing each pass the check on the same old times, and only the
-# first to write may keep them; the other is checked again against what it wrote.
+# first to write may keep them; the other is checked again against what it wrote. In the
+# same step the content's identity (KEYS[2], ``content_owner``) is checked and, when
+# none is recorded yet, set: -1 when another campaign or creator holds the content, and
+# then nothing is written (of racing first publications by different creators, the one
+# that writes the times is the one that owns the content).
 _SET_LIVE_IF = """
+local owner = redis.call('HGET', KEYS[2], ARGV[1])
+if owner and owner ~= ARGV[4] then return -1 end
 local now = redis.call('HGET', KEYS[1], ARGV[1])
 if (now or '') ~= ARGV[2] then return 0 end
+if not owner then redis.call('HSET', KEYS[2], ARGV[1], ARGV[4]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
@@ -293,12 +307,17 @@ async def _creator_live_times(
     now: int,
     published: bool,
     live: bytes,
-) -> None:
+    identity: tuple[str, str],
+) -> bool:
     """Check a creator's live times against the stream's recorded ones
-    (``creator_live_problem``: a 422 when refused) and record them, atomically: a
-    publication that lost a race to another is checked again against the winner's times
-    (a start that differs is refused, as if it had come after)."""
+    (``creator_live_problem``: a 422 when refused) and record them, atomically with the
+    content's identity: a publication that lost a race to another is checked again
+    against the winner's times (a start that differs is refused, as if it had come
+    after). False, with nothing written, when the content is another campaign's or
+    creator's (``content_owner``)."""
     lives = store.keys.ledger("content_live")
+    owners = store.keys.ledger("content_owner")
+    owner = orjson.dumps(list(identity))
     for _ in range(_LIVE_ATTEMPTS):
         raw: bytes | None = await store.redis.hget(lives, key)
         problem = creator_live_problem(
@@ -312,13 +331,11 @@ async def _creator_live_times(
         )
         if problem is not None:
             raise Problem(422, *problem)
-        if raw == live:
-            return  # the same times again (a retry): nothing to write
         swapped = await store.redis.eval(  # type: ignore[no-untyped-call]
-            _SET_LIVE_IF, 1, lives, key, raw or b"", live
+            _SET_LIVE_IF, 2, lives, owners, key, raw or b"", live, owner
         )
-        if swapped == 1:
-            return
+        if swapped != 0:
+            return bool(swapped == 1)
     raise Problem(503, "content_id", "the stream's times are being changed concurrently: retry")
 
 
