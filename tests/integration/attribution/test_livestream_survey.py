@@ -1,9 +1,10 @@
 """Livestream and survey attribution through the real worker on a private broker: seeded
 live streams, handles, clicks, orders and survey answers, some on time and some after
 the orders they concern were decided (a stream whose end comes late, an answer given
-later, the brand's release of a stream a creator published with its own key; other
-such streams are never released). Once corrections are netted, every order's outcome
-must be the oracle's."""
+later, the brand's release of a stream a creator published with its own key, the brand's
+publication of a stream another creator's key published first, which takes it over for
+its author; other such streams are never released). Once corrections are netted, every
+order's outcome must be the oracle's."""
 
 from __future__ import annotations
 
@@ -112,6 +113,9 @@ def live(
 
 HELD = (6, 7)  # creators' own streams the brand never releases: they claim nothing
 RELEASED = (8, 9)  # released after the orders were answered: they claim from then on
+# a creator's key published another creator's stream first (a squat, held); the brand
+# publishes it for its author after the orders were answered, which takes it over
+TAKEN = (10,)
 
 
 def stream_id(i: int) -> str:
@@ -147,6 +151,12 @@ def scenario(seed: int, now: int) -> Scenario:
                     released_by="merchant:m",
                 )
             )
+    for i in TAKEN:
+        start = base + 245 * MINUTE  # after every other stream's start: it claims
+        squatter = own.choice(CREATORS)
+        author = own.choice([c for c in CREATORS if c != squatter])
+        s.on_time_content.append(live(i, squatter, start, start + 60 * MINUTE, None, "creator"))
+        s.late_content.append(live(i, author, start, start + 60 * MINUTE, None, "merchant"))
     for i in range(60):
         at = base + rng.randint(0, 300) * MINUTE
         visitor = f"v-{seed}-{i}"
@@ -276,6 +286,21 @@ def test_a_creators_own_stream_claims_orders_only_once_the_brand_releases_it(run
     assert released, "the scenario must give a released stream some order"
     # every order a released stream won was answered before the release, then corrected
     assert {c.correction_reason for c in released} == {"late_content"}
+
+
+def test_the_brands_publication_takes_a_squatted_stream_over_for_its_author(run: Run) -> None:
+    taken = {stream_id(i) for i in TAKEN}
+    authors = {
+        e.affiliate_id
+        for e in run.scenario.late_content
+        if isinstance(e, ContentPublished) and stream_id(int(e.content_id[1:])) in taken
+    }
+    won = [c for c in run.outputs if isinstance(c, ConversionAttributed) and c.live_stream_id]
+    by_taken = [c for c in won if c.live_stream_id in taken]
+    assert by_taken, "the scenario must give the taken stream some order"
+    # the squatter never won with it; its author did, once the brand published it
+    assert {c.affiliate_id for c in by_taken} == authors
+    assert {c.correction_reason for c in by_taken} == {"late_content"}
 
 
 def _outputs(bootstrap: str) -> list[Envelope]:

@@ -23,7 +23,7 @@ from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.engagement import ContentState
+from afflux.shared.core.engagement import TAKEN_OVER, ContentState
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     CampaignTermsPublished,
@@ -372,3 +372,90 @@ def test_a_release_stamped_past_the_skew_on_the_topic_is_dead_lettered_and_holds
     assert within is not None
     assert (within.released, within.awaits_release) == (f"{content}-rel2", False)
     assert [letter.reason.split(":")[0] for letter in letters] == ["event_time_in_future"]
+
+
+def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
+    infra: Any,
+) -> None:
+    """A creator's key publishes another author's post id first (a squat): held, it
+    earns nothing. The author's own key cannot take it (dead-lettered), the brand's
+    publication for the author does: the author is paid for the post's stats, the
+    squat stays held for good where it was, and the squatter can no longer publish it."""
+    run = uuid.uuid4().hex[:8]
+    campaign, content, prefix = f"camp-{run}", f"sq-{run}", f"afx:test:{run}:"
+    key = f"tiktok:{content}"
+
+    def published(who: str, by: str | None, at: int, n: int) -> ContentPublished:
+        return ContentPublished(
+            event_id=f"{content}-pub{n}",
+            occurred_at=at,
+            content_id=content,
+            platform="tiktok",
+            affiliate_id=who,
+            campaign_id=campaign,
+            kind="video",
+            url=f"https://tiktok.com/@anna/video/{content}",
+            published_at=at,
+            reported_by=by,  # type: ignore[arg-type]
+        )
+
+    squat = published("mallory", "creator", NOV_15 - 20 * MS_PER_DAY, 1)  # October
+    events: list[tuple[str, Envelope | bytes]] = [
+        (key, squat),
+        (key, _stats(content, 1, NOV_15 - 19 * MS_PER_DAY, 200)),
+        (key, published("anna", "creator", NOV_15, 2)),  # the author's own key: refused
+        (key, published("anna", "merchant", NOV_15, 3)),  # the brand's: takes it over
+        (key, _stats(content, 2, NOV_15 + HOUR, 300)),
+        (key, published("mallory", "creator", NOV_15, 4)),  # the squatter again: refused
+    ]
+
+    async def scenario() -> tuple[
+        ContentState | None, list[ContentState], list[bytes], list[DeadLetter]
+    ]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        try:
+            records = await _produced(infra.kafka_bootstrap, events)
+            for record in records:  # one batch each, a new consumer for some
+                consumer = LedgerConsumer(
+                    bootstrap=infra.kafka_bootstrap,
+                    group_id=f"g-{run}",
+                    instance_id=None,
+                    store=LedgerStore(redis, Keys(prefix)),
+                    directory=_directory(campaign),
+                    producer=producer,
+                    metrics=PayoutsMetrics(),
+                )
+                await consumer._apply({TopicPartition("content", 0): [record]})
+            store = LedgerStore(redis, Keys(prefix))
+            now = await store.content_state(key)
+            before = await store.content_states(campaign, "2026-10")
+            journal = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
+            squatter = await redis.keys(f"{prefix}*journal:mallory")
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            if isinstance(e, DeadLetter) and e.source_topic == "content" and run in (e.key or "")
+        ]
+        return now, before, [*journal, *squatter], letters
+
+    now, before, written, letters = asyncio.run(scenario())
+
+    assert now is not None
+    assert now.publication is not None
+    assert (now.publication.affiliate_id, now.on_hold) == ("anna", False)
+    assert now.latest is not None
+    assert now.latest.likes == 300
+    [held] = before  # where the squat put it: held for good, its figures dropped
+    assert held.publication is not None
+    assert held.publication.affiliate_id == "mallory"
+    assert (held.held, held.latest) == (TAKEN_OVER, None)
+    paid = [json.loads(p) for p in written if p.startswith(b"{")]
+    assert [(p["affiliate_id"], p["amount_minor"]) for p in paid] == [("anna", 300)]
+    assert not [w for w in written if not w.startswith(b"{")]  # no journal of the squatter
+    reasons = [letter.reason.split(":")[0] for letter in letters]
+    assert reasons == ["content_identity_changed", "content_identity_changed"]

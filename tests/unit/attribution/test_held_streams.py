@@ -196,3 +196,102 @@ def test_a_release_stamped_past_the_clock_skew_after_its_record_is_left_out() ->
     assert apply_record(book, encode(release("steal-3")), early + 1, 0, 2) == []
     (stream,) = book.content("glow").streams
     assert not stream.held
+
+
+# -- a squat: a creator's key publishes another author's content id first ------------------
+
+SQUAT = live("real-9", "creator-03", "creator")  # held: the creator's word only
+
+
+def real(by: By, *, who: str = "creator-02", end: int | None = END, n: int = 1) -> ContentPublished:
+    return live("real-9", who, by, end=end, n=n)
+
+
+@dataclass(frozen=True)
+class Takeover:
+    name: str
+    content: tuple[Envelope, ...]
+    winner: str | None
+    refused: int = 0  # publications left out (content_identity_changed)
+    order_survey: SurveyAnswer | None = None
+
+
+TAKEOVERS = [
+    Takeover("the brand publishes it for its author", (SQUAT, real("merchant")), "creator-02"),
+    Takeover("the admin publishes it for its author", (SQUAT, real("admin")), "creator-02"),
+    Takeover("a platform integration writes it", (SQUAT, real(None)), "creator-02"),
+    # a creator's key takes over nothing: two creators would take it from each other
+    Takeover("the author's own key", (SQUAT, real("creator")), None, refused=1),
+    # released, it is the brand's confirmed word: fixed for good
+    Takeover(
+        "released before the brand's publication",
+        (SQUAT, release("real-9"), real("merchant")),
+        "creator-03",
+        refused=1,
+    ),
+    Takeover(
+        "released after the takeover: nothing more",
+        (SQUAT, real("merchant"), release("real-9")),
+        "creator-02",
+    ),
+    Takeover(
+        "the squatter publishes again after the takeover",
+        (SQUAT, real("merchant"), live("real-9", "creator-03", "creator", n=2)),
+        "creator-02",
+        refused=1,
+    ),
+    Takeover(
+        "the brand's own stream is not taken over",
+        (real("merchant"), live("real-9", "creator-03", "merchant", n=2)),
+        "creator-02",
+        refused=1,
+    ),
+    Takeover(
+        "taken over into another campaign",
+        (SQUAT, real("merchant").model_copy(update={"campaign_id": "other"})),
+        None,
+    ),
+    Takeover(
+        "the squatter's handle names nobody after the takeover",
+        (live("real-9", "creator-03", "creator", end=None), real("merchant", end=None)),
+        None,
+        order_survey=SurveyAnswer(handle="@creator-03live"),
+    ),
+    Takeover(
+        "the author's handle names the author",
+        (live("real-9", "creator-03", "creator", end=None), real("merchant", end=None)),
+        "creator-02",
+        order_survey=SurveyAnswer(handle="@creator-02live"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", TAKEOVERS, ids=lambda c: c.name)
+def test_the_brand_takes_over_a_held_content_another_creator_published_first(
+    case: Takeover,
+) -> None:
+    """A squat is never paid (held), and the brand then credits the real author by
+    publishing the content for it: a held content's identity yields to the brand's
+    publication, never to a creator's key, and never once released. The worker's
+    content view and the oracle agree."""
+    placed = order("o1", START + 30 * MINUTE, case.order_survey)
+    book = ContentBook()
+    refused = [
+        reason
+        for n, record in enumerate(case.content)
+        for reason in apply_record(book, encode(record), RELEASED, 0, n)
+    ]
+    assert len(refused) == case.refused, refused
+    assert all(r.startswith("content_identity_changed") for r in refused)
+    touch = OrderTouch(
+        "o1",
+        "glow",
+        placed.occurred_at,
+        survey_handle=case.order_survey.handle if case.order_survey else None,
+    )
+    decision = choose(touch, (), VERSIONS[0].terms, book.content("glow"))
+    worker = decision.affiliate_id if isinstance(decision, Attributed) else None
+    assert worker == case.winner
+    result = attribute([*case.content, placed], {"glow": VERSIONS})
+    oracle = [c.affiliate_id for c in result.conversions if isinstance(c, ConversionAttributed)]
+    assert oracle == ([] if case.winner is None else [case.winner])

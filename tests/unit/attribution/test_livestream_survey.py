@@ -324,6 +324,7 @@ def _scenario(rng: random.Random) -> tuple[list[Any], CampaignTerms]:
     )
     events: list[Any] = []
     releases: list[ContentReleased] = []
+    takeovers: list[ContentPublished] = []
     for i in range(rng.randint(0, 3)):
         start = T + rng.randint(0, 120) * MINUTE
         platform = rng.choice(["tiktok", "youtube"])
@@ -357,6 +358,21 @@ def _scenario(rng: random.Random) -> tuple[list[Any], CampaignTerms]:
                 reported_by=reported_by,
             )
         )
+        if reported_by == "creator" and rng.random() < 0.5:
+            # Another author's content id, squatted: the brand (or the topic, or another
+            # creator's key, which takes over nothing) publishes it for someone else.
+            takeovers.append(
+                events[-1].model_copy(
+                    update={
+                        "event_id": f"content-{i}-again",
+                        "affiliate_id": rng.choice(creators),
+                        "handle": rng.choice([None, "@CaiLive", "annalive"]),
+                        "reported_by": rng.choice(["merchant", None, "creator"]),
+                    }
+                )
+            )
+    taken = rng.randint(0, len(takeovers))
+    events += takeovers[:taken]  # before the orders came (and before any late release)
     early = rng.randint(0, len(releases))
     events += releases[:early]  # released before the orders came
     for i in range(12):
@@ -405,6 +421,7 @@ def _scenario(rng: random.Random) -> tuple[list[Any], CampaignTerms]:
                 )
             )
     events += releases[early:]  # released after the orders were answered
+    events += takeovers[taken:]  # after the orders and releases
     return events, t
 
 
@@ -416,7 +433,8 @@ def _content_views(events: list[Any]) -> dict[str, Content]:
     for n, e in enumerate(events):
         if isinstance(e, ContentPublished | ContentReleased):
             at = T + MS_PER_DAY + n  # records written after every time they state
-            assert apply_record(book, encode(e), at, 0, n) == []
+            refused = apply_record(book, encode(e), at, 0, n)  # a content taken already
+            assert all(r.startswith("content_identity_changed") for r in refused)
             reader.content_record(encode(e), at)
     return {"worker": book.content("shop"), "whatif": reader.log.content_view()}
 

@@ -14,7 +14,9 @@ step) lists no assists, as the worker may decide it before the others' clicks co
 Creators' content and survey answers count the same way: every live stream (the
 latest publication of a content that carries an end) and every handle in the list
 counts, whenever it came, except a content first published with its creator's own key
-that no ``ContentReleased`` in the list releases (held: nothing of it counts), and an
+that no ``ContentReleased`` in the list releases (held: nothing of it counts; the brand's
+publication naming another campaign or creator takes such a content over when no release
+came before it, written out here apart from ``takes_over``), and an
 order's first survey answer counts (its own, else the first ``SurveyAnswered`` after
 it; one before its order is dead-lettered by the worker and counts for nothing here).
 
@@ -98,29 +100,45 @@ def _handle(text: str) -> str:
 
 def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
     out: dict[str, _Content] = {}
-    owners: dict[str, tuple[str, str]] = {}  # content -> its first publication's
-    # A content whose first publication came from its creator's own key counts only if
-    # the brand released it, at any point of the log.
-    released = {f"{e.platform}:{e.content_id}" for e in events if isinstance(e, ContentReleased)}
-    by_creator: set[str] = set()
+    # content -> its campaign and creator, whose key published it first, and the
+    # publications that name them; a later one naming others is left out, unless the
+    # content is held when it comes (first published by its creator's own key, no release
+    # before it) and the later one is the brand's: it takes the content over, and the
+    # held publications are forgotten.
+    owners: dict[str, tuple[str, str]] = {}
+    first_by: dict[str, str | None] = {}
+    kept: dict[str, list[ContentPublished]] = {}
+    released_before: set[str] = set()
     for e in events:
+        if isinstance(e, ContentReleased):
+            released_before.add(f"{e.platform}:{e.content_id}")
         if not isinstance(e, ContentPublished):
             continue
         key = f"{e.platform}:{e.content_id}"
-        if key not in owners and e.reported_by == "creator":
-            by_creator.add(key)
-        owner = owners.setdefault(key, (e.campaign_id, e.affiliate_id))
-        if owner != (e.campaign_id, e.affiliate_id):
-            continue  # a content's campaign and creator never change
-        if key in by_creator and key not in released:
+        identity = (e.campaign_id, e.affiliate_id)
+        if key not in owners:
+            owners[key], first_by[key], kept[key] = identity, e.reported_by, [e]
+        elif owners[key] == identity:
+            kept[key].append(e)
+        elif (
+            first_by[key] == "creator"
+            and key not in released_before
+            and (e.reported_by != "creator")
+        ):
+            owners[key], first_by[key], kept[key] = identity, e.reported_by, [e]
+    # A content whose first publication came from its creator's own key counts only if
+    # the brand released it, at any point of the log.
+    released = {f"{e.platform}:{e.content_id}" for e in events if isinstance(e, ContentReleased)}
+    for key, publications in kept.items():
+        if first_by[key] == "creator" and key not in released:
             continue  # held until the brand releases it
-        c = out.setdefault(e.campaign_id, _Content())
-        start, end = e.live_started_at, e.live_ended_at
-        if e.kind == "live" and start is not None and end is not None and start <= end:
-            sid = f"{e.platform}:{e.content_id}"
-            c.streams[sid] = _Stream(sid, e.affiliate_id, start, end)
-        if e.handle and _handle(e.handle):
-            c.handles.setdefault(_handle(e.handle), set()).add(e.affiliate_id)
+        for e in publications:
+            c = out.setdefault(e.campaign_id, _Content())
+            start, end = e.live_started_at, e.live_ended_at
+            if e.kind == "live" and start is not None and end is not None and start <= end:
+                c.streams[key] = _Stream(key, e.affiliate_id, start, end)
+            if e.handle and _handle(e.handle):
+                c.handles.setdefault(_handle(e.handle), set()).add(e.affiliate_id)
     return out
 
 

@@ -45,7 +45,7 @@ from afflux.shared.core.commission import (
     sale_rate,
     version_by_number,
 )
-from afflux.shared.core.engagement import ContentEvent
+from afflux.shared.core.engagement import ContentEvent, taken_over
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import percent_of
@@ -718,10 +718,14 @@ def reference_from_events(
     Every period that received anything is in the result, lines or not. A content
     lives in the period of its first publication; its stats and releases follow it
     there (none before it: dead-lettered), a publication by another campaign or
-    creator counts for nothing.
+    creator counts for nothing, unless the content was first published by its creator's
+    own key, is not released yet, and the publication is the brand's: it takes the content
+    over (held for good where it was, a ``TakenOver``; it lives on in the brand's
+    publication's period).
     """
     placed: dict[tuple[str, str], _Placed] = defaultdict(_Placed)
     routes: dict[str, tuple[str, str, str]] = {}  # content -> campaign, period, creator
+    awaiting: set[str] = set()  # first published by the creator's key, not released yet
     period_of_order: dict[tuple[str, str], str] = {}
     confirmed: dict[tuple[str, str], str] = {}
 
@@ -774,10 +778,20 @@ def reference_from_events(
                     continue
                 if route is None:
                     route = routes[key] = (event.campaign_id, period, event.affiliate_id)
+                    if event.reported_by == "creator":
+                        awaiting.add(key)
                 if route != (event.campaign_id, route[1], event.affiliate_id):
-                    continue
+                    if key not in awaiting or event.reported_by == "creator":
+                        continue
+                    # The brand takes over a content held as the creator's word: held for
+                    # good where it was, it starts again where this publication puts it.
+                    placed[route[:2]].content[key].append(taken_over(key, event.event_id))
+                    awaiting.discard(key)
+                    route = routes[key] = (event.campaign_id, period, event.affiliate_id)
             if route is None:
                 continue
+            if isinstance(event, ContentReleased):
+                awaiting.discard(key)
             facts = placed[route[:2]]
             if event.event_id not in facts.content_ids:
                 facts.content_ids.add(event.event_id)

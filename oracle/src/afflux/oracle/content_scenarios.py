@@ -2,8 +2,11 @@
 posts and live streams for two campaigns (one with the minimum per content, one per
 creator and period), and their stats arrive late, repeated, with the same ``as_of``
 twice and shrinking (fake likes removed); some jump or show an engagement rate above
-the review ceiling and are held, some of those released; a few stats name content
-never published. Caps per content, per creator and per campaign all bind."""
+the review ceiling and are held, some of those released; some content is first published
+by its creator's own key (held until released), and some is published again for another
+creator, which the brand's publication takes over while it awaits its release (refused
+otherwise); a few stats name content never published. Caps per content, per creator and
+per campaign all bind."""
 
 from __future__ import annotations
 
@@ -79,6 +82,8 @@ def _content(rng: random.Random, n: int, seed: int) -> list[Envelope]:
     creator = rng.choice(CREATORS)
     published_at = START + rng.randint(0, 25) * MS_PER_DAY + rng.randint(0, 23) * HOUR
     live = rng.random() < 0.3
+    # whose key published it first: the creator's own holds it until a release
+    by_creator = rng.random() < 0.4
     publication = ContentPublished(
         event_id=f"{content_id}-pub",
         occurred_at=published_at,
@@ -90,6 +95,7 @@ def _content(rng: random.Random, n: int, seed: int) -> list[Envelope]:
         url=f"https://tiktok.com/@{creator}/video/{content_id}",
         published_at=published_at,
         live_started_at=published_at if live else None,
+        reported_by="creator" if by_creator else None,
     )
     events: list[Envelope] = [publication]
     followers = rng.choice((3_000, 20_000, 100_000))
@@ -123,6 +129,10 @@ def _content(rng: random.Random, n: int, seed: int) -> list[Envelope]:
                 update={"event_id": f"{content_id}-end", "occurred_at": end, "live_ended_at": end}
             )
         )
+    if rng.random() < 0.4:
+        # Another creator's (or campaign's) publication of it: refused, unless the brand's
+        # (or the topic's) takes over a content that still awaits its release (a squat).
+        events.insert(rng.randint(1, len(events)), _again(rng, publication))
     if rng.random() < 0.35:
         at = rng.randint(1, len(events))
         release = ContentReleased(
@@ -134,6 +144,26 @@ def _content(rng: random.Random, n: int, seed: int) -> list[Envelope]:
         )
         events.insert(at, release)
     return events
+
+
+def _again(rng: random.Random, first: ContentPublished) -> ContentPublished:
+    """A publication of ``first``'s content for another creator, maybe in the other
+    campaign and days later (another period), by the brand's key, the topic's or a
+    creator's."""
+    creator = rng.choice([c for c in CREATORS if c != first.affiliate_id])
+    published_at = first.published_at + rng.randint(0, 12) * MS_PER_DAY
+    return first.model_copy(
+        update={
+            "event_id": f"{first.content_id}-again",
+            "occurred_at": published_at,
+            "published_at": published_at,
+            "live_started_at": published_at if first.kind == "live" else None,
+            "affiliate_id": creator,
+            "campaign_id": rng.choice(CAMPAIGNS),
+            "url": f"https://tiktok.com/@{creator}/video/{first.content_id}",
+            "reported_by": rng.choice(["merchant", None, "creator"]),
+        }
+    )
 
 
 def _stats(

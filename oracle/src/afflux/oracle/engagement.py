@@ -20,11 +20,13 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.engagement import (
     CREATOR_PUBLISHED,
     CREATOR_REPORTED,
+    TAKEN_OVER,
     ContentEvent,
     ContentState,
     Publication,
     Release,
     Snapshot,
+    TakenOver,
     first_receipt,
     price,
     review_hold,
@@ -51,6 +53,11 @@ def final_state(
     held: str | None = None
     released: str | None = None
     for event in events:
+        if isinstance(event, TakenOver):
+            latest, held = None, TAKEN_OVER  # held for good here, another author's figures
+            continue
+        if isinstance(event, Publication) and held == TAKEN_OVER:
+            publication, latest, accepted, stale, held, released = None, None, 0, 0, None, None
         if isinstance(event, Publication):
             if publication is None and event.by_creator and released is None and held is None:
                 held = f"publication: {CREATOR_PUBLISHED}"  # the creator's word until released

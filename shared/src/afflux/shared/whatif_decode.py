@@ -36,8 +36,9 @@ import orjson
 
 from afflux.shared.content_facts import content_fact, key_of, latest_time
 from afflux.shared.core.attribution import ClickTouch, LiveTouch
-from afflux.shared.core.content import held_for_release
+from afflux.shared.core.content import held_for_release, takes_over
 from afflux.shared.core.currency import CURRENCY_MISMATCH, other_currency
+from afflux.shared.core.engagement import taken_over
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
@@ -192,7 +193,7 @@ class LogReader:
                     self._tally(EVENT_TIME_IN_FUTURE)
                 continue
             if isinstance(event, ContentPublished):
-                if event.campaign_id == self.log.campaign_id:
+                if _accepted(self.log, event):
                     self.log.add_content(
                         key_of(event), content_fact(event), event.affiliate_id, event.published_at
                     )
@@ -477,6 +478,27 @@ def _slow(reader: LogReader, item: dict[str, Any]) -> None:
     elif isinstance(event, LeadConfirmed):
         reader._check(kind, event.occurred_at)
         log.add_confirmation(LoggedConfirmation(event.order_id, event.event_id, event.occurred_at))
+
+
+def _accepted(log: CampaignLog, event: ContentPublished) -> bool:
+    """Whether the campaign takes a publication: its own, of a content not routed here or
+    routed here for the same creator. One naming another campaign or creator than a content
+    routed here is refused, as the ledger and the worker refuse it, unless it takes the
+    content over (``takes_over``: held, and the brand's): the content then leaves what it
+    was here (a ``TakenOver`` where it was, its held stream and handles forgotten)."""
+    key = key_of(event)
+    route = log.content_routes.get(key)
+    ours = event.campaign_id == log.campaign_id
+    if route is None or (ours and route[1] == event.affiliate_id):
+        return ours
+    if not takes_over(log.first_reported_by.get(key), key in log.released, event.reported_by):
+        return False
+    log.content.append((key, route[0], taken_over(key, event.event_id)))
+    del log.content_routes[key]
+    log.first_reported_by.pop(key, None)
+    log.streams.pop(key, None)
+    log.held_handles.pop(key, None)
+    return ours
 
 
 def _claims(log: CampaignLog, event: ContentPublished) -> None:

@@ -9,12 +9,14 @@ What counts of a content: a live stream claims orders once its end is known, ove
 window of the latest ``ContentPublished`` of that content that carries an end (a
 publication still live, without an end, claims nothing yet); a handle is a claim of
 its creator in the content's campaign. A content's campaign and creator are those of its
-first publication: a later one naming others is left out (the ledger dead-letters it), and
-so is one stating a time (its end, too) past the clock skew after its record. Each change
-that can give an order a winner is appended to ``changes`` with its record's broker time:
-the join re-decides the orders it concerns (``JoinPartition.content_changed``), so an
-answer given before a stream's end arrived is corrected, and the correction carries the
-same time on every replay.
+first publication: a later one naming others is left out (the ledger dead-letters it),
+unless the content is still held and the later one is the brand's, which takes it over
+(``takes_over``: the held publications are forgotten); and so is one stating a time
+(its end, too) past the clock skew after its record. Each change that can give an order
+a winner is appended to ``changes`` with its record's broker time: the join re-decides
+the orders it concerns (``JoinPartition.content_changed``), so an answer given before a
+stream's end arrived is corrected, and the correction carries the same time on every
+replay.
 
 A content first published with its creator's own key (``reported_by: creator``) is held
 until the brand releases it (``ContentReleased``; ``held_for_release``): its stream is
@@ -34,7 +36,7 @@ from aiokafka.structs import ConsumerRecord
 
 from afflux.shared.content_facts import latest_time
 from afflux.shared.core.attribution import NO_CONTENT, Content, LiveTouch, content_handles
-from afflux.shared.core.content import content_key, held_for_release
+from afflux.shared.core.content import content_key, held_for_release, takes_over
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import normalize_handle
 from afflux.shared.events import ContentPublished, ContentReleased
@@ -107,14 +109,20 @@ class ContentBook:
     ) -> list[ContentChange]:
         """Take one publication (read at broker time ``at`` from ``position``); the
         changes it makes. Raises ``IdentityChanged`` for a publication of a content first
-        published for another campaign or creator (it changes nothing)."""
-        owner = self._owners.setdefault(stream_key(event), (event.campaign_id, event.affiliate_id))
-        if owner != (event.campaign_id, event.affiliate_id):
-            raise IdentityChanged(
-                f"content_identity_changed: {stream_key(event)} was published for campaign"
-                f" {owner[0]!r} by {owner[1]!r}"
-            )
+        published for another campaign or creator (it changes nothing), unless it takes
+        over a held content (``takes_over``)."""
         stream_id = stream_key(event)
+        owner = self._owners.setdefault(stream_id, (event.campaign_id, event.affiliate_id))
+        if owner != (event.campaign_id, event.affiliate_id):
+            if not takes_over(
+                self._first_by.get(stream_id), stream_id in self._released, event.reported_by
+            ):
+                raise IdentityChanged(
+                    f"content_identity_changed: {stream_id} was published for campaign"
+                    f" {owner[0]!r} by {owner[1]!r}"
+                )
+            self._forget_held(stream_id, owner[0])
+            self._owners[stream_id] = (event.campaign_id, event.affiliate_id)
         first_by = self._first_by.setdefault(stream_id, event.reported_by)
         if held_for_release(first_by, stream_id in self._released):
             self._held.setdefault(stream_id, []).append(event)
@@ -125,6 +133,16 @@ class ContentBook:
                 campaign.content = None
             return []
         return self._counted(event.campaign_id, [event], at, position)
+
+    def _forget_held(self, stream_id: str, campaign_id: str) -> None:
+        """A held content the brand's publication takes over (``takes_over``): its held
+        publications never counted, so they go without a change (its stream claimed
+        nothing, its handles were no claims)."""
+        self._first_by.pop(stream_id, None)
+        self._held.pop(stream_id, None)
+        campaign = self._campaigns.get(campaign_id)
+        if campaign is not None and campaign.streams.pop(stream_id, None) is not None:
+            campaign.content = None
 
     def release(
         self, event: ContentReleased, at: int, position: Position = (0, 0, 0)

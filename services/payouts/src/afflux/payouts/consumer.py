@@ -51,6 +51,8 @@ from afflux.shared import ledger_facts
 from afflux.shared.content_facts import content_fact, key_of, latest_time
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import version_by_number
+from afflux.shared.core.content import takes_over
+from afflux.shared.core.engagement import taken_over
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
@@ -211,6 +213,9 @@ class LedgerConsumer:
         self.refreezer = Refreezer()
         # content -> (campaign, period, creator) of its publication, as read or placed
         self._routes: dict[str, tuple[str, str, str]] = {}
+        # of those, the contents awaiting their release (first published by the creator's
+        # own key): the brand's publication may take them over (``takes_over``)
+        self._awaiting: set[str] = set()
         self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
         # An event of a campaign or terms version this process has not read yet is asked
         # again once its campaign view caught up, not dead-lettered at once.
@@ -669,15 +674,20 @@ class LedgerConsumer:
         if key in self._routes:
             return
         stored = await until_redis_answers(
-            lambda: self.store.content_route(key), "reading a content's period"
+            lambda: self.store.content_route_awaiting(key), "reading a content's period"
         )
         if stored is not None:
-            self._remember_route(key, stored)
+            self._remember_route(key, *stored)
 
-    def _remember_route(self, key: str, route: tuple[str, str, str]) -> None:
+    def _remember_route(self, key: str, route: tuple[str, str, str], awaiting: bool) -> None:
         if len(self._routes) >= CONTENT_ROUTES_MAX:
             self._routes.clear()  # bounded: read again from Redis when needed
+            self._awaiting.clear()
         self._routes[key] = route
+        if awaiting:
+            self._awaiting.add(key)
+        else:
+            self._awaiting.discard(key)
 
     def place(self, events: Iterable[object]) -> Batch:
         """The ledger changes of decoded events, in one batch without offsets, as a poll
@@ -784,6 +794,9 @@ class LedgerConsumer:
             route = self._routes.get(key)
             if route is None:
                 raise Rejected(f"{UNKNOWN_CONTENT}: no ContentPublished for {key}")
+            if isinstance(event, ContentReleased) and key in self._awaiting:
+                self._remember_route(key, route, False)  # confirmed: fixed for good
+                batch.content_reroutes[key] = list(route)
             batch.content.append((route[0], route[1], content_fact(event)))
         else:
             raise Rejected(f"unexpected event type {type(event).__name__}")
@@ -797,13 +810,25 @@ class LedgerConsumer:
         route = self._routes.get(key)
         if route is None:
             route = (event.campaign_id, period, event.affiliate_id)
-            self._remember_route(key, route)
+            by_creator = event.reported_by == "creator"
+            self._remember_route(key, route, by_creator)
             batch.content_routes[key] = route
+            if by_creator:
+                batch.awaiting.add(key)
         elif (route[0], route[2]) != (event.campaign_id, event.affiliate_id):
-            raise Rejected(
-                f"{CONTENT_IDENTITY_CHANGED}: {key} was published for campaign {route[0]!r}"
-                f" by {route[2]!r}, not campaign {event.campaign_id!r} by {event.affiliate_id!r}"
-            )
+            # The content's first publication is only the creator's word while it awaits
+            # its release: the brand's publication takes it over.
+            first_by = "creator" if key in self._awaiting else None
+            if not takes_over(first_by, False, event.reported_by):
+                raise Rejected(
+                    f"{CONTENT_IDENTITY_CHANGED}: {key} was published for campaign"
+                    f" {route[0]!r} by {route[2]!r}, not campaign {event.campaign_id!r} by"
+                    f" {event.affiliate_id!r}"
+                )
+            batch.content.append((route[0], route[1], taken_over(key, event.event_id)))
+            route = (event.campaign_id, period, event.affiliate_id)
+            self._remember_route(key, route, False)
+            batch.content_reroutes[key] = list(route)
         batch.content.append((route[0], route[1], content_fact(event)))
 
     async def _dead_letter(

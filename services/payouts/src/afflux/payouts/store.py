@@ -20,7 +20,9 @@ periods already written skip what they hold.
 A content's stats and its release need the period of its publication, which only
 the publication knows: the publication records ``<platform>:<content_id> ->
 ["<campaign>", "<period>", "<creator>"]`` in the ``{ledger}:content`` hash (first one
-wins) before its
+wins; a fourth element ``true`` while a content its creator's own key published awaits
+its release: its release writes the route again without it, and the brand's publication
+that takes it over writes its own route over it) before its
 period is written, and the consumer reads it there (``content_route``). The content's
 state (publication, latest snapshot, hold) is kept in its period's ``content`` hash,
 written with the period's lines in the same step.
@@ -91,6 +93,10 @@ class Batch:
     clicks: list[ClickItem] = field(default_factory=list)
     content: list[tuple[str, str, ContentEvent]] = field(default_factory=list)  # cid, period
     content_routes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key -> route
+    # key -> [campaign, period, creator, (awaiting its release)]: written over the first one
+    # (``{ledger}:content``), by a release of a content awaiting it and by a takeover
+    awaiting: set[str] = field(default_factory=set)  # new routes whose content awaits release
+    content_reroutes: dict[str, list[object]] = field(default_factory=dict)
     confirm_required: set[str] = field(default_factory=set)  # campaigns that confirm leads
     reviews: list[tuple[str, str, ReviewFact]] = field(default_factory=list)  # cid, period
     # conversion id -> [campaign, period, order, creator, order time]: the review index
@@ -105,6 +111,8 @@ class Batch:
         self.clicks += other.clicks
         self.content += other.content
         self.content_routes.update(other.content_routes)
+        self.awaiting |= other.awaiting
+        self.content_reroutes.update(other.content_reroutes)
         self.confirm_required |= other.confirm_required
         self.reviews += other.reviews
         self.review_index.update(other.review_index)
@@ -269,11 +277,18 @@ class LedgerStore:
 
     async def content_route(self, key: str) -> tuple[str, str, str] | None:
         """(campaign, period, creator) of a published content (``<platform>:<content_id>``)."""
+        found = await self.content_route_awaiting(key)
+        return None if found is None else found[0]
+
+    async def content_route_awaiting(self, key: str) -> tuple[tuple[str, str, str], bool] | None:
+        """A published content's route, and whether it awaits its release (first published
+        by its creator's own key, no release applied: the brand's publication may take it
+        over, ``afflux.shared.core.content.takes_over``)."""
         raw: bytes | None = await self.redis.hget(self.keys.ledger("content"), key)
         if raw is None:
             return None
-        campaign_id, period, affiliate_id = orjson.loads(raw)
-        return str(campaign_id), str(period), str(affiliate_id)
+        campaign_id, period, affiliate_id, *awaiting = orjson.loads(raw)
+        return (str(campaign_id), str(period), str(affiliate_id)), bool(awaiting and awaiting[0])
 
     async def content_state(self, key: str) -> ContentState | None:
         """A content's publication, latest snapshot and review state, as the ledger holds
@@ -327,10 +342,13 @@ class LedgerStore:
                 self.keys.ledger(REVIEW_INDEX),
                 mapping={c: orjson.dumps(v) for c, v in batch.review_index.items()},
             )
-        if batch.content_routes:  # idempotent, so before the periods' writes
+        if batch.content_routes or batch.content_reroutes:  # idempotent: before the periods'
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, route in batch.content_routes.items():
-                    pipe.hsetnx(self.keys.ledger("content"), key, orjson.dumps(route))
+                    record = [*route, True] if key in batch.awaiting else route
+                    pipe.hsetnx(self.keys.ledger("content"), key, orjson.dumps(record))
+                for key, record in batch.content_reroutes.items():  # after: they replace
+                    pipe.hset(self.keys.ledger("content"), key, orjson.dumps(record))
                 await pipe.execute()
         await self._hand_over(batch, items, early_seen)
         for (cid, period), names in creators.items():  # agencies earn on these creators' lines

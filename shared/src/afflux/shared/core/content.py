@@ -51,6 +51,23 @@ def held_for_release(first_reported_by: str | None, released: bool) -> bool:
     return first_reported_by == "creator" and not released
 
 
+def takes_over(first_reported_by: str | None, released: bool, reported_by: str | None) -> bool:
+    """Whether a publication naming another campaign or creator than a content's first
+    one takes the content over, rather than being refused (``content_identity_changed``):
+    the content is still held (``held_for_release``: its campaign and creator are only a
+    creator's word, never confirmed by a release) and this publication is the brand's (a
+    merchant key, the admin, or written to the topic without ``reported_by``).
+
+    A creator who publishes another author's content id first (a squat) is never paid
+    for it (held), and without this the author could not be credited at all: the brand
+    publishes it for its author, which takes it over. The held publications are then
+    forgotten, and the content's campaign, creator and first publication are the
+    brand's (counted at once, fixed for good). A creator's key takes over nothing (two
+    creators would take a content from each other in turns), and a released content is
+    fixed: the brand confirmed whose it is."""
+    return held_for_release(first_reported_by, released) and reported_by != "creator"
+
+
 # How long after a stream's start (or end) its creator may report it with its own key.
 # A creator declares its own streams: reported days later, a stream would claim orders
 # already decided (or another creator's stream sales) on the creator's word alone.

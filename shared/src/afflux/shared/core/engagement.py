@@ -19,7 +19,10 @@ sometimes go down. ``fold`` takes one event into a ``ContentState``:
   the admin or a platform integration on the topic are taken as they come;
 * a content whose first publication came from the creator's own key (``by_creator``:
   its campaign and creator are the creator's word) is held from that publication, whoever
-  posts its stats, until the brand releases it (``CREATOR_PUBLISHED``).
+  posts its stats, until the brand releases it (``CREATOR_PUBLISHED``);
+* a held content the brand's publication takes over (``TakenOver``: another creator or
+  campaign, ``afflux.shared.core.content.takes_over``) stays held for good where it was,
+  its figures dropped; its life goes on where the brand's publication puts it.
 
 ``price`` turns the latest snapshot into the amount owed under the plan, with the
 reason in words. Nothing here reads a clock or does I/O; the ledger (``journal.period``)
@@ -48,6 +51,10 @@ CREATOR_REPORTED = "figures reported by the creator itself, paid once the brand 
 # brand's (or a platform's) stats of it.
 CREATOR_PUBLISHED = "published by the creator itself, paid once the brand confirms it"
 PUBLICATION_HOLD = f"publication: {CREATOR_PUBLISHED}"
+# Why a held content earns nothing for good where its creator published it: the brand's
+# publication naming another creator (or campaign) took it over
+# (``afflux.shared.core.content.takes_over``).
+TAKEN_OVER = "taken over: the brand published this content for another creator"
 TIMES = "\u00d7"  # the multiplication sign in explanations
 
 
@@ -106,7 +113,24 @@ class Release:
     released_by: str
 
 
-ContentEvent = Publication | Snapshot | Release
+@dataclass(frozen=True, slots=True)
+class TakenOver:
+    """The brand's publication took over a held content (``content.takes_over``): where
+    the held publication put it, the content stays held for good, its figures dropped
+    (another author's post is no reach of the creator's); a publication of it folded
+    there afterwards (the brand's, in the same campaign-period) starts it again."""
+
+    key: str
+    event_id: str
+
+
+def taken_over(key: str, by_event_id: str) -> TakenOver:
+    """The fact a taking-over publication (event id ``by_event_id``) leaves where the
+    content was: the same id in the ledger, the batch reference and the what-if."""
+    return TakenOver(key, f"{by_event_id}:takes-over")
+
+
+ContentEvent = Publication | Snapshot | Release | TakenOver
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +160,13 @@ class ContentState:
 
 def fold(state: ContentState, event: ContentEvent, review: EngagementReview | None) -> ContentState:
     """``state`` after ``event`` (events of one content, in topic order)."""
+    if isinstance(event, TakenOver):
+        return ContentState(
+            state.key, state.publication, None, state.snapshots, state.stale, TAKEN_OVER
+        )
     if isinstance(event, Publication):
+        if state.held == TAKEN_OVER:
+            state = ContentState(state.key)  # the brand's publication starts it again
         held = state.held
         if state.publication is None and event.by_creator and state.released is None:
             held = held or PUBLICATION_HOLD
