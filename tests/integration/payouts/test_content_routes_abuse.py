@@ -458,3 +458,59 @@ async def test_racing_first_publications_of_a_stream_keep_only_its_owners_times(
     kept = await store.redis.hget(store.keys.ledger("content_live"), f"insta:{cid}")
     assert orjson.loads(owner) == [CAMPAIGN, through[0][0]]
     assert orjson.loads(kept) == [start, through[0][1]]
+
+
+# -- a squat: a creator's key publishes another author's content id first ------------------
+
+
+async def test_the_brand_publishes_a_squatted_content_for_its_author(world: AccessWorld) -> None:
+    """A creator's key publishing another author's post id first is held (never paid);
+    the author's own key is still refused, but the brand publishes the content for its
+    author, which takes it over (held content is only the creator's word). From then on
+    the identity is the brand's: fixed for the squatter, and for any other publication."""
+    cid = f"c-squat-{_now()}"
+    squat = await post(world, "/v1/content", publication(cid), world.creator_key)
+    assert squat.status_code == STARTING, squat.text
+    author = publication(cid, affiliate_id=OTHER_CREATOR)
+    refused = await post(world, "/v1/content", author, world.other_creator_key)
+    assert refused.status_code == 422, refused.text
+    assert _field(refused) == "content_id"
+    taken = await post(world, "/v1/content", author, world.merchant_key)
+    assert taken.status_code == STARTING, taken.text
+    store = world.app.state.store
+    owner = await store.redis.hget(store.keys.ledger("content_owner"), f"insta:{cid}")
+    assert orjson.loads(owner) == [CAMPAIGN, OTHER_CREATOR]
+    again = await post(world, "/v1/content", publication(cid), world.creator_key)
+    assert again.status_code == 422, again.text
+    third = publication(cid, affiliate_id="cleo")
+    assert (await post(world, "/v1/content", third, ADMIN_TOKEN)).status_code == 422
+
+
+async def test_a_released_content_is_fixed_for_good(world: AccessWorld) -> None:
+    """The brand confirmed whose it is: its publication for another creator is refused."""
+    cid = f"c-confirmed-{_now()}"
+    first = await post(world, "/v1/content", publication(cid), world.creator_key)
+    assert first.status_code == STARTING, first.text
+    release = await post(world, f"/v1/content/insta/{cid}/release", None, world.merchant_key)
+    assert release.status_code == STARTING, release.text  # past every check: no broker here
+    other = publication(cid, affiliate_id=OTHER_CREATOR)
+    refused = await post(world, "/v1/content", other, world.merchant_key)
+    assert refused.status_code == 422, refused.text
+    assert _field(refused) == "content_id"
+
+
+async def test_a_release_racing_the_brands_takeover_lets_one_through(world: AccessWorld) -> None:
+    """Released and taken over at once: one of them is taken, the other answered as if it
+    had come after it (a 404 for the release of a content now another's, a 422 for the
+    takeover of a released one), so the topic never carries both."""
+    for n in range(8):
+        cid = f"c-race-release-{n}-{_now()}"
+        first = await post(world, "/v1/content", publication(cid), world.creator_key)
+        assert first.status_code == STARTING, first.text
+        other = publication(cid, affiliate_id=OTHER_CREATOR, campaign_id=OTHER_CAMPAIGN)
+        release, takeover = await asyncio.gather(
+            post(world, f"/v1/content/insta/{cid}/release", None, world.merchant_key),
+            post(world, "/v1/content", other, world.other_merchant_key),
+        )
+        codes = (release.status_code, takeover.status_code)
+        assert codes in {(STARTING, 422), (404, STARTING)}, (release.text, takeover.text)

@@ -15,10 +15,12 @@ written atomically with the content's identity), and no release; a merchant key 
 content of its campaigns only.
 Someone else's content answers the 404 of an unknown one. A content's campaign and
 creator are fixed by its first publication (``{ledger}:content_owner``, then the
-ledger's own record of it). A publication carries whose key sent it (``reported_by``): a
-content first published by its creator's own key is held until the brand releases it
-(its live stream claims no order, it earns no engagement pay:
-``afflux.shared.core.content.held_for_release``).
+ledger's own record of it), except that the brand's publication (merchant key, admin)
+takes over a content another creator's key published first and nobody released yet
+(``takes_over``; ``{ledger}:content_unreleased`` until the release route releases it).
+A publication carries whose key sent it (``reported_by``): a content first published by
+its creator's own key is held until the brand releases it (its live stream claims no
+order, it earns no engagement pay: ``afflux.shared.core.content.held_for_release``).
 
 Bad input is a 422 naming the field and why: counts below 0 or above 10^12, a live
 stream's end before its start, an ``as_of`` (or publication time) more than the clock
@@ -31,7 +33,7 @@ body, so a retried request is the same event (the ledger applies it once). The a
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Path, Request
@@ -154,8 +156,18 @@ async def publish_content(
         _not_older(name, getattr(body, name), now, limit)
     key = content_key(body.platform, body.content_id)
     identity = (body.campaign_id, body.affiliate_id)
-    owner = await _owner(store, key)
-    _same_identity(principal, key, owner, identity)
+    owner_raw = await _owner_raw(store, key)
+    owner = await _owner(store, key, owner_raw)
+    # The brand's publication takes over a content another creator's key published first
+    # and the brand has not released (a squat): see ``takes_over``.
+    taking = (
+        owner is not None
+        and owner != identity
+        and principal.role != "creator"
+        and await _awaits_release(store, key, owner_raw)
+    )
+    if not taking:
+        _same_identity(principal, key, owner, identity)
     lives = store.keys.ledger("content_live")
     live = orjson.dumps([body.live_started_at, body.live_ended_at])
     # A content its creator's own key publishes counts once the brand releases it (its
@@ -173,7 +185,6 @@ async def publish_content(
             "received_at": now,
         },
     )
-    owners = store.keys.ledger("content_owner")
     # Last of the checks: a creator's stream records the times it accepts, and with them
     # the content's identity when it is the first (one step: a publication refused for
     # the identity never leaves its times on another creator's stream).
@@ -183,7 +194,11 @@ async def publish_content(
         and not await _creator_live_times(store, key, body, now, owner is not None, live, identity)
     ):
         _same_identity(principal, key, await _owner(store, key), identity)
-    if not await store.redis.hsetnx(owners, key, orjson.dumps(list(identity))):
+    if taking:
+        if not await _take_over(store, key, owner_raw, identity):
+            # Released, or taken, between the read and here: as if it had come after.
+            _same_identity(principal, key, await _owner(store, key), identity)
+    elif not await _claim(store, key, identity, principal.role == "creator"):
         # Another publication of the content got there between the read and here: the
         # first one written fixes its identity, and only that one goes to the topic.
         _same_identity(principal, key, await _owner(store, key), identity)
@@ -241,7 +256,15 @@ async def release_content(
     if principal.role == "creator":
         raise Problem(403, "Authorization", "a creator key may not release content")
     key = content_key(platform, content_id)
-    await _may_post(principal, store, directory, key)
+    owner_raw = await _owner_raw(store, key)
+    await _may_post(principal, store, directory, key, owner_raw)
+    # Released, a content's identity is fixed for good (no publication takes it over):
+    # only if it is still whose it was read as (a takeover in between is a 404, as if the
+    # release had come after it).
+    if not await _released_here(store, key, owner_raw):
+        raise Problem(
+            404, "content_id", f"unknown_content: {key} (publish it first: POST /v1/content)"
+        )
     released_by = "admin" if principal.is_admin else f"merchant:{principal.subject}"
     event = ContentReleased(
         event_id=derived_id("release", key),  # one release per content: a retry is the same
@@ -293,7 +316,10 @@ local owner = redis.call('HGET', KEYS[2], ARGV[1])
 if owner and owner ~= ARGV[4] then return -1 end
 local now = redis.call('HGET', KEYS[1], ARGV[1])
 if (now or '') ~= ARGV[2] then return 0 end
-if not owner then redis.call('HSET', KEYS[2], ARGV[1], ARGV[4]) end
+if not owner then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[1], '1')
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
@@ -317,6 +343,7 @@ async def _creator_live_times(
     creator's (``content_owner``)."""
     lives = store.keys.ledger("content_live")
     owners = store.keys.ledger("content_owner")
+    unreleased = store.keys.ledger("content_unreleased")
     owner = orjson.dumps(list(identity))
     for _ in range(_LIVE_ATTEMPTS):
         raw: bytes | None = await store.redis.hget(lives, key)
@@ -332,7 +359,7 @@ async def _creator_live_times(
         if problem is not None:
             raise Problem(422, *problem)
         swapped = await store.redis.eval(  # type: ignore[no-untyped-call]
-            _SET_LIVE_IF, 2, lives, owners, key, raw or b"", live, owner
+            _SET_LIVE_IF, 3, lives, owners, unreleased, key, raw or b"", live, owner
         )
         if swapped != 0:
             return bool(swapped == 1)
@@ -350,10 +377,19 @@ def _merchant(directory: CampaignDirectory, campaign_id: str) -> str | None:
     return directory.latest(campaign_id).terms.merchant_id if campaign_id in directory else None
 
 
-async def _owner(store: LedgerStore, key: str) -> tuple[str, str] | None:
-    """(campaign, creator) of a published content: as posted here, else as the ledger
-    holds it (a publication that came over the topic)."""
+async def _owner_raw(store: LedgerStore, key: str) -> bytes | None:
+    """A content's identity as posted here (``{ledger}:content_owner``), as stored."""
     raw: bytes | None = await store.redis.hget(store.keys.ledger("content_owner"), key)
+    return raw
+
+
+async def _owner(
+    store: LedgerStore, key: str, raw: bytes | Literal[False] | None = False
+) -> tuple[str, str] | None:
+    """(campaign, creator) of a published content: as posted here (``raw``, when already
+    read), else as the ledger holds it (a publication that came over the topic)."""
+    if raw is False:
+        raw = await _owner_raw(store, key)
     if raw is not None:
         campaign, affiliate = orjson.loads(raw)
         return str(campaign), str(affiliate)
@@ -364,11 +400,15 @@ async def _owner(store: LedgerStore, key: str) -> tuple[str, str] | None:
 
 
 async def _may_post(
-    principal: Principal, store: LedgerStore, directory: CampaignDirectory, key: str
+    principal: Principal,
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    key: str,
+    raw: bytes | Literal[False] | None = False,
 ) -> None:
     """Admin, the content's creator or its campaign's merchant; anyone else (and a content
     never published) gets the same 404."""
-    owner = await _owner(store, key)
+    owner = await _owner(store, key, raw)
     allowed = owner is not None and (
         principal.is_admin
         or (principal.role == "creator" and principal.subject == owner[1])
@@ -378,6 +418,89 @@ async def _may_post(
         raise Problem(
             404, "content_id", f"unknown_content: {key} (publish it first: POST /v1/content)"
         )
+
+
+# A content's identity, set once (compare and set): its first publication's here, and
+# whether its creator's own key published it (``{ledger}:content_unreleased``, until the
+# brand releases it over HTTP). 1: set; 0: another publication got there first.
+_CLAIM = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[1], '1') end
+return 1
+"""
+# The brand's publication takes over a content awaiting its release: only if its identity
+# is still the one read ('' : none recorded here, the ledger's) and it is still unreleased
+# (a content recorded here without the mark was released, or was the brand's). The squat's
+# stream times go with it.
+_TAKE_OVER = """
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if (now or '') ~= ARGV[2] then return 0 end
+if now and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
+# A release: the content's identity is fixed from then on, if it is still the one read.
+_RELEASE_IF = """
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if (now or '') ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+async def _claim(store: LedgerStore, key: str, identity: tuple[str, str], creator: bool) -> bool:
+    claimed = await store.redis.eval(  # type: ignore[no-untyped-call]
+        _CLAIM,
+        2,
+        store.keys.ledger("content_owner"),
+        store.keys.ledger("content_unreleased"),
+        key,
+        orjson.dumps(list(identity)),
+        "1" if creator else "0",
+    )
+    return bool(claimed == 1)
+
+
+async def _awaits_release(store: LedgerStore, key: str, raw: bytes | None) -> bool:
+    """Whether a published content awaits its release (its first publication was its
+    creator's own key, and no release of it is known): recorded here, unless the ledger
+    has applied a release written to the topic; else as the ledger holds it."""
+    state = await store.content_state(key)
+    if raw is None:
+        return state is not None and state.awaits_release
+    if state is not None and state.released is not None:
+        return False
+    return bool(await store.redis.hexists(store.keys.ledger("content_unreleased"), key))
+
+
+async def _take_over(
+    store: LedgerStore, key: str, raw: bytes | None, identity: tuple[str, str]
+) -> bool:
+    taken = await store.redis.eval(  # type: ignore[no-untyped-call]
+        _TAKE_OVER,
+        3,
+        store.keys.ledger("content_owner"),
+        store.keys.ledger("content_unreleased"),
+        store.keys.ledger("content_live"),
+        key,
+        raw or b"",
+        orjson.dumps(list(identity)),
+    )
+    return bool(taken == 1)
+
+
+async def _released_here(store: LedgerStore, key: str, raw: bytes | None) -> bool:
+    done = await store.redis.eval(  # type: ignore[no-untyped-call]
+        _RELEASE_IF,
+        2,
+        store.keys.ledger("content_owner"),
+        store.keys.ledger("content_unreleased"),
+        key,
+        raw or b"",
+    )
+    return bool(done == 1)
 
 
 def _same_identity(
