@@ -11,6 +11,8 @@ import asyncio
 import json
 import random
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -82,6 +84,13 @@ async def _placed(consumer: LedgerConsumer, events: list[Envelope]) -> Batch:
     return batch
 
 
+def _by_creator(amounts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for creator, amount in amounts:
+        out[creator] += amount
+    return {creator: amount for creator, amount in out.items() if amount != 0}
+
+
 async def _postings(redis: Redis[bytes], keys: Keys, campaign: str, period: str) -> list[Posting]:
     out: list[Posting] = []
     for creator in CREATORS:
@@ -120,5 +129,9 @@ def test_engagement_pay_in_the_ledger_equals_the_reference(seed: int, infra: Any
     reference = reference_from_events(events, content_versions())
     for where, postings in journal.items():
         assert posted_amounts(postings) == target_amounts(reference.get(where, ())), where
+        # and to whom: a content taken over from a squatter pays its author
+        assert _by_creator((p.affiliate_id, p.amount_minor) for p in postings) == _by_creator(
+            (line.affiliate_id, line.pays_minor) for line in reference.get(where, ())
+        ), where
     # The stream exercises what it is for.
     assert sum(len(p) for p in journal.values()) > 0

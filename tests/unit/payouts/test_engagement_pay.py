@@ -12,13 +12,16 @@ import pytest
 from afflux.oracle.engagement import engagement_lines as oracle_lines
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.engagement import (
+    TAKEN_OVER,
     ContentEvent,
     ContentState,
+    Priced,
     Publication,
     Release,
     Snapshot,
     fold,
     price,
+    taken_over,
 )
 from afflux.shared.core.engagement_terms import EngagementCommission, EngagementReview
 from afflux.shared.core.journal.period import PeriodState, StepInput
@@ -403,3 +406,31 @@ def test_a_content_held_for_its_creators_publication_says_why() -> None:
     assert "held for review since publication: published by the creator itself" in owed.rule
     assert "POST /v1/content/instagram/C1/release" in owed.rule
     assert not fold(state, RELEASE, None).awaits_release
+
+
+# -- a squat taken over by the brand's publication, in the same campaign-period ------------
+
+SQUAT = replace(PUBLISHED, affiliate_id="mallory", event_id="pub-squat", by_creator=True)
+FOR_AUTHOR = replace(PUBLISHED, event_id="pub-author")
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one batch", "two batches"])
+def test_a_squat_taken_over_in_its_own_period_pays_the_author(split: bool) -> None:
+    """The squat's line never paid (held): the content's line is then the author's, and
+    pays the author the figures that follow, never the squatter."""
+    taken = (taken_over(KEY, FOR_AUTHOR.event_id), FOR_AUTHOR, snap(2, 400))
+    batches = ((SQUAT, snap(1, 300)), taken) if split else ((SQUAT, snap(1, 300), *taken),)
+    postings = [p for batch in journal(*batches) for p in batch]
+    assert [(p.affiliate_id, p.kind, p.amount_minor) for p in postings] == [
+        ("ana", "engagement_pay", 400)
+    ]
+    events = [event for batch in batches for event in batch]
+    lines = oracle_lines("shoes", [(KEY, events)], VERSIONS)
+    assert [(line.affiliate_id, line.gross) for line in lines] == [("ana", 400)]
+
+
+def test_a_squat_taken_over_stays_held_and_says_why() -> None:
+    state = fold(fold(ContentState(KEY), SQUAT, None), snap(1, 300), None)
+    state = fold(state, taken_over(KEY, "pub-author"), None)
+    assert (state.held, state.latest, state.awaits_release) == (TAKEN_OVER, None, False)
+    assert price(PLAN, state, 0) == Priced(0, f"engagement: {TAKEN_OVER}; nothing paid")

@@ -240,6 +240,8 @@ def price(plan: EngagementCommission, state: ContentState, creator_interactions:
     ``creator_interactions``: the interactions of all the creator's content of the
     period that is not held (used when the minimum is per creator and period).
     """
+    if state.held == TAKEN_OVER:
+        return Priced(0, f"engagement: {TAKEN_OVER}; nothing paid")
     snap = state.latest
     if snap is None:
         return Priced(0, "engagement: no stats yet")

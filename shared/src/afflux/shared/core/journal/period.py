@@ -333,7 +333,10 @@ class PeriodState:
                 pay, approve_at, version = found
                 assert state.publication is not None
                 record = self.lines.get(line_id)
-                if record is None:
+                if record is None or record.affiliate_id != creator_id:
+                    # New, or a squat the brand's publication took over in its own period
+                    # (``TakenOver``): the squat's line never paid (held since publication),
+                    # and the content's line is now its author's.
                     record = self.lines[line_id] = LineRecord(line_id, creator_id, "engagement")
                 record.gross = record.net = pay.amount_minor
                 record.time = state.publication.published_at
