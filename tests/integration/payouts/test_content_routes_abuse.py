@@ -29,7 +29,8 @@ from access_app import (
     post,
 )
 
-from afflux.oracle.ledger_scenarios import CAMPAIGN
+from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD
+from afflux.payouts.store import Batch
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.content import (
     CREATOR_LIVE_LAG_MS,
@@ -37,6 +38,7 @@ from afflux.shared.core.content import (
     MAX_LIVE_STREAM_MS,
     content_backfill_limit_ms,
 )
+from afflux.shared.core.engagement import ContentEvent, Publication, Release
 from afflux.shared.events import CampaignTermsPublished
 
 pytestmark = pytest.mark.integration
@@ -514,3 +516,25 @@ async def test_a_release_racing_the_brands_takeover_lets_one_through(world: Acce
         )
         codes = (release.status_code, takeover.status_code)
         assert codes in {(STARTING, 422), (404, STARTING)}, (release.text, takeover.text)
+
+
+@pytest.mark.parametrize("released", [False, True], ids=["awaiting", "released"])
+async def test_a_squat_recorded_before_the_mark_is_taken_over_as_the_ledger_holds_it(
+    world: AccessWorld, released: bool
+) -> None:
+    """A content a creator's key published before its identity carried whether it awaits
+    its release: the ledger's state of it decides."""
+    cid = f"c-legacy-{released}-{_now()}"
+    key = f"insta:{cid}"
+    published_at = _now() - HOUR
+    store = world.app.state.store
+    squat = Publication(key, CREATOR, CAMPAIGN, "post", published_at, "p", by_creator=True)
+    facts: list[tuple[str, str, ContentEvent]] = [(CAMPAIGN, PERIOD, squat)]
+    if released:
+        facts.append((CAMPAIGN, PERIOD, Release(key, "r", "merchant:m")))
+    batch = Batch(content=facts, content_routes={key: (CAMPAIGN, PERIOD, CREATOR)}, awaiting={key})
+    await store.apply(batch, world.app.state.directory.versions, lambda _: "EUR")
+    await own_content(world, cid, CAMPAIGN, CREATOR)  # no mark: as recorded before it
+    author = publication(cid, affiliate_id=OTHER_CREATOR, published_at=published_at)
+    answer = await post(world, "/v1/content", author, world.merchant_key)
+    assert answer.status_code == (422 if released else STARTING), answer.text

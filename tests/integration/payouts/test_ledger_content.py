@@ -417,7 +417,12 @@ def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
         await producer.start()
         try:
             records = await _produced(infra.kafka_bootstrap, events)
-            for record in records:  # one batch each, a new consumer for some
+            for n, record in enumerate(records):  # one batch each, a new consumer each
+                if n == 2:  # the squat's route as written before it said it awaits release
+                    route = await redis.hget(f"{prefix}{{ledger}}:content", key)
+                    assert json.loads(route)[3] is True
+                    legacy = json.dumps(json.loads(route)[:3])
+                    await redis.hset(f"{prefix}{{ledger}}:content", key, legacy)
                 consumer = LedgerConsumer(
                     bootstrap=infra.kafka_bootstrap,
                     group_id=f"g-{run}",

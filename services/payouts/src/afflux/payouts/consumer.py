@@ -796,7 +796,7 @@ class LedgerConsumer:
                 raise Rejected(f"{UNKNOWN_CONTENT}: no ContentPublished for {key}")
             if isinstance(event, ContentReleased) and key in self._awaiting:
                 self._remember_route(key, route, False)  # confirmed: fixed for good
-                batch.content_reroutes[key] = list(route)
+                batch.content_reroutes[key] = [*route, False]
             batch.content.append((route[0], route[1], content_fact(event)))
         else:
             raise Rejected(f"unexpected event type {type(event).__name__}")
@@ -828,7 +828,7 @@ class LedgerConsumer:
             batch.content.append((route[0], route[1], taken_over(key, event.event_id)))
             route = (event.campaign_id, period, event.affiliate_id)
             self._remember_route(key, route, False)
-            batch.content_reroutes[key] = list(route)
+            batch.content_reroutes[key] = [*route, False]
         batch.content.append((route[0], route[1], content_fact(event)))
 
     async def _dead_letter(

@@ -19,10 +19,11 @@ periods already written skip what they hold.
 
 A content's stats and its release need the period of its publication, which only
 the publication knows: the publication records ``<platform>:<content_id> ->
-["<campaign>", "<period>", "<creator>"]`` in the ``{ledger}:content`` hash (first one
-wins; a fourth element ``true`` while a content its creator's own key published awaits
-its release: its release writes the route again without it, and the brand's publication
-that takes it over writes its own route over it) before its
+["<campaign>", "<period>", "<creator>", <awaiting>]`` in the ``{ledger}:content`` hash
+(first one wins; ``awaiting`` is true while a content its creator's own key published
+awaits its release: its release writes the route again with false, and the brand's
+publication that takes it over writes its own route over it; a route of three elements,
+written before, reads it from the content's state) before its
 period is written, and the consumer reads it there (``content_route``). The content's
 state (publication, latest snapshot, hold) is kept in its period's ``content`` hash,
 written with the period's lines in the same step.
@@ -93,7 +94,7 @@ class Batch:
     clicks: list[ClickItem] = field(default_factory=list)
     content: list[tuple[str, str, ContentEvent]] = field(default_factory=list)  # cid, period
     content_routes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key -> route
-    # key -> [campaign, period, creator, (awaiting its release)]: written over the first one
+    # key -> [campaign, period, creator, awaiting its release]: written over the first one
     # (``{ledger}:content``), by a release of a content awaiting it and by a takeover
     awaiting: set[str] = field(default_factory=set)  # new routes whose content awaits release
     content_reroutes: dict[str, list[object]] = field(default_factory=dict)
@@ -288,7 +289,12 @@ class LedgerStore:
         if raw is None:
             return None
         campaign_id, period, affiliate_id, *awaiting = orjson.loads(raw)
-        return (str(campaign_id), str(period), str(affiliate_id)), bool(awaiting and awaiting[0])
+        route = (str(campaign_id), str(period), str(affiliate_id))
+        if awaiting:
+            return route, bool(awaiting[0])
+        # A route written before it said so: as the content's state in its period holds it.
+        state: bytes | None = await self.redis.hget(self.keys.period(*route[:2], "content"), key)
+        return route, state is not None and content_from_json(orjson.loads(state)).awaits_release
 
     async def content_state(self, key: str) -> ContentState | None:
         """A content's publication, latest snapshot and review state, as the ledger holds
@@ -345,7 +351,7 @@ class LedgerStore:
         if batch.content_routes or batch.content_reroutes:  # idempotent: before the periods'
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, route in batch.content_routes.items():
-                    record = [*route, True] if key in batch.awaiting else route
+                    record = [*route, key in batch.awaiting]
                     pipe.hsetnx(self.keys.ledger("content"), key, orjson.dumps(record))
                 for key, record in batch.content_reroutes.items():  # after: they replace
                     pipe.hset(self.keys.ledger("content"), key, orjson.dumps(record))

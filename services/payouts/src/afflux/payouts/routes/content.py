@@ -17,7 +17,7 @@ Someone else's content answers the 404 of an unknown one. A content's campaign a
 creator are fixed by its first publication (``{ledger}:content_owner``, then the
 ledger's own record of it), except that the brand's publication (merchant key, admin)
 takes over a content another creator's key published first and nobody released yet
-(``takes_over``; ``{ledger}:content_unreleased`` until the release route releases it).
+(``takes_over``; ``{ledger}:content_unreleased`` says whether it awaits its release).
 A publication carries whose key sent it (``reported_by``): a content first published by
 its creator's own key is held until the brand releases it (its live stream claims no
 order, it earns no engagement pay: ``afflux.shared.core.content.held_for_release``).
@@ -164,7 +164,7 @@ async def publish_content(
         owner is not None
         and owner != identity
         and principal.role != "creator"
-        and await _awaits_release(store, key, owner_raw)
+        and await _awaits_release(store, key)
     )
     if not taking:
         _same_identity(principal, key, owner, identity)
@@ -421,23 +421,25 @@ async def _may_post(
 
 
 # A content's identity, set once (compare and set): its first publication's here, and
-# whether its creator's own key published it (``{ledger}:content_unreleased``, until the
-# brand releases it over HTTP). 1: set; 0: another publication got there first.
+# whether it awaits its release (``{ledger}:content_unreleased``: 1 when its creator's own
+# key published it, 0 for the brand's, and 0 once released or taken over over HTTP).
+# 1: set; 0: another publication got there first.
 _CLAIM = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[1], '1') end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
 """
 # The brand's publication takes over a content awaiting its release: only if its identity
-# is still the one read ('' : none recorded here, the ledger's) and it is still unreleased
-# (a content recorded here without the mark was released, or was the brand's). The squat's
-# stream times go with it.
+# is still the one read ('': none recorded here, the ledger's) and it still awaits its
+# release (marked 1; unmarked, as recorded before the mark, when ARGV[4] is 1: the
+# ledger's state said so). The squat's stream times go with it.
 _TAKE_OVER = """
 local now = redis.call('HGET', KEYS[1], ARGV[1])
 if (now or '') ~= ARGV[2] then return 0 end
-if now and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+local mark = redis.call('HGET', KEYS[2], ARGV[1])
+if mark ~= '1' and (mark or ARGV[4] ~= '1') then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], '0')
 redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
@@ -445,7 +447,7 @@ return 1
 _RELEASE_IF = """
 local now = redis.call('HGET', KEYS[1], ARGV[1])
 if (now or '') ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], '0')
 return 1
 """
 
@@ -463,16 +465,18 @@ async def _claim(store: LedgerStore, key: str, identity: tuple[str, str], creato
     return bool(claimed == 1)
 
 
-async def _awaits_release(store: LedgerStore, key: str, raw: bytes | None) -> bool:
+async def _awaits_release(store: LedgerStore, key: str) -> bool:
     """Whether a published content awaits its release (its first publication was its
-    creator's own key, and no release of it is known): recorded here, unless the ledger
-    has applied a release written to the topic; else as the ledger holds it."""
-    state = await store.content_state(key)
-    if raw is None:
-        return state is not None and state.awaits_release
-    if state is not None and state.released is not None:
+    creator's own key, and no release of it is known): as marked here, unless the ledger
+    has applied a release written to the topic; unmarked (published over the topic, or
+    recorded before the mark), as the ledger holds it."""
+    mark: bytes | None = await store.redis.hget(store.keys.ledger("content_unreleased"), key)
+    if mark == b"0":
         return False
-    return bool(await store.redis.hexists(store.keys.ledger("content_unreleased"), key))
+    state = await store.content_state(key)
+    if mark is None:
+        return state is not None and state.awaits_release
+    return state is None or state.released is None
 
 
 async def _take_over(
@@ -487,6 +491,7 @@ async def _take_over(
         key,
         raw or b"",
         orjson.dumps(list(identity)),
+        "1",  # checked by ``_awaits_release``: for a content recorded before the mark
     )
     return bool(taken == 1)
 
