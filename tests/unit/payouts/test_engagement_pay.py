@@ -26,6 +26,7 @@ from afflux.shared.core.engagement import (
 from afflux.shared.core.engagement_terms import EngagementCommission, EngagementReview
 from afflux.shared.core.journal.period import PeriodState, StepInput
 from afflux.shared.core.journal.records import Posting
+from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
@@ -92,6 +93,20 @@ def test_the_pay_explains_itself() -> None:
     assert below.rule == (
         "engagement: 300 interactions at snapshot 2 (as of 2026-11-01T02:00:00Z): minimum 500"
         " per content not reached, nothing paid"
+    )
+
+
+def test_a_worth_beyond_the_largest_amount_is_paid_the_largest_and_says_so() -> None:
+    """A trillion likes at a billion minor units each is 10**21: paid at the largest amount
+    afflux carries, and the line states the sum it computed and the clamp, not a false
+    equation."""
+    plan = EngagementCommission.model_validate({"values": {"like_minor": "1000000000"}})
+    priced = price(plan, state_at(snap(1, 10**12)), 0)
+    assert priced.amount_minor == MAX_AMOUNT_MINOR
+    assert priced.rule == (
+        "engagement at snapshot 1 (as of 2026-11-01T01:00:00Z): 1,000,000,000,000 likes"
+        f" \u00d7 1000000000 = {10**21}, capped at {MAX_AMOUNT_MINOR} (the largest amount"
+        " afflux carries)"
     )
 
 

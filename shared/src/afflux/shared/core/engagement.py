@@ -273,8 +273,11 @@ def price(plan: EngagementCommission, state: ContentState, creator_interactions:
         if candidate.from_interactions <= interactions:
             values, tier = candidate.values, f" (tier from {candidate.from_interactions:,})"
     total, terms = valued(snap, values)
-    amount = min(MAX_AMOUNT_MINOR, int(total.to_integral_value(rounding=ROUND_FLOOR)))
-    rule = f"engagement at {at}: {' + '.join(terms) or 'nothing valued'} = {amount}{tier}"
+    worth = int(total.to_integral_value(rounding=ROUND_FLOOR))
+    amount = min(MAX_AMOUNT_MINOR, worth)
+    rule = f"engagement at {at}: {' + '.join(terms) or 'nothing valued'} = {worth}{tier}"
+    if worth > amount:  # the sum is stated as computed, then the clamp, as a cap is
+        rule += f", capped at {MAX_AMOUNT_MINOR} (the largest amount afflux carries)"
     cap = plan.content_cap_minor
     if cap is not None and amount > cap:
         amount = cap
