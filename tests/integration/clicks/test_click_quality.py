@@ -293,3 +293,88 @@ async def test_an_address_clicking_more_than_the_rate_across_links_is_flagged_ra
     events = [await clicks_topic.click(c) for c in click_ids]
     assert [e["flags"] for e in events] == [[], [], [], ["rate"], ["rate"]]
     assert 'afflux_clicks_flagged_total{reason="rate"} 2.0' in metrics
+
+
+# IPv6: a host holds a whole /64 and may click from a new address each time. Its clicks
+# reach the service through a trusted proxy (10.0.0.0/8 in these settings), whose
+# X-Forwarded-For names the client, as a real deployment behind a load balancer does.
+PROXY = "10.0.0.7"
+
+
+async def forwarded_clicks(http: httpx.AsyncClient, code: str, addresses: list[str]) -> list[str]:
+    """One cookie-less click per client address, each forwarded by the trusted proxy."""
+    click_ids = []
+    for address in addresses:
+        http.cookies.clear()
+        response = await http.get(f"/c/{code}", headers={"X-Forwarded-For": address})
+        assert response.status_code == 302
+        click_ids.append(click_id_of(response.headers["location"]))
+    return click_ids
+
+
+async def test_sixty_clicks_rotating_addresses_inside_one_ipv6_64_count_and_pay_once(
+    infra: Any, clicks_app: FastAPI, pay_per_click: CampaignTerms, clicks_topic: ClickWatch
+) -> None:
+    await wait_for_campaign(clicks_app, pay_per_click.campaign_id)
+    rotated = [f"2001:db8:60:2::{n:x}" for n in range(1, 61)]
+    async with client_for(clicks_app, PROXY) as http:
+        link = await create_link(http, pay_per_click.campaign_id, "https://shop.example.com/")
+        click_ids = await forwarded_clicks(http, link["code"], rotated)
+
+    events = [ClickRecorded.model_validate(await clicks_topic.click(c)) for c in click_ids]
+    assert [e.flags for e in events] == [()] + [("ip_duplicate",)] * 59
+    assert len({e.ip_hash for e in events}) == 1
+    paid, kpis = await paid_clicks(infra.redis_url, pay_per_click, events)
+    assert paid == PER_CLICK_MINOR  # like one IPv4 address: one click, not sixty
+    assert (kpis["valid_clicks"], kpis["flagged_by_reason"]["ip_duplicate"]) == (1, 59)
+
+
+async def test_two_ipv6_64s_are_two_addresses_and_a_mapped_ipv4_is_its_ipv4_address(
+    clicks_app: FastAPI, campaign: CampaignTerms, clicks_topic: ClickWatch
+) -> None:
+    addresses = [
+        "2001:db8:61:1::1",
+        "2001:db8:61:2::1",  # the next /64: another household
+        "2001:db8:61:1:ffff:ffff:ffff:fffe",  # back in the first /64
+        "192.0.2.61",
+        "::ffff:192.0.2.61",  # the same IPv4 client seen by a dual-stack proxy
+    ]
+    async with client_for(clicks_app, PROXY) as http:
+        link = await create_link(http, campaign.campaign_id, "https://shop.example.com/")
+        click_ids = await forwarded_clicks(http, link["code"], addresses)
+
+    events = [await clicks_topic.click(c) for c in click_ids]
+    assert [e["flags"] for e in events] == [[], [], ["ip_duplicate"], [], ["ip_duplicate"]]
+    hashes = [e["ip_hash"] for e in events]
+    assert hashes[0] == hashes[2] != hashes[1]
+    assert hashes[3] == hashes[4]
+
+
+async def test_an_ipv6_host_rotating_addresses_across_links_is_held_to_the_rate(
+    infra: Any, campaign: CampaignTerms, clicks_topic: ClickWatch, tmp_path: Any
+) -> None:
+    app = create_app(clicks_settings(infra, tmp_path, clicks_ip_rate_per_minute=3))
+    async with app.router.lifespan_context(app), client_for(app, PROXY) as http:
+        await wait_for_campaign(app, campaign.campaign_id)
+        click_ids = []
+        for n in range(1, 6):  # another link and another address of the /64 each time
+            link = await create_link(http, campaign.campaign_id, "https://shop.example.com/")
+            click_ids += await forwarded_clicks(http, link["code"], [f"2001:db8:62:9::{n}"])
+        # Another /64 has a minute of its own.
+        click_ids += await forwarded_clicks(http, link["code"], ["2001:db8:62:a::1"])
+    events = [await clicks_topic.click(c) for c in click_ids]
+    assert [e["flags"] for e in events] == [[], [], [], ["rate"], ["rate"], []]
+
+
+async def test_a_wider_configured_ipv6_prefix_groups_a_whole_56(
+    infra: Any, campaign: CampaignTerms, clicks_topic: ClickWatch, tmp_path: Any
+) -> None:
+    app = create_app(clicks_settings(infra, tmp_path, clicks_ipv6_prefix_bits=56))
+    async with app.router.lifespan_context(app), client_for(app, PROXY) as http:
+        await wait_for_campaign(app, campaign.campaign_id)
+        link = await create_link(http, campaign.campaign_id, "https://shop.example.com/")
+        click_ids = await forwarded_clicks(
+            http, link["code"], ["2001:db8:63:100::1", "2001:db8:63:1ff::1", "2001:db8:63:200::1"]
+        )
+    events = [await clicks_topic.click(c) for c in click_ids]
+    assert [e["flags"] for e in events] == [[], ["ip_duplicate"], []]

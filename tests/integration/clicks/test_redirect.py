@@ -183,6 +183,18 @@ async def test_forwarded_for_is_trusted_only_from_configured_proxies(
     assert "203.0.113.9" not in str(trusted_event)
 
 
+async def test_an_ipv6_client_is_hashed_as_its_64(
+    clicks_app: FastAPI, link: dict[str, Any], clicks_topic: ClickWatch
+) -> None:
+    async with client_for(clicks_app, "10.1.2.3") as proxy:
+        response = await proxy.get(
+            f"/c/{link['code']}", headers={"X-Forwarded-For": "2001:DB8:0:7::1%eth0"}
+        )
+    event = await clicks_topic.click(click_id_of(response.headers["location"]))
+    # What a merchant hashes for the same_ip signal: the group, never the address.
+    assert event["ip_hash"] == ip_hash("2001:db8:0:7::/64")
+
+
 async def test_deactivation_reaches_another_instance_without_a_restart(
     infra: Any,
     clicks_app: FastAPI,

@@ -7,8 +7,10 @@ import hmac
 import ipaddress
 
 import pytest
+from pydantic import ValidationError
 
 from afflux.clicks.privacy import IpHasher
+from afflux.clicks.settings import ClicksSettings
 from afflux.shared.io.http.client_address import ProxyTrust
 
 pytestmark = pytest.mark.unit
@@ -44,3 +46,22 @@ def test_client_ip_honours_forwarded_for_only_from_trusted_proxies(
 
 def test_without_configured_proxies_nobody_is_trusted() -> None:
     assert ProxyTrust([]).client_ip("127.0.0.1", "203.0.113.7") == "127.0.0.1"
+
+
+def test_an_ipv6_address_is_hashed_as_its_64_and_a_mapped_ipv4_as_the_ipv4() -> None:
+    hasher = IpHasher(b"secret")
+    group = hmac.new(b"secret", b"2001:db8:1:2::/64", hashlib.sha256).hexdigest()
+    assert hasher.hash("2001:db8:1:2::1") == hasher.hash("2001:db8:1:2::3c") == group
+    assert hasher.hash("2001:db8:1:3::1") != group
+    assert hasher.hash("::ffff:203.0.113.7") == hasher.hash("203.0.113.7")
+
+
+def test_the_ipv6_prefix_is_configurable_from_32_to_128_bits() -> None:
+    assert IpHasher(b"k", 48).hash("2001:db8:1:2::1") == IpHasher(b"k", 48).hash("2001:db8:1:ff::1")
+    assert IpHasher(b"k", 128).hash("2001:db8::1") != IpHasher(b"k", 128).hash("2001:db8::2")
+    with pytest.raises(ValueError, match="v6_prefix_bits"):
+        IpHasher(b"k", 129)
+    for bits in (31, 129):
+        with pytest.raises(ValidationError, match="clicks_ipv6_prefix_bits"):
+            ClicksSettings(clicks_ipv6_prefix_bits=bits)
+    assert ClicksSettings().clicks_ipv6_prefix_bits == 64

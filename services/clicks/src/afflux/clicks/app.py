@@ -99,7 +99,7 @@ def create_app(
     """The clicks app; its lifespan connects to Redis and Kafka and follows campaigns."""
     view = directory or CampaignDirectory()
     metrics = ClicksMetrics()
-    hasher = IpHasher(ip_hash_key(settings))
+    hasher = IpHasher(ip_hash_key(settings), settings.clicks_ipv6_prefix_bits)
     proxies = ProxyTrust(settings.trusted_networks())
 
     def still_allowed(link: Link) -> bool:

@@ -8,6 +8,11 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from afflux.shared.core.address_group import (
+    DEFAULT_IPV6_PREFIX_BITS,
+    MAX_IPV6_PREFIX_BITS,
+    MIN_IPV6_PREFIX_BITS,
+)
 from afflux.shared.core.proxies import Network, parse_networks
 from afflux.shared.secret_policy import require_strong
 from afflux.shared.settings import CommonSettings
@@ -54,6 +59,14 @@ class ClicksSettings(CommonSettings):
     )
     clicks_ip_hash_secret: SecretStr | None = Field(
         None, description="HMAC key for client IPs; generated per process in development"
+    )
+    clicks_ipv6_prefix_bits: int = Field(
+        DEFAULT_IPV6_PREFIX_BITS,
+        ge=MIN_IPV6_PREFIX_BITS,
+        le=MAX_IPV6_PREFIX_BITS,
+        description="an IPv6 client counts as its network of this many bits for the IP hash "
+        "(IP duplicate windows, the rate limit, same_ip): a host rotating its address inside "
+        "its /64 is one address (128: every address alone)",
     )
     clicks_trusted_proxies: str = Field(
         "",
