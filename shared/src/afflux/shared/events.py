@@ -91,7 +91,13 @@ class ClickRecorded(Envelope):
     affiliate_id: Id
     campaign_id: Id
     visitor_id: Id
-    ip_hash: str = Field("", description="keyed HMAC-SHA256 of the client IP, never the IP")
+    ip_hash: str = Field(
+        "",
+        description="keyed HMAC-SHA256 of the client's address group, never the IP: an IPv4"
+        " address itself, an IPv6 address its /64 network (AFFLUX_CLICKS_IPV6_PREFIX_BITS),"
+        " e.g. 2001:db8:1:2::/64, an IPv4-mapped IPv6 address its IPv4 address; events from"
+        " before IPv6 grouping hash the full IPv6 address",
+    )
     user_agent: str = Field(
         "", description="empty: the raw user agent is not kept (older events may carry it)"
     )
@@ -216,7 +222,9 @@ class OrderPlaced(Envelope):
     customer_ip_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None,
         description="the buyer's IP, hashed as the clicks service hashes click IPs (risk"
-        " signal same_ip); never the IP itself",
+        " signal same_ip): HMAC-SHA256 under its key of the address group, an IPv4 address"
+        " itself, an IPv6 address its /64 network (2001:db8:1:2::/64), an IPv4-mapped one its"
+        " IPv4 address (afflux.shared.core.address_group); never the IP itself",
     )
     customer_email_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="the buyer's hashed email (risk signal self_referral)"
