@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from afflux.clicks.privacy import IpHasher
 from afflux.clicks.settings import ClicksSettings
+from afflux.shared.core.address_group import address_group
+from afflux.shared.core.review import IP_PREFIX, ReviewTerms, SignalFacts, signals
 from afflux.shared.io.http.client_address import ProxyTrust
 
 pytestmark = pytest.mark.unit
@@ -65,3 +67,18 @@ def test_the_ipv6_prefix_is_configurable_from_32_to_128_bits() -> None:
         with pytest.raises(ValidationError, match="clicks_ipv6_prefix_bits"):
             ClicksSettings(clicks_ipv6_prefix_bits=bits)
     assert ClicksSettings().clicks_ipv6_prefix_bits == 64
+
+
+def test_a_buyer_on_another_address_of_the_clicks_64_raises_same_ip() -> None:
+    """The order's hash is made as documented (HMAC of the address group under the key),
+    the click's by the clicks service: a sibling address of one /64 is the same IP."""
+    review = ReviewTerms.model_validate({"hold_on": ["same_ip"]})
+    click = IpHasher(b"secret").hash("2001:db8:1:2::1")[:IP_PREFIX]  # what attribution keeps
+
+    def facts(buyer: str) -> SignalFacts:
+        group = address_group(buyer).encode()
+        order = hmac.new(b"secret", group, hashlib.sha256).hexdigest()
+        return SignalFacts("ana", "cookie", 60_000, click_ip_hash=click, customer_ip_hash=order)
+
+    assert signals(review, facts("2001:db8:1:2:aaaa::9")) == ("same_ip",)
+    assert signals(review, facts("2001:db8:1:3::1")) == ()
