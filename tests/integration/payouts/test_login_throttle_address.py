@@ -102,3 +102,20 @@ async def test_behind_a_trusted_proxy_one_clients_failures_do_not_lock_out_anoth
         # appends the address it saw, and the right-most untrusted hop is the client.
         assert await _login(proxy, world.creator_key, f"{victim}, {attacker}") == 429
         assert await _login(proxy, world.creator_key, victim) == 303
+
+
+async def test_an_ipv6_client_rotating_its_address_inside_its_64_shares_one_count(
+    plain_redis: tuple[Child, int],
+) -> None:
+    """An IPv6 host holds its whole /64: a new source address per attempt is the same
+    client, so key guessing cannot escape the throttle by rotating; another /64 is another
+    client."""
+    _, redis_port = plain_redis
+    async with (
+        _served(redis_port, trusted_proxies=f"{PROXY}/32") as (world, base_url),
+        _client(base_url, PROXY) as proxy,
+    ):
+        answers = [await _login(proxy, WRONG_KEY, f"2001:db8:66:1::{n:x}") for n in range(1, 6)]
+        assert answers == [401] * 5
+        assert await _login(proxy, world.creator_key, "2001:db8:66:1::ffff") == 429
+        assert await _login(proxy, world.creator_key, "2001:db8:66:2::1") == 303

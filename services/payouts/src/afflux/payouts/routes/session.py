@@ -6,7 +6,8 @@ cookie (Secure when the public URL is https); pages read the principal from it t
 ``PrincipalDep`` and put ``csrf_token(request)`` in every form. The login form itself is
 protected by a double-submit token (cookie and hidden field) and an Origin check.
 Failed logins are counted per client address (the TCP peer, or behind a proxy of
-``AFFLUX_TRUSTED_PROXIES`` the client it names): at the limit, further attempts are
+``AFFLUX_TRUSTED_PROXIES`` the client it names; an IPv6 client by its /64, which one host
+can rotate through, as click quality counts it): at the limit, further attempts are
 answered 429 with Retry-After until the window ends. docs/portal.md, "Access".
 """
 
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.shared.core import access
 from afflux.shared.core.access import Principal
+from afflux.shared.core.address_group import address_group
 from afflux.shared.io.http.principals import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -121,7 +123,7 @@ async def login(request: Request, store: AccessStoreDep, config: AccessConfigDep
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not access.same_secret(fields.get(CSRF_FIELD, ""), expected):
         raise Problem(403, CSRF_FIELD, "missing or wrong CSRF token: reload the login page")
-    address = config.proxies.of_request(request)
+    address = address_group(config.proxies.of_request(request))
     failures, retry_after = await store.failures(address)
     if config.throttle.blocked(failures):
         raise Problem(
