@@ -195,6 +195,23 @@ async def test_an_ipv6_client_is_hashed_as_its_64(
     assert event["ip_hash"] == ip_hash("2001:db8:0:7::/64")
 
 
+async def test_every_forwarded_for_line_of_a_trusted_proxy_counts_in_order(
+    clicks_app: FastAPI, link: dict[str, Any], clicks_topic: ClickWatch
+) -> None:
+    # HTTP allows repeating the header; its lines join with commas into one list. The
+    # last line here holds only a trusted proxy: the client is on the line before it.
+    lines = [
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("X-Forwarded-For", "10.1.2.4"),
+    ]
+    async with client_for(clicks_app, "10.1.2.3") as proxy:
+        response = await proxy.get(f"/c/{link['code']}", headers=lines)
+
+    event = await clicks_topic.click(click_id_of(response.headers["location"]))
+    assert event["ip_hash"] == ip_hash("203.0.113.9")
+
+
 async def test_deactivation_reaches_another_instance_without_a_restart(
     infra: Any,
     clicks_app: FastAPI,

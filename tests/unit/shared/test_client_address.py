@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from afflux.clicks.settings import ClicksSettings
 from afflux.payouts.settings import PayoutsSettings
-from afflux.shared.core.proxies import client_address, in_networks, parse_networks
+from afflux.shared.core.proxies import client_address, in_networks, joined_lines, parse_networks
 from afflux.shared.io.http.client_address import ProxyTrust
 from afflux.shared.io.serving import uvicorn_config
 from afflux.shared.secret_policy import settings_error
@@ -54,6 +54,31 @@ def test_the_client_is_the_peer_unless_a_trusted_proxy_names_it(
 ) -> None:
     assert client_address(peer, forwarded_for, _trusted) == client
     assert ProxyTrust(NETWORKS).client_ip(peer, forwarded_for) == client
+
+
+@pytest.mark.parametrize(
+    ("peer", "lines", "client"),
+    [
+        ("10.0.0.5", [], "10.0.0.5"),  # no header: the proxy itself
+        ("10.0.0.5", ["203.0.113.7"], "203.0.113.7"),
+        # the lines are one list in order: the last line's right-most untrusted hop
+        ("10.0.0.5", ["198.51.100.7", "203.0.113.7"], "203.0.113.7"),
+        # the last line holds only trusted proxies: the hop before them, on an earlier line
+        ("10.0.0.5", ["203.0.113.7", "10.0.0.9"], "203.0.113.7"),
+        ("10.0.0.5", ["198.51.100.7, 203.0.113.7", "10.0.0.8, 10.0.0.9"], "203.0.113.7"),
+        # an empty line adds no hop; a bad hop on any line still means the proxy
+        ("10.0.0.5", ["203.0.113.7", ""], "203.0.113.7"),
+        ("10.0.0.5", ["203.0.113.7", "unknown", "10.0.0.9"], "10.0.0.5"),
+        # every line trusted: the left-most hop of the first line
+        ("10.0.0.5", ["10.0.0.7", "10.0.0.9"], "10.0.0.7"),
+        # an untrusted peer is the client, whatever its lines say
+        ("198.51.100.1", ["203.0.113.7", "10.0.0.9"], "198.51.100.1"),
+    ],
+)
+def test_forwarded_for_lines_are_read_as_one_list_in_order(
+    peer: str, lines: list[str], client: str
+) -> None:
+    assert client_address(peer, joined_lines(lines), _trusted) == client
 
 
 def test_without_configured_proxies_nobody_is_trusted() -> None:

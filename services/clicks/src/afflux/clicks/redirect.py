@@ -27,6 +27,7 @@ from afflux.clicks.shipper import ClickShipper
 from afflux.shared.core.click_flags import BOT
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import derived_id, new_click_id, new_visitor_id
+from afflux.shared.core.proxies import joined_lines
 from afflux.shared.io.http.client_address import ProxyTrust
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         ctx.metrics.observe(time.perf_counter() - started)
         return
 
-    user_agent = referrer = cookie = forwarded_for = forwarded_proto = None
+    user_agent = referrer = cookie = forwarded_proto = None
+    forwarded_for: list[str] = []  # every line, in order: HTTP joins them into one list
     fetch_mode = fetch_dest = None
     for name, value in scope["headers"]:
         if name == b"user-agent":
@@ -105,7 +107,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         elif name == b"referer":
             referrer = value.decode("latin-1")[:_MAX_REFERRER]
         elif name == b"x-forwarded-for":
-            forwarded_for = value.decode("latin-1")
+            forwarded_for.append(value.decode("latin-1"))
         elif name == b"x-forwarded-proto":
             forwarded_proto = value.decode("latin-1")
         elif name == b"sec-fetch-mode":
@@ -123,7 +125,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
     agent = ctx.bots.classify(user_agent or "")
     navigation = top_level_navigation(fetch_mode, fetch_dest)
     click_id = new_click_id(visitor)
-    ip_hash = ctx.ip_hasher.hash(ctx.proxies.client_ip(peer, forwarded_for))
+    ip_hash = ctx.ip_hasher.hash(ctx.proxies.client_ip(peer, joined_lines(forwarded_for)))
     flags = ctx.quality.flags(
         bot=head or agent.is_bot,
         navigation=navigation,

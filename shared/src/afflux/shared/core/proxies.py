@@ -39,6 +39,12 @@ def in_networks(address: str, networks: Sequence[Network]) -> bool:
     return any(ip in net for net in networks)
 
 
+def joined_lines(lines: Sequence[str]) -> str | None:
+    """The values of a header sent on several lines, as the one list HTTP makes of them
+    (joined with commas, in order); None when the header was not sent."""
+    return ", ".join(lines) if lines else None
+
+
 def client_address(peer: str, forwarded_for: str | None, trusted: Callable[[str], bool]) -> str:
     """The client behind ``peer``: the peer itself unless ``trusted(peer)``; then the
     right-most ``forwarded_for`` hop that is not trusted (the peer when that hop is no IP

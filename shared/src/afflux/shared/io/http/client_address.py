@@ -44,5 +44,6 @@ class ProxyTrust:
     def of_request(self, request: Request) -> str:
         """The client of ``request``; several X-Forwarded-For lines count as one list."""
         peer = request.client.host if request.client else _UNKNOWN
-        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
-        return self.client_ip(peer, forwarded)
+        return self.client_ip(
+            peer, proxies.joined_lines(request.headers.getlist("x-forwarded-for"))
+        )
