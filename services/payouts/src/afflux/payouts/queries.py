@@ -114,9 +114,34 @@ async def counts_for(
         cps = [(campaign, p) for p in await reads.campaign_periods(store, campaign)]
     else:
         cps = await reads.all_periods(store)
+    return await _tally(store, directory, [(c, p) for c, p in cps if period in (None, p)])
+
+
+async def creator_counts(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    affiliate: str,
+    campaign: str | None,
+    period: str | None,
+) -> list[views.Counts]:
+    """The creator's counts per campaign (only ``campaign``'s, in ``period``, when
+    given), read from the creator's own campaign-periods (the creator index): a
+    network's other creators add nothing to the cost. 404 on ``affiliate_id`` without
+    any."""
+    cps = await creator_periods(store, affiliate, campaign, period)
+    mine = [c for (_, a), c in (await _tally(store, directory, cps)).items() if a == affiliate]
+    if not mine:
+        raise unknown_creator(affiliate)
+    return mine
+
+
+async def _tally(
+    store: LedgerStore, directory: CampaignDirectory, cps: list[CampaignPeriod]
+) -> CountsByCreator:
+    """(campaign, affiliate) -> counts over the campaign-periods ``cps`` of known campaigns."""
     out: CountsByCreator = {}
     for cid, p in cps:
-        if (period is not None and p != period) or cid not in directory:
+        if cid not in directory:
             continue
         kpis, clicks = await reads.period_counters(store, cid, p)
         per_affiliate: dict[str, views.Counts] = {}

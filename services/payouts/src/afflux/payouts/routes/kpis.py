@@ -31,9 +31,9 @@ from afflux.payouts.queries import (
     CountsByCreator,
     contents_for,
     counts_for,
+    creator_counts,
     creator_periods,
     known_campaign,
-    unknown_creator,
 )
 from afflux.payouts.store import LedgerStore
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -50,12 +50,18 @@ async def _counts(
     return await counts_for(store, directory, campaign_id, params.period(period))
 
 
-def _of_creator(counts: CountsByCreator, affiliate_id: str) -> list[views.Counts]:
-    """The counts of one creator, per campaign; 404 without any."""
-    mine = [c for (_, affiliate), c in counts.items() if affiliate == affiliate_id]
-    if not mine:
-        raise unknown_creator(affiliate_id)
-    return mine
+async def _of_creator(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    affiliate_id: str,
+    campaign_id: str | None,
+    period: str | None,
+) -> list[views.Counts]:
+    """The counts of one creator, per campaign (of ``campaign_id``, in ``period``, as
+    ``_counts`` checks them), from the creator's own campaign-periods; 404 without any."""
+    known_campaign(directory, campaign_id)
+    wanted = params.period(period)
+    return await creator_counts(store, directory, affiliate_id, campaign_id, wanted)
 
 
 @router.get("/kpis/campaigns/{campaign_id}", response_model=KpiRow)
@@ -120,9 +126,8 @@ async def creator_kpis(
     campaign_id: str | None = None,
     period: str | None = None,
 ) -> dict[str, Any]:
-    counts = await _counts(store, directory, campaign_id, period)
     per_currency: dict[str, list[views.Counts]] = {}
-    for c in _of_creator(counts, affiliate_id):
+    for c in await _of_creator(store, directory, affiliate_id, campaign_id, period):
         per_currency.setdefault(c.currency, []).append(c)
     rows = [
         {
@@ -144,8 +149,7 @@ async def creator_series(
     campaign_id: str | None = None,
     period: str | None = None,
 ) -> dict[str, Any]:
-    counts = await _counts(store, directory, campaign_id, period)
-    total = views.combine(_of_creator(counts, affiliate_id))
+    total = views.combine(await _of_creator(store, directory, affiliate_id, campaign_id, period))
     return {
         "affiliate_id": affiliate_id,
         "currency": total.currency,
