@@ -46,6 +46,7 @@ LONGEST_FILES = {
     "tests/e2e/foundation/test_api_reference.py": 126,
     "tests/e2e/payouts/test_webhooks_stack.py": 124,
     "tests/e2e/payouts/test_ledger_kill.py": 111,
+    "tests/integration/attribution/test_failed_batch_retry.py": 110,
 }
 
 # Files that share a package-scoped stack go to one worker as one unit, so the stack starts

@@ -17,8 +17,8 @@ from recording_runtime import Sent, recording_runtime, ten_percent_sale
 from test_decision_isolation import click
 
 from afflux.attribution.app import _watched
-from afflux.attribution.runtime import RESTART, STALL_S, Runtime
-from afflux.attribution.stage import Owned, Record
+from afflux.attribution.runtime import RESTART, RETRYING, STALL_S, Runtime
+from afflux.attribution.stage import RETRY_FIRST_S, RETRY_MAX_S, Owned, Record
 from afflux.shared.topics import CLICKS, DLQ, ORDERS
 from afflux.shared.wire import encode
 
@@ -121,19 +121,20 @@ def test_a_failed_batch_stops_its_partition_says_so_and_writes_nothing_of_it_aft
     runtime = ready_runtime(sent, clock, {(CLICKS.name, 0): 2}, refuse=DLQ.name, paused=paused)
     stage = runtime.join
 
-    async def scenario() -> list[bool]:
-        with pytest.raises(ProducerSendError):
-            # The click changes the state; the garbage's dead letter cannot be sent.
-            await stage.handle_many([click_record(0), garbage_record(1)])
+    async def scenario() -> tuple[list[bool], list[bool]]:
+        # The click changes the state; the garbage's dead letter cannot be sent. The batch
+        # is held, not raised: the agent goes on with the stage's other partitions.
+        failed = await stage.handle_many([click_record(0), garbage_record(1)])
         await runtime.tick()
-        return await stage.handle_many([click_record(2)])
+        return failed, await stage.handle_many([click_record(2)])
 
-    later = asyncio.run(scenario())
+    failed, later = asyncio.run(scenario())
 
     # Neither the batch's state nor its position went to the changelog, then or at the
     # tick: written, they would claim a dead letter that never went out.
     assert [topic for topic, _ in sent if topic == stage.changelog] == []
-    assert later == [False]  # held unacknowledged, as a diverged partition's records
+    assert failed == [False, False]  # held unacknowledged until the retry reads them again
+    assert later == [False]
     assert paused == {(CLICKS.name, 0), (ORDERS.name, 0)}
     assert 0 not in stage.owned
     ok, body = runtime.health()
@@ -141,13 +142,40 @@ def test_a_failed_batch_stops_its_partition_says_so_and_writes_nothing_of_it_aft
     assert body["status"] == "failed"
     assert body["problems"] == [
         f'join[0] stopped: a batch failed: ProducerSendError("Error while sending: {TOO_LARGE}")'
+        f"; retried in {RETRY_FIRST_S:.0f} s (failure 1 in a row)"
     ]
-    assert body["recovery"] == RESTART
+    assert body["recovery"] == RETRYING
     assert body["join_partitions"] == []
+    assert stage.retry_at[0] == clock.now + RETRY_FIRST_S
+    assert runtime.dead == {}
 
-    runtime.assigned({(CLICKS.name, 0), (ORDERS.name, 0)})  # a rebalance gives it back
-    assert 0 not in stage.loading
+    runtime.assigned({(CLICKS.name, 0), (ORDERS.name, 0)})  # a rebalance keeps it
+    assert 0 not in stage.loading  # recovered only by its retry, once the back-off passed
     assert 0 not in stage.owned
+    assert 0 in stage.failed
+    runtime.assigned(set())  # given away: its new owner's
+    assert stage.failed == {}
+    assert stage.retry_at == {}
+
+
+def test_failures_in_a_row_back_off_doubling_up_to_the_cap() -> None:
+    clock = Monotonic()
+    runtime = ready_runtime([], clock, {(CLICKS.name, 0): 1}, refuse=DLQ.name)
+    stage = runtime.join
+    stage.assignment = {0}
+    waits = []
+    for _ in range(8):
+        stage._retry_later(0, "a batch failed")
+        waits.append(stage.retry_at[0] - clock.now)
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, RETRY_MAX_S, RETRY_MAX_S, RETRY_MAX_S]
+    assert stage.failed[0] == f"a batch failed; retried in {RETRY_MAX_S:.0f} s (failure 8 in a row)"
+
+    async def written() -> None:  # a batch of the partition written: the count starts over
+        stage.owned[0] = Owned(stage.new_state(None))
+        await stage.handle_many([click_record(0)])
+
+    asyncio.run(written())
+    assert 0 not in stage.attempts
 
 
 def test_an_agent_that_raised_stays_dead_and_is_reported_and_logged(
@@ -200,3 +228,30 @@ def test_an_agent_ended_by_the_worker_stopping_is_not_reported(how: str) -> None
     else:
         asyncio.run(_watched(app, runtime, "join", work()))
     assert runtime.health()[0]
+
+
+def test_a_tick_that_fails_stops_its_partition_and_the_timer_goes_on() -> None:
+    sent: Sent = []
+    clock = Monotonic()
+    runtime = ready_runtime(sent, clock, {(CLICKS.name, 0): 1})
+    stage = runtime.join
+    stage.assignment = {0}
+
+    async def scenario() -> None:
+        await stage.handle_many([click_record(0)])
+        changelog = stage.changelog
+        recording = stage.transport.send
+
+        async def refused(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
+            if topic == changelog:
+                raise ProducerSendError(f"Error while sending: {TOO_LARGE}")
+            return await recording(topic, key, value, p)
+
+        stage.transport = replace(stage.transport, send=refused)
+        stage.owned[0].state.dirty.add("v-never-written")  # the tick has a key to write
+        await runtime.tick()  # not raised: the timer would end with it
+
+    asyncio.run(scenario())
+    assert 0 not in stage.owned
+    assert stage.failed[0].startswith("a batch failed: ProducerSendError")
+    assert runtime.health()[1]["status"] == "failed"

@@ -194,20 +194,21 @@ async def _feed(
 ) -> None:
     """A stage agent's work: once the worker has started, its stream into the stage."""
     await _wait_started(started, directory)
-    await _consume(stream.noack(), stage.handle_many)
+    await _consume(stream.noack(), stage.handle_many, faust_bridge.forget_unacked(stream.app))
 
 
 async def _watched(app: faust.App, runtime: Runtime, name: str, work: Awaitable[None]) -> None:
-    """Run a stage agent's ``work``; should it raise (a send refused for good) or end
-    while the worker runs, the agent stays dead and says so (``Runtime.agent_died``:
-    logged at error, /healthz 503 until the worker restarts).
+    """Run a stage agent's ``work``; should it raise or end while the worker runs, the
+    agent stays dead and says so (``Runtime.agent_died``: logged at error, /healthz 503
+    until the worker restarts).
 
-    Raised on to Faust, the exception would be logged and the agent restarted at once
-    on the same stream (its default supervisor), answering /healthz 200 while the failed
-    batch's records were neither processed nor acknowledged; and the exception Faust
-    keeps would hold those records, which its next rebalance waits for. The stage has
-    stopped the batch's partitions (``Stage.failed``); a restart of the worker recovers
-    them from their changelogs and reads their input again."""
+    A batch that raises does not end the agent: the stage stops the batch's partitions
+    and retries them from their changelogs (``Stage.failed``, ``Stage.retry_failed``).
+    What still can is outside any batch (the stream itself). Raised on to Faust, the
+    exception would be logged and the agent restarted at once on the same stream (its
+    default supervisor), answering /healthz 200 while the records in hand were neither
+    processed nor acknowledged; and the exception Faust keeps would hold those records,
+    which its next rebalance waits for."""
     try:
         await work
     except asyncio.CancelledError:  # the worker stopping: no death
@@ -225,7 +226,9 @@ MAX_BATCH_RECORDS = 64
 
 
 async def _consume(
-    manual: Any, handle_many: Callable[[list[Record]], Awaitable[list[bool]]]
+    manual: Any,
+    handle_many: Callable[[list[Record]], Awaitable[list[bool]]],
+    held: Callable[[Any], None] = lambda message: None,
 ) -> None:
     """Hand the stage each run of records the consumer already holds as one batch, so
     their outputs are awaited and their state written once rather than once per record
@@ -249,7 +252,7 @@ async def _consume(
                 first.cancel()
                 reader.result()  # the stream ended (or raised): so does the agent
                 return
-            await _handle(manual, handle_many, _batch(first.result(), taken))
+            await _handle(manual, handle_many, _batch(first.result(), taken), held)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
@@ -263,15 +266,22 @@ def _batch(first: Any, taken: asyncio.Queue[Any]) -> list[Any]:
 
 
 async def _handle(
-    manual: Any, handle_many: Callable[[list[Record]], Awaitable[list[bool]]], batch: list[Any]
+    manual: Any,
+    handle_many: Callable[[list[Record]], Awaitable[list[bool]]],
+    batch: list[Any],
+    held: Callable[[Any], None] = lambda message: None,
 ) -> None:
-    """Acknowledge what the stage handled. Nothing here outlives the call: Faust waits
-    for unacknowledged records (those of a diverged partition) only while something
-    still refers to them."""
+    """Acknowledge what the stage handled; hand the messages it held (a diverged
+    partition's, a failed batch's) to ``held``. Nothing here outlives the call: Faust
+    waits for unacknowledged records only while something still refers to them, and the
+    stream itself refers to the last one it delivered until the next comes
+    (``faust_bridge.forget_unacked``)."""
     done = await handle_many([_record(e.message) for e in batch])
     for e, ok in zip(batch, done, strict=True):
         if ok:
             await manual.ack(e)
+        else:
+            held(e.message)
 
 
 async def _take(manual: Any, taken: asyncio.Queue[Any]) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -128,13 +128,41 @@ def transport(app: faust.App) -> Transport:
     ) -> list[Any]:
         return await send_batches(_producer(app), topic, partition, items)
 
+    async def rewind(offsets: dict[tuple[str, int], int]) -> None:
+        """Fetch the paused partitions again from ``offsets``: Faust's seek also moves its
+        read offset back, so the records from there are delivered (and acknowledged) again."""
+        consumer: Any = app.consumer
+        thread = consumer._thread
+        for (t, p), offset in offsets.items():
+            tp = TP(t, p)
+            await thread.call_thread(thread.seek, tp, offset)  # in the consumer's own loop
+            consumer._read_offset[tp] = offset or None  # as Faust's ``Consumer.seek``
+        consumer.resume_partitions({TP(t, p) for t, p in offsets})
+
     return Transport(
         send=send,
         highwater=lambda t, p: highwater(app, t, p),
         partition_count=lambda topic: partition_count(app, topic),
         pause=lambda tps: app.consumer.pause_partitions({TP(t, p) for t, p in tps}),
         send_many=send_many,
+        rewind=rewind,
     )
+
+
+def forget_unacked(app: faust.App) -> Callable[[Any], None]:
+    """Stop Faust waiting for a message the stages hold unacknowledged (its partition
+    diverged, or a batch of it failed and waits for its retry).
+
+    Before a rebalance and at stop Faust waits until every message it handed out is
+    acknowledged or gone; its stream keeps the last message it delivered until the next
+    one comes, so a held message on a quiet stream held the rebalance (and the stop)
+    back. A held message is never acknowledged: its offset is not committed, and the
+    partition's next owner, or its retry, reads it again from the committed offset."""
+
+    def forget(message: Any) -> None:
+        app.consumer._unacked_messages.discard(message)  # type: ignore[attr-defined]
+
+    return forget
 
 
 async def send_batches(

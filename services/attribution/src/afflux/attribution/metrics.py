@@ -100,6 +100,20 @@ class AttributionMetrics:
             ["stage"],
             registry=r,
         )
+        self.failed = Gauge(
+            "afflux_attribution_failed_partitions",
+            "Partitions stopped by a failed batch, waiting to be retried from their"
+            " changelog, by stage",
+            ["stage"],
+            registry=r,
+        )
+        self.batch_failures = Counter(
+            "afflux_attribution_batch_failures_total",
+            "Batches (records, a read-back, a tick) that raised and stopped their"
+            " partitions until a retry, by stage",
+            ["stage"],
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def child(self, metric: Any, *labels: str) -> Any:

@@ -43,6 +43,11 @@ RESTART = (
     "restart the worker: it recovers the stopped partitions from their changelogs and reads"
     " their input again; the log has the exception (docs/attribution.md, /healthz)"
 )
+RETRYING = (
+    "none once the cause is gone: the worker retries the stopped partitions from their"
+    " changelogs and reads their input again, with a back-off of at most 30 s; the log has"
+    " the exception (docs/attribution.md, /healthz)"
+)
 # Refusals of ``handlers.Campaigns.refused`` that newer terms could lift (an event time
 # too old is measured by the campaign's longest window and lock).
 TERMS_REFUSALS = ("unknown campaign", "max_order_minor", CURRENCY_MISMATCH, EVENT_TIME_TOO_OLD)
@@ -144,7 +149,8 @@ class Runtime:
         )
 
     def failures(self) -> list[str]:
-        """Agents that died and partitions stopped by a failed batch (``Stage.failed``)."""
+        """Agents that died and partitions stopped by a failed batch until their retry
+        (``Stage.failed``)."""
         problems = [f"{name} agent died: {why}" for name, why in sorted(self.dead.items())]
         problems += [
             f"{stage.name}[{p}] stopped: {why}"
@@ -189,7 +195,13 @@ class Runtime:
             "status": status,
             "problems": failures + stalls,
             "diverged": diverged,
-            "recovery": RECOVERY if diverged else RESTART if failures else None,
+            "recovery": RECOVERY
+            if diverged
+            else RESTART
+            if self.dead
+            else RETRYING
+            if failures
+            else None,
             "campaigns": self.directory.ready.is_set(),
             "content": self.content.ready.is_set(),
             "join_partitions": sorted(self.join.owned),
@@ -222,6 +234,7 @@ class Runtime:
         for stage in self.stages:
             stage.note()
         for stage in self.stages:
+            stage.start_retries()  # in the background: recovery reads a changelog
             await stage.catch_up()
             await stage.tick()
         if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
@@ -240,6 +253,7 @@ class Runtime:
         m.ready.set(1 if self.ready() else 0)
         for stage in self.stages:
             m.child(m.diverged, stage.name).set(len(stage.diverged))
+            m.child(m.failed, stage.name).set(len(stage.failed))
             m.child(m.state_keys, stage.name).set(
                 sum(len(o.state.keys) for o in stage.owned.values())
             )

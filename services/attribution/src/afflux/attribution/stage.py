@@ -37,14 +37,23 @@ read again from the committed offset and the same events are emitted again
 with the same ids. So state is never ahead of what was emitted, and the
 position never ahead of the state.
 
-A batch that raises instead (a send refused for good, a ``ProducerSendError``)
-leaves its partitions' state in memory ahead of what was sent and written: its
-records are applied, their position noted. Written by a later batch or tick,
-that state would claim outputs that never went out. So the partitions of a
-failed batch are stopped (``failed``): dropped from ``owned``, nothing of them
-written, their records held unacknowledged and fetching paused, until the
-worker restarts and recovers them from their changelogs. ``/healthz`` answers
-503 meanwhile.
+A batch that raises instead (a send the broker refused, a ``ProducerSendError``,
+any exception outside the per-record dead letters) leaves its partitions' state in
+memory ahead of what was sent and written: its records are applied, their position
+noted. Written by a later batch or tick, that state would claim outputs that never
+went out. So the partitions of a failed batch are stopped (``failed``): dropped
+from ``owned``, their state in memory thrown away, nothing of them written, their
+records held unacknowledged and fetching paused. ``/healthz`` answers 503
+meanwhile. They are retried (``retry_failed``, from the timer) after a back-off
+doubling from ``RETRY_FIRST_S`` to at most ``RETRY_MAX_S``: each is recovered from
+its changelog and checked against its input as at an assignment, and its input is
+fetched again from the group's committed offsets. That is what a restart of the
+worker does for every partition, and what a worker killed at the moment of the
+failure would do: the changelog holds a state never ahead of what was emitted, with
+its position (the write order above), outputs the failed batch sent already go out
+again with the same ids, and nothing is skipped. Should the cause persist, the
+retried batch fails again and waits longer; a partition whose input no longer
+matches its state is stopped as diverged, for good.
 
 Progress: each batch written (records, a read-back, a tick) notes the time
 (``turned_at``, monotonic); a stage with input waiting and no batch for
@@ -63,12 +72,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol
 
+from aiokafka import TopicPartition
+
 from afflux.attribution.decode import Event, decode_items, item_of
-from afflux.attribution.divergence import Position, fingerprint
+from afflux.attribution.divergence import Position, committed_offsets, fingerprint
 from afflux.attribution.gaps import READ_BACK_FETCH_BYTES, read_chunks
 from afflux.attribution.join import Output
 from afflux.attribution.outbox import Outbox, OutRecord
@@ -111,7 +122,13 @@ STALLED_WARN_MS = 30_000
 # back from where its state stands (``catch_up``): the consumer may never hand over
 # records it dropped at a rebalance when no later record reveals the jump (gaps.py).
 CATCH_UP_AFTER_MS = 5_000
+# A partition stopped by a failed batch is retried after this long, then twice as long
+# after each failure in a row, at most ``RETRY_MAX_S`` apart (``Stage.retry_failed``).
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
+# Fetch input partitions again from these offsets (topic, partition) -> offset.
+Rewind = Callable[[dict[tuple[str, int], int]], Awaitable[None]]
 # Records (key, value) to one partition of a topic: their acknowledgements, fewer than the
 # records (one per batch the producer sends).
 SendMany = Callable[
@@ -164,6 +181,9 @@ class Transport:
     pause: Callable[[set[tuple[str, int]]], None] = lambda tps: None
     # Many records to one partition at a time (the changelog writes); None: ``send`` each.
     send_many: SendMany | None = None
+    # Fetch input partitions paused after a failed batch again, from the given offsets
+    # (their records are delivered again: ``Stage.retry_failed``).
+    rewind: Rewind | None = None
 
     async def send_all(
         self, topic: str, partition: int, items: Sequence[tuple[bytes | None, bytes | None]]
@@ -246,9 +266,14 @@ class Stage(Partitions[S]):
         # since when (clock ms), the offset processed then, and whether it was reported.
         self._behind: dict[tuple[str, int], tuple[int, int, bool]] = {}
         self._caught_up_at: dict[tuple[str, int], int] = {}  # last read-back (clock ms)
-        # Partitions stopped because a batch of theirs raised, with why (module docstring):
-        # never processed or written again by this process.
+        # Partitions stopped because a batch of theirs raised, with why (module docstring),
+        # until their retry recovers them; when that is due (monotonic) and the failures
+        # in a row (reset by a batch written).
         self.failed: dict[int, str] = {}
+        self.retry_at: dict[int, float] = {}
+        self.attempts: dict[int, int] = {}
+        self.assignment: set[int] = set()  # the partitions the group gave this stage
+        self._retrying: asyncio.Future[None] | None = None
         self.monotonic = monotonic
         self.turned_at = monotonic()  # when a batch was last written (module docstring)
 
@@ -256,8 +281,13 @@ class Stage(Partitions[S]):
         return super().ready() and not self.failed
 
     def assigned(self, partitions: set[int]) -> None:
-        """As ``Partitions.assigned``; a failed partition stays stopped (its state is
-        recovered only by a restart of the worker)."""
+        """As ``Partitions.assigned``; a failed partition kept waits for its retry, one
+        given away is forgotten (its new owner recovers it)."""
+        self.assignment = set(partitions)
+        for p in [p for p in self.failed if p not in partitions]:
+            del self.failed[p]
+            self.retry_at.pop(p, None)
+            self.attempts.pop(p, None)
         super().assigned({p for p in partitions if p not in self.failed})
 
     # -- records and ticks -------------------------------------------------------
@@ -287,10 +317,14 @@ class Stage(Partitions[S]):
                         done[n] = False
                 continue  # not ours (revoked meanwhile) unless diverged or failed
             ours.append((owned, [records[n] for n in indexes]))
-        async with self.lock:
-            with self._stop_on_failure([(batch[0].partition, o.state) for o, batch in ours]):
-                # Every partition's outputs are awaited together: one round trip, not one each.
-                await self._emit_all([await self._process_batch(o, batch) for o, batch in ours])
+        try:
+            async with self.lock:
+                with self._stop_on_failure([(batch[0].partition, o.state) for o, batch in ours]):
+                    # Every partition's outputs are awaited together: one round trip.
+                    await self._emit_all([await self._process_batch(o, batch) for o, batch in ours])
+        except Exception:  # stopped and logged (``_stop``): held until the retry
+            held = {batch[0].partition for _, batch in ours}
+            return [ok and r.partition not in held for ok, r in zip(done, records, strict=True)]
         return done
 
     async def _process_batch(self, owned: Owned[S], records: list[InputRecord]) -> Pending[S]:
@@ -439,7 +473,10 @@ class Stage(Partitions[S]):
                 letters = self.outbox.undecided(self.handler.failed_topic, p, state.take_failed())
                 if out or letters or state.dirty:
                     pending.append(Pending(p, state, out, letters))
-            await self._emit_all(pending)
+            try:
+                await self._emit_all(pending)
+            except Exception:  # stopped and logged (``_stop``): retried; the timer goes on
+                return
             for owned in list(self.owned.values()):
                 local = owned.local
                 if local is not None and local.due():  # changes stopped: checkpoint anyway
@@ -453,7 +490,8 @@ class Stage(Partitions[S]):
                     continue
                 self.handler.prune(owned.state, owned.safe_ms)
                 if owned.state.dirty:
-                    await self._emit(p, owned.state, [], [])
+                    with suppress(Exception):  # stopped and logged (``_stop``): retried
+                        await self._emit(p, owned.state, [], [])
 
     def lag(self, topic: str) -> int:
         """Records of ``topic`` in the owned partitions not processed yet."""
@@ -558,8 +596,9 @@ class Stage(Partitions[S]):
                 try:
                     await self._read_back(owned, topic, p, known[0])
                 except Exception:  # a read: tried again after CATCH_UP_AFTER_MS; a batch
-                    # that failed stopped the partition (``_stop_on_failure``)
-                    log.exception("%s[%d]: reading back %s[%d] failed", self.name, p, topic, p)
+                    # that failed stopped the partition, and said so (``_stop``)
+                    if p not in self.failed:
+                        log.exception("%s[%d]: reading back %s[%d] failed", self.name, p, topic, p)
 
     async def _read_back(self, owned: Owned[S], topic: str, p: int, high: int) -> None:
         start = _next_offset(owned, topic)
@@ -608,6 +647,9 @@ class Stage(Partitions[S]):
                             batch.owned.consumed.get(topic, 0), offset
                         )
         self.turned_at = self.monotonic()
+        if self.attempts:  # written: a later failure starts its back-off afresh
+            for batch in pending:
+                self.attempts.pop(batch.p, None)
         self.outbox.sent(out)
 
     @contextmanager
@@ -629,17 +671,92 @@ class Stage(Partitions[S]):
             if owned is None or owned.state is not state:
                 continue  # revoked meanwhile, or stopped already (a nested batch)
             del self.owned[p]
-            self.failed[p] = why
+            self._retry_later(p, why)
             self.transport.pause({(t, p) for t in self.inputs})
             stopped.append(p)
-        if stopped:  # the exception itself is logged where it ends (the agent, the timer)
+        if stopped:  # one line, with the traceback
+            self.outbox.metrics.child(self.outbox.metrics.batch_failures, self.name).inc()
             log.error(
                 "%s%s stopped: %s. Their state in memory may hold what was never sent or"
-                " written: nothing of them is processed or written again until the worker"
-                " restarts and recovers them from the changelog",
+                " written: it is dropped, and they are retried from their changelogs in"
+                " %.0f s",
                 self.name,
                 stopped,
                 why,
+                max(self.retry_at[p] for p in stopped) - self.monotonic(),
+                exc_info=exc,
+            )
+
+    def _retry_later(self, p: int, why: str) -> None:
+        """Stop ``p`` (already out of ``owned``) until its next retry, with why."""
+        attempts = self.attempts.get(p, 0) + 1
+        self.attempts[p] = attempts
+        wait = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(attempts - 1, 16))
+        self.retry_at[p] = self.monotonic() + wait
+        self.failed[p] = f"{why}; retried in {wait:.0f} s (failure {attempts} in a row)"
+
+    def start_retries(self) -> asyncio.Future[None] | None:
+        """Start ``retry_failed`` in the background when a retry is due and none runs (the
+        timer goes on meanwhile); the task, or None."""
+        running = self._retrying
+        if running is not None and not running.done():
+            return None
+        now = self.monotonic()
+        if not any(at <= now for at in self.retry_at.values()):
+            return None
+        self._retrying = asyncio.ensure_future(self.retry_failed())
+        return self._retrying
+
+    async def retry_failed(self) -> None:
+        """Recover the failed partitions whose back-off has passed (module docstring):
+        each from its changelog, checked against its input as at an assignment, then its
+        input fetched again from the group's committed offsets. A recovery that raises
+        waits for the next retry."""
+        now = self.monotonic()
+        due = sorted(p for p, at in self.retry_at.items() if at <= now and p not in self.loading)
+        if not due:
+            return
+        for p in due:
+            del self.retry_at[p]
+        task = asyncio.ensure_future(self._load(due))
+        for p in due:
+            self.loading[p] = task
+        try:
+            await asyncio.shield(task)
+            inputs = [TopicPartition(t, p) for p in due if p in self.owned for t in self.inputs]
+            offsets = {}
+            if inputs and self.group is not None:
+                offsets = await committed_offsets(self.bootstrap, self.group, inputs)
+            if inputs and self.transport.rewind is not None:
+                # Nothing committed: from the log's start, as a new group reads.
+                await self.transport.rewind(
+                    {(tp.topic, tp.partition): offsets.get(tp, 0) for tp in inputs}
+                )
+        except Exception as exc:
+            for p in due:
+                if self.loading.get(p) is task:
+                    del self.loading[p]
+                self.owned.pop(p, None)
+                if p in self.diverged:  # reported, and stopped for good
+                    self.failed.pop(p, None)
+                elif p in self.failed and p in self.assignment:
+                    self._retry_later(p, f"its recovery failed: {exc!r}"[:1000])
+            log.warning(
+                "%s%s: recovery after a failed batch failed (%r); retried later",
+                self.name,
+                due,
+                exc,
+            )
+            return
+        resumed = [p for p in due if p in self.owned]
+        for p in due:
+            self.failed.pop(p, None)  # recovered, diverged (reported so), or given away
+        if resumed:
+            log.info(
+                "%s%s recovered from the changelog after a failed batch; their input is"
+                " read again from the committed offsets",
+                self.name,
+                resumed,
             )
 
     async def flush(self, p: int, state: S, records: Sequence[OutRecord]) -> int:
