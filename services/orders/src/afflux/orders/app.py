@@ -188,6 +188,7 @@ def create_app(
             placed_on_topic=index.placed if settings.orders_outcome_index else None,
         )
         app.state.redis = redis
+        app.state.terms_publisher.use_redis(redis, settings.orders_redis_prefix)
         outcome_task = None
         if settings.orders_outcome_index:
             keeper = OutcomeConsumer(

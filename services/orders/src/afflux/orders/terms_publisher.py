@@ -1,32 +1,59 @@
-"""Publishing campaign terms from the admin API, one publication at a time."""
+"""Publishing campaign terms from the admin API, one publication of a campaign at a time
+across every orders instance sharing the Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from afflux.orders.errors import Rejected
 from afflux.shared.campaign_file import CampaignEntry
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.campaign_publish import TermsRefused, TermsTooLarge, publish_terms
 
+# A publication reads the campaigns topic and writes one record: well under this. A lock
+# left by an instance that died mid-publication frees itself after it.
+LOCK_TTL_MS = 60_000
+# How long a publication waits for another one of the same campaign before a 503.
+LOCK_WAIT_S = 20.0
+LOCK_POLL_S = 0.05
+# Deletes the lock only when it is still the holder's (a lock that expired and was
+# taken by another publication is left to it).
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
 
 class TermsPublisher:
     """Publishes an entry as its campaign's next version when it differs from the latest.
 
-    One publication at a time in this process: each reads every version before it
-    writes, so two at once could both take the same version number.
+    Each publication reads every version before it writes the next: two at once could
+    both take the same version number, and the later record, holding the whole history,
+    would drop the other's version. So one at a time in this process (``lock``) and, with
+    ``redis`` (``use_redis``: the orders service's own), one at a time per campaign
+    across the instances sharing it: a lock key per campaign, taken with ``SET NX PX``
+    and released only by its holder.
     """
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self.lock = asyncio.Lock()
+        self.redis: Any = None
+        self.prefix = ""
+
+    def use_redis(self, redis: Any, prefix: str) -> None:
+        self.redis, self.prefix = redis, prefix
 
     async def publish(self, entry: CampaignEntry) -> list[CampaignTermsPublished]:
         """What was published (empty when the terms equal the latest); 413 when the
         campaign's history would no longer fit one record; 422 ``terms.currency`` for terms
-        in another currency than the campaign's; 503 when the broker cannot
-        be reached."""
-        async with self.lock:
+        in another currency than the campaign's; 503 when the broker cannot be reached,
+        or another publication of the campaign held it for ``LOCK_WAIT_S``."""
+        async with self.lock, self._campaign_lock(entry.terms.campaign_id):
             try:
                 return await publish_terms(self.bootstrap, [(entry.terms, entry.effective_from)])
             except TermsTooLarge as exc:
@@ -35,3 +62,27 @@ class TermsPublisher:
                 raise Rejected(422, f"terms.{exc.field}", str(exc)) from None
             except Exception as exc:
                 raise Rejected(503, None, f"broker unavailable: {type(exc).__name__}") from None
+
+    @asynccontextmanager
+    async def _campaign_lock(self, campaign_id: str) -> AsyncIterator[None]:
+        if self.redis is None:
+            yield
+            return
+        key = f"{self.prefix}:terms-lock:{campaign_id}"
+        token = secrets.token_hex(16)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCK_WAIT_S
+        try:
+            while not await self.redis.set(key, token, nx=True, px=LOCK_TTL_MS):
+                if loop.time() >= deadline:
+                    raise Rejected(503, None, "another publication of this campaign is under way")
+                await asyncio.sleep(LOCK_POLL_S)
+        except Rejected:
+            raise
+        except Exception as exc:
+            raise Rejected(503, None, f"redis unavailable: {type(exc).__name__}") from None
+        try:
+            yield
+        finally:
+            with suppress(Exception):  # not released: it expires after LOCK_TTL_MS
+                await self.redis.eval(_RELEASE, 1, key, token)

@@ -66,7 +66,11 @@ _ANSWER = {"content": {"application/json": {"schema": _VERSIONS}}}
             "invalid terms, or terms in another currency than the campaign's:"
             " the field and the reason"
         ),
-        503: problem("the broker did not take it: nothing was published, retry", retry=True),
+        503: problem(
+            "the broker did not take it, or another publication of the campaign held it"
+            " too long: nothing was published, retry",
+            retry=True,
+        ),
     },
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY}}}
