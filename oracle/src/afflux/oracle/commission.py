@@ -146,8 +146,8 @@ def reference_lines(
         cid for cid, taken in refunds_of.items() if any(r.reason == REATTRIBUTED for r in taken)
     }
     current = [c for c in by_time if c.conversion_id not in superseded]
-    decisions = reviews or {}
     held = _held(current, versions)
+    decisions = _renewals_follow(current, held, dict(reviews or {}))
     declined = {cid for cid in held if decisions.get(cid, ("", 0))[0] == "decline"}
     # A held conversion counts for tiers, milestones and the base fee only once approved,
     # from the later of its time and the approval on.
@@ -203,6 +203,29 @@ def _held(current: Sequence[ConversionFact], versions: Sequence[TermsVersion]) -
         if raised & set(review.hold_on):
             out.add(c.conversion_id)
     return out
+
+
+def _renewals_follow(
+    current: Sequence[ConversionFact],
+    held: set[str],
+    decisions: dict[str, tuple[str, int]],
+) -> dict[str, tuple[str, int]]:
+    """A renewal whose first order's current conversion is in the period and held waits
+    on that conversion's decision instead of its own: it is held with it (``held`` gains
+    it) and decided as it is (the decisions returned)."""
+    first: dict[str, ConversionFact] = {}
+    for c in sorted(current, key=lambda c: derived_id("line", c.conversion_id)):
+        if c.kind != "renewal":
+            first.setdefault(c.order_id, c)
+    for c in current:
+        order = first.get(c.first_order_id or "") if c.kind == "renewal" else None
+        if order is None or order.conversion_id not in held:
+            continue
+        held.add(c.conversion_id)
+        decisions.pop(c.conversion_id, None)
+        if order.conversion_id in decisions:
+            decisions[c.conversion_id] = decisions[order.conversion_id]
+    return decisions
 
 
 def _counted_at(

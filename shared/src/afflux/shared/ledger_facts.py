@@ -26,6 +26,7 @@ def conversion_fact(event: ConversionAttributed) -> ConversionFact:
         risk_signals=event.risk_signals,
         attributed_by=event.reason,
         live_stream_id=event.live_stream_id,
+        first_order_id=event.first_order_id if event.kind == "renewal" else None,
     )
 
 

@@ -44,6 +44,8 @@ class ConversionFact:
     live_stream_id: str | None = None  # rule livestream: the stream, <platform>:<content_id>
     # The risk signals the attribution worker raised on the conversion (core.review).
     risk_signals: tuple[str, ...] = ()
+    # A renewal's subscription's first order (whose review decision the renewal follows).
+    first_order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from afflux.shared.core.clock import MS_PER_DAY
@@ -111,6 +111,8 @@ class PeriodState:
         # line id -> when it began to count (review_lines.counted_at), for each conversion
         # line in a creator's ``counted`` or ``activity``: where to find it to move it.
         self.moments: dict[str, int] = {}
+        # first order id -> the renewal lines of its subscription in the period
+        self.renewals: dict[str, set[str]] = defaultdict(set)
 
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
         """Terms published since the state was loaded: a conversion names the version it
@@ -160,6 +162,8 @@ class PeriodState:
             key = (record.time, record.line_id)
             if record.order_id is not None and record.kind in CONVERSION_LINE_KINDS:
                 state.by_order[record.order_id].append(record.line_id)
+            if record.conversion is not None and record.conversion.first_order_id:
+                state.renewals[record.conversion.first_order_id].add(record.line_id)
             moment = (review_lines.counted_at(record), record.line_id)
             if record.in_net_sales:
                 creator.net_sales.append(key)
@@ -210,6 +214,8 @@ class PeriodState:
             record.confirmation = self.confirmations.get(c.order_id)
             if record.line_id not in self.by_order[c.order_id]:
                 self.by_order[c.order_id].append(record.line_id)
+            if c.first_order_id:
+                self.renewals[c.first_order_id].add(record.line_id)
         for r in batch.refunds:
             record = self._conversion_record(r.conversion_id, "")
             touch(record)
@@ -235,6 +241,7 @@ class PeriodState:
             touch(record)
             review_lines.take(record, f)
         self.review_book.judge(self.versions, self.lines, dirty, touch)
+        self._follow_first_orders(dirty, touch)
 
         # Membership in each creator's net sales and activity (a held line only once
         # approved, from the approval on); every creator with a changed conversion gets
@@ -309,6 +316,38 @@ class PeriodState:
             kpis=kpis,
             contents=tuple(self.contents[k] for k in sorted(changed_contents)),
         )
+
+    def _follow_first_orders(self, dirty: set[str], touch: Callable[[LineRecord], None]) -> None:
+        """The renewals whose line or first order's line the batch changed take their first
+        order's standing (held, approved, declined) where that order's line is here."""
+        renewals: set[str] = set()
+        for line_id in list(dirty):
+            record = self.lines[line_id]
+            c = record.conversion
+            if c is None:
+                continue
+            if c.first_order_id:
+                renewals.add(line_id)
+            if record.order_id in self.renewals:
+                renewals |= self.renewals[record.order_id]
+        for line_id in sorted(renewals):
+            record = self.lines[line_id]
+            c = record.conversion
+            if c is None or not c.first_order_id:
+                continue
+            first = self._first_order(c.first_order_id)
+            self.review_book.follow(self.versions, record, first, touch)
+
+    def _first_order(self, order_id: str) -> review_lines.Standing | None:
+        """The standing of the order's current conversion line (a renewal's first order),
+        None when the period has none."""
+        for line_id in sorted(self.by_order.get(order_id, ())):
+            record = self.lines[line_id]
+            c = record.conversion
+            if c is None or c.kind == "renewal" or rules.is_superseded(record):
+                continue
+            return review_lines.first_order_standing(record)
+        return None
 
     def _engagement_lines(self, changed: set[str]) -> list[LineRecord]:
         """The engagement lines of the changed contents (of all the creator's contents of
@@ -633,6 +672,7 @@ def _snapshot(record: LineRecord) -> tuple[object, ...]:
         record.mirrored,
         record.review,
         record.held,
+        record.follows,
     )
 
 

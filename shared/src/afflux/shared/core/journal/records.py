@@ -90,6 +90,9 @@ class LineRecord:
     # A review decision on a held conversion: (decision, event id, reason, by, at).
     review: tuple[str, str, str, str, int] | None = None
     held: tuple[str, ...] = ()  # the risk signals that hold the conversion for review
+    # A renewal: its first order's hold and decision, (signals, review), when the first
+    # order's line is known to the period (``review_lines.follow``).
+    follows: tuple[tuple[str, ...], tuple[str, str, str, str, int] | None] | None = None
 
 
 _CONVERSION_ROW = attrgetter(*ConversionFact.__slots__)  # the fact's fields, in order
@@ -135,6 +138,9 @@ def record_to_json(record: LineRecord) -> dict[str, Any]:
         data["rv"] = list(record.review)
     if record.held:
         data["hd"] = list(record.held)
+    if record.follows is not None:
+        signals, review = record.follows
+        data["fo"] = [list(signals), None if review is None else list(review)]
     return data
 
 
@@ -168,7 +174,14 @@ def record_from_json(data: dict[str, Any]) -> LineRecord:
         mirrored=tuple((n, at, amount) for n, at, amount in data.get("mo", ())),
         review=_review_from_row(data.get("rv")),
         held=tuple(data.get("hd", ())),
+        follows=_follows_from_row(data.get("fo")),
     )
+
+
+def _follows_from_row(
+    row: list[Any] | None,
+) -> tuple[tuple[str, ...], tuple[str, str, str, str, int] | None] | None:
+    return None if row is None else (tuple(row[0]), _review_from_row(row[1]))
 
 
 def _override_from_row(row: list[Any] | None) -> tuple[str, str, int, str] | None:

@@ -11,6 +11,13 @@ creator's tiers, milestones and activity (base fee) only once approved, and from
 approval on (``counts``, ``counted_at``); a declined one never does. A decision on a line
 that is not held changes nothing (the first decision stands).
 
+A renewal follows its subscription's first order when that order's line is in the same
+campaign-period (``follows``): while the first order is held and waits, the renewal waits
+with it; approved, the renewal is approved at the later of its own lock's end and that
+decision; declined, the renewal's whole commission is reversed (``review_decline``, the
+first order's reason in the rule). A decision on the renewal itself counts only where the
+first order is not held.
+
 The same facts give the same holds in any arrival order: ``burst`` is a function of the
 period's conversions by event time, so a conversion that arrives late re-judges the
 conversions of the hour after it.
@@ -50,13 +57,37 @@ def review_terms(versions: Sequence[TermsVersion], record: LineRecord) -> Review
     return version_by_number(versions, c.terms_version).terms.review
 
 
+Review = tuple[str, str, str, str, int]  # (decision, event id, reason, by, at)
+Standing = tuple[tuple[str, ...], Review | None]  # the signals holding a line, its decision
+
+
+def standing(record: LineRecord) -> Standing:
+    """The hold the line waits on and its decision: a renewal of a held first order, the
+    first order's; any other line, its own."""
+    if record.follows is not None and record.follows[0]:
+        return record.follows
+    return record.held, record.review
+
+
+def _following(record: LineRecord) -> bool:
+    return record.follows is not None and bool(record.follows[0])
+
+
+def first_order_standing(record: LineRecord) -> Standing:
+    """What a renewal of the order of this (current) line follows: its hold and, when held,
+    its decision."""
+    return record.held, record.review if record.held else None
+
+
 def is_held(record: LineRecord) -> bool:
     """Held and still waiting for a decision."""
-    return bool(record.held) and record.review is None
+    held, review = standing(record)
+    return bool(held) and review is None
 
 
 def is_declined(record: LineRecord) -> bool:
-    return bool(record.held) and record.review is not None and record.review[0] == DECLINE
+    held, review = standing(record)
+    return bool(held) and review is not None and review[0] == DECLINE
 
 
 def counts(record: LineRecord) -> bool:
@@ -64,14 +95,16 @@ def counts(record: LineRecord) -> bool:
     fee): a held line only once approved, a declined one never. Counting a line still
     waiting would pay, before any decision, the bonus, the tier uplift or the base fee it
     brings."""
-    return not record.held or (record.review is not None and record.review[0] == APPROVE)
+    held, review = standing(record)
+    return not held or (review is not None and review[0] == APPROVE)
 
 
 def counted_at(record: LineRecord) -> int:
     """When the line began to count: its time, or for a held line approved, the later of
     its time and the approval (a milestone or a base fee it brings is dated then)."""
-    if record.held and record.review is not None and record.review[0] == APPROVE:
-        return max(record.time, record.review[4])
+    held, review = standing(record)
+    if held and review is not None and review[0] == APPROVE:
+        return max(record.time, review[4])
     return record.time
 
 
@@ -127,11 +160,31 @@ class ReviewBook:
                 end = bisect_left(keys, (record.time + BURST_WINDOW_MS, ""))
                 again.update(later for _, later in keys[bisect_right(keys, key) : end])
         for line_id in sorted(again):
-            record = lines[line_id]
-            judged = self._judgment(versions, record)
-            if judged != (record.held, record.approve_at):
-                touch(record)  # before the change: the KPI counters move by the difference
-                record.held, record.approve_at = judged
+            self.rejudge(versions, lines[line_id], touch)
+
+    def follow(
+        self,
+        versions: Sequence[TermsVersion],
+        record: LineRecord,
+        first_order: Standing | None,
+        touch: Callable[[LineRecord], None],
+    ) -> None:
+        """A renewal takes its first order's standing (None: no line of it in the period)."""
+        if first_order != record.follows:
+            touch(record)
+            record.follows = first_order
+            self.rejudge(versions, record, touch)
+
+    def rejudge(
+        self,
+        versions: Sequence[TermsVersion],
+        record: LineRecord,
+        touch: Callable[[LineRecord], None],
+    ) -> None:
+        judged = self._judgment(versions, record)
+        if judged != (record.held, record.approve_at):
+            touch(record)  # before the change: the KPI counters move by the difference
+            record.held, record.approve_at = judged
 
     def _judgment(
         self, versions: Sequence[TermsVersion], record: LineRecord
@@ -145,11 +198,13 @@ class ReviewBook:
             raised += ("burst",)
         held = () if rules.is_superseded(record) else holding(review, raised)
         base = c.occurred_at + rules.lock_ms(versions, c.terms_version)
-        if not held:
+        follows = record.follows
+        waits_on, decision = follows if follows and follows[0] else (held, record.review)
+        if not waits_on:
             return held, base
-        if record.review is None:
+        if decision is None:
             return held, HELD_UNTIL
-        return held, max(base, record.review[4])
+        return held, max(base, decision[4])
 
     def _burst(self, record: LineRecord, per_hour: int) -> bool:
         keys = self.times.get(record.affiliate_id, [])
@@ -182,18 +237,22 @@ def take(record: LineRecord, fact: ReviewFact) -> None:
 
 def priced(record: LineRecord) -> None:
     """The review's part of the line's rule (and of its gross: a decline earns nothing)."""
-    if not record.held:
+    held, review = standing(record)
+    if not held:
         return
-    signals = ", ".join(record.held)
-    if record.review is None:
-        record.rule += f"; held for review ({signals}): pending until approved"
+    signals = ", ".join(held)
+    c = record.conversion
+    first = c.first_order_id if c is not None and _following(record) else None
+    what = "review" if first is None else f"review with its first order {first}"
+    if review is None:
+        record.rule += f"; held for {what} ({signals}): pending until approved"
         return
-    decision, _, reason, by, _ = record.review
+    decision, _, reason, by, _ = review
     if decision == DECLINE:
         record.gross = 0
-        record.rule = f"declined in review by {by} ({signals}): {reason or 'no reason given'}"
+        record.rule = f"declined in {what} by {by} ({signals}): {reason or 'no reason given'}"
     else:
-        record.rule += f"; approved in review by {by} ({signals})"
+        record.rule += f"; approved in {what} by {by} ({signals})"
 
 
 def review_contribution(record: LineRecord) -> tuple[tuple[str, int], ...]:

@@ -1,0 +1,202 @@
+"""A renewal follows the review of its subscription's first order when that order's line
+is in the same campaign-period: while the first order is held, its renewals are held with
+it (pending, never approved); an approval releases them (at the later of their own lock's
+end and the decision); a decline reverses every renewal line with a ``review_decline``
+posting carrying the decline's reason, and a renewal arriving after it earns nothing. In
+every arrival order, with reloads, the journal nets to the batch reference line by line
+and per approval date."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
+from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, START
+from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal.period import PeriodState, StepInput
+from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
+from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.core.review import HELD_UNTIL
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+
+pytestmark = pytest.mark.unit
+
+HOUR = 3_600_000
+CREATOR = "cr"
+D = 10  # the decision's hour: after the first renewal, before the second
+
+
+def versions(lock_days: int) -> tuple[TermsVersion, ...]:
+    """10 % per sale, 20 % per renewal, a 7000 base fee; self-referrals are held."""
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": CAMPAIGN,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "lock_days": lock_days,
+            "plan": {
+                "sale": {"rate": {"percent": "10"}},
+                "recurring": {"rate": {"percent": "20"}, "max_renewals": 12},
+                "base_fee_minor": 7_000,
+            },
+            "review": {"hold_on": ["self_referral"]},
+        }
+    )
+    return (TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),)
+
+
+def first_order(held: bool = True) -> ConversionFact:
+    return ConversionFact(
+        "first", "ev-first", "o-sub", CREATOR, "sale", None, 100_000, "EUR", False,
+        START + HOUR, 1, risk_signals=("self_referral",) if held else (),
+    )  # fmt: skip
+
+
+def renewal(n: int, hour: int) -> ConversionFact:
+    return ConversionFact(
+        f"r{n}", f"ev-r{n}", f"o-sub:renewal-{n}", CREATOR, "renewal", None, 100_000, "EUR",
+        False, START + hour * HOUR, 1, renewal_number=n, first_order_id="o-sub",
+    )  # fmt: skip
+
+
+def decide(name: str, decision: str, hour: int = D) -> ReviewFact:
+    return ReviewFact(
+        name, f"d-{name}-{decision}", decision, "self purchase", "merchant:m", START + hour * HOUR
+    )
+
+
+def line(name: str) -> str:
+    return derived_id("line", name)
+
+
+Item = ConversionFact | ReviewFact
+
+
+def run(items: list[Item], vs: tuple[TermsVersion, ...], reload: list[bool]) -> list[Posting]:
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", vs)
+    postings: list[Posting] = []
+    for item, again in zip(items, reload, strict=True):
+        batch = (
+            StepInput(conversions=(item,))
+            if isinstance(item, ConversionFact)
+            else StepInput(reviews=(item,))
+        )
+        postings += state.step(batch).postings
+        if again:  # as after a restart: the state from its stored records
+            state = PeriodState.load(
+                CAMPAIGN,
+                PERIOD,
+                "EUR",
+                vs,
+                [record_from_json(record_to_json(r)) for r in state.lines.values()],
+                [],
+                state.confirmations,
+                state.seq,
+            )
+    return postings
+
+
+def reference(items: list[Item], vs: tuple[TermsVersion, ...]) -> dict[tuple[str, int], int]:
+    conversions = [i for i in items if isinstance(i, ConversionFact)]
+    first: dict[str, tuple[str, int]] = {}
+    for i in items:
+        if isinstance(i, ReviewFact):
+            first.setdefault(i.conversion_id, (i.decision, i.occurred_at))
+    lines = reference_lines(CAMPAIGN, PERIOD, conversions, [], {}, (), vs, reviews=first)
+    return target_amounts(lines)
+
+
+def every_arrival(items: list[Item], vs: tuple[TermsVersion, ...]) -> dict[tuple[str, int], int]:
+    """The journal fed in every arrival order (a decision after the other decisions it
+    follows in ``items``, as the first decision stands), with reloads here and there,
+    nets to the reference each time; what it nets to."""
+    want = reference(items, vs)
+    decisions = [i for i in items if isinstance(i, ReviewFact)]
+    rng = random.Random(len(items))
+    for order in itertools.permutations(items):
+        if [i for i in order if isinstance(i, ReviewFact)] != decisions:
+            continue
+        reload = [rng.random() < 0.3 for _ in order]
+        assert posted_amounts(run(list(order), vs, reload)) == want, [
+            getattr(i, "conversion_id", "") + getattr(i, "decision", "") for i in order
+        ]
+    return want
+
+
+def of_line(amounts: dict[tuple[str, int], int], name: str) -> dict[int, int]:
+    return {at: v for (lid, at), v in amounts.items() if lid == line(name) and v}
+
+
+FACTS = [first_order(), renewal(1, 2), renewal(2, 20)]
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_renewals_of_a_held_first_order_wait_with_it_in_every_arrival_order(
+    lock_days: int,
+) -> None:
+    got = every_arrival(FACTS, versions(lock_days))
+    assert of_line(got, "r1") == {HELD_UNTIL: 20_000}
+    assert of_line(got, "r2") == {HELD_UNTIL: 20_000}
+    assert of_line(got, "first") == {HELD_UNTIL: 10_000}
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_an_approval_of_the_first_order_releases_its_renewals_in_every_arrival_order(
+    lock_days: int,
+) -> None:
+    got = every_arrival([*FACTS, decide("first", "approve")], versions(lock_days))
+    lock = lock_days * MS_PER_DAY
+    # At the later of each renewal's own lock's end and the decision.
+    assert of_line(got, "r1") == {max(START + 2 * HOUR + lock, START + D * HOUR): 20_000}
+    assert of_line(got, "r2") == {START + 20 * HOUR + lock: 20_000}
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_a_decline_of_the_first_order_takes_every_renewal_with_it_in_every_arrival_order(
+    lock_days: int,
+) -> None:
+    # An approval after the decline changes nothing: the first decision stands.
+    items = [*FACTS, decide("first", "decline"), decide("first", "approve", D + 1)]
+    got = every_arrival(items, versions(lock_days))
+    assert of_line(got, "r1") == {}
+    assert of_line(got, "r2") == {}
+    assert of_line(got, "first") == {}
+
+
+def test_a_decline_reverses_a_pending_renewal_with_the_reason_and_a_later_one_earns_nothing() -> (
+    None
+):
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions(lock_days=0))
+    state.step(StepInput(conversions=(first_order(), renewal(1, 2))))
+    declined = state.step(StepInput(reviews=(decide("first", "decline"),))).postings
+    [reversal] = [p for p in declined if p.line_id == line("r1")]
+    assert (reversal.kind, reversal.amount_minor) == ("review_decline", -20_000)
+    assert "first order o-sub" in reversal.rule
+    assert "self purchase" in reversal.rule
+    later = state.step(StepInput(conversions=(renewal(2, 20),))).postings
+    assert sum(p.amount_minor for p in later if p.line_id == line("r2")) == 0
+
+
+def test_a_renewal_waiting_on_its_first_order_says_so_and_is_never_approved() -> None:
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions(lock_days=0))
+    postings = state.step(StepInput(conversions=(first_order(), renewal(1, 2)))).postings
+    [accrual] = [p for p in postings if p.line_id == line("r1")]
+    assert accrual.approve_at == HELD_UNTIL
+    assert "held for review with its first order o-sub (self_referral)" in accrual.rule
+
+
+def test_a_decision_on_the_renewal_itself_changes_nothing_while_its_first_order_is_held() -> None:
+    items: list[Item] = [*FACTS, decide("r1", "approve", 3)]
+    got = every_arrival(items, versions(lock_days=0))
+    assert of_line(got, "r1") == {HELD_UNTIL: 20_000}
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_renewals_of_a_first_order_not_held_are_approved_at_their_lock(lock_days: int) -> None:
+    got = every_arrival([first_order(held=False), renewal(1, 2)], versions(lock_days))
+    assert of_line(got, "r1") == {START + 2 * HOUR + lock_days * MS_PER_DAY: 20_000}
