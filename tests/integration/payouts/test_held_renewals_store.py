@@ -1,0 +1,202 @@
+"""Renewals of a subscription whose first order is held for review, through the real
+journal store and the payouts API's payout runs, on a plain Redis and a Redis Cluster.
+
+Campaign ``p-rn`` (EUR, no lock): 10 % per sale, 20 % per renewal, self-referrals held.
+Creators ``cr-yes`` and ``cr-no`` each buy a 100000 subscription with their own email
+(held) and renew it once while it waits. Nothing of either is approved, and a payout run
+pays no one. Then the merchant approves ``cr-yes``'s first order and declines
+``cr-no``'s: ``cr-yes``'s renewal is approved with it; ``cr-no``'s is reversed with the
+decline's reason, and its second renewal, arriving after the decline, earns nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from ledger_app import directory_of, payouts_http
+
+from afflux.payouts.store import Batch, LedgerStore
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.core.review import HELD_UNTIL
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.io.redis_client import connect_ready
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+DEC_1 = NOV_1 + 30 * DAY
+DECIDED_AT = NOV_1 + 6 * DAY
+TOKEN = "held-renewals-admin-token"
+CAMPAIGN, PERIOD = "p-rn", "2026-11"
+TERMS = TermsVersion(
+    version=1,
+    effective_from=0,
+    published_at=0,
+    terms=CampaignTerms.model_validate(
+        {
+            "campaign_id": CAMPAIGN,
+            "merchant_id": "merchant-acme",
+            "currency": "EUR",
+            "lock_days": 0,
+            "plan": {
+                "sale": {"rate": {"percent": "10"}},
+                "recurring": {"rate": {"percent": "20"}, "max_renewals": 12},
+            },
+            "review": {
+                "hold_on": ["self_referral"],
+                "creator_email_hashes": {"cr-yes": "h-yes", "cr-no": "h-no"},
+            },
+        }
+    ),
+)
+
+
+def _first_order(creator: str) -> ConversionFact:
+    return ConversionFact(
+        conversion_id=f"conv-{creator}",
+        event_id=f"ev-{creator}",
+        order_id=f"sub-{creator}",
+        affiliate_id=creator,
+        kind="sale",
+        action=None,
+        amount_minor=100_000,
+        currency="EUR",
+        new_customer=False,
+        occurred_at=NOV_1 + HOUR,
+        terms_version=1,
+        risk_signals=("self_referral",),
+    )
+
+
+def _renewal(creator: str, n: int, at: int) -> ConversionFact:
+    return ConversionFact(
+        conversion_id=f"conv-{creator}-r{n}",
+        event_id=f"ev-{creator}-r{n}",
+        order_id=f"sub-{creator}:renewal-{n}",
+        affiliate_id=creator,
+        kind="renewal",
+        action=None,
+        amount_minor=100_000,
+        currency="EUR",
+        new_customer=False,
+        occurred_at=at,
+        terms_version=1,
+        renewal_number=n,
+        first_order_id=f"sub-{creator}",
+    )
+
+
+def _batch(*conversions: ConversionFact) -> Batch:
+    return Batch(
+        conversions=[(CAMPAIGN, PERIOD, c) for c in conversions],
+        review_index={
+            c.conversion_id: [CAMPAIGN, PERIOD, c.order_id, c.affiliate_id, c.occurred_at]
+            for c in conversions
+        },
+    )
+
+
+HELD = _batch(
+    *(_first_order(c) for c in ("cr-yes", "cr-no")),
+    *(_renewal(c, 1, NOV_1 + 2 * HOUR) for c in ("cr-yes", "cr-no")),
+)
+DECIDED = Batch(
+    reviews=[
+        (
+            CAMPAIGN,
+            PERIOD,
+            ReviewFact(
+                f"conv-{creator}",
+                f"review-conv-{creator}",
+                decision,
+                "self purchase",
+                "merchant:merchant-acme",
+                DECIDED_AT,
+            ),
+        )
+        for creator, decision in (("cr-yes", "approve"), ("cr-no", "decline"))
+    ]
+)
+LATE_RENEWAL = _batch(_renewal("cr-no", 2, DECIDED_AT + DAY))
+
+
+@dataclass
+class Ledger:
+    http: httpx.AsyncClient
+    store: LedgerStore
+
+    async def apply(self, batch: Batch) -> None:
+        await self.store.apply(batch, lambda cid: (TERMS,), lambda cid: "EUR")
+
+    async def run(self, as_of: int) -> dict[str, tuple[str, int]]:
+        answer = await self.http.post(
+            "/v1/payouts/run", json={"campaign_id": CAMPAIGN, "period": "2026-12", "as_of": as_of}
+        )
+        assert answer.status_code == 200, answer.text
+        return {
+            r["affiliate_id"]: (r["status"], r["amount_minor"]) for r in answer.json()["results"]
+        }
+
+    async def postings(self, affiliate: str) -> list[dict[str, Any]]:
+        answer = await self.http.get(f"/v1/creators/{affiliate}/ledger")
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["postings"])
+
+    async def renewal_postings(self, affiliate: str) -> list[tuple[str, int, int]]:
+        return [
+            (p["kind"], p["amount_minor"], p["approve_at"])
+            for p in await self.postings(affiliate)
+            if p["line_kind"] == "renewal"
+        ]
+
+
+@pytest.fixture
+async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
+    redis = await connect_ready(ledger_redis_url)
+    store = LedgerStore(redis)  # type: ignore[arg-type]
+    try:
+        async with payouts_http(
+            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
+        ) as http:
+            yield Ledger(http, store)
+    finally:
+        await redis.aclose()  # type: ignore[union-attr]
+
+
+async def test_renewals_of_held_first_orders_wait_for_and_follow_their_decision(
+    ledger: Ledger,
+) -> None:
+    await ledger.apply(HELD)
+    # Held: the first order and its renewal pending for good; a run pays no one.
+    for creator in ("cr-yes", "cr-no"):
+        assert await ledger.renewal_postings(creator) == [("accrual", 20_000, HELD_UNTIL)]
+    run = await ledger.run(NOV_1 + 5 * DAY)
+    assert [status for status, _ in run.values() if status == "paid"] == []
+
+    await ledger.apply(DECIDED)
+    await ledger.apply(LATE_RENEWAL)
+    # Approved: the renewal moves to the decision. Declined: reversed with the reason,
+    # and the renewal after the decline earns nothing.
+    assert sorted(await ledger.renewal_postings("cr-yes")) == [
+        ("accrual", 20_000, DECIDED_AT),
+        ("accrual", 20_000, HELD_UNTIL),
+        ("moved", -20_000, HELD_UNTIL),
+    ]
+    no = [p for p in await ledger.postings("cr-no") if p["line_kind"] == "renewal"]
+    assert [(p["kind"], p["amount_minor"]) for p in no] == [
+        ("accrual", 20_000),
+        ("review_decline", -20_000),
+    ]
+    assert "first order sub-cr-no" in no[1]["rule"]
+    assert "self purchase" in no[1]["rule"]
+
+    run = await ledger.run(DEC_1 + DAY)
+    assert run.get("cr-yes") == ("paid", 30_000)  # the sale's 10000 and the renewal's 20000
+    assert run.get("cr-no", ("nothing_due", 0)) == ("nothing_due", 0)
