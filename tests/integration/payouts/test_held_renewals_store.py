@@ -3,10 +3,11 @@ journal store and the payouts API's payout runs, on a plain Redis and a Redis Cl
 
 Campaign ``p-rn`` (EUR, no lock): 10 % per sale, 20 % per renewal, self-referrals held.
 Creators ``cr-yes`` and ``cr-no`` each buy a 100000 subscription with their own email
-(held) and renew it once while it waits. Nothing of either is approved, and a payout run
-pays no one. Then the merchant approves ``cr-yes``'s first order and declines
-``cr-no``'s: ``cr-yes``'s renewal is approved with it; ``cr-no``'s is reversed with the
-decline's reason, and its second renewal, arriving after the decline, earns nothing.
+(held) in November and renew it while it waits, in November and in December (another
+campaign-period). Nothing of either is approved, and a payout run pays no one. Then the
+merchant approves ``cr-yes``'s first order and declines ``cr-no``'s: ``cr-yes``'s
+renewals are approved with it; ``cr-no``'s are reversed with the decline's reason, and its
+third renewal, arriving after the decline, earns nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ HOUR = 3_600_000
 DAY = 24 * HOUR
 NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 DEC_1 = NOV_1 + 30 * DAY
-DECIDED_AT = NOV_1 + 6 * DAY
+DECIDED_AT = DEC_1 + 5 * DAY
 TOKEN = "held-renewals-admin-token"
 CAMPAIGN, PERIOD = "p-rn", "2026-11"
 TERMS = TermsVersion(
@@ -93,11 +94,21 @@ def _renewal(creator: str, n: int, at: int) -> ConversionFact:
     )
 
 
+def _period(at: int) -> str:
+    return PERIOD if at < DEC_1 else "2026-12"
+
+
 def _batch(*conversions: ConversionFact) -> Batch:
     return Batch(
-        conversions=[(CAMPAIGN, PERIOD, c) for c in conversions],
+        conversions=[(CAMPAIGN, _period(c.occurred_at), c) for c in conversions],
         review_index={
-            c.conversion_id: [CAMPAIGN, PERIOD, c.order_id, c.affiliate_id, c.occurred_at]
+            c.conversion_id: [
+                CAMPAIGN,
+                _period(c.occurred_at),
+                c.order_id,
+                c.affiliate_id,
+                c.occurred_at,
+            ]
             for c in conversions
         },
     )
@@ -106,6 +117,7 @@ def _batch(*conversions: ConversionFact) -> Batch:
 HELD = _batch(
     *(_first_order(c) for c in ("cr-yes", "cr-no")),
     *(_renewal(c, 1, NOV_1 + 2 * HOUR) for c in ("cr-yes", "cr-no")),
+    *(_renewal(c, 2, DEC_1 + 2 * HOUR) for c in ("cr-yes", "cr-no")),
 )
 DECIDED = Batch(
     reviews=[
@@ -124,7 +136,7 @@ DECIDED = Batch(
         for creator, decision in (("cr-yes", "approve"), ("cr-no", "decline"))
     ]
 )
-LATE_RENEWAL = _batch(_renewal("cr-no", 2, DECIDED_AT + DAY))
+LATE_RENEWAL = _batch(_renewal("cr-no", 3, DECIDED_AT + DAY))
 
 
 @dataclass
@@ -174,29 +186,34 @@ async def test_renewals_of_held_first_orders_wait_for_and_follow_their_decision(
     ledger: Ledger,
 ) -> None:
     await ledger.apply(HELD)
-    # Held: the first order and its renewal pending for good; a run pays no one.
+    # Held: the first order and its renewals pending for good; a run pays no one.
     for creator in ("cr-yes", "cr-no"):
-        assert await ledger.renewal_postings(creator) == [("accrual", 20_000, HELD_UNTIL)]
-    run = await ledger.run(NOV_1 + 5 * DAY)
+        assert await ledger.renewal_postings(creator) == [("accrual", 20_000, HELD_UNTIL)] * 2
+    run = await ledger.run(DECIDED_AT - DAY)
     assert [status for status, _ in run.values() if status == "paid"] == []
 
     await ledger.apply(DECIDED)
     await ledger.apply(LATE_RENEWAL)
     # Approved: the renewal moves to the decision. Declined: reversed with the reason,
     # and the renewal after the decline earns nothing.
-    assert sorted(await ledger.renewal_postings("cr-yes")) == [
+    moved_to_the_decision = [
         ("accrual", 20_000, DECIDED_AT),
         ("accrual", 20_000, HELD_UNTIL),
         ("moved", -20_000, HELD_UNTIL),
     ]
+    assert sorted(await ledger.renewal_postings("cr-yes")) == sorted(moved_to_the_decision * 2)
     no = [p for p in await ledger.postings("cr-no") if p["line_kind"] == "renewal"]
-    assert [(p["kind"], p["amount_minor"]) for p in no] == [
+    assert sorted((p["kind"], p["amount_minor"]) for p in no) == [
+        ("accrual", 20_000),
         ("accrual", 20_000),
         ("review_decline", -20_000),
+        ("review_decline", -20_000),
     ]
-    assert "first order sub-cr-no" in no[1]["rule"]
-    assert "self purchase" in no[1]["rule"]
+    for p in no:
+        if p["kind"] == "review_decline":
+            assert "first order sub-cr-no" in p["rule"]
+            assert "self purchase" in p["rule"]
 
-    run = await ledger.run(DEC_1 + DAY)
-    assert run.get("cr-yes") == ("paid", 30_000)  # the sale's 10000 and the renewal's 20000
+    run = await ledger.run(DEC_1 + 10 * DAY)
+    assert run.get("cr-yes") == ("paid", 50_000)  # the sale's 10000, two renewals of 20000
     assert run.get("cr-no", ("nothing_due", 0)) == ("nothing_due", 0)

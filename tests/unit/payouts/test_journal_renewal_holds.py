@@ -1,5 +1,5 @@
-"""A renewal follows the review of its subscription's first order when that order's line
-is in the same campaign-period: while the first order is held, its renewals are held with
+"""A renewal follows the review of its subscription's first order, in the first order's
+campaign-period or a later one: while the first order is held, its renewals are held with
 it (pending, never approved); an approval releases them (at the later of their own lock's
 end and the decision); a decline reverses every renewal line with a ``review_decline``
 posting carrying the decline's reason, and a renewal arriving after it earns nothing. In
@@ -13,7 +13,12 @@ import random
 
 import pytest
 
-from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
+from afflux.oracle.commission import (
+    first_order_standings,
+    posted_amounts,
+    reference_lines,
+    target_amounts,
+)
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, START
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact
@@ -200,3 +205,121 @@ def test_a_decision_on_the_renewal_itself_changes_nothing_while_its_first_order_
 def test_renewals_of_a_first_order_not_held_are_approved_at_their_lock(lock_days: int) -> None:
     got = every_arrival([first_order(held=False), renewal(1, 2)], versions(lock_days))
     assert of_line(got, "r1") == {START + 2 * HOUR + lock_days * MS_PER_DAY: 20_000}
+
+
+# -- a renewal in a later period than its first order ----------------------------------
+
+APRIL = "2026-04"
+APRIL_START = 1_775_001_600_000  # 2026-04-01T00:00:00Z
+
+
+def april_renewal(n: int, day: int) -> ConversionFact:
+    """A renewal in April of the March first order (days after April 1)."""
+    r = renewal(n, 0)
+    return ConversionFact(
+        r.conversion_id, r.event_id, r.order_id, CREATOR, "renewal", None, 100_000, "EUR",
+        False, APRIL_START + day * 24 * HOUR, 1, renewal_number=n, first_order_id="o-sub",
+    )  # fmt: skip
+
+
+def run_periods(
+    items: list[Item], vs: tuple[TermsVersion, ...], reload: list[bool]
+) -> list[Posting]:
+    """The two periods fed as the store feeds them: a renewal gets its first order's
+    standing as last written; a change of it goes to the later period."""
+    states = {p: PeriodState(CAMPAIGN, p, "EUR", vs) for p in (PERIOD, APRIL)}
+    written: dict[str, object] = {}
+    postings: list[Posting] = []
+    for item, again in zip(items, reload, strict=True):
+        if isinstance(item, ConversionFact):
+            period = APRIL if item.occurred_at >= APRIL_START else PERIOD
+            given = tuple(
+                (o, written[o]) for o in (item.first_order_id,) if o is not None and o in written
+            )
+            batch = StepInput(conversions=(item,), first_orders=given)  # type: ignore[arg-type]
+        else:
+            period, batch = PERIOD, StepInput(reviews=(item,))
+        result = states[period].step(batch)
+        postings += result.postings
+        written.update(result.first_orders)
+        if result.first_orders and period == PERIOD:
+            postings += states[APRIL].step(StepInput(first_orders=result.first_orders)).postings
+        if again:
+            states = {
+                p: PeriodState.load(
+                    CAMPAIGN,
+                    p,
+                    "EUR",
+                    vs,
+                    [record_from_json(record_to_json(r)) for r in s.lines.values()],
+                    [],
+                    s.confirmations,
+                    s.seq,
+                )
+                for p, s in states.items()
+            }
+    return postings
+
+
+def reference_periods(
+    items: list[Item], vs: tuple[TermsVersion, ...]
+) -> dict[tuple[str, int], int]:
+    first: dict[str, tuple[str, int]] = {}
+    for i in items:
+        if isinstance(i, ReviewFact):
+            first.setdefault(i.conversion_id, (i.decision, i.occurred_at))
+    conversions = [i for i in items if isinstance(i, ConversionFact)]
+    march = [c for c in conversions if c.occurred_at < APRIL_START]
+    april = [c for c in conversions if c.occurred_at >= APRIL_START]
+    standings = first_order_standings(march, [], vs, first)
+    lines = reference_lines(CAMPAIGN, PERIOD, march, [], {}, (), vs, reviews=first)
+    lines += reference_lines(
+        CAMPAIGN, APRIL, april, [], {}, (), vs, reviews=first, first_orders=standings
+    )
+    return target_amounts(lines)
+
+
+def every_arrival_periods(
+    items: list[Item], vs: tuple[TermsVersion, ...]
+) -> dict[tuple[str, int], int]:
+    want = reference_periods(items, vs)
+    decisions = [i for i in items if isinstance(i, ReviewFact)]
+    rng = random.Random(len(items))
+    for order in itertools.permutations(items):
+        if [i for i in order if isinstance(i, ReviewFact)] != decisions:
+            continue
+        reload = [rng.random() < 0.3 for _ in order]
+        assert posted_amounts(run_periods(list(order), vs, reload)) == want, [
+            getattr(i, "conversion_id", "") + getattr(i, "decision", "") for i in order
+        ]
+    return want
+
+
+LATER = [first_order(), april_renewal(1, 1), april_renewal(2, 20)]
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_renewals_in_a_later_period_wait_with_their_held_first_order(lock_days: int) -> None:
+    got = every_arrival_periods(LATER, versions(lock_days))
+    assert of_line(got, "r1") == {HELD_UNTIL: 20_000}
+    assert of_line(got, "r2") == {HELD_UNTIL: 20_000}
+
+
+@pytest.mark.parametrize("decided_hour", [D, 34 * 24])  # March 1, 10:00; April 4
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_an_approval_releases_renewals_in_a_later_period(lock_days: int, decided_hour: int) -> None:
+    approval = decide("first", "approve", decided_hour)
+    got = every_arrival_periods([*LATER, approval], versions(lock_days))
+    lock = lock_days * MS_PER_DAY
+    # Each at the later of its own lock's end and the decision.
+    decided = approval.occurred_at
+    assert of_line(got, "r1") == {max(APRIL_START + 24 * HOUR + lock, decided): 20_000}
+    assert of_line(got, "r2") == {max(APRIL_START + 20 * 24 * HOUR + lock, decided): 20_000}
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_a_decline_takes_renewals_in_a_later_period_with_it(lock_days: int) -> None:
+    items = [*LATER, decide("first", "decline"), decide("first", "approve", D + 1)]
+    got = every_arrival_periods(items, versions(lock_days))
+    assert of_line(got, "r1") == {}
+    assert of_line(got, "r2") == {}

@@ -130,12 +130,14 @@ def reference_lines(
     versions: Sequence[TermsVersion],
     contents: Sequence[tuple[str, Sequence[ContentEvent]]] = (),
     reviews: Mapping[str, tuple[str, int]] | None = None,
+    first_orders: Mapping[str, FirstOrder] | None = None,
 ) -> tuple[TargetLine, ...]:
     """Every line of one campaign-period with its final components, in cap order
     (time, then line id). ``confirmations`` maps confirmed orders to their event id;
     ``clicks`` holds one tally per creator; ``contents`` each content published in the
     period with its events in topic order; ``reviews`` maps a conversion id to the first
-    review decision on it (approve or decline, and its time)."""
+    review decision on it (approve or decline, and its time); ``first_orders`` the
+    standings of first orders of earlier periods (``first_order_standings``)."""
     if not versions:
         return ()
     start, end = period_bounds(period)
@@ -147,7 +149,7 @@ def reference_lines(
     }
     current = [c for c in by_time if c.conversion_id not in superseded]
     held = _held(current, versions)
-    decisions = _renewals_follow(current, held, dict(reviews or {}))
+    decisions = _renewals_follow(current, held, dict(reviews or {}), first_orders or {})
     declined = {cid for cid in held if decisions.get(cid, ("", 0))[0] == "decline"}
     # A held conversion counts for tiers, milestones and the base fee only once approved,
     # from the later of its time and the approval on.
@@ -205,26 +207,58 @@ def _held(current: Sequence[ConversionFact], versions: Sequence[TermsVersion]) -
     return out
 
 
+FirstOrder = tuple[bool, tuple[str, int] | None]  # held, and its decision
+
+
+def first_order_standings(
+    conversions: Sequence[ConversionFact],
+    refunds: Sequence[RefundFact],
+    versions: Sequence[TermsVersion],
+    reviews: Mapping[str, tuple[str, int]],
+) -> dict[str, FirstOrder]:
+    """Each order of one campaign-period's current conversions: whether that conversion
+    is held, and the decision on it when held (what its renewals follow)."""
+    by_time = sorted(conversions, key=lambda c: (c.occurred_at, c.conversion_id))
+    refunds_of = _refunds_by_conversion(refunds, by_time)
+    current = [
+        c
+        for c in by_time
+        if not any(r.reason == REATTRIBUTED for r in refunds_of.get(c.conversion_id, []))
+    ]
+    held = _held(current, versions)
+    out: dict[str, FirstOrder] = {}
+    for c in sorted(current, key=lambda c: derived_id("line", c.conversion_id)):
+        if c.kind != "renewal" and c.order_id not in out:
+            is_held = c.conversion_id in held
+            out[c.order_id] = (is_held, reviews.get(c.conversion_id) if is_held else None)
+    return out
+
+
 def _renewals_follow(
     current: Sequence[ConversionFact],
     held: set[str],
     decisions: dict[str, tuple[str, int]],
+    outside: Mapping[str, FirstOrder],
 ) -> dict[str, tuple[str, int]]:
-    """A renewal whose first order's current conversion is in the period and held waits
-    on that conversion's decision instead of its own: it is held with it (``held`` gains
-    it) and decided as it is (the decisions returned)."""
-    first: dict[str, ConversionFact] = {}
+    """A renewal whose first order's current conversion is held (in the period, else as
+    its own period has it, ``outside``) waits on that conversion's decision instead of its
+    own: it is held with it (``held`` gains it) and decided as it is (the decisions
+    returned)."""
+    first: dict[str, FirstOrder] = {}
     for c in sorted(current, key=lambda c: derived_id("line", c.conversion_id)):
-        if c.kind != "renewal":
-            first.setdefault(c.order_id, c)
+        if c.kind != "renewal" and c.order_id not in first:
+            is_held = c.conversion_id in held
+            first[c.order_id] = (is_held, decisions.get(c.conversion_id) if is_held else None)
     for c in current:
-        order = first.get(c.first_order_id or "") if c.kind == "renewal" else None
-        if order is None or order.conversion_id not in held:
+        if c.kind != "renewal" or not c.first_order_id:
+            continue
+        standing = first.get(c.first_order_id, outside.get(c.first_order_id))
+        if standing is None or not standing[0]:
             continue
         held.add(c.conversion_id)
         decisions.pop(c.conversion_id, None)
-        if order.conversion_id in decisions:
-            decisions[c.conversion_id] = decisions[order.conversion_id]
+        if standing[1] is not None:
+            decisions[c.conversion_id] = standing[1]
     return decisions
 
 
@@ -822,6 +856,17 @@ def reference_from_events(
     for (campaign, order), event_id in confirmed.items():
         if (period := period_of_order.get((campaign, order))) is not None:
             placed[(campaign, period)].confirmations[order] = event_id
+    # What renewals in later periods follow of their first orders.
+    standings: dict[str, dict[str, FirstOrder]] = defaultdict(dict)
+    for (campaign, _), facts in sorted(placed.items()):
+        standings[campaign].update(
+            first_order_standings(
+                tuple(facts.conversions.values()),
+                tuple(facts.refunds.values()),
+                versions_by_campaign[campaign],
+                facts.reviews,
+            )
+        )
     return {
         (campaign, period): reference_lines(
             campaign,
@@ -833,6 +878,7 @@ def reference_from_events(
             versions_by_campaign[campaign],
             tuple(facts.content.items()),
             reviews=facts.reviews,
+            first_orders=standings[campaign],
         )
         for (campaign, period), facts in sorted(placed.items())
     }

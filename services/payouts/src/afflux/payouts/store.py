@@ -64,7 +64,7 @@ from afflux.shared.core.journal.records import (
     record_from_json,
     record_to_json,
 )
-from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.core.journal.review_lines import ReviewFact, Standing
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.io.clock_source import system_clock
@@ -77,6 +77,10 @@ CACHED_LINES = 400_000
 RETENTION_DAYS = 400
 # {ledger}:reviews: conversion id -> where a conversion of a campaign with review terms is
 REVIEW_INDEX = "reviews"
+# {c:<campaign>}:first_orders: first order id -> its standing (the signals holding it, its
+# decision) while held or since, as its period last changed it; {c:<campaign>}:renewals:<order>:
+# the periods holding renewals of that order, which follow it.
+FIRST_ORDERS = "first_orders"
 REGISTERED_MAX = 1_000_000  # index entries this store remembers having written
 _CHUNK = 2_000  # field/value pairs per write command
 _EXACT = 2**53
@@ -151,6 +155,7 @@ class _Items:
     clicks: list[ClickItem] = field(default_factory=list)
     content: list[ContentEvent] = field(default_factory=list)
     reviews: list[ReviewFact] = field(default_factory=list)
+    first_orders: list[tuple[str, Standing]] = field(default_factory=list)
 
 
 @dataclass
@@ -357,17 +362,34 @@ class LedgerStore:
                     pipe.hset(self.keys.ledger("content"), key, orjson.dumps(record))
                 await pipe.execute()
         await self._hand_over(batch, items, early_seen)
+        await self._first_orders_of_renewals(batch, items)
         for (cid, period), names in creators.items():  # agencies earn on these creators' lines
             names |= override_agencies(versions(cid), period, names)
         await self._register(creators, items)
-        results = await asyncio.gather(
-            *(self._step(cp, items[cp], versions(cp[0]), currency(cp[0])) for cp in sorted(items))
-        )
+        if any(c.first_order_id for _, _, c in batch.conversions):
+            results = await self._step_in_order(items, versions, currency)
+        else:
+            results = await asyncio.gather(
+                *(
+                    self._step(cp, items[cp], versions(cp[0]), currency(cp[0]))
+                    for cp in sorted(items)
+                )
+            )
+        done = list(zip(sorted(items), results, strict=True))
+        # First orders whose hold or decision moved: their renewals in later periods follow.
+        while follow := await self._renewals_to_follow(done[-len(results) :]):
+            results = await asyncio.gather(
+                *(
+                    self._step(cp, follow[cp], versions(cp[0]), currency(cp[0]))
+                    for cp in sorted(follow)
+                )
+            )
+            done += zip(sorted(follow), results, strict=True)
         # Before the offsets: a crash in between leaves the outboxes to ``drain``. Every
         # period the batch touched, not only those it posted in: a replay after Redis
         # came back without its last second (AOF everysec) posts nothing new, and must
         # still bring the sums up to an outbox whose sync was lost.
-        await self.creator_sums.sync(sorted(items))
+        await self.creator_sums.sync(sorted({cp for cp, _ in done}))
         if early_seen:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for cid, order in early_seen:
@@ -381,8 +403,80 @@ class LedgerStore:
                 _POSITIONS, 1, self.keys.ledger("positions"), *args
             )
         self._trim()
-        done = list(zip(sorted(items), results, strict=True))
-        return Applied({cp: r.postings for cp, r in done}, {cp: r.kpis for cp, r in done})
+        postings: dict[Period, tuple[Posting, ...]] = defaultdict(tuple)
+        kpis: dict[Period, dict[str, int]] = defaultdict(dict)
+        for cp, step in done:
+            postings[cp] += step.postings
+            for name, amount in step.kpis.items():
+                kpis[cp][name] = kpis[cp].get(name, 0) + amount
+        return Applied(dict(postings), dict(kpis))
+
+    async def _step_in_order(
+        self, items: dict[Period, _Items], versions: Versions, currency: Callable[[str], str]
+    ) -> list[StepResult]:
+        """The periods one after the other, each campaign's earliest first: a renewal in the
+        batch gets the standing its first order's step in the same batch gave, before its
+        own step (never approved at its lock for a moment while its first order is held)."""
+        results: list[StepResult] = []
+        for cp in sorted(items):
+            result = await self._step(cp, items[cp], versions(cp[0]), currency(cp[0]))
+            results.append(result)
+            for order, standing in result.first_orders:
+                for later in sorted(items):
+                    if (
+                        later[0] == cp[0]
+                        and later > cp
+                        and any(c.first_order_id == order for c in items[later].conversions)
+                    ):
+                        items[later].first_orders.append((order, standing))
+        return results
+
+    async def _first_orders_of_renewals(self, batch: Batch, items: dict[Period, _Items]) -> None:
+        """Each renewal's period is noted under its first order (before the standing is read:
+        a step of the first order's period that writes a standing after this read finds
+        the period), and the first order's standing from its own period is handed over."""
+        renewals = [
+            (cid, period, c.first_order_id)
+            for cid, period, c in batch.conversions
+            if c.first_order_id
+        ]
+        if not renewals:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid, period, order in renewals:
+                pipe.sadd(self.keys.campaign(cid, f"renewals:{order}"), period)
+            await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid, _, order in renewals:
+                pipe.hget(self.keys.campaign(cid, FIRST_ORDERS), order)
+            found = await pipe.execute()
+        for (cid, period, order), raw in zip(renewals, found, strict=True):
+            if raw is not None:
+                items[(cid, period)].first_orders.append((order, _standing(orjson.loads(raw))))
+
+    async def _renewals_to_follow(
+        self, done: Sequence[tuple[Period, StepResult]]
+    ) -> dict[Period, _Items]:
+        """The later periods holding renewals of the first orders whose standing the steps
+        ``done`` changed, with those standings (written first, for renewals still to come)."""
+        changed = [(cp, order, st) for cp, r in done for order, st in r.first_orders]
+        if not changed:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (cid, _), order, standing in changed:
+                raw = orjson.dumps([list(standing[0]), standing[1]])
+                pipe.hset(self.keys.campaign(cid, FIRST_ORDERS), order, raw)
+            for (cid, _), order, _ in changed:
+                pipe.smembers(self.keys.campaign(cid, f"renewals:{order}"))
+            answers = await pipe.execute()
+        follow: dict[Period, _Items] = defaultdict(_Items)
+        for ((cid, period), order, standing), periods in zip(
+            changed, answers[len(changed) :], strict=True
+        ):
+            for later in sorted(p.decode() if isinstance(p, bytes) else p for p in periods):
+                if later != period:
+                    follow[(cid, later)].first_orders.append((order, standing))
+        return follow
 
     async def _hand_over(
         self, batch: Batch, items: dict[Period, _Items], early_seen: list[tuple[str, str]]
@@ -509,7 +603,15 @@ class LedgerStore:
         touched, valid = tallies.count_clicks(tally, clicks)
         figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
         result = cached.state.step(
-            StepInput(conversions, refunds, confirmations, figures, content, reviews=reviews)
+            StepInput(
+                conversions,
+                refunds,
+                confirmations,
+                figures,
+                content,
+                reviews=reviews,
+                first_orders=tuple(items.first_orders),
+            )
         )
         # Before the writes' PEXPIREATs, which a key created after them would miss.
         commands: list[WriteCommand] = [
@@ -672,3 +774,11 @@ def _chunks(pairs: list[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:
     if len(pairs) <= _CHUNK:  # nearly always: no copy
         return [pairs] if pairs else []
     return [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]
+
+
+def _standing(row: list[Any]) -> Standing:
+    review = row[1]
+    return (
+        tuple(row[0]),
+        None if review is None else (review[0], review[1], review[2], review[3], review[4]),
+    )

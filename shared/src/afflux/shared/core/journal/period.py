@@ -64,6 +64,9 @@ class StepInput:
     clicks: tuple[ClickFigures, ...] = ()  # the new figures of creators with new clicks
     content: tuple[ContentEvent, ...] = ()  # publications, snapshots, releases in topic order
     reviews: tuple[ReviewFact, ...] = ()  # decisions on conversions held for review
+    # The standings of first orders whose lines are in earlier periods (order id, standing):
+    # what their renewals here follow (``StepResult.first_orders`` of the order's period).
+    first_orders: tuple[tuple[str, review_lines.Standing], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,9 @@ class StepResult:
     changed: tuple[LineRecord, ...]
     kpis: Mapping[str, int]  # counter -> increment (see ``kpis``)
     contents: tuple[ContentState, ...] = ()  # content states the batch changed
+    # The orders here whose standing (hold, decision) the batch changed, held before or
+    # now: what their renewals in later periods follow.
+    first_orders: tuple[tuple[str, review_lines.Standing], ...] = ()
 
 
 @dataclass(slots=True)
@@ -113,6 +119,8 @@ class PeriodState:
         self.moments: dict[str, int] = {}
         # first order id -> the renewal lines of its subscription in the period
         self.renewals: dict[str, set[str]] = defaultdict(set)
+        # first order id -> its standing in its own (earlier) period, as last given
+        self.outside: dict[str, review_lines.Standing] = {}
 
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
         """Terms published since the state was loaded: a conversion names the version it
@@ -183,6 +191,15 @@ class PeriodState:
                 creator.scope = CapScope.build(creator.scope.cap, by_creator[creator_id])
         if state.budget is not None:
             state.budget = CapScope.build(state.budget.cap, in_budget)
+        for record in state.lines.values():
+            c = record.conversion
+            if (
+                c is not None
+                and c.first_order_id
+                and record.follows is not None
+                and state._first_order(c.first_order_id) is None
+            ):
+                state.outside[c.first_order_id] = record.follows
         state.override_book.load(state.lines.values())
         state.review_book.load(state.lines.values())
         return state
@@ -194,8 +211,12 @@ class PeriodState:
         was: dict[str, tuple[object, ...]] = {}  # line id -> its record before the batch
         dirty: set[str] = set()
         creators: dict[str, int] = defaultdict(int)  # creator -> net-sale moves
+        orders: dict[str, review_lines.Standing | None] = {}  # order -> standing before
 
         def touch(record: LineRecord) -> None:
+            order = record.order_id
+            if order is not None and record.kind != "renewal" and order not in orders:
+                orders[order] = self._first_order(order)
             if record.line_id not in before:
                 before[record.line_id] = kpi_contribution(record, self.end)
                 was[record.line_id] = _snapshot(record)
@@ -241,7 +262,10 @@ class PeriodState:
             touch(record)
             review_lines.take(record, f)
         self.review_book.judge(self.versions, self.lines, dirty, touch)
-        self._follow_first_orders(dirty, touch)
+        for order, standing in batch.first_orders:
+            self.outside[order] = standing
+        self._follow_first_orders(dirty, touch, {o for o, _ in batch.first_orders})
+        first_orders = self._changed_first_orders(orders)
 
         # Membership in each creator's net sales and activity (a held line only once
         # approved, from the approval on); every creator with a changed conversion gets
@@ -304,6 +328,8 @@ class PeriodState:
         # Agency overrides follow every line whose pay may have moved.
         moved |= self.override_book.follow(self.lines, dirty | moved, rules.components, touch)
         result = self._post(dirty | moved, before, was)
+        if first_orders:
+            result = replace(result, first_orders=first_orders)
         if not changed_contents:
             return result
         kpis = dict(result.kpis)
@@ -317,10 +343,15 @@ class PeriodState:
             contents=tuple(self.contents[k] for k in sorted(changed_contents)),
         )
 
-    def _follow_first_orders(self, dirty: set[str], touch: Callable[[LineRecord], None]) -> None:
-        """The renewals whose line or first order's line the batch changed take their first
-        order's standing (held, approved, declined) where that order's line is here."""
+    def _follow_first_orders(
+        self, dirty: set[str], touch: Callable[[LineRecord], None], given: set[str]
+    ) -> None:
+        """The renewals whose line or first order's line the batch changed, or whose first
+        order's standing it ``given``, take that order's standing (held, approved,
+        declined): its line's here, else the one its own period gave."""
         renewals: set[str] = set()
+        for order in given:
+            renewals |= self.renewals.get(order, set())
         for line_id in list(dirty):
             record = self.lines[line_id]
             c = record.conversion
@@ -336,7 +367,21 @@ class PeriodState:
             if c is None or not c.first_order_id:
                 continue
             first = self._first_order(c.first_order_id)
+            if first is None:
+                first = self.outside.get(c.first_order_id)
             self.review_book.follow(self.versions, record, first, touch)
+
+    def _changed_first_orders(
+        self, orders: Mapping[str, review_lines.Standing | None]
+    ) -> tuple[tuple[str, review_lines.Standing], ...]:
+        out = []
+        for order, was in sorted(orders.items()):
+            now = self._first_order(order)
+            if now == was:
+                continue
+            if (was is not None and was[0]) or (now is not None and now[0]):
+                out.append((order, now if now is not None else ((), None)))
+        return tuple(out)
 
     def _first_order(self, order_id: str) -> review_lines.Standing | None:
         """The standing of the order's current conversion line (a renewal's first order),
