@@ -217,3 +217,19 @@ async def test_renewals_of_held_first_orders_wait_for_and_follow_their_decision(
     run = await ledger.run(DEC_1 + 10 * DAY)
     assert run.get("cr-yes") == ("paid", 50_000)  # the sale's 10000, two renewals of 20000
     assert run.get("cr-no", ("nothing_due", 0)) == ("nothing_due", 0)
+
+
+async def test_a_first_order_held_after_its_renewals_period_was_compacted_still_applies(
+    ledger: Ledger,
+) -> None:
+    # The renewal's period is read and compacted before its first order's conversion.
+    await ledger.apply(_batch(_renewal("cr-late", 1, DEC_1 + HOUR)))
+    compacted = ledger.store.keys.period(CAMPAIGN, "2026-12", "compacted")
+    await ledger.store.redis.hset(compacted, "at", str(DEC_1 + 9 * DAY))
+    # Its statement is final: the first order's hold is posted, the renewal stays as it was
+    # (a consumer that has not read the period yet, as after a restart).
+    fresh = LedgerStore(ledger.store.redis)
+    await fresh.apply(_batch(_first_order("cr-late")), lambda cid: (TERMS,), lambda cid: "EUR")
+    kinds = [(p["line_kind"], p["approve_at"]) for p in await ledger.postings("cr-late")]
+    assert ("sale", HELD_UNTIL) in kinds
+    assert ("renewal", DEC_1 + HOUR) in kinds

@@ -50,7 +50,7 @@ from redis.asyncio import Redis
 from afflux.payouts import tallies
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
-from afflux.payouts.snapshots import refuse_compacted
+from afflux.payouts.snapshots import PeriodCompacted, refuse_compacted
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -380,7 +380,7 @@ class LedgerStore:
         while follow := await self._renewals_to_follow(done[-len(results) :]):
             results = await asyncio.gather(
                 *(
-                    self._step(cp, follow[cp], versions(cp[0]), currency(cp[0]))
+                    self._follow(cp, follow[cp], versions(cp[0]), currency(cp[0]))
                     for cp in sorted(follow)
                 )
             )
@@ -410,6 +410,16 @@ class LedgerStore:
             for name, amount in step.kpis.items():
                 kpis[cp][name] = kpis[cp].get(name, 0) + amount
         return Applied(dict(postings), dict(kpis))
+
+    async def _follow(
+        self, cp: Period, items: _Items, versions: Sequence[TermsVersion], currency: str
+    ) -> StepResult:
+        """A later period's renewals take their first order's new standing; a compacted
+        period's statement is final (its renewals were approved: none waited on a hold)."""
+        try:
+            return await self._step(cp, items, versions, currency)
+        except PeriodCompacted:
+            return StepResult((), (), {})
 
     async def _step_in_order(
         self, items: dict[Period, _Items], versions: Versions, currency: Callable[[str], str]
