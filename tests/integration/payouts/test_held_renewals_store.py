@@ -233,3 +233,29 @@ async def test_a_first_order_held_after_its_renewals_period_was_compacted_still_
     kinds = [(p["line_kind"], p["approve_at"]) for p in await ledger.postings("cr-late")]
     assert ("sale", HELD_UNTIL) in kinds
     assert ("renewal", DEC_1 + HOUR) in kinds
+
+
+class _StopsBeforeFollowing(LedgerStore):
+    """A consumer that stops after the first order's step is written, before the later
+    periods follow it."""
+
+    async def _follow(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("stopped before the renewals' periods followed")
+
+
+async def test_a_decision_replayed_after_a_stop_still_reaches_renewals_in_later_periods(
+    ledger: Ledger,
+) -> None:
+    await ledger.apply(HELD)
+    stopping = _StopsBeforeFollowing(ledger.store.redis)
+    with pytest.raises(ConnectionError):
+        await stopping.apply(DECIDED, lambda cid: (TERMS,), lambda cid: "EUR")
+    # The batch again, from the same offsets: its facts are known, nothing new is stepped.
+    replaying = LedgerStore(ledger.store.redis)
+    await replaying.apply(DECIDED, lambda cid: (TERMS,), lambda cid: "EUR")
+    december = [
+        (p["kind"], p["amount_minor"])
+        for p in await ledger.postings("cr-no")
+        if p["line_kind"] == "renewal" and p["order_id"] == "sub-cr-no:renewal-2"
+    ]
+    assert december == [("accrual", 20_000), ("review_decline", -20_000)]

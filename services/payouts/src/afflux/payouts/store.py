@@ -55,6 +55,7 @@ from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState, Publication
+from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
 from afflux.shared.core.journal.override_lines import override_agencies
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
@@ -376,8 +377,11 @@ class LedgerStore:
                 )
             )
         done = list(zip(sorted(items), results, strict=True))
-        # First orders whose hold or decision moved: their renewals in later periods follow.
-        while follow := await self._renewals_to_follow(done[-len(results) :]):
+        # First orders whose hold or decision moved: their renewals in later periods follow
+        # (and the held ones the batch names, for a replay whose steps were written before).
+        named = self._held_orders(items)
+        while follow := await self._renewals_to_follow(done[-len(results) :], named):
+            named = []
             results = await asyncio.gather(
                 *(
                     self._follow(cp, follow[cp], versions(cp[0]), currency(cp[0]))
@@ -464,12 +468,39 @@ class LedgerStore:
             if raw is not None:
                 items[(cid, period)].first_orders.append((order, _standing(orjson.loads(raw))))
 
+    def _held_orders(self, items: dict[Period, _Items]) -> list[tuple[Period, str, Standing]]:
+        """The held orders the batch names (its conversions, the conversions its decisions
+        are on) as their periods stand after it: a batch replayed after its steps were
+        written, but before their renewals' periods followed, finds nothing new to step,
+        and must still hand on what those steps changed."""
+        out: list[tuple[Period, str, Standing]] = []
+        for cp, its in sorted(items.items()):
+            cached = self._periods.get(cp)
+            if cached is None:
+                continue
+            state = cached.state
+            orders = {c.order_id for c in its.conversions if not c.first_order_id}
+            for review in its.reviews:
+                record = state.lines.get(derived_id("line", review.conversion_id))
+                if record is not None and record.order_id is not None:
+                    orders.add(record.order_id)
+            for order in sorted(orders):
+                standing = state.first_order(order)
+                if standing is not None and standing[0]:
+                    out.append((cp, order, standing))
+        return out
+
     async def _renewals_to_follow(
-        self, done: Sequence[tuple[Period, StepResult]]
+        self,
+        done: Sequence[tuple[Period, StepResult]],
+        named: Sequence[tuple[Period, str, Standing]] = (),
     ) -> dict[Period, _Items]:
         """The later periods holding renewals of the first orders whose standing the steps
-        ``done`` changed, with those standings (written first, for renewals still to come)."""
+        ``done`` changed (or ``named``), with those standings (written first, for renewals
+        still to come)."""
         changed = [(cp, order, st) for cp, r in done for order, st in r.first_orders]
+        stepped = {(cp, order) for cp, order, _ in changed}
+        changed += [x for x in named if (x[0], x[1]) not in stepped]
         if not changed:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -197,7 +197,7 @@ class PeriodState:
                 c is not None
                 and c.first_order_id
                 and record.follows is not None
-                and state._first_order(c.first_order_id) is None
+                and state.first_order(c.first_order_id) is None
             ):
                 state.outside[c.first_order_id] = record.follows
         state.override_book.load(state.lines.values())
@@ -216,7 +216,7 @@ class PeriodState:
         def touch(record: LineRecord) -> None:
             order = record.order_id
             if order is not None and record.kind != "renewal" and order not in orders:
-                orders[order] = self._first_order(order)
+                orders[order] = self.first_order(order)
             if record.line_id not in before:
                 before[record.line_id] = kpi_contribution(record, self.end)
                 was[record.line_id] = _snapshot(record)
@@ -366,7 +366,7 @@ class PeriodState:
             c = record.conversion
             if c is None or not c.first_order_id:
                 continue
-            first = self._first_order(c.first_order_id)
+            first = self.first_order(c.first_order_id)
             if first is None:
                 first = self.outside.get(c.first_order_id)
             self.review_book.follow(self.versions, record, first, touch)
@@ -376,14 +376,14 @@ class PeriodState:
     ) -> tuple[tuple[str, review_lines.Standing], ...]:
         out = []
         for order, was in sorted(orders.items()):
-            now = self._first_order(order)
+            now = self.first_order(order)
             if now == was:
                 continue
             if (was is not None and was[0]) or (now is not None and now[0]):
                 out.append((order, now if now is not None else ((), None)))
         return tuple(out)
 
-    def _first_order(self, order_id: str) -> review_lines.Standing | None:
+    def first_order(self, order_id: str) -> review_lines.Standing | None:
         """The standing of the order's current conversion line (a renewal's first order),
         None when the period has none."""
         for line_id in sorted(self.by_order.get(order_id, ())):
