@@ -639,13 +639,14 @@ class JoinPartition:
     def take_dirty(self) -> list[tuple[str, bytes | None]]:
         """The changed keys' snapshots (None: delete), clearing the dirty set."""
         items: list[tuple[str, bytes | None]] = []
+        keys, append = self.keys, items.append
         for key in self.dirty:
-            state = self.keys.get(key)
+            state = keys.get(key)
             if state is None or state.empty():
-                self.keys.pop(key, None)
-                items.append((key, None))
+                keys.pop(key, None)
+                append((key, None))
             else:
-                items.append((key, encode_state(state)))
+                append((key, encode_state(state)))
         self.dirty.clear()
         items.append((WATERMARK_KEY, str(self.watermark).encode()))
         if self.content_dirty:
@@ -805,13 +806,17 @@ def _kept_ip(click: Click, terms: TermsLookup) -> str:
 
 
 def encode_state(s: VisitorState) -> bytes:
-    doc: dict[str, Any] = {
-        "c": [
-            [t.click_id, t.affiliate_id, t.campaign_id, t.at, t.flagged, arrived]
-            for t, arrived in s.clicks.values()
-        ]
-    }
-    ips = {t.click_id: t.ip_hash for t, _ in s.clicks.values() if t.ip_hash}
+    # Once per changed key and batch, so one pass over the clicks builds both the rows
+    # (tuples: the same JSON arrays, cheaper to make) and the IP hashes.
+    rows: list[tuple[str, str, str, int, bool, int]] = []
+    ips: dict[str, str] | None = None
+    for t, arrived in s.clicks.values():
+        rows.append((t.click_id, t.affiliate_id, t.campaign_id, t.at, t.flagged, arrived))
+        if t.ip_hash:
+            if ips is None:
+                ips = {}
+            ips[t.click_id] = t.ip_hash
+    doc: dict[str, Any] = {"c": rows}
     if ips:  # beside the rows, so rows written before it read as before
         doc["i"] = ips
     if s.pending:
