@@ -35,6 +35,7 @@ from afflux.shared.core.renewals import renewal_order_refusal
 from afflux.shared.core.terms import TermsTimeline, TermsVersion
 from afflux.shared.events import (
     PLACED_TYPES,
+    CampaignTermsPublished,
     ClickRecorded,
     ConversionAttributed,
     LeadConfirmed,
@@ -96,6 +97,11 @@ class Campaigns:
         # directory holds a new tuple of versions for it.
         self._timelines: dict[str, tuple[tuple[TermsVersion, ...], TermsTimeline]] = {}
         self._limits: dict[str, tuple[tuple[TermsVersion, ...], int]] = {}
+        self.changes = 0  # versions the directory applied since: deadlines read again
+        directory.on_change(self._changed)
+
+    def _changed(self, published: CampaignTermsPublished) -> None:
+        self.changes += 1
 
     def terms(self, campaign_id: str, at_ms: int) -> TermsVersion | None:
         if campaign_id not in self.directory:
@@ -264,7 +270,7 @@ class JoinHandler:
         if not self.book.ready.is_set():
             return []
         out = self._content(state)
-        out += state.due(safe_ms, self.campaigns.terms)
+        out += state.due(safe_ms, self.campaigns.terms, self.campaigns.changes)
         self._late(state.take_late())
         self._count(state)
         return out

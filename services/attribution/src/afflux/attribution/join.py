@@ -220,6 +220,13 @@ class JoinPartition:
         # Pending orders by arrival: an order cannot be due before it arrived, so a tick
         # looks only at the head instead of at every pending order.
         self.queue: list[tuple[int, str, OrderKey]] = []
+        # Pending orders whose grace is known and had not passed when a tick looked, by
+        # that deadline (cutoff, arrival, key, order): a tick takes them up again only
+        # once it passed, rather than every order that arrived within the last grace on
+        # every tick. ``due`` moves them back to ``queue`` then, and the cutoff is read
+        # again from the terms.
+        self.later: list[tuple[int, int, str, OrderKey]] = []
+        self.terms_seen = -1  # the campaign view's change count ``later`` was made under
         self.index: dict[OrderKey, str] = {}  # order -> the key holding it
         self.watermark = 0  # largest event time seen
         self.decisions = {"at_once": 0, "after_grace": 0}  # orders decided, for the metric
@@ -507,10 +514,21 @@ class JoinPartition:
         decided.confirmed = True
         return [(CONVERSIONS.name, confirm.order_id, confirm)]
 
-    def due(self, safe_time: int, terms: TermsLookup) -> list[Output]:
-        """Decide every order whose grace has passed by ``safe_time``."""
+    def due(self, safe_time: int, terms: TermsLookup, terms_seen: int = 0) -> list[Output]:
+        """Decide every order whose grace has passed by ``safe_time``. ``terms_seen``:
+        how many changes the campaign view has applied; when it moved, the deadlines in
+        ``later`` may have (a new version with another grace) and are read again."""
         out: list[Output] = []
         held: list[tuple[int, str, OrderKey]] = []
+        later = self.later
+        if terms_seen != self.terms_seen:
+            self.terms_seen = terms_seen
+            self.queue += [(arrived, key, okey) for _, arrived, key, okey in later]
+            heapq.heapify(self.queue)
+            later.clear()
+        while later and later[0][0] <= safe_time:
+            _, arrived, key, okey = heapq.heappop(later)
+            heapq.heappush(self.queue, (arrived, key, okey))
         while self.queue and self.queue[0][0] <= safe_time:
             entry = heapq.heappop(self.queue)
             arrived, key, okey = entry
@@ -523,8 +541,11 @@ class JoinPartition:
             try:  # one order's failure never takes the others popped in this tick with it
                 version = terms(order.campaign_id, order.occurred_at)
                 cutoff = arrived + version.terms.grace_ms if version is not None else None
-                if version is None or cutoff is None or cutoff > safe_time:
-                    held.append(entry)
+                if version is None or cutoff is None:
+                    held.append(entry)  # no terms yet: asked again on the next tick
+                    continue
+                if cutoff > safe_time:
+                    heapq.heappush(later, (cutoff, arrived, key, okey))
                     continue
                 out.extend(self._decide(state, key, okey, order, cutoff, version))
                 self.decisions["after_grace"] += 1

@@ -15,7 +15,12 @@ from afflux.attribution.refunds import RefundPartition
 def dump_indexes(state: object) -> bytes:
     if isinstance(state, JoinPartition):
         doc: dict[str, object] = {
-            "q": [[arrived, key, c, o] for arrived, key, (c, o) in state.queue],
+            # Orders waiting for a known deadline (``later``) are pending orders too: a
+            # recovery queues them by arrival, and the next tick sorts them again.
+            "q": [
+                *([arrived, key, c, o] for arrived, key, (c, o) in state.queue),
+                *([arrived, key, c, o] for _, arrived, key, (c, o) in state.later),
+            ],
             "i": [[c, o, key] for (c, o), key in state.index.items()],
         }
     elif isinstance(state, RefundPartition):
@@ -30,6 +35,7 @@ def load_indexes(state: object, raw: bytes) -> None:
     if isinstance(state, JoinPartition):
         state.queue = [(arrived, key, (c, o)) for arrived, key, c, o in doc["q"]]
         heapq.heapify(state.queue)
+        state.later = []
         state.index = {(c, o): key for c, o, key in doc["i"]}
     elif isinstance(state, RefundPartition):
         state.waiting = set(doc["w"])
