@@ -297,3 +297,18 @@ def test_clicks_held_past_the_cutoff_when_the_timer_decides_give_the_same_correc
     assert run(click_first=False) == (held, held_outcomes)
     assert held_outcomes == ["reattributed"]
     assert [getattr(e, "affiliate_id", None) for e in held] == ["anna", "ben"]
+
+
+def test_clicks_that_concern_no_decided_order_answer_nothing_before_and_after_a_late_one() -> None:
+    """Such clicks share one empty answer: a late click's outcomes never show in it."""
+    join = JoinPartition()
+    first = join.click("v", click("anna", 2 * DAY), 0, terms)
+    assert (first.outcomes, first.outputs, first.refused) == ([], [], "")
+    join.order("v", order("sale"), 0)
+    join.due(GRACE_MS, terms)
+    late = join.click("v", click("ben", HOUR), LATE_ARRIVAL, terms)
+    assert late.outcomes == ["reattributed"]
+    other = JoinPartition().click("w", click("carl", DAY), 0, terms)
+    flagged = join.click("v", click("dana", HOUR, bot=True), LATE_ARRIVAL, terms)
+    for nothing in (other, flagged):
+        assert (nothing.outcomes, nothing.outputs, nothing.refused) == ([], [], "")

@@ -183,6 +183,11 @@ class LateClick:
     refused: str = ""
 
 
+# What most clicks return: nothing decided here that they concern. One value for all of
+# them (a click is the join's commonest event); it is read, never changed.
+NOTHING_LATE = LateClick()
+
+
 @dataclass(slots=True)
 class VisitorState:
     clicks: dict[str, tuple[ClickTouch, int]] = field(default_factory=dict)
@@ -248,12 +253,10 @@ class JoinPartition:
         """Keep the click; re-decide the decided orders it is eligible for. A copy of a
         click held here changes nothing; one that names another creator or campaign is
         refused (``LateClick.refused``), the click held staying as it was."""
-        late = LateClick()
         state = self._state(key)
         held = state.clicks.get(click.click_id)
         if held is not None:
-            late.refused = _click_conflict(held[0], click)
-            return late
+            return LateClick(refused=_click_conflict(held[0], click))
         touch = ClickTouch(
             click.click_id,
             _intern(click.affiliate_id),
@@ -266,7 +269,8 @@ class JoinPartition:
         if click.occurred_at > self.watermark:
             self.watermark = click.occurred_at
         if not state.decided or touch.flagged:
-            return late  # a flagged click can never win
+            return NOTHING_LATE  # a flagged click can never win
+        late = LateClick()
         for okey, decided in list(state.decided.items()):
             if okey[0] == touch.campaign_id and decided.at >= touch.at:
                 try:  # one order's failure never takes the click or other orders with it
