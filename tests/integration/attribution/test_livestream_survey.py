@@ -284,8 +284,14 @@ def test_a_creators_own_stream_claims_orders_only_once_the_brand_releases_it(run
     assert not {c.live_stream_id for c in won} & {stream_id(i) for i in HELD}
     released = [c for c in won if c.live_stream_id in {stream_id(i) for i in RELEASED}]
     assert released, "the scenario must give a released stream some order"
-    # every order a released stream won was answered before the release, then corrected
-    assert {c.correction_reason for c in released} == {"late_content"}
+    # every order a released stream won was answered before the release, then corrected:
+    # by the release, or by the order's late survey answer when the worker reads that answer
+    # after the release (the two arrive together, on different partitions); the net
+    # outcome is the oracle's either way (test_every_orders_netted_outcome_equals_the_oracle)
+    first = {c.correction_reason for c in _first_per_order(released)}
+    seen = [(c.order_id, c.affiliate_id, c.correction_reason) for c in released]
+    assert "late_content" in first, seen
+    assert first <= {"late_content", "late_survey"}, seen
 
 
 def test_the_brands_publication_takes_a_squatted_stream_over_for_its_author(run: Run) -> None:
@@ -299,8 +305,20 @@ def test_the_brands_publication_takes_a_squatted_stream_over_for_its_author(run:
     by_taken = [c for c in won if c.live_stream_id in taken]
     assert by_taken, "the scenario must give the taken stream some order"
     # the squatter never won with it; its author did, once the brand published it
-    assert {c.affiliate_id for c in by_taken} == authors
-    assert {c.correction_reason for c in by_taken} == {"late_content"}
+    seen = [(c.order_id, c.affiliate_id, c.correction_reason) for c in by_taken]
+    assert {c.affiliate_id for c in by_taken} == authors, (authors, seen)
+    first = {c.correction_reason for c in _first_per_order(by_taken)}
+    assert "late_content" in first, seen
+    assert first <= {"late_content", "late_survey"}, seen  # as for a release, above
+
+
+def _first_per_order(won: list[ConversionAttributed]) -> list[ConversionAttributed]:
+    """Each order's first conversion of ``won``, in topic order: the one that gave it the
+    stream (a later correction may come from a survey answer read after the release)."""
+    first: dict[tuple[str, str], ConversionAttributed] = {}
+    for c in won:
+        first.setdefault((c.campaign_id, c.order_id), c)
+    return list(first.values())
 
 
 def _outputs(bootstrap: str) -> list[Envelope]:

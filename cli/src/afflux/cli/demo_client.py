@@ -72,7 +72,9 @@ class DemoClient:
             return known
         n = self._next_address
         self._next_address += 1
-        return f"2001:db8::{(n >> 16) & 0xFFFF:x}:{n & 0xFFFF:x}"  # documentation range
+        # Documentation range, a /64 of its own per visitor: click quality counts an IPv6
+        # client by its /64, so addresses of one /64 would be one client.
+        return f"2001:db8:{(n >> 16) & 0xFFFF:x}:{n & 0xFFFF:x}::1"
 
     def merchant_now(self) -> int:
         """The time by the merchant's clock, in UTC milliseconds."""

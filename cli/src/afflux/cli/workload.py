@@ -271,7 +271,8 @@ class WorkloadRunner:
         await asyncio.gather(*(after(o) for o in follow_ups))
 
     async def _visit(self, visit: PlannedVisit) -> None:
-        address = f"2001:db8::1:{visit.number:x}"
+        n = visit.number  # a /64 of its own: click quality counts IPv6 clients by their /64
+        address = f"2001:db8:{(n >> 16) & 0xFFFF:x}:{n & 0xFFFF:x}::1"
         visitor: str | None = None
         click_id = ""
         for creator in visit.touches:
