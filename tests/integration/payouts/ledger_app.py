@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -13,10 +14,24 @@ from pydantic import SecretStr
 from afflux.payouts.app import create_app
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+
+
+def first_version(terms: dict[str, Any]) -> TermsVersion:
+    """A campaign's first terms version, in force since the epoch."""
+    return TermsVersion(
+        version=1,
+        effective_from=0,
+        published_at=0,
+        terms=CampaignTerms.model_validate(terms),
+    )
 
 
 def directory_of(versions: Iterable[TermsVersion]) -> CampaignDirectory:

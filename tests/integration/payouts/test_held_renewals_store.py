@@ -18,44 +18,35 @@ from typing import Any
 
 import httpx
 import pytest
-from ledger_app import directory_of, payouts_http
+from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_http
 
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.review import HELD_UNTIL
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
 
-HOUR = 3_600_000
-DAY = 24 * HOUR
-NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 DEC_1 = NOV_1 + 30 * DAY
 DECIDED_AT = DEC_1 + 5 * DAY
 TOKEN = "held-renewals-admin-token"
 CAMPAIGN, PERIOD = "p-rn", "2026-11"
-TERMS = TermsVersion(
-    version=1,
-    effective_from=0,
-    published_at=0,
-    terms=CampaignTerms.model_validate(
-        {
-            "campaign_id": CAMPAIGN,
-            "merchant_id": "merchant-acme",
-            "currency": "EUR",
-            "lock_days": 0,
-            "plan": {
-                "sale": {"rate": {"percent": "10"}},
-                "recurring": {"rate": {"percent": "20"}, "max_renewals": 12},
-            },
-            "review": {
-                "hold_on": ["self_referral"],
-                "creator_email_hashes": {"cr-yes": "h-yes", "cr-no": "h-no"},
-            },
-        }
-    ),
+TERMS = first_version(
+    {
+        "campaign_id": CAMPAIGN,
+        "merchant_id": "merchant-acme",
+        "currency": "EUR",
+        "lock_days": 0,
+        "plan": {
+            "sale": {"rate": {"percent": "10"}},
+            "recurring": {"rate": {"percent": "20"}, "max_renewals": 12},
+        },
+        "review": {
+            "hold_on": ["self_referral"],
+            "creator_email_hashes": {"cr-yes": "h-yes", "cr-no": "h-no"},
+        },
+    }
 )
 
 

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
-from ledger_app import directory_of, payouts_http
+from ledger_app import DAY, HOUR, directory_of, first_version, payouts_http
 from redis.asyncio import Redis
 
 from afflux.cli.main import main as afflux
@@ -40,7 +40,7 @@ from afflux.payouts.snapshots import PeriodCompacted
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.compaction import closes_at
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import ConversionAttributed, DeadLetter
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -50,8 +50,6 @@ from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.integration
 
-HOUR = 3_600_000
-DAY = 24 * HOUR
 JAN_1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 MAR_1 = JAN_1 + 59 * DAY
 APR_1 = JAN_1 + 90 * DAY
@@ -60,24 +58,19 @@ TOKEN = "compaction-admin-token"
 CAMPAIGN = "cmpt"
 KEYS = Keys()
 
-TERMS = TermsVersion(
-    version=1,
-    effective_from=0,
-    published_at=0,
-    terms=CampaignTerms.model_validate(
-        {
-            "campaign_id": CAMPAIGN,
-            "merchant_id": "m",
-            "currency": "EUR",
-            "lock_days": 10,
-            "cookie_window_days": 30,
-            "plan": {
-                "sale": {"rate": {"fixed_minor": 1000}},
-                "click": {"per_click_minor": 5},
-                "creator_cap_minor": 2500,
-            },
-        }
-    ),
+TERMS = first_version(
+    {
+        "campaign_id": CAMPAIGN,
+        "merchant_id": "m",
+        "currency": "EUR",
+        "lock_days": 10,
+        "cookie_window_days": 30,
+        "plan": {
+            "sale": {"rate": {"fixed_minor": 1000}},
+            "click": {"per_click_minor": 5},
+            "creator_cap_minor": 2500,
+        },
+    }
 )
 CLOSES = closes_at("2026-01", (TERMS,), GRACE)  # 2026-04-12T00:00:00Z
 CREATORS = ("anna", "bob", "carl")

@@ -10,37 +10,28 @@ from typing import Any
 
 import httpx
 import pytest
-from ledger_app import directory_of, payouts_http
+from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_http
 
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.review_lines import ReviewFact
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
 
-HOUR = 3_600_000
-DAY = 24 * HOUR
-NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 TOKEN = "override-decline-admin-token"
 CAMPAIGN, PERIOD = "p-decline", "2026-11"
 REASON = "self-purchase pattern"
-TERMS = TermsVersion(
-    version=1,
-    effective_from=0,
-    published_at=0,
-    terms=CampaignTerms.model_validate(
-        {
-            "campaign_id": CAMPAIGN,
-            "merchant_id": "merchant-acme",
-            "currency": "EUR",
-            "lock_days": 0,
-            "plan": {"sale": {"rate": {"percent": "10"}}},
-            "overrides": {"agencies": {"ana": {"agency_id": "north", "share_percent": "10"}}},
-            "review": {"hold_on": ["self_referral"]},
-        }
-    ),
+TERMS = first_version(
+    {
+        "campaign_id": CAMPAIGN,
+        "merchant_id": "merchant-acme",
+        "currency": "EUR",
+        "lock_days": 0,
+        "plan": {"sale": {"rate": {"percent": "10"}}},
+        "overrides": {"agencies": {"ana": {"agency_id": "north", "share_percent": "10"}}},
+        "review": {"hold_on": ["self_referral"]},
+    }
 )
 SALE = ConversionFact(
     conversion_id="conv-ana-1",
