@@ -9,6 +9,7 @@ import pytest
 
 from afflux.orders.placement import Placement
 from afflux.orders.rules import OrderRequest, order_event, order_terms, order_terms_conflict
+from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.terms import CampaignTerms
 
 pytestmark = pytest.mark.unit
@@ -70,3 +71,31 @@ def test_a_claim_kept_before_a_field_was_appended_is_compared_on_the_fields_it_h
     refused = order_terms_conflict(kept_then, placed(amount_minor=5001, items=[]))
     assert refused is not None
     assert refused.field == "amount_minor"
+
+
+def kept_before(event: Any) -> str:
+    """The text claims kept before order_terms stopped dumping the whole event."""
+    dumped = event.model_dump(mode="json", include=set(ORDER_TERMS_FIELDS))
+    if dumped["coupon_code"] is not None:
+        dumped["coupon_code"] = dumped["coupon_code"].strip().upper()
+    return json.dumps([dumped[name] for name in ORDER_TERMS_FIELDS], separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"coupon_code": " anna10"},
+        {"items": [], "amount_minor": 5000, "visitor_id": None, "click_id": "c-ü-1"},
+        {"kind": "action", "action": "signup", "amount_minor": 0, "items": []},
+        {
+            "non_commissionable_minor": 500,
+            "items": [{"sku": "shoe", "quantity": 1, "price_minor": 4500}],
+        },
+        {"new_customer": True, "visitor_id": "visitor-\u00e9"},
+    ],
+)
+def test_claims_kept_by_earlier_versions_read_as_the_same_terms(changes: dict[str, Any]) -> None:
+    event = placed(**changes)
+
+    assert order_terms(event) == kept_before(event)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse, Response
 
 from afflux.shared.io.http.admin import AdminDep
-from afflux.shared.io.http.direct import direct_route
+from afflux.shared.io.http.direct import JsonAnswer, direct_route
 from afflux.shared.io.http.health import HealthCheck, Passing, health_router
 from afflux.shared.io.http.problems import Problem, install_problem_handlers
 from afflux.shared.io.http.run import run_service
@@ -318,3 +318,20 @@ def test_run_service_exits_2_with_one_line_saying_why(
     assert err.startswith("afflux test: ")
     assert says in err
     assert "not-a-number-secret-ish" not in err
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "accepted", "order_id": "o-1", "event_id": "e-\u00e9\u2028", "n": 0},
+        {"detail": 'quote " backslash \\ tab \t nul \x00 del \x7f', "field": None, "ok": True},
+        {"results": [{"status": "duplicate"}, {"status": "rejected", "error": {"x": [1, -2]}}]},
+        {},
+    ],
+)
+def test_a_json_answer_has_the_bytes_and_headers_of_starlettes(body: dict[str, object]) -> None:
+    fast, slow = JsonAnswer(body, status_code=202), JSONResponse(body, status_code=202)
+
+    assert fast.body == slow.body
+    assert fast.raw_headers == slow.raw_headers
+    assert fast.status_code == 202

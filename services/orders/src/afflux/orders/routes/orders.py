@@ -17,7 +17,7 @@ from afflux.orders import rules
 from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
 from afflux.orders.ingest import parse
 from afflux.orders.routes.signed import signed_body
-from afflux.shared.io.http.direct import direct_route
+from afflux.shared.io.http.direct import JsonAnswer, direct_route
 
 
 async def post_order(
@@ -29,7 +29,7 @@ async def post_order(
         outcome = await ingestor.order(merchant, raw)
     finally:
         metrics.took("orders", time.perf_counter() - started)
-    return JSONResponse(outcome.body, status_code=outcome.status)
+    return JsonAnswer(outcome.body, status_code=outcome.status)
 
 
 async def post_batch(

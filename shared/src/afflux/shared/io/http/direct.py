@@ -21,6 +21,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
+import orjson
 from fastapi.params import Depends
 from starlette.requests import Request
 from starlette.responses import Response
@@ -65,3 +66,14 @@ def _resolved(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
 def direct_route(path: str, endpoint: Endpoint, methods: Sequence[str]) -> Route:
     """``endpoint`` at ``path`` as a plain Starlette route with its dependencies resolved."""
     return Route(path, _resolved(endpoint), methods=list(methods), include_in_schema=False)
+
+
+class JsonAnswer(Response):
+    """A JSON answer encoded by orjson: the same bytes as Starlette's ``JSONResponse``
+    for the str, int, bool, None, list and dict bodies the direct routes answer, at a
+    fraction of the stdlib encoder's cost on a hot path."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
