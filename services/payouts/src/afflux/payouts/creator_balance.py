@@ -59,13 +59,19 @@ for _, item in ipairs(cjson.decode(ARGV[1])) do
   for _, w in ipairs(item[4]) do
     if w[1] > high then
       local currency = w[3]
-      if w[4] ~= 0 then redis.call('HINCRBY', bal, 't|' .. currency, w[4]) end
+      if w[4] ~= 0 then
+        redis.call('HINCRBY', bal, 't|' .. currency, w[4])
+      else
+        redis.call('HSETNX', bal, 't|' .. currency, 0)
+      end
       if w[5] ~= 0 then redis.call('HINCRBY', bal, 'r|' .. currency, w[5]) end
-      redis.call('HSETNX', bal, 't|' .. currency, 0)
       for _, d in ipairs(w[6]) do
         local slot = currency .. '|' .. string.format('%d', d[1])
-        redis.call('ZADD', due, d[1], slot)
-        redis.call('HINCRBY', dueamt, slot, d[2])
+        -- The schedule's member is written with its first amount: an amount already
+        -- there has its member (both are only ever written here, together).
+        if redis.call('HINCRBY', dueamt, slot, d[2]) == d[2] then
+          redis.call('ZADD', due, d[1], slot)
+        end
       end
       high = w[2]
     end

@@ -170,10 +170,15 @@ class _Cached:
     # period's version: what this store last wrote or read is what the hash holds.
     kpis: dict[str, int] = field(default_factory=dict)
     sums: dict[str, int] = field(default_factory=dict)
+    # (creator, approval time) pairs this store wrote to the period's ``due:<creator>``
+    # sets: a posting at a time already there needs no ZADD (most of a batch's postings
+    # fall on times earlier batches wrote). Empty when loaded: then the first write of
+    # each is sent again, which changes nothing.
+    due: set[tuple[str, int]] = field(default_factory=set)
 
     def weight(self) -> int:
         """Lines, and the counters as the tenth of a line each takes in memory."""
-        counters = len(self.tally) + len(self.kpis) + len(self.sums)
+        counters = len(self.tally) + len(self.kpis) + len(self.sums) + len(self.due)
         return len(self.state.lines) + counters // 10
 
 
@@ -704,7 +709,10 @@ class LedgerStore:
             sums[f"total|{affiliate}"] += total
             if reversed_:
                 sums[f"reversed|{affiliate}"] += reversed_
-            commands += _pairs("ZADD", at(f"due:{affiliate}"), [(a, a) for a in due])
+            known = cached.due
+            times = [(a, a) for a in due if (affiliate, a) not in known]
+            known.update((affiliate, a) for a, _ in times)
+            commands += _pairs("ZADD", at(f"due:{affiliate}"), times)
             commands += _increments(at(f"dueamt:{affiliate}"), due)
         commands += _updated(at("sums"), cached.sums, sums)
         if result.postings:
