@@ -106,3 +106,57 @@ async def test_a_replay_that_posts_nothing_new_still_syncs_an_outbox_left_behind
     assert await redis.hlen(Keys().period(CAMPAIGN, PERIOD, "outbox")) == 0
     for creator in creators:
         assert await running_sums(replaying, creator, postings) == sums_of(creator, postings)
+
+
+async def _schedule(redis: Redis[bytes], due: str, amounts: str) -> dict[str, int]:
+    """An approval schedule as stored: every member of ``due`` with its amount (none
+    stored: nothing netted at that time yet)."""
+    members = [m.decode() for m in await redis.zrange(due, 0, -1)]
+    values = await redis.hmget(amounts, members) if members else []
+    assert await redis.hlen(amounts) == sum(v is not None for v in values), (
+        "an amount without its time"
+    )
+    return {m: int(v or 0) for m, v in zip(members, values, strict=True)}
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_approval_schedules_hold_every_time_once_with_its_amount_whichever_store_wrote(
+    redis: Redis[bytes], seed: int
+) -> None:
+    """The period's and the shard's schedules of a creator: every approval time of its
+    postings, with their sum, when the facts come in many batches, from two stores that
+    each remember the times they wrote, one of them starting over with an empty memory."""
+    rng = random.Random(seed)
+    facts = random_facts(rng)
+    batches = [Batch() for _ in range(6)]
+    for c in facts.conversions:
+        rng.choice(batches[:4]).conversions.append((CAMPAIGN, PERIOD, c))
+    for r in facts.refunds:
+        rng.choice(batches[4:]).refunds.append((CAMPAIGN, PERIOD, r))
+    for click_id, creator, when in facts.clicks:
+        rng.choice(batches).clicks.append(ClickItem(CAMPAIGN, PERIOD, click_id, creator, when))
+    creators = {c.affiliate_id for c in facts.conversions} | {k[1] for k in facts.clicks}
+    stores = [LedgerStore(redis), LedgerStore(redis)]
+    for n, batch in enumerate(batches):
+        if n == 3:
+            stores[0] = LedgerStore(redis)  # what the first remembered is gone
+        await stores[n % 2].apply(batch, _versions, _euro)
+
+    postings = await postings_of(redis, CAMPAIGN, PERIOD, creators)
+    assert len({p.approve_at for p in postings}) > 1, "one approval time: nothing was tested"
+    keys, sums = Keys(), stores[0].creator_sums
+    for creator in creators:
+        expected: dict[int, int] = {}
+        for p in postings:
+            if p.affiliate_id == creator:
+                expected[p.approve_at] = expected.get(p.approve_at, 0) + p.amount_minor
+        in_period = await _schedule(
+            redis,
+            keys.period(CAMPAIGN, PERIOD, f"due:{creator}"),
+            keys.period(CAMPAIGN, PERIOD, f"dueamt:{creator}"),
+        )
+        in_shard = await _schedule(
+            redis, f"{sums.shard(creator)}due:{creator}", f"{sums.shard(creator)}dueamt:{creator}"
+        )
+        assert in_period == {str(at): amount for at, amount in expected.items()}
+        assert in_shard == {f"EUR|{at}": amount for at, amount in expected.items()}
