@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from afflux.orders import campaigns_cli
 from afflux.orders.routes.campaigns import MAX_TERMS_BODY_BYTES
+from afflux.orders.terms_publisher import LOCK_WAIT_S
 from afflux.shared.io.campaign_publish import read_all_versions
+
+from .conftest import orders_settings
 
 pytestmark = pytest.mark.integration
 
@@ -265,6 +269,13 @@ async def test_put_refuses_a_version_whose_history_would_no_longer_fit_one_recor
     assert len(history[campaign_id]) == len(taken)
 
 
+def cli_env(infra: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``afflux campaigns apply`` on the broker and the orders service's Redis."""
+    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+    monkeypatch.setenv("AFFLUX_REDIS_URL", orders_settings(infra).redis_url)
+    monkeypatch.setenv("AFFLUX_ORDERS_REDIS_PREFIX", orders_settings(infra).orders_redis_prefix)
+
+
 async def test_get_of_an_unknown_campaign_is_404(api: Any) -> None:
     response = await api.http.get("/v1/campaigns/never-published", headers=ADMIN)
     assert (response.status_code, response.json()["detail"][0]["field"]) == (404, "campaign_id")
@@ -283,7 +294,7 @@ def test_campaigns_apply_publishes_each_campaign_once(
         "      merchant_id: merchant-a\n"
         "      currency: EUR\n"
     )
-    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+    cli_env(infra, monkeypatch)
 
     assert campaigns_cli.main(["apply", str(terms)]) == 0
     assert campaigns_cli.main(["apply", str(terms)]) == 0
@@ -339,7 +350,7 @@ def test_campaigns_apply_publishes_nothing_of_a_file_that_changes_a_currency(
         )
         return path
 
-    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+    cli_env(infra, monkeypatch)
     assert campaigns_cli.main(["apply", str(file_of((moved, "EUR")))]) == 0
     capsys.readouterr()
 
@@ -358,7 +369,7 @@ def test_campaigns_apply_names_the_bad_field_of_an_invalid_file(
 ) -> None:
     terms = tmp_path / "campaigns.yaml"
     terms.write_text("campaigns:\n  - terms: {campaign_id: x, merchant_id: m, currency: EURO}\n")
-    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+    cli_env(infra, monkeypatch)
 
     assert campaigns_cli.main(["apply", str(terms)]) == 2
 
@@ -378,10 +389,57 @@ def test_campaigns_apply_refuses_an_open_allowed_domain_and_publishes_nothing(
         "      currency: EUR\n"
         "      allowed_domains: [shop.example.com, com.au]\n"
     )
-    monkeypatch.setenv("AFFLUX_KAFKA_BOOTSTRAP", infra.kafka_bootstrap)
+    cli_env(infra, monkeypatch)
 
     assert campaigns_cli.main(["apply", str(terms)]) == 2
 
     err = capsys.readouterr().err
     assert 'campaigns.0.terms: allowed_domains[1]: "com.au" is a public suffix' in err
     assert campaign_id not in asyncio.run(read_all_versions(infra.kafka_bootstrap))
+
+
+def test_campaigns_apply_waits_for_the_campaign_lock_the_admin_api_takes(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Held by a PUT of the same campaign, the lock keeps the file from being published
+    (two publishers reading the same latest version would take the same number); once
+    it is free, the file is published and the lock released."""
+    free, held = (f"cli-{name}-{uuid.uuid4().hex[:8]}" for name in ("free", "held"))
+    terms = tmp_path / "campaigns.yaml"
+    terms.write_text(
+        "campaigns:\n"
+        + "".join(
+            "  - effective_from: 0\n    terms:\n"
+            f"      campaign_id: {cid}\n      merchant_id: merchant-a\n      currency: EUR\n"
+            for cid in (free, held)
+        )
+    )
+    cli_env(infra, monkeypatch)
+    monkeypatch.setattr("afflux.orders.terms_publisher.LOCK_WAIT_S", 0.3)
+    settings = orders_settings(infra)
+    key = f"{settings.orders_redis_prefix}:terms-lock:{{}}"
+
+    async def redis_do(*command: Any) -> Any:
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            return await redis.execute_command(*command)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(redis_do("SET", key.format(held), "an-admin-api-publication", "PX", 10_000))
+    assert campaigns_cli.main(["apply", str(terms)]) == 1
+    assert "nothing published: another publication of this campaign" in capsys.readouterr().err
+    assert asyncio.run(redis_do("GET", key.format(held))) == b"an-admin-api-publication"
+    history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
+    assert free not in history  # not even the campaign whose lock was free
+    assert held not in history
+    assert asyncio.run(redis_do("EXISTS", key.format(free))) == 0  # released on the way out
+
+    asyncio.run(redis_do("DEL", key.format(held)))
+    assert campaigns_cli.main(["apply", str(terms)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{free}: published version 1",
+        f"{held}: published version 1",
+    ]
+    assert asyncio.run(redis_do("EXISTS", key.format(free), key.format(held))) == 0
+    assert LOCK_WAIT_S >= 10  # the default leaves a running publication time enough

@@ -33,8 +33,15 @@ class Secrets:
 
 
 NEEDS = [
-    # the topic job builds CommonSettings, which production checks for the admin token
-    Secrets("topics", {"AFFLUX_ADMIN_TOKEN_FILE": "admin_token"}),
+    # the topic job builds CommonSettings, which production checks for the admin token;
+    # `campaigns apply` run in it takes the orders service's terms lock in Redis
+    Secrets(
+        "topics",
+        {
+            "AFFLUX_ADMIN_TOKEN_FILE": "admin_token",
+            "AFFLUX_REDIS_PASSWORD_FILE": "redis_password",
+        },
+    ),
     # clicks: IP-hash key and Redis
     Secrets(
         "clicks",

@@ -2,6 +2,9 @@
 
 A campaign whose terms and effective time equal its latest version is left
 unchanged, so applying the same file twice publishes nothing the second time.
+It holds the lock of each campaign of the file in the orders service's Redis, the one
+``PUT /v1/campaigns/{id}`` takes, from reading the latest versions to writing the next:
+an admin API publication of the same campaign waits for it, and it for them.
 ``python -m afflux.orders.campaigns_cli schema`` prints the JSON Schema of a
 terms file (kept in docs/campaigns.schema.json).
 """
@@ -13,27 +16,45 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
+from afflux.orders.settings import OrdersSettings
+from afflux.orders.terms_publisher import LockNotTaken, campaign_terms_lock
 from afflux.shared.campaign_file import CampaignFile, InvalidCampaignFile, load_campaign_file
 from afflux.shared.io.campaign_publish import TermsRefused, TermsTooLarge, publish_terms
 from afflux.shared.io.kafka import BrokerUnreachable, check_broker, create_topics
 from afflux.shared.secret_policy import settings_error
-from afflux.shared.settings import CommonSettings
 
 NAME = "afflux campaigns"
 
 
-async def apply(path: Path, settings: CommonSettings) -> list[str]:
-    """Publish the file's terms; one line per campaign saying what happened."""
+async def apply(path: Path, settings: OrdersSettings) -> list[str]:
+    """Publish the file's terms; one line per campaign saying what happened.
+    ``LockNotTaken`` (nothing published) when a campaign's lock stays held by another
+    publication or the orders service's Redis cannot be reached."""
     entries = [(e.terms, e.effective_from) for e in load_campaign_file(path).campaigns]
     await check_broker(settings.kafka_bootstrap)
     await create_topics(
         settings.kafka_bootstrap, settings.topic_partitions, settings.input_retention_ms
     )
-    published = {p.campaign_id: p for p in await publish_terms(settings.kafka_bootstrap, entries)}
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with AsyncExitStack() as locks:
+            # Taken in one order, so two files naming the same campaigns never wait on
+            # each other's locks.
+            for campaign_id in sorted({terms.campaign_id for terms, _ in entries}):
+                await locks.enter_async_context(
+                    campaign_terms_lock(redis, settings.orders_redis_prefix, campaign_id)
+                )
+            published = {
+                p.campaign_id: p for p in await publish_terms(settings.kafka_bootstrap, entries)
+            }
+    finally:
+        await redis.aclose()  # type: ignore[attr-defined]
     lines = []
     for terms, _ in entries:
         record = published.get(terms.campaign_id)
@@ -62,7 +83,7 @@ def main(argv: Sequence[str]) -> int:
     if args.file is None:
         parser.error("apply needs a FILE")
     try:
-        settings = CommonSettings()
+        settings = OrdersSettings()
     except ValidationError as exc:
         print(f"{NAME}: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
@@ -74,6 +95,9 @@ def main(argv: Sequence[str]) -> int:
     except BrokerUnreachable as exc:
         print(f"{NAME}: {exc}", file=sys.stderr)
         return 2
+    except LockNotTaken as exc:
+        print(f"{NAME}: nothing published: {exc}", file=sys.stderr)
+        return 1
     except TermsRefused as exc:  # checked before anything is published
         print(f"{NAME}: nothing published: {exc.field}: {exc}", file=sys.stderr)
         return 2

@@ -68,21 +68,39 @@ class TermsPublisher:
         if self.redis is None:
             yield
             return
-        key = f"{self.prefix}:terms-lock:{campaign_id}"
-        token = secrets.token_hex(16)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOCK_WAIT_S
         try:
-            while not await self.redis.set(key, token, nx=True, px=LOCK_TTL_MS):
-                if loop.time() >= deadline:
-                    raise Rejected(503, None, "another publication of this campaign is under way")
-                await asyncio.sleep(LOCK_POLL_S)
-        except Rejected:
-            raise
-        except Exception as exc:
-            raise Rejected(503, None, f"redis unavailable: {type(exc).__name__}") from None
-        try:
-            yield
-        finally:
-            with suppress(Exception):  # not released: it expires after LOCK_TTL_MS
-                await self.redis.eval(_RELEASE, 1, key, token)
+            async with campaign_terms_lock(self.redis, self.prefix, campaign_id):
+                yield
+        except LockNotTaken as exc:
+            raise Rejected(503, None, str(exc)) from None
+
+
+class LockNotTaken(Exception):
+    """Another publication held the campaign's lock for ``LOCK_WAIT_S``, or Redis could
+    not be asked: nothing was published."""
+
+
+@asynccontextmanager
+async def campaign_terms_lock(redis: Any, prefix: str, campaign_id: str) -> AsyncIterator[None]:
+    """Holds ``<prefix>:terms-lock:<campaign_id>`` (``SET NX PX``, released only by its
+    holder) while the body runs: the lock every publisher of a campaign's terms takes,
+    the admin API and ``afflux campaigns apply`` alike. ``LockNotTaken`` when it stays
+    held for ``LOCK_WAIT_S`` or Redis cannot be reached."""
+    key = f"{prefix}:terms-lock:{campaign_id}"
+    token = secrets.token_hex(16)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOCK_WAIT_S
+    try:
+        while not await redis.set(key, token, nx=True, px=LOCK_TTL_MS):
+            if loop.time() >= deadline:
+                raise LockNotTaken("another publication of this campaign is under way")
+            await asyncio.sleep(LOCK_POLL_S)
+    except LockNotTaken:
+        raise
+    except Exception as exc:
+        raise LockNotTaken(f"redis unavailable: {type(exc).__name__}") from None
+    try:
+        yield
+    finally:
+        with suppress(Exception):  # not released: it expires after LOCK_TTL_MS
+            await redis.eval(_RELEASE, 1, key, token)
