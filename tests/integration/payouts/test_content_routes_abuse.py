@@ -488,6 +488,26 @@ async def test_the_brand_publishes_a_squatted_content_for_its_author(world: Acce
     assert (await post(world, "/v1/content", third, ADMIN_TOKEN)).status_code == 422
 
 
+async def test_another_campaigns_brand_cannot_take_over_a_creators_unreleased_content(
+    world: AccessWorld,
+) -> None:
+    """A creator's key published the id for one campaign, unreleased: another merchant
+    publishing it for its own campaign takes nothing over (only the content's campaign's
+    brand may), and is told only that the id is not its own, never that it was
+    published (as for an id it may not publish for any other reason)."""
+    cid = f"c-across-{_now()}"
+    squat = await post(world, "/v1/content", publication(cid), world.creator_key)
+    assert squat.status_code == STARTING, squat.text
+    theirs = publication(cid, campaign_id=OTHER_CAMPAIGN, affiliate_id=OTHER_CREATOR)
+    refused = await post(world, "/v1/content", theirs, world.other_merchant_key)
+    assert refused.status_code == 422, refused.text
+    assert _field(refused) == "content_id"
+    assert refused.json()["detail"][0]["reason"] == f"insta:{cid} is not yours to publish"
+    store = world.app.state.store
+    owner = await store.redis.hget(store.keys.ledger("content_owner"), f"insta:{cid}")
+    assert orjson.loads(owner) == [CAMPAIGN, CREATOR]
+
+
 async def test_a_released_content_is_fixed_for_good(world: AccessWorld) -> None:
     """The brand confirmed whose it is: its publication for another creator is refused."""
     cid = f"c-confirmed-{_now()}"

@@ -14,6 +14,7 @@ from afflux.attribution.content_view import ContentBook, apply_record
 from afflux.attribution.handlers import Campaigns, JoinHandler
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.oracle import admitted, attribute, net_outcomes
+from afflux.shared.core.content import takes_over
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
@@ -279,3 +280,35 @@ def test_a_poisoned_content_record_never_stops_the_view_and_the_next_one_applies
     assert all(len(reason) <= 500 for reason in bad)
     assert w.content(GOOD, TS) == []
     assert w.orders(order("o1", TS - 30 * MINUTE)) == {"o1": "ana"}
+
+
+def test_another_campaigns_brand_takes_over_no_content_a_creator_published_unreleased() -> None:
+    """A creator's key published the stream for one campaign (held until that brand
+    releases it): another campaign's brand publishing the same id for its own creator is
+    refused, by the worker and the oracle alike, and its orders claim nothing by it; the
+    campaign's own brand still takes it over for its author."""
+    w = Worker()
+    squat = live(TS - HOUR, TS).model_copy(update={"reported_by": "creator"})
+    assert w.content(squat, TS) == []
+    across = live(TS - HOUR, TS, who="zoe", campaign="other", at=TS + MINUTE).model_copy(
+        update={"reported_by": "merchant"}
+    )
+    bad = w.content(across, TS + MINUTE)
+    assert [reason.split(":")[0] for reason in bad] == ["content_identity_changed"]
+    in_other = order("o-other", TS - 30 * MINUTE, campaign="other")
+    assert w.orders(in_other) == {}
+    assert winners(attribute([squat, across, in_other], CAMPAIGNS).conversions) == {}
+    own = live(TS - HOUR, TS, who="zoe", at=TS + 2 * MINUTE).model_copy(
+        update={"reported_by": "merchant"}
+    )
+    assert w.content(own, TS + 2 * MINUTE) == []  # the campaign's own brand takes it over
+
+
+@pytest.mark.parametrize(
+    ("first_campaign", "campaign", "expected"),
+    [("camp", "camp", True), ("camp", "other", False)],
+)
+def test_a_takeover_never_crosses_campaigns(
+    first_campaign: str, campaign: str, expected: bool
+) -> None:
+    assert takes_over("creator", False, "merchant", first_campaign, campaign) is expected

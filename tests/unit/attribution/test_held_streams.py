@@ -247,9 +247,12 @@ TAKEOVERS = [
         refused=1,
     ),
     Takeover(
-        "taken over into another campaign",
+        # another brand has no say on a content published for this campaign: refused,
+        # and the squat stays held here
+        "not taken over by another campaign's publication",
         (SQUAT, real("merchant").model_copy(update={"campaign_id": "other"})),
         None,
+        refused=1,
     ),
     Takeover(
         "the squatter's handle names nobody after the takeover",

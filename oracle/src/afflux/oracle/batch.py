@@ -121,7 +121,10 @@ def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
         elif owners[key] == identity:
             kept[key].append(e)
         elif (
-            first_by[key] == "creator" and key not in released_before and e.reported_by != "creator"
+            first_by[key] == "creator"
+            and key not in released_before
+            and e.reported_by != "creator"
+            and owners[key][0] == e.campaign_id
         ):
             owners[key], first_by[key], kept[key] = identity, e.reported_by, [e]
     # A content whose first publication came from its creator's own key counts only if

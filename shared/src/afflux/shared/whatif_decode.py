@@ -484,14 +484,17 @@ def _accepted(log: CampaignLog, event: ContentPublished) -> bool:
     """Whether the campaign takes a publication: its own, of a content not routed here or
     routed here for the same creator. One naming another campaign or creator than a content
     routed here is refused, as the ledger and the worker refuse it, unless it takes the
-    content over (``takes_over``: held, and the brand's): the content then leaves what it
-    was here (a ``TakenOver`` where it was, its held stream and handles forgotten)."""
+    content over (``takes_over``: held, and the brand's publication for this campaign):
+    the content then leaves what it was here (a ``TakenOver`` where it was, its held
+    stream and handles forgotten)."""
     key = key_of(event)
     route = log.content_routes.get(key)
     ours = event.campaign_id == log.campaign_id
     if route is None or (ours and route[1] == event.affiliate_id):
         return ours
-    if not takes_over(log.first_reported_by.get(key), key in log.released, event.reported_by):
+    first_by = log.first_reported_by.get(key)
+    released = key in log.released
+    if not takes_over(first_by, released, event.reported_by, log.campaign_id, event.campaign_id):
         return False
     log.content.append((key, route[0], taken_over(key, event.event_id)))
     del log.content_routes[key]

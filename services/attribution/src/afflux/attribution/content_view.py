@@ -115,7 +115,11 @@ class ContentBook:
         owner = self._owners.setdefault(stream_id, (event.campaign_id, event.affiliate_id))
         if owner != (event.campaign_id, event.affiliate_id):
             if not takes_over(
-                self._first_by.get(stream_id), stream_id in self._released, event.reported_by
+                self._first_by.get(stream_id),
+                stream_id in self._released,
+                event.reported_by,
+                owner[0],
+                event.campaign_id,
             ):
                 raise IdentityChanged(
                     f"content_identity_changed: {stream_id} was published for campaign"

@@ -819,7 +819,7 @@ class LedgerConsumer:
             # The content's first publication is only the creator's word while it awaits
             # its release: the brand's publication takes it over.
             first_by = "creator" if key in self._awaiting else None
-            if not takes_over(first_by, False, event.reported_by):
+            if not takes_over(first_by, False, event.reported_by, route[0], event.campaign_id):
                 raise Rejected(
                     f"{CONTENT_IDENTITY_CHANGED}: {key} was published for campaign"
                     f" {route[0]!r} by {route[2]!r}, not campaign {event.campaign_id!r} by"

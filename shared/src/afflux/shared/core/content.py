@@ -51,12 +51,19 @@ def held_for_release(first_reported_by: str | None, released: bool) -> bool:
     return first_reported_by == "creator" and not released
 
 
-def takes_over(first_reported_by: str | None, released: bool, reported_by: str | None) -> bool:
-    """Whether a publication naming another campaign or creator than a content's first
-    one takes the content over, rather than being refused (``content_identity_changed``):
-    the content is still held (``held_for_release``: its campaign and creator are only a
-    creator's word, never confirmed by a release) and this publication is the brand's (a
-    merchant key, the admin, or written to the topic without ``reported_by``).
+def takes_over(
+    first_reported_by: str | None,
+    released: bool,
+    reported_by: str | None,
+    first_campaign: str,
+    campaign: str,
+) -> bool:
+    """Whether a publication naming another creator than a content's first one takes the
+    content over, rather than being refused (``content_identity_changed``): the content
+    is still held (``held_for_release``: its campaign and creator are only a creator's
+    word, never confirmed by a release), this publication is the brand's (a merchant key,
+    the admin, or written to the topic without ``reported_by``), and it names the
+    content's campaign (``first_campaign``).
 
     A creator who publishes another author's content id first (a squat) is never paid
     for it (held), and without this the author could not be credited at all: the brand
@@ -64,8 +71,15 @@ def takes_over(first_reported_by: str | None, released: bool, reported_by: str |
     forgotten, and the content's campaign, creator and first publication are the
     brand's (counted at once, fixed for good). A creator's key takes over nothing (two
     creators would take a content from each other in turns), and a released content is
-    fixed: the brand confirmed whose it is."""
-    return held_for_release(first_reported_by, released) and reported_by != "creator"
+    fixed: the brand confirmed whose it is. Nor does another campaign's publication take
+    it over: the brand of one campaign has no say on a content a creator published for
+    another brand's campaign (it would take it from that brand, which alone may release
+    it or publish it for its author)."""
+    return (
+        held_for_release(first_reported_by, released)
+        and reported_by != "creator"
+        and campaign == first_campaign
+    )
 
 
 # How long after a stream's start (or end) its creator may report it with its own key.

@@ -163,6 +163,7 @@ async def publish_content(
     taking = (
         owner is not None
         and owner != identity
+        and owner[0] == identity[0]  # never across campaigns (``takes_over``)
         and principal.role != "creator"
         and await _awaits_release(store, key)
     )
@@ -511,17 +512,20 @@ async def _released_here(store: LedgerStore, key: str, raw: bytes | None) -> boo
 def _same_identity(
     principal: Principal, key: str, owner: tuple[str, str] | None, identity: tuple[str, str]
 ) -> None:
-    """A content's campaign and creator never change. Only the admin is told whose it is:
-    anyone else learns nothing of another creator's content or another merchant's
-    campaign from the refusal."""
+    """A content's campaign and creator never change. Only the admin is told whose it is
+    (and that it was published): anyone else is told only that the id is not theirs to
+    publish, learning nothing of another creator's content or another merchant's
+    campaign, nor whether the id was published at all."""
     if owner is None or owner == identity:
         return
-    whose = f" for campaign {owner[0]!r} by {owner[1]!r}" if principal.is_admin else ""
-    raise Problem(
-        422,
-        "content_id",
-        f"{key} was already published{whose}: a content's campaign and creator never change",
-    )
+    if principal.is_admin:
+        raise Problem(
+            422,
+            "content_id",
+            f"{key} was already published for campaign {owner[0]!r} by {owner[1]!r}:"
+            " a content's campaign and creator never change",
+        )
+    raise Problem(422, "content_id", f"{key} is not yours to publish")
 
 
 def _not_ahead(name: str, at: int | None, now: int) -> None:
