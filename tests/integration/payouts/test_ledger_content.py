@@ -44,25 +44,28 @@ NOV_15 = 1_794_700_800_000  # 2026-11-15T00:00:00Z
 HOUR = 3_600_000
 
 
-def _directory(campaign: str) -> CampaignDirectory:
-    terms = CampaignTerms.model_validate(
-        {
-            "campaign_id": campaign,
-            "merchant_id": "m",
-            "currency": "EUR",
-            "lock_days": 30,
-            "plan": {"engagement": {"values": {"like_minor": "1"}, "minimum_interactions": 100}},
-        }
-    )
+def _directory(*campaigns: str) -> CampaignDirectory:
     directory = CampaignDirectory()
-    directory.apply(
-        CampaignTermsPublished(
-            event_id="t",
-            occurred_at=0,
-            campaign_id=campaign,
-            versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
+    for campaign in campaigns:
+        terms = CampaignTerms.model_validate(
+            {
+                "campaign_id": campaign,
+                "merchant_id": "m",
+                "currency": "EUR",
+                "lock_days": 30,
+                "plan": {
+                    "engagement": {"values": {"like_minor": "1"}, "minimum_interactions": 100}
+                },
+            }
         )
-    )
+        directory.apply(
+            CampaignTermsPublished(
+                event_id=f"t-{campaign}",
+                occurred_at=0,
+                campaign_id=campaign,
+                versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
+            )
+        )
     return directory
 
 
@@ -464,3 +467,79 @@ def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
     assert not [w for w in written if not w.startswith(b"{")]  # no journal of the squatter
     reasons = [letter.reason.split(":")[0] for letter in letters]
     assert reasons == ["content_identity_changed", "content_identity_changed"]
+
+
+def test_another_campaigns_brand_cannot_take_over_a_creators_unreleased_content(
+    infra: Any,
+) -> None:
+    """A creator's key publishes a content for campaign A, unreleased. A publication by
+    campaign B's brand naming it, written to the topic, is dead-lettered: a takeover
+    stays within the content's campaign. Campaign A's brand still takes it over."""
+    run = uuid.uuid4().hex[:8]
+    home, other, content = f"home-{run}", f"other-{run}", f"x-{run}"
+    prefix, key = f"afx:test:{run}:", f"tiktok:{content}"
+
+    def published(who: str, by: str, campaign: str, n: int) -> ContentPublished:
+        return ContentPublished(
+            event_id=f"{content}-pub{n}",
+            occurred_at=NOV_15 + n * HOUR,
+            content_id=content,
+            platform="tiktok",
+            affiliate_id=who,
+            campaign_id=campaign,
+            kind="video",
+            url=f"https://tiktok.com/@anna/video/{content}",
+            published_at=NOV_15 + n * HOUR,
+            reported_by=by,  # type: ignore[arg-type]
+        )
+
+    events: list[tuple[str, Envelope | bytes]] = [
+        (key, published("mallory", "creator", home, 1)),
+        (key, published("bob", "merchant", other, 2)),  # another brand: refused
+        (key, published("anna", "merchant", home, 3)),  # the content's brand: takes it
+    ]
+
+    async def scenario() -> tuple[list[ContentState | None], list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        owners: list[ContentState | None] = []
+        try:
+            records = await _produced(infra.kafka_bootstrap, events)
+            for record in records:
+                consumer = LedgerConsumer(
+                    bootstrap=infra.kafka_bootstrap,
+                    group_id=f"g-{run}",
+                    instance_id=None,
+                    store=LedgerStore(redis, Keys(prefix)),
+                    directory=_directory(home, other),
+                    producer=producer,
+                    metrics=PayoutsMetrics(),
+                )
+                await consumer._apply({TopicPartition("content", 0): [record]})
+                owners.append(await LedgerStore(redis, Keys(prefix)).content_state(key))
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            if isinstance(e, DeadLetter) and e.source_topic == "content" and run in (e.key or "")
+        ]
+        return owners, letters
+
+    owners, letters = asyncio.run(scenario())
+
+    who = [
+        (s.publication.affiliate_id, s.publication.campaign_id, s.on_hold)
+        for s in owners
+        if s is not None and s.publication is not None
+    ]
+    assert who == [
+        ("mallory", home, True),
+        ("mallory", home, True),  # the other brand's publication changed nothing
+        ("anna", home, False),
+    ]
+    [letter] = letters
+    assert letter.reason.startswith("content_identity_changed")
+    assert other in letter.reason
