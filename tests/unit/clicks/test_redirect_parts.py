@@ -7,6 +7,7 @@ import pytest
 from afflux.clicks.links import Link, prepare
 from afflux.clicks.quality import UserAgentInfo
 from afflux.clicks.redirect import (
+    RandomHex,
     click_event,
     not_found_page,
     set_flags,
@@ -128,3 +129,13 @@ def test_not_found_page_escapes_the_code() -> None:
     page = not_found_page('<script>alert("x")</script>').decode()
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_random_hex_gives_fresh_digits_of_the_asked_length_across_refills() -> None:
+    random = RandomHex(size=64)
+    ids = [random.hex(8) for _ in range(1_000)] + [random.hex(16) for _ in range(100)]
+    assert {len(i) for i in ids[:1_000]} == {16}
+    assert {len(i) for i in ids[1_000:]} == {32}
+    assert set("".join(ids)) <= set("0123456789abcdef")
+    assert len(set(ids)) == len(ids)  # 64- and 128-bit draws: a repeat means reused bytes
+    assert len(random.hex(100)) == 200  # more than one refill holds
