@@ -9,18 +9,17 @@ approval date."""
 
 from __future__ import annotations
 
-import itertools
-import random
 from dataclasses import dataclass
 
 import pytest
+from journal_arrivals import every_arrival, run
 
-from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
+from afflux.oracle.commission import posted_amounts
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, START
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.period import PeriodState, StepInput
-from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
+from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.review import HELD_UNTIL
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
@@ -79,43 +78,6 @@ def override(line_id: str) -> str:
     return derived_id("line", "override", line_id, "1")
 
 
-Item = ConversionFact | ReviewFact
-
-
-def run(items: list[Item], vs: tuple[TermsVersion, ...], reload: list[bool]) -> list[Posting]:
-    state = PeriodState(CAMPAIGN, PERIOD, "EUR", vs)
-    postings: list[Posting] = []
-    for item, again in zip(items, reload, strict=True):
-        batch = (
-            StepInput(conversions=(item,))
-            if isinstance(item, ConversionFact)
-            else StepInput(reviews=(item,))
-        )
-        postings += state.step(batch).postings
-        if again:  # as after a restart: the state from its stored records
-            state = PeriodState.load(
-                CAMPAIGN,
-                PERIOD,
-                "EUR",
-                vs,
-                [record_from_json(record_to_json(r)) for r in state.lines.values()],
-                [],
-                state.confirmations,
-                state.seq,
-            )
-    return postings
-
-
-def reference(items: list[Item], vs: tuple[TermsVersion, ...]) -> dict[tuple[str, int], int]:
-    conversions = [i for i in items if isinstance(i, ConversionFact)]
-    first: dict[str, tuple[str, int]] = {}
-    for i in items:
-        if isinstance(i, ReviewFact):
-            first.setdefault(i.conversion_id, (i.decision, i.occurred_at))
-    lines = reference_lines(CAMPAIGN, PERIOD, conversions, [], {}, (), vs, reviews=first)
-    return target_amounts(lines)
-
-
 def approved(postings: list[Posting], affiliate: str, as_of: int) -> int:
     return sum(
         p.amount_minor for p in postings if p.affiliate_id == affiliate and p.approve_at <= as_of
@@ -124,19 +86,6 @@ def approved(postings: list[Posting], affiliate: str, as_of: int) -> int:
 
 def of_line(amounts: dict[tuple[str, int], int], line_id: str) -> dict[int, int]:
     return {at: v for (lid, at), v in amounts.items() if lid == line_id}
-
-
-def every_arrival(items: list[Item], vs: tuple[TermsVersion, ...]) -> dict[tuple[str, int], int]:
-    """The journal fed in every arrival order (with reloads here and there) nets to the
-    reference each time; what it nets to."""
-    want = reference(items, vs)
-    rng = random.Random(len(items))
-    for order in itertools.permutations(items):
-        reload = [rng.random() < 0.3 for _ in order]
-        assert posted_amounts(run(list(order), vs, reload)) == want, [
-            getattr(i, "conversion_id", "") for i in order
-        ]
-    return want
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,12 @@ and per approval date."""
 
 from __future__ import annotations
 
-import itertools
-import random
-
+import journal_arrivals
 import pytest
+from journal_arrivals import Amounts, Item, Versions, first_decisions
 
 from afflux.oracle.commission import (
     first_order_standings,
-    posted_amounts,
     reference_lines,
     target_amounts,
 )
@@ -79,58 +77,11 @@ def line(name: str) -> str:
     return derived_id("line", name)
 
 
-Item = ConversionFact | ReviewFact
-
-
-def run(items: list[Item], vs: tuple[TermsVersion, ...], reload: list[bool]) -> list[Posting]:
-    state = PeriodState(CAMPAIGN, PERIOD, "EUR", vs)
-    postings: list[Posting] = []
-    for item, again in zip(items, reload, strict=True):
-        batch = (
-            StepInput(conversions=(item,))
-            if isinstance(item, ConversionFact)
-            else StepInput(reviews=(item,))
-        )
-        postings += state.step(batch).postings
-        if again:  # as after a restart: the state from its stored records
-            state = PeriodState.load(
-                CAMPAIGN,
-                PERIOD,
-                "EUR",
-                vs,
-                [record_from_json(record_to_json(r)) for r in state.lines.values()],
-                [],
-                state.confirmations,
-                state.seq,
-            )
-    return postings
-
-
-def reference(items: list[Item], vs: tuple[TermsVersion, ...]) -> dict[tuple[str, int], int]:
-    conversions = [i for i in items if isinstance(i, ConversionFact)]
-    first: dict[str, tuple[str, int]] = {}
-    for i in items:
-        if isinstance(i, ReviewFact):
-            first.setdefault(i.conversion_id, (i.decision, i.occurred_at))
-    lines = reference_lines(CAMPAIGN, PERIOD, conversions, [], {}, (), vs, reviews=first)
-    return target_amounts(lines)
-
-
-def every_arrival(items: list[Item], vs: tuple[TermsVersion, ...]) -> dict[tuple[str, int], int]:
+def every_arrival(items: list[Item], vs: Versions) -> Amounts:
     """The journal fed in every arrival order (a decision after the other decisions it
-    follows in ``items``, as the first decision stands), with reloads here and there,
-    nets to the reference each time; what it nets to."""
-    want = reference(items, vs)
-    decisions = [i for i in items if isinstance(i, ReviewFact)]
-    rng = random.Random(len(items))
-    for order in itertools.permutations(items):
-        if [i for i in order if isinstance(i, ReviewFact)] != decisions:
-            continue
-        reload = [rng.random() < 0.3 for _ in order]
-        assert posted_amounts(run(list(order), vs, reload)) == want, [
-            getattr(i, "conversion_id", "") + getattr(i, "decision", "") for i in order
-        ]
-    return want
+    follows in ``items``, as the first decision stands) nets to the reference each time;
+    what it nets to."""
+    return journal_arrivals.every_arrival(items, vs, keep_decision_order=True)
 
 
 def of_line(amounts: dict[tuple[str, int], int], name: str) -> dict[int, int]:
@@ -264,10 +215,7 @@ def run_periods(
 def reference_periods(
     items: list[Item], vs: tuple[TermsVersion, ...]
 ) -> dict[tuple[str, int], int]:
-    first: dict[str, tuple[str, int]] = {}
-    for i in items:
-        if isinstance(i, ReviewFact):
-            first.setdefault(i.conversion_id, (i.decision, i.occurred_at))
+    first = first_decisions(items)
     conversions = [i for i in items if isinstance(i, ConversionFact)]
     march = [c for c in conversions if c.occurred_at < APRIL_START]
     april = [c for c in conversions if c.occurred_at >= APRIL_START]
@@ -279,20 +227,10 @@ def reference_periods(
     return target_amounts(lines)
 
 
-def every_arrival_periods(
-    items: list[Item], vs: tuple[TermsVersion, ...]
-) -> dict[tuple[str, int], int]:
-    want = reference_periods(items, vs)
-    decisions = [i for i in items if isinstance(i, ReviewFact)]
-    rng = random.Random(len(items))
-    for order in itertools.permutations(items):
-        if [i for i in order if isinstance(i, ReviewFact)] != decisions:
-            continue
-        reload = [rng.random() < 0.3 for _ in order]
-        assert posted_amounts(run_periods(list(order), vs, reload)) == want, [
-            getattr(i, "conversion_id", "") + getattr(i, "decision", "") for i in order
-        ]
-    return want
+def every_arrival_periods(items: list[Item], vs: Versions) -> Amounts:
+    return journal_arrivals.every_arrival(
+        items, vs, keep_decision_order=True, feed=run_periods, expected=reference_periods
+    )
 
 
 LATER = [first_order(), april_renewal(1, 1), april_renewal(2, 20)]
