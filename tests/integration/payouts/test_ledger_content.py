@@ -120,6 +120,27 @@ async def _produced(bootstrap: str, events: Sequence[tuple[str, Envelope | bytes
     return sorted(records, key=lambda r: r.offset)
 
 
+async def _consume(
+    infra: Any,
+    group: str,
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    producer: Any,
+    records: list[Any],
+) -> None:
+    """``records`` of ``content`` partition 0 applied by a consumer of their own."""
+    consumer = LedgerConsumer(
+        bootstrap=infra.kafka_bootstrap,
+        group_id=group,
+        instance_id=None,
+        store=store,
+        directory=directory,
+        producer=producer,
+        metrics=PayoutsMetrics(),
+    )
+    await consumer._apply({TopicPartition("content", 0): records})
+
+
 def test_engagement_pay_follows_the_latest_snapshot_through_the_consumer(infra: Any) -> None:
     run = uuid.uuid4().hex[:8]
     campaign, content, prefix = f"camp-{run}", f"c-{run}", f"afx:test:{run}:"
@@ -159,16 +180,14 @@ def test_engagement_pay_follows_the_latest_snapshot_through_the_consumer(infra: 
                 records = await _produced(infra.kafka_bootstrap, batch)
                 # A new consumer and store per batch: the second finds the content's
                 # period in Redis, not in the first one's memory.
-                consumer = LedgerConsumer(
-                    bootstrap=infra.kafka_bootstrap,
-                    group_id=f"g-{run}",
-                    instance_id=None,
-                    store=LedgerStore(redis, Keys(prefix)),
-                    directory=_directory(campaign),
-                    producer=producer,
-                    metrics=PayoutsMetrics(),
+                await _consume(
+                    infra,
+                    f"g-{run}",
+                    LedgerStore(redis, Keys(prefix)),
+                    _directory(campaign),
+                    producer,
+                    records,
                 )
-                await consumer._apply({TopicPartition("content", 0): records})
             store = LedgerStore(redis, Keys(prefix))
             journal = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
             state = await store.content_state(key)
@@ -258,16 +277,14 @@ def test_a_stream_ending_past_the_skew_and_a_content_taken_by_another_are_dead_l
         await producer.start()
         try:
             records = await _produced(infra.kafka_bootstrap, events)
-            consumer = LedgerConsumer(
-                bootstrap=infra.kafka_bootstrap,
-                group_id=f"g-{run}",
-                instance_id=None,
-                store=LedgerStore(redis, Keys(prefix)),
-                directory=_directory(campaign),
-                producer=producer,
-                metrics=PayoutsMetrics(),
+            await _consume(
+                infra,
+                f"g-{run}",
+                LedgerStore(redis, Keys(prefix)),
+                _directory(campaign),
+                producer,
+                records,
             )
-            await consumer._apply({TopicPartition("content", 0): records})
             store = LedgerStore(redis, Keys(prefix))
             states = (
                 await store.content_state(f"tiktok:{ahead}"),
@@ -337,16 +354,14 @@ def test_a_release_stamped_past_the_skew_on_the_topic_is_dead_lettered_and_holds
         events: list[tuple[str, Envelope | bytes]], redis: Redis[bytes], producer: Any
     ) -> ContentState | None:
         records = await _produced(infra.kafka_bootstrap, events)
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{run}",
-            instance_id=None,
-            store=LedgerStore(redis, Keys(prefix)),
-            directory=_directory(campaign),
-            producer=producer,
-            metrics=PayoutsMetrics(),
+        await _consume(
+            infra,
+            f"g-{run}",
+            LedgerStore(redis, Keys(prefix)),
+            _directory(campaign),
+            producer,
+            records,
         )
-        await consumer._apply({TopicPartition("content", 0): records})
         return await LedgerStore(redis, Keys(prefix)).content_state(key)
 
     async def both() -> tuple[ContentState | None, ContentState | None, list[DeadLetter]]:
@@ -426,16 +441,14 @@ def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
                     assert json.loads(route)[3] is True
                     legacy = json.dumps(json.loads(route)[:3])
                     await redis.hset(f"{prefix}{{ledger}}:content", key, legacy)
-                consumer = LedgerConsumer(
-                    bootstrap=infra.kafka_bootstrap,
-                    group_id=f"g-{run}",
-                    instance_id=None,
-                    store=LedgerStore(redis, Keys(prefix)),
-                    directory=_directory(campaign),
-                    producer=producer,
-                    metrics=PayoutsMetrics(),
+                await _consume(
+                    infra,
+                    f"g-{run}",
+                    LedgerStore(redis, Keys(prefix)),
+                    _directory(campaign),
+                    producer,
+                    [record],
                 )
-                await consumer._apply({TopicPartition("content", 0): [record]})
             store = LedgerStore(redis, Keys(prefix))
             now = await store.content_state(key)
             before = await store.content_states(campaign, "2026-10")
@@ -507,16 +520,14 @@ def test_another_campaigns_brand_cannot_take_over_a_creators_unreleased_content(
         try:
             records = await _produced(infra.kafka_bootstrap, events)
             for record in records:
-                consumer = LedgerConsumer(
-                    bootstrap=infra.kafka_bootstrap,
-                    group_id=f"g-{run}",
-                    instance_id=None,
-                    store=LedgerStore(redis, Keys(prefix)),
-                    directory=_directory(home, other),
-                    producer=producer,
-                    metrics=PayoutsMetrics(),
+                await _consume(
+                    infra,
+                    f"g-{run}",
+                    LedgerStore(redis, Keys(prefix)),
+                    _directory(home, other),
+                    producer,
+                    [record],
                 )
-                await consumer._apply({TopicPartition("content", 0): [record]})
                 owners.append(await LedgerStore(redis, Keys(prefix)).content_state(key))
         finally:
             await producer.stop()
