@@ -136,12 +136,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_a_creator_published_stream_claims_only_once_released(case: Case) -> None:
-    placed = order("o1", START + 30 * MINUTE, case.order_survey)
-    book = ContentBook()
-    for n, record in enumerate(case.content):
-        assert apply_record(book, encode(record), RELEASED, 0, n) == []
+def assert_worker_and_oracle_pick(
+    winner: str | None, case: Case | Takeover, placed: OrderPlaced, book: ContentBook
+) -> None:
+    """The worker's choice over ``book`` and the oracle's over the case's records agree
+    on ``winner`` (None: nobody)."""
     touch = OrderTouch(
         "o1",
         "glow",
@@ -150,10 +149,19 @@ def test_a_creator_published_stream_claims_only_once_released(case: Case) -> Non
     )
     decision = choose(touch, (), VERSIONS[0].terms, book.content("glow"))
     worker = decision.affiliate_id if isinstance(decision, Attributed) else None
-    assert worker == case.winner
+    assert worker == winner
     result = attribute([*case.content, placed], {"glow": VERSIONS})
     oracle = [c.affiliate_id for c in result.conversions if isinstance(c, ConversionAttributed)]
-    assert oracle == ([] if case.winner is None else [case.winner])
+    assert oracle == ([] if winner is None else [winner])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_creator_published_stream_claims_only_once_released(case: Case) -> None:
+    placed = order("o1", START + 30 * MINUTE, case.order_survey)
+    book = ContentBook()
+    for n, record in enumerate(case.content):
+        assert apply_record(book, encode(record), RELEASED, 0, n) == []
+    assert_worker_and_oracle_pick(case.winner, case, placed, book)
 
 
 # -- the release corrects orders answered before it, the same on every replay -------------
@@ -286,15 +294,4 @@ def test_the_brand_takes_over_a_held_content_another_creator_published_first(
     ]
     assert len(refused) == case.refused, refused
     assert all(r.startswith("content_identity_changed") for r in refused)
-    touch = OrderTouch(
-        "o1",
-        "glow",
-        placed.occurred_at,
-        survey_handle=case.order_survey.handle if case.order_survey else None,
-    )
-    decision = choose(touch, (), VERSIONS[0].terms, book.content("glow"))
-    worker = decision.affiliate_id if isinstance(decision, Attributed) else None
-    assert worker == case.winner
-    result = attribute([*case.content, placed], {"glow": VERSIONS})
-    oracle = [c.affiliate_id for c in result.conversions if isinstance(c, ConversionAttributed)]
-    assert oracle == ([] if case.winner is None else [case.winner])
+    assert_worker_and_oracle_pick(case.winner, case, placed, book)
