@@ -117,7 +117,7 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
             await redis.aclose()  # type: ignore[attr-defined]
         letters = [
             e
-            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
             if isinstance(e, DeadLetter) and e.key == f"poison-{run}-oct"
         ]
         return offsets, nov, octo, letters
@@ -172,7 +172,7 @@ def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_l
             await redis.aclose()  # type: ignore[attr-defined]
         letters = [
             e
-            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=1.0)
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
             if isinstance(e, DeadLetter) and (e.key or "").startswith(f"huge-{run}-")
         ]
         return offsets, nov, letters
