@@ -126,7 +126,13 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         log.info("assigned %d partitions", len(assigned or ()))
         runtime.assigned({(tp.topic, tp.partition) for tp in (assigned or ())})
 
+    async def on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        # Sent once the records taken were acknowledged (their state written), before
+        # the group assigns the partitions again, perhaps to another worker.
+        runtime.revoked({(tp.topic, tp.partition) for tp in (revoked or ())})
+
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
     serve_asgi(
         app,

@@ -91,6 +91,9 @@ class Partitions(Generic[S]):
         # taken by the recovery at assignment, which then reads only what came after.
         self.warm: dict[int, Owned[S]] = {}
         self.warming: asyncio.Future[None] | None = None
+        # Partitions the group revoked, kept aside until the assignment that ends the
+        # rebalance: owned again (memory and all) if it gives them back, else dropped.
+        self.parked: dict[int, Owned[S]] = {}
 
     def warm_up(self) -> None:
         """Recover the partitions this worker's disk store holds while the group join is
@@ -112,8 +115,29 @@ class Partitions(Generic[S]):
         else:
             log.info("%s: partitions %s recovered ahead of the assignment", self.name, partitions)
 
+    def revoked(self, partitions: set[int]) -> None:
+        """The group took these partitions back at the start of a rebalance: from now
+        until the assignment that ends it, nothing of them is processed, decided, read
+        back or written. Another worker may recover them as soon as the group assigns
+        them, before this worker hears of that assignment (seconds later, under load): a
+        tick or a read-back here meanwhile would write keys after its recovery read, which
+        the next recovery would take over what it wrote since (a click it applied, lost
+        again, and the order it won left unattributed). Kept aside (``parked``), they are
+        owned again, memory and all, if the assignment gives them back."""
+        for p in partitions:
+            owned = self.owned.pop(p, None)
+            if owned is not None:
+                self.parked[p] = owned
+            # Not cancelled: a recovery or check task may serve other partitions; it
+            # drops the ones no longer loading under it when it ends (``_adopt``).
+            self.loading.pop(p, None)
+
     def assigned(self, partitions: set[int]) -> None:
         """The partitions of this stage the group gave us (a full assignment)."""
+        parked, self.parked = self.parked, {}
+        for p, owned in parked.items():
+            if p in partitions and p not in self.owned and p not in self.loading:
+                self.owned[p] = owned  # given back: checked below as any kept partition
         for p in list(self.owned):
             if p not in partitions:
                 del self.owned[p]

@@ -227,6 +227,12 @@ class Runtime:
         for stage in self.stages:
             stage.assigned({p for t, p in tps if t in stage.inputs})
 
+    def revoked(self, tps: set[tuple[str, int]]) -> None:
+        """The group is rebalancing: nothing of these partitions is touched until the
+        assignment (``Partitions.revoked``)."""
+        for stage in self.stages:
+            stage.revoked({p for t, p in tps if t in stage.inputs})
+
     async def tick(self) -> None:
         """Decide orders whose grace has passed and refunds that waited long enough
         (after reading back what the consumer left behind: ``Stage.catch_up``); every

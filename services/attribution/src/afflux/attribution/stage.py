@@ -290,6 +290,12 @@ class Stage(Partitions[S]):
             self.attempts.pop(p, None)
         super().assigned({p for p in partitions if p not in self.failed})
 
+    def revoked(self, partitions: set[int]) -> None:
+        """As ``Partitions.revoked``; a failed partition waits for the assignment to be
+        retried (or forgotten, if it went to another worker)."""
+        self.assignment -= partitions
+        super().revoked(partitions)
+
     # -- records and ticks -------------------------------------------------------
 
     async def handle(self, record: InputRecord) -> bool:
@@ -713,7 +719,11 @@ class Stage(Partitions[S]):
         input fetched again from the group's committed offsets. A recovery that raises
         waits for the next retry."""
         now = self.monotonic()
-        due = sorted(p for p, at in self.retry_at.items() if at <= now and p not in self.loading)
+        due = sorted(
+            p
+            for p, at in self.retry_at.items()
+            if at <= now and p not in self.loading and p in self.assignment
+        )
         if not due:
             return
         for p in due:
