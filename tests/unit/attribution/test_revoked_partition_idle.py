@@ -146,3 +146,17 @@ def test_a_failed_partition_is_not_retried_while_the_group_rebalances() -> None:
         assert loads == [[0]]
 
     asyncio.run(run())
+
+
+def test_a_stopping_worker_lets_go_of_every_partition_before_its_consumer_leaves() -> None:
+    sent: Sent = []
+
+    async def run() -> None:
+        runtime, _ = runtime_with_due_order(sent)
+        runtime.release_all()
+        await runtime.tick()
+        assert runtime.join.owned == {}
+        assert runtime.refunds.owned == {}
+
+    asyncio.run(run())
+    assert sent == []

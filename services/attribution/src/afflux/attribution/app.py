@@ -131,8 +131,15 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         # the group assigns the partitions again, perhaps to another worker.
         runtime.revoked({(tp.topic, tp.partition) for tp in (revoked or ())})
 
+    async def on_before_shutdown(sender: Any, **kwargs: Any) -> None:
+        # The records taken are acknowledged by now, and the consumer leaves the group
+        # next (then another worker recovers the partitions) while a timer tick may
+        # still be running: it must write nothing of them.
+        runtime.release_all()
+
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_before_shutdown.connect(on_before_shutdown)  # type: ignore[arg-type]
 
     serve_asgi(
         app,

@@ -233,6 +233,11 @@ class Runtime:
         for stage in self.stages:
             stage.revoked({p for t, p in tps if t in stage.inputs})
 
+    def release_all(self) -> None:
+        """The worker is stopping: every partition revoked, as at a rebalance."""
+        for stage in self.stages:
+            stage.revoked(stage.assignment | set(stage.owned) | set(stage.loading))
+
     async def tick(self) -> None:
         """Decide orders whose grace has passed and refunds that waited long enough
         (after reading back what the consumer left behind: ``Stage.catch_up``); every
