@@ -107,11 +107,19 @@ async def post(world: AccessWorld, path: str, body: Any, bearer: str) -> httpx.R
 
 
 async def own_content(world: AccessWorld, content_id: str, campaign: str, creator: str) -> None:
-    """The content ``insta:{content_id}`` held as published by ``creator`` in
-    ``campaign``, as the ledger consumer keeps it."""
+    """The content ``insta:{content_id}`` as published over HTTP by ``creator`` in
+    ``campaign``: its identity claimed, and its publication on the topic."""
     store = world.app.state.store
     await store.redis.hset(
         store.keys.ledger("content_owner"),
         f"insta:{content_id}",
         orjson.dumps([campaign, creator]),
     )
+    await sent_to_topic(world, content_id)
+
+
+async def sent_to_topic(world: AccessWorld, content_id: str) -> None:
+    """The publication of ``insta:{content_id}`` acknowledged by the broker, as the route
+    marks it (this world has none: its publications answer 503 past every check)."""
+    store = world.app.state.store
+    await store.redis.hset(store.keys.ledger("content_sent"), f"insta:{content_id}", "1")

@@ -27,6 +27,7 @@ from access_app import (
     AccessWorld,
     own_content,
     post,
+    sent_to_topic,
 )
 
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD
@@ -271,6 +272,62 @@ async def test_only_the_admin_or_the_campaigns_merchant_releases_a_published_con
     assert mine.status_code == STARTING, mine.text
 
 
+async def test_stats_and_a_release_wait_for_the_publication_to_be_on_the_topic(
+    world: AccessWorld,
+) -> None:
+    """A publication whose request has not had the broker's acknowledgement (here: none,
+    this world has no broker) has claimed its content, yet is not on the topic: stats or a
+    release sent then would reach the ledger first, which refuses them after their 202."""
+    content_id = f"c-unsent-{_now()}"
+    published = await post(world, "/v1/content", publication(content_id), world.creator_key)
+    assert published.status_code == STARTING, published.text
+    path = f"/v1/content/insta/{content_id}"
+    early = [
+        await post(world, f"{path}/stats", stats(), world.creator_key),
+        await post(world, f"{path}/release", None, world.merchant_key),
+    ]
+    for answer in early:
+        assert answer.status_code == 409, answer.text
+        assert _field(answer) == "content_id"
+        assert "publication_not_sent" in answer.text
+    # The publication sent again, this time taken by the broker: both go through.
+    await sent_to_topic(world, content_id)
+    later = await post(world, f"{path}/stats", stats(), world.creator_key)
+    assert later.status_code == STARTING, later.text
+    release = await post(world, f"{path}/release", None, world.merchant_key)
+    assert release.status_code == STARTING, release.text
+
+
+async def test_a_content_the_ledger_holds_from_the_topic_takes_stats_and_a_release(
+    world: AccessWorld,
+) -> None:
+    """Published straight to the topic (no claim here) or claimed before the mark was
+    kept: the ledger's own record says its publication is on the topic."""
+    store = world.app.state.store
+    content_id = f"c-topic-{_now()}"
+    key = f"insta:{content_id}"
+    published = Publication(
+        key, CREATOR, CAMPAIGN, "post", _now() - HOUR, f"p-{content_id}", by_creator=True
+    )
+    batch = Batch(
+        content=[(CAMPAIGN, PERIOD, published)],
+        content_routes={key: (CAMPAIGN, PERIOD, CREATOR)},
+        awaiting={key},
+    )
+    await store.apply(batch, world.app.state.directory.versions, lambda _: "EUR")
+    path = f"/v1/content/insta/{content_id}"
+    answer = await post(world, f"{path}/stats", stats(), world.creator_key)
+    assert answer.status_code == STARTING, answer.text
+    # Claimed over HTTP before the mark existed, and applied by the ledger since.
+    await store.redis.hset(
+        store.keys.ledger("content_owner"),
+        f"insta:{content_id}",
+        orjson.dumps([CAMPAIGN, CREATOR]),
+    )
+    release = await post(world, f"{path}/release", None, world.merchant_key)
+    assert release.status_code == STARTING, release.text
+
+
 async def test_a_creator_key_publishes_no_new_content_into_a_campaign_it_is_not_part_of(
     world: AccessWorld,
 ) -> None:
@@ -513,6 +570,7 @@ async def test_a_released_content_is_fixed_for_good(world: AccessWorld) -> None:
     cid = f"c-confirmed-{_now()}"
     first = await post(world, "/v1/content", publication(cid), world.creator_key)
     assert first.status_code == STARTING, first.text
+    await sent_to_topic(world, cid)
     release = await post(world, f"/v1/content/insta/{cid}/release", None, world.merchant_key)
     assert release.status_code == STARTING, release.text  # past every check: no broker here
     other = publication(cid, affiliate_id=OTHER_CREATOR)
@@ -529,6 +587,7 @@ async def test_a_release_racing_the_brands_takeover_lets_one_through(world: Acce
         cid = f"c-race-release-{n}-{_now()}"
         first = await post(world, "/v1/content", publication(cid), world.creator_key)
         assert first.status_code == STARTING, first.text
+        await sent_to_topic(world, cid)
         other = publication(cid, affiliate_id=OTHER_CREATOR, campaign_id=OTHER_CAMPAIGN)
         release, takeover = await asyncio.gather(
             post(world, f"/v1/content/insta/{cid}/release", None, world.merchant_key),

@@ -41,7 +41,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from afflux.payouts.belonging import LinksUnavailable, belongs
 from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
-from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.errors import ERROR_RESPONSES, ProblemBody
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
 from afflux.shared.core.clock import MS_PER_DAY
@@ -73,6 +73,14 @@ from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import CONTENT
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["content"])
+# A stats snapshot or release of a content whose publication is not on the topic yet.
+NOT_SENT_YET: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ProblemBody,
+        "description": "the content's publication is not on the topic yet: retry in a moment,"
+        " or publish it again if its own request failed",
+    }
+}
 PlatformPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
 ContentIdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=CONTENT_ID_PATTERN)]
 E = TypeVar("E", bound=Envelope)
@@ -207,10 +215,18 @@ async def publish_content(
         # What a creator's later publication of the stream is held to (its start and end);
         # the brand's times replace any (a creator's were set by ``_creator_live_times``).
         await store.redis.hset(lives, key, live)
-    return await _sent(request, key, event)
+    accepted = await _sent(request, key, event)
+    # From now on its stats and releases may follow it onto the topic (``_on_topic``).
+    await store.redis.hset(store.keys.ledger("content_sent"), key, "1")
+    return accepted
 
 
-@router.post("/content/{platform}/{content_id}/stats", status_code=202, response_model=Accepted)
+@router.post(
+    "/content/{platform}/{content_id}/stats",
+    status_code=202,
+    response_model=Accepted,
+    responses=NOT_SENT_YET,
+)
 async def post_stats(
     platform: PlatformPath,
     content_id: ContentIdPath,
@@ -223,7 +239,9 @@ async def post_stats(
 ) -> Accepted:
     """A platform's cumulative snapshot of the content at ``as_of``."""
     key = content_key(platform, content_id)
-    await _may_post(principal, store, directory, key)
+    owner_raw = await _owner_raw(store, key)
+    await _may_post(principal, store, directory, key, owner_raw)
+    await _on_topic(store, key, owner_raw)
     _not_ahead("as_of", body.as_of, clock())
     # A creator's own figures hold its content until the brand confirms them (a release):
     # the key that posts them is part of the event, and of its id.
@@ -241,7 +259,12 @@ async def post_stats(
     return await _sent(request, key, event)
 
 
-@router.post("/content/{platform}/{content_id}/release", status_code=202, response_model=Accepted)
+@router.post(
+    "/content/{platform}/{content_id}/release",
+    status_code=202,
+    response_model=Accepted,
+    responses=NOT_SENT_YET,
+)
 async def release_content(
     platform: PlatformPath,
     content_id: ContentIdPath,
@@ -259,6 +282,7 @@ async def release_content(
     key = content_key(platform, content_id)
     owner_raw = await _owner_raw(store, key)
     await _may_post(principal, store, directory, key, owner_raw)
+    await _on_topic(store, key, owner_raw)
     # Released, a content's identity is fixed for good (no publication takes it over):
     # only if it is still whose it was read as (a takeover in between is a 404, as if the
     # release had come after it).
@@ -398,6 +422,27 @@ async def _owner(
     if state is None or state.publication is None:
         return None
     return state.publication.campaign_id, state.publication.affiliate_id
+
+
+async def _on_topic(store: LedgerStore, key: str, raw: bytes | None) -> None:
+    """409 unless the content's publication is on the topic: a stats snapshot or release
+    sent before it (a publication request still waiting for the broker, or one that
+    failed) would reach the ledger first, which refuses it (``unknown_content``) after its
+    202. Known only from the ledger (``raw`` None), it came over the topic; claimed here,
+    it is on the topic once its request got the broker's acknowledgement
+    (``{ledger}:content_sent``), or once the ledger applied it (claimed before that mark
+    was kept)."""
+    if raw is None or await store.redis.hexists(store.keys.ledger("content_sent"), key):
+        return
+    state = await store.content_state(key)
+    if state is not None and state.publication is not None:
+        return
+    raise Problem(
+        409,
+        "content_id",
+        f"publication_not_sent: the publication of {key} is not on the topic yet: retry in"
+        " a moment, or publish it again if its own request failed",
+    )
 
 
 async def _may_post(
