@@ -398,7 +398,9 @@ def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
     """A creator's key publishes another author's post id first (a squat): held, it
     earns nothing. The author's own key cannot take it (dead-lettered), the brand's
     publication for the author does: the author is paid for the post's stats, the
-    squat stays held for good where it was, and the squatter can no longer publish it."""
+    squat stays held for good where it was, and the squatter can no longer publish it.
+    A release written before any publication fixes nothing (``unknown_content``), as the
+    worker and the oracle leave it out."""
     run = uuid.uuid4().hex[:8]
     campaign, content, prefix = f"camp-{run}", f"sq-{run}", f"afx:test:{run}:"
     key = f"tiktok:{content}"
@@ -418,7 +420,15 @@ def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
         )
 
     squat = published("mallory", "creator", NOV_15 - 20 * MS_PER_DAY, 1)  # October
+    early = ContentReleased(
+        event_id=f"{content}-early-release",
+        occurred_at=squat.published_at - HOUR,
+        content_id=content,
+        platform="tiktok",
+        released_by="merchant:m",
+    )
     events: list[tuple[str, Envelope | bytes]] = [
+        (key, early),  # before any publication: refused
         (key, squat),
         (key, _stats(content, 1, NOV_15 - 19 * MS_PER_DAY, 200)),
         (key, published("anna", "creator", NOV_15, 2)),  # the author's own key: refused
@@ -436,7 +446,7 @@ def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
         try:
             records = await _produced(infra.kafka_bootstrap, events)
             for n, record in enumerate(records):  # one batch each, a new consumer each
-                if n == 2:  # the squat's route as written before it said it awaits release
+                if n == 3:  # the squat's route as written before it said it awaits release
                     route = await redis.hget(f"{prefix}{{ledger}}:content", key)
                     assert json.loads(route)[3] is True
                     legacy = json.dumps(json.loads(route)[:3])
@@ -479,7 +489,7 @@ def test_the_brands_publication_takes_over_a_content_another_creator_squatted(
     assert [(p["affiliate_id"], p["amount_minor"]) for p in paid] == [("anna", 300)]
     assert not [w for w in written if not w.startswith(b"{")]  # no journal of the squatter
     reasons = [letter.reason.split(":")[0] for letter in letters]
-    assert reasons == ["content_identity_changed", "content_identity_changed"]
+    assert reasons == ["unknown_content", "content_identity_changed", "content_identity_changed"]
 
 
 def test_another_campaigns_brand_cannot_take_over_a_creators_unreleased_content(

@@ -100,7 +100,13 @@ CASES = [
     Case("a creator's stream beside it is held", (REAL, STEAL), "creator-02"),
     Case("a creator's stream alone is held", (STEAL,), None),
     Case("released, it claims like any stream", (REAL, STEAL, release("steal-3")), "creator-03"),
-    Case("released before published: counts at once", (release("steal-3"), STEAL), "creator-03"),
+    # a release before any publication is refused by the ledger (unknown_content): held
+    Case("a release before the publication changes nothing", (release("steal-3"), STEAL), None),
+    Case(
+        "released before and after the publication: counts from the later release",
+        (release("steal-3"), STEAL, release("steal-3")),
+        "creator-03",
+    ),
     Case("another content's release is not its", (REAL, STEAL, release("other")), "creator-02"),
     # its first publication decides: the brand publishing it again is no release...
     Case(
@@ -236,6 +242,12 @@ TAKEOVERS = [
         (SQUAT, release("real-9"), real("merchant")),
         "creator-03",
         refused=1,
+    ),
+    # a release before any publication is refused by the ledger: the squat is still open
+    Takeover(
+        "a release before the squat does not fix it",
+        (release("real-9"), SQUAT, real("merchant")),
+        "creator-02",
     ),
     Takeover(
         "released after the takeover: nothing more",

@@ -453,6 +453,27 @@ def test_a_release_stamped_past_the_skew_is_left_out() -> None:
     assert refused.refused == {EVENT_TIME_IN_FUTURE: 1}
 
 
+@pytest.mark.parametrize("release_first", [True, False])
+def test_a_release_before_the_publication_releases_nothing(release_first: bool) -> None:
+    """The ledger refuses a release of a content it has no publication of
+    (``unknown_content``), and the worker's content view and the oracle leave it out: the
+    decoder keeps the creator's content held too."""
+    reader = LogReader(CampaignLog("camp"))
+    published = ContentPublished(
+        event_id="e-p2", occurred_at=TS, content_id="p2", platform="youtube",
+        campaign_id="camp", affiliate_id="ana", published_at=TS, kind="video",
+        url="https://example.com/p2", reported_by="creator",
+    )  # fmt: skip
+    release = ContentReleased(
+        event_id="e-r2", occurred_at=TS, content_id="p2", platform="youtube",
+        released_by="merchant:m",
+    )  # fmt: skip
+    records = [release, published] if release_first else [published, release]
+    for record in records:
+        reader.content_record(encode(record), TS)
+    assert reader.log.released == (set() if release_first else {"youtube:p2"})
+
+
 @pytest.mark.parametrize("version", [True, 1.0, "1", 0])
 def test_an_order_whose_schema_version_is_not_the_integer_1_earns_nothing(
     version: object,

@@ -104,13 +104,14 @@ def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
     # publications that name them; a later one naming others is left out, unless the
     # content is held when it comes (first published by its creator's own key, no release
     # before it) and the later one is the brand's: it takes the content over, and the
-    # held publications are forgotten.
+    # held publications are forgotten. A release counts only after the content's first
+    # publication (the ledger refuses one before it as ``unknown_content``).
     owners: dict[str, tuple[str, str]] = {}
     first_by: dict[str, str | None] = {}
     kept: dict[str, list[ContentPublished]] = {}
     released_before: set[str] = set()
     for e in events:
-        if isinstance(e, ContentReleased):
+        if isinstance(e, ContentReleased) and f"{e.platform}:{e.content_id}" in owners:
             released_before.add(f"{e.platform}:{e.content_id}")
         if not isinstance(e, ContentPublished):
             continue
@@ -128,10 +129,9 @@ def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
         ):
             owners[key], first_by[key], kept[key] = identity, e.reported_by, [e]
     # A content whose first publication came from its creator's own key counts only if
-    # the brand released it, at any point of the log.
-    released = {f"{e.platform}:{e.content_id}" for e in events if isinstance(e, ContentReleased)}
+    # the brand released it, at any later point of the log.
     for key, publications in kept.items():
-        if first_by[key] == "creator" and key not in released:
+        if first_by[key] == "creator" and key not in released_before:
             continue  # held until the brand releases it
         for e in publications:
             c = out.setdefault(e.campaign_id, _Content())

@@ -200,7 +200,9 @@ class LogReader:
                     _claims(self.log, event)
             elif isinstance(event, ContentStats | ContentReleased):
                 self.log.add_content(key_of(event), content_fact(event))
-                if isinstance(event, ContentReleased):
+                # One before any publication of the content releases nothing (the ledger
+                # refuses it: unknown_content), nor does another campaign's content.
+                if isinstance(event, ContentReleased) and key_of(event) in self.log.content_routes:
                     _released(self.log, key_of(event))
             elif event is None:
                 self.skipped += 1

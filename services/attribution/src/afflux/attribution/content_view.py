@@ -153,10 +153,13 @@ class ContentBook:
     ) -> list[ContentChange]:
         """Take a release (read at broker time ``at`` from ``position``): a held
         content's publications now count, as if they had all come in this record (its
-        stream's latest window claims orders, its handles are claims). A content
-        released before any publication of it counts from its first one; a second
-        release changes nothing."""
+        stream's latest window claims orders, its handles are claims). A release
+        before any publication of the content changes nothing, as the ledger refuses it
+        (``unknown_content``): the content stays held for its release and open to the
+        brand's takeover (``takes_over``) in both. A second release changes nothing."""
         key = content_key(event.platform, event.content_id)
+        if key not in self._owners:
+            return []
         self._released.add(key)
         held = self._held.pop(key, [])
         return self._counted(held[0].campaign_id, held, at, position) if held else []
