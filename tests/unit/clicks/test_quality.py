@@ -144,7 +144,8 @@ def flags(
     now: int,
     *,
     visitor: str = "v1",
-    code: str = "code",
+    creator: str = "creator",
+    campaign: str = "shop",
     ip: str = "ip1",
     ua: str = BROWSER,
     bot: bool = False,
@@ -154,15 +155,15 @@ def flags(
         bot=bot,
         navigation=navigation,
         visitor=visitor,
-        code=code,
-        campaign_id="shop",
+        creator=creator,
+        campaign_id=campaign,
         ip_hash=ip,
         agent=parse_user_agent(ua),
         now_ms=now,
     )
 
 
-def test_same_visitor_same_link_within_the_window_is_a_duplicate() -> None:
+def test_same_visitor_same_creator_within_the_window_is_a_duplicate() -> None:
     q = quality(ip_window_ms=0)
     assert flags(q, 1_000) == ()
     assert flags(q, 30_999) == ("duplicate",)  # 1 ms before the window closes
@@ -170,11 +171,12 @@ def test_same_visitor_same_link_within_the_window_is_a_duplicate() -> None:
     assert flags(q, 31_001) == ("duplicate",)
 
 
-def test_other_visitors_and_other_links_are_not_visitor_duplicates() -> None:
+def test_other_visitors_creators_and_campaigns_are_not_visitor_duplicates() -> None:
     q = quality(ip_window_ms=0)
-    assert flags(q, 0, visitor="v1", code="a") == ()
-    assert flags(q, 1, visitor="v2", code="a") == ()
-    assert flags(q, 2, visitor="v1", code="b") == ()
+    assert flags(q, 0, visitor="v1", creator="a") == ()
+    assert flags(q, 1, visitor="v2", creator="a") == ()
+    assert flags(q, 2, visitor="v1", creator="b") == ()
+    assert flags(q, 3, visitor="v1", creator="a", campaign="other") == ()
 
 
 def test_duplicates_do_not_extend_the_window() -> None:
@@ -207,7 +209,8 @@ class IpCase:
         IpCase("same visitor too", {"at": 1}, ("duplicate", "ip_duplicate")),
         IpCase("other user agent", {"visitor": "v2", "ua": OTHER_BROWSER, "at": 1}, ()),
         IpCase("other IP", {"visitor": "v2", "ip": "ip2", "at": 1}, ()),
-        IpCase("other link", {"visitor": "v2", "code": "other", "at": 1}, ()),
+        IpCase("other creator", {"visitor": "v2", "creator": "other", "at": 1}, ()),
+        IpCase("other campaign", {"visitor": "v2", "campaign": "other", "at": 1}, ()),
     ],
     ids=lambda c: c.name,
 )
@@ -285,7 +288,7 @@ def test_thirty_clicks_rotating_the_chrome_build_from_one_address_count_once() -
 
 
 @pytest.mark.parametrize("bound", [1, 2, 4])
-def test_an_address_gets_at_most_the_bound_of_counted_clicks_on_a_link_whatever_the_browser(
+def test_an_address_gets_at_most_the_bound_of_counted_clicks_of_a_creator_whatever_the_browser(
     bound: int,
 ) -> None:
     q = quality(ip_agents=bound)
@@ -308,12 +311,13 @@ class BoundCase:
         # The window runs from the first counted click, not the last.
         BoundCase("the window has ended", {"at": HOUR}, ()),
         BoundCase("another address", {"ip": "ip2"}, ()),
-        BoundCase("another link", {"code": "other"}, ()),
+        BoundCase("another creator", {"creator": "other"}, ()),
+        BoundCase("another campaign of the creator", {"campaign": "other"}, ()),
         BoundCase("the fifth visitor again", {"visitor": "v3"}, ("duplicate", "ip_duplicate")),
     ],
     ids=lambda c: c.name,
 )
-def test_the_bound_on_an_address_and_link_within_the_ip_window(case: BoundCase) -> None:
+def test_the_bound_on_an_address_and_creator_within_the_ip_window(case: BoundCase) -> None:
     q = quality(ip_agents=4)
     for n, ua in enumerate(HOUSEHOLD[:4]):
         assert flags(q, n * 1_000, visitor=f"v{n}", ua=ua) == ()
@@ -449,13 +453,13 @@ def test_rate_counts_requests_per_ip_per_minute(case: RateCase) -> None:
     assert tuple(counter.over(1, at) for at in case.times) == case.over
 
 
-def test_rate_is_across_links_and_flags_counted_and_bot_requests_alike() -> None:
+def test_rate_is_across_creators_and_flags_counted_and_bot_requests_alike() -> None:
     q = quality(rate_per_minute=2, ip_window_ms=0, visitor_window_ms=0)
-    assert flags(q, 0, code="a") == ()
-    assert flags(q, 1, code="b") == ()
-    assert flags(q, 2, code="c") == ("rate",)
-    assert flags(q, 3, code="d", bot=True) == ("bot", "rate")
-    assert flags(q, 4, code="e", ip="ip2") == ()  # another address has its own minute
+    assert flags(q, 0, creator="a") == ()
+    assert flags(q, 1, creator="b") == ()
+    assert flags(q, 2, creator="c") == ("rate",)
+    assert flags(q, 3, creator="d", bot=True) == ("bot", "rate")
+    assert flags(q, 4, creator="e", ip="ip2") == ()  # another address has its own minute
 
 
 def test_a_zero_rate_limit_never_flags() -> None:
@@ -473,9 +477,9 @@ def test_bot_and_embedded_requests_never_open_a_window() -> None:
 
 def test_a_flagged_click_does_not_open_the_other_window() -> None:
     q = quality(rate_per_minute=1, visitor_window_ms=0)
-    assert flags(q, 0, ip="busy", code="a") == ()
-    assert flags(q, 1, ip="busy", code="b") == ("rate",)  # b's IP window was not opened
-    assert flags(q, 60_001, ip="busy", code="b") == ()
+    assert flags(q, 0, ip="busy", creator="a") == ()
+    assert flags(q, 1, ip="busy", creator="b") == ("rate",)  # b's IP window was not opened
+    assert flags(q, 60_001, ip="busy", creator="b") == ()
 
 
 def test_tables_are_bounded_and_expired_entries_pruned() -> None:
@@ -587,12 +591,12 @@ def test_each_campaign_bounds_an_address_with_its_own_terms() -> None:
         max_entries=1_000,
     )
 
-    def click(campaign: str, code: str, n: int) -> tuple[str, ...]:
+    def click(campaign: str, creator: str, n: int) -> tuple[str, ...]:
         return q.flags(
             bot=False,
             navigation=True,
             visitor=f"v{n}",
-            code=code,
+            creator=creator,
             campaign_id=campaign,
             ip_hash="ip1",
             agent=parse_user_agent(HOUSEHOLD[n]),

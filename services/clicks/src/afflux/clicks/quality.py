@@ -230,11 +230,12 @@ class RateCounter:
 
 
 class IpWindow(NamedTuple):
-    """A campaign's IP duplicate window, and the counted clicks one address gets on a link in it."""
+    """A campaign's IP duplicate window, and the counted clicks one address gets on a
+    creator's links in it."""
 
     window_ms: int  # 0: no IP duplicate window
     agents: (
-        int  # counted clicks per IP hash and link within the window, whatever the UA; 0: no bound
+        int  # counted clicks per IP hash and creator within the window, whatever the UA; 0: none
     )
 
 
@@ -305,11 +306,18 @@ class ClickQuality:
     * ``embedded``: not a top-level navigation (Fetch Metadata).
     * ``rate``: more than ``rate_per_minute`` requests from its IP hash in a minute,
       across links (every request counts, flagged or not).
-    * ``duplicate``: the visitor clicked the link within ``visitor_window_ms``.
+    * ``duplicate``: the visitor clicked a link of the creator in the campaign within
+      ``visitor_window_ms``.
     * ``ip_duplicate``: its IP hash and user agent (family and major version, so a
-      rotated minor version or build is the same one) clicked the link within the
-      campaign's IP window; or the window's ``agents`` clicks from its IP hash on
-      the link, whatever their user agents, were counted within it (0: no bound).
+      rotated minor version or build is the same one) clicked a link of the creator
+      in the campaign within the campaign's IP window; or the window's ``agents``
+      clicks from its IP hash on the creator's links in the campaign, whatever their
+      user agents, were counted within it (0: no bound).
+
+    The windows are the creator's in the campaign, not a link's: a creator may make
+    any number of links to a campaign, and per link one address would be paid the
+    bound again on each (a probe made eight links and was paid 28 clicks in seconds
+    from one address, where the bound promised 4).
 
     Bot and embedded requests are not checked against the windows and never open
     one, so a chat preview or a stuffed image never makes the person's own click a
@@ -328,8 +336,10 @@ class ClickQuality:
         self.visitor_window_ms = visitor_window_ms
         self.ip_window = ip_window
         self.visitors = ExpiringKeys(max_entries)
-        self.addresses = ExpiringKeys(max_entries)  # (IP hash, link, family, major)
-        self.address_links = CountedKeys(max_entries)  # (IP hash, link): counted clicks
+        # (IP hash, creator, campaign, family, major)
+        self.addresses = ExpiringKeys(max_entries)
+        # (IP hash, creator, campaign): counted clicks
+        self.address_links = CountedKeys(max_entries)
         self.rates = RateCounter(rate_per_minute, max_entries)
 
     def flags(
@@ -338,7 +348,7 @@ class ClickQuality:
         bot: bool,
         navigation: bool,
         visitor: str,
-        code: str,
+        creator: str,
         campaign_id: str,
         ip_hash: str,
         agent: UserAgentInfo,
@@ -352,13 +362,13 @@ class ClickQuality:
             if not navigation:
                 found.append(EMBEDDED)
             return tuple(found)
-        visitor_key = hash((visitor, code))
-        address_key = hash((ip_hash, code, agent.family, agent.version))
+        visitor_key = hash((visitor, creator, campaign_id))
+        address_key = hash((ip_hash, creator, campaign_id, agent.family, agent.version))
         duplicate = self.visitor_window_ms > 0 and self.visitors.is_open(visitor_key, now_ms)
         ip_duplicate = self.addresses.is_open(address_key, now_ms)
         if not ip_duplicate:  # the address's count on the link is looked up only here
             window_ms, agents = self.ip_window(campaign_id, now_ms)
-            link_key = hash((ip_hash, code)) if agents > 0 else 0
+            link_key = hash((ip_hash, creator, campaign_id)) if agents > 0 else 0
             ip_duplicate = agents > 0 and self.address_links.count(link_key, now_ms) >= agents
             if not (duplicate or ip_duplicate or rate):
                 if self.visitor_window_ms > 0:

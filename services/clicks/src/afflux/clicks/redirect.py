@@ -154,7 +154,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
         bot=head or agent.is_bot,
         navigation=navigation,
         visitor=visitor,
-        code=link.code,
+        creator=link.affiliate_id,
         campaign_id=link.campaign_id,
         ip_hash=ip_hash,
         agent=agent,

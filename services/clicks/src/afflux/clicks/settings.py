@@ -33,23 +33,26 @@ class ClicksSettings(CommonSettings):
         "http://127.0.0.1:8001", description="public base URL of tracking links (url + /c/{code})"
     )
     clicks_duplicate_window_s: int = Field(
-        30, ge=0, description="same visitor on the same link within this many seconds: duplicate"
+        30,
+        ge=0,
+        description="same visitor on a link of the same creator and campaign within this "
+        "many seconds: duplicate",
     )
     clicks_ip_duplicate_window_s: int = Field(
         3600,
         ge=0,
-        description="same IP hash and user agent (family and major version) on the same link "
-        "within this many seconds: ip_duplicate (campaign terms' ip_duplicate_window_s "
-        "overrides it)",
+        description="same IP hash and user agent (family and major version) on a creator's "
+        "links to a campaign within this many seconds: ip_duplicate (campaign terms' "
+        "ip_duplicate_window_s overrides it)",
     )
     clicks_ip_agents_per_window: int = Field(
         4,
         ge=0,
         le=1_000,
-        description="counted clicks from one IP hash on one link within its IP duplicate window, "
-        "whatever the user agent; more: ip_duplicate (a household's few browsers count, a "
-        "script rotating user agents does not; 0: no bound; campaign terms' "
-        "ip_agents_per_window overrides it)",
+        description="counted clicks from one IP hash on one creator's links to a campaign "
+        "within its IP duplicate window, whatever the user agent; more: ip_duplicate (a "
+        "household's few browsers count, a script rotating user agents does not; 0: no "
+        "bound; campaign terms' ip_agents_per_window overrides it)",
     )
     clicks_ip_rate_per_minute: int = Field(
         30, ge=0, description="more clicks than this from one IP hash in a minute: rate (0: off)"
