@@ -28,8 +28,9 @@ ADMIN = {"Authorization": "Bearer orders-admin-token"}
 
 
 def entry(campaign_id: str, percent: str = "10") -> dict[str, Any]:
+    # No effective_from: each version from its publication on (a later one may not start
+    # before it: ``backdated_version``).
     return {
-        "effective_from": "2026-01-01T00:00:00Z",
         "terms": {
             "campaign_id": campaign_id,
             "merchant_id": "merchant-a",
@@ -303,6 +304,79 @@ def test_campaigns_apply_publishes_each_campaign_once(
         f"{campaign_id}: published version 1",
         f"{campaign_id}: unchanged",
     ]
+    history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
+    assert len(history[campaign_id]) == 1
+
+
+@pytest.mark.parametrize(
+    ("effective_from", "published"),
+    [
+        pytest.param("2026-01-01T00:00:00Z", False, id="the first version's instant"),
+        pytest.param(None, True, id="from its publication on"),
+        pytest.param("2099-01-01T00:00:00Z", True, id="from a time to come"),
+    ],
+)
+async def test_put_refuses_a_later_version_that_would_start_in_the_past(
+    api: Any, effective_from: str | None, published: bool
+) -> None:
+    """A later version backdated into the past would change the terms of orders already
+    decided and of lines already approved or paid, which every replay of the log then
+    prices by the new terms (the live ledger and its own rebuild would disagree)."""
+    campaign_id = f"back-{uuid.uuid4().hex[:8]}"
+    first = entry(campaign_id)
+    first["effective_from"] = "2026-01-01T00:00:00Z"  # a first version may start in the past
+    taken = await api.http.put(f"/v1/campaigns/{campaign_id}", json=first, headers=ADMIN)
+    assert taken.status_code == 201, taken.text
+    later = entry(campaign_id, "50")
+    if effective_from is not None:
+        later["effective_from"] = effective_from
+
+    answer = await api.http.put(f"/v1/campaigns/{campaign_id}", json=later, headers=ADMIN)
+
+    listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
+    percents = [v["terms"]["plan"]["sale"]["rate"]["percent"] for v in listed.json()["versions"]]
+    if published:
+        assert answer.status_code == 201, answer.text
+        assert percents == ["10", "50"]
+        return
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()["detail"][0]
+    assert problem["field"] == "effective_from"
+    assert problem["reason"].startswith(
+        "effective_from 2026-01-01T00:00:00.000+00:00 is before now"
+    )
+    assert percents == ["10"]
+
+
+def test_campaigns_apply_publishes_nothing_of_a_file_that_backdates_a_later_version(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    campaign_id = f"cli-back-{uuid.uuid4().hex[:8]}"
+
+    def file_of(percent: str) -> Path:
+        path = tmp_path / f"campaigns-{percent}.yaml"
+        path.write_text(
+            "campaigns:\n"
+            "  - effective_from: 0\n"
+            "    terms:\n"
+            f"      campaign_id: {campaign_id}\n"
+            "      merchant_id: merchant-a\n"
+            "      currency: EUR\n"
+            f"      plan: {{sale: {{rate: {{percent: '{percent}'}}}}}}\n"
+        )
+        return path
+
+    cli_env(infra, monkeypatch)
+    assert campaigns_cli.main(["apply", str(file_of("10"))]) == 0
+    assert campaigns_cli.main(["apply", str(file_of("10"))]) == 0  # the same again
+    assert campaigns_cli.main(["apply", str(file_of("50"))]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"{campaign_id}: published version 1",
+        f"{campaign_id}: unchanged",
+    ]
+    assert "nothing published: effective_from: effective_from 1970-01-01" in captured.err
     history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
     assert len(history[campaign_id]) == 1
 

@@ -27,8 +27,9 @@ EACH = 3  # publications per instance
 
 
 def entry(campaign_id: str, percent: int) -> dict[str, Any]:
+    # No effective_from: each version from its publication on (a later one may not start
+    # before it: ``backdated_version``).
     return {
-        "effective_from": "2026-01-01T00:00:00Z",
         "terms": {
             "campaign_id": campaign_id,
             "merchant_id": "merchant-a",

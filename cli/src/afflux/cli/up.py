@@ -20,6 +20,7 @@ from afflux.cli.settings import CliSettings
 from afflux.cli.stack import SERVICES, Stack, StackOptions
 from afflux.cli.stop_signals import Stopped, signals_held, stop_on_signals
 from afflux.cli.storage import DEFAULT_STORAGE, BrokerStorage
+from afflux.shared.io.campaign_publish import TermsRefused
 from afflux.shared.secret_policy import settings_error
 
 DEFAULT_CAMPAIGNS = Path("examples/campaigns.yaml")
@@ -103,6 +104,9 @@ def run_up(
         except StartFailed as exc:
             print(f"afflux up: {exc}", file=sys.stderr)
             return 1
+        except TermsRefused as exc:  # checked before anything of the file is published
+            print(f"afflux up: {terms}: nothing published: {exc.field}: {exc}", file=sys.stderr)
+            return 2
         except (KeyboardInterrupt, Stopped):
             print("\nafflux: stopping ...", flush=True)
         finally:

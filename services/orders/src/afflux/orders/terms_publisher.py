@@ -51,15 +51,18 @@ class TermsPublisher:
     async def publish(self, entry: CampaignEntry) -> list[CampaignTermsPublished]:
         """What was published (empty when the terms equal the latest); 413 when the
         campaign's history would no longer fit one record; 422 ``terms.currency`` for terms
-        in another currency than the campaign's; 503 when the broker cannot be reached,
-        or another publication of the campaign held it for ``LOCK_WAIT_S``."""
+        in another currency than the campaign's, 422 ``effective_from`` for a later
+        version that would start before now (``backdated_version``); 503 when the broker
+        cannot be reached, or another publication of the campaign held it for
+        ``LOCK_WAIT_S``."""
         async with self.lock, self._campaign_lock(entry.terms.campaign_id):
             try:
                 return await publish_terms(self.bootstrap, [(entry.terms, entry.effective_from)])
             except TermsTooLarge as exc:
                 raise Rejected(413, "body", str(exc)) from None
-            except TermsRefused as exc:
-                raise Rejected(422, f"terms.{exc.field}", str(exc)) from None
+            except TermsRefused as exc:  # a field of the terms, or the entry's own time
+                field = exc.field if exc.field == "effective_from" else f"terms.{exc.field}"
+                raise Rejected(422, field, str(exc)) from None
             except Exception as exc:
                 raise Rejected(503, None, f"broker unavailable: {type(exc).__name__}") from None
 

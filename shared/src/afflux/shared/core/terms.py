@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
+from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND, from_ms
 
 # Defined beside the hosts it is shared with (review.py's coupon sites, which this module
 # imports), and exported from here, where campaign terms' callers look for it.
@@ -249,16 +249,16 @@ class CampaignTerms(_Frozen):
     ip_duplicate_window_s: Annotated[int, Field(ge=0, le=604_800)] | None = Field(
         None,
         description="a click from the same IP hash and user agent (browser family and major "
-        "version) on the same link within this many seconds of a counted one is flagged "
-        "ip_duplicate, and so is one beyond ip_agents_per_window counted clicks of its IP hash "
-        "on the link in this window; unset: the clicks service's "
+        "version) on a creator's links to the campaign within this many seconds of a counted "
+        "one is flagged ip_duplicate, and so is one beyond ip_agents_per_window counted clicks "
+        "of its IP hash on the creator's links in this window; unset: the clicks service's "
         "AFFLUX_CLICKS_IP_DUPLICATE_WINDOW_S; 0: never",
     )
     ip_agents_per_window: Annotated[int, Field(ge=0, le=1_000)] | None = Field(
         None,
-        description="counted clicks from one IP hash on one link within the IP duplicate "
-        "window, whatever their user agents; more are flagged ip_duplicate; unset: the clicks "
-        "service's AFFLUX_CLICKS_IP_AGENTS_PER_WINDOW (4); 0: no bound",
+        description="counted clicks from one IP hash on one creator's links within the IP "
+        "duplicate window, whatever their user agents; more are flagged ip_duplicate; unset: "
+        "the clicks service's AFFLUX_CLICKS_IP_AGENTS_PER_WINDOW (4); 0: no bound",
     )
     lead_confirmation_required: bool = False
     lock_days: Annotated[int, Field(ge=0, le=365)] = 30
@@ -440,6 +440,35 @@ def currency_change(versions: Sequence[TermsVersion], terms: CampaignTerms) -> s
         f"campaign {terms.campaign_id!r} is paid in {', '.join(currencies)}: a campaign's"
         f" currency never changes (terms in {terms.currency} need a new campaign)"
     )
+
+
+def backdated_version(
+    versions: Sequence[TermsVersion], terms: CampaignTerms, effective_from: int, now_ms: int
+) -> str | None:
+    """Why ``terms`` may not become a new version starting at ``effective_from``: a later
+    version of a campaign applies from its publication on. Starting before it, it would
+    change the terms of orders already decided, lines already approved or paid and the
+    period terms the ledger holds, while every replay of the log (``afflux ledger
+    rebuild``, the oracle, the what-if) prices that past by the new terms: the live
+    ledger and its own rebuild would disagree. A campaign's first version may start in
+    the past (nothing was decided under another), and terms equal to the latest version
+    with its ``effective_from`` publish nothing, so applying a file again is no change."""
+    if not versions or effective_from >= now_ms:
+        return None
+    latest = max(versions, key=lambda v: v.version)
+    if latest.terms == terms and latest.effective_from == effective_from:
+        return None
+    return (
+        f"effective_from {_iso_ms(effective_from)} is before now ({_iso_ms(now_ms)}): a new"
+        f" version of campaign {terms.campaign_id!r} applies from its publication on, so"
+        " that nothing already decided, approved or paid is priced again (omit"
+        " effective_from, or give a time to come; only a campaign's first version may"
+        " start in the past)"
+    )
+
+
+def _iso_ms(at_ms: int) -> str:
+    return from_ms(at_ms).isoformat(timespec="milliseconds")
 
 
 def append_version(

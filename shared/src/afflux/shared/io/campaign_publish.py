@@ -12,6 +12,7 @@ from afflux.shared.core.terms import (
     CampaignTerms,
     TermsVersion,
     append_version,
+    backdated_version,
     currency_change,
 )
 from afflux.shared.events import CampaignTermsPublished
@@ -53,7 +54,12 @@ def next_publication(
     effective_from: int | None,
     now_ms: int,
 ) -> CampaignTermsPublished | None:
-    """The record that adds ``terms`` as a new version, or None when nothing changed."""
+    """The record that adds ``terms`` as a new version, or None when nothing changed:
+    the terms equal the latest version's, at the same ``effective_from`` when one is
+    given (without one, a version would start now: the same terms again are no change,
+    so a file or a PUT without it can be applied twice)."""
+    if effective_from is None and history and max(history, key=_number).terms == terms:
+        return None
     versions = append_version(
         history, terms, effective_from if effective_from is not None else now_ms, now_ms
     )
@@ -66,6 +72,10 @@ def next_publication(
         campaign_id=terms.campaign_id,
         versions=versions,
     )
+
+
+def _number(version: TermsVersion) -> int:
+    return version.version
 
 
 def record_value(
@@ -145,13 +155,24 @@ async def publish_terms(
     bootstrap: str,
     entries: Sequence[tuple[CampaignTerms, int | None]],
     clock: Clock = system_clock,
+    *,
+    forward_only: bool = True,
 ) -> list[CampaignTermsPublished]:
-    """Publish each campaign's terms as a new version when they differ from the latest."""
+    """Publish each campaign's terms as a new version when they differ from the latest.
+    ``forward_only``: a later version may not start before now (``backdated_version``);
+    False only where a history is built on purpose (tests, benchmarks' seeded terms)."""
     history = await read_all_versions(bootstrap)
-    for terms, _ in entries:  # before anything is sent: a refused file publishes nothing
-        refused = currency_change(history.get(terms.campaign_id, ()), terms)
+    now = clock()
+    for terms, effective_from in entries:  # before anything is sent: a refused file
+        versions = history.get(terms.campaign_id, ())  # publishes nothing
+        refused = currency_change(versions, terms)
         if refused is not None:
             raise TermsRefused("currency", refused)
+        backdated = backdated_version(
+            versions, terms, effective_from if effective_from is not None else now, now
+        )
+        if forward_only and backdated is not None:
+            raise TermsRefused("effective_from", backdated)
     producer = new_producer(bootstrap)
     await producer.start()
     published = []
