@@ -139,11 +139,20 @@ class Ingestor:
             raise Rejected(401, field, "unknown merchant")
         return found
 
-    def authenticate(self, merchant_id: str | None, signature: str | None, body: bytes) -> str:
-        """The merchant whose secret signed ``body``, or Rejected (401)."""
+    def authenticate(
+        self,
+        merchant_id: str | None,
+        signature: str | None,
+        body: bytes,
+        signed: str = "the body",
+    ) -> str:
+        """The merchant whose secret signed ``body``, or Rejected (401); ``signed``: what the
+        request signs, as a mismatch names it (a GET signs its request line)."""
         found = self.merchant_secrets(merchant_id)
         try:
-            signing.verify(signature, body, found, self.clock() // 1000, self.limits.tolerance_s)
+            signing.verify(
+                signature, body, found, self.clock() // 1000, self.limits.tolerance_s, signed=signed
+            )
         except signing.SignatureRejected as exc:
             raise Rejected(401, exc.field, exc.reason) from None
         assert merchant_id is not None

@@ -93,6 +93,7 @@ def _visible_campaigns(
         request.headers.get(signing.MERCHANT_HEADER),
         request.headers.get(signing.SIGNATURE_HEADER),
         request_line(request),
+        signed="the request line",
     )
     return sorted(
         c for c in directory.campaign_ids() if directory.latest(c).terms.merchant_id == merchant
