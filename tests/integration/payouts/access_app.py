@@ -119,7 +119,10 @@ async def own_content(world: AccessWorld, content_id: str, campaign: str, creato
 
 
 async def sent_to_topic(world: AccessWorld, content_id: str) -> None:
-    """The publication of ``insta:{content_id}`` acknowledged by the broker, as the route
-    marks it (this world has none: its publications answer 503 past every check)."""
+    """The publication of ``insta:{content_id}`` (of the identity claimed now) acknowledged
+    by the broker, as the route marks it (this world has none: its publications answer
+    503 past every check)."""
     store = world.app.state.store
-    await store.redis.hset(store.keys.ledger("content_sent"), f"insta:{content_id}", "1")
+    key = f"insta:{content_id}"
+    owner = await store.redis.hget(store.keys.ledger("content_owner"), key)
+    await store.redis.hset(store.keys.ledger("content_sent"), key, owner)

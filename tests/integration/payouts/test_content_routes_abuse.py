@@ -298,6 +298,28 @@ async def test_stats_and_a_release_wait_for_the_publication_to_be_on_the_topic(
     assert release.status_code == STARTING, release.text
 
 
+async def test_a_takeover_whose_publication_is_not_sent_yet_holds_back_a_release(
+    world: AccessWorld,
+) -> None:
+    """The squat reached the topic; the brand's takeover claimed the content, but its own
+    publication has not: a release now would reach the ledger before it and fix the squat
+    for good there."""
+    cid = f"c-take-unsent-{_now()}"
+    squat = await post(world, "/v1/content", publication(cid), world.creator_key)
+    assert squat.status_code == STARTING, squat.text
+    await sent_to_topic(world, cid)
+    author = publication(cid, affiliate_id=OTHER_CREATOR)
+    taken = await post(world, "/v1/content", author, world.merchant_key)
+    assert taken.status_code == STARTING, taken.text  # claimed: the content is the author's
+    path = f"/v1/content/insta/{cid}/release"
+    early = await post(world, path, None, world.merchant_key)
+    assert early.status_code == 409, early.text
+    assert "publication_not_sent" in early.text
+    await sent_to_topic(world, cid)  # the takeover's publication taken by the broker
+    release = await post(world, path, None, world.merchant_key)
+    assert release.status_code == STARTING, release.text
+
+
 async def test_a_content_the_ledger_holds_from_the_topic_takes_stats_and_a_release(
     world: AccessWorld,
 ) -> None:

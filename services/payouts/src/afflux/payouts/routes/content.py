@@ -216,8 +216,9 @@ async def publish_content(
         # the brand's times replace any (a creator's were set by ``_creator_live_times``).
         await store.redis.hset(lives, key, live)
     accepted = await _sent(request, key, event)
-    # From now on its stats and releases may follow it onto the topic (``_on_topic``).
-    await store.redis.hset(store.keys.ledger("content_sent"), key, "1")
+    # From now on its stats and releases may follow it onto the topic (``_on_topic``): the
+    # identity sent, so that a takeover whose own publication failed is not taken as sent.
+    await store.redis.hset(store.keys.ledger("content_sent"), key, orjson.dumps(list(identity)))
     return accepted
 
 
@@ -429,13 +430,20 @@ async def _on_topic(store: LedgerStore, key: str, raw: bytes | None) -> None:
     sent before it (a publication request still waiting for the broker, or one that
     failed) would reach the ledger first, which refuses it (``unknown_content``) after its
     202. Known only from the ledger (``raw`` None), it came over the topic; claimed here,
-    it is on the topic once its request got the broker's acknowledgement
-    (``{ledger}:content_sent``), or once the ledger applied it (claimed before that mark
-    was kept)."""
-    if raw is None or await store.redis.hexists(store.keys.ledger("content_sent"), key):
+    it is on the topic once a publication of that identity got the broker's
+    acknowledgement (``{ledger}:content_sent``), or once the ledger applied one (claimed
+    before that mark was kept). A brand's takeover whose own publication failed leaves
+    the squatter's mark: its identity is not the one claimed now."""
+    if raw is None:
+        return
+    sent: bytes | None = await store.redis.hget(store.keys.ledger("content_sent"), key)
+    if sent is not None and orjson.loads(sent) == orjson.loads(raw):
         return
     state = await store.content_state(key)
-    if state is not None and state.publication is not None:
+    publication = state.publication if state is not None else None
+    if publication is not None and [publication.campaign_id, publication.affiliate_id] == (
+        orjson.loads(raw)
+    ):
         return
     raise Problem(
         409,
