@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -27,6 +28,10 @@ BROWSER_USER_AGENT = (
 def dev_merchant_secret(merchant_id: str) -> str:
     """The development secret the orders service accepts when none is configured."""
     return f"dev-secret-{merchant_id}"
+
+
+# Visitor address numbers (``DemoClient._address``), shared by every client of the process.
+_ADDRESS_NUMBERS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -64,14 +69,16 @@ class DemoClient:
         # the stack trusts from loopback): the clicks service flags many clicks from one
         # address and browser as no person's (ip_duplicate, rate).
         self._addresses: dict[str, str] = {}
-        self._next_address = 0
 
     def _address(self, visitor_id: str | None) -> str:
         known = self._addresses.get(visitor_id) if visitor_id else None
         if known is not None:
             return known
-        n = self._next_address
-        self._next_address += 1
+        # One numbering for every client of the process: a second client on the same stack
+        # (a fault test's next load, another case of a test) must not send its visitors
+        # from the first one's addresses, which click quality would take for the same
+        # people clicking the same creators' links again within the hour.
+        n = next(_ADDRESS_NUMBERS)
         # Documentation range, a /64 of its own per visitor: click quality counts an IPv6
         # client by its /64, so addresses of one /64 would be one client.
         return f"2001:db8:{(n >> 16) & 0xFFFF:x}:{n & 0xFFFF:x}::1"
