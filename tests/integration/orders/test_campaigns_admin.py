@@ -282,19 +282,24 @@ async def test_get_of_an_unknown_campaign_is_404(api: Any) -> None:
     assert (response.status_code, response.json()["detail"][0]["field"]) == (404, "campaign_id")
 
 
-def test_campaigns_apply_publishes_each_campaign_once(
-    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    campaign_id = f"cli-{uuid.uuid4().hex[:8]}"
-    terms = tmp_path / "campaigns.yaml"
-    terms.write_text(
+def campaign_file(path: Path, campaign_id: str, *lines: str) -> Path:
+    """A terms file of one campaign from time 0; ``lines``: more of its terms' fields."""
+    path.write_text(
         "campaigns:\n"
         "  - effective_from: 0\n"
         "    terms:\n"
         f"      campaign_id: {campaign_id}\n"
         "      merchant_id: merchant-a\n"
-        "      currency: EUR\n"
+        "      currency: EUR\n" + "".join(f"      {line}\n" for line in lines)
     )
+    return path
+
+
+def test_campaigns_apply_publishes_each_campaign_once(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    campaign_id = f"cli-{uuid.uuid4().hex[:8]}"
+    terms = campaign_file(tmp_path / "campaigns.yaml", campaign_id)
     cli_env(infra, monkeypatch)
 
     assert campaigns_cli.main(["apply", str(terms)]) == 0
@@ -354,17 +359,8 @@ def test_campaigns_apply_publishes_nothing_of_a_file_that_backdates_a_later_vers
     campaign_id = f"cli-back-{uuid.uuid4().hex[:8]}"
 
     def file_of(percent: str) -> Path:
-        path = tmp_path / f"campaigns-{percent}.yaml"
-        path.write_text(
-            "campaigns:\n"
-            "  - effective_from: 0\n"
-            "    terms:\n"
-            f"      campaign_id: {campaign_id}\n"
-            "      merchant_id: merchant-a\n"
-            "      currency: EUR\n"
-            f"      plan: {{sale: {{rate: {{percent: '{percent}'}}}}}}\n"
-        )
-        return path
+        plan = f"plan: {{sale: {{rate: {{percent: '{percent}'}}}}}}"
+        return campaign_file(tmp_path / f"campaigns-{percent}.yaml", campaign_id, plan)
 
     cli_env(infra, monkeypatch)
     assert campaigns_cli.main(["apply", str(file_of("10"))]) == 0

@@ -427,6 +427,22 @@ def test_content_stated_past_the_skew_is_left_out() -> None:
     assert refused.refused == {EVENT_TIME_IN_FUTURE: 1}
 
 
+def held_post(content_id: str) -> ContentPublished:
+    """A video of the campaign its creator's own key published: held until released."""
+    return ContentPublished(
+        event_id=f"e-{content_id}", occurred_at=TS, content_id=content_id, platform="youtube",
+        campaign_id="camp", affiliate_id="ana", published_at=TS, kind="video",
+        url=f"https://example.com/{content_id}", reported_by="creator",
+    )  # fmt: skip
+
+
+def release_of(content_id: str) -> ContentReleased:
+    return ContentReleased(
+        event_id=f"e-release-{content_id}", occurred_at=TS, content_id=content_id,
+        platform="youtube", released_by="merchant:m",
+    )  # fmt: skip
+
+
 def test_a_release_stamped_past_the_skew_is_left_out() -> None:
     """A release written to the topic an instant beyond the skew after its record: the
     worker's content view, the oracle and the ledger leave it out, so the decoder keeps
@@ -434,17 +450,8 @@ def test_a_release_stamped_past_the_skew_is_left_out() -> None:
 
     def released(ts: int) -> LogReader:
         reader = LogReader(CampaignLog("camp"))
-        published = ContentPublished(
-            event_id="e-p1", occurred_at=TS, content_id="p1", platform="youtube",
-            campaign_id="camp", affiliate_id="ana", published_at=TS, kind="video",
-            url="https://example.com/p1", reported_by="creator",
-        )  # fmt: skip
-        reader.content_record(encode(published), TS)
-        release = ContentReleased(
-            event_id="e-r1", occurred_at=TS, content_id="p1", platform="youtube",
-            released_by="merchant:m",
-        )  # fmt: skip
-        reader.content_record(encode(release), ts)
+        reader.content_record(encode(held_post("p1")), TS)
+        reader.content_record(encode(release_of("p1")), ts)
         return reader
 
     assert released(TS - SKEW).log.released == {"youtube:p1"}
@@ -459,15 +466,7 @@ def test_a_release_before_the_publication_releases_nothing(release_first: bool) 
     (``unknown_content``), and the worker's content view and the oracle leave it out: the
     decoder keeps the creator's content held too."""
     reader = LogReader(CampaignLog("camp"))
-    published = ContentPublished(
-        event_id="e-p2", occurred_at=TS, content_id="p2", platform="youtube",
-        campaign_id="camp", affiliate_id="ana", published_at=TS, kind="video",
-        url="https://example.com/p2", reported_by="creator",
-    )  # fmt: skip
-    release = ContentReleased(
-        event_id="e-r2", occurred_at=TS, content_id="p2", platform="youtube",
-        released_by="merchant:m",
-    )  # fmt: skip
+    published, release = held_post("p2"), release_of("p2")
     records = [release, published] if release_first else [published, release]
     for record in records:
         reader.content_record(encode(record), TS)
