@@ -168,7 +168,12 @@ def test_a_batch_failing_for_a_while_is_retried_and_the_partition_resumes_by_its
             return body if status == 503 and body["status"] == "failed" else None
 
         body = await until(failed, 60, "/healthz 503 failed")
-        text = metrics(port)
+
+        async def counted() -> str | None:  # a retry's recovery may come in between
+            text = metrics(port)
+            return text if gauge(text, "afflux_attribution_failed_partitions{") else None
+
+        text = await until(counted, 10, "afflux_attribution_failed_partitions above 0")
         await asyncio.sleep(3)  # a few retries fail too, backing off
         fault.unlink()
 

@@ -143,9 +143,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
 
     serve_asgi(
         app,
-        WorkerWeb(
-            lambda: runtime.health(app.rebalancing), lambda: generate_latest(metrics.registry)
-        ),
+        WorkerWeb(lambda: runtime.health(app.rebalancing), lambda: _scrape(runtime, metrics)),
         host=settings.host,
         port=settings.attribution_port,
         lifespan="off",
@@ -156,6 +154,11 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     )
 
     return app, runtime
+
+
+def _scrape(runtime: Runtime, metrics: AttributionMetrics) -> bytes:
+    runtime.gauges()
+    return generate_latest(metrics.registry)
 
 
 class EarlyStart(Service):

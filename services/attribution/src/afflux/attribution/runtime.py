@@ -252,14 +252,16 @@ class Runtime:
             self._last_prune = time.monotonic()
             await self.prune()
         self.refreezer.maybe_refreeze()
-        self._gauges()
+        self.gauges()
 
     async def prune(self) -> None:
         """Drop what no future event needs (see each handler's ``prune``)."""
         for stage in self.stages:
             await stage.prune()
 
-    def _gauges(self) -> None:
+    def gauges(self) -> None:
+        """Set the gauges from the stages as they stand: at each tick, and at each scrape
+        (so that /metrics says what /healthz says, not what the last tick saw)."""
         m = self.metrics
         m.ready.set(1 if self.ready() else 0)
         for stage in self.stages:
