@@ -198,9 +198,13 @@ async def test_an_order_during_a_stream_is_the_live_creators_and_a_later_stream_
     assert found["decision"]["correction_reason"] == "late_content"
     assert [c["affiliate_id"] for c in found["replaced"]] == ["ana"]
 
+    # The ledger writes each creator's postings in a step of its own (one hash slot each):
+    # cai's accrual can be readable a moment before ana's take-back, so wait for both.
     async def both_sides() -> list[dict[str, Any]]:
         postings = await _postings(merchant, order_id)
-        return postings if {p["affiliate_id"] for p in postings} == {"ana", "cai"} else []
+        anas = [p for p in postings if p["affiliate_id"] == "ana"]
+        caught_up = len(anas) >= 2 and {p["affiliate_id"] for p in postings} == {"ana", "cai"}
+        return postings if caught_up else []
 
     postings = await until(both_sides)
     net: dict[str, int] = {}
