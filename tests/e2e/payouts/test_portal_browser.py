@@ -32,7 +32,6 @@ from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -120,7 +119,10 @@ def ready(driver: webdriver.Chrome) -> None:
 def submit(driver: webdriver.Chrome, button: WebElement) -> None:
     """Click a form's button and wait for the page it loads: the page before it was
     ready too, and reading it would race the navigation."""
-    before = driver.find_element(By.TAG_NAME, "html")
+    # A mark on the page's window object, gone once another document is loaded: an
+    # element reference taken before the click (staleness_of) can also fail with
+    # ChromeDriver's "does not belong to the document" while the navigation is under way.
+    driver.execute_script("window.affluxPageBeforeSubmit = true;")
     try:
         button.click()
     except WebDriverException as exc:
@@ -129,8 +131,15 @@ def submit(driver: webdriver.Chrome, button: WebElement) -> None:
         if "does not belong to the document" not in str(exc):
             raise
         driver.execute_script("arguments[0].click();", button)
-    WebDriverWait(driver, 20).until(staleness_of(before))
+    WebDriverWait(driver, 20).until(left_page_before)
     ready(driver)
+
+
+def left_page_before(driver: webdriver.Chrome) -> bool:
+    try:
+        return bool(driver.execute_script("return window.affluxPageBeforeSubmit === undefined"))
+    except WebDriverException:  # a script sent while the next document replaces the page
+        return False
 
 
 def text(driver: webdriver.Chrome, css: str) -> str:
