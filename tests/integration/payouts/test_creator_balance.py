@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Iterable
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from tests.integration.payouts.test_journal_store import (
@@ -160,3 +161,35 @@ async def test_approval_schedules_hold_every_time_once_with_its_amount_whichever
         )
         assert in_period == {str(at): amount for at, amount in expected.items()}
         assert in_shard == {f"EUR|{at}": amount for at, amount in expected.items()}
+
+
+class SumsWatched(CreatorSums):
+    """Reads both creators' totals after each round of sync scripts, where another
+    client's balance read could land."""
+
+    seen: list[tuple[int, int]]
+
+    async def _run_sync(self, payloads: dict[str, bytes]) -> None:
+        await super()._run_sync(payloads)
+        totals = [await self.balance(a, 0) for a in ("ana", "ben")]
+        self.seen.append((totals[0].total.get("EUR", 0), totals[1].total.get("EUR", 0)))
+
+
+async def test_a_reattributed_order_is_never_seen_credited_to_both_creators(
+    redis: Redis[bytes],
+) -> None:
+    keys = Keys()
+    outbox = keys.period(CAMPAIGN, PERIOD, "outbox")
+    sums = SumsWatched(redis, keys)
+    sums.seen = []
+    await redis.hset(outbox, "1", orjson.dumps([["ana", "EUR", 1, 5, 1_000, 0]]))
+    await sums.sync([(CAMPAIGN, PERIOD)])
+    assert sums.seen == [(1_000, 0)]
+
+    # One period write takes the order back from ana and credits it to ben.
+    sums.seen = []
+    entries = [["ana", "EUR", 2, 5, -1_000, 1_000], ["ben", "EUR", 3, 5, 1_000, 0]]
+    await redis.hset(outbox, "2", orjson.dumps(entries))
+    await sums.sync([(CAMPAIGN, PERIOD)])
+
+    assert sums.seen == [(0, 0), (0, 1_000)]

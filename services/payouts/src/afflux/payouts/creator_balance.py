@@ -15,6 +15,8 @@ slots, so a posting reaches the creator's sums through an outbox:
    posting) and ``r|<currency>`` (reversals), and its
    amount to the creator's approval schedule (``due:<a>`` scored by approval time,
    ``dueamt:<a>`` the sum per ``<currency>|<time>``); then deletes the outbox fields.
+   The scripts run in two rounds, every creator whose sums fall before any whose sums
+   rise (``sync_rounds``), so a correction is never seen credited to both creators.
 
 Exactly once: a period's sequence numbers only grow, and a sync applies the outbox
 in sequence order, all fields present at once: a later write's sync sees (and applies
@@ -124,6 +126,25 @@ def outbox_value(postings: Sequence[Posting]) -> str:
     return orjson.dumps(entries(postings)).decode()
 
 
+def sync_rounds(items: Sequence[tuple[str, list[Any]]]) -> list[dict[str, bytes]]:
+    """The sync scripts' payloads per shard, in rounds run one after the other: first
+    every creator whose sums fall, then those whose sums rise. A correction moves an
+    order from one creator to another in one period write, but the two creators' sums
+    may sit in different shards (different scripts, different nodes): in this order a
+    balance read between the scripts may see the order credited to neither creator for
+    a moment, never to both."""
+    falling: dict[str, list[object]] = defaultdict(list)
+    rising: dict[str, list[object]] = defaultdict(list)
+    for prefix, item in items:
+        change = sum(write[3] for write in item[3])
+        (falling if change < 0 else rising)[prefix].append(item)
+    return [
+        {prefix: orjson.dumps(shard) for prefix, shard in round_.items()}
+        for round_ in (falling, rising)
+        if round_
+    ]
+
+
 class CreatorSums:
     def __init__(self, redis: Redis[bytes], keys: Keys) -> None:
         self.redis = redis
@@ -143,7 +164,7 @@ class CreatorSums:
             for cid, period in wanted:
                 pipe.hgetall(self.keys.period(cid, period, "outbox"))
             boxes: list[dict[bytes, bytes]] = await pipe.execute()
-        by_shard: dict[str, list[list[object]]] = defaultdict(list)
+        items: list[tuple[str, list[object]]] = []
         for (cid, period), box in zip(wanted, boxes, strict=True):
             if not box:
                 continue
@@ -152,8 +173,9 @@ class CreatorSums:
                 for a, write in _write_sums(orjson.loads(box[field])).items():
                     by_creator[a].append(write)
             for a, writes in by_creator.items():
-                by_shard[self.shard(a)].append([a, cid, period, writes])
-        await self._run_sync({prefix: orjson.dumps(items) for prefix, items in by_shard.items()})
+                items.append((self.shard(a), [a, cid, period, writes]))
+        for round_ in sync_rounds(items):
+            await self._run_sync(round_)
         async with redis.pipeline(transaction=False) as pipe:
             for (cid, period), box in zip(wanted, boxes, strict=True):
                 fields = list(box)
