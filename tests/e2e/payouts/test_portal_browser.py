@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import html
 import io
 import os
+import re
 import threading
 import time
 import uuid
@@ -66,9 +68,15 @@ campaigns:
         sale: {{rate: {{percent: "10"}}}}
 """
 POST = f"post-{RUN}"
+LINKS_PER_CAMPAIGN = 4
 # The campaign is monthly: its current period is this month (UTC).
 PERIOD_NOW = time.strftime("%Y-%m", time.gmtime())
 ARTIFACTS = Path(os.environ.get("AFFLUX_TEST_ARTIFACTS", "test-artifacts")) / "portal"
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    return {"AFFLUX_PORTAL_LINKS_PER_CAMPAIGN": str(LINKS_PER_CAMPAIGN)}
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +366,21 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     submit(driver, form.find_element(By.TAG_NAME, "button"))
     listed = text(driver, "table.links")
     assert "https://shop.example.com/spring" in listed
+    assert text(driver, "#links-made") == (
+        f"Links made: {CAMPAIGN} 2 of {LINKS_PER_CAMPAIGN} (deactivated links count too)."
+    )
     shot(driver, "creator-links")
+    spring = next(
+        r
+        for r in driver.find_elements(By.CSS_SELECTOR, "table.links tbody tr")
+        if "spring" in r.text
+    )
+    submit(driver, spring.find_element(By.CSS_SELECTOR, "form.deactivate button"))
+    shown = [row_text(r) for r in driver.find_elements(By.CSS_SELECTOR, "table.links tbody tr")]
+    assert [(r[2], r[3]) for r in shown if "spring" in r[2]] == [
+        ("https://shop.example.com/spring", "no")
+    ]
+    assert [r[4] for r in shown if "spring" not in r[2]] == ["Deactivate"]  # still active
 
     driver.get(f"{base}/portal/creators/{OTHER}")
     ready(driver)
@@ -502,3 +524,118 @@ def test_a_form_from_another_origin_is_refused(
         server.shutdown()
     after = asyncio.run(api(f"{stack.url('clicks')}/v1/links", ADMIN_TOKEN, affiliate_id=CREATOR))
     assert after["links"] == before["links"]
+
+
+def portal_client(base: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base, timeout=30.0, headers={"origin": base})
+
+
+async def portal_login(http: httpx.AsyncClient, key: str, page: str) -> str:
+    """Log ``http`` in with ``key``; the session's CSRF token (from ``page``)."""
+    form = await http.get("/login")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert match, form.text[:500]
+    login = await http.post("/login", data={"key": key, "csrf_token": match.group(1)})
+    assert login.status_code == 303, login.text[:500]
+    form = await http.get(page)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert match, form.text[:500]
+    return match.group(1)
+
+
+async def links_of(stack: Stack, creator: str) -> list[dict[str, Any]]:
+    answer = await api(f"{stack.url('clicks')}/v1/links", ADMIN_TOKEN, affiliate_id=creator)
+    return list(answer["links"])
+
+
+def refusal_of(page: httpx.Response) -> str:
+    match = re.search(r'id="link-refused">([^<]*)<', page.text)
+    assert match, page.text[:500]
+    return html.unescape(match.group(1))
+
+
+def test_a_creator_makes_no_more_links_than_the_bound_even_all_at_once(
+    stack: Stack, terms: CampaignTerms
+) -> None:
+    creator = f"cy-{RUN}"
+
+    async def run() -> None:
+        payouts = stack.url("payouts")
+        async with DemoClient(stack.url("clicks"), stack.url("orders"), payouts, ADMIN_TOKEN) as c:
+            await c.create_link(terms, creator)  # the brand's: the creator is in the campaign
+        path = f"/portal/creators/{creator}/links"
+        key = await issue_key(payouts, "creator", creator)
+        async with portal_client(payouts) as http:
+            csrf = await portal_login(http, key, path)
+            form = {"csrf_token": csrf, "campaign_id": CAMPAIGN}
+            answers = await asyncio.gather(
+                *(
+                    http.post(
+                        path, data={**form, "destination_url": f"https://shop.example.com/{n}"}
+                    )
+                    for n in range(8)
+                )
+            )
+            assert {a.status_code for a in answers} <= {303, 422}
+            assert len(await links_of(stack, creator)) <= LINKS_PER_CAMPAIGN
+            for n in range(LINKS_PER_CAMPAIGN + 1):  # what a refusal of two at once left
+                more = await http.post(
+                    path, data={**form, "destination_url": f"https://shop.example.com/more-{n}"}
+                )
+                if more.status_code != 303:
+                    break
+            assert more.status_code == 422
+            assert refusal_of(more) == (
+                f"Not created: campaign_id: you have made {LINKS_PER_CAMPAIGN} links in this "
+                f"campaign, the most a creator may make here ({LINKS_PER_CAMPAIGN}; deactivated "
+                "links count too): ask the brand for another"
+            )
+            assert len(await links_of(stack, creator)) == LINKS_PER_CAMPAIGN
+
+    asyncio.run(run())
+
+
+def test_a_creator_deactivates_its_own_links_but_not_its_last_nor_anothers(
+    stack: Stack, terms: CampaignTerms, activity: dict[str, str]
+) -> None:
+    creator = f"di-{RUN}"
+
+    async def run() -> None:
+        payouts = stack.url("payouts")
+        async with DemoClient(stack.url("clicks"), stack.url("orders"), payouts, ADMIN_TOKEN) as c:
+            first = await c.create_link(terms, creator)
+        links = f"/portal/creators/{creator}/links"
+        key = await issue_key(payouts, "creator", creator)
+        async with portal_client(payouts) as http:
+            csrf = await portal_login(http, key, links)
+            last = await http.post(f"{links}/{first}/deactivate", data={"csrf_token": csrf})
+            assert last.status_code == 409
+            assert refusal_of(last) == (
+                f"Not deactivated: code: {first!r} is your last active link in campaign "
+                f"{CAMPAIGN!r}, and you belong to it only through a link: make another link "
+                "there first"
+            )
+            theirs = next(x["code"] for x in await links_of(stack, CREATOR) if x["active"])
+            other = await http.post(f"{links}/{theirs}/deactivate", data={"csrf_token": csrf})
+            assert other.status_code == 404
+            assert refusal_of(other) == f"Not deactivated: code: no link {theirs!r} of yours"
+            assert any(x["code"] == theirs and x["active"] for x in await links_of(stack, CREATOR))
+
+            data = {"csrf_token": csrf, "campaign_id": CAMPAIGN}
+            made = await http.post(
+                links, data={**data, "destination_url": "https://shop.example.com/new"}
+            )
+            assert made.status_code == 303, made.text[:500]
+            done = await http.post(f"{links}/{first}/deactivate", data={"csrf_token": csrf})
+            assert done.status_code == 303
+            assert done.headers["location"] == links
+            states = {x["code"]: x["active"] for x in await links_of(stack, creator)}
+            assert states[first] is False
+            assert sorted(states.values()) == [False, True]
+            again = await http.post(f"{links}/{first}/deactivate", data={"csrf_token": csrf})
+            assert again.status_code == 409
+            assert (
+                refusal_of(again) == f"Not deactivated: code: link {first!r} is already deactivated"
+            )
+
+    asyncio.run(run())

@@ -77,6 +77,13 @@ BY_CONVERSION = {
     ("POST", "/v1/reviews/{conversion_id}/approve"),
     ("POST", "/v1/reviews/{conversion_id}/decline"),
 }
+# The portal's link forms ask the clicks service, which this world does not run: past
+# access control they answer the 503 that says so (with the service: in
+# tests/e2e/payouts/test_portal_browser.py).
+NEEDS_CLICKS = {
+    ("POST", "/portal/creators/{affiliate_id}/links"),
+    ("POST", "/portal/creators/{affiliate_id}/links/{code}/deactivate"),
+}
 # A content's stats and its release: the content's campaign and creator are found from the
 # content itself, so another's content must answer as an unknown one does (checked below in
 # test_another_creators_or_campaigns_content_answers_as_an_unknown_one).
@@ -254,7 +261,10 @@ async def test_payouts_operation_answers_a_key_only_about_its_own_objects(
         return
     key = world.creator_key if role == "creator" else world.merchant_key
     own = await _ask(world, op, OWN_IDS, key)
-    assert own.status_code < 500, f"{op.name}: {own.text}"
+    if (op.method, op.path) in NEEDS_CLICKS and own.status_code == 503:
+        assert "AFFLUX_CLICKS_URL is not set" in own.text, f"{op.name}: {own.text}"
+    else:
+        assert own.status_code < 500, f"{op.name}: {own.text}"
     objects = op.objects()
     if not objects:
         if (op.method, op.path) in BY_CONVERSION and role == "merchant":

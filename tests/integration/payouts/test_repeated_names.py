@@ -59,6 +59,7 @@ PATH_VALUES = {
     "conversion_id": "conv-1",
     "affiliate_id": "ana",
     "key_id": "k-1",
+    "code": "abc123",
     "decision": "approve",
 }
 JSON = {"Content-Type": "application/json"}

@@ -46,6 +46,13 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
         description="the clicks service's base URL (http://clicks:8001): the portal creates "
         "and lists a creator's tracking links through its links API",
     )
+    portal_links_per_campaign: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="tracking links a creator may make for itself in one campaign through the "
+        "portal, deactivated ones included (POST /v1/links with the admin token is not bound)",
+    )
     orders_url: str = Field(
         "",
         description="the orders service's base URL (http://orders:8002): a campaign's portal "
