@@ -32,13 +32,13 @@ OCT_15 = 1_792_022_400_000  # 2026-10-15T00:00:00Z
 NOV_15 = 1_794_700_800_000  # 2026-11-15T00:00:00Z
 
 
-def _directory(campaign: str) -> CampaignDirectory:
+def _directory(campaign: str, rate: dict[str, Any] | None = None) -> CampaignDirectory:
     terms = CampaignTerms.model_validate(
         {
             "campaign_id": campaign,
             "merchant_id": "m",
             "currency": "EUR",
-            "plan": {"sale": {"rate": {"percent": "10"}}},
+            "plan": {"sale": {"rate": rate or {"percent": "10"}}},
         }
     )
     directory = CampaignDirectory()
@@ -53,14 +53,16 @@ def _directory(campaign: str) -> CampaignDirectory:
     return directory
 
 
-def _conversion(campaign: str, n: int, at: int, amount: int = 10_000) -> ConversionAttributed:
+def _conversion(
+    campaign: str, n: int, at: int, amount: int = 10_000, creator: str = "anna"
+) -> ConversionAttributed:
     return ConversionAttributed(
         event_id=f"ev-{n}",
         occurred_at=at,
         conversion_id=f"conv-{n}",
         order_id=f"order-{n}",
         campaign_id=campaign,
-        affiliate_id="anna",
+        affiliate_id=creator,
         reason="cookie",
         model="last_click",
         window_ms=1,
@@ -131,6 +133,75 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
     assert letter.source_offset == 100
     assert letter.error_class == "JSONDecodeError"
     assert "failed" in letter.reason
+
+
+def test_sales_that_would_take_a_creator_past_the_largest_amount_are_dead_lettered_alone(
+    infra: Any,
+) -> None:
+    """A plan paying the largest amount (10^15) per sale: the creator's second sale in the
+    period would make its total 2 x 10^15. It and the next are dead-lettered, nothing of
+    them written; the first, another creator's sale and the creator's running sums stand,
+    and the ledger goes on (such a sum once reached its running sums' script as 1e+17,
+    which Redis refused, and every later write of the period failed with it)."""
+    run = uuid.uuid4().hex[:8]
+    campaign = f"camp-{run}"
+    prefix = f"afx:test:{run}:"
+    most = 10**15
+
+    async def scenario() -> tuple[dict[str, int], dict[str, list[str]], Any, list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        store = LedgerStore(redis, Keys(prefix))
+        consumer = LedgerConsumer(
+            bootstrap=infra.kafka_bootstrap,
+            group_id=f"g-{run}",
+            instance_id=None,
+            store=store,
+            directory=_directory(campaign, {"fixed_minor": most}),
+            producer=producer,
+            metrics=PayoutsMetrics(),
+        )
+        try:
+            sales = encode_packed(
+                [
+                    _conversion(campaign, 1, NOV_15),
+                    _conversion(campaign, 2, NOV_15 + 1),
+                    _conversion(campaign, 3, NOV_15 + 2, creator="ben"),
+                    _conversion(campaign, 4, NOV_15 + 3),
+                ]
+            )
+            later = encode(_conversion(campaign, 5, NOV_15 + 4, creator="cy"))
+            tp = TopicPartition("conversions", 0)
+            await consumer._apply({tp: [_record(300, f"big-{run}", sales)]})
+            await consumer._apply({tp: [_record(301, run, later)]})
+            offsets = await store.offsets()
+            orders = {}
+            for creator in ("anna", "ben", "cy"):
+                journal = f"{prefix}{{p:{campaign}|2026-11}}:journal:{creator}"
+                postings = await redis.zrange(journal, 0, -1)
+                orders[creator] = sorted(json.loads(p)["order_id"] for p in postings)
+            anna = await store.creator_sums.balance("anna", NOV_15)
+            outbox = await redis.hlen(f"{prefix}{{p:{campaign}|2026-11}}:outbox")
+            assert outbox == 0, "a write left in the outbox stops the period's later writes"
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
+            if isinstance(e, DeadLetter) and e.key == f"big-{run}"
+        ]
+        return offsets, orders, anna, letters
+
+    offsets, orders, anna, letters = asyncio.run(scenario())
+
+    assert offsets == {"conversions|0": 302}
+    assert orders == {"anna": ["order-1"], "ben": ["order-3"], "cy": ["order-5"]}
+    assert anna.total == {"EUR": most}
+    assert sorted(letter.reason.partition(":")[0] for letter in letters) == ["item 1", "item 3"]
+    assert {letter.error_class for letter in letters} == {"CreatorSumOutOfRange"}
+    assert all(f"its total would be {2 * most}, beyond {most}" in x.reason for x in letters)
 
 
 def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_ledger_goes_on(

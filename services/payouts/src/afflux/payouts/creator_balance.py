@@ -39,6 +39,7 @@ from redis.exceptions import NoScriptError
 
 from afflux.payouts.keys import Keys
 from afflux.payouts.views import Balance
+from afflux.shared.core.journal.bounds import is_reversal
 from afflux.shared.core.journal.records import Posting
 
 # (creator, currency, seq, approve_at, amount, reversed)
@@ -116,10 +117,6 @@ def _write_sums(entries: Sequence[Sequence[Any]]) -> dict[str, list[object]]:
     for write in out.values():
         write[5] = sorted(write[5].items())
     return out
-
-
-def is_reversal(component: str) -> bool:
-    return component == "refund" or component.startswith("clawback")
 
 
 def outbox_value(postings: Sequence[Posting]) -> str:

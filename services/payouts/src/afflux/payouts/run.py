@@ -30,6 +30,7 @@ from afflux.payouts import payout_records, reads, snapshots
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.periods import payout_period
 from afflux.shared.events import PayoutIssued
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -114,7 +115,9 @@ async def _pay(
     for _ in range(MAX_ATTEMPTS):
         mine = records[affiliate]
         paid_before = payout_records.paid_by_campaign(mine).get(cid, 0)
-        due = owner.approved - paid_before
+        # A payout is an amount like any other: at most the largest afflux carries. What
+        # is due beyond it is paid by the run of a later payout period.
+        due = min(owner.approved - paid_before, MAX_AMOUNT_MINOR)
         result: dict[str, Any] = {
             "affiliate_id": affiliate,
             "campaign_id": cid,

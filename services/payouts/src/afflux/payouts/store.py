@@ -56,6 +56,7 @@ from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState, Publication
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal.bounds import CreatorSumOutOfRange, out_of_range
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
 from afflux.shared.core.journal.override_lines import override_agencies
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
@@ -659,6 +660,11 @@ class LedgerStore:
                 first_orders=tuple(items.first_orders),
             )
         )
+        # Before anything is written: the item that takes a creator past the bound is
+        # dead-lettered (the batch fails, its items are applied one by one).
+        refusal = out_of_range(result.postings, cached.sums, f"{cid} {period}")
+        if refusal is not None:
+            raise CreatorSumOutOfRange(refusal)
         # Before the writes' PEXPIREATs, which a key created after them would miss.
         commands: list[WriteCommand] = [
             ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations
