@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -156,4 +158,28 @@ async def test_bad_postback_is_rejected_and_emits_nothing(
 
     assert response.status_code == 401, response.text
     assert response.json()["detail"][0]["field"] == field
+    assert await topics.settle() == before
+
+
+@pytest.mark.parametrize(
+    ("order_id", "reason"),
+    [
+        pytest.param("pb-x%FF", "not UTF-8 once percent-decoded", id="invalid UTF-8"),
+        pytest.param("pb-x%C3", "not UTF-8 once percent-decoded", id="cut UTF-8"),
+    ],
+)
+async def test_a_postback_order_id_that_is_not_utf8_is_refused_not_replaced(
+    order_id: str, reason: str, api: Any, campaigns: Any, topics: Any
+) -> None:
+    """Replaced by U+FFFD, two different ids would be one order."""
+    before = await topics.settle()
+    now = int(time.time())
+    params = [(k, v) for k, v in postback_params(campaigns, "x") if k != "order_id"]
+    query = f"{urlencode([*params, ('t', str(now))])}&order_id={order_id}"
+    mac = hmac.digest(b"a-secret-new", f"{now}.{query}".encode(), "sha256").hex()
+
+    response = await api.http.get(f"/v1/postback?{query}&sig={mac}")
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0] == {"field": "order_id", "reason": reason}
     assert await topics.settle() == before

@@ -9,7 +9,7 @@ import pytest
 from afflux.orders import rules
 from afflux.orders.errors import Rejected
 from afflux.orders.ingest import parse
-from afflux.orders.routes.postback import postback_order
+from afflux.orders.routes.postback import postback_order, query_params
 
 pytestmark = pytest.mark.unit
 
@@ -44,3 +44,23 @@ def test_an_occurred_at_of_any_length_is_a_time_or_a_422_naming_it(case: Case) -
     with pytest.raises(Rejected) as refused:
         parse(rules.OrderRequest, order)
     assert (refused.value.status, refused.value.field) == (422, "occurred_at")
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "refused"),
+    [
+        ("order_id=pb-%C3%A9&t=1", {"order_id": "pb-é", "t": "1"}, None),
+        ("order_id=pb-%FF&t=1", {"t": "1"}, ("order_id", "not UTF-8 once percent-decoded")),
+        (
+            "order_id=pb-\u00e9&t=1",  # a raw byte, read as Latin-1
+            {"t": "1"},
+            ("order_id", "raw non-ASCII bytes: percent-encode them as UTF-8"),
+        ),
+        ("a=1&a=2&t=1", {"a": "1", "t": "1"}, ("a", "given more than once")),
+        ("a=%FF&a=2&t=1", {"a": "2", "t": "1"}, ("a", "not UTF-8 once percent-decoded")),
+    ],
+)
+def test_a_postback_value_is_its_utf8_text_or_refused_naming_it(
+    query: str, params: dict[str, str], refused: tuple[str, str] | None
+) -> None:
+    assert query_params(f"{query}&sig={'0' * 64}") == (params, refused)

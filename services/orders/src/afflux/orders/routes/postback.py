@@ -38,7 +38,7 @@ async def postback(
             raw_query, params.pop("merchant", None), params.pop("t", None)
         )
         if repeated is not None:
-            raise Rejected(422, repeated, "given more than once")
+            raise Rejected(422, *repeated)
         order = postback_order(params, clock())
         outcome = await ingestor.order(merchant, order)
     finally:
@@ -46,26 +46,39 @@ async def postback(
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 
-def query_params(raw_query: str) -> tuple[dict[str, str], str | None]:
-    """The signed parameters, and the first other parameter given twice (refused with 422
-    once the signature is known to be good). Every malformed signature is a 401."""
+def query_params(raw_query: str) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """The signed parameters, and the first other parameter given twice or not UTF-8 once
+    percent-decoded, with the reason (refused with 422 once the signature is known to be
+    good). Every malformed signature is a 401."""
     try:
         signed, _ = signing.split_signed_query(raw_query)
     except signing.SignatureRejected as exc:
         raise Rejected(401, exc.field, exc.reason) from None
     params: dict[str, str] = {}
-    repeated: str | None = None
-    for name, value in parse_qsl(signed, keep_blank_values=True):
-        if name == signing.SIG_PARAM or (name in params and name in _SIGNING_PARAMS):
-            raise Rejected(401, name, "given more than once")
-        if name in params:
-            repeated = repeated or name
+    refused: tuple[str, str] | None = None
+    for pair in signed.split("&"):
+        if not pair.isascii():  # read as Latin-1: "é" sent raw would be another id
+            name = pair.partition("=")[0]
+            refused = refused or (name, "raw non-ASCII bytes: percent-encode them as UTF-8")
             continue
-        params[name] = value
+        try:
+            parsed = parse_qsl(pair, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            # Replacing the bytes would make two different order ids one.
+            name = pair.partition("=")[0]
+            refused = refused or (name, "not UTF-8 once percent-decoded")
+            continue
+        for name, value in parsed:
+            if name == signing.SIG_PARAM or (name in params and name in _SIGNING_PARAMS):
+                raise Rejected(401, name, "given more than once")
+            if name in params:
+                refused = refused or (name, "given more than once")
+                continue
+            params[name] = value
     t = params.get("t")
     if t is not None and not signing.is_unix_seconds(t):
         raise Rejected(401, "t", "missing or not unix seconds")
-    return params, repeated
+    return params, refused
 
 
 def _is_integer_text(text: str) -> bool:
