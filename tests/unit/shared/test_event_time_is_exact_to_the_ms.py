@@ -81,3 +81,36 @@ def test_a_record_timestamp_from_faust_keeps_its_millisecond(ms: int) -> None:
         headers=None,
     )
     assert _record(message).timestamp == ms
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("20261204T230000Z", "not an RFC 3339 time with a zone"),  # ISO 8601 basic format
+        ("2026-W49-5T23:00:00Z", "not an RFC 3339 time with a zone"),  # a week date
+        ("2026-12-04T23:00:00", "not an RFC 3339 time with a zone"),  # no zone
+        ("2026-12-04T23:00:00+0000", "not an RFC 3339 time with a zone"),
+        ("2026-12-04", "not an RFC 3339 time with a zone"),
+        ("2026-12-04T23:00:00\u0665Z", "not an RFC 3339 time with a zone"),  # other digits
+        ("0001-01-01T00:00:00Z", "is before 1970-01-01T00:00:00Z, where event times start"),
+        ("1969-12-31T23:59:59.999Z", "is before 1970-01-01T00:00:00Z"),
+    ],
+)
+def test_a_time_that_is_not_rfc3339_or_before_the_epoch_is_refused_saying_why(
+    text: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_event_time(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-04T23:00:00Z",
+        "2026-12-04t23:00:00z",
+        "2026-12-04 23:00:00+01:00",
+        " 2026-12-04T23:00:00.5Z ",
+    ],
+)
+def test_rfc3339_times_in_each_form_it_allows_are_read(text: str) -> None:
+    assert parse_event_time(text) > 0

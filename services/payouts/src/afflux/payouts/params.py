@@ -5,7 +5,7 @@ Each answers the value, or raises a 422 ``Problem`` naming the field and why.
 
 from __future__ import annotations
 
-from afflux.shared.core.clock import parse_event_time
+from afflux.shared.core.clock import BeforeEpoch, parse_event_time
 from afflux.shared.core.periods import BadPeriod, period_bounds
 from afflux.shared.io.http.problems import Problem
 
@@ -15,6 +15,7 @@ LATEST_MS = 253_370_764_799_999
 # 1970-01-01T00:00:00Z: periods start in 1970 (``period_bounds``), so an earlier cut-off
 # was answered under a period name (0001-01) that ``period`` refuses.
 EARLIEST_MS = 0
+_BEFORE_1970 = "before 1970-01-01T00:00:00Z: periods start in 1970"
 # The longest time worth reading: RFC 3339 with nanoseconds and an offset is 35 characters.
 MAX_TIME_CHARS = 64
 
@@ -29,10 +30,12 @@ def as_of(value: str | None, now: int) -> int:
         raise Problem(422, "as_of", f"not a time: longer than {MAX_TIME_CHARS} characters")
     try:
         at = parse_event_time(int(value) if value.isascii() and value.isdigit() else value)
+    except BeforeEpoch:
+        raise Problem(422, "as_of", _BEFORE_1970) from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise Problem(422, "as_of", f"not a time: {exc}") from None
     if at < EARLIEST_MS:
-        raise Problem(422, "as_of", "before 1970-01-01T00:00:00Z: periods start in 1970")
+        raise Problem(422, "as_of", _BEFORE_1970)
     if at > LATEST_MS:
         raise Problem(422, "as_of", "after 9998-12-31T23:59:59.999Z")
     return at

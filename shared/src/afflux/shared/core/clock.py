@@ -5,6 +5,7 @@ Nothing here reads the time: the wall clock is ``afflux.shared.io.clock_source``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,10 @@ in production)."""
 MS_PER_SECOND = 1_000
 MS_PER_DAY = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 _ONE_MS = timedelta(milliseconds=1)
 
 
@@ -40,6 +45,10 @@ def from_ms(ms: int) -> datetime:
         raise ValueError(f"{ms} ms is outside the years a datetime holds") from None
 
 
+class BeforeEpoch(ValueError):
+    """An RFC 3339 time before 1970: no event time is."""
+
+
 def parse_event_time(value: object) -> int:
     """Accept integer milliseconds or an RFC 3339 string with a zone; return milliseconds."""
     if isinstance(value, bool):
@@ -50,11 +59,20 @@ def parse_event_time(value: object) -> int:
         return value
     if isinstance(value, str):
         text = value.strip()
+        # fromisoformat takes far more than RFC 3339 (20261204T230000Z, week dates):
+        # a time other systems would read differently, or not at all, is refused.
+        if _RFC3339.fullmatch(text) is None:
+            raise ValueError(
+                f"not an RFC 3339 time with a zone: {value!r} (e.g. 2026-11-01T10:00:00Z)"
+            )
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError as exc:
             raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
-        return to_ms(parsed)
+        ms = to_ms(parsed)
+        if ms < 0:
+            raise BeforeEpoch(f"{value!r} is before 1970-01-01T00:00:00Z, where event times start")
+        return ms
     raise ValueError("event time must be integer milliseconds or RFC 3339 with a zone")
