@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND, from_ms
 
@@ -33,7 +40,23 @@ AttributionModel = Literal["last_click", "first_click"]
 PrecedenceStep = Literal["click_id", "coupon", "cookie", "livestream"]
 Period = Literal["month", "week"]
 NonNegativeMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR)]
-Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=9, decimal_places=4)]
+_PERCENT_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # the bounds below then say what is wrong
+
+
+def _plain_percent(value: object) -> object:
+    """A percent given as text is plain ASCII decimal ("8", "12.5"): Decimal also reads
+    other scripts' digits (Arabic-Indic, fullwidth) as 5 and "1e1" as 10 (shown as
+    "1E+1%" in every rule)."""
+    if isinstance(value, str) and _PERCENT_TEXT.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a plain decimal percent (e.g. 8 or 12.5)")
+    return value
+
+
+Percent = Annotated[
+    Decimal,
+    Field(ge=0, le=100, max_digits=9, decimal_places=4),
+    BeforeValidator(_plain_percent),
+]
 
 
 class _Frozen(BaseModel):
