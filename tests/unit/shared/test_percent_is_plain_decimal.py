@@ -6,8 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from afflux.shared.core.engagement_terms import EngagementValues
+from afflux.shared.core.overrides import AgencyMembership
 from afflux.shared.core.terms import Rate
 
 pytestmark = pytest.mark.unit
@@ -24,11 +26,11 @@ def test_a_plain_percent_is_read_exactly(given: object, read: Decimal) -> None:
 @pytest.mark.parametrize(
     ("given", "reason"),
     [
-        ("\u0665", "is not a plain decimal percent"),  # Arabic-Indic five
-        ("\uff15", "is not a plain decimal percent"),  # fullwidth five
-        ("1e1", "is not a plain decimal percent"),
-        (" 5", "is not a plain decimal percent"),
-        ("5.", "is not a plain decimal percent"),
+        ("\u0665", "is not a plain decimal number"),  # Arabic-Indic five
+        ("\uff15", "is not a plain decimal number"),  # fullwidth five
+        ("1e1", "is not a plain decimal number"),
+        (" 5", "is not a plain decimal number"),
+        ("5.", "is not a plain decimal number"),
         ("-1", "greater than or equal to 0"),
         ("100.5", "less than or equal to 100"),
     ],
@@ -39,3 +41,22 @@ def test_a_percent_that_is_not_plain_decimal_text_is_refused_naming_it(
     with pytest.raises(ValidationError, match=reason) as refused:
         Rate.model_validate({"percent": given})
     assert refused.value.errors()[0]["loc"] == ("percent",)
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "data"),
+    [
+        (
+            AgencyMembership,
+            "share_percent",
+            {"agency_id": "ag", "share_percent": "\u0661\u0660"},  # Arabic-Indic ten
+        ),
+        (EngagementValues, "like_minor", {"like_minor": "5e-1"}),
+    ],
+)
+def test_every_decimal_of_campaign_terms_is_plain_text_or_refused(
+    model: type[BaseModel], field: str, data: dict[str, object]
+) -> None:
+    with pytest.raises(ValidationError, match="is not a plain decimal number") as refused:
+        model.model_validate(data)
+    assert refused.value.errors()[0]["loc"][0] == field

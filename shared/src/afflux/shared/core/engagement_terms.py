@@ -12,14 +12,25 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from afflux.shared.core.money import MAX_AMOUNT_MINOR
+from afflux.shared.core.money import MAX_AMOUNT_MINOR, plain_decimal
 
 MinimumScope = Literal["content", "creator_period"]
 # Minor units, fractions allowed (0.5: half a cent per like).
-InteractionValue = Annotated[Decimal, Field(ge=0, le=10**9, max_digits=16, decimal_places=4)]
-Ratio = Annotated[Decimal, Field(gt=0, le=10**6, max_digits=12, decimal_places=4)]
+InteractionValue = Annotated[
+    Decimal, Field(ge=0, le=10**9, max_digits=16, decimal_places=4), BeforeValidator(plain_decimal)
+]
+Ratio = Annotated[
+    Decimal, Field(gt=0, le=10**6, max_digits=12, decimal_places=4), BeforeValidator(plain_decimal)
+]
 
 
 class _Frozen(BaseModel):

@@ -9,6 +9,7 @@ or raise.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -120,3 +121,15 @@ def pro_rata(amount_minor: int, part_minor: int, whole_minor: int) -> int:
     if whole_minor <= 0:
         raise ValueError("whole must be positive")
     return divide_half_up(amount_minor * part_minor, whole_minor)
+
+
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # the field's bounds then say what is wrong
+
+
+def plain_decimal(value: object) -> object:
+    """A decimal of campaign terms given as text is plain ASCII ("8", "12.5"): Decimal
+    also reads other scripts' digits (Arabic-Indic, fullwidth) as numbers and "1e1" as
+    10 (shown as "1E+1%" in every rule). For a ``BeforeValidator``."""
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a plain decimal number (e.g. 8 or 12.5)")
+    return value

@@ -34,9 +34,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from afflux.shared.core.money import MAX_AMOUNT_MINOR
+from afflux.shared.core.money import MAX_AMOUNT_MINOR, plain_decimal
 
 OVERRIDE_LINE = "override"
 OVERRIDE_CAP = "cap:override"
@@ -52,7 +52,9 @@ class AgencyMembership(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     agency_id: Annotated[str, Field(min_length=1, max_length=200)]
-    share_percent: Annotated[Decimal, Field(gt=0, le=100, max_digits=9, decimal_places=4)]
+    share_percent: Annotated[
+        Decimal, Field(gt=0, le=100, max_digits=9, decimal_places=4), BeforeValidator(plain_decimal)
+    ]
 
 
 class AgencyOverrides(BaseModel):

@@ -32,7 +32,12 @@ from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND, from_ms
 # imports), and exported from here, where campaign terms' callers look for it.
 from afflux.shared.core.domains import normalize_domain as normalize_domain
 from afflux.shared.core.engagement_terms import EngagementCommission
-from afflux.shared.core.money import DEFAULT_MAX_ORDER_MINOR, MAX_AMOUNT_MINOR, check_currency
+from afflux.shared.core.money import (
+    DEFAULT_MAX_ORDER_MINOR,
+    MAX_AMOUNT_MINOR,
+    check_currency,
+    plain_decimal,
+)
 from afflux.shared.core.overrides import AgencyOverrides
 from afflux.shared.core.review import ReviewTerms
 
@@ -40,22 +45,10 @@ AttributionModel = Literal["last_click", "first_click"]
 PrecedenceStep = Literal["click_id", "coupon", "cookie", "livestream"]
 Period = Literal["month", "week"]
 NonNegativeMinor = Annotated[int, Field(ge=0, le=MAX_AMOUNT_MINOR)]
-_PERCENT_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # the bounds below then say what is wrong
-
-
-def _plain_percent(value: object) -> object:
-    """A percent given as text is plain ASCII decimal ("8", "12.5"): Decimal also reads
-    other scripts' digits (Arabic-Indic, fullwidth) as 5 and "1e1" as 10 (shown as
-    "1E+1%" in every rule)."""
-    if isinstance(value, str) and _PERCENT_TEXT.fullmatch(value) is None:
-        raise ValueError(f"{value!r} is not a plain decimal percent (e.g. 8 or 12.5)")
-    return value
-
-
 Percent = Annotated[
     Decimal,
     Field(ge=0, le=100, max_digits=9, decimal_places=4),
-    BeforeValidator(_plain_percent),
+    BeforeValidator(plain_decimal),
 ]
 
 
