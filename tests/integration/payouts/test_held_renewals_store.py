@@ -12,6 +12,7 @@ third renewal, arriving after the decline, earns nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_ht
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.review import HELD_UNTIL
 from afflux.shared.io.redis_client import connect_ready
 
@@ -250,3 +252,18 @@ async def test_a_decision_replayed_after_a_stop_still_reaches_renewals_in_later_
         if p["line_kind"] == "renewal" and p["order_id"] == "sub-cr-no:renewal-2"
     ]
     assert december == [("accrual", 20_000), ("review_decline", -20_000)]
+
+
+async def test_the_periods_a_first_orders_renewals_are_in_expire_after_the_retention(
+    ledger: Ledger,
+) -> None:
+    """One set per subscription stayed for good; it goes as its periods' facts go."""
+    await ledger.apply(HELD)
+    store = ledger.store
+    key = store.keys.campaign(CAMPAIGN, "renewals:sub-cr-yes")
+    assert await store.redis.smembers(key) == {b"2026-11", b"2026-12"}
+    latest_end = max(period_bounds("2026-12")[1], int(time.time() * 1000))
+    # The December renewal's write, counted from that period's end (or from now).
+    ttl = await store.redis.pttl(key)
+    left = latest_end + store.retention_ms - int(time.time() * 1000)
+    assert left - 60_000 <= ttl <= left, ttl

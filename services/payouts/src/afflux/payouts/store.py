@@ -462,9 +462,17 @@ class LedgerStore:
         ]
         if not renewals:
             return
+        # Kept as long as the latest of its periods' per-event facts: what follows a
+        # first order's review is decided long before (one set per subscription
+        # otherwise stayed for good).
+        expiries: dict[str, int] = {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for cid, period, order in renewals:
-                pipe.sadd(self.keys.campaign(cid, f"renewals:{order}"), period)
+                key = self.keys.campaign(cid, f"renewals:{order}")
+                pipe.sadd(key, period)
+                expiries[key] = max(expiries.get(key, 0), self._expiry(period))
+            for key, expire_at in expiries.items():
+                pipe.pexpireat(key, expire_at)
             await pipe.execute()
         async with self.redis.pipeline(transaction=False) as pipe:
             for cid, _, order in renewals:
@@ -729,7 +737,7 @@ class LedgerStore:
         # counted from the period's end, or from now for a period already over (a
         # rebuild, a late fact): an expiry in the past would delete at once the ids
         # that make a replay of this very step change nothing.
-        expire_at = max(period_bounds(period)[1], self.clock()) + self.retention_ms
+        expire_at = self._expiry(period)
         for name in ("lines", "events", "clickids", "confirmed", "content"):
             commands.append(("PEXPIREAT", at(name), expire_at))
         return commands
@@ -768,6 +776,12 @@ class LedgerStore:
             contents,
         )
         return _Cached(token, state, tally, _counters(raw_kpis), _counters(raw_sums))
+
+    def _expiry(self, period: str) -> int:
+        """When a period's per-event facts expire: the retention after the period's end,
+        or after now for a period already over (a rebuild, a late fact): an expiry in
+        the past would delete at once the ids that make a replay change nothing."""
+        return max(period_bounds(period)[1], self.clock()) + self.retention_ms
 
     def _next_token(self, seq: int) -> bytes:
         self._writes += 1
