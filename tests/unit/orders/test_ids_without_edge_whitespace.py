@@ -102,3 +102,16 @@ def test_the_reason_names_the_invisible_character(bad: str, reason: str) -> None
 
     assert refused.value.field == "order_id"
     assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize("field", ["visitor_id", "click_id"])
+@pytest.mark.parametrize(
+    "bad", ["v\x001", "v-1\u202e", "v\u200b1", "v\x851", "\ufeffv-1"], ids=ascii
+)
+def test_a_visitor_or_click_id_with_an_invisible_character_is_refused_naming_it(
+    field: str, bad: str
+) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse(OrderRequest, json.dumps(ORDER | {field: bad}).encode())
+
+    assert (refused.value.status, refused.value.field) == (422, field)

@@ -94,6 +94,17 @@ class OrderRequest(_Request):
     customer_email_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     referrer: Annotated[str, Field(max_length=2048)] | None = None
 
+    @field_validator("visitor_id", "click_id")
+    @classmethod
+    def _names_a_visitor_or_click(cls, value: str | None) -> str | None:
+        """Visitors and clicks are named by the clicks service, never with a character
+        that shows as nothing: such an id matches no click, yet as an order's only claim
+        it would stand for good (and NUL or U+202E reach logs and pages)."""
+        problem = None if value is None else invisible_character(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("items", mode="before")
     @classmethod
     def _quantities_are_integers(cls, items: object) -> object:
