@@ -209,3 +209,15 @@ def test_the_portal_page_shows_the_diff_under_its_csp(stack: Stack, fed: list[En
     refused = oneshot.post(page, data={"terms": "campaign_id: [\n"}, headers=headers)
     assert refused.status_code == 422
     assert 'id="whatif-refused"' in refused.text
+    # Eight levels of merged aliases (600 bytes) would be 10^8 entries once read.
+    chain = ["l0: &l0 {" + ", ".join(f"k{i}: {i}" for i in range(10)) + "}"]
+    for n in range(1, 9):
+        chain.append(f"l{n}: &l{n} {{<<: [{', '.join([f'*l{n - 1}'] * 10)}]}}")
+    for hostile, reason in (
+        ("\n".join(chain), "terms: not YAML: anchors and aliases are not accepted here"),
+        ("[" * 2_000 + "]" * 2_000, "terms: not YAML: nested deeper than 32 levels"),
+    ):
+        answer = oneshot.post(page, data={"terms": hostile}, headers=headers, timeout=10)
+        assert answer.status_code == 422, answer.text[:300]
+        assert reason in answer.text
+    assert oneshot.get(f"{stack.url('payouts')}/healthz", timeout=10).status_code == 200

@@ -128,11 +128,24 @@ async def test_failed_logins_are_counted_per_address_within_the_window(
     store: AccessStore,
 ) -> None:
     for _ in range(3):
-        await store.count_failure("192.0.2.1", 60)
+        await store.claim_attempt("192.0.2.1", 60)
     failures, left_s = await store.failures("192.0.2.1")
     assert failures == 3
     assert 0 < left_s <= 60
     assert (await store.failures("192.0.2.2"))[0] == 0
+
+
+async def test_attempts_at_once_each_see_the_others_and_a_forgiven_one_is_taken_back(
+    store: AccessStore,
+) -> None:
+    before = await asyncio.gather(*(store.claim_attempt("192.0.2.3", 60) for _ in range(40)))
+    assert sorted(b for b, _ in before) == list(range(40))  # never two alike
+    for _ in range(40):
+        await store.forgive_attempt("192.0.2.3")
+    await store.forgive_attempt("192.0.2.3")  # one more than claimed: stays at zero
+    assert (await store.failures("192.0.2.3"))[0] == 0
+    await store.forgive_attempt("192.0.2.4")  # no window: nothing is made
+    assert not await store.redis.exists(store._failures("192.0.2.4"))
 
 
 @pytest.mark.parametrize("revoke_first", [True, False])

@@ -119,3 +119,15 @@ async def test_an_ipv6_client_rotating_its_address_inside_its_64_shares_one_coun
         assert answers == [401] * 5
         assert await _login(proxy, world.creator_key, "2001:db8:66:1::ffff") == 429
         assert await _login(proxy, world.creator_key, "2001:db8:66:2::1") == 303
+
+
+async def test_forty_wrong_logins_at_once_get_no_more_keys_checked_than_the_limit(
+    plain_redis: tuple[Child, int],
+) -> None:
+    """The count was read before the key was checked and written after: 40 at once had
+    27 keys checked against a limit of 5."""
+    _, redis_port = plain_redis
+    async with _served(redis_port) as (world, base_url), _client(base_url) as http:
+        answers = await asyncio.gather(*(_login(http, WRONG_KEY, "") for _ in range(40)))
+        assert sorted(answers) == [401] * 5 + [429] * 35
+        assert await _login(http, world.creator_key, "") == 429

@@ -124,8 +124,9 @@ async def login(request: Request, store: AccessStoreDep, config: AccessConfigDep
     if not expected or not access.same_secret(fields.get(CSRF_FIELD, ""), expected):
         raise Problem(403, CSRF_FIELD, "missing or wrong CSRF token: reload the login page")
     address = address_group(config.proxies.of_request(request))
-    failures, retry_after = await store.failures(address)
-    if config.throttle.blocked(failures):
+    before, retry_after = await store.claim_attempt(address, config.throttle.window_s)
+    if config.throttle.blocked(before):
+        await store.forgive_attempt(address)  # refused unchecked: it failed nothing
         raise Problem(
             429,
             "key",
@@ -135,8 +136,8 @@ async def login(request: Request, store: AccessStoreDep, config: AccessConfigDep
     key = fields.get("key", "").strip()
     principal = await _principal_of(store, config, key) if key else None
     if principal is None:
-        await store.count_failure(address, config.throttle.window_s)
-        raise Problem(401, "key", "wrong, rotated or revoked key")
+        raise Problem(401, "key", "wrong, rotated or revoked key")  # the claim stays counted
+    await store.forgive_attempt(address)
     session_id, _ = await store.begin_session(principal, key, config.session_ttl_s)
     target = access.safe_next_path(fields.get("next")) or access.landing_path(principal)
     response = RedirectResponse(target, status_code=303)
