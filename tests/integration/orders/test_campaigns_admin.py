@@ -434,6 +434,86 @@ def test_campaigns_apply_publishes_nothing_of_a_file_that_changes_a_currency(
     assert [v.terms.currency for v in history[moved]] == ["EUR"]
 
 
+async def test_put_refuses_terms_of_another_merchant_than_the_campaigns(api: Any) -> None:
+    """Orders and refunds are checked against the merchant of the terms at their time: a
+    version naming another merchant would let the former one report orders and refunds
+    dated before the change, paying or taking back the campaign's creators."""
+    campaign_id = f"mer-{uuid.uuid4().hex[:8]}"
+    first = await api.http.put(
+        f"/v1/campaigns/{campaign_id}", json=entry(campaign_id), headers=ADMIN
+    )
+    assert first.status_code == 201, first.text
+    handed_over = entry(campaign_id, "12")
+    handed_over["terms"]["merchant_id"] = "merchant-b"
+
+    refused = await api.http.put(f"/v1/campaigns/{campaign_id}", json=handed_over, headers=ADMIN)
+
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()["detail"][0]
+    assert problem["field"] == "terms.merchant_id"
+    assert problem["reason"] == (
+        f"campaign {campaign_id!r} belongs to merchant-a: a campaign's merchant never changes"
+        " (terms of merchant-b need a new campaign)"
+    )
+    listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
+    versions = listed.json()["versions"]
+    assert [v["terms"]["merchant_id"] for v in versions] == ["merchant-a"]
+    assert versions[0]["terms"]["plan"]["sale"]["rate"]["percent"] == "10"
+
+
+def merchants_file(path: Path, *campaigns: tuple[str, str]) -> Path:
+    path.write_text(
+        "campaigns:\n"
+        + "".join(
+            "  - effective_from: 0\n    terms:\n"
+            f"      campaign_id: {cid}\n      merchant_id: {merchant}\n"
+            "      currency: EUR\n"
+            for cid, merchant in campaigns
+        )
+    )
+    return path
+
+
+def test_campaigns_apply_publishes_nothing_of_a_file_that_changes_a_merchant(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept, moved = (f"cli-{name}-{uuid.uuid4().hex[:8]}" for name in ("kept", "moved"))
+    cli_env(infra, monkeypatch)
+    first = merchants_file(tmp_path / "first.yaml", (moved, "merchant-a"))
+    assert campaigns_cli.main(["apply", str(first)]) == 0
+    capsys.readouterr()
+
+    changed = merchants_file(tmp_path / "changed.yaml", (kept, "merchant-a"), (moved, "merchant-b"))
+    assert campaigns_cli.main(["apply", str(changed)]) == 2
+
+    err = capsys.readouterr().err
+    assert (
+        f"nothing published: merchant_id: campaign {moved!r} belongs to merchant-a:"
+        " a campaign's merchant never changes (terms of merchant-b need a new campaign)"
+    ) in err
+    history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
+    assert kept not in history  # listed before the refused one, and still not published
+    assert [v.terms.merchant_id for v in history[moved]] == ["merchant-a"]
+
+
+def test_campaigns_apply_refuses_a_file_listing_a_new_campaign_under_two_merchants(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file's own first entry of a campaign fixes its merchant for the entries after."""
+    campaign_id = f"cli-twice-{uuid.uuid4().hex[:8]}"
+    cli_env(infra, monkeypatch)
+    twice = merchants_file(
+        tmp_path / "twice.yaml", (campaign_id, "merchant-a"), (campaign_id, "merchant-b")
+    )
+
+    assert campaigns_cli.main(["apply", str(twice)]) == 2
+
+    err = capsys.readouterr().err
+    assert f"nothing published: merchant_id: campaign {campaign_id!r} belongs to merchant-a" in err
+    history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
+    assert campaign_id not in history
+
+
 def test_campaigns_apply_names_the_bad_field_of_an_invalid_file(
     infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -51,7 +51,8 @@ class TermsPublisher:
     async def publish(self, entry: CampaignEntry) -> list[CampaignTermsPublished]:
         """What was published (empty when the terms equal the latest); 413 when the
         campaign's history would no longer fit one record; 422 ``terms.currency`` for terms
-        in another currency than the campaign's, 422 ``effective_from`` for a later
+        in another currency than the campaign's, 422 ``terms.merchant_id`` for terms of
+        another merchant than the campaign's, 422 ``effective_from`` for a later
         version that would start before now (``backdated_version``); 503 when the broker
         cannot be reached, or another publication of the campaign held it for
         ``LOCK_WAIT_S``."""

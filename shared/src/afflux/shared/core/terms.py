@@ -458,6 +458,22 @@ def currency_change(versions: Sequence[TermsVersion], terms: CampaignTerms) -> s
     )
 
 
+def merchant_change(versions: Sequence[TermsVersion], terms: CampaignTerms) -> str | None:
+    """Why ``terms`` may not become a version of a campaign with ``versions``: a campaign's
+    merchant is its first version's for good. An order or refund is checked against the
+    merchant of the terms in force at its time: a later version naming another merchant
+    would leave the former one able to report orders and refunds dated before the change
+    for the whole backfill window, paying or taking back the campaign's creators. A
+    brand that changes hands starts a new campaign."""
+    merchants = sorted({v.terms.merchant_id for v in versions} - {terms.merchant_id})
+    if not merchants:
+        return None
+    return (
+        f"campaign {terms.campaign_id!r} belongs to {', '.join(merchants)}: a campaign's"
+        f" merchant never changes (terms of {terms.merchant_id} need a new campaign)"
+    )
+
+
 def backdated_version(
     versions: Sequence[TermsVersion], terms: CampaignTerms, effective_from: int, now_ms: int
 ) -> str | None:

@@ -14,6 +14,7 @@ from afflux.shared.core.terms import (
     append_version,
     backdated_version,
     currency_change,
+    merchant_change,
 )
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.clock_source import system_clock
@@ -163,14 +164,21 @@ async def publish_terms(
     False only where a history is built on purpose (tests, benchmarks' seeded terms)."""
     history = await read_all_versions(bootstrap)
     now = clock()
+    # A campaign's currency and merchant are those of its stored versions and of the
+    # file's entries before: listing a campaign twice in one file changes neither.
+    planned = dict(history)
     for terms, effective_from in entries:  # before anything is sent: a refused file
         versions = history.get(terms.campaign_id, ())  # publishes nothing
-        refused = currency_change(versions, terms)
+        before = planned.get(terms.campaign_id, ())
+        refused = currency_change(before, terms)
         if refused is not None:
             raise TermsRefused("currency", refused)
-        backdated = backdated_version(
-            versions, terms, effective_from if effective_from is not None else now, now
-        )
+        refused = merchant_change(before, terms)
+        if refused is not None:
+            raise TermsRefused("merchant_id", refused)
+        starts = effective_from if effective_from is not None else now
+        planned[terms.campaign_id] = append_version(before, terms, starts, now)
+        backdated = backdated_version(versions, terms, starts, now)
         if forward_only and backdated is not None:
             raise TermsRefused("effective_from", backdated)
     producer = new_producer(bootstrap)

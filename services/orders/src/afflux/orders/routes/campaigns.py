@@ -63,8 +63,8 @@ _ANSWER = {"content": {"application/json": {"schema": _VERSIONS}}}
         400: problem("malformed JSON"),
         413: problem(f"body larger than {MAX_TERMS_BODY_BYTES} bytes, a campaigns record's limit"),
         422: problem(
-            "invalid terms, or terms in another currency than the campaign's:"
-            " the field and the reason"
+            "invalid terms, or terms in another currency or of another merchant than the"
+            " campaign's: the field and the reason"
         ),
         503: problem(
             "the broker did not take it, or another publication of the campaign held it"
