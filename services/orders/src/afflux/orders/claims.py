@@ -14,7 +14,10 @@ anew, and a renewal's number key with it.
 Each order is a hash ``<prefix>:o:<campaign>:<order_id>`` holding ``state``
 (``done`` or the pending claim's expiry in ms), ``pkey`` (its partition key),
 ``amount``, ``kind``, ``terms`` (what it pays and to whom, so the id sent again with
-other terms is a conflict, not a duplicate), ``confirmed`` (a lead's confirmation
+other terms is a conflict, not a duplicate), ``at`` and ``reported_at`` (its event time
+and, when it was placed elsewhere, the merchant's time: a refund dated before either is
+refused; a claim written before they were kept has neither, and its refunds are not
+compared), ``confirmed`` (a lead's confirmation
 claim), ``survey`` and ``survey_answer`` (a later survey answer's claim and the answer)
 and one field ``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
 checked atomically; a refund of an order not accepted yet writes its field too (a hash
@@ -75,6 +78,9 @@ for i, item in ipairs(batch[4]) do
   else
     redis.call('HSET', key, 'state', until_ms, 'pkey', item[2], 'amount', item[3], 'kind', item[4])
     if item[5] ~= '' then redis.call('HSET', key, 'terms', item[5]) end
+    redis.call('HDEL', key, 'at', 'reported_at')
+    if item[6] ~= '' then redis.call('HSET', key, 'at', item[6]) end
+    if item[7] ~= '' then redis.call('HSET', key, 'reported_at', item[7]) end
     redis.call('EXPIRE', key, ttl)
     out[i] = 'r'
   end
@@ -87,7 +93,8 @@ _RELEASE_ORDERS = """
 for _, key in ipairs(cjson.decode(ARGV[1])) do
   local state = redis.call('HGET', key, 'state')
   if state and state ~= 'done' then
-    redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms', 'number', 'currency')
+    redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms', 'number', 'currency',
+      'at', 'reported_at')
   end
 end
 return 1
@@ -112,6 +119,8 @@ for _, item in ipairs(batch[2]) do
     redis.call('HSET', key, 'state', 'done', 'pkey', item[2], 'amount', item[3], 'kind', item[4])
     if item[5] ~= '' then redis.call('HSET', key, 'terms', item[5]) end
     if item[6] ~= '' then redis.call('HSET', key, 'number', item[6], 'currency', item[7]) end
+    if item[10] ~= '' then redis.call('HSET', key, 'at', item[10]) end
+    if item[11] ~= '' then redis.call('HSET', key, 'reported_at', item[11]) end
   elseif state ~= 'done' then
     redis.call('HSET', key, 'state', 'done')
   end
@@ -145,6 +154,14 @@ end
 if claim and tonumber(claim) > now then return {'pending'} end
 local state = redis.call('HGET', okey, 'state')
 if state == 'done' or (state and tonumber(state) > now) then
+  -- dated before its order: by the merchant's times (the order's as reported when it was
+  -- placed elsewhere), or by the event times produced. A claim kept without them: unknown.
+  local times = redis.call('HMGET', okey, 'at', 'reported_at')
+  if times[1] then
+    local sent = times[2] or times[1]
+    if tonumber(ARGV[8]) < tonumber(sent) then return {'before_order', sent} end
+    if tonumber(ARGV[7]) < tonumber(times[1]) then return {'before_order', times[1]} end
+  end
   local total = tonumber(redis.call('HGET', okey, 'amount'))
   local fields = redis.call('HGETALL', okey)
   local refunded = 0
@@ -288,6 +305,9 @@ if live then
 end
 redis.call('HSET', okey, 'state', until_ms, 'pkey', first, 'amount', amount, 'kind', 'renewal',
   'number', number, 'currency', currency)
+redis.call('HDEL', okey, 'at', 'reported_at')
+if ARGV[9] ~= '' then redis.call('HSET', okey, 'at', ARGV[9]) end
+if ARGV[10] ~= '' then redis.call('HSET', okey, 'reported_at', ARGV[10]) end
 redis.call('EXPIRE', okey, ttl)
 redis.call('SET', nkey, renewal, 'EX', ttl)
 return {'reserved'}
@@ -327,7 +347,9 @@ class NewOrder:
     """``terms``: what the order pays and to whom (``rules.order_terms``), kept with the
     claim so the same id sent with other terms is a conflict; empty: not compared.
     ``renewal_number`` and ``currency``: a renewal's (None for any other order), kept with
-    its claim for the same reason."""
+    its claim for the same reason. ``occurred_at`` and ``reported_occurred_at``: its event
+    time and the merchant's time when it was placed elsewhere, so a refund dated before the
+    order is refused (None: not kept, and refunds are not compared)."""
 
     campaign_id: str
     order_id: str
@@ -337,15 +359,21 @@ class NewOrder:
     terms: str = ""
     renewal_number: int | None = None
     currency: str | None = None
+    occurred_at: int | None = None
+    reported_occurred_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RefundClaim:
     # conflict: the refund id was taken by a refund of another order of the campaign;
     # amount_conflict: by a refund of this order of another amount (``remaining_minor``
-    # is then that amount)
-    status: Literal["reserved", "duplicate", "pending", "exceeds", "conflict", "amount_conflict"]
+    # is then that amount); before_order: the refund is dated before its order
+    # (``order_at``: the order's time it is before)
+    status: Literal[
+        "reserved", "duplicate", "pending", "exceeds", "conflict", "amount_conflict", "before_order"
+    ]
     remaining_minor: int | None = None
+    order_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +393,10 @@ class ConfirmClaim:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _time(ms: int | None) -> str:
+    return "" if ms is None else str(ms)
 
 
 def _renewal_number(renewal: NewOrder) -> int:
@@ -420,6 +452,8 @@ class ClaimStore:
             renewal.order_id,
             number,
             renewal.currency or "",
+            _time(renewal.occurred_at),
+            _time(renewal.reported_occurred_at),
         ]
         result = [_text(r) for r in await self._reserve_renewal(keys=keys, args=args)]
         if result[0] == "conflict":
@@ -445,6 +479,8 @@ class ClaimStore:
                 o.amount_minor,
                 o.kind,
                 o.terms,
+                _time(o.occurred_at),
+                _time(o.reported_occurred_at),
             ]
             for o in orders
         ]
@@ -484,14 +520,27 @@ class ClaimStore:
                 if o.renewal_number is None
                 else self.renewal_number_key(o.campaign_id, o.partition_key, o.renewal_number),
                 o.order_id,
+                _time(o.occurred_at),
+                _time(o.reported_occurred_at),
             ]
             for o in orders
         ]
         await self._mark_orders_done(keys=[], args=[json.dumps([self.ttl_s, items])])
 
     async def reserve_refund(
-        self, campaign_id: str, order_id: str, refund_id: str, amount_minor: int, now_ms: int
+        self,
+        campaign_id: str,
+        order_id: str,
+        refund_id: str,
+        amount_minor: int,
+        now_ms: int,
+        *,
+        occurred_at: int,
+        reported_at: int,
     ) -> RefundClaim:
+        """Claim a refund against its order's amount; ``before_order`` when the order is
+        known with its times and the refund's event time (``occurred_at``) or the
+        merchant's time for it (``reported_at``) is before the order's."""
         keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
         args: list[str | int] = [
             now_ms,
@@ -500,10 +549,14 @@ class ClaimStore:
             refund_id,
             amount_minor,
             order_id,
+            occurred_at,
+            reported_at,
         ]
         result = [_text(r) for r in await self._reserve_refund(keys=keys, args=args)]
         if result[0] in ("exceeds", "amount_conflict"):
             return RefundClaim(result[0], int(result[1]))  # type: ignore[arg-type]
+        if result[0] == "before_order":
+            return RefundClaim("before_order", order_at=int(result[1]))
         return RefundClaim(result[0])  # type: ignore[arg-type]
 
     async def settle_refund(

@@ -33,7 +33,13 @@ from afflux.shared.core.duplicate_keys import first_duplicate_key, repeated_name
 from afflux.shared.core.event_time import BACKFILL_HEADERS, backfill_limit_ms
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.events import Envelope, OrderPlaced, SubscriptionRenewed, SurveyAnswered
+from afflux.shared.events import (
+    Envelope,
+    OrderPlaced,
+    OrderRefunded,
+    SubscriptionRenewed,
+    SurveyAnswered,
+)
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import ORDERS, REFUNDS
 
@@ -78,7 +84,7 @@ def parse(model: type[M], raw: bytes | dict[str, Any] | object, prefix: str = ""
 
 
 def new_order(event: OrderPlaced) -> NewOrder:
-    """An order's idempotency claim: its id, partition key, amount, kind and terms."""
+    """An order's idempotency claim: its id, partition key, amount, kind, terms and times."""
     key = order_partition_key(event.order_id, event.visitor_id, event.click_id)
     return NewOrder(
         event.campaign_id,
@@ -87,6 +93,8 @@ def new_order(event: OrderPlaced) -> NewOrder:
         event.amount_minor,
         event.kind,
         rules.order_terms(event),
+        occurred_at=event.occurred_at,
+        reported_occurred_at=event.reported_occurred_at,
     )
 
 
@@ -486,14 +494,23 @@ class Ingestor:
         )
 
     async def _ingest_refund(
-        self, event: Any, *, backfill: bool = False
+        self, event: OrderRefunded, *, backfill: bool = False
     ) -> Literal["accepted", "duplicate"]:
         ids = (event.campaign_id, event.order_id, event.refund_id)
+        at = event.occurred_at
+        sent_at = at if event.reported_occurred_at is None else event.reported_occurred_at
         claim = await self._settled(
-            lambda: self._guard(self.claims.reserve_refund(*ids, event.amount_minor, self.clock()))
+            lambda: self._guard(
+                self.claims.reserve_refund(
+                    *ids, event.amount_minor, self.clock(), occurred_at=at, reported_at=sent_at
+                )
+            )
         )
         if claim.status == "duplicate":
             return "duplicate"
+        if claim.status == "before_order":
+            assert claim.order_at is not None
+            raise rules.refund_before_order(claim.order_at)
         if claim.status == "conflict":
             raise Rejected(
                 409, "refund_id", "already used by a refund of another order of this campaign"
@@ -570,6 +587,8 @@ class Ingestor:
             "renewal",
             renewal_number=event.renewal_number,
             currency=event.currency,
+            occurred_at=event.occurred_at,
+            reported_occurred_at=event.reported_occurred_at,
         )
         number = event.renewal_number
 

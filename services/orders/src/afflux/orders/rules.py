@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
+from afflux.shared.core.clock import from_ms
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.products import refund_items_problem
@@ -460,6 +461,15 @@ def refund_event(
         amount_minor=request.amount_minor,
         currency=request.currency,
         items=request.items,
+    )
+
+
+def refund_before_order(order_at_ms: int) -> Rejected:
+    """The 422 for a refund dated before the order it refunds (``order_at_ms``: the
+    order's time it is before): a refund cannot precede the sale it takes back."""
+    order_at = from_ms(order_at_ms).isoformat(timespec="milliseconds")
+    return Rejected(
+        422, "occurred_at", f"the refund is dated before its order (order at {order_at})"
     )
 
 
