@@ -18,9 +18,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from afflux.shared.core.click_flags import CLICK_FLAGS, click_flagged, legacy_flags
 from afflux.shared.core.clock import parse_event_time
@@ -38,6 +41,7 @@ from afflux.shared.core.letter_bounds import (
     bounded_text,
 )
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
+from afflux.shared.core.products import mixed_category
 from afflux.shared.core.review import RiskSignal
 from afflux.shared.core.terms import AttributionModel, TermsVersion
 
@@ -146,6 +150,31 @@ class OrderItem(BaseModel):
         return self.quantity * self.price_minor
 
 
+# The validation context of an event a reader takes back from its own state (the join's
+# pending orders): it was accepted already, so rules added since do not refuse it again.
+STORED = {"stored": True}
+
+
+def _one_category_per_sku(
+    items: tuple[OrderItem, ...], info: ValidationInfo
+) -> tuple[OrderItem, ...]:
+    """An order lists each sku under one category (``products.mixed_category``): refused
+    at the later item's ``category``, so the orders API names ``items.N.category`` and a
+    reader of the topic dead-letters the order (``ValidationError``)."""
+    if len(items) < 2 or (isinstance(info.context, dict) and info.context.get("stored")):
+        return items
+    found = mixed_category([(item.sku, item.category) for item in items])
+    if found is None:
+        return items
+    index, reason = found
+    error = PydanticCustomError("mixed_category", "{reason}", {"reason": reason})
+    detail = InitErrorDetails(type=error, loc=(index, "category"), input=items[index].category)
+    raise ValidationError.from_exception_data("OrderItem", [detail])
+
+
+# An order's items: each sku under one category.
+OrderItems = Annotated[tuple[OrderItem, ...], AfterValidator(_one_category_per_sku)]
+
 MAX_ORDER_ITEMS = 500
 NonCommissionableReason = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 
@@ -204,7 +233,9 @@ class OrderPlaced(Envelope):
     coupon_code: str | None = None
     customer_id: str | None = None
     new_customer: bool = False
-    items: tuple[OrderItem, ...] = ()
+    items: OrderItems = Field(
+        (), description="the order's items; a sku may be on several, all of one category"
+    )
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="order")
     )

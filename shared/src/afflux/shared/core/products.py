@@ -82,6 +82,27 @@ def item_rate(products: ProductRates | None, sku: str, category: str | None) -> 
     return "", ""
 
 
+def mixed_category(items: Sequence[tuple[str, str | None]]) -> tuple[int, str] | None:
+    """The first item (its index) listing a sku an earlier item lists under another
+    category (none counts as one), and why; None when each sku has one category. Rates
+    and refunds pool an order's rows by sku: a sku listed as shoes and as a gift card
+    would have a refund of the gift card take back commission at a blended rate. The
+    same sku on several rows of one category is fine."""
+    first: dict[str, tuple[int, str | None]] = {}
+    for index, (sku, category) in enumerate(items):
+        at, kept = first.setdefault(sku, (index, category))
+        if kept != category:
+            return index, (
+                f"sku {sku!r} is {_category(kept)} in items.{at}: an order lists each sku under"
+                " one category (per-product rates and refunds go by sku)"
+            )
+    return None
+
+
+def _category(category: str | None) -> str:
+    return "without a category" if category is None else f"of category {category!r}"
+
+
 def items_problem(
     amount_minor: int, items: Sequence[ItemRow], non_commissionable_minor: int
 ) -> str:

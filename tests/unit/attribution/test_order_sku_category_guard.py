@@ -1,0 +1,112 @@
+"""An order on the topic listing one sku under two categories is dead-lettered by the
+attribution worker as a ``ValidationError`` (the ``OrderPlaced`` model's rule, which the
+orders service refuses at entry), and the what-if decoder leaves it out: it never becomes
+a conversion whose per-item refunds take back commission at a blended rate. The worker's
+own pending orders, read back from its state, still load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import orjson
+import pytest
+from recording_runtime import recording_runtime
+
+from afflux.attribution.join import decode_state
+from afflux.attribution.stage import Owned, Record
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.log import CampaignLog
+from afflux.shared.events import ConversionAttributed, DeadLetter
+from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS
+from afflux.shared.whatif_decode import LogReader
+from afflux.shared.wire import decode_record
+
+pytestmark = pytest.mark.unit
+
+TS = 1_793_491_200_000
+TERMS = CampaignTerms.model_validate(
+    {
+        "campaign_id": "camp",
+        "merchant_id": "merchant",
+        "currency": "EUR",
+        "coupons": {"ANA": "ana"},
+        "grace_seconds": 1,
+        "plan": {"sale": {"rate": {"percent": "10"}}},
+    }
+)
+VERSION = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
+
+
+def order(second_category: str) -> dict[str, Any]:
+    return {
+        "type": "OrderPlaced",
+        "event_id": f"ev-{second_category}",
+        "occurred_at": TS,
+        "order_id": f"order-{second_category}",
+        "campaign_id": "camp",
+        "merchant_id": "merchant",
+        "currency": "EUR",
+        "amount_minor": 10_100,
+        "coupon_code": "ANA",
+        "items": [
+            {"sku": "X", "price_minor": 10_000, "category": "shoes"},
+            {"sku": "X", "price_minor": 100, "category": second_category},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("second_category", "refused"),
+    [
+        pytest.param("gift_card", True, id="the same sku as a gift card"),
+        pytest.param("shoes", False, id="the same sku twice as shoes"),
+    ],
+)
+def test_an_order_listing_a_sku_under_two_categories_is_dead_lettered(
+    second_category: str, refused: bool
+) -> None:
+    sent: list[tuple[str, bytes | None]] = []
+    rt = recording_runtime(sent, VERSION, "sku-category-guard")
+    value = orjson.dumps(order(second_category))
+
+    async def run() -> None:
+        rt.join.owned[0] = Owned(rt.join.new_state())
+        await rt.join.handle(Record(ORDERS.name, 0, 0, b"k", value, TS))
+
+    asyncio.run(run())
+    events = [
+        (t, e) for t, v in sent if t in (DLQ.name, CONVERSIONS.name) for e in decode_record(v)
+    ]
+    letters = [e for t, e in events if t == DLQ.name]
+    conversions = [e for _, e in events if isinstance(e, ConversionAttributed)]
+    if refused:
+        [letter] = letters
+        assert isinstance(letter, DeadLetter)
+        assert letter.error_class == "ValidationError"
+        assert "items.1.category: sku 'X' is of category 'shoes' in items.0" in letter.reason
+        assert conversions == []
+    else:
+        assert letters == []
+        assert len(conversions) == 1
+
+
+@pytest.mark.parametrize(
+    ("second_category", "refused"),
+    [
+        pytest.param("gift_card", True, id="the same sku as a gift card"),
+        pytest.param("shoes", False, id="the same sku twice as shoes"),
+    ],
+)
+def test_the_whatif_decoder_leaves_out_the_same_orders(second_category: str, refused: bool) -> None:
+    reader = LogReader(CampaignLog("camp"))
+    reader.record(orjson.dumps(order(second_category)))
+    assert (reader.log.orders == []) is refused
+    assert reader.skipped == int(refused)
+
+
+def test_a_pending_order_taken_before_the_rule_still_loads_from_the_workers_state() -> None:
+    state = decode_state(json.dumps({"p": [[order("gift_card"), TS]]}).encode())
+    [(placed, arrived)] = state.pending.values()
+    assert ([i.category for i in placed.items], arrived) == (["shoes", "gift_card"], TS)
