@@ -48,6 +48,54 @@ HOUR = 3_600_000
         ("curl/8.5.0", True),
         ("python-requests/2.32", True),
         ("", True),  # no user agent at all
+        ("node", True),  # Node's built-in fetch
+        ("undici", True),
+        ("HTTPie/3.2.2", True),
+        ("Dart/3.3 (dart:io)", True),
+        ("reqwest/0.12.4", True),
+        ("Deno/1.40.2", True),
+        ("Mozilla/5.0 zgrab/0.x", True),
+        ("masscan/1.3 (https://github.com/robertdavidgraham/masscan)", True),
+        ("Mozilla/5.0 (compatible; GoogleOther)", True),
+        ("Mozilla/5.0 (compatible; Google-InspectionTool/1.0;)", True),
+        ("Mediapartners-Google", True),
+        ("Iframely/1.3.1 (+https://iframely.com/docs/about)", True),
+        (
+            "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)",
+            True,
+        ),
+        # Real browsers and in-app browsers stay people.
+        (OTHER_BROWSER, False),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0",
+            False,
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
+            False,
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Mobile/15E148 Instagram 334.0.0.0 (iPhone15,2; iOS 17_5)",
+            False,
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/470.0.0.0;FBBV/1]",
+            False,
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/125.0 Mobile Safari/537.36 musical_ly_2023405020 BytedanceWebview/d8a21c6",
+            False,
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like "
+            "Gecko) Version/17.5 Safari/605.1.15",
+            False,
+        ),
     ],
 )
 def test_bot_and_link_preview_user_agents_are_recognised(user_agent: str, bot: bool) -> None:

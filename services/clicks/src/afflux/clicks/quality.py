@@ -28,7 +28,11 @@ BOT_PATTERN = re.compile(
     r"|skypeuripreview|bitlybot|outbrain|flipboard|tumblr|nuzzel|redditbot|applebot"
     r"|headlesschrome|phantomjs|lighthouse|pingdom|uptime|monitor|curl/|wget/"
     r"|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|java/|okhttp"
-    r"|libwww|httpclient|node-fetch|axios/|postman",
+    r"|libwww|httpclient|node-fetch|axios/|postman"
+    # HTTP libraries and runtimes (Node's own fetch sends just "node"), scanners, and
+    # fetchers of Google's and of Office that name no "bot".
+    r"|^node$|^node/|^undici|httpie/|^dart/|dart:io|reqwest|^deno/|zgrab|masscan"
+    r"|googleother|google-inspectiontool|mediapartners-google|iframely|microsoft office/",
     re.IGNORECASE,
 )
 # Browser families, most specific first: in-app browsers and Chromium forks also
