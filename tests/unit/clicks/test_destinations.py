@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from afflux.clicks.destinations import BadDestination, check_destination
+from afflux.clicks.destinations import BadDestination, check_destination, location_safe
+from afflux.clicks.links import Link, prepare
 
 pytestmark = pytest.mark.unit
 
@@ -58,6 +59,9 @@ def test_destination_on_an_allowed_domain_is_accepted(url: str) -> None:
         ("https://shop.example.com/?afx_click=v_1.2", "afx_click"),
         ("https://shop.example.com/?a=1&afx%5Fclick=v_1.2", "afx_click"),  # encoded name
         ("https://shop.example.com/?a=1;afx_click=v_1.2", "afx_click"),  # ; as a separator
+        # RFC 3986 never allows them: sent raw, markup reaches a shop that echoes it
+        ('https://shop.example.com/b?x="><script>', "must percent-encode '\"' '<' '>'"),
+        ("https://shop.example.com/{a}|b^c`d", "must percent-encode '^' '`' '{' '|' '}'"),
     ],
 )
 def test_unsafe_or_foreign_destination_is_refused_with_the_reason(url: str, reason: str) -> None:
@@ -68,3 +72,32 @@ def test_unsafe_or_foreign_destination_is_refused_with_the_reason(url: str, reas
 def test_a_campaign_without_allowed_domains_allows_no_destination() -> None:
     with pytest.raises(BadDestination, match="no allowed_domains"):
         check_destination("https://shop.example.com/", ())
+
+
+@pytest.mark.parametrize(
+    ("stored", "location", "with_click"),
+    [
+        (
+            "https://shop.example.com/a?b=%20c#d",
+            "https://shop.example.com/a?b=%20c#d",
+            "https://shop.example.com/a?b=%20c&afx_click=v_1#d",
+        ),
+        (
+            'https://shop.example.com/b?x="><s>',
+            "https://shop.example.com/b?x=%22%3E%3Cs%3E",
+            "https://shop.example.com/b?x=%22%3E%3Cs%3E&afx_click=v_1",
+        ),
+        (
+            "https://shop.example.com/{a}#|",
+            "https://shop.example.com/%7Ba%7D#%7C",
+            "https://shop.example.com/%7Ba%7D?afx_click=v_1#%7C",
+        ),
+    ],
+)
+def test_a_destination_stored_before_is_sent_percent_encoded_and_a_valid_one_unchanged(
+    stored: str, location: str, with_click: str
+) -> None:
+    assert location_safe(stored) == location
+    target = prepare(Link("c1", "ana", "shop", stored, True, 0))
+    assert target.destination == location
+    assert f"{target.head}v_1{target.tail}" == with_click

@@ -39,7 +39,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from afflux.clicks.destinations import CLICK_PARAM
+from afflux.clicks.destinations import CLICK_PARAM, location_safe
 from afflux.shared.wire import UndecodableRecord, parse_value
 
 log = logging.getLogger(__name__)
@@ -142,15 +142,17 @@ class Target:
     link: Link
     head: str
     tail: str
+    destination: str  # the Location without a click id
 
 
 def prepare(link: Link) -> Target:
     """Split the destination so that ``afx_click`` is added to its query, before any fragment."""
-    url, hash_mark, fragment = link.destination_url.partition("#")
+    destination = location_safe(link.destination_url)
+    url, hash_mark, fragment = destination.partition("#")
     separator = "&" if "?" in url else "?"
     if url.endswith(("?", "&")):
         separator = ""
-    return Target(link, f"{url}{separator}{CLICK_PARAM}=", f"{hash_mark}{fragment}")
+    return Target(link, f"{url}{separator}{CLICK_PARAM}=", f"{hash_mark}{fragment}", destination)
 
 
 class LinkNotPublished(RuntimeError):

@@ -168,7 +168,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
     # The 302 is the click's acknowledgement: answer only once the click is on disk. When
     # the click log is full the visitor still reaches the destination, without a click id.
     recorded = await ctx.shipper.submit(visitor, event)
-    location = f"{target.head}{click_id}{target.tail}" if recorded else link.destination_url
+    location = f"{target.head}{click_id}{target.tail}" if recorded else target.destination
     headers = [
         (b"location", location.encode("latin-1")),
         _NO_STORE,
