@@ -348,6 +348,20 @@ async def test_the_merchant_declines_from_the_portals_review_page(
             headers=origin,
         )
         assert sent.status_code == 303, sent.text
+        # The notice is built from the decision and the conversion the redirect names.
+        shown = await browser.get(sent.headers["location"])
+        notice = re.search(r'id="review-done">([^<]+)<', shown.text)
+        assert notice
+        assert notice.group(1).startswith("declined ")
+        assert notice.group(1).endswith(": the ledger applies it in a moment")
+        # Text of a link's own is never shown as the page's word.
+        spoofed = await browser.get(
+            "/portal/campaigns/review-shop/reviews",
+            params={"done": "Your account is suspended", "decided": "approve", "conversion": "x"},
+        )
+        assert spoofed.status_code == 200
+        assert "suspended" not in spoofed.text
+        assert 'id="review-done"' not in spoofed.text
 
         async def counts() -> str:
             text = (await browser.get("/portal/campaigns/review-shop/reviews")).text

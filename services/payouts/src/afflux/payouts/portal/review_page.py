@@ -53,8 +53,22 @@ async def review_queue_page(
     request: Request, store: StoreDep, directory: DirectoryDep, campaign_id: str
 ) -> Response:
     _, csrf = await campaign_viewer(request, directory, campaign_id)
-    notice = request.query_params.get("done", "")
+    notice = await _decided_notice(request, store, campaign_id)
     return await _page(request, store, directory, campaign_id, csrf, notice=notice)
+
+
+async def _decided_notice(request: Request, store: StoreDep, campaign_id: str) -> str:
+    """The notice of a decision just sent, built from the decision and the conversion it
+    names, never from text in the URL: a link carrying any sentence would otherwise show
+    it as the page's own word. Nothing when they name no conversion of this campaign."""
+    decision = request.query_params.get("decided", "")
+    conversion_id = request.query_params.get("conversion", "")
+    if decision not in DECISIONS or not conversion_id or len(conversion_id) > 200:
+        return ""
+    found = await reviews.entry(store, conversion_id)
+    if found is None or found.campaign_id != campaign_id:
+        return ""
+    return f"{decision}d {conversion_id}: the ledger applies it in a moment"
 
 
 def _more(found: int, what: str) -> str:
@@ -152,6 +166,7 @@ async def review_decision(
         # conversion that is not this campaign's is a bad form (422) on its page.
         status = 422 if problem.status == 404 else problem.status
         return await _page(request, store, directory, campaign_id, csrf, error=error, status=status)
-    done = f"{decision}d {conversion_id}: the ledger applies it in a moment"
-    target = h.url(f"/portal/campaigns/{campaign_id}/reviews", done=done)
+    target = h.url(
+        f"/portal/campaigns/{campaign_id}/reviews", decided=decision, conversion=conversion_id
+    )
     return RedirectResponse(target, status_code=303)
