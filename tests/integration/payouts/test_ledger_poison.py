@@ -53,6 +53,21 @@ def _directory(campaign: str, rate: dict[str, Any] | None = None) -> CampaignDir
     return directory
 
 
+def ledger_consumer(
+    infra: Any, run: str, store: LedgerStore, directory: CampaignDirectory, producer: Any
+) -> LedgerConsumer:
+    """A ledger consumer of its own group, never started: its batches are handed to it."""
+    return LedgerConsumer(
+        bootstrap=infra.kafka_bootstrap,
+        group_id=f"g-{run}",
+        instance_id=None,
+        store=store,
+        directory=directory,
+        producer=producer,
+        metrics=PayoutsMetrics(),
+    )
+
+
 def _conversion(
     campaign: str, n: int, at: int, amount: int = 10_000, creator: str = "anna"
 ) -> ConversionAttributed:
@@ -91,15 +106,7 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
         store = LedgerStore(redis, Keys(prefix))
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{run}",
-            instance_id=None,
-            store=store,
-            directory=_directory(campaign),
-            producer=producer,
-            metrics=PayoutsMetrics(),
-        )
+        consumer = ledger_consumer(infra, run, store, _directory(campaign), producer)
         try:
             # A stored line of October that cannot be read: any batch touching October fails.
             await redis.hset(f"{prefix}{{p:{campaign}|2026-10}}:lines", "corrupt", "{not json")
@@ -153,14 +160,8 @@ def test_sales_that_would_take_a_creator_past_the_largest_amount_are_dead_letter
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
         store = LedgerStore(redis, Keys(prefix))
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{run}",
-            instance_id=None,
-            store=store,
-            directory=_directory(campaign, {"fixed_minor": most}),
-            producer=producer,
-            metrics=PayoutsMetrics(),
+        consumer = ledger_consumer(
+            infra, run, store, _directory(campaign, {"fixed_minor": most}), producer
         )
         try:
             sales = encode_packed(
@@ -220,15 +221,7 @@ def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_l
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
         store = LedgerStore(redis, Keys(prefix))
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{run}",
-            instance_id=None,
-            store=store,
-            directory=_directory(campaign),
-            producer=producer,
-            metrics=PayoutsMetrics(),
-        )
+        consumer = ledger_consumer(infra, run, store, _directory(campaign), producer)
         try:
             hostile = ConsumerRecord(
                 "conversions", 0, 200, 0, 0, hostile_key, b"\x02" * 2_000_000, None, 0, 0, []

@@ -17,9 +17,9 @@ from tests.integration.payouts.test_ledger_poison import (
     _conversion,
     _directory,
     _record,
+    ledger_consumer,
 )
 
-from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.run import run_payouts
@@ -46,15 +46,7 @@ def test_a_creator_due_more_than_the_largest_amount_is_paid_it_and_the_rest_late
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
         store = LedgerStore(redis, Keys(prefix))
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{run}",
-            instance_id=None,
-            store=store,
-            directory=directory,
-            producer=producer,
-            metrics=PayoutsMetrics(),
-        )
+        consumer = ledger_consumer(infra, run, store, directory, producer)
         runs = []
         try:
             tp = TopicPartition("conversions", 0)
