@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import orjson
 import pytest
+from coupon_campaign import TS, VERSION
 from recording_runtime import recording_runtime
 
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Owned, Record
 from afflux.oracle.batch import attribute
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import (
     ConversionAttributed,
@@ -30,19 +30,6 @@ from afflux.shared.whatif_decode import LogReader
 from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.unit
-
-TS = 1_793_491_200_000
-TERMS = CampaignTerms.model_validate(
-    {
-        "campaign_id": "camp",
-        "merchant_id": "merchant",
-        "currency": "EUR",
-        "coupons": {"ANA": "ana"},
-        "grace_seconds": 1,
-        "plan": {"sale": {"rate": {"percent": "10"}}},
-    }
-)
-VERSION = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 import pytest
+from coupon_campaign import TS, VERSION
 from recording_runtime import recording_runtime
 
 from afflux.attribution.join import decode_state
 from afflux.attribution.stage import Owned, Record
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import ConversionAttributed, DeadLetter
 from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS
@@ -24,19 +24,6 @@ from afflux.shared.whatif_decode import LogReader
 from afflux.shared.wire import decode_record
 
 pytestmark = pytest.mark.unit
-
-TS = 1_793_491_200_000
-TERMS = CampaignTerms.model_validate(
-    {
-        "campaign_id": "camp",
-        "merchant_id": "merchant",
-        "currency": "EUR",
-        "coupons": {"ANA": "ana"},
-        "grace_seconds": 1,
-        "plan": {"sale": {"rate": {"percent": "10"}}},
-    }
-)
-VERSION = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
 
 
 def order(second_category: str) -> dict[str, Any]:

@@ -8,10 +8,10 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
+from coupon_campaign import TS, VERSION
 from recording_runtime import recording_runtime
 
 from afflux.attribution.stage import Owned, Record
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
@@ -26,18 +26,6 @@ from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.unit
 
-TS = 1_793_491_200_000
-TERMS = CampaignTerms.model_validate(
-    {
-        "campaign_id": "camp",
-        "merchant_id": "merchant",
-        "currency": "EUR",
-        "coupons": {"ANA": "ana"},
-        "grace_seconds": 1,
-        "plan": {"sale": {"rate": {"percent": "10"}}},
-    }
-)
-VERSION = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
 
 ORDER = OrderPlaced(
     event_id="ev-order",

@@ -160,11 +160,10 @@ async def create_link(
     except (LinksUnavailable, httpx.HTTPError) as exc:
         links, campaigns, problem = [], [], f"links cannot be made now: {exc}"
         status = 503
-    message = f'<p class="error" id="link-refused">Not created: {h.esc(problem)}</p>'
-    page = _page(affiliate_id, csrf, links, campaigns, most, message, destination)
-    response = respond(f"Links of {affiliate_id}", page, affiliate_id, csrf)
-    response.status_code = status
-    return response
+    page = _page(
+        affiliate_id, csrf, links, campaigns, most, _refused("created", problem), destination
+    )
+    return _with_status(respond(f"Links of {affiliate_id}", page, affiliate_id, csrf), status)
 
 
 @router.post("/{code}/deactivate", response_class=HTMLResponse)
@@ -200,9 +199,17 @@ async def deactivate_link(
             problem, status = _refusal_of(answer), 503
     except (LinksUnavailable, httpx.HTTPError) as exc:
         problem, status = f"links cannot be changed now: {exc}", 503
-    message = f'<p class="error" id="link-refused">Not deactivated: {h.esc(problem)}</p>'
-    page = _page(affiliate_id, csrf, links, campaigns, settings.portal_links_per_campaign, message)
-    response = respond(f"Links of {affiliate_id}", page, affiliate_id, csrf)
+    most = settings.portal_links_per_campaign
+    page = _page(affiliate_id, csrf, links, campaigns, most, _refused("deactivated", problem))
+    return _with_status(respond(f"Links of {affiliate_id}", page, affiliate_id, csrf), status)
+
+
+def _refused(what: str, problem: str) -> str:
+    """The notice a refused form shows above the links (``Not created: ...``)."""
+    return f'<p class="error" id="link-refused">Not {what}: {h.esc(problem)}</p>'
+
+
+def _with_status(response: Response, status: int) -> Response:
     response.status_code = status
     return response
 
