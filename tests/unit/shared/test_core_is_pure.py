@@ -163,6 +163,7 @@ CONTRACT_MODULES = (
     "ledger_facts",
     "content_facts",
     "whatif_decode",
+    "click_decode",
 )
 SHARED = Path(afflux.shared.core.__file__).parents[1]
 

@@ -9,10 +9,11 @@ way the ledger consumer receives them (at most ``--poll-records`` records per
 poll). Two sides, each on its own database of one private ``redis-server``:
 
 - ledger: every poll goes through the consumer's own steps, by their public seams:
-  decode (``afflux.shared.wire``), place each event in its campaign-period
-  (``LedgerConsumer.place``), and ``LedgerStore.apply`` (per campaign-period the
-  pure step over what the poll adds, its postings and aggregates written in one
-  compare-and-set on the period's slot, then the partitions' next offsets);
+  decode and place each event in its campaign-period (``LedgerConsumer.placed``;
+  records of clicks through the fast decoder of ``afflux.shared.click_decode``), and
+  ``LedgerStore.apply`` (per campaign-period the pure step over what the poll adds,
+  its postings and aggregates written in one compare-and-set on the period's slot,
+  then the partitions' next offsets);
 - baseline: the same polls as plain pipelines of one write per event of
   comparable size (HSET of the stored fact for a conversion or reversal,
   HINCRBY of a tally for a click) plus the offsets, with no logic.
@@ -63,7 +64,7 @@ from afflux.cli.help_format import PlainArgumentParser
 from afflux.payouts.consumer import LedgerConsumer, slot
 from afflux.payouts.divergence import Fingerprint
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.store import LedgerStore
+from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.periods import period_of
@@ -79,7 +80,7 @@ from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.gc_policy import GC_THRESHOLD
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
-from afflux.shared.wire import encode, encode_packed, event_from_dict, parse_value
+from afflux.shared.wire import encode, encode_packed
 
 START_MS = 1_772_323_200_000  # 2026-03-01T00:00:00Z
 PARTITIONS = 4
@@ -359,7 +360,10 @@ async def apply_polls(consumer: LedgerConsumer, polls: Sequence[Poll]) -> Timing
     for poll in polls:
         at = time.perf_counter()
         consumer.refreezer.maybe_refreeze()
-        batch = consumer.place(_decoded(poll))
+        batch = Batch()
+        for records in poll.values():
+            for record in records:
+                await consumer.placed(record, batch)
         for tp, records in poll.items():
             batch.offsets[slot(tp)] = records[-1].offset + 1
             batch.last[slot(tp)] = Fingerprint.of_record(records[-1]).encode()
@@ -387,17 +391,6 @@ def quarters(timing: Timing) -> tuple[float, float]:
     """Events/s over the first and the last quarter of polls."""
     quarter = max(1, len(timing.per_poll) // 4)
     return _rate(timing.per_poll[:quarter]), _rate(timing.per_poll[-quarter:])
-
-
-def _decoded(poll: Poll) -> list[Envelope]:
-    """Every event of a poll's records, decoded as the consumer decodes them."""
-    events: list[Envelope] = []
-    for records in poll.values():
-        for record in records:
-            parsed = parse_value(record.value)
-            for item in parsed if isinstance(parsed, list) else [parsed]:
-                events.append(event_from_dict(item))
-    return events
 
 
 def _events_in(poll: Poll) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
+from afflux.shared.click_decode import DecodedClick
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.journal.period import ClickFigures
 from afflux.shared.core.periods import day_of
@@ -32,7 +33,7 @@ class ClickItem:
     content: str = ""  # the content the link was placed in (``utm_content``), when named
 
     @classmethod
-    def of(cls, event: ClickRecorded, period: str) -> ClickItem:
+    def of(cls, event: ClickRecorded | DecodedClick, period: str) -> ClickItem:
         """What the ledger keeps of a click: flagged ones are counted, never paid."""
         return cls(
             campaign_id=event.campaign_id,
