@@ -353,6 +353,7 @@ async def test_a_statement_of_one_campaign_and_an_unknown_campaign(ledger: Ledge
         ("1969-12-31T23:59:59.999Z", "1969-12", "before 1970-01-01T00:00:00Z"),
         ("1970-01-01T00:00:00Z", "1970-01", None),  # the first period's first millisecond
         ("0", "1970-01", None),
+        ("-1", "1969-12", "before 1970-01-01T00:00:00Z"),  # epoch ms, not a malformed time
         ("9998-12-31T23:59:59.999Z", "9998-12", None),
         ("9999-01-01T00:00:00Z", "9999-01", "after 9998-12-31T23:59:59.999Z"),
     ],
@@ -709,6 +710,7 @@ async def test_a_payout_run_naming_a_field_twice_is_refused_and_pays_nothing(
         ({"as_of": 1.5e12}, "as_of", "Value error, must be epoch milliseconds"),
         ({"as_of": "9" * 5000}, "as_of", "not a time: longer than 64 characters"),
         ({"period": 202612}, "period", "Input should be a valid string"),
+        ({"as_of": -1}, "as_of", "before 1970-01-01T00:00:00Z"),
     ],
 )
 async def test_a_payout_run_with_a_field_it_cannot_take_is_422_and_pays_nothing(

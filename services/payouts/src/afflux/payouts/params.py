@@ -28,8 +28,11 @@ def as_of(value: str | None, now: int) -> int:
         return now
     if len(value) > MAX_TIME_CHARS:  # 4,300 digits made int() answer with Python's own limit
         raise Problem(422, "as_of", f"not a time: longer than {MAX_TIME_CHARS} characters")
+    digits = value[1:] if value.startswith("-") else value
+    if digits.isascii() and digits.isdigit() and int(value) < EARLIEST_MS:
+        raise Problem(422, "as_of", _BEFORE_1970)  # epoch ms before 1970, not a bad time
     try:
-        at = parse_event_time(int(value) if value.isascii() and value.isdigit() else value)
+        at = parse_event_time(int(value) if digits.isascii() and digits.isdigit() else value)
     except BeforeEpoch:
         raise Problem(422, "as_of", _BEFORE_1970) from None
     except (ValueError, TypeError, OverflowError) as exc:
