@@ -637,16 +637,8 @@ class LedgerConsumer:
                     await self._content_checked(event, record.timestamp)
                     own = Batch()
                 await self._place_rechecked(event, batch if own is None else own, record)
-            except UndecodableRecord as exc:
-                await self._dead_letter(record, str(exc), exc.error_class, at)
-                continue
-            except Rejected as exc:
-                await self._dead_letter(record, str(exc), "Rejected", at)
-                continue
             except Exception as exc:  # whatever one item raises, it alone is dead-lettered
-                await self._dead_letter(
-                    record, f"{type(exc).__name__}: {exc}", type(exc).__name__, at
-                )
+                await self._refused(record, exc, at)
                 continue
             if own is not None:
                 batch.merge(own)
@@ -664,16 +656,25 @@ class LedgerConsumer:
             at = index if packed else None
             try:
                 await self._place_rechecked(click, batch, record)
-            except Rejected as exc:
-                await self._dead_letter(record, str(exc), "Rejected", at)
-                continue
             except Exception as exc:  # whatever one item raises, it alone is dead-lettered
-                await self._dead_letter(
-                    record, f"{type(exc).__name__}: {exc}", type(exc).__name__, at
-                )
+                await self._refused(record, exc, at)
                 continue
             out.append(Placed(record, at, click, click.occurred_at))
         return out
+
+    async def _refused(
+        self, record: ConsumerRecord[bytes, bytes], exc: Exception, at: int | None
+    ) -> None:
+        """Dead-letter item ``at`` of ``record`` for ``exc``: an undecodable item under
+        its own error class, a ``Rejected`` one with its reason, anything else named by
+        its exception's class."""
+        if isinstance(exc, UndecodableRecord):
+            await self._dead_letter(record, str(exc), exc.error_class, at)
+        elif isinstance(exc, Rejected):
+            await self._dead_letter(record, str(exc), "Rejected", at)
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+            await self._dead_letter(record, reason, type(exc).__name__, at)
 
     async def _place_rechecked(
         self, event: object, batch: Batch, record: ConsumerRecord[bytes, bytes]
