@@ -286,69 +286,6 @@ def test_money_in_another_currency_is_refused_as_the_oracle_refuses_it(
     ]
 
 
-def test_a_refund_dated_before_its_order_is_refused_as_the_oracle_refuses_it(
-    worker_run: tuple[str, int],
-) -> None:
-    """Written straight to the refunds topic: a refund dated a millisecond before its
-    order, read after the order's outcome and (another order's) before it. Both are
-    dead-lettered; a copy of the first id dated after the order is reversed, as the
-    oracle reverses it."""
-    bootstrap, _ = worker_run
-    now = int(time.time() * 1000)
-    versions = _coupon_terms("date-shop")
-
-    def order(order_id: str) -> OrderPlaced:
-        return OrderPlaced(
-            event_id=f"ev-{order_id}",
-            occurred_at=now,
-            order_id=order_id,
-            campaign_id="date-shop",
-            merchant_id="m",
-            amount_minor=5_000,
-            currency="EUR",
-            coupon_code="ANA",
-        )
-
-    def refund(order_id: str, refund_id: str, at: int) -> OrderRefunded:
-        return OrderRefunded(
-            event_id=f"ev-{refund_id}-{at}",
-            occurred_at=at,
-            refund_id=refund_id,
-            order_id=order_id,
-            campaign_id="date-shop",
-            amount_minor=2_000,
-            currency="EUR",
-        )
-
-    waiting = refund("date-2", "date-r-early", now - 1)  # before its order's outcome
-    orders = [order("date-1"), order("date-2")]
-    refunds = [refund("date-1", "date-r1", now - 1), refund("date-1", "date-r1", now + 1_000)]
-    oracle = attribute([waiting, *orders, *refunds], {"date-shop": versions})
-
-    async def scenario() -> set[str]:
-        await h.publish_campaigns(bootstrap, {"date-shop": versions})
-        await h.produce(bootstrap, [waiting], 4)
-        await h.produce(bootstrap, orders, 4)
-        await h.wait_for(
-            bootstrap, _only(oracle, {"date-1", "date-2"}), belongs="date-", timeout_s=30
-        )
-        for r in refunds:  # in turn: the early copy first
-            await h.produce(bootstrap, [r], 4)
-            await asyncio.sleep(0.3)
-        return await h.wait_for(bootstrap, h.expected_sets(oracle), belongs="date-", timeout_s=30)
-
-    got = asyncio.run(scenario())
-    h.assert_same(h.expected_sets(oracle), got)
-    assert [(r.refund_id, r.amount_minor) for r in oracle.reversals] == [("date-r1", 2_000)]
-    letters = asyncio.run(h.read_topics(bootstrap, [DLQ.name]))[DLQ.name]
-    reasons = sorted(
-        e.reason.split(":")[0]
-        for e in letters
-        if isinstance(e, DeadLetter) and "date-" in (e.value or "")
-    )
-    assert reasons == ["refund_before_order", "refund_before_order"]
-
-
 def test_history_written_straight_to_the_topics_needs_the_backfill_mark(
     worker_run: tuple[str, int],
 ) -> None:

@@ -17,42 +17,142 @@ EUR"), and the batch oracle leaves out the same events:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
-from refund_worker import (
-    CAMPAIGNS,
-    DAY,
-    TS,
-    VERSION,
-    Worker,
-    events,
-    letters,
-    order,
-    outcome,
-    refund,
-    renewal,
-    reversed_minor,
-)
+from recording_runtime import recording_runtime
 
 from afflux.attribution.refunds import RefundPartition, decode_ledger
-from afflux.attribution.runtime import TERMS_REFUSALS
+from afflux.attribution.runtime import TERMS_REFUSALS, Runtime
+from afflux.attribution.stage import Owned, Record
 from afflux.oracle import attribute
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    DeadLetter,
+    Envelope,
     OrderPlaced,
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SubscriptionRenewed,
 )
-from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.whatif_decode import CURRENCY_MISMATCH, LogReader
-from afflux.shared.wire import encode
+from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.unit
+
+TS = 1_793_491_200_000
+DAY = 86_400_000
+TERMS = CampaignTerms.model_validate(
+    {
+        "campaign_id": "camp",
+        "merchant_id": "merchant",
+        "currency": "EUR",
+        "coupons": {"ANA": "ana"},
+        "grace_seconds": 1,
+        "plan": {
+            "sale": {"rate": {"percent": "10"}},
+            "recurring": {"rate": {"percent": "10"}, "max_renewals": 12},
+        },
+    }
+)
+VERSION = TermsVersion(version=1, effective_from=0, published_at=0, terms=TERMS)
+CAMPAIGNS = {"camp": (VERSION,)}
+
+
+def order(currency: str = "EUR", order_id: str = "o-1", coupon: str | None = "ANA") -> OrderPlaced:
+    return OrderPlaced(
+        event_id=f"ev-{order_id}-{currency}",
+        occurred_at=TS,
+        order_id=order_id,
+        campaign_id="camp",
+        merchant_id="merchant",
+        currency=currency,
+        amount_minor=5_000,
+        coupon_code=coupon,
+        visitor_id=None if coupon else "nobody",
+    )
+
+
+def refund(refund_id: str, amount: int, currency: str, order_id: str = "o-1") -> OrderRefunded:
+    return OrderRefunded(
+        event_id=f"ev-{refund_id}-{currency}",
+        occurred_at=TS + DAY,
+        refund_id=refund_id,
+        order_id=order_id,
+        campaign_id="camp",
+        amount_minor=amount,
+        currency=currency,
+    )
+
+
+def renewal(currency: str) -> SubscriptionRenewed:
+    return SubscriptionRenewed(
+        event_id=f"ev-renewal-{currency}",
+        occurred_at=TS + 30 * DAY,
+        order_id="o-1",
+        renewal_order_id="o-1:renewal-1",
+        renewal_number=1,
+        campaign_id="camp",
+        merchant_id="merchant",
+        amount_minor=2_000,
+        currency=currency,
+    )
+
+
+def outcome(o: OrderPlaced) -> Envelope:
+    """The join's outcome for ``o``, as the oracle decides it (a coupon wins at once)."""
+    result = attribute([o], CAMPAIGNS)
+    [decided] = [*result.conversions, *result.unmatched]
+    return decided
+
+
+Sent = list[tuple[str, bytes | None]]
+
+
+def events(sent: Sent, topic: str) -> list[Envelope]:
+    return [e for t, v in sent if t == topic for e in decode_record(v)]
+
+
+def letters(sent: Sent) -> list[DeadLetter]:
+    found = events(sent, DLQ.name)
+    assert all(isinstance(e, DeadLetter) for e in found)
+    return [e for e in found if isinstance(e, DeadLetter)]
+
+
+def reversed_minor(sent: Sent) -> list[int]:
+    return [
+        e.amount_minor for e in events(sent, REVERSALS.name) if isinstance(e, ConversionReversed)
+    ]
+
+
+class Worker:
+    """The worker's two stages over one partition, fed record by record."""
+
+    def __init__(self) -> None:
+        self.sent: Sent = []
+        self.rt: Runtime = recording_runtime(self.sent, VERSION, "currency")
+        self.offsets: dict[str, int] = {}
+        self.rt.join.owned[0] = Owned(self.rt.join.new_state())
+        self.rt.refunds.owned[0] = Owned(self.rt.refunds.new_state())
+
+    def feed(self, topic: str, event: Envelope, ts: int = TS + DAY) -> None:
+        offset = self.offsets.get(topic, 0)
+        self.offsets[topic] = offset + 1
+        stage = self.rt.join if topic == ORDERS.name else self.rt.refunds
+        record = Record(topic, 0, offset, b"k", encode(event), ts)
+        asyncio.run(stage.handle(record))
+
+    def expire(self) -> None:
+        """Every waiting refund past its wait (a tick far later on the safe clock)."""
+        self.rt.refunds.owned[0].safe_ms = TS + 1_000 * DAY
+        asyncio.run(self.rt.refunds.tick())
 
 
 def test_an_order_in_another_currency_than_the_campaigns_is_dead_lettered() -> None:
@@ -277,11 +377,11 @@ def test_the_refund_stage_keeps_what_it_needs_across_a_restart() -> None:
     ledger = restored.keys["o-1"]
     assert ledger == stage.keys["o-1"]
     assert (ledger.currencies, ledger.answered) == ({"camp": "EUR"}, {("camp", "r-1")})
-    assert restored.refusal("o-1", refund("r-2", 1, "USD")) == (
+    assert restored.currency_refusal("o-1", refund("r-2", 1, "USD")) == (
         "currency_mismatch: refund in USD, order in EUR"
     )
     # A ledger written before currencies were kept holds every refund as before.
     old = decode_ledger(b'{"c":[],"u":["camp"],"r":{},"d":[],"w":[],"t":0,"h":[["camp","r",1,0]]}')
     assert (old.settled[0].currency, old.currencies) == ("", {})
     restored.keys["old"] = old
-    assert restored.refusal("old", refund("r-3", 1, "USD", "old")) == ""
+    assert restored.currency_refusal("old", refund("r-3", 1, "USD", "old")) == ""

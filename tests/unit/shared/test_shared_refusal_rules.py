@@ -1,8 +1,7 @@
 """The rules the attribution worker, the batch oracle and the what-if decoder each apply
 to money and event times have one home in the core: a currency refusal
-(``core.currency``), a refund dated before its order (``core.refund_date``) and the
-event types held to the campaign's backfill limit (``core.event_time.PLACED_KINDS``, and
-their models ``events.PLACED_TYPES``)."""
+(``core.currency``) and the event types held to the campaign's backfill limit
+(``core.event_time.PLACED_KINDS``, and their models ``events.PLACED_TYPES``)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from afflux.shared.core.currency import (
     refund_currency_refusal,
 )
 from afflux.shared.core.event_time import PLACED_KINDS
-from afflux.shared.core.refund_date import refund_before_order, refund_date_refusal
 from afflux.shared.events import EVENT_TYPES, PLACED_TYPES
 
 pytestmark = pytest.mark.unit
@@ -56,33 +54,6 @@ def test_the_refusal_names_the_money_and_the_currency_it_must_be_in() -> None:
     )
     assert refund_currency_refusal("JPY", "EUR") == (
         "currency_mismatch: refund in JPY, order in EUR"
-    )
-
-
-ORDER_AT = 1_793_491_200_000  # 2026-11-01T00:00:00Z
-
-
-@pytest.mark.parametrize(
-    ("refund_at", "order_at", "refused"),
-    [
-        (ORDER_AT - 1, ORDER_AT, True),
-        (ORDER_AT, ORDER_AT, False),
-        (ORDER_AT + 1, ORDER_AT, False),
-        (0, None, False),
-    ],
-    ids=["a millisecond before", "at the order's very time", "a millisecond after", "unknown"],
-)
-def test_a_refund_is_refused_only_when_dated_before_its_known_order(
-    refund_at: int, order_at: int | None, refused: bool
-) -> None:
-    assert refund_before_order(refund_at, order_at) is refused
-    assert bool(refund_date_refusal(refund_at, order_at)) is refused
-
-
-def test_the_date_refusal_names_both_times() -> None:
-    assert refund_date_refusal(ORDER_AT - 1, ORDER_AT) == (
-        "refund_before_order: the refund is dated 2026-10-31T23:59:59.999Z, before its"
-        " order (2026-11-01T00:00:00.000Z)"
     )
 
 

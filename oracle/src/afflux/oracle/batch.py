@@ -23,10 +23,7 @@ it; one before its order is dead-lettered by the worker and counts for nothing h
 An order or renewal in another currency than its campaign's terms, and a refund in another
 currency than its order's outcome, are dead-lettered by the worker and count for nothing
 here (a later copy of the same id in the right currency counts as the first), by the
-same rule (``afflux.shared.core.currency``); so is a refund dated before its order's
-(an order's own, not a renewal's: ``afflux.shared.core.refund_date``; a later copy dated
-after it counts); the
-event-time bounds of ``admitted`` are
+same rule (``afflux.shared.core.currency``); the event-time bounds of ``admitted`` are
 the worker's too (``afflux.shared.core.event_time``).
 
 Which terms version applies is not the choice and is shared: the oracle takes
@@ -57,7 +54,6 @@ from afflux.shared.core.event_time import (
 )
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
-from afflux.shared.core.refund_date import refund_before_order
 from afflux.shared.core.renewals import claim_refusals, renewal_order_refusal
 from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
 from afflux.shared.events import (
@@ -264,12 +260,9 @@ def attribute(
     # The currency of each order's outcome that earned no creator (its own, before a
     # renewal's that named its id): what its refunds are held to, as a conversion's.
     unattributed_in: dict[tuple[str, str], str] = {}
-    unattributed_at: dict[tuple[str, str], int] = {}  # and its event time
     for u in out.unmatched:
         if isinstance(u, OrderUnattributed):
             unattributed_in.setdefault((u.campaign_id, u.order_id), u.currency)
-            if u.kind != "renewal":
-                unattributed_at.setdefault((u.campaign_id, u.order_id), u.occurred_at)
     confirmed: set[tuple[str, str]] = set()
     refunded: dict[tuple[str, str], int] = {}
     refunds_seen: set[tuple[str, str, str]] = set()
@@ -286,13 +279,6 @@ def attribute(
             # The currency before the id, as the worker: dead-lettered (currency_mismatch)
             # whatever came before it, and its id is not taken.
             if other_currency(e.currency, currency):
-                continue
-            # Dated before its order: dead-lettered (refund_before_order) the same way; a
-            # renewal's outcome holds its refunds to no time (refund_date).
-            order_at = unattributed_at.get(order)
-            if conversion is not None:
-                order_at = None if conversion.kind == "renewal" else conversion.occurred_at
-            if refund_before_order(e.occurred_at, order_at):
                 continue
             if (e.campaign_id, e.order_id, e.refund_id) in refunds_seen:
                 continue

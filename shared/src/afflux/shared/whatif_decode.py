@@ -12,13 +12,12 @@ batch oracle's ``admitted`` and ``attribute`` leave out the same) is left out th
 way, counted in ``skipped`` and, by reason, in ``refused``, so a what-if never includes an
 event the worker never used: one on a topic it does not travel on (``wrong_topic``), an
 order or renewal in another currency than the campaign's terms in force at its time and a
-refund in another currency than its order's (``currency_mismatch``), a refund dated before
-its order (``refund_before_order``), an order whose items
+refund in another currency than its order's (``currency_mismatch``), an order whose items
 do not make up its amount (``items``), one whose event time is more than the clock skew
 after its record's timestamp (``event_time_in_future``), and an order, refund or renewal
 dated more than the campaign's backfill limit plus the skew before it, its record not
 marked a backfill (``event_time_too_old``). The rules are the shared ones
-(``core.event_time``, ``core.currency``, ``core.refund_date``, ``schemas.wrong_topic``,
+(``core.event_time``, ``core.currency``, ``schemas.wrong_topic``,
 ``products.items_problem``); each applies once what it needs is given: the record's
 topic, timestamp and headers (``LogReader.record``) and the campaign's recorded terms
 history (``LogReader.versions``).
@@ -54,7 +53,6 @@ from afflux.shared.core.event_time import (
 )
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.products import items_problem
-from afflux.shared.core.refund_date import REFUND_BEFORE_ORDER
 from afflux.shared.core.terms import TermsTimeline, TermsVersion, normalize_handle
 from afflux.shared.core.whatif.log import (
     CampaignLog,
@@ -249,7 +247,6 @@ class LogReader:
             self.skipped += 1
             return
         refused = self.log.refused_refunds
-        refused_dates = self.log.refused_refund_dates
         try:
             # type(...) is int: true and 1.0 equal 1 but are refused by the worker
             version = item.get("schema_version", 1)
@@ -261,8 +258,6 @@ class LogReader:
             self.skipped += 1
         if self.log.refused_refunds != refused:  # refunds in another currency than their order's
             self._tally(CURRENCY_MISMATCH, self.log.refused_refunds - refused)
-        if self.log.refused_refund_dates != refused_dates:  # refunds dated before their order
-            self._tally(REFUND_BEFORE_ORDER, self.log.refused_refund_dates - refused_dates)
 
     def _tally(self, reason: str, count: int = 1) -> None:
         self.skipped += count

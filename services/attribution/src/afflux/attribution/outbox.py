@@ -14,7 +14,6 @@ from afflux.attribution.metrics import AttributionMetrics
 from afflux.shared.core.currency import CURRENCY_MISMATCH
 from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.refund_date import REFUND_BEFORE_ORDER
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
@@ -169,7 +168,6 @@ def _reason(reason: str) -> str:
         EVENT_TIME_IN_FUTURE,
         EVENT_TIME_TOO_OLD,
         CURRENCY_MISMATCH,
-        REFUND_BEFORE_ORDER,
         CONFLICTING_DUPLICATE,
         WRONG_TOPIC,
         "unexpected event type",

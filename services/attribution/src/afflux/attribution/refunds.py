@@ -82,11 +82,6 @@ from afflux.attribution.renewals import (
 from afflux.attribution.store import Sweep
 from afflux.shared.core.attribution import capped_refund, correction_id
 from afflux.shared.core.currency import CURRENCY_MISMATCH, other_currency, refund_currency_refusal
-from afflux.shared.core.refund_date import (
-    REFUND_BEFORE_ORDER,
-    refund_before_order,
-    refund_date_refusal,
-)
 from afflux.shared.core.renewals import first_order_refusal, renewal_claim
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
@@ -130,9 +125,6 @@ class OrderLedger:
     # campaign -> the currency of the order's unattributed outcome (a conversion carries
     # its own): what its refunds are held to.
     currencies: dict[str, str] = field(default_factory=dict)
-    # campaign -> the event time of the order's unattributed outcome (a conversion carries
-    # its own): no refund of it may be dated before it.
-    order_times: dict[str, int] = field(default_factory=dict)
     # Refunds answered ``order_unknown`` whose every copy the order's currency refused:
     # their ids are free again, and that answer stands (one event per id).
     answered: set[tuple[str, str]] = field(default_factory=set)
@@ -236,8 +228,7 @@ class RefundPartition:
         ledger.won_by[c.campaign_id] = c.reason
         total = 0
         out: list[Output] = []
-        order_at = None if c.kind == "renewal" else conv.occurred_at
-        self._drop_refused(key, ledger, c.campaign_id, conv.currency, order_at)
+        self._drop_other_currencies(key, ledger, c.campaign_id, conv.currency)
         applied_ids: set[str] = set()
         for r in ledger.settled:
             if r.campaign_id == c.campaign_id and r.refund_id not in applied_ids:
@@ -297,19 +288,16 @@ class RefundPartition:
             ledger.renewal_of.add(u.campaign_id)
         ledger.unattributed.add(u.campaign_id)
         ledger.currencies[u.campaign_id] = u.currency
-        order_at = None
-        if u.kind != "renewal":
-            order_at = ledger.order_times[u.campaign_id] = u.occurred_at
-        self._drop_refused(key, ledger, u.campaign_id, u.currency, order_at)
+        self._drop_other_currencies(key, ledger, u.campaign_id, u.currency)
         return out + self._release(key, ledger, u.campaign_id) + self._adopt(ledger, u.campaign_id)
 
     def refund(self, key: str, r: OrderRefunded, arrived: int) -> list[Output]:
         """A refund of the order ``key``: settled now if its outcome is known (refused,
-        and dead-lettered through ``take_failed``, in another currency than the order's or
-        dated before it, a copy of a refund taken or not: ``refusal`` finds that first for
-        the record's own dead letter), else it waits for it. A copy of a waiting refund in
-        another currency or at another time waits beside it: whichever of the two the
-        order's outcome takes first is applied, and the other is refused or dropped."""
+        and dead-lettered through ``take_failed``, in another currency than the order's,
+        a copy of a refund taken or not: ``currency_refusal`` finds that first for the
+        record's own dead letter), else it waits for it. A copy of a waiting refund in
+        another currency waits beside it: whichever of the two the order's currency
+        takes is applied, and the other is refused."""
         ledger = self._ledger(key, r.occurred_at)
         if r.campaign_id in ledger.converted or r.campaign_id in ledger.unattributed:
             # Settling holds it to the order's currency before it drops a copy.
@@ -317,18 +305,18 @@ class RefundPartition:
         return self._wait(key, ledger, r, arrived, _duplicate(ledger, r))
 
     def take_refund(self, key: str, r: OrderRefunded, arrived: int) -> tuple[list[Output], str]:
-        """``refusal``, then ``conflicting_copy``, then ``refund`` unless the refund
-        is refused, with one lookup of the key: (what ``refund``
+        """``currency_refusal``, then ``conflicting_copy``, then ``refund`` unless the refund
+        is refused, with one lookup of the key and each check made once: (what ``refund``
         emits, '') or ([], why it is refused with its record: nothing of the state changes
         then)."""
         found = self.keys.get(key)
         duplicate = False
         if found is not None:
-            refused = _refusal(found, r)
+            refused = _currency_refusal(found, r)
             if refused:
                 return [], refused
             duplicate = _duplicate(found, r)
-            refused = _copy_conflict(found, r)
+            refused = _refund_conflict(found, r) if duplicate else ""
             if refused:
                 return [], refused
         ledger = self._touched(key, found, r.occurred_at)
@@ -355,14 +343,14 @@ class RefundPartition:
         ledger = self.keys.get(key)
         return "" if ledger is None else _copy_conflict(ledger, r)
 
-    def refusal(self, key: str, r: OrderRefunded) -> str:
-        """Why ``refund`` would refuse ``r`` now for its currency or its date ('' when it
-        would not: no outcome of its order known yet, or the order's currency and a time
-        at or after the order's). Asked before ``conflicting_copy``: a copy in another
-        currency (or dated before the order) of a refund taken is refused, as it is when
-        both copies waited, whichever came first. Reads the state only."""
+    def currency_refusal(self, key: str, r: OrderRefunded) -> str:
+        """Why ``refund`` would refuse ``r`` now for its currency ('' when it would not: no
+        outcome of its order known yet, or the order's currency). Asked before
+        ``conflicting_copy``: a copy in another currency of a refund taken is refused for
+        its currency, as it is when both copies waited, whichever came first. Reads the
+        state only."""
         ledger = self.keys.get(key)
-        return "" if ledger is None else _refusal(ledger, r)
+        return "" if ledger is None else _currency_refusal(ledger, r)
 
     def renewal(self, key: str, r: SubscriptionRenewed, arrived: int) -> list[Output]:
         """A renewal of the order ``key``: refused at once if another renewal order took
@@ -384,19 +372,16 @@ class RefundPartition:
         self.waiting.add(key)
         return []
 
-    def _drop_refused(
-        self, key: str, ledger: OrderLedger, campaign: str, currency: str, order_at: int | None
+    def _drop_other_currencies(
+        self, key: str, ledger: OrderLedger, campaign: str, currency: str
     ) -> None:
-        """Refunds settled before the order's outcome was known (expired waiting) that are
-        in another currency or dated before the order: refused now, never applied, and
-        their ids free again (unless a copy the order takes expired beside them)."""
+        """Refunds settled before the order's currency was known (expired waiting) that are
+        in another one: refused now, never applied, and their ids free again (unless a
+        copy in the order's currency expired beside them)."""
         other = [
             s
             for s in ledger.settled
-            if s.campaign_id == campaign
-            and (
-                other_currency(s.currency, currency) or refund_before_order(s.occurred_at, order_at)
-            )
+            if s.campaign_id == campaign and other_currency(s.currency, currency)
         ]
         if not other:
             return
@@ -414,11 +399,8 @@ class RefundPartition:
                 "currency": s.currency,
                 "occurred_at": s.occurred_at,
             }
-            why = refund_currency_refusal(s.currency, currency)
-            step = f"{CURRENCY_MISMATCH} {s.currency}"
-            if not why:
-                why, step = refund_date_refusal(s.occurred_at, order_at), REFUND_BEFORE_ORDER
-            self.failed.append(Failed(key, facts, step, Refused(why)))
+            refused = Refused(refund_currency_refusal(s.currency, currency))
+            self.failed.append(Failed(key, facts, f"{CURRENCY_MISMATCH} {s.currency}", refused))
 
     def _settle(self, ledger: OrderLedger, r: Waiting) -> Output | None:
         """``r`` settled against its order's outcome; None: nothing to send (a refund
@@ -441,15 +423,13 @@ class RefundPartition:
         return self._settle_refund(ledger, r)
 
     def _settle_refund(self, ledger: OrderLedger, r: OrderRefunded) -> Output | None:
-        # The currency and the date first: a refund in another currency than its order's,
-        # or dated before it, is refused whatever came before it, so which of two copies
-        # arrived first never decides whether the other is dead-lettered or dropped
-        # without a trace.
-        refused = _refusal(ledger, r)
+        # The currency first: a refund in another currency than its order's is refused
+        # whatever came before it, so which of two copies arrived first never decides
+        # whether the other is dead-lettered or dropped without a trace.
+        refused = refund_currency_refusal(r.currency, _order_currency(ledger, r.campaign_id))
         if refused:
             facts = r.model_dump(mode="json")
-            step = REFUND_BEFORE_ORDER if refused.startswith(REFUND_BEFORE_ORDER) else ""
-            step = step or f"{CURRENCY_MISMATCH} {r.currency}"
+            step = f"{CURRENCY_MISMATCH} {r.currency}"
             self.failed.append(Failed(r.order_id, facts, step, Refused(refused)))
             return None
         return self._take_settled(ledger, r)
@@ -581,8 +561,6 @@ def _encode(ledger: OrderLedger) -> bytes:
         doc["hr"] = [r.model_dump(mode="json") for r in ledger.held_as_renewal]
     if ledger.currencies:
         doc["cy"] = ledger.currencies
-    if ledger.order_times:
-        doc["ot"] = ledger.order_times
     if ledger.answered:
         doc["an"] = sorted(ledger.answered)
     return compact_json_bytes(doc)
@@ -599,42 +577,27 @@ def _ident(w: Waiting) -> tuple[str, str]:
     return renewal_ident(w) if isinstance(w, SubscriptionRenewed) else (w.campaign_id, w.refund_id)
 
 
-def _duplicate(ledger: OrderLedger, r: OrderRefunded, *, dated: bool = True) -> bool:
-    """A copy of a refund taken already, or of one waiting in the same currency (and,
-    ``dated``, at the same time). While its order's outcome is unknown, a refund waiting
-    or expired was taken only for the currencies and times of the copies kept: a copy
-    in another currency or at another time waits for the order too, since the order may
-    refuse the one kept and take it (undated: a copy of the id all the same, which a
-    copy's conflicting amount is judged against)."""
+def _duplicate(ledger: OrderLedger, r: OrderRefunded) -> bool:
+    """A copy of a refund taken already, or of one waiting in the same currency. A refund
+    that expired waiting was taken only for the currencies of the copies kept, while its
+    order's currency is unknown: a copy in another one waits for the order too."""
     ident = (r.campaign_id, r.refund_id)
-    if any(
-        _ident(w) == ident
-        and w.currency == r.currency
-        and (not dated or w.occurred_at == r.occurred_at)
-        for w, _ in ledger.waiting
-    ):
+    if any(_ident(w) == ident and w.currency == r.currency for w, _ in ledger.waiting):
         return True
     if ident not in ledger.done:
         return False
     if _order_currency(ledger, r.campaign_id) is not None:
         return True
-    copies = [s for s in ledger.settled if (s.campaign_id, s.refund_id) == ident]
-    return not copies or any(
-        s.currency in ("", r.currency) and (not dated or s.occurred_at == r.occurred_at)
-        for s in copies
-    )
+    copies = [s.currency for s in ledger.settled if (s.campaign_id, s.refund_id) == ident]
+    return not copies or any(c in ("", r.currency) for c in copies)
 
 
-def _refusal(ledger: OrderLedger, r: OrderRefunded) -> str:
-    """Why ``r`` is refused against its order's outcome held here: its currency, then its
-    date ('' when neither, or when no outcome is held)."""
-    return refund_currency_refusal(
-        r.currency, _order_currency(ledger, r.campaign_id)
-    ) or refund_date_refusal(r.occurred_at, _order_time(ledger, r.campaign_id))
+def _currency_refusal(ledger: OrderLedger, r: OrderRefunded) -> str:
+    return refund_currency_refusal(r.currency, _order_currency(ledger, r.campaign_id))
 
 
 def _copy_conflict(ledger: OrderLedger, r: OrderRefunded) -> str:
-    return _refund_conflict(ledger, r) if _duplicate(ledger, r, dated=False) else ""
+    return _refund_conflict(ledger, r) if _duplicate(ledger, r) else ""
 
 
 def _refund_conflict(ledger: OrderLedger, r: OrderRefunded) -> str:
@@ -673,21 +636,6 @@ def _order_currency(ledger: OrderLedger, campaign: str) -> str | None:
         return conv.currency
     if campaign in ledger.unattributed:
         return ledger.currencies.get(campaign)
-    return None
-
-
-def _order_time(ledger: OrderLedger, campaign: str) -> int | None:
-    """The event time of the order's outcome held for ``campaign`` (None: none held, an
-    unattributed one kept from before their times were, or a renewal's: an order's own
-    outcome may still take the id, and its refunds with it, so they are held to the
-    order's time then, ``_drop_refused``; the orders service checks a renewal's)."""
-    if campaign in ledger.renewal_of:
-        return None
-    conv = ledger.converted.get(campaign)
-    if conv is not None:
-        return conv.occurred_at
-    if campaign in ledger.unattributed:
-        return ledger.order_times.get(campaign)
     return None
 
 
@@ -738,6 +686,5 @@ def decode_ledger(raw: bytes) -> OrderLedger:
         renewal_of=set(doc.get("ro", ())),
         held_as_renewal=[SubscriptionRenewed.model_validate(r) for r in doc.get("hr", ())],
         currencies=dict(doc.get("cy", {})),
-        order_times=dict(doc.get("ot", {})),
         answered={(c, r) for c, r in doc.get("an", ())},
     )

@@ -13,7 +13,6 @@ from datetime import date
 from afflux.shared.core.attribution import ClickTouch, Content, LiveTouch, content_handles
 from afflux.shared.core.currency import other_currency
 from afflux.shared.core.engagement import ContentEvent
-from afflux.shared.core.refund_date import refund_before_order
 from afflux.shared.core.renewals import renewal_order_refusal
 
 _MS_PER_DAY = 86_400_000
@@ -123,13 +122,9 @@ class CampaignLog:
     # Refunds in another currency than their order's: the worker dead-letters them
     # (``currency_mismatch``), so they are left out, counted here.
     refused_refunds: int = 0
-    # Refunds dated before their order: dead-lettered too (``refund_before_order``).
-    refused_refund_dates: int = 0
-    # Order (or renewal order) id -> its currency and its time, from the first copy taken;
-    # the refunds of an order not read yet wait for it, copies in each currency (or at
-    # each time) apart, in read order.
+    # Order (or renewal order) id -> its currency, from the first copy taken; the refunds
+    # of an order not read yet wait for it, copies in each currency apart, in read order.
     currencies: dict[str, str] = field(default_factory=dict)
-    order_times: dict[str, int] = field(default_factory=dict)
     waiting_refunds: dict[str, list[LoggedRefund]] = field(default_factory=dict)
     # UTC day number -> creator -> [valid clicks, first at, last at]: what click pay needs,
     # summed once here rather than once per replay.
@@ -160,39 +155,28 @@ class CampaignLog:
             self.order_ids.add(order.order_id)
             self.orders.append(order)
             self.events += 1
-            self._order_known(order.order_id, order.currency, order.at)
+            self._currency_known(order.order_id, order.currency)
 
     def add_refund(self, refund: LoggedRefund) -> None:
-        """The first copy of each refund in its order's currency, dated at or after its
-        order. One in another currency (``refused_refunds``) or dated before its order
-        (``refused_refund_dates``) is left out and does not take the refund's id, as the
-        worker and the batch oracle dead-letter it; one whose order is not read yet waits
-        for it (``waiting_refunds``: the topics are read in one pass, refunds before
-        their orders as often as not) and is judged when it comes. A refund without a
-        currency (a log built by hand) is taken as before."""
+        """The first copy of each refund in its order's currency. One in another currency
+        is left out (``refused_refunds``) and does not take the refund's id, as the worker
+        and the batch oracle dead-letter it; one whose order is not read yet waits for it
+        (``waiting_refunds``: the topics are read in one pass, refunds before their
+        orders as often as not) and is judged when it comes. A refund without a currency
+        (a log built by hand) is taken as before."""
         if refund.currency:
             currency = self.currencies.get(refund.order_id)
             if currency is None:
                 waiting = self.waiting_refunds.setdefault(refund.order_id, [])
-                ident = (refund.refund_id, refund.currency, refund.at)
-                if all((w.refund_id, w.currency, w.at) != ident for w in waiting):
+                ident = (refund.refund_id, refund.currency)
+                if all((w.refund_id, w.currency) != ident for w in waiting):
                     waiting.append(refund)  # (a copy in the same currency is a copy)
                     self.events += 1
                 return
-            if not self._refused(refund, currency):
-                self._take_refund(refund)
-            return
+            if other_currency(refund.currency, currency):
+                self.refused_refunds += 1
+                return
         self._take_refund(refund)
-
-    def _refused(self, refund: LoggedRefund, currency: str) -> bool:
-        """Whether ``refund`` is refused against its order in ``currency`` (counted)."""
-        if other_currency(refund.currency, currency):
-            self.refused_refunds += 1
-            return True
-        if refund_before_order(refund.at, self.order_times.get(refund.order_id)):
-            self.refused_refund_dates += 1
-            return True
-        return False
 
     def _take_refund(self, refund: LoggedRefund) -> None:
         key = (refund.order_id, refund.refund_id)
@@ -201,20 +185,18 @@ class CampaignLog:
             self.refunds.append(refund)
             self.events += 1
 
-    def _order_known(self, order_id: str, currency: str, at: int | None) -> None:
-        """The order's currency and time (``at``: None for a renewal order, whose refunds
-        are held to no time, as in the worker), from its first copy taken (an order's
-        before a renewal's of the same id that came first is not told apart: both are the
-        campaign's); the refunds that waited for it are judged now, in the order they
-        were read."""
-        if at is not None:
-            self.order_times.setdefault(order_id, at)
+    def _currency_known(self, order_id: str, currency: str) -> None:
+        """The order's currency, from its first copy taken (an order's before a renewal's
+        of the same id that came first is not told apart: both are the campaign's); the
+        refunds that waited for it are judged now, in the order they were read."""
         if order_id in self.currencies:
             return
         self.currencies[order_id] = currency
         for refund in self.waiting_refunds.pop(order_id, ()):
             self.events -= 1  # counted while it waited: counted again if taken
-            if not self._refused(refund, currency):
+            if other_currency(refund.currency, currency):
+                self.refused_refunds += 1
+            else:
                 self._take_refund(refund)
 
     def add_renewal(self, renewal: LoggedRenewal) -> None:
@@ -226,7 +208,7 @@ class CampaignLog:
             self.renewal_ids.add(renewal.renewal_order_id)
             self.renewals.append(renewal)
             self.events += 1
-            self._order_known(renewal.renewal_order_id, renewal.currency, None)
+            self._currency_known(renewal.renewal_order_id, renewal.currency)
 
     def add_content(
         self,
