@@ -4,7 +4,8 @@ ledgers and the creator's statement; terms with an agency cycle refused with 422
 the field; a burst of orders held for review, listed, approved and declined by the
 merchant's key (API, CLI, portal page), and the decisions in the ledger and the KPIs; an
 order paid with the creator's own email hash held by the attribution worker's signal.
-The tests share one stack and run in order (the review tests see the earlier ones')."""
+The tests share one stack; each stands alone (the review page's test makes its own burst
+and reads the queue's counts as the earlier tests left them)."""
 
 from __future__ import annotations
 
@@ -194,6 +195,15 @@ async def logged_in(payouts: str, key: dict[str, str]) -> AsyncIterator[httpx.As
         yield browser
 
 
+async def review_counts(browser: httpx.AsyncClient) -> tuple[int, int, int]:
+    """(held, approved, declined) as the review page of review-shop shows them."""
+    text = (await browser.get("/portal/campaigns/review-shop/reviews")).text
+    found = re.search(r'id="review-counts">(\d+) held, (\d+) approved, (\d+) declined\.<', text)
+    assert found, "the review page shows no counts"
+    held, approved, declined = (int(n) for n in found.groups())
+    return held, approved, declined
+
+
 async def key_of(client: DemoClient, payouts: str, role: str, subject: str) -> dict[str, str]:
     answer = await client.http.post(
         f"{payouts}/v1/keys", json={"role": role, "subject": subject}, headers=ADMIN
@@ -313,29 +323,51 @@ async def test_a_burst_is_held_until_the_merchant_approves_or_declines_it(
 async def test_the_merchant_declines_from_the_portals_review_page(
     stack: Stack, client: DemoClient, terms: dict[str, CampaignTerms]
 ) -> None:
+    """Stands alone: two orders of rex a second apart make their own burst (the terms
+    hold a second sale within the hour), so the later one is held whatever the earlier
+    tests of the module left; the page's counts are held to the API's."""
     payouts = stack.url("payouts")
-    order_id = f"rev-portal-{time.time_ns()}"
-    await client.place_order(
-        terms["review-shop"],
-        order_id=order_id,
-        kind="sale",
-        amount=Money(20_000, "EUR"),
-        coupon="REX",
-        occurred_at=client.merchant_now() - 30_000,
-    )
+    first, order_id = (f"rev-portal-{n}-{time.time_ns()}" for n in range(2))
     merchant = await key_of(client, payouts, "merchant", "merchant-review")
+    before = len(await postings_of(client.http, payouts, "rex"))
 
-    async def held() -> list[str]:
+    async def rex_postings() -> int:
+        return len(await postings_of(client.http, payouts, "rex"))
+
+    for n, placed in enumerate((first, order_id)):
+        await client.place_order(
+            terms["review-shop"],
+            order_id=placed,
+            kind="sale",
+            amount=Money(20_000, "EUR"),
+            coupon="REX",
+            occurred_at=client.merchant_now() - 31_000 + n * 1_000,
+        )
+        # In the ledger before the next, so the first one's hold (if any) is settled
+        # before the counts are read.
+        await until(rex_postings, before + n + 1)
+
+    async def queue() -> dict[str, Any]:
         answer = await client.http.get(f"{payouts}/v1/reviews", headers=merchant)
-        return [r["order_id"] for r in answer.json()["reviews"]]
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
 
-    await until(held, [order_id])
+    async def held() -> bool:
+        return order_id in [r["order_id"] for r in (await queue())["reviews"]]
+
+    await until(held, True)
+    listed = await queue()
+    [conversion] = [r["conversion_id"] for r in listed["reviews"] if r["order_id"] == order_id]
+    counts = listed["counts"]
     async with logged_in(payouts, merchant) as browser:
         page = await browser.get("/portal/campaigns/review-shop/reviews")
         assert page.status_code == 200
-        assert "1 held, 1 approved, 1 declined." in page.text
+        expected = (
+            f"{counts['held']} held, {counts['approved']} approved, {counts['declined']} declined."
+        )
+        assert expected in page.text
         assert order_id in page.text
-        action = re.search(r'action="([^"]+/decline)"', page.text)
+        action = re.search(rf'action="([^"]+/{re.escape(conversion)}/decline)"', page.text)
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert action
         assert csrf
@@ -363,12 +395,12 @@ async def test_the_merchant_declines_from_the_portals_review_page(
         assert "suspended" not in spoofed.text
         assert 'id="review-done"' not in spoofed.text
 
-        async def counts() -> str:
-            text = (await browser.get("/portal/campaigns/review-shop/reviews")).text
-            found = re.search(r'id="review-counts">([^<]+)<', text)
-            return found.group(1) if found else ""
+        async def counts_shown() -> tuple[int, int, int]:
+            return await review_counts(browser)
 
-        await until(counts, "0 held, 1 approved, 2 declined.")
+        # Declined: one fewer held (and the first order, if it was held, still is).
+        decided = (counts["held"] - 1, counts["approved"], counts["declined"] + 1)
+        await until(counts_shown, decided)
         again = await browser.post(
             action.group(1), data={"csrf_token": csrf.group(1)}, headers=origin
         )
