@@ -59,7 +59,7 @@ class OrdersSettings(CommonSettings):
         description="producer linger; 0 because events are already packed per event-loop turn",
     )
     orders_batches_in_flight: int = Field(
-        2,
+        1,
         ge=1,
         le=64,
         description="order batches (claim, produce, await the broker) running at once; "
