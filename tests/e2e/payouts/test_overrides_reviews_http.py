@@ -112,6 +112,10 @@ async def postings_of(
     return list(answer.json()["postings"]) if answer.status_code == 200 else []
 
 
+async def posting_count(http: httpx.AsyncClient, payouts: str, affiliate: str) -> int:
+    return len(await postings_of(http, payouts, affiliate))
+
+
 def net(postings: list[dict[str, Any]]) -> int:
     return sum(int(p["amount_minor"]) for p in postings)
 
@@ -226,10 +230,7 @@ async def test_a_burst_is_held_until_the_merchant_approves_or_declines_it(
     rex = await key_of(client, payouts, "creator", "rex")
     base = client.merchant_now() - 60_000
     orders = [f"rev-{n}-{time.time_ns()}" for n in range(3)]
-    before = len(await postings_of(client.http, payouts, "rex"))
-
-    async def rex_postings() -> int:
-        return len(await postings_of(client.http, payouts, "rex"))
+    before = await posting_count(client.http, payouts, "rex")
 
     for n, order_id in enumerate(orders):  # three within a minute: the 2nd and 3rd burst
         await client.place_order(
@@ -243,7 +244,7 @@ async def test_a_burst_is_held_until_the_merchant_approves_or_declines_it(
         # Each in the ledger before the next: orders keyed apart reach it in any order,
         # and one read before an earlier one is held only by a correction (the money is
         # the same; the postings below are the history of the in-order arrival).
-        await until(rex_postings, before + n + 1)
+        await until(lambda: posting_count(client.http, payouts, "rex"), before + n + 1)
 
     async def queue() -> list[str]:
         answer = await client.http.get(f"{payouts}/v1/reviews", headers=merchant)
@@ -329,10 +330,7 @@ async def test_the_merchant_declines_from_the_portals_review_page(
     payouts = stack.url("payouts")
     first, order_id = (f"rev-portal-{n}-{time.time_ns()}" for n in range(2))
     merchant = await key_of(client, payouts, "merchant", "merchant-review")
-    before = len(await postings_of(client.http, payouts, "rex"))
-
-    async def rex_postings() -> int:
-        return len(await postings_of(client.http, payouts, "rex"))
+    before = await posting_count(client.http, payouts, "rex")
 
     for n, placed in enumerate((first, order_id)):
         await client.place_order(
@@ -345,7 +343,7 @@ async def test_the_merchant_declines_from_the_portals_review_page(
         )
         # In the ledger before the next, so the first one's hold (if any) is settled
         # before the counts are read.
-        await until(rex_postings, before + n + 1)
+        await until(lambda: posting_count(client.http, payouts, "rex"), before + n + 1)
 
     async def queue() -> dict[str, Any]:
         answer = await client.http.get(f"{payouts}/v1/reviews", headers=merchant)
@@ -395,12 +393,9 @@ async def test_the_merchant_declines_from_the_portals_review_page(
         assert "suspended" not in spoofed.text
         assert 'id="review-done"' not in spoofed.text
 
-        async def counts_shown() -> tuple[int, int, int]:
-            return await review_counts(browser)
-
         # Declined: one fewer held (and the first order, if it was held, still is).
         decided = (counts["held"] - 1, counts["approved"], counts["declined"] + 1)
-        await until(counts_shown, decided)
+        await until(lambda: review_counts(browser), decided)
         again = await browser.post(
             action.group(1), data={"csrf_token": csrf.group(1)}, headers=origin
         )
