@@ -205,6 +205,78 @@ def test_sales_that_would_take_a_creator_past_the_largest_amount_are_dead_letter
     assert all(f"its total would be {2 * most}, beyond {most}" in x.reason for x in letters)
 
 
+class CountingStore(LedgerStore):
+    """The real store, counting its applies: how many round trips a poll cost."""
+
+    applies = 0
+
+    async def apply(self, *args: Any, **kwargs: Any) -> Any:
+        self.applies += 1
+        return await super().apply(*args, **kwargs)
+
+
+def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
+    infra: Any,
+) -> None:
+    """A poll of 40 October sales and two November ones, the second of which takes its
+    creator past the largest amount: October is written in the poll's first apply and
+    confirmed in one more, only November's two items go one by one (the whole poll
+    went item by item: 43 applies, about ten times a normal poll). The October
+    creators' running sums and the commission counted in the metrics stand whole."""
+    run = uuid.uuid4().hex[:8]
+    campaign = f"camp-{run}"
+    prefix = f"afx:test:{run}:"
+    most = 10**15
+    creators = [f"c{n:02d}" for n in range(40)]
+
+    async def scenario() -> tuple[int, dict[str, int], list[str], dict[str, Any], float]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        store = CountingStore(redis, Keys(prefix))
+        consumer = ledger_consumer(
+            infra, run, store, _directory(campaign, {"fixed_minor": most}), producer
+        )
+        try:
+            october = [
+                _record(
+                    10 + n,
+                    f"oct-{run}-{n}",
+                    encode(_conversion(campaign, n, OCT_15 + n, creator=c)),
+                )
+                for n, c in enumerate(creators)
+            ]
+            november = encode_packed(
+                [
+                    _conversion(campaign, 100, NOV_15, creator="anna"),
+                    _conversion(campaign, 101, NOV_15 + 1, creator="anna"),
+                ]
+            )
+            tp = TopicPartition("conversions", 0)
+            await consumer._apply({tp: [*october, _record(50, f"big-{run}", november)]})
+            nov = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
+            sums = {
+                c: (await store.creator_sums.balance(c, OCT_15)).total.get("EUR", 0)
+                for c in [*creators, "anna"]
+            }
+            paid = consumer.metrics.registry.get_sample_value(
+                "afflux_commission_minor_total",
+                {"campaign": campaign, "currency": "EUR", "kind": "accrual"},
+            )
+            return store.applies, await store.offsets(), nov, sums, paid or 0.0
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+
+    applies, offsets, november, sums, counted = asyncio.run(scenario())
+
+    assert applies == 1 + 1 + 2 + 1  # the poll, its rest, November's two items, the offsets
+    assert offsets == {"conversions|0": 51}
+    assert [json.loads(p)["order_id"] for p in november] == ["order-100"]
+    assert sums == {c: most for c in [*creators, "anna"]}
+    assert counted == 41 * most
+
+
 def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_ledger_goes_on(
     infra: Any,
 ) -> None:

@@ -45,7 +45,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.store import Batch, LedgerReset, LedgerStore
+from afflux.payouts.store import (
+    Batch,
+    LedgerReset,
+    LedgerStore,
+    PeriodsRefused,
+    refusal_cause,
+)
 from afflux.payouts.tallies import ClickItem
 from afflux.shared import ledger_facts
 from afflux.shared.click_decode import DecodedClick, decoded_clicks
@@ -540,10 +546,14 @@ class LedgerConsumer:
         except LedgerReset as exc:
             self._halt(str(exc))
             return
-        except Exception:
-            log.exception("applying a batch failed; applying its %d items one by one", len(items))
+        except Exception as exc:
             try:
-                await self._apply_one_by_one(items, batch)
+                if isinstance(exc, PeriodsRefused):
+                    log.warning("applying a batch: %s; applying their items one by one", exc)
+                    await self._apply_around(items, batch, exc)
+                else:
+                    log.exception("applying a batch failed; applying its items one by one")
+                    await self._apply_one_by_one(items, batch)
             except REDIS_DOWN as exc:
                 await self._resume_from_stored(exc)
             except LedgerReset as exc:
@@ -581,6 +591,47 @@ class LedgerConsumer:
         await until_redis_answers(self.store.drain_outboxes, "draining running-sum outboxes")
         await self._seek_to_stored(self.consumer.assignment())
 
+    async def _apply_around(
+        self, items: list[Placed], whole: Batch, refused: PeriodsRefused
+    ) -> None:
+        """The items of the refused periods one by one; the rest as one batch again (its
+        periods were written: it finds their facts known and brings the creators' running
+        sums up), so one hostile item costs its own period's items, not the poll's."""
+        rest = Batch()
+        suspects: list[Placed] = []
+        for item in items:
+            alone = item.own if item.own is not None else self._placed_alone(item.event)
+            periods = alone.periods() if alone is not None else None
+            if alone is None or periods is None or not periods.isdisjoint(refused.refused):
+                suspects.append(item)
+            else:
+                rest.merge(alone)
+        try:
+            applied = await self.store.apply(rest, self.directory.versions, self._currency)
+        except REDIS_DOWN:
+            raise
+        except LedgerReset:
+            raise
+        except Exception:
+            log.exception("applying the rest of a batch failed; applying it item by item")
+            await self._apply_one_by_one(items, whole)
+            return
+        now, apart = self.clock(), {id(item) for item in suspects}
+        self.metrics.applied(refused.written, [], now)
+        self.metrics.applied(applied, [i.occurred_at for i in items if id(i) not in apart], now)
+        await self._apply_one_by_one(suspects, whole)
+
+    def _placed_alone(self, event: object) -> Batch | None:
+        """``event`` in a batch of its own; None if it no longer places (it is then
+        applied alone, and dead-lettered with the reason)."""
+        alone = Batch()
+        try:
+            self._place(event, alone)
+        except Exception as exc:
+            log.info("an item placed before no longer places (%r): applying it alone", exc)
+            return None
+        return alone
+
     async def _apply_one_by_one(self, items: list[Placed], whole: Batch) -> None:
         """Each item on its own, stored with its record's offset (so a crash re-reads the
         record: facts are keyed by id, applying one twice changes nothing); the item that
@@ -599,7 +650,8 @@ class LedgerConsumer:
                 raise
             except LedgerReset:
                 raise
-            except Exception as exc:
+            except Exception as raised:
+                exc = refusal_cause(raised)
                 log.exception("ledger item at %s[%d]@%d refused", *_where(record))
                 await self._dead_letter(record, f"failed: {exc!r}", type(exc).__name__, item.index)
                 continue

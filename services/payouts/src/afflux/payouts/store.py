@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from afflux.payouts import tallies
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
@@ -124,6 +125,18 @@ class Batch:
         self.reviews += other.reviews
         self.review_index.update(other.review_index)
 
+    def periods(self) -> set[Period] | None:
+        """The campaign-periods the batch's items are placed in; None when one is only
+        found when applied (a lead confirmation goes to its conversion's period)."""
+        if self.confirmations:
+            return None
+        found = {(cid, period) for cid, period, _ in self.conversions}
+        found |= {(cid, period) for cid, period, _ in self.refunds}
+        found |= {(click.campaign_id, click.period) for click in self.clicks}
+        found |= {(cid, period) for cid, period, _ in self.content}
+        found |= {(cid, period) for cid, period, _ in self.reviews}
+        return found
+
     def empty(self) -> bool:
         return not (
             self.conversions
@@ -138,6 +151,34 @@ class Batch:
 
 class LedgerReset(Exception):
     """The ledger was cleared (or is being cleared) under the consumer: start over."""
+
+
+class PeriodsRefused(Exception):
+    """Deciding some campaign-periods of a batch raised before anything of theirs was
+    written; every other period of the batch was written (its running sums and the
+    batch's offsets were not). Only the refused periods' items need applying one by
+    one: the rest of the batch, applied again, finds its facts known."""
+
+    def __init__(self, refused: Mapping[Period, Exception], written: Applied) -> None:
+        first = next(iter(refused.values()))
+        super().__init__(f"{len(refused)} period(s) refused, first: {first!r}")
+        self.refused = dict(refused)
+        self.written = written
+
+
+def refusal_cause(exc: Exception) -> Exception:
+    """What made ``LedgerStore.apply`` refuse: the first refused period's exception."""
+    if isinstance(exc, PeriodsRefused):
+        exc = next(iter(exc.refused.values()))
+    return exc.cause if isinstance(exc, _DecisionFailed) else exc
+
+
+class _DecisionFailed(Exception):
+    """A period's load or decision raised (not Redis being away): nothing of it written."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(repr(cause))
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -331,6 +372,8 @@ class LedgerStore:
             raise LedgerReset("the ledger was cleared or is being rebuilt")
         try:
             return await self._apply(batch, versions, currency)
+        except PeriodsRefused:
+            raise  # the refused periods are out of the cache; the others were written
         except BaseException:
             self._periods.clear()  # a period may hold what was not written
             raise
@@ -376,12 +419,7 @@ class LedgerStore:
         if any(c.first_order_id for _, _, c in batch.conversions):
             results = await self._step_in_order(items, versions, currency)
         else:
-            results = await asyncio.gather(
-                *(
-                    self._step(cp, items[cp], versions(cp[0]), currency(cp[0]))
-                    for cp in sorted(items)
-                )
-            )
+            results = await self._steps_isolated(items, versions, currency)
         done = list(zip(sorted(items), results, strict=True))
         # First orders whose hold or decision moved: their renewals in later periods follow
         # (and the held ones the batch names, for a replay whose steps were written before).
@@ -420,6 +458,43 @@ class LedgerStore:
             for name, amount in step.kpis.items():
                 kpis[cp][name] = kpis[cp].get(name, 0) + amount
         return Applied(dict(postings), dict(kpis))
+
+    async def _steps_isolated(
+        self, items: dict[Period, _Items], versions: Versions, currency: Callable[[str], str]
+    ) -> list[StepResult]:
+        """Every period's step, all run to their end: a period whose decision raised is
+        reported with what the others wrote, so that a consumer applies only its items
+        one by one (a whole poll applied item by item cost ten normal polls)."""
+        periods = sorted(items)
+        outcomes = await asyncio.gather(
+            *(self._step(cp, items[cp], versions(cp[0]), currency(cp[0])) for cp in periods),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:  # Redis away, a cancellation: the caller's whole-batch path
+            if isinstance(outcome, BaseException) and not isinstance(outcome, _DecisionFailed):
+                raise outcome
+        refused = {
+            cp: outcome.cause
+            for cp, outcome in zip(periods, outcomes, strict=True)
+            if isinstance(outcome, _DecisionFailed)
+        }
+        if not refused:
+            return [o for o in outcomes if isinstance(o, StepResult)]
+        for cp in refused:
+            self._periods.pop(cp, None)  # its step changed the cached state, then raised
+        written = Applied(
+            {
+                cp: o.postings
+                for cp, o in zip(periods, outcomes, strict=True)
+                if isinstance(o, StepResult)
+            },
+            {
+                cp: o.kpis
+                for cp, o in zip(periods, outcomes, strict=True)
+                if isinstance(o, StepResult)
+            },
+        )
+        raise PeriodsRefused(refused, written)
 
     async def _follow(
         self, cp: Period, items: _Items, versions: Sequence[TermsVersion], currency: str
@@ -598,11 +673,16 @@ class LedgerStore:
         self, cp: Period, items: _Items, versions: Sequence[TermsVersion], currency: str
     ) -> StepResult:
         while True:
-            cached = self._periods.get(cp)
-            if cached is None:
-                cached = await self._load(cp, versions, currency)
-            cached.state.use_versions(versions)
-            result, commands = await self._decide(cp, cached, items)
+            try:
+                cached = self._periods.get(cp)
+                if cached is None:
+                    cached = await self._load(cp, versions, currency)
+                cached.state.use_versions(versions)
+                result, commands = await self._decide(cp, cached, items)
+            except (RedisError, OSError, PeriodCompacted):
+                raise
+            except Exception as exc:  # a stored record or an item it cannot decide
+                raise _DecisionFailed(exc) from exc
             token = self._next_token(cached.state.seq)
             written = await compare_and_set(
                 self.redis, self.keys.period(*cp, "ver"), cached.token, token, commands
