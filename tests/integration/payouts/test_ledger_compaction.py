@@ -37,7 +37,7 @@ from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.rebuild import clear_ledger
 from afflux.payouts.snapshots import PeriodCompacted
-from afflux.payouts.store import Batch, ClickItem, LedgerStore
+from afflux.payouts.store import Batch, ClickItem, LedgerStore, PeriodsRefused, refusal_cause
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.terms import TermsVersion
@@ -300,8 +300,11 @@ async def test_a_compacted_period_takes_no_more_facts(ledger: Ledger, infra: Any
     late = Batch(conversions=[(CAMPAIGN, "2026-01", _sale("late", "anna", JAN_1 + 9 * DAY))])
     # The store that wrote the period (its state cached) and a new one both refuse.
     for store in (ledger.store, LedgerStore(ledger.redis)):
-        with pytest.raises(PeriodCompacted, match="'2026-01' was compacted at 2026-04-12"):
+        with pytest.raises(PeriodsRefused) as refused:
             await store.apply(late, _versions, lambda cid: "EUR")
+        cause = refusal_cause(refused.value)
+        assert isinstance(cause, PeriodCompacted)
+        assert "'2026-01' was compacted at 2026-04-12" in str(cause)
     january = await _period_keys(ledger.redis, "2026-01")
     assert "journal:anna" not in january
 

@@ -218,11 +218,11 @@ class CountingStore(LedgerStore):
 def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
     infra: Any,
 ) -> None:
-    """A poll of 40 October sales and two November ones, the second of which takes its
-    creator past the largest amount: October is written in the poll's first apply and
-    confirmed in one more, only November's two items go one by one (the whole poll
-    went item by item: 43 applies, about ten times a normal poll). The October
-    creators' running sums and the commission counted in the metrics stand whole."""
+    """A poll of 40 October sales and three November ones, anna's second of which takes
+    her past the largest amount: October is written in the poll's first apply, ben's
+    November sale in one more with October confirmed, and only anna's two items go one
+    by one (the whole poll went item by item: 44 applies, about ten times a normal
+    poll). The creators' running sums and the commission in the metrics stand whole."""
     run = uuid.uuid4().hex[:8]
     campaign = f"camp-{run}"
     prefix = f"afx:test:{run}:"
@@ -250,14 +250,16 @@ def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
                 [
                     _conversion(campaign, 100, NOV_15, creator="anna"),
                     _conversion(campaign, 101, NOV_15 + 1, creator="anna"),
+                    _conversion(campaign, 102, NOV_15 + 2, creator="ben"),
                 ]
             )
             tp = TopicPartition("conversions", 0)
             await consumer._apply({tp: [*october, _record(50, f"big-{run}", november)]})
             nov = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
+            nov += await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:ben", 0, -1)
             sums = {
                 c: (await store.creator_sums.balance(c, OCT_15)).total.get("EUR", 0)
-                for c in [*creators, "anna"]
+                for c in [*creators, "anna", "ben"]
             }
             paid = consumer.metrics.registry.get_sample_value(
                 "afflux_commission_minor_total",
@@ -270,11 +272,11 @@ def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
 
     applies, offsets, november, sums, counted = asyncio.run(scenario())
 
-    assert applies == 1 + 1 + 2 + 1  # the poll, its rest, November's two items, the offsets
+    assert applies == 1 + 1 + 2 + 1  # the poll, its rest, anna's two items, the offsets
     assert offsets == {"conversions|0": 51}
-    assert [json.loads(p)["order_id"] for p in november] == ["order-100"]
-    assert sums == {c: most for c in [*creators, "anna"]}
-    assert counted == 41 * most
+    assert [json.loads(p)["order_id"] for p in november] == ["order-100", "order-102"]
+    assert sums == dict.fromkeys([*creators, "anna", "ben"], most)
+    assert counted == 42 * most
 
 
 def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_ledger_goes_on(

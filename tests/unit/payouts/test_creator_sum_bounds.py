@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from afflux.shared.core.journal.bounds import out_of_range
+from afflux.shared.core.journal.bounds import creators_out_of_range, out_of_range
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import MAX_AMOUNT_MINOR as MOST
 
@@ -61,3 +61,14 @@ def test_a_write_fits_only_within_the_largest_amount_per_creator(
         assert beyond in refusal
         assert refusal.startswith("creator 'ana' in shop 2026-11: ")
         assert refusal.endswith(f"beyond {MOST} (the largest amount afflux carries)")
+
+
+def test_every_creator_past_the_bound_is_named_with_the_first_reason_first() -> None:
+    postings = [posting(MOST, "cy"), posting(1, "cy", at=2), posting(1, "ben"), posting(1)]
+    stored = {"total|ana": MOST, "reversed|ben": 0}
+
+    refusals = creators_out_of_range(postings, stored, "shop 2026-11")
+
+    assert [creator for creator, _ in refusals] == ["ana", "cy"]
+    assert refusals[0][1] == out_of_range(postings, stored, "shop 2026-11")
+    assert "its added would be" in refusals[1][1]

@@ -65,6 +65,7 @@ from afflux.shared.core.event_time import (
     EVENT_TIME_IN_FUTURE,
     event_time_in_future,
 )
+from afflux.shared.core.journal.bounds import CreatorSumOutOfRange
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
@@ -594,15 +595,16 @@ class LedgerConsumer:
     async def _apply_around(
         self, items: list[Placed], whole: Batch, refused: PeriodsRefused
     ) -> None:
-        """The items of the refused periods one by one; the rest as one batch again (its
-        periods were written: it finds their facts known and brings the creators' running
-        sums up), so one hostile item costs its own period's items, not the poll's."""
+        """The items of the refused periods one by one (of a creator past the largest
+        amount, that creator's only); the rest as one batch again (its periods were
+        written: it finds their facts known and brings the creators' running sums up), so
+        one hostile item costs its own period's or creator's items, not the poll's. If the
+        rest is refused too (an agency's sum past the bound), every item one by one."""
         rest = Batch()
         suspects: list[Placed] = []
         for item in items:
             alone = item.own if item.own is not None else self._placed_alone(item.event)
-            periods = alone.periods() if alone is not None else None
-            if alone is None or periods is None or not periods.isdisjoint(refused.refused):
+            if alone is None or suspect(item.event, alone.periods(), refused):
                 suspects.append(item)
             else:
                 rest.merge(alone)
@@ -933,6 +935,22 @@ class LedgerConsumer:
             self.metrics.dead_letter(record.topic, reason)
         else:
             self.metrics.dlq_unsent.labels(record.topic).inc()
+
+
+def suspect(event: object, periods: set[tuple[str, str]] | None, refused: PeriodsRefused) -> bool:
+    """Whether an event placed in ``periods`` (None: known only when applied) may be what
+    ``refused`` refused: it is in a refused period, and, when that period refused
+    creators past the largest amount, it is one of theirs (or names no creator)."""
+    if periods is None:
+        return True
+    creator = getattr(event, "affiliate_id", None)
+    for period in periods & refused.refused.keys():
+        cause = refused.refused[period]
+        if not isinstance(cause, CreatorSumOutOfRange) or not cause.creators:
+            return True
+        if not isinstance(creator, str) or creator in cause.creators:
+            return True
+    return False
 
 
 def _at(index: int | None) -> str:

@@ -57,7 +57,7 @@ from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState, Publication
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.journal.bounds import CreatorSumOutOfRange, out_of_range
+from afflux.shared.core.journal.bounds import CreatorSumOutOfRange, creators_out_of_range
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
 from afflux.shared.core.journal.override_lines import override_agencies
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
@@ -503,8 +503,10 @@ class LedgerStore:
         period's statement is final (its renewals were approved: none waited on a hold)."""
         try:
             return await self._step(cp, items, versions, currency)
-        except PeriodCompacted:
-            return StepResult((), (), {})
+        except _DecisionFailed as exc:
+            if isinstance(exc.cause, PeriodCompacted):
+                return StepResult((), (), {})
+            raise
 
     async def _step_in_order(
         self, items: dict[Period, _Items], versions: Versions, currency: Callable[[str], str]
@@ -679,9 +681,9 @@ class LedgerStore:
                     cached = await self._load(cp, versions, currency)
                 cached.state.use_versions(versions)
                 result, commands = await self._decide(cp, cached, items)
-            except (RedisError, OSError, PeriodCompacted):
+            except (RedisError, OSError):
                 raise
-            except Exception as exc:  # a stored record or an item it cannot decide
+            except Exception as exc:  # a compacted period, a stored record, an item
                 raise _DecisionFailed(exc) from exc
             token = self._next_token(cached.state.seq)
             written = await compare_and_set(
@@ -750,9 +752,9 @@ class LedgerStore:
         )
         # Before anything is written: the item that takes a creator past the bound is
         # dead-lettered (the batch fails, its items are applied one by one).
-        refusal = out_of_range(result.postings, cached.sums, f"{cid} {period}")
-        if refusal is not None:
-            raise CreatorSumOutOfRange(refusal)
+        refusals = creators_out_of_range(result.postings, cached.sums, f"{cid} {period}")
+        if refusals:
+            raise CreatorSumOutOfRange(refusals[0][1], frozenset(c for c, _ in refusals))
         # Before the writes' PEXPIREATs, which a key created after them would miss.
         commands: list[WriteCommand] = [
             ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations

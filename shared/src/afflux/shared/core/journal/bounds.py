@@ -20,7 +20,12 @@ from afflux.shared.core.money import MAX_AMOUNT_MINOR
 
 
 class CreatorSumOutOfRange(ValueError):
-    """A step would take a creator's sums in a campaign-period beyond ``MAX_AMOUNT_MINOR``."""
+    """A step would take a creator's sums in a campaign-period beyond ``MAX_AMOUNT_MINOR``;
+    ``creators`` names every creator it would (a creator's other items may still fit)."""
+
+    def __init__(self, reason: str, creators: frozenset[str] = frozenset()) -> None:
+        super().__init__(reason)
+        self.creators = creators
 
 
 def is_reversal(component: str) -> bool:
@@ -34,6 +39,15 @@ def out_of_range(
     (``total|<creator>``, ``reversed|<creator>``), or None when they may: every creator's
     total and reversed sums after them, and what they add per creator, per approval time
     and in all, stay within ±``MAX_AMOUNT_MINOR``."""
+    refusals = creators_out_of_range(postings, stored_sums, where)
+    return refusals[0][1] if refusals else None
+
+
+def creators_out_of_range(
+    postings: Iterable[Posting], stored_sums: Mapping[str, int], where: str
+) -> list[tuple[str, str]]:
+    """Each creator ``postings`` would take out of range (``out_of_range``), with why;
+    the first reason per creator, creators in name order, then approval times."""
     added: dict[str, list[int]] = {}
     due: dict[tuple[str, int], int] = {}
     for p in postings:
@@ -45,6 +59,7 @@ def out_of_range(
             sums[1] -= p.amount_minor
         slot = (p.affiliate_id, p.approve_at)
         due[slot] = due.get(slot, 0) + p.amount_minor
+    found: dict[str, str] = {}
     for creator, (total, reversed_) in sorted(added.items()):
         after = (
             ("total", stored_sums.get(f"total|{creator}", 0) + total),
@@ -52,14 +67,16 @@ def out_of_range(
         )
         for name, value in (("added", total), ("reversal added", reversed_), *after):
             if abs(value) > MAX_AMOUNT_MINOR:
-                return (
+                found[creator] = (
                     f"creator {creator!r} in {where}: its {name} would be {value}, beyond "
                     f"{MAX_AMOUNT_MINOR} (the largest amount afflux carries)"
                 )
+                break
+    later: dict[str, str] = {}
     for (creator, at), amount in sorted(due.items()):
-        if abs(amount) > MAX_AMOUNT_MINOR:
-            return (
+        if abs(amount) > MAX_AMOUNT_MINOR and creator not in found and creator not in later:
+            later[creator] = (
                 f"creator {creator!r} in {where}: its amount approved at {at} would grow by "
                 f"{amount}, beyond {MAX_AMOUNT_MINOR} (the largest amount afflux carries)"
             )
-    return None
+    return [*found.items(), *later.items()]
