@@ -32,14 +32,14 @@ OCT_15 = 1_792_022_400_000  # 2026-10-15T00:00:00Z
 NOV_15 = 1_794_700_800_000  # 2026-11-15T00:00:00Z
 
 
-def _directory(campaign: str, rate: dict[str, Any] | None = None) -> CampaignDirectory:
+def _directory(
+    campaign: str, rate: dict[str, Any] | None = None, recurring: bool = False
+) -> CampaignDirectory:
+    plan: dict[str, Any] = {"sale": {"rate": rate or {"percent": "10"}}}
+    if recurring:
+        plan["recurring"] = {"rate": rate or {"percent": "10"}, "max_renewals": 12}
     terms = CampaignTerms.model_validate(
-        {
-            "campaign_id": campaign,
-            "merchant_id": "m",
-            "currency": "EUR",
-            "plan": {"sale": {"rate": rate or {"percent": "10"}}},
-        }
+        {"campaign_id": campaign, "merchant_id": "m", "currency": "EUR", "plan": plan}
     )
     directory = CampaignDirectory()
     directory.apply(
@@ -205,6 +205,21 @@ def test_sales_that_would_take_a_creator_past_the_largest_amount_are_dead_letter
     assert all(f"its total would be {2 * most}, beyond {most}" in x.reason for x in letters)
 
 
+def _renewal_of(first: ConversionAttributed, n: int, at: int) -> ConversionAttributed:
+    return first.model_copy(
+        update={
+            "event_id": f"ev-{n}",
+            "occurred_at": at,
+            "conversion_id": f"conv-{n}",
+            "order_id": f"order-{n}",
+            "order_event_id": f"oev-{n}",
+            "kind": "renewal",
+            "renewal_number": 1,
+            "first_order_id": first.order_id,
+        }
+    )
+
+
 class CountingStore(LedgerStore):
     """The real store, counting its applies: how many round trips a poll cost."""
 
@@ -215,14 +230,17 @@ class CountingStore(LedgerStore):
         return await super().apply(*args, **kwargs)
 
 
+@pytest.mark.parametrize("renewal", [False, True], ids=["sales", "with-a-renewal"])
 def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
-    infra: Any,
+    infra: Any, renewal: bool
 ) -> None:
     """A poll of 40 October sales and three November ones, anna's second of which takes
     her past the largest amount: October is written in the poll's first apply, ben's
     November sale in one more with October confirmed, and only anna's two items go one
     by one (the whole poll went item by item: 44 applies, about ten times a normal
-    poll). The creators' running sums and the commission in the metrics stand whole."""
+    poll). The creators' running sums and the commission in the metrics stand whole.
+    The same with a renewal of c00's October sale among November's items (a batch with
+    a renewal steps its periods in order, and went item by item on any refusal)."""
     run = uuid.uuid4().hex[:8]
     campaign = f"camp-{run}"
     prefix = f"afx:test:{run}:"
@@ -234,9 +252,8 @@ def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
         store = CountingStore(redis, Keys(prefix))
-        consumer = ledger_consumer(
-            infra, run, store, _directory(campaign, {"fixed_minor": most}), producer
-        )
+        directory = _directory(campaign, {"fixed_minor": most}, recurring=renewal)
+        consumer = ledger_consumer(infra, run, store, directory, producer)
         try:
             october = [
                 _record(
@@ -252,11 +269,14 @@ def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
                     _conversion(campaign, 101, NOV_15 + 1, creator="anna"),
                     _conversion(campaign, 102, NOV_15 + 2, creator="ben"),
                 ]
+                + [_renewal_of(_conversion(campaign, 0, OCT_15, creator="c00"), 103, NOV_15)]
+                * renewal
             )
             tp = TopicPartition("conversions", 0)
             await consumer._apply({tp: [*october, _record(50, f"big-{run}", november)]})
             nov = await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:anna", 0, -1)
             nov += await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:ben", 0, -1)
+            nov += await redis.zrange(f"{prefix}{{p:{campaign}|2026-11}}:journal:c00", 0, -1)
             sums = {
                 c: (await store.creator_sums.balance(c, OCT_15)).total.get("EUR", 0)
                 for c in [*creators, "anna", "ben"]
@@ -274,9 +294,10 @@ def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
 
     assert applies == 1 + 1 + 2 + 1  # the poll, its rest, anna's two items, the offsets
     assert offsets == {"conversions|0": 51}
-    assert [json.loads(p)["order_id"] for p in november] == ["order-100", "order-102"]
-    assert sums == dict.fromkeys([*creators, "anna", "ben"], most)
-    assert counted == 42 * most
+    renewed = ["order-103"] * renewal
+    assert [json.loads(p)["order_id"] for p in november] == ["order-100", "order-102", *renewed]
+    assert sums == dict.fromkeys([*creators, "anna", "ben"], most) | {"c00": most * (1 + renewal)}
+    assert counted == (42 + renewal) * most
 
 
 def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_ledger_goes_on(

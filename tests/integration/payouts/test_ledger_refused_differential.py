@@ -48,7 +48,10 @@ def _directory(campaigns: list[str]) -> CampaignDirectory:
                 "campaign_id": campaign,
                 "merchant_id": "m",
                 "currency": "EUR",
-                "plan": {"sale": {"rate": {"fixed_minor": SALE}}},
+                "plan": {
+                    "sale": {"rate": {"fixed_minor": SALE}},
+                    "recurring": {"rate": {"fixed_minor": SALE // 2}, "max_renewals": 12},
+                },
             }
         )
         version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
@@ -78,9 +81,26 @@ def _sale(campaign: str, n: int, at: int, creator: str) -> ConversionAttributed:
     )
 
 
-def _polls(seed: int, campaigns: list[str], tag: str) -> list[Poll]:
-    """90 sales of five creators in the campaigns' October and November, packed one to
-    three a record, in polls of one to twelve records over two partitions."""
+def _renewal(first: ConversionAttributed, n: int, number: int) -> ConversionAttributed:
+    return first.model_copy(
+        update={
+            "event_id": f"ev-{n}",
+            "occurred_at": first.occurred_at + 30 * DAY * number,
+            "conversion_id": f"conv-{n}",
+            "order_id": f"order-{n}",
+            "order_event_id": f"oev-{n}",
+            "kind": "renewal",
+            "renewal_number": number,
+            "first_order_id": first.order_id,
+        }
+    )
+
+
+def _polls(seed: int, campaigns: list[str], tag: str, renewals: bool) -> list[Poll]:
+    """90 sales of five creators in the campaigns' October and November (and, with
+    ``renewals``, a first renewal of a third of October's, in November, among them),
+    packed one to three a record, in polls of one to twelve records over two
+    partitions."""
     rng = random.Random(seed)
     sales = [
         _sale(
@@ -91,6 +111,10 @@ def _polls(seed: int, campaigns: list[str], tag: str) -> list[Poll]:
         )
         for n in range(90)
     ]
+    if renewals:
+        for first in [s for s in sales if s.occurred_at < NOV_1][::3]:
+            at = rng.randrange(sales.index(first) + 1, len(sales) + 1)
+            sales.insert(at, _renewal(first, 1000 + len(sales), 1))
     records: list[ConsumerRecord[bytes, bytes]] = []
     offsets = Counter[int]()
     while sales:
@@ -153,9 +177,11 @@ async def _ledger(
     return {"journals": journals, "sums": sums, "offsets": await store.offsets()}
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    ("seed", "renewals"), [*((n, False) for n in range(6)), *((n, True) for n in range(3))]
+)
 def test_a_poll_applied_around_its_refusals_ends_as_one_applied_item_by_item(
-    infra: Any, seed: int
+    infra: Any, seed: int, renewals: bool
 ) -> None:
     run = uuid.uuid4().hex[:8]
     campaigns = [f"shop-{run}", f"mall-{run}"]
@@ -178,7 +204,7 @@ def test_a_poll_applied_around_its_refusals_ends_as_one_applied_item_by_item(
         try:
             # One period whose stored state cannot be read: every item of it is refused.
             await redis.hset(f"{prefix}{{p:{campaigns[1]}|2026-10}}:lines", "bad", "{not json")
-            for poll in _polls(seed, campaigns, f"{run}-{tag}"):
+            for poll in _polls(seed, campaigns, f"{run}-{tag}", renewals):
                 if around:
                     await consumer._apply(poll)
                 else:
@@ -200,6 +226,13 @@ def test_a_poll_applied_around_its_refusals_ends_as_one_applied_item_by_item(
 
     assert around == item_by_item
     assert total > 0
+    paid_renewals = {
+        order
+        for postings in around["journals"].values()
+        for order, _ in postings
+        if int(order.removeprefix("order-")) >= 1000
+    }
+    assert bool(paid_renewals) is renewals
     refused = {(key, cls) for (tag, key, cls) in letters if tag == "a"}
     assert refused == {(key, cls) for (tag, key, cls) in letters if tag == "b"}
     assert {cls for _, cls in refused} == {"CreatorSumOutOfRange", "JSONDecodeError"}

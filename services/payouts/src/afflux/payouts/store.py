@@ -473,28 +473,7 @@ class LedgerStore:
         for outcome in outcomes:  # Redis away, a cancellation: the caller's whole-batch path
             if isinstance(outcome, BaseException) and not isinstance(outcome, _DecisionFailed):
                 raise outcome
-        refused = {
-            cp: outcome.cause
-            for cp, outcome in zip(periods, outcomes, strict=True)
-            if isinstance(outcome, _DecisionFailed)
-        }
-        if not refused:
-            return [o for o in outcomes if isinstance(o, StepResult)]
-        for cp in refused:
-            self._periods.pop(cp, None)  # its step changed the cached state, then raised
-        written = Applied(
-            {
-                cp: o.postings
-                for cp, o in zip(periods, outcomes, strict=True)
-                if isinstance(o, StepResult)
-            },
-            {
-                cp: o.kpis
-                for cp, o in zip(periods, outcomes, strict=True)
-                if isinstance(o, StepResult)
-            },
-        )
-        raise PeriodsRefused(refused, written)
+        return self._settled(periods, outcomes)
 
     async def _follow(
         self, cp: Period, items: _Items, versions: Sequence[TermsVersion], currency: str
@@ -513,20 +492,50 @@ class LedgerStore:
     ) -> list[StepResult]:
         """The periods one after the other, each campaign's earliest first: a renewal in the
         batch gets the standing its first order's step in the same batch gave, before its
-        own step (never approved at its lock for a moment while its first order is held)."""
-        results: list[StepResult] = []
-        for cp in sorted(items):
-            result = await self._step(cp, items[cp], versions(cp[0]), currency(cp[0]))
-            results.append(result)
+        own step (never approved at its lock for a moment while its first order is held).
+        A refused period hands nothing over: its later renewals keep the standing stored,
+        and follow it once its items are applied (as when they come in a later poll)."""
+        periods = sorted(items)
+        outcomes: list[StepResult | _DecisionFailed] = []
+        for cp in periods:
+            try:
+                result = await self._step(cp, items[cp], versions(cp[0]), currency(cp[0]))
+            except _DecisionFailed as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append(result)
             for order, standing in result.first_orders:
-                for later in sorted(items):
+                for later in periods:
                     if (
                         later[0] == cp[0]
                         and later > cp
                         and any(c.first_order_id == order for c in items[later].conversions)
                     ):
                         items[later].first_orders.append((order, standing))
-        return results
+        return self._settled(periods, outcomes)
+
+    def _settled(
+        self, periods: list[Period], outcomes: Sequence[StepResult | BaseException]
+    ) -> list[StepResult]:
+        """The steps' results, or ``PeriodsRefused`` naming the periods whose decision
+        raised (dropped from the cache: their step changed the cached state, then raised)
+        with what the others wrote."""
+        refused = {
+            cp: outcome.cause
+            for cp, outcome in zip(periods, outcomes, strict=True)
+            if isinstance(outcome, _DecisionFailed)
+        }
+        written = [
+            (cp, o) for cp, o in zip(periods, outcomes, strict=True) if isinstance(o, StepResult)
+        ]
+        if not refused:
+            return [o for _, o in written]
+        for cp in refused:
+            self._periods.pop(cp, None)
+        raise PeriodsRefused(
+            refused,
+            Applied({cp: o.postings for cp, o in written}, {cp: o.kpis for cp, o in written}),
+        )
 
     async def _first_orders_of_renewals(self, batch: Batch, items: dict[Period, _Items]) -> None:
         """Each renewal's period is noted under its first order (before the standing is read:
