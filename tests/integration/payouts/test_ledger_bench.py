@@ -115,3 +115,14 @@ def test_the_oracle_check_names_every_amount_the_journal_gets_wrong() -> None:
         (("line-b", 20), 0, -120),
         (("line-c", 30), 7, 0),
     ]
+
+
+def test_the_refused_runs_dead_letter_every_sale_past_the_bound_and_net_to_the_oracle() -> None:
+    result, table = _run("--poll-records", "100", "--refused", "--refused-sales", "40")
+    assert result["check"] == result["refused_check"] == "ok"
+    assert result["refused_dead_letters"] == result["polls"] - 1 > 0  # the first one fits
+    assert result["refused_oracle_differences"] == 0
+    assert result["refused_clean_value"] > 0
+    assert result["refused_value"] > 0
+    assert result["refused_slowdown"] > 0
+    assert any(line.startswith("polls with a sale refused") for line in table)

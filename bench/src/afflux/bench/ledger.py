@@ -25,6 +25,9 @@ and the journal netted per line and approval time equal to the commission oracle
 over all the events. ``MEMORY USAGE`` of every ledger key gives bytes per posting
 and per creator with postings.
 
+``--refused`` also times the same polls through the consumer's whole batch path with,
+and without, a sale in each that the ledger must refuse (``ledger_refused``).
+
 ``--redis cluster`` also applies the same records with ``--consumers`` processes on
 a local three-master Redis Cluster (``ledger_cluster``), beside the one consumer on
 one Redis above, and checks that ledger the same way.
@@ -60,6 +63,7 @@ from afflux.bench.ledger_checks import (
     only_versions,
     oracle_targets,
 )
+from afflux.bench.ledger_refused import run_refused
 from afflux.cli.help_format import PlainArgumentParser
 from afflux.payouts.consumer import LedgerConsumer, slot
 from afflux.payouts.divergence import Fingerprint
@@ -483,6 +487,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         base_s = asyncio.run(run_baseline(f"{url}/1", plans))
         timing = asyncio.run(run_ledger(f"{url}/0", polls))
         found, sizes = asyncio.run(inspect_ledger(f"{url}/0", affiliates, memory=True))
+        refused = (
+            run_refused(url, polls, events, bench_campaigns(), args.refused_sales, START_MS)
+            if args.refused
+            else {}
+        )
     finally:
         redis.stop()
     value = len(events) / timing.seconds
@@ -534,6 +543,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ),
     }
     checked = expected.holds(found)
+    if refused:
+        result |= refused
+        checked = checked and refused["refused_check"] == "ok"
     if args.redis == "cluster":
         result |= run_on_cluster(args, work, records, affiliates, expected, value)
         checked = checked and result["cluster_check"] == "ok"
@@ -608,9 +620,22 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--consumers", type=int, default=2, help="with --redis cluster: consumer processes"
     )
+    parser.add_argument(
+        "--refused",
+        action="store_true",
+        help="also time the polls with a sale the ledger must refuse in each (ledger_refused)",
+    )
+    parser.add_argument(
+        "--refused-sales",
+        type=int,
+        default=500,
+        help="with --refused: ordinary sales per poll in the refused sale's campaign-period",
+    )
     args = parser.parse_args(list(argv))
     if args.consumers < 1:
         parser.error("--consumers: at least 1")
+    if not 0 <= args.refused_sales <= 100_000:
+        parser.error("--refused-sales: 0 to 100000")
     with tempfile.TemporaryDirectory(prefix="afflux-bench-ledger-") as tmp:
         try:
             result = run(args, Path(tmp))
@@ -671,6 +696,16 @@ def report(result: dict[str, Any]) -> None:
         f"time against the oracle's {result['oracle_amounts']:,} amounts "
         f"({result['oracle_differences']} differ): {result['check']}"
     )
+    if "refused_check" in result:
+        print(
+            f"polls with a sale refused past the largest amount (each beside "
+            f"{result['refused_sales_per_poll']:,} ordinary sales in its campaign-period): "
+            f"{result['refused_value']:,} events/s against {result['refused_clean_value']:,} "
+            f"without it ({result['refused_slowdown']:.2f}x the time); "
+            f"{result['refused_dead_letters']:,} dead letters, "
+            f"{result['refused_oracle_differences']} amounts differ from the oracle: "
+            f"{result['refused_check']}"
+        )
     if result["redis"] == "cluster":
         print(
             f"cluster check: {result['cluster_facts_stored']:,} facts, "
