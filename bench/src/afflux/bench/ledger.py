@@ -387,6 +387,7 @@ async def run_ledger(redis_url: str, polls: Sequence[Poll]) -> Timing:
         return await apply_polls(consumer, polls)
     finally:
         await consumer.consumer.stop()
+        await consumer.probe.stop()
         await consumer.producer.stop()
         await redis.aclose()  # type: ignore[attr-defined]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -167,6 +168,7 @@ async def _apply_all(url: str, polls: Sequence[Poll], campaigns: Sequence[Campai
         return time.perf_counter() - started, consumer.letters
     finally:
         await consumer.consumer.stop()
+        await consumer.probe.stop()
         await consumer.producer.stop()
         await redis.aclose()  # type: ignore[attr-defined]
 
@@ -186,8 +188,16 @@ def run_refused(
     everything = [*campaigns, UNCAPPED]
     clean = _with(polls, ordinary, partition)
     refused = _with(polls, [[*o, p] for o, p in zip(ordinary, past, strict=True)], partition)
-    clean_s, clean_letters = asyncio.run(_apply_all(f"{url}/2", clean, everything))
-    refused_s, letters = asyncio.run(_apply_all(f"{url}/3", refused, everything))
+    # Each refused item is logged with its traceback, which would bury the report; the
+    # dead letters are counted instead.
+    consumer_log = logging.getLogger("afflux.payouts.consumer")
+    level = consumer_log.level
+    consumer_log.setLevel(logging.CRITICAL)
+    try:
+        clean_s, clean_letters = asyncio.run(_apply_all(f"{url}/2", clean, everything))
+        refused_s, letters = asyncio.run(_apply_all(f"{url}/3", refused, everything))
+    finally:
+        consumer_log.setLevel(level)
     took = [*events, *(s for poll in ordinary for s in poll), past[0]]
     affiliates = sorted({getattr(e, "affiliate_id", "") for e in took} - {""})
     found, _ = asyncio.run(inspect_ledger(f"{url}/3", affiliates, memory=False))
