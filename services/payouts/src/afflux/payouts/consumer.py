@@ -45,6 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.snapshots import PeriodCompacted
 from afflux.payouts.store import (
     Batch,
     LedgerReset,
@@ -654,7 +655,10 @@ class LedgerConsumer:
                 raise
             except Exception as raised:
                 exc = refusal_cause(raised)
-                log.exception("ledger item at %s[%d]@%d refused", *_where(record))
+                if isinstance(exc, EXPECTED_REFUSALS):  # what the data asks: no traceback
+                    log.warning("ledger item at %s[%d]@%d refused: %r", *_where(record), exc)
+                else:
+                    log.exception("ledger item at %s[%d]@%d refused", *_where(record))
                 await self._dead_letter(record, f"failed: {exc!r}", type(exc).__name__, item.index)
                 continue
             self.metrics.applied(applied, [item.occurred_at], self.clock())
@@ -935,6 +939,12 @@ class LedgerConsumer:
             self.metrics.dead_letter(record.topic, reason)
         else:
             self.metrics.dlq_unsent.labels(record.topic).inc()
+
+
+# Refusals the rules make of what an item says (a sum past the largest amount, a fact for
+# a compacted period): logged as warnings, without the traceback a failure gets, since
+# a merchant can send them as often as it likes.
+EXPECTED_REFUSALS = (CreatorSumOutOfRange, PeriodCompacted)
 
 
 def suspect(event: object, periods: set[tuple[str, str]] | None, refused: PeriodsRefused) -> bool:
