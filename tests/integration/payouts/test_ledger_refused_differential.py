@@ -177,38 +177,92 @@ async def _ledger(
     return {"journals": journals, "sums": sums, "offsets": await store.offsets()}
 
 
+class Killed(BaseException):
+    """The process dying where it stands: no handler of the consumer's catches it."""
+
+
+class KillingStore(LedgerStore):
+    """The real store, dying at chosen calls of ``apply`` (counted across restarts in
+    ``calls``): before it writes, or after it wrote and before it answers."""
+
+    def __init__(self, redis: Redis[bytes], keys: Keys, deaths: dict[int, bool], calls: list[int]):
+        super().__init__(redis, keys)
+        self.deaths, self.calls = deaths, calls
+
+    async def apply(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls[0] += 1
+        after = self.deaths.get(self.calls[0])
+        if after is False:
+            raise Killed
+        applied = await super().apply(*args, **kwargs)
+        if after:
+            raise Killed
+        return applied
+
+
+def _unapplied(poll: Poll, stored: dict[str, int]) -> Poll:
+    """The records of ``poll`` at or after the offsets the ledger stored: what a restarted
+    consumer reads again."""
+    left = {
+        tp: [r for r in records if r.offset >= stored.get(f"{tp.topic}|{tp.partition}", 0)]
+        for tp, records in poll.items()
+    }
+    return {tp: records for tp, records in left.items() if records}
+
+
 @pytest.mark.parametrize(
-    ("seed", "renewals"), [*((n, False) for n in range(6)), *((n, True) for n in range(3))]
+    ("seed", "renewals", "kills"),
+    [
+        *((n, False, False) for n in range(6)),
+        *((n, True, False) for n in range(3)),
+        *((n, n % 2 == 1, True) for n in range(4)),
+    ],
 )
 def test_a_poll_applied_around_its_refusals_ends_as_one_applied_item_by_item(
-    infra: Any, seed: int, renewals: bool
+    infra: Any, seed: int, renewals: bool, kills: bool
 ) -> None:
+    """With ``kills``, the consumer applying around refusals also dies at random
+    applies (before or after the write) and restarts from the offsets in Redis with
+    nothing cached; it still ends where the item-by-item path ends."""
     run = uuid.uuid4().hex[:8]
     campaigns = [f"shop-{run}", f"mall-{run}"]
+    rng = random.Random(seed)
+    deaths = {n: rng.random() < 0.5 for n in range(3, 400, 1) if rng.random() < 0.12}
+    died = [0]
 
     async def scenario(tag: str, around: bool) -> tuple[dict[str, Any], int]:
         prefix = f"afx:test:{run}:{tag}:"
         redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
-        store = LedgerStore(redis, Keys(prefix))
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{run}-{tag}",
-            instance_id=None,
-            store=store,
-            directory=_directory(campaigns),
-            producer=producer,
-            metrics=PayoutsMetrics(),
-        )
+        calls = [0]
+
+        def start() -> tuple[LedgerStore, LedgerConsumer]:
+            store = KillingStore(redis, Keys(prefix), deaths if kills and around else {}, calls)
+            return store, LedgerConsumer(
+                bootstrap=infra.kafka_bootstrap,
+                group_id=f"g-{run}-{tag}",
+                instance_id=None,
+                store=store,
+                directory=_directory(campaigns),
+                producer=producer,
+                metrics=PayoutsMetrics(),
+            )
+
+        store, consumer = start()
         try:
             # One period whose stored state cannot be read: every item of it is refused.
             await redis.hset(f"{prefix}{{p:{campaigns[1]}|2026-10}}:lines", "bad", "{not json")
             for poll in _polls(seed, campaigns, f"{run}-{tag}", renewals):
-                if around:
-                    await consumer._apply(poll)
-                else:
+                if not around:
                     await _one_by_one(consumer, poll)
+                    continue
+                while left := _unapplied(poll, await store.offsets()):
+                    try:
+                        await consumer._apply(left)
+                    except Killed:
+                        died[0] += 1
+                        store, consumer = start()  # a new process: nothing cached
             ledger = await _ledger(redis, store, prefix, campaigns)
         finally:
             await producer.stop()
@@ -226,6 +280,7 @@ def test_a_poll_applied_around_its_refusals_ends_as_one_applied_item_by_item(
 
     assert around == item_by_item
     assert total > 0
+    assert (died[0] > 0) is kills
     paid_renewals = {
         order
         for postings in around["journals"].values()
