@@ -61,6 +61,24 @@ def conversion(campaign: str, order: str, affiliate: str, at: int = NOV_15) -> C
     )
 
 
+def renewal_of(
+    first: ConversionAttributed, order: str, at: int, number: int = 1
+) -> ConversionAttributed:
+    """Renewal ``number`` of ``first``'s subscription, as the attribution worker sends it."""
+    return first.model_copy(
+        update={
+            "event_id": f"ev-{order}",
+            "occurred_at": at,
+            "conversion_id": f"conv-{order}",
+            "order_id": order,
+            "order_event_id": f"oev-{order}",
+            "kind": "renewal",
+            "renewal_number": number,
+            "first_order_id": first.order_id,
+        }
+    )
+
+
 class LedgerStack:
     def __init__(self, work: Path, campaign: str, env: dict[str, str] | None = None) -> None:
         self.work = work

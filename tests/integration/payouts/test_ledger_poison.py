@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from ledger_stack import renewal_of
 from redis.asyncio import Redis
 
 from afflux.cli.scenario_checks import read_topic
@@ -205,21 +206,6 @@ def test_sales_that_would_take_a_creator_past_the_largest_amount_are_dead_letter
     assert all(f"its total would be {2 * most}, beyond {most}" in x.reason for x in letters)
 
 
-def _renewal_of(first: ConversionAttributed, n: int, at: int) -> ConversionAttributed:
-    return first.model_copy(
-        update={
-            "event_id": f"ev-{n}",
-            "occurred_at": at,
-            "conversion_id": f"conv-{n}",
-            "order_id": f"order-{n}",
-            "order_event_id": f"oev-{n}",
-            "kind": "renewal",
-            "renewal_number": 1,
-            "first_order_id": first.order_id,
-        }
-    )
-
-
 class CountingStore(LedgerStore):
     """The real store, counting its applies: how many round trips a poll cost."""
 
@@ -269,7 +255,7 @@ def test_an_item_refused_in_one_period_costs_that_periods_items_not_the_polls(
                     _conversion(campaign, 101, NOV_15 + 1, creator="anna"),
                     _conversion(campaign, 102, NOV_15 + 2, creator="ben"),
                 ]
-                + [_renewal_of(_conversion(campaign, 0, OCT_15, creator="c00"), 103, NOV_15)]
+                + [renewal_of(_conversion(campaign, 0, OCT_15, creator="c00"), "order-103", NOV_15)]
                 * renewal
             )
             tp = TopicPartition("conversions", 0)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from ledger_stack import conversion, renewal_of
 from redis.asyncio import Redis
 
 from afflux.cli.scenario_checks import read_topic
@@ -25,7 +26,7 @@ from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
+from afflux.shared.events import CampaignTermsPublished, DeadLetter
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.wire import encode_packed
@@ -63,39 +64,6 @@ def _directory(campaigns: list[str]) -> CampaignDirectory:
     return directory
 
 
-def _sale(campaign: str, n: int, at: int, creator: str) -> ConversionAttributed:
-    return ConversionAttributed(
-        event_id=f"ev-{n}",
-        occurred_at=at,
-        conversion_id=f"conv-{n}",
-        order_id=f"order-{n}",
-        campaign_id=campaign,
-        affiliate_id=creator,
-        reason="cookie",
-        model="last_click",
-        window_ms=1,
-        terms_version=1,
-        amount_minor=10_000,
-        currency="EUR",
-        order_event_id=f"oev-{n}",
-    )
-
-
-def _renewal(first: ConversionAttributed, n: int, number: int) -> ConversionAttributed:
-    return first.model_copy(
-        update={
-            "event_id": f"ev-{n}",
-            "occurred_at": first.occurred_at + 30 * DAY * number,
-            "conversion_id": f"conv-{n}",
-            "order_id": f"order-{n}",
-            "order_event_id": f"oev-{n}",
-            "kind": "renewal",
-            "renewal_number": number,
-            "first_order_id": first.order_id,
-        }
-    )
-
-
 def _polls(seed: int, campaigns: list[str], tag: str, renewals: bool) -> list[Poll]:
     """90 sales of five creators in the campaigns' October and November (and, with
     ``renewals``, a first renewal of a third of October's, in November, among them),
@@ -103,18 +71,19 @@ def _polls(seed: int, campaigns: list[str], tag: str, renewals: bool) -> list[Po
     partitions."""
     rng = random.Random(seed)
     sales = [
-        _sale(
+        conversion(
             rng.choice(campaigns),
-            n,
-            rng.choice((OCT_1, NOV_1)) + rng.randrange(0, 20 * DAY),
+            f"order-{n}",
             rng.choice(CREATORS),
+            rng.choice((OCT_1, NOV_1)) + rng.randrange(0, 20 * DAY),
         )
         for n in range(90)
     ]
     if renewals:
         for first in [s for s in sales if s.occurred_at < NOV_1][::3]:
             at = rng.randrange(sales.index(first) + 1, len(sales) + 1)
-            sales.insert(at, _renewal(first, 1000 + len(sales), 1))
+            renewed = first.occurred_at + 30 * DAY
+            sales.insert(at, renewal_of(first, f"order-{1000 + len(sales)}", renewed))
     records: list[ConsumerRecord[bytes, bytes]] = []
     offsets = Counter[int]()
     while sales:
