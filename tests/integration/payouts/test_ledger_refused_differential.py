@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from ledger_app import directory_of, first_version
 from ledger_stack import conversion, renewal_of
 from redis.asyncio import Redis
 
@@ -25,8 +26,7 @@ from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerStore
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, DeadLetter
+from afflux.shared.events import DeadLetter
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.wire import encode_packed
@@ -42,9 +42,8 @@ Poll = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 def _directory(campaigns: list[str]) -> CampaignDirectory:
-    directory = CampaignDirectory()
-    for campaign in campaigns:
-        terms = CampaignTerms.model_validate(
+    return directory_of(
+        first_version(
             {
                 "campaign_id": campaign,
                 "merchant_id": "m",
@@ -55,13 +54,8 @@ def _directory(campaigns: list[str]) -> CampaignDirectory:
                 },
             }
         )
-        version = TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
-        directory.apply(
-            CampaignTermsPublished(
-                event_id=f"t-{campaign}", occurred_at=0, campaign_id=campaign, versions=(version,)
-            )
-        )
-    return directory
+        for campaign in campaigns
+    )
 
 
 def _polls(seed: int, campaigns: list[str], tag: str, renewals: bool) -> list[Poll]:

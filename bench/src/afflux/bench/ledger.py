@@ -59,8 +59,8 @@ from afflux.bench.ledger_checks import (
     ReadBack,
     Targets,
     differences,
+    directory_of,
     inspect_ledger,
-    only_versions,
     oracle_targets,
 )
 from afflux.bench.ledger_refused import run_refused
@@ -74,13 +74,11 @@ from afflux.shared.core.ids import derived_id
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (
-    CampaignTermsPublished,
     ClickRecorded,
     ConversionAttributed,
     ConversionReversed,
     Envelope,
 )
-from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.gc_policy import GC_THRESHOLD
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
@@ -317,13 +315,7 @@ def new_consumer(store: LedgerStore) -> LedgerConsumer:
     """The payouts consumer over ``store``, knowing the bench's campaigns; never started
     (the bench calls its steps), and its producer neither: dead letters would need it,
     and the workload has none."""
-    directory = CampaignDirectory()
-    for cid, versions in only_versions(bench_campaigns()).items():
-        directory.apply(
-            CampaignTermsPublished(
-                event_id=f"terms-{cid}", occurred_at=0, campaign_id=cid, versions=versions
-            )
-        )
+    directory = directory_of(bench_campaigns())
     return LedgerConsumer(
         bootstrap="127.0.0.1:9",
         group_id="bench-ledger",

@@ -22,6 +22,8 @@ from afflux.payouts.keys import Keys
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.journal.records import posting_from_json
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.redis_client import connect_ready
 
 Targets = dict[tuple[str, int], int]  # (line id, approval time) -> net amount
@@ -33,6 +35,18 @@ def only_versions(campaigns: Iterable[CampaignTerms]) -> dict[str, tuple[TermsVe
         t.campaign_id: (TermsVersion(version=1, effective_from=0, published_at=0, terms=t),)
         for t in campaigns
     }
+
+
+def directory_of(campaigns: Iterable[CampaignTerms]) -> CampaignDirectory:
+    """A campaign view that has seen each campaign's one version published."""
+    directory = CampaignDirectory()
+    for cid, versions in only_versions(campaigns).items():
+        directory.apply(
+            CampaignTermsPublished(
+                event_id=f"terms-{cid}", occurred_at=0, campaign_id=cid, versions=versions
+            )
+        )
+    return directory
 
 
 def oracle_targets(events: Iterable[object], campaigns: Iterable[CampaignTerms]) -> Targets:

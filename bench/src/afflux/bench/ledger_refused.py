@@ -33,14 +33,14 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
-from afflux.bench.ledger_checks import differences, inspect_ledger, only_versions, oracle_targets
+from afflux.bench.ledger_checks import differences, directory_of, inspect_ledger, oracle_targets
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.terms import CampaignTerms
-from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, Envelope
+from afflux.shared.events import ConversionAttributed, Envelope
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.gc_policy import GC_THRESHOLD
 from afflux.shared.io.kafka import new_producer
@@ -151,14 +151,7 @@ def _with(polls: Sequence[Poll], extra: Sequence[Sequence[Envelope]], partition:
 async def _apply_all(url: str, polls: Sequence[Poll], campaigns: Sequence[CampaignTerms]) -> Any:
     redis: Redis[bytes] = Redis.from_url(url)
     await redis.flushdb()
-    directory = CampaignDirectory()
-    for cid, versions in only_versions(campaigns).items():
-        directory.apply(
-            CampaignTermsPublished(
-                event_id=f"terms-{cid}", occurred_at=0, campaign_id=cid, versions=versions
-            )
-        )
-    consumer = _BenchConsumer(LedgerStore(redis), directory)
+    consumer = _BenchConsumer(LedgerStore(redis), directory_of(campaigns))
     gc.set_threshold(*GC_THRESHOLD)
     try:
         started = time.perf_counter()
