@@ -313,14 +313,14 @@ class PeriodState:
                 self._price_conversion(record)
             changed_keys.add(line_id)
         for creator_id in sorted(creators):
-            for record in self._period_lines(creator_id):
+            for record in self._period_lines(creator_id, touch):
                 touch(record)
                 changed_keys.add(record.line_id)
 
         # Each content's reach before the batch: its creator's counters move by the difference.
         reach_before = {e.key: reach_contribution(self.contents.get(e.key)) for e in batch.content}
         changed_contents = engagement_lines.fold_events(self.contents, batch.content, self.versions)
-        for record in self._engagement_lines(changed_contents):
+        for record in self._engagement_lines(changed_contents, touch):
             touch(record)
             changed_keys.add(record.line_id)
 
@@ -394,9 +394,12 @@ class PeriodState:
             return review_lines.first_order_standing(record)
         return None
 
-    def _engagement_lines(self, changed: set[str]) -> list[LineRecord]:
+    def _engagement_lines(
+        self, changed: set[str], touch: Callable[[LineRecord], None]
+    ) -> list[LineRecord]:
         """The engagement lines of the changed contents (of all the creator's contents of
-        the period, when its minimum is per creator and period), as they should be now."""
+        the period, when its minimum is per creator and period), as they should be now;
+        each touched before it changes, so that a new explanation alone is written too."""
         creators = {
             p.affiliate_id for k in changed if (p := self.contents[k].publication) is not None
         }
@@ -422,6 +425,7 @@ class PeriodState:
                     # (``TakenOver``): the squat's line never paid (held since publication),
                     # and the content's line is now its author's.
                     record = self.lines[line_id] = LineRecord(line_id, creator_id, "engagement")
+                touch(record)
                 record.gross = record.net = pay.amount_minor
                 record.time = state.publication.published_at
                 record.approve_at = approve_at
@@ -464,9 +468,13 @@ class PeriodState:
         if cuts.notes:
             record.rule += "; " + "; ".join(cuts.notes)
 
-    def _period_lines(self, creator_id: str) -> list[LineRecord]:
+    def _period_lines(
+        self, creator_id: str, touch: Callable[[LineRecord], None]
+    ) -> list[LineRecord]:
         """The creator's click, base-fee and bonus lines as they should be now (a line
-        no longer earned stays, at zero, so its postings are reversed)."""
+        no longer earned stays, at zero, so its postings are reversed); each touched
+        before it changes, so that a new explanation alone (a count past the paid-click
+        cap, a later click window) is written too."""
         creator = self.creators[creator_id]
         plan = self.terms.plan
         out: list[LineRecord] = []
@@ -481,6 +489,7 @@ class PeriodState:
                 rule += f" (paid-click cap {plan.click.paid_click_cap})"
             out.append(
                 self._period_line(
+                    touch,
                     ("click", self.campaign_id, self.period, creator_id),
                     creator_id,
                     "click",
@@ -500,6 +509,7 @@ class PeriodState:
             at = min(first) if first and fee else None
             out.append(
                 self._period_line(
+                    touch,
                     ("base_fee", self.campaign_id, self.period, creator_id),
                     creator_id,
                     "base_fee",
@@ -528,6 +538,7 @@ class PeriodState:
                 at, sources = self.lines[bonus_id].time, ()
             out.append(
                 self._period_line(
+                    touch,
                     (
                         "bonus",
                         self.campaign_id,
@@ -554,6 +565,7 @@ class PeriodState:
 
     def _period_line(
         self,
+        touch: Callable[[LineRecord], None],
         parts: tuple[str, ...],
         creator_id: str,
         kind: str,
@@ -566,6 +578,7 @@ class PeriodState:
         record = self.lines.get(line_id)
         if record is None:
             record = self.lines[line_id] = LineRecord(line_id, creator_id, kind)
+        touch(record)
         record.gross = record.net = gross
         record.time = at
         record.approve_at = at + self.lock
