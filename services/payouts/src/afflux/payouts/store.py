@@ -48,7 +48,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from afflux.payouts import tallies
+from afflux.payouts import refused_step, tallies
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
 from afflux.payouts.snapshots import PeriodCompacted, refuse_compacted
@@ -174,11 +174,22 @@ def refusal_cause(exc: Exception) -> Exception:
 
 
 class _DecisionFailed(Exception):
-    """A period's load or decision raised (not Redis being away): nothing of it written."""
+    """A period's load or decision raised (not Redis being away): nothing of it written.
+    ``kept``: the cached period is as stored again (``refused_step``), else it is dropped."""
 
-    def __init__(self, cause: Exception) -> None:
+    def __init__(self, cause: Exception, *, kept: bool = False) -> None:
         super().__init__(repr(cause))
         self.cause = cause
+        self.kept = kept
+
+
+class _RefusedAsStored(Exception):
+    """The bound refused a step and the cached period was put back as stored."""
+
+    def __init__(self, cause: CreatorSumOutOfRange, cached: _Cached) -> None:
+        super().__init__(repr(cause))
+        self.cause = cause
+        self.cached = cached
 
 
 @dataclass(frozen=True)
@@ -373,7 +384,7 @@ class LedgerStore:
         try:
             return await self._apply(batch, versions, currency)
         except PeriodsRefused:
-            raise  # the refused periods are out of the cache; the others were written
+            raise  # the refused periods are as stored or out of the cache; the others written
         except BaseException:
             self._periods.clear()  # a period may hold what was not written
             raise
@@ -518,7 +529,8 @@ class LedgerStore:
         self, periods: list[Period], outcomes: Sequence[StepResult | BaseException]
     ) -> list[StepResult]:
         """The steps' results, or ``PeriodsRefused`` naming the periods whose decision
-        raised (dropped from the cache: their step changed the cached state, then raised)
+        raised (dropped from the cache: their step changed the cached state, then raised;
+        kept when the bound refused it and the state was put back as stored)
         with what the others wrote."""
         refused = {
             cp: outcome.cause
@@ -530,8 +542,9 @@ class LedgerStore:
         ]
         if not refused:
             return [o for _, o in written]
-        for cp in refused:
-            self._periods.pop(cp, None)
+        for cp, outcome in zip(periods, outcomes, strict=True):
+            if isinstance(outcome, _DecisionFailed) and not outcome.kept:
+                self._periods.pop(cp, None)
         raise PeriodsRefused(
             refused,
             Applied({cp: o.postings for cp, o in written}, {cp: o.kpis for cp, o in written}),
@@ -692,6 +705,10 @@ class LedgerStore:
                 result, commands = await self._decide(cp, cached, items)
             except (RedisError, OSError):
                 raise
+            except _RefusedAsStored as exc:
+                self._periods[cp] = exc.cached
+                self._periods.move_to_end(cp)
+                raise _DecisionFailed(exc.cause, kept=True) from exc.cause
             except Exception as exc:  # a compacted period, a stored record, an item
                 raise _DecisionFailed(exc) from exc
             token = self._next_token(cached.state.seq)
@@ -746,6 +763,7 @@ class LedgerStore:
         # a copy per batch would cost what the period holds (every creator's clicks per
         # day), not what the batch adds. A write that fails drops the whole cached period.
         tally = cached.tally
+        seq = cached.state.seq
         touched, valid = tallies.count_clicks(tally, clicks)
         figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
         result = cached.state.step(
@@ -763,7 +781,24 @@ class LedgerStore:
         # dead-lettered (the batch fails, its items are applied one by one).
         refusals = creators_out_of_range(result.postings, cached.sums, f"{cid} {period}")
         if refusals:
-            raise CreatorSumOutOfRange(refusals[0][1], frozenset(c for c, _ in refusals))
+            refused = CreatorSumOutOfRange(refusals[0][1], frozenset(c for c, _ in refusals))
+            try:
+                cached.state = await refused_step.as_stored(
+                    self.redis,
+                    k,
+                    cached.state,
+                    tally,
+                    lines=[r.line_id for r in result.changed],
+                    tally_fields=sorted(touched),
+                    orders=[o for o, _ in confirmations],
+                    contents=[e.key for e in content],
+                    seq=seq,
+                )
+            except (RedisError, OSError):
+                raise
+            except Exception:
+                raise refused from None  # the period is dropped: the next step reads it
+            raise _RefusedAsStored(refused, cached)
         # Before the writes' PEXPIREATs, which a key created after them would miss.
         commands: list[WriteCommand] = [
             ("HSET", k.period(cid, period, "confirmed"), o, e) for o, e in confirmations
