@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from afflux.cli import orphans
 from afflux.cli.brokers import BrokerKind, broker_from_env, start_chosen_broker
 from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
@@ -85,8 +86,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Each pytest-xdist worker, and every process it starts, picks free ports from its
-    own part of the range (``afflux.cli.processes.free_port``)."""
+    own part of the range (``afflux.cli.processes.free_port``). The session's first
+    process stops what a killed earlier run left running (``afflux.cli.orphans``)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker:
+        left = orphans.reap()
+        if left:
+            print(f"stopped {len(left)} process(es) a killed earlier run left: {left}")
     count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit():
         os.environ["AFFLUX_PORT_SLICE"] = f"{worker[2:]}/{count}"

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from afflux.cli import orphans
+
 
 class StartFailed(RuntimeError):
     """A child process exited or never became healthy."""
@@ -114,6 +116,7 @@ class Child:
     stop_timeout_s: float = 10.0
     after_exit: Callable[[], None] | None = None  # tidies what the process leaves behind
     process: subprocess.Popen[bytes] | None = None
+    registered: Path | None = None  # where ``orphans`` finds it should this process die
 
     def start(self) -> Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +130,7 @@ class Child:
             start_new_session=True,
         )
         log_file.close()
+        self.registered = orphans.register(self.process.pid)
         return self
 
     @property
@@ -190,6 +194,8 @@ class Child:
         self._exited()
 
     def _exited(self) -> None:
+        orphans.unregister(self.registered)
+        self.registered = None
         if self.after_exit is not None:
             self.after_exit()
 
