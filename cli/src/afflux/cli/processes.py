@@ -176,6 +176,8 @@ class Child:
     def terminate(self) -> bool:
         """SIGTERM to this child's group; False when it had exited already."""
         if self.process is None or self.process.poll() is not None:
+            orphans.unregister(self.registered)  # it exited on its own: nothing to reap
+            self.registered = None
             return False
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
