@@ -14,7 +14,8 @@ does, without its read and parse.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -24,6 +25,8 @@ from afflux.payouts.keys import Keys
 from afflux.shared.core.journal.content_records import content_from_json
 from afflux.shared.core.journal.period import PeriodState
 from afflux.shared.core.journal.records import record_from_json
+
+T = TypeVar("T")
 
 
 async def as_stored(
@@ -54,28 +57,12 @@ async def as_stored(
                 pipe.hmget(keys.period(cid, period, name), fields)
         answers = iter(await pipe.execute())
     stored = {name: dict(zip(f, next(answers), strict=True)) if f else {} for name, f in wanted}
-    for line_id, raw in stored["lines"].items():
-        if raw is None:
-            state.lines.pop(line_id, None)  # new in the step
-        else:
-            state.lines[line_id] = record_from_json(orjson.loads(raw))
-    for name, raw in stored["clicks"].items():
-        if raw is None:
-            tally.pop(name, None)
-        else:
-            tally[name] = raw.decode()
+    _put_back(state.lines, stored["lines"], lambda raw: record_from_json(orjson.loads(raw)))
+    _put_back(tally, stored["clicks"], bytes.decode)
     confirmations = dict(state.confirmations)
-    for order, raw in stored["confirmed"].items():
-        if raw is None:
-            confirmations.pop(order, None)
-        else:
-            confirmations[order] = raw.decode()
+    _put_back(confirmations, stored["confirmed"], bytes.decode)
     content = dict(state.contents)
-    for key, raw in stored["content"].items():
-        if raw is None:
-            content.pop(key, None)
-        else:
-            content[key] = content_from_json(orjson.loads(raw))
+    _put_back(content, stored["content"], lambda raw: content_from_json(orjson.loads(raw)))
     return PeriodState.load(
         cid,
         period,
@@ -87,3 +74,14 @@ async def as_stored(
         seq,
         content.values(),
     )
+
+
+def _put_back(
+    into: MutableMapping[str, T], stored: Mapping[str, bytes | None], decode: Callable[[bytes], T]
+) -> None:
+    """``into`` as stored: each field read back, or gone when Redis has none (new in the step)."""
+    for name, raw in stored.items():
+        if raw is None:
+            into.pop(name, None)
+        else:
+            into[name] = decode(raw)
