@@ -10,8 +10,10 @@ lines, and the lines whose cap pay moves. Nothing is recomputed for the whole
 period and nothing posted is ever changed: a changed target gets a correction
 posting that names the one it corrects.
 
-The state is mutated in place (the store keeps it between batches and drops it
-when a write fails); no I/O, no clock.
+The state is mutated in place (the store keeps it between batches, drops it when a
+write fails, and derives it again from its records when the bound refuses a step:
+every record a step changes is among its ``changed``, even when only its explanation
+did); no I/O, no clock.
 """
 
 from __future__ import annotations
