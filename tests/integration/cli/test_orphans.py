@@ -116,3 +116,45 @@ def test_a_pid_now_held_by_another_process_is_never_signalled(
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_command_that_starts_servers_first_stops_what_a_killed_command_left(
+    registry: Path, tmp_path: Path
+) -> None:
+    starter, child = _start(tmp_path, "sleep", "600")
+    _kill(starter)
+
+    # An unknown benchmark: the command reaps, then refuses, starting nothing itself.
+    command = subprocess.run(
+        [sys.executable, "-m", "afflux.cli", "bench", "no-such-bench"],
+        env={**os.environ, "AFFLUX_CHILDREN_DIR": str(registry.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert command.returncode == 2
+    assert _gone_within(child, 1)
+    assert (
+        f"stopped 1 process(es) an afflux command that was killed had left running "
+        f"(PIDs {child})" in command.stderr
+    )
+    assert "no benchmark 'no-such-bench'" in command.stderr
+    assert list(registry.iterdir()) == []
+
+
+def test_asking_a_command_for_help_stops_nothing(registry: Path, tmp_path: Path) -> None:
+    starter, child = _start(tmp_path, "sleep", "600")
+    _kill(starter)
+
+    command = subprocess.run(
+        [sys.executable, "-m", "afflux.cli", "up", "--help"],
+        env={**os.environ, "AFFLUX_CHILDREN_DIR": str(registry.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert command.returncode == 0
+    assert orphans.started_at(child) is not None
+    assert orphans.reap(grace_s=5) == [child]

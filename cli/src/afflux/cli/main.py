@@ -15,6 +15,7 @@ from afflux.cli import (
     benches,
     keys_cmd,
     ledger_cmd,
+    orphans,
     reviews_cmd,
     secrets_cmd,
     webhooks_cmd,
@@ -115,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _asks_help(given: Sequence[str]) -> bool:
+    return "-h" in given or "--help" in given
+
+
 def _version() -> str:
     try:
         return version("afflux-cli")
@@ -126,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # argparse's REMAINDER drops a leading "--option" inside a sub-command, so
     # the pass-through commands get everything after their name themselves.
     given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] in (["up"], ["demo"], ["verify"], ["bench"]) and not _asks_help(given):
+        orphans.reap_and_say(given[0])
     if len(given) >= 2 and given[0] == "bench" and not given[1].startswith("-"):
         return benches.run(given[1], given[2:])
     if given[:1] == ["verify"] and "--chaos" in given:  # random kills, against a clean run

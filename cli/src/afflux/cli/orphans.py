@@ -4,8 +4,9 @@ Every ``Child`` starts in a session of its own, so that a Ctrl-C meant for the c
 reaches it only through the command's orderly stop. That also means nothing stops it
 when its starter is killed outright: SIGKILL, or SIGTERM to a test run, whose fixtures'
 finalizers then never run, left brokers, Redis servers and services running. So each
-start is registered under its starter, and ``reap`` (every test session calls it as it
-begins) stops the registered children of starters that are gone. A process is named by
+start is registered under its starter, and ``reap`` (every test session, and every
+afflux command that starts servers, calls it as it begins) stops the registered
+children of starters that are gone. A process is named by
 its PID and its start time: a PID the kernel has given to another process since is
 never signalled, and a child whose starter is alive is never touched.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -85,7 +87,7 @@ def reap(grace_s: float = GRACE_S) -> list[int]:
         if _alive(owner.name):
             continue
         gone.append(owner)
-        for child in owner.iterdir():
+        for child in _entries(owner):
             if _alive(child.name):
                 _signal(child.name, signal.SIGTERM)
                 stopped.append(child.name)
@@ -96,11 +98,33 @@ def reap(grace_s: float = GRACE_S) -> list[int]:
         if _alive(name):
             _signal(name, signal.SIGKILL)
     for owner in gone:
-        for path in owner.iterdir():
+        for path in _entries(owner):
             unregister(path)
         with contextlib.suppress(OSError):
             owner.rmdir()
     return [int(c.partition("-")[0]) for c in stopped]
+
+
+def _entries(owner: Path) -> list[Path]:
+    """A starter's registered children; none when another reaper (a second command or
+    test session starting at the same moment) has already forgotten the starter."""
+    try:
+        return list(owner.iterdir())
+    except OSError:
+        return []
+
+
+def reap_and_say(command: str) -> None:
+    """``reap`` before ``command`` starts its servers: what a killed earlier command left
+    would hold its ports and data directory. Says on stderr what it stopped."""
+    left = reap()
+    if left:
+        pids = ", ".join(str(pid) for pid in left)
+        print(
+            f"afflux {command}: stopped {len(left)} process(es) an afflux command that was "
+            f"killed had left running (PIDs {pids})",
+            file=sys.stderr,
+        )
 
 
 def _signal(name: str, signum: signal.Signals) -> None:
