@@ -119,7 +119,7 @@ def reap_and_say(command: str) -> None:
     would hold its ports and data directory. Says on stderr what it stopped."""
     left = reap()
     if left:
-        pids = ", ".join(str(pid) for pid in left)
+        pids = ", ".join(str(pid) for pid in sorted(left))
         print(
             f"afflux {command}: stopped {len(left)} process(es) an afflux command that was "
             f"killed had left running (PIDs {pids})",
