@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from afflux.cli.demo_whatif import doubled_tiers, tiered
+from afflux.cli.demo_whatif import doubled_tiers, question, tiered
 from afflux.shared.core.terms import CampaignTerms
 
 pytestmark = pytest.mark.unit
@@ -44,3 +44,18 @@ def test_the_first_campaign_with_tiers_is_chosen() -> None:
     tiers = terms("tiered", [{"from_sales": 2, "rate": {"percent": "10"}}])
     assert tiered([plain, tiers]) == tiers
     assert tiered([plain]) is None
+
+
+def test_the_question_names_each_percent_tier_now_and_in_the_draft() -> None:
+    given = terms(
+        "acme",
+        [
+            {"from_sales": 20, "rate": {"percent": "10"}},
+            {"from_sales": 35, "rate": {"fixed_minor": 300}},  # not a percent: not doubled
+            {"from_sales": 50, "rate": {"percent": "12.5"}},
+        ],
+    )
+    assert question(given) == (
+        "What if acme doubled its tier rates "
+        "(from net sale 20: 10% -> 20%, from net sale 50: 12.5% -> 25%)?"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from decimal import Decimal
 
 from rich.console import Console
 
@@ -22,15 +23,29 @@ def doubled_tiers(terms: CampaignTerms) -> CampaignTerms:
     """``terms`` with every percent tier rate doubled (at most 100 %)."""
     tiers = tuple(
         tier.model_copy(
-            update={
-                "rate": tier.rate.model_copy(update={"percent": min(100, 2 * tier.rate.percent)})
-            }
+            update={"rate": tier.rate.model_copy(update={"percent": _doubled(tier.rate.percent)})}
         )
         if tier.rate.percent is not None
         else tier
         for tier in terms.plan.tiers
     )
     return terms.model_copy(update={"plan": terms.plan.model_copy(update={"tiers": tiers})})
+
+
+def _doubled(percent: Decimal) -> Decimal:
+    # Written as a person would (25, not 25.0), as lines explain their rates.
+    return Decimal(format(min(Decimal(100), 2 * percent).normalize(), "f"))
+
+
+def question(terms: CampaignTerms) -> str:
+    """The draft the demo tries, each percent tier's rate now and in the draft."""
+    draft = doubled_tiers(terms)
+    rates = ", ".join(
+        f"from net sale {now.from_sales}: {now.rate.percent}% -> {new.rate.percent}%"
+        for now, new in zip(terms.plan.tiers, draft.plan.tiers, strict=True)
+        if now.rate.percent is not None and new.rate.percent is not None
+    )
+    return f"What if {terms.campaign_id} doubled its tier rates ({rates})?"
 
 
 def tiered(campaigns: Sequence[CampaignTerms]) -> CampaignTerms | None:
@@ -42,11 +57,9 @@ def show_whatif(console: Console, bootstrap: str, campaigns: Sequence[CampaignTe
     chosen = tiered(campaigns)
     if chosen is None:
         return
-    rates = ", ".join(f"from net sale {t.from_sales}: {t.rate.percent}%" for t in chosen.plan.tiers)
     console.print()
     console.print(
-        f"What if {chosen.campaign_id} doubled its tier rates ({rates})? "
-        f"afflux campaigns whatif replays the recorded events under the draft:"
+        f"{question(chosen)} afflux campaigns whatif replays the recorded events under the draft:"
     )
     try:
         diff = asyncio.run(_diff(bootstrap, chosen))
