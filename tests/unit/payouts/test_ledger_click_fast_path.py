@@ -119,7 +119,7 @@ async def placed(value: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch) -> A
         items = await consumer.placed(record, batch)
         again = Batch()
         for item in items:
-            consumer._place(item.event, again)
+            consumer.placement.place(item.event, again)
     await consumer.consumer.stop()
     await consumer.store.redis.aclose()
     kinds = {type(item.event) for item in items}

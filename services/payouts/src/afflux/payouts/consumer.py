@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -45,6 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.placement import TERMS_REFUSALS, Placement, Rejected
 from afflux.payouts.snapshots import PeriodCompacted
 from afflux.payouts.store import (
     Batch,
@@ -53,34 +54,20 @@ from afflux.payouts.store import (
     PeriodsRefused,
     refusal_cause,
 )
-from afflux.payouts.tallies import ClickItem
-from afflux.shared import ledger_facts
 from afflux.shared.click_decode import DecodedClick, decoded_clicks
-from afflux.shared.content_facts import content_fact, key_of, latest_time
-from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.commission import version_by_number
-from afflux.shared.core.content import takes_over
-from afflux.shared.core.engagement import taken_over
+from afflux.shared.content_facts import key_of, latest_time
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
     event_time_in_future,
 )
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange
-from afflux.shared.core.journal.review_lines import ReviewFact
-from afflux.shared.core.periods import period_of
-from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
-    ClickRecorded,
     ContentPublished,
     ContentReleased,
     ContentStats,
-    ConversionAttributed,
-    ConversionReversed,
-    ConversionReviewed,
-    LeadConfirmed,
 )
-from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
 from afflux.shared.io.kafka import (
@@ -100,11 +87,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONSUMER = "payouts.ledger"
 TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name, CONTENT.name, REVIEWS.name)
-UNKNOWN_CONTENT = "unknown_content"
-# content is written from outside (merchants' and platforms' integrations): a conversion,
-# reversal or review decision on it would be paid as if the worker or a reviewer had made it.
-CONTENT_IDENTITY_CHANGED = "content_identity_changed"
-CONTENT_ROUTES_MAX = 100_000  # content routes remembered between batches
 
 
 # Redis unreachable, restarting or still loading its AOF: wait for it, never skip a batch.
@@ -121,15 +103,6 @@ LAG_INTERVAL_S = 0.5
 # A turn of the consume loop takes a poll of 200 ms and one batch; one that has not
 # ended for this long is waiting on something that is not coming (/healthz says so).
 STALL_S = 120.0
-
-
-UNKNOWN_TERMS_VERSION = "unknown_terms_version"
-# Parts of ``Rejected`` reasons that terms published since could lift.
-TERMS_REFUSALS = ("has no terms", UNKNOWN_TERMS_VERSION, "max_order_minor")
-
-
-class Rejected(ValueError):
-    pass
 
 
 @dataclass
@@ -191,6 +164,7 @@ class LedgerConsumer:
     ) -> None:
         self.store = store
         self.directory = directory
+        self.placement = Placement(directory)
         self.producer = producer
         self.metrics = metrics
         self.clock = clock
@@ -216,15 +190,8 @@ class LedgerConsumer:
         self.last: dict[TopicPartition, Fingerprint] = {}  # last applied record, as stored
         self.halted: str | None = None  # why nothing is consumed (a rebuild under way)
         self.turned_at = time.monotonic()  # when the consume loop last began a turn
-        # campaign -> (the terms it was computed under, UTC day -> period name)
-        self._periods: dict[str, tuple[Sequence[TermsVersion], dict[int, str]]] = {}
         self.check_at = 0.0  # when to check the unverified partitions (again)
         self.refreezer = Refreezer()
-        # content -> (campaign, period, creator) of its publication, as read or placed
-        self._routes: dict[str, tuple[str, str, str]] = {}
-        # of those, the contents awaiting their release (first published by the creator's
-        # own key): the brand's publication may take them over (``takes_over``)
-        self._awaiting: set[str] = set()
         self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
         # An event of a campaign or terms version this process has not read yet is asked
         # again once its campaign view caught up, not dead-lettered at once.
@@ -541,7 +508,7 @@ class LedgerConsumer:
             batch.offsets[slot(tp)] = records[-1].offset + 1
             batch.last[slot(tp)] = Fingerprint.of_record(records[-1]).encode()
         try:
-            applied = await self.store.apply(batch, self.directory.versions, self._currency)
+            applied = await self.store.apply(batch, self.directory.versions, self.currency)
         except REDIS_DOWN as exc:
             await self._resume_from_stored(exc)
             return
@@ -610,7 +577,7 @@ class LedgerConsumer:
             else:
                 rest.merge(alone)
         try:
-            applied = await self.store.apply(rest, self.directory.versions, self._currency)
+            applied = await self.store.apply(rest, self.directory.versions, self.currency)
         except REDIS_DOWN:
             raise
         except LedgerReset:
@@ -629,7 +596,7 @@ class LedgerConsumer:
         applied alone, and dead-lettered with the reason)."""
         alone = Batch()
         try:
-            self._place(event, alone)
+            self.placement.place(event, alone)
         except Exception as exc:
             log.info("an item placed before no longer places (%r): applying it alone", exc)
             return None
@@ -646,9 +613,9 @@ class LedgerConsumer:
                 alone = item.own
                 if alone is None:
                     alone = Batch()
-                    self._place(item.event, alone)
+                    self.placement.place(item.event, alone)
                 alone.offsets = {f"{record.topic}|{record.partition}": record.offset}
-                applied = await self.store.apply(alone, self.directory.versions, self._currency)
+                applied = await self.store.apply(alone, self.directory.versions, self.currency)
             except REDIS_DOWN:
                 raise
             except LedgerReset:
@@ -663,7 +630,7 @@ class LedgerConsumer:
                 continue
             self.metrics.applied(applied, [item.occurred_at], self.clock())
         past = Batch(offsets=whole.offsets, last=whole.last)
-        await self.store.apply(past, self.directory.versions, self._currency)
+        await self.store.apply(past, self.directory.versions, self.currency)
         await self._stored_and_committed(whole)
 
     async def placed(self, record: ConsumerRecord[bytes, bytes], batch: Batch) -> list[Placed]:
@@ -740,13 +707,13 @@ class LedgerConsumer:
         """``_place``; a refusal that terms published since the record could lift is
         asked again once the terms have caught up with the record's time."""
         try:
-            self._place(event, batch)
+            self.placement.place(event, batch)
         except Rejected as exc:
             until = self.terms_recheck.may_lift(str(exc), record.timestamp)
             if until is None:
                 raise
             await self.terms_recheck.caught_up(until)
-            self._place(event, batch)
+            self.placement.place(event, batch)
 
     async def _content_checked(
         self, event: ContentPublished | ContentStats | ContentReleased, record_ts: int
@@ -763,23 +730,13 @@ class LedgerConsumer:
                 f" (allowed: {self.clock_skew_ms} ms)"
             )
         key = key_of(event)
-        if key in self._routes:
+        if self.placement.knows_route(key):
             return
         stored = await until_redis_answers(
             lambda: self.store.content_route_awaiting(key), "reading a content's period"
         )
         if stored is not None:
-            self._remember_route(key, *stored)
-
-    def _remember_route(self, key: str, route: tuple[str, str, str], awaiting: bool) -> None:
-        if len(self._routes) >= CONTENT_ROUTES_MAX:
-            self._routes.clear()  # bounded: read again from Redis when needed
-            self._awaiting.clear()
-        self._routes[key] = route
-        if awaiting:
-            self._awaiting.add(key)
-        else:
-            self._awaiting.discard(key)
+            self.placement.remember_route(key, *stored)
 
     def place(self, events: Iterable[object]) -> Batch:
         """The ledger changes of decoded events, in one batch without offsets, as a poll
@@ -787,141 +744,12 @@ class LedgerConsumer:
         ledger refuses (the consumer dead-letters it)."""
         batch = Batch()
         for event in events:
-            self._place(event, batch)
+            self.placement.place(event, batch)
         return batch
 
     def currency(self, campaign_id: str) -> str:
         """The campaign's currency, as ``LedgerStore.apply`` asks for it."""
-        return self._currency(campaign_id)
-
-    def _currency(self, campaign_id: str) -> str:
-        return self.directory.latest(campaign_id).terms.currency
-
-    def _versions(self, campaign_id: str) -> Sequence[TermsVersion]:
-        try:
-            return self.directory.versions(campaign_id)
-        except UnknownCampaign:
-            raise Rejected(f"campaign {campaign_id!r} has no terms") from None
-
-    def _period(self, campaign_id: str, at_ms: int) -> str:
-        """The campaign-period of an event time; remembered per campaign and UTC day (a
-        period is whole days) while the campaign's terms stay the same."""
-        versions = self._versions(campaign_id)
-        day = at_ms // MS_PER_DAY
-        known = self._periods.get(campaign_id)
-        if known is None or known[0] is not versions:
-            # A day a version starts in may hold two plans' periods: never remembered.
-            changes = {v.effective_from // MS_PER_DAY for v in versions}
-            known = self._periods[campaign_id] = (versions, dict.fromkeys(changes, ""))
-        by_day = known[1]
-        if by_day.get(day):
-            return by_day[day]
-        if day in by_day:
-            return self._period_uncached(versions, at_ms)
-        if len(by_day) > 10_000:  # bounded: start over (the markers come back with it)
-            del self._periods[campaign_id]
-            return self._period_uncached(versions, at_ms)
-        by_day[day] = name = self._period_uncached(versions, at_ms)
-        return name
-
-    @staticmethod
-    def _period_uncached(versions: Sequence[TermsVersion], at_ms: int) -> str:
-        return period_of(at_ms, terms_in_force(versions, at_ms).terms.plan.period)
-
-    def _place(self, event: object, batch: Batch) -> None:
-        if isinstance(event, ConversionAttributed):
-            period = self._period(event.campaign_id, event.occurred_at)
-            versions = self._versions(event.campaign_id)
-            if all(v.version != event.terms_version for v in versions):
-                # Pricing falls back to the latest version: never price by another one.
-                raise Rejected(
-                    f"{UNKNOWN_TERMS_VERSION}: campaign {event.campaign_id!r} has no terms "
-                    f"version {event.terms_version}"
-                )
-            limit = version_by_number(versions, event.terms_version).terms.max_order_minor
-            if event.amount_minor > limit:
-                raise Rejected(
-                    f"amount_minor {event.amount_minor} above the campaign's "
-                    f"max_order_minor {limit}"
-                )
-            if event.currency != self._currency(event.campaign_id):
-                raise Rejected(
-                    f"conversion in {event.currency} for campaign {event.campaign_id!r} "
-                    f"paid in {self._currency(event.campaign_id)}"
-                )
-            batch.conversions.append(
-                (event.campaign_id, period, ledger_facts.conversion_fact(event))
-            )
-            if any(v.terms.lead_confirmation_required for v in self._versions(event.campaign_id)):
-                batch.confirm_required.add(event.campaign_id)
-            if any(v.terms.review is not None for v in self._versions(event.campaign_id)):
-                batch.review_index[event.conversion_id] = [
-                    event.campaign_id,
-                    period,
-                    event.order_id,
-                    event.affiliate_id,
-                    event.occurred_at,
-                ]
-        elif isinstance(event, ConversionReviewed):
-            period = self._period(event.campaign_id, event.order_occurred_at)
-            batch.reviews.append((event.campaign_id, period, review_fact(event)))
-        elif isinstance(event, ConversionReversed):
-            period = self._period(event.campaign_id, event.order_occurred_at)
-            batch.refunds.append((event.campaign_id, period, ledger_facts.refund_fact(event)))
-        elif isinstance(event, LeadConfirmed):
-            self._period(event.campaign_id, event.occurred_at)  # rejects unknown campaigns
-            # Only a campaign that confirms leads pays on a confirmation: elsewhere it changes
-            # nothing, and kept waiting for a conversion it would never leave.
-            if any(v.terms.lead_confirmation_required for v in self._versions(event.campaign_id)):
-                batch.confirmations.append((event.campaign_id, event.order_id, event.event_id))
-        elif isinstance(event, ClickRecorded | DecodedClick):
-            if event.campaign_id not in self.directory:
-                raise Rejected(f"campaign {event.campaign_id!r} has no terms")
-            period = self._period(event.campaign_id, event.occurred_at)
-            batch.clicks.append(ClickItem.of(event, period))
-        elif isinstance(event, ContentPublished):
-            self._place_publication(event, batch)
-        elif isinstance(event, ContentStats | ContentReleased):
-            key = key_of(event)
-            route = self._routes.get(key)
-            if route is None:
-                raise Rejected(f"{UNKNOWN_CONTENT}: no ContentPublished for {key}")
-            if isinstance(event, ContentReleased) and key in self._awaiting:
-                self._remember_route(key, route, False)  # confirmed: fixed for good
-                batch.content_reroutes[key] = [*route, False]
-            batch.content.append((route[0], route[1], content_fact(event)))
-        else:
-            raise Rejected(f"unexpected event type {type(event).__name__}")
-
-    def _place_publication(self, event: ContentPublished, batch: Batch) -> None:
-        """A content lives in the period of its first publication; a later publication
-        (a live stream's end) updates it there, but may not move it to another campaign
-        or creator."""
-        key = key_of(event)
-        period = self._period(event.campaign_id, event.published_at)  # unknown campaigns
-        route = self._routes.get(key)
-        if route is None:
-            route = (event.campaign_id, period, event.affiliate_id)
-            by_creator = event.reported_by == "creator"
-            self._remember_route(key, route, by_creator)
-            batch.content_routes[key] = route
-            if by_creator:
-                batch.awaiting.add(key)
-        elif (route[0], route[2]) != (event.campaign_id, event.affiliate_id):
-            # The content's first publication is only the creator's word while it awaits
-            # its release: the brand's publication takes it over.
-            first_by = "creator" if key in self._awaiting else None
-            if not takes_over(first_by, False, event.reported_by, route[0], event.campaign_id):
-                raise Rejected(
-                    f"{CONTENT_IDENTITY_CHANGED}: {key} was published for campaign"
-                    f" {route[0]!r} by {route[2]!r}, not campaign {event.campaign_id!r} by"
-                    f" {event.affiliate_id!r}"
-                )
-            batch.content.append((route[0], route[1], taken_over(key, event.event_id)))
-            route = (event.campaign_id, period, event.affiliate_id)
-            self._remember_route(key, route, False)
-            batch.content_reroutes[key] = [*route, False]
-        batch.content.append((route[0], route[1], content_fact(event)))
+        return self.placement.currency(campaign_id)
 
     async def _dead_letter(
         self,
@@ -969,14 +797,3 @@ def _at(index: int | None) -> str:
 
 def _where(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:
     return record.topic, record.partition, record.offset
-
-
-def review_fact(event: ConversionReviewed) -> ReviewFact:
-    return ReviewFact(
-        conversion_id=event.conversion_id,
-        event_id=event.event_id,
-        decision=event.decision,
-        reason=event.reason,
-        decided_by=event.decided_by,
-        occurred_at=event.occurred_at,
-    )
