@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from afflux.payouts.store import Batch
+from afflux.payouts.batch import Batch
 from afflux.payouts.tallies import ClickItem
 from afflux.shared import ledger_facts
 from afflux.shared.click_decode import DecodedClick

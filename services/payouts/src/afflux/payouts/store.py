@@ -49,6 +49,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from afflux.payouts import refused_step, tallies
+from afflux.payouts.batch import Applied, Batch, LedgerReset, Period, PeriodsRefused
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
 from afflux.payouts.snapshots import PeriodCompacted, refuse_compacted
@@ -74,7 +75,6 @@ from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.redis_client import WriteCommand, compare_and_set, members_of
 
 Versions = Callable[[str], Sequence[TermsVersion]]
-Period = tuple[str, str]  # campaign, period
 CACHED_PERIODS = 256
 CACHED_LINES = 400_000
 RETENTION_DAYS = 400
@@ -88,82 +88,16 @@ REGISTERED_MAX = 1_000_000  # index entries this store remembers having written
 _CHUNK = 2_000  # field/value pairs per write command
 _EXACT = 2**53
 
-__all__ = ["Applied", "Batch", "ClickItem", "LedgerReset", "LedgerStore", "posting_json"]
-
-
-@dataclass
-class Batch:
-    """What one poll of the consumer brings, decoded and placed in campaign-periods."""
-
-    conversions: list[tuple[str, str, ConversionFact]] = field(default_factory=list)  # cid, period
-    refunds: list[tuple[str, str, RefundFact]] = field(default_factory=list)  # cid, period, fact
-    confirmations: list[tuple[str, str, str]] = field(default_factory=list)  # cid, order, event
-    clicks: list[ClickItem] = field(default_factory=list)
-    content: list[tuple[str, str, ContentEvent]] = field(default_factory=list)  # cid, period
-    content_routes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key -> route
-    # key -> [campaign, period, creator, awaiting its release]: written over the first one
-    # (``{ledger}:content``), by a release of a content awaiting it and by a takeover
-    awaiting: set[str] = field(default_factory=set)  # new routes whose content awaits release
-    content_reroutes: dict[str, list[object]] = field(default_factory=dict)
-    confirm_required: set[str] = field(default_factory=set)  # campaigns that confirm leads
-    reviews: list[tuple[str, str, ReviewFact]] = field(default_factory=list)  # cid, period
-    # conversion id -> [campaign, period, order, creator, order time]: the review index
-    review_index: dict[str, list[object]] = field(default_factory=dict)
-    offsets: dict[str, int] = field(default_factory=dict)  # "topic|partition" -> next offset
-    last: dict[str, str] = field(default_factory=dict)  # "topic|partition" -> fingerprint
-
-    def merge(self, other: Batch) -> None:
-        self.conversions += other.conversions
-        self.refunds += other.refunds
-        self.confirmations += other.confirmations
-        self.clicks += other.clicks
-        self.content += other.content
-        self.content_routes.update(other.content_routes)
-        self.awaiting |= other.awaiting
-        self.content_reroutes.update(other.content_reroutes)
-        self.confirm_required |= other.confirm_required
-        self.reviews += other.reviews
-        self.review_index.update(other.review_index)
-
-    def periods(self) -> set[Period] | None:
-        """The campaign-periods the batch's items are placed in; None when one is only
-        found when applied (a lead confirmation goes to its conversion's period)."""
-        if self.confirmations:
-            return None
-        found = {(cid, period) for cid, period, _ in self.conversions}
-        found |= {(cid, period) for cid, period, _ in self.refunds}
-        found |= {(click.campaign_id, click.period) for click in self.clicks}
-        found |= {(cid, period) for cid, period, _ in self.content}
-        found |= {(cid, period) for cid, period, _ in self.reviews}
-        return found
-
-    def empty(self) -> bool:
-        return not (
-            self.conversions
-            or self.refunds
-            or self.confirmations
-            or self.clicks
-            or self.content
-            or self.reviews
-            or self.offsets
-        )
-
-
-class LedgerReset(Exception):
-    """The ledger was cleared (or is being cleared) under the consumer: start over."""
-
-
-class PeriodsRefused(Exception):
-    """Deciding some campaign-periods of a batch raised before anything of theirs was
-    written; every other period of the batch was written (its running sums and the
-    batch's offsets were not). Only the refused periods' items need applying one by
-    one: the rest of the batch, applied again, finds its facts known."""
-
-    def __init__(self, refused: Mapping[Period, Exception], written: Applied) -> None:
-        first = next(iter(refused.values()))
-        super().__init__(f"{len(refused)} period(s) refused, first: {first!r}")
-        self.refused = dict(refused)
-        self.written = written
+__all__ = [
+    "Applied",
+    "Batch",
+    "ClickItem",
+    "LedgerReset",
+    "LedgerStore",
+    "Period",
+    "PeriodsRefused",
+    "posting_json",
+]
 
 
 def refusal_cause(exc: Exception) -> Exception:
@@ -190,15 +124,6 @@ class _RefusedAsStored(Exception):
         super().__init__(repr(cause))
         self.cause = cause
         self.cached = cached
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What a batch posted, per campaign-period, and how it moved the KPI counters
-    (afflux.shared.core.journal.kpis), for metrics."""
-
-    postings: dict[Period, tuple[Posting, ...]]
-    kpis: dict[Period, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass
