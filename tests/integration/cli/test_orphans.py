@@ -118,6 +118,17 @@ def test_a_pid_now_held_by_another_process_is_never_signalled(
         other.wait()
 
 
+def _afflux(registry: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """An afflux command run with ``registry`` as its children's registry."""
+    return subprocess.run(
+        [sys.executable, "-m", "afflux.cli", *args],
+        env={**os.environ, "AFFLUX_CHILDREN_DIR": str(registry.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_a_command_that_starts_servers_first_stops_what_a_killed_command_left(
     registry: Path, tmp_path: Path
 ) -> None:
@@ -125,13 +136,7 @@ def test_a_command_that_starts_servers_first_stops_what_a_killed_command_left(
     _kill(starter)
 
     # An unknown benchmark: the command reaps, then refuses, starting nothing itself.
-    command = subprocess.run(
-        [sys.executable, "-m", "afflux.cli", "bench", "no-such-bench"],
-        env={**os.environ, "AFFLUX_CHILDREN_DIR": str(registry.parent)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    command = _afflux(registry, "bench", "no-such-bench")
 
     assert command.returncode == 2
     assert _gone_within(child, 1)
@@ -147,13 +152,7 @@ def test_asking_a_command_for_help_stops_nothing(registry: Path, tmp_path: Path)
     starter, child = _start(tmp_path, "sleep", "600")
     _kill(starter)
 
-    command = subprocess.run(
-        [sys.executable, "-m", "afflux.cli", "up", "--help"],
-        env={**os.environ, "AFFLUX_CHILDREN_DIR": str(registry.parent)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    command = _afflux(registry, "up", "--help")
 
     assert command.returncode == 0
     assert orphans.started_at(child) is not None
