@@ -1,10 +1,12 @@
-"""Ledger inputs as the journal's facts: conversions and reversals from their events (the payouts
-consumer and the batch reference place events through the same mapping)."""
+"""Ledger inputs as the journal's facts: conversions, reversals and review decisions from
+their events (the payouts consumer and the batch reference place conversions and
+reversals through the same mapping)."""
 
 from __future__ import annotations
 
 from afflux.shared.core.commission import ConversionFact, RefundFact
-from afflux.shared.events import ConversionAttributed, ConversionReversed
+from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.events import ConversionAttributed, ConversionReversed, ConversionReviewed
 
 
 def conversion_fact(event: ConversionAttributed) -> ConversionFact:
@@ -40,4 +42,15 @@ def refund_fact(event: ConversionReversed) -> RefundFact:
         conversion_id=event.conversion_id,
         reason=event.reason,
         items=tuple((i.sku, i.quantity, i.amount_minor) for i in event.items),
+    )
+
+
+def review_fact(event: ConversionReviewed) -> ReviewFact:
+    return ReviewFact(
+        conversion_id=event.conversion_id,
+        event_id=event.event_id,
+        decision=event.decision,
+        reason=event.reason,
+        decided_by=event.decided_by,
+        occurred_at=event.occurred_at,
     )

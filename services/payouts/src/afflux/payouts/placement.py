@@ -22,7 +22,6 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.content import takes_over
 from afflux.shared.core.engagement import taken_over
-from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
@@ -138,7 +137,7 @@ class Placement:
                 ]
         elif isinstance(event, ConversionReviewed):
             period = self._period(event.campaign_id, event.order_occurred_at)
-            batch.reviews.append((event.campaign_id, period, review_fact(event)))
+            batch.reviews.append((event.campaign_id, period, ledger_facts.review_fact(event)))
         elif isinstance(event, ConversionReversed):
             period = self._period(event.campaign_id, event.order_occurred_at)
             batch.refunds.append((event.campaign_id, period, ledger_facts.refund_fact(event)))
@@ -209,14 +208,3 @@ class Placement:
 
     def knows_route(self, key: str) -> bool:
         return key in self._routes
-
-
-def review_fact(event: ConversionReviewed) -> ReviewFact:
-    return ReviewFact(
-        conversion_id=event.conversion_id,
-        event_id=event.event_id,
-        decision=event.decision,
-        reason=event.reason,
-        decided_by=event.decided_by,
-        occurred_at=event.occurred_at,
-    )
