@@ -391,6 +391,9 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     shot(driver, "creator-other-404")
 
     driver.find_element(By.ID, "logout").click()
+    # The logout answers with the login page: a navigation started before it arrives
+    # could cancel the logout's POST.
+    WebDriverWait(driver, 20).until(lambda d: "/login" in d.current_url)
     driver.get(f"{base}/portal/creators/{CREATOR}")
     WebDriverWait(driver, 20).until(lambda d: "/login" in d.current_url)
 
