@@ -4,7 +4,8 @@ A consumer of its own group (``afflux-order-outcomes``) reads ``orders``, ``refu
 ``conversions``, ``reversals`` and ``attribution.unmatched`` and stores each event
 about an order in the order's Redis hash, one field per event id (so a redelivery
 writes the same field again and changes nothing); the group's offsets are committed
-after the writes. ``GET /v1/orders/{order_id}`` reads the hash back and answers from
+after the writes, for the partitions that moved, at most once a second
+(``paced_commits``). ``GET /v1/orders/{order_id}`` reads the hash back and answers from
 it (``outcome.order_outcome``).
 
 Bounds: an order keeps at most ``MAX_EVENTS_PER_ORDER`` refund events (refunds,
@@ -47,6 +48,7 @@ from afflux.shared.io.kafka import (
     new_group_consumer,
     stop_consumer,
 )
+from afflux.shared.io.paced_commits import COMMIT_INTERVAL_S, PacedCommits
 from afflux.shared.io.redis_client import redis_away
 from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
@@ -205,13 +207,16 @@ class OutcomeConsumer:
         metrics: OutcomeMetrics,
         max_records: int = 1000,
         linger_s: float = 0.1,
+        group: str = GROUP,
+        commit_interval_s: float = COMMIT_INTERVAL_S,
     ) -> None:
         self.index = index
         self.linger_s = linger_s
         self.producer = producer
         self.metrics = metrics
         self.max_records = max_records
-        self.consumer = new_group_consumer(bootstrap, GROUP, *TOPICS)
+        self.consumer = new_group_consumer(bootstrap, group, *TOPICS)
+        self.commits = PacedCommits(self.consumer, commit_interval_s)
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -235,6 +240,7 @@ class OutcomeConsumer:
                     log.warning("order outcomes: poll failed (%r); going on", exc)
                     await asyncio.sleep(1.0)
         finally:
+            await self.commits.flush()
             await stop_consumer(self.consumer)
 
     async def _one_poll(self) -> None:
@@ -242,7 +248,9 @@ class OutcomeConsumer:
         records = [r for batch in polled.values() for r in batch]
         if records:
             await self._until_stored(records)
-            await self.consumer.commit()
+        # Every poll, an empty one too: the last records of a burst are committed within
+        # the interval, not when the next ones come.
+        await self.commits.stored({tp: batch[-1].offset + 1 for tp, batch in polled.items()})
         if 0 < len(records) < self.max_records // 10:
             # Caught up: let the next poll gather more. Polling again at once stores and
             # commits a few records at a time, which cost the process more than the orders.

@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -77,6 +76,7 @@ from afflux.shared.io.kafka import (
     stop_consumer,
 )
 from afflux.shared.io.lag import ConsumerLag
+from afflux.shared.io.paced_commits import PacedCommits
 from afflux.shared.io.redis_client import PASSING_REPLIES
 from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.schemas import wrong_topic
@@ -176,6 +176,7 @@ class LedgerConsumer:
             group_instance_id=instance_id,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        self.commits = PacedCommits(self.consumer)
         self.lag = ConsumerLag("payouts", metrics.registry)
         self.ready = asyncio.Event()
         self.probe = LogProbe(bootstrap)
@@ -227,6 +228,8 @@ class LedgerConsumer:
                 }
                 if live:
                     await self._apply(live)
+                else:
+                    await self.commits.stored({})  # a burst's last offsets, within the interval
                 await asyncio.sleep(0)  # let the HTTP side answer between batches
                 now = time.monotonic()
                 if self.unverified and not self.halted and now >= self.check_at:
@@ -244,6 +247,7 @@ class LedgerConsumer:
         finally:
             lag.cancel()
             await self.probe.stop()
+            await self.commits.flush()
             await stop_consumer(self.consumer)
 
     # -- knowing the log still holds what the ledger applied -------------------
@@ -532,23 +536,18 @@ class LedgerConsumer:
         await self._stored_and_committed(batch)
 
     async def _stored_and_committed(self, batch: Batch) -> None:
-        """Remember what Redis now holds and commit it to the group: for lag exporters and
-        ``kafka-consumer-groups`` only (the consumer resumes from Redis, never from here)."""
-        assigned = self.consumer.assignment()
-        commit: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp in assigned:
+        """Remember what Redis now holds and commit it to the group, paced: for lag
+        exporters and ``kafka-consumer-groups`` only (the consumer resumes from Redis,
+        never from here)."""
+        moved: dict[TopicPartition, int] = {}
+        for tp in self.consumer.assignment():
             offset = batch.offsets.get(slot(tp))
             if offset is not None and offset > self.stored.get(tp, -1):
                 self.stored[tp] = offset
                 if slot(tp) in batch.last:
                     self.last[tp] = Fingerprint.parse(batch.last[slot(tp)])
-                commit[tp] = OffsetAndMetadata(offset, "")
-        if not commit:
-            return
-        try:
-            await self.consumer.commit(commit)
-        except KafkaError as exc:  # a rebalance or an absent broker: the next batch commits
-            log.warning("committing ledger offsets to the group failed: %r", exc)
+                moved[tp] = offset
+        await self.commits.stored(moved)
 
     async def _resume_from_stored(self, exc: Exception) -> None:
         # Redis may come back without its last writes (AOF fsync policy), so after

@@ -1,0 +1,131 @@
+"""The order-outcome index commits its group's offsets paced: only partitions it read,
+at most once an interval, and what it stored when it stops. Against the session broker
+and Redis, under a group of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from afflux.orders.outcome_index import TOPICS, OutcomeConsumer, OutcomeIndex, OutcomeMetrics
+from afflux.shared.io.kafka import new_producer
+from afflux.shared.topics import CONVERSIONS
+from afflux.shared.wire import encode
+
+from .test_order_outcome import conversion, new_id
+
+pytestmark = pytest.mark.integration
+
+WITHIN_S = 30.0
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
+    deadline = time.monotonic() + WITHIN_S
+    while not (found := await check()):
+        assert time.monotonic() < deadline, f"{what} not within {WITHIN_S} s"
+        await asyncio.sleep(0.1)
+    return found
+
+
+@pytest.fixture
+async def producer(infra: Any) -> AsyncIterator[AIOKafkaProducer]:
+    started: AIOKafkaProducer = new_producer(infra.kafka_bootstrap)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def index(infra: Any) -> AsyncIterator[OutcomeIndex]:
+    redis: Redis[bytes] = Redis.from_url(infra.redis_url)
+    yield OutcomeIndex(redis, f"afx:test-commits:{uuid.uuid4().hex[:8]}", retention_days=1)
+    await redis.aclose()
+
+
+async def committed(infra: Any, group: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        everything = [TopicPartition(t, n) for t in TOPICS for n in range(infra.partitions)]
+        found = await admin.list_consumer_group_offsets(group, partitions=everything)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+
+async def a_conversion_indexed(
+    producer: AIOKafkaProducer, index: OutcomeIndex
+) -> tuple[TopicPartition, int]:
+    """Produce a conversion, wait until the index holds it; its partition and the offset
+    after it."""
+    event = conversion(new_id("shop"), new_id("o"), "anna")
+    sent = await producer.send_and_wait(
+        CONVERSIONS.name, encode(event), key=event.order_id.encode()
+    )
+
+    async def stored() -> bool:
+        return bool(await index.events([event.campaign_id], event.order_id))
+
+    await until(stored, "the conversion in the index")
+    return TopicPartition(CONVERSIONS.name, sent.partition), sent.offset + 1
+
+
+def keeper(
+    infra: Any, index: OutcomeIndex, producer: AIOKafkaProducer, **kw: Any
+) -> OutcomeConsumer:
+    return OutcomeConsumer(
+        bootstrap=infra.kafka_bootstrap,
+        index=index,
+        producer=producer,
+        metrics=OutcomeMetrics(CollectorRegistry()),
+        group=new_id("outcome-commits"),
+        **kw,
+    )
+
+
+async def test_stored_records_are_committed_when_the_index_stops_not_after_each_poll(
+    infra: Any, index: OutcomeIndex, producer: AIOKafkaProducer
+) -> None:
+    consumer = keeper(infra, index, producer, commit_interval_s=3_600)
+    group = consumer.consumer._group_id
+    task = asyncio.create_task(consumer.run())
+    try:
+        tp, after = await a_conversion_indexed(producer, index)
+        await asyncio.sleep(1.0)  # polls go on: none may commit within the interval
+        assert await committed(infra, group) == {}
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    offsets = await committed(infra, group)
+    assert offsets[tp] >= after
+    # Only partitions it read from: an empty partition is never committed at 0.
+    assert all(offset > 0 for offset in offsets.values()), offsets
+
+
+async def test_a_running_index_commits_its_last_stored_record_with_no_record_after_it(
+    infra: Any, index: OutcomeIndex, producer: AIOKafkaProducer
+) -> None:
+    consumer = keeper(infra, index, producer, commit_interval_s=0.2)
+    group = consumer.consumer._group_id
+    task = asyncio.create_task(consumer.run())
+    try:
+        tp, after = await a_conversion_indexed(producer, index)
+
+        async def caught_up() -> bool:
+            return (await committed(infra, group)).get(tp, -1) >= after
+
+        await until(caught_up, "the conversion committed while running")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
