@@ -78,3 +78,13 @@ def test_a_failed_commit_keeps_its_offsets_for_the_next_one() -> None:
     pacer.stored({B: 4})
     pacer.put_back(failed)
     assert pacer.take([A, B]) == {A: 10, B: 4}
+
+
+def test_a_dropped_partition_commits_nothing_until_it_moves_again() -> None:
+    """A revoked partition, or one whose store was cleared and replays from an earlier
+    offset: what was pending for it is not committed over what the store now holds."""
+    pacer = OffsetPacer(1.0, Clock())
+    pacer.stored({A: 500, B: 3})
+    pacer.drop([A])
+    pacer.stored({A: 10})
+    assert pacer.take([A, B]) == {A: 10, B: 3}

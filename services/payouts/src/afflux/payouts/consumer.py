@@ -269,12 +269,14 @@ class LedgerConsumer:
         return problems
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
         for tp in revoked:
             self.owned.discard(tp)
             self.diverged.pop(tp, None)
             self.unverified.discard(tp)
             self.stored.pop(tp, None)
             self.last.pop(tp, None)
+        self.commits.drop(revoked)
         self._publish_health()
 
     async def take(self, assigned: Iterable[TopicPartition]) -> None:
@@ -299,6 +301,8 @@ class LedgerConsumer:
         """Position each partition at the offset Redis holds for it (what the ledger
         contains), else at its beginning, and remember the last applied records."""
         offsets, last = await until_redis_answers(self.store.positions, "reading positions")
+        partitions = list(partitions)
+        self.commits.drop(partitions)  # Redis may hold less than what was pending
         for tp in partitions:
             self.stored.pop(tp, None)
             self.last.pop(tp, None)

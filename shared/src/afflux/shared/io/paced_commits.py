@@ -54,6 +54,12 @@ class OffsetPacer:
         self.last_commit = self.clock()
         return offsets
 
+    def drop(self, partitions: Iterable[TopicPartition]) -> None:
+        """Forget what is pending for ``partitions``: they were revoked, or their owner
+        moved back to an earlier offset (its store was cleared and replays)."""
+        for tp in partitions:
+            self.pending.pop(tp, None)
+
     def put_back(self, offsets: Mapping[TopicPartition, int]) -> None:
         """A commit that failed: its offsets wait for the next one."""
         self.stored(offsets)
@@ -77,6 +83,9 @@ class PacedCommits:
         self.pacer.stored(offsets)
         if self.pacer.due():
             await self.flush()
+
+    def drop(self, partitions: Iterable[TopicPartition]) -> None:
+        self.pacer.drop(partitions)
 
     async def flush(self) -> None:
         """Commit every pending offset now (at stop). A failure (a rebalance, the broker
