@@ -16,12 +16,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from afflux.orders.outcome_index import TOPICS, OutcomeConsumer, OutcomeIndex, OutcomeMetrics
+from afflux.orders.outcome_index import (
+    TOPICS,
+    OutcomeConsumer,
+    OutcomeIndex,
+    OutcomeMetrics,
+    outcome_key,
+)
 from afflux.shared.io.kafka import new_producer
-from afflux.shared.topics import CONVERSIONS
+from afflux.shared.topics import CONVERSIONS, REFUNDS, REVERSALS
 from afflux.shared.wire import encode
 
-from .test_order_outcome import conversion, new_id
+from .test_order_outcome import conversion, new_id, refund_of
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +135,61 @@ async def test_a_running_index_commits_its_last_stored_record_with_no_record_aft
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_records_read_again_after_a_crash_before_the_commit_store_nothing_twice(
+    infra: Any, index: OutcomeIndex, producer: AIOKafkaProducer
+) -> None:
+    """Pacing leaves up to an interval of stored records uncommitted: a crash there
+    makes the next member read them again, which must change nothing, the per-class
+    counters that bound an order's refunds included."""
+    event = conversion(new_id("shop"), new_id("o"), "anna")
+    refund, reversal = refund_of(event, 1_000)
+    sent = [
+        await producer.send_and_wait(topic, encode(e), key=event.order_id.encode())
+        for topic, e in (
+            (CONVERSIONS.name, event),
+            (REFUNDS.name, refund),
+            (REVERSALS.name, reversal),
+        )
+    ]
+    key = outcome_key(index.prefix, event.campaign_id, event.order_id)
+
+    async def all_three() -> dict[bytes, bytes] | None:
+        stored: dict[bytes, bytes] = await index.redis.hgetall(key)
+        return stored if sum(not f.startswith(b"!") for f in stored) == 3 else None
+
+    first = keeper(infra, index, producer, commit_interval_s=3_600)
+    group = first.consumer._group_id
+    task = asyncio.create_task(first.run())
+    try:
+        before = await until(all_three, "the order's three events in the index")
+        first.commits.pacer.pending.clear()  # the process dies before its paced commit
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await committed(infra, group) == {}
+
+    again = OutcomeConsumer(
+        bootstrap=infra.kafka_bootstrap,
+        index=index,
+        producer=producer,
+        metrics=OutcomeMetrics(CollectorRegistry()),
+        group=group,
+        commit_interval_s=0.1,
+    )
+    task = asyncio.create_task(again.run())
+    try:
+        wanted = {TopicPartition(m.topic, m.partition): m.offset + 1 for m in sent}
+
+        async def read_again() -> bool:
+            offsets = await committed(infra, group)
+            return all(offsets.get(tp, -1) >= after for tp, after in wanted.items())
+
+        await until(read_again, "the next member past the three records")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await index.redis.hgetall(key) == before
