@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 1.0
-FLUSH_TIMEOUT_S = 10.0  # a broker that does not answer must not hold a stop
+FLUSH_TIMEOUT_S = 3.0  # a broker that does not answer must not hold a stop long
 
 
 class OffsetPacer:
