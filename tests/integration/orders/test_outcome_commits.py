@@ -5,9 +5,9 @@ and Redis, under a group of its own."""
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,19 +27,9 @@ from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CONVERSIONS, REFUNDS, REVERSALS
 from afflux.shared.wire import encode
 
-from .test_order_outcome import conversion, new_id, refund_of
+from .test_order_outcome import conversion, new_id, refund_of, until
 
 pytestmark = pytest.mark.integration
-
-WITHIN_S = 30.0
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    deadline = time.monotonic() + WITHIN_S
-    while not (found := await check()):
-        assert time.monotonic() < deadline, f"{what} not within {WITHIN_S} s"
-        await asyncio.sleep(0.1)
-    return found
 
 
 @pytest.fixture
@@ -86,32 +76,41 @@ async def a_conversion_indexed(
 
 
 def keeper(
-    infra: Any, index: OutcomeIndex, producer: AIOKafkaProducer, **kw: Any
+    infra: Any,
+    index: OutcomeIndex,
+    producer: AIOKafkaProducer,
+    commit_interval_s: float,
+    group: str | None = None,
 ) -> OutcomeConsumer:
     return OutcomeConsumer(
         bootstrap=infra.kafka_bootstrap,
         index=index,
         producer=producer,
         metrics=OutcomeMetrics(CollectorRegistry()),
-        group=new_id("outcome-commits"),
-        **kw,
+        group=group or new_id("outcome-commits"),
+        commit_interval_s=commit_interval_s,
     )
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: OutcomeConsumer) -> AsyncIterator[str]:
+    """The consumer's loop while inside, stopped as the service stops it; its group."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer.consumer._group_id
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def test_stored_records_are_committed_when_the_index_stops_not_after_each_poll(
     infra: Any, index: OutcomeIndex, producer: AIOKafkaProducer
 ) -> None:
-    consumer = keeper(infra, index, producer, commit_interval_s=3_600)
-    group = consumer.consumer._group_id
-    task = asyncio.create_task(consumer.run())
-    try:
+    async with running(keeper(infra, index, producer, commit_interval_s=3_600)) as group:
         tp, after = await a_conversion_indexed(producer, index)
         await asyncio.sleep(1.0)  # polls go on: none may commit within the interval
         assert await committed(infra, group) == {}
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
     offsets = await committed(infra, group)
     assert offsets[tp] >= after
     # Only partitions it read from: an empty partition is never committed at 0.
@@ -121,20 +120,13 @@ async def test_stored_records_are_committed_when_the_index_stops_not_after_each_
 async def test_a_running_index_commits_its_last_stored_record_with_no_record_after_it(
     infra: Any, index: OutcomeIndex, producer: AIOKafkaProducer
 ) -> None:
-    consumer = keeper(infra, index, producer, commit_interval_s=0.2)
-    group = consumer.consumer._group_id
-    task = asyncio.create_task(consumer.run())
-    try:
+    async with running(keeper(infra, index, producer, commit_interval_s=0.2)) as group:
         tp, after = await a_conversion_indexed(producer, index)
 
         async def caught_up() -> bool:
             return (await committed(infra, group)).get(tp, -1) >= after
 
         await until(caught_up, "the conversion committed while running")
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_records_read_again_after_a_crash_before_the_commit_store_nothing_twice(
@@ -160,36 +152,17 @@ async def test_records_read_again_after_a_crash_before_the_commit_store_nothing_
         return stored if sum(not f.startswith(b"!") for f in stored) == 3 else None
 
     first = keeper(infra, index, producer, commit_interval_s=3_600)
-    group = first.consumer._group_id
-    task = asyncio.create_task(first.run())
-    try:
+    async with running(first) as group:
         before = await until(all_three, "the order's three events in the index")
         first.commits.pacer.pending.clear()  # the process dies before its paced commit
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
     assert await committed(infra, group) == {}
 
-    again = OutcomeConsumer(
-        bootstrap=infra.kafka_bootstrap,
-        index=index,
-        producer=producer,
-        metrics=OutcomeMetrics(CollectorRegistry()),
-        group=group,
-        commit_interval_s=0.1,
-    )
-    task = asyncio.create_task(again.run())
-    try:
-        wanted = {TopicPartition(m.topic, m.partition): m.offset + 1 for m in sent}
+    wanted = {TopicPartition(m.topic, m.partition): m.offset + 1 for m in sent}
 
-        async def read_again() -> bool:
-            offsets = await committed(infra, group)
-            return all(offsets.get(tp, -1) >= after for tp, after in wanted.items())
+    async def read_again() -> bool:
+        offsets = await committed(infra, group)
+        return all(offsets.get(tp, -1) >= after for tp, after in wanted.items())
 
+    async with running(keeper(infra, index, producer, commit_interval_s=0.1, group=group)):
         await until(read_again, "the next member past the three records")
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
     assert await index.redis.hgetall(key) == before
