@@ -15,6 +15,7 @@ from rich.table import Table
 
 from afflux.cli.brokers import DEFAULT_BROKER, BrokerKind, kafka_data_dir
 from afflux.cli.console import console_for
+from afflux.cli.log_growth import long_log_note
 from afflux.cli.processes import StartFailed
 from afflux.cli.settings import CliSettings
 from afflux.cli.stack import SERVICES, Stack, StackOptions
@@ -93,6 +94,10 @@ def run_up(
             what = "Apache Kafka" if broker == "kafka" else f"broker ({storage} storage)"
             print(f"afflux: starting {what} and Redis ...", flush=True)
             stack.start_infra()
+            if stack.object_store is not None:  # the embedded broker on durable storage
+                note = long_log_note(stack.kafka_bootstrap, str(stack.options.work_dir))
+                if note:
+                    print(f"afflux up: note: {note}", file=sys.stderr, flush=True)
             terms = campaigns_path(campaigns, settings)
             if terms is not None:
                 count = stack.apply_campaigns(terms)
