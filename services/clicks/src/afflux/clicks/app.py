@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from afflux.clicks.destinations import is_allowed
 from afflux.clicks.health import CHECKS
@@ -43,6 +42,7 @@ from afflux.shared.io.http.client_address import ProxyTrust
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import install_problem_handlers
 from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.redis_client import single_server
 from afflux.shared.topics import CLICKS
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def create_app(
             return True  # validated at creation; the view may still be loading
         return is_allowed(link.destination_url, domains)
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = single_server(settings.redis_url)
     store = LinkStore(
         redis,
         settings.clicks_redis_prefix,

@@ -359,6 +359,7 @@ class LinkCache:
         """Rebuilds Redis's links from the topic (and clears this cache); awaited on a miss
         while Redis is not complete."""
         self._entries: dict[str, Target | None] = {}
+        self._loading: dict[str, asyncio.Task[Target | None]] = {}
 
     def cached(self, code: str) -> tuple[bool, Target | None]:
         """(hit, target) without any I/O."""
@@ -367,6 +368,24 @@ class LinkCache:
         return False, None
 
     async def load(self, code: str) -> Target | None:
+        """The code's target read from Redis and cached. Concurrent misses of one code
+        share one read: a new link posted to a large audience is clicked by hundreds of
+        visitors before the first read returns, and each would otherwise take a Redis
+        connection. A request cancelled while it waits does not cancel the others' read."""
+        loading = self._loading.get(code)
+        if loading is None:
+            loading = asyncio.create_task(self._read(code))
+            self._loading[code] = loading
+            loading.add_done_callback(lambda done: self._loaded(code, done))
+        return await asyncio.shield(loading)
+
+    def _loaded(self, code: str, done: asyncio.Task[Target | None]) -> None:
+        if self._loading.get(code) is done:
+            del self._loading[code]
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every waiter was cancelled
+
+    async def _read(self, code: str) -> Target | None:
         complete, link = await self.store.lookup(code)
         if not complete and self.restore is not None:
             await asyncio.wait_for(self.restore(), RESTORE_WAIT_S)

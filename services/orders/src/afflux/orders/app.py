@@ -17,7 +17,6 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -50,6 +49,7 @@ from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
 from afflux.shared.io.http.problems import Problem, install_problem_handlers
 from afflux.shared.io.kafka import dead_letter_of, deliver_dead_letter, new_producer
+from afflux.shared.io.redis_client import single_server
 
 
 def configured_secrets(settings: OrdersSettings) -> dict[str, tuple[str, ...]]:
@@ -153,7 +153,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url)
+        redis = single_server(settings.redis_url)
         producer = new_producer(
             settings.kafka_bootstrap,
             request_timeout_ms=int(settings.orders_produce_timeout_s * 1000),

@@ -16,11 +16,11 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import (  # type: ignore[attr-defined]  # OutOfMemoryError: not in the stubs
@@ -36,6 +36,10 @@ from redis.exceptions import (  # type: ignore[attr-defined]  # OutOfMemoryError
 )
 
 CLUSTER_SCHEME = "redis-cluster"
+# One server's connections per client, and how long a command waits for one of them
+# when all are busy (then it fails as Redis away would).
+POOL_CONNECTIONS = 100
+POOL_WAIT_S = 2.0
 # Error replies that say the server cannot take writes now, not that these writes are
 # wrong: out of memory, a replica, a cluster failing over, a missing permission, a busy
 # script. The same writes succeed once it has recovered (or an operator has fixed it).
@@ -84,8 +88,7 @@ def connect(url: str) -> AnyRedis:
     """A client for ``url``; the caller closes it (``aclose()``)."""
     parts = urlsplit(url)
     if parts.scheme != CLUSTER_SCHEME:
-        client: Redis[bytes] = Redis.from_url(url)
-        return client
+        return single_server(url)
     if parts.path not in ("", "/", "/0"):
         raise ValueError(f"{url!r}: a Redis Cluster has only database 0, not {parts.path!r}")
     userinfo, _, hosts = parts.netloc.rpartition("@")
@@ -98,6 +101,21 @@ def connect(url: str) -> AnyRedis:
         username=unquote(username) or None,
         password=unquote(password) or None,
     )
+
+
+def single_server(url: str) -> Redis[bytes]:
+    """A client of the one Redis server at ``url`` whose commands wait for a free
+    connection when all ``POOL_CONNECTIONS`` are busy (up to ``POOL_WAIT_S``).
+
+    redis-py's default pool fails the 101st concurrent command with MaxConnectionsError,
+    so a burst of requests that each need Redis (a new link clicked by 200 visitors at
+    once) was answered 503 "Redis unavailable" with Redis healthy."""
+    pool: BlockingConnectionPool[Any] = BlockingConnectionPool.from_url(
+        url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S
+    )
+    client: Redis[bytes] = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # aclose() closes the pool too, as from_url's
+    return client
 
 
 async def connect_ready(url: str) -> AnyRedis:
