@@ -174,6 +174,18 @@ INVALID_CASES = [
     InvalidCase(b'{"amount_minor": 1, "extra": 2}', "extra", "unknown field"),
     # a wrong type names the field the client sent
     InvalidCase(b'{"amount_minor": "x"}', "amount_minor", "Input should be a valid integer"),
+    # past the parser's recursion limit: FastAPI's own 400 named no field and no cause
+    InvalidCase(
+        b'{"a":' + b"[" * 5_000 + b"]" * 5_000 + b"}", "body", "malformed JSON: nested too deeply"
+    ),
+    # a number past Python's 4,300 digits for an integer
+    InvalidCase(
+        b'{"amount_minor": ' + b"9" * 5_000 + b"}",
+        "body",
+        "malformed JSON: a number has too many digits",
+    ),
+    # bytes that are not UTF-8
+    InvalidCase(b'{"amount_minor": 1, "x": "\xff"}', "body", "malformed JSON: not UTF-8"),
 ]
 
 

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # A 503 says "nothing was accepted, retry": one second keeps retries from hammering.
 RETRY_AFTER_S = "1"
+# What FastAPI answers, as a 400, for a body it could not parse other than a JSON syntax
+# error.
+BODY_UNPARSED = "There was an error parsing the body"
 
 
 class Problem(Exception):
@@ -82,8 +85,25 @@ async def _invalid_answer(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail or [{"field": None, "reason": "invalid request"}]}, 422)
 
 
+def unparsed_body_reason(cause: BaseException | None) -> str:
+    """Why a body FastAPI could not parse was refused, from the parser's own exception:
+    it answers every failure but a JSON syntax error with one sentence that names no
+    cause (nesting past the parser's recursion limit, a number of thousands of digits)."""
+    if isinstance(cause, RecursionError):
+        return "malformed JSON: nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "malformed JSON: not UTF-8"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "malformed JSON: a number has too many digits"
+    return f"malformed JSON: {type(cause).__name__ if cause else 'unreadable'}"
+
+
 async def _http_error_answer(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == BODY_UNPARSED:
+        # The same 422 naming the body as a JSON syntax error gets.
+        reason = unparsed_body_reason(exc.__cause__)
+        return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, 422)
     body = {"detail": [{"field": None, "reason": str(exc.detail)}]}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
