@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -93,6 +94,18 @@ async def test_a_returning_visitor_keeps_its_id_and_gets_no_new_cookie(
     assert again.status_code == 302
     assert "set-cookie" not in again.headers
     assert visitor_of_click(click_id_of(again.headers["location"])) == visitor
+
+
+@pytest.mark.parametrize("cookie", ["x", "garbage", "v_abc", "v_" + "0" * 31 + "G"])
+async def test_a_visitor_cookie_not_of_the_redirects_form_is_replaced(
+    client: httpx.AsyncClient, link: dict[str, Any], cookie: str
+) -> None:
+    client.cookies.clear()
+    answer = await client.get(f"/c/{link['code']}", headers={"Cookie": f"afx_vid={cookie}"})
+    assert answer.status_code == 302
+    visitor = answer.cookies["afx_vid"]
+    assert re.fullmatch(r"v_[0-9a-f]{32}", visitor)
+    assert visitor_of_click(click_id_of(answer.headers["location"])) == visitor
 
 
 async def test_same_visitor_same_link_within_the_window_is_flagged_duplicate(

@@ -101,15 +101,24 @@ def test_location_keeps_the_destination_query_and_fragment(destination: str, loc
     assert f"{target.head}CID{target.tail}" == location
 
 
+VISITOR = "v_" + "0123456789abcdef" * 2
+
+
 @pytest.mark.parametrize(
     ("cookie", "visitor"),
     [
-        ("afx_vid=v_abc", "v_abc"),
-        ("other=1; afx_vid=v_abc; more=2", "v_abc"),
-        ('afx_vid="v_abc"', "v_abc"),
-        ("xafx_vid=v_evil", None),  # another cookie whose name ends the same
+        (f"afx_vid={VISITOR}", VISITOR),
+        (f"other=1; afx_vid={VISITOR}; more=2", VISITOR),
+        (f'afx_vid="{VISITOR}"', VISITOR),
+        (f"xafx_vid={VISITOR}", None),  # another cookie whose name ends the same
         ("afx_vid=v_<script>", None),  # malformed ids are replaced
         ("afx_vid=", None),
+        ("afx_vid=x", None),  # not the form the redirect gives
+        ("afx_vid=garbage", None),
+        ("afx_vid=v_abc", None),  # too short
+        (f"afx_vid={VISITOR}0", None),  # too long
+        (f"afx_vid={VISITOR[:-1]}G", None),  # not hex
+        (f"afx_vid={VISITOR.upper()}", None),  # the redirect writes lowercase hex
         ("afx_vid=" + "a" * 65, None),
     ],
 )

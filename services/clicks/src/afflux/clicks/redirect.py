@@ -42,7 +42,9 @@ COOKIE = "afx_vid"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 PREFIX = "/c/"
 _CODE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CODE_LENGTH}}}")
-_VISITOR = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The form the redirect gives (afflux.shared.core.ids.new_visitor_id): a cookie the
+# visitor wrote (``x``, another tracker's id) would otherwise be kept as their id.
+_VISITOR = re.compile(r"v_[0-9a-f]{32}")
 _MAX_UA = 512
 _MAX_REFERRER = 1024
 _MAX_PARAM = 256
