@@ -11,6 +11,9 @@ from afflux.payouts.queries import MAX_CURSOR_CHARS, decode_cursor, encode_curso
 from afflux.payouts.reads import Position
 from afflux.payouts.views import Counts, PeriodSums, balances, line_views, tally, totals
 from afflux.shared.core.journal.records import Posting
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.problems import Problem
 
 pytestmark = pytest.mark.unit
@@ -204,6 +207,63 @@ def test_a_cursor_this_api_never_answered_is_422_on_cursor(cursor: str) -> None:
     with pytest.raises(Problem) as refused:
         decode_cursor(cursor)
     assert (refused.value.status, refused.value.field) == (422, "cursor")
+
+
+def directory_of(campaign_id: str) -> CampaignDirectory:
+    terms = CampaignTerms.model_validate(
+        {"campaign_id": campaign_id, "merchant_id": "m", "currency": "EUR"}
+    )
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="t",
+            occurred_at=0,
+            campaign_id=campaign_id,
+            versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
+        )
+    )
+    return directory
+
+
+@dataclass(frozen=True)
+class ForeignCursor:
+    position: Position
+    campaign: str | None = None  # the query's campaign_id
+    period: str | None = None  # and period
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ForeignCursor(Position("acme", "2026-13", 1)),  # no 13th month
+        ForeignCursor(Position("acme", "not-a-period", 1)),
+        ForeignCursor(Position("acme", "2026-W54", 1)),  # no 54th week
+        ForeignCursor(Position("no-such-campaign", "2026-11", 1)),
+        ForeignCursor(Position("acme", "2026-11", 1), campaign="beta"),  # another query's
+        ForeignCursor(Position("acme", "2026-11", 1), period="2026-10"),
+    ],
+    ids=lambda c: f"{c.position.campaign_id}/{c.position.period}/{c.campaign}/{c.period}",
+)
+def test_a_cursor_of_an_unknown_campaign_period_or_another_query_is_422_on_cursor(
+    case: ForeignCursor,
+) -> None:
+    """Answered before as an empty last page, which a client cannot tell from the end."""
+    cursor = encode_cursor(case.position)
+    with pytest.raises(Problem) as refused:
+        decode_cursor(cursor, directory_of("acme"), case.campaign, case.period)
+    assert (refused.value.status, refused.value.field) == (422, "cursor")
+
+
+@pytest.mark.parametrize(
+    ("campaign", "period"), [(None, None), ("acme", None), (None, "2026-W47"), ("acme", "2026-W47")]
+)
+def test_a_cursor_of_a_known_campaign_and_the_same_query_is_read(
+    campaign: str | None, period: str | None
+) -> None:
+    position = Position("acme", "2026-W47", 12)
+    assert decode_cursor(encode_cursor(position), directory_of("acme"), campaign, period) == (
+        position
+    )
 
 
 def test_brackets_inside_a_cursors_strings_are_not_nesting() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from afflux.payouts import reads, views
 from afflux.payouts.reads import CampaignPeriod, Position
 from afflux.payouts.store import LedgerStore
-from afflux.shared.core.periods import period_of
+from afflux.shared.core.periods import period_bounds, period_of
 from afflux.shared.core.terms import Period as PlanPeriod
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.problems import Problem
@@ -82,8 +82,17 @@ def encode_cursor(position: Position | None) -> str | None:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def decode_cursor(value: str | None) -> Position | None:
-    """The position a ``next_cursor`` names; 422 on ``cursor`` for anything else.
+def decode_cursor(
+    value: str | None,
+    directory: CampaignDirectory | None = None,
+    campaign: str | None = None,
+    period_asked: str | None = None,
+) -> Position | None:
+    """The position a ``next_cursor`` names; 422 on ``cursor`` for anything else: one
+    whose campaign is not in ``directory`` or whose period is not a period, or one of
+    another query than this (another ``campaign`` or period than ``period_asked``).
+    A page of an unknown campaign or a period such as ``2026-13`` used to answer an
+    empty last page, which a client could not tell from the end of the ledger.
 
     Bounded before the parser sees it: at most ``MAX_CURSOR_CHARS`` characters, and
     nesting, number lengths as a record's (``check_bounds``). A cursor of 5,000 nested
@@ -99,6 +108,11 @@ def decode_cursor(value: str | None) -> Position | None:
         if not (isinstance(cid, str) and isinstance(period, str) and type(seq) is int):
             raise ValueError
         if not 0 <= seq <= MAX_SEQ:
+            raise ValueError
+        period_bounds(period)  # BadPeriod is a ValueError
+        if directory is not None and cid not in directory:
+            raise ValueError
+        if campaign not in (None, cid) or period_asked not in (None, period):
             raise ValueError
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise Problem(422, "cursor", "not a cursor this API answered") from None

@@ -197,7 +197,7 @@ async def ledger_page(
     wanted = params.period(period)
     campaign = campaign_id or None
     known_campaign(directory, campaign)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, directory, campaign, wanted)
     every = await _periods(store, affiliate_id)
     cps = [
         (c, p)

@@ -58,7 +58,7 @@ async def ledger(
     at = params.as_of(as_of, clock())
     known_campaign(directory, campaign_id)
     wanted = params.period(period)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, directory, campaign_id, wanted)
     size = limit(limit_)
     cps = await creator_periods(store, affiliate_id, campaign_id, wanted)
     postings, following = await reads.postings_page(store, affiliate_id, cps, after, size)
