@@ -64,3 +64,32 @@ def test_a_postback_value_is_its_utf8_text_or_refused_naming_it(
     query: str, params: dict[str, str], refused: tuple[str, str] | None
 ) -> None:
     assert query_params(f"{query}&sig={'0' * 64}") == (params, refused)
+
+
+@pytest.mark.parametrize(
+    ("value", "new_customer"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("0", False),
+        ("No", False),
+        ("on", None),  # a form checkbox's value is not one of them
+        ("maybe", None),
+        ("", None),
+    ],
+)
+def test_new_customer_is_true_false_1_0_yes_or_no_else_a_422_naming_it(
+    value: str, new_customer: bool | None
+) -> None:
+    params = {"order_id": "pb-1", "campaign_id": "shop", "amount_minor": "2599"}
+    if new_customer is not None:
+        order = postback_order({**params, "new_customer": value}, NOW)
+        assert order["new_customer"] is new_customer
+        return
+    with pytest.raises(Rejected) as refused:
+        postback_order({**params, "new_customer": value}, NOW)
+    assert (refused.value.status, refused.value.field) == (422, "new_customer")
+    assert refused.value.reason == "use true or false (or 1/0, yes/no)"

@@ -102,7 +102,7 @@ def postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
     if "new_customer" in order:
         flag = _BOOL.get(order["new_customer"].lower())
         if flag is None:
-            raise Rejected(422, "new_customer", "use true or false")
+            raise Rejected(422, "new_customer", "use true or false (or 1/0, yes/no)")
         order["new_customer"] = flag
     if "items" in order:
         raise Rejected(422, "items", "not supported in a postback; use POST /v1/orders")
