@@ -83,6 +83,9 @@ HEADER_CASES = [
     ("one malformed candidate", f"t={NOW},v1={HEADER_MAC},v1=xyz", "64 hex characters"),
     # an empty candidate
     ("empty v1", f"t={NOW},v1=", "64 hex characters"),
+    # two times, the signature good for the second: which was meant is not the parser's
+    # guess to make
+    ("two timestamps", f"t={NOW - 3_600},t={NOW},v1={HEADER_MAC}", "t given more than once"),
 ]
 
 

@@ -101,6 +101,9 @@ def parse_header(value: str | None) -> ParsedSignature:
         if not sep:
             raise SignatureRejected(SIGNATURE_HEADER, "malformed: expected t=<unix s>,v1=<hex>")
         if name == "t":
+            if timestamp is not None:
+                # Which one was signed would be the parser's guess; a sender means one.
+                raise SignatureRejected(SIGNATURE_HEADER, "timestamp t given more than once")
             if not is_unix_seconds(item):
                 raise SignatureRejected(SIGNATURE_HEADER, "timestamp t must be unix seconds")
             timestamp = int(item)
