@@ -13,7 +13,14 @@ from pydantic import ValidationError
 
 from afflux.clicks.destinations import BadDestination, check_destination
 from afflux.shared.campaign_file import CampaignEntry, InvalidCampaignFile, load_campaign_file
-from afflux.shared.core.terms import CampaignTerms, SurveyTerms, TermsVersion, normalize_domain
+from afflux.shared.core.terms import (
+    MAX_TERMS_TIME_MS,
+    MAX_TERMS_VERSION,
+    CampaignTerms,
+    SurveyTerms,
+    TermsVersion,
+    normalize_domain,
+)
 from afflux.shared.core.terms_checks import (
     PUBLIC_SUFFIXES,
     coupons_problem,
@@ -386,3 +393,24 @@ def test_terms_published_before_the_checks_still_decode_on_a_replay() -> None:
     assert version.terms.coupons == {"ABC": "creator-2"}
     assert bad == []
     assert directory.campaign_ids() == ["c-1"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "valid"),
+    [
+        ("version", MAX_TERMS_VERSION, True),
+        ("version", MAX_TERMS_VERSION + 1, False),
+        ("version", 2**64, False),  # taken by every reader, then refused by the ledger's JSON
+        ("effective_from", MAX_TERMS_TIME_MS, True),
+        ("effective_from", MAX_TERMS_TIME_MS + 1, False),  # past year 9999: no date shows it
+        ("published_at", 2**63, False),
+    ],
+)
+def test_a_versions_number_and_times_are_bounded(field: str, value: int, valid: bool) -> None:
+    version = {"version": 1, "effective_from": 0, "published_at": 0, field: value}
+    terms = {"campaign_id": "camp", "merchant_id": "m", "currency": "EUR"}
+    if valid:
+        assert getattr(TermsVersion.model_validate({**version, "terms": terms}), field) == value
+        return
+    with pytest.raises(ValidationError):
+        TermsVersion.model_validate({**version, "terms": terms})

@@ -346,12 +346,22 @@ class CampaignTerms(_Frozen):
         return self.coupons.get(normalize_coupon(code)) if code else None
 
 
+# Bounds of a version's number and times. Unbounded, a version numbered 2**64 written
+# straight to the campaigns topic was taken by every reader, then every conversion of
+# its campaign failed in the ledger (its JSON encoder stops at 64 bits); a time past
+# year 9999 cannot be shown as a date.
+MAX_TERMS_VERSION = 1_000_000
+MAX_TERMS_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 class TermsVersion(_Frozen):
     """One version of a campaign's terms and the event time from which it applies."""
 
-    version: Annotated[int, Field(ge=1)]
-    effective_from: Annotated[int, Field(ge=0, description="UTC milliseconds")]
-    published_at: Annotated[int, Field(ge=0, description="UTC milliseconds")]
+    version: Annotated[int, Field(ge=1, le=MAX_TERMS_VERSION)]
+    effective_from: Annotated[
+        int, Field(ge=0, le=MAX_TERMS_TIME_MS, description="UTC milliseconds")
+    ]
+    published_at: Annotated[int, Field(ge=0, le=MAX_TERMS_TIME_MS, description="UTC milliseconds")]
     terms: CampaignTerms
 
 
