@@ -127,3 +127,57 @@ def test_an_input_stamped_past_the_skew_is_dead_lettered_and_moves_no_watermark(
     else:
         assert letters == []
         assert owned.state.watermark == max(0, TS + case.ahead_ms)
+
+
+YEAR_MS = 365 * 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("ahead_ms", "refused"),
+    [
+        (SKEW, False),  # exactly the skew past the worker's clock: accepted
+        (SKEW + 1, True),
+        (YEAR_MS, True),  # the attack: a year ahead, its record stamped alike
+    ],
+)
+@pytest.mark.parametrize(
+    ("topic", "event"), [(CLICKS.name, click), (ORDERS.name, order), (REFUNDS.name, refund)]
+)
+def test_an_input_past_the_workers_clock_is_dead_lettered_though_its_record_is_stamped_alike(
+    ahead_ms: int, refused: bool, topic: str, event: Any
+) -> None:
+    """A producer sets a record's timestamp: a click dated a year ahead with its record
+    stamped the same passed the record check, moved the watermark a year and the next
+    prune dropped every click of the partition."""
+    sent: list[tuple[str, bytes | None]] = []
+    rt = recording_runtime(sent, ten_percent_sale(), "clock-guard", clock=lambda: TS)
+    at = TS + ahead_ms
+
+    async def run() -> None:
+        rt.join.owned[0] = Owned(rt.join.new_state())
+        rt.refunds.owned[0] = Owned(rt.refunds.new_state())
+        stage = rt.refunds if topic == REFUNDS.name else rt.join
+        await stage.handle(Record(topic, 0, 0, b"v", encode(event(at)), at))
+
+    asyncio.run(run())
+    letters = [e for t, v in sent if t == DLQ.name for e in decode_record(v)]
+    owned = (rt.refunds if topic == REFUNDS.name else rt.join).owned[0]
+    if refused:
+        [letter] = letters
+        assert isinstance(letter, DeadLetter)
+        assert letter.reason.startswith("event_time_in_future")
+        assert "after this worker's clock" in letter.reason
+        assert owned.state.watermark == 0
+    else:
+        assert letters == []
+        assert owned.state.watermark == at
+
+
+@pytest.mark.parametrize(("ahead_ms", "kept"), [(SKEW, True), (SKEW + 1, False), (YEAR_MS, False)])
+def test_the_oracle_checking_a_running_stack_leaves_out_what_is_past_its_clock(
+    ahead_ms: int, kept: bool
+) -> None:
+    at = TS + ahead_ms
+    events: list[tuple[Envelope, int]] = [(click(at), at), (order(at), at)]
+    assert (admitted(events, SKEW, now_ms=TS) != []) is kept
+    assert len(admitted(events, SKEW)) == 2  # a replay on its own: the records alone

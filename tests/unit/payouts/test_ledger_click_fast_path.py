@@ -25,6 +25,7 @@ from afflux.shared.io.campaign_view import CampaignDirectory
 pytestmark = pytest.mark.unit
 
 NOV_15 = 1_794_700_800_000
+DAY = 86_400_000
 
 
 class RecordingConsumer(LedgerConsumer):
@@ -104,16 +105,22 @@ CASES: dict[str, bytes] = {
     "one_click_of_a_campaign_without_terms": orjson.dumps(click(1, campaign_id="nowhere")),
     "one_array_of_one_click": orjson.dumps([click(7)]),
     "spaces_before_the_array": b"  \n" + orjson.dumps([click(1), click(2)]),
+    "packed_with_a_click_past_its_record": orjson.dumps(
+        [click(1), click(2, occurred_at=NOV_15 + 60 * DAY), click(3)]
+    ),
 }
 
 
-async def placed(value: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+async def placed(
+    value: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch, stamped: int = NOV_15
+) -> Any:
     consumer = _consumer()
+    consumer.clock = lambda: NOV_15
     with monkeypatch.context() as patch:
         if not fast:
             patch.setattr(consumer_module, "decoded_clicks", lambda value: None)
         record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
-            "clicks", 0, 5, NOV_15, 0, b"k", value, None, 1, len(value), []
+            "clicks", 0, 5, stamped, 0, b"k", value, None, 1, len(value), []
         )
         batch = Batch()
         items = await consumer.placed(record, batch)
@@ -169,3 +176,27 @@ async def test_an_odd_click_takes_the_general_path_and_keeps_its_reason(
     assert index == 2
     assert error_class == "ValidationError"
     assert "flags" in reason
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(
+    ("stamped", "why"),
+    [
+        (NOV_15, "after the record's timestamp"),
+        # a producer stamped the record as far ahead: the consumer's own clock tells
+        (NOV_15 + 60 * DAY, "after this consumer's clock"),
+    ],
+)
+async def test_a_click_dated_past_its_record_or_the_clock_is_dead_lettered_not_paid(
+    stamped: int, why: str, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the attribution worker and the oracle leave it out: paid per click here, a click
+    written straight to the topic 60 days ahead was paid in a period to come."""
+    value = orjson.dumps([click(1), click(2, occurred_at=NOV_15 + 60 * DAY), click(3)])
+    (clicks, _, items, letters), _ = await placed(value, fast, monkeypatch, stamped)
+    assert [c.click_id for c in clicks] == ["c-1", "c-3"]
+    assert [index for index, _ in items] == [0, 2]
+    [(reason, error_class, index)] = letters
+    assert (error_class, index) == ("Rejected", 1)
+    assert reason.startswith("event_time_in_future")
+    assert why in reason

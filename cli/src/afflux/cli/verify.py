@@ -39,6 +39,7 @@ from afflux.oracle import admitted
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.events import AnyEvent, CampaignTermsPublished
+from afflux.shared.io.clock_source import system_clock
 from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import (
     CAMPAIGNS,
@@ -117,6 +118,7 @@ async def _check(
             [r for r in timed[topic.name] if not wrong_topic(type(r[0]).__name__, topic.name)],
             DEFAULT_CLOCK_SKEW_MS,
             campaigns,
+            now_ms=system_clock(),
         )
     ]
     outputs = topics[CONVERSIONS.name] + topics[REVERSALS.name]

@@ -53,6 +53,7 @@ from afflux.shared.core.event_time import (
     event_time_too_old,
 )
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.merchant import merchant_refusal
 from afflux.shared.core.products import items_problem
 from afflux.shared.core.renewals import claim_refusals, renewal_order_refusal
 from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
@@ -173,12 +174,17 @@ def admitted(
     campaigns: Mapping[str, Sequence[TermsVersion]] | None = None,
     *,
     backfill_limit_days: int | None = None,
+    now_ms: int | None = None,
 ) -> list[E]:
     """The input events (each with its record's timestamp, ms, and optionally whether the
     record carries the backfill header) that the worker takes. One whose event time is
     more than ``skew_ms`` after its record's timestamp is dead-lettered
     (``event_time_in_future``) and counts for nothing; for a content publication the
-    latest of its times (``latest_time``) is held to that. With ``campaigns``: an order,
+    latest of its times (``latest_time``) is held to that. With ``now_ms`` (a check of
+    a running stack: the time it reads the topics) a click, order, refund or renewal
+    more than ``skew_ms`` after it is left out too, as the worker refuses one after its
+    own clock (one within minutes of that bound when the worker read it may be judged
+    apart; none but a producer with a clock ahead writes such times). With ``campaigns``: an order,
     refund or renewal of a known campaign dated more than the campaign's backfill limit
     (the orders service's, ``backfill_limit_days`` its setting) plus ``skew_ms`` before
     its record's timestamp is dead-lettered too (``event_time_too_old``), unless its
@@ -192,6 +198,12 @@ def admitted(
     for record in records:
         event, ts, backfill = record[0], record[1], any(record[2:])
         if event_time_in_future(latest_time(event), ts, skew_ms):
+            continue
+        if (
+            now_ms is not None
+            and isinstance(event, (ClickRecorded, *PLACED_TYPES))
+            and event_time_in_future(event.occurred_at, now_ms, skew_ms)
+        ):
             continue
         if not backfill and _too_old(event, ts, allowed):
             continue
@@ -211,6 +223,12 @@ def _other_currency(e: OrderPlaced | SubscriptionRenewed, versions: Sequence[Ter
     """An order or renewal in another currency than its campaign's terms at its time: the
     worker dead-letters it."""
     return other_currency(e.currency, terms_in_force(versions, e.occurred_at).terms.currency)
+
+
+def _other_merchant(e: OrderPlaced, versions: Sequence[TermsVersion]) -> bool:
+    """An order naming another merchant than its campaign's: the worker dead-letters it."""
+    merchant = terms_in_force(versions, e.occurred_at).terms.merchant_id
+    return bool(merchant_refusal(e.merchant_id, merchant))
 
 
 def _items_refused(e: OrderPlaced) -> bool:
@@ -239,7 +257,9 @@ def attribute(
         if isinstance(e, OrderPlaced) and e.campaign_id in campaigns:
             if (e.campaign_id, e.order_id) in decided or _items_refused(e):
                 continue
-            if _other_currency(e, campaigns[e.campaign_id]):
+            if _other_currency(e, campaigns[e.campaign_id]) or _other_merchant(
+                e, campaigns[e.campaign_id]
+            ):
                 continue
             decided.add((e.campaign_id, e.order_id))
             key = order_partition_key(e.order_id, e.visitor_id, e.click_id)

@@ -52,6 +52,7 @@ from afflux.shared.core.event_time import (
     is_backfill,
 )
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.merchant import MERCHANT_MISMATCH, merchant_refusal
 from afflux.shared.core.products import items_problem
 from afflux.shared.core.terms import TermsTimeline, TermsVersion, normalize_handle
 from afflux.shared.core.whatif.log import (
@@ -263,12 +264,19 @@ class LogReader:
         self.skipped += count
         self.refused[reason] = self.refused.get(reason, 0) + count
 
-    def _check(self, kind: str, at: int, currency: str | None = None, items: str = "") -> None:
+    def _check(
+        self,
+        kind: str,
+        at: int,
+        currency: str | None = None,
+        items: str = "",
+        merchant: str | None = None,
+    ) -> None:
         """Raise ``_Refused`` for an event of type ``kind`` at ``at`` that the attribution
         worker refuses before using it, in the worker's order (``Campaigns.refused``):
         its topic, its currency (an order's or a renewal's: the campaign's terms in force
-        at ``at``), its items (``items``: ``products.items_problem``'s answer), its time
-        against the record's timestamp."""
+        at ``at``), an order's merchant (``merchant``), its items (``items``:
+        ``products.items_problem``'s answer), its time against the record's timestamp."""
         topic = self._topic
         if topic is not None and wrong_topic(kind, topic):
             raise _Refused(WRONG_TOPIC)
@@ -279,6 +287,12 @@ class LogReader:
             and other_currency(currency, timeline.at(at).terms.currency)
         ):
             raise _Refused(CURRENCY_MISMATCH)
+        if (
+            merchant is not None
+            and timeline is not None
+            and merchant_refusal(merchant, timeline.at(at).terms.merchant_id)
+        ):
+            raise _Refused(MERCHANT_MISMATCH)
         if items:
             raise _Refused(ITEMS)
         ts = self._ts
@@ -390,7 +404,10 @@ def _fast(reader: LogReader, item: dict[str, Any]) -> bool:
             coupon_code=_opt(item, "coupon_code"),
             new_customer=item.get("new_customer", False) is True,
         )
-        reader._check(kind, order.at, order.currency)
+        merchant = item.get("merchant_id")
+        reader._check(
+            kind, order.at, order.currency, merchant=merchant if type(merchant) is str else ""
+        )
         log.add_order(order)
         return True
     if kind == "OrderRefunded":
@@ -431,7 +448,7 @@ def _slow(reader: LogReader, item: dict[str, Any]) -> None:
         items = tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items)
         # Items that do not make up the amount: the worker dead-letters the order.
         problem = items_problem(event.amount_minor, items, event.non_commissionable_minor)
-        reader._check(kind, event.occurred_at, event.currency, problem)
+        reader._check(kind, event.occurred_at, event.currency, problem, event.merchant_id)
         log.add_order(
             LoggedOrder(
                 order_id=event.order_id,

@@ -3,7 +3,7 @@ pruning pass do to one partition's state, with the campaign terms they need."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from afflux.attribution.content_view import ContentBook
 from afflux.attribution.decode import DecodedClick, Event
@@ -30,6 +30,7 @@ from afflux.shared.core.event_time import (
     too_old_reason,
 )
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.merchant import merchant_refusal
 from afflux.shared.core.products import items_problem
 from afflux.shared.core.renewals import renewal_order_refusal
 from afflux.shared.core.terms import TermsTimeline, TermsVersion
@@ -87,11 +88,15 @@ class Campaigns:
         directory: CampaignDirectory,
         clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
         backfill_limit_days: int | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         """``backfill_limit_days``: the orders service's ``AFFLUX_ORDERS_BACKFILL_LIMIT_DAYS``
-        (None: per campaign, its longest window plus its longest lock)."""
+        (None: per campaign, its longest window plus its longest lock). ``clock``: the
+        worker's own, which an event time may not pass by more than the skew either (None:
+        the record's timestamp alone bounds it, for replays on a fixed clock)."""
         self.directory = directory
         self.clock_skew_ms = clock_skew_ms
+        self.clock = clock
         self.backfill_limit_days = backfill_limit_days
         # Asked per click and per order: a timeline per campaign, rebuilt when the
         # directory holds a new tuple of versions for it.
@@ -165,13 +170,13 @@ class Campaigns:
         if not isinstance(event, OrderPlaced):
             return ""
         if version is not None:
-            refused = campaign_currency_refusal("order", event.currency, version.terms.currency)
+            refused = campaign_currency_refusal(
+                "order", event.currency, version.terms.currency
+            ) or merchant_refusal(event.merchant_id, version.terms.merchant_id)
             if refused:
                 return refused
-        if event.items:
-            rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in event.items]
-            return items_problem(event.amount_minor, rows, event.non_commissionable_minor)
-        return ""
+        rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in event.items]
+        return items_problem(event.amount_minor, rows, event.non_commissionable_minor)
 
     def _other_currency(self, event: SubscriptionRenewed, what: str) -> str:
         """``currency_mismatch`` when ``event`` is in another currency than its campaign's
@@ -185,16 +190,27 @@ class Campaigns:
 
     def _in_future(self, topic: str, event: Event, ts: int) -> str:
         """Why an outside input's event time is refused: more than the clock skew after its
-        record's timestamp. Such a time would move the event-time watermark, and pruning
-        behind it would drop clicks that other orders still need."""
-        if topic not in OUTSIDE_INPUTS or not event_time_in_future(
-            event.occurred_at, ts, self.clock_skew_ms
-        ):
+        record's timestamp, or after the worker's clock. Such a time would move the
+        event-time watermark, and pruning behind it would drop clicks that other orders
+        still need. The record's timestamp alone is not enough: a producer sets it, and
+        one dated a year ahead with its record stamped the same passed, so that the next
+        prune dropped every click of the partition."""
+        if topic not in OUTSIDE_INPUTS:
+            return ""
+        skew = self.clock_skew_ms
+        if event_time_in_future(event.occurred_at, ts, skew):
+            return (
+                f"{EVENT_TIME_IN_FUTURE}: occurred_at {event.occurred_at} is "
+                f"{event.occurred_at - ts} ms after the record's timestamp {ts}"
+                f" (allowed: {skew} ms)"
+            )
+        now = self.clock() if self.clock is not None else None
+        if now is None or not event_time_in_future(event.occurred_at, now, skew):
             return ""
         return (
             f"{EVENT_TIME_IN_FUTURE}: occurred_at {event.occurred_at} is "
-            f"{event.occurred_at - ts} ms after the record's timestamp {ts}"
-            f" (allowed: {self.clock_skew_ms} ms)"
+            f"{event.occurred_at - now} ms after this worker's clock {now}, its record stamped"
+            f" {ts} (allowed: {skew} ms)"
         )
 
     def _too_old(self, topic: str, event: Event, ts: int, backfill: bool) -> str:

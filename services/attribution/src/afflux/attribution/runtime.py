@@ -76,7 +76,7 @@ class Runtime:
         self.directory = directory
         self.content = content if content is not None else ContentBook.without_content()
         self.metrics = metrics
-        self.campaigns = Campaigns(directory, clock_skew_ms, backfill_limit_days)
+        self.campaigns = Campaigns(directory, clock_skew_ms, backfill_limit_days, clock)
         outbox = Outbox(metrics, clock)
         self.join: Stage[JoinPartition] = Stage(
             "join",

@@ -62,6 +62,7 @@ from afflux.shared.core.event_time import (
 )
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange
 from afflux.shared.events import (
+    ClickRecorded,
     ContentPublished,
     ContentReleased,
     ContentStats,
@@ -664,6 +665,8 @@ class LedgerConsumer:
                 if isinstance(event, ContentPublished | ContentStats | ContentReleased):
                     await self._content_checked(event, record.timestamp)
                     own = Batch()
+                elif isinstance(event, ClickRecorded):
+                    self._click_in_time(event.occurred_at, record.timestamp, self.clock())
                 await self._place_rechecked(event, batch if own is None else own, record)
             except Exception as exc:  # whatever one item raises, it alone is dead-lettered
                 await self._refused(record, exc, at)
@@ -680,9 +683,11 @@ class LedgerConsumer:
         refusals, without the general path's dicts and models."""
         packed = record.value is not None and record.value.lstrip()[:1] == b"["
         out: list[Placed] = []
+        now = self.clock()
         for index, click in enumerate(clicks):
             at = index if packed else None
             try:
+                self._click_in_time(click.occurred_at, record.timestamp, now)
                 await self._place_rechecked(click, batch, record)
             except Exception as exc:  # whatever one item raises, it alone is dead-lettered
                 await self._refused(record, exc, at)
@@ -717,6 +722,25 @@ class LedgerConsumer:
                 raise
             await self.terms_recheck.caught_up(until)
             self.placement.place(event, batch)
+
+    def _click_in_time(self, occurred_at: int, record_ts: int, now: int) -> None:
+        """Refuse a click dated more than the clock skew after its record's timestamp or
+        this consumer's clock, as the attribution worker and the oracle leave it out: paid
+        per click here, it made the ledger differ from them (a click written straight to
+        the topic 60 days ahead was paid in a period to come)."""
+        skew = self.clock_skew_ms
+        if event_time_in_future(occurred_at, record_ts, skew):
+            raise Rejected(
+                f"{EVENT_TIME_IN_FUTURE}: occurred_at {occurred_at} is"
+                f" {occurred_at - record_ts} ms after the record's timestamp {record_ts}"
+                f" (allowed: {skew} ms)"
+            )
+        if event_time_in_future(occurred_at, now, skew):
+            raise Rejected(
+                f"{EVENT_TIME_IN_FUTURE}: occurred_at {occurred_at} is"
+                f" {occurred_at - now} ms after this consumer's clock {now}"
+                f" (allowed: {skew} ms)"
+            )
 
     async def _content_checked(
         self, event: ContentPublished | ContentStats | ContentReleased, record_ts: int

@@ -21,6 +21,7 @@ from afflux.shared.content_facts import content_fact, key_of
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.content import takes_over
+from afflux.shared.core.currency import other_currency
 from afflux.shared.core.engagement import taken_over
 from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
@@ -140,6 +141,13 @@ class Placement:
             batch.reviews.append((event.campaign_id, period, ledger_facts.review_fact(event)))
         elif isinstance(event, ConversionReversed):
             period = self._period(event.campaign_id, event.order_occurred_at)
+            # Taken back in the conversion's money: a reversal in another currency, written
+            # straight to the topic, reversed 5000 EUR for 5000 USD.
+            if other_currency(event.currency, self.currency(event.campaign_id)):
+                raise Rejected(
+                    f"reversal in {event.currency} for campaign {event.campaign_id!r} "
+                    f"paid in {self.currency(event.campaign_id)}"
+                )
             batch.refunds.append((event.campaign_id, period, ledger_facts.refund_fact(event)))
         elif isinstance(event, LeadConfirmed):
             self._period(event.campaign_id, event.occurred_at)  # rejects unknown campaigns

@@ -107,11 +107,19 @@ def items_problem(
     amount_minor: int, items: Sequence[ItemRow], non_commissionable_minor: int
 ) -> str:
     """Why an order's items cannot be priced ('' when they can): its items and its
-    non-commissionable part must make up its amount exactly, as the orders service checks
-    at entry. An order on the topic that breaks this (produced around the service) would
-    otherwise be paid on items worth more than the order."""
+    non-commissionable part must make up its amount exactly (without items, the part must
+    be at most the amount), as the orders service checks at entry. An order on the topic
+    that breaks this (produced around the service) would otherwise be paid on items worth
+    more than the order."""
     if not items:
-        return ""
+        # Without items the non-commissionable part must still fit in the amount, as the
+        # orders service checks: an order on the topic whose part exceeds it was taken.
+        if 0 <= non_commissionable_minor <= amount_minor:
+            return ""
+        return (
+            f"non_commissionable_minor {non_commissionable_minor} is not from 0 to"
+            f" amount_minor {amount_minor}"
+        )
     total = sum(quantity * unit for _, _, quantity, unit in items)
     if total + non_commissionable_minor == amount_minor:
         return ""
