@@ -414,3 +414,33 @@ def test_a_versions_number_and_times_are_bounded(field: str, value: int, valid: 
         return
     with pytest.raises(ValidationError):
         TermsVersion.model_validate({**version, "terms": terms})
+
+
+@pytest.mark.parametrize(
+    ("key", "applied"),
+    [
+        (b"c-1", True),  # as every publisher keys it
+        (None, True),  # no key to compare (a file replayed without keys)
+        (b"c-2", False),  # compaction would keep it in place of c-2's own terms
+    ],
+)
+def test_a_campaigns_record_keyed_for_another_campaign_is_refused(
+    key: bytes | None, applied: bool
+) -> None:
+    record = {
+        "type": "CampaignTermsPublished",
+        "event_id": "terms-c-1-1",
+        "occurred_at": 0,
+        "campaign_id": "c-1",
+        "versions": [{"version": 1, "effective_from": 0, "published_at": 0, "terms": BASE}],
+    }
+    directory = CampaignDirectory()
+    bad = apply_record(directory, json.dumps(record).encode(), key)
+    if applied:
+        assert bad == []
+        assert directory.campaign_ids() == ["c-1"]
+        return
+    assert bad == [
+        ("key_mismatch: record keyed b'c-2' carries the terms of campaign 'c-1'", "KeyMismatch")
+    ]
+    assert directory.campaign_ids() == []

@@ -117,7 +117,7 @@ async def follow_campaigns(
     """
 
     async def on_record(record: ConsumerRecord[bytes, bytes]) -> None:
-        for reason, error_class in apply_record(directory, record.value):
+        for reason, error_class in apply_record(directory, record.value, record.key):
             log.warning("bad campaigns record at %s: %s", record.offset, reason)
             if on_bad_record is not None:
                 await on_bad_record(record, reason, error_class)
@@ -137,8 +137,14 @@ async def follow_campaigns(
     )
 
 
-def apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tuple[str, str]]:
-    """Apply every good item of one record; the reason and exception class of each bad one."""
+def apply_record(
+    directory: CampaignDirectory, value: bytes | None, key: bytes | None = None
+) -> list[tuple[str, str]]:
+    """Apply every good item of one record; the reason and exception class of each bad one.
+
+    With ``key`` (the record's), an item of another campaign than the key names is bad:
+    the topic is compacted by key, so such a record would in time take the place of the
+    keyed campaign's own terms, and every reader starting after that would lose them."""
     try:
         parsed = parse_value(value)
     except UndecodableRecord as exc:
@@ -154,6 +160,12 @@ def apply_record(directory: CampaignDirectory, value: bytes | None) -> list[tupl
                 raise UndecodableRecord(f"unexpected event type {event.type}")
             if not event.versions:
                 raise UndecodableRecord("campaign terms without any version")
+            if key is not None and key != event.campaign_id.encode():
+                raise UndecodableRecord(
+                    f"key_mismatch: record keyed {key[:64]!r} carries the terms of campaign"
+                    f" {event.campaign_id!r}",
+                    "KeyMismatch",
+                )
             directory.apply(event)
         except UndecodableRecord as exc:
             bad.append((where + str(exc), exc.error_class))
