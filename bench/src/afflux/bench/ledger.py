@@ -79,6 +79,7 @@ from afflux.shared.events import (
     ConversionReversed,
     Envelope,
 )
+from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import GC_THRESHOLD
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
@@ -287,6 +288,9 @@ def to_records(events: Sequence[Envelope], pack: int) -> list[tuple[str, int, by
 def to_polls(records: Sequence[tuple[str, int, bytes, bytes]], poll_records: int) -> list[Poll]:
     offsets: dict[TopicPartition, int] = defaultdict(int)
     polls: list[Poll] = []
+    # Stamped as a producer stamps them, now: the ledger refuses a click dated after its
+    # record's timestamp (the workload's events are all in the past).
+    stamped = system_clock()
     for start in range(0, len(records), poll_records):
         poll: Poll = defaultdict(list)
         for topic, partition, key, value in records[start : start + poll_records]:
@@ -296,7 +300,7 @@ def to_polls(records: Sequence[tuple[str, int, bytes, bytes]], poll_records: int
                     topic=topic,
                     partition=partition,
                     offset=offsets[tp],
-                    timestamp=0,
+                    timestamp=stamped,
                     timestamp_type=0,
                     key=key,
                     value=value,

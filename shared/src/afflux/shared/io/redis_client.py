@@ -20,7 +20,7 @@ from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import (  # type: ignore[attr-defined]  # OutOfMemoryError: not in the stubs
@@ -36,10 +36,10 @@ from redis.exceptions import (  # type: ignore[attr-defined]  # OutOfMemoryError
 )
 
 CLUSTER_SCHEME = "redis-cluster"
-# One server's connections per client, and how long a command waits for one of them
-# when all are busy (then it fails as Redis away would).
-POOL_CONNECTIONS = 100
-POOL_WAIT_S = 2.0
+# One server's connections per client: twice the HTTP connections a service process takes
+# (``AFFLUX_HTTP_MAX_CONNECTIONS``, 1000), so that no request the server took is refused for
+# want of one (redis-py's default of 100 refused the 101st concurrent command).
+POOL_CONNECTIONS = 2_000
 # Error replies that say the server cannot take writes now, not that these writes are
 # wrong: out of memory, a replica, a cluster failing over, a missing permission, a busy
 # script. The same writes succeed once it has recovered (or an operator has fixed it).
@@ -104,15 +104,14 @@ def connect(url: str) -> AnyRedis:
 
 
 def single_server(url: str) -> Redis[bytes]:
-    """A client of the one Redis server at ``url`` whose commands wait for a free
-    connection when all ``POOL_CONNECTIONS`` are busy (up to ``POOL_WAIT_S``).
+    """A client of the one Redis server at ``url`` with ``POOL_CONNECTIONS`` connections.
 
     redis-py's default pool fails the 101st concurrent command with MaxConnectionsError,
     so a burst of requests that each need Redis (a new link clicked by 200 visitors at
-    once) was answered 503 "Redis unavailable" with Redis healthy."""
-    pool: BlockingConnectionPool[Any] = BlockingConnectionPool.from_url(
-        url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S
-    )
+    once) was answered 503 "Redis unavailable" with Redis healthy. A pool larger than a
+    process can ask at once never refuses, and costs nothing until used (redis-py's pool
+    that waits for a free connection instead takes a shared condition on every command)."""
+    pool: ConnectionPool[Any] = ConnectionPool.from_url(url, max_connections=POOL_CONNECTIONS)
     client: Redis[bytes] = Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # aclose() closes the pool too, as from_url's
     return client
