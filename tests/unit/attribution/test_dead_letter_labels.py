@@ -20,6 +20,7 @@ pytestmark = pytest.mark.unit
         ("event_time_too_old: occurred_at 1 is 9 ms before", "event_time_too_old"),
         ("currency_mismatch: order in USD, campaign pays in EUR", "currency_mismatch"),
         ("currency_mismatch: refund in JPY, order in EUR", "currency_mismatch"),
+        ("merchant_mismatch: order of merchant 'x' for campaign", "merchant_mismatch"),
         ("wrong_topic: OrderPlaced does not travel on 'clicks'", "wrong_topic"),
         ("failed: ValueError: x", "failed"),
         ("unexpected event type OrderRefunded", "unexpected_event_type"),

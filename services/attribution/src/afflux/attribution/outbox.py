@@ -14,6 +14,7 @@ from afflux.attribution.metrics import AttributionMetrics
 from afflux.shared.core.currency import CURRENCY_MISMATCH
 from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.merchant import MERCHANT_MISMATCH
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
@@ -168,6 +169,7 @@ def _reason(reason: str) -> str:
         EVENT_TIME_IN_FUTURE,
         EVENT_TIME_TOO_OLD,
         CURRENCY_MISMATCH,
+        MERCHANT_MISMATCH,
         CONFLICTING_DUPLICATE,
         WRONG_TOPIC,
         "unexpected event type",
