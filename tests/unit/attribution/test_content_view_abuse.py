@@ -312,3 +312,24 @@ def test_a_takeover_never_crosses_campaigns(
     first_campaign: str, campaign: str, expected: bool
 ) -> None:
     assert takes_over("creator", False, "merchant", first_campaign, campaign) is expected
+
+
+YEAR = 365 * 24 * HOUR
+
+
+@pytest.mark.parametrize(("ahead", "refused"), [(SKEW, False), (SKEW + 1, True), (YEAR, True)])
+def test_a_stream_past_the_workers_clock_claims_nothing_though_its_record_is_stamped_alike(
+    ahead: int, refused: bool
+) -> None:
+    """The record's timestamp is the producer's to set: a stream a year ahead in a record
+    stamped alike passed the record check and would claim the campaign's orders then."""
+    w = Worker()
+    w.book.clock = lambda: TS
+    at = TS + ahead
+    bad = w.content(live(at - HOUR, at, at=at), at)
+    assert bool(bad) is refused, bad
+    if refused:
+        assert bad[0].startswith("event_time_in_future")
+        assert f"clock {TS}" in bad[0]
+    kept = admitted([(live(at - HOUR, at, at=at), at)], SKEW, now_ms=TS)
+    assert (kept == []) is refused

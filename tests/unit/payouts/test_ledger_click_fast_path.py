@@ -19,8 +19,9 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.click_decode import DecodedClick
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, ClickRecorded
+from afflux.shared.events import CampaignTermsPublished, ClickRecorded, ContentPublished
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.wire import encode
 
 pytestmark = pytest.mark.unit
 
@@ -200,3 +201,36 @@ async def test_a_click_dated_past_its_record_or_the_clock_is_dead_lettered_not_p
     assert (error_class, index) == ("Rejected", 1)
     assert reason.startswith("event_time_in_future")
     assert why in reason
+
+
+async def test_a_publication_past_the_consumers_clock_is_dead_lettered_though_stamped_alike() -> (
+    None
+):
+    """A content's times are held to this consumer's clock as well as to its record's
+    timestamp, which the producer sets."""
+    consumer = _consumer()
+    consumer.clock = lambda: NOV_15
+    ahead = NOV_15 + 365 * DAY
+    value = encode(
+        ContentPublished(
+            event_id="pub-1",
+            occurred_at=ahead,
+            content_id="p1",
+            platform="tiktok",
+            affiliate_id="creator-1",
+            campaign_id="camp",
+            kind="post",
+            url="https://tiktok.example/p1",
+            published_at=ahead,
+        )
+    )
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        "content", 0, 5, ahead, 0, b"k", value, None, 1, len(value), []
+    )
+    assert await consumer.placed(record, Batch()) == []
+    await consumer.consumer.stop()
+    await consumer.store.redis.aclose()
+    [(reason, error_class, _)] = consumer.letters
+    assert error_class == "Rejected"
+    assert reason.startswith("event_time_in_future")
+    assert "after this consumer's clock" in reason

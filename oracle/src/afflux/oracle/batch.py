@@ -181,8 +181,8 @@ def admitted(
     more than ``skew_ms`` after its record's timestamp is dead-lettered
     (``event_time_in_future``) and counts for nothing; for a content publication the
     latest of its times (``latest_time``) is held to that. With ``now_ms`` (a check of
-    a running stack: the time it reads the topics) a click, order, refund or renewal
-    more than ``skew_ms`` after it is left out too, as the worker refuses one after its
+    a running stack: the time it reads the topics) an event more than ``skew_ms`` after
+    it is left out too, as the worker refuses one after its
     own clock (one within minutes of that bound when the worker read it may be judged
     apart; none but a producer with a clock ahead writes such times). With ``campaigns``: an order,
     refund or renewal of a known campaign dated more than the campaign's backfill limit
@@ -199,11 +199,7 @@ def admitted(
         event, ts, backfill = record[0], record[1], any(record[2:])
         if event_time_in_future(latest_time(event), ts, skew_ms):
             continue
-        if (
-            now_ms is not None
-            and isinstance(event, (ClickRecorded, *PLACED_TYPES))
-            and event_time_in_future(event.occurred_at, now_ms, skew_ms)
-        ):
+        if now_ms is not None and event_time_in_future(latest_time(event), now_ms, skew_ms):
             continue
         if not backfill and _too_old(event, ts, allowed):
             continue

@@ -27,6 +27,7 @@ from afflux.attribution.store import DiskStores
 from afflux.attribution.web import WorkerWeb
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
+from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http_limits import HttpLimits
 from afflux.shared.io.limited_http import uvicorn_limits
 from afflux.shared.topics import CLICKS, CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
@@ -38,7 +39,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app and its runtime, wired; nothing starts until the app runs."""
     bootstrap = settings.kafka_bootstrap
     directory = CampaignDirectory()
-    content = ContentBook(settings.attribution_clock_skew_s * 1000)
+    content = ContentBook(settings.attribution_clock_skew_s * 1000, system_clock)
     metrics = AttributionMetrics()
     instance = settings.instance_id or None
     app = faust.App(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka.structs import ConsumerRecord
@@ -81,10 +82,14 @@ class ContentBook:
     """campaign -> its streams and handle claims, and the list of changes in the order
     they were read."""
 
-    def __init__(self, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS) -> None:
-        # A publication stamped further after its record than this is left out, as the
-        # worker dead-letters such inputs and the oracle (``admitted``) leaves them out.
+    def __init__(
+        self, clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS, clock: Callable[[], int] | None = None
+    ) -> None:
+        # A publication stamped further after its record, or after the worker's ``clock``,
+        # than this is left out, as the worker dead-letters such inputs and the oracle
+        # (``admitted``) leaves them out.
         self.clock_skew_ms = clock_skew_ms
+        self.clock = clock
         self._campaigns: dict[str, _Campaign] = {}
         # <platform>:<content_id> -> (campaign, creator) of its first publication: a later
         # one naming others is refused, as the ledger refuses it (content_identity_changed).
@@ -246,6 +251,12 @@ def apply_record(
             # leaves out every input event (the content API stamps releases itself).
             if event_time_in_future(latest_time(event), at, book.clock_skew_ms):
                 bad.append(f"event_time_in_future: a time of {latest_time(event)}, record {at}")
+                continue
+            now = book.clock() if book.clock is not None else None
+            if now is not None and event_time_in_future(
+                latest_time(event), now, book.clock_skew_ms
+            ):
+                bad.append(f"event_time_in_future: a time of {latest_time(event)}, clock {now}")
                 continue
             if isinstance(event, ContentReleased):
                 book.release(event, at, (partition, offset, 2 * index))

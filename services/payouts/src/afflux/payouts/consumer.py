@@ -756,6 +756,13 @@ class LedgerConsumer:
                 f" {stated - record_ts} ms after the record's timestamp {record_ts}"
                 f" (allowed: {self.clock_skew_ms} ms)"
             )
+        now = self.clock()
+        if event_time_in_future(stated, now, self.clock_skew_ms):  # the producer stamps it
+            raise Rejected(
+                f"{EVENT_TIME_IN_FUTURE}: a time of {stated} is"
+                f" {stated - now} ms after this consumer's clock {now}"
+                f" (allowed: {self.clock_skew_ms} ms)"
+            )
         key = key_of(event)
         if self.placement.knows_route(key):
             return
