@@ -22,6 +22,7 @@ from afflux.oracle.commission import posted_amounts, reference_from_events, targ
 from afflux.oracle.content_scenarios import (
     CAMPAIGNS,
     CREATORS,
+    START,
     batches,
     content_versions,
     random_content_stream,
@@ -46,6 +47,9 @@ pytestmark = pytest.mark.integration
 SEEDS = range(12)
 
 
+READ_AT = START + 400 * 86_400_000
+
+
 def _directory() -> CampaignDirectory:
     directory = CampaignDirectory()
     for campaign, versions in content_versions().items():
@@ -68,6 +72,8 @@ def _consumer(
         directory=directory,
         producer=new_producer(infra.kafka_bootstrap),  # never started: nothing dead-lettered
         metrics=PayoutsMetrics(),
+        # Read after every time the scenarios state (content times are held to the clock).
+        clock=lambda: READ_AT,
     )
 
 
