@@ -11,10 +11,28 @@ from dataclasses import dataclass, field
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ClickTally, ConversionFact, RefundFact
-from afflux.shared.core.journal.period import ClickFigures, StepInput
+from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
+from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 CAMPAIGN, PERIOD = "camp", "2026-03"
+# Every kind of posting the journal makes: a workload that claims to exercise the
+# corrections shows each of them.
+EVERY_CORRECTION = frozenset(
+    {
+        "accrual",
+        "tier_adjustment",
+        "refund_reduction",
+        "clawback",
+        "cap_cut",
+        "cap_release",
+        "bonus",
+        "bonus_reversal",
+        "base_fee",
+        "click_pay",
+        "moved",
+    }
+)
 START = 1_772_323_200_000  # 2026-03-01T00:00:00Z
 
 
@@ -169,3 +187,27 @@ class Click:
     click_id: str
     creator: str
     at: int
+
+
+def journal_of(
+    facts: Facts, versions: tuple[TermsVersion, ...], rng: random.Random, reload_chance: float
+) -> list[Posting]:
+    """The postings of the period fed ``facts`` in a random arrival (``arrival``); after a
+    batch, with ``reload_chance``, the state is rebuilt from its stored records and click
+    figures, as after a restart."""
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions)
+    postings: list[Posting] = []
+    for batch in arrival(facts, rng):
+        postings += state.step(batch).postings
+        if rng.random() < reload_chance:
+            state = PeriodState.load(
+                CAMPAIGN,
+                PERIOD,
+                "EUR",
+                versions,
+                [record_from_json(record_to_json(r)) for r in state.lines.values()],
+                [c.clicks for c in state.creators.values() if c.clicks is not None],
+                state.confirmations,
+                state.seq,
+            )
+    return postings
