@@ -88,7 +88,15 @@ def test_a_child_whose_starter_lives_is_left_alone(registry: Path, tmp_path: Pat
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace(
     registry: Path, tmp_path: Path
 ) -> None:
-    starter, child = _start(tmp_path, "sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+    starter, child = _start(
+        tmp_path, "sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 1; done"
+    )
+    # A SIGTERM that came before the trap was set would end the child at once.
+    log = tmp_path / "sleeper.log"
+    deadline = time.monotonic() + 10
+    while "trapped" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the child never set its trap"
+        time.sleep(0.02)
     _kill(starter)
 
     started = time.monotonic()

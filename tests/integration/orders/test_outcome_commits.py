@@ -31,6 +31,8 @@ from .test_order_outcome import conversion, new_id, refund_of, until
 
 pytestmark = pytest.mark.integration
 
+ADMIN_TRY_S = 20.0
+
 
 @pytest.fixture
 async def producer(infra: Any) -> AsyncIterator[AIOKafkaProducer]:
@@ -48,6 +50,18 @@ async def index(infra: Any) -> AsyncIterator[OutcomeIndex]:
 
 
 async def committed(infra: Any, group: str) -> dict[TopicPartition, int]:
+    """The group's committed offsets. An admin client whose connection the loaded broker
+    refused can wait for ever on its coordinator, and a check polled by ``until`` must
+    answer: each try is bounded, and a try that hangs is made again."""
+    for _ in range(3):
+        try:
+            return await asyncio.wait_for(_committed_once(infra, group), ADMIN_TRY_S)
+        except TimeoutError:
+            continue
+    raise AssertionError(f"the group's offsets not read in 3 tries of {ADMIN_TRY_S} s")
+
+
+async def _committed_once(infra: Any, group: str) -> dict[TopicPartition, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
     await admin.start()
     try:
