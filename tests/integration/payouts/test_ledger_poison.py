@@ -206,6 +206,76 @@ def test_sales_that_would_take_a_creator_past_the_largest_amount_are_dead_letter
     assert all(f"its total would be {2 * most}, beyond {most}" in x.reason for x in letters)
 
 
+def test_a_conversion_written_again_under_its_id_with_other_facts_is_refused_not_repriced(
+    infra: Any,
+) -> None:
+    """The worker writes a conversion once, under a derived id. A record under a held
+    conversion id naming another creator and amount (written straight to the topic) once
+    re-priced the line and moved it to that creator; now it is dead-lettered, held or
+    earlier in its own poll, and a same-facts copy under another event id changes nothing."""
+    run = uuid.uuid4().hex[:8]
+    campaign = f"camp-{run}"
+    prefix = f"afx:test:{run}:"
+
+    def forged(n: int, event_id: str, **change: Any) -> ConversionAttributed:
+        return _conversion(campaign, n, NOV_15 + n).model_copy(
+            update={"event_id": event_id, **change}
+        )
+
+    async def scenario() -> tuple[dict[str, int], dict[str, list[Any]], list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        store = LedgerStore(redis, Keys(prefix))
+        consumer = ledger_consumer(infra, run, store, _directory(campaign), producer)
+        tp = TopicPartition("conversions", 0)
+        try:
+            await consumer._apply({tp: [_record(10, run, encode(forged(1, "ev-1")))]})
+            await consumer._apply(
+                {
+                    tp: [
+                        # Held from the first poll: another creator, nine times the amount.
+                        _record(11, f"held-{run}", encode(forged(1, "x", affiliate_id="bob"))),
+                        _record(12, run, encode(forged(2, "ev-2"))),
+                        # The same poll's conversion 2 again, at another amount.
+                        _record(13, f"batch-{run}", encode(forged(2, "y", amount_minor=90_000))),
+                        # Conversion 1's very facts under another event id: a copy.
+                        _record(14, f"copy-{run}", encode(forged(1, "z"))),
+                    ]
+                }
+            )
+            offsets = await store.offsets()
+            journals: dict[str, list[Any]] = {}
+            for creator in ("anna", "bob"):
+                key = f"{prefix}{{p:{campaign}|2026-11}}:journal:{creator}"
+                journals[creator] = sorted(
+                    (p["order_id"], p["amount_minor"])
+                    for p in map(json.loads, await redis.zrange(key, 0, -1))
+                )
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
+            if isinstance(e, DeadLetter) and run in e.key
+        ]
+        return offsets, journals, letters
+
+    offsets, journals, letters = asyncio.run(scenario())
+
+    assert offsets == {"conversions|0": 15}
+    # 10 % of 100.00 each, once, to the creator the worker chose.
+    assert journals == {"anna": [("order-1", 1_000), ("order-2", 1_000)], "bob": []}
+    assert sorted((x.key, x.error_class) for x in letters) == [
+        (f"batch-{run}", "ConversionConflict"),
+        (f"held-{run}", "ConversionConflict"),
+    ]
+    by_key = {x.key: x.reason for x in letters}
+    assert "affiliate_id 'anna' then 'bob'" in by_key[f"held-{run}"]
+    assert "amount_minor 10000 then 90000" in by_key[f"batch-{run}"]
+
+
 class CountingStore(LedgerStore):
     """The real store, counting its applies: how many round trips a poll cost."""
 

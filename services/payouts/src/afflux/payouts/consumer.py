@@ -61,6 +61,7 @@ from afflux.shared.core.event_time import (
     event_time_in_future,
 )
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange
+from afflux.shared.core.journal.conversion_copies import ConversionConflict
 from afflux.shared.events import (
     ClickRecorded,
     ContentPublished,
@@ -806,7 +807,7 @@ class LedgerConsumer:
 # Refusals the rules make of what an item says (a sum past the largest amount, a fact for
 # a compacted period): logged as warnings, without the traceback a failure gets, since
 # a merchant can send them as often as it likes.
-EXPECTED_REFUSALS = (CreatorSumOutOfRange, PeriodCompacted)
+EXPECTED_REFUSALS = (CreatorSumOutOfRange, PeriodCompacted, ConversionConflict)
 
 
 def suspect(event: object, periods: set[tuple[str, str]] | None, refused: PeriodsRefused) -> bool:

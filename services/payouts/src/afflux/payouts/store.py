@@ -60,6 +60,7 @@ from afflux.shared.core.engagement import ContentEvent, ContentState, Publicatio
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange, creators_out_of_range
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
+from afflux.shared.core.journal.conversion_copies import new_conversions
 from afflux.shared.core.journal.override_lines import override_agencies
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
 from afflux.shared.core.journal.records import (
@@ -674,7 +675,11 @@ class LedgerStore:
             new_ids.append(event_id)
             return True
 
-        conversions = tuple(c for c in items.conversions if fresh(c.event_id))
+        # Before the step changes anything cached: a conflicting copy fails the batch, and
+        # alone it is dead-lettered.
+        conversions = new_conversions(
+            cached.state.lines, [c for c in items.conversions if fresh(c.event_id)]
+        )
         refunds = tuple(r for r in items.refunds if fresh(r.event_id))
         confirmations = tuple(x for x in items.confirmations if fresh(x[1]))
         content = tuple(e for e in items.content if fresh(e.event_id))

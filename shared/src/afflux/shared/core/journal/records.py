@@ -12,7 +12,7 @@ a line's postings sum to what it pays and never need rewriting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from operator import attrgetter
 from typing import Any
@@ -96,6 +96,8 @@ class LineRecord:
 
 
 _CONVERSION_ROW = attrgetter(*ConversionFact.__slots__)  # the fact's fields, in order
+_ITEMS = ConversionFact.__slots__.index("items")
+_RISK_SIGNALS = ConversionFact.__slots__.index("risk_signals")
 
 
 def record_to_json(record: LineRecord) -> dict[str, Any]:
@@ -193,12 +195,15 @@ def _review_from_row(row: list[Any] | None) -> tuple[str, str, str, str, int] | 
 
 
 def _conversion_from_row(row: list[Any]) -> ConversionFact:
-    fact = ConversionFact(*row)
-    if fact.risk_signals:  # a JSON list: the fact holds a tuple
-        fact = replace(fact, risk_signals=tuple(fact.risk_signals))
-    if fact.items:  # JSON gave lists: the fact holds tuples
-        return replace(fact, items=tuple((s, c, q, u) for s, c, q, u in fact.items))
-    return fact
+    # JSON gave lists, empty ones too: the fact holds tuples (so a stored fact equals the
+    # one decoded from its event, which the check for conflicting copies compares).
+    # A row written before a field was added is shorter: the field keeps its default.
+    row = list(row)
+    if len(row) > _RISK_SIGNALS:
+        row[_RISK_SIGNALS] = tuple(row[_RISK_SIGNALS])
+    if len(row) > _ITEMS:
+        row[_ITEMS] = tuple((s, c, q, u) for s, c, q, u in row[_ITEMS])
+    return ConversionFact(*row)
 
 
 def _refund_from_row(row: list[Any]) -> RefundEntry:

@@ -1,0 +1,61 @@
+"""One conversion id, one set of facts: what a period does with a conversion it holds.
+
+The attribution worker gives each conversion a derived id and writes it once (a
+redelivery carries the same event id, which the ledger already drops). A second
+record under a known conversion id but another event id is therefore either the same
+decision copied (left out: nothing to change) or a conflicting one: another creator,
+amount or time for a line that may already be approved or paid. Taking it would
+re-price the line in place, or move it to another creator while the first one's period
+sums still counted it, so it is refused, whichever of the two arrived in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal.records import LineRecord
+
+
+class ConversionConflict(ValueError):
+    """A conversion whose id the period holds (or the batch holds earlier) with other
+    facts: the first one stands, this one is refused."""
+
+
+def new_conversions(
+    lines: Mapping[str, LineRecord], conversions: Sequence[ConversionFact]
+) -> tuple[ConversionFact, ...]:
+    """``conversions`` new to the period held in ``lines``, in order; a copy of a known
+    conversion under another event id is left out. Raises ``ConversionConflict`` for one
+    whose id is known with other facts."""
+    first: dict[str, ConversionFact] = {}
+    out: list[ConversionFact] = []
+    for c in conversions:
+        earlier = first.get(c.conversion_id)
+        if earlier is None:
+            record = lines.get(derived_id("line", c.conversion_id))
+            earlier = None if record is None else record.conversion
+        if earlier is None:
+            first[c.conversion_id] = c
+            out.append(c)
+            continue
+        if replace(c, event_id=earlier.event_id) != earlier:
+            raise ConversionConflict(
+                f"conversion {c.conversion_id!r} is already held from event "
+                f"{earlier.event_id!r} with other facts ({_difference(earlier, c)}); "
+                f"event {c.event_id!r} is refused"
+            )
+    return tuple(out)
+
+
+def _difference(earlier: ConversionFact, later: ConversionFact) -> str:
+    names = [
+        name
+        for name in ConversionFact.__slots__
+        if name != "event_id" and getattr(earlier, name) != getattr(later, name)
+    ]
+    return ", ".join(
+        f"{name} {getattr(earlier, name)!r} then {getattr(later, name)!r}" for name in names[:3]
+    )

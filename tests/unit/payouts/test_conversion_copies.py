@@ -1,0 +1,78 @@
+"""A conversion id names one decision: a copy under another event id changes nothing,
+a conflicting one (another creator, amount or time) is refused, never re-prices."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal.conversion_copies import ConversionConflict, new_conversions
+from afflux.shared.core.journal.records import LineRecord
+
+pytestmark = pytest.mark.unit
+
+FIRST = ConversionFact(
+    conversion_id="conv-1",
+    event_id="conv-1",
+    order_id="o-1",
+    affiliate_id="anna",
+    kind="sale",
+    action=None,
+    amount_minor=10_000,
+    currency="EUR",
+    new_customer=False,
+    occurred_at=1_000,
+    terms_version=1,
+)
+
+
+def held(*facts: ConversionFact) -> dict[str, LineRecord]:
+    """A period holding a line per fact, as the store loads it."""
+    lines: dict[str, LineRecord] = {}
+    for fact in facts:
+        line_id = derived_id("line", fact.conversion_id)
+        lines[line_id] = LineRecord(line_id, fact.affiliate_id, "sale", conversion=fact)
+    return lines
+
+
+def test_a_conversion_the_period_does_not_hold_is_new() -> None:
+    assert new_conversions(held(), [FIRST]) == (FIRST,)
+
+
+def test_a_copy_under_another_event_id_is_left_out() -> None:
+    copy = replace(FIRST, event_id="written-again")
+    assert new_conversions(held(FIRST), [copy]) == ()
+    assert new_conversions(held(), [FIRST, copy]) == (FIRST,)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"affiliate_id": "bob"},
+        {"amount_minor": 900_000},
+        {"amount_minor": 10_001},
+        {"occurred_at": 1_001},
+        {"terms_version": 2},
+        {"kind": "lead"},
+        {"new_customer": True},
+        {"risk_signals": ("same_ip",)},
+        {"items": (("sku", "shoes", 1, 10_000),)},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_conflicting_copy_is_refused_whether_held_or_earlier_in_the_batch(
+    change: dict[str, object],
+) -> None:
+    conflicting = replace(FIRST, event_id="forged", **change)  # type: ignore[arg-type]
+    with pytest.raises(ConversionConflict, match=f"{next(iter(change))}"):
+        new_conversions(held(FIRST), [conflicting])
+    with pytest.raises(ConversionConflict, match="'conv-1' is already held from event 'conv-1'"):
+        new_conversions(held(), [FIRST, conflicting])
+
+
+def test_other_conversions_of_the_same_order_are_their_own() -> None:
+    correction = replace(FIRST, conversion_id="conv-1-late", event_id="conv-1-late")
+    assert new_conversions(held(FIRST), [correction]) == (correction,)
