@@ -19,6 +19,7 @@ from afflux.cli.brokers import BrokerKind, broker_from_env, start_chosen_broker
 from afflux.cli.embedded import start_redis
 from afflux.cli.gate import BrokerGate
 from afflux.cli.object_store import ObjectStore, start_object_store
+from afflux.cli.port_owner import listens_on
 from afflux.cli.processes import Child, StartFailed, free_port, port_in_use, stop_together
 from afflux.cli.storage import BrokerStorage, object_store_dir
 from afflux.shared.campaign_file import load_campaign_file
@@ -176,7 +177,7 @@ class Stack:
         kill, while the rest of the stack carries on: twice a whole stack's start-up
         bound, as a restarted ledger on a loaded machine took more than 60 s."""
         child, port = self._spawn(name, instance, port)
-        child.wait_until(lambda: self.healthy(name, port), timeout_s=timeout_s)
+        child.wait_until(partial(self._healthy_child, child, name, port), timeout_s=timeout_s)
         return child
 
     def start_services(self, names: Sequence[str], timeout_s: float = 60) -> None:
@@ -185,7 +186,13 @@ class Stack:
         processes do side by side."""
         started = [(name, *self._spawn(name, "", None)) for name in names]
         for name, child, port in started:
-            child.wait_until(partial(self.healthy, name, port), timeout_s=timeout_s)
+            child.wait_until(partial(self._healthy_child, child, name, port), timeout_s=timeout_s)
+
+    def _healthy_child(self, child: Child, name: str, port: int) -> bool:
+        """Healthy, and answered by ``child``: not by what took the port before it."""
+        # Another's answer waits on: the child then fails to bind and exits, and
+        # ``wait_until`` reports that with its log (the address in use).
+        return self.healthy(name, port) and listens_on(child.pid, port)
 
     def _spawn(self, name: str, instance: str, port: int | None) -> tuple[Child, int]:
         label = f"{name}{instance}"
