@@ -31,8 +31,13 @@ from afflux.shared.wire import UndecodableRecord, decode_record
 OUTPUTS = (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name)
 
 
-async def read_topics(bootstrap: str, topics: Iterable[str]) -> dict[str, list[Envelope]]:
-    """Every event on ``topics`` up to the fetch high watermark."""
+async def read_topics(
+    bootstrap: str, topics: Iterable[str], timeout_s: float = 60.0
+) -> dict[str, list[Envelope]]:
+    """Every event on ``topics`` up to the fetch high watermark. Bounded: the callers
+    poll it, and a partition whose fetch kept failing once held them past their own
+    deadlines."""
+    deadline = time.monotonic() + timeout_s
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
@@ -55,6 +60,8 @@ async def read_topics(bootstrap: str, topics: Iterable[str]) -> dict[str, list[E
             highs = [consumer.highwater(tp) for tp in tps]
             if all(h is not None and read[tp] >= h for tp, h in zip(tps, highs, strict=True)):
                 return out
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{sorted(out)} not read to their end in {timeout_s:.0f} s")
     finally:
         await consumer.stop()
 

@@ -24,6 +24,7 @@ import harness as h
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from bounded_reads import bounded
 
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import Child, free_port
@@ -68,6 +69,10 @@ async def commit_beyond_the_end(bootstrap: str) -> None:
 
 
 async def committed(bootstrap: str, group: str = GROUP) -> dict[int, int]:
+    return await bounded(lambda: _committed_once(bootstrap, group), "the group's offsets")
+
+
+async def _committed_once(bootstrap: str, group: str) -> dict[int, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

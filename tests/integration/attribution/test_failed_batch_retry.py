@@ -30,6 +30,7 @@ import harness as h
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from bounded_reads import bounded
 
 from afflux.cli.processes import Child, free_port
 from afflux.cli.topic_to_end import high_watermarks
@@ -107,6 +108,10 @@ async def until(check: Any, timeout_s: float, what: str) -> Any:
 async def input_lag(bootstrap: str) -> dict[TopicPartition, int]:
     """Per input partition with records: its end (as a Fetch answers it) minus the
     group's committed offset."""
+    return await bounded(lambda: _input_lag_once(bootstrap), "the input lag")
+
+
+async def _input_lag_once(bootstrap: str) -> dict[TopicPartition, int]:
     ends = await high_watermarks(bootstrap, (CLICKS.name, ORDERS.name))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()

@@ -29,6 +29,7 @@ import harness as h
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from bounded_reads import bounded
 
 from afflux.bench.feed import partition_of
 from afflux.cli.processes import Child, free_port
@@ -106,6 +107,10 @@ def click() -> bytes:
 
 async def committed(bootstrap: str, p: int) -> int:
     """The group's committed offset of clicks[p]; -1: none."""
+    return await bounded(lambda: _committed_once(bootstrap, p), "the group's offset")
+
+
+async def _committed_once(bootstrap: str, p: int) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from bounded_reads import bounded
 
 from afflux.cli.embedded import start_broker, start_redis
 from afflux.cli.processes import Child, free_port
@@ -163,6 +164,12 @@ async def produce(bootstrap: str, campaign: str, orders: Sequence[tuple[str, int
 
 async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[str, int]:
     """The group's committed offsets on ``topic`` as "topic|partition" -> offset."""
+    return await bounded(
+        lambda: _committed_offsets_once(bootstrap, group, topic), "the group's offsets"
+    )
+
+
+async def _committed_offsets_once(bootstrap: str, group: str, topic: str) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
     try:

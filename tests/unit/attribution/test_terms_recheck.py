@@ -119,7 +119,7 @@ def test_an_order_read_before_the_view_has_its_campaign_is_held_until_it_caught_
     )
     assert rt.join.recheck is not None
     # Long beside what handling one order takes, even on a loaded machine.
-    rt.join.recheck.wait_s = 1.0
+    rt.join.recheck.wait_s = 2.0
     late = terms("late")
 
     async def view_meanwhile() -> None:
@@ -157,9 +157,9 @@ def test_an_order_read_before_the_view_has_its_campaign_is_held_until_it_caught_
         assert letter.reason == "unknown campaign"
         assert conversions == []
     if case.name != "view stuck":
-        assert took < 0.5  # never the whole bounded wait
+        assert took < 1.5  # never the whole bounded wait
     else:
-        assert took >= 1.0
+        assert took >= 2.0
     assert rt.join.owned[0].consumed[ORDERS.name] == 1
 
 

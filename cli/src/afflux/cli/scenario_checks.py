@@ -23,6 +23,8 @@ from afflux.shared.events import (
 )
 from afflux.shared.wire import UndecodableRecord, decode_record
 
+END_WAIT_S = 60.0  # past idle: how long a read waits for partitions to reach their end
+
 
 async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[AnyEvent]:
     """Every decodable event on ``topic``, read until nothing new arrives for ``idle_s``."""
@@ -36,7 +38,11 @@ async def read_topic_timed(
     record carries the backfill header, read until nothing new arrives for ``idle_s``.
 
     The end is found by reading, never from ListOffsets (the embedded broker
-    answers those wrongly when batches hold several records).
+    answers those wrongly when batches hold several records). Idle counts only once
+    every partition has reached the high watermark its last Fetch answered: a loaded
+    broker slow to answer the first Fetch, or a long decode, once ended the read
+    before the records already on the topic were read. A partition that never gets
+    there ends the read ``END_WAIT_S`` later, with what was read.
     """
     consumer = AIOKafkaConsumer(
         topic,
@@ -48,12 +54,11 @@ async def read_topic_timed(
     )
     await consumer.start()
     events: list[tuple[AnyEvent, int, bool]] = []
-    last_record_at = time.monotonic()
+    last_record_at = started = time.monotonic()
     try:
-        while time.monotonic() - last_record_at < idle_s:
+        while True:
             batches = await consumer.getmany(timeout_ms=250, max_records=10_000)
             for records in batches.values():
-                last_record_at = time.monotonic()
                 for record in records:
                     try:
                         decoded = decode_record(record.value)
@@ -61,9 +66,26 @@ async def read_topic_timed(
                         continue
                     backfill = is_backfill(record.headers)
                     events += [(event, record.timestamp, backfill) for event in decoded]
+                last_record_at = time.monotonic()
+            now = time.monotonic()
+            if now - last_record_at >= idle_s and (
+                await _every_partition_at_end(consumer) or now - started >= END_WAIT_S + idle_s
+            ):
+                break
     finally:
         await consumer.stop()
     return events
+
+
+async def _every_partition_at_end(consumer: AIOKafkaConsumer) -> bool:
+    assigned = consumer.assignment()
+    if not assigned:
+        return True  # no such topic (its metadata comes with the start): nothing to read
+    for tp in assigned:
+        high = consumer.highwater(tp)  # from the last Fetch answer; None before the first
+        if high is None or await consumer.position(tp) < high:
+            return False
+    return True
 
 
 def read_topic_sync(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[AnyEvent]:

@@ -42,6 +42,7 @@ from afflux.shared.events import (
     SubscriptionRenewed,
     SurveyAnswered,
 )
+from afflux.shared.io.background import stop_if_cancelled
 from afflux.shared.io.kafka import (
     dead_letter_of,
     deliver_dead_letter,
@@ -230,6 +231,7 @@ class OutcomeConsumer:
                     await asyncio.sleep(1.0)
             self.ready.set()
             while True:
+                stop_if_cancelled()  # a cancellation aiokafka's getmany swallowed
                 try:
                     await self._one_poll()
                 except asyncio.CancelledError:

@@ -68,6 +68,7 @@ from afflux.shared.events import (
     ContentReleased,
     ContentStats,
 )
+from afflux.shared.io.background import stop_if_cancelled
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.gc_policy import Refreezer
@@ -217,6 +218,7 @@ class LedgerConsumer:
         tick_at = verify_at = 0.0
         try:
             while True:
+                stop_if_cancelled()  # a cancellation aiokafka's getmany swallowed
                 self.turned_at = time.monotonic()
                 polled = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 live = {

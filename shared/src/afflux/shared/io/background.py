@@ -32,3 +32,13 @@ async def cancel_and_wait(
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: a failure at shutdown is not an unhandled error
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when the task was asked to stop but the request did not
+    surface: a client library (redis-py, aiokafka) that catches a cancellation landing
+    inside one of its calls would otherwise leave a loop running for ever. Called at
+    the top of every long-running loop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 import httpx
 
 from afflux.payouts.webhooks import policy, signing
-from afflux.payouts.webhooks.intake import REDIS_DOWN, stop_if_cancelled
+from afflux.payouts.webhooks.intake import REDIS_DOWN
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.redis_store import Job, WebhookStore
+from afflux.shared.io.background import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.5  # how often due retries are looked for when nothing wakes the loop

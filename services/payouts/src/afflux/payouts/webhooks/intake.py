@@ -24,6 +24,7 @@ from afflux.payouts.webhooks.policy import TOPICS
 from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.events import Envelope
+from afflux.shared.io.background import stop_if_cancelled
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_group_consumer, stop_consumer
 from afflux.shared.io.redis_client import PASSING_REPLIES
@@ -41,15 +42,6 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 )
 
 Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-def stop_if_cancelled() -> None:
-    """Raise CancelledError when the task was asked to stop but the request did not
-    surface: a client library (redis-py, aiokafka) that catches a cancellation landing
-    inside one of its calls would otherwise leave a loop running for ever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def decoded_events(batches: Records) -> list[Envelope]:
