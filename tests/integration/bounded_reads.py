@@ -8,7 +8,9 @@ tried again once the loaded broker answers."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,13 +22,21 @@ TRIES = 3
 async def bounded(read: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
     """``read()``'s answer, each try within ``TRY_S``; a try that hangs is made again.
 
-    Not ``asyncio.wait_for``: on its timeout it cancels the read and then waits for the
-    read to end, and aiokafka's inner awaits can swallow a cancellation, so that wait
-    could be as endless as the read. A try that hangs is cancelled and left behind."""
+    Each try runs on its own event loop in a thread of its own, left behind if it hangs:
+    aiokafka's inner awaits can swallow a cancellation, so neither ``asyncio.wait_for``
+    (which waits for the cancelled read to end) nor a task left on the caller's loop
+    (which the loop's close waits for) would bound it."""
     for _ in range(TRIES):
-        attempt = asyncio.ensure_future(read())
-        done, _ = await asyncio.wait({attempt}, timeout=TRY_S)
+        answer: Future[T] = Future()
+
+        def attempt(answer: Future[T] = answer) -> None:
+            try:
+                answer.set_result(asyncio.run(read()))
+            except BaseException as exc:  # the caller sees it, whatever it is
+                answer.set_exception(exc)
+
+        threading.Thread(target=attempt, name=f"bounded {what}", daemon=True).start()
+        done, _ = await asyncio.wait({asyncio.wrap_future(answer)}, timeout=TRY_S)
         if done:
-            return attempt.result()
-        attempt.cancel()
+            return answer.result()
     raise AssertionError(f"{what}: no answer in {TRIES} tries of {TRY_S:.0f} s")

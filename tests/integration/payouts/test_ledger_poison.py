@@ -34,13 +34,17 @@ NOV_15 = 1_794_700_800_000  # 2026-11-15T00:00:00Z
 
 
 def _directory(
-    campaign: str, rate: dict[str, Any] | None = None, recurring: bool = False
+    campaign: str,
+    rate: dict[str, Any] | None = None,
+    recurring: bool = False,
+    more: dict[str, Any] | None = None,
 ) -> CampaignDirectory:
     plan: dict[str, Any] = {"sale": {"rate": rate or {"percent": "10"}}}
     if recurring:
         plan["recurring"] = {"rate": rate or {"percent": "10"}, "max_renewals": 12}
     terms = CampaignTerms.model_validate(
         {"campaign_id": campaign, "merchant_id": "m", "currency": "EUR", "plan": plan}
+        | (more or {})
     )
     directory = CampaignDirectory()
     directory.apply(
@@ -222,29 +226,36 @@ def test_a_conversion_written_again_under_its_id_with_other_facts_is_refused_not
             update={"event_id": event_id, **change}
         )
 
-    async def scenario() -> tuple[dict[str, int], dict[str, list[Any]], list[DeadLetter]]:
+    async def scenario() -> tuple[dict[str, int], Any, dict[str, list[Any]], list[DeadLetter]]:
         redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
         producer = new_producer(infra.kafka_bootstrap)
         await producer.start()
         store = LedgerStore(redis, Keys(prefix))
-        consumer = ledger_consumer(infra, run, store, _directory(campaign), producer)
+        # A campaign that reviews held conversions: its review queue names each one's creator.
+        directory = _directory(campaign, more={"review": {"hold_on": ["self_referral"]}})
+        consumer = ledger_consumer(infra, run, store, directory, producer)
         tp = TopicPartition("conversions", 0)
         try:
             await consumer._apply({tp: [_record(10, run, encode(forged(1, "ev-1")))]})
             await consumer._apply(
                 {
                     tp: [
-                        # Held from the first poll: another creator, nine times the amount.
-                        _record(11, f"held-{run}", encode(forged(1, "x", affiliate_id="bob"))),
+                        # Conversion 1's very facts under another event id: a copy.
+                        _record(11, f"copy-{run}", encode(forged(1, "z"))),
                         _record(12, run, encode(forged(2, "ev-2"))),
                         # The same poll's conversion 2 again, at another amount.
                         _record(13, f"batch-{run}", encode(forged(2, "y", amount_minor=90_000))),
-                        # Conversion 1's very facts under another event id: a copy.
-                        _record(14, f"copy-{run}", encode(forged(1, "z"))),
+                        # Held from the first poll: another creator (last, so the review
+                        # queue's entry would be its own if it were written).
+                        _record(14, f"held-{run}", encode(forged(1, "x", affiliate_id="bob"))),
                     ]
                 }
             )
             offsets = await store.offsets()
+            queued = {
+                conversion: json.loads(await redis.hget(Keys(prefix).ledger("reviews"), conversion))
+                for conversion in ("conv-1", "conv-2")
+            }
             journals: dict[str, list[Any]] = {}
             for creator in ("anna", "bob"):
                 key = f"{prefix}{{p:{campaign}|2026-11}}:journal:{creator}"
@@ -260,11 +271,16 @@ def test_a_conversion_written_again_under_its_id_with_other_facts_is_refused_not
             for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
             if isinstance(e, DeadLetter) and run in e.key
         ]
-        return offsets, journals, letters
+        return offsets, queued, journals, letters
 
-    offsets, journals, letters = asyncio.run(scenario())
+    offsets, queued, journals, letters = asyncio.run(scenario())
 
     assert offsets == {"conversions|0": 15}
+    # The review queue names the first decision's creator and time, not the copy's.
+    assert {c: (entry[3], entry[4]) for c, entry in queued.items()} == {
+        "conv-1": ("anna", NOV_15 + 1),
+        "conv-2": ("anna", NOV_15 + 2),
+    }
     # 10 % of 100.00 each, once, to the creator the worker chose.
     assert journals == {"anna": [("order-1", 1_000), ("order-2", 1_000)], "bob": []}
     assert sorted((x.key, x.error_class) for x in letters) == [

@@ -54,7 +54,7 @@ async def read_topic_timed(
     )
     await consumer.start()
     events: list[tuple[AnyEvent, int, bool]] = []
-    last_record_at = started = time.monotonic()
+    last_record_at = time.monotonic()
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=250, max_records=10_000)
@@ -67,9 +67,9 @@ async def read_topic_timed(
                     backfill = is_backfill(record.headers)
                     events += [(event, record.timestamp, backfill) for event in decoded]
                 last_record_at = time.monotonic()
-            now = time.monotonic()
-            if now - last_record_at >= idle_s and (
-                await _every_partition_at_end(consumer) or now - started >= END_WAIT_S + idle_s
+            quiet = time.monotonic() - last_record_at
+            if quiet >= END_WAIT_S + idle_s or (
+                quiet >= idle_s and await _every_partition_at_end(consumer)
             ):
                 break
     finally:

@@ -336,10 +336,12 @@ class LedgerStore:
         for cid, period, review in batch.reviews:
             items[(cid, period)].reviews.append(review)
         if batch.review_index:  # idempotent, so before the periods' writes
-            await self.redis.hset(
-                self.keys.ledger(REVIEW_INDEX),
-                mapping={c: orjson.dumps(v) for c, v in batch.review_index.items()},
-            )
+            # The first decision stands: a conflicting copy of a conversion (refused by its
+            # period's step) must not name its creator in the review queue.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for conversion, entry in batch.review_index.items():
+                    pipe.hsetnx(self.keys.ledger(REVIEW_INDEX), conversion, orjson.dumps(entry))
+                await pipe.execute()
         if batch.content_routes or batch.content_reroutes:  # idempotent: before the periods'
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, route in batch.content_routes.items():
