@@ -30,7 +30,6 @@ import harness as h
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from bounded_reads import bounded
 
 from afflux.cli.processes import Child, free_port
 from afflux.cli.topic_to_end import high_watermarks
@@ -108,6 +107,10 @@ async def until(check: Any, timeout_s: float, what: str) -> Any:
 async def input_lag(bootstrap: str) -> dict[TopicPartition, int]:
     """Per input partition with records: its end (as a Fetch answers it) minus the
     group's committed offset."""
+    # Here, not at the top: this file also runs as the worker's script, where only its
+    # own folder is on the path.
+    from bounded_reads import bounded
+
     return await bounded(lambda: _input_lag_once(bootstrap), "the input lag")
 
 

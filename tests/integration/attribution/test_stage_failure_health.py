@@ -29,7 +29,6 @@ import harness as h
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from bounded_reads import bounded
 
 from afflux.bench.feed import partition_of
 from afflux.cli.processes import Child, free_port
@@ -107,6 +106,10 @@ def click() -> bytes:
 
 async def committed(bootstrap: str, p: int) -> int:
     """The group's committed offset of clicks[p]; -1: none."""
+    # Here, not at the top: this file also runs as the worker's script, where only its
+    # own folder is on the path.
+    from bounded_reads import bounded
+
     return await bounded(lambda: _committed_once(bootstrap, p), "the group's offset")
 
 
