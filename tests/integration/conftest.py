@@ -4,13 +4,19 @@ Redis and once on the cluster, each emptied before the test."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from afflux.cli.embedded import RedisClusterNodes, start_redis, start_redis_cluster
 from afflux.cli.processes import Child, free_port
+
+# The helpers beside this file (bounded_reads, log_holes), for every folder's tests, run
+# alone or with the rest.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
