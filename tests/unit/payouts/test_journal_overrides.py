@@ -17,14 +17,13 @@ from afflux.oracle.ledger_scenarios import (
     PERIOD,
     START,
     Facts,
-    arrival,
+    journal_of,
     plan_versions,
     random_facts,
 )
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.period import PeriodState, StepInput
-from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
@@ -51,27 +50,6 @@ def with_overrides(
     return tuple(out)
 
 
-def journal(
-    facts: Facts, versions: tuple[TermsVersion, ...], rng: random.Random, reload: float
-) -> list[Posting]:
-    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions)
-    postings: list[Posting] = []
-    for batch in arrival(facts, rng):
-        postings += state.step(batch).postings
-        if rng.random() < reload:  # as after a restart: the state from its stored records
-            state = PeriodState.load(
-                CAMPAIGN,
-                PERIOD,
-                "EUR",
-                versions,
-                [record_from_json(record_to_json(r)) for r in state.lines.values()],
-                [c.clicks for c in state.creators.values() if c.clicks is not None],
-                state.confirmations,
-                state.seq,
-            )
-    return postings
-
-
 def reference(facts: Facts, versions: tuple[TermsVersion, ...]) -> dict[tuple[str, int], int]:
     lines = reference_lines(
         CAMPAIGN,
@@ -92,7 +70,7 @@ def test_overrides_net_to_the_reference_whatever_the_arrival_order(seed: int) ->
     want = reference(facts, versions)
     for order in range(2):
         rng = random.Random(seed * 1000 + order)
-        assert posted_amounts(journal(facts, versions, rng, 0.25)) == want, f"arrival {order}"
+        assert posted_amounts(journal_of(facts, versions, rng, 0.25)) == want, f"arrival {order}"
 
 
 def test_the_workload_reaches_every_override_posting() -> None:
@@ -103,7 +81,7 @@ def test_the_workload_reaches_every_override_posting() -> None:
         facts = random_facts(random.Random(seed))
         kinds |= {
             p.kind
-            for p in journal(facts, versions, random.Random(seed), 0.0)
+            for p in journal_of(facts, versions, random.Random(seed), 0.0)
             if p.line_kind == "override"
         }
     assert {

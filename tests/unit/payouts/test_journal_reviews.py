@@ -25,13 +25,14 @@ from afflux.oracle.ledger_scenarios import (
     Facts,
     arrival,
     plan_versions,
+    postings_of,
     random_facts,
 )
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.period import PeriodState, StepInput
-from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
+from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.journal.review_lines import ReviewFact, review_contribution
 from afflux.shared.core.review import HELD_UNTIL
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
@@ -101,22 +102,7 @@ def journal(
             batches.append(StepInput(reviews=(d,)))
         else:
             batches[at] = replace(batches[at], reviews=(*batches[at].reviews, d))
-    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions)
-    postings: list[Posting] = []
-    for batch in batches:
-        postings += state.step(batch).postings
-        if rng.random() < 0.25:
-            state = PeriodState.load(
-                CAMPAIGN,
-                PERIOD,
-                "EUR",
-                versions,
-                [record_from_json(record_to_json(r)) for r in state.lines.values()],
-                [c.clicks for c in state.creators.values() if c.clicks is not None],
-                state.confirmations,
-                state.seq,
-            )
-    return postings
+    return postings_of(batches, versions, rng, 0.25)
 
 
 def reference(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from afflux.shared.core.clock import MS_PER_DAY
@@ -195,9 +196,20 @@ def journal_of(
     """The postings of the period fed ``facts`` in a random arrival (``arrival``); after a
     batch, with ``reload_chance``, the state is rebuilt from its stored records and click
     figures, as after a restart."""
+    return postings_of(arrival(facts, rng), versions, rng, reload_chance)
+
+
+def postings_of(
+    batches: Iterable[StepInput],
+    versions: tuple[TermsVersion, ...],
+    rng: random.Random,
+    reload_chance: float,
+) -> list[Posting]:
+    """The postings of the period fed ``batches`` in order; after a batch, with
+    ``reload_chance``, the state is rebuilt from its stored records and click figures."""
     state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions)
     postings: list[Posting] = []
-    for batch in arrival(facts, rng):
+    for batch in batches:
         postings += state.step(batch).postings
         if rng.random() < reload_chance:
             state = PeriodState.load(
