@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer
 
+from afflux.cli.topic_to_end import at_end
 from afflux.shared.core.event_time import is_backfill
 from afflux.shared.events import (
     AnyEvent,
@@ -78,14 +79,8 @@ async def read_topic_timed(
 
 
 async def _every_partition_at_end(consumer: AIOKafkaConsumer) -> bool:
-    assigned = consumer.assignment()
-    if not assigned:
-        return True  # no such topic (its metadata comes with the start): nothing to read
-    for tp in assigned:
-        high = consumer.highwater(tp)  # from the last Fetch answer; None before the first
-        if high is None or await consumer.position(tp) < high:
-            return False
-    return True
+    # No partition assigned: no such topic (its metadata comes with the start).
+    return all([await at_end(consumer, tp) for tp in consumer.assignment()])
 
 
 def read_topic_sync(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[AnyEvent]:

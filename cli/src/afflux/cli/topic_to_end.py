@@ -43,7 +43,7 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) ->
                         events += decode_record(record.value)
                     except UndecodableRecord:
                         continue
-            if all([await _at_end(consumer, tp) for tp in tps]):
+            if all([await at_end(consumer, tp) for tp in tps]):
                 return events
             if time.monotonic() >= deadline:
                 raise TopicUnreadable(f"{topic}: the high watermark was not reached in time")
@@ -62,7 +62,7 @@ def _reader(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
-async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+async def at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
     high = consumer.highwater(tp)  # from the last Fetch answer; None before the first
     return high is not None and await consumer.position(tp) >= high
 
@@ -81,7 +81,7 @@ async def high_watermarks(
             return {}
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        while not all([await _at_end(consumer, tp) for tp in tps]):
+        while not all([await at_end(consumer, tp) for tp in tps]):
             if time.monotonic() >= deadline:
                 raise TopicUnreadable(f"{sorted(topics)}: the high watermarks were not reached")
             await consumer.getmany(*tps, timeout_ms=250, max_records=10_000)
