@@ -292,6 +292,103 @@ def test_a_conversion_written_again_under_its_id_with_other_facts_is_refused_not
     assert "amount_minor 10000 then 90000" in by_key[f"batch-{run}"]
 
 
+def test_a_conversion_written_again_dated_in_another_period_is_refused_not_paid_twice(
+    infra: Any,
+) -> None:
+    """An order written to the topic again under another visitor and time is decided again
+    under the same conversion id. Dated in another period, that copy once made a second line
+    there (the period had never seen the id): the order was paid twice. Now each conversion
+    id belongs to the first period that placed it, in an earlier poll or earlier in the same
+    one; a copy elsewhere is dead-lettered and names nothing (no line, no review entry, no
+    creator index entry)."""
+    run = uuid.uuid4().hex[:8]
+    campaign = f"camp-{run}"
+    prefix = f"afx:test:{run}:"
+    keys = Keys(prefix)
+
+    def copy(n: int, event_id: str, at: int, **change: Any) -> ConversionAttributed:
+        return _conversion(campaign, n, at).model_copy(update={"event_id": event_id, **change})
+
+    async def scenario() -> tuple[Any, ...]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        store = LedgerStore(redis, keys)
+        directory = _directory(campaign, more={"review": {"hold_on": ["self_referral"]}})
+        consumer = ledger_consumer(infra, run, store, directory, producer)
+        tp = TopicPartition("conversions", 0)
+        try:
+            await consumer._apply({tp: [_record(10, run, encode(copy(1, "ev-1", NOV_15)))]})
+            await consumer._apply(
+                {
+                    tp: [
+                        # Held by November: a copy dated in October, for another creator.
+                        _record(
+                            11, f"held-{run}", encode(copy(1, "x", OCT_15, affiliate_id="bob"))
+                        ),
+                        _record(12, run, encode(copy(2, "ev-2", OCT_15 + 2))),
+                        # The same poll's conversion 2 again, dated in November.
+                        _record(
+                            13, f"batch-{run}", encode(copy(2, "y", NOV_15 + 2, affiliate_id="bob"))
+                        ),
+                    ]
+                }
+            )
+            # A replay of the first decisions changes nothing and refuses nothing.
+            await consumer._apply({tp: [_record(14, run, encode(copy(1, "ev-1", NOV_15)))]})
+            offsets = await store.offsets()
+            queued = {
+                c: json.loads(await redis.hget(keys.ledger("reviews"), c))
+                for c in ("conv-1", "conv-2")
+            }
+            journals = {
+                (period, creator): sorted(
+                    (p["order_id"], p["amount_minor"])
+                    for p in map(
+                        json.loads,
+                        await redis.zrange(
+                            keys.period(campaign, period, f"journal:{creator}"), 0, -1
+                        ),
+                    )
+                )
+                for period in ("2026-10", "2026-11")
+                for creator in ("anna", "bob")
+            }
+            bob_indexed = await redis.zrange(keys.creator_index("bob"), 0, -1)
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = [
+            e
+            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
+            if isinstance(e, DeadLetter) and run in e.key
+        ]
+        return offsets, queued, journals, bob_indexed, letters
+
+    offsets, queued, journals, bob_indexed, letters = asyncio.run(scenario())
+
+    assert offsets == {"conversions|0": 15}
+    # 10 % of 100.00 each, once, in the period of the first decision, to its creator.
+    assert journals == {
+        ("2026-10", "anna"): [("order-2", 1_000)],
+        ("2026-10", "bob"): [],
+        ("2026-11", "anna"): [("order-1", 1_000)],
+        ("2026-11", "bob"): [],
+    }
+    assert {c: (entry[1], entry[3]) for c, entry in queued.items()} == {
+        "conv-1": ("2026-11", "anna"),
+        "conv-2": ("2026-10", "anna"),
+    }
+    assert bob_indexed == []
+    assert sorted((x.key, x.error_class) for x in letters) == [
+        (f"batch-{run}", "ConversionConflict"),
+        (f"held-{run}", "ConversionConflict"),
+    ]
+    by_key = {x.key: x.reason for x in letters}
+    assert "already held by period '2026-11'" in by_key[f"held-{run}"]
+    assert "already held by period '2026-10'" in by_key[f"batch-{run}"]
+
+
 class CountingStore(LedgerStore):
     """The real store, counting its applies: how many round trips a poll cost."""
 

@@ -770,10 +770,10 @@ def reference_from_events(
     order time's period, a reversal in its order time's (``order_occurred_at``), a click
     in its own; a lead confirmation in the period of its order's conversion (the last
     one placed); a review decision in its order time's (``order_occurred_at``), the first
-    one of a conversion standing. The same conversion id placed twice in one period keeps
-    the first (a later copy under another event id changes nothing, or is refused as a
-    conflict); a click counts once per click id, first copy wins, and is valid without any
-    quality flag.
+    one of a conversion standing. The same conversion id placed twice keeps the first (a
+    later copy under another event id changes nothing, or is refused as a conflict; one
+    dated in another period of the campaign is refused); a click counts once per click
+    id, first copy wins, and is valid without any quality flag.
     Every period that received anything is in the result, lines or not. A content
     lives in the period of its first publication; its stats and releases follow it
     there (none before it: dead-lettered), a publication by another campaign or
@@ -786,6 +786,7 @@ def reference_from_events(
     routes: dict[str, tuple[str, str, str]] = {}  # content -> campaign, period, creator
     awaiting: set[str] = set()  # first published by the creator's key, not released yet
     period_of_order: dict[tuple[str, str], str] = {}
+    conversion_period: dict[tuple[str, str], str] = {}  # its first period, campaign-wide
     confirmed: dict[tuple[str, str], str] = {}
 
     def where(campaign: str, at: int) -> str | None:
@@ -799,8 +800,9 @@ def reference_from_events(
             period = where(event.campaign_id, event.occurred_at)
             if period is None or not _accepted(event, versions_by_campaign[event.campaign_id]):
                 continue
+            first = conversion_period.setdefault((event.campaign_id, event.conversion_id), period)
             held = placed[(event.campaign_id, period)].conversions
-            if event.conversion_id in held:
+            if first != period or event.conversion_id in held:
                 continue  # the first decision stands: a copy changes nothing, a conflict is refused
             held[event.conversion_id] = conversion_fact(event)
             period_of_order[(event.campaign_id, event.order_id)] = period

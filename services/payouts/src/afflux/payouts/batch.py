@@ -47,7 +47,8 @@ class Batch:
         self.content_reroutes.update(other.content_reroutes)
         self.confirm_required |= other.confirm_required
         self.reviews += other.reviews
-        self.review_index.update(other.review_index)
+        for conversion, entry in other.review_index.items():  # the first copy names it
+            self.review_index.setdefault(conversion, entry)
 
     def periods(self) -> set[Period] | None:
         """The campaign-periods the batch's items are placed in; None when one is only

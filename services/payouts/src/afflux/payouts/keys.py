@@ -1,6 +1,6 @@
 """Where the journal lives in Redis: every atomic step touches keys of one hash slot.
 
-Four kinds of slot, by hash tag (prefix ``afx:pay:``):
+Six kinds of slot, by hash tag (prefix ``afx:pay:``):
 
 - ``{ledger}``: ``offsets`` and ``last`` (per "topic|partition": the next offset and
   the fingerprint of the last record applied), ``generation``, ``rebuilding``, ``cps``
@@ -16,6 +16,8 @@ Four kinds of slot, by hash tag (prefix ``afx:pay:``):
   ``["<affiliate>","<campaign>","<period>"]`` members (JSON, all scores 0), so a
   creator's campaign-periods are one lexicographic range. A batch that brings
   thousands of creators writes one command per shard, not one per creator;
+- ``{cv:<campaign>|<conversion>}``: ``period``, the period that placed the conversion
+  first (``conversion_claims``), expiring with that period's per-event facts;
 - ``{p:<campaign>|<period>}``, one campaign-period: ``ver`` (the token of its last
   write), ``lines`` (line id -> line record), ``events`` (ids of applied conversions,
   reversals and confirmations), ``clickids`` (ids of counted clicks), ``clicks``
@@ -55,6 +57,9 @@ class Keys:
 
     def period(self, campaign_id: str, period: str, name: str) -> str:
         return f"{self.prefix}{{p:{campaign_id}|{period}}}:{name}"
+
+    def conversion_period(self, campaign_id: str, conversion_id: str) -> str:
+        return f"{self.prefix}{{cv:{campaign_id}|{conversion_id}}}:period"
 
     def creator_index(self, affiliate_id: str) -> str:
         shard = zlib.crc32(affiliate_id.encode()) % CREATOR_INDEX_SHARDS

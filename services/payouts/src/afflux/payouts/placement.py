@@ -129,13 +129,17 @@ class Placement:
             if any(v.terms.lead_confirmation_required for v in self._versions(event.campaign_id)):
                 batch.confirm_required.add(event.campaign_id)
             if any(v.terms.review is not None for v in self._versions(event.campaign_id)):
-                batch.review_index[event.conversion_id] = [
-                    event.campaign_id,
-                    period,
-                    event.order_id,
-                    event.affiliate_id,
-                    event.occurred_at,
-                ]
+                # The first copy of a conversion names it (a later one is refused).
+                batch.review_index.setdefault(
+                    event.conversion_id,
+                    [
+                        event.campaign_id,
+                        period,
+                        event.order_id,
+                        event.affiliate_id,
+                        event.occurred_at,
+                    ],
+                )
         elif isinstance(event, ConversionReviewed):
             period = self._period(event.campaign_id, event.order_occurred_at)
             batch.reviews.append((event.campaign_id, period, ledger_facts.review_fact(event)))

@@ -50,6 +50,7 @@ from redis.exceptions import RedisError
 
 from afflux.payouts import refused_step, tallies
 from afflux.payouts.batch import Applied, Batch, LedgerReset, Period, PeriodsRefused
+from afflux.payouts.conversion_claims import claim_periods
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
 from afflux.payouts.snapshots import PeriodCompacted, refuse_compacted
@@ -136,6 +137,8 @@ class _Items:
     content: list[ContentEvent] = field(default_factory=list)
     reviews: list[ReviewFact] = field(default_factory=list)
     first_orders: list[tuple[str, Standing]] = field(default_factory=list)
+    # conversion id -> the other period of the campaign that claimed it first: refused
+    elsewhere: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -321,9 +324,15 @@ class LedgerStore:
         items: dict[Period, _Items] = defaultdict(_Items)
         creators: dict[Period, set[str]] = defaultdict(set)
         early_seen: list[tuple[str, str]] = []
+        # Before anything is handed over or registered: a copy another period claimed
+        # first names nothing (its period's step refuses it).
+        claimed = await claim_periods(self.redis, self.keys, batch.conversions, self._expiry)
+        for cp, found in claimed.items():
+            items[cp].elsewhere = found
         for cid, period, c in batch.conversions:
             items[(cid, period)].conversions.append(c)
-            creators[(cid, period)].add(c.affiliate_id)
+            if c.conversion_id not in items[(cid, period)].elsewhere:
+                creators[(cid, period)].add(c.affiliate_id)
         for cid, period, r in batch.refunds:
             items[(cid, period)].refunds.append(r)
         for click in batch.clicks:
@@ -335,13 +344,6 @@ class LedgerStore:
                 creators[(cid, period)].add(event.affiliate_id)
         for cid, period, review in batch.reviews:
             items[(cid, period)].reviews.append(review)
-        if batch.review_index:  # idempotent, so before the periods' writes
-            # The first decision stands: a conflicting copy of a conversion (refused by its
-            # period's step) must not name its creator in the review queue.
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for conversion, entry in batch.review_index.items():
-                    pipe.hsetnx(self.keys.ledger(REVIEW_INDEX), conversion, orjson.dumps(entry))
-                await pipe.execute()
         if batch.content_routes or batch.content_reroutes:  # idempotent: before the periods'
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, route in batch.content_routes.items():
@@ -349,6 +351,16 @@ class LedgerStore:
                     pipe.hsetnx(self.keys.ledger("content"), key, orjson.dumps(record))
                 for key, record in batch.content_reroutes.items():  # after: they replace
                     pipe.hset(self.keys.ledger("content"), key, orjson.dumps(record))
+                await pipe.execute()
+        if batch.review_index:  # idempotent, so before the periods' writes
+            # The first decision stands: a conflicting copy of a conversion (refused by its
+            # period's step) must not name its creator in the review queue.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for conversion, entry in batch.review_index.items():
+                    cp = (str(entry[0]), str(entry[1]))
+                    if conversion in claimed.get(cp, {}):
+                        continue
+                    pipe.hsetnx(self.keys.ledger(REVIEW_INDEX), conversion, orjson.dumps(entry))
                 await pipe.execute()
         await self._hand_over(batch, items, early_seen)
         await self._first_orders_of_renewals(batch, items)
@@ -567,6 +579,8 @@ class LedgerStore:
         for cid, period, c in batch.conversions:
             if c.kind != "lead" or cid not in batch.confirm_required:
                 continue
+            if c.conversion_id in items[(cid, period)].elsewhere:
+                continue  # refused: the order stays with the period that holds it
             early = await self.redis.eval(  # type: ignore[no-untyped-call]
                 _ORDER_PLACED,
                 2,
@@ -680,7 +694,9 @@ class LedgerStore:
         # Before the step changes anything cached: a conflicting copy fails the batch, and
         # alone it is dead-lettered.
         conversions = new_conversions(
-            cached.state.lines, [c for c in items.conversions if fresh(c.event_id)]
+            cached.state.lines,
+            [c for c in items.conversions if fresh(c.event_id)],
+            items.elsewhere,
         )
         refunds = tuple(r for r in items.refunds if fresh(r.event_id))
         confirmations = tuple(x for x in items.confirmations if fresh(x[1]))

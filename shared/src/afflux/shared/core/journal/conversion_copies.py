@@ -7,6 +7,9 @@ decision copied (left out: nothing to change) or a conflicting one: another crea
 amount or time for a line that may already be approved or paid. Taking it would
 re-price the line in place, or move it to another creator while the first one's period
 sums still counted it, so it is refused, whichever of the two arrived in the batch.
+The same holds across the periods of a campaign: a copy dated in another period than
+the first (``elsewhere``, known to the store from the campaign-wide claim each
+conversion id makes) would be a second line paying the same order, and is refused too.
 """
 
 from __future__ import annotations
@@ -25,14 +28,22 @@ class ConversionConflict(ValueError):
 
 
 def new_conversions(
-    lines: Mapping[str, LineRecord], conversions: Sequence[ConversionFact]
+    lines: Mapping[str, LineRecord],
+    conversions: Sequence[ConversionFact],
+    elsewhere: Mapping[str, str] | None = None,
 ) -> tuple[ConversionFact, ...]:
     """``conversions`` new to the period held in ``lines``, in order; a copy of a known
     conversion under another event id is left out. Raises ``ConversionConflict`` for one
-    whose id is known with other facts."""
+    whose id is known with other facts, or held by another period of its campaign
+    (``elsewhere``: conversion id -> that period)."""
     first: dict[str, ConversionFact] = {}
     out: list[ConversionFact] = []
     for c in conversions:
+        if elsewhere and (other := elsewhere.get(c.conversion_id)) is not None:
+            raise ConversionConflict(
+                f"conversion {c.conversion_id!r} is already held by period {other!r} of "
+                f"its campaign; event {c.event_id!r}, dated in another period, is refused"
+            )
         earlier = first.get(c.conversion_id)
         if earlier is None:
             record = lines.get(derived_id("line", c.conversion_id))
