@@ -100,6 +100,10 @@ def random_facts(rng: random.Random) -> Facts:
         creator = f"creator-{rng.randint(1, 3)}"
         kind = rng.choice(["sale", "sale", "sale", "lead", "install"])
         at = START + rng.randint(0, 30 * MS_PER_DAY)
+        if facts.conversions and rng.random() < 0.25:
+            # Orders of one millisecond (a backfill, second-resolution timestamps): the
+            # rules rank them by conversion id.
+            at = rng.choice(facts.conversions).occurred_at
         amount = rng.randint(1, 20_000) if kind == "sale" else 0
         version = 1 if at < START + 15 * MS_PER_DAY else 2
         facts.conversions.append(

@@ -22,6 +22,7 @@ from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -46,6 +47,9 @@ from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
 from afflux.shared.core.journal.review_lines import ReviewBook, ReviewFact
 from afflux.shared.core.periods import day_of, period_bounds
 from afflux.shared.core.terms import TermsVersion, terms_in_force
+
+RankKey = tuple[int, str, str]  # (time, conversion id, line id): ``rank_key``
+_K = TypeVar("_K", Key, RankKey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,7 @@ class StepResult:
 
 @dataclass(slots=True)
 class CreatorState:
-    net_sales: list[Key] = field(default_factory=list)  # (time, conversion line id): ranks
+    net_sales: list[RankKey] = field(default_factory=list)  # ``rank_key``: the tiers' order
     counted: list[Key] = field(default_factory=list)  # the same sales by when they counted
     activity: list[Key] = field(default_factory=list)  # current conversions, when they counted
     clicks: ClickFigures | None = None
@@ -169,14 +173,13 @@ class PeriodState:
         for record in records:
             state.lines[record.line_id] = record
             creator = state.creators[record.affiliate_id]
-            key = (record.time, record.line_id)
             if record.order_id is not None and record.kind in CONVERSION_LINE_KINDS:
                 state.by_order[record.order_id].append(record.line_id)
             if record.conversion is not None and record.conversion.first_order_id:
                 state.renewals[record.conversion.first_order_id].add(record.line_id)
             moment = (review_lines.counted_at(record), record.line_id)
             if record.in_net_sales:
-                creator.net_sales.append(key)
+                creator.net_sales.append(rank_key(record))
                 creator.counted.append(moment)
             if record.in_activity:
                 creator.activity.append(moment)
@@ -277,14 +280,13 @@ class PeriodState:
             if record.conversion is None:
                 continue
             creator = self.creators[record.affiliate_id]
-            key = (record.time, record.line_id)
             counts = review_lines.counts(record)
             moment = review_lines.counted_at(record)
             old = (self.moments.get(line_id, moment), line_id)
             new = (moment, line_id)
             net = rules.is_net_sale(record, self.end) and counts
             if net != record.in_net_sales:
-                _toggle(creator.net_sales, key, net)
+                _toggle(creator.net_sales, rank_key(record), net)
                 creators[record.affiliate_id] += 1
             _move(creator.counted, record.in_net_sales, net, old, new)
             record.in_net_sales = net
@@ -305,7 +307,7 @@ class PeriodState:
             for threshold in self.thresholds:
                 for index in range(max(0, threshold - moves - 1), threshold + moves - 1):
                     if index < len(sales):
-                        other = self.lines[sales[index][1]]
+                        other = self.lines[sales[index][2]]
                         touch(other)
 
         changed_keys: set[str] = set()
@@ -455,7 +457,7 @@ class PeriodState:
         rank = None
         if record.in_net_sales:
             sales = self.creators[record.affiliate_id].net_sales
-            rank = bisect_left(sales, (record.time, record.line_id)) + 1
+            rank = bisect_left(sales, rank_key(record)) + 1
         gross = rules.conversion_gross(record, self.versions, rank)
         priced = rules.survey_reduced(gross, record, self.versions)
         record.gross, record.rule = priced if priced is not None else (0, "earns nothing")
@@ -747,7 +749,15 @@ def _move(keys: list[Key], was_in: bool, now_in: bool, old: Key, new: Key) -> No
         _toggle(keys, new, True)
 
 
-def _toggle(keys: list[Key], key: Key, present: bool) -> None:
+def rank_key(record: LineRecord) -> RankKey:
+    """A sale's place among its creator's net sales: event time, ties by conversion id (as
+    the rules say, so that two sales of one millisecond rank the same on every replay and
+    in the batch reference), then the line id."""
+    conversion = record.conversion
+    return (record.time, conversion.conversion_id if conversion else "", record.line_id)
+
+
+def _toggle(keys: list[_K], key: _K, present: bool) -> None:
     if present:
         insort(keys, key)
     else:
