@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from afflux.cli.stack import Stack
-from afflux.orders.signing import sign, sign_query
+from afflux.orders.signing import sign, sign_call, sign_query
 
 from .conftest import ADMIN_TOKEN
 
@@ -62,6 +62,12 @@ def _postback(name: str, query: str, field: str, status: int = 401) -> Case:
 def _order(name: str, body: bytes, signature: bytes, status: int, field: str) -> Case:
     headers = ((b"X-Afflux-Merchant", MERCHANT.encode()), (b"X-Afflux-Signature", signature))
     return Case(name, "orders", "POST", b"/v1/orders", status, field, headers, body)
+
+
+def _path_bound(name: str, path: str, body: bytes, merchant: str, now: int) -> Case:
+    signature = sign_call("POST", path, body, f"dev-secret-{merchant}", now).encode()
+    headers = ((b"X-Afflux-Merchant", merchant.encode()), (b"X-Afflux-Signature", signature))
+    return Case(name, "orders", "POST", path.encode(), 422, "order_id", headers, body)
 
 
 def _cases() -> list[Case]:
@@ -119,6 +125,28 @@ def _cases() -> list[Case]:
             ),
             "amount_minor",
             422,
+        ),
+        # a good signature over the buyer's hashed IP, which a logged URL must not carry
+        _postback(
+            "postback customer_ip_hash",
+            _query(now, "probe-pb-5", customer_ip_hash=HEX),
+            "customer_ip_hash",
+            422,
+        ),
+        # -- a signed call naming an order id over 200 characters in its path (were 500s)
+        _path_bound(
+            "lead confirmation of a 201-character order id",
+            f"/v1/leads/{'L' * 201}/confirm",
+            b'{"campaign_id":"initech-insurance"}',
+            "merchant-initech",
+            now,
+        ),
+        _path_bound(
+            "survey answer of a 201-character order id",
+            f"/v1/orders/{'S' * 201}/survey",
+            b'{"campaign_id":"acme-fashion","affiliate_id":"creator-01"}',
+            MERCHANT,
+            now,
         ),
         # -- the signature header
         _order(

@@ -93,3 +93,27 @@ def test_new_customer_is_true_false_1_0_yes_or_no_else_a_422_naming_it(
         postback_order({**params, "new_customer": value}, NOW)
     assert (refused.value.status, refused.value.field) == (422, "new_customer")
     assert refused.value.reason == "use true or false (or 1/0, yes/no)"
+
+
+def test_a_postback_carries_what_part_of_the_amount_earns_nothing() -> None:
+    params = {
+        "order_id": "pb-1",
+        "campaign_id": "shop",
+        "amount_minor": "2599",
+        "non_commissionable_minor": "499",
+        "non_commissionable_reason": "shipping",
+        "currency": "EUR",
+    }
+    order = parse(rules.OrderRequest, postback_order(params, NOW))
+    assert (order.amount_minor, order.non_commissionable_minor) == (2599, 499)
+
+
+@pytest.mark.parametrize(
+    "name", ["items", "survey", "customer_ip_hash", "customer_email_hash", "referrer"]
+)
+def test_a_postback_naming_what_a_url_must_not_carry_is_a_422_naming_it(name: str) -> None:
+    params = {"order_id": "pb-1", "campaign_id": "shop", "amount_minor": "1", name: "x"}
+    with pytest.raises(Rejected) as refused:
+        postback_order(params, NOW)
+    assert (refused.value.status, refused.value.field) == (422, name)
+    assert "POST /v1/orders" in refused.value.reason

@@ -644,6 +644,7 @@ class Ingestor:
     async def confirm_lead(self, merchant_id: str, order_id: str, raw: bytes) -> Outcome:
         campaign = UNKNOWN
         try:
+            rules.path_order_id(order_id)
             request = parse(rules.LeadConfirmRequest, raw)
             campaign = self.label(request.campaign_id)
             self.check_campaign(request.campaign_id, merchant_id)
@@ -677,6 +678,7 @@ class Ingestor:
         that is a renewal's, not an order's."""
         campaign = UNKNOWN
         try:
+            rules.path_order_id(order_id)
             request = parse(rules.SurveyRequest, raw)
             campaign = self.label(request.campaign_id)
             self.check_campaign(request.campaign_id, merchant_id)

@@ -44,6 +44,15 @@ from afflux.shared.events import (
 )
 
 MAX_BATCH = 1000
+MAX_ID_CHARS = 200  # as ``afflux.shared.events.Id``
+
+
+def path_order_id(order_id: str) -> str:
+    """An order id named in a request's path (``/v1/leads/{order_id}/confirm``, ``/survey``):
+    refused as the body's ``Id`` would be, before an event is built from it."""
+    if len(order_id) > MAX_ID_CHARS:
+        raise Rejected(422, "order_id", f"at most {MAX_ID_CHARS} characters")
+    return order_id
 
 
 def _plain_id(value: str) -> str:
@@ -489,9 +498,14 @@ def renewal_event(
     renewal_order = request.renewal_order_id or renewal_order_id(
         request.order_id, request.renewal_number
     )
-    if renewal_order == request.order_id or len(renewal_order) > 200:
+    if renewal_order == request.order_id:
+        raise Rejected(422, "renewal_order_id", "must differ from the first order's id")
+    if len(renewal_order) > MAX_ID_CHARS:
         raise Rejected(
-            422, "renewal_order_id", "must differ from the first order's id (at most 200 chars)"
+            422,
+            "renewal_order_id",
+            f"the default {renewal_order[:40]!r}... is over {MAX_ID_CHARS} characters: "
+            "give renewal_order_id",
         )
     return SubscriptionRenewed(
         event_id=derived_id("renewal", request.campaign_id, renewal_order),

@@ -81,6 +81,14 @@ def query_params(raw_query: str) -> tuple[dict[str, str], tuple[str, str] | None
     return params, refused
 
 
+# Query values are text; the order model takes these only as integers.
+_INTEGERS = ("amount_minor", "non_commissionable_minor")
+# A JSON object a query cannot carry (``items``, ``survey``), and the buyer's hashed IP
+# and email and the referrer (docs/orders.md): a postback URL is logged by every tracker
+# and proxy it passes, so it is no place for facts about the buyer.
+_NOT_IN_POSTBACKS = ("items", "survey", "customer_ip_hash", "customer_email_hash", "referrer")
+
+
 def _is_integer_text(text: str) -> bool:
     digits = text.removeprefix("-")
     return 0 < len(digits) <= 20 and digits.isascii() and digits.isdigit()
@@ -94,18 +102,19 @@ def postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
         order["occurred_at"] = now_ms
     elif _is_integer_text(when):
         order["occurred_at"] = int(when)
-    # Query values are text; the order model takes amounts and times only as integers.
     # Longer digit runs stay text and are refused by the model (int() raises past 4300).
-    amount = order.get("amount_minor")
-    if amount is not None and _is_integer_text(amount):
-        order["amount_minor"] = int(amount)
+    for name in _INTEGERS:
+        value = order.get(name)
+        if value is not None and _is_integer_text(value):
+            order[name] = int(value)
     if "new_customer" in order:
         flag = _BOOL.get(order["new_customer"].lower())
         if flag is None:
             raise Rejected(422, "new_customer", "use true or false (or 1/0, yes/no)")
         order["new_customer"] = flag
-    if "items" in order:
-        raise Rejected(422, "items", "not supported in a postback; use POST /v1/orders")
+    for name in _NOT_IN_POSTBACKS:
+        if name in order:
+            raise Rejected(422, name, "not supported in a postback; use POST /v1/orders")
     return order
 
 
