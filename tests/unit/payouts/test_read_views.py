@@ -238,6 +238,7 @@ class ForeignCursor:
         ForeignCursor(Position("acme", "2026-13", 1)),  # no 13th month
         ForeignCursor(Position("acme", "not-a-period", 1)),
         ForeignCursor(Position("acme", "2026-W54", 1)),  # no 54th week
+        ForeignCursor(Position("acme", "2026-W47", 1)),  # a week of a monthly campaign
         ForeignCursor(Position("no-such-campaign", "2026-11", 1)),
         ForeignCursor(Position("acme", "2026-11", 1), campaign="beta"),  # another query's
         ForeignCursor(Position("acme", "2026-11", 1), period="2026-10"),
@@ -255,15 +256,42 @@ def test_a_cursor_of_an_unknown_campaign_period_or_another_query_is_422_on_curso
 
 
 @pytest.mark.parametrize(
-    ("campaign", "period"), [(None, None), ("acme", None), (None, "2026-W47"), ("acme", "2026-W47")]
+    ("campaign", "period"), [(None, None), ("acme", None), (None, "2026-11"), ("acme", "2026-11")]
 )
 def test_a_cursor_of_a_known_campaign_and_the_same_query_is_read(
     campaign: str | None, period: str | None
 ) -> None:
-    position = Position("acme", "2026-W47", 12)
+    position = Position("acme", "2026-11", 12)
     assert decode_cursor(encode_cursor(position), directory_of("acme"), campaign, period) == (
         position
     )
+
+
+@pytest.mark.parametrize("period", ["2026-W47", "2026-12"])
+def test_a_cursor_of_either_cadence_a_campaign_has_had_is_read(period: str) -> None:
+    """Weekly until December, monthly since: its weeks and its months are both periods."""
+    weekly, monthly = (
+        CampaignTerms.model_validate(
+            {"campaign_id": "acme", "merchant_id": "m", "currency": "EUR", "plan": {"period": p}}
+        )
+        for p in ("week", "month")
+    )
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="t",
+            occurred_at=0,
+            campaign_id="acme",
+            versions=(
+                TermsVersion(version=1, effective_from=0, published_at=0, terms=weekly),
+                TermsVersion(
+                    version=2, effective_from=1_796_083_200_000, published_at=0, terms=monthly
+                ),
+            ),
+        )
+    )
+    position = Position("acme", period, 3)
+    assert decode_cursor(encode_cursor(position), directory) == position
 
 
 def test_brackets_inside_a_cursors_strings_are_not_nesting() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from afflux.payouts import reads, views
 from afflux.payouts.reads import CampaignPeriod, Position
 from afflux.payouts.store import LedgerStore
-from afflux.shared.core.periods import period_bounds, period_of
+from afflux.shared.core.periods import is_period_of, period_bounds, period_of
 from afflux.shared.core.terms import Period as PlanPeriod
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.problems import Problem
@@ -89,7 +89,8 @@ def decode_cursor(
     period_asked: str | None = None,
 ) -> Position | None:
     """The position a ``next_cursor`` names; 422 on ``cursor`` for anything else: one
-    whose campaign is not in ``directory`` or whose period is not a period, or one of
+    whose campaign is not in ``directory`` or whose period is not a period (of that
+    campaign's cadence: a week of a monthly campaign holds nothing), or one of
     another query than this (another ``campaign`` or period than ``period_asked``).
     A page of an unknown campaign or a period such as ``2026-13`` used to answer an
     empty last page, which a client could not tell from the end of the ledger.
@@ -110,7 +111,9 @@ def decode_cursor(
         if not 0 <= seq <= MAX_SEQ:
             raise ValueError
         period_bounds(period)  # BadPeriod is a ValueError
-        if directory is not None and cid not in directory:
+        if directory is not None and (
+            cid not in directory or not is_period_of(directory.versions(cid), period)
+        ):
             raise ValueError
         if campaign not in (None, cid) or period_asked not in (None, period):
             raise ValueError

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from afflux.shared.core.clock import from_ms, to_ms
-from afflux.shared.core.terms import Period
+from afflux.shared.core.terms import Period, TermsVersion
 
 # ASCII digits only, matched in full: ``\d`` also takes Arabic-Indic or fullwidth digits
 # ("٢٠٢٦-١٢" read as 2026-12) and ``$`` matches before a trailing newline ("2026-12\n"),
@@ -90,3 +91,11 @@ def day_of(at_ms: int) -> str:
 @lru_cache(maxsize=4096)
 def _day_name(day_number: int) -> str:
     return datetime.fromtimestamp(day_number * 86_400, UTC).strftime("%Y-%m-%d")
+
+
+def is_period_of(versions: Sequence[TermsVersion], name: str) -> bool:
+    """Whether ``name`` is a period some version of a campaign's terms cuts its time into
+    (a week of a campaign paid by the month never holds anything); BadPeriod when
+    ``name`` is no period at all."""
+    start, _ = period_bounds(name)
+    return any(period_of(start, v.terms.plan.period) == name for v in versions)
