@@ -121,8 +121,9 @@ def differences(journal: Targets, oracle: Targets) -> list[tuple[tuple[str, int]
 
 # The parts of a period's slot by what they keep (keys.py): the postings themselves,
 # the per-event facts that expire after the retention, and the rest (running sums,
-# tallies, counters, indexes).
-_PER_EVENT = ("lines", "events", "clickids", "confirmed")
+# tallies, counters, indexes). A conversion's claim on its period
+# (``{cv:<campaign>|<conversion>}:period``) expires with them.
+_PER_EVENT = ("lines", "events", "clickids", "confirmed", "period")
 
 
 def key_kind(key: str) -> str:
