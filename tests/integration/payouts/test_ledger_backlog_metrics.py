@@ -38,7 +38,7 @@ def stored_offsets(ledger: LedgerStack) -> dict[str, int]:
     return ledger_stack.stored_offsets(ledger.redis_url)
 
 
-def test_metrics_answer_within_a_second_while_the_ledger_works_through_a_backlog(
+def test_metrics_answer_within_two_seconds_while_the_ledger_works_through_a_backlog(
     ledger: LedgerStack,
 ) -> None:
     orders = [(f"o-{n}", n % PARTITIONS) for n in range(BACKLOG)]
@@ -64,7 +64,9 @@ def test_metrics_answer_within_a_second_while_the_ledger_works_through_a_backlog
 
         until(drained, 120, f"all {BACKLOG} conversions applied and lag 0")
 
-    assert max(took) < 1.0, f"slowest /metrics answer {max(took):.3f}s: {took}"
+    # Two seconds, not one: one batch's step on a loaded two-core machine can hold the loop
+    # past a second; a consumer that never yielded would hold it for the whole backlog.
+    assert max(took) < 2.0, f"slowest /metrics answer {max(took):.3f}s: {took}"
     assert max(lags) > 0, f"the backlog never showed as lag: {lags}"
 
     # Standard tools see the same: the group's committed offsets reach Redis's. Commits
