@@ -12,7 +12,7 @@ from afflux.attribution.join import (
     VisitorState,
     _decided_from,
     _decided_row,
-    _kept_ip,
+    _kept_review_facts,
     decode_state,
     encode_state,
 )
@@ -44,6 +44,7 @@ ORDER = OrderFacts(
 CLICK = core.ClickTouch("k1", "ana", "shop", 100_000 - 60_000)
 BY_CLICK = core.Attributed("ana", "cookie", 30, CLICK, ())
 BY_COUPON = core.Attributed("ana", "coupon", 30, None, ())
+COUPON_ORDER = replace(ORDER, coupon_code="ANA", referrer="https://coupons.example/x")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Case:
     order: OrderFacts
     decision: core.Attributed
     raised: tuple[str, ...]
+    clicks: tuple[core.ClickTouch, ...] = ()  # the visitor's clicks the decision saw
 
 
 CASES = [
@@ -87,19 +89,59 @@ CASES = [
         BY_COUPON,
         ("coupon_site",),
     ),
-    # The same with a click of the creator among the visitor's clicks: none.
+    # The same with a click of the creator among the visitor's clicks: none (a coupon win
+    # lists no click of its own creator: the visitor's clicks say it).
+    Case("coupon with the creator's click", COUPON_ORDER, BY_COUPON, (), (CLICK,)),
     Case(
-        "coupon with the creator's click",
-        replace(ORDER, coupon_code="ANA", referrer="https://coupons.example/x"),
-        replace(BY_COUPON, assists=(CLICK,)),
+        "coupon with the creator's flagged click",
+        COUPON_ORDER,
+        BY_COUPON,
         (),
+        (replace(CLICK, flagged=True),),
+    ),
+    # Clicks that are not the creator's before the order in this campaign: still raised.
+    Case(
+        "coupon with another creator's click",
+        COUPON_ORDER,
+        BY_COUPON,
+        ("coupon_site",),
+        (replace(CLICK, affiliate_id="bob"),),
+    ),
+    Case(
+        "coupon with the creator's click in another campaign",
+        COUPON_ORDER,
+        BY_COUPON,
+        ("coupon_site",),
+        (replace(CLICK, campaign_id="other"),),
+    ),
+    Case(
+        "coupon with the creator's click after the order",
+        COUPON_ORDER,
+        BY_COUPON,
+        ("coupon_site",),
+        (replace(CLICK, at=100_001),),
     ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_the_worker_raises_the_signals_its_facts_show(case: Case) -> None:
-    assert risk_signals(case.order, case.decision, VERSION) == case.raised
+    assert risk_signals(case.order, case.decision, VERSION, case.clicks) == case.raised
+
+
+@pytest.mark.parametrize(
+    ("clicker", "raised"), [("ana", ()), ("bob", ("coupon_site",))], ids=["ana", "bob"]
+)
+def test_a_coupon_won_over_the_visitors_clicks_raises_coupon_site_only_without_the_owners(
+    clicker: str, raised: tuple[str, ...]
+) -> None:
+    """The decision as ``choose`` makes it: the coupon settles the order and lists no
+    click, so only the visitor's clicks can show the owner's link was clicked."""
+    clicks = (replace(CLICK, affiliate_id=clicker),)
+    decision = core.choose(COUPON_ORDER.touch(), clicks, TERMS)
+    assert isinstance(decision, core.Attributed)
+    assert (decision.reason, decision.click, decision.assists) == ("coupon", None, ())
+    assert risk_signals(COUPON_ORDER, decision, VERSION, clicks) == raised
 
 
 def test_terms_without_review_raise_nothing() -> None:
@@ -116,24 +158,54 @@ def test_the_risk_facts_survive_the_decided_orders_row() -> None:
     assert back.order == facts
 
 
-def _click(campaign: str, ip_hash: str = "f" * 64) -> ClickRecorded:
+def _click(campaign: str, ip_hash: str = "f" * 64, referrer: str | None = None) -> ClickRecorded:
     return ClickRecorded(
         event_id="e-k1", occurred_at=1_000, click_id="v1.k1", link_code="l", affiliate_id="ana",
-        campaign_id=campaign, visitor_id="v1", ip_hash=ip_hash,
+        campaign_id=campaign, visitor_id="v1", ip_hash=ip_hash, referrer=referrer,
     )  # fmt: skip
 
 
 def test_a_click_keeps_its_ip_hash_only_for_a_campaign_that_reviews() -> None:
     plain = VERSION.model_copy(update={"terms": TERMS.model_copy(update={"review": None})})
-    assert _kept_ip(_click("shop"), lambda c, at: VERSION) == "f" * 16
-    assert _kept_ip(_click("shop"), lambda c, at: plain) == ""
-    assert _kept_ip(_click("shop"), lambda c, at: None) == ""
-    assert _kept_ip(_click("shop", ip_hash=""), lambda c, at: VERSION) == ""
+    assert _kept_review_facts(_click("shop"), lambda c, at: VERSION) == ("f" * 16, "")
+    assert _kept_review_facts(_click("shop"), lambda c, at: plain) == ("", "")
+    assert _kept_review_facts(_click("shop"), lambda c, at: None) == ("", "")
+    assert _kept_review_facts(_click("shop", ip_hash=""), lambda c, at: VERSION) == ("", "")
 
 
-def test_the_kept_ip_survives_the_visitors_state() -> None:
+@pytest.mark.parametrize(
+    ("referrer", "kept"),
+    [
+        ("https://Deals.Coupons.Example/ana", "deals.coupons.example"),
+        ("coupons.example", "coupons.example"),
+        ("https://blog.example/ana", ""),  # not a coupon site: nothing kept
+        ("http://[::1", ""),  # not a URL
+        (None, ""),
+    ],
+)
+def test_a_click_keeps_its_referrers_host_only_when_it_is_a_coupon_site(
+    referrer: str | None, kept: str
+) -> None:
+    plain = VERSION.model_copy(update={"terms": TERMS.model_copy(update={"review": None})})
+    click = _click("shop", referrer=referrer)
+    assert _kept_review_facts(click, lambda c, at: VERSION)[1] == kept
+    assert _kept_review_facts(click, lambda c, at: plain) == ("", "")
+
+
+def test_a_coupon_order_without_a_referrer_after_a_click_from_a_coupon_site_raises_it() -> None:
+    """docs/payouts.md: the order's referrer "(or a click's)" is on a coupon site."""
+    order = replace(COUPON_ORDER, referrer=None)
+    from_site = replace(CLICK, affiliate_id="bob", referrer_host="coupons.example")
+    decision = core.choose(order.touch(), (from_site,), TERMS)
+    assert isinstance(decision, core.Attributed)
+    assert risk_signals(order, decision, VERSION, (from_site,)) == ("coupon_site",)
+    assert risk_signals(order, decision, VERSION, (replace(from_site, referrer_host=""),)) == ()
+
+
+def test_the_kept_review_facts_survive_the_visitors_state() -> None:
     state = VisitorState()
     state.clicks["v1.k1"] = (replace(CLICK, click_id="v1.k1", ip_hash="a" * 16), 5)
     state.clicks["v1.k2"] = (replace(CLICK, click_id="v1.k2"), 6)
+    state.clicks["v1.k3"] = (replace(CLICK, click_id="v1.k3", referrer_host="coupons.example"), 7)
     back = decode_state(encode_state(state))
     assert back.clicks == state.clicks

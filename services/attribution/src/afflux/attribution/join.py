@@ -46,7 +46,7 @@ from afflux.shared.core.attribution import (
 )
 from afflux.shared.core.frozen import quick_init
 from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
-from afflux.shared.core.review import IP_PREFIX
+from afflux.shared.core.review import IP_PREFIX, coupon_site_host
 from afflux.shared.core.terms import TermsVersion, normalize_coupon, normalize_handle
 from afflux.shared.events import (
     STORED,
@@ -89,6 +89,8 @@ class Click(Protocol):
     def occurred_at(self) -> int: ...
     @property
     def ip_hash(self) -> str: ...
+    @property
+    def referrer(self) -> str | None: ...
     @property
     def flagged(self) -> bool: ...
 
@@ -264,7 +266,7 @@ class JoinPartition:
             _intern(click.campaign_id),
             click.occurred_at,
             click.flagged,
-            _kept_ip(click, terms),
+            *_kept_review_facts(click, terms),
         )
         state.clicks[click.click_id] = (touch, arrived)
         if click.occurred_at > self.watermark:
@@ -402,6 +404,7 @@ class JoinPartition:
                 cause,
             ),
             content=self.content(order.campaign_id),
+            clicks=clicks,
         )
         # Nothing above changed the state: an exception there leaves the decision as it was.
         out.append((CONVERSIONS.name, order.order_id, event))
@@ -600,7 +603,7 @@ class JoinPartition:
         clicks = [touch for touch, arrived in state.clicks.values() if arrived <= cutoff]
         content = self.content(order.campaign_id)
         decision = choose(_touch(order), clicks, v.terms, content)
-        event = order_outcome(OrderFacts.of(order), decision, v, content=content)
+        event = order_outcome(OrderFacts.of(order), decision, v, content=content, clicks=clicks)
         converted = isinstance(event, ConversionAttributed)
         winner = None
         if isinstance(decision, Attributed):
@@ -820,15 +823,17 @@ def _eligible(click: ClickTouch, order_at: int, v: TermsVersion) -> bool:
     return order_at - v.terms.window_ms(click.affiliate_id) <= click.at <= order_at
 
 
-def _kept_ip(click: Click, terms: TermsLookup) -> str:
-    """The start of the click's IP hash when its campaign reviews conversions (same_ip),
-    else "": other campaigns' clicks keep their state as small as before."""
-    if not click.ip_hash:
-        return ""
+def _kept_review_facts(click: Click, terms: TermsLookup) -> tuple[str, str]:
+    """When its campaign reviews conversions: the start of the click's IP hash (same_ip)
+    and its referrer's host if that is one of the review's coupon sites (coupon_site);
+    else "" and "": other campaigns' clicks keep their state as small as before."""
+    if not click.ip_hash and not click.referrer:
+        return "", ""
     version = terms(click.campaign_id, click.occurred_at)
-    if version is None or version.terms.review is None:
-        return ""
-    return click.ip_hash[:IP_PREFIX]
+    review = None if version is None else version.terms.review
+    if review is None:
+        return "", ""
+    return click.ip_hash[:IP_PREFIX], coupon_site_host(click.referrer, review.coupon_sites)
 
 
 def encode_state(s: VisitorState) -> bytes:
@@ -836,15 +841,22 @@ def encode_state(s: VisitorState) -> bytes:
     # (tuples: the same JSON arrays, cheaper to make) and the IP hashes.
     rows: list[tuple[str, str, str, int, bool, int]] = []
     ips: dict[str, str] | None = None
+    sites: dict[str, str] | None = None
     for t, arrived in s.clicks.values():
         rows.append((t.click_id, t.affiliate_id, t.campaign_id, t.at, t.flagged, arrived))
         if t.ip_hash:
             if ips is None:
                 ips = {}
             ips[t.click_id] = t.ip_hash
+        if t.referrer_host:
+            if sites is None:
+                sites = {}
+            sites[t.click_id] = t.referrer_host
     doc: dict[str, Any] = {"c": rows}
     if ips:  # beside the rows, so rows written before it read as before
         doc["i"] = ips
+    if sites:
+        doc["r"] = sites
     if s.pending:
         doc["p"] = [[o.model_dump(mode="json"), arrived] for o, arrived in s.pending.values()]
     if s.decided:
@@ -857,10 +869,12 @@ def encode_state(s: VisitorState) -> bytes:
 def decode_state(raw: bytes) -> VisitorState:
     doc = json.loads(raw)
     s = VisitorState()
-    ips = doc.get("i", {})
+    ips, sites = doc.get("i", {}), doc.get("r", {})
     for cid, aff, camp, at, *flags, arrived in doc.get("c", ()):
         # Rows written before "flagged" hold is_bot and is_duplicate instead.
-        touch = ClickTouch(cid, _intern(aff), _intern(camp), at, any(flags), ips.get(cid, ""))
+        touch = ClickTouch(
+            cid, _intern(aff), _intern(camp), at, any(flags), ips.get(cid, ""), sites.get(cid, "")
+        )
         s.clicks[cid] = (touch, arrived)
     for payload, arrived in doc.get("p", ()):
         order = OrderPlaced.model_validate(payload, context=STORED)  # taken already

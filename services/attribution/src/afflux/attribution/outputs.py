@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, cast
 
@@ -144,7 +145,11 @@ def order_outcome(
     version: TermsVersion,
     correction: Correction | None = None,
     content: core.Content = core.NO_CONTENT,
+    clicks: Sequence[core.ClickTouch] = (),
 ) -> ConversionAttributed | OrderUnattributed:
+    """The order's conversion or why nobody won; ``clicks``: the visitor's clicks the
+    decision was made over (whether the winner is among their creators, for the risk
+    signals)."""
     surveyed = core.survey_owner(order.touch(), version.terms, content.handles)
     if isinstance(decision, core.Unattributed):
         return OrderUnattributed(
@@ -197,22 +202,34 @@ def order_outcome(
         corrected_at=corrected_at,
         live_stream_id=decision.stream.stream_id if decision.stream else None,
         survey_affiliate_id=surveyed,
-        risk_signals=risk_signals(order, decision, version),
+        risk_signals=risk_signals(order, decision, version, clicks),
     )
 
 
 def risk_signals(
-    order: OrderFacts, decision: core.Attributed, version: TermsVersion
+    order: OrderFacts,
+    decision: core.Attributed,
+    version: TermsVersion,
+    clicks: Sequence[core.ClickTouch] = (),
 ) -> tuple[RiskSignal, ...]:
     """The signals the order and its decision raise (core.review.signals); the winning
-    click's IP hash is kept for campaigns with review terms only (``join._kept_ip``)."""
+    click's IP hash is kept for campaigns with review terms only (``join._kept_ip``).
+
+    The winner "clicked" when the visitor has a click of theirs in the order's campaign
+    by the order's time among ``clicks``, flagged or not: a coupon win lists no click and
+    no assist of its own creator, so asking those alone raised ``coupon_site`` (and held
+    the sale) for a visitor who had clicked the coupon owner's link."""
     review = version.terms.review
     if review is None:
         return ()
     click = decision.click
-    clicked = any(
-        t.affiliate_id == decision.affiliate_id
-        for t in (*decision.assists, *([click] if click else []))
+    winner, campaign, at = decision.affiliate_id, order.campaign_id, order.occurred_at
+    before = [t for t in clicks if t.campaign_id == campaign and t.at <= at]
+    clicked = click is not None or any(t.affiliate_id == winner for t in before)
+    # The order's referrer, and the coupon-site hosts of the visitor's clicks (kept only
+    # when on one: ``join._kept_review_facts``).
+    referrers = ((order.referrer,) if order.referrer else ()) + tuple(
+        t.referrer_host for t in before if t.referrer_host
     )
     facts = SignalFacts(
         affiliate_id=decision.affiliate_id,
@@ -222,7 +239,7 @@ def risk_signals(
         customer_ip_hash=order.customer_ip_hash,
         customer_email_hash=order.customer_email_hash,
         creator_clicked=clicked,
-        referrers=(order.referrer,) if order.referrer else (),
+        referrers=referrers,
     )
     return cast(tuple[RiskSignal, ...], signals(review, facts))
 

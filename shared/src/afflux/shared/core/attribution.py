@@ -66,6 +66,9 @@ class ClickTouch:
     # The start of the click's IP hash, kept only for campaigns whose terms review
     # conversions (risk signal same_ip, core.review); "" otherwise.
     ip_hash: str = ""
+    # The host of the click's referrer when it is one of the campaign's review
+    # ``coupon_sites`` (risk signal coupon_site: "or a click's" referrer); "" otherwise.
+    referrer_host: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,13 +128,21 @@ def signals(review: ReviewTerms | None, facts: SignalFacts) -> tuple[str, ...]:
 def on_site(referrer: str, hosts: tuple[str, ...]) -> bool:
     """Whether ``referrer`` (a URL or a bare host) is one of ``hosts`` or below one; its
     host compared as a destination's is with allowed domains (``normalize_domain``)."""
+    return bool(coupon_site_host(referrer, hosts))
+
+
+def coupon_site_host(referrer: str | None, hosts: tuple[str, ...]) -> str:
+    """The normalised host of ``referrer`` when it is on one of ``hosts``, else ""."""
     if not referrer or not hosts:
-        return False
-    host = (urlsplit(referrer).hostname if "//" in referrer else referrer.split("/")[0]) or ""
-    host = normalize_domain(host)
+        return ""
+    try:
+        split = urlsplit(referrer).hostname if "//" in referrer else referrer.split("/")[0]
+    except ValueError:  # a malformed URL (an unclosed IPv6 bracket) is no site
+        return ""
+    host = normalize_domain(split or "")
     if not host:
-        return False
-    return any(host == h or host.endswith("." + h) for h in hosts)
+        return ""
+    return host if any(host == h or host.endswith("." + h) for h in hosts) else ""
 
 
 def holding(review: ReviewTerms | None, raised: tuple[str, ...]) -> tuple[str, ...]:
