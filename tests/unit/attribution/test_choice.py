@@ -149,6 +149,29 @@ CASES = [
     ),
     # clicks of another campaign do not count
     Case("other_campaign", (click("c1", T - 5, campaign="x"),), order(), "-/other_campaign"),
+    # without a cookie step, a clean click the order does not name wins nothing, and the
+    # reason says so (it said bot_only, as if the click were flagged)
+    Case(
+        "no_cookie_step_clean_click",
+        (click("c1", T - 5),),
+        order(),
+        "-/cookie_not_in_precedence",
+        terms(precedence=("click_id", "coupon")),
+    ),
+    Case(
+        "no_cookie_step_flagged_click",
+        (click("c1", T - 5, flagged=True),),
+        order(),
+        "-/bot_only",
+        terms(precedence=("click_id", "coupon")),
+    ),
+    Case(
+        "no_cookie_step_old_click",
+        (click("c1", T - W - 1),),
+        order(),
+        "-/outside_window",
+        terms(precedence=("click_id", "coupon")),
+    ),
     Case("no_click", (), order(), "-/no_click"),
 ]
 

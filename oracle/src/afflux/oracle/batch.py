@@ -396,6 +396,8 @@ def _one_order(
         reason = "no_click"
     elif not ours_before:
         reason = "other_campaign"
+    elif any(inside(c) and not c.flagged for c in ours_before):
+        reason = "cookie_not_in_precedence"  # with a cookie step, such a click wins
     elif any(inside(c) for c in ours_before):
         reason = "bot_only"
     else:

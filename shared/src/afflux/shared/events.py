@@ -434,6 +434,8 @@ UnattributedReason = Literal[
     "bot_only",
     "unknown_click",
     "other_campaign",
+    # Unflagged clicks inside the window, but the campaign's precedence has no cookie step.
+    "cookie_not_in_precedence",
     "duplicate_order",
     # A renewal whose first order earned no creator, is unknown, or is past the limit, or
     # one dated before its first order.

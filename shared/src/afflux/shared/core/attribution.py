@@ -50,7 +50,14 @@ from afflux.shared.core.terms import (
 )
 
 WinReason = Literal["click_id", "coupon", "cookie", "livestream", "survey"]
-NoWinReason = Literal["no_click", "outside_window", "bot_only", "unknown_click", "other_campaign"]
+NoWinReason = Literal[
+    "no_click",
+    "outside_window",
+    "bot_only",
+    "unknown_click",
+    "other_campaign",
+    "cookie_not_in_precedence",
+]
 
 
 @quick_init
@@ -344,8 +351,10 @@ def unattributed_reason(
 
     ``unknown_click``: the order names a click the visitor did not make by the
     order's time (visible to the join); ``no_click``: the visitor has no clicks by
-    then; ``other_campaign``: only clicks in other campaigns; ``bot_only``: the only
-    clicks inside the window are flagged (for any reason); ``outside_window``:
+    then; ``other_campaign``: only clicks in other campaigns;
+    ``cookie_not_in_precedence``: unflagged clicks inside the window, which only a
+    cookie step could have taken, and the campaign's precedence has none; ``bot_only``:
+    the only clicks inside the window are flagged (for any reason); ``outside_window``:
     clicks in the campaign, none inside the window (older than it).
 
     A click after the order can never win it, and whether it is held when the order
@@ -360,7 +369,10 @@ def unattributed_reason(
     in_campaign = [c for c in touches if c.campaign_id == order.campaign_id]
     if not in_campaign:
         return "other_campaign"
-    if any(in_window(c, order, terms) for c in in_campaign):
+    inside = [c for c in in_campaign if in_window(c, order, terms)]
+    if any(not c.flagged for c in inside):
+        return "cookie_not_in_precedence"  # with a cookie step, such a click wins
+    if inside:
         return "bot_only"
     return "outside_window"
 

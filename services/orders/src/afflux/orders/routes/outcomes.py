@@ -52,7 +52,7 @@ class CampaignOutcome(BaseModel):
     )
     unattributed_reason: str | None = Field(
         description="no_click, outside_window, bot_only, unknown_click, other_campaign, "
-        "duplicate_order"
+        "cookie_not_in_precedence, duplicate_order"
     )
     replaced: list[dict[str, Any]] = Field(description="answers a later correction replaced")
     refunds: list[dict[str, Any]]

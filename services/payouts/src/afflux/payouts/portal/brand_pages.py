@@ -33,6 +33,7 @@ REASON_WORDS = {
     "bot_only": "only bot clicks",
     "unknown_click": "an unknown click id",
     "other_campaign": "the click was for another campaign",
+    "cookie_not_in_precedence": "clicks the campaign's rules do not count (no cookie rule)",
     "duplicate_order": "a duplicate of an order already decided",
 }
 

@@ -42,6 +42,7 @@ _NOBODY = {
     "bot_only": "only flagged clicks",
     "unknown_click": "an unknown click id",
     "other_campaign": "no click in the campaign",
+    "cookie_not_in_precedence": "clicks a cookie step would count, but the terms have none",
 }
 
 
