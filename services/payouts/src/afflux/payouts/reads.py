@@ -3,10 +3,10 @@
 Every function takes the ``LedgerStore`` and reads its Redis; none scans facts
 or line records. Costs, with c = the creator's campaign-periods:
 
-- ``creator_sums``: per campaign-period one ``HMGET`` of the ``sums`` hash, the
-  first posting (for its currency) and the approval times after ``as_of``
-  (``ZRANGEBYSCORE`` on ``due:<a>``, then ``HMGET`` of their amounts):
-  O(c + pending approval times), in two pipelined round trips.
+- ``creator_sums``: per campaign-period the first posting (for its currency), then
+  one script reading the ``sums`` fields and the approval times after ``as_of``
+  (``ZRANGEBYSCORE`` on ``due:<a>``, ``HMGET`` of their amounts) at one instant
+  (``period_figures``): O(c + pending approval times), in two round trips.
 - ``postings_page``: ``ZRANGEBYSCORE`` on ``journal:<a>`` from the cursor's seq,
   one campaign-period after the other until the page is full: O(c + log n + page).
 - ``period_postings``: every posting of the creator in one period's
@@ -29,6 +29,7 @@ import orjson
 
 from afflux.payouts import snapshots
 from afflux.payouts.keys import creator_index_pair, creator_index_range
+from afflux.payouts.period_figures import period_figures
 from afflux.payouts.store import LedgerStore
 from afflux.payouts.views import PeriodSums
 from afflux.shared.core.journal.records import Posting
@@ -67,32 +68,6 @@ async def campaign_periods(store: LedgerStore, campaign: str) -> list[str]:
     return sorted(p.decode() for p in raw)
 
 
-async def pending_amounts(
-    store: LedgerStore, wanted: Sequence[tuple[str, str, str]], as_of: int
-) -> list[int]:
-    """Per (campaign, period, creator): the sum of the creator's postings approved only
-    after ``as_of`` (approval times from ``due:<a>``, their sums from ``dueamt:<a>``)."""
-    if not wanted:
-        return []
-    k = store.keys
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for cid, period, a in wanted:
-            pipe.zrangebyscore(k.period(cid, period, f"due:{a}"), f"({as_of}", "+inf")
-        times: list[list[bytes]] = await pipe.execute()
-    asked = [(i, ts) for i, ts in enumerate(times) if ts]
-    out = [0] * len(wanted)
-    if not asked:
-        return out
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for i, ts in asked:
-            cid, period, a = wanted[i]
-            pipe.hmget(k.period(cid, period, f"dueamt:{a}"), ts)
-        amounts: list[list[bytes | None]] = await pipe.execute()
-    for (i, _), values in zip(asked, amounts, strict=True):
-        out[i] = sum(int(v) for v in values if v is not None)
-    return out
-
-
 async def creator_sums(
     store: LedgerStore, affiliate: str, cps: Sequence[CampaignPeriod], as_of: int
 ) -> list[PeriodSums]:
@@ -105,18 +80,18 @@ async def creator_sums(
             )
             pipe.zrange(k.period(cid, period, f"journal:{affiliate}"), 0, 0)
         answers = await pipe.execute()
-    found: list[tuple[CampaignPeriod, str, int, int]] = []
+    found: list[tuple[CampaignPeriod, str]] = []
     for n, cp in enumerate(cps):
-        (total, reversed_), first = answers[2 * n], answers[2 * n + 1]
+        first = answers[2 * n + 1]
         if first:  # the currency is the period's, on every posting
-            currency = orjson.loads(first[0])["currency"]
-            found.append((cp, currency, int(total or 0), int(reversed_ or 0)))
-    pending = await pending_amounts(
-        store, [(cid, period, affiliate) for (cid, period), *_ in found], as_of
+            found.append((cp, orjson.loads(first[0])["currency"]))
+    # The sums and the pending part of each period at one instant (``period_figures``).
+    figures = await period_figures(
+        store, [(cid, period, affiliate) for (cid, period), _ in found], as_of
     )
     out = {
         cp: PeriodSums(currency, total, reversed_, waiting)
-        for (cp, currency, total, reversed_), waiting in zip(found, pending, strict=True)
+        for (cp, currency), (total, reversed_, waiting) in zip(found, figures, strict=True)
     }
     # A compacted period has no journal: its currency and pending part from the snapshot.
     bare = [(n, cp) for n, cp in enumerate(cps) if not answers[2 * n + 1]]

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.payouts import payout_records, reads, snapshots
 from afflux.payouts.metrics import PayoutsMetrics
+from afflux.payouts.period_figures import period_figures
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
@@ -46,17 +47,17 @@ async def approved_by_creator(
 ) -> tuple[dict[Owner, int], dict[Owner, list[reads.CampaignPeriod]]]:
     """Per creator and campaign: what their postings approved at ``as_of`` add up to,
     and the campaign-periods that hold them."""
+    # Who has a sum in each period; then each period's figures read at one instant (a
+    # step landing between a total and its pending part read apart paid pending money).
     totals = await reads.period_creator_sums(store, cps)
     wanted = [(cid, p, a) for (cid, p), sums in zip(cps, totals, strict=True) for a in sorted(sums)]
-    pending = await reads.pending_amounts(store, wanted, as_of)
+    figures = await period_figures(store, wanted, as_of)
     # A compacted period keeps no approval schedule: its pending part from the snapshot.
     closed = await snapshots.pending_amounts(store, wanted, as_of)
-    pending = [a + b for a, b in zip(pending, closed, strict=True)]
     approved: dict[Owner, int] = defaultdict(int)
     periods: dict[Owner, list[reads.CampaignPeriod]] = defaultdict(list)
-    by_cp = dict(zip(cps, totals, strict=True))
-    for (cid, p, a), waiting in zip(wanted, pending, strict=True):
-        approved[(a, cid)] += by_cp[(cid, p)][a] - waiting
+    for (cid, p, a), (total, _, waiting), also in zip(wanted, figures, closed, strict=True):
+        approved[(a, cid)] += total - waiting - also
         periods[(a, cid)].append((cid, p))
     return dict(approved), dict(periods)
 

@@ -172,7 +172,7 @@ async def pending_amounts(
 ) -> list[int]:
     """Per (campaign, period, creator) of a compacted period: what of the creator's
     postings is approved only after ``as_of`` (0 for a period not compacted, whose
-    approval schedule ``reads.pending_amounts`` reads)."""
+    approval schedule ``period_figures`` reads)."""
     out = [0] * len(wanted)
     if not wanted:
         return out
