@@ -15,8 +15,8 @@ slots, so a posting reaches the creator's sums through an outbox:
    posting) and ``r|<currency>`` (reversals), and its
    amount to the creator's approval schedule (``due:<a>`` scored by approval time,
    ``dueamt:<a>`` the sum per ``<currency>|<time>``); then deletes the outbox fields.
-   The scripts run in two rounds, every creator whose sums fall before any whose sums
-   rise (``sync_rounds``), so a correction is never seen credited to both creators.
+   The scripts run in two rounds, every creator who loses a posting before the others
+   (``sync_rounds``), so a correction is never seen credited to both creators.
 
 Exactly once: a period's sequence numbers only grow, and a sync applies the outbox
 in sequence order, all fields present at once: a later write's sync sees (and applies
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -123,21 +123,41 @@ def outbox_value(postings: Sequence[Posting]) -> str:
     return orjson.dumps(entries(postings)).decode()
 
 
-def sync_rounds(items: Sequence[tuple[str, list[Any]]]) -> list[dict[str, bytes]]:
+SyncItem = tuple[str, list[Any], bool]  # shard prefix, [creator, campaign, period, writes], loses
+
+
+def outbox_items(
+    cid: str, period: str, box: Mapping[bytes, bytes], shard: Callable[[str], str]
+) -> list[SyncItem]:
+    """What one period's outbox adds to each creator's sums, oldest write first, and
+    whether the creator loses anything in it (a posting below zero)."""
+    by_creator: dict[str, list[list[object]]] = defaultdict(list)
+    losers: set[str] = set()
+    for field in sorted(box, key=int):
+        rows = orjson.loads(box[field])
+        losers.update(row[0] for row in rows if row[4] < 0)  # [a, cur, seq, at, amount, rev]
+        for a, write in _write_sums(rows).items():
+            by_creator[a].append(write)
+    return [(shard(a), [a, cid, period, writes], a in losers) for a, writes in by_creator.items()]
+
+
+def sync_rounds(items: Sequence[SyncItem]) -> list[dict[str, bytes]]:
     """The sync scripts' payloads per shard, in rounds run one after the other: first
-    every creator whose sums fall, then those whose sums rise. A correction moves an
-    order from one creator to another in one period write, but the two creators' sums
-    may sit in different shards (different scripts, different nodes): in this order a
-    balance read between the scripts may see the order credited to neither creator for
-    a moment, never to both."""
-    falling: dict[str, list[object]] = defaultdict(list)
-    rising: dict[str, list[object]] = defaultdict(list)
-    for prefix, item in items:
-        change = sum(write[3] for write in item[3])
-        (falling if change < 0 else rising)[prefix].append(item)
+    every creator who loses anything (a posting below zero in what is synced, whatever
+    the sum of it: a creator may lose an order and earn another sale in the same write),
+    then the others. A correction moves an order from one creator to another in one
+    period write, but the two creators' sums may sit in different shards (different
+    scripts, different nodes): in this order a balance read between the scripts may see
+    the order credited to neither creator for a moment, never to both. (Ordered by
+    each creator's net change, a loser whose new sale outweighed the order went second,
+    and a read between the rounds saw the order credited to both.)"""
+    losing: dict[str, list[object]] = defaultdict(list)
+    gaining: dict[str, list[object]] = defaultdict(list)
+    for prefix, item, loses in items:
+        (losing if loses else gaining)[prefix].append(item)
     return [
         {prefix: orjson.dumps(shard) for prefix, shard in round_.items()}
-        for round_ in (falling, rising)
+        for round_ in (losing, gaining)
         if round_
     ]
 
@@ -161,16 +181,9 @@ class CreatorSums:
             for cid, period in wanted:
                 pipe.hgetall(self.keys.period(cid, period, "outbox"))
             boxes: list[dict[bytes, bytes]] = await pipe.execute()
-        items: list[tuple[str, list[object]]] = []
+        items: list[SyncItem] = []
         for (cid, period), box in zip(wanted, boxes, strict=True):
-            if not box:
-                continue
-            by_creator: dict[str, list[list[object]]] = defaultdict(list)
-            for field in sorted(box, key=int):
-                for a, write in _write_sums(orjson.loads(box[field])).items():
-                    by_creator[a].append(write)
-            for a, writes in by_creator.items():
-                items.append((self.shard(a), [a, cid, period, writes]))
+            items += outbox_items(cid, period, box, self.shard)
         for round_ in sync_rounds(items):
             await self._run_sync(round_)
         async with redis.pipeline(transaction=False) as pipe:
