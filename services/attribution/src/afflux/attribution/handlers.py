@@ -118,8 +118,11 @@ class Campaigns:
         return cached[1].at(at_ms)
 
     def max_grace_ms(self) -> int:
+        """The longest grace of any version of any campaign: an order placed under an
+        earlier version waits for that version's grace, even after a later one shortened
+        it (the latest versions alone let refunds time out before such orders' outcome)."""
         d = self.directory
-        return max((d.latest(c).terms.grace_ms for c in d.campaign_ids()), default=0)
+        return max((v.terms.grace_ms for c in d.campaign_ids() for v in d.versions(c)), default=0)
 
     def largest_window_ms(self) -> int:
         d = self.directory
