@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from afflux.attribution.content_view import ContentBook
+from afflux.attribution.handlers import Campaigns, JoinHandler
 from afflux.attribution.join import JoinPartition
-from afflux.shared.events import ClickRecorded, OrderPlaced
+from afflux.attribution.metrics import AttributionMetrics
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import CampaignTermsPublished, ClickRecorded, OrderPlaced
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.topics import CLICKS, ORDERS
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +75,38 @@ def test_click_within_the_event_time_horizon_is_kept() -> None:
     join = partition_with_click("v1")
     join.prune(OLD_EVENT, 0, ARRIVED + 1)
     assert "click-v1" in join.keys["v1"].clicks
+
+
+def test_a_late_report_is_joined_against_the_clicks_of_its_own_window_after_pruning() -> None:
+    """An order reported now but dated 10 days ago (a late report, within the default
+    backfill limit of 30 + 30 days) whose visitor clicked 25 days before it: the click,
+    35 days behind the watermark, was pruned at the window plus a day, and the order
+    went unpaid (no_click) where the oracle paid it."""
+    terms = CampaignTerms.model_validate(
+        {"campaign_id": "campaign", "merchant_id": "merchant", "currency": "EUR"}
+    )
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="t",
+            occurred_at=0,
+            campaign_id="campaign",
+            versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
+        )
+    )
+    book = ContentBook()
+    book.ready.set()
+    handler = JoinHandler(Campaigns(directory), AttributionMetrics(), 400 * DAY, content=book)
+    state = handler.new_state()
+    now = OLD_EVENT + 100 * DAY
+    old = click("v1").model_copy(update={"occurred_at": now - 35 * DAY})
+    handler.on_event(state, CLICKS.name, old, old.occurred_at)
+    traffic = click("v2").model_copy(update={"occurred_at": now})  # moves the watermark
+    handler.on_event(state, CLICKS.name, traffic, now)
+    handler.prune(state, now)
+    late = order("v1").model_copy(update={"occurred_at": now - 10 * DAY})
+    out, _ = handler.on_event(state, ORDERS.name, late, now)
+    decided = [event for _, _, event in [*out, *handler.due(state, now + DAY)]]
+    assert [(type(e).__name__, getattr(e, "click_id", None)) for e in decided] == [
+        ("ConversionAttributed", "click-v1")
+    ]

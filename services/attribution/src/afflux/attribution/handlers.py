@@ -128,6 +128,13 @@ class Campaigns:
         d = self.directory
         return largest_window_ms([v for c in d.campaign_ids() for v in d.versions(c)])
 
+    def late_report_ms(self) -> int:
+        """How old an order's event time may be when its record is written (the longest
+        backfill limit of any campaign, plus the clock skew): older is dead-lettered."""
+        d = self.directory
+        limits = (self.backfill_limit_ms(c) for c in d.campaign_ids())
+        return allowed_age_ms(max(limits, default=0), self.clock_skew_ms)
+
     def backfill_limit_ms(self, campaign_id: str) -> int:
         """The campaign's backfill limit, as the orders service computes it."""
         versions = self.directory.versions(campaign_id)
@@ -299,13 +306,20 @@ class JoinHandler:
         return out
 
     def prune(self, state: JoinPartition, safe_ms: int) -> None:
-        """Clicks older than the largest window plus grace behind the partition's
-        event-time watermark (unless recent or wanted by a waiting order), and decided
-        orders past the retention."""
+        """Clicks older than the largest window plus the late-report age plus grace
+        behind the partition's event-time watermark (unless recent or wanted by a waiting
+        order), and decided orders past the retention."""
         if not state.watermark:
             return
         grace = self.campaigns.max_grace_ms()
-        keep_ms = self.campaigns.largest_window_ms() + grace + MS_PER_DAY
+        # A late report (up to its campaign's backfill limit old) is joined against the
+        # clicks of its own window: kept that much longer behind the watermark.
+        keep_ms = (
+            self.campaigns.largest_window_ms()
+            + self.campaigns.late_report_ms()
+            + grace
+            + MS_PER_DAY
+        )
         state.prune(
             state.watermark - keep_ms,
             state.watermark - self.order_retention_ms,
