@@ -191,7 +191,7 @@ class Deliverer:
         try:
             if len(job.body.encode()) > self.limits.max_body_bytes:
                 raise Refused(f"body larger than {self.limits.max_body_bytes} bytes")
-            await check_destination(endpoint.url, allow_private=self.limits.allow_private)
+            await self._checked(endpoint.url)
             body = policy.body_to_send(endpoint.owner_kind, job.body)
             status, answer = await self._post(client, endpoint.url, endpoint.secret, job, body)
         except Refused as exc:
@@ -219,6 +219,19 @@ class Deliverer:
         )
         self.metrics.deliveries.labels("retry_scheduled").inc()
         await self.store.retry(attempt, self.clock() + int(delay * 1000))
+
+    async def _checked(self, url: str) -> None:
+        """``check_destination`` within the request's timeout: a name whose DNS never
+        answers held a sender slot for the resolver's own timeouts (seconds per attempt
+        and server), past the lease, so another process could claim the delivery too.
+        A lookup that times out is a failed attempt, retried like any other."""
+        try:
+            async with asyncio.timeout(self.limits.timeout_s):
+                await check_destination(url, allow_private=self.limits.allow_private)
+        except TimeoutError as exc:
+            raise httpx.TimeoutException(
+                f"the endpoint's name did not resolve within {self.limits.timeout_s}s"
+            ) from exc
 
     async def _post(
         self, client: httpx.AsyncClient, url: str, secret: str, job: Job, text: str
