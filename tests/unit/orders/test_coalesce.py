@@ -102,3 +102,20 @@ async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_still
     with pytest.raises(RuntimeError, match="broker away"):
         await waiting  # its own batch ran (and failed the same way): it was not left waiting
     assert gate.batches == [[1], [2]]
+
+
+async def test_an_order_given_up_while_it_waits_behind_the_batch_in_flight_is_never_run() -> None:
+    """Its caller's deadline passed behind a batch the broker did not answer: it answered
+    503, so the order must not be claimed and produced afterwards."""
+    gate = Gate()
+    coalescer: Coalescer[int, int] = Coalescer(gate, max_in_flight=1)
+    first = coalescer.submit(1)
+    await gate.started.wait()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await coalescer.submit(2)
+    kept = coalescer.submit(3)
+
+    gate.release.set()
+    assert (await first, await kept) == (10, 30)
+    assert gate.batches == [[1], [3]]

@@ -53,6 +53,13 @@ class Coalescer(Generic[T, R]):
     def _flush(self) -> None:
         self._scheduled = False
         limit = self._max_in_flight
+        if any(w.cancelled() for w in self._waiters):
+            # A caller that gave up while its item waited (its deadline passed behind a
+            # batch the broker did not answer): the item is never run.
+            kept = [
+                (i, w) for i, w in zip(self._items, self._waiters, strict=True) if not w.cancelled()
+            ]
+            self._items, self._waiters = [i for i, _ in kept], [w for _, w in kept]
         # Beyond the limit the items wait: the next batch to end starts them.
         while self._items and (limit is None or self._in_flight < limit):
             items, waiters = self._items[: self._max], self._waiters[: self._max]

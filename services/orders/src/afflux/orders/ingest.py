@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 _POLL_S = (0.01, 0.02, 0.05, 0.1, 0.2)
+# Beyond the produce timeout, what a request may wait behind the batch in flight before it
+# answers 503 (the batch's own Redis claim and produce fit in the timeout).
+_QUEUE_MARGIN_S = 1.0
 # The order-outcome index's OrderPlaced of (campaign, order id), if it holds one.
 PlacedOnTopic = Callable[[str, str], Awaitable[OrderPlaced | None]]
 
@@ -331,7 +334,13 @@ class Ingestor:
         claim = new_order(event)
         orders = self._backfills if backfill else self._orders
         try:
-            status = await orders.submit((claim, event))
+            # Within the produce timeout of its own arrival: an order queued behind a batch
+            # the broker does not answer waited for that batch's timeout and then its own,
+            # twice as long. Given up while still queued, it is never claimed or produced.
+            async with asyncio.timeout(self.limits.produce_timeout_s + _QUEUE_MARGIN_S):
+                status = await orders.submit((claim, event))
+        except TimeoutError:
+            raise Unavailable("the broker did not acknowledge the event in time; retry") from None
         except Exception as exc:
             raise Unavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
         if status == "pending":  # the same id in flight in another request: wait for it
