@@ -1,6 +1,7 @@
-"""The creators' running sums are synced in two rounds: every creator who loses a
-posting first, then the others, so that an order moved from one creator to another is
-never seen credited to both (docs/payouts.md, "Running sums across slots")."""
+"""The creators' running sums are synced in rounds: creators who only lose first, those
+who lose and gain next (the net falling, then not), those who only gain last, so that an
+order moved from one creator to another is not seen credited to both (docs/payouts.md,
+"Running sums across slots")."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def test_a_creator_losing_an_order_goes_first_even_when_a_new_sale_outweighs_it(
     assert rounds == [{"ana"}, {"ben"}]
 
 
+def test_a_creator_receiving_an_order_and_a_refund_goes_after_the_one_losing_it() -> None:
+    # Order 1 moves from ana to ben in the write that also refunds 2.00 of a sale of ben's.
+    rounds = rounds_of(
+        ["ana", "EUR", 1, DEC_1, -1_000, 1_000],
+        ["ben", "EUR", 2, DEC_1, 1_000, 0],
+        ["ben", "EUR", 3, DEC_1, -200, 200],
+    )
+    assert rounds == [{"ana"}, {"ben"}]
+
+
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [
@@ -46,6 +57,15 @@ def test_a_creator_losing_an_order_goes_first_even_when_a_new_sale_outweighs_it(
         ([["ana", "EUR", 1, DEC_1, -500, 500]], [{"ana"}]),  # only a loss: one round
         (
             [["ana", "EUR", 1, DEC_1, -500, 500], ["ben", "EUR", 2, DEC_1, 500, 0]],
+            [{"ana"}, {"ben"}],
+        ),
+        (  # both lose and gain: the falling net first
+            [
+                ["ana", "EUR", 1, DEC_1, -1_000, 1_000],
+                ["ana", "EUR", 2, DEC_1, 200, 0],
+                ["ben", "EUR", 3, DEC_1, 1_000, 0],
+                ["ben", "EUR", 4, DEC_1, -200, 200],
+            ],
             [{"ana"}, {"ben"}],
         ),
     ],

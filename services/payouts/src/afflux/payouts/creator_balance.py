@@ -15,8 +15,8 @@ slots, so a posting reaches the creator's sums through an outbox:
    posting) and ``r|<currency>`` (reversals), and its
    amount to the creator's approval schedule (``due:<a>`` scored by approval time,
    ``dueamt:<a>`` the sum per ``<currency>|<time>``); then deletes the outbox fields.
-   The scripts run in two rounds, every creator who loses a posting before the others
-   (``sync_rounds``), so a correction is never seen credited to both creators.
+   The scripts run in up to four rounds, creators who only lose first and those who
+   only gain last (``sync_round``), so a correction is not seen credited to both creators.
 
 Exactly once: a period's sequence numbers only grow, and a sync applies the outbox
 in sequence order, all fields present at once: a later write's sync sees (and applies
@@ -123,41 +123,57 @@ def outbox_value(postings: Sequence[Posting]) -> str:
     return orjson.dumps(entries(postings)).decode()
 
 
-SyncItem = tuple[str, list[Any], bool]  # shard prefix, [creator, campaign, period, writes], loses
+SyncItem = tuple[str, list[Any], int]  # shard prefix, [creator, campaign, period, writes], round
 
 
 def outbox_items(
     cid: str, period: str, box: Mapping[bytes, bytes], shard: Callable[[str], str]
 ) -> list[SyncItem]:
-    """What one period's outbox adds to each creator's sums, oldest write first, and
-    whether the creator loses anything in it (a posting below zero)."""
+    """What one period's outbox adds to each creator's sums, oldest write first, and the
+    round the creator's sums are synced in (``sync_round``)."""
     by_creator: dict[str, list[list[object]]] = defaultdict(list)
-    losers: set[str] = set()
+    losses: dict[str, int] = defaultdict(int)
+    gains: dict[str, int] = defaultdict(int)
     for field in sorted(box, key=int):
         rows = orjson.loads(box[field])
-        losers.update(row[0] for row in rows if row[4] < 0)  # [a, cur, seq, at, amount, rev]
+        for row in rows:  # [creator, currency, seq, approve_at, amount, reversed]
+            if row[4] < 0:
+                losses[row[0]] += row[4]
+            else:
+                gains[row[0]] += row[4]
         for a, write in _write_sums(rows).items():
             by_creator[a].append(write)
-    return [(shard(a), [a, cid, period, writes], a in losers) for a, writes in by_creator.items()]
+    return [
+        (shard(a), [a, cid, period, writes], sync_round(losses[a], gains[a]))
+        for a, writes in by_creator.items()
+    ]
+
+
+def sync_round(lost: int, gained: int) -> int:
+    """0: the creator only loses; 1 and 2: loses and gains, the net falling, then not;
+    3: only gains. A correction moves an order from one creator to another in one period
+    write, but the two creators' sums may sit in different shards (different scripts,
+    different nodes), each creator's applied at once: in this order a balance read between
+    the rounds sees the order credited to neither for a moment, not to both. (By the net
+    alone, a creator who lost the order and earned a larger sale went after the one who
+    received it.) Two creators who each lose and gain in the same write (orders swapped
+    between them) can still be seen, for a moment, both holding one of them."""
+    if not gained:
+        return 0
+    if not lost:
+        return 3
+    return 1 if lost + gained < 0 else 2
 
 
 def sync_rounds(items: Sequence[SyncItem]) -> list[dict[str, bytes]]:
-    """The sync scripts' payloads per shard, in rounds run one after the other: first
-    every creator who loses anything (a posting below zero in what is synced, whatever
-    the sum of it: a creator may lose an order and earn another sale in the same write),
-    then the others. A correction moves an order from one creator to another in one
-    period write, but the two creators' sums may sit in different shards (different
-    scripts, different nodes): in this order a balance read between the scripts may see
-    the order credited to neither creator for a moment, never to both. (Ordered by
-    each creator's net change, a loser whose new sale outweighed the order went second,
-    and a read between the rounds saw the order credited to both.)"""
-    losing: dict[str, list[object]] = defaultdict(list)
-    gaining: dict[str, list[object]] = defaultdict(list)
-    for prefix, item, loses in items:
-        (losing if loses else gaining)[prefix].append(item)
+    """The sync scripts' payloads per shard, in rounds run one after the other
+    (``sync_round``); empty rounds left out."""
+    rounds: list[dict[str, list[object]]] = [defaultdict(list) for _ in range(4)]
+    for prefix, item, round_ in items:
+        rounds[round_][prefix].append(item)
     return [
         {prefix: orjson.dumps(shard) for prefix, shard in round_.items()}
-        for round_ in (losing, gaining)
+        for round_ in rounds
         if round_
     ]
 
