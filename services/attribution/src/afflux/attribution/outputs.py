@@ -213,7 +213,7 @@ def risk_signals(
     clicks: Sequence[core.ClickTouch] = (),
 ) -> tuple[RiskSignal, ...]:
     """The signals the order and its decision raise (core.review.signals); the winning
-    click's IP hash is kept for campaigns with review terms only (``join._kept_ip``).
+    click's IP hash is kept for campaigns with review terms only (``join._kept_review_facts``).
 
     The winner "clicked" when the visitor has a click of theirs in the order's campaign
     by the order's time among ``clicks``, flagged or not: a coupon win lists no click and
