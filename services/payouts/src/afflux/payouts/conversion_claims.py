@@ -9,8 +9,9 @@ id campaign-wide: ``SET NX`` of the period under the id, then ``GET``. The first
 stands (one command, atomic, whichever consumer sends it); a copy that finds another
 period there is refused by its own period's step and dead-lettered. A replay finds its
 own period and goes on. One key per conversion (``{cv:<campaign>|<conversion>}:period``,
-so the claims spread over a cluster's slots), expiring with its period's per-event
-facts: after that a copy is as unknown as the period's fact ids.
+so the claims spread over a cluster's slots), expiring at its period's retention as it
+stands when the conversion is placed (later writes extend the period's facts, not the
+claims: past it, a copy elsewhere is taken as new).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Six kinds of slot, by hash tag (prefix ``afx:pay:``):
   creator's campaign-periods are one lexicographic range. A batch that brings
   thousands of creators writes one command per shard, not one per creator;
 - ``{cv:<campaign>|<conversion>}``: ``period``, the period that placed the conversion
-  first (``conversion_claims``), expiring with that period's per-event facts;
+  first (``conversion_claims``), expiring at that period's retention when placed;
 - ``{p:<campaign>|<period>}``, one campaign-period: ``ver`` (the token of its last
   write), ``lines`` (line id -> line record), ``events`` (ids of applied conversions,
   reversals and confirmations), ``clickids`` (ids of counted clicks), ``clicks``
