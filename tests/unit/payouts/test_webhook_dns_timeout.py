@@ -1,11 +1,15 @@
-"""A delivery whose endpoint name does not resolve in time is a failed attempt, retried,
-within the request's timeout: the lookup once ran outside it and held a sender slot for
-the resolver's own timeouts, past the delivery's lease."""
+"""An endpoint's DNS lookup counts within the request's timeout, and one owner's names
+that never resolve hold at most its share of lookups: the lookup once ran outside the
+timeout and held a sender slot for the resolver's own timeouts, past the delivery's
+lease, and lookups the attempts gave up on could take every thread."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,6 +22,8 @@ from afflux.payouts.webhooks.policy import Endpoint
 from afflux.payouts.webhooks.redis_store import Job
 
 pytestmark = pytest.mark.unit
+
+HANGING = "hangs.example"  # its name server never answers
 
 
 class Outcomes:
@@ -36,29 +42,81 @@ class Outcomes:
         self.calls.append(("done", ""))
 
 
-def test_a_name_that_never_resolves_is_a_retried_attempt_within_the_timeout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def never(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(60)
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """getaddrinfo that blocks for ``HANGING`` until the test ends, and answers a public
+    address for other names; yields the names looked up."""
+    release, asked = threading.Event(), []
 
+    def lookup(host: str, port: int, *args: Any) -> list[Any]:
+        asked.append(host)
+        if host == HANGING:
+            release.wait(30)
+            raise socket.gaierror("timed out")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    yield asked
+    release.set()
+
+
+def deliverer(outcomes: Outcomes) -> Deliverer:
+    return Deliverer(
+        store=outcomes,  # type: ignore[arg-type]
+        metrics=WebhookMetrics(CollectorRegistry()),
+        limits=DeliveryLimits(timeout_s=0.3, allow_private=False, concurrency=16),
+        clock=lambda: 0,
+        wake=asyncio.Event(),
+    )
+
+
+def endpoint(owner: str, host: str) -> Endpoint:
+    return Endpoint(f"ep-{owner}", "merchant", owner, f"https://{host}/in", ("*",), "s" * 32, 0)
+
+
+def job(n: int, owner: str) -> Job:
+    return Job(f"wh-{n}", f"ep-{owner}", "ConversionAttributed", f"e-{n}", "{}", 0)
+
+
+def test_a_name_that_never_resolves_is_a_retried_attempt_within_the_timeout(
+    resolver: list[str],
+) -> None:
     async def scenario() -> tuple[list[tuple[str, str]], float]:
-        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", never)
         outcomes = Outcomes()
-        deliverer = Deliverer(
-            store=outcomes,  # type: ignore[arg-type]
-            metrics=WebhookMetrics(CollectorRegistry()),
-            limits=DeliveryLimits(timeout_s=0.3, allow_private=False),
-            clock=lambda: 0,
-            wake=asyncio.Event(),
-        )
-        endpoint = Endpoint("ep", "merchant", "m", "https://hooks.example/in", ("*",), "s" * 32, 0)
-        job = Job("wh-1", "ep", "ConversionAttributed", "e-1", "{}", 0)
         started = time.monotonic()
         async with httpx.AsyncClient() as client:
-            await deliverer._deliver(client, job, endpoint)
+            await deliverer(outcomes)._deliver(client, job(1, "m"), endpoint("m", HANGING))
         return outcomes.calls, time.monotonic() - started
 
     calls, took = asyncio.run(scenario())
     assert calls == [("retry", "TimeoutException: the endpoint's name did not resolve within 0.3s")]
     assert took < 5
+
+
+def test_one_owners_hanging_lookups_stop_at_its_share_and_others_still_resolve(
+    resolver: list[str],
+) -> None:
+    async def scenario() -> tuple[list[tuple[str, str]], int]:
+        outcomes = Outcomes()
+        sender = deliverer(outcomes)
+        async with httpx.AsyncClient() as client:
+            for n in range(6):  # more attempts than the owner's share (16 // 4 = 4)
+                await sender._deliver(client, job(n, "slow"), endpoint("slow", HANGING))
+
+            # Another owner's name is still looked up, and its delivery made (answered
+            # here, not sent: the check is what is under test).
+            async def answered(*args: Any) -> tuple[int, str]:
+                return 200, ""
+
+            sender._post = answered  # type: ignore[method-assign]
+            await sender._deliver(client, job(9, "fast"), endpoint("fast", "fast.example"))
+        return outcomes.calls, sender.lookups[("merchant", "slow")]
+
+    calls, still_running = asyncio.run(scenario())
+    assert resolver.count(HANGING) == 4  # the two attempts past the share started none
+    assert still_running == 4
+    assert [reason for _, reason in calls[4:6]] == [
+        "TimeoutException: 4 earlier lookups of this owner's endpoint names are still running"
+    ] * 2
+    assert "fast.example" in resolver
+    assert calls[-1] == ("done", "")

@@ -17,8 +17,10 @@ import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 
@@ -64,11 +66,17 @@ class Refused(Exception):
     """Not sent, and never will be: a refused address, a body too large."""
 
 
-async def check_destination(url: str, *, allow_private: bool) -> None:
+Resolver = Callable[[str, int], Awaitable[list[Any]]]  # host, port -> getaddrinfo's list
+
+
+async def check_destination(
+    url: str, *, allow_private: bool, resolve: Resolver | None = None
+) -> None:
     """Refuse a URL whose host resolves to an address ``policy.address_refused`` names.
 
     Checked when an endpoint is registered and again before every request (the name
     may resolve elsewhere by then); see docs/webhooks.md for what this does not cover.
+    ``resolve``: how the name is looked up (the loop's ``getaddrinfo`` by default).
     """
     try:
         host, port = policy.check_url(url)
@@ -78,7 +86,11 @@ async def check_destination(url: str, *, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if resolve is None:
+            loop = asyncio.get_running_loop()
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        else:
+            infos = await resolve(host, port)
     except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode
         raise Refused(f"{host} does not resolve: {exc}") from exc
     for info in infos:
@@ -107,6 +119,11 @@ class Deliverer:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.per_owner = max(1, limits.concurrency // OWNER_SHARE)
         self.busy: Counter[policy.Owner] = Counter()  # owner -> requests in flight
+        # The endpoints' DNS lookups run in threads of their own (a lookup the attempt gave
+        # up on keeps its thread until the resolver gives up too), at most ``per_owner``
+        # at once per owner: one owner's dead name server never takes every thread.
+        self.dns = ThreadPoolExecutor(limits.concurrency, thread_name_prefix="webhook-dns")
+        self.lookups: Counter[policy.Owner] = Counter()  # owner -> lookups still running
 
     async def run(self) -> None:
         lease_ms = int((2 * self.limits.timeout_s + LEASE_MARGIN_S) * 1000)
@@ -138,6 +155,7 @@ class Deliverer:
             finally:
                 for task in list(self.in_flight):
                     task.cancel()
+                self.dns.shutdown(wait=False, cancel_futures=True)
 
     async def _claim(self, free: int, lease_ms: int) -> list[Job]:
         now = self.clock()
@@ -191,7 +209,7 @@ class Deliverer:
         try:
             if len(job.body.encode()) > self.limits.max_body_bytes:
                 raise Refused(f"body larger than {self.limits.max_body_bytes} bytes")
-            await self._checked(endpoint.url)
+            await self._checked(endpoint.url, endpoint.owner)
             body = policy.body_to_send(endpoint.owner_kind, job.body)
             status, answer = await self._post(client, endpoint.url, endpoint.secret, job, body)
         except Refused as exc:
@@ -220,18 +238,45 @@ class Deliverer:
         self.metrics.deliveries.labels("retry_scheduled").inc()
         await self.store.retry(attempt, self.clock() + int(delay * 1000))
 
-    async def _checked(self, url: str) -> None:
+    async def _checked(self, url: str, owner: policy.Owner) -> None:
         """``check_destination`` within the request's timeout: a name whose DNS never
         answers held a sender slot for the resolver's own timeouts (seconds per attempt
         and server), past the lease, so another process could claim the delivery too.
         A lookup that times out is a failed attempt, retried like any other."""
         try:
             async with asyncio.timeout(self.limits.timeout_s):
-                await check_destination(url, allow_private=self.limits.allow_private)
+                await check_destination(
+                    url,
+                    allow_private=self.limits.allow_private,
+                    resolve=functools.partial(self._resolve, owner),
+                )
         except TimeoutError as exc:
             raise httpx.TimeoutException(
                 f"the endpoint's name did not resolve within {self.limits.timeout_s}s"
             ) from exc
+
+    async def _resolve(self, owner: policy.Owner, host: str, port: int) -> list[Any]:
+        if self.lookups[owner] >= self.per_owner:
+            raise httpx.TimeoutException(
+                f"{self.lookups[owner]} earlier lookups of this owner's endpoint names are"
+                " still running"
+            )
+        loop = asyncio.get_running_loop()
+        self.lookups[owner] += 1
+        lookup = self.dns.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+
+        # Counted until the thread ends, not until this attempt stops waiting for it.
+        def ended(_: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing left
+                loop.call_soon_threadsafe(self._lookup_ended, owner)
+
+        lookup.add_done_callback(ended)
+        return await asyncio.wrap_future(lookup)
+
+    def _lookup_ended(self, owner: policy.Owner) -> None:
+        self.lookups[owner] -= 1
+        if self.lookups[owner] <= 0:
+            del self.lookups[owner]
 
     async def _post(
         self, client: httpx.AsyncClient, url: str, secret: str, job: Job, text: str
