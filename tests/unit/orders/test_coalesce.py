@@ -119,3 +119,19 @@ async def test_an_order_given_up_while_it_waits_behind_the_batch_in_flight_is_ne
     gate.release.set()
     assert (await first, await kept) == (10, 30)
     assert gate.batches == [[1], [3]]
+
+
+async def test_an_order_is_known_started_from_when_its_batch_starts_until_it_ends() -> None:
+    """What decides whether a caller past its deadline may still answer 503: only an
+    order not handed to a batch yet is surely never produced."""
+    gate = Gate()
+    coalescer: Coalescer[int, int] = Coalescer(gate, max_in_flight=1)
+    first = coalescer.submit(1)
+    await gate.started.wait()
+    queued = coalescer.submit(2)
+    await asyncio.sleep(0)
+    assert (coalescer.started(first), coalescer.started(queued)) == (True, False)
+
+    gate.release.set()
+    assert (await first, await queued) == (10, 20)
+    assert not coalescer.started(first) and not coalescer.started(queued)

@@ -37,6 +37,7 @@ class Coalescer(Generic[T, R]):
         self._waiters: list[asyncio.Future[R]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started: set[asyncio.Future[R]] = set()  # waiters whose batch has started
 
     def submit(self, item: T) -> asyncio.Future[R]:
         loop = asyncio.get_running_loop()
@@ -49,6 +50,10 @@ class Coalescer(Generic[T, R]):
             self._scheduled = True
             loop.call_soon(self._flush)
         return future
+
+    def started(self, waiter: asyncio.Future[R]) -> bool:
+        """Whether ``waiter``'s item was handed to a batch (it may be produced by now)."""
+        return waiter in self._started
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -65,6 +70,7 @@ class Coalescer(Generic[T, R]):
             items, waiters = self._items[: self._max], self._waiters[: self._max]
             self._items, self._waiters = self._items[self._max :], self._waiters[self._max :]
             self._in_flight += 1
+            self._started.update(waiters)
             task = asyncio.get_running_loop().create_task(self._run(items, waiters))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -73,6 +79,7 @@ class Coalescer(Generic[T, R]):
         try:
             await self._settle(items, waiters)
         finally:
+            self._started.difference_update(waiters)
             self._in_flight -= 1
             if self._items:
                 self._flush()

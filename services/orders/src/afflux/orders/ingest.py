@@ -334,13 +334,9 @@ class Ingestor:
         claim = new_order(event)
         orders = self._backfills if backfill else self._orders
         try:
-            # Within the produce timeout of its own arrival: an order queued behind a batch
-            # the broker does not answer waited for that batch's timeout and then its own,
-            # twice as long. Given up while still queued, it is never claimed or produced.
-            async with asyncio.timeout(self.limits.produce_timeout_s + _QUEUE_MARGIN_S):
-                status = await orders.submit((claim, event))
-        except TimeoutError:
-            raise Unavailable("the broker did not acknowledge the event in time; retry") from None
+            status = await self._submitted(orders, orders.submit((claim, event)))
+        except Unavailable:
+            raise
         except Exception as exc:
             raise Unavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
         if status == "pending":  # the same id in flight in another request: wait for it
@@ -413,6 +409,23 @@ class Ingestor:
         return statuses
 
     # -- shared steps -------------------------------------------------------------
+
+    async def _submitted(
+        self, orders: Coalescer[tuple[NewOrder, OrderPlaced], str], waiter: asyncio.Future[str]
+    ) -> str:
+        """The order's batch result. An order still queued behind a batch the broker does
+        not answer when its own produce timeout (from its arrival) passes is taken off the
+        queue, never claimed or produced, and answered 503: it waited for that batch's
+        timeout and then its own, twice as long. One whose batch has started waits for it
+        (it may be produced: a 503 then would be wrong)."""
+        try:
+            async with asyncio.timeout(self.limits.produce_timeout_s + _QUEUE_MARGIN_S):
+                return await asyncio.shield(waiter)
+        except TimeoutError:
+            if waiter.done() or orders.started(waiter):
+                return await waiter
+            waiter.cancel()
+            raise Unavailable("the broker did not acknowledge the event in time; retry") from None
 
     async def _guard(self, pending: Awaitable[Any]) -> Any:
         try:
