@@ -134,4 +134,4 @@ async def test_an_order_is_known_started_from_when_its_batch_starts_until_it_end
 
     gate.release.set()
     assert (await first, await queued) == (10, 20)
-    assert not coalescer.started(first) and not coalescer.started(queued)
+    assert (coalescer.started(first), coalescer.started(queued)) == (False, False)
