@@ -156,8 +156,9 @@ def sync_round(lost: int, gained: int) -> int:
     different nodes), each creator's applied at once: in this order a balance read between
     the rounds sees the order credited to neither for a moment, not to both. (By the net
     alone, a creator who lost the order and earned a larger sale went after the one who
-    received it.) Two creators who each lose and gain in the same write (orders swapped
-    between them) can still be seen, for a moment, both holding one of them."""
+    received it.) When both creators lose and gain in the same write (the receiver also
+    refunded, the loser also paid a sale), the falling net goes first, which can be the
+    receiver: the order can then be seen, for a moment, credited to both."""
     if not gained:
         return 0
     if not lost:

@@ -6,9 +6,9 @@ compare-and-set, so reading them in separate round trips can straddle a step. A 
 that lowers a creator's total and pending part together (a refund before approval, a
 declined review, a downward re-rank, a cap cut, a bonus reversed) then reads as the
 old total less the new pending part: money still pending counted as approved, and a
-payout run paid it. One script per period reads every figure the caller needs from
-that period's slot at once (its keys share the period's hash tag, so it runs on a
-cluster too), and returns the amounts as stored (summed here: Lua numbers are doubles).
+payout run paid it. A script reads each creator's figures from the period's slot at
+once (its keys share the period's hash tag, so it runs on a cluster too), and returns
+the amounts as stored (summed here: Lua numbers are doubles).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ DEFER_MS = 1
 # A delivery whose endpoint's stored record cannot be read waits this long before it is
 # claimed again (logged each time), instead of stopping the sender or being dropped.
 UNREADABLE_DEFER_MS = 60_000
+LOOKUPS_BUSY_DEFER_MS = 1_000  # a delivery whose owner's lookups are all still running
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,10 @@ class DeliveryLimits:
 
 class Refused(Exception):
     """Not sent, and never will be: a refused address, a body too large."""
+
+
+class LookupsBusy(Exception):
+    """The owner's share of DNS lookups is still running: not tried, due again later."""
 
 
 Resolver = Callable[[str, int], Awaitable[list[Any]]]  # host, port -> getaddrinfo's list
@@ -216,6 +221,11 @@ class Deliverer:
             self.metrics.deliveries.labels("refused").inc()
             await self.store.bury(attempt, f"refused: {exc}", self.clock())
             return
+        except LookupsBusy:
+            # Not an attempt: the owner's other lookups (one dead name server) must not
+            # spend the attempts of its healthy endpoints. Due again a moment later.
+            await self.store.defer({job.webhook_id: self.clock() + LOOKUPS_BUSY_DEFER_MS})
+            return
         except Exception as exc:  # any failure to get an answer is one failed attempt
             error = f"{type(exc).__name__}: {exc}"[:500]
         else:
@@ -257,13 +267,10 @@ class Deliverer:
 
     async def _resolve(self, owner: policy.Owner, host: str, port: int) -> list[Any]:
         if self.lookups[owner] >= self.per_owner:
-            raise httpx.TimeoutException(
-                f"{self.lookups[owner]} earlier lookups of this owner's endpoint names are"
-                " still running"
-            )
+            raise LookupsBusy(owner)
         loop = asyncio.get_running_loop()
-        self.lookups[owner] += 1
         lookup = self.dns.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        self.lookups[owner] += 1
 
         # Counted until the thread ends, not until this attempt stops waiting for it.
         def ended(_: object) -> None:
