@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -99,6 +100,23 @@ def _record(offset: int, key: str, value: bytes) -> ConsumerRecord[bytes, bytes]
     )
 
 
+async def _dead_letters(infra: Any, keep: Callable[[str], bool]) -> list[DeadLetter]:
+    """The dead letters whose key ``keep`` takes (this test's own)."""
+    return [
+        e
+        for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
+        if isinstance(e, DeadLetter) and keep(e.key or "")
+    ]
+
+
+async def _posted(redis: Redis[bytes], journal: str) -> list[tuple[str, int]]:
+    """(order, amount) of every posting of a creator's journal, sorted."""
+    return sorted(
+        (p["order_id"], p["amount_minor"])
+        for p in map(json.loads, await redis.zrange(journal, 0, -1))
+    )
+
+
 def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
     infra: Any,
 ) -> None:
@@ -129,11 +147,7 @@ def test_an_item_that_breaks_the_batch_is_dead_lettered_and_the_rest_applied(
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
-        letters = [
-            e
-            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
-            if isinstance(e, DeadLetter) and e.key == f"poison-{run}-oct"
-        ]
+        letters = await _dead_letters(infra, lambda key: key == f"poison-{run}-oct")
         return offsets, nov, octo, letters
 
     offsets, november, october, letters = asyncio.run(scenario())
@@ -193,11 +207,7 @@ def test_sales_that_would_take_a_creator_past_the_largest_amount_are_dead_letter
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
-        letters = [
-            e
-            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
-            if isinstance(e, DeadLetter) and e.key == f"big-{run}"
-        ]
+        letters = await _dead_letters(infra, lambda key: key == f"big-{run}")
         return offsets, orders, anna, letters
 
     offsets, orders, anna, letters = asyncio.run(scenario())
@@ -259,18 +269,11 @@ def test_a_conversion_written_again_under_its_id_with_other_facts_is_refused_not
             journals: dict[str, list[Any]] = {}
             for creator in ("anna", "bob"):
                 key = f"{prefix}{{p:{campaign}|2026-11}}:journal:{creator}"
-                journals[creator] = sorted(
-                    (p["order_id"], p["amount_minor"])
-                    for p in map(json.loads, await redis.zrange(key, 0, -1))
-                )
+                journals[creator] = await _posted(redis, key)
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
-        letters = [
-            e
-            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
-            if isinstance(e, DeadLetter) and run in e.key
-        ]
+        letters = await _dead_letters(infra, lambda key: run in key)
         return offsets, queued, journals, letters
 
     offsets, queued, journals, letters = asyncio.run(scenario())
@@ -342,14 +345,8 @@ def test_a_conversion_written_again_dated_in_another_period_is_refused_not_paid_
                 for c in ("conv-1", "conv-2")
             }
             journals = {
-                (period, creator): sorted(
-                    (p["order_id"], p["amount_minor"])
-                    for p in map(
-                        json.loads,
-                        await redis.zrange(
-                            keys.period(campaign, period, f"journal:{creator}"), 0, -1
-                        ),
-                    )
+                (period, creator): await _posted(
+                    redis, keys.period(campaign, period, f"journal:{creator}")
                 )
                 for period in ("2026-10", "2026-11")
                 for creator in ("anna", "bob")
@@ -358,11 +355,7 @@ def test_a_conversion_written_again_dated_in_another_period_is_refused_not_paid_
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
-        letters = [
-            e
-            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
-            if isinstance(e, DeadLetter) and run in e.key
-        ]
+        letters = await _dead_letters(infra, lambda key: run in key)
         return offsets, queued, journals, bob_indexed, letters
 
     offsets, queued, journals, bob_indexed, letters = asyncio.run(scenario())
@@ -498,11 +491,7 @@ def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_l
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
-        letters = [
-            e
-            for e in await read_topic(infra.kafka_bootstrap, "afflux.dlq", idle_s=5.0)
-            if isinstance(e, DeadLetter) and (e.key or "").startswith(f"huge-{run}-")
-        ]
+        letters = await _dead_letters(infra, lambda key: key.startswith(f"huge-{run}-"))
         return offsets, nov, letters
 
     offsets, november, letters = asyncio.run(scenario())
