@@ -97,5 +97,5 @@ def is_period_of(versions: Sequence[TermsVersion], name: str) -> bool:
     """Whether ``name`` is a period some version of a campaign's terms cuts its time into
     (a week of a campaign paid by the month never holds anything); BadPeriod when
     ``name`` is no period at all."""
-    start, _ = period_bounds(name)
-    return any(period_of(start, v.terms.plan.period) == name for v in versions)
+    period_bounds(name)
+    return any(v.terms.plan.period == cadence_of(name) for v in versions)
