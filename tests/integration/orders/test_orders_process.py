@@ -105,6 +105,84 @@ def test_service_that_cannot_start_says_why_and_exits_2(
     assert "p-secret" not in done.stderr
 
 
+def signed_order(order_id: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "order_id": order_id,
+            "campaign_id": "outage-shop",
+            "occurred_at": int(time.time() * 1000),
+            "amount_minor": 100,
+            "currency": "EUR",
+            "visitor_id": "v-1",
+        }
+    ).encode()
+    headers = {
+        "X-Afflux-Merchant": "merchant-p",
+        "X-Afflux-Signature": sign(body, "p-secret", int(time.time())),
+    }
+    return body, headers
+
+
+async def kafka_health(http: httpx.AsyncClient, says: str, limit_s: float = 30) -> int:
+    """Ask /healthz until its kafka check reads ``says`` (True, or words of its reason)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        answer = await http.get("/healthz")
+        body = answer.json()
+        shown = body.get("reasons", {}).get("kafka") or body["checks"]["kafka"]
+        if (shown is True and says == "ok") or (isinstance(shown, str) and says in shown):
+            return answer.status_code
+        assert time.monotonic() < deadline, f"kafka check still {shown!r}, waited for {says!r}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
+    infra: Any, tmp_path: Path, broker_kind: BrokerKind
+) -> None:
+    port = free_port()
+    broker = start_chosen_broker(broker_kind, port, tmp_path)
+    bootstrap = f"127.0.0.1:{port}"
+    terms = CampaignTerms(campaign_id="outage-shop", merchant_id="merchant-p", currency="EUR")
+    settings = OrdersSettings.model_validate(
+        {
+            "kafka_bootstrap": bootstrap,
+            "redis_url": infra.redis_url.rsplit("/", 1)[0] + "/2",
+            "merchant_secrets": SECRETS,
+            "orders_produce_timeout_s": 60.0,
+            "orders_redis_prefix": f"afx:orders-health-{uuid.uuid4().hex[:6]}",
+        }
+    )
+    try:
+        await create_topics(bootstrap, 4)
+        await publish_terms(bootstrap, [(terms, 0)])
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(app.state.directory.ready.wait(), 30)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
+                assert await kafka_health(http, "ok") == 200  # idle: the broker answered a probe
+
+                os.kill(broker.pid, signal.SIGSTOP)
+                try:
+                    body, headers = signed_order("o-stalled")
+                    order = asyncio.create_task(
+                        http.post("/v1/orders", content=body, headers=headers)
+                    )
+                    status = await kafka_health(http, "for the broker's acknowledgement")
+                    assert status == 503
+                    assert not order.done()
+                finally:
+                    os.kill(broker.pid, signal.SIGCONT)
+                assert (await order).status_code == 202
+                assert await kafka_health(http, "ok") == 200
+
+                broker.stop()  # and no order comes: the probe is what notices
+                assert await kafka_health(http, "metadata request") == 503
+    finally:
+        broker.stop()
+
+
 @pytest.mark.slow
 async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
     infra: Any, tmp_path: Path, broker_kind: BrokerKind
@@ -129,20 +207,7 @@ async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
         async with app.router.lifespan_context(app):
             await asyncio.wait_for(app.state.directory.ready.wait(), 30)
             broker.stop()
-            body = json.dumps(
-                {
-                    "order_id": "o-1",
-                    "campaign_id": "outage-shop",
-                    "occurred_at": int(time.time() * 1000),
-                    "amount_minor": 100,
-                    "currency": "EUR",
-                    "visitor_id": "v-1",
-                }
-            ).encode()
-            headers = {
-                "X-Afflux-Merchant": "merchant-p",
-                "X-Afflux-Signature": sign(body, "p-secret", int(time.time())),
-            }
+            body, headers = signed_order("o-1")
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
                 response = await http.post("/v1/orders", content=body, headers=headers)

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from afflux.orders.claims import ClaimStore
-from afflux.orders.health import CHECKS
+from afflux.orders.health import CHECKS, BrokerProbe
 from afflux.orders.ingest import Ingestor, Limits
 from afflux.orders.merchant_secrets import MerchantSecrets, load_secrets
 from afflux.orders.metrics import OrdersMetrics
@@ -160,6 +160,7 @@ def create_app(
             linger_ms=settings.orders_linger_ms,
         )
         await producer.start()
+        app.state.broker_probe = BrokerProbe(producer)
         follower = None
         if directory is None:
             follower = asyncio.create_task(

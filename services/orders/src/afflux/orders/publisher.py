@@ -16,15 +16,18 @@ events they were given with. Backfills are rare and at most a batch's size.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Collection, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 
+from afflux.orders.broker_watch import SendWatch
 from afflux.shared.events import Envelope
 from afflux.shared.io.kafka import partition_for, send_chunks
 from afflux.shared.wire import Chunk, chunk_by_partition, encode
 
 Waiter = asyncio.Future[None]
+Outcome = TypeVar("Outcome", bound=Collection[object])
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -34,6 +37,7 @@ class Publisher:
     def __init__(self, producer: AIOKafkaProducer, *, pack: bool = True) -> None:
         self.producer = producer
         self.pack = pack
+        self.watch = SendWatch()
         self._partitions: dict[str, int] = {}
         self._pending: dict[tuple[str, int], Chunk[Waiter]] = {}
         self._scheduled = False
@@ -42,7 +46,9 @@ class Publisher:
     async def _partition_count(self, topic: str) -> int:
         count = self._partitions.get(topic)
         if count is None:
-            count = len(await self.producer.partitions_for(topic))
+            # The first send to a topic waits for its metadata: a broker that does not
+            # answer then is stalled as surely as one that does not acknowledge.
+            count = len(await self._watched(self.producer.partitions_for(topic)))
             self._partitions[topic] = count
         return count
 
@@ -50,11 +56,8 @@ class Publisher:
         self, topic: str, key: str, event: Envelope, *, headers: Headers = ()
     ) -> None:
         value, raw_key = encode(event), key.encode()
-        if headers:
-            await (await self.producer.send(topic, value, key=raw_key, headers=list(headers)))
-            return
-        if not self.pack:
-            await (await self.producer.send(topic, value, key=raw_key))
+        if headers or not self.pack:
+            await self._send_one(topic, value, raw_key, list(headers) or None)
             return
         count = self._partitions.get(topic) or await self._partition_count(topic)
         partition = partition_for(raw_key, count)
@@ -86,7 +89,7 @@ class Publisher:
             # A record of its own each: headers speak only for the events given with them.
             chunks = [Chunk(None, k, [v], [i]) for k, v, i in encoded]
         results: list[Exception | None] = [None] * len(items)
-        sent = await send_chunks(self.producer, topic, chunks, headers=headers)
+        sent = await self._watched(send_chunks(self.producer, topic, chunks, headers=headers))
         for chunk, outcome in zip(chunks, sent, strict=True):
             if isinstance(outcome, Exception):
                 for index in chunk.members:
@@ -104,9 +107,39 @@ class Publisher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _send_one(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]] | None
+    ) -> None:
+        token = self.watch.begin()
+        try:
+            await (await self.producer.send(topic, value, key=key, headers=headers))
+        except asyncio.CancelledError:
+            self.watch.abandon(token)
+            raise
+        except Exception as error:
+            self.watch.end(token, error)
+            raise
+        self.watch.end(token, None)
+
+    async def _watched(self, sending: Awaitable[Outcome]) -> Outcome:
+        """``sending`` counted in and out by the watch: failed if it raised or any of its
+        outcomes (``send_chunks``'s list) is an error."""
+        token = self.watch.begin()
+        try:
+            outcome = await sending
+        except asyncio.CancelledError:
+            self.watch.abandon(token)
+            raise
+        except Exception as error:
+            self.watch.end(token, error)
+            raise
+        failures = [o for o in outcome if isinstance(o, Exception)]
+        self.watch.end(token, failures[0] if failures else None)
+        return outcome
+
     async def _send(self, topic: str, chunk: Chunk[Waiter]) -> None:
         try:
-            [outcome] = await send_chunks(self.producer, topic, [chunk])
+            [outcome] = await self._watched(send_chunks(self.producer, topic, [chunk]))
         except asyncio.CancelledError:
             for waiter in chunk.members:
                 waiter.cancel()
