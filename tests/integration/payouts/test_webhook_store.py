@@ -131,3 +131,80 @@ async def test_an_owner_has_a_bounded_number_of_endpoints(store: WebhookStore) -
     with pytest.raises(TooManyEndpoints):
         await store.add(endpoint("ep-3"))
     await store.add(endpoint("ep-4", owner="m-2"))  # another owner's count is its own
+
+
+def owned(endpoint_id: str, n: int, owner: str) -> Job:
+    return dataclasses.replace(job(endpoint_id, n), owner=owner)
+
+
+async def test_a_claim_takes_owners_in_turn_and_none_of_an_owner_without_room(
+    ledger_redis_url: str,
+) -> None:
+    """Claimed from one schedule oldest first, a deep backlog of one owner came back at
+    every claim, and another owner's new delivery waited behind all of it."""
+    redis = cast("Redis[bytes]", await connect_ready(ledger_redis_url))
+    store = WebhookStore(redis)
+    try:
+        backlog = [(owned("ep-slow", n, "merchant:slow"), 100 + n) for n in range(50)]
+        await store.enqueue(backlog, now=100)
+        await store.enqueue([(owned("ep-other", 1, "merchant:other"), 500)], now=500)
+
+        # The slow owner has no room: the other owner's delivery comes first.
+        claimed = await store.claim(
+            now=600, lease_until=10_000, limit=4, share=4, room={"merchant:slow": 0}
+        )
+        assert [j.webhook_id for j in claimed] == ["msg-ep-other-1"]
+
+        # With room for 2, it gets 2 (its oldest), however many are free.
+        claimed = await store.claim(
+            now=600, lease_until=10_000, limit=16, share=4, room={"merchant:slow": 2}
+        )
+        assert [j.webhook_id for j in claimed] == ["msg-ep-slow-0", "msg-ep-slow-1"]
+
+        # Unnamed owners get the share each; leased ones are not claimed again.
+        claimed = await store.claim(now=600, lease_until=10_000, limit=16, share=4)
+        assert [j.webhook_id for j in claimed] == [f"msg-ep-slow-{n}" for n in range(2, 6)]
+        assert await store.pending() == 51
+    finally:
+        await redis.aclose()  # type: ignore[attr-defined]
+
+
+async def test_done_retried_deferred_and_buried_jobs_leave_their_owners_queue(
+    store: WebhookStore,
+) -> None:
+    jobs = [owned("ep-1", n, "affiliate:c-1") for n in range(4)]
+    await store.enqueue([(j, 100) for j in jobs], now=100)
+    claimed = await store.claim(now=100, lease_until=10_000, limit=10)
+    assert len(claimed) == 3  # the queue of ep-1 holds 3 (the fixture's bound)
+    await store.done(claimed[0])
+    await store.retry(dataclasses.replace(claimed[1], attempts=1), 200)
+    await store.defer([(claimed[2], 300)])
+    assert [j.webhook_id for j in await store.claim(now=250, lease_until=20_000, limit=10)] == [
+        claimed[1].webhook_id
+    ]
+    assert [j.webhook_id for j in await store.claim(now=300, lease_until=20_000, limit=10)] == [
+        claimed[2].webhook_id
+    ]
+    await store.bury(claimed[1], "8 attempts failed", 400)
+    await store.add(endpoint("ep-1"))
+    assert await store.remove("ep-1")
+    assert await store.pending() == 0
+    assert await store.redis.zcard("afx:{wh}:owners") == 0  # nothing left scheduled
+
+
+async def test_jobs_scheduled_before_owner_queues_are_adopted_once_and_then_claimed(
+    store: WebhookStore,
+) -> None:
+    # As an earlier version left them: in the schedule and the endpoint's count only.
+    legacy = job("ep-1", 1)
+    await store.redis.hset("afx:{wh}:jobs", legacy.webhook_id, legacy.encode())
+    await store.redis.zadd("afx:{wh}:due", {legacy.webhook_id: 100})
+    await store.redis.zadd("afx:{wh}:q:ep-1", {legacy.webhook_id: 100})
+    assert await store.claim(now=100, lease_until=10_000, limit=10) == []
+
+    assert await store.adopt_unqueued() == 1
+    assert await store.adopt_unqueued() == 0  # once
+    [claimed] = await store.claim(now=100, lease_until=10_000, limit=10)
+    assert claimed == legacy
+    await store.done(claimed)
+    assert await store.pending() == 0

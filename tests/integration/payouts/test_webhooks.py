@@ -450,6 +450,45 @@ async def test_one_merchants_slow_endpoints_leave_another_merchants_deliveries_g
         assert receiver.unverified == []
 
 
+@pytest.mark.slow
+async def test_another_owners_delivery_does_not_wait_behind_a_held_owners_deep_backlog(
+    infra: Any,
+) -> None:
+    # Claimed from one schedule, oldest first, a few times the free slots at a time, the
+    # held owner's 4,000 deliveries came back at every claim and went back a moment
+    # later: a new delivery of another owner waited about 4,000 / 96 x 0.5 s (20 s and
+    # more). Claimed owner by owner, the held owner (at its share) is passed over.
+    slow, other = new_program(), new_program()
+    slow_paths = {f"/slow-{n}" for n in range(4)}
+    receiver = Receiver(held_paths=slow_paths)
+    async with harness(infra, slow, receiver, more=[other], webhooks_timeout_s=60) as h:
+        for path in sorted(slow_paths):
+            await h.register("merchant", slow.merchant, path, ["conversion.attributed"])
+        await h.register("merchant", other.merchant, "/other", ["conversion.attributed"])
+        backlog = [conversion(slow, n) for n in range(1_000)]
+        await produce(infra.kafka_bootstrap, backlog)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while await h.store.pending() < 4 * len(backlog):
+            assert loop.time() < deadline, "the backlog was not scheduled"
+            await asyncio.sleep(0.1)
+        await until(lambda: receiver.held(slow_paths) == 4, 60, "the held owner's share")
+
+        other_events = [conversion(other, n) for n in range(4)]
+        await produce(infra.kafka_bootstrap, other_events)
+        started = loop.time()
+        await until(
+            lambda: len(receiver.ids("/other")) == len(other_events),
+            60,
+            "the other merchant's deliveries",
+        )
+        waited = loop.time() - started
+        assert waited < 8, f"the other owner waited {waited:.1f} s behind the backlog"
+        assert all(not receiver.received(path) for path in slow_paths)
+        assert receiver.most_held == 4
+        receiver.release.set()
+
+
 async def test_the_admin_api_refuses_other_schemes_and_too_many_endpoints(infra: Any) -> None:
     program = new_program()
     async with harness(infra, program, Receiver(), webhooks_max_endpoints_per_owner=2) as h:

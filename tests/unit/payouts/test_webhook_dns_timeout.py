@@ -9,7 +9,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -41,8 +41,8 @@ class Outcomes:
     async def done(self, job: Job) -> None:
         self.calls.append(("done", ""))
 
-    async def defer(self, due_by_id: dict[str, int]) -> None:
-        self.calls += [("defer", webhook_id) for webhook_id in due_by_id]
+    async def defer(self, due: Sequence[tuple[Job, int]]) -> None:
+        self.calls += [("defer", job.webhook_id) for job, _ in due]
 
 
 @pytest.fixture

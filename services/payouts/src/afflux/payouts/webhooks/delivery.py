@@ -27,7 +27,7 @@ import httpx
 from afflux.payouts.webhooks import policy, signing
 from afflux.payouts.webhooks.intake import REDIS_DOWN
 from afflux.payouts.webhooks.metrics import WebhookMetrics
-from afflux.payouts.webhooks.redis_store import Job, WebhookStore
+from afflux.payouts.webhooks.redis_store import Job, WebhookStore, owner_token
 from afflux.shared.io.background import stop_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,10 @@ LEASE_MARGIN_S = 5.0
 # the requests in flight: slow endpoints (each request near the timeout) with a backlog
 # otherwise took every slot, and every other owner's deliveries waited at their pace. A
 # share per endpoint was not enough: an owner may have 10 endpoints, and four slow ones
-# took all 16 slots. A claim looks this many times further than the free slots, and what
-# it cannot start is due again now (its owner at its share: a millisecond later), behind
-# the other owners' due deliveries, so theirs come forward.
+# took all 16 slots. The claim takes no more of an owner than its room and none of an
+# owner at its share (WebhookStore.claim, owner queues); what another sender process
+# started meanwhile can still leave one over: due again a millisecond later.
 OWNER_SHARE = 4
-CLAIM_AHEAD = 8
 DEFER_MS = 1
 # A delivery whose endpoint's stored record cannot be read waits this long before it is
 # claimed again (logged each time), instead of stopping the sender or being dropped.
@@ -138,6 +137,7 @@ class Deliverer:
             limits=httpx.Limits(max_connections=self.limits.concurrency),
             trust_env=False,  # no proxy from the environment unless configured so
         ) as client:
+            adopted = False
             try:
                 while True:
                     stop_if_cancelled()
@@ -145,7 +145,10 @@ class Deliverer:
                     started = 0
                     if free > 0:
                         try:
-                            jobs = await self._claim(free * CLAIM_AHEAD, lease_ms)
+                            if not adopted:  # jobs scheduled before owner queues existed
+                                await self.store.adopt_unqueued()
+                                adopted = True
+                            jobs = await self._claim(free, lease_ms)
                             started = await self._start(client, jobs, free)
                         except REDIS_DOWN as exc:
                             stop_if_cancelled()
@@ -164,7 +167,10 @@ class Deliverer:
 
     async def _claim(self, free: int, lease_ms: int) -> list[Job]:
         now = self.clock()
-        jobs = await self.store.claim(now=now, lease_until=now + lease_ms, limit=free)
+        room = {owner_token(*owner): self.per_owner - n for owner, n in self.busy.items()}
+        jobs = await self.store.claim(
+            now=now, lease_until=now + lease_ms, limit=free, share=self.per_owner, room=room
+        )
         self.metrics.queue_depth.set(await self.store.pending())
         return jobs
 
@@ -176,19 +182,19 @@ class Deliverer:
         found = await self.store.get_many(job.endpoint_id for job in jobs)
         endpoints = {eid: endpoint for eid, endpoint in found.items() if endpoint is not None}
         now = self.clock()
-        later: dict[str, int] = {}
+        later: list[tuple[Job, int]] = []
         for job in jobs:
             if job.endpoint_id not in found:
                 await self.store.done(job)
             elif job.endpoint_id not in endpoints:  # its record unreadable: held back
-                later[job.webhook_id] = now + UNREADABLE_DEFER_MS
+                later.append((job, now + UNREADABLE_DEFER_MS))
         live = [job for job in jobs if job.endpoint_id in endpoints]
         owners = [endpoints[job.endpoint_id].owner for job in live]
         admitted = policy.admissions(owners, self.busy, share=self.per_owner, free=free)
         started = 0
         for job, owner, admission in zip(live, owners, admitted, strict=True):
             if admission != "start":
-                later[job.webhook_id] = now + DEFER_MS if admission == "owner_at_share" else now
+                later.append((job, now + DEFER_MS if admission == "owner_at_share" else now))
                 continue
             started += 1
             self.busy[owner] += 1
@@ -224,7 +230,7 @@ class Deliverer:
         except LookupsBusy:
             # Not an attempt: the owner's other lookups (one dead name server) must not
             # spend the attempts of its healthy endpoints. Due again a moment later.
-            await self.store.defer({job.webhook_id: self.clock() + LOOKUPS_BUSY_DEFER_MS})
+            await self.store.defer([(job, self.clock() + LOOKUPS_BUSY_DEFER_MS)])
             return
         except Exception as exc:  # any failure to get an answer is one failed attempt
             error = f"{type(exc).__name__}: {exc}"[:500]

@@ -14,7 +14,7 @@ from afflux.payouts.webhooks.policy import (
     subscribed,
 )
 from afflux.payouts.webhooks.policy import webhook_id as derive_webhook_id
-from afflux.payouts.webhooks.redis_store import Job, WebhookStore
+from afflux.payouts.webhooks.redis_store import Job, WebhookStore, owner_token
 from afflux.shared.events import Envelope
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
 
@@ -73,6 +73,7 @@ async def jobs_for(
                     event_id=event.event_id,
                     body=bodies[kind],
                     enqueued_at=now,
+                    owner=owner_token(endpoint.owner_kind, endpoint.owner_id),
                 )
             )
     return jobs, matched
