@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 
 from afflux.oracle.commission import posted_amounts, reference_lines, target_amounts
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD
-from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.period import PeriodState, StepInput
 from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.terms import TermsVersion
 
-Item = ConversionFact | ReviewFact
+Item = ConversionFact | RefundFact | ReviewFact
 Versions = tuple[TermsVersion, ...]
 Amounts = dict[tuple[str, int], int]
 
@@ -27,11 +27,12 @@ def run(items: list[Item], vs: Versions, reload: list[bool]) -> list[Posting]:
     state = PeriodState(CAMPAIGN, PERIOD, "EUR", vs)
     postings: list[Posting] = []
     for item, again in zip(items, reload, strict=True):
-        batch = (
-            StepInput(conversions=(item,))
-            if isinstance(item, ConversionFact)
-            else StepInput(reviews=(item,))
-        )
+        if isinstance(item, ConversionFact):
+            batch = StepInput(conversions=(item,))
+        elif isinstance(item, RefundFact):
+            batch = StepInput(refunds=(item,))
+        else:
+            batch = StepInput(reviews=(item,))
         postings += state.step(batch).postings
         if again:
             state = PeriodState.load(
@@ -58,8 +59,9 @@ def first_decisions(items: list[Item]) -> dict[str, tuple[str, int]]:
 
 def reference(items: list[Item], vs: Versions) -> Amounts:
     conversions = [i for i in items if isinstance(i, ConversionFact)]
+    refunds = [i for i in items if isinstance(i, RefundFact)]
     lines = reference_lines(
-        CAMPAIGN, PERIOD, conversions, [], {}, (), vs, reviews=first_decisions(items)
+        CAMPAIGN, PERIOD, conversions, refunds, {}, (), vs, reviews=first_decisions(items)
     )
     return target_amounts(lines)
 

@@ -19,7 +19,7 @@ from afflux.oracle.commission import (
 )
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, START
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.period import PeriodState, StepInput
 from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
@@ -89,6 +89,38 @@ def of_line(amounts: dict[tuple[str, int], int], name: str) -> dict[int, int]:
 
 
 FACTS = [first_order(), renewal(1, 2), renewal(2, 20)]
+
+
+def reattributed(conversion: ConversionFact, hour: int) -> RefundFact:
+    """Its order given to another creator's click: the conversion taken back in full."""
+    name = conversion.conversion_id
+    return RefundFact(
+        f"x-{name}", f"ev-x-{name}", conversion.order_id, conversion.amount_minor,
+        START + hour * HOUR, name, "reattributed",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_a_held_sale_reattributed_before_a_decision_nets_zero_at_every_date(
+    lock_days: int,
+) -> None:
+    # Released from its hold by the reattribution, its accrual was dated at its usual
+    # lock (approved from then) and taken back only at the reattribution's time: read
+    # between the two, an approved 10,000 nobody approved.
+    got = every_arrival([first_order(), reattributed(first_order(), 240)], versions(lock_days))
+    assert of_line(got, "first") == {}
+
+
+@pytest.mark.parametrize("lock_days", [0, 5])
+def test_a_reattributed_renewal_of_a_held_first_order_stays_held_with_it(
+    lock_days: int,
+) -> None:
+    # The journal kept it held; the reference released it (dated at its lock, then taken
+    # back): the two differed per date.
+    items = [first_order(), renewal(1, 2), reattributed(renewal(1, 2), 240)]
+    got = every_arrival(items, versions(lock_days))
+    assert of_line(got, "r1") == {}
+    assert of_line(got, "first") == {HELD_UNTIL: 10_000}
 
 
 @pytest.mark.parametrize("lock_days", [0, 5])

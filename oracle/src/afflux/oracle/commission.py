@@ -148,8 +148,8 @@ def reference_lines(
         cid for cid, taken in refunds_of.items() if any(r.reason == REATTRIBUTED for r in taken)
     }
     current = [c for c in by_time if c.conversion_id not in superseded]
-    held = _held(current, versions)
-    decisions = _renewals_follow(current, held, dict(reviews or {}), first_orders or {})
+    held = _held(by_time, current, versions)
+    decisions = _renewals_follow(by_time, current, held, dict(reviews or {}), first_orders or {})
     declined = {cid for cid in held if decisions.get(cid, ("", 0))[0] == "decline"}
     # A held conversion counts for tiers, milestones and the base fee only once approved,
     # from the later of its time and the approval on.
@@ -185,15 +185,19 @@ def reference_lines(
     return capped + _overrides(capped, terms)
 
 
-def _held(current: Sequence[ConversionFact], versions: Sequence[TermsVersion]) -> set[str]:
-    """The conversions their terms hold for review: a signal they carry, or burst (more
-    than ``burst_per_hour`` of the creator's current conversions within the hour up to
-    it, by (time, line id)), is in ``hold_on``."""
+def _held(
+    every: Sequence[ConversionFact],
+    current: Sequence[ConversionFact],
+    versions: Sequence[TermsVersion],
+) -> set[str]:
+    """The conversions (of ``every``, a reattributed one too) their terms hold for review:
+    a signal they carry, or burst (more than ``burst_per_hour`` of the creator's current
+    conversions within the hour up to it, by (time, line id)), is in ``hold_on``."""
     keys: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for c in current:
         keys[c.affiliate_id].append((c.occurred_at, derived_id("line", c.conversion_id)))
     out: set[str] = set()
-    for c in current:
+    for c in every:
         review = version_by_number(versions, c.terms_version).terms.review
         if review is None:
             continue
@@ -225,7 +229,7 @@ def first_order_standings(
         for c in by_time
         if not any(r.reason == REATTRIBUTED for r in refunds_of.get(c.conversion_id, []))
     ]
-    held = _held(current, versions)
+    held = _held(current, current, versions)
     out: dict[str, FirstOrder] = {}
     for c in sorted(current, key=lambda c: derived_id("line", c.conversion_id)):
         if c.kind != "renewal" and c.order_id not in out:
@@ -235,21 +239,22 @@ def first_order_standings(
 
 
 def _renewals_follow(
+    every: Sequence[ConversionFact],
     current: Sequence[ConversionFact],
     held: set[str],
     decisions: dict[str, tuple[str, int]],
     outside: Mapping[str, FirstOrder],
 ) -> dict[str, tuple[str, int]]:
-    """A renewal whose first order's current conversion is held (in the period, else as
-    its own period has it, ``outside``) waits on that conversion's decision instead of its
-    own: it is held with it (``held`` gains it) and decided as it is (the decisions
-    returned)."""
+    """A renewal (of ``every``, a reattributed one too) whose first order's current
+    conversion is held (in the period, else as its own period has it, ``outside``) waits
+    on that conversion's decision instead of its own: it is held with it (``held`` gains
+    it) and decided as it is (the decisions returned)."""
     first: dict[str, FirstOrder] = {}
     for c in sorted(current, key=lambda c: derived_id("line", c.conversion_id)):
         if c.kind != "renewal" and c.order_id not in first:
             is_held = c.conversion_id in held
             first[c.order_id] = (is_held, decisions.get(c.conversion_id) if is_held else None)
-    for c in current:
+    for c in every:
         if c.kind != "renewal" or not c.first_order_id:
             continue
         standing = first.get(c.first_order_id, outside.get(c.first_order_id))

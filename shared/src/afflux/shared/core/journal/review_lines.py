@@ -196,7 +196,9 @@ class ReviewBook:
         raised = tuple(c.risk_signals)
         if review is not None and self._burst(record, review.thresholds.burst_per_hour):
             raised += ("burst",)
-        held = () if rules.is_superseded(record) else holding(review, raised)
+        # A line taken back as reattributed stays held: nothing it brought is approved
+        # without a decision, and the taking back is a reduction at the hold's date.
+        held = holding(review, raised)
         base = c.occurred_at + rules.lock_ms(versions, c.terms_version)
         follows = record.follows
         waits_on, decision = follows if follows and follows[0] else (held, record.review)
@@ -256,8 +258,9 @@ def priced(record: LineRecord) -> None:
 
 
 def review_contribution(record: LineRecord) -> tuple[tuple[str, int], ...]:
-    """The line's share of its creator's review counters (KPIs)."""
-    if not record.held:
+    """The line's share of its creator's review counters (KPIs); none for a line taken
+    back as reattributed, which leaves every KPI (``kpis.kpi_contribution``)."""
+    if not record.held or rules.is_superseded(record):
         return ()
     a = record.affiliate_id
     if record.review is None:
