@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 PRODUCTS = ProductRates(
     skus={"shoe-1": Decimal("12.5")},
-    categories={"shoes": Decimal("6"), "bags": Decimal("4")},
+    categories={"shoes": Decimal("6"), "bags": Decimal("4"), "boots": Decimal("6.0")},
     excluded_skus=("sock-9",),
     excluded_categories=("gift_card", "shipping"),
 )
@@ -86,6 +86,16 @@ SALES = [
         9998,
         600,
         "sale: 6% of 9998 (category shoes)",
+    ),
+    # ... whatever gives them that rate: two categories at 6 % and the sale's own 6 %
+    # are one part (3 x 6% of 1010 = 60.6 -> 61 each rounded alone, 183; once: 182).
+    Sale(
+        "one rounding per rate across skus, categories and the sale's rate",
+        (("a", "shoes", 1, 1010), ("b", "boots", 1, 1010), ("c", None, 1, 1010)),
+        3030,
+        182,
+        "sale: 6% of 3030 (category boots, category shoes, base rate)",
+        rate=Rate(percent=Decimal("6")),
     ),
     # Shipping as a non-commissionable category line beside a shoe.
     Sale(

@@ -362,7 +362,8 @@ def test_a_draft_putting_live_streams_first_gives_the_stream_the_order() -> None
 
 def test_a_sale_priced_per_item_names_only_the_part_that_changes() -> None:
     """Shoes earn their category's rate, the rest the sale's: doubling the tier changes
-    the second part of the second sale's rule alone, and the reason says just that."""
+    the second part of the second sale's rule alone, and the reason says just that.
+    (At the same percent the two would be one part, rounded once.)"""
     log = CampaignLog("camp")
     items = (("SHOE-1", "shoes", 1, 5_000), ("BAG-1", "bags", 1, 5_000))
     for n in (1, 2):
@@ -374,7 +375,7 @@ def test_a_sale_priced_per_item_names_only_the_part_that_changes() -> None:
     def tiered(percent: str) -> CampaignTerms:
         return terms(
             plan={
-                "sale": {"rate": {"percent": "10"}, "products": {"categories": {"shoes": "10"}}},
+                "sale": {"rate": {"percent": "10"}, "products": {"categories": {"shoes": "12"}}},
                 "tiers": [{"from_sales": 2, "rate": {"percent": percent}}],
             }
         )

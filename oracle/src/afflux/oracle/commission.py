@@ -407,7 +407,7 @@ def _priced_items(
     plan = terms.plan
     assert plan.sale is not None
     rate, _ = sale_rate(plan, c.new_customer, rank)
-    groups: dict[object, int] = defaultdict(int)
+    groups: dict[Decimal, int] = defaultdict(int)  # percent -> summed: rounded once
     exact: dict[str, Fraction] = defaultdict(Fraction)
     amounts: dict[str, int] = defaultdict(int)
     default_base = sum(
@@ -422,17 +422,14 @@ def _priced_items(
         if own == EXCLUDED:
             continue
         if isinstance(own, tuple):
-            groups[own] += amount
+            groups[Decimal(own[2])] += amount
             exact[sku] += Fraction(own[2]) * amount / 100
         elif rate.percent is not None:
-            groups["default"] += amount
+            groups[rate.percent] += amount
             exact[sku] += Fraction(rate.percent) * amount / 100
         elif default_base > 0:  # free items alone: the fixed rate is not paid
             exact[sku] += Fraction((rate.fixed_minor or 0) * amount, default_base)
-    gross = sum(
-        percent_of(base, key[2] if isinstance(key, tuple) else rate.percent or Decimal(0))
-        for key, base in groups.items()
-    )
+    gross = sum(percent_of(base, percent) for percent, base in groups.items())
     if rate.percent is None and default_base > 0:
         gross += rate.fixed_minor or 0
     return gross, exact, amounts

@@ -3,9 +3,10 @@
 A sale with items is priced per item: a sku's rate beats its category's, which beats the
 sale's own rate (the base rate, a volume tier or the new-customer rate, whichever the
 plan gives the sale); items of an excluded sku or category earn nothing, and so does the
-order's non-commissionable part (shipping, taxes). Items sharing a rate are summed and
-their commission is rounded once, half up; a fixed sale rate is paid once when any item
-falls to it. A sale without items is paid on its amount less its non-commissionable part.
+order's non-commissionable part (shipping, taxes). Items sharing a percent are summed and
+their commission is rounded once, half up, whatever gives them that percent (skus,
+categories, the sale's own rate); a fixed sale rate is paid once when any item falls to
+it. A sale without items is paid on its amount less its non-commissionable part.
 
 A refund that names items takes back, per item, the item's share of the line's exact
 (unrounded) commission in proportion to what it refunds of that item (capped at the item),
@@ -145,7 +146,9 @@ def price_sale(
         gross = gross or (sale_rate.fixed_minor or 0)
         part = RatedPart(sale_why, sale_rate, base, gross)
         return SalePricing(gross, (part,), 0, non_commissionable_minor, ())
-    own: dict[tuple[str, str], int] = {}  # (why, percent) -> summed amount
+    # Items paid at the same percent are one part, rounded once: the sale's own rate
+    # too when it is that percent (a sku at 5 % beside the base rate's 5 %).
+    summed: dict[Decimal, tuple[list[str], int]] = {}  # percent -> (whys, summed amount)
     default_base = excluded = 0
     for sku, category, quantity, unit in items:
         why, percent = item_rate(products, sku, category)
@@ -153,18 +156,38 @@ def price_sale(
         if why == EXCLUDED:
             excluded += amount
         elif why:
-            own[(why, percent)] = own.get((why, percent), 0) + amount
+            _add(summed, Decimal(percent), why, amount)
         else:
             default_base += amount
+    fixed_part = None
+    if default_base and sale_rate.percent is not None:
+        _add(summed, sale_rate.percent, sale_why, default_base)
+    elif default_base:
+        fixed_part = RatedPart(sale_why, sale_rate, default_base, _apply(sale_rate, default_base))
+    groups = sorted(summed.items(), key=lambda g: (sale_why in g[1][0], sorted(g[1][0])))
     parts = [
-        RatedPart(why, Rate(percent=Decimal(percent)), base, percent_of(base, Decimal(percent)))
-        for (why, percent), base in sorted(own.items())
+        RatedPart(
+            ", ".join(sorted(whys, key=lambda w: (w == sale_why, w))),
+            Rate(percent=percent),
+            base,
+            percent_of(base, percent),
+        )
+        for percent, (whys, base) in groups
     ]
-    if default_base:
-        parts.append(RatedPart(sale_why, sale_rate, default_base, _apply(sale_rate, default_base)))
+    if fixed_part is not None:
+        parts.append(fixed_part)
     per_unit = _per_unit(products, sale_rate, default_base, items)
     gross = sum(p.commission_minor for p in parts)
     return SalePricing(gross, tuple(parts), excluded, non_commissionable_minor, per_unit)
+
+
+def _add(
+    summed: dict[Decimal, tuple[list[str], int]], percent: Decimal, why: str, amount: int
+) -> None:
+    whys, base = summed.get(percent, ([], 0))
+    if why not in whys:
+        whys.append(why)
+    summed[percent] = (whys, base + amount)
 
 
 def _apply(rate: Rate, base: int) -> int:
