@@ -55,6 +55,7 @@ BAD = [
     "o\x851",  # a C1 control (next line)
     "o\u20281",  # a line separator inside
     "o\ue0001",  # a private-use character
+    "o-e\u0301",  # not NFC: "o-é" composed is another id that looks the same
 ]
 EDGES = "leading or trailing whitespace"
 
@@ -93,6 +94,8 @@ def test_inner_spaces_and_letters_of_any_script_are_ids_and_an_accepted_order_st
         ("\ufeffo-1", "contains U+FEFF (an invisible format character)"),
         ("o\x851", "contains U+0085 (a control character)"),
         ("o\t1", "contains U+0009 (a control character)"),
+        # "été" decomposed: the same order as "été" composed, accepted and paid again
+        ("o-e\u0301te\u0301", "is not in Unicode normalization form C (NFC) at character 4"),
     ],
     ids=ascii,
 )

@@ -52,6 +52,17 @@ REFUSED = [
     Refused("o-1\ufe0f", "contains U+FE0F (a character that shows as nothing)"),
     Refused("o-1\u3164", "contains U+3164 (a character that shows as nothing)"),
     Refused("o-1\U000e0100", "contains U+E0100 (a character that shows as nothing)"),
+    # not in NFC: the composed form looks the same and was another id (paid twice)
+    Refused(
+        "commande-e\u0301te\u0301",
+        "is not in Unicode normalization form C (NFC) at character 11 (U+0301): its NFC form"
+        " looks the same and is another id; send ids NFC-normalized",
+    ),
+    Refused(
+        "\u212b-1",  # the angstrom sign, whose NFC form is U+00C5
+        "is not in Unicode normalization form C (NFC) at character 1 (U+212B): its NFC form"
+        " looks the same and is another id; send ids NFC-normalized",
+    ),
 ]
 
 
@@ -69,7 +80,8 @@ ALLOWED = [
     "Bestellung 7 ö",  # letters of any script, a space inside
     "\u6ce8\u6587-\uff17",  # CJK and a fullwidth digit are visible
     "\u0637\u0644\u0628-\u0667",  # Arabic letters and an Arabic-Indic digit
-    "e\u0301",  # a combining accent (Mn) shows on its letter
+    "x\u0301",  # a combining accent (Mn) shows on its letter (no composed x-acute)
+    "\u00e9t\u00e9",  # composed accents (NFC)
     "o\u00a01",  # a no-break space shows as a space
     "~!@#$%^&*()_+{}|:<>?`-=[]\\;',./\"",  # every ASCII punctuation
     "👍🏽",  # an emoji with a skin tone modifier

@@ -18,7 +18,10 @@ nothing too: the combining grapheme joiner U+034F, variation selectors (U+180B t
 U+180F, U+FE00 to U+FE0F, U+E0100 to U+E01EF), the Khmer inherent vowels U+17B4 and
 U+17B5, and the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0.
 
-Letters and digits of any script, other marks and spaces inside an id stay allowed.
+Letters and digits of any script, other marks and spaces inside an id stay allowed, in
+Unicode normalization form C (NFC) only: "été" written with U+00E9 and with "e" and the
+combining acute U+0301 is the same text, shown the same, and was two ids (a retry from
+a system that decomposes text, as macOS file names do, was paid as a second order).
 
 Pure: only ``unicodedata``.
 """
@@ -67,6 +70,15 @@ def invisible_character(text: str) -> str | None:
             kind = "a character that shows as nothing"
         if kind is not None:
             return f"contains U+{ord(char):04X} ({kind})"
+    if not unicodedata.is_normalized("NFC", text):
+        at = next(
+            i for i in range(len(text)) if not unicodedata.is_normalized("NFC", text[: i + 1])
+        )
+        return (
+            f"is not in Unicode normalization form C (NFC) at character {at + 1}"
+            f" (U+{ord(text[at]):04X}): its NFC form looks the same and is another id;"
+            " send ids NFC-normalized"
+        )
     return None
 
 
