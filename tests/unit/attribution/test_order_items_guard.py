@@ -115,3 +115,27 @@ def test_the_oracle_and_the_whatif_decoder_leave_out_the_same_orders(case: Case)
     reader.record(orjson.dumps(placed.model_dump(mode="json")))
     assert (reader.log.orders == []) is case.refused
     assert reader.skipped == int(case.refused)
+
+
+def test_an_order_above_max_order_minor_is_refused_by_the_worker_and_left_out_by_the_oracle() -> (
+    None
+):
+    # Written straight to the topic (the orders service refuses it at entry): the worker
+    # dead-lettered it while the oracle attributed it, so `afflux verify` differed.
+    capped = VERSION.model_copy(
+        update={"terms": VERSION.terms.model_copy(update={"max_order_minor": AMOUNT - 1})}
+    )
+    placed = order(CASES[0])
+    sent: list[tuple[str, bytes | None]] = []
+    rt = recording_runtime(sent, capped, "max-order")
+
+    async def run() -> None:
+        rt.join.owned[0] = Owned(rt.join.new_state())
+        await rt.join.handle(Record(ORDERS.name, 0, 0, b"k", encode(placed), TS))
+
+    asyncio.run(run())
+    [letter] = [e for t, v in sent if t == DLQ.name for e in decode_record(v)]
+    assert isinstance(letter, DeadLetter)
+    assert "above the campaign's max_order_minor" in letter.reason
+    assert attribute([placed], {"camp": (capped,)}).conversions == []
+    assert attribute([placed], {"camp": (VERSION,)}).conversions != []

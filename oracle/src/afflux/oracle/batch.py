@@ -227,6 +227,12 @@ def _other_merchant(e: OrderPlaced, versions: Sequence[TermsVersion]) -> bool:
     return bool(merchant_refusal(e.merchant_id, merchant))
 
 
+def _above_max(e: OrderPlaced, versions: Sequence[TermsVersion]) -> bool:
+    """An order above its campaign's ``max_order_minor`` at its time (written straight to
+    the topic; the orders service refuses it at entry): the worker dead-letters it."""
+    return e.amount_minor > terms_in_force(versions, e.occurred_at).terms.max_order_minor
+
+
 def _items_refused(e: OrderPlaced) -> bool:
     """Items that do not make up the order's amount: the worker dead-letters the order."""
     rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in e.items]
@@ -253,8 +259,11 @@ def attribute(
         if isinstance(e, OrderPlaced) and e.campaign_id in campaigns:
             if (e.campaign_id, e.order_id) in decided or _items_refused(e):
                 continue
-            if _other_currency(e, campaigns[e.campaign_id]) or _other_merchant(
-                e, campaigns[e.campaign_id]
+            versions = campaigns[e.campaign_id]
+            if (
+                _above_max(e, versions)
+                or _other_currency(e, versions)
+                or _other_merchant(e, versions)
             ):
                 continue
             decided.add((e.campaign_id, e.order_id))
