@@ -23,8 +23,8 @@ from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_ht
 
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.journal.review_lines import ReviewFact
-from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.review import HELD_UNTIL
 from afflux.shared.io.redis_client import connect_ready
 
@@ -262,8 +262,8 @@ async def test_the_periods_a_first_orders_renewals_are_in_expire_after_the_reten
     store = ledger.store
     key = store.keys.campaign(CAMPAIGN, "renewals:sub-cr-yes")
     assert await store.redis.smembers(key) == {b"2026-11", b"2026-12"}
-    latest_end = max(period_bounds("2026-12")[1], int(time.time() * 1000))
-    # The December renewal's write, counted from that period's end (or from now).
+    latest_end = max(closes_at("2026-12", (TERMS,), 0), int(time.time() * 1000))
+    # The December renewal's write, counted from that period's close (or from now).
     # Now is read before asking Redis, whose clock then is no earlier: what is left
     # by this clock is an upper bound on what Redis answers.
     asked_at = int(time.time() * 1000)

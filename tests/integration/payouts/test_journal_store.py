@@ -32,8 +32,9 @@ from afflux.payouts.keys import Keys
 from afflux.payouts.store import Batch, ClickItem, LedgerStore
 from afflux.payouts.views import Balance
 from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.journal.records import Posting, posting_from_json
-from afflux.shared.core.periods import period_bounds, period_of
+from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.io.redis_client import connect_ready
 
@@ -377,17 +378,21 @@ KEPT = ("journal:lena", "sums", "kpis", "due:lena", "dueamt:lena", "ver")
 class RetentionCase:
     name: str
     days_from_now: int  # where the period lies: its facts happen then
-    from_period_end: bool  # False: the retention counts from the write
+    from_close: bool  # False: the retention counts from the write
 
 
 RETENTION_CASES = [
-    # A period still open: its facts are kept for the retention after it ends.
-    RetentionCase("open period", days_from_now=45, from_period_end=True),
-    # Over, within the retention: a late fact keeps them a retention from the write.
-    RetentionCase("closed period", days_from_now=-45, from_period_end=False),
-    # Over for longer than the retention (a rebuild replaying old topics): never an
+    # A period still taking facts: its facts are kept for the retention after it closes
+    # to them (its end, the longest window and lock): counted from its end, its lines
+    # went while a late refund could still come, and that refund was priced from nothing.
+    RetentionCase("open period", days_from_now=45, from_close=True),
+    # Over, its window and lock not yet: still counted from the close.
+    RetentionCase("period over, not closed", days_from_now=-20, from_close=True),
+    # Closed: a late fact keeps them a retention from the write.
+    RetentionCase("closed period", days_from_now=-120, from_close=False),
+    # Closed for longer than the retention (a rebuild replaying old topics): never an
     # expiry in the past, which would delete the ids a replay is checked against.
-    RetentionCase("past its retention", days_from_now=-2 * RETENTION_DAYS, from_period_end=False),
+    RetentionCase("past its retention", days_from_now=-2 * RETENTION_DAYS, from_close=False),
 ]
 
 
@@ -408,8 +413,9 @@ async def test_per_event_facts_expire_after_the_retention_and_postings_stay(
     store = LedgerStore(redis, retention_days=RETENTION_DAYS, clock=lambda: now)
     await store.apply(batch, _lead_versions, _euro)
 
-    end = period_bounds(period)[1]
-    expire_at = (end if case.from_period_end else now) + RETENTION_DAYS * DAY
+    closes = closes_at(period, _lead_versions(LEADS), 0)
+    assert (closes > now) is case.from_close  # the case is where it says
+    expire_at = max(closes, now) + RETENTION_DAYS * DAY
     for name in PER_EVENT:
         key = KEYS.period(LEADS, period, name)
         ttl = await redis.pttl(key)

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from afflux.cli.main import main as afflux
 from afflux.cli.scenario_checks import read_topic
 from afflux.payouts import reads, run
+from afflux.payouts import store as store_module
 from afflux.payouts.compaction import compact_pass, run_every
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
@@ -353,6 +354,52 @@ async def test_a_rebuild_clears_the_snapshot_and_replays_the_same_postings(ledge
         await replay.apply(batch, _versions, lambda cid: "EUR")
     assert await _period_keys(ledger.redis, "2026-01") >= {"journal:anna", "lines"}
     assert await reads.period_postings(replay, "anna", cps) == before
+
+
+async def test_a_compaction_between_the_marker_check_and_the_token_read_refuses_the_fact(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store loading the period checks the compacted marker, then reads the ``ver``
+    token: a pass landing between the two left a token the step could write over, and
+    the late fact was priced from empty lines (the base fee paid again)."""
+    await ledger.pay(MAR_1, "2026-03")
+    await compact_pass(ledger.store, _versions, CLOSES, grace_ms=GRACE)
+
+    async def checked_before_the_pass(*_: Any) -> None:
+        return None  # the marker was not there yet when this store looked
+
+    monkeypatch.setattr(store_module, "refuse_compacted", checked_before_the_pass)
+    late = Batch(conversions=[(CAMPAIGN, "2026-01", _sale("late", "anna", JAN_1 + 9 * DAY))])
+    with pytest.raises(PeriodsRefused) as refused:
+        await LedgerStore(ledger.redis).apply(late, _versions, lambda cid: "EUR")
+    assert isinstance(refusal_cause(refused.value), PeriodCompacted)
+    assert "journal:anna" not in await _period_keys(ledger.redis, "2026-01")
+    ledger.now[0] = CLOSES + 20 * DAY
+    results = await ledger.pay(CLOSES + 20 * DAY, "2026-05")
+    # April's sale, approved by then; nothing of January again.
+    assert {r["affiliate_id"]: r["amount_minor"] for r in results} == {"anna": 1000, "bob": 0}
+
+
+async def test_no_pass_compacts_a_period_while_a_rebuild_replays_the_topics(
+    ledger: Ledger,
+) -> None:
+    """Half replayed, a period read against the payout records kept looked paid in full:
+    it was compacted, the rest of its facts refused, and a debt shown that was none."""
+    await ledger.pay(MAR_1, "2026-03")
+    await clear_ledger(ledger.redis, grace_s=0, replay_until={"conversions|0": 3})
+    replay = LedgerStore(ledger.redis)
+    await replay.apply(BATCHES[0], _versions, lambda cid: "EUR")
+    waiting = {o.period: o for o in await compact_pass(replay, _versions, CLOSES, grace_ms=GRACE)}
+    assert not waiting["2026-01"].compacted
+    assert waiting["2026-01"].reason == (
+        "the rebuilt ledger has not replayed its topics yet (conversions|0 by 3 records)"
+    )
+    for batch in BATCHES[1:]:
+        await replay.apply(batch, _versions, lambda cid: "EUR")
+    await replay.apply(Batch(offsets={"conversions|0": 3}), _versions, lambda cid: "EUR")
+    done = {o.period: o for o in await compact_pass(replay, _versions, CLOSES, grace_ms=GRACE)}
+    assert done["2026-01"].compacted, done["2026-01"]
+    assert not await ledger.redis.exists(KEYS.ledger("replay-until"))  # replayed: forgotten
 
 
 def _attributed(name: str, at: int) -> ConversionAttributed:

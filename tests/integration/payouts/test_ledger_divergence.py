@@ -167,7 +167,11 @@ def test_rebuild_makes_the_ledger_equal_the_oracle_of_the_log_again(
         redis.hset("afx:pay:{a:creator-1}:payouts", "x|2026-11", paid)
     rebuild = subprocess.run(
         [sys.executable, "-m", "afflux.cli", "ledger", "rebuild"],
-        env={"AFFLUX_REDIS_URL": ledger.redis_url, "PATH": ""},
+        env={
+            "AFFLUX_REDIS_URL": ledger.redis_url,
+            "AFFLUX_KAFKA_BOOTSTRAP": ledger.bootstrap,
+            "PATH": "",
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -175,6 +179,10 @@ def test_rebuild_makes_the_ledger_equal_the_oracle_of_the_log_again(
     )
     assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
     want = {"conversions|0": 5, "conversions|1": 40, "conversions|2": 3}
+    with redis_of(ledger) as redis:  # what compaction waits for the replay to reach
+        ends = redis.hgetall("afx:pay:{ledger}:replay-until")
+        replay_until = {k.decode(): int(v) for k, v in ends.items() if int(v)}
+        assert {k: v for k, v in replay_until.items() if k.startswith("conv")} == want
     until(lambda: stored_offsets(ledger) == want, 60, f"the ledger replays to {want}")
     until(ledger.healthy, 30, "/healthz 200 after the rebuild")
 
@@ -217,7 +225,17 @@ def test_an_interrupted_rebuild_stops_consuming_until_it_is_run_again(
         assert "f-0" not in applied_orders(ledger)
         time.sleep(0.1)
     rebuild = subprocess.run(
-        [sys.executable, "-m", "afflux.cli", "ledger", "rebuild", "--redis-url", ledger.redis_url],
+        [
+            sys.executable,
+            "-m",
+            "afflux.cli",
+            "ledger",
+            "rebuild",
+            "--redis-url",
+            ledger.redis_url,
+            "--kafka-bootstrap",
+            ledger.bootstrap,
+        ],
         capture_output=True,
         text=True,
         timeout=60,

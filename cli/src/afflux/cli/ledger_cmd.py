@@ -41,7 +41,8 @@ def add_parser(sub: Any) -> None:
     ledger.add_argument(
         "--kafka-bootstrap",
         default=None,
-        help="compact: where the campaigns topic is (default: AFFLUX_KAFKA_BOOTSTRAP)",
+        help="the broker: compact reads the campaigns topic there, rebuild the ledger's "
+        "topics' end offsets (default: AFFLUX_KAFKA_BOOTSTRAP)",
     )
     ledger.add_argument(
         "--redis-url", default=None, help="the ledger's Redis (default: AFFLUX_REDIS_URL)"
@@ -55,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from afflux.payouts.rebuild import KEPT
     from afflux.shared.settings import CommonSettings
 
-    url = args.redis_url or CommonSettings().redis_url
-    deleted = asyncio.run(_clear(url))
+    settings = CommonSettings()
+    url = args.redis_url or settings.redis_url
+    deleted = asyncio.run(_clear(url, args.kafka_bootstrap or settings.kafka_bootstrap))
     print(
         f"afflux ledger rebuild: deleted {deleted} keys under {PREFIX} "
         f"(kept: {', '.join(PREFIX + k for k in KEPT)}); the payouts consumers replay "
@@ -66,16 +68,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _clear(url: str) -> int:
+async def _clear(url: str, bootstrap: str) -> int:
     from redis.asyncio import Redis
 
+    from afflux.payouts.consumer import TOPICS as LEDGER_TOPICS
     from afflux.payouts.rebuild import clear_ledger
+    from afflux.shared.io.kafka import topics_end_offsets
     from afflux.shared.io.redis_client import connect_ready
 
+    # What the replay must reach before a compaction pass may judge a period again.
+    ends = await topics_end_offsets(bootstrap, LEDGER_TOPICS)
     # A cluster client (redis-cluster://) speaks the same commands.
     redis = cast("Redis[bytes]", await connect_ready(url))
     try:
-        return await clear_ledger(redis)
+        return await clear_ledger(redis, replay_until=ends)
     finally:
         await redis.aclose()  # type: ignore[attr-defined]
 

@@ -72,6 +72,31 @@ class _Read:
     journals: dict[str, list[Posting]]  # creator -> postings, seq order
 
 
+async def ledger_behind(store: LedgerStore) -> str:
+    """Why no period may be compacted now ('' when none): a rebuild under way, or its
+    replay not done (the ledger's stored positions behind the topics' ends as they were
+    when ``afflux ledger rebuild`` cleared it, ``replay-until``). A period judged while its
+    facts were still being replayed read against the payout records kept as paid in
+    full: a pass compacted a half-replayed period, the rest of its facts was refused,
+    and the creator's balance showed a debt that was none. Once the positions reach
+    those ends the mark is deleted."""
+    if await store.rebuilding():
+        return "the ledger is being rebuilt"
+    mark = store.keys.ledger("replay-until")
+    raw = await store.redis.hgetall(mark)
+    if not raw:
+        return ""
+    ends = {name.decode(): int(value) for name, value in raw.items()}
+    stored = await store.offsets()
+    behind = {tp: end - stored.get(tp, 0) for tp, end in ends.items() if stored.get(tp, 0) < end}
+    if not behind:
+        await store.redis.delete(mark)
+        return ""
+    named = ", ".join(f"{tp} by {n}" for tp, n in sorted(behind.items())[:3])
+    more = f" and {len(behind) - 3} more" if len(behind) > 3 else ""
+    return f"the rebuilt ledger has not replayed its topics yet ({named}{more} records)"
+
+
 async def compact_pass(
     store: LedgerStore,
     versions: Versions,
@@ -82,11 +107,15 @@ async def compact_pass(
     dry_run: bool = False,
     measure: bool = True,
 ) -> list[Outcome]:
-    """Judge (and unless ``dry_run`` compact) every campaign-period, or ``campaign``'s."""
+    """Judge (and unless ``dry_run`` compact) every campaign-period, or ``campaign``'s;
+    none while a rebuild's replay is under way (``ledger_behind``: each says why)."""
     if campaign is not None:
         cps = [(campaign, p) for p in await reads.campaign_periods(store, campaign)]
     else:
         cps = await reads.all_periods(store)
+    waiting = await ledger_behind(store)
+    if waiting:
+        return [Outcome(cid, period, False, waiting) for cid, period in cps]
     out = []
     for cid, period in cps:
         try:
@@ -156,7 +185,7 @@ async def compact_period(
                 before,
                 kept + snapshot_bytes,
             )
-        token = f"compacted/{now}/{read.seq}".encode()
+        token = snapshots.COMPACTED_TOKEN + f"{now}/{read.seq}".encode()
         if await compare_and_set(
             store.redis, k.period(cid, period, "ver"), read.token, token, commands
         ):

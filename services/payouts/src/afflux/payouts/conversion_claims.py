@@ -49,7 +49,7 @@ async def claim_periods(
     redis: Redis[bytes],
     keys: Keys,
     conversions: Sequence[Placed],
-    expiry: Callable[[str], int],
+    expiry: Callable[[str, str], int],
 ) -> dict[tuple[str, str], dict[str, str]]:
     """(campaign, period) -> {conversion id: the other period holding it} for every
     conversion of ``conversions`` whose id another period claimed first (an earlier
@@ -60,19 +60,19 @@ async def claim_periods(
     the ledger's client about 30 us per conversion in packing and parsing."""
     if not conversions:
         return {}
-    expiries: dict[str, int] = {}
-    claims: list[tuple[str, str]] = []  # key, period
+    expiries: dict[tuple[str, str], int] = {}
+    claims: list[tuple[str, str, int]] = []  # key, period, expiry
     for cid, period, c in conversions:
-        at = expiries.get(period)
+        at = expiries.get((cid, period))
         if at is None:
-            at = expiries[period] = expiry(period)
-        claims.append((keys.conversion_period(cid, c.conversion_id), period))
-    groups = _groups(redis, list(range(len(claims))), [key for key, _ in claims])
+            at = expiries[(cid, period)] = expiry(cid, period)
+        claims.append((keys.conversion_period(cid, c.conversion_id), period, at))
+    groups = _groups(redis, list(range(len(claims))), [claim[0] for claim in claims])
     async with redis.pipeline(transaction=False) as pipe:
         for members in groups:
             args: list[object] = []
             for i in members:
-                args += [claims[i][1], expiries[claims[i][1]]]
+                args += [claims[i][1], claims[i][2]]
             pipe.eval(_CLAIM, len(members), *(claims[i][0] for i in members), *args)
         replies = await pipe.execute()
     held: list[str] = [""] * len(claims)

@@ -179,6 +179,19 @@ def sync_rounds(items: Sequence[SyncItem]) -> list[dict[str, bytes]]:
     ]
 
 
+# KEYS: bal, due, dueamt of one creator; ARGV: as of (ms). The sums, the approval slots
+# after ``as of`` and their amounts, read at one instant.
+_BALANCE = """
+local later = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+local amounts = {}
+for start = 1, #later, 1000 do
+  local chunk = redis.call('HMGET', KEYS[3], unpack(later, start, math.min(start + 999, #later)))
+  for _, amount in ipairs(chunk) do table.insert(amounts, amount or '0') end
+end
+return {redis.call('HGETALL', KEYS[1]), later, amounts}
+"""
+
+
 class CreatorSums:
     def __init__(self, redis: Redis[bytes], keys: Keys) -> None:
         self.redis = redis
@@ -238,25 +251,24 @@ class CreatorSums:
     async def balance(self, affiliate: str, as_of: int) -> Balance:
         """The creator's sums: O(currencies + approval times after ``as_of``)."""
         prefix = self.shard(affiliate)
-        redis = self.redis
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(f"{prefix}bal:{affiliate}")
-            pipe.zrangebyscore(f"{prefix}due:{affiliate}", f"({as_of}", "+inf")
-            raw, later = await pipe.execute()
+        keys = [f"{prefix}{name}:{affiliate}" for name in ("bal", "due", "dueamt")]
+        # One script: read in two round trips, a refund before approval landing between
+        # them (the total lowered, the pending amount gone) showed pending money approved.
+        flat, later, amounts = await self.redis.eval(  # type: ignore[no-untyped-call]
+            _BALANCE, len(keys), *keys, as_of
+        )
         total: dict[str, int] = {}
         reversed_: dict[str, int] = {}
-        for name, value in raw.items():
+        for name, value in zip(flat[::2], flat[1::2], strict=True):
             kind, _, currency = name.decode().partition("|")
             if kind == "t":
                 total[currency] = int(value)
             elif kind == "r":
                 reversed_[currency] = int(value)
         pending: dict[str, int] = defaultdict(int)
-        if later:
-            amounts = await redis.hmget(f"{prefix}dueamt:{affiliate}", later)
-            for slot, amount in zip(later, amounts, strict=True):
-                currency = slot.decode().partition("|")[0]
-                pending[currency] += int(amount or 0)
+        for slot, amount in zip(later, amounts, strict=True):
+            currency = slot.decode().partition("|")[0]
+            pending[currency] += int(amount or 0)
         return Balance(total, reversed_, dict(pending))
 
     async def known(self, affiliate: str) -> bool:

@@ -15,7 +15,9 @@ The steps, safe with the payouts service running, on one Redis or a cluster:
 2. After ``grace_s`` (a batch that passed its check just before step 1 has
    finished writing by then: a batch takes well under a second), every other
    derived key is deleted (``SCAN`` on every master, ``UNLINK``).
-3. ``rebuilding`` is deleted: each consumer starts a new generation and, with no
+3. The topics' end offsets when the rebuild began are kept as ``replay-until`` (no
+   compaction pass judges a period before the replay reaches them), then
+   ``rebuilding`` is deleted: each consumer starts a new generation and, with no
    stored offsets left, reads every partition from its beginning.
 
 An interrupted rebuild leaves ``rebuilding`` set (the service reports it on
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -44,9 +48,16 @@ GRACE_S = 5.0
 
 
 async def clear_ledger(
-    redis: Redis[bytes], prefix: str = PREFIX, *, grace_s: float = GRACE_S
+    redis: Redis[bytes],
+    prefix: str = PREFIX,
+    *,
+    grace_s: float = GRACE_S,
+    replay_until: Mapping[str, int] | None = None,
 ) -> int:
-    """Clear the derived ledger under ``prefix``; returns how many keys were deleted."""
+    """Clear the derived ledger under ``prefix``; returns how many keys were deleted.
+    ``replay_until``: the end offsets of the ledger's topics (``"topic|partition"``) when
+    the rebuild began, kept as ``replay-until``: no compaction pass judges a period until
+    the replay has reached them (``compaction.ledger_behind``)."""
     keys = Keys(prefix)
     flag = keys.ledger("rebuilding")
     await redis.set(flag, str(int(time.time() * 1000)))
@@ -64,6 +75,9 @@ async def clear_ledger(
             chunk = []
     if chunk:
         count += await _unlink(redis, chunk)
+    if replay_until:
+        ends = cast("Mapping[str | bytes, int]", replay_until)
+        await redis.hset(keys.ledger("replay-until"), mapping=ends)
     await redis.delete(flag)
     return count
 

@@ -42,6 +42,10 @@ _SHARED = ("affiliate_id", "campaign_id", "period", "currency")
 _ROW = tuple(name for name in Posting.__slots__ if name not in _SHARED)
 
 
+# How a compacted period's ``ver`` token starts: ``compacted/<at ms>/<seq>``.
+COMPACTED_TOKEN = b"compacted/"
+
+
 class PeriodCompacted(Exception):
     """The campaign-period was compacted: its statement is final, the ledger takes no
     more facts for it (the consumer dead-letters them with this message)."""

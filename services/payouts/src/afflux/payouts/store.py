@@ -53,13 +53,14 @@ from afflux.payouts.batch import Applied, Batch, LedgerReset, Period, PeriodsRef
 from afflux.payouts.conversion_claims import claim_periods
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
-from afflux.payouts.snapshots import PeriodCompacted, refuse_compacted
+from afflux.payouts.snapshots import COMPACTED_TOKEN, PeriodCompacted, refuse_compacted
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState, Publication
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange, creators_out_of_range
+from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
 from afflux.shared.core.journal.conversion_copies import new_conversions
 from afflux.shared.core.journal.override_lines import override_agencies
@@ -326,7 +327,9 @@ class LedgerStore:
         early_seen: list[tuple[str, str]] = []
         # Before anything is handed over or registered: a copy another period claimed
         # first names nothing (its period's step refuses it).
-        claimed = await claim_periods(self.redis, self.keys, batch.conversions, self._expiry)
+        claimed = await claim_periods(
+            self.redis, self.keys, batch.conversions, lambda c, p: self._expiry(p, versions(c))
+        )
         for cp, found in claimed.items():
             items[cp].elsewhere = found
         for cid, period, c in batch.conversions:
@@ -363,7 +366,7 @@ class LedgerStore:
                     pipe.hsetnx(self.keys.ledger(REVIEW_INDEX), conversion, orjson.dumps(entry))
                 await pipe.execute()
         await self._hand_over(batch, items, early_seen)
-        await self._first_orders_of_renewals(batch, items)
+        await self._first_orders_of_renewals(batch, items, versions)
         for (cid, period), names in creators.items():  # agencies earn on these creators' lines
             names |= override_agencies(versions(cid), period, names)
         await self._register(creators, items)
@@ -490,7 +493,9 @@ class LedgerStore:
             Applied({cp: o.postings for cp, o in written}, {cp: o.kpis for cp, o in written}),
         )
 
-    async def _first_orders_of_renewals(self, batch: Batch, items: dict[Period, _Items]) -> None:
+    async def _first_orders_of_renewals(
+        self, batch: Batch, items: dict[Period, _Items], versions: Versions
+    ) -> None:
         """Each renewal's period is noted under its first order (before the standing is read:
         a step of the first order's period that writes a standing after this read finds
         the period), and the first order's standing from its own period is handed over."""
@@ -509,7 +514,7 @@ class LedgerStore:
             for cid, period, order in renewals:
                 key = self.keys.campaign(cid, f"renewals:{order}")
                 pipe.sadd(key, period)
-                expiries[key] = max(expiries.get(key, 0), self._expiry(period))
+                expiries[key] = max(expiries.get(key, 0), self._expiry(period, versions(cid)))
             for key, expire_at in expiries.items():
                 pipe.pexpireat(key, expire_at)
             await pipe.execute()
@@ -811,7 +816,7 @@ class LedgerStore:
         # counted from the period's end, or from now for a period already over (a
         # rebuild, a late fact): an expiry in the past would delete at once the ids
         # that make a replay of this very step change nothing.
-        expire_at = self._expiry(period)
+        expire_at = self._expiry(period, cached.state.versions)
         for name in ("lines", "events", "clickids", "confirmed", "content"):
             commands.append(("PEXPIREAT", at(name), expire_at))
         return commands
@@ -824,6 +829,11 @@ class LedgerStore:
 
         await refuse_compacted(self.redis, self.keys, cid, period)  # its statement is final
         token: bytes | None = await self.redis.get(at("ver"))
+        if token is not None and token.startswith(COMPACTED_TOKEN):
+            # Compacted between the marker's read and this one: a step written on this
+            # token would land on the snapshot's period from empty lines (a base fee
+            # paid twice, the snapshot hidden by a new journal).
+            raise PeriodCompacted(cid, period, int(token.split(b"/")[1]))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(at("lines"))
             pipe.hgetall(at("clicks"))
@@ -851,11 +861,19 @@ class LedgerStore:
         )
         return _Cached(token, state, tally, _counters(raw_kpis), _counters(raw_sums))
 
-    def _expiry(self, period: str) -> int:
-        """When a period's per-event facts expire: the retention after the period's end,
-        or after now for a period already over (a rebuild, a late fact): an expiry in
-        the past would delete at once the ids that make a replay change nothing."""
-        return max(period_bounds(period)[1], self.clock()) + self.retention_ms
+    def _expiry(self, period: str, versions: Sequence[TermsVersion]) -> int:
+        """When a period's per-event facts expire: the retention after the period closes
+        to new facts (its end, the campaign's longest window and its longest lock:
+        ``compaction.closes_at`` without the grace), or after now for a period already
+        closed (a rebuild, a late fact): an expiry in the past would delete at once the
+        ids that make a replay change nothing. Counted from the period's end, the lines
+        went while a late refund or a backfilled order could still come (a window and a
+        lock before compaction may take the period), and such a fact was priced from
+        nothing: a base fee paid again, the cap forgotten."""
+        closes = period_bounds(period)[1]
+        if versions:
+            closes = closes_at(period, versions, 0)
+        return max(closes, self.clock()) + self.retention_ms
 
     def _next_token(self, seq: int) -> bytes:
         self._writes += 1

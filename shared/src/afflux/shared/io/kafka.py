@@ -146,6 +146,41 @@ async def topic_partitions(
         await asyncio.sleep(0.1)
 
 
+async def topics_end_offsets(
+    bootstrap: str, topics: Sequence[str], timeout_s: float = 10.0
+) -> dict[str, int]:
+    """``"topic|partition"`` -> end offset, for every partition of ``topics``: the high
+    watermark of a fetch at the offset ListOffsets answers. ListOffsets alone is exact on
+    Kafka but may answer too low on the embedded broker (a batch's first offset: 23 of
+    40); a fetch answer's high watermark is the end on both."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=1024,
+    )
+    await consumer.start()
+    try:
+        tps = [tp for topic in topics for tp in await topic_partitions(consumer, topic)]
+        listed = await asyncio.wait_for(consumer.end_offsets(tps), timeout_s)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, int(listed[tp]))
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.highwater(tp) is None for tp in tps):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no fetch answer for every partition of {list(topics)}")
+            await consumer.getmany(*tps, timeout_ms=100, max_records=1)
+        return {
+            f"{tp.topic}|{tp.partition}": max(int(listed[tp]), consumer.highwater(tp) or 0)
+            for tp in tps
+        }
+    finally:
+        with contextlib.suppress(Exception):
+            await stop_consumer(consumer)
+
+
 async def create_topics(
     bootstrap: str, partitions: int, input_retention_ms: int = INFINITE_RETENTION_MS
 ) -> list[str]:
