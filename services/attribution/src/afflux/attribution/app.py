@@ -30,6 +30,7 @@ from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http_limits import HttpLimits
 from afflux.shared.io.limited_http import uvicorn_limits
+from afflux.shared.io.terms_barrier import TermsBarrier
 from afflux.shared.topics import CLICKS, CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         disk=_disk_stores(settings),
         content=content,
     )
+    # Orders are decided only once the view holds the terms published before them.
+    runtime.join.barrier = TermsBarrier(directory, bootstrap)
+    runtime.join.barrier_topics = frozenset({ORDERS.name})
     started = asyncio.Event()
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "internal": False}
     join_topic = app.topic(CLICKS.name, ORDERS.name, **raw)
@@ -181,6 +185,10 @@ class EarlyStart(Service):
         self.add_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         self.add_future(run_forever(lambda: follow_content(content, bootstrap)))
         self.runtime.warm_up()
+
+    async def on_stop(self) -> None:
+        if self.runtime.join.barrier is not None:
+            await self.runtime.join.barrier.close()
 
 
 def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] | None:

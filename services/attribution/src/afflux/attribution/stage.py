@@ -95,6 +95,7 @@ from afflux.attribution.store import DiskStores, LocalStore
 from afflux.attribution.timer_indexes import dump_indexes
 from afflux.shared.core.event_time import is_backfill
 from afflux.shared.events import DeadLetter
+from afflux.shared.io.terms_barrier import TermsBarrier
 from afflux.shared.io.terms_recheck import TermsRecheck
 
 __all__ = [
@@ -259,6 +260,10 @@ class Stage(Partitions[S]):
         # Refusals newer campaign terms could lift are held to the end of their batch and
         # asked again once the campaign view caught up (terms_recheck.py); None: never.
         self.recheck: TermsRecheck | None = None
+        # Records of these topics are applied only once the campaign view holds every
+        # terms version published before they were fetched (terms_barrier.py); None: not.
+        self.barrier: TermsBarrier | None = None
+        self.barrier_topics: frozenset[str] = frozenset()
         # (record, item index, event, raw item, catch-up, the record's is_backfill)
         self._held: list[tuple[InputRecord, int, Event, Any, int, bool]] = []
         self.read_back_bytes = READ_BACK_FETCH_BYTES  # a read-back's fetch (gaps.py)
@@ -309,6 +314,8 @@ class Stage(Partitions[S]):
         changed keys and the position written once (the module docstring's write order,
         for the batch as for a single record). Per record, False: hold it
         unacknowledged (see ``handle``)."""
+        if self.barrier is not None and any(r.topic in self.barrier_topics for r in records):
+            await self.barrier.passed(self.monotonic())
         done = [True] * len(records)
         by_partition: dict[int, list[int]] = {}
         for n, record in enumerate(records):

@@ -40,6 +40,42 @@ class CampaignDirectory:
         # (0: not known yet), and who waits for it to pass a time.
         self.synced_at_ms = 0
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        # Partition -> the offset after the last record applied, noted once a whole
+        # fetch answer is applied (so always at a batch's end), and who waits for it.
+        self.applied: dict[int, int] = {}
+        self._applied_waiting: list[tuple[dict[int, int], asyncio.Future[None]]] = []
+
+    def note_applied(self, positions: dict[int, int]) -> None:
+        """Every record before ``positions`` (partition -> offset) has been applied."""
+        for partition, offset in positions.items():
+            self.applied[partition] = max(self.applied.get(partition, 0), offset)
+        still = []
+        for ends, waiter in self._applied_waiting:
+            if self.holds(ends):
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif not waiter.done():
+                still.append((ends, waiter))
+        self._applied_waiting = still
+
+    def holds(self, ends: dict[int, int]) -> bool:
+        """Whether every record before ``ends`` (partition -> offset) has been applied."""
+        return all(self.applied.get(p, 0) >= end for p, end in ends.items())
+
+    async def applied_through(self, ends: dict[int, int], timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until every record before ``ends`` is applied."""
+        if self.holds(ends):
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiting.append((ends, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        return True
 
     def mark_synced(self, at_ms: int) -> None:
         """Every campaigns record the broker held at ``at_ms`` has been applied."""
@@ -134,6 +170,7 @@ async def follow_campaigns(
         directory.ready,
         directory.mark_synced,
         fetch_max_wait_ms=500,
+        on_fetched=directory.note_applied,
     )
 
 

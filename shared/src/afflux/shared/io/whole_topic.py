@@ -22,6 +22,8 @@ from afflux.shared.io.kafka import stop_consumer
 OnRecord = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 # Told the wall-clock time (ms) as of which every record of the topic has been handed over.
 OnSynced = Callable[[int], None]
+# Told, after each fetch answer was handed over whole, partition -> the offset after it.
+OnFetched = Callable[[dict[int, int]], None]
 
 
 async def follow_whole_topic(
@@ -31,6 +33,7 @@ async def follow_whole_topic(
     ready: asyncio.Event,
     on_synced: OnSynced | None = None,
     fetch_max_wait_ms: int = 500,
+    on_fetched: OnFetched | None = None,
 ) -> None:
     """Hand every record of ``topic`` to ``on_record``; set ``ready`` once every partition
     has been read up to the high watermark its first fetches reported. Whenever every
@@ -55,6 +58,8 @@ async def follow_whole_topic(
                 for record in records:
                     consumed[tp] = record.offset + 1
                     await on_record(record)
+            if on_fetched is not None and batches:
+                on_fetched({tp.partition: consumed[tp] for tp in batches if tp in consumed})
             if (on_synced is not None or not ready.is_set()) and caught_up(consumer, consumed):
                 ready.set()
                 if on_synced is not None:

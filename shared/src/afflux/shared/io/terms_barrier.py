@@ -1,0 +1,116 @@
+"""Deciding an order only once the campaign view holds every terms version published
+before it.
+
+The worker decides an order under the terms in force at its event time, and an order
+that names a known click or a creator's code is decided at once. Its campaign view
+follows the ``campaigns`` topic on its own, a fetch behind: a version published just
+before the order (a coupon given to another creator from now on) was not read yet, and
+the order went to the old version's creator for good (6 of 20 orders sent right after
+a new version, on the embedded broker), while the oracle, reading event times alone,
+gave it to the new one.
+
+So before a batch holding orders is applied, the barrier asks the broker for the
+``campaigns`` partitions' end offsets (ListOffsets: one round trip) and waits until the
+view has applied everything before them. The view notes what it applied only once a
+whole fetch answer is applied, so always at a batch's end: the embedded broker answers
+ListOffsets with the last batch's first offset + 1 when a batch holds several records,
+and a view that has applied past that has applied the whole batch. When no version
+came meanwhile (nearly always), the view already holds them: one round trip and no
+wait. An ask started after the batch's records were fetched covers them; concurrent
+batches share it.
+
+Bounded as ``TermsRecheck`` is: a wait ends after ``wait_s``, and waiting never takes
+more than a share of the time (a broker that does not answer, a view that does not
+follow, slow the worker by at most that much); an ask that fails is logged and the
+batch goes on with the view as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import stop_consumer, topic_partitions
+from afflux.shared.io.terms_recheck import WAIT_S, WAIT_SHARE, WINDOW_S
+from afflux.shared.topics import CAMPAIGNS
+
+log = logging.getLogger(__name__)
+ASK_TIMEOUT_S = 2.0
+COUNTED_AFTER_S = 0.05  # a pass that took longer counts toward the share of waiting
+
+
+class TermsBarrier:
+    def __init__(
+        self,
+        directory: CampaignDirectory,
+        bootstrap: str,
+        wait_s: float = WAIT_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = directory
+        self.bootstrap = bootstrap
+        self.wait_s = wait_s
+        self.monotonic = monotonic
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._asked: tuple[float, asyncio.Task[dict[int, int]]] | None = None
+        self._waits: deque[tuple[float, float]] = deque()  # (start, end), monotonic s
+
+    async def passed(self, since: float) -> bool:
+        """Wait until the view holds every campaigns record the broker held at some time
+        after ``since`` (monotonic); False when it could not be known or waited for."""
+        if self._over_share():
+            return False
+        started = self.monotonic()
+        try:
+            asked = self._asked
+            if asked is None or asked[0] < since or (asked[1].done() and asked[1].exception()):
+                asked = (started, asyncio.ensure_future(self._ends()))
+                self._asked = asked
+            try:
+                ends = await asyncio.shield(asked[1])
+            except Exception as exc:  # the broker away: decide with the view as it is
+                log.warning("campaign terms end offsets not known (%s): not waited for", exc)
+                return False
+            if self.directory.holds(ends):
+                return True
+            left = max(0.0, self.wait_s - (self.monotonic() - started))
+            return await self.directory.applied_through(ends, left)
+        finally:
+            ended = self.monotonic()
+            if ended - started > COUNTED_AFTER_S:  # a round trip is not a wait
+                self._waits.append((started, ended))
+
+    async def close(self) -> None:
+        if self._asked is not None:
+            self._asked[1].cancel()
+            with contextlib.suppress(BaseException):
+                await self._asked[1]
+        if self._consumer is not None:
+            await stop_consumer(self._consumer)
+            self._consumer = None
+
+    async def _ends(self) -> dict[int, int]:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+            await asyncio.wait_for(consumer.start(), ASK_TIMEOUT_S)
+            self._consumer = consumer
+        if not self._partitions:
+            self._partitions = await topic_partitions(self._consumer, CAMPAIGNS.name)
+        found = await asyncio.wait_for(self._consumer.end_offsets(self._partitions), ASK_TIMEOUT_S)
+        return {tp.partition: int(offset) for tp, offset in found.items()}
+
+    def _over_share(self) -> bool:
+        since = self.monotonic() - WINDOW_S
+        waits = self._waits
+        while waits and waits[0][1] < since:
+            waits.popleft()
+        spent = sum(end - max(start, since) for start, end in waits)
+        return spent >= WAIT_SHARE * WINDOW_S
