@@ -293,3 +293,35 @@ def test_a_decline_takes_renewals_in_a_later_period_with_it(lock_days: int) -> N
     got = every_arrival_periods(items, versions(lock_days))
     assert of_line(got, "r1") == {}
     assert of_line(got, "r2") == {}
+
+
+def burst_versions() -> tuple[TermsVersion, ...]:
+    """10 % per sale; more than one of a creator's sales within an hour is held."""
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": CAMPAIGN,
+            "merchant_id": "m",
+            "currency": "EUR",
+            "lock_days": 5,
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+            "review": {"hold_on": ["burst"], "thresholds": {"burst_per_hour": 1}},
+        }
+    )
+    return (TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),)
+
+
+def sale_at(name: str, minute: int) -> ConversionFact:
+    return ConversionFact(
+        name, f"ev-{name}", f"o-{name}", CREATOR, "sale", None, 100_000, "EUR", False,
+        START + HOUR + minute * 60_000, 1,
+    )  # fmt: skip
+
+
+def test_a_reattributed_line_held_by_burst_is_judged_again_by_a_late_sale_before_it() -> None:
+    # Sale b, arriving last, makes l a burst again (b's 10:10 is in the hour before l's
+    # 10:30). The journal counts only current sales, so it never asked l again once l was
+    # taken back; the reference did, and l read as approved between its lock and the
+    # reattribution in the journal alone.
+    a, b, late = sale_at("a", 0), sale_at("b", 10), sale_at("l", 30)
+    got = every_arrival([a, late, reattributed(late, 240), b], burst_versions())
+    assert of_line(got, "l") == {}

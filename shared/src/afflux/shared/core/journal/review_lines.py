@@ -25,7 +25,7 @@ conversions of the hour after it.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -109,19 +109,23 @@ def counted_at(record: LineRecord) -> int:
 
 
 class ReviewBook:
-    """Each creator's current conversions by (time, line id): what ``burst`` counts."""
+    """Each creator's current conversions by (time, line id): what ``burst`` counts; and
+    their conversions taken back as reattributed, which it does not count but which stay
+    held by it (so the current ones in the hour before such a line still judge it)."""
 
     def __init__(self, versions: Sequence[TermsVersion]) -> None:
         self.active = any(v.terms.review is not None for v in versions)
         self.times: dict[str, list[tuple[int, str]]] = {}
+        self.gone: dict[str, list[tuple[int, str]]] = {}
 
     def load(self, records: Iterable[LineRecord]) -> None:
         if not self.active:
             return
         for record in records:
-            if record.conversion is not None and not rules.is_superseded(record):
-                self.times.setdefault(record.affiliate_id, []).append((record.time, record.line_id))
-        for keys in self.times.values():
+            if record.conversion is not None:
+                book = self.gone if rules.is_superseded(record) else self.times
+                book.setdefault(record.affiliate_id, []).append((record.time, record.line_id))
+        for keys in (*self.times.values(), *self.gone.values()):
             keys.sort()
 
     def judge(
@@ -147,18 +151,17 @@ class ReviewBook:
             if record.conversion is None:
                 continue
             keys = self.times.setdefault(record.affiliate_id, [])
+            gone = self.gone.setdefault(record.affiliate_id, [])
             key = (record.time, line_id)
-            index = bisect_left(keys, key)
-            present = index < len(keys) and keys[index] == key
             current = not rules.is_superseded(record)
-            if current and not present:
-                insort(keys, key)
-            elif present and not current:
-                del keys[index]
+            _place(keys, key, current)
+            _place(gone, key, not current)
             again.add(line_id)
             if burst:  # the conversions of the hour after it count it
-                end = bisect_left(keys, (record.time + BURST_WINDOW_MS, ""))
-                again.update(later for _, later in keys[bisect_right(keys, key) : end])
+                until = (record.time + BURST_WINDOW_MS, "")
+                for book in (keys, gone):
+                    end = bisect_left(book, until)
+                    again.update(later for _, later in book[bisect_right(book, key) : end])
         for line_id in sorted(again):
             self.rejudge(versions, lines[line_id], touch)
 
@@ -213,6 +216,16 @@ class ReviewBook:
         start = bisect_left(keys, (record.time - BURST_WINDOW_MS + 1, ""))
         end = bisect_right(keys, (record.time, record.line_id))
         return end - start > per_hour
+
+
+def _place(keys: list[tuple[int, str]], key: tuple[int, str], belongs: bool) -> None:
+    """``key`` in the sorted ``keys`` when it ``belongs`` there, else out of them."""
+    index = bisect_left(keys, key)
+    present = index < len(keys) and keys[index] == key
+    if belongs and not present:
+        keys.insert(index, key)
+    elif present and not belongs:
+        del keys[index]
 
 
 def line_time(record: LineRecord, approve_at: int) -> int:
