@@ -7,6 +7,7 @@ bounded."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -172,7 +173,7 @@ async def test_a_claim_takes_owners_in_turn_and_none_of_an_owner_without_room(
 async def test_done_retried_deferred_and_buried_jobs_leave_their_owners_queue(
     store: WebhookStore,
 ) -> None:
-    jobs = [owned("ep-1", n, "affiliate:c-1") for n in range(4)]
+    jobs = [owned("ep-1", n, "merchant:m-1") for n in range(4)]
     await store.enqueue([(j, 100) for j in jobs], now=100)
     claimed = await store.claim(now=100, lease_until=10_000, limit=10)
     assert len(claimed) == 3  # the queue of ep-1 holds 3 (the fixture's bound)
@@ -192,10 +193,12 @@ async def test_done_retried_deferred_and_buried_jobs_leave_their_owners_queue(
     assert await store.redis.zcard("afx:{wh}:owners") == 0  # nothing left scheduled
 
 
-async def test_jobs_scheduled_before_owner_queues_are_adopted_once_and_then_claimed(
+async def test_jobs_scheduled_by_an_earlier_version_are_adopted_at_start_and_claimed(
     store: WebhookStore,
 ) -> None:
-    # As an earlier version left them: in the schedule and the endpoint's count only.
+    # As an earlier version (or one rolled back to) leaves them: in the schedule and the
+    # endpoint's count only.
+    await store.add(endpoint("ep-1"))
     legacy = job("ep-1", 1)
     await store.redis.hset("afx:{wh}:jobs", legacy.webhook_id, legacy.encode())
     await store.redis.zadd("afx:{wh}:due", {legacy.webhook_id: 100})
@@ -203,8 +206,25 @@ async def test_jobs_scheduled_before_owner_queues_are_adopted_once_and_then_clai
     assert await store.claim(now=100, lease_until=10_000, limit=10) == []
 
     assert await store.adopt_unqueued() == 1
-    assert await store.adopt_unqueued() == 0  # once
+    assert await store.adopt_unqueued() == 1  # again (every start): changes nothing
     [claimed] = await store.claim(now=100, lease_until=10_000, limit=10)
-    assert claimed == legacy
+    assert claimed == dataclasses.replace(legacy, owner="merchant:m-1")
     await store.done(claimed)
     assert await store.pending() == 0
+    assert await store.redis.zcard("afx:{wh}:owners") == 0
+
+
+async def test_a_stored_job_names_no_owner_so_an_earlier_version_reads_it(
+    store: WebhookStore,
+) -> None:
+    """An earlier version built a job from every stored field: one it did not know (the
+    owner) made it raise, and its sender stopped on the first claim."""
+    await store.enqueue([(owned("ep-1", 1, "merchant:m-1"), 100)], now=100)
+    stored = await store.redis.hget("afx:{wh}:jobs", "msg-ep-1-1")
+    assert stored is not None
+    assert set(json.loads(stored)) == {
+        "webhook_id", "endpoint_id", "event_type", "event_id", "body", "enqueued_at",
+        "attempts", "last_error",
+    }  # fmt: skip
+    [claimed] = await store.claim(now=100, lease_until=10_000, limit=1)
+    assert claimed.owner == "merchant:m-1"  # told by the queue it was claimed from

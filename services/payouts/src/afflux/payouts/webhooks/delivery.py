@@ -145,7 +145,7 @@ class Deliverer:
                     started = 0
                     if free > 0:
                         try:
-                            if not adopted:  # jobs scheduled before owner queues existed
+                            if not adopted:  # jobs an earlier version scheduled
                                 await self.store.adopt_unqueued()
                                 adopted = True
                             jobs = await self._claim(free, lease_ms)

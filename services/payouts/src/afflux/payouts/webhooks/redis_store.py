@@ -16,6 +16,7 @@ delivery waited behind all of it (6,000 deliveries: 20-80 s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +34,6 @@ ENDPOINTS = PREFIX + "endpoints"
 JOBS = PREFIX + "jobs"
 DUE = PREFIX + "due"
 OWNERS = PREFIX + "owners"
-QUEUES_ADOPTED = PREFIX + "owner-queues"  # set once ``adopt_unqueued`` has run
 
 
 def owner_key(kind: str, owner_id: str) -> str:
@@ -73,19 +73,34 @@ class Job:
     enqueued_at: int
     attempts: int = 0
     last_error: str = ""
-    owner: str = ""  # owner_token of its endpoint's owner; "" for jobs from before owners
+    # The owner queue it waits in (``owner_token`` of its endpoint's owner): known to the
+    # process that schedules or claims it, never stored in the job itself, so a sender of
+    # an earlier version (a rolling deploy, a rollback) still reads every job.
+    owner: str = ""
 
     @property
     def queue_owner(self) -> str:
-        """The queue it waits in: its owner's, or its endpoint's for a job without one."""
-        return self.owner or f"endpoint:{self.endpoint_id}"
+        """The queue it waits in: its owner's, or its endpoint's when the owner is unknown
+        (an endpoint whose record cannot be read)."""
+        return self.owner or endpoint_queue(self.endpoint_id)
+
+    def stored(self) -> dict[str, Any]:
+        fields = asdict(self)
+        del fields["owner"]
+        return fields
 
     def encode(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self.stored(), separators=(",", ":"))
 
     @classmethod
-    def decode(cls, raw: bytes | str) -> Job:
-        return cls(**json.loads(raw))
+    def decode(cls, raw: bytes | str, owner: str = "") -> Job:
+        fields = json.loads(raw)
+        fields.pop("owner", None)
+        return cls(**fields, owner=owner)
+
+
+def endpoint_queue(endpoint_id: str) -> str:
+    return f"endpoint:{endpoint_id}"
 
 
 # KEYS: endpoints, owner set; ARGV: id, endpoint json, max per owner
@@ -130,7 +145,8 @@ return 1
 )
 
 # KEYS: due, jobs, owners, then one queue per owner
-# ARGV: now ms, lease until ms, how many, then per owner: its name, how many of its
+# ARGV: now ms, lease until ms, how many, then per owner: its name, how many of its.
+# Each claimed job as its owner, then the job.
 _CLAIM = (
     _REFRESH
     + """
@@ -146,6 +162,7 @@ for i = 4, #KEYS do
     if job then
       redis.call('ZADD', KEYS[1], ARGV[2], id)
       redis.call('ZADD', KEYS[i], ARGV[2], id)
+      table.insert(out, owner)
       table.insert(out, job)
       left = left - 1
     else
@@ -215,7 +232,7 @@ return 1
 )
 
 # KEYS: due, owner queue, owners; ARGV: owner, then id, due ms pairs (jobs in ``due``
-# before owner queues existed, see ``adopt_unqueued``)
+# only, scheduled by an earlier version: see ``adopt_unqueued``)
 _ADOPT = (
     _REFRESH
     + """
@@ -230,7 +247,7 @@ return 1
 
 
 def dead_entry(job: Job, reason: str, failed_at: int) -> str:
-    entry = asdict(job) | {"reason": reason, "failed_at": failed_at}
+    entry = job.stored() | {"reason": reason, "failed_at": failed_at}
     return json.dumps(entry, separators=(",", ":"))
 
 
@@ -297,16 +314,16 @@ class WebhookStore:
         if endpoint is None:
             return False
         waiting = [m.decode() for m in await self.redis.zrange(queue_key(endpoint_id), 0, -1)]
-        by_owner: dict[str, list[str]] = {}
-        for webhook_id, raw in zip(waiting, await self._jobs(waiting), strict=True):
-            owner = _queue_owner(raw, endpoint_id)
-            by_owner.setdefault(owner, []).append(webhook_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(ENDPOINTS, endpoint_id)
         pipe.srem(owner_key(endpoint.owner_kind, endpoint.owner_id), endpoint_id)
-        for owner, ids in by_owner.items():
-            keys = [JOBS, DUE, owner_queue_key(owner), OWNERS]
-            pipe.eval(_FORGET, len(keys), *keys, owner, *ids)
+        if waiting:  # in its owner's queue, or its own (adopted while unreadable)
+            for owner in (
+                owner_token(endpoint.owner_kind, endpoint.owner_id),
+                endpoint_queue(endpoint_id),
+            ):
+                keys = [JOBS, DUE, owner_queue_key(owner), OWNERS]
+                pipe.eval(_FORGET, len(keys), *keys, owner, *waiting)
         pipe.delete(queue_key(endpoint_id), dead_key(endpoint_id))
         await pipe.execute()
         return True
@@ -397,7 +414,8 @@ class WebhookStore:
         for owner, take in chosen:
             args += [owner, take]
         raw = await self._eval(_CLAIM, keys, args)
-        return [Job.decode(r) for r in raw]
+        pairs = zip(raw[::2], raw[1::2], strict=True)
+        return [Job.decode(job, owner.decode()) for owner, job in pairs]
 
     async def defer(self, due: Sequence[tuple[Job, int]]) -> None:
         """Move claimed deliveries' due times (no attempt counted); one gone meanwhile
@@ -436,33 +454,46 @@ class WebhookStore:
 
     async def adopt_unqueued(self, chunk: int = 500) -> int:
         """Put every job scheduled in ``due`` into its owner's queue (those there already
-        stay as they are); how many were looked at. Jobs scheduled before owner queues
-        existed are only in ``due``, and the claim reads the owners' queues: a sender
-        runs this once at start (then marks it done), before it claims."""
-        if await self.redis.get(QUEUES_ADOPTED):
-            return 0
-        seen, start = 0, 0
+        stay as they are); how many were looked at. A sender of an earlier version
+        schedules in ``due`` only (before an upgrade, or during a rollback), and the claim
+        reads the owners' queues: a sender runs this at start, before it claims. ``ZSCAN``
+        returns every member present from start to end, however the set changes meanwhile
+        (claims move scores, removals delete members)."""
+        seen = 0
+        cursor = 0
         while True:
-            found = await self.redis.zrange(DUE, start, start + chunk - 1, withscores=True)
-            if not found:
-                break
-            ids = [member.decode() for member, _ in found]
-            by_owner: dict[str, list[Any]] = {}
-            for (webhook_id, (_, due)), raw in zip(
-                zip(ids, found, strict=True), await self._jobs(ids), strict=True
-            ):
-                if raw is not None:
-                    owner = _queue_owner(raw, "")
-                    by_owner.setdefault(owner, []).extend([webhook_id, int(due)])
-            pipe = self.redis.pipeline(transaction=False)
-            for owner, pairs in by_owner.items():
-                keys = [DUE, owner_queue_key(owner), OWNERS]
-                pipe.eval(_ADOPT, len(keys), *keys, owner, *pairs)
-            await pipe.execute()
-            seen += len(found)
-            start += chunk
-        await self.redis.set(QUEUES_ADOPTED, 1)
-        return seen
+            cursor, found = await self.redis.zscan(DUE, cursor, count=chunk)
+            if found:
+                await self._adopt([(member.decode(), int(due)) for member, due in found])
+                seen += len(found)
+            if cursor == 0:
+                return seen
+
+    async def _adopt(self, scheduled: list[tuple[str, int]]) -> None:
+        ids = [webhook_id for webhook_id, _ in scheduled]
+        endpoint_of: dict[str, str] = {}
+        for webhook_id, raw in zip(ids, await self._jobs(ids), strict=True):
+            if raw is not None:
+                with contextlib.suppress(Exception):  # an unreadable job: claimed and dropped
+                    endpoint_of[webhook_id] = str(json.loads(raw)["endpoint_id"])
+        endpoints = await self.get_many(endpoint_of.values())
+        by_owner: dict[str, list[Any]] = {}
+        for webhook_id, due in scheduled:
+            endpoint_id = endpoint_of.get(webhook_id)
+            if endpoint_id is None:
+                continue
+            endpoint = endpoints.get(endpoint_id)
+            owner = (
+                owner_token(endpoint.owner_kind, endpoint.owner_id)
+                if endpoint is not None
+                else endpoint_queue(endpoint_id)
+            )
+            by_owner.setdefault(owner, []).extend([webhook_id, due])
+        pipe = self.redis.pipeline(transaction=False)
+        for owner, pairs in by_owner.items():
+            keys = [DUE, owner_queue_key(owner), OWNERS]
+            pipe.eval(_ADOPT, len(keys), *keys, owner, *pairs)
+        await pipe.execute()
 
     async def dead_letters(self, endpoint_id: str, limit: int = 100) -> list[dict[str, Any]]:
         raw = await self.redis.lrange(dead_key(endpoint_id), 0, max(0, limit - 1))
@@ -472,17 +503,6 @@ class WebhookStore:
         if endpoint_id is None:
             return int(await self.redis.zcard(DUE))
         return int(await self.redis.zcard(queue_key(endpoint_id)))
-
-
-def _queue_owner(raw: bytes | None, endpoint_id: str) -> str:
-    """The queue a stored job waits in (``Job.queue_owner``); an unreadable job's
-    endpoint's, so it is still found and dropped."""
-    if raw is not None:
-        try:
-            return Job.decode(raw).queue_owner
-        except Exception:  # damage of any shape: handled where the job is claimed
-            log.warning("webhook job under endpoint %s cannot be read", endpoint_id)
-    return f"endpoint:{endpoint_id}"
 
 
 def _endpoint(raw: bytes | str) -> Endpoint:
