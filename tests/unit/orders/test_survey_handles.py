@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from afflux.orders.rules import OrderRequest, SurveyRequest
+from afflux.shared.core.terms import normalize_coupon, normalize_handle
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +37,15 @@ CASES = [
     Case("@\ufeffdeestyle", True),  # a byte order mark
     Case("dee\x85style", True),  # a C1 control
     Case("ดี สไตล์", False),  # not ASCII, with a space inside
+    Case("@jose\u0301", False),  # a buyer's keyboard may decompose: still a handle
 ]
+
+
+def test_a_handle_or_code_typed_decomposed_is_the_composed_one() -> None:
+    """Compared as the campaign's terms hold them: "josé" typed with a combining accent
+    named nobody, "ÉTÉ" typed so was no code."""
+    assert normalize_handle("@Jose\u0301") == normalize_handle("jos\u00e9")
+    assert normalize_coupon(" e\u0301te\u0301 ") == normalize_coupon("\u00c9T\u00c9")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: ascii(c.handle)[:24])

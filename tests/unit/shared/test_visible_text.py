@@ -9,7 +9,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from afflux.shared.core.visible_text import invisible_character, visible
+from afflux.shared.core.visible_text import (
+    invisible_character,
+    new_id_problem,
+    visible,
+    visible_new_id,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +57,10 @@ REFUSED = [
     Refused("o-1\ufe0f", "contains U+FE0F (a character that shows as nothing)"),
     Refused("o-1\u3164", "contains U+3164 (a character that shows as nothing)"),
     Refused("o-1\U000e0100", "contains U+E0100 (a character that shows as nothing)"),
-    # not in NFC: the composed form looks the same and was another id (paid twice)
+]
+
+NOT_NFC = [
+    # the composed form looks the same and was another order id (paid twice)
     Refused(
         "commande-e\u0301te\u0301",
         "is not in Unicode normalization form C (NFC) at character 11 (U+0301): its NFC form"
@@ -64,6 +72,21 @@ REFUSED = [
         " looks the same and is another id; send ids NFC-normalized",
     ),
 ]
+
+
+@pytest.mark.parametrize("case", NOT_NFC, ids=lambda c: ascii(c.text))
+def test_a_new_id_not_in_nfc_is_refused_naming_where(case: Refused) -> None:
+    assert new_id_problem(case.text) == case.reason
+    with pytest.raises(ValueError, match=f"^{re.escape(case.reason)}$"):
+        visible_new_id(case.text)
+    # Text naming what is there already (a handle, a visitor) is not refused for it.
+    assert invisible_character(case.text) is None
+
+
+def test_a_new_id_is_refused_for_an_invisible_character_first() -> None:
+    assert new_id_problem("e\u0301\u200b") == "contains U+200B (an invisible format character)"
+    assert new_id_problem("\u00e9t\u00e9") is None
+    assert new_id_problem("o-1") is None
 
 
 @pytest.mark.parametrize("case", REFUSED, ids=lambda c: ascii(c.text))
@@ -80,7 +103,7 @@ ALLOWED = [
     "Bestellung 7 ö",  # letters of any script, a space inside
     "\u6ce8\u6587-\uff17",  # CJK and a fullwidth digit are visible
     "\u0637\u0644\u0628-\u0667",  # Arabic letters and an Arabic-Indic digit
-    "x\u0301",  # a combining accent (Mn) shows on its letter (no composed x-acute)
+    "e\u0301",  # a combining accent (Mn) shows on its letter
     "\u00e9t\u00e9",  # composed accents (NFC)
     "o\u00a01",  # a no-break space shows as a space
     "~!@#$%^&*()_+{}|:<>?`-=[]\\;',./\"",  # every ASCII punctuation

@@ -24,7 +24,7 @@ from afflux.shared.core.terms import (
     normalize_coupon,
     normalize_handle,
 )
-from afflux.shared.core.visible_text import invisible_character
+from afflux.shared.core.visible_text import invisible_character, new_id_problem
 from afflux.shared.events import (
     MAX_ORDER_ITEMS,
     EventTime,
@@ -63,7 +63,7 @@ def _plain_id(value: str) -> str:
     (``afflux.shared.core.visible_text``)."""
     if value != value.strip():
         raise ValueError("leading or trailing whitespace")
-    problem = invisible_character(value)
+    problem = new_id_problem(value)
     if problem is not None:
         raise ValueError(problem)
     return value

@@ -18,10 +18,13 @@ nothing too: the combining grapheme joiner U+034F, variation selectors (U+180B t
 U+180F, U+FE00 to U+FE0F, U+E0100 to U+E01EF), the Khmer inherent vowels U+17B4 and
 U+17B5, and the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0.
 
-Letters and digits of any script, other marks and spaces inside an id stay allowed, in
-Unicode normalization form C (NFC) only: "été" written with U+00E9 and with "e" and the
-combining acute U+0301 is the same text, shown the same, and was two ids (a retry from
-a system that decomposes text, as macOS file names do, was paid as a second order).
+Letters and digits of any script, other marks and spaces inside an id stay allowed.
+A **new** id (an order's, a refund's, a renewal's, a content's: ``new_id_problem``) must
+also be in Unicode normalization form C (NFC): "été" written with U+00E9 and with "e"
+and the combining acute U+0301 is the same text, shown the same, and was two ids (a
+retry from a system that decomposes text, as macOS file names do, was paid as a second
+order). Text that names something already there (a visitor, a click, a creator, a
+handle) is compared as its owner normalizes it instead, and is not refused for it.
 
 Pure: only ``unicodedata``.
 """
@@ -70,6 +73,15 @@ def invisible_character(text: str) -> str | None:
             kind = "a character that shows as nothing"
         if kind is not None:
             return f"contains U+{ord(char):04X} ({kind})"
+    return None
+
+
+def new_id_problem(text: str) -> str | None:
+    """Why ``text`` may not be a new id: an invisible character (``invisible_character``),
+    or text not in NFC, named at its first character that is not; None when neither."""
+    problem = invisible_character(text)
+    if problem is not None or text.isascii():
+        return problem
     if not unicodedata.is_normalized("NFC", text):
         at = next(
             i for i in range(len(text)) if not unicodedata.is_normalized("NFC", text[: i + 1])
@@ -86,6 +98,15 @@ def visible(text: str) -> str:
     """``text`` unchanged, or ValueError saying which character is refused (a pydantic
     ``AfterValidator``)."""
     problem = invisible_character(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+def visible_new_id(text: str) -> str:
+    """``text`` unchanged, or ValueError saying why it may not be a new id (a pydantic
+    ``AfterValidator``)."""
+    problem = new_id_problem(text)
     if problem is not None:
         raise ValueError(problem)
     return text

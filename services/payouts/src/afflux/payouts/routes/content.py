@@ -53,7 +53,7 @@ from afflux.shared.core.content import (
 )
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.visible_text import visible
+from afflux.shared.core.visible_text import visible, visible_new_id
 from afflux.shared.events import (
     ContentId,
     ContentKind,
@@ -88,7 +88,7 @@ E = TypeVar("E", bound=Envelope)
 # character) would be a second content that looks like the first, its engagement paid
 # twice, or a creator nobody sees. Only here, where content enters: the topic's own
 # records still decode as ``ContentPublished`` has always decoded them.
-NewContentId = Annotated[ContentId, AfterValidator(visible)]
+NewContentId = Annotated[ContentId, AfterValidator(visible_new_id)]
 VisibleId = Annotated[Id, AfterValidator(visible)]
 
 
