@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from afflux.orders.broker_watch import SendState, SendWatch, verdict
 
@@ -73,3 +74,14 @@ def test_a_cancelled_send_says_nothing_and_the_oldest_waiting_send_is_shown() ->
         12.0,
         "TimeoutError",
     )
+
+
+def test_a_record_the_broker_refuses_for_itself_is_an_answer_not_an_outage() -> None:
+    """A record too large is refused by a broker that answers: counted as a failure, a
+    quiet service said 503 for ten seconds."""
+    now = [5.0]
+    watch = SendWatch(clock=lambda: now[0])
+    watch.end(watch.begin(), MessageSizeTooLargeError())
+    assert (watch.state().last_failed, watch.state().last_acknowledged) == (None, 5.0)
+    watch.end(watch.begin(), KafkaConnectionError())
+    assert watch.state().last_failed == 5.0

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from afflux.shared.io.kafka import broker_away
+
 STALL_AFTER_S = 2.0
 FAILURE_SHOWN_S = 10.0
 FRESH_S = 5.0
@@ -78,9 +80,11 @@ class SendWatch:
         return token
 
     def end(self, token: int, error: BaseException | None) -> None:
-        """The send acknowledged (``error`` None) or failed with ``error``."""
+        """The send acknowledged (``error`` None) or failed with ``error``. A failure that
+        refuses the record itself (too large, say) is the broker answering: it counts as
+        an acknowledgement (``broker_away`` tells them apart)."""
         self._waiting.pop(token, None)
-        if error is None:
+        if error is None or not broker_away(error):
             self._acknowledged = self._clock()
         else:
             self._failed = self._clock()

@@ -16,8 +16,9 @@ whole fetch answer is applied, so always at a batch's end: the embedded broker a
 ListOffsets with the last batch's first offset + 1 when a batch holds several records,
 and a view that has applied past that has applied the whole batch. When no version
 came meanwhile (nearly always), the view already holds them: one round trip and no
-wait. An ask started after the batch's records were fetched covers them; concurrent
-batches share it.
+wait. An ask started after a batch's records were fetched covers them: a batch shares
+an ask only with batches fetched before it started, so under load it is one round trip
+per batch.
 
 Bounded as ``TermsRecheck`` is: a wait ends after ``wait_s``, and waiting never takes
 more than a share of the time (a broker that does not answer, a view that does not
@@ -100,7 +101,12 @@ class TermsBarrier:
     async def _ends(self) -> dict[int, int]:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
-            await asyncio.wait_for(consumer.start(), ASK_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(consumer.start(), ASK_TIMEOUT_S)
+            except BaseException:
+                with contextlib.suppress(Exception):  # half started: its client closed
+                    await stop_consumer(consumer)
+                raise
             self._consumer = consumer
         if not self._partitions:
             self._partitions = await topic_partitions(self._consumer, CAMPAIGNS.name)
