@@ -228,3 +228,32 @@ async def test_a_stored_job_names_no_owner_so_an_earlier_version_reads_it(
     }  # fmt: skip
     [claimed] = await store.claim(now=100, lease_until=10_000, limit=1)
     assert claimed.owner == "merchant:m-1"  # told by the queue it was claimed from
+
+
+async def test_a_job_an_earlier_version_leased_or_retried_in_due_alone_is_not_claimed_again(
+    store: WebhookStore,
+) -> None:
+    """A sender of an earlier version moves a job in ``due`` only (its lease, its retry's
+    backoff): the owner's queue still said due, and a sender of this version sent the
+    job again while the other was sending it."""
+    await store.add(endpoint("ep-1"))
+    await store.enqueue([(owned("ep-1", 1, "merchant:m-1"), 100)], now=100)
+    await store.redis.zadd("afx:{wh}:due", {"msg-ep-1-1": 50_000})  # leased elsewhere
+    assert await store.claim(now=1_000, lease_until=10_000, limit=10) == []
+    [claimed] = await store.claim(now=50_000, lease_until=90_000, limit=10)
+    assert claimed.webhook_id == "msg-ep-1-1"
+
+
+async def test_a_job_whose_endpoint_cannot_be_read_is_adopted_only_once_it_can(
+    store: WebhookStore,
+) -> None:
+    legacy = job("ep-1", 1)
+    await store.redis.hset("afx:{wh}:jobs", legacy.webhook_id, legacy.encode())
+    await store.redis.zadd("afx:{wh}:due", {legacy.webhook_id: 100})
+    await store.redis.hset(ENDPOINTS, "ep-1", b"not json")
+    await store.adopt_unqueued()
+    assert await store.redis.zcard("afx:{wh}:owners") == 0  # in no queue of its own
+    await store.redis.hdel(ENDPOINTS, "ep-1")
+    await store.add(endpoint("ep-1"))
+    await store.adopt_unqueued()
+    assert await store.redis.zrange("afx:{wh}:owners", 0, -1) == [b"merchant:m-1"]

@@ -76,12 +76,12 @@ def test_a_cancelled_send_says_nothing_and_the_oldest_waiting_send_is_shown() ->
     )
 
 
-def test_a_record_the_broker_refuses_for_itself_is_an_answer_not_an_outage() -> None:
-    """A record too large is refused by a broker that answers: counted as a failure, a
-    quiet service said 503 for ten seconds."""
+def test_a_record_refused_for_itself_is_neither_an_outage_nor_an_acknowledgement() -> None:
+    """A record too large says nothing of the broker: counted as a failure, a quiet
+    service said 503 for ten seconds; counted as an acknowledgement, it would hide one."""
     now = [5.0]
     watch = SendWatch(clock=lambda: now[0])
     watch.end(watch.begin(), MessageSizeTooLargeError())
-    assert (watch.state().last_failed, watch.state().last_acknowledged) == (None, 5.0)
+    assert (watch.state().last_failed, watch.state().last_acknowledged) == (None, None)
     watch.end(watch.begin(), KafkaConnectionError())
     assert watch.state().last_failed == 5.0

@@ -80,13 +80,15 @@ class SendWatch:
         return token
 
     def end(self, token: int, error: BaseException | None) -> None:
-        """The send acknowledged (``error`` None) or failed with ``error``. A failure that
-        refuses the record itself (too large, say) is the broker answering: it counts as
-        an acknowledgement (``broker_away`` tells them apart)."""
+        """The send acknowledged (``error`` None) or failed with ``error``. Only a failure
+        that says the broker is away counts (``broker_away``): one that refuses the record
+        itself (too large) or comes from this process (a producer closing) says nothing
+        of the broker either way; counted as a failure, a quiet service said 503 for ten
+        seconds."""
         self._waiting.pop(token, None)
-        if error is None or not broker_away(error):
+        if error is None:
             self._acknowledged = self._clock()
-        else:
+        elif broker_away(error):
             self._failed = self._clock()
             self._error = type(error).__name__
 

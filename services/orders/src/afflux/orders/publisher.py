@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.orders.broker_watch import SendWatch
 from afflux.shared.events import Envelope
-from afflux.shared.io.kafka import partition_for, send_chunks
+from afflux.shared.io.kafka import broker_away, partition_for, send_chunks
 from afflux.shared.wire import Chunk, chunk_by_partition, encode
 
 Waiter = asyncio.Future[None]
@@ -134,7 +134,10 @@ class Publisher:
             self.watch.end(token, error)
             raise
         failures = [o for o in outcome if isinstance(o, Exception)]
-        self.watch.end(token, failures[0] if failures else None)
+        # The broker away in any chunk is what the watch must hear of, not a chunk refused.
+        away = [f for f in failures if broker_away(f)]
+        shown = away or failures
+        self.watch.end(token, shown[0] if shown else None)
         return outcome
 
     async def _send(self, topic: str, chunk: Chunk[Waiter]) -> None:

@@ -157,9 +157,10 @@ class SurveyRequest(_Request):
 
 
 def _names_a_creator(affiliate_id: str | None) -> str | None:
-    """An affiliate id with an invisible character looks like a creator's yet names
-    nobody, and as an order's first answer it would stand for good: refused."""
-    problem = None if affiliate_id is None else invisible_character(affiliate_id)
+    """An affiliate id with an invisible character, or not in NFC, looks like a
+    creator's yet names nobody, and as an order's first answer it would stand for good:
+    refused."""
+    problem = None if affiliate_id is None else new_id_problem(affiliate_id)
     if problem is not None:
         raise ValueError(f"affiliate_id: {problem}")
     return affiliate_id

@@ -11,7 +11,6 @@ already on the topic, which must still load on a replay.
 from __future__ import annotations
 
 import re
-import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -233,18 +232,16 @@ class SurveyTerms(_Frozen):
 
 
 def normalize_handle(handle: str) -> str:
-    """How handles are compared: trimmed, without a leading @, case-insensitive, in
-    Unicode NFC ("josé" typed with a combining accent is the same handle)."""
-    return unicodedata.normalize("NFC", handle.strip().lstrip("@").casefold())
+    """How handles are compared: trimmed, without a leading @, case-insensitive."""
+    return handle.strip().lstrip("@").casefold()
 
 
 def normalize_coupon(code: str) -> str:
     """How coupon codes are compared: trimmed, case-insensitive (upper-cased, so codes
     are stored and shown as brands usually print them). The one rule for a campaign's
     codes and an order's ``coupon_code`` alike, and for refusing terms that give one
-    code twice (afflux.shared.core.terms_checks); in Unicode NFC, so a code typed with
-    a combining accent is the code printed with the accented letter."""
-    return unicodedata.normalize("NFC", code.strip().upper())
+    code twice (afflux.shared.core.terms_checks)."""
+    return code.strip().upper()
 
 
 class CampaignTerms(_Frozen):

@@ -23,8 +23,10 @@ A **new** id (an order's, a refund's, a renewal's, a content's: ``new_id_problem
 also be in Unicode normalization form C (NFC): "été" written with U+00E9 and with "e"
 and the combining acute U+0301 is the same text, shown the same, and was two ids (a
 retry from a system that decomposes text, as macOS file names do, was paid as a second
-order). Text that names something already there (a visitor, a click, a creator, a
-handle) is compared as its owner normalizes it instead, and is not refused for it.
+order). So must a creator's affiliate id where it is named (a survey answer, content):
+decomposed it looks like a creator and names nobody. Text that names what another
+service made (a visitor, a click) or that a buyer types (a handle) is not refused for
+it: it matches what it matches, as before.
 
 Pure: only ``unicodedata``.
 """

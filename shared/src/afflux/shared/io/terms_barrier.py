@@ -99,18 +99,26 @@ class TermsBarrier:
             self._consumer = None
 
     async def _ends(self) -> dict[int, int]:
+        """The ``campaigns`` partitions' end offsets, within ``ASK_TIMEOUT_S`` in all."""
+        return await asyncio.wait_for(self._ask(), ASK_TIMEOUT_S)
+
+    async def _ask(self) -> dict[int, int]:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
             try:
-                await asyncio.wait_for(consumer.start(), ASK_TIMEOUT_S)
+                await consumer.start()
             except BaseException:
                 with contextlib.suppress(Exception):  # half started: its client closed
                     await stop_consumer(consumer)
                 raise
             self._consumer = consumer
         if not self._partitions:
-            self._partitions = await topic_partitions(self._consumer, CAMPAIGNS.name)
-        found = await asyncio.wait_for(self._consumer.end_offsets(self._partitions), ASK_TIMEOUT_S)
+            self._partitions = await topic_partitions(
+                self._consumer, CAMPAIGNS.name, timeout_s=ASK_TIMEOUT_S / 2
+            )
+            if not self._partitions:
+                raise LookupError(f"no partitions of {CAMPAIGNS.name} known yet")
+        found = await self._consumer.end_offsets(self._partitions)
         return {tp.partition: int(offset) for tp, offset in found.items()}
 
     def _over_share(self) -> bool:

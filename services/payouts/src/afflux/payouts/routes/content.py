@@ -53,7 +53,7 @@ from afflux.shared.core.content import (
 )
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.visible_text import visible, visible_new_id
+from afflux.shared.core.visible_text import visible_new_id
 from afflux.shared.events import (
     ContentId,
     ContentKind,
@@ -89,7 +89,9 @@ E = TypeVar("E", bound=Envelope)
 # twice, or a creator nobody sees. Only here, where content enters: the topic's own
 # records still decode as ``ContentPublished`` has always decoded them.
 NewContentId = Annotated[ContentId, AfterValidator(visible_new_id)]
-VisibleId = Annotated[Id, AfterValidator(visible)]
+# The creator it names, compared as the terms hold it: in NFC like every id made here,
+# so one written decomposed names nobody though it looks like a creator (refused).
+VisibleId = Annotated[Id, AfterValidator(visible_new_id)]
 
 
 class ContentBody(BaseModel):

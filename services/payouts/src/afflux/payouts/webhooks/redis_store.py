@@ -159,15 +159,20 @@ for i = 4, #KEYS do
   local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'LIMIT', 0, take)
   for _, id in ipairs(ids) do
     local job = redis.call('HGET', KEYS[2], id)
-    if job then
+    local due = redis.call('ZSCORE', KEYS[1], id)
+    if not job or not due then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[i], id)
+    elseif tonumber(due) > tonumber(ARGV[1]) then
+      -- moved in due alone (leased or retried by a sender of an earlier version): due
+      -- is the schedule, the owner's queue follows it
+      redis.call('ZADD', KEYS[i], due, id)
+    else
       redis.call('ZADD', KEYS[1], ARGV[2], id)
       redis.call('ZADD', KEYS[i], ARGV[2], id)
       table.insert(out, owner)
       table.insert(out, job)
       left = left - 1
-    else
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('ZREM', KEYS[i], id)
     end
   end
   refresh(KEYS[3], KEYS[i], owner)
@@ -479,15 +484,13 @@ class WebhookStore:
         endpoints = await self.get_many(endpoint_of.values())
         by_owner: dict[str, list[Any]] = {}
         for webhook_id, due in scheduled:
-            endpoint_id = endpoint_of.get(webhook_id)
-            if endpoint_id is None:
+            endpoint = endpoints.get(endpoint_of.get(webhook_id, ""))
+            if endpoint is None:
+                # Removed (its deliveries go with it) or its record unreadable: adopted
+                # at a later start, into its owner's queue, never one of its own (which
+                # would hold it twice once the record reads again).
                 continue
-            endpoint = endpoints.get(endpoint_id)
-            owner = (
-                owner_token(endpoint.owner_kind, endpoint.owner_id)
-                if endpoint is not None
-                else endpoint_queue(endpoint_id)
-            )
+            owner = owner_token(endpoint.owner_kind, endpoint.owner_id)
             by_owner.setdefault(owner, []).extend([webhook_id, due])
         pipe = self.redis.pipeline(transaction=False)
         for owner, pairs in by_owner.items():
