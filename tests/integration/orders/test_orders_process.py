@@ -10,15 +10,18 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
-from afflux.cli.processes import free_port
+from afflux.cli.processes import Child, free_port
 from afflux.orders.app import create_app
 from afflux.orders.settings import OrdersSettings
 from afflux.orders.signing import sign
@@ -136,12 +139,14 @@ async def kafka_health(http: httpx.AsyncClient, says: str, limit_s: float = 30) 
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.slow
-async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
-    infra: Any, tmp_path: Path, broker_kind: BrokerKind
-) -> None:
+@asynccontextmanager
+async def on_own_broker(
+    infra: Any, work: Path, broker_kind: BrokerKind, produce_timeout_s: float
+) -> AsyncIterator[tuple[FastAPI, Child, OrdersSettings]]:
+    """The orders app, started, on a broker of its own (to stall or stop) with the
+    outage-shop campaign; the broker stopped afterwards."""
     port = free_port()
-    broker = start_chosen_broker(broker_kind, port, tmp_path)
+    broker = start_chosen_broker(broker_kind, port, work)
     bootstrap = f"127.0.0.1:{port}"
     terms = CampaignTerms(campaign_id="outage-shop", merchant_id="merchant-p", currency="EUR")
     settings = OrdersSettings.model_validate(
@@ -149,54 +154,7 @@ async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
             "kafka_bootstrap": bootstrap,
             "redis_url": infra.redis_url.rsplit("/", 1)[0] + "/2",
             "merchant_secrets": SECRETS,
-            "orders_produce_timeout_s": 60.0,
-            "orders_redis_prefix": f"afx:orders-health-{uuid.uuid4().hex[:6]}",
-        }
-    )
-    try:
-        await create_topics(bootstrap, 4)
-        await publish_terms(bootstrap, [(terms, 0)])
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            await asyncio.wait_for(app.state.directory.ready.wait(), 30)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
-                assert await kafka_health(http, "ok") == 200  # idle: the broker answered a probe
-
-                os.kill(broker.pid, signal.SIGSTOP)
-                try:
-                    body, headers = signed_order("o-stalled")
-                    order = asyncio.create_task(
-                        http.post("/v1/orders", content=body, headers=headers)
-                    )
-                    status = await kafka_health(http, "for the broker's acknowledgement")
-                    assert status == 503
-                    assert not order.done()
-                finally:
-                    os.kill(broker.pid, signal.SIGCONT)
-                assert (await order).status_code == 202
-                assert await kafka_health(http, "ok") == 200
-
-                broker.stop()  # and no order comes: the probe is what notices
-                assert await kafka_health(http, "metadata request") == 503
-    finally:
-        broker.stop()
-
-
-@pytest.mark.slow
-async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
-    infra: Any, tmp_path: Path, broker_kind: BrokerKind
-) -> None:
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, tmp_path)
-    bootstrap = f"127.0.0.1:{port}"
-    terms = CampaignTerms(campaign_id="outage-shop", merchant_id="merchant-p", currency="EUR")
-    settings = OrdersSettings.model_validate(
-        {
-            "kafka_bootstrap": bootstrap,
-            "redis_url": infra.redis_url.rsplit("/", 1)[0] + "/2",
-            "merchant_secrets": SECRETS,
-            "orders_produce_timeout_s": 2.0,
+            "orders_produce_timeout_s": produce_timeout_s,
             "orders_redis_prefix": f"afx:orders-outage-{uuid.uuid4().hex[:6]}",
         }
     )
@@ -206,20 +164,53 @@ async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             await asyncio.wait_for(app.state.directory.ready.wait(), 30)
-            broker.stop()
-            body, headers = signed_order("o-1")
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
-                response = await http.post("/v1/orders", content=body, headers=headers)
-
-            assert response.status_code == 503
-            assert response.headers["retry-after"] == "1"
-            assert response.json()["detail"][0]["field"] is None
-            redis = Redis.from_url(settings.redis_url)
-            try:
-                claim = f"{settings.orders_redis_prefix}:o:outage-shop:o-1"
-                assert await redis.hget(claim, "state") is None  # released: a retry is accepted
-            finally:
-                await redis.aclose()  # type: ignore[attr-defined]
+            yield app, broker, settings
     finally:
         broker.stop()
+
+
+@pytest.mark.slow
+async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
+    infra: Any, tmp_path: Path, broker_kind: BrokerKind
+) -> None:
+    async with on_own_broker(infra, tmp_path, broker_kind, 60.0) as (app, broker, _):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
+            assert await kafka_health(http, "ok") == 200  # idle: the broker answered a probe
+
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                body, headers = signed_order("o-stalled")
+                order = asyncio.create_task(http.post("/v1/orders", content=body, headers=headers))
+                status = await kafka_health(http, "for the broker's acknowledgement")
+                assert status == 503
+                assert not order.done()
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+            assert (await order).status_code == 202
+            assert await kafka_health(http, "ok") == 200
+
+            broker.stop()  # and no order comes: the probe is what notices
+            assert await kafka_health(http, "metadata request") == 503
+
+
+@pytest.mark.slow
+async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
+    infra: Any, tmp_path: Path, broker_kind: BrokerKind
+) -> None:
+    async with on_own_broker(infra, tmp_path, broker_kind, 2.0) as (app, broker, settings):
+        broker.stop()
+        body, headers = signed_order("o-1")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
+            response = await http.post("/v1/orders", content=body, headers=headers)
+
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["detail"][0]["field"] is None
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            claim = f"{settings.orders_redis_prefix}:o:outage-shop:o-1"
+            assert await redis.hget(claim, "state") is None  # released: a retry is accepted
+        finally:
+            await redis.aclose()  # type: ignore[attr-defined]

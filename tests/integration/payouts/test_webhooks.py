@@ -405,6 +405,21 @@ async def test_a_slow_endpoint_holds_its_share_of_the_sender_not_every_slot(
         await until(lambda: len(receiver.ids("/slow")) >= 8, 60, "the slow one served too")
 
 
+@contextlib.asynccontextmanager
+async def held_and_other(infra: Any) -> AsyncIterator[tuple[Harness, Program, Program, set[str]]]:
+    """A merchant with four endpoints whose requests are held until released, and another
+    merchant with one that answers at once (``/other``); the held requests never time out
+    during a test: they stay in flight."""
+    slow, other = new_program(), new_program()
+    slow_paths = {f"/slow-{n}" for n in range(4)}
+    receiver = Receiver(held_paths=slow_paths)
+    async with harness(infra, slow, receiver, more=[other], webhooks_timeout_s=60) as h:
+        for path in sorted(slow_paths):
+            await h.register("merchant", slow.merchant, path, ["conversion.attributed"])
+        await h.register("merchant", other.merchant, "/other", ["conversion.attributed"])
+        yield h, slow, other, slow_paths
+
+
 async def test_one_merchants_slow_endpoints_leave_another_merchants_deliveries_going(
     infra: Any,
 ) -> None:
@@ -412,14 +427,8 @@ async def test_one_merchants_slow_endpoints_leave_another_merchants_deliveries_g
     # that answers at once. With a quarter of the 16 slots per endpoint, the four took
     # every slot, and the other merchant's deliveries waited for them (9 to 59 s each,
     # with answers cut at the 10 s timeout). Per owner, the four share a quarter.
-    slow, other = new_program(), new_program()
-    slow_paths = {f"/slow-{n}" for n in range(4)}
-    receiver = Receiver(held_paths=slow_paths)
-    # The held requests must not time out during the test: they stay in flight.
-    async with harness(infra, slow, receiver, more=[other], webhooks_timeout_s=60) as h:
-        for path in sorted(slow_paths):
-            await h.register("merchant", slow.merchant, path, ["conversion.attributed"])
-        await h.register("merchant", other.merchant, "/other", ["conversion.attributed"])
+    async with held_and_other(infra) as (h, slow, other, slow_paths):
+        receiver = h.receiver
         slow_events = [conversion(slow, n) for n in range(8)]  # 32 deliveries, 4 endpoints
         await produce(infra.kafka_bootstrap, slow_events)
         share = 16 // 4
@@ -458,13 +467,8 @@ async def test_another_owners_delivery_does_not_wait_behind_a_held_owners_deep_b
     # held owner's 4,000 deliveries came back at every claim and went back a moment
     # later: a new delivery of another owner waited about 4,000 / 96 x 0.5 s (20 s and
     # more). Claimed owner by owner, the held owner (at its share) is passed over.
-    slow, other = new_program(), new_program()
-    slow_paths = {f"/slow-{n}" for n in range(4)}
-    receiver = Receiver(held_paths=slow_paths)
-    async with harness(infra, slow, receiver, more=[other], webhooks_timeout_s=60) as h:
-        for path in sorted(slow_paths):
-            await h.register("merchant", slow.merchant, path, ["conversion.attributed"])
-        await h.register("merchant", other.merchant, "/other", ["conversion.attributed"])
+    async with held_and_other(infra) as (h, slow, other, slow_paths):
+        receiver = h.receiver
         backlog = [conversion(slow, n) for n in range(1_000)]
         await produce(infra.kafka_bootstrap, backlog)
         loop = asyncio.get_running_loop()

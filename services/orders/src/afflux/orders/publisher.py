@@ -110,16 +110,11 @@ class Publisher:
     async def _send_one(
         self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]] | None
     ) -> None:
-        token = self.watch.begin()
-        try:
+        async def acknowledged() -> tuple[()]:
             await (await self.producer.send(topic, value, key=key, headers=headers))
-        except asyncio.CancelledError:
-            self.watch.abandon(token)
-            raise
-        except Exception as error:
-            self.watch.end(token, error)
-            raise
-        self.watch.end(token, None)
+            return ()
+
+        await self._watched(acknowledged())
 
     async def _watched(self, sending: Awaitable[Outcome]) -> Outcome:
         """``sending`` counted in and out by the watch: failed if it raised or any of its

@@ -29,6 +29,39 @@ class UnknownCampaign(LookupError):
     pass
 
 
+class _Waiters:
+    """Who waits for a condition on the view, woken when a change makes it hold."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+
+    def wake(self) -> None:
+        still = []
+        for met, waiter in self._waiting:
+            if waiter.done():
+                continue
+            if met():
+                waiter.set_result(None)
+            else:
+                still.append((met, waiter))
+        self._waiting = still
+
+    async def until(self, met: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until ``met()``; False when it did not."""
+        if met():
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((met, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        return True
+
+
 class CampaignDirectory:
     """campaign_id -> versions; ``apply`` is pure bookkeeping, ``run`` feeds it from Kafka."""
 
@@ -39,24 +72,16 @@ class CampaignDirectory:
         # Wall-clock ms as of which every campaigns record on the broker has been applied
         # (0: not known yet), and who waits for it to pass a time.
         self.synced_at_ms = 0
-        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         # Partition -> the offset after the last record applied, noted once a whole
-        # fetch answer is applied (so always at a batch's end), and who waits for it.
+        # fetch answer is applied (so always at a batch's end).
         self.applied: dict[int, int] = {}
-        self._applied_waiting: list[tuple[dict[int, int], asyncio.Future[None]]] = []
+        self._waiters = _Waiters()  # who waits for either to pass a point
 
     def note_applied(self, positions: dict[int, int]) -> None:
         """Every record before ``positions`` (partition -> offset) has been applied."""
         for partition, offset in positions.items():
             self.applied[partition] = max(self.applied.get(partition, 0), offset)
-        still = []
-        for ends, waiter in self._applied_waiting:
-            if self.holds(ends):
-                if not waiter.done():
-                    waiter.set_result(None)
-            elif not waiter.done():
-                still.append((ends, waiter))
-        self._applied_waiting = still
+        self._waiters.wake()
 
     def holds(self, ends: dict[int, int]) -> bool:
         """Whether every record before ``ends`` (partition -> offset) has been applied."""
@@ -64,30 +89,12 @@ class CampaignDirectory:
 
     async def applied_through(self, ends: dict[int, int], timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until every record before ``ends`` is applied."""
-        if self.holds(ends):
-            return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._applied_waiting.append((ends, waiter))
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
-        except TimeoutError:
-            return False
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-        return True
+        return await self._waiters.until(lambda: self.holds(ends), timeout_s)
 
     def mark_synced(self, at_ms: int) -> None:
         """Every campaigns record the broker held at ``at_ms`` has been applied."""
         self.synced_at_ms = max(self.synced_at_ms, at_ms)
-        still = []
-        for target, waiter in self._waiting:
-            if target <= self.synced_at_ms:
-                if not waiter.done():
-                    waiter.set_result(None)
-            elif not waiter.done():
-                still.append((target, waiter))
-        self._waiting = still
+        self._waiters.wake()
 
     def may_lag(self, record_ms: int, now_ms: int, margin_ms: int) -> bool:
         """Whether a record stamped ``record_ms`` may name terms published before it that
@@ -98,18 +105,7 @@ class CampaignDirectory:
 
     async def synced_past(self, at_ms: int, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until the view is in sync as of ``at_ms``."""
-        if self.synced_at_ms >= at_ms:
-            return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((at_ms, waiter))
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
-        except TimeoutError:
-            return False
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-        return True
+        return await self._waiters.until(lambda: self.synced_at_ms >= at_ms, timeout_s)
 
     def apply(self, published: CampaignTermsPublished) -> None:
         current = self._versions.get(published.campaign_id, ())

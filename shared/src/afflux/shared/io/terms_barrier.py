@@ -32,14 +32,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import stop_consumer, topic_partitions
-from afflux.shared.io.terms_recheck import WAIT_S, WAIT_SHARE, WINDOW_S
+from afflux.shared.io.terms_recheck import WAIT_S, WaitShare
 from afflux.shared.topics import CAMPAIGNS
 
 log = logging.getLogger(__name__)
@@ -62,12 +61,12 @@ class TermsBarrier:
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._asked: tuple[float, asyncio.Task[dict[int, int]]] | None = None
-        self._waits: deque[tuple[float, float]] = deque()  # (start, end), monotonic s
+        self.share = WaitShare(monotonic)
 
     async def passed(self, since: float) -> bool:
         """Wait until the view holds every campaigns record the broker held at some time
         after ``since`` (monotonic); False when it could not be known or waited for."""
-        if self._over_share():
+        if self.share.over():
             return False
         started = self.monotonic()
         try:
@@ -87,7 +86,7 @@ class TermsBarrier:
         finally:
             ended = self.monotonic()
             if ended - started > COUNTED_AFTER_S:  # a round trip is not a wait
-                self._waits.append((started, ended))
+                self.share.waited(started, ended)
 
     async def close(self) -> None:
         if self._asked is not None:
@@ -120,11 +119,3 @@ class TermsBarrier:
                 raise LookupError(f"no partitions of {CAMPAIGNS.name} known yet")
         found = await self._consumer.end_offsets(self._partitions)
         return {tp.partition: int(offset) for tp, offset in found.items()}
-
-    def _over_share(self) -> bool:
-        since = self.monotonic() - WINDOW_S
-        waits = self._waits
-        while waits and waits[0][1] < since:
-            waits.popleft()
-        spent = sum(end - max(start, since) for start, end in waits)
-        return spent >= WAIT_SHARE * WINDOW_S

@@ -34,6 +34,27 @@ WAIT_SHARE = 0.2
 WINDOW_S = 10.0
 
 
+class WaitShare:
+    """How much of the last ``WINDOW_S`` was spent waiting, against ``WAIT_SHARE`` of it:
+    past that share a waiter does not wait (a broker or view that never answers slows a
+    consumer by at most that much)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self._waits: deque[tuple[float, float]] = deque()  # (start, end), monotonic s
+
+    def waited(self, started: float, ended: float) -> None:
+        self._waits.append((started, ended))
+
+    def over(self) -> bool:
+        since = self.monotonic() - WINDOW_S
+        waits = self._waits
+        while waits and waits[0][1] < since:
+            waits.popleft()
+        spent = sum(end - max(start, since) for start, end in waits)
+        return spent >= WAIT_SHARE * WINDOW_S
+
+
 class TermsRecheck:
     def __init__(
         self,
@@ -51,7 +72,7 @@ class TermsRecheck:
         self.margin_ms = margin_ms
         self.wait_s = wait_s
         self.monotonic = monotonic
-        self._waits: deque[tuple[float, float]] = deque()  # (start, end), monotonic s
+        self.share = WaitShare(monotonic)
 
     def may_lift(self, refused: str, record_ms: int) -> int | None:
         """The view's catch-up time after which a refusal of an event in a record stamped
@@ -67,7 +88,7 @@ class TermsRecheck:
         if not directory.may_lag(record_ms, now, self.margin_ms):
             return None
         target = min(record_ms + self.margin_ms, now + SEEN_SLACK_MS)
-        if directory.synced_at_ms >= target or self._over_share():
+        if directory.synced_at_ms >= target or self.share.over():
             return None
         return target
 
@@ -78,12 +99,4 @@ class TermsRecheck:
         try:
             return await self.directory.synced_past(target_ms, self.wait_s)
         finally:
-            self._waits.append((started, self.monotonic()))
-
-    def _over_share(self) -> bool:
-        since = self.monotonic() - WINDOW_S
-        waits = self._waits
-        while waits and waits[0][1] < since:
-            waits.popleft()
-        spent = sum(end - max(start, since) for start, end in waits)
-        return spent >= WAIT_SHARE * WINDOW_S
+            self.share.waited(started, self.monotonic())
