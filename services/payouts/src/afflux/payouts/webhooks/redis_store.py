@@ -251,6 +251,19 @@ return 1
 )
 
 
+def _every_key(job: Job) -> list[str]:
+    """What scheduling or burying a job touches: jobs, due, its endpoint's count and dead
+    letters, its owner's queue, the owners."""
+    return [
+        JOBS,
+        DUE,
+        queue_key(job.endpoint_id),
+        dead_key(job.endpoint_id),
+        owner_queue_key(job.queue_owner),
+        OWNERS,
+    ]
+
+
 def dead_entry(job: Job, reason: str, failed_at: int) -> str:
     entry = job.stored() | {"reason": reason, "failed_at": failed_at}
     return json.dumps(entry, separators=(",", ":"))
@@ -371,14 +384,7 @@ class WebhookStore:
         pipe = self.redis.pipeline(transaction=False)
         for job, due in jobs:
             owner = job.queue_owner
-            keys = [
-                JOBS,
-                DUE,
-                queue_key(job.endpoint_id),
-                dead_key(job.endpoint_id),
-                owner_queue_key(owner),
-                OWNERS,
-            ]
+            keys = _every_key(job)
             args = [
                 job.webhook_id,
                 job.encode(),
@@ -446,14 +452,7 @@ class WebhookStore:
 
     async def bury(self, job: Job, reason: str, now: int) -> None:
         owner = job.queue_owner
-        keys = [
-            JOBS,
-            DUE,
-            queue_key(job.endpoint_id),
-            dead_key(job.endpoint_id),
-            owner_queue_key(owner),
-            OWNERS,
-        ]
+        keys = _every_key(job)
         args = [job.webhook_id, dead_entry(job, reason, now), self.max_dead_per_endpoint, owner]
         await self._eval(_BURY, keys, args)
 
