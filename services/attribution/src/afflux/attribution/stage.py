@@ -314,8 +314,6 @@ class Stage(Partitions[S]):
         changed keys and the position written once (the module docstring's write order,
         for the batch as for a single record). Per record, False: hold it
         unacknowledged (see ``handle``)."""
-        if self.barrier is not None and any(r.topic in self.barrier_topics for r in records):
-            await self.barrier.passed(self.monotonic())
         done = [True] * len(records)
         by_partition: dict[int, list[int]] = {}
         for n, record in enumerate(records):
@@ -341,6 +339,10 @@ class Stage(Partitions[S]):
         return done
 
     async def _process_batch(self, owned: Owned[S], records: list[InputRecord]) -> Pending[S]:
+        # Here, not where the consumer hands records over: a read-back (``catch_up``,
+        # ``_skipped``'s callers) applies records too.
+        if self.barrier is not None and any(r.topic in self.barrier_topics for r in records):
+            await self.barrier.passed(self.monotonic())
         p = records[0].partition
         state = owned.state
         out: list[Output] = []
