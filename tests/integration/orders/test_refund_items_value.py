@@ -55,3 +55,119 @@ async def test_a_goodwill_refund_naming_a_whole_item_by_quantity_is_refused(
     assert [e["items"] for e in produced] == [
         [{"sku": "shoe", "quantity": None, "amount_minor": 500}]
     ]
+
+
+def _order(campaign_id: str, items: list[dict[str, Any]], amount: int) -> dict[str, Any]:
+    return {
+        "order_id": f"o-{uuid.uuid4().hex[:12]}",
+        "campaign_id": campaign_id,
+        "occurred_at": int(time.time() * 1000),
+        "amount_minor": amount,
+        "currency": "EUR",
+        "visitor_id": f"v-{uuid.uuid4().hex[:12]}",
+        "items": items,
+    }
+
+
+def _refund(order: dict[str, Any], amount: int, *items: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "refund_id": f"r-{uuid.uuid4().hex[:12]}",
+        "order_id": order["order_id"],
+        "campaign_id": order["campaign_id"],
+        "occurred_at": int(time.time() * 1000),
+        "amount_minor": amount,
+        "currency": "EUR",
+        "items": list(items),
+    }
+
+
+async def test_an_item_refunded_whole_cannot_be_refunded_again_though_the_order_has_room(
+    api: Any, campaigns: Any, topics: Any
+) -> None:
+    # The ledger caps an item's refunds at the item: a second refund of the shoe would
+    # take no commission back for the 2000 refunded.
+    order = _order(
+        campaigns.shop.campaign_id,
+        [
+            {"sku": "shoe", "quantity": 1, "price_minor": 2000},
+            {"sku": "bag", "quantity": 1, "price_minor": 2000},
+        ],
+        4000,
+    )
+    assert (await api.post("/v1/orders", order)).status_code == 202
+    before = await topics.settle()
+
+    first = await api.post("/v1/refunds", _refund(order, 2000, {"sku": "shoe", "quantity": 1}))
+    again = await api.post("/v1/refunds", _refund(order, 2000, {"sku": "shoe", "quantity": 1}))
+    by_amount = await api.post("/v1/refunds", _refund(order, 1, {"sku": "shoe", "amount_minor": 1}))
+    bag = await api.post("/v1/refunds", _refund(order, 2000, {"sku": "bag", "quantity": 1}))
+
+    assert first.status_code == 202, first.text
+    for refused in (again, by_amount):
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"][0]
+        assert detail["field"] == "items"
+        assert "sku shoe: earlier refunds of this order took 2000 of its 2000" in detail["reason"]
+        assert "0 left to refund" in detail["reason"]
+    assert bag.status_code == 202, bag.text
+    await topics.settle()
+    produced = [
+        e["amount_minor"]
+        for e in topics.since(before, "refunds")
+        if e["order_id"] == order["order_id"]
+    ]
+    assert produced == [2000, 2000]
+
+
+async def test_each_unit_refunded_one_by_one_fits_and_one_more_is_refused(
+    api: Any, campaigns: Any
+) -> None:
+    # three units of 1000 in all: a unit is 333.33, so each refund by quantity takes 333
+    # of the item and the three fit; a fourth would be a unit the order never had
+    order = _order(
+        campaigns.shop.campaign_id,
+        [
+            {"sku": "sock", "quantity": 3, "price_minor": 333},
+            {"sku": "hat", "quantity": 1, "price_minor": 5001},
+        ],
+        3 * 333 + 5001,
+    )
+    assert (await api.post("/v1/orders", order)).status_code == 202
+
+    answers = [
+        await api.post("/v1/refunds", _refund(order, 333, {"sku": "sock", "quantity": 1}))
+        for _ in range(4)
+    ]
+
+    assert [a.status_code for a in answers] == [202, 202, 202, 422], [a.text for a in answers]
+    assert "sku sock: earlier refunds of this order took 999 of its 999" in answers[3].text
+
+
+async def test_a_refund_sent_again_is_a_duplicate_and_the_items_rest_still_fits(
+    api: Any, campaigns: Any
+) -> None:
+    # A refund named again with the same id is a duplicate, not an item refunded twice;
+    # a new refund of the rest of a partly refunded item fits exactly.
+    order = _order(
+        campaigns.shop.campaign_id,
+        [{"sku": "coat", "quantity": 2, "price_minor": 1500}],
+        3000,
+    )
+    assert (await api.post("/v1/orders", order)).status_code == 202
+    part = _refund(order, 1000, {"sku": "coat", "amount_minor": 1000})
+
+    first = await api.post("/v1/refunds", part)
+    same = await api.post("/v1/refunds", part)
+    rest = await api.post(
+        "/v1/refunds", _refund(order, 2000, {"sku": "coat", "amount_minor": 2000})
+    )
+    over = await api.post("/v1/refunds", _refund(order, 1, {"sku": "coat", "amount_minor": 1}))
+
+    assert (first.status_code, same.status_code, same.json()["status"]) == (
+        202,
+        200,
+        "duplicate",
+    )
+    assert rest.status_code == 202, rest.text
+    # the order amount is used up too: the total check answers first
+    assert (over.status_code, over.json()["detail"][0]["field"]) == (422, "amount_minor")

@@ -11,8 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from afflux.shared.core.products import (
+    ItemRefundPart,
     ItemRow,
     RefundItemRow,
+    item_refund_parts,
     price_sale,
     refund_items_problem,
     refund_shares,
@@ -266,3 +268,41 @@ def test_bad_product_rates_are_refused_naming_the_field(
             }
         )
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("amount", "named", "parts"),
+    [
+        pytest.param(
+            1000, (("shoe-1", 1, None),), (ItemRefundPart("shoe-1", 1000, 2000),), id="one unit"
+        ),
+        pytest.param(
+            700,
+            (("shoe-1", None, 500), ("hat", None, 200)),
+            (ItemRefundPart("shoe-1", 500, 2000), ItemRefundPart("hat", 200, 2000)),
+            id="by amount",
+        ),
+        pytest.param(
+            2300,
+            (("shoe-1", 5, None),),
+            (ItemRefundPart("shoe-1", 2000, 2000),),
+            id="more units than ordered: the whole item",
+        ),
+        pytest.param(700, (("sock", 1, None),), (), id="a sku the order lacks: pro rata"),
+        pytest.param(100, (("shoe-1", 1, None),), (), id="items not making up the amount"),
+        pytest.param(0, (("shoe-1", None, 0),), (), id="nothing refunded"),
+    ],
+)
+def test_a_refund_priced_by_its_items_takes_parts_of_them(
+    amount: int, named: tuple[RefundItemRow, ...], parts: tuple[ItemRefundPart, ...]
+) -> None:
+    """What the orders API checks against earlier refunds of each sku: only a refund the
+    ledger prices by its items takes parts of them."""
+    assert item_refund_parts(amount, ITEMS, SHIPPING, named) == parts
+
+
+def test_a_units_part_is_rounded_down_so_every_unit_refunded_alone_fits() -> None:
+    thirds: tuple[ItemRow, ...] = (("sock", None, 3, 333), ("hat", None, 1, 1))
+    one = item_refund_parts(333, thirds, 0, (("sock", 1, None),))
+    assert one == (ItemRefundPart("sock", 333, 999),)
+    assert 3 * one[0].part_minor <= one[0].whole_minor

@@ -21,7 +21,9 @@ compared), ``confirmed`` (a lead's confirmation
 claim), ``survey`` and ``survey_answer`` (a later survey answer's claim and the answer)
 and one field ``r:<refund_id>`` = ``<amount>:<state>`` per refund, so cumulative refunds are
 checked atomically; a refund of an order not accepted yet writes its field too (a hash
-with no ``state`` is no order), so it counts once the order arrives. Each refund id also
+with no ``state`` is no order), so it counts once the order arrives. A refund priced by
+the items it names also has ``ri:<refund_id>``, what it took of each sku (JSON), so what
+the live refunds take of one sku is checked against the order's amount of it. Each refund id also
 has its own key, for idempotency across the campaign's orders. A renewal is an order of
 kind ``renewal`` whose ``pkey`` is its first order, with its ``number`` and ``currency``
 beside its ``amount`` (so its renewal order id sent again with other content, or as
@@ -39,6 +41,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from redis.asyncio import Redis
+
+from afflux.shared.core.products import ItemRefundPart
 
 # conflict: the order id was accepted with other terms (``NewOrder.terms``); renewal: it
 # was accepted as a renewal's renewal order id
@@ -165,6 +169,7 @@ if state == 'done' or (state and tonumber(state) > now) then
   local total = tonumber(redis.call('HGET', okey, 'amount'))
   local fields = redis.call('HGETALL', okey)
   local refunded = 0
+  local live = {}
   for j = 1, #fields, 2 do
     local name = fields[j]
     if string.sub(name, 1, 2) == 'r:' and name ~= 'r:' .. rid then
@@ -173,10 +178,34 @@ if state == 'done' or (state and tonumber(state) > now) then
       local st = string.sub(value, sep + 1)
       if st == 'done' or tonumber(st) > now then
         refunded = refunded + tonumber(string.sub(value, 1, sep - 1))
+        live[string.sub(name, 3)] = true
       end
     end
   end
-  if refunded + amount > total then return {'exceeds', tostring(total - refunded)} end
+  if refunded + amount > total then
+    return {'exceeds', string.format('%.0f', total - refunded)}
+  end
+  -- per item: what the live refunds took of each sku (amounts kept as text, since Lua
+  -- prints numbers with 14 digits)
+  local parts = cjson.decode(ARGV[9])
+  if #parts > 0 then
+    local taken = {}
+    for j = 1, #fields, 2 do
+      local name = fields[j]
+      if string.sub(name, 1, 3) == 'ri:' and live[string.sub(name, 4)] then
+        for _, row in ipairs(cjson.decode(fields[j + 1])) do
+          taken[row[1]] = (taken[row[1]] or 0) + tonumber(row[2])
+        end
+      end
+    end
+    for _, row in ipairs(parts) do
+      local before = taken[row[1]] or 0
+      if before + tonumber(row[2]) > tonumber(row[3]) then
+        return {'item_exceeds', row[1], string.format('%.0f', before), row[3]}
+      end
+    end
+    redis.call('HSET', okey, 'ri:' .. rid, ARGV[10])
+  end
   redis.call('HSET', okey, 'r:' .. rid, ARGV[5] .. ':' .. until_ms)
   redis.call('SET', rkey, until_ms, 'EX', ttl)
   return {'reserved', 'known'}
@@ -201,7 +230,7 @@ if ARGV[3] == 'done' then
   end
 else
   redis.call('DEL', rkey)
-  redis.call('HDEL', okey, field)
+  redis.call('HDEL', okey, field, 'ri:' .. rid)
 end
 return 1
 """
@@ -369,11 +398,23 @@ class RefundClaim:
     # amount_conflict: by a refund of this order of another amount (``remaining_minor``
     # is then that amount); before_order: the refund is dated before its order
     # (``order_at``: the order's time it is before)
+    # item_exceeds: earlier refunds took ``item_taken_minor`` of ``item_sku`` already, and
+    # this one's part of it would take more than the order holds (``item_whole_minor``)
     status: Literal[
-        "reserved", "duplicate", "pending", "exceeds", "conflict", "amount_conflict", "before_order"
+        "reserved",
+        "duplicate",
+        "pending",
+        "exceeds",
+        "item_exceeds",
+        "conflict",
+        "amount_conflict",
+        "before_order",
     ]
     remaining_minor: int | None = None
     order_at: int | None = None
+    item_sku: str | None = None
+    item_taken_minor: int | None = None
+    item_whole_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,10 +578,15 @@ class ClaimStore:
         *,
         occurred_at: int,
         reported_at: int,
+        item_parts: Sequence[ItemRefundPart] = (),
     ) -> RefundClaim:
         """Claim a refund against its order's amount; ``before_order`` when the order is
         known with its times and the refund's event time (``occurred_at``) or the
-        merchant's time for it (``reported_at``) is before the order's."""
+        merchant's time for it (``reported_at``) is before the order's. ``item_parts``:
+        what it takes of each of the order's skus (``products.item_refund_parts``), checked
+        against the order's earlier refunds when the order is known: ``item_exceeds``."""
+        parts = [[p.sku, str(p.part_minor), str(p.whole_minor)] for p in item_parts]
+        kept = [[p.sku, str(p.part_minor)] for p in item_parts]
         keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
         args: list[str | int] = [
             now_ms,
@@ -551,8 +597,17 @@ class ClaimStore:
             order_id,
             occurred_at,
             reported_at,
+            json.dumps(parts),
+            json.dumps(kept),
         ]
         result = [_text(r) for r in await self._reserve_refund(keys=keys, args=args)]
+        if result[0] == "item_exceeds":
+            return RefundClaim(
+                "item_exceeds",
+                item_sku=result[1],
+                item_taken_minor=int(result[2]),
+                item_whole_minor=int(result[3]),
+            )
         if result[0] in ("exceeds", "amount_conflict"):
             return RefundClaim(result[0], int(result[1]))  # type: ignore[arg-type]
         if result[0] == "before_order":

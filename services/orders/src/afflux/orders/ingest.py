@@ -32,6 +32,7 @@ from afflux.shared.core.clock import Clock
 from afflux.shared.core.duplicate_keys import first_duplicate_key, repeated_name_reason
 from afflux.shared.core.event_time import BACKFILL_HEADERS, backfill_limit_ms
 from afflux.shared.core.ids import order_partition_key
+from afflux.shared.core.products import ItemRefundPart
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import (
     Envelope,
@@ -496,13 +497,16 @@ class Ingestor:
                 placed,
                 largest_order_minor=largest,
             )
+            parts: tuple[ItemRefundPart, ...] = ()
             if event.items:
                 kept = await self._guard(
                     self.claims.accepted_terms(event.campaign_id, event.order_id)
                 )
                 if kept is not None:
-                    rules.check_refund_items_value(event, *rules.accepted_items(kept))
-            status = await self._ingest_refund(event, backfill=backfill)
+                    order_items = rules.accepted_items(kept)
+                    rules.check_refund_items_value(event, *order_items)
+                    parts = rules.refund_item_parts(event, *order_items)
+            status = await self._ingest_refund(event, backfill=backfill, item_parts=parts)
         except Unavailable:
             self.metrics.refund(campaign, "unavailable")
             raise
@@ -516,7 +520,11 @@ class Ingestor:
         )
 
     async def _ingest_refund(
-        self, event: OrderRefunded, *, backfill: bool = False
+        self,
+        event: OrderRefunded,
+        *,
+        backfill: bool = False,
+        item_parts: Sequence[ItemRefundPart] = (),
     ) -> Literal["accepted", "duplicate"]:
         ids = (event.campaign_id, event.order_id, event.refund_id)
         at = event.occurred_at
@@ -524,7 +532,12 @@ class Ingestor:
         claim = await self._settled(
             lambda: self._guard(
                 self.claims.reserve_refund(
-                    *ids, event.amount_minor, self.clock(), occurred_at=at, reported_at=sent_at
+                    *ids,
+                    event.amount_minor,
+                    self.clock(),
+                    occurred_at=at,
+                    reported_at=sent_at,
+                    item_parts=item_parts,
                 )
             )
         )
@@ -544,6 +557,8 @@ class Ingestor:
                 f"refund {event.refund_id} of this order was already accepted with amount_minor"
                 f" {claim.remaining_minor}; a further refund needs a new refund_id",
             )
+        if claim.status == "item_exceeds":
+            raise rules.item_refunded_beyond(claim)
         if claim.status == "exceeds":
             left = claim.remaining_minor or 0
             # Refunds accepted before their order was known may already ask more than it.

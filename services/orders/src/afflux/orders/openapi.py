@@ -246,7 +246,8 @@ def merchant_paths() -> dict[str, Any]:
                     (409, "the refund id is taken by another order's refund or another amount"),
                 ),
             },
-            "Idempotent by `refund_id`; refunds of an order never exceed its amount (422).",
+            "Idempotent by `refund_id`; refunds of an order never exceed its amount, nor"
+            " refunds naming an item the order's amount of that item (422).",
         ),
         "/v1/renewals": _signed_post(
             "Report a subscription's renewal (recurring commissions)",

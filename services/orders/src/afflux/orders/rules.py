@@ -12,12 +12,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from afflux.orders.claims import RefundClaim
 from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
 from afflux.shared.core.clock import from_ms
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
-from afflux.shared.core.products import refund_items_problem
+from afflux.shared.core.products import ItemRefundPart, item_refund_parts, refund_items_problem
 from afflux.shared.core.terms import (
     CampaignTerms,
     answered_creator_problem,
@@ -442,6 +443,31 @@ def check_refund_items_value(
     problem = refund_items_problem(refund.amount_minor, rows, non_commissionable_minor, named)
     if problem:
         raise Rejected(422, "items", problem)
+
+
+def refund_item_parts(
+    refund: OrderRefunded, order_items: Sequence[OrderItem], non_commissionable_minor: int
+) -> tuple[ItemRefundPart, ...]:
+    """What the refund takes of each of the order's skus when the ledger prices it by its
+    items (none otherwise), for the claim to check against the order's earlier refunds."""
+    rows = [(item.sku, item.category, item.quantity, item.price_minor) for item in order_items]
+    named = [(row.sku, row.quantity, row.amount_minor) for row in refund.items]
+    return item_refund_parts(refund.amount_minor, rows, non_commissionable_minor, named)
+
+
+def item_refunded_beyond(claim: RefundClaim) -> Rejected:
+    """422 naming ``items``: the refund names more of a sku than its earlier refunds left.
+    The ledger caps an item's refunds at the item, so the money refunded beyond it would
+    take no commission back."""
+    whole = claim.item_whole_minor or 0
+    taken = claim.item_taken_minor or 0
+    return Rejected(
+        422,
+        "items",
+        f"sku {claim.item_sku}: earlier refunds of this order took {taken} of its {whole},"
+        f" {max(whole - taken, 0)} left to refund; name what this refund refunds of it by"
+        " amount_minor, or the items it refunds instead",
+    )
 
 
 def refund_event(

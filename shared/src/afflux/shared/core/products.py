@@ -272,6 +272,41 @@ def refund_items_problem(
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class ItemRefundPart:
+    """What one refund takes of one of the order's skus, in minor units of the item's
+    amount (a quantity's share rounded down, so refunds of every unit one by one still
+    fit), beside the whole of that sku in the order."""
+
+    sku: str
+    part_minor: int
+    whole_minor: int
+
+
+def item_refund_parts(
+    amount_minor: int,
+    items: Sequence[ItemRow],
+    non_commissionable_minor: int,
+    named: Sequence[RefundItemRow],
+) -> tuple[ItemRefundPart, ...]:
+    """The parts of the order's items a refund takes when it is priced by its items
+    (``refund_by_items``), else none: the orders API checks them against earlier refunds,
+    since the ledger caps an item's refunds at the item and would take nothing back for
+    money refunded of an item already refunded whole."""
+    if not refund_by_items(amount_minor, items, non_commissionable_minor, named):
+        return ()
+    amount_of, quantity_of = _item_totals(items)
+    parts: dict[str, int] = {}
+    for sku, units, refund_amount in named:
+        whole = amount_of[sku]
+        if units is not None:
+            part = min(whole, whole * units // quantity_of[sku]) if quantity_of[sku] else 0
+        else:
+            part = min(whole, refund_amount or 0)
+        parts[sku] = min(whole, parts.get(sku, 0) + part)
+    return tuple(ItemRefundPart(sku, part, amount_of[sku]) for sku, part in parts.items())
+
+
 def refund_by_items(
     amount_minor: int,
     items: Sequence[ItemRow],
