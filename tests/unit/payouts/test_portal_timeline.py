@@ -50,6 +50,27 @@ CASES = [
         3,
         (1, 0, 0),
     ),
+    # a correction dated after the period (a clawback on its refund's day): the axis
+    # reaches it, so the points add up to what the period counts
+    Case(
+        "a clawback after the period",
+        [bucket(0, 2), bucket(5, 1)],
+        D0,
+        D0 + 3 * MS_PER_DAY,
+        D0 + 9 * MS_PER_DAY,
+        6,
+        (2, 0, 0, 0, 0, 1),
+    ),
+    # ... but not a day past today
+    Case(
+        "later bucket past today",
+        [bucket(0, 2), bucket(5, 1)],
+        D0,
+        None,
+        D0 + MS_PER_DAY,
+        2,
+        (2, 0),
+    ),
     # nothing counted and no bounds: no points at all
     Case("empty", [], None, None, None, 0, ()),
     # a period that has not begun by until: no points

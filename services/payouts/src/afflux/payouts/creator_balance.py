@@ -266,10 +266,13 @@ class CreatorSums:
             elif kind == "r":
                 reversed_[currency] = int(value)
         pending: dict[str, int] = defaultdict(int)
+        schedule: dict[tuple[str, int], int] = {}
         for slot, amount in zip(later, amounts, strict=True):
-            currency = slot.decode().partition("|")[0]
+            currency, _, at = slot.decode().partition("|")
             pending[currency] += int(amount or 0)
-        return Balance(total, reversed_, dict(pending))
+            if int(amount or 0):
+                schedule[(currency, int(at))] = int(amount)
+        return Balance(total, reversed_, dict(pending), schedule)
 
     async def known(self, affiliate: str) -> bool:
         """Whether any posting of the creator reached its sums."""

@@ -35,11 +35,13 @@ class PeriodSums:
 @dataclass(frozen=True)
 class Balance:
     """One creator's running sums per currency over all campaign-periods, the pending
-    part split at ``as_of``."""
+    part split at ``as_of``; ``schedule``: the pending part per (currency, approval time),
+    a held line's at the review decision's sentinel time."""
 
     total: dict[str, int]
     reversed: dict[str, int]
     pending: dict[str, int]
+    schedule: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def currency_sums(balance: Balance) -> list[PeriodSums]:

@@ -32,7 +32,6 @@ from afflux.payouts.queries import (
 from afflux.payouts.routes import creators
 from afflux.payouts.statement_csv import csv_filename, statement_csv
 from afflux.payouts.store import LedgerStore
-from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -65,26 +64,22 @@ async def _periods(store: LedgerStore, affiliate_id: str) -> list[tuple[str, str
 
 
 async def pending_schedule(
-    store: LedgerStore,
-    directory: CampaignDirectory,
-    affiliate_id: str,
-    cps: list[tuple[str, str]],
-    as_of: int,
+    store: LedgerStore, affiliate_id: str, cps: list[tuple[str, str]], as_of: int
 ) -> dict[tuple[str, str], int]:
     """(approval day, currency) -> what becomes approved that day (UTC), from the
-    postings approved only after ``as_of``. Only campaign-periods that can still hold
-    one are read: a line is approved at most its terms' lock after its time, which
-    is before its period's end."""
-    open_cps = []
-    for cid, period in cps:
-        versions = directory.versions(cid) if cid in directory else ()
-        lock_ms = max((v.terms.lock_days for v in versions), default=0) * MS_PER_DAY
-        if not versions or period_bounds(period)[1] + lock_ms > as_of:
-            open_cps.append((cid, period))
+    creator's approval schedule (what the balance's pending part is made of), so a line
+    pending past its period's lock (held for a review decision, locked from a late
+    receipt) is there too. A ledger written before the creator's running sums: from the
+    postings of every campaign-period."""
     out: dict[tuple[str, str], int] = defaultdict(int)
-    for p in await reads.period_postings(store, affiliate_id, open_cps):
-        if p.approve_at > as_of and p.amount_minor:
-            out[(h.day(p.approve_at), p.currency)] += p.amount_minor
+    if await store.creator_sums.known(affiliate_id):
+        balance = await store.creator_sums.balance(affiliate_id, as_of)
+        for (currency, at), amount in balance.schedule.items():
+            out[(h.day(at), currency)] += amount
+    else:
+        for p in await reads.period_postings(store, affiliate_id, cps):
+            if p.approve_at > as_of and p.amount_minor:
+                out[(h.day(p.approve_at), p.currency)] += p.amount_minor
     return {k: v for k, v in out.items() if v}
 
 
@@ -131,7 +126,7 @@ async def balance_page(
             numeric=frozenset({1, 2, 3, 4}),
             cls="balance",
         )
-    schedule = await pending_schedule(store, directory, affiliate_id, cps, now)
+    schedule = await pending_schedule(store, affiliate_id, cps, now)
     body += "<h2>When pending amounts are approved</h2>"
     if schedule:
         body += h.table(

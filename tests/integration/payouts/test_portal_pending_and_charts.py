@@ -1,0 +1,153 @@
+"""What a creator's portal pages show agrees with the API for money that is pending past
+its period (held for a review decision) and for corrections dated after it (a clawback
+on its refund's day)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from afflux.payouts.app import create_app
+from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.store import Batch, LedgerStore
+from afflux.shared.core.commission import ConversionFact, RefundFact
+from afflux.shared.core.terms import TermsVersion
+from afflux.shared.io.http.principals import AccessStore
+
+pytestmark = pytest.mark.integration
+
+NOW = NOV_1 + 40 * DAY  # 2026-12-11: November is past its end and its lock
+
+
+def _terms(campaign_id: str, **more: Any) -> TermsVersion:
+    return first_version(
+        {
+            "campaign_id": campaign_id,
+            "merchant_id": "m1",
+            "currency": "EUR",
+            "lock_days": 0,
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+            **more,
+        }
+    )
+
+
+def _sale(campaign: str, n: int, at: int, signals: tuple[str, ...] = ()) -> ConversionFact:
+    return ConversionFact(
+        conversion_id=f"{campaign}-c{n}",
+        event_id=f"{campaign}-e{n}",
+        order_id=f"{campaign}-o{n}",
+        affiliate_id="cr",
+        kind="sale",
+        action=None,
+        amount_minor=10_000,
+        currency="EUR",
+        new_customer=False,
+        occurred_at=at,
+        terms_version=1,
+        risk_signals=signals,
+    )
+
+
+@pytest.fixture
+async def redis(plain_redis_url: str) -> AsyncIterator[Redis[bytes]]:
+    client: Redis[bytes] = Redis.from_url(plain_redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]
+
+
+async def _creator_client(
+    redis: Redis[bytes], store: LedgerStore, terms: TermsVersion
+) -> tuple[httpx.AsyncClient, dict[str, str]]:
+    app = create_app(
+        PayoutsSettings(_env_file=None, admin_token=SecretStr("t"), redis_url="redis://unused"),
+        clock=lambda: NOW,
+    )
+    access = AccessStore(redis)
+    app.state.store, app.state.directory, app.state.access = store, directory_of([terms]), access
+    _, key = await access.issue("creator", "cr", NOW)
+    principal = await access.principal_of_key(key)
+    assert principal is not None
+    session, _ = await access.begin_session(principal, key, 600)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://p")
+    http.cookies.set("afx_session", session)
+    return http, {"authorization": f"Bearer {key}"}
+
+
+async def test_money_held_for_review_past_its_period_is_on_the_approval_schedule(
+    redis: Redis[bytes],
+) -> None:
+    terms = _terms(
+        "held", review={"hold_on": ["self_referral"], "creator_email_hashes": {"cr": "h"}}
+    )
+    store = LedgerStore(redis)
+    sales = [_sale("held", 1, NOV_1 + HOUR), _sale("held", 2, NOV_1 + 2 * HOUR, ("self_referral",))]
+    await store.apply(
+        Batch(
+            conversions=[("held", "2026-11", c) for c in sales],
+            review_index={
+                c.conversion_id: ["held", "2026-11", c.order_id, c.affiliate_id, c.occurred_at]
+                for c in sales
+            },
+        ),
+        lambda cid: (terms,),
+        lambda cid: "EUR",
+    )
+    http, bearer = await _creator_client(redis, store, terms)
+    async with http:
+        api = (await http.get("/v1/creators/cr/balance", headers=bearer)).json()
+        page = (await http.get("/portal/creators/cr")).text
+
+    assert [(b["pending_minor"], b["approved_minor"]) for b in api["balances"]] == [(1000, 1000)]
+    schedule = page.split("When pending amounts are approved</h2>")[1].split("<h2>")[0]
+    assert "Nothing is pending" not in schedule
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", schedule)]
+    assert cells == ["a review decision", "10.00 EUR"]
+
+
+async def test_a_clawback_after_the_period_is_on_the_periods_commission_chart(
+    redis: Redis[bytes],
+) -> None:
+    terms = _terms("claw")
+    store = LedgerStore(redis)
+    sale = _sale("claw", 1, NOV_1 + DAY)
+    refund = RefundFact(
+        reversal_id="r1",
+        event_id="er1",
+        order_id=sale.order_id,
+        amount_minor=10_000,
+        occurred_at=NOV_1 + 34 * DAY,  # 2026-12-05, long after approval
+        conversion_id=sale.conversion_id,
+    )
+    await store.apply(
+        Batch(conversions=[("claw", "2026-11", sale)]), lambda c: (terms,), lambda c: "EUR"
+    )
+    await store.apply(
+        Batch(refunds=[("claw", "2026-11", refund)]), lambda c: (terms,), lambda c: "EUR"
+    )
+    http, bearer = await _creator_client(redis, store, terms)
+    query = "campaign_id=claw&period=2026-11"
+    async with http:
+        series = (await http.get(f"/v1/kpis/creators/cr/series?{query}", headers=bearer)).json()
+        page = (await http.get("/portal/creators/cr/kpis?period=2026-11")).text
+
+    buckets = {b["day"]: b["commission_minor"] for b in series["buckets"]}
+    assert buckets == {"2026-11-02": 1000, "2026-12-05": -1000}
+    block = re.search(r'data-target="chart-claw-commission">(.*?)</script>', page)
+    assert block is not None
+    chart = json.loads(block.group(1))
+    points = dict(zip(chart["x"], chart["series"][0]["values"], strict=True))
+    assert sum(points.values()) == 0
+    assert [v for v in points.values() if v] == [10.0, -10.0]
+    assert len(points) == 35  # 1 November to 5 December
