@@ -41,7 +41,7 @@ class Balance:
     total: dict[str, int]
     reversed: dict[str, int]
     pending: dict[str, int]
-    schedule: dict[tuple[str, int], int] = field(default_factory=dict)
+    schedule: dict[tuple[str, int], int] = field(default_factory=dict, compare=False)
 
 
 def currency_sums(balance: Balance) -> list[PeriodSums]:
