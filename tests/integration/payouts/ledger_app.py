@@ -35,7 +35,7 @@ def first_version(terms: dict[str, Any]) -> TermsVersion:
 
 
 def directory_of(versions: Iterable[TermsVersion]) -> CampaignDirectory:
-    """A campaign view holding each campaign's one version."""
+    """A campaign view holding each campaign's one version, loaded (ready)."""
     directory = CampaignDirectory()
     for version in versions:
         cid = version.terms.campaign_id
@@ -44,6 +44,7 @@ def directory_of(versions: Iterable[TermsVersion]) -> CampaignDirectory:
                 event_id=cid, occurred_at=0, campaign_id=cid, versions=(version,)
             )
         )
+    directory.ready.set()
     return directory
 
 

@@ -56,6 +56,7 @@ def _directory(
             versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
         )
     )
+    directory.ready.set()  # loaded: the whole view is the one version above
     return directory
 
 

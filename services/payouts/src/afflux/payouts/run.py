@@ -27,6 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from afflux.payouts import payout_records, reads, snapshots
+from afflux.payouts.compaction import ledger_behind
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.period_figures import period_figures
 from afflux.payouts.store import LedgerStore
@@ -72,6 +73,16 @@ async def run_payouts(
     campaign: str | None = None,
     metrics: PayoutsMetrics,
 ) -> list[dict[str, Any]]:
+    """Pay every creator due in every campaign (or ``campaign``); ``LedgerNotReady``
+    while the ledger is rebuilt or its replay has not reached the topics' ends: a
+    half-replayed ledger may hold a sale but not yet the refund (on another topic) that
+    reduced it before approval, and would pay it. And before the campaign terms are
+    loaded: a run would pay nobody, or only the campaigns loaded so far."""
+    waiting = await ledger_behind(store)
+    if waiting:
+        raise LedgerNotReady(waiting)
+    if not directory.ready.is_set():
+        raise LedgerNotReady("the campaign terms are not loaded yet")
     if campaign is not None:
         cps = [(campaign, p) for p in await reads.campaign_periods(store, campaign)]
     else:
@@ -82,6 +93,7 @@ async def run_payouts(
     for affiliate, cid in sorted(approved):
         if affiliate not in records:
             records[affiliate] = await payout_records.records_of(store, affiliate)
+        await _emit_unsent(store, producer, records[affiliate], cid)
         owner = CreatorDue(affiliate, cid, approved[(affiliate, cid)], periods[(affiliate, cid)])
         result = await _pay(store, directory, producer, owner, records, as_of=as_of, period=period)
         metrics.payouts.labels(result["status"]).inc()
@@ -159,6 +171,25 @@ async def _pay(
         # name): read what it recorded, then decide again.
         records[affiliate] = await payout_records.records_of(store, affiliate)
     raise PayoutConflict(affiliate, cid)
+
+
+async def _emit_unsent(
+    store: LedgerStore,
+    producer: AIOKafkaProducer,
+    records: dict[str, dict[str, Any]],
+    campaign: str,
+) -> None:
+    """Send the events of the creator's payouts in ``campaign`` recorded but never sent
+    (the broker failed, or the run died, after recording): a run under a later period's
+    name counts them as paid, so without this nobody would ever hear of them."""
+    for record in list(records.values()):
+        if record.get("campaign_id") == campaign and not record.get("emitted"):
+            await _emit(store, producer, record)
+            record["emitted"] = True
+
+
+class LedgerNotReady(Exception):
+    """No payout run now: the reason (a rebuild, its replay, the campaign terms)."""
 
 
 class PayoutConflict(Exception):

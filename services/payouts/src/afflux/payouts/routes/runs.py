@@ -19,7 +19,7 @@ from afflux.payouts.deps import (
 from afflux.payouts.errors import ERROR_RESPONSES, ProblemBody
 from afflux.payouts.models import PayoutRunAnswer
 from afflux.payouts.queries import current_period, known_campaign
-from afflux.payouts.run import PayoutConflict, run_payouts
+from afflux.payouts.run import LedgerNotReady, PayoutConflict, run_payouts
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.periods import CADENCE_NAMES, cadence_of, period_of
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
@@ -55,6 +55,11 @@ class RunRequest(BaseModel):
         409: {
             "model": ProblemBody,
             "description": "other runs kept paying the same creator meanwhile: run again",
+        },
+        503: {
+            "model": ProblemBody,
+            "description": "nothing paid: the ledger is being rebuilt or has not replayed"
+            " its topics yet, or the campaign terms are not loaded yet",
         },
         422: {
             "model": ProblemBody,
@@ -111,6 +116,10 @@ async def payouts_run(
         )
     except PayoutConflict as exc:  # what was recorded stays; a new run finishes the rest
         raise Problem(409, None, str(exc)) from None
+    except LedgerNotReady as exc:  # nothing was paid
+        raise Problem(
+            503, None, f"no payout run now: {exc}; run again once /healthz answers 200"
+        ) from None
     # The period paid: the one asked for, else the campaign's current one at as_of (the
     # month without a campaign; each result names its own: a campaign of the other
     # cadence than the one asked for is paid under its own period at as_of).
