@@ -119,3 +119,56 @@ async def test_an_order_is_still_signed_over_its_body_alone(api: Any, campaigns:
     )
 
     assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["slash as sent", "slash encoded"])
+@pytest.mark.parametrize(
+    ("kind", "path", "fields"),
+    [
+        pytest.param("lead", "/v1/leads/{}/confirm", {}, id="lead confirmation"),
+        pytest.param("sale", "/v1/orders/{}/survey", {"affiliate_id": "dee"}, id="survey"),
+    ],
+)
+async def test_an_order_id_holding_a_slash_can_be_confirmed_and_surveyed(
+    kind: str,
+    path: str,
+    fields: dict[str, str],
+    encoded: bool,
+    api: Any,
+    campaigns: Any,
+    topics: Any,
+) -> None:
+    campaign = campaigns.leads.campaign_id if kind == "lead" else campaigns.shop.campaign_id
+    order_id = f"2026/11/{api.new_id(kind)}"
+    placed = await api.post(
+        "/v1/orders",
+        {
+            "order_id": order_id,
+            "campaign_id": campaign,
+            "kind": kind,
+            "occurred_at": hours_ago(1),
+            "amount_minor": 2_500,
+            "currency": "EUR",
+            "visitor_id": api.new_id("v"),
+        },
+    )
+    assert placed.status_code == 202, placed.text
+    target = path.format(order_id.replace("/", "%2F") if encoded else order_id)
+    body = api.raw({"campaign_id": campaign, **fields})
+    before = await topics.settle()
+
+    answer = await api.http.post(
+        target,
+        content=body,
+        headers=headers(sign_call("POST", target, body, "a-secret-new", int(time.time()))),
+    )
+
+    assert answer.status_code == 202, answer.text
+    await topics.settle()
+    emitted = [
+        e
+        for topic in ("orders", "refunds")
+        for e in topics.since(before, topic)
+        if e.get("order_id") == order_id
+    ]
+    assert len(emitted) == 1, emitted

@@ -26,7 +26,7 @@ MAC_HEX_LENGTH = 64  # HMAC-SHA256 as lowercase or uppercase hex
 _MAC_HEX = re.compile(f"[0-9a-fA-F]{{{MAC_HEX_LENGTH}}}")
 # The POST routes whose path names the order: /v1/leads/{order_id}/confirm and
 # /v1/orders/{order_id}/survey, with or without a query.
-_PATH_BOUND = re.compile(r"/v1/(?:leads/[^/?]+/confirm|orders/[^/?]+/survey)(?:\?.*)?", re.DOTALL)
+_PATH_BOUND = re.compile(r"/v1/(?:leads/[^?]+/confirm|orders/[^?]+/survey)(?:\?.*)?", re.DOTALL)
 
 
 class SignatureRejected(Exception):

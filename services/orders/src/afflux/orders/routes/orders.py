@@ -81,6 +81,8 @@ async def post_survey(
 routes = [
     direct_route("/v1/orders", post_order, ["POST"]),
     direct_route("/v1/orders:batch", post_batch, ["POST"]),
-    direct_route("/v1/leads/{order_id}/confirm", confirm_lead, ["POST"]),
-    direct_route("/v1/orders/{order_id}/survey", post_survey, ["POST"]),
+    # ``path``: an order id may hold a '/' (any visible character): the default converter
+    # never matched one, so such a lead could never be confirmed (404, "unknown order")
+    direct_route("/v1/leads/{order_id:path}/confirm", confirm_lead, ["POST"]),
+    direct_route("/v1/orders/{order_id:path}/survey", post_survey, ["POST"]),
 ]
