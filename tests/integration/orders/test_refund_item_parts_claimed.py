@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from afflux.orders.claims import ClaimStore, NewOrder
+from afflux.orders.claims import MAX_REFUNDS_PER_ORDER, ClaimStore, NewOrder
 from afflux.shared.core.products import ItemRefundPart
 
 pytestmark = pytest.mark.integration
@@ -89,3 +89,29 @@ async def test_parts_add_up_to_the_item_exactly_and_one_minor_unit_more_is_refus
 
     assert (full.status, full.item_taken_minor) == ("item_exceeds", 999_999_999_999_998)
     assert fits.status == "reserved"
+
+
+@pytest.mark.parametrize("order_known", [True, False], ids=["order known", "refunds first"])
+async def test_an_order_takes_at_most_a_bounded_number_of_refunds(
+    claims: ClaimStore, order_known: bool
+) -> None:
+    """Each reservation reads the order's refunds in Redis's one thread: unbounded, one
+    order's refunds slowed every merchant's claims (50,000 refunds: 57 ms per claim)."""
+    now = int(time.time() * 1000)
+    if order_known:
+        await _order(claims, now)
+
+    async def refund(rid: str) -> Any:
+        return await claims.reserve_refund(
+            "c", "o-1", rid, 1, now, occurred_at=now, reported_at=now
+        )
+
+    for n in range(MAX_REFUNDS_PER_ORDER):
+        assert (await refund(f"r-{n}")).status == "reserved"
+        await claims.settle_refund("c", "o-1", f"r-{n}", 1, done=True)
+
+    one_more = await refund("r-more")
+    again = await refund("r-0")
+
+    assert (one_more.status, one_more.remaining_minor) == ("too_many", MAX_REFUNDS_PER_ORDER)
+    assert again.status == "duplicate"  # a refund already taken is still answered as such

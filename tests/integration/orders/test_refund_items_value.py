@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from afflux.orders.claims import MAX_REFUNDS_PER_ORDER
+
 pytestmark = pytest.mark.integration
 
 
@@ -171,3 +173,27 @@ async def test_a_refund_sent_again_is_a_duplicate_and_the_items_rest_still_fits(
     assert rest.status_code == 202, rest.text
     # the order amount is used up too: the total check answers first
     assert (over.status_code, over.json()["detail"][0]["field"]) == (422, "amount_minor")
+
+
+async def test_a_refund_beyond_the_most_one_order_takes_is_refused_naming_the_order(
+    api: Any, campaigns: Any
+) -> None:
+    order = _order(campaigns.shop.campaign_id, [], 1_000_000)
+    del order["items"]
+    assert (await api.post("/v1/orders", order)).status_code == 202
+    cent = {k: v for k, v in _refund(order, 1).items() if k != "items"}
+
+    answers = [
+        await api.post("/v1/refunds", {**cent, "refund_id": f"r-{n}-{order['order_id']}"})
+        for n in range(MAX_REFUNDS_PER_ORDER + 1)
+    ]
+
+    assert {a.status_code for a in answers[:-1]} == {202}
+    assert answers[-1].status_code == 422
+    assert answers[-1].json()["detail"] == [
+        {
+            "field": "order_id",
+            "reason": f"order {order['order_id']} has {MAX_REFUNDS_PER_ORDER} refunds already,"
+            " the most one order takes: send what is left to refund of it as one refund",
+        }
+    ]

@@ -55,6 +55,11 @@ _CLAIMS: dict[str, OrderClaim] = {
     "n": "renewal",
 }
 
+# Refunds one order takes, counting those accepted before it arrived: each reservation
+# reads the order's refunds in Redis's one thread, so without a bound one order's
+# refunds (a leaked secret, a runaway integration) slowed every merchant's claims.
+MAX_REFUNDS_PER_ORDER = 100
+
 # The batch scripts take their keys inside one JSON argument: packing hundreds of
 # separate arguments cost more client CPU than the rest of a request's handling.
 # A done claim of kind ``renewal`` is a renewal order id: it keeps no order terms, so
@@ -140,6 +145,7 @@ local now = tonumber(ARGV[1])
 local until_ms = tostring(now + tonumber(ARGV[2]))
 local ttl = tonumber(ARGV[3])
 local rid, amount = ARGV[4], tonumber(ARGV[5])
+local most = tonumber(ARGV[11])
 local claim = redis.call('GET', rkey)
 if claim and string.sub(claim, 1, 5) == 'done#' then
   -- 'done#<amount>:<order>': the same order with another amount is no duplicate either
@@ -168,7 +174,7 @@ if state == 'done' or (state and tonumber(state) > now) then
   end
   local total = tonumber(redis.call('HGET', okey, 'amount'))
   local fields = redis.call('HGETALL', okey)
-  local refunded = 0
+  local refunded, count = 0, 0
   local live = {}
   for j = 1, #fields, 2 do
     local name = fields[j]
@@ -179,9 +185,11 @@ if state == 'done' or (state and tonumber(state) > now) then
       if st == 'done' or tonumber(st) > now then
         refunded = refunded + tonumber(string.sub(value, 1, sep - 1))
         live[string.sub(name, 3)] = true
+        count = count + 1
       end
     end
   end
+  if count >= most then return {'too_many', tostring(most)} end
   if refunded + amount > total then
     return {'exceeds', string.format('%.0f', total - refunded)}
   end
@@ -212,6 +220,11 @@ if state == 'done' or (state and tonumber(state) > now) then
 end
 -- An order not (yet) accepted here: its refund is kept beside the claim the order will
 -- have, so refunds accepted before it count against its amount once it arrives.
+local kept = 0
+for _, name in ipairs(redis.call('HKEYS', okey)) do
+  if string.sub(name, 1, 2) == 'r:' then kept = kept + 1 end
+end
+if kept >= most then return {'too_many', tostring(most)} end
 redis.call('HSET', okey, 'r:' .. rid, ARGV[5] .. ':' .. until_ms)
 if redis.call('TTL', okey) < 0 then redis.call('EXPIRE', okey, ttl) end
 redis.call('SET', rkey, until_ms, 'EX', ttl)
@@ -398,14 +411,17 @@ class RefundClaim:
     # amount_conflict: by a refund of this order of another amount (``remaining_minor``
     # is then that amount); before_order: the refund is dated before its order
     # (``order_at``: the order's time it is before)
-    # item_exceeds: earlier refunds took ``item_taken_minor`` of ``item_sku`` already, and
-    # this one's part of it would take more than the order holds (``item_whole_minor``)
+    # too_many: the order has MAX_REFUNDS_PER_ORDER refunds already (``remaining_minor``
+    # is that bound); item_exceeds: earlier refunds took ``item_taken_minor`` of
+    # ``item_sku`` already, and this one's part of it would take more than the order holds
+    # (``item_whole_minor``)
     status: Literal[
         "reserved",
         "duplicate",
         "pending",
         "exceeds",
         "item_exceeds",
+        "too_many",
         "conflict",
         "amount_conflict",
         "before_order",
@@ -599,6 +615,7 @@ class ClaimStore:
             reported_at,
             json.dumps(parts),
             json.dumps(kept),
+            MAX_REFUNDS_PER_ORDER,
         ]
         result = [_text(r) for r in await self._reserve_refund(keys=keys, args=args)]
         if result[0] == "item_exceeds":
@@ -608,6 +625,8 @@ class ClaimStore:
                 item_taken_minor=int(result[2]),
                 item_whole_minor=int(result[3]),
             )
+        if result[0] == "too_many":
+            return RefundClaim("too_many", int(result[1]))
         if result[0] in ("exceeds", "amount_conflict"):
             return RefundClaim(result[0], int(result[1]))  # type: ignore[arg-type]
         if result[0] == "before_order":

@@ -557,6 +557,13 @@ class Ingestor:
                 f"refund {event.refund_id} of this order was already accepted with amount_minor"
                 f" {claim.remaining_minor}; a further refund needs a new refund_id",
             )
+        if claim.status == "too_many":
+            raise Rejected(
+                422,
+                "order_id",
+                f"order {event.order_id} has {claim.remaining_minor} refunds already, the most"
+                " one order takes: send what is left to refund of it as one refund",
+            )
         if claim.status == "item_exceeds":
             raise rules.item_refunded_beyond(claim)
         if claim.status == "exceeds":
