@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from afflux.clicks.app import create_app
+from afflux.clicks.visitor_cookie import visitor_id_of
 from afflux.shared.core.ids import derived_id, visitor_of_click
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.events import ClickRecorded
@@ -62,7 +63,8 @@ async def test_click_redirects_with_the_click_id_and_sets_the_visitor_cookie(
     click_id = query["afx_click"][0]
 
     cookie = response.headers["set-cookie"]
-    visitor = response.cookies["afx_vid"]
+    visitor = visitor_id_of(response.cookies["afx_vid"])
+    assert re.fullmatch(r"v_[0-9a-f]{32}~[0-9a-f]{32}", response.cookies["afx_vid"])
     assert visitor_of_click(click_id) == visitor
     assert "Max-Age=31536000" in cookie
     assert "HttpOnly" in cookie
@@ -88,12 +90,12 @@ async def test_a_returning_visitor_keeps_its_id_and_gets_no_new_cookie(
     client: httpx.AsyncClient, link: dict[str, Any]
 ) -> None:
     first = await client.get(f"/c/{link['code']}")
-    visitor = first.cookies["afx_vid"]
+    cookie = first.cookies["afx_vid"]
     client.cookies.clear()
-    again = await client.get(f"/c/{link['code']}", headers={"Cookie": f"afx_vid={visitor}"})
+    again = await client.get(f"/c/{link['code']}", headers={"Cookie": f"afx_vid={cookie}"})
     assert again.status_code == 302
     assert "set-cookie" not in again.headers
-    assert visitor_of_click(click_id_of(again.headers["location"])) == visitor
+    assert visitor_of_click(click_id_of(again.headers["location"])) == visitor_id_of(cookie)
 
 
 @pytest.mark.parametrize("cookie", ["x", "garbage", "v_abc", "v_" + "0" * 31 + "G"])
@@ -103,18 +105,41 @@ async def test_a_visitor_cookie_not_of_the_redirects_form_is_replaced(
     client.cookies.clear()
     answer = await client.get(f"/c/{link['code']}", headers={"Cookie": f"afx_vid={cookie}"})
     assert answer.status_code == 302
-    visitor = answer.cookies["afx_vid"]
+    visitor = visitor_id_of(answer.cookies["afx_vid"])
     assert re.fullmatch(r"v_[0-9a-f]{32}", visitor)
     assert visitor_of_click(click_id_of(answer.headers["location"])) == visitor
+
+
+async def test_a_visitor_id_seen_in_a_click_id_cannot_be_clicked_as(
+    client: httpx.AsyncClient, link: dict[str, Any], clicks_topic: ClickWatch
+) -> None:
+    """A shopper's visitor id is in every landing URL (``afx_click``): a creator who saw
+    one and clicked their own link with it as cookie won the shopper's next order
+    attributed by cookie. Only a cookie this service sealed names a visitor."""
+    client.cookies.clear()
+    shopper = await client.get(f"/c/{link['code']}")
+    seen = visitor_of_click(click_id_of(shopper.headers["location"]))
+    client.cookies.clear()
+
+    forged = await client.get(f"/c/{link['code']}", headers={"Cookie": f"afx_vid={seen}"})
+    resealed = await client.get(
+        f"/c/{link['code']}", headers={"Cookie": f"afx_vid={seen}~{'0' * 32}"}
+    )
+
+    for answer in (forged, resealed):
+        assert answer.status_code == 302
+        click = await clicks_topic.click(click_id_of(answer.headers["location"]))
+        assert click["visitor_id"] != seen
+        assert visitor_id_of(answer.cookies["afx_vid"]) == click["visitor_id"]
 
 
 async def test_same_visitor_same_link_within_the_window_is_flagged_duplicate(
     client: httpx.AsyncClient, link: dict[str, Any], clicks_topic: ClickWatch
 ) -> None:
     first = await client.get(f"/c/{link['code']}")
-    visitor = first.cookies["afx_vid"]
+    cookie = first.cookies["afx_vid"]
     client.cookies.clear()
-    second = await client.get(f"/c/{link['code']}", headers={"Cookie": f"afx_vid={visitor}"})
+    second = await client.get(f"/c/{link['code']}", headers={"Cookie": f"afx_vid={cookie}"})
     assert second.status_code == 302
     assert (await clicks_topic.click(click_id_of(first.headers["location"])))[
         "is_duplicate"

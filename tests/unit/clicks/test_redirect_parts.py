@@ -9,12 +9,13 @@ from afflux.clicks.quality import UserAgentInfo
 from afflux.clicks.redirect import (
     RandomHex,
     click_event,
+    cookie_value,
     not_found_page,
     set_flags,
     tracking_params,
-    visitor_from,
 )
 from afflux.clicks.shipper import encode_event
+from afflux.clicks.visitor_cookie import VisitorSeal, visitor_id_of
 from afflux.shared.core.ids import derived_id, new_click_id, visitor_of_click
 from afflux.shared.events import ClickRecorded
 from afflux.shared.wire import decode_record
@@ -102,28 +103,46 @@ def test_location_keeps_the_destination_query_and_fragment(destination: str, loc
 
 
 VISITOR = "v_" + "0123456789abcdef" * 2
+SEAL = VisitorSeal(b"the service's secret")
+SEALED = SEAL.cookie_value(VISITOR)
+OTHER = "v_" + "fedcba9876543210" * 2
+
+
+def visitor_from(cookie: str) -> str | None:
+    value = cookie_value(cookie)
+    return SEAL.visitor_of(value) if value is not None else None
 
 
 @pytest.mark.parametrize(
     ("cookie", "visitor"),
     [
-        (f"afx_vid={VISITOR}", VISITOR),
-        (f"other=1; afx_vid={VISITOR}; more=2", VISITOR),
-        (f'afx_vid="{VISITOR}"', VISITOR),
-        (f"xafx_vid={VISITOR}", None),  # another cookie whose name ends the same
-        ("afx_vid=v_<script>", None),  # malformed ids are replaced
+        (f"afx_vid={SEALED}", VISITOR),
+        (f"other=1; afx_vid={SEALED}; more=2", VISITOR),
+        (f'afx_vid="{SEALED}"', VISITOR),
+        (f"xafx_vid={SEALED}", None),  # another cookie whose name ends the same
+        # a well-formed id without the seal: anyone who saw a click id could send it
+        (f"afx_vid={VISITOR}", None),
+        (f"afx_vid={VISITOR}~", None),
+        (f"afx_vid={VISITOR}~{SEALED.partition('~')[2][:-1]}", None),  # seal cut short
+        (f"afx_vid={OTHER}~{SEALED.partition('~')[2]}", None),  # another visitor's seal
+        (f"afx_vid={VisitorSeal(b'another secret').cookie_value(VISITOR)}", None),
+        (f"afx_vid={SEALED.upper()}", None),  # the redirect writes lowercase hex
+        (f"afx_vid={SEALED}0", None),  # too long
+        ("afx_vid=v_<script>", None),
         ("afx_vid=", None),
-        ("afx_vid=x", None),  # not the form the redirect gives
-        ("afx_vid=garbage", None),
-        ("afx_vid=v_abc", None),  # too short
-        (f"afx_vid={VISITOR}0", None),  # too long
-        (f"afx_vid={VISITOR[:-1]}G", None),  # not hex
-        (f"afx_vid={VISITOR.upper()}", None),  # the redirect writes lowercase hex
+        ("afx_vid=x", None),
         ("afx_vid=" + "a" * 65, None),
     ],
 )
-def test_visitor_cookie_is_read_only_when_well_formed(cookie: str, visitor: str | None) -> None:
+def test_visitor_cookie_names_a_visitor_only_when_this_service_sealed_it(
+    cookie: str, visitor: str | None
+) -> None:
     assert visitor_from(cookie) == visitor
+
+
+def test_a_sealed_cookie_holds_the_visitor_id_a_merchant_page_reads() -> None:
+    assert visitor_id_of(SEALED) == VISITOR
+    assert visitor_id_of(VISITOR) == VISITOR
 
 
 def test_sub_ids_and_utm_are_taken_other_parameters_ignored() -> None:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from afflux.clicks.visitor_cookie import visitor_id_of
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.clock_source import system_clock
@@ -112,7 +113,9 @@ class DemoClient:
     async def click(
         self, code: str, visitor_id: str | None, *, bot: bool = False
     ) -> tuple[str, str]:
-        """Follow a tracking link once; return (visitor_id, click_id) from the redirect."""
+        """Follow a tracking link once; return (the visitor's cookie, click_id) from the
+        redirect: the cookie (its visitor id and the seal, ``afflux.clicks.visitor_cookie``)
+        is what a browser sends on its next click, and what ``place_order`` takes."""
         # Always send a Cookie header, empty for a new visitor: otherwise the client's
         # cookie jar would hand the last visitor's afx_vid to the next one.
         address = self._address(visitor_id)
@@ -245,7 +248,9 @@ class DemoClient:
         }
         for name, value in (
             ("action", action),
-            ("visitor_id", visitor_id),
+            # what ``click`` hands back is the visitor's sealed cookie; the merchant's page
+            # sends the id in it, as it reads it from the click id
+            ("visitor_id", visitor_id_of(visitor_id) if visitor_id else None),
             ("click_id", click_id),
             ("coupon_code", coupon),
         ):

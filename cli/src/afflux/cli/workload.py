@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 from afflux.cli.demo_client import BROWSER_USER_AGENT, dev_merchant_secret
 from afflux.cli.topic_to_end import TopicUnreadable, read_to_end
 from afflux.cli.traffic import creator_ids
+from afflux.clicks.visitor_cookie import visitor_id_of
 from afflux.orders.signing import sign_call
 from afflux.shared.events import ConversionAttributed
 from afflux.shared.io.clock_source import system_clock
@@ -293,7 +294,8 @@ class WorkloadRunner:
             "new_customer": order.new_customer,
             "occurred_at": system_clock() + self.offset_ms,
             "click_id": click_id,
-            "visitor_id": visitor,
+            # the id in the visitor's sealed cookie, as the merchant's page reads it
+            "visitor_id": visitor_id_of(visitor) if visitor else visitor,
         }
         if order.coupon:
             body["coupon_code"] = order.coupon

@@ -32,6 +32,7 @@ from afflux.clicks.routes import links
 from afflux.clicks.routes.links import allowed_domains
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.shipper import ClickShipper
+from afflux.clicks.visitor_cookie import VisitorSeal
 from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.background import cancel_and_wait
@@ -99,7 +100,9 @@ def create_app(
     """The clicks app; its lifespan connects to Redis and Kafka and follows campaigns."""
     view = directory or CampaignDirectory()
     metrics = ClicksMetrics()
-    hasher = IpHasher(ip_hash_key(settings), settings.clicks_ipv6_prefix_bits)
+    secret = ip_hash_key(settings)
+    hasher = IpHasher(secret, settings.clicks_ipv6_prefix_bits)
+    seal = VisitorSeal(secret)
     proxies = ProxyTrust(settings.trusted_networks())
 
     def still_allowed(link: Link) -> bool:
@@ -184,6 +187,7 @@ def create_app(
             ip_hasher=hasher,
             proxies=proxies,
             clock=clock,
+            seal=seal,
         )
         gc.collect()
         gc.freeze()  # what start-up built stays out of every later collection

@@ -25,6 +25,7 @@ from afflux.clicks.metrics import NO_CAMPAIGN, ClicksMetrics
 from afflux.clicks.privacy import IpHasher
 from afflux.clicks.quality import BotDetector, ClickQuality, UserAgentInfo, top_level_navigation
 from afflux.clicks.shipper import ClickShipper
+from afflux.clicks.visitor_cookie import VisitorSeal
 from afflux.shared.core.click_flags import BOT
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import CLICK_ID_SEPARATOR, derived_id
@@ -42,9 +43,6 @@ COOKIE = "afx_vid"
 COOKIE_MAX_AGE_S = 365 * 24 * 3600
 PREFIX = "/c/"
 _CODE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_CODE_LENGTH}}}")
-# The form the redirect gives (afflux.shared.core.ids.new_visitor_id): a cookie the
-# visitor wrote (``x``, another tracker's id) would otherwise be kept as their id.
-_VISITOR = re.compile(r"v_[0-9a-f]{32}")
 _MAX_UA = 512
 _MAX_REFERRER = 1024
 _MAX_PARAM = 256
@@ -90,6 +88,7 @@ class ClickContext:
     ip_hasher: IpHasher
     proxies: ProxyTrust
     clock: Clock
+    seal: VisitorSeal
     random: RandomHex = field(default_factory=RandomHex)
 
 
@@ -142,7 +141,10 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
             fetch_dest = value.decode("latin-1")
     client = scope.get("client")
     peer = client[0] if client else ""
-    visitor = visitor_from(cookie) if cookie else None
+    sealed = cookie_value(cookie) if cookie else None
+    # Only a cookie this service sealed names a visitor: the id alone is in every click
+    # id, so anyone who saw a shopper's landing URL could otherwise click as the shopper.
+    visitor = ctx.seal.visitor_of(sealed) if sealed else None
     new_visitor = visitor is None
     if visitor is None:
         visitor = f"v_{ctx.random.hex(16)}"  # afflux.shared.core.ids.new_visitor_id's form
@@ -183,7 +185,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
             and forwarded_proto.strip().lower() == "https"
             and ctx.proxies.trusted(peer)
         )
-        headers.append((b"set-cookie", _cookie(visitor, secure)))
+        headers.append((b"set-cookie", _cookie(ctx.seal.cookie_value(visitor), secure)))
     await send({"type": "http.response.start", "status": 302, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
     outcome = flags[0] if flags else "redirected"
@@ -239,22 +241,21 @@ def set_flags(event: dict[str, Any], flags: tuple[str, ...]) -> None:
     event["is_duplicate"] = len(flags) > 1 or flags[0] != BOT
 
 
-def _cookie(visitor: str, secure: bool) -> bytes:
+def _cookie(value: str, secure: bool) -> bytes:
     flags = "; Secure" if secure else ""
     return (
-        f"{COOKIE}={visitor}; Max-Age={COOKIE_MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax{flags}"
+        f"{COOKIE}={value}; Max-Age={COOKIE_MAX_AGE_S}; Path=/; HttpOnly; SameSite=Lax{flags}"
     ).encode()
 
 
-def visitor_from(cookie: str) -> str | None:
-    """The afx_vid cookie's value when present and well-formed."""
+def cookie_value(cookie: str) -> str | None:
+    """The afx_vid cookie's value in a Cookie header, when present."""
     start = cookie.find(f"{COOKIE}=")
     while start > 0 and cookie[start - 1] not in " ;":
         start = cookie.find(f"{COOKIE}=", start + 1)
     if start < 0:
         return None
-    value = cookie[start + len(COOKIE) + 1 :].split(";", 1)[0].strip().strip('"')
-    return value if _VISITOR.fullmatch(value) else None
+    return cookie[start + len(COOKIE) + 1 :].split(";", 1)[0].strip().strip('"')
 
 
 def tracking_params(query: bytes) -> tuple[dict[str, str], dict[str, str]]:
