@@ -639,3 +639,35 @@ async def test_a_squat_recorded_before_the_mark_is_taken_over_as_the_ledger_hold
     author = publication(cid, affiliate_id=OTHER_CREATOR, published_at=published_at)
     answer = await post(world, "/v1/content", author, world.merchant_key)
     assert answer.status_code == (422 if released else STARTING), answer.text
+
+
+async def test_a_creators_key_cannot_move_the_date_of_a_published_content(
+    world: AccessWorld,
+) -> None:
+    """The date picks the terms version, the review and the place in the cap order: a
+    creator re-dating the brand's post skipped a review its terms added since."""
+    store = world.app.state.store
+    content_id = f"c-dated-{_now()}"
+    key = f"insta:{content_id}"
+    at = _now() - 2 * HOUR
+    brands = Publication(key, CREATOR, CAMPAIGN, "post", at, f"p-{content_id}")
+    batch = Batch(
+        content=[(CAMPAIGN, PERIOD, brands)], content_routes={key: (CAMPAIGN, PERIOD, CREATOR)}
+    )
+    await store.apply(batch, world.app.state.directory.versions, lambda _: "EUR")
+
+    earlier = await post(
+        world, "/v1/content", publication(content_id, published_at=at - HOUR), world.creator_key
+    )
+    same = await post(
+        world, "/v1/content", publication(content_id, published_at=at), world.creator_key
+    )
+    by_brand = await post(
+        world, "/v1/content", publication(content_id, published_at=at - HOUR), world.merchant_key
+    )
+
+    assert earlier.status_code == 409, earlier.text
+    assert _field(earlier) == "published_at"
+    assert "a creator's key does not move its date" in earlier.text
+    assert same.status_code == STARTING, same.text
+    assert by_brand.status_code == STARTING, by_brand.text

@@ -311,6 +311,7 @@ class CreatorCase:
 
 
 RELEASE = Release(KEY, "rel-1", "merchant:m")
+RELEASE_2 = Release(KEY, "rel-2", "merchant:m")
 CREATOR_CASES = [
     # however calm, the creator's own figures wait for the brand's release
     CreatorCase("own figures are held", ((PUBLISHED, own(1, 300)),), [[]]),
@@ -392,6 +393,24 @@ PUBLICATION_CASES = [
         ((PUBLISHED, snap(1, 300)), (CREATOR_PUBLISHED, snap(2, 400))),
         [[("engagement_pay", 300)], [("engagement_correction", 100)]],
     ),
+    # the release confirmed the publication, not figures: a snapshot above the review
+    # after it holds the content again, until a release of its own
+    CreatorCase(
+        "released first: figures above the review after it are held",
+        ((CREATOR_PUBLISHED,), (RELEASE,), (snap(1, 300, followers=500),), (RELEASE_2,)),
+        [[], [], [], [("engagement_pay", 300)]],
+    ),
+    CreatorCase(
+        "released first: calm figures pay, a jump above the review is held",
+        ((CREATOR_PUBLISHED,), (RELEASE,), (snap(1, 300),), (snap(2, 900, followers=1_000),)),
+        [[], [], [("engagement_pay", 300)], [("engagement_reversal", -300)]],
+    ),
+    # judged while the publication waits: the release is of figures the brand was shown
+    CreatorCase(
+        "figures above the review before the release",
+        ((CREATOR_PUBLISHED, snap(1, 300, followers=500)), (RELEASE,)),
+        [[], [("engagement_pay", 300)]],
+    ),
 ]  # fmt: skip
 
 
@@ -421,6 +440,30 @@ def test_a_content_held_for_its_creators_publication_says_why() -> None:
     assert "held for review since publication: published by the creator itself" in owed.rule
     assert "POST /v1/content/instagram/C1/release" in owed.rule
     assert not fold(state, RELEASE, None).awaits_release
+
+
+def test_figures_above_the_review_join_the_publication_holds_reason() -> None:
+    review = EngagementReview(max_rate=Decimal("0.5"))
+    state = fold(ContentState(KEY), CREATOR_PUBLISHED, review)
+    state = fold(state, snap(1, 300, followers=500), review)
+    assert state.held == (
+        "publication: published by the creator itself, paid once the brand confirms it;"
+        " snapshot 1: engagement rate 300 / 500 followers = 0.6 above 0.5"
+    )
+    assert state.awaits_release
+
+
+@pytest.mark.parametrize("first", [PUBLISHED, CREATOR_PUBLISHED], ids=["brand's", "creator's"])
+def test_a_creators_key_never_moves_a_published_contents_date(first: Publication) -> None:
+    """The date picks the terms version, the review and the place in the cap order: a
+    creator re-dating the brand's post skipped a review added since."""
+    earlier = replace(CREATOR_PUBLISHED, event_id="pub-redated", published_at=NOV_1)
+    state = fold(fold(ContentState(KEY), first, None), earlier, None)
+    assert state.publication is not None
+    assert state.publication.published_at == first.published_at
+    assert state.publication.event_id == "pub-redated"  # the rest of it is taken
+    lines = oracle_lines("shoes", [(KEY, [first, earlier, snap(1, 300)])], VERSIONS)
+    assert [line.time for line in lines] == [first.published_at]
 
 
 # -- a squat taken over by the brand's publication, in the same campaign-period ------------

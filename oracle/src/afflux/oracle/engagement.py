@@ -5,7 +5,10 @@ A content's events arrive in topic order (one key, one partition). Its final sta
 worked out here in one pass, not incrementally: the last publication; the snapshots that
 were each newer than every one before them (the others stale); the first of those that
 crossed the review ceiling (the hold stays unless a release came before it); a hold from
-the first publication when the creator's own key made it; a release. The price is the
+the first publication when the creator's own key made it, its snapshots judged all the
+same (what holds one joins the reason) and, once a release confirmed the publication
+alone, judged again from the next one; a release. A creator's own key never re-dates a
+published content. The price is the
 core's (``afflux.shared.core.engagement.price``), shared like the rate helpers; the
 minimum per creator and period sums the creator's content not on hold.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.engagement import (
@@ -52,6 +55,7 @@ def final_state(
     accepted = stale = 0
     held: str | None = None
     released: str | None = None
+    publication_hold = f"publication: {CREATOR_PUBLISHED}"
     for event in events:
         if isinstance(event, TakenOver):
             latest, held = None, TAKEN_OVER  # held for good here, another author's figures
@@ -60,23 +64,35 @@ def final_state(
             publication, latest, accepted, stale, held, released = None, None, 0, 0, None, None
         if isinstance(event, Publication):
             if publication is None and event.by_creator and released is None and held is None:
-                held = f"publication: {CREATOR_PUBLISHED}"  # the creator's word until released
+                held = publication_hold  # the creator's word until released
+            if event.by_creator and publication is not None:
+                # a creator's key never re-dates a published content (its terms, review)
+                event = replace(event, published_at=publication.published_at)
             publication = first_receipt(publication, event)
-        elif isinstance(event, Release):
+            continue
+        if isinstance(event, Release):
             released = released or event.event_id
-        elif latest is not None and event.as_of <= latest.as_of:
+            continue
+        if latest is not None and event.as_of <= latest.as_of:
             stale += 1
-        elif event.by_creator and released is not None:
+            continue
+        if released is not None and held == publication_hold:
+            held = released = None  # the publication confirmed; its figures not yet judged
+        if event.by_creator and released is not None:
             stale += 1  # the release confirmed the creator's own figures up to it, no later
-        else:
-            accepted += 1
-            if held is None and released is None and publication is not None:
+            continue
+        accepted += 1
+        if released is None and held in (None, publication_hold):
+            why = None
+            if publication is not None:
                 plan = terms_in_force(versions, publication.published_at).terms.plan.engagement
                 if plan is not None and plan.review is not None:
-                    held = review_hold(plan.review, latest, event, accepted)
-            if held is None and released is None and event.by_creator:
-                held = f"snapshot {accepted}: {CREATOR_REPORTED}"
-            latest = event
+                    why = review_hold(plan.review, latest, event, accepted)
+            if why is None and event.by_creator:
+                why = f"snapshot {accepted}: {CREATOR_REPORTED}"
+            if why is not None:
+                held = why if held is None else f"{held}; {why}"
+        latest = event
     return ContentState(key, publication, latest, accepted, stale, held, released)
 
 

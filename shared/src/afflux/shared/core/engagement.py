@@ -19,7 +19,15 @@ sometimes go down. ``fold`` takes one event into a ``ContentState``:
   the admin or a platform integration on the topic are taken as they come;
 * a content whose first publication came from the creator's own key (``by_creator``:
   its campaign and creator are the creator's word) is held from that publication, whoever
-  posts its stats, until the brand releases it (``CREATOR_PUBLISHED``);
+  posts its stats, until the brand releases it (``CREATOR_PUBLISHED``). Its snapshots
+  are reviewed all the same: what holds one is added to the hold's reason, so the
+  brand's release confirms figures it was shown; a release of the publication alone
+  (no figures held) confirms the content, not its figures, which are reviewed from
+  then on as a brand-published content's are (a hold after it needs a release of its
+  own);
+* a creator's own key never moves a published content's ``published_at`` (which picks
+  its terms version, its review and its place in the cap order): its re-publication
+  keeps the date the content has;
 * a held content the brand's publication takes over (``TakenOver``: another creator or
   campaign, ``afflux.shared.core.content.takes_over``) stays held for good where it was,
   its figures dropped; its life goes on where the brand's publication puts it.
@@ -154,8 +162,14 @@ class ContentState:
     @property
     def awaits_release(self) -> bool:
         """Held because the creator's own key published it: the brand has not confirmed
-        the content yet (rather than its figures)."""
-        return self.on_hold and self.held == PUBLICATION_HOLD
+        the content yet (and maybe not its figures either)."""
+        return self.on_hold and self.held is not None and self.held.startswith(PUBLICATION_HOLD)
+
+    @property
+    def publication_confirmed(self) -> bool:
+        """Released while held only for its publication: its figures were never judged,
+        so later snapshots are reviewed."""
+        return self.released is not None and self.held == PUBLICATION_HOLD
 
 
 def fold(state: ContentState, event: ContentEvent, review: EngagementReview | None) -> ContentState:
@@ -170,23 +184,30 @@ def fold(state: ContentState, event: ContentEvent, review: EngagementReview | No
         held = state.held
         if state.publication is None and event.by_creator and state.released is None:
             held = held or PUBLICATION_HOLD
+        if event.by_creator and state.publication is not None:
+            event = replace(event, published_at=state.publication.published_at)
         return replace(state, publication=first_receipt(state.publication, event), held=held)
     if isinstance(event, Release):
         return state if state.released else replace(state, released=event.event_id)
     latest = state.latest
     if latest is not None and event.as_of <= latest.as_of:
         return replace(state, stale=state.stale + 1)
+    if state.publication_confirmed:
+        # the release confirmed the publication, not figures: they are judged from here
+        # on, and a hold now needs a release of its own
+        state = replace(state, held=None, released=None)
     if event.by_creator and state.released is not None:
         # The release confirmed the creator's figures up to it; figures of its own after
         # it would be paid unchecked (the hold never comes back), so they count as stale.
         return replace(state, stale=state.stale + 1)
     number = state.snapshots + 1
     held = state.held
-    if held is None and state.released is None:
-        if review is not None:
-            held = review_hold(review, latest, event, number)
-        if held is None and event.by_creator:
-            held = f"snapshot {number}: {CREATOR_REPORTED}"
+    if state.released is None and (held is None or held == PUBLICATION_HOLD):
+        why = review_hold(review, latest, event, number) if review is not None else None
+        if why is None and event.by_creator:
+            why = f"snapshot {number}: {CREATOR_REPORTED}"
+        if why is not None:
+            held = why if held is None else f"{held}; {why}"
     return replace(state, latest=event, snapshots=number, held=held)
 
 

@@ -44,7 +44,7 @@ from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES, ProblemBody
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
-from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.clock import MS_PER_DAY, from_ms
 from afflux.shared.core.content import (
     CONTENT_ID_PATTERN,
     content_backfill_limit_ms,
@@ -179,6 +179,8 @@ async def publish_content(
     )
     if not taking:
         _same_identity(principal, key, owner, identity)
+    if principal.role == "creator":
+        await _same_date(store, key, body.published_at)
     lives = store.keys.ledger("content_live")
     live = orjson.dumps([body.live_started_at, body.live_ended_at])
     # A content its creator's own key publishes counts once the brand releases it (its
@@ -532,7 +534,7 @@ async def _awaits_release(store: LedgerStore, key: str) -> bool:
     state = await store.content_state(key)
     if mark is None:
         return state is not None and state.awaits_release
-    return state is None or state.released is None
+    return state is None or state.awaits_release
 
 
 async def _take_over(
@@ -581,6 +583,22 @@ def _same_identity(
             " a content's campaign and creator never change",
         )
     raise Problem(422, "content_id", f"{key} is not yours to publish")
+
+
+async def _same_date(store: LedgerStore, key: str, published_at: int) -> None:
+    """A creator's key never moves a published content's date (the ledger keeps the date
+    it has, ``engagement.fold``): the date picks its terms version, its review and its
+    place in the cap order, so re-dating the brand's post skipped a review added since."""
+    state = await store.content_state(key)
+    publication = state.publication if state is not None else None
+    if publication is not None and publication.published_at != published_at:
+        raise Problem(
+            409,
+            "published_at",
+            f"the content was published at {from_ms(publication.published_at).isoformat()}: a"
+            " creator's key does not move its date (it picks the terms that pay it); ask"
+            " the brand",
+        )
 
 
 def _not_ahead(name: str, at: int | None, now: int) -> None:
