@@ -36,7 +36,7 @@ from afflux.payouts.compaction import compact_pass, run_every
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.rebuild import clear_ledger
+from afflux.payouts.rebuild import CONTENT_CLAIMS, clear_ledger
 from afflux.payouts.snapshots import PeriodCompacted
 from afflux.payouts.store import Batch, ClickItem, LedgerStore, PeriodsRefused, refusal_cause
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -486,3 +486,18 @@ async def test_two_passes_at_once_compact_the_period_once(ledger: Ledger) -> Non
     january = [(CAMPAIGN, "2026-01")]
     held = [await reads.period_postings(ledger.store, a, january) for a in CREATORS]
     assert sum(len(postings) for postings in held) == done.postings  # every one, once
+
+
+async def test_a_rebuild_keeps_the_content_apis_claims(ledger: Ledger) -> None:
+    """The content API's claims are written by the route, never by the replay: deleted, a
+    creator whose stream was live during the rebuild could not publish its end."""
+    keys = ledger.store.keys
+    claims = {name: keys.ledger(name) for name in CONTENT_CLAIMS}
+    for name, key in claims.items():
+        await ledger.redis.hset(key, "instagram:L1", f"{name} of L1")
+
+    await clear_ledger(ledger.redis, grace_s=0)
+
+    for name, key in claims.items():
+        assert await ledger.redis.hget(key, "instagram:L1") == f"{name} of L1".encode()
+    assert not await ledger.redis.exists(keys.ledger("cps"))  # the derived ledger is gone

@@ -5,7 +5,7 @@ Everything under the ledger's prefix is derived from the ``conversions``,
 (the review decisions with the rest), except each
 creator's payout records (``{a:<affiliate>}:payouts`` and ``:paid``): they record
 money that was paid, which the topics do not hold, and the next payout run pays
-only the difference to them.
+only the difference to them; and the content API's claims (``CONTENT_CLAIMS``).
 
 The steps, safe with the payouts service running, on one Redis or a cluster:
 
@@ -36,11 +36,19 @@ from redis.asyncio import Redis
 from afflux.payouts.keys import PREFIX, Keys
 
 KEPT = ("{a:*}:payouts", "{a:*}:paid")  # money paid: not derived from the topics
+# What the content API accepted and sent (each content's owner, whether it awaits its
+# release, its live stream's times as the creator published them): claims like the
+# orders service's, written by the route and not by the replay. Deleted, a creator whose
+# stream was live during a rebuild could not publish its end ("not published by its
+# creator's key"), and its orders went unattributed.
+CONTENT_CLAIMS = ("content_live", "content_owner", "content_unreleased", "content_sent")
 _CHUNK = 500
 
 
 def _kept(key: bytes, prefix: bytes) -> bool:
     rest = key[len(prefix) :]
+    if rest.startswith(b"{ledger}:"):
+        return rest[len(b"{ledger}:") :].decode(errors="replace") in CONTENT_CLAIMS
     return rest.startswith(b"{a:") and rest.endswith((b"}:payouts", b"}:paid"))
 
 
