@@ -73,9 +73,10 @@ async def _clear(url: str, bootstrap: str) -> int:
 
     from afflux.payouts.consumer import TOPICS as LEDGER_TOPICS
     from afflux.payouts.rebuild import clear_ledger
-    from afflux.shared.io.kafka import topics_end_offsets
+    from afflux.shared.io.kafka import check_broker, topics_end_offsets
     from afflux.shared.io.redis_client import connect_ready
 
+    await check_broker(bootstrap)  # one line naming it, not a traceback
     # What the replay must reach before a compaction pass may judge a period again.
     ends = await topics_end_offsets(bootstrap, LEDGER_TOPICS)
     # A cluster client (redis-cluster://) speaks the same commands.
@@ -129,8 +130,10 @@ async def _compact_all(
     from afflux.payouts.store import LedgerStore
     from afflux.shared.core.clock import MS_PER_DAY
     from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
+    from afflux.shared.io.kafka import check_broker
     from afflux.shared.io.redis_client import connect_ready
 
+    await check_broker(bootstrap)  # one line at once, not a bare timeout a minute later
     directory = CampaignDirectory()
     follower = asyncio.create_task(follow_campaigns(directory, bootstrap))
     redis = cast("Redis[bytes]", await connect_ready(url))

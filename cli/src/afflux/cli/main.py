@@ -22,6 +22,7 @@ from afflux.cli import (
     whatif_cmd,
 )
 from afflux.cli.brokers import add_broker_option, broker_of
+from afflux.cli.failures import guarded
 from afflux.cli.help_format import PlainArgumentParser
 from afflux.cli.storage import add_storage_option, storage_of
 
@@ -45,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         "then stops everything it started. Data lives under AFFLUX_DATA_DIR (.afflux/up).",
     )
     up.add_argument("--campaigns", default=None, help="campaign terms YAML to apply at start")
-    up.add_argument("--partitions", type=int, default=None, help="partitions of data topics")
+    up.add_argument(
+        "--partitions", type=_positive, default=None, help="partitions of data topics (1 or more)"
+    )
     add_storage_option(up)
     add_broker_option(up)
 
@@ -128,6 +131,10 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # argparse's REMAINDER drops a leading "--option" inside a sub-command, so
     # the pass-through commands get everything after their name themselves.
     given = list(sys.argv[1:] if argv is None else argv)
@@ -182,6 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module("afflux.cli.verify")
         return int(module.main(list(args.rest)))
     return 2
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} partitions: give 1 or more")
+    return value
 
 
 def _schemas(action: str, directory: str) -> int:
