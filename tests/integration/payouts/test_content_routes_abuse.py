@@ -163,6 +163,12 @@ def publication_cases() -> list[Case]:
             publication("c-aff-zw", affiliate_id=f"{CREATOR}\u200b"),
             "affiliate_id",
         ),
+        # counters name a creator between '|': this one read as the creator before it
+        Case(
+            "affiliate id holding the counters' separator",
+            publication("c-aff-bar", affiliate_id=f"{CREATOR}|2026-11-03"),
+            "affiliate_id",
+        ),
         Case("url with a space", publication("u1", url="https://x.example/a b"), "url"),
         Case("url javascript:", publication("u2", url="javascript:alert(1)"), "url"),
         Case("url of 2049 characters", publication("u3", url="https://" + "x" * 2041), "url"),

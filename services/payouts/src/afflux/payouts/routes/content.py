@@ -94,6 +94,18 @@ NewContentId = Annotated[ContentId, AfterValidator(visible_new_id)]
 VisibleId = Annotated[Id, AfterValidator(visible_new_id)]
 
 
+def _no_separator(value: str) -> str:
+    """The ledger's counters name a creator between '|' (``views|<creator>|<day>``): a
+    creator id holding one read as another creator's (``ana|2026-11-03`` as ana's), so a
+    merchant could add any reach to a creator's KPIs. Tracking links never allowed it."""
+    if "|" in value:
+        raise ValueError("may not contain '|'")
+    return value
+
+
+CreatorId = Annotated[VisibleId, AfterValidator(_no_separator)]
+
+
 class ContentBody(BaseModel):
     """A ``ContentPublished`` without its envelope (docs/events/ContentPublished.schema.json)."""
 
@@ -101,7 +113,7 @@ class ContentBody(BaseModel):
 
     content_id: NewContentId
     platform: Platform
-    affiliate_id: VisibleId
+    affiliate_id: CreatorId
     campaign_id: Id
     kind: ContentKind
     url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")]
