@@ -192,6 +192,15 @@ async def contents_for(
         kpis, clicks = await reads.period_counters(store, cid, p)
         terms = directory.latest(cid).terms
         revenue, tagged = views.stream_revenue(kpis), views.content_clicks(clicks)
+        if any(s.publication and s.publication.kind == "live" for s in states):
+            # A stream lasts at most a day: the sales it won after its period's end are
+            # counted in the next period, and are its revenue all the same.
+            end = period_bounds(p)[1]
+            later, _ = await reads.period_counters(
+                store, cid, period_of(end, directory.at(cid, end).terms.plan.period)
+            )
+            for key, amount in views.stream_revenue(later).items():
+                revenue[key] = revenue.get(key, 0) + amount
         for row in views.content_rows(states, revenue, terms.emv, tagged):
             rows.append({**row, "period": p, "currency": terms.currency})
     return rows

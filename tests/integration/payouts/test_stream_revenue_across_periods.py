@@ -1,0 +1,90 @@
+"""A live stream's revenue in its content row counts every sale it won, those placed in
+the next period included: a stream over midnight of a period's end lost half its sales."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from ledger_app import DAY, NOV_1, directory_of, first_version
+from redis.asyncio import Redis
+
+from afflux.payouts.queries import contents_for
+from afflux.payouts.store import Batch, LedgerStore
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.engagement import Publication
+
+pytestmark = pytest.mark.integration
+
+DEC_1 = NOV_1 + 30 * DAY
+MINUTE = 60_000
+TERMS = first_version(
+    {
+        "campaign_id": "live-camp",
+        "merchant_id": "m",
+        "currency": "EUR",
+        "lock_days": 30,
+        "plan": {
+            "sale": {"rate": {"percent": "10"}},
+            "engagement": {"values": {"like_minor": "1"}},
+        },
+    }
+)
+
+
+@pytest.fixture
+async def redis(plain_redis_url: str) -> AsyncIterator[Redis[bytes]]:
+    client: Redis[bytes] = Redis.from_url(plain_redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]
+
+
+def _won(n: int, at: int) -> ConversionFact:
+    return ConversionFact(
+        conversion_id=f"conv-{n}",
+        event_id=f"ev-{n}",
+        order_id=f"o-{n}",
+        affiliate_id="ana",
+        kind="sale",
+        action=None,
+        amount_minor=50_000,
+        currency="EUR",
+        new_customer=False,
+        occurred_at=at,
+        terms_version=1,
+        attributed_by="livestream",
+        live_stream_id="insta:L1",
+    )
+
+
+async def test_a_streams_sales_after_its_periods_end_count_in_its_revenue(
+    redis: Redis[bytes],
+) -> None:
+    store = LedgerStore(redis)
+    stream = Publication("insta:L1", "ana", "live-camp", "live", DEC_1 - 30 * MINUTE, "pub-L1")
+
+    def versions(campaign: str) -> tuple[object, ...]:
+        return (TERMS,)
+
+    await store.apply(
+        Batch(
+            content=[("live-camp", "2026-11", stream)],
+            content_routes={"insta:L1": ("live-camp", "2026-11", "ana")},
+        ),
+        versions,  # type: ignore[arg-type]
+        lambda _: "EUR",
+    )
+    for n, at in ((1, DEC_1 - 10 * MINUTE), (2, DEC_1 + 10 * MINUTE)):  # 23:50 and 00:10
+        period = "2026-11" if at < DEC_1 else "2026-12"
+        await store.apply(
+            Batch(conversions=[("live-camp", period, _won(n, at))]),
+            versions,  # type: ignore[arg-type]
+            lambda _: "EUR",
+        )
+
+    rows = await contents_for(store, [("live-camp", "2026-11")], directory_of([TERMS]), "ana")
+
+    assert [(r["content_id"], r["revenue_minor"]) for r in rows] == [("L1", 100_000)]
