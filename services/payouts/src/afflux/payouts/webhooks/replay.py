@@ -20,7 +20,29 @@ from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import stop_consumer, topic_partitions
 
-IDLE_POLLS_AT_END = 3  # empty fetches in a row after which a partition is read
+# Empty fetches in a row (300 ms each) of a partition still below its high watermark
+# after which the replay gives up: a partition was closed after 3 such fetches as if
+# read, and the events past that point were silently left out.
+IDLE_POLLS_BEFORE_GIVING_UP = 20
+
+
+class ReplayIncomplete(Exception):
+    """The broker returned no records of some partitions below their end for a while:
+    what was scheduled stays (once, by webhook id); the replay should be run again."""
+
+    def __init__(self, partitions: list[TopicPartition]) -> None:
+        named = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))
+        super().__init__(f"the broker returned nothing more of {named} before its end")
+        self.partitions = partitions
+
+
+def partition_verdict(high: int | None, position: int, idle_polls: int) -> str:
+    """ "read" once the position reaches the high watermark the last fetch reported;
+    "stuck" after ``IDLE_POLLS_BEFORE_GIVING_UP`` empty fetches in a row below it (or with
+    no fetch answered); else "reading"."""
+    if high is not None and position >= high:
+        return "read"
+    return "stuck" if idle_polls >= IDLE_POLLS_BEFORE_GIVING_UP else "reading"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +110,11 @@ async def replay(
                 high = consumer.highwater(tp)
                 position = await consumer.position(tp)
                 idle[tp] = 0 if polled.get(tp) else idle[tp] + 1
-                if (high is not None and position >= high) or idle[tp] >= IDLE_POLLS_AT_END:
+                verdict = partition_verdict(high, position, idle[tp])
+                if verdict == "read":
                     open_parts.discard(tp)
+                elif verdict == "stuck" and not truncated:
+                    raise ReplayIncomplete([tp])
     finally:
         with contextlib.suppress(Exception):
             await stop_consumer(consumer)

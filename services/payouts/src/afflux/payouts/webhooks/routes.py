@@ -20,7 +20,7 @@ from afflux.payouts.webhooks import signing
 from afflux.payouts.webhooks.delivery import Refused, check_destination
 from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
 from afflux.payouts.webhooks.redis_store import TooManyEndpoints, WebhookStore
-from afflux.payouts.webhooks.replay import replay
+from afflux.payouts.webhooks.replay import ReplayIncomplete, replay
 from afflux.shared.core.ids import new_id
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
@@ -139,15 +139,20 @@ async def replay_endpoint(
         since = params.as_of(str(body.since), clock())
     except Problem as exc:
         raise Problem(422, "since", exc.reason) from None
-    result = await replay(
-        store,
-        directory,
-        settings.kafka_bootstrap,
-        endpoint,
-        since_ms=since,
-        now=clock(),
-        max_events=settings.webhooks_replay_max_events,
-    )
+    try:
+        result = await replay(
+            store,
+            directory,
+            settings.kafka_bootstrap,
+            endpoint,
+            since_ms=since,
+            now=clock(),
+            max_events=settings.webhooks_replay_max_events,
+        )
+    except ReplayIncomplete as exc:  # answering 200 would say every event was replayed
+        raise Problem(
+            503, None, f"{exc}; run the replay again (what it scheduled is delivered once)"
+        ) from None
     return {
         "events": result.events,
         "scheduled": result.scheduled,
