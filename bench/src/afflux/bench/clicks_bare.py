@@ -27,8 +27,9 @@ def bare_app() -> FastAPI:
             headers={
                 "location": f"{DESTINATION}&afx_click={visitor}.{secrets.token_hex(8)}",
                 "cache-control": "no-store",
-                "set-cookie": f"afx_vid={visitor}; Max-Age=31536000; Path=/; HttpOnly; "
-                "SameSite=Lax",
+                # the redirect's sealed cookie is as long: the id, "~", 32 hex digits
+                "set-cookie": f"afx_vid={visitor}~{secrets.token_hex(16)}; Max-Age=31536000;"
+                " Path=/; HttpOnly; SameSite=Lax",
             },
         )
 

@@ -36,7 +36,9 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         _LENGTH_0,
         (
             b"set-cookie",
-            f"afx_vid={visitor}; Max-Age=31536000; Path=/; HttpOnly; SameSite=Lax".encode(),
+            # the redirect's sealed cookie is as long: the id, "~", 32 hex digits
+            f"afx_vid={visitor}~{secrets.token_hex(16)}; Max-Age=31536000; Path=/; HttpOnly;"
+            " SameSite=Lax".encode(),
         ),
     ]
     await send({"type": "http.response.start", "status": 302, "headers": headers})
