@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from afflux.oracle.engagement import engagement_lines as oracle_lines
+from afflux.payouts.routes.content import release_id
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.engagement import (
     TAKEN_OVER,
@@ -405,6 +406,12 @@ PUBLICATION_CASES = [
         ((CREATOR_PUBLISHED,), (RELEASE,), (snap(1, 300),), (snap(2, 900, followers=1_000),)),
         [[], [], [("engagement_pay", 300)], [("engagement_reversal", -300)]],
     ),
+    # the creator's own figures after a release count as stale, whatever it released
+    CreatorCase(
+        "released first: the creator's own figures after it are stale",
+        ((CREATOR_PUBLISHED,), (RELEASE,), (own(1, 300),), (snap(2, 200),)),
+        [[], [], [], [("engagement_pay", 200)]],
+    ),
     # judged while the publication waits: the release is of figures the brand was shown
     CreatorCase(
         "figures above the review before the release",
@@ -492,3 +499,22 @@ def test_a_squat_taken_over_stays_held_and_says_why() -> None:
     state = fold(state, taken_over(KEY, "pub-author"), None)
     assert (state.held, state.latest, state.awaits_release) == (TAKEN_OVER, None, False)
     assert price(PLAN, state, 0) == Priced(0, f"engagement: {TAKEN_OVER}; nothing paid")
+
+
+def test_a_content_held_again_after_a_release_takes_a_release_of_its_own() -> None:
+    """The route names a release after the hold it lifts: the ledger takes a content's
+    event id once, so a second release under the first one's id was dropped and the
+    content stayed held for good."""
+    review = EngagementReview(max_rate=Decimal("0.5"))
+    published = fold(ContentState(KEY), CREATOR_PUBLISHED, review)
+    first = release_id(KEY, published)
+    confirmed = fold(published, Release(KEY, first, "merchant:m"), review)
+    held_again = fold(confirmed, snap(1, 600, followers=1_000), review)
+    second = release_id(KEY, held_again)
+
+    assert held_again.on_hold
+    assert second != first
+    assert release_id(KEY, held_again) == second  # a retry is the same release
+    released = fold(held_again, Release(KEY, second, "merchant:m"), review)
+    assert not released.on_hold
+    assert price(PLAN, released, 0).amount_minor > 0

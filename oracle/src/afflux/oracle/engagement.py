@@ -76,11 +76,11 @@ def final_state(
         if latest is not None and event.as_of <= latest.as_of:
             stale += 1
             continue
-        if released is not None and held == publication_hold:
-            held = released = None  # the publication confirmed; its figures not yet judged
         if event.by_creator and released is not None:
             stale += 1  # the release confirmed the creator's own figures up to it, no later
             continue
+        if released is not None and held == publication_hold:
+            held = released = None  # the publication confirmed; its figures not yet judged
         accepted += 1
         if released is None and held in (None, publication_hold):
             why = None

@@ -192,14 +192,14 @@ def fold(state: ContentState, event: ContentEvent, review: EngagementReview | No
     latest = state.latest
     if latest is not None and event.as_of <= latest.as_of:
         return replace(state, stale=state.stale + 1)
-    if state.publication_confirmed:
-        # the release confirmed the publication, not figures: they are judged from here
-        # on, and a hold now needs a release of its own
-        state = replace(state, held=None, released=None)
     if event.by_creator and state.released is not None:
         # The release confirmed the creator's figures up to it; figures of its own after
         # it would be paid unchecked (the hold never comes back), so they count as stale.
         return replace(state, stale=state.stale + 1)
+    if state.publication_confirmed:
+        # the release confirmed the publication, not figures: they are judged from here
+        # on, and a hold now needs a release of its own
+        state = replace(state, held=None, released=None)
     number = state.snapshots + 1
     held = state.held
     if state.released is None and (held is None or held == PUBLICATION_HOLD):

@@ -51,6 +51,7 @@ from afflux.shared.core.content import (
     content_key,
     creator_live_problem,
 )
+from afflux.shared.core.engagement import ContentState
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.visible_text import visible_new_id
@@ -309,7 +310,7 @@ async def release_content(
         )
     released_by = "admin" if principal.is_admin else f"merchant:{principal.subject}"
     event = ContentReleased(
-        event_id=derived_id("release", key),  # one release per content: a retry is the same
+        event_id=release_id(key, await store.content_state(key)),
         occurred_at=clock(),
         content_id=content_id,
         platform=platform,
@@ -320,6 +321,16 @@ async def release_content(
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def release_id(key: str, state: ContentState | None) -> str:
+    """One release per hold: a retry is the same event, but a content held again after a
+    release (its publication confirmed, then figures above the review) needs another, and
+    the ledger takes a content's event id once (the second release was dropped, the
+    content held for good)."""
+    if state is None or state.held is None:
+        return derived_id("release", key)
+    return derived_id("release", key, state.held)
 
 
 async def _creator_belongs(
