@@ -207,7 +207,8 @@ async def test_the_run_endpoint_answers_503_naming_why_before_the_terms_are_load
     assert answer.json()["detail"] == [
         {
             "field": None,
-            "reason": "no payout run now: the campaign terms are not loaded yet;"
-            " run again once /healthz answers 200",
+            "reason": "no payout run now: the campaign terms are not loaded yet; run again"
+            " once the payouts consumers have replayed"
+            ' (afflux_consumer_lag_messages{service="payouts"} 0) and /healthz answers 200',
         }
     ]

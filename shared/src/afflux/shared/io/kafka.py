@@ -149,10 +149,12 @@ async def topic_partitions(
 async def topics_end_offsets(
     bootstrap: str, topics: Sequence[str], timeout_s: float = 10.0
 ) -> dict[str, int]:
-    """``"topic|partition"`` -> end offset, for every partition of ``topics``: the high
-    watermark of a fetch at the offset ListOffsets answers. ListOffsets alone is exact on
-    Kafka but may answer too low on the embedded broker (a batch's first offset: 23 of
-    40); a fetch answer's high watermark is the end on both."""
+    """``"topic|partition"`` -> end offset, for every partition of ``topics`` that holds a
+    record to read (its log start below its end: one whose records all left by retention
+    is never read, so a consumer stores no position there to compare): the high watermark
+    of a fetch at the offset ListOffsets answers. ListOffsets alone is exact on Kafka but
+    may answer too low on the embedded broker (a batch's first offset: 23 of 40); a fetch
+    answer's high watermark is the end on both."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -164,6 +166,7 @@ async def topics_end_offsets(
     try:
         tps = [tp for topic in topics for tp in await topic_partitions(consumer, topic)]
         listed = await asyncio.wait_for(consumer.end_offsets(tps), timeout_s)
+        starts = await asyncio.wait_for(consumer.beginning_offsets(tps), timeout_s)
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, int(listed[tp]))
@@ -172,9 +175,11 @@ async def topics_end_offsets(
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"no fetch answer for every partition of {list(topics)}")
             await consumer.getmany(*tps, timeout_ms=100, max_records=1)
+        ends = {tp: max(int(listed[tp]), consumer.highwater(tp) or 0) for tp in tps}
         return {
-            f"{tp.topic}|{tp.partition}": max(int(listed[tp]), consumer.highwater(tp) or 0)
-            for tp in tps
+            f"{tp.topic}|{tp.partition}": end
+            for tp, end in ends.items()
+            if int(starts.get(tp, 0)) < end
         }
     finally:
         with contextlib.suppress(Exception):

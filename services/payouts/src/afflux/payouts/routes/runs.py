@@ -118,7 +118,10 @@ async def payouts_run(
         raise Problem(409, None, str(exc)) from None
     except LedgerNotReady as exc:  # nothing was paid
         raise Problem(
-            503, None, f"no payout run now: {exc}; run again once /healthz answers 200"
+            503,
+            None,
+            f"no payout run now: {exc}; run again once the payouts consumers have replayed"
+            ' (afflux_consumer_lag_messages{service="payouts"} 0) and /healthz answers 200',
         ) from None
     # The period paid: the one asked for, else the campaign's current one at as_of (the
     # month without a campaign; each result names its own: a campaign of the other
