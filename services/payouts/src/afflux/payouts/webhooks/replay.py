@@ -20,9 +20,9 @@ from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import stop_consumer, topic_partitions
 
-# Empty fetches in a row (300 ms each) of a partition still below its high watermark
-# after which the replay gives up: a partition was closed after 3 such fetches as if
-# read, and the events past that point were silently left out.
+# Empty fetches in a row (300 ms each, nothing for any partition) of a partition still
+# below its high watermark after which the replay gives up: a partition was closed after
+# 3 such fetches as if read, and the events past that point were silently left out.
 IDLE_POLLS_BEFORE_GIVING_UP = 20
 
 
@@ -109,7 +109,10 @@ async def replay(
             for tp in list(open_parts):
                 high = consumer.highwater(tp)
                 position = await consumer.position(tp)
-                idle[tp] = 0 if polled.get(tp) else idle[tp] + 1
+                # Only a fetch that returned nothing at all counts as quiet: the consumer
+                # hands out one partition's buffered records before another's, so a busy
+                # partition leaves the others without records for many calls.
+                idle[tp] = 0 if polled.get(tp) or polled else idle[tp] + 1
                 verdict = partition_verdict(high, position, idle[tp])
                 if verdict == "read":
                     open_parts.discard(tp)
