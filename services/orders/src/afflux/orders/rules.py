@@ -16,7 +16,7 @@ from afflux.orders.claims import RefundClaim
 from afflux.orders.errors import Rejected
 from afflux.orders.placement import Placement
 from afflux.shared.core.clock import from_ms
-from afflux.shared.core.ids import derived_id
+from afflux.shared.core.ids import derived_id, visitor_id_in
 from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.products import ItemRefundPart, item_refund_parts, refund_items_problem
 from afflux.shared.core.terms import (
@@ -105,6 +105,13 @@ class OrderRequest(_Request):
     customer_ip_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     customer_email_hash: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     referrer: Annotated[str, Field(max_length=2048)] | None = None
+
+    @field_validator("visitor_id")
+    @classmethod
+    def _the_visitor_not_its_cookie(cls, value: str | None) -> str | None:
+        """A merchant that reads the visitor cookie where it can (a tracking domain of its
+        own) may send it whole: the id in it is the visitor, the seal no part of it."""
+        return None if value is None else visitor_id_in(value)
 
     @field_validator("visitor_id", "click_id")
     @classmethod

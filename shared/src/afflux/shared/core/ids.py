@@ -9,9 +9,12 @@ partitions.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 CLICK_ID_SEPARATOR = "."
+# The clicks service's visitor cookie: ``<visitor_id>~<seal>`` (afflux.clicks.visitor_cookie)
+_SEALED_VISITOR = re.compile(r"(v_[0-9a-f]{32})~[0-9a-f]{32}")
 
 
 def new_id(prefix: str) -> str:
@@ -51,3 +54,10 @@ def order_partition_key(order_id: str, visitor_id: str | None, click_id: str | N
         if from_click:
             return from_click
     return order_id
+
+
+def visitor_id_in(value: str) -> str:
+    """The visitor id a merchant means: the value itself, or the id in a visitor cookie
+    sent whole (``<visitor_id>~<seal>``), which as it is would match no click."""
+    sealed = _SEALED_VISITOR.fullmatch(value)
+    return sealed.group(1) if sealed else value
