@@ -677,3 +677,26 @@ async def test_a_creators_key_cannot_move_the_date_of_a_published_content(
     assert "a creator's key does not move its date" in earlier.text
     assert same.status_code == STARTING, same.text
     assert by_brand.status_code == STARTING, by_brand.text
+
+
+@pytest.mark.parametrize(("mark", "status"), [(b"0", 409), (b"1", STARTING)])
+async def test_a_creators_key_names_no_handle_on_content_counted_without_a_release(
+    world: AccessWorld, mark: bytes, status: int
+) -> None:
+    """Attribution leaves such a handle out (it was the creator's word alone, and a
+    generic one took every unclaimed order naming it): the route says so."""
+    store = world.app.state.store
+    content_id = f"c-handle-{_now()}-{mark.decode()}"
+    key = f"insta:{content_id}"
+    await store.redis.hset(
+        store.keys.ledger("content_owner"), key, orjson.dumps([CAMPAIGN, CREATOR])
+    )
+    await store.redis.hset(store.keys.ledger("content_unreleased"), key, mark)
+
+    answer = await post(
+        world, "/v1/content", publication(content_id, handle="instagram"), world.creator_key
+    )
+
+    assert answer.status_code == status, answer.text
+    if status == 409:
+        assert _field(answer) == "handle"

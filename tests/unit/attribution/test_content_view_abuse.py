@@ -20,6 +20,7 @@ from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     CampaignTermsPublished,
     ContentPublished,
+    ContentReleased,
     Envelope,
     OrderPlaced,
     SurveyAnswer,
@@ -333,3 +334,43 @@ def test_a_stream_past_the_workers_clock_claims_nothing_though_its_record_is_sta
         assert f"clock {TS}" in bad[0]
     kept = admitted([(live(at - HOUR, at, at=at), at)], SKEW, now_ms=TS)
     assert (kept == []) is refused
+
+
+@pytest.mark.parametrize(
+    ("first_by", "released", "handle_names"),
+    [
+        ("merchant", False, None),  # the brand's post: the creator's handle is its word alone
+        ("creator", True, None),  # its own, after the release confirmed it
+        ("creator", False, "eve"),  # its own, held until the brand's release confirms it
+    ],
+    ids=["brand's content", "own content after its release", "own content before release"],
+)
+def test_a_creators_key_adds_a_handle_only_where_a_release_confirms_it(
+    first_by: str, released: bool, handle_names: str | None
+) -> None:
+    """A creator re-publishing content with a generic handle ("instagram") took every
+    unclaimed order whose answer named it, at once, and re-decided past ones."""
+    first = post("p-eve", "eve", "@eve_official", TS - HOUR).model_copy(
+        update={"reported_by": first_by}
+    )
+    again = post("p-eve", "eve", "instagram", TS).model_copy(
+        update={"event_id": "post-p-eve-again", "reported_by": "creator"}
+    )
+    release = ContentReleased(
+        event_id="rel-eve", occurred_at=TS, content_id="p-eve", platform="insta",
+        released_by="merchant:m",
+    )  # fmt: skip
+    named = order("o1", TS + MINUTE, survey=SurveyAnswer(handle="Instagram"))
+    w = Worker()
+    w.content(first, TS - HOUR)
+    if released:
+        w.book.release(release, TS)
+    w.content(again, TS)
+    if first_by == "creator" and not released:
+        w.book.release(release, TS)  # the release that confirms both publications
+
+    log: list[Any] = [first, *([release] if released else []), again]
+    log += [] if released or first_by != "creator" else [release]
+    expected = {"o1": handle_names} if handle_names else {}
+    assert w.orders(named) == expected
+    assert winners(attribute([*log, named], CAMPAIGNS).conversions) == expected

@@ -45,6 +45,7 @@ from typing import TypeVar
 from afflux.shared.content_facts import latest_time
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.clock import MS_PER_DAY
+from afflux.shared.core.content import handle_counts
 from afflux.shared.core.currency import other_currency
 from afflux.shared.core.event_time import (
     allowed_age_ms,
@@ -118,6 +119,9 @@ def _content(events: Sequence[Envelope]) -> dict[str, _Content]:
             continue
         key = f"{e.platform}:{e.content_id}"
         identity = (e.campaign_id, e.affiliate_id)
+        first = first_by.get(key, e.reported_by) if key in owners else e.reported_by
+        if e.handle and not handle_counts(first, key in released_before, e.reported_by):
+            e = e.model_copy(update={"handle": None})  # the creator's word alone
         if key not in owners:
             owners[key], first_by[key], kept[key] = identity, e.reported_by, [e]
         elif owners[key] == identity:

@@ -36,7 +36,7 @@ import orjson
 
 from afflux.shared.content_facts import content_fact, key_of, latest_time
 from afflux.shared.core.attribution import ClickTouch, LiveTouch
-from afflux.shared.core.content import held_for_release, takes_over
+from afflux.shared.core.content import handle_counts, held_for_release, takes_over
 from afflux.shared.core.currency import CURRENCY_MISMATCH, other_currency
 from afflux.shared.core.engagement import taken_over
 from afflux.shared.core.event_time import (
@@ -531,6 +531,8 @@ def _claims(log: CampaignLog, event: ContentPublished) -> None:
     key = key_of(event)
     first_by = log.first_reported_by.setdefault(key, event.reported_by)
     held = held_for_release(first_by, key in log.released)
+    if event.handle and not handle_counts(first_by, key in log.released, event.reported_by):
+        event = event.model_copy(update={"handle": None})  # the creator's word alone
     start, end = event.live_started_at, event.live_ended_at
     if event.kind == "live" and start is not None and end is not None and end >= start:
         log.streams[key] = LiveTouch(key, event.affiliate_id, event.campaign_id, start, end, held)

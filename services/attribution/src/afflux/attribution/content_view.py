@@ -37,7 +37,7 @@ from aiokafka.structs import ConsumerRecord
 
 from afflux.shared.content_facts import latest_time
 from afflux.shared.core.attribution import NO_CONTENT, Content, LiveTouch, content_handles
-from afflux.shared.core.content import content_key, held_for_release, takes_over
+from afflux.shared.core.content import content_key, handle_counts, held_for_release, takes_over
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
 from afflux.shared.core.terms import normalize_handle
 from afflux.shared.events import ContentPublished, ContentReleased
@@ -133,6 +133,10 @@ class ContentBook:
             self._forget_held(stream_id, owner[0])
             self._owners[stream_id] = (event.campaign_id, event.affiliate_id)
         first_by = self._first_by.setdefault(stream_id, event.reported_by)
+        if event.handle and not handle_counts(
+            first_by, stream_id in self._released, event.reported_by
+        ):
+            event = event.model_copy(update={"handle": None})
         if held_for_release(first_by, stream_id in self._released):
             self._held.setdefault(stream_id, []).append(event)
             campaign = self._campaigns.setdefault(event.campaign_id, _Campaign())

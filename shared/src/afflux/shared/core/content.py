@@ -51,6 +51,16 @@ def held_for_release(first_reported_by: str | None, released: bool) -> bool:
     return first_reported_by == "creator" and not released
 
 
+def handle_counts(first_reported_by: str | None, released: bool, reported_by: str | None) -> bool:
+    """Whether a publication's ``handle`` may name its creator in survey answers. A
+    creator's own key adds a handle only in what the brand's release confirms: the
+    publications of a content it first published, before that release. Its handle on a
+    content the brand published (or on its own after the release) was its word alone,
+    counted at once: a generic handle ("instagram") took every unclaimed order whose
+    answer named it, and re-decided those of the last 400 days."""
+    return reported_by != "creator" or (first_reported_by == "creator" and not released)
+
+
 def takes_over(
     first_reported_by: str | None,
     released: bool,

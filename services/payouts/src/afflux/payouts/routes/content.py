@@ -194,6 +194,14 @@ async def publish_content(
         _same_identity(principal, key, owner, identity)
     if principal.role == "creator":
         await _same_date(store, key, body.published_at)
+        if body.handle and await _counts_as_is(store, key):
+            # attribution leaves it out (``content.handle_counts``): say so
+            raise Problem(
+                409,
+                "handle",
+                "a creator's key names no survey handle on a content the brand published"
+                " or released (it would count on the creator's word alone); ask the brand",
+            )
     lives = store.keys.ledger("content_live")
     live = orjson.dumps([body.live_started_at, body.live_ended_at])
     # A content its creator's own key publishes counts once the brand releases it (its
@@ -558,6 +566,13 @@ async def _awaits_release(store: LedgerStore, key: str) -> bool:
     if mark is None:
         return state is not None and state.awaits_release
     return state is None or state.awaits_release
+
+
+async def _counts_as_is(store: LedgerStore, key: str) -> bool:
+    """Whether a published content counts without a release: the brand published it, or
+    released it (marked so here)."""
+    mark: bytes | None = await store.redis.hget(store.keys.ledger("content_unreleased"), key)
+    return mark == b"0"
 
 
 async def _take_over(
