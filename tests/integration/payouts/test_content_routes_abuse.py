@@ -700,3 +700,28 @@ async def test_a_creators_key_names_no_handle_on_content_counted_without_a_relea
     assert answer.status_code == status, answer.text
     if status == 409:
         assert _field(answer) == "handle"
+
+
+async def test_a_creators_handle_on_brand_content_from_the_topic_is_refused_too(
+    world: AccessWorld,
+) -> None:
+    """Published straight to the topic, the content has no mark here: the ledger's state
+    says the brand published it."""
+    store = world.app.state.store
+    content_id = f"c-topic-handle-{_now()}"
+    key = f"insta:{content_id}"
+    brands = Publication(key, CREATOR, CAMPAIGN, "post", _now() - HOUR, f"p-{content_id}")
+    batch = Batch(
+        content=[(CAMPAIGN, PERIOD, brands)], content_routes={key: (CAMPAIGN, PERIOD, CREATOR)}
+    )
+    await store.apply(batch, world.app.state.directory.versions, lambda _: "EUR")
+
+    answer = await post(
+        world,
+        "/v1/content",
+        publication(content_id, handle="instagram", published_at=brands.published_at),
+        world.creator_key,
+    )
+
+    assert answer.status_code == 409, answer.text
+    assert _field(answer) == "handle"

@@ -518,3 +518,17 @@ def test_a_content_held_again_after_a_release_takes_a_release_of_its_own() -> No
     released = fold(held_again, Release(KEY, second, "merchant:m"), review)
     assert not released.on_hold
     assert price(PLAN, released, 0).amount_minor > 0
+
+
+def test_a_release_sent_again_after_the_review_reopened_is_the_same_event() -> None:
+    """Once a snapshot reopened the review of a content whose publication was released,
+    a release sent again (a retry, a stale page) under a new id released it for good:
+    every later snapshot paid unreviewed."""
+    review = EngagementReview(max_rate=Decimal("0.5"))
+    published = fold(ContentState(KEY), CREATOR_PUBLISHED, review)
+    first = release_id(KEY, published)
+    reopened = fold(fold(published, Release(KEY, first, "m"), review), snap(1, 300), review)
+
+    assert not reopened.on_hold
+    assert release_id(KEY, reopened) == first  # the ledger takes it once: dropped
+    assert release_id(KEY, None) == first  # the ledger not holding it yet

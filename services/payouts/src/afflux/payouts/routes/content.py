@@ -51,7 +51,7 @@ from afflux.shared.core.content import (
     content_key,
     creator_live_problem,
 )
-from afflux.shared.core.engagement import ContentState
+from afflux.shared.core.engagement import PUBLICATION_HOLD, ContentState
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.visible_text import visible_new_id
@@ -309,6 +309,7 @@ async def release_content(
     owner_raw = await _owner_raw(store, key)
     await _may_post(principal, store, directory, key, owner_raw)
     await _on_topic(store, key, owner_raw)
+    state = await store.content_state(key)
     # Released, a content's identity is fixed for good (no publication takes it over):
     # only if it is still whose it was read as (a takeover in between is a 404, as if the
     # release had come after it).
@@ -318,7 +319,7 @@ async def release_content(
         )
     released_by = "admin" if principal.is_admin else f"merchant:{principal.subject}"
     event = ContentReleased(
-        event_id=release_id(key, await store.content_state(key)),
+        event_id=release_id(key, state),
         occurred_at=clock(),
         content_id=content_id,
         platform=platform,
@@ -332,13 +333,16 @@ async def release_content(
 
 
 def release_id(key: str, state: ContentState | None) -> str:
-    """One release per hold: a retry is the same event, but a content held again after a
-    release (its publication confirmed, then figures above the review) needs another, and
-    the ledger takes a content's event id once (the second release was dropped, the
-    content held for good)."""
-    if state is None or state.held is None:
+    """One release per hold: a retry is the same event, but a content held for its
+    figures after a release of its publication needs another, and the ledger takes a
+    content's event id once (a second release under the first id was dropped, the content
+    held for good). The release of a publication, of a content the ledger does not hold
+    (yet, or any more) and of one not on hold is the content's first id: sent again once
+    a snapshot has reopened the review, a new id would release it for good, every later
+    snapshot paid unreviewed."""
+    if state is None or not state.on_hold or state.held == PUBLICATION_HOLD:
         return derived_id("release", key)
-    return derived_id("release", key, state.held)
+    return derived_id("release", key, state.held or "")
 
 
 async def _creator_belongs(
@@ -572,7 +576,11 @@ async def _counts_as_is(store: LedgerStore, key: str) -> bool:
     """Whether a published content counts without a release: the brand published it, or
     released it (marked so here)."""
     mark: bytes | None = await store.redis.hget(store.keys.ledger("content_unreleased"), key)
-    return mark == b"0"
+    if mark == b"0":
+        return True
+    # published or released straight on the topic: as the ledger holds it
+    state = await store.content_state(key)
+    return state is not None and state.publication is not None and not state.awaits_release
 
 
 async def _take_over(
