@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from afflux.shared.core.whatif.log import CampaignLog
-from afflux.shared.events import ClickRecorded, Envelope, OrderPlaced
+from afflux.shared.events import ClickRecorded, ContentPublished, Envelope, OrderPlaced
 from afflux.shared.whatif_decode import LogReader
 from afflux.shared.wire import encode, encode_packed
 
@@ -108,3 +108,26 @@ def test_a_tombstone_or_a_bad_record_is_skipped_and_counted() -> None:
     reader.record(b'{"event_id":"e","type":"OrderPlaced","campaign_id":"camp"}')  # no order_id
     assert reader.skipped == 3
     assert reader.log.events == 0
+
+
+def test_a_content_first_published_for_another_campaign_claims_nothing_here() -> None:
+    """A content never moves across campaigns: the worker and the ledger refuse another
+    campaign's publication of it, so its handle names nobody there in the what-if too."""
+    from afflux.shared.core.whatif.log import CampaignLog as _Log
+    from afflux.shared.events import ContentPublished as _Published
+    from afflux.shared.whatif_decode import LogReader as _Reader
+    from afflux.shared.wire import encode as _encode
+
+    def published(n: int, campaign: str, creator: str, by: str) -> ContentPublished:
+        return ContentPublished(
+            event_id=f"p{n}", occurred_at=1_793_491_200_000 + n, content_id="c2",
+            platform="ig", affiliate_id=creator, campaign_id=campaign, kind="post",
+            url="https://ig.example/c2", published_at=1_793_491_200_000 + n, handle="h",
+            reported_by=by,
+        )  # fmt: skip
+
+    reader = LogReader(log=CampaignLog(campaign_id="A"))
+    for event in (published(0, "B", "y", "merchant"), published(1, "A", "z", "admin")):
+        reader.content_record(encode(event), event.occurred_at)
+
+    assert reader.log.handle_claims == set()

@@ -117,6 +117,10 @@ class LogReader:
     _topic: str | None = None
     _ts: int | None = None
     _backfill: bool = False
+    # <platform>:<content_id> -> the campaign of its first publication, any campaign's:
+    # a content never moves across campaigns (``takes_over``), so another campaign's
+    # publication of it counts nowhere, as the worker and the ledger refuse it.
+    _content_campaigns: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._needle = b'"' + self.log.campaign_id.encode() + b'"'
@@ -194,7 +198,8 @@ class LogReader:
                     self._tally(EVENT_TIME_IN_FUTURE)
                 continue
             if isinstance(event, ContentPublished):
-                if _accepted(self.log, event):
+                first = self._content_campaigns.setdefault(key_of(event), event.campaign_id)
+                if first == event.campaign_id and _accepted(self.log, event):
                     self.log.add_content(
                         key_of(event), content_fact(event), event.affiliate_id, event.published_at
                     )
