@@ -113,10 +113,6 @@ def test_a_tombstone_or_a_bad_record_is_skipped_and_counted() -> None:
 def test_a_content_first_published_for_another_campaign_claims_nothing_here() -> None:
     """A content never moves across campaigns: the worker and the ledger refuse another
     campaign's publication of it, so its handle names nobody there in the what-if too."""
-    from afflux.shared.core.whatif.log import CampaignLog as _Log
-    from afflux.shared.events import ContentPublished as _Published
-    from afflux.shared.whatif_decode import LogReader as _Reader
-    from afflux.shared.wire import encode as _encode
 
     def published(n: int, campaign: str, creator: str, by: str) -> ContentPublished:
         return ContentPublished(
