@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from afflux.orders.outcome import order_outcome, outcome_json
+from afflux.orders.outcome_index import event_class, indexed_order_id
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
@@ -17,6 +18,7 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SubscriptionRenewed,
 )
 
 pytestmark = pytest.mark.unit
@@ -312,3 +314,34 @@ def test_the_refunded_total_never_exceeds_the_order_and_matches_the_reversals(
             assert answer["refunded_minor"] <= answer["order"]["amount_minor"]
         if answer["decision"] is not None:
             assert answer["refunded_minor"] == sum(r["amount_minor"] for r in answer["reversals"])
+
+
+def test_the_latest_correction_is_the_decision_while_the_replaced_ones_reversal_is_missing() -> (
+    None
+):
+    """Both conversions carry the order's own time: picked by their hashed event id, the
+    replaced creator read as the winner for about half of all order ids."""
+    first = converted("c-z", "ana")  # its event id sorts after the correction's
+    correction = converted("c-b", "bob", supersedes="c-z", corrected_at=9_000)
+    for events in ([placed(), first, correction], [placed(), correction, first]):
+        outcome = order_outcome(CID, ORDER, events)
+        assert outcome.decision is not None
+        assert outcome.decision.affiliate_id == "bob"
+
+
+def test_a_replacing_reversal_counts_with_the_answer_not_the_refunds() -> None:
+    """Counted with the refunds, 50 partial refunds (two events each) left it out."""
+    replaced = reversed_("c-a", "ana", "reattributed", 4_999, 9_000)
+    refund = reversed_("c-a", "ana", "refund", 100, 9_000)
+    assert (event_class(replaced), event_class(refund)) == ("answer", "refund")
+
+
+def test_a_renewal_is_indexed_under_its_own_id_and_reads_pending_until_decided() -> None:
+    renewal = SubscriptionRenewed(
+        event_id="ren-ev", occurred_at=5_000, order_id=ORDER, renewal_order_id="o-1-r2",
+        campaign_id=CID, merchant_id="acme", renewal_number=2, amount_minor=999,
+        currency="EUR",
+    )  # fmt: skip
+    assert indexed_order_id(renewal) == "o-1-r2"
+    assert order_outcome(CID, "o-1-r2", [renewal]).status == "pending"
+    assert order_outcome(CID, ORDER, [renewal]).status == "not_received"

@@ -26,6 +26,7 @@ from afflux.shared.events import (
     OrderRefunded,
     OrderUnattributed,
     RefundUnmatched,
+    SubscriptionRenewed,
     SurveyAnswer,
     SurveyAnswered,
 )
@@ -64,18 +65,23 @@ def _in_order(events: Iterable[Envelope]) -> list[Envelope]:
 
 
 def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -> OrderOutcome:
-    ordered = [
-        e
-        for e in _in_order(events)
-        if getattr(e, "order_id", None) == order_id
-        and getattr(e, "campaign_id", None) == campaign_id
-    ]
+    every = [e for e in _in_order(events) if getattr(e, "campaign_id", None) == campaign_id]
+    ordered = [e for e in every if getattr(e, "order_id", None) == order_id]
+    renewed = any(
+        isinstance(e, SubscriptionRenewed) and e.renewal_order_id == order_id for e in every
+    )
     placed = [e for e in ordered if isinstance(e, OrderPlaced)]
     conversions = [e for e in ordered if isinstance(e, ConversionAttributed)]
     reversals = tuple(e for e in ordered if isinstance(e, ConversionReversed))
     reattributed = {r.conversion_id for r in reversals if r.reason == "reattributed"}
     live = [c for c in conversions if c.conversion_id not in reattributed]
-    decision = live[-1] if live else None
+    # Should a replaced conversion's reversal be missing (not read yet, or left out), the
+    # latest correction is the answer, not whichever sorts last by its hashed id.
+    decision = (
+        max(enumerate(live), key=lambda n_c: (n_c[1].corrected_at or -1, n_c[0]))[1]
+        if live
+        else None
+    )
     unattributed = [e for e in ordered if isinstance(e, OrderUnattributed)]
     confirmations = [e for e in ordered if isinstance(e, LeadConfirmed)]
     answers = [e.answer for e in ordered if isinstance(e, SurveyAnswered)]
@@ -85,7 +91,7 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
         status = "attributed"
     elif unattributed:
         status = "unattributed"
-    elif placed:
+    elif placed or renewed:
         status = "pending"  # received; the attribution's answer is not on its topic yet
     else:
         status = "not_received"  # only refunds or confirmations name this order

@@ -68,7 +68,27 @@ TOPICS = tuple(CARRIED)
 # Refunds come as often as a merchant sends them; the order and its answers are few. Each
 # class has its own bound, so a flood of refunds never pushes out the decision.
 MAX_EVENTS_PER_ORDER = 100
-REFUND_EVENTS = (OrderRefunded, RefundUnmatched, ConversionReversed, SubscriptionRenewed)
+REFUND_EVENTS = (OrderRefunded, RefundUnmatched, ConversionReversed)
+
+
+def event_class(event: Envelope) -> str:
+    """The bound an event counts against: ``refund`` (as many as a merchant sends) or
+    ``answer``. A reversal replacing a conversion (``reattributed``) is part of the answer:
+    counted with the refunds, 50 partial refunds (two events each) pushed it out and the
+    replaced creator read as the winner."""
+    if isinstance(event, ConversionReversed) and event.reason == "reattributed":
+        return "answer"
+    return "refund" if isinstance(event, REFUND_EVENTS) else "answer"
+
+
+def indexed_order_id(event: Envelope) -> str:
+    """The order an event is stored under: a renewal under its own renewal order id (which
+    its answer and refunds name; under the first order, nothing ever read it)."""
+    if isinstance(event, SubscriptionRenewed):
+        return event.renewal_order_id
+    return str(event.order_id)  # type: ignore[attr-defined]
+
+
 TRUNCATED = "!truncated"
 log = logging.getLogger(__name__)
 # A record's event and its place in the record (None: the record is one event).
@@ -148,12 +168,10 @@ class OutcomeIndex:
                 keys: list[str] = []
                 args: list[str | int] = [MAX_EVENTS_PER_ORDER, self.retention_ms]
                 for event in events[start : start + EVENTS_PER_CALL]:
-                    keys.append(outcome_key(self.prefix, event.campaign_id, event.order_id))  # type: ignore[attr-defined]
-                    args += (
-                        event.event_id,
-                        event.model_dump_json(),
-                        "refund" if isinstance(event, REFUND_EVENTS) else "answer",
+                    keys.append(
+                        outcome_key(self.prefix, event.campaign_id, indexed_order_id(event))  # type: ignore[attr-defined]
                     )
+                    args += (event.event_id, event.model_dump_json(), event_class(event))
                 await self._store(keys=keys, args=args, client=pipe)
             await pipe.execute()
         # The brand's counts (afflux.orders.insights): sets, so a redelivery adds nothing.
