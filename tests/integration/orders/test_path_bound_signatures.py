@@ -19,8 +19,8 @@ def hours_ago(hours: float) -> int:
     return int(time.time() * 1000) - int(hours * 3_600_000)
 
 
-async def place(api: Any, campaign: str, kind: str = "sale") -> str:
-    order_id = api.new_id("o")
+async def place(api: Any, campaign: str, kind: str = "sale", order_id: str | None = None) -> str:
+    order_id = order_id or api.new_id("o")
     body = {
         "order_id": order_id,
         "campaign_id": campaign,
@@ -139,20 +139,7 @@ async def test_an_order_id_holding_a_slash_can_be_confirmed_and_surveyed(
     topics: Any,
 ) -> None:
     campaign = campaigns.leads.campaign_id if kind == "lead" else campaigns.shop.campaign_id
-    order_id = f"2026/11/{api.new_id(kind)}"
-    placed = await api.post(
-        "/v1/orders",
-        {
-            "order_id": order_id,
-            "campaign_id": campaign,
-            "kind": kind,
-            "occurred_at": hours_ago(1),
-            "amount_minor": 2_500,
-            "currency": "EUR",
-            "visitor_id": api.new_id("v"),
-        },
-    )
-    assert placed.status_code == 202, placed.text
+    order_id = await place(api, campaign, kind, f"2026/11/{api.new_id(kind)}")
     target = path.format(order_id.replace("/", "%2F") if encoded else order_id)
     body = api.raw({"campaign_id": campaign, **fields})
     before = await topics.settle()

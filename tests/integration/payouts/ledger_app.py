@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from afflux.payouts.app import create_app
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.store import LedgerStore
+from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -22,6 +23,25 @@ from afflux.shared.io.kafka import new_producer
 HOUR = 3_600_000
 DAY = 24 * HOUR
 NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+
+
+def sale_fact(name: str, affiliate: str, at: int, **changes: Any) -> ConversionFact:
+    """A 100.00 EUR sale attributed to ``affiliate`` at ``at`` under terms version 1 (ids
+    from ``name``), with ``changes`` to any field."""
+    fields: dict[str, Any] = {
+        "conversion_id": f"conv-{name}",
+        "event_id": f"ev-{name}",
+        "order_id": f"order-{name}",
+        "affiliate_id": affiliate,
+        "kind": "sale",
+        "action": None,
+        "amount_minor": 10_000,
+        "currency": "EUR",
+        "new_customer": False,
+        "occurred_at": at,
+        "terms_version": 1,
+    }
+    return ConversionFact(**(fields | changes))
 
 
 def first_version(terms: dict[str, Any]) -> TermsVersion:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
-from ledger_app import DAY, HOUR, directory_of, first_version, payouts_http
+from ledger_app import DAY, HOUR, directory_of, first_version, payouts_http, sale_fact
 from redis.asyncio import Redis
 
 from afflux.cli.main import main as afflux
@@ -79,19 +79,7 @@ ORDERS = ("a1", "a2", "a3", "a4", "b1", "a5")
 
 
 def _sale(name: str, affiliate: str, at: int) -> ConversionFact:
-    return ConversionFact(
-        conversion_id=f"conv-{name}",
-        event_id=f"ev-{name}",
-        order_id=f"order-{name}",
-        affiliate_id=affiliate,
-        kind="sale",
-        action=None,
-        amount_minor=10_000,
-        currency="EUR",
-        new_customer=False,
-        occurred_at=at,
-        terms_version=1,
-    )
+    return sale_fact(name, affiliate, at)
 
 
 def _click(n: int, affiliate: str, at: int, *reasons: str) -> ClickItem:

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ledger_app import directory_of, payouts_http
+from ledger_app import directory_of, payouts_http, sale_fact
 
 from afflux.cli.scenario_checks import read_topic
 from afflux.payouts.metrics import PayoutsMetrics
@@ -72,19 +72,7 @@ TERMS = {"acme": ACME, "beta": BETA}
 
 
 def _sale(name: str, affiliate: str, at: int) -> ConversionFact:
-    return ConversionFact(
-        conversion_id=f"conv-{name}",
-        event_id=f"ev-{name}",
-        order_id=f"order-{name}",
-        affiliate_id=affiliate,
-        kind="sale",
-        action=None,
-        amount_minor=10_000,
-        currency="EUR",
-        new_customer=False,
-        occurred_at=at,
-        terms_version=1,
-    )
+    return sale_fact(name, affiliate, at)
 
 
 def _click(n: int, affiliate: str, at: int, *reasons: str) -> ClickItem:

@@ -54,6 +54,12 @@ async def _pay(
     return [(r["period"], r["status"], r["amount_minor"]) for r in results]
 
 
+async def _one_sale(consumer: Any, campaign: str) -> None:
+    """Anna's sale of 100.00 (10 %: 1000) on 15 November, applied by ``consumer``."""
+    sale = _on("conversions", 0, _conversion(campaign, 1, NOV_15 + 1))
+    await consumer._apply({TopicPartition("conversions", 0): [sale]})
+
+
 def test_no_run_pays_while_a_rebuild_replays_the_topics(infra: Any) -> None:
     run = uuid.uuid4().hex[:8]
     campaign, prefix = f"camp-{run}", f"afx:test:{run}:"
@@ -115,13 +121,7 @@ def test_no_run_pays_before_the_campaign_terms_are_loaded(infra: Any) -> None:
         store = LedgerStore(redis, Keys(prefix))
         try:
             consumer = ledger_consumer(infra, run, store, loaded, producer)
-            await consumer._apply(
-                {
-                    TopicPartition("conversions", 0): [
-                        _on("conversions", 0, _conversion(campaign, 1, NOV_15 + 1))
-                    ]
-                }
-            )
+            await _one_sale(consumer, campaign)
             with pytest.raises(LedgerNotReady) as early:
                 await _pay(store, loading, producer, campaign, "2026-12")
             later = await _pay(store, loaded, producer, campaign, "2026-12")
@@ -159,13 +159,7 @@ def test_a_payout_the_broker_refused_is_announced_by_the_next_periods_run(
         store = LedgerStore(redis, Keys(prefix))
         try:
             consumer = ledger_consumer(infra, run, store, directory, producer)
-            await consumer._apply(
-                {
-                    TopicPartition("conversions", 0): [
-                        _on("conversions", 0, _conversion(campaign, 1, NOV_15 + 1))
-                    ]
-                }
-            )
+            await _one_sale(consumer, campaign)
             with pytest.raises(KafkaTimeoutError):
                 await _pay(store, directory, producer, campaign, "2026-12")
             broker["down"] = False

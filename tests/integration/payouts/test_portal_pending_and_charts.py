@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version
+from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, sale_fact
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
@@ -41,20 +41,7 @@ def _terms(campaign_id: str, **more: Any) -> TermsVersion:
 
 
 def _sale(campaign: str, n: int, at: int, signals: tuple[str, ...] = ()) -> ConversionFact:
-    return ConversionFact(
-        conversion_id=f"{campaign}-c{n}",
-        event_id=f"{campaign}-e{n}",
-        order_id=f"{campaign}-o{n}",
-        affiliate_id="cr",
-        kind="sale",
-        action=None,
-        amount_minor=10_000,
-        currency="EUR",
-        new_customer=False,
-        occurred_at=at,
-        terms_version=1,
-        risk_signals=signals,
-    )
+    return sale_fact(f"{campaign}-{n}", "cr", at, risk_signals=signals)
 
 
 @pytest.fixture

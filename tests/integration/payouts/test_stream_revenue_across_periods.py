@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from ledger_app import DAY, NOV_1, directory_of, first_version
+from ledger_app import DAY, NOV_1, directory_of, first_version, sale_fact
 from redis.asyncio import Redis
 
 from afflux.payouts.queries import contents_for
@@ -43,21 +43,10 @@ async def redis(plain_redis_url: str) -> AsyncIterator[Redis[bytes]]:
 
 
 def _won(n: int, at: int) -> ConversionFact:
-    return ConversionFact(
-        conversion_id=f"conv-{n}",
-        event_id=f"ev-{n}",
-        order_id=f"o-{n}",
-        affiliate_id="ana",
-        kind="sale",
-        action=None,
-        amount_minor=50_000,
-        currency="EUR",
-        new_customer=False,
-        occurred_at=at,
-        terms_version=1,
-        attributed_by="livestream",
+    return sale_fact(
+        str(n), "ana", at, amount_minor=50_000, attributed_by="livestream",
         live_stream_id="insta:L1",
-    )
+    )  # fmt: skip
 
 
 async def test_a_streams_sales_after_its_periods_end_count_in_its_revenue(
