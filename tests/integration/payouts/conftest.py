@@ -35,3 +35,14 @@ async def world(plain_redis_url: str) -> AsyncIterator[AccessWorld]:
         yield await build_world(client, plain_redis_url)
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def empty_redis(plain_redis_url: str) -> AsyncIterator[Redis[bytes]]:
+    """A client of the plain Redis, emptied first (for a test that fills it alone)."""
+    client: Redis[bytes] = Redis.from_url(plain_redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from ledger_app import payouts_http
 from redis.asyncio import Redis
@@ -54,6 +56,21 @@ async def _pay(
     return [(r["period"], r["status"], r["amount_minor"]) for r in results]
 
 
+@asynccontextmanager
+async def _ledger(
+    infra: Any, prefix: str
+) -> AsyncIterator[tuple[Redis[bytes], AIOKafkaProducer, LedgerStore]]:
+    """A Redis client, a started producer and the ledger store under ``prefix``."""
+    redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+    producer = new_producer(infra.kafka_bootstrap)
+    await producer.start()
+    try:
+        yield redis, producer, LedgerStore(redis, Keys(prefix))
+    finally:
+        await producer.stop()
+        await redis.aclose()  # type: ignore[attr-defined]
+
+
 async def _one_sale(consumer: Any, campaign: str) -> None:
     """Anna's sale of 100.00 (10 %: 1000) on 15 November, applied by ``consumer``."""
     sale = _on("conversions", 0, _conversion(campaign, 1, NOV_15 + 1))
@@ -75,11 +92,7 @@ def test_no_run_pays_while_a_rebuild_replays_the_topics(infra: Any) -> None:
     }
 
     async def scenario() -> tuple[Any, ...]:
-        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
-        producer = new_producer(infra.kafka_bootstrap)
-        await producer.start()
-        store = LedgerStore(redis, Keys(prefix))
-        try:
+        async with _ledger(infra, prefix) as (redis, producer, store):
             live = ledger_consumer(infra, run, store, directory, producer)
             await live._apply(conversions)
             await live._apply(reversals)
@@ -95,9 +108,6 @@ def test_no_run_pays_while_a_rebuild_replays_the_topics(infra: Any) -> None:
             await replay._apply(reversals)
             after = await _pay(store, directory, producer, campaign, "2027-01")
             paid = await redis.hgetall(Keys(prefix).creator("anna", "paid"))
-        finally:
-            await producer.stop()
-            await redis.aclose()  # type: ignore[attr-defined]
         return first, str(half.value), after, paid
 
     first, half, after, paid = asyncio.run(scenario())
@@ -115,19 +125,12 @@ def test_no_run_pays_before_the_campaign_terms_are_loaded(infra: Any) -> None:
     loading = CampaignDirectory()  # a service just started: its view still empty
 
     async def scenario() -> tuple[str, list[tuple[str, str, int]]]:
-        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
-        producer = new_producer(infra.kafka_bootstrap)
-        await producer.start()
-        store = LedgerStore(redis, Keys(prefix))
-        try:
+        async with _ledger(infra, prefix) as (_, producer, store):
             consumer = ledger_consumer(infra, run, store, loaded, producer)
             await _one_sale(consumer, campaign)
             with pytest.raises(LedgerNotReady) as early:
                 await _pay(store, loading, producer, campaign, "2026-12")
             later = await _pay(store, loaded, producer, campaign, "2026-12")
-        finally:
-            await producer.stop()
-            await redis.aclose()  # type: ignore[attr-defined]
         return str(early.value), later
 
     early, later = asyncio.run(scenario())
@@ -153,11 +156,7 @@ def test_a_payout_the_broker_refused_is_announced_by_the_next_periods_run(
     monkeypatch.setattr(payout_run, "send_event", send_unless_down)
 
     async def scenario() -> tuple[Any, ...]:
-        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
-        producer = new_producer(infra.kafka_bootstrap)
-        await producer.start()
-        store = LedgerStore(redis, Keys(prefix))
-        try:
+        async with _ledger(infra, prefix) as (redis, producer, store):
             consumer = ledger_consumer(infra, run, store, directory, producer)
             await _one_sale(consumer, campaign)
             with pytest.raises(KafkaTimeoutError):
@@ -165,9 +164,6 @@ def test_a_payout_the_broker_refused_is_announced_by_the_next_periods_run(
             broker["down"] = False
             january = await _pay(store, directory, producer, campaign, "2027-01")
             records = await redis.hgetall(Keys(prefix).creator("anna", "payouts"))
-        finally:
-            await producer.stop()
-            await redis.aclose()  # type: ignore[attr-defined]
         issued = [
             (e.period, e.amount_minor)
             for e in await read_topic(infra.kafka_bootstrap, "payouts", idle_s=1.0)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -44,16 +43,6 @@ def _sale(campaign: str, n: int, at: int, signals: tuple[str, ...] = ()) -> Conv
     return sale_fact(f"{campaign}-{n}", "cr", at, risk_signals=signals)
 
 
-@pytest.fixture
-async def redis(plain_redis_url: str) -> AsyncIterator[Redis[bytes]]:
-    client: Redis[bytes] = Redis.from_url(plain_redis_url)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.aclose()  # type: ignore[attr-defined]
-
-
 async def _creator_client(
     redis: Redis[bytes], store: LedgerStore, terms: TermsVersion
 ) -> tuple[httpx.AsyncClient, dict[str, str]]:
@@ -73,12 +62,12 @@ async def _creator_client(
 
 
 async def test_money_held_for_review_past_its_period_is_on_the_approval_schedule(
-    redis: Redis[bytes],
+    empty_redis: Redis[bytes],
 ) -> None:
     terms = _terms(
         "held", review={"hold_on": ["self_referral"], "creator_email_hashes": {"cr": "h"}}
     )
-    store = LedgerStore(redis)
+    store = LedgerStore(empty_redis)
     sales = [_sale("held", 1, NOV_1 + HOUR), _sale("held", 2, NOV_1 + 2 * HOUR, ("self_referral",))]
     await store.apply(
         Batch(
@@ -91,7 +80,7 @@ async def test_money_held_for_review_past_its_period_is_on_the_approval_schedule
         lambda cid: (terms,),
         lambda cid: "EUR",
     )
-    http, bearer = await _creator_client(redis, store, terms)
+    http, bearer = await _creator_client(empty_redis, store, terms)
     async with http:
         api = (await http.get("/v1/creators/cr/balance", headers=bearer)).json()
         page = (await http.get("/portal/creators/cr")).text
@@ -104,10 +93,10 @@ async def test_money_held_for_review_past_its_period_is_on_the_approval_schedule
 
 
 async def test_a_clawback_after_the_period_is_on_the_periods_commission_chart(
-    redis: Redis[bytes],
+    empty_redis: Redis[bytes],
 ) -> None:
     terms = _terms("claw")
-    store = LedgerStore(redis)
+    store = LedgerStore(empty_redis)
     sale = _sale("claw", 1, NOV_1 + DAY)
     refund = RefundFact(
         reversal_id="r1",
@@ -123,7 +112,7 @@ async def test_a_clawback_after_the_period_is_on_the_periods_commission_chart(
     await store.apply(
         Batch(refunds=[("claw", "2026-11", refund)]), lambda c: (terms,), lambda c: "EUR"
     )
-    http, bearer = await _creator_client(redis, store, terms)
+    http, bearer = await _creator_client(empty_redis, store, terms)
     query = "campaign_id=claw&period=2026-11"
     async with http:
         series = (await http.get(f"/v1/kpis/creators/cr/series?{query}", headers=bearer)).json()

@@ -3,8 +3,6 @@ the next period included: a stream over midnight of a period's end lost half its
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from ledger_app import DAY, NOV_1, directory_of, first_version, sale_fact
 from redis.asyncio import Redis
@@ -32,16 +30,6 @@ TERMS = first_version(
 )
 
 
-@pytest.fixture
-async def redis(plain_redis_url: str) -> AsyncIterator[Redis[bytes]]:
-    client: Redis[bytes] = Redis.from_url(plain_redis_url)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.aclose()  # type: ignore[attr-defined]
-
-
 def _won(n: int, at: int) -> ConversionFact:
     return sale_fact(
         str(n), "ana", at, amount_minor=50_000, attributed_by="livestream",
@@ -50,9 +38,9 @@ def _won(n: int, at: int) -> ConversionFact:
 
 
 async def test_a_streams_sales_after_its_periods_end_count_in_its_revenue(
-    redis: Redis[bytes],
+    empty_redis: Redis[bytes],
 ) -> None:
-    store = LedgerStore(redis)
+    store = LedgerStore(empty_redis)
     stream = Publication("insta:L1", "ana", "live-camp", "live", DEC_1 - 30 * MINUTE, "pub-L1")
 
     def versions(campaign: str) -> tuple[object, ...]:
