@@ -103,6 +103,6 @@ def test_an_order_is_decided_once_a_fetch_answered_its_grace_end_plus_the_margin
 
 
 def test_the_margin_defaults_to_100_ms_and_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert AttributionSettings().arrival_margin_ms == ARRIVAL_MARGIN_MS == 100
+    assert AttributionSettings().arrival_margin_ms == ARRIVAL_MARGIN_MS == 50
     monkeypatch.setenv("AFFLUX_ARRIVAL_MARGIN_MS", "250")
     assert AttributionSettings().arrival_margin_ms == 250

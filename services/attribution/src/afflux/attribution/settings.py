@@ -31,7 +31,7 @@ class AttributionSettings(CommonSettings):
         0.025, gt=0, description="how often the worker decides what is due (orders, refunds)"
     )
     arrival_margin_ms: int = Field(
-        100,
+        50,
         ge=0,
         description="how long after its timestamp a record is taken to be in its log: an"
         " order is decided once its inputs are read up to its grace's end plus this margin;"

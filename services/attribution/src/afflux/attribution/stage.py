@@ -116,7 +116,7 @@ log = logging.getLogger(__name__)
 HighWater = Callable[[str, int], tuple[int, int] | None]  # (high watermark, seen at ms)
 # How long after its timestamp (stamped by its producer) a record is taken to be in its
 # log (``Stage.note``); the default of AFFLUX_ARRIVAL_MARGIN_MS.
-ARRIVAL_MARGIN_MS = 100
+ARRIVAL_MARGIN_MS = 50
 # An owned input partition without progress this long is reported (``_watch_progress``).
 STALLED_WARN_MS = 30_000
 # An owned input partition behind its high watermark without progress this long is read
@@ -328,21 +328,34 @@ class Stage(Partitions[S]):
                         done[n] = False
                 continue  # not ours (revoked meanwhile) unless diverged or failed
             ours.append((owned, [records[n] for n in indexes]))
+        # One ask of the terms barrier for the whole batch, and before the lock: asked per
+        # partition, each ask started after the last one and so made a round trip of its
+        # own, and the timer deciding due orders waited for all of them.
+        fetched = self.monotonic()
+        await self._pass_barrier(records, fetched)
         try:
             async with self.lock:
                 with self._stop_on_failure([(batch[0].partition, o.state) for o, batch in ours]):
                     # Every partition's outputs are awaited together: one round trip.
-                    await self._emit_all([await self._process_batch(o, batch) for o, batch in ours])
+                    await self._emit_all(
+                        [await self._process_batch(o, batch, fetched) for o, batch in ours]
+                    )
         except Exception:  # stopped and logged (``_stop``): held until the retry
             held = {batch[0].partition for _, batch in ours}
             return [ok and r.partition not in held for ok, r in zip(done, records, strict=True)]
         return done
 
-    async def _process_batch(self, owned: Owned[S], records: list[InputRecord]) -> Pending[S]:
-        # Here, not where the consumer hands records over: a read-back (``catch_up``,
-        # ``_skipped``'s callers) applies records too.
+    async def _pass_barrier(self, records: Sequence[InputRecord], fetched: float) -> None:
         if self.barrier is not None and any(r.topic in self.barrier_topics for r in records):
-            await self.barrier.passed(self.monotonic())
+            await self.barrier.passed(fetched)
+
+    async def _process_batch(
+        self, owned: Owned[S], records: list[InputRecord], fetched: float | None = None
+    ) -> Pending[S]:
+        # Here too, not only where the consumer hands records over: a read-back
+        # (``catch_up``, ``_skipped``'s callers) applies records as well. A batch whose
+        # barrier was passed already (``handle_many``) shares that ask: no round trip.
+        await self._pass_barrier(records, self.monotonic() if fetched is None else fetched)
         p = records[0].partition
         state = owned.state
         out: list[Output] = []
