@@ -29,7 +29,8 @@ from afflux.oracle.commission import posted_amounts, reference_lines, target_amo
 from afflux.oracle.ledger_scenarios import CAMPAIGN, PERIOD, Facts, plan_versions, random_facts
 from afflux.payouts.creator_balance import is_reversal
 from afflux.payouts.keys import Keys
-from afflux.payouts.store import Batch, ClickItem, LedgerStore
+from afflux.payouts.snapshots import PeriodExpired
+from afflux.payouts.store import Batch, ClickItem, LedgerStore, PeriodsRefused, refusal_cause
 from afflux.payouts.views import Balance
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.compaction import closes_at
@@ -430,3 +431,41 @@ async def test_per_event_facts_expire_after_the_retention_and_postings_stay(
     await LedgerStore(clients[1], retention_days=RETENTION_DAYS).apply(batch, _lead_versions, _euro)
     postings = await postings_of(redis, LEADS, period, ["lena"])
     assert [(p.kind, p.amount_minor) for p in postings] == [("accrual", 400)]
+
+
+async def test_a_period_whose_facts_expired_takes_no_more_facts(
+    clients: tuple[Redis[bytes], Redis[bytes]],
+) -> None:
+    """A period nobody compacts (a creator below the minimum payout keeps it open) still
+    loses its per-event facts after the retention. A late copy of its lead was then
+    priced from nothing (a second accrual), and a refund found no line: both went by
+    without a word. Now the period refuses them, like a compacted one."""
+    redis = clients[0]
+    at = int(time.time() * 1000) - 120 * DAY  # closed: the facts expire a retention after the write
+    period = period_of(at, "month")
+    batch = Batch(
+        conversions=[(LEADS, period, _lead("o-old", at))],
+        confirmations=[(LEADS, "o-old", "confirm-old")],
+        confirm_required={LEADS},
+    )
+    writer = LedgerStore(redis)
+    writer.retention_ms = 1_500  # Redis itself expires them, on its own clock
+    await writer.apply(batch, _lead_versions, _euro)
+    before = await postings_of(redis, LEADS, period, ["lena"])
+    assert [(p.kind, p.amount_minor) for p in before] == [("accrual", 400)]
+
+    events = KEYS.period(LEADS, period, "events")
+    deadline = time.monotonic() + 20
+    while await redis.exists(events):
+        assert time.monotonic() < deadline, "the period's facts never expired"
+        await asyncio.sleep(0.1)
+
+    # The store that wrote it (the period cached) and one that never saw it both refuse.
+    for store in (writer, LedgerStore(clients[1])):
+        with pytest.raises(PeriodsRefused) as refused:
+            await store.apply(batch, _lead_versions, _euro)
+        cause = refusal_cause(refused.value)
+        assert isinstance(cause, PeriodExpired), cause
+        assert f"period {period!r}: its per-event facts expired at" in str(cause)
+    assert await postings_of(redis, LEADS, period, ["lena"]) == before
+

@@ -214,8 +214,8 @@ async def every_read(ledger: Ledger) -> dict[str, Any]:
 
 async def _period_keys(redis: Redis[bytes], period: str) -> set[str]:
     names = [
-        "ver", "lines", "events", "clickids", "confirmed", "kpis", "sums", "clicks",
-        "snapshot", "compacted",
+        "ver", "lines", "events", "clickids", "confirmed", "facts_until", "kpis", "sums",
+        "clicks", "snapshot", "compacted",
         *(f"{kind}:{a}" for a in CREATORS for kind in ("journal", "due", "dueamt")),
     ]  # fmt: skip
     found = set()

@@ -46,7 +46,7 @@ from afflux.shared.io.redis_client import WriteCommand, compare_and_set
 log = logging.getLogger(__name__)
 Versions = Callable[[str], Sequence[TermsVersion]]
 ATTEMPTS = 3
-PER_EVENT = ("lines", "events", "clickids", "confirmed")
+PER_EVENT = ("lines", "events", "clickids", "confirmed", "facts_until")
 KEPT = ("sums", "kpis", "clicks")
 _PAIRS = 1_000  # field/value pairs per HSET
 

@@ -45,7 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.placement import TERMS_REFUSALS, Placement, Rejected
-from afflux.payouts.snapshots import PeriodCompacted
+from afflux.payouts.snapshots import PeriodCompacted, PeriodExpired
 from afflux.payouts.store import (
     Batch,
     LedgerReset,
@@ -809,7 +809,7 @@ class LedgerConsumer:
 # Refusals the rules make of what an item says (a sum past the largest amount, a fact for
 # a compacted period): logged as warnings, without the traceback a failure gets, since
 # a merchant can send them as often as it likes.
-EXPECTED_REFUSALS = (CreatorSumOutOfRange, PeriodCompacted, ConversionConflict)
+EXPECTED_REFUSALS = (CreatorSumOutOfRange, PeriodCompacted, PeriodExpired, ConversionConflict)
 
 
 def suspect(event: object, periods: set[tuple[str, str]] | None, refused: PeriodsRefused) -> bool:

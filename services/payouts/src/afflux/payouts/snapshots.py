@@ -58,6 +58,21 @@ class PeriodCompacted(Exception):
         )
 
 
+class PeriodExpired(Exception):
+    """The campaign-period's per-event facts (its lines and fact ids) expired after the
+    retention while it was not compacted (a creator below the minimum payout keeps it
+    open): a fact for it would be priced from nothing, so the ledger takes no more facts
+    for it (the consumer dead-letters them with this message)."""
+
+    def __init__(self, campaign_id: str, period: str, until: int) -> None:
+        when = datetime.fromtimestamp(until / 1000, tz=UTC).isoformat()
+        super().__init__(
+            f"campaign {campaign_id!r} period {period!r}: its per-event facts expired at "
+            f"{when} (AFFLUX_LEDGER_RETENTION_DAYS after it closed to new facts), so a fact "
+            "for it can no longer be priced (afflux ledger rebuild replays it)"
+        )
+
+
 def encode(postings: Sequence[Posting]) -> str:
     """One creator's postings of one period (sequence order), compressed, as text."""
     currency = postings[0].currency if postings else ""

@@ -53,7 +53,12 @@ from afflux.payouts.batch import Applied, Batch, LedgerReset, Period, PeriodsRef
 from afflux.payouts.conversion_claims import claim_periods
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
 from afflux.payouts.keys import Keys, creator_index_member
-from afflux.payouts.snapshots import COMPACTED_TOKEN, PeriodCompacted, refuse_compacted
+from afflux.payouts.snapshots import (
+    COMPACTED_TOKEN,
+    PeriodCompacted,
+    PeriodExpired,
+    refuse_compacted,
+)
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -158,6 +163,9 @@ class _Cached:
     # fall on times earlier batches wrote). Empty when loaded: then the first write of
     # each is sent again, which changes nothing.
     due: set[tuple[str, int]] = field(default_factory=set)
+    # When the period's per-event facts expire, as last written (``facts_until``); None:
+    # written before the ledger kept it, or never written.
+    facts_until: int | None = None
 
     def weight(self) -> int:
         """Lines, and the counters as the tenth of a line each takes in memory."""
@@ -437,7 +445,7 @@ class LedgerStore:
         try:
             return await self._step(cp, items, versions, currency)
         except _DecisionFailed as exc:
-            if isinstance(exc.cause, PeriodCompacted):
+            if isinstance(exc.cause, PeriodCompacted | PeriodExpired):
                 return StepResult((), (), {})
             raise
 
@@ -648,6 +656,9 @@ class LedgerStore:
                 cached = self._periods.get(cp)
                 if cached is None:
                     cached = await self._load(cp, versions, currency)
+                elif cached.facts_until is not None and self.clock() >= cached.facts_until:
+                    self._periods.pop(cp, None)  # its facts are gone from Redis by now
+                    raise PeriodExpired(*cp, cached.facts_until)
                 cached.state.use_versions(versions)
                 result, commands = await self._decide(cp, cached, items)
             except (RedisError, OSError):
@@ -819,6 +830,11 @@ class LedgerStore:
         expire_at = self._expiry(period, cached.state.versions)
         for name in ("lines", "events", "clickids", "confirmed", "content"):
             commands.append(("PEXPIREAT", at(name), expire_at))
+        # Kept for good: a later load tells a period whose facts expired from a new one.
+        # Only once the period holds a fact id (``_load`` reads their absence as expiry).
+        if new_ids or clicks or cached.facts_until is not None:
+            commands.append(("SET", at("facts_until"), expire_at))
+            cached.facts_until = expire_at
         return commands
 
     async def _load(self, cp: Period, versions: Sequence[TermsVersion], currency: str) -> _Cached:
@@ -841,8 +857,15 @@ class LedgerStore:
             pipe.hgetall(at("kpis"))
             pipe.hgetall(at("sums"))
             pipe.hgetall(at("content"))
+            pipe.get(at("facts_until"))
+            pipe.exists(at("events"), at("clickids"))
             raw = await pipe.execute()
-        raw_lines, raw_clicks, raw_confirmed, raw_kpis, raw_sums, raw_content = raw
+        raw_lines, raw_clicks, raw_confirmed, raw_kpis, raw_sums, raw_content = raw[:6]
+        facts_until = None if raw[6] is None else int(raw[6])
+        # Every write that adds a fact adds its id to ``events`` or ``clickids``: both gone
+        # means Redis expired them, whatever this process's clock says.
+        if facts_until is not None and (self.clock() >= facts_until or not raw[7]):
+            raise PeriodExpired(cid, period, facts_until)
         records: list[LineRecord] = [record_from_json(orjson.loads(v)) for v in raw_lines.values()]
         tally = {name.decode(): value.decode() for name, value in raw_clicks.items()}
         confirmed = {o.decode(): e.decode() for o, e in raw_confirmed.items()}
@@ -859,7 +882,14 @@ class LedgerStore:
             seq,
             contents,
         )
-        return _Cached(token, state, tally, _counters(raw_kpis), _counters(raw_sums))
+        return _Cached(
+            token,
+            state,
+            tally,
+            _counters(raw_kpis),
+            _counters(raw_sums),
+            facts_until=facts_until,
+        )
 
     def _expiry(self, period: str, versions: Sequence[TermsVersion]) -> int:
         """When a period's per-event facts expire: the retention after the period closes
