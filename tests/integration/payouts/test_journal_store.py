@@ -468,4 +468,3 @@ async def test_a_period_whose_facts_expired_takes_no_more_facts(
         assert isinstance(cause, PeriodExpired), cause
         assert f"period {period!r}: its per-event facts expired at" in str(cause)
     assert await postings_of(redis, LEADS, period, ["lena"]) == before
-
