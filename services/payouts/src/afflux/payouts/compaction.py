@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from afflux.payouts import payout_records, reads, snapshots
+from afflux.payouts.approved import approved_parts
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.journal.compaction import (
@@ -237,18 +238,27 @@ async def _standing(
 ) -> PeriodStanding:
     creators = sorted(read.journals)
     start = period_bounds(period)[0]
-    earlier = []
+    earlier, later = [], []
     for p in await reads.campaign_periods(store, cid):
         with contextlib.suppress(BadPeriod):
             if period_bounds(p)[0] < start:
                 earlier.append((cid, p))
+            elif period_bounds(p)[0] > start:
+                later.append((cid, p))
     before = await reads.period_creator_sums(store, earlier)
+    after = await reads.period_creator_sums(store, later)
     standings = []
     for a in creators:
         postings = read.journals[a]
         records = await payout_records.records_of(store, a)
         paid = payout_records.paid_by_campaign(records).get(cid, 0)
         owed = sum(p.amount_minor for p in postings) + sum(s.get(a, 0) for s in before)
+        # A run pays whatever is approved, whatever its period: a later period approved
+        # no later than this one's last posting (a version with a shorter lock) took
+        # the money first, so it is owed before this period counts as paid.
+        last = max((p.approve_at for p in postings), default=0)
+        wanted = [(c, p, a) for (c, p), sums in zip(later, after, strict=True) if a in sums]
+        owed += max(0, sum(await approved_parts(store, wanted, last)))
         pending = sum(p.amount_minor for p in postings if p.approve_at > now)
         standings.append(CreatorStanding(a, pending=pending, owed_through=owed, paid=paid))
     return PeriodStanding(cid, period, tuple(versions), tuple(standings))

@@ -20,16 +20,15 @@ netted in the next payout.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from afflux.payouts import payout_records, reads, snapshots
+from afflux.payouts import payout_records, reads
+from afflux.payouts.approved import approved_by_creator
 from afflux.payouts.compaction import ledger_behind
 from afflux.payouts.metrics import PayoutsMetrics
-from afflux.payouts.period_figures import period_figures
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
@@ -39,28 +38,7 @@ from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import PAYOUTS
 
-Owner = tuple[str, str]  # affiliate, campaign
 MAX_ATTEMPTS = 5
-
-
-async def approved_by_creator(
-    store: LedgerStore, cps: list[reads.CampaignPeriod], as_of: int
-) -> tuple[dict[Owner, int], dict[Owner, list[reads.CampaignPeriod]]]:
-    """Per creator and campaign: what their postings approved at ``as_of`` add up to,
-    and the campaign-periods that hold them."""
-    # Who has a sum in each period; then each period's figures read at one instant (a
-    # step landing between a total and its pending part read apart paid pending money).
-    totals = await reads.period_creator_sums(store, cps)
-    wanted = [(cid, p, a) for (cid, p), sums in zip(cps, totals, strict=True) for a in sorted(sums)]
-    figures = await period_figures(store, wanted, as_of)
-    # A compacted period keeps no approval schedule: its pending part from the snapshot.
-    closed = await snapshots.pending_amounts(store, wanted, as_of)
-    approved: dict[Owner, int] = defaultdict(int)
-    periods: dict[Owner, list[reads.CampaignPeriod]] = defaultdict(list)
-    for (cid, p, a), (total, _, waiting), also in zip(wanted, figures, closed, strict=True):
-        approved[(a, cid)] += total - waiting - also
-        periods[(a, cid)].append((cid, p))
-    return dict(approved), dict(periods)
 
 
 async def run_payouts(
