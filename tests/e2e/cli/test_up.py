@@ -117,9 +117,24 @@ def test_up_serves_a_link_and_sigterm_leaves_no_process_behind(
     assert redirect.status_code == 302
     assert "afx_click" in parse_qs(urlsplit(redirect.headers["location"]).query)
 
+    # The admin commands reach this stack (its broker and Redis on free ports) once the
+    # shell file it printed is sourced; without it they went to 127.0.0.1:9092.
+    env_file = data_dir / "up" / "env"
+    assert f". {env_file}" in log.read_text()
+    assert env_file.stat().st_mode & 0o777 == 0o600  # it holds the admin token
+    bare = {k: v for k, v in env.items() if not k.startswith("AFFLUX_")}
+    applied = subprocess.run(
+        ["bash", "-c", f'. "{env_file}" && "{sys.executable}" -m afflux.cli campaigns apply '
+         "examples/campaigns.yaml"],
+        cwd=REPO, env=bare, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "acme-fashion: unchanged" in applied.stdout, applied.stdout
+
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     assert processes_mentioning(str(data_dir)) == []
+    assert not env_file.exists()  # its ports are no longer this stack's
 
 
 def test_up_refuses_a_taken_port_naming_it(data_dir: Path, tmp_path: Path) -> None:

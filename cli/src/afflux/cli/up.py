@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -104,7 +105,8 @@ def run_up(
                 print(f"afflux: applied {terms} ({count} new terms versions)", flush=True)
             print(f"afflux: starting {', '.join(SERVICES)} ...", flush=True)
             stack.start_all()
-            _print_ready(stack, token, generated)
+            env_file = write_env_file(stack, token)
+            _print_ready(stack, token, generated, env_file)
             _watch(stack)
         except StartFailed as exc:
             print(f"afflux up: {exc}", file=sys.stderr)
@@ -117,6 +119,9 @@ def run_up(
         finally:
             with signals_held():  # a second Ctrl-C must not orphan a child
                 stack.stop()
+                # Its addresses are no longer this stack's: a command that read them
+                # would reach whatever takes the ports next.
+                env_path(stack).unlink(missing_ok=True)
     print("afflux: stopped", flush=True)
     return 0
 
@@ -166,7 +171,34 @@ def service_table(lines: Sequence[ServiceLine]) -> Table:
     return table
 
 
-def _print_ready(stack: Stack, token: str, generated: bool) -> None:
+def env_path(stack: Stack) -> Path:
+    return stack.options.work_dir / "env"
+
+
+def write_env_file(stack: Stack, token: str) -> Path:
+    """Write the running stack's addresses and admin token as shell assignments, so
+    that the admin commands (``afflux ledger rebuild``, ``afflux campaigns ...``, ``afflux
+    keys ...``) and the README's curl examples reach this stack after ``. <file>``:
+    without them they use the configured defaults (127.0.0.1:9092, redis://127.0.0.1:6379)
+    and not the free ports the stack chose. Readable by its owner only (the token)."""
+    values = {
+        "AFFLUX_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "AFFLUX_REDIS_URL": stack.redis_url,
+        "AFFLUX_ADMIN_TOKEN": token,
+        "TOKEN": token,
+        "CLICKS_URL": stack.url("clicks"),
+        "ORDERS_URL": stack.url("orders"),
+        "PAYOUTS_URL": stack.url("payouts"),
+    }
+    path = env_path(stack)
+    text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+    return path
+
+
+def _print_ready(stack: Stack, token: str, generated: bool, env_file: Path) -> None:
     console = console_for(sys.stdout)
     console.print(service_table(service_lines(stack)))
     note = " (generated for development; set AFFLUX_ADMIN_TOKEN to choose)" if generated else ""
@@ -175,6 +207,7 @@ def _print_ready(stack: Stack, token: str, generated: bool) -> None:
         ("admin token", f"{token}{note}"),
         ("data", str(stack.options.work_dir)),
         ("logs", str(stack.log_dir)),
+        ("shell", f". {env_file}  (this stack's addresses and token for the afflux commands)"),
         ("portal", f"{payouts}/login (a key from: afflux keys issue --creator ID | --merchant ID)"),
     ):
         console.print(f"{what:<{LABEL_WIDTH}}{value}")
