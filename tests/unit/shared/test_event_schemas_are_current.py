@@ -9,6 +9,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from afflux.shared import schemas
+from afflux.shared.core.clock import MAX_EVENT_TIME_MS
 from afflux.shared.events import EVENT_TYPES, AnyEvent, ClickRecorded
 from afflux.shared.topics import ALL_TOPICS
 
@@ -39,7 +40,7 @@ def test_type_is_required_and_event_time_accepts_both_shapes() -> None:
     assert schema["required"][0] == "type"
     assert schema["properties"]["type"]["const"] == "ClickRecorded"
     shapes = schema["properties"]["occurred_at"]["anyOf"]
-    assert {"type": "integer", "minimum": 0} in shapes
+    assert {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_TIME_MS} in shapes
     assert {"type": "string", "format": "date-time"} in shapes
 
 

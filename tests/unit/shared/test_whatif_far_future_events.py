@@ -1,5 +1,5 @@
 """A what-if of a campaign one of whose events is dated past what a period holds (at or
-after 9999-12-01; event times have no upper bound in the schemas): the ledger
+after 9999-12-01; the schemas bound event times only at the end of 9999): the ledger
 dead-letters such a conversion (no period ends within a datetime), and the replay
 raised ``year ... is out of range`` on it, so every what-if of the campaign answered
 500 for good. The decoder now leaves such events out, counted as skipped."""
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
+from afflux.shared.core.clock import MAX_EVENT_TIME_MS
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.diff import whatif
 from afflux.shared.core.whatif.log import CampaignLog
@@ -57,8 +58,8 @@ CASES = [
     Case("just before the cut", _LAST_MS - 1, True),
     # At the cut: left out.
     Case("at the cut", _LAST_MS, False),
-    # Year 3170843.
-    Case("10^17 ms", 10**17, False),
+    # The last millisecond an event time may be.
+    Case("the last event time", MAX_EVENT_TIME_MS, False),
 ]
 
 

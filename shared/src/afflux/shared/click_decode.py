@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from afflux.shared.core.click_flags import click_flagged, legacy_flags
+from afflux.shared.core.clock import MAX_EVENT_TIME_MS
 from afflux.shared.wire import UndecodableRecord, check_bounds
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -29,7 +30,7 @@ class DecodedClick(msgspec.Struct, frozen=True, gc=False):
     same fields, values and defaults, and the same ``reasons`` and ``flagged``."""
 
     event_id: _Id
-    occurred_at: Annotated[int, msgspec.Meta(ge=0)]
+    occurred_at: Annotated[int, msgspec.Meta(ge=0, le=MAX_EVENT_TIME_MS)]
     click_id: _Id
     link_code: _Id
     affiliate_id: _Id

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from afflux.shared.core.click_flags import CLICK_FLAGS, click_flagged, legacy_flags
-from afflux.shared.core.clock import parse_event_time
+from afflux.shared.core.clock import MAX_EVENT_TIME_MS, parse_event_time
 from afflux.shared.core.content import (
     CONTENT_ID_PATTERN,
     MAX_COUNT,
@@ -49,12 +49,12 @@ EVENT_TIME_DESCRIPTION = "UTC milliseconds since the epoch (RFC 3339 with zone a
 EventTime = Annotated[
     int,
     BeforeValidator(parse_event_time),
-    Field(ge=0, description=EVENT_TIME_DESCRIPTION),
+    Field(ge=0, le=MAX_EVENT_TIME_MS, description=EVENT_TIME_DESCRIPTION),
     # What other languages may send: the validator above accepts both shapes.
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_TIME_MS},
                 {"type": "string", "format": "date-time"},
             ],
             "description": EVENT_TIME_DESCRIPTION,

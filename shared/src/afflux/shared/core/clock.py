@@ -49,6 +49,12 @@ class BeforeEpoch(ValueError):
     """An RFC 3339 time before 1970: no event time is."""
 
 
+# The last millisecond of year 9999: a later time has no date in a datetime, and a
+# record dated past it written straight to a topic stopped the webhook sender (and with
+# it the payouts process) on every restart, building its body's timestamp.
+MAX_EVENT_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def parse_event_time(value: object) -> int:
     """Accept integer milliseconds or an RFC 3339 string with a zone; return milliseconds."""
     if isinstance(value, bool):
@@ -56,6 +62,10 @@ def parse_event_time(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("event time must not be negative")
+        if value > MAX_EVENT_TIME_MS:
+            raise ValueError(
+                f"event time must be at most {MAX_EVENT_TIME_MS} (9999-12-31T23:59:59.999Z)"
+            )
         return value
     if isinstance(value, str):
         text = value.strip()

@@ -37,3 +37,10 @@ class WebhookMetrics:
             ["event_type"],
             registry=registry,
         )
+        self.dead_letters = Counter(
+            "afflux_webhook_dead_letters_total",
+            "Records or items the webhook sender could not read or turn into deliveries, "
+            "dead-lettered (unsent: the broker refused the letter; logged), by topic",
+            ["topic", "sent"],
+            registry=registry,
+        )

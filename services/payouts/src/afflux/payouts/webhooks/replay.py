@@ -94,13 +94,15 @@ async def replay(
                 tp: [r for r in records if r.timestamp >= since_ms]
                 for tp, records in polled.items()
             }
-            jobs, _ = await jobs_for(
-                store,
-                directory,
-                decoded_events(fresh),
-                now=now,
-                only_endpoint=endpoint.endpoint_id,
-            )
+            jobs = (
+                await jobs_for(
+                    store,
+                    directory,
+                    decoded_events(fresh),
+                    now=now,
+                    only_endpoint=endpoint.endpoint_id,
+                )
+            ).jobs  # what it cannot make a job of the intake dead-lettered
             if len(jobs) > max_events - seen:
                 jobs, truncated = jobs[: max_events - seen], True
             seen += len(jobs)
