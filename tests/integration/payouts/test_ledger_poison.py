@@ -5,6 +5,7 @@ that fails, and stores the offsets past all of them; a failed apply writes nothi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -23,7 +24,12 @@ from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ConversionAttributed,
+    ConversionReversed,
+    DeadLetter,
+)
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.wire import encode, encode_packed
@@ -544,3 +550,68 @@ def test_a_consume_loop_that_has_not_turned_for_two_minutes_is_reported_stalled(
     (problem,) = stalled
     assert problem.startswith("stalled: no batch finished for 12")
     assert rebuilding == ["the ledger is being rebuilt: nothing is consumed"]  # said once
+
+
+def test_a_reversal_written_again_under_its_id_with_other_facts_is_refused(
+    infra: Any,
+) -> None:
+    """A refund of 10.00 reversed 8 % of a 100.00 sale (0.80). A second record under the
+    same reversal id and another event id, for 90.00, was added as a second refund and
+    took back the whole commission; now it is dead-lettered (held, or earlier in its own
+    poll), and a same-facts copy under another event id changes nothing."""
+    run = uuid.uuid4().hex[:8]
+    campaign = f"camp-{run}"
+    prefix = f"afx:test:{run}:"
+
+    def reversal(event_id: str, amount: int = 1_000) -> ConversionReversed:
+        return ConversionReversed(
+            event_id=event_id,
+            occurred_at=NOV_15 + 1_000,
+            reversal_id="rev-1",
+            refund_id="ref-1",
+            conversion_id="conv-1",
+            order_id="order-1",
+            campaign_id=campaign,
+            affiliate_id="anna",
+            amount_minor=amount,
+            requested_minor=amount,
+            refunded_total_minor=amount,
+            order_amount_minor=10_000,
+            currency="EUR",
+            order_occurred_at=NOV_15 + 1,
+        )
+
+    def on_reversals(offset: int, key: str, value: bytes) -> ConsumerRecord[bytes, bytes]:
+        return dataclasses.replace(_record(offset, key, value), topic="reversals")
+
+    async def scenario() -> tuple[list[Any], list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        store = LedgerStore(redis, Keys(prefix))
+        consumer = ledger_consumer(infra, run, store, _directory(campaign), producer)
+        conversions, reversals = TopicPartition("conversions", 0), TopicPartition("reversals", 0)
+        try:
+            sale = _conversion(campaign, 1, NOV_15 + 1)
+            await consumer._apply({conversions: [_record(20, run, encode(sale))]})
+            await consumer._apply({reversals: [on_reversals(30, run, encode(reversal("r-a")))]})
+            await consumer._apply(
+                {
+                    reversals: [
+                        on_reversals(31, f"copy-{run}", encode(reversal("r-b"))),
+                        on_reversals(32, f"held-{run}", encode(reversal("r-c", 9_000))),
+                    ]
+                }
+            )
+            journal = f"{prefix}{{p:{campaign}|2026-11}}:journal:anna"
+            posted = await _posted(redis, journal)
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = await _dead_letters(infra, lambda key: run in key)
+        return posted, letters
+
+    posted, letters = asyncio.run(scenario())
+    assert sum(amount for _, amount in posted) == 1_000 - 100  # 10 % of 100.00, less 10 %
+    assert [(x.key, x.error_class) for x in letters] == [(f"held-{run}", "ReversalConflict")]
+    assert "reversal 'rev-1' is already held from event 'r-a'" in letters[0].reason

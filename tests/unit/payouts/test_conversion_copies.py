@@ -7,10 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.journal.conversion_copies import ConversionConflict, new_conversions
-from afflux.shared.core.journal.records import LineRecord
+from afflux.shared.core.journal.conversion_copies import (
+    ConversionConflict,
+    ReversalConflict,
+    new_conversions,
+    new_refunds,
+)
+from afflux.shared.core.journal.records import LineRecord, RefundEntry
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +81,34 @@ def test_a_conflicting_copy_is_refused_whether_held_or_earlier_in_the_batch(
 def test_other_conversions_of_the_same_order_are_their_own() -> None:
     correction = replace(FIRST, conversion_id="conv-1-late", event_id="conv-1-late")
     assert new_conversions(held(FIRST), [correction]) == (correction,)
+
+
+REFUND = RefundFact("rev-1", "ev-rev-1", "o-1", 1_000, 2_000, "conv-1")
+
+
+def holding_refund(refund: RefundFact) -> dict[str, LineRecord]:
+    lines = held(FIRST)
+    line = lines[derived_id("line", FIRST.conversion_id)]
+    line.refunds = (RefundEntry(refund.reversal_id, refund.event_id, refund.amount_minor,
+                                refund.occurred_at, refund.reason, refund.items),)  # fmt: skip
+    return lines
+
+
+def test_a_reversal_copy_under_another_event_id_is_left_out() -> None:
+    copy = replace(REFUND, event_id="written-again")
+    assert new_refunds(held(FIRST), [REFUND]) == (REFUND,)
+    assert new_refunds(holding_refund(REFUND), [copy]) == ()
+    assert new_refunds(held(FIRST), [REFUND, copy]) == (REFUND,)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"amount_minor": 9_000}, {"occurred_at": 2_001}, {"reason": "reattributed"}],
+    ids=lambda c: next(iter(c)),
+)
+def test_a_reversal_under_a_held_id_with_other_facts_is_refused(change: dict[str, object]) -> None:
+    other = replace(REFUND, event_id="forged", **change)  # type: ignore[arg-type]
+    with pytest.raises(ReversalConflict, match="reversal 'rev-1' is already held from event"):
+        new_refunds(holding_refund(REFUND), [other])
+    with pytest.raises(ReversalConflict):
+        new_refunds(held(FIRST), [REFUND, other])

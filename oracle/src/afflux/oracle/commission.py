@@ -811,7 +811,10 @@ def reference_from_events(
         elif isinstance(event, ConversionReversed):
             period = where(event.campaign_id, event.order_occurred_at)
             if period is not None:
-                placed[(event.campaign_id, period)].refunds[event.reversal_id] = refund_fact(event)
+                # The first record of a reversal id stands, as in the ledger (a copy changes
+                # nothing, a conflicting one is refused).
+                refunds = placed[(event.campaign_id, period)].refunds
+                refunds.setdefault(event.reversal_id, refund_fact(event))
         elif isinstance(event, ConversionReviewed):
             period = where(event.campaign_id, event.order_occurred_at)
             if period is not None:

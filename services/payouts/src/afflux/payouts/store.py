@@ -67,7 +67,7 @@ from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange, creators_out_of_range
 from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
-from afflux.shared.core.journal.conversion_copies import new_conversions
+from afflux.shared.core.journal.conversion_copies import new_conversions, new_refunds
 from afflux.shared.core.journal.override_lines import override_agencies
 from afflux.shared.core.journal.period import PeriodState, StepInput, StepResult
 from afflux.shared.core.journal.records import (
@@ -714,7 +714,7 @@ class LedgerStore:
             [c for c in items.conversions if fresh(c.event_id)],
             items.elsewhere,
         )
-        refunds = tuple(r for r in items.refunds if fresh(r.event_id))
+        refunds = new_refunds(cached.state.lines, [r for r in items.refunds if fresh(r.event_id)])
         confirmations = tuple(x for x in items.confirmations if fresh(x[1]))
         content = tuple(e for e in items.content if fresh(e.event_id))
         reviews = tuple(r for r in items.reviews if fresh(r.event_id))

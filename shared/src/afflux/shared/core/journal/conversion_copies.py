@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.records import LineRecord
 
@@ -59,6 +59,50 @@ def new_conversions(
                 f"event {c.event_id!r} is refused"
             )
     return tuple(out)
+
+
+class ReversalConflict(ConversionConflict):
+    """A reversal whose id the period holds (or the batch holds earlier) with other
+    facts: the first one stands, this one is refused."""
+
+
+def new_refunds(
+    lines: Mapping[str, LineRecord], refunds: Sequence[RefundFact]
+) -> tuple[RefundFact, ...]:
+    """``refunds`` new to the period held in ``lines``, in order; a copy of a held
+    reversal under another event id is left out. Raises ``ReversalConflict`` for one
+    whose reversal id is held with another amount, time, reason or items: taken, a
+    second record under the id of a reversal of 10.00 took back the whole commission."""
+    first: dict[str, RefundFact] = {}
+    out: list[RefundFact] = []
+    for r in refunds:
+        earlier = first.get(r.reversal_id)
+        if earlier is not None:
+            if replace(r, event_id=earlier.event_id) != earlier:
+                raise _reversal_conflict(r, earlier.event_id)
+            continue
+        record = lines.get(derived_id("line", r.conversion_id)) if r.conversion_id else None
+        held = (
+            next((e for e in record.refunds if e.reversal_id == r.reversal_id), None)
+            if record
+            else None
+        )
+        if held is not None:
+            if (held.amount_minor, held.occurred_at, held.reason, held.items) != (
+                r.amount_minor, r.occurred_at, r.reason, r.items
+            ):  # fmt: skip
+                raise _reversal_conflict(r, held.event_id)
+            continue
+        first[r.reversal_id] = r
+        out.append(r)
+    return tuple(out)
+
+
+def _reversal_conflict(r: RefundFact, earlier_event: str) -> ReversalConflict:
+    return ReversalConflict(
+        f"reversal {r.reversal_id!r} is already held from event {earlier_event!r} with other "
+        f"facts; event {r.event_id!r} is refused"
+    )
 
 
 def _difference(earlier: ConversionFact, later: ConversionFact) -> str:
