@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from afflux.shared.core import access
 from afflux.shared.core.access import ADMIN, Principal
+from afflux.shared.io.http.principals import MAX_SESSIONS_PER_CREDENTIAL as MAX
 from afflux.shared.io.http.principals import AccessStore
 from afflux.shared.io.redis_client import connect_ready
 
@@ -122,6 +123,27 @@ async def test_a_session_expires_with_its_ttl_and_ends_at_logout(store: AccessSt
     assert await store.session(session_id, "a-new-admin-token") is None
     await store.end_session(session_id)
     assert await store.session(session_id, "the-admin-token") is None
+
+
+async def test_one_credential_keeps_its_newest_sessions_only(store: AccessStore) -> None:
+    """Logging in never fails, so one key opened sessions without end (2,000 in 12 s
+    over HTTP, 440 bytes of Redis each for the session's 8 h): its oldest beyond the
+    bound now end, and nobody else's."""
+    record, key = await store.issue("creator", "ana", NOW)
+    other_record, other_key = await store.issue("creator", "bob", NOW)
+    ana = Principal("creator", "ana", record.key_id)
+    bob = Principal("creator", "bob", other_record.key_id)
+    bobs, _ = await store.begin_session(bob, other_key, TTL_S)
+    extra = 5
+    ids = [(await store.begin_session(ana, key, TTL_S))[0] for _ in range(MAX + extra)]
+    live = [await store.session(i, None) is not None for i in ids]
+    assert live == [False] * extra + [True] * MAX
+    assert await store.session(bobs, None) is not None
+    # Logging out frees its place: the next login ends nobody.
+    await store.end_session(ids[-1])
+    newest, _ = await store.begin_session(ana, key, TTL_S)
+    assert [await store.session(i, None) is not None for i in ids[extra:-1]] == [True] * (MAX - 1)
+    assert await store.session(newest, None) is not None
 
 
 async def test_failed_logins_are_counted_per_address_within_the_window(

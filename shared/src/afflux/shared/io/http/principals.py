@@ -143,6 +143,31 @@ return 1
 )
 
 
+# Live sessions per credential (a key, or the admin token). Logging in never counts as
+# a failure, so a key could open sessions without end (about 440 bytes of Redis each for
+# 8 h, in the Redis that holds the ledger, up to its maxmemory); the oldest beyond this
+# many is ended. Enough for a person's devices and browsers.
+MAX_SESSIONS_PER_CREDENTIAL = 20
+# KEYS: the new session, its credential's sessions (scored by start, ms);
+# ARGV: the time to live (s), the bound, the session's field/value pairs.
+_BEGIN_SESSION = """
+local ttl = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000)
+redis.call('ZADD', KEYS[2], now, KEYS[1])
+redis.call('EXPIRE', KEYS[2], ttl)
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[2])
+if over > 0 then
+  local oldest = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #oldest, 2 do redis.call('DEL', oldest[i]) end
+end
+return 1
+"""
+
+
 def _token_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -154,6 +179,7 @@ class AccessStore:
         self.redis = redis
         self._rotate = redis.register_script(_ROTATE)
         self._revoke = redis.register_script(_REVOKE)
+        self._begin_session = redis.register_script(_BEGIN_SESSION)
 
     # -- keys --------------------------------------------------------------------------
 
@@ -252,18 +278,23 @@ class AccessStore:
         # A key session keeps the hash of the key's stored hash, so a rotated key's
         # sessions end with it; an admin session the admin token's hash.
         held = credential if principal.is_admin else access.key_hash(credential)
+        credential_hash = _token_hash(held)
         fields: _Fields = {
             "role": principal.role,
             "subject": principal.subject or "",
             "key_id": principal.key_id or "",
             "csrf": csrf,
-            "credential_hash": _token_hash(held),
+            "credential_hash": credential_hash,
         }
-        async with self.redis.pipeline(transaction=True) as tx:
-            tx.hset(self._session(session_id), mapping=fields)
-            tx.expire(self._session(session_id), ttl_s)
-            await tx.execute()
+        pairs = [part for name, value in fields.items() for part in (name, value)]
+        await self._begin_session(
+            keys=[self._session(session_id), self._sessions_of(credential_hash)],
+            args=[ttl_s, MAX_SESSIONS_PER_CREDENTIAL, *pairs],
+        )
         return session_id, csrf
+
+    def _sessions_of(self, credential_hash: str) -> str:
+        return f"{_PREFIX}sessions-of:{credential_hash}"
 
     async def session(self, session_id: str, admin_token: str | None) -> Session | None:
         """The live session, or None once it expired, ended, or its key was rotated or
@@ -289,7 +320,13 @@ class AccessStore:
         return Session(principal, fields[b"csrf"].decode(), credential_hash)
 
     async def end_session(self, session_id: str) -> None:
-        await self.redis.delete(self._session(session_id))
+        key = self._session(session_id)
+        credential_hash = await self.redis.hget(key, "credential_hash")
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.delete(key)
+            if credential_hash is not None:
+                tx.zrem(self._sessions_of(credential_hash.decode()), key)
+            await tx.execute()
 
     # -- failed logins -----------------------------------------------------------------
 
