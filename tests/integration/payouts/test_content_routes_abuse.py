@@ -725,3 +725,34 @@ async def test_a_creators_handle_on_brand_content_from_the_topic_is_refused_too(
 
     assert answer.status_code == 409, answer.text
     assert _field(answer) == "handle"
+
+
+async def test_a_creator_key_publishes_at_most_its_bound_of_contents_in_a_campaign(
+    world: AccessWorld,
+) -> None:
+    """Without a bound one creator key published 1,000 contents in 31 s, each of them
+    Redis state and a row of the brand's pages. A content published again, the brand's
+    and the admin's publications are not counted."""
+    most = 3
+    app = world.app
+    store = app.state.store
+    # The creator's earlier tests' contents in this world counted too: start from none.
+    await store.redis.hdel(store.keys.ledger("content_counts"), f"{CAMPAIGN}|{CREATOR}")
+    settings = app.state.settings
+    app.state.settings = settings.model_copy(update={"creator_content_per_campaign": most})
+    try:
+        for n in range(most):
+            body = publication(f"c-bound-{n}")
+            answer = await post(world, "/v1/content", body, world.creator_key)
+            assert answer.status_code == STARTING, answer.text
+        extra = publication("c-bound-extra")
+        refused = await post(world, "/v1/content", extra, world.creator_key)
+        assert refused.status_code == 422, refused.text
+        assert _field(refused) == "content_id"
+        assert "you have published 3 contents in this campaign" in refused.text
+        again = await post(world, "/v1/content", publication("c-bound-0"), world.creator_key)
+        assert again.status_code == STARTING, again.text
+        by_admin = await post(world, "/v1/content", publication("c-bound-admin"), ADMIN_TOKEN)
+        assert by_admin.status_code == STARTING, by_admin.text
+    finally:
+        app.state.settings = settings

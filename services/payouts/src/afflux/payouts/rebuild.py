@@ -41,7 +41,13 @@ KEPT = ("{a:*}:payouts", "{a:*}:paid")  # money paid: not derived from the topic
 # orders service's, written by the route and not by the replay. Deleted, a creator whose
 # stream was live during a rebuild could not publish its end ("not published by its
 # creator's key"), and its orders went unattributed.
-CONTENT_CLAIMS = ("content_live", "content_owner", "content_unreleased", "content_sent")
+CONTENT_CLAIMS = (
+    "content_live",
+    "content_owner",
+    "content_unreleased",
+    "content_sent",
+    "content_counts",
+)
 _CHUNK = 500
 
 

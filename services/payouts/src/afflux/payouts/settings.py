@@ -53,6 +53,14 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
         description="tracking links a creator may make for itself in one campaign through the "
         "portal, deactivated ones included (POST /v1/links with the admin token is not bound)",
     )
+    creator_content_per_campaign: int = Field(
+        1_000,
+        ge=1,
+        le=1_000_000,
+        description="contents a creator's own key may publish in one campaign (POST "
+        "/v1/content): each is Redis state and a row of the brand's pages until released; "
+        "the brand's and the admin token's publications are not bound",
+    )
     orders_url: str = Field(
         "",
         description="the orders service's base URL (http://orders:8002): a campaign's portal "
