@@ -12,7 +12,7 @@ import pytest
 from afflux.shared.core.attribution import ClickTouch
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.core.whatif.diff import draft_problem, whatif
+from afflux.shared.core.whatif.diff import _why, draft_problem, whatif
 from afflux.shared.core.whatif.log import (
     EVER,
     CampaignLog,
@@ -23,6 +23,7 @@ from afflux.shared.core.whatif.log import (
     RangeProblem,
     day_range,
 )
+from afflux.shared.core.whatif.replay import ReplayedLine
 
 pytestmark = pytest.mark.unit
 
@@ -383,6 +384,38 @@ def test_a_sale_priced_per_item_names_only_the_part_that_changes() -> None:
     current = (TermsVersion(version=1, effective_from=0, published_at=0, terms=tiered("10")),)
     diff = whatif(log, current, tiered("20"))
     [change] = diff.changes
-    assert change.reason.startswith("order o-2: 10% of 5000 (tier from net sale 2")
-    assert "-> 20% of 5000 (tier from net sale 2" in change.reason
-    assert "shoes" not in change.reason
+    # As for a sale at one rate (docs/campaigns.md): the part's reason, its old and new rate.
+    assert change.reason == "order o-2: tier from net sale 2 rate 10% -> 20%"
+
+
+@pytest.mark.parametrize(
+    ("was", "becomes", "reason"),
+    [
+        # A sale at one rate whose reason is the base rate: not "base rate rate".
+        ("sale: 8% of 5000 (base rate)", "sale: 16% of 5000 (base rate)", "base rate 8% -> 16%"),
+        # Per item, the tier's part changed: its reason was read across the parts before.
+        (
+            "sale: 15% of 3123 (sku S-1), 10% of 3905 (category shoes), 10% of 1563 (tier from"
+            " net sale 20 (this is net sale 20))",
+            "sale: 15% of 3123 (sku S-1), 10% of 3905 (category shoes), 20% of 1563 (tier from"
+            " net sale 20 (this is net sale 20))",
+            "tier from net sale 20 rate 10% -> 20%",
+        ),
+        # The same parts in another order: only the one that changed.
+        (
+            "sale: 15% of 3123 (sku S-1), 10% of 3905 (category shoes), 10% of 1563 (tier x)",
+            "sale: 10% of 3905 (category shoes), 15% of 3123 (sku S-1), 20% of 1563 (tier x)",
+            "tier x rate 10% -> 20%",
+        ),
+        # A part priced on another base: told whole.
+        (
+            "sale: 10% of 3905 (category shoes), 10% of 1563 (tier x)",
+            "sale: 10% of 3905 (category shoes), 10% of 1600 (tier x)",
+            "10% of 1563 (tier x) -> 10% of 1600 (tier x)",
+        ),
+    ],
+)
+def test_a_changed_rate_is_told_by_the_part_it_changed(was: str, becomes: str, reason: str) -> None:
+    old = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", 900, was)
+    new = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", 1056, becomes)
+    assert _why(old, new, {}, {}) == f"order o-1: {reason}"

@@ -26,8 +26,15 @@ MAX_CHANGES = 500  # lines listed in a diff; ``changes_total`` counts them all
 # order of a large campaign would otherwise answer with every order id.
 MAX_CREATORS = 500
 MAX_ORDER_IDS = 100
-_SALE_RULE = re.compile(r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>.*?)\)(?:;|$)")
+# A sale priced at one rate; ``why`` never runs into a next rated part (a sale priced
+# per item: ``10% of 2342 (category shoes), 20% of 1563 (...)``), which made a tier's
+# change read as "sku X), 10% of 3905 (category shoes ... at 15% -> ... at 10%".
+_PART_START = r"\), (?:\S+%|fixed \d+) of \d+ \("
+_SALE_RULE = re.compile(
+    r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>(?:(?!" + _PART_START + r").)*?)\)(?:;|$)"
+)
 _RULE_PARTS = re.compile(r", |; ")
+_PART = re.compile(r"^(?P<rate>\S+%|fixed \d+) of (?P<base>\d+) \((?P<why>.*)\)$")
 _CAP_NOTE = re.compile(r"; (?:creator cap|campaign budget) cut \d+")
 _HOW = {
     "click_id": "its named click",
@@ -250,7 +257,7 @@ def _why(
     old, new = _SALE_RULE.match(was.rule), _SALE_RULE.match(becomes.rule)
     if old and new and old["rate"] != new["rate"]:
         if old["why"].split(" (")[0] == new["why"].split(" (")[0]:
-            return f"{subject}{new['why'].split(' (')[0]} rate {old['rate']} -> {new['rate']}"
+            return f"{subject}{_rate_of(new['why'])} {old['rate']} -> {new['rate']}"
         return f"{subject}{old['why']} at {old['rate']} -> {new['why']} at {new['rate']}"
     old_cuts, new_cuts = _CAP_NOTE.findall(was.rule), _CAP_NOTE.findall(becomes.rule)
     if old_cuts != new_cuts and _CAP_NOTE.sub("", was.rule) == _CAP_NOTE.sub("", becomes.rule):
@@ -266,15 +273,35 @@ def _why(
 
 def _changed_parts(old: str, new: str) -> str:
     """Of two rules made of the same parts (a sale priced per item: ``sale: 10% of 2342
-    (category shoes), 20% of 1563 (tier ...)``), only the parts that differ; "" when the
-    rules are not alike."""
+    (category shoes), 20% of 1563 (tier ...)``), only the parts that differ, whatever
+    their order, a part whose reason stayed told by its rate; "" when the rules are not
+    alike."""
     a, b = (
         _RULE_PARTS.split(old.removeprefix("sale: ")),
         _RULE_PARTS.split(new.removeprefix("sale: ")),
     )
     if len(a) < 2 or len(a) != len(b) or old.startswith("sale: ") != new.startswith("sale: "):
         return ""
-    return "; ".join(f"{x} -> {y}" for x, y in zip(a, b, strict=True) if x != y)
+    gone, came = list(a), []
+    for part in b:
+        if part in gone:
+            gone.remove(part)  # the same part in both: not a change
+        else:
+            came.append(part)
+    return "; ".join(_part_change(x, y) for x, y in zip(gone, came, strict=True))
+
+
+def _part_change(was: str, becomes: str) -> str:
+    old, new = _PART.match(was), _PART.match(becomes)
+    if old and new and (old["base"], old["why"]) == (new["base"], new["why"]):
+        return f"{_rate_of(old['why'])} {old['rate']} -> {new['rate']}"
+    return f"{was} -> {becomes}"
+
+
+def _rate_of(why: str) -> str:
+    """``why``'s rate: "tier from net sale 20 rate", but "base rate", not "base rate rate"."""
+    why = why.split(" (")[0]
+    return why if why.endswith("rate") else f"{why} rate"
 
 
 def _who(decision: OrderDecision) -> str:
