@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from afflux.orders.signing import SIGNATURE_HEADER
+from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER
 
 pytestmark = pytest.mark.integration
 
@@ -440,3 +440,20 @@ async def test_metrics_count_rejections_under_unknown_for_unconfigured_campaigns
 
     assert 'afflux_orders_total{campaign="unknown",kind="sale",outcome="rejected"}' in text
     assert "never-configured" not in text
+
+
+@pytest.mark.parametrize("header", [MERCHANT_HEADER, SIGNATURE_HEADER])
+async def test_a_signing_header_given_twice_is_401_naming_it(
+    api: Any, campaigns: Any, header: str
+) -> None:
+    """Of two merchant ids the first was taken (the signature bound to it); a postback's
+    ``merchant`` twice is refused. A copy a proxy or client added is refused alike."""
+    content, headers = signed(api, order(campaigns))
+    pairs = [*headers.items(), (header, headers[header])]
+    answer = await api.http.post("/v1/orders", content=content, headers=pairs)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["detail"] == [
+        {"field": header, "reason": f"{header} given more than once"}
+    ]
+    once = await api.http.post("/v1/orders", content=content, headers=headers)
+    assert once.status_code == 202, once.text

@@ -22,7 +22,7 @@ from afflux.orders.errors import Rejected
 from afflux.orders.ingest import Ingestor
 from afflux.orders.outcome import order_outcome, outcome_json
 from afflux.orders.outcome_index import OutcomeIndex
-from afflux.orders.routes.signed import request_line
+from afflux.orders.routes.signed import one_header, request_line
 from afflux.orders.settings import OrdersSettings
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.admin import check_admin_token
@@ -90,8 +90,8 @@ def _visible_campaigns(
         check_admin_token(settings.admin_token_value(), authorization)
         return sorted(directory.campaign_ids())
     merchant = ingestor.authenticate(
-        request.headers.get(signing.MERCHANT_HEADER),
-        request.headers.get(signing.SIGNATURE_HEADER),
+        one_header(request, signing.MERCHANT_HEADER),
+        one_header(request, signing.SIGNATURE_HEADER),
         request_line(request),
         signed="the request line",
     )

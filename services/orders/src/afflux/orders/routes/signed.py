@@ -11,6 +11,17 @@ from afflux.orders.ingest import Ingestor
 from afflux.orders.metrics import UNKNOWN
 
 
+def one_header(request: Request, name: str) -> str | None:
+    """A signing header's value; 401 naming it when it is given more than once: of two
+    merchant ids the first was taken (the signature bound to it), while a postback's
+    ``merchant`` given twice is refused, so a proxy's or a client's added copy would be
+    read differently by each reader."""
+    values = request.headers.getlist(name)
+    if len(values) > 1:
+        raise Rejected(401, name, f"{name} given more than once")
+    return values[0] if values else None
+
+
 def request_line(request: Request) -> bytes:
     """The method, the raw path and the raw query, exactly as sent: what a merchant signs
     for a GET, and before the body for a POST whose path names its order."""
@@ -32,8 +43,8 @@ async def signed_body(
     order it acts on, so its signature must cover the request line too."""
     try:
         raw = await read_body(request, limit)
-        merchant_id = request.headers.get(signing.MERCHANT_HEADER)
-        signature = request.headers.get(signing.SIGNATURE_HEADER)
+        merchant_id = one_header(request, signing.MERCHANT_HEADER)
+        signature = one_header(request, signing.SIGNATURE_HEADER)
         if binds_path:
             merchant = ingestor.authenticate_call(
                 merchant_id, signature, request_line(request), raw
