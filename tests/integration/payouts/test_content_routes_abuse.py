@@ -148,6 +148,10 @@ def publication_cases() -> list[Case]:
         Case("live without start", publication("l-nostart", kind="live"), "live_started_at"),
         Case("published ahead", publication("p-ahead", published_at=now + HOUR), "published_at"),
         Case("content id with a slash", publication("a/b"), "content_id"),
+        # dot segments: a browser or curl resolves its stats and release URLs away
+        Case("content id '.'", publication("."), "content_id"),
+        Case("content id '..'", publication(".."), "content_id"),
+        Case("content id '...'", publication("..."), None),
         Case("content id with a newline", publication("a\nb"), "content_id"),
         Case("content id with a NUL", publication("a\x00b"), "content_id"),
         Case("content id of 201 characters", publication("c" * 201), "content_id"),

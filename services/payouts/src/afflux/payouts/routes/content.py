@@ -82,6 +82,16 @@ NOT_SENT_YET: dict[int | str, dict[str, Any]] = {
         " or publish it again if its own request failed",
     }
 }
+
+
+def _not_dot_segment(value: str) -> str:
+    """ "." and ".." are path segments browsers and curl resolve away: such a content
+    could be published but its stats and release URLs would reach another path."""
+    if value in (".", ".."):
+        raise ValueError("may not be '.' or '..' (its URLs would be resolved away)")
+    return value
+
+
 PlatformPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")]
 ContentIdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=CONTENT_ID_PATTERN)]
 E = TypeVar("E", bound=Envelope)
@@ -89,7 +99,9 @@ E = TypeVar("E", bound=Envelope)
 # character) would be a second content that looks like the first, its engagement paid
 # twice, or a creator nobody sees. Only here, where content enters: the topic's own
 # records still decode as ``ContentPublished`` has always decoded them.
-NewContentId = Annotated[ContentId, AfterValidator(visible_new_id)]
+NewContentId = Annotated[
+    ContentId, AfterValidator(visible_new_id), AfterValidator(_not_dot_segment)
+]
 # The creator it names, compared as the terms hold it: in NFC like every id made here,
 # so one written decomposed names nobody though it looks like a creator (refused).
 VisibleId = Annotated[Id, AfterValidator(visible_new_id)]
