@@ -129,6 +129,13 @@ def test_up_serves_a_link_and_sigterm_leaves_no_process_behind(
         cwd=REPO, env=bare, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    # That shell would have a next afflux up take this stack's ports and token as given.
+    again = subprocess.run(
+        ["bash", "-c", f'. "{env_file}" && "{sys.executable}" -m afflux.cli up'],
+        cwd=REPO, env=bare, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"this shell sourced {env_file}" in again.stderr
     assert "acme-fashion: unchanged" in applied.stdout, applied.stdout
 
     process.send_signal(signal.SIGTERM)

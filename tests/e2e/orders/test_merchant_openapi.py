@@ -28,7 +28,7 @@ from afflux.cli.stack import Stack
 from afflux.cli.topic_reader import read_events
 from afflux.clicks.quality import parse_user_agent
 from afflux.orders.openapi import BatchAnswer, OrderAnswer, RefundAnswer, RenewalAnswer
-from afflux.orders.signing import sign_call, sign_query
+from afflux.orders.signing import sign_call, sign_query, sign_request
 from afflux.shared.events import ClickRecorded
 from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.http.problems import Problem
@@ -390,16 +390,11 @@ def snippet(document: Path, containing: str) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize(
-    "document",
-    [ROOT / "docs" / "orders.md", ROOT / "README.md"],
-    ids=["docs/orders.md", "README.md"],
-)
-def test_the_documented_openssl_signing_gets_the_order_accepted(
-    stack: Stack, document: Path
-) -> None:
+def test_the_documented_openssl_signing_gets_the_order_accepted(stack: Stack) -> None:
+    """docs/orders.md's snippet; README.md's, which signs an order for the visitor of the
+    click it makes, is run below."""
     assert shutil.which("openssl"), "openssl is needed to run the documented snippet"
-    script = snippet(document, '"$body" | openssl dgst')
+    script = snippet(ROOT / "docs" / "orders.md", '"$body" | openssl dgst')
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         capture_output=True,
@@ -483,19 +478,32 @@ def test_problem_shape_is_the_shared_one() -> None:
     ProblemShape.model_validate(Problem(401, "X-Afflux-Signature", "wrong").body())
 
 
-async def test_the_readme_click_example_records_a_click_that_counts(stack: Stack) -> None:
+async def test_the_readme_example_clicks_and_its_order_is_attributed_to_the_creator(
+    stack: Stack,
+) -> None:
+    """The README's block makes a link, clicks it as a browser and signs an order for the
+    visitor of that click: the click counts and the order goes to the link's creator. It
+    once named a visitor nobody was, and the order came back unattributed (no_click)."""
+    assert shutil.which("openssl"), "openssl is needed to run the documented snippet"
     block = snippet(ROOT / "README.md", "/c/$code")
-    clicked = subprocess.run(  # the block as documented; then the code, for the topic
-        ["bash", "-euo", "pipefail", "-c", block + 'echo "$code" >&2'],
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CLICKS_URL": stack.url("clicks"),
+        "ORDERS_URL": stack.url("orders"),
+        "TOKEN": ADMIN_TOKEN,
+    }
+    ran = subprocess.run(  # the block as documented; then the code and order id, for below
+        ["bash", "-euo", "pipefail", "-c", block + 'echo "$code $order" >&2'],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "CLICKS_URL": stack.url("clicks"), "TOKEN": ADMIN_TOKEN},
+        env=env,
     )
-    assert clicked.returncode == 0, clicked.stderr
-    assert clicked.stdout.startswith("HTTP/1.1 302"), clicked.stdout
-    code = clicked.stderr.strip().splitlines()[-1]
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("HTTP/1.1 302"), ran.stdout
+    assert json.loads(ran.stdout.strip().splitlines()[-1])["status"] == "accepted", ran.stdout
+    code, order_id = ran.stderr.strip().splitlines()[-1].split()
 
     def recorded(events: list[Any]) -> list[ClickRecorded]:
         return [e for e in events if isinstance(e, ClickRecorded) and e.link_code == code]
@@ -504,3 +512,20 @@ async def test_the_readme_click_example_records_a_click_that_counts(stack: Stack
     [click_event] = recorded(events)
     assert not click_event.is_bot
     assert not click_event.flags
+
+    path = f"/v1/orders/{order_id}"
+    deadline = time.monotonic() + 60
+    while True:  # decided after the campaign's grace
+        signature = sign_request("GET", path, "dev-secret-merchant-acme", int(time.time()))
+        answer = httpx.get(
+            stack.url("orders") + path,
+            headers={"X-Afflux-Merchant": "merchant-acme", "X-Afflux-Signature": signature},
+            timeout=30,
+        )
+        outcomes = answer.json().get("outcomes", []) if answer.status_code == 200 else []
+        if (outcomes and outcomes[0]["status"] != "pending") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert outcomes, answer.text
+    assert outcomes[0]["status"] == "attributed", outcomes[0]
+    assert outcomes[0]["decision"]["affiliate_id"] == "creator-01", outcomes[0]

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from afflux.payouts.compaction import compact_pass
 from afflux.payouts.store import Batch, LedgerStore
+from afflux.shared.core.commission import RefundFact
 from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
@@ -33,11 +34,12 @@ CAMPAIGN = "cwl"
 JAN_1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 FEB_1 = JAN_1 + 31 * DAY
 MAR_1 = JAN_1 + 59 * DAY
+APR_1 = JAN_1 + 90 * DAY
 MAY_1 = JAN_1 + 120 * DAY
 TOKEN = "later-approved-token"
 
 
-def _terms(lock_days: int) -> CampaignTerms:
+def _terms(lock_days: int, min_payout_minor: int = 1000) -> CampaignTerms:
     return CampaignTerms.model_validate(
         {
             "campaign_id": CAMPAIGN,
@@ -45,7 +47,7 @@ def _terms(lock_days: int) -> CampaignTerms:
             "currency": "EUR",
             "lock_days": lock_days,
             "cookie_window_days": 30,
-            "min_payout_minor": 1000,
+            "min_payout_minor": min_payout_minor,
             "plan": {"sale": {"rate": {"percent": "10"}}},
         }
     )
@@ -104,3 +106,56 @@ async def test_a_period_whose_money_a_later_period_took_is_not_compacted(
     outcomes = {o.period: o for o in await compact_pass(store, _versions, at, campaign=CAMPAIGN)}
     assert not outcomes["2026-01"].compacted
     assert outcomes["2026-01"].reason == "'anna' has 500 not paid yet"
+
+
+async def test_a_later_periods_money_given_back_since_no_longer_holds_the_period(
+    redis: Redis[bytes], infra: Any
+) -> None:
+    """The same campaign paying from 0.01: February's 10.00 is paid on March 1 and refunded
+    on April 1, after January's approval; the creator has since been paid her net 10.00
+    in all, so January is paid. Counting February's money as it stood at January's
+    approval kept January uncompacted for good, reported as 1000 not paid."""
+    versions = tuple(
+        TermsVersion(
+            version=v.version,
+            effective_from=v.effective_from,
+            published_at=v.published_at,
+            terms=_terms(v.terms.lock_days, min_payout_minor=1),
+        )
+        for v in VERSIONS
+    )
+    now = [FEB_1 + 5 * DAY]
+    store = LedgerStore(redis, clock=lambda: now[0])
+    january = sale_fact("j1", "anna", JAN_1 + 19 * DAY)
+    february = sale_fact("f1", "anna", FEB_1 + DAY, terms_version=2)
+    batch = Batch(conversions=[(CAMPAIGN, "2026-01", january), (CAMPAIGN, "2026-02", february)])
+    await store.apply(batch, lambda c: versions, lambda cid: "EUR")
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="terms", occurred_at=0, campaign_id=CAMPAIGN, versions=versions
+        )
+    )
+    directory.ready.set()
+    async with payouts_http(store, directory, infra.kafka_bootstrap, TOKEN, lambda: now[0]) as http:
+
+        async def pay(at: int, period: str) -> list[tuple[str, int]]:
+            now[0] = at
+            body = {"as_of": at, "period": period, "campaign_id": CAMPAIGN}
+            response = await http.post("/v1/payouts/run", json=body)
+            assert response.status_code == 200, response.text
+            return [(r["status"], r["amount_minor"]) for r in response.json()["results"]]
+
+        assert await pay(MAR_1, "2026-03") == [("paid", 1_000)]  # February's
+        now[0] = APR_1
+        refund = RefundFact("rev-f1", "ev-rev-f1", "order-f1", 10_000, APR_1, "conv-f1")
+        await store.apply(
+            Batch(refunds=[(CAMPAIGN, "2026-02", refund)]), lambda c: versions, lambda cid: "EUR"
+        )
+        assert await pay(MAY_1, "2026-05") == [("nothing_due", 0)]  # January 10.00, February -10.00
+
+    at = closes_at("2026-02", versions, 400 * DAY) + DAY
+    outcomes = {
+        o.period: o for o in await compact_pass(store, lambda c: versions, at, campaign=CAMPAIGN)
+    }
+    assert outcomes["2026-01"].compacted, outcomes["2026-01"]

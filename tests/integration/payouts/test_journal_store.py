@@ -468,3 +468,31 @@ async def test_a_period_whose_facts_expired_takes_no_more_facts(
         assert isinstance(cause, PeriodExpired), cause
         assert f"period {period!r}: its per-event facts expired at" in str(cause)
     assert await postings_of(redis, LEADS, period, ["lena"]) == before
+
+
+async def test_a_period_another_store_kept_open_is_read_again_not_refused(
+    clients: tuple[Redis[bytes], Redis[bytes]],
+) -> None:
+    """Two replicas write one closed period: the second's write keeps its facts longer
+    than the first one cached. Past its own cached time the first refused a valid lead
+    as expired without asking Redis; it now reads the period again."""
+    now0 = int(time.time() * 1000)
+    at = now0 - 120 * DAY
+    period = period_of(at, "month")
+    first_now, second_now = [now0], [now0 + 200 * DAY]
+    first = LedgerStore(clients[0], clock=lambda: first_now[0])
+    second = LedgerStore(clients[1], clock=lambda: second_now[0])
+
+    def lead(order: str) -> Batch:
+        return Batch(
+            conversions=[(LEADS, period, _lead(order, at))],
+            confirmations=[(LEADS, order, f"confirm-{order}")],
+            confirm_required={LEADS},
+        )
+
+    await first.apply(lead("o-1"), _lead_versions, _euro)
+    await second.apply(lead("o-2"), _lead_versions, _euro)  # facts kept 400 days from then
+    first_now[0] = now0 + 450 * DAY  # past what the first store wrote, not what Redis holds
+    await first.apply(lead("o-3"), _lead_versions, _euro)
+    postings = await postings_of(clients[0], LEADS, period, ["lena"])
+    assert sorted(p.order_id for p in postings) == ["o-1", "o-2", "o-3"]

@@ -9,19 +9,34 @@ an endpoint, and nothing was dead-lettered for it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as sync_redis
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 from test_webhooks import Program, conversion, directory_of, harness, new_program, until
 from webhook_receiver import Receiver
 
+from afflux.cli.embedded import start_redis
+from afflux.cli.processes import free_port
 from afflux.cli.scenario_checks import read_topic
-from afflux.payouts.webhooks.intake import decoded_items
+from afflux.payouts.webhooks.intake import Intake, decoded_items
+from afflux.payouts.webhooks.metrics import WebhookMetrics
+from afflux.payouts.webhooks.policy import Endpoint
+from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.events import ConversionAttributed, DeadLetter
 from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.redis_client import BusyScriptError
 from afflux.shared.topics import CONVERSIONS, DLQ
 from afflux.shared.wire import encode
 
@@ -100,3 +115,95 @@ def test_a_packed_record_is_read_item_by_item() -> None:
     assert [(i.index, i.event.event_id) for i in items] == [(0, json.loads(good)["event_id"])]
     assert [r.index for r in refused] == [1, 2]
     assert "must be a JSON object" in refused[1].reason
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A Redis of this test's own: a script keeps it busy for seconds."""
+    port = free_port()
+    child = start_redis(port, tmp_path / "data", tmp_path / "logs")
+    try:
+        yield f"redis://127.0.0.1:{port}/0", port
+    finally:
+        child.stop()
+
+
+def _busy_for(port: int, seconds: float) -> None:
+    """Run a script that answers nothing for ``seconds``: past 50 ms Redis answers every
+    other client BUSY."""
+    client = sync_redis.Redis(port=port)
+    client.config_set("lua-time-limit", 50)
+    spin = (
+        "local s = redis.call('TIME'); local t0 = s[1] * 1000000 + s[2]; while true do"
+        " local n = redis.call('TIME'); if n[1] * 1000000 + n[2] - t0 > tonumber(ARGV[1])"
+        " then break end end; return 1"
+    )
+    try:
+        client.eval(spin, 0, int(seconds * 1e6))
+    finally:
+        client.close()
+
+
+async def test_a_busy_redis_is_waited_for_not_taken_for_bad_events(
+    infra: Any, own_redis: tuple[str, int]
+) -> None:
+    """A long script makes Redis answer BUSY for a while: the batch is scheduled once it
+    is back. It was taken for events no delivery could be made of: each dead-lettered,
+    the batch committed, the deliveries lost."""
+    url, port = own_redis
+    redis: Redis[bytes] = Redis.from_url(url)
+    program = new_program(creators=1)
+    store = WebhookStore(redis)
+    await store.add(
+        Endpoint("ep-1", "affiliate", program.creators[0], "http://127.0.0.1:9/x",
+                 ("conversion.attributed",), "s" * 32, 0)
+    )  # fmt: skip
+    group = f"webhooks-{uuid.uuid4().hex[:8]}"
+    intake = Intake(
+        bootstrap=infra.kafka_bootstrap,
+        group_id=group,
+        store=store,
+        directory=directory_of(program),
+        metrics=WebhookMetrics(CollectorRegistry()),
+        clock=lambda: int(time.time() * 1000),
+        wake=asyncio.Event(),
+    )
+    records = [
+        ConsumerRecord(CONVERSIONS.name, 0, n, 0, 0, b"k", encode(conversion(program, n)),
+                       None, 0, 0, [])
+        for n in range(3)
+    ]  # fmt: skip
+    await intake.producer.start()
+    busy = threading.Thread(target=_busy_for, args=(port, 1.5))
+    try:
+        busy.start()
+        await asyncio.sleep(0.3)  # past the script's 50 ms: BUSY to everyone else
+        await intake._schedule({"tp": records})  # type: ignore[dict-item]
+    finally:
+        busy.join()
+        await intake.producer.stop()
+    assert await store.pending() == 3
+    assert await _letters(infra.kafka_bootstrap, group) == []
+    await redis.aclose()
+
+
+async def test_a_busy_reply_is_raised_as_its_own_class(own_redis: tuple[str, int]) -> None:
+    """Every consumer's "Redis away" test (``REDIS_DOWN``, ``redis_away``) knows it, alone
+    or in a pipeline: as a plain ResponseError the ledger dead-lettered each item of the
+    batch that met it."""
+    url, port = own_redis
+    redis: Redis[bytes] = Redis.from_url(url)
+    busy = threading.Thread(target=_busy_for, args=(port, 1.0))
+    busy.start()
+    try:
+        await asyncio.sleep(0.3)
+        with pytest.raises(BusyScriptError):
+            await redis.set("k", "v")
+        pipe = redis.pipeline(transaction=False)
+        pipe.get("k")
+        with pytest.raises(BusyScriptError):
+            await pipe.execute()
+        await pipe.reset()
+    finally:
+        busy.join()
+        await redis.aclose()

@@ -54,7 +54,7 @@ def converted(
         model="last_click",
         window_ms=30 * 86_400_000,
         click_id=f"click-{affiliate}",
-        clicked_at=at - 60_000,
+        clicked_at=max(0, at - 60_000),
         terms_version=1,
         amount_minor=4_999,
         currency="EUR",

@@ -19,6 +19,11 @@ class CliSettings(CommonSettings):
     payouts_port: int = 8003
     attribution_port: int = 8004
     campaigns_file: Path | None = Field(None, description="terms YAML applied by afflux up")
+    up_env: str = Field(
+        "",
+        description="set by an afflux up stack's env file (.afflux/up/env): this shell holds"
+        " that stack's addresses and token",
+    )
 
     def ports(self) -> dict[str, int]:
         return {

@@ -83,6 +83,16 @@ def run_up(
     except ValidationError as exc:
         print(f"afflux up: invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
+    if settings.up_env:
+        # Its addresses would be taken for a broker and Redis to use (not started), and
+        # its token reused: a stopped stack's ports, or whatever listens there now.
+        print(
+            f"afflux up: this shell sourced {settings.up_env}, another stack's addresses and"
+            " token: start it from a new shell, or first run: unset AFFLUX_UP_ENV"
+            " AFFLUX_KAFKA_BOOTSTRAP AFFLUX_REDIS_URL AFFLUX_ADMIN_TOKEN",
+            file=sys.stderr,
+        )
+        return 2
     if partitions:
         settings = settings.model_copy(update={"topic_partitions": partitions})
     token, generated = admin_token(settings)
@@ -182,6 +192,7 @@ def write_env_file(stack: Stack, token: str) -> Path:
     without them they use the configured defaults (127.0.0.1:9092, redis://127.0.0.1:6379)
     and not the free ports the stack chose. Readable by its owner only (the token)."""
     values = {
+        "AFFLUX_UP_ENV": str(env_path(stack)),  # the next afflux up refuses such a shell
         "AFFLUX_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "AFFLUX_REDIS_URL": stack.redis_url,
         "AFFLUX_ADMIN_TOKEN": token,

@@ -748,7 +748,8 @@ class _Placed:
     """What one campaign-period received."""
 
     conversions: dict[str, ConversionFact] = field(default_factory=dict)
-    refunds: dict[str, RefundFact] = field(default_factory=dict)
+    # by (conversion id, reversal id): the first record of each
+    refunds: dict[tuple[str, str], RefundFact] = field(default_factory=dict)
     confirmations: dict[str, str] = field(default_factory=dict)
     seen_clicks: set[str] = field(default_factory=set)
     unique: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -811,10 +812,10 @@ def reference_from_events(
         elif isinstance(event, ConversionReversed):
             period = where(event.campaign_id, event.order_occurred_at)
             if period is not None:
-                # The first record of a reversal id stands, as in the ledger (a copy changes
-                # nothing, a conflicting one is refused).
+                # The first record of a reversal id of a conversion stands, as in the
+                # ledger (a copy changes nothing, a conflicting one is refused).
                 refunds = placed[(event.campaign_id, period)].refunds
-                refunds.setdefault(event.reversal_id, refund_fact(event))
+                refunds.setdefault((event.conversion_id, event.reversal_id), refund_fact(event))
         elif isinstance(event, ConversionReviewed):
             period = where(event.campaign_id, event.order_occurred_at)
             if period is not None:

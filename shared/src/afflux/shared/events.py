@@ -61,6 +61,9 @@ EventTime = Annotated[
         }
     ),
 ]
+# A time another event's field carries (a click's, an order's, a correction's): integer
+# milliseconds in the same bounds as an event's own time.
+TimeMs = Annotated[int, Field(ge=0, le=MAX_EVENT_TIME_MS)]
 REPORTED_TIME_DESCRIPTION = (
     "the merchant's own time for the {what} (UTC ms) when the orders service placed it at its "
     "receive time instead (merchant time within the clock-skew allowance); null otherwise"
@@ -345,7 +348,7 @@ class ConversionAttributed(Envelope):
     model: AttributionModel
     window_ms: int
     click_id: Id | None = None
-    clicked_at: int | None = None
+    clicked_at: TimeMs | None = None
     lag_ms: int | None = Field(None, description="order time minus click time")
     assists: tuple[Assist, ...] = ()
     terms_version: int
@@ -376,7 +379,7 @@ class ConversionAttributed(Envelope):
         " end, a handle) or a survey answer that arrived after the order was decided changes"
         " its winner by event time",
     )
-    corrected_at: int | None = Field(
+    corrected_at: TimeMs | None = Field(
         None,
         description="a correction: the broker time (UTC ms) of the record that caused it; the"
         " replaced conversion's reversal takes this time",
@@ -417,7 +420,7 @@ class ConversionReversed(Envelope):
     refunded_total_minor: AmountMinor
     order_amount_minor: AmountMinor
     currency: Currency
-    order_occurred_at: int
+    order_occurred_at: TimeMs
     reason: Literal["refund", "reattributed"] = Field(
         "refund",
         description="'reattributed': the whole remaining amount, because a correction gave the"
@@ -641,7 +644,7 @@ class ConversionReviewed(Envelope):
     order_id: Id
     campaign_id: Id
     affiliate_id: Id
-    order_occurred_at: int = Field(ge=0, description="the order's time: its ledger period")
+    order_occurred_at: TimeMs = Field(description="the order's time: its ledger period")
     decision: Literal["approve", "decline"]
     reason: str = Field("", max_length=500, description="why; shown on the decline's posting")
     decided_by: Id = Field(description="'admin' or 'merchant:<id>'")

@@ -255,10 +255,15 @@ async def _standing(
         owed = sum(p.amount_minor for p in postings) + sum(s.get(a, 0) for s in before)
         # A run pays whatever is approved, whatever its period: a later period approved
         # no later than this one's last posting (a version with a shorter lock) took
-        # the money first, so it is owed before this period counts as paid.
+        # the money first, so it is owed before this period counts as paid; as far as
+        # it still stands now (a clawback approved since gave that money back).
         last = max((p.approve_at for p in postings), default=0)
         wanted = [(c, p, a) for (c, p), sums in zip(later, after, strict=True) if a in sums]
-        owed += max(0, sum(await approved_parts(store, wanted, last)))
+        then, since = (
+            await approved_parts(store, wanted, last),
+            await approved_parts(store, wanted, now),
+        )
+        owed += max(0, min(sum(then), sum(since)))
         pending = sum(p.amount_minor for p in postings if p.approve_at > now)
         standings.append(CreatorStanding(a, pending=pending, owed_through=owed, paid=paid))
     return PeriodStanding(cid, period, tuple(versions), tuple(standings))

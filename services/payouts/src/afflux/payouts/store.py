@@ -654,11 +654,14 @@ class LedgerStore:
         while True:
             try:
                 cached = self._periods.get(cp)
+                until = None if cached is None else cached.facts_until
+                if until is not None and self.clock() >= until:
+                    # Gone from Redis by now, unless another writer kept them longer since:
+                    # read the period again (``_load`` refuses it if they are gone).
+                    self._periods.pop(cp, None)
+                    cached = None
                 if cached is None:
                     cached = await self._load(cp, versions, currency)
-                elif cached.facts_until is not None and self.clock() >= cached.facts_until:
-                    self._periods.pop(cp, None)  # its facts are gone from Redis by now
-                    raise PeriodExpired(*cp, cached.facts_until)
                 cached.state.use_versions(versions)
                 result, commands = await self._decide(cp, cached, items)
             except (RedisError, OSError):

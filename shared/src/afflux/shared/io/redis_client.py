@@ -40,9 +40,35 @@ CLUSTER_SCHEME = "redis-cluster"
 # (``AFFLUX_HTTP_MAX_CONNECTIONS``, 1000), so that no request the server took is refused for
 # want of one (redis-py's default of 100 refused the 101st concurrent command).
 POOL_CONNECTIONS = 2_000
+
+
 # Error replies that say the server cannot take writes now, not that these writes are
 # wrong: out of memory, a replica, a cluster failing over, a missing permission, a busy
 # script. The same writes succeed once it has recovered (or an operator has fixed it).
+class BusyScriptError(ResponseError):
+    """``BUSY``: a script has run past ``lua-time-limit``; every other command is refused
+    until it ends (or is killed)."""
+
+
+class CannotPersistError(ResponseError):
+    """``MISCONF``: Redis cannot write its snapshot (a full disk) and refuses writes until
+    it can."""
+
+
+def _name_passing_replies() -> None:
+    """Have redis-py raise these two replies as their own classes, as it does ``OOM`` or
+    ``READONLY``: as plain ``ResponseError``s they read as writes refused for what they
+    are, and the ledger dead-lettered every item of a batch that met a busy script or a
+    full disk, one by one, then committed past them."""
+    try:
+        from redis._parsers.base import BaseParser
+    except ImportError:  # another layout: ``redis_away`` still reads the reply's text
+        return
+    BaseParser.EXCEPTION_CLASSES.setdefault("BUSY", BusyScriptError)
+    BaseParser.EXCEPTION_CLASSES.setdefault("MISCONF", CannotPersistError)
+
+
+_name_passing_replies()
 PASSING_REPLIES: tuple[type[ResponseError], ...] = (
     OutOfMemoryError,
     ReadOnlyError,
@@ -50,6 +76,8 @@ PASSING_REPLIES: tuple[type[ResponseError], ...] = (
     ClusterDownError,
     MasterDownError,
     NoPermissionError,
+    BusyScriptError,
+    CannotPersistError,
 )
 
 Arg: TypeAlias = str | bytes | int | float
@@ -290,5 +318,9 @@ def redis_away(exc: BaseException) -> bool:
     (retry the same writes); False when the writes themselves were refused (an error reply
     about the data or the script: retrying them would fail forever)."""
     if isinstance(exc, ResponseError):
-        return isinstance(exc, PASSING_REPLIES) or str(exc).startswith("BUSY")
+        # BUSY: a script runs long; MISCONF: it cannot persist (a full disk), so it
+        # refuses writes until it can: both pass. A pipeline wraps the reply: "Command # 1
+        # (SMEMBERS ...) of pipeline caused error: ('BUSY Redis is busy ...',)".
+        reply = str(exc).rpartition("of pipeline caused error: (")[2].lstrip("'\"")
+        return isinstance(exc, PASSING_REPLIES) or reply.startswith(("BUSY", "MISCONF"))
     return isinstance(exc, RedisError | OSError | asyncio.TimeoutError)

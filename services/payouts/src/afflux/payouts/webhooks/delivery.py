@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 
 from afflux.payouts.webhooks import policy, signing
-from afflux.payouts.webhooks.intake import REDIS_DOWN
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.redis_store import Job, WebhookStore, owner_token
 from afflux.shared.io.background import stop_if_cancelled
+from afflux.shared.io.redis_client import redis_away
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.5  # how often due retries are looked for when nothing wakes the loop
@@ -150,7 +150,9 @@ class Deliverer:
                                 adopted = True
                             jobs = await self._claim(free, lease_ms)
                             started = await self._start(client, jobs, free)
-                        except REDIS_DOWN as exc:
+                        except Exception as exc:
+                            if not redis_away(exc):
+                                raise
                             stop_if_cancelled()
                             log.warning("webhooks: Redis unavailable (%s)", exc)
                     if not started:

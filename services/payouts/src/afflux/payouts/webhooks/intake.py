@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.policy import TOPICS
@@ -35,19 +33,11 @@ from afflux.shared.io.kafka import (
     new_producer,
     stop_consumer,
 )
-from afflux.shared.io.redis_client import PASSING_REPLIES
+from afflux.shared.io.redis_client import redis_away
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 log = logging.getLogger(__name__)
 REDIS_RETRY_MAX_S = 2.0
-# ... or refusing writes for now (out of memory, read-only during a failover): the same
-# batch is applied once it is back, never dead-lettered item by item.
-REDIS_DOWN: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    OSError,
-    *PASSING_REPLIES,
-)
 
 Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
@@ -154,7 +144,8 @@ class Intake:
                 except Exception as exc:
                     one, scheduled = Routed([], {}, [(0, exc)]), Counter[str]()
                 routed.failed.extend((n, exc) for _, exc in one.failed)
-                routed.matched.update(Counter(one.matched))
+                for event_type, count in one.matched.items():
+                    routed.matched[event_type] = routed.matched.get(event_type, 0) + count
                 counts.update(scheduled)
         # Before the commit: a sender killed meanwhile reads the batch again, and the
         # letters' ids are derived from where the item is, so it sends the same ones.
@@ -183,7 +174,12 @@ class Intake:
                 routed = await jobs_for(self.store, self.directory, events, now=now)
                 counts = await self.store.enqueue([(job, now) for job in routed.jobs], now=now)
                 return routed, Counter(counts)
-            except REDIS_DOWN as exc:
+            except Exception as exc:
+                # Away, slow, busy or refusing writes for now (out of memory, read-only
+                # during a failover, a full disk): the same batch is scheduled once it is
+                # back, never dead-lettered item by item.
+                if not redis_away(exc):
+                    raise
                 stop_if_cancelled()
                 log.warning("webhooks: Redis unavailable (%s); retrying in %.2fs", exc, delay)
             await asyncio.sleep(delay)

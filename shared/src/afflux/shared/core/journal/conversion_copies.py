@@ -71,12 +71,14 @@ def new_refunds(
 ) -> tuple[RefundFact, ...]:
     """``refunds`` new to the period held in ``lines``, in order; a copy of a held
     reversal under another event id is left out. Raises ``ReversalConflict`` for one
-    whose reversal id is held with another amount, time, reason or items: taken, a
-    second record under the id of a reversal of 10.00 took back the whole commission."""
-    first: dict[str, RefundFact] = {}
+    whose reversal id is held on its conversion with another amount, time, reason or
+    items: taken, a second record under the id of a reversal of 10.00 took back the whole
+    commission. A reversal id is one conversion's: the same id on another conversion is
+    another reversal (as in the batch reference)."""
+    first: dict[tuple[str, str], RefundFact] = {}
     out: list[RefundFact] = []
     for r in refunds:
-        earlier = first.get(r.reversal_id)
+        earlier = first.get((r.conversion_id, r.reversal_id))
         if earlier is not None:
             if replace(r, event_id=earlier.event_id) != earlier:
                 raise _reversal_conflict(r, earlier.event_id)
@@ -93,7 +95,7 @@ def new_refunds(
             ):  # fmt: skip
                 raise _reversal_conflict(r, held.event_id)
             continue
-        first[r.reversal_id] = r
+        first[(r.conversion_id, r.reversal_id)] = r
         out.append(r)
     return tuple(out)
 

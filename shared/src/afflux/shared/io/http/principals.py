@@ -148,15 +148,16 @@ return 1
 # 8 h, in the Redis that holds the ledger, up to its maxmemory); the oldest beyond this
 # many is ended. Enough for a person's devices and browsers.
 MAX_SESSIONS_PER_CREDENTIAL = 20
-# KEYS: the new session, its credential's sessions (scored by start, ms);
+# KEYS: the new session, its credential's sessions (scored by start, in microseconds:
+# logins a millisecond apart tied, and the tie ended a newer session than the oldest);
 # ARGV: the time to live (s), the bound, the session's field/value pairs.
 _BEGIN_SESSION = """
 local ttl = tonumber(ARGV[1])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000000)
 redis.call('ZADD', KEYS[2], now, KEYS[1])
 redis.call('EXPIRE', KEYS[2], ttl)
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[2])
