@@ -12,7 +12,8 @@ facts. Now what later periods have approved counts as owed before this period is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -73,20 +74,16 @@ async def redis(ledger_redis_url: str) -> AsyncIterator[Redis[bytes]]:
         await client.aclose()  # type: ignore[attr-defined]
 
 
-async def test_a_period_whose_money_a_later_period_took_is_not_compacted(
-    redis: Redis[bytes], infra: Any
-) -> None:
-    now = [FEB_1 + 5 * DAY]
-    store = LedgerStore(redis, clock=lambda: now[0])
-    january = sale_fact("j1", "anna", JAN_1 + 19 * DAY, amount_minor=5_000)
-    february = sale_fact("f1", "anna", FEB_1 + DAY, amount_minor=10_000, terms_version=2)
-    batch = Batch(conversions=[(CAMPAIGN, "2026-01", january), (CAMPAIGN, "2026-02", february)])
-    await store.apply(batch, _versions, lambda cid: "EUR")
-
+@asynccontextmanager
+async def _payout_runs(
+    store: LedgerStore, versions: tuple[TermsVersion, ...], infra: Any, now: list[int]
+) -> AsyncIterator[Callable[[int, str], Awaitable[list[tuple[str, int]]]]]:
+    """``pay(at, period)``: a payout run of the campaign at ``at`` over HTTP, its results
+    as (status, amount); the app's clock is ``now``, moved to ``at``."""
     directory = CampaignDirectory()
     directory.apply(
         CampaignTermsPublished(
-            event_id="terms", occurred_at=0, campaign_id=CAMPAIGN, versions=VERSIONS
+            event_id="terms", occurred_at=0, campaign_id=CAMPAIGN, versions=versions
         )
     )
     directory.ready.set()
@@ -99,6 +96,20 @@ async def test_a_period_whose_money_a_later_period_took_is_not_compacted(
             assert response.status_code == 200, response.text
             return [(r["status"], r["amount_minor"]) for r in response.json()["results"]]
 
+        yield pay
+
+
+async def test_a_period_whose_money_a_later_period_took_is_not_compacted(
+    redis: Redis[bytes], infra: Any
+) -> None:
+    now = [FEB_1 + 5 * DAY]
+    store = LedgerStore(redis, clock=lambda: now[0])
+    january = sale_fact("j1", "anna", JAN_1 + 19 * DAY, amount_minor=5_000)
+    february = sale_fact("f1", "anna", FEB_1 + DAY, amount_minor=10_000, terms_version=2)
+    batch = Batch(conversions=[(CAMPAIGN, "2026-01", january), (CAMPAIGN, "2026-02", february)])
+    await store.apply(batch, _versions, lambda cid: "EUR")
+
+    async with _payout_runs(store, VERSIONS, infra, now) as pay:
         assert await pay(MAR_1, "2026-03") == [("paid", 1_000)]  # February's, January pending
         assert await pay(MAY_1, "2026-05") == [("below_minimum", 500)]  # January's
 
@@ -130,22 +141,7 @@ async def test_a_later_periods_money_given_back_since_no_longer_holds_the_period
     february = sale_fact("f1", "anna", FEB_1 + DAY, terms_version=2)
     batch = Batch(conversions=[(CAMPAIGN, "2026-01", january), (CAMPAIGN, "2026-02", february)])
     await store.apply(batch, lambda c: versions, lambda cid: "EUR")
-    directory = CampaignDirectory()
-    directory.apply(
-        CampaignTermsPublished(
-            event_id="terms", occurred_at=0, campaign_id=CAMPAIGN, versions=versions
-        )
-    )
-    directory.ready.set()
-    async with payouts_http(store, directory, infra.kafka_bootstrap, TOKEN, lambda: now[0]) as http:
-
-        async def pay(at: int, period: str) -> list[tuple[str, int]]:
-            now[0] = at
-            body = {"as_of": at, "period": period, "campaign_id": CAMPAIGN}
-            response = await http.post("/v1/payouts/run", json=body)
-            assert response.status_code == 200, response.text
-            return [(r["status"], r["amount_minor"]) for r in response.json()["results"]]
-
+    async with _payout_runs(store, versions, infra, now) as pay:
         assert await pay(MAR_1, "2026-03") == [("paid", 1_000)]  # February's
         now[0] = APR_1
         refund = RefundFact("rev-f1", "ev-rev-f1", "order-f1", 10_000, APR_1, "conv-f1")
