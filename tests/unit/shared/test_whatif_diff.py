@@ -407,6 +407,17 @@ def test_a_sale_priced_per_item_names_only_the_part_that_changes() -> None:
             "sale: 10% of 3905 (category shoes), 15% of 3123 (sku S-1), 20% of 1563 (tier x)",
             "tier x rate 10% -> 20%",
         ),
+        # A part's reason holding a comma or a semicolon is one part, not two.
+        (
+            "sale: 10% of 3905 (category shoes, boots), 10% of 1563 (tier x (net sales 3; 4))",
+            "sale: 10% of 3905 (category shoes, boots), 20% of 1563 (tier x (net sales 3; 4))",
+            "tier x rate 10% -> 20%",
+        ),
+        (
+            "sale: 10% of 3905 (category shoes, boots), 10% of 1563 (tier x)",
+            "sale: 12% of 3905 (category shoes, boots), 10% of 1563 (tier x)",
+            "category shoes, boots rate 10% -> 12%",
+        ),
         # A part priced on another base: told whole.
         (
             "sale: 10% of 3905 (category shoes), 10% of 1563 (tier x)",

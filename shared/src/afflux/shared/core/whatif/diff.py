@@ -33,7 +33,7 @@ _PART_START = r"\), (?:\S+%|fixed \d+) of \d+ \("
 _SALE_RULE = re.compile(
     r"^sale: (?P<rate>\S+%|fixed \d+) of \d+ \((?P<why>(?:(?!" + _PART_START + r").)*?)\)(?:;|$)"
 )
-_RULE_PARTS = re.compile(r", |; ")
+_PART_SEPARATORS = (", ", "; ")
 _PART = re.compile(r"^(?P<rate>\S+%|fixed \d+) of (?P<base>\d+) \((?P<why>.*)\)$")
 _CAP_NOTE = re.compile(r"; (?:creator cap|campaign budget) cut \d+")
 _HOW = {
@@ -276,10 +276,7 @@ def _changed_parts(old: str, new: str) -> str:
     (category shoes), 20% of 1563 (tier ...)``), only the parts that differ, whatever
     their order, a part whose reason stayed told by its rate; "" when the rules are not
     alike."""
-    a, b = (
-        _RULE_PARTS.split(old.removeprefix("sale: ")),
-        _RULE_PARTS.split(new.removeprefix("sale: ")),
-    )
+    a, b = _rule_parts(old.removeprefix("sale: ")), _rule_parts(new.removeprefix("sale: "))
     if len(a) < 2 or len(a) != len(b) or old.startswith("sale: ") != new.startswith("sale: "):
         return ""
     gone, came = list(a), []
@@ -289,6 +286,23 @@ def _changed_parts(old: str, new: str) -> str:
         else:
             came.append(part)
     return "; ".join(_part_change(x, y) for x, y in zip(gone, came, strict=True))
+
+
+def _rule_parts(rule: str) -> list[str]:
+    """``rule`` split at the separators outside parentheses: a part's reason may itself
+    hold a comma ("tier from net sale 20 (counted: 3, 4)")."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(rule):
+        char = rule[i]
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and rule.startswith(_PART_SEPARATORS, i):
+            parts.append(rule[start:i])
+            i += 2
+            start = i
+            continue
+        i += 1
+    parts.append(rule[start:])
+    return parts
 
 
 def _part_change(was: str, becomes: str) -> str:
