@@ -185,6 +185,17 @@ class TopicWatch:
         """The headers of each record that arrived on ``topic`` after ``counts``."""
         return self.headers.get(topic, [])[counts.get(topic, 0) :]
 
+    def mentioning(self, counts: dict[str, int], text: str) -> list[tuple[str, bytes]]:
+        """Every record, on any topic, that arrived after ``counts`` and holds ``text``:
+        what a refused request published, unlike another test's records arriving late."""
+        needle = text.encode()
+        return [
+            (topic, value)
+            for topic, values in self.records.items()
+            for _, value in values[counts.get(topic, 0) :]
+            if value is not None and needle in value
+        ]
+
     def since(self, counts: dict[str, int], topic: str) -> list[dict[str, Any]]:
         """Events (decoded JSON objects) that arrived on ``topic`` after ``counts``."""
         events: list[dict[str, Any]] = []
