@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from afflux.cli.main import main as afflux
 from afflux.cli.scenario_checks import read_topic
-from afflux.payouts import reads, run
+from afflux.payouts import approved, reads, run
 from afflux.payouts import store as store_module
 from afflux.payouts.compaction import compact_pass, run_every
 from afflux.payouts.consumer import LedgerConsumer
@@ -366,6 +366,64 @@ async def test_a_compaction_between_the_marker_check_and_the_token_read_refuses_
     results = await ledger.pay(CLOSES + 20 * DAY, "2026-05")
     # April's sale, approved by then; nothing of January again.
     assert {r["affiliate_id"]: r["amount_minor"] for r in results} == {"anna": 1000, "bob": 0}
+
+
+def _pass_lands_around(
+    module: Any, monkeypatch: pytest.MonkeyPatch, ledger: Ledger, *, after: bool
+) -> None:
+    """``module.period_figures`` with one compaction pass landing just before (or after)
+    its first read, as another replica's scheduled pass or `afflux ledger compact` may."""
+    real = module.period_figures
+
+    async def with_a_pass(*args: Any) -> Any:
+        monkeypatch.setattr(module, "period_figures", real)
+        if not after:
+            await compact_pass(ledger.store, _versions, CLOSES, grace_ms=GRACE)
+        figures = await real(*args)
+        if after:
+            await compact_pass(ledger.store, _versions, CLOSES, grace_ms=GRACE)
+        return figures
+
+    monkeypatch.setattr(module, "period_figures", with_a_pass)
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after the figures", "before them"])
+async def test_a_pass_landing_while_a_run_reads_approved_money_changes_no_amount(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    """A run read the figures, then the compaction marker: a pass between the two moved
+    January's pending part (at a past ``as_of``) into the snapshot after the figures had
+    it from the schedule, and took it off twice: anna -25.00 approved, not 0."""
+    await ledger.pay(MAR_1, "2026-03")
+    cps = [(CAMPAIGN, p) for p in await reads.campaign_periods(ledger.store, CAMPAIGN)]
+    as_of = JAN_1 + 5 * DAY  # before January's last approval
+    calm = await approved.approved_by_creator(ledger.store, cps, as_of)
+
+    _pass_lands_around(approved, monkeypatch, ledger, after=after)
+    raced = await approved.approved_by_creator(ledger.store, cps, as_of)
+
+    assert await _period_keys(ledger.redis, "2026-01") >= {"compacted", "snapshot"}
+    assert raced == calm
+    assert raced == await approved.approved_by_creator(ledger.store, cps, as_of)
+
+
+async def test_a_pass_landing_between_a_balance_reads_journal_and_figures_changes_no_sum(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-period balance read found the period's journal, then read its figures: a
+    pass between them left the figures with no schedule, so January's pending part read
+    as approved."""
+    await ledger.pay(MAR_1, "2026-03")
+    as_of = JAN_1 + 5 * DAY
+    cps = await reads.creator_periods(ledger.store, "anna")
+    calm = await reads.creator_sums(ledger.store, "anna", cps, as_of)
+    assert any(s.pending for s in calm)
+
+    _pass_lands_around(reads, monkeypatch, ledger, after=False)
+    raced = await reads.creator_sums(ledger.store, "anna", cps, as_of)
+
+    assert await _period_keys(ledger.redis, "2026-01") >= {"compacted", "snapshot"}
+    assert raced == calm
 
 
 async def test_no_pass_compacts_a_period_while_a_rebuild_replays_the_topics(

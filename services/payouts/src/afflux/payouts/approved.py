@@ -37,8 +37,10 @@ async def approved_parts(
     if not wanted:
         return []
     figures = await period_figures(store, wanted, as_of)
-    # A compacted period keeps no approval schedule: its pending part from the snapshot.
-    closed = await snapshots.pending_amounts(store, wanted, as_of)
-    return [
-        total - waiting - also for (total, _, waiting), also in zip(figures, closed, strict=True)
-    ]
+    # A compacted period keeps no approval schedule: its pending part from the snapshot,
+    # judged by the marker read with the figures (one read apart saw a pass land between
+    # them and took the pending part off twice).
+    closed = await snapshots.pending_amounts(
+        store, wanted, [f.compacted_approved_by for f in figures], as_of
+    )
+    return [f.total - f.pending - also for f, also in zip(figures, closed, strict=True)]

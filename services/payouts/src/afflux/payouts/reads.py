@@ -90,11 +90,13 @@ async def creator_sums(
         store, [(cid, period, affiliate) for (cid, period), _ in found], as_of
     )
     out = {
-        cp: PeriodSums(currency, total, reversed_, waiting)
-        for (cp, currency), (total, reversed_, waiting) in zip(found, figures, strict=True)
+        cp: PeriodSums(currency, f.total, f.reversed, f.pending)
+        for (cp, currency), f in zip(found, figures, strict=True)
+        if f.compacted_approved_by is None
     }
-    # A compacted period has no journal: its currency and pending part from the snapshot.
-    bare = [(n, cp) for n, cp in enumerate(cps) if not answers[2 * n + 1]]
+    # A compacted period has no journal: its currency and pending part from the snapshot
+    # (so too one compacted after its journal was read: its schedule is gone).
+    bare = [(n, cp) for n, cp in enumerate(cps) if cp not in out]
     compacted = await snapshots.compacted_sums(store, affiliate, [cp for _, cp in bare], as_of)
     for n, cp in bare:
         if cp in compacted:

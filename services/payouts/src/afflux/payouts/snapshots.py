@@ -187,14 +187,21 @@ async def compacted_sums(
 
 
 async def pending_amounts(
-    store: LedgerStore, wanted: Sequence[tuple[str, str, str]], as_of: int
+    store: LedgerStore,
+    wanted: Sequence[tuple[str, str, str]],
+    approved_by: Sequence[int | None],
+    as_of: int,
 ) -> list[int]:
-    """Per (campaign, period, creator) of a compacted period: what of the creator's
-    postings is approved only after ``as_of`` (0 for a period not compacted, whose
-    approval schedule ``period_figures`` reads)."""
+    """Per (campaign, period, creator) of ``wanted``, whose period was compacted with the
+    last approval ``approved_by`` (None: not compacted when its figures were read, so
+    its approval schedule holds the pending part): what of the creator's postings is
+    approved only after ``as_of``."""
     out = [0] * len(wanted)
-    if not wanted:
-        return out
+    for i, ((cid, period, affiliate), last) in enumerate(zip(wanted, approved_by, strict=True)):
+        if last is not None and as_of < last:
+            postings = await postings_in(store, affiliate, [(cid, period)])
+            out[i] = sum(p.amount_minor for p in postings if p.approve_at > as_of)
+    return out
     cps = list(dict.fromkeys((cid, period) for cid, period, _ in wanted))
     async with store.redis.pipeline(transaction=False) as pipe:
         for cid, period in cps:
