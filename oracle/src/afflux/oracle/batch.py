@@ -346,7 +346,12 @@ def _one_order(
         return t.window_overrides_days.get(affiliate, t.cookie_window_days) * MS_PER_DAY
 
     def inside(c: ClickRecorded) -> bool:
-        return o.occurred_at - window(c.affiliate_id) <= c.occurred_at <= o.occurred_at
+        if not o.occurred_at - window(c.affiliate_id) <= c.occurred_at <= o.occurred_at:
+            return False
+        # The click's cookie lasts as long as the terms it was set under said.
+        then = terms_in_force(versions, c.occurred_at).terms
+        lasts = then.window_overrides_days.get(c.affiliate_id, then.cookie_window_days)
+        return o.occurred_at <= c.occurred_at + lasts * MS_PER_DAY
 
     ours = [c for c in visible if c.campaign_id == o.campaign_id]
     good = sorted(

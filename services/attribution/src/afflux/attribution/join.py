@@ -35,6 +35,7 @@ from afflux.shared.core.attribution import (
     NO_CONTENT,
     Attributed,
     ClickTouch,
+    ClickWindow,
     Content,
     LiveTouch,
     OrderTouch,
@@ -44,6 +45,7 @@ from afflux.shared.core.attribution import (
     live_claims,
     settled_winner,
 )
+from afflux.shared.core.clock import MAX_EVENT_TIME_MS
 from afflux.shared.core.frozen import quick_init
 from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.review import IP_PREFIX, coupon_site_host
@@ -278,9 +280,11 @@ class JoinPartition:
             if okey[0] == touch.campaign_id and decided.at >= touch.at:
                 try:  # one order's failure never takes the click or other orders with it
                     version = terms(okey[0], decided.at)
-                    if version and _eligible(touch, decided.at, version):
+                    if version and _eligible(touch, decided.at, version, terms):
                         late.outcomes.append(
-                            self._redecide(state, key, decided, version, arrived, late.outputs)
+                            self._redecide(
+                                state, key, decided, version, terms, arrived, late.outputs
+                            )
                         )
                 except Exception as exc:
                     facts = {"campaign_id": okey[0], "order_id": okey[1]}
@@ -313,7 +317,7 @@ class JoinPartition:
                 version = terms(campaign_id, decided.at)
                 if version is not None and touches(decided.order.touch(), version):
                     outcome = self._redecide(
-                        state, key, decided, version, at, late.outputs, cause="late_content"
+                        state, key, decided, version, terms, at, late.outputs, cause="late_content"
                     )
                     late.outcomes.append(outcome)
             except Exception as exc:
@@ -353,7 +357,14 @@ class JoinPartition:
             if version is not None:
                 late.outcomes.append(
                     self._redecide(
-                        state, key, decided, version, arrived, late.outputs, cause="late_survey"
+                        state,
+                        key,
+                        decided,
+                        version,
+                        terms,
+                        arrived,
+                        late.outputs,
+                        cause="late_survey",
                     )
                 )
         except Exception as exc:
@@ -372,6 +383,7 @@ class JoinPartition:
         key: str,
         decided: Decided,
         v: TermsVersion,
+        terms: TermsLookup,
         arrived: int,
         out: list[Output],
         seen: list[ClickTouch] | None = None,
@@ -386,7 +398,8 @@ class JoinPartition:
         clicks = [touch for touch, _ in state.clicks.values()] if seen is None else list(seen)
         if current and current.click and current.click.click_id not in state.clicks:
             clicks.append(current.click)
-        decision = choose(order.touch(), clicks, v.terms, self.content(order.campaign_id))
+        content = self.content(order.campaign_id)
+        decision = choose(order.touch(), clicks, v.terms, content, click_windows(terms))
         if not isinstance(decision, Attributed):
             return "unchanged"  # more clicks (streams, answers) never take a winner away
         winner = Winner.of(decision, corrected=True)
@@ -452,11 +465,11 @@ class JoinPartition:
             if version is None:
                 return []
             clicks = [touch for touch, _ in state.clicks.values()]
-            if settled_winner(_touch(order), clicks, version.terms) is None:
+            if settled_winner(_touch(order), clicks, version.terms, click_windows(terms)) is None:
                 return []
             # The usual cutoff: the clicks a decision after the grace would have seen.
             cutoff = arrived + version.terms.grace_ms
-            out = self._decide(state, key, okey, order, cutoff, version)
+            out = self._decide(state, key, okey, order, cutoff, version, terms)
         except Exception as exc:
             self._undo(state, key, okey, order, confirm, late, exc)
             return []
@@ -555,7 +568,7 @@ class JoinPartition:
                 if cutoff > safe_time:
                     heapq.heappush(later, (cutoff, arrived, key, okey))
                     continue
-                out.extend(self._decide(state, key, okey, order, cutoff, version))
+                out.extend(self._decide(state, key, okey, order, cutoff, version, terms))
                 self.decisions["after_grace"] += 1
             except Exception as exc:
                 self._undo(state, key, okey, order, confirm, late, exc)
@@ -598,11 +611,12 @@ class JoinPartition:
         order: OrderPlaced,
         cutoff: int,
         v: TermsVersion,
+        terms: TermsLookup,
     ) -> list[Output]:
         del state.pending[okey]
         clicks = [touch for touch, arrived in state.clicks.values() if arrived <= cutoff]
         content = self.content(order.campaign_id)
-        decision = choose(_touch(order), clicks, v.terms, content)
+        decision = choose(_touch(order), clicks, v.terms, content, click_windows(terms))
         event = order_outcome(OrderFacts.of(order), decision, v, content=content, clicks=clicks)
         converted = isinstance(event, ConversionAttributed)
         winner = None
@@ -629,9 +643,9 @@ class JoinPartition:
             if (
                 not late.flagged
                 and late.campaign_id == okey[0]
-                and _eligible(late, order.occurred_at, v)
+                and _eligible(late, order.occurred_at, v, terms)
             ):
-                self.late.append(self._redecide(state, key, decided, v, arrived, out, seen))
+                self.late.append(self._redecide(state, key, decided, v, terms, arrived, out, seen))
         return out
 
     def prune(self, click_horizon: int, order_horizon: int, arrival_horizon: int) -> None:
@@ -818,9 +832,21 @@ def _click_conflict(held: ClickTouch, copy: Click) -> str:
     )
 
 
-def _eligible(click: ClickTouch, order_at: int, v: TermsVersion) -> bool:
+def _eligible(click: ClickTouch, order_at: int, v: TermsVersion, terms: TermsLookup) -> bool:
     """In the window of an order at ``order_at`` (campaign and flags checked apart)."""
-    return order_at - v.terms.window_ms(click.affiliate_id) <= click.at <= order_at
+    window = min(v.terms.window_ms(click.affiliate_id), click_windows(terms)(click))
+    return order_at - window <= click.at <= order_at
+
+
+def click_windows(terms: TermsLookup) -> ClickWindow:
+    """The clicking creator's window under the terms in force at the click (see
+    ``afflux.shared.core.attribution.in_window``); no cut without terms for it."""
+
+    def window(click: ClickTouch) -> int:
+        version = terms(click.campaign_id, click.at)
+        return MAX_EVENT_TIME_MS if version is None else version.terms.window_ms(click.affiliate_id)
+
+    return window
 
 
 def _kept_review_facts(click: Click, terms: TermsLookup) -> tuple[str, str]:

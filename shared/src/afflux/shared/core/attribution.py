@@ -11,7 +11,11 @@ Rules, in order:
   flagged (bot, duplicate, ip_duplicate, rate, embedded: any reason), and
   ``order.at - window <= click.at <= order.at``
   where ``window`` is the clicking creator's window (their override, else the
-  campaign's).
+  campaign's) under the terms in force at the order, and no longer than their window
+  under the terms in force at the click (``ClickWindow``): a click's cookie expires
+  by the terms it was set under, so a later version lengthening the window counts
+  the clicks made under it, not cookies that had expired (whose clicks the worker
+  may have pruned: a replay knowing every version would otherwise differ).
 * The campaign's precedence steps are tried in turn (default click_id, coupon,
   cookie). ``click_id``: the order names a click and that click is eligible; a
   named click that is unknown or not eligible does not win, the next step is
@@ -36,7 +40,7 @@ Rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +51,7 @@ from afflux.shared.core.terms import (
     CampaignTerms,
     TermsVersion,
     normalize_handle,
+    terms_in_force,
 )
 
 WinReason = Literal["click_id", "coupon", "cookie", "livestream", "survey"]
@@ -135,17 +140,38 @@ class Unattributed:
 
 Decision = Attributed | Unattributed
 
-
-def in_window(click: ClickTouch, order: OrderTouch, terms: CampaignTerms) -> bool:
-    """``order.at - window <= click.at <= order.at`` with the creator's window."""
-    return order.at - terms.window_ms(click.affiliate_id) <= click.at <= order.at
+# The clicking creator's cookie window under the terms in force at the click's time.
+ClickWindow = Callable[[ClickTouch], int]
 
 
-def is_eligible(click: ClickTouch, order: OrderTouch, terms: CampaignTerms) -> bool:
+def click_windows(versions: Sequence[TermsVersion]) -> ClickWindow:
+    """``ClickWindow`` over one campaign's ``versions`` (non-empty)."""
+    return lambda click: terms_in_force(versions, click.at).terms.window_ms(click.affiliate_id)
+
+
+def in_window(
+    click: ClickTouch,
+    order: OrderTouch,
+    terms: CampaignTerms,
+    click_window: ClickWindow | None = None,
+) -> bool:
+    """``order.at - window <= click.at <= order.at`` with the creator's window at the
+    order, cut to their window at the click when ``click_window`` tells it."""
+    if not order.at - terms.window_ms(click.affiliate_id) <= click.at <= order.at:
+        return False
+    return click_window is None or order.at - click_window(click) <= click.at
+
+
+def is_eligible(
+    click: ClickTouch,
+    order: OrderTouch,
+    terms: CampaignTerms,
+    click_window: ClickWindow | None = None,
+) -> bool:
     return (
         click.campaign_id == order.campaign_id
         and not click.flagged
-        and in_window(click, order, terms)
+        and in_window(click, order, terms, click_window)
     )
 
 
@@ -172,7 +198,10 @@ def assists_for(
 
 
 def settled_winner(
-    order: OrderTouch, clicks: Iterable[ClickTouch], terms: CampaignTerms
+    order: OrderTouch,
+    clicks: Iterable[ClickTouch],
+    terms: CampaignTerms,
+    click_window: ClickWindow | None = None,
 ) -> Attributed | None:
     """The winner of ``order`` if no click yet to come can change it, else None.
 
@@ -206,7 +235,7 @@ def settled_winner(
         named = [c for c in clicks if c.click_id == order.click_id]
         if not named:
             return None
-        eligible = [c for c in named if is_eligible(c, order, terms)]
+        eligible = [c for c in named if is_eligible(c, order, terms, click_window)]
         if eligible:
             click = eligible[0]
             window = terms.window_ms(click.affiliate_id)
@@ -219,13 +248,16 @@ def choose(
     clicks: Iterable[ClickTouch],
     terms: CampaignTerms,
     content: Content = NO_CONTENT,
+    click_window: ClickWindow | None = None,
 ) -> Decision:
-    """The creator who earned ``order`` under ``terms``, or why nobody did."""
+    """The creator who earned ``order`` under ``terms``, or why nobody did
+    (``click_window``: see ``in_window``; the worker, the what-if replay and the batch
+    reference all give it)."""
     touches = list(clicks)
-    settled = settled_winner(order, touches, terms)
+    settled = settled_winner(order, touches, terms, click_window)
     if settled is not None:
         return settled
-    eligible = [c for c in touches if is_eligible(c, order, terms)]
+    eligible = [c for c in touches if is_eligible(c, order, terms, click_window)]
     for step in terms.precedence:
         if step == "livestream":
             winner = _live_step(order, content.streams, eligible, terms)
@@ -238,7 +270,7 @@ def choose(
         return Attributed(
             owner, "survey", terms.window_ms(owner), None, assists_for(eligible, owner, terms.model)
         )
-    return Unattributed(unattributed_reason(order, touches, terms))
+    return Unattributed(unattributed_reason(order, touches, terms, click_window))
 
 
 def live_claims(stream: LiveTouch, order: OrderTouch, terms: CampaignTerms) -> bool:
@@ -344,7 +376,10 @@ def _try_step(
 
 
 def unattributed_reason(
-    order: OrderTouch, touches: Sequence[ClickTouch], terms: CampaignTerms
+    order: OrderTouch,
+    touches: Sequence[ClickTouch],
+    terms: CampaignTerms,
+    click_window: ClickWindow | None = None,
 ) -> NoWinReason:
     """Why no creator earned the order, most specific first, from the clicks at or
     before the order's time only.
@@ -355,7 +390,8 @@ def unattributed_reason(
     ``cookie_not_in_precedence``: unflagged clicks inside the window, which only a
     cookie step could have taken, and the campaign's precedence has none; ``bot_only``:
     the only clicks inside the window are flagged (for any reason); ``outside_window``:
-    clicks in the campaign, none inside the window (older than it).
+    clicks in the campaign, none inside the window (older than it, or expired under
+    the terms in force at the click).
 
     A click after the order can never win it, and whether it is held when the order
     is decided depends on when it arrived (within the grace or later): so it gives no
@@ -369,7 +405,7 @@ def unattributed_reason(
     in_campaign = [c for c in touches if c.campaign_id == order.campaign_id]
     if not in_campaign:
         return "other_campaign"
-    inside = [c for c in in_campaign if in_window(c, order, terms)]
+    inside = [c for c in in_campaign if in_window(c, order, terms, click_window)]
     if any(not c.flagged for c in inside):
         return "cookie_not_in_precedence"  # with a cookie step, such a click wins
     if inside:

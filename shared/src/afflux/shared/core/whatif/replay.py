@@ -22,7 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from afflux.shared.core import attribution as ids
-from afflux.shared.core.attribution import NO_CONTENT, Attributed, OrderTouch, choose
+from afflux.shared.core.attribution import (
+    NO_CONTENT,
+    Attributed,
+    OrderTouch,
+    choose,
+    click_windows,
+)
 from afflux.shared.core.attribution import capped_refund as capped
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent
@@ -144,7 +150,8 @@ def replay(
             order.survey_affiliate_id,
             order.survey_handle,
         )
-        decision = choose(touch, log.clicks.get(order.key, ()), terms, content)
+        clicks = log.clicks.get(order.key, ())
+        decision = choose(touch, clicks, terms, content, click_windows(versions))
         if not isinstance(decision, Attributed):
             return OrderDecision(
                 order.order_id, None, decision.reason, terms.model, order.at, order.amount_minor
