@@ -5,6 +5,7 @@ content are now, not what they were at the line's last posting."""
 
 from __future__ import annotations
 
+from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import Publication
 from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
 from afflux.shared.core.journal.records import LineRecord
@@ -70,3 +71,85 @@ def test_a_content_published_before_its_stats_has_its_line_stored_at_zero() -> N
     assert [(r.affiliate_id, r.paid, r.rule, r.sources) for r in lines] == [
         ("anna", 0, "engagement: no stats yet", ("pub-1",))
     ]
+
+
+DAY = 24 * HOUR
+
+
+def _fee_bonus_cap_state() -> PeriodState:
+    """Version 1 (the period's: base fee 10.00, a bonus of 7.00 at 2 net sales, a creator
+    cap of 12.00) and version 2 from March 10 (the same plan, a later version)."""
+    plan: dict[str, object] = {
+        "sale": {"rate": {"percent": "10"}},
+        "base_fee_minor": 1000,
+        "milestones": [{"at_sales": 2, "bonus_minor": 700}],
+        "creator_cap_minor": 1200,
+    }
+    first = CampaignTerms.model_validate(
+        {"campaign_id": "camp", "merchant_id": "m", "currency": "EUR", "plan": plan}
+    )
+    second = first.model_copy()
+    return PeriodState(
+        "camp",
+        PERIOD,
+        "EUR",
+        (
+            TermsVersion(version=1, effective_from=0, published_at=0, terms=first),
+            TermsVersion(version=2, effective_from=START + 9 * DAY, published_at=0, terms=second),
+        ),
+    )
+
+
+def _sale(n: int, at: int, amount: int, version: int) -> ConversionFact:
+    return ConversionFact(
+        f"conv-{n}", f"ev-{n}", f"order-{n}", "anna", "sale", None, amount, "EUR", False, at,
+        version,
+    )  # fmt: skip
+
+
+def test_a_base_fee_names_the_sale_that_made_its_creator_active_and_moves_with_it() -> None:
+    state = _fee_bonus_cap_state()
+    first = state.step(StepInput(conversions=(_sale(1, START + 2 * DAY, 1000, 1),)))
+    fee = [p for p in first.postings if p.line_kind == "base_fee"]
+    assert [p.source_event_ids for p in fee] == [("ev-1",)]
+
+    earlier = state.step(StepInput(conversions=(_sale(0, START + DAY, 1000, 1),)))
+
+    moved = [p for p in earlier.postings if p.line_kind == "base_fee" and p.amount_minor > 0]
+    assert [p.source_event_ids for p in moved] == [("ev-0",)]
+
+
+def test_a_base_fee_of_clicks_alone_names_their_tally_window() -> None:
+    state = _fee_bonus_cap_state()
+    figures = ClickFigures("anna", 3, START + HOUR, START + 2 * HOUR)
+
+    result = state.step(StepInput(clicks=(figures,)))
+
+    [fee] = [p for p in result.postings if p.line_kind == "base_fee"]
+    assert fee.source_event_ids == (f"clicks:{START + HOUR}..{START + 2 * HOUR}",)
+
+
+def test_a_bonus_taken_back_names_the_sale_that_had_reached_it() -> None:
+    state = _fee_bonus_cap_state()
+    state.step(
+        StepInput(conversions=(_sale(1, START + DAY, 1000, 1), _sale(2, START + 2 * DAY, 1000, 1)))
+    )
+    refund = RefundFact("rev-2", "ev-rev-2", "order-2", 1000, START + 3 * DAY, "conv-2", "refund")
+
+    result = state.step(StepInput(refunds=(refund,)))
+
+    [reversal] = [p for p in result.postings if p.line_kind == "bonus" and p.amount_minor < 0]
+    assert reversal.source_event_ids == ("ev-2",)
+
+
+def test_a_cap_cut_names_the_periods_terms_version_not_the_sales() -> None:
+    state = _fee_bonus_cap_state()
+    state.step(StepInput(conversions=(_sale(1, START + DAY, 1000, 1),)))  # fee 10.00 + 1.00
+
+    late = state.step(StepInput(conversions=(_sale(2, START + 12 * DAY, 5000, 2),)))
+
+    cuts = [p for p in late.postings if p.component.startswith("cap:")]
+    assert cuts, "the second sale and the bonus go past the 12.00 cap"
+    assert {p.terms_version for p in cuts} == {1}
+    [accrual] = [p for p in late.postings if p.line_kind == "sale" and p.kind == "accrual"]
+    assert accrual.terms_version == 2  # the sale itself was priced by version 2

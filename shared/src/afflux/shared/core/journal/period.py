@@ -520,7 +520,7 @@ class PeriodState:
                     fee if at is not None else 0,
                     at if at is not None else self.lines.get(base_id, _NO_LINE).time,
                     f"base fee {fee} for the period",
-                    (),
+                    self._fee_sources(creator, at) if at is not None else (),
                 )
             )
         # A milestone is reached when its n-th net sale counts: the n-th by when they
@@ -538,8 +538,8 @@ class PeriodState:
                 at, sale_line = sales[milestone.at_sales - 1]
                 sale = self.lines[sale_line].conversion
                 sources: tuple[str, ...] = (sale.event_id,) if sale is not None else ()
-            else:
-                at, sources = self.lines[bonus_id].time, ()
+            else:  # no longer reached: it still names the sale that had reached it
+                at, sources = self.lines[bonus_id].time, self.lines[bonus_id].sources
             out.append(
                 self._period_line(
                     touch,
@@ -566,6 +566,18 @@ class PeriodState:
         if line_id is None:
             line_id = self._ids[parts] = derived_id("line", *parts)
         return line_id
+
+    def _fee_sources(self, creator: CreatorState, at: int) -> tuple[str, ...]:
+        """What made the creator active in the period at ``at``: their first counted
+        conversion's event, else the click tally window (as the click line names it)."""
+        if creator.activity and creator.activity[0][0] == at:
+            conversion = self.lines[creator.activity[0][1]].conversion
+            if conversion is not None:
+                return (conversion.event_id,)
+        figures = creator.clicks
+        if figures is not None and figures.unique_clicks > 0 and figures.first_at == at:
+            return (f"clicks:{figures.first_at}..{figures.last_at}",)
+        return ()
 
     def _period_line(
         self,
@@ -695,7 +707,11 @@ class PeriodState:
                     else review_lines.line_time(record, approve_at)
                 ),
                 rule=_why(record, name, posted, target),
-                terms_version=record.terms_version,
+                # A cap's cut or release is the period's terms' doing (caps are the terms
+                # in force when it opened), whatever version priced the line.
+                terms_version=(
+                    self.terms_version if name.startswith("cap:") else record.terms_version
+                ),
                 order_id=record.order_id,
                 source_event_ids=record.sources,
                 corrects=last or None,
