@@ -117,6 +117,33 @@ async def test_a_refund_from_a_slow_clock_is_placed_at_the_receive_time(
     assert (event["occurred_at"], event["reported_occurred_at"]) == (clock.now, merchant_now)
 
 
+@pytest.mark.parametrize("route", ["/v1/orders", "/v1/refunds"])
+async def test_a_report_sent_minutes_late_by_a_right_clock_keeps_the_purchase_time(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any, route: str
+) -> None:
+    """Sent 4 minutes after the purchase by a merchant whose clock agrees with ours (its
+    signature's timestamp says so): placed at the purchase. It was placed at the receive
+    time, so a creator's link clicked in those 4 minutes (a thank-you page, an
+    extension) came before the order and took it."""
+    before = await topics.settle()
+    bought_at = clock.now + SLOW
+    body = (order if route == "/v1/orders" else refund)(campaigns, bought_at)
+    signed = clock.now // 1000  # the merchant's clock, right
+
+    response = await merchant.post(route, body, t=signed)
+
+    assert response.status_code == 202, response.text
+    await topics.settle()
+    topic, key = ("orders", "order_id") if route == "/v1/orders" else ("refunds", "refund_id")
+    [event] = [e for e in topics.since(before, topic) if e[key] == body[key]]
+    # On our clock by the signature's offset (under a second: it is in whole seconds).
+    moved_by = clock.now - signed * 1000
+    assert (event["occurred_at"], event["reported_occurred_at"]) == (
+        bought_at + moved_by,
+        bought_at,
+    )
+
+
 async def test_an_order_an_hour_old_keeps_its_own_time(
     merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any
 ) -> None:

@@ -5,6 +5,7 @@ is taken; a refund at the order's very time is taken."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -119,6 +120,32 @@ async def test_a_refund_before_the_merchants_time_of_an_order_placed_on_receipt_
 
     refused_as_before(early, sent_at)
     assert same.status_code == 202, same.text
+
+
+async def test_a_late_refund_after_its_order_by_the_merchants_clock_is_moved_to_the_orders_time(
+    api: Any, campaigns: Any, topics: Any
+) -> None:
+    """An order sent 299 s late is placed at its receive time; a refund 1 ms after it by
+    the merchant's clock, sent more than 300 s after that time, keeps its own time, on
+    the event-time axis before its order's. It was refused as dated before its order, so
+    a quick cancellation never reached the ledger; it is taken at the order's time."""
+    sent_at = int(time.time() * 1000) - 299_000
+    sale = order(campaigns, sent_at)
+    before = await topics.settle()
+    assert (await api.post("/v1/orders", sale)).status_code == 202
+    cancelled_at = sent_at + 1
+    while int(time.time() * 1000) - cancelled_at <= 300_000:
+        await asyncio.sleep(0.05)  # until the refund is a late report by the clock
+
+    answer = await api.post("/v1/refunds", refund(sale, cancelled_at))
+
+    assert answer.status_code == 202, answer.text
+    await topics.settle()
+    [placed] = [e for e in topics.since(before, "orders") if e["order_id"] == sale["order_id"]]
+    assert placed["occurred_at"] > cancelled_at  # placed at its receive time
+    [taken] = [e for e in topics.since(before, "refunds") if e["order_id"] == sale["order_id"]]
+    assert taken["occurred_at"] == placed["occurred_at"]
+    assert taken["reported_occurred_at"] == cancelled_at
 
 
 async def test_a_per_item_refund_dated_before_its_order_is_refused(

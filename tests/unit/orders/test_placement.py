@@ -1,5 +1,6 @@
-"""Where an order or refund lands in event time: the receive time for real-time reports,
-its own time for late ones, refused when too far ahead or too old."""
+"""Where an order or refund lands in event time: a real-time report on our clock (moved by
+the merchant's clock offset its signature tells, else at the receive time), a late one
+at its own time, refused when too far ahead or too old."""
 
 from __future__ import annotations
 
@@ -71,6 +72,44 @@ def test_event_time_placement(case: Case) -> None:
         with pytest.raises(Rejected) as raised:
             place(case.reported, NOW, LIMITS, backfill=case.backfill)
         assert (raised.value.status, raised.value.field) == (422, "occurred_at")
+
+
+@dataclass(frozen=True)
+class SignedCase:
+    name: str
+    reported: int  # the merchant's occurred_at, by its clock
+    signed_at: int  # the signature's timestamp, by its clock
+    expected: Placement | None
+
+
+M = 60_000  # a minute
+SIGNED_CASES = [
+    # The merchant's clock agrees with ours, the postback 4 minutes late: placed at the
+    # purchase, not at the receive time, so a click made after it cannot win it.
+    SignedCase("right, 4 min late", NOW - 4 * M, NOW, Placement(NOW - 4 * M, NOW - 4 * M)),
+    # A clock 4 minutes slow, sent at once: moved by the skew, onto the receive time.
+    SignedCase("slow, at once", NOW - 4 * M, NOW - 4 * M, Placement(NOW, NOW - 4 * M)),
+    # 4 minutes slow and sent 1 minute after the purchase.
+    SignedCase("slow, 1 min late", NOW - 5 * M, NOW - 4 * M, Placement(NOW - M, NOW - 5 * M)),
+    # 4 minutes fast and sent 2 minutes late: the purchase was 2 minutes ago by our clock.
+    SignedCase("fast, 2 min late", NOW + 2 * M, NOW + 4 * M, Placement(NOW - 2 * M, NOW + 2 * M)),
+    # Never later than the receive time: a purchase dated after the request was signed.
+    SignedCase("dated after its signing", NOW + 5_000, NOW, Placement(NOW, NOW + 5_000)),
+    # A late report keeps its own time, signed or not; the future bound is the same.
+    SignedCase("a late report", NOW - 3_600_000, NOW, Placement(NOW - 3_600_000)),
+    SignedCase("1 ms past the skew ahead", NOW + SKEW + 1, NOW, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SIGNED_CASES, ids=[c.name for c in SIGNED_CASES])
+def test_a_signed_real_time_report_is_moved_by_the_merchants_clock_offset(
+    case: SignedCase,
+) -> None:
+    if case.expected is not None:
+        assert place(case.reported, NOW, LIMITS, signed_at_ms=case.signed_at) == case.expected
+    else:
+        with pytest.raises(Rejected):
+            place(case.reported, NOW, LIMITS, signed_at_ms=case.signed_at)
 
 
 def test_too_old_names_the_limit_and_the_backfill_endpoint() -> None:

@@ -164,13 +164,16 @@ end
 if claim and tonumber(claim) > now then return {'pending'} end
 local state = redis.call('HGET', okey, 'state')
 if state == 'done' or (state and tonumber(state) > now) then
-  -- dated before its order: by the merchant's times (the order's as reported when it was
-  -- placed elsewhere), or by the event times produced. A claim kept without them: unknown.
+  -- dated before its order by the merchant's times (the order's as reported when it was
+  -- placed elsewhere): refused. After it by them, but before it on the event-time axis
+  -- (the order placed at its receive time, the refund reported late at its own): moved
+  -- to the order's event time. A claim kept without its times: unknown.
   local times = redis.call('HMGET', okey, 'at', 'reported_at')
+  local moved = false
   if times[1] then
     local sent = times[2] or times[1]
     if tonumber(ARGV[8]) < tonumber(sent) then return {'before_order', sent} end
-    if tonumber(ARGV[7]) < tonumber(times[1]) then return {'before_order', times[1]} end
+    if tonumber(ARGV[7]) < tonumber(times[1]) then moved = times[1] end
   end
   local total = tonumber(redis.call('HGET', okey, 'amount'))
   local fields = redis.call('HGETALL', okey)
@@ -216,7 +219,7 @@ if state == 'done' or (state and tonumber(state) > now) then
   end
   redis.call('HSET', okey, 'r:' .. rid, ARGV[5] .. ':' .. until_ms)
   redis.call('SET', rkey, until_ms, 'EX', ttl)
-  return {'reserved', 'known'}
+  return {'reserved', 'known', moved}
 end
 -- An order not (yet) accepted here: its refund is kept beside the claim the order will
 -- have, so refunds accepted before it count against its amount once it arrives.
@@ -409,8 +412,10 @@ class NewOrder:
 class RefundClaim:
     # conflict: the refund id was taken by a refund of another order of the campaign;
     # amount_conflict: by a refund of this order of another amount (``remaining_minor``
-    # is then that amount); before_order: the refund is dated before its order
-    # (``order_at``: the order's time it is before)
+    # is then that amount); before_order: the refund is dated before its order by the
+    # merchant's times (``order_at``: the order's time it is before); reserved with
+    # ``order_at``: after it by them, before it by the event times produced, so to be
+    # produced at the order's event time ``order_at``
     # too_many: the order has MAX_REFUNDS_PER_ORDER refunds already (``remaining_minor``
     # is that bound); item_exceeds: earlier refunds took ``item_taken_minor`` of
     # ``item_sku`` already, and this one's part of it would take more than the order holds
@@ -597,8 +602,9 @@ class ClaimStore:
         item_parts: Sequence[ItemRefundPart] = (),
     ) -> RefundClaim:
         """Claim a refund against its order's amount; ``before_order`` when the order is
-        known with its times and the refund's event time (``occurred_at``) or the
-        merchant's time for it (``reported_at``) is before the order's. ``item_parts``:
+        known with its times and the merchant's time for the refund (``reported_at``) is
+        before the merchant's for the order; ``reserved`` with ``order_at`` when only its
+        event time (``occurred_at``) is before the order's. ``item_parts``:
         what it takes of each of the order's skus (``products.item_refund_parts``), checked
         against the order's earlier refunds when the order is known: ``item_exceeds``."""
         parts = [[p.sku, str(p.part_minor), str(p.whole_minor)] for p in item_parts]
@@ -631,6 +637,8 @@ class ClaimStore:
             return RefundClaim(result[0], int(result[1]))  # type: ignore[arg-type]
         if result[0] == "before_order":
             return RefundClaim("before_order", order_at=int(result[1]))
+        if result[0] == "reserved" and len(result) > 2 and result[2]:
+            return RefundClaim("reserved", order_at=int(result[2]))
         return RefundClaim(result[0])  # type: ignore[arg-type]
 
     async def settle_refund(

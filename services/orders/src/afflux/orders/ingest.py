@@ -234,36 +234,64 @@ class Ingestor:
 
     # -- orders ---------------------------------------------------------------------
 
-    def place(self, campaign_id: str, reported: int, *, backfill: bool, what: str) -> Placement:
-        """The event time to produce for a merchant's time (docs/orders.md, Event time)."""
+    def place(
+        self,
+        campaign_id: str,
+        reported: int,
+        *,
+        backfill: bool,
+        what: str,
+        signed_at_ms: int | None = None,
+    ) -> Placement:
+        """The event time to produce for a merchant's time (docs/orders.md, Event time);
+        ``signed_at_ms``: the request's signature timestamp, by the merchant's clock."""
         if campaign_id not in self.directory:
             raise rules.unknown_campaign()
         limit = backfill_limit_ms(
             self.directory.versions(campaign_id), self.limits.backfill_limit_days
         )
         limits = TimeLimits(self.limits.skew_ms, limit)
-        return place(reported, self.clock(), limits, backfill=backfill, what=what)
+        return place(
+            reported, self.clock(), limits, backfill=backfill, what=what, signed_at_ms=signed_at_ms
+        )
 
     def check_order(
-        self, merchant_id: str | None, request: rules.OrderRequest, *, backfill: bool = False
+        self,
+        merchant_id: str | None,
+        request: rules.OrderRequest,
+        *,
+        backfill: bool = False,
+        signed_at_ms: int | None = None,
     ) -> OrderPlaced:
         """``merchant_id`` None: an admin backfill, sent for the campaign's own merchant."""
         self.check_campaign(request.campaign_id, merchant_id)
         placed = self.place(
-            request.campaign_id, request.occurred_at, backfill=backfill, what="orders"
+            request.campaign_id,
+            request.occurred_at,
+            backfill=backfill,
+            what="orders",
+            signed_at_ms=signed_at_ms,
         )
         terms = self.terms(request.campaign_id, placed.occurred_at)
         return rules.order_event(request, terms, merchant_id or terms.merchant_id, placed)
 
     async def order(
-        self, merchant_id: str | None, raw: bytes | dict[str, Any], *, backfill: bool = False
+        self,
+        merchant_id: str | None,
+        raw: bytes | dict[str, Any],
+        *,
+        backfill: bool = False,
+        signed_at_ms: int | None = None,
     ) -> Outcome:
-        """One order: 202 accepted, 200 duplicate, or Rejected / Unavailable."""
+        """One order: 202 accepted, 200 duplicate, or Rejected / Unavailable;
+        ``signed_at_ms``: its request's signature timestamp (``placement.place``)."""
         campaign, kind = UNKNOWN, UNKNOWN
         try:
             request = parse(rules.OrderRequest, raw)
             campaign, kind = self.label(request.campaign_id), request.kind
-            event = self.check_order(merchant_id, request, backfill=backfill)
+            event = self.check_order(
+                merchant_id, request, backfill=backfill, signed_at_ms=signed_at_ms
+            )
             status = await self.ingest_order(event, backfill=backfill)
         except Unavailable:
             self.metrics.order(campaign, kind, "unavailable")
@@ -278,12 +306,17 @@ class Ingestor:
         )
 
     async def batch(
-        self, merchant_id: str | None, items: Sequence[object], *, backfill: bool = False
+        self,
+        merchant_id: str | None,
+        items: Sequence[object],
+        *,
+        backfill: bool = False,
+        signed_at_ms: int | None = None,
     ) -> list[dict[str, Any]]:
         """Each order of a batch on its own: accepted, duplicate, rejected or unavailable."""
 
         def one(item: dict[str, Any]) -> Awaitable[Outcome]:
-            return self.order(merchant_id, item, backfill=backfill)
+            return self.order(merchant_id, item, backfill=backfill, signed_at_ms=signed_at_ms)
 
         return list(
             await asyncio.gather(
@@ -475,7 +508,12 @@ class Ingestor:
     # -- refunds and lead confirmations ----------------------------------------------
 
     async def refund(
-        self, merchant_id: str | None, raw: bytes | dict[str, Any], *, backfill: bool = False
+        self,
+        merchant_id: str | None,
+        raw: bytes | dict[str, Any],
+        *,
+        backfill: bool = False,
+        signed_at_ms: int | None = None,
     ) -> Outcome:
         """One refund; ``merchant_id`` None: an admin backfill for the campaign's merchant."""
         campaign = UNKNOWN
@@ -484,7 +522,11 @@ class Ingestor:
             campaign = self.label(request.campaign_id)
             self.check_campaign(request.campaign_id, merchant_id)
             placed = self.place(
-                request.campaign_id, request.occurred_at, backfill=backfill, what="refunds"
+                request.campaign_id,
+                request.occurred_at,
+                backfill=backfill,
+                what="refunds",
+                signed_at_ms=signed_at_ms,
             )
             terms = self.terms(request.campaign_id, placed.occurred_at)
             largest = max(
@@ -578,6 +620,12 @@ class Ingestor:
                 f"cumulative refunds would exceed the order amount: "
                 f"{max(left, 0)} left to refund{over}",
             )
+        if claim.order_at is not None:
+            # After its order by the merchant's clock, before it on the event-time axis:
+            # at the order's own time (docs/orders.md, Refunds), the merchant's kept.
+            event = event.model_copy(
+                update={"occurred_at": claim.order_at, "reported_occurred_at": sent_at}
+            )
         try:
             headers = BACKFILL_HEADERS if backfill else ()
             await self.produce(REFUNDS.name, event.order_id, event, headers)
@@ -591,7 +639,9 @@ class Ingestor:
 
     # -- subscription renewals ------------------------------------------------------
 
-    async def renewal(self, merchant_id: str, raw: bytes) -> Outcome:
+    async def renewal(
+        self, merchant_id: str, raw: bytes, *, signed_at_ms: int | None = None
+    ) -> Outcome:
         """One renewal: claimed as an order of its own (its renewal order id, so refunds
         find it), produced on the refunds topic keyed by the first order's id."""
         campaign = UNKNOWN
@@ -600,7 +650,11 @@ class Ingestor:
             campaign = self.label(request.campaign_id)
             self.check_campaign(request.campaign_id, merchant_id)
             placed = self.place(
-                request.campaign_id, request.occurred_at, backfill=False, what="renewals"
+                request.campaign_id,
+                request.occurred_at,
+                backfill=False,
+                what="renewals",
+                signed_at_ms=signed_at_ms,
             )
             terms = self.terms(request.campaign_id, placed.occurred_at)
             event = rules.renewal_event(request, terms, merchant_id, placed)

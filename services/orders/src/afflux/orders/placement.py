@@ -1,12 +1,17 @@
 """Where on the event-time axis an incoming order or refund is placed.
 
-Pure: functions of (the merchant's time, the server's receive time, limits).
-Clicks are stamped by afflux's own clock, so an order received in real time is
-placed at afflux's receive time too: a merchant clock a few minutes slow can
-then never put an order before the click that led to it. The merchant's time
-is kept beside it as ``reported_occurred_at``. An older time is a late report
-and is taken as sent, down to the backfill limit; anything older than that
-needs an explicit backfill by an operator.
+Pure: functions of (the merchant's time, the server's receive time, limits, and
+the time the merchant signed the request at, by its own clock). Clicks are
+stamped by afflux's own clock, so an order reported in real time is moved onto
+afflux's clock: by how far the merchant's clock is off ours, as the signature's
+timestamp tells it (our receive time less the signing time, never later than
+the receive time), else to the receive time itself. A merchant clock a few
+minutes slow can then never put an order before the click that led to it, and a
+postback minutes late does not move its order past the clicks made after the
+purchase (a link clicked on the thank-you page took the sale). The merchant's
+time is kept beside it as ``reported_occurred_at``. An older time is a late
+report and is taken as sent, down to the backfill limit; anything older than
+that needs an explicit backfill by an operator.
 """
 
 from __future__ import annotations
@@ -46,12 +51,16 @@ def place(
     *,
     backfill: bool = False,
     what: str = "orders",
+    signed_at_ms: int | None = None,
 ) -> Placement:
-    """The placement of an event the merchant dated ``reported``, received at ``now_ms``.
+    """The placement of an event the merchant dated ``reported``, received at ``now_ms``
+    in a request signed at ``signed_at_ms`` by the merchant's clock (None: unsigned).
 
     - more than the skew in the future: refused;
-    - within the skew of now (either way, edges included): placed at ``now_ms``,
-      the merchant's time kept as reported (a backfill keeps its own time);
+    - within the skew of now (either way, edges included): placed at
+      ``reported + (now_ms - signed_at_ms)``, no later than ``now_ms`` (at ``now_ms``
+      when unsigned), the merchant's time kept as reported (a backfill keeps its own
+      time);
     - older, down to the backfill limit (edge included): its own time;
     - older than that: refused, unless it is an explicit backfill.
     """
@@ -65,7 +74,9 @@ def place(
     if backfill:
         return Placement(reported)
     if reported >= now_ms - skew:
-        return Placement(now_ms, reported)
+        if signed_at_ms is None:
+            return Placement(now_ms, reported)
+        return Placement(min(now_ms, reported + (now_ms - signed_at_ms)), reported)
     if reported < now_ms - limits.backfill_limit_ms:
         raise Rejected(
             422,

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from afflux.orders import rules
 from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
 from afflux.orders.ingest import parse
-from afflux.orders.routes.signed import signed_body
+from afflux.orders.routes.signed import signed_at_ms, signed_body
 from afflux.shared.io.http.direct import JsonAnswer, direct_route
 
 
@@ -26,7 +26,7 @@ async def post_order(
     started = time.perf_counter()
     try:
         raw, merchant = await signed_body(request, ingestor, settings.orders_max_body_bytes)
-        outcome = await ingestor.order(merchant, raw)
+        outcome = await ingestor.order(merchant, raw, signed_at_ms=signed_at_ms(request))
     finally:
         metrics.took("orders", time.perf_counter() - started)
     return JsonAnswer(outcome.body, status_code=outcome.status)
@@ -39,7 +39,7 @@ async def post_batch(
     try:
         raw, merchant = await signed_body(request, ingestor, settings.orders_max_batch_body_bytes)
         batch = parse(rules.BatchRequest, raw)
-        results = await ingestor.batch(merchant, batch.orders)
+        results = await ingestor.batch(merchant, batch.orders, signed_at_ms=signed_at_ms(request))
     finally:
         metrics.took("orders_batch", time.perf_counter() - started)
     counts: dict[str, int] = {}

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from afflux.orders import signing
-from afflux.orders.deps import ClockDep, IngestDep, MetricsDep, SettingsDep
+from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
 from afflux.orders.errors import Rejected
 from afflux.shared.io.http.direct import direct_route
 
@@ -25,7 +25,6 @@ async def postback(
     request: Request,
     ingestor: IngestDep,
     settings: SettingsDep,
-    clock: ClockDep,
     metrics: MetricsDep,
 ) -> Response:
     started = time.perf_counter()
@@ -34,13 +33,16 @@ async def postback(
         if len(raw_query) > settings.orders_max_body_bytes:
             raise Rejected(413, "query", "longer than the body size limit")
         params, repeated = query_params(raw_query)
-        merchant = ingestor.authenticate_query(
-            raw_query, params.pop("merchant", None), params.pop("t", None)
-        )
+        t = params.pop("t", None)
+        merchant = ingestor.authenticate_query(raw_query, params.pop("merchant", None), t)
         if repeated is not None:
             raise Rejected(422, *repeated)
-        order = postback_order(params, clock())
-        outcome = await ingestor.order(merchant, order)
+        assert t is not None  # authenticated: unix seconds
+        signed_at_ms = int(t) * 1000
+        # An order without a time is dated as it was sent, by the merchant's clock: placed
+        # at the receive time (``placement.place``).
+        order = postback_order(params, signed_at_ms)
+        outcome = await ingestor.order(merchant, order, signed_at_ms=signed_at_ms)
     finally:
         metrics.took("postback", time.perf_counter() - started)
     return JSONResponse(outcome.body, status_code=outcome.status)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
-from afflux.orders.routes.signed import signed_body
+from afflux.orders.routes.signed import signed_at_ms, signed_body
 from afflux.shared.io.http.direct import direct_route
 
 
@@ -20,7 +20,7 @@ async def post_refund(
         raw, merchant = await signed_body(
             request, ingestor, settings.orders_max_body_bytes, refund=True
         )
-        outcome = await ingestor.refund(merchant, raw)
+        outcome = await ingestor.refund(merchant, raw, signed_at_ms=signed_at_ms(request))
     finally:
         metrics.took("refunds", time.perf_counter() - started)
     return JSONResponse(outcome.body, status_code=outcome.status)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
-from afflux.orders.routes.signed import signed_body
+from afflux.orders.routes.signed import signed_at_ms, signed_body
 from afflux.shared.io.http.direct import direct_route
 
 
@@ -18,7 +18,7 @@ async def post_renewal(
     started = time.perf_counter()
     try:
         raw, merchant = await signed_body(request, ingestor, settings.orders_max_body_bytes)
-        outcome = await ingestor.renewal(merchant, raw)
+        outcome = await ingestor.renewal(merchant, raw, signed_at_ms=signed_at_ms(request))
     finally:
         metrics.took("renewals", time.perf_counter() - started)
     return JSONResponse(outcome.body, status_code=outcome.status)

@@ -30,6 +30,13 @@ def request_line(request: Request) -> bytes:
     return request.method.encode() + b" " + path + (b"?" + query if query else b"")
 
 
+def signed_at_ms(request: Request) -> int:
+    """The timestamp of a request's signature, verified already (``signed_body``), in ms
+    by the merchant's clock: what the merchant's clock said as it sent the request."""
+    header = one_header(request, signing.SIGNATURE_HEADER)
+    return signing.parse_header(header).timestamp * 1000
+
+
 async def signed_body(
     request: Request,
     ingestor: Ingestor,
