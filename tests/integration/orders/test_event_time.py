@@ -144,6 +144,27 @@ async def test_a_report_sent_minutes_late_by_a_right_clock_keeps_the_purchase_ti
     )
 
 
+@pytest.mark.parametrize("signed_ago_s", [0, 300], ids=["signed now", "at the tolerance"])
+async def test_a_postback_without_a_time_is_placed_at_its_receive_time(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any, signed_ago_s: int
+) -> None:
+    """An order without ``occurred_at`` has no merchant's time to move onto our clock.
+    Dated by its signature's ``t`` instead, a ``t`` the tolerance still took, 300 s back,
+    made it a late report placed 300 s before its receive time."""
+    before = await topics.settle()
+    body = order(campaigns, 0)
+    del body["occurred_at"]
+    params = [("merchant", "merchant-a"), *((k, str(v)) for k, v in body.items())]
+    query = sign_query(params, "a-secret-new", clock.now // 1000 - signed_ago_s)
+
+    response = await merchant.http.get(f"/v1/postback?{query}")
+
+    assert response.status_code == 202, response.text
+    await topics.settle()
+    [event] = [e for e in topics.since(before, "orders") if e["order_id"] == body["order_id"]]
+    assert event["occurred_at"] == clock.now
+
+
 async def test_an_order_an_hour_old_keeps_its_own_time(
     merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any
 ) -> None:

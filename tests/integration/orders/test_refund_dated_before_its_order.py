@@ -125,24 +125,25 @@ async def test_a_refund_before_the_merchants_time_of_an_order_placed_on_receipt_
 async def test_a_late_refund_after_its_order_by_the_merchants_clock_is_moved_to_the_orders_time(
     api: Any, campaigns: Any, topics: Any
 ) -> None:
-    """An order sent 299 s late is placed at its receive time; a refund 1 ms after it by
-    the merchant's clock, sent more than 300 s after that time, keeps its own time, on
-    the event-time axis before its order's. It was refused as dated before its order, so
-    a quick cancellation never reached the ledger; it is taken at the order's time."""
-    sent_at = int(time.time() * 1000) - 299_000
+    """A merchant clock 299 s slow sends an order at once: placed at its receive time. Its
+    cancellation, 1 ms after the order by that clock, is reported once more than 300 s
+    old by ours, so it keeps its own time: before its order on the event-time axis. It was
+    refused as dated before its order, so the sale's commission stayed; it is taken at
+    the order's time."""
+    sent_at = int(time.time() * 1000) - 299_000  # the merchant's clock, 299 s behind ours
     sale = order(campaigns, sent_at)
     before = await topics.settle()
-    assert (await api.post("/v1/orders", sale)).status_code == 202
+    assert (await api.post("/v1/orders", sale, t=sent_at // 1000)).status_code == 202
     cancelled_at = sent_at + 1
     while int(time.time() * 1000) - cancelled_at <= 300_000:
-        await asyncio.sleep(0.05)  # until the refund is a late report by the clock
+        await asyncio.sleep(0.05)  # until the refund is a late report by our clock
 
     answer = await api.post("/v1/refunds", refund(sale, cancelled_at))
 
     assert answer.status_code == 202, answer.text
     await topics.settle()
     [placed] = [e for e in topics.since(before, "orders") if e["order_id"] == sale["order_id"]]
-    assert placed["occurred_at"] > cancelled_at  # placed at its receive time
+    assert placed["occurred_at"] >= sent_at + 299_000  # on our clock: its receive time
     [taken] = [e for e in topics.since(before, "refunds") if e["order_id"] == sale["order_id"]]
     assert taken["occurred_at"] == placed["occurred_at"]
     assert taken["reported_occurred_at"] == cancelled_at

@@ -200,3 +200,59 @@ def test_a_lengthened_window_decides_the_same_live_as_in_a_replay_and_in_the_ref
     assert live == expected
     assert replayed == expected
     assert _winners([*reference.conversions, *reference.unmatched]) == expected
+
+
+def _late_report(replay: bool) -> tuple[list[str], list[Envelope], list[tuple[Envelope, int]]]:
+    """Alice's click on day 10, her sale on day 12 reported by the merchant on day 61,
+    after V2 (a longer window, so a longer backfill limit) was published on day 60.
+    What the worker dead-lettered, what it produced, and every record read."""
+    directory = CampaignDirectory()
+    known = (V1, V2) if replay else (V1,)
+    directory.apply(
+        CampaignTermsPublished(event_id="t1", occurred_at=0, campaign_id="camp", versions=known)
+    )
+    book = ContentBook()
+    book.ready.set()
+    handler = JoinHandler(Campaigns(directory), AttributionMetrics(), 400 * DAY, content=book)
+    state = handler.new_state()
+    records: list[tuple[Envelope, int]] = []
+    out: list[Envelope] = []
+    dead: list[str] = []
+
+    def send(topic: str, event: ClickRecorded | OrderPlaced, ts: int) -> None:
+        records.append((event, ts))
+        produced, refused = handler.on_event(state, topic, event, ts)
+        dead.extend([refused] if refused else [])
+        out.extend(e for _, _, e in produced)
+
+    click = _click("v1", "alice", T0 + 10 * DAY)
+    send(CLICKS.name, click, click.occurred_at)
+    for day in range(11, 61):
+        other = _click(f"other{day}", "carl", T0 + day * DAY)
+        send(CLICKS.name, other, other.occurred_at)
+        out.extend(e for _, _, e in handler.due(state, other.occurred_at))
+        handler.prune(state, other.occurred_at)
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="t2", occurred_at=T0 + 60 * DAY, campaign_id="camp", versions=(V1, V2)
+        )
+    )
+    send(ORDERS.name, _order("v1", T0 + 12 * DAY), T0 + 61 * DAY)
+    out.extend(e for _, _, e in handler.due(state, T0 + 63 * DAY))
+    return dead, out, records
+
+
+def test_a_longer_version_does_not_reopen_late_reports_of_orders_before_it() -> None:
+    """V1 (7-day window, 30-day lock) takes late reports up to 37 days old; V2 (60 days)
+    counted for every order widened that to 90 at once, so a day-12 sale reported on day
+    61 was taken: unattributed live (its click pruned under V1's horizon), alice's in a
+    replay and in the reference. An order before V2 is held to V1's limit everywhere."""
+    live_dead, live_out, records = _late_report(replay=False)
+    replay_dead, replay_out, _ = _late_report(replay=True)
+    versions = {"camp": (V1, V2)}
+    reference = attribute(admitted(records, 300_000, versions), versions)
+
+    assert [d.split(":")[0] for d in live_dead] == ["event_time_too_old"]
+    assert [d.split(":")[0] for d in replay_dead] == ["event_time_too_old"]
+    assert _winners(live_out) == _winners(replay_out) == {}
+    assert _winners([*reference.conversions, *reference.unmatched]) == {}

@@ -171,6 +171,38 @@ def test_backfill_limit_is_longest_window_plus_longest_lock(case: LimitCase) -> 
     assert backfill_limit_ms(case.versions, case.configured_days) == case.days * MS_PER_DAY
 
 
+def from_day(day: int, number: int, **terms: object) -> TermsVersion:
+    return version(number, **terms).model_copy(update={"effective_from": day * MS_PER_DAY})
+
+
+# V1 from the start: a 7-day window, 30-day lock; V2 from day 60: a 60-day window;
+# V3 from day 90: a 45-day lock.
+STEPPED = (
+    version(1, cookie_window_days=7, lock_days=30),
+    from_day(60, 2, cookie_window_days=60, lock_days=30),
+    from_day(90, 3, cookie_window_days=7, lock_days=45),
+)
+
+
+@pytest.mark.parametrize(
+    ("at_day", "days"),
+    [
+        (-5, 37),  # before the first version: the first's
+        (12, 37),  # V1 alone: V2, published later, does not reopen older orders
+        (60, 90),  # from V2's very start
+        (89, 90),
+        (90, 105),  # the longest window so far (V2's 60) + V3's lock
+        (None, 105),  # any time: the longest the campaign gives (the worker's pruning)
+    ],
+)
+def test_the_backfill_limit_counts_the_versions_in_force_by_the_events_time(
+    at_day: int | None, days: int
+) -> None:
+    at = None if at_day is None else at_day * MS_PER_DAY
+    assert backfill_limit_ms(STEPPED, None, at=at) == days * MS_PER_DAY
+    assert backfill_limit_ms(STEPPED, 10, at=at) == 10 * MS_PER_DAY
+
+
 TERMS = CampaignTerms(campaign_id="shop", merchant_id="merchant-a", currency="EUR")
 
 

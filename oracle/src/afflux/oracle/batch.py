@@ -48,8 +48,8 @@ from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.content import handle_counts
 from afflux.shared.core.currency import other_currency
 from afflux.shared.core.event_time import (
+    BackfillLimits,
     allowed_age_ms,
-    backfill_limit_ms,
     event_time_in_future,
     event_time_too_old,
 )
@@ -194,10 +194,7 @@ def admitted(
     its record's timestamp is dead-lettered too (``event_time_too_old``), unless its
     record is a backfill."""
     # campaign -> how far an event time may be before its record's timestamp
-    allowed = {
-        c: allowed_age_ms(backfill_limit_ms(v, backfill_limit_days), skew_ms)
-        for c, v in (campaigns or {}).items()
-    }
+    allowed = {c: BackfillLimits.of(v, backfill_limit_days) for c, v in (campaigns or {}).items()}
     kept: list[E] = []
     for record in records:
         event, ts, backfill = record[0], record[1], any(record[2:])
@@ -205,18 +202,19 @@ def admitted(
             continue
         if now_ms is not None and event_time_in_future(latest_time(event), now_ms, skew_ms):
             continue
-        if not backfill and _too_old(event, ts, allowed):
+        if not backfill and _too_old(event, ts, allowed, skew_ms):
             continue
         kept.append(event)
     return kept
 
 
-def _too_old(event: Envelope, ts: int, allowed: Mapping[str, int]) -> bool:
+def _too_old(event: Envelope, ts: int, limits: Mapping[str, BackfillLimits], skew_ms: int) -> bool:
     """An order, refund or renewal of a known campaign dated more than its campaign's
-    backfill limit plus the skew (``allowed``) before its record's timestamp."""
-    if not isinstance(event, PLACED_TYPES) or event.campaign_id not in allowed:
+    backfill limit at its time plus the skew before its record's timestamp."""
+    if not isinstance(event, PLACED_TYPES) or event.campaign_id not in limits:
         return False
-    return event_time_too_old(event.occurred_at, ts, allowed[event.campaign_id])
+    limit = limits[event.campaign_id].at(event.occurred_at)
+    return event_time_too_old(event.occurred_at, ts, allowed_age_ms(limit, skew_ms))
 
 
 def _other_currency(e: OrderPlaced | SubscriptionRenewed, versions: Sequence[TermsVersion]) -> bool:

@@ -44,9 +44,9 @@ from afflux.shared.core.event_time import (
     EVENT_TIME_IN_FUTURE,
     EVENT_TIME_TOO_OLD,
     PLACED_KINDS,
+    BackfillLimits,
     Headers,
     allowed_age_ms,
-    backfill_limit_ms,
     event_time_in_future,
     event_time_too_old,
     is_backfill,
@@ -112,7 +112,7 @@ class LogReader:
     refused: dict[str, int] = field(default_factory=dict)  # reason -> events left out
     _needle: bytes = b""
     _timeline: TermsTimeline | None = None
-    _allowed_age: int = 0
+    _limits: BackfillLimits | None = None
     # The record being read: its topic, timestamp and whether it is a backfill.
     _topic: str | None = None
     _ts: int | None = None
@@ -126,8 +126,7 @@ class LogReader:
         self._needle = b'"' + self.log.campaign_id.encode() + b'"'
         if self.versions:
             self._timeline = TermsTimeline.of(self.versions)
-            limit = backfill_limit_ms(self.versions, self.backfill_limit_days)
-            self._allowed_age = allowed_age_ms(limit, self.clock_skew_ms)
+            self._limits = BackfillLimits.of(self.versions, self.backfill_limit_days)
 
     def record(
         self,
@@ -307,9 +306,10 @@ class LogReader:
             raise _Refused(EVENT_TIME_IN_FUTURE)
         if (
             timeline is not None
+            and self._limits is not None
             and not self._backfill
             and kind in PLACED_KINDS
-            and event_time_too_old(at, ts, self._allowed_age)
+            and event_time_too_old(at, ts, allowed_age_ms(self._limits.at(at), self.clock_skew_ms))
         ):
             raise _Refused(EVENT_TIME_TOO_OLD)
 

@@ -23,8 +23,8 @@ from afflux.shared.core.currency import campaign_currency_refusal
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
+    BackfillLimits,
     allowed_age_ms,
-    backfill_limit_ms,
     event_time_in_future,
     event_time_too_old,
     too_old_reason,
@@ -101,7 +101,7 @@ class Campaigns:
         # Asked per click and per order: a timeline per campaign, rebuilt when the
         # directory holds a new tuple of versions for it.
         self._timelines: dict[str, tuple[tuple[TermsVersion, ...], TermsTimeline]] = {}
-        self._limits: dict[str, tuple[tuple[TermsVersion, ...], int]] = {}
+        self._limits: dict[str, tuple[tuple[TermsVersion, ...], BackfillLimits]] = {}
         self.changes = 0  # versions the directory applied since: deadlines read again
         directory.on_change(self._changed)
 
@@ -133,15 +133,15 @@ class Campaigns:
         backfill limit of any campaign (older is dead-lettered; the clock skew on top,
         minutes, is within the day of margin pruning keeps)."""
         d = self.directory
-        return max((self.backfill_limit_ms(c) for c in d.campaign_ids()), default=0)
+        return max((self.backfill_limits(c).at(None) for c in d.campaign_ids()), default=0)
 
-    def backfill_limit_ms(self, campaign_id: str) -> int:
-        """The campaign's backfill limit, as the orders service computes it."""
+    def backfill_limits(self, campaign_id: str) -> BackfillLimits:
+        """The campaign's backfill limits, as the orders service computes them."""
         versions = self.directory.versions(campaign_id)
         cached = self._limits.get(campaign_id)
         if cached is None or cached[0] is not versions:
-            limit = backfill_limit_ms(versions, self.backfill_limit_days)
-            cached = self._limits[campaign_id] = (versions, limit)
+            limits = BackfillLimits.of(versions, self.backfill_limit_days)
+            cached = self._limits[campaign_id] = (versions, limits)
         return cached[1]
 
     def refused(self, topic: str, event: Event, ts: int, backfill: bool = False) -> str:
@@ -232,7 +232,7 @@ class Campaigns:
             return ""
         if event.campaign_id not in self.directory:
             return ""  # an order is refused as of an unknown campaign; a refund waits
-        limit = self.backfill_limit_ms(event.campaign_id)
+        limit = self.backfill_limits(event.campaign_id).at(event.occurred_at)
         skew = self.clock_skew_ms
         if not event_time_too_old(event.occurred_at, ts, allowed_age_ms(limit, skew)):
             return ""

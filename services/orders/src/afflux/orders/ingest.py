@@ -248,7 +248,7 @@ class Ingestor:
         if campaign_id not in self.directory:
             raise rules.unknown_campaign()
         limit = backfill_limit_ms(
-            self.directory.versions(campaign_id), self.limits.backfill_limit_days
+            self.directory.versions(campaign_id), self.limits.backfill_limit_days, at=reported
         )
         limits = TimeLimits(self.limits.skew_ms, limit)
         return place(

@@ -202,14 +202,3 @@ async def pending_amounts(
             postings = await postings_in(store, affiliate, [(cid, period)])
             out[i] = sum(p.amount_minor for p in postings if p.approve_at > as_of)
     return out
-    cps = list(dict.fromkeys((cid, period) for cid, period, _ in wanted))
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for cid, period in cps:
-            pipe.hget(store.keys.period(cid, period, "compacted"), "approved_by")
-        latest = dict(zip(cps, await pipe.execute(), strict=True))
-    for i, (cid, period, affiliate) in enumerate(wanted):
-        approved_by = latest[(cid, period)]
-        if approved_by is not None and as_of < int(approved_by):
-            postings = await postings_in(store, affiliate, [(cid, period)])
-            out[i] = sum(p.amount_minor for p in postings if p.approve_at > as_of)
-    return out

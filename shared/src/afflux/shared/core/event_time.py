@@ -7,8 +7,9 @@ the future. The orders service refuses such times at its door
 batch oracle refuse records produced straight to a topic by this rule.
 
 Below: the orders service takes an order, refund or renewal dated at most the
-campaign's backfill limit (``backfill_limit_ms``: its longest cookie window plus its
-longest lock, unless ``AFFLUX_ORDERS_BACKFILL_LIMIT_DAYS`` sets one limit for all)
+campaign's backfill limit (``backfill_limit_ms``: the longest cookie window plus the
+longest lock of the versions in force by the event's time, unless
+``AFFLUX_ORDERS_BACKFILL_LIMIT_DAYS`` sets one limit for all)
 before its receive time; anything older needs an operator's explicit backfill. An
 older time produced straight to a topic (seconds sent as milliseconds, a year-old
 replay) would be attributed and approved at once, past the return window: the worker
@@ -22,7 +23,9 @@ backfill is.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.terms import TermsVersion
@@ -46,18 +49,61 @@ def event_time_in_future(occurred_at: int, record_ts: int, skew_ms: int) -> bool
     return occurred_at - record_ts > skew_ms
 
 
-def backfill_limit_ms(versions: Iterable[TermsVersion], configured_days: int | None) -> int:
+def backfill_limit_ms(
+    versions: Iterable[TermsVersion], configured_days: int | None, at: int | None = None
+) -> int:
     """The configured limit, else the campaign's longest cookie window plus its longest lock.
 
     Past that age every commission the order could earn would already be approved
     (and may be paid), so accepting it is a correction of closed money, not a report.
+    ``at``: the event's time; only the versions in force by then count (see
+    ``BackfillLimits``). None: every version, the longest limit the campaign may give.
     """
     if configured_days is not None:
         return configured_days * MS_PER_DAY
-    terms = [v.terms for v in versions]
-    if not terms:
-        return 0
-    return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)
+    return BackfillLimits.of(versions, None).at(at)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillLimits:
+    """A campaign's backfill limit per event time: the longest window plus the longest
+    lock of the versions in force by then (the first version counts from the start, as
+    ``terms_in_force`` applies it before its ``effective_from``).
+
+    A version that lengthens the window or the lock widens the limit for events from
+    its start only. Counting it for older events let a late report older than the
+    previous limit in, once the version was published: the attribution worker had
+    pruned, under the previous horizon, the clicks such an order needs, so it went
+    unattributed live and to its creator in a replay, which knows the version from the
+    start and keeps them."""
+
+    starts: tuple[int, ...]  # effective_from, ascending
+    limits: tuple[int, ...]  # the limit from each start on
+    configured: int | None = None
+
+    @classmethod
+    def of(cls, versions: Iterable[TermsVersion], configured_days: int | None) -> BackfillLimits:
+        ordered = sorted(versions, key=lambda v: (v.effective_from, v.version))
+        starts: list[int] = []
+        limits: list[int] = []
+        window = lock = 0
+        for v in ordered:
+            window = max(window, v.terms.max_window_ms())
+            lock = max(lock, v.terms.lock_ms)
+            starts.append(v.effective_from)
+            limits.append(window + lock)
+        configured = None if configured_days is None else configured_days * MS_PER_DAY
+        return cls(tuple(starts), tuple(limits), configured)
+
+    def at(self, at_ms: int | None) -> int:
+        """The limit for an event at ``at_ms`` (None: the longest, any time)."""
+        if self.configured is not None:
+            return self.configured
+        if not self.limits:
+            return 0
+        if at_ms is None:
+            return self.limits[-1]
+        return self.limits[max(bisect_right(self.starts, at_ms) - 1, 0)]
 
 
 def event_time_too_old(occurred_at: int, record_ts: int, allowed_ms: int) -> bool:

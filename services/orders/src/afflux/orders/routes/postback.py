@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from afflux.orders import signing
-from afflux.orders.deps import IngestDep, MetricsDep, SettingsDep
+from afflux.orders.deps import ClockDep, IngestDep, MetricsDep, SettingsDep
 from afflux.orders.errors import Rejected
 from afflux.shared.io.http.direct import direct_route
 
@@ -25,6 +25,7 @@ async def postback(
     request: Request,
     ingestor: IngestDep,
     settings: SettingsDep,
+    clock: ClockDep,
     metrics: MetricsDep,
 ) -> Response:
     started = time.perf_counter()
@@ -38,10 +39,12 @@ async def postback(
         if repeated is not None:
             raise Rejected(422, *repeated)
         assert t is not None  # authenticated: unix seconds
-        signed_at_ms = int(t) * 1000
-        # An order without a time is dated as it was sent, by the merchant's clock: placed
-        # at the receive time (``placement.place``).
-        order = postback_order(params, signed_at_ms)
+        # An order without a time is dated at its receive time, as an unsigned report is
+        # placed: its merchant's clock has nothing to say about it (dated ``t`` instead,
+        # a ``t`` near the tolerance's edge made it a late report, 300 s back).
+        timed = params.get("occurred_at", "") != ""
+        order = postback_order(params, clock())
+        signed_at_ms = int(t) * 1000 if timed else None
         outcome = await ingestor.order(merchant, order, signed_at_ms=signed_at_ms)
     finally:
         metrics.took("postback", time.perf_counter() - started)
