@@ -65,8 +65,10 @@ EventTime = Annotated[
 # milliseconds in the same bounds as an event's own time.
 TimeMs = Annotated[int, Field(ge=0, le=MAX_EVENT_TIME_MS)]
 REPORTED_TIME_DESCRIPTION = (
-    "the merchant's own time for the {what} (UTC ms) when the orders service placed it at its "
-    "receive time instead (merchant time within the clock-skew allowance); null otherwise"
+    "the merchant's own time for the {what} (UTC ms) when the orders service moved it onto "
+    "its own clock (merchant time within the clock-skew allowance, moved by the signature's "
+    "offset, or to the receive time), or to its order's time (a refund after its order by "
+    "the merchant's clock, before it by the event times); null otherwise"
 )
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
