@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import tracemalloc
 import uuid
 import zlib
@@ -537,3 +538,48 @@ async def test_production_refuses_a_loopback_endpoint(infra: Any) -> None:
         )
         assert answer.status_code == 422
         assert "loopback" in answer.json()["detail"][0]["reason"]
+
+
+async def test_a_truncated_replay_sends_the_earliest_events_and_says_where_to_resume(
+    infra: Any,
+) -> None:
+    """Twelve events over four partitions, five per replay: each call schedules the five
+    earliest left and answers the time of the first it left out; calls from there cover
+    every event. It kept the first five the fetches returned, whichever partition: the
+    newest event, none of another partition's oldest, and nowhere to resume from."""
+    program = new_program()
+    receiver = Receiver()
+    async with harness(infra, program, receiver, webhooks_replay_max_events=5) as h:
+        endpoint = await h.register("merchant", program.merchant, "/replayed", ALL_TYPES)
+        start = int(time.time() * 1000) - 3_600_000
+        events = [conversion(program, n) for n in range(12)]
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        try:
+            for n, event in enumerate(events):  # one second apart, keys across partitions
+                await producer.send(
+                    "conversions",
+                    encode(event),
+                    key=event.order_id.encode(),
+                    timestamp_ms=start + n * 1000,
+                )
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+        answers = []
+        since: int | None = start
+        while since is not None:
+            answer = await h.api.post(
+                f"/v1/webhooks/endpoints/{endpoint}/replay", json={"since": since}
+            )
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json())
+            since = answers[-1]["resume_since"]
+            assert len(answers) <= 3
+
+        assert [(a["events"], a["truncated"], a["resume_since"]) for a in answers] == [
+            (5, True, start + 5_000),
+            (5, True, start + 10_000),
+            (2, False, None),
+        ]

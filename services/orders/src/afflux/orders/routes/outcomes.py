@@ -20,10 +20,11 @@ from afflux.orders import signing
 from afflux.orders.deps import DirectoryDep, IngestDep, SettingsDep
 from afflux.orders.errors import Rejected
 from afflux.orders.ingest import Ingestor
-from afflux.orders.outcome import order_outcome, outcome_json
+from afflux.orders.outcome import Status, order_outcome, outcome_json
 from afflux.orders.outcome_index import OutcomeIndex
 from afflux.orders.routes.signed import one_header, request_line
 from afflux.orders.settings import OrdersSettings
+from afflux.shared.events import UnattributedReason
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.admin import check_admin_token
 from afflux.shared.io.http.apidocs import problem
@@ -36,7 +37,7 @@ LEDGER_TIMEOUT_S = 3.0
 class CampaignOutcome(BaseModel):
     campaign_id: str
     order_id: str
-    status: str = Field(
+    status: Status = Field(
         description="attributed, unattributed (see unattributed_reason), pending (received, "
         "no answer yet) or not_received (only refunds or a confirmation name it)"
     )
@@ -50,9 +51,9 @@ class CampaignOutcome(BaseModel):
         None,
         description="the live conversion's rule: click_id, coupon, cookie, livestream or survey",
     )
-    unattributed_reason: str | None = Field(
-        description="no_click, outside_window, bot_only, unknown_click, other_campaign, "
-        "cookie_not_in_precedence, duplicate_order"
+    unattributed_reason: UnattributedReason | None = Field(
+        description="why no creator earned it (docs/orders.md, Order outcome: each reason, "
+        "the renewals' included)"
     )
     replaced: list[dict[str, Any]] = Field(description="answers a later correction replaced")
     refunds: list[dict[str, Any]]

@@ -3,7 +3,15 @@
 Reads the endpoint's topics without a consumer group (nothing is committed), from the
 first offset at or after ``since`` (record timestamps), to the high watermark each
 fetch reports, and schedules the events routed to that endpoint with their usual
-webhook ids; a delivery still scheduled is left as it is. At most ``max_events``.
+webhook ids; a delivery still scheduled is left as it is.
+
+At most ``max_events``: the earliest by record time (then webhook id), whatever
+partition they were read from, and ``resume_since`` says where the next call starts:
+the earliest time of an event left out. It kept the first ``max_events`` of whatever
+the fetches returned first, so a call could schedule one partition's newest event and
+none of another's oldest, and no later ``since`` resumed without a gap. Reading stops
+once every partition still open has been read past the latest time kept (a
+partition's record times rise with its offsets, as the services produce them).
 """
 
 from __future__ import annotations
@@ -13,9 +21,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from afflux.payouts.webhooks.intake import decoded_events
+from afflux.payouts.webhooks.intake import decoded_items
 from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
-from afflux.payouts.webhooks.redis_store import WebhookStore
+from afflux.payouts.webhooks.redis_store import Job, WebhookStore
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import stop_consumer, topic_partitions
@@ -52,6 +60,46 @@ class ReplayResult:
     already_scheduled: int
     queue_full: int
     truncated: bool  # stopped at max_events
+    # When truncated: the earliest record time of an event left out; a replay from it
+    # schedules the rest (events of that very millisecond already sent are sent again,
+    # under the same webhook ids).
+    resume_since: int | None = None
+
+
+class _Earliest:
+    """The ``size`` earliest jobs by (record time, webhook id), and the earliest time of
+    those left out. Candidates are cut back to ``size`` whenever twice as many gather."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: list[tuple[int, str, Job]] = []
+        self.left_out_from: int | None = None
+        # No job later than this is kept in the end (None: not full yet).
+        self.bound: int | None = None
+
+    def offer(self, at: int, job: Job) -> None:
+        if self.bound is not None and at > self.bound:
+            self.left_out(at)
+            return
+        self._kept.append((at, job.webhook_id, job))
+        if len(self._kept) >= 2 * self.size:
+            self._cut()
+
+    def jobs(self) -> list[Job]:
+        self._cut()
+        return [job for _, _, job in self._kept]
+
+    def _cut(self) -> None:
+        self._kept.sort(key=lambda entry: entry[:2])
+        for at, _, _ in self._kept[self.size :]:
+            self.left_out(at)
+        del self._kept[self.size :]
+        if len(self._kept) >= self.size:
+            self.bound = self._kept[-1][0]
+
+    def left_out(self, at: int) -> None:
+        if self.left_out_from is None or at < self.left_out_from:
+            self.left_out_from = at
 
 
 async def replay(
@@ -70,8 +118,7 @@ async def replay(
     )
     await consumer.start()
     totals = {"scheduled": 0, "already_scheduled": 0, "queue_full": 0}
-    seen = 0
-    truncated = False
+    earliest = _Earliest(max_events)
     try:
         partitions: list[TopicPartition] = []
         for topic in topics:
@@ -88,26 +135,33 @@ async def replay(
                 consumer.seek(tp, found.offset)
         open_parts = set(partitions)
         idle = dict.fromkeys(partitions, 0)
-        while open_parts and not truncated:
+        read_to: dict[TopicPartition, int] = {}  # the latest record time read per partition
+        while open_parts:
             polled = await consumer.getmany(*open_parts, timeout_ms=300, max_records=500)
             fresh = {
                 tp: [r for r in records if r.timestamp >= since_ms]
                 for tp, records in polled.items()
             }
+            for tp, records in polled.items():
+                if records:
+                    newest = max(r.timestamp for r in records)
+                    read_to[tp] = max(read_to.get(tp, newest), newest)
+            items = decoded_items(fresh)[0]  # the intake dead-lettered the rest
+            at: dict[str, int] = {}
+            for item in items:
+                at.setdefault(item.event.event_id, item.record.timestamp)
             jobs = (
                 await jobs_for(
                     store,
                     directory,
-                    decoded_events(fresh),
+                    [item.event for item in items],
                     now=now,
                     only_endpoint=endpoint.endpoint_id,
                 )
             ).jobs  # what it cannot make a job of the intake dead-lettered
-            if len(jobs) > max_events - seen:
-                jobs, truncated = jobs[: max_events - seen], True
-            seen += len(jobs)
-            for outcome, count in (await store.enqueue([(j, now) for j in jobs], now=now)).items():
-                totals[outcome] += count
+            for job in jobs:
+                earliest.offer(at.get(job.event_id, since_ms), job)
+            latest = earliest.bound
             for tp in list(open_parts):
                 high = consumer.highwater(tp)
                 position = await consumer.position(tp)
@@ -118,11 +172,25 @@ async def replay(
                 verdict = partition_verdict(high, position, idle[tp])
                 if verdict == "read":
                     open_parts.discard(tp)
-                elif verdict == "stuck" and not truncated:
+                elif latest is not None and read_to.get(tp, -1) > latest:
+                    # Past every event kept: what it holds further is left out (perhaps
+                    # none of it the endpoint's: then the next call finds nothing new).
+                    earliest.left_out(read_to[tp])
+                    open_parts.discard(tp)
+                elif verdict == "stuck":
                     raise ReplayIncomplete([tp])
+        kept = earliest.jobs()
+        for outcome, count in (await store.enqueue([(j, now) for j in kept], now=now)).items():
+            totals[outcome] += count
     finally:
         with contextlib.suppress(Exception):
             await stop_consumer(consumer)
+    truncated = earliest.left_out_from is not None
     return ReplayResult(
-        seen, totals["scheduled"], totals["already_scheduled"], totals["queue_full"], truncated
+        len(kept),
+        totals["scheduled"],
+        totals["already_scheduled"],
+        totals["queue_full"],
+        truncated,
+        earliest.left_out_from,
     )

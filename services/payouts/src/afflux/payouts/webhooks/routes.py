@@ -53,7 +53,15 @@ async def _endpoint(store: WebhookStore, endpoint_id: str) -> Endpoint:
     return endpoint
 
 
-@router.post("/endpoints", status_code=201, dependencies=[NAMES_ONCE_AFTER_ADMIN])
+@router.post(
+    "/endpoints",
+    status_code=201,
+    dependencies=[NAMES_ONCE_AFTER_ADMIN],
+    responses={
+        409: ERROR_RESPONSES[404]
+        | {"description": "the owner has the most endpoints an owner may have already"}
+    },
+)
 async def add_endpoint(
     _: AdminDep,
     store: WebhookStoreDep,
@@ -159,4 +167,5 @@ async def replay_endpoint(
         "already_scheduled": result.already_scheduled,
         "queue_full": result.queue_full,
         "truncated": result.truncated,
+        "resume_since": result.resume_since,
     }

@@ -66,10 +66,15 @@ class Problem(Exception):
 def validation_problem(error: Mapping[str, Any]) -> dict[str, Any]:
     """One FastAPI validation error as {field, reason}. A JSON syntax error's location is
     a character offset, so it names the body instead; ``body`` itself is left out of a
-    field's path (the field is the client's, the body is where every field lives)."""
+    field's path (the field is the client's, the body is where every field lives), and so
+    is the ``query`` or ``path`` a parameter came in: ``limit``, as the routes that read
+    their parameters themselves name it, not ``query.limit``."""
     if error.get("type") == "json_invalid":
         return {"field": "body", "reason": f"malformed JSON: {error.get('msg')}"}
-    field = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+    loc = list(error.get("loc", ()))
+    if len(loc) > 1 and loc[0] in ("query", "path"):
+        loc = loc[1:]
+    field = ".".join(str(part) for part in loc if part != "body") or "body"
     reason = "unknown field" if error.get("type") == "extra_forbidden" else error.get("msg")
     return {"field": field, "reason": reason}
 
