@@ -171,6 +171,41 @@ def test_up_reports_the_child_that_failed_and_stops_the_rest(
     assert processes_mentioning(str(data_dir)) == []
 
 
+def test_up_restarts_a_service_killed_under_it_and_the_rest_carries_on(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """kill -9 of the ledger under ``afflux up``: it stopped the whole stack (redirects and
+    order intake with it); now the service is started again and the others never stop."""
+    env = up_env(data_dir)
+    log = tmp_path / "up.log"
+    process = start_up(env, log)
+    wait_for_text(log, "Press Ctrl-C to stop.", process, timeout_s=120)
+    clicks = f"http://127.0.0.1:{env['AFFLUX_CLICKS_PORT']}"
+    payouts = f"http://127.0.0.1:{env['AFFLUX_PAYOUTS_PORT']}"
+    clicks_pids = set(_service_pids(data_dir, "afflux.clicks"))
+    [ledger] = _service_pids(data_dir, "afflux.payouts")
+
+    os.kill(ledger, signal.SIGKILL)
+    wait_for_text(log, "afflux up: payouts restarted", process, timeout_s=180)
+
+    assert process.poll() is None
+    assert "restarting payouts" in log.read_text()
+    assert oneshot.get(f"{payouts}/healthz").status_code == 200
+    assert set(_service_pids(data_dir, "afflux.clicks")) == clicks_pids  # never stopped
+    assert oneshot.get(f"{clicks}/healthz").status_code == 200
+    stop_like_ctrl_c(process, data_dir)
+
+
+def _service_pids(data_dir: Path, module: str) -> list[int]:
+    """PIDs of this stack's ``python -m <module>`` processes."""
+    wanted = f"-m\0{module}\0"
+    return [
+        pid
+        for pid in processes_mentioning(str(data_dir))
+        if any(wanted in line for line in _command_lines([pid]))
+    ]
+
+
 def create_link(clicks: str) -> str:
     created = oneshot.post(
         f"{clicks}/v1/links",

@@ -196,7 +196,9 @@ async def test_a_link_change_the_broker_does_not_take_is_refused_and_not_applied
         }
         created = await http.post("/v1/links", json=body, headers=ADMIN)
         assert created.status_code == 503
-        assert created.json()["detail"][0]["reason"].startswith("the broker did not take")
+        assert created.json()["detail"][0]["reason"].startswith(
+            "the broker did not acknowledge the change"
+        )
         assert (await http.get(f"/v1/links/{code}", headers=ADMIN)).status_code == 404
         deleted = await http.delete(f"/v1/links/{kept['code']}", headers=ADMIN)
         assert deleted.status_code == 503

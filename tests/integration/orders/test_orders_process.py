@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -108,13 +109,13 @@ def test_service_that_cannot_start_says_why_and_exits_2(
     assert "p-secret" not in done.stderr
 
 
-def signed_order(order_id: str) -> tuple[bytes, dict[str, str]]:
+def signed_order(order_id: str, amount_minor: int = 100) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(
         {
             "order_id": order_id,
             "campaign_id": "outage-shop",
             "occurred_at": int(time.time() * 1000),
-            "amount_minor": 100,
+            "amount_minor": amount_minor,
             "currency": "EUR",
             "visitor_id": "v-1",
         }
@@ -195,22 +196,87 @@ async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
 
 
 @pytest.mark.slow
-async def test_order_the_broker_cannot_take_is_503_and_its_id_stays_free(
+async def test_order_the_broker_cannot_take_is_503_and_only_the_same_order_is_taken_again(
     infra: Any, tmp_path: Path, broker_kind: BrokerKind
 ) -> None:
+    """The broker gone: 503, the claim kept unsure (the broker may have stored what it
+    did not answer), so the same order may be sent again and another with its id may not."""
     async with on_own_broker(infra, tmp_path, broker_kind, 2.0) as (app, broker, settings):
         broker.stop()
         body, headers = signed_order("o-1")
+        other, other_headers = signed_order("o-1", amount_minor=999)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
             response = await http.post("/v1/orders", content=body, headers=headers)
+            changed = await http.post("/v1/orders", content=other, headers=other_headers)
 
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
-        assert response.json()["detail"][0]["field"] is None
+        [problem] = response.json()["detail"]
+        assert problem["field"] is None
+        assert "may still have recorded it" in problem["reason"]
+        assert changed.status_code == 409, changed.text
+        assert changed.json()["detail"][0]["field"] == "amount_minor"
         redis = Redis.from_url(settings.redis_url)
         try:
             claim = f"{settings.orders_redis_prefix}:o:outage-shop:o-1"
-            assert await redis.hget(claim, "state") is None  # released: a retry is accepted
+            assert await redis.hmget(claim, "state", "unsure") == [b"0", b"1"]
         finally:
             await redis.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+async def test_an_order_answered_503_in_a_stall_is_on_the_topic_only_as_sent(
+    infra: Any, tmp_path: Path, broker_kind: BrokerKind
+) -> None:
+    """The broker stalled (SIGSTOP) past the produce timeout: the order is answered 503,
+    yet the broker stores it once it resumes. The id sent again with another amount was
+    answered 202 and paid on the first copy, the one the merchant had been told was not
+    taken; now it is refused, and the same order sent again is taken."""
+    async with on_own_broker(infra, tmp_path, broker_kind, 1.0) as (app, broker, settings):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
+            first, first_headers = signed_order("o-stall", amount_minor=100)
+            assert (
+                await http.post("/v1/orders", content=first, headers=first_headers)
+            ).status_code == 202
+            sent, headers = signed_order("o-stalled", amount_minor=100)
+            changed, changed_headers = signed_order("o-stalled", amount_minor=500)
+            assert broker.pid is not None
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                stalled = await http.post("/v1/orders", content=sent, headers=headers)
+                refused = await http.post("/v1/orders", content=changed, headers=changed_headers)
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+            assert stalled.status_code == 503, stalled.text
+            assert refused.status_code == 409, refused.text
+            again = await http.post("/v1/orders", content=sent, headers=headers)
+            assert again.status_code in (200, 202), again.text
+
+        amounts = await _order_amounts(settings.kafka_bootstrap, "o-stalled")
+        assert amounts
+        assert set(amounts) == {100}
+
+
+async def _order_amounts(bootstrap: str, order_id: str) -> list[int]:
+    """The amount of every copy of ``order_id`` on the orders topic."""
+    consumer = AIOKafkaConsumer(
+        "orders", bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        found: list[int] = []
+        idle = 0
+        while idle < 5:
+            batches = await consumer.getmany(timeout_ms=300)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                for record in records:
+                    parsed = json.loads(record.value or b"null")
+                    for event in parsed if isinstance(parsed, list) else [parsed]:
+                        if event.get("order_id") == order_id:
+                            found.append(int(event["amount_minor"]))
+        return found
+    finally:
+        await consumer.stop()

@@ -226,9 +226,34 @@ def _print_ready(stack: Stack, token: str, generated: bool, env_file: Path) -> N
     sys.stdout.flush()
 
 
+# A child restarted this many times within RESTART_WINDOW_S keeps failing: the stack stops.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 300.0
+
+
 def _watch(stack: Stack) -> None:
+    """Restart a service or Redis that exits (a crash, an OOM kill, an operator's kill -9:
+    the rest of the stack carries on, as in production under a supervisor); stop the
+    stack when the broker or its object store exits, or a child keeps failing. It stopped
+    every process when any one exited: a crash of the ledger alone took the redirects and
+    order intake down with it."""
+    restarts: dict[str, list[float]] = {}
     while True:
         for child in [*stack.infra, *stack.services.values()]:
-            if not child.alive():
-                raise StartFailed(f"{child.name} exited unexpectedly:\n{child.log_tail()}")
+            if child.alive():
+                continue
+            what = f"{child.name} exited unexpectedly:\n{child.log_tail()}"
+            if child.name not in (*stack.services, "redis"):
+                raise StartFailed(what)
+            now = time.monotonic()
+            recent = [t for t in restarts.get(child.name, []) if now - t < RESTART_WINDOW_S]
+            if len(recent) >= MAX_RESTARTS:
+                raise StartFailed(f"{what}\n(restarted {len(recent)} times in 5 minutes)")
+            restarts[child.name] = [*recent, now]
+            print(f"afflux up: {what.rstrip()}\nafflux up: restarting {child.name}", flush=True)
+            if child.name == "redis":
+                stack.restart_redis()
+            else:
+                stack.start_service(child.name)
+            print(f"afflux up: {child.name} restarted", flush=True)
         time.sleep(0.5)

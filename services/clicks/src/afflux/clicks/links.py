@@ -156,7 +156,8 @@ def prepare(link: Link) -> Target:
 
 
 class LinkNotPublished(RuntimeError):
-    """The broker did not acknowledge a link change: nothing was changed."""
+    """The broker did not acknowledge a link change: Redis was not changed, though the
+    broker may still store it (a request it took and did not answer in time)."""
 
 
 class LinksRestoring(RuntimeError):

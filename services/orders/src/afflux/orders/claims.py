@@ -2,7 +2,10 @@
 
 An id is first *claimed* (pending, with a short expiry), the event is produced,
 and only after the broker acknowledged it is the claim marked *done*. If
-producing fails the claim is released, so a retry is accepted again. A caller
+producing fails the claim is kept *unsure*: the broker may still have stored the
+record (a request it took but did not answer in time), so a retry with the same
+facts is taken again (the same event, which attribution dedupes) and one with other
+facts is refused, never accepted beside a copy that may be on the topic. A caller
 that finds a live pending claim waits for it to settle instead of answering
 "duplicate" for an order that might still fail. If the process dies between
 the acknowledgement and marking done, the pending claim expires and a retry
@@ -45,14 +48,16 @@ from redis.asyncio import Redis
 from afflux.shared.core.products import ItemRefundPart
 
 # conflict: the order id was accepted with other terms (``NewOrder.terms``); renewal: it
-# was accepted as a renewal's renewal order id
-OrderClaim = Literal["reserved", "duplicate", "pending", "conflict", "renewal"]
+# was accepted as a renewal's renewal order id; unsure_conflict: it was sent with other
+# terms in a request the broker did not acknowledge (it may be on the topic)
+OrderClaim = Literal["reserved", "duplicate", "pending", "conflict", "renewal", "unsure_conflict"]
 _CLAIMS: dict[str, OrderClaim] = {
     "r": "reserved",
     "d": "duplicate",
     "p": "pending",
     "c": "conflict",
     "n": "renewal",
+    "u": "unsure_conflict",
 }
 
 # Refunds one order takes, counting those accepted before it arrived: each reservation
@@ -84,6 +89,9 @@ for i, item in ipairs(batch[4]) do
     end
   elseif state and tonumber(state) > now then
     out[i] = 'p'
+  elseif state and redis.call('HEXISTS', key, 'unsure') == 1 and item[5] ~= ''
+      and redis.call('HGET', key, 'terms') ~= item[5] then
+    out[i] = 'u'
   else
     redis.call('HSET', key, 'state', until_ms, 'pkey', item[2], 'amount', item[3], 'kind', item[4])
     if item[5] ~= '' then redis.call('HSET', key, 'terms', item[5]) end
@@ -97,13 +105,27 @@ end
 return table.concat(out)
 """
 
-# Claims released after their produce failed, so a retry is taken again.
+# Claims whose produce failed unanswered: the broker may have stored the record. Kept,
+# expired (a retry is not kept waiting) and marked unsure, so only the same facts are
+# taken again.
+_UNSURE_ORDERS = """
+for _, key in ipairs(cjson.decode(ARGV[1])) do
+  local state = redis.call('HGET', key, 'state')
+  if state and state ~= 'done' then
+    redis.call('HSET', key, 'state', '0', 'unsure', '1')
+  end
+end
+return 1
+"""
+
+# Claims released when nothing was sent (the broker gone before the produce began), so a
+# retry with any facts is taken.
 _RELEASE_ORDERS = """
 for _, key in ipairs(cjson.decode(ARGV[1])) do
   local state = redis.call('HGET', key, 'state')
   if state and state ~= 'done' then
     redis.call('HDEL', key, 'state', 'pkey', 'amount', 'kind', 'terms', 'number', 'currency',
-      'at', 'reported_at')
+      'at', 'reported_at', 'unsure')
   end
 end
 return 1
@@ -133,6 +155,7 @@ for _, item in ipairs(batch[2]) do
   elseif state ~= 'done' then
     redis.call('HSET', key, 'state', 'done')
   end
+  redis.call('HDEL', key, 'unsure')
   if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
   if item[8] ~= '' then redis.call('SET', item[8], item[9], 'NX', 'EX', ttl) end
 end
@@ -160,6 +183,16 @@ if claim and string.sub(claim, 1, 4) == 'done' then
   -- its amount was
   if claim == 'done' or claim == 'done:' .. ARGV[6] then return {'duplicate'} end
   return {'conflict'}
+end
+if claim and string.sub(claim, 1, 7) == 'unsure#' then
+  -- 'unsure#<amount>:<order>': sent in a request the broker did not acknowledge; it may
+  -- be on the topic, so only the same refund is taken again
+  local sep = string.find(claim, ':', 8, true)
+  local kept = string.sub(claim, 8, sep - 1)
+  if string.sub(claim, sep + 1) ~= ARGV[6] or kept ~= ARGV[5] then
+    return {'unsure_conflict', kept, string.sub(claim, sep + 1)}
+  end
+  claim = nil
 end
 if claim and tonumber(claim) > now then return {'pending'} end
 local state = redis.call('HGET', okey, 'state')
@@ -244,6 +277,10 @@ if ARGV[3] == 'done' then
     local sep = string.find(value, ':', 1, true)
     redis.call('HSET', okey, field, string.sub(value, 1, sep) .. 'done')
   end
+elseif ARGV[3] == 'unsure' then
+  -- the broker may have stored it: the same refund alone is taken again
+  redis.call('SET', rkey, 'unsure#' .. ARGV[5] .. ':' .. ARGV[4], 'EX', ttl)
+  redis.call('HDEL', okey, field, 'ri:' .. rid)
 else
   redis.call('DEL', rkey)
   redis.call('HDEL', okey, field, 'ri:' .. rid)
@@ -334,6 +371,15 @@ local number_of = redis.call('GET', nkey)
 if number_of and number_of ~= renewal then return {'number_taken', number_of} end
 local kept = redis.call('HMGET', okey, 'state', 'kind', 'pkey', 'number', 'amount', 'currency')
 local state = kept[1]
+if state and state ~= 'done' and redis.call('HEXISTS', okey, 'unsure') == 1 then
+  -- sent before in a request the broker did not acknowledge (it may be on the topic):
+  -- only the same renewal is taken again
+  if kept[4] and kept[4] ~= number then return {'unsure', 'renewal_number', kept[4]} end
+  if kept[5] and tonumber(kept[5]) ~= tonumber(amount) then
+    return {'unsure', 'amount_minor', kept[5]}
+  end
+  if kept[6] and kept[6] ~= currency then return {'unsure', 'currency', kept[6]} end
+end
 local live = state == 'done' or (state and tonumber(state) > now)
 if live then
   if kept[2] ~= 'renewal' then return {'order_taken'} end
@@ -371,7 +417,8 @@ class RenewalClaim:
     (``taken_by``: the first order it renews, when it is a renewal of another one);
     ``first_is_renewal``: the first order named is itself a renewal; ``conflict``: the
     renewal order id was accepted with another ``field`` (``renewal_number``,
-    ``amount_minor`` or ``currency``), whose accepted value is ``recorded``."""
+    ``amount_minor`` or ``currency``), whose accepted value is ``recorded``; ``unsure``:
+    it was sent with another ``field`` in a request the broker did not acknowledge."""
 
     status: Literal[
         "reserved",
@@ -381,6 +428,7 @@ class RenewalClaim:
         "order_taken",
         "first_is_renewal",
         "conflict",
+        "unsure",
     ]
     taken_by: str | None = None
     field: str | None = None
@@ -419,7 +467,8 @@ class RefundClaim:
     # too_many: the order has MAX_REFUNDS_PER_ORDER refunds already (``remaining_minor``
     # is that bound); item_exceeds: earlier refunds took ``item_taken_minor`` of
     # ``item_sku`` already, and this one's part of it would take more than the order holds
-    # (``item_whole_minor``)
+    # (``item_whole_minor``); unsure_conflict: the id was sent with ``remaining_minor`` of
+    # order ``unsure_order`` in a request the broker did not acknowledge (it may be stored)
     status: Literal[
         "reserved",
         "duplicate",
@@ -430,12 +479,14 @@ class RefundClaim:
         "conflict",
         "amount_conflict",
         "before_order",
+        "unsure_conflict",
     ]
     remaining_minor: int | None = None
     order_at: int | None = None
     item_sku: str | None = None
     item_taken_minor: int | None = None
     item_whole_minor: int | None = None
+    unsure_order: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +528,7 @@ class ClaimStore:
         self.ttl_s = ttl_s
         self._reserve_orders = redis.register_script(_RESERVE_ORDERS)
         self._release_orders = redis.register_script(_RELEASE_ORDERS)
+        self._unsure_orders = redis.register_script(_UNSURE_ORDERS)
         self._mark_orders_done = redis.register_script(_MARK_ORDERS_DONE)
         self._reserve_refund = redis.register_script(_RESERVE_REFUND)
         self._settle_refund = redis.register_script(_SETTLE_REFUND)
@@ -518,12 +570,19 @@ class ClaimStore:
             _time(renewal.reported_occurred_at),
         ]
         result = [_text(r) for r in await self._reserve_renewal(keys=keys, args=args)]
-        if result[0] == "conflict":
+        if result[0] in ("conflict", "unsure"):
             field, kept = result[1], result[2]
             return RenewalClaim(
-                "conflict", field=field, recorded=kept if field == "currency" else int(kept)
+                result[0],  # type: ignore[arg-type]
+                field=field,
+                recorded=kept if field == "currency" else int(kept),
             )
         return RenewalClaim(result[0], result[1] if len(result) > 1 else None)  # type: ignore[arg-type]
+
+    async def unsure_renewal(self, renewal: NewOrder) -> None:
+        """After a produce the broker did not answer: the renewal order's claim kept unsure
+        and its number kept for it, so only the same renewal is taken again."""
+        await self.unsure_orders([(renewal.campaign_id, renewal.order_id)])
 
     async def release_renewal(self, renewal: NewOrder) -> None:
         """After a failed produce: the renewal order's claim and its number's, so a retry
@@ -560,8 +619,13 @@ class ClaimStore:
         kept = await self.redis.hget(self.order_key(campaign_id, order_id), "terms")
         return None if kept is None else _text(kept)
 
+    async def unsure_orders(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Keep the claims of orders whose produce failed unanswered, marked unsure."""
+        names = json.dumps([self.order_key(campaign, order) for campaign, order in keys])
+        await self._unsure_orders(keys=[], args=[names])
+
     async def release_orders(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Release the pending claims of orders whose produce failed."""
+        """Release the pending claims of orders whose produce never began."""
         names = json.dumps([self.order_key(campaign, order) for campaign, order in keys])
         await self._release_orders(keys=[], args=[names])
 
@@ -637,18 +701,29 @@ class ClaimStore:
             return RefundClaim(result[0], int(result[1]))  # type: ignore[arg-type]
         if result[0] == "before_order":
             return RefundClaim("before_order", order_at=int(result[1]))
+        if result[0] == "unsure_conflict":
+            return RefundClaim("unsure_conflict", int(result[1]), unsure_order=result[2])
         if result[0] == "reserved" and len(result) > 2 and result[2]:
             return RefundClaim("reserved", order_at=int(result[2]))
         return RefundClaim(result[0])  # type: ignore[arg-type]
 
     async def settle_refund(
-        self, campaign_id: str, order_id: str, refund_id: str, amount_minor: int, *, done: bool
+        self,
+        campaign_id: str,
+        order_id: str,
+        refund_id: str,
+        amount_minor: int,
+        *,
+        done: bool,
+        unsure: bool = False,
     ) -> None:
+        """``done``: acknowledged; else ``unsure``: the produce failed unanswered (kept: the
+        same refund alone is taken again), or released (nothing was sent)."""
         keys = [self.refund_key(campaign_id, refund_id), self.order_key(campaign_id, order_id)]
         args: list[str | int] = [
             refund_id,
             self.ttl_s,
-            "done" if done else "release",
+            "done" if done else "unsure" if unsure else "release",
             order_id,
             amount_minor,
         ]

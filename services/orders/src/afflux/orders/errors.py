@@ -14,7 +14,9 @@ class Rejected(Problem):
 
 
 class Unavailable(Rejected):
-    """The broker or Redis could not take the request now; nothing was accepted: retry."""
+    """The broker or Redis could not take the request now: retry. Nothing was accepted,
+    except when the broker took a produce without answering in time: then the reason says
+    the same request tells whether it was recorded."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(503, None, reason)

@@ -102,6 +102,22 @@ def new_order(event: OrderPlaced) -> NewOrder:
     )
 
 
+# A produce the broker did not answer in time may still be stored: only the same request
+# tells (docs/orders.md, Errors).
+UNSURE_ORDER = (
+    "the broker did not acknowledge the event in time; it may still have recorded it: send"
+    " the same order again (same order_id and facts) to learn: 202 or 200 duplicate"
+)
+UNSURE_RENEWAL = (
+    "the broker did not acknowledge the renewal in time; it may still have recorded it: send"
+    " the same renewal again (same renewal_order_id and facts) to learn: 202 or 200 duplicate"
+)
+UNSURE_REFUND = (
+    "the broker did not acknowledge the refund in time; it may still have recorded it: send"
+    " the same refund again (same refund_id and amount) to learn: 202 or 200 duplicate"
+)
+
+
 class Ingestor:
     """Composition of the service's parts; one per app."""
 
@@ -376,7 +392,10 @@ class Ingestor:
         if status == "pending":  # the same id in flight in another request: wait for it
             status = await self._settled(lambda: self._guard(orders.submit((claim, event))))
         if status == "unavailable":
-            raise Unavailable("the broker did not acknowledge the event; retry")
+            raise Unavailable(UNSURE_ORDER)
+        if status == "unsure_conflict":
+            kept = await self._guard(self.claims.accepted_terms(event.campaign_id, event.order_id))
+            raise rules.unsure_order_conflict(kept or "[]", event)
         if status == "conflict":  # the id was accepted with other terms: never "duplicate"
             kept = await self._guard(self.claims.accepted_terms(event.campaign_id, event.order_id))
             refused = rules.order_terms_conflict(kept or "[]", event)
@@ -430,9 +449,12 @@ class Ingestor:
             else:
                 done.append(claim)
             statuses[index] = "unavailable" if error else "accepted"
-        if failed:  # released, so the merchant's retry is accepted again
+        if failed:
+            # Not released: a produce the broker did not answer may still be stored (it
+            # took the request and stalled), and a copy with other facts accepted beside
+            # it was paid on the copy first on the topic. The same facts are taken again.
             with contextlib.suppress(Exception):
-                await self.claims.release_orders(failed)
+                await self.claims.unsure_orders(failed)
         if done:
             # Not awaited: the events are acknowledged; a duplicate or confirmation
             # arriving before the mark lands waits for it; if Redis refuses the mark it
@@ -592,6 +614,15 @@ class Ingestor:
             raise Rejected(
                 409, "refund_id", "already used by a refund of another order of this campaign"
             )
+        if claim.status == "unsure_conflict":
+            raise Rejected(
+                409,
+                "refund_id" if claim.unsure_order != event.order_id else "amount_minor",
+                f"refund {event.refund_id} was sent before (order {claim.unsure_order},"
+                f" amount_minor {claim.remaining_minor}) and the broker did not acknowledge it"
+                " in time: it may have been recorded. Send that same refund again to learn, or"
+                " a new refund_id",
+            )
         if claim.status == "amount_conflict":  # another refund reusing the id: not a duplicate
             raise Rejected(
                 409,
@@ -629,10 +660,10 @@ class Ingestor:
         try:
             headers = BACKFILL_HEADERS if backfill else ()
             await self.produce(REFUNDS.name, event.order_id, event, headers)
-        except Unavailable:
-            with contextlib.suppress(Exception):
-                await self.claims.settle_refund(*ids, event.amount_minor, done=False)
-            raise
+        except Unavailable as exc:
+            with contextlib.suppress(Exception):  # it may be stored: the same refund alone
+                await self.claims.settle_refund(*ids, event.amount_minor, done=False, unsure=True)
+            raise Unavailable(f"{UNSURE_REFUND} ({exc.reason})") from None
         with contextlib.suppress(Exception):
             await self.claims.settle_refund(*ids, event.amount_minor, done=True)
         return "accepted"
@@ -728,14 +759,24 @@ class Ingestor:
                 " another renewal needs its own renewal_order_id (a smaller amount: a refund of"
                 " this one)",
             )
+        if claimed.status == "unsure":
+            assert claimed.field is not None
+            raise Rejected(
+                409,
+                claimed.field,
+                f"renewal {event.renewal_order_id} was sent before with {claimed.field}"
+                f" {json.dumps(claimed.recorded)} and the broker did not acknowledge it in time:"
+                " it may have been recorded. Send that same renewal again to learn, or a new"
+                " renewal_order_id",
+            )
         if claimed.status == "duplicate":
             return "duplicate"
         try:
             await self.produce(REFUNDS.name, event.order_id, event)
-        except Unavailable:
-            with contextlib.suppress(Exception):
-                await self.claims.release_renewal(claim)
-            raise
+        except Unavailable as exc:
+            with contextlib.suppress(Exception):  # it may be stored: the same renewal alone
+                await self.claims.unsure_renewal(claim)
+            raise Unavailable(f"{UNSURE_RENEWAL} ({exc.reason})") from None
         await self.marks.mark([claim])
         return "accepted"
 

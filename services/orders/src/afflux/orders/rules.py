@@ -385,6 +385,25 @@ def order_terms_conflict(accepted: str, event: OrderPlaced) -> Rejected | None:
     )
 
 
+def unsure_order_conflict(sent_before: str, event: OrderPlaced) -> Rejected:
+    """The 409 for an order id sent before with other terms in a request the broker did not
+    acknowledge: that copy may be on the topic, so this one is not taken beside it."""
+    sent: list[Any] = json.loads(order_terms(event))
+    kept: list[Any] = json.loads(sent_before)
+    field = next(
+        (name for name, a, b in zip(ORDER_TERMS_FIELDS, kept, sent, strict=False) if a != b),
+        "order_id",
+    )
+    was = kept[ORDER_TERMS_FIELDS.index(field)] if field in ORDER_TERMS_FIELDS else None
+    return Rejected(
+        409,
+        field,
+        f"order {event.order_id} was sent before with {field} {json.dumps(was)} and the broker"
+        " did not acknowledge it in time: it may have been recorded. Send that same order"
+        " again to learn, or a new order_id",
+    )
+
+
 def check_items(request: OrderRequest, amount: int) -> int:
     """The order's non-commissionable part, once its items (if any) and that part make up
     its amount exactly; otherwise Rejected naming the field."""

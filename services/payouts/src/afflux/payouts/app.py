@@ -59,6 +59,7 @@ from afflux.shared.io.kafka import new_producer
 from afflux.shared.io.redis_client import connect_ready
 
 log = logging.getLogger(__name__)
+PRODUCE_TIMEOUT_MS = 10_000
 
 
 async def _follow_forever(directory: CampaignDirectory, bootstrap: str) -> None:
@@ -104,7 +105,9 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # redis:// or redis-cluster://; a cluster client speaks the same commands.
         redis = cast("Redis[bytes]", await connect_ready(settings.redis_url))
-        producer = new_producer(settings.kafka_bootstrap)
+        # A send the broker does not answer ends in 10 s (aiokafka's default, 40 s, held a
+        # content POST past its clients' own timeouts while the broker stalled).
+        producer = new_producer(settings.kafka_bootstrap, request_timeout_ms=PRODUCE_TIMEOUT_MS)
         await producer.start()
         store = LedgerStore(
             redis,

@@ -15,7 +15,12 @@ from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
 
-_NOT_PUBLISHED = "the broker did not take the change; nothing was changed, try again"
+# A broker that took the change and did not answer in time may still store it: only the
+# same request sent again makes the link's state certain (a Redis restore reads the topic).
+_NOT_PUBLISHED = (
+    "the broker did not acknowledge the change in time; the link is unchanged here, but"
+    " the broker may still record it: send the same request again"
+)
 _RESTORING = "links are being restored from the links topic; try again in a moment"
 
 Ident = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")]
