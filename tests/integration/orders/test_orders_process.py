@@ -199,8 +199,9 @@ async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
 async def test_order_the_broker_cannot_take_is_503_and_only_the_same_order_is_taken_again(
     infra: Any, tmp_path: Path, broker_kind: BrokerKind
 ) -> None:
-    """The broker gone: 503, the claim kept unsure (the broker may have stored what it
-    did not answer), so the same order may be sent again and another with its id may not."""
+    """The broker gone after the service started: the producer took the record and never
+    heard back, which it cannot tell from a broker that stored it and stalled. So the
+    claim is kept unsure: the same order may be sent again, another with its id may not."""
     async with on_own_broker(infra, tmp_path, broker_kind, 2.0) as (app, broker, settings):
         broker.stop()
         body, headers = signed_order("o-1")

@@ -116,3 +116,54 @@ async def test_an_unsure_renewal_takes_only_the_same_renewal_again(
     await claims.unsure_renewal(sent)
 
     assert (await claims.reserve_renewal(retry, now)).status == status
+
+
+async def test_an_unsure_refund_still_counts_against_its_order(claims: ClaimStore) -> None:
+    """It left its order's refunds: another refund of the whole amount was taken beside
+    it, and the same refund sent again, as its 503 asks, was refused as exceeding."""
+    now = int(time.time() * 1000)
+    sale = NewOrder("c", "o-1", "v-1", 10_000, "sale", occurred_at=now - 1)
+    assert await claims.reserve_orders([sale], now) == ["reserved"]
+    await claims.mark_done([sale])
+    assert (await _refund(claims, "o-1", 10_000, now)).status == "reserved"
+    await claims.settle_refund("c", "o-1", "r-1", 10_000, done=False, unsure=True)
+
+    other = await claims.reserve_refund(
+        "c", "o-1", "r-2", 10_000, now, occurred_at=now, reported_at=now
+    )
+    again = await _refund(claims, "o-1", 10_000, now)
+
+    assert (other.status, other.remaining_minor) == ("exceeds", 0)
+    assert again.status == "reserved"
+
+
+async def test_an_unsure_renewal_is_not_taken_as_another_first_orders(
+    claims: ClaimStore,
+) -> None:
+    now = int(time.time() * 1000)
+    sent = _renewal("sub-1-r2", 1999)
+    await claims.reserve_renewal(sent, now)
+    await claims.unsure_renewal(sent)
+    elsewhere = NewOrder(
+        "c", "sub-1-r2", "sub-9", 1999, "renewal", renewal_number=2, currency="EUR"
+    )
+
+    claim = await claims.reserve_renewal(elsewhere, now)
+
+    assert (claim.status, claim.taken_by) == ("order_taken", "sub-1")
+
+
+async def test_an_unsure_order_and_an_unsure_renewal_keep_their_ids_apart(
+    claims: ClaimStore,
+) -> None:
+    now = int(time.time() * 1000)
+    await claims.reserve_orders([_order(1999)], now)
+    await claims.unsure_orders([("c", "o-1")])
+    renewal = NewOrder("c", "o-1", "sub-1", 1999, "renewal", renewal_number=2, currency="EUR")
+    assert (await claims.reserve_renewal(renewal, now)).status == "order_taken"
+
+    sent = _renewal("sub-1-r3", 1999)
+    await claims.reserve_renewal(sent, now)
+    await claims.unsure_renewal(sent)
+    as_order = NewOrder("c", "sub-1-r3", "v-1", 1999, "sale", '["sale",null,1999]')
+    assert await claims.reserve_orders([as_order], now) == ["renewal"]

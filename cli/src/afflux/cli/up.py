@@ -251,9 +251,13 @@ def _watch(stack: Stack) -> None:
                 raise StartFailed(f"{what}\n(restarted {len(recent)} times in 5 minutes)")
             restarts[child.name] = [*recent, now]
             print(f"afflux up: {what.rstrip()}\nafflux up: restarting {child.name}", flush=True)
-            if child.name == "redis":
-                stack.restart_redis()
-            else:
-                stack.start_service(child.name)
+            try:
+                if child.name == "redis":
+                    stack.restart_redis()
+                else:
+                    stack.start_service(child.name)
+            except StartFailed as exc:  # tried again on the next round, within the limit
+                print(f"afflux up: {exc}", flush=True)
+                continue
             print(f"afflux up: {child.name} restarted", flush=True)
         time.sleep(0.5)

@@ -85,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
     # A replay past the per-call limit goes on from where the answer says, until done.
     while args.action == "replay" and answer.status_code == 200:
         body = answer.json()
+        if body.get("queue_full"):  # more would go straight to the dead letters
+            print(json.dumps(body, indent=2))
+            print(
+                f"{body['queue_full']} events did not fit the endpoint's queue (dead-lettered):"
+                f" once it has drained, replay again with --since {args.since}"
+            )
+            return 1
         if body.get("resume_since") is None:
             break
         print(json.dumps(body, indent=2))

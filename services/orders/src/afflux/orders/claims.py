@@ -89,6 +89,9 @@ for i, item in ipairs(batch[4]) do
     end
   elseif state and tonumber(state) > now then
     out[i] = 'p'
+  elseif state and redis.call('HEXISTS', key, 'unsure') == 1
+      and redis.call('HGET', key, 'kind') == 'renewal' then
+    out[i] = 'n'
   elseif state and redis.call('HEXISTS', key, 'unsure') == 1 and item[5] ~= ''
       and redis.call('HGET', key, 'terms') ~= item[5] then
     out[i] = 'u'
@@ -218,7 +221,8 @@ if state == 'done' or (state and tonumber(state) > now) then
       local value = fields[j + 1]
       local sep = string.find(value, ':', 1, true)
       local st = string.sub(value, sep + 1)
-      if st == 'done' or tonumber(st) > now then
+      -- an unsure refund (its produce unanswered) may be on the topic: it counts
+      if st == 'done' or st == 'unsure' or tonumber(st) > now then
         refunded = refunded + tonumber(string.sub(value, 1, sep - 1))
         live[string.sub(name, 3)] = true
         count = count + 1
@@ -278,9 +282,14 @@ if ARGV[3] == 'done' then
     redis.call('HSET', okey, field, string.sub(value, 1, sep) .. 'done')
   end
 elseif ARGV[3] == 'unsure' then
-  -- the broker may have stored it: the same refund alone is taken again
+  -- the broker may have stored it: the same refund alone is taken again, and it still
+  -- counts against its order's amount (and its items')
   redis.call('SET', rkey, 'unsure#' .. ARGV[5] .. ':' .. ARGV[4], 'EX', ttl)
-  redis.call('HDEL', okey, field, 'ri:' .. rid)
+  local value = redis.call('HGET', okey, field)
+  if value then
+    local sep = string.find(value, ':', 1, true)
+    redis.call('HSET', okey, field, string.sub(value, 1, sep) .. 'unsure')
+  end
 else
   redis.call('DEL', rkey)
   redis.call('HDEL', okey, field, 'ri:' .. rid)
@@ -374,6 +383,8 @@ local state = kept[1]
 if state and state ~= 'done' and redis.call('HEXISTS', okey, 'unsure') == 1 then
   -- sent before in a request the broker did not acknowledge (it may be on the topic):
   -- only the same renewal is taken again
+  if kept[2] ~= 'renewal' then return {'order_taken'} end
+  if kept[3] ~= first then return {'order_taken', kept[3]} end
   if kept[4] and kept[4] ~= number then return {'unsure', 'renewal_number', kept[4]} end
   if kept[5] and tonumber(kept[5]) ~= tonumber(amount) then
     return {'unsure', 'amount_minor', kept[5]}

@@ -18,8 +18,10 @@ class Unavailable(Rejected):
     except when the broker took a produce without answering in time: then the reason says
     the same request tells whether it was recorded."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, maybe_stored: bool = False) -> None:
         super().__init__(503, None, reason)
+        # A produce the broker took and did not answer: the record may be on the topic.
+        self.maybe_stored = maybe_stored
 
 
 def from_validation(exc: ValidationError, prefix: str = "") -> Rejected:

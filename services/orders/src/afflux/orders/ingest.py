@@ -42,6 +42,7 @@ from afflux.shared.events import (
     SurveyAnswered,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.io.kafka import not_sent
 from afflux.shared.topics import ORDERS, REFUNDS
 
 log = logging.getLogger(__name__)
@@ -391,8 +392,10 @@ class Ingestor:
             raise Unavailable(f"idempotency store unavailable: {type(exc).__name__}") from None
         if status == "pending":  # the same id in flight in another request: wait for it
             status = await self._settled(lambda: self._guard(orders.submit((claim, event))))
+        if status == "unsent":
+            raise Unavailable("the broker could not be reached; nothing was accepted, retry")
         if status == "unavailable":
-            raise Unavailable(UNSURE_ORDER)
+            raise Unavailable(UNSURE_ORDER, maybe_stored=True)
         if status == "unsure_conflict":
             kept = await self._guard(self.claims.accepted_terms(event.campaign_id, event.order_id))
             raise rules.unsure_order_conflict(kept or "[]", event)
@@ -442,13 +445,18 @@ class Ingestor:
             errors = [exc] * len(claimed)
         done: list[NewOrder] = []
         failed: list[tuple[str, str]] = []
+        unsent: list[tuple[str, str]] = []
         for index, error in zip(claimed, errors, strict=True):
             claim = items[index][0]
             if error:
-                failed.append((claim.campaign_id, claim.order_id))
+                (unsent if not_sent(error) else failed).append((claim.campaign_id, claim.order_id))
+                statuses[index] = "unsent" if not_sent(error) else "unavailable"
             else:
                 done.append(claim)
-            statuses[index] = "unavailable" if error else "accepted"
+                statuses[index] = "accepted"
+        if unsent:  # never left the producer: released, so a retry with any facts is taken
+            with contextlib.suppress(Exception):
+                await self.claims.release_orders(unsent)
         if failed:
             # Not released: a produce the broker did not answer may still be stored (it
             # took the request and stalled), and a copy with other facts accepted beside
@@ -525,7 +533,9 @@ class Ingestor:
         try:
             await self.publisher.publish(topic, key, event, headers=headers)
         except Exception as exc:
-            raise Unavailable(f"broker did not acknowledge: {type(exc).__name__}") from None
+            raise Unavailable(
+                f"broker did not acknowledge: {type(exc).__name__}", maybe_stored=not not_sent(exc)
+            ) from None
 
     # -- refunds and lead confirmations ----------------------------------------------
 
@@ -661,9 +671,13 @@ class Ingestor:
             headers = BACKFILL_HEADERS if backfill else ()
             await self.produce(REFUNDS.name, event.order_id, event, headers)
         except Unavailable as exc:
-            with contextlib.suppress(Exception):  # it may be stored: the same refund alone
-                await self.claims.settle_refund(*ids, event.amount_minor, done=False, unsure=True)
-            raise Unavailable(f"{UNSURE_REFUND} ({exc.reason})") from None
+            with contextlib.suppress(Exception):  # if it may be stored: the same refund alone
+                await self.claims.settle_refund(
+                    *ids, event.amount_minor, done=False, unsure=exc.maybe_stored
+                )
+            if not exc.maybe_stored:
+                raise
+            raise Unavailable(f"{UNSURE_REFUND} ({exc.reason})", maybe_stored=True) from None
         with contextlib.suppress(Exception):
             await self.claims.settle_refund(*ids, event.amount_minor, done=True)
         return "accepted"
@@ -774,9 +788,14 @@ class Ingestor:
         try:
             await self.produce(REFUNDS.name, event.order_id, event)
         except Unavailable as exc:
-            with contextlib.suppress(Exception):  # it may be stored: the same renewal alone
-                await self.claims.unsure_renewal(claim)
-            raise Unavailable(f"{UNSURE_RENEWAL} ({exc.reason})") from None
+            with contextlib.suppress(Exception):  # if it may be stored: the same renewal alone
+                if exc.maybe_stored:
+                    await self.claims.unsure_renewal(claim)
+                else:
+                    await self.claims.release_renewal(claim)
+            if not exc.maybe_stored:
+                raise
+            raise Unavailable(f"{UNSURE_RENEWAL} ({exc.reason})", maybe_stored=True) from None
         await self.marks.mark([claim])
         return "accepted"
 

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from afflux.orders.broker_watch import SendWatch
 from afflux.shared.events import Envelope
-from afflux.shared.io.kafka import broker_away, partition_for, send_chunks
+from afflux.shared.io.kafka import broker_away, mark_not_sent, partition_for, send_chunks
 from afflux.shared.wire import Chunk, chunk_by_partition, encode
 
 Waiter = asyncio.Future[None]
@@ -48,7 +48,10 @@ class Publisher:
         if count is None:
             # The first send to a topic waits for its metadata: a broker that does not
             # answer then is stalled as surely as one that does not acknowledge.
-            count = len(await self._watched(self.producer.partitions_for(topic)))
+            try:
+                count = len(await self._watched(self.producer.partitions_for(topic)))
+            except Exception as exc:
+                raise mark_not_sent(exc) from None
             self._partitions[topic] = count
         return count
 
@@ -111,7 +114,11 @@ class Publisher:
         self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]] | None
     ) -> None:
         async def acknowledged() -> tuple[()]:
-            await (await self.producer.send(topic, value, key=key, headers=headers))
+            try:
+                sending = await self.producer.send(topic, value, key=key, headers=headers)
+            except Exception as exc:
+                raise mark_not_sent(exc) from None
+            await sending
             return ()
 
         await self._watched(acknowledged())

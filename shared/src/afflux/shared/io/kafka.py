@@ -305,7 +305,7 @@ async def send_chunks(
         try:
             handed.append(await asyncio.wait_for(send, timeout_s))
         except Exception as exc:
-            handed.append(exc)
+            handed.append(mark_not_sent(exc))
     outcomes: list[RecordMetadata | Exception] = []
     for sent in handed:
         if isinstance(sent, Exception):
@@ -352,6 +352,20 @@ def dead_letter(
 
 async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter) -> None:
     await producer.send_and_wait(DLQ.name, encode(letter), key=(letter.key or "").encode() or None)
+
+
+NOT_SENT = "afflux: the record never left the producer"
+
+
+def mark_not_sent(exc: Exception) -> Exception:
+    """``exc``, noted as raised before its record was handed to the producer (no metadata,
+    the buffer full): the broker cannot have stored it, unlike a send that timed out."""
+    exc.add_note(NOT_SENT)
+    return exc
+
+
+def not_sent(exc: BaseException) -> bool:
+    return NOT_SENT in getattr(exc, "__notes__", ())
 
 
 def broker_away(exc: BaseException) -> bool:

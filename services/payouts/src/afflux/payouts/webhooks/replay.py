@@ -36,7 +36,8 @@ IDLE_POLLS_BEFORE_GIVING_UP = 20
 
 class ReplayIncomplete(Exception):
     """The broker returned no records of some partitions below their end for a while:
-    what was scheduled stays (once, by webhook id); the replay should be run again."""
+    nothing was scheduled (the earliest events are known only once every partition is
+    read); the replay should be run again."""
 
     def __init__(self, partitions: list[TopicPartition]) -> None:
         named = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions))

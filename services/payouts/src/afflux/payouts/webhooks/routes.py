@@ -158,9 +158,7 @@ async def replay_endpoint(
             max_events=settings.webhooks_replay_max_events,
         )
     except ReplayIncomplete as exc:  # answering 200 would say every event was replayed
-        raise Problem(
-            503, None, f"{exc}; run the replay again (what it scheduled is delivered once)"
-        ) from None
+        raise Problem(503, None, f"{exc}; nothing was scheduled: run the replay again") from None
     return {
         "events": result.events,
         "scheduled": result.scheduled,
