@@ -15,6 +15,7 @@ import pytest
 
 from afflux.attribution.content_view import ContentBook
 from afflux.attribution.handlers import Campaigns, JoinHandler
+from afflux.attribution.join import JoinPartition
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.oracle import attribute
 from afflux.oracle.batch import admitted
@@ -140,10 +141,9 @@ def _order(visitor: str, at: int) -> OrderPlaced:
     )
 
 
-def _run(replay: bool) -> tuple[dict[str, str | None], list[tuple[Envelope, int]]]:
-    """The worker over 61 days of traffic, pruning as it goes; V2 (60-day window) is
-    published on day 60 (live) or known from the start (a replay). Per order: its
-    winner, or None."""
+def _worker(replay: bool) -> tuple[CampaignDirectory, JoinHandler, JoinPartition]:
+    """A join worker knowing V1 alone (live: V2 is published on day 60) or both (a
+    replay, which reads the whole campaigns topic first)."""
     directory = CampaignDirectory()
     known = (V1, V2) if replay else (V1,)
     directory.apply(
@@ -152,7 +152,14 @@ def _run(replay: bool) -> tuple[dict[str, str | None], list[tuple[Envelope, int]
     book = ContentBook()
     book.ready.set()
     handler = JoinHandler(Campaigns(directory), AttributionMetrics(), 400 * DAY, content=book)
-    state = handler.new_state()
+    return directory, handler, handler.new_state()
+
+
+def _run(replay: bool) -> tuple[dict[str, str | None], list[tuple[Envelope, int]]]:
+    """The worker over 61 days of traffic, pruning as it goes; V2 (60-day window) is
+    published on day 60 (live) or known from the start (a replay). Per order: its
+    winner, or None."""
+    directory, handler, state = _worker(replay)
     records: list[tuple[Envelope, int]] = []
     out: list[Envelope] = []
 
@@ -206,15 +213,7 @@ def _late_report(replay: bool) -> tuple[list[str], list[Envelope], list[tuple[En
     """Alice's click on day 10, her sale on day 12 reported by the merchant on day 61,
     after V2 (a longer window, so a longer backfill limit) was published on day 60.
     What the worker dead-lettered, what it produced, and every record read."""
-    directory = CampaignDirectory()
-    known = (V1, V2) if replay else (V1,)
-    directory.apply(
-        CampaignTermsPublished(event_id="t1", occurred_at=0, campaign_id="camp", versions=known)
-    )
-    book = ContentBook()
-    book.ready.set()
-    handler = JoinHandler(Campaigns(directory), AttributionMetrics(), 400 * DAY, content=book)
-    state = handler.new_state()
+    directory, handler, state = _worker(replay)
     records: list[tuple[Envelope, int]] = []
     out: list[Envelope] = []
     dead: list[str] = []

@@ -274,21 +274,14 @@ return {'reserved', 'unknown'}
 _SETTLE_REFUND = """
 local rkey, okey, rid, ttl = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
 local field = 'r:' .. rid
-if ARGV[3] == 'done' then
-  redis.call('SET', rkey, 'done#' .. ARGV[5] .. ':' .. ARGV[4], 'EX', ttl)
+if ARGV[3] == 'done' or ARGV[3] == 'unsure' then
+  -- 'unsure': the broker may have stored it, so the same refund alone is taken again,
+  -- and it still counts against its order's amount (and its items')
+  redis.call('SET', rkey, ARGV[3] .. '#' .. ARGV[5] .. ':' .. ARGV[4], 'EX', ttl)
   local value = redis.call('HGET', okey, field)
   if value then
     local sep = string.find(value, ':', 1, true)
-    redis.call('HSET', okey, field, string.sub(value, 1, sep) .. 'done')
-  end
-elseif ARGV[3] == 'unsure' then
-  -- the broker may have stored it: the same refund alone is taken again, and it still
-  -- counts against its order's amount (and its items')
-  redis.call('SET', rkey, 'unsure#' .. ARGV[5] .. ':' .. ARGV[4], 'EX', ttl)
-  local value = redis.call('HGET', okey, field)
-  if value then
-    local sep = string.find(value, ':', 1, true)
-    redis.call('HSET', okey, field, string.sub(value, 1, sep) .. 'unsure')
+    redis.call('HSET', okey, field, string.sub(value, 1, sep) .. ARGV[3])
   end
 else
   redis.call('DEL', rkey)
