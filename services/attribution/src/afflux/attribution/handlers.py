@@ -262,6 +262,9 @@ class JoinHandler:
         keys = local.bind(decode_state) if local else None
         return JoinPartition(self.redecide, keys, self.book.content)
 
+    def terms_current(self, state: JoinPartition, current: bool) -> None:
+        state.at_once = current
+
     def on_event(
         self, state: JoinPartition, topic: str, event: Event, ts: int, *, backfill: bool = False
     ) -> Handled:
@@ -372,6 +375,9 @@ class RefundHandler:
 
     def new_state(self, local: LocalStore | None = None) -> RefundPartition:
         return RefundPartition(local.bind(decode_ledger) if local else None, self.campaigns.terms)
+
+    def terms_current(self, state: RefundPartition, current: bool) -> None:
+        """Nothing here is decided at once from the terms."""
 
     def on_event(
         self, state: RefundPartition, topic: str, event: Event, ts: int, *, backfill: bool = False

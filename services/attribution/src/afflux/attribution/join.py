@@ -240,6 +240,10 @@ class JoinPartition:
         self.index: dict[OrderKey, str] = {}  # order -> the key holding it
         self.watermark = 0  # largest event time seen
         self.decisions = {"at_once": 0, "after_grace": 0}  # orders decided, for the metric
+        # Whether the campaign view held every terms version the broker had when this
+        # batch was fetched (``terms_barrier``): an order is decided at once only then,
+        # else after its grace, by when the view has caught up (in memory only).
+        self.at_once = True
 
     def _state(self, key: str) -> VisitorState:
         return self._kept(key, self.keys.get(key))
@@ -465,6 +469,8 @@ class JoinPartition:
             if version is None:
                 return []
             clicks = [touch for touch, _ in state.clicks.values()]
+            if not self.at_once:
+                return []  # the terms may be stale: decided after the grace, as any order
             if settled_winner(_touch(order), clicks, version.terms, click_windows(terms)) is None:
                 return []
             # The usual cutoff: the clicks a decision after the grace would have seen.

@@ -230,6 +230,12 @@ class StageHandler(Protocol[S]):
         """What is decided once everything before ``safe_ms`` has been read."""
         ...
 
+    def terms_current(self, state: S, current: bool) -> None:
+        """Whether the campaign view held every terms version the broker had when the
+        batch about to be applied was fetched (``terms_barrier``); False: it could not be
+        known or waited for, and nothing is decided at once from the terms."""
+        ...
+
     def prune(self, state: S, safe_ms: int) -> None:
         """Forget what no future event can need (marking the keys dirty)."""
         ...
@@ -345,9 +351,13 @@ class Stage(Partitions[S]):
             return [ok and r.partition not in held for ok, r in zip(done, records, strict=True)]
         return done
 
-    async def _pass_barrier(self, records: Sequence[InputRecord], fetched: float) -> None:
+    async def _pass_barrier(self, records: Sequence[InputRecord], fetched: float) -> bool:
+        """False when the batch holds orders and the view could not be brought up to the
+        terms the broker held when it was fetched (the ask failed, or waiting ran past its
+        share of the time): under load the at-once decisions then took the old version."""
         if self.barrier is not None and any(r.topic in self.barrier_topics for r in records):
-            await self.barrier.passed(fetched)
+            return await self.barrier.passed(fetched)
+        return True
 
     async def _process_batch(
         self, owned: Owned[S], records: list[InputRecord], fetched: float | None = None
@@ -355,9 +365,12 @@ class Stage(Partitions[S]):
         # Here too, not only where the consumer hands records over: a read-back
         # (``catch_up``, ``_skipped``'s callers) applies records as well. A batch whose
         # barrier was passed already (``handle_many``) shares that ask: no round trip.
-        await self._pass_barrier(records, self.monotonic() if fetched is None else fetched)
+        current = await self._pass_barrier(
+            records, self.monotonic() if fetched is None else fetched
+        )
         p = records[0].partition
         state = owned.state
+        self.handler.terms_current(state, current)
         out: list[Output] = []
         letters: list[DeadLetter] = []
         consumed = dict(owned.consumed)
