@@ -9,9 +9,10 @@ At most ``max_events``: the earliest by record time (then webhook id), whatever
 partition they were read from, and ``resume_since`` says where the next call starts:
 the earliest time of an event left out. It kept the first ``max_events`` of whatever
 the fetches returned first, so a call could schedule one partition's newest event and
-none of another's oldest, and no later ``since`` resumed without a gap. Reading stops
-once every partition still open has been read past the latest time kept (a
-partition's record times rise with its offsets, as the services produce them).
+none of another's oldest, and no later ``since`` resumed without a gap. Every partition
+is read to its end: record times need not rise with offsets (a producer may stamp a
+record earlier than one before it), so no earlier stop is safe; what is kept stays
+within twice ``max_events``.
 """
 
 from __future__ import annotations
@@ -136,17 +137,12 @@ async def replay(
                 consumer.seek(tp, found.offset)
         open_parts = set(partitions)
         idle = dict.fromkeys(partitions, 0)
-        read_to: dict[TopicPartition, int] = {}  # the latest record time read per partition
         while open_parts:
             polled = await consumer.getmany(*open_parts, timeout_ms=300, max_records=500)
             fresh = {
                 tp: [r for r in records if r.timestamp >= since_ms]
                 for tp, records in polled.items()
             }
-            for tp, records in polled.items():
-                if records:
-                    newest = max(r.timestamp for r in records)
-                    read_to[tp] = max(read_to.get(tp, newest), newest)
             items = decoded_items(fresh)[0]  # the intake dead-lettered the rest
             at: dict[str, int] = {}
             for item in items:
@@ -162,7 +158,6 @@ async def replay(
             ).jobs  # what it cannot make a job of the intake dead-lettered
             for job in jobs:
                 earliest.offer(at.get(job.event_id, since_ms), job)
-            latest = earliest.bound
             for tp in list(open_parts):
                 high = consumer.highwater(tp)
                 position = await consumer.position(tp)
@@ -172,11 +167,6 @@ async def replay(
                 idle[tp] = 0 if polled.get(tp) or polled else idle[tp] + 1
                 verdict = partition_verdict(high, position, idle[tp])
                 if verdict == "read":
-                    open_parts.discard(tp)
-                elif latest is not None and read_to.get(tp, -1) > latest:
-                    # Past every event kept: what it holds further is left out (perhaps
-                    # none of it the endpoint's: then the next call finds nothing new).
-                    earliest.left_out(read_to[tp])
                     open_parts.discard(tp)
                 elif verdict == "stuck":
                     raise ReplayIncomplete([tp])
