@@ -27,9 +27,11 @@ once: its orders wait for their grace, by when the view has caught up (under loa
 share ran out within 20 versions published in 4 s, and the last orders of that run went
 to the old version's creator for good). The ask is not counted (a loaded machine slows every
 round trip, and counting them skipped the barrier under load: one order in 20 went to
-the old creator in a CI run); it is bounded by ``ASK_TIMEOUT_S`` on its own, and one
-that fails is logged and the batch goes on with the view as it is. Read-backs of
-records the consumer skipped pass the barrier too (``Stage._process_batch``).
+the old creator in a CI run); it is bounded by ``ASK_TIMEOUT_S`` on its own. One that
+fails is logged and the batch decides no order at once either: a broker that does not
+answer ListOffsets may be the very reason the view lags (a stalled fetch of
+``campaigns``), so a failed ask vouches for nothing. Read-backs of records the consumer
+skipped pass the barrier too (``Stage._process_batch``).
 """
 
 from __future__ import annotations
@@ -70,18 +72,18 @@ class TermsBarrier:
 
     async def passed(self, since: float) -> bool:
         """Wait until the view holds every campaigns record the broker held at some time
-        after ``since`` (monotonic); False when the view is known to lag and could not be
-        waited for (past the share, or the wait ran out): the worker then decides nothing
-        at once. An ask that failed says nothing of the view: True, as it is."""
+        after ``since`` (monotonic); False when that could not be made sure of (the ask
+        failed, or the view lags and could not be waited for: past the share, or the wait
+        ran out): the worker then decides nothing at once."""
         asked = self._asked
         if asked is None or asked[0] < since or (asked[1].done() and asked[1].exception()):
             asked = (self.monotonic(), asyncio.ensure_future(self._ends()))
             self._asked = asked
         try:
             ends = await asyncio.shield(asked[1])
-        except Exception as exc:  # the broker away: decide with the view as it is
-            log.warning("campaign terms end offsets not known (%s): not waited for", exc)
-            return True
+        except Exception as exc:  # the broker away: nothing known of the view
+            log.warning("campaign terms end offsets not known (%s): no order at once", exc)
+            return False
         if self.directory.holds(ends):
             return True
         # Only waiting for the view counts toward the share: the ask is one round trip,
