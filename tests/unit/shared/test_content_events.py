@@ -165,3 +165,24 @@ def test_a_posted_publication_may_be_as_old_as_the_longest_window_plus_lock() ->
         _version(2, cookie_window_days=7, window_overrides_days={"star": 90}, lock_days=0),
     ]
     assert content_backfill_limit_ms(versions) == (90 + 45) * day
+
+
+def test_a_longer_window_or_lock_widens_the_content_limit_only_from_its_start() -> None:
+    """Before version 2's start its orders are under version 1's 30-day lock, approved
+    already: a stream dated back there would claim closed money."""
+    day = 86_400_000
+    versions = [
+        _version(1, cookie_window_days=7, lock_days=30),
+        TermsVersion(
+            version=2,
+            effective_from=100 * day,
+            published_at=100 * day,
+            terms=CampaignTerms.model_validate(
+                {"campaign_id": "acme", "merchant_id": "m", "currency": "EUR",
+                 "cookie_window_days": 60, "lock_days": 90}
+            ),
+        ),
+    ]  # fmt: skip
+    assert content_backfill_limit_ms(versions, 100 * day - 1) == (7 + 30) * day
+    assert content_backfill_limit_ms(versions, 100 * day) == (60 + 90) * day
+    assert content_backfill_limit_ms(versions) == (60 + 90) * day

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from afflux.shared.core.event_time import BackfillLimits
 from afflux.shared.core.terms import TermsVersion
 
 MAX_COUNT = 10**12
@@ -28,16 +29,17 @@ def content_key(platform: str, content_id: str) -> str:
     return f"{platform}:{content_id}"
 
 
-def content_backfill_limit_ms(versions: Iterable[TermsVersion]) -> int:
-    """How old a publication's times may be when a creator or merchant posts it: the
-    campaign's longest cookie window plus its longest lock, the orders API's backfill
-    limit. An older stream would claim orders whose commission is already approved:
-    closed money, which an operator backfills. (An engagement line's lock counts from
-    the publication's receipt when ``published_at`` is earlier: ``Publication.lock_from``.)"""
-    terms = [v.terms for v in versions]
-    if not terms:
-        return 0
-    return max(t.max_window_ms() for t in terms) + max(t.lock_ms for t in terms)
+def content_backfill_limit_ms(versions: Iterable[TermsVersion], at: int | None = None) -> int:
+    """How old a publication's time ``at`` may be when a creator or merchant posts it: the
+    campaign's longest cookie window plus its longest lock among the versions in force by
+    ``at`` (None: every version), the orders API's backfill limit for an order of that
+    time (``BackfillLimits``). An older stream would claim orders whose commission is
+    already approved: closed money, which an operator backfills. A version lengthening
+    the lock from now on leaves the orders before it under the shorter lock, approved
+    already: counting it let a stream be dated back over them. (An engagement line's lock
+    counts from the publication's receipt when ``published_at`` is earlier:
+    ``Publication.lock_from``.)"""
+    return BackfillLimits.of(versions, None).at(at)
 
 
 def held_for_release(first_reported_by: str | None, released: bool) -> bool:

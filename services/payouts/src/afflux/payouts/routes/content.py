@@ -185,10 +185,12 @@ async def publish_content(
     if merchant is None:
         raise Problem(422, "campaign_id", f"unknown campaign {body.campaign_id!r}")
     now = clock()
-    limit = content_backfill_limit_ms(directory.versions(body.campaign_id))
+    versions = directory.versions(body.campaign_id)
     for name in ("published_at", "live_started_at", "live_ended_at"):
-        _not_ahead(name, getattr(body, name), now)
-        _not_older(name, getattr(body, name), now, limit)
+        at = getattr(body, name)
+        _not_ahead(name, at, now)
+        if at is not None:
+            _not_older(name, at, now, content_backfill_limit_ms(versions, at))
     key = content_key(body.platform, body.content_id)
     identity = (body.campaign_id, body.affiliate_id)
     owner_raw = await _owner_raw(store, key)
@@ -692,13 +694,14 @@ def _not_ahead(name: str, at: int | None, now: int) -> None:
         )
 
 
-def _not_older(name: str, at: int | None, now: int, limit: int) -> None:
-    if at is not None and now - at > limit:
+def _not_older(name: str, at: int, now: int, limit: int) -> None:
+    if now - at > limit:
         raise Problem(
             422,
             name,
             f"{(now - at) // MS_PER_DAY} days old: older than the campaign's backfill limit"
-            f" ({limit // MS_PER_DAY} days, its longest cookie window plus its longest lock),"
+            f" ({limit // MS_PER_DAY} days, its longest cookie window plus its longest lock"
+            " in force by then),"
             " so what it would earn is already approved; an operator backfills it on the"
             " content topic",
         )
