@@ -21,7 +21,7 @@ from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER, sign_call
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.kafka import stop_consumer, topic_partitions
-from afflux.shared.topics import ALL_TOPICS
+from afflux.shared.topics import ALL_TOPICS, DLQ
 
 ADMIN_TOKEN = "orders-admin-token"
 SECRETS = {
@@ -178,6 +178,20 @@ class TopicWatch:
             )
             quiet = quiet + 1 if caught_up and not batches else 0
         return {topic: len(values) for topic, values in self.records.items()}
+
+    async def written_since(self, counts: dict[str, int]) -> dict[str, int]:
+        """How many records each topic but the dead-letter topic gained after ``counts``,
+        read until caught up: ``{}`` when a request wrote nothing. Dead letters are left
+        out: no request handler writes one, while the service's background consumers (the
+        order-outcome index, under a group other tests' apps join and leave, so it reads
+        again what it had not committed) dead-letter other tests' poison records at any
+        time on the session's shared broker."""
+        after = await self.settle()
+        return {
+            topic: n - counts.get(topic, 0)
+            for topic, n in after.items()
+            if topic != DLQ.name and n != counts.get(topic, 0)
+        }
 
     def headers_since(
         self, counts: dict[str, int], topic: str

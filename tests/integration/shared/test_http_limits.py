@@ -10,6 +10,7 @@ second, and grow by less than ``RSS_GROWTH_BOUND``.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -23,9 +24,11 @@ from typing import Any
 import httpx
 import pytest
 
+from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.processes import free_port
 from afflux.cli.stack import DEFAULT_PORTS, Stack, StackOptions
 from afflux.shared.io.http import tls as oneshot
+from afflux.shared.io.kafka import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,18 +72,36 @@ class Running:
 
 
 @pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind) -> Iterator[str]:
+    """A broker of the module's own: on the session's, the payouts and attribution
+    processes read every other test's backlog from the start while the health and memory
+    bounds are measured, so those bounds measured that backlog too."""
+    port = free_port()
+    broker = start_chosen_broker(broker_kind, port, tmp_path_factory.mktemp("http-limits"))
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        asyncio.run(create_topics(bootstrap, 4))
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
 def running(
-    request: pytest.FixtureRequest, infra: Any, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    infra: Any,
+    own_broker: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     service: Service = request.param
     ports = {name: free_port() for name in DEFAULT_PORTS}
     stack = Stack(
         StackOptions(
             work_dir=tmp_path_factory.mktemp(f"http-limits-{service.name}"),
-            kafka_bootstrap=infra.kafka_bootstrap,
+            kafka_bootstrap=own_broker,
             redis_url=infra.redis_url.rsplit("/", 1)[0] + "/7",
             ports=ports,
-            partitions=infra.partitions,
+            partitions=4,
             env={
                 "AFFLUX_ADMIN_TOKEN": "http-limits-admin",
                 "AFFLUX_ATTRIBUTION_GROUP": f"http-limits-{uuid.uuid4().hex[:8]}",
