@@ -278,6 +278,67 @@ async def test_a_top_level_navigation_counts_and_sets_the_cookie(
     assert (event["flags"], event["is_bot"], event["is_duplicate"]) == ([], False, False)
 
 
+PREFETCHES = [
+    pytest.param(
+        "192.0.2.51",
+        {
+            "Sec-Purpose": "prefetch",
+            "Sec-Fetch-Dest": "document",
+            "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Site": "cross-site",
+        },
+        id="speculation-rules-prefetch",
+    ),
+    pytest.param(
+        "192.0.2.52",
+        {
+            "Sec-Purpose": "prefetch;prerender",
+            "Sec-Fetch-Dest": "document",
+            "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Site": "cross-site",
+        },
+        id="prerender",
+    ),
+    pytest.param("192.0.2.53", {"Purpose": "prefetch"}, id="legacy-purpose"),
+]  # an address each: the person's click opens its window
+
+
+@pytest.mark.parametrize(("address", "fetch"), PREFETCHES)
+async def test_a_prefetch_is_declined_and_the_persons_later_click_counts(
+    clicks_app: FastAPI,
+    campaign: CampaignTerms,
+    clicks_topic: ClickWatch,
+    address: str,
+    fetch: dict[str, str],
+) -> None:
+    """A creator's page prefetching its own link (speculation rules) made every reader a
+    counted, paid click with an attribution cookie, no one having clicked; and the
+    person's real click within the hour became ``ip_duplicate`` of the prefetch, so the
+    order naming it went unattributed. A prefetch is answered with an error the browser
+    does not keep: no click, no cookie, and the click comes to the service when made."""
+    async with client_for(clicks_app, address) as http:
+        link = await create_link(http, campaign.campaign_id, "https://shop.example.com/")
+        http.cookies.clear()
+        declined = await http.get(f"/c/{link['code']}", headers=fetch)
+        metrics = (await http.get("/metrics")).text
+        clicked = await http.get(
+            f"/c/{link['code']}",
+            headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate",
+                     "Sec-Fetch-Site": "cross-site", "Sec-Fetch-User": "?1"},
+        )  # fmt: skip
+    assert declined.status_code == 503
+    assert "location" not in declined.headers
+    assert "set-cookie" not in declined.headers
+    assert declined.headers["cache-control"] == "no-store"
+    assert "Open the link to follow it." in declined.text
+    counted = f'afflux_clicks_total{{campaign="{campaign.campaign_id}",outcome="prefetch"}}'
+    assert counted in metrics
+    assert clicked.status_code == 302
+    assert clicked.headers["set-cookie"].startswith("afx_vid=")
+    event = await clicks_topic.click(click_id_of(clicked.headers["location"]))
+    assert event["flags"] == []
+
+
 async def test_an_address_clicking_more_than_the_rate_across_links_is_flagged_rate(
     infra: Any, campaign: CampaignTerms, clicks_topic: ClickWatch, tmp_path: Any
 ) -> None:

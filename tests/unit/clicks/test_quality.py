@@ -17,6 +17,7 @@ from afflux.clicks.quality import (
     ExpiringKeys,
     IpWindow,
     RateCounter,
+    fetched_ahead,
     parse_user_agent,
     top_level_navigation,
 )
@@ -169,6 +170,28 @@ class FetchCase:
 )
 def test_only_a_top_level_navigation_counts(case: FetchCase) -> None:
     assert top_level_navigation(case.mode, case.dest) is case.counts
+
+
+@pytest.mark.parametrize(
+    ("headers", "ahead"),
+    [
+        ({"sec_purpose": "prefetch"}, True),  # speculation rules, <link rel=prefetch>
+        ({"sec_purpose": "prefetch;prerender"}, True),  # a prerender
+        ({"sec_purpose": "prefetch;anonymous-client-ip"}, True),  # private prefetch proxy
+        ({"sec_purpose": " Prefetch "}, True),
+        ({"purpose": "prefetch"}, True),  # older Chrome
+        ({"x_purpose": "preview"}, True),  # Safari's page previews
+        ({"x_moz": "prefetch"}, True),  # older Firefox
+        ({}, False),  # a person's click
+        ({"sec_purpose": "navigate"}, False),
+        ({"purpose": "prefetched-data"}, False),  # a token, not a substring
+    ],
+)
+def test_a_fetch_ahead_of_a_visit_is_told_by_its_purpose_headers(
+    headers: dict[str, str], ahead: bool
+) -> None:
+    given = {"sec_purpose": None, "purpose": None, "x_purpose": None, "x_moz": None, **headers}
+    assert fetched_ahead(**given) is ahead
 
 
 def quality(

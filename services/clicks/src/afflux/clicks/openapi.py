@@ -24,6 +24,14 @@ _PARAMETERS: list[dict[str, Any]] = [
         "schema": {"type": "string", "pattern": f"^[A-Za-z0-9_-]{{1,{MAX_CODE_LENGTH}}}$"},
     },
     {
+        "name": "Sec-Purpose",
+        "in": "header",
+        "required": False,
+        "description": "prefetch (or prefetch;prerender): the browser fetching ahead of a "
+        "visit; answered 503, no click (docs/clicks.md)",
+        "schema": {"type": "string"},
+    },
+    {
         "name": "User-Agent",
         "in": "header",
         "required": False,
@@ -50,7 +58,10 @@ _RESPONSES: dict[str, Any] = {
         "content": {**_HTML, "application/json": {"schema": PROBLEM_REF}},
     },
     "503": {
-        "description": "the link store is unreachable: try again",
+        "description": "the link store is unreachable: try again (with Retry-After); or "
+        "a prefetch (Sec-Purpose, Purpose, X-Purpose or X-Moz naming prefetch, prerender "
+        "or preview), declined without Retry-After: no click is recorded and no cookie "
+        "set, and the browser fetches the link again when the person follows it",
         "headers": RETRY_AFTER_HEADER,
         "content": _HTML,
     },

@@ -116,6 +116,30 @@ def top_level_navigation(mode: str | None, dest: str | None) -> bool:
     return mode == "navigate" and dest == "document"
 
 
+_AHEAD_OF_A_VISIT = frozenset({"prefetch", "prerender", "preview"})
+
+
+def fetched_ahead(
+    sec_purpose: str | None, purpose: str | None, x_purpose: str | None, x_moz: str | None
+) -> bool:
+    """Whether the browser fetches the link ahead of a visit that may never come: a
+    speculative prefetch or prerender (``Sec-Purpose: prefetch``, ``prefetch;prerender``;
+    the older ``Purpose``/``X-Purpose: prefetch`` or ``preview``, ``X-Moz: prefetch``).
+
+    Chrome's speculation rules send such a fetch as a top-level navigation
+    (``navigate``/``document``), so Fetch Metadata alone took it for a person's click: a
+    creator's page prefetching its own link made every reader a paid click and an
+    attribution cookie. Nor may it be redirected and flagged: the browser keeps the
+    response and serves it when the person really clicks, so that click would never
+    reach the service and the order would name a flagged click."""
+    for value in (sec_purpose, purpose, x_purpose, x_moz):
+        if value is not None:
+            tokens = value.replace(";", ",").split(",")
+            if any(t.strip().lower() in _AHEAD_OF_A_VISIT for t in tokens):
+                return True
+    return False
+
+
 class ExpiringKeys:
     """Keys that stay open until a time; bounded, oldest inserted dropped first.
 

@@ -21,9 +21,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkCache, Target
-from afflux.clicks.metrics import NO_CAMPAIGN, ClicksMetrics
+from afflux.clicks.metrics import NO_CAMPAIGN, PREFETCH, ClicksMetrics
 from afflux.clicks.privacy import IpHasher
-from afflux.clicks.quality import BotDetector, ClickQuality, UserAgentInfo, top_level_navigation
+from afflux.clicks.quality import (
+    BotDetector,
+    ClickQuality,
+    UserAgentInfo,
+    fetched_ahead,
+    top_level_navigation,
+)
 from afflux.clicks.shipper import ClickShipper
 from afflux.clicks.visitor_cookie import VisitorSeal
 from afflux.shared.core.click_flags import BOT
@@ -123,7 +129,7 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
 
     user_agent = referrer = cookie = forwarded_proto = None
     forwarded_for: list[str] = []  # every line, in order: HTTP joins them into one list
-    fetch_mode = fetch_dest = None
+    fetch_mode = fetch_dest = sec_purpose = purpose = x_purpose = x_moz = None
     for name, value in scope["headers"]:
         if name == b"user-agent":
             user_agent = value.decode("latin-1")[:_MAX_UA]
@@ -139,6 +145,21 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
             fetch_mode = value.decode("latin-1")
         elif name == b"sec-fetch-dest":
             fetch_dest = value.decode("latin-1")
+        elif name == b"sec-purpose":
+            sec_purpose = value.decode("latin-1")
+        elif name == b"purpose":
+            purpose = value.decode("latin-1")
+        elif name == b"x-purpose":
+            x_purpose = value.decode("latin-1")
+        elif name == b"x-moz":
+            x_moz = value.decode("latin-1")
+    if fetched_ahead(sec_purpose, purpose, x_purpose, x_moz):
+        # No click and no cookie: the browser drops a prefetch answered with an error
+        # and fetches the link again when (if) the person clicks (``fetched_ahead``).
+        ctx.metrics.click(target.link.campaign_id, PREFETCH)
+        await _declined(send, head)
+        ctx.metrics.observe(time.perf_counter() - started)
+        return
     client = scope.get("client")
     peer = client[0] if client else ""
     sealed = cookie_value(cookie) if cookie else None
@@ -290,6 +311,13 @@ async def _not_found(send: Send, code: str, head: bool) -> None:
     body = not_found_page(code)
     headers = [_HTML, _NO_STORE, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _declined(send: Send, head: bool) -> None:
+    body = b"<!doctype html><title>Not prefetched</title><p>Open the link to follow it.</p>"
+    headers = [_HTML, _NO_STORE, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
