@@ -174,6 +174,29 @@ LINES = [
         "approval (refund); taken back 1.00 EUR: refund on 2027-01-04, after approval; cut by "
         "0.50 EUR (the creator's cap); pays 1.00 EUR, approved on 2026-12-25",
     ),
+    # the line lowered after the clawback (re-ranked): the clawback is corrected upward,
+    # and the line says what was taken back in the end, once (it read as 1.00 + 0.40
+    # taken back, the correction giving 0.40 back worded as more taken)
+    LineCase(
+        "clawback lowered later",
+        (
+            BASE,
+            CLAWBACK,
+            replace(
+                BASE,
+                posting_id="l1.4",
+                seq=4,
+                amount_minor=-200,
+                corrects="l1.1",
+                rule="sale: 6% of 4999 (base rate), re-ranked (was 500)",
+            ),
+            replace(CLAWBACK, posting_id="l1.5", seq=5, amount_minor=40, corrects="l1.3"),
+        ),
+        T0 + 41 * DAY,
+        "6 % of 49.99 EUR (base rate), re-ranked among the period's sales (was 5.00 EUR), "
+        "order o_123, terms v3; taken back 0.60 EUR: refund on 2027-01-04, after approval; "
+        "pays 2.40 EUR, approved on 2026-12-25",
+    ),
     # a period line has no order
     LineCase(
         "click pay",
@@ -204,6 +227,10 @@ def test_each_posting_says_its_part() -> None:
     assert explain_posting(REFUND) == "reduced by 2.50 EUR before approval (refund)"
     assert explain_posting(CLAWBACK) == "taken back 1.00 EUR: refund on 2027-01-04, after approval"
     assert explain_posting(CAP) == "cut by 0.50 EUR: the creator's cap was used up by earlier lines"
+    given_back = replace(CLAWBACK, amount_minor=40, corrects="l1.3", posting_id="l1.6")
+    assert explain_posting(given_back) == (
+        "0.40 EUR given back of what the refund on 2027-01-04 took (the line was lowered since)"
+    )
     correction = replace(BASE, amount_minor=-100, corrects="l1.1", posting_id="l1.5")
     assert explain_posting(correction) == "-1.00 EUR correction: 10 % of 49.99 EUR (base rate)"
 

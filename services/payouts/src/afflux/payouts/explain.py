@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -145,6 +146,13 @@ def explain_posting(posting: Posting) -> str:
         verb = "reduced by" if posting.amount_minor <= 0 else "restored"
         return f"{verb} {amount} before approval (refund)"
     if component.startswith("clawback"):
+        if posting.amount_minor > 0:
+            # A correction: the line was lowered since (re-ranked, reduced before
+            # approval), so the refund takes back less of it than it did.
+            return (
+                f"{amount} given back of what the refund on {day(posting.occurred_at)} took"
+                " (the line was lowered since)"
+            )
         if "reattributed" in posting.rule:
             return (
                 f"taken back {amount} on {day(posting.occurred_at)}: reattributed to another click"
@@ -180,9 +188,16 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
     refund = sum(p.amount_minor for p in postings if p.component == "refund")
     if refund < 0:
         parts.append(f"reduced by {money(-refund, c)} before approval (refund)")
+    # Each clawback once, as what it takes back in the end: a later correction of it
+    # (the line lowered since) is netted in, not listed as more taken back.
+    clawbacks: dict[str, list[Posting]] = {}
     for p in postings:
-        if p.component.startswith("clawback") and p.amount_minor:
-            parts.append(explain_posting(p))
+        if p.component.startswith("clawback"):
+            clawbacks.setdefault(p.component, []).append(p)
+    for parts_of in clawbacks.values():
+        net = sum(p.amount_minor for p in parts_of)
+        if net:
+            parts.append(explain_posting(replace(parts_of[0], amount_minor=net)))
     for scope in ("cap:creator", "cap:campaign"):
         cut = sum(p.amount_minor for p in postings if p.component == scope)
         if cut < 0:
