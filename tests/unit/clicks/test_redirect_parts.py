@@ -10,6 +10,7 @@ from afflux.clicks.redirect import (
     RandomHex,
     click_event,
     cookie_value,
+    declined_page,
     not_found_page,
     set_flags,
     tracking_params,
@@ -157,6 +158,20 @@ def test_not_found_page_escapes_the_code() -> None:
     page = not_found_page('<script>alert("x")</script>').decode()
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_a_declined_prefetch_page_sends_the_person_on_to_the_same_link() -> None:
+    """Shown by an in-app browser that kept it, it makes the tap a real click: the same
+    code and query, nothing the query held able to leave the attribute."""
+    page = declined_page("abc123", b"sub1=a%20b&utm_source=ig").decode()
+    assert (
+        '<meta http-equiv="refresh" content="0;url=/c/abc123?sub1=a%20b&amp;utm_source=ig">' in page
+    )
+    assert '<a href="/c/abc123?sub1=a%20b&amp;utm_source=ig">Open the link</a>' in page
+    hostile = declined_page("abc123", b'x="><script>alert(1)</script>\xff').decode()
+    assert "<script>" not in hostile
+    assert '"' not in hostile.split("url=", 1)[1].split('"', 1)[0]
+    assert declined_page("abc123", b"").decode().count('/c/abc123"') == 2  # no "?" added
 
 
 def test_random_hex_gives_fresh_digits_of_the_asked_length_across_refills() -> None:

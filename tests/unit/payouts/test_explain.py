@@ -229,7 +229,13 @@ def test_each_posting_says_its_part() -> None:
     assert explain_posting(CAP) == "cut by 0.50 EUR: the creator's cap was used up by earlier lines"
     given_back = replace(CLAWBACK, amount_minor=40, corrects="l1.3", posting_id="l1.6")
     assert explain_posting(given_back) == (
-        "0.40 EUR given back of what the refund on 2027-01-04 took (the line was lowered since)"
+        "0.40 EUR given back: the refund on 2027-01-04 takes back less than first posted"
+    )
+    reattributed = replace(
+        given_back, rule="clawback: reattributed to another click after approval"
+    )
+    assert explain_posting(reattributed) == (
+        "0.40 EUR given back: the reattribution on 2027-01-04 takes back less than first posted"
     )
     correction = replace(BASE, amount_minor=-100, corrects="l1.1", posting_id="l1.5")
     assert explain_posting(correction) == "-1.00 EUR correction: 10 % of 49.99 EUR (base rate)"

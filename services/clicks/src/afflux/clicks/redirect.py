@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote_from_bytes
 
 from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkCache, Target
 from afflux.clicks.metrics import NO_CAMPAIGN, PREFETCH, ClicksMetrics
@@ -54,6 +54,7 @@ _MAX_REFERRER = 1024
 _MAX_PARAM = 256
 _MAX_UTM = 10
 _SUB_IDS = frozenset(f"sub{n}" for n in range(1, 6))
+_QUERY_SAFE = "=&;%+/:,@!$'()*~"  # a query's own syntax kept; anything else percent-encoded
 
 _NO_STORE = (b"cache-control", b"no-store")
 _LENGTH_0 = (b"content-length", b"0")
@@ -153,11 +154,11 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
             x_purpose = value.decode("latin-1")
         elif name == b"x-moz":
             x_moz = value.decode("latin-1")
-    if fetched_ahead(sec_purpose, purpose, x_purpose, x_moz):
+    if not head and fetched_ahead(sec_purpose, purpose, x_purpose, x_moz):
         # No click and no cookie: the browser drops a prefetch answered with an error
         # and fetches the link again when (if) the person clicks (``fetched_ahead``).
         ctx.metrics.click(target.link.campaign_id, PREFETCH)
-        await _declined(send, head)
+        await _declined(send, code, scope["query_string"])
         ctx.metrics.observe(time.perf_counter() - started)
         return
     client = scope.get("client")
@@ -314,11 +315,23 @@ async def _not_found(send: Send, code: str, head: bool) -> None:
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def _declined(send: Send, head: bool) -> None:
-    body = b"<!doctype html><title>Not prefetched</title><p>Open the link to follow it.</p>"
+async def _declined(send: Send, code: str, query: bytes) -> None:
+    body = declined_page(code, query)
     headers = [_HTML, _NO_STORE, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    await send({"type": "http.response.body", "body": body})
+
+
+def declined_page(code: str, query: bytes) -> bytes:
+    """The page a declined prefetch gets: should an in-app browser keep it and show it
+    when the person taps (rather than dropping it, as browsers drop an error), it sends
+    them on to the same link at once, which is then their click."""
+    again = PREFIX + code + ("?" + quote_from_bytes(query, safe=_QUERY_SAFE) if query else "")
+    href = html.escape(again, quote=True)
+    return (
+        f'<!doctype html><meta http-equiv="refresh" content="0;url={href}">'
+        f'<title>Opening the link</title><p><a href="{href}">Open the link</a></p>'
+    ).encode()
 
 
 async def _unavailable(send: Send) -> None:

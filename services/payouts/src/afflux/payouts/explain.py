@@ -147,11 +147,12 @@ def explain_posting(posting: Posting) -> str:
         return f"{verb} {amount} before approval (refund)"
     if component.startswith("clawback"):
         if posting.amount_minor > 0:
-            # A correction: the line was lowered since (re-ranked, reduced before
-            # approval), so the refund takes back less of it than it did.
+            # A correction: the line changed since (re-ranked, an earlier-dated refund, a
+            # cent moved by rounding), so this takes back less than first posted.
+            cause = "reattribution" if "reattributed" in posting.rule else "refund"
             return (
-                f"{amount} given back of what the refund on {day(posting.occurred_at)} took"
-                " (the line was lowered since)"
+                f"{amount} given back: the {cause} on {day(posting.occurred_at)} takes back"
+                " less than first posted"
             )
         if "reattributed" in posting.rule:
             return (
