@@ -33,11 +33,21 @@ def conversion_fact(event: ConversionAttributed) -> ConversionFact:
 
 
 def refund_fact(event: ConversionReversed) -> RefundFact:
+    """A refund's fact carries what it asked for (``requested_minor``), not what the
+    attribution worker applied: the worker caps a refund at what is left of its order
+    in the order refunds arrive, so refunds adding up to more than the order (written
+    straight to the topic) were capped by arrival, and the money (reduced before
+    approval or clawed back after, the sale counted toward tiers or not) depended on
+    which came first. The journal takes a line's refunds in event-time order and caps
+    their shares at the whole line itself (``rules.reductions``), so the same refunds
+    give the same money in any arrival order. Below the order's amount both are the
+    same; a reattribution's reversal keeps its own amount (it takes what is left)."""
+    amount = event.requested_minor if event.reason == "refund" else event.amount_minor
     return RefundFact(
         reversal_id=event.reversal_id,
         event_id=event.event_id,
         order_id=event.order_id,
-        amount_minor=event.amount_minor,
+        amount_minor=max(amount, event.amount_minor),
         occurred_at=event.occurred_at,
         conversion_id=event.conversion_id,
         reason=event.reason,

@@ -66,7 +66,8 @@ def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False
     a = record.affiliate_id
     day = day_of(c.occurred_at)
     sale = c.kind == "sale"
-    refunded = sum(r.amount_minor for r in record.refunds)
+    # Capped at the order: refunds carry what they asked for (``ledger_facts.refund_fact``).
+    refunded = min(sum(r.amount_minor for r in record.refunds), c.amount_minor)
     return (
         (f"conversions|{a}", 1),
         (f"conversions|{a}|{day}", 1),
