@@ -8,7 +8,7 @@ first took the sale: sent in date order the sale was reduced before approval and
 stopped counting toward the tier and the milestone (the creator earned 15.00);
 sent the other way round it was clawed back after approval and kept counting
 (37.00). The journal now takes what each refund asked for and caps the line itself
-in event-time order.
+in event-time order (as does the what-if replay, which capped them as it read them).
 """
 
 from __future__ import annotations
@@ -21,15 +21,21 @@ from afflux.oracle.batch import attribute
 from afflux.oracle.commission import balances, net_per_order, reference_from_events
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.journal.period import PeriodState, StepInput
+from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.log import CampaignLog
+from afflux.shared.core.whatif.replay import replay
 from afflux.shared.events import (
     ClickRecorded,
     ConversionAttributed,
     ConversionReversed,
+    OrderItem,
     OrderPlaced,
     OrderRefunded,
+    RefundItem,
 )
 from afflux.shared.ledger_facts import conversion_fact, refund_fact
+from afflux.shared.whatif_decode import LogReader
 
 pytestmark = pytest.mark.unit
 
@@ -141,3 +147,89 @@ def test_a_refund_past_what_is_left_still_reads_as_capped_on_the_topic() -> None
     later_first = attribute([CLICK, *ORDERS, AFTER_APPROVAL, BEFORE_APPROVAL], {"c": VERSIONS})
     applied = {r.refund_id: (r.amount_minor, r.requested_minor) for r in later_first.reversals}
     assert applied == {"rf-late": (10_000, 10_000), "rf-early": (0, 10_000)}
+
+
+def postings_of(events: Sequence[object], versions: tuple[TermsVersion, ...]) -> list[Posting]:
+    attributed = attribute(list(events), {"c": versions})
+    state = PeriodState("c", "2026-11", "EUR", versions)
+    out: list[Posting] = []
+    for e in [*attributed.conversions, *attributed.reversals]:
+        if isinstance(e, ConversionAttributed):
+            out += state.step(StepInput(conversions=(conversion_fact(e),))).postings
+        else:
+            assert isinstance(e, ConversionReversed)
+            out += state.step(StepInput(refunds=(refund_fact(e),))).postings
+    return out
+
+
+ITEM_RATES = (
+    TermsVersion(
+        version=1,
+        effective_from=0,
+        published_at=0,
+        terms=CampaignTerms.model_validate(
+            {
+                "campaign_id": "c",
+                "merchant_id": "m",
+                "currency": "EUR",
+                "lock_days": 30,
+                "plan": {"sale": {"rate": {"percent": "5"}, "products": {"skus": {"A": "20"}}}},
+            }
+        ),
+    ),
+)
+WITH_ITEMS = order(1, 2, 10_000).model_copy(
+    update={"items": [OrderItem(sku="A", price_minor=5_000), OrderItem(sku="B", price_minor=5_000)]}
+)
+SIX_THOUSAND = refund("part", 10, 6_000)
+ITEM_B = refund("b", 12, 5_000).model_copy(
+    update={"items": [RefundItem(sku="B", amount_minor=5_000)]}
+)
+
+
+@pytest.mark.parametrize(
+    "refunds", [(SIX_THOUSAND, ITEM_B), (ITEM_B, SIX_THOUSAND)], ids=["date-order", "later-first"]
+)
+def test_an_order_refunded_past_its_amount_by_items_pays_nothing_in_either_order(
+    refunds: tuple[OrderRefunded, OrderRefunded],
+) -> None:
+    """Asked 6,000 then item B's 5,000 of a 10,000 order: the second takes only the 4,000
+    left, so it is no longer item B's refund (priced pro rata) and the line pays nothing.
+    Priced on what it asked, it took item B's commission alone and the line kept 2.50."""
+    postings = postings_of([CLICK, WITH_ITEMS, *refunds], ITEM_RATES)
+    assert sum(p.amount_minor for p in postings) == 0
+
+
+@pytest.mark.parametrize(
+    "refunds",
+    [
+        (refund("a", 20, 6_000), refund("b", 40, 6_000)),
+        (refund("b", 40, 6_000), refund("a", 20, 6_000)),
+    ],
+    ids=["date-order", "later-first"],
+)
+def test_a_clawback_names_what_its_refund_takes_not_what_it_asked(
+    refunds: tuple[OrderRefunded, OrderRefunded],
+) -> None:
+    postings = postings_of([CLICK, *ORDERS, *refunds], VERSIONS)
+    clawbacks = [p for p in postings if p.component.startswith("clawback")]
+    assert clawbacks[-1].rule == "clawback: refund of 4000 after approval"
+    assert sum(p.amount_minor for p in postings if p.order_id == "order-1") == 0
+
+
+@pytest.mark.parametrize(
+    "refunds",
+    [(BEFORE_APPROVAL, AFTER_APPROVAL), (AFTER_APPROVAL, BEFORE_APPROVAL)],
+    ids=["in-date-order", "later-dated-first"],
+)
+def test_the_what_if_replay_pays_what_the_ledger_pays_in_either_order(
+    refunds: tuple[OrderRefunded, OrderRefunded],
+) -> None:
+    """Its current side is the ledger's money for the same events (docs/campaigns.md); it
+    capped refunds as it read them, and showed 37.00 where the ledger paid 15.00."""
+    reader = LogReader(CampaignLog("c"))
+    for event in [CLICK, *ORDERS, *refunds]:
+        reader.item(event.model_dump(mode="json"))
+    assert reader.skipped == 0
+    paid = replay(reader.log, VERSIONS).commission_by_creator()
+    assert {a: v for a, v in paid.items() if v} == {"ana": 1_500}

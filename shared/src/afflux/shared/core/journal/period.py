@@ -840,10 +840,14 @@ def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
         return "reduced before approval: " + record.rule
     if name.startswith("clawback"):
         reversal = name.partition(":")[2]
-        refund = next((r for r in record.refunds if r.reversal_id == reversal), None)
-        if refund is not None and refund.reason == rules.REATTRIBUTED:
+        found = [
+            (r, a)
+            for r, a in zip(record.refunds, rules.applied_refunds(record), strict=True)
+            if r.reversal_id == reversal
+        ]
+        if found and found[0][0].reason == rules.REATTRIBUTED:
             return "clawback: reattributed to another click after approval"
-        amount = refund.amount_minor if refund is not None else 0
+        amount = found[0][1] if found else 0  # what it takes of the order, capped
         return f"clawback: refund of {amount} after approval"
     scope = name.partition(":")[2]
     if target < posted:

@@ -101,6 +101,24 @@ def lock_ms(versions: Sequence[TermsVersion], terms_version: int) -> int:
     return version_by_number(versions, terms_version).terms.lock_days * MS_PER_DAY
 
 
+def applied_refunds(record: LineRecord) -> tuple[int, ...]:
+    """What each of the line's refunds takes of its order, in event-time order (the
+    order ``record.refunds`` is kept in): what it asked for, capped at what the earlier
+    ones left. The attribution worker caps refunds the same way but as they arrive, so
+    refunds adding up to more than their order were capped by which came first; the
+    journal keeps what each asked for (``ledger_facts.refund_fact``) and caps here, so
+    the money is the same in any arrival order, and, refunds arriving in date order,
+    the same as the worker's."""
+    c = record.conversion
+    left = c.amount_minor if c is not None else 0
+    out: list[int] = []
+    for refund in record.refunds:
+        taken = max(0, min(refund.amount_minor, left))
+        left -= taken
+        out.append(taken)
+    return tuple(out)
+
+
 def reductions(record: LineRecord) -> Reductions:
     """Refunds before approval reduce the line pro rata; on or after approval a sale
     (or any reattributed conversion) is clawed back, on the cumulative refund so
@@ -110,26 +128,27 @@ def reductions(record: LineRecord) -> Reductions:
     if c is None or gross <= 0 or not record.refunds:  # most lines: nothing to reduce
         return Reductions(0, (), ())
     whole = c.amount_minor
+    applied = applied_refunds(record)
     # Each refund's share of the line: its amount over the order's, or, naming items that
     # make up its amount, its items' share of the commission (afflux.shared.core.products).
     shares = refund_shares(
         whole,
         c.items,
         record.item_rates,
-        [(r.amount_minor, r.items) for r in record.refunds],
+        [(a, r.items) for a, r in zip(applied, record.refunds, strict=True)],
         c.non_commissionable_minor,
     )
     before, before_minor, by_item = Fraction(0), 0, False
     notes: list[str] = []
-    for refund, share in zip(record.refunds, shares, strict=True):
+    for refund, share, amount in zip(record.refunds, shares, applied, strict=True):
         if refund.occurred_at >= approve_at:
             continue
         if refund.reason == REATTRIBUTED:
             return Reductions(gross, (), ("reattributed to another click before approval",))
         before += share
-        before_minor += refund.amount_minor
+        before_minor += amount
         by_item = by_item or refund_by_items(
-            refund.amount_minor, c.items, c.non_commissionable_minor, refund.items
+            amount, c.items, c.non_commissionable_minor, refund.items
         )
     before = min(Fraction(1), before)
     taken = round_half_up(gross * before)

@@ -29,7 +29,6 @@ from afflux.shared.core.attribution import (
     choose,
     click_windows,
 )
-from afflux.shared.core.attribution import capped_refund as capped
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent
 from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
@@ -236,21 +235,20 @@ def replay(
             home.conversions.append(fact)
             converted[renewal.renewal_order_id] = (renewal.amount_minor, fact, home)
 
-    refunded: dict[str, int] = defaultdict(int)
+    # Each refund as asked: the journal caps a line's refunds in event-time order
+    # (``rules.applied_refunds``), as the ledger does whatever order they were read in.
     for refund in log.refunds:
         found = converted.get(refund.order_id)
         if found is None:
             continue
-        amount, fact, home = found
-        applied = capped(amount, refunded[refund.order_id], refund.amount_minor)
-        refunded[refund.order_id] += applied
+        _, fact, home = found
         rid = ids.reversal_id(log.campaign_id, refund.order_id, refund.refund_id)
         home.refunds.append(
             RefundFact(
                 reversal_id=rid,
                 event_id=rid,
                 order_id=refund.order_id,
-                amount_minor=applied,
+                amount_minor=refund.amount_minor,
                 occurred_at=refund.at,
                 conversion_id=fact.conversion_id,
                 items=refund.items,
