@@ -181,23 +181,41 @@ ITEM_RATES = (
 WITH_ITEMS = order(1, 2, 10_000).model_copy(
     update={"items": [OrderItem(sku="A", price_minor=5_000), OrderItem(sku="B", price_minor=5_000)]}
 )
-SIX_THOUSAND = refund("part", 10, 6_000)
-ITEM_B = refund("b", 12, 5_000).model_copy(
-    update={"items": [RefundItem(sku="B", amount_minor=5_000)]}
-)
+
+
+def item_b(name: str, on: int, amount: int) -> OrderRefunded:
+    return refund(name, on, amount).model_copy(
+        update={"items": [RefundItem(sku="B", amount_minor=5_000)]}
+    )
 
 
 @pytest.mark.parametrize(
-    "refunds", [(SIX_THOUSAND, ITEM_B), (ITEM_B, SIX_THOUSAND)], ids=["date-order", "later-first"]
+    ("first", "second", "pays"),
+    [
+        # 6,000 asked, then item B's 5,000: only 4,000 is left, so the second is no longer
+        # item B's refund (priced pro rata) and the fully refunded line pays nothing.
+        # Priced on what it asked, it took item B's commission alone and kept 2.50.
+        (refund("part", 10, 6_000), item_b("b", 12, 5_000), 0),
+        # 5,000 asked (half the line), then 6,000 naming item B: 5,000 left, item B's
+        # price, so it takes item B's commission (5 % of 50.00): 12.50 - 6.25 - 2.50
+        (refund("part", 10, 5_000), item_b("b", 12, 6_000), 375),
+    ],
+    ids=["past-its-amount", "item-b-after-half"],
 )
-def test_an_order_refunded_past_its_amount_by_items_pays_nothing_in_either_order(
-    refunds: tuple[OrderRefunded, OrderRefunded],
+@pytest.mark.parametrize("later_first", [False, True], ids=["date-order", "later-first"])
+def test_refunds_naming_items_past_the_order_are_priced_on_what_they_take(
+    first: OrderRefunded, second: OrderRefunded, pays: int, later_first: bool
 ) -> None:
-    """Asked 6,000 then item B's 5,000 of a 10,000 order: the second takes only the 4,000
-    left, so it is no longer item B's refund (priced pro rata) and the line pays nothing.
-    Priced on what it asked, it took item B's commission alone and the line kept 2.50."""
-    postings = postings_of([CLICK, WITH_ITEMS, *refunds], ITEM_RATES)
-    assert sum(p.amount_minor for p in postings) == 0
+    """The same in the journal and the batch reference (which priced them on what they
+    asked: 2.50 against the journal's 0), in either arrival order."""
+    refunds = [second, first] if later_first else [first, second]
+    events = [CLICK, WITH_ITEMS, *refunds]
+    assert sum(p.amount_minor for p in postings_of(events, ITEM_RATES)) == pays
+    attributed = attribute(events, {"c": ITEM_RATES})
+    lines = reference_from_events(
+        [*attributed.conversions, *attributed.reversals], {"c": ITEM_RATES}
+    )
+    assert sum(line.pays_minor for line in lines[("c", "2026-11")]) == pays
 
 
 @pytest.mark.parametrize(

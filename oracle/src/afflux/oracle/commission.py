@@ -449,7 +449,12 @@ def _refund_fractions(
     total = sum(exact.values(), Fraction(0))
     done: dict[str, Fraction] = defaultdict(Fraction)
     out: dict[str, Fraction] = {}
-    for r in refunds:
+    left = whole
+    for asked_for in refunds:  # in event-time order
+        # What it takes of the order: what it asked, capped at what the refunds dated
+        # before it left (a refund's fact carries what it asked for).
+        r = replace(asked_for, amount_minor=max(0, min(asked_for.amount_minor, left)))
+        left -= r.amount_minor
         by_item = (
             r.items
             and total > 0
