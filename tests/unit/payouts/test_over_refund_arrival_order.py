@@ -46,25 +46,19 @@ def day(n: int) -> int:
     return NOV_1 + (n - 1) * MS_PER_DAY
 
 
-VERSIONS = (
-    TermsVersion(
-        version=1,
-        effective_from=0,
-        published_at=0,
-        terms=CampaignTerms.model_validate(
-            {
-                "campaign_id": "c",
-                "merchant_id": "m",
-                "currency": "EUR",
-                "lock_days": 30,
-                "plan": {
-                    "sale": {"rate": {"percent": "5"}},
-                    "tiers": [{"from_sales": 2, "rate": {"percent": "10"}}],
-                    "milestones": [{"at_sales": 2, "bonus_minor": 700}],
-                },
-            }
-        ),
-    ),
+def versions(plan: dict[str, object]) -> tuple[TermsVersion, ...]:
+    terms = CampaignTerms.model_validate(
+        {"campaign_id": "c", "merchant_id": "m", "currency": "EUR", "lock_days": 30, "plan": plan}
+    )
+    return (TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),)
+
+
+VERSIONS = versions(
+    {
+        "sale": {"rate": {"percent": "5"}},
+        "tiers": [{"from_sales": 2, "rate": {"percent": "10"}}],
+        "milestones": [{"at_sales": 2, "bonus_minor": 700}],
+    }
 )
 CLICK = ClickRecorded(
     event_id="ce-1",
@@ -107,20 +101,23 @@ AFTER_APPROVAL = refund("late", 40, 10_000)
 ORDERS = [order(1, 2, 10_000), order(2, 3, 30_000)]
 
 
-def journal_total(events: Sequence[object]) -> int:
-    """The creator's total through the attribution reference (which caps refunds as
-    they come) and the journal's pure step, fed in that order."""
-    attributed = attribute(list(events), {"c": VERSIONS})
-    state = PeriodState("c", "2026-11", "EUR", VERSIONS)
-    total = 0
+def postings_of(events: Sequence[object], terms: tuple[TermsVersion, ...]) -> list[Posting]:
+    """The journal's postings for ``events`` through the attribution reference (which
+    caps refunds as they come) and the journal's pure step, fed in that order."""
+    attributed = attribute(list(events), {"c": terms})
+    state = PeriodState("c", "2026-11", "EUR", terms)
+    out: list[Posting] = []
     for e in [*attributed.conversions, *attributed.reversals]:
         if isinstance(e, ConversionAttributed):
-            step = StepInput(conversions=(conversion_fact(e),))
+            out += state.step(StepInput(conversions=(conversion_fact(e),))).postings
         else:
             assert isinstance(e, ConversionReversed)
-            step = StepInput(refunds=(refund_fact(e),))
-        total += sum(p.amount_minor for p in state.step(step).postings)
-    return total
+            out += state.step(StepInput(refunds=(refund_fact(e),))).postings
+    return out
+
+
+def journal_total(events: Sequence[object]) -> int:
+    return sum(p.amount_minor for p in postings_of(events, VERSIONS))
 
 
 @pytest.mark.parametrize(
@@ -149,35 +146,7 @@ def test_a_refund_past_what_is_left_still_reads_as_capped_on_the_topic() -> None
     assert applied == {"rf-late": (10_000, 10_000), "rf-early": (0, 10_000)}
 
 
-def postings_of(events: Sequence[object], versions: tuple[TermsVersion, ...]) -> list[Posting]:
-    attributed = attribute(list(events), {"c": versions})
-    state = PeriodState("c", "2026-11", "EUR", versions)
-    out: list[Posting] = []
-    for e in [*attributed.conversions, *attributed.reversals]:
-        if isinstance(e, ConversionAttributed):
-            out += state.step(StepInput(conversions=(conversion_fact(e),))).postings
-        else:
-            assert isinstance(e, ConversionReversed)
-            out += state.step(StepInput(refunds=(refund_fact(e),))).postings
-    return out
-
-
-ITEM_RATES = (
-    TermsVersion(
-        version=1,
-        effective_from=0,
-        published_at=0,
-        terms=CampaignTerms.model_validate(
-            {
-                "campaign_id": "c",
-                "merchant_id": "m",
-                "currency": "EUR",
-                "lock_days": 30,
-                "plan": {"sale": {"rate": {"percent": "5"}, "products": {"skus": {"A": "20"}}}},
-            }
-        ),
-    ),
-)
+ITEM_RATES = versions({"sale": {"rate": {"percent": "5"}, "products": {"skus": {"A": "20"}}}})
 WITH_ITEMS = order(1, 2, 10_000).model_copy(
     update={"items": [OrderItem(sku="A", price_minor=5_000), OrderItem(sku="B", price_minor=5_000)]}
 )
