@@ -166,10 +166,24 @@ def item_b(name: str, on: int, amount: int) -> OrderRefunded:
         # Priced on what it asked, it took item B's commission alone and kept 2.50.
         (refund("part", 10, 6_000), item_b("b", 12, 5_000), 0),
         # 5,000 asked (half the line), then 6,000 naming item B: 5,000 left, item B's
-        # price, so it takes item B's commission (5 % of 50.00): 12.50 - 6.25 - 2.50
-        (refund("part", 10, 5_000), item_b("b", 12, 6_000), 375),
+        # price, so it is item B's refund, and it completes the order: a fully refunded
+        # line pays nothing (item B's commission alone, 5 % of 50.00, left it 3.75).
+        (refund("part", 10, 5_000), item_b("b", 12, 6_000), 0),
+        # The same refunds, the completing one after approval: clawed back in full.
+        (refund("part", 10, 5_000), item_b("b", 40, 5_000), 0),
+        # Item B first (its 2.50), then the other half naming nothing (half the line,
+        # 6.25, where 10.00 is left): completing the order, it takes all that is left.
+        (item_b("b", 10, 5_000), refund("part", 12, 5_000), 0),
+        # 7,000 of 10,000 naming nothing: three tenths of the line (3.75 of 12.50) stay.
+        (refund("part", 10, 5_000), refund("more", 12, 2_000), 375),
     ],
-    ids=["past-its-amount", "item-b-after-half"],
+    ids=[
+        "past-its-amount",
+        "item-b-after-half",
+        "completed-after-approval",
+        "items-first",
+        "not-whole",
+    ],
 )
 @pytest.mark.parametrize("later_first", [False, True], ids=["date-order", "later-first"])
 def test_refunds_naming_items_past_the_order_are_priced_on_what_they_take(

@@ -185,6 +185,26 @@ REFUNDS = [
     Refunds("unknown sku", ((1000, (("nope", 1, None),)),), (Fraction(1000, 5000),)),
     # Nothing applied (attribution capped it to 0): nothing taken.
     Refunds("nothing applied", ((0, (("hat", 1, None),)),), (Fraction(0),)),
+    # The refund completing the order takes all the commission left: 3000 of 5000, then
+    # the hat (its own commission, 160 of 410, is less than the 2/5 left).
+    Refunds(
+        "the hat completes the order",
+        ((3000, ()), (2000, (("hat", 1, None),))),
+        (Fraction(3, 5), Fraction(2, 5)),
+    ),
+    # The hat first, then the rest naming nothing (3/5, less than the 250/410 left).
+    Refunds(
+        "the rest completes the order",
+        ((2000, (("hat", 1, None),)), (3000, ())),
+        (Fraction(160, 410), Fraction(250, 410)),
+    ),
+    # The shoes first (250/410), then the rest: its own 3/5 is more than what is left;
+    # shares are not capped here (the line caps their sum).
+    Refunds(
+        "completing past what is left",
+        ((2000, (("shoe-1", 2, None),)), (3000, ())),
+        (Fraction(250, 410), Fraction(3, 5)),
+    ),
 ]
 
 

@@ -450,6 +450,7 @@ def _refund_fractions(
     done: dict[str, Fraction] = defaultdict(Fraction)
     out: dict[str, Fraction] = {}
     left = whole
+    given = Fraction(0)  # the shares of the refunds before this one
     for asked_for in refunds:  # in event-time order
         # What it takes of the order: what it asked, capped at what the refunds dated
         # before it left (a refund's fact carries what it asked for).
@@ -463,7 +464,8 @@ def _refund_fractions(
         )
         if r.amount_minor <= 0:
             out[r.reversal_id] = Fraction(0)
-        elif by_item:
+            continue
+        if by_item:
             share = Fraction(0)
             for sku, units, amount in r.items:
                 asked = (
@@ -475,9 +477,13 @@ def _refund_fractions(
                 if now > done[sku]:  # a free item (amount 0) has nothing to take back
                     share += exact[sku] * (now - done[sku]) / amounts[sku]
                 done[sku] = now
-            out[r.reversal_id] = share / total
+            fraction = share / total
         else:
-            out[r.reversal_id] = Fraction(r.amount_minor, whole) if whole > 0 else Fraction(0)
+            fraction = Fraction(r.amount_minor, whole) if whole > 0 else Fraction(0)
+        if whole > 0 and left == 0:  # this refund completes the order: nothing is left
+            fraction = max(fraction, 1 - given)
+        given += fraction
+        out[r.reversal_id] = fraction
     return out
 
 

@@ -334,18 +334,22 @@ def refund_shares(
     """Each refund's share of the line's commission, for refunds (amount applied, items
     named) in event-time order: a refund priced by its items (``refund_by_items``) takes
     each item's commission in proportion to what it refunds of it (an item's refunds
-    capped at the item); any other takes ``amount / whole``. Shares are not capped here.
-    ``non_commissionable_minor``: the order's part that is no item (what a refund may
-    refund beside the items it names)."""
+    capped at the item); any other takes ``amount / whole``. The refund that brings the
+    refunds to the whole order takes at least all the commission left (``completing``).
+    Shares are not capped here. ``non_commissionable_minor``: the order's part that is no
+    item (what a refund may refund beside the items it names)."""
     amount_of, quantity_of = _item_totals(items)
     rate_of = dict(per_unit)
     exact = sum((rate_of.get(sku, Fraction(0)) * a for sku, a in amount_of.items()), Fraction(0))
     refunded: dict[str, Fraction] = {}
     out: list[Fraction] = []
+    refunded_minor = 0
     for amount, named in refunds:
+        refunded_minor += max(0, amount)
         if amount <= 0:
             out.append(Fraction(0))
-        elif exact > 0 and refund_by_items(amount, items, non_commissionable_minor, named):
+            continue
+        if exact > 0 and refund_by_items(amount, items, non_commissionable_minor, named):
             taken = Fraction(0)
             for sku, units, refund_amount in named:
                 whole_item = amount_of[sku]
@@ -357,10 +361,23 @@ def refund_shares(
                 now = min(Fraction(whole_item), before + part)
                 refunded[sku] = now
                 taken += rate_of[sku] * (now - before)
-            out.append(taken / exact)
+            share = taken / exact
         else:
-            out.append(Fraction(amount, whole_minor) if whole_minor > 0 else Fraction(0))
+            share = Fraction(amount, whole_minor) if whole_minor > 0 else Fraction(0)
+        out.append(completing(share, out, refunded_minor, whole_minor))
     return out
+
+
+def completing(share: Fraction, earlier: Sequence[Fraction], refunded: int, whole: int) -> Fraction:
+    """A refund's share, or, when it brings the order's refunds (``refunded``, capped at
+    the order, this one included) to the whole order, at least what the ``earlier``
+    shares left: a fully refunded order pays nothing, whichever of its refunds named
+    items. Without it, a refund naming no items (its share of the amount) and one naming
+    a low-rate item (that item's share of the commission) could refund the whole order
+    and leave it commission."""
+    if whole > 0 and refunded >= whole:
+        return max(share, 1 - sum(earlier, Fraction(0)))
+    return share
 
 
 def round_half_up(value: Fraction) -> int:
