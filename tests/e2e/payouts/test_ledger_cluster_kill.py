@@ -30,7 +30,7 @@ import pytest
 from aiokafka.structs import RecordMetadata
 from redis.asyncio import Redis
 
-from afflux.cli.brokers import BrokerKind, start_chosen_broker
+from afflux.cli.brokers import BrokerKind, broker_with_topics
 from afflux.cli.embedded import RedisClusterNodes, start_redis_cluster
 from afflux.cli.processes import Child, free_port
 from afflux.oracle.commission import posted_amounts, reference_from_events, target_amounts
@@ -45,7 +45,7 @@ from afflux.shared.events import (
 )
 from afflux.shared.io.campaign_publish import publish_terms, read_all_versions
 from afflux.shared.io.http import tls as oneshot
-from afflux.shared.io.kafka import create_topics, new_producer
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.io.redis_client import connect_ready
 from afflux.shared.topics import CLICKS, CONVERSIONS, REVERSALS
 from afflux.shared.wire import encode
@@ -292,19 +292,13 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind) -> Iterator[Cluster]:
     """A broker with the three campaigns' terms, and a three-master Redis Cluster."""
     work = tmp_path_factory.mktemp("ledger-cluster-kill")
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, work)
-    redis: RedisClusterNodes | None = None
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(create_topics(bootstrap, PARTITIONS))
+    with broker_with_topics(broker_kind, work, PARTITIONS) as bootstrap:
         asyncio.run(publish_terms(bootstrap, [(t, 0) for t in TERMS]))
         redis = start_redis_cluster(work / "redis", work / "logs")
-        yield Cluster(bootstrap, redis, work)
-    finally:
-        if redis is not None:
+        try:
+            yield Cluster(bootstrap, redis, work)
+        finally:
             redis.stop()
-        broker.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +9,7 @@ from pathlib import Path
 import pytest
 from _pytest.fixtures import SubRequest
 
-from afflux.cli.brokers import BrokerKind, start_chosen_broker
-from afflux.cli.processes import free_port
-from afflux.shared.io.kafka import create_topics
+from afflux.cli.brokers import BrokerKind, broker_with_topics
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))  # log_holes
@@ -23,14 +20,8 @@ def private_broker(
     tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind
 ) -> Iterator[tuple[str, Path]]:
     work = tmp_path_factory.mktemp("attribution")
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, work)
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(create_topics(bootstrap, 4))
+    with broker_with_topics(broker_kind, work, 4) as bootstrap:
         yield bootstrap, work
-    finally:
-        broker.stop()
 
 
 # The stages' state stores (AFFLUX_STATE_STORE): the oracle and fault tests run with each.
@@ -49,11 +40,5 @@ def store_broker(
     """A private broker per state store (outputs of one store's run never count for the
     other's), and the worker environment that selects the store."""
     work = tmp_path_factory.mktemp(f"attribution-{state_store}")
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, work)
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(create_topics(bootstrap, 4))
+    with broker_with_topics(broker_kind, work, 4) as bootstrap:
         yield bootstrap, work, {"AFFLUX_STATE_STORE": state_store}
-    finally:
-        broker.stop()

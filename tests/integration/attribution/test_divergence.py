@@ -26,11 +26,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bounded_reads import bounded
 
-from afflux.cli.brokers import BrokerKind, start_chosen_broker
+from afflux.cli.brokers import BrokerKind, broker_with_topics
 from afflux.cli.processes import Child, free_port
 from afflux.oracle import generate
 from afflux.shared.events import ClickRecorded
-from afflux.shared.io.kafka import create_topics
 from afflux.shared.topics import CLICKS
 
 pytestmark = pytest.mark.integration
@@ -129,11 +128,7 @@ def wait(condition: Callable[[], bool], what: str, timeout_s: float = 90) -> Non
 def test_a_changed_input_log_stops_the_partition_and_fails_health(
     tmp_path: Path, broker_kind: BrokerKind, case: Case
 ) -> None:
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, tmp_path)
-    bootstrap = f"127.0.0.1:{port}"
-    try:
-        asyncio.run(create_topics(bootstrap, PARTITIONS))
+    with broker_with_topics(broker_kind, tmp_path, PARTITIONS) as bootstrap:
         scenario = generate(410, visitors=20, prefix=f"div-{case.name}")
         asyncio.run(h.publish_campaigns(bootstrap, scenario.campaigns))
         clicks = [e for e in scenario.events if isinstance(e, ClickRecorded)]
@@ -203,5 +198,3 @@ def test_a_changed_input_log_stops_the_partition_and_fails_health(
             assert health(web)[1]["diverged"] == []
         finally:
             worker.stop()
-    finally:
-        broker.stop()

@@ -21,7 +21,7 @@ from typing import cast
 import harness as h
 import pytest
 
-from afflux.cli.brokers import BrokerKind, start_chosen_broker
+from afflux.cli.brokers import BrokerKind, broker_with_topics
 from afflux.cli.ledger_compare import (
     attribution_differences,
     expected_lines,
@@ -29,7 +29,6 @@ from afflux.cli.ledger_compare import (
     lines_of,
     netted,
 )
-from afflux.cli.processes import free_port
 from afflux.oracle import attribute, generate, net_outcomes
 from afflux.shared.core.terms import CommissionPlan, TermsVersion
 from afflux.shared.events import (
@@ -41,7 +40,6 @@ from afflux.shared.events import (
     OrderPlaced,
     OrderUnattributed,
 )
-from afflux.shared.io.kafka import create_topics
 from afflux.shared.topics import CONVERSIONS, REVERSALS, UNMATCHED
 
 pytestmark = pytest.mark.integration
@@ -67,11 +65,7 @@ def stalled(
 ) -> Iterator[StalledRun]:
     redecide: bool = request.param
     work = tmp_path_factory.mktemp(f"late-clicks-{redecide}")
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, work)
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(create_topics(bootstrap, PARTITIONS))
+    with broker_with_topics(broker_kind, work, PARTITIONS) as bootstrap:
         scenarios = [generate(seed, grace_seconds=2, prefix="late") for seed in SEEDS]
         campaigns = scenarios[0].campaigns
         asyncio.run(h.publish_campaigns(bootstrap, campaigns))
@@ -104,8 +98,6 @@ def stalled(
             )
         finally:
             worker.stop()
-    finally:
-        broker.stop()
 
 
 def test_after_a_stall_the_netted_outcome_of_every_order_equals_the_oracle(

@@ -19,8 +19,7 @@ from typing import Literal
 import harness as h
 import pytest
 
-from afflux.cli.brokers import BrokerKind, start_chosen_broker
-from afflux.cli.processes import free_port
+from afflux.cli.brokers import BrokerKind, broker_with_topics
 from afflux.oracle import attribute, net_outcomes
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
@@ -35,7 +34,7 @@ from afflux.shared.events import (
     SurveyAnswer,
     SurveyAnswered,
 )
-from afflux.shared.io.kafka import create_topics, new_producer
+from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CONTENT, CONVERSIONS, ORDERS, REVERSALS, UNMATCHED
 from afflux.shared.wire import encode
 
@@ -239,11 +238,7 @@ class Run:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind) -> Iterator[Run]:
     work = tmp_path_factory.mktemp("livestream-survey")
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, work)
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(create_topics(bootstrap, PARTITIONS))
+    with broker_with_topics(broker_kind, work, PARTITIONS) as bootstrap:
         campaigns = terms()
         asyncio.run(h.publish_campaigns(bootstrap, campaigns))
         worker, metrics_port = h.start_worker(bootstrap, work)
@@ -259,8 +254,6 @@ def run(tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind) -> It
             yield Run(s, _outputs(bootstrap), _late(metrics_port))
         finally:
             worker.stop()
-    finally:
-        broker.stop()
 
 
 def test_every_orders_netted_outcome_equals_the_oracle(run: Run) -> None:

@@ -17,12 +17,11 @@ from pathlib import Path
 import harness as h
 import pytest
 
-from afflux.cli.brokers import BrokerKind, start_chosen_broker
-from afflux.cli.processes import free_port
+from afflux.cli.brokers import BrokerKind, broker_with_topics
 from afflux.oracle import attribute
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, OrderPlaced
-from afflux.shared.io.kafka import create_topics, new_producer, partition_for
+from afflux.shared.io.kafka import new_producer, partition_for
 from afflux.shared.topics import CAMPAIGNS, CONVERSIONS, ORDERS
 from afflux.shared.wire import encode
 
@@ -95,11 +94,7 @@ async def race(bootstrap: str) -> dict[str, tuple[tuple[TermsVersion, ...], Orde
 def test_an_order_right_after_a_new_version_is_decided_under_it(
     tmp_path: Path, broker_kind: BrokerKind
 ) -> None:
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, tmp_path)
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(create_topics(bootstrap, PARTITIONS))
+    with broker_with_topics(broker_kind, tmp_path, PARTITIONS) as bootstrap:
         first = {
             f"raced-{n}": (version(1, 0, f"raced-{n}", "ana"),) for n in range(CAMPAIGNS_RACED)
         }
@@ -128,5 +123,3 @@ def test_an_order_right_after_a_new_version_is_decided_under_it(
             assert got == expected
         finally:
             worker.stop()
-    finally:
-        broker.stop()

@@ -10,7 +10,6 @@ second, and grow by less than ``RSS_GROWTH_BOUND``.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -24,11 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from afflux.cli.brokers import BrokerKind, start_chosen_broker
+from afflux.cli.brokers import BrokerKind, broker_with_topics
 from afflux.cli.processes import free_port
 from afflux.cli.stack import DEFAULT_PORTS, Stack, StackOptions
 from afflux.shared.io.http import tls as oneshot
-from afflux.shared.io.kafka import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,14 +74,8 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory, broker_kind: BrokerKind
     """A broker of the module's own: on the session's, the payouts and attribution
     processes read every other test's backlog from the start while the health and memory
     bounds are measured, so those bounds measured that backlog too."""
-    port = free_port()
-    broker = start_chosen_broker(broker_kind, port, tmp_path_factory.mktemp("http-limits"))
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(create_topics(bootstrap, 4))
+    with broker_with_topics(broker_kind, tmp_path_factory.mktemp("http-limits"), 4) as bootstrap:
         yield bootstrap
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="module")

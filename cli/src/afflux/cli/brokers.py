@@ -5,14 +5,18 @@ the test suite takes from ``AFFLUX_TEST_BROKER``."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, cast
 
 from afflux.cli.embedded import start_broker, start_embedded_broker
 from afflux.cli.object_store import ObjectStore
-from afflux.cli.processes import Child
+from afflux.cli.processes import Child, free_port
 from afflux.cli.storage import BrokerStorage
+from afflux.shared.io.kafka import create_topics
 
 BrokerKind = Literal["tansu", "kafka"]
 BROKERS: tuple[BrokerKind, ...] = ("tansu", "kafka")
@@ -65,6 +69,21 @@ def start_chosen_broker(
 
         return start_kafka(port, kafka_data_dir(work_dir), log_dir, advertised_port=advertised_port)
     return start_broker(port, log_dir, advertised_port=advertised_port, store=store)
+
+
+@contextmanager
+def broker_with_topics(kind: BrokerKind, work_dir: Path, partitions: int) -> Iterator[str]:
+    """``kind`` on a free loopback port with afflux's topics of ``partitions``, for as long
+    as the block runs (stopped however it ends); yields its bootstrap address. A broker
+    of one's own, where a consumer reading whole topics must not see others' records."""
+    port = free_port()
+    broker = start_chosen_broker(kind, port, work_dir)
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        asyncio.run(create_topics(bootstrap, partitions))
+        yield bootstrap
+    finally:
+        broker.stop()
 
 
 def start_broker_on_storage(
