@@ -163,6 +163,36 @@ async def test_a_postback_without_a_time_is_placed_at_its_receive_time(
     await topics.settle()
     [event] = [e for e in topics.since(before, "orders") if e["order_id"] == body["order_id"]]
     assert event["occurred_at"] == clock.now
+    assert (event["reported_occurred_at"], event["undated"]) == (None, True)
+
+
+@pytest.mark.parametrize("sold_to_refund_s", [1, 60], ids=["a second later", "a minute later"])
+async def test_a_refund_of_a_postback_order_without_a_time_is_taken_from_a_slow_clock(
+    merchant: Api, clock: FrozenClock, campaigns: Any, topics: Any, sold_to_refund_s: int
+) -> None:
+    """A merchant clock 4 minutes slow sends an order without a time, then its refund,
+    dated by that clock after the sale. The receive time stood in the order's claim for
+    the merchant's time, so the refund, 4 minutes "before" it, was refused as dated before
+    its order for good, and the sale kept its commission."""
+    before = await topics.settle()
+    body = order(campaigns, 0)
+    del body["occurred_at"]
+    params = [("merchant", "merchant-a"), *((k, str(v)) for k, v in body.items())]
+    sold_at = clock.now + SLOW  # the merchant's clock
+    query = sign_query(params, "a-secret-new", sold_at // 1000)
+    assert (await merchant.http.get(f"/v1/postback?{query}")).status_code == 202
+    placed_at = clock.now
+    clock.now += sold_to_refund_s * 1000
+    cancelled_at = sold_at + sold_to_refund_s * 1000
+    cancel = refund(campaigns, cancelled_at) | {"order_id": body["order_id"]}
+
+    answer = await merchant.post("/v1/refunds", cancel, t=cancelled_at // 1000)
+
+    assert answer.status_code == 202, answer.text
+    await topics.settle()
+    [taken] = [e for e in topics.since(before, "refunds") if e["order_id"] == body["order_id"]]
+    assert taken["occurred_at"] >= placed_at
+    assert taken["reported_occurred_at"] == cancelled_at
 
 
 async def test_an_order_an_hour_old_keeps_its_own_time(

@@ -235,22 +235,23 @@ async def claims(infra: Any) -> AsyncIterator[ClaimStore]:
         pytest.param("reserved with its time", "before_order", id="a claim with its time"),
         pytest.param("written anew by a done mark", "before_order", id="written anew"),
         pytest.param("kept without a time", "reserved", id="a claim of an earlier version"),
+        pytest.param("undated", "reserved", id="an order the merchant sent no time for"),
+        pytest.param("undated, written anew", "reserved", id="undated, by a done mark"),
     ],
 )
 async def test_an_order_claim_kept_without_its_time_refuses_no_refund(
     claims: ClaimStore, claim: str, status: str
 ) -> None:
-    """A claim written before the order's time was kept beside it: the time is unknown, so
-    no refund of it is refused for its date."""
+    """A claim written before the order's time was kept beside it, or of an order the
+    merchant sent no time for: the merchant's time is unknown, so no refund of it is
+    refused for its date."""
     now = int(time.time() * 1000)
     at = now - HOUR_MS
-    sale = NewOrder("c", "o-1", "v-1", 3000, "sale", occurred_at=at)
-    if claim == "written anew by a done mark":
+    sale = NewOrder("c", "o-1", "v-1", 3000, "sale", occurred_at=at, undated="undated" in claim)
+    if claim in ("written anew by a done mark", "undated, written anew"):
         await claims.mark_done([sale])
     else:
-        kept = (
-            sale if claim == "reserved with its time" else NewOrder("c", "o-1", "v-1", 3000, "sale")
-        )
+        kept = NewOrder("c", "o-1", "v-1", 3000, "sale") if claim == "kept without a time" else sale
         assert await claims.reserve_orders([kept], now) == ["reserved"]
         await claims.mark_done([kept])
 

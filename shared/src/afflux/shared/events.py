@@ -244,6 +244,11 @@ class OrderPlaced(Envelope):
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="order")
     )
+    undated: bool = Field(
+        False,
+        description="the merchant sent no time (a postback without occurred_at): occurred_at"
+        " is the receive time, and no refund of the order is refused as dated before it",
+    )
     non_commissionable_minor: AmountMinor = Field(
         0,
         description="the part of amount_minor no commission is paid on (shipping, taxes):"

@@ -208,7 +208,8 @@ if state == 'done' or (state and tonumber(state) > now) then
   local moved = false
   if times[1] then
     local sent = times[2] or times[1]
-    if tonumber(ARGV[8]) < tonumber(sent) then return {'before_order', sent} end
+    -- an order the merchant sent no time for (UNDATED) has none to be before
+    if sent ~= '-' and tonumber(ARGV[8]) < tonumber(sent) then return {'before_order', sent} end
     if tonumber(ARGV[7]) < tonumber(times[1]) then moved = times[1] end
   end
   local total = tonumber(redis.call('HGET', okey, 'amount'))
@@ -446,7 +447,8 @@ class NewOrder:
     ``renewal_number`` and ``currency``: a renewal's (None for any other order), kept with
     its claim for the same reason. ``occurred_at`` and ``reported_occurred_at``: its event
     time and the merchant's time when it was placed elsewhere, so a refund dated before the
-    order is refused (None: not kept, and refunds are not compared)."""
+    order is refused (None: not kept, and refunds are not compared); ``undated``: the
+    merchant gave the order no time, so no refund is refused as before it."""
 
     campaign_id: str
     order_id: str
@@ -458,6 +460,7 @@ class NewOrder:
     currency: str | None = None
     occurred_at: int | None = None
     reported_occurred_at: int | None = None
+    undated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,6 +517,16 @@ def _text(value: bytes | str) -> str:
 
 def _time(ms: int | None) -> str:
     return "" if ms is None else str(ms)
+
+
+# An order's claim keeps the merchant's time for it, to refuse a refund dated before it;
+# an order the merchant sent no time for keeps this in its place (the refund script
+# compares nothing with it).
+UNDATED = "-"
+
+
+def _merchant_time(order: NewOrder) -> str:
+    return UNDATED if order.undated else _time(order.reported_occurred_at)
 
 
 def _renewal_number(renewal: NewOrder) -> int:
@@ -605,7 +618,7 @@ class ClaimStore:
                 o.kind,
                 o.terms,
                 _time(o.occurred_at),
-                _time(o.reported_occurred_at),
+                _merchant_time(o),
             ]
             for o in orders
         ]
@@ -651,7 +664,7 @@ class ClaimStore:
                 else self.renewal_number_key(o.campaign_id, o.partition_key, o.renewal_number),
                 o.order_id,
                 _time(o.occurred_at),
-                _time(o.reported_occurred_at),
+                _merchant_time(o),
             ]
             for o in orders
         ]

@@ -100,6 +100,7 @@ def new_order(event: OrderPlaced) -> NewOrder:
         rules.order_terms(event),
         occurred_at=event.occurred_at,
         reported_occurred_at=event.reported_occurred_at,
+        undated=event.undated,
     )
 
 
@@ -279,8 +280,11 @@ class Ingestor:
         *,
         backfill: bool = False,
         signed_at_ms: int | None = None,
+        undated: bool = False,
     ) -> OrderPlaced:
-        """``merchant_id`` None: an admin backfill, sent for the campaign's own merchant."""
+        """``merchant_id`` None: an admin backfill, sent for the campaign's own merchant.
+        ``undated``: the merchant sent no time and ``request.occurred_at`` is the receive
+        time, not one of the merchant's clock to compare its refunds' times with."""
         self.check_campaign(request.campaign_id, merchant_id)
         placed = self.place(
             request.campaign_id,
@@ -289,6 +293,8 @@ class Ingestor:
             what="orders",
             signed_at_ms=signed_at_ms,
         )
+        if undated:
+            placed = Placement(placed.occurred_at, undated=True)
         terms = self.terms(request.campaign_id, placed.occurred_at)
         return rules.order_event(request, terms, merchant_id or terms.merchant_id, placed)
 
@@ -299,15 +305,17 @@ class Ingestor:
         *,
         backfill: bool = False,
         signed_at_ms: int | None = None,
+        undated: bool = False,
     ) -> Outcome:
         """One order: 202 accepted, 200 duplicate, or Rejected / Unavailable;
-        ``signed_at_ms``: its request's signature timestamp (``placement.place``)."""
+        ``signed_at_ms``: its request's signature timestamp (``placement.place``);
+        ``undated``: dated at its receive time, the merchant having sent no time."""
         campaign, kind = UNKNOWN, UNKNOWN
         try:
             request = parse(rules.OrderRequest, raw)
             campaign, kind = self.label(request.campaign_id), request.kind
             event = self.check_order(
-                merchant_id, request, backfill=backfill, signed_at_ms=signed_at_ms
+                merchant_id, request, backfill=backfill, signed_at_ms=signed_at_ms, undated=undated
             )
             status = await self.ingest_order(event, backfill=backfill)
         except Unavailable:

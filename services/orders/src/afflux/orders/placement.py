@@ -26,10 +26,12 @@ BACKFILL_PATH = "POST /v1/admin/backfill/{what}"
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """The event time to produce and, when it replaced the merchant's, the merchant's."""
+    """The event time to produce and, when it replaced the merchant's, the merchant's;
+    ``undated``: the merchant gave no time, so the receive time stands for none of its."""
 
     occurred_at: int
     reported_occurred_at: int | None = None
+    undated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

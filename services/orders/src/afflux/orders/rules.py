@@ -327,6 +327,7 @@ def order_event(
         event_id=derived_id("order", request.campaign_id, request.order_id),
         occurred_at=placed.occurred_at,
         reported_occurred_at=placed.reported_occurred_at,
+        undated=placed.undated,
         order_id=request.order_id,
         campaign_id=request.campaign_id,
         merchant_id=merchant_id,

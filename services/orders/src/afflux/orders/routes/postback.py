@@ -45,7 +45,9 @@ async def postback(
         timed = params.get("occurred_at", "") != ""
         order = postback_order(params, clock())
         signed_at_ms = int(t) * 1000 if timed else None
-        outcome = await ingestor.order(merchant, order, signed_at_ms=signed_at_ms)
+        outcome = await ingestor.order(
+            merchant, order, signed_at_ms=signed_at_ms, undated=not timed
+        )
     finally:
         metrics.took("postback", time.perf_counter() - started)
     return JSONResponse(outcome.body, status_code=outcome.status)
