@@ -208,3 +208,34 @@ async def test_an_unknown_campaign_or_a_bad_period_is_refused_before_the_creator
     assert (unknown.status_code, unknown.json()["detail"][0]["field"]) == (404, "campaign_id")
     bad = await network.http.get("/v1/kpis/creators/nobody/series", params={"period": "11-2026"})
     assert (bad.status_code, bad.json()["detail"][0]["field"]) == (422, "period")
+
+
+@pytest.mark.parametrize(("scope", "periods"), SCOPES[:2])
+async def test_a_creators_series_without_a_campaign_is_one_per_currency(
+    network: Network, scope: dict[str, str], periods: list[tuple[str, str]]
+) -> None:
+    """anna sells in EUR (acme, beta) and USD (gamma): summed into one series labelled
+    EUR, her USD commission read as euros."""
+    answer, read = await network.counters_read_by("/v1/kpis/creators/anna/series", **scope)
+
+    counts = await network.network_wide("anna", None, scope.get("period"))
+    expected = [
+        {
+            "currency": currency,
+            "buckets": views.series(views.combine(c for c in counts if c.currency == currency)),
+        }
+        for currency in ("EUR", "USD")
+    ]
+    assert answer["by_currency"] == expected
+    assert (answer["currency"], answer["buckets"]) == ("EUR", expected[0]["buckets"])
+    paid_days = [
+        {b["day"] for b in series["buckets"] if b["commission_minor"]} for series in expected
+    ]
+    assert "2026-11-07" not in paid_days[0]  # gamma's USD sale, on its day
+    assert paid_days[1] == {"2026-11-07"}
+    assert read <= 2 * len(periods)
+
+
+def test_counts_in_two_currencies_are_not_summed() -> None:
+    with pytest.raises(ValueError, match="EUR and USD"):
+        views.combine([views.Counts(currency="EUR"), views.Counts(currency="USD")])

@@ -265,11 +265,21 @@ class Bucket(BaseModel):
     commission_minor: int
 
 
+class CurrencySeries(BaseModel):
+    currency: str
+    buckets: list[Bucket]
+
+
 class SeriesAnswer(BaseModel):
     currency: str
     buckets: list[Bucket]
     campaign_id: str | None = None
     affiliate_id: str | None = None
+    by_currency: list[CurrencySeries] | None = Field(
+        None,
+        description="a creator's series without a campaign: one per currency of their"
+        " campaigns (currency and buckets above are the first's); money never mixes",
+    )
 
 
 class PayoutResult(BaseModel):

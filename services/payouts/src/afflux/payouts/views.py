@@ -417,8 +417,11 @@ def flagged_by_reason(c: Counts) -> dict[str, int]:
 
 
 def combine(rows: Iterable[Counts]) -> Counts:
+    """The counts summed; all of one currency (money never mixes: ValueError)."""
     total = Counts()
     for c in rows:
+        if total.currency and c.currency and c.currency != total.currency:
+            raise ValueError(f"counts in {total.currency} and {c.currency} are not summed")
         total.currency = total.currency or c.currency
         for reason, n in c.flagged.items():
             total.flagged[reason] += n

@@ -149,12 +149,16 @@ async def creator_series(
     campaign_id: str | None = None,
     period: str | None = None,
 ) -> dict[str, Any]:
-    total = views.combine(await _of_creator(store, directory, affiliate_id, campaign_id, period))
-    return {
-        "affiliate_id": affiliate_id,
-        "currency": total.currency,
-        "buckets": views.series(total),
-    }
+    per_currency: dict[str, list[views.Counts]] = {}
+    for c in await _of_creator(store, directory, affiliate_id, campaign_id, period):
+        per_currency.setdefault(c.currency, []).append(c)
+    # One series per currency, as the creator's KPI rows are: summed into one, a creator
+    # of an EUR and a USD campaign saw 150.00 "EUR" for 100 EUR and 50 USD.
+    series = [
+        {"currency": currency, "buckets": views.series(views.combine(parts))}
+        for currency, parts in sorted(per_currency.items())
+    ]
+    return {"affiliate_id": affiliate_id, **series[0], "by_currency": series}
 
 
 @router.get("/kpis/campaigns/{campaign_id}/contents", response_model=ContentsAnswer)
