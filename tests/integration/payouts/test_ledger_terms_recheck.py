@@ -80,9 +80,15 @@ def _record(offset: int, key: str, value: bytes, ts: int) -> ConsumerRecord[byte
     )
 
 
+@pytest.mark.parametrize(
+    "worker_clock_ms", [0, 2_000, -2_000], ids=["clocks agree", "2 s ahead", "2 s behind"]
+)
 def test_a_conversion_read_before_the_view_has_its_terms_is_posted_once_it_caught_up(
-    infra: Any,
+    infra: Any, worker_clock_ms: int
 ) -> None:
+    """``worker_clock_ms``: how far the worker's host clock, which stamps the conversion
+    records, is off the ledger's. At a 1 s margin, 2 s either way dead-lettered the
+    conversions for good ("not ours" ahead, "the view had caught up" behind)."""
     run = uuid.uuid4().hex[:8]
     old, new = f"old-{run}", f"new-{run}"  # a campaign whose v2 is late; a late campaign
     v1, v2 = _version(old, 1, "10"), _version(old, 2, "20")
@@ -111,12 +117,18 @@ def test_a_conversion_read_before_the_view_has_its_terms_is_posted_once_it_caugh
             metrics=PayoutsMetrics(),
             clock=lambda: NOW,
         )
+        stamped = NOW + worker_clock_ms
         records = [
-            _record(0, f"{run}-v2", encode(_conversion(old, 1, 2)), NOW),
-            _record(1, f"{run}-new", encode(_conversion(new, 2, 1)), NOW),
-            _record(2, f"{run}-v3", encode(_conversion(old, 3, 3)), NOW),  # never published
-            # An unknown campaign stamped before the view's last catch-up: at once.
-            _record(3, f"{run}-ghost", encode(_conversion(f"ghost-{run}", 4, 1)), NOW - 5_000),
+            _record(0, f"{run}-v2", encode(_conversion(old, 1, 2)), stamped),
+            _record(1, f"{run}-new", encode(_conversion(new, 2, 1)), stamped),
+            _record(2, f"{run}-v3", encode(_conversion(old, 3, 3)), stamped),  # never published
+            # An unknown campaign stamped long before the view's last catch-up: at once.
+            _record(
+                3,
+                f"{run}-ghost",
+                encode(_conversion(f"ghost-{run}", 4, 1)),
+                NOW - MARGIN_MS - 5_000,
+            ),
         ]
         try:
             catching_up = asyncio.ensure_future(view_catches_up())

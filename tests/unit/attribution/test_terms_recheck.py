@@ -96,6 +96,10 @@ CASES = [
     Case("really unknown campaign", NOW, NOW - 200, False, True, False),
     # The view does not catch up (broker away): dead-lettered after the bounded wait.
     Case("view stuck", NOW, NOW - 200, False, False, False),
+    # Stamped by a worker or service host whose clock is 2 s behind or ahead of this
+    # one's: held like any fresh record (at a 1 s margin both were dead-lettered).
+    Case("stamped by a host 2 s behind", NOW - 2_000, NOW - 200, True, True, True),
+    Case("stamped by a host 2 s ahead", NOW + 2_000, NOW - 200, True, True, True),
     # Stamped one ms before the view's last catch-up less the margin: the view has
     # everything published before it; dead-lettered at once.
     Case("old record", NOW - MARGIN_MS - 201, NOW - 200, True, True, False),

@@ -6,9 +6,10 @@ the ``campaigns`` topic before the event was written. Every other process follow
 topic on its own and can be a fetch behind: an event read in that moment would be refused
 as of an unknown campaign or terms version (or above a limit new terms raised) and
 dead-lettered, although nothing is wrong with it. Such a refusal is held until the view
-has read everything the broker held a clock skew after the event's record time, or a
-moment after this process first saw the record (the earlier of the two), then the event
-is taken again; only what is still refused then is dead-lettered.
+has read everything the broker held a moment after this process first saw the record (a
+record stamped more than the hosts' clock-skew allowance before the view's last catch-up
+is not held), then the event is taken again; only what is still refused then is
+dead-lettered.
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.io.campaign_view import CampaignDirectory
 
-# Producer clocks may stamp a record this much before the broker took it (as for the
-# stages' safe time).
-MARGIN_MS = 1_000
+# How far the clocks of the hosts that stamp records (the worker's, the orders and
+# clicks services') may be off this process's: the clock-skew allowance the worker
+# refuses future events by. A record's stamp is compared with this process's clock and
+# with the time its view last caught up, so at 1 s a worker host 2 s ahead or behind
+# the ledger's had conversions of terms published a moment before refused for good
+# (ahead: "not ours"; behind: "the view had caught up"). A fresh record is always held
+# until one fetch after it was first seen, which no clock can fool (SEEN_SLACK_MS).
+MARGIN_MS = DEFAULT_CLOCK_SKEW_MS
 # A fetch answer this long after this process first saw a record reflects everything the
 # broker held when the record was written: the same clock measures both, no skew.
 SEEN_SLACK_MS = 20
