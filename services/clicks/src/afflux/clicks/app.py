@@ -37,6 +37,7 @@ from afflux.clicks.wal import WriteAheadLog
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign, follow_campaigns
+from afflux.shared.io.clock_offset import ClockOffsetCollector
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.client_address import ProxyTrust
@@ -100,6 +101,7 @@ def create_app(
     """The clicks app; its lifespan connects to Redis and Kafka and follows campaigns."""
     view = directory or CampaignDirectory()
     metrics = ClicksMetrics()
+    clock_offset = ClockOffsetCollector(metrics.registry, clock)
     secret = ip_hash_key(settings)
     hasher = IpHasher(secret, settings.clicks_ipv6_prefix_bits)
     seal = VisitorSeal(secret)
@@ -169,6 +171,7 @@ def create_app(
         tasks = [
             asyncio.create_task(restorer.start(), name="links-restore"),
             asyncio.create_task(cache.follow_changes(), name="link-changes"),
+            asyncio.create_task(clock_offset.run(redis), name="clock-offset"),
         ]
         if directory is None:
             tasks.append(asyncio.create_task(follow_campaigns(view, settings.kafka_bootstrap)))

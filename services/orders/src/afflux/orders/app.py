@@ -44,6 +44,7 @@ from afflux.orders.terms_publisher import TermsPublisher
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import BadRecord, CampaignDirectory, follow_campaigns
+from afflux.shared.io.clock_offset import ClockOffsetCollector
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.health import health_router, metrics_router
@@ -150,6 +151,7 @@ def create_app(
     secrets = build_secrets(settings, view)
     metrics = OrdersMetrics()
     outcome_metrics = OutcomeMetrics(metrics.registry)
+    clock_offset = ClockOffsetCollector(metrics.registry, clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -199,13 +201,16 @@ def create_app(
                 metrics=outcome_metrics,
             )
             outcome_task = asyncio.create_task(keeper.run(), name="order-outcome-index")
+        offset_task = asyncio.create_task(clock_offset.run(redis), name="clock-offset")
         gc.collect()
         gc.freeze()  # what start-up built stays out of every later collection
         try:
             yield
         finally:
             app.state.ingestor = None
-            await cancel_and_wait([t for t in (outcome_task, follower) if t is not None])
+            await cancel_and_wait(
+                [t for t in (outcome_task, follower, offset_task) if t is not None]
+            )
             await ingestor.marks.close()
             await producer.stop()  # flushes what is in flight
             await redis.aclose()  # type: ignore[attr-defined]

@@ -44,6 +44,7 @@ from afflux.payouts.webhooks.sender import start_sender, webhook_store
 from afflux.shared.core.clock import Clock
 from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
+from afflux.shared.io.clock_offset import ClockOffsetCollector
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.apidocs import install_api_docs
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
@@ -99,6 +100,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
     runs the ledger consumer."""
     metrics = PayoutsMetrics()
     webhook_metrics = WebhookMetrics(metrics.registry)
+    clock_offset = ClockOffsetCollector(metrics.registry, clock)
     directory = CampaignDirectory()
 
     @asynccontextmanager
@@ -130,6 +132,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
             asyncio.create_task(_follow_forever(directory, settings.kafka_bootstrap)),
             asyncio.create_task(consumer.run()),
             asyncio.create_task(metrics.redis_memory.run(redis)),
+            asyncio.create_task(clock_offset.run(redis), name="clock-offset"),
         ]
         tasks[1].add_done_callback(_exit_if_failed)
         if settings.ledger_compact_interval_s > 0:  # docs/payouts.md, "Compaction"

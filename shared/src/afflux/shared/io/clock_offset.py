@@ -1,0 +1,90 @@
+"""This process's clock against Redis's, exported for the host-clock alert.
+
+Clicks are dated by the clicks service's clock and orders by the orders service's, and
+attribution compares the two: hosts whose clocks disagree by a minute move every cookie
+window by a minute (a click just inside it falls out, a link tapped on the thank-you page
+a minute after the purchase takes the sale), and payout runs and approvals follow the
+payouts host's clock. Nothing in the events can show it, since every time in them is one
+of those clocks. Each of these services reads Redis's ``TIME`` (the one server they all
+reach) every ``DEFAULT_INTERVAL_S`` with its own clock around it, and exports
+``afflux_clock_offset_seconds`` (its clock less Redis's, at the round trip's midpoint,
+the best of ``SAMPLES``) and ``afflux_clock_offset_uncertainty_seconds`` (half that round
+trip). ``AffluxHostClocksDisagree`` compares the services' offsets: a common reference
+cancels out, so Redis's own clock being off does not fire it. Nothing is exported before
+the first reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from afflux.shared.core.clock_offset import Offset, best_offset
+
+DEFAULT_INTERVAL_S = 30.0
+SAMPLES = 3
+log = logging.getLogger(__name__)
+
+
+class TimeReader(Protocol):
+    async def time(self) -> Any: ...
+
+
+def _reference_ms(answer: Any) -> float:
+    """Redis's ``TIME`` answer (seconds, microseconds) in ms; a cluster client answers
+    per node: the first node's (one reference for every service is what counts)."""
+    if isinstance(answer, dict):
+        answer = next(iter(answer.values()))
+    seconds, micros = answer
+    return int(seconds) * 1000 + int(micros) / 1000
+
+
+class ClockOffsetCollector(Collector):
+    """Exports the last reading; ``run`` keeps it current."""
+
+    def __init__(self, registry: CollectorRegistry, clock: Callable[[], float]) -> None:
+        """``clock``: the service's own clock in ms, the one that dates its events."""
+        self.clock = clock
+        self.last: Offset | None = None
+        registry.register(self)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        last = self.last
+        if last is None:
+            return
+        yield GaugeMetricFamily(
+            "afflux_clock_offset_seconds",
+            "This service's clock less Redis's (TIME), at a round trip's midpoint",
+            value=last.offset_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "afflux_clock_offset_uncertainty_seconds",
+            "Half the round trip afflux_clock_offset_seconds was measured in",
+            value=last.uncertainty_ms / 1000,
+        )
+
+    async def update(self, redis: TimeReader) -> Offset:
+        samples = []
+        for _ in range(SAMPLES):
+            sent = self.clock()
+            answer = await redis.time()
+            samples.append((sent, self.clock(), _reference_ms(answer)))
+        self.last = best_offset(samples)
+        return self.last
+
+    async def run(self, redis: TimeReader, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+        """Refresh every ``interval_s`` until cancelled; a failed read keeps the last one."""
+        while True:
+            try:
+                await self.update(redis)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("reading Redis TIME failed: %s", exc)
+            await asyncio.sleep(interval_s)
