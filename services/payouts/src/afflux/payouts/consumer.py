@@ -40,6 +40,7 @@ from typing import TypeVar
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
@@ -80,7 +81,7 @@ from afflux.shared.io.kafka import (
 )
 from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.io.paced_commits import PacedCommits
-from afflux.shared.io.redis_client import PASSING_REPLIES
+from afflux.shared.io.redis_client import PASSING_REPLIES, KeyOfAnotherType, redis_away
 from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS, REVIEWS
@@ -102,6 +103,7 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
     *PASSING_REPLIES,
 )
 RETRY_MAX_S = 2.0
+REFUSED_FIRST_DELAY_S = 0.05
 LAG_INTERVAL_S = 0.5
 # A turn of the consume loop takes a poll of 200 ms and one batch; one that has not
 # ended for this long is waiting on something that is not coming (/healthz says so).
@@ -128,7 +130,10 @@ async def until_redis_answers(attempt: Callable[[], Awaitable[T]], what: str) ->
     while True:
         try:
             return await attempt()
-        except REDIS_DOWN as exc:
+        except Exception as exc:
+            # redis_away: also a reply Redis 6 wrapped in a script's error (OOM, READONLY)
+            if not isinstance(exc, REDIS_DOWN) and not redis_away(exc):
+                raise
             log.warning("%s: Redis unavailable (%s); retrying in %.2fs", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(RETRY_MAX_S, delay * 2)
@@ -197,6 +202,7 @@ class LedgerConsumer:
         self.check_at = 0.0  # when to check the unverified partitions (again)
         self.refreezer = Refreezer()
         self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
+        self._refused_delay_s = REFUSED_FIRST_DELAY_S  # the next pause after refused writes
         # An event of a campaign or terms version this process has not read yet is asked
         # again once its campaign view caught up, not dead-lettered at once.
         self.terms_recheck = TermsRecheck(directory, clock, TERMS_REFUSALS)
@@ -541,6 +547,7 @@ class LedgerConsumer:
                 self._halt(str(exc))
             return
         self.metrics.applied(applied, [i.occurred_at for i in items], self.clock())
+        self._refused_delay_s = REFUSED_FIRST_DELAY_S
         await self._stored_and_committed(batch)
 
     async def _stored_and_committed(self, batch: Batch) -> None:
@@ -560,7 +567,15 @@ class LedgerConsumer:
     async def _resume_from_stored(self, exc: Exception) -> None:
         # Redis may come back without its last writes (AOF fsync policy), so after
         # any failure the ledger's own offsets, not our position, say where to resume.
-        log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
+        if isinstance(exc, KeyOfAnotherType):
+            log.error("ledger write refused, nothing of it written; retrying: %s", exc)
+        else:
+            log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
+        if isinstance(exc, ResponseError):
+            # Redis answers but refuses these writes (memory, a key of another type): the
+            # same batch again, paced, until an operator or Redis clears it.
+            await asyncio.sleep(self._refused_delay_s)
+            self._refused_delay_s = min(RETRY_MAX_S, self._refused_delay_s * 2)
         await until_redis_answers(self.store.redis.ping, "waiting for Redis")
         # A sync of creators' running sums may be what Redis lost: bring them up to
         # every outbox left, whichever periods the replay touches.

@@ -46,7 +46,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from afflux.payouts import refused_step, tallies
 from afflux.payouts.batch import Applied, Batch, LedgerReset, Period, PeriodsRefused
@@ -80,7 +80,12 @@ from afflux.shared.core.journal.review_lines import ReviewFact, Standing
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.io.clock_source import system_clock
-from afflux.shared.io.redis_client import WriteCommand, compare_and_set, members_of
+from afflux.shared.io.redis_client import (
+    WriteCommand,
+    compare_and_set,
+    members_of,
+    refused_for_now,
+)
 
 Versions = Callable[[str], Sequence[TermsVersion]]
 CACHED_PERIODS = 256
@@ -189,7 +194,15 @@ return period
 # Per partition (slot, next offset, fingerprint): store both, never moving an offset back
 # (a consumer that lost its partitions may still finish a batch behind the new owner).
 _POSITIONS = """
-for i = 1, #ARGV, 3 do
+-- KEYS[2], KEYS[3]: the ledger's generation and rebuild mark; ARGV[1]: the generation
+-- the writer joined ('': not checked). A batch under way when the ledger was cleared
+-- (a rebuild, or Redis emptied) must not store its offsets in the cleared ledger: the
+-- replay would start there and skip everything before.
+if ARGV[1] ~= '' and (redis.call('GET', KEYS[2]) ~= ARGV[1] or
+    redis.call('EXISTS', KEYS[3]) == 1) then
+  return 0
+end
+for i = 2, #ARGV, 3 do
   local current = redis.call('HGET', KEYS[1], 'o:' .. ARGV[i])
   if not current or tonumber(current) < tonumber(ARGV[i + 1]) then
     redis.call('HSET', KEYS[1], 'o:' .. ARGV[i], ARGV[i + 1])
@@ -323,8 +336,10 @@ class LedgerStore:
             return await self._apply(batch, versions, currency)
         except PeriodsRefused:
             raise  # the refused periods are as stored or out of the cache; the others written
-        except BaseException:
+        except BaseException as exc:
             self._periods.clear()  # a period may hold what was not written
+            if isinstance(exc, ResponseError) and (passing := refused_for_now(exc)) is not exc:
+                raise passing from exc  # Redis 6 wraps OOM and the like in a script's error
             raise
 
     async def _apply(
@@ -406,12 +421,19 @@ class LedgerStore:
                     pipe.hdel(self.keys.campaign(cid, "early"), order)
                 await pipe.execute()
         if batch.offsets:
-            args: list[str | int] = []
+            args: list[str | int | bytes] = [self.generation or ""]
             for slot, offset in batch.offsets.items():
                 args += [slot, offset, batch.last.get(slot, "")]
-            await self.redis.eval(  # type: ignore[no-untyped-call]
-                _POSITIONS, 1, self.keys.ledger("positions"), *args
+            stored = await self.redis.eval(  # type: ignore[no-untyped-call]
+                _POSITIONS,
+                3,
+                self.keys.ledger("positions"),
+                self.keys.ledger("generation"),
+                self.keys.ledger("rebuilding"),
+                *args,
             )
+            if not stored:
+                raise LedgerReset("the ledger was cleared or is being rebuilt")
         self._trim()
         postings: dict[Period, tuple[Posting, ...]] = defaultdict(tuple)
         kpis: dict[Period, dict[str, int]] = defaultdict(dict)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, TypeAlias
@@ -69,6 +70,23 @@ def _name_passing_replies() -> None:
 
 
 _name_passing_replies()
+
+
+class WritesRefusedForNow(ResponseError):
+    """One of the replies below met inside a script, which Redis before 7 reports as a
+    plain ``ERR Error running script ...: -OOM command not allowed ...``: read as a
+    refusal of the writes themselves, the ledger dead-lettered a whole batch at the
+    memory limit and skipped past it."""
+
+
+class KeyOfAnotherType(ResponseError):
+    """A key a step writes holds another type than afflux gives it (something else wrote
+    it there). ``compare_and_set`` checks every key before its first write, so nothing of
+    the step was written; it succeeds once the key is removed. Retried, never skipped: a
+    step that failed on it half-way used to leave its facts marked applied with their
+    postings unwritten."""
+
+
 PASSING_REPLIES: tuple[type[ResponseError], ...] = (
     OutOfMemoryError,
     ReadOnlyError,
@@ -78,7 +96,24 @@ PASSING_REPLIES: tuple[type[ResponseError], ...] = (
     NoPermissionError,
     BusyScriptError,
     CannotPersistError,
+    WritesRefusedForNow,
+    KeyOfAnotherType,
 )
+# The codes of PASSING_REPLIES (and LOADING), as Redis 6 writes them inside a script's
+# error ("...: @user_script:10: -OOM command not allowed ...").
+_WRAPPED_PASSING = re.compile(
+    r"Error running script.*?: -?(OOM|READONLY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|NOPERM|BUSY"
+    r"|MISCONF|LOADING|NOREPLICAS)\b"
+)
+
+
+def refused_for_now(exc: ResponseError) -> ResponseError:
+    """``exc``, or a ``WritesRefusedForNow`` when it is a passing reply wrapped in a
+    script's error by Redis before 7."""
+    if type(exc) is ResponseError and _WRAPPED_PASSING.search(str(exc)):
+        return WritesRefusedForNow(str(exc))
+    return exc
+
 
 Arg: TypeAlias = str | bytes | int | float
 # (command, key, *args), e.g. ("HSET", "afx:pay:L:{c|2026-11}", "field", b"value")
@@ -170,7 +205,9 @@ def _cluster_node(url: str, address: str) -> ClusterNode:
 
 # KEYS[1] the version key, KEYS[2..] every key written (each once).
 # ARGV: "1" and the expected version, or "0" and "" for "missing"; the new version;
-# then one JSON array of writes, each [command, index of its key in KEYS, [args...]].
+# then one JSON array of writes, each [command, index of its key in KEYS, [args...]];
+# then one JSON array of [index of a key in KEYS, the type its writes need], checked
+# before the first write (Redis does not undo a script's writes when one fails).
 # One JSON argument instead of one argument per value: the client encodes a batch's
 # thousands of values in one C call, not one Python call each. HINCRBY takes any
 # number of field/increment pairs.
@@ -180,6 +217,13 @@ if ARGV[1] == '1' then
   if current ~= ARGV[2] then return 0 end
 elseif current then
   return 0
+end
+for _, want in ipairs(cjson.decode(ARGV[5])) do
+  local held = redis.call('TYPE', KEYS[want[1]])['ok']
+  if held ~= 'none' and held ~= want[2] then
+    return redis.error_reply('WRONGTYPE key ' .. KEYS[want[1]] .. ' holds a ' .. held ..
+      ', not a ' .. want[2] .. ': nothing of this step was written')
+  end
 end
 for _, write in ipairs(cjson.decode(ARGV[4])) do
   local name, key, args = write[1], KEYS[write[2]], write[3]
@@ -209,11 +253,13 @@ async def compare_and_set(
     plain Redis too) when the keys span cluster slots, and ``ValueError`` for a command
     outside ``WRITE_COMMANDS`` or with more than ``MAX_COMMAND_ARGS`` arguments, before
     sending. A command the server refuses (a key holding another type) raises
-    ``ResponseError`` and leaves the commands before it written: Redis does not roll a
-    script back, so keep each key to one type."""
+    ``KeyOfAnotherType`` (every key's type is checked before the first write, so nothing
+    was written), and a reply that says Redis cannot write now ``WritesRefusedForNow`` or
+    the reply's own class (``PASSING_REPLIES``)."""
     keys: list[str | bytes] = [version_key]
     index: dict[str | bytes, int] = {}
     writes: list[tuple[str, int, tuple[Arg, ...]]] = []
+    types: dict[int, str] = {}  # key index -> the type its first write needs
     # A step sends thousands of commands: each is looked at once, its arguments not copied.
     for write in commands:
         name, key = write[0], write[1]
@@ -228,19 +274,43 @@ async def compare_and_set(
         if position is None:
             keys.append(key)
             position = index[key] = len(keys)  # Lua counts from 1
+            needed = _TYPE_OF.get(command)
+            if needed is not None:  # a key deleted first may hold anything
+                types[position] = needed
         writes.append((command, position, write[2:]))
     _require_one_slot(keys)
     args: list[Arg] = [b"0", b""] if expected is None else [b"1", expected]
     # Numbers go as JSON numbers (Redis turns a Lua number into its integer text); bytes
     # as text, converted only when met.
-    args += [new, orjson.dumps(writes, default=_text)]
+    args += [new, orjson.dumps(writes, default=_text), orjson.dumps(list(types.items()))]
     try:
-        done = await client.execute_command(
-            "EVALSHA", _COMPARE_AND_SET_SHA, len(keys), *keys, *args
-        )
-    except NoScriptError:  # first use on this node, or after a restart: EVAL caches it there
-        done = await client.execute_command("EVAL", _COMPARE_AND_SET, len(keys), *keys, *args)
+        try:
+            done = await client.execute_command(
+                "EVALSHA", _COMPARE_AND_SET_SHA, len(keys), *keys, *args
+            )
+        except NoScriptError:  # first use on this node, or after a restart: EVAL caches it
+            done = await client.execute_command("EVAL", _COMPARE_AND_SET, len(keys), *keys, *args)
+    except ResponseError as exc:
+        if type(exc) is ResponseError and str(exc).startswith("WRONGTYPE key "):
+            raise KeyOfAnotherType(str(exc)) from None
+        raise refused_for_now(exc) from None
     return bool(done)
+
+
+# The type a key must hold (or none) for each write command; DEL and PEXPIREAT take any.
+_TYPE_OF = {
+    "HDEL": "hash",
+    "HINCRBY": "hash",
+    "HSET": "hash",
+    "INCRBY": "string",
+    "SET": "string",
+    "RPUSH": "list",
+    "SADD": "set",
+    "SREM": "set",
+    "ZADD": "zset",
+    "ZINCRBY": "zset",
+    "ZREM": "zset",
+}
 
 
 # KEYS: sets of one slot; ARGV[i]: a JSON array of members to look up in KEYS[i].
@@ -322,5 +392,9 @@ def redis_away(exc: BaseException) -> bool:
         # refuses writes until it can: both pass. A pipeline wraps the reply: "Command # 1
         # (SMEMBERS ...) of pipeline caused error: ('BUSY Redis is busy ...',)".
         reply = str(exc).rpartition("of pipeline caused error: (")[2].lstrip("'\"")
-        return isinstance(exc, PASSING_REPLIES) or reply.startswith(("BUSY", "MISCONF"))
+        return (
+            isinstance(exc, PASSING_REPLIES)
+            or reply.startswith(("BUSY", "MISCONF"))
+            or _WRAPPED_PASSING.search(reply) is not None
+        )
     return isinstance(exc, RedisError | OSError | asyncio.TimeoutError)
