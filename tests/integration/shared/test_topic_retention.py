@@ -19,8 +19,9 @@ from afflux.shared.topics import ALL_TOPICS
 pytestmark = pytest.mark.integration
 
 INPUTS = {"clicks", "orders", "refunds", "campaigns", "content", "reviews"}
-# The attribution's answers the ledger rebuild replays: kept as long as the inputs.
-KEPT = {"conversions", "reversals", "attribution.unmatched"}
+# The attribution's answers the ledger rebuild replays, and the payouts the ledger writes
+# back from after Redis lost them: kept as long as the inputs.
+KEPT = {"conversions", "reversals", "attribution.unmatched", "payouts"}
 NINETY_DAYS_MS = 90 * 86_400_000
 
 

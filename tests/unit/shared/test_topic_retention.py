@@ -15,8 +15,9 @@ pytestmark = pytest.mark.unit
 
 # What the outside world said, people's review decisions included.
 INPUTS = ("clicks", "orders", "refunds", "campaigns", "content", "reviews")
-# The attribution's answers, replayed by the ledger rebuild and the order-outcome index.
-REPLAYED = ("conversions", "reversals", "attribution.unmatched")
+# The attribution's answers, replayed by the ledger rebuild and the order-outcome index,
+# and the payouts, from which the ledger writes back records Redis lost.
+REPLAYED = ("conversions", "reversals", "attribution.unmatched", "payouts")
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +31,7 @@ def test_the_input_topics_are_the_outside_worlds_events() -> None:
     assert sorted(t.name for t in ALL_TOPICS if t.input) == sorted(INPUTS)
 
 
-def test_the_replayed_topics_are_the_attributions_answers() -> None:
+def test_the_replayed_topics_are_the_attributions_answers_and_the_payouts() -> None:
     assert sorted(t.name for t in ALL_TOPICS if t.replayed) == sorted(REPLAYED)
 
 

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"afflux ledger rebuild: deleted {deleted} keys under {PREFIX} "
         f"(kept: {', '.join(PREFIX + k for k in KEPT)}); the payouts consumers replay "
-        "conversions, reversals, clicks, content and reviews from the start. Done when "
+        "conversions, reversals, clicks, content, reviews and payouts from the start. Done when "
         '/healthz answers 200 and afflux_consumer_lag_messages{service="payouts"} is 0.'
     )
     return 0

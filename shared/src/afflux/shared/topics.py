@@ -46,7 +46,9 @@ REVERSALS = Topic("reversals", "order_id", "attribution", replayed=True)
 UNMATCHED = Topic("attribution.unmatched", "order_id", "attribution", replayed=True)
 CAMPAIGNS = Topic("campaigns", "campaign_id", "admin tools", compacted=True, input=True)
 LINKS = Topic("links", "code", "clicks", compacted=True)
-PAYOUTS = Topic("payouts", "affiliate_id", "payouts")
+# Every payout, kept as long as the inputs: the ledger writes back from it a payout
+# record Redis lost, which the next run would otherwise pay again.
+PAYOUTS = Topic("payouts", "affiliate_id", "payouts", replayed=True)
 # A content's publication and all its stats share one key, so they stay in order.
 CONTENT = Topic("content", "platform:content_id", "payouts, platform connectors", input=True)
 # Review decisions on held conversions: what people decided is input, kept for replay.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from afflux.payouts.tallies import ClickItem
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -33,11 +34,14 @@ class Batch:
     reviews: list[tuple[str, str, ReviewFact]] = field(default_factory=list)  # cid, period
     # conversion id -> [campaign, period, order, creator, order time]: the review index
     review_index: dict[str, list[object]] = field(default_factory=dict)
+    # payout records read back from the payouts topic (``payout_records.from_event``)
+    payouts: list[dict[str, Any]] = field(default_factory=list)
     offsets: dict[str, int] = field(default_factory=dict)  # "topic|partition" -> next offset
     last: dict[str, str] = field(default_factory=dict)  # "topic|partition" -> fingerprint
 
     def merge(self, other: Batch) -> None:
         self.conversions += other.conversions
+        self.payouts += other.payouts
         self.refunds += other.refunds
         self.confirmations += other.confirmations
         self.clicks += other.clicks

@@ -78,19 +78,28 @@ from afflux.shared.io.kafka import (
     deliver_dead_letter,
     new_group_consumer,
     stop_consumer,
+    topics_end_offsets,
 )
 from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.io.paced_commits import PacedCommits
 from afflux.shared.io.redis_client import PASSING_REPLIES, KeyOfAnotherType, redis_away
 from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.schemas import wrong_topic
-from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, REVERSALS, REVIEWS
+from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, PAYOUTS, REVERSALS, REVIEWS
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONSUMER = "payouts.ledger"
-TOPICS = (CONVERSIONS.name, REVERSALS.name, CLICKS.name, CONTENT.name, REVIEWS.name)
+# The payouts topic too: a payout record Redis lost is written back from it.
+TOPICS = (
+    CONVERSIONS.name,
+    REVERSALS.name,
+    CLICKS.name,
+    CONTENT.name,
+    REVIEWS.name,
+    PAYOUTS.name,
+)
 
 
 # Redis unreachable, restarting or still loading its AOF: wait for it, never skip a batch.
@@ -188,6 +197,7 @@ class LedgerConsumer:
         self.lag = ConsumerLag("payouts", metrics.registry)
         self.ready = asyncio.Event()
         self.probe = LogProbe(bootstrap)
+        self.bootstrap = bootstrap
         self.max_records = max_records
         self.verify_interval_s = verify_interval_s
         self.diverged: dict[TopicPartition, Divergence] = {}
@@ -215,6 +225,7 @@ class LedgerConsumer:
             self._halt("the ledger is being rebuilt")
         else:
             await until_redis_answers(self.store.join_generation, "joining the ledger")
+            await self._hold_payout_runs_while_replaying()
         self.consumer.subscribe(list(TOPICS), listener=_Assignments(self))
         self.ready.set()
         self._publish_health()
@@ -401,6 +412,7 @@ class LedgerConsumer:
     async def _start_over(self) -> None:
         """The rebuild is done (or the ledger was found empty): replay from the start."""
         await self.store.join_generation()
+        await self._hold_payout_runs_while_replaying()
         self.diverged.clear()
         self.unverified.clear()
         self.stored.clear()
@@ -417,6 +429,21 @@ class LedgerConsumer:
         )
         self._sync_pause()
         self._publish_health()
+
+    async def _hold_payout_runs_while_replaying(self) -> None:
+        """A ledger this consumer found without a generation (new, or Redis lost it)
+        replays the topics: until it reaches their present ends no payout run pays and no
+        compaction judges a period (``replay-until``, as ``afflux ledger rebuild`` sets). A
+        half-replayed ledger holds sales without the refunds that reduced them, and,
+        after Redis lost its data, no payout records yet: a run would pay all again."""
+        if not self.store.started_generation:
+            return
+        try:
+            ends = await topics_end_offsets(self.bootstrap, TOPICS)
+            if await self.store.hold_until_replayed(ends):
+                log.warning("a new ledger generation: payout runs wait for the replay")
+        except Exception as exc:  # the broker away: the replay itself waits for it too
+            log.warning("could not read the topics' ends to hold payout runs: %r", exc)
 
     def _sync_pause(self) -> None:
         """Pause what must not be read (everything while halted; diverged and unchecked

@@ -11,15 +11,24 @@ the run read when it computed the amount due: two runs at once under different
 payout period names would otherwise each pay the same approved balance (each its own
 ``HSETNX`` field). A run that finds the paid total moved reads again and decides
 again.
+
+Every payout is also on the ``payouts`` topic (``PayoutIssued``, kept forever), which
+the ledger consumer reads like its other topics: a record Redis lost (restarted empty, a
+lost volume) is written back from it (``restore``), with its paid total, so the next
+run pays only what was not paid. A record that was never sent (the broker failed after
+it was written, until a later run sends it) cannot be read back.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from afflux.payouts.store import LedgerStore
+from afflux.shared.events import PayoutIssued
+
+if TYPE_CHECKING:  # the store writes records back through ``restore``
+    from afflux.payouts.store import LedgerStore
 
 # 1 recorded; 0 this creator, campaign and period has a record; -1 the campaign's paid
 # total is no longer ARGV[6] (another run paid since the caller read it).
@@ -37,6 +46,14 @@ redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 RECORDED, EXISTS, STALE = 1, 0, -1
+
+# A record read back from the topic: written, with its paid total, only where the creator
+# has none for that campaign and period (1), else nothing (0).
+_RESTORE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
 
 
 def slot(campaign: str, period: str) -> str:
@@ -101,3 +118,38 @@ def paid_by_campaign(records: dict[str, dict[str, Any]]) -> dict[str, int]:
     for payout in records.values():
         out[payout["campaign_id"]] += int(payout["amount_minor"])
     return dict(out)
+
+
+def from_event(event: PayoutIssued) -> dict[str, Any]:
+    """The record ``run`` wrote for the payout ``event`` announces, sent."""
+    return {
+        "payout_id": event.payout_id,
+        "affiliate_id": event.affiliate_id,
+        "campaign_id": event.campaign_id,
+        "currency": event.currency,
+        "period": event.period,
+        "amount_minor": event.amount_minor,
+        "as_of": event.occurred_at,
+        "line_ids": list(event.line_ids),
+        "emitted": True,
+    }
+
+
+async def restore(store: LedgerStore, payouts: list[dict[str, Any]]) -> int:
+    """Write back the records of ``payouts`` their creators no longer have; how many."""
+    if not payouts:
+        return 0
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for payout in payouts:
+            a = payout["affiliate_id"]
+            pipe.eval(
+                _RESTORE,
+                2,
+                store.keys.creator(a, "payouts"),
+                store.keys.creator(a, "paid"),
+                slot(payout["campaign_id"], payout["period"]),
+                json.dumps(payout),
+                payout["currency"],
+                int(payout["amount_minor"]),
+            )
+        return sum(int(n) for n in await pipe.execute())

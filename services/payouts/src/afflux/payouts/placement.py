@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from afflux.payouts import payout_records
 from afflux.payouts.batch import Batch
 from afflux.payouts.tallies import ClickItem
 from afflux.shared import ledger_facts
@@ -34,6 +35,7 @@ from afflux.shared.events import (
     ConversionReversed,
     ConversionReviewed,
     LeadConfirmed,
+    PayoutIssued,
 )
 from afflux.shared.io.campaign_view import CampaignDirectory, UnknownCampaign
 
@@ -175,6 +177,10 @@ class Placement:
                 self.remember_route(key, route, False)  # confirmed: fixed for good
                 batch.content_reroutes[key] = [*route, False]
             batch.content.append((route[0], route[1], content_fact(event)))
+        elif isinstance(event, PayoutIssued):
+            # A payout this ledger recorded (it finds the record there), or one whose
+            # record Redis lost: restored, so the next run does not pay it again.
+            batch.payouts.append(payout_records.from_event(event))
         else:
             raise Rejected(f"unexpected event type {type(event).__name__}")
 

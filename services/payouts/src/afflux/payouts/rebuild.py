@@ -4,8 +4,10 @@ Everything under the ledger's prefix is derived from the ``conversions``,
 ``reversals``, ``clicks``, ``content`` and ``reviews`` topics and can be rebuilt from them
 (the review decisions with the rest), except each
 creator's payout records (``{a:<affiliate>}:payouts`` and ``:paid``): they record
-money that was paid, which the topics do not hold, and the next payout run pays
-only the difference to them; and the content API's claims (``CONTENT_CLAIMS``).
+money that was paid, and the next payout run pays only the difference to them (the
+``payouts`` topic holds every one announced, and the replay writes back any that is
+missing, but not one recorded and never announced); and the content API's claims
+(``CONTENT_CLAIMS``).
 
 The steps, safe with the payouts service running, on one Redis or a cluster:
 

@@ -48,7 +48,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from afflux.payouts import refused_step, tallies
+from afflux.payouts import payout_records, refused_step, tallies
 from afflux.payouts.batch import Applied, Batch, LedgerReset, Period, PeriodsRefused
 from afflux.payouts.conversion_claims import claim_periods
 from afflux.payouts.creator_balance import CreatorSums, outbox_value
@@ -241,6 +241,8 @@ class LedgerStore:
         self._writes = 0
         # The ledger's generation this store writes to; None: not checked (tools, tests).
         self.generation: bytes | None = None
+        # Whether this store started it (the ledger was new, rebuilt or lost).
+        self.started_generation = False
 
     # -- positions and generation ------------------------------------------------
 
@@ -266,9 +268,10 @@ class LedgerStore:
     async def join_generation(self) -> bytes:
         """Adopt the ledger's generation, starting one when there is none (a new or
         rebuilt ledger); ``apply`` refuses to write once it has changed."""
-        await self.redis.set(self.keys.ledger("generation"), uuid.uuid4().hex, nx=True)
+        started = await self.redis.set(self.keys.ledger("generation"), uuid.uuid4().hex, nx=True)
         current: bytes | None = await self.redis.get(self.keys.ledger("generation"))
         self.generation = current
+        self.started_generation = bool(started)
         self._periods.clear()
         self._registered.clear()
         await self.drain_outboxes()
@@ -280,6 +283,16 @@ class LedgerStore:
         cps = [tuple(m.decode().split("|", 1)) for m in raw]
         for start in range(0, len(cps), 500):
             await self.creator_sums.drain((c, p) for c, p in cps[start : start + 500])
+
+    async def hold_until_replayed(self, ends: Mapping[str, int]) -> bool:
+        """Mark ``ends`` (the topics' end offsets) as what a replay must reach before a
+        payout run or compaction pass (``compaction.ledger_behind``), unless a mark is
+        there (a rebuild's); whether it marked."""
+        mark = self.keys.ledger("replay-until")
+        if not ends or await self.redis.exists(mark):
+            return False
+        await self.redis.hset(mark, mapping=dict(ends))  # type: ignore[arg-type]
+        return True
 
     async def generation_changed(self) -> bool:
         if self.generation is None:
@@ -420,6 +433,7 @@ class LedgerStore:
                 for cid, order in early_seen:
                     pipe.hdel(self.keys.campaign(cid, "early"), order)
                 await pipe.execute()
+        await payout_records.restore(self, batch.payouts)  # idempotent: before the offsets
         if batch.offsets:
             args: list[str | int | bytes] = [self.generation or ""]
             for slot, offset in batch.offsets.items():
