@@ -12,7 +12,8 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -141,6 +142,19 @@ class LedgerStack:
         for child in (self.payouts, self.broker, self.redis):
             if child is not None:
                 child.stop()
+
+
+@contextmanager
+def running_payouts(
+    work: Path, campaign: str, env: dict[str, str] | None = None
+) -> Iterator[LedgerStack]:
+    """A stack of its own with the payouts service started, all stopped on exit."""
+    stack = LedgerStack(work, campaign, env).start()
+    try:
+        stack.start_payouts()
+        yield stack
+    finally:
+        stack.stop()
 
 
 async def produce(bootstrap: str, campaign: str, orders: Sequence[tuple[str, int]]) -> None:

@@ -24,7 +24,15 @@ from typing import Any
 import httpx
 import ledger_stack
 import pytest
-from ledger_stack import GROUP, LedgerStack, committed_offsets, metric, produce, until
+from ledger_stack import (
+    GROUP,
+    LedgerStack,
+    committed_offsets,
+    metric,
+    produce,
+    running_payouts,
+    until,
+)
 from redis import Redis
 
 from afflux.cli.ledger_compare import actual_lines, line_differences, lines_of
@@ -48,12 +56,8 @@ ADMIN_TOKEN = "ledger-divergence-admin-token"
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerStack]:
     work: Path = tmp_path_factory.mktemp("ledger-divergence")
-    stack = LedgerStack(work, CAMPAIGN, env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN}).start()
-    try:
-        stack.start_payouts()
+    with running_payouts(work, CAMPAIGN, {"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN}) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def redis_of(ledger: LedgerStack) -> Redis[bytes]:

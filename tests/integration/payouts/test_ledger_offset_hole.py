@@ -15,6 +15,7 @@ from ledger_stack import (
     conversion,
     metric,
     produce,
+    running_payouts,
     stored_offsets,
     until,
 )
@@ -30,12 +31,8 @@ CAMPAIGN = "hole-shop"
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[LedgerStack]:
-    stack = LedgerStack(tmp_path, CAMPAIGN).start()
-    try:
-        stack.start_payouts()
+    with running_payouts(tmp_path, CAMPAIGN) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 async def produce_after_hole(bootstrap: str, order: str, hole: int) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ledger_stack import LedgerStack, applied_orders, conversion, until
+from ledger_stack import LedgerStack, applied_orders, conversion, running_payouts, until
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -43,12 +43,8 @@ ORDERS = [(f"o-{n}", CREATORS[n % len(CREATORS)]) for n in range(40)]  # 10 sale
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerStack]:
     work: Path = tmp_path_factory.mktemp("ledger-redis-lost")
-    stack = LedgerStack(work, CAMPAIGN, env={"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN}).start()
-    try:
-        stack.start_payouts()
+    with running_payouts(work, CAMPAIGN, {"AFFLUX_ADMIN_TOKEN": ADMIN_TOKEN}) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 async def _produce(bootstrap: str) -> None:
@@ -120,25 +116,50 @@ def test_payouts_are_not_paid_again_after_redis_lost_its_data(ledger: LedgerStac
 def test_a_new_ledger_generation_holds_payout_runs_until_the_replay_reaches_the_ends(
     ledger: LedgerStack,
 ) -> None:
-    """What the consumer marks when it starts a generation; a rebuild's mark is kept."""
+    """From the step that starts a generation (no window in which another consumer
+    replays while runs are open) until the replay reaches the topics' ends then."""
 
     async def scenario() -> list[str]:
         client: AsyncRedis[bytes] = AsyncRedis.from_url(ledger.redis_url)
         store = LedgerStore(client, Keys(f"afx:test:{uuid.uuid4().hex[:8]}:"))
         try:
-            said = [str(await store.hold_until_replayed({"conversions|0": 5}))]
+            await store.join_generation()
+            said = [str(store.started_generation), await ledger_behind(store)]
+            said.append(str(await store.hold_until_replayed({"conversions|0": 5})))
             said.append(str(await store.hold_until_replayed({"conversions|0": 9})))
             said.append(await ledger_behind(store))
             await client.hset(store.keys.ledger("positions"), "o:conversions|0", 5)
             said.append(await ledger_behind(store))
+            other = LedgerStore(client, store.keys)  # a second consumer joins it
+            await other.join_generation()
+            said.append(str(other.started_generation))
             return said
         finally:
             await client.aclose()  # type: ignore[attr-defined]
 
-    marked, kept, waiting, done = asyncio.run(scenario())
+    started, pending, marked, kept, waiting, done, second = asyncio.run(scenario())
 
+    assert started == "True"
+    assert pending == "the ledger's replay has not read the topics' ends yet"
     assert (marked, kept) == ("True", "False")
-    assert (
-        waiting == "the rebuilt ledger has not replayed its topics yet (conversions|0 by 5 records)"
+    assert waiting == (
+        "the rebuilt ledger has not replayed its topics yet (conversions|0 by 5 records)"
     )
     assert done == ""
+    assert second == "False"
+
+
+def test_a_rebuilds_mark_is_kept_by_the_generation_after_it(ledger: LedgerStack) -> None:
+    async def scenario() -> str:
+        client: AsyncRedis[bytes] = AsyncRedis.from_url(ledger.redis_url)
+        store = LedgerStore(client, Keys(f"afx:test:{uuid.uuid4().hex[:8]}:"))
+        try:
+            await client.hset(store.keys.ledger("replay-until"), "conversions|1", 7)
+            await store.join_generation()
+            return await ledger_behind(store)
+        finally:
+            await client.aclose()  # type: ignore[attr-defined]
+
+    assert asyncio.run(scenario()) == (
+        "the rebuilt ledger has not replayed its topics yet (conversions|1 by 7 records)"
+    )

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from ledger_stack import campaign_terms, conversion
 from redis.asyncio import Redis
 
 from afflux.cli.embedded import start_redis
@@ -34,7 +35,7 @@ from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
@@ -72,33 +73,11 @@ async def redis(own_redis: int) -> AsyncIterator[Redis[bytes]]:
 
 
 def _terms(campaign: str) -> TermsVersion:
-    terms = CampaignTerms.model_validate(
-        {
-            "campaign_id": campaign,
-            "merchant_id": "m",
-            "currency": "EUR",
-            "plan": {"sale": {"rate": {"percent": "10"}}},
-        }
-    )
-    return TermsVersion(version=1, effective_from=0, published_at=0, terms=terms)
+    return TermsVersion(version=1, effective_from=0, published_at=0, terms=campaign_terms(campaign))
 
 
 def _conversion(campaign: str, n: int, creator: str) -> ConversionAttributed:
-    return ConversionAttributed(
-        event_id=f"ev-{campaign}-{n}",
-        occurred_at=NOV_15,
-        conversion_id=f"conv-{campaign}-{n}",
-        order_id=f"order-{n}",
-        campaign_id=campaign,
-        affiliate_id=creator,
-        reason="cookie",
-        model="last_click",
-        window_ms=1,
-        terms_version=1,
-        amount_minor=10_000,
-        currency="EUR",
-        order_event_id=f"oev-{n}",
-    )
+    return conversion(campaign, f"{campaign}-{n}", creator)
 
 
 def _record(offset: int, key: str, value: bytes) -> ConsumerRecord[bytes, bytes]:

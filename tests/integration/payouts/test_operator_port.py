@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ledger_stack import LedgerStack
+from ledger_stack import running_payouts
 
 from afflux.cli.processes import free_port
 from afflux.shared.io.http import tls as oneshot
@@ -21,12 +21,8 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
     work: Path = tmp_path_factory.mktemp("payouts-operator-port")
     operator = free_port()
     env = {"AFFLUX_PAYOUTS_OPERATOR_PORT": str(operator), "AFFLUX_WEBHOOKS_ENABLED": "false"}
-    stack = LedgerStack(work, "operator-port-shop", env=env).start()
-    try:
-        stack.start_payouts()
+    with running_payouts(work, "operator-port-shop", env) as stack:
         yield stack.url, f"http://127.0.0.1:{operator}"
-    finally:
-        stack.stop()
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/openapi.json", "/docs"])

@@ -248,9 +248,12 @@ class LinkStore:
         return link
 
     async def lookup(self, code: str) -> tuple[bool, Link | None]:
-        """(Redis holds every link, the link) read atomically; an unreadable link is
-        dropped and answered as (False, None): restore, then look again."""
-        async with self.redis.pipeline(transaction=True) as pipe:
+        """(Redis holds every link, the link); an unreadable link is dropped and answered
+        as (False, None): restore, then look again. The completeness key is read first (a
+        restore sets it after every link), so a link missing while it is set is gone. Not
+        in MULTI: at its memory limit Redis refuses MULTI, reads and all, and every link
+        not in a process's cache answered 503."""
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.exists(self.complete_key)
             pipe.get(self._key(code))
             complete, raw = await pipe.execute()

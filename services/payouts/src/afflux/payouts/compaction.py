@@ -87,6 +87,8 @@ async def ledger_behind(store: LedgerStore) -> str:
     raw = await store.redis.hgetall(mark)
     if not raw:
         return ""
+    if b"pending" in raw:
+        return "the ledger's replay has not read the topics' ends yet"
     ends = {name.decode(): int(value) for name, value in raw.items()}
     stored = await store.offsets()
     behind = {tp: end - stored.get(tp, 0) for tp, end in ends.items() if stored.get(tp, 0) < end}

@@ -213,6 +213,7 @@ class LedgerConsumer:
         self.refreezer = Refreezer()
         self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
         self._refused_delay_s = REFUSED_FIRST_DELAY_S  # the next pause after refused writes
+        self._replay_ends: asyncio.Task[None] | None = None  # reading them for the mark
         # An event of a campaign or terms version this process has not read yet is asked
         # again once its campaign view caught up, not dead-lettered at once.
         self.terms_recheck = TermsRecheck(directory, clock, TERMS_REFUSALS)
@@ -225,7 +226,7 @@ class LedgerConsumer:
             self._halt("the ledger is being rebuilt")
         else:
             await until_redis_answers(self.store.join_generation, "joining the ledger")
-            await self._hold_payout_runs_while_replaying()
+            self._hold_payout_runs_while_replaying()
         self.consumer.subscribe(list(TOPICS), listener=_Assignments(self))
         self.ready.set()
         self._publish_health()
@@ -267,6 +268,8 @@ class LedgerConsumer:
                         verify_at = now + self.verify_interval_s
         finally:
             lag.cancel()
+            if self._replay_ends is not None:
+                self._replay_ends.cancel()
             await self.probe.stop()
             await self.commits.flush()
             await stop_consumer(self.consumer)
@@ -412,7 +415,7 @@ class LedgerConsumer:
     async def _start_over(self) -> None:
         """The rebuild is done (or the ledger was found empty): replay from the start."""
         await self.store.join_generation()
-        await self._hold_payout_runs_while_replaying()
+        self._hold_payout_runs_while_replaying()
         self.diverged.clear()
         self.unverified.clear()
         self.stored.clear()
@@ -430,20 +433,34 @@ class LedgerConsumer:
         self._sync_pause()
         self._publish_health()
 
-    async def _hold_payout_runs_while_replaying(self) -> None:
+    def _hold_payout_runs_while_replaying(self) -> None:
         """A ledger this consumer found without a generation (new, or Redis lost it)
         replays the topics: until it reaches their present ends no payout run pays and no
-        compaction judges a period (``replay-until``, as ``afflux ledger rebuild`` sets). A
-        half-replayed ledger holds sales without the refunds that reduced them, and,
-        after Redis lost its data, no payout records yet: a run would pay all again."""
+        compaction judges a period (``replay-until``, as ``afflux ledger rebuild`` sets;
+        ``pending`` from the moment the generation began until the ends are read here,
+        in the background and again until the broker answers). A half-replayed ledger
+        holds sales without the refunds that reduced them, and, after Redis lost its
+        data, no payout records yet: a run would pay all again."""
         if not self.store.started_generation:
             return
-        try:
-            ends = await topics_end_offsets(self.bootstrap, TOPICS)
-            if await self.store.hold_until_replayed(ends):
-                log.warning("a new ledger generation: payout runs wait for the replay")
-        except Exception as exc:  # the broker away: the replay itself waits for it too
-            log.warning("could not read the topics' ends to hold payout runs: %r", exc)
+        if self._replay_ends is not None:
+            self._replay_ends.cancel()
+        self._replay_ends = asyncio.create_task(self._read_replay_ends(), name="replay-ends")
+
+    async def _read_replay_ends(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                ends = await topics_end_offsets(self.bootstrap, TOPICS)
+                if await self.store.hold_until_replayed(ends):
+                    log.warning("a new ledger generation: payout runs wait for its replay")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker or Redis away: the replay waits too
+                log.warning("reading the topics' ends for the replay mark: %r; again", exc)
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
 
     def _sync_pause(self) -> None:
         """Pause what must not be read (everything while halted; diverged and unchecked

@@ -64,18 +64,8 @@ async def record(store: LedgerStore, payout: dict[str, Any], paid_before: int) -
     """Record ``payout`` if its creator, campaign and period has none and the creator's
     paid total in the campaign is still ``paid_before``: ``RECORDED``, else ``EXISTS``
     or ``STALE``."""
-    a = payout["affiliate_id"]
     done = await store.redis.eval(  # type: ignore[no-untyped-call]
-        _RECORD_ONCE,
-        2,
-        store.keys.creator(a, "payouts"),
-        store.keys.creator(a, "paid"),
-        slot(payout["campaign_id"], payout["period"]),
-        json.dumps(payout),
-        payout["currency"],
-        int(payout["amount_minor"]),
-        payout["campaign_id"],
-        paid_before,
+        _RECORD_ONCE, *_slot_args(store, payout), payout["campaign_id"], paid_before
     )
     return int(done)
 
@@ -120,6 +110,21 @@ def paid_by_campaign(records: dict[str, dict[str, Any]]) -> dict[str, int]:
     return dict(out)
 
 
+def _slot_args(store: LedgerStore, payout: dict[str, Any]) -> tuple[int | str, ...]:
+    """The keys and the first arguments both scripts take: the creator's records and paid
+    totals, then the record's field, the record, its currency and amount."""
+    a = payout["affiliate_id"]
+    return (
+        2,
+        store.keys.creator(a, "payouts"),
+        store.keys.creator(a, "paid"),
+        slot(payout["campaign_id"], payout["period"]),
+        json.dumps(payout),
+        payout["currency"],
+        int(payout["amount_minor"]),
+    )
+
+
 def from_event(event: PayoutIssued) -> dict[str, Any]:
     """The record ``run`` wrote for the payout ``event`` announces, sent."""
     return {
@@ -141,15 +146,5 @@ async def restore(store: LedgerStore, payouts: list[dict[str, Any]]) -> int:
         return 0
     async with store.redis.pipeline(transaction=False) as pipe:
         for payout in payouts:
-            a = payout["affiliate_id"]
-            pipe.eval(
-                _RESTORE,
-                2,
-                store.keys.creator(a, "payouts"),
-                store.keys.creator(a, "paid"),
-                slot(payout["campaign_id"], payout["period"]),
-                json.dumps(payout),
-                payout["currency"],
-                int(payout["amount_minor"]),
-            )
+            pipe.eval(_RESTORE, *_slot_args(store, payout))
         return sum(int(n) for n in await pipe.execute())

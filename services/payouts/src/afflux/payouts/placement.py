@@ -24,7 +24,9 @@ from afflux.shared.core.commission import version_by_number
 from afflux.shared.core.content import takes_over
 from afflux.shared.core.currency import other_currency
 from afflux.shared.core.engagement import taken_over
-from afflux.shared.core.periods import period_of
+from afflux.shared.core.ids import derived_id
+from afflux.shared.core.money import MAX_AMOUNT_MINOR
+from afflux.shared.core.periods import BadPeriod, period_bounds, period_of
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
@@ -179,10 +181,32 @@ class Placement:
             batch.content.append((route[0], route[1], content_fact(event)))
         elif isinstance(event, PayoutIssued):
             # A payout this ledger recorded (it finds the record there), or one whose
-            # record Redis lost: restored, so the next run does not pay it again.
+            # record Redis lost: restored, so the next run does not pay it again. Checked
+            # as a run would have made it: written straight to the topic, a negative
+            # amount made the next run pay 50,010.00 on 10.00 approved, and an amount past
+            # Redis's integers left a record without its paid total.
+            self._check_payout(event)
             batch.payouts.append(payout_records.from_event(event))
         else:
             raise Rejected(f"unexpected event type {type(event).__name__}")
+
+    def _check_payout(self, event: PayoutIssued) -> None:
+        self._versions(event.campaign_id)  # Rejected for an unknown campaign
+        currency = self.currency(event.campaign_id)
+        if not 0 < event.amount_minor <= MAX_AMOUNT_MINOR:
+            raise Rejected(f"payout amount_minor {event.amount_minor} out of range")
+        if event.currency != currency:
+            raise Rejected(
+                f"payout in {event.currency} for campaign {event.campaign_id!r} paid in {currency}"
+            )
+        try:
+            period_bounds(event.period)
+        except BadPeriod as exc:
+            raise Rejected(f"payout period {exc}") from None
+        if event.payout_id != derived_id(
+            "payout", event.affiliate_id, event.campaign_id, event.period
+        ):
+            raise Rejected("payout_id is not the id of its creator, campaign and period")
 
     def _place_publication(self, event: ContentPublished, batch: Batch) -> None:
         """A content lives in the period of its first publication; a later publication

@@ -14,8 +14,6 @@ answered shows no numbers rather than zeros.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,8 +22,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from afflux.shared.io.refresh import refresh_forever
+
 DEFAULT_INTERVAL_S = 15.0
-log = logging.getLogger(__name__)
 
 
 class InfoReader(Protocol):
@@ -102,14 +101,7 @@ class RedisMemoryCollector(Collector):
 
     async def run(self, redis: InfoReader, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         """Refresh every ``interval_s`` until cancelled; a failed read keeps the last one."""
-        while True:
-            try:
-                await self.update(redis)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.debug("reading Redis INFO failed: %s", exc)
-            await asyncio.sleep(interval_s)
+        await refresh_forever(lambda: self.update(redis), interval_s, "reading Redis INFO")
 
 
 def _merged(memory: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:

@@ -193,6 +193,28 @@ return period
 
 # Per partition (slot, next offset, fingerprint): store both, never moving an offset back
 # (a consumer that lost its partitions may still finish a batch behind the new owner).
+# KEYS[1] the generation, KEYS[2] the replay mark; ARGV[1] a new generation. One that
+# starts the generation (the ledger new, rebuilt or lost) marks the replay ``pending``
+# in the same step, unless a rebuild left its mark: from then on no payout run pays
+# until the topics' ends are known and reached, not even while this consumer reads them
+# and another one already replays. Answers {started, the generation}.
+_JOIN_GENERATION = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('HSET', KEYS[2], 'pending', '1') end
+  return {1, ARGV[1]}
+end
+return {0, redis.call('GET', KEYS[1])}
+"""
+
+# KEYS[1] the replay mark; ARGV: topic|partition, end offset, ... The ends in place of a
+# ``pending`` mark (none left when the topics are empty); 0 when it is not pending.
+_REPLAY_ENDS = """
+if redis.call('HEXISTS', KEYS[1], 'pending') == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
 _POSITIONS = """
 -- KEYS[2], KEYS[3]: the ledger's generation and rebuild mark; ARGV[1]: the generation
 -- the writer joined ('': not checked). A batch under way when the ledger was cleared
@@ -268,8 +290,13 @@ class LedgerStore:
     async def join_generation(self) -> bytes:
         """Adopt the ledger's generation, starting one when there is none (a new or
         rebuilt ledger); ``apply`` refuses to write once it has changed."""
-        started = await self.redis.set(self.keys.ledger("generation"), uuid.uuid4().hex, nx=True)
-        current: bytes | None = await self.redis.get(self.keys.ledger("generation"))
+        started, current = await self.redis.eval(  # type: ignore[no-untyped-call]
+            _JOIN_GENERATION,
+            2,
+            self.keys.ledger("generation"),
+            self.keys.ledger("replay-until"),
+            uuid.uuid4().hex,
+        )
         self.generation = current
         self.started_generation = bool(started)
         self._periods.clear()
@@ -285,14 +312,17 @@ class LedgerStore:
             await self.creator_sums.drain((c, p) for c, p in cps[start : start + 500])
 
     async def hold_until_replayed(self, ends: Mapping[str, int]) -> bool:
-        """Mark ``ends`` (the topics' end offsets) as what a replay must reach before a
-        payout run or compaction pass (``compaction.ledger_behind``), unless a mark is
-        there (a rebuild's); whether it marked."""
-        mark = self.keys.ledger("replay-until")
-        if not ends or await self.redis.exists(mark):
-            return False
-        await self.redis.hset(mark, mapping=dict(ends))  # type: ignore[arg-type]
-        return True
+        """Put ``ends`` (the topics' end offsets when the generation began) in place of the
+        ``pending`` mark ``join_generation`` set: what the replay must reach before a
+        payout run or compaction pass (``compaction.ledger_behind``). Whether it replaced
+        one (a rebuild's mark, with its ends, is left as it is)."""
+        args: list[str | int] = []
+        for slot, offset in ends.items():
+            args += [slot, offset]
+        done = await self.redis.eval(  # type: ignore[no-untyped-call]
+            _REPLAY_ENDS, 1, self.keys.ledger("replay-until"), *args
+        )
+        return bool(done)
 
     async def generation_changed(self) -> bool:
         if self.generation is None:

@@ -16,8 +16,6 @@ the first reading.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -26,10 +24,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from afflux.shared.core.clock_offset import Offset, best_offset
+from afflux.shared.io.refresh import refresh_forever
 
 DEFAULT_INTERVAL_S = 30.0
 SAMPLES = 3
-log = logging.getLogger(__name__)
 
 
 class TimeReader(Protocol):
@@ -80,11 +78,4 @@ class ClockOffsetCollector(Collector):
 
     async def run(self, redis: TimeReader, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         """Refresh every ``interval_s`` until cancelled; a failed read keeps the last one."""
-        while True:
-            try:
-                await self.update(redis)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.debug("reading Redis TIME failed: %s", exc)
-            await asyncio.sleep(interval_s)
+        await refresh_forever(lambda: self.update(redis), interval_s, "reading Redis TIME")

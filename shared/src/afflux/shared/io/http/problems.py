@@ -19,8 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
+
+from afflux.shared.io.redis_client import redis_away
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,18 @@ async def _redis_away_answer(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(away.body(), status_code=503, headers=away.response_headers())
 
 
+async def _redis_reply_answer(request: Request, exc: Exception) -> JSONResponse:
+    """Redis answering that it cannot take writes now (at its memory limit, a replica, a
+    full disk: ``redis_away``) is a 503 to retry, as Redis out of reach is; any other
+    error reply is a 500."""
+    if redis_away(exc):
+        log.warning("%s %s: redis refusing writes: %r", request.method, request.url.path, exc)
+        away = Problem(503, None, "redis cannot take writes now, retry")
+        return JSONResponse(away.body(), status_code=503, headers=away.response_headers())
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": [{"field": None, "reason": "internal error"}]}, 500)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer ``Problem``, request validation errors, HTTP errors and Redis out of reach
     in the one shape."""
@@ -127,3 +142,4 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error_answer)
     app.add_exception_handler(RedisConnectionError, _redis_away_answer)
     app.add_exception_handler(RedisTimeoutError, _redis_away_answer)
+    app.add_exception_handler(ResponseError, _redis_reply_answer)
