@@ -23,10 +23,13 @@ from redis.asyncio import Redis as AsyncRedis
 
 from afflux.cli.scenario_checks import read_topic
 from afflux.payouts.compaction import ledger_behind
+from afflux.payouts.consumer import TOPICS, LedgerConsumer
 from afflux.payouts.keys import Keys
+from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.events import PayoutIssued
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
 from afflux.shared.topics import CONVERSIONS
 from afflux.shared.wire import encode
@@ -163,3 +166,42 @@ def test_a_rebuilds_mark_is_kept_by_the_generation_after_it(ledger: LedgerStack)
     assert asyncio.run(scenario()) == (
         "the rebuilt ledger has not replayed its topics yet (conversions|1 by 7 records)"
     )
+
+
+def test_a_consumer_that_finds_the_mark_pending_reads_the_ends_itself(
+    ledger: LedgerStack,
+) -> None:
+    """The consumer that started the generation died before it read the topics' ends:
+    the next one to join reads them, or payout runs would wait for good."""
+
+    async def scenario() -> tuple[bool, bool, dict[bytes, bytes]]:
+        client: AsyncRedis[bytes] = AsyncRedis.from_url(ledger.redis_url)
+        keys = Keys(f"afx:test:{uuid.uuid4().hex[:8]}:")
+        producer = new_producer(ledger.bootstrap)
+        await producer.start()
+        try:
+            await LedgerStore(client, keys).join_generation()  # then it died
+            joining = LedgerConsumer(
+                bootstrap=ledger.bootstrap,
+                group_id=f"g-{uuid.uuid4().hex[:8]}",
+                instance_id=None,
+                store=LedgerStore(client, keys),
+                directory=CampaignDirectory(),
+                producer=producer,
+                metrics=PayoutsMetrics(),
+            )
+            await joining.store.join_generation()
+            await joining._hold_payout_runs_while_replaying()
+            assert joining._replay_ends is not None
+            await asyncio.wait_for(joining._replay_ends, 30)
+            mark = await client.hgetall(keys.ledger("replay-until"))
+            return joining.store.started_generation, await joining.store.replay_ends_pending(), mark
+        finally:
+            await producer.stop()
+            await client.aclose()  # type: ignore[attr-defined]
+
+    started, pending, mark = asyncio.run(scenario())
+
+    assert (started, pending) == (False, False)
+    assert b"pending" not in mark
+    assert all(name.decode().split("|")[0] in TOPICS for name in mark)  # the ends it read

@@ -226,7 +226,7 @@ class LedgerConsumer:
             self._halt("the ledger is being rebuilt")
         else:
             await until_redis_answers(self.store.join_generation, "joining the ledger")
-            self._hold_payout_runs_while_replaying()
+            await self._hold_payout_runs_while_replaying()
         self.consumer.subscribe(list(TOPICS), listener=_Assignments(self))
         self.ready.set()
         self._publish_health()
@@ -415,7 +415,7 @@ class LedgerConsumer:
     async def _start_over(self) -> None:
         """The rebuild is done (or the ledger was found empty): replay from the start."""
         await self.store.join_generation()
-        self._hold_payout_runs_while_replaying()
+        await self._hold_payout_runs_while_replaying()
         self.diverged.clear()
         self.unverified.clear()
         self.stored.clear()
@@ -433,15 +433,19 @@ class LedgerConsumer:
         self._sync_pause()
         self._publish_health()
 
-    def _hold_payout_runs_while_replaying(self) -> None:
+    async def _hold_payout_runs_while_replaying(self) -> None:
         """A ledger this consumer found without a generation (new, or Redis lost it)
         replays the topics: until it reaches their present ends no payout run pays and no
         compaction judges a period (``replay-until``, as ``afflux ledger rebuild`` sets;
         ``pending`` from the moment the generation began until the ends are read here,
         in the background and again until the broker answers). A half-replayed ledger
         holds sales without the refunds that reduced them, and, after Redis lost its
-        data, no payout records yet: a run would pay all again."""
-        if not self.store.started_generation:
+        data, no payout records yet: a run would pay all again. A consumer that finds
+        the mark still ``pending`` reads the ends too (the one that set it may have died
+        before it had: runs would wait for good)."""
+        if not self.store.started_generation and not await until_redis_answers(
+            self.store.replay_ends_pending, "reading the replay mark"
+        ):
             return
         if self._replay_ends is not None:
             self._replay_ends.cancel()

@@ -311,6 +311,10 @@ class LedgerStore:
         for start in range(0, len(cps), 500):
             await self.creator_sums.drain((c, p) for c, p in cps[start : start + 500])
 
+    async def replay_ends_pending(self) -> bool:
+        """Whether the replay mark waits for the topics' ends (``join_generation``)."""
+        return bool(await self.redis.hexists(self.keys.ledger("replay-until"), "pending"))
+
     async def hold_until_replayed(self, ends: Mapping[str, int]) -> bool:
         """Put ``ends`` (the topics' end offsets when the generation began) in place of the
         ``pending`` mark ``join_generation`` set: what the replay must reach before a
