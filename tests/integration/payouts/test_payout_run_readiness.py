@@ -202,3 +202,44 @@ async def test_the_run_endpoint_answers_503_naming_why_before_the_terms_are_load
             ' (afflux_consumer_lag_messages{service="payouts"} 0) and /healthz answers 200',
         }
     ]
+
+
+def test_a_run_stops_when_the_ledger_is_cleared_under_it(
+    infra: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis lost its data between two creators of a run (restarted empty: the client
+    reconnects without an error): the next creator's payout records read as none, and the
+    run paid them again everything approved, read before the loss."""
+    run = uuid.uuid4().hex[:8]
+    campaign, prefix = f"camp-{run}", f"afx:test:{run}:"
+    directory = _directory(campaign, more={"lock_days": 30})
+    sales = {
+        TopicPartition("conversions", 0): [
+            _on("conversions", 0, _conversion(campaign, 1, NOV_15 + 1, creator="anna")),
+            _on("conversions", 1, _conversion(campaign, 2, NOV_15 + 2, creator="ben")),
+        ]
+    }
+    recorded = payout_run.payout_records.record
+
+    async def scenario() -> tuple[str, dict[bytes, bytes]]:
+        async with _ledger(infra, prefix) as (redis, producer, store):
+            await store.join_generation()
+            await store.hold_until_replayed({})  # a new ledger: nothing to replay
+            await ledger_consumer(infra, run, store, directory, producer)._apply(sales)
+
+            async def record_then_lose_the_ledger(*args: Any) -> int:
+                outcome = await recorded(*args)
+                await redis.delete(store.keys.ledger("generation"))  # Redis emptied
+                await redis.delete(store.keys.creator("ben", "payouts"))
+                return outcome
+
+            monkeypatch.setattr(payout_run.payout_records, "record", record_then_lose_the_ledger)
+            with pytest.raises(LedgerNotReady) as stopped:
+                await _pay(store, directory, producer, campaign, "2026-12")
+            paid = await redis.hgetall(store.keys.creator("ben", "paid"))
+        return str(stopped.value), paid
+
+    stopped, ben_paid = asyncio.run(scenario())
+
+    assert stopped == "the ledger was cleared during the run (the payouts made before stand)"
+    assert ben_paid == {}  # anna was paid before; ben is not paid from a lost ledger

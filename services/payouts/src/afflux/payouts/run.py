@@ -59,6 +59,7 @@ async def run_payouts(
     waiting = await ledger_behind(store)
     if waiting:
         raise LedgerNotReady(waiting)
+    generation: bytes | None = await store.redis.get(store.keys.ledger("generation"))
     if not directory.ready.is_set():
         raise LedgerNotReady("the campaign terms are not loaded yet")
     if campaign is not None:
@@ -73,7 +74,16 @@ async def run_payouts(
             records[affiliate] = await payout_records.records_of(store, affiliate)
         await _emit_unsent(store, producer, records[affiliate], cid)
         owner = CreatorDue(affiliate, cid, approved[(affiliate, cid)], periods[(affiliate, cid)])
-        result = await _pay(store, directory, producer, owner, records, as_of=as_of, period=period)
+        result = await _pay(
+            store,
+            directory,
+            producer,
+            owner,
+            records,
+            as_of=as_of,
+            period=period,
+            ledger=generation,
+        )
         metrics.payouts.labels(result["status"]).inc()
         results.append(result)
     return results
@@ -96,9 +106,11 @@ async def _pay(
     *,
     as_of: int,
     period: str | None,
+    ledger: bytes | None = None,
 ) -> dict[str, Any]:
     """One creator's payout in one campaign: approved minus paid, recorded only if the
-    paid total is still what it was read as (else read again and decide again)."""
+    paid total is still what it was read as (else read again and decide again), and the
+    ledger is still the generation ``ledger`` the run began on."""
     affiliate, cid = owner.affiliate, owner.campaign
     terms = directory.at(cid, as_of).terms
     # The period asked for, when it is of the campaign's cadence; else its own at as_of.
@@ -140,6 +152,14 @@ async def _pay(
             "as_of": as_of,
             "line_ids": list(ids),
         }
+        # Redis lost its data while the run went on (restarted empty: the client reconnects
+        # without an error): the creator's records read as none, and the approved total
+        # read before would be paid again. Checked here, before each payout.
+        now: bytes | None = await store.redis.get(store.keys.ledger("generation"))
+        if now != ledger:
+            raise LedgerNotReady(
+                "the ledger was cleared during the run (the payouts made before stand)"
+            )
         outcome = await payout_records.record(store, record, paid_before)
         if outcome == payout_records.RECORDED:
             mine[payout_records.slot(cid, name)] = record
