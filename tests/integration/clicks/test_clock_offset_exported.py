@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
-import httpx
 import pytest
+from tests.integration.orders.test_clock_offset_exported import exported_clock_offset
 
 from afflux.clicks.app import create_app
 
@@ -22,12 +21,5 @@ async def test_the_clicks_service_exports_its_clock_offset(
     settings = clicks_settings(infra, tmp_path_factory.mktemp("clicks-clock"))
     app = create_app(settings, clock=lambda: int(time.time() * 1000) - 45_000)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://clicks") as http:
-            for _ in range(100):  # the first reading is taken at start-up
-                text = (await http.get("/metrics")).text
-                if "afflux_clock_offset_seconds " in text:
-                    break
-                await asyncio.sleep(0.05)
-    [line] = [s for s in text.splitlines() if s.startswith("afflux_clock_offset_seconds ")]
-    assert -45.1 <= float(line.split()[1]) <= -44.9
+        offset = await exported_clock_offset(app, "http://clicks")
+    assert -45.1 <= offset <= -44.9

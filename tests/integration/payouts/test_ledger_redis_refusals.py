@@ -26,6 +26,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from ledger_stack import campaign_terms, conversion
 from redis.asyncio import Redis
+from tests.integration.payouts.test_ledger_poison import ledger_consumer
 
 from afflux.cli.embedded import start_redis
 from afflux.cli.processes import Child, free_port
@@ -33,7 +34,6 @@ from afflux.cli.scenario_checks import read_topic
 from afflux.payouts.batch import Batch, LedgerReset
 from afflux.payouts.consumer import LedgerConsumer
 from afflux.payouts.keys import Keys
-from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import CampaignTermsPublished, ConversionAttributed, DeadLetter
@@ -142,16 +142,7 @@ async def ledger(redis: Redis[bytes], infra: Any) -> AsyncIterator[Ledger]:
     keys = Keys(f"afx:test:{run}:")
     producer = new_producer(infra.kafka_bootstrap)
     await producer.start()
-    consumer = LedgerConsumer(
-        bootstrap=infra.kafka_bootstrap,
-        group_id=f"g-{run}",
-        instance_id=None,
-        store=LedgerStore(redis, keys),
-        directory=directory,
-        producer=producer,
-        metrics=PayoutsMetrics(),
-        clock=lambda: NOW,
-    )
+    consumer = ledger_consumer(infra, run, LedgerStore(redis, keys), directory, producer)
     records = [
         _record(n, f"{run}-{n}", encode(_conversion(campaign, n, creator)))
         for n, creator in enumerate(CREATORS)

@@ -10,34 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from tests.unit.payouts.test_placement_reversal_currency import placement
 
 from afflux.payouts.batch import Batch
-from afflux.payouts.placement import Placement, Rejected
+from afflux.payouts.placement import Rejected
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, PayoutIssued
-from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.shared.events import PayoutIssued
 
 pytestmark = pytest.mark.unit
 
 DEC_1 = 1_796_083_200_000
-
-
-def placement() -> Placement:
-    terms = CampaignTerms.model_validate(
-        {"campaign_id": "camp", "merchant_id": "m", "currency": "EUR"}
-    )
-    directory = CampaignDirectory()
-    directory.apply(
-        CampaignTermsPublished(
-            event_id="t",
-            occurred_at=0,
-            campaign_id="camp",
-            versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
-        )
-    )
-    return Placement(directory)
 
 
 def payout(**changed: Any) -> PayoutIssued:
