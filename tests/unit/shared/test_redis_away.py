@@ -67,3 +67,24 @@ def test_a_passing_reply_wrapped_in_a_scripts_error_is_read_as_passing(
 def test_a_reply_of_its_own_class_is_kept() -> None:
     error = OutOfMemoryError("OOM command not allowed")
     assert refused_for_now(error) is error
+
+
+@pytest.mark.parametrize(
+    ("reply", "raised"),
+    [
+        ("ERR " + IN_SCRIPT.format("OOM command not allowed when used memory"), "OutOfMemoryError"),
+        ("ERR " + IN_SCRIPT.format("READONLY You can't write against a replica."), "ReadOnlyError"),
+        ("ERR " + IN_SCRIPT.format("MISCONF Errors writing to the AOF file"), "CannotPersistError"),
+        ("ERR " + IN_SCRIPT.format("NOREPLICAS Not enough good replicas"), "WritesRefusedForNow"),
+        ("ERR " + IN_SCRIPT.format("WRONGTYPE Operation against a key"), "ResponseError"),
+        ("OOM command not allowed when used memory", "OutOfMemoryError"),
+    ],
+)
+def test_the_parser_raises_a_reply_met_in_a_script_as_its_own_class(
+    reply: str, raised: str
+) -> None:
+    """Redis 6 reports OOM inside a script as a plain ERR: every caller (orders' claims,
+    payout records, webhooks) read it as writes refused for good."""
+    from redis._parsers.base import BaseParser
+
+    assert type(BaseParser.parse_error(reply)).__name__ == raised

@@ -67,9 +67,24 @@ def _name_passing_replies() -> None:
         return
     BaseParser.EXCEPTION_CLASSES.setdefault("BUSY", BusyScriptError)
     BaseParser.EXCEPTION_CLASSES.setdefault("MISCONF", CannotPersistError)
+    parse = BaseParser.parse_error.__func__  # type: ignore[attr-defined]
+    if getattr(parse, "reads_scripts", False):
+        return
 
+    def parse_error(cls: type[Any], response: str) -> ResponseError:
+        # Redis before 7 writes a reply met inside a script into a plain ERR ("Error
+        # running script ...: -OOM command not allowed ..."): raised as that reply's own
+        # class, so every caller tells Redis refusing for now from refused writes.
+        error: ResponseError = parse(cls, response)
+        if type(error) is ResponseError and (inner := _WRAPPED_PASSING.search(response)):
+            named = cls.EXCEPTION_CLASSES.get(inner.group(1))
+            if isinstance(named, type) and issubclass(named, ResponseError):
+                return named(str(error))
+            return WritesRefusedForNow(str(error))
+        return error
 
-_name_passing_replies()
+    parse_error.reads_scripts = True  # type: ignore[attr-defined]
+    BaseParser.parse_error = classmethod(parse_error)  # type: ignore[method-assign,assignment]
 
 
 class WritesRefusedForNow(ResponseError):
@@ -107,9 +122,14 @@ _WRAPPED_PASSING = re.compile(
 )
 
 
+_name_passing_replies()
+
+
 def refused_for_now(exc: ResponseError) -> ResponseError:
     """``exc``, or a ``WritesRefusedForNow`` when it is a passing reply wrapped in a
-    script's error by Redis before 7."""
+    script's error by Redis before 7 (the parser raises those as their own class since
+    ``_name_passing_replies``; this stays for a pipeline's wrapped reply and another
+    parser layout)."""
     if type(exc) is ResponseError and _WRAPPED_PASSING.search(str(exc)):
         return WritesRefusedForNow(str(exc))
     return exc
