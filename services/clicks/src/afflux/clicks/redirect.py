@@ -108,6 +108,10 @@ def is_redirect(scope: Scope) -> bool:
     )
 
 
+# The headers ``fetched_ahead`` reads, in its arguments' order.
+_PURPOSE_HEADERS = (b"sec-purpose", b"purpose", b"x-purpose", b"x-moz")
+
+
 async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
     started = time.perf_counter()
     code: str = scope["path"][len(PREFIX) :]
@@ -130,7 +134,8 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
 
     user_agent = referrer = cookie = forwarded_proto = None
     forwarded_for: list[str] = []  # every line, in order: HTTP joins them into one list
-    fetch_mode = fetch_dest = sec_purpose = purpose = x_purpose = x_moz = None
+    fetch_mode = fetch_dest = None
+    purposes: dict[bytes, str] = {}  # what says the fetch is ahead of a visit
     for name, value in scope["headers"]:
         if name == b"user-agent":
             user_agent = value.decode("latin-1")[:_MAX_UA]
@@ -146,15 +151,9 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
             fetch_mode = value.decode("latin-1")
         elif name == b"sec-fetch-dest":
             fetch_dest = value.decode("latin-1")
-        elif name == b"sec-purpose":
-            sec_purpose = value.decode("latin-1")
-        elif name == b"purpose":
-            purpose = value.decode("latin-1")
-        elif name == b"x-purpose":
-            x_purpose = value.decode("latin-1")
-        elif name == b"x-moz":
-            x_moz = value.decode("latin-1")
-    if not head and fetched_ahead(sec_purpose, purpose, x_purpose, x_moz):
+        elif name in _PURPOSE_HEADERS:
+            purposes[name] = value.decode("latin-1")
+    if not head and purposes and fetched_ahead(*map(purposes.get, _PURPOSE_HEADERS)):
         # No click and no cookie: the browser drops a prefetch answered with an error
         # and fetches the link again when (if) the person clicks (``fetched_ahead``).
         ctx.metrics.click(target.link.campaign_id, PREFETCH)
