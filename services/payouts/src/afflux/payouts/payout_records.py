@@ -55,6 +55,15 @@ redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
 
+# The record once sent, in place of the one ``_RECORD_ONCE`` wrote; where that one is gone
+# (Redis lost it meanwhile) its paid total is added again with it.
+_MARK_EMITTED = """
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], ARGV[4])
+end
+return 1
+"""
+
 
 def slot(campaign: str, period: str) -> str:
     return f"{campaign}|{period}"
@@ -71,11 +80,12 @@ async def record(store: LedgerStore, payout: dict[str, Any], paid_before: int) -
 
 
 async def mark_emitted(store: LedgerStore, payout: dict[str, Any]) -> None:
-    """The record once its ``PayoutIssued`` is on the topic (the paid total stays)."""
-    await store.redis.hset(
-        store.keys.creator(payout["affiliate_id"], "payouts"),
-        slot(payout["campaign_id"], payout["period"]),
-        json.dumps({**payout, "emitted": True}),
+    """The record once its ``PayoutIssued`` is on the topic. Its paid total stays, or,
+    where Redis lost the record between the run's write and this one, is written back
+    with it: the payout was made and announced (as ``restore`` would from the topic,
+    whose ``HSETNX`` then finds this record)."""
+    await store.redis.eval(  # type: ignore[no-untyped-call]
+        _MARK_EMITTED, *_slot_args(store, {**payout, "emitted": True})
     )
 
 
