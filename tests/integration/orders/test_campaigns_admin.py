@@ -354,6 +354,46 @@ async def test_put_refuses_a_later_version_that_would_start_in_the_past(
     assert percents == ["10"]
 
 
+@pytest.mark.parametrize(
+    ("effective_from", "published"),
+    [
+        # 2099-06-01 is a Monday and the first of a month: both cadences begin there
+        pytest.param("2099-06-01T00:00:00Z", True, id="at a Monday that begins a month"),
+        pytest.param("2099-06-02T00:00:00Z", False, id="inside a week and a month"),
+        pytest.param("2099-06-08T00:00:00Z", False, id="a Monday inside a month"),
+        pytest.param("2099-07-01T00:00:00Z", False, id="a first of the month inside a week"),
+    ],
+)
+async def test_put_refuses_a_change_of_the_plans_period_inside_a_period(
+    api: Any, effective_from: str, published: bool
+) -> None:
+    """Events before the change fall in the month, those after in the week, which began
+    before it: both periods would pay a cap, a base fee and milestones of their own over
+    the days they share."""
+    campaign_id = f"cadence-{uuid.uuid4().hex[:8]}"
+    taken = await api.http.put(
+        f"/v1/campaigns/{campaign_id}", json=entry(campaign_id), headers=ADMIN
+    )
+    assert taken.status_code == 201, taken.text
+    weekly = entry(campaign_id)
+    weekly["terms"]["plan"]["period"] = "week"
+    weekly["effective_from"] = effective_from
+
+    answer = await api.http.put(f"/v1/campaigns/{campaign_id}", json=weekly, headers=ADMIN)
+
+    listed = await api.http.get(f"/v1/campaigns/{campaign_id}", headers=ADMIN)
+    cadences = [v["terms"]["plan"]["period"] for v in listed.json()["versions"]]
+    if published:
+        assert answer.status_code == 201, answer.text
+        assert cadences == ["month", "week"]
+        return
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()["detail"][0]
+    assert problem["field"] == "terms.plan.period"
+    assert problem["reason"].startswith("the plan's period changes from month to week at ")
+    assert cadences == ["month"]
+
+
 def test_campaigns_apply_publishes_nothing_of_a_file_that_backdates_a_later_version(
     infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

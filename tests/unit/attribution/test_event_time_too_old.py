@@ -33,6 +33,7 @@ from afflux.shared.core.event_time import (
     event_time_too_old,
     is_backfill,
 )
+from afflux.shared.core.terms import TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
     DeadLetter,
@@ -58,6 +59,21 @@ def test_the_limit_is_the_longest_window_plus_the_longest_lock_plus_the_skew() -
     assert LIMIT == 60 * MS_PER_DAY
     assert ALLOWED == 60 * MS_PER_DAY + 300_000
     assert backfill_limit_ms((VERSION,), 10) == 10 * MS_PER_DAY  # the setting replaces it
+
+
+def test_before_every_start_the_limit_is_the_first_published_versions() -> None:
+    """Version 2, published to start before version 1's start, governs from its own start
+    on; before it version 1 still judges events (``terms_in_force``), so its limit holds."""
+    first = ten_percent_sale()  # a 30-day window and a 30-day lock
+    first = TermsVersion(version=1, effective_from=TS, published_at=0, terms=first.terms)
+    shorter = first.terms.model_copy(update={"cookie_window_days": 7})
+    second = TermsVersion(
+        version=2, effective_from=TS - 10 * MS_PER_DAY, published_at=1, terms=shorter
+    )
+
+    assert backfill_limit_ms((first, second), None, TS - 11 * MS_PER_DAY) == 60 * MS_PER_DAY
+    assert backfill_limit_ms((first, second), None, TS - 10 * MS_PER_DAY) == 60 * MS_PER_DAY
+    assert backfill_limit_ms((second,), None, TS - 11 * MS_PER_DAY) == 37 * MS_PER_DAY
 
 
 @dataclass(frozen=True)

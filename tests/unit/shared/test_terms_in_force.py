@@ -57,8 +57,15 @@ CASES = [
     Case("same_start_any_order", (V3, V2, V1), 200, 3),
     # ... and the one superseded at the same instant never applies, 1 ms before included
     Case("same_start_one_ms_before", (V1, V2, V3), 199, 1),
-    # tied first versions: before them, the same tie-break (the correction) applies
-    Case("before_tied_first", (V2, V3), 199, 3),
+    # tied first versions: the correction applies from their instant on ...
+    Case("at_tied_first", (V2, V3), 200, 3),
+    # ... and before it the first published still does: what it decided stays decided
+    Case("before_tied_first", (V2, V3), 199, 2),
+    # a version published later to start before the first one's start takes over from
+    # its own start, not the time before it (the first version judged that)
+    Case("later_earlier_than_first_before_both", (V2, V4), 149, 2),
+    Case("later_earlier_than_first_at_its_start", (V2, V4), 150, 4),
+    Case("later_earlier_than_first_at_first_start", (V2, V4), 200, 2),
     # effective_from orders the versions, not their numbers (v4 sits between v1 and v2)
     Case("later_number_earlier_start", (V1, V2, V4), 150, 4),
     Case("later_number_one_ms_before", (V1, V2, V4), 149, 1),

@@ -67,8 +67,8 @@ def backfill_limit_ms(
 @dataclass(frozen=True, slots=True)
 class BackfillLimits:
     """A campaign's backfill limit per event time: the longest window plus the longest
-    lock of the versions in force by then (the first version counts from the start, as
-    ``terms_in_force`` applies it before its ``effective_from``).
+    lock of the versions in force by then (the first version published counts from the
+    start, as ``terms_in_force`` applies it before any ``effective_from``).
 
     A version that lengthens the window or the lock widens the limit for events from
     its start only. Counting it for older events let a late report older than the
@@ -80,6 +80,7 @@ class BackfillLimits:
     starts: tuple[int, ...]  # effective_from, ascending
     limits: tuple[int, ...]  # the limit from each start on
     configured: int | None = None
+    before: int = 0  # before every start: the first version's
 
     @classmethod
     def of(cls, versions: Iterable[TermsVersion], configured_days: int | None) -> BackfillLimits:
@@ -87,13 +88,17 @@ class BackfillLimits:
         starts: list[int] = []
         limits: list[int] = []
         window = lock = 0
+        if ordered:
+            first = min(ordered, key=lambda v: v.version)
+            window, lock = first.terms.max_window_ms(), first.terms.lock_ms
+        before = window + lock
         for v in ordered:
             window = max(window, v.terms.max_window_ms())
             lock = max(lock, v.terms.lock_ms)
             starts.append(v.effective_from)
             limits.append(window + lock)
         configured = None if configured_days is None else configured_days * MS_PER_DAY
-        return cls(tuple(starts), tuple(limits), configured)
+        return cls(tuple(starts), tuple(limits), configured, before)
 
     def at(self, at_ms: int | None) -> int:
         """The limit for an event at ``at_ms`` (None: the longest, any time)."""
@@ -103,7 +108,8 @@ class BackfillLimits:
             return 0
         if at_ms is None:
             return self.limits[-1]
-        return self.limits[max(bisect_right(self.starts, at_ms) - 1, 0)]
+        index = bisect_right(self.starts, at_ms) - 1
+        return self.limits[index] if index >= 0 else self.before
 
 
 def event_time_too_old(occurred_at: int, record_ts: int, allowed_ms: int) -> bool:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from afflux.shared.core.clock import from_ms, to_ms
-from afflux.shared.core.terms import Period, TermsVersion
+from afflux.shared.core.terms import Period, TermsTimeline, TermsVersion
 
 # ASCII digits only, matched in full: ``\d`` also takes Arabic-Indic or fullwidth digits
 # ("٢٠٢٦-١٢" read as 2026-12) and ``$`` matches before a trailing newline ("2026-12\n"),
@@ -99,3 +99,54 @@ def is_period_of(versions: Sequence[TermsVersion], name: str) -> bool:
     ``name`` is no period at all."""
     period_bounds(name)
     return any(v.terms.plan.period == cadence_of(name) for v in versions)
+
+
+def _starts_a_period(at_ms: int, cadence: Period) -> bool:
+    try:
+        return period_bounds(period_of(at_ms, cadence))[0] == at_ms
+    except BadPeriod:  # before 1970 or past 9999: no period of afflux starts there
+        return False
+
+
+def _cadence_switches(versions: Sequence[TermsVersion]) -> set[tuple[int, Period, Period]]:
+    """Where the plan's period changes between the versions in force (``TermsTimeline``:
+    the first published before every start) at an instant that does not begin a period
+    of both cadences."""
+    if not versions:
+        return set()
+    timeline = TermsTimeline.of(versions)
+    switches = set()
+    previous = timeline.first.terms.plan.period
+    for start, winner in zip(timeline.starts, timeline.winners, strict=True):
+        cadence = winner.terms.plan.period
+        if cadence != previous and not (
+            _starts_a_period(start, "month") and _starts_a_period(start, "week")
+        ):
+            switches.add((start, previous, cadence))
+        previous = cadence
+    return switches
+
+
+def cadence_change(versions: Sequence[TermsVersion], planned: Sequence[TermsVersion]) -> str | None:
+    """Why the versions ``planned`` (``versions`` and the new one) may not be published: a
+    version that changes the plan's ``period`` (month, week) at an instant inside a period
+    of either cadence. Events before it fall in the old cadence's period and events after
+    in the new one's, which began before the change: the two periods overlap, each with
+    its own cap, base fee and milestones (a creator capped at 10.00 a month earned 20.00
+    over four days). A change at an instant that begins both (a Monday that is the first
+    of a month, 00:00 UTC) leaves no overlap."""
+    new = _cadence_switches(planned) - _cadence_switches(versions)
+    if not new:
+        return None
+    start, before, after = min(new)
+    return (
+        f"the plan's period changes from {before} to {after} at {_iso(start)}, inside a"
+        f" {'month' if not _starts_a_period(start, 'month') else 'week'}: periods of the two"
+        " cadences would overlap, each with its own caps, tiers, milestones and base fee"
+        " (change it at 00:00 UTC of a Monday that is the first of a month, or start a"
+        " new campaign)"
+    )
+
+
+def _iso(at_ms: int) -> str:
+    return from_ms(at_ms).isoformat(timespec="milliseconds")

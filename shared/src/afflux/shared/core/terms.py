@@ -412,18 +412,22 @@ def terms_in_force(versions: Iterable[TermsVersion], at_ms: int) -> TermsVersion
     * versions with the same ``effective_from``: the higher version number wins, so
       a correction published later for the same instant replaces the earlier one
       (which then never applies at all), and a replay gives the same answer;
-    * before the first ``effective_from`` the earliest version applies (by the same
-      tie-break), as if it had always been in force: an order older than its
-      campaign's terms is judged by the first terms, not refused.
+    * before the first ``effective_from`` the first version published (the lowest
+      number) applies, as if it had always been in force: an order older than its
+      campaign's terms is judged by the first terms, not refused. Not the earliest
+      ``effective_from``: a version published later for a time still to come but
+      before (or at) the first one's start would otherwise take over every event
+      before it, orders the first terms already decided included, and every replay
+      would price them by the later one.
 
     Raises NoTermsInForce only when ``versions`` is empty.
     """
     candidates = tuple(versions)
     if not candidates:
         raise NoTermsInForce(f"no terms in force at {at_ms}: the campaign has no versions")
-    # Before the first effective_from, judge as at the first one.
-    moment = max(at_ms, min(v.effective_from for v in candidates))
-    started = (v for v in candidates if v.effective_from <= moment)
+    started = [v for v in candidates if v.effective_from <= at_ms]
+    if not started:
+        return min(candidates, key=lambda v: v.version)
     return max(started, key=lambda v: (v.effective_from, v.version))
 
 
@@ -434,22 +438,28 @@ class TermsTimeline:
 
     starts: tuple[int, ...]
     winners: tuple[TermsVersion, ...]
+    first: TermsVersion  # the first published: in force before every start
 
     @classmethod
     def of(cls, versions: Iterable[TermsVersion]) -> TermsTimeline:
         best: dict[int, TermsVersion] = {}
+        first: TermsVersion | None = None
         for v in versions:
             held = best.get(v.effective_from)
             if held is None or v.version > held.version:
                 best[v.effective_from] = v
-        if not best:
+            if first is None or v.version < first.version:
+                first = v
+        if first is None:
             raise NoTermsInForce("no terms in force: the campaign has no versions")
         starts = tuple(sorted(best))
-        return cls(starts, tuple(best[start] for start in starts))
+        return cls(starts, tuple(best[start] for start in starts), first)
 
     def at(self, at_ms: int) -> TermsVersion:
-        """The version in force at event time ``at_ms`` (before the first: the first)."""
-        return self.winners[max(bisect_right(self.starts, at_ms) - 1, 0)]
+        """The version in force at event time ``at_ms`` (before the first start: the
+        first published)."""
+        index = bisect_right(self.starts, at_ms) - 1
+        return self.winners[index] if index >= 0 else self.first
 
 
 def currency_change(versions: Sequence[TermsVersion], terms: CampaignTerms) -> str | None:

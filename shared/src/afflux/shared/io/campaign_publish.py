@@ -8,6 +8,7 @@ from aiokafka import AIOKafkaConsumer
 
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.periods import cadence_change
 from afflux.shared.core.terms import (
     CampaignTerms,
     TermsVersion,
@@ -178,6 +179,9 @@ async def publish_terms(
             raise TermsRefused("merchant_id", refused)
         starts = effective_from if effective_from is not None else now
         planned[terms.campaign_id] = append_version(before, terms, starts, now)
+        refused = cadence_change(before, planned[terms.campaign_id])
+        if refused is not None:
+            raise TermsRefused("plan.period", refused)
         backdated = backdated_version(versions, terms, starts, now)
         if forward_only and backdated is not None:
             raise TermsRefused("effective_from", backdated)
