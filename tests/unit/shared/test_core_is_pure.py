@@ -164,6 +164,7 @@ CONTRACT_MODULES = (
     "content_facts",
     "whatif_decode",
     "click_decode",
+    "yaml_mappings",
 )
 SHARED = Path(afflux.shared.core.__file__).parents[1]
 

@@ -22,6 +22,8 @@ from afflux.shared.core.terms import (
     normalize_domain,
 )
 from afflux.shared.core.terms_checks import (
+    MAX_MILESTONES,
+    MAX_TIERS,
     PUBLIC_SUFFIXES,
     coupons_problem,
     domain_problem,
@@ -444,3 +446,61 @@ def test_a_campaigns_record_keyed_for_another_campaign_is_refused(
         ("key_mismatch: record keyed b'c-2' carries the terms of campaign 'c-1'", "KeyMismatch")
     ]
     assert directory.campaign_ids() == []
+
+
+# ---------------------------------------------------------------- plan size
+
+
+def tiers(count: int) -> list[dict[str, Any]]:
+    return [{"from_sales": n + 1, "rate": {"percent": "1"}} for n in range(count)]
+
+
+def milestones(count: int) -> list[dict[str, Any]]:
+    return [{"at_sales": n + 1, "bonus_minor": 100} for n in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("plan", "reason"),
+    [
+        ({"tiers": tiers(MAX_TIERS)}, None),
+        ({"tiers": tiers(MAX_TIERS + 1)}, f"plan.tiers: 101 tiers: at most {MAX_TIERS}"),
+        ({"milestones": milestones(MAX_MILESTONES)}, None),
+        (
+            {"milestones": milestones(MAX_MILESTONES + 1)},
+            f"plan.milestones: 101 milestones: at most {MAX_MILESTONES}",
+        ),
+    ],
+    ids=["tiers at the bound", "one tier more", "milestones at the bound", "one milestone more"],
+)
+def test_a_plan_lists_at_most_the_tiers_and_milestones_afflux_prices(
+    plan: dict[str, Any], reason: str | None
+) -> None:
+    """Every sale is priced against each of them, and a what-if prices a period in one
+    step it cannot stop: 21,000 tiers held one for two minutes past its time limit."""
+    raw = entry_json(plan=plan)
+    if reason is None:
+        assert CampaignEntry.model_validate_json(raw).terms.plan.tiers is not None
+        return
+    with pytest.raises(ValidationError) as raised:
+        CampaignEntry.model_validate_json(raw)
+    assert raised.value.errors()[0]["msg"] == reason
+
+
+def test_a_terms_file_naming_a_key_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    """YAML keeps the last of a key given twice without a word: a creator listed under
+    two agencies published terms in which the first agency earned nothing."""
+    path = tmp_path / "campaigns.yaml"
+    path.write_text(
+        "campaigns:\n"
+        "  - terms:\n"
+        "      campaign_id: c-1\n"
+        "      merchant_id: m-1\n"
+        "      currency: EUR\n"
+        "      overrides:\n"
+        "        agencies:\n"
+        "          creator-01: {agency_id: north, share_percent: '10'}\n"
+        "          creator-01: {agency_id: south, share_percent: '40'}\n"
+    )
+    with pytest.raises(InvalidCampaignFile) as raised:
+        load_campaign_file(path)
+    assert "found the key 'creator-01' twice (line 9)" in str(raised.value)

@@ -57,3 +57,14 @@ def test_every_example_campaigns_terms_read_as_the_safe_loader_reads_them() -> N
 def test_nesting_up_to_the_bound_and_a_merge_without_alias_are_read() -> None:
     assert load("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
     assert load("<<: {a: 1}\nb: 2\n") == {"a": 1, "b": 2}
+
+
+def test_a_key_given_twice_in_a_draft_is_refused_naming_its_line() -> None:
+    with pytest.raises(yaml.YAMLError, match=r"found the key 'a' twice \(line 3\)"):
+        load("a: 1\nb: 2\na: 3\n")
+
+
+def test_a_merge_key_may_still_be_overridden() -> None:
+    """Not refused by the duplicate check (the anchor it needs is, by this loader)."""
+    with pytest.raises(yaml.YAMLError, match="anchors and aliases"):
+        load("base: &b {x: 1}\nthis: {<<: *b, x: 2}\n")

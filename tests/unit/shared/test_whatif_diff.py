@@ -12,6 +12,7 @@ import pytest
 from afflux.shared.core.attribution import ClickTouch
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms_checks import MAX_TIERS
 from afflux.shared.core.whatif.diff import _why, draft_problem, whatif
 from afflux.shared.core.whatif.log import (
     EVER,
@@ -430,3 +431,15 @@ def test_a_changed_rate_is_told_by_the_part_it_changed(was: str, becomes: str, r
     old = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", 900, was)
     new = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", 1056, becomes)
     assert _why(old, new, {}, {}) == f"order o-1: {reason}"
+
+
+def test_a_draft_listing_more_tiers_than_afflux_prices_is_refused_before_any_replay() -> None:
+    """A replay prices a period in one step it cannot stop: 21,000 tiers held the
+    payouts process's what-if for two minutes past its 60 s limit."""
+    many = [{"from_sales": n + 1, "rate": {"percent": "1"}} for n in range(MAX_TIERS + 1)]
+
+    assert draft_problem(terms(plan={"tiers": many}), terms()) == (
+        "plan.tiers",
+        f"{MAX_TIERS + 1} tiers: at most {MAX_TIERS}",
+    )
+    assert draft_problem(terms(plan={"tiers": many[:MAX_TIERS]}), terms()) is None

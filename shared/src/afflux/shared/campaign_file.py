@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from afflux.shared import yaml_mappings
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.core.terms_checks import publish_problems
 from afflux.shared.events import EventTime
@@ -61,7 +62,7 @@ class InvalidCampaignFile(ValueError):
 def load_campaign_file(path: Path) -> CampaignFile:
     """Parse and validate a campaigns YAML file, naming the path of any bad field."""
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw: Any = yaml_mappings.load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise InvalidCampaignFile(f"{path}: {exc}") from exc
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from afflux.shared import yaml_mappings
 from afflux.shared.secret_policy import ADVICE, secret_weakness
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def load_secrets(
     merged: dict[str, tuple[str, ...]] = {}
     if file is not None:
         try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+            raw = yaml_mappings.load(file.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise InvalidSecrets(
                 f"AFFLUX_MERCHANT_SECRETS_FILE: cannot read {file}: {type(exc).__name__}"
@@ -84,7 +85,7 @@ def load_secrets(
         )
     if env_json:
         try:
-            raw = yaml.safe_load(env_json)  # JSON is YAML
+            raw = yaml_mappings.load(env_json)  # JSON is YAML
         except yaml.YAMLError:
             raise InvalidSecrets("AFFLUX_MERCHANT_SECRETS: not valid JSON") from None
         merged.update(parse_secrets(raw, "AFFLUX_MERCHANT_SECRETS", production=production))

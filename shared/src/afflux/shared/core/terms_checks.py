@@ -207,14 +207,40 @@ def _decodes(label: str) -> bool:
     return not decoded.isascii()
 
 
+# Every sale is priced against each tier and milestone of its period, and a what-if prices
+# a campaign-period in one step it cannot stop: a draft of 21,000 tiers (1 MB) held the
+# payouts process's replay for two minutes past its 60 s limit.
+MAX_TIERS = 100
+MAX_MILESTONES = 100
+
+
+def plan_size_problem(tiers: int, milestones: int) -> tuple[str, str] | None:
+    """(field, reason) when a plan lists more tiers or milestones than afflux prices."""
+    if tiers > MAX_TIERS:
+        return "plan.tiers", f"{tiers} tiers: at most {MAX_TIERS}"
+    if milestones > MAX_MILESTONES:
+        return "plan.milestones", f"{milestones} milestones: at most {MAX_MILESTONES}"
+    return None
+
+
 def publish_problems(terms: Mapping[str, object]) -> tuple[str, ...]:
     """Why terms as sent (a mapping, before the model normalises it) cannot be
     published: one ``field: reason`` each, in the order of the fields; () when fine.
 
-    Only ``allowed_domains``, ``coupons`` and ``survey.handles`` are looked at, and
-    only where they have the expected shape (a list of strings, a mapping with string
-    keys): the model reports anything else."""
+    Only ``allowed_domains``, ``coupons``, ``survey.handles`` and the number of
+    ``plan.tiers`` and ``plan.milestones`` are looked at, and only where they have the
+    expected shape (a list of strings, a mapping with string keys, lists): the model
+    reports anything else."""
     problems: list[str] = []
+    plan = terms.get("plan")
+    if isinstance(plan, Mapping):
+        tiers, milestones = plan.get("tiers"), plan.get("milestones")
+        size = plan_size_problem(
+            len(tiers) if isinstance(tiers, list | tuple) else 0,
+            len(milestones) if isinstance(milestones, list | tuple) else 0,
+        )
+        if size:
+            problems.append(f"{size[0]}: {size[1]}")
     domains = terms.get("allowed_domains")
     if isinstance(domains, list | tuple):
         for index, domain in enumerate(domains):

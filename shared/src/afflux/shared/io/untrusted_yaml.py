@@ -6,7 +6,7 @@ its anchor holds, and a merge key (``<<: [*a, *a, ...]``) copies it again, so a 
 of a few hundred bytes makes millions of entries (seconds of CPU, then all the memory),
 and brackets nested two thousand deep end in a ``RecursionError``. Terms need neither:
 this loader refuses every anchor and alias, and nesting deeper than ``MAX_DEPTH``, with
-a ``yaml.YAMLError`` saying where.
+a ``yaml.YAMLError`` saying where; and a key given twice in a mapping (``yaml_mappings``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import Any
 import yaml
 from yaml.nodes import Node
 
+from afflux.shared.yaml_mappings import UniqueKeyLoader
+
 MAX_DEPTH = 32  # terms nest a handful of levels
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _BoundedLoader(UniqueKeyLoader):
     depth = 0
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:

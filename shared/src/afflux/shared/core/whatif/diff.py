@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.terms_checks import plan_size_problem
 from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange
 from afflux.shared.core.whatif.replay import OrderDecision, Replay, ReplayedLine, replay
 
@@ -147,7 +148,7 @@ def draft_problem(draft: CampaignTerms, current: CampaignTerms) -> tuple[str, st
         return "merchant_id", f"a draft keeps the campaign's merchant {current.merchant_id!r}"
     if draft.currency != current.currency:
         return "currency", f"a draft keeps the campaign's currency {current.currency}"
-    return None
+    return plan_size_problem(len(draft.plan.tiers), len(draft.plan.milestones))
 
 
 def draft_history(current: Sequence[TermsVersion], draft: CampaignTerms) -> tuple[TermsVersion]:
