@@ -7,6 +7,7 @@ approval date."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, replace
 
@@ -29,7 +30,7 @@ from afflux.oracle.ledger_scenarios import (
     random_facts,
 )
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.period import PeriodState, StepInput
 from afflux.shared.core.journal.records import Posting
@@ -256,11 +257,93 @@ def test_an_approval_re_ranks_the_sales_after_it() -> None:
     assert by_kind["tier_adjustment"].approve_at == START + 10 + 5 * MS_PER_DAY
 
 
-def test_a_decision_on_a_conversion_not_held_changes_nothing() -> None:
-    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+def test_a_decision_on_a_conversion_whose_terms_hold_nothing_changes_nothing() -> None:
+    versions = tuple(
+        v.model_copy(update={"terms": v.terms.model_copy(update={"review": None})})
+        for v in simple_versions()
+    )
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", versions)
     state.step(StepInput(conversions=(sale("c1", START),)))
     fact = ReviewFact("c1", "d1", "decline", "", "admin", START + 1)
     assert state.step(StepInput(reviews=(fact,))).postings == ()
+
+
+def net_of(postings: list[Posting], conversion: str) -> dict[int, int]:
+    """The line's net per approval date (zeros left out)."""
+    line = derived_id("line", conversion)
+    out: dict[int, int] = {}
+    for p in postings:
+        if p.line_id == line:
+            out[p.approve_at] = out.get(p.approve_at, 0) + p.amount_minor
+    return {at: amount for at, amount in out.items() if amount}
+
+
+def reattributed(conversion: str, at: int) -> RefundFact:
+    return RefundFact(
+        f"rev-{conversion}", f"ev-rev-{conversion}", f"o-{conversion}", 10_000, at, conversion,
+        "reattributed",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_declined_burst_stays_declined_when_another_sale_of_its_hour_is_reattributed(
+    order: tuple[int, ...],
+) -> None:
+    """The third sale in two minutes is held (burst), the merchant declines it, then the
+    first is reattributed to another creator's click: the burst falls under the
+    threshold. The decline stood only while the burst did: the line was paid in full, at
+    the tier rate, at its lock, and the decision could not be taken again (409 not held)."""
+    sales = tuple(sale(f"c{n}", START + n * 60_000) for n in range(3))
+    decline = ReviewFact("c2", "d1", "decline", "self-purchase", "merchant:m", START + 600_000)
+    taken = reattributed("c0", START + 1_200_000)
+    steps = [
+        StepInput(conversions=sales),
+        StepInput(reviews=(decline,)),
+        StepInput(refunds=(taken,)),
+    ]
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+    postings: list[Posting] = []
+    for n in order:
+        postings += state.step(steps[n]).postings
+
+    assert net_of(postings, "c2") == {}
+    assert state.lines[derived_id("line", "c2")].rule.startswith(
+        "declined in review by merchant:m ("
+    )
+    lines = reference_lines(
+        CAMPAIGN, PERIOD, sales, (taken,), {}, (), simple_versions(),
+        reviews={"c2": ("decline", decline.occurred_at)},
+    )  # fmt: skip
+    assert posted_amounts(postings) == target_amounts(lines)
+
+
+def test_an_approved_burst_stays_dated_by_its_approval_when_the_burst_goes() -> None:
+    sales = tuple(sale(f"c{n}", START + n * 60_000) for n in range(3))
+    approve = ReviewFact("c2", "d1", "approve", "", "merchant:m", LOCK_END + MS_PER_DAY)
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+    postings = list(state.step(StepInput(conversions=sales, reviews=(approve,))).postings)
+    postings += state.step(StepInput(refunds=(reattributed("c0", START + 1_200_000),))).postings
+
+    assert net_of(postings, "c2") == {LOCK_END + MS_PER_DAY: 1_000}  # rank 2 of 2: 10 %
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(2))))
+def test_a_burst_held_sale_taken_back_as_reattributed_stays_held(order: tuple[int, ...]) -> None:
+    """Its own taking back took it out of its own burst count and released the hold: its
+    accrual read as approved at the lock until the reversal, though nobody approved it."""
+    sales = tuple(sale(f"c{n}", START + n * 60_000) for n in range(3))
+    steps = [StepInput(conversions=sales), StepInput(refunds=(reattributed("c2", START + 1),))]
+    state = PeriodState(CAMPAIGN, PERIOD, "EUR", simple_versions())
+    postings: list[Posting] = []
+    for n in order:
+        postings += state.step(steps[n]).postings
+
+    assert "burst" in state.lines[derived_id("line", "c2")].held
+    assert all(
+        p.approve_at == HELD_UNTIL for p in postings if p.line_id == derived_id("line", "c2")
+    )
+    lines = reference_lines(CAMPAIGN, PERIOD, sales, steps[1].refunds, {}, (), simple_versions())
+    assert posted_amounts(postings) == target_amounts(lines)
 
 
 def test_a_third_sale_within_the_hour_is_held_as_a_burst_in_any_arrival_order() -> None:

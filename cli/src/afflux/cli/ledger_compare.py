@@ -30,6 +30,7 @@ from afflux.shared.events import (
     ContentReleased,
     ContentStats,
     ConversionAttributed,
+    ConversionReviewed,
     Envelope,
 )
 
@@ -51,7 +52,7 @@ def attribution_differences(events: Sequence[AnyEvent], outputs: Iterable[Envelo
     conversion superseded) against the oracle's, which decides on event times alone: its
     creator, rule, click and live stream."""
     versions = campaign_versions(events)
-    inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
+    inputs = [e for e in events if not isinstance(e, CampaignTermsPublished | ConversionReviewed)]
     oracle = attribute(inputs, versions).conversions
     outputs = list(outputs)
     want, want_streams = net_outcomes(oracle), final_streams(oracle)
@@ -107,7 +108,7 @@ class Line:
 def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
     """affiliate -> its expected lines."""
     versions = campaign_versions(events)
-    inputs = [e for e in events if not isinstance(e, CampaignTermsPublished)]
+    inputs = [e for e in events if not isinstance(e, CampaignTermsPublished | ConversionReviewed)]
     result = attribute(inputs, versions)
     return lines_of(events, [*result.conversions, *result.reversals])
 
@@ -115,13 +116,17 @@ def expected_lines(events: Sequence[AnyEvent]) -> dict[str, list[Line]]:
 def lines_of(events: Sequence[AnyEvent], outputs: Sequence[Envelope]) -> dict[str, list[Line]]:
     """affiliate -> the lines the commission reference makes of attribution ``outputs``
     (conversions, forwarded confirmations, reversals; copies by id counted once) and the
-    clicks and content among ``events``, placed as the payouts ledger places them."""
+    clicks, content and review decisions among ``events``, placed as the payouts ledger
+    places them."""
     versions = campaign_versions(events)
     unique = list({e.event_id: e for e in outputs}.values())
     clicks = [
         e
         for e in events
-        if isinstance(e, ClickRecorded | ContentPublished | ContentStats | ContentReleased)
+        if isinstance(
+            e,
+            ClickRecorded | ContentPublished | ContentStats | ContentReleased | ConversionReviewed,
+        )
     ]
     out: dict[str, list[Line]] = defaultdict(list)
     for (cid, period), lines in reference_from_events([*unique, *clicks], versions).items():

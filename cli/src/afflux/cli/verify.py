@@ -38,7 +38,7 @@ from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.oracle import admitted
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
-from afflux.shared.events import AnyEvent, CampaignTermsPublished
+from afflux.shared.events import AnyEvent, CampaignTermsPublished, ConversionReviewed
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import (
@@ -49,6 +49,7 @@ from afflux.shared.topics import (
     ORDERS,
     REFUNDS,
     REVERSALS,
+    REVIEWS,
 )
 
 
@@ -96,7 +97,7 @@ async def _check(
     await settle(payouts_url, admin_token=admin_token, min_wait_s=grace_s + 1)
     topics: dict[str, list[AnyEvent]] = {}
     timed: dict[str, list[tuple[AnyEvent, int, bool]]] = {}
-    for topic in (CLICKS, ORDERS, REFUNDS, CONTENT, CAMPAIGNS, CONVERSIONS, REVERSALS):
+    for topic in (CLICKS, ORDERS, REFUNDS, CONTENT, CAMPAIGNS, CONVERSIONS, REVERSALS, REVIEWS):
         timed[topic.name] = await read_topic_timed(bootstrap, topic.name)
         topics[topic.name] = [event for event, *_ in timed[topic.name]]
     result = StackCheck(counts={name: len(events) for name, events in topics.items()})
@@ -123,7 +124,9 @@ async def _check(
     ]
     outputs = topics[CONVERSIONS.name] + topics[REVERSALS.name]
     result.differences += attribution_differences(inputs, outputs)[:20]
-    ledger, compared = await ledger_differences(inputs, payouts_url, admin_token)
+    # Review decisions are no attribution input; the ledger applies them (the first stands).
+    reviews = [e for e in topics[REVIEWS.name] if isinstance(e, ConversionReviewed)]
+    ledger, compared = await ledger_differences([*inputs, *reviews], payouts_url, admin_token)
     result.differences += ledger
     result.creators_compared = compared
     return result

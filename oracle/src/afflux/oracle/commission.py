@@ -148,7 +148,7 @@ def reference_lines(
         cid for cid, taken in refunds_of.items() if any(r.reason == REATTRIBUTED for r in taken)
     }
     current = [c for c in by_time if c.conversion_id not in superseded]
-    held = _held(by_time, current, versions)
+    held = _held(by_time, current, versions, reviews or {})
     decisions = _renewals_follow(by_time, current, held, dict(reviews or {}), first_orders or {})
     declined = {cid for cid in held if decisions.get(cid, ("", 0))[0] == "decline"}
     # A held conversion counts for tiers, milestones and the base fee only once approved,
@@ -189,13 +189,17 @@ def _held(
     every: Sequence[ConversionFact],
     current: Sequence[ConversionFact],
     versions: Sequence[TermsVersion],
+    decisions: Mapping[str, tuple[str, int]],
 ) -> set[str]:
     """The conversions (of ``every``, a reattributed one too) their terms hold for review:
     a signal they carry, or burst (more than ``burst_per_hour`` of the creator's current
-    conversions within the hour up to it, by (time, line id)), is in ``hold_on``."""
+    conversions within the hour up to it, by (time, line id), itself counted even when
+    reattributed), is in ``hold_on``; or a decision was taken on it (decided, it stays
+    held whatever later facts do to its signals)."""
     keys: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for c in current:
         keys[c.affiliate_id].append((c.occurred_at, derived_id("line", c.conversion_id)))
+    now_current = {c.conversion_id for c in current}
     out: set[str] = set()
     for c in every:
         review = version_by_number(versions, c.terms_version).terms.review
@@ -204,9 +208,10 @@ def _held(
         raised = set(c.risk_signals)
         own = (c.occurred_at, derived_id("line", c.conversion_id))
         within = [k for k in keys[c.affiliate_id] if c.occurred_at - 3_600_000 < k[0] and k <= own]
-        if len(within) > review.thresholds.burst_per_hour:
+        itself = 0 if c.conversion_id in now_current else 1
+        if len(within) + itself > review.thresholds.burst_per_hour:
             raised.add("burst")
-        if raised & set(review.hold_on):
+        if raised & set(review.hold_on) or c.conversion_id in decisions:
             out.add(c.conversion_id)
     return out
 
@@ -229,7 +234,7 @@ def first_order_standings(
         for c in by_time
         if not any(r.reason == REATTRIBUTED for r in refunds_of.get(c.conversion_id, []))
     ]
-    held = _held(current, current, versions)
+    held = _held(current, current, versions, reviews)
     out: dict[str, FirstOrder] = {}
     for c in sorted(current, key=lambda c: derived_id("line", c.conversion_id)):
         if c.kind != "renewal" and c.order_id not in out:

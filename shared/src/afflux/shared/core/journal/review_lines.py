@@ -9,7 +9,9 @@ decision (``ConversionReviewed``) reaches the ledger: approved, it is moved to
 reversed (``review_decline``, the reason in the rule). A held line counts for its
 creator's tiers, milestones and activity (base fee) only once approved, and from the
 approval on (``counts``, ``counted_at``); a declined one never does. A decision on a line
-that is not held changes nothing (the first decision stands).
+that is not held changes nothing (the first decision stands) while no signal of its
+terms could hold it; once decided, a line stays held (``DECIDED``) even when later
+facts take its signals away, so the decision keeps applying.
 
 A renewal follows its subscription's first order when that order's line is in the same
 campaign-period (``follows``): while the first order is held and waits, the renewal waits
@@ -36,6 +38,8 @@ from afflux.shared.core.review import BURST_WINDOW_MS, HELD_UNTIL, ReviewTerms, 
 from afflux.shared.core.terms import TermsVersion
 
 APPROVE, DECLINE = "approve", "decline"
+# What holds a decided line that no signal holds any more (``ReviewBook._judgment``).
+DECIDED = "decided"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,11 @@ class ReviewBook:
         # A line taken back as reattributed stays held: nothing it brought is approved
         # without a decision, and the taking back is a reduction at the hold's date.
         held = holding(review, raised)
+        if not held and review is not None and record.review is not None:
+            # Decided, it stays held, whatever later facts do to its signals: a sale
+            # declined for burst was paid in full at its lock once another sale of that
+            # hour was reattributed and the burst fell under the threshold.
+            held = (DECIDED,)
         base = c.occurred_at + rules.lock_ms(versions, c.terms_version)
         follows = record.follows
         waits_on, decision = follows if follows and follows[0] else (held, record.review)
@@ -212,10 +221,14 @@ class ReviewBook:
         return held, max(base, decision[4])
 
     def _burst(self, record: LineRecord, per_hour: int) -> bool:
+        """More than ``per_hour`` current conversions of the creator in the hour up to the
+        line, the line itself counted even once taken back as reattributed (its own
+        taking back released a hold it had only by counting itself)."""
         keys = self.times.get(record.affiliate_id, [])
         start = bisect_left(keys, (record.time - BURST_WINDOW_MS + 1, ""))
         end = bisect_right(keys, (record.time, record.line_id))
-        return end - start > per_hour
+        itself = 1 if rules.is_superseded(record) else 0
+        return end - start + itself > per_hour
 
 
 def _place(keys: list[tuple[int, str]], key: tuple[int, str], belongs: bool) -> None:
