@@ -80,12 +80,12 @@ async def check_destination(
 
     Checked when an endpoint is registered and again before every request (the name
     may resolve elsewhere by then); see docs/webhooks.md for what this does not cover.
+    The name looked up is the ASCII one the client connects to (``policy.check_url``).
     ``resolve``: how the name is looked up (the loop's ``getaddrinfo`` by default).
     """
     try:
         host, port = policy.check_url(url)
-        httpx.URL(url)  # what the client will be asked to call
-    except (policy.RefusedUrl, httpx.InvalidURL) as exc:
+    except policy.RefusedUrl as exc:
         raise Refused(str(exc)) from exc
     if allow_private:
         return

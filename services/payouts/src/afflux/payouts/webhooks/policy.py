@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
+
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import ConversionAttributed, ConversionReversed, Envelope, PayoutIssued
 
@@ -286,8 +288,14 @@ class RefusedUrl(ValueError):
 
 
 def check_url(url: str) -> tuple[str, int]:
-    """The host and port of an acceptable endpoint URL, or RefusedUrl naming the reason:
-    http or https only, a host, no credentials in the URL, at most 2048 characters."""
+    """The host and port an acceptable endpoint URL is called at, or RefusedUrl naming the
+    reason: http or https only, a host, no credentials in the URL, at most 2048 characters.
+
+    The host is the one the HTTP client (httpx) connects to, in ASCII: a Unicode name as
+    IDNA 2008 encodes it (``ß.example`` is ``xn--zca.example``). It was ``urlsplit``'s
+    Unicode name, which ``getaddrinfo`` encodes with IDNA 2003 (``ss.example``), another
+    name, maybe in another zone: a name checked as a public address was called at
+    loopback. Looked up in ASCII, a name is never encoded again on the way."""
     if len(url) > MAX_URL_LENGTH:
         raise RefusedUrl(f"longer than {MAX_URL_LENGTH} characters")
     try:
@@ -299,14 +307,26 @@ def check_url(url: str) -> tuple[str, int]:
     if parts.username is not None or parts.password is not None:
         raise RefusedUrl("credentials in the URL are refused; authenticate with the signature")
     try:
-        port = parts.port
+        _ = parts.port  # one that cannot be (99999) raises here; httpx takes it
     except ValueError as exc:
         raise RefusedUrl(f"bad port: {exc}") from exc
     if not parts.hostname:
         raise RefusedUrl("no host")
     if any(c.isspace() or ord(c) < 0x20 for c in url):
         raise RefusedUrl("whitespace or control characters in the URL")
-    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+    try:
+        target = httpx.URL(url)  # what the client will be asked to call
+    except httpx.InvalidURL as exc:
+        raise RefusedUrl(f"not a URL the client calls: {exc}") from exc
+    if target.userinfo:
+        raise RefusedUrl("credentials in the URL are refused; authenticate with the signature")
+    host = target.raw_host.decode("ascii")
+    if not host:
+        raise RefusedUrl("no host")
+    return host, target.port if target.port is not None else _DEFAULT_PORTS[target.scheme]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # Not reachable from the internet, yet not ``is_private`` to Python 3.11: the carrier NAT
