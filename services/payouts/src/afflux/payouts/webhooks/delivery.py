@@ -66,6 +66,13 @@ class Refused(Exception):
     """Not sent, and never will be: a refused address, a body too large."""
 
 
+class LookupFailed(Exception):
+    """The endpoint's name did not resolve (no answer, SERVFAIL, no such name): nothing is
+    known of its address yet, so it is a failed attempt, tried again like a refused
+    connection. It was ``Refused``, and a resolver restarting or one SERVFAIL
+    dead-lettered every delivery that met it at its first attempt."""
+
+
 class LookupsBusy(Exception):
     """The owner's share of DNS lookups is still running: not tried, due again later."""
 
@@ -76,7 +83,8 @@ Resolver = Callable[[str, int], Awaitable[list[Any]]]  # host, port -> getaddrin
 async def check_destination(
     url: str, *, allow_private: bool, resolve: Resolver | None = None
 ) -> None:
-    """Refuse a URL whose host resolves to an address ``policy.address_refused`` names.
+    """Refuse a URL whose host resolves to an address ``policy.address_refused`` names;
+    ``LookupFailed`` when the name does not resolve.
 
     Checked when an endpoint is registered and again before every request (the name
     may resolve elsewhere by then); see docs/webhooks.md for what this does not cover.
@@ -95,8 +103,10 @@ async def check_destination(
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         else:
             infos = await resolve(host, port)
-    except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode
-        raise Refused(f"{host} does not resolve: {exc}") from exc
+    except ValueError as exc:  # a name IDNA cannot encode (a label too long): never will
+        raise Refused(f"{host} cannot be looked up: {exc}") from exc
+    except OSError as exc:  # gaierror: for now, maybe (EAI_AGAIN, SERVFAIL, NXDOMAIN)
+        raise LookupFailed(f"{host} did not resolve: {exc}") from exc
     for info in infos:
         reason = policy.address_refused(str(info[4][0]), allow_private=False)
         if reason is not None:

@@ -17,7 +17,7 @@ from afflux.payouts.deps import AdminDep, ClockDep, DirectoryDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.webhooks import signing
-from afflux.payouts.webhooks.delivery import Refused, check_destination
+from afflux.payouts.webhooks.delivery import LookupFailed, Refused, check_destination
 from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
 from afflux.payouts.webhooks.redis_store import TooManyEndpoints, WebhookStore
 from afflux.payouts.webhooks.replay import ReplayIncomplete, replay
@@ -75,6 +75,8 @@ async def add_endpoint(
         )
     except Refused as exc:
         raise Problem(422, "url", str(exc)) from None
+    except LookupFailed as exc:  # nothing to check yet; a delivery would try again instead
+        raise Problem(422, "url", f"{exc}; register it once the name resolves") from None
     endpoint = Endpoint(
         endpoint_id=new_id("ep"),
         owner_kind=body.owner_kind,
