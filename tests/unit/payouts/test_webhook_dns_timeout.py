@@ -123,3 +123,40 @@ def test_one_owners_hanging_lookups_stop_at_its_share_without_spending_attempts(
     assert calls[4:6] == [("defer", "wh-4"), ("defer", "wh-5")]
     assert "fast.example" in resolver
     assert calls[-1] == ("done", "")
+
+
+def test_owners_whose_name_servers_never_answer_leave_a_thread_for_another_owner(
+    resolver: list[str],
+) -> None:
+    """Four owners whose name server is down (one DNS provider for all four), each at its
+    share of lookups, held every thread of the pool: a fifth owner's lookups waited behind
+    theirs, and each of its attempts failed on the timeout."""
+
+    async def scenario() -> tuple[list[tuple[str, str]], int]:
+        outcomes = Outcomes()
+        sender = deliverer(outcomes)
+
+        async def answered(*args: Any) -> tuple[int, str]:
+            return 200, ""
+
+        sender._post = answered  # type: ignore[method-assign]
+        async with httpx.AsyncClient() as client:
+            await asyncio.gather(
+                *(
+                    sender._deliver(
+                        client, job(10 * k + n, f"dead-{k}"), endpoint(f"dead-{k}", HANGING)
+                    )
+                    for k in range(4)
+                    for n in range(4)
+                )
+            )
+            before = len(outcomes.calls)
+            for n in range(3):
+                await sender._deliver(
+                    client, job(100 + n, "fast"), endpoint("fast", "fast.example")
+                )
+        return outcomes.calls[before:], sum(sender.lookups.values())
+
+    calls, still_running = asyncio.run(scenario())
+    assert calls == [("done", "")] * 3
+    assert still_running == 16  # the four owners' lookups still hold their threads

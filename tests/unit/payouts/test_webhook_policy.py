@@ -404,6 +404,24 @@ def test_an_owner_starts_at_most_its_share_of_the_slots(case: Admitting) -> None
     assert case.busy == busy_before  # the caller counts what it starts
 
 
+@pytest.mark.parametrize(
+    ("owners_with_work", "share"),
+    [
+        (0, 4),  # nobody else: a quarter of 16, never more
+        (1, 4),
+        (4, 4),  # four owners fill the 16 slots at a quarter each
+        (5, 3),  # a fifth with work: the four are over their part, the freed slot is its
+        (8, 2),
+        (16, 1),
+        (40, 1),  # more owners than slots: one each, never none
+    ],
+)
+def test_an_owners_share_is_an_equal_part_of_the_slots_at_most_a_quarter(
+    owners_with_work: int, share: int
+) -> None:
+    assert policy.fair_share(16, owners_with_work, most=4) == share
+
+
 @dataclass(frozen=True)
 class Backoff:
     attempt: int

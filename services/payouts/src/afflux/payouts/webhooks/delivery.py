@@ -39,9 +39,14 @@ LEASE_MARGIN_S = 5.0
 # the requests in flight: slow endpoints (each request near the timeout) with a backlog
 # otherwise took every slot, and every other owner's deliveries waited at their pace. A
 # share per endpoint was not enough: an owner may have 10 endpoints, and four slow ones
-# took all 16 slots. The claim takes no more of an owner than its room and none of an
-# owner at its share (WebhookStore.claim, owner queues); what another sender process
-# started meanwhile can still leave one over: due again a millisecond later.
+# took all 16 slots. And a fixed quarter was not enough either: four slow owners took all
+# 16, and each slot a timeout freed went back to their backlogs (claimed oldest first), so
+# a fifth owner waited for all of them. So the share is an equal part of the slots among
+# the owners with work (``policy.fair_share``): when another owner's delivery is due, the
+# slow ones are over their share, and the first slot a timeout frees is its. The claim
+# takes no more of an owner than its room and none of an owner at its share
+# (WebhookStore.claim, owner queues); what another sender process started meanwhile can
+# still leave one over: due again a millisecond later.
 OWNER_SHARE = 4
 DEFER_MS = 1
 # A delivery whose endpoint's stored record cannot be read waits this long before it is
@@ -131,12 +136,20 @@ class Deliverer:
         self.wake = wake
         self.draw = draw
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.per_owner = max(1, limits.concurrency // OWNER_SHARE)
+        self.per_owner = max(1, limits.concurrency // OWNER_SHARE)  # the most one owner has
+        self.share = self.per_owner  # what one owner may have now (set at each claim)
         self.busy: Counter[policy.Owner] = Counter()  # owner -> requests in flight
         # The endpoints' DNS lookups run in threads of their own (a lookup the attempt gave
         # up on keeps its thread until the resolver gives up too), at most ``per_owner``
-        # at once per owner: one owner's dead name server never takes every thread.
-        self.dns = ThreadPoolExecutor(limits.concurrency, thread_name_prefix="webhook-dns")
+        # at once per owner: one owner's dead name server never takes every thread. A
+        # thread is not freed by a timeout, so an equal part would come too late: owners
+        # with lookups running share ``concurrency`` threads, and ``per_owner`` more are
+        # kept for owners with none (four owners of one dead DNS provider held all 16,
+        # and every lookup of a fifth owner waited behind theirs until its attempt failed).
+        self.dns_shared = limits.concurrency
+        self.dns = ThreadPoolExecutor(
+            self.dns_shared + self.per_owner, thread_name_prefix="webhook-dns"
+        )
         self.lookups: Counter[policy.Owner] = Counter()  # owner -> lookups still running
 
     async def run(self) -> None:
@@ -179,15 +192,22 @@ class Deliverer:
 
     async def _claim(self, free: int, lease_ms: int) -> list[Job]:
         now = self.clock()
-        room = {owner_token(*owner): self.per_owner - n for owner, n in self.busy.items()}
+        busy = {owner_token(*owner): n for owner, n in self.busy.items()}
+        # Past ``concurrency`` owners with work the share is 1 whoever they are: no more
+        # of the due ones need be read to know it.
+        due = await self.store.due_owners(now, self.limits.concurrency + len(busy))
+        self.share = policy.fair_share(
+            self.limits.concurrency, len(busy.keys() | set(due)), most=self.per_owner
+        )
+        room = {owner: self.share - n for owner, n in busy.items()}
         jobs = await self.store.claim(
-            now=now, lease_until=now + lease_ms, limit=free, share=self.per_owner, room=room
+            now=now, lease_until=now + lease_ms, limit=free, share=self.share, room=room
         )
         self.metrics.queue_depth.set(await self.store.pending())
         return jobs
 
     async def _start(self, client: httpx.AsyncClient, jobs: list[Job], free: int) -> int:
-        """Start up to ``free`` of the claimed jobs, at most ``per_owner`` in flight per
+        """Start up to ``free`` of the claimed jobs, at most ``share`` in flight per
         owner (``policy.admissions``); the others are due again: now (past the free
         slots), or a moment later (their owner has its share), behind the other owners'
         due deliveries. A job whose endpoint was removed goes with it."""
@@ -202,7 +222,7 @@ class Deliverer:
                 later.append((job, now + UNREADABLE_DEFER_MS))
         live = [job for job in jobs if job.endpoint_id in endpoints]
         owners = [endpoints[job.endpoint_id].owner for job in live]
-        admitted = policy.admissions(owners, self.busy, share=self.per_owner, free=free)
+        admitted = policy.admissions(owners, self.busy, share=self.share, free=free)
         started = 0
         for job, owner, admission in zip(live, owners, admitted, strict=True):
             if admission != "start":
@@ -284,8 +304,9 @@ class Deliverer:
             ) from exc
 
     async def _resolve(self, owner: policy.Owner, host: str, port: int) -> list[Any]:
-        if self.lookups[owner] >= self.per_owner:
-            raise LookupsBusy(owner)
+        running = self.lookups[owner]
+        if running >= self.per_owner or (running and self.lookups.total() >= self.dns_shared):
+            raise LookupsBusy(owner)  # an owner with none running always finds a thread
         loop = asyncio.get_running_loop()
         lookup = self.dns.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
         self.lookups[owner] += 1

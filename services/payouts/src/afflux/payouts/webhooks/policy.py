@@ -269,6 +269,17 @@ def admissions(
     return out
 
 
+def fair_share(slots: int, owners_with_work: int, *, most: int) -> int:
+    """How many requests one owner may have in flight: an equal part of the ``slots``
+    among the owners with work (requests in flight or deliveries due), at most ``most``
+    (a quarter of the slots), at least one.
+
+    An owner over it starts nothing more until it is under again, so a slot a request's
+    timeout frees goes to an owner under its part, a newcomer first: with a fixed quarter
+    four slow owners held every slot, and a fifth waited for all their backlogs."""
+    return max(1, min(most, slots // max(1, owners_with_work)))
+
+
 def retry_delay_s(attempt: int, *, base_s: float, cap_s: float, draw: float) -> float:
     """Exponential backoff with full jitter: a uniform delay in [0, min(cap, base * 2^(n-1)))
     after failed attempt ``n`` (``draw`` is a uniform number in [0, 1))."""

@@ -428,6 +428,12 @@ class WebhookStore:
         pairs = zip(raw[::2], raw[1::2], strict=True)
         return [Job.decode(job, owner.decode()) for owner, job in pairs]
 
+    async def due_owners(self, now: int, at_most: int) -> list[str]:
+        """The owners with a delivery due at ``now`` (``owner_token``s), at most
+        ``at_most`` of them, the one waiting longest first."""
+        found = await self.redis.zrangebyscore(OWNERS, "-inf", now, start=0, num=at_most)
+        return [owner.decode() for owner in found]
+
     async def defer(self, due: Sequence[tuple[Job, int]]) -> None:
         """Move claimed deliveries' due times (no attempt counted); one gone meanwhile
         (done, removed) stays gone."""
