@@ -149,7 +149,7 @@ def create_app(settings: PayoutsSettings, *, clock: Clock = system_clock) -> Fas
                     )
                 )
             )
-        webhooks = webhook_store(redis, settings)
+        webhooks = webhook_store(redis, settings, webhook_metrics)
         if settings.webhooks_enabled:  # its own consumer group: docs/webhooks.md
             senders = start_sender(settings, webhooks, directory, webhook_metrics, clock)
             for sender in senders:

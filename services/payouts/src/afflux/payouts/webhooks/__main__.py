@@ -24,12 +24,9 @@ async def _run(settings: PayoutsSettings) -> None:
     redis = cast("Redis[bytes]", await connect_ready(settings.redis_url))
     directory = CampaignDirectory()
     follower = asyncio.create_task(_follow_forever(directory, settings.kafka_bootstrap))
+    metrics = WebhookMetrics(CollectorRegistry())
     tasks = start_sender(
-        settings,
-        webhook_store(redis, settings),
-        directory,
-        WebhookMetrics(CollectorRegistry()),
-        system_clock,
+        settings, webhook_store(redis, settings, metrics), directory, metrics, system_clock
     )
     try:
         # The first task to fail ends the process; a supervisor restarts it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 OUTCOMES = ("delivered", "retry_scheduled", "dead_lettered", "refused", "queue_full")
+UNREADABLE_STEPS = ("routing", "delivery")
 
 
 class WebhookMetrics:
@@ -37,6 +38,17 @@ class WebhookMetrics:
             ["event_type"],
             registry=registry,
         )
+        self.unreadable_endpoints = Counter(
+            "afflux_webhook_unreadable_endpoints_total",
+            "Webhook endpoint records read that could not be decoded (a field of a newer "
+            "version, damage; each logged with its endpoint id) and skipped, that endpoint "
+            "alone, by step: routing (an event's delivery to it not made: replay it once the "
+            "record reads), delivery (its scheduled deliveries held back)",
+            ["step"],
+            registry=registry,
+        )
+        for step in UNREADABLE_STEPS:
+            self.unreadable_endpoints.labels(step)
         self.dead_letters = Counter(
             "afflux_webhook_dead_letters_total",
             "Records or items the webhook sender could not read or turn into deliveries, "

@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.policy import Endpoint, OwnerKind
 
 log = logging.getLogger(__name__)
@@ -277,8 +278,10 @@ class WebhookStore:
         max_endpoints_per_owner: int = 10,
         max_queue_per_endpoint: int = 10_000,
         max_dead_per_endpoint: int = 1_000,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self.redis = redis
+        self.metrics = metrics  # counts the endpoint records skipped as unreadable
         self.max_endpoints_per_owner = max_endpoints_per_owner
         self.max_queue_per_endpoint = max_queue_per_endpoint
         self.max_dead_per_endpoint = max_dead_per_endpoint
@@ -311,20 +314,30 @@ class WebhookStore:
             return {}
         found: dict[str, Endpoint | None] = {}
         for endpoint_id, raw in zip(ids, await self.redis.hmget(ENDPOINTS, ids), strict=True):
-            if not raw:
-                continue
-            try:
-                found[endpoint_id] = _endpoint(raw)
-            except Exception as exc:  # any shape of damage: this endpoint's alone
-                log.error(
-                    "webhook endpoint %s: its stored record cannot be read: %r", endpoint_id, exc
-                )
-                found[endpoint_id] = None
+            if raw:
+                found[endpoint_id] = self._readable(endpoint_id, raw, "delivery")
         return found
 
-    async def all(self) -> list[Endpoint]:
+    async def all(self) -> dict[str, Endpoint | None]:
+        """Every endpoint by id; None for one whose stored record cannot be read (logged),
+        as ``get_many``: the admin API lists it as unreadable, never answers 500 for it."""
         raw = await self.redis.hgetall(ENDPOINTS)
-        return sorted((_endpoint(v) for v in raw.values()), key=lambda e: e.created_at)
+        return {
+            key.decode(): self._readable(key.decode(), value, None) for key, value in raw.items()
+        }
+
+    def _readable(self, endpoint_id: str, raw: bytes, step: str | None) -> Endpoint | None:
+        """The stored endpoint, or None (logged; counted under ``step``) when its record
+        cannot be read: a field of a newer version (a rolling deploy, a rollback), damage.
+        That endpoint's alone: read unguarded, one such record sent every event of its
+        owners to the dead-letter topic, their other endpoints' deliveries with it."""
+        try:
+            return _endpoint(raw)
+        except Exception as exc:  # any shape of damage
+            log.error("webhook endpoint %s: its stored record cannot be read: %r", endpoint_id, exc)
+            if step is not None and self.metrics is not None:
+                self.metrics.unreadable_endpoints.labels(step).inc()
+            return None
 
     async def remove(self, endpoint_id: str) -> bool:
         """Forget the endpoint, its scheduled deliveries and its dead letters."""
@@ -364,10 +377,10 @@ class WebhookStore:
         ids = sorted({i.decode() for members in id_sets for i in members})
         found: dict[str, Endpoint] = {}
         if ids:
-            for raw in await self.redis.hmget(ENDPOINTS, ids):
-                if raw is not None:
-                    endpoint = _endpoint(raw)
-                    found[endpoint.endpoint_id] = endpoint
+            for endpoint_id, raw in zip(ids, await self.redis.hmget(ENDPOINTS, ids), strict=True):
+                endpoint = None if raw is None else self._readable(endpoint_id, raw, "routing")
+                if endpoint is not None:  # an unreadable one is skipped, its owner's others not
+                    found[endpoint_id] = endpoint
         return {
             owner: [found[i.decode()] for i in sorted(members) if i.decode() in found]
             for owner, members in zip(wanted, id_sets, strict=True)

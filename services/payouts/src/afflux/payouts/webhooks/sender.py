@@ -17,12 +17,15 @@ from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.shared.io.campaign_view import CampaignDirectory
 
 
-def webhook_store(redis: Redis[bytes], settings: PayoutsSettings) -> WebhookStore:
+def webhook_store(
+    redis: Redis[bytes], settings: PayoutsSettings, metrics: WebhookMetrics | None = None
+) -> WebhookStore:
     return WebhookStore(
         redis,
         max_endpoints_per_owner=settings.webhooks_max_endpoints_per_owner,
         max_queue_per_endpoint=settings.webhooks_max_queue_per_endpoint,
         max_dead_per_endpoint=settings.webhooks_max_dead_per_endpoint,
+        metrics=metrics,
     )
 
 
