@@ -21,7 +21,7 @@ from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.webhooks import routes
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.policy import Endpoint
-from afflux.payouts.webhooks.redis_store import ENDPOINTS, WebhookStore
+from afflux.payouts.webhooks.redis_store import ENDPOINTS, WebhookStore, owner_key
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.problems import install_problem_handlers
@@ -37,6 +37,20 @@ async def newer_record(redis: Redis[bytes], endpoint_id: str) -> None:
     raw = await redis.hget(ENDPOINTS, endpoint_id)
     assert raw is not None
     await redis.hset(ENDPOINTS, endpoint_id, json.dumps(json.loads(raw) | {"paused": False}))
+
+
+def admin_api(store: WebhookStore) -> httpx.AsyncClient:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(routes.router)
+    settings = PayoutsSettings(admin_token=TOKEN, kafka_bootstrap="127.0.0.1:1")
+    app.state.settings, app.state.clock = settings, system_clock
+    app.state.webhooks, app.state.directory = store, None
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://admin",
+        headers={"authorization": f"Bearer {TOKEN}"},
+    )
 
 
 def unreadable(metrics: WebhookMetrics, step: str) -> float:
@@ -71,17 +85,7 @@ async def test_the_list_shows_an_unreadable_endpoint_as_such(empty_redis: Redis[
     await store.add(Endpoint("ep-c", "affiliate", "c-1", "https://c.example/", TYPES, "s", 2))
     await newer_record(empty_redis, "ep-c")
     await empty_redis.hset(ENDPOINTS, "ep-x", b"not json")
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.include_router(routes.router)
-    settings = PayoutsSettings(admin_token=TOKEN, kafka_bootstrap="127.0.0.1:1")
-    app.state.settings, app.state.clock = settings, system_clock
-    app.state.webhooks, app.state.directory = store, None
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://admin",
-        headers={"authorization": f"Bearer {TOKEN}"},
-    ) as api:
+    async with admin_api(store) as api:
         every = await api.get("/v1/webhooks/endpoints")
         merchants = await api.get(
             "/v1/webhooks/endpoints", params={"owner_kind": "merchant", "owner_id": "m-1"}
@@ -96,3 +100,31 @@ async def test_the_list_shows_an_unreadable_endpoint_as_such(empty_redis: Redis[
     assert "secret" not in json.dumps(listed)
     # Whose an unreadable record is cannot be told: it is listed under every filter.
     assert [e["endpoint_id"] for e in merchants.json()["endpoints"]] == ["ep-m", "ep-c", "ep-x"]
+
+
+async def test_an_unreadable_endpoint_answers_409_and_can_still_be_removed(
+    empty_redis: Redis[bytes],
+) -> None:
+    """Its own routes answered 500; and removing it, what the answer advises, needed the
+    record read whole (its owner's set and queue)."""
+    store = WebhookStore(empty_redis)
+    await store.add(Endpoint("ep-c", "affiliate", "c-1", "https://c.example/", TYPES, "s", 2))
+    await newer_record(empty_redis, "ep-c")
+    await empty_redis.hset(ENDPOINTS, "ep-x", b"not json")
+
+    async with admin_api(store) as api:
+        shown = await api.get("/v1/webhooks/endpoints/ep-c")
+        letters = await api.get("/v1/webhooks/endpoints/ep-c/dead-letters")
+        removed = [
+            (await api.delete(f"/v1/webhooks/endpoints/{e}")).status_code for e in ("ep-c", "ep-x")
+        ]
+        after = await api.get("/v1/webhooks/endpoints")
+
+    assert (shown.status_code, shown.json()["detail"][0]["field"]) == (409, "endpoint_id"), (
+        shown.text
+    )
+    assert "cannot be read by this version" in shown.json()["detail"][0]["reason"]
+    assert letters.status_code == 409, letters.text
+    assert removed == [204, 204]
+    assert after.json()["endpoints"] == []
+    assert await empty_redis.smembers(owner_key("affiliate", "c-1")) == set()

@@ -302,8 +302,15 @@ class WebhookStore:
             )
 
     async def get(self, endpoint_id: str) -> Endpoint | None:
+        """The endpoint, None when there is none; ``UnreadableEndpoint`` when its stored
+        record cannot be read (the admin API says so rather than answer 500)."""
         raw = await self.redis.hget(ENDPOINTS, endpoint_id)
-        return None if raw is None else _endpoint(raw)
+        if raw is None:
+            return None
+        endpoint = self._readable(endpoint_id, raw, None)
+        if endpoint is None:
+            raise UnreadableEndpoint(endpoint_id)
+        return endpoint
 
     async def get_many(self, endpoint_ids: Iterable[str]) -> dict[str, Endpoint | None]:
         """The endpoints among ``endpoint_ids`` that exist, by id (one ``HMGET``); None
@@ -340,21 +347,24 @@ class WebhookStore:
             return None
 
     async def remove(self, endpoint_id: str) -> bool:
-        """Forget the endpoint, its scheduled deliveries and its dead letters."""
-        endpoint = await self.get(endpoint_id)
-        if endpoint is None:
+        """Forget the endpoint, its scheduled deliveries and its dead letters; one whose
+        record cannot be read too (its owner read from what of the record still reads)."""
+        raw = await self.redis.hget(ENDPOINTS, endpoint_id)
+        if raw is None:
             return False
+        owner = _owner_of(raw)
         waiting = [m.decode() for m in await self.redis.zrange(queue_key(endpoint_id), 0, -1)]
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(ENDPOINTS, endpoint_id)
-        pipe.srem(owner_key(endpoint.owner_kind, endpoint.owner_id), endpoint_id)
+        if owner is not None:
+            pipe.srem(owner_key(*owner), endpoint_id)
         if waiting:  # in its owner's queue, or its own (adopted while unreadable)
-            for owner in (
-                owner_token(endpoint.owner_kind, endpoint.owner_id),
-                endpoint_queue(endpoint_id),
-            ):
-                keys = [JOBS, DUE, owner_queue_key(owner), OWNERS]
-                pipe.eval(_FORGET, len(keys), *keys, owner, *waiting)
+            queues = [endpoint_queue(endpoint_id)]
+            if owner is not None:
+                queues.insert(0, owner_token(*owner))
+            for owner_queue in queues:
+                keys = [JOBS, DUE, owner_queue_key(owner_queue), OWNERS]
+                pipe.eval(_FORGET, len(keys), *keys, owner_queue, *waiting)
         pipe.delete(queue_key(endpoint_id), dead_key(endpoint_id))
         await pipe.execute()
         return True
@@ -524,6 +534,24 @@ class WebhookStore:
         if endpoint_id is None:
             return int(await self.redis.zcard(DUE))
         return int(await self.redis.zcard(queue_key(endpoint_id)))
+
+
+class UnreadableEndpoint(Exception):
+    """The endpoint's stored record cannot be read by this version (a field of a newer
+    one, damage): logged when read."""
+
+
+def _owner_of(raw: bytes) -> tuple[OwnerKind, str] | None:
+    """The owner a stored record names, read as leniently as it can be (None when even
+    that fails): what removing an unreadable endpoint needs."""
+    try:
+        data = json.loads(raw)
+        kind, owner = data["owner_kind"], data["owner_id"]
+    except Exception:  # any shape of damage
+        return None
+    if kind not in ("merchant", "affiliate") or not isinstance(owner, str):
+        return None
+    return kind, owner
 
 
 def _endpoint(raw: bytes | str) -> Endpoint:

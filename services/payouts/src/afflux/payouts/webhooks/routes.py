@@ -19,7 +19,11 @@ from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.webhooks import signing
 from afflux.payouts.webhooks.delivery import LookupFailed, Refused, check_destination
 from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
-from afflux.payouts.webhooks.redis_store import TooManyEndpoints, WebhookStore
+from afflux.payouts.webhooks.redis_store import (
+    TooManyEndpoints,
+    UnreadableEndpoint,
+    WebhookStore,
+)
 from afflux.payouts.webhooks.replay import ReplayIncomplete, replay
 from afflux.shared.core.ids import new_id
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
@@ -47,7 +51,16 @@ class ReplayRequest(BaseModel):
 
 
 async def _endpoint(store: WebhookStore, endpoint_id: str) -> Endpoint:
-    endpoint = await store.get(endpoint_id)
+    try:
+        endpoint = await store.get(endpoint_id)
+    except UnreadableEndpoint:
+        raise Problem(
+            409,
+            "endpoint_id",
+            f"webhook endpoint {endpoint_id}'s stored record cannot be read by this version"
+            " (written by a newer one, or damaged); run the version that wrote it, or remove"
+            " the endpoint and register it again",
+        ) from None
     if endpoint is None:
         raise Problem(404, "endpoint_id", f"no webhook endpoint {endpoint_id}")
     return endpoint
