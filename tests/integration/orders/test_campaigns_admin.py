@@ -418,6 +418,32 @@ def test_campaigns_apply_publishes_nothing_of_a_file_that_backdates_a_later_vers
     assert len(history[campaign_id]) == 1
 
 
+def test_campaigns_apply_takes_now_from_redis_not_from_a_slow_machine_clock(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator's laptop ten minutes slow let a later version start five minutes in
+    the past: orders decided in those minutes were priced by the new version on every
+    replay, while the live ledger kept what it had decided."""
+    campaign_id = f"cli-slow-{uuid.uuid4().hex[:8]}"
+    first = campaign_file(tmp_path / "first.yaml", campaign_id)
+    five_minutes_ago = int(time.time() * 1000) - 300_000
+    later = tmp_path / "later.yaml"
+    later.write_text(
+        first.read_text().replace("effective_from: 0", f"effective_from: {five_minutes_ago}")
+        + "      plan: {sale: {rate: {percent: '50'}}}\n"
+    )
+    cli_env(infra, monkeypatch)
+    assert campaigns_cli.main(["apply", str(first)]) == 0
+    slow = campaigns_cli.system_clock
+    monkeypatch.setattr(campaigns_cli, "system_clock", lambda: slow() - 600_000)
+
+    assert campaigns_cli.main(["apply", str(later)]) == 2
+
+    assert "nothing published: effective_from: " in capsys.readouterr().err
+    history = asyncio.run(read_all_versions(infra.kafka_bootstrap))
+    assert len(history[campaign_id]) == 1
+
+
 async def test_put_refuses_terms_in_another_currency_than_the_campaigns(api: Any) -> None:
     """Every amount of a campaign is in its currency: a version in another one would
     leave older orders refundable only in a currency they were not paid in, and a payout

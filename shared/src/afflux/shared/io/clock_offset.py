@@ -79,3 +79,12 @@ class ClockOffsetCollector(Collector):
     async def run(self, redis: TimeReader, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         """Refresh every ``interval_s`` until cancelled; a failed read keeps the last one."""
         await refresh_forever(lambda: self.update(redis), interval_s, "reading Redis TIME")
+
+
+async def reference_clock(redis: TimeReader, clock: Callable[[], int]) -> Callable[[], int]:
+    """``clock`` corrected by its offset from Redis's, measured now: the time the services
+    agree on (their own offsets from it are exported and alerted on), for a process
+    that runs on an operator's machine whose clock may be minutes off."""
+    collector = ClockOffsetCollector(CollectorRegistry(), lambda: float(clock()))
+    offset = round((await collector.update(redis)).offset_ms)
+    return lambda: clock() - offset
