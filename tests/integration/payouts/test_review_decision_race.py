@@ -20,6 +20,7 @@ import orjson
 import pytest
 import redis
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from redis.asyncio import Redis
 
 from afflux.cli.processes import Child
@@ -38,7 +39,7 @@ from afflux.shared.topics import REVIEWS
 pytestmark = pytest.mark.integration
 
 ADMIN = "admin-token-for-the-review-race-tests-0123456789"
-HELD = ("held-1", "held-2", "held-3", "held-4", "held-5")
+HELD = ("held-1", "held-2", "held-3", "held-4", "held-5", "held-6")
 BULK = tuple(f"bulk-{n:03d}" for n in range(MAX_LISTED))  # past the listing bound with HELD
 
 
@@ -192,3 +193,41 @@ async def test_a_decision_the_broker_did_not_take_is_released(world: World) -> N
     # Nothing was accepted: the other decision may still be taken.
     assert (await decide(world, "held-5", "decline")).status_code == 202
     assert await decisions_on_topic(world.bootstrap, "conv-held-5") == ["decline"]
+
+
+class AcknowledgementLost:
+    """The real producer, whose acknowledgements never come back: the record is handed
+    over and stored by the broker, the answer lost on the way (a timeout, a connection
+    cut after the request)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> Any:
+        stored = await self.producer.send(topic, value, key=key)
+        await stored
+
+        async def lost() -> None:
+            raise KafkaTimeoutError("no answer within the request timeout")
+
+        return lost()
+
+
+async def test_a_decision_the_broker_may_have_taken_keeps_the_other_refused(world: World) -> None:
+    """Released, the other decision got a 202 the ledger then ignored (the first on the
+    topic stands): a merchant was told a sale was declined that the ledger approved."""
+    working, world.app.state.producer = (
+        world.app.state.producer,
+        AcknowledgementLost(world.app.state.producer),
+    )
+    try:
+        unconfirmed = await decide(world, "held-6", "approve")
+    finally:
+        world.app.state.producer = working
+
+    assert unconfirmed.status_code == 503, unconfirmed.text
+    assert "send the same decision again" in unconfirmed.json()["detail"][0]["reason"]
+    other = await decide(world, "held-6", "decline", world.merchant_key)
+    assert other.status_code == 409, other.text
+    assert (await decide(world, "held-6", "approve")).status_code == 202  # the retry
+    assert set(await decisions_on_topic(world.bootstrap, "conv-held-6")) == {"approve"}

@@ -37,8 +37,8 @@ from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
 from afflux.shared.io.http.principals import CsrfDep
 from afflux.shared.io.http.problems import Problem
-from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import REVIEWS
+from afflux.shared.wire import encode
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["reviews"])
 ConversionPath = Annotated[str, Path(min_length=1, max_length=200)]
@@ -157,11 +157,24 @@ async def decide(
         was = reviews.DECLINED if taken == "decline" else reviews.APPROVED
         raise Problem(409, "conversion_id", f"already_decided: {conversion_id} was {was}")
     try:
-        await send_event(producer, REVIEWS.name, found.order_id, event)
-    except Exception as exc:  # nothing was accepted: the client retries, same event id
+        sent = await producer.send(REVIEWS.name, encode(event), key=found.order_id.encode())
+    except Exception as exc:  # never handed over: nothing can be on the topic
         with contextlib.suppress(Exception):  # so the retry may be either decision again
             await reviews.release_decision(store, conversion_id, decision)
         raise Problem(503, None, f"the broker did not take the decision: {exc}") from None
+    try:
+        await sent
+    except Exception as exc:
+        # Handed over, never confirmed: the broker may have stored it, and the ledger would
+        # apply it. Released, the other decision got a 202 the ledger then ignored (the
+        # first stands): a merchant told a fraud was declined while it was approved.
+        raise Problem(
+            503,
+            None,
+            f"the broker did not confirm the decision ({type(exc).__name__}); it may have"
+            " taken it: send the same decision again (the other one is refused, as it"
+            " would be by the ledger)",
+        ) from None
     return event
 
 
