@@ -611,6 +611,14 @@ class WindowCase:
         WindowCase("set in the terms", (version(1, 0, 60),), 5, IpWindow(60_000, 4)),
         WindowCase("zero: off", (version(1, 0, 0),), 5, IpWindow(0, 4)),
         WindowCase("before the first version", (version(1, 10, 60),), 5, IpWindow(60_000, 4)),
+        # version 2, published later to start before version 1's start: before it, the
+        # first published (version 2 applied here, as it no longer did anywhere else)
+        WindowCase(
+            "before a later version starting first",
+            (version(1, 10, 60), version(2, 7, 0)),
+            5,
+            IpWindow(60_000, 4),
+        ),
         WindowCase(
             "the version in force",
             (version(1, 0, 60), version(2, 10, 120)),

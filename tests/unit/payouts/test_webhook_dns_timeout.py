@@ -160,3 +160,27 @@ def test_owners_whose_name_servers_never_answer_leave_a_thread_for_another_owner
     calls, still_running = asyncio.run(scenario())
     assert calls == [("done", "")] * 3
     assert still_running == 16  # the four owners' lookups still hold their threads
+
+
+def test_many_owners_with_one_stuck_lookup_each_leave_a_thread_for_another_owner(
+    resolver: list[str],
+) -> None:
+    """A quarter more threads for owners with none running held only twenty such owners:
+    the twenty-first owner's lookup waited in the pool's queue and its attempt failed."""
+
+    async def scenario() -> list[tuple[str, str]]:
+        outcomes = Outcomes()
+        sender = deliverer(outcomes)
+
+        async def answered(*args: Any) -> tuple[int, str]:
+            return 200, ""
+
+        sender._post = answered  # type: ignore[method-assign]
+        async with httpx.AsyncClient() as client:
+            for k in range(24):  # one by one: a stuck lookup each, its attempt given up
+                await sender._deliver(client, job(k, f"dead-{k}"), endpoint(f"dead-{k}", HANGING))
+            before = len(outcomes.calls)
+            await sender._deliver(client, job(100, "fast"), endpoint("fast", "fast.example"))
+        return outcomes.calls[before:]
+
+    assert asyncio.run(scenario()) == [("done", "")]

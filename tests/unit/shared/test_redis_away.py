@@ -3,11 +3,21 @@ and which refuse the writes themselves, also when a pipeline wraps the reply."""
 
 from __future__ import annotations
 
-import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ResponseError
+import asyncio
+from pathlib import Path
 
-from afflux.shared.io.redis_client import WritesRefusedForNow, redis_away, refused_for_now
+import pytest
+import redis
+from redis.exceptions import ClusterError, OutOfMemoryError, ResponseError, SlotNotCoveredError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from afflux.payouts.consumer import REDIS_DOWN
+from afflux.shared.io.redis_client import (
+    WritesRefusedForNow,
+    client_broke,
+    redis_away,
+    refused_for_now,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -88,3 +98,67 @@ def test_the_parser_raises_a_reply_met_in_a_script_as_its_own_class(
     from redis._parsers.base import BaseParser
 
     assert type(BaseParser.parse_error(reply)).__name__ == raised
+
+
+def _raised_in(filename: str, error: BaseException) -> BaseException:
+    """``error`` as raised by code of ``filename`` (its innermost frame there)."""
+    try:
+        exec(compile("raise error", filename, "exec"), {"error": error})  # noqa: S102
+    except BaseException as raised:
+        return raised
+    raise AssertionError("not raised")
+
+
+REDIS_PY = str(Path(redis.__file__).parent / "asyncio" / "connection.py")
+
+
+@pytest.mark.parametrize(
+    ("error", "away"),
+    [
+        # A cluster node killed under a command: redis-py's transport closed or gone.
+        (
+            _raised_in(
+                REDIS_PY, RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+            ),
+            True,
+        ),
+        (
+            _raised_in(REDIS_PY, AttributeError("'NoneType' object has no attribute 'writelines'")),
+            True,
+        ),
+        # The same classes raised by anything else are a failure of the caller's own.
+        (_raised_in(__file__, RuntimeError("unable to perform operation")), False),
+        (_raised_in(__file__, AttributeError("'NoneType' object has no attribute 'x'")), False),
+        (RuntimeError("never raised"), False),
+    ],
+)
+def test_a_connection_redis_py_broke_under_a_command_is_redis_away(
+    error: BaseException, away: bool
+) -> None:
+    assert client_broke(error) is away
+    assert redis_away(error) is away
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ClusterError("TTL exhausted."), SlotNotCoveredError("slot 42 is not covered")],
+)
+def test_a_cluster_moving_its_slots_is_redis_away_and_waits_in_the_ledger(
+    error: Exception,
+) -> None:
+    """A slot migration made redis-py give up following MOVED and TRYAGAIN replies: the
+    ledger took it for a bad batch and dead-lettered its items one by one."""
+    assert redis_away(error)
+    assert isinstance(error, REDIS_DOWN)
+
+
+def test_a_closed_transport_met_by_redis_py_is_its_broken_connection() -> None:
+    """The stdlib's transports raise it themselves: the frame that matters is redis-py's,
+    the innermost outside asyncio."""
+    transport = compile(
+        "raise error", str(Path(asyncio.__file__).parent / "selector_events.py"), "exec"
+    )
+    client = compile("exec(transport, {'error': error})", REDIS_PY, "exec")
+    with pytest.raises(RuntimeError) as raised:
+        exec(client, {"transport": transport, "error": RuntimeError("closed")})  # noqa: S102
+    assert client_broke(raised.value)

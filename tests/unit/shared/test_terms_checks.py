@@ -504,3 +504,17 @@ def test_a_terms_file_naming_a_key_twice_is_refused_naming_it(tmp_path: Path) ->
     with pytest.raises(InvalidCampaignFile) as raised:
         load_campaign_file(path)
     assert "found the key 'creator-01' twice (line 9)" in str(raised.value)
+
+
+def test_engagement_tiers_are_bounded_as_the_plans_are() -> None:
+    tiers = [
+        {"from_interactions": n + 1, "values": {"like_minor": "1"}} for n in range(MAX_TIERS + 1)
+    ]
+    engagement = {"values": {"like_minor": "1"}, "tiers": tiers}
+    with pytest.raises(ValidationError) as raised:
+        CampaignEntry.model_validate_json(entry_json(plan={"engagement": engagement}))
+    assert (
+        raised.value.errors()[0]["msg"] == f"plan.engagement.tiers: 101 tiers: at most {MAX_TIERS}"
+    )
+    engagement["tiers"] = tiers[:MAX_TIERS]
+    assert CampaignEntry.model_validate_json(entry_json(plan={"engagement": engagement}))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from afflux.shared.core.click_flags import BOT, DUPLICATE, EMBEDDED, IP_DUPLICATE, RATE
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 
 # Crawlers, link-preview fetchers (chat apps, social networks) and HTTP
 # libraries. Matched case-insensitively anywhere in the User-Agent.
@@ -305,13 +305,15 @@ def ip_window_in_force(
 ) -> tuple[IpWindow, int, int]:
     """(window, from, until): the IP window of the version in force at ``now_ms``.
 
-    Before the first version the first applies (as everywhere else in afflux).
+    Before every start the first version published applies (``terms_in_force``, as
+    everywhere else in afflux; the one starting earliest applied here, so a version
+    published to start before the first one's start changed the window of the clicks
+    before it).
     """
     if not versions:
         return default, -(2**62), 2**62
-    key = lambda v: (v.effective_from, v.version)  # noqa: E731
     in_force = [v for v in versions if v.effective_from <= now_ms]
-    version = max(in_force, key=key) if in_force else min(versions, key=key)
+    version = terms_in_force(versions, now_ms)
     later = [v.effective_from for v in versions if v.effective_from > now_ms]
     start = version.effective_from if in_force else -(2**62)
     until = min(later, default=2**62)

@@ -48,10 +48,12 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.placement import TERMS_REFUSALS, Placement, Rejected
 from afflux.payouts.snapshots import PeriodCompacted, PeriodExpired
 from afflux.payouts.store import (
+    Applied,
     Batch,
     LedgerReset,
     LedgerStore,
     PeriodsRefused,
+    Versions,
     refusal_cause,
 )
 from afflux.shared.click_decode import DecodedClick, decoded_clicks
@@ -82,7 +84,13 @@ from afflux.shared.io.kafka import (
 )
 from afflux.shared.io.lag import ConsumerLag
 from afflux.shared.io.paced_commits import PacedCommits
-from afflux.shared.io.redis_client import PASSING_REPLIES, KeyOfAnotherType, redis_away
+from afflux.shared.io.redis_client import (
+    CLUSTER_IN_FLUX,
+    PASSING_REPLIES,
+    KeyOfAnotherType,
+    client_broke,
+    redis_away,
+)
 from afflux.shared.io.terms_recheck import TermsRecheck
 from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import CLICKS, CONTENT, CONVERSIONS, PAYOUTS, REVERSALS, REVIEWS
@@ -105,11 +113,15 @@ TOPICS = (
 # Redis unreachable, restarting or still loading its AOF: wait for it, never skip a batch.
 # ... or refusing writes for now (out of memory, read-only during a failover): the same
 # batch is applied once it is back, never dead-lettered item by item.
+# ... or a cluster moving its slots (``CLUSTER_IN_FLUX``). A connection redis-py broke
+# under its own command (``client_broke``) is the same; ``_reraise_if_redis_down`` turns it
+# into a ``ConnectionError`` where these are caught.
 REDIS_DOWN: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     OSError,
     *PASSING_REPLIES,
+    *CLUSTER_IN_FLUX,
 )
 RETRY_MAX_S = 2.0
 REFUSED_FIRST_DELAY_S = 0.05
@@ -364,7 +376,9 @@ class LedgerConsumer:
                     below |= {tp for tp in assigned if tp not in self.diverged}
                 if below:
                     await self._verify(below)
-        except REDIS_DOWN as exc:
+        except Exception as exc:
+            if not isinstance(exc, REDIS_DOWN) and not client_broke(exc):
+                raise
             log.warning("ledger check skipped: Redis unavailable (%s)", exc)
         self._publish_health()
 
@@ -574,7 +588,7 @@ class LedgerConsumer:
             batch.offsets[slot(tp)] = records[-1].offset + 1
             batch.last[slot(tp)] = Fingerprint.of_record(records[-1]).encode()
         try:
-            applied = await self.store.apply(batch, self.directory.versions, self.currency)
+            applied = await self._store_apply(batch, self.directory.versions, self.currency)
         except REDIS_DOWN as exc:
             await self._resume_from_stored(exc)
             return
@@ -647,7 +661,7 @@ class LedgerConsumer:
             else:
                 rest.merge(alone)
         try:
-            applied = await self.store.apply(rest, self.directory.versions, self.currency)
+            applied = await self._store_apply(rest, self.directory.versions, self.currency)
         except REDIS_DOWN:
             raise
         except LedgerReset:
@@ -685,7 +699,7 @@ class LedgerConsumer:
                     alone = Batch()
                     self.placement.place(item.event, alone)
                 alone.offsets = {f"{record.topic}|{record.partition}": record.offset}
-                applied = await self.store.apply(alone, self.directory.versions, self.currency)
+                applied = await self._store_apply(alone, self.directory.versions, self.currency)
             except REDIS_DOWN:
                 raise
             except LedgerReset:
@@ -700,8 +714,21 @@ class LedgerConsumer:
                 continue
             self.metrics.applied(applied, [item.occurred_at], self.clock())
         past = Batch(offsets=whole.offsets, last=whole.last)
-        await self.store.apply(past, self.directory.versions, self.currency)
+        await self._store_apply(past, self.directory.versions, self.currency)
         await self._stored_and_committed(whole)
+
+    async def _store_apply(
+        self, batch: Batch, versions: Versions, currency: Callable[[str], str]
+    ) -> Applied:
+        """``store.apply``; a connection redis-py broke under it (``client_broke``) as the
+        ``ConnectionError`` it is: the batch waits for Redis instead of going item by item
+        to the dead-letter topic."""
+        try:
+            return await self.store.apply(batch, versions, currency)
+        except (RuntimeError, AttributeError) as exc:
+            if client_broke(exc):
+                raise RedisConnectionError(f"the Redis client's connection broke: {exc!r}") from exc
+            raise
 
     async def placed(self, record: ConsumerRecord[bytes, bytes], batch: Batch) -> list[Placed]:
         """Every good item of one record placed in ``batch``; each bad one dead-lettered.

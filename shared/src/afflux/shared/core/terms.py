@@ -411,7 +411,8 @@ def terms_in_force(versions: Iterable[TermsVersion], at_ms: int) -> TermsVersion
       next version's ``effective_from``: the latest ``effective_from <= at_ms`` wins;
     * versions with the same ``effective_from``: the higher version number wins, so
       a correction published later for the same instant replaces the earlier one
-      (which then never applies at all), and a replay gives the same answer;
+      from that instant on (before every start, see below), and a replay gives the
+      same answer;
     * before the first ``effective_from`` the first version published (the lowest
       number) applies, as if it had always been in force: an order older than its
       campaign's terms is judged by the first terms, not refused. Not the earliest

@@ -214,13 +214,21 @@ MAX_TIERS = 100
 MAX_MILESTONES = 100
 
 
-def plan_size_problem(tiers: int, milestones: int) -> tuple[str, str] | None:
+def plan_size_problem(
+    tiers: int, milestones: int, engagement_tiers: int = 0
+) -> tuple[str, str] | None:
     """(field, reason) when a plan lists more tiers or milestones than afflux prices."""
     if tiers > MAX_TIERS:
         return "plan.tiers", f"{tiers} tiers: at most {MAX_TIERS}"
     if milestones > MAX_MILESTONES:
         return "plan.milestones", f"{milestones} milestones: at most {MAX_MILESTONES}"
+    if engagement_tiers > MAX_TIERS:
+        return "plan.engagement.tiers", f"{engagement_tiers} tiers: at most {MAX_TIERS}"
     return None
+
+
+def _count(value: object) -> int:
+    return len(value) if isinstance(value, list | tuple) else 0
 
 
 def publish_problems(terms: Mapping[str, object]) -> tuple[str, ...]:
@@ -234,10 +242,11 @@ def publish_problems(terms: Mapping[str, object]) -> tuple[str, ...]:
     problems: list[str] = []
     plan = terms.get("plan")
     if isinstance(plan, Mapping):
-        tiers, milestones = plan.get("tiers"), plan.get("milestones")
+        engagement = plan.get("engagement")
         size = plan_size_problem(
-            len(tiers) if isinstance(tiers, list | tuple) else 0,
-            len(milestones) if isinstance(milestones, list | tuple) else 0,
+            _count(plan.get("tiers")),
+            _count(plan.get("milestones")),
+            _count(engagement.get("tiers")) if isinstance(engagement, Mapping) else 0,
         )
         if size:
             problems.append(f"{size[0]}: {size[1]}")

@@ -17,15 +17,18 @@ import hashlib
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 import orjson
+import redis as redis_package
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import (  # type: ignore[attr-defined]  # OutOfMemoryError: not in the stubs
     ClusterDownError,
+    ClusterError,
     MasterDownError,
     NoPermissionError,
     NoScriptError,
@@ -33,6 +36,7 @@ from redis.exceptions import (  # type: ignore[attr-defined]  # OutOfMemoryError
     ReadOnlyError,
     RedisError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 
@@ -403,6 +407,36 @@ def _slot(key: str | bytes) -> int:
     return key_slot(key.encode() if isinstance(key, str) else key)
 
 
+# redis-py's own package: where a connection it is using or replacing broke under it.
+_REDIS_PACKAGE = str(Path(redis_package.__file__).parent)
+_ASYNCIO_PACKAGE = str(Path(asyncio.__file__).parent)
+
+
+# A cluster moving or missing slots under a command: redis-py gave up following MOVED, ASK
+# and TRYAGAIN replies ("TTL exhausted") or found no node for a slot. A slot migration
+# (``redis-cli --cluster reshard``) while the ledger wrote dead-lettered its items.
+CLUSTER_IN_FLUX: tuple[type[Exception], ...] = (ClusterError, SlotNotCoveredError)
+
+
+def client_broke(exc: BaseException) -> bool:
+    """True for an error redis-py raised from its own state rather than a reply: a cluster
+    node killed under a command left its transport closed or gone (``RuntimeError:
+    unable to perform operation on <TCPTransport closed=True>``, ``AttributeError:
+    'NoneType' object has no attribute 'writelines'``). Not Redis refusing anything: a
+    connection to make again, as for a ``ConnectionError``. Taken for a failure of the
+    caller's own, it stopped every payouts process while one master was down."""
+    if not isinstance(exc, RuntimeError | AttributeError):
+        return False
+    deepest = ""  # the innermost frame outside asyncio (whose transports raise the first)
+    frame = exc.__traceback__
+    while frame is not None:
+        filename = frame.tb_frame.f_code.co_filename
+        if not filename.startswith(_ASYNCIO_PACKAGE):
+            deepest = filename
+        frame = frame.tb_next
+    return deepest.startswith(_REDIS_PACKAGE)
+
+
 def redis_away(exc: BaseException) -> bool:
     """True when ``exc`` says Redis is unreachable, slow or cannot take writes for now
     (retry the same writes); False when the writes themselves were refused (an error reply
@@ -417,4 +451,6 @@ def redis_away(exc: BaseException) -> bool:
             or reply.startswith(("BUSY", "MISCONF"))
             or _WRAPPED_PASSING.search(reply) is not None
         )
-    return isinstance(exc, RedisError | OSError | asyncio.TimeoutError)
+    return isinstance(exc, RedisError | SlotNotCoveredError | OSError | asyncio.TimeoutError) or (
+        client_broke(exc)
+    )

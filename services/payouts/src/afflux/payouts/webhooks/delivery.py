@@ -48,6 +48,10 @@ LEASE_MARGIN_S = 5.0
 # (WebhookStore.claim, owner queues); what another sender process started meanwhile can
 # still leave one over: due again a millisecond later.
 OWNER_SHARE = 4
+# Threads for owners with no lookup running (a lookup keeps its thread until the resolver
+# gives up, up to about 30 s): as many owners' name servers may be dead at once before
+# another owner's first lookup waits.
+FIRST_LOOKUP_THREADS = 256
 DEFER_MS = 1
 # A delivery whose endpoint's stored record cannot be read waits this long before it is
 # claimed again (logged each time), instead of stopping the sender or being dropped.
@@ -143,13 +147,13 @@ class Deliverer:
         # up on keeps its thread until the resolver gives up too), at most ``per_owner``
         # at once per owner: one owner's dead name server never takes every thread. A
         # thread is not freed by a timeout, so an equal part would come too late: owners
-        # with lookups running share ``concurrency`` threads, and ``per_owner`` more are
-        # kept for owners with none (four owners of one dead DNS provider held all 16,
-        # and every lookup of a fifth owner waited behind theirs until its attempt failed).
+        # with lookups running share ``concurrency`` threads, and ``FIRST_LOOKUP_THREADS``
+        # more serve owners with none (four owners of one dead DNS provider held all 16,
+        # and every lookup of a fifth owner waited behind theirs until its attempt failed;
+        # with a quarter more, twenty did). Threads are started only when needed.
         self.dns_shared = limits.concurrency
-        self.dns = ThreadPoolExecutor(
-            self.dns_shared + self.per_owner, thread_name_prefix="webhook-dns"
-        )
+        self.dns_threads = self.dns_shared + FIRST_LOOKUP_THREADS
+        self.dns = ThreadPoolExecutor(self.dns_threads, thread_name_prefix="webhook-dns")
         self.lookups: Counter[policy.Owner] = Counter()  # owner -> lookups still running
 
     async def run(self) -> None:
@@ -304,9 +308,11 @@ class Deliverer:
             ) from exc
 
     async def _resolve(self, owner: policy.Owner, host: str, port: int) -> list[Any]:
-        running = self.lookups[owner]
-        if running >= self.per_owner or (running and self.lookups.total() >= self.dns_shared):
-            raise LookupsBusy(owner)  # an owner with none running always finds a thread
+        running, total = self.lookups[owner], self.lookups.total()
+        if running >= self.per_owner or total >= (self.dns_shared if running else self.dns_threads):
+            # An owner with none running finds a thread unless FIRST_LOOKUP_THREADS owners
+            # each have one stuck; then it is due again rather than queued behind them.
+            raise LookupsBusy(owner)
         loop = asyncio.get_running_loop()
         lookup = self.dns.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
         self.lookups[owner] += 1

@@ -148,7 +148,12 @@ def draft_problem(draft: CampaignTerms, current: CampaignTerms) -> tuple[str, st
         return "merchant_id", f"a draft keeps the campaign's merchant {current.merchant_id!r}"
     if draft.currency != current.currency:
         return "currency", f"a draft keeps the campaign's currency {current.currency}"
-    return plan_size_problem(len(draft.plan.tiers), len(draft.plan.milestones))
+    engagement = draft.plan.engagement
+    return plan_size_problem(
+        len(draft.plan.tiers),
+        len(draft.plan.milestones),
+        len(engagement.tiers) if engagement is not None else 0,
+    )
 
 
 def draft_history(current: Sequence[TermsVersion], draft: CampaignTerms) -> tuple[TermsVersion]:
