@@ -12,7 +12,13 @@ import pytest
 
 from afflux.attribution.join import JoinPartition, Output, decode_state, encode_state
 from afflux.attribution.refunds import RefundPartition, decode_ledger
-from afflux.attribution.store import MAX_STORE_AGE_S, WRITTEN_AT_KEY, DiskKeys, DiskStores
+from afflux.attribution.store import (
+    MAX_STORE_AGE_S,
+    WRITTEN_AT_KEY,
+    DiskKeys,
+    DiskStores,
+    StateEpoch,
+)
 from afflux.attribution.timer_indexes import dump_indexes, load_indexes
 from afflux.oracle import generate
 from afflux.shared.core.ids import order_partition_key
@@ -146,3 +152,23 @@ def test_a_store_older_than_its_age_limit_is_emptied(tmp_path: Path, case: AgeCa
     local.db.put(WRITTEN_AT_KEY, str(time.time() - case.age_s).encode())
     assert local.marker() == (77 if case.kept else None)
     assert bool(list(local.bind(decode_state))) is case.kept
+
+
+def test_a_store_of_another_state_epoch_is_emptied(tmp_path: Path) -> None:
+    """After ``afflux attribution rebuild`` the recreated changelog grows past an old
+    store's offset: a worker that kept its directory read the new changelog from there, on
+    top of the old database, and refunds of converted orders came out unmatched."""
+    before = StateEpoch("")  # a store written before any rebuild
+    local = DiskStores(tmp_path, 16, epoch=before).open(0)
+    keys = local.bind(decode_state)
+    join = JoinPartition(keys=keys)
+    _feed(join, keys, 10)
+    local.checkpoint(77, dump_indexes(join))
+    local.close()
+
+    same = DiskStores(tmp_path, 16, epoch=StateEpoch("")).open(0)
+    assert same.marker() == 77
+    same.close()
+    rebuilt = DiskStores(tmp_path, 16, epoch=StateEpoch("3f2a")).open(0)
+    assert rebuilt.marker() is None
+    assert list(rebuilt.bind(decode_state)) == []

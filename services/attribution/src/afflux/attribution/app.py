@@ -20,10 +20,11 @@ from prometheus_client import generate_latest
 from afflux.attribution import faust_bridge
 from afflux.attribution.content_view import ContentBook, follow_content
 from afflux.attribution.metrics import AttributionMetrics
+from afflux.attribution.rebuild import read_epoch
 from afflux.attribution.runtime import Runtime, run_forever
 from afflux.attribution.settings import AttributionSettings
 from afflux.attribution.stage import Record, Stage
-from afflux.attribution.store import DiskStores
+from afflux.attribution.store import DiskStores, StateEpoch
 from afflux.attribution.web import WorkerWeb
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
@@ -73,6 +74,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         consumer_auto_offset_reset="earliest",
         TableManager=faust_bridge.TablelessManager,
     )
+    epoch = StateEpoch()  # read at the start, before any local store is opened
     runtime = Runtime(
         bootstrap=bootstrap,
         group=settings.attribution_group,
@@ -85,7 +87,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         clock_skew_ms=settings.attribution_clock_skew_s * 1000,
         backfill_limit_days=settings.orders_backfill_limit_days,
         arrival_margin_ms=settings.arrival_margin_ms,
-        disk=_disk_stores(settings),
+        disk=_disk_stores(settings, epoch),
         content=content,
     )
     # Orders are decided only once the view holds the terms published before them.
@@ -101,7 +103,10 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     # The campaign and content views, and the disk store's recovery, start with the app,
     # ahead of its consumer: an app task would start them only after the group join and
     # the first assignment, and the first decisions wait for all three.
-    app.add_dependency(EarlyStart(directory, content, bootstrap, runtime))
+    early = EarlyStart(directory, content, bootstrap, runtime)
+    if settings.state_store == "disk":
+        early.epoch, early.group = epoch, settings.attribution_group
+    app.add_dependency(early)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
@@ -179,11 +184,15 @@ class EarlyStart(Service):
         super().__init__()
         self.directory, self.content, self.bootstrap = directory, content, bootstrap
         self.runtime = runtime
+        self.epoch: StateEpoch | None = None  # the disk store's, read before it is opened
+        self.group = ""
 
     async def on_start(self) -> None:
         directory, content, bootstrap = self.directory, self.content, self.bootstrap
         self.add_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         self.add_future(run_forever(lambda: follow_content(content, bootstrap)))
+        if self.epoch is not None:
+            self.epoch.value = await read_epoch(bootstrap, self.group)
         self.runtime.warm_up()
 
     async def on_stop(self) -> None:
@@ -191,7 +200,9 @@ class EarlyStart(Service):
             await self.runtime.join.barrier.close()
 
 
-def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] | None:
+def _disk_stores(
+    settings: AttributionSettings, epoch: StateEpoch
+) -> Callable[[str], DiskStores] | None:
     """Per stage, its partitions' local stores (``AFFLUX_STATE_STORE=disk``); None: memory."""
     if settings.state_store != "disk":
         return None
@@ -204,6 +215,7 @@ def _disk_stores(settings: AttributionSettings) -> Callable[[str], DiskStores] |
             root / f"{group}-{stage}",
             settings.state_cache_keys,
             checkpoint_s=settings.state_checkpoint_seconds,
+            epoch=epoch,
         )
 
     return stores

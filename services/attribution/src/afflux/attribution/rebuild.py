@@ -3,20 +3,24 @@
 For a worker that stopped partitions because their state no longer matches the
 input log (see divergence.py). With every worker of the group stopped, this
 deletes the stages' changelog topics and the consumer group (its committed
-offsets). The workers, started again, find no state and no offsets and read
-every input topic from its start, deciding everything again.
+offsets), and writes a new state epoch. The workers, started again, find no state
+and no offsets (a local store of an earlier epoch is emptied) and read every input
+topic from its start, deciding everything again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from afflux.attribution.faust_bridge import send_admin_request
-from afflux.shared.io.kafka import retrying
+from afflux.shared.io.kafka import new_producer, retrying
+from afflux.shared.io.whatif_source import read_to_end
 
 GROUP_ID_NOT_FOUND = 69
 NON_EMPTY_GROUP = 68
@@ -30,6 +34,13 @@ class GroupStillActive(Exception):
 class Rebuilt:
     topics_deleted: list[str]
     group_deleted: bool
+    epoch: str = ""
+
+
+def epoch_topic(group: str) -> str:
+    """One record per rebuild: the state epoch (``store.StateEpoch``) workers compare their
+    local stores with."""
+    return f"{group}-state-epoch"
 
 
 def changelogs_of(group: str) -> list[str]:
@@ -53,6 +64,32 @@ async def clear_state(bootstrap: str, group: str) -> Rebuilt:
         doomed = [t for t in changelogs_of(group) if t in existing]
         if doomed:
             await admin.delete_topics(doomed)
-        return Rebuilt(doomed, code == 0)
+        if epoch_topic(group) not in existing:
+            config = {"cleanup.policy": "compact"}
+            await admin.create_topics([NewTopic(epoch_topic(group), 1, 1, topic_configs=config)])
     finally:
         await admin.close()
+    epoch = uuid.uuid4().hex
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(epoch_topic(group), epoch.encode(), key=b"epoch")
+    finally:
+        await producer.stop()
+    return Rebuilt(doomed, code == 0, epoch)
+
+
+async def read_epoch(bootstrap: str, group: str, timeout_s: float = 30.0) -> str:
+    """The group's state epoch: the last one ``clear_state`` wrote ("" before any)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if epoch_topic(group) not in set(await admin.list_topics()):
+            return ""
+    finally:
+        await admin.close()
+    found: list[bytes | None] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    await read_to_end(bootstrap, (epoch_topic(group),), found.append, deadline=deadline)
+    last = next((value for value in reversed(found) if value), b"")
+    return last.decode()

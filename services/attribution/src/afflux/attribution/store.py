@@ -19,14 +19,18 @@ with the same or a later value.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
+
+log = logging.getLogger(__name__)
 
 V = TypeVar("V")
 
@@ -35,6 +39,20 @@ V = TypeVar("V")
 MARKER_KEY = b"\x00\x00changelog"
 INDEXES_KEY = b"\x00\x00indexes"
 WRITTEN_AT_KEY = b"\x00\x00written_at"  # wall-clock seconds of the last checkpoint
+EPOCH_KEY = b"\x00\x00epoch"  # the state epoch the store was written in (``StateEpoch``)
+
+
+@dataclass
+class StateEpoch:
+    """The worker group's state epoch, which ``afflux attribution rebuild`` renews
+    (``rebuild.read_epoch``; "" before any rebuild wrote one). A store written in another
+    epoch is emptied: after a rebuild the recreated changelog grew past an old store's
+    offset, and a worker that kept its directory read the new changelog from there, on top
+    of the old database (refunds of converted orders came out unmatched, commissions kept)."""
+
+    value: str = ""
+
+
 # A store whose last checkpoint is older than this is emptied before recovery: a compacted
 # changelog drops tombstones after its delete retention (a day by default), and a store that
 # missed a tombstone would keep the deleted key.
@@ -172,9 +190,15 @@ class LocalStore:
     """One stage partition's RocksDB database and its keys."""
 
     def __init__(
-        self, path: Path, cache_size: int, checkpoint_s: float, checkpoint_keys: int
+        self,
+        path: Path,
+        cache_size: int,
+        checkpoint_s: float,
+        checkpoint_keys: int,
+        epoch: StateEpoch | None = None,
     ) -> None:
         self.path = path
+        self.epoch = epoch or StateEpoch()
         self.cache_size = cache_size
         self.checkpoint_s = checkpoint_s
         self.checkpoint_keys = checkpoint_keys
@@ -212,12 +236,23 @@ class LocalStore:
 
     def marker(self) -> int | None:
         """The changelog offset the store reflects; None: no store, or one too old to trust
-        (``MAX_STORE_AGE_S``), which is then emptied."""
+        (``MAX_STORE_AGE_S``) or of another state epoch (``StateEpoch``), which is then
+        emptied."""
         raw = self.db.get(MARKER_KEY)
         if raw is None:
             return None
         written = self.db.get(WRITTEN_AT_KEY)
+        epoch = bytes(self.db.get(EPOCH_KEY) or b"").decode()
         if written is None or time.time() - float(written) > MAX_STORE_AGE_S:
+            self.wipe()
+            return None
+        if epoch != self.epoch.value:
+            log.warning(
+                "%s: written in state epoch %r, the group's is %r (rebuilt since): emptied",
+                self.path,
+                epoch,
+                self.epoch.value,
+            )
             self.wipe()
             return None
         return int(raw)
@@ -239,6 +274,7 @@ class LocalStore:
         batch.put(INDEXES_KEY, indexes)
         batch.put(MARKER_KEY, str(marker).encode())
         batch.put(WRITTEN_AT_KEY, str(time.time()).encode())
+        batch.put(EPOCH_KEY, self.epoch.value.encode())
         self.db.write(batch)
         if keys is not None:
             keys.overlay.clear()
@@ -290,18 +326,24 @@ class DiskStores:
         cache_size: int,
         checkpoint_s: float = 2.0,
         checkpoint_keys: int = 50_000,
+        epoch: StateEpoch | None = None,
     ) -> None:
         self.root = root
         self.cache_size = cache_size
         self.checkpoint_s = checkpoint_s
         self.checkpoint_keys = checkpoint_keys
+        self.epoch = epoch or StateEpoch()
         self.opened: dict[int, LocalStore] = {}
 
     def open(self, p: int) -> LocalStore:
         local = self.opened.get(p)
         if local is None:
             local = self.opened[p] = LocalStore(
-                self.root / str(p), self.cache_size, self.checkpoint_s, self.checkpoint_keys
+                self.root / str(p),
+                self.cache_size,
+                self.checkpoint_s,
+                self.checkpoint_keys,
+                self.epoch,
             )
         local.acks = []  # a previous ownership's: its recovery reads them from the changelog
         return local
