@@ -26,7 +26,7 @@ from afflux.orders.settings import OrdersSettings
 from afflux.orders.terms_publisher import LockNotTaken, campaign_terms_lock
 from afflux.shared.campaign_file import CampaignFile, InvalidCampaignFile, load_campaign_file
 from afflux.shared.io.campaign_publish import TermsRefused, TermsTooLarge, publish_terms
-from afflux.shared.io.clock_offset import reference_clock
+from afflux.shared.io.clock_offset import no_earlier_than_redis
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.kafka import BrokerUnreachable, check_broker, create_topics
 from afflux.shared.secret_policy import settings_error
@@ -52,10 +52,10 @@ async def apply(path: Path, settings: OrdersSettings) -> list[str]:
                 await locks.enter_async_context(
                     campaign_terms_lock(redis, settings.orders_redis_prefix, campaign_id)
                 )
-            # "Now" (a later version may not start before it) is Redis's, the time the
-            # services agree on: this machine's clock, ten minutes slow, let a version start
-            # ten minutes in the past, re-pricing orders already decided on every replay.
-            now = await reference_clock(redis, system_clock)
+            # "Now" (a later version may not start before it) is never earlier than Redis's
+            # time: this machine's clock, ten minutes slow, let a version start ten minutes
+            # in the past, re-pricing orders already decided on every replay.
+            now = await no_earlier_than_redis(redis, system_clock)
             published = {
                 p.campaign_id: p
                 for p in await publish_terms(settings.kafka_bootstrap, entries, now)

@@ -114,7 +114,7 @@ TOPICS = (
 # ... or refusing writes for now (out of memory, read-only during a failover): the same
 # batch is applied once it is back, never dead-lettered item by item.
 # ... or a cluster moving its slots (``CLUSTER_IN_FLUX``). A connection redis-py broke
-# under its own command (``client_broke``) is the same; ``_reraise_if_redis_down`` turns it
+# under its own command (``client_broke``) is the same; ``_store_apply`` turns it
 # into a ``ConnectionError`` where these are caught.
 REDIS_DOWN: tuple[type[Exception], ...] = (
     RedisConnectionError,

@@ -16,6 +16,8 @@ the first reading.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -81,10 +83,19 @@ class ClockOffsetCollector(Collector):
         await refresh_forever(lambda: self.update(redis), interval_s, "reading Redis TIME")
 
 
-async def reference_clock(redis: TimeReader, clock: Callable[[], int]) -> Callable[[], int]:
-    """``clock`` corrected by its offset from Redis's, measured now: the time the services
-    agree on (their own offsets from it are exported and alerted on), for a process
-    that runs on an operator's machine whose clock may be minutes off."""
+async def no_earlier_than_redis(
+    redis: TimeReader, clock: Callable[[], int], timeout_s: float = 5.0
+) -> Callable[[], int]:
+    """``clock``, or Redis's time where that is later (measured now, its uncertainty
+    counted toward the later): for a check that must not take "now" too early, run on an
+    operator's machine whose clock may be minutes slow. The later of the two, since
+    nothing watches Redis's own clock either (``AffluxHostClocksDisagree`` compares the
+    services' offsets from it): a Redis minutes slow must not make "now" early. Redis
+    not answering within ``timeout_s``: ``clock`` alone."""
     collector = ClockOffsetCollector(CollectorRegistry(), lambda: float(clock()))
-    offset = round((await collector.update(redis)).offset_ms)
-    return lambda: clock() - offset
+    try:
+        measured = await asyncio.wait_for(collector.update(redis), timeout_s)
+    except Exception:  # no TIME (an ACL, Redis away): the machine's clock, as before
+        return clock
+    behind = max(0, math.ceil(measured.uncertainty_ms - measured.offset_ms))
+    return lambda: clock() + behind

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -408,8 +409,8 @@ def _slot(key: str | bytes) -> int:
 
 
 # redis-py's own package: where a connection it is using or replacing broke under it.
-_REDIS_PACKAGE = str(Path(redis_package.__file__).parent)
-_ASYNCIO_PACKAGE = str(Path(asyncio.__file__).parent)
+_REDIS_PACKAGE = str(Path(redis_package.__file__).parent) + os.sep
+_ASYNCIO_PACKAGE = str(Path(asyncio.__file__).parent) + os.sep
 
 
 # A cluster moving or missing slots under a command: redis-py gave up following MOVED, ASK
@@ -425,7 +426,12 @@ def client_broke(exc: BaseException) -> bool:
     'NoneType' object has no attribute 'writelines'``). Not Redis refusing anything: a
     connection to make again, as for a ``ConnectionError``. Taken for a failure of the
     caller's own, it stopped every payouts process while one master was down."""
-    if not isinstance(exc, RuntimeError | AttributeError):
+    # Only the two ways a dead transport shows: an AttributeError of a caller's own mistake
+    # met inside redis-py ("'list' object has no attribute 'items'") is no connection.
+    if isinstance(exc, RuntimeError):
+        if "unable to perform operation on" not in str(exc):
+            return False
+    elif not isinstance(exc, AttributeError) or not str(exc).startswith("'NoneType' object"):
         return False
     deepest = ""  # the innermost frame outside asyncio (whose transports raise the first)
     frame = exc.__traceback__
