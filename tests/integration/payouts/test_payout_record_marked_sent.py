@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from afflux.payouts import payout_records
 from afflux.payouts.store import LedgerStore
-from afflux.shared.events import PayoutIssued
 
 pytestmark = pytest.mark.integration
 
@@ -27,20 +26,6 @@ PAYOUT: dict[str, Any] = {
     "as_of": 1_764_547_200_000,
     "line_ids": ["l-1"],
 }
-
-
-def _announced(payout: dict[str, Any]) -> PayoutIssued:
-    return PayoutIssued(
-        event_id=payout["payout_id"],
-        occurred_at=payout["as_of"],
-        payout_id=payout["payout_id"],
-        affiliate_id=payout["affiliate_id"],
-        campaign_id=payout["campaign_id"],
-        period=payout["period"],
-        amount_minor=payout["amount_minor"],
-        currency=payout["currency"],
-        line_ids=tuple(payout["line_ids"]),
-    )
 
 
 async def test_marking_a_payout_sent_keeps_its_paid_total_once(
@@ -65,7 +50,9 @@ async def test_a_record_redis_lost_before_it_was_marked_sent_comes_back_with_its
 
     await payout_records.mark_emitted(store, PAYOUT)
     # The ledger then reads the same payout back from the topic: nothing more to add.
-    restored = await payout_records.restore(store, [payout_records.from_event(_announced(PAYOUT))])
+    restored = await payout_records.restore(
+        store, [payout_records.from_event(payout_records.event_of(PAYOUT))]
+    )
 
     assert await payout_records.paid_of(store, "creator-1") == {"EUR": 12_345}
     assert await payout_records.records_of(store, "creator-1") == {

@@ -77,6 +77,16 @@ def endpoint(owner: str, host: str) -> Endpoint:
     return Endpoint(f"ep-{owner}", "merchant", owner, f"https://{host}/in", ("*",), "s" * 32, 0)
 
 
+def answering(sender: Deliverer) -> Deliverer:
+    """``sender`` whose requests, once their names resolved, are answered 200."""
+
+    async def answered(*args: Any) -> tuple[int, str]:
+        return 200, ""
+
+    sender._post = answered  # type: ignore[method-assign]
+    return sender
+
+
 def job(n: int, owner: str) -> Job:
     return Job(f"wh-{n}", f"ep-{owner}", "ConversionAttributed", f"e-{n}", "{}", 0)
 
@@ -134,12 +144,7 @@ def test_owners_whose_name_servers_never_answer_leave_a_thread_for_another_owner
 
     async def scenario() -> tuple[list[tuple[str, str]], int]:
         outcomes = Outcomes()
-        sender = deliverer(outcomes)
-
-        async def answered(*args: Any) -> tuple[int, str]:
-            return 200, ""
-
-        sender._post = answered  # type: ignore[method-assign]
+        sender = answering(deliverer(outcomes))
         async with httpx.AsyncClient() as client:
             await asyncio.gather(
                 *(
@@ -170,12 +175,7 @@ def test_many_owners_with_one_stuck_lookup_each_leave_a_thread_for_another_owner
 
     async def scenario() -> list[tuple[str, str]]:
         outcomes = Outcomes()
-        sender = deliverer(outcomes)
-
-        async def answered(*args: Any) -> tuple[int, str]:
-            return 200, ""
-
-        sender._post = answered  # type: ignore[method-assign]
+        sender = answering(deliverer(outcomes))
         async with httpx.AsyncClient() as client:
             for k in range(24):  # one by one: a stuck lookup each, its attempt given up
                 await sender._deliver(client, job(k, f"dead-{k}"), endpoint(f"dead-{k}", HANGING))

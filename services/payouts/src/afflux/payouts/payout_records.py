@@ -135,6 +135,21 @@ def _slot_args(store: LedgerStore, payout: dict[str, Any]) -> tuple[int | str, .
     )
 
 
+def event_of(record: dict[str, Any]) -> PayoutIssued:
+    """The ``PayoutIssued`` announcing the payout ``record`` holds (``from_event``'s inverse)."""
+    return PayoutIssued(
+        event_id=record["payout_id"],
+        occurred_at=record["as_of"],
+        payout_id=record["payout_id"],
+        affiliate_id=record["affiliate_id"],
+        campaign_id=record["campaign_id"],
+        period=record["period"],
+        amount_minor=record["amount_minor"],
+        currency=record["currency"],
+        line_ids=tuple(record["line_ids"]),
+    )
+
+
 def from_event(event: PayoutIssued) -> dict[str, Any]:
     """The record ``run`` wrote for the payout ``event`` announces, sent."""
     return {

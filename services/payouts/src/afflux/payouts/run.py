@@ -33,7 +33,6 @@ from afflux.payouts.store import LedgerStore
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.periods import payout_period
-from afflux.shared.events import PayoutIssued
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import send_event
 from afflux.shared.topics import PAYOUTS
@@ -198,16 +197,6 @@ class PayoutConflict(Exception):
 
 
 async def _emit(store: LedgerStore, producer: AIOKafkaProducer, record: dict[str, Any]) -> None:
-    event = PayoutIssued(
-        event_id=record["payout_id"],
-        occurred_at=record["as_of"],
-        payout_id=record["payout_id"],
-        affiliate_id=record["affiliate_id"],
-        campaign_id=record["campaign_id"],
-        period=record["period"],
-        amount_minor=record["amount_minor"],
-        currency=record["currency"],
-        line_ids=tuple(record["line_ids"]),
-    )
+    event = payout_records.event_of(record)
     await send_event(producer, PAYOUTS.name, record["affiliate_id"], event)
     await payout_records.mark_emitted(store, record)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from afflux.shared.core.clock import from_ms, to_ms
-from afflux.shared.core.terms import Period, TermsTimeline, TermsVersion
+from afflux.shared.core.terms import Period, TermsTimeline, TermsVersion, iso_ms
 
 # ASCII digits only, matched in full: ``\d`` also takes Arabic-Indic or fullwidth digits
 # ("٢٠٢٦-١٢" read as 2026-12) and ``$`` matches before a trailing newline ("2026-12\n"),
@@ -140,13 +140,9 @@ def cadence_change(versions: Sequence[TermsVersion], planned: Sequence[TermsVers
         return None
     start, before, after = min(new)
     return (
-        f"the plan's period changes from {before} to {after} at {_iso(start)}, inside a"
+        f"the plan's period changes from {before} to {after} at {iso_ms(start)}, inside a"
         f" {'month' if not _starts_a_period(start, 'month') else 'week'}: periods of the two"
         " cadences would overlap, each with its own caps, tiers, milestones and base fee"
         " (change it at 00:00 UTC of a Monday that is the first of a month, or start a"
         " new campaign)"
     )
-
-
-def _iso(at_ms: int) -> str:
-    return from_ms(at_ms).isoformat(timespec="milliseconds")

@@ -512,7 +512,7 @@ def backdated_version(
     if latest.terms == terms and latest.effective_from == effective_from:
         return None
     return (
-        f"effective_from {_iso_ms(effective_from)} is before now ({_iso_ms(now_ms)}): a new"
+        f"effective_from {iso_ms(effective_from)} is before now ({iso_ms(now_ms)}): a new"
         f" version of campaign {terms.campaign_id!r} applies from its publication on, so"
         " that nothing already decided, approved or paid is priced again (omit"
         " effective_from, or give a time to come; only a campaign's first version may"
@@ -520,7 +520,8 @@ def backdated_version(
     )
 
 
-def _iso_ms(at_ms: int) -> str:
+def iso_ms(at_ms: int) -> str:
+    """``at_ms`` as an ISO 8601 UTC time to the millisecond (for messages)."""
     return from_ms(at_ms).isoformat(timespec="milliseconds")
 
 
