@@ -172,3 +172,30 @@ def test_a_store_of_another_state_epoch_is_emptied(tmp_path: Path) -> None:
     rebuilt = DiskStores(tmp_path, 16, epoch=StateEpoch("3f2a")).open(0)
     assert rebuilt.marker() is None
     assert list(rebuilt.bind(decode_state)) == []
+
+
+def test_a_corrupt_store_is_emptied_and_read_again_from_the_changelog(tmp_path: Path) -> None:
+    """It raised at open, and the stage's partitions on the worker stayed unrecovered
+    until someone deleted the directory."""
+    local = DiskStores(tmp_path, 16).open(0)
+    keys = local.bind(decode_state)
+    join = JoinPartition(keys=keys)
+    _feed(join, keys, 10)
+    local.checkpoint(77, dump_indexes(join))
+    local.close()
+    (tmp_path / "0" / "CURRENT").write_text("")
+
+    reopened = DiskStores(tmp_path, 16).open(0)
+
+    assert reopened.marker() is None
+    assert list(reopened.bind(decode_state)) == []
+
+
+def test_a_store_another_holder_has_open_is_refused_not_emptied(tmp_path: Path) -> None:
+    first = DiskStores(tmp_path, 16).open(0)
+    first.checkpoint(5, b"")
+
+    with pytest.raises(Exception, match="lock"):
+        DiskStores(tmp_path, 16).open(0)
+
+    assert first.marker() == 5

@@ -202,7 +202,7 @@ class LocalStore:
         self.cache_size = cache_size
         self.checkpoint_s = checkpoint_s
         self.checkpoint_keys = checkpoint_keys
-        self.db = _open(path)
+        self.db = _open_or_empty(path)
         self.keys: DiskKeys[object] | None = None
         # The broker's answers for the changelog records written since the last checkpoint.
         self.acks: list[Awaitable[Any]] = []
@@ -358,6 +358,24 @@ class DiskStores:
         for local in self.opened.values():
             local.close()
         self.opened.clear()
+
+
+def _open_or_empty(path: Path) -> Rdict:
+    """The database at ``path``; an empty one in its place when RocksDB finds it corrupt
+    (a truncated table, an emptied ``CURRENT``): the store is a cache of the changelog,
+    which is then read whole. It raised, and the stage's partitions on this worker stayed
+    unrecovered until someone deleted the directory. Any other failure (another process
+    holding its lock) is raised: that database is not this worker's to empty."""
+    try:
+        return _open(path)
+    except Exception as exc:
+        if "Corruption" not in str(exc):
+            raise
+        log.error(
+            "%s: the local store is corrupt (%s): emptied, the changelog read whole", path, exc
+        )
+        shutil.rmtree(path, ignore_errors=True)
+        return _open(path)
 
 
 def _open(path: Path) -> Rdict:
