@@ -21,7 +21,7 @@ from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.webhooks import routes
 from afflux.payouts.webhooks.metrics import WebhookMetrics
 from afflux.payouts.webhooks.policy import Endpoint
-from afflux.payouts.webhooks.redis_store import ENDPOINTS, WebhookStore, owner_key
+from afflux.payouts.webhooks.redis_store import ENDPOINTS, WebhookStore, dead_key, owner_key
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http.problems import install_problem_handlers
@@ -128,3 +128,18 @@ async def test_an_unreadable_endpoint_answers_409_and_can_still_be_removed(
     assert removed == [204, 204]
     assert after.json()["endpoints"] == []
     assert await empty_redis.smembers(owner_key("affiliate", "c-1")) == set()
+
+
+async def test_a_damaged_dead_letter_is_listed_as_unreadable(empty_redis: Redis[bytes]) -> None:
+    store = WebhookStore(empty_redis)
+    await store.add(Endpoint("ep-m", "merchant", "m-1", "https://m.example/", TYPES, "s", 1))
+    await empty_redis.lpush(dead_key("ep-m"), b"not json", json.dumps({"reason": "5 attempts"}))
+
+    async with admin_api(store) as api:
+        letters = await api.get("/v1/webhooks/endpoints/ep-m/dead-letters")
+
+    assert letters.status_code == 200, letters.text
+    assert [e.get("reason", e.get("unreadable")) for e in letters.json()["dead_letters"]] == [
+        "5 attempts",
+        True,
+    ]

@@ -527,8 +527,17 @@ class WebhookStore:
         await pipe.execute()
 
     async def dead_letters(self, endpoint_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest ``limit`` dead letters; one that does not read (damage) as
+        ``{"unreadable": true}`` in its place, not a 500 for the whole list."""
         raw = await self.redis.lrange(dead_key(endpoint_id), 0, max(0, limit - 1))
-        return [json.loads(r) for r in raw]
+        out: list[dict[str, Any]] = []
+        for entry in raw:
+            try:
+                letter = json.loads(entry)
+            except ValueError:
+                letter = None
+            out.append(letter if isinstance(letter, dict) else {"unreadable": True})
+        return out
 
     async def pending(self, endpoint_id: str | None = None) -> int:
         if endpoint_id is None:
