@@ -1,14 +1,16 @@
 """KPI counters a line contributes to, so reads never scan facts.
 
 Each conversion line contributes to its creator's counters (conversions,
-sales, revenue, refunds, new customers, conversions per day) while it is the
+sales, revenue, refunds of sales, new customers, conversions per day) while it is the
 order's current conversion; a correction that replaces it takes its share back.
 The step adds the difference of a line's contribution before and after a batch,
 and every posting's amount to the creator's commission (in all and per day of
 the line's time). Field names: ``<counter>|<affiliate>`` and
 ``<counter>|<affiliate>|<YYYY-MM-DD>``.
 
-An engagement line contributes what it pays (``engagement_pay``, in commission too); a
+An engagement line's postings add to ``engagement_pay`` (as every posting to commission:
+a cap's or budget's re-fill that moves its pay moves the counter too; counted from the
+line's pay, it missed those, and the same facts gave 800 or 500 by arrival order); a
 content contributes its latest snapshot's counts to its creator's reach counters
 (``contents``, ``views``, ``impressions``, ``likes``, ``comments``, ``shares``,
 ``saves``, ``followers``: afflux.shared.core.content_kpis.Reach), so a later snapshot,
@@ -59,8 +61,6 @@ def add_reach(kpis: dict[str, int], old: Contribution, new: Contribution) -> Non
 def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False) -> Contribution:
     del period_end  # the counters count refunds whenever they happen
     c = record.conversion
-    if record.kind == ENGAGEMENT_LINE and not empty:
-        return ((f"engagement_pay|{record.affiliate_id}", record.paid),)
     if empty or c is None or rules.is_superseded(record):
         return ()
     a = record.affiliate_id
@@ -73,7 +73,9 @@ def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False
         (f"conversions|{a}|{day}", 1),
         (f"sales|{a}", 1 if sale else 0),
         (f"revenue|{a}", c.amount_minor if sale else 0),
-        (f"refunds|{a}", refunded),
+        # Sales only, as revenue: a refunded renewal or lead took revenue that was never
+        # counted, and a creator's net revenue went below zero.
+        (f"refunds|{a}", refunded if sale else 0),
         (f"new_customers|{a}", 1 if c.new_customer else 0),
         *(((f"attributed|{a}|{c.attributed_by}", 1),) if c.attributed_by else ()),
         *(

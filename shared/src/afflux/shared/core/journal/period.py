@@ -31,6 +31,7 @@ from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import engagement_lines, review_lines, rules
 from afflux.shared.core.journal.fill import CapScope, Key
 from afflux.shared.core.journal.kpis import (
+    ENGAGEMENT_LINE,
     Contribution,
     add_contribution,
     add_reach,
@@ -864,6 +865,8 @@ def _add_kpis(
 ) -> None:
     add_contribution(kpis, record, old, new)
     for posting in postings:
+        if record.kind == ENGAGEMENT_LINE:  # its postings: a cap's re-fill moves them too
+            kpis[f"engagement_pay|{record.affiliate_id}"] += posting.amount_minor
         kpis[f"commission|{record.affiliate_id}"] += posting.amount_minor
         day = day_of(posting.occurred_at)
         kpis[f"commission|{record.affiliate_id}|{day}"] += posting.amount_minor
