@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"afflux attribution rebuild: deleted the consumer group {group}"
         f"{'' if done.group_deleted else ' (it had no offsets)'} and the changelogs "
-        f"{', '.join(done.topics_deleted) or '(none existed)'}. Start the workers: they read "
-        "every input topic from its start. Done when /healthz answers 200 and "
+        f"{', '.join(done.topics_deleted) or '(none existed)'}, and began state epoch "
+        f"{done.epoch}. Start the workers: they empty local stores of an earlier epoch and "
+        "read every input topic from its start. Done when /healthz answers 200 and "
         'afflux_consumer_lag_messages{service="attribution"} is 0.'
     )
     return 0
