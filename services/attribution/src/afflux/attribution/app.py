@@ -192,12 +192,25 @@ class EarlyStart(Service):
         self.add_future(run_forever(lambda: follow_campaigns(directory, bootstrap)))
         self.add_future(run_forever(lambda: follow_content(content, bootstrap)))
         if self.epoch is not None:
-            self.epoch.value = await read_epoch(bootstrap, self.group)
+            self.epoch.value = await _epoch_when_readable(bootstrap, self.group)
         self.runtime.warm_up()
 
     async def on_stop(self) -> None:
         if self.runtime.join.barrier is not None:
             await self.runtime.join.barrier.close()
+
+
+async def _epoch_when_readable(bootstrap: str, group: str) -> str:
+    """The group's state epoch, read again (backing off) while the broker does not answer:
+    no local store is opened before it is known."""
+    delay = 0.5
+    while True:
+        try:
+            return await read_epoch(bootstrap, group)
+        except Exception as exc:
+            log.warning("reading the state epoch: %r; again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
 
 
 def _disk_stores(
