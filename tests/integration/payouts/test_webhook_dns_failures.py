@@ -132,11 +132,9 @@ async def test_a_name_that_never_resolves_is_dead_lettered_when_its_attempts_run
     dns.append(AGAIN)
     metrics = WebhookMetrics(CollectorRegistry())
     async with sending(empty_redis, metrics, max_attempts=3) as (store, sent):
-
-        async def buried() -> bool:
-            return bool(await store.dead_letters("ep-m"))
-
-        await until(buried, "the dead letter, once the attempts ran out")
+        await until(
+            lambda: store.dead_letters("ep-m"), "the dead letter, once the attempts ran out"
+        )
         [letter] = await store.dead_letters("ep-m")
         assert (letter["attempts"], letter["reason"]) == (3, "3 attempts failed")
         assert letter["last_error"] == (
@@ -153,11 +151,7 @@ async def test_a_name_resolving_to_a_refused_address_is_still_refused_at_once(
     dns.append("10.0.0.7")
     metrics = WebhookMetrics(CollectorRegistry())
     async with sending(empty_redis, metrics, max_attempts=8) as (store, sent):
-
-        async def buried() -> bool:
-            return bool(await store.dead_letters("ep-m"))
-
-        await until(buried, "the refusal")
+        await until(lambda: store.dead_letters("ep-m"), "the refusal")
         [letter] = await store.dead_letters("ep-m")
         assert (letter["attempts"], letter["reason"]) == (
             1,
