@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +20,7 @@ from test_decision_isolation import click
 from afflux.attribution.app import _watched
 from afflux.attribution.runtime import RESTART, RETRYING, STALL_S, Runtime
 from afflux.attribution.stage import RETRY_FIRST_S, RETRY_MAX_S, Owned, Record
+from afflux.attribution.store import DiskStores
 from afflux.shared.topics import CLICKS, DLQ, ORDERS
 from afflux.shared.wire import encode
 
@@ -249,6 +251,36 @@ def test_a_tick_that_fails_stops_its_partition_and_the_timer_goes_on() -> None:
 
         stage.transport = replace(stage.transport, send=refused)
         stage.owned[0].state.dirty.add("v-never-written")  # the tick has a key to write
+        await runtime.tick()  # not raised: the timer would end with it
+
+    asyncio.run(scenario())
+    assert 0 not in stage.owned
+    assert stage.failed[0].startswith("a batch failed: ProducerSendError")
+    assert runtime.health()[1]["status"] == "failed"
+
+
+def test_a_checkpoint_whose_changelog_write_failed_stops_its_partition_and_the_timer_goes_on(
+    tmp_path: Path,
+) -> None:
+    """On the disk store a changelog record's acknowledgement is awaited at the next
+    checkpoint, which a tick takes once changes stopped: a write the broker refused raised
+    there, out of the timer (Faust then ends the worker), rather than stopping the
+    partition for a retry from its changelog as a failed batch does."""
+    sent: Sent = []
+    clock = Monotonic()
+    runtime = ready_runtime(sent, clock, {(CLICKS.name, 0): 0})
+    stage = runtime.join
+    stage.assignment = {0}
+    local = DiskStores(tmp_path, 100).open(0)
+    stage.owned[0] = Owned(stage.new_state(local), local=local)
+
+    async def scenario() -> None:
+        refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        refused.set_exception(ProducerSendError(f"Error while sending: {TOO_LARGE}"))
+        local.acks.append(refused)
+        assert local.keys is not None
+        local.keys.written([("v-written-before", b"{}")])
+        local.checkpointed_at = -1e9  # a checkpoint is due
         await runtime.tick()  # not raised: the timer would end with it
 
     asyncio.run(scenario())

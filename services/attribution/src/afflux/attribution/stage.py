@@ -518,9 +518,14 @@ class Stage(Partitions[S]):
                 await self._emit_all(pending)
             except Exception:  # stopped and logged (``_stop``): retried; the timer goes on
                 return
-            for owned in list(self.owned.values()):
+            for p, owned in list(self.owned.items()):
                 local = owned.local
-                if local is not None and local.due():  # changes stopped: checkpoint anyway
+                if local is None or not local.due():
+                    continue
+                # Changes stopped: checkpoint anyway. A changelog write the broker refused
+                # surfaces here, as it would in a batch: the partition stops and is retried
+                # from its changelog; raised, it would end the timer and the worker.
+                with suppress(Exception), self._stop_on_failure([(p, owned.state)]):
                     await local.checkpoint_acked(dump_indexes(owned.state))
 
     async def prune(self) -> None:
