@@ -287,3 +287,27 @@ def test_a_checkpoint_whose_changelog_write_failed_stops_its_partition_and_the_t
     assert 0 not in stage.owned
     assert stage.failed[0].startswith("a batch failed: ProducerSendError")
     assert runtime.health()[1]["status"] == "failed"
+
+
+def test_a_prune_that_raises_is_logged_and_the_timer_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Pruning runs in the timer: one partition's failure (a store that cannot be read)
+    must not end the timer, and with it the worker, nor keep the other partitions'
+    pruning from running."""
+    sent: Sent = []
+    runtime = ready_runtime(sent, Monotonic(), {(CLICKS.name, 0): 0})
+    stage = runtime.join
+    stage.owned[1] = Owned(stage.new_state(None))
+    pruned: list[int] = []
+
+    def prune(state: Any, safe_ms: int) -> None:
+        if state is stage.owned[0].state:
+            raise OSError("IO error: the store's file cannot be read")
+        pruned.append(1)
+
+    stage.handler.prune = prune  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(runtime.prune())  # not raised
+    assert pruned == [1]
+    assert "pruning failed" in caplog.text

@@ -534,7 +534,11 @@ class Stage(Partitions[S]):
             async with self.lock:
                 if self.owned.get(p) is not owned:
                     continue
-                self.handler.prune(owned.state, owned.safe_ms)
+                try:
+                    self.handler.prune(owned.state, owned.safe_ms)
+                except Exception:  # in the timer: one partition's failure never stops it
+                    log.exception("%s[%d]: pruning failed", self.name, p)
+                    continue
                 if owned.state.dirty:
                     with suppress(Exception):  # stopped and logged (``_stop``): retried
                         await self._emit(p, owned.state, [], [])
