@@ -26,7 +26,7 @@ from afflux.cli.stack import Stack
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.money import Money
-from afflux.shared.core.periods import period_of
+from afflux.shared.core.periods import day_of, period_of
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.clock_source import system_clock
 
@@ -135,6 +135,7 @@ class Driven:
     """What the module fixture sent, for the checks to refer to."""
 
     orders: dict[str, str]  # name in the test -> order id
+    click_day: str  # the UTC day apps-cleo's clicks were made, which their line is of
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +184,7 @@ async def driven(client: DemoClient, terms: dict[str, CampaignTerms]) -> Driven:
     # plans-apps, creator apps-cleo: five valid unique clicks, one duplicate, one bot.
     apps = terms["plans-apps"]
     code = await client.create_link(apps, "apps-cleo")
+    click_day = day_of(system_clock())
     visitor = await fresh_click(client, code)
     await client.click(code, visitor)  # duplicate
     await fresh_click(client, code, bot=True)
@@ -237,7 +239,7 @@ async def driven(client: DemoClient, terms: dict[str, CampaignTerms]) -> Driven:
             coupon="GUS",
             occurred_at=base + n * 1000,
         )
-    return Driven(orders)
+    return Driven(orders, click_day)
 
 
 # -- polling and reading ---------------------------------------------------------
@@ -483,7 +485,8 @@ async def test_paid_clicks_stop_at_the_cap(client: DemoClient, driven: Driven) -
                 15,
                 0,
                 (),
-                "clicks: 3 of 5 valid unique clicks at 5 (paid-click cap 3)",
+                f"clicks of {driven.click_day}: 3 of 5 valid unique clicks at 5"
+                " (paid-click cap 3, 0 paid on earlier days)",
             )
         ],
     )

@@ -33,7 +33,7 @@ from afflux.shared.core.commission import (
     RefundFact,
 )
 from afflux.shared.core.ids import derived_id
-from afflux.shared.core.periods import period_bounds
+from afflux.shared.core.periods import day_of, period_bounds
 from afflux.shared.core.terms import CampaignTerms, TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
@@ -63,6 +63,11 @@ def day(n: int) -> int:
 def due(n: int) -> int:
     """When a line dated on day ``n`` is approved under the default lock."""
     return day(n + LOCK_DAYS)
+
+
+def click_due(n: int) -> int:
+    """When day ``n``'s click line (dated at the day's last millisecond) is approved."""
+    return due(n) + DAY - 1
 
 
 def terms(plan: Plan, lock_days: int = LOCK_DAYS, confirm: bool = False) -> CampaignTerms:
@@ -143,6 +148,9 @@ def label_of(period: str = PERIOD) -> dict[str, str]:
             names[f"{kind}:{who}"] = derived_id("line", kind, "camp", period, who)
         for at in range(1, 10):
             names[f"bonus:{who}:{at}"] = derived_id("line", "bonus", "camp", period, who, str(at))
+        for n in range(0, 30):  # per-click pay: a line per day with clicks
+            date = day_of(day(n))
+            names[f"click:{who}:{n}"] = derived_id("line", "click", "camp", period, who, date)
     return {line_id: name for name, line_id in names.items()}
 
 
@@ -352,9 +360,9 @@ CASES = [
         "click cap",
         {"click": {"per_click_minor": 5, "paid_click_cap": 100}},
         {
-            "click:anna": ((due(2), "accrual", 500),),
-            "click:bob": ((due(3), "accrual", 500),),
-            "click:carl": ((due(4), "accrual", 495),),
+            "click:anna:2": ((click_due(2), "accrual", 500),),
+            "click:bob:3": ((click_due(3), "accrual", 500),),
+            "click:carl:4": ((click_due(4), "accrual", 495),),
         },
         clicks=(
             ClickTally("anna", 101, day(2)),
@@ -366,7 +374,7 @@ CASES = [
     Case(
         "zero click cap",
         {"click": {"per_click_minor": 5, "paid_click_cap": 0}},
-        {"click:anna": ()},
+        {"click:anna:2": ()},
         clicks=(ClickTally("anna", 10, day(2)),),
     ),
     # clicks before the first sale date the fee; an unpaid lead is activity; no valid click is none
@@ -584,7 +592,8 @@ def test_a_click_counts_once_per_id_and_only_without_flags() -> None:
         click("c-2", day(3)),  # the first valid click, arriving late
     ]
     assert readable(reference_from_events(events, VERSIONS)[("camp", PERIOD)]) == {
-        "click:anna": ((due(3), "accrual", 10),)
+        "click:anna:3": ((click_due(3), "accrual", 5),),
+        "click:anna:4": ((click_due(4), "accrual", 5),),
     }
 
 

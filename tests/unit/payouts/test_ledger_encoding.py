@@ -80,6 +80,23 @@ CASES = [
             "f|anna": str(T + 1),
             "l|anna": str(T + 9),
             "c|anna|instagram:P1": "1",
+            f"v|anna|{T}": "3",
+            "vd|anna": str(T),
+        },
+    ),
+    # valid clicks on two days, the later one first: each day counted, the days listed
+    Case(
+        [click(T + 86_400_000 + 7), click(T + 3), click(T + 86_400_000 + 8)],
+        {
+            "r|anna": "3",
+            f"d|anna|{DAY}": "1",
+            "d|anna|2026-11-02": "2",
+            "u|anna": "3",
+            "f|anna": str(T + 3),
+            "l|anna": str(T + 86_400_008),
+            f"v|anna|{T}": "1",
+            f"v|anna|{T + 86_400_000}": "2",
+            "vd|anna": f"{T + 86_400_000} {T}",
         },
     ),
 ]

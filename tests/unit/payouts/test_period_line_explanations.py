@@ -9,6 +9,7 @@ from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import Publication
 from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
 from afflux.shared.core.journal.records import LineRecord
+from afflux.shared.core.periods import day_of
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 START = 1_772_323_200_000  # 2026-03-01T00:00:00Z
@@ -46,8 +47,11 @@ def test_a_valid_click_past_the_paid_click_cap_rewrites_the_lines_explanation() 
     assert sixth.postings == ()  # the cap pays five: nothing owed changes
     line = _click_line(sixth.changed)
     assert line is not None, "the click line's new explanation would not be stored"
-    assert line.rule == "clicks: 5 of 6 valid unique clicks at 7 (paid-click cap 5)"
-    assert line.sources == (f"clicks:{START}..{START + 2 * HOUR}",)
+    assert line.rule == (
+        f"clicks of {day_of(START)}: 5 of 6 valid unique clicks at 7"
+        " (paid-click cap 5, 0 paid on earlier days)"
+    )
+    assert line.sources == (f"clicks:{START}..{START + 86_400_000 - 1}",)
 
 
 def test_the_same_click_figures_again_change_no_line() -> None:

@@ -49,7 +49,7 @@ from afflux.shared.core.engagement import ContentEvent, taken_over
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import percent_of
-from afflux.shared.core.periods import period_bounds, period_of
+from afflux.shared.core.periods import day_of, period_bounds, period_of
 from afflux.shared.core.terms import (
     CampaignTerms,
     CommissionPlan,
@@ -558,17 +558,35 @@ def _period_line(
 def _click_lines(
     campaign_id: str, period: str, terms: CampaignTerms, valid: Mapping[str, ClickTally]
 ) -> list[_Uncapped]:
+    """One line per creator and UTC day with valid clicks, dated at the day's last
+    millisecond; the paid-click cap is taken by the days in order."""
     click = terms.plan.click
     if click is None:
         return []
     out = []
     for affiliate, tally in sorted(valid.items()):
-        cap = click.paid_click_cap
-        paid = tally.unique_clicks if cap is None else min(tally.unique_clicks, cap)
-        gross = paid * click.per_click_minor
-        out.append(
-            _period_line(campaign_id, period, terms, affiliate, "click", gross, tally.first_at)
-        )
+        days = dict(tally.per_day)
+        # A tally given without its days (a scenario's): its clicks on the first's day.
+        first_day = tally.first_at - tally.first_at % MS_PER_DAY
+        days[first_day] = days.get(first_day, 0) + tally.unique_clicks - sum(days.values())
+        left = click.paid_click_cap
+        for day in sorted(d for d, n in days.items() if n > 0):
+            paid = days[day] if left is None else min(days[day], left)
+            if left is not None:
+                left -= paid
+            end = day + MS_PER_DAY - 1
+            out.append(
+                _period_line(
+                    campaign_id,
+                    period,
+                    terms,
+                    affiliate,
+                    "click",
+                    paid * click.per_click_minor,
+                    end,
+                    day_of(day),
+                )
+            )
     return out
 
 
@@ -770,12 +788,17 @@ class _Placed:
     seen_clicks: set[str] = field(default_factory=set)
     unique: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     first: dict[str, int] = field(default_factory=dict)
+    # creator -> day start -> valid unique clicks that day
+    days: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(dict))
     content: dict[str, list[ContentEvent]] = field(default_factory=dict)  # key -> events
     content_ids: set[str] = field(default_factory=set)  # first copy of an event id wins
     reviews: dict[str, tuple[str, int]] = field(default_factory=dict)  # first decision each
 
     def tallies(self) -> tuple[ClickTally, ...]:
-        return tuple(ClickTally(a, n, self.first[a]) for a, n in sorted(self.unique.items()))
+        return tuple(
+            ClickTally(a, n, self.first[a], tuple(sorted(self.days[a].items())))
+            for a, n in sorted(self.unique.items())
+        )
 
 
 def reference_from_events(
@@ -853,6 +876,8 @@ def reference_from_events(
                 a = event.affiliate_id
                 facts.unique[a] += 1
                 facts.first[a] = min(facts.first.get(a, event.occurred_at), event.occurred_at)
+                day = event.occurred_at - event.occurred_at % MS_PER_DAY
+                facts.days[a][day] = facts.days[a].get(day, 0) + 1
         elif isinstance(event, ContentPublished | ContentStats | ContentReleased):
             key = key_of(event)
             route = routes.get(key)

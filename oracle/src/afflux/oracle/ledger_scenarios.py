@@ -6,12 +6,13 @@ and both caps bind."""
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ClickTally, ConversionFact, RefundFact
+from afflux.shared.core.journal.click_days import day_start
 from afflux.shared.core.journal.period import ClickFigures, PeriodState, StepInput
 from afflux.shared.core.journal.records import Posting, record_from_json, record_to_json
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
@@ -91,7 +92,12 @@ class Facts:
         times: dict[str, list[int]] = defaultdict(list)
         for _, creator, at in self.clicks:
             times[creator].append(at)
-        return [ClickTally(c, len(ts), min(ts)) for c, ts in sorted(times.items())]
+        return [
+            ClickTally(
+                c, len(ts), min(ts), tuple(sorted(Counter(day_start(t) for t in ts).items()))
+            )
+            for c, ts in sorted(times.items())
+        ]
 
 
 def random_facts(rng: random.Random) -> Facts:
@@ -173,7 +179,13 @@ def arrival(facts: Facts, rng: random.Random) -> list[StepInput]:
                     (i.order_id, i.event_id) for i in chunk if isinstance(i, Confirmation)
                 ),
                 clicks=tuple(
-                    ClickFigures(c, len(seen[c]), min(seen[c]), max(seen[c]))
+                    ClickFigures(
+                        c,
+                        len(seen[c]),
+                        min(seen[c]),
+                        max(seen[c]),
+                        _per_day(seen[c]),
+                    )
                     for c in sorted(clicked)
                 ),
             )
@@ -227,3 +239,8 @@ def postings_of(
                 state.seq,
             )
     return postings
+
+
+def _per_day(times: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """(day start, clicks that day) of click times, in day order."""
+    return tuple(sorted(Counter(day_start(t) for t in times).items()))

@@ -5,7 +5,10 @@ Fields of the ``clicks`` hash, per creator ``<a>``: ``r|<a>`` non-bot clicks,
 ``d|<a>|<day>`` non-bot clicks per day, ``x|<a>|<reason>`` flagged clicks per
 reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time, ``c|<a>|<content>``
 valid clicks on a link placed in a content (its ``utm_content`` names the content as
-``<platform>:<content_id>``), for the content's CTR.
+``<platform>:<content_id>``), for the content's CTR, ``v|<a>|<day start ms>`` valid unique
+clicks per UTC day and ``vd|<a>`` those days, space-separated: what the per-day click
+lines pay (``afflux.shared.core.journal.click_days``). Clicks counted before the days were
+kept have no ``v`` field: they are paid on the first click's day.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from afflux.shared.click_decode import DecodedClick
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
+from afflux.shared.core.journal.click_days import day_start
 from afflux.shared.core.journal.period import ClickFigures
 from afflux.shared.core.periods import day_of
 from afflux.shared.events import ClickRecorded
@@ -71,6 +75,10 @@ def count_clicks(
             continue
         mark(_inc(tally, f"u|{a}"))
         at = item.occurred_at
+        day_name = mark_day(tally, a, at)
+        mark(day_name)
+        if tally[day_name] == "1":
+            mark(f"vd|{a}")
         first_name, last_name = f"f|{a}", f"l|{a}"
         first, last = tally.get(first_name), tally.get(last_name)
         if first is None or at < int(first):
@@ -85,13 +93,27 @@ def count_clicks(
     return touched, valid
 
 
+def mark_day(tally: MutableMapping[str, str], affiliate_id: str, at: int) -> str:
+    """Count a valid unique click on its UTC day (a new day listed in ``vd``); the day's
+    field."""
+    day = day_start(at)
+    name = _inc(tally, f"v|{affiliate_id}|{day}")
+    if tally[name] == "1":
+        days = f"vd|{affiliate_id}"
+        known = tally.get(days)
+        tally[days] = f"{known} {day}" if known else str(day)
+    return name
+
+
 def figures(tally: Mapping[str, str], affiliate_id: str) -> ClickFigures:
     first = int(tally.get(f"f|{affiliate_id}", "0"))
+    days = tally.get(f"vd|{affiliate_id}", "").split()
     return ClickFigures(
         affiliate_id,
         int(tally.get(f"u|{affiliate_id}", "0")),
         first,
         int(tally.get(f"l|{affiliate_id}", str(first))),
+        tuple(sorted((int(d), int(tally.get(f"v|{affiliate_id}|{d}", "0"))) for d in days)),
     )
 
 

@@ -67,6 +67,9 @@ class ClickTally:
     affiliate_id: str
     unique_clicks: int
     first_at: int
+    # (day start ms, valid unique clicks that day), in day order: per-click pay is paid
+    # one line per UTC day (``afflux.shared.core.journal.click_days``).
+    per_day: tuple[tuple[int, int], ...] = ()
 
 
 def version_by_number(versions: Sequence[TermsVersion], number: int) -> TermsVersion:

@@ -29,6 +29,7 @@ from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import engagement_lines, review_lines, rules
+from afflux.shared.core.journal.click_days import click_days, day_start
 from afflux.shared.core.journal.fill import CapScope, Key
 from afflux.shared.core.journal.kpis import (
     ENGAGEMENT_LINE,
@@ -61,6 +62,9 @@ class ClickFigures:
     unique_clicks: int
     first_at: int
     last_at: int
+    # (day start ms, valid unique clicks that day): what the per-day click lines pay
+    # (``click_days``); clicks counted before the ledger kept days fall on first_at's day.
+    per_day: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,27 +488,8 @@ class PeriodState:
         plan = self.terms.plan
         out: list[LineRecord] = []
         figures = creator.clicks
-        if plan.click is not None and figures is not None and figures.unique_clicks > 0:
-            paid = figures.unique_clicks
-            if plan.click.paid_click_cap is not None:
-                paid = min(paid, plan.click.paid_click_cap)
-            rule = f"clicks: {paid} of {figures.unique_clicks} valid unique clicks"
-            rule += f" at {plan.click.per_click_minor}"
-            if plan.click.paid_click_cap is not None:
-                rule += f" (paid-click cap {plan.click.paid_click_cap})"
-            out.append(
-                self._period_line(
-                    touch,
-                    ("click", self.campaign_id, self.period, creator_id),
-                    creator_id,
-                    "click",
-                    paid * plan.click.per_click_minor,
-                    figures.first_at,
-                    rule,
-                    # The tally window the line pays for (clicks have no event to name).
-                    (f"clicks:{figures.first_at}..{figures.last_at}",),
-                )
-            )
+        if plan.click is not None or figures is not None:
+            out += self._click_lines(touch, creator_id, figures)
         fee = plan.base_fee_minor or 0
         base_id = self._line_id("base_fee", self.campaign_id, self.period, creator_id)
         if fee or base_id in self.lines:
@@ -561,6 +546,77 @@ class PeriodState:
                 )
             )
         return out
+
+    def _click_lines(
+        self,
+        touch: Callable[[LineRecord], None],
+        creator_id: str,
+        figures: ClickFigures | None,
+    ) -> list[LineRecord]:
+        """The creator's per-click lines, one per UTC day with valid clicks
+        (``click_days``); every other day of the period whose line exists (a ledger
+        written before days were kept had one line for the period, at its first click)
+        stays, at zero."""
+        plan = self.terms.plan.click
+        days = (
+            click_days(
+                figures.per_day,
+                figures.unique_clicks,
+                figures.first_at,
+                plan.paid_click_cap,
+            )
+            if plan is not None and figures is not None and figures.unique_clicks > 0
+            else []
+        )
+        out: list[LineRecord] = []
+        per_click = plan.per_click_minor if plan is not None else 0
+        cap = plan.paid_click_cap if plan is not None else None
+        for day in days:
+            date = day_of(day.day_start)
+            rule = f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks"
+            rule += f" at {per_click}"
+            if cap is not None:
+                rule += f" (paid-click cap {cap}, {day.paid_before} paid on earlier days)"
+            out.append(
+                self._period_line(
+                    touch,
+                    ("click", self.campaign_id, self.period, creator_id, date),
+                    creator_id,
+                    "click",
+                    day.paid * per_click,
+                    day.line_time,
+                    rule,
+                    # The tally window the line pays for (clicks have no event to name).
+                    (f"clicks:{day.day_start}..{day.line_time}",),
+                )
+            )
+        paying = {record.line_id for record in out}
+        for parts in self._stale_click_lines(creator_id):
+            line_id = self._line_id(*parts)
+            if line_id in paying or line_id not in self.lines:
+                continue
+            record = self.lines[line_id]
+            out.append(
+                self._period_line(
+                    touch,
+                    parts,
+                    creator_id,
+                    "click",
+                    0,
+                    record.time,
+                    "clicks: paid by the day since (lines per UTC day)",
+                    record.sources,
+                )
+            )
+        return out
+
+    def _stale_click_lines(self, creator_id: str) -> Iterable[tuple[str, ...]]:
+        """Every click line the creator may hold in the period: the period's single
+        line of older ledgers, and one per day of the period."""
+        yield ("click", self.campaign_id, self.period, creator_id)
+        start, end = period_bounds(self.period)
+        for day in range(day_start(start), end, MS_PER_DAY):
+            yield ("click", self.campaign_id, self.period, creator_id, day_of(day))
 
     def _line_id(self, *parts: str) -> str:
         line_id = self._ids.get(parts)

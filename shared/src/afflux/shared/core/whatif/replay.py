@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from afflux.shared.core import attribution as ids
 from afflux.shared.core.attribution import (
@@ -103,6 +103,8 @@ class _Period:
     confirmations: list[tuple[str, str]]
     clicks: dict[str, list[int]]  # creator -> [unique clicks, first at, last at]
     content: list[ContentEvent]
+    # creator -> day start (ms) -> valid unique clicks that day: the per-day click lines
+    click_days: dict[str, dict[int, int]] = field(default_factory=dict)
 
 
 def replay(
@@ -275,7 +277,9 @@ def replay(
                 refunds=tuple(facts.refunds),
                 confirmations=tuple(facts.confirmations),
                 clicks=tuple(
-                    ClickFigures(a, n, first, last)
+                    ClickFigures(
+                        a, n, first, last, tuple(sorted(facts.click_days.get(a, {}).items()))
+                    )
                     for a, (n, first, last) in sorted(facts.clicks.items())
                 ),
                 content=tuple(facts.content),
@@ -324,18 +328,22 @@ def _tally_clicks(
         if not whole:
             cut.add(day)
             continue
-        figures = period(low).clicks
+        found = period(low)
         for creator, (count, first, last) in tallies.items():
-            _add(figures, creator, count, first, last)
+            _add(found, creator, count, first, last, low)
     if not cut:
         return
     for clicks in log.clicks.values():
         for click in clicks:
             if not click.flagged and click.at // _DAY in cut and window.holds(click.at):
-                _add(period(click.at).clicks, click.affiliate_id, 1, click.at, click.at)
+                day = click.at // _DAY * _DAY
+                _add(period(click.at), click.affiliate_id, 1, click.at, click.at, day)
 
 
-def _add(figures: dict[str, list[int]], creator: str, count: int, first: int, last: int) -> None:
+def _add(found: _Period, creator: str, count: int, first: int, last: int, day_start: int) -> None:
+    days = found.click_days.setdefault(creator, {})
+    days[day_start] = days.get(day_start, 0) + count
+    figures = found.clicks
     tally = figures.get(creator)
     if tally is None:
         figures[creator] = [count, first, last]

@@ -1,0 +1,63 @@
+"""Per-click pay by UTC day (DESIGN §4, caps in event-time order).
+
+A creator's valid unique clicks of a period are paid one line per UTC day, dated at
+the end of that day: a line then grows only with clicks made before its date, so the
+caps, which pay a scope's lines in (time, line id) order, never give a line's later
+clicks the room of a line dated between them. One line for the whole period, dated
+at its first click, did: clicks made on the 20th took the campaign budget from
+another creator's sale of the 10th, already approved and paid.
+
+The paid-click cap is taken by the days in order: a day pays its clicks while the
+cap has room left by the days before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from afflux.shared.core.clock import MS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class ClickDay:
+    """One UTC day of a creator's valid unique clicks in a period."""
+
+    day_start: int  # ms, 00:00 UTC of the day
+    clicks: int  # valid unique clicks that day
+    paid: int  # of them, paid: the paid-click cap taken by the days in order
+    paid_before: int  # clicks paid on the period's earlier days
+
+    @property
+    def line_time(self) -> int:
+        """The line's date: the day's last millisecond, after every click it pays."""
+        return self.day_start + MS_PER_DAY - 1
+
+
+def day_start(at_ms: int) -> int:
+    return at_ms - at_ms % MS_PER_DAY
+
+
+def click_days(
+    per_day: Iterable[tuple[int, int]], unique_clicks: int, first_at: int, cap: int | None
+) -> list[ClickDay]:
+    """The days with valid clicks, in order, each with what it pays. ``per_day``: (day
+    start, valid unique clicks that day). Clicks counted before the ledger kept them per
+    day (``unique_clicks`` above the days' sum) are taken as made on ``first_at``'s day."""
+    counts: dict[int, int] = {}
+    for day, n in per_day:
+        counts[day] = counts.get(day, 0) + n
+    missing = unique_clicks - sum(counts.values())
+    if missing > 0:
+        first_day = day_start(first_at)
+        counts[first_day] = counts.get(first_day, 0) + missing
+    out: list[ClickDay] = []
+    paid_so_far = 0
+    for day in sorted(counts):
+        n = counts[day]
+        if n <= 0:
+            continue
+        paid = n if cap is None else max(0, min(n, cap - paid_so_far))
+        out.append(ClickDay(day, n, paid, paid_so_far))
+        paid_so_far += paid
+    return out
