@@ -197,6 +197,22 @@ def _until(what: str, check: Callable[[], object], timeout_s: float) -> object:
         time.sleep(0.25)
 
 
+def _what_the_readers_said(stack: Stack) -> str:
+    """The readers' warnings and errors (the poison campaigns records' aside) and their
+    /healthz: what a failure needs to be understood after the stack is gone."""
+    said = []
+    for name in ("attribution", "payouts"):
+        service = stack.services[name]
+        lines = [
+            line[:300]
+            for line in service.log_tail(100_000).splitlines()
+            if ("WARNING" in line or "ERROR" in line) and "bad campaigns record" not in line
+        ]
+        health = oneshot.get(f"{stack.url(name)}/healthz", timeout=5.0).text[:2000]
+        said.append(f"--- {name} /healthz: {health}\n" + "\n".join(lines[-60:]))
+    return "\n".join(said)
+
+
 def _on_topic(stack: Stack, topic: str, match: Callable[[object], bool]) -> Callable[[], object]:
     def look() -> object:
         return [e for e in read_topic_sync(stack.kafka_bootstrap, topic, idle_s=0.5) if match(e)]
@@ -337,7 +353,7 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
     while (missing or not_indexed or uncut) and time.monotonic() < deadline:
         time.sleep(1.0)
         letters, missing, not_indexed, uncut = unlettered()
-    assert missing == [], f"not dead-lettered: {missing}"
+    assert missing == [], f"not dead-lettered: {missing}\n{_what_the_readers_said(stack)}"
     assert not_indexed == [], f"not dead-lettered by the outcome index: {not_indexed}"
     assert uncut == [], f"no cut dead letter of a huge key: {uncut}"
     assert all(x.reason and x.error_class for x in letters), [
