@@ -428,3 +428,82 @@ async def test_another_creators_or_campaigns_content_answers_as_an_unknown_one(
     assert _same_answer(other, unknown, "insta:c-oth1", "insta:c-zzz1"), (
         f"{other.headers} {other.text}\n{unknown.headers} {unknown.text}"
     )
+
+
+# A creator's own figures narrowed to one campaign (``campaign_id`` in the query): the
+# JSON API and the portal's pages, generated from the routes like the matrix above.
+BY_CAMPAIGN_OF_CREATOR = [
+    op
+    for op in PAYOUTS_OPS
+    if op.method == "GET" and op.path_params == ("affiliate_id",)
+    and "campaign_id" in op.optional_query
+]  # fmt: skip
+
+
+def test_the_creator_operations_narrowed_to_a_campaign_are_the_ones_this_test_covers() -> None:
+    names = {op.name for op in BY_CAMPAIGN_OF_CREATOR}
+    assert {
+        "GET /v1/creators/{affiliate_id}/ledger",
+        "GET /v1/creators/{affiliate_id}/statement",
+        "GET /v1/kpis/creators/{affiliate_id}",
+        "GET /v1/kpis/creators/{affiliate_id}/series",
+        "GET /v1/kpis/creators/{affiliate_id}/contents",
+        "GET /portal/creators/{affiliate_id}/ledger",
+        "GET /portal/creators/{affiliate_id}/statement",
+    } <= names
+
+
+async def _of_creator_in(
+    world: AccessWorld, op: Operation, creator: str, campaign: str, bearer: str
+) -> httpx.Response:
+    url, _, _ = _request(op, {"affiliate_id": creator})
+    async with http_client(world) as http:
+        answer: httpx.Response = await http.get(
+            url, params={"campaign_id": campaign}, headers={"authorization": f"Bearer {bearer}"}
+        )
+    return answer
+
+
+@pytest.mark.parametrize("op", BY_CAMPAIGN_OF_CREATOR, ids=lambda op: op.name)
+async def test_a_creator_asking_for_a_campaign_it_has_no_part_in_gets_the_unknown_campaign_404(
+    world: AccessWorld, op: Operation
+) -> None:
+    """ana has a ledger in CAMPAIGN (whose terms name her), none in OTHER_CAMPAIGN: its
+    ledger, statement (whose period would say the campaign's cadence) or KPIs narrowed to
+    OTHER_CAMPAIGN must not tell that it exists."""
+    key = world.creator_key
+    other = await _of_creator_in(world, op, CREATOR, OTHER_CAMPAIGN, key)
+    unknown = await _of_creator_in(world, op, CREATOR, UNKNOWN["campaign_id"], key)
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["detail"][0]["field"] == "campaign_id", unknown.text
+    assert _same_answer(other, unknown, OTHER_CAMPAIGN, UNKNOWN["campaign_id"]), (
+        f"{op.name}: another's campaign and an unknown one answer differently:\n"
+        f"{other.status_code} {other.headers} {other.text[:300]}\n"
+        f"{unknown.status_code} {unknown.headers} {unknown.text[:300]}"
+    )
+
+
+@pytest.mark.parametrize("op", BY_CAMPAIGN_OF_CREATOR, ids=lambda op: op.name)
+@pytest.mark.parametrize(
+    ("who", "creator", "campaign"),
+    [
+        ("ana, named in its terms and with a ledger there", CREATOR, CAMPAIGN),
+        # ben's coupon is in no terms: his ledger in it alone makes it his (an agency's
+        # override postings are its only part in a campaign)
+        ("ben, with a ledger there", OTHER_CREATOR, OTHER_CAMPAIGN),
+        ("admin, of any known campaign", CREATOR, OTHER_CAMPAIGN),
+    ],
+)
+async def test_a_creator_reads_its_figures_in_a_campaign_it_has_a_part_in_and_admin_in_any(
+    world: AccessWorld, op: Operation, who: str, creator: str, campaign: str
+) -> None:
+    if who.startswith("admin"):
+        key = ADMIN_TOKEN
+    else:
+        key = world.creator_key if creator == CREATOR else world.other_creator_key
+    answer = await _of_creator_in(world, op, creator, campaign, key)
+    if answer.status_code == 404 and who.startswith("admin"):
+        # no figures of ana in OTHER_CAMPAIGN: the KPIs say so, on the creator
+        assert answer.json()["detail"][0]["field"] == "affiliate_id", answer.text
+        return
+    assert answer.is_success, f"{who}: {op.name}: {answer.text[:300]}"

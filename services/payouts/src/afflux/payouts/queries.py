@@ -15,8 +15,10 @@ from typing import Any
 from afflux.payouts import reads, views
 from afflux.payouts.reads import CampaignPeriod, Position
 from afflux.payouts.store import LedgerStore
+from afflux.shared.core.access import Principal
 from afflux.shared.core.periods import is_period_of, period_bounds, period_of
 from afflux.shared.core.terms import Period as PlanPeriod
+from afflux.shared.core.terms import names_creator
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.wire import check_bounds
@@ -45,6 +47,30 @@ def unknown_creator(affiliate: str) -> Problem:
 def known_campaign(directory: CampaignDirectory, campaign: str | None) -> None:
     """404 on ``campaign_id`` unless ``campaign`` is None or in the campaign view."""
     if campaign is not None and campaign not in directory:
+        raise unknown_campaign(campaign)
+
+
+async def creators_campaign(
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    reader: Principal,
+    affiliate: str,
+    campaign: str | None,
+) -> None:
+    """A creator's figures narrowed to ``campaign``: 404 on ``campaign_id`` (the very
+    answer of an unknown campaign) unless it is None, or known and, to anyone but admin
+    (the creator's own key), one the creator has a part in: its terms in force name it
+    (``names_creator``: a coupon, survey handle, window, agency membership) or its ledger
+    holds a period of it (an agency's overrides too). Checked before the creator's ledger
+    is: otherwise a real campaign answered an empty ledger, a statement whose period
+    showed the campaign's cadence, or KPIs' "no ledger", where a made-up one got this
+    404."""
+    known_campaign(directory, campaign)
+    if campaign is None or reader.is_admin:
+        return
+    if names_creator(directory.latest(campaign).terms, affiliate):
+        return
+    if not any(cid == campaign for cid, _ in await reads.creator_periods(store, affiliate)):
         raise unknown_campaign(campaign)
 
 

@@ -24,14 +24,15 @@ from afflux.payouts.portal.timeline import daily
 from afflux.payouts.queries import (
     contents_for,
     counts_for,
+    creators_campaign,
     current_period,
     decode_cursor,
     encode_cursor,
-    known_campaign,
 )
 from afflux.payouts.routes import creators
 from afflux.payouts.statement_csv import csv_filename, statement_csv
 from afflux.payouts.store import LedgerStore
+from afflux.shared.core.access import Principal
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -187,11 +188,11 @@ async def ledger_page(
     campaign_id: Text = None,
     cursor: Text = None,
 ) -> Response:
-    _, csrf = await creator_viewer(request, affiliate_id)
+    reader, csrf = await creator_viewer(request, affiliate_id)
     now = clock()
     wanted = params.period(period)
     campaign = campaign_id or None
-    known_campaign(directory, campaign)
+    await creators_campaign(store, directory, reader, affiliate_id, campaign)
     after = decode_cursor(cursor, directory, campaign, wanted)
     every = await _periods(store, affiliate_id)
     cps = [
@@ -251,14 +252,16 @@ async def ledger_page(
 async def statement_postings(
     store: LedgerStore,
     directory: CampaignDirectory,
+    reader: Principal,
     affiliate_id: str,
     campaign: str | None,
     period: str | None,
     now: int,
 ) -> tuple[str, list[str], list[Posting]]:
     """The statement's period, the creator's campaigns and the period's postings: what
-    ``GET /v1/creators/{id}/statement`` reads."""
-    known_campaign(directory, campaign)
+    ``GET /v1/creators/{id}/statement`` reads (a campaign the creator has no part in is
+    an unknown one)."""
+    await creators_campaign(store, directory, reader, affiliate_id, campaign)
     wanted = params.period(period) or current_period(directory, campaign, now)
     everywhere = await _periods(store, affiliate_id)
     if campaign is not None:
@@ -278,11 +281,11 @@ async def statement_page(
     period: Text = None,
     campaign_id: Text = None,
 ) -> Response:
-    _, csrf = await creator_viewer(request, affiliate_id)
+    reader, csrf = await creator_viewer(request, affiliate_id)
     now = clock()
     campaign = campaign_id or None
     wanted, campaigns, postings = await statement_postings(
-        store, directory, affiliate_id, campaign, period, now
+        store, directory, reader, affiliate_id, campaign, period, now
     )
     base = f"/portal/creators/{affiliate_id}/statement"
     every = await _periods(store, affiliate_id)
@@ -375,10 +378,10 @@ async def statement_download(
     period: Text = None,
     campaign_id: Text = None,
 ) -> Response:
-    await creator_viewer(request, affiliate_id)
+    reader, _ = await creator_viewer(request, affiliate_id)
     now = clock()
     wanted, _, postings = await statement_postings(
-        store, directory, affiliate_id, campaign_id or None, period, now
+        store, directory, reader, affiliate_id, campaign_id or None, period, now
     )
     return Response(
         statement_csv(postings, now),

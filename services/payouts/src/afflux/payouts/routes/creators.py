@@ -1,5 +1,6 @@
 """A creator's money: ``GET /v1/creators/{id}/balance``, ``/ledger`` and ``/statement``
-(admin or that creator's key: ``CreatorReader``).
+(admin or that creator's key: ``CreatorReader``). Narrowed to a ``campaign_id`` the
+creator has no part in, the 404 of an unknown campaign (``creators_campaign``).
 
 Read costs (c = the creator's campaign-periods): balance O(currencies + approval
 times after ``as_of``), from the creator's running sums (``creator_balance``);
@@ -18,10 +19,10 @@ from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import BalanceAnswer, LedgerAnswer, StatementAnswer
 from afflux.payouts.queries import (
     creator_periods,
+    creators_campaign,
     current_period,
     decode_cursor,
     encode_cursor,
-    known_campaign,
     limit,
 )
 
@@ -44,7 +45,7 @@ async def balance(
 
 @router.get("/creators/{affiliate_id}/ledger", response_model=LedgerAnswer)
 async def ledger(
-    _: CreatorReader,
+    reader: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     clock: ClockDep,
@@ -56,7 +57,7 @@ async def ledger(
     limit_: Annotated[str | None, Query(alias="limit")] = None,
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
-    known_campaign(directory, campaign_id)
+    await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
     wanted = params.period(period)
     after = decode_cursor(cursor, directory, campaign_id, wanted)
     size = limit(limit_)
@@ -75,7 +76,7 @@ async def ledger(
 
 @router.get("/creators/{affiliate_id}/statement", response_model=StatementAnswer)
 async def statement(
-    _: CreatorReader,
+    reader: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     clock: ClockDep,
@@ -85,7 +86,7 @@ async def statement(
     as_of: str | None = None,
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
-    known_campaign(directory, campaign_id)
+    await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
     wanted = params.period(period) or current_period(directory, campaign_id, at)
     everywhere = await creator_periods(store, affiliate_id, campaign_id)
     cps = [(cid, p) for cid, p in everywhere if p == wanted]

@@ -1,7 +1,8 @@
 """KPIs of campaigns and creators: ``GET /v1/kpis/...`` (rows and per-day series).
 
 A campaign's answer only to admin or its merchant (``CampaignReader``), a creator's only
-to admin or that creator (``CreatorReader``); the list of creators to admin, or to a
+to admin or that creator (``CreatorReader``; narrowed to a campaign it has no part in,
+the 404 of an unknown campaign: ``creators_campaign``); the list of creators to admin, or to a
 merchant for one of its campaigns (``CampaignListReader``).
 """
 
@@ -33,9 +34,11 @@ from afflux.payouts.queries import (
     counts_for,
     creator_counts,
     creator_periods,
+    creators_campaign,
     known_campaign,
 )
 from afflux.payouts.store import LedgerStore
+from afflux.shared.core.access import Principal
 from afflux.shared.io.campaign_view import CampaignDirectory
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -53,13 +56,15 @@ async def _counts(
 async def _of_creator(
     store: LedgerStore,
     directory: CampaignDirectory,
+    reader: Principal,
     affiliate_id: str,
     campaign_id: str | None,
     period: str | None,
 ) -> list[views.Counts]:
-    """The counts of one creator, per campaign (of ``campaign_id``, in ``period``, as
-    ``_counts`` checks them), from the creator's own campaign-periods; 404 without any."""
-    known_campaign(directory, campaign_id)
+    """The counts of one creator, per campaign (of ``campaign_id``: 404 unless one the
+    creator has a part in, ``creators_campaign``; in ``period``), from the creator's own
+    campaign-periods; 404 without any."""
+    await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
     wanted = params.period(period)
     return await creator_counts(store, directory, affiliate_id, campaign_id, wanted)
 
@@ -119,7 +124,7 @@ async def creators_kpis(
 
 @router.get("/kpis/creators/{affiliate_id}", response_model=CreatorKpis)
 async def creator_kpis(
-    _: CreatorReader,
+    reader: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     affiliate_id: str,
@@ -127,7 +132,7 @@ async def creator_kpis(
     period: str | None = None,
 ) -> dict[str, Any]:
     per_currency: dict[str, list[views.Counts]] = {}
-    for c in await _of_creator(store, directory, affiliate_id, campaign_id, period):
+    for c in await _of_creator(store, directory, reader, affiliate_id, campaign_id, period):
         per_currency.setdefault(c.currency, []).append(c)
     rows = [
         {
@@ -142,7 +147,7 @@ async def creator_kpis(
 
 @router.get("/kpis/creators/{affiliate_id}/series", response_model=SeriesAnswer)
 async def creator_series(
-    _: CreatorReader,
+    reader: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     affiliate_id: str,
@@ -150,7 +155,7 @@ async def creator_series(
     period: str | None = None,
 ) -> dict[str, Any]:
     per_currency: dict[str, list[views.Counts]] = {}
-    for c in await _of_creator(store, directory, affiliate_id, campaign_id, period):
+    for c in await _of_creator(store, directory, reader, affiliate_id, campaign_id, period):
         per_currency.setdefault(c.currency, []).append(c)
     # One series per currency, as the creator's KPI rows are: summed into one, a creator
     # of an EUR and a USD campaign saw 150.00 "EUR" for 100 EUR and 50 USD.
@@ -184,7 +189,7 @@ async def campaign_contents(
 
 @router.get("/kpis/creators/{affiliate_id}/contents", response_model=ContentsAnswer)
 async def creator_contents(
-    _: CreatorReader,
+    reader: CreatorReader,
     store: StoreDep,
     directory: DirectoryDep,
     affiliate_id: str,
@@ -192,7 +197,7 @@ async def creator_contents(
     period: str | None = None,
 ) -> dict[str, Any]:
     """The creator's contents (of ``campaign_id``, in ``period``), as above."""
-    known_campaign(directory, campaign_id)
+    await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
     cps = await creator_periods(store, affiliate_id, campaign_id, params.period(period))
     rows = await contents_for(store, cps, directory, affiliate_id)
     return {"affiliate_id": affiliate_id, "period": period, "contents": rows}
