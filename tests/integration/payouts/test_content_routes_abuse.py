@@ -179,7 +179,13 @@ def publication_cases() -> list[Case]:
         Case("handle of 201 characters", publication("h1", handle="h" * 201), "handle"),
         Case("published_at a boolean", publication("t1", published_at=True), "published_at"),
         Case("an unknown field", publication("x1", paid=True), "paid"),
-        Case("an unknown campaign", publication("x2", campaign_id="camp-nope"), "campaign_id"),
+        # A creator's key: the 403 of a campaign it does not belong to (below, in
+        # test_a_creator_key_cannot_tell_a_campaign_it_is_not_part_of_from_none_or_a_published_id)
+        Case(
+            "an unknown campaign (the admin's token)",
+            publication("x2", campaign_id="camp-nope"),
+            "campaign_id",
+        ),
     ]
 
 
@@ -190,6 +196,8 @@ async def test_a_hostile_publication_is_a_422_naming_the_field(
     # Streams of the past are the brand's to publish (a creator reports its own as they
     # start and end: test_a_creator_reports_its_stream_as_it_starts_and_ends).
     bearer = world.merchant_key if case.body.get("kind") == "live" else world.creator_key
+    if "admin" in case.name:
+        bearer = ADMIN_TOKEN
     answer = await post(world, "/v1/content", case.body, bearer)
     if case.field is None:
         assert answer.status_code == STARTING, answer.text
@@ -383,6 +391,63 @@ async def test_a_creator_key_publishes_no_new_content_into_a_campaign_it_is_not_
     assert "belong" not in anywhere.text
 
 
+# ana's coupon names her in CAMPAIGN only. Each of these she may not publish, and must
+# learn from the answer neither that the campaign exists nor that the id was published
+# (ben's, in OTHER_CAMPAIGN): one answer for all four. The unknown campaign's id has
+# OTHER_CAMPAIGN's length, so the two answers' headers compare whole.
+UNKNOWN_CAMPAIGN = "camp-zzzzz"
+NOT_HERS = [
+    ("another brand's campaign, an id never published", OTHER_CAMPAIGN, "c-free"),
+    ("another brand's campaign, an id its creator published", OTHER_CAMPAIGN, "c-bens"),
+    ("a campaign that does not exist, an id never published", UNKNOWN_CAMPAIGN, "c-free"),
+    ("a campaign that does not exist, an id published", UNKNOWN_CAMPAIGN, "c-bens"),
+]
+
+
+@pytest.mark.parametrize(
+    ("links", "status"),
+    [
+        # the clicks service says she has no link anywhere
+        ("none", 403),
+        # this app knows no clicks service: whether she has a link cannot be told
+        ("unavailable", 503),
+    ],
+)
+async def test_a_creator_key_cannot_tell_a_campaign_it_is_not_part_of_from_none_or_a_published_id(
+    world: AccessWorld, monkeypatch: pytest.MonkeyPatch, links: str, status: int
+) -> None:
+    if links == "none":
+
+        async def no_links(*_: Any) -> list[dict[str, Any]]:
+            return []
+
+        monkeypatch.setattr("afflux.payouts.belonging.creator_links", no_links)
+    await own_content(world, "c-bens", OTHER_CAMPAIGN, OTHER_CREATOR)
+    answers = {}
+    for name, campaign, content_id in NOT_HERS:
+        body = publication(content_id, campaign_id=campaign)
+        answer = await post(world, "/v1/content", body, world.creator_key)
+        reason = answer.json()["detail"][0]
+        answers[name] = (
+            answer.status_code,
+            dict(answer.headers),
+            orjson.dumps(reason).replace(campaign.encode(), b"<campaign>"),
+        )
+        assert answer.status_code == status, f"{name}: {answer.text}"
+        assert reason["field"] == "campaign_id", f"{name}: {answer.text}"
+    first, *others = answers.values()
+    assert all(other == first for other in others), answers
+    store = world.app.state.store
+    owners = store.keys.ledger("content_owner")
+    assert await store.redis.hget(owners, "insta:c-free") is None
+    # The admin is told the campaign does not exist.
+    told = await post(
+        world, "/v1/content", publication("c-free", campaign_id=UNKNOWN_CAMPAIGN), ADMIN_TOKEN
+    )
+    assert (told.status_code, _field(told)) == (422, "campaign_id"), told.text
+    assert "unknown campaign" in told.text
+
+
 async def test_a_coupon_of_the_creator_in_the_terms_makes_it_part_of_the_campaign(
     world: AccessWorld,
 ) -> None:
@@ -554,11 +619,20 @@ async def test_racing_first_publications_of_a_stream_keep_only_its_owners_times(
 # -- a squat: a creator's key publishes another author's content id first ------------------
 
 
-async def test_the_brand_publishes_a_squatted_content_for_its_author(world: AccessWorld) -> None:
+async def _links_of_ben_in_campaign(_: Any, affiliate_id: str) -> list[dict[str, Any]]:
+    """The clicks service's answer: the author (ben) has an active link in CAMPAIGN, so his
+    key belongs there and is refused for the content's identity alone."""
+    return [{"campaign_id": CAMPAIGN, "active": True}] if affiliate_id == OTHER_CREATOR else []
+
+
+async def test_the_brand_publishes_a_squatted_content_for_its_author(
+    world: AccessWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A creator's key publishing another author's post id first is held (never paid);
     the author's own key is still refused, but the brand publishes the content for its
     author, which takes it over (held content is only the creator's word). From then on
     the identity is the brand's: fixed for the squatter, and for any other publication."""
+    monkeypatch.setattr("afflux.payouts.belonging.creator_links", _links_of_ben_in_campaign)
     cid = f"c-squat-{_now()}"
     squat = await post(world, "/v1/content", publication(cid), world.creator_key)
     assert squat.status_code == STARTING, squat.text

@@ -91,10 +91,12 @@ async def belongs(
     campaign_id: str,
 ) -> bool:
     """Whether the creator belongs to the campaign; asks the clicks service only when the
-    terms do not name it. LinksUnavailable when its links cannot be read."""
-    if campaign_id not in directory:
-        return False
-    if names_creator(directory.latest(campaign_id).terms, affiliate_id):
+    terms do not name it. LinksUnavailable when its links cannot be read, for a campaign
+    the campaign view does not hold as well: a creator key must not tell one that does
+    not exist from one it is not part of by the clicks service's outage."""
+    if campaign_id in directory and names_creator(
+        directory.latest(campaign_id).terms, affiliate_id
+    ):
         return True
     links = await creator_links(settings, affiliate_id)
     return campaign_id in creator_campaigns(directory, affiliate_id, links)

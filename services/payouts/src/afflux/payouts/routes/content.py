@@ -9,10 +9,11 @@
 
 Who may post: the admin token anything; a creator key its own content only, only into a
 campaign it belongs to (an active tracking link in it, or its terms name it:
-``afflux.payouts.belonging``), a live stream only as it starts and its end as it ends
-(``creator_live_problem``; the times kept in ``{ledger}:content_live``, checked and
-written atomically with the content's identity), and no release; a merchant key the
-content of its campaigns only.
+``afflux.payouts.belonging``; checked before the campaign or the content is looked at,
+one 403 for a campaign it is not part of and one that does not exist), a live stream
+only as it starts and its end as it ends (``creator_live_problem``; the times kept in
+``{ledger}:content_live``, checked and written atomically with the content's identity),
+and no release; a merchant key the content of its campaigns only.
 Someone else's content answers the 404 of an unknown one. A content's campaign and
 creator are fixed by its first publication (``{ledger}:content_owner``, then the
 ledger's own record of it), except that the brand's publication (merchant key, admin)
@@ -182,6 +183,11 @@ async def publish_content(
         if principal.role == "creator":
             raise Problem(403, "affiliate_id", "a creator key may publish only its own content")
         raise Problem(404, "campaign_id", f"unknown campaign {body.campaign_id!r}")
+    if principal.role == "creator":
+        # First of all, and the same for a campaign that does not exist: anything the
+        # content or the campaign answered before this would tell a creator of no
+        # campaign which content ids were published and which campaign ids exist.
+        await _creator_belongs(request, directory, body.affiliate_id, body.campaign_id)
     if merchant is None:
         raise Problem(422, "campaign_id", f"unknown campaign {body.campaign_id!r}")
     now = clock()
@@ -222,11 +228,10 @@ async def publish_content(
     # stream claims no order, it earns no engagement pay): the key is part of the event,
     # and of its id, so a brand's identical publication is another event.
     fields = {**body.model_dump(), "reported_by": principal.role}
-    if principal.role == "creator":
-        await _creator_belongs(request, directory, body.affiliate_id, body.campaign_id)
-        if owner is None:  # a new content: counted against the creator's bound
-            most = request.app.state.settings.creator_content_per_campaign
-            await _count_creator_content(store, identity, most)
+    if principal.role == "creator" and owner is None:
+        # a new content: counted against the creator's bound
+        most = request.app.state.settings.creator_content_per_campaign
+        await _count_creator_content(store, identity, most)
     event = _validated(
         ContentPublished,
         {
@@ -368,9 +373,10 @@ async def _creator_belongs(
     affiliate_id: str,
     campaign_id: str,
 ) -> None:
-    """A creator key publishes a new content only into a campaign it belongs to
-    (``afflux.payouts.belonging``): 403 otherwise, 503 when only its links could tell
-    and the clicks service cannot say."""
+    """A creator key publishes a content only into a campaign it belongs to
+    (``afflux.payouts.belonging``): 403 otherwise, a campaign that does not exist too
+    (the same body), 503 when only its links could tell and the clicks service cannot
+    say (asked for an unknown campaign as well, so that a 503 tells nothing either)."""
     try:
         found = await belongs(request.app.state.settings, directory, affiliate_id, campaign_id)
     except LinksUnavailable as exc:
