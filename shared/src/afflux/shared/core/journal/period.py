@@ -29,7 +29,7 @@ from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import engagement_lines, review_lines, rules
-from afflux.shared.core.journal.click_days import click_days, day_start
+from afflux.shared.core.journal.click_days import click_days
 from afflux.shared.core.journal.fill import CapScope, Key
 from afflux.shared.core.journal.kpis import (
     ENGAGEMENT_LINE,
@@ -98,6 +98,7 @@ class CreatorState:
     activity: list[Key] = field(default_factory=list)  # current conversions, when they counted
     clicks: ClickFigures | None = None
     scope: CapScope | None = None
+    click_lines: set[str] = field(default_factory=set)  # the creator's click lines' ids
 
 
 class PeriodState:
@@ -178,6 +179,8 @@ class PeriodState:
         for record in records:
             state.lines[record.line_id] = record
             creator = state.creators[record.affiliate_id]
+            if record.kind == "click":
+                creator.click_lines.add(record.line_id)
             if record.order_id is not None and record.kind in CONVERSION_LINE_KINDS:
                 state.by_order[record.order_id].append(record.line_id)
             if record.conversion is not None and record.conversion.first_order_id:
@@ -590,33 +593,16 @@ class PeriodState:
                     (f"clicks:{day.day_start}..{day.line_time}",),
                 )
             )
-        paying = {record.line_id for record in out}
-        for parts in self._stale_click_lines(creator_id):
-            line_id = self._line_id(*parts)
-            if line_id in paying or line_id not in self.lines:
-                continue
+        known = self.creators[creator_id].click_lines
+        known.update(record.line_id for record in out)
+        for line_id in sorted(known - {record.line_id for record in out}):
             record = self.lines[line_id]
-            out.append(
-                self._period_line(
-                    touch,
-                    parts,
-                    creator_id,
-                    "click",
-                    0,
-                    record.time,
-                    "clicks: paid by the day since (lines per UTC day)",
-                    record.sources,
-                )
-            )
+            touch(record)
+            record.gross = record.net = 0
+            record.rule = "clicks: paid by the day since (lines per UTC day)"
+            record.terms_version = self.terms_version
+            out.append(record)
         return out
-
-    def _stale_click_lines(self, creator_id: str) -> Iterable[tuple[str, ...]]:
-        """Every click line the creator may hold in the period: the period's single
-        line of older ledgers, and one per day of the period."""
-        yield ("click", self.campaign_id, self.period, creator_id)
-        start, end = period_bounds(self.period)
-        for day in range(day_start(start), end, MS_PER_DAY):
-            yield ("click", self.campaign_id, self.period, creator_id, day_of(day))
 
     def _line_id(self, *parts: str) -> str:
         line_id = self._ids.get(parts)
