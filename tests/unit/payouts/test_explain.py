@@ -62,6 +62,20 @@ RULES = [
         "EUR",
         "120 of 130 valid unique clicks at 0.05 EUR each (at most 120 clicks paid)",
     ),
+    # a day's click pay under a paid-click cap
+    RuleCase(
+        "clicks of 2026-03-20: 2 of 9 valid unique clicks at 10"
+        " (paid-click cap 5, 3 paid on earlier days)",
+        "EUR",
+        "2 of 9 valid unique clicks on 2026-03-20 at 0.10 EUR each"
+        " (at most 5 clicks paid in the period, 3 on earlier days)",
+    ),
+    # a day's click pay without a cap
+    RuleCase(
+        "clicks of 2026-03-01: 3 of 3 valid unique clicks at 5",
+        "EUR",
+        "3 of 3 valid unique clicks on 2026-03-01 at 0.05 EUR each",
+    ),
     # a base fee
     RuleCase("base fee 10000 for the period", "EUR", "base fee of 100.00 EUR for the period"),
     # a re-ranked sale keeps its rate's words and says what it was

@@ -74,6 +74,20 @@ _RULES: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
         ),
     ),
     (
+        re.compile(
+            r"^clicks of (\d{4}-\d\d-\d\d): (\d+) of (\d+) valid unique clicks at (-?\d+)"
+            r"( \(paid-click cap (\d+), (\d+) paid on earlier days\))?$"
+        ),
+        lambda m, c: (
+            f"{m[2]} of {m[3]} valid unique clicks on {m[1]} at {money(int(m[4]), c)} each"
+            + (
+                f" (at most {m[6]} clicks paid in the period, {m[7]} on earlier days)"
+                if m[5]
+                else ""
+            )
+        ),
+    ),
+    (
         re.compile(r"^base fee (-?\d+) for the period$"),
         lambda m, c: f"base fee of {money(int(m[1]), c)} for the period",
     ),
