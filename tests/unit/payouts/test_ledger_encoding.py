@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from afflux.payouts.store import posting_json
-from afflux.payouts.tallies import ClickItem, count_clicks
+from afflux.payouts.tallies import ClickItem, count_clicks, figures
 from afflux.shared.core.journal.records import Posting, posting_from_json, posting_to_json
 
 pytestmark = pytest.mark.unit
@@ -100,6 +100,19 @@ CASES = [
         },
     ),
 ]
+
+
+def test_clicks_counted_before_the_days_were_kept_stay_on_their_first_clicks_day() -> None:
+    """A tally of an older ledger has no days: its clicks are pinned to the day of its
+    first click as it stands, before a late click made earlier moves that first click
+    (and with it, left unpinned, every older click to the late click's day)."""
+    later = T + 4 * 86_400_000
+    tally = {"r|anna": "3", "u|anna": "3", "f|anna": str(later + 5), "l|anna": str(later + 9)}
+
+    touched, _ = count_clicks(tally, [click(T + 1)])
+
+    assert figures(tally, "anna").per_day == ((T, 1), (later, 3))
+    assert {f"v|anna|{later}", f"v|anna|{T}", "vd|anna"} <= touched
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -73,6 +73,8 @@ def count_clicks(
                 known = reason if reason in CLICK_FLAGS else "other"
                 mark(_inc(tally, f"x|{a}|{known}"))
             continue
+        if f"vd|{a}" not in tally and f"u|{a}" in tally:
+            touched.update(pin_uncounted_days(tally, a))
         mark(_inc(tally, f"u|{a}"))
         at = item.occurred_at
         day_name = mark_day(tally, a, at)
@@ -91,6 +93,19 @@ def count_clicks(
         if item.content:
             mark(_inc(tally, f"c|{a}|{item.content}"))
     return touched, valid
+
+
+def pin_uncounted_days(tally: MutableMapping[str, str], affiliate_id: str) -> list[str]:
+    """Put the valid clicks counted before the days were kept on the day of the first of
+    them as it stands now, for good (the fields written): left to follow the first click,
+    a late click made earlier moved them all to its own day, ahead of lines dated between."""
+    uncounted = int(tally.get(f"u|{affiliate_id}", "0"))
+    if uncounted <= 0:
+        return []
+    day = day_start(int(tally.get(f"f|{affiliate_id}", "0")))
+    tally[f"v|{affiliate_id}|{day}"] = str(uncounted)
+    tally[f"vd|{affiliate_id}"] = str(day)
+    return [f"v|{affiliate_id}|{day}", f"vd|{affiliate_id}"]
 
 
 def mark_day(tally: MutableMapping[str, str], affiliate_id: str, at: int) -> str:
