@@ -59,8 +59,8 @@ async def creators_campaign(
 ) -> None:
     """A creator's figures narrowed to ``campaign``: 404 on ``campaign_id`` (the very
     answer of an unknown campaign) unless it is None, or known and, to anyone but admin
-    (the creator's own key), one the creator has a part in: its terms in force name it
-    (``names_creator``: a coupon, survey handle, window, agency membership) or its ledger
+    (the creator's own key), one the creator has a part in: a version of its terms names
+    it (``names_creator``: a coupon, survey handle, window, agency membership) or its ledger
     holds a period of it (an agency's overrides too). Checked before the creator's ledger
     is: otherwise a real campaign answered an empty ledger, a statement whose period
     showed the campaign's cadence, or KPIs' "no ledger", where a made-up one got this
@@ -68,7 +68,8 @@ async def creators_campaign(
     known_campaign(directory, campaign)
     if campaign is None or reader.is_admin:
         return
-    if names_creator(directory.latest(campaign).terms, affiliate):
+    # Any version: a future one that drops a coupon must not hide it before it starts.
+    if any(names_creator(v.terms, affiliate) for v in directory.versions(campaign)):
         return
     if not any(cid == campaign for cid, _ in await reads.creator_periods(store, affiliate)):
         raise unknown_campaign(campaign)
