@@ -51,6 +51,8 @@ from afflux.shared.core.periods import day_of, period_bounds
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 
 RankKey = tuple[int, str, str]  # (time, conversion id, line id): ``rank_key``
+# The rule of an older ledger's period click line, taken to zero by the day lines.
+_CLICKS_BY_DAY = "clicks: paid by the day since (lines per UTC day)"
 _K = TypeVar("_K", Key, RankKey)
 
 
@@ -572,37 +574,58 @@ class PeriodState:
             else []
         )
         out: list[LineRecord] = []
+        current: set[str] = set()
         per_click = plan.per_click_minor if plan is not None else 0
         cap = plan.paid_click_cap if plan is not None else None
         for day in days:
             date = day_of(day.day_start)
+            parts = ("click", self.campaign_id, self.period, creator_id, date)
+            line_id = self._line_id(*parts)
+            current.add(line_id)
             rule = f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks"
             rule += f" at {per_click}"
             if cap is not None:
                 rule += f" (paid-click cap {cap}, {day.paid_before} paid on earlier days)"
+            gross, at = day.paid * per_click, day.line_time
+            if self._unchanged(line_id, gross, at, rule):
+                continue  # a day without new clicks: most of them, in a batch
             out.append(
                 self._period_line(
                     touch,
-                    ("click", self.campaign_id, self.period, creator_id, date),
+                    parts,
                     creator_id,
                     "click",
-                    day.paid * per_click,
-                    day.line_time,
+                    gross,
+                    at,
                     rule,
                     # The tally window the line pays for (clicks have no event to name).
                     (f"clicks:{day.day_start}..{day.line_time}",),
                 )
             )
         known = self.creators[creator_id].click_lines
-        known.update(record.line_id for record in out)
-        for line_id in sorted(known - {record.line_id for record in out}):
+        known.update(current)
+        for line_id in sorted(known - current):
             record = self.lines[line_id]
+            if self._unchanged(line_id, 0, record.time, _CLICKS_BY_DAY):
+                continue
             touch(record)
             record.gross = record.net = 0
-            record.rule = "clicks: paid by the day since (lines per UTC day)"
+            record.rule = _CLICKS_BY_DAY
             record.terms_version = self.terms_version
             out.append(record)
         return out
+
+    def _unchanged(self, line_id: str, gross: int, at: int, rule: str) -> bool:
+        """Whether the period line stands as ``_period_line`` would set it already."""
+        record = self.lines.get(line_id)
+        return (
+            record is not None
+            and record.gross == gross
+            and record.time == at
+            and record.approve_at == at + self.lock
+            and record.rule == rule
+            and record.terms_version == self.terms_version
+        )
 
     def _line_id(self, *parts: str) -> str:
         line_id = self._ids.get(parts)
