@@ -143,3 +143,20 @@ async def test_a_damaged_dead_letter_is_listed_as_unreadable(empty_redis: Redis[
         "5 attempts",
         True,
     ]
+
+
+async def test_removing_a_record_too_damaged_to_name_its_owner_frees_its_owners_limit(
+    empty_redis: Redis[bytes],
+) -> None:
+    """Its id stayed in its owner's set, counted against the owner's endpoint limit for
+    good: the owner could never add the endpoint again."""
+    store = WebhookStore(empty_redis, max_endpoints_per_owner=1)
+    await store.add(Endpoint("ep-c", "affiliate", "c-1", "https://c.example/", TYPES, "s", 2))
+    await empty_redis.hset(ENDPOINTS, "ep-c", b"not json")
+
+    async with admin_api(store) as api:
+        removed = await api.delete("/v1/webhooks/endpoints/ep-c")
+
+    assert removed.status_code == 204, removed.text
+    assert await empty_redis.smembers(owner_key("affiliate", "c-1")) == set()
+    await store.add(Endpoint("ep-d", "affiliate", "c-1", "https://c.example/", TYPES, "s", 2))

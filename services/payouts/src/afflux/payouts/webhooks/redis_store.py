@@ -354,10 +354,18 @@ class WebhookStore:
             return False
         owner = _owner_of(raw)
         waiting = [m.decode() for m in await self.redis.zrange(queue_key(endpoint_id), 0, -1)]
+        # Whose a record too damaged to name its owner was cannot be told: it leaves every
+        # owner's set (rare, an admin's removal), or it counted against its owner's limit
+        # for good.
+        sets = (
+            [owner_key(*owner)]
+            if owner is not None
+            else [k async for k in self.redis.scan_iter(match=f"{PREFIX}owner:*", count=1000)]
+        )
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(ENDPOINTS, endpoint_id)
-        if owner is not None:
-            pipe.srem(owner_key(*owner), endpoint_id)
+        for owner_set in sets:
+            pipe.srem(owner_set, endpoint_id)
         if waiting:  # in its owner's queue, or its own (adopted while unreadable)
             queues = [endpoint_queue(endpoint_id)]
             if owner is not None:
