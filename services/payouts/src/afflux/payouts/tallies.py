@@ -73,14 +73,12 @@ def count_clicks(
                 known = reason if reason in CLICK_FLAGS else "other"
                 mark(_inc(tally, f"x|{a}|{known}"))
             continue
-        if f"vd|{a}" not in tally and f"u|{a}" in tally:
-            touched.update(pin_uncounted_days(tally, a))
         mark(_inc(tally, f"u|{a}"))
         at = item.occurred_at
         day_name = mark_day(tally, a, at)
         mark(day_name)
-        if tally[day_name] == "1":
-            mark(f"vd|{a}")
+        if tally[day_name] == "1":  # a new day (rare): the list of days too
+            touched.update(new_day(tally, a, day_start(at)))
         first_name, last_name = f"f|{a}", f"l|{a}"
         first, last = tally.get(first_name), tally.get(last_name)
         if first is None or at < int(first):
@@ -95,29 +93,31 @@ def count_clicks(
     return touched, valid
 
 
-def pin_uncounted_days(tally: MutableMapping[str, str], affiliate_id: str) -> list[str]:
-    """Put the valid clicks counted before the days were kept on the day of the first of
-    them as it stands now, for good (the fields written): left to follow the first click,
-    a late click made earlier moved them all to its own day, ahead of lines dated between."""
-    uncounted = int(tally.get(f"u|{affiliate_id}", "0"))
-    if uncounted <= 0:
-        return []
-    day = day_start(int(tally.get(f"f|{affiliate_id}", "0")))
-    tally[f"v|{affiliate_id}|{day}"] = str(uncounted)
-    tally[f"vd|{affiliate_id}"] = str(day)
-    return [f"v|{affiliate_id}|{day}", f"vd|{affiliate_id}"]
-
-
 def mark_day(tally: MutableMapping[str, str], affiliate_id: str, at: int) -> str:
-    """Count a valid unique click on its UTC day (a new day listed in ``vd``); the day's
-    field."""
-    day = day_start(at)
-    name = _inc(tally, f"v|{affiliate_id}|{day}")
-    if tally[name] == "1":
-        days = f"vd|{affiliate_id}"
-        known = tally.get(days)
-        tally[days] = f"{known} {day}" if known else str(day)
-    return name
+    """Count a valid unique click on its UTC day; the day's field."""
+    return _inc(tally, f"v|{affiliate_id}|{day_start(at)}")
+
+
+def new_day(tally: MutableMapping[str, str], affiliate_id: str, day: int) -> list[str]:
+    """List ``day``, whose first valid click was just counted, in ``vd`` (the fields
+    written). A creator without ``vd`` whose ``u`` counts more than that click has clicks
+    counted before the days were kept: they are put on the day of the first of them as
+    it stands now, for good (left to follow the first click, a late click made earlier
+    moved them all to its own day, ahead of lines dated between)."""
+    days_name = f"vd|{affiliate_id}"
+    known = tally.get(days_name)
+    written = [days_name]
+    if known is None:
+        uncounted = int(tally.get(f"u|{affiliate_id}", "0")) - 1  # ``u`` counts this click
+        if uncounted > 0:
+            first_day = day_start(int(tally.get(f"f|{affiliate_id}", "0")))
+            pinned = f"v|{affiliate_id}|{first_day}"
+            tally[pinned] = str(int(tally.get(pinned, "0")) + uncounted)
+            written.append(pinned)
+            if first_day != day:
+                known = str(first_day)
+    tally[days_name] = f"{known} {day}" if known else str(day)
+    return written
 
 
 def figures(tally: Mapping[str, str], affiliate_id: str) -> ClickFigures:
