@@ -30,7 +30,7 @@ import orjson
 
 from afflux.payouts import payout_records, reads, snapshots
 from afflux.payouts.approved import approved_parts
-from afflux.payouts.store import LedgerStore
+from afflux.payouts.store import QUEUE_SET, QUEUE_WRITTEN, LedgerStore
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.journal.compaction import (
     DEFAULT_GRACE_MS,
@@ -40,6 +40,7 @@ from afflux.shared.core.journal.compaction import (
     verdict,
 )
 from afflux.shared.core.journal.records import Posting, posting_from_json
+from afflux.shared.core.journal.review_queue import STATUSES
 from afflux.shared.core.periods import BadPeriod, period_bounds
 from afflux.shared.core.terms import TermsVersion
 from afflux.shared.io.redis_client import WriteCommand, compare_and_set
@@ -47,7 +48,17 @@ from afflux.shared.io.redis_client import WriteCommand, compare_and_set
 log = logging.getLogger(__name__)
 Versions = Callable[[str], Sequence[TermsVersion]]
 ATTEMPTS = 3
-PER_EVENT = ("lines", "events", "clickids", "confirmed", "facts_until")
+PER_EVENT = (
+    "lines",
+    "events",
+    "clickids",
+    "confirmed",
+    "facts_until",
+    # The review queue's status sets: a compacted period holds no held conversion, and
+    # its decided ones leave the queue with their line records.
+    *(QUEUE_SET + s for s in STATUSES),
+    QUEUE_WRITTEN,
+)
 KEPT = ("sums", "kpis", "clicks")
 _PAIRS = 1_000  # field/value pairs per HSET
 

@@ -1,23 +1,33 @@
-"""The review queue as the ledger holds it: where each conversion of a campaign with
-review terms is (``{ledger}:reviews``, written by the consumer before the conversion's
-period), and its line's review state (held, approved, declined) from the line record.
+"""The review queue as the ledger holds it: per campaign-period, one sorted set per
+status of the conversions of a campaign with review terms (``review:<status>``, scored
+by the order's time, written by each step with the line records:
+``afflux.shared.core.journal.review_queue``), and each row's line record for what it
+shows. Where a conversion is (``{ledger}:reviews``, written by the consumer before the
+conversion's period) finds it for a decision.
 
-Shared by the HTTP routes (``routes.reviews``), the portal page and the KPIs."""
+Reading a page costs O(p * (log n + limit)) for p campaign-periods, whatever the number
+of conversions: the counts are the sets' sizes, the rows the first ``limit`` of each
+period's sets merged by time, and only their line records are read.
+
+Shared by the HTTP routes (``routes.reviews``) and the portal page."""
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from afflux.payouts.store import REVIEW_INDEX, LedgerStore
+from afflux.payouts.store import QUEUE_SET, REVIEW_INDEX, LedgerStore
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal import review_queue
 from afflux.shared.core.journal.records import LineRecord, record_from_json
+from afflux.shared.core.journal.review_queue import APPROVED, DECLINED, HELD, NOT_HELD
 
-HELD, APPROVED, DECLINED, NOT_HELD = "held", "approved", "declined", "not_held"
+__all__ = ["APPROVED", "DECLINED", "HELD", "NOT_HELD"]
 MAX_LISTED = 500  # conversions one answer or page lists; the totals count them all
 
 
@@ -35,12 +45,7 @@ class Entry:
 
     @property
     def status(self) -> str:
-        r = self.record
-        if r is None or not r.held:
-            return NOT_HELD
-        if r.review is None:
-            return HELD
-        return DECLINED if r.review[0] == "decline" else APPROVED
+        return review_queue.status(self.record)
 
     def view(self) -> dict[str, Any]:
         r = self.record
@@ -93,41 +98,91 @@ async def entry(store: LedgerStore, conversion_id: str) -> Entry | None:
     raw: bytes | None = await store.redis.hget(store.keys.ledger(REVIEW_INDEX), conversion_id)
     if raw is None:
         return None
-    [found] = await _with_records(store, [(conversion_id, orjson.loads(raw))])
-    return found
+    cid, period, order, affiliate, at = orjson.loads(raw)
+    line: bytes | None = await store.redis.hget(
+        store.keys.period(cid, period, "lines"), derived_id("line", conversion_id)
+    )
+    record = None if line is None else record_from_json(orjson.loads(line))
+    return Entry(conversion_id, cid, period, order, affiliate, at, record)
 
 
-async def entries(store: LedgerStore, campaigns: Iterable[str] | None = None) -> list[Entry]:
-    """Every indexed conversion (of ``campaigns`` only, when given), by order time."""
-    wanted = None if campaigns is None else set(campaigns)
-    index = await store.redis.hgetall(store.keys.ledger(REVIEW_INDEX))
-    rows = []
-    for conversion, raw in index.items():
-        where = orjson.loads(raw)
-        if wanted is None or where[0] in wanted:
-            rows.append((conversion.decode(), where))
-    found = await _with_records(store, rows)
-    return sorted(found, key=lambda e: (e.occurred_at, e.conversion_id))
+@dataclass(frozen=True)
+class Queue:
+    """One page of the queue: its rows, oldest first, how many conversions have the
+    statuses asked (listed or not), and how many are held, approved and declined."""
+
+    rows: list[Entry]
+    total: int
+    counts: dict[str, int]
 
 
-async def _with_records(store: LedgerStore, rows: list[tuple[str, list[Any]]]) -> list[Entry]:
-    by_period: dict[tuple[str, str], list[tuple[str, list[Any]]]] = defaultdict(list)
-    for conversion, where in rows:
-        by_period[(where[0], where[1])].append((conversion, where))
-    out: list[Entry] = []
-    for (cid, period), group in sorted(by_period.items()):
-        line_ids = [derived_id("line", conversion) for conversion, _ in group]
-        raws = await store.redis.hmget(store.keys.period(cid, period, "lines"), line_ids)
-        for (conversion, where), raw in zip(group, raws, strict=True):
-            record = record_from_json(orjson.loads(raw)) if raw is not None else None
-            out.append(Entry(conversion, cid, period, where[2], where[3], where[4], record))
-    return out
+async def queue(
+    store: LedgerStore, campaigns: Iterable[str], statuses: Sequence[str], limit: int
+) -> Queue:
+    """The oldest ``limit`` conversions of ``campaigns`` with one of ``statuses``."""
+    cps = await _periods(store, list(campaigns))
+    names = review_queue.STATUSES
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period in cps:
+            for name in names:
+                pipe.zcard(store.keys.period(cid, period, QUEUE_SET + name))
+            for name in statuses:
+                key = store.keys.period(cid, period, QUEUE_SET + name)
+                pipe.zrange(key, 0, limit - 1, withscores=True)
+        raw = await pipe.execute()
+    sizes: dict[str, int] = defaultdict(int)
+    heads: list[list[tuple[int, str, str, str]]] = []
+    at = 0
+    for cid, period in cps:
+        for name in names:
+            sizes[name] += raw[at]
+            at += 1
+        for _ in statuses:
+            heads.append([(int(t), m.decode(), cid, period) for m, t in raw[at]])
+            at += 1
+    # Each set comes sorted by (time, conversion id): merged, the first ``limit`` of all.
+    first = list(heapq.merge(*heads))[:limit]
+    return Queue(
+        await _rows(store, first),
+        sum(sizes[name] for name in statuses),
+        {name: sizes[name] for name in (HELD, APPROVED, DECLINED)},
+    )
 
 
-def counts(found: Iterable[Entry]) -> dict[str, int]:
-    """held, approved and declined conversions."""
-    out = {HELD: 0, APPROVED: 0, DECLINED: 0}
-    for e in found:
-        if e.status in out:
-            out[e.status] += 1
+async def _periods(store: LedgerStore, campaigns: list[str]) -> list[tuple[str, str]]:
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid in campaigns:
+            pipe.smembers(store.keys.campaign(cid, "periods"))
+        raw = await pipe.execute()
+    return [(cid, p.decode()) for cid, ps in zip(campaigns, raw, strict=True) for p in sorted(ps)]
+
+
+async def _rows(store: LedgerStore, found: list[tuple[int, str, str, str]]) -> list[Entry]:
+    by_period: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for _, conversion, cid, period in found:
+        by_period[(cid, period)].append(conversion)
+    records: dict[str, LineRecord | None] = {}
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for (cid, period), conversions in by_period.items():
+            ids = [derived_id("line", c) for c in conversions]
+            pipe.hmget(store.keys.period(cid, period, "lines"), ids)
+        raw = await pipe.execute()
+    for conversions, raws in zip(by_period.values(), raw, strict=True):
+        for conversion, value in zip(conversions, raws, strict=True):
+            records[conversion] = None if value is None else record_from_json(orjson.loads(value))
+    out = []
+    for at, conversion, cid, period in found:
+        r = records[conversion]
+        c = None if r is None else r.conversion
+        out.append(
+            Entry(
+                conversion,
+                cid,
+                period,
+                "" if c is None else c.order_id,
+                "" if r is None else r.affiliate_id,
+                at,
+                r,
+            )
+        )
     return out

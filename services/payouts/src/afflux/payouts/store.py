@@ -64,6 +64,7 @@ from afflux.shared.core.clock import Clock
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState, Publication
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal import review_queue
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange, creators_out_of_range
 from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.journal.content_records import content_from_json, content_to_json
@@ -93,6 +94,10 @@ CACHED_LINES = 400_000
 RETENTION_DAYS = 400
 # {ledger}:reviews: conversion id -> where a conversion of a campaign with review terms is
 REVIEW_INDEX = "reviews"
+# Per campaign-period: the review queue's status sets (``review:<status>``) and the mark
+# that they were written for every line (``review_queue``).
+QUEUE_SET = "review:"
+QUEUE_WRITTEN = "review:written"
 # {c:<campaign>}:first_orders: first order id -> its standing (the signals holding it, its
 # decision) while held or since, as its period last changed it; {c:<campaign>}:renewals:<order>:
 # the periods holding renewals of that order, which follow it.
@@ -171,6 +176,11 @@ class _Cached:
     # When the period's per-event facts expire, as last written (``facts_until``); None:
     # written before the ledger kept it, or never written.
     facts_until: int | None = None
+    # Line id -> the conversion's review-queue status as the period's status sets hold
+    # it (``review_queue``); None: the sets were never written for this period (a
+    # campaign without review terms, or a ledger written before them), so the next write
+    # of a campaign with review terms writes every line's.
+    queue: dict[str, str] | None = None
 
     def weight(self) -> int:
         """Lines, and the counters as the tenth of a line each takes in memory."""
@@ -896,11 +906,13 @@ class LedgerStore:
             first = str(min(p.seq for p in result.postings))
             commands.append(("HSET", at("outbox"), first, outbox_value(result.postings)))
         commands += _updated(at("kpis"), cached.kpis, result.kpis)
+        expire_at = self._expiry(period, cached.state.versions)
+        if any(v.terms.review is not None for v in cached.state.versions):
+            commands += _queue_writes(at, cached, result, expire_at)
         # Per-event facts expire after the retention (postings, sums and KPIs stay),
         # counted from the period's end, or from now for a period already over (a
         # rebuild, a late fact): an expiry in the past would delete at once the ids
         # that make a replay of this very step change nothing.
-        expire_at = self._expiry(period, cached.state.versions)
         for name in ("lines", "events", "clickids", "confirmed", "content"):
             commands.append(("PEXPIREAT", at(name), expire_at))
         # Kept for good: a later load tells a period whose facts expired from a new one.
@@ -932,6 +944,7 @@ class LedgerStore:
             pipe.hgetall(at("content"))
             pipe.get(at("facts_until"))
             pipe.exists(at("events"), at("clickids"))
+            pipe.exists(at(QUEUE_WRITTEN))
             raw = await pipe.execute()
         raw_lines, raw_clicks, raw_confirmed, raw_kpis, raw_sums, raw_content = raw[:6]
         facts_until = None if raw[6] is None else int(raw[6])
@@ -962,6 +975,7 @@ class LedgerStore:
             _counters(raw_kpis),
             _counters(raw_sums),
             facts_until=facts_until,
+            queue=_queue_as_stored(records) if raw[8] else None,
         )
 
     def _expiry(self, period: str, versions: Sequence[TermsVersion]) -> int:
@@ -1038,6 +1052,37 @@ def _chunks(pairs: list[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:
     if len(pairs) <= _CHUNK:  # nearly always: no copy
         return [pairs] if pairs else []
     return [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]
+
+
+def _queue_as_stored(records: Sequence[LineRecord]) -> dict[str, str]:
+    """The statuses a period's review-queue sets hold: every write of its lines wrote
+    their statuses in the same compare-and-set, so they are the loaded records'."""
+    return {r.line_id: review_queue.status(r) for r in records if review_queue.is_row(r)}
+
+
+def _queue_writes(
+    at: Callable[[str], str], cached: _Cached, result: StepResult, expire_at: int
+) -> list[WriteCommand]:
+    """Move the step's conversions between the period's review-queue status sets (every
+    line's, the first time the sets are written), expiring with the line records."""
+    first = cached.queue is None
+    if cached.queue is None:
+        cached.queue = {}
+    found = review_queue.moves(
+        cached.queue, cached.state.lines.values() if first else result.changed
+    )
+    commands: list[WriteCommand] = []
+    for name, members in found.removed.items():
+        for chunk in _chunks([(m, "") for m in members]):
+            commands.append(("ZREM", at(QUEUE_SET + name), *[m for m, _ in chunk]))
+    for name, scored in found.added.items():
+        commands += _pairs("ZADD", at(QUEUE_SET + name), scored)
+    if first:
+        commands.append(("SET", at(QUEUE_WRITTEN), "1"))
+    if first or found:
+        for name in (*(QUEUE_SET + s for s in review_queue.STATUSES), QUEUE_WRITTEN):
+            commands.append(("PEXPIREAT", at(name), expire_at))
+    return commands
 
 
 def _standing(row: list[Any]) -> Standing:

@@ -15,6 +15,7 @@ from afflux.payouts.portal import html as h
 from afflux.payouts.portal.guard import campaign_viewer
 from afflux.payouts.reviews import Entry
 from afflux.payouts.routes.reviews import decide
+from afflux.shared.core.journal.review_queue import DECIDED_STATUSES, HELD
 from afflux.shared.io.http.principals import CsrfDep, form_fields
 from afflux.shared.io.http.problems import Problem
 
@@ -90,8 +91,9 @@ async def _page(
 ) -> HTMLResponse:
     base = f"/portal/campaigns/{campaign_id}/reviews"
     currency = directory.latest(campaign_id).terms.currency
-    found = [e for e in await reviews.entries(store, [campaign_id]) if e.status != "not_held"]
-    counts = reviews.counts(found)
+    held = await reviews.queue(store, [campaign_id], (HELD,), reviews.MAX_LISTED)
+    decided = await reviews.queue(store, [campaign_id], DECIDED_STATUSES, reviews.MAX_LISTED)
+    counts = held.counts
     body = (
         f'<p id="review-counts">{counts["held"]} held, {counts["approved"]} approved, '
         f"{counts['declined']} declined.</p>"
@@ -101,23 +103,21 @@ async def _page(
     if error:
         body += f'<p class="error" id="review-refused">{h.esc(error)}</p>'
     headers = ("Creator", "Order", "Date", "Signals", "Amount", "Commission", "")
-    held = [e for e in found if e.status == "held"]
     body += "<h2>Held for review</h2>"
-    if held:
-        rows = [_row(e, currency, _forms(base, csrf, e)) for e in held[: reviews.MAX_LISTED]]
+    if held.rows:
+        rows = [_row(e, currency, _forms(base, csrf, e)) for e in held.rows]
         body += h.table(headers, rows, numeric=frozenset({4, 5}), cls="review-held")
-        body += _more(len(held), "held")
+        body += _more(held.total, "held")
     else:
         body += '<p id="review-empty">Nothing is waiting for a decision.</p>'
-    decided = [e for e in found if e.status != "held"]
-    if decided:
+    if decided.rows:
         body += "<h2>Decided</h2>" + h.table(
             headers,
-            [_row(e, currency, "") for e in decided[: reviews.MAX_LISTED]],
+            [_row(e, currency, "") for e in decided.rows],
             numeric=frozenset({4, 5}),
             cls="review-decided",
         )
-        body += _more(len(decided), "decided")
+        body += _more(decided.total, "decided")
     nav = (
         '<a href="/portal">Campaigns</a> '
         f'<a href="/portal/campaigns/{h.esc(campaign_id)}">Campaign {h.esc(campaign_id)}</a>'

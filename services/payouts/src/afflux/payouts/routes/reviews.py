@@ -32,6 +32,7 @@ from afflux.payouts.reviews import Entry
 from afflux.shared.core import access
 from afflux.shared.core.access import Principal
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.journal.review_queue import STATUSES
 from afflux.shared.events import ConversionReviewed
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
@@ -108,13 +109,10 @@ async def review_queue(
         if allowed is not None and campaign_id not in allowed:
             raise Problem(404, "campaign_id", f"unknown_campaign: {campaign_id}")
         allowed = [campaign_id]
-    found = await reviews.entries(store, allowed)
-    shown = [e for e in found if status == "all" or e.status == status]
-    return {
-        "reviews": [e.view() for e in shown[:limit]],
-        "total": len(shown),
-        "counts": reviews.counts(found),
-    }
+    campaigns = directory.campaign_ids() if allowed is None else allowed
+    statuses = STATUSES if status == "all" else (status,)
+    found = await reviews.queue(store, campaigns, statuses, limit)
+    return {"reviews": [e.view() for e in found.rows], "total": found.total, "counts": found.counts}
 
 
 async def decide(

@@ -1,0 +1,203 @@
+"""The review queue read from its index, through the real journal store and the payouts
+API, on a plain Redis and a Redis Cluster.
+
+Campaign ``rq`` (EUR): 10 % per sale, self-referrals held. Held sales of ``ana`` and
+``bo`` in November and December (two campaign-periods), one sale that nothing holds; then
+decisions. The queue lists the oldest first across periods, at most ``limit`` rows,
+counts every status, and moves a conversion between statuses as decisions land.
+
+Before the index a queue read loaded every conversion ever indexed (one ``HGETALL`` of
+``{ledger}:reviews``) and every line record of them, for a page of one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_http, sale_fact
+
+from afflux.payouts.store import QUEUE_SET, QUEUE_WRITTEN, Batch, LedgerStore
+from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.journal.review_lines import ReviewFact
+from afflux.shared.core.journal.review_queue import STATUSES
+from afflux.shared.io.redis_client import connect_ready
+
+pytestmark = pytest.mark.integration
+
+DEC_1 = NOV_1 + 30 * DAY
+TOKEN = "review-queue-index-admin-token"
+CAMPAIGN = "rq"
+TERMS = first_version(
+    {
+        "campaign_id": CAMPAIGN,
+        "merchant_id": "merchant-rq",
+        "currency": "EUR",
+        "lock_days": 0,
+        "plan": {"sale": {"rate": {"percent": "10"}}},
+        "review": {"hold_on": ["self_referral"]},
+    }
+)
+
+
+def _period(at: int) -> str:
+    return "2026-11" if at < DEC_1 else "2026-12"
+
+
+def _sale(name: str, affiliate: str, at: int, held: bool = True) -> ConversionFact:
+    return sale_fact(name, affiliate, at, risk_signals=("self_referral",) if held else ())
+
+
+def _batch(*conversions: ConversionFact) -> Batch:
+    return Batch(
+        conversions=[(CAMPAIGN, _period(c.occurred_at), c) for c in conversions],
+        review_index={
+            c.conversion_id: [
+                CAMPAIGN,
+                _period(c.occurred_at),
+                c.order_id,
+                c.affiliate_id,
+                c.occurred_at,
+            ]
+            for c in conversions
+        },
+    )
+
+
+def _decision(name: str, period: str, decision: str) -> Batch:
+    at = DEC_1 + 3 * DAY
+    fact = ReviewFact(f"conv-{name}", f"review-{name}", decision, "checked", "merchant:m", at)
+    return Batch(reviews=[(CAMPAIGN, period, fact)])
+
+
+# Arrival order is not time order: the December sale first, November's after it.
+SALES = (
+    _sale("dec-ana", "ana", DEC_1 + HOUR),
+    _sale("nov-bo", "bo", NOV_1 + 3 * HOUR),
+    _sale("nov-ana", "ana", NOV_1 + HOUR),
+    _sale("nov-clean", "bo", NOV_1 + 2 * HOUR, held=False),
+    _sale("dec-bo", "bo", DEC_1 + 2 * HOUR),
+)
+
+
+@dataclass
+class Queue:
+    http: httpx.AsyncClient
+    store: LedgerStore
+
+    async def apply(self, batch: Batch) -> None:
+        await self.store.apply(batch, lambda cid: (TERMS,), lambda cid: "EUR")
+
+    async def read(self, **params: Any) -> dict[str, Any]:
+        answer = await self.http.get("/v1/reviews", params={"campaign_id": CAMPAIGN, **params})
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    async def orders(self, **params: Any) -> list[tuple[str, str]]:
+        body = await self.read(**params)
+        return [(r["order_id"], r["status"]) for r in body["reviews"]]
+
+
+@pytest.fixture
+async def queue(ledger_redis_url: str, infra: Any) -> AsyncIterator[Queue]:
+    client = await connect_ready(ledger_redis_url)
+    store = LedgerStore(client)  # type: ignore[arg-type]
+    try:
+        async with payouts_http(
+            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
+        ) as http:
+            yield Queue(http, store)
+    finally:
+        await client.aclose()  # type: ignore[union-attr]
+
+
+async def test_the_queue_lists_the_oldest_first_across_periods_and_counts_every_status(
+    queue: Queue,
+) -> None:
+    for sale in SALES:
+        await queue.apply(_batch(sale))
+
+    held = await queue.read(limit=3)
+    assert [r["order_id"] for r in held["reviews"]] == [
+        "order-nov-ana",
+        "order-nov-bo",
+        "order-dec-ana",
+    ]
+    assert held["total"] == 4
+    assert held["counts"] == {"held": 4, "approved": 0, "declined": 0}
+    assert held["reviews"][0]["affiliate_id"] == "ana"
+    assert held["reviews"][0]["period"] == "2026-11"
+    assert held["reviews"][0]["commission_minor"] == 1_000
+    assert held["reviews"][0]["signals"] == ["self_referral"]
+    every = await queue.orders(status="all")
+    assert [(o, s) for o, s in every if s == "not_held"] == [("order-nov-clean", "not_held")]
+
+
+async def test_decisions_move_conversions_between_statuses(queue: Queue) -> None:
+    await queue.apply(_batch(*SALES))
+    await queue.apply(_decision("nov-bo", "2026-11", "approve"))
+    await queue.apply(_decision("dec-ana", "2026-12", "decline"))
+
+    body = await queue.read()
+    assert [r["order_id"] for r in body["reviews"]] == ["order-nov-ana", "order-dec-bo"]
+    assert body["counts"] == {"held": 2, "approved": 1, "declined": 1}
+    assert await queue.orders(status="approved") == [("order-nov-bo", "approved")]
+    assert await queue.orders(status="declined") == [("order-dec-ana", "declined")]
+    assert await queue.orders(status="all") == [
+        ("order-nov-ana", "held"),
+        ("order-nov-clean", "not_held"),
+        ("order-nov-bo", "approved"),
+        ("order-dec-ana", "declined"),
+        ("order-dec-bo", "held"),
+    ]
+    assert (await queue.read(status="all"))["total"] == 5
+
+
+async def test_a_period_written_before_the_queue_index_gets_it_at_its_next_step(
+    queue: Queue,
+) -> None:
+    await queue.apply(_batch(*SALES[:4]))
+    # A ledger written before the index: no status sets in either period.
+    for period in ("2026-11", "2026-12"):
+        for name in (*(QUEUE_SET + s for s in STATUSES), QUEUE_WRITTEN):
+            await queue.store.redis.delete(queue.store.keys.period(CAMPAIGN, period, name))
+    fresh = LedgerStore(queue.store.redis)  # a restarted consumer: nothing cached
+    queue.store = fresh
+    assert (await queue.read())["total"] == 0
+
+    await queue.apply(_batch(_sale("nov-late", "ana", NOV_1 + 4 * HOUR)))
+
+    assert await queue.orders() == [
+        ("order-nov-ana", "held"),
+        ("order-nov-bo", "held"),
+        ("order-nov-late", "held"),
+    ]
+
+
+async def test_a_page_reads_only_its_own_rows(plain_redis_url: str, infra: Any) -> None:
+    client = await connect_ready(plain_redis_url)
+    store = LedgerStore(client)  # type: ignore[arg-type]
+    sales = [_sale(f"bulk-{n:03d}", "ana", NOV_1 + n * 60_000) for n in range(300)]
+    try:
+        await store.apply(_batch(*sales), lambda cid: (TERMS,), lambda cid: "EUR")
+        async with payouts_http(
+            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1
+        ) as http:
+            with redis.Redis.from_url(plain_redis_url) as r:
+                r.config_resetstat()
+                answer = await http.get("/v1/reviews", params={"limit": 2})
+                stats = r.info("commandstats")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert [row["order_id"] for row in body["reviews"]] == ["order-bulk-000", "order-bulk-001"]
+        assert body["total"] == 300
+        # No read of the whole index, nor of the period's every line record.
+        assert "cmdstat_hgetall" not in stats
+        assert stats["cmdstat_hmget"]["calls"] == 1
+    finally:
+        await client.aclose()
