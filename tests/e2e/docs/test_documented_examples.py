@@ -68,9 +68,10 @@ EXPECTED = [
     # the click sends a browser's user agent and is redirected; the order for its visitor
     Expect("README.md", '"$clicks/c/$code"', r'(?s)^HTTP/1\.1 302.*"status":"accepted"'),
     Expect("docs/orders.md", '"$body" | openssl dgst', r'"status":"(accepted|duplicate)"'),
+    Expect("docs/orders.md", '"$refund" | openssl dgst', r'"status":"(accepted|duplicate)"'),
     Expect(
         "docs/orders.md",
-        "import urllib.request",
+        "data=body,",
         r'^20[02] .*"status":"(accepted|duplicate)"',
         stdlib_only=True,
     ),
@@ -78,6 +79,12 @@ EXPECTED = [
     # the order outcomes, once the index holds the orders the blocks above sent
     Expect("docs/orders.md", "GET /v1/orders/$order", r'"order_id":"o-1001","outcomes"'),
     Expect("docs/orders.md", ".GET ${path}", r'^200 .*"order_id":"o-1003","outcomes"'),
+    Expect(
+        "docs/orders.md",
+        '.GET {path}"',
+        r'^200 .*"order_id":"o-1002","outcomes"',
+        stdlib_only=True,
+    ),
     Expect("docs/events/README.md", "from confluent_kafka import", r"^creator-01 coupon conv_"),
 ]
 
