@@ -12,7 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from log_holes import write_after_hole
 
-from afflux.attribution.gaps import read_range
+from afflux.attribution.gaps import log_end, read_range
 from afflux.shared.io.kafka import new_producer
 
 pytestmark = pytest.mark.integration
@@ -51,3 +51,21 @@ def test_reading_back_over_a_hole_returns_what_the_log_holds_at_once(
     around = asyncio.run(read_range(bootstrap, TOPIC, 0, 0, 5))
     assert only_hole == []
     assert [(r.offset, r.value) for r in around] == [(0, b"r0"), (3, b"r3"), (4, b"r4")]
+
+
+def test_the_log_end_asked_of_the_broker_is_past_the_last_record(
+    private_broker: tuple[str, Path],
+) -> None:
+    bootstrap, _ = private_broker
+    if not asyncio.run(_has_topic(bootstrap)):
+        asyncio.run(log_with_a_hole(bootstrap))
+    assert asyncio.run(log_end(bootstrap, TOPIC, 0)) == 5
+
+
+async def _has_topic(bootstrap: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return TOPIC in await admin.list_topics()
+    finally:
+        await admin.close()

@@ -80,7 +80,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         group=settings.attribution_group,
         directory=directory,
         metrics=metrics,
-        transport=faust_bridge.transport(app),
+        transport=faust_bridge.transport(app, bootstrap),
         refund_wait_ms=int(settings.refund_wait_seconds * 1000),
         order_retention_ms=settings.order_retention_days * MS_PER_DAY,
         redecide=settings.attribution_redecide,

@@ -40,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.tables import TableManager
 from faust.types import TP
 
+from afflux.attribution import gaps
 from afflux.attribution.stage import Transport
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class TablelessManager(TableManager):
             await self.recovery.start()
 
 
-def transport(app: faust.App) -> Transport:
+def transport(app: faust.App, bootstrap: str = "") -> Transport:
     """The stages' transport over a Faust app (usable once the app has started)."""
 
     async def send(
@@ -146,6 +147,7 @@ def transport(app: faust.App) -> Transport:
         pause=lambda tps: app.consumer.pause_partitions({TP(t, p) for t, p in tps}),
         send_many=send_many,
         rewind=rewind,
+        log_end=(lambda t, p: gaps.log_end(bootstrap, t, p)) if bootstrap else None,
     )
 
 

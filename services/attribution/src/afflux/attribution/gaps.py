@@ -36,6 +36,20 @@ IDLE_POLLS = 150  # ~15 s without an answer: give up loudly
 READ_BACK_FETCH_BYTES = 8 * 1024 * 1024
 
 
+async def log_end(bootstrap: str, topic: str, partition: int) -> int:
+    """The offset after the last record of ``topic[partition]``, asked of the broker."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets([tp])
+        return ends[tp]
+    finally:
+        await stop_consumer(consumer)
+
+
 async def read_range(
     bootstrap: str, topic: str, partition: int, start: int, end: int
 ) -> list[ConsumerRecord[bytes, bytes]]:

@@ -123,6 +123,11 @@ STALLED_WARN_MS = 30_000
 # back from where its state stands (``catch_up``): the consumer may never hand over
 # records it dropped at a rebalance when no later record reveals the jump (gaps.py).
 CATCH_UP_AFTER_MS = 5_000
+# A partition's fetch high watermark last answered this long ago is stale: the consumer
+# does not fetch a partition whose fetched records it has not handed over, so records
+# appended since are past it, and a partition whose state reached it looked caught up
+# (``_watch_progress``). Its log end is then asked of the broker (``Transport.log_end``).
+STALE_FETCH_MS = 15_000
 # A partition stopped by a failed batch is retried after this long, then twice as long
 # after each failure in a row, at most ``RETRY_MAX_S`` apart (``Stage.retry_failed``).
 RETRY_FIRST_S = 1.0
@@ -130,6 +135,7 @@ RETRY_MAX_S = 30.0
 Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
 # Fetch input partitions again from these offsets (topic, partition) -> offset.
 Rewind = Callable[[dict[tuple[str, int], int]], Awaitable[None]]
+LogEnd = Callable[[str, int], Awaitable[int]]
 # Records (key, value) to one partition of a topic: their acknowledgements, fewer than the
 # records (one per batch the producer sends).
 SendMany = Callable[
@@ -185,6 +191,9 @@ class Transport:
     # Fetch input partitions paused after a failed batch again, from the given offsets
     # (their records are delivered again: ``Stage.retry_failed``).
     rewind: Rewind | None = None
+    # The log end of an input partition, asked of the broker (``catch_up`` when the
+    # fetch high watermark is unknown or stale); None: not asked.
+    log_end: LogEnd | None = None
 
     async def send_all(
         self, topic: str, partition: int, items: Sequence[tuple[bytes | None, bytes | None]]
@@ -599,7 +608,7 @@ class Stage(Partitions[S]):
             for topic in self.inputs:
                 known = highwater(topic, p)
                 done = _next_offset(owned, topic)
-                if known is not None and done >= known[0]:
+                if known is not None and done >= known[0] and now - known[1] < STALE_FETCH_MS:
                     continue
                 since, then, told = self._behind.get((topic, p), (now, done, False))
                 if then != done:  # progress: a new episode, if any
@@ -616,7 +625,9 @@ class Stage(Partitions[S]):
                         p,
                         (now - since) // 1000,
                         done,
-                        "unknown (no fetch answered)" if known is None else known[0],
+                        "unknown (no fetch answered)"
+                        if known is None
+                        else f"{known[0]} (answered {(now - known[1]) // 1000} s ago)",
                     )
                 behind[(topic, p)] = (since, then, told)
         self._behind = behind
@@ -631,12 +642,18 @@ class Stage(Partitions[S]):
         ``_process_batch`` reads the range back; when none comes (the partition's last
         records, a quiet topic), nothing would: the partition's safe time, and every
         order and refund waiting on it, would be held for good. Should the consumer hand
-        the records over after all, they are skipped as already processed."""
+        the records over after all, they are skipped as already processed. The high
+        watermark is the last fetch answer's; when there is none, or it is
+        ``STALE_FETCH_MS`` old (the consumer does not fetch a partition whose fetched
+        records it still holds, so a record appended since is past it, and a state that
+        reached it looked caught up), the log end is asked of the broker."""
         now = self.outbox.clock()
         for (topic, p), (since, _, _) in list(self._behind.items()):
             known = self.transport.highwater(topic, p)
             tried = self._caught_up_at.get((topic, p), since)
-            if known is None or now - max(since, tried) < CATCH_UP_AFTER_MS:
+            stale = known is None or now - known[1] >= STALE_FETCH_MS
+            ask = self.transport.log_end
+            if (stale and ask is None) or now - max(since, tried) < CATCH_UP_AFTER_MS:
                 continue
             self._caught_up_at[(topic, p)] = now
             async with self.lock:
@@ -644,7 +661,12 @@ class Stage(Partitions[S]):
                 if owned is None:
                     continue
                 try:
-                    await self._read_back(owned, topic, p, known[0])
+                    if stale and ask is not None:
+                        high = await ask(topic, p)
+                    else:
+                        assert known is not None
+                        high = known[0]
+                    await self._read_back(owned, topic, p, high)
                 except Exception:  # a read: tried again after CATCH_UP_AFTER_MS; a batch
                     # that failed stopped the partition, and said so (``_stop``)
                     if p not in self.failed:
