@@ -740,6 +740,11 @@ class LedgerStore:
                     # read the period again (``_load`` refuses it if they are gone).
                     self._periods.pop(cp, None)
                     cached = None
+                if cached is not None and not cached.state.opened_under(versions):
+                    # Opened before its terms were read (the campaign view lagged across
+                    # the period's start): loaded again, as any other consumer loads it.
+                    self._periods.pop(cp, None)
+                    cached = None
                 if cached is None:
                     cached = await self._load(cp, versions, currency)
                 cached.state.use_versions(versions)

@@ -136,6 +136,12 @@ class PeriodState:
         # first order id -> its standing in its own (earlier) period, as last given
         self.outside: dict[str, review_lines.Standing] = {}
 
+    def opened_under(self, versions: Sequence[TermsVersion]) -> bool:
+        """Whether ``versions`` give the period the terms it opened with (the version in
+        force at its start): not when a version in force from its start was read only
+        after the period was opened."""
+        return terms_in_force(versions, self.start).version == self.terms_version
+
     def use_versions(self, versions: Sequence[TermsVersion]) -> None:
         """Terms published since the state was loaded: a conversion names the version it
         was decided under. The period terms (in force when it opened) stay."""
