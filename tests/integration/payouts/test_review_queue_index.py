@@ -22,7 +22,7 @@ import redis
 from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_http, sale_fact
 
 from afflux.payouts.store import QUEUE_SET, QUEUE_WRITTEN, Batch, LedgerStore
-from afflux.shared.core.commission import ConversionFact
+from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.journal.review_queue import STATUSES
 from afflux.shared.io.redis_client import connect_ready
@@ -201,3 +201,33 @@ async def test_a_page_reads_only_its_own_rows(plain_redis_url: str, infra: Any) 
         assert stats["cmdstat_hmget"]["calls"] == 1
     finally:
         await client.aclose()
+
+
+async def test_the_status_sets_expire_with_the_line_records_whatever_the_step_moves(
+    ledger_redis_url: str,
+) -> None:
+    """A step that moves no conversion (a late refund of a held sale) still moves the
+    lines' expiry: the sets expired first, and a conversion still held left the queue."""
+    now = {"ms": DEC_1 + 40 * DAY}
+    client = await connect_ready(ledger_redis_url)
+    store = LedgerStore(client, clock=lambda: now["ms"])  # type: ignore[arg-type]
+    try:
+        held = _sale("nov-ana", "ana", NOV_1 + HOUR)
+        await store.apply(_batch(held), lambda cid: (TERMS,), lambda cid: "EUR")
+        now["ms"] += 30 * DAY  # the period long closed: its expiry counts from now
+        refund = RefundFact("rv-1", "ev-rv-1", held.order_id, 1_000, now["ms"], held.conversion_id)
+        await store.apply(
+            Batch(refunds=[(CAMPAIGN, "2026-11", refund)]), lambda cid: (TERMS,), lambda cid: "EUR"
+        )
+
+        def at(name: str) -> str:
+            return store.keys.period(CAMPAIGN, "2026-11", name)
+
+        # Redis 6 has no PEXPIRETIME: the times left, read together, within a minute
+        # (the refund moved the expiry by about 30 days).
+        lines = await client.pttl(at("lines"))
+        assert lines > 0
+        for name in (QUEUE_SET + "held", QUEUE_WRITTEN):
+            assert abs(await client.pttl(at(name)) - lines) < 60_000, name
+    finally:
+        await client.aclose()  # type: ignore[union-attr]

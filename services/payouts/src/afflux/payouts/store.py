@@ -1084,9 +1084,10 @@ def _queue_writes(
         commands += _pairs("ZADD", at(QUEUE_SET + name), scored)
     if first:
         commands.append(("SET", at(QUEUE_WRITTEN), "1"))
-    if first or found:
-        for name in (*(QUEUE_SET + s for s in review_queue.STATUSES), QUEUE_WRITTEN):
-            commands.append(("PEXPIREAT", at(name), expire_at))
+    # Every write, as the line records' (a write that moves nothing still moves their
+    # expiry: the sets went first, and a conversion still held left the queue).
+    for name in (*(QUEUE_SET + s for s in review_queue.STATUSES), QUEUE_WRITTEN):
+        commands.append(("PEXPIREAT", at(name), expire_at))
     return commands
 
 
