@@ -104,3 +104,40 @@ def test_without_a_way_to_ask_the_broker_a_stale_partition_is_left_as_before() -
     read_backs, _ = asyncio.run(_read_backs((5, START), log_end=None, seconds=60))
 
     assert read_backs == []
+
+
+def test_a_broker_that_does_not_answer_is_asked_once_a_pass_and_ends_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def run() -> tuple[int, list[tuple[str, int, int]]]:
+        clock = Clock()
+        stage = recording_runtime([], ten_percent_sale(), "broker-away", clock=clock).join
+        for p in range(4):
+            stage.owned[p] = Owned(stage.new_state())
+            stage.owned[p].consumed = {"clicks": 5, "orders": 3}
+        asked = 0
+
+        async def away(topic: str, p: int) -> int:
+            nonlocal asked
+            asked += 1
+            raise ConnectionError("the broker is away")
+
+        stage.transport = replace(stage.transport, highwater=lambda t, p: None, log_end=away)
+        read_backs: list[tuple[str, int, int]] = []
+
+        async def read_back(owned: object, topic: str, p: int, high: int) -> None:
+            read_backs.append((topic, p, high))
+
+        stage._read_back = read_back  # type: ignore[method-assign]
+        for _ in range(60):
+            stage.note()
+            await stage.catch_up()
+            clock.now += 1000
+        return asked, read_backs
+
+    asked, read_backs = asyncio.run(run())
+
+    passes = 60 * 1000 // CATCH_UP_AFTER_MS
+    assert 0 < asked <= passes  # one ask a pass, not one per partition and input
+    assert read_backs == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -128,6 +128,8 @@ CATCH_UP_AFTER_MS = 5_000
 # appended since are past it, and a partition whose state reached it looked caught up
 # (``_watch_progress``). Its log end is then asked of the broker (``Transport.log_end``).
 STALE_FETCH_MS = 15_000
+# How long a catch-up waits for the broker's answer on a log end (``catch_up``).
+LOG_END_TIMEOUT_S = 3.0
 # A partition stopped by a failed batch is retried after this long, then twice as long
 # after each failure in a row, at most ``RETRY_MAX_S`` apart (``Stage.retry_failed``).
 RETRY_FIRST_S = 1.0
@@ -286,6 +288,7 @@ class Stage(Partitions[S]):
         # since when (clock ms), the offset processed then, and whether it was reported.
         self._behind: dict[tuple[str, int], tuple[int, int, bool]] = {}
         self._caught_up_at: dict[tuple[str, int], int] = {}  # last read-back (clock ms)
+        self._ask_after = 0  # no log end asked of the broker before (clock ms)
         # Partitions stopped because a batch of theirs raised, with why (module docstring),
         # until their retry recovers them; when that is due (monotonic) and the failures
         # in a row (reset by a batch written).
@@ -653,19 +656,26 @@ class Stage(Partitions[S]):
             tried = self._caught_up_at.get((topic, p), since)
             stale = known is None or now - known[1] >= STALE_FETCH_MS
             ask = self.transport.log_end
-            if (stale and ask is None) or now - max(since, tried) < CATCH_UP_AFTER_MS:
+            waiting = now - max(since, tried) < CATCH_UP_AFTER_MS
+            if waiting or (stale and (ask is None or now < self._ask_after)):
                 continue
             self._caught_up_at[(topic, p)] = now
+            if stale and ask is not None:
+                # Outside the lock, bounded: a broker that stalls must not hold the stage.
+                try:
+                    high = await asyncio.wait_for(ask(topic, p), LOG_END_TIMEOUT_S)
+                except Exception as exc:  # the broker away: nothing is asked of it
+                    self._ask_after = now + CATCH_UP_AFTER_MS  # for CATCH_UP_AFTER_MS
+                    log.debug("%s[%d]: the log end of %s[%d]: %r", self.name, p, topic, p, exc)
+                    continue
+            else:
+                assert known is not None
+                high = known[0]
             async with self.lock:
                 owned = self.owned.get(p)
                 if owned is None:
                     continue
                 try:
-                    if stale and ask is not None:
-                        high = await ask(topic, p)
-                    else:
-                        assert known is not None
-                        high = known[0]
                     await self._read_back(owned, topic, p, high)
                 except Exception:  # a read: tried again after CATCH_UP_AFTER_MS; a batch
                     # that failed stopped the partition, and said so (``_stop``)
