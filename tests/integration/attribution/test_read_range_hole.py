@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from log_holes import write_after_hole
 
 from afflux.attribution.gaps import log_end, read_range
@@ -69,3 +70,24 @@ async def _has_topic(bootstrap: str) -> bool:
         return TOPIC in await admin.list_topics()
     finally:
         await admin.close()
+
+
+async def test_asking_a_stalled_broker_for_a_log_end_gives_up_within_seconds() -> None:
+    """A broker that takes connections and never answers (stopped, or its host stalled)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises((TimeoutError, KafkaError)):
+            await log_end(f"127.0.0.1:{port}", TOPIC, 0, timeout_s=1.0)
+        assert asyncio.get_running_loop().time() - started < 20
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

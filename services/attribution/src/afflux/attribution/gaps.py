@@ -21,6 +21,7 @@ with, and the records dropped before it were lost without a word.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -36,15 +37,20 @@ IDLE_POLLS = 150  # ~15 s without an answer: give up loudly
 READ_BACK_FETCH_BYTES = 8 * 1024 * 1024
 
 
-async def log_end(bootstrap: str, topic: str, partition: int) -> int:
-    """The offset after the last record of ``topic[partition]``, asked of the broker."""
+async def log_end(bootstrap: str, topic: str, partition: int, timeout_s: float = 3.0) -> int:
+    """The offset after the last record of ``topic[partition]``, asked of the broker;
+    TimeoutError after ``timeout_s`` (a stalled broker), its client stopped either way."""
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout_s * 1000) + 1000,
     )
-    await consumer.start()
     try:
-        ends: dict[TopicPartition, int] = await consumer.end_offsets([tp])
+        async with asyncio.timeout(timeout_s):
+            await consumer.start()
+            ends: dict[TopicPartition, int] = await consumer.end_offsets([tp])
         return ends[tp]
     finally:
         await stop_consumer(consumer)

@@ -128,8 +128,6 @@ CATCH_UP_AFTER_MS = 5_000
 # appended since are past it, and a partition whose state reached it looked caught up
 # (``_watch_progress``). Its log end is then asked of the broker (``Transport.log_end``).
 STALE_FETCH_MS = 15_000
-# How long a catch-up waits for the broker's answer on a log end (``catch_up``).
-LOG_END_TIMEOUT_S = 3.0
 # A partition stopped by a failed batch is retried after this long, then twice as long
 # after each failure in a row, at most ``RETRY_MAX_S`` apart (``Stage.retry_failed``).
 RETRY_FIRST_S = 1.0
@@ -194,7 +192,8 @@ class Transport:
     # (their records are delivered again: ``Stage.retry_failed``).
     rewind: Rewind | None = None
     # The log end of an input partition, asked of the broker (``catch_up`` when the
-    # fetch high watermark is unknown or stale); None: not asked.
+    # fetch high watermark is unknown or stale), raising within seconds when the broker
+    # does not answer; None: not asked.
     log_end: LogEnd | None = None
 
     async def send_all(
@@ -661,9 +660,10 @@ class Stage(Partitions[S]):
                 continue
             self._caught_up_at[(topic, p)] = now
             if stale and ask is not None:
-                # Outside the lock, bounded: a broker that stalls must not hold the stage.
+                # Outside the lock, bounded (``Transport.log_end``): a broker that stalls
+                # must not hold the stage.
                 try:
-                    high = await asyncio.wait_for(ask(topic, p), LOG_END_TIMEOUT_S)
+                    high = await ask(topic, p)
                 except Exception as exc:  # the broker away: nothing is asked of it
                     self._ask_after = now + CATCH_UP_AFTER_MS  # for CATCH_UP_AFTER_MS
                     log.debug("%s[%d]: the log end of %s[%d]: %r", self.name, p, topic, p, exc)
