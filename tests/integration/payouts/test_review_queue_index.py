@@ -12,6 +12,7 @@ Before the index a queue read loaded every conversion ever indexed (one ``HGETAL
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,20 @@ TERMS = first_version(
         "review": {"hold_on": ["self_referral"]},
     }
 )
+
+
+NO_REVIEW = first_version(
+    {
+        "campaign_id": "no-review",
+        "merchant_id": "merchant-rq",
+        "currency": "EUR",
+        "plan": {"sale": {"rate": {"percent": "10"}}},
+    }
+)
+
+
+def _any_period(at: int) -> str:
+    return time.strftime("%Y-%m", time.gmtime(at // 1000))
 
 
 def _period(at: int) -> str:
@@ -183,10 +198,18 @@ async def test_a_page_reads_only_its_own_rows(plain_redis_url: str, infra: Any) 
     client = await connect_ready(plain_redis_url)
     store = LedgerStore(client)  # type: ignore[arg-type]
     sales = [_sale(f"bulk-{n:03d}", "ana", NOV_1 + n * 60_000) for n in range(300)]
+    # A campaign without review terms, with periods of its own: it has no queue to read.
+    plain = [sale_fact(f"plain-{n}", "bo", NOV_1 + n * 40 * DAY) for n in range(3)]
+    by_campaign = {CAMPAIGN: TERMS, "no-review": NO_REVIEW}
     try:
         await store.apply(_batch(*sales), lambda cid: (TERMS,), lambda cid: "EUR")
+        await store.apply(
+            Batch(conversions=[("no-review", _any_period(c.occurred_at), c) for c in plain]),
+            lambda cid: (by_campaign[cid],),
+            lambda cid: "EUR",
+        )
         async with payouts_http(
-            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1
+            store, directory_of([TERMS, NO_REVIEW]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1
         ) as http:
             with redis.Redis.from_url(plain_redis_url) as r:
                 r.config_resetstat()
@@ -199,6 +222,8 @@ async def test_a_page_reads_only_its_own_rows(plain_redis_url: str, infra: Any) 
         # No read of the whole index, nor of the period's every line record.
         assert "cmdstat_hgetall" not in stats
         assert stats["cmdstat_hmget"]["calls"] == 1
+        # Four status sets' sizes of the one period of the one campaign with a queue.
+        assert stats["cmdstat_zcard"]["calls"] == 4
     finally:
         await client.aclose()
 

@@ -109,7 +109,12 @@ async def review_queue(
         if allowed is not None and campaign_id not in allowed:
             raise Problem(404, "campaign_id", f"unknown_campaign: {campaign_id}")
         allowed = [campaign_id]
-    campaigns = directory.campaign_ids() if allowed is None else allowed
+    # Only a campaign some version of whose terms reviews conversions has a queue.
+    campaigns = [
+        c
+        for c in (directory.campaign_ids() if allowed is None else allowed)
+        if c in directory and any(v.terms.review is not None for v in directory.versions(c))
+    ]
     statuses = STATUSES if status == "all" else (status,)
     found = await reviews.queue(store, campaigns, statuses, limit)
     return {"reviews": [e.view() for e in found.rows], "total": found.total, "counts": found.counts}
