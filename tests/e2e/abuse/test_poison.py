@@ -21,7 +21,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 import redis
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from afflux.attribution.gaps import log_end
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.cli.stack import SERVICES, Stack
 from afflux.orders.outcome_index import GROUP as OUTCOME_GROUP
@@ -153,14 +155,54 @@ def _huge_key_records() -> list[tuple[str, str, bytes]]:
     ]
 
 
+# (topic, key) -> (partition, offset) of every record the test produced itself.
+PLACED: dict[tuple[str, str], tuple[int, int]] = {}
+
+
 async def _produce(stack: Stack, records: list[tuple[str, str, bytes]]) -> None:
     producer = new_producer(stack.kafka_bootstrap, max_request_size=8 * 1024 * 1024)
     await producer.start()
     try:
         for topic, key, value in records:
-            await producer.send_and_wait(topic, value, key=key.encode())
+            sent = await producer.send_and_wait(topic, value, key=key.encode())
+            PLACED[(topic, key)] = (sent.partition, sent.offset)
     finally:
         await producer.stop()
+
+
+def _where_they_are(stack: Stack, missing: list[object]) -> str:
+    """Each missing record's partition and offset, that partition's log end and its
+    reader's committed offset there: whether it was never handed over, committed past,
+    or applied without its letter."""
+
+    async def committed(group: str, tp: TopicPartition) -> int | None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=stack.kafka_bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()  # never subscribes: asks the group's offsets, joins nothing
+        try:
+            return await consumer.committed(tp)
+        finally:
+            await consumer.stop()
+
+    async def ask() -> str:
+        out = []
+        for topic, key, reader in missing:  # type: ignore[misc]
+            partition, offset = PLACED.get((topic, key), (-1, -1))
+            if partition < 0:
+                out.append(f"{topic} {key}: not produced by this test")
+                continue
+            tp = TopicPartition(topic, partition)
+            end = await log_end(stack.kafka_bootstrap, topic, partition)
+            mark = await committed(reader, tp)
+            at = f"{topic}[{partition}]@{offset}"
+            out.append(f"{at} for {reader}: log end {end}, committed {mark}")
+        return "\n".join(out)
+
+    try:
+        return asyncio.run(ask())
+    except Exception as exc:  # a diagnosis only
+        return f"(where they are: {exc!r})"
 
 
 def _terms(campaign_id: str) -> CampaignTerms:
@@ -353,7 +395,10 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
     while (missing or not_indexed or uncut) and time.monotonic() < deadline:
         time.sleep(1.0)
         letters, missing, not_indexed, uncut = unlettered()
-    assert missing == [], f"not dead-lettered: {missing}\n{_what_the_readers_said(stack)}"
+    assert missing == [], (
+        f"not dead-lettered: {missing}\n{_where_they_are(stack, missing)}\n"
+        f"{_what_the_readers_said(stack)}"
+    )
     assert not_indexed == [], f"not dead-lettered by the outcome index: {not_indexed}"
     assert uncut == [], f"no cut dead letter of a huge key: {uncut}"
     assert all(x.reason and x.error_class for x in letters), [
