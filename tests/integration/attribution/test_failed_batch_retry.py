@@ -54,8 +54,8 @@ def faulty_worker() -> int:
     fault = Path(os.environ["AFFLUX_TEST_FAULT_FILE"])
     original = faust_bridge.transport
 
-    def transport(app: Any) -> Transport:
-        usual = original(app)
+    def transport(app: Any, bootstrap: str = "") -> Transport:
+        usual = original(app, bootstrap)
         assert usual.send_many is not None
 
         def refuse() -> None:
