@@ -13,12 +13,13 @@ from pydantic import SecretStr
 
 from afflux.payouts.app import create_app
 from afflux.payouts.settings import PayoutsSettings
-from afflux.payouts.store import LedgerStore
+from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.redis_client import connect_ready
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -99,3 +100,42 @@ async def payouts_http(
             yield http
     finally:
         await producer.stop()
+
+
+@asynccontextmanager
+async def ledger_and_http(
+    redis_url: str,
+    versions: Iterable[TermsVersion],
+    bootstrap: str,
+    token: str,
+    clock: Callable[[], int],
+) -> AsyncIterator[tuple[LedgerStore, httpx.AsyncClient]]:
+    """A ledger store on ``redis_url`` (plain or cluster) and ``payouts_http`` over it,
+    with the campaigns of ``versions``."""
+    client = await connect_ready(redis_url)
+    store = LedgerStore(client)  # type: ignore[arg-type]
+    try:
+        async with payouts_http(store, directory_of(versions), bootstrap, token, clock) as http:
+            yield store, http
+    finally:
+        await client.aclose()  # type: ignore[union-attr]
+
+
+def reviewed_batch(
+    campaign: str, period_of: Callable[[int], str], *conversions: ConversionFact
+) -> Batch:
+    """The conversions of a campaign with review terms, each in the period of its time,
+    with the review index entries the consumer writes for them."""
+    return Batch(
+        conversions=[(campaign, period_of(c.occurred_at), c) for c in conversions],
+        review_index={
+            c.conversion_id: [
+                campaign,
+                period_of(c.occurred_at),
+                c.order_id,
+                c.affiliate_id,
+                c.occurred_at,
+            ]
+            for c in conversions
+        },
+    )

@@ -18,13 +18,18 @@ from typing import Any
 
 import httpx
 import pytest
-from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_http
+from ledger_app import (
+    DAY,
+    HOUR,
+    NOV_1,
+    first_version,
+    ledger_and_http,
+)
 
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.review import HELD_UNTIL
-from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
 
@@ -135,15 +140,10 @@ class Ledger:
 
 @pytest.fixture
 async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
-    redis = await connect_ready(ledger_redis_url)
-    store = LedgerStore(redis)  # type: ignore[arg-type]
-    try:
-        async with payouts_http(
-            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
-        ) as http:
-            yield Ledger(http, store)
-    finally:
-        await redis.aclose()  # type: ignore[union-attr]
+    async with ledger_and_http(
+        ledger_redis_url, [TERMS], infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
+    ) as (store, http):
+        yield Ledger(http, store)
 
 
 def _balance(pending: int, approved: int, paid: int) -> dict[str, int]:

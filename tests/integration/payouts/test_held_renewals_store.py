@@ -19,14 +19,20 @@ from typing import Any
 
 import httpx
 import pytest
-from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_http
+from ledger_app import (
+    DAY,
+    HOUR,
+    NOV_1,
+    first_version,
+    ledger_and_http,
+    reviewed_batch,
+)
 
 from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.compaction import closes_at
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.review import HELD_UNTIL
-from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
 
@@ -92,19 +98,7 @@ def _period(at: int) -> str:
 
 
 def _batch(*conversions: ConversionFact) -> Batch:
-    return Batch(
-        conversions=[(CAMPAIGN, _period(c.occurred_at), c) for c in conversions],
-        review_index={
-            c.conversion_id: [
-                CAMPAIGN,
-                _period(c.occurred_at),
-                c.order_id,
-                c.affiliate_id,
-                c.occurred_at,
-            ]
-            for c in conversions
-        },
-    )
+    return reviewed_batch(CAMPAIGN, _period, *conversions)
 
 
 HELD = _batch(
@@ -164,15 +158,10 @@ class Ledger:
 
 @pytest.fixture
 async def ledger(ledger_redis_url: str, infra: Any) -> AsyncIterator[Ledger]:
-    redis = await connect_ready(ledger_redis_url)
-    store = LedgerStore(redis)  # type: ignore[arg-type]
-    try:
-        async with payouts_http(
-            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
-        ) as http:
-            yield Ledger(http, store)
-    finally:
-        await redis.aclose()  # type: ignore[union-attr]
+    async with ledger_and_http(
+        ledger_redis_url, [TERMS], infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
+    ) as (store, http):
+        yield Ledger(http, store)
 
 
 async def test_renewals_of_held_first_orders_wait_for_and_follow_their_decision(

@@ -20,7 +20,17 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from ledger_app import DAY, HOUR, NOV_1, directory_of, first_version, payouts_http, sale_fact
+from ledger_app import (
+    DAY,
+    HOUR,
+    NOV_1,
+    directory_of,
+    first_version,
+    ledger_and_http,
+    payouts_http,
+    reviewed_batch,
+    sale_fact,
+)
 
 from afflux.payouts.store import QUEUE_SET, QUEUE_WRITTEN, Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -68,19 +78,7 @@ def _sale(name: str, affiliate: str, at: int, held: bool = True) -> ConversionFa
 
 
 def _batch(*conversions: ConversionFact) -> Batch:
-    return Batch(
-        conversions=[(CAMPAIGN, _period(c.occurred_at), c) for c in conversions],
-        review_index={
-            c.conversion_id: [
-                CAMPAIGN,
-                _period(c.occurred_at),
-                c.order_id,
-                c.affiliate_id,
-                c.occurred_at,
-            ]
-            for c in conversions
-        },
-    )
+    return reviewed_batch(CAMPAIGN, _period, *conversions)
 
 
 def _decision(name: str, period: str, decision: str) -> Batch:
@@ -120,15 +118,10 @@ class Queue:
 
 @pytest.fixture
 async def queue(ledger_redis_url: str, infra: Any) -> AsyncIterator[Queue]:
-    client = await connect_ready(ledger_redis_url)
-    store = LedgerStore(client)  # type: ignore[arg-type]
-    try:
-        async with payouts_http(
-            store, directory_of([TERMS]), infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
-        ) as http:
-            yield Queue(http, store)
-    finally:
-        await client.aclose()  # type: ignore[union-attr]
+    async with ledger_and_http(
+        ledger_redis_url, [TERMS], infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + 10 * DAY
+    ) as (store, http):
+        yield Queue(http, store)
 
 
 async def test_the_queue_lists_the_oldest_first_across_periods_and_counts_every_status(
