@@ -1,6 +1,6 @@
 """Where the journal lives in Redis: every atomic step touches keys of one hash slot.
 
-Six kinds of slot, by hash tag (prefix ``afx:pay:``):
+Seven kinds of slot, by hash tag (prefix ``afx:pay:``):
 
 - ``{ledger}``: ``offsets`` and ``last`` (per "topic|partition": the next offset and
   the fingerprint of the last record applied), ``generation``, ``rebuilding``, ``cps``
@@ -18,6 +18,9 @@ Six kinds of slot, by hash tag (prefix ``afx:pay:``):
   thousands of creators writes one command per shard, not one per creator;
 - ``{cv:<campaign>|<conversion>}``: ``period``, the period that placed the conversion
   first (``conversion_claims``), expiring at that period's retention when placed;
+- ``{rv:<conversion>}``, a conversion of a campaign with review terms: ``entry`` (where
+  the review queue finds it for a decision) and ``decision`` (the first decision asked
+  over HTTP), both expiring at its period's retention when placed (``reviews``);
 - ``{p:<campaign>|<period>}``, one campaign-period: ``ver`` (the token of its last
   write), ``lines`` (line id -> line record), ``events`` (ids of applied conversions,
   reversals and confirmations), ``clickids`` (ids of counted clicks), ``clicks``
@@ -60,6 +63,9 @@ class Keys:
 
     def conversion_period(self, campaign_id: str, conversion_id: str) -> str:
         return f"{self.prefix}{{cv:{campaign_id}|{conversion_id}}}:period"
+
+    def review(self, conversion_id: str, name: str) -> str:
+        return f"{self.prefix}{{rv:{conversion_id}}}:{name}"
 
     def creator_index(self, affiliate_id: str) -> str:
         shard = zlib.crc32(affiliate_id.encode()) % CREATOR_INDEX_SHARDS

@@ -2,8 +2,9 @@
 status of the conversions of a campaign with review terms (``review:<status>``, scored
 by the order's time, written by each step with the line records:
 ``afflux.shared.core.journal.review_queue``), and each row's line record for what it
-shows. Where a conversion is (``{ledger}:reviews``, written by the consumer before the
-conversion's period) finds it for a decision.
+shows. Where a conversion is (``{rv:<conversion>}:entry``, written by the consumer before
+the conversion's period, expiring with the period's facts as they stand then) finds it
+for a decision.
 
 Reading a page costs O(p * (log n + limit)) for p campaign-periods, whatever the number
 of conversions: the counts are the sets' sizes, the rows the first ``limit`` of each
@@ -21,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from afflux.payouts.store import QUEUE_SET, REVIEW_INDEX, LedgerStore
+from afflux.payouts.store import QUEUE_SET, REVIEW_ENTRY, REVIEW_INDEX, LedgerStore
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import review_queue
 from afflux.shared.core.journal.records import LineRecord, record_from_json
@@ -42,6 +43,7 @@ class Entry:
     affiliate_id: str
     occurred_at: int
     record: LineRecord | None  # None: the ledger has not applied the conversion yet
+    kept_ms: int | None = None  # how long Redis keeps the entry (None: for good)
 
     @property
     def status(self) -> str:
@@ -71,31 +73,43 @@ class Entry:
         }
 
 
-REVIEW_DECISIONS = "review_decisions"
+REVIEW_DECISION = "decision"
+REVIEW_DECISIONS = "review_decisions"  # every conversion's, as ledgers before kept them
 
 
-async def claim_decision(store: LedgerStore, conversion_id: str, decision: str) -> str:
+async def claim_decision(store: LedgerStore, found: Entry, decision: str) -> str:
     """The conversion's decision: ``decision`` when it is the first asked (or the same
     again), else the one asked first. The ledger keeps the first decision on the topic, so
     the API answers the same ("approve then decline" before the ledger applied the
-    approval is refused, not accepted and ignored)."""
-    key = store.keys.ledger(REVIEW_DECISIONS)
-    if await store.redis.hsetnx(key, conversion_id, decision):
-        return decision
-    taken: bytes | None = await store.redis.hget(key, conversion_id)
+    approval is refused, not accepted and ignored). The claim expires with the entry."""
+    earlier = await store.redis.hget(store.keys.ledger(REVIEW_DECISIONS), found.conversion_id)
+    if earlier is not None:
+        return str(earlier.decode())
+    key = store.keys.review(found.conversion_id, REVIEW_DECISION)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.set(key, decision, nx=True, px=found.kept_ms)
+        pipe.get(key)
+        _, taken = await pipe.execute()
     return taken.decode() if taken is not None else decision
 
 
 async def release_decision(store: LedgerStore, conversion_id: str, decision: str) -> None:
     """Forget a claimed decision the broker did not take (only if it is still that one)."""
-    key = store.keys.ledger(REVIEW_DECISIONS)
-    taken: bytes | None = await store.redis.hget(key, conversion_id)
+    key = store.keys.review(conversion_id, REVIEW_DECISION)
+    taken: bytes | None = await store.redis.get(key)
     if taken is not None and taken.decode() == decision:
-        await store.redis.hdel(key, conversion_id)
+        await store.redis.delete(key)
 
 
 async def entry(store: LedgerStore, conversion_id: str) -> Entry | None:
-    raw: bytes | None = await store.redis.hget(store.keys.ledger(REVIEW_INDEX), conversion_id)
+    key = store.keys.review(conversion_id, REVIEW_ENTRY)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.get(key)
+        pipe.pttl(key)
+        raw, kept = await pipe.execute()
+    if raw is None:  # a ledger written before the entries: the index of them all
+        raw = await store.redis.hget(store.keys.ledger(REVIEW_INDEX), conversion_id)
+        kept = None
     if raw is None:
         return None
     cid, period, order, affiliate, at = orjson.loads(raw)
@@ -103,7 +117,8 @@ async def entry(store: LedgerStore, conversion_id: str) -> Entry | None:
         store.keys.period(cid, period, "lines"), derived_id("line", conversion_id)
     )
     record = None if line is None else record_from_json(orjson.loads(line))
-    return Entry(conversion_id, cid, period, order, affiliate, at, record)
+    kept_ms = kept if isinstance(kept, int) and kept > 0 else None
+    return Entry(conversion_id, cid, period, order, affiliate, at, record, kept_ms)
 
 
 @dataclass(frozen=True)

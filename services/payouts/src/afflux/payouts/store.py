@@ -92,7 +92,9 @@ Versions = Callable[[str], Sequence[TermsVersion]]
 CACHED_PERIODS = 256
 CACHED_LINES = 400_000
 RETENTION_DAYS = 400
-# {ledger}:reviews: conversion id -> where a conversion of a campaign with review terms is
+# {rv:<conversion>}:entry: where a conversion of a campaign with review terms is
+REVIEW_ENTRY = "entry"
+# {ledger}:reviews, the same for every conversion, as ledgers before the entries kept it
 REVIEW_INDEX = "reviews"
 # Per campaign-period: the review queue's status sets (``review:<status>``) and the mark
 # that they were written for every line (``review_queue``).
@@ -439,11 +441,15 @@ class LedgerStore:
             # The first decision stands: a conflicting copy of a conversion (refused by its
             # period's step) must not name its creator in the review queue.
             async with self.redis.pipeline(transaction=False) as pipe:
+                # One key per conversion, expiring with its period's facts as they stand
+                # now (a hash of them all, kept for good, grew by every conversion).
                 for conversion, entry in batch.review_index.items():
                     cp = (str(entry[0]), str(entry[1]))
                     if conversion in claimed.get(cp, {}):
                         continue
-                    pipe.hsetnx(self.keys.ledger(REVIEW_INDEX), conversion, orjson.dumps(entry))
+                    expire_at = self._expiry(cp[1], versions(cp[0]))
+                    key = self.keys.review(conversion, REVIEW_ENTRY)
+                    pipe.set(key, orjson.dumps(entry), nx=True, pxat=expire_at)
                 await pipe.execute()
         await self._hand_over(batch, items, early_seen)
         await self._first_orders_of_renewals(batch, items, versions)

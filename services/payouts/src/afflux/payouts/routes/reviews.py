@@ -155,7 +155,7 @@ async def decide(
     producer = getattr(state, "producer", None)  # after the checks: they need no broker
     if producer is None:
         raise Problem(503, None, "starting")
-    taken = await reviews.claim_decision(store, conversion_id, decision)
+    taken = await reviews.claim_decision(store, found, decision)
     if taken != decision:  # decided meanwhile, and the ledger has not applied it yet
         was = reviews.DECLINED if taken == "decline" else reviews.APPROVED
         raise Problem(409, "conversion_id", f"already_decided: {conversion_id} was {was}")
