@@ -123,6 +123,21 @@ CASES: dict[str, dict[str, Any]] = {
     "sub_ids_a_list": with_(sub_ids=["a"]),
     "utm_null": with_(utm=None),
     "ip_hash_null": with_(ip_hash=None),
+    "ip_hash_128_chars": with_(ip_hash="a" * 128),
+    "ip_hash_129_chars": with_(ip_hash="a" * 129),
+    "user_agent_1024_chars": with_(user_agent="é" * 1024),
+    "user_agent_1025_chars": with_(user_agent="a" * 1025),
+    "ua_family_65_chars": with_(ua_family="a" * 65),
+    "ua_version_65_chars": with_(ua_version="a" * 65),
+    "referrer_2048_chars": with_(referrer="r" * 2048),
+    "referrer_2049_chars": with_(referrer="r" * 2049),
+    "utm_value_512_astral_chars": with_(utm={"utm_content": "\U0001f600" * 512}),
+    "utm_value_513_chars": with_(utm={"utm_content": "a" * 513}),
+    "utm_name_65_chars": with_(utm={"u" * 65: "a"}),
+    "utm_16_params": with_(utm={f"utm_{n}": "a" for n in range(16)}),
+    "utm_17_params": with_(utm={f"utm_{n}": "a" for n in range(17)}),
+    "sub_ids_17": with_(sub_ids={f"sub{n}": "a" for n in range(17)}),
+    "sub_ids_value_513_chars": with_(sub_ids={"sub1": "a" * 513}),
 }
 
 

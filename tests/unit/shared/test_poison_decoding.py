@@ -101,7 +101,7 @@ def test_poison_is_refused_with_its_reason_and_class(poison: Poison) -> None:
 
 def test_brackets_and_digits_inside_strings_do_not_count_against_the_bounds() -> None:
     deep_text = "[" * 100 + "]" * 40
-    value = encode_packed([click(1, referrer=deep_text), click(2, referrer="9" * 5_000)])
+    value = encode_packed([click(1, referrer=deep_text), click(2, referrer="9" * 2_000)])
 
     assert [e.event_id for e in decode_record(value)] == ["ev-1", "ev-2"]
 

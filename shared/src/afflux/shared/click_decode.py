@@ -16,6 +16,13 @@ import msgspec
 
 from afflux.shared.core.click_flags import click_flagged, legacy_flags
 from afflux.shared.core.clock import MAX_EVENT_TIME_MS
+from afflux.shared.events import (
+    MAX_CLICK_AGENT,
+    MAX_CLICK_PARAM_NAME,
+    MAX_CLICK_PARAM_VALUE,
+    MAX_CLICK_PARAMS,
+    MAX_CLICK_REFERRER,
+)
 from afflux.shared.wire import UndecodableRecord, check_bounds
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -23,6 +30,13 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 # newline, which the model's pattern refuses.
 _Flag = Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{1,32}\Z")]
 CLICK_TYPE = b'"ClickRecorded"'  # in every value the fast path can take
+_Params = Annotated[
+    dict[
+        Annotated[str, msgspec.Meta(max_length=MAX_CLICK_PARAM_NAME)],
+        Annotated[str, msgspec.Meta(max_length=MAX_CLICK_PARAM_VALUE)],
+    ],
+    msgspec.Meta(max_length=MAX_CLICK_PARAMS),
+]
 
 
 class DecodedClick(msgspec.Struct, frozen=True, gc=False):
@@ -38,13 +52,13 @@ class DecodedClick(msgspec.Struct, frozen=True, gc=False):
     visitor_id: _Id
     type: Literal["ClickRecorded"]
     schema_version: Literal[1] = 1
-    ip_hash: str = ""
-    user_agent: str = ""
-    ua_family: str = ""
-    ua_version: str = ""
-    referrer: str | None = None
-    sub_ids: dict[str, str] = {}
-    utm: dict[str, str] = {}
+    ip_hash: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    user_agent: Annotated[str, msgspec.Meta(max_length=MAX_CLICK_AGENT)] = ""
+    ua_family: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    ua_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    referrer: Annotated[str, msgspec.Meta(max_length=MAX_CLICK_REFERRER)] | None = None
+    sub_ids: _Params = {}
+    utm: _Params = {}
     is_bot: bool = False
     is_duplicate: bool = False
     flags: Annotated[tuple[_Flag, ...], msgspec.Meta(max_length=8)] = ()

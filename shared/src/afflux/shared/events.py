@@ -91,6 +91,24 @@ class Envelope(BaseModel):
     occurred_at: EventTime
 
 
+# A click's free text on the wire. The redirect cuts each well inside these (a user agent
+# to 512 characters, a referrer to 1024, at most 10 utm parameters of 256); a record
+# written to the topic by anyone else is held to them, since readers keep some of it
+# (the ledger counts clicks per ``utm_content`` for good).
+MAX_CLICK_AGENT = 1024
+MAX_CLICK_REFERRER = 2048
+MAX_CLICK_PARAMS = 16
+MAX_CLICK_PARAM_NAME = 64
+MAX_CLICK_PARAM_VALUE = 512
+ClickParams = Annotated[
+    dict[
+        Annotated[str, Field(max_length=MAX_CLICK_PARAM_NAME)],
+        Annotated[str, Field(max_length=MAX_CLICK_PARAM_VALUE)],
+    ],
+    Field(max_length=MAX_CLICK_PARAMS),
+]
+
+
 class ClickRecorded(Envelope):
     """A click on a tracking link. Key: visitor_id."""
 
@@ -102,19 +120,24 @@ class ClickRecorded(Envelope):
     visitor_id: Id
     ip_hash: str = Field(
         "",
+        max_length=128,
         description="keyed HMAC-SHA256 of the client's address group, never the IP: an IPv4"
         " address itself, an IPv6 address its /64 network (AFFLUX_CLICKS_IPV6_PREFIX_BITS),"
         " e.g. 2001:db8:1:2::/64, an IPv4-mapped IPv6 address its IPv4 address; events from"
         " before IPv6 grouping hash the full IPv6 address",
     )
     user_agent: str = Field(
-        "", description="empty: the raw user agent is not kept (older events may carry it)"
+        "",
+        max_length=MAX_CLICK_AGENT,
+        description="empty: the raw user agent is not kept (older events may carry it)",
     )
-    ua_family: str = Field("", description="browser family parsed from the user agent")
-    ua_version: str = Field("", description="major version of that browser")
-    referrer: str | None = None
-    sub_ids: dict[str, str] = Field(default_factory=dict, description="sub1..sub5")
-    utm: dict[str, str] = Field(default_factory=dict, description="utm_* parameters")
+    ua_family: str = Field(
+        "", max_length=64, description="browser family parsed from the user agent"
+    )
+    ua_version: str = Field("", max_length=64, description="major version of that browser")
+    referrer: str | None = Field(None, max_length=MAX_CLICK_REFERRER)
+    sub_ids: ClickParams = Field(default_factory=dict, description="sub1..sub5")
+    utm: ClickParams = Field(default_factory=dict, description="utm_* parameters")
     is_bot: bool = False
     is_duplicate: bool = Field(
         False,
