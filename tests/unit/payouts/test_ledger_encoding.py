@@ -80,6 +80,7 @@ CASES = [
             "f|anna": str(T + 1),
             "l|anna": str(T + 9),
             "c|anna|instagram:P1": "1",
+            "cn|anna": "1",  # contents with a field of their own
             f"v|anna|{T}": "3",
             "vd|anna": str(T),
         },

@@ -5,7 +5,9 @@ Fields of the ``clicks`` hash, per creator ``<a>``: ``r|<a>`` non-bot clicks,
 ``d|<a>|<day>`` non-bot clicks per day, ``x|<a>|<reason>`` flagged clicks per
 reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time, ``c|<a>|<content>``
 valid clicks on a link placed in a content (its ``utm_content`` names the content as
-``<platform>:<content_id>``), for the content's CTR, ``v|<a>|<day start ms>`` valid unique
+``<platform>:<content_id>``), for the content's CTR (``cn|<a>`` how many contents have
+such a field, at most ``MAX_CONTENTS``; ``co|<a>`` valid clicks naming another or
+something that is no content's name), ``v|<a>|<day start ms>`` valid unique
 clicks per UTC day and ``vd|<a>`` those days, space-separated: what the per-day click
 lines pay (``afflux.shared.core.journal.click_days``). Clicks counted before the days were
 kept have no ``v`` field: they are paid on the first click's day.
@@ -13,17 +15,26 @@ kept have no ``v`` field: they are paid on the first click's day.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from afflux.shared.click_decode import DecodedClick
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
+from afflux.shared.core.content import CONTENT_ID_PATTERN, PLATFORM_PATTERN
 from afflux.shared.core.journal.click_days import day_start
 from afflux.shared.core.journal.period import ClickFigures
 from afflux.shared.core.periods import day_of
 from afflux.shared.events import ClickRecorded
 
 CONTENT_PARAM = "utm_content"  # a link placed in a content names it: <platform>:<content_id>
+# Contents a creator's clicks are counted under per campaign-period: as many as a
+# creator may publish in a campaign (AFFLUX_CREATOR_CONTENT_PER_CAMPAIGN's default).
+MAX_CONTENTS = 1_000
+MAX_CONTENT_ID = 200  # ContentPublished.content_id
+# \Z, not $: a content id never ends in a newline.
+_PLATFORM = re.compile(PLATFORM_PATTERN.removesuffix("$") + r"\Z")
+_CONTENT_ID = re.compile(CONTENT_ID_PATTERN.removesuffix("$") + r"\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +100,36 @@ def count_clicks(
         mark(last_name)
         valid.add(a)
         if item.content:
-            mark(_inc(tally, f"c|{a}|{item.content}"))
+            touched.update(count_content(tally, a, item.content))
     return touched, valid
+
+
+def count_content(tally: MutableMapping[str, str], affiliate_id: str, content: str) -> list[str]:
+    """Count a valid click on a link placed in ``content`` (the fields written). The
+    visitor's URL names the content, and its field is kept for good: a name that is not a
+    content's (``<platform>:<content_id>``), or a creator's ``MAX_CONTENTS`` + 1st
+    different one in the period, is counted in ``co|<a>`` instead (``cn|<a>`` counts the
+    names with a field of their own)."""
+    name = f"c|{affiliate_id}|{content}"
+    if name in tally:
+        return [_inc(tally, name)]
+    names = f"cn|{affiliate_id}"
+    known = int(tally.get(names, "0"))
+    if known >= MAX_CONTENTS or not is_content_key(content):
+        return [_inc(tally, f"co|{affiliate_id}")]
+    tally[names] = str(known + 1)
+    return [_inc(tally, name), names]
+
+
+def is_content_key(value: str) -> bool:
+    """``<platform>:<content_id>`` as the content API names a content."""
+    platform, colon, content_id = value.partition(":")
+    return (
+        bool(colon)
+        and len(content_id) <= MAX_CONTENT_ID
+        and _PLATFORM.match(platform) is not None
+        and _CONTENT_ID.match(content_id) is not None
+    )
 
 
 def mark_day(tally: MutableMapping[str, str], affiliate_id: str, at: int) -> str:
