@@ -7,10 +7,15 @@ import pytest
 
 from afflux.attribution.content_view import ContentBook
 from afflux.attribution.handlers import Campaigns, JoinHandler
-from afflux.attribution.join import JoinPartition
+from afflux.attribution.join import LEAD_PREFIX, JoinPartition
 from afflux.attribution.metrics import AttributionMetrics
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, ClickRecorded, OrderPlaced
+from afflux.shared.events import (
+    CampaignTermsPublished,
+    ClickRecorded,
+    LeadConfirmed,
+    OrderPlaced,
+)
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.topics import CLICKS, ORDERS
 
@@ -110,3 +115,46 @@ def test_a_late_report_is_joined_against_the_clicks_of_its_own_window_after_prun
     assert [(type(e).__name__, getattr(e, "click_id", None)) for e in decided] == [
         ("ConversionAttributed", "click-v1")
     ]
+
+
+def confirmation(order_id: str, at: int) -> LeadConfirmed:
+    return LeadConfirmed(
+        event_id=f"confirm-{order_id}", occurred_at=at, order_id=order_id, campaign_id="campaign"
+    )
+
+
+def sweep_all(join: JoinPartition, order_horizon: int) -> None:
+    for _ in range(len(join.keys) + 1):  # a pass visits a slice: every key at least once
+        join.prune(0, order_horizon, 0)
+
+
+@pytest.mark.parametrize(
+    ("horizon", "kept"),
+    [(OLD_EVENT, True), (OLD_EVENT + 1, False)],
+    ids=["at_the_horizon_kept", "one_ms_before_the_horizon_pruned"],
+)
+def test_a_confirmation_whose_order_never_came_goes_with_the_order_retention(
+    horizon: int, kept: bool
+) -> None:
+    """Parked under its own key until its order comes, it was kept for good when the
+    order never did (unknown, dead-lettered, or pruned before it)."""
+    join = JoinPartition()
+    join.confirm(confirmation("ghost", OLD_EVENT))
+    join.take_dirty()
+
+    sweep_all(join, horizon)
+
+    deleted = [k for k, v in join.take_dirty() if k.startswith(LEAD_PREFIX) and v is None]
+    assert bool(deleted) is not kept  # the changelog forgets it too
+    parked = [k for k in join.keys if k.startswith(LEAD_PREFIX)]
+    assert bool(parked) is kept
+
+
+def test_a_confirmation_of_a_waiting_order_is_kept_past_the_horizon() -> None:
+    join = partition_with_click("v1")
+    join.order("v1", order("v1"), ARRIVED)
+    join.confirm(confirmation("order-v1", OLD_EVENT))
+
+    sweep_all(join, OLD_EVENT + 400 * DAY)
+
+    assert ("campaign", "order-v1") in join.keys["v1"].confirms

@@ -656,7 +656,8 @@ class JoinPartition:
 
     def prune(self, click_horizon: int, order_horizon: int, arrival_horizon: int) -> None:
         """Forget clicks before ``click_horizon`` (event time) that arrived before
-        ``arrival_horizon``, and decided orders before ``order_horizon``.
+        ``arrival_horizon``, and decided orders and confirmations of orders never seen
+        before ``order_horizon``.
 
         Event times are not ordered across visitors (a backfill, a late batch), so the
         event-time horizon alone could drop clicks an order arriving with them still
@@ -673,7 +674,16 @@ class JoinPartition:
                     if touch.at < click_horizon and arrived < arrival_horizon
                 ]
             gone = [k for k, d in state.decided.items() if d.at < order_horizon]
-            if not old and not gone:
+            # A confirmation whose order never came (unknown, dead-lettered, or pruned
+            # before it) waits as long as a decided order is kept, then goes.
+            orphaned = [
+                k
+                for k, c in state.confirms.items()
+                if c.occurred_at < order_horizon
+                and k not in state.decided
+                and k not in state.pending
+            ]
+            if not old and not gone and not orphaned:
                 continue
             for cid in old:
                 del state.clicks[cid]
@@ -681,6 +691,8 @@ class JoinPartition:
                 del state.decided[k]
                 state.confirms.pop(k, None)
                 self.index.pop(k, None)
+            for k in orphaned:
+                del state.confirms[k]
             self.dirty.add(key)
 
     # -- changelog -----------------------------------------------------------------
