@@ -1,5 +1,6 @@
 """Event time through the real orders service: real-time reports are placed at the receive
-time, late ones keep theirs, and orders past the backfill limit need an admin backfill."""
+time, late ones keep theirs (moved by a skewed clock's offset), and orders past the
+backfill limit need an admin backfill."""
 
 from __future__ import annotations
 
@@ -142,6 +143,49 @@ async def test_a_report_sent_minutes_late_by_a_right_clock_keeps_the_purchase_ti
         bought_at + moved_by,
         bought_at,
     )
+
+
+LATE_CASES = [
+    # (merchant clock offset, how long after the purchase it reports)
+    (SLOW, 65_000),  # just past the skew by the merchant's clock
+    (FAST, 560_000),  # the same past it the other way
+    (SLOW, MS_PER_DAY),  # a nightly batch
+]
+
+
+@pytest.mark.parametrize("route", ["/v1/orders", "/v1/orders:batch", "/v1/refunds"])
+@pytest.mark.parametrize(
+    ("offset", "late_by"), LATE_CASES, ids=["slow, 65 s late", "fast, 560 s late", "slow, a day"]
+)
+async def test_a_late_report_from_a_skewed_clock_is_moved_onto_the_purchase_time(
+    merchant: Api,
+    clock: FrozenClock,
+    campaigns: Any,
+    topics: Any,
+    route: str,
+    offset: int,
+    late_by: int,
+) -> None:
+    """A clock 4 minutes off that reports past the skew: only a report inside it was
+    moved, so an order 65 s late from a slow clock landed 4 minutes before the purchase
+    (before the click that led to it: unattributed) and one 560 s late from a fast clock
+    4 minutes after it (after a click made on the thank-you page: the wrong creator)."""
+    before = await topics.settle()
+    bought_at = clock.now - late_by  # on our clock
+    merchant_now = clock.now + offset
+    make = refund if route == "/v1/refunds" else order
+    body = make(campaigns, bought_at + offset)  # dated by the merchant's clock
+    sent = {"orders": [body]} if route == "/v1/orders:batch" else body
+
+    response = await merchant.post(route, sent, t=merchant_now // 1000)
+
+    assert response.status_code == (200 if route == "/v1/orders:batch" else 202), response.text
+    await topics.settle()
+    topic, key = ("refunds", "refund_id") if route == "/v1/refunds" else ("orders", "order_id")
+    [event] = [e for e in topics.since(before, topic) if e[key] == body[key]]
+    # On our clock, up to the second the signature's whole seconds leave.
+    assert bought_at <= event["occurred_at"] < bought_at + 1_000
+    assert event["reported_occurred_at"] == bought_at + offset
 
 
 @pytest.mark.parametrize("signed_ago_s", [0, 300], ids=["signed now", "at the tolerance"])

@@ -1,6 +1,7 @@
 """Where an order or refund lands in event time: a real-time report on our clock (moved by
 the merchant's clock offset its signature tells, else at the receive time), a late one
-at its own time, refused when too far ahead or too old."""
+moved by the same offset (at its own time when unsigned), refused when too far ahead or
+too old."""
 
 from __future__ import annotations
 
@@ -95,8 +96,25 @@ SIGNED_CASES = [
     SignedCase("fast, 2 min late", NOW + 2 * M, NOW + 4 * M, Placement(NOW - 2 * M, NOW + 2 * M)),
     # Never later than the receive time: a purchase dated after the request was signed.
     SignedCase("dated after its signing", NOW + 5_000, NOW, Placement(NOW, NOW + 5_000)),
-    # A late report keeps its own time, signed or not; the future bound is the same.
+    # A late report from a clock that agrees with ours keeps its own time, the
+    # signature's whole seconds (rounded down) telling nothing under a second.
     SignedCase("a late report", NOW - 3_600_000, NOW, Placement(NOW - 3_600_000)),
+    SignedCase("a late report, t rounded down", NOW - 3_600_000, NOW - 999, Placement(NOW - 3_600_000)),
+    SignedCase("a late report, 1 s slow", NOW - 3_600_000, NOW - 1_000, Placement(NOW - 3_599_000, NOW - 3_600_000)),
+    SignedCase("a late report, 1 s fast", NOW - 3_600_000, NOW + 1_000, Placement(NOW - 3_601_000, NOW - 3_600_000)),
+    # A late report is moved by the offset too: left at its own time, a clock 4 minutes
+    # slow put an order reported 65 s after the purchase 4 minutes before it (before the
+    # click that led to it), where one reported 55 s after was moved onto the purchase.
+    SignedCase("slow, 55 s late", NOW - 4 * M - 55_000, NOW - 4 * M, Placement(NOW - 55_000, NOW - 4 * M - 55_000)),
+    SignedCase("slow, 65 s late", NOW - 4 * M - 65_000, NOW - 4 * M, Placement(NOW - 65_000, NOW - 4 * M - 65_000)),
+    # ... and a clock 4 minutes fast put one reported 9 minutes late after clicks made
+    # after the purchase.
+    SignedCase("fast, 9 min late", NOW - 5 * M, NOW + 4 * M, Placement(NOW - 9 * M, NOW - 5 * M)),
+    # A nightly batch from a clock 2 minutes slow: every order moved by the 2 minutes.
+    SignedCase("slow, a day late", NOW - MS_PER_DAY - 2 * M, NOW - 2 * M, Placement(NOW - MS_PER_DAY, NOW - MS_PER_DAY - 2 * M)),
+    # The limits are the merchant's time's: the backfill limit is not moved by the offset.
+    SignedCase("fast, at the backfill limit", NOW - LIMIT, NOW + 4 * M, Placement(NOW - LIMIT - 4 * M, NOW - LIMIT)),
+    SignedCase("slow, 1 ms past the backfill limit", NOW - LIMIT - 1, NOW - 4 * M, None),
     SignedCase("1 ms past the skew ahead", NOW + SKEW + 1, NOW, None),
 ]  # fmt: skip
 

@@ -10,8 +10,9 @@ minutes slow can then never put an order before the click that led to it, and a
 postback minutes late does not move its order past the clicks made after the
 purchase (a link clicked on the thank-you page took the sale). The merchant's
 time is kept beside it as ``reported_occurred_at``. An older time is a late
-report and is taken as sent, down to the backfill limit; anything older than
-that needs an explicit backfill by an operator.
+report, taken down to the backfill limit and moved by the same offset when the
+request is signed (as sent when not); anything older than that needs an
+explicit backfill by an operator.
 """
 
 from __future__ import annotations
@@ -63,8 +64,15 @@ def place(
       ``reported + (now_ms - signed_at_ms)``, no later than ``now_ms`` (at ``now_ms``
       when unsigned), the merchant's time kept as reported (a backfill keeps its own
       time);
-    - older, down to the backfill limit (edge included): its own time;
+    - older, down to the backfill limit (edge included): moved the same way when signed
+      by a clock a second or more off ours (the merchant's time kept as reported), else
+      its own time;
     - older than that: refused, unless it is an explicit backfill.
+
+    A late report is moved too: the clock that dated it is off ours by what the
+    signature says whenever it is sent, and left at its own time, an order reported a
+    minute past the skew jumped by the whole offset (a clock 4 minutes slow put it before
+    the click that led to it, a fast one after clicks made after it).
     """
     skew = limits.skew_ms
     if reported > now_ms + skew:
@@ -86,7 +94,11 @@ def place(
             f"older than the backfill limit of {_duration(limits.backfill_limit_ms)}; "
             f"send old {what} through {BACKFILL_PATH.format(what=what)} (admin)",
         )
-    return Placement(reported)
+    # The signature's whole seconds cannot tell an offset under a second from a clock
+    # that agrees with ours: such a late report keeps its own time.
+    if signed_at_ms is None or abs(now_ms - signed_at_ms) < MS_PER_SECOND:
+        return Placement(reported)
+    return Placement(min(now_ms, reported + (now_ms - signed_at_ms)), reported)
 
 
 def _duration(ms: int) -> str:
