@@ -83,7 +83,7 @@ class SignedCase:
     expected: Placement | None
 
 
-M = 60_000  # a minute
+S, M, H, D = 1_000, 60_000, 3_600_000, MS_PER_DAY  # a second, minute, hour, day
 SIGNED_CASES = [
     # The merchant's clock agrees with ours, the postback 4 minutes late: placed at the
     # purchase, not at the receive time, so a click made after it cannot win it.
@@ -99,21 +99,31 @@ SIGNED_CASES = [
     # A late report from a clock that agrees with ours keeps its own time, the
     # signature's whole seconds (rounded down) telling nothing under a second.
     SignedCase("a late report", NOW - 3_600_000, NOW, Placement(NOW - 3_600_000)),
-    SignedCase("a late report, t rounded down", NOW - 3_600_000, NOW - 999, Placement(NOW - 3_600_000)),
-    SignedCase("a late report, 1 s slow", NOW - 3_600_000, NOW - 1_000, Placement(NOW - 3_599_000, NOW - 3_600_000)),
-    SignedCase("a late report, 1 s fast", NOW - 3_600_000, NOW + 1_000, Placement(NOW - 3_601_000, NOW - 3_600_000)),
+    SignedCase("a late report, t rounded down", NOW - H, NOW - 999, Placement(NOW - H)),
+    SignedCase("a late report, 1 s slow", NOW - H, NOW - S, Placement(NOW - H + S, NOW - H)),
+    SignedCase("a late report, 1 s fast", NOW - H, NOW + S, Placement(NOW - H - S, NOW - H)),
     # A late report is moved by the offset too: left at its own time, a clock 4 minutes
     # slow put an order reported 65 s after the purchase 4 minutes before it (before the
     # click that led to it), where one reported 55 s after was moved onto the purchase.
-    SignedCase("slow, 55 s late", NOW - 4 * M - 55_000, NOW - 4 * M, Placement(NOW - 55_000, NOW - 4 * M - 55_000)),
-    SignedCase("slow, 65 s late", NOW - 4 * M - 65_000, NOW - 4 * M, Placement(NOW - 65_000, NOW - 4 * M - 65_000)),
+    SignedCase(
+        "slow, 55 s late", NOW - 4 * M - 55 * S, NOW - 4 * M,
+        Placement(NOW - 55 * S, NOW - 4 * M - 55 * S),
+    ),
+    SignedCase(
+        "slow, 65 s late", NOW - 4 * M - 65 * S, NOW - 4 * M,
+        Placement(NOW - 65 * S, NOW - 4 * M - 65 * S),
+    ),
     # ... and a clock 4 minutes fast put one reported 9 minutes late after clicks made
     # after the purchase.
     SignedCase("fast, 9 min late", NOW - 5 * M, NOW + 4 * M, Placement(NOW - 9 * M, NOW - 5 * M)),
     # A nightly batch from a clock 2 minutes slow: every order moved by the 2 minutes.
-    SignedCase("slow, a day late", NOW - MS_PER_DAY - 2 * M, NOW - 2 * M, Placement(NOW - MS_PER_DAY, NOW - MS_PER_DAY - 2 * M)),
+    SignedCase(
+        "slow, a day late", NOW - D - 2 * M, NOW - 2 * M, Placement(NOW - D, NOW - D - 2 * M)
+    ),
     # The limits are the merchant's time's: the backfill limit is not moved by the offset.
-    SignedCase("fast, at the backfill limit", NOW - LIMIT, NOW + 4 * M, Placement(NOW - LIMIT - 4 * M, NOW - LIMIT)),
+    SignedCase(
+        "fast, at the limit", NOW - LIMIT, NOW + 4 * M, Placement(NOW - LIMIT - 4 * M, NOW - LIMIT)
+    ),
     SignedCase("slow, 1 ms past the backfill limit", NOW - LIMIT - 1, NOW - 4 * M, None),
     SignedCase("1 ms past the skew ahead", NOW + SKEW + 1, NOW, None),
 ]  # fmt: skip
