@@ -4,11 +4,13 @@ attributed: the whole stack, driven by seeded visitors over HTTP."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from afflux.cli.demo_client import DemoClient
 from afflux.cli.load import drive
+from afflux.cli.scenario_checks import every_order_is_placed_at_its_purchase
 from afflux.cli.stack import Stack
 from afflux.cli.topic_reader import read_events
 from afflux.cli.traffic import Program, Traffic, TrafficMix, creator_ids
@@ -46,11 +48,19 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> list[Program]:
     return [Program(entry.terms) for entry in load_campaign_file(path).campaigns]
 
 
+# Every order reported 11 to 15 s after the purchase by a clock 290 s slow: 301 to 305 s
+# before the receive time, so a late report. Left at the merchant's time, each landed
+# 290 s before its purchase, before the click that led to it (no click).
+LATE = replace(EVERY_VISITOR_BUYS, late_report_rate=1.0, late_report_s=(11.0, 15.0))
+
+
 @pytest.mark.parametrize(
-    "offset_ms", [-240_000, 240_000], ids=["merchant clock 4 minutes slow", "4 minutes fast"]
+    ("offset_ms", "mix"),
+    [(-240_000, EVERY_VISITOR_BUYS), (240_000, EVERY_VISITOR_BUYS), (-290_000, LATE)],
+    ids=["merchant clock 4 minutes slow", "4 minutes fast", "290 s slow, reporting late"],
 )
 async def test_every_order_that_followed_its_click_is_attributed(
-    stack: Stack, programs: list[Program], offset_ms: int
+    stack: Stack, programs: list[Program], offset_ms: int, mix: TrafficMix
 ) -> None:
     run_id = f"skew-{uuid.uuid4().hex[:8]}"
     async with DemoClient(
@@ -60,7 +70,7 @@ async def test_every_order_that_followed_its_click_is_attributed(
         ADMIN_TOKEN,
         merchant_clock_offset_ms=offset_ms,
     ) as client:
-        traffic = Traffic(client, programs, creator_ids(5), mix=EVERY_VISITOR_BUYS, run_id=run_id)
+        traffic = Traffic(client, programs, creator_ids(5), mix=mix, run_id=run_id)
         await traffic.create_links()
         tally = await drive(traffic, range(VISITORS), seed=11)
     assert (tally.errors, tally.orders) == (0, VISITORS), tally.error_samples
@@ -91,3 +101,5 @@ async def test_every_order_that_followed_its_click_is_attributed(
     for order in (e for e in orders if isinstance(e, OrderPlaced) and e.order_id in sent):
         assert order.reported_occurred_at is not None
         assert abs(order.reported_occurred_at - offset_ms - order.occurred_at) < 60_000
+    # ... and each lands at its purchase on our clock, which the oracle cannot tell.
+    assert every_order_is_placed_at_its_purchase(tally.purchased, orders) == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer
 
@@ -167,3 +167,32 @@ def dead_letters_by_reason(events: Iterable[AnyEvent]) -> dict[str, list[DeadLet
         if isinstance(event, DeadLetter):
             grouped.setdefault(event.source_topic, []).append(event)
     return grouped
+
+
+PLACED_SLACK_MS = 5_000  # the signature's whole second, the request's transit, a retry
+
+
+def every_order_is_placed_at_its_purchase(
+    purchased: Mapping[tuple[str, str], int], orders: Iterable[AnyEvent]
+) -> list[str]:
+    """Each order is on the topic at the moment it was bought, on our clock (the orders
+    service moves the merchant's time by its clock's offset, which the signature tells),
+    whatever the merchant's clock and however late it reported. The oracle decides from
+    the time on the topic, so a misplaced order (a merchant clock's offset left in it)
+    looks right to it: an order before the click that led to it, or after clicks made
+    after the purchase. ``purchased``: (campaign, order) -> the purchase on our clock."""
+    differences = []
+    for event in orders:
+        if not isinstance(event, OrderPlaced):
+            continue
+        bought_at = purchased.get((event.campaign_id, event.order_id))
+        if bought_at is None:
+            continue
+        off = event.occurred_at - bought_at
+        if not -50 <= off <= PLACED_SLACK_MS:
+            differences.append(
+                f"order {event.campaign_id}/{event.order_id}: placed {off} ms"
+                f" {'after' if off > 0 else 'before'} its purchase on our clock"
+                f" (merchant's time {event.reported_occurred_at})"
+            )
+    return differences

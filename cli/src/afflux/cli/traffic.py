@@ -27,6 +27,7 @@ from afflux.cli.creator_traffic import (
 from afflux.cli.demo_client import DemoClient
 from afflux.shared.core.money import Money
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.io.clock_source import system_clock
 
 
 @dataclass
@@ -60,6 +61,10 @@ class TrafficMix:
     # Visitor slots 1, 1 + n, 1 + 2n, ... of a run are creators (0: none), when a
     # campaign's terms pay engagement or read live streams or survey answers.
     creator_every: int = 10
+    # Orders the merchant reports this long after the purchase, dated at it by its clock:
+    # with a clock more than the skew less the delay slow, a late report.
+    late_report_rate: float = 0.0
+    late_report_s: tuple[float, float] = (11.0, 15.0)
 
 
 def creator_ids(count: int) -> list[str]:
@@ -76,11 +81,14 @@ class Tally:
     orders: int = 0
     refunds: int = 0
     renewals: int = 0
+    late_reports: int = 0  # orders reported ``late_report_s`` after the purchase
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     click_ids: list[str] = field(default_factory=list)  # from every 302 answered
     accepted: list[tuple[str, str]] = field(default_factory=list)  # (campaign, order) answered 2xx
     creator: CreatorTally = field(default_factory=CreatorTally)
+    # (campaign, order) -> when the visitor bought, on our clock (``_order``'s orders)
+    purchased: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class Traffic:
@@ -176,6 +184,11 @@ class Traffic:
         if reads_surveys(terms) and rng.random() < SURVEY_RATE:
             answer = survey_answer(terms, rng.choices(self.creators, self.weights)[0], rng)
         answer_later = answer is not None and rng.random() < 0.5
+        bought_at, dated = system_clock(), None
+        if self.mix.late_report_rate and rng.random() < self.mix.late_report_rate:
+            dated = self.client.merchant_now()
+            await asyncio.sleep(rng.uniform(*self.mix.late_report_s))
+            self.tally.late_reports += 1
         await self.client.place_order(
             terms,
             order_id=order_id,
@@ -189,8 +202,10 @@ class Traffic:
             items=items,
             non_commissionable_minor=shipping,
             survey=None if answer_later else answer,
+            occurred_at=dated,
         )
         self._ordered(terms.campaign_id, order_id)
+        self.tally.purchased[(terms.campaign_id, order_id)] = bought_at
         if answer is not None:
             if answer_later:
                 await asyncio.sleep(rng.uniform(0.1, 0.5))
