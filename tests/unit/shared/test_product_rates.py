@@ -131,6 +131,35 @@ SALES = [
         "sale: 12.5% of 1000 (sku shoe-1)",
         rate=Rate(fixed_minor=300),
     ),
+    # A fixed rate without items: once per sale, whatever its amount ...
+    Sale(
+        "fixed, no items, some shipping",
+        (),
+        700,
+        300,
+        "sale: fixed 300 of 100 (base rate); 600 non-commissionable",
+        non_commissionable=600,
+        rate=Rate(fixed_minor=300),
+    ),
+    # ... but nothing on shipping alone, as when it is sent as an excluded item line
+    # (it earned the fixed 300 sent without items).
+    Sale(
+        "fixed, no items, shipping alone",
+        (),
+        700,
+        0,
+        "sale: no commissionable amount; 700 non-commissionable",
+        non_commissionable=700,
+        rate=Rate(fixed_minor=300),
+    ),
+    Sale(
+        "fixed, shipping alone as an item line",
+        (("ship", "shipping", 1, 700),),
+        700,
+        0,
+        "sale: no commissionable amount; excluded 700",
+        rate=Rate(fixed_minor=300),
+    ),
 ]
 
 

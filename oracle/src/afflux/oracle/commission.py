@@ -520,8 +520,11 @@ def _gross(
         if c.items:
             return _priced_items(c, terms, rank)[0]
         rate, _ = sale_rate(plan, c.new_customer, rank)
-        if c.non_commissionable_minor and rate.percent is not None:
-            return percent_of(max(0, c.amount_minor - c.non_commissionable_minor), rate.percent)
+        if c.non_commissionable_minor:
+            base = max(0, c.amount_minor - c.non_commissionable_minor)
+            if rate.percent is not None:
+                return percent_of(base, rate.percent)
+            return 0 if base == 0 else rate.fixed_minor or 0  # shipping alone earns nothing
         return apply_rate(rate, c.amount_minor)
     if c.kind == "renewal":
         return None if plan.recurring is None else apply_rate(plan.recurring.rate, c.amount_minor)

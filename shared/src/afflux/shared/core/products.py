@@ -141,6 +141,10 @@ def price_sale(
     """What a sale earns: per item when it has items, else on its commissionable amount."""
     if not items:
         base = max(0, amount_minor - non_commissionable_minor)
+        if non_commissionable_minor and base == 0:
+            # Shipping alone earns nothing, at a fixed rate too, as when it is sent as an
+            # excluded item line.
+            return SalePricing(0, (), 0, non_commissionable_minor, ())
         # A fixed rate is paid per sale whatever its amount, as before items existed.
         gross = percent_of(base, sale_rate.percent) if sale_rate.percent is not None else 0
         gross = gross or (sale_rate.fixed_minor or 0)
