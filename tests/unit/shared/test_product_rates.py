@@ -355,3 +355,15 @@ def test_a_units_part_is_rounded_down_so_every_unit_refunded_alone_fits() -> Non
     one = item_refund_parts(333, thirds, 0, (("sock", 1, None),))
     assert one == (ItemRefundPart("sock", 333, 999),)
     assert 3 * one[0].part_minor <= one[0].whole_minor
+
+
+def test_a_sku_on_two_rows_at_two_prices_is_refunded_a_unit_at_a_time() -> None:
+    """One unit of X is half of 1000 + 1, 500.5: counted exactly, a refund of 500 named
+    more than it refunds and one of 501 less, so no amount could refund it by quantity."""
+    two_prices: tuple[ItemRow, ...] = (("X", None, 1, 1000), ("X", None, 1, 1))
+    one_unit: tuple[RefundItemRow, ...] = (("X", 1, None),)
+
+    assert refund_items_problem(1001, two_prices, 0, (("X", 2, None),)) == ""
+    assert refund_items_problem(500, two_prices, 0, one_unit) == ""
+    assert "more than the items named (500)" in refund_items_problem(501, two_prices, 0, one_unit)
+    assert item_refund_parts(500, two_prices, 0, one_unit) == (ItemRefundPart("X", 500, 1001),)

@@ -254,11 +254,14 @@ def refund_items_problem(
     amount_of, quantity_of = _item_totals(items)
     if not named or not all(row[0] in amount_of for row in named):
         return ""
+    # A quantity stands for its share of the item rounded down, as ``item_refund_parts``
+    # takes it: counted exactly, a sku on two rows at two prices (1000 and 1) could not be
+    # refunded a unit at a time (half of 1001 is more than 500 and less than 501).
     total = Fraction(0)
     for sku, units, refund_amount in named:
         whole = amount_of[sku]
         if units is not None:
-            total += min(Fraction(whole), Fraction(whole * units, quantity_of[sku]))
+            total += min(whole, whole * units // quantity_of[sku]) if quantity_of[sku] else 0
         else:
             total += min(whole, refund_amount or 0)
     if total > amount_minor:
