@@ -75,7 +75,15 @@ def versions() -> tuple[TermsVersion, ...]:
 
 def random_items(rng: random.Random) -> tuple[ItemRow, ...]:
     skus = rng.sample(sorted(SKUS), rng.randint(1, 4))
-    return tuple((s, SKUS[s], rng.randint(1, 3), rng.randint(1, 9_000)) for s in skus)
+    rows = [(s, SKUS[s], rng.randint(1, 3), rng.randint(1, 9_000)) for s in skus]
+    if rng.random() < 0.3:
+        # A sku on a second row at another price, sometimes under another category: the
+        # orders API refuses the latter, but an order an earlier version took, or one
+        # written straight to the topic, is priced all the same.
+        sku, category, _, _ = rng.choice(rows)
+        other = rng.choice([category, category, "gift_card", None, "shoes"])
+        rows.append((sku, other, rng.randint(1, 3), rng.randint(1, 9_000)))
+    return tuple(rows)
 
 
 def random_refund_items(
@@ -93,10 +101,16 @@ def random_refund_items(
 
 
 def named_value(items: tuple[ItemRow, ...], named: tuple[RefundItemRow, ...]) -> int:
-    """What the items named stand for (a quantity as that many units: skus are distinct)."""
-    unit_of = {sku: unit for sku, _, _, unit in items}
+    """What the items named stand for: a quantity as its share of the sku's rows (a sku
+    may be on two rows at two prices), rounded down as the API's rule takes it."""
+    whole: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for sku, _, quantity, unit in items:
+        whole[sku] = whole.get(sku, 0) + quantity * unit
+        count[sku] = count.get(sku, 0) + quantity
     return sum(
-        unit_of[sku] * units if units is not None else amount or 0 for sku, units, amount in named
+        min(whole[sku], whole[sku] * units // count[sku]) if units is not None else amount or 0
+        for sku, units, amount in named
     )
 
 

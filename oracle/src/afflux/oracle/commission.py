@@ -496,16 +496,18 @@ def _items_make_up(
     r: RefundFact, amounts: Mapping[str, int], quantities: Mapping[str, int], rest: int
 ) -> bool:
     """Whether what a refund's items name of the order (a quantity as that share of the
-    item, an amount at most the item) is at most the refund's amount and short of it by at
-    most the order's non-item part ``rest``. A refund whose items do not is the orders
-    API's 422; produced onto the topic anyway, it is priced on its amount alone."""
-    named = Fraction(0)
+    item rounded down, an amount at most the item) is at most the refund's amount and
+    short of it by at most the order's non-item part ``rest``. A refund whose items do not
+    is the orders API's 422; produced onto the topic anyway, it is priced on its amount
+    alone. (Rounded down since 2026-12-07: counted exactly, a sku on two rows at two
+    prices could not be refunded a unit at a time by any amount.)"""
+    named = 0
     for sku, units, amount in r.items:
         item = amounts[sku]
         if units is None:
             named += min(item, amount or 0)
         else:
-            named += min(Fraction(item), Fraction(item * units, quantities[sku]))
+            named += min(item, item * units // quantities[sku]) if quantities[sku] else 0
     return named <= r.amount_minor <= named + rest
 
 

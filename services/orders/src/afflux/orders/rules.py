@@ -34,7 +34,7 @@ from afflux.shared.events import (
     LeadConfirmed,
     NonCommissionableReason,
     OrderItem,
-    OrderItems,
+    OrderItemsAtEntry,
     OrderKind,
     OrderPlaced,
     OrderRefunded,
@@ -98,7 +98,7 @@ class OrderRequest(_Request):
     customer_id: Annotated[str, Field(max_length=200)] | None = None
     # Strict: "yes", "on" and 1 were read as true.
     new_customer: Annotated[bool, Field(strict=True)] = False
-    items: Annotated[OrderItems, Field(max_length=MAX_ORDER_ITEMS)] = ()
+    items: Annotated[OrderItemsAtEntry, Field(max_length=MAX_ORDER_ITEMS)] = ()
     non_commissionable_minor: StrictMinor | None = None
     non_commissionable_reason: NonCommissionableReason | None = None
     survey: SurveyAnswer | None = None
