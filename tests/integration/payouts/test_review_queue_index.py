@@ -169,6 +169,8 @@ async def test_decisions_move_conversions_between_statuses(queue: Queue) -> None
 async def test_a_period_written_before_the_queue_index_gets_it_at_its_next_step(
     queue: Queue,
 ) -> None:
+    """Until then it is read from its line records: left out, an upgrade emptied the
+    queue, and a period nothing came to again never showed its held sales to decide."""
     await queue.apply(_batch(*SALES[:4]))
     # A ledger written before the index: no status sets in either period.
     for period in ("2026-11", "2026-12"):
@@ -176,14 +178,26 @@ async def test_a_period_written_before_the_queue_index_gets_it_at_its_next_step(
             await queue.store.redis.delete(queue.store.keys.period(CAMPAIGN, period, name))
     fresh = LedgerStore(queue.store.redis)  # a restarted consumer: nothing cached
     queue.store = fresh
-    assert (await queue.read())["total"] == 0
+    before = await queue.read(status="all")
+    assert [(r["order_id"], r["status"]) for r in before["reviews"]] == [
+        ("order-nov-ana", "held"),
+        ("order-nov-clean", "not_held"),
+        ("order-nov-bo", "held"),
+        ("order-dec-ana", "held"),
+    ]
+    assert before["counts"] == {"held": 3, "approved": 0, "declined": 0}
+    assert await queue.orders(limit=1) == [("order-nov-ana", "held")]
 
     await queue.apply(_batch(_sale("nov-late", "ana", NOV_1 + 4 * HOUR)))
 
+    assert await queue.store.redis.exists(
+        queue.store.keys.period(CAMPAIGN, "2026-11", QUEUE_WRITTEN)
+    )
     assert await queue.orders() == [
         ("order-nov-ana", "held"),
         ("order-nov-bo", "held"),
         ("order-nov-late", "held"),
+        ("order-dec-ana", "held"),
     ]
 
 

@@ -8,7 +8,8 @@ for a decision.
 
 Reading a page costs O(p * (log n + limit)) for p campaign-periods, whatever the number
 of conversions: the counts are the sets' sizes, the rows the first ``limit`` of each
-period's sets merged by time, and only their line records are read.
+period's sets merged by time, and only their line records are read. A period written
+before the sets, and not stepped since, is read from all its line records instead.
 
 Shared by the HTTP routes (``routes.reviews``) and the portal page."""
 
@@ -22,7 +23,13 @@ from typing import Any
 
 import orjson
 
-from afflux.payouts.store import QUEUE_SET, REVIEW_ENTRY, REVIEW_INDEX, LedgerStore
+from afflux.payouts.store import (
+    QUEUE_SET,
+    QUEUE_WRITTEN,
+    REVIEW_ENTRY,
+    REVIEW_INDEX,
+    LedgerStore,
+)
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import review_queue
 from afflux.shared.core.journal.records import LineRecord, record_from_json
@@ -139,6 +146,7 @@ async def queue(
     names = review_queue.STATUSES
     async with store.redis.pipeline(transaction=False) as pipe:
         for cid, period in cps:
+            pipe.exists(store.keys.period(cid, period, QUEUE_WRITTEN))
             for name in names:
                 pipe.zcard(store.keys.period(cid, period, QUEUE_SET + name))
             for name in statuses:
@@ -147,14 +155,25 @@ async def queue(
         raw = await pipe.execute()
     sizes: dict[str, int] = defaultdict(int)
     heads: list[list[tuple[int, str, str, str]]] = []
+    unwritten: list[tuple[str, str]] = []
     at = 0
     for cid, period in cps:
+        if not raw[at]:
+            unwritten.append((cid, period))
+            at += 1 + len(names) + len(statuses)
+            continue
+        at += 1
         for name in names:
             sizes[name] += raw[at]
             at += 1
         for _ in statuses:
             heads.append([(int(t), m.decode(), cid, period) for m, t in raw[at]])
             at += 1
+    for cid, period, found in await _from_line_records(store, unwritten):
+        for name in names:
+            sizes[name] += len(found.get(name, ()))
+        for name in statuses:
+            heads.append([(t, m, cid, period) for t, m in sorted(found.get(name, ()))[:limit]])
     # Each set comes sorted by (time, conversion id): merged, the first ``limit`` of all.
     first = list(heapq.merge(*heads))[:limit]
     return Queue(
@@ -162,6 +181,26 @@ async def queue(
         sum(sizes[name] for name in statuses),
         {name: sizes[name] for name in (HELD, APPROVED, DECLINED)},
     )
+
+
+async def _from_line_records(
+    store: LedgerStore, cps: list[tuple[str, str]]
+) -> list[tuple[str, str, dict[str, list[tuple[int, str]]]]]:
+    """The queue of campaign-periods whose status sets were never written (a ledger
+    written before them, not stepped since), from every line record, as before the sets:
+    left out, their held conversions were in no queue until the period's next step, and a
+    period nothing came to again never showed them to be decided."""
+    if not cps:
+        return []
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for cid, period in cps:
+            pipe.hgetall(store.keys.period(cid, period, "lines"))
+        raw = await pipe.execute()
+    out = []
+    for (cid, period), lines in zip(cps, raw, strict=True):
+        records = [record_from_json(orjson.loads(v)) for v in lines.values()]
+        out.append((cid, period, review_queue.moves({}, records).added))
+    return out
 
 
 async def _periods(store: LedgerStore, campaigns: list[str]) -> list[tuple[str, str]]:
