@@ -10,10 +10,15 @@ from dataclasses import dataclass
 import pytest
 
 from afflux.orders.errors import Rejected
-from afflux.orders.placement import Placement, TimeLimits, place
+from afflux.orders.placement import Placement, TimeLimits, event_time, place
 from afflux.orders.rules import OrderRequest, RefundRequest, order_event, refund_event
 from afflux.shared.core.clock import MS_PER_DAY
-from afflux.shared.core.event_time import backfill_limit_ms
+from afflux.shared.core.event_time import (
+    BackfillLimits,
+    allowed_age_ms,
+    backfill_limit_ms,
+    event_time_too_old,
+)
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
@@ -120,11 +125,18 @@ SIGNED_CASES = [
     SignedCase(
         "slow, a day late", NOW - D - 2 * M, NOW - 2 * M, Placement(NOW - D, NOW - D - 2 * M)
     ),
-    # The limits are the merchant's time's: the backfill limit is not moved by the offset.
+    # The backfill limit holds for the moved time, as the attribution worker checks it:
+    # held to the merchant's, a fast clock's report at the limit was taken here and
+    # dead-lettered there (event_time_too_old).
+    SignedCase("fast, at the limit", NOW - LIMIT, NOW + 4 * M, None),
     SignedCase(
-        "fast, at the limit", NOW - LIMIT, NOW + 4 * M, Placement(NOW - LIMIT - 4 * M, NOW - LIMIT)
+        "fast, at the limit on our clock", NOW - LIMIT + 4 * M, NOW + 4 * M,
+        Placement(NOW - LIMIT, NOW - LIMIT + 4 * M),
     ),
-    SignedCase("slow, 1 ms past the backfill limit", NOW - LIMIT - 1, NOW - 4 * M, None),
+    SignedCase(
+        "slow, 1 ms past the limit by its clock", NOW - LIMIT - 1, NOW - 4 * M,
+        Placement(NOW - LIMIT - 1 + 4 * M, NOW - LIMIT - 1),
+    ),
     SignedCase("1 ms past the skew ahead", NOW + SKEW + 1, NOW, None),
 ]  # fmt: skip
 
@@ -260,3 +272,49 @@ def test_the_refund_event_carries_the_placed_and_the_reported_time() -> None:
     assert (event.occurred_at, event.reported_occurred_at) == (NOW, NOW + 1)
     late = refund_event(request, TERMS, "merchant-a", Placement(NOW - 3_600_000))
     assert (late.occurred_at, late.reported_occurred_at) == (NOW - 3_600_000, None)
+
+
+def _version(number: int, day: int, window: int) -> TermsVersion:
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": "shop",
+            "merchant_id": "m",
+            "currency": "EUR",
+            "cookie_window_days": window,
+            "lock_days": 30,
+        }
+    )
+    start = day * MS_PER_DAY
+    return TermsVersion(version=number, effective_from=start, published_at=0, terms=terms)
+
+
+# 7 + 30 days until day 60, then 60 + 30: the limit depends on the time it is taken at.
+LENGTHENED = (_version(1, 0, 7), _version(2, 60, 60))
+
+
+@pytest.mark.parametrize("offset", [-299_000, -240_000, -1_000, 0, 1_000, 240_000, 299_000])
+@pytest.mark.parametrize(
+    ("day", "late_days"), [(60, 50), (60, 37), (10, 37), (100, 37), (100, 90), (61, 90)]
+)
+def test_every_report_the_orders_service_takes_the_worker_takes_too(
+    offset: int, day: int, late_days: int
+) -> None:
+    """The orders service and the attribution worker hold a report to the same limit, at
+    the same time (the one produced): a report from a fast clock at the limit, or across
+    a version that lengthened it, was taken here (202) and dead-lettered there
+    (event_time_too_old), its commission lost."""
+    for edge in (-60_000, -1, 0, 1, 60_000):
+        bought_at = day * MS_PER_DAY + edge  # on our clock
+        now = bought_at + late_days * MS_PER_DAY
+        reported, signed_at = bought_at + offset, now + offset
+        at = event_time(reported, now, SKEW, signed_at)
+        limits = TimeLimits(SKEW, backfill_limit_ms(LENGTHENED, None, at=at))
+        try:
+            placed = place(reported, now, limits, signed_at_ms=signed_at)
+        except Rejected:
+            continue
+        worker_limit = BackfillLimits.of(LENGTHENED, None).at(placed.occurred_at)
+        record_stamped = now + 5_000  # a producer's batching, a retry
+        assert not event_time_too_old(
+            placed.occurred_at, record_stamped, allowed_age_ms(worker_limit, SKEW)
+        ), (edge, placed)

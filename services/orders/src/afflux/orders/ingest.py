@@ -26,7 +26,7 @@ from afflux.orders.errors import Rejected, Unavailable, from_validation
 from afflux.orders.marks import DoneMarks, MarkMetrics
 from afflux.orders.merchant_secrets import MerchantSecrets
 from afflux.orders.metrics import UNKNOWN, OrdersMetrics
-from afflux.orders.placement import Placement, TimeLimits, place
+from afflux.orders.placement import Placement, TimeLimits, event_time, place
 from afflux.orders.publisher import Publisher
 from afflux.shared.core.clock import Clock
 from afflux.shared.core.duplicate_keys import first_duplicate_key, repeated_name_reason
@@ -265,13 +265,14 @@ class Ingestor:
         ``signed_at_ms``: the request's signature timestamp, by the merchant's clock."""
         if campaign_id not in self.directory:
             raise rules.unknown_campaign()
+        now = self.clock()
+        # The limit in force at the time produced, which the attribution worker checks.
+        at = reported if backfill else event_time(reported, now, self.limits.skew_ms, signed_at_ms)
         limit = backfill_limit_ms(
-            self.directory.versions(campaign_id), self.limits.backfill_limit_days, at=reported
+            self.directory.versions(campaign_id), self.limits.backfill_limit_days, at=at
         )
         limits = TimeLimits(self.limits.skew_ms, limit)
-        return place(
-            reported, self.clock(), limits, backfill=backfill, what=what, signed_at_ms=signed_at_ms
-        )
+        return place(reported, now, limits, backfill=backfill, what=what, signed_at_ms=signed_at_ms)
 
     def check_order(
         self,

@@ -64,10 +64,9 @@ def place(
       ``reported + (now_ms - signed_at_ms)``, no later than ``now_ms`` (at ``now_ms``
       when unsigned), the merchant's time kept as reported (a backfill keeps its own
       time);
-    - older, down to the backfill limit (edge included): moved the same way when signed
-      by a clock a second or more off ours (the merchant's time kept as reported), else
-      its own time;
-    - older than that: refused, unless it is an explicit backfill.
+    - older: moved the same way when signed by a clock a second or more off ours (the
+      merchant's time kept as reported), else its own time; refused when that is older
+      than the backfill limit (edge included), unless it is an explicit backfill.
 
     A late report is moved too: the clock that dated it is off ours by what the
     signature says whenever it is sent, and left at its own time, an order reported a
@@ -83,22 +82,35 @@ def place(
         )
     if backfill:
         return Placement(reported)
+    at = event_time(reported, now_ms, skew, signed_at_ms)
     if reported >= now_ms - skew:
-        if signed_at_ms is None:
-            return Placement(now_ms, reported)
-        return Placement(min(now_ms, reported + (now_ms - signed_at_ms)), reported)
-    if reported < now_ms - limits.backfill_limit_ms:
+        return Placement(at, reported)
+    # The limit holds for the time produced, as the attribution worker checks it: held
+    # to the merchant's, a report from a fast clock at the limit was taken here and
+    # dead-lettered there (event_time_too_old), its commission lost.
+    if at < now_ms - limits.backfill_limit_ms:
         raise Rejected(
             422,
             "occurred_at",
-            f"older than the backfill limit of {_duration(limits.backfill_limit_ms)}; "
-            f"send old {what} through {BACKFILL_PATH.format(what=what)} (admin)",
+            f"older than the backfill limit of {_duration(limits.backfill_limit_ms)}"
+            f"{'' if at == reported else ' (on our clock: the merchant clock is off ours)'};"
+            f" send old {what} through {BACKFILL_PATH.format(what=what)} (admin)",
         )
+    return Placement(at, None if at == reported else reported)
+
+
+def event_time(reported: int, now_ms: int, skew_ms: int, signed_at_ms: int | None) -> int:
+    """Where a merchant's report dated ``reported`` lands on our clock (no backfill, no
+    limit checked): see ``place``. Its campaign's backfill limit is the one in force then."""
+    if reported >= now_ms - skew_ms:
+        if signed_at_ms is None:
+            return now_ms
+        return min(now_ms, reported + (now_ms - signed_at_ms))
     # The signature's whole seconds cannot tell an offset under a second from a clock
     # that agrees with ours: such a late report keeps its own time.
     if signed_at_ms is None or abs(now_ms - signed_at_ms) < MS_PER_SECOND:
-        return Placement(reported)
-    return Placement(min(now_ms, reported + (now_ms - signed_at_ms)), reported)
+        return reported
+    return min(now_ms, reported + (now_ms - signed_at_ms))
 
 
 def _duration(ms: int) -> str:
