@@ -134,6 +134,9 @@ def test_bot_and_link_preview_user_agents_are_recognised(user_agent: str, bot: b
         ),
         ("", "", ""),
         ("something", "Other", ""),
+        # A version of 80 digits is cut, as a product token's always was.
+        ("Mozilla/5.0 Chrome/" + "9" * 80, "Chrome", "9" * 8),
+        ("curl/" + "9" * 80, "curl", "9" * 8),
     ],
 )
 def test_the_user_agent_is_reduced_to_family_and_major_version(

@@ -54,8 +54,8 @@ class DecodedClick(msgspec.Struct, frozen=True, gc=False):
     schema_version: Literal[1] = 1
     ip_hash: Annotated[str, msgspec.Meta(max_length=128)] = ""
     user_agent: Annotated[str, msgspec.Meta(max_length=MAX_CLICK_AGENT)] = ""
-    ua_family: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    ua_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    ua_family: Annotated[str, msgspec.Meta(max_length=MAX_CLICK_AGENT)] = ""
+    ua_version: Annotated[str, msgspec.Meta(max_length=MAX_CLICK_AGENT)] = ""
     referrer: Annotated[str, msgspec.Meta(max_length=MAX_CLICK_REFERRER)] | None = None
     sub_ids: _Params = {}
     utm: _Params = {}

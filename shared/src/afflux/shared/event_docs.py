@@ -56,6 +56,14 @@ _EVENTS_HEAD = """
 """
 
 _TAIL = """
+A click's free text is bounded in its schema, since readers keep some of it: a
+`ClickRecorded` holds at most 16 `utm` and 16 `sub_ids` entries (names up to 64
+characters, values up to 512), a `user_agent`, `ua_family` and `ua_version` of 1,024
+characters each, a `referrer` of 2,048 and an `ip_hash` of 128 (the clicks service
+writes well inside these, and always has, so no click it wrote is refused on a
+replay); an item past a bound is dead-lettered with the field and the reason
+(`ValidationError`).
+
 `Record.schema.json` describes a whole record value (one event or a packed
 array, below). `CampaignFile.schema.json` describes a campaign terms file
 (`afflux campaigns apply FILE.yaml`); each entry's `terms` is also the body of

@@ -91,7 +91,8 @@ class Envelope(BaseModel):
 
 
 # A click's free text on the wire. The redirect cuts each well inside these (a user agent
-# to 512 characters, a referrer to 1024, at most 10 utm parameters of 256); a record
+# to 512 characters, and its family and version parsed from it, a referrer to 1024, at
+# most 10 utm parameters of 256), and always has; a record
 # written to the topic by anyone else is held to them, since readers keep some of it
 # (the ledger counts clicks per ``utm_content`` for good).
 MAX_CLICK_AGENT = 1024
@@ -130,10 +131,13 @@ class ClickRecorded(Envelope):
         max_length=MAX_CLICK_AGENT,
         description="empty: the raw user agent is not kept (older events may carry it)",
     )
+    # As long as the user agent: parsed from it, the version was not cut before 2026-12-07.
     ua_family: str = Field(
-        "", max_length=64, description="browser family parsed from the user agent"
+        "", max_length=MAX_CLICK_AGENT, description="browser family parsed from the user agent"
     )
-    ua_version: str = Field("", max_length=64, description="major version of that browser")
+    ua_version: str = Field(
+        "", max_length=MAX_CLICK_AGENT, description="major version of that browser"
+    )
     referrer: str | None = Field(None, max_length=MAX_CLICK_REFERRER)
     sub_ids: ClickParams = Field(default_factory=dict, description="sub1..sub5")
     utm: ClickParams = Field(default_factory=dict, description="utm_* parameters")

@@ -56,6 +56,7 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 # Anything else: its first product token that is not "Mozilla" (curl/8.5, Googlebot/2.1).
 _PRODUCT = re.compile(r"(?:^|[\s;(])((?!Mozilla/)[A-Za-z][\w.-]{0,39})/(\d+)")
 _MAX_FAMILY = 40
+_MAX_VERSION = 8  # a major version; "Chrome/" and 80 digits is no browser's
 _UA_CACHE_MAX = 4096
 MS_PER_MINUTE = 60_000
 PRUNE_EVERY = 64  # writes between two prunings of a table
@@ -76,10 +77,12 @@ def parse_user_agent(user_agent: str) -> UserAgentInfo:
     for family, pattern in _FAMILIES:
         found = pattern.search(user_agent)
         if found:
-            return UserAgentInfo(family, found.group(1) or "", is_bot)
+            return UserAgentInfo(family, (found.group(1) or "")[:_MAX_VERSION], is_bot)
     product = _PRODUCT.search(user_agent)
     if product:
-        return UserAgentInfo(product.group(1)[:_MAX_FAMILY], product.group(2)[:8], is_bot)
+        return UserAgentInfo(
+            product.group(1)[:_MAX_FAMILY], product.group(2)[:_MAX_VERSION], is_bot
+        )
     return UserAgentInfo("Other" if user_agent.strip() else "", "", is_bot)
 
 
