@@ -73,3 +73,19 @@ def test_the_bound_is_per_creator() -> None:
     assert content_clicks(tally)["ben"] == {"instagram:B1": 1}
     assert "co|anna" not in tally
     assert "co|ben" not in tally
+
+
+def test_a_published_content_gets_its_field_whatever_made_up_names_took_the_bound() -> None:
+    """Visitors naming 1,000 made-up contents took every place: the creator's real
+    content then had no CTR."""
+    tally: dict[str, str] = {}
+    made_up = [_click(n, f"instagram:FAKE{n}") for n in range(MAX_CONTENTS)]
+    real = [_click(5_000 + n, "instagram:REAL") for n in range(3)]
+
+    count_clicks(tally, [*made_up, *real], published={"instagram:REAL"})
+
+    assert content_clicks(tally)["anna"]["instagram:REAL"] == 3
+    assert tally["cn|anna"] == str(MAX_CONTENTS)  # the made-up ones' places only
+    assert "co|anna" not in tally
+    count_clicks(tally, [_click(9_000, "instagram:FAKE-MORE")], published={"instagram:REAL"})
+    assert tally["co|anna"] == "1"

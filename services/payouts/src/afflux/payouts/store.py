@@ -822,7 +822,7 @@ class LedgerStore:
         # day), not what the batch adds. A write that fails drops the whole cached period.
         tally = cached.tally
         seq = cached.state.seq
-        touched, valid = tallies.count_clicks(tally, clicks)
+        touched, valid = tallies.count_clicks(tally, clicks, cached.state.contents)
         figures = tuple(tallies.figures(tally, a) for a in sorted(valid))
         result = cached.state.step(
             StepInput(

@@ -5,18 +5,19 @@ Fields of the ``clicks`` hash, per creator ``<a>``: ``r|<a>`` non-bot clicks,
 ``d|<a>|<day>`` non-bot clicks per day, ``x|<a>|<reason>`` flagged clicks per
 reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time, ``c|<a>|<content>``
 valid clicks on a link placed in a content (its ``utm_content`` names the content as
-``<platform>:<content_id>``), for the content's CTR (``cn|<a>`` how many contents have
-such a field, at most ``MAX_CONTENTS``; ``co|<a>`` valid clicks naming another or
-something that is no content's name), ``v|<a>|<day start ms>`` valid unique
-clicks per UTC day and ``vd|<a>`` those days, space-separated: what the per-day click
-lines pay (``afflux.shared.core.journal.click_days``). Clicks counted before the days were
-kept have no ``v`` field: they are paid on the first click's day.
+``<platform>:<content_id>``), for the content's CTR (a content published in the period
+always; ``cn|<a>`` how many others have such a field, at most ``MAX_CONTENTS``; ``co|<a>``
+valid clicks naming a further one or something that is no content's name),
+``v|<a>|<day start ms>`` valid unique clicks per UTC day and ``vd|<a>`` those days,
+space-separated: what the per-day click lines pay
+(``afflux.shared.core.journal.click_days``). Clicks counted before the days were kept
+have no ``v`` field: they are paid on the first click's day.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Container, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from afflux.shared.click_decode import DecodedClick
@@ -62,10 +63,13 @@ class ClickItem:
 
 
 def count_clicks(
-    tally: MutableMapping[str, str], clicks: Iterable[ClickItem]
+    tally: MutableMapping[str, str],
+    clicks: Iterable[ClickItem],
+    published: Container[str] = frozenset(),
 ) -> tuple[set[str], set[str]]:
     """Add clicks never counted before to ``tally``; the changed fields, and the
-    creators whose valid clicks changed."""
+    creators whose valid clicks changed. ``published``: the contents published in the
+    period (``count_content``)."""
     touched: set[str] = set()
     valid: set[str] = set()
     # A batch brings tens of thousands of clicks: each field is named and read once.
@@ -100,18 +104,27 @@ def count_clicks(
         mark(last_name)
         valid.add(a)
         if item.content:
-            touched.update(count_content(tally, a, item.content))
+            touched.update(count_content(tally, a, item.content, published))
     return touched, valid
 
 
-def count_content(tally: MutableMapping[str, str], affiliate_id: str, content: str) -> list[str]:
+def count_content(
+    tally: MutableMapping[str, str],
+    affiliate_id: str,
+    content: str,
+    published: Container[str] = frozenset(),
+) -> list[str]:
     """Count a valid click on a link placed in ``content`` (the fields written). The
     visitor's URL names the content, and its field is kept for good: a name that is not a
     content's (``<platform>:<content_id>``), or a creator's ``MAX_CONTENTS`` + 1st
-    different one in the period, is counted in ``co|<a>`` instead (``cn|<a>`` counts the
-    names with a field of their own)."""
+    different one in the period that is not ``published`` there, is counted in
+    ``co|<a>`` instead (``cn|<a>`` counts the unpublished names with a field of their
+    own). A published content always gets its field: visitors naming made-up contents
+    cannot take its place."""
     name = f"c|{affiliate_id}|{content}"
     if name in tally:
+        return [_inc(tally, name)]
+    if content in published and is_content_key(content):
         return [_inc(tally, name)]
     names = f"cn|{affiliate_id}"
     known = int(tally.get(names, "0"))
