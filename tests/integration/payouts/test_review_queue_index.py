@@ -36,6 +36,9 @@ from afflux.payouts.store import QUEUE_SET, QUEUE_WRITTEN, Batch, LedgerStore
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.journal.review_lines import ReviewFact
 from afflux.shared.core.journal.review_queue import STATUSES
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.events import CampaignTermsPublished
+from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
@@ -261,5 +264,61 @@ async def test_the_status_sets_expire_with_the_line_records_whatever_the_step_mo
         assert lines > 0
         for name in (QUEUE_SET + "held", QUEUE_WRITTEN):
             assert abs(await client.pttl(at(name)) - lines) < 60_000, name
+    finally:
+        await client.aclose()  # type: ignore[union-attr]
+
+
+async def test_a_period_stepped_before_its_campaign_reviewed_anything_is_not_read_whole(
+    plain_redis_url: str, infra: Any
+) -> None:
+    """A campaign that gained review terms from December: its November period, stepped
+    before, never gets status sets. Taken for a period written before them, it was read
+    from every line record on every queue read, for good."""
+    base = {
+        "campaign_id": "late-review",
+        "merchant_id": "merchant-rq",
+        "currency": "EUR",
+        "lock_days": 0,
+        "plan": {"sale": {"rate": {"percent": "10"}}},
+    }
+    v1 = first_version(base)
+    v2 = TermsVersion(
+        version=2,
+        effective_from=DEC_1,
+        published_at=0,
+        terms=CampaignTerms.model_validate({**base, "review": {"hold_on": ["self_referral"]}}),
+    )
+    directory = CampaignDirectory()
+    directory.apply(
+        CampaignTermsPublished(
+            event_id="late-review", occurred_at=0, campaign_id="late-review", versions=(v1, v2)
+        )
+    )
+    directory.ready.set()
+    client = await connect_ready(plain_redis_url)
+    store = LedgerStore(client)  # type: ignore[arg-type]
+    november = [sale_fact(f"lr-{n}", "bo", NOV_1 + n * 60_000) for n in range(40)]
+    held = sale_fact(
+        "lr-dec", "ana", DEC_1 + HOUR, risk_signals=("self_referral",), terms_version=2
+    )
+    try:
+        await store.apply(
+            Batch(conversions=[("late-review", "2026-11", c) for c in november]),
+            lambda cid: (v1,),  # before the second version was published
+            lambda cid: "EUR",
+        )
+        await store.apply(
+            reviewed_batch("late-review", _period, held), lambda cid: (v1, v2), lambda cid: "EUR"
+        )
+        async with payouts_http(
+            store, directory, infra.kafka_bootstrap, TOKEN, lambda: DEC_1 + DAY
+        ) as http:
+            with redis.Redis.from_url(plain_redis_url) as r:
+                r.config_resetstat()
+                answer = await http.get("/v1/reviews", params={"campaign_id": "late-review"})
+                stats = r.info("commandstats")
+        assert answer.status_code == 200, answer.text
+        assert [row["order_id"] for row in answer.json()["reviews"]] == ["order-lr-dec"]
+        assert "cmdstat_hgetall" not in stats
     finally:
         await client.aclose()  # type: ignore[union-attr]

@@ -9,7 +9,9 @@ import pytest
 
 from afflux.shared.core.commission import ConversionFact
 from afflux.shared.core.journal.records import LineRecord
-from afflux.shared.core.journal.review_queue import moves, status
+from afflux.shared.core.journal.review_queue import moves, reviewed_during, status
+from afflux.shared.core.periods import period_bounds
+from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 AT = 1_793_491_200_000
 
@@ -68,3 +70,37 @@ def test_period_lines_and_override_lines_are_not_rows() -> None:
     override = dataclasses.replace(_line("a", ("burst",)), override=("line-a", "ana", 1, "5"))
 
     assert not moves({}, [click, override])
+
+
+def _terms_version(number: int, starts: int, reviewed: bool) -> TermsVersion:
+    terms: dict[str, object] = {"campaign_id": "c", "merchant_id": "m", "currency": "EUR"}
+    if reviewed:
+        terms["review"] = {"hold_on": ["burst"]}
+    return TermsVersion(
+        version=number,
+        effective_from=starts,
+        published_at=0,
+        terms=CampaignTerms.model_validate(terms),
+    )
+
+
+NOV, DEC = period_bounds("2026-11")[0], period_bounds("2026-12")[0]
+
+
+@pytest.mark.parametrize(
+    ("versions", "period", "reviewed"),
+    [
+        ([(1, 0, False), (2, DEC, True)], "2026-11", False),  # review from December on
+        ([(1, 0, False), (2, DEC, True)], "2026-12", True),
+        ([(1, 0, False), (2, DEC - 1, True)], "2026-11", True),  # its last millisecond
+        ([(1, 0, True), (2, NOV, False)], "2026-11", False),  # review ended at its start
+        ([(1, 0, True), (2, NOV + 1, False)], "2026-11", True),  # ... a ms into it
+        ([(1, DEC, True)], "2026-11", True),  # the first version holds before its start
+        ([], "2026-11", False),
+    ],
+)
+def test_a_period_reviews_when_terms_in_force_in_it_do(
+    versions: list[tuple[int, int, bool]], period: str, reviewed: bool
+) -> None:
+    made = [_terms_version(n, starts, r) for n, starts, r in versions]
+    assert reviewed_during(made, period) is reviewed

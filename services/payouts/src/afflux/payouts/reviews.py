@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import review_queue
 from afflux.shared.core.journal.records import LineRecord, record_from_json
 from afflux.shared.core.journal.review_queue import APPROVED, DECLINED, HELD, NOT_HELD
+from afflux.shared.core.terms import TermsVersion
 
 __all__ = ["APPROVED", "DECLINED", "HELD", "NOT_HELD"]
 MAX_LISTED = 500  # conversions one answer or page lists; the totals count them all
@@ -139,9 +140,14 @@ class Queue:
 
 
 async def queue(
-    store: LedgerStore, campaigns: Iterable[str], statuses: Sequence[str], limit: int
+    store: LedgerStore,
+    campaigns: Iterable[str],
+    statuses: Sequence[str],
+    limit: int,
+    versions: Callable[[str], Sequence[TermsVersion]],
 ) -> Queue:
-    """The oldest ``limit`` conversions of ``campaigns`` with one of ``statuses``."""
+    """The oldest ``limit`` conversions of ``campaigns`` (their terms' ``versions``) with
+    one of ``statuses``."""
     cps = await _periods(store, list(campaigns))
     names = review_queue.STATUSES
     async with store.redis.pipeline(transaction=False) as pipe:
@@ -159,7 +165,11 @@ async def queue(
     at = 0
     for cid, period in cps:
         if not raw[at]:
-            unwritten.append((cid, period))
+            # Sets never written: a period written before them is read from its lines; one
+            # stepped only while no terms in force in it reviewed anything holds nothing
+            # (read from its lines, every queue read paid its every line, for good).
+            if review_queue.reviewed_during(versions(cid), period):
+                unwritten.append((cid, period))
             at += 1 + len(names) + len(statuses)
             continue
         at += 1

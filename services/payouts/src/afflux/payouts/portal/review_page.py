@@ -91,8 +91,11 @@ async def _page(
 ) -> HTMLResponse:
     base = f"/portal/campaigns/{campaign_id}/reviews"
     currency = directory.latest(campaign_id).terms.currency
-    held = await reviews.queue(store, [campaign_id], (HELD,), reviews.MAX_LISTED)
-    decided = await reviews.queue(store, [campaign_id], DECIDED_STATUSES, reviews.MAX_LISTED)
+    versions = directory.versions
+    held = await reviews.queue(store, [campaign_id], (HELD,), reviews.MAX_LISTED, versions)
+    decided = await reviews.queue(
+        store, [campaign_id], DECIDED_STATUSES, reviews.MAX_LISTED, versions
+    )
     counts = held.counts
     body = (
         f'<p id="review-counts">{counts["held"]} held, {counts["approved"]} approved, '

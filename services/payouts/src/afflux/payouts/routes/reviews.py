@@ -116,7 +116,7 @@ async def review_queue(
         if c in directory and any(v.terms.review is not None for v in directory.versions(c))
     ]
     statuses = STATUSES if status == "all" else (status,)
-    found = await reviews.queue(store, campaigns, statuses, limit)
+    found = await reviews.queue(store, campaigns, statuses, limit, directory.versions)
     return {"reviews": [e.view() for e in found.rows], "total": found.total, "counts": found.counts}
 
 

@@ -10,11 +10,13 @@ line records the step wrote.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from afflux.shared.core.journal.records import LineRecord
 from afflux.shared.core.journal.review_lines import DECLINE
+from afflux.shared.core.periods import period_bounds
+from afflux.shared.core.terms import TermsVersion, terms_in_force
 
 HELD, APPROVED, DECLINED, NOT_HELD = "held", "approved", "declined", "not_held"
 STATUSES = (HELD, APPROVED, DECLINED, NOT_HELD)
@@ -67,3 +69,15 @@ def moves(stored: MutableMapping[str, str], records: Iterable[LineRecord]) -> Mo
         if was is not None:
             out.removed.setdefault(was, []).append(member)
     return out
+
+
+def reviewed_during(versions: Sequence[TermsVersion], period: str) -> bool:
+    """Whether terms that review conversions were in force at some time in ``period``
+    (the version in force at its start, or one starting within it): a period without
+    holds none."""
+    if not versions:
+        return False
+    start, end = period_bounds(period)
+    in_force = [terms_in_force(versions, start)]
+    in_force += [v for v in versions if start < v.effective_from < end]
+    return any(v.terms.review is not None for v in in_force)
