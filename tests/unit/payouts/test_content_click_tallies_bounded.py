@@ -14,8 +14,14 @@ import pytest
 
 from afflux.payouts.tallies import MAX_CONTENTS, ClickItem, count_clicks
 from afflux.payouts.views import content_clicks
+from afflux.shared.core.engagement import ContentState, Publication
 
 pytestmark = pytest.mark.unit
+
+
+def _published(key: str, affiliate: str) -> ContentState:
+    publication = Publication(key, affiliate, "shop", "post", 0, f"p-{key}", None, False)
+    return ContentState(key, publication)
 
 
 def _click(n: int, content: str, affiliate: str = "anna") -> ClickItem:
@@ -82,10 +88,26 @@ def test_a_published_content_gets_its_field_whatever_made_up_names_took_the_boun
     made_up = [_click(n, f"instagram:FAKE{n}") for n in range(MAX_CONTENTS)]
     real = [_click(5_000 + n, "instagram:REAL") for n in range(3)]
 
-    count_clicks(tally, [*made_up, *real], published={"instagram:REAL"})
+    published = {"instagram:REAL": _published("instagram:REAL", "anna")}
+
+    count_clicks(tally, [*made_up, *real], published)
 
     assert content_clicks(tally)["anna"]["instagram:REAL"] == 3
     assert tally["cn|anna"] == str(MAX_CONTENTS)  # the made-up ones' places only
     assert "co|anna" not in tally
-    count_clicks(tally, [_click(9_000, "instagram:FAKE-MORE")], published={"instagram:REAL"})
+    count_clicks(tally, [_click(9_000, "instagram:FAKE-MORE")], published)
     assert tally["co|anna"] == "1"
+
+
+def test_another_creators_published_contents_do_not_add_to_a_creators_bound() -> None:
+    """Every content published in the period passed the bound on any creator's links: a
+    visitor naming 3,000 of another creator's contents gave one creator 4,000 fields."""
+    tally: dict[str, str] = {}
+    theirs = {f"instagram:P{n}": _published(f"instagram:P{n}", "ben") for n in range(50)}
+    made_up = [_click(n, f"instagram:FAKE{n}") for n in range(MAX_CONTENTS)]
+    naming_theirs = [_click(5_000 + n, key) for n, key in enumerate(theirs)]
+
+    count_clicks(tally, [*made_up, *naming_theirs], theirs)
+
+    assert len(content_clicks(tally)["anna"]) == MAX_CONTENTS
+    assert tally["co|anna"] == "50"

@@ -5,9 +5,10 @@ Fields of the ``clicks`` hash, per creator ``<a>``: ``r|<a>`` non-bot clicks,
 ``d|<a>|<day>`` non-bot clicks per day, ``x|<a>|<reason>`` flagged clicks per
 reason, ``f|<a>`` and ``l|<a>`` the first and last valid click's time, ``c|<a>|<content>``
 valid clicks on a link placed in a content (its ``utm_content`` names the content as
-``<platform>:<content_id>``), for the content's CTR (a content published in the period
-always; ``cn|<a>`` how many others have such a field, at most ``MAX_CONTENTS``; ``co|<a>``
-valid clicks naming a further one or something that is no content's name),
+``<platform>:<content_id>``), for the content's CTR (a content the creator published in
+the period always; ``cn|<a>`` how many others have such a field, at most
+``MAX_CONTENTS``; ``co|<a>`` valid clicks naming a further one or something that is no
+content's name),
 ``v|<a>|<day start ms>`` valid unique clicks per UTC day and ``vd|<a>`` those days,
 space-separated: what the per-day click lines pay
 (``afflux.shared.core.journal.click_days``). Clicks counted before the days were kept
@@ -17,12 +18,13 @@ have no ``v`` field: they are paid on the first click's day.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from afflux.shared.click_decode import DecodedClick
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.content import CONTENT_ID_PATTERN, PLATFORM_PATTERN
+from afflux.shared.core.engagement import ContentState
 from afflux.shared.core.journal.click_days import day_start
 from afflux.shared.core.journal.period import ClickFigures
 from afflux.shared.core.periods import day_of
@@ -65,11 +67,11 @@ class ClickItem:
 def count_clicks(
     tally: MutableMapping[str, str],
     clicks: Iterable[ClickItem],
-    published: Container[str] = frozenset(),
+    published: Mapping[str, ContentState] | None = None,
 ) -> tuple[set[str], set[str]]:
     """Add clicks never counted before to ``tally``; the changed fields, and the
-    creators whose valid clicks changed. ``published``: the contents published in the
-    period (``count_content``)."""
+    creators whose valid clicks changed. ``published``: the period's contents by key
+    (``count_content``)."""
     touched: set[str] = set()
     valid: set[str] = set()
     # A batch brings tens of thousands of clicks: each field is named and read once.
@@ -112,19 +114,21 @@ def count_content(
     tally: MutableMapping[str, str],
     affiliate_id: str,
     content: str,
-    published: Container[str] = frozenset(),
+    published: Mapping[str, ContentState] | None = None,
 ) -> list[str]:
     """Count a valid click on a link placed in ``content`` (the fields written). The
     visitor's URL names the content, and its field is kept for good: a name that is not a
     content's (``<platform>:<content_id>``), or a creator's ``MAX_CONTENTS`` + 1st
-    different one in the period that is not ``published`` there, is counted in
-    ``co|<a>`` instead (``cn|<a>`` counts the unpublished names with a field of their
-    own). A published content always gets its field: visitors naming made-up contents
-    cannot take its place."""
+    different one in the period that the creator did not publish there (``published``),
+    is counted in ``co|<a>`` instead (``cn|<a>`` counts the other names with a field of
+    their own). A content the creator published always gets its field: visitors naming
+    made-up contents cannot take its place (nor another creator's contents add to it)."""
     name = f"c|{affiliate_id}|{content}"
     if name in tally:
         return [_inc(tally, name)]
-    if content in published and is_content_key(content):
+    state = None if published is None else published.get(content)
+    publication = None if state is None else state.publication
+    if publication is not None and publication.affiliate_id == affiliate_id:
         return [_inc(tally, name)]
     names = f"cn|{affiliate_id}"
     known = int(tally.get(names, "0"))
