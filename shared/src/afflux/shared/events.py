@@ -268,7 +268,10 @@ class OrderPlaced(Envelope):
     customer_id: str | None = None
     new_customer: bool = False
     items: OrderItems = Field(
-        (), description="the order's items; a sku may be on several, all of one category"
+        (),
+        description="the order's items; a sku may be on several (the orders API takes them"
+        " all of one category; one under several, taken before that rule or written"
+        " straight to the topic, is priced by sku: its rows' rates blend)",
     )
     reported_occurred_at: EventTime | None = Field(
         None, description=REPORTED_TIME_DESCRIPTION.format(what="order")
