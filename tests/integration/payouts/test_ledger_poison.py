@@ -270,7 +270,7 @@ def test_a_conversion_written_again_under_its_id_with_other_facts_is_refused_not
             )
             offsets = await store.offsets()
             queued = {
-                conversion: json.loads(await redis.hget(Keys(prefix).ledger("reviews"), conversion))
+                conversion: json.loads(await redis.get(Keys(prefix).review(conversion, "entry")))
                 for conversion in ("conv-1", "conv-2")
             }
             journals: dict[str, list[Any]] = {}
@@ -348,7 +348,7 @@ def test_a_conversion_written_again_dated_in_another_period_is_refused_not_paid_
             await consumer._apply({tp: [_record(14, run, encode(copy(1, "ev-1", NOV_15)))]})
             offsets = await store.offsets()
             queued = {
-                c: json.loads(await redis.hget(keys.ledger("reviews"), c))
+                c: json.loads(await redis.get(keys.review(c, "entry")))
                 for c in ("conv-1", "conv-2")
             }
             journals = {
