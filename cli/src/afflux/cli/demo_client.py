@@ -139,19 +139,21 @@ class DemoClient:
         from afflux.orders.signing import sign_call
 
         raw = json.dumps(body, separators=(",", ":")).encode()
-        signature = sign_call(
-            method, path, raw, dev_merchant_secret(merchant_id), self.merchant_now() // 1000
-        )
-        headers = {
-            "Content-Type": "application/json",
-            "X-Afflux-Merchant": merchant_id,
-            "X-Afflux-Signature": signature,
-        }
-        # 503 means "not now" (broker unreachable, terms still loading): retry with
-        # the same signed bytes for up to ``retry_for_s``, inside the signature tolerance.
+        secret = dev_merchant_secret(merchant_id)
+        # 503 means "not now" (broker unreachable, terms still loading): retry the same
+        # bytes for up to ``retry_for_s``, signed anew each time: the signature's time is
+        # how far the merchant's clock is off ours, and sent with the first one, a retry
+        # placed its order as much later as it came.
         deadline = time.monotonic() + self.retry_for_s
         pause = 0.25
         while True:
+            headers = {
+                "Content-Type": "application/json",
+                "X-Afflux-Merchant": merchant_id,
+                "X-Afflux-Signature": sign_call(
+                    method, path, raw, secret, self.merchant_now() // 1000
+                ),
+            }
             try:
                 response = await self.http.request(
                     method, f"{self.orders_url}{path}", content=raw, headers=headers

@@ -8,8 +8,9 @@ for a decision.
 
 Reading a page costs O(p * (log n + limit)) for p campaign-periods, whatever the number
 of conversions: the counts are the sets' sizes, the rows the first ``limit`` of each
-period's sets merged by time, and only their line records are read. A period written
-before the sets, and not stepped since, is read from all its line records instead.
+period's sets merged by time, and only their line records are read. A period under
+review terms written before the sets, and not stepped since, is read from all its line
+records instead.
 
 Shared by the HTTP routes (``routes.reviews``) and the portal page."""
 
