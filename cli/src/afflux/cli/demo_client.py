@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -98,14 +98,15 @@ class DemoClient:
 
     async def create_link(self, terms: CampaignTerms, affiliate_id: str) -> str:
         domain = terms.allowed_domains[0] if terms.allowed_domains else "example.com"
-        response = await self.http.post(
-            f"{self.clicks_url}/v1/links",
-            headers=self.admin,
-            json={
-                "affiliate_id": affiliate_id,
-                "campaign_id": terms.campaign_id,
-                "destination_url": f"https://{domain}/landing?ref=afflux",
-            },
+        body = {
+            "affiliate_id": affiliate_id,
+            "campaign_id": terms.campaign_id,
+            "destination_url": f"https://{domain}/landing?ref=afflux",
+        }
+        # A 503 while the broker comes back (a link is answered once the broker has it)
+        # is retried as the orders calls are: it ended a fault test's load before it began.
+        response = await self._retrying(
+            lambda: self.http.post(f"{self.clicks_url}/v1/links", headers=self.admin, json=body)
         )
         response.raise_for_status()
         return str(response.json()["code"])
@@ -140,24 +141,31 @@ class DemoClient:
 
         raw = json.dumps(body, separators=(",", ":")).encode()
         secret = dev_merchant_secret(merchant_id)
-        # 503 means "not now" (broker unreachable, terms still loading): retry the same
-        # bytes for up to ``retry_for_s``, signed anew each time: the signature's time is
-        # how far the merchant's clock is off ours, and sent with the first one, a retry
-        # placed its order as much later as it came.
-        deadline = time.monotonic() + self.retry_for_s
-        pause = 0.25
-        while True:
+
+        # Signed anew for each attempt: the signature's time is how far the merchant's
+        # clock is off ours, and sent with the first one, a retry placed its order as much
+        # later as it came.
+        def send() -> Awaitable[httpx.Response]:
+            signature = sign_call(method, path, raw, secret, self.merchant_now() // 1000)
             headers = {
                 "Content-Type": "application/json",
                 "X-Afflux-Merchant": merchant_id,
-                "X-Afflux-Signature": sign_call(
-                    method, path, raw, secret, self.merchant_now() // 1000
-                ),
+                "X-Afflux-Signature": signature,
             }
+            return self.http.request(
+                method, f"{self.orders_url}{path}", content=raw, headers=headers
+            )
+
+        return await self._retrying(send)
+
+    async def _retrying(self, send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+        """``send()`` again while it answers 503, "not now" (broker unreachable, terms still
+        loading), or cannot connect, for up to ``retry_for_s``; then its last answer."""
+        deadline = time.monotonic() + self.retry_for_s
+        pause = 0.25
+        while True:
             try:
-                response = await self.http.request(
-                    method, f"{self.orders_url}{path}", content=raw, headers=headers
-                )
+                response = await send()
                 if response.status_code != 503 or time.monotonic() >= deadline:
                     return response
             except httpx.TransportError:
