@@ -181,11 +181,6 @@ class OrderItem(BaseModel):
         return self.quantity * self.price_minor
 
 
-# The validation context of an event a reader takes back from its own state (the join's
-# pending orders): it was accepted already, so rules added since do not refuse it again.
-STORED = {"stored": True}
-
-
 def _one_category_per_sku(items: tuple[OrderItem, ...]) -> tuple[OrderItem, ...]:
     """An order lists each sku under one category (``products.mixed_category``): refused
     at the later item's ``category``, so the orders API names ``items.N.category``."""

@@ -51,7 +51,6 @@ from afflux.shared.core.order_terms import ORDER_TERMS_FIELDS
 from afflux.shared.core.review import IP_PREFIX, coupon_site_host
 from afflux.shared.core.terms import TermsVersion, normalize_coupon, normalize_handle
 from afflux.shared.events import (
-    STORED,
     ConversionAttributed,
     Envelope,
     LeadConfirmed,
@@ -921,7 +920,7 @@ def decode_state(raw: bytes) -> VisitorState:
         )
         s.clicks[cid] = (touch, arrived)
     for payload, arrived in doc.get("p", ()):
-        order = OrderPlaced.model_validate(payload, context=STORED)  # taken already
+        order = OrderPlaced.model_validate(payload)
         s.pending[(order.campaign_id, order.order_id)] = (order, arrived)
     for c, o, at, converted, confirmed, *rest in doc.get("d", ()):
         s.decided[(c, o)] = _decided_from(c, o, at, converted, confirmed, rest)
