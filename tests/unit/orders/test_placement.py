@@ -19,6 +19,7 @@ from afflux.shared.core.event_time import (
     backfill_limit_ms,
     event_time_too_old,
 )
+from afflux.shared.core.periods import period_of
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
@@ -66,7 +67,11 @@ CASES = [
     Case("backfill 4 minutes slow", NOW - 240_000, Placement(NOW - 240_000), True),
     # ... but not the future limit.
     Case("backfill 1 ms past the skew ahead", NOW + SKEW + 1, None, True),
-    Case("backfill exactly the skew ahead", NOW + SKEW, Placement(NOW + SKEW), True),
+    # A backfill records what already happened: dated ahead of now, a terms version
+    # published meanwhile for a time before it would price it otherwise in a replay.
+    Case("backfill at the receive time", NOW, Placement(NOW), True),
+    Case("backfill 1 ms in the future", NOW + 1, None, True),
+    Case("backfill exactly the skew ahead", NOW + SKEW, None, True),
 ]
 
 
@@ -105,8 +110,10 @@ SIGNED_CASES = [
     # signature's whole seconds (rounded down) telling nothing under a second.
     SignedCase("a late report", NOW - 3_600_000, NOW, Placement(NOW - 3_600_000)),
     SignedCase("a late report, t rounded down", NOW - H, NOW - 999, Placement(NOW - H)),
-    SignedCase("a late report, 1 s slow", NOW - H, NOW - S, Placement(NOW - H + S, NOW - H)),
-    SignedCase("a late report, 1 s fast", NOW - H, NOW + S, Placement(NOW - H - S, NOW - H)),
+    SignedCase("a late report, 1 s slow", NOW - H, NOW - S, Placement(NOW - H)),
+    SignedCase("a late report, 1 s fast", NOW - H, NOW + S, Placement(NOW - H)),
+    SignedCase("late, 2 s slow", NOW - H, NOW - 2 * S, Placement(NOW - H + 2 * S, NOW - H)),
+    SignedCase("late, 2 s fast", NOW - H, NOW + 2 * S, Placement(NOW - H - 2 * S, NOW - H)),
     # A late report is moved by the offset too: left at its own time, a clock 4 minutes
     # slow put an order reported 65 s after the purchase 4 minutes before it (before the
     # click that led to it), where one reported 55 s after was moved onto the purchase.
@@ -138,7 +145,21 @@ SIGNED_CASES = [
         Placement(NOW - LIMIT - 1 + 4 * M, NOW - LIMIT - 1),
     ),
     SignedCase("1 ms past the skew ahead", NOW + SKEW + 1, NOW, None),
+    # A right clock sending at once: the signature's second (rounded down) and the
+    # transit are under a second, which tells nothing; the purchase keeps its time.
+    SignedCase("right, at once", NOW - 150, NOW - 999, Placement(NOW - 150, NOW - 150)),
+    SignedCase("right, 150 ms transit", NOW - 150, NOW - 1_149, Placement(NOW - 150, NOW - 150)),
+    SignedCase("2 s slow, at once", NOW - 2 * S, NOW - 2 * S, Placement(NOW, NOW - 2 * S)),
+    SignedCase("right, at once, dated ahead", NOW + 400, NOW, Placement(NOW, NOW + 400)),
 ]  # fmt: skip
+
+
+def test_a_purchase_in_a_periods_last_second_from_a_right_clock_stays_in_that_period() -> None:
+    purchase = 1_796_083_199_999  # 2026-11-30T23:59:59.999Z
+    signed_at = purchase // 1000 * 1000  # the signature's whole second
+    placed = place(purchase, purchase + 150, LIMITS, signed_at_ms=signed_at)
+    assert placed.occurred_at == purchase
+    assert period_of(placed.occurred_at, "month") == "2026-11"
 
 
 @pytest.mark.parametrize("case", SIGNED_CASES, ids=[c.name for c in SIGNED_CASES])
@@ -241,6 +262,18 @@ def test_the_backfill_limit_counts_the_versions_in_force_by_the_events_time(
     at = None if at_day is None else at_day * MS_PER_DAY
     assert backfill_limit_ms(STEPPED, None, at=at) == days * MS_PER_DAY
     assert backfill_limit_ms(STEPPED, 10, at=at) == 10 * MS_PER_DAY
+
+
+def test_a_version_corrected_at_its_own_instant_does_not_widen_the_backfill_limit() -> None:
+    # V2 (a 365-day window) was replaced at its very start by V3 (30 days): never in force.
+    corrected = (
+        version(1, cookie_window_days=30, lock_days=30),
+        from_day(100, 2, cookie_window_days=365, lock_days=30),
+        from_day(100, 3, cookie_window_days=30, lock_days=30),
+    )
+    for at_day in (50, 100, 101, None):
+        at = None if at_day is None else at_day * MS_PER_DAY
+        assert backfill_limit_ms(corrected, None, at=at) == 60 * MS_PER_DAY
 
 
 TERMS = CampaignTerms(campaign_id="shop", merchant_id="merchant-a", currency="EUR")

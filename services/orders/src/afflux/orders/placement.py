@@ -23,6 +23,9 @@ from afflux.orders.errors import Rejected
 from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
 
 BACKFILL_PATH = "POST /v1/admin/backfill/{what}"
+# How far ``now - t`` goes for a clock that agrees with ours: the signature's second,
+# rounded down, and a second of transit.
+AGREEING_MS = 2 * MS_PER_SECOND
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +65,10 @@ def place(
     - more than the skew in the future: refused;
     - within the skew of now (either way, edges included): placed at
       ``reported + (now_ms - signed_at_ms)``, no later than ``now_ms`` (at ``now_ms``
-      when unsigned), the merchant's time kept as reported (a backfill keeps its own
-      time);
-    - older: moved the same way when signed by a clock a second or more off ours (the
+      when unsigned; at ``reported`` when the offset is under ``AGREEING_MS``), the
+      merchant's time kept as reported (a backfill keeps its own time, never ahead of
+      now);
+    - older: moved the same way when signed by a clock two seconds or more off ours (the
       merchant's time kept as reported), else its own time; refused when that is older
       than the backfill limit (edge included), unless it is an explicit backfill.
 
@@ -81,6 +85,14 @@ def place(
             f"more than {skew // MS_PER_SECOND} s in the future (the clock-skew allowance)",
         )
     if backfill:
+        # A backfill records what already happened. Dated ahead of now it would be decided
+        # under the terms in force then, and a version published meanwhile for a time
+        # before it (allowed: it starts after its publication) prices it otherwise in
+        # every replay.
+        if reported > now_ms:
+            raise Rejected(
+                422, "occurred_at", "in the future: a backfill records what already happened"
+            )
         return Placement(reported)
     at = event_time(reported, now_ms, skew, signed_at_ms)
     if reported >= now_ms - skew:
@@ -102,14 +114,14 @@ def place(
 def event_time(reported: int, now_ms: int, skew_ms: int, signed_at_ms: int | None) -> int:
     """Where a merchant's report dated ``reported`` lands on our clock (no backfill, no
     limit checked): see ``place``. Its campaign's backfill limit is the one in force then."""
-    if reported >= now_ms - skew_ms:
-        if signed_at_ms is None:
-            return now_ms
-        return min(now_ms, reported + (now_ms - signed_at_ms))
-    # The signature's whole seconds cannot tell an offset under a second from a clock
-    # that agrees with ours: such a late report keeps its own time.
-    if signed_at_ms is None or abs(now_ms - signed_at_ms) < MS_PER_SECOND:
-        return reported
+    if reported >= now_ms - skew_ms and signed_at_ms is None:
+        return now_ms
+    # The signature's whole seconds (rounded down) and the request's transit cannot tell
+    # an offset under ``AGREEING_MS`` from a clock that agrees with ours: such a report
+    # keeps its own time (never later than now). Moved by the fraction and the transit, a
+    # right clock's purchase in a period's last second landed in the next period.
+    if signed_at_ms is None or abs(now_ms - signed_at_ms) < AGREEING_MS:
+        return min(now_ms, reported)
     return min(now_ms, reported + (now_ms - signed_at_ms))
 
 
