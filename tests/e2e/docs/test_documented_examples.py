@@ -66,7 +66,13 @@ class Expect:
 
 EXPECTED = [
     # the click sends a browser's user agent and is redirected; the order for its visitor
-    Expect("README.md", '"$clicks/c/$code"', r'(?s)^HTTP/1\.1 302.*"status":"accepted"'),
+    # ... and is the creator's: dated to the whole second, it must not land before its click
+    Expect(
+        "README.md",
+        '"$clicks/c/$code"',
+        r'(?s)^HTTP/1\.1 302.*"status":"accepted"'
+        r'.*"status":"attributed".*"affiliate_id":"creator-01"',
+    ),
     Expect("docs/orders.md", '"$body" | openssl dgst', r'"status":"(accepted|duplicate)"'),
     Expect("docs/orders.md", '"$refund" | openssl dgst', r'"status":"(accepted|duplicate)"'),
     Expect(

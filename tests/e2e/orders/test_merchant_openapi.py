@@ -496,13 +496,17 @@ async def test_the_readme_example_clicks_and_its_order_is_attributed_to_the_crea
         ["bash", "-euo", "pipefail", "-c", block + 'echo "$code $order" >&2'],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
         env=env,
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith("HTTP/1.1 302"), ran.stdout
-    assert json.loads(ran.stdout.strip().splitlines()[-1])["status"] == "accepted", ran.stdout
+    *_, answered, asked = ran.stdout.strip().splitlines()
+    assert json.loads(answered)["status"] == "accepted", ran.stdout
+    # The block's own question, polled until decided, already tells whose the order is.
+    [told] = json.loads(asked)["outcomes"]
+    assert (told["status"], told["decision"]["affiliate_id"]) == ("attributed", "creator-01")
     code, order_id = ran.stderr.strip().splitlines()[-1].split()
 
     def recorded(events: list[Any]) -> list[ClickRecorded]:

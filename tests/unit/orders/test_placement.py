@@ -110,10 +110,8 @@ SIGNED_CASES = [
     # signature's whole seconds (rounded down) telling nothing under a second.
     SignedCase("a late report", NOW - 3_600_000, NOW, Placement(NOW - 3_600_000)),
     SignedCase("a late report, t rounded down", NOW - H, NOW - 999, Placement(NOW - H)),
-    SignedCase("a late report, 1 s slow", NOW - H, NOW - S, Placement(NOW - H)),
-    SignedCase("a late report, 1 s fast", NOW - H, NOW + S, Placement(NOW - H)),
-    SignedCase("late, 2 s slow", NOW - H, NOW - 2 * S, Placement(NOW - H + 2 * S, NOW - H)),
-    SignedCase("late, 2 s fast", NOW - H, NOW + 2 * S, Placement(NOW - H - 2 * S, NOW - H)),
+    SignedCase("a late report, 1 s slow", NOW - H, NOW - S, Placement(NOW - H + S, NOW - H)),
+    SignedCase("a late report, 1 s fast", NOW - H, NOW + S, Placement(NOW - H - S, NOW - H)),
     # A late report is moved by the offset too: left at its own time, a clock 4 minutes
     # slow put an order reported 65 s after the purchase 4 minutes before it (before the
     # click that led to it), where one reported 55 s after was moved onto the purchase.
@@ -145,21 +143,35 @@ SIGNED_CASES = [
         Placement(NOW - LIMIT - 1 + 4 * M, NOW - LIMIT - 1),
     ),
     SignedCase("1 ms past the skew ahead", NOW + SKEW + 1, NOW, None),
-    # A right clock sending at once: the signature's second (rounded down) and the
-    # transit are under a second, which tells nothing; the purchase keeps its time.
-    SignedCase("right, at once", NOW - 150, NOW - 999, Placement(NOW - 150, NOW - 150)),
-    SignedCase("right, 150 ms transit", NOW - 150, NOW - 1_149, Placement(NOW - 150, NOW - 150)),
-    SignedCase("2 s slow, at once", NOW - 2 * S, NOW - 2 * S, Placement(NOW, NOW - 2 * S)),
     SignedCase("right, at once, dated ahead", NOW + 400, NOW, Placement(NOW, NOW + 400)),
+    # Dated to the whole second as it is signed (``date +%s000``): moved onto the receive
+    # time, after a click made a moment before (kept, it came before that click).
+    SignedCase("whole seconds, at once", NOW - 999, NOW - 999, Placement(NOW, NOW - 999)),
 ]  # fmt: skip
 
+MONTH_END = 1_796_083_199_999  # 2026-11-30T23:59:59.999Z, the last ms of a month
 
-def test_a_purchase_in_a_periods_last_second_from_a_right_clock_stays_in_that_period() -> None:
-    purchase = 1_796_083_199_999  # 2026-11-30T23:59:59.999Z
-    signed_at = purchase // 1000 * 1000  # the signature's whole second
-    placed = place(purchase, purchase + 150, LIMITS, signed_at_ms=signed_at)
-    assert placed.occurred_at == purchase
-    assert period_of(placed.occurred_at, "month") == "2026-11"
+
+@pytest.mark.parametrize(
+    ("name", "reported", "signed_at", "received", "placed"),
+    [
+        # A right clock: the signature's rounding and transit (1.149 s) would have moved
+        # the purchase into December.
+        ("right clock", MONTH_END, MONTH_END - 999, MONTH_END + 150, MONTH_END),
+        ("right clock, ms earlier", MONTH_END - 500, MONTH_END - 999, MONTH_END + 150, MONTH_END),
+        # Within the day the rounding still moves it (a click a moment before must win).
+        ("right clock, within the day", MONTH_END - 5_000, MONTH_END - 5_999, MONTH_END - 4_850,
+         MONTH_END - 4_850),
+        # Two seconds or more off ours is a clock that is off: moved across midnight.
+        ("2 s slow", MONTH_END - 2_000, MONTH_END - 2_999, MONTH_END + 1, MONTH_END + 1),
+    ],
+)  # fmt: skip
+def test_a_purchase_in_a_days_last_second_is_not_moved_into_the_next_by_rounding(
+    name: str, reported: int, signed_at: int, received: int, placed: int
+) -> None:
+    at = place(reported, received, LIMITS, signed_at_ms=signed_at // 1000 * 1000).occurred_at
+    assert at == placed
+    assert (period_of(at, "month") == "2026-11") is (placed <= MONTH_END)
 
 
 @pytest.mark.parametrize("case", SIGNED_CASES, ids=[c.name for c in SIGNED_CASES])

@@ -75,7 +75,6 @@ def test_a_whole_refund_naming_only_some_items_is_refused_naming_items() -> None
         refund(2600, {"sku": "shoe", "quantity": 1}, {"sku": "card", "amount_minor": 600}),
         refund(4000, {"sku": "shoe", "quantity": 5}),  # more than ordered: the item, capped
         refund(500, {"sku": "shoe", "amount_minor": 500}),  # a partial refund of an item
-        refund(10, {"sku": "not-in-the-order", "quantity": 3}),  # priced pro rata instead
         refund(5000, {"sku": "shoe", "quantity": 2}, {"sku": "card", "quantity": 1}),
     ],
 )
@@ -89,3 +88,22 @@ def test_shipping_refunded_beside_the_items_named_passes_up_to_the_orders_part()
     check_refund_items_value(shoe_and_shipping, ORDER, 499)
     with pytest.raises(Rejected):
         check_refund_items_value(shoe_and_shipping, ORDER, 498)
+
+
+@pytest.mark.parametrize(
+    ("order", "named", "field", "says"),
+    [
+        # a typo: priced pro rata on its amount by the ledger, not as the bag named
+        (ORDER, [{"sku": "shoe", "quantity": 1}, {"sku": "sh0e", "amount_minor": 10}],
+         "items.1.sku", "the order has no sku 'sh0e' (its skus: 'card', 'shoe')"),
+        ((), [{"sku": "x", "quantity": 1}],
+         "items.0.sku", "the order has no sku 'x' (its skus: none)"),
+    ],
+)  # fmt: skip
+def test_a_refund_naming_a_sku_the_order_does_not_have_is_refused_naming_it(
+    order: tuple[OrderItem, ...], named: list[dict[str, Any]], field: str, says: str
+) -> None:
+    with pytest.raises(Rejected) as refused:
+        check_refund_items_value(refund(2010, *named), order, 0)
+
+    assert (refused.value.status, refused.value.field, refused.value.reason) == (422, field, says)

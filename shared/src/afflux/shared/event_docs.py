@@ -56,6 +56,14 @@ _EVENTS_HEAD = """
 """
 
 _TAIL = """
+The `links` topic is not an event stream: it is the clicks service's record of its
+tracking links, keyed by code and compacted, each value a link's state as one JSON
+object with no envelope and no `type`: `code`, `affiliate_id`, `campaign_id`,
+`destination_url`, `active` (false once deactivated) and `created_at` (UTC ms).
+The clicks service restores its links from it after a Redis loss
+([clicks.md](../clicks.md#links-survive-a-redis-loss)); read it as a table (the last
+value per code), not through the schemas above.
+
 A click's free text is bounded in its schema, since readers keep some of it: a
 `ClickRecorded` holds at most 16 `utm` and 16 `sub_ids` entries (names up to 64
 characters, values up to 512), a `user_agent`, `ua_family` and `ua_version` of 1,024

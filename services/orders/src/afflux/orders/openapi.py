@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from afflux.orders import rules, signing
 from afflux.orders.routes.backfill import RefundsBackfill
+from afflux.orders.routes.postback import NOT_IN_POSTBACKS
 from afflux.shared.campaign_file import CampaignEntry
 from afflux.shared.io.http.apidocs import component_schemas, problem
 
@@ -82,6 +83,12 @@ SIGNATURE_DOC = (
     "`dev-secret-<merchant>`): `v1` is the hex HMAC-SHA256 of `<t>.<raw body>` and `t` "
     "the unix second of signing (docs/orders.md, Signing)."
 )
+PATH_SIGNATURE_DOC = (
+    "Each request is signed with one of the merchant's secrets (in development, "
+    "`dev-secret-<merchant>`) over its request line and body: `v1` is the hex HMAC-SHA256 "
+    "of `<t>.POST <path>\\n<raw body>`, the path exactly as sent, and `t` the unix second "
+    "of signing (docs/orders.md, Signing)."
+)
 _HEADERS: list[dict[str, Any]] = [
     {
         "name": signing.MERCHANT_HEADER,
@@ -94,8 +101,9 @@ _HEADERS: list[dict[str, Any]] = [
         "name": signing.SIGNATURE_HEADER,
         "in": "header",
         "required": True,
-        "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>`",
-        "schema": {"type": "string", "pattern": r"^t=\d+,v1=[0-9a-f]{64}$"},
+        "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256>` (of what: the operation's"
+        " description); several `v1=` while a secret is rotated, hex in either case",
+        "schema": {"type": "string", "pattern": r"^t=\d+(,v1=[0-9a-fA-F]{64})+$"},
         "example": "t=1767225600,v1=" + "0" * 64,
     },
 ]
@@ -120,7 +128,9 @@ def _errors(*extra: tuple[int, str]) -> dict[str, Any]:
             " campaign'"
         ),
         503: problem(
-            "starting, or the broker or Redis could not take it: nothing was accepted, retry",
+            "starting, or the broker or Redis could not take it: send the same request again"
+            " unchanged (after a produce timeout it may have been recorded: the same order"
+            " again is then answered as a duplicate, other terms under its id 409)",
             retry=True,
         ),
     }
@@ -144,13 +154,17 @@ _RENEWAL_CONFLICT = (
 
 
 def _signed_post(
-    summary: str, request: str, answers: dict[str, Any], description: str = ""
+    summary: str,
+    request: str,
+    answers: dict[str, Any],
+    description: str = "",
+    signature_doc: str = SIGNATURE_DOC,
 ) -> dict[str, Any]:
     return {
         "post": {
             "tags": ["merchant"],
             "summary": summary,
-            "description": f"{description}\n\n{SIGNATURE_DOC}".strip(),
+            "description": f"{description}\n\n{signature_doc}".strip(),
             "parameters": list(_HEADERS),
             "requestBody": {
                 "required": True,
@@ -174,7 +188,7 @@ def _order_fields() -> list[dict[str, Any]]:
             "description": field.get("description", f"the order's {name}"),
         }
         for name, field in schema["properties"].items()
-        if name not in ("items", "survey")
+        if name not in NOT_IN_POSTBACKS
     ]
 
 
@@ -193,7 +207,7 @@ def _postback() -> dict[str, Any]:
             "in": "query",
             "required": True,
             "description": "last parameter: hex HMAC-SHA256 of '<t>.<query before &sig>'",
-            "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
         },
     ]
     return {
@@ -276,6 +290,7 @@ def merchant_paths() -> dict[str, Any]:
                             (409, "the order is not a lead, or the campaign confirms none"),
                         ),
                     },
+                    signature_doc=PATH_SIGNATURE_DOC,
                 )["post"],
                 "parameters": [
                     {
@@ -307,6 +322,7 @@ def merchant_paths() -> dict[str, Any]:
                         ),
                     },
                     "One answer per order; what it does is the campaign's `survey` terms.",
+                    signature_doc=PATH_SIGNATURE_DOC,
                 )["post"],
                 "parameters": [
                     {

@@ -65,10 +65,10 @@ def place(
     - more than the skew in the future: refused;
     - within the skew of now (either way, edges included): placed at
       ``reported + (now_ms - signed_at_ms)``, no later than ``now_ms`` (at ``now_ms``
-      when unsigned; at ``reported`` when the offset is under ``AGREEING_MS``), the
-      merchant's time kept as reported (a backfill keeps its own time, never ahead of
-      now);
-    - older: moved the same way when signed by a clock two seconds or more off ours (the
+      when unsigned), nor, when the offset is under ``AGREEING_MS``, than the end of
+      ``reported``'s UTC day; the merchant's time kept as reported (a backfill keeps
+      its own time, never ahead of now);
+    - older: moved the same way when signed by a clock a second or more off ours (the
       merchant's time kept as reported), else its own time; refused when that is older
       than the backfill limit (edge included), unless it is an explicit backfill.
 
@@ -114,15 +114,27 @@ def place(
 def event_time(reported: int, now_ms: int, skew_ms: int, signed_at_ms: int | None) -> int:
     """Where a merchant's report dated ``reported`` lands on our clock (no backfill, no
     limit checked): see ``place``. Its campaign's backfill limit is the one in force then."""
-    if reported >= now_ms - skew_ms and signed_at_ms is None:
-        return now_ms
-    # The signature's whole seconds (rounded down) and the request's transit cannot tell
-    # an offset under ``AGREEING_MS`` from a clock that agrees with ours: such a report
-    # keeps its own time (never later than now). Moved by the fraction and the transit, a
-    # right clock's purchase in a period's last second landed in the next period.
-    if signed_at_ms is None or abs(now_ms - signed_at_ms) < AGREEING_MS:
-        return min(now_ms, reported)
+    if reported >= now_ms - skew_ms:
+        if signed_at_ms is None:
+            return now_ms
+        moved = min(now_ms, reported + (now_ms - signed_at_ms))
+        # Moved by less than the signature's rounding and transit can tell from a clock
+        # that agrees with ours, a purchase in a day's last second must stay in its day:
+        # moved past midnight, a right clock's order at 23:59:59.999 on a month's last day
+        # counted in the next month. Every period (month, ISO week) starts at midnight UTC.
+        if abs(now_ms - signed_at_ms) < AGREEING_MS:
+            return min(moved, _day_end(reported))
+        return moved
+    # The signature's whole seconds cannot tell an offset under a second from a clock
+    # that agrees with ours: such a late report keeps its own time.
+    if signed_at_ms is None or abs(now_ms - signed_at_ms) < MS_PER_SECOND:
+        return reported
     return min(now_ms, reported + (now_ms - signed_at_ms))
+
+
+def _day_end(at_ms: int) -> int:
+    """The last millisecond of ``at_ms``'s UTC day."""
+    return at_ms - at_ms % MS_PER_DAY + MS_PER_DAY - 1
 
 
 def _duration(ms: int) -> str:

@@ -463,8 +463,18 @@ def check_refund_items_value(
       ``amount_minor``;
     - money refunded beyond the items named and the order's non-item part: a refund of a
       whole order of 3000 naming only its shoe of 2000 names every item refunded, or none.
-    Checked when every sku named is the order's (otherwise the ledger prices the refund
-    pro rata on its amount)."""
+    A sku the order does not have (a typo), or any item of an order that lists none, is
+    refused naming it: the ledger would price such a refund pro rata on its amount, and
+    the merchant would not learn that what it named was not what was taken back."""
+    skus = {item.sku for item in order_items}
+    for at, row in enumerate(refund.items):
+        if row.sku not in skus:
+            listed = ", ".join(repr(sku) for sku in sorted(skus)[:20]) or "none"
+            raise Rejected(
+                422,
+                f"items.{at}.sku",
+                f"the order has no sku {row.sku!r} (its skus: {listed})",
+            )
     rows = [(item.sku, item.category, item.quantity, item.price_minor) for item in order_items]
     named = [(row.sku, row.quantity, row.amount_minor) for row in refund.items]
     problem = refund_items_problem(refund.amount_minor, rows, non_commissionable_minor, named)

@@ -93,7 +93,7 @@ _INTEGERS = ("amount_minor", "non_commissionable_minor")
 # A JSON object a query cannot carry (``items``, ``survey``), and the buyer's hashed IP
 # and email and the referrer (docs/orders.md): a postback URL is logged by every tracker
 # and proxy it passes, so it is no place for facts about the buyer.
-_NOT_IN_POSTBACKS = ("items", "survey", "customer_ip_hash", "customer_email_hash", "referrer")
+NOT_IN_POSTBACKS = ("items", "survey", "customer_ip_hash", "customer_email_hash", "referrer")
 
 
 def _is_integer_text(text: str) -> bool:
@@ -119,7 +119,7 @@ def postback_order(params: dict[str, str], now_ms: int) -> dict[str, Any]:
         if flag is None:
             raise Rejected(422, "new_customer", "use true or false (or 1/0, yes/no)")
         order["new_customer"] = flag
-    for name in _NOT_IN_POSTBACKS:
+    for name in NOT_IN_POSTBACKS:
         if name in order:
             raise Rejected(422, name, "not supported in a postback; use POST /v1/orders")
     return order

@@ -40,7 +40,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemBody"}
 RETRY_AFTER_HEADER = {
     "Retry-After": {
-        "description": "seconds to wait before retrying; nothing was accepted",
+        "description": "seconds to wait before sending the same request again",
         "schema": {"type": "string"},
     }
 }
