@@ -162,6 +162,16 @@ def test_a_valid_record_takes_the_fast_path() -> None:
     assert all(isinstance(event, DecodedClick) for _, event, *_ in decode_items(packed))
 
 
+def test_a_packed_record_of_more_clicks_than_any_producer_packs_is_one_refusal() -> None:
+    at_the_bound = json.dumps([with_(event_id=f"ev-{n}") for n in range(200)]).encode()
+    past_it = json.dumps([with_(event_id=f"ev-{n}") for n in range(201)]).encode()
+
+    assert all(isinstance(event, DecodedClick) for _, event, *_ in decode_items(at_the_bound))
+    [(_, event, reason, _, error_class)] = decode_items(past_it)
+    assert (event, error_class) == (None, "UndecodableRecord")
+    assert "at most 200 events; this one holds 201" in reason
+
+
 def test_a_fast_path_item_s_dead_letter_carries_the_item_as_sent() -> None:
     value = json.dumps([BASE, with_(event_id="ev-2", extra={"kept": True})]).encode()
     (_, _, _, raw, _) = decode_items(value)[1]

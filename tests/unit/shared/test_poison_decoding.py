@@ -87,6 +87,18 @@ POISON = [
     # a packed record of no events: once dropped by every consumer without a dead letter
     Poison(b"[]", "an empty array", "UndecodableRecord"),
     Poison(b" [ ] ", "an empty array", "UndecodableRecord"),
+    # more events than any producer packs: read item by item, 250,000 empty objects made
+    # a million dead letters and held the topic's consumers behind them for hours
+    Poison(
+        b"[" + b",".join([b"{}"] * 201) + b"]",
+        "a packed record holds at most 200 events; this one holds 201",
+        "UndecodableRecord",
+    ),
+    Poison(
+        b"[" + b",".join([b"{}"] * 250_000) + b"]",
+        "this one holds 250000",
+        "UndecodableRecord",
+    ),
 ]
 
 

@@ -23,7 +23,7 @@ from afflux.shared.events import (
     MAX_CLICK_PARAMS,
     MAX_CLICK_REFERRER,
 )
-from afflux.shared.wire import UndecodableRecord, check_bounds
+from afflux.shared.wire import MAX_PACKED_EVENTS, UndecodableRecord, check_bounds
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 # ClickRecorded's flag pattern, ending in \Z: Python's $ also matches before a final
@@ -85,4 +85,7 @@ def decoded_clicks(value: bytes | None) -> list[DecodedClick] | None:
         decoded = _CLICKS.decode(value)
     except (UndecodableRecord, msgspec.DecodeError):
         return None
-    return [decoded] if isinstance(decoded, DecodedClick) else decoded
+    if isinstance(decoded, DecodedClick):
+        return [decoded]
+    # Past the bound the general path refuses the record whole (``parse_value``).
+    return decoded if len(decoded) <= MAX_PACKED_EVENTS else None

@@ -179,6 +179,14 @@ def parse_value(value: bytes | None) -> Any:
         # No producer packs nothing (``pack_values`` needs one value): read as "no
         # events", it would be dropped by every consumer without a trace.
         raise UndecodableRecord("an empty array: a packed record holds at least one event")
+    if isinstance(parsed, list) and len(parsed) > MAX_PACKED_EVENTS:
+        # No afflux producer ever packed more. Read item by item, a record of 250,000
+        # empty objects (750 KB) made a million dead letters, one send each, and held every
+        # consumer of its topic behind them for hours.
+        raise UndecodableRecord(
+            f"a packed record holds at most {MAX_PACKED_EVENTS} events; this one holds"
+            f" {len(parsed)}: pack fewer per record"
+        )
     if compressed and not (isinstance(parsed, dict) and parsed.get("type") in COMPRESSED_TYPES):
         raise UndecodableRecord(
             "a compressed record must hold one event of type "

@@ -27,6 +27,7 @@ from afflux.shared.core.engagement import taken_over
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
 from afflux.shared.core.periods import BadPeriod, period_bounds, period_of
+from afflux.shared.core.products import items_problem
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 from afflux.shared.events import (
     ClickRecorded,
@@ -127,6 +128,12 @@ class Placement:
                     f"conversion in {event.currency} for campaign {event.campaign_id!r} "
                     f"paid in {self.currency(event.campaign_id)}"
                 )
+            # The attribution worker refuses such an order; a conversion produced around it
+            # was paid on items worth more than the sale (20000 of items on 10000: twice).
+            rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in event.items]
+            refused = items_problem(event.amount_minor, rows, event.non_commissionable_minor)
+            if refused:
+                raise Rejected(refused)
             batch.conversions.append(
                 (event.campaign_id, period, ledger_facts.conversion_fact(event))
             )
