@@ -89,10 +89,20 @@ class Stack:
                 self.infra.append(self._start_broker())
             self.kafka_bootstrap = f"127.0.0.1:{port}"
         if not self.redis_url:
+            if self._log_starts_empty():
+                # Redis's offsets, claims and ledger of an earlier run name records the
+                # broker no longer holds: kept, the ledger stopped as diverged (stored
+                # offset beyond the log's end) and the first order was never credited.
+                shutil.rmtree(self.options.work_dir / "redis", ignore_errors=True)
             self.redis_port = free_port()
             self.infra.append(self._start_redis())
             self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         asyncio.run(create_topics(self.kafka_bootstrap, self.options.partitions))
+
+    def _log_starts_empty(self) -> bool:
+        """Whether this stack's own broker starts from no log: Tansu on memory storage."""
+        started_here = not self.options.kafka_bootstrap
+        return started_here and self.options.storage == "memory" and self.options.broker == "tansu"
 
     def _start_broker(self, advertised_port: int | None = None) -> Child:
         assert self.broker_port is not None
