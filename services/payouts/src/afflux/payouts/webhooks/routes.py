@@ -66,6 +66,13 @@ async def _endpoint(store: WebhookStore, endpoint_id: str) -> Endpoint:
     return endpoint
 
 
+# An endpoint's stored record this version cannot read (``_endpoint``).
+UNREADABLE_ENDPOINT: dict[int | str, dict[str, Any]] = {
+    409: ERROR_RESPONSES[404]
+    | {"description": "the endpoint's stored record cannot be read by this version"}
+}
+
+
 @router.post(
     "/endpoints",
     status_code=201,
@@ -130,7 +137,7 @@ async def list_endpoints(
     return {"endpoints": endpoints}
 
 
-@router.get("/endpoints/{endpoint_id}")
+@router.get("/endpoints/{endpoint_id}", responses=UNREADABLE_ENDPOINT)
 async def get_endpoint(_: AdminDep, store: WebhookStoreDep, endpoint_id: str) -> dict[str, Any]:
     endpoint = await _endpoint(store, endpoint_id)
     return endpoint.public() | {"pending": await store.pending(endpoint_id)}
@@ -143,7 +150,7 @@ async def remove_endpoint(_: AdminDep, store: WebhookStoreDep, endpoint_id: str)
     return Response(status_code=204)
 
 
-@router.get("/endpoints/{endpoint_id}/dead-letters")
+@router.get("/endpoints/{endpoint_id}/dead-letters", responses=UNREADABLE_ENDPOINT)
 async def dead_letters(
     _: AdminDep,
     store: WebhookStoreDep,
@@ -154,7 +161,11 @@ async def dead_letters(
     return {"dead_letters": await store.dead_letters(endpoint_id, limit)}
 
 
-@router.post("/endpoints/{endpoint_id}/replay", dependencies=[NAMES_ONCE_AFTER_ADMIN])
+@router.post(
+    "/endpoints/{endpoint_id}/replay",
+    dependencies=[NAMES_ONCE_AFTER_ADMIN],
+    responses=UNREADABLE_ENDPOINT,
+)
 async def replay_endpoint(
     _: AdminDep,
     store: WebhookStoreDep,
