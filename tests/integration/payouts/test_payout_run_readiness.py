@@ -34,7 +34,7 @@ from afflux.payouts import run as payout_run
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.rebuild import clear_ledger
-from afflux.payouts.run import LedgerNotReady, run_payouts
+from afflux.payouts.run import LedgerNotReady, RunStopped, run_payouts
 from afflux.payouts.store import LedgerStore
 from afflux.shared.events import PayoutIssued
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -47,11 +47,16 @@ AS_OF = NOV_15 + 40 * DAY  # both sales' 30-day locks are over
 
 
 async def _pay(
-    store: LedgerStore, directory: CampaignDirectory, producer: Any, campaign: str, name: str
+    store: LedgerStore,
+    directory: CampaignDirectory,
+    producer: Any,
+    campaign: str,
+    name: str,
+    metrics: PayoutsMetrics | None = None,
 ) -> list[tuple[str, str, int]]:
     results = await run_payouts(
         store, directory, producer, as_of=AS_OF, period=name, campaign=campaign,
-        metrics=PayoutsMetrics(),
+        metrics=metrics or PayoutsMetrics(),
     )  # fmt: skip
     return [(r["period"], r["status"], r["amount_minor"]) for r in results]
 
@@ -159,8 +164,17 @@ def test_a_payout_the_broker_refused_is_announced_by_the_next_periods_run(
         async with _ledger(infra, prefix) as (redis, producer, store):
             consumer = ledger_consumer(infra, run, store, directory, producer)
             await _one_sale(consumer, campaign)
-            with pytest.raises(KafkaTimeoutError):
-                await _pay(store, directory, producer, campaign, "2026-12")
+            counted = PayoutsMetrics()
+            with pytest.raises(RunStopped) as stopped:
+                await _pay(store, directory, producer, campaign, "2026-12", counted)
+            assert counted.payouts.labels("paid")._value.get() == 1
+            # Recorded, and said so: the run stops at the first event the broker refuses.
+            [made] = stopped.value.results
+            assert (made["status"], made["amount_minor"], made["announced"]) == (
+                "paid",
+                1000,
+                False,
+            )
             broker["down"] = False
             january = await _pay(store, directory, producer, campaign, "2027-01")
             records = await redis.hgetall(Keys(prefix).creator("anna", "payouts"))
@@ -178,6 +192,47 @@ def test_a_payout_the_broker_refused_is_announced_by_the_next_periods_run(
         "2026-12": True
     }
     assert issued == [("2026-12", 1000)]
+
+
+def test_a_run_the_broker_stops_answers_503_listing_the_payout_it_recorded(
+    infra: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It answered a bare 500 (text/plain) after the payout was recorded, which no metric
+    counted: an operator could not tell whether anything was paid."""
+    run = uuid.uuid4().hex[:8]
+    campaign, prefix = f"camp-{run}", f"afx:test:{run}:"
+    directory = _directory(campaign, more={"lock_days": 30})
+
+    async def broker_down(*args: Any, **kwargs: Any) -> Any:
+        raise KafkaTimeoutError("the broker did not answer")
+
+    async def scenario() -> Any:
+        async with _ledger(infra, prefix) as (_, producer, store):
+            consumer = ledger_consumer(infra, run, store, directory, producer)
+            await _one_sale(consumer, campaign)
+            monkeypatch.setattr(payout_run, "send_event", broker_down)
+            async with payouts_http(
+                store, directory, infra.kafka_bootstrap, "t0ken", lambda: AS_OF
+            ) as http:
+                answer = await http.post(
+                    "/v1/payouts/run", json={"campaign_id": campaign, "period": "2026-12"}
+                )
+        return answer
+
+    answer = asyncio.run(scenario())
+
+    assert (answer.status_code, answer.headers["Retry-After"]) == (503, "30")
+    body = answer.json()
+    assert (
+        "the broker did not take a payout event (KafkaTimeoutError" in body["detail"][0]["reason"]
+    )
+    [made] = body["results"]
+    assert (made["affiliate_id"], made["status"], made["amount_minor"], made["announced"]) == (
+        "anna",
+        "paid",
+        1000,
+        False,
+    )
 
 
 async def test_the_run_endpoint_answers_503_naming_why_before_the_terms_are_loaded(

@@ -71,18 +71,26 @@ async def run_payouts(
     for affiliate, cid in sorted(approved):
         if affiliate not in records:
             records[affiliate] = await payout_records.records_of(store, affiliate)
-        await _emit_unsent(store, producer, records[affiliate], cid)
         owner = CreatorDue(affiliate, cid, approved[(affiliate, cid)], periods[(affiliate, cid)])
-        result = await _pay(
-            store,
-            directory,
-            producer,
-            owner,
-            records,
-            as_of=as_of,
-            period=period,
-            ledger=generation,
-        )
+        try:
+            await _emit_unsent(store, producer, records[affiliate], cid)
+            result = await _pay(
+                store,
+                directory,
+                producer,
+                owner,
+                records,
+                as_of=as_of,
+                period=period,
+                ledger=generation,
+            )
+        except NotAnnounced as stopped:
+            # Recorded, its event not taken: every later payout's event would wait out the
+            # same timeout. The run stops here; the next one announces what was recorded.
+            if stopped.recorded is not None:
+                metrics.payouts.labels("paid").inc()
+                results.append(stopped.recorded)
+            raise RunStopped(results, stopped.error) from None
         metrics.payouts.labels(result["status"]).inc()
         results.append(result)
     return results
@@ -133,7 +141,7 @@ async def _pay(
             result |= {"status": "already_paid", "amount_minor": existing["amount_minor"]}
             result["payout_id"] = existing["payout_id"]
             if not existing.get("emitted"):
-                await _emit(store, producer, existing)
+                await _announce(store, producer, existing)
             return result
         if due <= 0:
             return result | {"status": "nothing_due"}
@@ -162,8 +170,12 @@ async def _pay(
         outcome = await payout_records.record(store, record, paid_before)
         if outcome == payout_records.RECORDED:
             mine[payout_records.slot(cid, name)] = record
-            await _emit(store, producer, record)
-            return result | {"status": "paid", "payout_id": record["payout_id"]}
+            paid = result | {"status": "paid", "payout_id": record["payout_id"]}
+            try:
+                await _emit(store, producer, record)
+            except Exception as exc:
+                raise NotAnnounced(paid | {"announced": False}, exc) from exc
+            return paid
         # Another run paid this creator meanwhile (this period, or another period's
         # name): read what it recorded, then decide again.
         records[affiliate] = await payout_records.records_of(store, affiliate)
@@ -181,12 +193,42 @@ async def _emit_unsent(
     name counts them as paid, so without this nobody would ever hear of them."""
     for record in list(records.values()):
         if record.get("campaign_id") == campaign and not record.get("emitted"):
-            await _emit(store, producer, record)
+            await _announce(store, producer, record)
             record["emitted"] = True
+
+
+async def _announce(store: LedgerStore, producer: AIOKafkaProducer, record: dict[str, Any]) -> None:
+    """``_emit`` of a payout recorded by an earlier run: NotAnnounced (nothing newly
+    recorded) when the broker does not take it."""
+    try:
+        await _emit(store, producer, record)
+    except Exception as exc:
+        raise NotAnnounced(None, exc) from exc
 
 
 class LedgerNotReady(Exception):
     """No payout run now: the reason (a rebuild, its replay, the campaign terms)."""
+
+
+class NotAnnounced(Exception):
+    """A payout's event the broker did not take; ``recorded``: the result of the payout
+    this run recorded just before (None when the event was of an earlier run's)."""
+
+    def __init__(self, recorded: dict[str, Any] | None, error: Exception) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.recorded = recorded
+        self.error = error
+
+
+class RunStopped(Exception):
+    """The run stopped at a payout event the broker did not take: ``results`` are the
+    payouts decided before it (and the one recorded then, marked ``announced: false``)."""
+
+    def __init__(self, results: list[dict[str, Any]], error: Exception) -> None:
+        super().__init__(
+            f"the broker did not take a payout event ({type(error).__name__}: {error})"
+        )
+        self.results = results
 
 
 class PayoutConflict(Exception):

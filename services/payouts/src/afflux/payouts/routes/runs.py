@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from afflux.payouts import params
@@ -19,7 +20,7 @@ from afflux.payouts.deps import (
 from afflux.payouts.errors import ERROR_RESPONSES, ProblemBody
 from afflux.payouts.models import PayoutRunAnswer
 from afflux.payouts.queries import current_period, known_campaign
-from afflux.payouts.run import LedgerNotReady, PayoutConflict, run_payouts
+from afflux.payouts.run import LedgerNotReady, PayoutConflict, RunStopped, run_payouts
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.periods import CADENCE_NAMES, cadence_of, period_of
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
@@ -59,7 +60,10 @@ class RunRequest(BaseModel):
         503: {
             "model": ProblemBody,
             "description": "nothing paid: the ledger is being rebuilt or has not replayed"
-            " its topics yet, or the campaign terms are not loaded yet",
+            " its topics yet, or the campaign terms are not loaded yet; or the broker did"
+            " not take a payout's event: the run stopped there, and `results` lists the"
+            " payouts it made (they stand; the one whose event is unsent says `announced:"
+            " false`, and the next run sends it)",
         },
         422: {
             "model": ProblemBody,
@@ -78,7 +82,7 @@ async def payouts_run(
     metrics: MetricsDep,
     clock: ClockDep,
     body: RunRequest | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     wanted = body or RunRequest()
     now = clock()
     at = params.as_of(None if wanted.as_of is None else str(wanted.as_of), now)
@@ -116,6 +120,23 @@ async def payouts_run(
         )
     except PayoutConflict as exc:  # what was recorded stays; a new run finishes the rest
         raise Problem(409, None, str(exc)) from None
+    except RunStopped as exc:  # what was recorded stays; the next run announces it
+        return JSONResponse(
+            status_code=503,
+            headers={"Retry-After": "30"},
+            content={
+                "detail": [
+                    {
+                        "field": None,
+                        "reason": f"{exc}: the run stopped; the payouts in results are"
+                        " recorded (announced: false: its event is sent by the next run) and"
+                        " stand; run again once the broker answers",
+                    }
+                ],
+                "as_of": at,
+                "results": exc.results,
+            },
+        )
     except LedgerNotReady as exc:  # nothing was paid
         raise Problem(
             503,
