@@ -124,7 +124,10 @@ async def redirect(ctx: ClickContext, scope: Scope, send: Send) -> None:
                 target = await ctx.cache.load(code)
             except Exception as exc:
                 log.warning("cannot load link %r: %r", code, exc)
+                # Counted: a visitor sent no redirect is what an operator must see.
+                ctx.metrics.click(NO_CAMPAIGN, "unavailable")
                 await _unavailable(send)
+                ctx.metrics.observe(time.perf_counter() - started)
                 return
     if target is None:
         ctx.metrics.click(NO_CAMPAIGN, "not_found")
