@@ -14,7 +14,11 @@ from recording_runtime import recording_runtime, ten_percent_sale
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Owned, Record
 from afflux.oracle import admitted
-from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
+from afflux.shared.core.event_time import (
+    DEFAULT_CLOCK_SKEW_MS,
+    OWN_CLOCK_TOLERANCE_MS,
+    event_time_in_future,
+)
 from afflux.shared.events import (
     ClickRecorded,
     DeadLetter,
@@ -135,8 +139,12 @@ YEAR_MS = 365 * 86_400_000
 @pytest.mark.parametrize(
     ("ahead_ms", "refused"),
     [
-        (SKEW, False),  # exactly the skew past the worker's clock: accepted
-        (SKEW + 1, True),
+        # A worker whose clock runs behind its producers' by more than the skew: their
+        # live clicks and orders were dead-lettered, their commission lost for good.
+        (SKEW + 1, False),
+        (400_000, False),
+        (OWN_CLOCK_TOLERANCE_MS, False),  # exactly the tolerance: accepted
+        (OWN_CLOCK_TOLERANCE_MS + 1, True),
         (YEAR_MS, True),  # the attack: a year ahead, its record stamped alike
     ],
 )
@@ -173,7 +181,15 @@ def test_an_input_past_the_workers_clock_is_dead_lettered_though_its_record_is_s
         assert owned.state.watermark == at
 
 
-@pytest.mark.parametrize(("ahead_ms", "kept"), [(SKEW, True), (SKEW + 1, False), (YEAR_MS, False)])
+@pytest.mark.parametrize(
+    ("ahead_ms", "kept"),
+    [
+        (SKEW + 1, True),
+        (OWN_CLOCK_TOLERANCE_MS, True),
+        (OWN_CLOCK_TOLERANCE_MS + 1, False),
+        (YEAR_MS, False),
+    ],
+)
 def test_the_oracle_checking_a_running_stack_leaves_out_what_is_past_its_clock(
     ahead_ms: int, kept: bool
 ) -> None:

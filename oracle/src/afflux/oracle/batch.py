@@ -49,6 +49,7 @@ from afflux.shared.core.content import handle_counts
 from afflux.shared.core.currency import other_currency
 from afflux.shared.core.event_time import (
     BackfillLimits,
+    ahead_of_own_clock,
     allowed_age_ms,
     event_time_in_future,
     event_time_too_old,
@@ -185,8 +186,9 @@ def admitted(
     more than ``skew_ms`` after its record's timestamp is dead-lettered
     (``event_time_in_future``) and counts for nothing; for a content publication the
     latest of its times (``latest_time``) is held to that. With ``now_ms`` (a check of
-    a running stack: the time it reads the topics) an event more than ``skew_ms`` after
-    it is left out too, as the worker refuses one after its
+    a running stack: the time it reads the topics) an event more than the own-clock
+    tolerance (``OWN_CLOCK_TOLERANCE_MS``, an hour) after it is left out too, as the
+    worker refuses one after its
     own clock (one within minutes of that bound when the worker read it may be judged
     apart; none but a producer with a clock ahead writes such times). With ``campaigns``: an order,
     refund or renewal of a known campaign dated more than the campaign's backfill limit
@@ -200,7 +202,7 @@ def admitted(
         event, ts, backfill = record[0], record[1], any(record[2:])
         if event_time_in_future(latest_time(event), ts, skew_ms):
             continue
-        if now_ms is not None and event_time_in_future(latest_time(event), now_ms, skew_ms):
+        if now_ms is not None and ahead_of_own_clock(latest_time(event), now_ms, skew_ms):
             continue
         if not backfill and _too_old(event, ts, allowed, skew_ms):
             continue

@@ -38,7 +38,11 @@ from aiokafka.structs import ConsumerRecord
 from afflux.shared.content_facts import latest_time
 from afflux.shared.core.attribution import NO_CONTENT, Content, LiveTouch, content_handles
 from afflux.shared.core.content import content_key, handle_counts, held_for_release, takes_over
-from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS, event_time_in_future
+from afflux.shared.core.event_time import (
+    DEFAULT_CLOCK_SKEW_MS,
+    ahead_of_own_clock,
+    event_time_in_future,
+)
 from afflux.shared.core.terms import normalize_handle
 from afflux.shared.events import ContentPublished, ContentReleased
 from afflux.shared.io.whole_topic import follow_whole_topic
@@ -257,9 +261,7 @@ def apply_record(
                 bad.append(f"event_time_in_future: a time of {latest_time(event)}, record {at}")
                 continue
             now = book.clock() if book.clock is not None else None
-            if now is not None and event_time_in_future(
-                latest_time(event), now, book.clock_skew_ms
-            ):
+            if now is not None and ahead_of_own_clock(latest_time(event), now, book.clock_skew_ms):
                 bad.append(f"event_time_in_future: a time of {latest_time(event)}, clock {now}")
                 continue
             if isinstance(event, ContentReleased):

@@ -23,7 +23,9 @@ from afflux.shared.core.currency import campaign_currency_refusal
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
+    OWN_CLOCK_TOLERANCE_MS,
     BackfillLimits,
+    ahead_of_own_clock,
     allowed_age_ms,
     event_time_in_future,
     event_time_too_old,
@@ -215,12 +217,12 @@ class Campaigns:
                 f" (allowed: {skew} ms)"
             )
         now = self.clock() if self.clock is not None else None
-        if now is None or not event_time_in_future(event.occurred_at, now, skew):
+        if now is None or not ahead_of_own_clock(event.occurred_at, now, skew):
             return ""
         return (
             f"{EVENT_TIME_IN_FUTURE}: occurred_at {event.occurred_at} is "
             f"{event.occurred_at - now} ms after this worker's clock {now}, its record stamped"
-            f" {ts} (allowed: {skew} ms)"
+            f" {ts} (allowed: {max(skew, OWN_CLOCK_TOLERANCE_MS)} ms)"
         )
 
     def _too_old(self, topic: str, event: Event, ts: int, backfill: bool) -> str:

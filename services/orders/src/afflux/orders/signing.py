@@ -130,13 +130,21 @@ def is_mac_hex(text: str) -> bool:
 
 
 def check_timestamp(timestamp: int, now: int, tolerance_s: int = TOLERANCE_S) -> None:
+    """Refused beyond ``tolerance_s`` either way, naming by how much and both clocks: a
+    replayed request, or a clock off (the merchant's, or this service's own: every correctly
+    signed order refused as stale is what a service clock running fast looks like)."""
+    clocks = f"t={timestamp}, this service's clock {now}: check both clocks' time sync"
     if timestamp < now - tolerance_s:
         raise SignatureRejected(
-            SIGNATURE_HEADER, f"timestamp is stale: more than {tolerance_s} s in the past"
+            SIGNATURE_HEADER,
+            f"timestamp is stale: {now - timestamp} s in the past, more than {tolerance_s} s"
+            f" ({clocks})",
         )
     if timestamp > now + tolerance_s:
         raise SignatureRejected(
-            SIGNATURE_HEADER, f"timestamp is more than {tolerance_s} s in the future"
+            SIGNATURE_HEADER,
+            f"timestamp is {timestamp - now} s in the future, more than {tolerance_s} s"
+            f" ({clocks})",
         )
 
 

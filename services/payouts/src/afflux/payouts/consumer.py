@@ -61,6 +61,8 @@ from afflux.shared.content_facts import key_of, latest_time
 from afflux.shared.core.event_time import (
     DEFAULT_CLOCK_SKEW_MS,
     EVENT_TIME_IN_FUTURE,
+    OWN_CLOCK_TOLERANCE_MS,
+    ahead_of_own_clock,
     event_time_in_future,
 )
 from afflux.shared.core.journal.bounds import CreatorSumOutOfRange
@@ -828,11 +830,11 @@ class LedgerConsumer:
                 f" {occurred_at - record_ts} ms after the record's timestamp {record_ts}"
                 f" (allowed: {skew} ms)"
             )
-        if event_time_in_future(occurred_at, now, skew):
+        if ahead_of_own_clock(occurred_at, now, skew):
             raise Rejected(
                 f"{EVENT_TIME_IN_FUTURE}: occurred_at {occurred_at} is"
                 f" {occurred_at - now} ms after this consumer's clock {now}"
-                f" (allowed: {skew} ms)"
+                f" (allowed: {max(skew, OWN_CLOCK_TOLERANCE_MS)} ms)"
             )
 
     async def _content_checked(
@@ -850,11 +852,11 @@ class LedgerConsumer:
                 f" (allowed: {self.clock_skew_ms} ms)"
             )
         now = self.clock()
-        if event_time_in_future(stated, now, self.clock_skew_ms):  # the producer stamps it
+        if ahead_of_own_clock(stated, now, self.clock_skew_ms):  # the producer stamps it
             raise Rejected(
                 f"{EVENT_TIME_IN_FUTURE}: a time of {stated} is"
                 f" {stated - now} ms after this consumer's clock {now}"
-                f" (allowed: {self.clock_skew_ms} ms)"
+                f" (allowed: {max(self.clock_skew_ms, OWN_CLOCK_TOLERANCE_MS)} ms)"
             )
         key = key_of(event)
         if self.placement.knows_route(key):

@@ -49,6 +49,21 @@ def event_time_in_future(occurred_at: int, record_ts: int, skew_ms: int) -> bool
     return occurred_at - record_ts > skew_ms
 
 
+# How far an input's time may be after a consumer's own clock. The record's timestamp
+# holds the producer to the skew; this bound only stops one that stamped its record as
+# far ahead as its event (a click a year ahead moved the watermark a year, and the next
+# prune dropped every click of its partition). Held to the skew, a worker whose clock ran
+# 400 s behind its producers dead-lettered their live clicks and orders, for good
+# (commission lost); an hour ahead of the watermark stays inside the prune's day margin.
+OWN_CLOCK_TOLERANCE_MS = 60 * 60_000
+
+
+def ahead_of_own_clock(occurred_at: int, now_ms: int, skew_ms: int) -> bool:
+    """True when ``occurred_at`` is more than the own-clock tolerance (or the skew, if
+    larger) after this consumer's clock ``now_ms``."""
+    return event_time_in_future(occurred_at, now_ms, max(skew_ms, OWN_CLOCK_TOLERANCE_MS))
+
+
 def backfill_limit_ms(
     versions: Iterable[TermsVersion], configured_days: int | None, at: int | None = None
 ) -> int:
