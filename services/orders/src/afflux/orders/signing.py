@@ -143,8 +143,7 @@ def check_timestamp(timestamp: int, now: int, tolerance_s: int = TOLERANCE_S) ->
     if timestamp > now + tolerance_s:
         raise SignatureRejected(
             SIGNATURE_HEADER,
-            f"timestamp is {timestamp - now} s in the future, more than {tolerance_s} s"
-            f" ({clocks})",
+            f"timestamp is {timestamp - now} s in the future, more than {tolerance_s} s ({clocks})",
         )
 
 
