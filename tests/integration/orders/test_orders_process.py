@@ -140,6 +140,17 @@ async def kafka_health(http: httpx.AsyncClient, says: str, limit_s: float = 30) 
         await asyncio.sleep(0.1)
 
 
+async def broker_up(http: httpx.AsyncClient, value: float, limit_s: float = 40) -> bool:
+    """Wait until ``afflux_broker_up`` reads ``value`` (it is read every 15 s)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        text = (await http.get("/metrics")).text
+        if f"afflux_broker_up {value}" in text.splitlines():
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 @asynccontextmanager
 async def on_own_broker(
     infra: Any, work: Path, broker_kind: BrokerKind, produce_timeout_s: float
@@ -191,8 +202,11 @@ async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
             assert (await order).status_code == 202
             assert await kafka_health(http, "ok") == 200
 
+            assert await broker_up(http, 1.0)
             broker.stop()  # and no order comes: the probe is what notices
             assert await kafka_health(http, "metadata request") == 503
+            # ... and so does the gauge an alert reads, with no request asking
+            assert await broker_up(http, 0.0)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from afflux.orders.claims import ClaimStore
-from afflux.orders.health import CHECKS, BrokerProbe
+from afflux.orders.health import CHECKS, BrokerProbe, watch_broker
 from afflux.orders.ingest import Ingestor, Limits
 from afflux.orders.merchant_secrets import MerchantSecrets, load_secrets
 from afflux.orders.metrics import OrdersMetrics
@@ -202,6 +202,10 @@ def create_app(
             )
             outcome_task = asyncio.create_task(keeper.run(), name="order-outcome-index")
         offset_task = asyncio.create_task(clock_offset.run(redis), name="clock-offset")
+        broker_task = asyncio.create_task(
+            watch_broker(ingestor.publisher.watch, app.state.broker_probe, metrics.broker_up),
+            name="broker-watch",
+        )
         gc.collect()
         gc.freeze()  # what start-up built stays out of every later collection
         try:
@@ -209,7 +213,7 @@ def create_app(
         finally:
             app.state.ingestor = None
             await cancel_and_wait(
-                [t for t in (outcome_task, follower, offset_task) if t is not None]
+                [t for t in (outcome_task, follower, offset_task, broker_task) if t is not None]
             )
             await ingestor.marks.close()
             await producer.stop()  # flushes what is in flight

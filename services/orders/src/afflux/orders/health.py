@@ -13,8 +13,9 @@ import time
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Request
+from prometheus_client import Gauge
 
-from afflux.orders.broker_watch import verdict
+from afflux.orders.broker_watch import SendWatch, verdict
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.health import HealthCheck
 
@@ -63,11 +64,30 @@ async def broker_acknowledges(request: Request) -> str | None:
     ingestor = getattr(request.app.state, "ingestor", None)
     if ingestor is None:
         return "producer not started yet"
-    found = verdict(ingestor.publisher.watch.state())
+    return await broker_reason(ingestor.publisher.watch, request.app.state.broker_probe)
+
+
+async def broker_reason(watch: SendWatch, probe: BrokerProbe) -> str | None:
+    """Why the broker is not answering this service (None: it is): what the sends say,
+    else, with nothing recent to tell, a metadata request."""
+    found = verdict(watch.state())
     if found != "probe":
         return found
-    probe: BrokerProbe = request.app.state.broker_probe
     return await probe.answer()
+
+
+BROKER_WATCH_EVERY_S = 15.0
+
+
+async def watch_broker(
+    watch: SendWatch, probe: BrokerProbe, up: Gauge, every_s: float = BROKER_WATCH_EVERY_S
+) -> None:
+    """Set ``up`` to whether the broker answers, every ``every_s``, until cancelled: with
+    no merchant traffic nothing else tells that the broker is gone (the alert on 503
+    answers cleared while it was still stopped)."""
+    while True:
+        up.set(0 if await broker_reason(watch, probe) else 1)
+        await asyncio.sleep(every_s)
 
 
 CHECKS: list[tuple[str, HealthCheck]] = [

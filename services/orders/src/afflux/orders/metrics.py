@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 UNKNOWN = "unknown"
 
@@ -23,6 +23,12 @@ class OrdersMetrics:
             "afflux_refunds_total",
             "Refunds received, by outcome (accepted, duplicate, rejected, unavailable)",
             ["campaign", "outcome"],
+            registry=self.registry,
+        )
+        self.broker_up = Gauge(
+            "afflux_broker_up",
+            "1 while the broker answers the orders service (its sends acknowledged, or a"
+            " metadata request answered within 0.8 s), read every 15 s; 0 when it does not",
             registry=self.registry,
         )
         self.ingest = Histogram(
