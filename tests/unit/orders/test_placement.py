@@ -162,6 +162,9 @@ MONTH_END = 1_796_083_199_999  # 2026-11-30T23:59:59.999Z, the last ms of a mont
         # Within the day the rounding still moves it (a click a moment before must win).
         ("right clock, within the day", MONTH_END - 5_000, MONTH_END - 5_999, MONTH_END - 4_850,
          MONTH_END - 4_850),
+        # A late report from a right clock: its offset (1.1 s) tells nothing either.
+        ("right clock, 10 min late", MONTH_END - 99, MONTH_END + 599_001, MONTH_END + 600_101,
+         MONTH_END),
         # Two seconds or more off ours is a clock that is off: moved across midnight.
         ("2 s slow", MONTH_END - 2_000, MONTH_END - 2_999, MONTH_END + 1, MONTH_END + 1),
     ],
@@ -276,16 +279,18 @@ def test_the_backfill_limit_counts_the_versions_in_force_by_the_events_time(
     assert backfill_limit_ms(STEPPED, 10, at=at) == 10 * MS_PER_DAY
 
 
-def test_a_version_corrected_at_its_own_instant_does_not_widen_the_backfill_limit() -> None:
-    # V2 (a 365-day window) was replaced at its very start by V3 (30 days): never in force.
+def test_a_version_corrected_at_its_own_instant_still_counts_for_the_backfill_limit() -> None:
+    # V2 (a 365-day window) was replaced at its very start by V3 (30 days): never in force,
+    # but a log taken under its limit must replay the same, so it counts from its start.
     corrected = (
         version(1, cookie_window_days=30, lock_days=30),
         from_day(100, 2, cookie_window_days=365, lock_days=30),
         from_day(100, 3, cookie_window_days=30, lock_days=30),
     )
-    for at_day in (50, 100, 101, None):
+    assert backfill_limit_ms(corrected, None, at=50 * MS_PER_DAY) == 60 * MS_PER_DAY
+    for at_day in (100, 101, None):
         at = None if at_day is None else at_day * MS_PER_DAY
-        assert backfill_limit_ms(corrected, None, at=at) == 60 * MS_PER_DAY
+        assert backfill_limit_ms(corrected, None, at=at) == 395 * MS_PER_DAY
 
 
 TERMS = CampaignTerms(campaign_id="shop", merchant_id="merchant-a", currency="EUR")

@@ -127,3 +127,17 @@ def test_a_content_first_published_for_another_campaign_claims_nothing_here() ->
         reader.content_record(encode(event), event.occurred_at)
 
     assert reader.log.handle_claims == set()
+
+
+@pytest.mark.parametrize("make", [click, order])
+def test_a_packed_record_past_the_bound_counts_for_nothing_as_the_worker_refuses_it(
+    make: object,
+) -> None:
+    events = [make(n) for n in range(201)]  # type: ignore[operator]
+    reader = LogReader(CampaignLog("camp"))
+    reader.record(encode_packed(events))
+    at_the_bound = LogReader(CampaignLog("camp"))
+    at_the_bound.record(encode_packed(events[:200]))
+
+    assert (reader.events, reader.skipped) == (0, 1)
+    assert at_the_bound.events == 200

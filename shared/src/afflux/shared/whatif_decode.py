@@ -74,7 +74,13 @@ from afflux.shared.events import (
     SubscriptionRenewed,
 )
 from afflux.shared.schemas import WRONG_TOPIC, wrong_topic
-from afflux.shared.wire import UndecodableRecord, check_bounds, event_from_dict, parse_value
+from afflux.shared.wire import (
+    MAX_PACKED_EVENTS,
+    UndecodableRecord,
+    check_bounds,
+    event_from_dict,
+    parse_value,
+)
 
 _ORDER_KINDS = frozenset(get_args(OrderKind))
 # Events at or after 9999-12-01 have no period whose end a datetime holds: the ledger
@@ -148,7 +154,8 @@ class LogReader:
             self.skipped += 1
             return
         parts = _parts(value)
-        if parts is None:
+        if parts is None or len(parts) > MAX_PACKED_EVENTS:
+            # Past the bound the worker refuses the record whole (``parse_value``).
             self._whole(value)
             return
         needle, last = self._needle, len(parts) - 1

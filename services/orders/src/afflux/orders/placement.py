@@ -114,22 +114,24 @@ def place(
 def event_time(reported: int, now_ms: int, skew_ms: int, signed_at_ms: int | None) -> int:
     """Where a merchant's report dated ``reported`` lands on our clock (no backfill, no
     limit checked): see ``place``. Its campaign's backfill limit is the one in force then."""
-    if reported >= now_ms - skew_ms:
-        if signed_at_ms is None:
-            return now_ms
-        moved = min(now_ms, reported + (now_ms - signed_at_ms))
-        # Moved by less than the signature's rounding and transit can tell from a clock
-        # that agrees with ours, a purchase in a day's last second must stay in its day:
-        # moved past midnight, a right clock's order at 23:59:59.999 on a month's last day
-        # counted in the next month. Every period (month, ISO week) starts at midnight UTC.
-        if abs(now_ms - signed_at_ms) < AGREEING_MS:
-            return min(moved, _day_end(reported))
-        return moved
+    late = reported < now_ms - skew_ms
+    if signed_at_ms is None:
+        return reported if late else now_ms
+    offset = now_ms - signed_at_ms
     # The signature's whole seconds cannot tell an offset under a second from a clock
     # that agrees with ours: such a late report keeps its own time.
-    if signed_at_ms is None or abs(now_ms - signed_at_ms) < MS_PER_SECOND:
+    if late and abs(offset) < MS_PER_SECOND:
         return reported
-    return min(now_ms, reported + (now_ms - signed_at_ms))
+    moved = min(now_ms, reported + offset)
+    # Moved by less than the signature's rounding and transit can tell from a clock that
+    # agrees with ours, a purchase in a day's last second stays in its day: moved past
+    # midnight, a right clock's order at 23:59:59.999 on a month's last day counted in the
+    # next month. Every period (month, ISO week) starts at midnight UTC. (A clock up to two
+    # seconds slow is then placed up to two seconds early across midnight: a click in
+    # those seconds would not count, where a checkout takes far longer after its click.)
+    if abs(offset) < AGREEING_MS:
+        return min(moved, _day_end(reported))
+    return moved
 
 
 def _day_end(at_ms: int) -> int:

@@ -226,7 +226,7 @@ class RunStopped(Exception):
 
     def __init__(self, results: list[dict[str, Any]], error: Exception) -> None:
         super().__init__(
-            f"the broker did not take a payout event ({type(error).__name__}: {error})"
+            f"a payout event was not sent, or not marked sent ({type(error).__name__}: {error})"
         )
         self.results = results
 

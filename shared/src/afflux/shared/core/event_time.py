@@ -107,11 +107,10 @@ class BackfillLimits:
             first = min(ordered, key=lambda v: v.version)
             window, lock = first.terms.max_window_ms(), first.terms.lock_ms
         before = window + lock
-        for at, v in enumerate(ordered):
-            # A version corrected at its own instant (a later one with the same start) was
-            # never in force: its window must not widen the limit.
-            if at + 1 < len(ordered) and ordered[at + 1].effective_from == v.effective_from:
-                continue
+        # Every version counts from its start, one corrected at that very instant too: it
+        # was never in force, but leaving it out narrowed the limit of a log already taken
+        # (a replay, the oracle, the what-if) and refused orders the live run had paid.
+        for v in ordered:
             window = max(window, v.terms.max_window_ms())
             lock = max(lock, v.terms.lock_ms)
             starts.append(v.effective_from)
