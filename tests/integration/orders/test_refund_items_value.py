@@ -197,3 +197,33 @@ async def test_a_refund_beyond_the_most_one_order_takes_is_refused_naming_the_or
             " the most one order takes: send what is left to refund of it as one refund",
         }
     ]
+
+
+async def test_a_refund_naming_a_sku_the_order_lacks_is_refused_unless_accepted_before(
+    api: Any, orders_app: Any, campaigns: Any
+) -> None:
+    """A typo'd sku (``bag-l``) was answered 202 and the ledger priced the refund pro rata:
+    it is refused naming the item now. A refund an earlier version accepted so, sent again
+    unchanged, is still the duplicate it was."""
+    order = _order(
+        campaigns.shop.campaign_id,
+        [{"sku": "bag-1", "quantity": 1, "price_minor": 2000}],
+        2000,
+    )
+    assert (await api.post("/v1/orders", order)).status_code == 202
+    typo = _refund(order, 1000, {"sku": "bag-l", "amount_minor": 1000})
+    accepted_before = _refund(order, 500, {"sku": "bag-l", "amount_minor": 500})
+    claims = orders_app.state.ingestor.claims
+    ids = (order["campaign_id"], order["order_id"], accepted_before["refund_id"])
+    at = accepted_before["occurred_at"]
+    await claims.reserve_refund(*ids, 500, at, occurred_at=at, reported_at=at)
+    await claims.settle_refund(*ids, 500, done=True)
+
+    refused = await api.post("/v1/refunds", typo)
+    again = await api.post("/v1/refunds", accepted_before)
+
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == [
+        {"field": "items.0.sku", "reason": "the order has no sku 'bag-l' (its skus: 'bag-1')"}
+    ]
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")

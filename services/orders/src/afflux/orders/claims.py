@@ -670,6 +670,10 @@ class ClaimStore:
         ]
         await self._mark_orders_done(keys=[], args=[json.dumps([self.ttl_s, items])])
 
+    async def refund_known(self, campaign_id: str, refund_id: str) -> bool:
+        """Whether this refund id was claimed before (accepted, or on its way)."""
+        return bool(await self.redis.exists(self.refund_key(campaign_id, refund_id)))
+
     async def reserve_refund(
         self,
         campaign_id: str,

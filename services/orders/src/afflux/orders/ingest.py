@@ -587,8 +587,15 @@ class Ingestor:
                 )
                 if kept is not None:
                     order_items = rules.accepted_items(kept)
-                    rules.check_refund_items_value(event, *order_items)
-                    parts = rules.refund_item_parts(event, *order_items)
+                    try:
+                        rules.check_refund_items_value(event, *order_items)
+                        parts = rules.refund_item_parts(event, *order_items)
+                    except Rejected:
+                        # A refund a version before these rules accepted, sent again, is
+                        # answered as before (duplicate), not refused after the fact.
+                        known = self.claims.refund_known(event.campaign_id, event.refund_id)
+                        if not await self._guard(known):
+                            raise
             status = await self._ingest_refund(event, backfill=backfill, item_parts=parts)
         except Unavailable:
             self.metrics.refund(campaign, "unavailable")
