@@ -9,32 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.unit.payouts.test_placement_reversal_currency import NOV_15, placement
 
 from afflux.payouts.batch import Batch
-from afflux.payouts.placement import Placement, Rejected
-from afflux.shared.core.terms import CampaignTerms, TermsVersion
-from afflux.shared.events import CampaignTermsPublished, ConversionAttributed
-from afflux.shared.io.campaign_view import CampaignDirectory
+from afflux.payouts.placement import Rejected
+from afflux.shared.events import ConversionAttributed
 
 pytestmark = pytest.mark.unit
-
-NOV_15 = 1_794_700_800_000
-
-
-def placement() -> Placement:
-    terms = CampaignTerms.model_validate(
-        {"campaign_id": "camp", "merchant_id": "m", "currency": "EUR"}
-    )
-    directory = CampaignDirectory()
-    directory.apply(
-        CampaignTermsPublished(
-            event_id="t",
-            occurred_at=0,
-            campaign_id="camp",
-            versions=(TermsVersion(version=1, effective_from=0, published_at=0, terms=terms),),
-        )
-    )
-    return Placement(directory)
 
 
 def conversion(**fields: Any) -> ConversionAttributed:
