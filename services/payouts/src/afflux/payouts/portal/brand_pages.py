@@ -35,6 +35,13 @@ REASON_WORDS = {
     "other_campaign": "the click was for another campaign",
     "cookie_not_in_precedence": "clicks the campaign's rules do not count (no cookie rule)",
     "duplicate_order": "a duplicate of an order already decided",
+    "first_order_unattributed": "a renewal whose first order no creator earned",
+    "first_order_unknown": "a renewal whose first order is not known (yet)",
+    "renewal_beyond_limit": "a renewal past the recurring limit",
+    "no_recurring_terms": "a renewal under terms that pay no recurring rate",
+    "renewal_before_first_order": "a renewal dated before its first order",
+    "renewal_number_taken": "a renewal number another renewal order took",
+    "first_order_is_renewal": "a renewal whose first order is itself a renewal",
 }
 
 

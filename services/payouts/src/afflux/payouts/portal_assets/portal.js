@@ -26,6 +26,9 @@
       width: Math.min(960, (target.parentElement || document.body).clientWidth || 800),
       height: 280,
       series: series,
+      // Days are UTC days, as the tables say: in the viewer's own zone west of UTC every
+      // point and date label fell on the day before.
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       // The period's whole span, so one busy day is not stretched over years.
       scales: {
         x: spec.range ? { time: true, range: spec.range } : { time: true },
