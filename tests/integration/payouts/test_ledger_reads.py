@@ -712,3 +712,21 @@ async def test_a_payout_run_with_a_field_it_cannot_take_is_422_and_pays_nothing(
     assert not any("Exceeds the limit" in p["reason"] for p in problems)
     balance = await ledger.get("/v1/creators/anna/balance")
     assert balance["balances"][0]["paid_minor"] == 0
+
+
+async def test_a_statement_without_a_period_is_the_current_week_of_a_weekly_only_creator(
+    ledger: Ledger,
+) -> None:
+    """A creator paid only by weekly campaigns opened an empty statement (the current
+    month, a period none of its campaigns has) while money was pending; one in monthly
+    campaigns too still gets the month."""
+    await _weekly_campaign(ledger)
+    sale = ("gamma", "2026-W52", _sale("g-wendy", "wendy", DEC_1 + 20 * DAY - 1))
+    await ledger.store.apply(Batch(conversions=[sale]), lambda cid: (GAMMA,), lambda cid: "EUR")
+
+    weekly_only = await ledger.get("/v1/creators/wendy/statement")
+    mixed = await ledger.get("/v1/creators/anna/statement")
+
+    # no lock: approved at once
+    assert (weekly_only["period"], weekly_only["totals"][0]["approved_minor"]) == ("2026-W52", 500)
+    assert mixed["period"] == "2026-12"

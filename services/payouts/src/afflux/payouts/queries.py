@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from afflux.payouts import reads, views
@@ -239,3 +240,16 @@ def current_period(directory: CampaignDirectory, campaign: str | None, at: int) 
     if campaign is not None and campaign in directory:
         plan_period = directory.at(campaign, at).terms.plan.period
     return period_of(at, plan_period)
+
+
+def creators_current_period(
+    directory: CampaignDirectory, campaign: str | None, campaigns: Iterable[str], at: int
+) -> str:
+    """A creator statement's period when none is asked: ``campaign``'s current one, else
+    the current week when every campaign the creator has a ledger in is paid by the week
+    (a month showed such a creator an empty statement while money was pending), else the
+    current month."""
+    if campaign is not None:
+        return current_period(directory, campaign, at)
+    cadences = {directory.at(c, at).terms.plan.period for c in campaigns if c in directory}
+    return period_of(at, "week" if cadences == {"week"} else "month")

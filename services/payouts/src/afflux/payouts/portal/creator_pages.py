@@ -25,6 +25,7 @@ from afflux.payouts.queries import (
     contents_for,
     counts_for,
     creators_campaign,
+    creators_current_period,
     current_period,
     decode_cursor,
     encode_cursor,
@@ -154,8 +155,13 @@ async def balance_page(
 
 
 def _filters(
-    action: str, cps: list[tuple[str, str]], period: str | None, campaign: str | None
+    action: str,
+    cps: list[tuple[str, str]],
+    period: str | None,
+    campaign: str | None,
+    no_period: str = "every period",
 ) -> str:
+    """The period and campaign pickers; ``no_period``: what the empty period means."""
     periods = sorted({p for _, p in cps}, reverse=True)
     campaigns = sorted({c for c, _ in cps})
 
@@ -169,7 +175,7 @@ def _filters(
     return (
         f'<form method="get" action="{h.esc(action)}" id="filters">'
         '<label>Period <select name="period" id="period">'
-        f"{options(periods, period, 'every period')}"
+        f"{options(periods, period, no_period)}"
         "</select></label> "
         f'<label>Campaign <select name="campaign_id" id="campaign">'
         f"{options(campaigns, campaign, 'every campaign')}</select></label> "
@@ -262,10 +268,12 @@ async def statement_postings(
     ``GET /v1/creators/{id}/statement`` reads (a campaign the creator has no part in is
     an unknown one)."""
     await creators_campaign(store, directory, reader, affiliate_id, campaign)
-    wanted = params.period(period) or current_period(directory, campaign, now)
     everywhere = await _periods(store, affiliate_id)
     if campaign is not None:
         everywhere = [(c, p) for c, p in everywhere if c == campaign]
+    wanted = params.period(period) or creators_current_period(
+        directory, campaign, (c for c, _ in everywhere), now
+    )
     cps = [(c, p) for c, p in everywhere if p == wanted]
     postings = await reads.period_postings(store, affiliate_id, cps)
     return wanted, sorted({c for c, _ in everywhere}), postings
@@ -289,7 +297,8 @@ async def statement_page(
     )
     base = f"/portal/creators/{affiliate_id}/statement"
     every = await _periods(store, affiliate_id)
-    body = _filters(base, every, wanted, campaign)
+    # A statement is of one period: the empty choice is the current one, not every one.
+    body = _filters(base, every, wanted, campaign, no_period="the current period")
     csv_url = h.url(f"{base}.csv", period=wanted, campaign_id=campaign)
     body += (
         f'<p class="no-print"><a id="download-csv" href="{h.esc(csv_url)}" download>'

@@ -20,7 +20,7 @@ from afflux.payouts.models import BalanceAnswer, LedgerAnswer, StatementAnswer
 from afflux.payouts.queries import (
     creator_periods,
     creators_campaign,
-    current_period,
+    creators_current_period,
     decode_cursor,
     encode_cursor,
     limit,
@@ -87,8 +87,10 @@ async def statement(
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
     await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
-    wanted = params.period(period) or current_period(directory, campaign_id, at)
     everywhere = await creator_periods(store, affiliate_id, campaign_id)
+    wanted = params.period(period) or creators_current_period(
+        directory, campaign_id, (cid for cid, _ in everywhere), at
+    )
     cps = [(cid, p) for cid, p in everywhere if p == wanted]
     postings = await reads.period_postings(store, affiliate_id, cps)
     campaigns = sorted({cid for cid, _ in everywhere})
