@@ -198,3 +198,25 @@ async def test_a_link_naming_a_field_twice_is_refused_and_not_created(
             break
         await asyncio.sleep(0.1)
     assert fetched.status_code == 404, fetched.text
+
+
+@pytest.mark.parametrize("creator", ["..", "."])
+async def test_a_link_for_a_creator_named_only_by_dots_is_refused(
+    client: httpx.AsyncClient, campaign: CampaignTerms, creator: str
+) -> None:
+    """The creator's portal pages name them in the URL path, where a browser resolves
+    ".." to the directory above: their pages redirected in a loop."""
+    response = await client.post(
+        "/v1/links",
+        json={
+            "affiliate_id": creator,
+            "campaign_id": campaign.campaign_id,
+            "destination_url": "https://shop.example.com/",
+        },
+        headers=ADMIN,
+    )
+
+    assert response.status_code == 422, response.text
+    problem = response.json()["detail"][0]
+    assert problem["field"] == "affiliate_id"
+    assert "only dots" in problem["reason"]

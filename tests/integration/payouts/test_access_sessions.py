@@ -220,3 +220,36 @@ async def test_keys_are_shown_once_rotated_and_revoked_through_the_admin_api(
             headers={"authorization": f"Bearer {world.merchant_key}"},
         )
         assert refused.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("role", "subject", "reason"),
+    [
+        ("creator", "..", "is only dots"),
+        ("creator", ".", "is only dots"),
+        ("creator", "team/anna", "String should match pattern"),
+        ("merchant", "m" * 65, "a merchant id is at most 64 characters"),
+    ],
+)
+async def test_a_key_for_a_subject_no_page_can_name_is_a_422_naming_the_subject(
+    world: AccessWorld, role: str, subject: str, reason: str
+) -> None:
+    async with http_client(world) as http:
+        refused = await http.post(
+            "/v1/keys", json={"role": role, "subject": subject}, headers=ADMIN
+        )
+        assert refused.status_code == 422
+        problem = refused.json()["detail"][0]
+        assert problem["field"] == "subject"
+        assert reason in problem["reason"]
+
+
+async def test_a_creator_key_takes_every_id_a_link_takes(world: AccessWorld) -> None:
+    long_id = "c" * 200
+    async with http_client(world) as http:
+        issued = await http.post(
+            "/v1/keys", json={"role": "creator", "subject": long_id}, headers=ADMIN
+        )
+        assert issued.status_code == 201
+        me = await http.get("/v1/me", headers={"authorization": f"Bearer {issued.json()['key']}"})
+        assert me.json()["subject"] == long_id

@@ -114,7 +114,7 @@ def test_the_table_prints_rpm_ctr_and_emv_beside_the_sales_kpis() -> None:
     for heading in ("clicks", "revenue", "commission", "views", "ER", "CTR", "RPM", "EMV"):
         assert heading in text
     assert "7/1/4/0" in text  # conversions by link, code, live stream and survey
-    assert "1234.56" in text
+    assert "1,234.56" in text  # grouped, as a person reads money
     assert "10.29" in text
     assert "987.65" in text
     assert "0.05%" in text

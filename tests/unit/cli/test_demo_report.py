@@ -159,7 +159,7 @@ def test_each_currency_is_printed_as_its_own_table_with_its_own_total() -> None:
 
 def test_amounts_follow_the_currency_exponent() -> None:
     text = printed([row("creator-01", "JPY", revenue=5_000, commission=400)])
-    assert re.search(r"creator-01\s+10\s+1\s+5000\s+400", text)
+    assert re.search(r"creator-01\s+10\s+1\s+5,000\s+400", text)
 
 
 def test_next_steps_name_the_portal_and_api_of_afflux_up() -> None:

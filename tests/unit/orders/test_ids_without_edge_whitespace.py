@@ -118,3 +118,29 @@ def test_a_visitor_or_click_id_with_an_invisible_character_is_refused_naming_it(
         parse(OrderRequest, json.dumps(ORDER | {field: bad}).encode())
 
     assert (refused.value.status, refused.value.field) == (422, field)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("SAVE\x0010", "contains U+0000 (a control character)"),
+        ("SAVE\u200b10", "contains U+200B (an invisible format character)"),
+        ("SAVE\u202e10", "contains U+202E"),
+    ],
+    ids=ascii,
+)
+def test_a_coupon_code_with_an_invisible_character_is_refused_naming_it(
+    bad: str, reason: str
+) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse(OrderRequest, json.dumps(ORDER | {"coupon_code": bad}).encode())
+
+    assert (refused.value.status, refused.value.field) == (422, "coupon_code")
+    assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize("typed", ["SAVE10", " save10 ", "SAVE10\n", "\tSAVE10"], ids=ascii)
+def test_a_coupon_code_with_surrounding_whitespace_is_taken_as_typed(typed: str) -> None:
+    order = parse(OrderRequest, json.dumps(ORDER | {"coupon_code": typed}).encode())
+
+    assert order.coupon_code == typed

@@ -50,7 +50,7 @@ RULES = [
     ),
     # a currency without minor units
     RuleCase(
-        "sale: 12.5% of 5000 (new-customer rate)", "JPY", "12.5 % of 5000 JPY (new-customer rate)"
+        "sale: 12.5% of 5000 (new-customer rate)", "JPY", "12.5 % of 5,000 JPY (new-customer rate)"
     ),
     # a confirmed lead
     RuleCase("lead: fixed 250 (confirmed)", "USD", "2.50 USD per lead, confirmed"),

@@ -564,3 +564,19 @@ def test_the_merchant_is_the_one_of_the_terms_in_force_at_the_events_time() -> N
     assert merchant_of(directory, later) == "m-new"  # from the second's effective_from
     unknown = conversion().model_copy(update={"campaign_id": "other"})
     assert merchant_of(directory, unknown) is None
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "stamp"),
+    [
+        (1_790_000_000_123, "2026-09-21T14:13:20.123Z"),
+        (58_400_791_911_627, "3820-08-25T02:11:51.627Z"),  # a float of seconds gave .626
+        (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_the_payload_timestamp_is_the_events_exact_millisecond(
+    occurred_at: int, stamp: str
+) -> None:
+    body = json.loads(policy.payload("conversion.attributed", {"occurred_at": occurred_at}))
+
+    assert body["timestamp"] == stamp

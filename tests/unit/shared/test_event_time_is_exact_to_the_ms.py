@@ -114,3 +114,27 @@ def test_a_time_that_is_not_rfc3339_or_before_the_epoch_is_refused_saying_why(
 )
 def test_rfc3339_times_in_each_form_it_allows_are_read(text: str) -> None:
     assert parse_event_time(text) > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("2026-12-31T23:59:60Z", "a leap second: times here have none"),
+        ("2027-02-29T12:00:00Z", "2027-02 has no day 29"),
+        ("2026-04-31T00:00:00Z", "2026-04 has no day 31"),
+        ("2027-13-01T00:00:00Z", "there is no month 13"),
+        ("2027-01-01T24:00:00Z", "hours run to 23, minutes and seconds to 59"),
+        ("2027-01-01T00:00:00+24:00", "outside the years 1 to 9999 or the offsets"),
+    ],
+)
+def test_a_time_in_rfc3339_form_naming_no_instant_says_why(text: str, reason: str) -> None:
+    """The merchant's string is RFC 3339 in form: the answer names what is wrong with it
+    rather than its format."""
+    with pytest.raises(ValueError, match="no such time") as refused:
+        parse_event_time(text)
+
+    assert reason in str(refused.value)
+
+
+def test_a_leap_day_is_a_time() -> None:
+    assert parse_event_time("2028-02-29T23:59:59.999Z") == 1_835_481_599_999

@@ -518,3 +518,74 @@ def test_engagement_tiers_are_bounded_as_the_plans_are() -> None:
     )
     engagement["tiers"] = tiers[:MAX_TIERS]
     assert CampaignEntry.model_validate_json(entry_json(plan={"engagement": engagement}))
+
+
+# ---------------------------------------------------------------- creators the terms name
+
+
+@pytest.mark.parametrize(
+    ("terms", "problem"),
+    [
+        (
+            {"coupons": {"SAVE10": "team/anna"}},
+            "coupons.SAVE10: 'team/anna': a creator id holds letters, digits and _ . : @ -"
+            " only (it names the creator's pages and URLs)",
+        ),
+        (
+            {"coupons": {"SAVE10": ".."}},
+            "coupons.SAVE10: '..' is only dots, which a URL reads as a directory",
+        ),
+        (
+            {"window_overrides_days": {"anna bell": 60}},
+            "window_overrides_days: 'anna bell': a creator id holds letters, digits and"
+            " _ . : @ - only (it names the creator's pages and URLs)",
+        ),
+        (
+            {"survey": {"mode": "attribute", "handles": {"@ana": "."}}},
+            "survey.handles.@ana: '.' is only dots, which a URL reads as a directory",
+        ),
+        (
+            {"overrides": {"agencies": {"anna": {"agency_id": "x" * 201, "share_percent": 5}}}},
+            "overrides.agencies.anna.agency_id: must be 1 to 200 characters",
+        ),
+        (
+            {"overrides": {"agencies": {"an\u0430": {"agency_id": "ag", "share_percent": 5}}}},
+            "overrides.agencies: 'an\u0430': a creator id holds letters, digits and _ . : @ -"
+            " only (it names the creator's pages and URLs)",
+        ),
+    ],
+)
+def test_terms_naming_a_creator_no_url_can_reach_are_unpublishable(
+    terms: dict[str, Any], problem: str
+) -> None:
+    assert publish_problems({**BASE, **terms}) == (problem,)
+
+
+def test_creator_ids_links_take_are_publishable() -> None:
+    terms = {
+        **BASE,
+        "coupons": {"A": "creator-01", "B": "anna.bell@insta", "C": "team:anna_2", "D": "..a"},
+        "window_overrides_days": {"creator-01": 60},
+        "overrides": {"agencies": {"creator-01": {"agency_id": "agency-1", "share_percent": 5}}},
+    }
+    assert publish_problems(terms) == ()
+
+
+@pytest.mark.parametrize(
+    ("codes", "problem"),
+    [
+        ({"SAVE\x0010": "c"}, 'coupons: "SAVE\\u000010" contains U+0000 (a control character)'),
+        (
+            {"SAVE\u200b": "c"},
+            'coupons: "SAVE\u200b" contains U+200B (an invisible format character)',
+        ),
+    ],
+)
+def test_coupon_codes_with_invisible_characters_are_unpublishable(
+    codes: dict[str, str], problem: str
+) -> None:
+    assert publish_problems({**BASE, "coupons": codes}) == (problem,)
+
+
+def test_coupon_codes_keep_their_surrounding_spaces_ignored() -> None:
+    assert publish_problems({**BASE, "coupons": {" SAVE10\n": "c"}}) == ()

@@ -113,6 +113,17 @@ class OrderRequest(_Request):
         own) may send it whole: the id in it is the visitor, the seal no part of it."""
         return None if value is None else visitor_id_in(value)
 
+    @field_validator("coupon_code")
+    @classmethod
+    def _a_code_a_customer_typed(cls, value: str | None) -> str | None:
+        """Codes are compared trimmed (``normalize_coupon``), so a trailing newline is
+        fine; a control or invisible character inside matches no campaign's code (they
+        are refused there too) and showed as a plain code on the brand's pages."""
+        problem = None if value is None else invisible_character(normalize_coupon(value))
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("visitor_id", "click_id")
     @classmethod
     def _names_a_visitor_or_click(cls, value: str | None) -> str | None:

@@ -5,6 +5,7 @@ Nothing here reads the time: the wall clock is ``afflux.shared.io.clock_source``
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,21 @@ class BeforeEpoch(ValueError):
 MAX_EVENT_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
+def _no_such_time(text: str) -> str:
+    """Why a time in RFC 3339's form names no instant (its form lets these through)."""
+    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    if not 1 <= month <= 12:
+        return f"there is no month {month:02d}"
+    if year >= 1 and not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return f"{year:04d}-{month:02d} has no day {day:02d}"
+    if second == 60:
+        return "a leap second: times here have none, give 23:59:59.999 or the next second"
+    if hour > 23 or minute > 59 or second > 59:
+        return "hours run to 23, minutes and seconds to 59"
+    return "outside the years 1 to 9999 or the offsets -23:59 to +23:59"
+
+
 def parse_event_time(value: object) -> int:
     """Accept integer milliseconds or an RFC 3339 string with a zone; return milliseconds."""
     if isinstance(value, bool):
@@ -80,7 +96,8 @@ def parse_event_time(value: object) -> int:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError as exc:
-            raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
+            # The form is RFC 3339's: what is left is a second 60 or a day the month lacks.
+            raise ValueError(f"no such time: {value!r} ({_no_such_time(text)})") from exc
         ms = to_ms(parsed)
         if ms < 0:
             raise BeforeEpoch(f"{value!r} is before 1970-01-01T00:00:00Z, where event times start")

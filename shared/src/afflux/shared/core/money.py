@@ -88,9 +88,11 @@ class Money:
             raise CurrencyMismatch(f"{self.currency} and {other.currency} cannot be combined")
 
     def format(self) -> str:
+        """For a person: ``1,234,567.89 EUR`` (thousands grouped, as English text prints
+        money; files and APIs carry minor units, never this)."""
         exponent = CURRENCY_EXPONENTS[self.currency]
         value = Decimal(self.amount_minor).scaleb(-exponent)
-        return f"{value:.{exponent}f} {self.currency}"
+        return f"{value:,.{exponent}f} {self.currency}"
 
 
 def round_half_up(value: Decimal) -> int:

@@ -372,6 +372,24 @@ class NoTermsInForce(LookupError):
 # What a creator's id may hold: as the clicks service's links (and API keys) take it.
 CREATOR_ID_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
 _CREATOR_ID = re.compile(CREATOR_ID_PATTERN)
+MAX_CREATOR_ID_LENGTH = 200
+
+
+def creator_id_problem(affiliate_id: str) -> str | None:
+    """Why ``affiliate_id`` cannot name a new creator (a link's, a key's, one the terms
+    name), or None. A creator's id is a path segment of their pages and API URLs: "a/b"
+    was a creator no URL reached, and ".." one whose pages a browser resolved to the
+    directory above, redirecting in a loop."""
+    if not affiliate_id or len(affiliate_id) > MAX_CREATOR_ID_LENGTH:
+        return f"must be 1 to {MAX_CREATOR_ID_LENGTH} characters"
+    if not _CREATOR_ID.fullmatch(affiliate_id):
+        return (
+            f"{affiliate_id[:100]!r}: a creator id holds letters, digits and _ . : @ - only"
+            " (it names the creator's pages and URLs)"
+        )
+    if affiliate_id.strip(".") == "":
+        return f"{affiliate_id!r} is only dots, which a URL reads as a directory"
+    return None
 
 
 def answered_creator_problem(terms: CampaignTerms, affiliate_id: str) -> str | None:

@@ -34,7 +34,13 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from afflux.shared.core.terms import normalize_coupon, normalize_domain, normalize_handle
+from afflux.shared.core.terms import (
+    creator_id_problem,
+    normalize_coupon,
+    normalize_domain,
+    normalize_handle,
+)
+from afflux.shared.core.visible_text import invisible_character
 
 MAX_HOST_LENGTH = 253
 MAX_LABEL_LENGTH = 63
@@ -128,12 +134,63 @@ COUPON_RULE = "codes are case-insensitive, surrounding spaces ignored"
 HANDLE_RULE = "handles are case-insensitive, a leading @ and surrounding spaces ignored"
 
 
+def _invisible_key_problem(keys: Iterable[str], normalise: Callable[[str], str]) -> str | None:
+    """A key that still holds a control or invisible character once normalised: no
+    customer types "SAVE\\x00" or "SAVE\\u200b", and it showed as "SAVE" on every page."""
+    for key in keys:
+        problem = invisible_character(normalise(key))
+        if problem is not None:
+            return f"{quoted(key)} {problem}"
+    return None
+
+
 def coupons_problem(codes: Iterable[str]) -> str | None:
-    return map_problem(codes, normalize_coupon, "code", COUPON_RULE)
+    listed = list(codes)
+    return _invisible_key_problem(listed, normalize_coupon) or map_problem(
+        listed, normalize_coupon, "code", COUPON_RULE
+    )
 
 
 def handles_problem(handles: Iterable[str]) -> str | None:
-    return map_problem(handles, normalize_handle, "handle", HANDLE_RULE)
+    listed = list(handles)
+    return _invisible_key_problem(listed, normalize_handle) or map_problem(
+        listed, normalize_handle, "handle", HANDLE_RULE
+    )
+
+
+def _named_creators(terms: Mapping[str, object]) -> Iterable[tuple[str, object]]:
+    """Every creator (or agency) id the terms as sent name, with the field naming it."""
+    coupons = terms.get("coupons")
+    if isinstance(coupons, Mapping):
+        for code, owner in coupons.items():
+            yield f"coupons.{code}", owner
+    windows = terms.get("window_overrides_days")
+    if isinstance(windows, Mapping):
+        for affiliate in windows:
+            yield "window_overrides_days", affiliate
+    survey = terms.get("survey")
+    handles = survey.get("handles") if isinstance(survey, Mapping) else None
+    if isinstance(handles, Mapping):
+        for handle, owner in handles.items():
+            yield f"survey.handles.{handle}", owner
+    overrides = terms.get("overrides")
+    agencies = overrides.get("agencies") if isinstance(overrides, Mapping) else None
+    if isinstance(agencies, Mapping):
+        for member, membership in agencies.items():
+            yield "overrides.agencies", member
+            if isinstance(membership, Mapping):
+                yield f"overrides.agencies.{member}.agency_id", membership.get("agency_id")
+
+
+def creators_problems(terms: Mapping[str, object]) -> list[str]:
+    """``field: reason`` for each creator id the terms name that no creator could have
+    (``creator_id_problem``); only string ids are judged, the model reports the rest."""
+    problems: list[str] = []
+    for field, affiliate in _named_creators(terms):
+        reason = creator_id_problem(affiliate) if isinstance(affiliate, str) else None
+        if reason:
+            problems.append(f"{field}: {reason}")
+    return problems
 
 
 def domain_problem(domain: str) -> str | None:
@@ -235,10 +292,10 @@ def publish_problems(terms: Mapping[str, object]) -> tuple[str, ...]:
     """Why terms as sent (a mapping, before the model normalises it) cannot be
     published: one ``field: reason`` each, in the order of the fields; () when fine.
 
-    Only ``allowed_domains``, ``coupons``, ``survey.handles`` and the number of
-    ``plan.tiers`` and ``plan.milestones`` are looked at, and only where they have the
-    expected shape (a list of strings, a mapping with string keys, lists): the model
-    reports anything else."""
+    Only ``allowed_domains``, ``coupons``, ``survey.handles``, the creator ids the terms
+    name and the number of ``plan.tiers`` and ``plan.milestones`` are looked at, and only
+    where they have the expected shape (a list of strings, a mapping with string keys,
+    lists): the model reports anything else."""
     problems: list[str] = []
     plan = terms.get("plan")
     if isinstance(plan, Mapping):
@@ -267,4 +324,5 @@ def publish_problems(terms: Mapping[str, object]) -> tuple[str, ...]:
         reason = handles_problem(k for k in handles if isinstance(k, str))
         if reason:
             problems.append(f"survey.handles: {reason}")
+    problems.extend(creators_problems(terms))
     return tuple(problems)

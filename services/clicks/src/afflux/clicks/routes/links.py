@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from afflux.clicks.deps import AdminDep, CacheDep, ClockDep, DirectoryDep, SettingsDep, StoreDep
 from afflux.clicks.destinations import BadDestination, check_destination
 from afflux.clicks.links import MAX_CODE_LENGTH, Link, LinkNotPublished, LinksRestoring, new_code
+from afflux.shared.core.terms import creator_id_problem
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
@@ -24,6 +25,16 @@ _NOT_PUBLISHED = (
 _RESTORING = "links are being restored from the links topic; try again in a moment"
 
 Ident = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+
+def _a_creator_pages_can_name(affiliate_id: str) -> str:
+    problem = creator_id_problem(affiliate_id)
+    if problem is not None:
+        raise ValueError(problem)
+    return affiliate_id
+
+
+CreatorIdent = Annotated[Ident, AfterValidator(_a_creator_pages_can_name)]
 
 
 class ProblemItem(BaseModel):
@@ -68,7 +79,7 @@ class LinkCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    affiliate_id: Ident
+    affiliate_id: CreatorIdent
     campaign_id: Ident
     destination_url: Annotated[str, Field(min_length=1, max_length=4096)]
     code: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{3,64}$")] | None = Field(

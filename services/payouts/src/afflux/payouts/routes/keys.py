@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from afflux.payouts.deps import AdminDep, ClockDep
 from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.shared.core.terms import MAX_CREATOR_ID_LENGTH, creator_id_problem
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.principals import AccessStore, KeyRecord
 from afflux.shared.io.http.problems import Problem
@@ -22,14 +23,38 @@ from afflux.shared.io.http.state import started_dep
 
 router = APIRouter(prefix="/v1/keys", responses=ERROR_RESPONSES, tags=["keys"])
 AccessStoreDep = Annotated[AccessStore, Depends(started_dep("access"))]
-Subject = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+Subject = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_CREATOR_ID_LENGTH, pattern=r"^[A-Za-z0-9_.:@-]+$"),
+]
+MAX_MERCHANT_ID_LENGTH = 64  # as CampaignTerms.merchant_id
 
 
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["creator", "merchant"] = Field(description="whose key")
-    subject: Subject = Field(description="the creator's affiliate_id or the merchant's id")
+    subject: Subject = Field(
+        description="the creator's affiliate_id (as their links take it) or the merchant's id"
+        " (at most 64 characters)"
+    )
+
+    @field_validator("subject")
+    @classmethod
+    def _a_subject_of_its_role(cls, subject: str, info: ValidationInfo) -> str:
+        """A creator's key is for a creator id links take (up to 200 characters, not only
+        dots: their pages' URLs name it); a merchant id is at most 64 characters, as in
+        the campaigns' terms."""
+        role = info.data.get("role")
+        if role == "creator":
+            problem = creator_id_problem(subject)
+        elif role == "merchant" and len(subject) > MAX_MERCHANT_ID_LENGTH:
+            problem = f"a merchant id is at most {MAX_MERCHANT_ID_LENGTH} characters"
+        else:
+            problem = None
+        if problem is not None:
+            raise ValueError(problem)
+        return subject
 
 
 class KeyOut(BaseModel):

@@ -12,12 +12,12 @@ import ipaddress
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
+from afflux.shared.core.clock import from_ms
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import ConversionAttributed, ConversionReversed, Envelope, PayoutIssued
 
@@ -215,7 +215,8 @@ def payload(event_type: str, event: Mapping[str, Any]) -> bytes:
     """The body: ``{"type", "timestamp", "data"}`` (Standard Webhooks' shape), the same
     bytes for the same event, whenever built."""
     occurred = int(event["occurred_at"])
-    stamp = datetime.fromtimestamp(occurred / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    # Exact milliseconds: a float of seconds lost one for times past the year 2286.
+    stamp = from_ms(occurred).isoformat(timespec="milliseconds")
     body = {"type": event_type, "timestamp": stamp.replace("+00:00", "Z"), "data": event}
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
