@@ -11,15 +11,19 @@ import uuid
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.orders.app import dead_letters_to
 from afflux.orders.metrics import OrdersMetrics
+from afflux.orders.terms_publisher import TermsPublisher
 from afflux.shared.core.terms import CampaignTerms
+from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.background import cancel_and_wait
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.campaign_view import CampaignDirectory, follow_campaigns
-from afflux.shared.io.kafka import new_producer, partition_for
+from afflux.shared.io.kafka import new_producer, partition_for, stop_consumer
 from afflux.shared.topics import CAMPAIGNS
+from afflux.shared.wire import decode_record
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +135,84 @@ async def test_a_sent_campaign_dead_letter_is_counted_for_the_dead_letter_alert(
         }
         assert sum(sent.values()) >= 1, sent
         assert all(" " not in reason for reason in sent), sent  # a class name, bounded
+    finally:
+        await cancel_and_wait([follower])
+        await producer.stop()
+
+
+async def _records_after(
+    bootstrap: str, partition: int, offset: int, key: bytes
+) -> list[bytes | None]:
+    """The values of ``key``'s records on ``partition`` after ``offset``, to the end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(CAMPAIGNS.name, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset + 1)
+        end = (await consumer.end_offsets([tp]))[tp]
+        values: list[bytes | None] = []
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            values += [r.value for r in batch.get(tp, []) if r.key == key]
+        return values
+    finally:
+        await stop_consumer(consumer)
+
+
+async def test_a_tombstone_of_a_campaign_is_answered_with_its_whole_history_again(
+    infra: Any,
+) -> None:
+    """The campaigns topic is compacted by campaign: a tombstone, refused by every reader,
+    would in time delete every version before it, and every service starting after that
+    would have no terms for the campaign (its pending money refused). The orders service
+    publishes the history again after it, so compaction keeps it."""
+    bootstrap = infra.kafka_bootstrap
+    terms = CampaignTerms.model_validate(
+        {
+            "campaign_id": f"tombstoned-{uuid.uuid4().hex[:8]}",
+            "merchant_id": "merchant-a",
+            "currency": "EUR",
+            "plan": {"sale": {"rate": {"percent": "10"}}},
+        }
+    )
+    second = terms.model_copy(update={"cookie_window_days": 7})
+    await publish_terms(bootstrap, [(terms, 0)], forward_only=False)
+    await publish_terms(bootstrap, [(second, 1_000)], forward_only=False)
+    key = terms.campaign_id.encode()
+    plain = new_producer(bootstrap)
+    await plain.start()
+    try:
+        tombstone = await plain.send_and_wait(CAMPAIGNS.name, None, key=key)
+    finally:
+        await plain.stop()
+
+    metrics = OrdersMetrics()
+    directory = CampaignDirectory()
+    publisher = TermsPublisher(bootstrap)
+
+    async def restore(campaign_id: str) -> None:
+        if campaign_id in directory:
+            await publisher.restore(campaign_id)
+
+    producer = new_producer(bootstrap)
+    await producer.start()
+    follower = asyncio.create_task(
+        follow_campaigns(
+            directory, bootstrap, on_bad_record=dead_letters_to(producer, metrics, restore)
+        )
+    )
+    try:
+        async with asyncio.timeout(30):
+            while not (
+                after := await _records_after(bootstrap, tombstone.partition, tombstone.offset, key)
+            ):
+                assert not follower.done(), follower
+                await asyncio.sleep(0.2)
+        [restored] = [e for value in after for e in decode_record(value)]
+        assert isinstance(restored, CampaignTermsPublished)
+        assert [v.terms for v in restored.versions] == [terms, second]
+        assert directory.versions(terms.campaign_id) == restored.versions
     finally:
         await cancel_and_wait([follower])
         await producer.stop()

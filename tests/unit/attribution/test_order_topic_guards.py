@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 from recording_runtime import recording_runtime
 
@@ -111,3 +112,54 @@ def test_an_order_the_orders_service_refuses_is_dead_lettered_and_left_out_alike
 @pytest.mark.parametrize(("part", "refused"), [(0, False), (10_000, False), (10_001, True)])
 def test_without_items_the_part_must_fit_in_the_amount(part: int, refused: bool) -> None:
     assert bool(items_problem(10_000, [], part)) is refused
+
+
+def worker_outputs_raw(records: list[bytes]) -> tuple[list[DeadLetter], list[AnyEvent]]:
+    sent: list[tuple[str, bytes | None]] = []
+    rt = recording_runtime(sent, VERSION, "order-guards-raw")
+
+    async def run() -> None:
+        rt.join.owned[0] = Owned(rt.join.new_state())
+        for offset, raw in enumerate(records):
+            await rt.join.handle(Record(ORDERS.name, 0, offset, b"k", raw, TS))
+
+    asyncio.run(run())
+    out = [e for t, v in sent if t in (CONVERSIONS.name, UNMATCHED.name) for e in decode_record(v)]
+    letters = [e for t, v in sent if t == DLQ.name for e in decode_record(v)]
+    return [e for e in letters if isinstance(e, DeadLetter)], out
+
+
+def _written_straight(**fields: object) -> bytes:
+    return orjson.dumps({**orjson.loads(encode(order())), **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"customer_id": "c" * 1_000_000}, "customer_id"),
+        ({"coupon_code": "A" * 65}, "coupon_code"),
+        ({"kind": "action", "action": "x" * 65}, "action"),
+        (
+            {"items": [{"sku": f"s{i}", "price_minor": 20} for i in range(501)]},
+            "items",
+        ),
+    ],
+    ids=["1 MB customer id", "65-character coupon", "65-character action", "501 items"],
+)
+def test_an_order_past_the_apis_bounds_on_the_topic_is_dead_lettered_not_attributed(
+    fields: dict[str, object], field: str
+) -> None:
+    """Its conversion copies these fields: a 1 MB customer id made a conversion over
+    every reader's record limit, so the order was attributed and its commission lost."""
+    raw = _written_straight(**fields)
+
+    letters, out = worker_outputs_raw([raw, encode(order(order_id="o-2"))])
+
+    [letter] = letters
+    assert field in letter.reason
+    [conversion] = out
+    assert isinstance(conversion, ConversionAttributed)
+    assert conversion.order_id == "o-2"
+    reader = LogReader(CampaignLog("camp"), versions=(VERSION,))
+    reader.record(raw, ORDERS.name, TS)
+    assert (reader.log.orders, reader.skipped) == ([], 1)  # the what-if leaves it out alike

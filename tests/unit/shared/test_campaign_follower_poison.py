@@ -72,3 +72,61 @@ def test_a_listener_that_raises_costs_only_that_record() -> None:
 def test_an_undecodable_record_is_reported_whole(value: bytes | None, error_class: str) -> None:
     ((_, got),) = apply_record(CampaignDirectory(), value)
     assert got == error_class
+
+
+def _with_coupon(record: CampaignTermsPublished, version: int, owner: str) -> bytes:
+    """``record`` with version ``version``'s coupon ANNA10 given to ``owner``."""
+    versions = [
+        v.model_copy(update={"terms": v.terms.model_copy(update={"coupons": {"ANNA10": owner}})})
+        if v.version == version
+        else v
+        for v in record.versions
+    ]
+    return encode(record.model_copy(update={"versions": tuple(versions)}))
+
+
+@pytest.mark.parametrize("versions", [1, 2])
+def test_a_record_rewriting_a_published_version_is_refused_and_the_held_one_stays(
+    versions: int,
+) -> None:
+    """The campaigns topic took a record that gave version 1's coupon to another creator
+    (its own history, re-sent with one field changed): the next order with the coupon
+    paid them. Publishers only append versions."""
+    directory = CampaignDirectory()
+    honest = published("shop", versions)
+    held = _with_coupon(honest, 1, "creator-01")
+    assert apply_record(directory, held, b"shop") == []
+
+    ((reason, error_class),) = apply_record(
+        directory, _with_coupon(honest, 1, "evil-creator"), b"shop"
+    )
+
+    assert error_class == "HistoryRewrite"
+    assert reason.startswith("history_rewrite: version 1 differs from the version 1 published")
+    assert directory.versions("shop")[0].terms.coupon_owner("ANNA10") == "creator-01"
+
+
+def test_a_record_appending_a_version_follows_and_an_older_shorter_one_is_ignored() -> None:
+    directory = CampaignDirectory()
+    one, two = published("shop", 1), published("shop", 2)
+    assert apply_record(directory, encode(one)) == []
+    assert apply_record(directory, encode(two)) == []
+    assert apply_record(directory, encode(one)) == []  # stale, consistent: nothing changes
+    assert len(directory.versions("shop")) == 2
+
+
+def test_a_record_dropping_a_version_for_another_is_refused() -> None:
+    directory = CampaignDirectory()
+    two = published("shop", 2)
+    assert apply_record(directory, encode(two)) == []
+    renumbered = two.model_copy(
+        update={"versions": (two.versions[0], two.versions[1].model_copy(update={"version": 3}))}
+    )
+
+    ((reason, error_class),) = apply_record(directory, encode(renumbered))
+
+    assert (error_class, reason.split(" (")[0]) == (
+        "HistoryRewrite",
+        "history_rewrite: it leaves out version 2",
+    )
+    assert [v.version for v in directory.versions("shop")] == [1, 2]

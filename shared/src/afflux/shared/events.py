@@ -205,6 +205,12 @@ OrderItems = tuple[OrderItem, ...]
 OrderItemsAtEntry = Annotated[OrderItems, AfterValidator(_one_category_per_sku)]
 
 MAX_ORDER_ITEMS = 500
+# The orders API's bounds, on the events too: an order written straight to the topic
+# with a 1 MB customer id was taken, and its conversion (which copies it) was over the
+# record limit for every reader: attributed, and its commission lost.
+ActionKind = Annotated[str, Field(min_length=1, max_length=64)]
+CouponCode = Annotated[str, Field(min_length=1, max_length=64)]
+CustomerId = Annotated[str, Field(max_length=200)]
 NonCommissionableReason = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 
 
@@ -254,16 +260,17 @@ class OrderPlaced(Envelope):
     campaign_id: Id
     merchant_id: Id
     kind: OrderKind = "sale"
-    action: str | None = Field(None, description="the action kind when kind is 'action'")
+    action: ActionKind | None = Field(None, description="the action kind when kind is 'action'")
     amount_minor: AmountMinor = 0
     currency: Currency
     visitor_id: Id | None = None
     click_id: Id | None = None
-    coupon_code: str | None = None
-    customer_id: str | None = None
+    coupon_code: CouponCode | None = None
+    customer_id: CustomerId | None = None
     new_customer: bool = False
     items: OrderItems = Field(
         (),
+        max_length=MAX_ORDER_ITEMS,
         description="the order's items; a sku may be on several (the orders API takes them"
         " all of one category; one under several, taken before that rule or written"
         " straight to the topic, is priced by sku: its rows' rates blend)",
@@ -334,9 +341,14 @@ class OrderRefunded(Envelope):
     )
     items: tuple[RefundItem, ...] = Field(
         (),
+        max_length=MAX_ORDER_ITEMS,
         description="the items refunded: the commission is reversed pro rata per item;"
         " empty: pro rata over the whole order",
     )
+
+
+RenewalNumber = Annotated[int, Field(ge=1, le=100_000)]
+MAX_WINDOW_MS = 366 * 86_400_000  # a cookie window is at most 365 days
 
 
 class SubscriptionRenewed(Envelope):
@@ -350,7 +362,7 @@ class SubscriptionRenewed(Envelope):
     type: Literal["SubscriptionRenewed"] = "SubscriptionRenewed"
     order_id: Id = Field(description="the subscription's first order")
     renewal_order_id: Id
-    renewal_number: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    renewal_number: Annotated[RenewalNumber, Field(strict=True)]
     campaign_id: Id
     merchant_id: Id
     amount_minor: AmountMinor
@@ -380,23 +392,27 @@ class ConversionAttributed(Envelope):
     affiliate_id: Id
     reason: Literal["click_id", "coupon", "cookie", "livestream", "survey"]
     model: AttributionModel
-    window_ms: int
+    window_ms: Annotated[int, Field(ge=0, le=MAX_WINDOW_MS)]
     click_id: Id | None = None
     clicked_at: TimeMs | None = None
-    lag_ms: int | None = Field(None, description="order time minus click time")
+    lag_ms: Annotated[int, Field(ge=-MAX_EVENT_TIME_MS, le=MAX_EVENT_TIME_MS)] | None = Field(
+        None, description="order time minus click time"
+    )
     assists: tuple[Assist, ...] = ()
     terms_version: int
     kind: ConversionKind = "sale"
-    action: str | None = None
+    action: ActionKind | None = None
     amount_minor: AmountMinor = 0
     currency: Currency
     visitor_id: Id | None = None
-    customer_id: str | None = None
+    customer_id: CustomerId | None = None
     new_customer: bool = False
     order_event_id: Id
-    items: tuple[OrderItem, ...] = Field((), description="the order's items (per-product rates)")
+    items: tuple[OrderItem, ...] = Field(
+        (), max_length=MAX_ORDER_ITEMS, description="the order's items (per-product rates)"
+    )
     non_commissionable_minor: AmountMinor = 0
-    renewal_number: int | None = Field(
+    renewal_number: RenewalNumber | None = Field(
         None, description="kind 'renewal': which renewal of the first order this is"
     )
     first_order_id: Id | None = Field(
@@ -461,7 +477,7 @@ class ConversionReversed(Envelope):
         " order to another click (refund_id then holds the superseding conversion id)",
     )
     items: tuple[RefundItem, ...] = Field(
-        (), description="the refund's items, as the merchant named them"
+        (), max_length=MAX_ORDER_ITEMS, description="the refund's items, as the merchant named them"
     )
 
 

@@ -377,6 +377,17 @@ def _kind(item: dict[str, Any]) -> str:
     return str(value)
 
 
+# Fields of an order the fast path does not read into the log, yet the model bounds.
+_ORDER_TEXT_BOUNDS = (("coupon_code", 1, 64), ("action", 1, 64), ("customer_id", 0, 200))
+
+
+def _over_bounds(item: dict[str, Any]) -> bool:
+    return any(
+        type(value := item.get(name)) is str and not low <= len(value) <= high
+        for name, low, high in _ORDER_TEXT_BOUNDS
+    )
+
+
 def _fast(reader: LogReader, item: dict[str, Any]) -> bool:
     """Take the item without its model; False: it needs the full validation."""
     log = reader.log
@@ -401,6 +412,8 @@ def _fast(reader: LogReader, item: dict[str, Any]) -> bool:
     if kind == "OrderPlaced":
         if item.get("items") or item.get("non_commissionable_minor") or item.get("survey"):
             return False  # rarer: the model reads them
+        if _over_bounds(item):
+            return False  # the model refuses it, as the worker does
         order_id = _str(item, "order_id")
         visitor, click_id = _opt(item, "visitor_id"), _opt(item, "click_id")
         order = LoggedOrder(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -164,10 +164,17 @@ def create_app(
         await producer.start()
         app.state.broker_probe = BrokerProbe(producer)
         follower = None
+
+        async def restore_known(campaign_id: str) -> None:
+            if campaign_id in view:  # a tombstone of no campaign deletes nothing
+                await app.state.terms_publisher.restore(campaign_id)
+
         if directory is None:
             follower = asyncio.create_task(
                 follow_campaigns(
-                    view, settings.kafka_bootstrap, on_bad_record=dead_letters_to(producer, metrics)
+                    view,
+                    settings.kafka_bootstrap,
+                    on_bad_record=dead_letters_to(producer, metrics, restore=restore_known),
                 ),
                 name="campaign-terms",
             )
@@ -249,14 +256,23 @@ def create_app(
     return app
 
 
-def dead_letters_to(producer: AIOKafkaProducer, metrics: OrdersMetrics) -> BadRecord:
+def dead_letters_to(
+    producer: AIOKafkaProducer,
+    metrics: OrdersMetrics,
+    restore: Callable[[str], Coroutine[Any, Any, None]] | None = None,
+) -> BadRecord:
     """Orders owns the campaigns topic's dead letters (every service skips bad records).
 
     A letter is sent again while the broker is away, so an outage loses none (the
     follower waits meanwhile, as it could read nothing new either); one refused for
     itself (too large for the producer or broker, a closed producer), which no retry
     would cure, is logged by ``deliver_dead_letter`` and counted, and the follower goes
-    on with the next record: the view must keep following either way."""
+    on with the next record: the view must keep following either way.
+
+    A tombstone keyed by a campaign is also answered with ``restore(campaign_id)``, in
+    the background (it takes the publication lock and reads the topic): compaction would
+    otherwise in time delete the campaign's whole history."""
+    restoring: dict[str, asyncio.Task[None]] = {}  # one at a time per campaign
 
     async def send(record: ConsumerRecord[bytes, bytes], reason: str, error_class: str) -> None:
         letter = dead_letter_of(
@@ -266,5 +282,11 @@ def dead_letters_to(producer: AIOKafkaProducer, metrics: OrdersMetrics) -> BadRe
             metrics.campaign_dead_letters_unsent.labels(record.topic).inc()
         else:
             metrics.dlq.labels(record.topic, error_class).inc()
+        if restore is not None and record.value is None and record.key:
+            campaign_id = record.key.decode("utf-8", "replace")
+            if campaign_id not in restoring:
+                task = asyncio.create_task(restore(campaign_id), name="restore-campaign")
+                restoring[campaign_id] = task
+                task.add_done_callback(lambda _: restoring.pop(campaign_id, None))
 
     return send

@@ -4,6 +4,7 @@ across every orders instance sharing the Redis."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -12,7 +13,14 @@ from typing import Any
 from afflux.orders.errors import Rejected
 from afflux.shared.campaign_file import CampaignEntry
 from afflux.shared.events import CampaignTermsPublished
-from afflux.shared.io.campaign_publish import TermsRefused, TermsTooLarge, publish_terms
+from afflux.shared.io.campaign_publish import (
+    TermsRefused,
+    TermsTooLarge,
+    publish_terms,
+    republish_history,
+)
+
+log = logging.getLogger(__name__)
 
 # A publication reads the campaigns topic and writes one record: well under this. A lock
 # left by an instance that died mid-publication frees itself after it.
@@ -66,6 +74,25 @@ class TermsPublisher:
                 raise Rejected(422, field, str(exc)) from None
             except Exception as exc:
                 raise Rejected(503, None, f"broker unavailable: {type(exc).__name__}") from None
+
+    async def restore(self, campaign_id: str) -> None:
+        """Write the campaign's history again after a tombstone keyed by it (refused by
+        every reader, but compaction would delete the history before it): under the same
+        locks as a publication, so no version published meanwhile is left out. Logged,
+        never raised: the next start, reading the tombstone again, tries again."""
+        try:
+            async with self.lock, self._campaign_lock(campaign_id):
+                record = await republish_history(self.bootstrap, campaign_id)
+        except Exception as exc:
+            log.error("campaign %r not restored after a tombstone: %r", campaign_id, exc)
+            return
+        if record is not None:
+            log.warning(
+                "campaign %r: a tombstone on the campaigns topic; its %d versions were"
+                " published again so that compaction keeps them",
+                campaign_id,
+                len(record.versions),
+            )
 
     @asynccontextmanager
     async def _campaign_lock(self, campaign_id: str) -> AsyncIterator[None]:

@@ -543,6 +543,33 @@ def iso_ms(at_ms: int) -> str:
     return from_ms(at_ms).isoformat(timespec="milliseconds")
 
 
+def history_conflict(held: Sequence[TermsVersion], incoming: Sequence[TermsVersion]) -> str | None:
+    """Why ``incoming`` (a campaigns record's whole history) may not follow ``held``: it
+    changes or leaves out a version already published. Versions are only ever appended
+    (``append_version``), so a record that rewrites one (a coupon given to another
+    creator, a rate changed back in time) was never written by a publisher, and taking
+    it would reprice what was decided under the version every reader held."""
+    by_number = {version.version: version for version in incoming}
+    for version in held:
+        other = by_number.get(version.version)
+        if other is None:
+            if len(incoming) < len(held):
+                continue  # an older, shorter record: it changes nothing held
+            return f"history_rewrite: it leaves out version {version.version}"
+        if other != version:
+            return (
+                f"history_rewrite: version {version.version} differs from the version"
+                f" {version.version} published at {version.published_at}"
+            )
+    return None
+
+
+def takes_over(held: Sequence[TermsVersion], incoming: Sequence[TermsVersion]) -> bool:
+    """Whether a campaigns record with ``incoming`` replaces ``held``: it holds at least as
+    many versions (never let an older record shrink the history) and rewrites none."""
+    return len(incoming) >= len(held) and history_conflict(held, incoming) is None
+
+
 def append_version(
     versions: tuple[TermsVersion, ...], terms: CampaignTerms, effective_from: int, published_at: int
 ) -> tuple[TermsVersion, ...]:

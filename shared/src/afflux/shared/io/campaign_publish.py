@@ -16,6 +16,7 @@ from afflux.shared.core.terms import (
     backdated_version,
     currency_change,
     merchant_change,
+    takes_over,
 )
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.clock_source import system_clock
@@ -146,7 +147,7 @@ async def read_all_versions(bootstrap: str) -> dict[str, tuple[TermsVersion, ...
                     for event in events:
                         if isinstance(event, CampaignTermsPublished):
                             known = history.get(event.campaign_id, ())
-                            if len(event.versions) >= len(known):
+                            if takes_over(known, event.versions):  # as every reader does
                                 history[event.campaign_id] = event.versions
     finally:
         await stop_consumer(consumer)
@@ -202,3 +203,30 @@ async def publish_terms(
     finally:
         await producer.stop()
     return published
+
+
+async def republish_history(bootstrap: str, campaign_id: str) -> CampaignTermsPublished | None:
+    """Write the campaign's whole history (as on the topic) again as its latest record;
+    None when the topic holds none. What keeps a campaign after a tombstone: the topic
+    is compacted by campaign, so a tombstone would in time delete every version before
+    it, and every service starting after that would lose the campaign's terms (its
+    pending money refused). The record is the latest publication's own event again,
+    which readers take as no change. Call it under the campaign's publication lock
+    (``campaign_terms_lock``), or a version published meanwhile could be left out."""
+    history = (await read_all_versions(bootstrap)).get(campaign_id)
+    if not history:
+        return None
+    latest = max(history, key=_number)
+    record = CampaignTermsPublished(
+        event_id=derived_id("terms", campaign_id, str(latest.version)),
+        occurred_at=latest.published_at,
+        campaign_id=campaign_id,
+        versions=history,
+    )
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(CAMPAIGNS.name, record_value(record), key=campaign_id.encode())
+    finally:
+        await producer.stop()
+    return record

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka.structs import ConsumerRecord
 
-from afflux.shared.core.terms import TermsVersion, terms_in_force
+from afflux.shared.core.terms import TermsVersion, history_conflict, terms_in_force
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.whole_topic import follow_whole_topic
 from afflux.shared.topics import CAMPAIGNS
@@ -108,7 +108,15 @@ class CampaignDirectory:
         return await self._waiters.until(lambda: self.synced_at_ms >= at_ms, timeout_s)
 
     def apply(self, published: CampaignTermsPublished) -> None:
+        """Take the record's history when it follows the one held (``takes_over``);
+        UndecodableRecord ``HistoryRewrite`` when it changes a version already held."""
         current = self._versions.get(published.campaign_id, ())
+        conflict = history_conflict(current, published.versions)
+        if conflict is not None:
+            raise UndecodableRecord(
+                f"{conflict} (campaign {published.campaign_id!r}; the version held stays)",
+                "HistoryRewrite",
+            )
         # Records carry the full history; never let an older record shrink it.
         if len(published.versions) >= len(current):
             self._versions[published.campaign_id] = published.versions
