@@ -296,4 +296,10 @@ async def test_healthz_is_ready_with_broker_redis_and_campaigns(client: httpx.As
     response = await client.get("/healthz")
     assert response.status_code == 200
     checks = response.json()["checks"]
-    assert checks == {"campaigns": True, "redis": True, "links": True, "kafka": "ok"}
+    assert checks == {
+        "campaigns": True,
+        "redis": True,
+        "links": True,
+        "kafka": "ok",
+        "click_log": "ok",
+    }

@@ -67,3 +67,36 @@ async def test_a_full_log_refuses_the_click_that_would_exceed_it(tmp_path: Path)
     finally:
         flusher.cancel()
         wal.close()
+
+
+class RefusingLog(WriteAheadLog):
+    """A click log whose disk refuses writes while ``refusing`` is set."""
+
+    refusing = False
+
+    def append(self, data: bytes) -> None:
+        if self.refusing:
+            raise OSError(30, "Read-only file system")
+        super().append(data)
+
+
+async def test_a_log_refusing_writes_answers_unrecorded_and_says_so_until_it_writes_again(
+    tmp_path: Path,
+) -> None:
+    """A read-only or failing disk dropped every click while /healthz said nothing; the
+    click_log check reads ``log_ok``."""
+    wal = RefusingLog(tmp_path)
+    shipper = shipper_for(wal, 1 << 20, [])
+    flusher = asyncio.create_task(shipper.flush_forever())
+    try:
+        assert shipper.log_ok
+        wal.refusing = True
+        assert await shipper.submit("v1", event(1)) is False
+        assert not shipper.log_ok
+        wal.refusing = False
+        assert await shipper.submit("v2", event(2)) is True
+        assert shipper.log_ok
+        assert shipper.unsent == 1
+    finally:
+        flusher.cancel()
+        wal.close()

@@ -3,7 +3,9 @@ after the acknowledged cursor, a torn last line is ignored, one process per dire
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -117,3 +119,27 @@ def test_one_process_per_log_directory(tmp_path: Path) -> None:
         WriteAheadLog(tmp_path)
     first.close()
     WriteAheadLog(tmp_path).close()
+
+
+def test_a_failed_write_leaves_none_of_its_lines_for_a_restart(tmp_path: Path) -> None:
+    """Clicks of a failed write are answered unrecorded (302 without a click id); a short
+    write (a full disk) left their first whole lines in the segment, and a restart read
+    and shipped them."""
+    wal = WriteAheadLog(tmp_path)
+    wal.append(b'k1\t{"n":1}\n')
+    real_write = os.write
+
+    def short_write(fd: int, data: bytes) -> int:
+        return real_write(fd, data[: len(data) - 5])  # two whole lines and a torn third
+
+    with (
+        mock.patch("afflux.clicks.wal.os.write", short_write),
+        pytest.raises(OSError, match="short write"),
+    ):
+        wal.append(b'k2\t{"n":2}\nk3\t{"n":3}\nk4\t{"n":4}\n')
+    wal.append(b'k5\t{"n":5}\n')
+    wal.close()
+
+    again = WriteAheadLog(tmp_path)
+    assert [key for key, _ in read_all(again, again.cursor)] == [b"k1", b"k5"]
+    again.close()

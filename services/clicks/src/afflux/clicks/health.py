@@ -2,7 +2,10 @@
 (restored from the ``links`` topic when Redis lost them) and the click shipper.
 
 A broker lost after start-up does not make the service unready: clicks wait in the
-click log, and the ``kafka`` check says ``"retrying"`` instead of ``"ok"``.
+click log, and the ``kafka`` check says ``"retrying"`` instead of ``"ok"``. A click log
+that refuses writes (a read-only or failing disk) does not either, as the next click
+is what finds the disk back: ``click_log`` says ``"failing: clicks are not recorded"``
+(alert ``AffluxClicksUnrecorded``).
 """
 
 from __future__ import annotations
@@ -38,9 +41,17 @@ async def shipper_started(request: Request) -> str | Passing | None:
     return Passing("ok" if shipper.broker_ok else "retrying")
 
 
+async def click_log_writable(request: Request) -> str | Passing | None:
+    shipper: ClickShipper | None = getattr(request.app.state, "shipper", None)
+    if shipper is None:
+        return "producer not started yet"
+    return Passing("ok" if shipper.log_ok else "failing: clicks are not recorded")
+
+
 CHECKS: list[tuple[str, HealthCheck]] = [
     ("campaigns", campaigns_loaded),
     ("redis", redis_answers),
     ("links", links_restored),
     ("kafka", shipper_started),
+    ("click_log", click_log_writable),
 ]

@@ -145,6 +145,12 @@ class ClickShipper:
             self._flush_wake.clear()
             await self._flush()
 
+    @property
+    def log_ok(self) -> bool:
+        """Whether the last write to the click log succeeded (False: clicks go unrecorded
+        until a write succeeds again, which the next click tries)."""
+        return self._disk_ok
+
     async def _flush(self) -> None:
         group, self._group = self._group, None
         lines, self._lines, self._lines_bytes = self._lines, [], 0

@@ -24,6 +24,7 @@ segment table they share).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -144,12 +145,23 @@ class WriteAheadLog:
             if created:
                 self._sync_directory()
         except OSError:
-            # The segment may now end in a torn line: never append after it.
+            # Clicks of a failed write are answered unrecorded (no click id): cut off
+            # whatever of them reached the segment, or a restart would read their whole
+            # lines and ship clicks the visitors were told were not kept. Should the cut
+            # fail too, the segment may end in a torn line: never append after it.
+            self._cut_back(0 if created or size is None else size)
             self._roll()
             raise
         with self._guard:
             self._sizes[number] = self._sizes.get(number, 0) + len(data)
             self._bytes += len(data)
+
+    def _cut_back(self, size: int) -> None:
+        if self._open is None:
+            return
+        with contextlib.suppress(OSError):  # the disk refuses this too: nothing more to do
+            os.ftruncate(self._open, size)
+            _sync_data(self._open)
 
     def _roll(self) -> int:
         if self._open is not None:
