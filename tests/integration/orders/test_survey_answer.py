@@ -205,6 +205,7 @@ GHOSTS = [
     pytest.param("dee\u00a0", id="no-break space"),
     pytest.param("d\u2003ee", id="em space inside"),
     pytest.param("d\u0435e", id="Cyrillic e, a lookalike"),
+    pytest.param("..", id="only dots"),
 ]
 
 
@@ -218,7 +219,7 @@ async def test_an_answer_naming_an_id_no_creator_has_is_refused_on_both_paths(
     before = await topics.settle()
     reason = (
         f"names no creator: {affiliate_id!r} is no id a creator's links have (letters,"
-        " digits and _ . : @ - only) and the campaign's terms do not name it"
+        " digits and _ . : @ - only, not only dots) and the campaign's terms do not name it"
     )
     with_order = {
         "order_id": api.new_id("o"),

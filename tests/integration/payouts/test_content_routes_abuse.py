@@ -173,6 +173,22 @@ def publication_cases() -> list[Case]:
             publication("c-aff-bar", affiliate_id=f"{CREATOR}|2026-11-03"),
             "affiliate_id",
         ),
+        # creators no page, key or link can name, listed beside the real one
+        Case(
+            "affiliate id a look-alike (the admin's token)",
+            publication("c-aff-cyr", affiliate_id=f"\u0441{CREATOR[1:]}"),
+            "affiliate_id",
+        ),
+        Case(
+            "affiliate id with a slash (the admin's token)",
+            publication("c-aff-slash", affiliate_id=f"team/{CREATOR}"),
+            "affiliate_id",
+        ),
+        Case(
+            "affiliate id '..' (the admin's token)",
+            publication("c-aff-dots", affiliate_id=".."),
+            "affiliate_id",
+        ),
         Case("url with a space", publication("u1", url="https://x.example/a b"), "url"),
         Case("url javascript:", publication("u2", url="javascript:alert(1)"), "url"),
         Case("url of 2049 characters", publication("u3", url="https://" + "x" * 2041), "url"),

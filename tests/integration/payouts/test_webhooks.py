@@ -524,6 +524,44 @@ async def test_the_admin_api_refuses_other_schemes_and_too_many_endpoints(infra:
         assert unauthorised.status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("kind", "owner", "reason"),
+    [
+        ("affiliate", "creator-01 ", "a creator id holds letters, digits"),
+        ("affiliate", "cr\u0435ator-01", "a creator id holds letters, digits"),  # a Cyrillic e
+        ("affiliate", "..", "only dots"),
+        ("merchant", "merchant-acme\x00b", "contains U+0000"),
+        ("merchant", " merchant-acme", "leading or trailing whitespace"),
+        ("merchant", "m" * 65, "a merchant id is at most 64 characters"),
+    ],
+)
+async def test_an_endpoint_for_an_owner_no_event_can_name_is_refused(
+    infra: Any, kind: str, owner: str, reason: str
+) -> None:
+    """Such an endpoint was registered (201) and silently received nothing."""
+    program = new_program()
+    async with harness(infra, program, Receiver()) as h:
+        answer = await h.api.post(
+            "/v1/webhooks/endpoints",
+            json={
+                "owner_kind": kind,
+                "owner_id": owner,
+                "url": h.receiver.base_url + "/x",
+                "event_types": ALL_TYPES,
+            },
+        )
+        assert answer.status_code == 422
+        [problem] = answer.json()["detail"]
+        assert problem["field"] == "owner_id"
+        assert reason in problem["reason"]
+
+
+async def test_a_creator_with_a_long_id_can_have_an_endpoint(infra: Any) -> None:
+    program = new_program()
+    async with harness(infra, program, Receiver()) as h:
+        await h.register("affiliate", "c" * 200, "/long", ALL_TYPES)
+
+
 async def test_production_refuses_a_loopback_endpoint(infra: Any) -> None:
     program = new_program()
     async with harness(infra, program, Receiver(), webhooks_allow_private=False) as h:

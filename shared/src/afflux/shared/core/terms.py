@@ -373,6 +373,7 @@ class NoTermsInForce(LookupError):
 CREATOR_ID_PATTERN = r"^[A-Za-z0-9_.:@-]+$"
 _CREATOR_ID = re.compile(CREATOR_ID_PATTERN)
 MAX_CREATOR_ID_LENGTH = 200
+MAX_MERCHANT_ID_LENGTH = 64  # as CampaignTerms.merchant_id
 
 
 def creator_id_problem(affiliate_id: str) -> str | None:
@@ -398,11 +399,11 @@ def answered_creator_problem(terms: CampaignTerms, affiliate_id: str) -> str | N
     An answer stands as the order's for good (a later, right one is a 409), so "cr-a "
     or "cr-\u0430" (a Cyrillic a) would pay a creator nobody is. A creator's id is one
     its links could have (``CREATOR_ID_PATTERN``), or one the campaign's terms name."""
-    if _CREATOR_ID.fullmatch(affiliate_id) or names_creator(terms, affiliate_id):
+    if creator_id_problem(affiliate_id) is None or names_creator(terms, affiliate_id):
         return None
     return (
-        f"names no creator: {affiliate_id!r} is no id a creator's links have (letters,"
-        " digits and _ . : @ - only) and the campaign's terms do not name it"
+        f"names no creator: {affiliate_id[:100]!r} is no id a creator's links have (letters,"
+        " digits and _ . : @ - only, not only dots) and the campaign's terms do not name it"
     )
 
 

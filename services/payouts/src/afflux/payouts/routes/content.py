@@ -55,6 +55,7 @@ from afflux.shared.core.content import (
 from afflux.shared.core.engagement import PUBLICATION_HOLD, ContentState
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.terms import answered_creator_problem
 from afflux.shared.core.visible_text import visible_new_id
 from afflux.shared.events import (
     ContentId,
@@ -192,6 +193,11 @@ async def publish_content(
         raise Problem(422, "campaign_id", f"unknown campaign {body.campaign_id!r}")
     now = clock()
     versions = directory.versions(body.campaign_id)
+    # A look-alike ("\u0441reator-01"), "a/b" or "..": a creator no page or key can name,
+    # listed beside the real one; ids the campaign's terms name stay (published before).
+    named = answered_creator_problem(directory.at(body.campaign_id, now).terms, body.affiliate_id)
+    if named is not None:
+        raise Problem(422, "affiliate_id", named)
     for name in ("published_at", "live_started_at", "live_ended_at"):
         at = getattr(body, name)
         _not_ahead(name, at, now)

@@ -15,7 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from afflux.payouts.deps import AdminDep, ClockDep
 from afflux.payouts.errors import ERROR_RESPONSES
-from afflux.shared.core.terms import MAX_CREATOR_ID_LENGTH, creator_id_problem
+from afflux.shared.core.terms import (
+    MAX_CREATOR_ID_LENGTH,
+    MAX_MERCHANT_ID_LENGTH,
+    creator_id_problem,
+)
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.principals import AccessStore, KeyRecord
 from afflux.shared.io.http.problems import Problem
@@ -27,7 +31,6 @@ Subject = Annotated[
     str,
     Field(min_length=1, max_length=MAX_CREATOR_ID_LENGTH, pattern=r"^[A-Za-z0-9_.:@-]+$"),
 ]
-MAX_MERCHANT_ID_LENGTH = 64  # as CampaignTerms.merchant_id
 
 
 class NewKey(BaseModel):

@@ -10,7 +10,7 @@ import secrets
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from afflux.payouts import params
 from afflux.payouts.deps import AdminDep, ClockDep, DirectoryDep
@@ -26,6 +26,12 @@ from afflux.payouts.webhooks.redis_store import (
 )
 from afflux.payouts.webhooks.replay import ReplayIncomplete, replay
 from afflux.shared.core.ids import new_id
+from afflux.shared.core.terms import (
+    MAX_CREATOR_ID_LENGTH,
+    MAX_MERCHANT_ID_LENGTH,
+    creator_id_problem,
+)
+from afflux.shared.core.visible_text import new_id_problem
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.http.state import started_dep, state_dep
@@ -40,10 +46,32 @@ class NewEndpoint(BaseModel):
     owner_kind: Literal["merchant", "affiliate"] = Field(
         description="whose events: a merchant's campaigns, or a creator's"
     )
-    owner_id: str = Field(min_length=1, max_length=64, description="merchant_id or affiliate_id")
+    owner_id: str = Field(
+        min_length=1,
+        max_length=MAX_CREATOR_ID_LENGTH,
+        description="merchant_id (at most 64 characters) or affiliate_id (as a creator's"
+        " links take it)",
+    )
     url: str = Field(min_length=1, max_length=2048, description="http(s) URL that is POSTed to")
     event_types: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     description: str = Field("", max_length=200)
+
+    @field_validator("owner_id")
+    @classmethod
+    def _an_owner_events_can_name(cls, owner_id: str, info: ValidationInfo) -> str:
+        """An id no event can carry ("creator-01 " with a space, a look-alike letter, a
+        control character) registered an endpoint that silently received nothing."""
+        if info.data.get("owner_kind") == "affiliate":
+            problem = creator_id_problem(owner_id)
+        elif len(owner_id) > MAX_MERCHANT_ID_LENGTH:
+            problem = f"a merchant id is at most {MAX_MERCHANT_ID_LENGTH} characters"
+        elif owner_id != owner_id.strip():
+            problem = "leading or trailing whitespace"
+        else:
+            problem = new_id_problem(owner_id)
+        if problem is not None:
+            raise ValueError(problem)
+        return owner_id
 
 
 class ReplayRequest(BaseModel):
