@@ -144,7 +144,8 @@ def _drop_sig(query: str) -> str:
         pytest.param(_tamper, 0, "sig", id="changed amount"),
         pytest.param(_drop_sig, 0, "sig", id="no signature"),
         pytest.param(lambda q: q, 301, "t", id="stale"),
-        pytest.param(lambda q: q.replace("merchant-a", "merchant-q"), 0, "merchant", id="unknown"),
+        # as a wrong signature: which merchant ids exist cannot be probed
+        pytest.param(lambda q: q.replace("merchant-a", "merchant-q"), 0, "sig", id="unknown"),
     ],
 )
 async def test_bad_postback_is_rejected_and_emits_nothing(

@@ -71,7 +71,8 @@ async def test_a_signed_call_replayed_on_another_orders_path_is_refused_and_emit
     assert refusal(replayed) == (
         401,
         SIGNATURE_HEADER,
-        "signature does not match the request line and the body",
+        "signature does not match the request line and the body under a current secret"
+        " of the merchant X-Afflux-Merchant names",
     )
     assert await topics.written_since(before) == {}
 

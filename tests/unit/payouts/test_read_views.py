@@ -7,7 +7,13 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from afflux.payouts.queries import MAX_CURSOR_CHARS, decode_cursor, encode_cursor, limit
+from afflux.payouts.queries import (
+    MAX_CURSOR_CHARS,
+    cursor_within,
+    decode_cursor,
+    encode_cursor,
+    limit,
+)
 from afflux.payouts.reads import Position
 from afflux.payouts.views import Counts, PeriodSums, balances, line_views, tally, totals
 from afflux.shared.core.journal.records import Posting
@@ -327,3 +333,30 @@ def test_a_page_size_is_from_1_to_1000(case: LimitCase) -> None:
         assert (refused.value.status, refused.value.field) == (422, "limit")
     else:
         assert limit(case.value) == case.expected
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        Position("globex", "2026-W49", 0),  # another brand's campaign, of its cadence
+        Position("globex", "2026-12", 0),  # of the other cadence
+        Position("acme", "2026-10", 3),  # the reader's campaign, a period it has nothing in
+    ],
+    ids=lambda p: f"{p.campaign_id}/{p.period}",
+)
+def test_a_cursor_outside_the_readers_campaign_periods_is_the_same_422(position: Position) -> None:
+    """A creator's crafted cursor naming another brand's campaign was answered 200 or 422
+    by that campaign's cadence: it told the creator the campaign exists and how it pays."""
+    readers = [("acme", "2026-11"), ("acme", "2026-12")]
+    with pytest.raises(Problem) as refused:
+        cursor_within(position, readers)
+    assert (refused.value.status, refused.value.field, refused.value.reason) == (
+        422,
+        "cursor",
+        "not a cursor this API answered",
+    )
+
+
+def test_a_cursor_of_the_readers_campaign_periods_is_taken() -> None:
+    cursor_within(Position("acme", "2026-11", 12), [("acme", "2026-11")])
+    cursor_within(None, [])

@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -154,6 +155,7 @@ class Ingestor:
             max_in_flight=limits.batches_in_flight,
         )
         self._background: set[asyncio.Task[None]] = set()
+        self._nobodys_secret = token_hex(32)
         self.marks = DoneMarks(claims, MarkMetrics(metrics.registry))
         self.placed_on_topic = placed_on_topic
 
@@ -166,7 +168,10 @@ class Ingestor:
             raise Rejected(401, field, "missing merchant id")
         found = self.secrets.for_merchant(merchant_id)
         if not found:
-            raise Rejected(401, field, "unknown merchant")
+            # Checked as any merchant's, under a secret nobody has: "unknown merchant"
+            # told an unauthenticated caller which merchant ids exist. The same answer,
+            # and the same HMAC work, as a wrong signature of a known merchant.
+            return (self._nobodys_secret,)
         return found
 
     def authenticate(

@@ -174,7 +174,11 @@ def verify(
     parsed = parse_header(header)
     check_timestamp(parsed.timestamp, now, tolerance_s)
     if not matches(secrets, parsed.timestamp, body, parsed.candidates):
-        raise SignatureRejected(SIGNATURE_HEADER, f"signature does not match {signed}")
+        raise SignatureRejected(
+            SIGNATURE_HEADER,
+            f"signature does not match {signed} under a current secret of the merchant"
+            f" {MERCHANT_HEADER} names",
+        )
 
 
 def signs_only(header: str | None, body: bytes, secrets: Sequence[str]) -> bool:
@@ -220,4 +224,8 @@ def verify_query(
     except SignatureRejected as exc:
         raise SignatureRejected("t", exc.reason) from None
     if not matches(secrets, timestamp, signed.encode(), [signature.lower()]):
-        raise SignatureRejected(SIG_PARAM, "signature does not match the query")
+        raise SignatureRejected(
+            SIG_PARAM,
+            "signature does not match the query under a current secret of the merchant"
+            " the merchant parameter names",
+        )

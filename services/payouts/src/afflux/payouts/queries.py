@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from afflux.payouts import reads, views
@@ -148,6 +148,15 @@ def decode_cursor(
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise Problem(422, "cursor", "not a cursor this API answered") from None
     return Position(cid, period, seq)
+
+
+def cursor_within(after: Position | None, cps: Sequence[tuple[str, str]]) -> None:
+    """422 ``cursor`` unless the cursor names one of the reader's campaign-periods ``cps``,
+    as every cursor the ledger answered does: one naming another brand's campaign was
+    answered 200 or 422 by that campaign's cadence, telling a creator that it exists and
+    how it pays. The same answer as for a cursor naming no campaign at all."""
+    if after is not None and (after.campaign_id, after.period) not in set(cps):
+        raise Problem(422, "cursor", "not a cursor this API answered")
 
 
 async def counts_for(

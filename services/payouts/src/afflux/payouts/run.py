@@ -90,7 +90,7 @@ async def run_payouts(
             if stopped.recorded is not None:
                 metrics.payouts.labels("paid").inc()
                 results.append(stopped.recorded)
-            raise RunStopped(results, stopped.error) from None
+            raise RunStopped(results, stopped.error, stopped.unanswered) from None
         metrics.payouts.labels(result["status"]).inc()
         results.append(result)
     return results
@@ -173,8 +173,8 @@ async def _pay(
             paid = result | {"status": "paid", "payout_id": record["payout_id"]}
             try:
                 await _emit(store, producer, record)
-            except Exception as exc:
-                raise NotAnnounced(paid | {"announced": False}, exc) from exc
+            except Unanswered as exc:
+                raise NotAnnounced(paid | {"announced": False}, exc.error, exc.who) from exc
             return paid
         # Another run paid this creator meanwhile (this period, or another period's
         # name): read what it recorded, then decide again.
@@ -202,8 +202,8 @@ async def _announce(store: LedgerStore, producer: AIOKafkaProducer, record: dict
     recorded) when the broker does not take it."""
     try:
         await _emit(store, producer, record)
-    except Exception as exc:
-        raise NotAnnounced(None, exc) from exc
+    except Unanswered as exc:
+        raise NotAnnounced(None, exc.error, exc.who) from exc
 
 
 class LedgerNotReady(Exception):
@@ -214,21 +214,22 @@ class NotAnnounced(Exception):
     """A payout's event the broker did not take; ``recorded``: the result of the payout
     this run recorded just before (None when the event was of an earlier run's)."""
 
-    def __init__(self, recorded: dict[str, Any] | None, error: Exception) -> None:
+    def __init__(self, recorded: dict[str, Any] | None, error: Exception, unanswered: str) -> None:
         super().__init__(f"{type(error).__name__}: {error}")
         self.recorded = recorded
         self.error = error
+        self.unanswered = unanswered
 
 
 class RunStopped(Exception):
     """The run stopped at a payout event the broker did not take: ``results`` are the
     payouts decided before it (and the one recorded then, marked ``announced: false``)."""
 
-    def __init__(self, results: list[dict[str, Any]], error: Exception) -> None:
-        super().__init__(
-            f"a payout event was not sent, or not marked sent ({type(error).__name__}: {error})"
-        )
+    def __init__(self, results: list[dict[str, Any]], error: Exception, unanswered: str) -> None:
+        what = "not sent" if unanswered == BROKER else "sent but not marked sent"
+        super().__init__(f"a payout event was {what} ({type(error).__name__}: {error})")
         self.results = results
+        self.unanswered = unanswered  # whom to wait for: BROKER or REDIS
 
 
 class PayoutConflict(Exception):
@@ -238,7 +239,25 @@ class PayoutConflict(Exception):
         super().__init__(f"payout of {affiliate!r} in {campaign!r} kept changing; run again")
 
 
+BROKER, REDIS = "the broker", "Redis"
+
+
+class Unanswered(Exception):
+    """A payout's event not sent (``who``: the broker) or not marked sent (Redis)."""
+
+    def __init__(self, who: str, error: Exception) -> None:
+        super().__init__(f"{who}: {type(error).__name__}: {error}")
+        self.who = who
+        self.error = error
+
+
 async def _emit(store: LedgerStore, producer: AIOKafkaProducer, record: dict[str, Any]) -> None:
     event = payout_records.event_of(record)
-    await send_event(producer, PAYOUTS.name, record["affiliate_id"], event)
-    await payout_records.mark_emitted(store, record)
+    try:
+        await send_event(producer, PAYOUTS.name, record["affiliate_id"], event)
+    except Exception as exc:
+        raise Unanswered(BROKER, exc) from exc
+    try:
+        await payout_records.mark_emitted(store, record)
+    except Exception as exc:  # sent; the next run sends it again under the same id
+        raise Unanswered(REDIS, exc) from exc

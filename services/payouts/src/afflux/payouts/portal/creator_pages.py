@@ -27,6 +27,7 @@ from afflux.payouts.queries import (
     creators_campaign,
     creators_current_period,
     current_period,
+    cursor_within,
     decode_cursor,
     encode_cursor,
 )
@@ -206,6 +207,7 @@ async def ledger_page(
         for c, p in every
         if (campaign is None or c == campaign) and (wanted is None or p == wanted)
     ]
+    cursor_within(after, cps)
     postings, following = await reads.postings_page(store, affiliate_id, cps, after, PAGE_SIZE)
     lines = {line["line_id"]: line for line in views.line_views(postings, now)}
     base = f"/portal/creators/{affiliate_id}/ledger"

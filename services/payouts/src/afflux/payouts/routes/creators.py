@@ -21,6 +21,7 @@ from afflux.payouts.queries import (
     creator_periods,
     creators_campaign,
     creators_current_period,
+    cursor_within,
     decode_cursor,
     encode_cursor,
     limit,
@@ -62,6 +63,7 @@ async def ledger(
     after = decode_cursor(cursor, directory, campaign_id, wanted)
     size = limit(limit_)
     cps = await creator_periods(store, affiliate_id, campaign_id, wanted)
+    cursor_within(after, cps)
     postings, following = await reads.postings_page(store, affiliate_id, cps, after, size)
     return {
         "affiliate_id": affiliate_id,

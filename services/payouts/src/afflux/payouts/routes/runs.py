@@ -130,7 +130,7 @@ async def payouts_run(
                         "field": None,
                         "reason": f"{exc}: the run stopped; the payouts in results are"
                         " recorded (announced: false: its event is sent by the next run) and"
-                        " stand; run again once the broker answers",
+                        f" stand; run again once {exc.unanswered} answers",
                     }
                 ],
                 "as_of": at,
