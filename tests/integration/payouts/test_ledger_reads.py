@@ -615,6 +615,27 @@ async def test_a_run_of_one_campaign_under_a_period_of_the_other_cadence_is_422(
         assert balance["balances"][0]["paid_minor"] == 0
 
 
+@pytest.mark.parametrize("path", ["statement", "ledger"])
+async def test_a_period_of_a_cadence_the_campaign_never_had_is_422_as_for_a_run(
+    ledger: Ledger, path: str
+) -> None:
+    """A month of a weekly campaign was answered 200 with no lines, which a creator reads
+    as nothing earned; a payout run of the same names the cadence."""
+    await _weekly_campaign(ledger)
+
+    problem = await ledger.problem(
+        f"/v1/creators/anna/{path}", 422, campaign_id="gamma", period="2026-12"
+    )
+
+    assert problem["field"] == "period"
+    assert problem["reason"].startswith(
+        "'2026-12' is a month (YYYY-MM), but campaign gamma is paid by the week: name an ISO"
+        " week (YYYY-Www), such as 2026-W"
+    )
+    weekly = await ledger.get(f"/v1/creators/anna/{path}", campaign_id="gamma", period="2026-W50")
+    assert weekly["period"] == "2026-W50"
+
+
 @pytest.mark.parametrize(
     ("period", "monthly", "weekly"),
     [

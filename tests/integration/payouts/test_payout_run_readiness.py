@@ -223,9 +223,7 @@ def test_a_run_the_broker_stops_answers_503_listing_the_payout_it_recorded(
 
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "30")
     body = answer.json()
-    assert (
-        "a payout event was not sent (KafkaTimeoutError" in body["detail"][0]["reason"]
-    )
+    assert "a payout event was not sent (KafkaTimeoutError" in body["detail"][0]["reason"]
     assert body["detail"][0]["reason"].endswith("run again once the broker answers")
     [made] = body["results"]
     assert (made["affiliate_id"], made["status"], made["amount_minor"], made["announced"]) == (

@@ -17,7 +17,13 @@ from afflux.payouts import reads, views
 from afflux.payouts.reads import CampaignPeriod, Position
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
-from afflux.shared.core.periods import is_period_of, period_bounds, period_of
+from afflux.shared.core.periods import (
+    CADENCE_NAMES,
+    cadence_of,
+    is_period_of,
+    period_bounds,
+    period_of,
+)
 from afflux.shared.core.terms import Period as PlanPeriod
 from afflux.shared.core.terms import names_creator
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -148,6 +154,26 @@ def decode_cursor(
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise Problem(422, "cursor", "not a cursor this API answered") from None
     return Position(cid, period, seq)
+
+
+def period_of_campaign(
+    directory: CampaignDirectory, campaign: str | None, period: str | None, at_ms: int
+) -> None:
+    """422 ``period`` when ``campaign`` was never paid by ``period``'s cadence (a month of
+    a weekly campaign holds nothing): answered 200 with no lines, while a payout run of
+    the same period and campaign is a 422 naming the cadence."""
+    if campaign is None or period is None or campaign not in directory:
+        return
+    versions = directory.versions(campaign)
+    if is_period_of(versions, period):
+        return
+    cadence = directory.at(campaign, at_ms).terms.plan.period
+    raise Problem(
+        422,
+        "period",
+        f"{period!r} is {CADENCE_NAMES[cadence_of(period)]}, but campaign {campaign} is paid"
+        f" by the {cadence}: name {CADENCE_NAMES[cadence]}, such as {period_of(at_ms, cadence)}",
+    )
 
 
 def cursor_within(after: Position | None, cps: Sequence[tuple[str, str]]) -> None:

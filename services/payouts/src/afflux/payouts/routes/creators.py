@@ -25,6 +25,7 @@ from afflux.payouts.queries import (
     decode_cursor,
     encode_cursor,
     limit,
+    period_of_campaign,
 )
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -60,6 +61,7 @@ async def ledger(
     at = params.as_of(as_of, clock())
     await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
     wanted = params.period(period)
+    period_of_campaign(directory, campaign_id, wanted, at)
     after = decode_cursor(cursor, directory, campaign_id, wanted)
     size = limit(limit_)
     cps = await creator_periods(store, affiliate_id, campaign_id, wanted)
@@ -89,6 +91,7 @@ async def statement(
 ) -> dict[str, Any]:
     at = params.as_of(as_of, clock())
     await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
+    period_of_campaign(directory, campaign_id, params.period(period), at)
     everywhere = await creator_periods(store, affiliate_id, campaign_id)
     wanted = params.period(period) or creators_current_period(
         directory, campaign_id, (cid for cid, _ in everywhere), at
