@@ -127,3 +127,32 @@ async def test_a_clawback_after_the_period_is_on_the_periods_commission_chart(
     assert sum(points.values()) == 0
     assert [v for v in points.values() if v] == [10.0, -10.0]
     assert len(points) == 35  # 1 November to 5 December
+
+
+@pytest.mark.parametrize("page", ["statement", "ledger", "statement.csv"])
+async def test_a_problem_on_a_page_a_browser_opened_is_a_page_not_json(
+    empty_redis: Redis[bytes], page: str
+) -> None:
+    """A statement of a campaign the creator has no part in answered the API's JSON 404
+    in the browser; an API client still gets the JSON problem."""
+    terms = _terms("mine")
+    store = LedgerStore(empty_redis)
+    await store.apply(
+        Batch(conversions=[("mine", "2026-11", _sale("mine", 1, NOV_1 + HOUR))]),
+        lambda cid: (terms,),
+        lambda cid: "EUR",
+    )
+    http, _ = await _creator_client(empty_redis, store, terms)
+    path = f"/portal/creators/cr/{page}"
+    async with http:
+        opened = await http.get(
+            path, params={"campaign_id": "theirs"}, headers={"accept": "text/html,*/*;q=0.8"}
+        )
+        fetched = await http.get(path, params={"campaign_id": "theirs"})
+
+    assert opened.status_code == 404
+    assert opened.headers["content-type"].startswith("text/html")
+    assert "<title>Not found · afflux</title>" in opened.text
+    assert re.search(r'<ul class="error" id="problem"><li>campaign_id: [^<]*theirs', opened.text)
+    assert fetched.status_code == 404
+    assert fetched.json()["detail"][0]["field"] == "campaign_id"

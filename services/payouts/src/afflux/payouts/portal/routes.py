@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from afflux.payouts.portal import (
     brand_pages,
@@ -17,6 +17,8 @@ from afflux.payouts.portal import (
     whatif_page,
 )
 from afflux.payouts.portal.guard import Refused
+from afflux.payouts.portal.html import HEADERS, esc, page
+from afflux.shared.io.http.problems import Problem
 
 ASSETS = {
     "uPlot.iife.min.js": "text/javascript; charset=utf-8",
@@ -49,6 +51,31 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return exc.response
 
 
+_TITLES = {404: "Not found", 422: "Cannot show this", 503: "Unavailable"}
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    """A problem of a portal page a browser opened is a page, not JSON: a statement of a
+    campaign the creator has no part in answered the API's JSON 404 in the browser. The
+    same status and headers; API clients (no ``text/html`` in ``Accept``) and every other
+    path get the JSON problem as before."""
+    assert isinstance(exc, Problem)
+    path, accept = request.url.path, request.headers.get("accept", "")
+    if not (path.startswith("/portal") and "text/html" in accept):
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.response_headers())
+    reasons = "".join(
+        f"<li>{esc(item['field'] + ': ' if item['field'] else '')}{esc(item['reason'])}</li>"
+        for item in exc.body()["detail"]
+    )
+    title = _TITLES.get(exc.status, "Cannot do this")
+    body = f'<ul class="error" id="problem">{reasons}</ul>'
+    return HTMLResponse(
+        page(title, body, logged_in=False),
+        status_code=exc.status,
+        headers={**HEADERS, **(exc.response_headers() or {})},
+    )
+
+
 def install_portal(app: FastAPI) -> None:
     app.include_router(assets)
     app.include_router(brand_pages.router)
@@ -57,3 +84,4 @@ def install_portal(app: FastAPI) -> None:
     app.include_router(whatif_page.router)
     app.include_router(review_page.router)
     app.add_exception_handler(Refused, _refused)
+    app.add_exception_handler(Problem, _problem)
