@@ -44,14 +44,18 @@ def _sale(campaign: str, n: int, at: int, signals: tuple[str, ...] = ()) -> Conv
 
 
 async def _creator_client(
-    redis: Redis[bytes], store: LedgerStore, terms: TermsVersion
+    redis: Redis[bytes], store: LedgerStore, terms: TermsVersion, *more: TermsVersion
 ) -> tuple[httpx.AsyncClient, dict[str, str]]:
     app = create_app(
         PayoutsSettings(_env_file=None, admin_token=SecretStr("t"), redis_url="redis://unused"),
         clock=lambda: NOW,
     )
     access = AccessStore(redis)
-    app.state.store, app.state.directory, app.state.access = store, directory_of([terms]), access
+    app.state.store, app.state.directory, app.state.access = (
+        store,
+        directory_of([terms, *more]),
+        access,
+    )
     _, key = await access.issue("creator", "cr", NOW)
     principal = await access.principal_of_key(key)
     assert principal is not None
@@ -156,3 +160,32 @@ async def test_a_problem_on_a_page_a_browser_opened_is_a_page_not_json(
     assert re.search(r'<ul class="error" id="problem"><li>campaign_id: [^<]*theirs', opened.text)
     assert fetched.status_code == 404
     assert fetched.json()["detail"][0]["field"] == "campaign_id"
+
+
+async def test_the_kpis_page_narrows_to_the_campaign_asked(empty_redis: Redis[bytes]) -> None:
+    """It listed every campaign whatever ``campaign_id`` said."""
+    mine, other = _terms("mine"), _terms("other")
+    store = LedgerStore(empty_redis)
+    versions = {"mine": (mine,), "other": (other,)}
+    await store.apply(
+        Batch(
+            conversions=[
+                ("mine", "2026-11", _sale("mine", 1, NOV_1 + HOUR)),
+                ("other", "2026-11", _sale("other", 1, NOV_1 + HOUR)),
+            ]
+        ),
+        lambda cid: versions[cid],
+        lambda cid: "EUR",
+    )
+    http, _ = await _creator_client(empty_redis, store, mine, other)
+    async with http:
+        every = await http.get("/portal/creators/cr/kpis", params={"period": "2026-11"})
+        narrowed = await http.get(
+            "/portal/creators/cr/kpis", params={"period": "2026-11", "campaign_id": "mine"}
+        )
+        unknown = await http.get("/portal/creators/cr/kpis", params={"campaign_id": "theirs"})
+
+    assert re.findall(r"<h2>Campaign (\w+), 2026-11</h2>", every.text) == ["mine", "other"]
+    assert re.findall(r"<h2>Campaign (\w+), 2026-11</h2>", narrowed.text) == ["mine"]
+    assert '<option value="mine" selected>mine</option>' in narrowed.text
+    assert unknown.status_code == 404

@@ -413,10 +413,15 @@ async def kpis_page(
     clock: ClockDep,
     affiliate_id: str,
     period: Text = None,
+    campaign_id: Text = None,
 ) -> Response:
-    _, csrf = await creator_viewer(request, affiliate_id)
+    reader, csrf = await creator_viewer(request, affiliate_id)
     now = clock()
     chosen = params.period(period)
+    campaign = campaign_id or None
+    # Narrowed as the statement and ledger pages are: one the creator has no part in is
+    # an unknown campaign (the page listed every campaign whatever the filter said).
+    await creators_campaign(store, directory, reader, affiliate_id, campaign)
     every = await _periods(store, affiliate_id)
     held = set(every)
     base = f"/portal/creators/{affiliate_id}/kpis"
@@ -424,9 +429,14 @@ async def kpis_page(
         f'<option value="{h.esc(p)}"{" selected" if p == chosen else ""}>{h.esc(p)}</option>'
         for p in sorted({p for _, p in every}, reverse=True)
     )
+    campaigns = '<option value="">every campaign</option>' + "".join(
+        f'<option value="{h.esc(c)}"{" selected" if c == campaign else ""}>{h.esc(c)}</option>'
+        for c in sorted({c for c, _ in every})
+    )
     body = (
         f'<form method="get" action="{h.esc(base)}" id="period-picker"><label>Period '
         f'<select name="period" id="period">{options}</select></label> '
+        f'<label>Campaign <select name="campaign_id" id="campaign">{campaigns}</select></label> '
         '<button type="submit">Show</button></form>'
     )
     label = f"Showing {chosen}" if chosen else "Showing each campaign's current period"
@@ -434,7 +444,7 @@ async def kpis_page(
     body += f'<p class="note">{h.esc(h.CONVERSION_RATE_DEFINITION)}</p>'
     shown = 0
     for cid in sorted({cid for cid, _ in every}):
-        if cid not in directory:
+        if cid not in directory or campaign not in (None, cid):
             continue
         # A weekly campaign's period is a week, a monthly one's a month.
         wanted = chosen or current_period(directory, cid, now)
