@@ -220,3 +220,18 @@ async def test_a_link_for_a_creator_named_only_by_dots_is_refused(
     problem = response.json()["detail"][0]
     assert problem["field"] == "affiliate_id"
     assert "only dots" in problem["reason"]
+
+
+@pytest.mark.parametrize("name", ["token", "admin_token", "Access_Token"])
+async def test_the_admin_token_in_the_query_string_is_refused_with_or_without_the_header(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    """A token in a URL ends up in logs, history and Referer headers: refused where it is
+    noticed and rotated, as on the payouts service."""
+    token = ADMIN["Authorization"].removeprefix("Bearer ")
+    for headers in (ADMIN, {}):
+        answer = await client.get(
+            "/v1/links", params={name: token, "affiliate_id": "a"}, headers=headers
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["detail"][0]["field"] == name

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from afflux.shared.core.access import CREDENTIAL_PARAMS
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.settings import CommonSettings
 
@@ -34,7 +35,18 @@ def check_admin_token(expected: str | None, authorization: str) -> None:
 
 
 async def require_admin(request: Request) -> None:
-    """The dependency behind ``AdminDep`` (async: no thread-pool hop per request)."""
+    """The dependency behind ``AdminDep`` (async: no thread-pool hop per request).
+
+    A credential in the query (``?token=``) is a 400 on every admin route of every
+    service, as on all of the payouts service's: a token in a URL ends up in logs,
+    history and Referer headers, so it is refused where it is noticed and rotated."""
+    for name in request.query_params:
+        if name.lower() in CREDENTIAL_PARAMS:
+            raise Problem(
+                400,
+                name,
+                "credentials are never accepted in the URL: send Authorization: Bearer <token>",
+            )
     settings: CommonSettings = request.app.state.settings
     check_admin_token(settings.admin_token_value(), request.headers.get("authorization", ""))
 
