@@ -235,3 +235,34 @@ async def test_the_admin_token_in_the_query_string_is_refused_with_or_without_th
         )
         assert answer.status_code == 400, answer.text
         assert answer.json()["detail"][0]["field"] == name
+
+
+@pytest.mark.parametrize(
+    ("headers", "field", "reason"),
+    [
+        ({"Content-Type": "text/plain"}, "Content-Type", "'text/plain' is not accepted"),
+        (
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            "Content-Encoding",
+            "'gzip' is not accepted: send the body uncompressed",
+        ),
+    ],
+)
+async def test_a_link_body_that_is_not_plain_json_is_a_415_naming_the_header(
+    client: httpx.AsyncClient,
+    campaign: CampaignTerms,
+    headers: dict[str, str],
+    field: str,
+    reason: str,
+) -> None:
+    """It was answered 422 "Input should be a valid dictionary", or "malformed JSON"."""
+    body = (
+        f'{{"affiliate_id":"creator","campaign_id":"{campaign.campaign_id}",'
+        '"destination_url":"https://shop.example.com/"}'
+    )
+    answer = await client.post("/v1/links", content=body, headers={**ADMIN, **headers})
+
+    assert answer.status_code == 415, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["field"] == field
+    assert reason in problem["reason"]

@@ -61,6 +61,22 @@ def malformed(api: Any, campaigns: Any) -> Request:
     return content, api.headers(content)
 
 
+def sent_as(content_type: str | None = None, encoding: str | None = None) -> Any:
+    """A signed order sent with another Content-Type (or a Content-Encoding)."""
+
+    def request(api: Any, campaigns: Any) -> Request:
+        content, headers = signed(api, order(campaigns))
+        if content_type is None:
+            del headers["Content-Type"]
+        else:
+            headers["Content-Type"] = content_type
+        if encoding is not None:
+            headers["Content-Encoding"] = encoding
+        return content, headers
+
+    return request
+
+
 def amount_named_twice(api: Any, campaigns: Any) -> Request:
     """A signed body whose amount a first-wins parser reads as 1 and a last-wins one as
     250000."""
@@ -99,6 +115,22 @@ CASES = [
         "future",
     ),
     Case("body changed by one byte", tampered, 401, SIGNATURE_HEADER, "does not match"),
+    # one service parsed text/plain as JSON, the others answered "a valid dictionary"
+    Case(
+        "text/plain",
+        sent_as("text/plain"),
+        415,
+        "Content-Type",
+        "'text/plain' is not accepted: send the body as JSON with Content-Type: application/json",
+    ),
+    Case("a form", sent_as("application/x-www-form-urlencoded"), 415, "Content-Type", "not"),
+    Case(
+        "gzip",
+        sent_as("application/json", "gzip"),
+        415,
+        "Content-Encoding",
+        "'gzip' is not accepted: send the body uncompressed",
+    ),
     Case(
         # as a wrong signature: which merchant ids exist cannot be probed
         "unknown merchant",
@@ -300,6 +332,25 @@ async def test_rejected_order_names_field_and_reason_and_emits_nothing(
     assert error["field"] == case.field
     assert case.reason in error["reason"]
     assert await topics.written_since(before) == {}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        sent_as(None),
+        sent_as("application/json; charset=utf-8"),
+        sent_as("application/json", "identity"),
+    ],
+    ids=["no content type", "json with a charset", "identity encoding"],
+)
+async def test_an_order_sent_as_json_or_without_a_content_type_is_accepted(
+    build: Any, api: Any, campaigns: Any
+) -> None:
+    content, headers = build(api, campaigns)
+
+    response = await api.http.post("/v1/orders", content=content, headers=headers)
+
+    assert response.status_code == 202, response.text
 
 
 def refund(campaigns: Any, **changes: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.requests import ClientDisconnect, Request
 
 from afflux.orders.errors import Rejected
+from afflux.shared.io.http.bodies import media_problem
 
 
 def too_large(limit: int) -> Rejected:
@@ -32,4 +33,10 @@ async def read_body(request: Request, limit: int) -> bytes:
         # A client that hangs up mid-body is answered (to nobody) as a bad request, not
         # logged as a server error.
         raise Rejected(400, "body", "the client disconnected before the body ended") from None
-    return b"".join(chunks)
+    raw = b"".join(chunks)
+    problem = media_problem(
+        request.headers.get("content-type"), request.headers.get("content-encoding")
+    )
+    if raw and problem is not None:
+        raise Rejected(415, *problem)
+    return raw

@@ -122,6 +122,10 @@ def _errors(*extra: tuple[int, str]) -> dict[str, Any]:
     answers: dict[int, dict[str, Any]] = {
         401: problem("missing, malformed, stale or wrong signature, or unknown merchant"),
         413: problem("body larger than the size limit"),
+        415: problem(
+            "a body sent as something else than JSON (a Content-Type other than"
+            " application/json, or a Content-Encoding): names the header"
+        ),
         422: problem(
             "invalid request: the field and the reason; a campaign the merchant may not name"
             " (unknown, or another merchant's: the same answer) names campaign_id, 'unknown"

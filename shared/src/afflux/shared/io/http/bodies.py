@@ -1,4 +1,6 @@
-"""JSON request bodies every afflux API refuses: a name given twice in one object.
+"""JSON request bodies every afflux API refuses: a body that is not plain JSON (415 naming
+``Content-Type`` or ``Content-Encoding``, ``media_problem``), and a name given twice in
+one object.
 
 A JSON body that names a field twice is read differently by different parsers (most
 keep the last value, some the first): the client's systems and afflux could act on
@@ -34,17 +36,41 @@ from afflux.shared.io.http.problems import Problem
 _WITH_BODY = frozenset(("POST", "PUT", "PATCH"))
 
 
+def media_problem(content_type: str | None, content_encoding: str | None) -> tuple[str, str] | None:
+    """(header, reason) for a JSON API's body sent as something else: a declared media
+    type other than JSON (``text/plain`` was parsed as JSON by one service and answered
+    "Input should be a valid dictionary" by the others), or a compressed body (answered
+    "malformed JSON"). No content type is taken as JSON, as FastAPI takes it."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media and not (media == "application/json" or media.endswith("+json")):
+        return (
+            "Content-Type",
+            f"{media[:100]!r} is not accepted: send the body as JSON with"
+            " Content-Type: application/json",
+        )
+    encoding = (content_encoding or "").strip().lower()
+    if encoding and encoding != "identity":
+        return (
+            "Content-Encoding",
+            f"{encoding[:100]!r} is not accepted: send the body uncompressed",
+        )
+    return None
+
+
 async def refuse_repeated_names(request: Request) -> None:
-    """400 ``body`` for a JSON body (or one without a content type, which FastAPI reads
-    as JSON) naming a field twice in one object."""
+    """415 for a body that is not JSON (``media_problem``); 400 ``body`` for a JSON body
+    (or one without a content type, which FastAPI reads as JSON) naming a field twice in
+    one object."""
     if request.method not in _WITH_BODY:
-        return
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
         return
     body = await request.body()
     if not body:
         return
+    problem = media_problem(
+        request.headers.get("content-type"), request.headers.get("content-encoding")
+    )
+    if problem is not None:
+        raise Problem(415, *problem)
     duplicate = first_duplicate_key(body)
     if duplicate is not None:
         raise Problem(400, "body", repeated_name_reason(duplicate))
