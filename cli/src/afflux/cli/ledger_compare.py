@@ -21,7 +21,7 @@ import httpx
 
 from afflux.oracle import attribute, net_outcomes
 from afflux.oracle.commission import TargetLine, reference_from_events
-from afflux.shared.core.terms import TermsVersion
+from afflux.shared.core.terms import TermsVersion, takes_over
 from afflux.shared.events import (
     AnyEvent,
     CampaignTermsPublished,
@@ -40,8 +40,9 @@ Key = tuple[str, str]  # campaign, period
 def campaign_versions(events: Sequence[AnyEvent]) -> dict[str, tuple[TermsVersion, ...]]:
     versions: dict[str, tuple[TermsVersion, ...]] = {}
     for e in events:
-        if isinstance(e, CampaignTermsPublished) and len(e.versions) >= len(
-            versions.get(e.campaign_id, ())
+        # As every service's campaign view takes them (``takes_over``).
+        if isinstance(e, CampaignTermsPublished) and takes_over(
+            versions.get(e.campaign_id, ()), e.versions
         ):
             versions[e.campaign_id] = e.versions
     return versions

@@ -21,7 +21,12 @@ import httpx
 
 from afflux.cli.creator_traffic import missing_creator_traffic
 from afflux.cli.help_format import PlainArgumentParser
-from afflux.cli.ledger_compare import admin_headers, attribution_differences, ledger_differences
+from afflux.cli.ledger_compare import (
+    admin_headers,
+    attribution_differences,
+    campaign_versions,
+    ledger_differences,
+)
 from afflux.cli.load import Endpoints, drive
 from afflux.cli.processes import StartFailed
 from afflux.cli.scenario_checks import (
@@ -39,7 +44,7 @@ from afflux.cli.up import DEFAULT_CAMPAIGNS, admin_token
 from afflux.oracle import admitted
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
-from afflux.shared.events import AnyEvent, CampaignTermsPublished, ConversionReviewed
+from afflux.shared.events import AnyEvent, ConversionReviewed
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.schemas import wrong_topic
 from afflux.shared.topics import (
@@ -114,11 +119,7 @@ async def _check(
     result.differences += one_live_conversion_per_order(topics[CONVERSIONS.name])
     # The worker dead-letters events stamped too far after their record, and orders and
     # refunds dated too far before it (see the oracle).
-    campaigns = {
-        e.campaign_id: e.versions
-        for e in topics[CAMPAIGNS.name]
-        if isinstance(e, CampaignTermsPublished)
-    }
+    campaigns = campaign_versions(topics[CAMPAIGNS.name])
     # ... and any event on a topic it does not travel on (``wrong_topic``).
     inputs = topics[CAMPAIGNS.name] + [
         event
