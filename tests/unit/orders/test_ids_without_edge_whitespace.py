@@ -124,14 +124,11 @@ def test_a_visitor_or_click_id_with_an_invisible_character_is_refused_naming_it(
     ("bad", "reason"),
     [
         ("SAVE\x0010", "contains U+0000 (a control character)"),
-        ("SAVE\u200b10", "contains U+200B (an invisible format character)"),
-        ("SAVE\u202e10", "contains U+202E"),
+        ("SAVE\x1b[2J10", "contains U+001B (a control character)"),
     ],
     ids=ascii,
 )
-def test_a_coupon_code_with_an_invisible_character_is_refused_naming_it(
-    bad: str, reason: str
-) -> None:
+def test_a_coupon_code_with_a_control_character_is_refused_naming_it(bad: str, reason: str) -> None:
     with pytest.raises(Rejected) as refused:
         parse(OrderRequest, json.dumps(ORDER | {"coupon_code": bad}).encode())
 
@@ -139,7 +136,12 @@ def test_a_coupon_code_with_an_invisible_character_is_refused_naming_it(
     assert reason in refused.value.reason
 
 
-@pytest.mark.parametrize("typed", ["SAVE10", " save10 ", "SAVE10\n", "\tSAVE10"], ids=ascii)
+@pytest.mark.parametrize(
+    "typed",
+    # pasted from a creator's bio: a zero-width space, a soft hyphen, a variation selector
+    ["SAVE10", " save10 ", "SAVE10\n", "\tSAVE10", "SAVE10\u200b", "SA\u00adVE10", "SAVE10\ufe0f"],
+    ids=ascii,
+)
 def test_a_coupon_code_with_surrounding_whitespace_is_taken_as_typed(typed: str) -> None:
     order = parse(OrderRequest, json.dumps(ORDER | {"coupon_code": typed}).encode())
 

@@ -10,7 +10,7 @@ import pytest
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.campaign_view import CampaignDirectory, apply_record
-from afflux.shared.wire import encode
+from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.unit
 
@@ -85,15 +85,12 @@ def _with_coupon(record: CampaignTermsPublished, version: int, owner: str) -> by
     return encode(record.model_copy(update={"versions": tuple(versions)}))
 
 
-@pytest.mark.parametrize("versions", [1, 2])
-def test_a_record_rewriting_a_published_version_is_refused_and_the_held_one_stays(
-    versions: int,
-) -> None:
+def test_a_record_rewriting_an_earlier_version_is_refused_and_the_held_one_stays() -> None:
     """The campaigns topic took a record that gave version 1's coupon to another creator
     (its own history, re-sent with one field changed): the next order with the coupon
     paid them. Publishers only append versions."""
     directory = CampaignDirectory()
-    honest = published("shop", versions)
+    honest = published("shop", 2)
     held = _with_coupon(honest, 1, "creator-01")
     assert apply_record(directory, held, b"shop") == []
 
@@ -106,6 +103,26 @@ def test_a_record_rewriting_a_published_version_is_refused_and_the_held_one_stay
     assert directory.versions("shop")[0].terms.coupon_owner("ANNA10") == "creator-01"
 
 
+def test_a_record_replacing_the_latest_version_is_taken_as_two_racing_publishers_were() -> None:
+    """Before publications took a lock per campaign, two at once could both append the
+    same version number with their own terms, and every reader took the later record: a
+    replay of such a history must end where the live run did."""
+    directory = CampaignDirectory()
+    honest = published("shop", 2)
+    assert apply_record(directory, _with_coupon(honest, 2, "creator-01")) == []
+    later = _with_coupon(honest, 2, "creator-02")
+
+    assert apply_record(directory, later) == []
+
+    assert directory.versions("shop")[1].terms.coupon_owner("ANNA10") == "creator-02"
+    grown = published("shop", 3)
+    on_top = grown.model_copy(
+        update={"versions": (*decode_record(later)[0].versions, grown.versions[2])}  # type: ignore[union-attr]
+    )
+    assert apply_record(directory, encode(on_top)) == []
+    assert len(directory.versions("shop")) == 3
+
+
 def test_a_record_appending_a_version_follows_and_an_older_shorter_one_is_ignored() -> None:
     directory = CampaignDirectory()
     one, two = published("shop", 1), published("shop", 2)
@@ -115,12 +132,13 @@ def test_a_record_appending_a_version_follows_and_an_older_shorter_one_is_ignore
     assert len(directory.versions("shop")) == 2
 
 
-def test_a_record_dropping_a_version_for_another_is_refused() -> None:
+def test_a_record_dropping_an_earlier_version_for_another_is_refused() -> None:
     directory = CampaignDirectory()
-    two = published("shop", 2)
-    assert apply_record(directory, encode(two)) == []
-    renumbered = two.model_copy(
-        update={"versions": (two.versions[0], two.versions[1].model_copy(update={"version": 3}))}
+    three = published("shop", 3)
+    assert apply_record(directory, encode(three)) == []
+    v1, v2, v3 = three.versions
+    renumbered = three.model_copy(
+        update={"versions": (v1, v2.model_copy(update={"version": 4}), v3)}
     )
 
     ((reason, error_class),) = apply_record(directory, encode(renumbered))
@@ -129,4 +147,4 @@ def test_a_record_dropping_a_version_for_another_is_refused() -> None:
         "HistoryRewrite",
         "history_rewrite: it leaves out version 2",
     )
-    assert [v.version for v in directory.versions("shop")] == [1, 2]
+    assert [v.version for v in directory.versions("shop")] == [1, 2, 3]

@@ -56,7 +56,7 @@ from afflux.shared.core.event_time import (
 )
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.merchant import merchant_refusal
-from afflux.shared.core.products import items_problem
+from afflux.shared.core.products import items_problem, order_bounds_problem
 from afflux.shared.core.renewals import claim_refusals, renewal_order_refusal
 from afflux.shared.core.terms import RecurringCommission, TermsVersion, terms_in_force
 from afflux.shared.events import (
@@ -238,7 +238,10 @@ def _above_max(e: OrderPlaced, versions: Sequence[TermsVersion]) -> bool:
 
 
 def _items_refused(e: OrderPlaced) -> bool:
-    """Items that do not make up the order's amount: the worker dead-letters the order."""
+    """Items that do not make up the order's amount, or text and items past the orders
+    API's bounds: the worker dead-letters the order."""
+    if order_bounds_problem(e.action, e.coupon_code, e.customer_id, len(e.items)):
+        return True
     rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in e.items]
     return bool(items_problem(e.amount_minor, rows, e.non_commissionable_minor))
 

@@ -40,6 +40,7 @@ from afflux.shared.core.letter_bounds import (
     bounded_text,
 )
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
+from afflux.shared.core.products import MAX_ORDER_ITEMS as MAX_ORDER_ITEMS
 from afflux.shared.core.products import mixed_category
 from afflux.shared.core.review import RiskSignal
 from afflux.shared.core.terms import AttributionModel, TermsVersion
@@ -204,13 +205,6 @@ def _one_category_per_sku(items: tuple[OrderItem, ...]) -> tuple[OrderItem, ...]
 OrderItems = tuple[OrderItem, ...]
 OrderItemsAtEntry = Annotated[OrderItems, AfterValidator(_one_category_per_sku)]
 
-MAX_ORDER_ITEMS = 500
-# The orders API's bounds, on the events too: an order written straight to the topic
-# with a 1 MB customer id was taken, and its conversion (which copies it) was over the
-# record limit for every reader: attributed, and its commission lost.
-ActionKind = Annotated[str, Field(min_length=1, max_length=64)]
-CouponCode = Annotated[str, Field(min_length=1, max_length=64)]
-CustomerId = Annotated[str, Field(max_length=200)]
 NonCommissionableReason = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
 
 
@@ -260,17 +254,16 @@ class OrderPlaced(Envelope):
     campaign_id: Id
     merchant_id: Id
     kind: OrderKind = "sale"
-    action: ActionKind | None = Field(None, description="the action kind when kind is 'action'")
+    action: str | None = Field(None, description="the action kind when kind is 'action'")
     amount_minor: AmountMinor = 0
     currency: Currency
     visitor_id: Id | None = None
     click_id: Id | None = None
-    coupon_code: CouponCode | None = None
-    customer_id: CustomerId | None = None
+    coupon_code: str | None = None
+    customer_id: str | None = None
     new_customer: bool = False
     items: OrderItems = Field(
         (),
-        max_length=MAX_ORDER_ITEMS,
         description="the order's items; a sku may be on several (the orders API takes them"
         " all of one category; one under several, taken before that rule or written"
         " straight to the topic, is priced by sku: its rows' rates blend)",
@@ -341,7 +334,6 @@ class OrderRefunded(Envelope):
     )
     items: tuple[RefundItem, ...] = Field(
         (),
-        max_length=MAX_ORDER_ITEMS,
         description="the items refunded: the commission is reversed pro rata per item;"
         " empty: pro rata over the whole order",
     )
@@ -401,16 +393,14 @@ class ConversionAttributed(Envelope):
     assists: tuple[Assist, ...] = ()
     terms_version: int
     kind: ConversionKind = "sale"
-    action: ActionKind | None = None
+    action: str | None = None
     amount_minor: AmountMinor = 0
     currency: Currency
     visitor_id: Id | None = None
-    customer_id: CustomerId | None = None
+    customer_id: str | None = None
     new_customer: bool = False
     order_event_id: Id
-    items: tuple[OrderItem, ...] = Field(
-        (), max_length=MAX_ORDER_ITEMS, description="the order's items (per-product rates)"
-    )
+    items: tuple[OrderItem, ...] = Field((), description="the order's items (per-product rates)")
     non_commissionable_minor: AmountMinor = 0
     renewal_number: RenewalNumber | None = Field(
         None, description="kind 'renewal': which renewal of the first order this is"
@@ -477,7 +467,7 @@ class ConversionReversed(Envelope):
         " order to another click (refund_id then holds the superseding conversion id)",
     )
     items: tuple[RefundItem, ...] = Field(
-        (), max_length=MAX_ORDER_ITEMS, description="the refund's items, as the merchant named them"
+        (), description="the refund's items, as the merchant named them"
     )
 
 

@@ -53,7 +53,7 @@ from afflux.shared.core.event_time import (
 )
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.merchant import MERCHANT_MISMATCH, merchant_refusal
-from afflux.shared.core.products import items_problem
+from afflux.shared.core.products import items_problem, order_bounds_problem
 from afflux.shared.core.terms import TermsTimeline, TermsVersion, normalize_handle
 from afflux.shared.core.whatif.log import (
     CampaignLog,
@@ -377,15 +377,17 @@ def _kind(item: dict[str, Any]) -> str:
     return str(value)
 
 
-# Fields of an order the fast path does not read into the log, yet the model bounds.
-_ORDER_TEXT_BOUNDS = (("coupon_code", 1, 64), ("action", 1, 64), ("customer_id", 0, 200))
-
-
 def _over_bounds(item: dict[str, Any]) -> bool:
-    return any(
-        type(value := item.get(name)) is str and not low <= len(value) <= high
-        for name, low, high in _ORDER_TEXT_BOUNDS
+    """Text past the orders API's bounds: the model path applies the worker's rule."""
+    action, coupon, customer = (
+        _text(item, name) for name in ("action", "coupon_code", "customer_id")
     )
+    return bool(order_bounds_problem(action, coupon, customer, 0))
+
+
+def _text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return value if type(value) is str else None
 
 
 def _fast(reader: LogReader, item: dict[str, Any]) -> bool:
@@ -472,7 +474,9 @@ def _slow(reader: LogReader, item: dict[str, Any]) -> None:
     elif isinstance(event, OrderPlaced):
         items = tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items)
         # Items that do not make up the amount: the worker dead-letters the order.
-        problem = items_problem(event.amount_minor, items, event.non_commissionable_minor)
+        problem = order_bounds_problem(
+            event.action, event.coupon_code, event.customer_id, len(event.items)
+        ) or items_problem(event.amount_minor, items, event.non_commissionable_minor)
         reader._check(kind, event.occurred_at, event.currency, problem, event.merchant_id)
         log.add_order(
             LoggedOrder(

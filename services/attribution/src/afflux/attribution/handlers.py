@@ -33,7 +33,7 @@ from afflux.shared.core.event_time import (
 )
 from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.merchant import merchant_refusal
-from afflux.shared.core.products import items_problem
+from afflux.shared.core.products import items_problem, order_bounds_problem
 from afflux.shared.core.renewals import renewal_order_refusal
 from afflux.shared.core.terms import TermsTimeline, TermsVersion
 from afflux.shared.events import (
@@ -165,8 +165,9 @@ class Campaigns:
         order of an unknown campaign, an amount above the campaign's ``max_order_minor``
         (the terms in force at the order's time), an order or renewal in another currency
         than the campaign's (``currency_mismatch``), or items that do not make up the
-        order's amount (``products.items_problem``); the orders service refuses each of
-        them at entry."""
+        order's amount (``products.items_problem``), or text and items past the orders
+        API's bounds (``products.order_bounds_problem``); the orders service refuses each
+        of them at entry."""
         if isinstance(event, SubscriptionRenewed):
             return self._other_currency(event, "renewal")
         if not isinstance(event, _PRICED):
@@ -187,6 +188,11 @@ class Campaigns:
             ) or merchant_refusal(event.merchant_id, version.terms.merchant_id)
             if refused:
                 return refused
+        bounds = order_bounds_problem(
+            event.action, event.coupon_code, event.customer_id, len(event.items)
+        )
+        if bounds:
+            return bounds
         rows = [(i.sku, i.category, i.quantity, i.price_minor) for i in event.items]
         return items_problem(event.amount_minor, rows, event.non_commissionable_minor)
 

@@ -164,6 +164,7 @@ def create_app(
         await producer.start()
         app.state.broker_probe = BrokerProbe(producer)
         follower = None
+        restoring: dict[str, asyncio.Task[None]] = {}
 
         async def restore_known(campaign_id: str) -> None:
             if campaign_id in view:  # a tombstone of no campaign deletes nothing
@@ -174,7 +175,9 @@ def create_app(
                 follow_campaigns(
                     view,
                     settings.kafka_bootstrap,
-                    on_bad_record=dead_letters_to(producer, metrics, restore=restore_known),
+                    on_bad_record=dead_letters_to(
+                        producer, metrics, restore=restore_known, restoring=restoring
+                    ),
                 ),
                 name="campaign-terms",
             )
@@ -221,6 +224,7 @@ def create_app(
             app.state.ingestor = None
             await cancel_and_wait(
                 [t for t in (outcome_task, follower, offset_task, broker_task) if t is not None]
+                + list(restoring.values())
             )
             await ingestor.marks.close()
             await producer.stop()  # flushes what is in flight
@@ -260,6 +264,7 @@ def dead_letters_to(
     producer: AIOKafkaProducer,
     metrics: OrdersMetrics,
     restore: Callable[[str], Coroutine[Any, Any, None]] | None = None,
+    restoring: dict[str, asyncio.Task[None]] | None = None,
 ) -> BadRecord:
     """Orders owns the campaigns topic's dead letters (every service skips bad records).
 
@@ -272,7 +277,8 @@ def dead_letters_to(
     A tombstone keyed by a campaign is also answered with ``restore(campaign_id)``, in
     the background (it takes the publication lock and reads the topic): compaction would
     otherwise in time delete the campaign's whole history."""
-    restoring: dict[str, asyncio.Task[None]] = {}  # one at a time per campaign
+    # One restore at a time per campaign; the caller cancels what is left at shutdown.
+    pending: dict[str, asyncio.Task[None]] = {} if restoring is None else restoring
 
     async def send(record: ConsumerRecord[bytes, bytes], reason: str, error_class: str) -> None:
         letter = dead_letter_of(
@@ -284,9 +290,9 @@ def dead_letters_to(
             metrics.dlq.labels(record.topic, error_class).inc()
         if restore is not None and record.value is None and record.key:
             campaign_id = record.key.decode("utf-8", "replace")
-            if campaign_id not in restoring:
+            if campaign_id not in pending:
                 task = asyncio.create_task(restore(campaign_id), name="restore-campaign")
-                restoring[campaign_id] = task
-                task.add_done_callback(lambda _: restoring.pop(campaign_id, None))
+                pending[campaign_id] = task
+                task.add_done_callback(lambda _: pending.pop(campaign_id, None))
 
     return send

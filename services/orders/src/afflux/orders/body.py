@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import ClientDisconnect, Request
 
 from afflux.orders.errors import Rejected
-from afflux.shared.io.http.bodies import media_problem
+from afflux.shared.io.http.media import media_problem
 
 
 def too_large(limit: int) -> Rejected:

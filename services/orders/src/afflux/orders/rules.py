@@ -7,6 +7,7 @@ that return the event to produce or raise Rejected naming the field and why.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -117,11 +118,15 @@ class OrderRequest(_Request):
     @classmethod
     def _a_code_a_customer_typed(cls, value: str | None) -> str | None:
         """Codes are compared trimmed (``normalize_coupon``), so a trailing newline is
-        fine; a control or invisible character inside matches no campaign's code (they
-        are refused there too) and showed as a plain code on the brand's pages."""
-        problem = None if value is None else invisible_character(normalize_coupon(value))
-        if problem is not None:
-            raise ValueError(problem)
+        fine; a control character inside (NUL, ESC) comes from no customer's typing but
+        from a broken integration, and reached logs and pages. Invisible format
+        characters (a zero-width space, a soft hyphen) come with codes pasted from a
+        creator's bio: taken as before, the code matching none, so a cookie or click
+        still wins the sale rather than the whole order being refused."""
+        code = None if value is None else normalize_coupon(value)
+        control = next((c for c in code or "" if unicodedata.category(c) == "Cc"), None)
+        if control is not None:
+            raise ValueError(f"contains U+{ord(control):04X} (a control character)")
         return value
 
     @field_validator("visitor_id", "click_id")

@@ -252,8 +252,8 @@ class Unanswered(Exception):
 
 
 async def _emit(store: LedgerStore, producer: AIOKafkaProducer, record: dict[str, Any]) -> None:
-    event = payout_records.event_of(record)
-    try:
+    try:  # a record the event cannot be made of (damaged) stops the run the same way
+        event = payout_records.event_of(record)
         await send_event(producer, PAYOUTS.name, record["affiliate_id"], event)
     except Exception as exc:
         raise Unanswered(BROKER, exc) from exc

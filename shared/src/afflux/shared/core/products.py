@@ -104,6 +104,31 @@ def _category(category: str | None) -> str:
     return "without a category" if category is None else f"of category {category!r}"
 
 
+# The orders API's bounds on an order's text and items (``afflux.orders.rules``).
+MAX_ORDER_ITEMS = 500
+_ORDER_TEXT_BOUNDS = (("action", 1, 64), ("coupon_code", 1, 64), ("customer_id", 0, 200))
+
+
+def order_bounds_problem(
+    action: str | None, coupon_code: str | None, customer_id: str | None, items: int
+) -> str:
+    """Why an order is past the orders API's bounds ('' when it is not): written straight
+    to the topic, a 1 MB ``customer_id`` made a conversion (which copies it) over every
+    reader's 1 MiB record limit, so the order was attributed and its commission lost. A
+    rule of the worker, not of the event: events an earlier version took still decode."""
+    for name, value, low, high in (
+        (name, value, low, high)
+        for (name, low, high), value in zip(
+            _ORDER_TEXT_BOUNDS, (action, coupon_code, customer_id), strict=True
+        )
+    ):
+        if value is not None and not low <= len(value) <= high:
+            return f"{name} of {len(value)} characters: from {low} to {high} are taken"
+    if items > MAX_ORDER_ITEMS:
+        return f"{items} items: at most {MAX_ORDER_ITEMS} are taken"
+    return ""
+
+
 def items_problem(
     amount_minor: int, items: Sequence[ItemRow], non_commissionable_minor: int
 ) -> str:

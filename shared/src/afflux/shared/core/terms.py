@@ -546,12 +546,23 @@ def iso_ms(at_ms: int) -> str:
 
 def history_conflict(held: Sequence[TermsVersion], incoming: Sequence[TermsVersion]) -> str | None:
     """Why ``incoming`` (a campaigns record's whole history) may not follow ``held``: it
-    changes or leaves out a version already published. Versions are only ever appended
-    (``append_version``), so a record that rewrites one (a coupon given to another
-    creator, a rate changed back in time) was never written by a publisher, and taking
-    it would reprice what was decided under the version every reader held."""
+    changes or leaves out a version published before the latest one held. Versions are
+    only appended (``append_version``), so a record that rewrites an earlier one (a
+    coupon given to another creator, a rate changed back in time) was never written by a
+    publisher, and taking it would reprice what was decided under the version every
+    reader held.
+
+    The latest version held is left out of the comparison: until publications took a
+    lock per campaign (2026-12-04), two at once could both append it, each with its own
+    terms, and every reader took the later record. Histories written so must replay as
+    they ran, so a record replacing the latest version is still taken."""
+    if not held:
+        return None
+    latest = max(version.version for version in held)
     by_number = {version.version: version for version in incoming}
     for version in held:
+        if version.version == latest:
+            continue
         other = by_number.get(version.version)
         if other is None:
             if len(incoming) < len(held):

@@ -30,6 +30,7 @@ from afflux.payouts.queries import (
     cursor_within,
     decode_cursor,
     encode_cursor,
+    period_of_campaign,
 )
 from afflux.payouts.routes import creators
 from afflux.payouts.statement_csv import csv_filename, statement_csv
@@ -200,6 +201,7 @@ async def ledger_page(
     wanted = params.period(period)
     campaign = campaign_id or None
     await creators_campaign(store, directory, reader, affiliate_id, campaign)
+    period_of_campaign(directory, campaign, wanted, now)
     after = decode_cursor(cursor, directory, campaign, wanted)
     every = await _periods(store, affiliate_id)
     cps = [
@@ -270,6 +272,7 @@ async def statement_postings(
     ``GET /v1/creators/{id}/statement`` reads (a campaign the creator has no part in is
     an unknown one)."""
     await creators_campaign(store, directory, reader, affiliate_id, campaign)
+    period_of_campaign(directory, campaign, params.period(period), now)
     everywhere = await _periods(store, affiliate_id)
     if campaign is not None:
         everywhere = [(c, p) for c, p in everywhere if c == campaign]

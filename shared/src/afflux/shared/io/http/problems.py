@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
+from afflux.shared.io.http.media import media_problem
 from afflux.shared.io.redis_client import redis_away
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,12 @@ def unparsed_body_reason(cause: BaseException | None) -> str:
 async def _http_error_answer(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and exc.detail == BODY_UNPARSED:
+        # A compressed body is unparsed JSON too: say what it is (415), not "not UTF-8".
+        media = media_problem(
+            request.headers.get("content-type"), request.headers.get("content-encoding")
+        )
+        if media is not None:
+            return JSONResponse({"detail": [{"field": media[0], "reason": media[1]}]}, 415)
         # The same 422 naming the body as a JSON syntax error gets.
         reason = unparsed_body_reason(exc.__cause__)
         return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, 422)
