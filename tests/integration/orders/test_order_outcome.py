@@ -267,6 +267,20 @@ async def test_a_request_not_signed_for_this_order_is_refused_with_401(
         assert "does not match the request line" in answer.text, answer.text
 
 
+@pytest.mark.parametrize("with_header", [True, False])
+async def test_the_admin_token_in_the_outcomes_query_is_refused_with_400(
+    client: httpx.AsyncClient, with_header: bool
+) -> None:
+    """The route checks the admin token itself: it answered 401 'missing merchant id' to
+    ?token=, and 200 with the header, where every admin route refuses it with 400."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"} if with_header else {}
+    answer = await client.get(
+        "/v1/orders/o-anything", params={"token": ADMIN_TOKEN}, headers=headers
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"][0]["field"] == "token"
+
+
 async def test_an_order_named_by_too_many_events_keeps_the_first_and_says_truncated(
     client: httpx.AsyncClient, api: Any, campaigns: Any, infra: Any
 ) -> None:

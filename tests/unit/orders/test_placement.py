@@ -72,6 +72,11 @@ CASES = [
     Case("backfill at the receive time", NOW, Placement(NOW), True),
     Case("backfill 1 ms in the future", NOW + 1, None, True),
     Case("backfill exactly the skew ahead", NOW + SKEW, None, True),
+    # Seconds sent for milliseconds (1970-01-21): the hint to backfill paid it into 1970.
+    Case("seconds for milliseconds", NOW // 1000, None),
+    Case("backfill of seconds for milliseconds", NOW // 1000, None, True),
+    Case("backfill of the last millisecond read as seconds", 99_999_999_999, None, True),
+    Case("backfill of 1973-03-03T09:46:40Z", 100_000_000_000, Placement(100_000_000_000), True),
 ]
 
 
@@ -368,3 +373,15 @@ def test_every_report_the_orders_service_takes_the_worker_takes_too(
         assert not event_time_too_old(
             placed.occurred_at, record_stamped, allowed_age_ms(worker_limit, SKEW)
         ), (edge, placed)
+
+
+def test_a_time_in_seconds_is_refused_saying_it_reads_as_seconds() -> None:
+    with pytest.raises(Rejected) as refused:
+        place(NOW // 1000, NOW, LIMITS, backfill=True)
+
+    assert refused.value.field == "occurred_at"
+    assert refused.value.reason == (
+        "1790000000 is 1970-01-21T17:13:20.000Z in milliseconds: it reads as seconds since"
+        " the epoch; afflux times are milliseconds (1790000000000 for"
+        " 2026-09-21T14:13:20.000Z) or RFC 3339 with a zone"
+    )

@@ -200,6 +200,11 @@ def write_env_file(stack: Stack, token: str) -> Path:
         "CLICKS_URL": stack.url("clicks"),
         "ORDERS_URL": stack.url("orders"),
         "PAYOUTS_URL": stack.url("payouts"),
+        # What the admin commands read (``afflux keys``, ``webhooks``, ``reviews``): without
+        # it they called the default port, another stack's, with this stack's token.
+        "AFFLUX_CLICKS_URL": stack.url("clicks"),
+        "AFFLUX_ORDERS_URL": stack.url("orders"),
+        "AFFLUX_PAYOUTS_URL": stack.url("payouts"),
     }
     path = env_path(stack)
     text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afflux.orders.errors import Rejected
-from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND
+from afflux.shared.core.clock import MS_PER_DAY, MS_PER_SECOND, from_ms
 
 BACKFILL_PATH = "POST /v1/admin/backfill/{what}"
 # How far ``now - t`` goes for a clock that agrees with ours: the signature's second,
@@ -78,6 +78,16 @@ def place(
     the click that led to it, a fast one after clicks made after it).
     """
     skew = limits.skew_ms
+    if reported < SECONDS_LIKE_BELOW_MS:
+        # 1970 as milliseconds is today as seconds: the hint to backfill such an order
+        # paid it into a period of 1970 that no statement of now shows.
+        raise Rejected(
+            422,
+            "occurred_at",
+            f"{reported} is {iso_ms(reported)} in milliseconds: it reads as seconds since"
+            f" the epoch; afflux times are milliseconds ({reported * 1000} for"
+            f" {iso_ms(reported * 1000)}) or RFC 3339 with a zone",
+        )
     if reported > now_ms + skew:
         raise Rejected(
             422,
@@ -109,6 +119,15 @@ def place(
             f" send old {what} through {BACKFILL_PATH.format(what=what)} (admin)",
         )
     return Placement(at, None if at == reported else reported)
+
+
+# Before 1973-03-03T09:46:40Z in milliseconds, and after it in seconds: no affiliate
+# program's order is that old, and every time now in seconds is below it.
+SECONDS_LIKE_BELOW_MS = 100_000_000_000
+
+
+def iso_ms(ms: int) -> str:
+    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def event_time(reported: int, now_ms: int, skew_ms: int, signed_at_ms: int | None) -> int:

@@ -26,7 +26,7 @@ from afflux.orders.routes.signed import one_header, request_line
 from afflux.orders.settings import OrdersSettings
 from afflux.shared.events import UnattributedReason
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.http.admin import check_admin_token
+from afflux.shared.io.http.admin import check_admin_token, refuse_credential_params
 from afflux.shared.io.http.apidocs import problem
 from afflux.shared.io.http.tls import tls_context
 
@@ -86,6 +86,7 @@ class OrderOutcomeAnswer(BaseModel):
 def _visible_campaigns(
     request: Request, ingestor: Ingestor, directory: CampaignDirectory, settings: OrdersSettings
 ) -> list[str]:
+    refuse_credential_params(request)  # the admin's token too (as every admin route)
     authorization = request.headers.get("authorization")
     if authorization is not None:
         check_admin_token(settings.admin_token_value(), authorization)

@@ -34,10 +34,8 @@ def check_admin_token(expected: str | None, authorization: str) -> None:
         raise Problem(401, "Authorization", "wrong admin token", _CHALLENGE)
 
 
-async def require_admin(request: Request) -> None:
-    """The dependency behind ``AdminDep`` (async: no thread-pool hop per request).
-
-    A credential in the query (``?token=``) is a 400 on every admin route of every
+def refuse_credential_params(request: Request) -> None:
+    """A credential in the query (``?token=``) is a 400 on every admin route of every
     service, as on all of the payouts service's: a token in a URL ends up in logs,
     history and Referer headers, so it is refused where it is noticed and rotated."""
     for name in request.query_params:
@@ -47,6 +45,12 @@ async def require_admin(request: Request) -> None:
                 name,
                 "credentials are never accepted in the URL: send Authorization: Bearer <token>",
             )
+
+
+async def require_admin(request: Request) -> None:
+    """The dependency behind ``AdminDep`` (async: no thread-pool hop per request);
+    ``refuse_credential_params`` first."""
+    refuse_credential_params(request)
     settings: CommonSettings = request.app.state.settings
     check_admin_token(settings.admin_token_value(), request.headers.get("authorization", ""))
 
