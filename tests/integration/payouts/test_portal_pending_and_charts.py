@@ -189,3 +189,36 @@ async def test_the_kpis_page_narrows_to_the_campaign_asked(empty_redis: Redis[by
     assert re.findall(r"<h2>Campaign (\w+), 2026-11</h2>", narrowed.text) == ["mine"]
     assert '<option value="mine" selected>mine</option>' in narrowed.text
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "shown"),
+    [
+        ("/portal/creators/cr/statement?period=banana", 422, "period: "),
+        ("/portal/campaigns/mine?period=2026-11-and-some-more", 422, "period: "),
+        ("/reports/creators/cr?period=banana", 422, "period: "),
+        ("/portal/nothing-here", 404, "Not Found"),
+        ("/portal/creators/cr/statement?campaign_id=mine&period=2026-W45", 422, "is paid by"),
+    ],
+)
+async def test_every_refusal_a_browser_opens_is_a_page_with_a_way_on(
+    empty_redis: Redis[bytes], path: str, status: int, shown: str
+) -> None:
+    """A malformed period failing the query's own bound, a report page or an unknown
+    portal path showed JSON; an error page had no way back."""
+    terms = _terms("mine")
+    store = LedgerStore(empty_redis)
+    await store.apply(
+        Batch(conversions=[("mine", "2026-11", _sale("mine", 1, NOV_1 + HOUR))]),
+        lambda cid: (terms,),
+        lambda cid: "EUR",
+    )
+    http, _ = await _creator_client(empty_redis, store, terms)
+    async with http:
+        opened = await http.get(path, headers={"accept": "text/html"})
+
+    assert opened.status_code == status, opened.text
+    assert opened.headers["content-type"].startswith("text/html")
+    assert shown in opened.text
+    back = path.split("?")[0]
+    assert f'<p id="ways-on"><a href="{back}">Back to {back}</a>' in opened.text

@@ -157,7 +157,7 @@ def decode_cursor(
 
 
 def period_of_campaign(
-    directory: CampaignDirectory, campaign: str | None, period: str | None, at_ms: int
+    directory: CampaignDirectory, campaign: str | None, period: str | None, at_ms: int | None
 ) -> None:
     """422 ``period`` when ``campaign`` was never paid by ``period``'s cadence (a month of
     a weekly campaign holds nothing): answered 200 with no lines, while a payout run of
@@ -167,12 +167,37 @@ def period_of_campaign(
     versions = directory.versions(campaign)
     if is_period_of(versions, period):
         return
-    cadence = directory.at(campaign, at_ms).terms.plan.period
+    if at_ms is None:  # a read without an as_of: the latest terms say the cadence
+        cadence = directory.latest(campaign).terms.plan.period
+        example = ""
+    else:
+        cadence = directory.at(campaign, at_ms).terms.plan.period
+        example = f", such as {period_of(at_ms, cadence)}"
     raise Problem(
         422,
         "period",
         f"{period!r} is {CADENCE_NAMES[cadence_of(period)]}, but campaign {campaign} is paid"
-        f" by the {cadence}: name {CADENCE_NAMES[cadence]}, such as {period_of(at_ms, cadence)}",
+        f" by the {cadence}: name {CADENCE_NAMES[cadence]}{example}",
+    )
+
+
+def period_of_any(
+    directory: CampaignDirectory, campaigns: Iterable[str], period: str | None
+) -> None:
+    """422 ``period`` when none of ``campaigns`` (a creator's, without a campaign filter)
+    was ever paid by ``period``'s cadence: a weekly-only creator's month answered no
+    lines, read as nothing earned. Nothing to say without a period or campaigns."""
+    known = [c for c in campaigns if c in directory]
+    if period is None or not known:
+        return
+    if any(is_period_of(directory.versions(c), period) for c in known):
+        return
+    cadence: PlanPeriod = "week" if cadence_of(period) == "month" else "month"
+    raise Problem(
+        422,
+        "period",
+        f"{period!r} is {CADENCE_NAMES[cadence_of(period)]}, but none of the creator's"
+        f" campaigns is paid by the {cadence_of(period)}: name {CADENCE_NAMES[cadence]}",
     )
 
 

@@ -19,7 +19,7 @@ from afflux.payouts.portal import html as h
 from afflux.payouts.portal.creator_pages import kpi_table
 from afflux.payouts.portal.guard import campaign_viewer, viewer
 from afflux.payouts.portal.timeline import daily
-from afflux.payouts.queries import contents_for, counts_for, current_period
+from afflux.payouts.queries import contents_for, counts_for, current_period, period_of_campaign
 from afflux.payouts.settings import PayoutsSettings
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.io.http.tls import tls_context
@@ -137,6 +137,7 @@ async def campaign_page(
     _, csrf = await campaign_viewer(request, directory, campaign_id)
     now = clock()
     current = current_period(directory, campaign_id, now)
+    period_of_campaign(directory, campaign_id, params.period(period), now)
     wanted = params.period(period) or current
     counts = await counts_for(store, directory, campaign_id, wanted)
     total = views.combine(counts.values())

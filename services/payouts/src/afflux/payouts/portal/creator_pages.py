@@ -30,6 +30,7 @@ from afflux.payouts.queries import (
     cursor_within,
     decode_cursor,
     encode_cursor,
+    period_of_any,
     period_of_campaign,
 )
 from afflux.payouts.routes import creators
@@ -204,6 +205,8 @@ async def ledger_page(
     period_of_campaign(directory, campaign, wanted, now)
     after = decode_cursor(cursor, directory, campaign, wanted)
     every = await _periods(store, affiliate_id)
+    if campaign is None:
+        period_of_any(directory, (c for c, _ in every), wanted)
     cps = [
         (c, p)
         for c, p in every
@@ -276,6 +279,7 @@ async def statement_postings(
     everywhere = await _periods(store, affiliate_id)
     if campaign is not None:
         everywhere = [(c, p) for c, p in everywhere if c == campaign]
+    period_of_any(directory, (c for c, _ in everywhere), params.period(period))
     wanted = params.period(period) or creators_current_period(
         directory, campaign, (c for c, _ in everywhere), now
     )
@@ -425,7 +429,10 @@ async def kpis_page(
     # Narrowed as the statement and ledger pages are: one the creator has no part in is
     # an unknown campaign (the page listed every campaign whatever the filter said).
     await creators_campaign(store, directory, reader, affiliate_id, campaign)
+    period_of_campaign(directory, campaign, chosen, now)
     every = await _periods(store, affiliate_id)
+    if campaign is None:
+        period_of_any(directory, (c for c, _ in every), chosen)
     held = set(every)
     base = f"/portal/creators/{affiliate_id}/kpis"
     options = '<option value="">each campaign\'s current period</option>' + "".join(

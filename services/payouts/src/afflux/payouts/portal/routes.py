@@ -3,11 +3,17 @@ uPlot and the portal's own script and style, shipped in the package)."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from functools import cache
 from importlib import resources
+from typing import Any
 
+import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException
 
 from afflux.payouts.portal import (
     brand_pages,
@@ -51,29 +57,60 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return exc.response
 
 
-_TITLES = {404: "Not found", 422: "Cannot show this", 503: "Unavailable"}
+_TITLES = {401: "Not logged in", 404: "Not found", 422: "Cannot show this", 503: "Unavailable"}
+# Where a browser reads pages: the portal, its report pages and the login form.
+_PAGES = ("/portal", "/reports", "/login", "/logout")
+Answer = Callable[[Request, Exception], Awaitable[Response]]
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
-async def _problem(request: Request, exc: Exception) -> Response:
-    """A problem of a portal page a browser opened is a page, not JSON: a statement of a
-    campaign the creator has no part in answered the API's JSON 404 in the browser. The
-    same status and headers; API clients (no ``text/html`` in ``Accept``) and every other
-    path get the JSON problem as before."""
-    assert isinstance(exc, Problem)
-    path, accept = request.url.path, request.headers.get("accept", "")
-    if not (path.startswith("/portal") and "text/html" in accept):
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.response_headers())
+def _opened_by_browser(request: Request) -> bool:
+    return request.url.path.startswith(_PAGES) and "text/html" in request.headers.get("accept", "")
+
+
+def _error_page(request: Request, answer: Response) -> Response:
+    """The JSON problem ``answer`` as a page: the same status and headers, each field and
+    reason listed, and the ways on (the page without its filters, the portal)."""
+    try:
+        detail = orjson.loads(bytes(answer.body))["detail"]
+        items = [(str(d.get("field") or ""), str(d.get("reason") or "")) for d in detail]
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        items = [("", "the request could not be answered")]
     reasons = "".join(
-        f"<li>{esc(item['field'] + ': ' if item['field'] else '')}{esc(item['reason'])}</li>"
-        for item in exc.body()["detail"]
+        f"<li>{esc(field + ': ' if field else '')}{esc(reason)}</li>" for field, reason in items
     )
-    title = _TITLES.get(exc.status, "Cannot do this")
-    body = f'<ul class="error" id="problem">{reasons}</ul>'
+    path = request.url.path
+    back = "/login" if path.startswith(("/login", "/logout")) else path
+    links = (
+        f'<p id="ways-on"><a href="{esc(back)}">Back to {esc(back)}</a>'
+        ' · <a href="/portal">Portal home</a></p>'
+    )
+    title = _TITLES.get(answer.status_code, "Cannot do this")
+    kept = {
+        k: v
+        for k, v in answer.headers.items()
+        if k.lower() not in ("content-type", "content-length")
+    }
     return HTMLResponse(
-        page(title, body, logged_in=False),
-        status_code=exc.status,
-        headers={**HEADERS, **(exc.response_headers() or {})},
+        page(title, f'<ul class="error" id="problem">{reasons}</ul>{links}', logged_in=False),
+        status_code=answer.status_code,
+        headers={**kept, **HEADERS},
     )
+
+
+def _as_page(json_answer: Handler) -> Answer:
+    """``json_answer`` (the API's problem handler), a page when a browser opened a page:
+    a statement of a campaign the creator has no part in, a wrong key at the login form,
+    a malformed period, an unknown portal path all showed the API's JSON in the browser.
+    API clients (no ``text/html`` in ``Accept``) and every other path get the JSON."""
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        answered = json_answer(request, exc)
+        if inspect.isawaitable(answered):
+            answered = await answered
+        return _error_page(request, answered) if _opened_by_browser(request) else answered
+
+    return answer
 
 
 def install_portal(app: FastAPI) -> None:
@@ -84,4 +121,6 @@ def install_portal(app: FastAPI) -> None:
     app.include_router(whatif_page.router)
     app.include_router(review_page.router)
     app.add_exception_handler(Refused, _refused)
-    app.add_exception_handler(Problem, _problem)
+    # After install_problem_handlers: each of its JSON answers, as a page for browsers.
+    for kind in (Problem, RequestValidationError, HTTPException):
+        app.add_exception_handler(kind, _as_page(app.exception_handlers[kind]))

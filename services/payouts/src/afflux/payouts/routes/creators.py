@@ -25,6 +25,7 @@ from afflux.payouts.queries import (
     decode_cursor,
     encode_cursor,
     limit,
+    period_of_any,
     period_of_campaign,
 )
 
@@ -65,6 +66,8 @@ async def ledger(
     after = decode_cursor(cursor, directory, campaign_id, wanted)
     size = limit(limit_)
     cps = await creator_periods(store, affiliate_id, campaign_id, wanted)
+    if not cps and campaign_id is None:
+        period_of_any(directory, (c for c, _ in await creator_periods(store, affiliate_id)), wanted)
     cursor_within(after, cps)
     postings, following = await reads.postings_page(store, affiliate_id, cps, after, size)
     return {
@@ -93,6 +96,7 @@ async def statement(
     await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
     period_of_campaign(directory, campaign_id, params.period(period), at)
     everywhere = await creator_periods(store, affiliate_id, campaign_id)
+    period_of_any(directory, (c for c, _ in everywhere), params.period(period))
     wanted = params.period(period) or creators_current_period(
         directory, campaign_id, (cid for cid, _ in everywhere), at
     )

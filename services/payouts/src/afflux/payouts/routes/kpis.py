@@ -36,6 +36,7 @@ from afflux.payouts.queries import (
     creator_periods,
     creators_campaign,
     known_campaign,
+    period_of_campaign,
 )
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
@@ -50,6 +51,8 @@ async def _counts(
     """The counts of ``campaign_id`` (404 unless known; every campaign when None) in
     ``period`` (422 unless a valid period; every period when absent)."""
     known_campaign(directory, campaign_id)
+    # A week of a monthly campaign answered every figure 0, read as nothing happened.
+    period_of_campaign(directory, campaign_id, params.period(period), None)
     return await counts_for(store, directory, campaign_id, params.period(period))
 
 
@@ -66,6 +69,7 @@ async def _of_creator(
     campaign-periods; 404 without any."""
     await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
     wanted = params.period(period)
+    period_of_campaign(directory, campaign_id, wanted, None)  # it answered 404 "no ledger"
     return await creator_counts(store, directory, affiliate_id, campaign_id, wanted)
 
 
@@ -178,6 +182,7 @@ async def campaign_contents(
     engagement rate, CTR, RPM, EMV per content."""
     known_campaign(directory, campaign_id)
     wanted = params.period(period)
+    period_of_campaign(directory, campaign_id, wanted, None)
     cps = [
         (campaign_id, p)
         for p in await reads.campaign_periods(store, campaign_id)
@@ -198,6 +203,7 @@ async def creator_contents(
 ) -> dict[str, Any]:
     """The creator's contents (of ``campaign_id``, in ``period``), as above."""
     await creators_campaign(store, directory, reader, affiliate_id, campaign_id)
+    period_of_campaign(directory, campaign_id, params.period(period), None)
     cps = await creator_periods(store, affiliate_id, campaign_id, params.period(period))
     rows = await contents_for(store, cps, directory, affiliate_id)
     return {"affiliate_id": affiliate_id, "period": period, "contents": rows}
