@@ -52,6 +52,19 @@ RULES = [
     RuleCase(
         "sale: 12.5% of 5000 (new-customer rate)", "JPY", "12.5 % of 5,000 JPY (new-customer rate)"
     ),
+    # held for review: the review's words follow the rule, its amounts still in money
+    RuleCase(
+        "sale: 10% of 9876543210 (base rate); held for review (self_referral): pending until"
+        " approved",
+        "KWD",
+        "10 % of 9,876,543.210 KWD (base rate); held for review (self_referral): pending until"
+        " approved",
+    ),
+    RuleCase(
+        "sale: 10% of 1234567890 (base rate); approved in review by merchant:m1 (same_ip)",
+        "EUR",
+        "10 % of 12,345,678.90 EUR (base rate); approved in review by merchant:m1 (same_ip)",
+    ),
     # a confirmed lead
     RuleCase("lead: fixed 250 (confirmed)", "USD", "2.50 USD per lead, confirmed"),
     # an action

@@ -29,6 +29,7 @@ from afflux.oracle.ledger_scenarios import (
     postings_of,
     random_facts,
 )
+from afflux.payouts.views import line_views
 from afflux.shared.core.clock import MS_PER_DAY
 from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.ids import derived_id
@@ -220,6 +221,16 @@ def test_a_held_sale_waits_for_its_decision(case: Case) -> None:
     assert {at: v for at, v in dated.items() if v} == (
         {case.approve_at: 500} if case.approve_at else {}
     )
+    if case.decision == "approve":
+        # The line reads as approved at its new date, not by the move of its held accrual
+        # (dated as held), which showed "pending until a review decision" after one.
+        [line] = line_views(postings, case.approve_at)
+        assert (line["approve_at"], line["status"], line["approved_minor"]) == (
+            case.approve_at,
+            "approved",
+            500,
+        )
+        assert "approved in review by merchant:m (self_referral)" in line["rule"]
 
 
 def test_a_decline_says_why_and_leaves_the_ranks_as_they_were() -> None:

@@ -132,6 +132,9 @@ def rule_in_words(rule: str, currency: str) -> str:
     """A rule as the journal wrote it, its amounts in the currency's units."""
     if rule.startswith("engagement"):
         return _engagement_in_words(rule, currency)
+    review = re.search(r"; (?:held for|approved in) .*$", rule)
+    if review:  # the review's words follow the rule (journal.review_lines): kept as they are
+        return rule_in_words(rule[: review.start()], currency) + review[0]
     suffix = ""
     reranked = re.search(r", re-ranked \(was (-?\d+)\)$", rule)
     if reranked:

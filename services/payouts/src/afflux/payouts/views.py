@@ -93,9 +93,12 @@ def line_views(postings: Sequence[Posting], as_of: int) -> list[dict[str, Any]]:
 def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
     first, last = postings[0], postings[-1]
     accruals = [p for p in postings if p.component == "accrual"]
-    # The line's own date: its accrual's (a clawback is dated at its refund).
+    # The line's own date and rule: its accrual's (a clawback is dated at its refund), not
+    # a move's: a line approved in review is re-accrued at the decision and its held
+    # accrual taken back ("moved", dated as held), which read as still awaiting a decision.
+    standing = [p for p in accruals if p.kind != "moved"] or accruals
     own = [p for p in postings if not p.component.startswith("clawback")] or postings
-    approve_at = (accruals[-1] if accruals else own[-1]).approve_at
+    approve_at = (standing[-1] if standing else own[-1]).approve_at
     amount = sum(p.amount_minor for p in postings)
     approved = sum(p.amount_minor for p in postings if p.approve_at <= as_of)
     cuts: dict[str, int] = defaultdict(int)
@@ -103,7 +106,7 @@ def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
         if p.component.startswith("cap:"):
             cuts[p.component.partition(":")[2]] -= p.amount_minor
     sources = list(dict.fromkeys(s for p in postings for s in p.source_event_ids))
-    rule = (accruals[-1] if accruals else last).rule
+    rule = (standing[-1] if standing else last).rule
     return {
         "line_id": first.line_id,
         "affiliate_id": first.affiliate_id,

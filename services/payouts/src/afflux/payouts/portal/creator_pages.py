@@ -510,9 +510,9 @@ def kpi_table(row: dict[str, object]) -> str:
         ),
         [
             [
-                h.esc(row["clicks"]),
-                h.esc(row["valid_clicks"]),
-                h.esc(row["conversions"]),
+                h.esc(f"{row['clicks']:,}"),
+                h.esc(f"{row['valid_clicks']:,}"),
+                h.esc(f"{row['conversions']:,}"),
                 h.esc(f"{rate * 100:.2f} %"),
                 m("revenue_minor"),
                 m("commission_minor"),

@@ -17,7 +17,13 @@
         stroke: colours[i % colours.length],
         width: 2,
         points: { show: true, size: 6 },
-        value: function (u, v) { return v == null ? "" : s.money ? v.toFixed(s.decimals) : String(v); }
+        // Grouped as the tables print it (133,333.69), in the chart's currency.
+        value: function (u, v) {
+          if (v == null) { return ""; }
+          var opts = s.money ? { minimumFractionDigits: s.decimals, maximumFractionDigits: s.decimals } : {};
+          var text = v.toLocaleString("en-US", opts);
+          return s.money && spec.unit ? text + " " + spec.unit : text;
+        }
       });
       data.push(s.values);
     });
