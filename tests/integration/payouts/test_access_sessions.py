@@ -227,7 +227,7 @@ async def test_keys_are_shown_once_rotated_and_revoked_through_the_admin_api(
     [
         ("creator", "..", "is only dots"),
         ("creator", ".", "is only dots"),
-        ("creator", "team/anna", "String should match pattern"),
+        ("creator", "team/anna", "a creator id holds ASCII letters, digits"),
         ("merchant", "m" * 65, "a merchant id is at most 64 characters"),
     ],
 )

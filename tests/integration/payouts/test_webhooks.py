@@ -527,8 +527,12 @@ async def test_the_admin_api_refuses_other_schemes_and_too_many_endpoints(infra:
 @pytest.mark.parametrize(
     ("kind", "owner", "reason"),
     [
-        ("affiliate", "creator-01 ", "a creator id holds letters, digits"),
-        ("affiliate", "cr\u0435ator-01", "a creator id holds letters, digits"),  # a Cyrillic e
+        ("affiliate", "creator-01 ", "a creator id holds ASCII letters, digits"),
+        (
+            "affiliate",
+            "cr\u0435ator-01",
+            "a creator id holds ASCII letters, digits",
+        ),  # a Cyrillic e
         ("affiliate", "..", "only dots"),
         ("merchant", "merchant-acme\x00b", "contains U+0000"),
         ("merchant", " merchant-acme", "leading or trailing whitespace"),

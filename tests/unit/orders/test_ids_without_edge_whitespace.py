@@ -146,3 +146,13 @@ def test_a_coupon_code_with_surrounding_whitespace_is_taken_as_typed(typed: str)
     order = parse(OrderRequest, json.dumps(ORDER | {"coupon_code": typed}).encode())
 
     assert order.coupon_code == typed
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", "\n"], ids=ascii)
+def test_a_blank_coupon_code_is_refused(blank: str) -> None:
+    """It was taken as the order's only claim, and matched nobody (no_click)."""
+    with pytest.raises(Rejected) as refused:
+        parse(OrderRequest, json.dumps(ORDER | {"coupon_code": blank}).encode())
+
+    assert (refused.value.status, refused.value.field) == (422, "coupon_code")
+    assert refused.value.reason.startswith("blank")

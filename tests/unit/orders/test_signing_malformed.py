@@ -37,8 +37,8 @@ QUERY_CASES = [
     Case("param after sig", f"{QUERY}&extra=1", "sig", "must be the last query parameter"),
     # sig twice, the same value both times
     Case("repeated sig", f"{QUERY}&sig={MAC}", "sig", "given more than once"),
-    # sig first, then the signed parameters
-    Case("sig first", f"sig={MAC}&{QUERY.rsplit('&sig=', 1)[0]}", "sig", "missing"),
+    # sig first, then the signed parameters: given, but not last (it said "missing")
+    Case("sig first", f"sig={MAC}&{QUERY.rsplit('&sig=', 1)[0]}", "sig", "must be the last query parameter"),
     # no sig at all
     Case("missing sig", QUERY.rsplit("&sig=", 1)[0], "sig", "missing"),
     # an empty query

@@ -528,8 +528,8 @@ def test_engagement_tiers_are_bounded_as_the_plans_are() -> None:
     [
         (
             {"coupons": {"SAVE10": "team/anna"}},
-            "coupons.SAVE10: 'team/anna': a creator id holds letters, digits and _ . : @ -"
-            " only (it names the creator's pages and URLs)",
+            "coupons.SAVE10: 'team/anna': a creator id holds ASCII letters, digits and"
+            " _ . : @ - only (it names the creator's pages and URLs)",
         ),
         (
             {"coupons": {"SAVE10": ".."}},
@@ -537,8 +537,8 @@ def test_engagement_tiers_are_bounded_as_the_plans_are() -> None:
         ),
         (
             {"window_overrides_days": {"anna bell": 60}},
-            "window_overrides_days: 'anna bell': a creator id holds letters, digits and"
-            " _ . : @ - only (it names the creator's pages and URLs)",
+            "window_overrides_days: 'anna bell': a creator id holds ASCII letters, digits"
+            " and _ . : @ - only (it names the creator's pages and URLs)",
         ),
         (
             {"survey": {"mode": "attribute", "handles": {"@ana": "."}}},
@@ -550,8 +550,8 @@ def test_engagement_tiers_are_bounded_as_the_plans_are() -> None:
         ),
         (
             {"overrides": {"agencies": {"an\u0430": {"agency_id": "ag", "share_percent": 5}}}},
-            "overrides.agencies: 'an\u0430': a creator id holds letters, digits and _ . : @ -"
-            " only (it names the creator's pages and URLs)",
+            "overrides.agencies: 'an\u0430': a creator id holds ASCII letters, digits and"
+            " _ . : @ - only (it names the creator's pages and URLs)",
         ),
     ],
 )

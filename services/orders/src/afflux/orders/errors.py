@@ -32,7 +32,7 @@ def from_validation(exc: ValidationError, prefix: str = "") -> Rejected:
         return Rejected(400, "body", f"malformed JSON: {detail}")
     location = ".".join(str(part) for part in first["loc"])
     field = ".".join(p for p in (prefix, location) if p) or "body"
-    message = first["msg"]
+    message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     elif first["type"] == "model_type":

@@ -124,6 +124,8 @@ class OrderRequest(_Request):
         creator's bio: taken as before, the code matching none, so a cookie or click
         still wins the sale rather than the whole order being refused."""
         code = None if value is None else normalize_coupon(value)
+        if code == "":  # it was taken as the order's claim, and matched nobody
+            raise ValueError("blank: give the code as the customer entered it, or leave it out")
         control = next((c for c in code or "" if unicodedata.category(c) == "Cc"), None)
         if control is not None:
             raise ValueError(f"contains U+{ord(control):04X} (a control character)")

@@ -200,6 +200,8 @@ def split_signed_query(raw_query: str) -> tuple[str, str]:
     """
     signed, sep, signature = raw_query.rpartition(f"&{SIG_PARAM}=")
     if not sep:
+        if raw_query.startswith(f"{SIG_PARAM}="):  # given, but first
+            raise SignatureRejected(SIG_PARAM, "must be the last query parameter")
         raise SignatureRejected(SIG_PARAM, "missing: the last query parameter must be sig=<hex>")
     if "&" in signature:
         raise SignatureRejected(SIG_PARAM, "must be the last query parameter")

@@ -385,8 +385,8 @@ def creator_id_problem(affiliate_id: str) -> str | None:
         return f"must be 1 to {MAX_CREATOR_ID_LENGTH} characters"
     if not _CREATOR_ID.fullmatch(affiliate_id):
         return (
-            f"{affiliate_id[:100]!r}: a creator id holds letters, digits and _ . : @ - only"
-            " (it names the creator's pages and URLs)"
+            f"{affiliate_id[:100]!r}: a creator id holds ASCII letters, digits and _ . : @ -"
+            " only (it names the creator's pages and URLs)"
         )
     if affiliate_id.strip(".") == "":
         return f"{affiliate_id!r} is only dots, which a URL reads as a directory"

@@ -34,7 +34,9 @@ def _a_creator_pages_can_name(affiliate_id: str) -> str:
     return affiliate_id
 
 
-CreatorIdent = Annotated[Ident, AfterValidator(_a_creator_pages_can_name)]
+# The pattern and length checked by creator_id_problem, in words (the bare pattern said
+# "String should match pattern '^[A-Za-z0-9_.:@-]+$'" where terms and webhooks explain).
+CreatorIdent = Annotated[str, AfterValidator(_a_creator_pages_can_name)]
 
 
 class ProblemItem(BaseModel):

@@ -79,7 +79,10 @@ def validation_problem(error: Mapping[str, Any]) -> dict[str, Any]:
     if len(loc) > 1 and loc[0] in ("query", "path"):
         loc = loc[1:]
     field = ".".join(str(part) for part in loc if part != "body") or "body"
-    reason = "unknown field" if error.get("type") == "extra_forbidden" else error.get("msg")
+    if error.get("type") == "extra_forbidden":
+        reason = "unknown field"
+    else:  # pydantic's "Value error, " says nothing the reason does not
+        reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return {"field": field, "reason": reason}
 
 
