@@ -38,7 +38,12 @@ QUERY_CASES = [
     # sig twice, the same value both times
     Case("repeated sig", f"{QUERY}&sig={MAC}", "sig", "given more than once"),
     # sig first, then the signed parameters: given, but not last (it said "missing")
-    Case("sig first", f"sig={MAC}&{QUERY.rsplit('&sig=', 1)[0]}", "sig", "must be the last query parameter"),
+    Case(
+        "sig first",
+        f"sig={MAC}&{QUERY.rsplit('&sig=', 1)[0]}",
+        "sig",
+        "must be the last query parameter",
+    ),
     # no sig at all
     Case("missing sig", QUERY.rsplit("&sig=", 1)[0], "sig", "missing"),
     # an empty query

@@ -224,7 +224,12 @@ def _postback() -> dict[str, Any]:
             "responses": {
                 "200": _json("OrderAnswer", "already accepted (a duplicate order id)"),
                 "202": _json("OrderAnswer", "accepted"),
-                **_errors(_ORDER_CONFLICT),
+                # A GET has no body: none of the body's refusals.
+                **{
+                    status: answer
+                    for status, answer in _errors(_ORDER_CONFLICT).items()
+                    if status not in ("413", "415")
+                },
             },
         }
     }

@@ -25,9 +25,23 @@ class ProblemBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemBody, "description": what}
     for status, what in (
+        (
+            400,
+            "a credential in the query string (send Authorization: Bearer), or a JSON body"
+            " naming a field twice",
+        ),
         (401, "missing, wrong, rotated or revoked credential (admin token, key or session)"),
         (404, "unknown creator or campaign, or one the credential may not read"),
-        (422, "malformed period, as_of or body: the field and the reason"),
+        (
+            415,
+            "a request body that is not plain JSON (a Content-Type other than"
+            " application/json, or a Content-Encoding): names the header",
+        ),
+        (
+            422,
+            "malformed period, as_of, cursor or body, or a period of a cadence the campaign"
+            " was never paid by: the field and the reason",
+        ),
         (503, "starting: campaign terms or the ledger not ready yet"),
     )
 }

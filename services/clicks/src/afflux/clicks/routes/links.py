@@ -63,9 +63,11 @@ class LinkOut(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemBody, "description": what}
     for status, what in (
+        (400, "a credential in the query string, or a JSON body naming a field twice"),
         (401, "missing or wrong admin token"),
         (404, "no such link"),
         (409, "the custom code is taken"),
+        (415, "a body that is not plain JSON (Content-Type or Content-Encoding named)"),
         (422, "invalid request, unknown campaign or destination not allowed"),
         (
             503,
