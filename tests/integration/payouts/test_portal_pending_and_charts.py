@@ -133,20 +133,26 @@ async def test_a_clawback_after_the_period_is_on_the_periods_commission_chart(
     assert len(points) == 35  # 1 November to 5 December
 
 
+async def _one_sale_in(redis: Redis[bytes], campaign: str) -> httpx.AsyncClient:
+    """A creator's client on a ledger holding one November sale of ``campaign``."""
+    terms = _terms(campaign)
+    store = LedgerStore(redis)
+    await store.apply(
+        Batch(conversions=[(campaign, "2026-11", _sale(campaign, 1, NOV_1 + HOUR))]),
+        lambda cid: (terms,),
+        lambda cid: "EUR",
+    )
+    http, _ = await _creator_client(redis, store, terms)
+    return http
+
+
 @pytest.mark.parametrize("page", ["statement", "ledger", "statement.csv"])
 async def test_a_problem_on_a_page_a_browser_opened_is_a_page_not_json(
     empty_redis: Redis[bytes], page: str
 ) -> None:
     """A statement of a campaign the creator has no part in answered the API's JSON 404
     in the browser; an API client still gets the JSON problem."""
-    terms = _terms("mine")
-    store = LedgerStore(empty_redis)
-    await store.apply(
-        Batch(conversions=[("mine", "2026-11", _sale("mine", 1, NOV_1 + HOUR))]),
-        lambda cid: (terms,),
-        lambda cid: "EUR",
-    )
-    http, _ = await _creator_client(empty_redis, store, terms)
+    http = await _one_sale_in(empty_redis, "mine")
     path = f"/portal/creators/cr/{page}"
     async with http:
         opened = await http.get(
@@ -206,14 +212,7 @@ async def test_every_refusal_a_browser_opens_is_a_page_with_a_way_on(
 ) -> None:
     """A malformed period failing the query's own bound, a report page or an unknown
     portal path showed JSON; an error page had no way back."""
-    terms = _terms("mine")
-    store = LedgerStore(empty_redis)
-    await store.apply(
-        Batch(conversions=[("mine", "2026-11", _sale("mine", 1, NOV_1 + HOUR))]),
-        lambda cid: (terms,),
-        lambda cid: "EUR",
-    )
-    http, _ = await _creator_client(empty_redis, store, terms)
+    http = await _one_sale_in(empty_redis, "mine")
     async with http:
         opened = await http.get(path, headers={"accept": "text/html"})
 

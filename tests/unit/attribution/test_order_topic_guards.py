@@ -56,13 +56,19 @@ def order(merchant: str = "merchant", part: int = 0, order_id: str = "o-1") -> O
 
 
 def worker_outputs(orders: list[OrderPlaced]) -> tuple[list[DeadLetter], list[AnyEvent]]:
+    return worker_outputs_raw([encode(o) for o in orders])
+
+
+def worker_outputs_raw(records: list[bytes]) -> tuple[list[DeadLetter], list[AnyEvent]]:
+    """What the join stage sends for ``records`` on the orders topic: its dead letters, and
+    its conversions and unattributed orders."""
     sent: list[tuple[str, bytes | None]] = []
     rt = recording_runtime(sent, VERSION, "order-guards")
 
     async def run() -> None:
         rt.join.owned[0] = Owned(rt.join.new_state())
-        for offset, o in enumerate(orders):
-            await rt.join.handle(Record(ORDERS.name, 0, offset, b"k", encode(o), TS))
+        for offset, raw in enumerate(records):
+            await rt.join.handle(Record(ORDERS.name, 0, offset, b"k", raw, TS))
 
     asyncio.run(run())
     out = [e for t, v in sent if t in (CONVERSIONS.name, UNMATCHED.name) for e in decode_record(v)]
@@ -112,21 +118,6 @@ def test_an_order_the_orders_service_refuses_is_dead_lettered_and_left_out_alike
 @pytest.mark.parametrize(("part", "refused"), [(0, False), (10_000, False), (10_001, True)])
 def test_without_items_the_part_must_fit_in_the_amount(part: int, refused: bool) -> None:
     assert bool(items_problem(10_000, [], part)) is refused
-
-
-def worker_outputs_raw(records: list[bytes]) -> tuple[list[DeadLetter], list[AnyEvent]]:
-    sent: list[tuple[str, bytes | None]] = []
-    rt = recording_runtime(sent, VERSION, "order-guards-raw")
-
-    async def run() -> None:
-        rt.join.owned[0] = Owned(rt.join.new_state())
-        for offset, raw in enumerate(records):
-            await rt.join.handle(Record(ORDERS.name, 0, offset, b"k", raw, TS))
-
-    asyncio.run(run())
-    out = [e for t, v in sent if t in (CONVERSIONS.name, UNMATCHED.name) for e in decode_record(v)]
-    letters = [e for t, v in sent if t == DLQ.name for e in decode_record(v)]
-    return [e for e in letters if isinstance(e, DeadLetter)], out
 
 
 def _written_straight(**fields: object) -> bytes:
