@@ -40,6 +40,7 @@ from afflux.shared.core.money import (
 )
 from afflux.shared.core.overrides import AgencyOverrides
 from afflux.shared.core.review import ReviewTerms
+from afflux.shared.core.visible_text import new_id_problem
 
 AttributionModel = Literal["last_click", "first_click"]
 PrecedenceStep = Literal["click_id", "coupon", "cookie", "livestream"]
@@ -391,6 +392,17 @@ def creator_id_problem(affiliate_id: str) -> str | None:
     if affiliate_id.strip(".") == "":
         return f"{affiliate_id!r} is only dots, which a URL reads as a directory"
     return None
+
+
+def merchant_id_problem(merchant_id: str) -> str | None:
+    """Why ``merchant_id`` cannot name a merchant an owner of keys or webhooks is (at most
+    ``MAX_MERCHANT_ID_LENGTH``, as the terms' ``merchant_id``; no edge whitespace, no
+    control or invisible character: an id no event carries received nothing), or None."""
+    if len(merchant_id) > MAX_MERCHANT_ID_LENGTH:
+        return f"a merchant id is at most {MAX_MERCHANT_ID_LENGTH} characters"
+    if merchant_id != merchant_id.strip():
+        return "leading or trailing whitespace"
+    return new_id_problem(merchant_id)
 
 
 def answered_creator_problem(terms: CampaignTerms, affiliate_id: str) -> str | None:

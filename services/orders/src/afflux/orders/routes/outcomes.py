@@ -26,8 +26,9 @@ from afflux.orders.routes.signed import one_header, request_line
 from afflux.orders.settings import OrdersSettings
 from afflux.shared.events import UnattributedReason
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.http.admin import check_admin_token, refuse_credential_params
+from afflux.shared.io.http.admin import check_admin_token
 from afflux.shared.io.http.apidocs import problem
+from afflux.shared.io.http.principals import refuse_credential_params
 from afflux.shared.io.http.tls import tls_context
 
 router = APIRouter()

@@ -18,8 +18,8 @@ from afflux.payouts.deps import AdminDep, ClockDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.shared.core.terms import (
     MAX_CREATOR_ID_LENGTH,
-    MAX_MERCHANT_ID_LENGTH,
     creator_id_problem,
+    merchant_id_problem,
 )
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.principals import AccessStore, KeyRecord
@@ -51,15 +51,13 @@ class NewKey(BaseModel):
         role = info.data.get("role")
         if role == "creator":
             problem = creator_id_problem(subject)
-        elif len(subject) > MAX_MERCHANT_ID_LENGTH:
-            problem = f"a merchant id is at most {MAX_MERCHANT_ID_LENGTH} characters"
-        elif not _MERCHANT_ID.fullmatch(subject):
-            problem = (
-                f"{subject[:100]!r}: a merchant key's id holds ASCII letters, digits and"
-                " _ . : @ - only"
-            )
         else:
-            problem = None
+            problem = merchant_id_problem(subject)
+            if problem is None and not _MERCHANT_ID.fullmatch(subject):
+                problem = (
+                    f"{subject[:100]!r}: a merchant key's id holds ASCII letters, digits and"
+                    " _ . : @ - only"
+                )
         if problem is not None:
             raise ValueError(problem)
         return subject

@@ -26,12 +26,7 @@ from afflux.payouts.webhooks.redis_store import (
 )
 from afflux.payouts.webhooks.replay import ReplayIncomplete, replay
 from afflux.shared.core.ids import new_id
-from afflux.shared.core.terms import (
-    MAX_CREATOR_ID_LENGTH,
-    MAX_MERCHANT_ID_LENGTH,
-    creator_id_problem,
-)
-from afflux.shared.core.visible_text import new_id_problem
+from afflux.shared.core.terms import MAX_CREATOR_ID_LENGTH, creator_id_problem, merchant_id_problem
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.http.state import started_dep, state_dep
@@ -63,12 +58,8 @@ class NewEndpoint(BaseModel):
         control character) registered an endpoint that silently received nothing."""
         if info.data.get("owner_kind") == "affiliate":
             problem = creator_id_problem(owner_id)
-        elif len(owner_id) > MAX_MERCHANT_ID_LENGTH:
-            problem = f"a merchant id is at most {MAX_MERCHANT_ID_LENGTH} characters"
-        elif owner_id != owner_id.strip():
-            problem = "leading or trailing whitespace"
         else:
-            problem = new_id_problem(owner_id)
+            problem = merchant_id_problem(owner_id)
         if problem is not None:
             raise ValueError(problem)
         return owner_id

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from afflux.shared.core.access import CREDENTIAL_PARAMS
+from afflux.shared.io.http.principals import refuse_credential_params
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.settings import CommonSettings
 
@@ -32,19 +32,6 @@ def check_admin_token(expected: str | None, authorization: str) -> None:
         or not hmac.compare_digest(token.strip().encode(), expected.encode())
     ):
         raise Problem(401, "Authorization", "wrong admin token", _CHALLENGE)
-
-
-def refuse_credential_params(request: Request) -> None:
-    """A credential in the query (``?token=``) is a 400 on every admin route of every
-    service, as on all of the payouts service's: a token in a URL ends up in logs,
-    history and Referer headers, so it is refused where it is noticed and rotated."""
-    for name in request.query_params:
-        if name.lower() in CREDENTIAL_PARAMS:
-            raise Problem(
-                400,
-                name,
-                "credentials are never accepted in the URL: send Authorization: Bearer <token>",
-            )
 
 
 async def require_admin(request: Request) -> None:

@@ -383,7 +383,13 @@ def _store(request: Request) -> AccessStore | None:
 
 
 async def refuse_credentials_in_query(request: Request) -> None:
-    """A key in a URL ends up in logs, history and Referer headers: refused (400)."""
+    """``refuse_credential_params`` as the payouts app's dependency, on every route."""
+    refuse_credential_params(request)
+
+
+def refuse_credential_params(request: Request) -> None:
+    """A key or token in a URL ends up in logs, history and Referer headers: refused
+    (400 naming the parameter); every admin route of every service checks it too."""
     for name, value in request.query_params.multi_items():
         if name.lower() in access.CREDENTIAL_PARAMS or access.looks_like_credential(value):
             raise Problem(
