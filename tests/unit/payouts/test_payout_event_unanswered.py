@@ -52,6 +52,6 @@ def test_the_run_names_the_component_that_did_not_answer(
         asyncio.run(run._emit(None, None, RECORD))  # type: ignore[arg-type]
 
     assert unanswered.value.who == who
-    stopped = RunStopped([], unanswered.value.error, unanswered.value.who)
+    stopped = RunStopped([], unanswered.value)
     assert str(stopped).startswith(what)
     assert stopped.unanswered == who

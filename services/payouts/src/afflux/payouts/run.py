@@ -90,7 +90,7 @@ async def run_payouts(
             if stopped.recorded is not None:
                 metrics.payouts.labels("paid").inc()
                 results.append(stopped.recorded)
-            raise RunStopped(results, stopped.error, stopped.unanswered) from None
+            raise RunStopped(results, stopped.cause) from None
         metrics.payouts.labels(result["status"]).inc()
         results.append(result)
     return results
@@ -174,7 +174,7 @@ async def _pay(
             try:
                 await _emit(store, producer, record)
             except Unanswered as exc:
-                raise NotAnnounced(paid | {"announced": False}, exc.error, exc.who) from exc
+                raise NotAnnounced(paid | {"announced": False}, exc) from exc
             return paid
         # Another run paid this creator meanwhile (this period, or another period's
         # name): read what it recorded, then decide again.
@@ -203,7 +203,7 @@ async def _announce(store: LedgerStore, producer: AIOKafkaProducer, record: dict
     try:
         await _emit(store, producer, record)
     except Unanswered as exc:
-        raise NotAnnounced(None, exc.error, exc.who) from exc
+        raise NotAnnounced(None, exc) from exc
 
 
 class LedgerNotReady(Exception):
@@ -211,25 +211,26 @@ class LedgerNotReady(Exception):
 
 
 class NotAnnounced(Exception):
-    """A payout's event the broker did not take; ``recorded``: the result of the payout
-    this run recorded just before (None when the event was of an earlier run's)."""
+    """A payout's event not sent or not marked sent (``cause``); ``recorded``: the result
+    of the payout this run recorded just before (None when the event was of an earlier
+    run's)."""
 
-    def __init__(self, recorded: dict[str, Any] | None, error: Exception, unanswered: str) -> None:
-        super().__init__(f"{type(error).__name__}: {error}")
+    def __init__(self, recorded: dict[str, Any] | None, cause: Unanswered) -> None:
+        super().__init__(str(cause))
         self.recorded = recorded
-        self.error = error
-        self.unanswered = unanswered
+        self.cause = cause
 
 
 class RunStopped(Exception):
     """The run stopped at a payout event the broker did not take: ``results`` are the
     payouts decided before it (and the one recorded then, marked ``announced: false``)."""
 
-    def __init__(self, results: list[dict[str, Any]], error: Exception, unanswered: str) -> None:
-        what = "not sent" if unanswered == BROKER else "sent but not marked sent"
+    def __init__(self, results: list[dict[str, Any]], cause: Unanswered) -> None:
+        what = "not sent" if cause.who == BROKER else "sent but not marked sent"
+        error = cause.error
         super().__init__(f"a payout event was {what} ({type(error).__name__}: {error})")
         self.results = results
-        self.unanswered = unanswered  # whom to wait for: BROKER or REDIS
+        self.unanswered = cause.who  # whom to wait for: BROKER or REDIS
 
 
 class PayoutConflict(Exception):
