@@ -485,8 +485,8 @@ async def test_paid_clicks_stop_at_the_cap(client: DemoClient, driven: Driven) -
                 15,
                 0,
                 (),
-                f"clicks of {driven.click_day}: 3 of 5 valid unique clicks at 5"
-                " (paid-click cap 3, 0 paid on earlier days)",
+                f"clicks of {driven.click_day}: 3 valid unique clicks paid at 5"
+                " (paid-click cap 3 reached, 0 paid on earlier days)",
             )
         ],
     )

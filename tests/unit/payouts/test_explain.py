@@ -83,6 +83,14 @@ RULES = [
         "2 of 9 valid unique clicks on 2026-03-20 at 0.10 EUR each"
         " (at most 5 clicks paid in the period, 3 on earlier days)",
     ),
+    # a day's click pay once the paid-click cap is used up: what is paid, not the count
+    RuleCase(
+        "clicks of 2026-03-20: 2 valid unique clicks paid at 10"
+        " (paid-click cap 5 reached, 3 paid on earlier days)",
+        "EUR",
+        "2 valid unique clicks paid on 2026-03-20 at 0.10 EUR each"
+        " (the period's cap of 5 paid clicks reached, 3 paid on earlier days)",
+    ),
     # a day's click pay without a cap
     RuleCase(
         "clicks of 2026-03-01: 3 of 3 valid unique clicks at 5",

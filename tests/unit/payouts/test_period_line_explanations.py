@@ -37,21 +37,33 @@ def _click_line(changed: tuple[LineRecord, ...]) -> LineRecord | None:
     return next((r for r in changed if r.kind == "click"), None)
 
 
-def test_a_valid_click_past_the_paid_click_cap_rewrites_the_lines_explanation() -> None:
+def test_clicks_past_the_paid_click_cap_leave_the_paying_postings_words_true() -> None:
     state = _state()
     first = state.step(StepInput(clicks=(ClickFigures("anna", 5, START, START + HOUR),)))
     assert sum(p.amount_minor for p in first.postings) == 35
-
-    sixth = state.step(StepInput(clicks=(ClickFigures("anna", 6, START, START + 2 * HOUR),)))
-
-    assert sixth.postings == ()  # the cap pays five: nothing owed changes
-    line = _click_line(sixth.changed)
-    assert line is not None, "the click line's new explanation would not be stored"
-    assert line.rule == (
-        f"clicks of {day_of(START)}: 5 of 6 valid unique clicks at 7"
-        " (paid-click cap 5, 0 paid on earlier days)"
+    words = (
+        f"clicks of {day_of(START)}: 5 valid unique clicks paid at 7"
+        " (paid-click cap 5 reached, 0 paid on earlier days)"
     )
+    assert [p.rule for p in first.postings] == [words]
+
+    more = state.step(StepInput(clicks=(ClickFigures("anna", 8, START, START + 2 * HOUR),)))
+
+    # Nothing owed changes and the words need not: no posting, no line written.
+    assert (more.postings, _click_line(more.changed)) == ((), None)
+    line = state.lines[first.postings[0].line_id]
+    assert line.rule == words
     assert line.sources == (f"clicks:{START}..{START + 86_400_000 - 1}",)
+
+
+def test_clicks_under_the_paid_click_cap_are_counted_in_the_words() -> None:
+    state = _state()
+    first = state.step(StepInput(clicks=(ClickFigures("anna", 3, START, START + HOUR),)))
+
+    assert [p.rule for p in first.postings] == [
+        f"clicks of {day_of(START)}: 3 of 3 valid unique clicks at 7"
+        " (paid-click cap 5, 0 paid on earlier days)"
+    ]
 
 
 def test_the_same_click_figures_again_change_no_line() -> None:

@@ -88,6 +88,16 @@ _RULES: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
         ),
     ),
     (
+        re.compile(
+            r"^clicks of (\d{4}-\d\d-\d\d): (\d+) valid unique clicks paid at (-?\d+)"
+            r" \(paid-click cap (\d+) reached, (\d+) paid on earlier days\)$"
+        ),
+        lambda m, c: (
+            f"{m[2]} valid unique clicks paid on {m[1]} at {money(int(m[3]), c)} each"
+            f" (the period's cap of {m[4]} paid clicks reached, {m[5]} paid on earlier days)"
+        ),
+    ),
+    (
         re.compile(r"^base fee (-?\d+) for the period$"),
         lambda m, c: f"base fee of {money(int(m[1]), c)} for the period",
     ),

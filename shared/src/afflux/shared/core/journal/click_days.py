@@ -61,3 +61,21 @@ def click_days(
         out.append(ClickDay(day, n, paid, paid_so_far))
         paid_so_far += paid
     return out
+
+
+def click_day_rule(date: str, day: ClickDay, per_click: int, cap: int | None) -> str:
+    """A day line's explanation. Once the paid-click cap is used up it names only what is
+    paid: later clicks then change neither the pay nor the words, so the posting that
+    paid the line (what a creator reads) stays true. Naming the day's count as well
+    ("5 of 5") went stale at the next click ("5 of 8"), which changes no posting."""
+    if cap is None:
+        return f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks at {per_click}"
+    if day.paid_before + day.paid >= cap:
+        return (
+            f"clicks of {date}: {day.paid} valid unique clicks paid at {per_click}"
+            f" (paid-click cap {cap} reached, {day.paid_before} paid on earlier days)"
+        )
+    return (
+        f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks at {per_click}"
+        f" (paid-click cap {cap}, {day.paid_before} paid on earlier days)"
+    )

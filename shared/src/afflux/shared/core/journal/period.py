@@ -29,7 +29,7 @@ from afflux.shared.core.commission import ConversionFact, RefundFact
 from afflux.shared.core.engagement import ContentEvent, ContentState
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.journal import engagement_lines, review_lines, rules
-from afflux.shared.core.journal.click_days import click_days
+from afflux.shared.core.journal.click_days import click_day_rule, click_days
 from afflux.shared.core.journal.fill import CapScope, Key
 from afflux.shared.core.journal.kpis import (
     ENGAGEMENT_LINE,
@@ -588,10 +588,7 @@ class PeriodState:
             parts = ("click", self.campaign_id, self.period, creator_id, date)
             line_id = self._line_id(*parts)
             current.add(line_id)
-            rule = f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks"
-            rule += f" at {per_click}"
-            if cap is not None:
-                rule += f" (paid-click cap {cap}, {day.paid_before} paid on earlier days)"
+            rule = click_day_rule(date, day, per_click, cap)
             gross, at = day.paid * per_click, day.line_time
             if self._unchanged(line_id, gross, at, rule):
                 continue  # a day without new clicks: most of them, in a batch
