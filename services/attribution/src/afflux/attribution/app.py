@@ -84,6 +84,7 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         refund_wait_ms=int(settings.refund_wait_seconds * 1000),
         order_retention_ms=settings.order_retention_days * MS_PER_DAY,
         redecide=settings.attribution_redecide,
+        clicks_per_visitor=settings.attribution_clicks_per_visitor,
         clock_skew_ms=settings.attribution_clock_skew_s * 1000,
         backfill_limit_days=settings.orders_backfill_limit_days,
         arrival_margin_ms=settings.arrival_margin_ms,

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from afflux.attribution.content_view import ContentBook
 from afflux.attribution.decode import DecodedClick, Event
 from afflux.attribution.join import (
+    DEFAULT_CLICKS_PER_VISITOR,
     JoinPartition,
     Output,
     decode_state,
@@ -259,16 +260,18 @@ class JoinHandler:
         order_retention_ms: int,
         redecide: bool = True,
         content: ContentBook | None = None,
+        clicks_per_visitor: int = DEFAULT_CLICKS_PER_VISITOR,
     ) -> None:
         self.campaigns = campaigns
         self.metrics = metrics
         self.order_retention_ms = order_retention_ms
         self.redecide = redecide
         self.book = content if content is not None else ContentBook.without_content()
+        self.clicks_per_visitor = clicks_per_visitor
 
     def new_state(self, local: LocalStore | None = None) -> JoinPartition:
         keys = local.bind(decode_state) if local else None
-        return JoinPartition(self.redecide, keys, self.book.content)
+        return JoinPartition(self.redecide, keys, self.book.content, self.clicks_per_visitor)
 
     def terms_current(self, state: JoinPartition, current: bool) -> None:
         state.at_once = current
@@ -281,6 +284,8 @@ class JoinHandler:
             return (), refused
         if isinstance(event, _CLICKS):
             clicked = state.click(event.visitor_id, event, ts, self.campaigns.terms)
+            if clicked.dropped:
+                self.metrics.visitor_clicks_dropped.inc(clicked.dropped)
             if clicked.refused:  # a copy of a click held here, naming another creator
                 return (), clicked.refused
             self._late(clicked.outcomes)

@@ -185,6 +185,13 @@ class LateClick:
     outcomes: list[str] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)
     refused: str = ""
+    dropped: int = 0  # clicks given up to keep the visitor within its bound
+
+
+# A person makes a few clicks in a window; a script replaying one cookie makes thousands
+# a minute, all recorded (flagged). Past this a visitor's clicks are given up, flagged
+# ones first (they never win), so one key's state and snapshot stay bounded.
+DEFAULT_CLICKS_PER_VISITOR = 1_000
 
 
 # What most clicks return: nothing decided here that they concern. One value for all of
@@ -211,9 +218,11 @@ class JoinPartition:
         redecide: bool = True,
         keys: MutableMapping[str, VisitorState] | None = None,
         content: ContentLookup | None = None,
+        clicks_per_visitor: int = DEFAULT_CLICKS_PER_VISITOR,
     ) -> None:
         # redecide=False only to prove that checks catch the arrival-dependent answer.
         self.redecide = redecide
+        self.clicks_per_visitor = clicks_per_visitor
         self.content: ContentLookup = content or (lambda campaign_id: NO_CONTENT)
         self.content_seen = 0  # entries of the content book looked at (in memory only)
         # Per content partition, the (offset, item) of the last change applied: kept on the
@@ -276,9 +285,17 @@ class JoinPartition:
         state.clicks[click.click_id] = (touch, arrived)
         if click.occurred_at > self.watermark:
             self.watermark = click.occurred_at
-        if not state.decided or touch.flagged:
+        if len(state.clicks) > self.clicks_per_visitor:
+            given_up = _give_up_one(state.clicks)
+            if given_up is touch:
+                return LateClick(dropped=1)
+            if not state.decided or touch.flagged:
+                return LateClick(dropped=1)
+            late = LateClick(dropped=1)
+        elif not state.decided or touch.flagged:
             return NOTHING_LATE  # a flagged click can never win
-        late = LateClick()
+        else:
+            late = LateClick()
         for okey, decided in list(state.decided.items()):
             if okey[0] == touch.campaign_id and decided.at >= touch.at:
                 try:  # one order's failure never takes the click or other orders with it
@@ -750,6 +767,18 @@ WATERMARK_KEY = "\x00watermark"
 CONTENT_KEY = "\x00content"  # the content changes applied (``content_done``)
 # Confirmations of an order not known yet wait under this prefix + campaign + order id.
 LEAD_PREFIX = "\x00lead\x1f"
+
+
+def _give_up_one(clicks: dict[str, tuple[ClickTouch, int]]) -> ClickTouch:
+    """Take out the click a visitor over its bound keeps least: a flagged one (it never
+    wins or assists; only an unattributed reason, ``bot_only``, reads it), else the
+    oldest; the earliest by (time, id) among them. Chosen by the clicks alone, not by
+    arrival, so a bound reached by flagged clicks never changes who wins."""
+    flagged = [t for t, _ in clicks.values() if t.flagged]
+    pool = flagged or [t for t, _ in clicks.values()]
+    victim = min(pool, key=lambda t: (t.at, t.click_id))
+    del clicks[victim.click_id]
+    return victim
 
 
 def _parked_key(okey: OrderKey) -> str:

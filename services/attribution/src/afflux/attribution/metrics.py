@@ -64,6 +64,13 @@ class AttributionMetrics:
             ["topic", "reason"],
             registry=r,
         )
+        self.visitor_clicks_dropped = Counter(
+            "afflux_attribution_visitor_clicks_dropped_total",
+            "Clicks the join gave up because their visitor id held more than"
+            " AFFLUX_ATTRIBUTION_CLICKS_PER_VISITOR (a script replaying one cookie):"
+            " flagged ones first, then the oldest",
+            registry=r,
+        )
         self.state_keys = Gauge(
             "afflux_attribution_state_keys",
             "Keys held in the worker's state, by stage",

@@ -14,7 +14,7 @@ from typing import Any
 
 from afflux.attribution.content_view import ContentBook
 from afflux.attribution.handlers import Campaigns, JoinHandler, RefundHandler
-from afflux.attribution.join import JoinPartition
+from afflux.attribution.join import DEFAULT_CLICKS_PER_VISITOR, JoinPartition
 from afflux.attribution.metrics import SERVICE, AttributionMetrics
 from afflux.attribution.outbox import Outbox
 from afflux.attribution.refunds import RefundPartition
@@ -66,6 +66,7 @@ class Runtime:
         order_retention_ms: int,
         clock: Callable[[], int] = system_clock,
         redecide: bool = True,
+        clicks_per_visitor: int = DEFAULT_CLICKS_PER_VISITOR,
         clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS,
         backfill_limit_days: int | None = None,
         arrival_margin_ms: int = ARRIVAL_MARGIN_MS,
@@ -82,7 +83,14 @@ class Runtime:
             "join",
             (CLICKS.name, ORDERS.name),
             f"{group}-join-state",
-            JoinHandler(self.campaigns, metrics, order_retention_ms, redecide, self.content),
+            JoinHandler(
+                self.campaigns,
+                metrics,
+                order_retention_ms,
+                redecide,
+                self.content,
+                clicks_per_visitor,
+            ),
             transport,
             outbox,
             bootstrap,

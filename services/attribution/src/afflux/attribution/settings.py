@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from afflux.attribution.join import DEFAULT_CLICKS_PER_VISITOR
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
 from afflux.shared.settings import CommonSettings
 
@@ -73,6 +74,15 @@ class AttributionSettings(CommonSettings):
         gt=0,
         description="how often the disk store writes what changed (the changelog tail a"
         " recovery reads is about this long)",
+    )
+    attribution_clicks_per_visitor: int = Field(
+        DEFAULT_CLICKS_PER_VISITOR,
+        ge=10,
+        description="the most clicks the join keeps per visitor id; past it a click flagged"
+        " for any reason is given up first, then the oldest (by time, then id). A person"
+        " makes a few; a script replaying one cookie makes thousands a minute, each one"
+        " recorded flagged, and unbounded they grew one key's state past the broker's"
+        " record limit and made every batch holding the key re-encode all of them",
     )
     attribution_redecide: bool = Field(
         True,
