@@ -385,3 +385,88 @@ def test_one_connection_past_the_cap_is_answered_503_and_healthz_recovers(
         except httpx.HTTPError:
             continue
     raise AssertionError("/healthz did not answer after the held connections closed")
+
+
+@every_service_reading_bodies
+def test_a_chunked_bodys_trailers_are_bounded_like_a_head(running: Running) -> None:
+    """Trailers after the last chunk were appended to the request's headers without a
+    bound: one connection grew a process by over a gigabyte within the body timeout."""
+    path = running.service.body_path
+    assert path is not None
+    head = (
+        b"POST %s HTTP/1.1\r\nHost: afflux\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n" % path.encode()
+    )
+
+    def attack() -> list[Outcome]:
+        line = b"X-Trailer: " + b"a" * (CHUNK - 13) + b"\r\n"
+        return [send_streaming(running.port, head, 64 * MiB, lambda _: line)]
+
+    [outcome] = under_watch(running, attack)
+    assert outcome.status in (431, None)
+    assert outcome.sent < 4 * MiB, f"{outcome.sent} bytes of trailers were read"
+
+
+@every_service
+def test_pipelined_requests_past_the_bound_close_the_connection(running: Running) -> None:
+    """uvicorn queued every request of a read: 256 KiB of pipelined GETs never read back
+    were 7,710 requests and 17 MB of one process."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: afflux\r\n\r\n"
+    answers: list[int] = []
+
+    def attack() -> list[Outcome]:
+        started = time.monotonic()
+        with connect(running.port) as sock:
+            try:
+                for _ in range(8):
+                    sock.sendall(request * (CHUNK // len(request)))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            received = b""
+            sock.settimeout(5)
+            try:
+                while data := sock.recv(CHUNK):
+                    received += data
+            except (ConnectionResetError, TimeoutError):
+                pass
+            answers.append(received.count(b"HTTP/1.1 "))
+        return [Outcome(None, 0, time.monotonic() - started)]
+
+    [outcome] = under_watch(running, attack)
+    assert answers[0] <= 64, f"{answers[0]} pipelined requests were answered"
+    assert outcome.seconds < 5 + 2, "the connection was held open"
+
+
+@pytest.mark.parametrize("running", SERVICES[2:3], indirect=True, ids=["payouts"])
+def test_answers_the_client_does_not_read_close_the_connection_after_the_body_timeout(
+    running: Running,
+) -> None:
+    """With the answers waiting to be written no timer ran: a client pipelining requests
+    for a large answer and reading none held its connection for ever."""
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: afflux\r\n\r\n"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once
+    sock.connect(("127.0.0.1", running.port))
+    with sock:
+        # 30 answers of about 130 KB: more than the kernel's buffers hold, so the server's
+        # transport keeps the rest and stops writing.
+        sock.sendall(request * 30)
+        time.sleep(BODY_TIMEOUT_S + 3)  # nothing read meanwhile
+        # Aborted, the server reset the connection: the next send (or the one after it,
+        # once the reset is in) fails. Held open, its receive buffer takes them.
+        closed = False
+        for _ in range(3):
+            try:
+                sock.sendall(request)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.2)
+    assert closed, "the connection was held open with its answers unread"
+
+
+@pytest.mark.parametrize("running", SERVICES[:1], indirect=True, ids=["clicks"])
+def test_a_request_with_two_host_headers_is_a_400(running: Running) -> None:
+    with connect(running.port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: afflux\r\nHost: other.example\r\n\r\n")
+        assert status_of(sock) == 400

@@ -12,7 +12,20 @@ and a client sending one byte a second held its connection for ever. Here:
 * the head must arrive within ``header_timeout_seconds`` of the connection (or
   of the request's first byte on a reused connection) and the body within
   ``body_timeout_seconds`` of the head, else 408 and close;
-* past ``max_connections`` open connections, a new one is answered 503 and closed.
+* past ``max_connections`` open connections, a new one is answered 503 and closed;
+* a chunked body's trailer lines count against the header limit (431) and are
+  dropped: uvicorn appended each to the request's headers, so one connection sending
+  trailers for the body's 30 s grew a process by over a gigabyte;
+* at most ``MAX_PIPELINED`` requests wait behind the one being answered; one more
+  closes the connection: uvicorn queued every request of a read (7,710 from 256 KiB
+  of ``GET /healthz``), 17 MB a connection;
+* an answer the client does not read for ``body_timeout_seconds`` (the transport's
+  buffer full all that time) closes the connection: a client pipelining requests and
+  reading no answer held its connection for ever, no timer running while an answer
+  waited to be written;
+* a second ``Host`` header is a 400 (RFC 9112 §3.2);
+* no WebSocket upgrade (``ws="none"``): no route takes one, and an upgraded
+  connection left the connection count.
 
 Timers are armed only for a request that did not arrive in one read, so the
 common small request costs no timer at all.
@@ -29,6 +42,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from afflux.shared.io.http_limits import HttpLimits
 
 REASONS = {
+    400: b"more than one Host header",
     408: b"request not received in time",
     413: b"request body too large",
     431: b"request header fields too large",
@@ -40,6 +54,11 @@ REASONS = {
 IDLE = 0  # between requests (or none yet)
 HEAD = 1  # request line and headers arriving
 BODY = 2  # headers done, body arriving
+
+
+# Requests a connection may have waiting behind the one being answered. A browser does
+# not pipeline; a client that does waits for answers long before this many.
+MAX_PIPELINED = 32
 
 
 class _Refused(Exception):
@@ -59,6 +78,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._read_size = 0  # bytes of the read being parsed
         self._refusal = 0
         self._deadline: asyncio.TimerHandle | None = None
+        self._trailer_bytes = 0
+        self._hosts = 0
+        self._unread: asyncio.TimerHandle | None = None  # an answer waiting to be read
+        self._answering: Any = None  # the request whose answer is being written
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -69,7 +92,41 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        # uvicorn marks only the newest request disconnected; with requests pipelined the
+        # one being answered is an earlier one, whose next write then raised on the
+        # closed transport (a traceback per request a client cut off).
+        answering = self._answering
+        if answering is not None and not answering.response_complete:
+            answering.disconnected = True
+            answering.message_event.set()
+        if self._unread is not None:
+            self._unread.cancel()
+            self._unread = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._unread is None:
+            self._unread = self.loop.call_later(
+                self.limits.body_timeout_seconds, self._answers_unread
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._unread is not None:
+            self._unread.cancel()
+            self._unread = None
+
+    def _answers_unread(self) -> None:
+        # The buffer never drained: close() would wait for it for ever. The requests
+        # queued behind the answer never start (``connection_lost`` ends that one).
+        self._unread = None
+        self.pipeline.clear()
+        self.transport.abort()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self._answering = cycle
+        super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
         if self._refusal:
@@ -133,6 +190,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._phase = HEAD
         self._begun += 1
         self._head_bytes = self._head_shared = self._body_bytes = 0
+        self._trailer_bytes = self._hosts = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._phase == BODY:
+            # A chunked body's trailer: bounded like a head, and not a request header.
+            self._trailer_bytes += len(name) + len(value) + 4
+            if self._trailer_bytes > self.limits.max_header_bytes:
+                self._stop(431)
+            return
+        if len(name) == 4 and name.lower() == b"host":
+            self._hosts += 1
+            if self._hosts > 1:
+                self._stop(400)
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         # A head completed in this read is measured here, once, rather than line by
@@ -150,6 +221,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 if value.isdigit() and int(value) > limits.max_body_bytes:
                     self._stop(413)
                 break
+        if len(self.pipeline) >= MAX_PIPELINED:
+            self._stop(503)  # answers are in flight: the connection is closed unanswered
         self._phase = BODY
         super().on_headers_complete()
 
@@ -241,4 +314,8 @@ def limited_protocol(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:
 
 def uvicorn_limits(limits: HttpLimits) -> dict[str, Any]:
     """``uvicorn.Config`` options that apply ``limits``."""
-    return {"http": limited_protocol(limits), "timeout_keep_alive": limits.keep_alive_seconds}
+    return {
+        "http": limited_protocol(limits),
+        "timeout_keep_alive": limits.keep_alive_seconds,
+        "ws": "none",
+    }
