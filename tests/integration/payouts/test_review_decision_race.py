@@ -39,7 +39,7 @@ from afflux.shared.topics import REVIEWS
 pytestmark = pytest.mark.integration
 
 ADMIN = "admin-token-for-the-review-race-tests-0123456789"
-HELD = ("held-1", "held-2", "held-3", "held-4", "held-5", "held-6")
+HELD = tuple(f"held-{n}" for n in range(1, 9))
 BULK = tuple(f"bulk-{n:03d}" for n in range(MAX_LISTED))  # past the listing bound with HELD
 
 
@@ -102,10 +102,12 @@ async def world(plain_redis: tuple[Child, int], infra: Any) -> AsyncIterator[Wor
         await client.aclose()
 
 
-async def decide(world: World, name: str, decision: str, bearer: str = ADMIN) -> httpx.Response:
+async def decide(
+    world: World, name: str, decision: str, bearer: str = ADMIN, reason: str = "checked"
+) -> httpx.Response:
     return await world.http.post(
         f"/v1/reviews/conv-{name}/{decision}",
-        json={"reason": "checked"},
+        json={"reason": reason},
         headers={"authorization": f"Bearer {bearer}"},
     )
 
@@ -143,11 +145,41 @@ async def test_the_other_decision_before_the_ledger_applied_the_first_is_refused
     assert await decisions_on_topic(world.bootstrap, f"conv-{name}") == [first]
 
 
-async def test_the_same_decision_again_is_the_same_accepted_event(world: World) -> None:
+async def test_the_same_request_again_is_the_same_accepted_event(world: World) -> None:
     one = await decide(world, "held-3", "approve")
-    two = await decide(world, "held-3", "approve", world.merchant_key)
+    two = await decide(world, "held-3", "approve")
     assert (one.status_code, two.status_code) == (202, 202)
     assert one.json()["event_id"] == two.json()["event_id"]
+
+
+async def test_the_same_decision_by_someone_else_names_who_decided_and_why(
+    world: World,
+) -> None:
+    """The ledger keeps the first decision's reason and decider: a 202 for the merchant's
+    copy told it a decision of its own stood that the ledger never recorded."""
+    assert (await decide(world, "held-7", "decline", reason="stolen card")).status_code == 202
+
+    copy = await decide(world, "held-7", "decline", world.merchant_key, reason="mine")
+
+    assert copy.status_code == 409, copy.text
+    assert copy.json()["detail"][0]["reason"] == (
+        "already_decided: conv-held-7 was declined by admin ('stolen card')"
+    )
+
+
+async def test_of_declines_sent_at_once_one_is_accepted_and_the_rest_name_it(
+    world: World,
+) -> None:
+    answers = await asyncio.gather(
+        *(decide(world, "held-8", "decline", reason=f"reason-{n}") for n in range(20))
+    )
+
+    accepted = [a for a in answers if a.status_code == 202]
+    assert len(accepted) == 1, [a.status_code for a in answers]
+    refused = [a.json()["detail"][0]["reason"] for a in answers if a.status_code == 409]
+    assert len(refused) == 19
+    assert len(set(refused)) == 1  # each names the one reason that stands
+    assert await decisions_on_topic(world.bootstrap, "conv-held-8") == ["decline"]
 
 
 async def test_a_decision_on_an_unknown_conversion_is_a_404_and_claims_nothing(

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from ledger_app import HOUR, NOV_1, first_version, ledger_and_http, reviewed_batch, sale_fact
 
-from afflux.payouts.reviews import REVIEW_DECISION, REVIEW_DECISIONS
+from afflux.payouts.review_claims import REVIEW_DECISION, REVIEW_DECISIONS
 from afflux.payouts.store import REVIEW_ENTRY, REVIEW_INDEX, LedgerStore
 from afflux.shared.core.commission import ConversionFact
 

@@ -104,6 +104,29 @@ async def test_removing_an_endpoint_takes_its_deliveries_and_dead_letters(
     ] == ["ep-2"]
 
 
+async def test_of_two_removals_at_once_only_the_one_that_removed_it_says_so(
+    store: WebhookStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second request reads the endpoint, then the first removes it before the second
+    writes: the second must answer 'not found', not a second 'removed' (HTTP 204)."""
+    await store.add(endpoint("ep-1"))
+    await store.enqueue([(job("ep-1", 1), 100)], now=100)
+    read_deliveries = store.redis.zrange
+    other: list[bool] = []
+
+    async def another_removal_in_between(*args: object, **kwargs: object) -> object:
+        if not other:
+            other.append(False)
+            other[0] = await store.remove("ep-1")
+        return await read_deliveries(*args, **kwargs)
+
+    monkeypatch.setattr(store.redis, "zrange", another_removal_in_between)
+
+    assert await store.remove("ep-1") is False
+    assert other == [True]
+    assert await store.pending() == 0
+
+
 async def test_endpoints_are_read_many_at_once_by_id(store: WebhookStore) -> None:
     await store.add(endpoint("ep-1"))
     await store.add(endpoint("ep-2", owner="m-2"))

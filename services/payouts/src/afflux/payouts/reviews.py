@@ -82,34 +82,6 @@ class Entry:
         }
 
 
-REVIEW_DECISION = "decision"
-REVIEW_DECISIONS = "review_decisions"  # every conversion's, as ledgers before kept them
-
-
-async def claim_decision(store: LedgerStore, found: Entry, decision: str) -> str:
-    """The conversion's decision: ``decision`` when it is the first asked (or the same
-    again), else the one asked first. The ledger keeps the first decision on the topic, so
-    the API answers the same ("approve then decline" before the ledger applied the
-    approval is refused, not accepted and ignored). The claim expires with the entry."""
-    earlier = await store.redis.hget(store.keys.ledger(REVIEW_DECISIONS), found.conversion_id)
-    if earlier is not None:
-        return str(earlier.decode())
-    key = store.keys.review(found.conversion_id, REVIEW_DECISION)
-    async with store.redis.pipeline(transaction=False) as pipe:
-        pipe.set(key, decision, nx=True, px=found.kept_ms)
-        pipe.get(key)
-        _, taken = await pipe.execute()
-    return taken.decode() if taken is not None else decision
-
-
-async def release_decision(store: LedgerStore, conversion_id: str, decision: str) -> None:
-    """Forget a claimed decision the broker did not take (only if it is still that one)."""
-    key = store.keys.review(conversion_id, REVIEW_DECISION)
-    taken: bytes | None = await store.redis.get(key)
-    if taken is not None and taken.decode() == decision:
-        await store.redis.delete(key)
-
-
 async def entry(store: LedgerStore, conversion_id: str) -> Entry | None:
     key = store.keys.review(conversion_id, REVIEW_ENTRY)
     async with store.redis.pipeline(transaction=False) as pipe:

@@ -12,14 +12,16 @@ Who: the admin token, or the merchant of the conversion's campaign (anyone else,
 conversion the ledger does not know, gets 404); a creator key gets 403. A conversion
 that is not held, or already decided, answers 409. The decision's event id derives from
 the conversion, so a retried request is the same event; 202 once the broker has it. The
-first decision asked is claimed in Redis before it is sent (``reviews.claim_decision``),
-so the other decision asked before the ledger applied the first is a 409 too, never a
-202 the ledger then ignores; a decision the broker did not take (503) is released.
+first decision asked is claimed in Redis before it is sent (``review_claims``), so
+another decision asked before the ledger applied the first (the other one, or the same
+one from someone else or with another reason) is a 409 naming the one that stands, never
+a 202 the ledger then ignores; a decision the broker did not take (503) is released.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from afflux.payouts import reviews
 from afflux.payouts.deps import ClockDep, DirectoryDep, PrincipalDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
+from afflux.payouts.review_claims import Claim, claim_decision, release_decision
 from afflux.payouts.reviews import Entry
 from afflux.shared.core import access
 from afflux.shared.core.access import Principal
@@ -155,15 +158,15 @@ async def decide(
     producer = getattr(state, "producer", None)  # after the checks: they need no broker
     if producer is None:
         raise Problem(503, None, "starting")
-    taken = await reviews.claim_decision(store, found, decision)
-    if taken != decision:  # decided meanwhile, and the ledger has not applied it yet
-        was = reviews.DECLINED if taken == "decline" else reviews.APPROVED
-        raise Problem(409, "conversion_id", f"already_decided: {conversion_id} was {was}")
+    asked = Claim(decision, reason, event.decided_by, secrets.token_hex(8))
+    taken = await claim_decision(store, found, asked)
+    if taken != asked and not taken.answers(asked):  # decided meanwhile, not yet applied
+        raise Problem(409, "conversion_id", _already_decided(conversion_id, taken))
     try:
         sent = await producer.send(REVIEWS.name, encode(event), key=found.order_id.encode())
     except Exception as exc:  # never handed over: nothing can be on the topic
         with contextlib.suppress(Exception):  # so the retry may be either decision again
-            await reviews.release_decision(store, conversion_id, decision)
+            await release_decision(store, conversion_id, asked)
         raise Problem(503, None, f"the broker did not take the decision: {exc}") from None
     try:
         await sent
@@ -179,6 +182,13 @@ async def decide(
             " would be by the ledger)",
         ) from None
     return event
+
+
+def _already_decided(conversion_id: str, taken: Claim) -> str:
+    was = reviews.DECLINED if taken.decision == "decline" else reviews.APPROVED
+    by = f" by {taken.decided_by}" if taken.decided_by else ""
+    why = f" ({taken.reason!r})" if taken.reason else ""
+    return f"already_decided: {conversion_id} was {was}{by}{why}"
 
 
 def _may_review(principal: Principal, directory: CampaignDirectory, found: Entry) -> bool:

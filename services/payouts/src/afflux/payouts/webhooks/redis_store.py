@@ -374,8 +374,9 @@ class WebhookStore:
                 keys = [JOBS, DUE, owner_queue_key(owner_queue), OWNERS]
                 pipe.eval(_FORGET, len(keys), *keys, owner_queue, *waiting)
         pipe.delete(queue_key(endpoint_id), dead_key(endpoint_id))
-        await pipe.execute()
-        return True
+        removed = await pipe.execute()
+        # The HDEL's count, not the read above: of removals at once, one removed it.
+        return bool(removed[0])
 
     async def _jobs(self, webhook_ids: Sequence[str]) -> list[bytes | None]:
         if not webhook_ids:
