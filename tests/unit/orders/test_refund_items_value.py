@@ -73,7 +73,6 @@ def test_a_whole_refund_naming_only_some_items_is_refused_naming_items() -> None
     [
         refund(2000, {"sku": "shoe", "quantity": 1}),  # one shoe, exactly
         refund(2600, {"sku": "shoe", "quantity": 1}, {"sku": "card", "amount_minor": 600}),
-        refund(4000, {"sku": "shoe", "quantity": 5}),  # more than ordered: the item, capped
         refund(500, {"sku": "shoe", "amount_minor": 500}),  # a partial refund of an item
         refund(5000, {"sku": "shoe", "quantity": 2}, {"sku": "card", "quantity": 1}),
     ],
@@ -98,9 +97,15 @@ def test_shipping_refunded_beside_the_items_named_passes_up_to_the_orders_part()
          "items.1.sku", "the order has no sku 'sh0e' (its skus: 'card', 'shoe')"),
         ((), [{"sku": "x", "quantity": 1}],
          "items.0.sku", "the order has no sku 'x' (its skus: none)"),
+        # more units than ordered: taken as the whole item, the mistake never named
+        (ORDER, [{"sku": "shoe", "quantity": 3}],
+         "items.0.quantity", "the order has 2 of sku 'shoe'; this refund names 3"),
+        (ORDER, [{"sku": "card", "amount_minor": 10}, {"sku": "shoe", "quantity": 1},
+                 {"sku": "shoe", "quantity": 2}],
+         "items.2.quantity", "the order has 2 of sku 'shoe'; this refund names 3"),
     ],
 )  # fmt: skip
-def test_a_refund_naming_a_sku_the_order_does_not_have_is_refused_naming_it(
+def test_a_refund_naming_what_the_order_does_not_have_is_refused_naming_it(
     order: tuple[OrderItem, ...], named: list[dict[str, Any]], field: str, says: str
 ) -> None:
     with pytest.raises(Rejected) as refused:

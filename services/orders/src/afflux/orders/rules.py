@@ -484,14 +484,27 @@ def check_refund_items_value(
     A sku the order does not have (a typo), or any item of an order that lists none, is
     refused naming it: the ledger would price such a refund pro rata on its amount, and
     the merchant would not learn that what it named was not what was taken back."""
-    skus = {item.sku for item in order_items}
+    units_of: dict[str, int] = {}
+    for item in order_items:
+        units_of[item.sku] = units_of.get(item.sku, 0) + item.quantity
+    named_units: dict[str, int] = {}
     for at, row in enumerate(refund.items):
-        if row.sku not in skus:
-            listed = ", ".join(repr(sku) for sku in sorted(skus)[:20]) or "none"
+        if row.sku not in units_of:
+            listed = ", ".join(repr(sku) for sku in sorted(units_of)[:20]) or "none"
             raise Rejected(
                 422,
                 f"items.{at}.sku",
                 f"the order has no sku {row.sku!r} (its skus: {listed})",
+            )
+        # More units than the order has cannot be refunded: the ledger would take the
+        # whole item and say nothing of the rest.
+        named_units[row.sku] = named_units.get(row.sku, 0) + (row.quantity or 0)
+        if named_units[row.sku] > units_of[row.sku]:
+            raise Rejected(
+                422,
+                f"items.{at}.quantity",
+                f"the order has {units_of[row.sku]} of sku {row.sku!r}; this refund names"
+                f" {named_units[row.sku]}",
             )
     rows = [(item.sku, item.category, item.quantity, item.price_minor) for item in order_items]
     named = [(row.sku, row.quantity, row.amount_minor) for row in refund.items]
