@@ -65,6 +65,12 @@ class CommonSettings(BaseSettings):
     http_max_connections: int = Field(
         1_000, ge=1, description="open connections per process; one more is answered 503"
     )
+    http_max_connections_per_address: int = Field(
+        100,
+        ge=1,
+        description="open connections per client address (IPv6: per /64) and process, a"
+        " trusted proxy's not counted; one more is answered 503",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
@@ -10,6 +11,7 @@ from afflux.clicks.server import serve
 from afflux.clicks.settings import ClicksSettings
 from afflux.clicks.wal import WalBusy
 from afflux.shared.io.http.run import run_service
+from afflux.shared.io.http_limits import HttpLimits
 
 NAME = "afflux clicks"
 
@@ -21,6 +23,13 @@ def wal_refused(settings: ClicksSettings) -> str | None:
     except (WalBusy, OSError) as exc:
         return f"{NAME}: cannot use the click log: {exc}"
     return None
+
+
+def http_limits(settings: ClicksSettings) -> HttpLimits:
+    """The shared limits, the redirect's own trusted proxies exempt from the per-address
+    connection bound like every service's (each carries many visitors' clicks)."""
+    limits = HttpLimits.from_settings(settings)
+    return dataclasses.replace(limits, trusted_proxies=settings.trusted_networks())
 
 
 def main() -> int:
@@ -35,6 +44,7 @@ def main() -> int:
         # reconnect attempt.
         quiet={"aiokafka": logging.CRITICAL},
         serve_with=serve,
+        limits=http_limits,
     )
 
 

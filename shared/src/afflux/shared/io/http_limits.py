@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from afflux.shared.core.proxies import Network
 from afflux.shared.settings import CommonSettings
 
 
@@ -23,6 +24,9 @@ class HttpLimits:
     keep_alive_seconds: int = 5
     # open connections per process; one more is answered 503 and closed
     max_connections: int = 1000
+    # open connections per client address (IPv6: per /64), trusted proxies not counted
+    max_connections_per_address: int = 100
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> HttpLimits:
@@ -33,4 +37,6 @@ class HttpLimits:
             body_timeout_seconds=settings.http_body_timeout_seconds,
             keep_alive_seconds=settings.http_keep_alive_seconds,
             max_connections=settings.http_max_connections,
+            max_connections_per_address=settings.http_max_connections_per_address,
+            trusted_proxies=settings.trusted_proxy_networks(),
         )

@@ -12,7 +12,10 @@ and a client sending one byte a second held its connection for ever. Here:
 * the head must arrive within ``header_timeout_seconds`` of the connection (or
   of the request's first byte on a reused connection) and the body within
   ``body_timeout_seconds`` of the head, else 408 and close;
-* past ``max_connections`` open connections, a new one is answered 503 and closed;
+* past ``max_connections`` open connections, a new one is answered 503 and closed, and
+  past ``max_connections_per_address`` from one client address (an IPv6 client's /64;
+  a trusted proxy's and this host's connections not counted) too: 1,010 connections trickling heads
+  from one address held the cap, and 139 of 145 probes from others got the 503;
 * a chunked body's trailer lines count against the header limit (431) and are
   dropped: uvicorn appended each to the request's headers, so one connection sending
   trailers for the body's 30 s grew a process by over a gigabyte;
@@ -34,11 +37,13 @@ common small request costs no timer at all.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Any, ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from afflux.shared.core.proxies import Network
 from afflux.shared.io.http_limits import HttpLimits
 
 REASONS = {
@@ -67,6 +72,8 @@ class _Refused(Exception):
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     limits: ClassVar[HttpLimits] = HttpLimits()
+    # Open connections per client address, of the server this class serves.
+    by_address: ClassVar[dict[str, int]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,16 +89,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._hosts = 0
         self._unread: asyncio.TimerHandle | None = None  # an answer waiting to be read
         self._answering: Any = None  # the request whose answer is being written
+        self._address: str | None = None  # counted in ``by_address``
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             self._refuse(503)
             return
+        address = _address_of(transport, self.limits.trusted_proxies)
+        if address is not None:
+            open_now = self.by_address.get(address, 0)
+            if open_now >= self.limits.max_connections_per_address:
+                self._refuse(503)
+                return
+            self.by_address[address] = open_now + 1
+            self._address = address
         self._arm(self.limits.header_timeout_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._address is not None:
+            left = self.by_address.pop(self._address, 1) - 1
+            if left > 0:
+                self.by_address[self._address] = left
+            self._address = None
         # uvicorn marks only the newest request disconnected; with requests pipelined the
         # one being answered is an earlier one, whose next write then raised on the
         # closed transport (a traceback per request a client cut off).
@@ -302,6 +323,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return cycle is None or cycle.response_complete
 
 
+def _address_of(transport: asyncio.Transport, trusted: tuple[Network, ...]) -> str | None:
+    """The client address a connection counts against (an IPv6 address's /64: one host
+    picks a new address in it at will); None for no IP peer, a trusted proxy, or this
+    host (a proxy in front of the service, or its operator)."""
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, tuple) or not peer:
+        return None
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 client on a dual-stack socket
+    if address.is_loopback or any(address in network for network in trusted):
+        return None
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def _head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
     """Bytes of the head as written canonically: ``GET /x HTTP/1.1``, ``Name: value``, CRLFs."""
     return len(method) + len(url) + 14 + sum(len(name) + len(value) + 4 for name, value in headers)
@@ -309,7 +350,11 @@ def _head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) ->
 
 def limited_protocol(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:
     """The protocol class for uvicorn's ``http=`` with these limits."""
-    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
+    return type(
+        "LimitedHttpToolsProtocol",
+        (LimitedHttpToolsProtocol,),
+        {"limits": limits, "by_address": {}},
+    )
 
 
 def uvicorn_limits(limits: HttpLimits) -> dict[str, Any]:
