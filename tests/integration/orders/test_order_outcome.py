@@ -24,6 +24,7 @@ from afflux.shared.events import (
     ConversionReversed,
     DeadLetter,
     Envelope,
+    OrderPlaced,
     OrderRefunded,
     OrderUnattributed,
 )
@@ -387,3 +388,46 @@ async def test_an_event_the_index_cannot_store_is_dead_lettered_and_later_orders
     assert found.source_topic == CONVERSIONS.name
     assert "occurred_at" in found.reason, found.reason
     assert found.error_class == "ValidationError"
+
+
+async def test_an_order_past_the_apis_bounds_written_to_the_topic_is_dead_lettered_not_kept(
+    client: httpx.AsyncClient, api: Any, campaigns: Any, infra: Any, topics: Any
+) -> None:
+    """The worker refuses such an order; the index kept its 300 KB customer id for the
+    400 days of its retention, answering it as received."""
+    shop = campaigns.shop.campaign_id
+    oversized = OrderPlaced(
+        event_id=new_id("order-ev"),
+        occurred_at=int(time.time() * 1000),
+        order_id=new_id("huge"),
+        campaign_id=shop,
+        merchant_id="merchant-a",
+        kind="sale",
+        amount_minor=4_999,
+        currency="EUR",
+        customer_id="c" * 300_000,
+    )
+    await produce(infra.kafka_bootstrap, [on(ORDERS.name, oversized)])
+    order_id = new_id("o")
+    await place_order(api, shop, order_id)
+
+    async def visible() -> bool:
+        return (await get_outcome(client, order_id)).status_code == 200
+
+    await until(visible, "an order after the oversized one")
+
+    async def letter() -> DeadLetter | None:
+        await topics.settle()
+        for _, value in topics.records.get("afflux.dlq", []):
+            for event in decode_record(value):
+                if (
+                    isinstance(event, DeadLetter)
+                    and event.consumer == GROUP
+                    and event.key == oversized.order_id
+                ):
+                    return event
+        return None
+
+    found = await until(letter, "the oversized order's dead letter")
+    assert "customer_id" in found.reason, found.reason
+    assert (await get_outcome(client, oversized.order_id)).status_code == 404

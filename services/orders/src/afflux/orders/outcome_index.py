@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
 from afflux.orders.insights import InsightStore
+from afflux.shared.core.products import order_bounds_problem
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
@@ -328,6 +329,15 @@ class OutcomeConsumer:
                 reason = f"unexpected event type {type(event).__name__} on {record.topic}"
                 await self._dead_letter(record, reason, "Rejected", at)
                 continue
+            if isinstance(event, OrderPlaced):
+                # An order past the orders API's bounds, written around it: the worker
+                # refuses it, and kept here it would hold up to a megabyte for 400 days.
+                bounds = order_bounds_problem(
+                    event.action, event.coupon_code, event.customer_id, len(event.items)
+                )
+                if bounds:
+                    await self._dead_letter(record, bounds, "Rejected", at)
+                    continue
             out.append((record, at, event))
             self.metrics.events.labels(record.topic).inc()
         return out
