@@ -68,7 +68,7 @@ def test_three_sales_accrue_the_third_at_the_tier_and_reach_the_milestone() -> N
             "order-3",
             3000,
             day(34),
-            "sale: 10% of 30000 (tier from net sale 3 (this is net sale 3))",
+            "sale: 10% of 30000 (tier from net sale 3)",
         ),
         ("bonus", None, 700, day(34), "milestone bonus at 3 net sales"),
     ]
@@ -113,3 +113,19 @@ def test_a_refund_after_approval_and_the_periods_end_is_a_clawback_that_keeps_ra
     assert [row(p) for p in after] == [
         ("clawback", "order-1", -500, day(40), "clawback: refund of 10000 after approval")
     ]
+
+
+def test_a_tiered_sales_words_stay_true_when_an_earlier_refund_moves_its_rank() -> None:
+    """A fourth sale at the tier becomes the third once the first is refunded: the pay is
+    the same, so no posting is written, and the words of the one that paid it (what the
+    creator reads) must not name the rank it had: "(this is net sale 4)" went stale."""
+    state, _ = three_sales()
+    fourth = state.step(StepInput(conversions=(sale(4, 5, 10_000),))).postings
+    assert [row(p) for p in fourth] == [
+        ("accrual", "order-4", 1000, day(35), "sale: 10% of 10000 (tier from net sale 3)")
+    ]
+
+    after = state.step(StepInput(refunds=(refund_of_order_1(6),))).postings
+
+    assert [p for p in after if p.order_id == "order-4"] == []  # its pay did not change
+    assert state.lines[fourth[0].line_id].rule == fourth[0].rule

@@ -397,9 +397,9 @@ def test_a_sale_priced_per_item_names_only_the_part_that_changes() -> None:
         # Per item, the tier's part changed: its reason was read across the parts before.
         (
             "sale: 15% of 3123 (sku S-1), 10% of 3905 (category shoes), 10% of 1563 (tier from"
-            " net sale 20 (this is net sale 20))",
+            " net sale 20)",
             "sale: 15% of 3123 (sku S-1), 10% of 3905 (category shoes), 20% of 1563 (tier from"
-            " net sale 20 (this is net sale 20))",
+            " net sale 20)",
             "tier from net sale 20 rate 10% -> 20%",
         ),
         # The same parts in another order: only the one that changed.

@@ -100,5 +100,8 @@ def sale_rate(plan: CommissionPlan, new_customer: bool, rank: int | None) -> tup
             if candidate.from_sales <= rank:
                 tier = candidate
     if tier is not None:
-        return tier.rate, f"tier from net sale {tier.from_sales} (this is net sale {rank})"
+        # Not the sale's own rank: the words are a posting's, written only when the pay
+        # changes, and "(this is net sale 4)" went stale when an earlier sale's refund made
+        # it the third with the rate unchanged.
+        return tier.rate, f"tier from net sale {tier.from_sales}"
     return plan.sale.rate, "base rate"
