@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         done = asyncio.run(clear_state(settings.kafka_bootstrap, group))
     except GroupStillActive as exc:
-        print(f"afflux attribution rebuild: {exc}; nothing was deleted")
+        print(f"afflux attribution rebuild: {exc}; nothing was deleted", file=sys.stderr)
         return 1
     print(
         f"afflux attribution rebuild: deleted the consumer group {group}"

@@ -54,6 +54,13 @@ async def clear_state(bootstrap: str, group: str) -> Rebuilt:
     await admin.start()
     try:
         coordinator = await retrying(lambda: admin.find_coordinator(group))
+        # Asked first: the embedded broker deletes a group that has members (DeleteGroups
+        # answers 0, not NON_EMPTY_GROUP), and a running worker then lost its changelogs.
+        members = await _members(admin, group, coordinator)
+        if members:
+            raise GroupStillActive(
+                f"consumer group {group} still has members ({members}): stop every worker"
+            )
         response = await send_admin_request(admin, DeleteGroupsRequest([group]), coordinator)
         [(_, code)] = [(name, code) for name, code in response.results if name == group]
         if code == NON_EMPTY_GROUP:
@@ -77,6 +84,18 @@ async def clear_state(bootstrap: str, group: str) -> Rebuilt:
     finally:
         await producer.stop()
     return Rebuilt(doomed, code == 0, epoch)
+
+
+async def _members(admin: AIOKafkaAdminClient, group: str, coordinator: int) -> int:
+    """How many members the group has now (0 for no such group)."""
+    described = await admin.describe_consumer_groups([group], group_coordinator_id=coordinator)
+    count = 0
+    for response in described:
+        for found in response.groups:
+            error_code, group_id, members = found[0], found[1], found[5]
+            if group_id == group and error_code == 0:
+                count += len(members)
+    return count
 
 
 async def read_epoch(bootstrap: str, group: str, timeout_s: float = 30.0) -> str:
