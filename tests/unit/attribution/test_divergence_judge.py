@@ -20,6 +20,7 @@ class Case:
     recorded: Position | None  # offset of the last record consumed, its fingerprint
     record: str | None  # fingerprint of the record the log holds at that offset
     says: str  # '' when the partition matches
+    start: int | None = None  # where the log was read from when the record was not there
 
 
 CASES = [
@@ -32,6 +33,13 @@ CASES = [
     Case(0, None, (9, SAME), None, "built up to offset 9, beyond the log end 0"),  # recreated
     Case(20, 10, (9, SAME), "other", "record at offset 9 is not the one"),  # refilled
     Case(20, 10, (9, SAME), None, "record at offset 9 is not the one"),  # below the log start
+    # Retention took consumed records only: the log starts at the next offset to read, or
+    # is empty up to its end there (a quiet partition restarted after its retention).
+    Case(20, 10, (9, SAME), None, "", start=10),
+    Case(10, 10, (9, SAME), None, "", start=10),
+    # Retention took records never read: they are named as lost, not as a recreated log.
+    Case(20, 10, (9, SAME), None, "the log now starts at offset 12", start=12),
+    Case(30, None, (9, SAME), None, "after the next offset to read 10", start=30),
 ]
 
 
@@ -39,7 +47,7 @@ CASES = [
 def test_an_input_partition_diverges_only_when_the_log_no_longer_holds_the_state(
     case: Case,
 ) -> None:
-    said = judge(case.high, case.committed, case.recorded, case.record)
+    said = judge(case.high, case.committed, case.recorded, case.record, case.start)
     if case.says:
         assert case.says in said
     else:

@@ -50,6 +50,10 @@ CASES = [
     Case("log starts past the stored offset", 30, APPLIED, Look(45, Fingerprint(31, 5, "x")), True),
     # the log holds nothing at or after the applied offset, yet its end is not below
     Case("no record at the applied offset", 30, APPLIED, Look(30, None), True),
+    # retention emptied the log up to its end, which is the stored offset: nothing lost
+    Case("emptied log starting at the stored offset", 30, APPLIED, Look(30, None, 30), False),
+    # retention emptied the log past the stored offset: unread records are gone
+    Case("emptied log starting past the stored offset", 30, APPLIED, Look(45, None, 45), True),
 ]
 
 

@@ -71,7 +71,9 @@ async def check_inputs(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
-        auto_offset_reset="latest",  # past the end: only the high watermark matters
+        # An offset no longer in the log (retention, or a shorter recreated log) reads on
+        # from the log's start: where it starts tells retention from a recreated topic.
+        auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
@@ -84,17 +86,24 @@ async def check_inputs(
         await stop_consumer(consumer)
     problems: dict[TopicPartition, str] = {}
     for tp in tps:
-        high, record = found[tp]
-        problem = judge(high, committed.get(tp), recorded.get(tp), record)
+        high, record, start = found[tp]
+        problem = judge(high, committed.get(tp), recorded.get(tp), record, start)
         if problem:
             problems[tp] = f"{tp.topic}[{tp.partition}]: {problem}"
     return problems
 
 
-def judge(high: int, committed: int | None, recorded: Position | None, record: str | None) -> str:
+def judge(
+    high: int,
+    committed: int | None,
+    recorded: Position | None,
+    record: str | None,
+    start: int | None = None,
+) -> str:
     """Why an input partition no longer matches the state ('' when it does): ``high`` is
     the log end, ``record`` the fingerprint of the record at the recorded offset (None:
-    not in the log)."""
+    not in the log), ``start`` where the log was read from when that record was not
+    there (None: not known)."""
     if committed is not None and committed > high:
         return (
             f"the committed offset {committed} is beyond the log end {high}"
@@ -108,6 +117,17 @@ def judge(high: int, committed: int | None, recorded: Position | None, record: s
             f"the state was built up to offset {offset}, beyond the log end {high}"
             " (the topic was recreated or lost records)"
         )
+    if record is None and start is not None and start > offset:
+        # Retention (or DeleteRecords) took the record: the log starts after it. Only what
+        # was never read matters; the state holds what the consumed records made of it.
+        unread = committed if committed is not None else offset + 1
+        if start > unread:
+            return (
+                f"the log now starts at offset {start}, after the next offset to read"
+                f" {unread}: records never read were deleted (retention or DeleteRecords);"
+                " their events are lost to this state"
+            )
+        return ""
     if record != expected:
         return (
             f"the record at offset {offset} is not the one the state was built from"
@@ -120,15 +140,19 @@ async def _highs_and_records(
     consumer: AIOKafkaConsumer,
     tps: list[TopicPartition],
     recorded: Mapping[TopicPartition, Position],
-) -> dict[TopicPartition, tuple[int, str | None]]:
-    """Each partition's fetch high watermark and the fingerprint of the record at its
-    recorded offset (None: not there)."""
+) -> dict[TopicPartition, tuple[int, str | None, int | None]]:
+    """Each partition's fetch high watermark, the fingerprint of the record at its
+    recorded offset (None: not there) and, when it was not there, the offset the log was
+    read from (its start, past the recorded offset when retention took it)."""
     prints: dict[TopicPartition, str | None] = {}
+    first: dict[TopicPartition, int] = {}  # the first offset read of each partition
+    starts: dict[TopicPartition, int] = {}
     idle = 0
     while True:
         batch = await consumer.getmany(*tps, timeout_ms=100, max_records=1)
         for tp, records in batch.items():
             for r in records:
+                first.setdefault(tp, r.offset)
                 if tp in recorded and tp not in prints and r.offset == recorded[tp][0]:
                     prints[tp] = fingerprint(r.key, r.value, r.timestamp)
         highs = {tp: consumer.highwater(tp) for tp in tps}
@@ -139,10 +163,12 @@ async def _highs_and_records(
                 if tp in recorded and tp not in prints and recorded[tp][0] < (highs[tp] or 0)
             ]
             for tp in waiting:
-                if await consumer.position(tp) > recorded[tp][0]:
+                position = await consumer.position(tp)
+                if position > recorded[tp][0]:
                     prints[tp] = None  # read past it without meeting it: not in the log
+                    starts[tp] = first.get(tp, position)
             if all(tp in prints for tp in waiting):
-                return {tp: (highs[tp] or 0, prints.get(tp)) for tp in tps}
+                return {tp: (highs[tp] or 0, prints.get(tp), starts.get(tp)) for tp in tps}
         idle = 0 if batch else idle + 1
         if idle > IDLE_POLLS:
             raise TimeoutError(f"input partitions {tps} did not answer")

@@ -98,6 +98,9 @@ class Look:
 
     log_end: int
     record: Fingerprint | None
+    # With no record at or after the offset looked at: where the log now starts (the
+    # probe's position once reset to the earliest offset); None when not known.
+    start: int | None = None
 
 
 def judge(stored_offset: int | None, last: Fingerprint | None, look: Look) -> str | None:
@@ -114,6 +117,11 @@ def judge(stored_offset: int | None, last: Fingerprint | None, look: Look) -> st
         return None
     record = look.record
     if record is None:
+        if look.start is not None and look.start > last.offset:
+            # Retention (or DeleteRecords) emptied the log past what the ledger applied.
+            if look.start > stored_offset:
+                return f"the log now starts at offset {look.start}, after the stored offset"
+            return None  # only applied records went: nothing unread is missing
         return f"no record at offset {last.offset}, which the ledger applied"
     if record.offset == last.offset:
         if record != last:
@@ -179,6 +187,13 @@ class LogProbe:
                     continue
                 if at is None or tp in found or end <= at:
                     looks[tp] = Look(end, found.get(tp) if at is not None else None)
+                    continue
+                # The offset is gone and the log empty from its new start to its end (the
+                # fetch was reset to the earliest offset): no record will come. Without
+                # this the check waited for one for ever, the ledger healthy meanwhile.
+                start = await probe.position(tp)
+                if start >= end and start > at:
+                    looks[tp] = Look(end, None, start)
             await asyncio.sleep(0)
         probe.unsubscribe()
         return looks
