@@ -19,13 +19,13 @@ and a client sending one byte a second held its connection for ever. Here:
 * a chunked body's trailer lines count against the header limit (431) and are
   dropped: uvicorn appended each to the request's headers, so one connection sending
   trailers for the body's 30 s grew a process by over a gigabyte;
-* at most ``MAX_PIPELINED`` requests wait behind the one being answered; one more
-  closes the connection: uvicorn queued every request of a read (7,710 from 256 KiB
-  of ``GET /healthz``), 17 MB a connection;
-* an answer the client does not read for ``body_timeout_seconds`` (the transport's
-  buffer full all that time) closes the connection: a client pipelining requests and
-  reading no answer held its connection for ever, no timer running while an answer
-  waited to be written;
+* at most ``MAX_PIPELINED`` requests wait behind the one being answered; past them the
+  connection closes once those are answered, the rest unread: uvicorn queued every
+  request of a read (7,710 from 256 KiB of ``GET /healthz``), 17 MB a connection;
+* an answer the client reads nothing of for ``body_timeout_seconds`` (the transport's
+  buffer full, and nothing it or the kernel queued taken, all that time) closes the
+  connection: a client pipelining requests and reading no answer held its connection
+  for ever, no timer running while an answer waited to be written;
 * a second ``Host`` header is a 400 (RFC 9112 §3.2);
 * no WebSocket upgrade (``ws="none"``): no route takes one, and an upgraded
   connection left the connection count.
@@ -37,7 +37,11 @@ common small request costs no timer at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import ipaddress
+import sys
+import termios
 from typing import Any, ClassVar
 
 import httptools
@@ -64,6 +68,7 @@ BODY = 2  # headers done, body arriving
 # Requests a connection may have waiting behind the one being answered. A browser does
 # not pipeline; a client that does waits for answers long before this many.
 MAX_PIPELINED = 32
+PIPELINE_FULL = -1  # the refusal past it: the queued requests are answered, then the close
 
 
 class _Refused(Exception):
@@ -128,9 +133,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._unread is None:
-            self._unread = self.loop.call_later(
-                self.limits.body_timeout_seconds, self._answers_unread
-            )
+            self._watch_unread()
+
+    def _watch_unread(self) -> None:
+        self._unread = self.loop.call_later(
+            self.limits.body_timeout_seconds, self._answers_unread, self._unsent()
+        )
+
+    def _unsent(self) -> int:
+        """Bytes written and not yet taken by the client: the transport's buffer and the
+        kernel's send queue, which holds megabytes on its own (a slow reader drains it
+        long before the transport's buffer moves)."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+                unsent += int.from_bytes(queued, sys.byteorder, signed=True)
+        return unsent
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -138,9 +158,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._unread.cancel()
             self._unread = None
 
-    def _answers_unread(self) -> None:
-        # The buffer never drained: close() would wait for it for ever. The requests
-        # queued behind the answer never start (``connection_lost`` ends that one).
+    def _answers_unread(self, unsent: int) -> None:
+        # A client reading slowly drains what is queued for it, if not below the
+        # transport's low mark (a large answer is written in one piece): it is given the
+        # time again.
+        if self._unsent() < unsent:
+            self._watch_unread()
+            return
+        # Nothing was read: close() would wait for it for ever. The requests queued
+        # behind the answer never start (``connection_lost`` ends that one).
         self._unread = None
         self.pipeline.clear()
         self.transport.abort()
@@ -158,6 +184,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
+            if self._refusal == PIPELINE_FULL:
+                # The requests already queued are answered; the connection closes after
+                # the last of them, and nothing more it sends is read.
+                self._disarm()
+                if self.cycle is not None:
+                    self.cycle.keep_alive = False
+                return
             if self._refusal:
                 self._refuse(self._refusal)
                 return
@@ -196,6 +229,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         ):
             # Bytes that begin no request (blank lines) must not keep a connection forever.
             self._arm(self.limits.header_timeout_seconds)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn logged two warnings for every request with an Upgrade header (one naming
+        # a missing WebSocket library): a log any client could flood. No route takes one;
+        # the request is served as plain HTTP.
+        self.logger.debug("Upgrade header ignored: no route takes an upgrade")
 
     def _bad_request(self) -> None:
         self._refusal = 400  # the parser cannot go on; later reads are dropped
@@ -243,7 +282,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                     self._stop(413)
                 break
         if len(self.pipeline) >= MAX_PIPELINED:
-            self._stop(503)  # answers are in flight: the connection is closed unanswered
+            self._stop(PIPELINE_FULL)
         self._phase = BODY
         super().on_headers_complete()
 
