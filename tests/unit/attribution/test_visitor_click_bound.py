@@ -124,3 +124,19 @@ def test_the_snapshot_of_a_visitor_past_the_bound_stays_the_bounds_size() -> Non
         join.click("v", click(n, flagged=True), 0, terms)
 
     assert len(encode_state(join.keys["v"])) == at_bound
+
+
+def test_a_state_held_past_the_bound_shrinks_to_it_at_its_next_click() -> None:
+    """Written before the bound, or under a larger one: given up one click per new one,
+    it stayed at its size and every batch encoded all of it."""
+    join = JoinPartition(clicks_per_visitor=50)
+    for n in range(50):
+        join.click("v", click(n, flagged=True), 0, terms)
+    join.clicks_per_visitor = BOUND  # the worker restarted with a lower bound
+
+    result = join.click("v", click(50, "bob"), 0, terms)
+
+    assert result.dropped == 50 + 1 - BOUND
+    held = join.keys["v"].clicks
+    assert len(held) == BOUND
+    assert click(50, "bob").click_id in held

@@ -286,12 +286,15 @@ class JoinPartition:
         if click.occurred_at > self.watermark:
             self.watermark = click.occurred_at
         if len(state.clicks) > self.clicks_per_visitor:
-            given_up = _give_up_one(state.clicks)
-            if given_up is touch:
-                return LateClick(dropped=1)
-            if not state.decided or touch.flagged:
-                return LateClick(dropped=1)
-            late = LateClick(dropped=1)
+            # Down to the bound, not one below what it held: a state written before the
+            # bound, or under a larger one, shrinks at its next click.
+            dropped, kept = 0, True
+            while len(state.clicks) > self.clicks_per_visitor:
+                kept = kept and _give_up_one(state.clicks) is not touch
+                dropped += 1
+            if not kept or not state.decided or touch.flagged:
+                return LateClick(dropped=dropped)
+            late = LateClick(dropped=dropped)
         elif not state.decided or touch.flagged:
             return NOTHING_LATE  # a flagged click can never win
         else:
