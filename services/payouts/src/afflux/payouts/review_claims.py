@@ -12,7 +12,9 @@ or decline, the reason, who) and a token of the request that made it:
 - the same request again (a retry after a 503) takes the claim as its own and is sent
   again: the same event, which the ledger keeps once;
 - a decision the broker never took is released only by the request that claimed it
-  (compare-and-delete), so a failed copy never frees a claim another request sent.
+  (compare-and-delete), so a failed copy never frees a claim another request sent; and
+  once a copy matched it (it is about to be sent too) by no request at all: the first
+  request's send failing says nothing of the copy's.
 
 A claim from before reasons were kept holds only the decision: any request for that
 decision matches it. The claim expires with the review entry."""
@@ -34,6 +36,15 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# A copy of the decision is about to be sent too: the claim is no longer one request's to
+# release (its send failing says nothing of the copy's, which may be on the topic).
+_SHARE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+end
+return 0
+"""
+SHARED = "shared"  # the token of a claim sent by more than one request
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,13 @@ async def claim_decision(store: LedgerStore, found: Entry, asked: Claim) -> Clai
         pipe.set(key, asked.encode(), nx=True, px=found.kept_ms)
         pipe.get(key)
         _, taken = await pipe.execute()
-    return Claim.decode(taken) if taken is not None else asked
+    if taken is None:
+        return asked
+    claim = Claim.decode(taken)
+    if claim != asked and claim.answers(asked) and claim.token not in ("", SHARED):
+        shared = Claim(claim.decision, claim.reason, claim.decided_by, SHARED)
+        await store.redis.eval(_SHARE, 1, key, taken, shared.encode())  # type: ignore[no-untyped-call]
+    return claim
 
 
 async def release_decision(store: LedgerStore, conversion_id: str, claim: Claim) -> None:
