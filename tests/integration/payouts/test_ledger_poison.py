@@ -17,9 +17,10 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from ledger_stack import renewal_of
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from afflux.cli.scenario_checks import read_topic
-from afflux.payouts.consumer import STALL_S, LedgerConsumer
+from afflux.payouts.consumer import STALL_S, WRITES_FAILING_S, LedgerConsumer
 from afflux.payouts.keys import Keys
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
@@ -550,6 +551,49 @@ def test_a_consume_loop_that_has_not_turned_for_two_minutes_is_reported_stalled(
     (problem,) = stalled
     assert problem.startswith("stalled: no batch finished for 12")
     assert rebuilding == ["the ledger is being rebuilt: nothing is consumed"]  # said once
+
+
+def test_ledger_writes_redis_keeps_refusing_are_reported_after_ten_seconds(
+    infra: Any,
+) -> None:
+    """A Redis out of memory refused every batch (each retried from the stored offsets)
+    while /healthz answered ok and afflux_ledger_ready stayed 1."""
+
+    async def scenario() -> tuple[list[str], list[str], list[str], float]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        metrics = PayoutsMetrics()
+        consumer = LedgerConsumer(
+            bootstrap=infra.kafka_bootstrap,
+            group_id=f"g-{uuid.uuid4().hex[:8]}",
+            instance_id=None,
+            store=LedgerStore(redis, Keys("afx:test:oom:")),
+            directory=_directory("c"),
+            producer=new_producer(infra.kafka_bootstrap),
+            metrics=metrics,
+        )
+        oom = ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+        try:
+            consumer.ready.set()
+            await consumer._resume_from_stored(oom)
+            just_failed = consumer.health()
+            assert consumer.failing_since is not None
+            consumer.failing_since -= WRITES_FAILING_S + 1
+            failing = consumer.health()
+            consumer.failing_since = None  # a batch went through
+            recovered = consumer.health()
+        finally:
+            await redis.aclose()  # type: ignore[attr-defined]
+        counted = metrics.registry.get_sample_value("afflux_ledger_write_failures_total")
+        return just_failed, failing, recovered, counted or 0.0
+
+    just_failed, failing, recovered, counted = asyncio.run(scenario())
+
+    assert just_failed == []  # one refused write is retried, not yet a problem
+    (problem,) = failing
+    assert problem.startswith("ledger writes failing for 1")
+    assert "ResponseError: OOM command not allowed" in problem
+    assert recovered == []
+    assert counted == 1
 
 
 def test_a_reversal_written_again_under_its_id_with_other_facts_is_refused(

@@ -131,6 +131,9 @@ LAG_INTERVAL_S = 0.5
 # A turn of the consume loop takes a poll of 200 ms and one batch; one that has not
 # ended for this long is waiting on something that is not coming (/healthz says so).
 STALL_S = 120.0
+# Writes refused or unanswered this long in a row make /healthz say so: a Redis out of
+# memory refused every batch while /healthz answered ok for half an hour.
+WRITES_FAILING_S = 10.0
 
 
 @dataclass
@@ -227,6 +230,8 @@ class LedgerConsumer:
         self.refreezer = Refreezer()
         self.clock_skew_ms = DEFAULT_CLOCK_SKEW_MS
         self._refused_delay_s = REFUSED_FIRST_DELAY_S  # the next pause after refused writes
+        self.failing_since: float | None = None  # first of the failed writes in a row
+        self.failing_reason = ""
         self._replay_ends: asyncio.Task[None] | None = None  # reading them for the mark
         # An event of a campaign or terms version this process has not read yet is asked
         # again once its campaign view caught up, not dead-lettered at once.
@@ -303,6 +308,12 @@ class LedgerConsumer:
             problems.append(
                 f"stalled: no batch finished for {stuck_s:.0f} s (waiting for Redis or the "
                 "broker, or stuck on one record: see the log)"
+            )
+        failing_s = 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
+        if failing_s > WRITES_FAILING_S:
+            problems.append(
+                f"ledger writes failing for {failing_s:.0f} s: {self.failing_reason}; nothing"
+                " new is applied until Redis takes them"
             )
         return problems
 
@@ -612,6 +623,7 @@ class LedgerConsumer:
             return
         self.metrics.applied(applied, [i.occurred_at for i in items], self.clock())
         self._refused_delay_s = REFUSED_FIRST_DELAY_S
+        self.failing_since = None
         await self._stored_and_committed(batch)
 
     async def _stored_and_committed(self, batch: Batch) -> None:
@@ -635,6 +647,10 @@ class LedgerConsumer:
             log.error("ledger write refused, nothing of it written; retrying: %s", exc)
         else:
             log.warning("ledger write failed (%s); resuming from the offsets in Redis", exc)
+        self.metrics.write_failures.inc()
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.failing_reason = f"{type(exc).__name__}: {exc}"[:300]
         if isinstance(exc, ResponseError):
             # Redis answers but refuses these writes (memory, a key of another type): the
             # same batch again, paced, until an operator or Redis clears it.

@@ -56,6 +56,12 @@ class PayoutsMetrics:
             "Offsets found missing from an input log and read past (a broker left a hole)",
             registry=self.registry,
         )
+        self.write_failures = Counter(
+            "afflux_ledger_write_failures_total",
+            "Ledger batches Redis refused or did not answer (each retried from the offsets"
+            " Redis holds): out of memory, a key of another type, Redis away",
+            registry=self.registry,
+        )
         self.applied_batches = Counter(
             "afflux_ledger_batches_total", "Batches applied to the ledger", registry=self.registry
         )
