@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 _LINK = re.compile(r"`([^`<]+?)\s*<([^>]+)>`__?")  # `text <url>`_
@@ -69,3 +70,25 @@ class PlainArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", PlainHelpFormatter)
         super().__init__(*args, **kwargs)
+
+
+def positive_count(text: str, what: str) -> int:
+    """A whole number of at least 1, else an argparse error naming ``what``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} {what}: give 1 or more")
+    return value
+
+
+def counting(what: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a count of ``what`` (1 or more): ``--visitors -5`` started a
+    whole stack and then reported over 0 creators, ``--creators 0`` a traceback."""
+
+    def parse(text: str) -> int:
+        return positive_count(text, what)
+
+    parse.__name__ = what  # argparse names the type in its own messages
+    return parse

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any, cast
 
 
@@ -58,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = CommonSettings()
     url = args.redis_url or settings.redis_url
+    refused = _redis_url_problem(url)
+    if refused:
+        print(f"afflux ledger rebuild: --redis-url: {refused}", file=sys.stderr)
+        return 2
     deleted = asyncio.run(_clear(url, args.kafka_bootstrap or settings.kafka_bootstrap))
     print(
         f"afflux ledger rebuild: deleted {deleted} keys under {PREFIX} "
@@ -66,6 +71,18 @@ def run(args: argparse.Namespace) -> int:
         '/healthz answers 200 and afflux_consumer_lag_messages{service="payouts"} is 0.'
     )
     return 0
+
+
+def _redis_url_problem(url: str) -> str:
+    """Why ``url`` names no Redis ('' when it does): the client raised a traceback."""
+    from afflux.shared.io.redis_client import connect
+
+    try:
+        client = connect(url)
+    except ValueError as exc:
+        return str(exc)
+    del client  # never connected: parsing the URL is all this asked
+    return ""
 
 
 async def _clear(url: str, bootstrap: str) -> int:
@@ -95,7 +112,11 @@ def _compact(args: argparse.Namespace) -> int:
     bootstrap = args.kafka_bootstrap or settings.kafka_bootstrap
     grace = settings.ledger_compact_grace_days if args.grace_days is None else args.grace_days
     if grace < 0:
-        print("afflux ledger compact: --grace-days must be 0 or more")
+        print("afflux ledger compact: --grace-days must be 0 or more", file=sys.stderr)
+        return 2
+    refused = _redis_url_problem(url)
+    if refused:
+        print(f"afflux ledger compact: --redis-url: {refused}", file=sys.stderr)
         return 2
     outcomes = asyncio.run(_compact_all(url, bootstrap, grace, args.campaign, args.dry_run))
     done = before = after = 0

@@ -23,7 +23,7 @@ from afflux.cli import (
 )
 from afflux.cli.brokers import add_broker_option, broker_of
 from afflux.cli.failures import guarded
-from afflux.cli.help_format import PlainArgumentParser
+from afflux.cli.help_format import PlainArgumentParser, counting, positive_count
 from afflux.cli.storage import add_storage_option, storage_of
 
 
@@ -60,8 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         "print each currency's creator ranking read back from the payouts API, and stop.",
     )
     demo.add_argument("--seed", type=int, default=7, help="seed of the simulation (default 7)")
-    demo.add_argument("--creators", type=int, default=50, help="creators (default 50)")
-    demo.add_argument("--visitors", type=int, default=1500, help="visitors (default 1500)")
+    demo.add_argument(
+        "--creators", type=counting("creators"), default=50, help="creators (default 50)"
+    )
+    demo.add_argument(
+        "--visitors", type=counting("visitors"), default=1500, help="visitors (default 1500)"
+    )
     demo.add_argument("--campaigns", default=None, help="campaign terms YAML (default: examples)")
     add_storage_option(demo)
 
@@ -192,13 +196,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} partitions: give 1 or more")
-    return value
+    return positive_count(text, "partitions")
 
 
 def _schemas(action: str, directory: str) -> int:

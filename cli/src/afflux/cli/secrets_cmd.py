@@ -40,9 +40,22 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--merchant",
         action="append",
+        type=_merchant_id,
         default=[],
         help="merchant id to give a signing secret (repeatable; default a placeholder)",
     )
+
+
+def _merchant_id(text: str) -> str:
+    """A merchant id terms can name: an empty one was printed as a secret of ''."""
+    from afflux.shared.core.terms import merchant_id_problem
+
+    if not text:
+        raise argparse.ArgumentTypeError("a merchant id cannot be empty")
+    problem = merchant_id_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def run(merchant_ids: Sequence[str]) -> int:

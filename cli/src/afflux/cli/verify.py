@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from afflux.cli.creator_traffic import missing_creator_traffic
-from afflux.cli.help_format import PlainArgumentParser
+from afflux.cli.help_format import PlainArgumentParser, counting
 from afflux.cli.ledger_compare import (
     admin_headers,
     attribution_differences,
@@ -169,8 +169,8 @@ def check_stack(
 def main(argv: list[str]) -> int:
     parser = PlainArgumentParser(prog="afflux verify", description=__doc__)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--visitors", type=int, default=600)
-    parser.add_argument("--creators", type=int, default=20)
+    parser.add_argument("--visitors", type=counting("visitors"), default=600)
+    parser.add_argument("--creators", type=counting("creators"), default=20)
     parser.add_argument("--campaigns", type=Path, default=None, help="terms YAML")
     parser.add_argument(
         "--merchant-clock-offset-s",
