@@ -215,15 +215,19 @@ def _schemas(action: str, directory: str) -> int:
 
 
 def _create_topics() -> int:
-    from afflux.shared.io.kafka import create_topics
+    from afflux.shared.io.kafka import PartitionsMismatch, create_topics
     from afflux.shared.settings import CommonSettings
 
     settings = CommonSettings()
-    created = asyncio.run(
-        create_topics(
-            settings.kafka_bootstrap, settings.topic_partitions, settings.input_retention_ms
+    try:
+        created = asyncio.run(
+            create_topics(
+                settings.kafka_bootstrap, settings.topic_partitions, settings.input_retention_ms
+            )
         )
-    )
+    except PartitionsMismatch as exc:
+        print(f"afflux topics: {exc}", file=sys.stderr)
+        return 2
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0
 

@@ -12,7 +12,7 @@ from afflux.attribution.app import create_app
 from afflux.attribution.changelog import ensure_changelogs
 from afflux.attribution.settings import AttributionSettings
 from afflux.shared.io.gc_policy import tune_gc
-from afflux.shared.io.kafka import BrokerUnreachable, check_broker
+from afflux.shared.io.kafka import BrokerUnreachable, check_broker, partition_mismatches
 from afflux.shared.secret_policy import settings_error
 
 NAME = "afflux attribution"
@@ -32,8 +32,20 @@ def main() -> int:
     logging.getLogger(__name__).info("starting")
     try:
         asyncio.run(check_broker(settings.kafka_bootstrap))
+        mismatched = asyncio.run(
+            partition_mismatches(settings.kafka_bootstrap, settings.topic_partitions)
+        )
     except BrokerUnreachable as exc:
         print(f"{NAME}: {exc}", file=sys.stderr)
+        return 2
+    if mismatched:
+        # Its stages join topics partition by partition: started, they died a minute
+        # later on a changelog that did not answer, or left refunds unapplied.
+        print(
+            f"{NAME}: {'; '.join(mismatched)} (AFFLUX_TOPIC_PARTITIONS="
+            f"{settings.topic_partitions}; see docs/deploy.md, Scaling)",
+            file=sys.stderr,
+        )
         return 2
     (settings.data_dir / f"attribution{settings.instance_id}").mkdir(parents=True, exist_ok=True)
     app, runtime = create_app(settings)

@@ -186,14 +186,50 @@ async def topics_end_offsets(
             await stop_consumer(consumer)
 
 
+class PartitionsMismatch(Exception):
+    """Topics that exist with another partition count than afflux is configured for."""
+
+
+async def partition_mismatches(bootstrap: str, partitions: int) -> list[str]:
+    """One line per existing afflux topic whose partition count is not ``partitions``
+    (1 for a single-partition topic). Keys are co-partitioned across topics (a visitor's
+    clicks and orders, an order's conversion and refunds go to the same partition number),
+    and the attribution worker's changelogs have ``partitions`` partitions: topics made by
+    hand with other counts killed the worker's stages ("changelog did not answer") or
+    left refunds unapplied while the ledger went on paying."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [topic for topic in ALL_TOPICS if topic.name in existing]
+        described = await admin.describe_topics([topic.name for topic in names]) if names else []
+    finally:
+        await admin.close()
+    counts = {str(d["topic"]): len(d.get("partitions") or ()) for d in described}
+    out = []
+    for topic in names:
+        want = 1 if topic.single_partition else partitions
+        have = counts.get(topic.name)
+        if have is not None and have != want:
+            out.append(f"topic {topic.name} has {have} partitions, afflux expects {want}")
+    return out
+
+
 async def create_topics(
     bootstrap: str, partitions: int, input_retention_ms: int = INFINITE_RETENTION_MS
 ) -> list[str]:
     """Create every afflux topic that is missing; return the names created.
 
     Input topics get ``retention.ms=input_retention_ms`` (afflux.shared.topics); a topic
-    that exists already keeps its configuration.
+    that exists already keeps its configuration. PartitionsMismatch when an existing
+    topic has another partition count than ``partitions`` (``partition_mismatches``).
     """
+    mismatched = await partition_mismatches(bootstrap, partitions)
+    if mismatched:
+        raise PartitionsMismatch(
+            "; ".join(mismatched)
+            + f" (AFFLUX_TOPIC_PARTITIONS={partitions}; see docs/deploy.md, Scaling)"
+        )
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
