@@ -151,6 +151,19 @@ class Child:
             time.sleep(0.1)
         raise StartFailed(f"{self.name} was not healthy after {timeout_s:.0f}s:\n{self.log_tail()}")
 
+    def exit_status(self) -> str:
+        """How the process ended: its exit code, or the signal that killed it."""
+        code = None if self.process is None else self.process.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"killed by {name}"
+        return f"exit code {code}"
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = self.log_path.read_text(errors="replace").splitlines()

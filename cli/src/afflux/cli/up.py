@@ -247,7 +247,12 @@ def _watch(stack: Stack) -> None:
         for child in [*stack.infra, *stack.services.values()]:
             if child.alive():
                 continue
-            what = f"{child.name} exited unexpectedly:\n{child.log_tail()}"
+            # The status first: the log's tail may be an old line (a warning at start)
+            # when a signal ended the process without a word.
+            what = (
+                f"{child.name} exited unexpectedly ({child.exit_status()}); the end of its"
+                f" log ({child.log_path}):\n{child.log_tail()}"
+            )
             if child.name not in (*stack.services, "redis"):
                 raise StartFailed(what)
             now = time.monotonic()
