@@ -91,11 +91,39 @@ RULES = [
         "2 valid unique clicks paid on 2026-03-20 at 0.10 EUR each"
         " (the period's cap of 5 paid clicks reached, 3 paid on earlier days)",
     ),
+    RuleCase(
+        "clicks of 2026-03-20: 1 valid unique clicks paid at 10"
+        " (paid-click cap 5 reached, 4 paid on earlier days)",
+        "EUR",
+        "1 valid unique click paid on 2026-03-20 at 0.10 EUR each"
+        " (the period's cap of 5 paid clicks reached, 4 paid on earlier days)",
+    ),
+    # a day's click pay under the cap (the earlier days' count left out since 2026-12-07)
+    RuleCase(
+        "clicks of 2026-03-20: 2 of 2 valid unique clicks at 10 (paid-click cap 5)",
+        "EUR",
+        "2 of 2 valid unique clicks on 2026-03-20 at 0.10 EUR each"
+        " (at most 5 clicks paid in the period)",
+    ),
     # a day's click pay without a cap
     RuleCase(
         "clicks of 2026-03-01: 3 of 3 valid unique clicks at 5",
         "EUR",
         "3 of 3 valid unique clicks on 2026-03-01 at 0.05 EUR each",
+    ),
+    # a sale whose refund came before approval: the note in money too
+    RuleCase(
+        "sale: 15% of 25000 (tier from net sale 3); refunded 10000 of 25000 before approval",
+        "EUR",
+        "15 % of 250.00 EUR (tier from net sale 3); refunded 100.00 EUR of 250.00 EUR before"
+        " approval",
+    ),
+    RuleCase(
+        "sale: 10% of 2780 (base rate); refunded 2780 of 2780 before approval (pro rata per"
+        " item), re-ranked (was 417)",
+        "EUR",
+        "10 % of 27.80 EUR (base rate); refunded 27.80 EUR of 27.80 EUR before approval (pro"
+        " rata per item), re-ranked among the period's sales (was 4.17 EUR)",
     ),
     # a base fee
     RuleCase("base fee 10000 for the period", "EUR", "base fee of 100.00 EUR for the period"),

@@ -61,9 +61,27 @@ def test_clicks_under_the_paid_click_cap_are_counted_in_the_words() -> None:
     first = state.step(StepInput(clicks=(ClickFigures("anna", 3, START, START + HOUR),)))
 
     assert [p.rule for p in first.postings] == [
-        f"clicks of {day_of(START)}: 3 of 3 valid unique clicks at 7"
-        " (paid-click cap 5, 0 paid on earlier days)"
+        f"clicks of {day_of(START)}: 3 of 3 valid unique clicks at 7 (paid-click cap 5)"
     ]
+
+
+def test_a_late_click_on_an_earlier_day_leaves_a_later_days_words_true() -> None:
+    """The later day's pay is the same, so no posting: its words named "0 paid on earlier
+    days" beside the earlier day's line paying one."""
+    state = _state()
+    day_two = START + 86_400_000
+    later = state.step(
+        StepInput(clicks=(ClickFigures("anna", 2, day_two, day_two + HOUR, ((day_two, 2),)),))
+    ).postings
+    (posting,) = later
+
+    state.step(
+        StepInput(
+            clicks=(ClickFigures("anna", 3, START, day_two + HOUR, ((START, 1), (day_two, 2))),)
+        )
+    )
+
+    assert state.lines[posting.line_id].rule == posting.rule
 
 
 def test_the_same_click_figures_again_change_no_line() -> None:

@@ -76,15 +76,12 @@ _RULES: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
     (
         re.compile(
             r"^clicks of (\d{4}-\d\d-\d\d): (\d+) of (\d+) valid unique clicks at (-?\d+)"
-            r"( \(paid-click cap (\d+), (\d+) paid on earlier days\))?$"
+            r"( \(paid-click cap (\d+)(?:, (\d+) paid on earlier days)?\))?$"
         ),
         lambda m, c: (
             f"{m[2]} of {m[3]} valid unique clicks on {m[1]} at {money(int(m[4]), c)} each"
-            + (
-                f" (at most {m[6]} clicks paid in the period, {m[7]} on earlier days)"
-                if m[5]
-                else ""
-            )
+            + (f" (at most {m[6]} clicks paid in the period" if m[5] else "")
+            + (f", {m[7]} on earlier days)" if m[7] else ")" if m[5] else "")
         ),
     ),
     (
@@ -93,7 +90,8 @@ _RULES: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
             r" \(paid-click cap (\d+) reached, (\d+) paid on earlier days\)$"
         ),
         lambda m, c: (
-            f"{m[2]} valid unique clicks paid on {m[1]} at {money(int(m[3]), c)} each"
+            f"{m[2]} valid unique click{'' if m[2] == '1' else 's'} paid on {m[1]}"
+            f" at {money(int(m[3]), c)} each"
             f" (the period's cap of {m[4]} paid clicks reached, {m[5]} paid on earlier days)"
         ),
     ),
@@ -152,6 +150,15 @@ def rule_in_words(rule: str, currency: str) -> str:
         suffix = f", re-ranked among the period's sales (was {money(int(reranked[1]), currency)})"
     if rule.startswith("moved: "):
         return "moved to another approval date: " + rule_in_words(rule[7:], currency) + suffix
+    # A line whose refund came before approval (journal.rules notes it after the rule):
+    # the rule matched none of the patterns and read in minor units.
+    noted = re.search(r"; refunded (\d+) of (\d+) before approval( \(pro rata per item\))?$", rule)
+    if noted:
+        rule = rule[: noted.start()]
+        suffix = (
+            f"; refunded {money(int(noted[1]), currency)} of {money(int(noted[2]), currency)}"
+            f" before approval{noted[3] or ''}{suffix}"
+        )
     for pattern, rewrite in _RULES:
         match = pattern.match(rule)
         if match:

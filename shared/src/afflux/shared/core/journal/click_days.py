@@ -64,10 +64,10 @@ def click_days(
 
 
 def click_day_rule(date: str, day: ClickDay, per_click: int, cap: int | None) -> str:
-    """A day line's explanation. Once the paid-click cap is used up it names only what is
-    paid: later clicks then change neither the pay nor the words, so the posting that
-    paid the line (what a creator reads) stays true. Naming the day's count as well
-    ("5 of 5") went stale at the next click ("5 of 8"), which changes no posting."""
+    """A day line's explanation, in words that stay true for as long as its pay does (a
+    posting is written only when the pay changes, and creators read the postings). Once
+    the paid-click cap is used up it names only what is paid: naming the day's count as
+    well ("5 of 5") went stale at the next click ("5 of 8"), which changes no posting."""
     if cap is None:
         return f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks at {per_click}"
     if day.paid_before + day.paid >= cap:
@@ -75,7 +75,9 @@ def click_day_rule(date: str, day: ClickDay, per_click: int, cap: int | None) ->
             f"clicks of {date}: {day.paid} valid unique clicks paid at {per_click}"
             f" (paid-click cap {cap} reached, {day.paid_before} paid on earlier days)"
         )
-    return (
-        f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks at {per_click}"
-        f" (paid-click cap {cap}, {day.paid_before} paid on earlier days)"
+    # Under the cap the earlier days' count is left out too: a late click on an earlier
+    # day changed it without changing this day's pay, so no posting, and the words read
+    # "0 on earlier days" beside the earlier day's line paying one.
+    return f"clicks of {date}: {day.paid} of {day.clicks} valid unique clicks at {per_click}" + (
+        f" (paid-click cap {cap})"
     )
