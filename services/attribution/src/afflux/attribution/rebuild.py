@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
@@ -21,8 +23,11 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 from afflux.attribution.faust_bridge import send_admin_request
 from afflux.shared.io.kafka import new_producer, retrying
 from afflux.shared.io.whatif_source import read_to_end
+from afflux.shared.topics import CLICKS, CONVERSIONS, ORDERS, REFUNDS, UNMATCHED
 
 GROUP_ID_NOT_FOUND = 69
+# COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR: ask again
+COORDINATOR_MOVING = (14, 15, 16)
 NON_EMPTY_GROUP = 68
 
 
@@ -48,21 +53,27 @@ def changelogs_of(group: str) -> list[str]:
     return [f"{group}-join-state", f"{group}-refund-state"]
 
 
-async def clear_state(bootstrap: str, group: str) -> Rebuilt:
-    """Delete the group (first: refused while a worker runs) and the changelogs."""
+# What the worker's group commits offsets of (its stages' inputs).
+WORKER_INPUTS = (CLICKS.name, ORDERS.name, REFUNDS.name, CONVERSIONS.name, UNMATCHED.name)
+
+
+async def clear_state(
+    bootstrap: str, group: str, wait_s: float = 5.0, inputs: Sequence[str] = WORKER_INPUTS
+) -> Rebuilt:
+    """Delete the group (refused while a worker runs) and the changelogs, and begin a
+    new state epoch. ``wait_s``: how long to watch the deleted group for commits of
+    ``inputs``."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        coordinator = await retrying(lambda: admin.find_coordinator(group))
-        # Asked first: the embedded broker deletes a group that has members (DeleteGroups
-        # answers 0, not NON_EMPTY_GROUP), and a running worker then lost its changelogs.
-        members = await _members(admin, group, coordinator)
-        if members:
-            raise GroupStillActive(
-                f"consumer group {group} still has members ({members}): stop every worker"
-            )
-        response = await send_admin_request(admin, DeleteGroupsRequest([group]), coordinator)
-        [(_, code)] = [(name, code) for name, code in response.results if name == group]
+        for _ in range(20):  # a fresh Kafka moves or loads its coordinators at first
+            coordinator = await retrying(lambda: admin.find_coordinator(group))
+            request = DeleteGroupsRequest([group])
+            response = await send_admin_request(admin, request, coordinator)
+            [(_, code)] = [(name, code) for name, code in response.results if name == group]
+            if code not in COORDINATOR_MOVING:
+                break
+            await asyncio.sleep(0.5)
         if code == NON_EMPTY_GROUP:
             raise GroupStillActive(f"consumer group {group} still has members: stop every worker")
         if code not in (0, GROUP_ID_NOT_FOUND):
@@ -74,6 +85,25 @@ async def clear_state(bootstrap: str, group: str) -> Rebuilt:
         if epoch_topic(group) not in existing:
             config = {"cleanup.policy": "compact"}
             await admin.create_topics([NewTopic(epoch_topic(group), 1, 1, topic_configs=config)])
+        # The embedded broker deletes a group that has members (DeleteGroups answers 0,
+        # not NON_EMPTY_GROUP) and lists members long gone: a worker still running shows
+        # only by committing again. Unnoticed, its next restart found those offsets and
+        # no changelog, and visitors' clicks were missing (2026-12-07).
+        described = await admin.describe_topics([t for t in inputs if t in existing])
+        tps = [
+            TopicPartition(str(d["topic"]), int(p["partition"]))
+            for d in described
+            for p in d.get("partitions") or ()
+        ]
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while tps and asyncio.get_running_loop().time() < deadline:
+            if await _committed_any(admin, group, tps):
+                raise GroupStillActive(
+                    f"a worker of consumer group {group} is still running: it committed"
+                    " offsets after the group was deleted. Stop every worker, then run"
+                    " afflux attribution rebuild again"
+                )
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
     epoch = uuid.uuid4().hex
@@ -86,16 +116,9 @@ async def clear_state(bootstrap: str, group: str) -> Rebuilt:
     return Rebuilt(doomed, code == 0, epoch)
 
 
-async def _members(admin: AIOKafkaAdminClient, group: str, coordinator: int) -> int:
-    """How many members the group has now (0 for no such group)."""
-    described = await admin.describe_consumer_groups([group], group_coordinator_id=coordinator)
-    count = 0
-    for response in described:
-        for found in response.groups:
-            error_code, group_id, members = found[0], found[1], found[5]
-            if group_id == group and error_code == 0:
-                count += len(members)
-    return count
+async def _committed_any(admin: AIOKafkaAdminClient, group: str, tps: list[TopicPartition]) -> bool:
+    found = await admin.list_consumer_group_offsets(group, partitions=tps)
+    return any(meta.offset >= 0 for meta in found.values())
 
 
 async def read_epoch(bootstrap: str, group: str, timeout_s: float = 30.0) -> str:
