@@ -140,3 +140,27 @@ def test_a_state_held_past_the_bound_shrinks_to_it_at_its_next_click() -> None:
     held = join.keys["v"].clicks
     assert len(held) == BOUND
     assert click(50, "bob").click_id in held
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        click(100, "bob", flagged=True),  # flagged: the first given up
+        click(0, "bob", at=ORDER_AT - 86_400_000),  # older than every click held
+        click(100, "bob"),  # a newer valid click
+    ],
+    ids=["flagged", "oldest", "newer-valid"],
+)
+def test_a_state_two_or_more_over_the_bound_shrinks_whatever_the_next_click_is(
+    new: ClickRecorded,
+) -> None:
+    """With the new click itself the first given up, the loop stopped giving up and never
+    ended: one click stopped the consumer."""
+    join = JoinPartition(clicks_per_visitor=50)
+    for n in range(1, 51):
+        join.click("v", click(n), 0, terms)
+    join.clicks_per_visitor = BOUND
+
+    join.click("v", new, 0, terms)
+
+    assert len(join.keys["v"].clicks) == BOUND

@@ -290,7 +290,8 @@ class JoinPartition:
             # bound, or under a larger one, shrinks at its next click.
             dropped, kept = 0, True
             while len(state.clicks) > self.clicks_per_visitor:
-                kept = kept and _give_up_one(state.clicks) is not touch
+                if _give_up_one(state.clicks) is touch:
+                    kept = False
                 dropped += 1
             if not kept or not state.decided or touch.flagged:
                 return LateClick(dropped=dropped)
