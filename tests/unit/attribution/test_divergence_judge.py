@@ -40,6 +40,8 @@ CASES = [
     # Retention took records never read: they are named as lost, not as a recreated log.
     Case(20, 10, (9, SAME), None, "the log now starts at offset 12", start=12),
     Case(30, None, (9, SAME), None, "after the next offset to read 10", start=30),
+    # the commit lagged the recorded position (a crash within a second): offset 9 was read
+    Case(10, 8, (9, SAME), None, "", start=10),
 ]
 
 

@@ -120,7 +120,9 @@ def judge(
     if record is None and start is not None and start > offset:
         # Retention (or DeleteRecords) took the record: the log starts after it. Only what
         # was never read matters; the state holds what the consumed records made of it.
-        unread = committed if committed is not None else offset + 1
+        # The stage records its position before the group's commit catches up (a second
+        # later): what it recorded was read, whatever the commit says.
+        unread = max(committed if committed is not None else 0, offset + 1)
         if start > unread:
             return (
                 f"the log now starts at offset {start}, after the next offset to read"

@@ -319,6 +319,7 @@ class LedgerConsumer:
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = list(revoked)
+        self.failing_since = None  # the next write tells again
         for tp in revoked:
             self.owned.discard(tp)
             self.diverged.pop(tp, None)
@@ -616,6 +617,7 @@ class LedgerConsumer:
                 else:
                     log.exception("applying a batch failed; applying its items one by one")
                     await self._apply_one_by_one(items, batch)
+                self.failing_since = None  # written, the refused items dead-lettered
             except REDIS_DOWN as exc:
                 await self._resume_from_stored(exc)
             except LedgerReset as exc:
