@@ -125,6 +125,27 @@ RULES = [
         "10 % of 27.80 EUR (base rate); refunded 27.80 EUR of 27.80 EUR before approval (pro"
         " rata per item), re-ranked among the period's sales (was 4.17 EUR)",
     ),
+    # corrections, read where a page of postings holds them without their accrual
+    RuleCase(
+        "clawback: refund of 10000 after approval",
+        "EUR",
+        "clawback: refund of 100.00 EUR after approval",
+    ),
+    RuleCase(
+        "reduced before approval: sale: 10% of 8000 (base rate); refunded 3000 of 8000 before"
+        " approval",
+        "USD",
+        "reduced before approval: 10 % of 80.00 USD (base rate); refunded 30.00 USD of 80.00"
+        " USD before approval",
+    ),
+    # approved in review after a refund before approval: the note in money too
+    RuleCase(
+        "sale: 20% of 8000 (tier from net sale 3); approved in review by merchant:m"
+        " (self_referral); refunded 3000 of 8000 before approval",
+        "EUR",
+        "20 % of 80.00 EUR (tier from net sale 3); approved in review by merchant:m"
+        " (self_referral); refunded 30.00 EUR of 80.00 EUR before approval",
+    ),
     # a base fee
     RuleCase("base fee 10000 for the period", "EUR", "base fee of 100.00 EUR for the period"),
     # a re-ranked sale keeps its rate's words and says what it was

@@ -140,9 +140,10 @@ def rule_in_words(rule: str, currency: str) -> str:
     """A rule as the journal wrote it, its amounts in the currency's units."""
     if rule.startswith("engagement"):
         return _engagement_in_words(rule, currency)
-    review = re.search(r"; (?:held for|approved in) .*$", rule)
+    review = re.search(r"; (?:held for|approved in|declined in) .*$", rule)
     if review:  # the review's words follow the rule (journal.review_lines): kept as they are
-        return rule_in_words(rule[: review.start()], currency) + review[0]
+        words = _REFUND_NOTE.sub(lambda m: _refund_note(m, currency), review[0])
+        return rule_in_words(rule[: review.start()], currency) + words
     suffix = ""
     reranked = re.search(r", re-ranked \(was (-?\d+)\)$", rule)
     if reranked:
@@ -150,20 +151,34 @@ def rule_in_words(rule: str, currency: str) -> str:
         suffix = f", re-ranked among the period's sales (was {money(int(reranked[1]), currency)})"
     if rule.startswith("moved: "):
         return "moved to another approval date: " + rule_in_words(rule[7:], currency) + suffix
+    # A correction's own words (journal.period._why), read when a page of postings holds
+    # the correction and not the accrual it corrects.
+    if rule.startswith("reduced before approval: "):
+        return "reduced before approval: " + rule_in_words(rule[25:], currency) + suffix
+    clawed = re.fullmatch(r"clawback: refund of (\d+) after approval", rule)
+    if clawed:
+        return f"clawback: refund of {money(int(clawed[1]), currency)} after approval" + suffix
     # A line whose refund came before approval (journal.rules notes it after the rule):
     # the rule matched none of the patterns and read in minor units.
-    noted = re.search(r"; refunded (\d+) of (\d+) before approval( \(pro rata per item\))?$", rule)
+    noted = re.search("; " + _REFUND_NOTE.pattern + "$", rule)
     if noted:
         rule = rule[: noted.start()]
-        suffix = (
-            f"; refunded {money(int(noted[1]), currency)} of {money(int(noted[2]), currency)}"
-            f" before approval{noted[3] or ''}{suffix}"
-        )
+        suffix = "; " + _refund_note(noted, currency) + suffix
     for pattern, rewrite in _RULES:
         match = pattern.match(rule)
         if match:
             return rewrite(match, currency) + suffix
     return rule + suffix
+
+
+_REFUND_NOTE = re.compile(r"refunded (\d+) of (\d+) before approval( \(pro rata per item\))?")
+
+
+def _refund_note(m: re.Match[str], currency: str) -> str:
+    return (
+        f"refunded {money(int(m[1]), currency)} of {money(int(m[2]), currency)}"
+        f" before approval{m[3] or ''}"
+    )
 
 
 def explain_posting(posting: Posting) -> str:
@@ -214,7 +229,15 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
     first = postings[0]
     c = first.currency
     accruals = [p for p in postings if p.component == "accrual"]
-    head = rule_in_words((accruals[-1] if accruals else first).rule, c)
+    # The line's own words and date: its standing accrual's, not a review's corrections
+    # (a held accrual taken back is "moved", dated as held: the line read "pending until a
+    # review decision" after it was approved), as views._line_view takes them.
+    standing = [p for p in accruals if p.kind not in ("moved", "review_decline")] or accruals
+    declined = [p for p in postings if p.kind == "review_decline"]
+    rule = (standing[-1] if standing else first).rule
+    if declined:  # the held words ("pending until approved") no longer hold: the decline's do
+        rule = re.sub(r"; (?:held for|approved in) .*$", "", rule) + "; " + declined[-1].rule
+    head = rule_in_words(rule, c)
     facts = [head]
     if first.order_id:
         facts.append(f"order {first.order_id}")
@@ -240,9 +263,11 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
             parts.append(f"cut by {money(-cut, c)} ({who})")
     total = sum(p.amount_minor for p in postings)
     own = [p for p in postings if not p.component.startswith("clawback")] or list(postings)
-    approve_at = (accruals[-1] if accruals else own[-1]).approve_at
+    approve_at = (standing[-1] if standing else own[-1]).approve_at
     when = (
-        f"approved on {day(approve_at)}"
+        f"declined in review on {day(declined[-1].occurred_at)}"
+        if declined
+        else f"approved on {day(approve_at)}"
         if approve_at <= as_of
         else f"pending until {day(approve_at)}"
     )
