@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         done = asyncio.run(clear_state(settings.kafka_bootstrap, group))
     except GroupStillActive as exc:
-        print(f"afflux attribution rebuild: {exc}; nothing was deleted", file=sys.stderr)
+        print(f"afflux attribution rebuild: {exc}", file=sys.stderr)
         return 1
     print(
         f"afflux attribution rebuild: deleted the consumer group {group}"

@@ -25,7 +25,7 @@ from afflux.cli.storage import BrokerStorage, object_store_dir
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.http import tls as oneshot
-from afflux.shared.io.kafka import create_topics
+from afflux.shared.io.kafka import PartitionsMismatch, create_topics
 
 SERVICES = ("clicks", "orders", "attribution", "payouts")
 DEFAULT_PORTS = {"clicks": 8001, "orders": 8002, "payouts": 8003, "attribution": 8004}
@@ -97,7 +97,13 @@ class Stack:
             self.redis_port = free_port()
             self.infra.append(self._start_redis())
             self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-        asyncio.run(create_topics(self.kafka_bootstrap, self.options.partitions))
+        try:
+            asyncio.run(create_topics(self.kafka_bootstrap, self.options.partitions))
+        except PartitionsMismatch as exc:
+            raise StartFailed(
+                f"{exc}: start with --partitions matching the existing topics, or with"
+                " another data directory"
+            ) from None
 
     def _log_starts_empty(self) -> bool:
         """Whether this stack's own broker starts from no log: Tansu on memory storage."""

@@ -75,7 +75,9 @@ async def clear_state(
                 break
             await asyncio.sleep(0.5)
         if code == NON_EMPTY_GROUP:
-            raise GroupStillActive(f"consumer group {group} still has members: stop every worker")
+            raise GroupStillActive(
+                f"consumer group {group} still has members: stop every worker; nothing was deleted"
+            )
         if code not in (0, GROUP_ID_NOT_FOUND):
             raise for_code(code)(f"deleting consumer group {group}")
         existing = set(await admin.list_topics())
@@ -100,8 +102,9 @@ async def clear_state(
             if await _committed_any(admin, group, tps):
                 raise GroupStillActive(
                     f"a worker of consumer group {group} is still running: it committed"
-                    " offsets after the group was deleted. Stop every worker, then run"
-                    " afflux attribution rebuild again"
+                    " offsets after the group was deleted. The group and the changelogs"
+                    " were deleted, no new state epoch was begun: stop every worker, then"
+                    " run afflux attribution rebuild again"
                 )
             await asyncio.sleep(0.5)
     finally:

@@ -40,8 +40,13 @@ async def apply(path: Path, settings: OrdersSettings) -> list[str]:
     publication or the orders service's Redis cannot be reached."""
     entries = [(e.terms, e.effective_from) for e in load_campaign_file(path).campaigns]
     await check_broker(settings.kafka_bootstrap)
+    # Publishing terms needs the campaigns topic only: the partition counts of the others
+    # are the topic job's and the worker's concern (this shell may not set them).
     await create_topics(
-        settings.kafka_bootstrap, settings.topic_partitions, settings.input_retention_ms
+        settings.kafka_bootstrap,
+        settings.topic_partitions,
+        settings.input_retention_ms,
+        check_partitions=False,
     )
     redis = Redis.from_url(settings.redis_url)
     try:

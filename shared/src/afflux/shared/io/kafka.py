@@ -19,7 +19,18 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 from afflux.shared.core.ids import derived_id
 from afflux.shared.events import DeadLetter, Envelope
 from afflux.shared.io.clock_source import system_clock
-from afflux.shared.topics import ALL_TOPICS, DLQ, INFINITE_RETENTION_MS, topic_configs
+from afflux.shared.topics import (
+    ALL_TOPICS,
+    CLICKS,
+    CONVERSIONS,
+    DLQ,
+    INFINITE_RETENTION_MS,
+    ORDERS,
+    REFUNDS,
+    REVERSALS,
+    UNMATCHED,
+    topic_configs,
+)
 from afflux.shared.wire import Chunk, encode
 
 log = logging.getLogger(__name__)
@@ -186,6 +197,10 @@ async def topics_end_offsets(
             await stop_consumer(consumer)
 
 
+# The attribution worker's inputs and outputs: joined partition by partition.
+CO_PARTITIONED = (CLICKS, ORDERS, REFUNDS, CONVERSIONS, REVERSALS, UNMATCHED)
+
+
 class PartitionsMismatch(Exception):
     """Topics that exist with another partition count than afflux is configured for."""
 
@@ -201,7 +216,7 @@ async def partition_mismatches(bootstrap: str, partitions: int) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        names = [topic for topic in ALL_TOPICS if topic.name in existing]
+        names = [topic for topic in CO_PARTITIONED if topic.name in existing]
         described = await admin.describe_topics([topic.name for topic in names]) if names else []
     finally:
         await admin.close()
@@ -216,7 +231,11 @@ async def partition_mismatches(bootstrap: str, partitions: int) -> list[str]:
 
 
 async def create_topics(
-    bootstrap: str, partitions: int, input_retention_ms: int = INFINITE_RETENTION_MS
+    bootstrap: str,
+    partitions: int,
+    input_retention_ms: int = INFINITE_RETENTION_MS,
+    *,
+    check_partitions: bool = True,
 ) -> list[str]:
     """Create every afflux topic that is missing; return the names created.
 
@@ -224,7 +243,7 @@ async def create_topics(
     that exists already keeps its configuration. PartitionsMismatch when an existing
     topic has another partition count than ``partitions`` (``partition_mismatches``).
     """
-    mismatched = await partition_mismatches(bootstrap, partitions)
+    mismatched = await partition_mismatches(bootstrap, partitions) if check_partitions else []
     if mismatched:
         raise PartitionsMismatch(
             "; ".join(mismatched)
