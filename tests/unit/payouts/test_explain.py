@@ -322,7 +322,7 @@ def test_each_posting_says_its_part() -> None:
         "0.40 EUR given back: the reattribution on 2027-01-04 takes back less than first posted"
     )
     correction = replace(BASE, amount_minor=-100, corrects="l1.1", posting_id="l1.5")
-    assert explain_posting(correction) == "-1.00 EUR correction: 10 % of 49.99 EUR (base rate)"
+    assert explain_posting(correction) == "correction of -1.00 EUR: 10 % of 49.99 EUR (base rate)"
 
 
 def test_a_line_without_postings_says_nothing() -> None:

@@ -189,7 +189,8 @@ def explain_posting(posting: Posting) -> str:
     if component == "accrual":
         base = rule_in_words(posting.rule, c)
         if posting.corrects:
-            return f"{_signed(posting.amount_minor, c)} correction: {base}"
+            # Not led by its sign: a CSV cell starting with "-" is guarded with a quote.
+            return f"correction of {_signed(posting.amount_minor, c)}: {base}"
         return base
     if component == "refund":
         verb = "reduced by" if posting.amount_minor <= 0 else "restored"

@@ -120,7 +120,9 @@ def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
         "approved_minor": approved,
         "status": status(approve_at, as_of),
         "order_id": first.order_id,
-        "occurred_at": min(p.occurred_at for p in own),
+        # The standing accrual's date: a bonus moved to a later sale was dated at its
+        # first sale still (the moved postings reverse that dating).
+        "occurred_at": standing[-1].occurred_at if standing else min(p.occurred_at for p in own),
         "approve_at": approve_at,
         "rule": rule,
         "posting_ids": [p.posting_id for p in postings],
