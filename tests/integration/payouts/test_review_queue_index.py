@@ -238,6 +238,23 @@ async def test_a_page_reads_only_its_own_rows(plain_redis_url: str, infra: Any) 
         await client.aclose()
 
 
+async def test_a_held_sales_commission_in_the_queue_is_less_its_refund_before_approval(
+    queue: Queue,
+) -> None:
+    """The queue showed the gross: 8.00 EUR for a line paying 5.00 after a refund."""
+    held = _sale("nov-ana", "ana", NOV_1 + HOUR)
+    await queue.apply(_batch(held))
+    refund = RefundFact(
+        "rv-q", "ev-rv-q", held.order_id, 4_000, NOV_1 + 2 * HOUR, held.conversion_id
+    )
+    await queue.apply(Batch(refunds=[(CAMPAIGN, "2026-11", refund)]))
+
+    [row] = (await queue.read())["reviews"]
+
+    assert row["amount_minor"] == held.amount_minor
+    assert row["commission_minor"] == 1_000 * (held.amount_minor - 4_000) // held.amount_minor
+
+
 async def test_the_status_sets_expire_with_the_line_records_whatever_the_step_moves(
     ledger_redis_url: str,
 ) -> None:

@@ -75,7 +75,9 @@ class Entry:
             "amount_minor": r.conversion.amount_minor
             if r is not None and r.conversion is not None
             else 0,
-            "commission_minor": r.gross if r is not None else 0,
+            # What the line pays, a refund before approval taken off (the gross read as if
+            # the refunded part were still owed).
+            "commission_minor": r.net if r is not None else 0,
             "rule": r.rule if r is not None else "",
             "decided_by": r.review[3] if r is not None and r.review else None,
             "reason": r.review[2] if r is not None and r.review else None,

@@ -45,7 +45,8 @@ def _row(e: Entry, currency: str, actions: str) -> list[str]:
         h.esc(", ".join(v["signals"]) or "-"),
         h.amount(v["amount_minor"], currency),
         h.amount(v["commission_minor"], currency),
-        actions or h.esc(f"{e.status} by {v['decided_by']}: {v['reason'] or '-'}"),
+        actions
+        or h.esc(f"{e.status} by {v['decided_by']}" + (f": {v['reason']}" if v["reason"] else "")),
     ]
 
 
