@@ -36,13 +36,28 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# A copy of the decision is about to be sent too: the claim is no longer one request's to
-# release (its send failing says nothing of the copy's, which may be on the topic).
-_SHARE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+# One step, so no release lands between reading a claim and sharing it: the claim is
+# taken when free; the same decision, reason and decider asked by another request (a
+# copy, about to be sent too) makes it shared, no longer one request's to release.
+_CLAIM = """
+local taken = redis.call('GET', KEYS[1])
+if not taken then
+  if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
+  else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+  return ARGV[1]
 end
-return 0
+if string.sub(taken, 1, 1) == '[' then
+  local held = cjson.decode(taken)
+  local asked = cjson.decode(ARGV[1])
+  if held[1] == asked[1] and held[2] == asked[2] and held[3] == asked[3]
+     and held[4] ~= asked[4] and held[4] ~= 'shared' and held[4] ~= '' then
+    held[4] = 'shared'
+    local shared = cjson.encode(held)
+    redis.call('SET', KEYS[1], shared, 'KEEPTTL')
+    return shared
+  end
+end
+return taken
 """
 SHARED = "shared"  # the token of a claim sent by more than one request
 
@@ -80,17 +95,9 @@ async def claim_decision(store: LedgerStore, found: Entry, asked: Claim) -> Clai
     if earlier is not None:
         return Claim(earlier.decode(), None, None, "")
     key = store.keys.review(found.conversion_id, REVIEW_DECISION)
-    async with store.redis.pipeline(transaction=False) as pipe:
-        pipe.set(key, asked.encode(), nx=True, px=found.kept_ms)
-        pipe.get(key)
-        _, taken = await pipe.execute()
-    if taken is None:
-        return asked
-    claim = Claim.decode(taken)
-    if claim != asked and claim.answers(asked) and claim.token not in ("", SHARED):
-        shared = Claim(claim.decision, claim.reason, claim.decided_by, SHARED)
-        await store.redis.eval(_SHARE, 1, key, taken, shared.encode())  # type: ignore[no-untyped-call]
-    return claim
+    ttl = "" if found.kept_ms is None else str(found.kept_ms)
+    taken = await store.redis.eval(_CLAIM, 1, key, asked.encode(), ttl)  # type: ignore[no-untyped-call]
+    return Claim.decode(taken if isinstance(taken, bytes) else str(taken).encode())
 
 
 async def release_decision(store: LedgerStore, conversion_id: str, claim: Claim) -> None:
