@@ -141,6 +141,33 @@ def refund_of(c: ConversionAttributed, amount: int) -> tuple[OrderRefunded, Conv
     return refund, reversal
 
 
+async def indexed_after_dead_letter(
+    client: httpx.AsyncClient, topics: Any, order_id: str, refused_key: str, what: str
+) -> DeadLetter:
+    """Wait for ``order_id`` (placed after the refused record) to be indexed, then return
+    the index's dead letter of the record keyed ``refused_key``."""
+
+    async def visible() -> bool:
+        return (await get_outcome(client, order_id)).status_code == 200
+
+    await until(visible, f"an order after {what}")
+
+    async def letter() -> DeadLetter | None:
+        await topics.settle()
+        for _, value in topics.records.get("afflux.dlq", []):
+            for event in decode_record(value):
+                if (
+                    isinstance(event, DeadLetter)
+                    and event.consumer == GROUP
+                    and event.key == refused_key
+                ):
+                    return event
+        return None
+
+    found: DeadLetter = await until(letter, f"the dead letter of {what}")
+    return found
+
+
 def on(topic: str, event: Envelope) -> tuple[str, str, bytes]:
     return (topic, getattr(event, "order_id", ""), encode(event))
 
@@ -367,24 +394,9 @@ async def test_an_event_the_index_cannot_store_is_dead_lettered_and_later_orders
     order_id = new_id("o")
     await place_order(api, campaigns.shop.campaign_id, order_id)
 
-    async def visible() -> bool:
-        return (await get_outcome(client, order_id)).status_code == 200
-
-    await until(visible, "an order after the event the index cannot store")
-
-    async def letter() -> DeadLetter | None:
-        await topics.settle()
-        for _, value in topics.records.get("afflux.dlq", []):
-            for event in decode_record(value):
-                if (
-                    isinstance(event, DeadLetter)
-                    and event.consumer == GROUP
-                    and event.key == beyond.order_id
-                ):
-                    return event
-        return None
-
-    found = await until(letter, "the dead letter of the event the index cannot store")
+    found = await indexed_after_dead_letter(
+        client, topics, order_id, beyond.order_id, "the event the index cannot store"
+    )
     assert found.source_topic == CONVERSIONS.name
     assert "occurred_at" in found.reason, found.reason
     assert found.error_class == "ValidationError"
@@ -411,23 +423,8 @@ async def test_an_order_past_the_apis_bounds_written_to_the_topic_is_dead_letter
     order_id = new_id("o")
     await place_order(api, shop, order_id)
 
-    async def visible() -> bool:
-        return (await get_outcome(client, order_id)).status_code == 200
-
-    await until(visible, "an order after the oversized one")
-
-    async def letter() -> DeadLetter | None:
-        await topics.settle()
-        for _, value in topics.records.get("afflux.dlq", []):
-            for event in decode_record(value):
-                if (
-                    isinstance(event, DeadLetter)
-                    and event.consumer == GROUP
-                    and event.key == oversized.order_id
-                ):
-                    return event
-        return None
-
-    found = await until(letter, "the oversized order's dead letter")
+    found = await indexed_after_dead_letter(
+        client, topics, order_id, oversized.order_id, "the oversized order"
+    )
     assert "customer_id" in found.reason, found.reason
     assert (await get_outcome(client, oversized.order_id)).status_code == 404

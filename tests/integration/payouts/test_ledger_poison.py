@@ -516,6 +516,21 @@ def test_a_record_too_large_to_repeat_in_a_letter_is_dead_lettered_cut_and_the_l
     assert len(encode(letter)) < 1024 * 1024
 
 
+def _unstarted(
+    infra: Any, redis: Redis[bytes], prefix: str, metrics: PayoutsMetrics
+) -> LedgerConsumer:
+    """A ledger consumer of a group of its own, never started: its health is asked."""
+    return LedgerConsumer(
+        bootstrap=infra.kafka_bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        instance_id=None,
+        store=LedgerStore(redis, Keys(prefix)),
+        directory=_directory("c"),
+        producer=new_producer(infra.kafka_bootstrap),
+        metrics=metrics,
+    )
+
+
 def test_a_consume_loop_that_has_not_turned_for_two_minutes_is_reported_stalled(
     infra: Any,
 ) -> None:
@@ -524,15 +539,7 @@ def test_a_consume_loop_that_has_not_turned_for_two_minutes_is_reported_stalled(
 
     async def scenario() -> tuple[list[str], list[str], list[str]]:
         redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{uuid.uuid4().hex[:8]}",
-            instance_id=None,
-            store=LedgerStore(redis, Keys("afx:test:stall:")),
-            directory=_directory("c"),
-            producer=new_producer(infra.kafka_bootstrap),
-            metrics=PayoutsMetrics(),
-        )
+        consumer = _unstarted(infra, redis, "afx:test:stall:", PayoutsMetrics())
         try:
             consumer.ready.set()
             consumer.turned_at = time.monotonic() - STALL_S + 5
@@ -562,15 +569,7 @@ def test_ledger_writes_redis_keeps_refusing_are_reported_after_ten_seconds(
     async def scenario() -> tuple[list[str], list[str], list[str], float]:
         redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
         metrics = PayoutsMetrics()
-        consumer = LedgerConsumer(
-            bootstrap=infra.kafka_bootstrap,
-            group_id=f"g-{uuid.uuid4().hex[:8]}",
-            instance_id=None,
-            store=LedgerStore(redis, Keys("afx:test:oom:")),
-            directory=_directory("c"),
-            producer=new_producer(infra.kafka_bootstrap),
-            metrics=metrics,
-        )
+        consumer = _unstarted(infra, redis, "afx:test:oom:", metrics)
         oom = ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
         try:
             consumer.ready.set()
