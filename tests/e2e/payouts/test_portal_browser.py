@@ -293,7 +293,11 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     # One row per day: both orders' commission (less the refund) is approved on one day.
     assert len(schedule) == 1
     assert schedule[0].find_elements(By.TAG_NAME, "td")[1].text == euros(balance["pending_minor"])
-    assert text(driver, "#next-payout").startswith("On or after ")
+    year, month = (int(x) for x in PERIOD_NOW.split("-"))
+    following = f"{year + (month == 12)}-{month % 12 + 1:02d}-01"
+    assert [
+        row_text(r) for r in driver.find_elements(By.CSS_SELECTOR, "table.next-payouts tbody tr")
+    ] == [[CAMPAIGN, PERIOD_NOW, following]]
     shot(driver, "creator-balance")
 
     driver.get(f"{base}/portal/creators/{CREATOR}/ledger")
@@ -316,6 +320,11 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
     driver.get(f"{base}/portal/creators/{CREATOR}/statement")
     ready(driver)
     shot(driver, "creator-statement")
+    shown_lines = [
+        row_text(r) for r in driver.find_elements(By.CSS_SELECTOR, "table.lines tbody tr")
+    ]
+    assert len(shown_lines) >= 2
+    assert [r[0] for r in shown_lines] == sorted(r[0] for r in shown_lines)  # by date
     driver.find_element(By.ID, "download-csv").click()
     WebDriverWait(driver, 30).until(lambda _: any(p.suffix == ".csv" for p in downloads.iterdir()))
     csv_file = next(p for p in downloads.iterdir() if p.suffix == ".csv")
@@ -325,6 +334,14 @@ def test_creator_reads_explains_downloads_links_and_logs_out(
         (p["posting_id"], p["amount_minor"]) for p in statement["postings"]
     ]
     assert {r["order_id"] for r in rows} == {f"o-{RUN}-0", f"o-{RUN}-1"}
+    assert sorted(r[2] for r in shown_lines) == sorted(
+        euros(line["amount_minor"]) for line in statement["lines"]
+    )
+    earlier = f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}"
+    driver.get(f"{base}/portal/creators/{CREATOR}/statement?period={earlier}")
+    ready(driver)
+    assert text(driver, "#no-postings") == "No postings in this period."
+    assert not driver.find_elements(By.CSS_SELECTOR, "table.lines, table.totals")
 
     driver.get(f"{base}/portal/creators/{CREATOR}/kpis")
     ready(driver)
@@ -481,6 +498,13 @@ def check_chart(driver: webdriver.Chrome, base: str, key: str, period: str) -> N
         assert drawn["clicks"][n] == bucket["clicks"]
         assert drawn["conversions"][n] == bucket["conversions"]
     assert all(b - a == 86_400 for a, b in zip(drawn["x"], drawn["x"][1:], strict=False))
+    # What the reader sees under the axis: days, as the tables date them, never hours.
+    ticks = driver.execute_script(
+        "var c = window.afxCharts.find(function (x) { return x.id === 'chart-activity'; });"
+        "return c.chart.axes[0]._values;"
+    )
+    assert len(ticks) >= 2
+    assert all(re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}", t) for t in ticks), ticks
 
 
 class _Attacker(BaseHTTPRequestHandler):

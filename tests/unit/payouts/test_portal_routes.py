@@ -42,6 +42,14 @@ def test_every_asset_is_served_from_the_package(client: TestClient, name: str) -
     assert answer.content
 
 
+def test_the_icon_a_browser_asks_for_beside_every_page_is_served(client: TestClient) -> None:
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "image/svg+xml"
+    assert answer.content.startswith(b"<svg")
+    assert '<link rel="icon" href="/portal/assets/favicon.svg"' in page("Balance", "", csrf="t")
+
+
 def test_uplot_ships_with_its_licence(client: TestClient) -> None:
     assert "uPlot" in client.get("/portal/assets/uPlot.iife.min.js").text
     assert "MIT License" in client.get("/portal/assets/uPlot.LICENSE").text

@@ -88,17 +88,18 @@ async def pending_schedule(
     return {k: v for k, v in out.items() if v}
 
 
-def next_payout(
+def next_payouts(
     directory: CampaignDirectory, campaigns: list[str], now: int
-) -> tuple[int, str] | None:
-    """The first day after the current period of any of ``campaigns`` ends (a payout run
-    pays a period once it is over), and that period."""
+) -> list[tuple[int, str, str]]:
+    """Per campaign of ``campaigns``: the first day after its current period ends (a
+    payout run pays a period once it is over), that period and the campaign, soonest
+    first. One date for all read as if a monthly campaign paid at a weekly one's."""
     ends = []
     for cid in campaigns:
         if cid in directory:
             period = current_period(directory, cid, now)
-            ends.append((period_bounds(period)[1], period))
-    return min(ends) if ends else None
+            ends.append((period_bounds(period)[1], period, cid))
+    return sorted(ends)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -145,12 +146,16 @@ async def balance_page(
         )
     else:
         body += "<p>Nothing is pending.</p>"
-    upcoming = next_payout(directory, sorted({cid for cid, _ in cps}), now)
+    upcoming = next_payouts(directory, sorted({cid for cid, _ in cps}), now)
     body += "<h2>Next payout</h2>"
     if upcoming:
         body += (
-            f'<p id="next-payout">On or after {h.esc(h.day(upcoming[0]))}: the payout run '
-            f"after period {h.esc(upcoming[1])} ends pays what is approved by then.</p>"
+            '<p id="next-payout">A payout run pays a period once it is over, what is '
+            "approved by then.</p>"
+        ) + h.table(
+            ("Campaign", "Current period", "Paid on or after"),
+            [[h.esc(cid), h.esc(period), h.esc(h.day(end))] for end, period, cid in upcoming],
+            cls="next-payouts",
         )
     else:
         body += '<p id="next-payout">No campaign yet.</p>'
@@ -316,35 +321,45 @@ async def statement_page(
         f'<p id="statement-for">Statement of {h.esc(affiliate_id)} for {h.esc(wanted)}'
         f"{' in campaign ' + h.esc(campaign) if campaign else ''}, as of {h.esc(h.day(now))}.</p>"
     )
-    body += "<h2>Totals</h2>" + h.table(
-        ("Currency", "Total", "Pending", "Approved"),
-        [
+    if not postings:
+        # Two tables of headers alone read as a page that failed to load.
+        body += '<p id="no-postings">No postings in this period.</p>'
+    else:
+        body += "<h2>Totals</h2>" + h.table(
+            ("Currency", "Total", "Pending", "Approved"),
             [
-                h.esc(t["currency"]),
-                h.amount(t["amount_minor"], t["currency"]),
-                h.amount(t["pending_minor"], t["currency"]),
-                h.amount(t["approved_minor"], t["currency"]),
-            ]
-            for t in views.totals(postings, now)
-        ],
-        numeric=frozenset({1, 2, 3}),
-        cls="totals",
-    )
-    body += "<h2>Lines</h2>" + h.table(
-        ("Date", "Campaign", "Amount", "Status", "What it is"),
-        [
+                [
+                    h.esc(t["currency"]),
+                    h.amount(t["amount_minor"], t["currency"]),
+                    h.amount(t["pending_minor"], t["currency"]),
+                    h.amount(t["approved_minor"], t["currency"]),
+                ]
+                for t in views.totals(postings, now)
+            ],
+            numeric=frozenset({1, 2, 3}),
+            cls="totals",
+        )
+        # By date, as a statement reads: the API's (campaign, seq) order put a campaign's
+        # lines after another's whatever their dates, and a late line before older ones.
+        lines = sorted(
+            views.line_views(postings, now),
+            key=lambda line: (line["occurred_at"], line["campaign_id"], line["line_id"]),
+        )
+        body += "<h2>Lines</h2>" + h.table(
+            ("Date", "Campaign", "Amount", "Status", "What it is"),
             [
-                h.esc(h.day(line["occurred_at"])),
-                h.esc(line["campaign_id"]),
-                h.amount(line["amount_minor"], line["currency"]),
-                h.esc(line["status"]),
-                h.esc(line["explanation"]),
-            ]
-            for line in views.line_views(postings, now)
-        ],
-        numeric=frozenset({2}),
-        cls="lines",
-    )
+                [
+                    h.esc(h.day(line["occurred_at"])),
+                    h.esc(line["campaign_id"]),
+                    h.amount(line["amount_minor"], line["currency"]),
+                    h.esc(line["status"]),
+                    h.esc(line["explanation"]),
+                ]
+                for line in lines
+            ],
+            numeric=frozenset({2}),
+            cls="lines",
+        )
     overrides = await reads.overrides_on(
         store,
         affiliate_id,

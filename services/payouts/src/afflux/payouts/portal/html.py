@@ -95,6 +95,7 @@ def page(title: str, body: str, *, nav: str = "", csrf: str = "", logged_in: boo
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)} · afflux</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="/portal/assets/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/portal/assets/uPlot.min.css">'
         '<link rel="stylesheet" href="/portal/assets/portal.css">'
         "</head><body>"

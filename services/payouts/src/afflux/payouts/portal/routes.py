@@ -32,6 +32,7 @@ ASSETS = {
     "uPlot.LICENSE": "text/plain; charset=utf-8",
     "portal.js": "text/javascript; charset=utf-8",
     "portal.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 assets = APIRouter(include_in_schema=False)
 
@@ -50,6 +51,12 @@ async def asset(name: str) -> Response:
         media_type=ASSETS[name],
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=3600"},
     )
+
+
+@assets.get("/favicon.ico")
+async def favicon() -> Response:
+    """What a browser asks for beside every page (it logged a 404 for each)."""
+    return await asset("favicon.svg")
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -81,9 +88,13 @@ def _error_page(request: Request, answer: Response) -> Response:
     )
     path = request.url.path
     back = "/login" if path.startswith(("/login", "/logout")) else path
+    # Back is the page without its filters; a request without any (an unknown path) had
+    # no such page, and the link led to the same refusal.
     links = (
         f'<p id="ways-on"><a href="{esc(back)}">Back to {esc(back)}</a>'
         ' · <a href="/portal">Portal home</a></p>'
+        if request.url.query or back != path
+        else '<p id="ways-on"><a href="/portal">Portal home</a></p>'
     )
     title = _TITLES.get(answer.status_code, "Cannot do this")
     kept = {

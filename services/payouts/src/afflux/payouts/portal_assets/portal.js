@@ -41,7 +41,21 @@
         // Counts and money start at zero, so a flat day does not look like a drop.
         y: { range: function (u, min, max) { return [Math.min(0, min), max > 0 ? max * 1.1 : 1]; } }
       },
-      axes: [{}, { label: spec.unit || "" }]
+      // Ticks on whole days only, labelled as the tables date them: a week's chart put
+      // ticks every 12 hours ("12pm"), between points that are days.
+      axes: [
+        {
+          incrs: [86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400],
+          values: function (u, splits) {
+            return splits.map(function (ts) {
+              return new Date(ts * 1e3).toLocaleDateString("en-US", {
+                month: "short", day: "numeric", timeZone: "UTC"
+              });
+            });
+          }
+        },
+        { label: spec.unit || "" }
+      ]
     };
     var chart = new uPlot(options, data, target);
     target.dataset.points = String(spec.x.length);
