@@ -2,19 +2,23 @@
 replay at a time (a second at once is a 429, and the first still answers), a read past
 ``AFFLUX_WHATIF_MAX_EVENTS`` is a 413, and neither a refusal nor a finished replay keeps
 the process's one replay slot: the next replay runs. Counted in
-``afflux_whatif_replays_total`` by outcome."""
+``afflux_whatif_replays_total`` by outcome. A merchant whose replay just ended waits as
+long as it took while another waits, so that one goes first."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
 
 from afflux.bench.feed import produce
+from afflux.payouts import whatif
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.whatif import replay_draft
+from afflux.payouts.whatif_turns import Turns
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.log import EVER
 from afflux.shared.events import ClickRecorded
@@ -35,6 +39,11 @@ VERSIONS = (TermsVersion(version=1, effective_from=0, published_at=0, terms=TERM
 DRAFT = TERMS.model_copy(update={"model": "first_click"})
 
 
+def anyone() -> str:
+    """A principal of its own: each replay here is the first of whoever asks it."""
+    return f"merchant:{uuid.uuid4().hex}"
+
+
 def settings(infra: Any, **bounds: Any) -> PayoutsSettings:
     return PayoutsSettings(kafka_bootstrap=infra.kafka_bootstrap, **bounds)
 
@@ -46,6 +55,12 @@ def outcomes(metrics: PayoutsMetrics) -> dict[str, float]:
         for s in m.samples
         if s.name.endswith("_total")
     }
+
+
+@pytest.fixture(autouse=True)
+def fresh_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A waiter refused in another test counts no more here."""
+    monkeypatch.setattr(whatif, "_TURNS", Turns())
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +87,8 @@ def test_a_second_replay_at_once_is_refused_and_the_first_still_answers(
 
     async def both() -> list[Any]:
         return await asyncio.gather(
-            replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER),
-            replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER),
+            replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, anyone()),
+            replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, anyone()),
             return_exceptions=True,
         )
 
@@ -92,12 +107,12 @@ def test_a_read_past_the_events_bound_is_a_413_and_frees_the_slot(
     metrics = PayoutsMetrics()
     small = settings(infra, whatif_max_events=5)
     with pytest.raises(Problem) as refused:
-        asyncio.run(replay_draft(small, metrics, VERSIONS, DRAFT, EVER))
+        asyncio.run(replay_draft(small, metrics, VERSIONS, DRAFT, EVER, anyone()))
     assert refused.value.status == 413
     assert "more than 5 events" in refused.value.reason
 
     # The slot is free again: the same replay within the bound runs to its answer.
-    diff = asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER))
+    diff = asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, anyone()))
     assert diff.campaign_id == CAMPAIGN
     assert outcomes(metrics) == {"too_large": 1.0, "done": 1.0}
 
@@ -106,9 +121,9 @@ def test_a_broker_that_is_away_is_a_503_and_frees_the_slot(infra: Any) -> None:
     metrics = PayoutsMetrics()
     away = PayoutsSettings(kafka_bootstrap="127.0.0.1:1", whatif_time_limit_s=2)
     with pytest.raises(Problem) as refused:
-        asyncio.run(replay_draft(away, metrics, VERSIONS, DRAFT, EVER))
+        asyncio.run(replay_draft(away, metrics, VERSIONS, DRAFT, EVER, anyone()))
     assert refused.value.status == 503
-    diff = asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER))
+    diff = asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, anyone()))
     assert diff.campaign_id == CAMPAIGN
 
 
@@ -118,12 +133,48 @@ def test_a_campaign_with_more_events_than_may_be_held_is_a_413(
     metrics = PayoutsMetrics()
     small = settings(infra, whatif_max_campaign_events=5)
     with pytest.raises(Problem) as refused:
-        asyncio.run(replay_draft(small, metrics, VERSIONS, DRAFT, EVER))
+        asyncio.run(replay_draft(small, metrics, VERSIONS, DRAFT, EVER, anyone()))
     assert refused.value.status == 413
     assert "more than 5 events to hold in memory" in refused.value.reason
     # Another campaign's events do not count: a bound the 20 clicks fit in answers.
     diff = asyncio.run(
-        replay_draft(settings(infra, whatif_max_campaign_events=20), metrics, VERSIONS, DRAFT, EVER)
+        replay_draft(
+            settings(infra, whatif_max_campaign_events=20), metrics, VERSIONS, DRAFT, EVER, anyone()
+        )
     )
     assert diff.campaign_id == CAMPAIGN
     assert outcomes(metrics) == {"too_large": 1.0, "done": 1.0}
+
+
+def test_a_merchant_whose_replay_just_ended_waits_while_another_does(
+    infra: Any, clicks_on_the_topic: None
+) -> None:
+    """One merchant's key in a loop held the one slot: another tenant's what-ifs were
+    refused 19 times in 20."""
+    metrics = PayoutsMetrics()
+    hog, other = anyone(), anyone()
+
+    async def at_once() -> list[Any]:
+        return await asyncio.gather(
+            replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, hog),
+            replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, other),
+            return_exceptions=True,
+        )
+
+    ran, busy = asyncio.run(at_once())
+    assert not isinstance(ran, BaseException), ran
+    assert isinstance(busy, Problem)
+    assert "another what-if is running" in busy.reason
+    with pytest.raises(Problem) as refused:
+        asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, hog))
+    assert refused.value.status == 429
+    assert "others are waiting for a what-if: your next may start in" in refused.value.reason
+    assert refused.value.headers is not None
+    assert int(refused.value.headers["Retry-After"]) >= 1
+
+    diff = asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, other))
+    assert diff.campaign_id == CAMPAIGN
+    # The waiter had its turn: the first goes again at once.
+    diff = asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, hog))
+    assert diff.campaign_id == CAMPAIGN
+    assert outcomes(metrics) == {"done": 3.0, "busy": 2.0}

@@ -1,7 +1,8 @@
 """What-if replays in the payouts process: one at a time, in a thread of its own (the
 replay is CPU work; the event loop keeps serving the ledger and the API), bounded by
 ``AFFLUX_WHATIF_MAX_EVENTS``, ``AFFLUX_WHATIF_MAX_CAMPAIGN_EVENTS`` and
-``AFFLUX_WHATIF_TIME_LIMIT_S`` (docs/reliability.md).
+``AFFLUX_WHATIF_TIME_LIMIT_S`` (docs/reliability.md); while others wait, a principal's
+next replay only after as long as its last took (afflux.payouts.whatif_turns).
 
 The draft is checked before anything is read: a draft that is not the campaign's own
 (campaign, merchant, currency) is a 422 naming the field, as invalid terms are.
@@ -10,6 +11,7 @@ The draft is checked before anything is read: a draft that is not the campaign's
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +20,8 @@ from aiokafka.errors import KafkaError
 
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.settings import PayoutsSettings
+from afflux.payouts.whatif_turns import Turns
+from afflux.shared.core.access import Principal
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.whatif.diff import WhatIfDiff, draft_problem
 from afflux.shared.core.whatif.log import DateRange
@@ -25,6 +29,12 @@ from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.whatif_source import ReplayBounds, ReplayRefused, run_whatif
 
 _ONE_AT_A_TIME = threading.Lock()
+_TURNS = Turns()
+
+
+def whose(principal: Principal) -> str:
+    """Whose turn a replay counts in: the merchant (every key of it), or the admin."""
+    return f"{principal.role}:{principal.subject or ''}"
 
 
 def check_draft(draft: CampaignTerms, versions: Sequence[TermsVersion], field: str) -> None:
@@ -40,12 +50,30 @@ async def replay_draft(
     versions: Sequence[TermsVersion],
     draft: CampaignTerms,
     window: DateRange,
+    who: str,
 ) -> WhatIfDiff:
-    """The diff, or a Problem: 429 while another replay runs, 413 past the events bound,
-    503 past the time limit or with the broker away."""
+    """The diff, or a Problem: 429 while another replay runs or before ``who``'s turn
+    (``Retry-After``), 413 past the events bound, 503 past the time limit or with the
+    broker away."""
+    wait_s = _TURNS.wait_s(who, time.monotonic())
+    if wait_s > 0:
+        metrics.whatif.labels("busy").inc()
+        raise Problem(
+            429,
+            None,
+            "others are waiting for a what-if: your next may start in "
+            f"{math.ceil(wait_s)} s, as long as your last one took",
+            headers={"Retry-After": str(math.ceil(wait_s))},
+        )
     if not _ONE_AT_A_TIME.acquire(blocking=False):
         metrics.whatif.labels("busy").inc()
-        raise Problem(429, None, "another what-if is running: try again when it is done")
+        _TURNS.refused_busy(who, time.monotonic())
+        raise Problem(
+            429,
+            None,
+            "another what-if is running: try again when it is done",
+            headers={"Retry-After": "1"},
+        )
     bounds = ReplayBounds(
         settings.whatif_max_events,
         settings.whatif_time_limit_s,
@@ -62,6 +90,7 @@ async def replay_draft(
             bounds,
             settings.attribution_clock_skew_s * 1000,
             settings.orders_backfill_limit_days,
+            who,
         )
     except ReplayRefused as exc:
         too_large = "events" in str(exc)
@@ -84,9 +113,13 @@ def _in_thread(
     bounds: ReplayBounds,
     clock_skew_ms: int,
     backfill_limit_days: int | None,
+    who: str,
 ) -> tuple[WhatIfDiff, object]:
     """The replay, releasing the one-at-a-time lock when it ends: a request that goes
-    away meanwhile leaves it running until then (within the time limit), still alone."""
+    away meanwhile leaves it running until then (within the time limit), still alone,
+    and counted in ``who``'s turn."""
+    started = time.monotonic()
+    _TURNS.started(who)
     try:
         return asyncio.run(
             run_whatif(
@@ -100,4 +133,5 @@ def _in_thread(
             )
         )
     finally:
+        _TURNS.ended(who, started, time.monotonic())
         _ONE_AT_A_TIME.release()

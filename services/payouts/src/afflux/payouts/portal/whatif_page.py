@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from afflux.payouts.deps import DirectoryDep
 from afflux.payouts.portal import html as h
 from afflux.payouts.portal.guard import campaign_viewer
-from afflux.payouts.whatif import check_draft, replay_draft
+from afflux.payouts.whatif import check_draft, replay_draft, whose
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.core.whatif.diff import MAX_CREATORS, MAX_ORDER_IDS, WhatIfDiff
 from afflux.shared.core.whatif.log import RangeProblem, day_range
@@ -131,7 +131,7 @@ async def whatif_form(request: Request, directory: DirectoryDep, campaign_id: st
 async def whatif_result(
     request: Request, _: CsrfDep, directory: DirectoryDep, campaign_id: str
 ) -> Response:
-    _, csrf = await campaign_viewer(request, directory, campaign_id)
+    principal, csrf = await campaign_viewer(request, directory, campaign_id)
     fields = await form_fields(request)
     text, first, last = fields.get("terms", ""), fields.get("from", ""), fields.get("to", "")
     form = _form(request.url.path, csrf, text, first, last)
@@ -145,7 +145,9 @@ async def whatif_result(
         check_draft(draft, versions, "terms")
         window = day_range(_day(first, "from"), _day(last, "to"))
         state = request.app.state
-        diff = await replay_draft(state.settings, state.metrics, versions, draft, window)
+        diff = await replay_draft(
+            state.settings, state.metrics, versions, draft, window, whose(principal)
+        )
     except RangeProblem as exc:
         return _refused(campaign_id, form, csrf, exc.field, exc.reason, 422)
     except Problem as problem:

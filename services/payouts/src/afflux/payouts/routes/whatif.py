@@ -15,7 +15,7 @@ from afflux.payouts.deps import CampaignReader, DirectoryDep, MetricsDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.queries import unknown_campaign
 from afflux.payouts.settings import PayoutsSettings
-from afflux.payouts.whatif import check_draft, replay_draft
+from afflux.payouts.whatif import check_draft, replay_draft, whose
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.core.whatif.log import RangeProblem, day_range
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_CSRF
@@ -86,13 +86,17 @@ class WhatIfAnswer(BaseModel):
     response_model_by_alias=True,
     responses={
         413: ERROR_RESPONSES[401] | {"description": "more events than AFFLUX_WHATIF_MAX_EVENTS"},
-        429: ERROR_RESPONSES[401] | {"description": "another what-if is running"},
+        429: ERROR_RESPONSES[401]
+        | {
+            "description": "another what-if is running, or the caller's last one ran as "
+            "long ago as it took (Retry-After)"
+        },
         503: ERROR_RESPONSES[401] | {"description": "past AFFLUX_WHATIF_TIME_LIMIT_S"},
     },
 )
 async def campaign_whatif(
     __: CsrfDep,  # a POST: with a session cookie, only from our pages (docs/portal.md)
-    _: CampaignReader,
+    reader: CampaignReader,
     directory: DirectoryDep,
     campaign_id: str,
     body: WhatIfRequest,
@@ -109,5 +113,5 @@ async def campaign_whatif(
         window = day_range(body.from_, body.to)
     except RangeProblem as exc:
         raise Problem(422, exc.field, exc.reason) from None
-    diff = await replay_draft(settings, metrics, versions, body.terms, window)
+    diff = await replay_draft(settings, metrics, versions, body.terms, window, whose(reader))
     return diff.as_dict()
