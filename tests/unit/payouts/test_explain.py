@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from afflux.payouts.explain import explain_line, explain_posting, rule_in_words
+from afflux.payouts.views import line_views
 from afflux.shared.core.journal.records import Posting
 
 pytestmark = pytest.mark.unit
@@ -281,6 +282,16 @@ LINES = [
         "order o_123, terms v3; taken back 0.60 EUR: refund on 2027-01-04, after approval; "
         "pays 2.40 EUR, approved on 2026-12-25",
     ),
+    # the cap cut, the line's last posting, carries the version the period opened under
+    # (1): the line is still of the version that priced it (it read "terms v1" beside a
+    # rate only version 3 had)
+    LineCase(
+        "cap cut of the period's version last",
+        (BASE, replace(CAP, terms_version=1)),
+        T0,
+        "10 % of 49.99 EUR (base rate), order o_123, terms v3; cut by 0.50 EUR (the "
+        "creator's cap); pays 4.50 EUR, pending until 2026-12-25",
+    ),
     # a period line has no order
     LineCase(
         "click pay",
@@ -327,3 +338,10 @@ def test_each_posting_says_its_part() -> None:
 
 def test_a_line_without_postings_says_nothing() -> None:
     assert explain_line((), T0) == ""
+
+
+def test_a_lines_terms_version_is_the_one_that_priced_it_not_its_last_postings() -> None:
+    """``explain.terms_version`` of the ledger and statement answers said 1 beside a rate
+    only version 3 had, when a cap cut of the period's version came last."""
+    [line] = line_views((BASE, replace(CAP, terms_version=1)), T0)
+    assert line["explain"]["terms_version"] == 3

@@ -242,7 +242,10 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
     facts = [head]
     if first.order_id:
         facts.append(f"order {first.order_id}")
-    facts.append(f"terms v{postings[-1].terms_version}")
+    # The version that priced it, as its rule: a cap cut or release carries the version
+    # the period opened under, and as a line's last posting it named terms that never had
+    # the rule's rate.
+    facts.append(f"terms v{(standing[-1] if standing else postings[-1]).terms_version}")
     parts = [", ".join(facts)]
     refund = sum(p.amount_minor for p in postings if p.component == "refund")
     if refund < 0:

@@ -129,7 +129,7 @@ def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
         "explanation": explain_line(postings, as_of),
         "explain": {
             "rule": rule,
-            "terms_version": last.terms_version,
+            "terms_version": (standing[-1] if standing else last).terms_version,
             "gross_minor": sum(p.amount_minor for p in accruals),
             "refunded_minor": -sum(
                 p.amount_minor
