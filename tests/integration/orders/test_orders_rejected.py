@@ -491,8 +491,23 @@ async def test_metrics_count_rejections_under_unknown_for_unconfigured_campaigns
 
     text = (await api.http.get("/metrics")).text
 
-    assert 'afflux_orders_total{campaign="unknown",kind="sale",outcome="rejected"}' in text
+    assert 'afflux_orders_total{campaign="unknown",kind="unknown",outcome="rejected"}' in text
     assert "never-configured" not in text
+
+
+async def test_metrics_count_an_order_for_another_merchants_campaign_under_unknown(
+    api: Any, campaigns: Any
+) -> None:
+    """Counted under the other merchant's campaign, it fired the rejected-orders alert
+    against that merchant, whose integration was fine."""
+    other = campaigns.other.campaign_id
+    refused = await api.post("/v1/orders", order(campaigns, campaign_id=other, currency="USD"))
+    assert refused.status_code == 422
+
+    text = (await api.http.get("/metrics")).text
+
+    assert 'afflux_orders_total{campaign="unknown",kind="unknown",outcome="rejected"}' in text
+    assert f'campaign="{other}"' not in text
 
 
 @pytest.mark.parametrize("header", [MERCHANT_HEADER, SIGNATURE_HEADER])

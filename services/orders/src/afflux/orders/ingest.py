@@ -251,9 +251,17 @@ class Ingestor:
             raise rules.unknown_campaign()
         return self.directory.at(campaign_id, at_ms).terms
 
-    def label(self, campaign_id: str | None) -> str:
-        """A bounded metric label: configured campaigns by id, anything else 'unknown'."""
-        return campaign_id if campaign_id and campaign_id in self.directory else UNKNOWN
+    def label(self, campaign_id: str | None, merchant_id: str | None) -> str:
+        """A bounded metric label: configured campaigns by id, anything else 'unknown',
+        another merchant's campaign too (``merchant_id`` None: an admin's call). Counted
+        under that campaign, a merchant's calls to another's fired the rejected-orders
+        alert against the other merchant, whose integration was fine."""
+        if not campaign_id or campaign_id not in self.directory:
+            return UNKNOWN
+        versions = self.directory.versions(campaign_id)
+        if merchant_id is not None and all(v.terms.merchant_id != merchant_id for v in versions):
+            return UNKNOWN
+        return campaign_id
 
     # -- orders ---------------------------------------------------------------------
 
@@ -319,7 +327,8 @@ class Ingestor:
         campaign, kind = UNKNOWN, UNKNOWN
         try:
             request = parse(rules.OrderRequest, raw)
-            campaign, kind = self.label(request.campaign_id), request.kind
+            campaign = self.label(request.campaign_id, merchant_id)
+            kind = request.kind if campaign != UNKNOWN else UNKNOWN
             event = self.check_order(
                 merchant_id, request, backfill=backfill, signed_at_ms=signed_at_ms, undated=undated
             )
@@ -565,7 +574,7 @@ class Ingestor:
         campaign = UNKNOWN
         try:
             request = parse(rules.RefundRequest, raw)
-            campaign = self.label(request.campaign_id)
+            campaign = self.label(request.campaign_id, merchant_id)
             self.check_campaign(request.campaign_id, merchant_id)
             placed = self.place(
                 request.campaign_id,
@@ -713,7 +722,7 @@ class Ingestor:
         campaign = UNKNOWN
         try:
             request = parse(rules.RenewalRequest, raw)
-            campaign = self.label(request.campaign_id)
+            campaign = self.label(request.campaign_id, merchant_id)
             self.check_campaign(request.campaign_id, merchant_id)
             placed = self.place(
                 request.campaign_id,
@@ -825,7 +834,7 @@ class Ingestor:
         try:
             rules.path_order_id(order_id)
             request = parse(rules.LeadConfirmRequest, raw)
-            campaign = self.label(request.campaign_id)
+            campaign = self.label(request.campaign_id, merchant_id)
             self.check_campaign(request.campaign_id, merchant_id)
             now = self.clock()
             terms = self.terms(request.campaign_id, request.occurred_at or now)
@@ -859,7 +868,7 @@ class Ingestor:
         try:
             rules.path_order_id(order_id)
             request = parse(rules.SurveyRequest, raw)
-            campaign = self.label(request.campaign_id)
+            campaign = self.label(request.campaign_id, merchant_id)
             self.check_campaign(request.campaign_id, merchant_id)
             now = self.clock()
             terms = self.terms(request.campaign_id, now)
