@@ -157,6 +157,8 @@ async def test_a_name_resolving_to_a_refused_address_is_still_refused_at_once(
             1,
             f"refused: {NAME}: 10.0.0.7 is a private address",
         )
+        # What the docs promise of every dead letter: the last error says why (it was "").
+        assert letter["last_error"] == letter["reason"]
         assert sent == []
         assert count(metrics, "refused") == 1
 

@@ -580,3 +580,25 @@ def test_the_payload_timestamp_is_the_events_exact_millisecond(
     body = json.loads(policy.payload("conversion.attributed", {"occurred_at": occurred_at}))
 
     assert body["timestamp"] == stamp
+
+
+def test_a_merchants_body_past_the_bound_goes_without_its_items_and_counts_them() -> None:
+    """An order of 500 items the batch API took made a body the sender refused for good:
+    the merchant never heard of that conversion, and a replay could not help."""
+    data = FULL_CONVERSION.model_dump(mode="json")
+    item = data["items"][0]
+    data["items"] = [item | {"sku": f"sku-{n:04d}-" + "x" * 180} for n in range(500)]
+    whole = policy.payload("conversion.attributed", data)
+    assert len(whole) > 65_536
+
+    body = policy.payload_for("merchant", "conversion.attributed", data)
+
+    assert len(body) <= 65_536
+    sent = json.loads(body)["data"]
+    assert "items" not in sent
+    assert sent["items_omitted"] == 500
+    assert {k: v for k, v in sent.items() if k != "items_omitted"} == {
+        k: v for k, v in data.items() if k != "items"
+    }
+    # Within the bound (a larger one set), the items go as they are.
+    assert policy.payload_for("merchant", "conversion.attributed", data, len(whole)) == whole

@@ -261,7 +261,9 @@ class Deliverer:
             status, answer = await self._post(client, endpoint.url, endpoint.secret, job, body)
         except Refused as exc:
             self.metrics.deliveries.labels("refused").inc()
-            await self.store.bury(attempt, f"refused: {exc}", self.clock())
+            # The dead letter's last error says why too (it read "" for a refusal).
+            reason = f"refused: {exc}"
+            await self.store.bury(replace(attempt, last_error=reason[:500]), reason, self.clock())
             return
         except LookupsBusy:
             # Not an attempt: the owner's other lookups (one dead name server) must not

@@ -20,7 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from afflux.payouts.webhooks.metrics import WebhookMetrics
-from afflux.payouts.webhooks.policy import TOPICS
+from afflux.payouts.webhooks.policy import DEFAULT_MAX_BODY_BYTES, TOPICS
 from afflux.payouts.webhooks.redis_store import WebhookStore
 from afflux.payouts.webhooks.routing import Routed, jobs_for
 from afflux.shared.events import Envelope
@@ -101,7 +101,9 @@ class Intake:
         clock: Callable[[], int],
         wake: asyncio.Event,
         max_records: int = 500,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        self.max_body_bytes = max_body_bytes
         self.store = store
         self.directory = directory
         self.metrics = metrics
@@ -171,7 +173,9 @@ class Intake:
         while True:
             try:
                 now = self.clock()
-                routed = await jobs_for(self.store, self.directory, events, now=now)
+                routed = await jobs_for(
+                    self.store, self.directory, events, now=now, max_body_bytes=self.max_body_bytes
+                )
                 counts = await self.store.enqueue([(job, now) for job in routed.jobs], now=now)
                 return routed, Counter(counts)
             except Exception as exc:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from afflux.payouts.webhooks.intake import decoded_items
-from afflux.payouts.webhooks.policy import EVENT_TYPES, Endpoint
+from afflux.payouts.webhooks.policy import DEFAULT_MAX_BODY_BYTES, EVENT_TYPES, Endpoint
 from afflux.payouts.webhooks.redis_store import Job, WebhookStore
 from afflux.payouts.webhooks.routing import jobs_for
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -113,6 +113,7 @@ async def replay(
     since_ms: int,
     now: int,
     max_events: int,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> ReplayResult:
     topics = sorted({EVENT_TYPES[t] for t in endpoint.event_types})
     consumer = AIOKafkaConsumer(
@@ -154,6 +155,7 @@ async def replay(
                     [item.event for item in items],
                     now=now,
                     only_endpoint=endpoint.endpoint_id,
+                    max_body_bytes=max_body_bytes,
                 )
             ).jobs  # what it cannot make a job of the intake dead-lettered
             for job in jobs:

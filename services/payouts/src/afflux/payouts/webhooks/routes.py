@@ -208,6 +208,7 @@ async def replay_endpoint(
             since_ms=since,
             now=clock(),
             max_events=settings.webhooks_replay_max_events,
+            max_body_bytes=settings.webhooks_max_body_bytes,
         )
     except ReplayIncomplete as exc:  # answering 200 would say every event was replayed
         raise Problem(503, None, f"{exc}; nothing was scheduled: run the replay again") from None

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from afflux.payouts.webhooks.policy import (
+    DEFAULT_MAX_BODY_BYTES,
     Endpoint,
     OwnerKind,
     event_type_of,
@@ -50,6 +51,7 @@ async def jobs_for(
     *,
     now: int,
     only_endpoint: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Routed:
     """One job per (event, endpoint subscribed to its type among its owners'), its body
     what that endpoint's owner may receive (``payload_for``). Each event on its own: one
@@ -69,7 +71,9 @@ async def jobs_for(
     routed = Routed([], {}, failed)
     for n, event, event_type, owners in typed:
         try:
-            jobs, matched = _jobs_of(event, event_type, owners, registry, now, only_endpoint)
+            jobs, matched = _jobs_of(
+                event, event_type, owners, registry, now, only_endpoint, max_body_bytes
+            )
         except Exception as exc:
             failed.append((n, exc))
             continue
@@ -86,6 +90,7 @@ def _jobs_of(
     registry: Mapping[tuple[OwnerKind, str], list[Endpoint]],
     now: int,
     only_endpoint: str | None,
+    max_body_bytes: int,
 ) -> tuple[list[Job], bool]:
     jobs: list[Job] = []
     candidates = [e for owner in owners for e in registry.get(owner, [])]
@@ -99,7 +104,7 @@ def _jobs_of(
     for endpoint_id, endpoint in sorted(endpoints.items()):
         kind = endpoint.owner_kind
         if kind not in bodies:
-            bodies[kind] = payload_for(kind, event_type, data).decode()
+            bodies[kind] = payload_for(kind, event_type, data, max_body_bytes).decode()
         jobs.append(
             Job(
                 webhook_id=derive_webhook_id(endpoint_id, event.event_id),

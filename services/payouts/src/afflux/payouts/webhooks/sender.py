@@ -59,6 +59,7 @@ def start_sender(
         metrics=metrics,
         clock=clock,
         wake=wake,
+        max_body_bytes=settings.webhooks_max_body_bytes,
     )
     deliverer = Deliverer(
         store=store, metrics=metrics, limits=delivery_limits(settings), clock=clock, wake=wake
