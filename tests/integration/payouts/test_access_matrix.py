@@ -64,6 +64,7 @@ PUBLIC = {
     ("GET", "/c/{code}"),
     ("HEAD", "/c/{code}"),
     ("GET", "/portal/assets/{name}"),  # the portal's script, style and chart library
+    ("GET", "/favicon.ico"),  # the portal's icon, which a browser asks for beside each page
 }
 # About the caller itself, whoever it is (the portal's landing page lists its own).
 SELF = {("GET", "/v1/me"), ("POST", "/logout"), ("GET", "/portal")}

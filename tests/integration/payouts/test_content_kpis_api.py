@@ -177,6 +177,9 @@ async def test_the_contents_answer_has_one_row_per_content(api: Api) -> None:
 async def test_a_creators_contents_and_row(api: Api) -> None:
     answer = await api.get("/v1/kpis/creators/anna/contents")
     assert sorted(r["content_id"] for r in answer["contents"]) == ["L1", "P1"]
+    assert answer["campaign_id"] is None
+    narrowed = await api.get("/v1/kpis/creators/anna/contents", campaign_id="glow")
+    assert narrowed["campaign_id"] == "glow"  # the filter it applied (it said null)
     assert {r["period"] for r in answer["contents"]} == {"2026-11"}
     row = await api.get("/v1/kpis/creators/anna", campaign_id="glow")
     assert (row["views"], row["emv_minor"]) == (8_000, 10_200)

@@ -186,6 +186,7 @@ async def test_a_creators_series_reads_only_the_creators_campaign_periods(
     assert answer["buckets"] == views.series(reference)
     assert answer["buckets"], "nothing compared"
     assert read <= 2 * len(periods)
+    assert answer["campaign_id"] == scope.get("campaign_id")  # the filter it applied
 
 
 async def test_a_creator_with_nothing_in_the_scope_is_404_on_affiliate_id(
@@ -199,6 +200,11 @@ async def test_a_creator_with_nothing_in_the_scope_is_404_on_affiliate_id(
         response = await network.http.get(path, params=params)
         assert response.status_code == 404, response.text
         assert response.json()["detail"][0]["field"] == "affiliate_id"
+        # Not "no ledger": anna has one, only nothing in what was asked.
+        creator = path.split("/")[4]
+        assert response.json()["detail"][0]["reason"] == (
+            f"no postings of creator {creator!r} in what was asked"
+        )
 
 
 async def test_an_unknown_campaign_or_a_bad_period_is_refused_before_the_creator(

@@ -347,6 +347,15 @@ async def test_an_endpoint_that_always_fails_gets_a_dead_letter_per_event(infra:
         await until_settled(h.store)
         assert h.count("dead_lettered") == len(conversions)
 
+        # The webhook-timestamp header's seconds passed back as ms replayed from 1970.
+        seconds = await h.api.post(
+            f"/v1/webhooks/endpoints/{endpoint}/replay", json={"since": NOV_15 // 1000}
+        )
+        assert seconds.status_code == 422, seconds.text
+        [problem] = seconds.json()["detail"]
+        assert problem["field"] == "since"
+        assert "it looks like seconds; give milliseconds" in problem["reason"]
+
         # The receiver is fixed: a replay from before the events sends them again.
         receiver.fail_always = False
         answer = await h.api.post(

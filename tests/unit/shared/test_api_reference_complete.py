@@ -30,7 +30,7 @@ pytestmark = pytest.mark.unit
 REFERENCE = {OPENAPI_PATH, "/docs"}
 # Nor are the portal's HTML pages and their assets (docs/portal.md): pages for people,
 # which send a browser without a session to /login rather than answer an API client.
-PAGES = "/portal"
+PAGES = ("/portal", "/favicon.ico")
 ADMIN_ONLY_PREFIXES = ("/v1/links", "/v1/campaigns", "/v1/admin", "/v1/creators", "/v1/kpis")
 
 
@@ -67,6 +67,9 @@ def test_every_route_is_documented_with_its_refusals(service: str) -> None:
         if path.startswith(ADMIN_ONLY_PREFIXES):
             assert "401" in answers, f"{method} {path}"
         assert "HTTPValidationError" not in json.dumps(answers), f"{method} {path}"
+        if "requestBody" in document["paths"][path][method]:
+            # Every body is plain JSON, refused otherwise (the backfills did not say so).
+            assert "415" in answers, f"{method} {path}"
     if service == "clicks":
         assert {("/c/{code}", "get"), ("/c/{code}", "head")} <= documented
 

@@ -79,6 +79,24 @@ async def test_healthz_is_503_naming_each_failing_check_and_why() -> None:
     }
 
 
+async def test_a_failing_check_after_a_passing_answer_reads_unavailable_not_starting() -> None:
+    """A long-running service whose broker stalled answered "starting", read as restarting."""
+    failing = [False]
+
+    async def broker(request: Request) -> str | None:
+        return "no answer to a metadata request within 0.8 s" if failing[0] else None
+
+    app = FastAPI()
+    app.include_router(health_router([("kafka", broker)]))
+    async with client(app) as http:
+        assert (await http.get("/healthz")).json()["status"] == "ok"
+        failing[0] = True
+        answer = await http.get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "unavailable"
+    assert answer.json()["reasons"] == {"kafka": "no answer to a metadata request within 0.8 s"}
+
+
 async def retrying(request: Request) -> Passing:
     return Passing("retrying")
 

@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         help="start broker, Redis and the four services; Ctrl-C stops all",
         description="Start the broker, Redis and the four services on this machine, apply the "
         "campaign terms and print where each service answers. Runs until Ctrl-C or SIGTERM, "
-        "then stops everything it started. Data lives under AFFLUX_DATA_DIR (.afflux/up).",
+        "then stops everything it started. Data lives in AFFLUX_DATA_DIR/up (.afflux/up by "
+        "default).",
     )
     up.add_argument("--campaigns", default=None, help="campaign terms YAML to apply at start")
     up.add_argument(

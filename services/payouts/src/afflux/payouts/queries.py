@@ -47,8 +47,11 @@ def unknown_campaign(campaign: str) -> Problem:
 
 
 def unknown_creator(affiliate: str) -> Problem:
-    """The one 404 of a creator without a ledger or not the asker's (see above)."""
-    return Problem(404, "affiliate_id", f"no ledger for creator {affiliate!r}")
+    """The one 404 of a creator without postings in what was asked (any at all, or in
+    the campaign or period asked) or not the asker's (see above). It said "no ledger for
+    creator", which a dashboard read as an unknown creator when the creator only had
+    nothing in the period asked."""
+    return Problem(404, "affiliate_id", f"no postings of creator {affiliate!r} in what was asked")
 
 
 def known_campaign(directory: CampaignDirectory, campaign: str | None) -> None:

@@ -52,6 +52,10 @@ def _documented(request: str) -> dict[str, Any]:
             },
             400: problem("malformed JSON, or the body ended early"),
             413: problem("body larger than the batch size limit"),
+            415: problem(
+                "a body sent as something else than JSON (a Content-Type other than"
+                " application/json, or a Content-Encoding): names the header"
+            ),
             422: problem("invalid request: the field and the reason"),
             503: problem("starting: campaign terms not loaded yet, retry", retry=True),
         },

@@ -62,6 +62,10 @@ _ANSWER = {"content": {"application/json": {"schema": _VERSIONS}}}
         201: {"description": "published as the campaign's next version", **_ANSWER},
         400: problem("malformed JSON"),
         413: problem(f"body larger than {MAX_TERMS_BODY_BYTES} bytes, a campaigns record's limit"),
+        415: problem(
+            "a body sent as something else than JSON (a Content-Type other than"
+            " application/json, or a Content-Encoding): names the header"
+        ),
         422: problem(
             "invalid terms, or terms in another currency or of another merchant than the"
             " campaign's: the field and the reason"

@@ -167,7 +167,12 @@ async def creator_series(
         {"currency": currency, "buckets": views.series(views.combine(parts))}
         for currency, parts in sorted(per_currency.items())
     ]
-    return {"affiliate_id": affiliate_id, **series[0], "by_currency": series}
+    return {
+        "affiliate_id": affiliate_id,
+        "campaign_id": campaign_id,  # the filter applied, as the campaign's series says
+        **series[0],
+        "by_currency": series,
+    }
 
 
 @router.get("/kpis/campaigns/{campaign_id}/contents", response_model=ContentsAnswer)
@@ -206,4 +211,9 @@ async def creator_contents(
     period_of_campaign(directory, campaign_id, params.period(period), None)
     cps = await creator_periods(store, affiliate_id, campaign_id, params.period(period))
     rows = await contents_for(store, cps, directory, affiliate_id)
-    return {"affiliate_id": affiliate_id, "period": period, "contents": rows}
+    return {
+        "affiliate_id": affiliate_id,
+        "campaign_id": campaign_id,
+        "period": period,
+        "contents": rows,
+    }

@@ -25,6 +25,7 @@ from afflux.payouts.webhooks.redis_store import (
     WebhookStore,
 )
 from afflux.payouts.webhooks.replay import ReplayIncomplete, replay
+from afflux.shared.core.clock import from_ms
 from afflux.shared.core.ids import new_id
 from afflux.shared.core.terms import MAX_CREATOR_ID_LENGTH, creator_id_problem, merchant_id_problem
 from afflux.shared.io.http.bodies import NAMES_ONCE_AFTER_ADMIN
@@ -63,6 +64,10 @@ class NewEndpoint(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return owner_id
+
+
+# 10^11 ms is 1973-03-03: a replay since a time before it is a time in seconds.
+SECONDS_LOOK_LIKE_MS_BELOW = 10**11
 
 
 class ReplayRequest(BaseModel):
@@ -199,6 +204,15 @@ async def replay_endpoint(
         since = params.as_of(str(body.since), clock())
     except Problem as exc:
         raise Problem(422, "since", exc.reason) from None
+    if 0 < since < SECONDS_LOOK_LIKE_MS_BELOW and str(body.since).strip().isdigit():
+        # The webhook-timestamp header is in seconds, and passed back as ms it replayed
+        # from January 1970: every event again.
+        raise Problem(
+            422,
+            "since",
+            f"{since} ms is {from_ms(since).isoformat()}: it looks like seconds; give "
+            f"milliseconds ({since * 1000}) or an ISO time (0 replays from the start)",
+        )
     try:
         result = await replay(
             store,

@@ -79,16 +79,20 @@ def health_router(
 ) -> APIRouter:
     """``GET /healthz`` answering from ``checks``, in their order; ``detail`` (run only
     when a check fails) adds its fields to the 503's body, its ``status`` replacing
-    ``starting``."""
+    ``starting`` (before every check first passed) or ``unavailable`` (after: a long
+    running service whose broker stalled read as restarting)."""
     router = APIRouter()
+    was_ok = False
 
     @router.get("/healthz", include_in_schema=include_in_schema, responses=HEALTH_RESPONSES)
     async def healthz(request: Request) -> JSONResponse:
+        nonlocal was_ok
         answers = await asyncio.gather(*(_reason(c, request, timeout_s) for _, c in checks))
         named = list(zip((name for name, _ in checks), answers, strict=True))
         failing = {name: why for name, why in named if isinstance(why, str) and why}
+        was_ok = was_ok or not failing
         body: dict[str, object] = {
-            "status": "starting" if failing else "ok",
+            "status": ("unavailable" if was_ok else "starting") if failing else "ok",
             "checks": {
                 name: why.shown if isinstance(why, Passing) else name not in failing
                 for name, why in named
