@@ -46,6 +46,46 @@ def service_env(infra: Any, **extra: str) -> dict[str, str]:
     }
 
 
+def test_with_an_operator_port_metrics_answer_only_there_and_the_reference_stays(
+    infra: Any,
+) -> None:
+    """Every campaign's order and refund counts answered on the merchants' port: any
+    merchant could watch a competitor's volumes."""
+    port, operator = free_port(), free_port()
+    env = service_env(
+        infra, AFFLUX_ORDERS_PORT=str(port), AFFLUX_ORDERS_OPERATOR_PORT=str(operator)
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "afflux.orders"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    public, internal = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{operator}"
+    try:
+        deadline = time.monotonic() + 60
+        healthy = False
+        while time.monotonic() < deadline and not healthy:
+            try:
+                healthy = oneshot.get(f"{public}/healthz").status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert healthy
+        hidden = oneshot.get(f"{public}/metrics")
+        assert hidden.status_code == 404
+        assert hidden.json() == {"detail": [{"field": None, "reason": "Not Found"}]}
+        assert "afflux_orders_total" in oneshot.get(f"{internal}/metrics").text
+        # The API reference is the integrators': it stays on their port.
+        assert oneshot.get(f"{public}/openapi.json").status_code == 200
+        assert oneshot.get(f"{public}/docs").status_code == 200
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def test_service_serves_until_sigterm_then_exits_zero(infra: Any) -> None:
     port = free_port()
     child = subprocess.Popen(

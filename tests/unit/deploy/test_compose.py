@@ -149,7 +149,7 @@ def test_prometheus_scrapes_every_service_where_its_metrics_are_served() -> None
         assert f"{name}:{operator[0] if operator else PORTS[module]}" in targets
 
 
-@pytest.mark.parametrize("name", ["clicks", "payouts"])
+@pytest.mark.parametrize("name", ["clicks", "orders", "payouts"])
 def test_public_services_keep_metrics_off_their_published_port(name: str) -> None:
     env = SERVICES[name]["environment"]
     operator = env[f"AFFLUX_{name.upper()}_OPERATOR_PORT"]

@@ -13,6 +13,14 @@ class OrdersSettings(CommonSettings):
     """Built once in the entrypoint, never at import."""
 
     orders_port: int = Field(8002, ge=1, le=65535, description="HTTP port of the orders service")
+    orders_operator_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="a second, internal port: /metrics (every campaign's order and refund "
+        "counts) answers only there, not on the merchants' port (0: on the one port); the "
+        "API reference stays on the merchants' port, for integrators",
+    )
     merchant_secrets_file: Path | None = Field(
         None, description="YAML/JSON file: merchant_id -> [secret, secret]"
     )

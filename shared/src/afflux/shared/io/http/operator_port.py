@@ -26,19 +26,22 @@ OPERATOR_PATHS = ("/metrics", OPENAPI_PATH, DOCS_PATH)
 _NOT_FOUND = json.dumps({"detail": [{"field": None, "reason": "Not Found"}]}).encode()
 
 
-def is_operator_path(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in OPERATOR_PATHS)
+def is_operator_path(path: str, paths: tuple[str, ...] = OPERATOR_PATHS) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in paths)
 
 
 class OperatorPort:
-    """Serve ``app``; operator paths only on a connection to ``operator_port``."""
+    """Serve ``app``; operator ``paths`` only on a connection to ``operator_port``."""
 
-    def __init__(self, app: ASGIApp, operator_port: int) -> None:
+    def __init__(
+        self, app: ASGIApp, operator_port: int, paths: tuple[str, ...] = OPERATOR_PATHS
+    ) -> None:
         self.app = app
         self.operator_port = operator_port
+        self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_operator_path(scope["path"]):
+        if scope["type"] == "http" and is_operator_path(scope["path"], self.paths):
             server = scope.get("server") or (None, None)
             if server[1] != self.operator_port:
                 await send(
@@ -62,10 +65,12 @@ def serve_with_operator_port(
     port: int,
     limits: HttpLimits | None,
     operator_port: int,
+    paths: tuple[str, ...] = OPERATOR_PATHS,
     **options: Any,
 ) -> bool:
-    """``serving.serve``, and with ``operator_port`` (not 0) the operator paths moved there."""
+    """``serving.serve``, and with ``operator_port`` (not 0) the operator ``paths`` moved
+    there."""
     if not operator_port:
         return serving.serve(app, host, port, limits, **options)
-    wrapped = OperatorPort(app, operator_port)
+    wrapped = OperatorPort(app, operator_port, paths)
     return serving.serve(wrapped, host, port, limits, also_port=operator_port, **options)
