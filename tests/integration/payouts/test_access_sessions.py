@@ -159,6 +159,33 @@ async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWo
         assert answer.json()["detail"][0]["field"] == "Authorization"
 
 
+async def test_logging_out_of_a_session_that_had_ended_clears_its_cookie(
+    world: AccessWorld,
+) -> None:
+    """After the session's time-to-live or a key rotation "Log out" answered 401 and left
+    the dead session's cookie in the browser."""
+    async with http_client(world) as http:
+        token = await _login_form(http)
+        login = await http.post(
+            "/login", content=f"key={world.creator_key}&csrf_token={token}", headers=FORM
+        )
+        session = _cookie(login, "afx_session")["afx_session"].value
+        csrf = (await http.get("/v1/me")).json()["csrf_token"]
+        await http.post("/logout", content=f"csrf_token={csrf}", headers=FORM)
+    async with http_client(world) as stale:
+        out = await stale.post(
+            "/logout",
+            content=f"csrf_token={csrf}",
+            headers=FORM,
+            cookies={"afx_session": session},
+        )
+        assert out.status_code == 303
+        assert out.headers["location"] == "/login"
+        cleared = out.headers["set-cookie"]
+        assert cleared.startswith('afx_session=""') or cleared.startswith("afx_session=;")
+        assert "Max-Age=0" in cleared
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -31,11 +31,12 @@ from afflux.shared.io.http.principals import (
     SESSION_COOKIE,
     AccessConfig,
     AccessStore,
-    CsrfDep,
     PrincipalDep,
     check_origin,
     csrf_token,
+    current_principal,
     form_fields,
+    require_csrf,
 )
 from afflux.shared.io.http.problems import Problem
 from afflux.shared.io.http.state import started_dep, state_dep
@@ -156,12 +157,18 @@ async def login(request: Request, store: AccessStoreDep, config: AccessConfigDep
         403: ERROR_RESPONSES[401] | {"description": "a session without its CSRF token"},
     },
 )
-async def logout(
-    request: Request, _: CsrfDep, store: AccessStoreDep, config: AccessConfigDep
-) -> Response:
-    session_id = request.cookies.get(SESSION_COOKIE)
-    if session_id:
-        await store.end_session(session_id)
+async def logout(request: Request, store: AccessStoreDep, config: AccessConfigDep) -> Response:
+    try:
+        await require_csrf(request, await current_principal(request))
+    except Problem as problem:
+        # A session that had ended already (its time-to-live, a rotated key) has nothing
+        # to end and nothing to forge: it answered 401 and left its cookie in the browser.
+        if problem.status != 401:
+            raise
+    else:
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:
+            await store.end_session(session_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=config.secure_cookie
