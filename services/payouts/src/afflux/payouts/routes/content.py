@@ -667,7 +667,8 @@ def _same_identity(
     """A content's campaign and creator never change. Only the admin is told whose it is
     (and that it was published): anyone else is told only that the id is not theirs to
     publish, learning nothing of another creator's content or another merchant's
-    campaign, nor whether the id was published at all."""
+    campaign (beside the 202 of an unused id it does learn that someone published it:
+    post ids are public, and trying an unused one publishes it)."""
     if owner is None or owner == identity:
         return
     if principal.is_admin:
