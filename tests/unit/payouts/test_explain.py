@@ -345,3 +345,39 @@ def test_a_lines_terms_version_is_the_one_that_priced_it_not_its_last_postings()
     only version 3 had, when a cap cut of the period's version came last."""
     [line] = line_views((BASE, replace(CAP, terms_version=1)), T0)
     assert line["explain"]["terms_version"] == 3
+
+
+NOTED = "sale: 10% of 4999 (base rate); refunded 2500 of 4999 before approval"
+
+
+@pytest.mark.parametrize(
+    "accrual_rule",
+    [
+        "sale: 10% of 4999 (base rate)",  # posted before its refund arrived (live)
+        NOTED,  # posted with it known, both in one batch (a rebuild)
+    ],
+)
+def test_a_line_refunded_before_approval_reads_the_same_whatever_the_arrival_order(
+    accrual_rule: str,
+) -> None:
+    """After a rebuild the refund's note was in the line's rule and the reduction both,
+    live only in the reduction: the same line read differently."""
+    line = (
+        replace(BASE, rule=accrual_rule),
+        replace(REFUND, rule="reduced before approval: " + NOTED),
+    )
+    assert explain_line(line, T0) == (
+        "10 % of 49.99 EUR (base rate); refunded 25.00 EUR of 49.99 EUR before approval, "
+        "order o_123, terms v3; reduced by 2.50 EUR before approval (refund); pays 2.50 EUR, "
+        "pending until 2026-12-25"
+    )
+
+
+def test_a_clawback_priced_per_item_says_so() -> None:
+    by_item = replace(CLAWBACK, rule="clawback: refund of 1000 after approval (pro rata per item)")
+    assert explain_posting(by_item) == (
+        "taken back 1.00 EUR: refund on 2027-01-04, after approval (pro rata per item)"
+    )
+    assert rule_in_words(by_item.rule, "EUR") == (
+        "clawback: refund of 10.00 EUR after approval (pro rata per item)"
+    )

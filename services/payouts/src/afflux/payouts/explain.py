@@ -155,9 +155,15 @@ def rule_in_words(rule: str, currency: str) -> str:
     # the correction and not the accrual it corrects.
     if rule.startswith("reduced before approval: "):
         return "reduced before approval: " + rule_in_words(rule[25:], currency) + suffix
-    clawed = re.fullmatch(r"clawback: refund of (\d+) after approval", rule)
+    clawed = re.fullmatch(
+        r"clawback: refund of (\d+) after approval( \(pro rata per item\))?", rule
+    )
     if clawed:
-        return f"clawback: refund of {money(int(clawed[1]), currency)} after approval" + suffix
+        return (
+            f"clawback: refund of {money(int(clawed[1]), currency)} after approval"
+            + (clawed[2] or "")
+            + suffix
+        )
     # A line whose refund came before approval (journal.rules notes it after the rule):
     # the rule matched none of the patterns and read in minor units.
     noted = re.search("; " + _REFUND_NOTE.pattern + "$", rule)
@@ -171,6 +177,7 @@ def rule_in_words(rule: str, currency: str) -> str:
     return rule + suffix
 
 
+_PER_ITEM = "(pro rata per item)"
 _REFUND_NOTE = re.compile(r"refunded (\d+) of (\d+) before approval( \(pro rata per item\))?")
 
 
@@ -208,7 +215,8 @@ def explain_posting(posting: Posting) -> str:
             return (
                 f"taken back {amount} on {day(posting.occurred_at)}: reattributed to another click"
             )
-        return f"taken back {amount}: refund on {day(posting.occurred_at)}, after approval"
+        by_item = " (pro rata per item)" if posting.rule.endswith(_PER_ITEM) else ""
+        return f"taken back {amount}: refund on {day(posting.occurred_at)}, after approval{by_item}"
     if component.startswith("cap:"):
         scope = "the creator's cap" if component == "cap:creator" else "the campaign's budget"
         if posting.amount_minor < 0:
@@ -238,6 +246,21 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
     rule = (standing[-1] if standing else first).rule
     if declined:  # the held words ("pending until approved") no longer hold: the decline's do
         rule = re.sub(r"; (?:held for|approved in) .*$", "", rule) + "; " + declined[-1].rule
+    refund = sum(p.amount_minor for p in postings if p.component == "refund")
+    if refund < 0 and not _REFUND_NOTE.search(rule):
+        # What of the order was refunded, whatever the arrival order: an accrual posted
+        # with its refund already known (a rebuild: both in one batch) notes it in its own
+        # rule, one posted before the refund arrived only in the reduction's, and the same
+        # line read differently after a rebuild.
+        notes = [
+            n
+            for p in postings
+            if p.component == "refund"
+            for n in [_REFUND_NOTE.search(p.rule)]
+            if n
+        ]
+        if notes:
+            rule += "; " + notes[-1][0]
     head = rule_in_words(rule, c)
     facts = [head]
     if first.order_id:
@@ -247,7 +270,6 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
     # the rule's rate.
     facts.append(f"terms v{(standing[-1] if standing else postings[-1]).terms_version}")
     parts = [", ".join(facts)]
-    refund = sum(p.amount_minor for p in postings if p.component == "refund")
     if refund < 0:
         parts.append(f"reduced by {money(-refund, c)} before approval (refund)")
     # Each clawback once, as what it takes back in the end: a later correction of it

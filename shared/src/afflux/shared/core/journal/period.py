@@ -48,6 +48,7 @@ from afflux.shared.core.journal.override_lines import (
 from afflux.shared.core.journal.records import LineRecord, Posting, RefundEntry
 from afflux.shared.core.journal.review_lines import ReviewBook, ReviewFact
 from afflux.shared.core.periods import day_of, period_bounds
+from afflux.shared.core.products import refund_by_items
 from afflux.shared.core.terms import TermsVersion, terms_in_force
 
 RankKey = tuple[int, str, str]  # (time, conversion id, line id): ``rank_key``
@@ -917,7 +918,18 @@ def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
         if found and found[0][0].reason == rules.REATTRIBUTED:
             return "clawback: reattributed to another click after approval"
         amount = found[0][1] if found else 0  # what it takes of the order, capped
-        return f"clawback: refund of {amount} after approval"
+        c = record.conversion
+        # As a refund before approval says it (journal.rules): priced per item it named,
+        # not on its amount (a 60.00 refund of a sku at another rate took back 9.00, not
+        # the 6.60 its amount's share would, and the rule did not say why).
+        by_item = (
+            found
+            and c is not None
+            and refund_by_items(amount, c.items, c.non_commissionable_minor, found[0][0].items)
+        )
+        return f"clawback: refund of {amount} after approval" + (
+            " (pro rata per item)" if by_item else ""
+        )
     scope = name.partition(":")[2]
     if target < posted:
         return f"cut: the {scope} cap is used up by earlier lines of the period"
