@@ -225,3 +225,38 @@ async def test_every_refusal_a_browser_opens_is_a_page_with_a_way_on(
     else:  # no page to go back to: the link led to the same refusal
         assert '<p id="ways-on"><a href="/portal">Portal home</a></p>' in opened.text
         assert f'href="{back}"' not in opened.text
+
+
+async def test_with_a_campaign_chosen_the_period_picker_offers_only_its_periods(
+    empty_redis: Redis[bytes],
+) -> None:
+    """A weekly campaign's weeks were offered beside a monthly one's months, and choosing
+    one gave the 422 page of a period the chosen campaign was never paid by."""
+    monthly, weekly = (
+        _terms("monthly"),
+        _terms("weekly", plan={"period": "week", "sale": {"rate": {"percent": "10"}}}),
+    )
+    store = LedgerStore(empty_redis)
+    versions = {"monthly": (monthly,), "weekly": (weekly,)}
+    await store.apply(
+        Batch(
+            conversions=[
+                ("monthly", "2026-11", _sale("monthly", 1, NOV_1 + HOUR)),
+                ("weekly", "2026-W45", _sale("weekly", 1, NOV_1 + 3 * DAY)),
+            ]
+        ),
+        lambda cid: versions[cid],
+        lambda cid: "EUR",
+    )
+    http, _ = await _creator_client(empty_redis, store, monthly, weekly)
+    async with http:
+        every = await http.get("/portal/creators/cr/ledger")
+        narrowed = await http.get("/portal/creators/cr/ledger", params={"campaign_id": "monthly"})
+
+    def offered(page: str) -> list[str]:
+        picker = re.search(r'<select name="period" id="period">(.*?)</select>', page)
+        assert picker is not None
+        return [v for v in re.findall(r'<option value="([^"]*)"', picker[1]) if v]
+
+    assert offered(every.text) == ["2026-W45", "2026-11"]
+    assert offered(narrowed.text) == ["2026-11"]

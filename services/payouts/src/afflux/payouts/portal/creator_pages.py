@@ -169,8 +169,13 @@ def _filters(
     campaign: str | None,
     no_period: str = "every period",
 ) -> str:
-    """The period and campaign pickers; ``no_period``: what the empty period means."""
-    periods = sorted({p for _, p in cps}, reverse=True)
+    """The period and campaign pickers; ``no_period``: what the empty period means. With
+    a campaign chosen, only its periods (a weekly campaign's weeks beside a monthly one's
+    months offered periods the chosen campaign was never paid by: a 422 page)."""
+    periods = sorted(
+        {p for c, p in cps if campaign is None or c == campaign} | ({period} if period else set()),
+        reverse=True,
+    )
     campaigns = sorted({c for c, _ in cps})
 
     def options(values: list[str], chosen: str | None, every: str) -> str:
