@@ -184,6 +184,11 @@ async def test_logging_out_of_a_session_that_had_ended_clears_its_cookie(
         cleared = out.headers["set-cookie"]
         assert cleared.startswith('afx_session=""') or cleared.startswith("afx_session=;")
         assert "Max-Age=0" in cleared
+    async with http_client(world) as elsewhere:
+        # A form posted from another site carries no cookie: nothing is cleared.
+        forged = await elsewhere.post("/logout", headers={**FORM, "origin": "https://evil.example"})
+        assert forged.status_code == 401
+        assert "set-cookie" not in forged.headers
 
 
 @pytest.mark.parametrize(

@@ -381,3 +381,31 @@ def test_a_clawback_priced_per_item_says_so() -> None:
     assert rule_in_words(by_item.rule, "EUR") == (
         "clawback: refund of 10.00 EUR after approval (pro rata per item)"
     )
+
+
+def test_a_re_ranked_line_refunded_before_approval_keeps_the_re_rank_in_money() -> None:
+    """The refund's note put after the re-rank's words hid them from their reading:
+    "re-ranked (was 500)" read as 500 EUR."""
+    line = (
+        BASE,
+        replace(
+            BASE,
+            posting_id="l1.2",
+            seq=2,
+            amount_minor=-200,
+            corrects="l1.1",
+            rule="sale: 6% of 4999 (base rate), re-ranked (was 500)",
+        ),
+        replace(
+            REFUND,
+            posting_id="l1.3",
+            seq=3,
+            amount_minor=-150,
+            rule="reduced before approval: " + NOTED,
+        ),
+    )
+    assert explain_line(line, T0) == (
+        "6 % of 49.99 EUR (base rate); refunded 25.00 EUR of 49.99 EUR before approval, "
+        "re-ranked among the period's sales (was 5.00 EUR), order o_123, terms v3; reduced "
+        "by 1.50 EUR before approval (refund); pays 1.50 EUR, pending until 2026-12-25"
+    )

@@ -602,3 +602,20 @@ def test_a_merchants_body_past_the_bound_goes_without_its_items_and_counts_them(
     }
     # Within the bound (a larger one set), the items go as they are.
     assert policy.payload_for("merchant", "conversion.attributed", data, len(whole)) == whole
+
+
+@pytest.mark.parametrize("owner", ["merchant", "affiliate"])
+def test_a_payout_naming_more_lines_than_the_bound_holds_goes_without_them(owner: str) -> None:
+    """A payout names every line it paid, a creator's whole history in the campaign: past
+    about 1,650 lines every later payout was refused for good, to both endpoints."""
+    ids = tuple(f"line_{n:032x}" for n in range(1_700))
+    data = FULL_PAYOUT.model_copy(update={"line_ids": ids}).model_dump(mode="json")
+    assert len(policy.payload("payout.issued", data)) > 65_536
+
+    body = policy.payload_for(owner, "payout.issued", data)  # type: ignore[arg-type]
+
+    assert len(body) <= 65_536
+    sent = json.loads(body)["data"]
+    assert "line_ids" not in sent
+    assert sent["line_ids_omitted"] == 1_700
+    assert (sent["payout_id"], sent["amount_minor"]) == (data["payout_id"], data["amount_minor"])

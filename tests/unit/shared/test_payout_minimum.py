@@ -1,5 +1,6 @@
-"""Which minimum a payout is held to when the campaign's terms changed it: the smallest
-in force at any time since the money owed was approved."""
+"""Whether money owed reaches the minimum it is held to when the campaign's terms changed
+it: each minimum holds the money approved while it was in force, with the older money
+still owed; a few cents from before a raise carry nothing newer through."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from afflux.shared.core.payout_minimum import payout_minimum, unpaid_since
+from afflux.shared.core.payout_minimum import minimum_met
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 
 pytestmark = pytest.mark.unit
 
-FEB, MAR = 1_000, 2_000
+FEB, MAR, RUN = 1_000, 2_000, 3_000
 
 
 def _version(n: int, effective_from: int, minimum: int) -> TermsVersion:
@@ -28,50 +29,69 @@ def _version(n: int, effective_from: int, minimum: int) -> TermsVersion:
     return TermsVersion(version=n, effective_from=effective_from, published_at=0, terms=terms)
 
 
-RAISED = (_version(1, 0, 1), _version(2, FEB, 100_000))
+RAISED = (_version(1, 0, 5_000), _version(2, FEB, 100_000))
 LOWERED = (_version(1, 0, 100_000), _version(2, FEB, 1))
-UP_DOWN_UP = (_version(1, 0, 500), _version(2, FEB, 50), _version(3, MAR, 100_000))
+DOWN_UP = (_version(1, 0, 5_000), _version(2, FEB, 50), _version(3, MAR, 100_000))
 
 
 @dataclass(frozen=True)
-class MinimumCase:
+class Case:
     name: str
     versions: tuple[TermsVersion, ...]
-    since: int | None
-    as_of: int
-    minimum: int
+    approved: tuple[tuple[int, int], ...]
+    paid: int
+    met: bool
 
 
-MINIMUMS = [
-    MinimumCase("owed since before the raise", RAISED, FEB - 1, MAR, 1),
-    MinimumCase("owed since the raise's first ms", RAISED, FEB, MAR, 100_000),
-    MinimumCase("nothing owed: the version at the run", RAISED, None, MAR, 100_000),
-    MinimumCase("lowered: pays at once", LOWERED, 10, MAR, 1),
-    MinimumCase("the lowest in between counts", UP_DOWN_UP, 10, MAR + 5, 50),
-    MinimumCase("owed only since the last raise", UP_DOWN_UP, MAR, MAR + 5, 100_000),
+CASES = [
+    Case("approved before the raise, over the old minimum", RAISED, ((10, 6_000),), 0, True),
+    Case("approved before the raise, under the old minimum", RAISED, ((10, 4_000),), 0, False),
+    # the review's case: 0.01 from before the raise carried 60.00 approved after it
+    Case(
+        "a cent before the raise carries nothing newer", RAISED, ((990, 1), (FEB, 6_000)), 0, False
+    ),
+    Case("approved after the raise, under it", RAISED, ((FEB, 6_000),), 0, False),
+    Case("approved after the raise, over it", RAISED, ((FEB, 100_000),), 0, True),
+    Case(
+        "old money paid already: only the new is owed",
+        RAISED,
+        ((10, 6_000), (FEB, 6_000)),
+        6_000,
+        False,
+    ),
+    Case(
+        "old money partly paid: what is owed of it is under",
+        RAISED,
+        ((10, 8_000), (FEB, 6_000)),
+        4_000,
+        False,
+    ),
+    Case(
+        "old money partly paid: what is owed of it is over",
+        RAISED,
+        ((10, 12_000), (FEB, 6_000)),
+        4_000,
+        True,
+    ),
+    Case(
+        "a clawback after the raise takes the old money back",
+        RAISED,
+        ((10, 6_000), (FEB, -6_000), (FEB + 1, 7_000)),
+        0,
+        False,
+    ),
+    Case("lowered: pays at once", LOWERED, ((10, 500),), 0, True),
+    Case("the lowest in between holds its own money", DOWN_UP, ((FEB, 60),), 0, True),
+    Case("and not money after it", DOWN_UP, ((MAR, 60),), 0, False),
+    Case("nothing owed", RAISED, ((10, 6_000),), 6_000, False),
+    Case("owed less than nothing", RAISED, ((10, 6_000), (20, -7_000)), 0, False),
 ]
 
 
-@pytest.mark.parametrize("case", MINIMUMS, ids=[c.name for c in MINIMUMS])
-def test_the_minimum_is_the_smallest_in_force_since_the_money_owed_was_approved(
-    case: MinimumCase,
-) -> None:
-    assert payout_minimum(case.versions, case.since, case.as_of) == case.minimum
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_each_minimum_holds_the_money_approved_while_it_was_in_force(case: Case) -> None:
+    assert minimum_met(case.versions, case.approved, case.paid, RUN) is case.met
 
 
-@pytest.mark.parametrize(
-    ("approved", "paid", "since"),
-    [
-        ([(10, 500), (20, 500)], 0, 10),
-        ([(10, 500), (20, 500)], 500, 20),  # the oldest paid first
-        ([(20, 500), (10, 500)], 499, 10),  # in approval order, whatever the input's
-        ([(10, 500), (20, 500)], 1_000, None),  # all paid
-        ([(10, 500), (15, -500), (20, 300)], 0, 20),  # the first 5.00 clawed back whole
-        ([(10, 500), (15, -400), (20, 300)], 0, 10),
-        ([(10, 500), (15, -500), (20, 300)], 100, 20),
-    ],
-)
-def test_what_is_owed_was_approved_since_the_payments_ran_out(
-    approved: list[tuple[int, int]], paid: int, since: int | None
-) -> None:
-    assert unpaid_since(approved, paid) == since
+def test_money_approved_at_the_run_itself_counts() -> None:
+    assert minimum_met(RAISED, ((RUN, 100_000),), 0, RUN)

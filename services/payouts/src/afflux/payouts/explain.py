@@ -145,7 +145,7 @@ def rule_in_words(rule: str, currency: str) -> str:
         words = _REFUND_NOTE.sub(lambda m: _refund_note(m, currency), review[0])
         return rule_in_words(rule[: review.start()], currency) + words
     suffix = ""
-    reranked = re.search(r", re-ranked \(was (-?\d+)\)$", rule)
+    reranked = _RERANKED.search(rule)
     if reranked:
         rule = rule[: reranked.start()]
         suffix = f", re-ranked among the period's sales (was {money(int(reranked[1]), currency)})"
@@ -178,6 +178,7 @@ def rule_in_words(rule: str, currency: str) -> str:
 
 
 _PER_ITEM = "(pro rata per item)"
+_RERANKED = re.compile(r", re-ranked \(was (-?\d+)\)$")
 _REFUND_NOTE = re.compile(r"refunded (\d+) of (\d+) before approval( \(pro rata per item\))?")
 
 
@@ -259,8 +260,10 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
             for n in [_REFUND_NOTE.search(p.rule)]
             if n
         ]
-        if notes:
-            rule += "; " + notes[-1][0]
+        if notes:  # before a re-rank's words, where a rule written with it has it
+            reranked = _RERANKED.search(rule)
+            at = reranked.start() if reranked else len(rule)
+            rule = rule[:at] + "; " + notes[-1][0] + rule[at:]
     head = rule_in_words(rule, c)
     facts = [head]
     if first.order_id:

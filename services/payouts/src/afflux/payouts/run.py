@@ -32,7 +32,7 @@ from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.ids import derived_id
 from afflux.shared.core.money import MAX_AMOUNT_MINOR
-from afflux.shared.core.payout_minimum import payout_minimum, unpaid_since
+from afflux.shared.core.payout_minimum import minimum_met
 from afflux.shared.core.periods import payout_period
 from afflux.shared.io.campaign_view import CampaignDirectory
 from afflux.shared.io.kafka import send_event
@@ -147,15 +147,16 @@ async def _pay(
         if due <= 0:
             return result | {"status": "nothing_due"}
         postings = None
-        minimum = terms.min_payout_minor
-        versions = directory.versions(cid)
-        if len({v.terms.min_payout_minor for v in versions}) > 1 and due > 0:
-            # Money owed is held to the smallest minimum in force since it was approved.
+        if due < max(1, terms.min_payout_minor):
+            versions = directory.versions(cid)
+            if len({v.terms.min_payout_minor for v in versions}) == 1:
+                return result | {"status": "below_minimum"}
+            # Below the minimum at the run, which may have been raised since: each
+            # minimum holds the money approved while it was in force.
             postings = await reads.period_postings(store, affiliate, owner.periods)
-            approved = ((p.approve_at, p.amount_minor) for p in postings if p.approve_at <= as_of)
-            minimum = payout_minimum(versions, unpaid_since(approved, paid_before), as_of)
-        if due < max(1, minimum):
-            return result | {"status": "below_minimum"}
+            approved = [(p.approve_at, p.amount_minor) for p in postings if p.approve_at <= as_of]
+            if not minimum_met(versions, approved, paid_before, as_of):
+                return result | {"status": "below_minimum"}
         if postings is None:
             postings = await reads.period_postings(store, affiliate, owner.periods)
         ids = dict.fromkeys(p.line_id for p in postings if p.approve_at <= as_of)

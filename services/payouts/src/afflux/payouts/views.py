@@ -278,10 +278,13 @@ def _ratio(a: int, b: int) -> int:
 
 
 def reach_of(state: ContentState) -> ck.Reach:
-    """A content's counts at its latest snapshot (nothing before its first)."""
-    s = state.latest
-    if s is None:
+    """A content's counts at its latest snapshot not on hold (nothing before its first;
+    on hold, the figures before the hold: the held ones are what is in doubt)."""
+    if state.latest is None:
         return ck.Reach()
+    s = state.shown
+    if s is None:
+        return ck.Reach(1)
     return ck.Reach(1, s.views, s.impressions, s.likes, s.comments, s.shares, s.saves, s.followers)
 
 
@@ -336,7 +339,7 @@ def content_rows(
                 "affiliate_id": p.affiliate_id,
                 "campaign_id": p.campaign_id,
                 "published_at": p.published_at,
-                "as_of": state.latest.as_of if state.latest is not None else None,
+                "as_of": state.shown.as_of if state.shown is not None else None,
                 "snapshots": state.snapshots,
                 "stale_snapshots": state.stale,
                 "held_for_review": state.on_hold,

@@ -88,13 +88,13 @@ def _error_page(request: Request, answer: Response) -> Response:
     )
     path = request.url.path
     back = "/login" if path.startswith(("/login", "/logout")) else path
-    # Back is the page without its filters; a request without any (an unknown path) had
-    # no such page, and the link led to the same refusal.
+    # Back is the page without its filters (a refused form's page, a page to retry); an
+    # unknown path without any had no such page, and the link led to the same 404.
     links = (
-        f'<p id="ways-on"><a href="{esc(back)}">Back to {esc(back)}</a>'
+        '<p id="ways-on"><a href="/portal">Portal home</a></p>'
+        if answer.status_code == 404 and not request.url.query and back == path
+        else f'<p id="ways-on"><a href="{esc(back)}">Back to {esc(back)}</a>'
         ' · <a href="/portal">Portal home</a></p>'
-        if request.url.query or back != path
-        else '<p id="ways-on"><a href="/portal">Portal home</a></p>'
     )
     title = _TITLES.get(answer.status_code, "Cannot do this")
     kept = {

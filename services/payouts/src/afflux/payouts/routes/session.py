@@ -163,7 +163,9 @@ async def logout(request: Request, store: AccessStoreDep, config: AccessConfigDe
     except Problem as problem:
         # A session that had ended already (its time-to-live, a rotated key) has nothing
         # to end and nothing to forge: it answered 401 and left its cookie in the browser.
-        if problem.status != 401:
+        # Only with its cookie sent: a form posted from another site arrives without the
+        # (SameSite=Strict) cookie, and must not clear a live one.
+        if problem.status != 401 or not request.cookies.get(SESSION_COOKIE):
             raise
     else:
         session_id = request.cookies.get(SESSION_COOKIE)

@@ -231,19 +231,27 @@ def payload_for(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> bytes:
     """The body an owner's endpoint receives: a merchant's, the event as its topic
-    carries it; a creator's, its creator view. A body past ``max_body_bytes`` because
-    of the order's ``items`` goes without them, ``items_omitted`` counting them: the
-    orders batch takes an order of up to 500 items, whose body the sender refused for
-    good, so the merchant never heard of that conversion (its order id, amounts and
-    creator are what a merchant reconciles by; the items are the merchant's own)."""
-    if owner_kind == "affiliate":
-        return payload(event_type, creator_view(event_type, event))
-    body = payload(event_type, event)
-    items = event.get("items")
-    if len(body) > max_body_bytes and isinstance(items, list) and items:
-        lighter = {k: v for k, v in event.items() if k != "items"}
-        body = payload(event_type, lighter | {"items_omitted": len(items)})
+    carries it; a creator's, its creator view. A body past ``max_body_bytes`` goes
+    without the lists of ``DROPPABLE`` (``items_omitted``, ``line_ids_omitted`` counting
+    them), as long as it is: the ids and amounts are what an owner reconciles by."""
+    data = creator_view(event_type, event) if owner_kind == "affiliate" else event
+    body = payload(event_type, data)
+    for field in DROPPABLE:
+        if len(body) <= max_body_bytes:
+            break
+        listed = data.get(field)
+        if isinstance(listed, list) and listed:
+            data = {k: v for k, v in data.items() if k != field} | {f"{field}_omitted": len(listed)}
+            body = payload(event_type, data)
     return body
+
+
+# Lists that grow with an order or a creator's history, which an endpoint can read back
+# from the APIs: past the bound a body goes without them, counting them. The orders
+# batch takes an order of 500 items, and a payout names every line it paid (a creator's
+# whole history in the campaign): their bodies were refused for good, and the owner never
+# heard of that conversion or payout.
+DROPPABLE = ("items", "line_ids")
 
 
 def body_to_send(owner_kind: OwnerKind, body: str) -> str:

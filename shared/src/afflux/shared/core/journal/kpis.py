@@ -22,22 +22,24 @@ net revenue of sales a live stream won (rule livestream), for its RPM.
 
 from __future__ import annotations
 
-from afflux.shared.core.engagement import ContentState
+from afflux.shared.core.engagement import ContentState, Snapshot
 from afflux.shared.core.journal import rules
 from afflux.shared.core.journal.records import LineRecord
 from afflux.shared.core.journal.review_lines import review_contribution
 from afflux.shared.core.periods import day_of
 
 Contribution = tuple[tuple[str, int], ...]
+NO_FIGURES = Snapshot("", 0, 0, 0, 0, 0, 0, 0, 0, "")
 ENGAGEMENT_LINE = "engagement"
 
 
 def reach_contribution(state: ContentState | None) -> Contribution:
-    """A content's share of its creator's reach counters: its latest snapshot's counts
-    (none before its publication and first snapshot are both known)."""
+    """A content's share of its creator's reach counters: the counts of its latest
+    snapshot not on hold (none before its publication and first snapshot are both known;
+    a content held from its first snapshot counts with zeros until released)."""
     if state is None or state.publication is None or state.latest is None:
         return ()
-    a, s = state.publication.affiliate_id, state.latest
+    a, s = state.publication.affiliate_id, state.shown or NO_FIGURES
     return (
         (f"contents|{a}", 1),
         (f"views|{a}", s.views),
