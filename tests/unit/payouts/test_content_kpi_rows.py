@@ -4,13 +4,17 @@ ledger's counters, beside the sales KPIs; EMV per campaign at that campaign's va
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
 from afflux.payouts.portal.content_tables import contents_table
 from afflux.payouts.tallies import ClickItem, count_clicks
 from afflux.payouts.views import Counts, combine, content_clicks, content_rows, kpi_row, tally
-from afflux.shared.core.engagement import ContentState, Publication, Release, fold
+from afflux.shared.core.engagement import ContentState, Publication, Release, Snapshot, fold
+from afflux.shared.core.engagement_terms import EngagementReview
+from afflux.shared.core.journal.content_records import content_from_json, content_to_json
+from afflux.shared.core.journal.kpis import reach_contribution
 from afflux.shared.core.terms import EmvValues
 
 pytestmark = pytest.mark.unit
@@ -125,3 +129,49 @@ def test_a_content_the_creator_published_reads_as_awaiting_the_brands_release() 
     assert "CxREAL123 (published by the creator: awaiting your release)" in brand_page
     creator_page = contents_table(rows[:1], with_creator=False)
     assert "awaiting the brand&#x27;s release" in creator_page  # escaped in the page
+
+
+def _snapshot(n: int, likes: int, followers: int = 10_000) -> Snapshot:
+    return Snapshot(
+        "insta:p1", n * 1_000, 1_000 * n, 2_000 * n, likes, 0, 0, 0, followers, f"s-{n}"
+    )
+
+
+def test_a_held_content_shows_its_figures_before_the_hold_until_released() -> None:
+    """One snapshot of 10^12 likes, held at once, counted in reach and EMV: 50 billion EUR
+    on the brand's page."""
+    review = EngagementReview(max_rate=Decimal("0.5"))
+    published = Publication("insta:p1", "anna", "shop", "post", 0, "p-1", None, False)
+    state = fold(ContentState("insta:p1"), published, review)
+    state = fold(state, _snapshot(1, 400), review)
+    before_hold = state
+    held = fold(state, _snapshot(2, 10**12), review)
+    released = fold(held, Release("insta:p1", "r-1", "merchant:m"), review)
+
+    assert held.on_hold
+    assert reach_contribution(held) == reach_contribution(before_hold)
+    [row] = content_rows([held], {}, EMV)
+    assert (row["engagement"], row["views"], row["held_for_review"]) == (400, 1_000, True)
+    assert row["as_of"] == 1_000  # the figures shown are the first snapshot's
+    assert dict(reach_contribution(released))["likes|anna"] == 10**12  # confirmed
+    # Held from its first snapshot: counted as a content, with no figures yet.
+    first = fold(fold(ContentState("insta:p1"), published, review), _snapshot(1, 10**12), review)
+    assert dict(reach_contribution(first)) == {
+        "contents|anna": 1,
+        **{f"{n}|anna": 0 for n in ("views", "impressions", "likes", "comments")},
+        **{f"{n}|anna": 0 for n in ("shares", "saves", "followers")},
+    }
+
+
+def test_a_content_stored_before_its_confirmed_figures_were_kept_reads_as_before() -> None:
+    review = EngagementReview(max_rate=Decimal("0.5"))
+    published = Publication("insta:p1", "anna", "shop", "post", 0, "p-1", None, False)
+    plain = fold(fold(ContentState("insta:p1"), published, review), _snapshot(1, 400), review)
+    stored = content_to_json(plain)
+    del stored["confirmed"]
+    assert content_from_json(stored) == plain
+    held = fold(plain, _snapshot(2, 10**12), review)
+    stored = content_to_json(held)
+    del stored["confirmed"]
+    assert content_from_json(stored).shown is None  # on hold: nothing known before it
+    assert content_from_json(content_to_json(held)) == held
