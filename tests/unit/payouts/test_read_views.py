@@ -98,10 +98,12 @@ class LineCase:
     approved: int
 
 
+# The line nets to nothing with its clawback: "refunded" at every as_of (it read
+# "pending" or "approved": money that never comes, read as to come or as had).
 LINE_CASES = [
-    LineCase(L - 1, "pending", 0, 0),  # 1 ms before approval: all pending (nets to 0)
-    LineCase(L, "approved", -1000, 1000),  # at approval: the clawback is still pending
-    LineCase(REFUND, "approved", 0, 0),  # at the refund: clawed back
+    LineCase(L - 1, "refunded", 0, 0),  # 1 ms before approval: all pending (nets to 0)
+    LineCase(L, "refunded", -1000, 1000),  # at approval: the clawback is still pending
+    LineCase(REFUND, "refunded", 0, 0),  # at the refund: clawed back
 ]
 
 
@@ -360,3 +362,12 @@ def test_a_cursor_outside_the_readers_campaign_periods_is_the_same_422(position:
 def test_a_cursor_of_the_readers_campaign_periods_is_taken() -> None:
     cursor_within(Position("acme", "2026-11", 12), [("acme", "2026-11")])
     cursor_within(None, [])
+
+
+def test_a_line_declined_in_review_reads_declined_and_one_still_paying_its_date() -> None:
+    declined = replace(
+        CLAWBACK, posting_id="p9", kind="review_decline", component="accrual", rule="declined"
+    )
+    assert line_views([ACCRUAL, declined], L)[0]["status"] == "declined"
+    assert line_views([ACCRUAL], L - 1)[0]["status"] == "pending"
+    assert line_views([ACCRUAL], L)[0]["status"] == "approved"

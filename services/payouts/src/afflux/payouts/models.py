@@ -48,7 +48,10 @@ class LineView(BaseModel):
     amount_minor: int = Field(description="the sum of the line's postings")
     pending_minor: int
     approved_minor: int
-    status: str = Field(description="approved once the line's accrual is approved at as_of")
+    status: str = Field(
+        description="declined (in review), refunded (refunds or clawbacks took it to"
+        " nothing), else approved once the line's accrual is approved at as_of, or pending"
+    )
     order_id: str | None
     occurred_at: int
     approve_at: int

@@ -22,6 +22,19 @@ def status(approve_at: int, as_of: int) -> str:
     return "approved" if approve_at <= as_of else "pending"
 
 
+def line_status(postings: Sequence[Posting], amount: int, approve_at: int, as_of: int) -> str:
+    """A line's status: ``declined`` in review, ``refunded`` when refunds or clawbacks
+    took it to nothing, else ``pending`` or ``approved``. A declined line read "pending"
+    (its approval date is the review's "never"), and a line refunded whole before
+    approval "pending" too: money that will never come, read as still to come."""
+    if any(p.kind == "review_decline" for p in postings):
+        return "declined"
+    taken = any(p.component == "refund" or p.component.startswith("clawback") for p in postings)
+    if amount == 0 and taken:
+        return "refunded"
+    return status(approve_at, as_of)
+
+
 @dataclass(frozen=True, slots=True)
 class PeriodSums:
     """One creator's running sums in one campaign-period, split at ``as_of``."""
@@ -118,7 +131,7 @@ def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
         "amount_minor": amount,
         "pending_minor": amount - approved,
         "approved_minor": approved,
-        "status": status(approve_at, as_of),
+        "status": line_status(postings, amount, approve_at, as_of),
         "order_id": first.order_id,
         # The standing accrual's date: a bonus moved to a later sale was dated at its
         # first sale still (the moved postings reverse that dating).
