@@ -151,6 +151,9 @@ def publication_cases() -> list[Case]:
         # dot segments: a browser or curl resolves its stats and release URLs away
         Case("content id '.'", publication("."), "content_id"),
         Case("content id '..'", publication(".."), "content_id"),
+        # read as a dot segment by browsers and URL libraries: its stats URL unreachable
+        Case("content id '%2e%2e'", publication("%2e%2e"), "content_id"),
+        Case("content id '%2E'", publication("%2E"), "content_id"),
         Case("content id '...'", publication("..."), None),
         Case("content id with a newline", publication("a\nb"), "content_id"),
         Case("content id with a NUL", publication("a\x00b"), "content_id"),
@@ -374,6 +377,12 @@ async def test_a_content_the_ledger_holds_from_the_topic_takes_stats_and_a_relea
     path = f"/v1/content/insta/{content_id}"
     answer = await post(world, f"{path}/stats", stats(), world.creator_key)
     assert answer.status_code == STARTING, answer.text
+    # A snapshot from before the publication is none: it was a 202, counted as stale.
+    early = await post(world, f"{path}/stats", stats(as_of=_now() - 2 * HOUR), world.creator_key)
+    assert early.status_code == 422, early.text
+    [problem] = early.json()["detail"]
+    assert problem["field"] == "as_of"
+    assert problem["reason"].startswith("before the content's publication (")
     # Claimed over HTTP before the mark existed, and applied by the ledger since.
     await store.redis.hset(
         store.keys.ledger("content_owner"),

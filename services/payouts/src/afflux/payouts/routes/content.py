@@ -35,6 +35,7 @@ body, so a retried request is the same event (the ledger applies it once). The a
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import unquote
 
 import orjson
 from fastapi import APIRouter, Path, Request
@@ -88,9 +89,10 @@ NOT_SENT_YET: dict[int | str, dict[str, Any]] = {
 
 def _not_dot_segment(value: str) -> str:
     """ "." and ".." are path segments browsers and curl resolve away: such a content
-    could be published but its stats and release URLs would reach another path."""
-    if value in (".", ".."):
-        raise ValueError("may not be '.' or '..' (its URLs would be resolved away)")
+    could be published but its stats and release URLs would reach another path. So are
+    their percent-encodings ("%2e%2e"): URL libraries read them as dot segments."""
+    if value in (".", "..") or unquote(value) in (".", ".."):
+        raise ValueError("may not be '.' or '..', encoded or not (its URLs would be resolved away)")
     return value
 
 
@@ -297,6 +299,7 @@ async def post_stats(
     await _may_post(principal, store, directory, key, owner_raw)
     await _on_topic(store, key, owner_raw)
     _not_ahead("as_of", body.as_of, clock())
+    await _not_before_publication(store, key, body.as_of)
     # A creator's own figures hold its content until the brand confirms them (a release):
     # the key that posts them is part of the event, and of its id.
     fields = {**body.model_dump(), "reported_by": principal.role}
@@ -694,6 +697,20 @@ async def _same_date(store: LedgerStore, key: str, published_at: int) -> None:
             f"the content was published at {from_ms(publication.published_at).isoformat()}: a"
             " creator's key does not move its date (it picks the terms that pay it); ask"
             " the brand",
+        )
+
+
+async def _not_before_publication(store: LedgerStore, key: str, as_of: int) -> None:
+    """A snapshot of a content before it was published is none (taken as stale, it was
+    answered 202 and counted among ``stale_snapshots``). Known once the ledger holds the
+    publication; until then the ledger judges it."""
+    state = await store.content_state(key)
+    publication = state.publication if state is not None else None
+    if publication is not None and as_of < publication.published_at:
+        raise Problem(
+            422,
+            "as_of",
+            f"before the content's publication ({from_ms(publication.published_at).isoformat()})",
         )
 
 
