@@ -252,6 +252,12 @@ def test_a_decline_says_why_and_leaves_the_ranks_as_they_were() -> None:
     )
     assert result.kpis["review_declined|ana"] == 1
     assert result.kpis["review_held|ana"] == -1
+    # No longer a conversion with revenue: it raised the conversion rate, AOV and ROI by
+    # an order the brand refused.
+    counted = ("conversions|ana", "sales|ana")
+    assert {k: first.kpis[k] for k in counted} == {"conversions|ana": 2, "sales|ana": 2}
+    assert {k: result.kpis[k] for k in counted} == {"conversions|ana": -1, "sales|ana": -1}
+    assert result.kpis["revenue|ana"] == -sale("c1", START).amount_minor
 
 
 def test_an_approval_re_ranks_the_sales_after_it() -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from afflux.shared.core.engagement import ContentState, Snapshot
 from afflux.shared.core.journal import rules
 from afflux.shared.core.journal.records import LineRecord
-from afflux.shared.core.journal.review_lines import review_contribution
+from afflux.shared.core.journal.review_lines import is_declined, review_contribution
 from afflux.shared.core.periods import day_of
 
 Contribution = tuple[tuple[str, int], ...]
@@ -65,6 +65,11 @@ def kpi_contribution(record: LineRecord, period_end: int, *, empty: bool = False
     c = record.conversion
     if empty or c is None or rules.is_superseded(record):
         return ()
+    if is_declined(record):
+        # Declined in review (fraud, self-purchase): counted in review_declined only. As a
+        # conversion with its revenue it raised the conversion rate, AOV and ROI by an
+        # order the brand refused.
+        return review_contribution(record)
     a = record.affiliate_id
     day = day_of(c.occurred_at)
     sale = c.kind == "sale"
