@@ -371,3 +371,12 @@ def test_a_line_declined_in_review_reads_declined_and_one_still_paying_its_date(
     assert line_views([ACCRUAL, declined], L)[0]["status"] == "declined"
     assert line_views([ACCRUAL], L - 1)[0]["status"] == "pending"
     assert line_views([ACCRUAL], L)[0]["status"] == "approved"
+
+
+def test_a_line_a_partial_refund_and_a_cap_cut_took_to_nothing_is_not_refunded() -> None:
+    """It may still be paid (room freed, an approval): "refunded" read as settled."""
+    partial = replace(
+        CLAWBACK, posting_id="p8", kind="refund_reduction", component="refund", amount_minor=-250
+    )
+    cut = replace(CUT, posting_id="p9", amount_minor=-750)
+    assert line_views([ACCRUAL, partial, cut], L - 1)[0]["status"] == "pending"

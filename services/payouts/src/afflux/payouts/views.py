@@ -29,8 +29,15 @@ def line_status(postings: Sequence[Posting], amount: int, approve_at: int, as_of
     approval "pending" too: money that will never come, read as still to come."""
     if any(p.kind == "review_decline" for p in postings):
         return "declined"
-    taken = any(p.component == "refund" or p.component.startswith("clawback") for p in postings)
-    if amount == 0 and taken:
+    gross = sum(p.amount_minor for p in postings if p.component == "accrual")
+    taken = -sum(
+        p.amount_minor
+        for p in postings
+        if p.component == "refund" or p.component.startswith("clawback")
+    )
+    # The refunds alone: a line a partial refund and a cap cut took to nothing may still be
+    # paid (room freed, an approval), and "refunded" read as settled.
+    if amount == 0 and gross > 0 and taken >= gross:
         return "refunded"
     return status(approve_at, as_of)
 

@@ -42,5 +42,6 @@ def content_from_json(data: dict[str, Any]) -> ContentState:
     if "confirmed" in data:
         confirmed = data["confirmed"]
         return replace(state, confirmed=None if confirmed is None else Snapshot(*confirmed))
-    # Stored before it was kept: the latest when not on hold; on hold, nothing known.
-    return state if state.on_hold else replace(state, confirmed=state.latest)
+    # Stored before it was kept: the latest, on hold too, as the reach counters of that
+    # ledger count it (zeros here, a release then added its figures a second time).
+    return replace(state, confirmed=state.latest)
