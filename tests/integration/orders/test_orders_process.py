@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,70 +46,54 @@ def service_env(infra: Any, **extra: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def serving(infra: Any, port: int, **extra: str) -> Iterator[str]:
+    """The orders process on ``port`` until healthy, its URL; then SIGTERM, exit 0."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "afflux.orders"],
+        env=service_env(infra, AFFLUX_ORDERS_PORT=str(port), **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        healthy = False
+        while time.monotonic() < deadline and not healthy:
+            try:
+                healthy = oneshot.get(f"{url}/healthz").status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert healthy
+        yield url
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def test_with_an_operator_port_metrics_answer_only_there_and_the_reference_stays(
     infra: Any,
 ) -> None:
     """Every campaign's order and refund counts answered on the merchants' port: any
     merchant could watch a competitor's volumes."""
-    port, operator = free_port(), free_port()
-    env = service_env(
-        infra, AFFLUX_ORDERS_PORT=str(port), AFFLUX_ORDERS_OPERATOR_PORT=str(operator)
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-m", "afflux.orders"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    public, internal = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{operator}"
-    try:
-        deadline = time.monotonic() + 60
-        healthy = False
-        while time.monotonic() < deadline and not healthy:
-            try:
-                healthy = oneshot.get(f"{public}/healthz").status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        assert healthy
+    operator = free_port()
+    with serving(infra, free_port(), AFFLUX_ORDERS_OPERATOR_PORT=str(operator)) as public:
         hidden = oneshot.get(f"{public}/metrics")
         assert hidden.status_code == 404
         assert hidden.json() == {"detail": [{"field": None, "reason": "Not Found"}]}
-        assert "afflux_orders_total" in oneshot.get(f"{internal}/metrics").text
+        internal = f"http://127.0.0.1:{operator}/metrics"
+        assert "afflux_orders_total" in oneshot.get(internal).text
         # The API reference is the integrators': it stays on their port.
         assert oneshot.get(f"{public}/openapi.json").status_code == 200
         assert oneshot.get(f"{public}/docs").status_code == 200
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=30) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
 
 
 def test_service_serves_until_sigterm_then_exits_zero(infra: Any) -> None:
-    port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "afflux.orders"],
-        env=service_env(infra, AFFLUX_ORDERS_PORT=str(port)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        healthy = False
-        while time.monotonic() < deadline and not healthy:
-            try:
-                healthy = oneshot.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        assert healthy
-        assert "afflux_orders_total" in oneshot.get(f"http://127.0.0.1:{port}/metrics").text
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=30) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    with serving(infra, free_port()) as url:
+        assert "afflux_orders_total" in oneshot.get(f"{url}/metrics").text
 
 
 @pytest.mark.parametrize(

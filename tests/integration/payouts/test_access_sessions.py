@@ -144,7 +144,8 @@ async def test_a_session_form_needs_its_csrf_token_and_logout_ends_the_session(
         assert (await http.get("/v1/me")).status_code == 401
 
 
-async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWorld) -> None:
+async def _ended_session(world: AccessWorld) -> tuple[str, str]:
+    """A creator's session cookie and CSRF token, after logging out of it."""
     async with http_client(world) as http:
         token = await _login_form(http)
         login = await http.post(
@@ -153,6 +154,11 @@ async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWo
         session = _cookie(login, "afx_session")["afx_session"].value
         csrf = (await http.get("/v1/me")).json()["csrf_token"]
         await http.post("/logout", content=f"csrf_token={csrf}", headers=FORM)
+    return session, csrf
+
+
+async def test_a_replayed_session_cookie_is_refused_after_logout(world: AccessWorld) -> None:
+    session, _ = await _ended_session(world)
     async with http_client(world) as replay:
         answer = await replay.get("/v1/me", cookies={"afx_session": session})
         assert answer.status_code == 401
@@ -164,14 +170,7 @@ async def test_logging_out_of_a_session_that_had_ended_clears_its_cookie(
 ) -> None:
     """After the session's time-to-live or a key rotation "Log out" answered 401 and left
     the dead session's cookie in the browser."""
-    async with http_client(world) as http:
-        token = await _login_form(http)
-        login = await http.post(
-            "/login", content=f"key={world.creator_key}&csrf_token={token}", headers=FORM
-        )
-        session = _cookie(login, "afx_session")["afx_session"].value
-        csrf = (await http.get("/v1/me")).json()["csrf_token"]
-        await http.post("/logout", content=f"csrf_token={csrf}", headers=FORM)
+    session, csrf = await _ended_session(world)
     async with http_client(world) as stale:
         out = await stale.post(
             "/logout",

@@ -9,7 +9,6 @@ every balance already approved under a smaller one. Now Anna is paid, Ben waits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from afflux.payouts.store import Batch, LedgerStore
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import CampaignTermsPublished
 from afflux.shared.io.campaign_view import CampaignDirectory
-from afflux.shared.io.redis_client import connect_ready
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +48,11 @@ VERSIONS = (
 )
 
 
-@pytest.fixture
-async def redis(ledger_redis_url: str) -> AsyncIterator[Redis[bytes]]:
-    client: Redis[bytes] = await connect_ready(ledger_redis_url)  # type: ignore[assignment]
-    try:
-        yield client
-    finally:
-        await client.aclose()  # type: ignore[attr-defined]
-
-
 async def test_a_raised_minimum_holds_only_money_approved_after_it(
-    redis: Redis[bytes], infra: Any
+    empty_redis: Redis[bytes], infra: Any
 ) -> None:
     now = [MAR_1]
-    store = LedgerStore(redis, clock=lambda: now[0])
+    store = LedgerStore(empty_redis, clock=lambda: now[0])
     anna = sale_fact("a1", "anna", JAN_1 + 19 * DAY)
     ben = sale_fact("b1", "ben", FEB_1 + DAY, terms_version=2)
     batch = Batch(conversions=[(CAMPAIGN, "2026-01", anna), (CAMPAIGN, "2026-02", ben)])
