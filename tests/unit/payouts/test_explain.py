@@ -409,3 +409,15 @@ def test_a_re_ranked_line_refunded_before_approval_keeps_the_re_rank_in_money() 
         "re-ranked among the period's sales (was 5.00 EUR), order o_123, terms v3; reduced "
         "by 1.50 EUR before approval (refund); pays 1.50 EUR, pending until 2026-12-25"
     )
+
+
+def test_a_reviewed_line_re_ranked_after_its_decision_reads_the_re_rank_in_money() -> None:
+    rule = (
+        "sale: 6% of 4999 (base rate); approved in review by merchant:m (self_referral); "
+        "refunded 1000 of 4999 before approval, re-ranked (was 300)"
+    )
+    assert rule_in_words(rule, "EUR") == (
+        "6 % of 49.99 EUR (base rate); approved in review by merchant:m (self_referral); "
+        "refunded 10.00 EUR of 49.99 EUR before approval, re-ranked among the period's "
+        "sales (was 3.00 EUR)"
+    )

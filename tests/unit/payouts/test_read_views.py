@@ -380,3 +380,27 @@ def test_a_line_a_partial_refund_and_a_cap_cut_took_to_nothing_is_not_refunded()
     )
     cut = replace(CUT, posting_id="p9", amount_minor=-750)
     assert line_views([ACCRUAL, partial, cut], L - 1)[0]["status"] == "pending"
+
+
+def test_an_agencys_override_of_a_declined_line_reads_declined_too() -> None:
+    override = replace(ACCRUAL, posting_id="o1", line_id="override-1", line_kind="override")
+    reversed_ = replace(
+        override,
+        posting_id="o2",
+        kind="override_correction",
+        amount_minor=-1000,
+        approve_at=2**53 - 1,
+        rule="override reversed: ana's sale line declined in review by merchant:m: fraud",
+    )
+    assert line_views([override, reversed_], L)[0]["status"] == "declined"
+
+
+def test_a_line_reattributed_before_approval_reads_reattributed_not_refunded() -> None:
+    moved = replace(
+        CLAWBACK,
+        posting_id="p7",
+        kind="refund_reduction",
+        component="refund",
+        rule="reduced before approval: sale: 10% of 10000; reattributed to another click",
+    )
+    assert line_views([ACCRUAL, moved], L - 1)[0]["status"] == "reattributed"

@@ -619,3 +619,18 @@ def test_a_payout_naming_more_lines_than_the_bound_holds_goes_without_them(owner
     assert "line_ids" not in sent
     assert sent["line_ids_omitted"] == 1_700
     assert (sent["payout_id"], sent["amount_minor"]) == (data["payout_id"], data["amount_minor"])
+
+
+def test_a_creators_payout_body_sent_keeps_the_count_and_the_senders_bound() -> None:
+    """Made its creator view again when sent, the body lost ``line_ids_omitted``, and a
+    larger configured bound was not the one used."""
+    ids = tuple(f"line_{n:032x}" for n in range(3_000))
+    data = FULL_PAYOUT.model_copy(update={"line_ids": ids}).model_dump(mode="json")
+    stored = policy.payload_for("affiliate", "payout.issued", data).decode()
+
+    sent = json.loads(policy.body_to_send("affiliate", stored))["data"]
+    assert sent["line_ids_omitted"] == 3_000
+
+    roomy = policy.payload_for("affiliate", "payout.issued", data, 1 << 20).decode()
+    sent = json.loads(policy.body_to_send("affiliate", roomy, 1 << 20))["data"]
+    assert sent["line_ids"] == list(ids)

@@ -83,6 +83,14 @@ CASES = [
     Case("lowered: pays at once", LOWERED, ((10, 500),), 0, True),
     Case("the lowest in between holds its own money", DOWN_UP, ((FEB, 60),), 0, True),
     Case("and not money after it", DOWN_UP, ((MAR, 60),), 0, False),
+    # a new order refunded whole before approval: its accrual and refund share an instant
+    Case(
+        "a line netting to nothing makes no dip",
+        RAISED,
+        ((10, 6_000), (FEB, 2_000), (FEB, -2_000)),
+        0,
+        True,
+    ),
     Case("nothing owed", RAISED, ((10, 6_000),), 6_000, False),
     Case("owed less than nothing", RAISED, ((10, 6_000), (20, -7_000)), 0, False),
 ]

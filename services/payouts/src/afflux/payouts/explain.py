@@ -143,12 +143,15 @@ def rule_in_words(rule: str, currency: str) -> str:
     review = re.search(r"; (?:held for|approved in|declined in) .*$", rule)
     if review:  # the review's words follow the rule (journal.review_lines): kept as they are
         words = _REFUND_NOTE.sub(lambda m: _refund_note(m, currency), review[0])
+        # A re-rank after the decision writes its words after the review's: in money too
+        # ("re-ranked (was 300)" read as 300 EUR).
+        words = _RERANKED_IN.sub(lambda m: _reranked(m, currency), words)
         return rule_in_words(rule[: review.start()], currency) + words
     suffix = ""
     reranked = _RERANKED.search(rule)
     if reranked:
         rule = rule[: reranked.start()]
-        suffix = f", re-ranked among the period's sales (was {money(int(reranked[1]), currency)})"
+        suffix = _reranked(reranked, currency)
     if rule.startswith("moved: "):
         return "moved to another approval date: " + rule_in_words(rule[7:], currency) + suffix
     # A correction's own words (journal.period._why), read when a page of postings holds
@@ -178,7 +181,14 @@ def rule_in_words(rule: str, currency: str) -> str:
 
 
 _PER_ITEM = "(pro rata per item)"
-_RERANKED = re.compile(r", re-ranked \(was (-?\d+)\)$")
+_RERANKED_IN = re.compile(r", re-ranked \(was (-?\d+)\)")
+_RERANKED = re.compile(_RERANKED_IN.pattern + "$")
+
+
+def _reranked(m: re.Match[str], currency: str) -> str:
+    return f", re-ranked among the period's sales (was {money(int(m[1]), currency)})"
+
+
 _REFUND_NOTE = re.compile(r"refunded (\d+) of (\d+) before approval( \(pro rata per item\))?")
 
 

@@ -49,8 +49,9 @@ class LineView(BaseModel):
     pending_minor: int
     approved_minor: int
     status: str = Field(
-        description="declined (in review), refunded (refunds or clawbacks took it to"
-        " nothing), else approved once the line's accrual is approved at as_of, or pending"
+        description="declined (in review), reattributed (to another creator's click),"
+        " refunded (refunds or clawbacks alone took it to nothing), else approved once the"
+        " line's accrual is approved at as_of, or pending"
     )
     order_id: str | None
     occurred_at: int

@@ -13,6 +13,7 @@ from afflux.payouts.explain import explain_line
 from afflux.shared.core import content_kpis as ck
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.engagement import ContentState
+from afflux.shared.core.journal.override_lines import REVERSED_BY_DECLINE
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import round_half_up
 from afflux.shared.core.terms import EmvValues
@@ -23,12 +24,17 @@ def status(approve_at: int, as_of: int) -> str:
 
 
 def line_status(postings: Sequence[Posting], amount: int, approve_at: int, as_of: int) -> str:
-    """A line's status: ``declined`` in review, ``refunded`` when refunds or clawbacks
-    took it to nothing, else ``pending`` or ``approved``. A declined line read "pending"
+    """A line's status: ``declined`` in review, ``reattributed`` (to another creator's
+    click), ``refunded`` when refunds or clawbacks took it to nothing, else ``pending``
+    or ``approved``. A declined line read "pending"
     (its approval date is the review's "never"), and a line refunded whole before
     approval "pending" too: money that will never come, read as still to come."""
-    if any(p.kind == "review_decline" for p in postings):
+    if any(
+        p.kind == "review_decline" or p.rule.startswith(REVERSED_BY_DECLINE) for p in postings
+    ):  # the creator's line, or an agency's override of it
         return "declined"
+    if amount == 0 and any("reattributed to another click" in p.rule for p in postings):
+        return "reattributed"  # no refund: the order went to another creator's click
     gross = sum(p.amount_minor for p in postings if p.component == "accrual")
     taken = -sum(
         p.amount_minor

@@ -28,7 +28,12 @@ def minimum_met(
     """Whether the money owed at ``as_of`` is paid: ``approved`` (approval time, amount in
     minor units; approved at ``as_of`` at the latest) less ``paid_minor``, the oldest
     paid first."""
-    points = sorted(approved)
+    # One point per instant: an accrual and its refund or cap cut share the line's
+    # approval time, and taken apart (the negative first) they made a dip no balance had.
+    at_instant: dict[int, int] = {}
+    for at, amount in approved:
+        at_instant[at] = at_instant.get(at, 0) + amount
+    points = sorted(at_instant.items())
     # The running sums after each point, and from each the least one to come: a later
     # clawback takes back money approved before it, so what is owed of the money up to a
     # time is never more than what is owed at any time after it.

@@ -257,7 +257,7 @@ class Deliverer:
             if len(job.body.encode()) > self.limits.max_body_bytes:
                 raise Refused(f"body larger than {self.limits.max_body_bytes} bytes")
             await self._checked(endpoint.url, endpoint.owner)
-            body = policy.body_to_send(endpoint.owner_kind, job.body)
+            body = policy.body_to_send(endpoint.owner_kind, job.body, self.limits.max_body_bytes)
             status, answer = await self._post(client, endpoint.url, endpoint.secret, job, body)
         except Refused as exc:
             self.metrics.deliveries.labels("refused").inc()

@@ -208,7 +208,9 @@ def creator_view(event_type: str, event: Mapping[str, Any]) -> dict[str, Any]:
     type (a field no decision names is left out)."""
     view = CREATOR_VIEWS.get(event_type)
     kept = view.kept if view is not None else _ENVELOPE
-    return {name: value for name, value in event.items() if name in kept}
+    # A kept list dropped past the body bound leaves its count (``payload_for``).
+    counts = {f"{name}_omitted" for name in DROPPABLE if name in kept}
+    return {name: value for name, value in event.items() if name in kept or name in counts}
 
 
 def payload(event_type: str, event: Mapping[str, Any]) -> bytes:
@@ -254,7 +256,9 @@ def payload_for(
 DROPPABLE = ("items", "line_ids")
 
 
-def body_to_send(owner_kind: OwnerKind, body: str) -> str:
+def body_to_send(
+    owner_kind: OwnerKind, body: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> str:
     """A scheduled body as ``owner_kind``'s endpoint may receive it: a creator's made
     its creator view again (the same bytes when it is one already), so a delivery
     scheduled with the whole event (before creator views, or by an older sender)
@@ -262,7 +266,7 @@ def body_to_send(owner_kind: OwnerKind, body: str) -> str:
     if owner_kind != "affiliate":
         return body
     parsed = json.loads(body)
-    return payload_for(owner_kind, parsed["type"], parsed["data"]).decode()
+    return payload_for(owner_kind, parsed["type"], parsed["data"], max_body_bytes).decode()
 
 
 # What becomes of a claimed delivery: sent now; due again at once (no slot was free); or
