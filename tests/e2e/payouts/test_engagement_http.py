@@ -168,7 +168,7 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
             "/v1/kpis/creators/ana/contents", headers=ana, params={"campaign_id": "glow"}
         )
         rows = answer.json()["contents"] if answer.status_code == 200 else []
-        mine = [r for r in rows if r["content_id"] == content_id and r["engagement"]]
+        mine = [r for r in rows if r["content_id"] == content_id and r["snapshots"]]
         return mine[0] if mine else None
 
     # The platform's figures, through the brand's key: 300 likes and 20 comments. The
@@ -180,6 +180,8 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
     row = await _until(partial(row_of, post["content_id"]))
     assert row is not None
     assert (row["held_for_review"], row["awaiting_release"]) == (True, True)
+    # Its figures wait for the release too: the reach of a post that may be another's.
+    assert (row["engagement"], row["views"]) == (0, 0)
     assert await ledger_of_ana() == []
     release = f"/v1/content/instagram/{post['content_id']}/release"
     assert (await http.post(release, headers=merchant)).status_code == 202
@@ -232,6 +234,7 @@ async def test_engagement_is_paid_corrected_held_and_released_over_http(
     row = await _until(partial(row_of, own["content_id"]))
     assert row is not None
     assert row["held_for_review"] is True
+    assert row["engagement"] == 0  # the creator's own figures count once confirmed
     known = {p["posting_id"] for p in await ledger_of_ana()}
     confirm = own_stats.replace("/stats", "/release")
     assert (await http.post(confirm, headers=merchant)).status_code == 202
