@@ -8,7 +8,9 @@ long as it took while another waits, so that one goes first."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from afflux.payouts.settings import PayoutsSettings
 from afflux.payouts.whatif import replay_draft
 from afflux.payouts.whatif_turns import Turns
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
+from afflux.shared.core.whatif.diff import WhatIfDiff
 from afflux.shared.core.whatif.log import EVER
 from afflux.shared.events import ClickRecorded
 from afflux.shared.io.http.problems import Problem
@@ -178,3 +181,28 @@ def test_a_merchant_whose_replay_just_ended_waits_while_another_does(
     diff = asyncio.run(replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, hog))
     assert diff.campaign_id == CAMPAIGN
     assert outcomes(metrics) == {"done": 3.0, "busy": 2.0}
+
+
+def test_a_request_gone_before_its_replay_started_frees_the_slot(infra: Any) -> None:
+    """A cancelled ``to_thread`` whose thread had not started never ran the replay that
+    frees the slot: every later what-if of the process answered 429 for good."""
+    metrics = PayoutsMetrics()
+
+    async def scenario() -> WhatIfDiff:
+        loop = asyncio.get_running_loop()
+        busy = ThreadPoolExecutor(max_workers=1)
+        loop.set_default_executor(busy)
+        unblock = threading.Event()
+        loop.run_in_executor(busy, unblock.wait)  # the one worker is taken
+        gone = asyncio.create_task(
+            replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, anyone())
+        )
+        await asyncio.sleep(0.2)  # past the slot's check, queued behind the worker
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        unblock.set()
+        return await replay_draft(settings(infra), metrics, VERSIONS, DRAFT, EVER, anyone())
+
+    diff = asyncio.run(scenario())
+    assert diff.campaign_id == CAMPAIGN

@@ -32,6 +32,36 @@ _ONE_AT_A_TIME = threading.Lock()
 _TURNS = Turns()
 
 
+class ReplayAbandoned(Exception):
+    """The request went away before its replay's thread started: nobody awaits it."""
+
+
+class _Handoff:
+    """Who frees the slot: the replay's thread once it runs, or the request when it went
+    away before the thread started (a cancelled ``to_thread`` never runs its function,
+    and the slot stayed held for good: every later what-if of the process a 429)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._state = "waiting"
+
+    def take(self) -> bool:
+        """In the thread: run, unless the request gave up first."""
+        with self._guard:
+            if self._state == "given_up":
+                return False
+            self._state = "running"
+            return True
+
+    def give_up(self) -> bool:
+        """In the request: True when the thread never started (and now never will)."""
+        with self._guard:
+            if self._state == "running":
+                return False
+            self._state = "given_up"
+            return True
+
+
 def whose(principal: Principal) -> str:
     """Whose turn a replay counts in: the merchant (every key of it), or the admin."""
     return f"{principal.role}:{principal.subject or ''}"
@@ -80,18 +110,25 @@ async def replay_draft(
         settings.whatif_max_campaign_events,
     )
     started = time.monotonic()
+    handoff = _Handoff()
     try:
-        diff, _ = await asyncio.to_thread(
-            _in_thread,
-            settings.kafka_bootstrap,
-            versions,
-            draft,
-            window,
-            bounds,
-            settings.attribution_clock_skew_s * 1000,
-            settings.orders_backfill_limit_days,
-            who,
-        )
+        try:
+            diff, _ = await asyncio.to_thread(
+                _in_thread,
+                settings.kafka_bootstrap,
+                versions,
+                draft,
+                window,
+                bounds,
+                settings.attribution_clock_skew_s * 1000,
+                settings.orders_backfill_limit_days,
+                who,
+                handoff,
+            )
+        except BaseException:
+            if handoff.give_up():  # its thread never started: nobody else frees the slot
+                _ONE_AT_A_TIME.release()
+            raise
     except ReplayRefused as exc:
         too_large = "events" in str(exc)
         metrics.whatif.labels("too_large" if too_large else "timeout").inc()
@@ -114,10 +151,13 @@ def _in_thread(
     clock_skew_ms: int,
     backfill_limit_days: int | None,
     who: str,
+    handoff: _Handoff,
 ) -> tuple[WhatIfDiff, object]:
     """The replay, releasing the one-at-a-time lock when it ends: a request that goes
     away meanwhile leaves it running until then (within the time limit), still alone,
-    and counted in ``who``'s turn."""
+    and counted in ``who``'s turn. One that went away before this started ran nothing."""
+    if not handoff.take():
+        raise ReplayAbandoned
     started = time.monotonic()
     _TURNS.started(who)
     try:
