@@ -31,6 +31,16 @@ def dev_merchant_secret(merchant_id: str) -> str:
     return f"dev-secret-{merchant_id}"
 
 
+def stack_client_limits(max_connections: int) -> httpx.Limits:
+    """Connection limits for a client of the stack's own servers.
+
+    A connection idle for as long as the server's keep-alive (5 s by default, the same as
+    httpx's own expiry) is closed by the server just as the client may send on it again:
+    the request fails with a ReadError though the server was well (it ended a demo). Idle
+    connections are dropped here well before the server drops them."""
+    return httpx.Limits(max_connections=max_connections, keepalive_expiry=1.0)
+
+
 # Visitor address numbers (``DemoClient._address``), shared by every client of the process.
 _ADDRESS_NUMBERS = itertools.count()
 
@@ -65,7 +75,7 @@ class DemoClient:
         self.admin = {"Authorization": f"Bearer {admin_token}"}
         self.retry_for_s = retry_for_s
         self.merchant_clock_offset_ms = merchant_clock_offset_ms
-        self.http = httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=100))
+        self.http = httpx.AsyncClient(timeout=30.0, limits=stack_client_limits(100))
         # Every simulated visitor comes from an address of its own (X-Forwarded-For, which
         # the stack trusts from loopback): the clicks service flags many clicks from one
         # address and browser as no person's (ip_duplicate, rate).

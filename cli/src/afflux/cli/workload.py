@@ -27,7 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from aiokafka.errors import KafkaError
 
-from afflux.cli.demo_client import BROWSER_USER_AGENT, dev_merchant_secret
+from afflux.cli.demo_client import (
+    BROWSER_USER_AGENT,
+    dev_merchant_secret,
+    stack_client_limits,
+)
 from afflux.cli.topic_to_end import TopicUnreadable, read_to_end
 from afflux.cli.traffic import creator_ids
 from afflux.clicks.visitor_cookie import visitor_id_of
@@ -209,7 +213,7 @@ class WorkloadRunner:
         self.deadline_s = request_deadline_s
         self.acked = Acknowledged()
         self.links: dict[tuple[str, str], str] = {}
-        self.http = httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=50))
+        self.http = httpx.AsyncClient(timeout=10.0, limits=stack_client_limits(50))
 
     async def close(self) -> None:
         await self.http.aclose()
