@@ -35,13 +35,14 @@ from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
     DeadLetter,
+    OrderPlaced,
     OrderRefunded,
     PayoutIssued,
 )
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.io.http import tls as oneshot
-from afflux.shared.io.kafka import new_producer
+from afflux.shared.io.kafka import new_producer, partition_for
 from afflux.shared.wire import encode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -166,6 +167,20 @@ async def _produce(stack: Stack, records: list[tuple[str, str, bytes]]) -> None:
         for topic, key, value in records:
             sent = await producer.send_and_wait(topic, value, key=key.encode())
             PLACED[(topic, key)] = (sent.partition, sent.offset)
+    finally:
+        await producer.stop()
+
+
+async def _produce_misplaced(stack: Stack, order: OrderPlaced) -> None:
+    """``order`` on the partition after its visitor's (a producer keying by order id)."""
+    producer = new_producer(stack.kafka_bootstrap)
+    await producer.start()
+    try:
+        count = len(await producer.partitions_for("orders"))
+        right = partition_for((order.visitor_id or "").encode(), count)
+        await producer.send_and_wait(
+            "orders", encode(order), key=order.order_id.encode(), partition=(right + 1) % count
+        )
     finally:
         await producer.stop()
 
@@ -404,6 +419,36 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
     assert all(x.reason and x.error_class for x in letters), [
         (x.key, x.reason, x.error_class) for x in letters if not (x.reason and x.error_class)
     ]
+    # An order of the good click's visitor on another partition than the visitor's is
+    # refused for its key: it was answered no_click, its click on the topic.
+    misplaced = OrderPlaced(
+        event_id=f"poison-{RUN}-misplaced",
+        occurred_at=system_clock(),
+        order_id=f"poison-{RUN}-misplaced-order",
+        campaign_id=LATER,
+        merchant_id=MERCHANT,
+        currency="EUR",
+        amount_minor=10_000,
+        visitor_id=visitor,
+    )
+    asyncio.run(_produce_misplaced(stack, misplaced))
+    [refused] = _until(  # type: ignore[misc]
+        "the misplaced order's dead letter",
+        _on_topic(
+            stack,
+            "afflux.dlq",
+            lambda e: (
+                isinstance(e, DeadLetter)
+                and e.key == misplaced.order_id
+                and e.consumer == "afflux-attribution"
+            ),
+        ),
+        GOOD_WITHIN_S,
+    )
+    assert refused.reason.startswith("key_mismatch: a OrderPlaced on orders"), refused.reason
+    assert not _on_topic(
+        stack, "attribution.unmatched", lambda e: getattr(e, "order_id", "") == misplaced.order_id
+    )()
     mixed_letters = [x for x in letters if x.key == visitor and x.source_topic == "clicks"]
     assert {x.consumer for x in mixed_letters} == READERS["clicks"]
     assert not [x for x in letters if x.key == order_id], "a good record was dead-lettered"

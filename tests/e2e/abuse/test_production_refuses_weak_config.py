@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from afflux.cli.processes import free_port
+from afflux.cli.processes import free_port, without_settings
 
 pytestmark = [pytest.mark.e2e]
 
@@ -144,7 +144,7 @@ CASES = [
 def test_production_process_with_weak_config_exits_2_saying_why(case: Case, tmp_path: Path) -> None:
     for name, content in case.files.items():
         (tmp_path / name).write_text(content)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AFFLUX_")}
+    env = without_settings(os.environ)
     env.update(
         AFFLUX_ENV="production",
         AFFLUX_KAFKA_BOOTSTRAP=UNREACHABLE,

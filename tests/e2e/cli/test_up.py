@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from afflux.cli.processes import free_port
+from afflux.cli.processes import free_port, without_settings
 from afflux.cli.topic_reader import read_events
 from afflux.shared.events import AnyEvent, ClickRecorded
 from afflux.shared.io.http import tls as oneshot
@@ -44,7 +44,7 @@ def processes_mentioning(marker: str) -> list[int]:
 
 
 def up_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AFFLUX_")}
+    env = without_settings(os.environ)
     env.update(
         AFFLUX_DATA_DIR=str(data_dir),
         AFFLUX_ADMIN_TOKEN=TOKEN,
@@ -122,7 +122,7 @@ def test_up_serves_a_link_and_sigterm_leaves_no_process_behind(
     env_file = data_dir / "up" / "env"
     assert f". {env_file}" in log.read_text()
     assert env_file.stat().st_mode & 0o777 == 0o600  # it holds the admin token
-    bare = {k: v for k, v in env.items() if not k.startswith("AFFLUX_")}
+    bare = without_settings(env)
     applied = subprocess.run(
         ["bash", "-c", f'. "{env_file}" && "{sys.executable}" -m afflux.cli campaigns apply '
          "examples/campaigns.yaml"],

@@ -23,6 +23,7 @@ import pytest
 from afflux.bench.feed import partition_of
 from afflux.oracle import OracleResult, Scenario, admitted, attribute, generate
 from afflux.shared.core.event_time import DEFAULT_CLOCK_SKEW_MS
+from afflux.shared.core.ids import order_partition_key
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.events import (
     ClickRecorded,
@@ -109,7 +110,8 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(
         try:
             await producer.send_and_wait(CLICKS.name, b"{not json", key=b"v-bad")
             await producer.send_and_wait(CLICKS.name, b'[{"type": "ClickRecorded"}]', key=b"v-bad")
-            await producer.send_and_wait(ORDERS.name, encode(stray), key=b"v-stray")
+            key = order_partition_key(stray.order_id, stray.visitor_id, stray.click_id)
+            await producer.send_and_wait(ORDERS.name, encode(stray), key=key.encode())
         finally:
             await producer.stop()
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from afflux.cli import orphans
 from afflux.cli.brokers import BrokerKind
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -195,14 +196,19 @@ def test_each_bench_runs_on_the_chosen_broker_and_passes_its_own_checks(
     case: Case, broker_kind: BrokerKind, tmp_path: Path
 ) -> None:
     argv = [sys.executable, "-m", "afflux.cli", "bench", case.bench, "--broker", broker_kind]
-    done = subprocess.run(
-        [*argv, *case.args, "--json"],
-        cwd=tmp_path,  # the soak keeps its stack under ./.afflux
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [*argv, *case.args, "--json"],
+            cwd=tmp_path,  # the soak keeps its stack under ./.afflux
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    finally:
+        # A command killed at the timeout leaves its servers running (each in a session
+        # of its own) until the next command: stopped here, not left to load the run.
+        orphans.reap()
     output = f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert done.returncode == 0, output
     result: Result = json.loads(done.stdout.strip().splitlines()[-1])

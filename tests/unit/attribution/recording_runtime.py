@@ -23,9 +23,11 @@ def recording_runtime(
     group: str,
     directory: CampaignDirectory | None = None,
     clock: Callable[[], int] | None = None,
+    partitions: int | None = None,
     **runtime_args: Any,
 ) -> Runtime:
-    """``runtime_args``: further ``Runtime`` arguments (``backfill_limit_days``, ...)."""
+    """``partitions``: every topic's partition count as the broker would tell it (None:
+    unknown); ``runtime_args``: further ``Runtime`` arguments (``backfill_limit_days``)."""
 
     async def send(topic: str, key: bytes | None, value: bytes | None, p: int | None) -> Any:
         sent.append((topic, value))
@@ -41,7 +43,7 @@ def recording_runtime(
         )
     )
     return Runtime(
-        transport=Transport(send),
+        transport=Transport(send, partition_count=lambda topic: partitions),
         bootstrap="127.0.0.1:1",
         group=group,
         directory=directory,

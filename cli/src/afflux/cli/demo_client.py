@@ -135,7 +135,7 @@ class DemoClient:
             "Cookie": f"afx_vid={visitor_id}" if visitor_id else "",
             "X-Forwarded-For": address,
         }
-        response = await self.http.get(f"{self.clicks_url}/c/{code}", headers=headers)
+        response = await self._click_once(f"{self.clicks_url}/c/{code}", headers)
         if response.status_code != 302:
             raise RuntimeError(f"redirect for {code} answered {response.status_code}")
         query = parse_qs(urlsplit(response.headers["location"]).query)
@@ -143,6 +143,24 @@ class DemoClient:
         visitor = response.cookies.get("afx_vid") or visitor_id or ""
         self._addresses.setdefault(visitor, address)
         return visitor, click_id
+
+    async def _click_once(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """The redirect; sent again only when the click cannot have been recorded: no
+        connection, a 503 (the service answers it before recording), for up to
+        ``retry_for_s``. A read that failed after the request went out is not retried:
+        the click may be on the topic, and a second would be a second click."""
+        deadline = time.monotonic() + self.retry_for_s
+        pause = 0.25
+        while True:
+            try:
+                response = await self.http.get(url, headers=headers)
+                if response.status_code != 503 or time.monotonic() >= deadline:
+                    return response
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(2.0, pause * 2)
 
     async def _signed(
         self, method: str, path: str, merchant_id: str, body: dict[str, Any]
@@ -236,10 +254,13 @@ class DemoClient:
             terms, order_id, kind, amount, None, visitor_id, click_id, coupon, False
         )
         body["occurred_at"] = occurred_at
-        response = await self.http.post(
-            f"{self.orders_url}/v1/admin/backfill/orders",
-            headers=self.admin,
-            json={"orders": [body]},
+        # Sent twice it is one order (``duplicate``): retried as the signed calls are.
+        response = await self._retrying(
+            lambda: self.http.post(
+                f"{self.orders_url}/v1/admin/backfill/orders",
+                headers=self.admin,
+                json={"orders": [body]},
+            )
         )
         response.raise_for_status()
         [result] = response.json()["results"]
@@ -393,23 +414,30 @@ class DemoClient:
             )
 
     async def campaign_kpis(self, campaign_id: str) -> dict[str, Any]:
-        response = await self.http.get(
-            f"{self.payouts_url}/v1/kpis/campaigns/{campaign_id}", headers=self.admin
+        response = await self._retrying(
+            lambda: self.http.get(
+                f"{self.payouts_url}/v1/kpis/campaigns/{campaign_id}", headers=self.admin
+            )
         )
         response.raise_for_status()
         found: dict[str, Any] = response.json()
         return found
 
     async def campaign_contents(self, campaign_id: str) -> list[dict[str, Any]]:
-        response = await self.http.get(
-            f"{self.payouts_url}/v1/kpis/campaigns/{campaign_id}/contents", headers=self.admin
+        response = await self._retrying(
+            lambda: self.http.get(
+                f"{self.payouts_url}/v1/kpis/campaigns/{campaign_id}/contents",
+                headers=self.admin,
+            )
         )
         response.raise_for_status()
         rows: list[dict[str, Any]] = response.json()["contents"]
         return rows
 
     async def creator_rows(self) -> list[CreatorRow]:
-        response = await self.http.get(f"{self.payouts_url}/v1/kpis/creators", headers=self.admin)
+        response = await self._retrying(
+            lambda: self.http.get(f"{self.payouts_url}/v1/kpis/creators", headers=self.admin)
+        )
         response.raise_for_status()
         return [
             CreatorRow(

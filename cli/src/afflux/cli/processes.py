@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,26 @@ def _own_slice(ports: range) -> range:
     size = len(ports) // int(count)
     start = ports.start + int(index) * size
     return range(start, start + size)
+
+
+# How processes on one machine share it (their port slice, their children's registry):
+# kept when a caller's own afflux settings are left out of a child's environment.
+SHARED_SETTINGS = ("AFFLUX_PORT_SLICE", "AFFLUX_CHILDREN_DIR")
+
+
+def without_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without its ``AFFLUX_`` settings but those in ``SHARED_SETTINGS``:
+    a command started from a configured shell (or a test worker) must not take that
+    configuration, but must keep to the worker's ports (a stack drawing from every
+    worker's ports took one another worker had picked for its own stack)."""
+    return {k: v for k, v in environ.items() if not k.startswith("AFFLUX_") or k in SHARED_SETTINGS}
+
+
+def reserve_ports(ports: Iterable[int]) -> None:
+    """Ports chosen elsewhere (settings, another picker) that ``free_port`` must not hand
+    out: free now but bound only once their servers start, a broker or Redis started
+    first could otherwise take one and its service exit with "address already in use"."""
+    _HANDED_OUT.update(ports)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

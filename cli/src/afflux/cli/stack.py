@@ -20,7 +20,14 @@ from afflux.cli.embedded import start_redis
 from afflux.cli.gate import BrokerGate
 from afflux.cli.object_store import ObjectStore, start_object_store
 from afflux.cli.port_owner import listens_on
-from afflux.cli.processes import Child, StartFailed, free_port, port_in_use, stop_together
+from afflux.cli.processes import (
+    Child,
+    StartFailed,
+    free_port,
+    port_in_use,
+    reserve_ports,
+    stop_together,
+)
 from afflux.cli.storage import BrokerStorage, object_store_dir
 from afflux.shared.campaign_file import load_campaign_file
 from afflux.shared.io.campaign_publish import publish_terms
@@ -73,6 +80,7 @@ class Stack:
     def start_infra(self) -> None:
         """Object store first (durable storage), then broker and Redis; ``stop`` goes in
         reverse, so the store stops last."""
+        reserve_ports(self.options.ports.values())
         if not self.kafka_bootstrap:
             if self.options.storage == "durable" and self.options.broker == "tansu":
                 self.object_store = start_object_store(

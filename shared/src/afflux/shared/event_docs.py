@@ -127,7 +127,14 @@ each schema) is dead-lettered rather than guessed at.
 3. Key the record as the topic table says, UTF-8 encoded. Orders are keyed by
    `visitor_id`; an order with only a `click_id` is keyed by the visitor part
    of the click id (`<visitor_id>.<nonce>`: everything before the last dot);
-   an order with neither by `order_id`.
+   an order with neither by `order_id`. A `LeadConfirmed` or `SurveyAnswered`
+   carries no visitor: key it exactly as its order was keyed (the attribution
+   worker looks for the order on the confirmation's partition only; a
+   confirmation whose order is on another partition is never paid, and since its
+   body does not tell its order's key it cannot be dead-lettered for it). An
+   order, click, refund or renewal on another partition than its key puts it on
+   is dead-lettered as `key_mismatch`
+   ([attribution](../attribution.md#dead-letters)).
 4. Use the Kafka default partitioner, **murmur2** on the key bytes (the Java
    client's default). librdkafka clients (confluent-kafka, node-rdkafka, Go
    clients built on it) default to a CRC32 partitioner: set

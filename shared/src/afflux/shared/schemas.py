@@ -73,6 +73,16 @@ def _require_type(schema: dict[str, Any]) -> None:
         schema["required"] = ["type", *schema.get("required", [])]
 
 
+# Events whose key is not their topic's rule for every event on it: the orders topic's
+# rule names each of its events.
+_ORDER_KEY = "visitor_id, else the click's visitor, else order_id"
+EVENT_KEYS = {
+    "OrderPlaced": _ORDER_KEY,
+    "LeadConfirmed": f"its order's key ({_ORDER_KEY} of the order)",
+    "SurveyAnswered": f"its order's key ({_ORDER_KEY} of the order)",
+}
+
+
 def event_schema(model: type[Envelope]) -> dict[str, Any]:
     """The JSON Schema of one event, with its topics and current schema_version."""
     schema = model.model_json_schema()
@@ -81,7 +91,7 @@ def event_schema(model: type[Envelope]) -> dict[str, Any]:
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = f"{name}.schema.json"
     schema["x-afflux-topics"] = [t.name for t in EVENT_TOPICS[name]]
-    schema["x-afflux-key"] = EVENT_TOPICS[name][0].key
+    schema["x-afflux-key"] = EVENT_KEYS.get(name, EVENT_TOPICS[name][0].key)
     schema["x-afflux-schema-version"] = CURRENT_VERSIONS.get(name, 1)
     return schema
 

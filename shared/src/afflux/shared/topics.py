@@ -38,7 +38,11 @@ INFINITE_RETENTION_MS = -1
 
 CLICKS = Topic("clicks", "visitor_id", "clicks", input=True)
 ORDERS = Topic(
-    "orders", "visitor_id, else the click's visitor, else order_id", "orders", input=True
+    "orders",
+    "OrderPlaced: visitor_id, else the click's visitor, else order_id;"
+    " LeadConfirmed, SurveyAnswered: their order's key",
+    "orders",
+    input=True,
 )
 REFUNDS = Topic("refunds", "order_id", "orders", input=True)
 CONVERSIONS = Topic("conversions", "order_id", "attribution", replayed=True)

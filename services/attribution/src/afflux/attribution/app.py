@@ -36,6 +36,8 @@ from afflux.shared.topics import CLICKS, CONVERSIONS, DLQ, ORDERS, REFUNDS, REVE
 
 log = logging.getLogger(__name__)
 
+INPUTS = (CLICKS.name, ORDERS.name, REFUNDS.name)
+
 
 def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app and its runtime, wired; nothing starts until the app runs."""
@@ -114,7 +116,9 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         faust_bridge.require_private_paths(app)
         background.add(asyncio.ensure_future(faust_bridge.shorten_fetch_wait(app)))
         await faust_bridge.learn_partition_counts(
-            app, (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name, DLQ.name)
+            app,
+            # the inputs too: an event on another partition than its key's is refused
+            (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name, DLQ.name, *INPUTS),
         )
         started.set()
 

@@ -538,8 +538,9 @@ class JoinPartition:
 
     def confirm(self, confirm: LeadConfirmed) -> list[Output]:
         """A lead confirmation: forwarded once its order converted (see ``lead``). One
-        whose order is not known here yet is parked under its own key until the order
-        comes (``order`` adopts it), as confirmations are not keyed like their orders."""
+        whose order is not known here yet (sent before it, under the order's key and so
+        on its partition) is parked under its own key until the order comes (``order``
+        adopts it): its body does not tell the order's key."""
         okey = (confirm.campaign_id, confirm.order_id)
         key = self.index.get(okey)
         return self.lead(_parked_key(okey) if key is None else key, confirm)

@@ -11,6 +11,7 @@ from typing import Any
 
 from afflux.attribution.join import CONFLICTING_DUPLICATE, Failed, Output
 from afflux.attribution.metrics import AttributionMetrics
+from afflux.attribution.placement import KEY_MISMATCH
 from afflux.shared.core.currency import CURRENCY_MISMATCH
 from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
@@ -172,6 +173,7 @@ def _reason(reason: str) -> str:
         MERCHANT_MISMATCH,
         CONFLICTING_DUPLICATE,
         WRONG_TOPIC,
+        KEY_MISMATCH,
         "unexpected event type",
         "amount_minor",
         "failed",

@@ -91,6 +91,7 @@ from afflux.attribution.partitions import (
     PartitionState,
     S,
 )
+from afflux.attribution.placement import checks_every_item, misplaced
 from afflux.attribution.store import DiskStores, LocalStore
 from afflux.attribution.timer_indexes import dump_indexes
 from afflux.shared.core.event_time import is_backfill
@@ -432,13 +433,25 @@ class Stage(Partitions[S]):
         value = record.value
         items = decode_items(value)
         backfill = is_backfill(record.headers)  # the record's, the same for each of its items
+        partitions = self.transport.partition_count(topic)
+        check_all, checked_one = checks_every_item(topic), False
         for index, event, reason, raw, error_class in items:
             if event is None:
                 letters.append(
                     outbox.letter(topic, p, offset, index, key, raw, reason, value, error_class)
                 )
-            else:
-                self._take(state, record, index, event, raw, out, letters, self.recheck, backfill)
+                continue
+            if check_all or not checked_one:
+                checked_one = True
+                wrong = misplaced(topic, event, p, partitions)
+                if wrong:
+                    check_all = True  # the record's other items may be misplaced too
+                    raw = item_of(value, index, event) if raw is None else raw
+                    letters.append(
+                        outbox.letter(topic, p, offset, index, key, raw, wrong, None, "Rejected")
+                    )
+                    continue
+            self._take(state, record, index, event, raw, out, letters, self.recheck, backfill)
         metrics = outbox.metrics
         metrics.child(metrics.events, topic).inc(len(items))
 

@@ -358,11 +358,7 @@ class Ingestor:
         def one(item: dict[str, Any]) -> Awaitable[Outcome]:
             return self.order(merchant_id, item, backfill=backfill, signed_at_ms=signed_at_ms)
 
-        return list(
-            await asyncio.gather(
-                *(self._batch_item("orders", i, item, one) for i, item in enumerate(items))
-            )
-        )
+        return await self._per_order("orders", items, one)
 
     async def backfill_refunds(self, items: Sequence[object]) -> list[dict[str, Any]]:
         """An admin backfill of refunds, each judged on its own like a batch of orders."""
@@ -370,11 +366,30 @@ class Ingestor:
         def one(item: dict[str, Any]) -> Awaitable[Outcome]:
             return self.refund(None, item, backfill=True)
 
-        return list(
-            await asyncio.gather(
-                *(self._batch_item("refunds", i, item, one) for i, item in enumerate(items))
-            )
-        )
+        return await self._per_order("refunds", items, one)
+
+    async def _per_order(
+        self,
+        name: str,
+        items: Sequence[object],
+        run: Callable[[dict[str, Any]], Awaitable[Outcome]],
+    ) -> list[dict[str, Any]]:
+        """The items' results in their order: the items of one order (campaign and order
+        id) one after the other in the batch's order, different orders at once. Run all
+        at once, a refund naming items (one Redis round trip more before it claims its
+        order's refund room) lost that room to any later refund of the order without
+        items, every time; and of two copies of an order, either could be the one taken."""
+        lanes: dict[object, list[int]] = {}
+        for index, item in enumerate(items):
+            lanes.setdefault(_order_of(item) or index, []).append(index)
+        results: list[dict[str, Any]] = [{} for _ in items]
+
+        async def lane(indexes: list[int]) -> None:
+            for index in indexes:
+                results[index] = await self._batch_item(name, index, items[index], run)
+
+        await asyncio.gather(*(lane(indexes) for indexes in lanes.values()))
+        return results
 
     async def _batch_item(
         self,
@@ -955,3 +970,13 @@ class Ingestor:
         with contextlib.suppress(Exception):
             await self.claims.settle_confirm(campaign_id, order_id, done=True)
         return "accepted"
+
+
+def _order_of(item: object) -> tuple[str, str] | None:
+    """The (campaign, order id) a batch item names; None when it names none."""
+    if not isinstance(item, dict):
+        return None
+    campaign, order = item.get("campaign_id"), item.get("order_id")
+    if isinstance(campaign, str) and isinstance(order, str):
+        return campaign, order
+    return None
