@@ -202,6 +202,33 @@ def test_an_unmatched_refund_and_a_lead_confirmation_are_shown() -> None:
     assert answer["lead_confirmation"]["event_id"] == "lc"
 
 
+def test_a_refund_reversed_after_it_was_answered_unmatched_is_no_longer_unmatched() -> None:
+    """Sent before its order, answered ``order_unknown`` after its wait, then taken when
+    the order converted: listed as unmatched beside its own reversal, it read as both."""
+    early = RefundUnmatched(
+        event_id="ru",
+        occurred_at=5_000,
+        refund_id="rf-1",
+        order_id=ORDER,
+        campaign_id=CID,
+        reason="order_unknown",
+        amount_minor=1_500,
+        currency="EUR",
+    )
+    other = early.model_copy(update={"event_id": "ru-2", "refund_id": "rf-2"})
+    events = [
+        refunded(1_500),
+        early,
+        other,
+        placed(),
+        converted("c1", "ana"),
+        reversed_("c1", "ana", "refund", 1_500, 9_000),
+    ]
+    answer = outcome_json(order_outcome(CID, ORDER, events))
+    assert [r["refund_id"] for r in answer["unmatched_refunds"]] == ["rf-2"]
+    assert [r["refund_id"] for r in answer["reversals"]] == ["rf-1"]
+
+
 def test_events_of_another_order_or_campaign_are_left_out() -> None:
     other = placed().model_copy(update={"order_id": "o-2"})
     elsewhere = converted("c9", "zoe").model_copy(update={"campaign_id": "other"})

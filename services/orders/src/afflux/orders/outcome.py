@@ -13,7 +13,7 @@ attribution uses: the order's own, else the first given later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -104,11 +104,24 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
         unattributed=unattributed[-1] if decision is None and unattributed else None,
         replaced=tuple(c for c in conversions if c is not decision),
         refunds=tuple(e for e in ordered if isinstance(e, OrderRefunded)),
-        unmatched_refunds=tuple(e for e in ordered if isinstance(e, RefundUnmatched)),
+        unmatched_refunds=_still_unmatched(ordered, reversals),
         reversals=reversals,
         lead_confirmation=confirmations[0] if confirmations else None,
         survey=own or (answers[0] if answers else None),
         survey_given="with_order" if own else "later" if answers else None,
+    )
+
+
+def _still_unmatched(
+    ordered: Sequence[Envelope], reversals: Sequence[ConversionReversed]
+) -> tuple[RefundUnmatched, ...]:
+    """The refunds answered unmatched that no reversal took since: one that came before
+    its order and was answered ``order_unknown`` after its wait is reversed when the
+    order converts (or a late click attributes an unattributed one), and listed as
+    unmatched beside its reversal it read as both."""
+    reversed_refunds = {r.refund_id for r in reversals if r.reason == "refund"}
+    return tuple(
+        e for e in ordered if isinstance(e, RefundUnmatched) and e.refund_id not in reversed_refunds
     )
 
 
