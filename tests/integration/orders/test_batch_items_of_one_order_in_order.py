@@ -24,6 +24,20 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def refund(
+    order: dict[str, Any], amount: int, at: int, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    body = {
+        "refund_id": new_id("r"),
+        "order_id": order["order_id"],
+        "campaign_id": order["campaign_id"],
+        "occurred_at": at,
+        "amount_minor": amount,
+        "currency": "EUR",
+    }
+    return body | ({"items": items} if items else {})
+
+
 async def test_a_refund_naming_an_item_keeps_its_place_before_a_later_whole_refund(
     api: Any, client: httpx.AsyncClient, campaigns: Any
 ) -> None:
@@ -43,19 +57,8 @@ async def test_a_refund_naming_an_item_keeps_its_place_before_a_later_whole_refu
         }
         assert (await api.post("/v1/orders", order)).status_code == 202
 
-        def refund(amount: int, at: int, items: list[dict[str, Any]]) -> dict[str, Any]:
-            body = {
-                "refund_id": new_id("r"),
-                "order_id": order["order_id"],
-                "campaign_id": order["campaign_id"],
-                "occurred_at": at,
-                "amount_minor": amount,
-                "currency": "EUR",
-            }
-            return body | ({"items": items} if items else {})
-
-        card = refund(1_000, now - 2_000, [{"sku": "card", "quantity": 1}])
-        rest = refund(9_500, now - 1_000, [])
+        card = refund(order, 1_000, now - 2_000, [{"sku": "card", "quantity": 1}])
+        rest = refund(order, 9_500, now - 1_000, [])
         answer = await client.post(
             "/v1/admin/backfill/refunds", json={"refunds": [card, rest]}, headers=ADMIN
         )

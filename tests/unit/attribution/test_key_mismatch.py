@@ -11,9 +11,9 @@ import asyncio
 import pytest
 from recording_runtime import recording_runtime, ten_percent_sale
 
-from afflux.attribution.placement import KEY_MISMATCH, misplaced
 from afflux.attribution.runtime import Runtime
 from afflux.attribution.stage import Owned, Record
+from afflux.shared.core.whatif.log import CampaignLog
 from afflux.shared.events import (
     ClickRecorded,
     DeadLetter,
@@ -22,7 +22,9 @@ from afflux.shared.events import (
     OrderRefunded,
 )
 from afflux.shared.io.kafka import partition_for
+from afflux.shared.placement import KEY_MISMATCH, misplaced
 from afflux.shared.topics import CLICKS, DLQ, ORDERS, REFUNDS
+from afflux.shared.whatif_decode import LogReader
 from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.unit
@@ -186,3 +188,43 @@ def test_nothing_is_refused_while_the_topics_partition_count_is_unknown() -> Non
 )
 def test_placement_table(topic: str, event: object, p: int, wrong: bool) -> None:
     assert bool(misplaced(topic, event, p, PARTITIONS)) is wrong  # type: ignore[arg-type]
+
+
+def whatif_reader() -> LogReader:
+    return LogReader(CampaignLog("camp"), partitions={ORDERS.name: 4, CLICKS.name: 4})
+
+
+def test_the_what_if_leaves_out_a_misplaced_order_as_the_worker_does() -> None:
+    reader = whatif_reader()
+    reader.record(encode(order()), ORDERS.name, TS, partition=1)
+    assert reader.refused == {KEY_MISMATCH: 1}
+    assert reader.log.orders == []
+    reader.record(encode(order()), ORDERS.name, TS, partition=0)
+    assert [o.order_id for o in reader.log.orders] == [ORDER_ID]
+
+
+def test_the_what_if_checks_a_click_records_items_as_the_worker_does() -> None:
+    other = key_on(2, "v")
+
+    def packed(*clicks: ClickRecorded) -> bytes:
+        return b"[" + b",".join(encode(c) for c in clicks) + b"]"
+
+    # The first click in its place: the record's others are not checked (nor by the worker).
+    reader = whatif_reader()
+    reader.record(packed(click(VISITOR), click(other)), CLICKS.name, TS, partition=0)
+    assert reader.refused == {}
+    assert set(reader.log.clicks) == {VISITOR, other}
+    # The first one misplaced: every one is checked.
+    reader = whatif_reader()
+    reader.record(packed(click(other), click(VISITOR, 2)), CLICKS.name, TS, partition=0)
+    assert reader.refused == {KEY_MISMATCH: 1}
+    assert set(reader.log.clicks) == {VISITOR}
+
+
+def test_the_worker_takes_what_the_what_if_takes_from_a_click_record() -> None:
+    """The same record through the worker: the same click left out."""
+    other = key_on(2, "v")
+    packed = b"[" + b",".join(encode(c) for c in (click(VISITOR), click(other))) + b"]"
+    rt, reasons = run([record(CLICKS.name, 0, 0, VISITOR, packed)])
+    assert reasons == []
+    assert {VISITOR, other} <= set(rt.join.owned[0].state.keys)

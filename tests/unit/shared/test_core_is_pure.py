@@ -165,6 +165,7 @@ CONTRACT_MODULES = (
     "whatif_decode",
     "click_decode",
     "yaml_mappings",
+    "placement",
 )
 SHARED = Path(afflux.shared.core.__file__).parents[1]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from afflux.shared.io.kafka import murmur2, partition_for
+from afflux.shared.core.partitioner import murmur2, partition_for
 
 pytestmark = pytest.mark.unit
 

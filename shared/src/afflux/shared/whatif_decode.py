@@ -73,6 +73,7 @@ from afflux.shared.events import (
     OrderRefunded,
     SubscriptionRenewed,
 )
+from afflux.shared.placement import KEY_MISMATCH, checks_every_item, misplaced_by
 from afflux.shared.schemas import WRONG_TOPIC, wrong_topic
 from afflux.shared.wire import (
     MAX_PACKED_EVENTS,
@@ -119,10 +120,16 @@ class LogReader:
     _needle: bytes = b""
     _timeline: TermsTimeline | None = None
     _limits: BackfillLimits | None = None
-    # The record being read: its topic, timestamp and whether it is a backfill.
+    # topic -> its partition count, for the worker's key check (``placement``); a topic
+    # missing: not checked.
+    partitions: dict[str, int] = field(default_factory=dict)
+    # The record being read: its topic, timestamp and whether it is a backfill, its
+    # partition and whether its items are checked for their partition.
     _topic: str | None = None
     _ts: int | None = None
     _backfill: bool = False
+    _partition: int | None = None
+    _check_placement: bool = False
     # <platform>:<content_id> -> the campaign of its first publication, any campaign's:
     # a content never moves across campaigns (``takes_over``), so another campaign's
     # publication of it counts nowhere, as the worker and the ledger refuse it.
@@ -140,11 +147,17 @@ class LogReader:
         topic: str | None = None,
         timestamp: int | None = None,
         headers: Headers = None,
+        partition: int | None = None,
     ) -> None:
         """Every event of one record value; only those that may be the campaign's are
-        parsed (see ``_parts``). ``topic``, ``timestamp`` (ms) and ``headers``: the
-        record's, for the worker's refusals (None: that refusal is not applied)."""
+        parsed (see ``_parts``). ``topic``, ``timestamp`` (ms), ``headers`` and
+        ``partition``: the record's, for the worker's refusals (None: that refusal is
+        not applied)."""
         self._at(topic, timestamp, headers)
+        self._partition = partition
+        self._check_placement = (
+            topic is not None and partition is not None and topic in self.partitions
+        )
         if value is None:
             self.skipped += 1
             return
@@ -159,6 +172,10 @@ class LogReader:
             self._whole(value)
             return
         needle, last = self._needle, len(parts) - 1
+        if self._check_placement and topic is not None and not checks_every_item(topic):
+            # Clicks: the worker checks a record's first item, and its others only when
+            # that one is misplaced (``placement``).
+            self._check_placement = self._first_misplaced(_rebuilt(parts[0], 0, last))
         try:
             parsed = [
                 orjson.loads(_rebuilt(part, index, last))
@@ -172,7 +189,24 @@ class LogReader:
         for item in parsed:
             self._take(item)
 
+    def _first_misplaced(self, part: bytes) -> bool:
+        try:
+            first = orjson.loads(part)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(first, dict) and bool(self._misplaced(first))
+
+    def _misplaced(self, item: dict[str, Any]) -> str:
+        topic, partition = self._topic, self._partition
+        if not self._check_placement or topic is None or partition is None:
+            return ""
+        kind = item.get("type")
+        if not isinstance(kind, str):
+            return ""
+        return misplaced_by(topic, kind, item.get, partition, self.partitions.get(topic))
+
     def _at(self, topic: str | None, timestamp: int | None, headers: Headers) -> None:
+        self._partition, self._check_placement = None, False
         self._topic, self._ts = topic, timestamp
         self._backfill = is_backfill(headers)
 
@@ -232,7 +266,12 @@ class LogReader:
         except UndecodableRecord:
             self.skipped += 1
             return
-        for item in parsed if isinstance(parsed, list) else [parsed]:
+        items = parsed if isinstance(parsed, list) else [parsed]
+        topic = self._topic
+        if self._check_placement and topic is not None and not checks_every_item(topic):
+            first = items[0] if items else None
+            self._check_placement = isinstance(first, dict) and bool(self._misplaced(first))
+        for item in items:
             self.events += 1
             self._take(item)
 
@@ -253,6 +292,9 @@ class LogReader:
             self.skipped += 1
             return
         if item.get("campaign_id") != self.log.campaign_id:
+            return
+        if self._misplaced(item):  # the worker's first refusal
+            self._tally(KEY_MISMATCH)
             return
         at = item.get("occurred_at")
         if type(at) is int and at >= _LAST_MS:

@@ -11,7 +11,6 @@ from typing import Any
 
 from afflux.attribution.join import CONFLICTING_DUPLICATE, Failed, Output
 from afflux.attribution.metrics import AttributionMetrics
-from afflux.attribution.placement import KEY_MISMATCH
 from afflux.shared.core.currency import CURRENCY_MISMATCH
 from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
@@ -25,6 +24,7 @@ from afflux.shared.events import (
     RefundUnmatched,
 )
 from afflux.shared.io.kafka import partition_for
+from afflux.shared.placement import KEY_MISMATCH
 from afflux.shared.schemas import WRONG_TOPIC
 from afflux.shared.topics import DLQ
 from afflux.shared.wire import encode, pack_by_partition

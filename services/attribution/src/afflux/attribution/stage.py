@@ -91,13 +91,13 @@ from afflux.attribution.partitions import (
     PartitionState,
     S,
 )
-from afflux.attribution.placement import checks_every_item, misplaced
 from afflux.attribution.store import DiskStores, LocalStore
 from afflux.attribution.timer_indexes import dump_indexes
 from afflux.shared.core.event_time import is_backfill
 from afflux.shared.events import DeadLetter
 from afflux.shared.io.terms_barrier import TermsBarrier
 from afflux.shared.io.terms_recheck import TermsRecheck
+from afflux.shared.placement import checks_every_item, misplaced
 
 __all__ = [
     "ARRIVAL_MARGIN_MS",

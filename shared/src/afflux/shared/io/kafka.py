@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -17,6 +16,8 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsErr
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from afflux.shared.core.ids import derived_id
+from afflux.shared.core.partitioner import murmur2 as murmur2
+from afflux.shared.core.partitioner import partition_for as partition_for
 from afflux.shared.events import DeadLetter, Envelope
 from afflux.shared.io.clock_source import system_clock
 from afflux.shared.topics import (
@@ -40,42 +41,6 @@ T = TypeVar("T")
 
 class BrokerUnreachable(RuntimeError):
     """The Kafka bootstrap servers did not answer."""
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The default (murmur2) partitioner's choice, as the Java and aiokafka clients make it."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-_M = 0x5BD1E995
-_WORD = 0xFFFFFFFF
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (seed 0x9747b28c) as an unsigned 32-bit int.
-
-    The same hash as aiokafka's, a word at a time instead of a byte at a time (about
-    twice as fast): a producer hashes every event's key to pack it with its partition.
-    """
-    length = len(data)
-    h = (0x9747B28C ^ length) & _WORD
-    whole = length & ~3
-    for (k,) in struct.iter_unpack("<I", data[:whole]):
-        k = (k * _M) & _WORD
-        k ^= k >> 24
-        k = (k * _M) & _WORD
-        h = ((h * _M) & _WORD) ^ k
-    tail = length & 3
-    if tail:
-        if tail == 3:
-            h ^= data[whole + 2] << 16
-        if tail >= 2:
-            h ^= data[whole + 1] << 8
-        h ^= data[whole]
-        h = (h * _M) & _WORD
-    h ^= h >> 13
-    h = (h * _M) & _WORD
-    return h ^ (h >> 15)
 
 
 async def check_broker(bootstrap: str, timeout_s: float = 10.0) -> None:

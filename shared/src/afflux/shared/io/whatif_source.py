@@ -79,9 +79,11 @@ async def read_records_to_end(
     *,
     deadline: float,
     stop: Callable[[], bool] = lambda: False,
+    partitions: dict[str, int] | None = None,
 ) -> int:
     """``read_to_end`` giving ``on_record`` each whole record (its topic, timestamp and
-    headers with its value)."""
+    headers with its value); ``partitions``, when given, is filled with each topic's
+    partition count before the first record."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -99,6 +101,9 @@ async def read_records_to_end(
             tps += await topic_partitions(consumer, topic, wait)
         if not tps:
             return 0
+        if partitions is not None:
+            for tp in tps:
+                partitions[tp.topic] = partitions.get(tp.topic, 0) + 1
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while True:
@@ -155,10 +160,19 @@ async def read_campaign_log(
         if record.topic == CONTENT.name:
             reader.content_record(record.value, record.timestamp)
         else:
-            reader.record(record.value, record.topic, record.timestamp, record.headers)
+            reader.record(
+                record.value, record.topic, record.timestamp, record.headers, record.partition
+            )
 
     try:
-        await read_records_to_end(bootstrap, WHATIF_TOPICS, take, deadline=end, stop=too_many)
+        await read_records_to_end(
+            bootstrap,
+            WHATIF_TOPICS,
+            take,
+            deadline=end,
+            stop=too_many,
+            partitions=reader.partitions,  # the worker's key check
+        )
     except ReplayRefused as exc:
         if reader.log.events > bounds.max_campaign_events:
             raise ReplayRefused(
