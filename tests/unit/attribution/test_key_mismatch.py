@@ -213,12 +213,12 @@ def test_the_what_if_checks_a_click_records_items_as_the_worker_does() -> None:
     reader = whatif_reader()
     reader.record(packed(click(VISITOR), click(other)), CLICKS.name, TS, partition=0)
     assert reader.refused == {}
-    assert set(reader.log.clicks) == {VISITOR, other}
+    assert set(reader.log.clicks) == {f"0\x1f{VISITOR}", f"0\x1f{other}"}  # as taken there
     # The first one misplaced: every one is checked.
     reader = whatif_reader()
     reader.record(packed(click(other), click(VISITOR, 2)), CLICKS.name, TS, partition=0)
     assert reader.refused == {KEY_MISMATCH: 1}
-    assert set(reader.log.clicks) == {VISITOR}
+    assert set(reader.log.clicks) == {f"0\x1f{VISITOR}"}
 
 
 def test_the_worker_takes_what_the_what_if_takes_from_a_click_record() -> None:
@@ -228,3 +228,19 @@ def test_the_worker_takes_what_the_what_if_takes_from_a_click_record() -> None:
     rt, reasons = run([record(CLICKS.name, 0, 0, VISITOR, packed)])
     assert reasons == []
     assert {VISITOR, other} <= set(rt.join.owned[0].state.keys)
+
+
+def test_the_what_if_joins_a_click_with_the_orders_of_its_own_partition_only() -> None:
+    """A misplaced click past a record's first item is taken by the worker on the
+    partition it came on, where its visitor's orders never look: its order is answered
+    no_click, and the what-if must not pay it either."""
+    other = key_on(2, "v")
+    reader = whatif_reader()
+    packed = b"[" + b",".join(encode(c) for c in (click(VISITOR), click(other))) + b"]"
+    reader.record(packed, CLICKS.name, TS, partition=0)
+    placed = order(order_id="o-other", visitor=other)
+    reader.record(encode(placed), ORDERS.name, TS, partition=2)
+    reader.record(encode(order()), ORDERS.name, TS, partition=0)
+    joined = {o.order_id: reader.log.clicks.get(o.key, []) for o in reader.log.orders}
+    assert joined["o-other"] == []  # its click sits on partition 0, the order on 2
+    assert [c.click_id for c in joined[ORDER_ID]] == [f"{VISITOR}.c1"]

@@ -6,6 +6,7 @@ import pytest
 
 from afflux.cli.demo_client import stack_client_limits
 from afflux.shared.io.http_limits import HttpLimits
+from afflux.shared.settings import CommonSettings
 
 pytestmark = pytest.mark.unit
 
@@ -16,4 +17,7 @@ def test_an_idle_connection_is_dropped_well_before_the_servers_keep_alive_ends()
     limits = stack_client_limits(100)
     assert limits.keepalive_expiry is not None
     assert limits.keepalive_expiry <= HttpLimits().keep_alive_seconds / 2
+    # and before the shortest a server may be set to
+    shortest = CommonSettings.model_fields["http_keep_alive_seconds"].metadata[0].ge
+    assert limits.keepalive_expiry < shortest
     assert limits.max_connections == 100

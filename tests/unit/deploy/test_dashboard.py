@@ -174,12 +174,15 @@ def test_commission_panels_show_each_currency_with_its_decimals() -> None:
     assert panels
     for panel in panels:
         assert all("{{currency}}" in t["legendFormat"] for t in panel["targets"])
-        decimals = {
-            o["matcher"]["options"].removeprefix(".* ").removesuffix("$"): p["value"]
-            for o in panel["fieldConfig"]["overrides"]
-            for p in o["properties"]
-            if p["id"] == "decimals"
-        }
+        # One override per exponent, naming its currencies: ".* (JPY|KRW)$".
+        decimals: dict[str, int] = {}
+        for o in panel["fieldConfig"]["overrides"]:
+            codes = o["matcher"]["options"].removeprefix(".* (").removesuffix(")$")
+            for p in o["properties"]:
+                if p["id"] == "decimals":
+                    for code in codes.split("|"):
+                        assert code not in decimals, f"{code} in two overrides"
+                        decimals[code] = p["value"]
         assert decimals == CURRENCY_EXPONENTS
 
 

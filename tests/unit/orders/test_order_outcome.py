@@ -223,10 +223,14 @@ def test_a_refund_reversed_after_it_was_answered_unmatched_is_no_longer_unmatche
         placed(),
         converted("c1", "ana"),
         reversed_("c1", "ana", "refund", 1_500, 9_000),
+        # rf-2 reversed on a conversion that is not the live one: still unmatched.
+        reversed_("c0", "ana", "refund", 1_500, 8_000).model_copy(
+            update={"refund_id": "rf-2", "event_id": "rev-ev-c0"}
+        ),
     ]
     answer = outcome_json(order_outcome(CID, ORDER, events))
     assert [r["refund_id"] for r in answer["unmatched_refunds"]] == ["rf-2"]
-    assert [r["refund_id"] for r in answer["reversals"]] == ["rf-1"]
+    assert [r["refund_id"] for r in answer["reversals"]] == ["rf-2", "rf-1"]
 
 
 def test_events_of_another_order_or_campaign_are_left_out() -> None:

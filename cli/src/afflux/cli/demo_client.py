@@ -37,8 +37,9 @@ def stack_client_limits(max_connections: int) -> httpx.Limits:
     A connection idle for as long as the server's keep-alive (5 s by default, the same as
     httpx's own expiry) is closed by the server just as the client may send on it again:
     the request fails with a ReadError though the server was well (it ended a demo). Idle
-    connections are dropped here well before the server drops them."""
-    return httpx.Limits(max_connections=max_connections, keepalive_expiry=1.0)
+    connections are dropped here before the shortest keep-alive a server may be set to
+    (``AFFLUX_HTTP_KEEP_ALIVE_SECONDS`` is at least 1)."""
+    return httpx.Limits(max_connections=max_connections, keepalive_expiry=0.5)
 
 
 # Visitor address numbers (``DemoClient._address``), shared by every client of the process.

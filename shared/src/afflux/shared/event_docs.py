@@ -132,9 +132,12 @@ each schema) is dead-lettered rather than guessed at.
    worker looks for the order on the confirmation's partition only; a
    confirmation whose order is on another partition is never paid, and since its
    body does not tell its order's key it cannot be dead-lettered for it). An
-   order, click, refund or renewal on another partition than its key puts it on
-   is dead-lettered as `key_mismatch`
-   ([attribution](../attribution.md#dead-letters)).
+   order, refund or renewal on another partition than its key puts it on is
+   dead-lettered as `key_mismatch`
+   ([attribution](../attribution.md#dead-letters)); of a click record only the
+   first click is checked (and every click when that one is misplaced), so pack
+   clicks by partition: a misplaced click further on is taken but never joins an
+   order (the ledger still pays and counts it per click, which needs no join).
 4. Use the Kafka default partitioner, **murmur2** on the key bytes (the Java
    client's default). librdkafka clients (confluent-kafka, node-rdkafka, Go
    clients built on it) default to a CRC32 partitioner: set

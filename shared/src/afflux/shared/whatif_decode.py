@@ -189,6 +189,16 @@ class LogReader:
         for item in parsed:
             self._take(item)
 
+    def joined(self, key: str) -> str:
+        """The key an order or click is joined under: the worker joins a click with the
+        orders of its own partition only, so where partitions are known the key is
+        qualified by the record's (a click the worker took on another partition than
+        its visitor's, past a record's first item, never meets its visitor's orders)."""
+        topic, partition = self._topic, self._partition
+        if partition is None or topic is None or topic not in self.partitions:
+            return key
+        return f"{partition}\x1f{key}"
+
     def _first_misplaced(self, part: bytes) -> bool:
         try:
             first = orjson.loads(part)
@@ -451,7 +461,9 @@ def _fast(reader: LogReader, item: dict[str, Any]) -> bool:
             raise TypeError("click")
         flagged = bool(item.get("is_bot") or item.get("is_duplicate") or item.get("flags"))
         reader._check(kind, at)
-        log.add_click(visitor, ClickTouch(click_id, affiliate, log.campaign_id, at, flagged))
+        log.add_click(
+            reader.joined(visitor), ClickTouch(click_id, affiliate, log.campaign_id, at, flagged)
+        )
         return True
     if kind == "OrderPlaced":
         if item.get("items") or item.get("non_commissionable_minor") or item.get("survey"):
@@ -463,7 +475,7 @@ def _fast(reader: LogReader, item: dict[str, Any]) -> bool:
         order = LoggedOrder(
             order_id=order_id,
             event_id=_str(item, "event_id"),
-            key=order_partition_key(order_id, visitor, click_id),
+            key=reader.joined(order_partition_key(order_id, visitor, click_id)),
             at=_int(item, "occurred_at"),
             amount_minor=_int(item, "amount_minor", 0),
             currency=_str(item, "currency"),
@@ -512,7 +524,7 @@ def _slow(reader: LogReader, item: dict[str, Any]) -> None:
             event.click_id, event.affiliate_id, log.campaign_id, event.occurred_at, event.flagged
         )
         reader._check(kind, event.occurred_at)
-        log.add_click(event.visitor_id, touch)
+        log.add_click(reader.joined(event.visitor_id), touch)
     elif isinstance(event, OrderPlaced):
         items = tuple((i.sku, i.category, i.quantity, i.price_minor) for i in event.items)
         # Items that do not make up the amount: the worker dead-letters the order.
@@ -524,7 +536,9 @@ def _slow(reader: LogReader, item: dict[str, Any]) -> None:
             LoggedOrder(
                 order_id=event.order_id,
                 event_id=event.event_id,
-                key=order_partition_key(event.order_id, event.visitor_id, event.click_id),
+                key=reader.joined(
+                    order_partition_key(event.order_id, event.visitor_id, event.click_id)
+                ),
                 at=event.occurred_at,
                 amount_minor=event.amount_minor,
                 currency=event.currency,

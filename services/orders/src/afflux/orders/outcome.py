@@ -104,7 +104,7 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
         unattributed=unattributed[-1] if decision is None and unattributed else None,
         replaced=tuple(c for c in conversions if c is not decision),
         refunds=tuple(e for e in ordered if isinstance(e, OrderRefunded)),
-        unmatched_refunds=_still_unmatched(ordered, reversals),
+        unmatched_refunds=_still_unmatched(ordered, reversals, decision),
         reversals=reversals,
         lead_confirmation=confirmations[0] if confirmations else None,
         survey=own or (answers[0] if answers else None),
@@ -113,13 +113,19 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
 
 
 def _still_unmatched(
-    ordered: Sequence[Envelope], reversals: Sequence[ConversionReversed]
+    ordered: Sequence[Envelope],
+    reversals: Sequence[ConversionReversed],
+    decision: ConversionAttributed | None,
 ) -> tuple[RefundUnmatched, ...]:
-    """The refunds answered unmatched that no reversal took since: one that came before
-    its order and was answered ``order_unknown`` after its wait is reversed when the
-    order converts (or a late click attributes an unattributed one), and listed as
-    unmatched beside its reversal it read as both."""
-    reversed_refunds = {r.refund_id for r in reversals if r.reason == "refund"}
+    """The refunds answered unmatched that the live conversion has reversed since not
+    left out: one that came before its order and was answered ``order_unknown`` after
+    its wait is reversed when the order converts (or a late click attributes an
+    unattributed one), and listed as unmatched beside its reversal it read as both. A
+    reversal of another conversion (one replaced since) does not count."""
+    live = decision.conversion_id if decision is not None else None
+    reversed_refunds = {
+        r.refund_id for r in reversals if r.reason == "refund" and r.conversion_id == live
+    }
     return tuple(
         e for e in ordered if isinstance(e, RefundUnmatched) and e.refund_id not in reversed_refunds
     )

@@ -13,36 +13,34 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-# Minor-unit exponents for the currencies we accept. A campaign has one currency,
-# so an unknown code is a configuration error caught when the terms are loaded.
+# Minor-unit exponents of the ISO 4217 currencies in circulation (funds, metals and
+# testing codes left out: no program pays in them). A campaign has one currency, so an
+# unknown code is a configuration error caught when the terms are loaded.
+_EXPONENT_OF_CODES = {
+    0: """
+        BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND
+        VUV XAF XOF XPF
+    """,
+    2: """
+        AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD
+        BDT BGN BMD BND BOB BRL BSD BTN BWP BYN BZD CAD
+        CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP
+        ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD
+        HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR
+        KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD
+        MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN
+        NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON
+        RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD
+        SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD
+        TZS UAH USD UYU UZS VED VES WST XCD YER ZAR ZMW
+        ZWL
+    """,
+    3: """
+        BHD IQD JOD KWD LYD OMR TND
+    """,
+}
 CURRENCY_EXPONENTS: dict[str, int] = {
-    "EUR": 2,
-    "USD": 2,
-    "GBP": 2,
-    "CHF": 2,
-    "SEK": 2,
-    "NOK": 2,
-    "DKK": 2,
-    "PLN": 2,
-    "CZK": 2,
-    "CAD": 2,
-    "AUD": 2,
-    "NZD": 2,
-    "BRL": 2,
-    "MXN": 2,
-    "INR": 2,
-    "CNY": 2,
-    "SGD": 2,
-    "HKD": 2,
-    "ZAR": 2,
-    "TRY": 2,
-    "JPY": 0,
-    "KRW": 0,
-    "HUF": 2,
-    "ILS": 2,
-    "AED": 2,
-    "KWD": 3,
-    "BHD": 3,
+    code: exponent for exponent, codes in _EXPONENT_OF_CODES.items() for code in codes.split()
 }
 
 
