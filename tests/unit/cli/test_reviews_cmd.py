@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from afflux.cli.main import _parser
-from afflux.cli.reviews_cmd import request
+from afflux.cli.reviews_cmd import _money, request
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +51,17 @@ def test_an_unknown_status_is_refused() -> None:
 def test_a_decision_needs_the_conversion() -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["reviews", "decline"])
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "shown"),
+    [
+        (400, "EUR", "4.00 EUR"),
+        (400, "KWD", "0.400 KWD"),
+        (1_234_567, "JPY", "1,234,567 JPY"),
+        (400, "", "400 (minor units)"),  # a payouts service before the field
+    ],
+)
+def test_a_listed_commission_reads_in_its_currency(minor: int, currency: str, shown: str) -> None:
+    # It printed "commission 400" for 0.400 KWD and for 4.00 EUR alike.
+    assert _money(minor, currency) == shown

@@ -185,6 +185,24 @@ RULES = [
         " + 1,200 views \u00d7 0.04 EUR per 1,000 = 2.60 EUR, capped at 2.00 EUR per content"
         " (was 2.50 EUR)",
     ),
+    # a survey-attributed sale at a reduced rate: it read "8% of 4999" in minor units
+    RuleCase(
+        "sale: 8% of 4999 (base rate); survey-attributed: 50% of 400",
+        "KWD",
+        "8 % of 4.999 KWD (base rate); survey-attributed: 50 % of 0.400 KWD",
+    ),
+    RuleCase(
+        "lead: fixed 500; survey-attributed: 50% of 500",
+        "EUR",
+        "5.00 EUR per lead; survey-attributed: 50 % of 5.00 EUR",
+    ),
+    RuleCase(
+        "sale: 8% of 4999 (base rate); survey-attributed: 50% of 400;"
+        " refunded 1000 of 4999 before approval",
+        "EUR",
+        "8 % of 49.99 EUR (base rate); survey-attributed: 50 % of 4.00 EUR;"
+        " refunded 10.00 EUR of 49.99 EUR before approval",
+    ),
     # a rule the reader does not know stays as written
     RuleCase("milestone bonus at 10 net sales", "EUR", "milestone bonus at 10 net sales"),
 ]

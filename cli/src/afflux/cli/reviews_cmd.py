@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from afflux.cli.payouts_admin import call
+from afflux.shared.core.money import CURRENCY_EXPONENTS, Money
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
@@ -60,8 +61,15 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{row['conversion_id']}  {row['campaign_id']}  {row['affiliate_id']}"
             f"  order {row['order_id']}  {row['status']}  {','.join(row['signals']) or '-'}"
-            f"  commission {row['commission_minor']}"
+            f"  commission {_money(row['commission_minor'], row.get('currency', ''))}"
         )
     counts = body["counts"]
     print(f"held {counts['held']}, approved {counts['approved']}, declined {counts['declined']}")
     return 0
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    """``400, KWD`` -> ``0.400 KWD``; minor units, named so, in an unknown currency."""
+    if currency not in CURRENCY_EXPONENTS:
+        return f"{amount_minor} (minor units)"
+    return Money(amount_minor, currency).format()

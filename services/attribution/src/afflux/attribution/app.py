@@ -116,10 +116,11 @@ def create_app(settings: AttributionSettings) -> tuple[faust.App, Runtime]:
         faust_bridge.require_private_paths(app)
         background.add(asyncio.ensure_future(faust_bridge.shorten_fetch_wait(app)))
         await faust_bridge.learn_partition_counts(
-            app,
-            # the inputs too: an event on another partition than its key's is refused
-            (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name, DLQ.name, *INPUTS),
+            app, (CONVERSIONS.name, REVERSALS.name, UNMATCHED.name, DLQ.name)
         )
+        # The inputs' before any record: an event on another partition than its key's
+        # is refused, the same in every run.
+        await faust_bridge.require_partition_counts(app, INPUTS)
         started.set()
 
     # Acks are manual: a record of a partition that diverged is never acked, so its

@@ -289,6 +289,26 @@ async def learn_partition_counts(app: faust.App, topics: Iterable[str]) -> None:
             log.warning("partitions of %s not known yet (%r); packing starts later", topic, exc)
 
 
+async def require_partition_counts(
+    app: faust.App, topics: Iterable[str], limit_s: float = 120.0
+) -> None:
+    """Learn the input topics' partitions before the first record: the key check
+    (``afflux.shared.placement``) is skipped while a topic's count is unknown, and a
+    record checked in one run and not in the next would be decided two ways. Asked
+    again until known, for up to ``limit_s`` (the topics exist: the worker reads them)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        missing = [t for t in topics if partition_count(app, t) is None]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            log.error("partitions of %s still unknown: their keys go unchecked", missing)
+            return
+        await learn_partition_counts(app, missing)
+        if any(partition_count(app, t) is None for t in missing):
+            await asyncio.sleep(1.0)
+
+
 def partition_count(app: faust.App, topic: str) -> int | None:
     """The topic's partition count from the producer's metadata; None while unknown."""
     try:

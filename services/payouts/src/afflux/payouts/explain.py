@@ -173,11 +173,23 @@ def rule_in_words(rule: str, currency: str) -> str:
     if noted:
         rule = rule[: noted.start()]
         suffix = "; " + _refund_note(noted, currency) + suffix
+    # A survey-attributed conversion under a reduced rate (journal.rules.surveyed): the
+    # rule it would be priced by, then the part of it paid.
+    surveyed = _SURVEYED.search(rule)
+    if surveyed:
+        rule = rule[: surveyed.start()]
+        suffix = (
+            f"; survey-attributed: {surveyed[1]} % of {money(int(surveyed[2]), currency)}"
+            + suffix
+        )
     for pattern, rewrite in _RULES:
         match = pattern.match(rule)
         if match:
             return rewrite(match, currency) + suffix
     return rule + suffix
+
+
+_SURVEYED = re.compile(r"; survey-attributed: (\d+(?:\.\d+)?)% of (-?\d+)$")
 
 
 _PER_ITEM = "(pro rata per item)"

@@ -75,6 +75,7 @@ class Entry:
             "amount_minor": r.conversion.amount_minor
             if r is not None and r.conversion is not None
             else 0,
+            "currency": r.conversion.currency if r is not None and r.conversion is not None else "",
             # What the line pays, a refund before approval taken off (the gross read as if
             # the refunded part were still owed).
             "commission_minor": r.net if r is not None else 0,

@@ -67,6 +67,7 @@ class ReviewRow(BaseModel):
     risk_signals: list[str] = Field(description="every signal the conversion carries")
     amount_minor: int
     commission_minor: int
+    currency: str = Field(description="of amount_minor and commission_minor")
     rule: str
     decided_by: str | None
     reason: str | None
