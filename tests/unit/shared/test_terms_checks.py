@@ -589,3 +589,33 @@ def test_coupon_codes_with_invisible_characters_are_unpublishable(
 
 def test_coupon_codes_keep_their_surrounding_spaces_ignored() -> None:
     assert publish_problems({**BASE, "coupons": {" SAVE10\n": "c"}}) == ()
+
+
+@pytest.mark.parametrize(
+    ("currency", "refused"),
+    [
+        ("JOD", False),  # three decimals, refused until ISO 4217's circulating codes
+        ("CLP", False),
+        ("VND", False),
+        ("XAU", True),  # a metal
+        ("eur", True),  # codes are capitals
+        ("ABC", True),
+    ],
+)
+def test_a_campaign_file_names_only_the_bad_currency(
+    tmp_path: Path, currency: str, refused: bool
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "campaigns:\n  - terms:\n      campaign_id: c-1\n      merchant_id: m\n"
+        f"      currency: {currency}\n      plan: {{sale: {{rate: {{percent: '10'}}}}}}\n"
+    )
+    if not refused:
+        assert load_campaign_file(path).campaigns[0].terms.currency == currency
+        return
+    with pytest.raises(InvalidCampaignFile) as raised:
+        load_campaign_file(path)
+    message = str(raised.value)
+    assert f"campaigns.0.terms.currency: Value error, unsupported currency {currency!r}" in message
+    # Not also "campaigns: Tuple should have at least 1 item": the list was there.
+    assert "at least 1 item" not in message

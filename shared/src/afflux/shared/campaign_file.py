@@ -68,7 +68,10 @@ def load_campaign_file(path: Path) -> CampaignFile:
     try:
         return CampaignFile.model_validate(raw)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]
-        )
+        errors = exc.errors()
+        # A list whose every entry failed is also "too short" once they are left out: said
+        # beside the entries' own errors it sent the reader to look for a missing list.
+        named = {e["loc"][:1] for e in errors if len(e["loc"]) > 1}
+        shown = [e for e in errors if not (e["type"] == "too_short" and e["loc"] in named)]
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in shown[:10])
         raise InvalidCampaignFile(f"{path}: {details}") from exc

@@ -59,7 +59,10 @@ class CurrencyMismatch(ValueError):
 def check_currency(code: str) -> str:
     """Return ``code`` if it is a supported ISO 4217 code, else raise ValueError."""
     if code not in CURRENCY_EXPONENTS:
-        raise ValueError(f"unsupported currency {code!r}: use an ISO 4217 code such as EUR")
+        raise ValueError(
+            f"unsupported currency {code!r}: use the ISO 4217 code of a currency in"
+            " circulation, in capitals (EUR, USD, JPY); funds, metals and test codes are none"
+        )
     return code
 
 
