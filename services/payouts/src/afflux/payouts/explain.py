@@ -179,8 +179,7 @@ def rule_in_words(rule: str, currency: str) -> str:
     if surveyed:
         rule = rule[: surveyed.start()]
         suffix = (
-            f"; survey-attributed: {surveyed[1]} % of {money(int(surveyed[2]), currency)}"
-            + suffix
+            f"; survey-attributed: {surveyed[1]} % of {money(int(surveyed[2]), currency)}" + suffix
         )
     for pattern, rewrite in _RULES:
         match = pattern.match(rule)
