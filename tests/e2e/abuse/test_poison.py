@@ -45,6 +45,8 @@ from afflux.shared.io.http import tls as oneshot
 from afflux.shared.io.kafka import new_producer, partition_for
 from afflux.shared.wire import encode
 
+from .conftest import ADMIN_TOKEN
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RUN = uuid.uuid4().hex[:8]
@@ -449,6 +451,20 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_never_stops_a_consumer
     assert not _on_topic(
         stack, "attribution.unmatched", lambda e: getattr(e, "order_id", "") == misplaced.order_id
     )()
+    # Its merchant asks what became of it: refused, and why (it read "pending" for ever).
+
+    def outcome() -> object:
+        answer = oneshot.get(
+            f"{stack.url('orders')}/v1/orders/{misplaced.order_id}?campaign_id={LATER}",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        [found] = answer.json()["outcomes"]
+        return found if found["status"] == "refused" else None
+
+    told = _until("the misplaced order's outcome", outcome, GOOD_WITHIN_S)
+    assert told["refused_reason"].startswith("key_mismatch"), told  # type: ignore[index]
     mixed_letters = [x for x in letters if x.key == visitor and x.source_topic == "clicks"]
     assert {x.consumer for x in mixed_letters} == READERS["clicks"]
     assert not [x for x in letters if x.key == order_id], "a good record was dead-lettered"

@@ -12,6 +12,7 @@ from afflux.orders.outcome_index import event_class, indexed_order_id
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    DeadLetter,
     Envelope,
     LeadConfirmed,
     OrderPlaced,
@@ -376,3 +377,47 @@ def test_a_renewal_is_indexed_under_its_own_id_and_reads_pending_until_decided()
     assert indexed_order_id(renewal) == "o-1-r2"
     assert order_outcome(CID, "o-1-r2", [renewal]).status == "pending"
     assert order_outcome(CID, ORDER, [renewal]).status == "not_received"
+
+
+def refused(
+    copy: OrderPlaced, reason: str = "key_mismatch: a OrderPlaced on orders …"
+) -> DeadLetter:
+    return DeadLetter(
+        event_id=f"dl-{copy.event_id}",
+        occurred_at=9_000,
+        source_topic="orders",
+        source_partition=1,
+        source_offset=7,
+        consumer="afflux-attribution",
+        reason=reason,
+        error_class="Rejected",
+        key=copy.order_id,
+        value=copy.model_dump_json(),
+    )
+
+
+def test_an_order_the_attribution_refused_reads_refused_with_its_reason_not_pending() -> None:
+    """A misplaced order (``key_mismatch``) never gets an answer on the outcome topics:
+    it read ``pending`` for ever."""
+    order = placed()
+    answer = outcome_json(order_outcome(CID, ORDER, [order, refused(order)]))
+    assert answer["status"] == "refused"
+    assert answer["refused_reason"].startswith("key_mismatch")
+    assert [r["event_id"] for r in answer["refusals"]] == ["order-ev"]
+
+
+def test_a_refused_conflicting_copy_leaves_the_order_to_the_copy_taken() -> None:
+    taken = placed()
+    other = taken.model_copy(update={"event_id": "order-ev-2", "amount_minor": 9_999})
+    letter = refused(other, "conflicting_duplicate: order …")
+    outcome = order_outcome(CID, ORDER, [taken, other, letter])
+    assert outcome.status == "pending"  # the copy taken awaits its answer
+    answer = outcome_json(order_outcome(CID, ORDER, [taken, other, letter, converted("c1", "ana")]))
+    assert answer["status"] == "attributed"
+    assert answer["refused_reason"] is None
+    assert [r["reason"] for r in answer["refusals"]] == ["conflicting_duplicate: order …"]
+
+
+def test_a_letter_of_another_order_is_not_this_orders() -> None:
+    other = placed().model_copy(update={"order_id": "o-else", "event_id": "else-ev"})
+    assert order_outcome(CID, ORDER, [placed(), refused(other)]).status == "pending"

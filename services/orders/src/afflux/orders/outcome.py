@@ -13,6 +13,7 @@ attribution uses: the order's own, else the first given later.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    DeadLetter,
     Envelope,
     LeadConfirmed,
     OrderPlaced,
@@ -31,7 +33,7 @@ from afflux.shared.events import (
     SurveyAnswered,
 )
 
-Status = Literal["pending", "attributed", "unattributed", "not_received"]
+Status = Literal["pending", "attributed", "unattributed", "refused", "not_received"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ class OrderOutcome:
     lead_confirmation: LeadConfirmed | None
     survey: SurveyAnswer | None = None
     survey_given: Literal["with_order", "later"] | None = None
+    # The attribution worker's dead letters of copies of this order it refused.
+    refusals: tuple[DeadLetter, ...] = ()
 
     @property
     def affiliates(self) -> tuple[str, ...]:
@@ -64,8 +68,25 @@ def _in_order(events: Iterable[Envelope]) -> list[Envelope]:
     return sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
 
 
+def _refused_item(letter: DeadLetter) -> dict[str, Any]:
+    """The order a worker's letter holds (its item as sent); {} when it holds none."""
+    try:
+        item = json.loads(letter.value)
+    except ValueError:
+        return {}
+    return item if isinstance(item, dict) else {}
+
+
 def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -> OrderOutcome:
-    every = [e for e in _in_order(events) if getattr(e, "campaign_id", None) == campaign_id]
+    unique = _in_order(events)
+    refusals = tuple(
+        e
+        for e in unique
+        if isinstance(e, DeadLetter)
+        and (item := _refused_item(e)).get("campaign_id") == campaign_id
+        and item.get("order_id") == order_id
+    )
+    every = [e for e in unique if getattr(e, "campaign_id", None) == campaign_id]
     ordered = [e for e in every if getattr(e, "order_id", None) == order_id]
     renewed = any(
         isinstance(e, SubscriptionRenewed) and e.renewal_order_id == order_id for e in every
@@ -91,6 +112,8 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
         status = "attributed"
     elif unattributed:
         status = "unattributed"
+    elif refusals and _every_copy_refused(placed, refusals):
+        status = "refused"  # never to be decided: its letter says why
     elif placed or renewed:
         status = "pending"  # received; the attribution's answer is not on its topic yet
     else:
@@ -109,7 +132,16 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
         lead_confirmation=confirmations[0] if confirmations else None,
         survey=own or (answers[0] if answers else None),
         survey_given="with_order" if own else "later" if answers else None,
+        refusals=refusals,
     )
+
+
+def _every_copy_refused(placed: Sequence[OrderPlaced], refusals: Sequence[DeadLetter]) -> bool:
+    """Whether the worker refused each copy of the order the index holds (none held: the
+    letter alone says it came); a refused copy beside a taken one (a conflicting
+    duplicate) leaves the order to the one taken."""
+    refused = {_refused_item(letter).get("event_id") for letter in refusals}
+    return all(copy.event_id in refused for copy in placed)
 
 
 def _still_unmatched(
@@ -178,4 +210,14 @@ def outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
         "unmatched_refunds": [dump(r) for r in outcome.unmatched_refunds],
         "reversals": [dump(r) for r in outcome.reversals],
         "lead_confirmation": dump(outcome.lead_confirmation),
+        "refused_reason": outcome.refusals[0].reason if outcome.status == "refused" else None,
+        "refusals": [
+            {
+                "event_id": _refused_item(letter).get("event_id"),
+                "reason": letter.reason,
+                "error_class": letter.error_class,
+                "refused_at": letter.occurred_at,
+            }
+            for letter in outcome.refusals
+        ],
     }

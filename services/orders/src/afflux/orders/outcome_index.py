@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
@@ -34,6 +35,7 @@ from afflux.shared.core.products import order_bounds_problem
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    DeadLetter,
     Envelope,
     LeadConfirmed,
     OrderPlaced,
@@ -52,7 +54,7 @@ from afflux.shared.io.kafka import (
 )
 from afflux.shared.io.paced_commits import COMMIT_INTERVAL_S, PacedCommits
 from afflux.shared.io.redis_client import redis_away
-from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 GROUP = "afflux-order-outcomes"
@@ -65,7 +67,10 @@ CARRIED: dict[str, tuple[type[Envelope], ...]] = {
     REVERSALS.name: (ConversionReversed,),
     UNMATCHED.name: (OrderUnattributed, RefundUnmatched),
 }
-TOPICS = tuple(CARRIED)
+# The attribution worker's letters of orders it refused (``Refusal``): read from the
+# dead-letter topic, where anything else is passed over (never dead-lettered again).
+REFUSING_CONSUMER = "afflux-attribution"
+TOPICS = (*CARRIED, DLQ.name)
 # Refunds come as often as a merchant sends them; the order and its answers are few. Each
 # class has its own bound, so a flood of refunds never pushes out the decision.
 MAX_EVENTS_PER_ORDER = 100
@@ -90,10 +95,37 @@ def indexed_order_id(event: Envelope) -> str:
     return str(event.order_id)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """The attribution worker's dead letter of an order it refused (a ``key_mismatch``,
+    another merchant's campaign, a conflicting copy...): stored under the order it names,
+    so the order's outcome says it was refused where it said ``pending`` for ever."""
+
+    campaign_id: str
+    order_id: str
+    letter: DeadLetter
+
+
+def refusal_of(letter: DeadLetter) -> Refusal | None:
+    """The order ``letter`` refused, when it is the worker's letter of an order."""
+    if letter.consumer != REFUSING_CONSUMER or letter.source_topic != ORDERS.name:
+        return None
+    try:
+        item = parse_value(letter.value.encode())
+    except UndecodableRecord:
+        return None  # a cut value, or not an event: nothing to place it under
+    if not isinstance(item, dict) or item.get("type") != "OrderPlaced":
+        return None
+    campaign, order = item.get("campaign_id"), item.get("order_id")
+    if not (isinstance(campaign, str) and isinstance(order, str) and campaign and order):
+        return None
+    return Refusal(campaign, order, letter)
+
+
 TRUNCATED = "!truncated"
 log = logging.getLogger(__name__)
 # A record's event and its place in the record (None: the record is one event).
-Placed = tuple[ConsumerRecord[bytes, bytes], int | None, Envelope]
+Placed = tuple[ConsumerRecord[bytes, bytes], int | None, "Envelope | Refusal"]
 
 # Store each event unless its class is full for the order (the full class is marked
 # instead); expiry is renewed on every write. A field per event id: a redelivery is a no-op.
@@ -163,12 +195,17 @@ class OutcomeIndex:
         self._store = redis.register_script(_STORE)
         self.insights = InsightStore(redis, prefix, self.retention_ms)
 
-    async def store(self, events: Sequence[Envelope]) -> None:
+    async def store(self, events: Sequence[Envelope | Refusal]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(events), EVENTS_PER_CALL):
                 keys: list[str] = []
                 args: list[str | int] = [MAX_EVENTS_PER_ORDER, self.retention_ms]
                 for event in events[start : start + EVENTS_PER_CALL]:
+                    if isinstance(event, Refusal):
+                        keys.append(outcome_key(self.prefix, event.campaign_id, event.order_id))
+                        letter = event.letter
+                        args += (letter.event_id, letter.model_dump_json(), "answer")
+                        continue
                     keys.append(
                         outcome_key(self.prefix, event.campaign_id, indexed_order_id(event))  # type: ignore[attr-defined]
                     )
@@ -176,7 +213,7 @@ class OutcomeIndex:
                 await self._store(keys=keys, args=args, client=pipe)
             await pipe.execute()
         # The brand's counts (afflux.orders.insights): sets, so a redelivery adds nothing.
-        await self.insights.add(events)
+        await self.insights.add(e for e in events if not isinstance(e, Refusal))
 
     async def events(self, campaign_ids: Sequence[str], order_id: str) -> dict[str, Stored]:
         """Per campaign with anything stored for ``order_id``: its events (undecodable
@@ -288,11 +325,15 @@ class OutcomeConsumer:
         # one, dead-letter what fails.
         for record, item, event in placed:
             failure = await self._store_while_redis_is_away([event])
-            if failure is not None:
+            if failure is not None and record.topic == DLQ.name:
+                log.warning("order outcomes: a refusal not indexed (%r)", failure)
+            elif failure is not None:
                 reason = f"cannot index: {type(failure).__name__}: {failure}"
                 await self._dead_letter(record, reason, type(failure).__name__, item)
 
-    async def _store_while_redis_is_away(self, events: list[Envelope]) -> Exception | None:
+    async def _store_while_redis_is_away(
+        self, events: list[Envelope | Refusal]
+    ) -> Exception | None:
         """None once ``events`` are stored; the exception when storing them failed for
         another reason than Redis being away. While Redis is away the same writes are
         retried: nothing is committed until it is back."""
@@ -307,6 +348,8 @@ class OutcomeConsumer:
                 await asyncio.sleep(1.0)
 
     async def _events_of(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
+        if record.topic == DLQ.name:
+            return self._refusals_of(record)
         try:
             parsed = parse_value(record.value)
         except UndecodableRecord as exc:
@@ -340,6 +383,27 @@ class OutcomeConsumer:
                     continue
             out.append((record, at, event))
             self.metrics.events.labels(record.topic).inc()
+        return out
+
+    def _refusals_of(self, record: ConsumerRecord[bytes, bytes]) -> list[Placed]:
+        """The worker's letters of refused orders in a record of the dead-letter topic;
+        anything else there is passed over: a letter about a letter would never end."""
+        try:
+            parsed = parse_value(record.value)
+        except UndecodableRecord:
+            return []
+        out: list[Placed] = []
+        for index, item in enumerate(parsed if isinstance(parsed, list) else [parsed]):
+            if not isinstance(item, dict) or item.get("consumer") != REFUSING_CONSUMER:
+                continue
+            try:
+                letter = event_from_dict(item)
+            except UndecodableRecord:
+                continue
+            refusal = refusal_of(letter) if isinstance(letter, DeadLetter) else None
+            if refusal is not None:
+                out.append((record, index if isinstance(parsed, list) else None, refusal))
+                self.metrics.events.labels(record.topic).inc()
         return out
 
     async def _dead_letter(

@@ -39,8 +39,9 @@ class CampaignOutcome(BaseModel):
     campaign_id: str
     order_id: str
     status: Status = Field(
-        description="attributed, unattributed (see unattributed_reason), pending (received, "
-        "no answer yet) or not_received (only refunds or a confirmation name it)"
+        description="attributed, unattributed (see unattributed_reason), refused (the "
+        "attribution refused every copy of it: see refused_reason), pending (received, no "
+        "answer yet) or not_received (only refunds or a confirmation name it)"
     )
     order: dict[str, Any] | None = Field(description="the order as received (OrderPlaced)")
     decision: dict[str, Any] | None = Field(
@@ -70,6 +71,15 @@ class CampaignOutcome(BaseModel):
         None,
         description="the survey answer attribution uses (affiliate_id, handle) and whether it "
         "was given with_order or later; null without one",
+    )
+    refused_reason: str | None = Field(
+        None, description="status refused: the attribution's dead-letter reason (key_mismatch...)"
+    )
+    refusals: list[dict[str, Any]] = Field(
+        [],
+        description="the attribution's dead letters of copies of this order (event_id, "
+        "reason, error_class, refused_at): a refused order, or a refused conflicting copy "
+        "beside the one taken",
     )
     truncated: bool = Field(description="more events named this order than the index keeps")
     postings: list[dict[str, Any]] | None = Field(
