@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from afflux.payouts.explain import explain_line, explain_posting, rule_in_words
 from afflux.payouts.views import line_views
+from afflux.shared.core.journal.explain import explain_line, explain_posting, rule_in_words
 from afflux.shared.core.journal.records import Posting
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from afflux.payouts.explain import explain_line
+from afflux.shared.core.journal.explain import explain_line
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.review import HELD_UNTIL
 

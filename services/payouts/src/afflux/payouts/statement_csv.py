@@ -14,8 +14,8 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 
-from afflux.payouts.explain import day, explain_posting
 from afflux.payouts.views import status
+from afflux.shared.core.journal.explain import day, explain_posting
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import CURRENCY_EXPONENTS
 

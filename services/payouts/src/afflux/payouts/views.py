@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from afflux.payouts.explain import explain_line
 from afflux.shared.core import content_kpis as ck
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.engagement import ContentState
+from afflux.shared.core.journal.explain import explain_line
 from afflux.shared.core.journal.override_lines import REVERSED_BY_DECLINE
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import round_half_up

@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from afflux.payouts import params, payout_records, reads, views
 from afflux.payouts.deps import ClockDep, DirectoryDep, StoreDep
-from afflux.payouts.explain import explain_posting
 from afflux.payouts.portal import content_tables
 from afflux.payouts.portal import html as h
 from afflux.payouts.portal.guard import creator_viewer
@@ -37,6 +36,7 @@ from afflux.payouts.routes import creators
 from afflux.payouts.statement_csv import csv_filename, statement_csv
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
+from afflux.shared.core.journal.explain import explain_posting
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.periods import period_bounds
 from afflux.shared.io.campaign_view import CampaignDirectory

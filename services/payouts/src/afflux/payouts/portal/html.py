@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from afflux.payouts.explain import money
 from afflux.payouts.portal.timeline import Daily
+from afflux.shared.core.journal.explain import money
 from afflux.shared.core.money import CURRENCY_EXPONENTS
 from afflux.shared.core.review import HELD_UNTIL
 
