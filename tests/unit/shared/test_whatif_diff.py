@@ -145,7 +145,7 @@ CASES = [
         THREE_CLICKS,
         THREE_SALES,
         {"creator-a": (3_000, 2_500)},
-        "creator cap cut 500",
+        "creator cap cut 5.00 EUR",
     ),
     # a range holding no order: nothing to compare, an empty diff
     Case(
@@ -423,14 +423,52 @@ def test_a_sale_priced_per_item_names_only_the_part_that_changes() -> None:
         (
             "sale: 10% of 3905 (category shoes), 10% of 1563 (tier x)",
             "sale: 10% of 3905 (category shoes), 10% of 1600 (tier x)",
-            "10% of 1563 (tier x) -> 10% of 1600 (tier x)",
+            "10 % of 15.63 EUR (tier x) -> 10 % of 16.00 EUR (tier x)",
         ),
     ],
 )
 def test_a_changed_rate_is_told_by_the_part_it_changed(was: str, becomes: str, reason: str) -> None:
     old = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", 900, was)
     new = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", 1056, becomes)
-    assert _why(old, new, {}, {}) == f"order o-1: {reason}"
+    assert _why(old, new, {}, {}, "EUR") == f"order o-1: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("was", "becomes", "paid", "currency", "reason"),
+    [
+        # A rate that rose and a cap that now cuts the line to nothing: both are told
+        # (the rate's rise alone read as the cause of a line gone to zero).
+        (
+            "sale: 12.25% of 10000 (tier from net sale 3)",
+            "sale: 20% of 10000 (tier from net sale 3); creator cap cut 2000",
+            (1225, 0),
+            "KWD",
+            "order o-1: tier from net sale 3 rate 12.25% -> 20%;"
+            " creator cap cut 2.000 KWD (was: no cap cut)",
+        ),
+        # Amounts in the currency's units, never minor units.
+        (
+            "bonus at 2 net sales: 1001",
+            "bonus at 2 net sales: 1001",
+            (1001, 2500),
+            "JPY",
+            "order o-1: paid 1,001 JPY -> 2,500 JPY",
+        ),
+        (
+            "base fee 333 for the period",
+            "base fee 500 for the period",
+            (333, 500),
+            "EUR",
+            "order o-1: base fee of 3.33 EUR for the period -> base fee of 5.00 EUR for the period",
+        ),
+    ],
+)
+def test_a_reason_reads_in_money_and_names_every_cause(
+    was: str, becomes: str, paid: tuple[int, int], currency: str, reason: str
+) -> None:
+    old = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", paid[0], was)
+    new = ReplayedLine("line_1", "creator-01", "sale", "o-1", "2026-12", paid[1], becomes)
+    assert _why(old, new, {}, {}, currency) == reason
 
 
 def test_a_draft_listing_more_tiers_than_afflux_prices_is_refused_before_any_replay() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from afflux.shared.core.journal.explain import money, rule_in_words
 from afflux.shared.core.terms import CampaignTerms, TermsVersion
 from afflux.shared.core.terms_checks import plan_size_problem
 from afflux.shared.core.whatif.log import EVER, CampaignLog, DateRange
@@ -228,7 +229,7 @@ def _line_changes(now: Replay, then: Replay) -> list[LineChange]:
         moved = was.line_id and becomes.line_id and was.affiliate_id != becomes.affiliate_id
         if was.paid_minor == becomes.paid_minor and not moved:
             continue
-        reason = _why(was, becomes, now.decisions, then.decisions)
+        reason = _why(was, becomes, now.decisions, then.decisions, now.currency)
         if moved:  # one line, two creators: each sees its own side
             out.append(_change(was, was.paid_minor, 0, reason))
             out.append(_change(becomes, 0, becomes.paid_minor, reason))
@@ -249,35 +250,62 @@ def _why(
     becomes: ReplayedLine,
     before: dict[str, OrderDecision],
     after: dict[str, OrderDecision],
+    currency: str,
 ) -> str:
+    """Why a line's pay moves, its amounts in the currency's units (the rules' minor
+    units read "paid 1001 -> 2500" for 10.01 -> 25.00 EUR)."""
     order = was.order_id or becomes.order_id
     if order is not None and order in before and order in after:
         a, b = before[order], after[order]
         if (a.affiliate_id, a.placed) != (b.affiliate_id, b.placed):
             return f"order {order}: was {_who(a)} now {_who(b)}"
     if not was.line_id:
-        return f"new line: {becomes.rule}"
+        return f"new line: {_words(becomes.rule, currency)}"
     if not becomes.line_id:
-        return f"line gone: {was.rule}"
+        return f"line gone: {_words(was.rule, currency)}"
     subject = f"order {order}: " if order is not None else f"{was.kind} line: "
+    reasons = []
     old, new = _SALE_RULE.match(was.rule), _SALE_RULE.match(becomes.rule)
-    if old and new and old["rate"] != new["rate"]:
+    rate_moved = bool(old and new and old["rate"] != new["rate"])
+    if old and new and rate_moved:
         if old["why"].split(" (")[0] == new["why"].split(" (")[0]:
-            return f"{subject}{_rate_of(new['why'])} {old['rate']} -> {new['rate']}"
-        return f"{subject}{old['why']} at {old['rate']} -> {new['why']} at {new['rate']}"
+            reasons.append(f"{_rate_of(new['why'])} {old['rate']} -> {new['rate']}")
+        else:
+            reasons.append(f"{old['why']} at {old['rate']} -> {new['why']} at {new['rate']}")
     old_cuts, new_cuts = _CAP_NOTE.findall(was.rule), _CAP_NOTE.findall(becomes.rule)
-    if old_cuts != new_cuts and _CAP_NOTE.sub("", was.rule) == _CAP_NOTE.sub("", becomes.rule):
-        now = "; ".join(c[2:] for c in new_cuts) or "no cap cut"
-        return f"{subject}{now} (was: {'; '.join(c[2:] for c in old_cuts) or 'no cap cut'})"
-    changed = _changed_parts(was.rule, becomes.rule)
+    if old_cuts != new_cuts and (
+        rate_moved or _CAP_NOTE.sub("", was.rule) == _CAP_NOTE.sub("", becomes.rule)
+    ):
+        # Told beside a rate that moved too: a new cap that zeroed a line read as the
+        # rate's rise alone.
+        now = "; ".join(_cut(c, currency) for c in new_cuts) or "no cap cut"
+        then = "; ".join(_cut(c, currency) for c in old_cuts) or "no cap cut"
+        reasons.append(f"{now} (was: {then})")
+    if reasons:
+        return subject + "; ".join(reasons)
+    changed = _changed_parts(was.rule, becomes.rule, currency)
     if changed:
         return subject + changed
     if was.rule != becomes.rule:
-        return f"{subject}{was.rule} -> {becomes.rule}"
-    return f"{subject}paid {was.paid_minor} -> {becomes.paid_minor}"
+        return f"{subject}{_words(was.rule, currency)} -> {_words(becomes.rule, currency)}"
+    paid = f"{money(was.paid_minor, currency)} -> {money(becomes.paid_minor, currency)}"
+    return f"{subject}paid {paid}"
 
 
-def _changed_parts(old: str, new: str) -> str:
+def _words(rule: str, currency: str) -> str:
+    """A line's rule in the currency's units, its cap notes too."""
+    cuts = _CAP_NOTE.findall(rule)
+    words = rule_in_words(_CAP_NOTE.sub("", rule), currency)
+    return words + "".join(f"; {_cut(c, currency)}" for c in cuts)
+
+
+def _cut(note: str, currency: str) -> str:
+    """``; creator cap cut 1500`` -> ``creator cap cut 1.500 KWD``."""
+    what, _, amount = note[2:].rpartition(" ")
+    return f"{what} {money(int(amount), currency)}"
+
+
+def _changed_parts(old: str, new: str, currency: str) -> str:
     """Of two rules made of the same parts (a sale priced per item: ``sale: 10% of 2342
     (category shoes), 20% of 1563 (tier ...)``), only the parts that differ, whatever
     their order, a part whose reason stayed told by its rate; "" when the rules are not
@@ -291,7 +319,7 @@ def _changed_parts(old: str, new: str) -> str:
             gone.remove(part)  # the same part in both: not a change
         else:
             came.append(part)
-    return "; ".join(_part_change(x, y) for x, y in zip(gone, came, strict=True))
+    return "; ".join(_part_change(x, y, currency) for x, y in zip(gone, came, strict=True))
 
 
 def _rule_parts(rule: str) -> list[str]:
@@ -311,11 +339,11 @@ def _rule_parts(rule: str) -> list[str]:
     return parts
 
 
-def _part_change(was: str, becomes: str) -> str:
+def _part_change(was: str, becomes: str, currency: str) -> str:
     old, new = _PART.match(was), _PART.match(becomes)
     if old and new and (old["base"], old["why"]) == (new["base"], new["why"]):
         return f"{_rate_of(old['why'])} {old['rate']} -> {new['rate']}"
-    return f"{was} -> {becomes}"
+    return f"{_words('sale: ' + was, currency)} -> {_words('sale: ' + becomes, currency)}"
 
 
 def _rate_of(why: str) -> str:
