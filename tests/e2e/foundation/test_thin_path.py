@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 async def pending_commission(stack: Stack, affiliate_id: str, currency: str) -> int:
-    async with httpx.AsyncClient(headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+    # httpx's 5 s read timeout leaves too little on a saturated machine (a ledger step can
+    # hold the payouts loop for a second or more): 30 s, as the other clients here.
+    headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(headers=headers, timeout=30.0) as http:
         response = await http.get(f"{stack.url('payouts')}/v1/creators/{affiliate_id}/balance")
     if response.status_code == 404:
         return 0
@@ -40,12 +43,21 @@ def balance_field(body: dict[str, Any], currency: str, name: str) -> int:
 
 
 async def eventually(probe: Any, expected: Any, timeout_s: float = 30.0) -> Any:
+    """``probe()`` until it gives ``expected``; a transport error (a connection the busy
+    service reset) is asked again, not the end of the test."""
     deadline = time.monotonic() + timeout_s
-    value = await probe()
+    value = await _asked(probe)
     while value != expected and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
-        value = await probe()
+        value = await _asked(probe)
     return value
+
+
+async def _asked(probe: Any) -> Any:
+    try:
+        return await probe()
+    except httpx.TransportError as exc:
+        return exc  # never equal to what is expected: asked again
 
 
 def unique(prefix: str) -> str:
