@@ -29,7 +29,7 @@ from afflux.shared.events import (
     OrderUnattributed,
 )
 from afflux.shared.io.kafka import new_producer
-from afflux.shared.topics import CONVERSIONS, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
 from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.integration
@@ -428,3 +428,53 @@ async def test_an_order_past_the_apis_bounds_written_to_the_topic_is_dead_letter
     )
     assert "customer_id" in found.reason, found.reason
     assert (await get_outcome(client, oversized.order_id)).status_code == 404
+
+
+async def test_refused_copies_of_an_order_never_push_out_the_copy_taken_nor_its_answer(
+    client: httpx.AsyncClient, api: Any, campaigns: Any, infra: Any
+) -> None:
+    """Sixty copies written to the wrong partition, each refused by the worker (its letter
+    on afflux.dlq), then the copy taken and its answer: letters counted with the answers
+    filled the order's bound and the answer was never stored (it read refused for good)."""
+    shop = campaigns.shop.campaign_id
+    order_id = new_id("o")
+    await place_order(api, shop, order_id)
+    records = []
+    for n in range(60):
+        copy = OrderPlaced(
+            event_id=f"{order_id}-copy-{n}",
+            occurred_at=int(time.time() * 1000),
+            order_id=order_id,
+            campaign_id=shop,
+            merchant_id="merchant-a",
+            amount_minor=4_999,
+            currency="EUR",
+            visitor_id="v-elsewhere",
+        )
+        records.append(on(ORDERS.name, copy))
+        letter = DeadLetter(
+            event_id=f"dl-{order_id}-{n}",
+            occurred_at=int(time.time() * 1000),
+            source_topic=ORDERS.name,
+            source_partition=0,
+            source_offset=n,
+            consumer="afflux-attribution",
+            reason="key_mismatch: a OrderPlaced on orders is keyed by its visitor_id …",
+            error_class="Rejected",
+            key=order_id,
+            value=copy.model_dump_json(),
+        )
+        records.append((DLQ.name, order_id, encode(letter)))
+    records.append(on(CONVERSIONS.name, conversion(shop, order_id, "creator-ana")))
+    await produce(infra.kafka_bootstrap, records)
+
+    async def decided() -> dict[str, Any] | None:
+        answer = await get_outcome(client, order_id)
+        body = answer.json()["outcomes"][0] if answer.status_code == 200 else {}
+        refused = len(body.get("refusals", ()))
+        return body if body.get("status") == "attributed" and refused == 60 else None
+
+    outcome = await until(decided, "the answer beside sixty refused copies")
+    assert outcome["decision"]["affiliate_id"] == "creator-ana"
+    assert outcome["refused_reason"] is None
+    assert outcome["truncated"] is False

@@ -421,3 +421,25 @@ def test_a_refused_conflicting_copy_leaves_the_order_to_the_copy_taken() -> None
 def test_a_letter_of_another_order_is_not_this_orders() -> None:
     other = placed().model_copy(update={"order_id": "o-else", "event_id": "else-ev"})
     assert order_outcome(CID, ORDER, [placed(), refused(other)]).status == "pending"
+
+
+def test_a_copy_sent_again_right_under_the_same_event_id_is_not_the_refused_one() -> None:
+    """Refused on partition 1, the same order (same event id) sent again on partition 0:
+    it read refused for the whole grace, though the worker held the new copy."""
+    order = placed()
+    letter = refused(order)  # from partition 1
+    assert order_outcome(CID, ORDER, [order, letter], {("order-ev", 1)}).status == "refused"
+    both = {("order-ev", 1), ("order-ev", 0)}
+    assert order_outcome(CID, ORDER, [order, letter], both).status == "pending"
+
+
+def test_a_conflicting_copy_under_the_taken_copys_event_id_does_not_make_the_order_refused() -> (
+    None
+):
+    order = placed()
+    conflicting = refused(
+        order.model_copy(update={"amount_minor": 99_999}), "conflicting_duplicate: …"
+    )
+    copies = {("order-ev", 1)}
+    assert order_outcome(CID, ORDER, [order, conflicting], copies).status == "pending"
+    assert order_outcome(CID, ORDER, [order, conflicting]).status == "pending"

@@ -14,7 +14,7 @@ attribution uses: the order's own, else the first given later.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +32,9 @@ from afflux.shared.events import (
     SurveyAnswer,
     SurveyAnswered,
 )
+
+# The worker's reason for a copy of an order refused beside the one it took.
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 Status = Literal["pending", "attributed", "unattributed", "refused", "not_received"]
 
@@ -77,7 +80,14 @@ def _refused_item(letter: DeadLetter) -> dict[str, Any]:
     return item if isinstance(item, dict) else {}
 
 
-def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -> OrderOutcome:
+def order_outcome(
+    campaign_id: str,
+    order_id: str,
+    events: Iterable[Envelope],
+    copies: Collection[tuple[str, int]] = (),
+) -> OrderOutcome:
+    """``copies``: the (event id, partition) of every copy of the order that came, when
+    the index knows them (a refused copy is told apart from one re-sent right by them)."""
     unique = _in_order(events)
     refusals = tuple(
         e
@@ -112,7 +122,7 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
         status = "attributed"
     elif unattributed:
         status = "unattributed"
-    elif refusals and _every_copy_refused(placed, refusals):
+    elif refusals and _every_copy_refused(placed, refusals, copies):
         status = "refused"  # never to be decided: its letter says why
     elif placed or renewed:
         status = "pending"  # received; the attribution's answer is not on its topic yet
@@ -136,12 +146,23 @@ def order_outcome(campaign_id: str, order_id: str, events: Iterable[Envelope]) -
     )
 
 
-def _every_copy_refused(placed: Sequence[OrderPlaced], refusals: Sequence[DeadLetter]) -> bool:
-    """Whether the worker refused each copy of the order the index holds (none held: the
-    letter alone says it came); a refused copy beside a taken one (a conflicting
-    duplicate) leaves the order to the one taken."""
-    refused = {_refused_item(letter).get("event_id") for letter in refusals}
-    return all(copy.event_id in refused for copy in placed)
+def _every_copy_refused(
+    placed: Sequence[OrderPlaced],
+    refusals: Sequence[DeadLetter],
+    copies: Collection[tuple[str, int]],
+) -> bool:
+    """Whether the worker refused each copy of the order that came, so that none will be
+    decided. A conflicting copy's refusal never says so (another copy was taken). A copy
+    is its event id and partition where the index knows them: a copy re-sent under the
+    same event id on the right partition after a refused one is not the refused one."""
+    letters = [r for r in refusals if not r.reason.startswith(CONFLICTING_DUPLICATE)]
+    if not letters:
+        return False
+    refused = {(_refused_item(r).get("event_id"), r.source_partition) for r in letters}
+    if copies:
+        return all(copy in refused for copy in copies)
+    refused_ids = {event_id for event_id, _ in refused}
+    return all(copy.event_id in refused_ids for copy in placed)
 
 
 def _still_unmatched(

@@ -122,10 +122,27 @@ def refusal_of(letter: DeadLetter) -> Refusal | None:
     return Refusal(campaign, order, letter)
 
 
+@dataclass(frozen=True)
+class Copy:
+    """Where a copy of an order came (its event id and partition): a copy re-sent under
+    the same event id on the right partition after the worker refused it on a wrong one
+    is told apart from the refused one by it (``outcome.order_outcome``)."""
+
+    campaign_id: str
+    order_id: str
+    event_id: str
+    partition: int
+
+    @property
+    def field(self) -> str:
+        return f"{COPY_PREFIX}{self.partition}:{self.event_id}"
+
+
+COPY_PREFIX = "!copy:"
 TRUNCATED = "!truncated"
 log = logging.getLogger(__name__)
 # A record's event and its place in the record (None: the record is one event).
-Placed = tuple[ConsumerRecord[bytes, bytes], int | None, "Envelope | Refusal"]
+Placed = tuple[ConsumerRecord[bytes, bytes], int | None, "Envelope | Refusal | Copy"]
 
 # Store each event unless its class is full for the order (the full class is marked
 # instead); expiry is renewed on every write. A field per event id: a redelivery is a no-op.
@@ -195,16 +212,22 @@ class OutcomeIndex:
         self._store = redis.register_script(_STORE)
         self.insights = InsightStore(redis, prefix, self.retention_ms)
 
-    async def store(self, events: Sequence[Envelope | Refusal]) -> None:
+    async def store(self, events: Sequence[Envelope | Refusal | Copy]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(events), EVENTS_PER_CALL):
                 keys: list[str] = []
                 args: list[str | int] = [MAX_EVENTS_PER_ORDER, self.retention_ms]
                 for event in events[start : start + EVENTS_PER_CALL]:
+                    # Letters and copies are bounded apart from the order's answers: a
+                    # flood of refused copies must not push out the decision.
                     if isinstance(event, Refusal):
                         keys.append(outcome_key(self.prefix, event.campaign_id, event.order_id))
                         letter = event.letter
-                        args += (letter.event_id, letter.model_dump_json(), "answer")
+                        args += (letter.event_id, letter.model_dump_json(), "refusal")
+                        continue
+                    if isinstance(event, Copy):
+                        keys.append(outcome_key(self.prefix, event.campaign_id, event.order_id))
+                        args += (event.field, "1", "copy")
                         continue
                     keys.append(
                         outcome_key(self.prefix, event.campaign_id, indexed_order_id(event))  # type: ignore[attr-defined]
@@ -213,7 +236,7 @@ class OutcomeIndex:
                 await self._store(keys=keys, args=args, client=pipe)
             await pipe.execute()
         # The brand's counts (afflux.orders.insights): sets, so a redelivery adds nothing.
-        await self.insights.add(e for e in events if not isinstance(e, Refusal))
+        await self.insights.add(e for e in events if not isinstance(e, Refusal | Copy))
 
     async def events(self, campaign_ids: Sequence[str], order_id: str) -> dict[str, Stored]:
         """Per campaign with anything stored for ``order_id``: its events (undecodable
@@ -223,16 +246,23 @@ class OutcomeIndex:
                 pipe.hgetall(outcome_key(self.prefix, cid, order_id))
             answers: list[dict[bytes, bytes]] = await pipe.execute()
         found: dict[str, Stored] = {}
+        copy_prefix = COPY_PREFIX.encode()
         for cid, raw in zip(campaign_ids, answers, strict=True):
             if not raw:
                 continue
             events: list[Envelope] = []
+            copies: set[tuple[str, int]] = set()
             for name, value in raw.items():
+                if name.startswith(copy_prefix):
+                    partition, _, event_id = name[len(copy_prefix) :].decode().partition(":")
+                    if partition.isdigit():
+                        copies.add((event_id, int(partition)))
+                    continue
                 if name.startswith(b"!"):  # the marks and counters
                     continue
                 with contextlib.suppress(UndecodableRecord):
                     events.append(event_from_dict(parse_value(value)))
-            found[cid] = Stored(events, TRUNCATED.encode() in raw)
+            found[cid] = Stored(events, TRUNCATED.encode() in raw, frozenset(copies))
         return found
 
     async def placed(self, campaign_id: str, order_id: str) -> OrderPlaced | None:
@@ -245,11 +275,17 @@ class OutcomeIndex:
 
 
 class Stored:
-    __slots__ = ("events", "truncated")
+    __slots__ = ("copies", "events", "truncated")
 
-    def __init__(self, events: list[Envelope], truncated: bool) -> None:
+    def __init__(
+        self,
+        events: list[Envelope],
+        truncated: bool,
+        copies: frozenset[tuple[str, int]] = frozenset(),
+    ) -> None:
         self.events = events
         self.truncated = truncated
+        self.copies = copies  # (event id, partition) of each copy of the order that came
 
 
 class OutcomeConsumer:
@@ -332,7 +368,7 @@ class OutcomeConsumer:
                 await self._dead_letter(record, reason, type(failure).__name__, item)
 
     async def _store_while_redis_is_away(
-        self, events: list[Envelope | Refusal]
+        self, events: list[Envelope | Refusal | Copy]
     ) -> Exception | None:
         """None once ``events`` are stored; the exception when storing them failed for
         another reason than Redis being away. While Redis is away the same writes are
@@ -382,6 +418,9 @@ class OutcomeConsumer:
                     await self._dead_letter(record, bounds, "Rejected", at)
                     continue
             out.append((record, at, event))
+            if isinstance(event, OrderPlaced):
+                copy = Copy(event.campaign_id, event.order_id, event.event_id, record.partition)
+                out.append((record, at, copy))
             self.metrics.events.labels(record.topic).inc()
         return out
 

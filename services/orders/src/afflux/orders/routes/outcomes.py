@@ -171,7 +171,7 @@ async def order_outcome_route(
         raise Rejected(404, "order_id", "no order with this id in your campaigns")
     outcomes = []
     for cid, found in stored.items():
-        outcome = order_outcome(cid, order_id, found.events)
+        outcome = order_outcome(cid, order_id, found.events, found.copies)
         postings, error = await _postings(settings, cid, order_id, outcome.affiliates)
         outcomes.append(
             outcome_json(outcome)
