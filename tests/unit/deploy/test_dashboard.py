@@ -174,16 +174,24 @@ def test_commission_panels_show_each_currency_with_its_decimals() -> None:
     assert panels
     for panel in panels:
         assert all("{{currency}}" in t["legendFormat"] for t in panel["targets"])
-        # One override per exponent, naming its currencies: ".* (JPY|KRW)$".
+        # One override per exponent, naming its currencies: ".* (JPY|KRW)$"; and the
+        # symbol of each currency Grafana has a unit for: ".* EUR$".
         decimals: dict[str, int] = {}
+        units: dict[str, str] = {}
         for o in panel["fieldConfig"]["overrides"]:
-            codes = o["matcher"]["options"].removeprefix(".* (").removesuffix(")$")
+            options = o["matcher"]["options"].removeprefix(".* ").removesuffix("$")
+            codes = options.removeprefix("(").removesuffix(")")
             for p in o["properties"]:
                 if p["id"] == "decimals":
                     for code in codes.split("|"):
                         assert code not in decimals, f"{code} in two overrides"
                         decimals[code] = p["value"]
+                if p["id"] == "unit":
+                    units[codes] = p["value"]
         assert decimals == CURRENCY_EXPONENTS
+        assert units["EUR"] == "currencyEUR"
+        assert units["JPY"] == "currencyJPY"
+        assert all(unit == f"currency{code}" for code, unit in units.items())
 
 
 def test_conversion_rate_is_the_kpi_apis_conversions_per_valid_click() -> None:

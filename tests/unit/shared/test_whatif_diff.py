@@ -454,6 +454,22 @@ def test_a_changed_rate_is_told_by_the_part_it_changed(was: str, becomes: str, r
             "JPY",
             "order o-1: paid 1,001 JPY -> 2,500 JPY",
         ),
+        # A fixed rate is money too, and a survey's share of the sale.
+        (
+            "sale: fixed 500 of 10000 (base rate)",
+            "sale: fixed 900 of 10000 (base rate)",
+            (500, 900),
+            "EUR",
+            "order o-1: base rate fixed 5.00 EUR -> fixed 9.00 EUR",
+        ),
+        (
+            "sale: 10% of 10000 (base rate); survey-attributed: 50% of 1000",
+            "sale: 10% of 10000 (base rate); survey-attributed: 40% of 1000",
+            (500, 400),
+            "EUR",
+            "order o-1: survey-attributed: 50 % of 10.00 EUR"
+            " -> survey-attributed: 40 % of 10.00 EUR",
+        ),
         (
             "base fee 333 for the period",
             "base fee 500 for the period",

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 # Minor-unit exponents of the ISO 4217 currencies in circulation (funds, metals and
-# testing codes left out: no program pays in them). A campaign has one currency, so an
-# unknown code is a configuration error caught when the terms are loaded.
+# testing codes left out: no program pays in them), with the two withdrawn lately (ANG
+# for XCG in 2025, ZWL for ZWG in 2024) kept, as campaigns may still be written in them.
+# A campaign has one currency, so an unknown code is a configuration error caught when
+# the terms are loaded.
 _EXPONENT_OF_CODES = {
     0: """
         BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND
@@ -32,8 +34,8 @@ _EXPONENT_OF_CODES = {
         NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON
         RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD
         SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD
-        TZS UAH USD UYU UZS VED VES WST XCD YER ZAR ZMW
-        ZWL
+        TZS UAH USD UYU UZS VED VES WST XCD XCG YER ZAR
+        ZMW ZWG ZWL
     """,
     3: """
         BHD IQD JOD KWD LYD OMR TND

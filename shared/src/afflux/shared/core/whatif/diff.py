@@ -268,10 +268,11 @@ def _why(
     old, new = _SALE_RULE.match(was.rule), _SALE_RULE.match(becomes.rule)
     rate_moved = bool(old and new and old["rate"] != new["rate"])
     if old and new and rate_moved:
+        was_rate, new_rate = _rate_words(old["rate"], currency), _rate_words(new["rate"], currency)
         if old["why"].split(" (")[0] == new["why"].split(" (")[0]:
-            reasons.append(f"{_rate_of(new['why'])} {old['rate']} -> {new['rate']}")
+            reasons.append(f"{_rate_of(new['why'])} {was_rate} -> {new_rate}")
         else:
-            reasons.append(f"{old['why']} at {old['rate']} -> {new['why']} at {new['rate']}")
+            reasons.append(f"{old['why']} at {was_rate} -> {new['why']} at {new_rate}")
     old_cuts, new_cuts = _CAP_NOTE.findall(was.rule), _CAP_NOTE.findall(becomes.rule)
     if old_cuts != new_cuts and (
         rate_moved or _CAP_NOTE.sub("", was.rule) == _CAP_NOTE.sub("", becomes.rule)
@@ -342,8 +343,29 @@ def _rule_parts(rule: str) -> list[str]:
 def _part_change(was: str, becomes: str, currency: str) -> str:
     old, new = _PART.match(was), _PART.match(becomes)
     if old and new and (old["base"], old["why"]) == (new["base"], new["why"]):
-        return f"{_rate_of(old['why'])} {old['rate']} -> {new['rate']}"
-    return f"{_words('sale: ' + was, currency)} -> {_words('sale: ' + becomes, currency)}"
+        rates = f"{_rate_words(old['rate'], currency)} -> {_rate_words(new['rate'], currency)}"
+        return f"{_rate_of(old['why'])} {rates}"
+    return f"{_part_words(was, currency)} -> {_part_words(becomes, currency)}"
+
+
+def _rate_words(rate: str, currency: str) -> str:
+    """``12.25%`` as it is; ``fixed 500`` -> ``fixed 5.00 EUR``."""
+    if rate.startswith("fixed "):
+        return f"fixed {money(int(rate[6:]), currency)}"
+    return rate
+
+
+_SURVEYED_PART = re.compile(r"survey-attributed: (\S+)% of (-?\d+)")
+
+
+def _part_words(part: str, currency: str) -> str:
+    """One part of a rule in the currency's units: a rated part, or a survey's share."""
+    surveyed = _SURVEYED_PART.fullmatch(part)
+    if surveyed:
+        return f"survey-attributed: {surveyed[1]} % of {money(int(surveyed[2]), currency)}"
+    if _PART.match(part):
+        return _words("sale: " + part, currency)
+    return part
 
 
 def _rate_of(why: str) -> str:
