@@ -209,10 +209,14 @@ async def test_a_tombstone_of_a_campaign_is_answered_with_its_whole_history_agai
             ):
                 assert not follower.done(), follower
                 await asyncio.sleep(0.2)
-        [restored] = [e for value in after for e in decode_record(value)]
-        assert isinstance(restored, CampaignTermsPublished)
-        assert [v.terms for v in restored.versions] == [terms, second]
-        assert directory.versions(terms.campaign_id) == restored.versions
+        # Every orders service following the topic answers the tombstone: the package's
+        # own orders app, when this worker started it, restores it too (each time whole).
+        restored = [e for value in after for e in decode_record(value)]
+        assert restored
+        for again in restored:
+            assert isinstance(again, CampaignTermsPublished)
+            assert [v.terms for v in again.versions] == [terms, second]
+            assert directory.versions(terms.campaign_id) == again.versions
     finally:
         await cancel_and_wait([follower])
         await producer.stop()
