@@ -42,6 +42,14 @@ def stack_client_limits(max_connections: int) -> httpx.Limits:
     return httpx.Limits(max_connections=max_connections, keepalive_expiry=0.5)
 
 
+# What a click is sent again after: no answer can have been read (see ``_click_once``).
+_NO_ANSWER_READ = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.RemoteProtocolError,
+)
+
 # Visitor address numbers (``DemoClient._address``), shared by every client of the process.
 _ADDRESS_NUMBERS = itertools.count()
 
@@ -146,29 +154,15 @@ class DemoClient:
         return visitor, click_id
 
     async def _click_once(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        """The redirect, sent again for up to ``retry_for_s`` when no answer came: no
-        connection, a 503 (answered before recording), or a connection reset before any
-        answer was read (seen on a loaded two-core machine, the server well). After a
-        reset the click may be on the topic: the visitor then clicked twice, as a person
-        does whose page did not load; the checks count what the topic holds, and every
-        redirect answered still has its one click event."""
-        deadline = time.monotonic() + self.retry_for_s
-        pause = 0.25
-        while True:
-            try:
-                response = await self.http.get(url, headers=headers)
-                if response.status_code != 503 or time.monotonic() >= deadline:
-                    return response
-            except (
-                httpx.ConnectError,
-                httpx.ConnectTimeout,
-                httpx.ReadError,
-                httpx.RemoteProtocolError,
-            ):
-                if time.monotonic() >= deadline:
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(2.0, pause * 2)
+        """The redirect, sent again (``_retrying``) when no answer came: no connection, a
+        503 (answered before recording), or a connection reset before any answer was read
+        (seen on a loaded two-core machine, the server well); a read that timed out is
+        not. After a reset the click may be on the topic: the visitor then clicked twice,
+        as a person does whose page did not load; the checks count what the topic holds,
+        and every redirect answered still has its one click event."""
+        return await self._retrying(
+            lambda: self.http.get(url, headers=headers), retry_on=_NO_ANSWER_READ
+        )
 
     async def _signed(
         self, method: str, path: str, merchant_id: str, body: dict[str, Any]
@@ -194,9 +188,14 @@ class DemoClient:
 
         return await self._retrying(send)
 
-    async def _retrying(self, send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    async def _retrying(
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        retry_on: tuple[type[Exception], ...] = (httpx.TransportError,),
+    ) -> httpx.Response:
         """``send()`` again while it answers 503, "not now" (broker unreachable, terms still
-        loading), or cannot connect, for up to ``retry_for_s``; then its last answer."""
+        loading), or raises one of ``retry_on`` (by default any transport error: cannot
+        connect), for up to ``retry_for_s``; then its last answer."""
         deadline = time.monotonic() + self.retry_for_s
         pause = 0.25
         while True:
@@ -204,7 +203,7 @@ class DemoClient:
                 response = await send()
                 if response.status_code != 503 or time.monotonic() >= deadline:
                     return response
-            except httpx.TransportError:
+            except retry_on:
                 if time.monotonic() >= deadline:
                     raise
             await asyncio.sleep(pause)
