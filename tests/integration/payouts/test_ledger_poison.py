@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from ledger_app import payouts_http
 from ledger_stack import renewal_of
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -658,3 +659,61 @@ def test_a_reversal_written_again_under_its_id_with_other_facts_is_refused(
     assert sum(amount for _, amount in posted) == 1_000 - 100  # 10 % of 100.00, less 10 %
     assert [(x.key, x.error_class) for x in letters] == [(f"held-{run}", "ReversalConflict")]
     assert "reversal 'rev-1' is already held from event 'r-a'" in letters[0].reason
+
+
+def test_a_conversion_the_ledger_refuses_is_named_in_its_orders_postings_answer(
+    infra: Any,
+) -> None:
+    """The order's outcome once read ``attributed`` with no posting, as if its creator
+    were paid: a conversion the ledger dead-letters is now noted under its order, and the
+    order's postings answer lists it with the letter's reason and class; the orders the
+    ledger took list none."""
+    run = uuid.uuid4().hex[:8]
+    campaign = f"camp-{run}"
+    prefix = f"afx:test:{run}:"
+    most = 10**15
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[DeadLetter]]:
+        redis: Redis[bytes] = Redis.from_url(infra.redis_url, db=3)
+        producer = new_producer(infra.kafka_bootstrap)
+        await producer.start()
+        store = LedgerStore(redis, Keys(prefix))
+        directory = _directory(campaign, {"fixed_minor": most})
+        consumer = ledger_consumer(infra, run, store, directory, producer)
+        try:
+            sales = encode_packed(
+                [_conversion(campaign, 1, NOV_15), _conversion(campaign, 2, NOV_15 + 1)]
+            )
+            tp = TopicPartition("conversions", 0)
+            await consumer._apply({tp: [_record(400, f"refused-{run}", sales)]})
+            async with payouts_http(
+                store, directory, infra.kafka_bootstrap, "t", lambda: NOV_15
+            ) as http:
+                answers = [
+                    (
+                        await http.get(
+                            f"/v1/campaigns/{campaign}/orders/order-{n}/postings",
+                            params={"affiliate_id": "anna"},
+                        )
+                    ).json()
+                    for n in (1, 2)
+                ]
+        finally:
+            await producer.stop()
+            await redis.aclose()  # type: ignore[attr-defined]
+        letters = await _dead_letters(infra, lambda key: key == f"refused-{run}")
+        return answers[0], answers[1], letters
+
+    taken, refused, letters = asyncio.run(scenario())
+
+    assert [p["kind"] for p in taken["postings"]] == ["accrual"]
+    assert taken["refusals"] == []
+    assert refused["postings"] == []
+    (letter,) = letters
+    (refusal,) = refused["refusals"]
+    assert refusal["event_id"] == "ev-2"
+    assert refusal["conversion_id"] == "conv-2"
+    assert refusal["affiliate_id"] == "anna"
+    assert refusal["error_class"] == "CreatorSumOutOfRange" == letter.error_class
+    assert refusal["reason"] in letter.reason
+    assert f"beyond {most}" in refusal["reason"]

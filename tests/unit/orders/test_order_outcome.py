@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from afflux.orders.outcome import order_outcome, outcome_json
+from afflux.orders.outcome import commission_refused_reason, order_outcome, outcome_json
 from afflux.orders.outcome_index import event_class, indexed_order_id
 from afflux.shared.events import (
     ConversionAttributed,
@@ -443,3 +443,54 @@ def test_a_conflicting_copy_under_the_taken_copys_event_id_does_not_make_the_ord
     copies = {("order-ev", 1)}
     assert order_outcome(CID, ORDER, [order, conflicting], copies).status == "pending"
     assert order_outcome(CID, ORDER, [order, conflicting]).status == "pending"
+
+
+def ledger_refusal(
+    event_id: str, reason: str = "failed: CreatorSumOutOfRange(...)"
+) -> dict[str, str]:
+    return {"event_id": event_id, "reason": reason, "error_class": "CreatorSumOutOfRange"}
+
+
+@dataclass(frozen=True)
+class LedgerRefusalCase:
+    name: str
+    events: list[Envelope]
+    refusals: list[dict[str, str]]
+    expected: str | None
+
+
+LEDGER_REFUSAL_CASES = [
+    LedgerRefusalCase(
+        "the live conversion refused",
+        [placed(), converted("c1", "ana")],
+        [ledger_refusal("conv-ev-c1")],
+        "failed: CreatorSumOutOfRange(...)",
+    ),
+    LedgerRefusalCase("nothing refused", [placed(), converted("c1", "ana")], [], None),
+    LedgerRefusalCase(
+        "only a conversion a correction replaced refused",
+        [
+            converted("c1", "ana"),
+            reversed_("c1", "ana", "reattributed", 4_999, 9_000),
+            converted("c2", "ben"),
+        ],
+        [ledger_refusal("conv-ev-c1")],
+        None,
+    ),
+    LedgerRefusalCase(
+        "a conflicting copy under another event id refused",
+        [placed(), converted("c1", "ana")],
+        [ledger_refusal("forged-copy")],
+        None,
+    ),
+    LedgerRefusalCase("no decision yet", [placed()], [ledger_refusal("conv-ev-c1")], None),
+]
+
+
+@pytest.mark.parametrize("case", LEDGER_REFUSAL_CASES, ids=lambda c: c.name)
+def test_the_commission_reads_refused_only_when_the_ledger_refused_the_live_conversion(
+    case: LedgerRefusalCase,
+) -> None:
+    outcome = order_outcome(CID, ORDER, case.events)
+
+    assert commission_refused_reason(outcome, case.refusals) == case.expected

@@ -14,7 +14,7 @@ attribution uses: the order's own, else the first given later.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -203,6 +203,22 @@ def refunded_minor(outcome: OrderOutcome) -> int:
     asked = {r.refund_id: r.amount_minor for r in outcome.refunds}
     total = sum(asked.values())
     return total if outcome.order is None else min(total, outcome.order.amount_minor)
+
+
+def commission_refused_reason(
+    outcome: OrderOutcome, ledger_refusals: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """The ledger's reason when it refused the live conversion (the refusal naming its
+    event id): its creator is then paid nothing for the order, though attribution named
+    them. A refusal of a replaced conversion or of a conflicting copy does not count."""
+    if outcome.decision is None:
+        return None
+    live = outcome.decision.event_id
+    for refusal in ledger_refusals:
+        if refusal.get("event_id") == live:
+            reason = refusal.get("reason")
+            return reason if isinstance(reason, str) else ""
+    return None
 
 
 def outcome_json(outcome: OrderOutcome) -> dict[str, Any]:

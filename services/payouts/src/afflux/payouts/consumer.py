@@ -43,6 +43,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from afflux.payouts import refused_conversions
 from afflux.payouts.divergence import Divergence, Fingerprint, LogProbe, judge
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.placement import TERMS_REFUSALS, Placement, Rejected
@@ -72,6 +73,7 @@ from afflux.shared.events import (
     ContentPublished,
     ContentReleased,
     ContentStats,
+    ConversionAttributed,
 )
 from afflux.shared.io.background import stop_if_cancelled
 from afflux.shared.io.campaign_view import CampaignDirectory
@@ -730,7 +732,9 @@ class LedgerConsumer:
                     log.warning("ledger item at %s[%d]@%d refused: %r", *_where(record), exc)
                 else:
                     log.exception("ledger item at %s[%d]@%d refused", *_where(record))
-                await self._dead_letter(record, f"failed: {exc!r}", type(exc).__name__, item.index)
+                reason = f"failed: {exc!r}"
+                await self._dead_letter(record, reason, type(exc).__name__, item.index)
+                await self._note_refused(item.event, reason, type(exc).__name__)
                 continue
             self.metrics.applied(applied, [item.occurred_at], self.clock())
         past = Batch(offsets=whole.offsets, last=whole.last)
@@ -768,6 +772,7 @@ class LedgerConsumer:
         for index, item in enumerate(parsed if packed else [parsed]):
             at = index if packed else None
             own: Batch | None = None
+            event: object | None = None
             try:
                 if not isinstance(item, dict):
                     raise UndecodableRecord("record must be a JSON object or an array of objects")
@@ -782,7 +787,9 @@ class LedgerConsumer:
                     self._click_in_time(event.occurred_at, record.timestamp, self.clock())
                 await self._place_rechecked(event, batch if own is None else own, record)
             except Exception as exc:  # whatever one item raises, it alone is dead-lettered
-                await self._refused(record, exc, at)
+                reason, error_class = await self._refused(record, exc, at)
+                if event is not None:
+                    await self._note_refused(event, reason, error_class)
                 continue
             if own is not None:
                 batch.merge(own)
@@ -810,17 +817,34 @@ class LedgerConsumer:
 
     async def _refused(
         self, record: ConsumerRecord[bytes, bytes], exc: Exception, at: int | None
-    ) -> None:
+    ) -> tuple[str, str]:
         """Dead-letter item ``at`` of ``record`` for ``exc``: an undecodable item under
         its own error class, a ``Rejected`` one with its reason, anything else named by
-        its exception's class."""
+        its exception's class. The reason and class it gave."""
+        error_class: str | None
         if isinstance(exc, UndecodableRecord):
-            await self._dead_letter(record, str(exc), exc.error_class, at)
+            reason, error_class = str(exc), exc.error_class
         elif isinstance(exc, Rejected):
-            await self._dead_letter(record, str(exc), "Rejected", at)
+            reason, error_class = str(exc), "Rejected"
         else:
-            reason = f"{type(exc).__name__}: {exc}"
-            await self._dead_letter(record, reason, type(exc).__name__, at)
+            reason, error_class = f"{type(exc).__name__}: {exc}", type(exc).__name__
+        await self._dead_letter(record, reason, error_class, at)
+        return reason, error_class or type(exc).__name__
+
+    async def _note_refused(self, event: object, reason: str, error_class: str) -> None:
+        """A refused conversion noted under its order, for the order's outcome
+        (``refused_conversions``). The dead letter is the record of it: a note Redis
+        refuses is logged, and the ledger goes on."""
+        if not isinstance(event, ConversionAttributed):
+            return
+        now = self.clock()
+        note = refused_conversions.refused(event, reason, error_class, now)
+        try:
+            await refused_conversions.note(
+                self.store.redis, self.store.keys, event, note, now + self.store.retention_ms
+            )
+        except Exception as exc:
+            log.warning("a refused conversion's note under its order failed (%r)", exc)
 
     async def _place_rechecked(
         self, event: object, batch: Batch, record: ConsumerRecord[bytes, bytes]

@@ -1,6 +1,6 @@
 """Where the journal lives in Redis: every atomic step touches keys of one hash slot.
 
-Seven kinds of slot, by hash tag (prefix ``afx:pay:``):
+Eight kinds of slot, by hash tag (prefix ``afx:pay:``):
 
 - ``{ledger}``: ``offsets`` and ``last`` (per "topic|partition": the next offset and
   the fingerprint of the last record applied), ``generation``, ``rebuilding``, ``cps``
@@ -21,6 +21,8 @@ Seven kinds of slot, by hash tag (prefix ``afx:pay:``):
 - ``{rv:<conversion>}``, a conversion of a campaign with review terms: ``entry`` (where
   the review queue finds it for a decision) and ``decision`` (the first decision asked
   over HTTP), both expiring at its period's retention when placed (``reviews``);
+- ``{co:<campaign>|<order>}``: ``refused``, the order's conversions the ledger refused
+  (``refused_conversions``), expiring after the ledger's retention;
 - ``{p:<campaign>|<period>}``, one campaign-period: ``ver`` (the token of its last
   write), ``lines`` (line id -> line record), ``events`` (ids of applied conversions,
   reversals and confirmations), ``clickids`` (ids of counted clicks), ``clicks``
@@ -63,6 +65,9 @@ class Keys:
 
     def conversion_period(self, campaign_id: str, conversion_id: str) -> str:
         return f"{self.prefix}{{cv:{campaign_id}|{conversion_id}}}:period"
+
+    def refused_conversions(self, campaign_id: str, order_id: str) -> str:
+        return f"{self.prefix}{{co:{campaign_id}|{order_id}}}:refused"
 
     def review(self, conversion_id: str, name: str) -> str:
         return f"{self.prefix}{{rv:{conversion_id}}}:{name}"

@@ -9,7 +9,7 @@ order that does not exist answer the same 404.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -20,7 +20,12 @@ from afflux.orders import signing
 from afflux.orders.deps import DirectoryDep, IngestDep, SettingsDep
 from afflux.orders.errors import Rejected
 from afflux.orders.ingest import Ingestor
-from afflux.orders.outcome import Status, order_outcome, outcome_json
+from afflux.orders.outcome import (
+    Status,
+    commission_refused_reason,
+    order_outcome,
+    outcome_json,
+)
 from afflux.orders.outcome_index import OutcomeIndex
 from afflux.orders.routes.signed import one_header, request_line
 from afflux.orders.settings import OrdersSettings
@@ -87,6 +92,17 @@ class CampaignOutcome(BaseModel):
         "was not asked or did not answer (postings_error says why)"
     )
     postings_error: str | None = None
+    ledger_refusals: list[dict[str, Any]] = Field(
+        [],
+        description="conversions of this order the ledger refused and dead-lettered (event_id, "
+        "conversion_id, affiliate_id, reason, error_class, refused_at): nothing of them is "
+        "in postings",
+    )
+    commission_refused_reason: str | None = Field(
+        None,
+        description="the ledger refused the live conversion (decision): its creator is paid "
+        "nothing for this order, for this reason (e.g. CreatorSumOutOfRange, PeriodCompacted)",
+    )
 
 
 class OrderOutcomeAnswer(BaseModel):
@@ -113,13 +129,19 @@ def _visible_campaigns(
     )
 
 
+class LedgerAnswer(NamedTuple):
+    postings: list[dict[str, Any]] | None
+    error: str | None
+    refusals: list[dict[str, Any]]
+
+
 async def _postings(
     settings: OrdersSettings, campaign_id: str, order_id: str, affiliates: tuple[str, ...]
-) -> tuple[list[dict[str, Any]] | None, str | None]:
+) -> LedgerAnswer:
     if not affiliates:
-        return [], None
+        return LedgerAnswer([], None, [])
     if not settings.payouts_url:
-        return None, "the ledger was not asked: AFFLUX_PAYOUTS_URL is not set"
+        return LedgerAnswer(None, "the ledger was not asked: AFFLUX_PAYOUTS_URL is not set", [])
     token = settings.admin_token_value() or ""
     # Ids are the merchant's: any character, so each is one encoded path segment.
     path = f"/v1/campaigns/{quote(campaign_id, safe='')}/orders/{quote(order_id, safe='')}"
@@ -132,10 +154,14 @@ async def _postings(
                 headers={"Authorization": f"Bearer {token}"},
             )
         answer.raise_for_status()
-        postings: list[dict[str, Any]] = answer.json()["postings"]
-        return postings, None
+        body = answer.json()
+        postings: list[dict[str, Any]] = body["postings"]
+        refusals = body.get("refusals", [])
+        if not isinstance(refusals, list):
+            raise ValueError("refusals is not a list")
+        return LedgerAnswer(postings, None, refusals)
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        return None, f"the ledger did not answer: {type(exc).__name__}"
+        return LedgerAnswer(None, f"the ledger did not answer: {type(exc).__name__}", [])
 
 
 @router.get(
@@ -172,9 +198,15 @@ async def order_outcome_route(
     outcomes = []
     for cid, found in stored.items():
         outcome = order_outcome(cid, order_id, found.events, found.copies)
-        postings, error = await _postings(settings, cid, order_id, outcome.affiliates)
+        ledger = await _postings(settings, cid, order_id, outcome.affiliates)
         outcomes.append(
             outcome_json(outcome)
-            | {"truncated": found.truncated, "postings": postings, "postings_error": error}
+            | {
+                "truncated": found.truncated,
+                "postings": ledger.postings,
+                "postings_error": ledger.error,
+                "ledger_refusals": ledger.refusals,
+                "commission_refused_reason": commission_refused_reason(outcome, ledger.refusals),
+            }
         )
     return {"order_id": order_id, "outcomes": outcomes}

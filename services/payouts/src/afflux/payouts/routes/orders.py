@@ -6,17 +6,20 @@ any a correction replaced). Per creator and campaign-period of the campaign, one
 ``ZSCAN`` of the creator's journal with a pattern on the posting's order id, so only
 matching postings leave Redis: O(c + the creator's postings in the campaign), each
 checked again after decoding. A compacted period's postings come from its snapshot.
+The conversions of the order the ledger refused (``refused_conversions``): one
+``HGETALL`` of the order's hash, at most ``MAX_PER_ORDER`` fields.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from afflux.payouts import params, reads, snapshots, views
+from afflux.payouts import params, reads, refused_conversions, snapshots, views
 from afflux.payouts.deps import AdminDep, ClockDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import PostingView
@@ -29,11 +32,25 @@ MAX_AFFILIATES = 20
 _GLOB_SPECIAL = "\\*?[]"
 
 
+class RefusedConversionView(BaseModel):
+    event_id: str = Field(description="the refused ConversionAttributed's event id")
+    conversion_id: str
+    affiliate_id: str
+    reason: str = Field(description="the dead letter's reason")
+    error_class: str = Field(description="e.g. CreatorSumOutOfRange, PeriodCompacted")
+    refused_at: int = Field(description="when the ledger refused it (ms)")
+
+
 class OrderPostingsAnswer(BaseModel):
     campaign_id: str
     order_id: str
     as_of: int
     postings: list[PostingView]
+    refusals: list[RefusedConversionView] = Field(
+        default_factory=list,
+        description="conversions of this order the ledger refused (dead-lettered): "
+        "nothing of them is in the postings",
+    )
 
 
 def order_patterns(order_id: str) -> list[str]:
@@ -88,9 +105,11 @@ async def postings_of_order(
     clawbacks, cap cuts and releases), in journal order per creator and period."""
     at = params.as_of(as_of, clock())
     postings = await order_postings(store, campaign_id, order_id, affiliate_id)
+    refusals = await refused_conversions.of_order(store.redis, store.keys, campaign_id, order_id)
     return {
         "campaign_id": campaign_id,
         "order_id": order_id,
         "as_of": at,
         "postings": [views.posting_view(p, at) for p in postings],
+        "refusals": [asdict(r) for r in refusals],
     }
