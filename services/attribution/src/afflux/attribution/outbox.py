@@ -3,7 +3,6 @@ metrics that count them once the broker has acknowledged them."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 
 from afflux.attribution.join import CONFLICTING_DUPLICATE, Failed, Output
 from afflux.attribution.metrics import AttributionMetrics
+from afflux.attribution.own_records import OwnRecords
 from afflux.shared.core.currency import CURRENCY_MISMATCH
 from afflux.shared.core.event_time import EVENT_TIME_IN_FUTURE, EVENT_TIME_TOO_OLD
 from afflux.shared.core.ids import derived_id
@@ -27,7 +27,7 @@ from afflux.shared.io.kafka import partition_for
 from afflux.shared.placement import KEY_MISMATCH
 from afflux.shared.schemas import WRONG_TOPIC
 from afflux.shared.topics import DLQ
-from afflux.shared.wire import encode, pack_by_partition
+from afflux.shared.wire import chunk_by_partition, encode
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,17 @@ PartitionCount = Callable[[str], int | None]
 class Outbox:
     """Builds the records a stage sends and counts what was sent."""
 
-    def __init__(self, metrics: AttributionMetrics, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        metrics: AttributionMetrics,
+        clock: Callable[[], int],
+        read_back: frozenset[str] = frozenset(),
+    ) -> None:
         self.metrics = metrics
         self.clock = clock
+        # What it writes to these topics the worker reads again (own_records.py).
+        self.read_back = read_back
+        self.own = OwnRecords()
 
     def records(
         self, out: list[Output], letters: list[DeadLetter], partition_count: PartitionCount
@@ -49,7 +57,7 @@ class Outbox:
         """The outputs packed per partition, then the dead letters (counted here)."""
         for letter in letters:
             self.metrics.child(self.metrics.dlq, letter.source_topic, _reason(letter.reason)).inc()
-        records = _packed(out, partition_count)
+        records = _packed(out, partition_count, self.read_back, self.own)
         records += [(DLQ.name, (lt.key or "").encode(), encode(lt), None) for lt in letters]
         return records
 
@@ -139,25 +147,38 @@ class Outbox:
         return letters
 
 
-def _packed(out: list[Output], partition_count: PartitionCount) -> list[OutRecord]:
+def _packed(
+    out: list[Output],
+    partition_count: PartitionCount,
+    read_back: frozenset[str] = frozenset(),
+    own: OwnRecords | None = None,
+) -> list[OutRecord]:
     """Outputs packed per partition (in order), which cuts the per-record cost of
-    everything downstream; one event per record while a topic's size is unknown."""
-    by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+    everything downstream; one event per record while a topic's size is unknown. A
+    record of a ``read_back`` topic is remembered in ``own`` with its events."""
+    by_topic: dict[str, list[tuple[bytes, bytes, Envelope]]] = {}
     for topic, key, event in out:
-        by_topic.setdefault(topic, []).append((key.encode(), encode(event)))
+        by_topic.setdefault(topic, []).append((key.encode(), encode(event), event))
     records: list[OutRecord] = []
     for topic, items in by_topic.items():
         count = partition_count(topic)
+        kept = own if own is not None and topic in read_back else None
         if count is None:
-            records += [(topic, key, value, None) for key, value in items]
+            for raw_key, value, event in items:
+                records.append((topic, raw_key, value, None))
+                if kept is not None:
+                    kept.remember(value, (event,))
             continue
-        packed = pack_by_partition(items, functools.partial(_partition_of, count))
-        records += [(topic, key, value, part) for part, key, value in packed]
+        chunks = chunk_by_partition(
+            (partition_for(raw_key, count), raw_key, value, event)
+            for raw_key, value, event in items
+        )
+        for chunk in chunks:
+            value = chunk.record_value()
+            records.append((topic, chunk.key, value, chunk.partition))
+            if kept is not None:
+                kept.remember(value, chunk.members)
     return records
-
-
-def _partition_of(count: int, key: bytes) -> int:
-    return partition_for(key, count)
 
 
 def _reason(reason: str) -> str:

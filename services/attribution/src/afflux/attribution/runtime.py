@@ -78,7 +78,8 @@ class Runtime:
         self.content = content if content is not None else ContentBook.without_content()
         self.metrics = metrics
         self.campaigns = Campaigns(directory, clock_skew_ms, backfill_limit_days, clock)
-        outbox = Outbox(metrics, clock)
+        # The refund stage reads back what the stages write to these (own_records.py).
+        outbox = Outbox(metrics, clock, frozenset((CONVERSIONS.name, UNMATCHED.name)))
         self.join: Stage[JoinPartition] = Stage(
             "join",
             (CLICKS.name, ORDERS.name),

@@ -74,7 +74,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol
+from typing import Any, Generic, Protocol, cast
 
 from aiokafka import TopicPartition
 
@@ -431,7 +431,12 @@ class Stage(Partitions[S]):
         outbox = self.outbox
         topic, p, offset, key = record.topic, record.partition, record.offset, record.key
         value = record.value
-        items = decode_items(value)
+        own = outbox.own.take(value) if topic in outbox.read_back else None
+        items = (
+            decode_items(value)
+            if own is None
+            else [(index, cast(Event, e), "", None, "") for index, e in enumerate(own)]
+        )
         backfill = is_backfill(record.headers)  # the record's, the same for each of its items
         partitions = self.transport.partition_count(topic)
         check_all, checked_one = checks_every_item(topic), False
