@@ -493,6 +493,35 @@ async def test_a_later_run_nets_what_was_paid(ledger: Ledger) -> None:
     assert balance["balances"] == [_balance(1700, -1000, 3000, 1000)]
 
 
+async def test_a_run_as_of_before_a_clawback_never_pays_the_clawed_back_money_again(
+    ledger: Ledger,
+) -> None:
+    """A run as of a past time paid what was approved then less everything paid since,
+    which already netted the later clawback: the clawed-back 1000 was paid again."""
+    now = DEC_1 + 4 * DAY  # a1's clawback (Nov 13) taken; December's sale still pending
+    async with payouts_http(
+        ledger.store, ledger.directory, ledger.bootstrap, TOKEN, lambda: now
+    ) as http:
+
+        async def anna(**body: Any) -> tuple[str, int]:
+            answer = await http.post("/v1/payouts/run", json=body)
+            assert answer.status_code == 200, answer.text
+            result = next(r for r in answer.json()["results"] if r["affiliate_id"] == "anna")
+            return result["status"], result["amount_minor"]
+
+        assert await anna(campaign_id="acme", period="2026-11") == ("paid", 2000)
+        # As of Nov 12, before the clawback: 3000 was approved then, 2000 is now.
+        assert await anna(campaign_id="acme", period="2026-10", as_of=NOV_1 + 11 * DAY) == (
+            "nothing_due",
+            0,
+        )
+        balance = await http.get("/v1/creators/anna/balance")
+    assert balance.status_code == 200, balance.text
+    (eur,) = balance.json()["balances"]
+    # acme nets to nothing left to pay; beta's 700 (approved Nov 20) was never run.
+    assert (eur["approved_minor"], eur["paid_minor"]) == (700, 2000)
+
+
 async def test_runs_at_once_under_different_period_names_pay_a_balance_once(
     ledger: Ledger,
 ) -> None:

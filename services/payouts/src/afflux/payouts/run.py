@@ -15,7 +15,9 @@ or retried after the broker failed, re-sends the same event and finance systems
 dedupe it. Its ``line_ids`` are the lines of the creator in the campaign with a
 posting approved at ``as_of`` (read from the journal only for the creators paid).
 What a later clawback takes back shows as a negative approved balance and is
-netted in the next payout.
+netted in the next payout. A run as of an earlier time than now pays, per creator and
+campaign, the smaller of what was approved then and what is approved now, less what
+was paid.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ async def run_payouts(
     period: str | None,
     campaign: str | None = None,
     metrics: PayoutsMetrics,
+    now: int | None = None,
 ) -> list[dict[str, Any]]:
     """Pay every creator due in every campaign (or ``campaign``); ``LedgerNotReady``
     while the ledger is rebuilt or its replay has not reached the topics' ends: a
@@ -67,6 +70,14 @@ async def run_payouts(
     else:
         cps = [cp for cp in await reads.all_periods(store) if cp[0] in directory]
     approved, periods = await approved_by_creator(store, cps, as_of)
+    if now is not None and as_of < now:
+        # A run as of an earlier time pays at most what is approved now: a clawback
+        # dated after ``as_of`` that an earlier run already netted is counted in what was
+        # paid, and a run as of before it paid the clawed-back money again.
+        approved_now, _ = await approved_by_creator(store, cps, now)
+        approved = {
+            owner: min(amount, approved_now.get(owner, 0)) for owner, amount in approved.items()
+        }
     records: dict[str, dict[str, dict[str, Any]]] = {}
     results = []
     for affiliate, cid in sorted(approved):

@@ -117,6 +117,7 @@ async def payouts_run(
             period=period,
             campaign=wanted.campaign_id,
             metrics=metrics,
+            now=now,
         )
     except PayoutConflict as exc:  # what was recorded stays; a new run finishes the rest
         raise Problem(409, None, str(exc)) from None
