@@ -22,6 +22,7 @@ from afflux.orders.signing import MERCHANT_HEADER, SIGNATURE_HEADER, sign_reques
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    ConversionReviewed,
     DeadLetter,
     Envelope,
     OrderPlaced,
@@ -29,7 +30,7 @@ from afflux.shared.events import (
     OrderUnattributed,
 )
 from afflux.shared.io.kafka import new_producer
-from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, REVIEWS, UNMATCHED
 from afflux.shared.wire import decode_record, encode
 
 pytestmark = pytest.mark.integration
@@ -211,6 +212,42 @@ async def test_a_merchant_reads_its_order_received_then_attributed_then_refunded
     # This package runs no payouts service: the answer says the ledger was not asked.
     assert outcome["postings"] is None
     assert "AFFLUX_PAYOUTS_URL" in outcome["postings_error"]
+
+
+async def test_a_declined_conversion_says_so_in_its_orders_outcome(
+    client: httpx.AsyncClient, api: Any, campaigns: Any, infra: Any
+) -> None:
+    """A conversion held for review and declined read ``attributed`` with nothing else to
+    tell it apart from one still waiting: the outcome now carries the review's decision."""
+    shop = campaigns.shop.campaign_id
+    order_id = new_id("o")
+    await place_order(api, shop, order_id)
+    won = conversion(shop, order_id, "creator-ana")
+    decided = ConversionReviewed(
+        event_id=new_id("review-ev"),
+        occurred_at=won.occurred_at + 60_000,
+        conversion_id=won.conversion_id,
+        order_id=order_id,
+        campaign_id=shop,
+        affiliate_id="creator-ana",
+        order_occurred_at=won.occurred_at,
+        decision="decline",
+        reason="self-purchase",
+        decided_by="admin",
+    )
+    await produce(infra.kafka_bootstrap, [on(CONVERSIONS.name, won), on(REVIEWS.name, decided)])
+
+    async def review() -> dict[str, Any] | None:
+        answer = await get_outcome(client, order_id)
+        found = answer.json()["outcomes"][0] if answer.status_code == 200 else {}
+        return found.get("review")
+
+    assert await until(review, "the review's decision") == {
+        "decision": "decline",
+        "reason": "self-purchase",
+        "decided_by": "admin",
+        "decided_at": decided.occurred_at,
+    }
 
 
 async def test_an_unattributed_order_answers_its_reason(

@@ -12,6 +12,7 @@ from afflux.orders.outcome_index import event_class, indexed_order_id
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    ConversionReviewed,
     DeadLetter,
     Envelope,
     LeadConfirmed,
@@ -494,3 +495,47 @@ def test_the_commission_reads_refused_only_when_the_ledger_refused_the_live_conv
     outcome = order_outcome(CID, ORDER, case.events)
 
     assert commission_refused_reason(outcome, case.refusals) == case.expected
+
+
+def reviewed(conversion: str, decision: str, at: int, reason: str = "") -> ConversionReviewed:
+    return ConversionReviewed(
+        event_id=f"review-{conversion}-{at}",
+        occurred_at=at,
+        conversion_id=conversion,
+        order_id=ORDER,
+        campaign_id=CID,
+        affiliate_id="ana",
+        order_occurred_at=1_000,
+        decision=decision,  # type: ignore[arg-type]
+        reason=reason,
+        decided_by="admin",
+    )
+
+
+def test_the_first_review_decision_on_the_live_conversion_is_the_outcomes() -> None:
+    events = [
+        placed(),
+        converted("c1", "ana"),
+        reviewed("c1", "approve", 9_000),
+        reviewed("c1", "decline", 5_000, "self-purchase"),
+    ]
+    outcome = order_outcome(CID, ORDER, events)
+
+    assert outcome.status == "attributed"
+    assert outcome_json(outcome)["review"] == {
+        "decision": "decline",
+        "reason": "self-purchase",
+        "decided_by": "admin",
+        "decided_at": 5_000,
+    }
+    assert event_class(events[-1]) == "answer"
+
+
+def test_a_review_of_a_conversion_a_correction_replaced_is_not_the_outcomes() -> None:
+    events = [
+        converted("c1", "ana"),
+        reviewed("c1", "decline", 5_000),
+        reversed_("c1", "ana", "reattributed", 4_999, 9_000),
+        converted("c2", "ben"),
+    ]
+    assert outcome_json(order_outcome(CID, ORDER, events))["review"] is None

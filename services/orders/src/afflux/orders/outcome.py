@@ -8,7 +8,9 @@ answer given later (``SurveyAnswered``), in any order and with duplicates, and a
 the order's status and decision. A conversion reversed with reason ``reattributed`` was
 replaced by a later answer (a late click, stream or survey answer): it stays in the
 history, and the live conversion is the decision. The survey answer shown is the one
-attribution uses: the order's own, else the first given later.
+attribution uses: the order's own, else the first given later. A review's decision
+(``ConversionReviewed``) on the live conversion is shown, the first one (the ledger
+applies the first decision that reaches it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    ConversionReviewed,
     DeadLetter,
     Envelope,
     LeadConfirmed,
@@ -56,6 +59,8 @@ class OrderOutcome:
     survey_given: Literal["with_order", "later"] | None = None
     # The attribution worker's dead letters of copies of this order it refused.
     refusals: tuple[DeadLetter, ...] = ()
+    # The review's decision on the live conversion (held for review): the first stands.
+    review: ConversionReviewed | None = None
 
     @property
     def affiliates(self) -> tuple[str, ...]:
@@ -113,6 +118,13 @@ def order_outcome(
         if live
         else None
     )
+    reviews = [
+        e
+        for e in ordered
+        if isinstance(e, ConversionReviewed)
+        and decision is not None
+        and e.conversion_id == decision.conversion_id
+    ]
     unattributed = [e for e in ordered if isinstance(e, OrderUnattributed)]
     confirmations = [e for e in ordered if isinstance(e, LeadConfirmed)]
     answers = [e.answer for e in ordered if isinstance(e, SurveyAnswered)]
@@ -143,6 +155,7 @@ def order_outcome(
         survey=own or (answers[0] if answers else None),
         survey_given="with_order" if own else "later" if answers else None,
         refusals=refusals,
+        review=reviews[0] if reviews else None,
     )
 
 
@@ -247,6 +260,16 @@ def outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
         "unmatched_refunds": [dump(r) for r in outcome.unmatched_refunds],
         "reversals": [dump(r) for r in outcome.reversals],
         "lead_confirmation": dump(outcome.lead_confirmation),
+        "review": (
+            {
+                "decision": outcome.review.decision,
+                "reason": outcome.review.reason,
+                "decided_by": outcome.review.decided_by,
+                "decided_at": outcome.review.occurred_at,
+            }
+            if outcome.review
+            else None
+        ),
         "refused_reason": outcome.refusals[0].reason if outcome.status == "refused" else None,
         "refusals": [
             {

@@ -1,7 +1,7 @@
 """The order-outcome index: every event the topics carry about an order, by (campaign, order).
 
 A consumer of its own group (``afflux-order-outcomes``) reads ``orders``, ``refunds``,
-``conversions``, ``reversals`` and ``attribution.unmatched`` and stores each event
+``conversions``, ``reversals``, ``attribution.unmatched`` and ``reviews`` and stores each event
 about an order in the order's Redis hash, one field per event id (so a redelivery
 writes the same field again and changes nothing); the group's offsets are committed
 after the writes, for the partitions that moved, at most once a second
@@ -35,6 +35,7 @@ from afflux.shared.core.products import order_bounds_problem
 from afflux.shared.events import (
     ConversionAttributed,
     ConversionReversed,
+    ConversionReviewed,
     DeadLetter,
     Envelope,
     LeadConfirmed,
@@ -54,7 +55,15 @@ from afflux.shared.io.kafka import (
 )
 from afflux.shared.io.paced_commits import COMMIT_INTERVAL_S, PacedCommits
 from afflux.shared.io.redis_client import redis_away
-from afflux.shared.topics import CONVERSIONS, DLQ, ORDERS, REFUNDS, REVERSALS, UNMATCHED
+from afflux.shared.topics import (
+    CONVERSIONS,
+    DLQ,
+    ORDERS,
+    REFUNDS,
+    REVERSALS,
+    REVIEWS,
+    UNMATCHED,
+)
 from afflux.shared.wire import UndecodableRecord, event_from_dict, parse_value
 
 GROUP = "afflux-order-outcomes"
@@ -66,6 +75,8 @@ CARRIED: dict[str, tuple[type[Envelope], ...]] = {
     CONVERSIONS.name: (ConversionAttributed, LeadConfirmed),
     REVERSALS.name: (ConversionReversed,),
     UNMATCHED.name: (OrderUnattributed, RefundUnmatched),
+    # A review's decision on a held conversion: the order's outcome says it was declined.
+    REVIEWS.name: (ConversionReviewed,),
 }
 # The attribution worker's letters of orders it refused (``Refusal``): read from the
 # dead-letter topic, where anything else is passed over (never dead-lettered again).

@@ -77,6 +77,12 @@ class CampaignOutcome(BaseModel):
         description="the survey answer attribution uses (affiliate_id, handle) and whether it "
         "was given with_order or later; null without one",
     )
+    review: dict[str, Any] | None = Field(
+        None,
+        description="the review's decision on the live conversion, held for review: decision "
+        "(approve or decline), reason, decided_by, decided_at (ms); a decline pays its "
+        "creator nothing (a review_decline posting takes the line back); null without one",
+    )
     refused_reason: str | None = Field(
         None, description="status refused: the attribution's dead-letter reason (key_mismatch...)"
     )
