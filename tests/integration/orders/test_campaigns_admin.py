@@ -314,6 +314,32 @@ def test_campaigns_apply_publishes_each_campaign_once(
     assert len(history[campaign_id]) == 1
 
 
+def test_campaigns_apply_names_every_version_a_file_adds_in_one_line_per_campaign(
+    infra: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two versions of one new campaign printed "published version 2" twice."""
+    campaign_id = f"cli-{uuid.uuid4().hex[:8]}"
+    version = (
+        "  - effective_from: {at}\n"
+        "    terms:\n"
+        f"      campaign_id: {campaign_id}\n"
+        "      merchant_id: merchant-a\n"
+        "      currency: EUR\n"
+        "      cookie_window_days: {days}\n"
+    )
+    terms = tmp_path / "campaigns.yaml"
+    terms.write_text(
+        "campaigns:\n"
+        + version.format(at=0, days=30)
+        + version.format(at=4_070_908_800_000, days=7)  # 2099-01-01
+    )
+    cli_env(infra, monkeypatch)
+
+    assert campaigns_cli.main(["apply", str(terms)]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [f"{campaign_id}: published versions 1, 2"]
+
+
 @pytest.mark.parametrize(
     ("effective_from", "published"),
     [

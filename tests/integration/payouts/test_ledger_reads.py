@@ -780,3 +780,35 @@ async def test_a_statement_without_a_period_is_the_current_week_of_a_weekly_only
     # no lock: approved at once
     assert (weekly_only["period"], weekly_only["totals"][0]["approved_minor"]) == ("2026-W52", 500)
     assert mixed["period"] == "2026-12"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/creators/anna/balance",
+        "/v1/creators/anna/ledger",
+        "/v1/creators/anna/statement",
+        "/v1/kpis/creators/anna",
+        "/v1/kpis/campaigns/acme",
+    ],
+)
+async def test_money_reads_answer_503_while_the_ledger_is_rebuilt_or_replayed(
+    ledger: Ledger, path: str
+) -> None:
+    """A half-replayed ledger answered a paid creator 404, then a debt that was none."""
+    redis, keys = ledger.store.redis, ledger.store.keys
+    await redis.set(keys.ledger("rebuilding"), "1")
+    rebuilding = await ledger.http.get(path)
+    await redis.delete(keys.ledger("rebuilding"))
+    # The replay's mark: the topics' ends it must reach; the stored positions are behind.
+    await redis.hset(keys.ledger("replay-until"), "conversions|0", 10**9)
+    replaying = await ledger.http.get(path)
+    await redis.delete(keys.ledger("replay-until"))
+    done = await ledger.http.get(path)
+
+    assert rebuilding.status_code == 503, rebuilding.text
+    assert "being rebuilt" in rebuilding.json()["detail"][0]["reason"]
+    assert rebuilding.headers["retry-after"] == "30"
+    assert replaying.status_code == 503, replaying.text
+    assert "not replayed its topics yet" in replaying.json()["detail"][0]["reason"]
+    assert done.status_code == 200, done.text

@@ -61,19 +61,20 @@ async def apply(path: Path, settings: OrdersSettings) -> list[str]:
             # time: this machine's clock, ten minutes slow, let a version start ten minutes
             # in the past, re-pricing orders already decided on every replay.
             now = await no_earlier_than_redis(redis, system_clock)
-            published = {
-                p.campaign_id: p
-                for p in await publish_terms(settings.kafka_bootstrap, entries, now)
-            }
+            # One record per version published, in the file's order.
+            published = await publish_terms(settings.kafka_bootstrap, entries, now)
     finally:
         await redis.aclose()  # type: ignore[attr-defined]
     lines = []
-    for terms, _ in entries:
-        record = published.get(terms.campaign_id)
-        if record is None:
-            lines.append(f"{terms.campaign_id}: unchanged")
-        else:
-            lines.append(f"{terms.campaign_id}: published version {record.versions[-1].version}")
+    # One line per campaign, naming every version this publication added (a file with
+    # two versions of a campaign printed the last one's number twice).
+    for campaign_id in dict.fromkeys(terms.campaign_id for terms, _ in entries):
+        added = [r.versions[-1].version for r in published if r.campaign_id == campaign_id]
+        if not added:
+            lines.append(f"{campaign_id}: unchanged")
+            continue
+        plural = "s" if len(added) > 1 else ""
+        lines.append(f"{campaign_id}: published version{plural} {', '.join(str(n) for n in added)}")
     return lines
 
 

@@ -92,9 +92,16 @@ async def ledger_behind(store: LedgerStore) -> str:
     full: a pass compacted a half-replayed period, the rest of its facts was refused,
     and the creator's balance showed a debt that was none. Once the positions reach
     those ends the mark is deleted."""
-    if await store.rebuilding():
-        return "the ledger is being rebuilt"
     mark = store.keys.ledger("replay-until")
+    # One round trip (both keys are in the {ledger} slot): every money read asks it.
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.exists(store.keys.ledger("rebuilding"))
+        pipe.exists(mark)
+        rebuilding, marked = await pipe.execute()
+    if rebuilding:
+        return "the ledger is being rebuilt"
+    if not marked:
+        return ""
     raw = await store.redis.hgetall(mark)
     if not raw:
         return ""

@@ -16,6 +16,7 @@ from typing import Annotated
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends
 
+from afflux.payouts.compaction import ledger_behind
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.queries import unknown_campaign, unknown_creator
 from afflux.payouts.store import LedgerStore
@@ -38,6 +39,7 @@ __all__ = [
     "MetricsDep",
     "PrincipalDep",
     "ProducerDep",
+    "ReplayedDep",
     "StoreDep",
 ]
 
@@ -47,6 +49,23 @@ ProducerDep = Annotated[AIOKafkaProducer, Depends(started_dep("producer"))]
 DirectoryDep = Annotated[CampaignDirectory, Depends(state_dep("directory"))]
 ClockDep = Annotated[Clock, Depends(state_dep("clock"))]
 MetricsDep = Annotated[PayoutsMetrics, Depends(state_dep("metrics"))]
+
+
+async def replayed(store: StoreDep) -> None:
+    """503 while the ledger is rebuilt or its replay has not reached the topics' ends: a
+    half-replayed ledger answered a paid creator 404 (no postings yet), or a debt that is
+    none (the payout records, kept, read against the postings replayed so far)."""
+    why = await ledger_behind(store)
+    if why:
+        raise Problem(
+            503,
+            None,
+            f"the ledger cannot be read now: {why}; read again once it has replayed",
+            headers={"Retry-After": "30"},
+        )
+
+
+ReplayedDep = Depends(replayed)
 
 
 async def creator_reader(principal: PrincipalDep, affiliate_id: str) -> Principal:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from afflux.payouts import params, payout_records, reads, views
-from afflux.payouts.deps import ClockDep, CreatorReader, DirectoryDep, StoreDep
+from afflux.payouts.deps import ClockDep, CreatorReader, DirectoryDep, ReplayedDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import BalanceAnswer, LedgerAnswer, StatementAnswer
 from afflux.payouts.queries import (
@@ -29,7 +29,8 @@ from afflux.payouts.queries import (
     period_of_campaign,
 )
 
-router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+# A half-replayed ledger is not answered from (deps.replayed): 503 until it has replayed.
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, dependencies=[ReplayedDep])
 
 
 @router.get("/creators/{affiliate_id}/balance", response_model=BalanceAnswer)

@@ -18,6 +18,7 @@ from afflux.payouts.deps import (
     CampaignReader,
     CreatorReader,
     DirectoryDep,
+    ReplayedDep,
     StoreDep,
 )
 from afflux.payouts.errors import ERROR_RESPONSES
@@ -42,7 +43,8 @@ from afflux.payouts.store import LedgerStore
 from afflux.shared.core.access import Principal
 from afflux.shared.io.campaign_view import CampaignDirectory
 
-router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+# A half-replayed ledger is not answered from (deps.replayed): 503 until it has replayed.
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, dependencies=[ReplayedDep])
 
 
 async def _counts(

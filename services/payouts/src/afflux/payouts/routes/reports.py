@@ -19,6 +19,7 @@ from afflux.payouts.deps import (
     ClockDep,
     CreatorReader,
     DirectoryDep,
+    ReplayedDep,
     StoreDep,
 )
 from afflux.payouts.portal import brand_pages, creator_pages
@@ -26,7 +27,7 @@ from afflux.payouts.portal import brand_pages, creator_pages
 ReportId = Annotated[str, Path(min_length=1, max_length=200)]
 PeriodQuery = Annotated[str | None, Query(max_length=20)]
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], dependencies=[ReplayedDep])
 
 
 @router.get(
