@@ -77,8 +77,9 @@ class PayoutsSettings(WebhookSettings, CommonSettings):
     ledger_retention_days: int = Field(
         400,
         ge=1,
-        description="days after a period ends (or after a write to a period already over) "
-        "that its per-event facts (line records, applied event ids, click ids) are kept; "
+        description="days after a period closes to new facts (its end, plus the longest "
+        "window and lock of its terms; or after a write to a period already closed) that "
+        "its per-event facts (line records, applied event ids, click ids) are kept; "
         "postings, balances and KPIs stay",
     )
     ledger_compact_grace_days: int = Field(
