@@ -707,6 +707,9 @@ def test_a_conversion_the_ledger_refuses_is_named_in_its_orders_postings_answer(
     taken, refused, letters = asyncio.run(scenario())
 
     assert [p["kind"] for p in taken["postings"]] == ["accrual"]
+    (line,) = taken["lines"]  # the same, with its explanation in the campaign's currency
+    assert line["posting_ids"] == [taken["postings"][0]["posting_id"]]
+    assert "EUR" in line["explanation"]
     assert taken["refusals"] == []
     assert refused["postings"] == []
     (letter,) = letters

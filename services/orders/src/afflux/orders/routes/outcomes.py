@@ -97,6 +97,12 @@ class CampaignOutcome(BaseModel):
         description="the creators' journal postings for this order; null when the ledger "
         "was not asked or did not answer (postings_error says why)"
     )
+    lines: list[dict[str, Any]] | None = Field(
+        None,
+        description="the postings grouped by line, each with its explanation in the "
+        "campaign's currency (explanation: what earned it, each refund, clawback or cap "
+        "cut, and what it pays when); null when postings is",
+    )
     postings_error: str | None = None
     ledger_refusals: list[dict[str, Any]] = Field(
         [],
@@ -139,13 +145,14 @@ class LedgerAnswer(NamedTuple):
     postings: list[dict[str, Any]] | None
     error: str | None
     refusals: list[dict[str, Any]]
+    lines: list[dict[str, Any]] | None = None
 
 
 async def _postings(
     settings: OrdersSettings, campaign_id: str, order_id: str, affiliates: tuple[str, ...]
 ) -> LedgerAnswer:
     if not affiliates:
-        return LedgerAnswer([], None, [])
+        return LedgerAnswer([], None, [], [])
     if not settings.payouts_url:
         return LedgerAnswer(None, "the ledger was not asked: AFFLUX_PAYOUTS_URL is not set", [])
     token = settings.admin_token_value() or ""
@@ -162,10 +169,10 @@ async def _postings(
         answer.raise_for_status()
         body = answer.json()
         postings: list[dict[str, Any]] = body["postings"]
-        refusals = body.get("refusals", [])
-        if not isinstance(refusals, list):
-            raise ValueError("refusals is not a list")
-        return LedgerAnswer(postings, None, refusals)
+        refusals, lines = body.get("refusals", []), body.get("lines", [])
+        if not isinstance(refusals, list) or not isinstance(lines, list):
+            raise ValueError("refusals or lines is not a list")
+        return LedgerAnswer(postings, None, refusals, lines)
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         return LedgerAnswer(None, f"the ledger did not answer: {type(exc).__name__}", [])
 
@@ -210,6 +217,7 @@ async def order_outcome_route(
             | {
                 "truncated": found.truncated,
                 "postings": ledger.postings,
+                "lines": ledger.lines if ledger.postings is not None else None,
                 "postings_error": ledger.error,
                 "ledger_refusals": ledger.refusals,
                 "commission_refused_reason": commission_refused_reason(outcome, ledger.refusals),

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from afflux.payouts import params, reads, refused_conversions, snapshots, views
 from afflux.payouts.deps import AdminDep, ClockDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
-from afflux.payouts.models import PostingView
+from afflux.payouts.models import LineView, PostingView
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.journal.records import Posting, posting_from_json
 from afflux.shared.wire import compact_json
@@ -46,6 +46,11 @@ class OrderPostingsAnswer(BaseModel):
     order_id: str
     as_of: int
     postings: list[PostingView]
+    lines: list[LineView] = Field(
+        default_factory=list,
+        description="the postings grouped by line, each with its explanation in the "
+        "campaign's currency (what earned it, each refund, clawback or cap cut)",
+    )
     refusals: list[RefusedConversionView] = Field(
         default_factory=list,
         description="conversions of this order the ledger refused (dead-lettered): "
@@ -111,5 +116,6 @@ async def postings_of_order(
         "order_id": order_id,
         "as_of": at,
         "postings": [views.posting_view(p, at) for p in postings],
+        "lines": views.line_views(postings, at),
         "refusals": [asdict(r) for r in refusals],
     }
