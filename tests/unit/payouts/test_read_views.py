@@ -395,12 +395,19 @@ def test_an_agencys_override_of_a_declined_line_reads_declined_too() -> None:
     assert line_views([override, reversed_], L)[0]["status"] == "declined"
 
 
-def test_a_line_reattributed_before_approval_reads_reattributed_not_refunded() -> None:
+@pytest.mark.parametrize(
+    "said",
+    [
+        "reattributed: a later click, stream or survey answer won the order, before approval",
+        "reattributed to another click",  # as postings written before 2026-12-08 say it
+    ],
+)
+def test_a_line_reattributed_before_approval_reads_reattributed_not_refunded(said: str) -> None:
     moved = replace(
         CLAWBACK,
         posting_id="p7",
         kind="refund_reduction",
         component="refund",
-        rule="reduced before approval: sale: 10% of 10000; reattributed to another click",
+        rule=f"reduced before approval: sale: 10% of 10000; {said}",
     )
     assert line_views([ACCRUAL, moved], L - 1)[0]["status"] == "reattributed"

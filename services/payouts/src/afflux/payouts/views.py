@@ -15,6 +15,7 @@ from afflux.shared.core.engagement import ContentState
 from afflux.shared.core.journal.explain import explain_line
 from afflux.shared.core.journal.override_lines import REVERSED_BY_DECLINE
 from afflux.shared.core.journal.records import Posting
+from afflux.shared.core.journal.rules import OLD_REATTRIBUTED_RULE, REATTRIBUTED_RULE
 from afflux.shared.core.money import round_half_up
 from afflux.shared.core.terms import EmvValues
 
@@ -33,8 +34,10 @@ def line_status(postings: Sequence[Posting], amount: int, approve_at: int, as_of
         p.kind == "review_decline" or p.rule.startswith(REVERSED_BY_DECLINE) for p in postings
     ):  # the creator's line, or an agency's override of it
         return "declined"
-    if amount == 0 and any("reattributed to another click" in p.rule for p in postings):
-        return "reattributed"  # no refund: the order went to another creator's click
+    if amount == 0 and any(
+        REATTRIBUTED_RULE in p.rule or OLD_REATTRIBUTED_RULE in p.rule for p in postings
+    ):
+        return "reattributed"  # no refund: a later click, stream or survey answer won
     gross = sum(p.amount_minor for p in postings if p.component == "accrual")
     taken = -sum(
         p.amount_minor

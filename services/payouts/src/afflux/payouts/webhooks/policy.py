@@ -174,7 +174,7 @@ CREATOR_VIEWS: dict[str, CreatorView] = {
             "order_amount_minor",  # the amount its line's rule names
             "currency",
             "order_occurred_at",
-            "reason",  # refund, or reattributed ("reattributed to another click")
+            "reason",  # refund, or reattributed (a later click, stream or survey answer won)
         },
         withheld=frozenset(
             {

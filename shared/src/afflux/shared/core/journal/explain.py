@@ -235,7 +235,8 @@ def explain_posting(posting: Posting) -> str:
             )
         if "reattributed" in posting.rule:
             return (
-                f"taken back {amount} on {day(posting.occurred_at)}: reattributed to another click"
+                f"taken back {amount} on {day(posting.occurred_at)}: reattributed (a later"
+                " click, stream or survey answer won the order)"
             )
         by_item = " (pro rata per item)" if posting.rule.endswith(_PER_ITEM) else ""
         return f"taken back {amount}: refund on {day(posting.occurred_at)}, after approval{by_item}"

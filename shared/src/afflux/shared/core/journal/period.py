@@ -916,7 +916,7 @@ def _why(record: LineRecord, name: str, posted: int, target: int) -> str:
             if r.reversal_id == reversal
         ]
         if found and found[0][0].reason == rules.REATTRIBUTED:
-            return "clawback: reattributed to another click after approval"
+            return f"clawback: {rules.REATTRIBUTED_RULE}, after approval"
         amount = found[0][1] if found else 0  # what it takes of the order, capped
         c = record.conversion
         # As a refund before approval says it (journal.rules): priced per item it named,

@@ -24,6 +24,11 @@ from afflux.shared.core.products import (
 from afflux.shared.core.terms import TermsVersion
 
 REATTRIBUTED = "reattributed"
+# How a line taken back by a reattribution says why: a later click, a creator's live
+# stream or a survey answer won the order (the line itself cannot tell which). Postings
+# written before 2026-12-08 say "reattributed to another click"; readers match both.
+REATTRIBUTED_RULE = "reattributed: a later click, stream or survey answer won the order"
+OLD_REATTRIBUTED_RULE = "reattributed to another click"
 CLAWED_BACK = ("sale", "renewal")  # the kinds a refund after approval takes back from
 
 
@@ -144,7 +149,7 @@ def reductions(record: LineRecord) -> Reductions:
         if refund.occurred_at >= approve_at:
             continue
         if refund.reason == REATTRIBUTED:
-            return Reductions(gross, (), ("reattributed to another click before approval",))
+            return Reductions(gross, (), (f"{REATTRIBUTED_RULE}, before approval",))
         before += share
         before_minor += amount
         by_item = by_item or refund_by_items(
