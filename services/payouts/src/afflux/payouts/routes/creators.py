@@ -27,6 +27,7 @@ from afflux.payouts.queries import (
     limit,
     period_of_any,
     period_of_campaign,
+    unknown_creator,
 )
 
 # A half-replayed ledger is not answered from (deps.replayed): 503 until it has replayed.
@@ -44,6 +45,10 @@ async def balance(
         cps = await creator_periods(store, affiliate_id)
         sums = await reads.creator_sums(store, affiliate_id, cps, at)
     paid = await payout_records.paid_of(store, affiliate_id)
+    if not sums and not paid:
+        # Indexed under a period by a fact the period's step then refused (a compacted
+        # period, a sum past the bound): no posting, no payout, the same 404 as a stranger.
+        raise unknown_creator(affiliate_id)
     return {"affiliate_id": affiliate_id, "as_of": at, "balances": views.balances(sums, paid)}
 
 
