@@ -682,7 +682,12 @@ def test_a_conversion_the_ledger_refuses_is_named_in_its_orders_postings_answer(
         consumer = ledger_consumer(infra, run, store, directory, producer)
         try:
             sales = encode_packed(
-                [_conversion(campaign, 1, NOV_15), _conversion(campaign, 2, NOV_15 + 1)]
+                [
+                    _conversion(campaign, 1, NOV_15),
+                    _conversion(campaign, 2, NOV_15 + 1),
+                    # Of a campaign nobody knows: dead-lettered, never noted (no outcome).
+                    _conversion(f"nowhere-{run}", 3, NOV_15),
+                ]
             )
             tp = TopicPartition("conversions", 0)
             await consumer._apply({tp: [_record(400, f"refused-{run}", sales)]})
@@ -698,6 +703,10 @@ def test_a_conversion_the_ledger_refuses_is_named_in_its_orders_postings_answer(
                     ).json()
                     for n in (1, 2)
                 ]
+            unknown = await redis.exists(
+                store.keys.refused_conversions(f"nowhere-{run}", "order-3")
+            )
+            assert unknown == 0
         finally:
             await producer.stop()
             await redis.aclose()  # type: ignore[attr-defined]
@@ -712,7 +721,8 @@ def test_a_conversion_the_ledger_refuses_is_named_in_its_orders_postings_answer(
     assert "EUR" in line["explanation"]
     assert taken["refusals"] == []
     assert refused["postings"] == []
-    (letter,) = letters
+    (letter,) = [x for x in letters if x.error_class == "CreatorSumOutOfRange"]
+    assert len(letters) == 2  # and the unknown campaign's, with no note
     (refusal,) = refused["refusals"]
     assert refusal["event_id"] == "ev-2"
     assert refusal["conversion_id"] == "conv-2"

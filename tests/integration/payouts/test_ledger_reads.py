@@ -791,6 +791,7 @@ async def test_a_statement_without_a_period_is_the_current_week_of_a_weekly_only
         "/v1/creators/anna/statement",
         "/v1/kpis/creators/anna",
         "/v1/kpis/campaigns/acme",
+        "/v1/campaigns/acme/orders/order-a1/postings?affiliate_id=anna",
     ],
 )
 async def test_money_reads_answer_503_while_the_ledger_is_rebuilt_or_replayed(
@@ -804,6 +805,7 @@ async def test_money_reads_answer_503_while_the_ledger_is_rebuilt_or_replayed(
     # The replay's mark: the topics' ends it must reach; the stored positions are behind.
     await redis.hset(keys.ledger("replay-until"), "conversions|0", 10**9)
     replaying = await ledger.http.get(path)
+    stranger = await ledger.http.get(path, headers={"authorization": "Bearer nope"})
     await redis.delete(keys.ledger("replay-until"))
     done = await ledger.http.get(path)
 
@@ -811,7 +813,9 @@ async def test_money_reads_answer_503_while_the_ledger_is_rebuilt_or_replayed(
     assert "being rebuilt" in rebuilding.json()["detail"][0]["reason"]
     assert rebuilding.headers["retry-after"] == "30"
     assert replaying.status_code == 503, replaying.text
-    assert "not replayed its topics yet" in replaying.json()["detail"][0]["reason"]
+    assert "replaying its topics after a rebuild" in replaying.json()["detail"][0]["reason"]
+    assert "conversions|0" not in replaying.text  # the replay's partitions are the operator's
+    assert stranger.status_code == 401, stranger.text  # authenticated first
     assert done.status_code == 200, done.text
 
 
@@ -825,7 +829,7 @@ async def test_a_creator_indexed_by_a_refused_fact_alone_is_404_like_a_stranger(
         keys.creator_index("ghost"), {creator_index_member("ghost", "acme", "2026-11"): 0}
     )
 
-    indexed = await ledger.problem("/v1/creators/ghost/balance", 404)
-    stranger = await ledger.problem("/v1/creators/nobody/balance", 404)
-
-    assert indexed["field"] == stranger["field"] == "affiliate_id"
+    for read in ("balance", "ledger", "statement"):
+        indexed = await ledger.problem(f"/v1/creators/ghost/{read}", 404)
+        stranger = await ledger.problem(f"/v1/creators/nobody/{read}", 404)
+        assert indexed["field"] == stranger["field"] == "affiliate_id", read

@@ -539,3 +539,13 @@ def test_a_review_of_a_conversion_a_correction_replaced_is_not_the_outcomes() ->
         converted("c2", "ben"),
     ]
     assert outcome_json(order_outcome(CID, ORDER, events))["review"] is None
+
+
+def test_a_refused_copy_of_the_live_event_the_ledger_applied_is_not_a_refusal_of_it() -> None:
+    """The same bytes on a wrong topic are refused under the live event id, while the
+    ledger holds the event's accrual: its creator is paid."""
+    outcome = order_outcome(CID, ORDER, [placed(), converted("c1", "ana")])
+    accrual = {"kind": "accrual", "amount_minor": 400, "source_event_ids": ["conv-ev-c1"]}
+
+    assert commission_refused_reason(outcome, [ledger_refusal("conv-ev-c1")], [accrual]) is None
+    assert commission_refused_reason(outcome, [ledger_refusal("conv-ev-c1")], []) is not None

@@ -463,8 +463,9 @@ class ConversionReversed(Envelope):
     order_occurred_at: TimeMs
     reason: Literal["refund", "reattributed"] = Field(
         "refund",
-        description="'reattributed': the whole remaining amount, because a correction gave the"
-        " order to another click (refund_id then holds the superseding conversion id)",
+        description="'reattributed': the whole remaining amount, because a correction (a later"
+        " click, a creator's live stream or a survey answer) gave the order to another winner"
+        " (refund_id then holds the superseding conversion id)",
     )
     items: tuple[RefundItem, ...] = Field(
         (), description="the refund's items, as the merchant named them"

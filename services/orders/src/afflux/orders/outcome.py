@@ -219,14 +219,21 @@ def refunded_minor(outcome: OrderOutcome) -> int:
 
 
 def commission_refused_reason(
-    outcome: OrderOutcome, ledger_refusals: Sequence[Mapping[str, Any]]
+    outcome: OrderOutcome,
+    ledger_refusals: Sequence[Mapping[str, Any]],
+    postings: Sequence[Mapping[str, Any]] | None = (),
 ) -> str | None:
     """The ledger's reason when it refused the live conversion (the refusal naming its
-    event id): its creator is then paid nothing for the order, though attribution named
-    them. A refusal of a replaced conversion or of a conflicting copy does not count."""
+    event id) and holds no posting of it: its creator is then paid nothing for the
+    order, though attribution named them. A refusal of a replaced conversion or of a
+    conflicting copy does not count, nor one of a copy of the live event the ledger had
+    applied (the same bytes on a wrong topic or partition, a redelivery after the period
+    was compacted): its postings name the event."""
     if outcome.decision is None:
         return None
     live = outcome.decision.event_id
+    if any(live in (p.get("source_event_ids") or ()) for p in postings or ()):
+        return None
     for refusal in ledger_refusals:
         if refusal.get("event_id") == live:
             reason = refusal.get("reason")

@@ -84,6 +84,9 @@ class _Read:
     journals: dict[str, list[Posting]]  # creator -> postings, seq order
 
 
+REBUILDING = "the ledger is being rebuilt"
+
+
 async def ledger_behind(store: LedgerStore) -> str:
     """Why no period may be compacted now ('' when none): a rebuild under way, or its
     replay not done (the ledger's stored positions behind the topics' ends as they were
@@ -99,7 +102,7 @@ async def ledger_behind(store: LedgerStore) -> str:
         pipe.exists(mark)
         rebuilding, marked = await pipe.execute()
     if rebuilding:
-        return "the ledger is being rebuilt"
+        return REBUILDING
     if not marked:
         return ""
     raw = await store.redis.hgetall(mark)

@@ -835,7 +835,9 @@ class LedgerConsumer:
         """A refused conversion noted under its order, for the order's outcome
         (``refused_conversions``). The dead letter is the record of it: a note Redis
         refuses is logged, and the ledger goes on."""
-        if not isinstance(event, ConversionAttributed):
+        if not isinstance(event, ConversionAttributed) or event.campaign_id not in self.directory:
+            # Only the orders of known campaigns have an outcome to tell: forged conversions
+            # of campaigns that do not exist would each leave a key for the retention.
             return
         now = self.clock()
         note = refused_conversions.refused(event, reason, error_class, now)

@@ -16,7 +16,7 @@ from typing import Annotated
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends
 
-from afflux.payouts.compaction import ledger_behind
+from afflux.payouts.compaction import REBUILDING, ledger_behind
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.queries import unknown_campaign, unknown_creator
 from afflux.payouts.store import LedgerStore
@@ -51,16 +51,19 @@ ClockDep = Annotated[Clock, Depends(state_dep("clock"))]
 MetricsDep = Annotated[PayoutsMetrics, Depends(state_dep("metrics"))]
 
 
-async def replayed(store: StoreDep) -> None:
+async def replayed(_: PrincipalDep, store: StoreDep) -> None:
     """503 while the ledger is rebuilt or its replay has not reached the topics' ends: a
     half-replayed ledger answered a paid creator 404 (no postings yet), or a debt that is
-    none (the payout records, kept, read against the postings replayed so far)."""
+    none (the payout records, kept, read against the postings replayed so far). After the
+    caller is authenticated (a request without a valid credential is the 401 it always
+    is), and without the replay's partitions and lag, which are the operator's."""
     why = await ledger_behind(store)
     if why:
+        what = why if why == REBUILDING else "it is replaying its topics after a rebuild"
         raise Problem(
             503,
             None,
-            f"the ledger cannot be read now: {why}; read again once it has replayed",
+            f"the ledger cannot be read now: {what}; read again once it has replayed",
             headers={"Retry-After": "30"},
         )
 

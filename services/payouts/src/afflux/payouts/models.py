@@ -49,7 +49,8 @@ class LineView(BaseModel):
     pending_minor: int
     approved_minor: int
     status: str = Field(
-        description="declined (in review), reattributed (to another creator's click),"
+        description="declined (in review), reattributed (a later click, stream or survey"
+        " answer won the order),"
         " refunded (refunds or clawbacks alone took it to nothing), else approved once the"
         " line's accrual is approved at as_of, or pending"
     )

@@ -7,8 +7,10 @@ it were paid. So each refusal is also noted under its order: one hash per campai
 order (``{co:<campaign>|<order>}:refused``, a slot of its own), a field per refused
 event id holding the event's conversion, creator, reason and exception class, at most
 ``MAX_PER_ORDER`` of them (a stream of forged copies cannot grow it without end), the
-key expiring after the ledger's retention. The dead letter stays the record of it: this
-note is what the order's postings answer adds (``refusals``).
+key expiring after the ledger's retention. Only conversions of campaigns the service
+knows are noted (an unknown campaign's order has no outcome to read): forged conversions
+of made-up campaigns would each have left a key. The dead letter stays the record of it:
+this note is what the order's postings answer adds (``refusals``).
 """
 
 from __future__ import annotations

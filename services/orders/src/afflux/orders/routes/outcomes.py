@@ -166,6 +166,10 @@ async def _postings(
                 params=[("affiliate_id", a) for a in affiliates],
                 headers={"Authorization": f"Bearer {token}"},
             )
+        if answer.status_code == 503:  # rebuilt or replaying: half its postings
+            return LedgerAnswer(
+                None, "the ledger cannot be read now (being rebuilt or replayed): ask again", []
+            )
         answer.raise_for_status()
         body = answer.json()
         postings: list[dict[str, Any]] = body["postings"]
@@ -220,7 +224,9 @@ async def order_outcome_route(
                 "lines": ledger.lines if ledger.postings is not None else None,
                 "postings_error": ledger.error,
                 "ledger_refusals": ledger.refusals,
-                "commission_refused_reason": commission_refused_reason(outcome, ledger.refusals),
+                "commission_refused_reason": commission_refused_reason(
+                    outcome, ledger.refusals, ledger.postings
+                ),
             }
         )
     return {"order_id": order_id, "outcomes": outcomes}

@@ -20,14 +20,15 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from afflux.payouts import params, reads, refused_conversions, snapshots, views
-from afflux.payouts.deps import AdminDep, ClockDep, StoreDep
+from afflux.payouts.deps import AdminDep, ClockDep, ReplayedDep, StoreDep
 from afflux.payouts.errors import ERROR_RESPONSES
 from afflux.payouts.models import LineView, PostingView
 from afflux.payouts.store import LedgerStore
 from afflux.shared.core.journal.records import Posting, posting_from_json
 from afflux.shared.wire import compact_json
 
-router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+# Half replayed, an order's postings read as none (deps.replayed): 503 until replayed.
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, dependencies=[ReplayedDep])
 MAX_AFFILIATES = 20
 _GLOB_SPECIAL = "\\*?[]"
 
