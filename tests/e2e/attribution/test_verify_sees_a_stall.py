@@ -57,7 +57,7 @@ def test_verify_reports_what_a_stall_changed_when_nothing_corrects_it(
     grace_s = max(p.terms.grace_seconds for p in faults.programs)
 
     def stall() -> None:
-        os.kill(broker.pid, signal.SIGSTOP)
+        stall(broker.pid)
         try:
             time.sleep(grace_s + 10)  # the fault is a duration: well past every grace
         finally:

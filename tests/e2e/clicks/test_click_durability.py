@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
 from afflux.cli.embedded import start_redis
-from afflux.cli.processes import Child, free_port
+from afflux.cli.processes import Child, free_port, stall
 from afflux.shared.core.terms import CampaignTerms
 from afflux.shared.io.campaign_publish import publish_terms
 from afflux.shared.io.http import tls as oneshot
@@ -229,7 +229,7 @@ async def test_every_acknowledged_click_survives_kill_9_under_load_and_in_a_brok
         await asyncio.to_thread(stack.start_clicks)
         await load.more(PROGRESS)
 
-        os.kill(stack.broker.pid, signal.SIGSTOP)
+        stall(stack.broker.pid)
         try:
             await load.more(PROGRESS)  # answered while the broker takes nothing
             stack.kill_clicks()
@@ -269,7 +269,7 @@ async def test_links_are_restored_after_redis_is_flushed_or_restarted_empty(
         # Flushed: with the broker stalled the restore cannot finish, so it can be watched.
         redis: Redis[bytes] = Redis.from_url(stack.redis_url)
         try:
-            os.kill(stack.broker.pid, signal.SIGSTOP)
+            stall(stack.broker.pid)
             try:
                 await redis.flushall()
                 await until(lambda: stack.health() == 503, "/healthz 503 while restoring")

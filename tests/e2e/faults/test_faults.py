@@ -160,7 +160,7 @@ def test_stalling_the_broker_longer_than_the_grace_changes_no_attribution(
     grace_s = max(p.terms.grace_seconds for p in faults.programs)
 
     def stall() -> None:
-        os.kill(broker.pid, signal.SIGSTOP)
+        stall(broker.pid)
         try:
             time.sleep(grace_s + 3)  # the fault is a duration: longer than every grace
         finally:

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from afflux.cli.brokers import BrokerKind, start_chosen_broker
-from afflux.cli.processes import Child, free_port
+from afflux.cli.processes import Child, free_port, stall
 from afflux.cli.scenario_checks import read_topic
 from afflux.orders.app import create_app
 from afflux.orders.settings import OrdersSettings
@@ -215,7 +215,7 @@ async def test_healthz_names_a_stalled_or_stopped_broker_and_recovers(
         async with httpx.AsyncClient(transport=transport, base_url="http://o") as http:
             assert await kafka_health(http, "ok") == 200  # idle: the broker answered a probe
 
-            os.kill(broker.pid, signal.SIGSTOP)
+            stall(broker.pid)
             try:
                 body, headers = signed_order("o-stalled")
                 order = asyncio.create_task(http.post("/v1/orders", content=body, headers=headers))
@@ -297,7 +297,7 @@ async def test_an_order_answered_503_in_a_stall_is_on_the_topic_only_as_sent(
             sent, headers = signed_order("o-stalled", amount_minor=100)
             changed, changed_headers = signed_order("o-stalled", amount_minor=500)
             assert broker.pid is not None
-            os.kill(broker.pid, signal.SIGSTOP)
+            stall(broker.pid)
             try:
                 stalled = await http.post("/v1/orders", content=sent, headers=headers)
                 refused = await http.post("/v1/orders", content=changed, headers=changed_headers)

@@ -15,7 +15,7 @@ import threading
 import time
 
 from afflux.cli.differential import DifferentialStack
-from afflux.cli.processes import Child
+from afflux.cli.processes import Child, stall
 from afflux.cli.workload import WORKLOAD_CAMPAIGNS, Progress
 from afflux.shared.io.kafka import create_topics
 
@@ -68,7 +68,7 @@ def kill(ds: DifferentialStack, name: str) -> None:
 def stall_broker(ds: DifferentialStack, seconds: float) -> None:
     broker = _infra(ds, "broker")
     with ds.fault(f"broker SIGSTOP {seconds:.0f}s"):
-        os.kill(broker.pid, signal.SIGSTOP)
+        stall(broker.pid)
         try:
             time.sleep(seconds)  # the fault is a duration
         finally:
@@ -84,7 +84,7 @@ def kill_clicks_during_stall(
     broker = _infra(ds, "broker")
     with ds.fault(f"clicks kill -9 during a broker SIGSTOP of {seconds:.0f}s"):
         began = time.monotonic()
-        os.kill(broker.pid, signal.SIGSTOP)
+        stall(broker.pid)
         restart: threading.Thread | None = None
         failed: list[BaseException] = []
 

@@ -242,3 +242,34 @@ def stop_together(children: Sequence[Child]) -> None:
     started = time.monotonic()
     for child in [c for c in children if c.terminate()]:
         child.reap(started + child.stop_timeout_s)
+
+
+def stall(pid: int, timeout_s: float = 10.0) -> None:
+    """SIGSTOP ``pid`` and return once every thread of it is stopped.
+
+    ``kill`` returns before a thread running on another core has taken the signal: a
+    request sent at once could still be read and answered by a broker thread in that
+    moment (a produce acknowledged "during" a stall, on a loaded machine). So the
+    threads' states are read back from ``/proc`` until each says stopped (``T``);
+    TimeoutError if they do not within ``timeout_s`` (the process is left stopped)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout_s
+    while not _all_threads_stopped(pid):
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"process {pid} not stopped {timeout_s}s after SIGSTOP")
+        time.sleep(0.005)
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    tasks = Path(f"/proc/{pid}/task")
+    try:
+        states = [_state((tasks / tid / "stat").read_text()) for tid in os.listdir(tasks)]
+    except FileNotFoundError:  # a thread ended between the listing and the read
+        return False
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
+def _state(stat: str) -> str:
+    # "pid (comm) S ...": the command may hold spaces and parentheses; the state follows
+    # the last closing parenthesis.
+    return stat.rpartition(")")[2].split()[0]
