@@ -439,3 +439,68 @@ def test_a_reviewed_line_re_ranked_after_its_decision_reads_the_re_rank_in_money
         "refunded 10.00 EUR of 49.99 EUR before approval, re-ranked among the period's "
         "sales (was 3.00 EUR)"
     )
+
+
+HELD = 2**53 - 1
+OVERRIDE_RULE = (
+    "override: 15% of ana's sale line (agency agx); held for review (self_referral): pending"
+    " until approved"
+)
+HELD_OVERRIDE = replace(
+    BASE,
+    posting_id="o1.1",
+    line_id="o1",
+    affiliate_id="agx",
+    kind="override",
+    line_kind="override",
+    amount_minor=150,
+    approve_at=HELD,
+    rule=OVERRIDE_RULE,
+)
+
+
+def test_an_agencys_override_of_an_approved_line_reads_approved_not_awaiting_a_decision() -> None:
+    """Approved, the override is accrued at its real date and its held accrual taken back
+    by a correction dated as held, posted after it: the line read "pending until a review
+    decision", even once paid."""
+    approved_at = T0 + 3 * DAY
+    accrued = replace(
+        HELD_OVERRIDE,
+        posting_id="o1.2",
+        seq=2,
+        approve_at=approved_at,
+        rule="override: 15% of ana's sale line (agency agx); approved in review by admin",
+    )
+    taken_back = replace(
+        HELD_OVERRIDE, posting_id="o1.3", seq=3, kind="override_correction", amount_minor=-150
+    )
+    postings = [HELD_OVERRIDE, accrued, taken_back]
+
+    words = explain_line(postings, approved_at + DAY)
+    (view,) = line_views(postings, approved_at + DAY)
+
+    assert words.endswith("pays 1.50 EUR, approved on 2026-11-28"), words
+    assert "review decision" not in words
+    assert (view["status"], view["approve_at"], view["approved_minor"]) == (
+        "approved",
+        approved_at,
+        150,
+    )
+
+
+def test_an_agencys_override_of_a_declined_line_reads_declined() -> None:
+    reversed_ = replace(
+        HELD_OVERRIDE,
+        posting_id="o1.2",
+        seq=2,
+        kind="override_correction",
+        amount_minor=-150,
+        rule="override reversed: ana's sale line declined in review by admin (self_referral):"
+        " fraud",
+    )
+    words = explain_line([HELD_OVERRIDE, reversed_], T0 + DAY)
+    (view,) = line_views([HELD_OVERRIDE, reversed_], T0 + DAY)
+
+    assert "declined in review by admin (self_referral): fraud" in words
+    assert words.endswith("pays 0.00 EUR, declined in review on 2026-11-25"), words
+    assert view["status"] == "declined"

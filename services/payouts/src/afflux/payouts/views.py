@@ -12,7 +12,7 @@ from typing import Any
 from afflux.shared.core import content_kpis as ck
 from afflux.shared.core.click_flags import BOT, CLICK_FLAGS
 from afflux.shared.core.engagement import ContentState
-from afflux.shared.core.journal.explain import explain_line
+from afflux.shared.core.journal.explain import explain_line, standing_accruals
 from afflux.shared.core.journal.override_lines import REVERSED_BY_DECLINE
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.journal.rules import OLD_REATTRIBUTED_RULE, REATTRIBUTED_RULE
@@ -125,7 +125,7 @@ def _line_view(postings: list[Posting], as_of: int) -> dict[str, Any]:
     # The line's own date and rule: its accrual's (a clawback is dated at its refund), not
     # a move's: a line approved in review is re-accrued at the decision and its held
     # accrual taken back ("moved", dated as held), which read as still awaiting a decision.
-    standing = [p for p in accruals if p.kind != "moved"] or accruals
+    standing = standing_accruals(accruals, passed_over=("moved",))
     own = [p for p in postings if not p.component.startswith("clawback")] or postings
     approve_at = (standing[-1] if standing else own[-1]).approve_at
     amount = sum(p.amount_minor for p in postings)

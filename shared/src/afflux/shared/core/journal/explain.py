@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from afflux.shared.core.journal.override_lines import REVERSED_BY_DECLINE
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import CURRENCY_EXPONENTS, Money
 from afflux.shared.core.review import HELD_UNTIL
@@ -253,6 +254,30 @@ def _signed(amount_minor: int, currency: str) -> str:
     return sign + money(abs(amount_minor), currency)
 
 
+def standing_accruals(
+    accruals: Sequence[Posting], passed_over: tuple[str, ...] = ("moved", "review_decline")
+) -> list[Posting]:
+    """The accrual postings that give a line its own words and date: not a review's
+    corrections (``passed_over``), and of the dates that still hold money. An agency's
+    override follows a held line with postings of its own kinds: approved, its held
+    accrual is taken back by an ``override_correction`` dated as held, posted after the
+    accrual at the real date, and the line read "pending until a review decision" even
+    once paid. A line taken to nothing at every date keeps the postings it had."""
+    kept = [p for p in accruals if p.kind not in passed_over] or list(accruals)
+    held: dict[int, int] = {}
+    for p in accruals:
+        held[p.approve_at] = held.get(p.approve_at, 0) + p.amount_minor
+    return [p for p in kept if held[p.approve_at]] or kept
+
+
+def declines(postings: Sequence[Posting]) -> list[Posting]:
+    """The postings that took a line back in review: a creator line's ``review_decline``,
+    an agency override's correction reversing it with its creator's line."""
+    return [
+        p for p in postings if p.kind == "review_decline" or p.rule.startswith(REVERSED_BY_DECLINE)
+    ]
+
+
 def explain_line(postings: Sequence[Posting], as_of: int) -> str:
     """What a line's postings amount to: what earned it, where from, then each change
     (refunds, clawbacks, caps) once, then the total and when it is approved."""
@@ -264,10 +289,12 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
     # The line's own words and date: its standing accrual's, not a review's corrections
     # (a held accrual taken back is "moved", dated as held: the line read "pending until a
     # review decision" after it was approved), as views._line_view takes them.
-    standing = [p for p in accruals if p.kind not in ("moved", "review_decline")] or accruals
-    declined = [p for p in postings if p.kind == "review_decline"]
+    standing = standing_accruals(accruals)
+    declined = declines(postings)
     rule = (standing[-1] if standing else first).rule
-    if declined:  # the held words ("pending until approved") no longer hold: the decline's do
+    if declined and declined[-1].kind == "review_decline":
+        # The held words ("pending until approved") no longer hold: the decline's do (an
+        # override's reversal already says its creator's line was declined, and why).
         rule = re.sub(r"; (?:held for|approved in) .*$", "", rule) + "; " + declined[-1].rule
     refund = sum(p.amount_minor for p in postings if p.component == "refund")
     if refund < 0 and not _REFUND_NOTE.search(rule):
