@@ -504,3 +504,21 @@ def test_an_agencys_override_of_a_declined_line_reads_declined() -> None:
     assert "declined in review by admin (self_referral): fraud" in words
     assert words.endswith("pays 0.00 EUR, declined in review on 2026-11-25"), words
     assert view["status"] == "declined"
+
+
+def test_an_override_cut_by_the_agencys_cap_names_the_cut() -> None:
+    accrued = replace(HELD_OVERRIDE, approve_at=T0, rule="override: 20% of cara's sale line")
+    cut = replace(
+        accrued,
+        posting_id="o1.2",
+        seq=2,
+        kind="cap_cut",
+        component="cap:override",
+        amount_minor=-54,
+        rule="cut: the agency's override cap is used up by earlier overrides of the period",
+    )
+
+    words = explain_line([accrued, cut], T0)
+
+    assert "cut by 0.54 EUR (the agency's override cap)" in words, words
+    assert words.endswith("pays 0.96 EUR, approved on 2026-11-25"), words

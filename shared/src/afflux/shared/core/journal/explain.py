@@ -18,6 +18,7 @@ from decimal import Decimal
 from afflux.shared.core.journal.override_lines import REVERSED_BY_DECLINE
 from afflux.shared.core.journal.records import Posting
 from afflux.shared.core.money import CURRENCY_EXPONENTS, Money
+from afflux.shared.core.overrides import OVERRIDE_CAP
 from afflux.shared.core.review import HELD_UNTIL
 
 
@@ -254,6 +255,15 @@ def _signed(amount_minor: int, currency: str) -> str:
     return sign + money(abs(amount_minor), currency)
 
 
+# Each cap a line's pay can be cut by, as its explanation names it: an agency's override
+# is cut by the agency's override cap (its line read 20 % of 10.00 paying 1.46, no reason).
+_CAPS = (
+    ("cap:creator", "the creator's cap"),
+    ("cap:campaign", "the campaign's budget"),
+    (OVERRIDE_CAP, "the agency's override cap"),
+)
+
+
 def standing_accruals(
     accruals: Sequence[Posting], passed_over: tuple[str, ...] = ("moved", "review_decline")
 ) -> list[Posting]:
@@ -334,10 +344,9 @@ def explain_line(postings: Sequence[Posting], as_of: int) -> str:
         net = sum(p.amount_minor for p in parts_of)
         if net:
             parts.append(explain_posting(replace(parts_of[0], amount_minor=net)))
-    for scope in ("cap:creator", "cap:campaign"):
+    for scope, who in _CAPS:
         cut = sum(p.amount_minor for p in postings if p.component == scope)
         if cut < 0:
-            who = "the creator's cap" if scope == "cap:creator" else "the campaign's budget"
             parts.append(f"cut by {money(-cut, c)} ({who})")
     total = sum(p.amount_minor for p in postings)
     own = [p for p in postings if not p.component.startswith("clawback")] or list(postings)
