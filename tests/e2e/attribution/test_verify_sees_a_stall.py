@@ -19,6 +19,7 @@ import pytest
 
 from afflux.cli.fault_stack import FaultStack
 from afflux.cli.processes import free_port
+from afflux.cli.processes import stall as stall_broker
 from afflux.cli.stack import Stack, StackOptions
 from afflux.cli.traffic import Program
 from afflux.shared.campaign_file import load_campaign_file
@@ -57,7 +58,7 @@ def test_verify_reports_what_a_stall_changed_when_nothing_corrects_it(
     grace_s = max(p.terms.grace_seconds for p in faults.programs)
 
     def stall() -> None:
-        stall(broker.pid)
+        stall_broker(broker.pid)
         try:
             time.sleep(grace_s + 10)  # the fault is a duration: well past every grace
         finally:

@@ -23,6 +23,7 @@ import pytest
 from afflux.cli.creator_traffic import missing_creator_traffic
 from afflux.cli.fault_stack import FaultStack
 from afflux.cli.processes import free_port
+from afflux.cli.processes import stall as stall_broker
 from afflux.cli.scenario_checks import read_topic_sync
 from afflux.cli.traffic import Tally
 from afflux.orders.signing import sign
@@ -160,7 +161,7 @@ def test_stalling_the_broker_longer_than_the_grace_changes_no_attribution(
     grace_s = max(p.terms.grace_seconds for p in faults.programs)
 
     def stall() -> None:
-        stall(broker.pid)
+        stall_broker(broker.pid)
         try:
             time.sleep(grace_s + 3)  # the fault is a duration: longer than every grace
         finally:

@@ -27,7 +27,6 @@ import pytest
 from ledger_app import directory_of, payouts_http, sale_fact
 
 from afflux.cli.scenario_checks import read_topic
-from afflux.payouts.keys import creator_index_member
 from afflux.payouts.metrics import PayoutsMetrics
 from afflux.payouts.store import Applied, Batch, ClickItem, LedgerStore
 from afflux.shared.core.commission import ConversionFact, RefundFact
@@ -817,19 +816,3 @@ async def test_money_reads_answer_503_while_the_ledger_is_rebuilt_or_replayed(
     assert "conversions|0" not in replaying.text  # the replay's partitions are the operator's
     assert stranger.status_code == 401, stranger.text  # authenticated first
     assert done.status_code == 200, done.text
-
-
-async def test_a_creator_indexed_by_a_refused_fact_alone_is_404_like_a_stranger(
-    ledger: Ledger,
-) -> None:
-    """A fact the period's step refused (a compacted period) left its creator in the
-    creator index; the balance then answered 200 with no balances instead of 404."""
-    redis, keys = ledger.store.redis, ledger.store.keys
-    await redis.zadd(
-        keys.creator_index("ghost"), {creator_index_member("ghost", "acme", "2026-11"): 0}
-    )
-
-    for read in ("balance", "ledger", "statement"):
-        indexed = await ledger.problem(f"/v1/creators/ghost/{read}", 404)
-        stranger = await ledger.problem(f"/v1/creators/nobody/{read}", 404)
-        assert indexed["field"] == stranger["field"] == "affiliate_id", read

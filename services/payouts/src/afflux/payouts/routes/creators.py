@@ -27,9 +27,7 @@ from afflux.payouts.queries import (
     limit,
     period_of_any,
     period_of_campaign,
-    unknown_creator,
 )
-from afflux.payouts.store import LedgerStore
 
 # A half-replayed ledger is not answered from (deps.replayed): 503 until it has replayed.
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, dependencies=[ReplayedDep])
@@ -46,10 +44,6 @@ async def balance(
         cps = await creator_periods(store, affiliate_id)
         sums = await reads.creator_sums(store, affiliate_id, cps, at)
     paid = await payout_records.paid_of(store, affiliate_id)
-    if not sums and not paid:
-        # Indexed under a period by a fact the period's step then refused (a compacted
-        # period, a sum past the bound): no posting, no payout, the same 404 as a stranger.
-        raise unknown_creator(affiliate_id)
     return {"affiliate_id": affiliate_id, "as_of": at, "balances": views.balances(sums, paid)}
 
 
@@ -77,8 +71,6 @@ async def ledger(
         period_of_any(directory, (c for c, _ in await creator_periods(store, affiliate_id)), wanted)
     cursor_within(after, cps)
     postings, following = await reads.postings_page(store, affiliate_id, cps, after, size)
-    if not postings and after is None and await _no_ledger(store, affiliate_id):
-        raise unknown_creator(affiliate_id)
     return {
         "affiliate_id": affiliate_id,
         "as_of": at,
@@ -111,8 +103,6 @@ async def statement(
     )
     cps = [(cid, p) for cid, p in everywhere if p == wanted]
     postings = await reads.period_postings(store, affiliate_id, cps)
-    if not postings and await _no_ledger(store, affiliate_id):
-        raise unknown_creator(affiliate_id)
     campaigns = sorted({cid for cid, _ in everywhere})
     return {
         "affiliate_id": affiliate_id,
@@ -127,16 +117,3 @@ async def statement(
             store, affiliate_id, cps, lambda c: directory.versions(c) if c in directory else ()
         ),
     }
-
-
-async def _no_ledger(store: LedgerStore, affiliate_id: str) -> bool:
-    """Whether the creator has no posting and no payout anywhere, though the creator
-    index names them (a fact its period's step then refused, such as one for a compacted
-    period): such a creator answers the 404 a stranger does. Asked only when a read
-    found nothing, so it costs the reads that find something nothing."""
-    if await store.creator_sums.known(affiliate_id):
-        return False
-    if await payout_records.paid_of(store, affiliate_id):
-        return False
-    cps = await reads.creator_periods(store, affiliate_id)
-    return not await reads.creator_sums(store, affiliate_id, cps, 0)
